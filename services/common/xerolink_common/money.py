@@ -1,0 +1,47 @@
+"""Money helpers: amounts are integer hundredths ("cents"); Xero's JSON wants decimal
+strings. Nothing here touches float."""
+
+from __future__ import annotations
+
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+
+CENT = Decimal("0.01")
+
+
+def cents_to_decimal(units: int) -> Decimal:
+    """12345 -> Decimal('123.45'), exact."""
+    return (Decimal(units) / 100).quantize(CENT)
+
+
+def cents_to_str(units: int) -> str:
+    """12345 -> '123.45'; the form Xero's JSON accepts for amounts."""
+    return str(cents_to_decimal(units))
+
+
+def decimal_to_cents(value: Decimal | str | int) -> int:
+    """Decimal('123.45') -> 12345. Refuses anything finer than a cent instead of rounding it
+    silently: Xero stores totals in cents, so a sub-cent amount is a caller error."""
+    amount = parse_decimal(value)
+    cents = amount * 100
+    if cents != cents.to_integral_value():
+        raise ValueError(f"{value!s} has more than two decimal places")
+    return int(cents)
+
+
+def parse_decimal(value: Decimal | str | int) -> Decimal:
+    """Parses a decimal string strictly: no floats, no NaN, no infinity, no exponent tricks."""
+    if isinstance(value, float):  # pragma: no cover - guarded by types; a float is a bug
+        raise TypeError("money is never a float")
+    try:
+        amount = value if isinstance(value, Decimal) else Decimal(str(value).strip())
+    except InvalidOperation as exc:
+        raise ValueError(f"{value!r} is not a decimal number") from exc
+    if not amount.is_finite():
+        raise ValueError(f"{value!r} is not a finite number")
+    return amount
+
+
+def round_to_cents(value: Decimal) -> int:
+    """Rounds half away from zero to whole cents (the convention Xero documents for line
+    amounts); used only where a rate or quantity makes rounding unavoidable."""
+    return int((value * 100).quantize(Decimal(1), rounding=ROUND_HALF_UP))
