@@ -122,16 +122,17 @@ def bench_unary(
 
 
 def stage_timings(requests: list[mapper_pb2.MapTransactionRequest]) -> dict[str, float]:
-    """Microseconds per transaction in each stage of the server's mapping path, in process."""
+    """CPU microseconds per transaction in each stage of the server's mapping path, in process
+    (CPU time rather than wall time, so other load on the machine disturbs it less)."""
     context = samples.demo_context(PROFILE)
     wire = mapper_pb2.StreamMapTransactionsRequest(requests=requests, context=context).SerializeToString()
     n = len(requests)
     out: dict[str, float] = {}
 
     def timed(name: str, fn: Callable[[], object]) -> object:
-        started = time.perf_counter()
+        started = time.process_time()
         value = fn()
-        out[name] = (time.perf_counter() - started) / n * 1e6
+        out[name] = (time.process_time() - started) / n * 1e6
         return value
 
     message = timed("parse request (upb)", lambda: mapper_pb2.StreamMapTransactionsRequest.FromString(wire))
@@ -194,16 +195,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.transactions, args.unary, args.profile = 2_000, 300, 0
     print(f"mapper throughput on loopback, {os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
+    # Other work on the machine shares the same cores: show how busy it was.
+    print("load average before: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
     for processes in [int(p) for p in args.stream_processes.split(",")]:
         run_server_benchmarks(args, processes)
     for name in args.workloads.split(","):
         requests = workload(name, min(args.transactions, 10_000))
-        print(f"\n== where the time goes, workload {name} (in process, microseconds per transaction)")
+        print(f"\n== where the time goes, workload {name} (in process, CPU microseconds per transaction)")
         for stage, micros in stage_timings(requests).items():
             print(f"  {stage:<26} {micros:7.1f}")
         if args.profile:
             print(f"cProfile of map_many, top {args.profile} by own time:")
             print(profile_top(requests, args.profile))
+    print("load average after: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
     return 0
 
 
