@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import signal
 from collections.abc import Iterator
 
 import grpc
@@ -228,5 +231,25 @@ def test_a_stream_message_that_is_not_a_request_is_invalid_argument(processes: i
         with pytest.raises(grpc.RpcError) as caught:
             _stream_answers(f"127.0.0.1:{mapper.port}", [b"\xff\xff\xff"])
         assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    finally:
+        mapper.stop(0)
+
+
+def test_a_dead_stream_worker_fails_that_stream_as_unavailable_and_the_next_one_works() -> None:
+    before = {child.pid for child in multiprocessing.active_children()}
+    mapper = start("127.0.0.1:0", max_workers=2, stream_processes=1)
+    try:
+        message = mapper_pb2.StreamMapTransactionsRequest(
+            requests=[mapper_pb2.MapTransactionRequest(transaction=samples.client_bill())],
+            context=samples.demo_context(),
+        ).SerializeToString()
+        (worker,) = [child for child in multiprocessing.active_children() if child.pid not in before]
+        os.kill(worker.pid, signal.SIGKILL)  # type: ignore[arg-type]
+        worker.join(timeout=10)
+        with pytest.raises(grpc.RpcError) as caught:
+            _stream_answers(f"127.0.0.1:{mapper.port}", [message])
+        assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+        (answer,) = _stream_answers(f"127.0.0.1:{mapper.port}", [message])
+        assert answer.results[0].response.decision.supported
     finally:
         mapper.stop(0)

@@ -48,60 +48,87 @@ def _checked(result: bytes | None) -> bytes:
     return result
 
 
+def _worker_died() -> Exception:
+    return unavailable("MAPPER_WORKERS_UNAVAILABLE", "a mapping worker process died; retry the stream")
+
+
 class StreamMapper:
     """Maps the messages of one stream after another, in this thread or in worker processes."""
 
     def __init__(self, processes: int = 0) -> None:
         self.processes = processes
+        self._lock = threading.Lock()
+        self._pool = self._new_pool() if processes > 0 else None
+
+    def _new_pool(self) -> ProcessPoolExecutor:
         # Spawned, not forked: a forked child of a process running gRPC threads is unsafe.
-        self._pool = (
-            ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn")) if processes > 0 else None
-        )
-        if self._pool is not None:
-            # Start the workers now (importing the mapper takes a moment), not on the first request.
-            for done in [self._pool.submit(map_stream_message, b"") for _ in range(processes)]:
-                done.result()
+        pool = ProcessPoolExecutor(self.processes, mp_context=multiprocessing.get_context("spawn"))
+        # Start the workers now (importing the mapper takes a moment), not on the first request.
+        for started in [pool.submit(map_stream_message, b"") for _ in range(self.processes)]:
+            started.result()
+        return pool
+
+    def _replace_broken(self, broken: ProcessPoolExecutor) -> None:
+        """A dead worker breaks its pool for good: the next stream gets a fresh one."""
+        with self._lock:
+            if self._pool is broken:
+                log.warning("a stream worker process died; starting a new pool")
+                broken.shutdown(wait=False, cancel_futures=True)
+                self._pool = self._new_pool()
 
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
 
     def responses(self, messages: Iterator[bytes]) -> Iterator[bytes]:
-        if self._pool is None:
+        pool = self._pool
+        if pool is None:
             for raw in messages:
                 yield _checked(map_stream_message(raw))
             return
-        yield from self._pooled(messages, self._pool)
+        try:
+            yield from self._pooled(messages, pool)
+        except BrokenProcessPool as exc:
+            self._replace_broken(pool)
+            raise _worker_died() from exc
 
     def _pooled(self, messages: Iterator[bytes], pool: ProcessPoolExecutor) -> Iterator[bytes]:
         # A reader thread submits messages as they arrive, so a client that waits for each answer
         # before sending the next is never blocked on; the bounded queue is the backpressure.
         pending: queue.Queue[Future[bytes | None] | BaseException | None] = queue.Queue(maxsize=2 * self.processes)
+        finished = threading.Event()
+
+        def put(item: Future[bytes | None] | BaseException | None) -> bool:
+            # Never block for good: the consumer stops reading when the call ends early.
+            while not finished.is_set():
+                try:
+                    pending.put(item, timeout=0.2)
+                    return True
+                except queue.Full:
+                    continue
+            return False
 
         def read() -> None:
             try:
                 for raw in messages:
-                    pending.put(pool.submit(map_stream_message, raw))
-            except BaseException as exc:  # the call was cancelled or the pool is broken
-                pending.put(exc)
+                    if not put(pool.submit(map_stream_message, raw)):
+                        return
+            except BaseException as exc:  # the call was cancelled, or the pool is broken
+                put(exc)
             finally:
-                pending.put(None)
+                put(None)
 
-        reader = threading.Thread(target=read, name="stream-reader", daemon=True)
-        reader.start()
-        while (item := pending.get()) is not None:
-            if isinstance(item, BrokenProcessPool):
-                raise unavailable("MAPPER_WORKERS_UNAVAILABLE", "a mapping worker process died; retry the stream")
-            if isinstance(item, BaseException):
-                log.info("stream ended early: %s", item)
-                return
-            try:
-                result = item.result()
-            except BrokenProcessPool as exc:
-                raise unavailable(
-                    "MAPPER_WORKERS_UNAVAILABLE", "a mapping worker process died; retry the stream"
-                ) from exc
-            yield _checked(result)
+        threading.Thread(target=read, name="stream-reader", daemon=True).start()
+        try:
+            while (item := pending.get()) is not None:
+                if isinstance(item, BrokenProcessPool):
+                    raise item
+                if isinstance(item, BaseException):
+                    log.info("stream ended early: %s", item)
+                    return
+                yield _checked(item.result())
+        finally:
+            finished.set()
 
 
 __all__ = ["StreamMapper", "map_stream_message"]
