@@ -78,14 +78,33 @@ def _actionstep_amounts(tx: Transaction) -> list[int]:
     return [amount.cents] * (2 if tx.kind is Kind.INVOICE_PAID_FROM_TRUST else 1)
 
 
+@st.composite
+def in_any_currency(draw: st.DrawFn) -> Transaction:
+    """A transaction in the base currency, or (extended profile) in a foreign one with its rate."""
+    tx = draw(transactions())
+    if draw(st.booleans()):
+        rate = draw(st.decimals(min_value="0.0001", max_value="10000", places=4))
+        tx.header = replace(
+            tx.header, currency_code=draw(st.sampled_from(["USD", "NZD", "GBP"])), currency_rate=str(rate)
+        )
+    return tx
+
+
 @settings(settings.get_profile("mapper"))
-@given(transactions())
+@given(in_any_currency())
 def test_xero_operations_carry_the_actionstep_total_to_the_cent(tx: Transaction) -> None:
     outcome = map_transaction(tx, EXTENDED)
 
     assert outcome.decision.supported
     assert [_money_of(op) for op in outcome.operations] == _actionstep_amounts(tx)
     assert outcome.total == _actionstep_amounts(tx)[0]
+    # Foreign amounts stay in their own currency's cents; the rate travels with the documents.
+    assert outcome.currency_code == tx.header.currency_code
+    for op in outcome.operations:
+        if isinstance(op.body, Invoice | CreditNote | BankTransaction):
+            assert (op.body.currency_code, op.body.currency_rate) == (tx.header.currency_code, tx.header.currency_rate)
+        if isinstance(op.body, Payment):
+            assert op.body.currency_rate == tx.header.currency_rate
 
 
 def _tax_type(tx: Transaction, code: str) -> str:
@@ -228,7 +247,7 @@ def _proto_money_of(op: Any) -> int:
 
 
 @settings(settings.get_profile("mapper"))
-@given(transactions())
+@given(in_any_currency())
 def test_the_wire_response_carries_the_wire_request_total_to_the_cent(tx: Transaction) -> None:
     request = mapper_pb2.MapTransactionRequest(
         transaction=to_proto(tx), context=samples.demo_context(mapper_pb2.POLICY_PROFILE_EXTENDED)
