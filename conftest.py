@@ -4,4 +4,4 @@ import pytest
 
 pytest.register_assert_rewrite("tests.fixtures")
 
-pytest_plugins = ["tests.fixtures.postgres", "tests.fixtures.processes"]
+pytest_plugins = ["tests.fixtures.postgres", "tests.fixtures.processes", "tests.fixtures.services"]
