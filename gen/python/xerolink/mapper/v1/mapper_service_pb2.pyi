@@ -153,6 +153,26 @@ class MappingContext(_message.Message):
         def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
         def WhichOneof(self, oneof_group: _Never) -> None: ...
 
+    @_typing.final
+    class PurchaseTaxCodeMapEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     PROFILE_FIELD_NUMBER: _builtins.int
     LINKED_DIVISION_ID_FIELD_NUMBER: _builtins.int
     CONNECTED_AT_FIELD_NUMBER: _builtins.int
@@ -163,6 +183,8 @@ class MappingContext(_message.Message):
     ACCOUNT_ALLOCATION_FIELD_NUMBER: _builtins.int
     TAX_CODE_MAP_FIELD_NUMBER: _builtins.int
     CHART_FIELD_NUMBER: _builtins.int
+    PURCHASE_TAX_CODE_MAP_FIELD_NUMBER: _builtins.int
+    PRE_INTEGRATION_BACKFILL_FIELD_NUMBER: _builtins.int
     profile: Global___PolicyProfile.ValueType
     linked_division_id: _builtins.int
     """The single Actionstep division linked to the Xero organisation."""
@@ -173,6 +195,10 @@ class MappingContext(_message.Message):
     accounting_method: Global___AccountingMethod.ValueType
     general_retainers_configured: _builtins.bool
     """General retainers are configured in Actionstep."""
+    pre_integration_backfill: _builtins.bool
+    """The caller is backfilling open client bills (and their payments) that predate the
+    connection: the pre-integration condition does not apply to those two kinds.
+    """
     @_builtins.property
     def connected_at(self) -> _timestamp_pb2.Timestamp:
         """When the integration was connected; transactions posted before it are pre-integration."""
@@ -183,11 +209,20 @@ class MappingContext(_message.Message):
 
     @_builtins.property
     def tax_code_map(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
-        """Actionstep tax code -> Xero TaxType, e.g. "GST" -> "OUTPUT"."""
+        """Actionstep tax code -> Xero TaxType, e.g. "GST" -> "OUTPUT".
+        The sales side: client bills, credit notes, bank deposits, credit lines of general journals.
+        """
 
     @_builtins.property
     def chart(self) -> _containers.RepeatedCompositeFieldContainer[Global___ChartAccount]:
         """The organisation's chart; when given, every account code is checked against it."""
+
+    @_builtins.property
+    def purchase_tax_code_map(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Actionstep tax code -> Xero TaxType on the purchase side: supplier invoices and credits,
+        bank withdrawals, debit lines of general journals (e.g. "GST" -> "INPUT"). One Actionstep
+        code means OUTPUT on sales and INPUT on purchases; there is no fallback between the maps.
+        """
 
     def __init__(
         self,
@@ -202,10 +237,12 @@ class MappingContext(_message.Message):
         account_allocation: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         tax_code_map: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         chart: _abc.Iterable[Global___ChartAccount] | None = ...,
+        purchase_tax_code_map: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        pre_integration_backfill: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["connected_at", b"connected_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_allocation", b"account_allocation", "accounting_method", b"accounting_method", "base_currency_code", b"base_currency_code", "chart", b"chart", "connected_at", b"connected_at", "general_retainers_configured", b"general_retainers_configured", "linked_division_id", b"linked_division_id", "multi_currency_database", b"multi_currency_database", "profile", b"profile", "tax_code_map", b"tax_code_map"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_allocation", b"account_allocation", "accounting_method", b"accounting_method", "base_currency_code", b"base_currency_code", "chart", b"chart", "connected_at", b"connected_at", "general_retainers_configured", b"general_retainers_configured", "linked_division_id", b"linked_division_id", "multi_currency_database", b"multi_currency_database", "pre_integration_backfill", b"pre_integration_backfill", "profile", b"profile", "purchase_tax_code_map", b"purchase_tax_code_map", "tax_code_map", b"tax_code_map"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -335,28 +372,66 @@ class MapResult(_message.Message):
     INDEX_FIELD_NUMBER: _builtins.int
     RESPONSE_FIELD_NUMBER: _builtins.int
     ERROR_FIELD_NUMBER: _builtins.int
+    PRECONDITION_VIOLATIONS_FIELD_NUMBER: _builtins.int
     index: _builtins.int
     """Position of the item in its request."""
     @_builtins.property
     def response(self) -> Global___MapTransactionResponse: ...
     @_builtins.property
     def error(self) -> _errors_pb2.ItemError: ...
+    @_builtins.property
+    def precondition_violations(self) -> _containers.RepeatedCompositeFieldContainer[Global___PreconditionViolation]:
+        """With an error of code 9 (FAILED_PRECONDITION): what is missing, as the unary call's
+        google.rpc.PreconditionFailure would say it.
+        """
+
     def __init__(
         self,
         *,
         index: _builtins.int = ...,
         response: Global___MapTransactionResponse | None = ...,
         error: _errors_pb2.ItemError | None = ...,
+        precondition_violations: _abc.Iterable[Global___PreconditionViolation] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "outcome", b"outcome", "response", b"response"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "index", b"index", "outcome", b"outcome", "response", b"response"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "index", b"index", "outcome", b"outcome", "precondition_violations", b"precondition_violations", "response", b"response"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_outcome: _TypeAlias = _typing.Literal["response", "error"]  # noqa: Y015
     _WhichOneofArgType_outcome: _TypeAlias = _typing.Literal["outcome", b"outcome"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_outcome) -> _WhichOneofReturnType_outcome | None: ...
 
 Global___MapResult: _TypeAlias = MapResult  # noqa: Y015
+
+@_typing.final
+class PreconditionViolation(_message.Message):
+    """One unmet precondition, in the shape of google.rpc.PreconditionFailure.Violation."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TYPE_FIELD_NUMBER: _builtins.int
+    SUBJECT_FIELD_NUMBER: _builtins.int
+    DESCRIPTION_FIELD_NUMBER: _builtins.int
+    type: _builtins.str
+    """e.g. "ACCOUNT_ALLOCATION_MISSING", "TAX_CODE_NOT_MAPPED", "ACCOUNT_ARCHIVED"."""
+    subject: _builtins.str
+    """What it is about: an allocation function, a tax code, an account code."""
+    description: _builtins.str
+    """What is wrong and what to do about it."""
+    def __init__(
+        self,
+        *,
+        type: _builtins.str = ...,
+        subject: _builtins.str = ...,
+        description: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["description", b"description", "subject", b"subject", "type", b"type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PreconditionViolation: _TypeAlias = PreconditionViolation  # noqa: Y015
 
 @_typing.final
 class BatchMapTransactionsResponse(_message.Message):

@@ -1,0 +1,1 @@
+"""The xerolink mapper: decides whether an Actionstep transaction is supported and what it becomes in Xero."""

@@ -1,0 +1,1 @@
+"""Conversions between the v1 protobuf contract and the domain, and the gRPC servicer."""

@@ -1,0 +1,1 @@
+"""Pure mapping logic: no grpc, no protobuf, no I/O."""

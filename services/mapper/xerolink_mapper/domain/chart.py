@@ -1,0 +1,86 @@
+"""Checks every account code of the operations against the organisation's chart (when the
+caller passed it): unknown or archived codes, and accounts that cannot play their role, are
+preconditions named by code, found before posting rather than as a Xero 400 later."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+from xerolink_mapper.domain.model import ChartAccount
+from xerolink_mapper.domain.problems import Problems
+from xerolink_mapper.domain.xero import (
+    BankTransaction,
+    BankTransfer,
+    CreditNote,
+    Invoice,
+    ManualJournal,
+    Operation,
+    Payment,
+)
+
+ACCOUNT_NOT_IN_CHART = "ACCOUNT_NOT_IN_CHART"
+ACCOUNT_ARCHIVED = "ACCOUNT_ARCHIVED"
+ACCOUNT_NOT_A_BANK = "ACCOUNT_NOT_A_BANK_ACCOUNT"
+ACCOUNT_NOT_PAYABLE = "ACCOUNT_PAYMENTS_NOT_ENABLED"
+
+# Roles an account plays in an operation.
+LINE = "line"
+BANK = "bank"
+PAYMENT = "payment"
+
+
+def _uses(op: Operation) -> Iterator[tuple[str, str]]:
+    body = op.body
+    if isinstance(body, Invoice | CreditNote):
+        for item in body.line_items:
+            yield item.account_code, LINE
+    elif isinstance(body, BankTransaction):
+        yield body.bank_account_code, BANK
+        for item in body.line_items:
+            yield item.account_code, LINE
+    elif isinstance(body, BankTransfer):
+        yield body.from_bank_account_code, BANK
+        yield body.to_bank_account_code, BANK
+    elif isinstance(body, Payment):
+        yield body.account_code, PAYMENT
+    elif isinstance(body, ManualJournal):
+        for line in body.journal_lines:
+            yield line.account_code, LINE
+
+
+def check_operations(operations: Sequence[Operation], chart: dict[str, ChartAccount], problems: Problems) -> None:
+    seen: set[tuple[str, str]] = set()
+    for op in operations:
+        for code, role in _uses(op):
+            if not code or (code, role) in seen:  # an overpayment line has no code: Xero uses receivables
+                continue
+            seen.add((code, role))
+            account = chart.get(code)
+            if account is None:
+                problems.precondition(
+                    ACCOUNT_NOT_IN_CHART,
+                    code,
+                    f"account {code} ({op.local_ref}) is not in the Xero organisation's chart: create it in Xero or "
+                    "change the Actionstep account / allocation",
+                )
+            elif account.status.upper() == "ARCHIVED":
+                problems.precondition(
+                    ACCOUNT_ARCHIVED,
+                    code,
+                    f"account {code} {account.name!r} ({op.local_ref}) is archived in Xero: restore it or allocate "
+                    "an active account",
+                )
+            elif role == BANK and account.type != "BANK":
+                problems.precondition(
+                    ACCOUNT_NOT_A_BANK,
+                    code,
+                    f"account {code} {account.name!r} ({op.local_ref}) is a {account.type} account, not a bank "
+                    "account: allocate a Xero bank account",
+                )
+            elif role == PAYMENT and account.type != "BANK" and not account.enable_payments:
+                problems.precondition(
+                    ACCOUNT_NOT_PAYABLE,
+                    code,
+                    f"account {code} {account.name!r} ({op.local_ref}) does not accept payments: enable payments "
+                    "to it in Xero or allocate a bank account",
+                )

@@ -1,0 +1,81 @@
+"""Whether a transaction is supported: its kind's row of the support matrix, then the
+conditions of the connection and the transaction, in the matrix's order."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from xerolink_mapper.domain import support_matrix as sm
+from xerolink_mapper.domain.model import AccountingMethod, Kind, MappingContext, Profile, Transaction
+from xerolink_mapper.domain.xero import Decision
+
+# Kinds the pre-integration backfill may post: open invoices with their partial payments.
+BACKFILL_KINDS = frozenset({Kind.CLIENT_BILL, Kind.CLIENT_BILL_PAYMENT})
+
+
+def _other_division(tx: Transaction, ctx: MappingContext) -> bool:
+    return tx.header.division_id != ctx.linked_division_id
+
+
+def _pre_integration(tx: Transaction, ctx: MappingContext) -> bool:
+    posted, connected = tx.header.posted_at, ctx.connected_at
+    if posted is None or connected is None:  # validated before deciding
+        return False
+    if ctx.pre_integration_backfill and tx.kind in BACKFILL_KINDS:
+        return False
+    return posted < connected
+
+
+def _multi_currency(_tx: Transaction, ctx: MappingContext) -> bool:
+    return ctx.multi_currency_database
+
+
+def _foreign_currency(tx: Transaction, ctx: MappingContext) -> bool:
+    return tx.header.currency_code != ctx.base_currency_code
+
+
+def _cash_accounting(_tx: Transaction, ctx: MappingContext) -> bool:
+    return ctx.accounting_method is AccountingMethod.CASH
+
+
+def _retainers(_tx: Transaction, ctx: MappingContext) -> bool:
+    return ctx.general_retainers_configured
+
+
+_HOLDS: dict[str, Callable[[Transaction, MappingContext], bool]] = {
+    sm.OTHER_DIVISION: _other_division,
+    sm.PRE_INTEGRATION: _pre_integration,
+    sm.MULTI_CURRENCY_DATABASE: _multi_currency,
+    sm.FOREIGN_CURRENCY: _foreign_currency,
+    sm.CASH_ACCOUNTING: _cash_accounting,
+    sm.GENERAL_RETAINERS_CONFIGURED: _retainers,
+}
+assert set(_HOLDS) == set(sm.CONDITIONS_BY_CODE), "every condition of the matrix needs its test"
+
+# (profile) -> the conditions that apply in it, in the matrix's order.
+_APPLICABLE: dict[Profile, tuple[tuple[sm.Condition, Callable[[Transaction, MappingContext], bool]], ...]] = {
+    profile: tuple((c, _HOLDS[c.reason_code]) for c in sm.CONDITIONS if profile in c.profiles)
+    for profile in sm.PROFILES
+}
+
+_DECISIONS: dict[tuple[Kind, Profile], Decision] = {
+    (row.kind, profile): Decision(v.supported, v.reason_code, v.reason)
+    for row in sm.ROWS
+    for profile in sm.PROFILES
+    for v in (row.verdict(profile),)
+}
+_CONDITION_DECISIONS: dict[str, Decision] = {
+    c.reason_code: Decision(False, c.reason_code, c.reason) for c in sm.CONDITIONS
+}
+
+
+def decide(tx: Transaction, ctx: MappingContext) -> Decision:
+    """The kind's verdict first (a purchase order is never posted, whatever the connection),
+    then the first condition that holds."""
+    decision = _DECISIONS[(tx.kind, ctx.profile)]
+    if not decision.supported:
+        return decision
+    for condition, holds in _APPLICABLE[ctx.profile]:
+        if holds(tx, ctx):
+            return _CONDITION_DECISIONS[condition.reason_code]
+    return decision

@@ -1,0 +1,286 @@
+"""The Actionstep side of a mapping: transactions, their bodies and the connection context.
+
+Money is integer cents (hundredths of the transaction's currency) everywhere; quantities and
+rates are Decimal; nothing is a float. Bodies are grouped by shape, not by kind: a client bill and
+a supplier credit are both a `DocumentBody`, and the `Kind` says which one it is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from enum import Enum
+
+
+class Kind(Enum):
+    """Actionstep transaction kinds, named as in xerolink.actionstep.v1.TransactionKind."""
+
+    CLIENT_BILL = "CLIENT_BILL"
+    CLIENT_BILL_PAYMENT = "CLIENT_BILL_PAYMENT"
+    CREDIT_NOTE = "CREDIT_NOTE"
+    CREDIT_NOTE_APPLICATION = "CREDIT_NOTE_APPLICATION"
+    CREDIT_NOTE_REFUND = "CREDIT_NOTE_REFUND"
+    OVERPAYMENT_REFUND = "OVERPAYMENT_REFUND"
+    GENERAL_RETAINER = "GENERAL_RETAINER"
+    TRUST_RECEIPT = "TRUST_RECEIPT"
+    TRUST_PAYMENT = "TRUST_PAYMENT"
+    TRUST_JOURNAL = "TRUST_JOURNAL"
+    TRUST_TRANSFER = "TRUST_TRANSFER"
+    TRUST_INTEREST = "TRUST_INTEREST"
+    INVOICE_PAID_FROM_TRUST = "INVOICE_PAID_FROM_TRUST"
+    STATUTORY_FUNDS = "STATUTORY_FUNDS"
+    ADVANCED_FUNDS = "ADVANCED_FUNDS"
+    TRUST_BANK_RECONCILIATION = "TRUST_BANK_RECONCILIATION"
+    SUPPLIER_INVOICE = "SUPPLIER_INVOICE"
+    SUPPLIER_INVOICE_PAYMENT = "SUPPLIER_INVOICE_PAYMENT"
+    SUPPLIER_CREDIT = "SUPPLIER_CREDIT"
+    SUPPLIER_CREDIT_APPLICATION = "SUPPLIER_CREDIT_APPLICATION"
+    PURCHASE_ORDER = "PURCHASE_ORDER"
+    PURCHASE_CREDIT_ORDER = "PURCHASE_CREDIT_ORDER"
+    PRE_ENTERED_SUPPLIER_INVOICE = "PRE_ENTERED_SUPPLIER_INVOICE"
+    BANK_DEPOSIT = "BANK_DEPOSIT"
+    BANK_WITHDRAWAL = "BANK_WITHDRAWAL"
+    OFFICE_BANK_TRANSFER = "OFFICE_BANK_TRANSFER"
+    ELECTRONIC_PAYMENT_BATCH = "ELECTRONIC_PAYMENT_BATCH"
+    BANK_RECONCILIATION = "BANK_RECONCILIATION"
+    PRINTED_CHEQUE = "PRINTED_CHEQUE"
+    DEPOSIT_SLIP = "DEPOSIT_SLIP"
+    GENERAL_JOURNAL = "GENERAL_JOURNAL"
+    SALES_TAX_RETURN = "SALES_TAX_RETURN"
+
+
+class Profile(Enum):
+    """Policy profile: what the mapper is willing to post."""
+
+    ACTIONSTEP_COMPATIBLE = "actionstep-compatible"
+    EXTENDED = "extended"
+
+
+class AccountingMethod(Enum):
+    UNSPECIFIED = "unspecified"
+    ACCRUAL = "accrual"
+    CASH = "cash"
+
+
+class FundsDirection(Enum):
+    UNSPECIFIED = "unspecified"
+    OUT_OF_TRUST = "out-of-trust"
+    INTO_TRUST = "into-trust"
+
+
+@dataclass(frozen=True, slots=True)
+class RecordKey:
+    kind: Kind
+    id: int
+
+
+@dataclass(frozen=True, slots=True)
+class Participant:
+    participant_id: int
+    display_name: str
+    first_name: str = ""
+    last_name: str = ""
+    email: str = ""
+    tax_number: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Amount:
+    """A money field as received: cents plus the currency it claims (empty: the transaction's)."""
+
+    cents: int
+    currency_code: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Header:
+    id: int
+    division_id: int
+    currency_code: str
+    posted_at: datetime | None
+    transaction_date: date | None
+    action_id: int = 0
+    participant: Participant | None = None
+    reference: str = ""
+    memo: str = ""
+    # Units of the transaction currency per unit of the base currency; "" when not given.
+    currency_rate: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    description: str
+    quantity: str
+    unit_price: str
+    gl_account: str
+    tax_code: str
+    amount: Amount | None
+    tax: Amount | None
+
+
+@dataclass(frozen=True, slots=True)
+class Totals:
+    exclusive: Amount | None
+    tax: Amount | None
+    inclusive: Amount | None
+
+
+@dataclass(frozen=True, slots=True)
+class JournalLine:
+    gl_account: str
+    description: str
+    amount: Amount | None
+    tax_code: str = ""
+    action_id: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentBody:
+    """Client bill, credit note, supplier invoice, supplier credit, purchase documents."""
+
+    number: str
+    lines: tuple[Line, ...]
+    totals: Totals | None
+    due_date: date | None = None
+    # The bill (credit note) or supplier invoice (supplier credit) it relates to; 0 when none.
+    related_id: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentBody:
+    """Payment of a bill / supplier invoice, refund of a credit note, invoice paid from trust."""
+
+    document_id: int
+    amount: Amount | None
+    bank_account: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ApplicationBody:
+    """A credit (client or supplier) applied to an invoice."""
+
+    credit_id: int
+    invoice_id: int
+    amount: Amount | None
+
+
+@dataclass(frozen=True, slots=True)
+class OverpaymentRefundBody:
+    receipt_id: int
+    overpaid: Amount | None
+    refund: Amount | None
+    bank_account: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class BankAmountBody:
+    """Trust receipt, trust payment, trust interest, general retainer."""
+
+    amount: Amount | None
+    bank_account: str = ""
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class TrustJournalBody:
+    from_action_id: int
+    to_action_id: int
+    amount: Amount | None
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class TransferBody:
+    """Trust transfer, office bank-to-bank transfer."""
+
+    from_account: str
+    to_account: str
+    amount: Amount | None
+
+
+@dataclass(frozen=True, slots=True)
+class FundsBody:
+    """Statutory funds, advanced funds: between the trust bank and a regulated account."""
+
+    direction: FundsDirection
+    trust_bank_account: str
+    funds_account: str
+    amount: Amount | None
+
+
+@dataclass(frozen=True, slots=True)
+class BankEntryBody:
+    """A bank deposit or withdrawal not linked to a payment."""
+
+    bank_account: str
+    lines: tuple[Line, ...]
+    totals: Totals | None
+
+
+@dataclass(frozen=True, slots=True)
+class GeneralJournalBody:
+    narration: str
+    lines: tuple[JournalLine, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class OpaqueBody:
+    """A kind the integration never posts (reconciliations, batches, printed documents, returns):
+    nothing of it is needed to decide, so nothing of it is kept."""
+
+
+Body = (
+    DocumentBody
+    | PaymentBody
+    | ApplicationBody
+    | OverpaymentRefundBody
+    | BankAmountBody
+    | TrustJournalBody
+    | TransferBody
+    | FundsBody
+    | BankEntryBody
+    | GeneralJournalBody
+    | OpaqueBody
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Transaction:
+    kind: Kind
+    header: Header
+    body: Body
+    # The oneof field name in the request ("client_bill"): field paths in errors start with it.
+    field_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChartAccount:
+    code: str
+    name: str
+    type: str
+    status: str
+    tax_type: str = ""
+    enable_payments: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class MappingContext:
+    """Everything about the connection that a decision depends on."""
+
+    profile: Profile
+    linked_division_id: int
+    connected_at: datetime | None
+    base_currency_code: str
+    multi_currency_database: bool
+    accounting_method: AccountingMethod
+    general_retainers_configured: bool
+    account_allocation: dict[str, str] = field(default_factory=dict)
+    # Actionstep tax code -> Xero TaxType on the sales side (bills, credit notes, deposits).
+    tax_code_map: dict[str, str] = field(default_factory=dict)
+    # The same on the purchase side (supplier invoices and credits, withdrawals).
+    purchase_tax_code_map: dict[str, str] = field(default_factory=dict)
+    # Chart of accounts by code; None when the caller did not pass it (no chart checks).
+    chart: dict[str, ChartAccount] | None = None
+    # Posting open documents that predate the connection (the backfill): the pre-integration
+    # condition does not apply to client bills and their payments.
+    pre_integration_backfill: bool = False

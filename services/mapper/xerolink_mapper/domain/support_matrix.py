@@ -1,0 +1,364 @@
+"""The support matrix: ONE table, read by the decision logic, by ListSupportMatrix and by the
+generator of docs/support-matrix.md.
+
+Source: Actionstep's help article "Understanding the Xero and Actionstep Integration", its
+"Supported Transactions" table (the complete list). Where the article's prose disagrees with its
+table (office bank-to-bank transfers), the table wins; see BANK_TO_BANK_CONFLICT.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from xerolink_mapper.domain.model import Kind, Profile
+
+COMPATIBLE = Profile.ACTIONSTEP_COMPATIBLE
+EXTENDED = Profile.EXTENDED
+PROFILES = (COMPATIBLE, EXTENDED)
+
+SUPPORTED = "SUPPORTED"
+EXTENDED_ONLY = "EXTENDED_ONLY"
+NOT_POSTED_BY_ACTIONSTEP = "NOT_POSTED_BY_ACTIONSTEP"
+GENERAL_RETAINER_NOT_SUPPORTED = "GENERAL_RETAINER_NOT_SUPPORTED"
+RECONCILED_IN_ACTIONSTEP = "RECONCILED_IN_ACTIONSTEP"
+DOCUMENT_NOT_POSTED = "DOCUMENT_NOT_POSTED"
+
+PRE_INTEGRATION = "PRE_INTEGRATION"
+OTHER_DIVISION = "OTHER_DIVISION"
+MULTI_CURRENCY_DATABASE = "MULTI_CURRENCY_DATABASE"
+FOREIGN_CURRENCY = "FOREIGN_CURRENCY"
+CASH_ACCOUNTING = "CASH_ACCOUNTING"
+GENERAL_RETAINERS_CONFIGURED = "GENERAL_RETAINERS_CONFIGURED"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    supported: bool
+    reason_code: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Row:
+    kind: Kind
+    # The transaction as the Actionstep help article names it.
+    label: str
+    # The article's table section.
+    group: str
+    compatible: Verdict
+    extended: Verdict
+    # What a supported transaction becomes in Xero (also shown for extended-only kinds).
+    xero_representation: str
+
+    def verdict(self, profile: Profile) -> Verdict:
+        return self.compatible if profile is COMPATIBLE else self.extended
+
+
+@dataclass(frozen=True)
+class Condition:
+    """A fact about the connection or the transaction that makes any transaction unsupported."""
+
+    reason_code: str
+    reason: str
+    profiles: tuple[Profile, ...]
+
+
+def _yes() -> Verdict:
+    return Verdict(True, SUPPORTED, "Processed in Actionstep, posted to Xero.")
+
+
+def _extended_only(what: str) -> tuple[Verdict, Verdict]:
+    return (
+        Verdict(
+            False,
+            EXTENDED_ONLY,
+            f"Actionstep's Xero integration does not post {what}; choose the extended profile to post it.",
+        ),
+        Verdict(True, SUPPORTED, f"Posted to Xero by the extended profile ({what} is not posted by Actionstep)."),
+    )
+
+
+def _never(reason_code: str, reason: str) -> tuple[Verdict, Verdict]:
+    verdict = Verdict(False, reason_code, reason)
+    return verdict, verdict
+
+
+def _row(kind: Kind, label: str, group: str, verdicts: tuple[Verdict, Verdict], xero: str) -> Row:
+    return Row(kind, label, group, verdicts[0], verdicts[1], xero)
+
+
+_BOTH_YES = (_yes(), _yes())
+_CLIENT = "Client billing"
+_TRUST = "Trust accounting"
+_SUPPLIER = "Supplier / vendor transactions"
+_BANKING = "Banking transactions"
+_OTHER = "Other accounting functions"
+_NOT_POSTED = "These can be created in Actionstep but are not posted to Xero."
+
+ROWS: tuple[Row, ...] = (
+    _row(Kind.CLIENT_BILL, "Posting a client bill", _CLIENT, _BOTH_YES, "Invoice ACCREC, AUTHORISED"),
+    _row(Kind.CLIENT_BILL_PAYMENT, "Paying a client bill", _CLIENT, _BOTH_YES, "Payment on the linked invoice"),
+    _row(Kind.CREDIT_NOTE, "Creating a credit note", _CLIENT, _BOTH_YES, "CreditNote ACCRECCREDIT, AUTHORISED"),
+    _row(
+        Kind.CREDIT_NOTE_APPLICATION,
+        "Applying a credit note to an invoice",
+        _CLIENT,
+        _BOTH_YES,
+        "Allocation of the linked credit note to the linked invoice",
+    ),
+    _row(
+        Kind.CREDIT_NOTE_REFUND,
+        "Refunding an outstanding credit note to the client",
+        _CLIENT,
+        _extended_only("credit note refunds"),
+        "Payment on the linked credit note",
+    ),
+    _row(
+        Kind.OVERPAYMENT_REFUND,
+        "Refunding an overpayment from a client",
+        _CLIENT,
+        _extended_only("overpayment refunds"),
+        "BankTransaction RECEIVE-OVERPAYMENT + Payment refunding the overpayment",
+    ),
+    _row(
+        Kind.GENERAL_RETAINER,
+        "General retainers (regional)",
+        _CLIENT,
+        _never(
+            GENERAL_RETAINER_NOT_SUPPORTED,
+            "General retainers are not available with the Xero integration; remove retainer balances from "
+            "matters and unconfigure general retainers.",
+        ),
+        "",
+    ),
+    _row(
+        Kind.TRUST_RECEIPT,
+        "Trust receipt",
+        _TRUST,
+        _BOTH_YES,
+        "BankTransaction RECEIVE on the trust bank account, line on trust liability",
+    ),
+    _row(
+        Kind.TRUST_PAYMENT,
+        "Trust payment",
+        _TRUST,
+        _BOTH_YES,
+        "BankTransaction SPEND on the trust bank account, line on trust liability",
+    ),
+    _row(
+        Kind.TRUST_JOURNAL,
+        "Trust journal (matter to matter)",
+        _TRUST,
+        _BOTH_YES,
+        "ManualJournal, POSTED, between the matters' trust liability lines",
+    ),
+    _row(Kind.TRUST_TRANSFER, "Trust transfer", _TRUST, _BOTH_YES, "BankTransfer between the two bank accounts"),
+    _row(
+        Kind.TRUST_INTEREST,
+        "Trust interest",
+        _TRUST,
+        _BOTH_YES,
+        "BankTransaction RECEIVE on the trust bank account, line on trust interest",
+    ),
+    _row(
+        Kind.INVOICE_PAID_FROM_TRUST,
+        "Invoice payment from trust",
+        _TRUST,
+        _BOTH_YES,
+        "BankTransaction SPEND on the trust bank account + Payment on the linked invoice via trust transfers",
+    ),
+    _row(
+        Kind.STATUTORY_FUNDS,
+        "Statutory funds (regional)",
+        _TRUST,
+        _BOTH_YES,
+        "BankTransfer between trust bank and statutory deposit (BankTransaction when that account is not a bank)",
+    ),
+    _row(
+        Kind.ADVANCED_FUNDS,
+        "Advanced funds transactions (regional)",
+        _TRUST,
+        _BOTH_YES,
+        "BankTransfer between trust bank and advanced funds (BankTransaction when that account is not a bank)",
+    ),
+    _row(
+        Kind.TRUST_BANK_RECONCILIATION,
+        "Trust bank reconciliation",
+        _TRUST,
+        _never(
+            RECONCILED_IN_ACTIONSTEP,
+            "Trust bank reconciliations are completed in Actionstep and are not posted to Xero.",
+        ),
+        "",
+    ),
+    _row(
+        Kind.SUPPLIER_INVOICE,
+        "Posting a supplier or vendor invoice",
+        _SUPPLIER,
+        _BOTH_YES,
+        "Invoice ACCPAY, AUTHORISED",
+    ),
+    _row(
+        Kind.SUPPLIER_INVOICE_PAYMENT,
+        "Paying a supplier or vendor invoice",
+        _SUPPLIER,
+        _BOTH_YES,
+        "Payment on the linked bill",
+    ),
+    _row(
+        Kind.SUPPLIER_CREDIT,
+        "Supplier or vendor credit",
+        _SUPPLIER,
+        _BOTH_YES,
+        "CreditNote ACCPAYCREDIT, AUTHORISED",
+    ),
+    _row(
+        Kind.SUPPLIER_CREDIT_APPLICATION,
+        "Applying a supplier credit to a supplier invoice",
+        _SUPPLIER,
+        _BOTH_YES,
+        "Allocation of the linked supplier credit to the linked bill",
+    ),
+    _row(Kind.PURCHASE_ORDER, "Purchase order", _SUPPLIER, _never(NOT_POSTED_BY_ACTIONSTEP, _NOT_POSTED), ""),
+    _row(
+        Kind.PURCHASE_CREDIT_ORDER,
+        "Purchase credit order",
+        _SUPPLIER,
+        _never(NOT_POSTED_BY_ACTIONSTEP, _NOT_POSTED),
+        "",
+    ),
+    _row(
+        Kind.PRE_ENTERED_SUPPLIER_INVOICE,
+        "Pre-entered supplier or vendor invoice",
+        _SUPPLIER,
+        _never(NOT_POSTED_BY_ACTIONSTEP, _NOT_POSTED),
+        "",
+    ),
+    _row(
+        Kind.BANK_DEPOSIT,
+        "Bank deposit not linked to a client payment",
+        _BANKING,
+        _extended_only("bank deposits that are not linked to a payment"),
+        "BankTransaction RECEIVE on the bank account",
+    ),
+    _row(
+        Kind.BANK_WITHDRAWAL,
+        "Bank withdrawal not linked to a supplier payment",
+        _BANKING,
+        _extended_only("bank withdrawals that are not linked to a payment"),
+        "BankTransaction SPEND on the bank account",
+    ),
+    _row(
+        Kind.OFFICE_BANK_TRANSFER,
+        "Bank to bank transfer (office)",
+        _BANKING,
+        _extended_only("office bank-to-bank transfers"),
+        "BankTransfer",
+    ),
+    _row(
+        Kind.ELECTRONIC_PAYMENT_BATCH,
+        "Electronic batching of payments",
+        _BANKING,
+        _never(
+            NOT_POSTED_BY_ACTIONSTEP,
+            "The batch file is not posted to Xero; the payments it carries are posted one by one.",
+        ),
+        "",
+    ),
+    _row(
+        Kind.BANK_RECONCILIATION,
+        "Bank reconciliation",
+        _BANKING,
+        _never(
+            RECONCILED_IN_ACTIONSTEP,
+            "Bank reconciliations are not available through the Xero API; reconcile in Actionstep or in Xero.",
+        ),
+        "",
+    ),
+    _row(
+        Kind.PRINTED_CHEQUE,
+        "Printed cheque",
+        _BANKING,
+        _never(
+            DOCUMENT_NOT_POSTED,
+            "The cheque is printed in Actionstep and not posted; the payments it carries are decided one by one.",
+        ),
+        "",
+    ),
+    _row(
+        Kind.DEPOSIT_SLIP,
+        "Deposit slip",
+        _BANKING,
+        _never(
+            DOCUMENT_NOT_POSTED,
+            "The deposit slip is printed in Actionstep and not posted; the receipts it carries are decided one by one.",
+        ),
+        "",
+    ),
+    _row(
+        Kind.GENERAL_JOURNAL,
+        "General journal",
+        _OTHER,
+        _extended_only("general journals"),
+        "ManualJournal, POSTED",
+    ),
+    _row(
+        Kind.SALES_TAX_RETURN,
+        "Sales / VAT return",
+        _OTHER,
+        _never(NOT_POSTED_BY_ACTIONSTEP, _NOT_POSTED),
+        "",
+    ),
+)
+
+ROWS_BY_KIND: dict[Kind, Row] = {row.kind: row for row in ROWS}
+
+# In the order they are checked: the first that holds is the reason given.
+CONDITIONS: tuple[Condition, ...] = (
+    Condition(
+        OTHER_DIVISION,
+        "The transaction belongs to a division other than the one linked to Xero; the integration "
+        "supports a single division.",
+        PROFILES,
+    ),
+    Condition(
+        PRE_INTEGRATION,
+        "The transaction was posted before the integration was connected; only new transactions are "
+        "pushed (repost open invoices from draft, or use the pre-integration backfill).",
+        PROFILES,
+    ),
+    Condition(
+        MULTI_CURRENCY_DATABASE,
+        "The Actionstep database uses multiple currencies, which the integration does not support; "
+        "choose the extended profile to post foreign-currency transactions with their rate.",
+        (COMPATIBLE,),
+    ),
+    Condition(
+        FOREIGN_CURRENCY,
+        "The transaction is not in the Xero organisation's base currency; choose the extended profile "
+        "and send the currency rate to post it.",
+        (COMPATIBLE,),
+    ),
+    Condition(
+        CASH_ACCOUNTING,
+        "The Actionstep database uses the cash accounting method; set it to accrual so invoices reach "
+        "Xero before they are paid.",
+        PROFILES,
+    ),
+    Condition(
+        GENERAL_RETAINERS_CONFIGURED,
+        "General retainers are configured in Actionstep; remove retainer balances from matters and "
+        "unconfigure them before posting to Xero.",
+        PROFILES,
+    ),
+)
+
+CONDITIONS_BY_CODE: dict[str, Condition] = {c.reason_code: c for c in CONDITIONS}
+
+BANK_TO_BANK_CONFLICT = (
+    "The help article lists 'Bank to bank transfers' among the transactions pushed to Xero, yet its "
+    "Supported Transactions table (which it calls the complete list) says an office bank-to-bank "
+    "transfer is not posted. The table wins: the actionstep-compatible profile does not post office "
+    "bank-to-bank transfers (EXTENDED_ONLY); the extended profile posts them as a Xero BankTransfer. "
+    "Transfers that involve a trust account are trust transfers and are posted in both profiles."
+)

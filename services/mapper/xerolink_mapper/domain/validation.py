@@ -1,0 +1,133 @@
+"""Checks shared by every kind: the context, the header, money fields, dates and rates."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal, InvalidOperation
+
+from xerolink_mapper.domain.model import AccountingMethod, Amount, Header, MappingContext, Profile
+from xerolink_mapper.domain.problems import Problems
+
+# Dates outside this range are typing mistakes (a year 0025 or 2502), not accounting.
+EARLIEST_YEAR = 1970
+LATEST_YEAR = 2099
+# 10 billion in cents: larger amounts are a unit mistake (cents sent as thousandths...).
+MAX_CENTS = 1_000_000_000_000
+CONNECTION_NOT_READY = "CONNECTION_NOT_READY"
+
+
+def check_context(ctx: MappingContext, problems: Problems) -> None:
+    if ctx.connected_at is None:
+        problems.precondition(
+            CONNECTION_NOT_READY,
+            "context.connected_at",
+            "the connection has no connected_at: set when the integration was connected so pre-integration "
+            "transactions can be told apart",
+        )
+    if len(ctx.base_currency_code) != 3:
+        problems.precondition(
+            CONNECTION_NOT_READY,
+            "context.base_currency_code",
+            "the connection has no base currency: set the Xero organisation's BaseCurrency (ISO-4217, e.g. AUD)",
+        )
+    if ctx.accounting_method is AccountingMethod.UNSPECIFIED:
+        problems.precondition(
+            CONNECTION_NOT_READY,
+            "context.accounting_method",
+            "the Actionstep accounting method is unknown: set ACCRUAL or CASH from the division's settings",
+        )
+
+
+def check_date(value: date | None, path: str, problems: Problems, required: bool = True) -> date | None:
+    if value is None:
+        if required:
+            problems.field(path, "is required: send the calendar date (year, month, day)")
+        return None
+    if not EARLIEST_YEAR <= value.year <= LATEST_YEAR:
+        problems.field(
+            path,
+            f"{value.isoformat()} is not a plausible accounting date (years {EARLIEST_YEAR}-"
+            f"{LATEST_YEAR}); correct the year",
+        )
+        return None
+    return value
+
+
+def check_header(header: Header, ctx: MappingContext, problems: Problems) -> None:
+    path = "transaction.header"
+    if header.id <= 0:
+        problems.field(f"{path}.id", "must be the Actionstep record id (a positive integer)")
+    if header.posted_at is None:
+        problems.field(f"{path}.posted_at", "is required: send when the transaction was posted in Actionstep")
+    elif not EARLIEST_YEAR <= header.posted_at.year <= LATEST_YEAR:
+        problems.field(f"{path}.posted_at", f"{header.posted_at.isoformat()} is not a plausible posting time")
+    check_date(header.transaction_date, f"{path}.transaction_date", problems)
+    code = header.currency_code
+    if len(code) != 3 or not code.isalpha() or not code.isupper():
+        problems.field(f"{path}.currency_code", f"{code!r} is not an ISO-4217 code: send e.g. 'AUD'")
+    check_rate(header, ctx, problems)
+
+
+def check_rate(header: Header, ctx: MappingContext, problems: Problems) -> None:
+    """A foreign-currency transaction (extended profile) carries Actionstep's rate; a base-currency
+    one must not, so a stray rate is never applied silently."""
+    path = "transaction.header.currency_rate"
+    foreign = header.currency_code != ctx.base_currency_code
+    if not header.currency_rate:
+        if foreign and ctx.profile is Profile.EXTENDED and len(ctx.base_currency_code) == 3:
+            problems.field(
+                path,
+                f"is required for a {header.currency_code} transaction in a {ctx.base_currency_code} organisation: "
+                f"send units of {header.currency_code} per {ctx.base_currency_code}",
+            )
+        return
+    if not foreign:
+        problems.field(path, "must be empty for a transaction in the base currency")
+        return
+    try:
+        rate = Decimal(header.currency_rate)
+    except InvalidOperation:
+        problems.field(path, f"{header.currency_rate!r} is not a decimal number")
+        return
+    if not rate.is_finite() or rate <= 0:
+        problems.field(path, f"{header.currency_rate!r} must be a positive decimal number")
+
+
+def money(value: Amount | None, path: str, currency: str, problems: Problems, *, positive: bool) -> int:
+    """The cents of a money field, checked: present, in the transaction's currency, plausible,
+    and (when `positive`) greater than zero."""
+    if value is None:
+        problems.field(path, "is required")
+        return 0
+    if value.currency_code and value.currency_code != currency:
+        problems.field(
+            f"{path}.currency_code",
+            f"{value.currency_code} differs from the transaction's currency {currency}: one transaction has "
+            "one currency",
+        )
+    cents = value.cents
+    if abs(cents) > MAX_CENTS:
+        problems.field(f"{path}.units", f"{cents} cents is beyond any plausible amount; send hundredths of the unit")
+    elif positive and cents <= 0:
+        problems.field(f"{path}.units", "must be greater than zero")
+    return cents
+
+
+def decimal_field(value: str, path: str, problems: Problems, *, places: int, allow_negative: bool) -> Decimal | None:
+    if not value:
+        return None
+    try:
+        number = Decimal(value)
+    except InvalidOperation:
+        problems.field(path, f"{value!r} is not a decimal number")
+        return None
+    if not number.is_finite():
+        problems.field(path, f"{value!r} is not a finite number")
+        return None
+    if not allow_negative and number < 0:
+        problems.field(path, f"{value} is negative: a negative quantity is not allowed here (post a credit instead)")
+        return None
+    exponent = number.as_tuple().exponent
+    if isinstance(exponent, int) and -exponent > places:
+        problems.field(path, f"{value} has more than {places} decimal places")
+    return number

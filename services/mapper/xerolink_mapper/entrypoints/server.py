@@ -1,0 +1,53 @@
+"""`xerolink-mapper`: serves MapperService with health checking and reflection until SIGTERM.
+
+Address: --address, else --port (all interfaces), else XEROLINK_MAPPER_ADDRESS, else 0.0.0.0:50061.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from collections.abc import Sequence
+
+from xerolink_common.grpc_server import RunningServer, create_server, serve_until_signalled
+from xerolink_common.logs import configure_logging
+
+from xerolink_mapper.adapters.grpc_servicer import SERVICE_NAME, register
+
+DEFAULT_ADDRESS = "0.0.0.0:50061"
+log = logging.getLogger("xerolink_mapper")
+
+
+def start(address: str, max_workers: int = 16) -> RunningServer:
+    """Starts the mapper on `address` (port 0 picks a free one) and returns it running."""
+    return create_server(address, [register], [SERVICE_NAME], max_workers=max_workers)
+
+
+def _address(args: argparse.Namespace) -> str:
+    if args.address:
+        return str(args.address)
+    if args.port is not None:
+        return f"0.0.0.0:{args.port}"
+    return os.environ.get("XEROLINK_MAPPER_ADDRESS", DEFAULT_ADDRESS)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="xerolink-mapper", description=__doc__)
+    parser.add_argument("--address", help="host:port to listen on (overrides --port)")
+    parser.add_argument("--port", type=int, help="port to listen on, on all interfaces")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=int(os.environ.get("XEROLINK_MAPPER_WORKERS", "16")),
+        help="request threads (default 16, or XEROLINK_MAPPER_WORKERS)",
+    )
+    args = parser.parse_args(argv)
+    configure_logging("mapper")
+    running = start(_address(args), args.workers)
+    log.info("mapper listening on port %d", running.port)
+    serve_until_signalled(running)
+
+
+if __name__ == "__main__":
+    main()
