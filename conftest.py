@@ -4,4 +4,9 @@ import pytest
 
 pytest.register_assert_rewrite("tests.fixtures")
 
-pytest_plugins = ["tests.fixtures.postgres", "tests.fixtures.processes", "tests.fixtures.services"]
+pytest_plugins = [
+    "tests.fixtures.postgres",
+    "tests.fixtures.processes",
+    "tests.fixtures.services",
+    "tests.fixtures.poster",
+]
