@@ -35,6 +35,10 @@ class Pact:
     description: str
     request: dict[str, Any]
     expect: list[dict[str, Any]]
+    # Expectations on the error the call must fail with (code, reason, message, field_violations...).
+    expect_error: list[dict[str, Any]]
+    # Transactions posted (and settled) before the request, for pacts about existing links.
+    given: list[dict[str, Any]]
 
     @property
     def name(self) -> str:
@@ -46,8 +50,20 @@ def load_pacts(folder: str) -> list[Pact]:
     for path in sorted((PACTS / folder).glob("*.json")):
         raw = json.loads(path.read_text())
         pacts.append(
-            Pact(path, raw["consumer"], raw["provider"], raw["rpc"], raw["description"], raw["request"], raw["expect"])
+            Pact(
+                path,
+                raw["consumer"],
+                raw["provider"],
+                raw["rpc"],
+                raw["description"],
+                raw["request"],
+                raw.get("expect", []),
+                raw.get("expect_error", []),
+                raw.get("given", []),
+            )
         )
+        if not pacts[-1].expect and not pacts[-1].expect_error:
+            raise AssertionError(f"{path}: a pact needs expect or expect_error")
     if not pacts:
         raise AssertionError(f"no pact files in {PACTS / folder}")
     return pacts

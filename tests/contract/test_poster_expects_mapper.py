@@ -17,8 +17,8 @@ PACTS = load_pacts("poster-expects-mapper")
 
 
 @pytest.fixture(scope="module")
-def mapper(mapper_target: str) -> Iterator[mapper_grpc.MapperServiceStub]:
-    with grpc.insecure_channel(mapper_target) as channel:
+def mapper(mapper_process_target: str) -> Iterator[mapper_grpc.MapperServiceStub]:
+    with grpc.insecure_channel(mapper_process_target) as channel:
         yield mapper_grpc.MapperServiceStub(channel)
 
 

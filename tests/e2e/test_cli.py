@@ -20,8 +20,8 @@ def run_cli(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_matrix_lists_every_kind_with_its_decision(mapper_target: str) -> None:
-    result = run_cli("--mapper", mapper_target, "matrix", "--profile", "compatible")
+def test_matrix_lists_every_kind_with_its_decision(mapper_process_target: str) -> None:
+    result = run_cli("--mapper", mapper_process_target, "matrix", "--profile", "compatible")
     assert result.returncode == 0, result.stderr
     assert "client bill" in result.stdout
     assert "general journal" in result.stdout
