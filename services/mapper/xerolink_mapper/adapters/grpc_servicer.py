@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 import grpc
 from xerolink.mapper.v1 import mapper_service_pb2 as mapper_pb2
@@ -12,44 +13,92 @@ from xerolink_common.errors import ErrorCode, XerolinkError
 from xerolink_common.grpc_errors import translate_errors, translate_stream_errors
 
 from xerolink_mapper.adapters.proto_in import context_from_proto, transaction_from_proto
-from xerolink_mapper.adapters.proto_out import error_result, outcome_to_proto
+from xerolink_mapper.adapters.proto_out import error_result, fill_response, outcome_to_proto
 from xerolink_mapper.adapters.support_matrix_proto import support_matrix_response
 from xerolink_mapper.domain.mapping import map_transaction
+from xerolink_mapper.domain.model import MappingContext, Profile
 from xerolink_mapper.domain.problems import Problems
+from xerolink_mapper.domain.xero import MapOutcome
 
 log = logging.getLogger(__name__)
 SERVICE_NAME = mapper_pb2.DESCRIPTOR.services_by_name["MapperService"].full_name
 
 
-def map_request(request: mapper_pb2.MapTransactionRequest) -> mapper_pb2.MapTransactionResponse:
-    """One request through the domain; raises XerolinkError for bad input or configuration."""
+class ContextCache:
+    """Domain contexts by their wire bytes. A connection sends the same context with thousands of
+    transactions; converting it (chart, maps) costs more than mapping a transaction."""
+
+    def __init__(self, size: int = 256) -> None:
+        self._size = size
+        self._entries: dict[bytes, MappingContext] = {}
+
+    def get(self, message: mapper_pb2.MappingContext) -> MappingContext:
+        key = message.SerializeToString()
+        context = self._entries.get(key)
+        if context is None:
+            problems = Problems()
+            context = context_from_proto(message, problems)
+            problems.raise_if_any()
+            if len(self._entries) >= self._size:
+                self._entries = {}  # rebinding is atomic for concurrent readers; contexts rarely churn
+            self._entries[key] = context
+        return context
+
+
+_CONTEXTS = ContextCache()
+
+
+# The batch's own context once resolved: a domain context, or the error converting it gave.
+Shared = MappingContext | XerolinkError | None
+
+
+def _map(request: mapper_pb2.MapTransactionRequest, shared: Shared) -> tuple[MapOutcome, Profile]:
+    if shared is None or request.HasField("context"):
+        context = _CONTEXTS.get(request.context)
+    elif isinstance(shared, XerolinkError):
+        raise shared
+    else:
+        context = shared
     problems = Problems()
-    context = context_from_proto(request.context, problems)
     transaction = transaction_from_proto(request.transaction, problems)
     problems.raise_if_any()
     assert transaction is not None  # a missing kind is a recorded problem
-    return outcome_to_proto(map_transaction(transaction, context), context.profile)
+    return map_transaction(transaction, context), context.profile
 
 
-def map_many(requests: Iterable[mapper_pb2.MapTransactionRequest]) -> list[mapper_pb2.MapResult]:
-    """Each item answered on its own: one bad transaction never fails its neighbours."""
-    results = []
+def map_request(request: mapper_pb2.MapTransactionRequest) -> mapper_pb2.MapTransactionResponse:
+    """One request through the domain; raises XerolinkError for bad input or configuration."""
+    return outcome_to_proto(*_map(request, None))
+
+
+def map_many(
+    requests: Iterable[mapper_pb2.MapTransactionRequest],
+    shared_message: mapper_pb2.MappingContext | None,
+    results: Any,
+) -> None:
+    """Appends one MapResult per request to `results` (a repeated field): each item is answered on
+    its own, so one bad transaction never fails its neighbours. `shared_message` is the batch's
+    context, used by the requests that have none of their own."""
+    shared: Shared = None
+    if shared_message is not None:
+        try:
+            shared = _CONTEXTS.get(shared_message)
+        except XerolinkError as err:
+            shared = err
     for index, request in enumerate(requests):
         try:
-            results.append(mapper_pb2.MapResult(index=index, response=map_request(request)))
+            outcome, profile = _map(request, shared)
         except XerolinkError as err:
             results.append(error_result(index, err))
+            continue
         except Exception:
             log.exception("unexpected error mapping item %d", index)
-            results.append(
-                error_result(
-                    index,
-                    XerolinkError(
-                        ErrorCode.INTERNAL, "INTERNAL", "an internal error occurred; it was logged, retry later"
-                    ),
-                )
+            internal = XerolinkError(
+                ErrorCode.INTERNAL, "INTERNAL", "an internal error occurred; it was logged, retry later"
             )
-    return results
+            results.append(error_result(index, internal))
+            continue
+        fill_response(results.add(index=index).response, outcome, profile)
 
 
 class MapperServicer(mapper_grpc.MapperServiceServicer):
@@ -63,14 +112,18 @@ class MapperServicer(mapper_grpc.MapperServiceServicer):
     def BatchMapTransactions(
         self, request: mapper_pb2.BatchMapTransactionsRequest, context: grpc.ServicerContext
     ) -> mapper_pb2.BatchMapTransactionsResponse:
-        return mapper_pb2.BatchMapTransactionsResponse(results=map_many(request.requests))
+        response = mapper_pb2.BatchMapTransactionsResponse()
+        map_many(request.requests, request.context if request.HasField("context") else None, response.results)
+        return response
 
     @translate_stream_errors
     def StreamMapTransactions(
         self, request_iterator: Iterator[mapper_pb2.StreamMapTransactionsRequest], context: grpc.ServicerContext
     ) -> Iterator[mapper_pb2.StreamMapTransactionsResponse]:
         for message in request_iterator:
-            yield mapper_pb2.StreamMapTransactionsResponse(results=map_many(message.requests))
+            response = mapper_pb2.StreamMapTransactionsResponse()
+            map_many(message.requests, message.context if message.HasField("context") else None, response.results)
+            yield response
 
     @translate_errors
     def ListSupportMatrix(
