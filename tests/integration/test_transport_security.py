@@ -17,6 +17,7 @@ from xerolink_common.grpc_server import RunningServer, create_server
 from xerolink_common.security import AuthInterceptor, CallerRegistry, server_security_from_env
 from xerolink_mapper.adapters.grpc_servicer import SERVICE_NAME, register
 
+from tests.fixtures.processes import child_env, console_script, free_port, running
 from tests.fixtures.tls import TestAuthority
 
 POSTER_TOKEN = "poster-token-0123456789"
@@ -146,3 +147,24 @@ def test_the_mapper_accepts_only_the_callers_configured_for_it(
             assert from_rpc_error(err.value).reason == "CALLER_NOT_ALLOWED"
     finally:
         running.stop(0)
+
+
+def test_the_mapper_console_script_enforces_the_configured_callers(callers_file: Path) -> None:
+    port = free_port()
+    env = child_env(
+        XEROLINK_MAPPER_ADDRESS=f"127.0.0.1:{port}",
+        XEROLINK_CALLERS_FILE=str(callers_file),
+        XEROLINK_MAPPER_ALLOWED_CALLERS="poster",
+    )
+    with (
+        running(console_script("xerolink-mapper"), port, env=env),
+        grpc.insecure_channel(f"127.0.0.1:{port}") as channel,
+    ):
+        assert list_matrix(channel, POSTER_TOKEN).rows
+        for token, code in (
+            (None, grpc.StatusCode.UNAUTHENTICATED),
+            (BILLING_TOKEN, grpc.StatusCode.PERMISSION_DENIED),
+        ):
+            with pytest.raises(grpc.RpcError) as err:
+                list_matrix(channel, token)
+            assert err.value.code() == code

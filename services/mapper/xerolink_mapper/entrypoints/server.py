@@ -12,6 +12,8 @@ from collections.abc import Sequence
 
 from xerolink_common.grpc_server import RunningServer, create_server, serve_until_signalled
 from xerolink_common.logs import configure_logging
+from xerolink_common.security import ServerSecurity, server_security_from_env
+from xerolink_common.telemetry import configure_telemetry
 
 from xerolink_mapper.adapters.grpc_servicer import SERVICE_NAME, register
 
@@ -19,9 +21,16 @@ DEFAULT_ADDRESS = "0.0.0.0:50061"
 log = logging.getLogger("xerolink_mapper")
 
 
-def start(address: str, max_workers: int = 16) -> RunningServer:
+def start(address: str, max_workers: int = 16, security: ServerSecurity | None = None) -> RunningServer:
     """Starts the mapper on `address` (port 0 picks a free one) and returns it running."""
-    return create_server(address, [register], [SERVICE_NAME], max_workers=max_workers)
+    return create_server(
+        address,
+        [register],
+        [SERVICE_NAME],
+        max_workers=max_workers,
+        interceptors=security.interceptors if security else (),
+        credentials=security.credentials if security else None,
+    )
 
 
 def _address(args: argparse.Namespace) -> str:
@@ -44,9 +53,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     configure_logging("mapper")
-    running = start(_address(args), args.workers)
+    telemetry = configure_telemetry("xerolink-mapper")
+    security = server_security_from_env("mapper", allowed_callers_env="XEROLINK_MAPPER_ALLOWED_CALLERS")
+    running = start(_address(args), args.workers, security)
     log.info("mapper listening on port %d", running.port)
-    serve_until_signalled(running)
+    serve_until_signalled(running, on_stop=telemetry.shutdown)
 
 
 if __name__ == "__main__":
