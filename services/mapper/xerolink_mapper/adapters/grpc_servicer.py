@@ -83,3 +83,8 @@ def registrar(servicer: MapperServicer) -> Registration:
         server.add_generic_rpc_handlers((registration(servicer),))
 
     return register
+
+
+def register(server: grpc.Server) -> None:
+    """Registers the service with streams mapped in the request thread."""
+    server.add_generic_rpc_handlers((registration(MapperServicer()),))

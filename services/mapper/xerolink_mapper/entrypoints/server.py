@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 from xerolink_common.grpc_server import RunningServer, create_server, serve_until_signalled
 from xerolink_common.logs import configure_logging
+from xerolink_common.security import ServerSecurity, server_security_from_env
+from xerolink_common.telemetry import configure_telemetry
 
 from xerolink_mapper.adapters.grpc_servicer import SERVICE_NAME, MapperServicer, registrar
 from xerolink_mapper.adapters.stream_mapping import StreamMapper
@@ -35,12 +37,20 @@ class Mapper:
         self.stream_mapper.close()
 
 
-def start(address: str, max_workers: int = 16, stream_processes: int = 0) -> Mapper:
+def start(
+    address: str, max_workers: int = 16, security: ServerSecurity | None = None, stream_processes: int = 0
+) -> Mapper:
     """Starts the mapper on `address` (port 0 picks a free one) and returns it running.
     `stream_processes` > 0 maps stream messages in that many worker processes."""
     stream_mapper = StreamMapper(stream_processes)  # workers first: spawned before gRPC threads exist
-    servicer = MapperServicer(stream_mapper)
-    running = create_server(address, [registrar(servicer)], [SERVICE_NAME], max_workers=max_workers)
+    running = create_server(
+        address,
+        [registrar(MapperServicer(stream_mapper))],
+        [SERVICE_NAME],
+        max_workers=max_workers,
+        interceptors=security.interceptors if security else (),
+        credentials=security.credentials if security else None,
+    )
     return Mapper(running, stream_mapper)
 
 
@@ -71,9 +81,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     configure_logging("mapper")
-    mapper = start(_address(args), args.workers, args.stream_processes)
+    telemetry = configure_telemetry("xerolink-mapper")
+    security = server_security_from_env("mapper", allowed_callers_env="XEROLINK_MAPPER_ALLOWED_CALLERS")
+    mapper = start(_address(args), args.workers, security, args.stream_processes)
     log.info("mapper listening on port %d (stream processes: %d)", mapper.port, args.stream_processes)
-    serve_until_signalled(mapper.running, on_stop=mapper.stream_mapper.close)
+
+    def stopped() -> None:
+        mapper.stream_mapper.close()
+        telemetry.shutdown()
+
+    serve_until_signalled(mapper.running, on_stop=stopped)
 
 
 if __name__ == "__main__":

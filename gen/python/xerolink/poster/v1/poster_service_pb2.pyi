@@ -639,3 +639,181 @@ class ListLinksResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListLinksResponse: _TypeAlias = ListLinksResponse  # noqa: Y015
+
+@_typing.final
+class Connection(_message.Message):
+    """A connection between one Actionstep organisation and one Xero organisation."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    CONNECTION_ID_FIELD_NUMBER: _builtins.int
+    XERO_BASE_URL_FIELD_NUMBER: _builtins.int
+    XERO_TENANT_ID_FIELD_NUMBER: _builtins.int
+    ACCESS_TOKEN_FIELD_NUMBER: _builtins.int
+    REFRESH_TOKEN_FIELD_NUMBER: _builtins.int
+    MAPPING_CONTEXT_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """"connections/{connection_id}"."""
+    connection_id: _builtins.str
+    """Chosen by the caller: letters, digits, '-' and '_', at most 64 characters."""
+    xero_base_url: _builtins.str
+    """Base URL of the Xero API host, e.g. "https://api.xero.com" (the emulator's URL in development)."""
+    xero_tenant_id: _builtins.str
+    """The Xero organisation (the xero-tenant-id header)."""
+    access_token: _builtins.str
+    """Input only: never returned."""
+    refresh_token: _builtins.str
+    """Input only: never returned."""
+    @_builtins.property
+    def mapping_context(self) -> _mapper_service_pb2.MappingContext:
+        """Profile, linked division, connected_at, account allocation, tax-code maps, chart."""
+
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp:
+        """Output only."""
+
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        connection_id: _builtins.str = ...,
+        xero_base_url: _builtins.str = ...,
+        xero_tenant_id: _builtins.str = ...,
+        access_token: _builtins.str = ...,
+        refresh_token: _builtins.str = ...,
+        mapping_context: _mapper_service_pb2.MappingContext | None = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "mapping_context", b"mapping_context"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["access_token", b"access_token", "connection_id", b"connection_id", "create_time", b"create_time", "mapping_context", b"mapping_context", "name", b"name", "refresh_token", b"refresh_token", "xero_base_url", b"xero_base_url", "xero_tenant_id", b"xero_tenant_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Connection: _TypeAlias = Connection  # noqa: Y015
+
+@_typing.final
+class CreateConnectionRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONNECTION_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def connection(self) -> Global___Connection: ...
+    def __init__(
+        self,
+        *,
+        connection: Global___Connection | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["connection", b"connection"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["connection", b"connection"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateConnectionRequest: _TypeAlias = CreateConnectionRequest  # noqa: Y015
+
+@_typing.final
+class CreateConnectionResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONNECTION_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def connection(self) -> Global___Connection: ...
+    def __init__(
+        self,
+        *,
+        connection: Global___Connection | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["connection", b"connection"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["connection", b"connection"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateConnectionResponse: _TypeAlias = CreateConnectionResponse  # noqa: Y015
+
+@_typing.final
+class GetConnectionRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONNECTION_ID_FIELD_NUMBER: _builtins.int
+    connection_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        connection_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["connection_id", b"connection_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetConnectionRequest: _TypeAlias = GetConnectionRequest  # noqa: Y015
+
+@_typing.final
+class GetConnectionResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONNECTION_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def connection(self) -> Global___Connection: ...
+    def __init__(
+        self,
+        *,
+        connection: Global___Connection | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["connection", b"connection"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["connection", b"connection"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetConnectionResponse: _TypeAlias = GetConnectionResponse  # noqa: Y015
+
+@_typing.final
+class StreamPostTransactionsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONNECTION_ID_FIELD_NUMBER: _builtins.int
+    TRANSACTIONS_FIELD_NUMBER: _builtins.int
+    connection_id: _builtins.str
+    @_builtins.property
+    def transactions(self) -> _containers.RepeatedCompositeFieldContainer[_transaction_pb2.Transaction]: ...
+    def __init__(
+        self,
+        *,
+        connection_id: _builtins.str = ...,
+        transactions: _abc.Iterable[_transaction_pb2.Transaction] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["connection_id", b"connection_id", "transactions", b"transactions"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StreamPostTransactionsRequest: _TypeAlias = StreamPostTransactionsRequest  # noqa: Y015
+
+@_typing.final
+class StreamPostTransactionsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESULTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def results(self) -> _containers.RepeatedCompositeFieldContainer[Global___PostResult]:
+        """One per transaction of the request, by index."""
+
+    def __init__(
+        self,
+        *,
+        results: _abc.Iterable[Global___PostResult] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["results", b"results"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StreamPostTransactionsResponse: _TypeAlias = StreamPostTransactionsResponse  # noqa: Y015

@@ -70,6 +70,21 @@ class PosterServiceStub:
                 request_serializer=xerolink_dot_poster_dot_v1_dot_poster__service__pb2.ListLinksRequest.SerializeToString,
                 response_deserializer=xerolink_dot_poster_dot_v1_dot_poster__service__pb2.ListLinksResponse.FromString,
                 _registered_method=True)
+        self.StreamPostTransactions = channel.stream_stream(
+                '/xerolink.poster.v1.PosterService/StreamPostTransactions',
+                request_serializer=xerolink_dot_poster_dot_v1_dot_poster__service__pb2.StreamPostTransactionsRequest.SerializeToString,
+                response_deserializer=xerolink_dot_poster_dot_v1_dot_poster__service__pb2.StreamPostTransactionsResponse.FromString,
+                _registered_method=True)
+        self.CreateConnection = channel.unary_unary(
+                '/xerolink.poster.v1.PosterService/CreateConnection',
+                request_serializer=xerolink_dot_poster_dot_v1_dot_poster__service__pb2.CreateConnectionRequest.SerializeToString,
+                response_deserializer=xerolink_dot_poster_dot_v1_dot_poster__service__pb2.CreateConnectionResponse.FromString,
+                _registered_method=True)
+        self.GetConnection = channel.unary_unary(
+                '/xerolink.poster.v1.PosterService/GetConnection',
+                request_serializer=xerolink_dot_poster_dot_v1_dot_poster__service__pb2.GetConnectionRequest.SerializeToString,
+                response_deserializer=xerolink_dot_poster_dot_v1_dot_poster__service__pb2.GetConnectionResponse.FromString,
+                _registered_method=True)
 
 
 class PosterServiceServicer:
@@ -128,6 +143,29 @@ class PosterServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def StreamPostTransactions(self, request_iterator, context):
+        """Streams batches of transactions for throughput; each response answers one request, in order.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateConnection(self, request, context):
+        """Registers a connection: the Xero organisation (tenant), the credentials to call it with and
+        the mapping context every transaction of the connection is mapped with. ALREADY_EXISTS when
+        the connection_id is taken. (The OAuth lifecycle and token encryption come later.)
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetConnection(self, request, context):
+        """Gets a connection (credentials are never returned).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PosterServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -165,6 +203,21 @@ def add_PosterServiceServicer_to_server(servicer, server):
                     servicer.ListLinks,
                     request_deserializer=xerolink_dot_poster_dot_v1_dot_poster__service__pb2.ListLinksRequest.FromString,
                     response_serializer=xerolink_dot_poster_dot_v1_dot_poster__service__pb2.ListLinksResponse.SerializeToString,
+            ),
+            'StreamPostTransactions': grpc.stream_stream_rpc_method_handler(
+                    servicer.StreamPostTransactions,
+                    request_deserializer=xerolink_dot_poster_dot_v1_dot_poster__service__pb2.StreamPostTransactionsRequest.FromString,
+                    response_serializer=xerolink_dot_poster_dot_v1_dot_poster__service__pb2.StreamPostTransactionsResponse.SerializeToString,
+            ),
+            'CreateConnection': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateConnection,
+                    request_deserializer=xerolink_dot_poster_dot_v1_dot_poster__service__pb2.CreateConnectionRequest.FromString,
+                    response_serializer=xerolink_dot_poster_dot_v1_dot_poster__service__pb2.CreateConnectionResponse.SerializeToString,
+            ),
+            'GetConnection': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetConnection,
+                    request_deserializer=xerolink_dot_poster_dot_v1_dot_poster__service__pb2.GetConnectionRequest.FromString,
+                    response_serializer=xerolink_dot_poster_dot_v1_dot_poster__service__pb2.GetConnectionResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -357,6 +410,87 @@ class PosterService:
             '/xerolink.poster.v1.PosterService/ListLinks',
             xerolink_dot_poster_dot_v1_dot_poster__service__pb2.ListLinksRequest.SerializeToString,
             xerolink_dot_poster_dot_v1_dot_poster__service__pb2.ListLinksResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StreamPostTransactions(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/xerolink.poster.v1.PosterService/StreamPostTransactions',
+            xerolink_dot_poster_dot_v1_dot_poster__service__pb2.StreamPostTransactionsRequest.SerializeToString,
+            xerolink_dot_poster_dot_v1_dot_poster__service__pb2.StreamPostTransactionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateConnection(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xerolink.poster.v1.PosterService/CreateConnection',
+            xerolink_dot_poster_dot_v1_dot_poster__service__pb2.CreateConnectionRequest.SerializeToString,
+            xerolink_dot_poster_dot_v1_dot_poster__service__pb2.CreateConnectionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetConnection(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xerolink.poster.v1.PosterService/GetConnection',
+            xerolink_dot_poster_dot_v1_dot_poster__service__pb2.GetConnectionRequest.SerializeToString,
+            xerolink_dot_poster_dot_v1_dot_poster__service__pb2.GetConnectionResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -51,6 +51,15 @@ class PosterServiceStub:
     """Gets the link of one Actionstep record."""
     ListLinks: _grpc.UnaryUnaryMultiCallable[_poster_service_pb2.ListLinksRequest, _poster_service_pb2.ListLinksResponse]
     """Lists links by group and state."""
+    StreamPostTransactions: _grpc.StreamStreamMultiCallable[_poster_service_pb2.StreamPostTransactionsRequest, _poster_service_pb2.StreamPostTransactionsResponse]
+    """Streams batches of transactions for throughput; each response answers one request, in order."""
+    CreateConnection: _grpc.UnaryUnaryMultiCallable[_poster_service_pb2.CreateConnectionRequest, _poster_service_pb2.CreateConnectionResponse]
+    """Registers a connection: the Xero organisation (tenant), the credentials to call it with and
+    the mapping context every transaction of the connection is mapped with. ALREADY_EXISTS when
+    the connection_id is taken. (The OAuth lifecycle and token encryption come later.)
+    """
+    GetConnection: _grpc.UnaryUnaryMultiCallable[_poster_service_pb2.GetConnectionRequest, _poster_service_pb2.GetConnectionResponse]
+    """Gets a connection (credentials are never returned)."""
 
 @_typing.type_check_only
 class PosterServiceAsyncStub(PosterServiceStub):
@@ -75,6 +84,15 @@ class PosterServiceAsyncStub(PosterServiceStub):
     """Gets the link of one Actionstep record."""
     ListLinks: _aio.UnaryUnaryMultiCallable[_poster_service_pb2.ListLinksRequest, _poster_service_pb2.ListLinksResponse]  # type: ignore[assignment]
     """Lists links by group and state."""
+    StreamPostTransactions: _aio.StreamStreamMultiCallable[_poster_service_pb2.StreamPostTransactionsRequest, _poster_service_pb2.StreamPostTransactionsResponse]  # type: ignore[assignment]
+    """Streams batches of transactions for throughput; each response answers one request, in order."""
+    CreateConnection: _aio.UnaryUnaryMultiCallable[_poster_service_pb2.CreateConnectionRequest, _poster_service_pb2.CreateConnectionResponse]  # type: ignore[assignment]
+    """Registers a connection: the Xero organisation (tenant), the credentials to call it with and
+    the mapping context every transaction of the connection is mapped with. ALREADY_EXISTS when
+    the connection_id is taken. (The OAuth lifecycle and token encryption come later.)
+    """
+    GetConnection: _aio.UnaryUnaryMultiCallable[_poster_service_pb2.GetConnectionRequest, _poster_service_pb2.GetConnectionResponse]  # type: ignore[assignment]
+    """Gets a connection (credentials are never returned)."""
 
 class PosterServiceServicer(metaclass=_abc_1.ABCMeta):
     """Posts Actionstep transactions to Xero exactly once and keeps the link registry."""
@@ -138,5 +156,32 @@ class PosterServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_poster_service_pb2.ListLinksResponse, _abc.Awaitable[_poster_service_pb2.ListLinksResponse]]:
         """Lists links by group and state."""
+
+    @_abc_1.abstractmethod
+    def StreamPostTransactions(
+        self,
+        request_iterator: _MaybeAsyncIterator[_poster_service_pb2.StreamPostTransactionsRequest],
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_poster_service_pb2.StreamPostTransactionsResponse], _abc.AsyncIterator[_poster_service_pb2.StreamPostTransactionsResponse]]:
+        """Streams batches of transactions for throughput; each response answers one request, in order."""
+
+    @_abc_1.abstractmethod
+    def CreateConnection(
+        self,
+        request: _poster_service_pb2.CreateConnectionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_poster_service_pb2.CreateConnectionResponse, _abc.Awaitable[_poster_service_pb2.CreateConnectionResponse]]:
+        """Registers a connection: the Xero organisation (tenant), the credentials to call it with and
+        the mapping context every transaction of the connection is mapped with. ALREADY_EXISTS when
+        the connection_id is taken. (The OAuth lifecycle and token encryption come later.)
+        """
+
+    @_abc_1.abstractmethod
+    def GetConnection(
+        self,
+        request: _poster_service_pb2.GetConnectionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_poster_service_pb2.GetConnectionResponse, _abc.Awaitable[_poster_service_pb2.GetConnectionResponse]]:
+        """Gets a connection (credentials are never returned)."""
 
 def add_PosterServiceServicer_to_server(servicer: PosterServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1,0 +1,63 @@
+"""The mapper over gRPC. Errors come back as XerolinkError (the mapper's rich statuses keep
+their reason, field violations and preconditions); an unreachable mapper is UNAVAILABLE."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import grpc
+from xerolink.actionstep.v1 import transaction_pb2
+from xerolink.mapper.v1 import mapper_service_pb2 as mapper_pb2
+from xerolink.mapper.v1 import mapper_service_pb2_grpc as mapper_grpc
+from xerolink_common.errors import ErrorCode, XerolinkError
+from xerolink_common.grpc_errors import from_rpc_error
+
+_RETRYABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
+
+
+class MapperClient:
+    def __init__(self, target: str, timeout: float = 10.0) -> None:
+        self.target = target
+        self.timeout = timeout
+        self._channel = grpc.insecure_channel(target)
+        self._stub = mapper_grpc.MapperServiceStub(self._channel)
+
+    def map_one(
+        self, transaction: transaction_pb2.Transaction, context: mapper_pb2.MappingContext
+    ) -> mapper_pb2.MapTransactionResponse:
+        try:
+            response: mapper_pb2.MapTransactionResponse = self._stub.MapTransaction(
+                mapper_pb2.MapTransactionRequest(transaction=transaction, context=context), timeout=self.timeout
+            )
+            return response
+        except grpc.RpcError as err:
+            raise self._translate(err) from err
+
+    def map_many(
+        self, transactions: Sequence[transaction_pb2.Transaction], context: mapper_pb2.MappingContext
+    ) -> list[mapper_pb2.MapResult]:
+        request = mapper_pb2.BatchMapTransactionsRequest(
+            requests=[mapper_pb2.MapTransactionRequest(transaction=t, context=context) for t in transactions]
+        )
+        try:
+            response: mapper_pb2.BatchMapTransactionsResponse = self._stub.BatchMapTransactions(
+                request, timeout=self.timeout
+            )
+        except grpc.RpcError as err:
+            raise self._translate(err) from err
+        return sorted(response.results, key=lambda r: r.index)
+
+    def _translate(self, err: grpc.RpcError) -> XerolinkError:
+        call: grpc.Call = err
+        if call.code() in _RETRYABLE:
+            return XerolinkError(
+                ErrorCode.UNAVAILABLE,
+                "MAPPER_UNAVAILABLE",
+                f"the mapper at {self.target} did not answer ({call.code().name}); nothing was recorded, "
+                "retry the request shortly",
+                retry_after_seconds=1.0,
+            )
+        return from_rpc_error(err)
+
+    def close(self) -> None:
+        self._channel.close()

@@ -1,0 +1,84 @@
+"""A small versioned migration runner (Alembic would be more machinery than these few steps
+need). Each step is a numbered Python function run in its own transaction and recorded in
+schema_version; the runner applies the missing ones in order. On PostgreSQL a transaction-level
+advisory lock serialises posters starting together; on SQLite BEGIN IMMEDIATE does."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, select, text
+from sqlmodel import SQLModel
+
+from xerolink_poster.adapters import tables
+from xerolink_poster.adapters.database import Database, now_us
+
+log = logging.getLogger(__name__)
+
+_MIGRATION_LOCK = 0x5845524F  # any constant shared by every poster
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    apply: Callable[[Connection], None]
+
+
+def _create_v1_tables(conn: Connection) -> None:
+    wanted = [
+        tables.ConnectionRow,
+        tables.LinkRow,
+        tables.PostingRow,
+        tables.AuditRow,
+        tables.OutboxRow,
+        tables.DependencyWaitRow,
+        tables.ContactLinkRow,
+        tables.TenantLeaseRow,
+    ]
+    SQLModel.metadata.create_all(conn, tables=[t.__table__ for t in wanted])  # type: ignore[attr-defined]
+
+
+def _index_outbox_by_posting(conn: Connection) -> None:
+    conn.execute(text("CREATE INDEX IF NOT EXISTS ix_outbox_posting ON outbox (posting_id)"))
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "create the registry, outbox and lease tables", _create_v1_tables),
+    Migration(2, "index outbox entries by posting", _index_outbox_by_posting),
+)
+
+
+def current_version(db: Database) -> int:
+    with db.read.connect() as conn:
+        if not db.read.dialect.has_table(conn, "schema_version"):
+            return 0
+        column = tables.SchemaVersionRow.__table__.c.version  # type: ignore[attr-defined]
+        versions = conn.execute(select(column)).scalars().all()
+        return max(versions, default=0)
+
+
+def migrate(db: Database, target: int | None = None) -> int:
+    """Applies every missing step up to target (default: all); returns the version reached."""
+    SQLModel.metadata.create_all(db.write, tables=[tables.SchemaVersionRow.__table__])  # type: ignore[attr-defined]
+    reached = 0
+    for step in MIGRATIONS:
+        if target is not None and step.version > target:
+            break
+        with db.write.begin() as conn:
+            if not db.is_sqlite:
+                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK})
+            version = tables.SchemaVersionRow.__table__.c.version  # type: ignore[attr-defined]
+            done = conn.execute(select(version).where(version == step.version)).first()
+            if done is None:
+                log.info("applying migration %d: %s", step.version, step.name)
+                step.apply(conn)
+                conn.execute(
+                    tables.SchemaVersionRow.__table__.insert().values(  # type: ignore[attr-defined]
+                        version=step.version, name=step.name, applied_us=now_us()
+                    )
+                )
+        reached = step.version
+    return reached

@@ -1,0 +1,307 @@
+"""The registry repository: links, postings, audit, outbox, dependency waits, contacts and tenant
+leases, on one SQLModel session. Every state change goes through the domain's transition table
+and appends its audit row in the caller's transaction."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+from sqlalchemy import and_, delete, func, or_, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session, col, select
+
+from xerolink_poster.adapters.tables import (
+    AuditRow,
+    ConnectionRow,
+    ContactLinkRow,
+    DependencyWaitRow,
+    LinkRow,
+    OutboxRow,
+    PostingRow,
+    TenantLeaseRow,
+)
+from xerolink_poster.domain.records import RecordRef, XeroObjectRef
+from xerolink_poster.domain.states import Event, LinkState, Transition, transition
+
+OUTBOX_READY = "ready"
+OUTBOX_WAITING = "waiting"
+OUTBOX_DONE = "done"
+
+
+class Registry:
+    def __init__(self, session: Session, is_sqlite: bool) -> None:
+        self.session = session
+        self.is_sqlite = is_sqlite
+
+    # -- connections -------------------------------------------------------------------------
+    def get_connection(self, connection_id: str) -> ConnectionRow | None:
+        return self.session.get(ConnectionRow, connection_id)
+
+    def add_connection(self, row: ConnectionRow) -> None:
+        self.session.add(row)
+
+    def connection_ids_of_tenant(self, tenant_id: str) -> list[str]:
+        return list(
+            self.session.exec(select(ConnectionRow.connection_id).where(ConnectionRow.xero_tenant_id == tenant_id))
+        )
+
+    # -- links -------------------------------------------------------------------------------
+    def get_link(self, connection_id: str, record: RecordRef) -> LinkRow | None:
+        return self.session.exec(
+            select(LinkRow).where(
+                LinkRow.connection_id == connection_id, LinkRow.kind == record.kind, LinkRow.record_id == record.id
+            )
+        ).first()
+
+    def get_link_by_id(self, link_id: int) -> LinkRow | None:
+        return self.session.get(LinkRow, link_id)
+
+    def add_link(self, row: LinkRow) -> LinkRow:
+        self.session.add(row)
+        self.session.flush()
+        return row
+
+    def change_state(self, link: LinkRow, event: Event, actor: str, now_us: int, detail: str = "") -> Transition:
+        """Applies a transition to the link and its current posting, and appends the audit row."""
+        current = LinkState(link.state) if link.state else None
+        step = transition(current, event)
+        link.state = step.to_state.value
+        link.update_us = now_us
+        self.session.add(link)
+        self.session.flush()
+        assert link.id is not None
+        self.session.execute(
+            update(PostingRow).where(col(PostingRow.posting_id) == link.posting_id).values(state=step.to_state.value)
+        )
+        self.session.add(
+            AuditRow(
+                link_id=link.id,
+                time_us=now_us,
+                actor=actor,
+                event=event.value,
+                from_state=current.value if current else "",
+                to_state=step.to_state.value,
+                detail=detail,
+            )
+        )
+        return step
+
+    def list_links(self, connection_id: str, group: int, state: str, after_id: int, limit: int) -> Sequence[LinkRow]:
+        query = select(LinkRow).where(LinkRow.connection_id == connection_id, col(LinkRow.id) > after_id)
+        if group:
+            query = query.where(LinkRow.link_group == group)
+        if state:
+            query = query.where(LinkRow.state == state)
+        return self.session.exec(query.order_by(col(LinkRow.id)).limit(limit)).all()
+
+    def audit(self, link_id: int) -> Sequence[AuditRow]:
+        return self.session.exec(select(AuditRow).where(AuditRow.link_id == link_id).order_by(col(AuditRow.id))).all()
+
+    @staticmethod
+    def xero_objects(link: LinkRow) -> list[XeroObjectRef]:
+        return [XeroObjectRef.from_json(item) for item in json.loads(link.xero_objects)]
+
+    @staticmethod
+    def set_xero_objects(link: LinkRow, objects: Sequence[XeroObjectRef]) -> None:
+        link.xero_objects = json.dumps([o.to_json() for o in objects])
+
+    # -- postings ----------------------------------------------------------------------------
+    def add_posting(self, row: PostingRow) -> None:
+        self.session.add(row)
+
+    def get_posting(self, posting_id: str) -> PostingRow | None:
+        return self.session.get(PostingRow, posting_id)
+
+    def posting_by_request(self, connection_id: str, request_id: str) -> PostingRow | None:
+        return self.session.exec(
+            select(PostingRow).where(PostingRow.connection_id == connection_id, PostingRow.request_id == request_id)
+        ).first()
+
+    def list_postings(
+        self, connection_id: str, state: str, before: tuple[int, str] | None, limit: int
+    ) -> Sequence[PostingRow]:
+        """Newest first; the page token is the (create time, id) of the last posting shown."""
+        query = select(PostingRow).where(PostingRow.connection_id == connection_id)
+        if state:
+            query = query.where(PostingRow.state == state)
+        if before is not None:
+            query = query.where(
+                or_(
+                    col(PostingRow.create_us) < before[0],
+                    and_(col(PostingRow.create_us) == before[0], col(PostingRow.posting_id) < before[1]),
+                )
+            )
+        order = (col(PostingRow.create_us).desc(), col(PostingRow.posting_id).desc())
+        return self.session.exec(query.order_by(*order).limit(limit)).all()
+
+    # -- outbox ------------------------------------------------------------------------------
+    def add_outbox(self, row: OutboxRow) -> OutboxRow:
+        self.session.add(row)
+        self.session.flush()
+        return row
+
+    def open_outbox_of_link(self, link_id: int) -> Sequence[OutboxRow]:
+        return self.session.exec(
+            select(OutboxRow).where(OutboxRow.link_id == link_id, OutboxRow.state != OUTBOX_DONE)
+        ).all()
+
+    def claim(self, tenant_id: str, holder: str, limit: int, now_us: int, lease_us: int) -> list[OutboxRow]:
+        """Claims up to `limit` ready entries of one tenant, oldest first, exactly once across
+        processes (SKIP LOCKED on PostgreSQL; BEGIN IMMEDIATE serialises SQLite)."""
+        candidates = (
+            select(OutboxRow.id)
+            .where(
+                OutboxRow.tenant_id == tenant_id,
+                OutboxRow.state == OUTBOX_READY,
+                col(OutboxRow.available_us) <= now_us,
+                col(OutboxRow.lease_until_us) < now_us,
+            )
+            .order_by(col(OutboxRow.id))
+            .limit(limit)
+        )
+        if not self.is_sqlite:
+            candidates = candidates.with_for_update(skip_locked=True)
+        claimed = self.session.execute(
+            update(OutboxRow)
+            .where(col(OutboxRow.id).in_(candidates.scalar_subquery()))
+            .values(claimed_by=holder, lease_until_us=now_us + lease_us)
+            .returning(col(OutboxRow.id))
+        )
+        ids = sorted(claimed.scalars().all())
+        if not ids:
+            return []
+        return list(self.session.exec(select(OutboxRow).where(col(OutboxRow.id).in_(ids)).order_by(col(OutboxRow.id))))
+
+    def get_outbox(self, outbox_id: int) -> OutboxRow | None:
+        return self.session.get(OutboxRow, outbox_id)
+
+    def tenants_with_ready_work(self, now_us: int) -> list[str]:
+        return list(
+            self.session.exec(
+                select(OutboxRow.tenant_id)
+                .where(OutboxRow.state == OUTBOX_READY, col(OutboxRow.available_us) <= now_us)
+                .distinct()
+            )
+        )
+
+    def outbox_counts(self, tenant_id: str) -> dict[str, int]:
+        rows = self.session.exec(
+            select(OutboxRow.state, func.count()).where(OutboxRow.tenant_id == tenant_id).group_by(OutboxRow.state)
+        ).all()
+        return {state: int(count) for state, count in rows}
+
+    # -- dependency waits --------------------------------------------------------------------
+    def add_waits(self, outbox_id: int, connection_id: str, records: Sequence[RecordRef]) -> None:
+        for record in records:
+            self.session.add(
+                DependencyWaitRow(
+                    outbox_id=outbox_id, connection_id=connection_id, kind=record.kind, record_id=record.id
+                )
+            )
+
+    def clear_waits(self, outbox_id: int) -> None:
+        self.session.execute(delete(DependencyWaitRow).where(col(DependencyWaitRow.outbox_id) == outbox_id))
+
+    def waiters_on(self, connection_id: str, record: RecordRef) -> list[int]:
+        return sorted(
+            set(
+                self.session.exec(
+                    select(DependencyWaitRow.outbox_id).where(
+                        DependencyWaitRow.connection_id == connection_id,
+                        DependencyWaitRow.kind == record.kind,
+                        DependencyWaitRow.record_id == record.id,
+                    )
+                )
+            )
+        )
+
+    def waits_of(self, outbox_id: int) -> list[RecordRef]:
+        rows = self.session.exec(select(DependencyWaitRow).where(DependencyWaitRow.outbox_id == outbox_id)).all()
+        return sorted({RecordRef(r.kind, r.record_id) for r in rows})
+
+    def waits_satisfied(self, tenant_id: str) -> list[int]:
+        """Waiting entries of a tenant all of whose dependencies are linked now (the safety net
+        for a release that raced with the post that started the wait)."""
+        waiting = self.session.exec(
+            select(OutboxRow.id).where(OutboxRow.tenant_id == tenant_id, OutboxRow.state == OUTBOX_WAITING)
+        ).all()
+        ready: list[int] = []
+        for outbox_id in waiting:
+            assert outbox_id is not None
+            row = self.session.get(OutboxRow, outbox_id)
+            assert row is not None
+            if all(
+                (link := self.get_link(row.connection_id, record)) is not None and link.state == LinkState.LINKED
+                for record in self.waits_of(outbox_id)
+            ):
+                ready.append(outbox_id)
+        return ready
+
+    # -- contacts ----------------------------------------------------------------------------
+    def get_contact(self, connection_id: str, participant_id: int) -> ContactLinkRow | None:
+        return self.session.get(ContactLinkRow, (connection_id, participant_id))
+
+    def add_contact(self, row: ContactLinkRow) -> None:
+        if self.get_contact(row.connection_id, row.participant_id) is None:
+            self.session.add(row)
+
+    # -- tenant leases -----------------------------------------------------------------------
+    def acquire_lease(self, tenant_id: str, holder: str, now_us: int, ttl_us: int) -> TenantLeaseRow | None:
+        """Takes or renews the tenant's lease when it is free, expired or already ours."""
+        dialect = sqlite if self.is_sqlite else postgresql
+        table = TenantLeaseRow.__table__  # type: ignore[attr-defined]
+        stmt = dialect.insert(table).values(
+            tenant_id=tenant_id,
+            holder=holder,
+            expires_us=now_us + ttl_us,
+            minute_log="[]",
+            day_calls=0,
+            day_started_us=now_us,
+            blocked_until_us=0,
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[table.c.tenant_id],
+            set_={"holder": holder, "expires_us": now_us + ttl_us},
+            where=or_(table.c.expires_us < now_us, table.c.holder == holder),
+        ).returning(table.c.holder)
+        got = self.session.execute(stmt).scalar_one_or_none()
+        if got != holder:
+            return None
+        self.session.expire_all()
+        return self.session.get(TenantLeaseRow, tenant_id)
+
+    def release_lease(self, tenant_id: str, holder: str) -> None:
+        self.session.execute(
+            update(TenantLeaseRow)
+            .where(col(TenantLeaseRow.tenant_id) == tenant_id, col(TenantLeaseRow.holder) == holder)
+            .values(expires_us=0)
+        )
+
+    def record_call(self, tenant_id: str, holder: str, now_us: int, ttl_us: int, minute_us: int, day_us: int) -> bool:
+        """Before each Xero call: checks the lease is still ours (renewing it) and logs the call in
+        the lease row, so whoever holds the tenant next knows this call happened. False: the
+        lease was lost, do not call."""
+        lease = self.session.get(TenantLeaseRow, tenant_id, with_for_update=not self.is_sqlite)
+        if lease is None or lease.holder != holder or lease.expires_us < now_us:
+            return False
+        log = [t for t in json.loads(lease.minute_log) if t > (now_us - minute_us) / 1e6]
+        log.append(now_us / 1e6)
+        lease.minute_log = json.dumps(log)
+        if now_us - lease.day_started_us >= day_us:
+            lease.day_started_us, lease.day_calls = now_us, 0
+        lease.day_calls += 1
+        lease.expires_us = now_us + ttl_us
+        self.session.add(lease)
+        return True
+
+    def block_tenant(self, tenant_id: str, until_us: int) -> None:
+        self.session.execute(
+            update(TenantLeaseRow)
+            .where(col(TenantLeaseRow.tenant_id) == tenant_id)
+            .values(
+                blocked_until_us=func.max(TenantLeaseRow.blocked_until_us, until_us)
+                if self.is_sqlite
+                else func.greatest(TenantLeaseRow.blocked_until_us, until_us)
+            )
+        )

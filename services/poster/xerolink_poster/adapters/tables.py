@@ -1,0 +1,160 @@
+"""The registry's tables as SQLModel classes. Times are integer microseconds since the epoch
+(UTC): the same on SQLite and PostgreSQL, no naive/aware ambiguity, cheap lease comparisons.
+Schema changes go through adapters/migrations.py, never through create_all at start-up."""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Column, Index, LargeBinary, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def _big(**kwargs: object) -> Column[int]:
+    return Column(BigInteger, **kwargs)  # type: ignore[arg-type]
+
+
+class ConnectionRow(SQLModel, table=True):
+    """A connection between one Actionstep organisation and one Xero organisation (tenant)."""
+
+    __tablename__ = "connection"
+    connection_id: str = Field(primary_key=True, max_length=64)
+    xero_base_url: str = Field(sa_column=Column(Text, nullable=False))
+    xero_tenant_id: str = Field(max_length=64, index=True)
+    access_token: str = Field(sa_column=Column(Text, nullable=False))
+    refresh_token: str = Field(sa_column=Column(Text, nullable=False))
+    # xerolink.mapper.v1.MappingContext, serialized: what every mapping of this connection needs.
+    mapping_context: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    create_us: int = Field(sa_column=_big(nullable=False))
+
+
+class LinkRow(SQLModel, table=True):
+    """One Actionstep record and the Xero objects that represent it."""
+
+    __tablename__ = "link"
+    __table_args__ = (
+        UniqueConstraint("connection_id", "kind", "record_id", name="uq_link_record"),
+        Index("ix_link_list", "connection_id", "link_group", "state", "id"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    connection_id: str = Field(max_length=64)
+    kind: int
+    record_id: int = Field(sa_column=_big(nullable=False))
+    link_group: int
+    state: str = Field(max_length=16)
+    fingerprint: str = Field(max_length=64)
+    # Incremented each time the record is posted afresh after an unlink: part of the
+    # references set in Xero, so a lookup never finds the orphaned object of an earlier cycle.
+    generation: int = 1
+    attempts: int = 0
+    # JSON: {"code", "reason", "message", "field_violations": [{"field", "description"}]}.
+    last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    # JSON list of XeroObjectRef.to_json().
+    xero_objects: str = Field(default="[]", sa_column=Column(Text, nullable=False))
+    # JSON list of [kind, id] this link waits for.
+    waiting_on: str = Field(default="[]", sa_column=Column(Text, nullable=False))
+    posting_id: str = Field(max_length=40)
+    create_us: int = Field(sa_column=_big(nullable=False))
+    update_us: int = Field(sa_column=_big(nullable=False))
+
+
+class PostingRow(SQLModel, table=True):
+    """One accepted request to post one version of a transaction."""
+
+    __tablename__ = "posting"
+    __table_args__ = (
+        Index("ix_posting_list", "connection_id", "create_us"),
+        Index("ix_posting_request", "connection_id", "request_id"),
+    )
+    posting_id: str = Field(primary_key=True, max_length=40)
+    connection_id: str = Field(max_length=64)
+    kind: int
+    record_id: int = Field(sa_column=_big(nullable=False))
+    link_id: int | None = Field(default=None, index=True)
+    fingerprint: str = Field(max_length=64)
+    # xerolink.mapper.v1.Decision, serialized.
+    decision: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    state: str = Field(max_length=16)
+    duplicate: bool = False
+    request_id: str = Field(default="", max_length=128)
+    create_us: int = Field(sa_column=_big(nullable=False))
+
+
+class AuditRow(SQLModel, table=True):
+    """Append-only: rows are inserted with the state change they record and never updated."""
+
+    __tablename__ = "link_audit"
+    id: int | None = Field(default=None, primary_key=True)
+    link_id: int = Field(index=True)
+    time_us: int = Field(sa_column=_big(nullable=False))
+    actor: str = Field(max_length=128)
+    event: str = Field(max_length=32)
+    from_state: str = Field(default="", max_length=16)
+    to_state: str = Field(max_length=16)
+    detail: str = Field(default="", sa_column=Column(Text, nullable=False))
+
+
+class OutboxRow(SQLModel, table=True):
+    """Durable work: the mapped operations of one posting, claimed by the dispatcher that holds
+    the tenant's lease. state: ready (claimable), waiting (on a dependency), done."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_claim", "tenant_id", "state", "available_us", "id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    tenant_id: str = Field(max_length=64)
+    connection_id: str = Field(max_length=64)
+    link_id: int = Field(index=True)
+    posting_id: str = Field(max_length=40)
+    # xerolink.mapper.v1.MapTransactionResponse, serialized.
+    operations: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    state: str = Field(max_length=16)
+    available_us: int = Field(sa_column=_big(nullable=False))
+    claimed_by: str = Field(default="", max_length=128)
+    lease_until_us: int = Field(default=0, sa_column=_big(nullable=False, default=0))
+    attempts: int = 0
+    # The last call for this work had no certain answer: look the object up before creating.
+    uncertain: bool = False
+    create_us: int = Field(sa_column=_big(nullable=False))
+
+
+class DependencyWaitRow(SQLModel, table=True):
+    """One record an outbox entry waits for; deleted when that record links."""
+
+    __tablename__ = "dependency_wait"
+    __table_args__ = (Index("ix_wait_record", "connection_id", "kind", "record_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    outbox_id: int = Field(index=True)
+    connection_id: str = Field(max_length=64)
+    kind: int
+    record_id: int = Field(sa_column=_big(nullable=False))
+
+
+class ContactLinkRow(SQLModel, table=True):
+    """An Actionstep participant and the Xero contact found or created for it, once."""
+
+    __tablename__ = "contact_link"
+    connection_id: str = Field(primary_key=True, max_length=64)
+    participant_id: int = Field(sa_column=Column(BigInteger, primary_key=True))
+    contact_id: str = Field(max_length=64)
+    contact_number: str = Field(max_length=64)
+    create_us: int = Field(sa_column=_big(nullable=False))
+
+
+class TenantLeaseRow(SQLModel, table=True):
+    """Which poster process serves a Xero tenant, until when, and the calls it made recently
+    (so a new holder starts from the old holder's budget, not from zero)."""
+
+    __tablename__ = "tenant_lease"
+    tenant_id: str = Field(primary_key=True, max_length=64)
+    holder: str = Field(max_length=128)
+    expires_us: int = Field(sa_column=_big(nullable=False))
+    # JSON list of wall-clock seconds of the calls in the last (scaled) minute.
+    minute_log: str = Field(default="[]", sa_column=Column(Text, nullable=False))
+    day_calls: int = 0
+    day_started_us: int = Field(default=0, sa_column=_big(nullable=False, default=0))
+    blocked_until_us: int = Field(default=0, sa_column=_big(nullable=False, default=0))
+
+
+class SchemaVersionRow(SQLModel, table=True):
+    __tablename__ = "schema_version"
+    version: int = Field(primary_key=True)
+    name: str = Field(max_length=128)
+    applied_us: int = Field(sa_column=_big(nullable=False))

@@ -1,0 +1,101 @@
+"""The Xero Accounting API over httpx. One pooled client per base URL; every write carries an
+Idempotency-Key; every answer returns the rate headers. A write whose answer never arrived
+(timeout, dropped connection) raises Uncertain: it may or may not have been applied."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from xerolink_poster.adapters import xero_json
+from xerolink_poster.domain.rate_limits import RateHeaders
+
+API_PREFIX = "/api.xro/2.0/"
+
+
+@dataclass(frozen=True)
+class Credentials:
+    base_url: str
+    tenant_id: str
+    access_token: str
+
+
+@dataclass
+class XeroAnswer:
+    status: int
+    body: Any
+    rate: RateHeaders
+    elapsed: float
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+
+class Uncertain(Exception):
+    """No answer arrived for a call that may have changed Xero."""
+
+
+class XeroClient:
+    def __init__(self, timeout: float = 10.0) -> None:
+        self.timeout = timeout
+        self._clients: dict[str, httpx.Client] = {}
+        self._lock = threading.Lock()
+
+    def _client(self, base_url: str) -> httpx.Client:
+        with self._lock:
+            client = self._clients.get(base_url)
+            if client is None:
+                client = httpx.Client(
+                    base_url=base_url,
+                    timeout=self.timeout,
+                    limits=httpx.Limits(max_connections=50, max_keepalive_connections=20),
+                )
+                self._clients[base_url] = client
+            return client
+
+    def call(
+        self,
+        creds: Credentials,
+        method: str,
+        path: str,
+        params: dict[str, str] | None = None,
+        body: Any = None,
+        idempotency_key: str | None = None,
+    ) -> XeroAnswer:
+        headers = {
+            "Authorization": f"Bearer {creds.access_token}",
+            "xero-tenant-id": creds.tenant_id,
+            "Accept": "application/json",
+        }
+        content: bytes | None = None
+        if body is not None:
+            content = xero_json.dumps(body)
+            headers["Content-Type"] = "application/json"
+        if idempotency_key:
+            headers["Idempotency-Key"] = idempotency_key
+        started = time.monotonic()
+        try:
+            response = self._client(creds.base_url).request(
+                method, API_PREFIX + path, params=params, content=content, headers=headers
+            )
+        except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
+            raise Uncertain(f"{method} {path}: {type(exc).__name__}") from exc
+        elapsed = time.monotonic() - started
+        parsed: Any = None
+        if response.content:
+            try:
+                parsed = xero_json.loads(response.content)
+            except ValueError:
+                parsed = {"Message": response.text[:500]}
+        return XeroAnswer(response.status_code, parsed, RateHeaders.parse(dict(response.headers)), elapsed)
+
+    def close(self) -> None:
+        with self._lock:
+            for client in self._clients.values():
+                client.close()
+            self._clients.clear()

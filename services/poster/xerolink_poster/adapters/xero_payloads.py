@@ -1,0 +1,260 @@
+"""The mapper's operations as Xero Accounting API elements, and Xero's answers as ids.
+
+Every element carries a deterministic reference (`tracking_reference`): the mapper's reference,
+plus " #<generation>" when the record is posted again after an unlink, so a look-up after an
+uncertain outcome finds this cycle's object and never the orphan of an earlier one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from xerolink.type.v1 import date_pb2, money_pb2
+from xerolink.xero.v1 import objects_pb2 as xero_pb2
+from xerolink_common.money import cents_to_decimal
+
+from xerolink_poster.domain.dependencies import OBJECT_TYPE_BY_BODY, body_of
+
+Element = dict[str, Any]
+
+# Operation body -> (Xero resource, id field, number field).
+RESOURCES: dict[str, tuple[str, str, str]] = {
+    "invoice": ("Invoices", "InvoiceID", "InvoiceNumber"),
+    "credit_note": ("CreditNotes", "CreditNoteID", "CreditNoteNumber"),
+    "payment": ("Payments", "PaymentID", ""),
+    "allocation": ("Allocations", "AllocationID", ""),
+    "bank_transaction": ("BankTransactions", "BankTransactionID", ""),
+    "bank_transfer": ("BankTransfers", "BankTransferID", ""),
+    "manual_journal": ("ManualJournals", "ManualJournalID", ""),
+}
+_LINE_AMOUNT_TYPES = {
+    xero_pb2.LINE_AMOUNT_TYPES_EXCLUSIVE: "Exclusive",
+    xero_pb2.LINE_AMOUNT_TYPES_INCLUSIVE: "Inclusive",
+    xero_pb2.LINE_AMOUNT_TYPES_NO_TAX: "NoTax",
+}
+_DOC_STATUS = {
+    xero_pb2.DOCUMENT_STATUS_DRAFT: "DRAFT",
+    xero_pb2.DOCUMENT_STATUS_SUBMITTED: "SUBMITTED",
+    xero_pb2.DOCUMENT_STATUS_AUTHORISED: "AUTHORISED",
+}
+_BANK_TYPES = {
+    xero_pb2.BANK_TRANSACTION_TYPE_RECEIVE: "RECEIVE",
+    xero_pb2.BANK_TRANSACTION_TYPE_SPEND: "SPEND",
+    xero_pb2.BANK_TRANSACTION_TYPE_RECEIVE_OVERPAYMENT: "RECEIVE-OVERPAYMENT",
+    xero_pb2.BANK_TRANSACTION_TYPE_SPEND_OVERPAYMENT: "SPEND-OVERPAYMENT",
+}
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where an element goes: one batched PUT per (path) groups elements of one endpoint."""
+
+    body: str
+    resource: str
+    path: str  # relative to /api.xro/2.0/, e.g. "Invoices" or "CreditNotes/<id>/Allocations"
+    collection: str  # JSON key of the element list
+
+
+def tracking_reference(reference: str, record_id: int, generation: int) -> str:
+    base = reference or f"AS-{record_id}"
+    return base if generation <= 1 else f"{base} #{generation}"
+
+
+def _date(value: date_pb2.Date) -> str:
+    return f"{value.year:04d}-{value.month:02d}-{value.day:02d}"
+
+
+def _amount(value: money_pb2.Money) -> Decimal:
+    return cents_to_decimal(value.units)
+
+
+def _lines(items: Any) -> list[Element]:
+    out: list[Element] = []
+    for item in items:
+        line: Element = {
+            "Description": item.description,
+            "Quantity": Decimal(item.quantity or "1"),
+            "UnitAmount": Decimal(item.unit_amount) if item.unit_amount else _amount(item.line_amount),
+            "AccountCode": item.account_code,
+            "LineAmount": _amount(item.line_amount),
+            "TaxAmount": _amount(item.tax_amount),
+        }
+        if item.tax_type:
+            line["TaxType"] = item.tax_type
+        out.append(line)
+    return out
+
+
+def _currency(element: Element, code: str, rate: str) -> Element:
+    if code:
+        element["CurrencyCode"] = code
+    if rate:
+        element["CurrencyRate"] = Decimal(rate)
+    return element
+
+
+def target_of(operation: xero_pb2.Operation, resolved: dict[str, str]) -> Target:
+    body = body_of(operation)
+    resource, _, _ = RESOURCES[body]
+    if body == "allocation":
+        credit_note_id = resolved["credit_note"]
+        return Target(body, "Allocations", f"CreditNotes/{credit_note_id}/Allocations", "Allocations")
+    return Target(body, resource, resource, resource)
+
+
+def element_of(operation: xero_pb2.Operation, reference: str, contact_id: str, resolved: dict[str, str]) -> Element:
+    """The Xero element of one operation. `resolved` holds the Xero ids of the documents it
+    refers to ("document", "credit_note", "invoice"); `contact_id` its contact."""
+    body = body_of(operation)
+    if body == "invoice":
+        inv = operation.invoice
+        element: Element = {
+            "Type": xero_pb2.InvoiceType.Name(inv.type).removeprefix("INVOICE_TYPE_"),
+            "Contact": {"ContactID": contact_id},
+            "Date": _date(inv.date),
+            "LineAmountTypes": _LINE_AMOUNT_TYPES.get(inv.line_amount_types, "Exclusive"),
+            "LineItems": _lines(inv.line_items),
+            "Status": _DOC_STATUS.get(inv.status, "AUTHORISED"),
+            "Reference": reference,
+        }
+        if inv.HasField("due_date"):
+            element["DueDate"] = _date(inv.due_date)
+        if inv.invoice_number:
+            element["InvoiceNumber"] = inv.invoice_number
+        return _currency(element, inv.currency_code, inv.currency_rate)
+    if body == "credit_note":
+        note = operation.credit_note
+        element = {
+            "Type": xero_pb2.CreditNoteType.Name(note.type).removeprefix("CREDIT_NOTE_TYPE_"),
+            "Contact": {"ContactID": contact_id},
+            "Date": _date(note.date),
+            "LineAmountTypes": _LINE_AMOUNT_TYPES.get(note.line_amount_types, "Exclusive"),
+            "LineItems": _lines(note.line_items),
+            "Status": _DOC_STATUS.get(note.status, "AUTHORISED"),
+            "Reference": reference,
+        }
+        if note.credit_note_number:
+            element["CreditNoteNumber"] = note.credit_note_number
+        return _currency(element, note.currency_code, note.currency_rate)
+    if body == "payment":
+        pay = operation.payment
+        doc_key = {
+            xero_pb2.OBJECT_TYPE_INVOICE: ("Invoice", "InvoiceID"),
+            xero_pb2.OBJECT_TYPE_CREDIT_NOTE: ("CreditNote", "CreditNoteID"),
+            xero_pb2.OBJECT_TYPE_OVERPAYMENT: ("Overpayment", "OverpaymentID"),
+        }[pay.document_type]
+        element = {
+            doc_key[0]: {doc_key[1]: resolved["document"]},
+            "Account": {"Code": pay.account_code},
+            "Date": _date(pay.date),
+            "Amount": _amount(pay.amount),
+            "Reference": reference,
+        }
+        if pay.currency_rate:
+            element["CurrencyRate"] = Decimal(pay.currency_rate)
+        return element
+    if body == "allocation":
+        alloc = operation.allocation
+        return {
+            "Invoice": {"InvoiceID": resolved["invoice"]},
+            "Amount": _amount(alloc.amount),
+            "Date": _date(alloc.date),
+        }
+    if body == "bank_transaction":
+        txn = operation.bank_transaction
+        element = {
+            "Type": _BANK_TYPES[txn.type],
+            "BankAccount": {"Code": txn.bank_account_code},
+            "Date": _date(txn.date),
+            "LineAmountTypes": _LINE_AMOUNT_TYPES.get(txn.line_amount_types, "Exclusive"),
+            "LineItems": _lines(txn.line_items),
+            "Reference": reference,
+        }
+        if contact_id:
+            element["Contact"] = {"ContactID": contact_id}
+        return _currency(element, txn.currency_code, txn.currency_rate)
+    if body == "bank_transfer":
+        transfer = operation.bank_transfer
+        return {
+            "FromBankAccount": {"Code": transfer.from_bank_account_code},
+            "ToBankAccount": {"Code": transfer.to_bank_account_code},
+            "Amount": _amount(transfer.amount),
+            "Date": _date(transfer.date),
+            "Reference": reference,
+        }
+    journal = operation.manual_journal
+    lines = []
+    for item in journal.journal_lines:
+        line: Element = {"LineAmount": _amount(item.line_amount), "AccountCode": item.account_code}
+        if item.description:
+            line["Description"] = item.description
+        if item.tax_type:
+            line["TaxType"] = item.tax_type
+            line["TaxAmount"] = _amount(item.tax_amount)
+        lines.append(line)
+    return {
+        "Narration": reference,
+        "Date": _date(journal.date),
+        "LineAmountTypes": _LINE_AMOUNT_TYPES.get(journal.line_amount_types, "NoTax"),
+        "JournalLines": lines,
+        "Status": "DRAFT" if journal.status == xero_pb2.MANUAL_JOURNAL_STATUS_DRAFT else "POSTED",
+    }
+
+
+def reference_of(operation: xero_pb2.Operation) -> str:
+    body = body_of(operation)
+    if body == "manual_journal":
+        return operation.manual_journal.narration
+    if body == "allocation":
+        return ""
+    value: str = getattr(operation, body).reference
+    return value
+
+
+def contact_of(operation: xero_pb2.Operation) -> xero_pb2.Contact | None:
+    body = body_of(operation)
+    if body in ("invoice", "credit_note", "bank_transaction"):
+        contact: xero_pb2.Contact = getattr(operation, body).contact
+        if contact.contact_number or contact.name:
+            return contact
+    return None
+
+
+def contact_element(contact: xero_pb2.Contact) -> Element:
+    element: Element = {"Name": contact.name, "ContactNumber": contact.contact_number}
+    for key, value in (
+        ("FirstName", contact.first_name),
+        ("LastName", contact.last_name),
+        ("EmailAddress", contact.email_address),
+        ("TaxNumber", contact.tax_number),
+    ):
+        if value:
+            element[key] = value
+    return element
+
+
+def object_type_of(body: str) -> int:
+    return OBJECT_TYPE_BY_BODY[body]
+
+
+def ids_of(body: str, answer: Element) -> tuple[str, str]:
+    """(Xero id, document number) of an element Xero answered with."""
+    _, id_field, number_field = RESOURCES[body]
+    return str(answer.get(id_field, "")), str(answer.get(number_field, "")) if number_field else ""
+
+
+def lookup_where(operation: xero_pb2.Operation, reference: str, resolved: dict[str, str]) -> tuple[str, str] | None:
+    """(resource path, where clause) that finds the object an uncertain call may have created;
+    None for allocations, which are found on their credit note instead."""
+    body = body_of(operation)
+    resource = RESOURCES[body][0]
+    quoted = reference.replace('"', "")
+    if body == "allocation":
+        return None
+    if body == "manual_journal":
+        return resource, f'Narration=="{quoted}"'
+    clause = f'Reference=="{quoted}"'
+    if body == "payment":
+        clause += f" AND Amount=={_amount(operation.payment.amount)}"
+    return resource, clause

@@ -1,0 +1,159 @@
+"""Xero's limits as pure budgets, so the dispatcher waits before Xero has to refuse.
+
+Per tenant: 5 calls in progress, 60 a minute, 5,000 a day; per app: 10,000 a minute. Each budget
+is a sliding-window log. A call counts from the moment it is reserved and, once answered, from
+the time the answer arrived: Xero counted it at some instant before that, so the entry expires
+no earlier than Xero's does, whatever Xero's window alignment. The windows scale with
+`minute_seconds` (tests and benches run with scaled minutes against the emulator).
+Times are wall-clock seconds (the log survives a lease moving to another process)."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+MINUTES_PER_DAY = 1440
+
+
+@dataclass(frozen=True)
+class Limits:
+    concurrent: int = 5
+    per_minute: int = 60
+    per_day: int = 5000
+    app_per_minute: int = 10_000
+    minute_seconds: float = 60.0
+
+    @property
+    def day_seconds(self) -> float:
+        return self.minute_seconds * MINUTES_PER_DAY
+
+
+class SlidingWindow:
+    """At most `limit` calls in any `window` seconds; in-flight calls count too."""
+
+    def __init__(self, limit: int, window: float, history: Iterable[float] = ()) -> None:
+        self.limit = limit
+        self.window = window
+        self.done: deque[float] = deque(sorted(history))
+        self.in_flight = 0
+
+    def _expire(self, now: float) -> None:
+        while self.done and self.done[0] <= now - self.window:
+            self.done.popleft()
+
+    def wait_time(self, now: float) -> float:
+        """0 when a call may start now, else seconds until one may (a short poll while every
+        counted call is still in flight)."""
+        self._expire(now)
+        if self.in_flight + len(self.done) < self.limit:
+            return 0.0
+        if not self.done:
+            return min(0.05, self.window)
+        return max(self.done[0] + self.window - now, 0.001)
+
+    def reserve(self) -> None:
+        self.in_flight += 1
+
+    def complete(self, now: float) -> None:
+        self.in_flight = max(self.in_flight - 1, 0)
+        self.done.append(now)
+
+    def sync_remaining(self, remaining: int, now: float) -> None:
+        """Xero said `remaining` calls are left: if it counts more than we do (another client, a
+        lost log), add entries at `now` so our count is never below Xero's."""
+        self._expire(now)
+        ours = self.limit - self.in_flight - len(self.done)
+        for _ in range(max(ours - max(remaining, 0), 0)):
+            self.done.append(now)
+
+    def history(self, now: float) -> list[float]:
+        self._expire(now)
+        return list(self.done)
+
+
+class TenantBudget:
+    """All of one tenant's limits plus the app-wide minute shared by every tenant of a process."""
+
+    def __init__(self, limits: Limits, app: SlidingWindow, minute_history: Iterable[float] = ()) -> None:
+        self.limits = limits
+        history = list(minute_history)
+        self.minute = SlidingWindow(limits.per_minute, limits.minute_seconds, history)
+        self.day = SlidingWindow(limits.per_day, limits.day_seconds, history)
+        self.app = app
+        self.in_progress = 0
+        self.blocked_until = 0.0
+
+    def wait_time(self, now: float) -> float:
+        if now < self.blocked_until:
+            return self.blocked_until - now
+        if self.in_progress >= self.limits.concurrent:
+            return 0.005
+        return max(self.minute.wait_time(now), self.day.wait_time(now), self.app.wait_time(now))
+
+    def try_acquire(self, now: float) -> float:
+        """Reserves one call and returns 0, or returns how long to wait."""
+        wait = self.wait_time(now)
+        if wait > 0:
+            return wait
+        self.in_progress += 1
+        for window in (self.minute, self.day, self.app):
+            window.reserve()
+        return 0.0
+
+    def release(self, now: float, headers: RateHeaders | None = None) -> None:
+        self.in_progress = max(self.in_progress - 1, 0)
+        for window in (self.minute, self.day, self.app):
+            window.complete(now)
+        if headers is not None:
+            self.observe(headers, now)
+
+    def observe(self, headers: RateHeaders, now: float) -> None:
+        if headers.minute_remaining is not None:
+            self.minute.sync_remaining(headers.minute_remaining, now)
+        if headers.day_remaining is not None:
+            self.day.sync_remaining(headers.day_remaining, now)
+        if headers.app_minute_remaining is not None:
+            self.app.sync_remaining(headers.app_minute_remaining, now)
+        if headers.retry_after is not None:
+            self.blocked_until = max(self.blocked_until, now + headers.retry_after)
+
+    def minute_headroom(self, now: float) -> int:
+        return self.limits.per_minute - self.minute.in_flight - len(self.minute.history(now))
+
+
+@dataclass(frozen=True)
+class RateHeaders:
+    """What a Xero response says about the limits (any may be absent)."""
+
+    minute_remaining: int | None = None
+    day_remaining: int | None = None
+    app_minute_remaining: int | None = None
+    retry_after: float | None = None
+    problem: str = ""
+
+    @classmethod
+    def parse(cls, headers: dict[str, str]) -> RateHeaders:
+        """`Retry-After` is in seconds (whole seconds in HTTP, whatever the window's scale)."""
+        lower = {k.lower(): v for k, v in headers.items()}
+
+        def number(name: str) -> int | None:
+            value = lower.get(name)
+            try:
+                return int(value) if value is not None else None
+            except ValueError:
+                return None
+
+        retry: float | None = None
+        if "retry-after" in lower:
+            try:
+                retry = float(lower["retry-after"])
+            except ValueError:
+                retry = 1.0
+        return cls(
+            minute_remaining=number("x-minlimit-remaining"),
+            day_remaining=number("x-daylimit-remaining"),
+            app_minute_remaining=number("x-appminlimit-remaining"),
+            retry_after=retry,
+            problem=lower.get("x-rate-limit-problem", ""),
+        )

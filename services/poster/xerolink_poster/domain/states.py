@@ -1,0 +1,72 @@
+"""Link states and the one table of allowed transitions. Every state change of a link goes
+through `transition`, and the repository writes an audit row for it in the same transaction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from xerolink_common.errors import ErrorCode, XerolinkError
+
+
+class LinkState(StrEnum):
+    PENDING = "pending"
+    WAITING = "waiting"
+    LINKED = "linked"
+    FAILED = "failed"
+    UNLINKED = "unlinked"
+
+
+class Event(StrEnum):
+    ACCEPTED = "accepted"  # a new posting of new or changed content was queued
+    RETRY_ACCEPTED = "retry_accepted"  # a failed or unlinked record was posted again
+    BLOCKED = "blocked"  # a dependency is not linked yet
+    RELEASED = "released"  # the dependency linked; the work is queued again
+    POSTED = "posted"  # every Xero operation succeeded
+    XERO_REJECTED = "xero_rejected"  # Xero refused an element (validation errors)
+    GAVE_UP = "gave_up"  # retries exhausted on errors Xero never explained
+    UNLINKED = "unlinked"  # an operator unlinked it; the Xero object stays (orphaned)
+
+
+# (from, event) -> to. None as the source is a link that does not exist yet.
+TRANSITIONS: dict[tuple[LinkState | None, Event], LinkState] = {
+    (None, Event.ACCEPTED): LinkState.PENDING,
+    (None, Event.BLOCKED): LinkState.WAITING,
+    (LinkState.PENDING, Event.BLOCKED): LinkState.WAITING,
+    (LinkState.PENDING, Event.POSTED): LinkState.LINKED,
+    (LinkState.PENDING, Event.XERO_REJECTED): LinkState.FAILED,
+    (LinkState.PENDING, Event.GAVE_UP): LinkState.FAILED,
+    (LinkState.WAITING, Event.RELEASED): LinkState.PENDING,
+    (LinkState.WAITING, Event.ACCEPTED): LinkState.PENDING,  # changed content replaces waiting work
+    (LinkState.WAITING, Event.BLOCKED): LinkState.WAITING,  # changed content, still blocked
+    (LinkState.FAILED, Event.RETRY_ACCEPTED): LinkState.PENDING,
+    (LinkState.FAILED, Event.BLOCKED): LinkState.WAITING,
+    (LinkState.UNLINKED, Event.RETRY_ACCEPTED): LinkState.PENDING,
+    (LinkState.UNLINKED, Event.BLOCKED): LinkState.WAITING,
+    (LinkState.LINKED, Event.UNLINKED): LinkState.UNLINKED,
+    (LinkState.FAILED, Event.UNLINKED): LinkState.UNLINKED,
+    (LinkState.WAITING, Event.UNLINKED): LinkState.UNLINKED,
+}
+
+# States in which a posting has reached its end (WatchPosting stops there).
+SETTLED = frozenset({LinkState.LINKED, LinkState.FAILED, LinkState.UNLINKED})
+
+
+@dataclass(frozen=True)
+class Transition:
+    from_state: LinkState | None
+    to_state: LinkState
+    event: Event
+
+
+def transition(current: LinkState | None, event: Event) -> Transition:
+    """The next state, or an error naming the refused move (a bug or a race, never silently applied)."""
+    target = TRANSITIONS.get((current, event))
+    if target is None:
+        raise XerolinkError(
+            ErrorCode.FAILED_PRECONDITION,
+            "ILLEGAL_LINK_TRANSITION",
+            f"a link in state {current.value if current else 'none'} cannot take event {event.value}; "
+            "read the link again and retry with its current state",
+        )
+    return Transition(current, target, event)

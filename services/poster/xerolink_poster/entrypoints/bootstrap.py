@@ -1,0 +1,59 @@
+"""Wires the poster: database (migrated), mapper client, Xero client, dispatcher, gRPC server."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from xerolink.poster.v1 import poster_service_pb2_grpc as poster_grpc
+from xerolink_common.grpc_server import RunningServer, create_server
+
+from xerolink_poster.adapters.database import Database, open_database
+from xerolink_poster.adapters.mapper_client import MapperClient
+from xerolink_poster.adapters.migrations import migrate
+from xerolink_poster.adapters.xero_client import XeroClient
+from xerolink_poster.entrypoints.config import PosterConfig
+from xerolink_poster.entrypoints.grpc_servicer import SERVICE_NAME, PosterServicer
+from xerolink_poster.service_layer.dispatcher import Dispatcher, StateChanges
+from xerolink_poster.service_layer.posting import Poster
+
+
+@dataclass
+class PosterApp:
+    config: PosterConfig
+    db: Database
+    mapper: MapperClient
+    xero: XeroClient
+    dispatcher: Dispatcher | None
+    server: RunningServer
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    def stop(self, grace: float = 5.0) -> None:
+        """Stops taking requests, lets the dispatcher finish its calls and hand its leases back."""
+        self.server.stop(grace)
+        if self.dispatcher is not None:
+            self.dispatcher.stop()
+        self.xero.close()
+        self.mapper.close()
+        self.db.dispose()
+
+
+def start(config: PosterConfig) -> PosterApp:
+    db = open_database(config.database_url)
+    migrate(db)
+    mapper = MapperClient(config.mapper_target)
+    xero = XeroClient(timeout=config.dispatcher.http_timeout)
+    changes = StateChanges()
+    dispatcher = Dispatcher(db, xero, config.dispatcher, config.instance_id, changes) if config.run_dispatcher else None
+    servicer = PosterServicer(Poster(db, mapper), changes)
+    server = create_server(
+        config.address,
+        [lambda s: poster_grpc.add_PosterServiceServicer_to_server(servicer, s)],
+        [SERVICE_NAME],
+        max_workers=config.workers,
+    )
+    if dispatcher is not None:
+        dispatcher.start()
+    return PosterApp(config, db, mapper, xero, dispatcher, server)

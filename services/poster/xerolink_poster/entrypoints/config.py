@@ -1,0 +1,78 @@
+"""Configuration from environment variables (documented in docs/poster.md)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from xerolink_poster.domain.rate_limits import Limits
+from xerolink_poster.service_layer.dispatcher import DispatcherSettings
+
+DEFAULT_ADDRESS = "0.0.0.0:50062"
+DEFAULT_DATABASE_URL = "sqlite:///xerolink-poster.db"
+DEFAULT_MAPPER_TARGET = "127.0.0.1:50061"
+
+
+@dataclass(frozen=True)
+class PosterConfig:
+    address: str
+    database_url: str
+    mapper_target: str
+    dispatcher: DispatcherSettings
+    instance_id: str
+    workers: int
+    run_dispatcher: bool
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    value = env.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        parsed = float(value)
+    except ValueError as exc:
+        raise SystemExit(f"{name}={value!r} is not a number") from exc
+    if parsed <= 0:
+        raise SystemExit(f"{name} must be positive")
+    return parsed
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    return int(_float(env, name, default))
+
+
+def load(env: Mapping[str, str] | None = None) -> PosterConfig:
+    env = os.environ if env is None else env
+    batch = _int(env, "XEROLINK_BATCH_SIZE", 50)
+    if batch > 100:
+        raise SystemExit("XEROLINK_BATCH_SIZE must be at most 100 (Xero advises 50)")
+    limits = Limits(
+        concurrent=_int(env, "XEROLINK_XERO_CONCURRENT_LIMIT", 5),
+        per_minute=_int(env, "XEROLINK_XERO_MINUTE_LIMIT", 60),
+        per_day=_int(env, "XEROLINK_XERO_DAY_LIMIT", 5000),
+        app_per_minute=_int(env, "XEROLINK_XERO_APP_MINUTE_LIMIT", 10_000),
+        minute_seconds=_float(env, "XEROLINK_XERO_MINUTE_SECONDS", 60.0),
+    )
+    settings = DispatcherSettings(
+        batch_size=batch,
+        limits=limits,
+        lease_ttl=_float(env, "XEROLINK_TENANT_LEASE_SECONDS", 30.0),
+        max_attempts=_int(env, "XEROLINK_MAX_ATTEMPTS", 8),
+        backoff_base=_float(env, "XEROLINK_BACKOFF_BASE_SECONDS", 0.5),
+        backoff_cap=_float(env, "XEROLINK_BACKOFF_CAP_SECONDS", 60.0),
+        http_timeout=_float(env, "XEROLINK_XERO_TIMEOUT_SECONDS", 10.0),
+    )
+    if settings.http_timeout >= settings.lease_ttl / 2:
+        raise SystemExit("XEROLINK_XERO_TIMEOUT_SECONDS must be under half of XEROLINK_TENANT_LEASE_SECONDS")
+    return PosterConfig(
+        address=env.get("XEROLINK_POSTER_ADDRESS", DEFAULT_ADDRESS),
+        database_url=env.get("XEROLINK_DATABASE_URL", DEFAULT_DATABASE_URL),
+        mapper_target=env.get("XEROLINK_MAPPER_TARGET", DEFAULT_MAPPER_TARGET),
+        dispatcher=settings,
+        instance_id=env.get("XEROLINK_POSTER_INSTANCE", f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"),
+        workers=_int(env, "XEROLINK_POSTER_WORKERS", 32),
+        run_dispatcher=env.get("XEROLINK_DISPATCHER", "on").lower() not in ("off", "0", "false"),
+    )

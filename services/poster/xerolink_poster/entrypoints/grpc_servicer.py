@@ -1,0 +1,151 @@
+"""PosterService over gRPC: thin; validation and work live in the service layer."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import grpc
+from xerolink.poster.v1 import poster_service_pb2 as poster_pb2
+from xerolink.poster.v1 import poster_service_pb2_grpc as poster_grpc
+from xerolink_common.errors import FieldViolation, invalid_argument
+from xerolink_common.grpc_errors import translate_errors, translate_stream_errors
+
+from xerolink_poster.domain.records import RecordRef
+from xerolink_poster.entrypoints import proto_mapping as pm
+from xerolink_poster.service_layer import connections, queries
+from xerolink_poster.service_layer.dispatcher import StateChanges
+from xerolink_poster.service_layer.posting import Poster
+
+SERVICE_NAME = poster_pb2.DESCRIPTOR.services_by_name["PosterService"].full_name
+MAX_BATCH = 1000
+
+
+def _actor(context: grpc.ServicerContext) -> str:
+    metadata = dict(context.invocation_metadata() or ())
+    caller = metadata.get("x-xerolink-actor") or context.peer() or "unknown"
+    return f"caller:{caller}"[:128]
+
+
+def _record(request_record: object, field: str) -> RecordRef:
+    kind = int(getattr(request_record, "kind", 0))
+    record_id = int(getattr(request_record, "id", 0))
+    if kind <= 0 or record_id <= 0:
+        raise invalid_argument(
+            "INVALID_RECORD", "record needs a kind and a positive id", [FieldViolation(field, "kind and id required")]
+        )
+    return RecordRef(kind, record_id)
+
+
+def _check_batch(size: int) -> None:
+    if size > MAX_BATCH:
+        raise invalid_argument(
+            "BATCH_TOO_LARGE",
+            f"at most {MAX_BATCH} transactions per request; split the batch",
+            [FieldViolation("transactions", f"{size} items, at most {MAX_BATCH}")],
+        )
+
+
+class PosterServicer(poster_grpc.PosterServiceServicer):
+    def __init__(self, poster: Poster, changes: StateChanges) -> None:
+        self.poster = poster
+        self.db = poster.db
+        self.changes = changes
+
+    @translate_errors
+    def PostTransaction(
+        self, request: poster_pb2.PostTransactionRequest, context: grpc.ServicerContext
+    ) -> poster_pb2.PostTransactionResponse:
+        outcome = self.poster.post(request.connection_id, request.transaction, request.request_id, _actor(context))
+        return poster_pb2.PostTransactionResponse(posting=pm.outcome_message(outcome, request.connection_id))
+
+    @translate_errors
+    def BatchPostTransactions(
+        self, request: poster_pb2.BatchPostTransactionsRequest, context: grpc.ServicerContext
+    ) -> poster_pb2.BatchPostTransactionsResponse:
+        _check_batch(len(request.transactions))
+        results = self.poster.post_many(request.connection_id, request.transactions, _actor(context))
+        return poster_pb2.BatchPostTransactionsResponse(results=pm.results_messages(results, request.connection_id))
+
+    @translate_stream_errors
+    def StreamPostTransactions(
+        self, request_iterator: Iterator[poster_pb2.StreamPostTransactionsRequest], context: grpc.ServicerContext
+    ) -> Iterator[poster_pb2.StreamPostTransactionsResponse]:
+        actor = _actor(context)
+        for request in request_iterator:
+            _check_batch(len(request.transactions))
+            results = self.poster.post_many(request.connection_id, request.transactions, actor)
+            yield poster_pb2.StreamPostTransactionsResponse(results=pm.results_messages(results, request.connection_id))
+
+    @translate_errors
+    def GetPosting(
+        self, request: poster_pb2.GetPostingRequest, context: grpc.ServicerContext
+    ) -> poster_pb2.GetPostingResponse:
+        view = queries.get_posting(self.db, queries.posting_id_of(request.name))
+        return poster_pb2.GetPostingResponse(posting=pm.posting_message(view.posting, view.link))
+
+    @translate_errors
+    def ListPostings(
+        self, request: poster_pb2.ListPostingsRequest, context: grpc.ServicerContext
+    ) -> poster_pb2.ListPostingsResponse:
+        views, token = queries.list_postings(
+            self.db,
+            request.connection_id,
+            pm.PROTO_TO_STATE.get(request.state, ""),
+            request.page_size,
+            request.page_token,
+        )
+        return poster_pb2.ListPostingsResponse(
+            postings=[pm.posting_message(v.posting, v.link) for v in views], next_page_token=token
+        )
+
+    @translate_stream_errors
+    def WatchPosting(
+        self, request: poster_pb2.WatchPostingRequest, context: grpc.ServicerContext
+    ) -> Iterator[poster_pb2.WatchPostingResponse]:
+        posting_id = queries.posting_id_of(request.name)
+        for view in queries.watch_posting(self.db, posting_id, self.changes, lambda: not context.is_active()):
+            yield poster_pb2.WatchPostingResponse(posting=pm.posting_message(view.posting, view.link))
+
+    @translate_errors
+    def GetLink(self, request: poster_pb2.GetLinkRequest, context: grpc.ServicerContext) -> poster_pb2.GetLinkResponse:
+        link, audit = queries.get_link(
+            self.db, request.connection_id, _record(request.record, "record"), request.include_audit
+        )
+        return poster_pb2.GetLinkResponse(link=pm.link_message(link, audit))
+
+    @translate_errors
+    def ListLinks(
+        self, request: poster_pb2.ListLinksRequest, context: grpc.ServicerContext
+    ) -> poster_pb2.ListLinksResponse:
+        links, token = queries.list_links(
+            self.db,
+            request.connection_id,
+            int(request.group),
+            pm.PROTO_TO_STATE.get(request.state, ""),
+            request.page_size,
+            request.page_token,
+        )
+        return poster_pb2.ListLinksResponse(links=[pm.link_message(x) for x in links], next_page_token=token)
+
+    @translate_errors
+    def CreateConnection(
+        self, request: poster_pb2.CreateConnectionRequest, context: grpc.ServicerContext
+    ) -> poster_pb2.CreateConnectionResponse:
+        c = request.connection
+        row = connections.create_connection(
+            self.db,
+            c.connection_id,
+            c.xero_base_url,
+            c.xero_tenant_id,
+            c.access_token,
+            c.refresh_token,
+            c.mapping_context,
+        )
+        return poster_pb2.CreateConnectionResponse(connection=pm.connection_message(row))
+
+    @translate_errors
+    def GetConnection(
+        self, request: poster_pb2.GetConnectionRequest, context: grpc.ServicerContext
+    ) -> poster_pb2.GetConnectionResponse:
+        row = connections.get_connection(self.db, request.connection_id)
+        return poster_pb2.GetConnectionResponse(connection=pm.connection_message(row))

@@ -1,0 +1,38 @@
+"""`xerolink-poster`: serves PosterService and runs the dispatcher until SIGTERM.
+
+Configuration is by environment (see docs/poster.md); --address and --port override
+XEROLINK_POSTER_ADDRESS."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+from collections.abc import Sequence
+
+from xerolink_common.grpc_server import serve_until_signalled
+from xerolink_common.logs import configure_logging
+
+from xerolink_poster.entrypoints import bootstrap, config
+
+log = logging.getLogger("xerolink_poster")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="xerolink-poster", description=__doc__)
+    parser.add_argument("--address", help="host:port to listen on")
+    parser.add_argument("--port", type=int, help="port to listen on, on all interfaces")
+    args = parser.parse_args(argv)
+    configure_logging("poster")
+    settings = config.load()
+    if args.address:
+        settings = dataclasses.replace(settings, address=args.address)
+    elif args.port is not None:
+        settings = dataclasses.replace(settings, address=f"0.0.0.0:{args.port}")
+    app = bootstrap.start(settings)
+    log.info("poster %s listening on port %d", settings.instance_id, app.port)
+    serve_until_signalled(app.server, on_stop=app.stop)
+
+
+if __name__ == "__main__":
+    main()

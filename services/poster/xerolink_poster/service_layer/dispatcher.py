@@ -1,0 +1,827 @@
+"""The dispatcher: per Xero tenant, one worker in one process at a time (a lease row in the
+database), claiming outbox entries, batching elements of one endpoint into one call, and keeping
+under Xero's limits before Xero has to refuse.
+
+Exactly once: before a create call the entries are marked uncertain in the database; the answer
+clears the mark. An entry found marked (a timeout, a dropped connection, a crash between call
+and commit) is looked up in Xero by its deterministic reference before anything is re-created.
+Quick retries of the same call carry the same Idempotency-Key, so Xero replays them."""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+from xerolink.mapper.v1 import mapper_service_pb2 as mapper_pb2
+from xerolink.xero.v1 import objects_pb2 as xero_pb2
+
+from xerolink_poster.adapters import xero_payloads as payloads
+from xerolink_poster.adapters.database import Database, now_us
+from xerolink_poster.adapters.registry import OUTBOX_READY
+from xerolink_poster.adapters.tables import ConnectionRow, ContactLinkRow, LinkRow, OutboxRow, TenantLeaseRow
+from xerolink_poster.adapters.xero_client import Credentials, Uncertain, XeroAnswer, XeroClient
+from xerolink_poster.domain import dependencies as deps
+from xerolink_poster.domain.rate_limits import Limits, SlidingWindow, TenantBudget
+from xerolink_poster.domain.records import RecordRef, XeroObjectRef
+from xerolink_poster.domain.retry import backoff_delay, chunks, idempotency_key
+from xerolink_poster.domain.states import LinkState
+from xerolink_poster.service_layer import outcomes
+from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transaction
+
+log = logging.getLogger(__name__)
+US = 1_000_000
+
+
+@dataclass(frozen=True)
+class DispatcherSettings:
+    batch_size: int = 50
+    limits: Limits = field(default_factory=Limits)
+    # The tenant lease: renewed before every call; a call never outlives it (timeout < ttl / 2).
+    lease_ttl: float = 30.0
+    # How long a claimed outbox entry stays claimed (renewed before each call).
+    claim_ttl: float = 300.0
+    poll_interval: float = 0.02
+    max_attempts: int = 8
+    backoff_base: float = 0.5
+    backoff_cap: float = 60.0
+    # A tenant worker with no work for this long hands its lease back.
+    idle_release: float = 1.0
+    http_timeout: float = 10.0
+    max_tenants: int = 50
+
+
+class LeaseLost(Exception):
+    """Another poster holds the tenant now; stop calling Xero for it."""
+
+
+class StateChanges:
+    """Wakes watchers in this process when a state changes (they also poll, for other processes)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._version = 0
+
+    def notify(self) -> None:
+        with self._cond:
+            self._version += 1
+            self._cond.notify_all()
+
+    def wait(self, seen: int, timeout: float) -> int:
+        with self._cond:
+            self._cond.wait_for(lambda: self._version != seen, timeout=timeout)
+            return self._version
+
+    @property
+    def version(self) -> int:
+        return self._version
+
+
+@dataclass
+class _Work:
+    """One claimed entry and what the job learned about it."""
+
+    row: OutboxRow
+    link: LinkRow
+    connection: ConnectionRow
+    operation: xero_pb2.Operation | None = None
+    resolved: dict[str, str] = field(default_factory=dict)
+    contact: xero_pb2.Contact | None = None
+    contact_id: str = ""
+    reference: str = ""
+
+    @property
+    def body(self) -> str:
+        assert self.operation is not None
+        return deps.body_of(self.operation)
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        db: Database,
+        xero: XeroClient,
+        settings: DispatcherSettings,
+        holder: str,
+        changes: StateChanges | None = None,
+    ) -> None:
+        self.db = db
+        self.xero = xero
+        self.settings = settings
+        self.holder = holder
+        self.changes = changes or StateChanges()
+        self.app_window = SlidingWindow(settings.limits.app_per_minute, settings.limits.minute_seconds)
+        self.app_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._workers: dict[str, TenantWorker] = {}
+        self._thread: threading.Thread | None = None
+        self.calls_made = 0
+        self.calls_refused = 0
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="dispatcher", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        for worker in list(self._workers.values()):
+            worker.join(timeout)
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def _run(self) -> None:
+        last_sweep = 0.0
+        while not self._stop.is_set():
+            try:
+                if time.monotonic() - last_sweep > 0.5:
+                    self.release_satisfied_waits()
+                    last_sweep = time.monotonic()
+                self._start_workers()
+            except Exception:
+                log.exception("dispatcher loop failed; retrying")
+            self._stop.wait(self.settings.poll_interval * 5)
+
+    def _start_workers(self) -> None:
+        with UnitOfWork(self.db, write=False) as uow:
+            tenants = uow.registry.tenants_with_ready_work(now_us())
+        for tenant in tenants:
+            worker = self._workers.get(tenant)
+            if worker is not None and worker.is_alive():
+                continue
+            if len(self._alive()) >= self.settings.max_tenants:
+                break
+            lease = run_in_transaction(self.db, partial(self._acquire, tenant))
+            if lease is None:
+                continue
+            log.info("serving tenant %s", tenant, extra={"tenant_id": tenant})
+            history = [t + self.settings.http_timeout for t in _json_list(lease.minute_log)]
+            worker = TenantWorker(self, tenant, history, lease.day_calls, lease.blocked_until_us / US)
+            self._workers[tenant] = worker
+            worker.start()
+
+    def _acquire(self, tenant: str, uow: UnitOfWork) -> TenantLeaseRow | None:
+        return uow.registry.acquire_lease(tenant, self.holder, now_us(), int(self.settings.lease_ttl * US))
+
+    def _alive(self) -> list[TenantWorker]:
+        return [w for w in self._workers.values() if w.is_alive()]
+
+    def release_satisfied_waits(self) -> None:
+        """The safety net for a dependency that linked while the waiting post was being written."""
+        with UnitOfWork(self.db, write=False) as uow:
+            tenants = {c.xero_tenant_id for c in uow.session.exec(_all_connections())}
+        for tenant in tenants:
+
+            def sweep(uow: UnitOfWork, t: str = tenant) -> int:
+                released = 0
+                for outbox_id in uow.registry.waits_satisfied(t):
+                    released += outcomes.release_entry(uow.registry, outbox_id, now_us(), "dependencies linked")
+                return released
+
+            if run_in_transaction(self.db, sweep):
+                self.changes.notify()
+
+
+def _all_connections() -> Any:
+    from sqlmodel import select
+
+    return select(ConnectionRow)
+
+
+def _json_list(text: str) -> list[float]:
+    import json
+
+    return [float(x) for x in json.loads(text)]
+
+
+class TenantWorker(threading.Thread):
+    def __init__(
+        self, dispatcher: Dispatcher, tenant_id: str, history: list[float], day_calls: int, blocked_until: float
+    ) -> None:
+        super().__init__(name=f"tenant-{tenant_id[:8]}", daemon=True)
+        self.d = dispatcher
+        self.settings = dispatcher.settings
+        self.tenant_id = tenant_id
+        self.budget = TenantBudget(self.settings.limits, dispatcher.app_window, history)
+        now = time.time()
+        for _ in range(day_calls):
+            self.budget.day.done.append(now)
+        self.budget.blocked_until = blocked_until
+        self.lock = threading.Lock()  # guards the budget
+        self.contacts_lock = threading.Lock()
+        self.lease_lost = False
+        self.random = random.Random()
+
+    # -- the loop ----------------------------------------------------------------------------
+    def run(self) -> None:
+        limits = self.settings.limits
+        slots = threading.Semaphore(limits.concurrent)
+        idle_since = time.monotonic()
+        last_renew = time.monotonic()
+        with ThreadPoolExecutor(limits.concurrent, thread_name_prefix=f"xero-{self.tenant_id[:8]}") as pool:
+            while not self.d.stopping and not self.lease_lost:
+                if time.monotonic() - last_renew > self.settings.lease_ttl / 3:
+                    if not self._renew():
+                        break
+                    last_renew = time.monotonic()
+                with self.lock:
+                    wait = self.budget.wait_time(time.time())
+                if wait > 0:
+                    time.sleep(min(wait, 0.05))
+                    continue
+                if not slots.acquire(timeout=0.05):
+                    continue
+                rows = run_in_transaction(
+                    self.d.db,
+                    lambda uow: uow.registry.claim(
+                        self.tenant_id,
+                        self.d.holder,
+                        self.settings.batch_size,
+                        now_us(),
+                        int(self.settings.claim_ttl * US),
+                    ),
+                )
+                if not rows:
+                    slots.release()
+                    if time.monotonic() - idle_since > self.settings.idle_release:
+                        break
+                    time.sleep(self.settings.poll_interval)
+                    continue
+                idle_since = time.monotonic()
+
+                def job(claimed: list[OutboxRow] = rows) -> None:
+                    try:
+                        self._process(claimed)
+                    except LeaseLost:
+                        self.lease_lost = True
+                        self._unclaim(claimed)
+                    except Exception:
+                        log.exception("dispatch job failed; its entries are retried after their claim expires")
+                    finally:
+                        slots.release()
+
+                pool.submit(job)
+        run_in_transaction(self.d.db, lambda uow: uow.registry.release_lease(self.tenant_id, self.d.holder))
+        log.info("released tenant %s", self.tenant_id, extra={"tenant_id": self.tenant_id})
+
+    def _renew(self) -> bool:
+        lease = run_in_transaction(
+            self.d.db,
+            lambda uow: uow.registry.acquire_lease(
+                self.tenant_id, self.d.holder, now_us(), int(self.settings.lease_ttl * US)
+            ),
+        )
+        return lease is not None
+
+    def _unclaim(self, rows: Sequence[OutboxRow]) -> None:
+        def work(uow: UnitOfWork) -> None:
+            for stale in rows:
+                row = uow.registry.get_outbox(stale.id or 0)
+                if row is not None and row.claimed_by == self.d.holder:
+                    row.claimed_by = ""
+                    row.lease_until_us = 0
+                    uow.session.add(row)
+
+        run_in_transaction(self.d.db, work)
+
+    # -- one job -----------------------------------------------------------------------------
+    def _process(self, rows: list[OutboxRow]) -> None:
+        works = self._load(rows)
+        works = self._prepare(works)
+        if not works:
+            return
+        uncertain = [w for w in works if w.row.uncertain]
+        if uncertain:
+            works = [w for w in works if not w.row.uncertain] + self._look_up(uncertain)
+        needing_contacts = [w for w in works if w.contact is not None and not w.contact_id]
+        if needing_contacts:
+            with self.contacts_lock:
+                self._ensure_contacts(needing_contacts)
+            works = [w for w in works if w.contact is None or w.contact_id]
+        groups: dict[tuple[str, str], list[_Work]] = defaultdict(list)
+        for w in works:
+            assert w.operation is not None
+            target = payloads.target_of(w.operation, w.resolved)
+            groups[(w.connection.connection_id, target.path)].append(w)
+        for (_, path), members in groups.items():
+            for chunk in chunks(members, self.settings.batch_size):
+                self._create(path, list(chunk))
+
+    def _load(self, rows: list[OutboxRow]) -> list[_Work]:
+        out: list[_Work] = []
+        with UnitOfWork(self.d.db, write=False) as uow:
+            connections: dict[str, ConnectionRow] = {}
+            for row in rows:
+                link = uow.registry.get_link_by_id(row.link_id)
+                connection = connections.get(row.connection_id) or uow.registry.get_connection(row.connection_id)
+                if link is None or connection is None:
+                    continue
+                connections[row.connection_id] = connection
+                out.append(_Work(row, link, connection))
+        return out
+
+    def _prepare(self, works: list[_Work]) -> list[_Work]:
+        """Finds each entry's next operation and resolves its documents and contact; entries whose
+        documents are not linked start waiting, finished ones link."""
+        ready: list[_Work] = []
+        waiting: list[tuple[_Work, list[RecordRef]]] = []
+        broken: list[tuple[_Work, str]] = []
+        finished: list[_Work] = []
+        with UnitOfWork(self.d.db, write=False) as uow:
+            registry = uow.registry
+            for w in works:
+                mapped = mapper_pb2.MapTransactionResponse()
+                mapped.ParseFromString(w.row.operations)
+                own = registry.xero_objects(w.link)
+                w.operation = deps.next_operation(mapped.operations, own)
+                if w.operation is None:
+                    finished.append(w)
+                    continue
+
+                def linked_objects(
+                    record: RecordRef, cid: str = w.connection.connection_id
+                ) -> list[XeroObjectRef] | None:
+                    dep = registry.get_link(cid, record)
+                    if dep is None or dep.state != LinkState.LINKED:
+                        return None
+                    return registry.xero_objects(dep)
+
+                missing: list[RecordRef] = []
+                problem = ""
+                names = ["document"] if w.body == "payment" else ["credit_note", "invoice"]
+                for name, (ref, wanted) in zip(names, deps.document_refs(w.operation), strict=False):
+                    found = deps.resolve(ref, wanted, own, linked_objects)
+                    if found is not None:
+                        w.resolved[name] = found.xero_id
+                        continue
+                    record = deps.record_of(ref)
+                    if record is None:
+                        problem = f"operation {w.operation.local_ref} refers to {ref.local_ref!r}, not performed"
+                    elif linked_objects(record) is None:
+                        missing.append(record)
+                    else:
+                        wanted_name = xero_pb2.ObjectType.Name(wanted)  # type: ignore[arg-type]
+                        problem = f"{record} is linked but holds no {wanted_name}"
+                if problem:
+                    broken.append((w, problem))
+                    continue
+                if missing:
+                    waiting.append((w, missing))
+                    continue
+                w.contact = payloads.contact_of(w.operation)
+                if w.contact is not None:
+                    known = registry.get_contact(w.connection.connection_id, w.contact.participant_id)
+                    w.contact_id = known.contact_id if known is not None else ""
+                w.reference = payloads.tracking_reference(
+                    payloads.reference_of(w.operation), w.link.record_id, w.link.generation
+                )
+                ready.append(w)
+        if waiting or broken or finished:
+
+            def write(uow: UnitOfWork) -> None:
+                now = now_us()
+                for w, missing in waiting:
+                    row, link = self._reload(uow, w)
+                    if row is not None and link is not None:
+                        outcomes.record_waiting(uow.registry, row, link, missing, now)
+                for w, problem in broken:
+                    row, link = self._reload(uow, w)
+                    if row is not None and link is not None:
+                        outcomes.record_rejected(
+                            uow.registry, row, link, "DEPENDENCY_HAS_NO_DOCUMENT", problem, [], now
+                        )
+                for w in finished:
+                    row, link = self._reload(uow, w)
+                    if row is not None and link is not None and own_last(uow, link) is not None:
+                        last = own_last(uow, link)
+                        assert last is not None
+                        outcomes.record_created(uow.registry, row, link, last, True, now)
+
+            run_in_transaction(self.d.db, write)
+            self.d.changes.notify()
+        return ready
+
+    def _reload(self, uow: UnitOfWork, w: _Work) -> tuple[OutboxRow | None, LinkRow | None]:
+        row = uow.registry.get_outbox(w.row.id or 0)
+        if not outcomes.still_ours(row, self.d.holder):
+            return None, None
+        return row, uow.registry.get_link_by_id(w.link.id or 0)
+
+    # -- Xero calls --------------------------------------------------------------------------
+    def _call(
+        self,
+        creds: Credentials,
+        method: str,
+        path: str,
+        params: dict[str, str] | None = None,
+        body: Any = None,
+        mark_uncertain: Sequence[_Work] = (),
+    ) -> XeroAnswer:
+        """One call within every limit: waits for the budget, checks and renews the lease (and
+        marks the entries of a create call uncertain) in one short transaction, then calls."""
+        while True:
+            if self.d.stopping:
+                raise LeaseLost("stopping")
+            with self.lock:
+                wait = self.budget.try_acquire(time.time())
+            if wait <= 0:
+                break
+            time.sleep(min(wait, 0.05))
+        key = None
+        if body is not None:
+            key = idempotency_key(creds.tenant_id, method, path, payloads_bytes(body))
+
+        def before(uow: UnitOfWork) -> bool:
+            now = now_us()
+            ok = uow.registry.record_call(
+                self.tenant_id,
+                self.d.holder,
+                now,
+                int(self.settings.lease_ttl * US),
+                int(self.settings.limits.minute_seconds * US),
+                int(self.settings.limits.day_seconds * US),
+            )
+            if ok:
+                for w in mark_uncertain:
+                    row = uow.registry.get_outbox(w.row.id or 0)
+                    if row is not None:
+                        row.uncertain = True
+                        row.lease_until_us = now + int(self.settings.claim_ttl * US)
+                        uow.session.add(row)
+            return ok
+
+        try:
+            allowed = run_in_transaction(self.d.db, before)
+        except Exception:
+            with self.lock:
+                self.budget.release(time.time())
+            raise
+        if not allowed:
+            with self.lock:
+                self.budget.release(time.time())
+            raise LeaseLost(self.tenant_id)
+        try:
+            answer = self.d.xero.call(creds, method, path, params=params, body=body, idempotency_key=key)
+        except Uncertain:
+            with self.lock:
+                self.budget.release(time.time())
+            raise
+        with self.lock:
+            self.budget.release(time.time(), answer.rate)
+        self.d.calls_made += 1
+        if answer.status == 429:
+            self.d.calls_refused += 1
+            log.warning("Xero refused a call for rate (%s)", answer.rate.problem, extra={"tenant_id": self.tenant_id})
+        return answer
+
+    @staticmethod
+    def _creds(connection: ConnectionRow) -> Credentials:
+        return Credentials(connection.xero_base_url, connection.xero_tenant_id, connection.access_token)
+
+    def _create(self, path: str, works: list[_Work]) -> None:
+        first = works[0]
+        assert first.operation is not None
+        target = payloads.target_of(first.operation, first.resolved)
+        elements = []
+        for w in works:
+            assert w.operation is not None
+            elements.append(payloads.element_of(w.operation, w.reference, w.contact_id, w.resolved))
+        body = {target.collection: elements}
+        try:
+            answer = self._call(
+                self._creds(first.connection),
+                "PUT",
+                path,
+                params={"summarizeErrors": "false"},
+                body=body,
+                mark_uncertain=works,
+            )
+        except Uncertain as exc:
+            self._retry(works, uncertain=True, reason="XERO_NO_ANSWER", message=f"no answer from Xero ({exc})")
+            return
+        self._apply(works, target.collection, answer)
+
+    def _apply(self, works: list[_Work], collection: str, answer: XeroAnswer) -> None:
+        if answer.status == 429:
+            self._retry(
+                works,
+                uncertain=False,
+                reason="XERO_RATE_LIMITED",
+                message="Xero asked to slow down",
+                at=self.budget.blocked_until,
+                count=False,
+            )
+            return
+        if answer.status >= 500:
+            self._retry(works, uncertain=True, reason="XERO_UNAVAILABLE", message=f"Xero answered {answer.status}")
+            return
+        if answer.status in (401, 403):
+            self._retry(
+                works,
+                uncertain=False,
+                reason="XERO_UNAUTHORISED",
+                message=f"Xero refused the connection's credentials ({answer.status}); reconnect the organisation",
+            )
+            return
+        items = answer.body.get(collection) if isinstance(answer.body, dict) else None
+        if answer.status == 400 and isinstance(answer.body, dict) and not items:
+            items = answer.body.get("Elements")
+        if not isinstance(items, list) or len(items) != len(works):
+            message = _message_of(answer.body) or f"Xero answered {answer.status}"
+            self._reject(works, [message] * len(works))
+            return
+        created: list[tuple[_Work, XeroObjectRef]] = []
+        rejected: list[tuple[_Work, list[str]]] = []
+        for w, item in zip(works, items, strict=True):
+            errors = [str(e.get("Message", "")) for e in item.get("ValidationErrors") or []]
+            if item.get("StatusAttributeString") == "ERROR" or errors or item.get("HasErrors"):
+                rejected.append((w, errors or ["Xero rejected the element"]))
+                continue
+            xero_id, number = payloads.ids_of(w.body, item)
+            assert w.operation is not None
+            created.append((w, XeroObjectRef(payloads.object_type_of(w.body), xero_id, w.operation.local_ref, number)))
+        self._write_results(created, rejected)
+
+    def _write_results(
+        self, created: list[tuple[_Work, XeroObjectRef]], rejected: list[tuple[_Work, list[str]]]
+    ) -> None:
+        def write(uow: UnitOfWork) -> None:
+            now = now_us()
+            for w, obj in created:
+                row, link = self._reload(uow, w)
+                if row is None or link is None:
+                    continue
+                mapped = mapper_pb2.MapTransactionResponse()
+                mapped.ParseFromString(row.operations)
+                done = [*uow.registry.xero_objects(link), obj]
+                finished = deps.next_operation(mapped.operations, done) is None
+                outcomes.record_created(uow.registry, row, link, obj, finished, now)
+            for w, messages in rejected:
+                row, link = self._reload(uow, w)
+                if row is None or link is None:
+                    continue
+                outcomes.record_rejected(
+                    uow.registry,
+                    row,
+                    link,
+                    "XERO_VALIDATION",
+                    "Xero refused it; fix what Xero says in Actionstep or in Xero, then post it again",
+                    messages,
+                    now,
+                )
+
+        run_in_transaction(self.d.db, write)
+        self.d.changes.notify()
+
+    def _reject(self, works: list[_Work], messages: list[str]) -> None:
+        self._write_results([], [(w, [m]) for w, m in zip(works, messages, strict=True)])
+
+    def _retry(
+        self,
+        works: Sequence[_Work],
+        uncertain: bool,
+        reason: str,
+        message: str,
+        at: float | None = None,
+        count: bool = True,
+    ) -> None:
+        def write(uow: UnitOfWork) -> None:
+            now = now_us()
+            for w in works:
+                row, link = self._reload(uow, w)
+                if row is None or link is None:
+                    continue
+                if count and row.attempts + 1 >= self.settings.max_attempts:
+                    outcomes.record_rejected(
+                        uow.registry,
+                        row,
+                        link,
+                        reason,
+                        f"{message}; gave up after {row.attempts + 1} attempts. "
+                        + (
+                            "Check Xero for the reference before posting again"
+                            if row.uncertain or uncertain
+                            else "Post it again when Xero is reachable"
+                        ),
+                        [],
+                        now,
+                    )
+                    continue
+                delay = backoff_delay(
+                    row.attempts + 1, self.settings.backoff_base, self.settings.backoff_cap, self.random.random
+                )
+                when = int(at * US) if at is not None else now + int(delay * US)
+                outcomes.record_retry(uow.registry, row, link, when, uncertain, count, reason, message)
+
+        run_in_transaction(self.d.db, write)
+        self.d.changes.notify()
+
+    # -- uncertain outcomes: look up before re-creating -----------------------------------------
+    def _look_up(self, works: list[_Work]) -> list[_Work]:
+        """Finds the objects uncertain calls may have created. Found: recorded as created. Not
+        found: returned, to be created now. Xero unreachable: retried later, still uncertain."""
+        to_create: list[_Work] = []
+        found: list[tuple[_Work, XeroObjectRef]] = []
+        for w in works:
+            assert w.operation is not None
+            creds = self._creds(w.connection)
+            try:
+                match = self._find_existing(creds, w)
+            except Uncertain as exc:
+                self._retry([w], uncertain=True, reason="XERO_NO_ANSWER", message=f"look-up failed ({exc})")
+                continue
+            except _LookupFailed as exc:
+                self._retry(
+                    [w],
+                    uncertain=True,
+                    reason="XERO_LOOKUP_FAILED",
+                    message=str(exc),
+                    at=self.budget.blocked_until if exc.rate_limited else None,
+                    count=not exc.rate_limited,
+                )
+                continue
+            if match is None:
+                to_create.append(w)
+            else:
+                log.info("found %s in Xero after an uncertain call: %s", w.reference, match.xero_id)
+                found.append((w, match))
+        if found:
+            self._write_results(found, [])
+        return to_create
+
+    def _find_existing(self, creds: Credentials, w: _Work) -> XeroObjectRef | None:
+        assert w.operation is not None
+        body = w.body
+        if body == "allocation":
+            answer = self._call(creds, "GET", f"CreditNotes/{w.resolved['credit_note']}")
+            _check_lookup(answer)
+            notes = answer.body.get("CreditNotes") or []
+            amount = payloads.element_of(w.operation, "", "", w.resolved)["Amount"]
+            for note in notes:
+                for allocation in note.get("Allocations") or []:
+                    invoice = (allocation.get("Invoice") or {}).get("InvoiceID", "")
+                    if (
+                        str(invoice).lower() == w.resolved["invoice"].lower()
+                        and not allocation.get("IsDeleted")
+                        and str(allocation.get("Amount")) == str(amount)
+                    ):
+                        return XeroObjectRef(
+                            xero_pb2.OBJECT_TYPE_ALLOCATION,
+                            str(allocation.get("AllocationID", "")),
+                            w.operation.local_ref,
+                        )
+            return None
+        where = payloads.lookup_where(w.operation, w.reference, w.resolved)
+        assert where is not None
+        resource, clause = where
+        answer = self._call(creds, "GET", resource, params={"where": clause})
+        _check_lookup(answer)
+        for item in answer.body.get(resource) or []:
+            if str(item.get("Status", "")).upper() in ("DELETED", "VOIDED"):
+                continue
+            xero_id, number = payloads.ids_of(body, item)
+            return XeroObjectRef(payloads.object_type_of(body), xero_id, w.operation.local_ref, number)
+        return None
+
+    # -- contacts ------------------------------------------------------------------------------
+    def _ensure_contacts(self, works: list[_Work]) -> None:
+        """Participants become Xero contacts once: matched by ContactNumber "AS-<participant id>"
+        first, then by name (Xero names are unique), created only when neither exists."""
+        by_participant: dict[tuple[str, int], list[_Work]] = defaultdict(list)
+        for w in works:
+            assert w.contact is not None
+            by_participant[(w.connection.connection_id, w.contact.participant_id)].append(w)
+        with UnitOfWork(self.d.db, write=False) as uow:
+            for (cid, pid), members in by_participant.items():
+                known = uow.registry.get_contact(cid, pid)
+                if known is not None:
+                    for w in members:
+                        w.contact_id = known.contact_id
+        pending = {key: members for key, members in by_participant.items() if not members[0].contact_id}
+        to_create: dict[tuple[str, int], list[_Work]] = {}
+        for key, members in pending.items():
+            contact = members[0].contact
+            assert contact is not None
+            try:
+                found = self._find_contact(self._creds(members[0].connection), "ContactNumber", contact.contact_number)
+            except (Uncertain, _LookupFailed) as exc:
+                self._retry(members, uncertain=False, reason="XERO_CONTACT_LOOKUP_FAILED", message=str(exc))
+                continue
+            if found:
+                self._link_contact(members, found)
+            else:
+                to_create[key] = members
+        by_connection: dict[str, list[tuple[str, int]]] = defaultdict(list)
+        for key in to_create:
+            by_connection[key[0]].append(key)
+        for keys in by_connection.values():
+            for chunk in chunks(keys, self.settings.batch_size):
+                self._create_contacts([to_create[k] for k in chunk])
+
+    def _find_contact(self, creds: Credentials, field_name: str, value: str) -> str:
+        if not value:
+            return ""
+        quoted = value.replace('"', "")
+        answer = self._call(creds, "GET", "Contacts", params={"where": f'{field_name}=="{quoted}"'})
+        _check_lookup(answer)
+        items = answer.body.get("Contacts") or []
+        return str(items[0]["ContactID"]) if items else ""
+
+    def _create_contacts(self, groups: list[list[_Work]]) -> None:
+        contacts = [g[0].contact for g in groups]
+        body = {"Contacts": [payloads.contact_element(c) for c in contacts if c is not None]}
+        all_works = [w for g in groups for w in g]
+        creds = self._creds(groups[0][0].connection)
+        try:
+            answer = self._call(creds, "PUT", "Contacts", params={"summarizeErrors": "false"}, body=body)
+        except Uncertain as exc:
+            # Nothing is lost: the next attempt finds the contact by its number before creating.
+            self._retry(all_works, uncertain=False, reason="XERO_NO_ANSWER", message=f"contacts: {exc}")
+            return
+        if not answer.ok:
+            self._retry(
+                all_works,
+                uncertain=False,
+                reason="XERO_CONTACTS_FAILED",
+                message=_message_of(answer.body) or f"Xero answered {answer.status}",
+                at=self.budget.blocked_until if answer.status == 429 else None,
+                count=answer.status != 429,
+            )
+            return
+        items = answer.body.get("Contacts") or []
+        for members, item in zip(groups, items, strict=False):
+            errors = [str(e.get("Message", "")) for e in item.get("ValidationErrors") or []]
+            if not errors and item.get("ContactID"):
+                self._link_contact(members, str(item["ContactID"]))
+                continue
+            contact = members[0].contact
+            assert contact is not None
+            try:
+                by_name = self._find_contact(creds, "Name", contact.name)
+            except (Uncertain, _LookupFailed) as exc:
+                self._retry(members, uncertain=False, reason="XERO_CONTACT_LOOKUP_FAILED", message=str(exc))
+                continue
+            if by_name:
+                self._link_contact(members, by_name)
+            else:
+                self._reject(members, ["; ".join(errors) or "Xero refused the contact"])
+
+    def _link_contact(self, members: list[_Work], contact_id: str) -> None:
+        first = members[0]
+        assert first.contact is not None
+        contact = first.contact
+        run_in_transaction(
+            self.d.db,
+            lambda uow: uow.registry.add_contact(
+                ContactLinkRow(
+                    connection_id=first.connection.connection_id,
+                    participant_id=contact.participant_id,
+                    contact_id=contact_id,
+                    contact_number=contact.contact_number,
+                    create_us=now_us(),
+                )
+            ),
+        )
+        for w in members:
+            w.contact_id = contact_id
+
+
+class _LookupFailed(Exception):
+    def __init__(self, message: str, rate_limited: bool) -> None:
+        super().__init__(message)
+        self.rate_limited = rate_limited
+
+
+def _check_lookup(answer: XeroAnswer) -> None:
+    if not answer.ok or not isinstance(answer.body, dict):
+        raise _LookupFailed(f"Xero answered {answer.status} to a look-up", answer.status == 429)
+
+
+def _message_of(body: Any) -> str:
+    if isinstance(body, dict):
+        return str(body.get("Message") or body.get("Detail") or body.get("Title") or "")
+    return ""
+
+
+def own_last(uow: UnitOfWork, link: LinkRow) -> XeroObjectRef | None:
+    objects = uow.registry.xero_objects(link)
+    return objects[-1] if objects else None
+
+
+def payloads_bytes(body: Any) -> bytes:
+    from xerolink_poster.adapters.xero_json import dumps
+
+    return dumps(body)
+
+
+__all__ = ["OUTBOX_READY", "Callable", "Dispatcher", "DispatcherSettings", "StateChanges"]

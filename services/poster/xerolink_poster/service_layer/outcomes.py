@@ -1,0 +1,127 @@
+"""What the dispatcher writes after each Xero answer, each in the transaction of its caller:
+an object created (linked when it was the last operation), a rejection (failed with Xero's
+messages), a retry later (with backoff or after Retry-After), a wait on a dependency, and the
+release of the entries that waited for a record that just linked."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+from xerolink_common.errors import ErrorCode
+
+from xerolink_poster.adapters.registry import OUTBOX_DONE, OUTBOX_READY, OUTBOX_WAITING, Registry
+from xerolink_poster.adapters.tables import LinkRow, OutboxRow
+from xerolink_poster.domain.records import RecordRef, XeroObjectRef
+from xerolink_poster.domain.states import Event, LinkState
+from xerolink_poster.service_layer.errors_json import error_json
+from xerolink_poster.service_layer.posting import waiting_error
+
+ACTOR = "dispatcher"
+
+
+def still_ours(row: OutboxRow | None, holder: str) -> bool:
+    """An answer is applied only by the claimer of a still-open entry (a late answer after the
+    entry moved on is dropped; the look-up before re-creating covers it)."""
+    return row is not None and row.claimed_by == holder and row.state == OUTBOX_READY
+
+
+def record_created(
+    registry: Registry, row: OutboxRow, link: LinkRow, created: XeroObjectRef, finished: bool, now_us: int
+) -> list[int]:
+    """Adds the object to the link; when it was the last operation the link is linked and the
+    entries waiting for this record are released (their ids returned)."""
+    objects = [o for o in registry.xero_objects(link) if o.local_ref != created.local_ref]
+    registry.set_xero_objects(link, [*objects, created])
+    link.attempts += 1
+    link.last_error = None
+    row.uncertain = False
+    row.claimed_by = ""
+    row.lease_until_us = 0
+    if not finished:
+        row.available_us = now_us
+        registry.session.add_all([row, link])
+        return []
+    row.state = OUTBOX_DONE
+    registry.session.add_all([row, link])
+    registry.change_state(link, Event.POSTED, ACTOR, now_us, detail=f"{created.local_ref} -> {created.xero_id}")
+    return release_waiters(registry, link.connection_id, RecordRef(link.kind, link.record_id), now_us)
+
+
+def record_rejected(
+    registry: Registry, row: OutboxRow, link: LinkRow, reason: str, message: str, messages: Sequence[str], now_us: int
+) -> None:
+    link.attempts += 1
+    link.last_error = error_json(ErrorCode.FAILED_PRECONDITION, reason, message, [("xero", m) for m in messages])
+    row.state = OUTBOX_DONE
+    row.uncertain = False
+    row.claimed_by = ""
+    registry.session.add_all([row, link])
+    event = Event.XERO_REJECTED if reason == "XERO_VALIDATION" else Event.GAVE_UP
+    registry.change_state(link, event, ACTOR, now_us, detail="; ".join([message, *messages])[:2000])
+
+
+def record_retry(
+    registry: Registry,
+    row: OutboxRow,
+    link: LinkRow,
+    available_us: int,
+    uncertain: bool,
+    count_attempt: bool,
+    reason: str,
+    message: str,
+) -> None:
+    """Back to the queue: after backoff (5xx, timeouts) or after Retry-After (429, not counted)."""
+    if count_attempt:
+        row.attempts += 1
+        link.attempts += 1
+    row.uncertain = row.uncertain or uncertain
+    row.available_us = available_us
+    row.claimed_by = ""
+    row.lease_until_us = 0
+    link.last_error = error_json(ErrorCode.UNAVAILABLE, reason, message)
+    registry.session.add_all([row, link])
+
+
+def record_waiting(registry: Registry, row: OutboxRow, link: LinkRow, waits: Sequence[RecordRef], now_us: int) -> None:
+    row.state = OUTBOX_WAITING
+    row.claimed_by = ""
+    row.lease_until_us = 0
+    registry.add_waits(row.id or 0, row.connection_id, waits)
+    link.waiting_on = json.dumps([[w.kind, w.id] for w in waits])
+    link.last_error = waiting_error(waits)
+    registry.session.add_all([row, link])
+    names = ", ".join(str(w) for w in waits)
+    registry.change_state(link, Event.BLOCKED, ACTOR, now_us, detail=f"waiting for {names}")
+
+
+def release_waiters(registry: Registry, connection_id: str, record: RecordRef, now_us: int) -> list[int]:
+    released: list[int] = []
+    for outbox_id in registry.waiters_on(connection_id, record):
+        waits = [w for w in registry.waits_of(outbox_id) if w != record]
+        still_blocked = [
+            w for w in waits if (dep := registry.get_link(connection_id, w)) is None or dep.state != LinkState.LINKED
+        ]
+        if still_blocked:
+            continue
+        if release_entry(registry, outbox_id, now_us, f"{record} linked"):
+            released.append(outbox_id)
+    return released
+
+
+def release_entry(registry: Registry, outbox_id: int, now_us: int, detail: str) -> bool:
+    row = registry.get_outbox(outbox_id)
+    if row is None or row.state != OUTBOX_WAITING:
+        return False
+    link = registry.get_link_by_id(row.link_id)
+    registry.clear_waits(outbox_id)
+    row.state = OUTBOX_READY
+    row.available_us = now_us
+    registry.session.add(row)
+    if link is None or link.state != LinkState.WAITING or link.posting_id != row.posting_id:
+        return False
+    link.waiting_on = "[]"
+    link.last_error = None
+    registry.session.add(link)
+    registry.change_state(link, Event.RELEASED, ACTOR, now_us, detail=detail)
+    return True

@@ -1,0 +1,139 @@
+"""Reads: postings and links, one page at a time, and the watch of one posting."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+from xerolink_common.errors import FieldViolation, invalid_argument, not_found
+
+from xerolink_poster.adapters.database import Database
+from xerolink_poster.adapters.tables import AuditRow, LinkRow, PostingRow
+from xerolink_poster.domain.records import RecordRef
+from xerolink_poster.domain.states import SETTLED, LinkState
+from xerolink_poster.service_layer.dispatcher import StateChanges
+from xerolink_poster.service_layer.unit_of_work import UnitOfWork
+
+DEFAULT_PAGE = 50
+MAX_PAGE = 500
+
+
+@dataclass
+class PostingView:
+    posting: PostingRow
+    link: LinkRow | None
+
+
+def page_size(requested: int) -> int:
+    if requested < 0:
+        raise invalid_argument(
+            "INVALID_PAGE_SIZE", "page_size cannot be negative", [FieldViolation("page_size", ">= 0")]
+        )
+    return min(requested or DEFAULT_PAGE, MAX_PAGE)
+
+
+def encode_token(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode()).decode()
+
+
+def decode_token(token: str) -> str:
+    try:
+        return base64.urlsafe_b64decode(token.encode()).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
+        raise invalid_argument(
+            "INVALID_PAGE_TOKEN",
+            "page_token is not one this service issued; start again without it",
+            [FieldViolation("page_token", "use next_page_token from the previous page")],
+        ) from exc
+
+
+def posting_id_of(name: str) -> str:
+    prefix = "postings/"
+    if not name.startswith(prefix) or len(name) == len(prefix):
+        raise invalid_argument(
+            "INVALID_POSTING_NAME", "name must be 'postings/{posting_id}'", [FieldViolation("name", "postings/{id}")]
+        )
+    return name[len(prefix) :]
+
+
+def get_posting(db: Database, posting_id: str) -> PostingView:
+    with UnitOfWork(db, write=False) as uow:
+        posting = uow.registry.get_posting(posting_id)
+        if posting is None:
+            raise not_found("POSTING_NOT_FOUND", f"no posting {posting_id}; list postings to find it")
+        link = uow.registry.get_link_by_id(posting.link_id or 0)
+    return PostingView(posting, link)
+
+
+def list_postings(db: Database, connection_id: str, state: str, size: int, token: str) -> tuple[list[PostingView], str]:
+    before: tuple[int, str] | None = None
+    if token:
+        created, _, posting_id = decode_token(token).partition(":")
+        if not created.isdigit() or not posting_id:
+            raise invalid_argument(
+                "INVALID_PAGE_TOKEN",
+                "page_token is not valid; start again without it",
+                [FieldViolation("page_token", "use next_page_token")],
+            )
+        before = (int(created), posting_id)
+    limit = page_size(size)
+    with UnitOfWork(db, write=False) as uow:
+        rows = uow.registry.list_postings(connection_id, state, before, limit + 1)
+        views = [PostingView(p, uow.registry.get_link_by_id(p.link_id or 0)) for p in rows[:limit]]
+    next_token = ""
+    if len(rows) > limit:
+        last = rows[limit - 1]
+        next_token = encode_token(f"{last.create_us}:{last.posting_id}")
+    return views, next_token
+
+
+def get_link(db: Database, connection_id: str, record: RecordRef, with_audit: bool) -> tuple[LinkRow, list[AuditRow]]:
+    with UnitOfWork(db, write=False) as uow:
+        link = uow.registry.get_link(connection_id, record)
+        if link is None:
+            raise not_found("LINK_NOT_FOUND", f"{record} has no link on connection {connection_id!r}; post it first")
+        audit = list(uow.registry.audit(link.id or 0)) if with_audit else []
+    return link, audit
+
+
+def list_links(
+    db: Database, connection_id: str, group: int, state: str, size: int, token: str
+) -> tuple[Sequence[LinkRow], str]:
+    after = 0
+    if token:
+        text = decode_token(token)
+        if not text.isdigit():
+            raise invalid_argument(
+                "INVALID_PAGE_TOKEN",
+                "page_token is not valid; start again without it",
+                [FieldViolation("page_token", "use next_page_token")],
+            )
+        after = int(text)
+    limit = page_size(size)
+    with UnitOfWork(db, write=False) as uow:
+        rows = uow.registry.list_links(connection_id, group, state, after, limit + 1)
+    next_token = encode_token(str(rows[limit - 1].id)) if len(rows) > limit else ""
+    return list(rows[:limit]), next_token
+
+
+def watch_posting(
+    db: Database, posting_id: str, changes: StateChanges, is_cancelled: Callable[[], bool], poll: float = 0.1
+) -> Iterator[PostingView]:
+    """Yields the posting now and after every state change, until it settles (linked, failed,
+    unlinked) or is superseded by a newer posting of the same record."""
+    last: tuple[str, int] | None = None
+    seen = changes.version
+    while not is_cancelled():
+        view = get_posting(db, posting_id)
+        key = (view.posting.state, view.link.update_us if view.link else 0)
+        if key != last:
+            last = key
+            yield view
+        superseded = view.link is not None and view.link.posting_id != posting_id
+        if not view.posting.state or LinkState(view.posting.state) in SETTLED or superseded:
+            return
+        seen = changes.wait(seen, poll)
+        time.sleep(0)

@@ -1,0 +1,66 @@
+"""Unit of work: one short database transaction with the registry on it. It rolls back unless
+committed; write units on SQLite begin with BEGIN IMMEDIATE (see adapters/database.py).
+A write that loses a race on a unique key (two posts of a new record at once) is retried by
+`run_in_transaction`, which re-runs the whole function on a fresh transaction."""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from types import TracebackType
+from typing import TypeVar
+
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlmodel import Session
+
+from xerolink_poster.adapters.database import Database
+from xerolink_poster.adapters.registry import Registry
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class UnitOfWork:
+    def __init__(self, db: Database, write: bool = True) -> None:
+        self.db = db
+        self.write = write
+        self._committed = False
+
+    def __enter__(self) -> UnitOfWork:
+        engine = self.db.write if self.write else self.db.read
+        self.session = Session(engine, expire_on_commit=False)
+        self.registry = Registry(self.session, self.db.is_sqlite)
+        return self
+
+    def commit(self) -> None:
+        self.session.commit()
+        self._committed = True
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        try:
+            # A read unit only closes: rollback would expire the rows it hands back.
+            if self.write and not self._committed:
+                self.session.rollback()
+        finally:
+            self.session.close()
+
+
+def run_in_transaction(db: Database, work: Callable[[UnitOfWork], T], attempts: int = 5) -> T:
+    """Runs `work` in a write unit and commits; retries on a lost unique-key race or a
+    serialisation failure, which leave nothing behind (the transaction rolled back)."""
+    for attempt in range(1, attempts + 1):
+        try:
+            with UnitOfWork(db) as uow:
+                result = work(uow)
+                uow.commit()
+                return result
+        except (IntegrityError, OperationalError) as exc:
+            if attempt == attempts:
+                raise
+            log.debug("transaction conflict (%s), retrying", type(exc).__name__)
+            time.sleep(random.uniform(0.001, 0.01) * attempt)
+    raise AssertionError("unreachable")

@@ -1,0 +1,306 @@
+"""Bank transactions (spend/receive money, including overpayments), bank transfers and manual
+journals."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from xero_emulator.domain.amounts import ZERO, required_number
+from xero_emulator.domain.chart import AP_CODE, AR_CODE
+from xero_emulator.domain.errors import ValidationFailure
+from xero_emulator.domain.lines import build_lines, line_amount_types, totals
+from xero_emulator.domain.organisation import Organisation, account_summary, contact_summary, new_id, now_utc
+from xero_emulator.jsonio import date_string, ms_date, ms_datetime
+
+BANK_TRANSACTION_TYPES = ("RECEIVE", "SPEND", "RECEIVE-OVERPAYMENT", "SPEND-OVERPAYMENT")
+
+
+def _bank_account(org: Organisation, ref: Any, what: str) -> dict[str, Any]:
+    account = org.resolve_account(ref, what)
+    if account["Type"] != "BANK":
+        raise ValidationFailure(f"{what} {account['Code']} is not a bank account.")
+    return account
+
+
+def create_bank_transaction(org: Organisation, element: dict[str, Any]) -> dict[str, Any]:
+    errors: list[str] = []
+    tx_type = element.get("Type")
+    if tx_type not in BANK_TRANSACTION_TYPES:
+        errors.append(f"Type must be one of {', '.join(BANK_TRANSACTION_TYPES)}.")
+    status = element.get("Status", "AUTHORISED")
+    if status != "AUTHORISED":
+        errors.append("A new bank transaction must have Status AUTHORISED.")
+    contact = bank = day = lines = None
+    amount_types = "Exclusive"
+    try:
+        contact = org.resolve_contact(element.get("Contact"))
+    except ValidationFailure as failure:
+        errors.extend(failure.messages)
+    try:
+        bank = _bank_account(org, element.get("BankAccount"), "BankAccount")
+    except ValidationFailure as failure:
+        errors.extend(failure.messages)
+    try:
+        day = org.parse_date_field(element, "Date")
+    except ValidationFailure as failure:
+        errors.extend(failure.messages)
+    overpayment = isinstance(tx_type, str) and tx_type.endswith("OVERPAYMENT")
+    try:
+        amount_types = "NoTax" if overpayment else line_amount_types(element)
+        if overpayment:
+            lines = _overpayment_lines(org, element, tx_type == "RECEIVE-OVERPAYMENT")
+        else:
+            lines = build_lines(org, element, amount_types)
+    except ValidationFailure as failure:
+        errors.extend(failure.messages)
+    reference = element.get("Reference")
+    if reference is not None and not isinstance(reference, str):
+        errors.append("Reference must be a string.")
+    if errors:
+        raise ValidationFailure(*errors)
+    assert contact is not None and bank is not None and day is not None and lines is not None
+    summed = totals(lines, amount_types)
+    if summed.total <= 0:
+        raise ValidationFailure("The bank transaction total must be greater than zero.")
+    org.check_lock_date(day)
+    tx: dict[str, Any] = {
+        "BankTransactionID": new_id(),
+        "_date": day,
+        "Type": tx_type,
+        "Contact": contact_summary(contact),
+        "BankAccount": account_summary(bank),
+        "Date": ms_date(day),
+        "DateString": date_string(day),
+        "Reference": reference or "",
+        "IsReconciled": element.get("IsReconciled") is True,
+        "Status": "AUTHORISED",
+        "LineAmountTypes": amount_types,
+        "LineItems": lines,
+        "SubTotal": summed.sub_total,
+        "TotalTax": summed.total_tax,
+        "Total": summed.total,
+        "CurrencyCode": org.base_currency,
+        "CurrencyRate": 1,
+        "HasAttachments": False,
+        "UpdatedDateUTC": ms_datetime(now_utc()),
+    }
+    if overpayment:
+        tx["OverpaymentID"] = _create_overpayment(org, tx)["OverpaymentID"]
+    return org.put("BankTransactions", tx)
+
+
+def _overpayment_lines(org: Organisation, element: dict[str, Any], receive: bool) -> list[dict[str, Any]]:
+    """Overpayment lines carry only amounts: Xero books them to receivables or payables."""
+    raw = element.get("LineItems")
+    if not isinstance(raw, list) or not raw:
+        raise ValidationFailure("At least one line item is required.")
+    control = org.account_by_code(AR_CODE if receive else AP_CODE)
+    assert control is not None
+    lines = []
+    for item in raw:
+        if not isinstance(item, dict):
+            raise ValidationFailure("Each line item must be an object.")
+        amount = required_number(item, "LineAmount")
+        description = item.get("Description", "")
+        lines.append(
+            {
+                "LineItemID": new_id(),
+                "Description": description if isinstance(description, str) else "",
+                "Quantity": Decimal("1.0000"),
+                "UnitAmount": amount,
+                "AccountCode": control["Code"],
+                "AccountID": control["AccountID"],
+                "TaxType": "BASEXCLUDED",
+                "TaxAmount": ZERO,
+                "LineAmount": amount,
+                "Tracking": [],
+            }
+        )
+    return lines
+
+
+def _create_overpayment(org: Organisation, tx: dict[str, Any]) -> dict[str, Any]:
+    overpayment: dict[str, Any] = {
+        "OverpaymentID": new_id(),
+        "_date": tx["_date"],
+        "_bank_transaction": tx["BankTransactionID"],
+        "Type": tx["Type"],
+        "Contact": tx["Contact"],
+        "Date": tx["Date"],
+        "Status": "AUTHORISED",
+        "LineAmountTypes": "NoTax",
+        "LineItems": tx["LineItems"],
+        "SubTotal": tx["SubTotal"],
+        "TotalTax": tx["TotalTax"],
+        "Total": tx["Total"],
+        "RemainingCredit": tx["Total"],
+        "CurrencyCode": tx["CurrencyCode"],
+        "CurrencyRate": 1,
+        "Allocations": [],
+        "Payments": [],
+        "HasAttachments": False,
+        "UpdatedDateUTC": tx["UpdatedDateUTC"],
+    }
+    return org.put("Overpayments", overpayment)
+
+
+def update_bank_transaction(org: Organisation, tx: dict[str, Any], element: dict[str, Any]) -> dict[str, Any]:
+    """Xero lets an unreconciled bank transaction be deleted; that is the change xerolink needs."""
+    if tx["Status"] == "DELETED":
+        raise ValidationFailure("This bank transaction has been deleted and cannot be changed.")
+    if element.get("Status") != "DELETED":
+        raise ValidationFailure("Only Status DELETED can be set on an existing bank transaction in this emulator.")
+    if tx["IsReconciled"]:
+        raise ValidationFailure("This Bank Transaction cannot be deleted because it is reconciled.")
+    overpayment_id = tx.get("OverpaymentID")
+    if overpayment_id:
+        overpayment = org.objects["Overpayments"][overpayment_id]
+        if overpayment["RemainingCredit"] != overpayment["Total"]:
+            raise ValidationFailure("This overpayment has been allocated or refunded; remove those first.")
+        overpayment["Status"] = "VOIDED"
+    org.check_lock_date(tx["_date"])
+    tx["Status"] = "DELETED"
+    tx["UpdatedDateUTC"] = ms_datetime(now_utc())
+    return tx
+
+
+def create_bank_transfer(org: Organisation, element: dict[str, Any]) -> dict[str, Any]:
+    errors: list[str] = []
+    source = target = day = None
+    amount = ZERO
+    try:
+        source = _bank_account(org, element.get("FromBankAccount"), "FromBankAccount")
+    except ValidationFailure as failure:
+        errors.extend(failure.messages)
+    try:
+        target = _bank_account(org, element.get("ToBankAccount"), "ToBankAccount")
+    except ValidationFailure as failure:
+        errors.extend(failure.messages)
+    try:
+        amount = required_number(element, "Amount")
+        if amount <= 0:
+            raise ValidationFailure("Amount must be greater than zero.")
+    except ValidationFailure as failure:
+        errors.extend(failure.messages)
+    try:
+        day = org.parse_date_field(element, "Date", required=False)
+    except ValidationFailure as failure:
+        errors.extend(failure.messages)
+    reference = element.get("Reference")
+    if reference is not None and not isinstance(reference, str):
+        errors.append("Reference must be a string.")
+    if source is not None and target is not None and source is target:
+        errors.append("The FromBankAccount and ToBankAccount must be different accounts.")
+    if errors:
+        raise ValidationFailure(*errors)
+    assert source is not None and target is not None
+    day = day or now_utc().date()
+    org.check_lock_date(day)
+    transfer: dict[str, Any] = {
+        "BankTransferID": new_id(),
+        "_date": day,
+        "FromBankAccount": account_summary(source),
+        "ToBankAccount": account_summary(target),
+        "Amount": amount,
+        "Date": ms_date(day),
+        "Reference": reference or "",
+        "CurrencyRate": 1,
+        "FromBankTransactionID": new_id(),
+        "ToBankTransactionID": new_id(),
+        "FromIsReconciled": False,
+        "ToIsReconciled": False,
+        "HasAttachments": False,
+        "CreatedDateUTC": ms_datetime(now_utc()),
+    }
+    return org.put("BankTransfers", transfer)
+
+
+JOURNAL_TRANSITIONS = {"DRAFT": {"POSTED", "DELETED"}, "POSTED": {"VOIDED"}, "VOIDED": set(), "DELETED": set()}
+
+
+def create_manual_journal(org: Organisation, element: dict[str, Any]) -> dict[str, Any]:
+    journal: dict[str, Any] = {
+        "ManualJournalID": new_id(),
+        "Status": "DRAFT",
+        "ShowOnCashBasisReports": True,
+        "HasAttachments": False,
+    }
+    status = element.get("Status", "DRAFT")
+    if status not in ("DRAFT", "POSTED"):
+        raise ValidationFailure("A new manual journal must have Status DRAFT or POSTED.")
+    _apply_journal(org, journal, element)
+    journal["Status"] = status
+    if status == "POSTED":
+        org.check_lock_date(journal["_date"])
+    return org.put("ManualJournals", journal)
+
+
+def update_manual_journal(org: Organisation, journal: dict[str, Any], element: dict[str, Any]) -> dict[str, Any]:
+    content = {k for k in element if k in ("Narration", "Date", "JournalLines", "LineAmountTypes")}
+    if content:
+        if journal["Status"] != "DRAFT":
+            raise ValidationFailure("Only a DRAFT manual journal can be edited; void it and post a new one.")
+        _apply_journal(org, journal, {**_journal_input(journal), **element})
+    status = element.get("Status", journal["Status"])
+    if status != journal["Status"]:
+        if status not in JOURNAL_TRANSITIONS.get(journal["Status"], set()):
+            raise ValidationFailure(f"A {journal['Status']} manual journal cannot become {status}.")
+        org.check_lock_date(journal["_date"])
+        journal["Status"] = status
+    journal["UpdatedDateUTC"] = ms_datetime(now_utc())
+    return journal
+
+
+def _journal_input(journal: dict[str, Any]) -> dict[str, Any]:
+    return {"Narration": journal["Narration"], "Date": journal["Date"], "JournalLines": journal["JournalLines"]}
+
+
+def _apply_journal(org: Organisation, journal: dict[str, Any], element: dict[str, Any]) -> None:
+    errors: list[str] = []
+    narration = element.get("Narration")
+    if not isinstance(narration, str) or not narration.strip():
+        errors.append("Narration is required.")
+    day = lines = None
+    amount_types = "NoTax"
+    try:
+        day = org.parse_date_field(element, "Date", required=False) or now_utc().date()
+    except ValidationFailure as failure:
+        errors.extend(failure.messages)
+    try:
+        amount_types = line_amount_types({"LineAmountTypes": element.get("LineAmountTypes", "NoTax")})
+        raw = element.get("JournalLines")
+        if not isinstance(raw, list) or len(raw) < 2:
+            raise ValidationFailure("A manual journal needs at least two JournalLines.")
+        lines = build_lines(org, {"JournalLines": raw}, amount_types, field="JournalLines", allow_bank=True)
+    except ValidationFailure as failure:
+        errors.extend(failure.messages)
+    if errors:
+        raise ValidationFailure(*errors)
+    assert lines is not None and day is not None
+    journal_lines = [
+        {
+            "LineAmount": line["LineAmount"],
+            "AccountCode": line["AccountCode"],
+            "AccountID": line["AccountID"],
+            "Description": line["Description"],
+            "TaxType": line["TaxType"],
+            "TaxAmount": line["TaxAmount"],
+            "IsBlank": False,
+            "Tracking": [],
+        }
+        for line in lines
+    ]
+    gross = sum(
+        (line["LineAmount"] + (line["TaxAmount"] if amount_types == "Exclusive" else ZERO) for line in lines), ZERO
+    )
+    if gross != 0:
+        debits = sum((line["LineAmount"] for line in lines if line["LineAmount"] > 0), ZERO)
+        credits = -sum((line["LineAmount"] for line in lines if line["LineAmount"] < 0), ZERO)
+        raise ValidationFailure(f"The total debits ({debits}) must equal total credits ({credits}).")
+    journal["_date"] = day
+    journal["Date"] = ms_date(day)
+    journal["Narration"] = str(narration).strip()
+    journal["LineAmountTypes"] = amount_types
+    journal["JournalLines"] = journal_lines
+    journal["UpdatedDateUTC"] = ms_datetime(now_utc())

@@ -1,0 +1,265 @@
+"""Invoices (ACCREC/ACCPAY) and credit notes (ACCRECCREDIT/ACCPAYCREDIT): creation, edits and
+Xero's status rules."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from xero_emulator.domain.amounts import ZERO
+from xero_emulator.domain.errors import ValidationFailure
+from xero_emulator.domain.lines import build_lines, line_amount_types, totals
+from xero_emulator.domain.organisation import Organisation, contact_summary, new_id, now_utc
+from xero_emulator.jsonio import date_string, ms_date, ms_datetime
+
+INVOICE_TYPES = ("ACCREC", "ACCPAY")
+CREDIT_NOTE_TYPES = ("ACCRECCREDIT", "ACCPAYCREDIT")
+CREATE_STATUSES = ("DRAFT", "SUBMITTED", "AUTHORISED")
+# Status changes Xero allows by POSTing a new Status (VOIDED has its own payment rule below).
+TRANSITIONS = {
+    "DRAFT": {"SUBMITTED", "AUTHORISED", "DELETED"},
+    "SUBMITTED": {"DRAFT", "AUTHORISED", "DELETED"},
+    "AUTHORISED": {"VOIDED"},
+    "PAID": set(),
+    "VOIDED": set(),
+    "DELETED": set(),
+}
+EDITABLE = (
+    "Contact",
+    "Date",
+    "DueDate",
+    "LineItems",
+    "LineAmountTypes",
+    "Reference",
+    "InvoiceNumber",
+    "CreditNoteNumber",
+)
+
+
+class DocumentKind:
+    def __init__(self, resource: str, id_field: str, number_field: str, types: tuple[str, ...], prefix: str) -> None:
+        self.resource = resource
+        self.id_field = id_field
+        self.number_field = number_field
+        self.types = types
+        self.prefix = prefix
+
+    @property
+    def is_credit(self) -> bool:
+        return self.resource == "CreditNotes"
+
+    @property
+    def label(self) -> str:
+        return "credit note" if self.is_credit else "invoice"
+
+
+INVOICE = DocumentKind("Invoices", "InvoiceID", "InvoiceNumber", INVOICE_TYPES, "INV")
+CREDIT_NOTE = DocumentKind("CreditNotes", "CreditNoteID", "CreditNoteNumber", CREDIT_NOTE_TYPES, "CN")
+
+
+def is_sales(doc_type: str) -> bool:
+    return doc_type in ("ACCREC", "ACCRECCREDIT")
+
+
+def create_document(org: Organisation, kind: DocumentKind, element: dict[str, Any]) -> dict[str, Any]:
+    doc_type = element.get("Type")
+    if doc_type not in kind.types:
+        raise ValidationFailure(f"Type must be one of {', '.join(kind.types)}.")
+    status = element.get("Status", "DRAFT")
+    if status not in CREATE_STATUSES:
+        raise ValidationFailure(f"A new {kind.label} must have Status DRAFT, SUBMITTED or AUTHORISED.")
+    doc: dict[str, Any] = {
+        "Type": doc_type,
+        kind.id_field: new_id(),
+        "Status": status,
+        "CurrencyCode": org.base_currency,
+        "CurrencyRate": 1,
+        "HasAttachments": False,
+        "HasErrors": False,
+        "Payments": [],
+        "Allocations" if kind.is_credit else "CreditNotes": [],
+        "Overpayments": [],
+        "Prepayments": [],
+        "AmountPaid": ZERO,
+        "AmountCredited": ZERO,
+    }
+    if kind.is_credit:
+        doc.pop("Overpayments")
+        doc.pop("Prepayments")
+        doc.pop("AmountPaid")
+        doc.pop("AmountCredited")
+    _apply_content(org, kind, doc, element, creating=True)
+    if status == "AUTHORISED":
+        _check_authorise(org, kind, doc)
+    if kind.is_credit:
+        doc["RemainingCredit"] = doc["Total"]
+    else:
+        doc["AmountDue"] = doc["Total"]
+    doc["UpdatedDateUTC"] = ms_datetime(now_utc())
+    return org.put(kind.resource, doc)
+
+
+def update_document(
+    org: Organisation, kind: DocumentKind, doc: dict[str, Any], element: dict[str, Any]
+) -> dict[str, Any]:
+    if "Type" in element and element["Type"] != doc["Type"]:
+        raise ValidationFailure(f"The Type of an existing {kind.label} cannot be changed.")
+    new_status = element.get("Status", doc["Status"])
+    edits = [f for f in EDITABLE if f in element and f != kind.number_field] + (
+        [kind.number_field] if element.get(kind.number_field) not in (None, doc.get(kind.number_field)) else []
+    )
+    if edits:
+        if doc["Status"] not in CREATE_STATUSES:
+            raise ValidationFailure(f"{_article(kind)} not of valid status for modification")
+        if _has_money_applied(kind, doc):
+            raise ValidationFailure(
+                "This document cannot be edited as it has a payment or credit note allocated to it."
+            )
+        if doc["Status"] == "AUTHORISED":
+            org.check_lock_date(doc["_date"])
+        applied = doc["Total"] - (doc["RemainingCredit"] if kind.is_credit else doc["AmountDue"])
+        _apply_content(org, kind, doc, element, creating=False)
+        if kind.is_credit:
+            doc["RemainingCredit"] = doc["Total"] - applied
+        else:
+            doc["AmountDue"] = doc["Total"] - applied
+    if new_status != doc["Status"]:
+        change_status(org, kind, doc, new_status)
+    doc["UpdatedDateUTC"] = ms_datetime(now_utc())
+    return doc
+
+
+def change_status(org: Organisation, kind: DocumentKind, doc: dict[str, Any], new_status: Any) -> None:
+    current = doc["Status"]
+    if new_status not in TRANSITIONS.get(current, set()):
+        if current == "AUTHORISED" and new_status == "DELETED":
+            raise ValidationFailure(f"An AUTHORISED {kind.label} cannot be deleted; void it instead (Status VOIDED).")
+        if current == "PAID" and new_status == "VOIDED":
+            raise ValidationFailure(
+                f"This {kind.label} is PAID and cannot be voided: remove its payments and allocations first."
+            )
+        raise ValidationFailure(f"{_article(kind)} not of valid status for modification")
+    if new_status == "VOIDED":
+        if _has_money_applied(kind, doc):
+            raise ValidationFailure(
+                f"This {kind.label} has payments or allocations applied. Delete the payments and allocations "
+                "first, then void it."
+            )
+        org.check_lock_date(doc["_date"])
+    if new_status == "AUTHORISED":
+        _check_authorise(org, kind, doc)
+    doc["Status"] = new_status
+
+
+def _check_authorise(org: Organisation, kind: DocumentKind, doc: dict[str, Any]) -> None:
+    org.check_lock_date(doc["_date"])
+    if not kind.is_credit and "_due" not in doc:
+        raise ValidationFailure("Due Date is required for an AUTHORISED invoice.")
+    if doc["Type"] == "ACCREC" and not kind.is_credit:
+        _check_unique_number(org, kind, doc, doc.get(kind.number_field))
+
+
+def _has_money_applied(kind: DocumentKind, doc: dict[str, Any]) -> bool:
+    if kind.is_credit:
+        return bool(doc["RemainingCredit"] != doc["Total"])
+    return bool(doc["AmountPaid"] != 0 or doc["AmountCredited"] != 0)
+
+
+def _article(kind: DocumentKind) -> str:
+    return "Credit note" if kind.is_credit else "Invoice"
+
+
+def _check_unique_number(org: Organisation, kind: DocumentKind, doc: dict[str, Any], number: Any) -> None:
+    if not number:
+        return
+    for other in org.objects[kind.resource].values():
+        if (
+            other is not doc
+            and other["Type"] == doc["Type"]
+            and other.get(kind.number_field, "").lower() == str(number).lower()
+            and other["Status"] != "DELETED"
+        ):
+            raise ValidationFailure(f"{'Invoice' if not kind.is_credit else 'Credit Note'} # must be unique.")
+
+
+def _apply_content(
+    org: Organisation, kind: DocumentKind, doc: dict[str, Any], element: dict[str, Any], *, creating: bool
+) -> None:
+    """Validates every editable field together so one response lists all of an element's errors."""
+    errors: list[str] = []
+    merged = {**{k: v for k, v in doc.items() if k in ("Contact", "LineAmountTypes")}, **element}
+    if creating or "Contact" in element:
+        try:
+            doc["Contact"] = contact_summary(org.resolve_contact(merged.get("Contact")))
+        except ValidationFailure as failure:
+            errors.extend(failure.messages)
+    day: dt.date | None = doc.get("_date")
+    due: dt.date | None = doc.get("_due")
+    try:
+        if creating or "Date" in element:
+            day = org.parse_date_field(element, "Date", required=False) or dt.datetime.now(dt.UTC).date()
+        if "DueDate" in element:
+            due = org.parse_date_field(element, "DueDate", required=False)
+    except ValidationFailure as failure:
+        errors.extend(failure.messages)
+    for field in ("Reference", kind.number_field):
+        value = element.get(field)
+        if value is not None and not isinstance(value, str):
+            errors.append(f"{field} must be a string.")
+        elif isinstance(value, str) and len(value) > 255:
+            errors.append(f"{field} must be 255 characters or fewer.")
+    amount_types = doc.get("LineAmountTypes", "Exclusive")
+    lines = doc.get("LineItems")
+    try:
+        amount_types = line_amount_types(merged)
+        if creating or "LineItems" in element or "LineAmountTypes" in element:
+            lines = build_lines(org, {"LineItems": element.get("LineItems", doc.get("LineItems"))}, amount_types)
+    except ValidationFailure as failure:
+        errors.extend(failure.messages)
+    number = element.get(kind.number_field)
+    if isinstance(number, str) and number and doc["Type"] == "ACCREC":
+        try:
+            _check_unique_number(org, kind, doc, number)
+        except ValidationFailure as failure:
+            errors.extend(failure.messages)
+    if errors:
+        raise ValidationFailure(*errors)
+    assert day is not None and lines is not None
+    summed = totals(lines, amount_types)
+    if summed.total < 0:
+        raise ValidationFailure(f"The {kind.label} total cannot be negative.")
+    doc["_date"] = day
+    doc["Date"] = ms_date(day)
+    doc["DateString"] = date_string(day)
+    if due is not None:
+        doc["_due"] = due
+        doc["DueDate"] = ms_date(due)
+        doc["DueDateString"] = date_string(due)
+    doc["LineAmountTypes"] = amount_types
+    doc["LineItems"] = lines
+    doc["SubTotal"] = summed.sub_total
+    doc["TotalTax"] = summed.total_tax
+    doc["Total"] = summed.total
+    if isinstance(element.get("Reference"), str):
+        doc["Reference"] = element["Reference"]
+    if isinstance(number, str) and number:
+        doc[kind.number_field] = number
+    elif creating:
+        if doc["Type"] in ("ACCREC", "ACCRECCREDIT"):
+            doc[kind.number_field] = org.next_number(kind.prefix)
+        else:
+            doc[kind.number_field] = ""
+
+
+def find_by_number(org: Organisation, kind: DocumentKind, number: str, doc_type: Any) -> dict[str, Any] | None:
+    """Xero's POST updates the ACCREC invoice that already carries the InvoiceNumber."""
+    if doc_type not in ("ACCREC", "ACCRECCREDIT"):
+        return None
+    return next(
+        (
+            d
+            for d in org.objects[kind.resource].values()
+            if d["Type"] == doc_type and d.get(kind.number_field) == number and d["Status"] != "DELETED"
+        ),
+        None,
+    )

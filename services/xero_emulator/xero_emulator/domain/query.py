@@ -1,0 +1,71 @@
+"""The part of Xero's `where` syntax xerolink uses: `Field=="value"` clauses joined with AND,
+values quoted, Guid("..."), numbers, true/false; dotted fields such as Contact.ContactID.
+OR, ordering expressions, method calls (StartsWith...) and comparisons other than == and != are
+refused with a clear error instead of being misread."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from typing import Any
+
+from xero_emulator.domain.errors import BadRequest
+
+PAGE_SIZE = 100
+_CLAUSE = re.compile(
+    r"""^\s*(?P<field>[A-Za-z][A-Za-z0-9]*(?:\.[A-Za-z][A-Za-z0-9]*)*)\s*(?P<op>==|!=)\s*
+        (?:"(?P<str>[^"]*)"|(?i:guid)\("(?P<guid>[^"]*)"\)|(?P<num>-?\d+(?:\.\d+)?)|(?P<bool>true|false|null))\s*$""",
+    re.VERBOSE,
+)
+
+
+def parse_where(where: str) -> list[tuple[str, str, Any]]:
+    if len(where) > 2000:
+        raise BadRequest("The where clause is too long.")
+    clauses = []
+    for part in re.split(r"\s+(?:AND|&&)\s+", where.strip(), flags=re.IGNORECASE):
+        match = _CLAUSE.match(part)
+        if match is None:
+            raise BadRequest(
+                f"Unsupported where clause '{part}'. The emulator supports Field==\"value\" clauses joined with AND."
+            )
+        if match.group("str") is not None:
+            value: Any = match.group("str")
+        elif match.group("guid") is not None:
+            value = match.group("guid").lower()
+        elif match.group("num") is not None:
+            value = Decimal(match.group("num"))
+        else:
+            value = {"true": True, "false": False, "null": None}[match.group("bool")]
+        clauses.append((match.group("field"), match.group("op"), value))
+    return clauses
+
+
+def _lookup(obj: dict[str, Any], dotted: str) -> Any:
+    value: Any = obj
+    for part in dotted.split("."):
+        if not isinstance(value, dict):
+            return None
+        value = value.get(part)
+    return value
+
+
+def matches(obj: dict[str, Any], clauses: list[tuple[str, str, Any]]) -> bool:
+    for field, op, expected in clauses:
+        actual = _lookup(obj, field)
+        if isinstance(actual, str) and isinstance(expected, str):
+            equal = actual.lower() == expected.lower()
+        elif isinstance(actual, Decimal | int) and not isinstance(actual, bool) and isinstance(expected, Decimal):
+            equal = Decimal(actual) == expected
+        else:
+            equal = actual == expected
+        if equal != (op == "=="):
+            return False
+    return True
+
+
+def page_of(items: list[dict[str, Any]], page: int | None) -> list[dict[str, Any]]:
+    if page is None:
+        return items
+    start = (page - 1) * PAGE_SIZE
+    return items[start : start + PAGE_SIZE]

@@ -1,0 +1,77 @@
+"""Everything one emulator process holds: organisations, identity, limits, idempotency, faults."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from xero_emulator.auth import App, Identity
+from xero_emulator.config import EmulatorConfig
+from xero_emulator.domain.errors import NotFound
+from xero_emulator.domain.ledger import ledger_view
+from xero_emulator.domain.organisation import Organisation
+from xero_emulator.faults import Faults
+from xero_emulator.idempotency import IdempotencyStore
+from xero_emulator.limits import RateLimiter
+
+
+class EmulatorState:
+    def __init__(self, config: EmulatorConfig) -> None:
+        self.config = config
+        self.lock = threading.Lock()
+        self.organisations: dict[str, Organisation] = {}
+        self.identity = Identity(config)
+        self.limiter = RateLimiter(config)
+        self.idempotency = IdempotencyStore(config.minutes(config.idempotency_minutes))
+        self.faults = Faults(config.seed)
+
+    def create_organisation(
+        self,
+        name: str = "Demo Law Firm Pty Ltd",
+        *,
+        is_demo: bool = False,
+        org_class: str | None = None,
+        client_id: str | None = None,
+    ) -> dict[str, Any]:
+        """A new organisation connected to an app (a new one unless client_id names one), with an
+        authorisation code to exchange and, for convenience, tokens ready to use."""
+        org = Organisation(name, is_demo=is_demo, org_class=org_class)
+        with self.lock:
+            self.organisations[org.tenant_id] = org
+        app: App | None = self.identity.apps.get(client_id) if client_id else None
+        if client_id and app is None:
+            raise NotFound("App", client_id)
+        if app is None:
+            app = self.identity.create_app()
+        connection = self.identity.connect(app, org.tenant_id, org.name)
+        tokens = self.identity.tokens_for(app)
+        return {
+            "tenant_id": org.tenant_id,
+            "tenant_name": org.name,
+            "connection_id": connection["id"],
+            "client_id": app.client_id,
+            "client_secret": app.client_secret,
+            "authorization_code": self.identity.issue_code(app),
+            "access_token": tokens["access_token"],
+            "refresh_token": tokens["refresh_token"],
+            "expires_in": tokens["expires_in"],
+        }
+
+    def organisation(self, tenant_id: str) -> Organisation:
+        org = self.organisations.get(tenant_id.lower()) if isinstance(tenant_id, str) else None
+        if org is None:
+            raise NotFound("Organisation", str(tenant_id))
+        return org
+
+    def ledger(self, tenant_id: str) -> dict[str, Any]:
+        org = self.organisation(tenant_id)
+        with org.lock:
+            return ledger_view(org)
+
+    def reset(self) -> None:
+        with self.lock:
+            self.organisations.clear()
+        self.identity = Identity(self.config)
+        self.limiter.reset()
+        self.idempotency.reset()
+        self.faults.clear()

@@ -1,0 +1,172 @@
+"""The dispatcher against the emulator: limits kept before Xero refuses, Retry-After obeyed,
+batches with per-element outcomes, backoff on 5xx, uncertain outcomes looked up before any
+re-creation, and contacts found or created once."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import httpx
+from xero_emulator import EmulatorServer
+from xero_emulator.faults import FaultRule
+from xerolink.actionstep.v1 import common_pb2, transaction_pb2
+from xerolink.poster.v1 import poster_service_pb2 as poster_pb2
+from xerolink.poster.v1 import poster_service_pb2_grpc as poster_grpc
+from xerolink_mapper import samples
+
+from tests.fixtures.poster import (
+    EmulatorFactory,
+    PosterFactory,
+    connect,
+    scaled_limits,
+    settings,
+    stub_for,
+    wait_settled,
+    xero_objects,
+)
+
+BILL = common_pb2.TRANSACTION_KIND_CLIENT_BILL
+
+
+def _post_all(
+    stub: poster_grpc.PosterServiceStub, bills: list[transaction_pb2.Transaction]
+) -> list[poster_pb2.Posting]:
+    results = stub.BatchPostTransactions(
+        poster_pb2.BatchPostTransactionsRequest(connection_id="firm-1", transactions=bills)
+    ).results
+    return [r.posting for r in results]
+
+
+def _link(stub: poster_grpc.PosterServiceStub, record_id: int) -> poster_pb2.Link:
+    link: poster_pb2.Link = stub.GetLink(
+        poster_pb2.GetLinkRequest(
+            connection_id="firm-1", record=common_pb2.RecordKey(kind=BILL, id=record_id), include_audit=True
+        )
+    ).link
+    return link
+
+
+def test_more_calls_than_a_minute_allows_are_spread_out_and_xero_never_refuses(
+    poster_factory: PosterFactory, emulator_factory: EmulatorFactory
+) -> None:
+    # A one-second "minute" of 20 calls, so the limit binds long before the poster runs out of work.
+    emulator = emulator_factory(minute_seconds=1.0, minute_limit=20)
+    app = poster_factory(settings(batch_size=2, limits=scaled_limits(1.0, per_minute=20)))
+    stub = stub_for(app)
+    _, org = connect(stub, emulator)
+    count = 100  # 50 invoice calls + a contact look-up and creation: 52 calls, three minutes' worth
+    started = time.monotonic()
+
+    postings = _post_all(stub, [samples.client_bill(1000 + i) for i in range(count)])
+
+    for posting in postings:
+        assert wait_settled(stub, posting.name, timeout=30).state == poster_pb2.LINK_STATE_LINKED
+    assert app.dispatcher is not None
+    assert app.dispatcher.calls_refused == 0
+    assert app.dispatcher.calls_made == math.ceil(count / 2) + 2
+    assert time.monotonic() - started >= 2.0  # 52 calls at 20 a (scaled) minute need two full windows
+    assert len(xero_objects(emulator, org["tenant_id"], "Invoices")) == count
+
+
+def test_retry_after_is_obeyed_and_the_refused_call_is_not_counted_as_a_failure(
+    poster_factory: PosterFactory, emulator: EmulatorServer
+) -> None:
+    app = poster_factory()
+    stub = stub_for(app)
+    _, org = connect(stub, emulator)
+    emulator.faults.add(FaultRule("rate_limit", count=1, retry_after=1, path_contains="Invoices"))
+
+    posting = _post_all(stub, [samples.client_bill(7)])[0]
+
+    assert wait_settled(stub, posting.name).state == poster_pb2.LINK_STATE_LINKED
+    assert app.dispatcher is not None and app.dispatcher.calls_refused == 1
+    assert len(xero_objects(emulator, org["tenant_id"], "Invoices")) == 1
+    assert _link(stub, 7).attempts == 1
+
+
+def test_one_call_carries_a_batch_and_each_element_gets_its_own_outcome(
+    poster_factory: PosterFactory, emulator: EmulatorServer
+) -> None:
+    app = poster_factory(settings(batch_size=50))
+    stub = stub_for(app)
+    # Without the chart the mapper cannot catch the unknown account; Xero does, for that element only.
+    _, org = connect(stub, emulator, context=samples.demo_context(with_chart=False))
+    bad = samples.client_bill(22, [samples.line("Advice", "999", "GST", 10000, 1000)])
+    bills = [samples.client_bill(21), bad, samples.client_bill(23)]
+
+    postings = _post_all(stub, bills)
+
+    states = [wait_settled(stub, p.name).state for p in postings]
+    assert states == [poster_pb2.LINK_STATE_LINKED, poster_pb2.LINK_STATE_FAILED, poster_pb2.LINK_STATE_LINKED]
+    failed = _link(stub, 22)
+    assert failed.last_error.reason == "XERO_VALIDATION"
+    assert any("999" in v.description for v in failed.last_error.field_violations)
+    assert [a.event for a in failed.audit] == ["accepted", "xero_rejected"]
+    assert app.dispatcher is not None
+    assert app.dispatcher.calls_made == 3  # contact look-up, contact creation, ONE invoice call
+    assert sorted(i["InvoiceNumber"] for i in xero_objects(emulator, org["tenant_id"], "Invoices")) == [
+        "INV-21",
+        "INV-23",
+    ]
+
+
+def test_server_errors_are_retried_with_backoff_until_posted(
+    poster_factory: PosterFactory, emulator: EmulatorServer
+) -> None:
+    stub = stub_for(poster_factory())
+    _, org = connect(stub, emulator)
+    emulator.faults.add(FaultRule("error", status=503, count=2, path_contains="Invoices"))
+
+    posting = _post_all(stub, [samples.client_bill(8)])[0]
+
+    assert wait_settled(stub, posting.name).state == poster_pb2.LINK_STATE_LINKED
+    assert _link(stub, 8).attempts == 3
+    assert len(xero_objects(emulator, org["tenant_id"], "Invoices")) == 1
+
+
+def test_an_answer_lost_after_xero_committed_is_looked_up_not_created_twice(
+    poster_factory: PosterFactory, emulator: EmulatorServer
+) -> None:
+    stub = stub_for(poster_factory())
+    _, org = connect(stub, emulator)
+    dropped = FaultRule("drop_after_commit", count=1, methods=("PUT",), path_contains="Invoices")
+    emulator.faults.add(dropped)
+
+    posting = _post_all(stub, [samples.client_bill(9)])[0]
+
+    assert wait_settled(stub, posting.name).state == poster_pb2.LINK_STATE_LINKED
+    assert dropped.hits == 1
+    [invoice] = xero_objects(emulator, org["tenant_id"], "Invoices")
+    assert _link(stub, 9).xero_objects[0].xero_id == invoice["InvoiceID"]
+
+
+def test_a_participant_is_matched_by_contact_number_first_and_created_only_once(
+    poster_factory: PosterFactory, emulator: EmulatorServer
+) -> None:
+    stub = stub_for(poster_factory())
+    _, org = connect(stub, emulator)
+    # The participant exists in Xero under another name (renamed in Actionstep since).
+    existing = httpx.put(
+        f"{emulator.base_url}/api.xro/2.0/Contacts",
+        json={"Contacts": [{"Name": "Harper and Cole (old name)", "ContactNumber": "AS-501"}]},
+        headers={"Authorization": f"Bearer {org['access_token']}", "xero-tenant-id": org["tenant_id"]},
+    ).json()["Contacts"][0]
+    other = samples.client_bill(62)
+    other.header.participant.participant_id = 777
+    other.header.participant.display_name = "Nguyen Family Trust"
+
+    postings = _post_all(stub, [samples.client_bill(60), samples.client_bill(61), other])
+
+    for posting in postings:
+        assert wait_settled(stub, posting.name).state == poster_pb2.LINK_STATE_LINKED
+    contacts = {c["ContactNumber"]: c for c in xero_objects(emulator, org["tenant_id"], "Contacts")}
+    assert sorted(contacts) == ["AS-501", "AS-777"]
+    invoices = {i["InvoiceNumber"]: i for i in xero_objects(emulator, org["tenant_id"], "Invoices")}
+    assert invoices["INV-60"]["Contact"]["ContactID"] == existing["ContactID"]
+    assert invoices["INV-61"]["Contact"]["ContactID"] == existing["ContactID"]
+    assert invoices["INV-62"]["Contact"]["ContactID"] == contacts["AS-777"]["ContactID"]
+    # A later bill of the same participant reuses the stored contact link: no look-up, no creation.
+    later = _post_all(stub, [samples.client_bill(63)])[0]
+    assert wait_settled(stub, later.name).state == poster_pb2.LINK_STATE_LINKED
+    assert len(xero_objects(emulator, org["tenant_id"], "Contacts")) == 2
