@@ -67,6 +67,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     do_GET = do_PUT = do_POST = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = do_TRACE = _serve
 
+    def __getattr__(self, name: str) -> Any:
+        # Any other method (QUERY, PROPFIND...) reaches the gateway too, which answers 405 + Allow.
+        if name.startswith("do_"):
+            return self._serve
+        raise AttributeError(name)
+
 
 class _HttpServer(ThreadingHTTPServer):
     daemon_threads = True

@@ -11,7 +11,7 @@ from xero_emulator.domain.chart import AP_CODE, AR_CODE
 from xero_emulator.domain.errors import ValidationFailure
 from xero_emulator.domain.lines import build_lines, line_amount_types, totals
 from xero_emulator.domain.organisation import Organisation, account_summary, contact_summary, new_id, now_utc
-from xero_emulator.jsonio import date_string, ms_date, ms_datetime
+from xero_emulator.jsonio import ms_date, ms_datetime
 
 BANK_TRANSACTION_TYPES = ("RECEIVE", "SPEND", "RECEIVE-OVERPAYMENT", "SPEND-OVERPAYMENT")
 
@@ -71,7 +71,6 @@ def create_bank_transaction(org: Organisation, element: dict[str, Any]) -> dict[
         "Contact": contact_summary(contact),
         "BankAccount": account_summary(bank),
         "Date": ms_date(day),
-        "DateString": date_string(day),
         "Reference": reference or "",
         "IsReconciled": element.get("IsReconciled") is True,
         "Status": "AUTHORISED",
