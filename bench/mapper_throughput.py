@@ -33,7 +33,7 @@ import grpc
 from xerolink.mapper.v1 import mapper_service_pb2 as mapper_pb2
 from xerolink.mapper.v1 import mapper_service_pb2_grpc as mapper_grpc
 from xerolink_mapper import samples
-from xerolink_mapper.adapters.grpc_servicer import map_many
+from xerolink_mapper.adapters.mapping_calls import ContextCache, map_many
 from xerolink_mapper.adapters.proto_in import transaction_from_proto
 from xerolink_mapper.adapters.proto_out import outcome_to_proto
 from xerolink_mapper.domain.mapping import map_transaction
@@ -57,7 +57,7 @@ def _free_port() -> int:
 
 
 @contextmanager
-def mapper_server(address: str | None) -> Iterator[str]:
+def mapper_server(address: str | None, stream_processes: int) -> Iterator[str]:
     """A running mapper: the given address, or the console script started on a free port."""
     if address:
         yield address
@@ -66,10 +66,12 @@ def mapper_server(address: str | None) -> Iterator[str]:
     command = [str(script)] if script.exists() else [shutil.which("xerolink-mapper") or "xerolink-mapper"]
     port = _free_port()
     env = dict(os.environ, XEROLINK_LOG_LEVEL="WARNING")
-    proc = subprocess.Popen([*command, "--address", f"127.0.0.1:{port}"], env=env)
+    proc = subprocess.Popen(
+        [*command, "--address", f"127.0.0.1:{port}", "--stream-processes", str(stream_processes)], env=env
+    )
     try:
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-            grpc.channel_ready_future(channel).result(timeout=20)
+            grpc.channel_ready_future(channel).result(timeout=30)
         yield f"127.0.0.1:{port}"
     finally:
         proc.terminate()
@@ -120,23 +122,22 @@ def bench_unary(
 
 
 def stage_timings(requests: list[mapper_pb2.MapTransactionRequest]) -> dict[str, float]:
-    """Microseconds per transaction in each stage of the server's mapping path, in process."""
+    """CPU microseconds per transaction in each stage of the server's mapping path, in process
+    (CPU time rather than wall time, so other load on the machine disturbs it less)."""
     context = samples.demo_context(PROFILE)
     wire = mapper_pb2.StreamMapTransactionsRequest(requests=requests, context=context).SerializeToString()
     n = len(requests)
     out: dict[str, float] = {}
 
     def timed(name: str, fn: Callable[[], object]) -> object:
-        started = time.perf_counter()
+        started = time.process_time()
         value = fn()
-        out[name] = (time.perf_counter() - started) / n * 1e6
+        out[name] = (time.process_time() - started) / n * 1e6
         return value
 
     message = timed("parse request (upb)", lambda: mapper_pb2.StreamMapTransactionsRequest.FromString(wire))
     assert isinstance(message, mapper_pb2.StreamMapTransactionsRequest)
     problems = Problems()
-    from xerolink_mapper.adapters.grpc_servicer import ContextCache
-
     ctx = ContextCache().get(message.context)
     txs = timed("proto -> domain", lambda: [transaction_from_proto(r.transaction, problems) for r in message.requests])
     outcomes = timed("decide + map (domain)", lambda: [map_transaction(tx, ctx) for tx in txs])  # type: ignore[attr-defined]
@@ -159,6 +160,24 @@ def profile_top(requests: list[mapper_pb2.MapTransactionRequest], limit: int) ->
     return text.getvalue()
 
 
+def run_server_benchmarks(args: argparse.Namespace, processes: int) -> None:
+    batches = [int(b) for b in args.batches.split(",")]
+    in_flight = [int(n) for n in args.in_flight.split(",")]
+    with mapper_server(args.address, processes) as address, grpc.insecure_channel(address) as channel:
+        stub = mapper_grpc.MapperServiceStub(channel)
+        for name in args.workloads.split(","):
+            requests = workload(name, args.transactions)
+            print(f"\n== workload {name}, server with --stream-processes {processes}")
+            bench_stream(channel, requests[: min(len(requests), 4_000)], batches[0])  # warm up
+            for batch in batches:
+                rate = bench_stream(channel, requests, batch)
+                print(f"stream  {batch:>5} tx/message: {rate:>9,.0f} transactions/s")
+            if processes == 0:  # unary calls never use the stream workers
+                for n in in_flight:
+                    rate = bench_unary(stub, requests[: args.unary], n)
+                    print(f"unary   {n:>5} in flight:  {rate:>9,.0f} transactions/s")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--address", help="measure a running mapper instead of starting one")
@@ -167,32 +186,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batches", default="100,500,2000", help="transactions per stream message")
     parser.add_argument("--in-flight", default="1,8,32", help="concurrent unary calls")
     parser.add_argument("--workloads", default="mixed,bills")
+    parser.add_argument(
+        "--stream-processes", default="0,2", help="server configurations to measure (mapper --stream-processes)"
+    )
     parser.add_argument("--profile", type=int, default=18, help="cProfile lines to print (0: none)")
     parser.add_argument("--quick", action="store_true", help="a small run that only checks the bench works")
     args = parser.parse_args(argv)
     if args.quick:
         args.transactions, args.unary, args.profile = 2_000, 300, 0
-    batches = [int(b) for b in args.batches.split(",")]
-    in_flight = [int(n) for n in args.in_flight.split(",")]
     print(f"mapper throughput on loopback, {os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
-    with mapper_server(args.address) as address, grpc.insecure_channel(address) as channel:
-        stub = mapper_grpc.MapperServiceStub(channel)
-        for name in args.workloads.split(","):
-            requests = workload(name, args.transactions)
-            print(f"\n== workload {name}")
-            bench_stream(channel, requests[: min(len(requests), 2_000)], batches[0])  # warm up
-            for batch in batches:
-                rate = bench_stream(channel, requests, batch)
-                print(f"stream  {batch:>5} tx/message: {rate:>9,.0f} transactions/s")
-            for n in in_flight:
-                rate = bench_unary(stub, requests[: args.unary], n)
-                print(f"unary   {n:>5} in flight:  {rate:>9,.0f} transactions/s")
-            print("server-side stages (in process, microseconds per transaction):")
-            for stage, micros in stage_timings(requests[:10_000]).items():
-                print(f"  {stage:<26} {micros:7.1f}")
-            if args.profile:
-                print(f"cProfile of map_many, top {args.profile} by own time:")
-                print(profile_top(requests[:10_000], args.profile))
+    # Other work on the machine shares the same cores: show how busy it was.
+    print("load average before: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
+    for processes in [int(p) for p in args.stream_processes.split(",")]:
+        run_server_benchmarks(args, processes)
+    for name in args.workloads.split(","):
+        requests = workload(name, min(args.transactions, 10_000))
+        print(f"\n== where the time goes, workload {name} (in process, CPU microseconds per transaction)")
+        for stage, micros in stage_timings(requests).items():
+            print(f"  {stage:<26} {micros:7.1f}")
+        if args.profile:
+            print(f"cProfile of map_many, top {args.profile} by own time:")
+            print(profile_top(requests, args.profile))
+    print("load average after: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
     return 0
 
 

@@ -22,6 +22,8 @@ def test_mapper_bench_runs_and_prints_figures_for_stream_and_unary() -> None:
             "100",
             "--in-flight",
             "1,4",
+            "--stream-processes",
+            "0,1",
         ],
         env=child_env(),
         capture_output=True,
@@ -31,6 +33,8 @@ def test_mapper_bench_runs_and_prints_figures_for_stream_and_unary() -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     for workload in ("mixed", "bills"):
-        assert f"== workload {workload}" in result.stdout
-    assert result.stdout.count("transactions/s") == 2 * 3
+        for processes in (0, 1):
+            assert f"== workload {workload}, server with --stream-processes {processes}" in result.stdout
+    # Per workload: one stream figure per server configuration, two unary figures in-thread only.
+    assert result.stdout.count("transactions/s") == 2 * (2 + 2)
     assert "decide + map (domain)" in result.stdout

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import signal
 from collections.abc import Iterator
 
 import grpc
@@ -162,3 +165,91 @@ def test_list_support_matrix_refuses_an_unknown_profile(stub: mapper_grpc.Mapper
     with pytest.raises(grpc.RpcError) as caught:
         stub.ListSupportMatrix(mapper_pb2.ListSupportMatrixRequest(profile=9))  # type: ignore[arg-type]
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_a_batch_context_is_sent_once_and_an_item_may_bring_its_own(stub: mapper_grpc.MapperServiceStub) -> None:
+    journal = samples.sample_transactions()["general_journal"]
+    own = mapper_pb2.MapTransactionRequest(
+        transaction=journal, context=samples.demo_context(mapper_pb2.POLICY_PROFILE_ACTIONSTEP_COMPATIBLE)
+    )
+    shared = mapper_pb2.MapTransactionRequest(transaction=journal)
+    response = stub.BatchMapTransactions(
+        mapper_pb2.BatchMapTransactionsRequest(
+            requests=[shared, own], context=samples.demo_context(mapper_pb2.POLICY_PROFILE_EXTENDED)
+        )
+    )
+    assert [r.response.decision.reason_code for r in response.results] == ["SUPPORTED", "EXTENDED_ONLY"]
+
+    broken = samples.demo_context()
+    broken.ClearField("connected_at")
+    (result,) = stub.BatchMapTransactions(
+        mapper_pb2.BatchMapTransactionsRequest(requests=[shared], context=broken)
+    ).results
+    assert result.error.code == grpc.StatusCode.FAILED_PRECONDITION.value[0]
+    assert [v.subject for v in result.precondition_violations] == ["context.connected_at"]
+
+
+def test_a_request_without_any_context_says_the_connection_is_not_ready(stub: mapper_grpc.MapperServiceStub) -> None:
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.MapTransaction(mapper_pb2.MapTransactionRequest(transaction=samples.client_bill()))
+    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    subjects = {v.subject for v in from_rpc_error(caught.value).precondition_violations}
+    assert subjects == {"context.connected_at", "context.base_currency_code", "context.accounting_method"}
+
+
+def _stream_answers(address: str, messages: list[bytes]) -> list[mapper_pb2.StreamMapTransactionsResponse]:
+    with grpc.insecure_channel(address) as channel:
+        call = channel.stream_stream("/xerolink.mapper.v1.MapperService/StreamMapTransactions")
+        return [mapper_pb2.StreamMapTransactionsResponse.FromString(raw) for raw in call(iter(messages))]
+
+
+def test_stream_messages_mapped_by_worker_processes_keep_their_order() -> None:
+    mapper = start("127.0.0.1:0", max_workers=4, stream_processes=2)
+    try:
+        context = samples.demo_context(mapper_pb2.POLICY_PROFILE_EXTENDED)
+        kinds = list(samples.sample_transactions(5000).values())
+        messages = [
+            mapper_pb2.StreamMapTransactionsRequest(
+                requests=[mapper_pb2.MapTransactionRequest(transaction=kinds[(m + i) % len(kinds)]) for i in range(7)],
+                context=context,
+            ).SerializeToString()
+            for m in range(30)
+        ]
+        answers = _stream_answers(f"127.0.0.1:{mapper.port}", messages)
+        assert len(answers) == 30
+        for m, answer in enumerate(answers):
+            expected = [kinds[(m + i) % len(kinds)].header.id for i in range(7)]
+            assert [r.response.record.id for r in answer.results] == expected
+    finally:
+        mapper.stop(0)
+
+
+@pytest.mark.parametrize("processes", [0, 1])
+def test_a_stream_message_that_is_not_a_request_is_invalid_argument(processes: int) -> None:
+    mapper = start("127.0.0.1:0", max_workers=2, stream_processes=processes)
+    try:
+        with pytest.raises(grpc.RpcError) as caught:
+            _stream_answers(f"127.0.0.1:{mapper.port}", [b"\xff\xff\xff"])
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    finally:
+        mapper.stop(0)
+
+
+def test_a_dead_stream_worker_fails_that_stream_as_unavailable_and_the_next_one_works() -> None:
+    before = {child.pid for child in multiprocessing.active_children()}
+    mapper = start("127.0.0.1:0", max_workers=2, stream_processes=1)
+    try:
+        message = mapper_pb2.StreamMapTransactionsRequest(
+            requests=[mapper_pb2.MapTransactionRequest(transaction=samples.client_bill())],
+            context=samples.demo_context(),
+        ).SerializeToString()
+        (worker,) = [child for child in multiprocessing.active_children() if child.pid not in before]
+        os.kill(worker.pid, signal.SIGKILL)  # type: ignore[arg-type]
+        worker.join(timeout=10)
+        with pytest.raises(grpc.RpcError) as caught:
+            _stream_answers(f"127.0.0.1:{mapper.port}", [message])
+        assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+        (answer,) = _stream_answers(f"127.0.0.1:{mapper.port}", [message])
+        assert answer.results[0].response.decision.supported
+    finally:
+        mapper.stop(0)

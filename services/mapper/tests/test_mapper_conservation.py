@@ -7,11 +7,16 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import replace
 from datetime import timedelta
+from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from mapper_factories import CONNECTED, context
+from mapper_proto import to_proto
 from mapper_strategies import MAPPABLE_KINDS, transactions
+from xerolink.mapper.v1 import mapper_service_pb2 as mapper_pb2
+from xerolink_mapper import samples
+from xerolink_mapper.adapters.mapping_calls import map_request
 from xerolink_mapper.domain import support_matrix as sm
 from xerolink_mapper.domain.mapping import map_transaction
 from xerolink_mapper.domain.model import (
@@ -73,14 +78,33 @@ def _actionstep_amounts(tx: Transaction) -> list[int]:
     return [amount.cents] * (2 if tx.kind is Kind.INVOICE_PAID_FROM_TRUST else 1)
 
 
+@st.composite
+def in_any_currency(draw: st.DrawFn) -> Transaction:
+    """A transaction in the base currency, or (extended profile) in a foreign one with its rate."""
+    tx = draw(transactions())
+    if draw(st.booleans()):
+        rate = draw(st.decimals(min_value="0.0001", max_value="10000", places=4))
+        tx.header = replace(
+            tx.header, currency_code=draw(st.sampled_from(["USD", "NZD", "GBP"])), currency_rate=str(rate)
+        )
+    return tx
+
+
 @settings(settings.get_profile("mapper"))
-@given(transactions())
+@given(in_any_currency())
 def test_xero_operations_carry_the_actionstep_total_to_the_cent(tx: Transaction) -> None:
     outcome = map_transaction(tx, EXTENDED)
 
     assert outcome.decision.supported
     assert [_money_of(op) for op in outcome.operations] == _actionstep_amounts(tx)
     assert outcome.total == _actionstep_amounts(tx)[0]
+    # Foreign amounts stay in their own currency's cents; the rate travels with the documents.
+    assert outcome.currency_code == tx.header.currency_code
+    for op in outcome.operations:
+        if isinstance(op.body, Invoice | CreditNote | BankTransaction):
+            assert (op.body.currency_code, op.body.currency_rate) == (tx.header.currency_code, tx.header.currency_rate)
+        if isinstance(op.body, Payment):
+            assert op.body.currency_rate == tx.header.currency_rate
 
 
 def _tax_type(tx: Transaction, code: str) -> str:
@@ -206,3 +230,39 @@ def test_unsupported_transactions_never_yield_an_operation_and_say_why(
 def test_every_mappable_kind_is_generated() -> None:
     supported_somewhere = {row.kind for row in sm.ROWS if row.compatible.supported or row.extended.supported}
     assert set(MAPPABLE_KINDS) == supported_somewhere
+
+
+def _proto_money_of(op: Any) -> int:
+    """The money one xero.v1 Operation moves, read from the wire form alone."""
+    kind = op.WhichOneof("body")
+    body = getattr(op, kind)
+    if kind in ("invoice", "credit_note", "bank_transaction"):
+        lines = sum(i.line_amount.units + i.tax_amount.units for i in body.line_items)
+        assert lines == body.total.units == body.sub_total.units + body.total_tax.units
+        return int(body.total.units)
+    if kind in ("payment", "allocation", "bank_transfer"):
+        return int(body.amount.units)
+    assert sum(jl.line_amount.units for jl in body.journal_lines) == 0
+    return sum(jl.line_amount.units for jl in body.journal_lines if jl.line_amount.units > 0)
+
+
+@settings(settings.get_profile("mapper"))
+@given(in_any_currency())
+def test_the_wire_response_carries_the_wire_request_total_to_the_cent(tx: Transaction) -> None:
+    request = mapper_pb2.MapTransactionRequest(
+        transaction=to_proto(tx), context=samples.demo_context(mapper_pb2.POLICY_PROFILE_EXTENDED)
+    )
+    response = map_request(mapper_pb2.MapTransactionRequest.FromString(request.SerializeToString()))
+
+    assert response.decision.supported
+    assert [_proto_money_of(op) for op in response.operations] == _actionstep_amounts(tx)
+    assert response.total.units == _actionstep_amounts(tx)[0]
+    assert {op.WhichOneof("body") for op in response.operations} <= {
+        "invoice",
+        "credit_note",
+        "payment",
+        "allocation",
+        "bank_transaction",
+        "bank_transfer",
+        "manual_journal",
+    }

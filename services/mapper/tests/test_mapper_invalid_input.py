@@ -14,6 +14,8 @@ from xerolink_mapper.domain.mapping import map_transaction
 from xerolink_mapper.domain.model import (
     BankAmountBody,
     DocumentBody,
+    FundsBody,
+    FundsDirection,
     GeneralJournalBody,
     JournalLine,
     Kind,
@@ -220,3 +222,14 @@ def test_an_allocated_bank_that_is_not_a_bank_account_is_a_precondition() -> Non
 def test_a_payment_through_an_account_without_payments_is_a_precondition() -> None:
     payment = transaction(Kind.CLIENT_BILL_PAYMENT, PaymentBody(1001, cents(100), "200"))
     assert subjects(error_of(payment)) == [("ACCOUNT_PAYMENTS_NOT_ENABLED", "200")]
+
+
+def test_funds_moved_to_the_trust_bank_itself_are_invalid() -> None:
+    tx = transaction(Kind.STATUTORY_FUNDS, FundsBody(FundsDirection.OUT_OF_TRUST, "091", "091", cents(100)))
+    assert fields(error_of(tx)) == ["transaction.statutory_funds.statutory_account"]
+
+
+def test_a_missing_stated_total_is_reported_once() -> None:
+    lines = [line("200", "GST", 100, 10)]
+    stated = Totals(cents(100), None, cents(110))
+    assert fields(error_of(bill(lines, stated))) == ["transaction.client_bill.totals.tax"]

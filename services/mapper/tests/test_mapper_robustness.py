@@ -13,7 +13,7 @@ from xerolink.mapper.v1 import mapper_service_pb2 as mapper_pb2
 from xerolink.type.v1 import date_pb2
 from xerolink_common.errors import ErrorCode, XerolinkError
 from xerolink_mapper import samples
-from xerolink_mapper.adapters.grpc_servicer import map_request
+from xerolink_mapper.adapters.mapping_calls import map_request
 
 SAMPLES = samples.sample_transactions()
 INTS = st.one_of(

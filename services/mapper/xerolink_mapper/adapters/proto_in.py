@@ -262,20 +262,19 @@ def transaction_from_proto(message: transaction_pb2.Transaction, problems: Probl
         return None
     kind, convert = _BODIES[name]
     path = f"transaction.{name}"
-    proto_header = message.header
+    h = message.header
+    # Positional: this runs for every transaction of every stream.
     header = Header(
-        id=proto_header.id,
-        division_id=proto_header.division_id,
-        currency_code=proto_header.currency_code,
-        posted_at=_timestamp(proto_header, "posted_at"),
-        transaction_date=calendar_date(
-            proto_header, "transaction_date", "transaction.header.transaction_date", problems
-        ),
-        action_id=proto_header.action_id,
-        participant=_participant(proto_header),
-        reference=proto_header.reference,
-        memo=proto_header.memo,
-        currency_rate=proto_header.currency_rate,
+        h.id,
+        h.division_id,
+        h.currency_code,
+        _timestamp(h, "posted_at"),
+        calendar_date(h, "transaction_date", "transaction.header.transaction_date", problems),
+        h.action_id,
+        _participant(h),
+        h.reference,
+        h.memo,
+        h.currency_rate,
     )
     if not message.HasField("header"):
         problems.field("transaction.header", "is required: send the id, division, currency and dates")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import Any
 
 from xerolink_mapper.domain.model import Line
 from xerolink_mapper.domain.problems import Problems
@@ -98,8 +99,8 @@ def aggregate_lines(
     if not lines:
         problems.field(path, "has no lines: a document needs at least one line")
         return (), 0, 0
-    sums: dict[tuple[str, str], list[int]] = {}
-    texts: dict[tuple[str, str], list[str]] = {}
+    # (account, tax type) -> [amount, tax, descriptions], in first-seen order.
+    groups: dict[tuple[str, str], list[Any]] = {}
     sub_total = 0
     tax_total = 0
     for i, line in enumerate(lines):
@@ -109,26 +110,18 @@ def aggregate_lines(
         else:
             amount, tax, tax_type = _check_line(line, f"{path}[{i}]", currency, tax_map, map_name, problems)
         key = (line.gl_account, tax_type)
-        group = sums.get(key)
+        group = groups.get(key)
         if group is None:
-            sums[key] = [amount, tax]
-            texts[key] = [line.description]
+            groups[key] = [amount, tax, [line.description]]
         else:
             group[0] += amount
             group[1] += tax
-            texts[key].append(line.description)
+            group[2].append(line.description)
         sub_total += amount
         tax_total += tax
     items = tuple(
-        LineItem(
-            description=describe(texts[key], f"Account {key[0]}"),
-            quantity="1",
-            unit_amount=unit_amount(amount),
-            account_code=key[0],
-            tax_type=key[1],
-            line_amount=amount,
-            tax_amount=tax,
-        )
-        for key, (amount, tax) in sums.items()
+        # Quantity 1 and unit amount = the sum, so Xero's quantity x unit amount check holds exactly.
+        LineItem(describe(texts, f"Account {account}"), "1", unit_amount(amount), account, tax_type, amount, tax)
+        for (account, tax_type), (amount, tax, texts) in groups.items()
     )
     return items, sub_total, tax_total

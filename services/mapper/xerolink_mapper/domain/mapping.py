@@ -156,7 +156,7 @@ class _Job:
         )
         for name, value, summed in stated:
             cents = self.money(value, f"totals.{name}", positive=False)
-            if cents != summed:
+            if value is not None and cents != summed:
                 self.problems.field(
                     f"{path}.{name}",
                     f"is {cents} cents but the lines add up to {summed}: correct the lines or the total",
@@ -420,10 +420,12 @@ def _invoice_paid_from_trust(job: _Job, body: PaymentBody) -> tuple[list[Operati
     return [Operation("trust-spend", spend), Operation("payment", payment)], amount
 
 
-def _funds(job: _Job, body: FundsBody, function: str, field_name: str) -> tuple[list[Operation], int]:
+def _funds(job: _Job, body: FundsBody, function: str, ref: str, account_field: str) -> tuple[list[Operation], int]:
     amount = job.money(body.amount, "amount")
     trust = job.account(body.trust_bank_account, TRUST_BANK, "the trust bank account")
     funds = job.account(body.funds_account, function, f"the {function.replace('_', ' ')} account")
+    if trust and trust == funds:
+        job.problems.field(f"{job.path}.{account_field}", f"is the trust bank account {trust}: nothing moves")
     if body.direction is FundsDirection.UNSPECIFIED:
         job.problems.field(f"{job.path}.direction", "is required: OUT_OF_TRUST or INTO_TRUST")
     out = body.direction is not FundsDirection.INTO_TRUST
@@ -434,17 +436,17 @@ def _funds(job: _Job, body: FundsBody, function: str, field_name: str) -> tuple[
         # transaction on the trust bank, its line on that account.
         type_ = BankTransactionType.SPEND if out else BankTransactionType.RECEIVE
         items = _single_line(f"{function.replace('_', ' ').capitalize()}", funds, TRUST_TAX_TYPE, amount)
-        return [Operation(f"{field_name}", _bank_transaction(job, type_, trust, items, LineAmountTypes.NO_TAX))], amount
+        return [Operation(ref, _bank_transaction(job, type_, trust, items, LineAmountTypes.NO_TAX))], amount
     source, target = (trust, funds) if out else (funds, trust)
     return [Operation("bank-transfer", BankTransfer(source, target, amount, job.date, job.reference))], amount
 
 
 def _statutory_funds(job: _Job, body: FundsBody) -> tuple[list[Operation], int]:
-    return _funds(job, body, STATUTORY_DEPOSIT, "statutory-funds")
+    return _funds(job, body, STATUTORY_DEPOSIT, "statutory-funds", "statutory_account")
 
 
 def _advanced_funds(job: _Job, body: FundsBody) -> tuple[list[Operation], int]:
-    return _funds(job, body, ADVANCED_FUNDS, "advanced-funds")
+    return _funds(job, body, ADVANCED_FUNDS, "advanced-funds", "advanced_funds_account")
 
 
 def _overpayment_refund(job: _Job, body: OverpaymentRefundBody) -> tuple[list[Operation], int]:

@@ -83,7 +83,7 @@ class RecordKey:
     id: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Participant:
     participant_id: int
     display_name: str
