@@ -122,12 +122,16 @@ class Dispatcher:
         self._stop = threading.Event()
         self._workers: dict[str, TenantWorker] = {}
         self._thread: threading.Thread | None = None
+        self.actor = f"{outcomes.ACTOR}:{holder}"[:128]
         self.calls_made = 0
         self.calls_refused = 0
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="dispatcher", daemon=True)
         self._thread.start()
+
+    def request_stop(self) -> None:
+        self._stop.set()
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
@@ -393,19 +397,19 @@ class TenantWorker(threading.Thread):
                 for w, missing in waiting:
                     row, link = self._reload(uow, w)
                     if row is not None and link is not None:
-                        outcomes.record_waiting(uow.registry, row, link, missing, now)
+                        outcomes.record_waiting(uow.registry, row, link, missing, now, self.d.actor)
                 for w, problem in broken:
                     row, link = self._reload(uow, w)
                     if row is not None and link is not None:
                         outcomes.record_rejected(
-                            uow.registry, row, link, "DEPENDENCY_HAS_NO_DOCUMENT", problem, [], now
+                            uow.registry, row, link, "DEPENDENCY_HAS_NO_DOCUMENT", problem, [], now, self.d.actor
                         )
                 for w in finished:
                     row, link = self._reload(uow, w)
                     if row is not None and link is not None and own_last(uow, link) is not None:
                         last = own_last(uow, link)
                         assert last is not None
-                        outcomes.record_created(uow.registry, row, link, last, True, now)
+                        outcomes.record_created(uow.registry, row, link, last, True, now, self.d.actor)
 
             run_in_transaction(self.d.db, write)
             self.d.changes.notify()
@@ -565,7 +569,7 @@ class TenantWorker(threading.Thread):
                 mapped.ParseFromString(row.operations)
                 done = [*uow.registry.xero_objects(link), obj]
                 finished = deps.next_operation(mapped.operations, done) is None
-                outcomes.record_created(uow.registry, row, link, obj, finished, now)
+                outcomes.record_created(uow.registry, row, link, obj, finished, now, self.d.actor)
             for w, messages in rejected:
                 row, link = self._reload(uow, w)
                 if row is None or link is None:
@@ -578,6 +582,7 @@ class TenantWorker(threading.Thread):
                     "Xero refused it; fix what Xero says in Actionstep or in Xero, then post it again",
                     messages,
                     now,
+                    self.d.actor,
                 )
 
         run_in_transaction(self.d.db, write)
@@ -615,6 +620,7 @@ class TenantWorker(threading.Thread):
                         ),
                         [],
                         now,
+                        self.d.actor,
                     )
                     continue
                 delay = backoff_delay(

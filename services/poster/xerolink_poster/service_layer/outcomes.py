@@ -17,7 +17,7 @@ from xerolink_poster.domain.states import Event, LinkState
 from xerolink_poster.service_layer.errors_json import error_json
 from xerolink_poster.service_layer.posting import waiting_error
 
-ACTOR = "dispatcher"
+ACTOR = "dispatcher"  # suffixed with the poster instance: "dispatcher:<instance>"
 
 
 def still_ours(row: OutboxRow | None, holder: str) -> bool:
@@ -27,7 +27,13 @@ def still_ours(row: OutboxRow | None, holder: str) -> bool:
 
 
 def record_created(
-    registry: Registry, row: OutboxRow, link: LinkRow, created: XeroObjectRef, finished: bool, now_us: int
+    registry: Registry,
+    row: OutboxRow,
+    link: LinkRow,
+    created: XeroObjectRef,
+    finished: bool,
+    now_us: int,
+    actor: str = ACTOR,
 ) -> list[int]:
     """Adds the object to the link; when it was the last operation the link is linked and the
     entries waiting for this record are released (their ids returned)."""
@@ -44,12 +50,19 @@ def record_created(
         return []
     row.state = OUTBOX_DONE
     registry.session.add_all([row, link])
-    registry.change_state(link, Event.POSTED, ACTOR, now_us, detail=f"{created.local_ref} -> {created.xero_id}")
+    registry.change_state(link, Event.POSTED, actor, now_us, detail=f"{created.local_ref} -> {created.xero_id}")
     return release_waiters(registry, link.connection_id, RecordRef(link.kind, link.record_id), now_us)
 
 
 def record_rejected(
-    registry: Registry, row: OutboxRow, link: LinkRow, reason: str, message: str, messages: Sequence[str], now_us: int
+    registry: Registry,
+    row: OutboxRow,
+    link: LinkRow,
+    reason: str,
+    message: str,
+    messages: Sequence[str],
+    now_us: int,
+    actor: str = ACTOR,
 ) -> None:
     link.attempts += 1
     link.last_error = error_json(ErrorCode.FAILED_PRECONDITION, reason, message, [("xero", m) for m in messages])
@@ -58,7 +71,7 @@ def record_rejected(
     row.claimed_by = ""
     registry.session.add_all([row, link])
     event = Event.XERO_REJECTED if reason == "XERO_VALIDATION" else Event.GAVE_UP
-    registry.change_state(link, event, ACTOR, now_us, detail="; ".join([message, *messages])[:2000])
+    registry.change_state(link, event, actor, now_us, detail="; ".join([message, *messages])[:2000])
 
 
 def record_retry(
@@ -83,7 +96,9 @@ def record_retry(
     registry.session.add_all([row, link])
 
 
-def record_waiting(registry: Registry, row: OutboxRow, link: LinkRow, waits: Sequence[RecordRef], now_us: int) -> None:
+def record_waiting(
+    registry: Registry, row: OutboxRow, link: LinkRow, waits: Sequence[RecordRef], now_us: int, actor: str = ACTOR
+) -> None:
     row.state = OUTBOX_WAITING
     row.claimed_by = ""
     row.lease_until_us = 0
@@ -92,7 +107,7 @@ def record_waiting(registry: Registry, row: OutboxRow, link: LinkRow, waits: Seq
     link.last_error = waiting_error(waits)
     registry.session.add_all([row, link])
     names = ", ".join(str(w) for w in waits)
-    registry.change_state(link, Event.BLOCKED, ACTOR, now_us, detail=f"waiting for {names}")
+    registry.change_state(link, Event.BLOCKED, actor, now_us, detail=f"waiting for {names}")
 
 
 def release_waiters(registry: Registry, connection_id: str, record: RecordRef, now_us: int) -> list[int]:
