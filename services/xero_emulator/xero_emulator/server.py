@@ -36,7 +36,14 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _serve(self) -> None:
         parsed = urllib.parse.urlsplit(self.path)
-        length = int(self.headers.get("Content-Length") or 0)
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if length < 0:
+            self._send(problem(400, "Bad Request", "Content-Length must be a whole number of bytes"))
+            self.close_connection = True
+            return
         if length > self.server.config.max_body_bytes:
             self._send(problem(413, "Request Entity Too Large", "The request is larger than 3.5 MB"))
             self.close_connection = True
