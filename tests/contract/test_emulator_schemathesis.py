@@ -70,7 +70,7 @@ def _call(case: Any, server: EmulatorServer, org: dict[str, Any]) -> None:
 
 
 @schema.parametrize()
-@settings(max_examples=5, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=3, deadline=None, suppress_health_check=list(HealthCheck))
 def test_emulator_conforms_to_its_openapi_document(
     case: Any, emulator_for_contract: tuple[EmulatorServer, dict[str, Any]]
 ) -> None:

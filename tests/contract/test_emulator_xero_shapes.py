@@ -221,3 +221,9 @@ def test_live_responses_validate_against_xeros_response_schemas(tenant: Tenant, 
         except Exception as exc:
             problems.append(f"{method} {path} [{response.status_code}]: {exc}")
     assert not problems, "\n\n".join(problems)
+
+
+def test_a_missing_description_fails_loudly(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    monkeypatch.setenv("XEROLINK_XERO_OPENAPI", str(tmp_path / "absent.yaml"))
+    with pytest.raises(pytest.fail.Exception, match=r"Xero's OpenAPI description was not found at .*absent\.yaml"):
+        xero_description()

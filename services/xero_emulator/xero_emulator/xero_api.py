@@ -213,13 +213,17 @@ def _one(org: Organisation, resource: str, key: str) -> Obj:
     raise NotFound(resource, key)
 
 
-def _summarize(request: Request) -> bool:
-    value = request.param("summarizeErrors")
+def _flag(request: Request, name: str, default: bool) -> bool:
+    value = request.param(name)
     if value is None:
-        return True
+        return default
     if value.lower() not in ("true", "false"):
-        raise BadRequest("summarizeErrors must be true or false.")
+        raise BadRequest(f"{name} must be true or false.")
     return value.lower() == "true"
+
+
+def _summarize(request: Request) -> bool:
+    return _flag(request, "summarizeErrors", True)
 
 
 def _elements(request: Request, resource: str) -> list[Obj]:
@@ -338,7 +342,7 @@ def _list(org: Organisation, request: Request, resource: str) -> list[Obj]:
         items = [i for i in items if i[ID_FIELD[resource]] in wanted]
     if resource == "Invoices":
         items = _invoice_filters(request, items)
-    if resource == "Contacts" and (request.param("includeArchived") or "false").lower() != "true":
+    if resource == "Contacts" and not _flag(request, "includeArchived", False):
         items = [c for c in items if c["ContactStatus"] == "ACTIVE"]
     items = _filter(request, items)
     return page_of(items, _page(request))
