@@ -136,6 +136,7 @@ def test_concurrent_claimers_take_every_outbox_entry_exactly_once(database: Data
         for i in range(total):
             link = _link(uow, i + 1)
             uow.registry.add_outbox(
+                False,
                 OutboxRow(
                     tenant_id="t1",
                     connection_id="c1",
@@ -145,7 +146,7 @@ def test_concurrent_claimers_take_every_outbox_entry_exactly_once(database: Data
                     state=OUTBOX_READY,
                     available_us=0,
                     create_us=now_us(),
-                )
+                ),
             )
 
     run_in_transaction(database, fill)
