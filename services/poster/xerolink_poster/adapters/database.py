@@ -5,6 +5,7 @@ PostgreSQL uses one engine for both."""
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +23,8 @@ class Database:
     url: str
     write: Engine
     read: Engine
+    # Serialises this process's write transactions on SQLite; None on PostgreSQL.
+    write_lock: threading.Lock | None = None
 
     @property
     def is_sqlite(self) -> bool:
@@ -56,7 +59,9 @@ def _sqlite_engine(url: str, immediate: bool) -> Engine:
 
 def open_database(url: str) -> Database:
     if url.startswith("sqlite"):
-        return Database(url, _sqlite_engine(url, immediate=True), _sqlite_engine(url, immediate=False))
+        return Database(
+            url, _sqlite_engine(url, immediate=True), _sqlite_engine(url, immediate=False), threading.Lock()
+        )
     kwargs: dict[str, Any] = {"pool_pre_ping": True}
     if "NullPool" in url:  # pragma: no cover - escape hatch for pgbouncer deployments
         kwargs = {"poolclass": NullPool}

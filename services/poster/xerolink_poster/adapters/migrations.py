@@ -51,6 +51,11 @@ MIGRATIONS: tuple[Migration, ...] = (
 )
 
 
+def _lock(db: Database, conn: Connection) -> None:
+    if not db.is_sqlite:
+        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK})
+
+
 def current_version(db: Database) -> int:
     with db.read.connect() as conn:
         if not db.read.dialect.has_table(conn, "schema_version"):
@@ -62,14 +67,15 @@ def current_version(db: Database) -> int:
 
 def migrate(db: Database, target: int | None = None) -> int:
     """Applies every missing step up to target (default: all); returns the version reached."""
-    SQLModel.metadata.create_all(db.write, tables=[tables.SchemaVersionRow.__table__])  # type: ignore[attr-defined]
+    with db.write.begin() as conn:
+        _lock(db, conn)
+        SQLModel.metadata.create_all(conn, tables=[tables.SchemaVersionRow.__table__])  # type: ignore[attr-defined]
     reached = 0
     for step in MIGRATIONS:
         if target is not None and step.version > target:
             break
         with db.write.begin() as conn:
-            if not db.is_sqlite:
-                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK})
+            _lock(db, conn)
             version = tables.SchemaVersionRow.__table__.c.version  # type: ignore[attr-defined]
             done = conn.execute(select(version).where(version == step.version)).first()
             if done is None:

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, update
+from sqlalchemy import and_, delete, func, insert, or_, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
@@ -27,6 +29,16 @@ from xerolink_poster.domain.states import Event, LinkState, Transition, transiti
 OUTBOX_READY = "ready"
 OUTBOX_WAITING = "waiting"
 OUTBOX_DONE = "done"
+
+
+@dataclass
+class StateChange:
+    """One link's state change in a batch, with the other columns to set on the link."""
+
+    link: LinkRow
+    event: Event
+    detail: str
+    values: dict[str, object] = field(default_factory=dict)
 
 
 class Registry:
@@ -54,6 +66,24 @@ class Registry:
             )
         ).first()
 
+    def links_for(self, connection_id: str, records: Sequence[RecordRef]) -> dict[RecordRef, LinkRow]:
+        """The links of many records in one query."""
+        if not records:
+            return {}
+        keys = [(r.kind, r.id) for r in records]
+        rows = self.session.exec(
+            select(LinkRow).where(
+                LinkRow.connection_id == connection_id,
+                tuple_(col(LinkRow.kind), col(LinkRow.record_id)).in_(keys),
+            )
+        ).all()
+        return {RecordRef(r.kind, r.record_id): r for r in rows}
+
+    def preload(self, model: type[Any], column: Any, values: Sequence[Any]) -> None:
+        """Loads rows into the session by key, so later gets are served without SQL."""
+        if values:
+            self.session.exec(select(model).where(col(column).in_(list(values)))).all()
+
     def get_link_by_id(self, link_id: int) -> LinkRow | None:
         return self.session.get(LinkRow, link_id)
 
@@ -62,18 +92,29 @@ class Registry:
         self.session.flush()
         return row
 
-    def change_state(self, link: LinkRow, event: Event, actor: str, now_us: int, detail: str = "") -> Transition:
+    def change_state(
+        self,
+        link: LinkRow,
+        event: Event,
+        actor: str,
+        now_us: int,
+        detail: str = "",
+        posting: PostingRow | None = None,
+    ) -> Transition:
         """Applies a transition to the link and its current posting, and appends the audit row."""
         current = LinkState(link.state) if link.state else None
         step = transition(current, event)
         link.state = step.to_state.value
         link.update_us = now_us
         self.session.add(link)
-        self.session.flush()
+        if link.id is None:
+            self.session.flush()
         assert link.id is not None
-        self.session.execute(
-            update(PostingRow).where(col(PostingRow.posting_id) == link.posting_id).values(state=step.to_state.value)
-        )
+        if posting is None and link.posting_id:
+            posting = self.session.get(PostingRow, link.posting_id)
+        if posting is not None:
+            posting.state = step.to_state.value
+            self.session.add(posting)
         self.session.add(
             AuditRow(
                 link_id=link.id,
@@ -86,6 +127,81 @@ class Registry:
             )
         )
         return step
+
+    def apply_transitions(self, changes: Sequence[StateChange], actor: str, now_us: int) -> None:
+        """Many links' state changes in three statements. Each goes through the transition table
+        first (an illegal one raises and the caller's transaction rolls back, writing nothing) and
+        appends its audit row."""
+        if not changes:
+            return
+        steps = [transition(LinkState(c.link.state) if c.link.state else None, c.event) for c in changes]
+        self.bulk_update(
+            LinkRow,
+            [
+                {"id": c.link.id, "state": step.to_state.value, "update_us": now_us, **c.values}
+                for c, step in zip(changes, steps, strict=True)
+            ],
+        )
+        self.bulk_update(
+            PostingRow,
+            [
+                {"posting_id": c.link.posting_id, "state": step.to_state.value}
+                for c, step in zip(changes, steps, strict=True)
+                if c.link.posting_id
+            ],
+        )
+        self.session.execute(
+            insert(AuditRow),
+            [
+                {
+                    "link_id": c.link.id,
+                    "time_us": now_us,
+                    "actor": actor,
+                    "event": c.event.value,
+                    "from_state": step.from_state.value if step.from_state else "",
+                    "to_state": step.to_state.value,
+                    "detail": c.detail,
+                }
+                for c, step in zip(changes, steps, strict=True)
+            ],
+        )
+        # The session's own copies of these links are stale now.
+        for c in changes:
+            self.session.expire(c.link)
+
+    def bulk_update(self, model: type[Any], rows: Sequence[dict[str, object]]) -> None:
+        """UPDATE by primary key, one executemany for all rows with the same columns."""
+        groups: dict[tuple[str, ...], list[dict[str, object]]] = {}
+        for row in rows:
+            groups.setdefault(tuple(sorted(row)), []).append(row)
+        for group in groups.values():
+            self.session.execute(update(model), group)
+
+    def outbox_by_ids(self, ids: Sequence[int]) -> dict[int, OutboxRow]:
+        if not ids:
+            return {}
+        rows = self.session.exec(select(OutboxRow).where(col(OutboxRow.id).in_(list(ids)))).all()
+        return {r.id or 0: r for r in rows}
+
+    def links_by_ids(self, ids: Sequence[int]) -> dict[int, LinkRow]:
+        if not ids:
+            return {}
+        rows = self.session.exec(select(LinkRow).where(col(LinkRow.id).in_(list(ids)))).all()
+        return {r.id or 0: r for r in rows}
+
+    def records_with_waiters(self, connection_id: str, records: Sequence[RecordRef]) -> list[RecordRef]:
+        """Which of these records something waits for, in one query."""
+        if not records:
+            return []
+        found = self.session.exec(
+            select(DependencyWaitRow.kind, DependencyWaitRow.record_id).where(
+                DependencyWaitRow.connection_id == connection_id,
+                tuple_(col(DependencyWaitRow.kind), col(DependencyWaitRow.record_id)).in_(
+                    [(r.kind, r.id) for r in records]
+                ),
+            )
+        ).all()
+        return sorted({RecordRef(k, i) for k, i in found})
 
     def list_links(self, connection_id: str, group: int, state: str, after_id: int, limit: int) -> Sequence[LinkRow]:
         query = select(LinkRow).where(LinkRow.connection_id == connection_id, col(LinkRow.id) > after_id)
@@ -136,9 +252,10 @@ class Registry:
         return self.session.exec(query.order_by(*order).limit(limit)).all()
 
     # -- outbox ------------------------------------------------------------------------------
-    def add_outbox(self, row: OutboxRow) -> OutboxRow:
+    def add_outbox(self, need_id: bool, row: OutboxRow) -> OutboxRow:
         self.session.add(row)
-        self.session.flush()
+        if need_id:
+            self.session.flush()
         return row
 
     def open_outbox_of_link(self, link_id: int) -> Sequence[OutboxRow]:

@@ -32,6 +32,8 @@ class PosterApp:
 
     def stop(self, grace: float = 5.0) -> None:
         """Stops taking requests, lets the dispatcher finish its calls and hand its leases back."""
+        if self.dispatcher is not None:
+            self.dispatcher.request_stop()  # no new Xero calls while the server drains
         self.server.stop(grace)
         if self.dispatcher is not None:
             self.dispatcher.stop()

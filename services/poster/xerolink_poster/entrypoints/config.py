@@ -64,6 +64,8 @@ def load(env: Mapping[str, str] | None = None) -> PosterConfig:
         backoff_base=_float(env, "XEROLINK_BACKOFF_BASE_SECONDS", 0.5),
         backoff_cap=_float(env, "XEROLINK_BACKOFF_CAP_SECONDS", 60.0),
         http_timeout=_float(env, "XEROLINK_XERO_TIMEOUT_SECONDS", 10.0),
+        max_tenants=_int(env, "XEROLINK_DISPATCHER_MAX_TENANTS", 50),
+        idle_release=_float(env, "XEROLINK_TENANT_IDLE_RELEASE_SECONDS", 1.0),
     )
     if settings.http_timeout >= settings.lease_ttl / 2:
         raise SystemExit("XEROLINK_XERO_TIMEOUT_SECONDS must be under half of XEROLINK_TENANT_LEASE_SECONDS")

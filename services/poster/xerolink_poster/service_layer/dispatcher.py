@@ -26,7 +26,14 @@ from xerolink.xero.v1 import objects_pb2 as xero_pb2
 from xerolink_poster.adapters import xero_payloads as payloads
 from xerolink_poster.adapters.database import Database, now_us
 from xerolink_poster.adapters.registry import OUTBOX_READY
-from xerolink_poster.adapters.tables import ConnectionRow, ContactLinkRow, LinkRow, OutboxRow, TenantLeaseRow
+from xerolink_poster.adapters.tables import (
+    ConnectionRow,
+    ContactLinkRow,
+    LinkRow,
+    OutboxRow,
+    PostingRow,
+    TenantLeaseRow,
+)
 from xerolink_poster.adapters.xero_client import Credentials, Uncertain, XeroAnswer, XeroClient
 from xerolink_poster.domain import dependencies as deps
 from xerolink_poster.domain.rate_limits import Limits, SlidingWindow, TenantBudget
@@ -122,12 +129,16 @@ class Dispatcher:
         self._stop = threading.Event()
         self._workers: dict[str, TenantWorker] = {}
         self._thread: threading.Thread | None = None
+        self.actor = f"{outcomes.ACTOR}:{holder}"[:128]
         self.calls_made = 0
         self.calls_refused = 0
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="dispatcher", daemon=True)
         self._thread.start()
+
+    def request_stop(self) -> None:
+        self._stop.set()
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
@@ -320,6 +331,7 @@ class TenantWorker(threading.Thread):
     def _load(self, rows: list[OutboxRow]) -> list[_Work]:
         out: list[_Work] = []
         with UnitOfWork(self.d.db, write=False) as uow:
+            uow.registry.preload(LinkRow, LinkRow.id, [r.link_id for r in rows])
             connections: dict[str, ConnectionRow] = {}
             for row in rows:
                 link = uow.registry.get_link_by_id(row.link_id)
@@ -393,23 +405,30 @@ class TenantWorker(threading.Thread):
                 for w, missing in waiting:
                     row, link = self._reload(uow, w)
                     if row is not None and link is not None:
-                        outcomes.record_waiting(uow.registry, row, link, missing, now)
+                        outcomes.record_waiting(uow.registry, row, link, missing, now, self.d.actor)
                 for w, problem in broken:
                     row, link = self._reload(uow, w)
                     if row is not None and link is not None:
                         outcomes.record_rejected(
-                            uow.registry, row, link, "DEPENDENCY_HAS_NO_DOCUMENT", problem, [], now
+                            uow.registry, row, link, "DEPENDENCY_HAS_NO_DOCUMENT", problem, [], now, self.d.actor
                         )
                 for w in finished:
                     row, link = self._reload(uow, w)
                     if row is not None and link is not None and own_last(uow, link) is not None:
                         last = own_last(uow, link)
                         assert last is not None
-                        outcomes.record_created(uow.registry, row, link, last, True, now)
+                        outcomes.record_created(uow.registry, row, link, last, True, now, self.d.actor)
 
             run_in_transaction(self.d.db, write)
             self.d.changes.notify()
         return ready
+
+    @staticmethod
+    def _preload(uow: UnitOfWork, works: Sequence[_Work]) -> None:
+        """One query per table for a whole batch; the per-entry gets below then cost no SQL."""
+        uow.registry.preload(OutboxRow, OutboxRow.id, [w.row.id for w in works])
+        uow.registry.preload(LinkRow, LinkRow.id, [w.link.id for w in works])
+        uow.registry.preload(PostingRow, PostingRow.posting_id, [w.link.posting_id for w in works])
 
     def _reload(self, uow: UnitOfWork, w: _Work) -> tuple[OutboxRow | None, LinkRow | None]:
         row = uow.registry.get_outbox(w.row.id or 0)
@@ -451,7 +470,8 @@ class TenantWorker(threading.Thread):
                 int(self.settings.limits.minute_seconds * US),
                 int(self.settings.limits.day_seconds * US),
             )
-            if ok:
+            if ok and mark_uncertain:
+                uow.registry.preload(OutboxRow, OutboxRow.id, [w.row.id for w in mark_uncertain])
                 for w in mark_uncertain:
                     row = uow.registry.get_outbox(w.row.id or 0)
                     if row is not None:
@@ -555,32 +575,22 @@ class TenantWorker(threading.Thread):
     def _write_results(
         self, created: list[tuple[_Work, XeroObjectRef]], rejected: list[tuple[_Work, list[str]]]
     ) -> None:
-        def write(uow: UnitOfWork) -> None:
-            now = now_us()
-            for w, obj in created:
-                row, link = self._reload(uow, w)
-                if row is None or link is None:
-                    continue
-                mapped = mapper_pb2.MapTransactionResponse()
-                mapped.ParseFromString(row.operations)
-                done = [*uow.registry.xero_objects(link), obj]
-                finished = deps.next_operation(mapped.operations, done) is None
-                outcomes.record_created(uow.registry, row, link, obj, finished, now)
-            for w, messages in rejected:
-                row, link = self._reload(uow, w)
-                if row is None or link is None:
-                    continue
-                outcomes.record_rejected(
-                    uow.registry,
-                    row,
-                    link,
-                    "XERO_VALIDATION",
+        """Applies a call's per-element answers in one short transaction, a few statements for the
+        whole batch (see outcomes.apply_batch)."""
+        results = [outcomes.ElementResult(w.row.id or 0, created=obj) for w, obj in created]
+        results += [
+            outcomes.ElementResult(
+                w.row.id or 0,
+                rejected=(
                     "Xero refused it; fix what Xero says in Actionstep or in Xero, then post it again",
                     messages,
-                    now,
-                )
-
-        run_in_transaction(self.d.db, write)
+                ),
+            )
+            for w, messages in rejected
+        ]
+        run_in_transaction(
+            self.d.db, lambda uow: outcomes.apply_batch(uow.registry, results, self.d.holder, self.d.actor, now_us())
+        )
         self.d.changes.notify()
 
     def _reject(self, works: list[_Work], messages: list[str]) -> None:
@@ -597,6 +607,7 @@ class TenantWorker(threading.Thread):
     ) -> None:
         def write(uow: UnitOfWork) -> None:
             now = now_us()
+            self._preload(uow, works)
             for w in works:
                 row, link = self._reload(uow, w)
                 if row is None or link is None:
@@ -615,6 +626,7 @@ class TenantWorker(threading.Thread):
                         ),
                         [],
                         now,
+                        self.d.actor,
                     )
                     continue
                 delay = backoff_delay(

@@ -7,17 +7,90 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 
+from xerolink.mapper.v1 import mapper_service_pb2 as mapper_pb2
 from xerolink_common.errors import ErrorCode
 
-from xerolink_poster.adapters.registry import OUTBOX_DONE, OUTBOX_READY, OUTBOX_WAITING, Registry
+from xerolink_poster.adapters.registry import OUTBOX_DONE, OUTBOX_READY, OUTBOX_WAITING, Registry, StateChange
 from xerolink_poster.adapters.tables import LinkRow, OutboxRow
+from xerolink_poster.domain.dependencies import next_operation
 from xerolink_poster.domain.records import RecordRef, XeroObjectRef
 from xerolink_poster.domain.states import Event, LinkState
 from xerolink_poster.service_layer.errors_json import error_json
 from xerolink_poster.service_layer.posting import waiting_error
 
-ACTOR = "dispatcher"
+ACTOR = "dispatcher"  # suffixed with the poster instance: "dispatcher:<instance>"
+
+
+@dataclass
+class ElementResult:
+    """Xero's answer for one element of a call: the object created, or the rejection."""
+
+    outbox_id: int
+    created: XeroObjectRef | None = None
+    rejected: tuple[str, Sequence[str]] | None = None
+
+
+def apply_batch(registry: Registry, results: Sequence[ElementResult], holder: str, actor: str, now_us: int) -> None:
+    """The answers of a whole call in a few statements: entries and links loaded in one query
+    each, updated by primary key in bulk, every state change through the transition table with
+    its audit row (Registry.apply_transitions), waiters released for the records that linked."""
+    rows = registry.outbox_by_ids([r.outbox_id for r in results])
+    links = registry.links_by_ids([row.link_id for row in rows.values()])
+    outbox_updates: list[dict[str, object]] = []
+    link_updates: list[dict[str, object]] = []
+    changes: list[StateChange] = []
+    linked: list[tuple[str, RecordRef]] = []
+    for result in results:
+        row = rows.get(result.outbox_id)
+        if not still_ours(row, holder):
+            continue
+        assert row is not None
+        link = links[row.link_id]
+        if result.created is not None:
+            created = result.created
+            objects = [o for o in Registry.xero_objects(link) if o.local_ref != created.local_ref] + [created]
+            mapped = mapper_pb2.MapTransactionResponse()
+            mapped.ParseFromString(row.operations)
+            finished = next_operation(mapped.operations, objects) is None
+            values: dict[str, object] = {
+                "xero_objects": json.dumps([o.to_json() for o in objects]),
+                "attempts": link.attempts + 1,
+                "last_error": None,
+            }
+            entry: dict[str, object] = {"id": row.id, "uncertain": False, "claimed_by": "", "lease_until_us": 0}
+            if finished:
+                entry["state"] = OUTBOX_DONE
+                changes.append(StateChange(link, Event.POSTED, f"{created.local_ref} -> {created.xero_id}", values))
+                linked.append((link.connection_id, RecordRef(link.kind, link.record_id)))
+            else:
+                entry["available_us"] = now_us
+                link_updates.append({"id": link.id, **values})
+            outbox_updates.append(entry)
+        elif result.rejected is not None:
+            message, messages = result.rejected
+            error = error_json(
+                ErrorCode.FAILED_PRECONDITION, "XERO_VALIDATION", message, [("xero", m) for m in messages]
+            )
+            outbox_updates.append({"id": row.id, "state": OUTBOX_DONE, "uncertain": False, "claimed_by": ""})
+            changes.append(
+                StateChange(
+                    link,
+                    Event.XERO_REJECTED,
+                    "; ".join([message, *messages])[:2000],
+                    {"attempts": link.attempts + 1, "last_error": error},
+                )
+            )
+    registry.bulk_update(OutboxRow, outbox_updates)
+    registry.bulk_update(LinkRow, link_updates)
+    registry.apply_transitions(changes, actor, now_us)
+    by_connection: dict[str, list[RecordRef]] = {}
+    for connection_id, record in linked:
+        by_connection.setdefault(connection_id, []).append(record)
+    for connection_id, records in by_connection.items():
+        for record in registry.records_with_waiters(connection_id, records):
+            release_waiters(registry, connection_id, record, now_us)
 
 
 def still_ours(row: OutboxRow | None, holder: str) -> bool:
@@ -27,7 +100,13 @@ def still_ours(row: OutboxRow | None, holder: str) -> bool:
 
 
 def record_created(
-    registry: Registry, row: OutboxRow, link: LinkRow, created: XeroObjectRef, finished: bool, now_us: int
+    registry: Registry,
+    row: OutboxRow,
+    link: LinkRow,
+    created: XeroObjectRef,
+    finished: bool,
+    now_us: int,
+    actor: str = ACTOR,
 ) -> list[int]:
     """Adds the object to the link; when it was the last operation the link is linked and the
     entries waiting for this record are released (their ids returned)."""
@@ -44,12 +123,19 @@ def record_created(
         return []
     row.state = OUTBOX_DONE
     registry.session.add_all([row, link])
-    registry.change_state(link, Event.POSTED, ACTOR, now_us, detail=f"{created.local_ref} -> {created.xero_id}")
+    registry.change_state(link, Event.POSTED, actor, now_us, detail=f"{created.local_ref} -> {created.xero_id}")
     return release_waiters(registry, link.connection_id, RecordRef(link.kind, link.record_id), now_us)
 
 
 def record_rejected(
-    registry: Registry, row: OutboxRow, link: LinkRow, reason: str, message: str, messages: Sequence[str], now_us: int
+    registry: Registry,
+    row: OutboxRow,
+    link: LinkRow,
+    reason: str,
+    message: str,
+    messages: Sequence[str],
+    now_us: int,
+    actor: str = ACTOR,
 ) -> None:
     link.attempts += 1
     link.last_error = error_json(ErrorCode.FAILED_PRECONDITION, reason, message, [("xero", m) for m in messages])
@@ -58,7 +144,7 @@ def record_rejected(
     row.claimed_by = ""
     registry.session.add_all([row, link])
     event = Event.XERO_REJECTED if reason == "XERO_VALIDATION" else Event.GAVE_UP
-    registry.change_state(link, event, ACTOR, now_us, detail="; ".join([message, *messages])[:2000])
+    registry.change_state(link, event, actor, now_us, detail="; ".join([message, *messages])[:2000])
 
 
 def record_retry(
@@ -83,7 +169,9 @@ def record_retry(
     registry.session.add_all([row, link])
 
 
-def record_waiting(registry: Registry, row: OutboxRow, link: LinkRow, waits: Sequence[RecordRef], now_us: int) -> None:
+def record_waiting(
+    registry: Registry, row: OutboxRow, link: LinkRow, waits: Sequence[RecordRef], now_us: int, actor: str = ACTOR
+) -> None:
     row.state = OUTBOX_WAITING
     row.claimed_by = ""
     row.lease_until_us = 0
@@ -92,7 +180,7 @@ def record_waiting(registry: Registry, row: OutboxRow, link: LinkRow, waits: Seq
     link.last_error = waiting_error(waits)
     registry.session.add_all([row, link])
     names = ", ".join(str(w) for w in waits)
-    registry.change_state(link, Event.BLOCKED, ACTOR, now_us, detail=f"waiting for {names}")
+    registry.change_state(link, Event.BLOCKED, actor, now_us, detail=f"waiting for {names}")
 
 
 def release_waiters(registry: Registry, connection_id: str, record: RecordRef, now_us: int) -> list[int]:

@@ -177,17 +177,42 @@ class Poster:
     def _record(
         self, uow: UnitOfWork, connection: ConnectionRow, items: list[_Mapped], actor: str
     ) -> list[PostOutcome | ItemFailure]:
-        out: list[PostOutcome | ItemFailure] = []
-        for item in items:
+        """Decides every item against the registry, then writes the accepted ones with a couple of
+        flushes for the whole batch (one round trip per table, not per item)."""
+        registry = uow.registry
+        records = [RecordRef(int(i.response.record.kind), int(i.response.record.id)) for i in items]
+        wanted = set(records) | {d for i in items for d in record_dependencies(i.response.operations)}
+        links = registry.links_for(connection.connection_id, sorted(wanted))
+        out: list[PostOutcome | ItemFailure | _Accept] = []
+        for item, record in zip(items, records, strict=True):
             try:
-                out.append(self._record_one(uow.registry, connection, item, actor))
+                out.append(self._decide(registry, connection, item, record, links))
             except XerolinkError as err:
                 out.append(ItemFailure(err))
-        return out
+        accepted = [a for a in out if isinstance(a, _Accept)]
+        if accepted:
+            registry.session.flush()  # ids for the new links
+            for accept in accepted:
+                self._accept(registry, connection, accept, links)
+            if any(a.waits for a in accepted):
+                registry.session.flush()  # ids for the outbox entries that wait
+            for accept in accepted:
+                if accept.waits:
+                    registry.add_waits(accept.box_id(), connection.connection_id, accept.waits)
+                registry.change_state(
+                    accept.link, accept.event, actor, accept.now, f"posting {accept.posting_id()}", accept.posting
+                )
+        return [a.outcome if isinstance(a, _Accept) else a for a in out]
 
-    def _record_one(self, registry: Registry, connection: ConnectionRow, item: _Mapped, actor: str) -> PostOutcome:
+    def _decide(
+        self,
+        registry: Registry,
+        connection: ConnectionRow,
+        item: _Mapped,
+        record: RecordRef,
+        links: dict[RecordRef, LinkRow],
+    ) -> PostOutcome | _Accept:
         response = item.response
-        record = RecordRef(int(response.record.kind), int(response.record.id))
         outcome = PostOutcome(response.decision, record, item.fingerprint)
         if item.request_id:
             earlier = registry.posting_by_request(connection.connection_id, item.request_id)
@@ -197,105 +222,129 @@ class Poster:
                 outcome.duplicate = True
                 return outcome
         now = now_us()
-        link = registry.get_link(connection.connection_id, record)
-        event: Event
+        link = links.get(record)
         if link is None:
-            link = registry.add_link(
-                LinkRow(
-                    connection_id=connection.connection_id,
-                    kind=record.kind,
-                    record_id=record.id,
-                    link_group=group_of(record.kind),
-                    state="",
-                    fingerprint=item.fingerprint,
-                    posting_id="",
-                    create_us=now,
-                    update_us=now,
-                )
+            link = LinkRow(
+                connection_id=connection.connection_id,
+                kind=record.kind,
+                record_id=record.id,
+                link_group=group_of(record.kind),
+                state="",
+                fingerprint=item.fingerprint,
+                posting_id="",
+                create_us=now,
+                update_us=now,
             )
-            event = Event.ACCEPTED
-        else:
-            state = LinkState(link.state)
-            same = link.fingerprint == item.fingerprint
-            if same and state in (LinkState.PENDING, LinkState.WAITING, LinkState.LINKED):
-                outcome.posting = registry.get_posting(link.posting_id)
-                outcome.link = link
-                outcome.duplicate = True
-                return outcome
-            if state == LinkState.LINKED:
-                raise failed_precondition(
-                    "LINK_LOCKED",
-                    f"locked - unlink first: {record} is linked to Xero with other content; unlink it (and "
-                    "correct the Xero object) before posting the change",
-                    [PreconditionViolation("LINK_LOCKED", _subject(connection, record), "linked records are locked")],
-                )
-            if state == LinkState.PENDING:
-                raise failed_precondition(
-                    "POSTING_IN_PROGRESS",
-                    f"{record} is being posted with other content; wait until it is linked or failed, then "
-                    "unlink or post again",
-                    [PreconditionViolation("POSTING_IN_PROGRESS", _subject(connection, record), "posting in progress")],
-                )
-            if state == LinkState.FAILED and not same and registry.xero_objects(link):
-                raise failed_precondition(
-                    "LINK_PARTIALLY_POSTED",
-                    f"{record} failed after part of it reached Xero; unlink it before posting changed content",
-                    [PreconditionViolation("LINK_PARTIALLY_POSTED", _subject(connection, record), "partly in Xero")],
-                )
-            for old in registry.open_outbox_of_link(link.id or 0):
-                old.state = OUTBOX_DONE
-                registry.clear_waits(old.id or 0)
-                registry.session.add(old)
-            if state == LinkState.UNLINKED:
-                link.generation += 1
-                registry.set_xero_objects(link, [])
-            link.fingerprint = item.fingerprint
-            link.attempts = 0
-            link.last_error = None
-            event = Event.ACCEPTED if state == LinkState.WAITING else Event.RETRY_ACCEPTED
-        waits = [
+            registry.session.add(link)
+            links[record] = link
+            return _Accept(item, outcome, link, Event.ACCEPTED, now)
+        state = LinkState(link.state)
+        same = link.fingerprint == item.fingerprint
+        if same and state in (LinkState.PENDING, LinkState.WAITING, LinkState.LINKED):
+            outcome.posting = registry.get_posting(link.posting_id)
+            outcome.link = link
+            outcome.duplicate = True
+            return outcome
+        if state == LinkState.LINKED:
+            raise failed_precondition(
+                "LINK_LOCKED",
+                f"locked - unlink first: {record} is linked to Xero with other content; unlink it (and "
+                "correct the Xero object) before posting the change",
+                [PreconditionViolation("LINK_LOCKED", _subject(connection, record), "linked records are locked")],
+            )
+        if state == LinkState.PENDING:
+            raise failed_precondition(
+                "POSTING_IN_PROGRESS",
+                f"{record} is being posted with other content; wait until it is linked or failed, then "
+                "unlink or post again",
+                [PreconditionViolation("POSTING_IN_PROGRESS", _subject(connection, record), "posting in progress")],
+            )
+        if state == LinkState.FAILED and not same and registry.xero_objects(link):
+            raise failed_precondition(
+                "LINK_PARTIALLY_POSTED",
+                f"{record} failed after part of it reached Xero; unlink it before posting changed content",
+                [PreconditionViolation("LINK_PARTIALLY_POSTED", _subject(connection, record), "partly in Xero")],
+            )
+        for old in registry.open_outbox_of_link(link.id or 0):
+            old.state = OUTBOX_DONE
+            registry.clear_waits(old.id or 0)
+            registry.session.add(old)
+        if state == LinkState.UNLINKED:
+            link.generation += 1
+            registry.set_xero_objects(link, [])
+        link.fingerprint = item.fingerprint
+        link.attempts = 0
+        link.last_error = None
+        event = Event.ACCEPTED if state == LinkState.WAITING else Event.RETRY_ACCEPTED
+        return _Accept(item, outcome, link, event, now)
+
+    @staticmethod
+    def _accept(
+        registry: Registry, connection: ConnectionRow, accept: _Accept, links: dict[RecordRef, LinkRow]
+    ) -> None:
+        response = accept.item.response
+        link = accept.link
+        accept.waits = [
             dep
             for dep in record_dependencies(response.operations)
-            if (dep_link := registry.get_link(connection.connection_id, dep)) is None
-            or dep_link.state != LinkState.LINKED
+            if (dep_link := links.get(dep)) is None or dep_link.state != LinkState.LINKED
         ]
         posting = PostingRow(
             posting_id=uuid.uuid4().hex,
             connection_id=connection.connection_id,
-            kind=record.kind,
-            record_id=record.id,
+            kind=link.kind,
+            record_id=link.record_id,
             link_id=link.id,
-            fingerprint=item.fingerprint,
+            fingerprint=accept.item.fingerprint,
             decision=response.decision.SerializeToString(),
             state="",
-            request_id=item.request_id,
-            create_us=now,
+            request_id=accept.item.request_id,
+            create_us=accept.now,
         )
         registry.add_posting(posting)
         link.posting_id = posting.posting_id
-        link.waiting_on = json.dumps([[w.kind, w.id] for w in waits])
-        box = registry.add_outbox(
+        link.waiting_on = json.dumps([[w.kind, w.id] for w in accept.waits])
+        accept.box = registry.add_outbox(
+            False,
             OutboxRow(
                 tenant_id=connection.xero_tenant_id,
                 connection_id=connection.connection_id,
                 link_id=link.id or 0,
                 posting_id=posting.posting_id,
                 operations=response.SerializeToString(),
-                state=OUTBOX_WAITING if waits else OUTBOX_READY,
-                available_us=now,
-                create_us=now,
-            )
+                state=OUTBOX_WAITING if accept.waits else OUTBOX_READY,
+                available_us=accept.now,
+                create_us=accept.now,
+            ),
         )
-        if waits:
-            registry.add_waits(box.id or 0, connection.connection_id, waits)
-            link.last_error = waiting_error(waits)
-            event = Event.BLOCKED
-        registry.session.flush()
-        registry.change_state(link, event, actor, now, detail=f"posting {posting.posting_id}")
-        posting.state = link.state
-        outcome.posting = posting
-        outcome.link = link
-        return outcome
+        if accept.waits:
+            link.last_error = waiting_error(accept.waits)
+            accept.event = Event.BLOCKED
+        accept.posting = posting
+        accept.outcome.posting = posting
+        accept.outcome.link = link
+
+
+@dataclass
+class _Accept:
+    """An item accepted for (re)posting, written in the batch's second phase."""
+
+    item: _Mapped
+    outcome: PostOutcome
+    link: LinkRow
+    event: Event
+    now: int
+    waits: list[RecordRef] = field(default_factory=list)
+    posting: PostingRow | None = None
+    box: OutboxRow | None = None
+
+    def box_id(self) -> int:
+        assert self.box is not None and self.box.id is not None
+        return self.box.id
+
+    def posting_id(self) -> str:
+        assert self.posting is not None
+        return self.posting.posting_id
 
 
 def waiting_error(waits: Sequence[RecordRef]) -> str:

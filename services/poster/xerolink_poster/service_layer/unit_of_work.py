@@ -27,8 +27,14 @@ class UnitOfWork:
         self.db = db
         self.write = write
         self._committed = False
+        self._locked = False
 
     def __enter__(self) -> UnitOfWork:
+        if self.write and self.db.write_lock is not None:
+            # SQLite has one writer at a time; queueing on a Python lock wakes the next writer at
+            # once, where SQLite's busy handler would sleep and poll.
+            self.db.write_lock.acquire()
+            self._locked = True
         engine = self.db.write if self.write else self.db.read
         self.session = Session(engine, expire_on_commit=False)
         self.registry = Registry(self.session, self.db.is_sqlite)
@@ -47,6 +53,9 @@ class UnitOfWork:
                 self.session.rollback()
         finally:
             self.session.close()
+            if self._locked and self.db.write_lock is not None:
+                self._locked = False
+                self.db.write_lock.release()
 
 
 def run_in_transaction(db: Database, work: Callable[[UnitOfWork], T], attempts: int = 5) -> T:

@@ -1,0 +1,255 @@
+"""Poster throughput against the Xero emulator with a scaled minute, and Post acknowledgement
+latency under concurrent callers, with the real `xerolink-poster` and `xerolink-mapper`
+console scripts on loopback (the emulator runs in this process so its calls can be counted).
+
+    python bench/poster_throughput.py            # full run
+    python bench/poster_throughput.py --quick    # smaller run (smoke)
+
+Figures printed:
+  - elements posted per (scaled) minute per tenant as a fraction of the ceiling
+    (calls allowed a minute x batch size), measured over whole minutes of steady work;
+  - Xero calls made against a one-call-per-transaction baseline; calls refused for rate (429);
+  - Post acknowledgement latency p50/p99 with N concurrent callers (SQLite registry).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import grpc
+from xero_emulator import EmulatorConfig, EmulatorServer
+from xerolink.poster.v1 import poster_service_pb2 as poster_pb2
+from xerolink.poster.v1 import poster_service_pb2_grpc as poster_grpc
+from xerolink_mapper import samples
+
+ROOT = Path(__file__).resolve().parents[1]
+SOURCES = ["gen/python", "services/common", "services/mapper", "services/poster", "services/xero_emulator"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def script(name: str) -> list[str]:
+    beside = Path(sys.executable).parent / name
+    found = str(beside) if beside.exists() else shutil.which(name)
+    if not found:
+        raise SystemExit(f"{name} is not installed: run ./dev setup")
+    return [found]
+
+
+@contextmanager
+def process(cmd: list[str], port: int, env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 20
+            while True:
+                try:
+                    with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                        break
+                except OSError:
+                    if proc.poll() is not None or time.monotonic() > deadline:
+                        raise SystemExit(f"{cmd[0]} did not start; see {log}") from None
+                    time.sleep(0.05)
+            yield proc
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+class CallCounter:
+    """Counts the emulator's rate decisions per tenant: calls let through and calls refused."""
+
+    def __init__(self, emulator: EmulatorServer) -> None:
+        self.allowed: dict[str, int] = {}
+        self.refused: dict[str, int] = {}
+        self.lock = threading.Lock()
+        limiter = emulator.state.limiter
+        inner = limiter.acquire
+
+        def acquire(app: str, tenant: str) -> Any:
+            decision = inner(app, tenant)
+            with self.lock:
+                bucket = self.allowed if decision.allowed else self.refused
+                bucket[tenant] = bucket.get(tenant, 0) + 1
+            return decision
+
+        limiter.acquire = acquire  # type: ignore[method-assign]
+
+
+def connect(stub: poster_grpc.PosterServiceStub, emulator: EmulatorServer, connection_id: str) -> str:
+    org = emulator.create_organisation(connection_id)
+    stub.CreateConnection(
+        poster_pb2.CreateConnectionRequest(
+            connection=poster_pb2.Connection(
+                connection_id=connection_id,
+                xero_base_url=emulator.base_url,
+                xero_tenant_id=org["tenant_id"],
+                access_token=org["access_token"],
+                refresh_token=org["refresh_token"],
+                mapping_context=samples.demo_context(),
+            )
+        )
+    )
+    return str(org["tenant_id"])
+
+
+def invoices(emulator: EmulatorServer, tenant: str) -> int:
+    org = emulator.state.organisation(tenant)
+    with org.lock:
+        return len(org.objects["Invoices"])
+
+
+def post_batches(stub: poster_grpc.PosterServiceStub, connection_id: str, first_id: int, count: int) -> None:
+    chunk = 500
+    for start in range(0, count, chunk):
+        bills = [samples.client_bill(first_id + i) for i in range(start, min(start + chunk, count))]
+        stub.BatchPostTransactions(
+            poster_pb2.BatchPostTransactionsRequest(connection_id=connection_id, transactions=bills), timeout=120
+        )
+
+
+def throughput(
+    stub: poster_grpc.PosterServiceStub, emulator: EmulatorServer, counter: CallCounter, args: argparse.Namespace
+) -> None:
+    tenants = {f"bench-{i}": connect(stub, emulator, f"bench-{i}") for i in range(args.tenants)}
+    ceiling = 60 * args.batch_size  # elements per minute per tenant
+    per_tenant = int(ceiling * (args.minutes + 1.5))  # more than the measured minutes can take
+    started = time.monotonic()
+    for n, connection_id in enumerate(tenants):
+        post_batches(stub, connection_id, 1_000_000 * (n + 1), per_tenant)
+    print(f"accepted {per_tenant * len(tenants)} bills in {time.monotonic() - started:.1f}s")
+    minute = args.minute_seconds
+    # Skip the first minute (contacts, ramp-up); then count invoices created per whole minute.
+    time.sleep(minute)
+    counts = []
+    for _ in range(args.minutes):
+        before = {t: invoices(emulator, t) for t in tenants.values()}
+        time.sleep(minute)
+        counts.append({t: invoices(emulator, t) - before[t] for t in tenants.values()})
+    for connection_id, tenant in tenants.items():
+        per_minute = [c[tenant] for c in counts]
+        mean = statistics.mean(per_minute)
+        print(
+            f"{connection_id}: {mean:.0f} elements per scaled minute = {mean / ceiling:.1%} of the ceiling "
+            f"({ceiling} = 60 calls x {args.batch_size}); per minute: {per_minute}"
+        )
+    deadline = time.monotonic() + minute * (args.minutes + 4)
+    total = per_tenant * len(tenants)
+    while sum(invoices(emulator, t) for t in tenants.values()) < total and time.monotonic() < deadline:
+        time.sleep(0.2)
+    done = sum(invoices(emulator, t) for t in tenants.values())
+    calls = sum(counter.allowed.get(t, 0) for t in tenants.values())
+    refused = sum(counter.refused.get(t, 0) for t in tenants.values())
+    print(
+        f"Xero calls: {calls} for {done} transactions posted (baseline one call per transaction: {done}; "
+        f"{done / max(calls, 1):.1f} transactions per call); calls refused for rate: {refused}"
+    )
+
+
+def latency(stub: poster_grpc.PosterServiceStub, emulator: EmulatorServer, args: argparse.Namespace) -> None:
+    connect(stub, emulator, "latency")
+    bills = [samples.client_bill(5_000_000 + i) for i in range(args.callers * args.posts_per_caller)]
+    requests = [poster_pb2.PostTransactionRequest(connection_id="latency", transaction=b) for b in bills]
+    for warm in requests[: args.callers]:
+        warm_copy = poster_pb2.PostTransactionRequest()
+        warm_copy.CopyFrom(warm)
+        warm_copy.transaction.header.id += 10_000_000
+        warm_copy.transaction.client_bill.bill_number += "-w"
+        stub.PostTransaction(warm_copy, timeout=30)
+    samples_ms: list[float] = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(args.callers)
+
+    def caller(index: int) -> None:
+        mine = requests[index :: args.callers]
+        times = []
+        barrier.wait()
+        for request in mine:
+            started = time.perf_counter()
+            stub.PostTransaction(request, timeout=30)
+            times.append((time.perf_counter() - started) * 1000)
+            if args.pause:
+                time.sleep(args.pause)
+        with lock:
+            samples_ms.extend(times)
+
+    threads = [threading.Thread(target=caller, args=(i,)) for i in range(args.callers)]
+    started = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.monotonic() - started
+    samples_ms.sort()
+    p50 = samples_ms[len(samples_ms) // 2]
+    p99 = samples_ms[int(len(samples_ms) * 0.99) - 1]
+    print(
+        f"Post acknowledgement, {args.callers} concurrent callers ({args.pause * 1000:.0f} ms pause between posts), "
+        f"SQLite: p50 {p50:.1f} ms, p99 {p99:.1f} ms, {len(samples_ms) / elapsed:.0f} posts/s"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--minute-seconds", type=float, default=10.0, help="length of a scaled Xero minute")
+    parser.add_argument("--minutes", type=int, default=3, help="scaled minutes measured")
+    parser.add_argument("--tenants", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, default=50)
+    parser.add_argument("--callers", type=int, default=100)
+    parser.add_argument("--posts-per-caller", type=int, default=20)
+    parser.add_argument("--pause", type=float, default=0.0, help="seconds each caller waits between posts")
+    args = parser.parse_args()
+    if args.quick:
+        args.minute_seconds, args.minutes, args.tenants, args.posts_per_caller = 4.0, 1, 1, 5
+    tmp = Path(tempfile.mkdtemp(prefix="poster-bench-"))
+    emulator = EmulatorServer(
+        EmulatorConfig(minute_seconds=args.minute_seconds, access_token_minutes=100_000.0)
+    ).start()
+    counter = CallCounter(emulator)
+    mapper_port, poster_port = free_port(), free_port()
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(str(ROOT / s) for s in SOURCES)
+    env.update(
+        XEROLINK_POSTER_ADDRESS=f"127.0.0.1:{poster_port}",
+        XEROLINK_DATABASE_URL=f"sqlite:///{tmp / 'poster.db'}",
+        XEROLINK_MAPPER_TARGET=f"127.0.0.1:{mapper_port}",
+        XEROLINK_XERO_MINUTE_SECONDS=str(args.minute_seconds),
+        XEROLINK_BATCH_SIZE=str(args.batch_size),
+        XEROLINK_LOG_LEVEL="WARNING",
+    )
+    print(f"emulator minute = {args.minute_seconds}s; batch size {args.batch_size}; registry SQLite")
+    with (
+        process([*script("xerolink-mapper"), "--port", str(mapper_port)], mapper_port, env, tmp / "mapper.log"),
+        process(script("xerolink-poster"), poster_port, env, tmp / "poster.log"),
+        grpc.insecure_channel(f"127.0.0.1:{poster_port}") as channel,
+    ):
+        stub = poster_grpc.PosterServiceStub(channel)
+        throughput(stub, emulator, counter, args)
+        latency(stub, emulator, args)
+    emulator.stop()
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,160 @@
+"""Plain-Python rules of the poster: transitions, fingerprints, budgets, retry timing and keys,
+dependency resolution."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from xerolink.actionstep.v1 import common_pb2
+from xerolink.xero.v1 import objects_pb2 as xero_pb2
+from xerolink_common.errors import XerolinkError
+from xerolink_poster.domain import dependencies as deps
+from xerolink_poster.domain.fingerprint import content_fingerprint
+from xerolink_poster.domain.rate_limits import Limits, RateHeaders, SlidingWindow, TenantBudget
+from xerolink_poster.domain.records import RecordRef, XeroObjectRef
+from xerolink_poster.domain.retry import IDEMPOTENCY_KEY_MAX, backoff_delay, chunks, idempotency_key
+from xerolink_poster.domain.states import TRANSITIONS, Event, LinkState, transition
+
+
+def test_a_linked_record_only_leaves_linked_by_an_unlink() -> None:
+    leaving = {event for (source, event) in TRANSITIONS if source == LinkState.LINKED}
+    assert leaving == {Event.UNLINKED}
+    for event in Event:
+        if event is not Event.UNLINKED:
+            with pytest.raises(XerolinkError) as refused:
+                transition(LinkState.LINKED, event)
+            assert refused.value.reason == "ILLEGAL_LINK_TRANSITION"
+
+
+def test_every_state_is_reachable_from_a_new_record() -> None:
+    reached = {LinkState.PENDING, LinkState.WAITING}
+    while True:
+        more = {target for (source, _), target in TRANSITIONS.items() if source in reached} - reached
+        if not more:
+            break
+        reached |= more
+    assert reached == set(LinkState)
+
+
+def test_fingerprint_ignores_key_order_and_sees_any_change() -> None:
+    a = {"header": {"id": 1, "reference": "x"}, "lines": [{"amount": 100}]}
+    b = {"lines": [{"amount": 100}], "header": {"reference": "x", "id": 1}}
+    assert content_fingerprint(a) == content_fingerprint(b)
+    assert content_fingerprint(a) != content_fingerprint({**a, "lines": [{"amount": 101}]})
+
+
+def test_a_sliding_window_refuses_the_call_over_the_limit_until_the_oldest_expires() -> None:
+    window = SlidingWindow(limit=2, window=60.0)
+    for t in (0.0, 1.0):
+        assert window.wait_time(t) == 0
+        window.reserve()
+        window.complete(t + 0.5)  # counted from when the answer arrived
+    assert window.wait_time(10.0) == pytest.approx(50.5)
+    assert window.wait_time(60.4) == pytest.approx(0.1)
+    assert window.wait_time(60.5) == 0
+
+
+def test_in_flight_calls_count_before_they_are_answered() -> None:
+    window = SlidingWindow(limit=1, window=60.0)
+    window.reserve()
+    assert window.wait_time(0.0) > 0
+
+
+def test_xero_reporting_fewer_remaining_calls_than_we_count_wins() -> None:
+    window = SlidingWindow(limit=60, window=60.0)
+    window.sync_remaining(0, now=5.0)
+    assert window.wait_time(6.0) == pytest.approx(59.0)
+
+
+def test_a_tenant_budget_keeps_concurrency_and_obeys_retry_after() -> None:
+    limits = Limits(concurrent=2, per_minute=100)
+    budget = TenantBudget(limits, SlidingWindow(limits.app_per_minute, 60.0))
+    assert budget.try_acquire(0.0) == 0
+    assert budget.try_acquire(0.0) == 0
+    assert budget.try_acquire(0.0) > 0  # a third concurrent call waits
+    budget.release(1.0, RateHeaders(retry_after=5.0))
+    assert budget.try_acquire(2.0) == pytest.approx(4.0)
+    assert budget.try_acquire(6.1) == 0
+
+
+def test_the_app_minute_is_shared_by_every_tenant_of_the_process() -> None:
+    limits = Limits(app_per_minute=3)
+    app = SlidingWindow(3, 60.0)
+    tenants = [TenantBudget(limits, app) for _ in range(2)]
+    assert [tenants[i % 2].try_acquire(0.0) for i in range(3)] == [0, 0, 0]
+    assert tenants[1].try_acquire(0.0) > 0
+
+
+def test_rate_headers_are_read_whatever_their_case() -> None:
+    headers = RateHeaders.parse(
+        {
+            "x-minlimit-remaining": "7",
+            "X-DayLimit-Remaining": "4000",
+            "Retry-After": "3",
+            "X-Rate-Limit-Problem": "minute",
+        }
+    )
+    assert (headers.minute_remaining, headers.day_remaining, headers.retry_after, headers.problem) == (
+        7,
+        4000,
+        3.0,
+        "minute",
+    )
+
+
+@given(st.integers(min_value=1, max_value=30))
+def test_backoff_grows_and_stays_within_half_and_all_of_its_step(attempt: int) -> None:
+    step = min(60.0, 0.5 * 2 ** (attempt - 1))
+    delay = backoff_delay(attempt, 0.5, 60.0, random.random)
+    assert step / 2 <= delay <= step
+
+
+@given(st.binary(max_size=4096), st.text(max_size=100))
+def test_idempotency_keys_are_deterministic_and_short_enough(body: bytes, path: str) -> None:
+    key = idempotency_key("tenant", "PUT", path, body)
+    assert key == idempotency_key("tenant", "PUT", path, body)
+    assert len(key) <= IDEMPOTENCY_KEY_MAX
+    assert key != idempotency_key("tenant", "PUT", path, body + b" ")
+    assert key != idempotency_key("other-tenant", "PUT", path, body)
+
+
+def test_chunks_keep_order_and_size() -> None:
+    assert [list(c) for c in chunks(list(range(7)), 3)] == [[0, 1, 2], [3, 4, 5], [6]]
+
+
+def _payment(record: RecordRef | None = None, local_ref: str = "") -> xero_pb2.Operation:
+    document = (
+        xero_pb2.DocumentRef(record=common_pb2.RecordKey(kind=record.kind, id=record.id))  # type: ignore[arg-type]
+        if record
+        else xero_pb2.DocumentRef(local_ref=local_ref)
+    )
+    return xero_pb2.Operation(
+        local_ref="payment",
+        payment=xero_pb2.Payment(document=document, document_type=xero_pb2.OBJECT_TYPE_INVOICE),
+    )
+
+
+def test_dependencies_resolve_to_the_linked_record_or_an_earlier_operation() -> None:
+    bill = RecordRef(1, 500)
+    operations = [_payment(bill)]
+    assert deps.record_dependencies(operations) == [bill]
+    invoice = XeroObjectRef(xero_pb2.OBJECT_TYPE_INVOICE, "inv-1", "invoice", "INV-500")
+    ref, wanted = deps.document_refs(operations[0])[0]
+    assert deps.resolve(ref, wanted, [], lambda r: None) is None  # not linked: wait
+    assert deps.resolve(ref, wanted, [], lambda r: [invoice] if r == bill else None) == invoice
+    own = XeroObjectRef(xero_pb2.OBJECT_TYPE_INVOICE, "inv-2", "invoice")
+    local = _payment(local_ref="invoice")
+    local_ref, local_wanted = deps.document_refs(local)[0]
+    assert deps.resolve(local_ref, local_wanted, [own], lambda r: None) == own
+
+
+def test_the_next_operation_is_the_first_not_yet_performed() -> None:
+    first = xero_pb2.Operation(local_ref="trust-spend", bank_transaction=xero_pb2.BankTransaction())
+    second = _payment(RecordRef(1, 1))
+    done = [XeroObjectRef(xero_pb2.OBJECT_TYPE_BANK_TRANSACTION, "bt-1", "trust-spend")]
+    assert deps.next_operation([first, second], []) is first
+    assert deps.next_operation([first, second], done) is second
+    assert deps.next_operation([first], done) is None

@@ -1,0 +1,68 @@
+"""The mapper's operations as Xero elements: exact amounts, deterministic references."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from xerolink.type.v1 import date_pb2, money_pb2
+from xerolink.xero.v1 import objects_pb2 as xero_pb2
+from xerolink_poster.adapters import xero_json
+from xerolink_poster.adapters import xero_payloads as payloads
+
+
+def _invoice() -> xero_pb2.Operation:
+    return xero_pb2.Operation(
+        local_ref="invoice",
+        invoice=xero_pb2.Invoice(
+            type=xero_pb2.INVOICE_TYPE_ACCREC,
+            date=date_pb2.Date(year=2026, month=3, day=2),
+            invoice_number="INV-1",
+            reference="AS-1",
+            line_amount_types=xero_pb2.LINE_AMOUNT_TYPES_EXCLUSIVE,
+            line_items=[
+                xero_pb2.LineItem(
+                    description="Advice",
+                    quantity="1.5",
+                    unit_amount="200.0333",
+                    account_code="200",
+                    tax_type="OUTPUT",
+                    line_amount=money_pb2.Money(units=30005),
+                    tax_amount=money_pb2.Money(units=3001),
+                )
+            ],
+            status=xero_pb2.DOCUMENT_STATUS_AUTHORISED,
+        ),
+    )
+
+
+def test_an_invoice_element_carries_exact_amounts_and_the_contact_id() -> None:
+    element = payloads.element_of(_invoice(), "AS-1", "contact-1", {})
+    assert element["Contact"] == {"ContactID": "contact-1"}
+    [line] = element["LineItems"]
+    assert (line["LineAmount"], line["TaxAmount"], line["UnitAmount"]) == (
+        Decimal("300.05"),
+        Decimal("30.01"),
+        Decimal("200.0333"),
+    )
+    raw = xero_json.dumps(element)
+    assert b'"LineAmount":300.05' in raw and b'"UnitAmount":200.0333' in raw
+    assert xero_json.loads(raw)["LineItems"][0]["TaxAmount"] == Decimal("30.01")
+
+
+def test_references_are_deterministic_and_mark_each_posting_cycle() -> None:
+    assert payloads.tracking_reference("AS-1", 1, 1) == "AS-1"
+    assert payloads.tracking_reference("", 77, 1) == "AS-77"
+    assert payloads.tracking_reference("AS-1", 1, 3) == "AS-1 #3"
+
+
+def test_a_payment_is_looked_up_by_reference_and_amount() -> None:
+    payment = xero_pb2.Operation(
+        local_ref="payment",
+        payment=xero_pb2.Payment(
+            document_type=xero_pb2.OBJECT_TYPE_INVOICE, amount=money_pb2.Money(units=50000), reference="AS-2"
+        ),
+    )
+    assert payloads.lookup_where(payment, "AS-2 #2", {"document": "x"}) == (
+        "Payments",
+        'Reference=="AS-2 #2" AND Amount==500.00',
+    )

@@ -1,0 +1,104 @@
+"""Several posters on one PostgreSQL database: each tenant is served by one poster at a time (a
+lease row), so no transaction is posted twice and the posters together stay within each
+tenant's limits, even when a poster stops mid-run and another takes its tenants over."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from typing import Any
+
+import pytest
+from xerolink.poster.v1 import poster_service_pb2 as poster_pb2
+from xerolink_mapper import samples
+from xerolink_poster.adapters.tables import TenantLeaseRow
+from xerolink_poster.service_layer.unit_of_work import UnitOfWork
+
+from tests.fixtures.poster import (
+    EmulatorFactory,
+    PosterFactory,
+    connect,
+    scaled_limits,
+    settings,
+    stub_for,
+    wait_settled,
+    xero_objects,
+)
+
+PER_MINUTE = 10  # per (one-second) minute, in the emulator and in every poster
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_three_posters_share_two_tenants_without_duplicates_or_refused_calls(
+    poster_factory: PosterFactory, emulator_factory: EmulatorFactory
+) -> None:
+    emulator = emulator_factory(minute_seconds=1.0, minute_limit=PER_MINUTE)
+    refused: list[str] = []
+    limiter = emulator.state.limiter
+    acquire = limiter.acquire
+
+    def counting_acquire(app: str, tenant: str) -> Any:
+        decision = acquire(app, tenant)
+        if not decision.allowed:
+            refused.append(f"{tenant}:{decision.problem}")
+        return decision
+
+    limiter.acquire = counting_acquire  # type: ignore[method-assign]
+    dispatch = settings(
+        batch_size=2,
+        limits=scaled_limits(1.0, per_minute=PER_MINUTE),
+        lease_ttl=2.0,
+        http_timeout=0.9,
+        idle_release=0.2,
+        max_tenants=1,  # each poster serves one tenant at a time, so all three take turns
+    )
+    posters = [poster_factory(dispatch, name=f"poster-{i}") for i in range(3)]
+    stub = stub_for(posters[0])
+    orgs = {}
+    for connection_id in ("firm-a", "firm-b"):
+        _, orgs[connection_id] = connect(stub, emulator, connection_id)
+    count = 80  # 40 invoice calls per tenant: at least two (one-second) minutes of work
+    postings = []
+    for connection_id, base in (("firm-a", 10_000), ("firm-b", 20_000)):
+        results = (
+            stub_for(posters[1])
+            .BatchPostTransactions(
+                poster_pb2.BatchPostTransactionsRequest(
+                    connection_id=connection_id, transactions=[samples.client_bill(base + i) for i in range(count)]
+                )
+            )
+            .results
+        )
+        postings += [r.posting for r in results]
+    # Mid-run, stop the poster serving firm-a: the tenant moves to another poster with its call log.
+    stopped: list[str] = []
+
+    def stop_holder() -> None:
+        with UnitOfWork(posters[0].db, write=False) as uow:
+            lease = uow.session.get(TenantLeaseRow, orgs["firm-a"]["tenant_id"])
+        assert lease is not None
+        holder = next(p for p in posters if p.config.instance_id == lease.holder)
+        stopped.append(holder.config.instance_id)
+        holder.stop(1.0)
+
+    stopper = threading.Timer(0.5, stop_holder)
+    stopper.start()
+
+    stopper.join()
+    watcher = stub_for(next(p for p in posters if p.config.instance_id not in stopped))
+    states = [wait_settled(watcher, p.name, timeout=60).state for p in postings]
+
+    assert set(states) == {poster_pb2.LINK_STATE_LINKED}
+    for connection_id, org in orgs.items():
+        numbers = Counter(i["InvoiceNumber"] for i in xero_objects(emulator, org["tenant_id"], "Invoices"))
+        assert len(numbers) == count, connection_id
+        assert set(numbers.values()) == {1}, f"{connection_id}: an invoice was posted twice"
+    assert refused == []
+    actors: Counter[str] = Counter()
+    for posting in postings:
+        link = watcher.GetLink(
+            poster_pb2.GetLinkRequest(connection_id=posting.connection_id, record=posting.record, include_audit=True)
+        ).link
+        actors.update(f"{posting.connection_id} {a.actor}" for a in link.audit if a.event == "posted")
+    firm_a = {actor for key, actor in (k.split(" ") for k in actors) if key == "firm-a"}
+    assert len(firm_a) == 2 and f"dispatcher:{stopped[0]}" in firm_a, actors

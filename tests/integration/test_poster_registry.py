@@ -1,0 +1,194 @@
+"""The registry on SQLite and on the real PostgreSQL server: migrations, the transition table
+with its audit trail, the outbox claim and the tenant lease."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import Counter
+
+import pytest
+from sqlalchemy import text
+from xerolink_common.errors import XerolinkError
+from xerolink_poster.adapters.database import Database, now_us
+from xerolink_poster.adapters.migrations import MIGRATIONS, current_version, migrate
+from xerolink_poster.adapters.registry import OUTBOX_READY
+from xerolink_poster.adapters.tables import ConnectionRow, LinkRow, OutboxRow, PostingRow
+from xerolink_poster.domain.records import RecordRef
+from xerolink_poster.domain.states import Event
+from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transaction
+
+US = 1_000_000
+
+
+def _connection(uow: UnitOfWork, connection_id: str = "c1", tenant: str = "t1") -> None:
+    uow.registry.add_connection(
+        ConnectionRow(
+            connection_id=connection_id,
+            xero_base_url="http://127.0.0.1:1",
+            xero_tenant_id=tenant,
+            access_token="token",
+            refresh_token="refresh",
+            mapping_context=b"",
+            create_us=now_us(),
+        )
+    )
+
+
+def _link(uow: UnitOfWork, record_id: int) -> LinkRow:
+    now = now_us()
+    link = uow.registry.add_link(
+        LinkRow(
+            connection_id="c1",
+            kind=1,
+            record_id=record_id,
+            link_group=1,
+            state="",
+            fingerprint="f" * 64,
+            posting_id=f"p{record_id}",
+            create_us=now,
+            update_us=now,
+        )
+    )
+    uow.registry.add_posting(
+        PostingRow(
+            posting_id=f"p{record_id}",
+            connection_id="c1",
+            kind=1,
+            record_id=record_id,
+            link_id=link.id,
+            fingerprint="f" * 64,
+            decision=b"",
+            state="",
+            create_us=now,
+        )
+    )
+    return link
+
+
+def test_migrations_are_recorded_and_applying_them_again_changes_nothing(database: Database) -> None:
+    assert current_version(database) == MIGRATIONS[-1].version
+    assert migrate(database) == MIGRATIONS[-1].version
+    with database.read.connect() as conn:
+        versions = conn.execute(text("SELECT version FROM schema_version ORDER BY version")).scalars().all()
+    assert versions == [m.version for m in MIGRATIONS]
+
+
+def test_posters_starting_together_migrate_once(database_url: str) -> None:
+    from xerolink_poster.adapters.database import open_database
+
+    dbs = [open_database(database_url) for _ in range(3)]
+    errors: list[BaseException] = []
+
+    def run(db: Database) -> None:
+        try:
+            migrate(db)
+        except BaseException as exc:  # collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(db,)) for db in dbs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert current_version(dbs[0]) == MIGRATIONS[-1].version
+    for db in dbs:
+        db.dispose()
+
+
+def test_every_state_change_goes_through_the_table_and_appends_its_audit_row(database: Database) -> None:
+    def accept(uow: UnitOfWork) -> int:
+        _connection(uow)
+        link = _link(uow, 1)
+        uow.registry.change_state(link, Event.ACCEPTED, "caller:test", now_us(), "posting p1")
+        uow.registry.change_state(link, Event.POSTED, "dispatcher:a", now_us())
+        return link.id or 0
+
+    link_id = run_in_transaction(database, accept)
+
+    def illegal(uow: UnitOfWork) -> None:
+        link = uow.registry.get_link_by_id(link_id)
+        assert link is not None
+        uow.registry.change_state(link, Event.UNLINKED, "operator:x", now_us())
+        uow.registry.change_state(link, Event.POSTED, "dispatcher:a", now_us())  # unlinked -> posted: refused
+
+    with pytest.raises(XerolinkError) as refused:
+        run_in_transaction(database, illegal)
+    assert refused.value.reason == "ILLEGAL_LINK_TRANSITION"
+    with UnitOfWork(database, write=False) as uow:
+        link = uow.registry.get_link("c1", RecordRef(1, 1))
+        assert link is not None and link.state == "linked"  # the refused transaction left nothing behind
+        audit = [(a.actor, a.event, a.from_state, a.to_state) for a in uow.registry.audit(link_id)]
+        posting = uow.registry.get_posting("p1")
+    assert audit == [
+        ("caller:test", "accepted", "", "pending"),
+        ("dispatcher:a", "posted", "pending", "linked"),
+    ]
+    assert posting is not None and posting.state == "linked"
+
+
+def test_concurrent_claimers_take_every_outbox_entry_exactly_once(database: Database) -> None:
+    total = 120
+
+    def fill(uow: UnitOfWork) -> None:
+        _connection(uow)
+        for i in range(total):
+            link = _link(uow, i + 1)
+            uow.registry.add_outbox(
+                False,
+                OutboxRow(
+                    tenant_id="t1",
+                    connection_id="c1",
+                    link_id=link.id or 0,
+                    posting_id=link.posting_id,
+                    operations=b"",
+                    state=OUTBOX_READY,
+                    available_us=0,
+                    create_us=now_us(),
+                ),
+            )
+
+    run_in_transaction(database, fill)
+    claimed: Counter[int] = Counter()
+    lock = threading.Lock()
+
+    def claimer(name: str) -> None:
+        while True:
+            rows = run_in_transaction(database, lambda uow: uow.registry.claim("t1", name, 7, now_us(), 600 * US))
+            if not rows:
+                return
+            with lock:
+                claimed.update(r.id or 0 for r in rows)
+
+    threads = [threading.Thread(target=claimer, args=(f"poster-{i}",)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(claimed) == total
+    assert set(claimed.values()) == {1}
+
+
+def test_one_holder_per_tenant_until_its_lease_expires_and_calls_are_logged_for_the_next(
+    database: Database,
+) -> None:
+    now = now_us()
+    first = run_in_transaction(database, lambda uow: uow.registry.acquire_lease("t1", "a", now, 5 * US))
+    second = run_in_transaction(database, lambda uow: uow.registry.acquire_lease("t1", "b", now + 1, 5 * US))
+    assert first is not None and first.holder == "a"
+    assert second is None
+    assert run_in_transaction(
+        database, lambda uow: uow.registry.record_call("t1", "a", now + 2, 5 * US, 60 * US, 86400 * US)
+    )
+    assert not run_in_transaction(
+        database, lambda uow: uow.registry.record_call("t1", "b", now + 3, 5 * US, 60 * US, 86400 * US)
+    )
+    later = now + 10 * US  # a's lease (renewed by its call) has expired
+    taken = run_in_transaction(database, lambda uow: uow.registry.acquire_lease("t1", "b", later, 5 * US))
+    assert taken is not None and taken.holder == "b"
+    assert len(json.loads(taken.minute_log)) == 1  # b knows about a's call
+    assert taken.day_calls == 1
+    assert not run_in_transaction(
+        database, lambda uow: uow.registry.record_call("t1", "a", later + 1, 5 * US, 60 * US, 86400 * US)
+    )
