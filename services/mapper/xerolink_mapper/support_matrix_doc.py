@@ -24,12 +24,13 @@ DEFAULT_OUTPUT = Path(__file__).resolve().parents[3] / "docs" / "support-matrix.
 
 _ALLOCATION_USE = {
     "office_bank": "Bank of client bill payments, supplier payments, refunds and bank deposits/withdrawals "
-    "when the transaction names none",
+    "when the transaction names none, and the bank an invoice paid from trust is paid into",
     "trust_bank": "Trust bank account of trust receipts, payments, interest, transfers and funds movements when "
     "the transaction names none",
     "trust_liability": "Line account of trust receipts and payments, both sides of trust journals, and the trust "
     "SPEND of an invoice paid from trust",
-    "trust_transfers": "Payments-enabled clearing account an invoice paid from trust is paid through",
+    "trust_transfers": "Allocated by Actionstep; no kind of this version posts to it (an invoice paid from trust "
+    "is paid straight into the office bank, so no clearing balance is left behind)",
     "trust_paid_by_firm": "Reserved for trust payments funded by the firm (allocated by Actionstep; no kind of "
     "this version posts to it)",
     "trust_interest": "Line account of trust interest",

@@ -398,20 +398,23 @@ def _office_bank_transfer(job: _Job, body: TransferBody) -> tuple[list[Operation
 
 
 def _invoice_paid_from_trust(job: _Job, body: PaymentBody) -> tuple[list[Operation], int]:
-    """Money leaves the trust bank against the matter's trust liability, and pays the invoice
-    through the trust transfers clearing account (payments enabled); the firm's later transfer
-    into the office bank clears it."""
+    """The firm takes its fee out of trust: money leaves the trust bank against the matter's
+    trust liability and arrives in the office bank as the payment of the invoice.
+
+    The payment goes straight into the office bank rather than through a clearing account: a
+    separate trust transfer to the office would map to a bank transfer out of the trust bank and
+    credit it a second time, and Xero's bank transfers cannot clear a non-bank account."""
     amount = job.money(body.amount, "amount")
     bill = job.record_id(body.document_id, "bill_id")
     bank = job.account(body.bank_account, TRUST_BANK, "the trust bank account")
     liability = job.allocated(TRUST_LIABILITY, "the matter's trust ledger")
-    clearing = job.allocated(TRUST_TRANSFERS, "the account trust money pays invoices through")
+    office = job.allocated(OFFICE_BANK, "the office bank the fee is paid into")
     items = _single_line(f"Payment of bill {bill} from trust", liability, TRUST_TAX_TYPE, amount)
     spend = _bank_transaction(job, BankTransactionType.SPEND, bank, items, LineAmountTypes.NO_TAX)
     payment = Payment(
         document=RecordKey(Kind.CLIENT_BILL, bill),
         document_type=DocumentType.INVOICE,
-        account_code=clearing,
+        account_code=office,
         date=job.date,
         amount=amount,
         reference=job.reference,
