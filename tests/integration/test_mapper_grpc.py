@@ -253,3 +253,16 @@ def test_a_dead_stream_worker_fails_that_stream_as_unavailable_and_the_next_one_
         assert answer.results[0].response.decision.supported
     finally:
         mapper.stop(0)
+
+
+def test_an_invalid_connected_at_is_refused_instead_of_disabling_the_pre_integration_check(
+    stub: mapper_grpc.MapperServiceStub,
+) -> None:
+    bad = request(samples.client_bill(1001))
+    # Out of range: nanos must be 0..999,999,999. Read as any other instant it would decide
+    # whether a bill predates the connection on a guess.
+    bad.context.connected_at.nanos = -1
+    with pytest.raises(grpc.RpcError) as err:
+        stub.MapTransaction(bad, timeout=5)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "context.connected_at" in [v.field for v in from_rpc_error(err.value).field_violations]

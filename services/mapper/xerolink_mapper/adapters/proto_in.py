@@ -244,14 +244,23 @@ def _participant(header: common_pb2.TransactionHeader) -> Participant | None:
     return Participant(p.participant_id, p.display_name, p.first_name, p.last_name, p.email, p.tax_number)
 
 
-def _timestamp(message: Any, field: str) -> datetime | None:
+def _timestamp(message: Any, field: str, path: str, problems: Problems) -> datetime | None:
+    """The instant, or None with a field problem when it is not a valid Timestamp. Never a stand-in
+    value: a connected_at read as some other instant would switch the pre-integration check off."""
     if not message.HasField(field):
         return None
     value = getattr(message, field)
     try:
+        if not 0 <= value.nanos < 1_000_000_000:
+            raise ValueError("nanos out of range")
         return datetime.fromtimestamp(value.seconds, UTC).replace(microsecond=value.nanos // 1000)
     except (ValueError, OverflowError, OSError):
-        return datetime.min.replace(tzinfo=UTC)  # out of range: the domain rejects it as implausible
+        problems.field(
+            path,
+            f"is not a valid timestamp (seconds {value.seconds}, nanos {value.nanos}): send an RFC 3339 instant "
+            "with nanos from 0 to 999,999,999",
+        )
+        return None
 
 
 def transaction_from_proto(message: transaction_pb2.Transaction, problems: Problems) -> Transaction | None:
@@ -268,7 +277,7 @@ def transaction_from_proto(message: transaction_pb2.Transaction, problems: Probl
         h.id,
         h.division_id,
         h.currency_code,
-        _timestamp(h, "posted_at"),
+        _timestamp(h, "posted_at", "transaction.header.posted_at", problems),
         calendar_date(h, "transaction_date", "transaction.header.transaction_date", problems),
         h.action_id,
         _participant(h),
@@ -299,7 +308,7 @@ def context_from_proto(message: mapper_pb2.MappingContext, problems: Problems) -
     return MappingContext(
         profile=profile,
         linked_division_id=message.linked_division_id,
-        connected_at=_timestamp(message, "connected_at"),
+        connected_at=_timestamp(message, "connected_at", "context.connected_at", problems),
         base_currency_code=message.base_currency_code,
         multi_currency_database=message.multi_currency_database,
         accounting_method=method,

@@ -17,6 +17,8 @@ CONNECTION_NOT_READY = "CONNECTION_NOT_READY"
 
 
 def check_context(ctx: MappingContext, problems: Problems) -> None:
+    if ctx.connected_at is not None and not EARLIEST_YEAR <= ctx.connected_at.year <= LATEST_YEAR:
+        problems.field("context.connected_at", f"{ctx.connected_at.isoformat()} is not a plausible connection time")
     if ctx.connected_at is None:
         problems.precondition(
             CONNECTION_NOT_READY,
