@@ -3,6 +3,9 @@ or number, contacts by ContactNumber."""
 
 from __future__ import annotations
 
+import datetime as dt
+import time
+
 import httpx
 from xero_emulator.testing import Tenant, invoice
 
@@ -90,3 +93,19 @@ def test_chart_tax_rates_and_organisation(tenant: Tenant) -> None:
         False,
         "PREMIUM",
     )
+
+
+def test_if_modified_since_lists_what_changed(tenant: Tenant) -> None:
+    first = tenant.create("Invoices", invoice(InvoiceNumber="M-1"))
+    time.sleep(0.01)
+    mark = dt.datetime.now(dt.UTC).isoformat()
+    time.sleep(0.01)
+    second = tenant.create("Invoices", invoice(InvoiceNumber="M-2"))
+    since = {"If-Modified-Since": mark}
+    assert [i["InvoiceID"] for i in listed(tenant.client.get("/Invoices", headers=since), "Invoices")] == [
+        second["InvoiceID"]
+    ]
+    tenant.post(f"/Invoices/{first['InvoiceID']}", {"Status": "VOIDED"})  # a change made "by hand"
+    changed = {i["InvoiceNumber"] for i in listed(tenant.client.get("/Invoices", headers=since), "Invoices")}
+    assert changed == {"M-1", "M-2"}
+    assert tenant.client.get("/Invoices", headers={"If-Modified-Since": "yesterday"}).status_code == 400

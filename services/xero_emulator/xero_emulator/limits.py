@@ -93,6 +93,10 @@ class RateLimiter:
         decision.retry_after = max(1, math.ceil(wait))
         return decision
 
+    def in_flight(self, app: str, tenant: str) -> int:
+        with self._lock:
+            return self._in_flight.get((app, tenant), 0)
+
     def release(self, app: str, tenant: str) -> None:
         with self._lock:
             key = (app, tenant)

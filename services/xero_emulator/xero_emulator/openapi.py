@@ -507,7 +507,7 @@ COLLECTIONS: tuple[tuple[str, str, str, tuple[str, ...], tuple[str, ...], bool],
 def _paths() -> dict[str, Any]:
     paths: dict[str, Any] = {}
     for resource, single, id_name, list_params, writes, item_write in COLLECTIONS:
-        collection: dict[str, Any] = {"get": _read(f"get{resource}", resource, *list_params)}
+        collection: dict[str, Any] = {"get": _read(f"get{resource}", resource, *list_params, "ifModifiedSince")}
         if "put" in writes:
             batched = ("summarizeErrors",) if resource != "BankTransfers" else ()
             collection["put"] = _write(f"create{resource}", resource, _wrapped(resource), *batched)
@@ -564,6 +564,12 @@ PARAMETERS = {
     "InvoiceNumbers": {"in": "query", "name": "InvoiceNumbers", "style": "form", "explode": False, "schema": arr(STR)},
     "ContactIDs": {"in": "query", "name": "ContactIDs", "style": "form", "explode": False, "schema": arr(UUID)},
     "Statuses": {"in": "query", "name": "Statuses", "style": "form", "explode": False, "schema": arr(STR)},
+    "ifModifiedSince": {
+        "in": "header",
+        "name": "If-Modified-Since",
+        "description": "Only objects created or changed since this timestamp",
+        "schema": {"type": "string", "format": "date-time"},
+    },
     "includeArchived": {"in": "query", "name": "includeArchived", "schema": {"type": "boolean", "default": False}},
 }
 

@@ -4,6 +4,7 @@ Authentication, limits, idempotency and faults are applied before this by the ga
 from __future__ import annotations
 
 import copy
+import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -344,8 +345,30 @@ def _list(org: Organisation, request: Request, resource: str) -> list[Obj]:
         items = _invoice_filters(request, items)
     if resource == "Contacts" and not _flag(request, "includeArchived", False):
         items = [c for c in items if c["ContactStatus"] == "ACTIVE"]
+    since = _modified_since(request)
+    if since is not None:
+        items = [i for i in items if _changed_at(i) >= since]
     items = _filter(request, items)
     return page_of(items, _page(request))
+
+
+def _modified_since(request: Request) -> dt.datetime | None:
+    """If-Modified-Since as Xero takes it: an ISO 8601 timestamp (UTC unless it says otherwise)."""
+    value = request.header("If-Modified-Since")
+    if value is None:
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise BadRequest("If-Modified-Since must be an ISO 8601 timestamp such as 2026-07-01T00:00:00.") from exc
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+def _changed_at(obj: Obj) -> dt.datetime:
+    stamp = obj.get("UpdatedDateUTC") or obj.get("CreatedDateUTC")
+    if not isinstance(stamp, str):
+        return dt.datetime.max.replace(tzinfo=dt.UTC)  # never changed: always listed
+    return dt.datetime.fromtimestamp(int(stamp[6:].split("+")[0].split(")")[0]) / 1000, tz=dt.UTC)
 
 
 def _invoice_filters(request: Request, items: list[Obj]) -> list[Obj]:

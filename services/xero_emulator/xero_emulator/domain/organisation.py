@@ -9,7 +9,7 @@ from typing import Any
 
 from xero_emulator.domain.chart import LAW_FIRM_ACCOUNTS, TAX_RATES, account_object, tax_rate_object
 from xero_emulator.domain.errors import NotFound, ValidationFailure
-from xero_emulator.jsonio import ms_datetime, parse_date
+from xero_emulator.jsonio import ms_date, ms_datetime, parse_date
 
 # Collections keyed by Xero's resource name, each mapping the object's ID to its JSON-shaped dict.
 RESOURCES = (
@@ -105,9 +105,9 @@ class Organisation:
             "LineOfBusiness": "Legal services",
         }
         if self.period_lock_date:
-            org["PeriodLockDate"] = _ms(self.period_lock_date)
+            org["PeriodLockDate"] = ms_date(self.period_lock_date)
         if self.end_of_year_lock_date:
-            org["EndOfYearLockDate"] = _ms(self.end_of_year_lock_date)
+            org["EndOfYearLockDate"] = ms_date(self.end_of_year_lock_date)
         return org
 
     def effective_lock_date(self) -> dt.date | None:
@@ -176,6 +176,7 @@ class Organisation:
             match = next((c for c in contacts.values() if c["Name"].lower() == name.strip().lower()), None)
             if match is not None:
                 return match
+            # Xero creates a contact for a name it does not know; contacts imports this module.
             from xero_emulator.domain.contacts import create_contact
 
             return create_contact(self, {"Name": name.strip(), "ContactNumber": number} if number else {"Name": name})
@@ -192,12 +193,6 @@ class Organisation:
             return parse_date(value)
         except ValueError as exc:
             raise ValidationFailure(f"{field}: {exc}") from exc
-
-
-def _ms(day: dt.date) -> str:
-    from xero_emulator.jsonio import ms_date
-
-    return ms_date(day)
 
 
 def contact_summary(contact: dict[str, Any]) -> dict[str, Any]:
