@@ -9,7 +9,6 @@ import copy
 import importlib
 import re
 import tomllib
-from typing import Any
 
 import kubernetes_validate
 import pytest
@@ -198,22 +197,33 @@ def test_mapper_scales_horizontally_on_cpu(manifests: list[Manifest]) -> None:
     assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "xerolink-mapper"}
     assert 2 <= hpa["spec"]["minReplicas"] < hpa["spec"]["maxReplicas"]
     assert [m["resource"]["name"] for m in hpa["spec"]["metrics"]] == ["cpu"]
+    # The HPA owns the count: a replicas field in the Deployment would reset it on every apply.
+    assert "replicas" not in named(manifests, "Deployment", "xerolink-mapper")["spec"]
 
 
 def test_prod_runs_more_replicas_and_stricter_resources_than_dev(rendered: dict[str, list[Manifest]]) -> None:
-    def facts(overlay: str, name: str) -> tuple[int, dict[str, Any]]:
-        deployment = named(rendered[overlay], "Deployment", name)
-        return deployment["spec"]["replicas"], deployment["spec"]["template"]["spec"]["containers"][0]["resources"]
+    def replicas(overlay: str) -> tuple[int, int, int]:
+        poster = named(rendered[overlay], "Deployment", "xerolink-poster")
+        hpa = named(rendered[overlay], "HorizontalPodAutoscaler", "xerolink-mapper")["spec"]
+        return poster["spec"]["replicas"], hpa["minReplicas"], hpa["maxReplicas"]
 
+    assert all(p > d for p, d in zip(replicas("prod"), replicas("dev"), strict=True))
     for name in ("xerolink-mapper", "xerolink-poster"):
-        dev_replicas, _ = facts("dev", name)
-        prod_replicas, prod_resources = facts("prod", name)
-        assert prod_replicas > dev_replicas, name
-        # Guaranteed QoS: requests equal limits.
-        assert prod_resources["requests"] == prod_resources["limits"], name
-    dev_hpa = named(rendered["dev"], "HorizontalPodAutoscaler", "xerolink-mapper")
-    prod_hpa = named(rendered["prod"], "HorizontalPodAutoscaler", "xerolink-mapper")
-    assert prod_hpa["spec"]["minReplicas"] > dev_hpa["spec"]["minReplicas"]
+        prod = named(rendered["prod"], "Deployment", name)["spec"]["template"]["spec"]["containers"][0]
+        dev = named(rendered["dev"], "Deployment", name)["spec"]["template"]["spec"]["containers"][0]
+        # Guaranteed QoS: requests equal limits, no more than dev may burst to.
+        assert prod["resources"]["requests"] == prod["resources"]["limits"], name
+        assert quantity(prod["resources"]["limits"]["memory"]) <= quantity(dev["resources"]["limits"]["memory"]), name
+        assert quantity(prod["resources"]["limits"]["cpu"]) <= quantity(dev["resources"]["limits"]["cpu"]), name
+
+
+def quantity(value: str) -> float:
+    """A Kubernetes quantity as a number (the suffixes used here: m, Ki, Mi, Gi)."""
+    units = {"m": 1e-3, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30}
+    for suffix, factor in units.items():
+        if value.endswith(suffix):
+            return float(value[: -len(suffix)]) * factor
+    return float(value)
 
 
 # --- images ------------------------------------------------------------------------------------
