@@ -30,12 +30,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--mapper",
-        default=os.environ.get("XEROLINK_MAPPER_TARGET", "127.0.0.1:50051"),
+        default=os.environ.get("XEROLINK_MAPPER_TARGET", "127.0.0.1:50061"),
         help="mapper host:port",
     )
     parser.add_argument(
         "--poster",
-        default=os.environ.get("XEROLINK_POSTER_TARGET", "127.0.0.1:50052"),
+        default=os.environ.get("XEROLINK_POSTER_TARGET", "127.0.0.1:50062"),
         help="poster host:port",
     )
     sub = parser.add_subparsers(dest="command", required=True)
