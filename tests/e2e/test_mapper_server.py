@@ -52,11 +52,21 @@ def test_console_script_serves_health_reflection_and_maps_then_stops_on_sigterm(
     assert "shutting down" in log.read_text()
 
 
-def test_console_script_listens_on_the_address_from_the_environment() -> None:
+def test_console_script_listens_on_the_address_from_the_environment_and_streams_through_workers() -> None:
     port = free_port()
-    env = child_env(XEROLINK_MAPPER_ADDRESS=f"127.0.0.1:{port}")
+    env = child_env(XEROLINK_MAPPER_ADDRESS=f"127.0.0.1:{port}", XEROLINK_MAPPER_STREAM_PROCESSES="2")
     with running(console_script("xerolink-mapper"), port, env=env) as proc:
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            grpc.channel_ready_future(channel).result(timeout=20)
             assert _health(channel, SERVICE) == health_pb2.HealthCheckResponse.SERVING
+            stub = mapper_grpc.MapperServiceStub(channel)
+            message = mapper_pb2.StreamMapTransactionsRequest(
+                requests=[
+                    mapper_pb2.MapTransactionRequest(transaction=samples.client_bill(9000 + i)) for i in range(3)
+                ],
+                context=samples.demo_context(),
+            )
+            (answer,) = stub.StreamMapTransactions(iter([message]), timeout=20)
+            assert [r.response.record.id for r in answer.results] == [9000, 9001, 9002]
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=15) == 0

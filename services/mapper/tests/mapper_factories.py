@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, date, datetime
+from typing import Any
 
 from xerolink_mapper.domain.model import (
     AccountingMethod,
@@ -64,7 +65,7 @@ FIELD_NAMES = {
 
 
 def context(
-    profile: Profile = Profile.ACTIONSTEP_COMPATIBLE, *, with_chart: bool = True, **changes: object
+    profile: Profile = Profile.ACTIONSTEP_COMPATIBLE, *, with_chart: bool = True, **changes: Any
 ) -> MappingContext:
     ctx = MappingContext(
         profile=profile,
@@ -79,10 +80,10 @@ def context(
         purchase_tax_code_map=dict(DEMO_PURCHASE_TAX),
         chart={c: ChartAccount(c, n, t, s, tax, pay) for c, n, t, s, tax, pay in DEMO_CHART} if with_chart else None,
     )
-    return replace(ctx, **changes)  # type: ignore[arg-type]
+    return replace(ctx, **changes)
 
 
-def header(record_id: int = 1001, **changes: object) -> Header:
+def header(record_id: int = 1001, **changes: Any) -> Header:
     base = Header(
         id=record_id,
         division_id=1,
@@ -93,11 +94,12 @@ def header(record_id: int = 1001, **changes: object) -> Header:
         participant=Participant(501, "Harper & Cole Pty Ltd"),
         reference=f"AS-{record_id}",
     )
-    return replace(base, **changes)  # type: ignore[arg-type]
+    return replace(base, **changes)
 
 
-def cents(value: int) -> Amount:
-    return Amount(value, CURRENCY)
+def cents(value: int, currency: str = "") -> Amount:
+    """An amount; an empty currency means the transaction's own."""
+    return Amount(value, currency)
 
 
 def line(account: str, tax_code: str, amount: int, tax: int, description: str = "") -> Line:
@@ -110,5 +112,5 @@ def totals_of(lines: list[Line] | tuple[Line, ...]) -> Totals:
     return Totals(cents(exclusive), cents(tax), cents(exclusive + tax))
 
 
-def transaction(kind: Kind, body: Body, record_id: int = 1001, **header_changes: object) -> Transaction:
+def transaction(kind: Kind, body: Body, record_id: int = 1001, **header_changes: Any) -> Transaction:
     return Transaction(kind, header(record_id, **header_changes), body, FIELD_NAMES[kind])

@@ -7,6 +7,7 @@ from __future__ import annotations
 import random
 import threading
 from dataclasses import asdict, dataclass, field
+from decimal import Decimal
 from typing import Any
 
 FAULT_KINDS = ("error", "latency", "drop_after_commit", "rate_limit")
@@ -55,8 +56,20 @@ class FaultRule:
         if unknown:
             raise ValueError(f"unknown fault fields: {', '.join(sorted(unknown))}")
         values = dict(data)
-        if "methods" in values and values["methods"] is not None:
-            values["methods"] = tuple(values["methods"])
+        if not isinstance(values.get("kind"), str):
+            raise ValueError(f"kind is required: one of {', '.join(FAULT_KINDS)}")
+        for name, kind in (("rate", float), ("seconds", float), ("count", int), ("status", int), ("retry_after", int)):
+            value = values.get(name)
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
+                raise ValueError(f"{name} must be a number")
+            values[name] = kind(value)
+        methods = values.get("methods")
+        if methods is not None:
+            if not isinstance(methods, list) or not all(isinstance(m, str) for m in methods):
+                raise ValueError("methods must be a list of HTTP methods")
+            values["methods"] = tuple(methods)
         return cls(**values)
 
     def to_json(self) -> dict[str, Any]:

@@ -60,8 +60,6 @@ class Gateway:
         if org is None or not app.connected(tenant_id):
             return problem(403, "Forbidden", "AuthorizationUnsuccessful")
         plan = self.state.faults.plan(request.method, request.path, tenant_id)
-        if plan.latency:
-            time.sleep(plan.latency)
         if plan.rate_limit is not None:
             rule = plan.rate_limit
             return problem(
@@ -74,6 +72,8 @@ class Gateway:
         if not decision.allowed:
             return problem(429, "Too Many Requests", f"Rate limit exceeded ({decision.problem})", decision.headers())
         try:
+            if plan.latency:  # a slow call holds its concurrency slot, as at Xero
+                time.sleep(plan.latency)
             response = self._idempotent(request, tenant_id, lambda: self._serve(org, request, parts, plan))
         finally:
             self.state.limiter.release(app.client_id, tenant_id)

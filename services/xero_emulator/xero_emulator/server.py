@@ -92,7 +92,9 @@ class EmulatorServer:
 
     def start(self) -> EmulatorServer:
         self._httpd = _HttpServer((self.config.host, self.config.port), self.gateway, self.config)
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="xero-emulator", daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="xero-emulator", daemon=True
+        )
         self._thread.start()
         return self
 

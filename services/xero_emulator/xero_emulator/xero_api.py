@@ -131,6 +131,7 @@ SPECS: dict[str, ResourceSpec] = {
 }
 READ_ONLY = {"Organisation": ("GET",), "TaxRates": ("GET",)}
 ALLOCATION_SOURCES = ("CreditNotes", "Overpayments")
+MAX_PAGE = 100000
 
 
 class MethodNotAllowed(Exception):
@@ -349,6 +350,8 @@ def _invoice_filters(request: Request, items: list[Obj]) -> list[Obj]:
     contact_ids = request.param("ContactIDs")
     if contact_ids:
         wanted = {c.strip().lower() for c in contact_ids.split(",")}
+        if not all(is_guid(c) for c in wanted):
+            raise BadRequest("ContactIDs must be a comma-separated list of GUIDs.")
         items = [i for i in items if i["Contact"]["ContactID"] in wanted]
     statuses = request.param("Statuses")
     if statuses:
@@ -369,6 +372,6 @@ def _page(request: Request) -> int | None:
     value = request.param("page")
     if value is None:
         return None
-    if not value.isdigit() or int(value) < 1 or len(value) > 9:
-        raise BadRequest("page must be a whole number from 1.")
+    if not value.isdigit() or not 1 <= int(value) <= MAX_PAGE:
+        raise BadRequest(f"page must be a whole number from 1 to {MAX_PAGE}.")
     return int(value)

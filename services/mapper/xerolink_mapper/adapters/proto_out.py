@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 from xerolink.actionstep.v1 import common_pb2
 from xerolink.mapper.v1 import mapper_service_pb2 as mapper_pb2
@@ -44,174 +45,153 @@ _DOCUMENT_TYPES = {
 }
 
 
-def _date(value: date) -> date_pb2.Date:
-    return date_pb2.Date(year=value.year, month=value.month, day=value.day)
+# Messages are filled in place (no nested constructors and CopyFrom): the response is built once
+# per transaction on the hot path of the streaming RPC.
 
 
-def _money(cents: int, currency: str) -> money_pb2.Money:
-    return money_pb2.Money(currency_code=currency, units=cents)
+def _set_date(target: date_pb2.Date, value: date) -> None:
+    target.year = value.year
+    target.month = value.month
+    target.day = value.day
 
 
-def _record(key: RecordKey) -> common_pb2.RecordKey:
-    return common_pb2.RecordKey(kind=KIND_TO_PROTO[key.kind], id=key.id)  # type: ignore[arg-type]
+def _set_money(target: money_pb2.Money, cents: int, currency: str) -> None:
+    target.currency_code = currency
+    target.units = cents
 
 
-def _ref(ref: xero.DocumentRef) -> xero_pb2.DocumentRef:
+def _set_record(target: common_pb2.RecordKey, key: RecordKey) -> None:
+    target.kind = KIND_TO_PROTO[key.kind]  # type: ignore[assignment]
+    target.id = key.id
+
+
+def _set_ref(target: xero_pb2.DocumentRef, ref: xero.DocumentRef) -> None:
     if isinstance(ref, xero.LocalRef):
-        return xero_pb2.DocumentRef(local_ref=ref.local_ref)
-    return xero_pb2.DocumentRef(record=_record(ref))
+        target.local_ref = ref.local_ref
+    else:
+        _set_record(target.record, ref)
 
 
-def _contact(c: xero.Contact) -> xero_pb2.Contact:
-    return xero_pb2.Contact(
-        contact_number=c.contact_number,
-        name=c.name,
-        first_name=c.first_name,
-        last_name=c.last_name,
-        email_address=c.email_address,
-        tax_number=c.tax_number,
-        participant_id=c.participant_id,
-    )
+def _set_contact(target: xero_pb2.Contact, c: xero.Contact) -> None:
+    target.contact_number = c.contact_number
+    target.name = c.name
+    target.participant_id = c.participant_id
+    # Optional fields are mostly empty: setting "" would only cost time.
+    if c.first_name:
+        target.first_name = c.first_name
+    if c.last_name:
+        target.last_name = c.last_name
+    if c.email_address:
+        target.email_address = c.email_address
+    if c.tax_number:
+        target.tax_number = c.tax_number
 
 
-def _items(items: tuple[xero.LineItem, ...], currency: str) -> list[xero_pb2.LineItem]:
-    return [
-        xero_pb2.LineItem(
+def _add_items(target: Any, items: tuple[xero.LineItem, ...], currency: str) -> None:
+    for i in items:
+        item = target.add(
             description=i.description,
             quantity=i.quantity,
             unit_amount=i.unit_amount,
             account_code=i.account_code,
             tax_type=i.tax_type,
-            line_amount=_money(i.line_amount, currency),
-            tax_amount=_money(i.tax_amount, currency),
         )
-        for i in items
-    ]
+        _set_money(item.line_amount, i.line_amount, currency)
+        _set_money(item.tax_amount, i.tax_amount, currency)
 
 
-def operation_to_proto(op: xero.Operation, currency: str) -> xero_pb2.Operation:
+def _set_document(target: Any, body: xero.Invoice | xero.CreditNote | xero.BankTransaction, currency: str) -> None:
+    """The fields invoices, credit notes and bank transactions share."""
+    _set_contact(target.contact, body.contact)
+    _set_date(target.date, body.date)
+    target.reference = body.reference
+    target.line_amount_types = _LINE_AMOUNT_TYPES[body.line_amount_types]
+    _add_items(target.line_items, body.line_items, currency)
+    _set_money(target.sub_total, body.sub_total, currency)
+    _set_money(target.total_tax, body.total_tax, currency)
+    _set_money(target.total, body.total, currency)
+    target.currency_code = body.currency_code
+    if body.currency_rate:
+        target.currency_rate = body.currency_rate
+
+
+def fill_operation(out: xero_pb2.Operation, op: xero.Operation, currency: str) -> None:
+    out.local_ref = op.local_ref
     body = op.body
-    out = xero_pb2.Operation(local_ref=op.local_ref)
     if isinstance(body, xero.Invoice):
-        out.invoice.CopyFrom(
-            xero_pb2.Invoice(
-                type=_INVOICE_TYPES[body.type],
-                contact=_contact(body.contact),
-                date=_date(body.date),
-                due_date=_date(body.due_date) if body.due_date else None,
-                invoice_number=body.invoice_number,
-                reference=body.reference,
-                line_amount_types=_LINE_AMOUNT_TYPES[body.line_amount_types],
-                line_items=_items(body.line_items, currency),
-                sub_total=_money(body.sub_total, currency),
-                total_tax=_money(body.total_tax, currency),
-                total=_money(body.total, currency),
-                status=xero_pb2.DOCUMENT_STATUS_AUTHORISED,
-                currency_code=body.currency_code,
-                currency_rate=body.currency_rate,
-            )
-        )
+        invoice = out.invoice
+        invoice.type = _INVOICE_TYPES[body.type]
+        _set_document(invoice, body, currency)
+        if body.due_date is not None:
+            _set_date(invoice.due_date, body.due_date)
+        invoice.invoice_number = body.invoice_number
+        invoice.status = xero_pb2.DOCUMENT_STATUS_AUTHORISED
     elif isinstance(body, xero.CreditNote):
-        out.credit_note.CopyFrom(
-            xero_pb2.CreditNote(
-                type=_CREDIT_TYPES[body.type],
-                contact=_contact(body.contact),
-                date=_date(body.date),
-                credit_note_number=body.credit_note_number,
-                reference=body.reference,
-                line_amount_types=_LINE_AMOUNT_TYPES[body.line_amount_types],
-                line_items=_items(body.line_items, currency),
-                sub_total=_money(body.sub_total, currency),
-                total_tax=_money(body.total_tax, currency),
-                total=_money(body.total, currency),
-                status=xero_pb2.DOCUMENT_STATUS_AUTHORISED,
-                currency_code=body.currency_code,
-                currency_rate=body.currency_rate,
-            )
-        )
+        credit = out.credit_note
+        credit.type = _CREDIT_TYPES[body.type]
+        _set_document(credit, body, currency)
+        credit.credit_note_number = body.credit_note_number
+        credit.status = xero_pb2.DOCUMENT_STATUS_AUTHORISED
     elif isinstance(body, xero.Payment):
-        out.payment.CopyFrom(
-            xero_pb2.Payment(
-                document=_ref(body.document),
-                document_type=_DOCUMENT_TYPES[body.document_type],
-                account_code=body.account_code,
-                date=_date(body.date),
-                amount=_money(body.amount, currency),
-                reference=body.reference,
-                currency_rate=body.currency_rate,
-            )
-        )
+        payment = out.payment
+        _set_ref(payment.document, body.document)
+        payment.document_type = _DOCUMENT_TYPES[body.document_type]
+        payment.account_code = body.account_code
+        _set_date(payment.date, body.date)
+        _set_money(payment.amount, body.amount, currency)
+        payment.reference = body.reference
+        if body.currency_rate:
+            payment.currency_rate = body.currency_rate
     elif isinstance(body, xero.Allocation):
-        out.allocation.CopyFrom(
-            xero_pb2.Allocation(
-                credit_note=_ref(body.credit_note),
-                invoice=_ref(body.invoice),
-                amount=_money(body.amount, currency),
-                date=_date(body.date),
-            )
-        )
+        allocation = out.allocation
+        _set_ref(allocation.credit_note, body.credit_note)
+        _set_ref(allocation.invoice, body.invoice)
+        _set_money(allocation.amount, body.amount, currency)
+        _set_date(allocation.date, body.date)
     elif isinstance(body, xero.BankTransaction):
-        out.bank_transaction.CopyFrom(
-            xero_pb2.BankTransaction(
-                type=_BANK_TYPES[body.type],
-                contact=_contact(body.contact),
-                bank_account_code=body.bank_account_code,
-                date=_date(body.date),
-                reference=body.reference,
-                line_amount_types=_LINE_AMOUNT_TYPES[body.line_amount_types],
-                line_items=_items(body.line_items, currency),
-                sub_total=_money(body.sub_total, currency),
-                total_tax=_money(body.total_tax, currency),
-                total=_money(body.total, currency),
-                currency_code=body.currency_code,
-                currency_rate=body.currency_rate,
-            )
-        )
+        bank = out.bank_transaction
+        bank.type = _BANK_TYPES[body.type]
+        bank.bank_account_code = body.bank_account_code
+        _set_document(bank, body, currency)
     elif isinstance(body, xero.BankTransfer):
-        out.bank_transfer.CopyFrom(
-            xero_pb2.BankTransfer(
-                from_bank_account_code=body.from_bank_account_code,
-                to_bank_account_code=body.to_bank_account_code,
-                amount=_money(body.amount, currency),
-                date=_date(body.date),
-                reference=body.reference,
-            )
-        )
+        transfer = out.bank_transfer
+        transfer.from_bank_account_code = body.from_bank_account_code
+        transfer.to_bank_account_code = body.to_bank_account_code
+        _set_money(transfer.amount, body.amount, currency)
+        _set_date(transfer.date, body.date)
+        transfer.reference = body.reference
     else:
-        out.manual_journal.CopyFrom(
-            xero_pb2.ManualJournal(
-                narration=body.narration,
-                date=_date(body.date),
-                line_amount_types=_LINE_AMOUNT_TYPES[body.line_amount_types],
-                journal_lines=[
-                    xero_pb2.JournalLine(
-                        account_code=line.account_code,
-                        description=line.description,
-                        line_amount=_money(line.line_amount, currency),
-                        tax_type=line.tax_type,
-                        tax_amount=_money(line.tax_amount, currency),
-                    )
-                    for line in body.journal_lines
-                ],
-                status=xero_pb2.MANUAL_JOURNAL_STATUS_POSTED,
+        journal = out.manual_journal
+        journal.narration = body.narration
+        _set_date(journal.date, body.date)
+        journal.line_amount_types = _LINE_AMOUNT_TYPES[body.line_amount_types]
+        for line in body.journal_lines:
+            jl = journal.journal_lines.add(
+                account_code=line.account_code, description=line.description, tax_type=line.tax_type
             )
-        )
-    return out
+            _set_money(jl.line_amount, line.line_amount, currency)
+            _set_money(jl.tax_amount, line.tax_amount, currency)
+        journal.status = xero_pb2.MANUAL_JOURNAL_STATUS_POSTED
+
+
+def fill_response(out: mapper_pb2.MapTransactionResponse, outcome: xero.MapOutcome, profile: Profile) -> None:
+    currency = outcome.currency_code
+    _set_record(out.record, outcome.record)
+    decision = out.decision
+    decision.supported = outcome.decision.supported
+    decision.reason_code = outcome.decision.reason_code
+    decision.reason = outcome.decision.reason
+    decision.profile = PROFILE_TO_PROTO[profile]
+    operations = out.operations
+    for op in outcome.operations:
+        fill_operation(operations.add(), op, currency)
+    _set_money(out.total, outcome.total, currency)
 
 
 def outcome_to_proto(outcome: xero.MapOutcome, profile: Profile) -> mapper_pb2.MapTransactionResponse:
-    currency = outcome.currency_code
-    return mapper_pb2.MapTransactionResponse(
-        record=_record(outcome.record),
-        decision=mapper_pb2.Decision(
-            supported=outcome.decision.supported,
-            reason_code=outcome.decision.reason_code,
-            reason=outcome.decision.reason,
-            profile=PROFILE_TO_PROTO[profile],
-        ),
-        operations=[operation_to_proto(op, currency) for op in outcome.operations],
-        total=_money(outcome.total, currency),
-    )
+    out = mapper_pb2.MapTransactionResponse()
+    fill_response(out, outcome, profile)
+    return out
 
 
 def error_result(index: int, err: XerolinkError) -> mapper_pb2.MapResult:

@@ -3,13 +3,13 @@ layout differs from the Actionstep document, the totals match to the cent."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
-
-from xerolink_common.money import cents_to_str
+from typing import Any
 
 from xerolink_mapper.domain.model import Line
 from xerolink_mapper.domain.problems import Problems
-from xerolink_mapper.domain.validation import decimal_field, money
+from xerolink_mapper.domain.validation import MAX_CENTS, decimal_field, money
 from xerolink_mapper.domain.xero import LineItem
 
 # Xero's limit on a line item description.
@@ -35,11 +35,55 @@ def tax_type_for(code: str, path: str, tax_map: dict[str, str], map_name: str, p
 
 def describe(descriptions: list[str], fallback: str) -> str:
     """The distinct descriptions of the lines summed into one, joined; Xero needs one."""
+    if len(descriptions) == 1 and len(descriptions[0]) <= MAX_DESCRIPTION:
+        return descriptions[0] or fallback
     unique = list(dict.fromkeys(d for d in descriptions if d))
     if not unique:
         return fallback
     text = "; ".join(unique)
     return text if len(text) <= MAX_DESCRIPTION else text[: MAX_DESCRIPTION - 1] + "…"
+
+
+def unit_amount(cents: int) -> str:
+    """12345 -> "123.45" (integer arithmetic: this runs for every line of every document)."""
+    sign = "-" if cents < 0 else ""
+    whole, part = divmod(abs(cents), 100)
+    return f"{sign}{whole}.{part:02d}"
+
+
+# The plain forms almost every line uses; anything else goes through the full checks.
+_PLAIN_QUANTITY = re.compile(r"\d{1,12}(\.\d{1,4})?").fullmatch
+_PLAIN_PRICE = re.compile(r"-?\d{1,12}(\.\d{1,4})?").fullmatch
+
+
+def _line_is_plain(line: Line, tax_type: str | None, currency: str) -> bool:
+    amount, tax = line.amount, line.tax
+    return bool(
+        tax_type
+        and line.gl_account
+        and amount is not None
+        and tax is not None
+        and (not amount.currency_code or amount.currency_code == currency)
+        and (not tax.currency_code or tax.currency_code == currency)
+        and -MAX_CENTS <= amount.cents <= MAX_CENTS
+        and -MAX_CENTS <= tax.cents <= MAX_CENTS
+        and (not line.quantity or _PLAIN_QUANTITY(line.quantity))
+        and (not line.unit_price or _PLAIN_PRICE(line.unit_price))
+    )
+
+
+def _check_line(
+    line: Line, at: str, currency: str, tax_map: dict[str, str], map_name: str, problems: Problems
+) -> tuple[int, int, str]:
+    """Every check of one line, recording each problem with its path."""
+    if not line.gl_account:
+        problems.field(f"{at}.gl_account", "is required: allocate the line to a general-ledger account")
+    tax_type = tax_type_for(line.tax_code, f"{at}.tax_code", tax_map, map_name, problems)
+    decimal_field(line.quantity, f"{at}.quantity", problems, places=4, allow_negative=False)
+    decimal_field(line.unit_price, f"{at}.unit_price", problems, places=4, allow_negative=True)
+    amount = money(line.amount, f"{at}.amount", currency, problems, positive=False)
+    tax = money(line.tax, f"{at}.tax", currency, problems, positive=False)
+    return amount, tax, tax_type
 
 
 def aggregate_lines(
@@ -55,40 +99,29 @@ def aggregate_lines(
     if not lines:
         problems.field(path, "has no lines: a document needs at least one line")
         return (), 0, 0
-    groups: dict[tuple[str, str], list[int]] = {}
-    texts: dict[tuple[str, str], list[str]] = {}
+    # (account, tax type) -> [amount, tax, descriptions], in first-seen order.
+    groups: dict[tuple[str, str], list[Any]] = {}
     sub_total = 0
     tax_total = 0
     for i, line in enumerate(lines):
-        at = f"{path}[{i}]"
-        if not line.gl_account:
-            problems.field(f"{at}.gl_account", "is required: allocate the line to a general-ledger account")
-        tax_type = tax_type_for(line.tax_code, f"{at}.tax_code", tax_map, map_name, problems)
-        decimal_field(line.quantity, f"{at}.quantity", problems, places=4, allow_negative=False)
-        decimal_field(line.unit_price, f"{at}.unit_price", problems, places=4, allow_negative=True)
-        amount = money(line.amount, f"{at}.amount", currency, problems, positive=False)
-        tax = money(line.tax, f"{at}.tax", currency, problems, positive=False)
-        key = (line.gl_account, tax_type)
-        sums = groups.get(key)
-        if sums is None:
-            groups[key] = [amount, tax]
-            texts[key] = [line.description]
+        tax_type = tax_map.get(line.tax_code) if line.tax_code else None
+        if tax_type and _line_is_plain(line, tax_type, currency):
+            amount, tax = line.amount.cents, line.tax.cents  # type: ignore[union-attr]  # checked just above
         else:
-            sums[0] += amount
-            sums[1] += tax
-            texts[key].append(line.description)
+            amount, tax, tax_type = _check_line(line, f"{path}[{i}]", currency, tax_map, map_name, problems)
+        key = (line.gl_account, tax_type)
+        group = groups.get(key)
+        if group is None:
+            groups[key] = [amount, tax, [line.description]]
+        else:
+            group[0] += amount
+            group[1] += tax
+            group[2].append(line.description)
         sub_total += amount
         tax_total += tax
     items = tuple(
-        LineItem(
-            description=describe(texts[key], f"Account {key[0]}"),
-            quantity="1",
-            unit_amount=cents_to_str(amount),
-            account_code=key[0],
-            tax_type=key[1],
-            line_amount=amount,
-            tax_amount=tax,
-        )
-        for key, (amount, tax) in groups.items()
+        # Quantity 1 and unit amount = the sum, so Xero's quantity x unit amount check holds exactly.
+        LineItem(describe(texts, f"Account {account}"), "1", unit_amount(amount), account, tax_type, amount, tax)
+        for (account, tax_type), (amount, tax, texts) in groups.items()
     )
     return items, sub_total, tax_total

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
-from xerolink_mapper.domain.model import ChartAccount
+from xerolink_mapper.domain.model import BANK, LINE, PAYMENT, ChartAccount
 from xerolink_mapper.domain.problems import Problems
 from xerolink_mapper.domain.xero import (
     BankTransaction,
@@ -22,11 +22,6 @@ ACCOUNT_NOT_IN_CHART = "ACCOUNT_NOT_IN_CHART"
 ACCOUNT_ARCHIVED = "ACCOUNT_ARCHIVED"
 ACCOUNT_NOT_A_BANK = "ACCOUNT_NOT_A_BANK_ACCOUNT"
 ACCOUNT_NOT_PAYABLE = "ACCOUNT_PAYMENTS_NOT_ENABLED"
-
-# Roles an account plays in an operation.
-LINE = "line"
-BANK = "bank"
-PAYMENT = "payment"
 
 
 def _uses(op: Operation) -> Iterator[tuple[str, str]]:
@@ -48,11 +43,17 @@ def _uses(op: Operation) -> Iterator[tuple[str, str]]:
             yield line.account_code, LINE
 
 
-def check_operations(operations: Sequence[Operation], chart: dict[str, ChartAccount], problems: Problems) -> None:
+def check_operations(
+    operations: Sequence[Operation],
+    chart: dict[str, ChartAccount],
+    allowed: frozenset[tuple[str, str]],
+    problems: Problems,
+) -> None:
     seen: set[tuple[str, str]] = set()
     for op in operations:
         for code, role in _uses(op):
-            if not code or (code, role) in seen:  # an overpayment line has no code: Xero uses receivables
+            # An overpayment line has no code: Xero books it to receivables.
+            if not code or (code, role) in allowed or (code, role) in seen:
                 continue
             seen.add((code, role))
             account = chart.get(code)

@@ -5,13 +5,10 @@ left as RecordKeys for the poster to resolve through its link registry."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import date
 
-from xerolink_common.money import cents_to_str
-
 from xerolink_mapper.domain import chart as chart_checks
-from xerolink_mapper.domain.aggregation import aggregate_lines, describe, tax_type_for
+from xerolink_mapper.domain.aggregation import aggregate_lines, describe, tax_type_for, unit_amount
 from xerolink_mapper.domain.decisions import decide
 from xerolink_mapper.domain.model import (
     Amount,
@@ -87,33 +84,21 @@ SALES_MAP = "tax_code_map"
 PURCHASE_MAP = "purchase_tax_code_map"
 
 
-@dataclass(slots=True)
 class _Job:
     """One mapping in progress: the transaction, the context and the problems found so far."""
 
-    tx: Transaction
-    ctx: MappingContext
-    problems: Problems
+    __slots__ = ("ctx", "currency", "date", "path", "problems", "rate", "reference", "tx")
 
-    @property
-    def path(self) -> str:
-        return f"transaction.{self.tx.field_name}"
-
-    @property
-    def currency(self) -> str:
-        return self.tx.header.currency_code
-
-    @property
-    def date(self) -> date:
-        return self.tx.header.transaction_date or date.min  # validated before mapping
-
-    @property
-    def rate(self) -> str:
-        return self.tx.header.currency_rate
-
-    @property
-    def reference(self) -> str:
-        return self.tx.header.reference
+    def __init__(self, tx: Transaction, ctx: MappingContext, problems: Problems) -> None:
+        self.tx = tx
+        self.ctx = ctx
+        self.problems = problems
+        header = tx.header
+        self.path = f"transaction.{tx.field_name}"
+        self.currency = header.currency_code
+        self.date: date = header.transaction_date or date.min  # validated before mapping
+        self.rate = header.currency_rate
+        self.reference = header.reference
 
     def money(self, value: Amount | None, name: str, *, positive: bool = True) -> int:
         return money(value, f"{self.path}.{name}", self.currency, self.problems, positive=positive)
@@ -171,7 +156,7 @@ class _Job:
         )
         for name, value, summed in stated:
             cents = self.money(value, f"totals.{name}", positive=False)
-            if cents != summed:
+            if value is not None and cents != summed:
                 self.problems.field(
                     f"{path}.{name}",
                     f"is {cents} cents but the lines add up to {summed}: correct the lines or the total",
@@ -341,7 +326,7 @@ def _bank_transaction(
 
 
 def _single_line(description: str, account: str, tax_type: str, amount: int) -> tuple[LineItem, ...]:
-    return (LineItem(description or f"Account {account}", "1", cents_to_str(amount), account, tax_type, amount, 0),)
+    return (LineItem(description or f"Account {account}", "1", unit_amount(amount), account, tax_type, amount, 0),)
 
 
 def _trust_money(
@@ -435,10 +420,12 @@ def _invoice_paid_from_trust(job: _Job, body: PaymentBody) -> tuple[list[Operati
     return [Operation("trust-spend", spend), Operation("payment", payment)], amount
 
 
-def _funds(job: _Job, body: FundsBody, function: str, field_name: str) -> tuple[list[Operation], int]:
+def _funds(job: _Job, body: FundsBody, function: str, ref: str, account_field: str) -> tuple[list[Operation], int]:
     amount = job.money(body.amount, "amount")
     trust = job.account(body.trust_bank_account, TRUST_BANK, "the trust bank account")
     funds = job.account(body.funds_account, function, f"the {function.replace('_', ' ')} account")
+    if trust and trust == funds:
+        job.problems.field(f"{job.path}.{account_field}", f"is the trust bank account {trust}: nothing moves")
     if body.direction is FundsDirection.UNSPECIFIED:
         job.problems.field(f"{job.path}.direction", "is required: OUT_OF_TRUST or INTO_TRUST")
     out = body.direction is not FundsDirection.INTO_TRUST
@@ -449,17 +436,17 @@ def _funds(job: _Job, body: FundsBody, function: str, field_name: str) -> tuple[
         # transaction on the trust bank, its line on that account.
         type_ = BankTransactionType.SPEND if out else BankTransactionType.RECEIVE
         items = _single_line(f"{function.replace('_', ' ').capitalize()}", funds, TRUST_TAX_TYPE, amount)
-        return [Operation(f"{field_name}", _bank_transaction(job, type_, trust, items, LineAmountTypes.NO_TAX))], amount
+        return [Operation(ref, _bank_transaction(job, type_, trust, items, LineAmountTypes.NO_TAX))], amount
     source, target = (trust, funds) if out else (funds, trust)
     return [Operation("bank-transfer", BankTransfer(source, target, amount, job.date, job.reference))], amount
 
 
 def _statutory_funds(job: _Job, body: FundsBody) -> tuple[list[Operation], int]:
-    return _funds(job, body, STATUTORY_DEPOSIT, "statutory-funds")
+    return _funds(job, body, STATUTORY_DEPOSIT, "statutory-funds", "statutory_account")
 
 
 def _advanced_funds(job: _Job, body: FundsBody) -> tuple[list[Operation], int]:
-    return _funds(job, body, ADVANCED_FUNDS, "advanced-funds")
+    return _funds(job, body, ADVANCED_FUNDS, "advanced-funds", "advanced_funds_account")
 
 
 def _overpayment_refund(job: _Job, body: OverpaymentRefundBody) -> tuple[list[Operation], int]:
@@ -471,7 +458,7 @@ def _overpayment_refund(job: _Job, body: OverpaymentRefundBody) -> tuple[list[Op
         job.problems.field(f"{job.path}.refund_amount", "is more than the overpaid amount")
     bank = job.account(body.bank_account, OFFICE_BANK, "the bank the overpayment was received into")
     receipt = f" (receipt {body.receipt_id})" if body.receipt_id else ""
-    item = LineItem(f"Client overpayment{receipt}", "1", cents_to_str(overpaid), "", "NONE", overpaid, 0)
+    item = LineItem(f"Client overpayment{receipt}", "1", unit_amount(overpaid), "", "NONE", overpaid, 0)
     overpayment = _bank_transaction(job, BankTransactionType.RECEIVE_OVERPAYMENT, bank, (item,), LineAmountTypes.NO_TAX)
     payment = Payment(
         document=LocalRef("overpayment"),
@@ -586,6 +573,6 @@ def map_transaction(tx: Transaction, ctx: MappingContext) -> MapOutcome:
     job = _Job(tx, ctx, problems)
     operations, total = _MAPPERS[tx.kind](job, tx.body)
     if ctx.chart is not None and not problems:
-        chart_checks.check_operations(operations, ctx.chart, problems)
+        chart_checks.check_operations(operations, ctx.chart, ctx.chart_usable, problems)
     problems.raise_if_any()
     return MapOutcome(record, decision, tuple(operations), total, tx.header.currency_code)

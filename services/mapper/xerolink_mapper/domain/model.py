@@ -1,7 +1,9 @@
 """The Actionstep side of a mapping: transactions, their bodies and the connection context.
 
 Money is integer cents (hundredths of the transaction's currency) everywhere; quantities and
-rates are Decimal; nothing is a float. Bodies are grouped by shape, not by kind: a client bill and
+rates are decimal strings checked with Decimal; nothing is a float. Values built per transaction
+are treated as immutable but are not frozen dataclasses: frozen ones cost twice as much to build,
+and thousands are built per second on the streaming path. Bodies are grouped by shape, not by kind: a client bill and
 a supplier credit are both a `DocumentBody`, and the `Kind` says which one it is.
 """
 
@@ -12,7 +14,14 @@ from datetime import date, datetime
 from enum import Enum
 
 
-class Kind(Enum):
+class ValueEnum(Enum):
+    """An enum hashed by identity (members are singletons): Enum's own __hash__ is Python code,
+    and these are dictionary keys on the hot path of every mapping."""
+
+    __hash__ = object.__hash__
+
+
+class Kind(ValueEnum):
     """Actionstep transaction kinds, named as in xerolink.actionstep.v1.TransactionKind."""
 
     CLIENT_BILL = "CLIENT_BILL"
@@ -49,20 +58,20 @@ class Kind(Enum):
     SALES_TAX_RETURN = "SALES_TAX_RETURN"
 
 
-class Profile(Enum):
+class Profile(ValueEnum):
     """Policy profile: what the mapper is willing to post."""
 
     ACTIONSTEP_COMPATIBLE = "actionstep-compatible"
     EXTENDED = "extended"
 
 
-class AccountingMethod(Enum):
+class AccountingMethod(ValueEnum):
     UNSPECIFIED = "unspecified"
     ACCRUAL = "accrual"
     CASH = "cash"
 
 
-class FundsDirection(Enum):
+class FundsDirection(ValueEnum):
     UNSPECIFIED = "unspecified"
     OUT_OF_TRUST = "out-of-trust"
     INTO_TRUST = "into-trust"
@@ -74,7 +83,7 @@ class RecordKey:
     id: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Participant:
     participant_id: int
     display_name: str
@@ -84,7 +93,7 @@ class Participant:
     tax_number: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Amount:
     """A money field as received: cents plus the currency it claims (empty: the transaction's)."""
 
@@ -92,7 +101,7 @@ class Amount:
     currency_code: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Header:
     id: int
     division_id: int
@@ -107,7 +116,7 @@ class Header:
     currency_rate: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Line:
     description: str
     quantity: str
@@ -118,14 +127,14 @@ class Line:
     tax: Amount | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Totals:
     exclusive: Amount | None
     tax: Amount | None
     inclusive: Amount | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class JournalLine:
     gl_account: str
     description: str
@@ -134,7 +143,7 @@ class JournalLine:
     action_id: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class DocumentBody:
     """Client bill, credit note, supplier invoice, supplier credit, purchase documents."""
 
@@ -146,7 +155,7 @@ class DocumentBody:
     related_id: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class PaymentBody:
     """Payment of a bill / supplier invoice, refund of a credit note, invoice paid from trust."""
 
@@ -155,7 +164,7 @@ class PaymentBody:
     bank_account: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ApplicationBody:
     """A credit (client or supplier) applied to an invoice."""
 
@@ -164,7 +173,7 @@ class ApplicationBody:
     amount: Amount | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class OverpaymentRefundBody:
     receipt_id: int
     overpaid: Amount | None
@@ -172,7 +181,7 @@ class OverpaymentRefundBody:
     bank_account: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class BankAmountBody:
     """Trust receipt, trust payment, trust interest, general retainer."""
 
@@ -181,7 +190,7 @@ class BankAmountBody:
     description: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class TrustJournalBody:
     from_action_id: int
     to_action_id: int
@@ -189,7 +198,7 @@ class TrustJournalBody:
     description: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class TransferBody:
     """Trust transfer, office bank-to-bank transfer."""
 
@@ -198,7 +207,7 @@ class TransferBody:
     amount: Amount | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class FundsBody:
     """Statutory funds, advanced funds: between the trust bank and a regulated account."""
 
@@ -208,7 +217,7 @@ class FundsBody:
     amount: Amount | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class BankEntryBody:
     """A bank deposit or withdrawal not linked to a payment."""
 
@@ -217,13 +226,13 @@ class BankEntryBody:
     totals: Totals | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class GeneralJournalBody:
     narration: str
     lines: tuple[JournalLine, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class OpaqueBody:
     """A kind the integration never posts (reconciliations, batches, printed documents, returns):
     nothing of it is needed to decide, so nothing of it is kept."""
@@ -244,7 +253,7 @@ Body = (
 )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Transaction:
     kind: Kind
     header: Header
@@ -261,6 +270,27 @@ class ChartAccount:
     status: str
     tax_type: str = ""
     enable_payments: bool = False
+
+
+# Roles an account plays in an operation.
+LINE = "line"
+BANK = "bank"
+PAYMENT = "payment"
+
+
+def usable_accounts(chart: dict[str, ChartAccount]) -> frozenset[tuple[str, str]]:
+    """Every (code, role) the chart allows, computed once per context: most operations pass the
+    chart check by a set lookup and only a problem pays for the full check."""
+    out = set()
+    for code, account in chart.items():
+        if account.status.upper() == "ARCHIVED":
+            continue
+        out.add((code, LINE))
+        if account.type == "BANK":
+            out.add((code, BANK))
+        if account.type == "BANK" or account.enable_payments:
+            out.add((code, PAYMENT))
+    return frozenset(out)
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,3 +314,8 @@ class MappingContext:
     # Posting open documents that predate the connection (the backfill): the pre-integration
     # condition does not apply to client bills and their payments.
     pre_integration_backfill: bool = False
+    # (account code, role) pairs the chart allows, derived from `chart`.
+    chart_usable: frozenset[tuple[str, str]] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "chart_usable", usable_accounts(self.chart) if self.chart is not None else frozenset())

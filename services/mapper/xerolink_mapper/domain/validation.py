@@ -96,6 +96,10 @@ def check_rate(header: Header, ctx: MappingContext, problems: Problems) -> None:
 def money(value: Amount | None, path: str, currency: str, problems: Problems, *, positive: bool) -> int:
     """The cents of a money field, checked: present, in the transaction's currency, plausible,
     and (when `positive`) greater than zero."""
+    if value is not None and (not value.currency_code or value.currency_code == currency):
+        cents = value.cents
+        if (cents > 0 if positive else cents >= -MAX_CENTS) and cents <= MAX_CENTS:
+            return cents
     if value is None:
         problems.field(path, "is required")
         return 0

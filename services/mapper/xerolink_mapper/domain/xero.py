@@ -7,35 +7,34 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from enum import Enum
 
-from xerolink_mapper.domain.model import RecordKey
+from xerolink_mapper.domain.model import RecordKey, ValueEnum
 
 
-class LineAmountTypes(Enum):
+class LineAmountTypes(ValueEnum):
     EXCLUSIVE = "Exclusive"
     INCLUSIVE = "Inclusive"
     NO_TAX = "NoTax"
 
 
-class InvoiceType(Enum):
+class InvoiceType(ValueEnum):
     ACCREC = "ACCREC"
     ACCPAY = "ACCPAY"
 
 
-class CreditNoteType(Enum):
+class CreditNoteType(ValueEnum):
     ACCRECCREDIT = "ACCRECCREDIT"
     ACCPAYCREDIT = "ACCPAYCREDIT"
 
 
-class BankTransactionType(Enum):
+class BankTransactionType(ValueEnum):
     RECEIVE = "RECEIVE"
     SPEND = "SPEND"
     RECEIVE_OVERPAYMENT = "RECEIVE-OVERPAYMENT"
     SPEND_OVERPAYMENT = "SPEND-OVERPAYMENT"
 
 
-class DocumentType(Enum):
+class DocumentType(ValueEnum):
     """What a payment pays."""
 
     INVOICE = "Invoice"
@@ -55,7 +54,7 @@ class LocalRef:
 DocumentRef = LocalRef | RecordKey
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Contact:
     contact_number: str
     name: str
@@ -66,7 +65,7 @@ class Contact:
     tax_number: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class LineItem:
     description: str
     quantity: str
@@ -77,7 +76,7 @@ class LineItem:
     tax_amount: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Invoice:
     type: InvoiceType
     contact: Contact
@@ -94,7 +93,7 @@ class Invoice:
     currency_rate: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CreditNote:
     type: CreditNoteType
     contact: Contact
@@ -110,7 +109,7 @@ class CreditNote:
     currency_rate: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Payment:
     document: DocumentRef
     document_type: DocumentType
@@ -121,7 +120,7 @@ class Payment:
     currency_rate: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Allocation:
     credit_note: DocumentRef
     invoice: DocumentRef
@@ -129,7 +128,7 @@ class Allocation:
     date: dt.date
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class BankTransaction:
     type: BankTransactionType
     contact: Contact
@@ -145,7 +144,7 @@ class BankTransaction:
     currency_rate: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class BankTransfer:
     from_bank_account_code: str
     to_bank_account_code: str
@@ -154,7 +153,7 @@ class BankTransfer:
     reference: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class JournalLine:
     account_code: str
     description: str
@@ -164,7 +163,7 @@ class JournalLine:
     tax_amount: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ManualJournal:
     narration: str
     date: dt.date
@@ -175,7 +174,7 @@ class ManualJournal:
 OperationBody = Invoice | CreditNote | Payment | Allocation | BankTransaction | BankTransfer | ManualJournal
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Operation:
     local_ref: str
     body: OperationBody
@@ -188,7 +187,7 @@ class Decision:
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class MapOutcome:
     """The answer for one transaction: the decision, and when supported the operations in the
     order they must be performed. `total` is the Actionstep amount the operations conserve."""

@@ -9,19 +9,49 @@ import argparse
 import logging
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from xerolink_common.grpc_server import RunningServer, create_server, serve_until_signalled
 from xerolink_common.logs import configure_logging
+from xerolink_common.security import ServerSecurity, server_security_from_env
+from xerolink_common.telemetry import configure_telemetry
 
-from xerolink_mapper.adapters.grpc_servicer import SERVICE_NAME, register
+from xerolink_mapper.adapters.grpc_servicer import SERVICE_NAME, MapperServicer, registrar
+from xerolink_mapper.adapters.stream_mapping import StreamMapper
 
 DEFAULT_ADDRESS = "0.0.0.0:50061"
 log = logging.getLogger("xerolink_mapper")
 
 
-def start(address: str, max_workers: int = 16) -> RunningServer:
-    """Starts the mapper on `address` (port 0 picks a free one) and returns it running."""
-    return create_server(address, [register], [SERVICE_NAME], max_workers=max_workers)
+@dataclass
+class Mapper:
+    running: RunningServer
+    stream_mapper: StreamMapper
+
+    @property
+    def port(self) -> int:
+        return self.running.port
+
+    def stop(self, grace: float = 5.0) -> None:
+        self.running.stop(grace)
+        self.stream_mapper.close()
+
+
+def start(
+    address: str, max_workers: int = 16, security: ServerSecurity | None = None, stream_processes: int = 0
+) -> Mapper:
+    """Starts the mapper on `address` (port 0 picks a free one) and returns it running.
+    `stream_processes` > 0 maps stream messages in that many worker processes."""
+    stream_mapper = StreamMapper(stream_processes)  # workers first: spawned before gRPC threads exist
+    running = create_server(
+        address,
+        [registrar(MapperServicer(stream_mapper))],
+        [SERVICE_NAME],
+        max_workers=max_workers,
+        interceptors=security.interceptors if security else (),
+        credentials=security.credentials if security else None,
+    )
+    return Mapper(running, stream_mapper)
 
 
 def _address(args: argparse.Namespace) -> str:
@@ -42,11 +72,25 @@ def main(argv: Sequence[str] | None = None) -> None:
         default=int(os.environ.get("XEROLINK_MAPPER_WORKERS", "16")),
         help="request threads (default 16, or XEROLINK_MAPPER_WORKERS)",
     )
+    parser.add_argument(
+        "--stream-processes",
+        type=int,
+        default=int(os.environ.get("XEROLINK_MAPPER_STREAM_PROCESSES", "0")),
+        help="map StreamMapTransactions messages in this many worker processes (default 0: in the "
+        "request thread; or XEROLINK_MAPPER_STREAM_PROCESSES)",
+    )
     args = parser.parse_args(argv)
     configure_logging("mapper")
-    running = start(_address(args), args.workers)
-    log.info("mapper listening on port %d", running.port)
-    serve_until_signalled(running)
+    telemetry = configure_telemetry("xerolink-mapper")
+    security = server_security_from_env("mapper", allowed_callers_env="XEROLINK_MAPPER_ALLOWED_CALLERS")
+    mapper = start(_address(args), args.workers, security, args.stream_processes)
+    log.info("mapper listening on port %d (stream processes: %d)", mapper.port, args.stream_processes)
+
+    def stopped() -> None:
+        mapper.stream_mapper.close()
+        telemetry.shutdown()
+
+    serve_until_signalled(mapper.running, on_stop=stopped)
 
 
 if __name__ == "__main__":

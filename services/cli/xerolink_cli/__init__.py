@@ -1,0 +1,1 @@
+"""The xerolink operator CLI."""

@@ -1,0 +1,113 @@
+"""`xerolink demo`: a newcomer's first look at the whole flow with no Xero account."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import grpc
+import httpx
+from google.protobuf.timestamp_pb2 import Timestamp
+from rich.console import Console
+from rich.table import Table
+from xerolink.mapper.v1 import mapper_service_pb2 as mapper_pb2
+from xerolink.poster.v1 import poster_service_pb2 as poster_pb2
+from xerolink.poster.v1 import poster_service_pb2_grpc as poster_grpc
+from xerolink_common.money import cents_to_str, decimal_to_cents
+
+from xerolink_cli.commands import exit_code, post_all, results_table, summary
+from xerolink_cli.local_stack import LocalStack
+from xerolink_cli.transactions import demo_transactions
+
+FIRM = "Harbour & Finch Lawyers"
+CONNECTION_ID = "harbour-finch"
+# The allocation the first connected organisation writes (function -> the demo chart's codes).
+ALLOCATION = {
+    "office_bank": "090",
+    "trust_bank": "091",
+    "statutory_deposit": "092",
+    "advanced_funds": "093",
+    "trust_interest": "270",
+    "trust_liability": "850",
+    "trust_transfers": "855",
+    "trust_paid_by_firm": "860",
+}
+
+
+def mapping_context() -> mapper_pb2.MappingContext:
+    connected = Timestamp()
+    connected.FromJsonString("2026-11-01T00:00:00Z")
+    return mapper_pb2.MappingContext(
+        profile=mapper_pb2.POLICY_PROFILE_ACTIONSTEP_COMPATIBLE,
+        linked_division_id=1,
+        connected_at=connected,
+        base_currency_code="AUD",
+        accounting_method=mapper_pb2.ACCOUNTING_METHOD_ACCRUAL,
+        account_allocation=ALLOCATION,
+        tax_code_map={"GST": "OUTPUT", "FRE": "EXEMPTOUTPUT"},
+        purchase_tax_code_map={"GST": "INPUT", "FRE": "EXEMPTEXPENSES"},
+    )
+
+
+def connect(stack: LocalStack, stub: poster_grpc.PosterServiceStub) -> str:
+    """Creates the firm's organisation in the emulator and registers the connection."""
+    org = httpx.post(f"{stack.emulator_url}/emulator/organisations", json={"name": FIRM}, timeout=10)
+    org.raise_for_status()
+    created: dict[str, Any] = org.json()
+    stub.CreateConnection(
+        poster_pb2.CreateConnectionRequest(
+            connection=poster_pb2.Connection(
+                connection_id=CONNECTION_ID,
+                xero_base_url=stack.emulator_url,
+                xero_tenant_id=created["tenant_id"],
+                access_token=created["access_token"],
+                refresh_token=created["refresh_token"],
+                mapping_context=mapping_context(),
+            )
+        ),
+        timeout=10,
+    )
+    return str(created["tenant_id"])
+
+
+def ledger_table(ledger: dict[str, Any]) -> Table:
+    table = Table(title=f"{FIRM} in the emulated Xero: balances per account")
+    table.add_column("account")
+    table.add_column("name")
+    table.add_column("balance (debit +)", justify="right")
+    for row in ledger.get("accounts", []):
+        units = decimal_to_cents(str(row["Balance"]))
+        if units:
+            table.add_row(str(row["Code"]), str(row.get("Name", "")), cents_to_str(units))
+    return table
+
+
+def demo(args: argparse.Namespace, console: Console) -> int:
+    transactions = demo_transactions()
+    console.print(f"[bold]xerolink demo[/bold]: {len(transactions)} transactions of {FIRM} (a week in November)")
+    with LocalStack(Path(args.workdir), keep_running=args.keep_running) as stack:
+        console.print(
+            f"emulator {stack.emulator_url}  mapper {stack.mapper_target}  poster {stack.poster_target}"
+            f"  (logs in {args.workdir})"
+        )
+        with grpc.insecure_channel(stack.poster_target) as channel:
+            stub = poster_grpc.PosterServiceStub(channel)
+            tenant = connect(stack, stub)
+            results = post_all(stub, CONNECTION_ID, transactions, console, wait=True)
+        console.print(results_table(results))
+        console.print(f"{summary(results)}  (refusals are what Actionstep's own integration does not post)")
+        ledger = httpx.get(f"{stack.emulator_url}/emulator/organisations/{tenant}/ledger", timeout=10)
+        ledger.raise_for_status()
+        # Amounts arrive as JSON numbers: read them as Decimal, never float.
+        books = json.loads(ledger.text, parse_float=Decimal)
+        console.print(ledger_table(books))
+        console.print(f"debits equal credits: {'yes' if books.get('balanced') else 'NO'}")
+        if args.keep_running:
+            hint = f"xerolink --poster {stack.poster_target} links --connection {CONNECTION_ID}"
+            console.print(f"services left running; try: {hint}")
+    code = exit_code(results)
+    # Refusals are part of the demo (Actionstep's integration does not post those kinds).
+    return 0 if code == 4 else code

@@ -1,0 +1,84 @@
+"""`xerolink`: the operator and newcomer CLI.
+
+Exit codes scripts can rely on:
+  0  everything asked for was done (posted, linked, listed)
+  1  at least one transaction failed (Xero refused it or a precondition is unmet)
+  2  bad usage or unreadable input (nothing was sent)
+  3  a service could not be reached
+  4  nothing failed, but at least one transaction is not supported and was not posted
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+
+import grpc
+from rich.console import Console
+
+from xerolink_cli import commands
+from xerolink_cli import demo as demo_command
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNAVAILABLE, EXIT_REFUSED = 0, 1, 2, 3, 4
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="xerolink", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument(
+        "--mapper",
+        default=os.environ.get("XEROLINK_MAPPER_TARGET", "127.0.0.1:50051"),
+        help="mapper host:port",
+    )
+    parser.add_argument(
+        "--poster",
+        default=os.environ.get("XEROLINK_POSTER_TARGET", "127.0.0.1:50052"),
+        help="poster host:port",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="start emulator, mapper and poster locally and post a sample firm's week")
+    demo.add_argument("--workdir", default=".xerolink/demo", help="where the demo keeps its SQLite registry and logs")
+    demo.add_argument("--keep-running", action="store_true", help="leave the services running after the demo")
+    demo.set_defaults(run=demo_command.demo)
+
+    matrix = sub.add_parser("matrix", help="print the support matrix")
+    matrix.add_argument("--profile", choices=["compatible", "extended", "all"], default="all")
+    matrix.set_defaults(run=commands.matrix)
+
+    post = sub.add_parser("post", help="post Actionstep transactions (JSON, NDJSON or a JSON array) from a file or -")
+    post.add_argument("file", help="path, or - for standard input")
+    post.add_argument("--connection", required=True, help="connection id")
+    post.add_argument("--wait", action="store_true", help="wait until every posting is settled")
+    post.set_defaults(run=commands.post)
+
+    links = sub.add_parser("links", help="list links by group and state")
+    links.add_argument("--connection", required=True)
+    links.add_argument("--group", choices=["sales-invoices", "payments", "bank-transactions", "credit-notes"])
+    links.add_argument("--state", choices=["pending", "waiting", "linked", "failed", "unlinked"])
+    links.set_defaults(run=commands.links)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    console = Console()
+    run: Callable[[argparse.Namespace, Console], int] = args.run
+    try:
+        return run(args, console)
+    except commands.UsageError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        return EXIT_USAGE
+    except grpc.RpcError as exc:
+        code = exc.code() if hasattr(exc, "code") else None
+        if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+            console.print(f"[red]service unavailable:[/red] {exc.details() if hasattr(exc, 'details') else exc}")
+            return EXIT_UNAVAILABLE
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

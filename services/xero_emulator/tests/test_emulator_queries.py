@@ -1,0 +1,92 @@
+"""Look-ups the poster needs when an outcome is uncertain: where filters, IDs, paging, GET by ID
+or number, contacts by ContactNumber."""
+
+from __future__ import annotations
+
+import httpx
+from xero_emulator.testing import Tenant, invoice
+
+
+def listed(response: httpx.Response, resource: str) -> list[dict[str, object]]:
+    assert response.status_code == 200, response.text
+    items: list[dict[str, object]] = response.json()[resource]
+    return items
+
+
+def test_where_on_number_reference_and_contact(tenant: Tenant) -> None:
+    a = tenant.create("Invoices", invoice(InvoiceNumber="Q-1", Reference="bill-17", contact="Ann"))
+    tenant.create("Invoices", invoice(InvoiceNumber="Q-2", Reference="bill-18", contact="Bob"))
+    get = tenant.client.get
+    assert [i["InvoiceID"] for i in listed(get("/Invoices", params={"where": 'InvoiceNumber=="Q-1"'}), "Invoices")] == [
+        a["InvoiceID"]
+    ]
+    assert len(listed(get("/Invoices", params={"where": 'Reference=="bill-18"'}), "Invoices")) == 1
+    by_contact = f'Contact.ContactID==Guid("{a["Contact"]["ContactID"]}") AND Status=="AUTHORISED"'
+    assert [i["InvoiceNumber"] for i in listed(get("/Invoices", params={"where": by_contact}), "Invoices")] == ["Q-1"]
+    assert listed(get("/Invoices", params={"where": 'Reference=="nope"'}), "Invoices") == []
+    assert [i["InvoiceNumber"] for i in listed(get("/Invoices", params={"InvoiceNumbers": "Q-2"}), "Invoices")] == [
+        "Q-2"
+    ]
+
+
+def test_unsupported_where_is_a_clear_400(tenant: Tenant) -> None:
+    response = tenant.client.get("/Invoices", params={"where": 'Reference.StartsWith("b") OR Total>5'})
+    assert response.status_code == 400
+    assert "Unsupported where clause" in response.json()["Message"]
+
+
+def test_get_by_id_and_by_number_and_ids_filter(tenant: Tenant) -> None:
+    a = tenant.create("Invoices", invoice(InvoiceNumber="N-1"))
+    b = tenant.create("Invoices", invoice(InvoiceNumber="N-2"))
+    assert listed(tenant.client.get(f"/Invoices/{a['InvoiceID']}"), "Invoices")[0]["InvoiceNumber"] == "N-1"
+    assert listed(tenant.client.get("/Invoices/N-2"), "Invoices")[0]["InvoiceID"] == b["InvoiceID"]
+    ids = listed(tenant.client.get("/Invoices", params={"IDs": f"{a['InvoiceID']},{b['InvoiceID']}"}), "Invoices")
+    assert {i["InvoiceNumber"] for i in ids} == {"N-1", "N-2"}
+    missing = tenant.client.get("/Invoices/00000000-0000-0000-0000-000000000000")
+    assert missing.status_code == 404
+
+
+def test_pages_hold_one_hundred(tenant: Tenant) -> None:
+    contacts = [{"Name": f"Client {n:03d}", "ContactNumber": f"P{n}"} for n in range(150)]
+    assert tenant.put("Contacts", *contacts).status_code == 200
+    first = listed(tenant.client.get("/Contacts", params={"page": "1"}), "Contacts")
+    second = listed(tenant.client.get("/Contacts", params={"page": "2"}), "Contacts")
+    third = listed(tenant.client.get("/Contacts", params={"page": "3"}), "Contacts")
+    assert (len(first), len(second), len(third)) == (100, 50, 0)
+    assert tenant.client.get("/Contacts", params={"page": "0"}).status_code == 400
+
+
+def test_contacts_by_number_and_unique_names(tenant: Tenant) -> None:
+    created = tenant.create(
+        "Contacts", {"Name": "Jane Citizen", "ContactNumber": "PART-42", "EmailAddress": "j@example.com"}
+    )
+    by_where = listed(tenant.client.get("/Contacts", params={"where": 'ContactNumber=="PART-42"'}), "Contacts")
+    assert [c["ContactID"] for c in by_where] == [created["ContactID"]]
+    assert listed(tenant.client.get("/Contacts/PART-42"), "Contacts")[0]["Name"] == "Jane Citizen"
+    clash = tenant.put("Contacts", {"Name": "jane citizen"})
+    assert clash.status_code == 400
+    assert "must be unique across all active contacts" in clash.json()["Elements"][0]["ValidationErrors"][0]["Message"]
+    # POST with the ContactNumber updates the same contact rather than creating another.
+    updated = tenant.post("/Contacts", {"Contacts": [{"ContactNumber": "PART-42", "EmailAddress": "new@example.com"}]})
+    assert updated.json()["Contacts"][0]["ContactID"] == created["ContactID"]
+    assert updated.json()["Contacts"][0]["EmailAddress"] == "new@example.com"
+
+
+def test_chart_tax_rates_and_organisation(tenant: Tenant) -> None:
+    accounts = listed(tenant.client.get("/Accounts"), "Accounts")
+    by_code = {a["Code"]: a for a in accounts}
+    assert by_code["855"]["EnablePaymentsToAccount"] is True
+    assert by_code["499"]["Status"] == "ARCHIVED"
+    assert by_code["091"]["Type"] == "BANK"
+    bank = listed(tenant.client.get("/Accounts", params={"where": 'Type=="BANK"'}), "Accounts")
+    assert sorted(str(a["Code"]) for a in bank) == ["090", "091", "092", "093", "094"]
+    account_id = by_code["200"]["AccountID"]
+    assert listed(tenant.client.get(f"/Accounts/{account_id}"), "Accounts")[0]["Name"] == "Legal Fees"
+    rates = {r["TaxType"]: r["EffectiveRate"] for r in listed(tenant.client.get("/TaxRates"), "TaxRates")}
+    assert rates == {"OUTPUT": 10, "INPUT": 10, "EXEMPTOUTPUT": 0, "EXEMPTEXPENSES": 0, "BASEXCLUDED": 0, "NONE": 0}
+    organisation = listed(tenant.client.get("/Organisation"), "Organisations")[0]
+    assert (organisation["BaseCurrency"], organisation["IsDemoCompany"], organisation["Class"]) == (
+        "AUD",
+        False,
+        "PREMIUM",
+    )
