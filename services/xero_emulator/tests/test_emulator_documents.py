@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import httpx
-from xero_emulator.testing import Tenant, invoice, line
+from xero_emulator.testing import Tenant, credit_note, invoice, line
 
 
 def errors_of(response: httpx.Response) -> list[str]:
@@ -107,3 +107,32 @@ def test_editing_an_authorised_invoice_recomputes_totals(tenant: Tenant) -> None
     )
     assert updated.json()["Invoices"][0]["Total"] == 220.00
     assert updated.json()["Invoices"][0]["AmountDue"] == 220.00
+
+
+def test_tax_is_rounded_per_line_and_totals_sum_the_lines(tenant: Tenant) -> None:
+    element = invoice()
+    element["LineItems"] = [line("0.05"), line("0.05"), line("0.05")]
+    created = tenant.create("Invoices", element)
+    # Each line's 0.005 of GST rounds to 0.01; the document's tax is the sum of its lines (0.03),
+    # not 10% of the subtotal (0.015 -> 0.02).
+    assert [item["TaxAmount"] for item in created["LineItems"]] == [0.01, 0.01, 0.01]
+    assert (created["SubTotal"], created["TotalTax"], created["Total"]) == (0.15, 0.03, 0.18)
+
+
+def test_inclusive_credit_note_keeps_its_tax_inclusive_total(tenant: Tenant) -> None:
+    note = tenant.create("CreditNotes", credit_note("55.00", LineAmountTypes="Inclusive"))
+    assert (note["SubTotal"], note["TotalTax"], note["Total"], note["RemainingCredit"]) == (50.00, 5.00, 55.00, 55.00)
+    assert tenant.balance("820") == "5.00"
+    assert tenant.balance("610") == "-55.00"
+
+
+def test_an_account_archived_after_set_up_is_refused_by_name(tenant: Tenant) -> None:
+    archived = httpx.post(
+        f"{tenant.server.base_url}/emulator/organisations/{tenant.tenant_id}/accounts",
+        json={"Code": "420", "Status": "ARCHIVED"},
+    )
+    assert archived.json()["Status"] == "ARCHIVED"
+    messages = errors_of(tenant.put("Invoices", invoice(kind="ACCPAY")))
+    assert messages == [
+        "The account code '420' has been archived, or deleted. Each line item must reference a valid account."
+    ]

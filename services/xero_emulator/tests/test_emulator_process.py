@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import time
 from decimal import Decimal
 
 import httpx
+from xero_emulator import EmulatorServer
 from xero_emulator.jsonio import dumps
 
 from tests.fixtures.processes import child_env, console_script, free_port, wait_for_port
@@ -68,3 +70,15 @@ def test_console_script_seeds_demo_serves_admin_api_and_stops_on_sigterm() -> No
     assert proc.returncode == 0
     assert "xero-emulator stopped" in out
     assert time.monotonic() - started < 5
+
+
+def test_a_malformed_content_length_is_a_400_not_a_crash() -> None:
+    server = EmulatorServer().start()
+    try:
+        with socket.create_connection(("127.0.0.1", server.port)) as conn:
+            conn.sendall(b"PUT /api.xro/2.0/Invoices HTTP/1.1\r\nHost: x\r\nContent-Length: lots\r\n\r\n")
+            answer = conn.recv(4096).decode()
+        assert answer.startswith("HTTP/1.1 400")
+        assert "Content-Length must be a whole number" in answer
+    finally:
+        server.stop()

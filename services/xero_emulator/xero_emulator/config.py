@@ -21,7 +21,6 @@ class EmulatorConfig:
     # How long a rotated-out refresh token keeps working, so a lost token response can be recovered.
     refresh_grace_minutes: float = 30.0
     max_body_bytes: int = 3_500_000
-    max_batch: int = 0  # 0: no limit beyond the body size; Xero advises 50.
     provider_name: str = "xerolink emulator"
     seed: int = 20260701
 

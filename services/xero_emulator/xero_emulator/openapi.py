@@ -36,7 +36,10 @@ def obj(props: dict[str, Schema], required: list[str] | None = None) -> Schema:
 
 
 LINE_AMOUNT_TYPES = enum("Exclusive", "Inclusive", "NoTax")
-VALIDATION = {"ValidationErrors": arr(ref("ValidationError")), "StatusAttributeString": STR, "HasErrors": BOOL}
+# Xero marks batch elements with these; which of them a schema has follows Xero's description.
+VALIDATION = {"ValidationErrors": arr(ref("ValidationError")), "StatusAttributeString": STR}
+HAS_ERRORS = {"HasErrors": BOOL}
+HAS_VALIDATION_ERRORS = {"HasValidationErrors": BOOL}
 INPUT_DATE: Schema = {"type": "string", "format": "date"}
 
 LINE_ITEM_IN = obj(
@@ -80,9 +83,9 @@ CONTACT = obj(
         "ContactGroups": arr({"type": "object"}),
         "ContactPersons": arr({"type": "object"}),
         "HasAttachments": BOOL,
-        "HasValidationErrors": BOOL,
         "UpdatedDateUTC": MSDATE,
         **VALIDATION,
+        **HAS_VALIDATION_ERRORS,
     }
 )
 
@@ -97,7 +100,6 @@ DOC_IN: dict[str, Schema] = {
 DOC_OUT: dict[str, Schema] = {
     "Contact": ref("Contact"),
     "Date": MSDATE,
-    "DateString": STR,
     "Status": enum("DRAFT", "SUBMITTED", "AUTHORISED", "PAID", "DELETED", "VOIDED"),
     "LineAmountTypes": LINE_AMOUNT_TYPES,
     "LineItems": arr(ref("LineItem")),
@@ -108,11 +110,10 @@ DOC_OUT: dict[str, Schema] = {
     "CurrencyCode": STR,
     "CurrencyRate": NUM,
     "UpdatedDateUTC": MSDATE,
-    "FullyPaidOnDate": MSDATE,
     "HasAttachments": BOOL,
-    "Payments": arr(ref("Payment")),
     **VALIDATION,
 }
+SETTLED: dict[str, Schema] = {"FullyPaidOnDate": MSDATE, "Payments": arr(ref("Payment")), **HAS_ERRORS}
 INVOICE_IN = obj(
     {**DOC_IN, "Type": enum("ACCREC", "ACCPAY"), "InvoiceID": UUID, "InvoiceNumber": STR, "DueDate": INPUT_DATE},
     ["Type", "Contact", "LineItems"],
@@ -123,8 +124,8 @@ INVOICE = obj(
         "Type": enum("ACCREC", "ACCPAY"),
         "InvoiceID": UUID,
         "InvoiceNumber": STR,
+        **SETTLED,
         "DueDate": MSDATE,
-        "DueDateString": STR,
         "AmountDue": NUM,
         "AmountPaid": NUM,
         "AmountCredited": NUM,
@@ -142,6 +143,7 @@ CREDIT_NOTE = obj(
         **DOC_OUT,
         "Type": enum("ACCRECCREDIT", "ACCPAYCREDIT"),
         "CreditNoteID": UUID,
+        **SETTLED,
         "CreditNoteNumber": STR,
         "RemainingCredit": NUM,
         "AppliedAmount": NUM,
@@ -186,10 +188,11 @@ PAYMENT = obj(
         ),
         "UpdatedDateUTC": MSDATE,
         "HasAccount": BOOL,
-        "HasValidationErrors": BOOL,
         **VALIDATION,
+        **HAS_VALIDATION_ERRORS,
     }
 )
+PAYMENT_DELETE = obj({"Status": enum("DELETED")}, ["Status"])
 ALLOCATION_IN = obj({"Invoice": obj({"InvoiceID": UUID}), "Amount": NUM, "Date": INPUT_DATE}, ["Invoice", "Amount"])
 ALLOCATION = obj(
     {
@@ -284,11 +287,8 @@ MANUAL_JOURNAL = obj(
 )
 OVERPAYMENT = obj(
     {
-        **{
-            k: v
-            for k, v in DOC_OUT.items()
-            if k not in ("DateString", "FullyPaidOnDate", "ValidationErrors", "StatusAttributeString", "HasErrors")
-        },
+        **{k: v for k, v in DOC_OUT.items() if k not in VALIDATION},
+        "Payments": arr(ref("Payment")),
         "OverpaymentID": UUID,
         "Type": enum("RECEIVE-OVERPAYMENT", "SPEND-OVERPAYMENT"),
         "Status": enum("AUTHORISED", "PAID", "VOIDED"),
@@ -465,75 +465,77 @@ def _path_param(name: str) -> dict[str, Any]:
     return {"in": "path", "name": name, "required": True, "schema": UUID}
 
 
-def _write(op_id: str, resource: str, *, single: bool = False) -> dict[str, Any]:
-    body = REQUEST_BODIES[resource]
-    if single:
-        content: Schema = {"oneOf": [body, obj({resource: {**arr(body), "minItems": 1, "maxItems": 1}}, [resource])]}
-    else:
-        content = obj({resource: {**arr(body), "minItems": 1}}, [resource])
+def _wrapped(resource: str) -> Schema:
+    return obj({resource: {**arr(REQUEST_BODIES[resource]), "minItems": 1}}, [resource])
+
+
+def _write(op_id: str, resource: str, body: Schema, *params: str) -> dict[str, Any]:
     return {
         "operationId": op_id,
-        "parameters": _params("summarizeErrors", "idempotencyKey"),
-        "requestBody": {"required": True, "content": _json(content)},
+        "parameters": _params(*params, "idempotencyKey"),
+        "requestBody": {"required": True, "content": _json(body)},
         "responses": _responses(resource),
     }
 
 
-def _list(op_id: str, resource: str, *extra: str) -> dict[str, Any]:
-    return {
-        "operationId": op_id,
-        "parameters": _params("where", "page", "IDs", *extra),
-        "responses": _responses(resource),
-    }
+def _read(op_id: str, resource: str, *params: str) -> dict[str, Any]:
+    return {"operationId": op_id, "parameters": _params(*params), "responses": _responses(resource)}
 
 
-def _get(op_id: str, resource: str) -> dict[str, Any]:
-    return {"operationId": op_id, "parameters": _params(), "responses": _responses(resource)}
+# (resource, item name, ID parameter, list query parameters, collection writes, item write) where
+# the parameters are those Xero's description declares for the operation and the emulator implements.
+COLLECTIONS: tuple[tuple[str, str, str, tuple[str, ...], tuple[str, ...], bool], ...] = (
+    (
+        "Invoices",
+        "Invoice",
+        "InvoiceID",
+        ("where", "IDs", "InvoiceNumbers", "ContactIDs", "Statuses", "page"),
+        ("put", "post"),
+        True,
+    ),
+    ("CreditNotes", "CreditNote", "CreditNoteID", ("where", "page"), ("put", "post"), True),
+    ("Payments", "Payment", "PaymentID", ("where", "page"), ("put", "post"), True),
+    ("BankTransactions", "BankTransaction", "BankTransactionID", ("where", "page"), ("put", "post"), True),
+    ("BankTransfers", "BankTransfer", "BankTransferID", ("where",), ("put",), False),
+    ("ManualJournals", "ManualJournal", "ManualJournalID", ("where", "page"), ("put", "post"), True),
+    ("Overpayments", "Overpayment", "OverpaymentID", ("where", "page"), (), False),
+    ("Contacts", "Contact", "ContactID", ("where", "IDs", "page", "includeArchived"), ("put", "post"), True),
+    ("Accounts", "Account", "AccountID", ("where",), (), False),
+)
 
 
 def _paths() -> dict[str, Any]:
     paths: dict[str, Any] = {}
-    collections = (
-        ("Invoices", "Invoice", "InvoiceID", ("put", "post"), ("post",)),
-        ("CreditNotes", "CreditNote", "CreditNoteID", ("put", "post"), ("post",)),
-        ("Payments", "Payment", "PaymentID", ("put", "post"), ("post",)),
-        ("BankTransactions", "BankTransaction", "BankTransactionID", ("put", "post"), ("post",)),
-        ("BankTransfers", "BankTransfer", "BankTransferID", ("put",), ()),
-        ("ManualJournals", "ManualJournal", "ManualJournalID", ("put", "post"), ("post",)),
-        ("Overpayments", "Overpayment", "OverpaymentID", (), ()),
-        ("Contacts", "Contact", "ContactID", ("put", "post"), ("post",)),
-        ("Accounts", "Account", "AccountID", (), ()),
-    )
-    for resource, single, id_name, writes, item_writes in collections:
-        extra = ("InvoiceNumbers", "ContactIDs", "Statuses") if resource == "Invoices" else ()
-        paths[f"/{resource}"] = {"get": _list(f"get{resource}", resource, *extra)}
-        for method in writes:
-            verb = "create" if method == "put" else "updateOrCreate"
-            paths[f"/{resource}"][method] = _write(f"{verb}{resource}", resource)
-        item = {"parameters": [_path_param(id_name)], "get": _get(f"get{single}", resource)}
-        for method in item_writes:
-            item[method] = _write(f"update{single}", resource, single=True)
+    for resource, single, id_name, list_params, writes, item_write in COLLECTIONS:
+        collection: dict[str, Any] = {"get": _read(f"get{resource}", resource, *list_params)}
+        if "put" in writes:
+            batched = ("summarizeErrors",) if resource != "BankTransfers" else ()
+            collection["put"] = _write(f"create{resource}", resource, _wrapped(resource), *batched)
+        if "post" in writes:
+            if resource == "Payments":  # Xero's POST /Payments takes one payment, unwrapped
+                collection["post"] = _write("createPayment", resource, REQUEST_BODIES[resource])
+            else:
+                collection["post"] = _write(
+                    f"updateOrCreate{resource}", resource, _wrapped(resource), "summarizeErrors"
+                )
+        paths[f"/{resource}"] = collection
+        item: dict[str, Any] = {"parameters": [_path_param(id_name)], "get": _read(f"get{single}", resource)}
+        if item_write:
+            body = PAYMENT_DELETE if resource == "Payments" else _wrapped(resource)
+            item["post"] = _write(f"update{single}" if resource != "Payments" else "deletePayment", resource, body)
         paths[f"/{resource}/{{{id_name}}}"] = item
     for source, id_name in (("CreditNotes", "CreditNoteID"), ("Overpayments", "OverpaymentID")):
         single = source[:-1]
         paths[f"/{source}/{{{id_name}}}/Allocations"] = {
             "parameters": [_path_param(id_name)],
-            "put": _write(f"create{single}Allocation", "Allocations"),
+            "put": _write(f"create{single}Allocation", "Allocations", _wrapped("Allocations"), "summarizeErrors"),
         }
         paths[f"/{source}/{{{id_name}}}/Allocations/{{AllocationID}}"] = {
             "parameters": [_path_param(id_name), _path_param("AllocationID")],
-            "delete": {
-                "operationId": f"delete{single}Allocations",
-                "parameters": _params(),
-                "responses": _responses("Allocations"),
-            },
+            "delete": _read(f"delete{single}Allocations", "Allocation"),
         }
-    paths["/TaxRates"] = {
-        "get": {"operationId": "getTaxRates", "parameters": _params("where"), "responses": _responses("TaxRates")}
-    }
-    paths["/Organisation"] = {
-        "get": {"operationId": "getOrganisations", "parameters": _params(), "responses": _responses("Organisations")}
-    }
+    paths["/TaxRates"] = {"get": _read("getTaxRates", "TaxRates", "where")}
+    paths["/Organisation"] = {"get": _read("getOrganisations", "Organisations")}
     return paths
 
 
@@ -562,6 +564,7 @@ PARAMETERS = {
     "InvoiceNumbers": {"in": "query", "name": "InvoiceNumbers", "style": "form", "explode": False, "schema": arr(STR)},
     "ContactIDs": {"in": "query", "name": "ContactIDs", "style": "form", "explode": False, "schema": arr(UUID)},
     "Statuses": {"in": "query", "name": "Statuses", "style": "form", "explode": False, "schema": arr(STR)},
+    "includeArchived": {"in": "query", "name": "includeArchived", "schema": {"type": "boolean", "default": False}},
 }
 
 

@@ -190,8 +190,8 @@ def handle(org: Organisation, request: Request, parts: list[str], provider: str)
     source = _one(org, resource, parts[1])
     if len(parts) == 3:
         return _allocate(org, resource, source, request, provider)
-    allocation = settlement.delete_allocation(org, resource, source, parts[3])
-    return Response.json(200, envelope("Allocations", [allocation], provider))
+    # Xero answers a deleted allocation with the Allocation itself (IsDeleted true), unwrapped.
+    return Response.json(200, settlement.delete_allocation(org, resource, source, parts[3]))
 
 
 def _one(org: Organisation, resource: str, key: str) -> Obj:
@@ -213,13 +213,17 @@ def _one(org: Organisation, resource: str, key: str) -> Obj:
     raise NotFound(resource, key)
 
 
-def _summarize(request: Request) -> bool:
-    value = request.param("summarizeErrors")
+def _flag(request: Request, name: str, default: bool) -> bool:
+    value = request.param(name)
     if value is None:
-        return True
+        return default
     if value.lower() not in ("true", "false"):
-        raise BadRequest("summarizeErrors must be true or false.")
+        raise BadRequest(f"{name} must be true or false.")
     return value.lower() == "true"
+
+
+def _summarize(request: Request) -> bool:
+    return _flag(request, "summarizeErrors", True)
 
 
 def _elements(request: Request, resource: str) -> list[Obj]:
@@ -258,7 +262,9 @@ def _write_batch(
             obj = _write_one(org, spec, element, method, target)
         except ValidationFailure as failure:
             echoed = _echo(spec, element)
-            echoed["HasErrors"] = True
+            flag = {"Invoices": "HasErrors", "CreditNotes": "HasErrors"}.get(spec.name, "HasValidationErrors")
+            if spec.name in ("Invoices", "CreditNotes", "Payments", "Contacts"):
+                echoed[flag] = True
             echoed["ValidationErrors"] = [{"Message": m} for m in failure.messages]
             if not summarize:
                 echoed["StatusAttributeString"] = "ERROR"
@@ -329,14 +335,14 @@ def _allocate(org: Organisation, resource: str, source: Obj, request: Request, p
 def _list(org: Organisation, request: Request, resource: str) -> list[Obj]:
     items = list(org.accounts.values()) if resource == "Accounts" else list(org.objects[resource].values())
     ids = request.param("IDs")
-    if ids:
-        wanted = {i.strip().lower() for i in ids.split(",") if i.strip()}
+    if ids is not None:
+        wanted = {i.strip().lower() for i in ids.split(",")}
         if not all(is_guid(i) for i in wanted):
             raise BadRequest("IDs must be a comma-separated list of GUIDs.")
         items = [i for i in items if i[ID_FIELD[resource]] in wanted]
     if resource == "Invoices":
         items = _invoice_filters(request, items)
-    if resource == "Contacts" and (request.param("includeArchived") or "false").lower() != "true":
+    if resource == "Contacts" and not _flag(request, "includeArchived", False):
         items = [c for c in items if c["ContactStatus"] == "ACTIVE"]
     items = _filter(request, items)
     return page_of(items, _page(request))
@@ -348,7 +354,7 @@ def _invoice_filters(request: Request, items: list[Obj]) -> list[Obj]:
         wanted = {n.strip() for n in numbers.split(",")}
         items = [i for i in items if i.get("InvoiceNumber") in wanted]
     contact_ids = request.param("ContactIDs")
-    if contact_ids:
+    if contact_ids is not None:
         wanted = {c.strip().lower() for c in contact_ids.split(",")}
         if not all(is_guid(c) for c in wanted):
             raise BadRequest("ContactIDs must be a comma-separated list of GUIDs.")

@@ -35,3 +35,21 @@ def required_number(element: dict[str, Any], field: str, places: int = 2) -> Dec
     if amount is None:
         raise ValidationFailure(f"{field} is required.")
     return amount
+
+
+def positive_number(element: dict[str, Any], field: str, label: str) -> Decimal:
+    amount = required_number(element, field)
+    if amount <= 0:
+        raise ValidationFailure(f"{label} must be greater than zero.")
+    return amount
+
+
+def optional_text(element: dict[str, Any], field: str, max_length: int = 255) -> str | None:
+    value = element.get(field)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValidationFailure(f"{field} must be a string.")
+    if len(value) > max_length:
+        raise ValidationFailure(f"{field} must be {max_length} characters or fewer.")
+    return value

@@ -6,12 +6,12 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from xero_emulator.domain.amounts import ZERO, required_number
+from xero_emulator.domain.amounts import ZERO, optional_text, positive_number, required_number
 from xero_emulator.domain.chart import AP_CODE, AR_CODE
-from xero_emulator.domain.errors import ValidationFailure
+from xero_emulator.domain.errors import Errors, ValidationFailure
 from xero_emulator.domain.lines import build_lines, line_amount_types, totals
 from xero_emulator.domain.organisation import Organisation, account_summary, contact_summary, new_id, now_utc
-from xero_emulator.jsonio import date_string, ms_date, ms_datetime
+from xero_emulator.jsonio import ms_date, ms_datetime
 
 BANK_TRANSACTION_TYPES = ("RECEIVE", "SPEND", "RECEIVE-OVERPAYMENT", "SPEND-OVERPAYMENT")
 
@@ -24,42 +24,26 @@ def _bank_account(org: Organisation, ref: Any, what: str) -> dict[str, Any]:
 
 
 def create_bank_transaction(org: Organisation, element: dict[str, Any]) -> dict[str, Any]:
-    errors: list[str] = []
+    errors = Errors()
     tx_type = element.get("Type")
     if tx_type not in BANK_TRANSACTION_TYPES:
-        errors.append(f"Type must be one of {', '.join(BANK_TRANSACTION_TYPES)}.")
-    status = element.get("Status", "AUTHORISED")
-    if status != "AUTHORISED":
-        errors.append("A new bank transaction must have Status AUTHORISED.")
-    contact = bank = day = lines = None
-    amount_types = "Exclusive"
-    try:
-        contact = org.resolve_contact(element.get("Contact"))
-    except ValidationFailure as failure:
-        errors.extend(failure.messages)
-    try:
-        bank = _bank_account(org, element.get("BankAccount"), "BankAccount")
-    except ValidationFailure as failure:
-        errors.extend(failure.messages)
-    try:
-        day = org.parse_date_field(element, "Date")
-    except ValidationFailure as failure:
-        errors.extend(failure.messages)
-    overpayment = isinstance(tx_type, str) and tx_type.endswith("OVERPAYMENT")
-    try:
-        amount_types = "NoTax" if overpayment else line_amount_types(element)
-        if overpayment:
-            lines = _overpayment_lines(org, element, tx_type == "RECEIVE-OVERPAYMENT")
-        else:
-            lines = build_lines(org, element, amount_types)
-    except ValidationFailure as failure:
-        errors.extend(failure.messages)
-    reference = element.get("Reference")
-    if reference is not None and not isinstance(reference, str):
-        errors.append("Reference must be a string.")
-    if errors:
-        raise ValidationFailure(*errors)
+        errors.add(f"Type must be one of {', '.join(BANK_TRANSACTION_TYPES)}.")
+    if element.get("Status", "AUTHORISED") != "AUTHORISED":
+        errors.add("A new bank transaction must have Status AUTHORISED.")
+    overpayment = tx_type in ("RECEIVE-OVERPAYMENT", "SPEND-OVERPAYMENT")
+    contact = errors.check(lambda: org.resolve_contact(element.get("Contact")))
+    bank = errors.check(lambda: _bank_account(org, element.get("BankAccount"), "BankAccount"))
+    day = errors.check(lambda: org.parse_date_field(element, "Date"))
+    amount_types = "NoTax" if overpayment else errors.check(lambda: line_amount_types(element))
+    lines = None
+    if overpayment:
+        lines = errors.check(lambda: _overpayment_lines(org, element, tx_type == "RECEIVE-OVERPAYMENT"))
+    elif amount_types is not None:
+        lines = errors.check(lambda: build_lines(org, element, str(amount_types)))
+    reference = errors.check(lambda: optional_text(element, "Reference"))
+    errors.raise_any()
     assert contact is not None and bank is not None and day is not None and lines is not None
+    assert amount_types is not None
     summed = totals(lines, amount_types)
     if summed.total <= 0:
         raise ValidationFailure("The bank transaction total must be greater than zero.")
@@ -71,7 +55,6 @@ def create_bank_transaction(org: Organisation, element: dict[str, Any]) -> dict[
         "Contact": contact_summary(contact),
         "BankAccount": account_summary(bank),
         "Date": ms_date(day),
-        "DateString": date_string(day),
         "Reference": reference or "",
         "IsReconciled": element.get("IsReconciled") is True,
         "Status": "AUTHORISED",
@@ -166,35 +149,16 @@ def update_bank_transaction(org: Organisation, tx: dict[str, Any], element: dict
 
 
 def create_bank_transfer(org: Organisation, element: dict[str, Any]) -> dict[str, Any]:
-    errors: list[str] = []
-    source = target = day = None
-    amount = ZERO
-    try:
-        source = _bank_account(org, element.get("FromBankAccount"), "FromBankAccount")
-    except ValidationFailure as failure:
-        errors.extend(failure.messages)
-    try:
-        target = _bank_account(org, element.get("ToBankAccount"), "ToBankAccount")
-    except ValidationFailure as failure:
-        errors.extend(failure.messages)
-    try:
-        amount = required_number(element, "Amount")
-        if amount <= 0:
-            raise ValidationFailure("Amount must be greater than zero.")
-    except ValidationFailure as failure:
-        errors.extend(failure.messages)
-    try:
-        day = org.parse_date_field(element, "Date", required=False)
-    except ValidationFailure as failure:
-        errors.extend(failure.messages)
-    reference = element.get("Reference")
-    if reference is not None and not isinstance(reference, str):
-        errors.append("Reference must be a string.")
-    if source is not None and target is not None and source is target:
-        errors.append("The FromBankAccount and ToBankAccount must be different accounts.")
-    if errors:
-        raise ValidationFailure(*errors)
-    assert source is not None and target is not None
+    errors = Errors()
+    source = errors.check(lambda: _bank_account(org, element.get("FromBankAccount"), "FromBankAccount"))
+    target = errors.check(lambda: _bank_account(org, element.get("ToBankAccount"), "ToBankAccount"))
+    amount = errors.check(lambda: positive_number(element, "Amount", "Amount"))
+    day = errors.check(lambda: org.parse_date_field(element, "Date", required=False))
+    reference = errors.check(lambda: optional_text(element, "Reference"))
+    if source is not None and source is target:
+        errors.add("The FromBankAccount and ToBankAccount must be different accounts.")
+    errors.raise_any()
+    assert source is not None and target is not None and amount is not None
     day = day or now_utc().date()
     org.check_lock_date(day)
     transfer: dict[str, Any] = {
@@ -256,28 +220,23 @@ def _journal_input(journal: dict[str, Any]) -> dict[str, Any]:
     return {"Narration": journal["Narration"], "Date": journal["Date"], "JournalLines": journal["JournalLines"]}
 
 
+def _journal_lines(org: Organisation, element: dict[str, Any], amount_types: str) -> list[dict[str, Any]]:
+    raw = element.get("JournalLines")
+    if not isinstance(raw, list) or len(raw) < 2:
+        raise ValidationFailure("A manual journal needs at least two JournalLines.")
+    return build_lines(org, {"JournalLines": raw}, amount_types, field="JournalLines", allow_bank=True)
+
+
 def _apply_journal(org: Organisation, journal: dict[str, Any], element: dict[str, Any]) -> None:
-    errors: list[str] = []
+    errors = Errors()
     narration = element.get("Narration")
     if not isinstance(narration, str) or not narration.strip():
-        errors.append("Narration is required.")
-    day = lines = None
-    amount_types = "NoTax"
-    try:
-        day = org.parse_date_field(element, "Date", required=False) or now_utc().date()
-    except ValidationFailure as failure:
-        errors.extend(failure.messages)
-    try:
-        amount_types = line_amount_types({"LineAmountTypes": element.get("LineAmountTypes", "NoTax")})
-        raw = element.get("JournalLines")
-        if not isinstance(raw, list) or len(raw) < 2:
-            raise ValidationFailure("A manual journal needs at least two JournalLines.")
-        lines = build_lines(org, {"JournalLines": raw}, amount_types, field="JournalLines", allow_bank=True)
-    except ValidationFailure as failure:
-        errors.extend(failure.messages)
-    if errors:
-        raise ValidationFailure(*errors)
-    assert lines is not None and day is not None
+        errors.add("Narration is required.")
+    day = errors.check(lambda: org.parse_date_field(element, "Date", required=False) or now_utc().date())
+    amount_types = errors.check(lambda: line_amount_types({"LineAmountTypes": element.get("LineAmountTypes", "NoTax")}))
+    lines = errors.check(lambda: _journal_lines(org, element, amount_types or "NoTax"))
+    errors.raise_any()
+    assert lines is not None and day is not None and amount_types is not None
     journal_lines = [
         {
             "LineAmount": line["LineAmount"],

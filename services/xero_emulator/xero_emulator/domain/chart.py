@@ -11,7 +11,6 @@ from typing import Any
 ACCOUNT_CLASS = {
     "BANK": "ASSET",
     "CURRENT": "ASSET",
-    "CURRASSET": "ASSET",
     "FIXED": "ASSET",
     "NONCURRENT": "ASSET",
     "PREPAYMENT": "ASSET",
@@ -54,12 +53,13 @@ LAW_FIRM_ACCOUNTS = (
     SeedAccount("420", "Office Expenses", "EXPENSE", "INPUT"),
     SeedAccount("489", "Telephone & Internet", "EXPENSE", "INPUT"),
     SeedAccount("499", "Old Expenses", "EXPENSE", "INPUT", status="ARCHIVED"),
-    SeedAccount("610", "Accounts Receivable", "CURRASSET", system_account="DEBTORS"),
+    SeedAccount("610", "Accounts Receivable", "CURRENT", system_account="DEBTORS"),
     SeedAccount("800", "Accounts Payable", "CURRLIAB", system_account="CREDITORS"),
     SeedAccount("820", "GST", "CURRLIAB", system_account="GST"),
     SeedAccount("850", "Trust Liability - Client Funds", "CURRLIAB"),
     SeedAccount("855", "Trust Transfers", "CURRLIAB", payments_enabled=True),
-    SeedAccount("860", "Trust Paid by Firm", "CURRASSET", payments_enabled=True),
+    # Xero's type for a current asset is CURRENT (there is no CURRASSET in its AccountType enum).
+    SeedAccount("860", "Trust Paid by Firm", "CURRENT", payments_enabled=True),
     SeedAccount("880", "Retainers Held", "CURRLIAB"),
     SeedAccount("960", "Retained Earnings", "EQUITY", system_account="RETAINEDEARNINGS"),
 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from xero_emulator.domain.errors import ValidationFailure
+from xero_emulator.domain.errors import Errors
 from xero_emulator.domain.organisation import Organisation, new_id, now_utc
 from xero_emulator.jsonio import ms_datetime
 
@@ -40,12 +40,12 @@ def find_by_number(org: Organisation, number: str) -> dict[str, Any] | None:
 
 
 def _apply(org: Organisation, contact: dict[str, Any], element: dict[str, Any]) -> None:
-    errors: list[str] = []
+    errors = Errors()
     name = element.get("Name", contact["Name"])
     if not isinstance(name, str) or not name.strip():
-        errors.append("The contact name must be specified.")
+        errors.add("The contact name must be specified.")
     elif len(name) > 255:
-        errors.append("The contact name must be 255 characters or fewer.")
+        errors.add("The contact name must be 255 characters or fewer.")
     else:
         clash = next(
             (
@@ -56,21 +56,20 @@ def _apply(org: Organisation, contact: dict[str, Any], element: dict[str, Any]) 
             None,
         )
         if clash is not None:
-            errors.append(
+            errors.add(
                 f"The contact name {name.strip()} is already assigned to another contact. "
                 "The contact name must be unique across all active contacts."
             )
     for field in _TEXT_FIELDS:
         if field in element and element[field] is not None and not isinstance(element[field], str):
-            errors.append(f"{field} must be a string.")
+            errors.add(f"{field} must be a string.")
     status = element.get("ContactStatus", contact["ContactStatus"])
     if status not in ("ACTIVE", "ARCHIVED"):
-        errors.append("ContactStatus must be ACTIVE or ARCHIVED.")
+        errors.add("ContactStatus must be ACTIVE or ARCHIVED.")
     for flag in ("IsSupplier", "IsCustomer"):
         if flag in element and not isinstance(element[flag], bool):
-            errors.append(f"{flag} must be true or false.")
-    if errors:
-        raise ValidationFailure(*errors)
+            errors.add(f"{flag} must be true or false.")
+    errors.raise_any()
     contact["Name"] = str(name).strip()
     contact["ContactStatus"] = status
     for field in _TEXT_FIELDS:

@@ -6,8 +6,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from xero_emulator.domain.amounts import ZERO
-from xero_emulator.domain.errors import ValidationFailure
+from xero_emulator.domain.amounts import ZERO, optional_text
+from xero_emulator.domain.errors import Errors, ValidationFailure
 from xero_emulator.domain.lines import build_lines, line_amount_types, totals
 from xero_emulator.domain.organisation import Organisation, contact_summary, new_id, now_utc
 from xero_emulator.jsonio import date_string, ms_date, ms_datetime
@@ -186,45 +186,30 @@ def _apply_content(
     org: Organisation, kind: DocumentKind, doc: dict[str, Any], element: dict[str, Any], *, creating: bool
 ) -> None:
     """Validates every editable field together so one response lists all of an element's errors."""
-    errors: list[str] = []
+    errors = Errors()
     merged = {**{k: v for k, v in doc.items() if k in ("Contact", "LineAmountTypes")}, **element}
+    contact = doc.get("Contact")
     if creating or "Contact" in element:
-        try:
-            doc["Contact"] = contact_summary(org.resolve_contact(merged.get("Contact")))
-        except ValidationFailure as failure:
-            errors.extend(failure.messages)
+        found = errors.check(lambda: org.resolve_contact(merged.get("Contact")))
+        contact = contact_summary(found) if found is not None else None
     day: dt.date | None = doc.get("_date")
+    if creating or "Date" in element:
+        day = errors.check(lambda: org.parse_date_field(element, "Date", required=False) or now_utc().date())
     due: dt.date | None = doc.get("_due")
-    try:
-        if creating or "Date" in element:
-            day = org.parse_date_field(element, "Date", required=False) or dt.datetime.now(dt.UTC).date()
-        if "DueDate" in element:
-            due = org.parse_date_field(element, "DueDate", required=False)
-    except ValidationFailure as failure:
-        errors.extend(failure.messages)
-    for field in ("Reference", kind.number_field):
-        value = element.get(field)
-        if value is not None and not isinstance(value, str):
-            errors.append(f"{field} must be a string.")
-        elif isinstance(value, str) and len(value) > 255:
-            errors.append(f"{field} must be 255 characters or fewer.")
-    amount_types = doc.get("LineAmountTypes", "Exclusive")
+    if "DueDate" in element:
+        due = errors.check(lambda: org.parse_date_field(element, "DueDate", required=False))
+    errors.check(lambda: optional_text(element, "Reference"))
+    number = errors.check(lambda: optional_text(element, kind.number_field))
+    amount_types = errors.check(lambda: line_amount_types(merged))
     lines = doc.get("LineItems")
-    try:
-        amount_types = line_amount_types(merged)
-        if creating or "LineItems" in element or "LineAmountTypes" in element:
-            lines = build_lines(org, {"LineItems": element.get("LineItems", doc.get("LineItems"))}, amount_types)
-    except ValidationFailure as failure:
-        errors.extend(failure.messages)
-    number = element.get(kind.number_field)
-    if isinstance(number, str) and number and doc["Type"] == "ACCREC":
-        try:
-            _check_unique_number(org, kind, doc, number)
-        except ValidationFailure as failure:
-            errors.extend(failure.messages)
-    if errors:
-        raise ValidationFailure(*errors)
-    assert day is not None and lines is not None
+    if amount_types is not None and (creating or "LineItems" in element or "LineAmountTypes" in element):
+        source = {"LineItems": element.get("LineItems", doc.get("LineItems"))}
+        lines = errors.check(lambda: build_lines(org, source, str(amount_types)))
+    if number and doc["Type"] == "ACCREC":
+        errors.check(lambda: _check_unique_number(org, kind, doc, number))
+    errors.raise_any()
+    assert day is not None and lines is not None and amount_types is not None
+    doc["Contact"] = contact
     summed = totals(lines, amount_types)
     if summed.total < 0:
         raise ValidationFailure(f"The {kind.label} total cannot be negative.")
@@ -242,7 +227,7 @@ def _apply_content(
     doc["Total"] = summed.total
     if isinstance(element.get("Reference"), str):
         doc["Reference"] = element["Reference"]
-    if isinstance(number, str) and number:
+    if number:
         doc[kind.number_field] = number
     elif creating:
         if doc["Type"] in ("ACCREC", "ACCRECCREDIT"):

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+
 
 class ValidationFailure(Exception):
     """One element broke Xero's rules; becomes a ValidationError entry on that element."""
@@ -28,3 +33,25 @@ class BadRequest(Exception):
         self.message = message
         self.kind = kind
         self.number = number
+
+
+class Errors:
+    """Runs an element's independent checks and gathers every failure, so one response lists all
+    of an element's problems as Xero does, instead of only the first."""
+
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+
+    def check(self, check: Callable[[], T]) -> T | None:
+        try:
+            return check()
+        except ValidationFailure as failure:
+            self.messages.extend(failure.messages)
+            return None
+
+    def add(self, message: str) -> None:
+        self.messages.append(message)
+
+    def raise_any(self) -> None:
+        if self.messages:
+            raise ValidationFailure(*self.messages)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 from xero_emulator.domain.amounts import ZERO, number, to_cents
 from xero_emulator.domain.chart import AP_CODE, AR_CODE
-from xero_emulator.domain.errors import ValidationFailure
+from xero_emulator.domain.errors import Errors, ValidationFailure
 from xero_emulator.domain.organisation import Organisation, new_id
 
 LINE_AMOUNT_TYPES = ("Exclusive", "Inclusive", "NoTax")
@@ -90,16 +91,10 @@ def build_lines(
         raise ValidationFailure(
             "At least one line item is required." if field == "LineItems" else f"{field} are required."
         )
-    lines = []
-    errors: list[str] = []
-    for item in raw:
-        try:
-            lines.append(_build_line(org, item, amount_types, allow_bank=allow_bank))
-        except ValidationFailure as failure:
-            errors.extend(failure.messages)
-    if errors:
-        raise ValidationFailure(*errors)
-    return lines
+    errors = Errors()
+    lines = [errors.check(partial(_build_line, org, item, amount_types, allow_bank=allow_bank)) for item in raw]
+    errors.raise_any()
+    return [line for line in lines if line is not None]
 
 
 def _build_line(org: Organisation, item: Any, amount_types: str, *, allow_bank: bool) -> dict[str, Any]:

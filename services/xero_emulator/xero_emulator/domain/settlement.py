@@ -7,8 +7,8 @@ import datetime as dt
 from decimal import Decimal
 from typing import Any
 
-from xero_emulator.domain.amounts import ZERO, required_number
-from xero_emulator.domain.errors import ValidationFailure
+from xero_emulator.domain.amounts import optional_text, positive_number
+from xero_emulator.domain.errors import Errors, NotFound, ValidationFailure
 from xero_emulator.domain.organisation import Organisation, account_summary, new_id, now_utc
 from xero_emulator.jsonio import ms_date, ms_datetime
 
@@ -80,39 +80,22 @@ def _find_target(org: Organisation, element: dict[str, Any]) -> tuple[str, dict[
     raise ValidationFailure("A payment must reference an Invoice, CreditNote or Overpayment by its ID.")
 
 
+def _payment_account(org: Organisation, element: dict[str, Any]) -> dict[str, Any]:
+    account = org.resolve_account(element.get("Account"), "Account")
+    if account["Type"] != "BANK" and not account["EnablePaymentsToAccount"]:
+        raise ValidationFailure(f"Account {account['Code']} is not a bank account and does not have payments enabled.")
+    return account
+
+
 def create_payment(org: Organisation, element: dict[str, Any]) -> dict[str, Any]:
-    errors: list[str] = []
-    target = account = None
-    amount = ZERO
-    day = None
-    try:
-        target = _find_target(org, element)
-    except ValidationFailure as failure:
-        errors.extend(failure.messages)
-    try:
-        account = org.resolve_account(element.get("Account"), "Account")
-        if account["Type"] != "BANK" and not account["EnablePaymentsToAccount"]:
-            raise ValidationFailure(
-                f"Account {account['Code']} is not a bank account and does not have payments enabled."
-            )
-    except ValidationFailure as failure:
-        errors.extend(failure.messages)
-    try:
-        amount = required_number(element, "Amount")
-        if amount <= 0:
-            raise ValidationFailure("Payment amount must be greater than zero.")
-    except ValidationFailure as failure:
-        errors.extend(failure.messages)
-    try:
-        day = org.parse_date_field(element, "Date")
-    except ValidationFailure as failure:
-        errors.extend(failure.messages)
-    reference = element.get("Reference")
-    if reference is not None and not isinstance(reference, str):
-        errors.append("Reference must be a string.")
-    if errors:
-        raise ValidationFailure(*errors)
-    assert target is not None and account is not None and day is not None
+    errors = Errors()
+    target = errors.check(lambda: _find_target(org, element))
+    account = errors.check(lambda: _payment_account(org, element))
+    amount = errors.check(lambda: positive_number(element, "Amount", "Payment amount"))
+    day = errors.check(lambda: org.parse_date_field(element, "Date"))
+    reference = errors.check(lambda: optional_text(element, "Reference"))
+    errors.raise_any()
+    assert target is not None and account is not None and amount is not None and day is not None
     resource, doc = target
     if doc["Status"] != "AUTHORISED":
         raise ValidationFailure("Payments can only be made against Authorised documents")
@@ -171,31 +154,12 @@ def allocate(
     org: Organisation, source_resource: str, source: dict[str, Any], element: dict[str, Any]
 ) -> dict[str, Any]:
     """Applies a credit note or overpayment to an invoice of the same side (sales or purchases)."""
-    errors: list[str] = []
-    invoice = None
-    amount = ZERO
-    day = None
-    ref = element.get("Invoice")
-    ref_id = ref.get("InvoiceID") if isinstance(ref, dict) else None
-    if isinstance(ref_id, str) and ref_id:
-        invoice = org.objects["Invoices"].get(ref_id.lower())
-        if invoice is None:
-            errors.append(f"The Invoice with InvoiceID {ref_id} could not be found.")
-    else:
-        errors.append("An allocation must reference an Invoice by InvoiceID.")
-    try:
-        amount = required_number(element, "Amount")
-        if amount <= 0:
-            raise ValidationFailure("Allocation amount must be greater than zero.")
-    except ValidationFailure as failure:
-        errors.extend(failure.messages)
-    try:
-        day = org.parse_date_field(element, "Date", required=False) or source["_date"]
-    except ValidationFailure as failure:
-        errors.extend(failure.messages)
-    if errors:
-        raise ValidationFailure(*errors)
-    assert invoice is not None and day is not None
+    errors = Errors()
+    invoice = errors.check(lambda: _allocated_invoice(org, element))
+    amount = errors.check(lambda: positive_number(element, "Amount", "Allocation amount"))
+    day = errors.check(lambda: org.parse_date_field(element, "Date", required=False) or source["_date"])
+    errors.raise_any()
+    assert invoice is not None and amount is not None and day is not None
     sales_source = source["Type"] in ("ACCRECCREDIT", "RECEIVE-OVERPAYMENT")
     if sales_source != (invoice["Type"] == "ACCREC"):
         raise ValidationFailure("The document and the invoice must both be sales (ACCREC) or both purchases (ACCPAY).")
@@ -232,6 +196,17 @@ def allocate(
     return allocation
 
 
+def _allocated_invoice(org: Organisation, element: dict[str, Any]) -> dict[str, Any]:
+    ref = element.get("Invoice")
+    ref_id = ref.get("InvoiceID") if isinstance(ref, dict) else None
+    if not isinstance(ref_id, str) or not ref_id:
+        raise ValidationFailure("An allocation must reference an Invoice by InvoiceID.")
+    invoice = org.objects["Invoices"].get(ref_id.lower())
+    if invoice is None:
+        raise ValidationFailure(f"The Invoice with InvoiceID {ref_id} could not be found.")
+    return invoice
+
+
 def delete_allocation(
     org: Organisation, source_resource: str, source: dict[str, Any], allocation_id: str
 ) -> dict[str, Any]:
@@ -239,8 +214,6 @@ def delete_allocation(
         (a for a in source["Allocations"] if a["AllocationID"] == allocation_id.lower() and not a["IsDeleted"]), None
     )
     if allocation is None:
-        from xero_emulator.domain.errors import NotFound
-
         raise NotFound("Allocations", allocation_id)
     org.check_lock_date(allocation["_date"])
     invoice = org.objects["Invoices"][allocation["Invoice"]["InvoiceID"]]
