@@ -127,16 +127,25 @@ def post_batches(stub: poster_grpc.PosterServiceStub, connection_id: str, first_
         )
 
 
-def throughput(
-    stub: poster_grpc.PosterServiceStub, emulator: EmulatorServer, counter: CallCounter, args: argparse.Namespace
-) -> None:
+def load_backlog(
+    stub: poster_grpc.PosterServiceStub, emulator: EmulatorServer, args: argparse.Namespace
+) -> tuple[dict[str, str], int]:
+    """Connections and their backlog of bills, accepted by a poster whose dispatcher is off, so
+    the measured minutes see the dispatcher alone (acceptance competes for the same CPU)."""
     tenants = {f"bench-{i}": connect(stub, emulator, f"bench-{i}") for i in range(args.tenants)}
-    ceiling = 60 * args.batch_size  # elements per minute per tenant
-    per_tenant = int(ceiling * (args.minutes + 1.5))  # more than the measured minutes can take
+    per_tenant = int(60 * args.batch_size * (args.minutes + 1.5))  # more than the measured minutes can take
     started = time.monotonic()
     for n, connection_id in enumerate(tenants):
         post_batches(stub, connection_id, 1_000_000 * (n + 1), per_tenant)
-    print(f"accepted {per_tenant * len(tenants)} bills in {time.monotonic() - started:.1f}s")
+    elapsed = time.monotonic() - started
+    print(f"accepted {per_tenant * len(tenants)} bills in {elapsed:.1f}s ({per_tenant * len(tenants) / elapsed:.0f}/s)")
+    return tenants, per_tenant
+
+
+def throughput(
+    emulator: EmulatorServer, counter: CallCounter, tenants: dict[str, str], per_tenant: int, args: argparse.Namespace
+) -> None:
+    ceiling = 60 * args.batch_size  # elements per minute per tenant
     minute = args.minute_seconds
     # Minutes are counted from the first invoice created in Xero; the first one includes the
     # contact look-up and creation. The emulator's organisation grows by a ceiling's worth of
@@ -222,6 +231,7 @@ def main() -> None:
     parser.add_argument("--callers", type=int, default=100)
     parser.add_argument("--posts-per-caller", type=int, default=20)
     parser.add_argument("--pause", type=float, default=0.0, help="seconds each caller waits between posts")
+    parser.add_argument("--only", choices=["throughput", "latency"], help="run one of the two measurements")
     args = parser.parse_args()
     if args.quick:
         args.minute_seconds, args.minutes, args.tenants, args.posts_per_caller = 4.0, 1, 1, 5
@@ -242,14 +252,23 @@ def main() -> None:
         XEROLINK_LOG_LEVEL="WARNING",
     )
     print(f"emulator minute = {args.minute_seconds}s; batch size {args.batch_size}; registry SQLite")
-    with (
-        process([*script("xerolink-mapper"), "--port", str(mapper_port)], mapper_port, env, tmp / "mapper.log"),
-        process(script("xerolink-poster"), poster_port, env, tmp / "poster.log"),
-        grpc.insecure_channel(f"127.0.0.1:{poster_port}") as channel,
-    ):
-        stub = poster_grpc.PosterServiceStub(channel)
-        throughput(stub, emulator, counter, args)
-        latency(stub, emulator, args)
+    with process([*script("xerolink-mapper"), "--port", str(mapper_port)], mapper_port, env, tmp / "mapper.log"):
+        backlog: tuple[dict[str, str], int] | None = None
+        if args.only != "latency":
+            quiet = {**env, "XEROLINK_DISPATCHER": "off"}
+            with (
+                process(script("xerolink-poster"), poster_port, quiet, tmp / "accept.log"),
+                grpc.insecure_channel(f"127.0.0.1:{poster_port}") as channel,
+            ):
+                backlog = load_backlog(poster_grpc.PosterServiceStub(channel), emulator, args)
+        with (
+            process(script("xerolink-poster"), poster_port, env, tmp / "poster.log"),
+            grpc.insecure_channel(f"127.0.0.1:{poster_port}") as channel,
+        ):
+            if backlog is not None:
+                throughput(emulator, counter, *backlog, args)
+            if args.only != "throughput":
+                latency(poster_grpc.PosterServiceStub(channel), emulator, args)
     emulator.stop()
     shutil.rmtree(tmp, ignore_errors=True)
 
