@@ -66,6 +66,19 @@ def _link(uow: UnitOfWork, record_id: int) -> LinkRow:
     return link
 
 
+def _outbox(link: LinkRow, state: str) -> OutboxRow:
+    return OutboxRow(
+        tenant_id="t1",
+        connection_id="c1",
+        link_id=link.id or 0,
+        posting_id=link.posting_id,
+        operations=b"",
+        state=state,
+        available_us=0,
+        create_us=now_us(),
+    )
+
+
 def test_migrations_are_recorded_and_applying_them_again_changes_nothing(database: Database) -> None:
     assert current_version(database) == MIGRATIONS[-1].version
     assert migrate(database) == MIGRATIONS[-1].version
@@ -137,16 +150,7 @@ def test_concurrent_claimers_take_every_outbox_entry_exactly_once(database: Data
             link = _link(uow, i + 1)
             uow.registry.add_outbox(
                 False,
-                OutboxRow(
-                    tenant_id="t1",
-                    connection_id="c1",
-                    link_id=link.id or 0,
-                    posting_id=link.posting_id,
-                    operations=b"",
-                    state=OUTBOX_READY,
-                    available_us=0,
-                    create_us=now_us(),
-                ),
+                _outbox(link, OUTBOX_READY),
             )
 
     run_in_transaction(database, fill)
@@ -204,16 +208,7 @@ def test_the_sweep_finds_waiting_entries_whose_dependencies_all_linked(database:
             link = _link(uow, record_id)
             box = uow.registry.add_outbox(
                 True,
-                OutboxRow(
-                    tenant_id="t1",
-                    connection_id="c1",
-                    link_id=link.id or 0,
-                    posting_id=link.posting_id,
-                    operations=b"",
-                    state="waiting",
-                    available_us=0,
-                    create_us=now_us(),
-                ),
+                _outbox(link, "waiting"),
             )
             uow.registry.add_waits(box.id or 0, "c1", waits_for)
             entries.append(box.id or 0)
