@@ -81,6 +81,9 @@ def test_retry_after_is_obeyed_and_the_refused_call_is_not_counted_as_a_failure(
 
     assert wait_settled(stub, posting.name).state == poster_pb2.LINK_STATE_LINKED
     assert app.dispatcher is not None and app.dispatcher.calls_refused == 1
+    # contact look-up, contact creation, the refused call and its retry: no look-up, since a 429
+    # applied nothing
+    assert app.dispatcher.calls_made == 4
     assert len(xero_objects(emulator, org["tenant_id"], "Invoices")) == 1
     assert _link(stub, 7).attempts == 1
 
@@ -105,6 +108,10 @@ def test_one_call_carries_a_batch_and_each_element_gets_its_own_outcome(
     assert [a.event for a in failed.audit] == ["accepted", "xero_rejected"]
     assert app.dispatcher is not None
     assert app.dispatcher.calls_made == 3  # contact look-up, contact creation, ONE invoice call
+    # Both writes carried a deterministic Idempotency-Key within Xero's 128 characters.
+    keys = [key for tenant, key in emulator.state.idempotency._entries if tenant == org["tenant_id"]]
+    assert len(keys) == 2
+    assert all(key.startswith("xerolink-") and len(key) <= 128 for key in keys)
     assert sorted(i["InvoiceNumber"] for i in xero_objects(emulator, org["tenant_id"], "Invoices")) == [
         "INV-21",
         "INV-23",

@@ -66,6 +66,19 @@ def _link(uow: UnitOfWork, record_id: int) -> LinkRow:
     return link
 
 
+def _outbox(link: LinkRow, state: str) -> OutboxRow:
+    return OutboxRow(
+        tenant_id="t1",
+        connection_id="c1",
+        link_id=link.id or 0,
+        posting_id=link.posting_id,
+        operations=b"",
+        state=state,
+        available_us=0,
+        create_us=now_us(),
+    )
+
+
 def test_migrations_are_recorded_and_applying_them_again_changes_nothing(database: Database) -> None:
     assert current_version(database) == MIGRATIONS[-1].version
     assert migrate(database) == MIGRATIONS[-1].version
@@ -137,16 +150,7 @@ def test_concurrent_claimers_take_every_outbox_entry_exactly_once(database: Data
             link = _link(uow, i + 1)
             uow.registry.add_outbox(
                 False,
-                OutboxRow(
-                    tenant_id="t1",
-                    connection_id="c1",
-                    link_id=link.id or 0,
-                    posting_id=link.posting_id,
-                    operations=b"",
-                    state=OUTBOX_READY,
-                    available_us=0,
-                    create_us=now_us(),
-                ),
+                _outbox(link, OUTBOX_READY),
             )
 
     run_in_transaction(database, fill)
@@ -192,3 +196,34 @@ def test_one_holder_per_tenant_until_its_lease_expires_and_calls_are_logged_for_
     assert not run_in_transaction(
         database, lambda uow: uow.registry.record_call("t1", "a", later + 1, 5 * US, 60 * US, 86400 * US)
     )
+
+
+def test_the_sweep_finds_waiting_entries_whose_dependencies_all_linked(database: Database) -> None:
+    def setup(uow: UnitOfWork) -> tuple[int, int]:
+        _connection(uow)
+        bill = _link(uow, 1)
+        uow.registry.change_state(bill, Event.ACCEPTED, "caller:test", now_us())
+        entries = []
+        for record_id, waits_for in ((2, [RecordRef(1, 1)]), (3, [RecordRef(1, 1), RecordRef(1, 99)])):
+            link = _link(uow, record_id)
+            box = uow.registry.add_outbox(
+                True,
+                _outbox(link, "waiting"),
+            )
+            uow.registry.add_waits(box.id or 0, "c1", waits_for)
+            entries.append(box.id or 0)
+        return entries[0], entries[1]
+
+    only_bill, bill_and_missing = run_in_transaction(database, setup)
+    with UnitOfWork(database, write=False) as uow:
+        assert uow.registry.satisfied_waiting_entries() == []  # the bill is still pending
+
+    def link_bill(uow: UnitOfWork) -> None:
+        bill = uow.registry.get_link("c1", RecordRef(1, 1))
+        assert bill is not None
+        uow.registry.change_state(bill, Event.POSTED, "dispatcher:a", now_us())
+
+    run_in_transaction(database, link_bill)
+    with UnitOfWork(database, write=False) as uow:
+        assert uow.registry.satisfied_waiting_entries() == [only_bill]
+    assert bill_and_missing != only_bill

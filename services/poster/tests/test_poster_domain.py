@@ -69,6 +69,14 @@ def test_xero_reporting_fewer_remaining_calls_than_we_count_wins() -> None:
     assert window.wait_time(6.0) == pytest.approx(59.0)
 
 
+def test_calls_counted_by_xero_before_they_left_our_window_are_not_counted_twice() -> None:
+    window = SlidingWindow(limit=60, window=60.0)
+    window.sync_remaining(55, now=5.0, tolerance=5)  # within the skew of 5 calls in progress
+    assert window.history(5.0) == []
+    window.sync_remaining(50, now=5.0, tolerance=5)  # 5 more than the skew explains
+    assert window.history(5.0) == [5.0] * 5
+
+
 def test_a_tenant_budget_keeps_concurrency_and_obeys_retry_after() -> None:
     limits = Limits(concurrent=2, per_minute=100)
     budget = TenantBudget(limits, SlidingWindow(limits.app_per_minute, 60.0))

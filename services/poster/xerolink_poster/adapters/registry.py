@@ -337,23 +337,21 @@ class Registry:
         rows = self.session.exec(select(DependencyWaitRow).where(DependencyWaitRow.outbox_id == outbox_id)).all()
         return sorted({RecordRef(r.kind, r.record_id) for r in rows})
 
-    def waits_satisfied(self, tenant_id: str) -> list[int]:
-        """Waiting entries of a tenant all of whose dependencies are linked now (the safety net
-        for a release that raced with the post that started the wait)."""
-        waiting = self.session.exec(
-            select(OutboxRow.id).where(OutboxRow.tenant_id == tenant_id, OutboxRow.state == OUTBOX_WAITING)
-        ).all()
-        ready: list[int] = []
-        for outbox_id in waiting:
-            assert outbox_id is not None
-            row = self.session.get(OutboxRow, outbox_id)
-            assert row is not None
-            if all(
-                (link := self.get_link(row.connection_id, record)) is not None and link.state == LinkState.LINKED
-                for record in self.waits_of(outbox_id)
-            ):
-                ready.append(outbox_id)
-        return ready
+    def satisfied_waiting_entries(self) -> list[int]:
+        """Waiting entries all of whose dependencies are linked now, in one query: those with no
+        wait row on a record that is not linked."""
+        dependency = select(DependencyWaitRow.outbox_id).where(
+            ~select(LinkRow.id)
+            .where(
+                LinkRow.connection_id == DependencyWaitRow.connection_id,
+                LinkRow.kind == DependencyWaitRow.kind,
+                LinkRow.record_id == DependencyWaitRow.record_id,
+                LinkRow.state == LinkState.LINKED.value,
+            )
+            .exists()
+        )
+        query = select(OutboxRow.id).where(OutboxRow.state == OUTBOX_WAITING, col(OutboxRow.id).not_in(dependency))
+        return sorted(i for i in self.session.exec(query) if i is not None)
 
     # -- contacts ----------------------------------------------------------------------------
     def get_contact(self, connection_id: str, participant_id: int) -> ContactLinkRow | None:

@@ -59,12 +59,15 @@ class SlidingWindow:
         self.in_flight = max(self.in_flight - 1, 0)
         self.done.append(now)
 
-    def sync_remaining(self, remaining: int, now: float) -> None:
-        """Xero said `remaining` calls are left: if it counts more than we do (another client, a
-        lost log), add entries at `now` so our count is never below Xero's."""
+    def sync_remaining(self, remaining: int, now: float, tolerance: int = 0) -> None:
+        """Xero said `remaining` calls are left: if it counts more than we do (a lost log after a
+        crash), add entries at `now` so our count is not below Xero's. Xero counted when the call
+        arrived, we compare when the answer came back: calls that left our window in between
+        are still in Xero's count, so up to `tolerance` (the calls that can be in progress) of
+        difference is that skew, not usage we missed."""
         self._expire(now)
         ours = self.limit - self.in_flight - len(self.done)
-        for _ in range(max(ours - max(remaining, 0), 0)):
+        for _ in range(max(ours - max(remaining, 0) - tolerance, 0)):
             self.done.append(now)
 
     def history(self, now: float) -> list[float]:
@@ -109,12 +112,13 @@ class TenantBudget:
             self.observe(headers, now)
 
     def observe(self, headers: RateHeaders, now: float) -> None:
+        skew = self.limits.concurrent
         if headers.minute_remaining is not None:
-            self.minute.sync_remaining(headers.minute_remaining, now)
+            self.minute.sync_remaining(headers.minute_remaining, now, skew)
         if headers.day_remaining is not None:
-            self.day.sync_remaining(headers.day_remaining, now)
+            self.day.sync_remaining(headers.day_remaining, now, skew)
         if headers.app_minute_remaining is not None:
-            self.app.sync_remaining(headers.app_minute_remaining, now)
+            self.app.sync_remaining(headers.app_minute_remaining, now, skew)
         if headers.retry_after is not None:
             self.blocked_until = max(self.blocked_until, now + headers.retry_after)
 

@@ -188,25 +188,19 @@ class Dispatcher:
         return [w for w in self._workers.values() if w.is_alive()]
 
     def release_satisfied_waits(self) -> None:
-        """The safety net for a dependency that linked while the waiting post was being written."""
+        """The safety net for a dependency that linked while the waiting post was being written:
+        a read finds waiting entries whose dependencies are all linked; only then a write
+        releases them (release_entry re-checks, so a race with another poster is harmless)."""
         with UnitOfWork(self.db, write=False) as uow:
-            tenants = {c.xero_tenant_id for c in uow.session.exec(_all_connections())}
-        for tenant in tenants:
+            ready = uow.registry.satisfied_waiting_entries()
+        if not ready:
+            return
 
-            def sweep(uow: UnitOfWork, t: str = tenant) -> int:
-                released = 0
-                for outbox_id in uow.registry.waits_satisfied(t):
-                    released += outcomes.release_entry(uow.registry, outbox_id, now_us(), "dependencies linked")
-                return released
+        def sweep(uow: UnitOfWork) -> int:
+            return sum(outcomes.release_entry(uow.registry, i, now_us(), "dependencies linked") for i in ready)
 
-            if run_in_transaction(self.db, sweep):
-                self.changes.notify()
-
-
-def _all_connections() -> Any:
-    from sqlmodel import select
-
-    return select(ConnectionRow)
+        if run_in_transaction(self.db, sweep):
+            self.changes.notify()
 
 
 def _json_list(text: str) -> list[float]:

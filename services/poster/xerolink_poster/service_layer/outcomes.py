@@ -161,7 +161,9 @@ def record_retry(
     if count_attempt:
         row.attempts += 1
         link.attempts += 1
-    row.uncertain = row.uncertain or uncertain
+    # The answer decides: a 429 or 401 applied nothing (and any earlier uncertain call was looked
+    # up and not found before this one); a timeout or 5xx may have applied it.
+    row.uncertain = uncertain
     row.available_us = available_us
     row.claimed_by = ""
     row.lease_until_us = 0

@@ -120,12 +120,22 @@ class Poster:
     def __init__(self, db: Database, mapper: MapperClient) -> None:
         self.db = db
         self.mapper = mapper
+        # Connections do not change once created (until the connection lifecycle arrives), so a
+        # post reads its connection from here instead of a database round trip.
+        self._connections: dict[str, ConnectionRow] = {}
+
+    def _connection(self, connection_id: str) -> ConnectionRow:
+        found = self._connections.get(connection_id)
+        if found is None:
+            found = load_connection(self.db, connection_id)
+            self._connections[connection_id] = found
+        return found
 
     def post(
         self, connection_id: str, transaction: transaction_pb2.Transaction, request_id: str = "", actor: str = "caller"
     ) -> PostOutcome:
         validate_transaction(transaction)
-        connection = load_connection(self.db, connection_id)
+        connection = self._connection(connection_id)
         response = self.mapper.map_one(transaction, mapping_context(connection))
         mapped = _Mapped(0, transaction, response, transaction_fingerprint(transaction), request_id)
         if not response.decision.supported:
@@ -140,7 +150,7 @@ class Poster:
         self, connection_id: str, transactions: Sequence[transaction_pb2.Transaction], actor: str = "caller"
     ) -> list[PostOutcome | ItemFailure]:
         """Each item gets an outcome or its own error; the accepted ones share one transaction."""
-        connection = load_connection(self.db, connection_id)
+        connection = self._connection(connection_id)
         results: list[PostOutcome | ItemFailure | None] = [None] * len(transactions)
         to_map: list[int] = []
         for index, transaction in enumerate(transactions):
