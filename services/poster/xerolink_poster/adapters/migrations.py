@@ -9,7 +9,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, select, text
+from sqlalchemy import Connection, inspect, select, text
 from sqlmodel import SQLModel
 
 from xerolink_poster.adapters import tables
@@ -45,9 +45,17 @@ def _index_outbox_by_posting(conn: Connection) -> None:
     conn.execute(text("CREATE INDEX IF NOT EXISTS ix_outbox_posting ON outbox (posting_id)"))
 
 
+def _outbox_trace_context(conn: Connection) -> None:
+    # A registry created by this version's step 1 already has the column (create_all uses the
+    # current table definitions); one created by an older version gets it here.
+    if "trace_context" not in {c["name"] for c in inspect(conn).get_columns("outbox")}:
+        conn.execute(text("ALTER TABLE outbox ADD COLUMN trace_context VARCHAR(128) NOT NULL DEFAULT ''"))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "create the registry, outbox and lease tables", _create_v1_tables),
     Migration(2, "index outbox entries by posting", _index_outbox_by_posting),
+    Migration(3, "carry each posting's trace context to its Xero calls", _outbox_trace_context),
 )
 
 

@@ -113,6 +113,8 @@ class OutboxRow(SQLModel, table=True):
     # The last call for this work had no certain answer: look the object up before creating.
     uncertain: bool = False
     create_us: int = Field(sa_column=_big(nullable=False))
+    # W3C traceparent of the request that accepted the work, continued around its Xero call.
+    trace_context: str = Field(default="", max_length=128)
 
 
 class DependencyWaitRow(SQLModel, table=True):

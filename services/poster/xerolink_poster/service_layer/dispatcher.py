@@ -40,7 +40,7 @@ from xerolink_poster.domain.rate_limits import Limits, SlidingWindow, TenantBudg
 from xerolink_poster.domain.records import RecordRef, XeroObjectRef
 from xerolink_poster.domain.retry import backoff_delay, chunks, idempotency_key
 from xerolink_poster.domain.states import LinkState
-from xerolink_poster.service_layer import outcomes
+from xerolink_poster.service_layer import outcomes, tracing
 from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transaction
 
 log = logging.getLogger(__name__)
@@ -511,19 +511,25 @@ class TenantWorker(threading.Thread):
             assert w.operation is not None
             elements.append(payloads.element_of(w.operation, w.reference, w.contact_id, w.resolved))
         body = {target.collection: elements}
-        try:
-            answer = self._call(
-                self._creds(first.connection),
-                "PUT",
-                path,
-                params={"summarizeErrors": "false"},
-                body=body,
-                mark_uncertain=works,
-            )
-        except Uncertain as exc:
-            self._retry(works, uncertain=True, reason="XERO_NO_ANSWER", message=f"no answer from Xero ({exc})")
-            return
-        self._apply(works, target.collection, answer)
+        members = [(w.row.trace_context, w.link) for w in works]
+        with tracing.xero_call(path, self.tenant_id, members) as (call, linked):
+            try:
+                answer = self._call(
+                    self._creds(first.connection),
+                    "PUT",
+                    path,
+                    params={"summarizeErrors": "false"},
+                    body=body,
+                    mark_uncertain=works,
+                )
+            except Uncertain as exc:
+                for span in (call, *linked):
+                    span.set_attribute("xerolink.outcome", "uncertain")
+                self._retry(works, uncertain=True, reason="XERO_NO_ANSWER", message=f"no answer from Xero ({exc})")
+                return
+            for span, outcome in zip((call, *linked), _outcomes(answer, target.collection, len(works)), strict=True):
+                span.set_attribute("xerolink.outcome", outcome)
+            self._apply(works, target.collection, answer)
 
     def _apply(self, works: list[_Work], collection: str, answer: XeroAnswer) -> None:
         if answer.status == 429:
@@ -811,6 +817,20 @@ class _LookupFailed(Exception):
 def _check_lookup(answer: XeroAnswer) -> None:
     if not answer.ok or not isinstance(answer.body, dict):
         raise _LookupFailed(f"Xero answered {answer.status} to a look-up", answer.status == 429)
+
+
+def _outcomes(answer: XeroAnswer, collection: str, count: int) -> list[str]:
+    """Each element's outcome for its trace: created, rejected, or why the call must be retried."""
+    if answer.status == 429:
+        return ["rate_limited"] * count
+    if answer.status >= 500:
+        return ["xero_unavailable"] * count
+    if answer.status in (401, 403):
+        return ["unauthorised"] * count
+    items = answer.body.get(collection) if isinstance(answer.body, dict) else None
+    if not isinstance(items, list) or len(items) != count:
+        return [f"http_{answer.status}"] * count
+    return ["rejected" if item.get("ValidationErrors") else "created" for item in items]
 
 
 def _message_of(body: Any) -> str:

@@ -31,6 +31,7 @@ from xerolink_poster.domain.fingerprint import content_fingerprint
 from xerolink_poster.domain.records import RecordRef, group_of
 from xerolink_poster.domain.states import Event, LinkState
 from xerolink_poster.service_layer.errors_json import error_json
+from xerolink_poster.service_layer.tracing import current_trace_context
 from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transaction
 
 
@@ -325,6 +326,7 @@ class Poster:
                 state=OUTBOX_WAITING if accept.waits else OUTBOX_READY,
                 available_us=accept.now,
                 create_us=accept.now,
+                trace_context=current_trace_context(),
             ),
         )
         if accept.waits:
