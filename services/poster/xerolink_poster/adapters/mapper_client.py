@@ -11,6 +11,7 @@ from xerolink.mapper.v1 import mapper_service_pb2 as mapper_pb2
 from xerolink.mapper.v1 import mapper_service_pb2_grpc as mapper_grpc
 from xerolink_common.errors import ErrorCode, XerolinkError
 from xerolink_common.grpc_errors import from_rpc_error
+from xerolink_common.security import client_channel
 
 _RETRYABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
 
@@ -19,7 +20,8 @@ class MapperClient:
     def __init__(self, target: str, timeout: float = 10.0) -> None:
         self.target = target
         self.timeout = timeout
-        self._channel = grpc.insecure_channel(target)
+        # TLS, client certificate and caller token to the mapper as the environment configures them.
+        self._channel = client_channel(target)
         self._stub = mapper_grpc.MapperServiceStub(self._channel)
 
     def map_one(

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from xerolink.poster.v1 import poster_service_pb2_grpc as poster_grpc
 from xerolink_common.grpc_server import RunningServer, create_server
+from xerolink_common.security import ServerSecurity
 
 from xerolink_poster.adapters.database import Database, open_database
 from xerolink_poster.adapters.mapper_client import MapperClient
@@ -42,7 +43,7 @@ class PosterApp:
         self.db.dispose()
 
 
-def start(config: PosterConfig) -> PosterApp:
+def start(config: PosterConfig, security: ServerSecurity | None = None) -> PosterApp:
     db = open_database(config.database_url)
     migrate(db)
     mapper = MapperClient(config.mapper_target)
@@ -55,6 +56,8 @@ def start(config: PosterConfig) -> PosterApp:
         [lambda s: poster_grpc.add_PosterServiceServicer_to_server(servicer, s)],
         [SERVICE_NAME],
         max_workers=config.workers,
+        interceptors=security.interceptors if security else (),
+        credentials=security.credentials if security else None,
     )
     if dispatcher is not None:
         dispatcher.start()

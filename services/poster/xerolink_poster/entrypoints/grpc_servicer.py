@@ -7,8 +7,9 @@ from collections.abc import Iterator
 import grpc
 from xerolink.poster.v1 import poster_service_pb2 as poster_pb2
 from xerolink.poster.v1 import poster_service_pb2_grpc as poster_grpc
-from xerolink_common.errors import FieldViolation, invalid_argument
+from xerolink_common.errors import FieldViolation, invalid_argument, not_found
 from xerolink_common.grpc_errors import translate_errors, translate_stream_errors
+from xerolink_common.security import LOCAL_DEVELOPER, current_caller, require_connection
 
 from xerolink_poster.domain.records import RecordRef
 from xerolink_poster.entrypoints import proto_mapping as pm
@@ -21,9 +22,21 @@ MAX_BATCH = 1000
 
 
 def _actor(context: grpc.ServicerContext) -> str:
+    """Who the audit trail names: the authenticated caller, else what an unauthenticated local
+    caller says it is, else its address."""
+    caller = current_caller()
+    if caller is not LOCAL_DEVELOPER:
+        return f"caller:{caller.name}"[:128]
     metadata = dict(context.invocation_metadata() or ())
-    caller = metadata.get("x-xerolink-actor") or context.peer() or "unknown"
-    return f"caller:{caller}"[:128]
+    return f"caller:{metadata.get('x-xerolink-actor') or context.peer() or 'unknown'}"[:128]
+
+
+def _visible(view: queries.PostingView, posting_id: str) -> queries.PostingView:
+    """A posting of a connection the caller may not use looks exactly like a missing one, so one
+    tenant cannot even learn that another's posting exists."""
+    if not current_caller().may_use(view.posting.connection_id):
+        raise not_found("POSTING_NOT_FOUND", f"no posting {posting_id}; list postings to find it")
+    return view
 
 
 def _record(request_record: object, field: str) -> RecordRef:
@@ -55,6 +68,7 @@ class PosterServicer(poster_grpc.PosterServiceServicer):
     def PostTransaction(
         self, request: poster_pb2.PostTransactionRequest, context: grpc.ServicerContext
     ) -> poster_pb2.PostTransactionResponse:
+        require_connection(request.connection_id)
         outcome = self.poster.post(request.connection_id, request.transaction, request.request_id, _actor(context))
         return poster_pb2.PostTransactionResponse(posting=pm.outcome_message(outcome, request.connection_id))
 
@@ -62,6 +76,7 @@ class PosterServicer(poster_grpc.PosterServiceServicer):
     def BatchPostTransactions(
         self, request: poster_pb2.BatchPostTransactionsRequest, context: grpc.ServicerContext
     ) -> poster_pb2.BatchPostTransactionsResponse:
+        require_connection(request.connection_id)
         _check_batch(len(request.transactions))
         results = self.poster.post_many(request.connection_id, request.transactions, _actor(context))
         return poster_pb2.BatchPostTransactionsResponse(results=pm.results_messages(results, request.connection_id))
@@ -72,6 +87,7 @@ class PosterServicer(poster_grpc.PosterServiceServicer):
     ) -> Iterator[poster_pb2.StreamPostTransactionsResponse]:
         actor = _actor(context)
         for request in request_iterator:
+            require_connection(request.connection_id)
             _check_batch(len(request.transactions))
             results = self.poster.post_many(request.connection_id, request.transactions, actor)
             yield poster_pb2.StreamPostTransactionsResponse(results=pm.results_messages(results, request.connection_id))
@@ -80,13 +96,15 @@ class PosterServicer(poster_grpc.PosterServiceServicer):
     def GetPosting(
         self, request: poster_pb2.GetPostingRequest, context: grpc.ServicerContext
     ) -> poster_pb2.GetPostingResponse:
-        view = queries.get_posting(self.db, queries.posting_id_of(request.name))
+        posting_id = queries.posting_id_of(request.name)
+        view = _visible(queries.get_posting(self.db, posting_id), posting_id)
         return poster_pb2.GetPostingResponse(posting=pm.posting_message(view.posting, view.link))
 
     @translate_errors
     def ListPostings(
         self, request: poster_pb2.ListPostingsRequest, context: grpc.ServicerContext
     ) -> poster_pb2.ListPostingsResponse:
+        require_connection(request.connection_id)
         views, token = queries.list_postings(
             self.db,
             request.connection_id,
@@ -103,11 +121,13 @@ class PosterServicer(poster_grpc.PosterServiceServicer):
         self, request: poster_pb2.WatchPostingRequest, context: grpc.ServicerContext
     ) -> Iterator[poster_pb2.WatchPostingResponse]:
         posting_id = queries.posting_id_of(request.name)
+        _visible(queries.get_posting(self.db, posting_id), posting_id)
         for view in queries.watch_posting(self.db, posting_id, self.changes, lambda: not context.is_active()):
             yield poster_pb2.WatchPostingResponse(posting=pm.posting_message(view.posting, view.link))
 
     @translate_errors
     def GetLink(self, request: poster_pb2.GetLinkRequest, context: grpc.ServicerContext) -> poster_pb2.GetLinkResponse:
+        require_connection(request.connection_id)
         link, audit = queries.get_link(
             self.db, request.connection_id, _record(request.record, "record"), request.include_audit
         )
@@ -117,6 +137,7 @@ class PosterServicer(poster_grpc.PosterServiceServicer):
     def ListLinks(
         self, request: poster_pb2.ListLinksRequest, context: grpc.ServicerContext
     ) -> poster_pb2.ListLinksResponse:
+        require_connection(request.connection_id)
         links, token = queries.list_links(
             self.db,
             request.connection_id,
@@ -132,6 +153,7 @@ class PosterServicer(poster_grpc.PosterServiceServicer):
         self, request: poster_pb2.CreateConnectionRequest, context: grpc.ServicerContext
     ) -> poster_pb2.CreateConnectionResponse:
         c = request.connection
+        require_connection(c.connection_id)
         row = connections.create_connection(
             self.db,
             c.connection_id,
@@ -147,5 +169,6 @@ class PosterServicer(poster_grpc.PosterServiceServicer):
     def GetConnection(
         self, request: poster_pb2.GetConnectionRequest, context: grpc.ServicerContext
     ) -> poster_pb2.GetConnectionResponse:
+        require_connection(request.connection_id)
         row = connections.get_connection(self.db, request.connection_id)
         return poster_pb2.GetConnectionResponse(connection=pm.connection_message(row))

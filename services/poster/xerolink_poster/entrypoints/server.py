@@ -12,6 +12,8 @@ from collections.abc import Sequence
 
 from xerolink_common.grpc_server import serve_until_signalled
 from xerolink_common.logs import configure_logging
+from xerolink_common.security import server_security_from_env
+from xerolink_common.telemetry import configure_telemetry
 
 from xerolink_poster.entrypoints import bootstrap, config
 
@@ -29,9 +31,15 @@ def main(argv: Sequence[str] | None = None) -> None:
         settings = dataclasses.replace(settings, address=args.address)
     elif args.port is not None:
         settings = dataclasses.replace(settings, address=f"0.0.0.0:{args.port}")
-    app = bootstrap.start(settings)
+    telemetry = configure_telemetry("xerolink-poster")
+    app = bootstrap.start(settings, server_security_from_env("poster"))
     log.info("poster %s listening on port %d", settings.instance_id, app.port)
-    serve_until_signalled(app.server, on_stop=app.stop)
+
+    def stop() -> None:
+        app.stop()
+        telemetry.shutdown()
+
+    serve_until_signalled(app.server, on_stop=stop)
 
 
 if __name__ == "__main__":
