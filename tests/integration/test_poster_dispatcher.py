@@ -10,7 +10,7 @@ import time
 import httpx
 from xero_emulator import EmulatorServer
 from xero_emulator.faults import FaultRule
-from xerolink.actionstep.v1 import common_pb2, transaction_pb2
+from xerolink.actionstep.v1 import billing_pb2, common_pb2, transaction_pb2
 from xerolink.poster.v1 import poster_service_pb2 as poster_pb2
 from xerolink.poster.v1 import poster_service_pb2_grpc as poster_grpc
 from xerolink_mapper import samples
@@ -177,3 +177,43 @@ def test_a_participant_is_matched_by_contact_number_first_and_created_only_once(
     later = _post_all(stub, [samples.client_bill(63)])[0]
     assert wait_settled(stub, later.name).state == poster_pb2.LINK_STATE_LINKED
     assert len(xero_objects(emulator, org["tenant_id"], "Contacts")) == 2
+
+
+def test_a_lost_answer_never_mistakes_another_records_payment_with_the_same_reference_for_its_own(
+    poster_factory: PosterFactory, emulator: EmulatorServer
+) -> None:
+    """Two instalments on one bill, same amount, both referenced "Smith" by the user. The second's
+    answer is lost after Xero committed it; its look-up must find its own payment, not the first."""
+    stub = stub_for(poster_factory())
+    _, org = connect(stub, emulator)
+    bill = samples.client_bill(70)
+    assert wait_settled(stub, _post_all(stub, [bill])[0].name).state == poster_pb2.LINK_STATE_LINKED
+    instalments = []
+    for record_id in (7101, 7102):
+        tx = transaction_pb2.Transaction(
+            header=samples.header(record_id, reference="Smith"),
+            client_bill_payment=billing_pb2.ClientBillPayment(bill_id=70, amount=samples.money(10000)),
+        )
+        instalments.append(tx)
+    first = _post_all(stub, instalments[:1])[0]
+    assert wait_settled(stub, first.name).state == poster_pb2.LINK_STATE_LINKED
+    dropped = FaultRule("drop_after_commit", count=1, methods=("PUT",), path_contains="Payments")
+    emulator.faults.add(dropped)
+
+    second = _post_all(stub, instalments[1:])[0]
+
+    assert wait_settled(stub, second.name).state == poster_pb2.LINK_STATE_LINKED
+    assert dropped.hits == 1
+    payments = [p for p in xero_objects(emulator, org["tenant_id"], "Payments") if p.get("Status") != "DELETED"]
+    assert len(payments) == 2, "the second instalment was lost or duplicated"
+    ids = {
+        _link_of(stub, common_pb2.TRANSACTION_KIND_CLIENT_BILL_PAYMENT, r).xero_objects[0].xero_id for r in (7101, 7102)
+    }
+    assert ids == {p["PaymentID"] for p in payments}
+
+
+def _link_of(stub: poster_grpc.PosterServiceStub, kind: int, record_id: int) -> poster_pb2.Link:
+    link: poster_pb2.Link = stub.GetLink(
+        poster_pb2.GetLinkRequest(connection_id="firm-1", record=common_pb2.RecordKey(kind=kind, id=record_id))  # type: ignore[arg-type]
+    ).link
+    return link

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from xerolink.actionstep.v1 import common_pb2
 from xerolink.type.v1 import date_pb2, money_pb2
 from xerolink.xero.v1 import objects_pb2 as xero_pb2
 from xerolink_poster.adapters import xero_json
@@ -50,9 +51,24 @@ def test_an_invoice_element_carries_exact_amounts_and_the_contact_id() -> None:
 
 
 def test_references_are_deterministic_and_mark_each_posting_cycle() -> None:
-    assert payloads.tracking_reference("AS-1", 1, 1) == "AS-1"
-    assert payloads.tracking_reference("", 77, 1) == "AS-77"
-    assert payloads.tracking_reference("AS-1", 1, 3) == "AS-1 #3"
+    bill, payment = common_pb2.TRANSACTION_KIND_CLIENT_BILL, common_pb2.TRANSACTION_KIND_CLIENT_BILL_PAYMENT
+    assert payloads.tracking_reference("INV-1", bill, 1, 1) == "INV-1 [AS-CB-1]"
+    assert payloads.tracking_reference("", payment, 77, 1) == "[AS-CBP-77]"
+    assert payloads.tracking_reference("INV-1", bill, 1, 3) == "INV-1 [AS-CB-1] #3"
+
+
+def test_two_records_with_the_same_user_reference_never_share_a_tracking_reference() -> None:
+    # Two instalments both referenced "Smith": a look-up for one must never find the other.
+    payment = common_pb2.TRANSACTION_KIND_CLIENT_BILL_PAYMENT
+    assert payloads.tracking_reference("Smith", payment, 7001, 1) != payloads.tracking_reference(
+        "Smith", payment, 7002, 1
+    )
+
+
+def test_every_kind_has_its_own_code() -> None:
+    kinds = [k for k in common_pb2.TransactionKind.values() if k != common_pb2.TRANSACTION_KIND_UNSPECIFIED]
+    codes = [payloads.kind_code(k) for k in kinds]
+    assert len(set(codes)) == len(codes), sorted(codes)
 
 
 def test_a_payment_is_looked_up_by_reference_and_amount() -> None:

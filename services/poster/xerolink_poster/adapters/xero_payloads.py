@@ -1,8 +1,11 @@
 """The mapper's operations as Xero Accounting API elements, and Xero's answers as ids.
 
-Every element carries a deterministic reference (`tracking_reference`): the mapper's reference,
-plus " #<generation>" when the record is posted again after an unlink, so a look-up after an
-uncertain outcome finds this cycle's object and never the orphan of an earlier one."""
+Every element carries a deterministic reference (`tracking_reference`): the mapper's reference
+followed by a tag naming the Actionstep record ("[AS-CBP-7001]"), plus " #<generation>" when the
+record is posted again after an unlink. The tag makes it unique per record, so a look-up after an
+uncertain outcome finds this record's object: never another record's that happens to carry the
+same user reference and amount (two instalments referenced "Smith"), and never the orphan of an
+earlier cycle."""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from xerolink.actionstep.v1 import common_pb2
 from xerolink.type.v1 import date_pb2, money_pb2
 from xerolink.xero.v1 import objects_pb2 as xero_pb2
 from xerolink_common.money import cents_to_decimal
@@ -56,8 +60,15 @@ class Target:
     collection: str  # JSON key of the element list
 
 
-def tracking_reference(reference: str, record_id: int, generation: int) -> str:
-    base = reference or f"AS-{record_id}"
+def kind_code(kind: int) -> str:
+    """Initials of the kind's name: TRANSACTION_KIND_CLIENT_BILL_PAYMENT -> CBP."""
+    name = common_pb2.TransactionKind.Name(kind).removeprefix("TRANSACTION_KIND_")  # type: ignore[arg-type]
+    return "".join(word[0] for word in name.split("_"))
+
+
+def tracking_reference(reference: str, kind: int, record_id: int, generation: int) -> str:
+    tag = f"[AS-{kind_code(kind)}-{record_id}]"
+    base = f"{reference} {tag}" if reference else tag
     return base if generation <= 1 else f"{base} #{generation}"
 
 

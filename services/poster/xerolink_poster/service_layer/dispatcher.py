@@ -389,7 +389,7 @@ class TenantWorker(threading.Thread):
                     known = registry.get_contact(w.connection.connection_id, w.contact.participant_id)
                     w.contact_id = known.contact_id if known is not None else ""
                 w.reference = payloads.tracking_reference(
-                    payloads.reference_of(w.operation), w.link.record_id, w.link.generation
+                    payloads.reference_of(w.operation), w.link.kind, w.link.record_id, w.link.generation
                 )
                 ready.append(w)
         if waiting or broken or finished:
