@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import socket
+import http.client
 import subprocess
 import time
 from decimal import Decimal
@@ -75,10 +75,18 @@ def test_console_script_seeds_demo_serves_admin_api_and_stops_on_sigterm() -> No
 def test_a_malformed_content_length_is_a_400_not_a_crash() -> None:
     server = EmulatorServer().start()
     try:
-        with socket.create_connection(("127.0.0.1", server.port)) as conn:
-            conn.sendall(b"PUT /api.xro/2.0/Invoices HTTP/1.1\r\nHost: x\r\nContent-Length: lots\r\n\r\n")
-            answer = conn.makefile("rb").read().decode()  # the server closes after answering
-        assert answer.startswith("HTTP/1.1 400")
-        assert "Content-Length must be a whole number" in answer
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        try:
+            conn.putrequest("PUT", "/api.xro/2.0/Invoices")
+            conn.putheader("Content-Length", "lots")
+            conn.endheaders()
+            # Read by the answer's own Content-Length rather than until the server closes: a read
+            # to EOF raced the close under load and sometimes lost the body.
+            answer = conn.getresponse()
+            body = answer.read().decode()
+        finally:
+            conn.close()
+        assert answer.status == 400
+        assert "Content-Length must be a whole number" in body
     finally:
         server.stop()
