@@ -32,6 +32,7 @@ import grpc
 from xero_emulator import EmulatorConfig, EmulatorServer
 from xerolink.poster.v1 import poster_service_pb2 as poster_pb2
 from xerolink.poster.v1 import poster_service_pb2_grpc as poster_grpc
+from xerolink_cli.connections import register_emulated_connection
 from xerolink_mapper import samples
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -97,18 +98,7 @@ class CallCounter:
 
 def connect(stub: poster_grpc.PosterServiceStub, emulator: EmulatorServer, connection_id: str) -> str:
     org = emulator.create_organisation(connection_id)
-    stub.CreateConnection(
-        poster_pb2.CreateConnectionRequest(
-            connection=poster_pb2.Connection(
-                connection_id=connection_id,
-                xero_base_url=emulator.base_url,
-                xero_tenant_id=org["tenant_id"],
-                access_token=org["access_token"],
-                refresh_token=org["refresh_token"],
-                mapping_context=samples.demo_context(),
-            )
-        )
-    )
+    register_emulated_connection(stub, connection_id, emulator.base_url, org, samples.demo_context())
     return str(org["tenant_id"])
 
 

@@ -16,6 +16,7 @@ from xero_emulator import EmulatorConfig, EmulatorServer
 from xerolink.poster.v1 import poster_service_pb2 as poster_pb2
 from xerolink.poster.v1 import poster_service_pb2_grpc as poster_grpc
 from xerolink_cli.commands import watch_until_settled
+from xerolink_cli.connections import register_emulated_connection
 from xerolink_cli.demo import mapping_context
 from xerolink_common.grpc_errors import from_rpc_error
 
@@ -58,19 +59,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, mapper_process_target: str) 
 
 def connect(stack: Stack, connection_id: str) -> None:
     org: dict[str, Any] = stack.emulator.create_organisation(f"Firm of {connection_id}")
-    stack.poster.CreateConnection(
-        poster_pb2.CreateConnectionRequest(
-            connection=poster_pb2.Connection(
-                connection_id=connection_id,
-                xero_base_url=stack.emulator.base_url,
-                xero_tenant_id=org["tenant_id"],
-                access_token=org["access_token"],
-                refresh_token=org["refresh_token"],
-                mapping_context=mapping_context(),
-            )
-        ),
-        timeout=10,
-    )
+    register_emulated_connection(stack.poster, connection_id, stack.emulator.base_url, org, mapping_context())
 
 
 @pytest.mark.parametrize("pact", PACTS, ids=[p.name for p in PACTS])

@@ -14,6 +14,7 @@ from xero_emulator import EmulatorServer
 from xerolink.actionstep.v1 import transaction_pb2
 from xerolink.poster.v1 import poster_service_pb2 as poster_pb2
 from xerolink.poster.v1 import poster_service_pb2_grpc as poster_grpc
+from xerolink_cli.connections import register_emulated_connection
 from xerolink_cli.demo import mapping_context
 from xerolink_cli.transactions import demo_transactions
 from xerolink_common.grpc_errors import from_rpc_error
@@ -68,18 +69,8 @@ def test_one_tenant_can_never_reach_anothers_links_or_postings(
         stub = poster_grpc.PosterServiceStub(channel)
         for connection_id in ("firm-a", "firm-b"):
             org = emulator.create_organisation(connection_id)
-            stub.CreateConnection(
-                poster_pb2.CreateConnectionRequest(
-                    connection=poster_pb2.Connection(
-                        connection_id=connection_id,
-                        xero_base_url=emulator.base_url,
-                        xero_tenant_id=org["tenant_id"],
-                        access_token=org["access_token"],
-                        refresh_token=org["refresh_token"],
-                        mapping_context=mapping_context(),
-                    )
-                ),
-                metadata=as_caller("operator"),
+            register_emulated_connection(
+                stub, connection_id, emulator.base_url, org, mapping_context(), metadata=as_caller("operator")
             )
         b_posting = stub.PostTransaction(
             poster_pb2.PostTransactionRequest(connection_id="firm-b", transaction=bill()),

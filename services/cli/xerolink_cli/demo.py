@@ -14,11 +14,11 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from rich.console import Console
 from rich.table import Table
 from xerolink.mapper.v1 import mapper_service_pb2 as mapper_pb2
-from xerolink.poster.v1 import poster_service_pb2 as poster_pb2
 from xerolink.poster.v1 import poster_service_pb2_grpc as poster_grpc
 from xerolink_common.money import cents_to_str, decimal_to_cents
 
 from xerolink_cli.commands import exit_code, post_all, results_table, summary
+from xerolink_cli.connections import register_emulated_connection
 from xerolink_cli.local_stack import LocalStack
 from xerolink_cli.transactions import demo_transactions
 
@@ -57,19 +57,7 @@ def connect(stack: LocalStack, stub: poster_grpc.PosterServiceStub) -> str:
     org = httpx.post(f"{stack.emulator_url}/emulator/organisations", json={"name": FIRM}, timeout=10)
     org.raise_for_status()
     created: dict[str, Any] = org.json()
-    stub.CreateConnection(
-        poster_pb2.CreateConnectionRequest(
-            connection=poster_pb2.Connection(
-                connection_id=CONNECTION_ID,
-                xero_base_url=stack.emulator_url,
-                xero_tenant_id=created["tenant_id"],
-                access_token=created["access_token"],
-                refresh_token=created["refresh_token"],
-                mapping_context=mapping_context(),
-            )
-        ),
-        timeout=10,
-    )
+    register_emulated_connection(stub, CONNECTION_ID, stack.emulator_url, created, mapping_context())
     return str(created["tenant_id"])
 
 

@@ -22,6 +22,7 @@ from xero_emulator import EmulatorConfig, EmulatorServer  # noqa: E402
 from xerolink.actionstep.v1 import transaction_pb2  # noqa: E402
 from xerolink.poster.v1 import poster_service_pb2 as poster_pb2  # noqa: E402
 from xerolink.poster.v1 import poster_service_pb2_grpc as poster_grpc  # noqa: E402
+from xerolink_cli.connections import register_emulated_connection  # noqa: E402
 from xerolink_cli.demo import mapping_context  # noqa: E402
 from xerolink_cli.transactions import demo_transactions  # noqa: E402
 from xerolink_mapper.entrypoints.server import start as start_mapper  # noqa: E402
@@ -45,18 +46,7 @@ def main(database_url: str) -> None:
         with grpc.insecure_channel(f"127.0.0.1:{poster.port}") as channel:
             stub = poster_grpc.PosterServiceStub(channel)
             org = emulator.create_organisation("Traced Firm")
-            stub.CreateConnection(
-                poster_pb2.CreateConnectionRequest(
-                    connection=poster_pb2.Connection(
-                        connection_id="traced",
-                        xero_base_url=emulator.base_url,
-                        xero_tenant_id=org["tenant_id"],
-                        access_token=org["access_token"],
-                        refresh_token=org["refresh_token"],
-                        mapping_context=mapping_context(),
-                    )
-                )
-            )
+            register_emulated_connection(stub, "traced", emulator.base_url, org, mapping_context())
             with tracer.start_as_current_span("billing.finalise_bill") as root:
                 posting = stub.PostTransaction(
                     poster_pb2.PostTransactionRequest(connection_id="traced", transaction=bill)
