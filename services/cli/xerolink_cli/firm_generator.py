@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
 from google.protobuf import json_format, timestamp_pb2
+from google.protobuf.message import Message
 from xerolink.actionstep.v1 import billing_pb2, common_pb2, supplier_pb2, transaction_pb2, trust_pb2
 from xerolink.type.v1 import date_pb2, money_pb2
 
@@ -47,92 +48,23 @@ BANK_PARTICIPANT = 900
 # Posting order: this share of payments is posted before the bill they pay.
 EARLY_PAYMENT_SHARE = 0.06
 
+# fmt: off
 _FIRST = [
-    "Amelia",
-    "Olivia",
-    "Isla",
-    "Ava",
-    "Mia",
-    "Grace",
-    "Chloe",
-    "Ruby",
-    "Zoe",
-    "Harper",
-    "Jack",
-    "Oliver",
-    "Noah",
-    "Leo",
-    "William",
-    "Henry",
-    "Thomas",
-    "Lucas",
-    "James",
-    "Charlie",
-    "Ethan",
-    "Samuel",
-    "Max",
-    "Archie",
-    "Hugo",
-    "Ivy",
-    "Sienna",
-    "Matilda",
-    "Evie",
-    "Ella",
+    "Amelia", "Olivia", "Isla", "Ava", "Mia", "Grace", "Chloe", "Ruby", "Zoe", "Harper", "Jack", "Oliver",
+    "Noah", "Leo", "William", "Henry", "Thomas", "Lucas", "James", "Charlie", "Ethan", "Samuel", "Max",
+    "Archie", "Hugo", "Ivy", "Sienna", "Matilda", "Evie", "Ella",
 ]
 _LAST = [
-    "Nguyen",
-    "Smith",
-    "Jones",
-    "Williams",
-    "Brown",
-    "Wilson",
-    "Taylor",
-    "Johnson",
-    "White",
-    "Martin",
-    "Anderson",
-    "Thompson",
-    "Walker",
-    "Harris",
-    "Lee",
-    "Ryan",
-    "Robinson",
-    "Kelly",
-    "King",
-    "Davis",
-    "Wright",
-    "Evans",
-    "Roberts",
-    "Green",
-    "Hall",
-    "Wood",
-    "Jackson",
-    "Clarke",
-    "Patel",
-    "Khan",
+    "Nguyen", "Smith", "Jones", "Williams", "Brown", "Wilson", "Taylor", "Johnson", "White", "Martin",
+    "Anderson", "Thompson", "Walker", "Harris", "Lee", "Ryan", "Robinson", "Kelly", "King", "Davis", "Wright",
+    "Evans", "Roberts", "Green", "Hall", "Wood", "Jackson", "Clarke", "Patel", "Khan",
 ]
 _COMPANY = [
-    "Marlow",
-    "Harbour",
-    "Kestrel",
-    "Banksia",
-    "Wattle",
-    "Coastal",
-    "Summit",
-    "Ironbark",
-    "Bluegum",
-    "Meridian",
-    "Southern",
-    "Granite",
-    "Lachlan",
-    "Riverside",
-    "Eastwood",
-    "Jacaranda",
-    "Pelican",
-    "Redgum",
-    "Seabreeze",
-    "Northgate",
+    "Marlow", "Harbour", "Kestrel", "Banksia", "Wattle", "Coastal", "Summit", "Ironbark", "Bluegum",
+    "Meridian", "Southern", "Granite", "Lachlan", "Riverside", "Eastwood", "Jacaranda", "Pelican", "Redgum",
+    "Seabreeze", "Northgate",
 ]
+# fmt: on
 _COMPANY_TAIL = ("Holdings Pty Ltd", "Developments Pty Ltd", "Trading Pty Ltd", "Group Pty Ltd", "Partners")
 _SUPPLIERS = (
     ("Metro Process Servers", DISBURSEMENTS),
@@ -272,7 +204,20 @@ class _Builder:
             )
         return header
 
-    def emit(self, on: date, tx: transaction_pb2.Transaction, depends_on: int = 0) -> None:
+    def add(
+        self,
+        record_id: int,
+        on: date,
+        party: Party | None,
+        action_id: int,
+        reference: str,
+        kind: str,
+        body: Message,
+        depends_on: int = 0,
+    ) -> None:
+        """Records one transaction of `kind` (the Transaction oneof field) with its body."""
+        tx = transaction_pb2.Transaction(header=self.header(record_id, on, party, action_id, reference))
+        getattr(tx, kind).CopyFrom(body)
         self.events.append(_Event(on, tx, depends_on))
 
     # -- parties -------------------------------------------------------------------------------
@@ -323,16 +268,20 @@ class _Builder:
             lines.append(
                 _line(text, "1", amount, DISBURSEMENTS_RECOVERED, code, amount, gst_on(amount) if code == GST else 0)
             )
-        tx = transaction_pb2.Transaction(
-            header=self.header(record_id, on, matter.client, matter.action_id, f"INV-{record_id}"),
-            client_bill=billing_pb2.ClientBill(
+        self.add(
+            record_id,
+            on,
+            matter.client,
+            matter.action_id,
+            f"INV-{record_id}",
+            "client_bill",
+            billing_pb2.ClientBill(
                 bill_number=f"INV-{record_id}",
                 due_date=_date(on + timedelta(days=14)),
                 lines=lines,
                 totals=_totals(lines),
             ),
         )
-        self.emit(on, tx)
         return OpenDocument(record_id, matter, matter.client, on, _totals(lines).inclusive.units)
 
     def credit_note(self, doc: OpenDocument, always_apply: bool = False) -> None:
@@ -343,13 +292,15 @@ class _Builder:
         total = amount + gst_on(amount)
         matter = doc.matter
         assert matter is not None
-        self.emit(
+        self.add(
+            record_id,
             on,
-            transaction_pb2.Transaction(
-                header=self.header(record_id, on, doc.party, matter.action_id, f"CN-{record_id}"),
-                credit_note=billing_pb2.CreditNote(
-                    credit_note_number=f"CN-{record_id}", bill_id=doc.record_id, lines=[line], totals=_totals([line])
-                ),
+            doc.party,
+            matter.action_id,
+            f"CN-{record_id}",
+            "credit_note",
+            billing_pb2.CreditNote(
+                credit_note_number=f"CN-{record_id}", bill_id=doc.record_id, lines=[line], totals=_totals([line])
             ),
         )
         # Most credits are applied to their bill at once; some stay open (applied later or refunded).
@@ -358,13 +309,15 @@ class _Builder:
             if applied > 0:
                 app_id = self.new_id()
                 doc.due -= applied
-                self.emit(
+                self.add(
+                    app_id,
                     on,
-                    transaction_pb2.Transaction(
-                        header=self.header(app_id, on, doc.party, matter.action_id, f"CN-{record_id}"),
-                        credit_note_application=billing_pb2.CreditNoteApplication(
-                            credit_note_id=record_id, bill_id=doc.record_id, amount=_money(applied)
-                        ),
+                    doc.party,
+                    matter.action_id,
+                    f"CN-{record_id}",
+                    "credit_note_application",
+                    billing_pb2.CreditNoteApplication(
+                        credit_note_id=record_id, bill_id=doc.record_id, amount=_money(applied)
                     ),
                     depends_on=doc.record_id,
                 )
@@ -383,14 +336,14 @@ class _Builder:
             record_id = self.new_id()
             on = self.day(doc.issued)
             bank = self.rng.choice((TRUST_BANK, ""))
-            self.emit(
+            self.add(
+                record_id,
                 on,
-                transaction_pb2.Transaction(
-                    header=self.header(record_id, on, doc.party, matter.action_id, f"TR-{record_id}"),
-                    invoice_paid_from_trust=trust_pb2.InvoicePaidFromTrust(
-                        bill_id=doc.record_id, trust_bank_account=bank, amount=_money(paid)
-                    ),
-                ),
+                doc.party,
+                matter.action_id,
+                f"TR-{record_id}",
+                "invoice_paid_from_trust",
+                trust_pb2.InvoicePaidFromTrust(bill_id=doc.record_id, trust_bank_account=bank, amount=_money(paid)),
                 depends_on=doc.record_id,
             )
             return
@@ -401,14 +354,14 @@ class _Builder:
             on = self.day(on)
             doc.due -= amount
             bank = self.rng.choice((OFFICE_BANK, ""))
-            self.emit(
+            self.add(
+                record_id,
                 on,
-                transaction_pb2.Transaction(
-                    header=self.header(record_id, on, doc.party, matter.action_id, f"RCP-{record_id}"),
-                    client_bill_payment=billing_pb2.ClientBillPayment(
-                        bill_id=doc.record_id, amount=_money(amount), bank_account=bank
-                    ),
-                ),
+                doc.party,
+                matter.action_id,
+                f"RCP-{record_id}",
+                "client_bill_payment",
+                billing_pb2.ClientBillPayment(bill_id=doc.record_id, amount=_money(amount), bank_account=bank),
                 depends_on=doc.record_id,
             )
 
@@ -419,15 +372,17 @@ class _Builder:
         on = self.day(latest_day=12)
         amount = self.cents(500, 60_000)
         matter.trust += amount
-        self.emit(
+        self.add(
+            record_id,
             on,
-            transaction_pb2.Transaction(
-                header=self.header(record_id, on, matter.client, matter.action_id, f"TRCP-{record_id}"),
-                trust_receipt=trust_pb2.TrustReceipt(
-                    trust_bank_account=self.rng.choice((TRUST_BANK, "")),
-                    amount=_money(amount),
-                    description="Funds received for matter",
-                ),
+            matter.client,
+            matter.action_id,
+            f"TRCP-{record_id}",
+            "trust_receipt",
+            trust_pb2.TrustReceipt(
+                trust_bank_account=self.rng.choice((TRUST_BANK, "")),
+                amount=_money(amount),
+                description="Funds received for matter",
             ),
         )
 
@@ -438,15 +393,17 @@ class _Builder:
         on = self.day(date(self.year, self.month, 13))
         amount = self.rng.randint(100, matter.trust // 2)
         matter.trust -= amount
-        self.emit(
+        self.add(
+            record_id,
             on,
-            transaction_pb2.Transaction(
-                header=self.header(record_id, on, matter.client, matter.action_id, f"TPAY-{record_id}"),
-                trust_payment=trust_pb2.TrustPayment(
-                    trust_bank_account=self.rng.choice((TRUST_BANK, "")),
-                    amount=_money(amount),
-                    description=self.rng.choice(("Stamp duty", "Settlement funds", "Payment to vendor")),
-                ),
+            matter.client,
+            matter.action_id,
+            f"TPAY-{record_id}",
+            "trust_payment",
+            trust_pb2.TrustPayment(
+                trust_bank_account=self.rng.choice((TRUST_BANK, "")),
+                amount=_money(amount),
+                description=self.rng.choice(("Stamp duty", "Settlement funds", "Payment to vendor")),
             ),
         )
 
@@ -458,42 +415,48 @@ class _Builder:
         amount = self.rng.randint(100, source.trust // 3)
         source.trust -= amount
         target.trust += amount
-        self.emit(
+        self.add(
+            record_id,
             on,
-            transaction_pb2.Transaction(
-                header=self.header(record_id, on, source.client, source.action_id, f"TJ-{record_id}"),
-                trust_journal=trust_pb2.TrustJournal(
-                    from_action_id=source.action_id,
-                    to_action_id=target.action_id,
-                    amount=_money(amount),
-                    description="Move funds to related matter",
-                ),
+            source.client,
+            source.action_id,
+            f"TJ-{record_id}",
+            "trust_journal",
+            trust_pb2.TrustJournal(
+                from_action_id=source.action_id,
+                to_action_id=target.action_id,
+                amount=_money(amount),
+                description="Move funds to related matter",
             ),
         )
 
     def trust_interest(self, amount: int) -> None:
         record_id = self.new_id()
         on = date(self.year, self.month, 28)
-        self.emit(
+        self.add(
+            record_id,
             on,
-            transaction_pb2.Transaction(
-                header=self.header(record_id, on, self.bank, 0, f"INT-{record_id}"),
-                trust_interest=trust_pb2.TrustInterest(trust_bank_account=TRUST_BANK, amount=_money(amount)),
-            ),
+            self.bank,
+            0,
+            f"INT-{record_id}",
+            "trust_interest",
+            trust_pb2.TrustInterest(trust_bank_account=TRUST_BANK, amount=_money(amount)),
         )
 
     def trust_transfer(self, amount: int) -> None:
         record_id = self.new_id()
         on = self.day(date(self.year, self.month, 20))
-        self.emit(
+        self.add(
+            record_id,
             on,
-            transaction_pb2.Transaction(
-                header=self.header(record_id, on, None, 0, f"TT-{record_id}"),
-                trust_transfer=trust_pb2.TrustTransfer(
-                    from_bank_account=self.rng.choice((TRUST_BANK, "")),
-                    to_bank_account=OFFICE_BANK,
-                    amount=_money(amount),
-                ),
+            None,
+            0,
+            f"TT-{record_id}",
+            "trust_transfer",
+            trust_pb2.TrustTransfer(
+                from_bank_account=self.rng.choice((TRUST_BANK, "")),
+                to_bank_account=OFFICE_BANK,
+                amount=_money(amount),
             ),
         )
 
@@ -501,12 +464,13 @@ class _Builder:
         record_id = self.new_id()
         on = self.day(date(self.year, self.month, 14))
         direction = trust_pb2.FUNDS_DIRECTION_OUT_OF_TRUST if out_of_trust else trust_pb2.FUNDS_DIRECTION_INTO_TRUST
-        tx = transaction_pb2.Transaction(header=self.header(record_id, on, None, 0, f"SF-{record_id}"))
+        reference = f"SF-{record_id}"
         if statutory:
-            tx.statutory_funds.CopyFrom(trust_pb2.StatutoryFunds(direction=direction, amount=_money(amount)))
+            body: Message = trust_pb2.StatutoryFunds(direction=direction, amount=_money(amount))
+            self.add(record_id, on, None, 0, reference, "statutory_funds", body)
         else:
-            tx.advanced_funds.CopyFrom(trust_pb2.AdvancedFunds(direction=direction, amount=_money(amount)))
-        self.emit(on, tx)
+            body = trust_pb2.AdvancedFunds(direction=direction, amount=_money(amount))
+            self.add(record_id, on, None, 0, reference, "advanced_funds", body)
 
     # -- suppliers -----------------------------------------------------------------------------
 
@@ -528,16 +492,20 @@ class _Builder:
                     gst_on(amount) if code == GST else 0,
                 )
             )
-        tx = transaction_pb2.Transaction(
-            header=self.header(record_id, on, supplier, matter.action_id if matter else 0, f"SUP-{record_id}"),
-            supplier_invoice=supplier_pb2.SupplierInvoice(
+        self.add(
+            record_id,
+            on,
+            supplier,
+            matter.action_id if matter else 0,
+            f"SUP-{record_id}",
+            "supplier_invoice",
+            supplier_pb2.SupplierInvoice(
                 invoice_number=f"{supplier.display_name.split()[0].upper()}-{record_id}",
                 due_date=_date(on + timedelta(days=30)),
                 lines=lines,
                 totals=_totals(lines),
             ),
         )
-        self.emit(on, tx)
         return OpenDocument(record_id, matter, supplier, on, _totals(lines).inclusive.units)
 
     def supplier_credit(self, doc: OpenDocument, account: str, always_apply: bool = False) -> None:
@@ -546,29 +514,33 @@ class _Builder:
         amount = max(doc.due // 5 // 11 * 10, 500)
         line = _line("Credit for overcharge", "1", amount, account, GST, amount, gst_on(amount))
         total = amount + gst_on(amount)
-        self.emit(
+        self.add(
+            record_id,
             on,
-            transaction_pb2.Transaction(
-                header=self.header(record_id, on, doc.party, 0, f"SC-{record_id}"),
-                supplier_credit=supplier_pb2.SupplierCredit(
-                    credit_number=f"SC-{record_id}",
-                    supplier_invoice_id=doc.record_id,
-                    lines=[line],
-                    totals=_totals([line]),
-                ),
+            doc.party,
+            0,
+            f"SC-{record_id}",
+            "supplier_credit",
+            supplier_pb2.SupplierCredit(
+                credit_number=f"SC-{record_id}",
+                supplier_invoice_id=doc.record_id,
+                lines=[line],
+                totals=_totals([line]),
             ),
         )
         applied = min(total, doc.due)
         if applied > 0 and (always_apply or self.rng.random() < 0.85):
             app_id = self.new_id()
             doc.due -= applied
-            self.emit(
+            self.add(
+                app_id,
                 on,
-                transaction_pb2.Transaction(
-                    header=self.header(app_id, on, doc.party, 0, f"SC-{record_id}"),
-                    supplier_credit_application=supplier_pb2.SupplierCreditApplication(
-                        supplier_credit_id=record_id, supplier_invoice_id=doc.record_id, amount=_money(applied)
-                    ),
+                doc.party,
+                0,
+                f"SC-{record_id}",
+                "supplier_credit_application",
+                supplier_pb2.SupplierCreditApplication(
+                    supplier_credit_id=record_id, supplier_invoice_id=doc.record_id, amount=_money(applied)
                 ),
                 depends_on=doc.record_id,
             )
@@ -582,15 +554,17 @@ class _Builder:
             record_id = self.new_id()
             on = self.day(on)
             doc.due -= amount
-            self.emit(
+            self.add(
+                record_id,
                 on,
-                transaction_pb2.Transaction(
-                    header=self.header(record_id, on, doc.party, 0, f"EFT-{record_id}"),
-                    supplier_invoice_payment=supplier_pb2.SupplierInvoicePayment(
-                        supplier_invoice_id=doc.record_id,
-                        amount=_money(amount),
-                        bank_account=self.rng.choice((OFFICE_BANK, "")),
-                    ),
+                doc.party,
+                0,
+                f"EFT-{record_id}",
+                "supplier_invoice_payment",
+                supplier_pb2.SupplierInvoicePayment(
+                    supplier_invoice_id=doc.record_id,
+                    amount=_money(amount),
+                    bank_account=self.rng.choice((OFFICE_BANK, "")),
                 ),
                 depends_on=doc.record_id,
             )
