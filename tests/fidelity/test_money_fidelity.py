@@ -19,6 +19,7 @@ from pathlib import Path
 import grpc
 import pytest
 from xero_emulator import EmulatorServer
+from xero_emulator.faults import FaultRule
 from xerolink.actionstep.v1 import common_pb2
 from xerolink.mapper.v1 import mapper_service_pb2 as mapper_pb2
 from xerolink.mapper.v1 import mapper_service_pb2_grpc as mapper_grpc
@@ -32,6 +33,7 @@ from tests.fidelity.ledger_model import Books, Controls
 from tests.fixtures.poster import EmulatorFactory, PosterFactory, connect, scaled_limits, settings, stub_for, wait_for
 
 MATTERS = int(os.environ.get("XEROLINK_FIDELITY_MATTERS", "40"))
+FIRE_MATTERS = max(MATTERS // 2, 10)
 SEED = int(os.environ.get("XEROLINK_FIDELITY_SEED", "20260301"))
 # Xero's minute scaled down: the 60-call limit still binds, a minute lasts half a second.
 MINUTE_SECONDS = 0.5
@@ -82,15 +84,8 @@ def _controls(emulator: EmulatorServer, tenant_id: str) -> Controls:
     return Controls(receivables=system["DEBTORS"], payables=system["CREDITORS"], gst=system["GST"])
 
 
-def test_a_month_of_a_firm_reaches_xero_to_the_cent_and_every_transaction_is_linked(
-    poster_factory: PosterFactory, emulator_factory: EmulatorFactory, mapper_target: str
-) -> None:
-    month = generate_month(SEED, MATTERS)
-    generated = {f"TRANSACTION_KIND_{name.upper()}" for name in month.kinds()}
-    assert _compatible_kinds(mapper_target) <= generated, "the month must hold every kind the profile posts"
-    assert month.early_payments > 0, "some payments must be posted before their bill"
-
-    emulator = emulator_factory(minute_seconds=MINUTE_SECONDS)
+def _post_and_check(month: FirmMonth, emulator: EmulatorServer, poster_factory: PosterFactory, label: str) -> None:
+    """Posts the month, waits for every link to settle, and compares the ledger to the model."""
     app = poster_factory(settings(batch_size=50, limits=scaled_limits(MINUTE_SECONDS)))
     stub = stub_for(app)
     context = samples.demo_context()
@@ -142,8 +137,33 @@ def test_a_month_of_a_firm_reaches_xero_to_the_cent_and_every_transaction_is_lin
     assert not differences, f"account: (expected from Actionstep, in Xero): {differences}"
     assert ledger["balanced"]
     print(
-        f"\nfidelity: seed {SEED}, {MATTERS} matters, {len(month.transactions)} transactions "
-        f"({month.early_payments} payments before their bill), all LINKED in {elapsed:.1f}s; "
+        f"\nfidelity ({label}): seed {month.seed}, {len(month.matters)} matters, {len(month.transactions)} "
+        f"transactions ({month.early_payments} payments before their bill), all LINKED in {elapsed:.1f}s; "
         f"{len(expected_balances)} account balances equal to the cent; "
         f"{app.dispatcher.calls_made if app.dispatcher else 0} Xero calls"
     )
+
+
+def test_a_month_of_a_firm_reaches_xero_to_the_cent_and_every_transaction_is_linked(
+    poster_factory: PosterFactory, emulator_factory: EmulatorFactory, mapper_target: str
+) -> None:
+    month = generate_month(SEED, MATTERS)
+    generated = {f"TRANSACTION_KIND_{name.upper()}" for name in month.kinds()}
+    assert _compatible_kinds(mapper_target) <= generated, "the month must hold every kind the profile posts"
+    assert month.early_payments > 0, "some payments must be posted before their bill"
+    _post_and_check(month, emulator_factory(minute_seconds=MINUTE_SECONDS), poster_factory, "calm")
+
+
+def test_the_month_is_exact_under_fire_with_server_errors_dropped_answers_and_429s(
+    poster_factory: PosterFactory, emulator_factory: EmulatorFactory
+) -> None:
+    """Xero failing as it does in production: 5xx, answers lost after the write committed (the
+    case that duplicates objects in naive clients) and rate-limit refusals. Any duplicate or lost
+    object would show in the balances."""
+    month = generate_month(SEED + 1, FIRE_MATTERS)
+    emulator = emulator_factory(minute_seconds=MINUTE_SECONDS)
+    emulator.faults.add(FaultRule("error", rate=0.1, status=503))
+    emulator.faults.add(FaultRule("drop_after_commit", rate=0.1))
+    emulator.faults.add(FaultRule("rate_limit", rate=0.05, count=3, retry_after=1))
+    _post_and_check(month, emulator, poster_factory, "under fire")
+    assert sum(rule.hits for rule in emulator.faults.rules()) > 0
