@@ -1,0 +1,133 @@
+"""Every RPC of the mapper under malformed and hostile requests: each gets a clear gRPC error
+(INVALID_ARGUMENT with field violations, FAILED_PRECONDITION or NOT_FOUND, always with a reason),
+never INTERNAL or UNKNOWN; in batches and streams each item carries that error itself."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import grpc
+import pytest
+from hypothesis import HealthCheck, given, settings
+from xerolink.actionstep.v1 import transaction_pb2
+from xerolink.mapper.v1 import mapper_service_pb2 as pb
+from xerolink.mapper.v1 import mapper_service_pb2_grpc as mapper_grpc
+from xerolink_mapper import samples
+
+from tests.fuzz.hostile import BROKEN_ELSEWHERE, clear_error, clear_item_error, expect_error, hostile_transactions
+from tests.fuzz.strategies import rough_transaction
+
+SERVICE = "/xerolink.mapper.v1.MapperService/"
+HOSTILE = {name: tx for name, tx in hostile_transactions().items() if name not in BROKEN_ELSEWHERE}
+
+
+@pytest.fixture(scope="module")
+def channel(mapper_target: str) -> Iterator[grpc.Channel]:
+    with grpc.insecure_channel(mapper_target) as channel:
+        yield channel
+
+
+@pytest.fixture(scope="module")
+def stub(channel: grpc.Channel) -> mapper_grpc.MapperServiceStub:
+    return mapper_grpc.MapperServiceStub(channel)
+
+
+def _request(tx: transaction_pb2.Transaction, context: pb.MappingContext | None = None) -> pb.MapTransactionRequest:
+    return pb.MapTransactionRequest(transaction=tx, context=context or samples.demo_context())
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_a_hostile_transaction_gets_a_clear_error(stub: mapper_grpc.MapperServiceStub, case: str) -> None:
+    expect_error(lambda: stub.MapTransaction(_request(HOSTILE[case]), timeout=30))
+
+
+def test_every_item_of_a_hostile_batch_and_stream_gets_its_own_clear_error(stub: mapper_grpc.MapperServiceStub) -> None:
+    requests = [pb.MapTransactionRequest(transaction=tx) for tx in HOSTILE.values()]
+    batch = stub.BatchMapTransactions(
+        pb.BatchMapTransactionsRequest(requests=requests, context=samples.demo_context()), timeout=60
+    )
+    streamed = [
+        result
+        for response in stub.StreamMapTransactions(
+            iter([pb.StreamMapTransactionsRequest(requests=requests, context=samples.demo_context())]), timeout=60
+        )
+        for result in response.results
+    ]
+    for results in (batch.results, streamed):
+        assert sorted(r.index for r in results) == list(range(len(requests)))
+        for result in results:
+            assert result.WhichOneof("outcome") == "error", f"item {result.index} was mapped"
+            clear_item_error(result.error)
+
+
+def _context(**changes: int) -> pb.MappingContext:
+    context = samples.demo_context()
+    for name, value in changes.items():
+        setattr(context, name, value)
+    return context
+
+
+@pytest.mark.parametrize(
+    "context",
+    [_context(profile=7), _context(profile=-1), _context(accounting_method=42)],
+    ids=["unknown profile", "negative profile", "unknown accounting method"],
+)
+def test_unknown_enum_numbers_in_the_context_are_refused(
+    stub: mapper_grpc.MapperServiceStub, context: pb.MappingContext
+) -> None:
+    err = expect_error(lambda: stub.MapTransaction(_request(samples.client_bill(), context), timeout=30))
+    assert err.code == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_an_empty_context_is_refused(stub: mapper_grpc.MapperServiceStub) -> None:
+    expect_error(lambda: stub.MapTransaction(_request(samples.client_bill(), pb.MappingContext()), timeout=30))
+
+
+@pytest.mark.parametrize("profile", [3, 99, -1, 2**31 - 1])
+def test_an_unknown_profile_is_refused_by_the_support_matrix(stub: mapper_grpc.MapperServiceStub, profile: int) -> None:
+    err = expect_error(lambda: stub.ListSupportMatrix(pb.ListSupportMatrixRequest(profile=profile), timeout=10))  # type: ignore[arg-type]
+    assert err.code == grpc.StatusCode.INVALID_ARGUMENT
+
+
+# Field 1 and 2 of every request, sent with wire types their declarations do not have.
+WRONG_WIRE_TYPES = [
+    b"\x08\x96\x01",
+    b"\x0d\x01\x02\x03\x04",
+    b"\x11" + b"\x00" * 8,
+    b"\x10\x01",
+    b"\x15\x00\x00\x00\x00",
+]
+
+
+@pytest.mark.parametrize("method", sorted(pb.DESCRIPTOR.services_by_name["MapperService"].methods_by_name))
+def test_fields_of_the_wrong_wire_type_never_make_an_internal_error(channel: grpc.Channel, method: str) -> None:
+    descriptor = pb.DESCRIPTOR.services_by_name["MapperService"].methods_by_name[method]
+    for payload in WRONG_WIRE_TYPES:
+        try:
+            if descriptor.client_streaming:
+                list(channel.stream_stream(SERVICE + method)(iter([payload]), timeout=10))
+            else:
+                channel.unary_unary(SERVICE + method)(payload, timeout=10)
+        except grpc.RpcError as err:
+            clear_error(err)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(tx=rough_transaction())
+def test_roughed_up_transactions_are_mapped_or_refused_clearly(
+    stub: mapper_grpc.MapperServiceStub, tx: transaction_pb2.Transaction
+) -> None:
+    try:
+        response = stub.MapTransaction(_request(tx), timeout=30)
+    except grpc.RpcError as err:
+        clear_error(err)
+        return
+    assert response.decision.reason_code
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(tx=rough_transaction(defects=1))
+def test_transactions_with_a_defect_are_always_refused(
+    stub: mapper_grpc.MapperServiceStub, tx: transaction_pb2.Transaction
+) -> None:
+    expect_error(lambda: stub.MapTransaction(_request(tx), timeout=30))
