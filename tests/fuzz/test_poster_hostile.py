@@ -14,9 +14,11 @@ from typing import Any
 
 import grpc
 import pytest
+from google.protobuf.descriptor import MethodDescriptor
 from hypothesis import HealthCheck, given, settings
 from xero_emulator import EmulatorConfig, EmulatorServer
 from xerolink.actionstep.v1 import common_pb2, transaction_pb2
+from xerolink.mapper.v1 import mapper_service_pb2 as mapper_pb
 from xerolink.poster.v1 import poster_service_pb2 as pb
 from xerolink.poster.v1 import poster_service_pb2_grpc as poster_grpc
 from xerolink_mapper import samples
@@ -364,3 +366,33 @@ def test_generated_hostile_transactions_are_refused_and_change_nothing(
         lambda: stack.stub.PostTransaction(pb.PostTransactionRequest(connection_id=CONNECTION, transaction=tx))
     )
     _unchanged(stack, baseline)
+
+
+UNDECODABLE = [b"\xff\xff\xff", b"\x08\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80\x01", b"\x0a\x05ab"]
+
+
+def _call_raw(channel: grpc.Channel, method: MethodDescriptor, payload: bytes) -> None:
+    path = f"/{method.containing_service.full_name}/{method.name}"
+    if method.client_streaming:
+        list(channel.stream_stream(path)(iter([payload]), timeout=10))
+    elif method.server_streaming:
+        list(channel.unary_stream(path)(payload, timeout=10))
+    else:
+        channel.unary_unary(path)(payload, timeout=10)
+
+
+@pytest.mark.parametrize("service", ["mapper", "poster"])
+def test_bytes_that_are_not_protobuf_are_invalid_arguments(stack: Stack, mapper_target: str, service: str) -> None:
+    descriptor = (
+        mapper_pb.DESCRIPTOR.services_by_name["MapperService"]
+        if service == "mapper"
+        else pb.DESCRIPTOR.services_by_name["PosterService"]
+    )
+    channel = grpc.insecure_channel(mapper_target) if service == "mapper" else stack.channel
+    before = stack.snapshot()
+    for method in descriptor.methods_by_name.values():
+        for payload in UNDECODABLE:
+            with pytest.raises(grpc.RpcError) as raised:
+                _call_raw(channel, method, payload)
+            assert clear_error(raised.value).code == grpc.StatusCode.INVALID_ARGUMENT, method.name
+    assert stack.snapshot() == before

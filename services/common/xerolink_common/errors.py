@@ -73,3 +73,37 @@ def not_found(reason: str, message: str) -> XerolinkError:
 
 def unavailable(reason: str, message: str, retry_after_seconds: float | None = None) -> XerolinkError:
     return XerolinkError(ErrorCode.UNAVAILABLE, reason, message, retry_after_seconds=retry_after_seconds)
+
+
+# gRPC refuses trailers over 16 KiB, and a batch answer must stay under the caller's message limit:
+# an error that echoed a huge input would reach the caller as RESOURCE_EXHAUSTED with no reason at
+# all. Every echoed text is cut, and so is the list of violations.
+MAX_TEXT = 240
+MAX_VIOLATIONS = 20
+
+
+def _cut(text: str, limit: int = MAX_TEXT) -> str:
+    return text if len(text) <= limit else f"{text[: limit - 24]}… ({len(text)} characters)"
+
+
+def bounded(err: XerolinkError) -> XerolinkError:
+    """The same error with every text and list cut to a size any transport carries."""
+    fields = [FieldViolation(_cut(v.field), _cut(v.description)) for v in err.field_violations[:MAX_VIOLATIONS]]
+    if len(err.field_violations) > MAX_VIOLATIONS:
+        fields.append(FieldViolation("…", f"{len(err.field_violations) - MAX_VIOLATIONS} more problems not listed"))
+    preconditions = [
+        PreconditionViolation(_cut(v.type, 64), _cut(v.subject), _cut(v.description))
+        for v in err.precondition_violations[:MAX_VIOLATIONS]
+    ]
+    if len(err.precondition_violations) > MAX_VIOLATIONS:
+        extra = len(err.precondition_violations) - MAX_VIOLATIONS
+        preconditions.append(PreconditionViolation("MORE", "…", f"{extra} more unmet preconditions not listed"))
+    return XerolinkError(
+        err.code,
+        err.reason,
+        _cut(err.message, 1000),
+        field_violations=fields,
+        precondition_violations=preconditions,
+        metadata={_cut(k, 64): _cut(v) for k, v in list(err.metadata.items())[:MAX_VIOLATIONS]},
+        retry_after_seconds=err.retry_after_seconds,
+    )

@@ -17,6 +17,7 @@ from xerolink_common.errors import (
     FieldViolation,
     PreconditionViolation,
     XerolinkError,
+    bounded,
 )
 
 DOMAIN = "xerolink"
@@ -24,6 +25,7 @@ log = logging.getLogger(__name__)
 
 
 def to_status(err: XerolinkError) -> grpc.Status:
+    err = bounded(err)
     details: list[any_pb2.Any] = []
     info = any_pb2.Any()
     info.Pack(error_details_pb2.ErrorInfo(reason=err.reason, domain=DOMAIN, metadata=err.metadata))

@@ -16,6 +16,8 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from xerolink_common.request_decoding import DecodeGuard
+
 log = logging.getLogger(__name__)
 
 # Registers a servicer on a server (the generated add_XServicer_to_server functions).
@@ -52,7 +54,8 @@ def create_server(
     """Builds and starts a server; returns it with the port actually bound (address may end in :0)."""
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc"),
-        interceptors=list(interceptors),
+        # The decode guard comes first so it wraps every other interceptor's handler.
+        interceptors=[DecodeGuard(), *interceptors],
         options=[
             ("grpc.max_receive_message_length", 16 * 1024 * 1024),
             ("grpc.so_reuseport", 0),

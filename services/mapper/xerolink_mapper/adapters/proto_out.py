@@ -9,7 +9,7 @@ from xerolink.actionstep.v1 import common_pb2
 from xerolink.mapper.v1 import mapper_service_pb2 as mapper_pb2
 from xerolink.type.v1 import date_pb2, errors_pb2, money_pb2
 from xerolink.xero.v1 import objects_pb2 as xero_pb2
-from xerolink_common.errors import XerolinkError
+from xerolink_common.errors import XerolinkError, bounded
 
 from xerolink_mapper.adapters.proto_in import KIND_TO_PROTO
 from xerolink_mapper.domain import xero
@@ -196,6 +196,7 @@ def outcome_to_proto(outcome: xero.MapOutcome, profile: Profile) -> mapper_pb2.M
 
 def error_result(index: int, err: XerolinkError) -> mapper_pb2.MapResult:
     """The per-item form of the status a unary call would have returned."""
+    err = bounded(err)
     return mapper_pb2.MapResult(
         index=index,
         error=errors_pb2.ItemError(

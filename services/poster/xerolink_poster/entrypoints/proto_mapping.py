@@ -9,7 +9,7 @@ from xerolink.actionstep.v1 import common_pb2
 from xerolink.mapper.v1 import mapper_service_pb2 as mapper_pb2
 from xerolink.poster.v1 import poster_service_pb2 as poster_pb2
 from xerolink.type.v1 import errors_pb2
-from xerolink_common.errors import XerolinkError
+from xerolink_common.errors import XerolinkError, bounded
 
 from xerolink_poster.adapters.registry import Registry
 from xerolink_poster.adapters.tables import AuditRow, ConnectionRow, LinkRow, PostingRow
@@ -38,6 +38,7 @@ def record_key(record: RecordRef) -> common_pb2.RecordKey:
 
 
 def item_error(err: XerolinkError) -> errors_pb2.ItemError:
+    err = bounded(err)
     return errors_pb2.ItemError(
         code=err.code.value,
         reason=err.reason,
