@@ -219,6 +219,12 @@ BAD_TOKENS = [
     _token("not a number"),
     _token("-1"),
     _token("123:"),
+    # Digits that are not ASCII, and positions beyond 64 bits, for either listing.
+    _token("²"),
+    _token("9" * 5000),
+    _token(str(2**63)),
+    _token("²:abc"),
+    _token(f"{2**63}:abc"),
 ]
 
 
@@ -230,6 +236,22 @@ def test_a_malformed_page_token_is_refused(stack: Stack, baseline: dict[str, Any
     )
     assert links.code == postings.code == grpc.StatusCode.INVALID_ARGUMENT
     assert "page_token" in links.fields and "page_token" in postings.fields
+    _unchanged(stack, baseline)
+
+
+@pytest.mark.parametrize("field", ["state", "group"])
+def test_an_unknown_filter_value_is_refused_not_read_as_no_filter(
+    stack: Stack, baseline: dict[str, Any], field: str
+) -> None:
+    request = pb.ListLinksRequest(connection_id=CONNECTION)
+    setattr(request, field, 99)  # an enum number this version does not define
+    links = expect_error(lambda: stack.stub.ListLinks(request))
+    assert links.code == grpc.StatusCode.INVALID_ARGUMENT and field in links.fields
+    if field == "state":
+        postings = expect_error(
+            lambda: stack.stub.ListPostings(pb.ListPostingsRequest(connection_id=CONNECTION, state=99))
+        )
+        assert postings.code == grpc.StatusCode.INVALID_ARGUMENT and "state" in postings.fields
     _unchanged(stack, baseline)
 
 

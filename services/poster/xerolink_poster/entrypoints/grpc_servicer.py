@@ -49,6 +49,27 @@ def _record(request_record: object, field: str) -> RecordRef:
     return RecordRef(kind, record_id)
 
 
+def _state_filter(state: int) -> str:
+    """The registry's state for a filter; an enum number this version does not know is refused
+    rather than read as "no filter" (which would list everything)."""
+    if state == poster_pb2.LINK_STATE_UNSPECIFIED:
+        return ""
+    found = pm.PROTO_TO_STATE.get(state)  # type: ignore[call-overload]
+    if found is None:
+        raise invalid_argument(
+            "UNKNOWN_STATE", f"state {state} is not a link state", [FieldViolation("state", "use a LinkState value")]
+        )
+    return str(found)
+
+
+def _group_filter(group: int) -> int:
+    if group not in poster_pb2.LinkGroup.values():
+        raise invalid_argument(
+            "UNKNOWN_GROUP", f"group {group} is not a link group", [FieldViolation("group", "use a LinkGroup value")]
+        )
+    return group
+
+
 def _check_batch(size: int) -> None:
     if size > MAX_BATCH:
         raise invalid_argument(
@@ -108,7 +129,7 @@ class PosterServicer(poster_grpc.PosterServiceServicer):
         views, token = queries.list_postings(
             self.db,
             request.connection_id,
-            pm.PROTO_TO_STATE.get(request.state, ""),
+            _state_filter(request.state),
             request.page_size,
             request.page_token,
         )
@@ -141,8 +162,8 @@ class PosterServicer(poster_grpc.PosterServiceServicer):
         links, token = queries.list_links(
             self.db,
             request.connection_id,
-            int(request.group),
-            pm.PROTO_TO_STATE.get(request.state, ""),
+            _group_filter(int(request.group)),
+            _state_filter(request.state),
             request.page_size,
             request.page_token,
         )

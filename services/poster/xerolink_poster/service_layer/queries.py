@@ -50,6 +50,20 @@ def decode_token(token: str) -> str:
         ) from exc
 
 
+_MAX_POSITION = 2**63 - 1  # positions are 64-bit database values
+
+
+def _position(text: str) -> int:
+    """A page position from a token: ASCII digits within 64 bits ("²".isdigit() is true too)."""
+    if not (text.isascii() and text.isdigit() and len(text) <= 19) or int(text) > _MAX_POSITION:
+        raise invalid_argument(
+            "INVALID_PAGE_TOKEN",
+            "page_token is not one this service issued; start again without it",
+            [FieldViolation("page_token", "use next_page_token from the previous page")],
+        )
+    return int(text)
+
+
 def posting_id_of(name: str) -> str:
     prefix = "postings/"
     if not name.startswith(prefix) or len(name) == len(prefix):
@@ -72,13 +86,13 @@ def list_postings(db: Database, connection_id: str, state: str, size: int, token
     before: tuple[int, str] | None = None
     if token:
         created, _, posting_id = decode_token(token).partition(":")
-        if not created.isdigit() or not posting_id:
+        if not posting_id or len(posting_id) > 64:
             raise invalid_argument(
                 "INVALID_PAGE_TOKEN",
                 "page_token is not valid; start again without it",
                 [FieldViolation("page_token", "use next_page_token")],
             )
-        before = (int(created), posting_id)
+        before = (_position(created), posting_id)
     limit = page_size(size)
     with UnitOfWork(db, write=False) as uow:
         rows = uow.registry.list_postings(connection_id, state, before, limit + 1)
@@ -104,14 +118,7 @@ def list_links(
 ) -> tuple[Sequence[LinkRow], str]:
     after = 0
     if token:
-        text = decode_token(token)
-        if not text.isdigit():
-            raise invalid_argument(
-                "INVALID_PAGE_TOKEN",
-                "page_token is not valid; start again without it",
-                [FieldViolation("page_token", "use next_page_token")],
-            )
-        after = int(text)
+        after = _position(decode_token(token))
     limit = page_size(size)
     with UnitOfWork(db, write=False) as uow:
         rows = uow.registry.list_links(connection_id, group, state, after, limit + 1)
