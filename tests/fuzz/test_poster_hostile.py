@@ -248,9 +248,9 @@ def test_an_unknown_filter_value_is_refused_not_read_as_no_filter(
     links = expect_error(lambda: stack.stub.ListLinks(request))
     assert links.code == grpc.StatusCode.INVALID_ARGUMENT and field in links.fields
     if field == "state":
-        postings = expect_error(
-            lambda: stack.stub.ListPostings(pb.ListPostingsRequest(connection_id=CONNECTION, state=99))
-        )
+        unknown = pb.ListPostingsRequest(connection_id=CONNECTION)
+        unknown.state = 99  # type: ignore[assignment]
+        postings = expect_error(lambda: stack.stub.ListPostings(unknown))
         assert postings.code == grpc.StatusCode.INVALID_ARGUMENT and "state" in postings.fields
     _unchanged(stack, baseline)
 
