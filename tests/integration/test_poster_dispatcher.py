@@ -217,3 +217,23 @@ def _link_of(stub: poster_grpc.PosterServiceStub, kind: int, record_id: int) -> 
         poster_pb2.GetLinkRequest(connection_id="firm-1", record=common_pb2.RecordKey(kind=kind, id=record_id))  # type: ignore[arg-type]
     ).link
     return link
+
+
+def test_an_unexpected_dispatch_error_is_shown_and_ends_failed_instead_of_pending_forever(
+    poster_factory: PosterFactory, emulator: EmulatorServer
+) -> None:
+    """A participant name far beyond Xero's limit: Xero refuses the contact and the look-up by name
+    cannot even be built as a URL. The posting must settle FAILED with the error as its reason."""
+    stub = stub_for(poster_factory(dispatcher=settings(max_attempts=3)))
+    connect(stub, emulator)
+    bill = samples.client_bill(80)
+    bill.header.participant.participant_id = 880
+    bill.header.participant.display_name = "N" * 100_000
+
+    posting = _post_all(stub, [bill])[0]
+
+    settled = wait_settled(stub, posting.name, timeout=30)
+    assert settled.state == poster_pb2.LINK_STATE_FAILED
+    assert settled.link.last_error.reason == "DISPATCH_ERROR", settled.link.last_error
+    assert "InvalidURL" in settled.link.last_error.message
+    assert settled.link.attempts >= 1

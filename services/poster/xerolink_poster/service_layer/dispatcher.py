@@ -270,14 +270,30 @@ class TenantWorker(threading.Thread):
                     except LeaseLost:
                         self.lease_lost = True
                         self._unclaim(claimed)
-                    except Exception:
-                        log.exception("dispatch job failed; its entries are retried after their claim expires")
+                    except Exception as exc:
+                        log.exception("dispatch job failed", extra={"tenant_id": self.tenant_id})
+                        self._record_failure(claimed, exc)
                     finally:
                         slots.release()
 
                 pool.submit(job)
         run_in_transaction(self.d.db, lambda uow: uow.registry.release_lease(self.tenant_id, self.d.holder))
         log.info("released tenant %s", self.tenant_id, extra={"tenant_id": self.tenant_id})
+
+    def _record_failure(self, claimed: list[OutboxRow], exc: Exception) -> None:
+        """An unexpected error must not leave work silently pending: each entry gets the error as
+        its visible reason, counts an attempt and backs off, and fails for good after the last
+        attempt. Whether a request went out is unknown, so the next attempt looks up first."""
+        try:
+            works = self._load(claimed)
+            self._retry(
+                works,
+                uncertain=True,
+                reason="DISPATCH_ERROR",
+                message=f"the dispatcher could not process it ({type(exc).__name__}: {str(exc)[:200]})",
+            )
+        except Exception:
+            log.exception("could not record the failure; the entries are retried after their claim expires")
 
     def _renew(self) -> bool:
         lease = run_in_transaction(
