@@ -13,15 +13,21 @@ import pytest
 from mapper_factories import CONNECTED, cents, context, line, totals_of, transaction
 from xerolink_mapper import support_matrix_doc
 from xerolink_mapper.domain import support_matrix as sm
+from xerolink_mapper.domain.decisions import BASE_CURRENCY_ONLY_KINDS
 from xerolink_mapper.domain.mapping import map_transaction
 from xerolink_mapper.domain.model import (
     AccountingMethod,
     DocumentBody,
+    FundsBody,
+    FundsDirection,
+    GeneralJournalBody,
+    JournalLine,
     Kind,
     OpaqueBody,
     Profile,
     Transaction,
     TransferBody,
+    TrustJournalBody,
 )
 from xerolink_mapper.domain.xero import MapOutcome
 
@@ -134,7 +140,40 @@ CONDITIONS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
 
 
 def test_every_condition_of_the_table_is_exercised() -> None:
-    assert set(CONDITIONS) == set(sm.CONDITIONS_BY_CODE)
+    # The one condition about journals and transfers has its own test below.
+    assert set(CONDITIONS) | {sm.FOREIGN_CURRENCY_NOT_REPRESENTABLE} == set(sm.CONDITIONS_BY_CODE)
+
+
+def sample_of(kind: Kind, **header_changes: Any) -> Transaction:
+    """A valid transaction of a kind that becomes a manual journal or a bank transfer."""
+    amount = cents(10000, header_changes.get("currency_code", ""))
+    body: Any = {
+        Kind.GENERAL_JOURNAL: GeneralJournalBody(
+            "Reclassify",
+            (
+                JournalLine("420", "to", amount, "GST"),
+                JournalLine("489", "from", cents(-10000, amount.currency_code), "GST"),
+            ),
+        ),
+        Kind.TRUST_JOURNAL: TrustJournalBody(3001, 3002, amount),
+        Kind.TRUST_TRANSFER: TransferBody("091", "092", amount),
+        Kind.OFFICE_BANK_TRANSFER: TransferBody("090", "094", amount),
+        Kind.STATUTORY_FUNDS: FundsBody(FundsDirection.OUT_OF_TRUST, "091", "092", amount),
+        Kind.ADVANCED_FUNDS: FundsBody(FundsDirection.OUT_OF_TRUST, "091", "093", amount),
+    }[kind]
+    return transaction(kind, body, **header_changes)
+
+
+@pytest.mark.parametrize("kind", sorted(BASE_CURRENCY_ONLY_KINDS, key=str))
+def test_a_foreign_journal_or_transfer_is_refused_in_the_extended_profile(kind: Kind) -> None:
+    """Xero keeps manual journals in the base currency and a bank transfer carries no rate:
+    posted, USD 100.00 would be booked as AUD 100.00."""
+    tx = sample_of(kind, currency_code="USD", currency_rate="0.65")
+    outcome = map_transaction(tx, context(Profile.EXTENDED))
+    assert outcome.decision.reason_code == sm.FOREIGN_CURRENCY_NOT_REPRESENTABLE
+    assert outcome.operations == ()
+    in_base = map_transaction(sample_of(kind), context(Profile.EXTENDED))
+    assert in_base.decision.supported
 
 
 @pytest.mark.parametrize("code", sorted(CONDITIONS))

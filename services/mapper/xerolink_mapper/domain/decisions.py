@@ -34,6 +34,23 @@ def _foreign_currency(tx: Transaction, ctx: MappingContext) -> bool:
     return tx.header.currency_code != ctx.base_currency_code
 
 
+# Kinds that become manual journals or bank transfers: neither carries a currency and rate.
+BASE_CURRENCY_ONLY_KINDS = frozenset(
+    {
+        Kind.GENERAL_JOURNAL,
+        Kind.TRUST_JOURNAL,
+        Kind.TRUST_TRANSFER,
+        Kind.OFFICE_BANK_TRANSFER,
+        Kind.STATUTORY_FUNDS,
+        Kind.ADVANCED_FUNDS,
+    }
+)
+
+
+def _foreign_not_representable(tx: Transaction, ctx: MappingContext) -> bool:
+    return tx.kind in BASE_CURRENCY_ONLY_KINDS and _foreign_currency(tx, ctx)
+
+
 def _cash_accounting(_tx: Transaction, ctx: MappingContext) -> bool:
     return ctx.accounting_method is AccountingMethod.CASH
 
@@ -47,6 +64,7 @@ _HOLDS: dict[str, Callable[[Transaction, MappingContext], bool]] = {
     sm.PRE_INTEGRATION: _pre_integration,
     sm.MULTI_CURRENCY_DATABASE: _multi_currency,
     sm.FOREIGN_CURRENCY: _foreign_currency,
+    sm.FOREIGN_CURRENCY_NOT_REPRESENTABLE: _foreign_not_representable,
     sm.CASH_ACCOUNTING: _cash_accounting,
     sm.GENERAL_RETAINERS_CONFIGURED: _retainers,
 }

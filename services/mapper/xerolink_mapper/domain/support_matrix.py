@@ -27,6 +27,7 @@ PRE_INTEGRATION = "PRE_INTEGRATION"
 OTHER_DIVISION = "OTHER_DIVISION"
 MULTI_CURRENCY_DATABASE = "MULTI_CURRENCY_DATABASE"
 FOREIGN_CURRENCY = "FOREIGN_CURRENCY"
+FOREIGN_CURRENCY_NOT_REPRESENTABLE = "FOREIGN_CURRENCY_NOT_REPRESENTABLE"
 CASH_ACCOUNTING = "CASH_ACCOUNTING"
 GENERAL_RETAINERS_CONFIGURED = "GENERAL_RETAINERS_CONFIGURED"
 
@@ -338,6 +339,13 @@ CONDITIONS: tuple[Condition, ...] = (
         "The transaction is not in the Xero organisation's base currency; choose the extended profile "
         "and send the currency rate to post it.",
         (COMPATIBLE,),
+    ),
+    Condition(
+        FOREIGN_CURRENCY_NOT_REPRESENTABLE,
+        "Xero keeps manual journals in the base currency and this version cannot tell the currencies "
+        "of the bank accounts a transfer joins, so a foreign-currency journal, transfer or funds "
+        "movement is not posted; convert it to the base currency in Actionstep, or enter it in Xero.",
+        (EXTENDED,),
     ),
     Condition(
         CASH_ACCOUNTING,
