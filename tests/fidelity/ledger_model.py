@@ -92,10 +92,10 @@ class Books:
         elif kind == "invoice_paid_from_trust":
             paid = tx.invoice_paid_from_trust
             bank = self._account(paid.trust_bank_account, "trust_bank")
-            # Trust money leaves the bank against the matter's liability, and settles the bill
-            # through the trust transfers clearing account.
+            # The firm takes its fee out of trust: the trust bank pays against the matter's
+            # liability, and the office bank receives it as the payment of the bill.
             self._move(self.allocation["trust_liability"], bank, paid.amount.units)
-            self._move(self.allocation["trust_transfers"], c.receivables, paid.amount.units)
+            self._move(self.allocation["office_bank"], c.receivables, paid.amount.units)
         elif kind in ("statutory_funds", "advanced_funds"):
             funds_body: trust_pb2.StatutoryFunds | trust_pb2.AdvancedFunds = getattr(tx, kind)
             trust = self._account(funds_body.trust_bank_account, "trust_bank")
