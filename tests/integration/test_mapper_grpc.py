@@ -151,6 +151,7 @@ def test_list_support_matrix_returns_the_table_for_callers_to_render(stub: mappe
         "PRE_INTEGRATION",
         "OTHER_DIVISION",
         "FOREIGN_CURRENCY",
+        "FOREIGN_CURRENCY_NOT_REPRESENTABLE",
         "MULTI_CURRENCY_DATABASE",
         "CASH_ACCOUNTING",
         "GENERAL_RETAINERS_CONFIGURED",
