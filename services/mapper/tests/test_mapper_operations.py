@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from datetime import date
 
+import pytest
 from hypothesis import given, settings
 from mapper_factories import cents, context, line, totals_of, transaction
 from mapper_strategies import transactions
+from xerolink_common.errors import ErrorCode, XerolinkError
 from xerolink_mapper.domain.mapping import map_transaction
 from xerolink_mapper.domain.model import (
     ApplicationBody,
@@ -105,14 +107,24 @@ def test_supplier_documents_are_accpay_and_their_applications_refer_to_supplier_
 
 
 def test_overpayment_refund_creates_the_overpayment_then_refunds_it_by_local_reference() -> None:
-    body = OverpaymentRefundBody(77, cents(2500), cents(2000))
+    body = OverpaymentRefundBody(77, cents(2500), cents(2500))
     overpayment, refund = ops(transaction(Kind.OVERPAYMENT_REFUND, body), Profile.EXTENDED)
     assert isinstance(overpayment.body, BankTransaction) and isinstance(refund.body, Payment)
     assert overpayment.body.type is BankTransactionType.RECEIVE_OVERPAYMENT
     assert overpayment.body.total == 2500
     assert refund.body.document == LocalRef(overpayment.local_ref)
     assert refund.body.document_type is DocumentType.OVERPAYMENT
-    assert refund.body.amount == 2000
+    assert refund.body.amount == 2500
+
+
+def test_a_partial_overpayment_refund_is_refused_so_a_second_cannot_recreate_the_overpayment() -> None:
+    """Receipt 900 overpaid by 100.00, refunded 30.00 then 70.00: mapped one by one, each refund
+    would create a 100.00 overpayment and the bank would show 200.00 received."""
+    body = OverpaymentRefundBody(900, cents(10000), cents(3000))
+    with pytest.raises(XerolinkError) as err:
+        map_transaction(transaction(Kind.OVERPAYMENT_REFUND, body), context(Profile.EXTENDED))
+    assert err.value.code is ErrorCode.INVALID_ARGUMENT
+    assert [v.field for v in err.value.field_violations] == ["transaction.overpayment_refund.refund_amount"]
 
 
 def test_credit_note_refund_is_a_payment_on_the_linked_credit_note() -> None:

@@ -457,8 +457,14 @@ def _overpayment_refund(job: _Job, body: OverpaymentRefundBody) -> tuple[list[Op
     receivable, so its line has no account code), then the refund pays it back."""
     overpaid = job.money(body.overpaid, "overpaid_amount")
     refund = job.money(body.refund, "refund_amount")
-    if refund > overpaid > 0:
-        job.problems.field(f"{job.path}.refund_amount", "is more than the overpaid amount")
+    if refund != overpaid and overpaid > 0:
+        # Each refund creates the overpayment it pays: a second partial refund of the same receipt
+        # would create the overpayment again and put the excess in the bank twice.
+        job.problems.field(
+            f"{job.path}.refund_amount",
+            "must equal overpaid_amount: this version refunds an overpayment whole, in one refund; "
+            "record a partial refund in Xero against the overpayment instead",
+        )
     bank = job.account(body.bank_account, OFFICE_BANK, "the bank the overpayment was received into")
     receipt = f" (receipt {body.receipt_id})" if body.receipt_id else ""
     item = LineItem(f"Client overpayment{receipt}", "1", unit_amount(overpaid), "", "NONE", overpaid, 0)
