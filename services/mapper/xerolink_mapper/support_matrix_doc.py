@@ -175,6 +175,8 @@ def render() -> str:
     add("  office in one posting, so no clearing balance is left for a later transfer to clear twice.")
     add("- Overpayment refund: `overpayment` (BankTransaction RECEIVE-OVERPAYMENT of the overpaid amount; Xero")
     add("  books its line to accounts receivable, so no account code is sent) then `refund` (Payment on it).")
+    add("  The refund must be the whole overpaid amount: each refund creates the overpayment it pays, so a")
+    add("  second partial refund would create it again. Record partial refunds in Xero.")
     add("- Statutory and advanced funds: a BankTransfer between the trust bank and the funds account; when the")
     add("  chart shows the funds account is not a Xero bank account, a BankTransaction on the trust bank instead.")
     add("")
