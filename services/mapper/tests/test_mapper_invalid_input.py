@@ -233,3 +233,16 @@ def test_a_missing_stated_total_is_reported_once() -> None:
     lines = [line("200", "GST", 100, 10)]
     stated = Totals(cents(100), None, cents(110))
     assert fields(error_of(bill(lines, stated))) == ["transaction.client_bill.totals.tax"]
+
+
+def test_text_longer_than_xero_takes_is_refused_at_the_door() -> None:
+    """Xero's contact names and document numbers take 255 characters: longer ones would only fail
+    at Xero, after the poster had accepted and queued them."""
+    lines = [line("200", "GST", 100, 10)]
+    named = bill(lines)
+    assert named.header.participant is not None
+    named.header.participant.display_name = "N" * 256
+    assert fields(error_of(named)) == ["transaction.header.participant.display_name"]
+    numbered = replace(bill(lines), body=DocumentBody("I" * 256, tuple(lines), totals_of(lines), date(2026, 4, 1)))
+    assert fields(error_of(numbered)) == ["transaction.client_bill.bill_number"]
+    assert fields(error_of(bill(lines, reference="R" * 201))) == ["transaction.header.reference"]

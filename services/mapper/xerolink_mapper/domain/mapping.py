@@ -55,6 +55,11 @@ from xerolink_mapper.domain.xero import (
 
 ALLOCATION_MISSING = "ACCOUNT_ALLOCATION_MISSING"
 # Allocation functions (MappingContext.account_allocation keys).
+# Xero's maxLength for contact names, document numbers and references is 255; the poster adds a
+# tag of up to 40 characters naming the Actionstep record to every reference.
+XERO_NAME_LIMIT = 255
+XERO_NUMBER_LIMIT = 255
+REFERENCE_LIMIT = 200
 OFFICE_BANK = "office_bank"
 TRUST_BANK = "trust_bank"
 TRUST_LIABILITY = "trust_liability"
@@ -99,6 +104,12 @@ class _Job:
         self.date: date = header.transaction_date or date.min  # validated before mapping
         self.rate = header.currency_rate
         self.reference = header.reference
+        self.within(header.reference, "transaction.header.reference", REFERENCE_LIMIT, "a reference")
+
+    def within(self, value: str, path: str, limit: int, what: str) -> None:
+        """Xero refuses longer text; refusing it here keeps an invalid request from changing state."""
+        if len(value) > limit:
+            self.problems.field(path, f"is {len(value)} characters; {what} takes at most {limit}")
 
     def money(self, value: Amount | None, name: str, *, positive: bool = True) -> int:
         return money(value, f"{self.path}.{name}", self.currency, self.problems, positive=positive)
@@ -128,6 +139,13 @@ class _Job:
         name = participant.display_name or f"{participant.first_name} {participant.last_name}".strip()
         if not name:
             self.problems.field(f"{path}.display_name", "is required (or first_name / last_name)")
+        self.within(name, f"{path}.display_name", XERO_NAME_LIMIT, "a Xero contact name")
+        for field, value in (
+            ("first_name", participant.first_name),
+            ("last_name", participant.last_name),
+            ("email", participant.email),
+        ):
+            self.within(value, f"{path}.{field}", XERO_NAME_LIMIT, "Xero")
         return Contact(
             contact_number=f"AS-{participant.participant_id}",
             name=name,
@@ -179,8 +197,10 @@ def _document_lines(
 
 
 def _invoice(job: _Job, body: DocumentBody, type_: InvoiceType) -> tuple[list[Operation], int]:
+    number_field = "bill_number" if type_ is InvoiceType.ACCREC else "invoice_number"
     if type_ is InvoiceType.ACCREC and not body.number:
         job.problems.field(f"{job.path}.bill_number", "is required: it becomes the Xero invoice number")
+    job.within(body.number, f"{job.path}.{number_field}", XERO_NUMBER_LIMIT, "a Xero invoice number")
     due = check_date(body.due_date, f"{job.path}.due_date", job.problems)
     if due is not None and job.tx.header.transaction_date is not None and due < job.tx.header.transaction_date:
         job.problems.field(f"{job.path}.due_date", "is before the transaction date")
@@ -212,8 +232,10 @@ def _supplier_invoice(job: _Job, body: DocumentBody) -> tuple[list[Operation], i
 
 
 def _credit(job: _Job, body: DocumentBody, type_: CreditNoteType) -> tuple[list[Operation], int]:
+    number_field = "credit_note_number" if type_ is CreditNoteType.ACCRECCREDIT else "credit_number"
     if type_ is CreditNoteType.ACCRECCREDIT and not body.number:
         job.problems.field(f"{job.path}.credit_note_number", "is required: it becomes the Xero credit note number")
+    job.within(body.number, f"{job.path}.{number_field}", XERO_NUMBER_LIMIT, "a Xero credit note number")
     items, sub_total, tax_total, total = _document_lines(job, body, purchase=type_ is CreditNoteType.ACCPAYCREDIT)
     credit = CreditNote(
         type=type_,
