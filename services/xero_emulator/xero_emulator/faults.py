@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from typing import Any
 
-FAULT_KINDS = ("error", "latency", "drop_after_commit", "rate_limit")
+FAULT_KINDS = ("error", "latency", "drop_after_commit", "rate_limit", "garble_after_commit")
 WRITE_METHODS = ("PUT", "POST", "DELETE")
 
 
@@ -78,7 +78,8 @@ class FaultRule:
         return data
 
     def applies(self, method: str, path: str, tenant_id: str | None) -> bool:
-        methods = self.methods or (WRITE_METHODS if self.kind == "drop_after_commit" else None)
+        after_commit = self.kind in ("drop_after_commit", "garble_after_commit")
+        methods = self.methods or (WRITE_METHODS if after_commit else None)
         if methods is not None and method not in methods:
             return False
         if self.path_contains and self.path_contains.lower() not in path.lower():
@@ -90,12 +91,14 @@ class FaultRule:
 
 @dataclass(frozen=True)
 class FaultPlan:
-    """What to do to one call: sleep first, refuse with a status, or drop after committing."""
+    """What to do to one call: sleep first, refuse with a status, or drop or garble the answer
+    after committing (a proxy that mangles a 200 is the case clients most often fail to survive)."""
 
     latency: float = 0.0
     error: FaultRule | None = None
     rate_limit: FaultRule | None = None
     drop_after_commit: bool = False
+    garble_after_commit: bool = False
 
 
 class Faults:
@@ -124,7 +127,7 @@ class Faults:
     def plan(self, method: str, path: str, tenant_id: str | None) -> FaultPlan:
         latency = 0.0
         error = rate_limit = None
-        drop = False
+        drop = garble = False
         with self._lock:
             for rule in self._rules:
                 if not rule.applies(method, path, tenant_id) or self._random.random() >= rule.rate:
@@ -138,4 +141,6 @@ class Faults:
                     rate_limit = rule
                 elif rule.kind == "drop_after_commit":
                     drop = True
-        return FaultPlan(latency, error, rate_limit, drop)
+                elif rule.kind == "garble_after_commit":
+                    garble = True
+        return FaultPlan(latency, error, rate_limit, drop, garble)

@@ -23,6 +23,12 @@ API_PREFIX = "/api.xro/2.0/"
 WRITE_METHODS = ("PUT", "POST", "DELETE")
 
 
+GARBLED = (
+    b'{"Status":"OK","Invoices":["garbled"],"Payments":["garbled"],"BankTransactions":["garbled"],'
+    b'"CreditNotes":["garbled"],"ManualJournals":["garbled"],"BankTransfers":["garbled"],"Contacts":["garbled"]}'
+)
+
+
 class Gateway:
     def __init__(self, state: EmulatorState) -> None:
         self.state = state
@@ -77,6 +83,10 @@ class Gateway:
             response = self._idempotent(request, tenant_id, lambda: self._serve(org, request, parts, plan))
         finally:
             self.state.limiter.release(app.client_id, tenant_id)
+        if plan.garble_after_commit and request.method in WRITE_METHODS and response.status == 200:
+            # Committed (and stored for idempotent replay as it was), but this answer arrives with
+            # every element mangled into a bare string.
+            response = Response(200, GARBLED, {"Content-Type": "application/json"})
         response.headers.update(decision.headers())
         return response
 
