@@ -219,21 +219,27 @@ def _link_of(stub: poster_grpc.PosterServiceStub, kind: int, record_id: int) -> 
     return link
 
 
-def test_an_unexpected_dispatch_error_is_shown_and_ends_failed_instead_of_pending_forever(
+def test_an_unexpected_dispatch_error_is_recorded_and_resolved_by_looking_up_not_left_pending(
     poster_factory: PosterFactory, emulator: EmulatorServer
 ) -> None:
-    """A participant name far beyond Xero's limit: Xero refuses the contact and the look-up by name
-    cannot even be built as a URL. The posting must settle FAILED with the error as its reason."""
-    stub = stub_for(poster_factory(dispatcher=settings(max_attempts=3)))
-    connect(stub, emulator)
-    bill = samples.client_bill(80)
-    bill.header.participant.participant_id = 880
-    bill.header.participant.display_name = "N" * 100_000
+    """Xero commits the invoice but the answer arrives mangled, so processing it raises. The
+    posting must not sit PENDING with no reason: the attempt is recorded as DISPATCH_ERROR, and
+    the next one looks the invoice up and links it instead of creating a second."""
+    stub = stub_for(poster_factory())
+    _, org = connect(stub, emulator)
+    garbled = FaultRule("garble_after_commit", count=1, methods=("PUT",), path_contains="Invoices")
+    emulator.faults.add(garbled)
 
-    posting = _post_all(stub, [bill])[0]
+    posting = _post_all(stub, [samples.client_bill(80)])[0]
 
-    settled = wait_settled(stub, posting.name, timeout=30)
-    assert settled.state == poster_pb2.LINK_STATE_FAILED
-    assert settled.link.last_error.reason == "DISPATCH_ERROR", settled.link.last_error
-    assert "InvalidURL" in settled.link.last_error.message
-    assert settled.link.attempts >= 1
+    assert wait_settled(stub, posting.name, timeout=30).state == poster_pb2.LINK_STATE_LINKED
+    assert garbled.hits == 1
+    [invoice] = xero_objects(emulator, org["tenant_id"], "Invoices")
+    link = stub.GetLink(
+        poster_pb2.GetLinkRequest(
+            connection_id="firm-1", record=common_pb2.RecordKey(kind=BILL, id=80), include_audit=True
+        )
+    ).link
+    assert link.xero_objects[0].xero_id == invoice["InvoiceID"]
+    # The failed attempt counted: without the fix the entry waited out its claim (300 s) instead.
+    assert link.attempts >= 2, link
