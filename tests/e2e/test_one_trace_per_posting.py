@@ -26,7 +26,24 @@ def run_scenario(tmp_path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
-    return lines[0], lines[1:]
+    return lines[0], [line for line in lines[1:] if "metric" not in line]
+
+
+def run_for_metrics(tmp_path: Path) -> list[dict[str, Any]]:
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "tests" / "e2e" / "scenarios" / "traced_post.py"),
+            f"sqlite:///{tmp_path / 'm.db'}",
+        ],
+        capture_output=True,
+        text=True,
+        env=child_env(),
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return [json.loads(line) for line in result.stdout.splitlines() if line.startswith('{"metric"')]
 
 
 def test_the_caller_poster_mapper_and_xero_call_share_one_trace(tmp_path: Path) -> None:
@@ -47,3 +64,18 @@ def test_the_caller_poster_mapper_and_xero_call_share_one_trace(tmp_path: Path) 
     assert {"xerolink.tenant_id", "xerolink.kind", "xerolink.outcome"} <= set().union(
         *(s["attributes"] for s in posted)
     )
+
+
+def test_the_poster_reports_its_outbox_links_xero_latency_and_rate_limit_headroom(tmp_path: Path) -> None:
+    points = run_for_metrics(tmp_path)
+    by_name: dict[str, list[dict[str, Any]]] = {}
+    for point in points:
+        by_name.setdefault(point["metric"], []).append(point)
+    linked = [p for p in by_name.get("xerolink.links", []) if p["attributes"]["state"] == "linked"]
+    assert linked and linked[0]["value"] == 1 and linked[0]["attributes"]["xerolink.connection_id"] == "traced"
+    # The one bill is linked: nothing is left in the outbox.
+    assert all(p["value"] == 0 for p in by_name.get("xerolink.outbox.depth", []))
+    calls = by_name.get("xerolink.xero.call.duration", [])
+    assert any(p["attributes"]["xero.resource"] == "Invoices" and p["value"] >= 1 for p in calls), calls
+    headroom = {p["attributes"]["window"]: p["value"] for p in by_name.get("xerolink.xero.rate_limit.remaining", [])}
+    assert {"minute", "day"} <= set(headroom) and 0 < headroom["minute"] < 60 and 0 < headroom["day"] < 5000

@@ -1,5 +1,6 @@
 """Posts one client bill through poster -> mapper -> emulator with an in-memory span exporter and
-prints the finished spans as JSON lines. Run in its own process: OpenTelemetry's global providers
+metric reader, and prints the finished spans and the collected metrics as JSON lines.
+Run in its own process: OpenTelemetry's global providers
 and instrumentation can be set only once per process."""
 
 from __future__ import annotations
@@ -11,11 +12,13 @@ import time
 import grpc
 from google.protobuf import json_format
 from opentelemetry import trace
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from xerolink_common.telemetry import configure_telemetry
 
 exporter = InMemorySpanExporter()
-telemetry = configure_telemetry("xerolink-test", span_exporter=exporter)
+reader = InMemoryMetricReader()
+telemetry = configure_telemetry("xerolink-test", span_exporter=exporter, metric_reader=reader)
 
 # Imported after instrumentation so every server and channel is created instrumented.
 from xero_emulator import EmulatorConfig, EmulatorServer  # noqa: E402
@@ -67,6 +70,17 @@ def main(database_url: str) -> None:
                     }
                 )
             )
+            # Collected while the poster still runs: the gauges read its registry.
+            collected = reader.get_metrics_data()
+            for resource in collected.resource_metrics if collected else []:
+                for scope in resource.scope_metrics:
+                    for metric in scope.metrics:
+                        for point in metric.data.data_points:
+                            value = getattr(point, "value", None)
+                            if value is None:
+                                value = getattr(point, "count", None)
+                            attributes = {k: str(v) for k, v in (point.attributes or {}).items()}
+                            print(json.dumps({"metric": metric.name, "value": value, "attributes": attributes}))
     finally:
         poster.stop(1)
         mapper.stop(0)

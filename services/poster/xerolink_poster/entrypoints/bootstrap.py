@@ -15,6 +15,7 @@ from xerolink_poster.adapters.xero_client import XeroClient
 from xerolink_poster.entrypoints.config import PosterConfig
 from xerolink_poster.entrypoints.grpc_servicer import SERVICE_NAME, PosterServicer
 from xerolink_poster.service_layer.dispatcher import Dispatcher, StateChanges
+from xerolink_poster.service_layer.metrics import PosterMetrics
 from xerolink_poster.service_layer.posting import Poster
 
 
@@ -49,7 +50,10 @@ def start(config: PosterConfig, security: ServerSecurity | None = None) -> Poste
     mapper = MapperClient(config.mapper_target)
     xero = XeroClient(timeout=config.dispatcher.http_timeout)
     changes = StateChanges()
-    dispatcher = Dispatcher(db, xero, config.dispatcher, config.instance_id, changes) if config.run_dispatcher else None
+    metrics = PosterMetrics(db)
+    dispatcher = (
+        Dispatcher(db, xero, config.dispatcher, config.instance_id, changes, metrics) if config.run_dispatcher else None
+    )
     servicer = PosterServicer(Poster(db, mapper), changes)
     server = create_server(
         config.address,

@@ -41,6 +41,7 @@ from xerolink_poster.domain.records import RecordRef, XeroObjectRef
 from xerolink_poster.domain.retry import backoff_delay, chunks, idempotency_key
 from xerolink_poster.domain.states import LinkState
 from xerolink_poster.service_layer import outcomes, tracing
+from xerolink_poster.service_layer.metrics import PosterMetrics, record_call
 from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transaction
 
 log = logging.getLogger(__name__)
@@ -118,8 +119,10 @@ class Dispatcher:
         settings: DispatcherSettings,
         holder: str,
         changes: StateChanges | None = None,
+        metrics: PosterMetrics | None = None,
     ) -> None:
         self.db = db
+        self.metrics = metrics
         self.xero = xero
         self.settings = settings
         self.holder = holder
@@ -508,6 +511,9 @@ class TenantWorker(threading.Thread):
             raise
         with self.lock:
             self.budget.release(time.time(), answer.rate)
+        record_call(method, path, answer.status, answer.elapsed)
+        if self.d.metrics is not None:
+            self.d.metrics.headroom(self.tenant_id, answer.rate)
         self.d.calls_made += 1
         if answer.status == 429:
             self.d.calls_refused += 1
