@@ -5,12 +5,14 @@ PostgreSQL uses one engine for both."""
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 import threading
 import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.pool import NullPool
 
 
@@ -57,8 +59,19 @@ def _sqlite_engine(url: str, immediate: bool) -> Engine:
     return engine
 
 
+def _switch_to_wal(url: str) -> None:
+    """Switches the file to WAL once, before any pool opens it: connections racing to switch a new
+    file's journal mode can get "database is locked" without the busy handler being consulted."""
+    path = make_url(url).database
+    if not path or path == ":memory:":
+        return
+    with contextlib.closing(sqlite3.connect(path, timeout=30)) as conn:
+        conn.execute("PRAGMA journal_mode=WAL")
+
+
 def open_database(url: str) -> Database:
     if url.startswith("sqlite"):
+        _switch_to_wal(url)
         return Database(
             url, _sqlite_engine(url, immediate=True), _sqlite_engine(url, immediate=False), threading.Lock()
         )
