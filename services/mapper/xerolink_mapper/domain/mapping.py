@@ -196,11 +196,16 @@ def _document_lines(
     return items, sub_total, tax_total, total
 
 
+def _document_number(job: _Job, number: str, field: str, required: bool, what: str) -> None:
+    """Sales documents need their number (Xero keeps it unique); any number must fit Xero's field."""
+    if required and not number:
+        job.problems.field(f"{job.path}.{field}", f"is required: it becomes the Xero {what}")
+    job.within(number, f"{job.path}.{field}", XERO_NUMBER_LIMIT, f"a Xero {what}")
+
+
 def _invoice(job: _Job, body: DocumentBody, type_: InvoiceType) -> tuple[list[Operation], int]:
-    number_field = "bill_number" if type_ is InvoiceType.ACCREC else "invoice_number"
-    if type_ is InvoiceType.ACCREC and not body.number:
-        job.problems.field(f"{job.path}.bill_number", "is required: it becomes the Xero invoice number")
-    job.within(body.number, f"{job.path}.{number_field}", XERO_NUMBER_LIMIT, "a Xero invoice number")
+    sales = type_ is InvoiceType.ACCREC
+    _document_number(job, body.number, "bill_number" if sales else "invoice_number", sales, "invoice number")
     due = check_date(body.due_date, f"{job.path}.due_date", job.problems)
     if due is not None and job.tx.header.transaction_date is not None and due < job.tx.header.transaction_date:
         job.problems.field(f"{job.path}.due_date", "is before the transaction date")
@@ -232,10 +237,8 @@ def _supplier_invoice(job: _Job, body: DocumentBody) -> tuple[list[Operation], i
 
 
 def _credit(job: _Job, body: DocumentBody, type_: CreditNoteType) -> tuple[list[Operation], int]:
-    number_field = "credit_note_number" if type_ is CreditNoteType.ACCRECCREDIT else "credit_number"
-    if type_ is CreditNoteType.ACCRECCREDIT and not body.number:
-        job.problems.field(f"{job.path}.credit_note_number", "is required: it becomes the Xero credit note number")
-    job.within(body.number, f"{job.path}.{number_field}", XERO_NUMBER_LIMIT, "a Xero credit note number")
+    sales = type_ is CreditNoteType.ACCRECCREDIT
+    _document_number(job, body.number, "credit_note_number" if sales else "credit_number", sales, "credit note number")
     items, sub_total, tax_total, total = _document_lines(job, body, purchase=type_ is CreditNoteType.ACCPAYCREDIT)
     credit = CreditNote(
         type=type_,
