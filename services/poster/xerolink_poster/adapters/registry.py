@@ -290,6 +290,22 @@ class Registry:
             return []
         return list(self.session.exec(select(OutboxRow).where(col(OutboxRow.id).in_(ids)).order_by(col(OutboxRow.id))))
 
+    def release_claims(self, tenant_id: str) -> None:
+        """Voids every claim on the tenant's open entries. Called by a poster that has just taken
+        the tenant's lease: only the lease holder calls Xero for a tenant, so whoever claimed them
+        before (a poster that died or lost the lease) will never finish them; without this they
+        would wait out their claim. A late answer of the old claimer is then dropped, and the
+        entries' uncertain mark makes the new holder look up before creating."""
+        self.session.execute(
+            update(OutboxRow)
+            .where(
+                col(OutboxRow.tenant_id) == tenant_id,
+                col(OutboxRow.state) == OUTBOX_READY,
+                col(OutboxRow.lease_until_us) > 0,
+            )
+            .values(claimed_by="", lease_until_us=0)
+        )
+
     def get_outbox(self, outbox_id: int) -> OutboxRow | None:
         return self.session.get(OutboxRow, outbox_id)
 

@@ -185,7 +185,12 @@ class Dispatcher:
             worker.start()
 
     def _acquire(self, tenant: str, uow: UnitOfWork) -> TenantLeaseRow | None:
-        return uow.registry.acquire_lease(tenant, self.holder, now_us(), int(self.settings.lease_ttl * US))
+        lease = uow.registry.acquire_lease(tenant, self.holder, now_us(), int(self.settings.lease_ttl * US))
+        if lease is not None:
+            # No worker of this process serves the tenant (checked above), and no other poster
+            # may: claims left on its entries belong to a dead or deposed claimer.
+            uow.registry.release_claims(tenant)
+        return lease
 
     def _alive(self) -> list[TenantWorker]:
         return [w for w in self._workers.values() if w.is_alive()]
