@@ -110,12 +110,24 @@ def expected_from_links(
     return out
 
 
+def duplicates(xero: XeroSnapshot) -> list[str]:
+    """Objects of one resource created twice for one record and generation."""
+    groups: dict[tuple[str, Record, int], list[str]] = defaultdict(list)
+    for obj in xero.objects:
+        if obj.record is not None:
+            groups[(obj.resource, obj.record, obj.generation)].append(obj.xero_id)
+    return [
+        f"duplicate: {len(ids)} {resource} for {record} generation {generation}: {', '.join(ids)}"
+        for (resource, record, generation), ids in groups.items()
+        if len(ids) > 1
+    ]
+
+
 def check(xero: XeroSnapshot, expected: Mapping[Record, Expected]) -> TraceReport:
     """Xero against the registry: every tagged object belongs to a known record; at the record's
     current generation Xero holds exactly the objects its link holds, one per resource; earlier
     generations are orphans (left in place, never deleted by xerolink); no contact number twice."""
     report = TraceReport(objects=len(xero.objects), allocations=len(xero.allocations))
-    groups: dict[tuple[str, Record, int], list[TracedObject]] = defaultdict(list)
     for obj in xero.objects:
         if obj.record is None:
             report.add(f"{obj.resource} {obj.xero_id} carries no [AS-...] tag: not posted by xerolink")
@@ -130,11 +142,8 @@ def check(xero: XeroSnapshot, expected: Mapping[Record, Expected]) -> TraceRepor
             report.orphans += 1
         elif obj.xero_id not in want.object_ids:
             report.add(f"{obj.resource} {obj.xero_id} of {obj.record} gen {obj.generation} is not in its link")
-        groups[(obj.resource, obj.record, obj.generation)].append(obj)
-    for (resource, record, generation), objs in groups.items():
-        if len(objs) > 1:
-            ids = ", ".join(o.xero_id for o in objs)
-            report.add(f"duplicate: {len(objs)} {resource} for {record} generation {generation}: {ids}")
+    for duplicate in duplicates(xero):
+        report.add(duplicate)
     present = xero.by_id()
     registry_allocations: Counter[str] = Counter()
     for record, want in expected.items():
