@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import tempfile
 import time
 from pathlib import Path
@@ -47,7 +48,7 @@ def _links(stub: poster_grpc.PosterServiceStub) -> list[poster_pb2.Link]:
             return links
 
 
-def run(matters: int, seed: int, minute_seconds: float, batch_size: int, workdir: Path) -> int:
+def run(matters: int, seed: int, minute_seconds: float, batch_size: int, workdir: Path, as_json: bool = False) -> int:
     month = generate_month(seed, matters)
     mapper = start_mapper("127.0.0.1:0")
     emulator = EmulatorServer(EmulatorConfig(minute_seconds=minute_seconds, access_token_minutes=100_000.0)).start()
@@ -116,6 +117,20 @@ def run(matters: int, seed: int, minute_seconds: float, batch_size: int, workdir
         print(f"  trial balance: {len(ledger['accounts'])} accounts, debits equal credits: {ledger['balanced']}")
         for row in ledger["accounts"]:
             print(f"    {row['Code']:>4} {row['Name']:<32} {cents_to_str(decimal_to_cents(row['Balance'])):>14}")
+        if as_json:
+            figures = {
+                "matters": matters,
+                "transactions": count,
+                "accepted_per_second": count / accepted,
+                "settled_seconds": elapsed,
+                "linked": linked,
+                "xero_calls": calls,
+                "transactions_per_call": count / max(calls, 1),
+                "end_to_end_per_second": count / elapsed,
+                "minute_seconds": minute_seconds,
+                "balanced": ledger["balanced"],
+            }
+            print(json.dumps(figures))
         return 0 if linked == count and ledger["balanced"] else 1
     finally:
         app.stop(0)
@@ -130,10 +145,12 @@ def main() -> int:
     parser.add_argument("--minute-seconds", type=float, default=0.5, help="length of Xero's rate-limit minute")
     parser.add_argument("--batch-size", type=int, default=50, help="elements per Xero call")
     parser.add_argument("--quick", action="store_true", help="a small month that only checks the bench works")
+    parser.add_argument("--json", action="store_true", help="print the figures as one JSON object, last")
     # `./dev bench` passes the same arguments to every bench script: ignore the others'.
     args, _ = parser.parse_known_args()
     with tempfile.TemporaryDirectory() as workdir:
-        return run(40 if args.quick else args.matters, args.seed, args.minute_seconds, args.batch_size, Path(workdir))
+        matters = 40 if args.quick else args.matters
+        return run(matters, args.seed, args.minute_seconds, args.batch_size, Path(workdir), args.json)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import io
+import json
 import os
 import pstats
 import shutil
@@ -41,6 +42,8 @@ from xerolink_mapper.domain.problems import Problems
 
 STREAM_METHOD = "/xerolink.mapper.v1.MapperService/StreamMapTransactions"
 PROFILE = mapper_pb2.POLICY_PROFILE_EXTENDED
+# Every figure printed, by name, for --json.
+FIGURES: dict[str, float] = {}
 
 
 def workload(name: str, count: int) -> list[mapper_pb2.MapTransactionRequest]:
@@ -171,10 +174,12 @@ def run_server_benchmarks(args: argparse.Namespace, processes: int) -> None:
             bench_stream(channel, requests[: min(len(requests), 4_000)], batches[0])  # warm up
             for batch in batches:
                 rate = bench_stream(channel, requests, batch)
+                FIGURES[f"{name}_stream_{batch}_per_message_processes_{processes}_per_second"] = rate
                 print(f"stream  {batch:>5} tx/message: {rate:>9,.0f} transactions/s")
             if processes == 0:  # unary calls never use the stream workers
                 for n in in_flight:
                     rate = bench_unary(stub, requests[: args.unary], n)
+                    FIGURES[f"{name}_unary_{n}_in_flight_per_second"] = rate
                     print(f"unary   {n:>5} in flight:  {rate:>9,.0f} transactions/s")
 
 
@@ -191,6 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--profile", type=int, default=18, help="cProfile lines to print (0: none)")
     parser.add_argument("--quick", action="store_true", help="a small run that only checks the bench works")
+    parser.add_argument("--json", action="store_true", help="print the figures as one JSON object, last")
     args = parser.parse_args(argv)
     if args.quick:
         args.transactions, args.unary, args.profile = 2_000, 300, 0
@@ -208,6 +214,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"cProfile of map_many, top {args.profile} by own time:")
             print(profile_top(requests, args.profile))
     print("load average after: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
+    if args.json:
+        print(json.dumps(FIGURES))
     return 0
 
 

@@ -1,0 +1,344 @@
+"""Writes docs/benchmarks.md from fresh runs of the bench scripts: each runs as a subprocess with
+--json (its figures as one JSON object on its last line), and the page records the machine
+(CPU, cores, memory, Python, load average before and after each run) and the exact command of
+every figure.
+
+    python bench/report.py                      # every bench at full size (about 10-15 minutes)
+    python bench/report.py --quick              # small runs: checks the page can be made, figures mean little
+    python bench/report.py --only poster_memory,mapper_throughput --output /tmp/b.md
+    python bench/report.py --with-crash         # also the crash suite at 10,000 transactions (long)
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import re
+import shlex
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_OUTPUT = ROOT / "docs" / "benchmarks.md"
+Figures = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Bench:
+    name: str  # the script is bench/<name>.py
+    title: str
+    measures: str  # one paragraph: what is measured and how
+    args: tuple[str, ...] = ()
+    quick_args: tuple[str, ...] = ("--quick",)
+    optional: bool = False  # run only when asked for
+
+    def command(self, quick: bool) -> list[str]:
+        return ["python", f"bench/{self.name}.py", *(self.quick_args if quick else self.args), "--json"]
+
+
+def _number(value: Any, digits: int = 0) -> str:
+    return f"{value:,.{digits}f}" if isinstance(value, int | float) else str(value)
+
+
+def _no_headline(figures: Figures, text: str) -> list[tuple[str, str]]:
+    return []
+
+
+def _mapper_headline(figures: Figures, text: str) -> list[tuple[str, str]]:
+    rows = []
+    for key, label in (
+        ("mixed_stream_500_per_message_processes_0_per_second", "Mapper, stream, 500 per message, mixed kinds"),
+        ("mixed_stream_500_per_message_processes_2_per_second", "Mapper, stream, 500 per message, 2 stream processes"),
+        ("bills_stream_500_per_message_processes_0_per_second", "Mapper, stream, 500 per message, 4-line bills"),
+        ("mixed_unary_32_in_flight_per_second", "Mapper, unary calls, 32 in flight"),
+    ):
+        if key in figures:
+            rows.append((label, f"{_number(figures[key])} transactions/s"))
+    return rows
+
+
+def _poster_headline(figures: Figures, text: str) -> list[tuple[str, str]]:
+    """From the printed lines: they say what each figure is relative to."""
+    rows = []
+    minute = re.search(r"first minute (\d+) elements = ([\d.]+)% of the ceiling \((\d+) = ", text)
+    every = re.search(r"every minute: (.+)", text)
+    if minute:
+        rows.append(
+            (
+                "Posting throughput, first scaled minute",
+                f"{minute[1]} of {minute[3]} elements = {minute[2]} % of Xero's ceiling (60 calls x batch)",
+            )
+        )
+    if every:
+        rows.append(("Posting throughput, every scaled minute", every[1]))
+    calls = re.search(r"Xero calls: (\d+) for (\d+) transactions posted .*?calls refused for rate: (\d+)", text)
+    if calls:
+        rows.append(
+            (
+                "Xero calls against one call per transaction",
+                f"{calls[1]} calls for {calls[2]} transactions (baseline {calls[2]}); {calls[3]} refused for rate",
+            )
+        )
+    latency = r"Post acknowledgement, (\d+) concurrent callers \(([^)]*)\).*?p50 ([\d.]+) ms, p99 ([\d.]+) ms"
+    for match in re.finditer(latency, text):
+        rows.append((f"Post latency, {match[1]} callers ({match[2]})", f"p50 {match[3]} ms, p99 {match[4]} ms"))
+    return rows
+
+
+def _memory_headline(figures: Figures, text: str) -> list[tuple[str, str]]:
+    if "rss_queued_mb" not in figures:
+        return []
+    n = _number(figures["transactions"])
+    return [
+        (f"Poster RSS with {n} transactions queued", f"{figures['rss_queued_mb']:.1f} MB"),
+        (f"Poster RSS, fresh process on {n} queued", f"{figures['rss_restarted_on_backlog_mb']:.1f} MB"),
+        ("Poster peak RSS while accepting them", f"{figures['rss_peak_accepting_mb']:.1f} MB"),
+        (f"Registry on disk (SQLite, {n} queued)", f"{figures['registry_bytes_on_disk_mb']:.1f} MB"),
+    ]
+
+
+def _month_headline(figures: Figures, text: str) -> list[tuple[str, str]]:
+    if "transactions" not in figures:
+        return []
+    return [
+        (
+            f"A firm's month end to end ({_number(figures['transactions'])} transactions)",
+            f"all settled in {figures['settled_seconds']:.1f} s, {figures['xero_calls']} Xero calls "
+            f"({figures['transactions_per_call']:.1f} transactions a call)",
+        )
+    ]
+
+
+def _crash_headline(figures: Figures, text: str) -> list[tuple[str, str]]:
+    if "generated" not in figures:
+        return []
+    return [
+        (
+            f"Crash suite ({figures['generated']:,} transactions, {len(figures['kills'])} kills)",
+            f"{figures['linked']} LINKED, {figures['failed']} FAILED, {len(figures['problems'])} problems, "
+            f"settled in {figures['settle_seconds']:.0f} s",
+        )
+    ]
+
+
+BENCHES = [
+    Bench(
+        "mapper_throughput",
+        "Mapper throughput",
+        "Transactions mapped per second by the `xerolink-mapper` console script on loopback, through the "
+        "streaming RPC (several transactions per message) and unary calls, for a mix of every kind and for "
+        "4-line client bills; the server in-thread and with stream worker processes.",
+        quick_args=("--quick", "--stream-processes", "0"),
+    ),
+    Bench(
+        "poster_throughput",
+        "Posting throughput and Post latency",
+        "A backlog of client bills accepted by a `xerolink-poster` process, then posted to the emulator with "
+        "Xero's minute scaled down: elements posted per scaled minute against the ceiling (60 calls a minute x "
+        "batch size), Xero calls against one call per transaction, calls refused for rate; then Post "
+        "acknowledgement latency under 100 concurrent callers (SQLite registry).",
+    ),
+    Bench(
+        "poster_memory",
+        "Poster memory with a large backlog",
+        "A `xerolink-poster` process with 100,000 accepted client bills queued while its dispatcher runs but "
+        "cannot drain them (the tenant is blocked, as after a day-long Retry-After): resident set from "
+        "/proc/<pid>/status, and the registry's files on disk.",
+    ),
+    Bench(
+        "firm_month",
+        "A firm's month end to end",
+        "A generated month of a law firm (300 matters) posted through an in-process poster and mapper to the "
+        "emulator with Xero's minute at 0.5 s: acceptance, time until every link settled, Xero calls.",
+    ),
+    Bench(
+        "emulator_throughput",
+        "Emulator speed",
+        "How fast the local Xero emulator answers (sizes the tests and benches that run against it).",
+    ),
+    Bench(
+        "crash_suite",
+        "Crash suite at full size",
+        "The poster killed with SIGKILL ten times while a 10,000-transaction month is posted under 5xx, "
+        "latency, dropped answers and 429 storms; see docs/evidence.md.",
+        args=("--transactions", "10000", "--kills", "10", "--faults", "all", "--storms", "6"),
+        optional=True,
+    ),
+]
+HEADLINES: dict[str, Callable[[Figures, str], list[tuple[str, str]]]] = {
+    "mapper_throughput": _mapper_headline,
+    "poster_throughput": _poster_headline,
+    "poster_memory": _memory_headline,
+    "firm_month": _month_headline,
+    "crash_suite": _crash_headline,
+}
+
+
+@dataclass
+class Run:
+    bench: Bench
+    command: list[str]
+    returncode: int
+    seconds: float
+    output: str
+    figures: Figures
+    load_before: tuple[float, float, float]
+    load_after: tuple[float, float, float]
+
+
+def machine() -> dict[str, str]:
+    cpu = "unknown"
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        found = re.search(r"^model name\s*:\s*(.+)$", cpuinfo.read_text(), re.MULTILINE)
+        cpu = found[1].strip() if found else platform.processor() or "unknown"
+    memory = "unknown"
+    meminfo = Path("/proc/meminfo")
+    if meminfo.exists():
+        found = re.search(r"^MemTotal:\s*(\d+) kB", meminfo.read_text(), re.MULTILINE)
+        memory = f"{int(found[1]) / 1024 / 1024:.1f} GiB" if found else memory
+    commit = subprocess.run(
+        ["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True, text=True, check=False
+    ).stdout.strip()
+    return {
+        "CPU": cpu,
+        "Cores": str(os.cpu_count()),
+        "Memory": memory,
+        "Python": sys.version.split()[0],
+        "System": platform.platform(),
+        "Commit": commit or "unknown",
+        "Load average at start (1, 5, 15 min)": "{:.2f}, {:.2f}, {:.2f}".format(*os.getloadavg()),
+    }
+
+
+def last_json(output: str) -> Figures:
+    lines = [line.strip() for line in output.strip().splitlines() if line.strip()]
+    if not lines or not lines[-1].startswith("{"):
+        return {}
+    try:
+        parsed = json.loads(lines[-1])
+    except json.JSONDecodeError:
+        return {}
+    return parsed if isinstance(parsed, dict) else {}
+
+
+def run_bench(bench: Bench, quick: bool) -> Run:
+    command = bench.command(quick)
+    load_before = os.getloadavg()
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, *command[1:]],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    seconds = time.monotonic() - started
+    output = done.stdout + (f"\n{done.stderr.strip()[-2000:]}" if done.returncode else "")
+    return Run(bench, command, done.returncode, seconds, output, last_json(done.stdout), load_before, os.getloadavg())
+
+
+def _printed(output: str) -> str:
+    """The script's own lines, without the JSON line (it is in the table)."""
+    lines = output.rstrip().splitlines()
+    if lines and lines[-1].lstrip().startswith("{"):
+        lines = lines[:-1]
+    return "\n".join(lines).strip()
+
+
+def _flat(figures: Figures, prefix: str = "") -> list[tuple[str, str]]:
+    rows: list[tuple[str, str]] = []
+    for key, value in figures.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            rows += _flat(value, f"{name}.")
+        elif isinstance(value, float):
+            rows.append((name, f"{value:,.2f}"))
+        elif isinstance(value, list):
+            rows.append((name, "; ".join(str(v) for v in value) or "none"))
+        else:
+            rows.append((name, _number(value)))
+    return rows
+
+
+def render(runs: list[Run], host: dict[str, str], quick: bool, invocation: str) -> str:
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    out = [
+        "# Benchmarks",
+        "",
+        f"Generated by `{invocation}` on {stamp}; do not edit by hand, run it again. "
+        "Every figure comes from the command shown beside it, run from the repository root in the project's "
+        "virtual environment. The machine is shared: the load average before and after each run says how busy "
+        "it was.",
+        "",
+    ]
+    if quick:
+        out += ["**Quick mode**: small runs that check the benches work; the figures mean little.", ""]
+    out += ["## Machine", "", "| | |", "|---|---|"]
+    out += [f"| {key} | {value} |" for key, value in host.items()]
+    out += ["", "## Headline figures", "", "| Figure | Value | Command |", "|---|---|---|"]
+    for run in runs:
+        for label, value in HEADLINES.get(run.bench.name, _no_headline)(run.figures, run.output):
+            out.append(f"| {label} | {value} | `{shlex.join(run.command)}` |")
+    for run in runs:
+        out += [
+            "",
+            f"## {run.bench.title}",
+            "",
+            run.bench.measures,
+            "",
+            f"Command: `{shlex.join(run.command)}` — {run.seconds:.0f} s, exit code {run.returncode}; load average "
+            f"before {run.load_before[0]:.2f}, after {run.load_after[0]:.2f}.",
+            "",
+        ]
+        if run.figures:
+            out += ["| Figure | Value |", "|---|---|"]
+            out += [f"| {name} | {value} |" for name, value in _flat(run.figures)]
+            out.append("")
+        printed = _printed(run.output)
+        if printed:
+            out += ["What it printed:", "", "```", printed, "```"]
+    out.append("")
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="small runs: checks the page can be made")
+    parser.add_argument("--only", help="comma-separated bench names (default: all but the optional ones)")
+    parser.add_argument("--with-crash", action="store_true", help="also run the crash suite at full size")
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
+    args, _ = parser.parse_known_args(argv)  # `./dev bench` passes its arguments along
+    known = {b.name: b for b in BENCHES}
+    if args.only:
+        unknown = set(args.only.split(",")) - set(known)
+        if unknown:
+            parser.error(f"unknown benches {sorted(unknown)}; choose from {sorted(known)}")
+        selected = [known[name] for name in args.only.split(",")]
+    else:
+        selected = [b for b in BENCHES if not b.optional or (b.name == "crash_suite" and args.with_crash)]
+    host = machine()
+    runs = []
+    for bench in selected:
+        print(f"running {shlex.join(bench.command(args.quick))}", flush=True)
+        run = run_bench(bench, args.quick)
+        print(f"  {run.seconds:.0f} s, exit code {run.returncode}, {len(run.figures)} figures", flush=True)
+        runs.append(run)
+    invocation = shlex.join(["python", "bench/report.py", *(argv if argv is not None else sys.argv[1:])])
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(render(runs, host, args.quick, invocation))
+    print(f"wrote {args.output}")
+    return 1 if any(run.returncode for run in runs) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
