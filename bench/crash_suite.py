@@ -36,6 +36,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kills", type=int, default=10)
     parser.add_argument("--faults", choices=sorted(FAULT_SETS), default="none")
     parser.add_argument("--storms", type=int, default=0, help="429 storms during the run")
+    parser.add_argument(
+        "--kill-gap",
+        type=float,
+        help="at most this many seconds between a restart and the next kill (default: spread over the run)",
+    )
     parser.add_argument("--seed", type=int, default=20261122)
     parser.add_argument("--database", help="registry URL (default: a SQLite file in a temporary folder)")
     parser.add_argument("--minute-seconds", type=float, default=0.5, help="length of Xero's rate-limit minute")
@@ -54,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
         database_url=args.database or f"sqlite:///{workdir / 'registry.db'}",
         workdir=workdir,
         minute_seconds=args.minute_seconds,
+        # About 25 transactions settle a second: spread the kills over acceptance and dispatch.
+        kill_gap=args.kill_gap or max(2.5, args.transactions / 25 / max(args.kills, 1)),
     )
     mapper_port = free_port()
     env = child_env(XEROLINK_MAPPER_ADDRESS=f"127.0.0.1:{mapper_port}", XEROLINK_LOG_LEVEL="WARNING")

@@ -41,7 +41,17 @@ class Bench:
     optional: bool = False  # run only when asked for
 
     def command(self, quick: bool) -> list[str]:
-        return ["python", f"bench/{self.name}.py", *(self.quick_args if quick else self.args), "--json"]
+        script = f"bench/{self.name}.py"
+        # A script without --json still reports: its printed lines go on the page as they are.
+        json_flag = ["--json"] if "--json" in _help(script) else []
+        return ["python", script, *(self.quick_args if quick else self.args), *json_flag]
+
+
+def _help(script: str) -> str:
+    done = subprocess.run(
+        [sys.executable, script, "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False
+    )
+    return done.stdout
 
 
 def _number(value: Any, digits: int = 0) -> str:
@@ -232,6 +242,7 @@ def last_json(output: str) -> Figures:
 
 def run_bench(bench: Bench, quick: bool) -> Run:
     command = bench.command(quick)
+    print(f"running {shlex.join(command)}", flush=True)
     load_before = os.getloadavg()
     started = time.monotonic()
     done = subprocess.run(
@@ -329,7 +340,6 @@ def main(argv: list[str] | None = None) -> int:
     host = machine()
     runs = []
     for bench in selected:
-        print(f"running {shlex.join(bench.command(args.quick))}", flush=True)
         run = run_bench(bench, args.quick)
         print(f"  {run.seconds:.0f} s, exit code {run.returncode}, {len(run.figures)} figures", flush=True)
         runs.append(run)

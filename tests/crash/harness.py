@@ -88,6 +88,7 @@ class CrashPlan:
     minute_seconds: float = 0.5
     batch_size: int = 50
     settle_timeout: float = 0.0  # 0: scaled with the size
+    kill_gap: float = 2.5  # at most this many seconds between a restart and the next kill
 
     @property
     def matters(self) -> int:
@@ -208,7 +209,7 @@ class Killer(threading.Thread):
         try:
             for index in range(self.plan.kills):
                 # The first kill comes early, while the month is still being accepted.
-                time.sleep(self.rng.uniform(0.1, 0.5) if index == 0 else self.rng.uniform(0.5, 2.5))
+                time.sleep(self.rng.uniform(0.1, 0.5) if index == 0 else self.rng.uniform(0.5, self.plan.kill_gap))
                 mode = "at_commit" if index % 2 else "random"
                 phase = "accepting" if self.accepting else "dispatching"
                 if mode == "at_commit":
@@ -242,7 +243,7 @@ class Storms(threading.Thread):
 
     def run(self) -> None:
         for _ in range(self.plan.storms):
-            if self.stop.wait(self.rng.uniform(1.0, 3.0)):
+            if self.stop.wait(self.rng.uniform(1.0, max(3.0, self.plan.kill_gap))):
                 return
             storm = self.emulator.faults.add(
                 FaultRule("rate_limit", rate=1.0, retry_after=1, path_contains="/api.xro/")
