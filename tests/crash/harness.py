@@ -368,10 +368,9 @@ def run(plan: CrashPlan, mapper_target: str, port: int) -> CrashResult:
             killer.join()
             if killer.error is not None:
                 raise killer.error
+            storms.join()  # every planned storm blows before the run may settle
             links = _settle(stub, len(accepted), plan, result)
             result.settle_seconds = time.monotonic() - started
-            stop_storms.set()
-            storms.join()
             result.storms = storms.count
             result.kills = killer.events
             result.fault_hits = sum(r.hits for r in emulator.faults.rules())
