@@ -146,6 +146,7 @@ BENCHES = [
         "Transactions mapped per second by the `xerolink-mapper` console script on loopback, through the "
         "streaming RPC (several transactions per message) and unary calls, for a mix of every kind and for "
         "4-line client bills; the server in-thread and with stream worker processes.",
+        args=("--profile", "0"),
         quick_args=("--quick", "--stream-processes", "0"),
     ),
     Bench(

@@ -18,7 +18,6 @@ Used by tests/crash (CI sizes) and bench/crash_suite.py (the full size)."""
 from __future__ import annotations
 
 import dataclasses
-import os
 import random
 import signal
 import subprocess
@@ -153,10 +152,9 @@ class PosterProcess:
         """SIGKILL: no handler runs, no lease is handed back, nothing is flushed."""
         with self.lock:
             assert self.proc is not None
-            pid = self.proc.pid
-            os.kill(pid, signal.SIGKILL)
+            self.proc.send_signal(signal.SIGKILL)  # a no-op when it is already dead and reaped
             self.proc.wait()
-            return pid
+            return self.proc.pid
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -215,10 +213,11 @@ class Killer(threading.Thread):
                 if mode == "at_commit":
                     self.trap.sprung.clear()
                     self.trap.armed.set()
-                    if self.trap.sprung.wait(3):
+                    sprung = self.trap.sprung.wait(3)
+                    self.trap.armed.clear()
+                    if sprung or self.trap.sprung.is_set():
                         pid = self.trap.pid
                     else:  # no write came: kill anyway
-                        self.trap.armed.clear()
                         mode = "random (no write came)"
                         pid = self.poster.kill()
                 else:

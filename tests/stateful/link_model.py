@@ -124,6 +124,23 @@ class LinkModel:
         if changed:
             r.version += 1
 
+    def linked_dependents(self, name: str) -> list[str]:
+        """Payments of the record that are linked (settled): they refer to it in Xero."""
+        return sorted(
+            d.name for d in self.records.values() if d.depends_on == name and self.settled_state(d.name) == LINKED
+        )
+
+    def unlink_request(self, name: str, cascade: bool) -> tuple[bool, list[str]]:
+        """(refused, records that become UNLINKED) for an operator's request to unlink one settled
+        record: a document with linked payments is refused unless the request cascades, which
+        unlinks them with it; an unlinked record needs nothing."""
+        if self.records[name].unlinked:
+            return False, []
+        dependents = self.linked_dependents(name)
+        if dependents and not cascade:
+            return True, []
+        return False, [name, *dependents]
+
     def unlinked(self, name: str, objects: set[str]) -> None:
         r = self.records[name]
         r.unlinked, r.stays_linked = True, False
