@@ -4,6 +4,7 @@ import grpc
 import warnings
 
 from xerolink.poster.v1 import poster_service_pb2 as xerolink_dot_poster_dot_v1_dot_poster__service__pb2
+from xerolink.poster.v1 import unlink_pb2 as xerolink_dot_poster_dot_v1_dot_unlink__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -84,6 +85,16 @@ class PosterServiceStub:
                 '/xerolink.poster.v1.PosterService/GetConnection',
                 request_serializer=xerolink_dot_poster_dot_v1_dot_poster__service__pb2.GetConnectionRequest.SerializeToString,
                 response_deserializer=xerolink_dot_poster_dot_v1_dot_poster__service__pb2.GetConnectionResponse.FromString,
+                _registered_method=True)
+        self.UnlinkLinks = channel.unary_unary(
+                '/xerolink.poster.v1.PosterService/UnlinkLinks',
+                request_serializer=xerolink_dot_poster_dot_v1_dot_unlink__pb2.UnlinkLinksRequest.SerializeToString,
+                response_deserializer=xerolink_dot_poster_dot_v1_dot_unlink__pb2.UnlinkLinksResponse.FromString,
+                _registered_method=True)
+        self.ListOrphans = channel.unary_unary(
+                '/xerolink.poster.v1.PosterService/ListOrphans',
+                request_serializer=xerolink_dot_poster_dot_v1_dot_unlink__pb2.ListOrphansRequest.SerializeToString,
+                response_deserializer=xerolink_dot_poster_dot_v1_dot_unlink__pb2.ListOrphansResponse.FromString,
                 _registered_method=True)
 
 
@@ -166,6 +177,24 @@ class PosterServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UnlinkLinks(self, request, context):
+        """Unlink: select links (ListLinks), preview, confirm.
+        Unlinks several records at once, all or nothing: validate_only previews per record what
+        would happen; otherwise confirm must be set. An invoice or credit note with linked payments
+        or allocations is refused (FAILED_PRECONDITION naming them) unless the request cascades.
+        The Xero objects stay in Xero and are recorded as orphaned; pending records are refused.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListOrphans(self, request, context):
+        """Lists the Xero objects left in Xero by unlinks, oldest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PosterServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -218,6 +247,16 @@ def add_PosterServiceServicer_to_server(servicer, server):
                     servicer.GetConnection,
                     request_deserializer=xerolink_dot_poster_dot_v1_dot_poster__service__pb2.GetConnectionRequest.FromString,
                     response_serializer=xerolink_dot_poster_dot_v1_dot_poster__service__pb2.GetConnectionResponse.SerializeToString,
+            ),
+            'UnlinkLinks': grpc.unary_unary_rpc_method_handler(
+                    servicer.UnlinkLinks,
+                    request_deserializer=xerolink_dot_poster_dot_v1_dot_unlink__pb2.UnlinkLinksRequest.FromString,
+                    response_serializer=xerolink_dot_poster_dot_v1_dot_unlink__pb2.UnlinkLinksResponse.SerializeToString,
+            ),
+            'ListOrphans': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListOrphans,
+                    request_deserializer=xerolink_dot_poster_dot_v1_dot_unlink__pb2.ListOrphansRequest.FromString,
+                    response_serializer=xerolink_dot_poster_dot_v1_dot_unlink__pb2.ListOrphansResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -491,6 +530,60 @@ class PosterService:
             '/xerolink.poster.v1.PosterService/GetConnection',
             xerolink_dot_poster_dot_v1_dot_poster__service__pb2.GetConnectionRequest.SerializeToString,
             xerolink_dot_poster_dot_v1_dot_poster__service__pb2.GetConnectionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UnlinkLinks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xerolink.poster.v1.PosterService/UnlinkLinks',
+            xerolink_dot_poster_dot_v1_dot_unlink__pb2.UnlinkLinksRequest.SerializeToString,
+            xerolink_dot_poster_dot_v1_dot_unlink__pb2.UnlinkLinksResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListOrphans(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xerolink.poster.v1.PosterService/ListOrphans',
+            xerolink_dot_poster_dot_v1_dot_unlink__pb2.ListOrphansRequest.SerializeToString,
+            xerolink_dot_poster_dot_v1_dot_unlink__pb2.ListOrphansResponse.FromString,
             options,
             channel_credentials,
             insecure,
