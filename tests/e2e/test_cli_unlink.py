@@ -52,7 +52,7 @@ def test_unlink_shows_a_preview_needs_yes_refuses_without_cascade_and_lists_orph
     post_linked(stub, bill, payment)
     invoice_id = (
         stub.GetLink(
-            poster_pb2.GetLinkRequest(connection_id="firm-1", record=common_pb2.RecordKey(kind=BILL, id=bill.header.id))  # type: ignore[arg-type]
+            poster_pb2.GetLinkRequest(connection_id="firm-1", record=common_pb2.RecordKey(kind=BILL, id=bill.header.id))
         )
         .link.xero_objects[0]
         .xero_id
