@@ -3,6 +3,8 @@ script against a real poster on loopback (SQLite and PostgreSQL registries) and 
 
 from __future__ import annotations
 
+import os
+import pty
 import subprocess
 
 from xero_emulator import EmulatorServer
@@ -123,3 +125,34 @@ def test_unlink_selects_by_filters_and_refuses_bad_selections_with_exit_codes(
         check=False,
     )
     assert unreachable.returncode == 3
+
+
+def test_unlink_asks_on_a_terminal_and_acts_only_on_yes(
+    poster_factory: PosterFactory, emulator: EmulatorServer
+) -> None:
+    app = poster_factory()
+    stub = stub_for(app)
+    connect(stub, emulator)
+    bill = samples.sample_transactions(3300)["client_bill"]
+    post_linked(stub, bill)
+    command = [*console_script("xerolink"), "--poster", f"127.0.0.1:{app.port}", "unlink", "--connection", "firm-1"]
+
+    for answer, code, expected in (("n", 2, poster_pb2.LINK_STATE_LINKED), ("y", 0, poster_pb2.LINK_STATE_UNLINKED)):
+        controller, terminal = pty.openpty()
+        try:
+            proc = subprocess.Popen(
+                [*command, f"client-bill:{bill.header.id}"],
+                stdin=terminal,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=child_env(COLUMNS="400"),
+            )
+            os.write(controller, f"{answer}\n".encode())
+            out, err = proc.communicate(timeout=60)
+        finally:
+            os.close(controller)
+            os.close(terminal)
+        assert proc.returncode == code, out + err
+        assert "Unlink 1 record(s) from Xero?" in out
+        assert state(stub, BILL, bill.header.id) == expected
