@@ -121,8 +121,8 @@ def page_position(token: str, fingerprint: str) -> int:
     or repeating links. Tokens of earlier versions ("{id}") are still accepted."""
     if not token:
         return 0
-    position, _, digest = decode_token(token).partition(":")
-    if digest and digest != fingerprint:
+    position, separator, digest = decode_token(token).partition(":")
+    if separator and digest != fingerprint:
         raise invalid_argument(
             "PAGE_TOKEN_FILTER_MISMATCH",
             "page_token was issued for other filters; repeat the filters of the first page or start again without it",
