@@ -7,13 +7,20 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import delete, insert
+from sqlalchemy import delete, insert, update
 from sqlmodel import col, select
 from xerolink.actionstep.v1 import transaction_pb2
 from xerolink.xero.v1 import objects_pb2 as xero_pb2
 
-from xerolink_poster.adapters.registry import Registry
-from xerolink_poster.adapters.tables import LinkDependencyRow, LinkRow, LinkSubjectRow, OrphanRow
+from xerolink_poster.adapters.registry import OUTBOX_DONE, Registry
+from xerolink_poster.adapters.tables import (
+    DependencyWaitRow,
+    LinkDependencyRow,
+    LinkRow,
+    LinkSubjectRow,
+    OrphanRow,
+    OutboxRow,
+)
 from xerolink_poster.domain.dependencies import record_dependencies
 from xerolink_poster.domain.link_filter import LinkFilter
 from xerolink_poster.domain.records import RecordRef
@@ -94,6 +101,17 @@ def dependents_of(
         if target in wanted:
             found.setdefault(target, set()).add(RecordRef(dep_kind, dep_id))
     return {k: sorted(v) for k, v in found.items()}
+
+
+def close_outbox(registry: Registry, link_ids: Sequence[int]) -> None:
+    """Marks the links' open outbox work done and drops its dependency waits: two statements."""
+    if not link_ids:
+        return
+    open_ids = select(OutboxRow.id).where(col(OutboxRow.link_id).in_(link_ids), OutboxRow.state != OUTBOX_DONE)
+    box_ids = [i for i in registry.session.exec(open_ids) if i is not None]
+    if box_ids:
+        registry.session.execute(delete(DependencyWaitRow).where(col(DependencyWaitRow.outbox_id).in_(box_ids)))
+        registry.session.execute(update(OutboxRow).where(col(OutboxRow.id).in_(box_ids)).values(state=OUTBOX_DONE))
 
 
 def add_orphans(registry: Registry, rows: Sequence[OrphanRow]) -> None:

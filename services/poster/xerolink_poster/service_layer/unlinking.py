@@ -16,7 +16,7 @@ from xerolink_common.errors import FieldViolation, failed_precondition, invalid_
 
 from xerolink_poster.adapters import link_index
 from xerolink_poster.adapters.database import Database, now_us
-from xerolink_poster.adapters.registry import OUTBOX_DONE
+from xerolink_poster.adapters.registry import StateChange
 from xerolink_poster.adapters.tables import LinkRow, OrphanRow
 from xerolink_poster.domain.records import RecordRef
 from xerolink_poster.domain.states import Event, LinkState
@@ -38,45 +38,51 @@ def unlink(db: Database, connection_id: str, record: RecordRef, actor: str) -> L
             raise failed_precondition(
                 "POSTING_IN_PROGRESS", f"{record} is being posted; wait until it is linked or failed, then unlink"
             )
-        unlink_row(uow, link, actor, now_us(), reason="")
+        unlink_rows(uow, [(link, "")], actor, now_us(), reason="")
+        uow.session.refresh(link)  # the bulk transition expired it; callers read it after commit
         return link
 
     return run_in_transaction(db, work)
 
 
-def unlink_row(uow: UnitOfWork, link: LinkRow, actor: str, now: int, reason: str, detail: str = "") -> list[OrphanRow]:
-    """Unlinks one link in the caller's transaction: closes its open outbox work, records its Xero
-    objects as orphans and appends the audit row."""
+def unlink_rows(
+    uow: UnitOfWork, links: Sequence[tuple[LinkRow, str]], actor: str, now: int, reason: str
+) -> dict[int, list[OrphanRow]]:
+    """Unlinks links (each with a detail for its audit row) in the caller's transaction, in a few
+    statements for all of them: closes their open outbox work, records their Xero objects as
+    orphans and applies the transitions with their audit rows. Returns the orphans by link id."""
     registry = uow.registry
-    objects = registry.xero_objects(link)
-    for row in registry.open_outbox_of_link(link.id or 0):
-        row.state = OUTBOX_DONE
-        registry.clear_waits(row.id or 0)
-        uow.session.add(row)
-    if link.state == LinkState.WAITING:
-        link.last_error = None  # the wait it described is over
-    link.waiting_on = "[]"
-    orphans = [
-        OrphanRow(
-            connection_id=link.connection_id,
-            link_id=link.id or 0,
-            kind=link.kind,
-            record_id=link.record_id,
-            generation=link.generation,
-            object_type=o.type,
-            xero_id=o.xero_id,
-            local_ref=o.local_ref,
-            number=o.number,
-            orphaned_us=now,
-            actor=actor,
-            reason=reason,
-        )
-        for o in objects
-    ]
-    link_index.add_orphans(registry, orphans)
-    names = ", ".join(f"{o.type}:{o.xero_id}" for o in objects)
-    text = "; ".join(t for t in (f"orphaned in Xero: {names or 'nothing'}", detail, reason) if t)
-    registry.change_state(link, Event.UNLINKED, actor, now, detail=text)
+    ids = [link.id or 0 for link, _ in links]
+    link_index.close_outbox(registry, ids)
+    orphans: dict[int, list[OrphanRow]] = {}
+    changes: list[StateChange] = []
+    for link, detail in links:
+        objects = registry.xero_objects(link)
+        orphans[link.id or 0] = [
+            OrphanRow(
+                connection_id=link.connection_id,
+                link_id=link.id or 0,
+                kind=link.kind,
+                record_id=link.record_id,
+                generation=link.generation,
+                object_type=o.type,
+                xero_id=o.xero_id,
+                local_ref=o.local_ref,
+                number=o.number,
+                orphaned_us=now,
+                actor=actor,
+                reason=reason,
+            )
+            for o in objects
+        ]
+        names = ", ".join(f"{o.type}:{o.xero_id}" for o in objects)
+        text = "; ".join(t for t in (f"orphaned in Xero: {names or 'nothing'}", detail, reason) if t)
+        values: dict[str, object] = {"waiting_on": "[]"}
+        if link.state == LinkState.WAITING:
+            values["last_error"] = None  # the wait it described is over
+        changes.append(StateChange(link, Event.UNLINKED, text, values))
+    link_index.add_orphans(registry, [o for rows in orphans.values() for o in rows])
+    registry.apply_transitions(changes, actor, now)
     return orphans
 
 
@@ -164,15 +170,13 @@ def unlink_links(
         error = refusal(connection_id, outcomes)
         if error is not None:
             raise error
-        now = now_us()
-        result = UnlinkResult(outcomes)
-        for outcome in outcomes:
-            if outcome.action not in (Action.UNLINK, Action.CASCADE):
-                continue
-            detail = f"cascaded from {label(outcome.cascaded_from)}" if outcome.cascaded_from else ""
-            result.orphans[outcome.record] = unlink_row(uow, links[outcome.record], actor, now, reason, detail)
-            result.unlinked += 1
-        return result
+        acting = [o for o in outcomes if o.action in (Action.UNLINK, Action.CASCADE)]
+        link_ids = {o.record: links[o.record].id or 0 for o in acting}
+        details = [f"cascaded from {label(o.cascaded_from)}" if o.cascaded_from else "" for o in acting]
+        stored = unlink_rows(
+            uow, [(links[o.record], d) for o, d in zip(acting, details, strict=True)], actor, now_us(), reason
+        )
+        return UnlinkResult(outcomes, {r: stored[i] for r, i in link_ids.items()}, len(acting))
 
     return run_in_transaction(db, work)
 
