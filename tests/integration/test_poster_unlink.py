@@ -21,6 +21,8 @@ from xerolink_common.grpc_errors import from_rpc_error
 from xerolink_mapper import samples
 from xerolink_poster.adapters.database import open_database
 from xerolink_poster.adapters.migrations import migrate
+from xerolink_poster.domain.records import RecordRef
+from xerolink_poster.service_layer import unlinking
 
 from tests.fixtures.poster import PosterFactory, connect, settings, stub_for, wait_settled, xero_objects
 
@@ -353,3 +355,40 @@ def test_the_upgrade_to_version_4_reads_dependencies_of_existing_links(
 
     err = refused(lambda: unlink(stub, key_of(bill), confirm=True))
     assert from_rpc_error(err).reason == "LINKED_DEPENDENTS"
+
+
+def test_the_single_record_step_records_orphans_and_returns_the_unlinked_link(
+    poster_factory: PosterFactory, emulator: EmulatorServer
+) -> None:
+    app = poster_factory()
+    stub = stub_for(app)
+    connect(stub, emulator)
+    bill, _ = bill_and_payment(2600)
+    post_linked(stub, bill)
+    held = link(stub, key_of(bill)).xero_objects[0].xero_id
+
+    row = unlinking.unlink(app.db, "firm-1", RecordRef(BILL, bill.header.id), "operator:saga")
+
+    assert (row.state, row.generation) == ("unlinked", 1)
+    [orphan] = orphans(stub)
+    assert (orphan.xero_id, orphan.actor) == (held, "operator:saga")
+    first = stub.ListOrphans(unlink_pb2.ListOrphansRequest(connection_id="firm-1", page_size=1))
+    assert first.next_page_token == ""
+    for bad in (
+        unlink_pb2.ListOrphansRequest(connection_id="firm-1", page_token="bm90IGEgdG9rZW4="),
+        unlink_pb2.ListOrphansRequest(connection_id="firm-1", page_size=-1),
+        unlink_pb2.ListOrphansRequest(connection_id="firm-1", type=99),  # type: ignore[arg-type]
+        unlink_pb2.ListOrphansRequest(connection_id="firm-1", record=key(BILL, 0)),
+    ):
+        err = refused(lambda bad=bad: stub.ListOrphans(bad))
+        assert err.code() == grpc.StatusCode.INVALID_ARGUMENT, bad
+    # A token of another listing is refused, not read as a position in this one.
+    post_linked(stub, bill_and_payment(2700)[0])
+    token = stub.ListLinks(poster_pb2.ListLinksRequest(connection_id="firm-1", page_size=1, kinds=[BILL]))
+    assert token.next_page_token
+    mismatch = refused(
+        lambda: stub.ListOrphans(
+            unlink_pb2.ListOrphansRequest(connection_id="firm-1", page_token=token.next_page_token)
+        )
+    )
+    assert from_rpc_error(mismatch).reason == "PAGE_TOKEN_FILTER_MISMATCH"
