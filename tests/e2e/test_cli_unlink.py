@@ -155,4 +155,5 @@ def test_unlink_asks_on_a_terminal_and_acts_only_on_yes(
             os.close(terminal)
         assert proc.returncode == code, out + err
         assert "Unlink 1 record(s) from Xero?" in out
+        assert ("Nothing was changed." in out) == (answer == "n")
         assert state(stub, BILL, bill.header.id) == expected

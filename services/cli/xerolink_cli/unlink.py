@@ -180,7 +180,10 @@ def _confirmed(args: argparse.Namespace, count: int, console: Console) -> bool:
     if not sys.stdin.isatty():
         console.print(f"Nothing was changed: add --yes to unlink these {count} record(s).")
         return False
-    return Confirm.ask(f"Unlink {count} record(s) from Xero? The Xero objects stay in Xero", console=console)
+    if Confirm.ask(f"Unlink {count} record(s) from Xero? The Xero objects stay in Xero", console=console):
+        return True
+    console.print("Nothing was changed.")
+    return False
 
 
 def unlink_command(args: argparse.Namespace, console: Console) -> int:
