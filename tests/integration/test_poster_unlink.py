@@ -6,6 +6,7 @@ listed, and a repost after an unlink creates a new Xero object while the old one
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import grpc
@@ -392,3 +393,22 @@ def test_the_single_record_step_records_orphans_and_returns_the_unlinked_link(
         )
     )
     assert from_rpc_error(mismatch).reason == "PAGE_TOKEN_FILTER_MISMATCH"
+
+
+def test_concurrent_unlinks_of_the_same_records_unlink_them_once(
+    poster_factory: PosterFactory, emulator: EmulatorServer
+) -> None:
+    stub = stub_for(poster_factory())
+    connect(stub, emulator)
+    bill, payment = bill_and_payment(2800)
+    post_linked(stub, bill, payment)
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        answers = list(
+            pool.map(lambda _: unlink(stub, key_of(bill), cascade=True, confirm=True, reason="race"), range(6))
+        )
+
+    assert sum(a.unlinked_count for a in answers) == 2
+    assert len(orphans(stub)) == 2
+    for record in (key_of(bill), key_of(payment)):
+        assert [a.event for a in link(stub, record, audit=True).audit].count("unlinked") == 1

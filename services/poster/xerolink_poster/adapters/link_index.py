@@ -73,7 +73,8 @@ def links_of(
         LinkRow.connection_id == connection_id, col(LinkRow.record_id).in_(sorted({r.id for r in records}))
     )
     if lock and not registry.is_sqlite:
-        query = query.with_for_update()
+        # Id order within each call; a deadlock across calls is retried by run_in_transaction.
+        query = query.order_by(col(LinkRow.id)).with_for_update()
     rows = registry.session.exec(query).all()
     return {ref: row for row in rows if (ref := RecordRef(row.kind, row.record_id)) in wanted}
 
