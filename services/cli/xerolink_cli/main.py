@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 import grpc
 from rich.console import Console
 
-from xerolink_cli import commands
+from xerolink_cli import backfill_command, commands
 from xerolink_cli import demo as demo_command
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNAVAILABLE, EXIT_REFUSED = 0, 1, 2, 3, 4
@@ -60,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     links.add_argument("--group", choices=["sales-invoices", "payments", "bank-transactions", "credit-notes"])
     links.add_argument("--state", choices=["pending", "waiting", "linked", "failed", "unlinked"])
     links.set_defaults(run=commands.links)
+
+    backfill_command.add_parser(sub)
     return parser
 
 
