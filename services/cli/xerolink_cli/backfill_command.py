@@ -105,7 +105,7 @@ def outcome_table(done: backfill_pb2.Backfill) -> Table:
             str(item.bill_index),
             f"{enum_label(common_pb2.TransactionKind, item.record.kind)} {item.record.id}",
             enum_label(backfill_pb2.BackfillItemOutcome, item.outcome),
-            enum_label(backfill_pb2.BackfillItemState, item.state),
+            enum_label(backfill_pb2.BackfillItemState, item.state) if item.state else "—",
             f"{item.error.reason}: {item.error.message}" if item.error.reason else "",
         )
     return table
