@@ -4,7 +4,7 @@ Xero emulator and the registry on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -356,3 +356,29 @@ def test_migration_7_adds_the_backfill_tables_to_an_existing_registry(database_u
         assert 7 in versions
     finally:
         db.dispose()
+
+
+def test_a_bill_xero_refuses_ends_the_backfill_failed_with_its_payment_waiting_and_the_reason(
+    poster_factory: PosterFactory, emulator: EmulatorServer
+) -> None:
+    """Old bills meet Xero's lock date: the locked one fails with Xero's reason, its payment waits
+    for it, the rest link, and the backfill still ends."""
+    stub = stub_for(poster_factory())
+    _, org = connect(stub, emulator)
+    emulator.state.organisation(org["tenant_id"]).period_lock_date = date(2025, 12, 5)
+    locked = open_bill(7101, [1000])
+    _dated(locked.bill, datetime(2025, 12, 1, tzinfo=UTC))
+    bills = [locked, open_bill(7102, [2000])]
+
+    started = stub.StartBackfill(backfill_pb2.StartBackfillRequest(connection_id="firm-1", bills=bills)).backfill
+    final = watch(stub, started.name)[-1]
+
+    assert final.state == backfill_pb2.BACKFILL_STATE_DONE
+    assert (final.linked, final.failed, final.waiting, final.pending) == (2, 1, 1, 0)
+    by_record = {i.record.id: i for i in final.items}
+    assert by_record[7101].state == backfill_pb2.BACKFILL_ITEM_STATE_FAILED
+    assert by_record[7101].error.reason == "XERO_VALIDATION"
+    assert any("lock date" in v.description for v in by_record[7101].error.field_violations)
+    assert by_record[71011].state == backfill_pb2.BACKFILL_ITEM_STATE_WAITING
+    assert by_record[71011].error.reason == "DEPENDENCY_NOT_LINKED"
+    assert [i["InvoiceNumber"] for i in xero_objects(emulator, org["tenant_id"], "Invoices")] == ["OLD-7102"]
