@@ -358,7 +358,7 @@ def test_migration_7_adds_the_backfill_tables_to_an_existing_registry(database_u
         db.dispose()
 
 
-def test_a_bill_xero_refuses_ends_the_backfill_failed_with_its_payment_waiting_and_the_reason(
+def test_a_bill_xero_refuses_ends_the_backfill_failed_with_its_payment_waiting_and_a_rerun_links_both(
     poster_factory: PosterFactory, emulator: EmulatorServer
 ) -> None:
     """Old bills meet Xero's lock date: the locked one fails with Xero's reason, its payment waits
@@ -382,3 +382,13 @@ def test_a_bill_xero_refuses_ends_the_backfill_failed_with_its_payment_waiting_a
     assert by_record[71011].state == backfill_pb2.BACKFILL_ITEM_STATE_WAITING
     assert by_record[71011].error.reason == "DEPENDENCY_NOT_LINKED"
     assert [i["InvoiceNumber"] for i in xero_objects(emulator, org["tenant_id"], "Invoices")] == ["OLD-7102"]
+
+    # Once the lock date moves, the same backfill again retries the failed bill and its payment follows.
+    emulator.state.organisation(org["tenant_id"]).period_lock_date = date(2025, 11, 30)
+    again = stub.StartBackfill(backfill_pb2.StartBackfillRequest(connection_id="firm-1", bills=bills)).backfill
+    assert (again.accepted, again.already_done) == (1, 3)
+    rerun = watch(stub, again.name)[-1]
+    assert (rerun.state, rerun.linked) == (backfill_pb2.BACKFILL_STATE_DONE, 4)
+    invoices = {i["InvoiceNumber"]: i for i in xero_objects(emulator, org["tenant_id"], "Invoices")}
+    assert invoices["OLD-7101"]["AmountDue"] == Decimal(locked.total_due.units) / 100
+    assert len(xero_objects(emulator, org["tenant_id"], "Payments")) == 2
