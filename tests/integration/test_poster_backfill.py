@@ -143,7 +143,9 @@ def test_closed_draft_post_connection_and_mismatched_bills_are_refused_with_reas
         open_bill(6003, [1000], posted=AFTER),
         open_bill(6004, [], status=backfill_pb2.BILL_STATUS_DRAFT),
         open_bill(6005, [1500], due_offset=-500),  # a payment of the bill was left out of the request
+        open_bill(6006, [1000]),
     ]
+    bills[-1].payments[0].client_bill_payment.bill_id = 6001  # sent with the wrong bill
 
     started = stub.StartBackfill(backfill_pb2.StartBackfillRequest(connection_id="firm-1", bills=bills)).backfill
 
@@ -162,10 +164,14 @@ def test_closed_draft_post_connection_and_mismatched_bills_are_refused_with_reas
     for bill_id in (6002, 6003, 6005):
         payment = by_bill[(payment_kind, bill_id * 10 + 1)]
         assert (payment.outcome, payment.error.reason) == (REFUSED, "BILL_REFUSED")
-    assert (started.total, started.accepted, started.refused) == (9, 2, 7)
+    assert (by_bill[(bill_kind, 6006)].error.reason, by_bill[(payment_kind, 60061)].error.reason) == (
+        "PAYMENT_REFUSED",
+        "PAYMENT_OF_ANOTHER_BILL",
+    )
+    assert (started.total, started.accepted, started.refused) == (11, 2, 9)
 
     final = watch(stub, started.name)[-1]
-    assert (final.linked, final.refused) == (2, 7)
+    assert (final.linked, final.refused) == (2, 9)
     [invoice] = xero_objects(emulator, org["tenant_id"], "Invoices")
     assert invoice["InvoiceNumber"] == "OLD-6001"
     assert len(xero_objects(emulator, org["tenant_id"], "Payments")) == 1

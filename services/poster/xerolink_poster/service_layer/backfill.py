@@ -196,12 +196,10 @@ def _groups(bills: Sequence[BillInput], connection: ConnectionRow) -> list[_Grou
         payment_problems = [_payment_problem(p.transaction, bill.bill.header.id) for p in group.payments]
         if problem is None and not any(payment_problems):
             problem = _payments_problem(bill)
-        if problem is None and not any(payment_problems):
-            continue
-        if problem is not None:
-            _refuse(group.bill, ErrorCode.FAILED_PRECONDITION, *problem)
-        else:
-            _refuse(group.bill, ErrorCode.FAILED_PRECONDITION, "PAYMENT_REFUSED", "a payment sent with it is refused")
+            if problem is None:
+                continue
+        reason, sentence = problem or ("PAYMENT_REFUSED", "a payment sent with it is refused; see the payment")
+        _refuse(group.bill, ErrorCode.FAILED_PRECONDITION, reason, sentence)
         for item, own in zip(group.payments, payment_problems, strict=True):
             if own is not None:
                 _refuse(item, ErrorCode.INVALID_ARGUMENT, *own)
