@@ -13,9 +13,9 @@ import pytest
 from google.protobuf import json_format
 from google.protobuf.message import Message
 from xero_emulator import EmulatorConfig, EmulatorServer
+from xerolink.poster.v1 import backfill_pb2, unlink_pb2
 from xerolink.poster.v1 import poster_service_pb2 as poster_pb2
 from xerolink.poster.v1 import poster_service_pb2_grpc as poster_grpc
-from xerolink.poster.v1 import unlink_pb2
 from xerolink_cli.commands import watch_until_settled
 from xerolink_cli.connections import register_emulated_connection
 from xerolink_cli.demo import mapping_context
@@ -30,6 +30,8 @@ REQUESTS: dict[str, type[Message]] = {
     "GetLink": poster_pb2.GetLinkRequest,
     "ListLinks": poster_pb2.ListLinksRequest,
     "UnlinkLinks": unlink_pb2.UnlinkLinksRequest,
+    "RunPreflight": backfill_pb2.RunPreflightRequest,
+    "StartBackfill": backfill_pb2.StartBackfillRequest,
 }
 
 

@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 import grpc
 from rich.console import Console
 
-from xerolink_cli import commands, unlink
+from xerolink_cli import backfill_command, commands, unlink
 from xerolink_cli import demo as demo_command
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNAVAILABLE, EXIT_REFUSED = 0, 1, 2, 3, 4
@@ -64,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     links.set_defaults(run=commands.links)
 
     unlink.add_parsers(sub)
+    backfill_command.add_parser(sub)
     return parser
 
 

@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from xerolink.poster.v1 import backfill_pb2 as xerolink_dot_poster_dot_v1_dot_backfill__pb2
 from xerolink.poster.v1 import poster_service_pb2 as xerolink_dot_poster_dot_v1_dot_poster__service__pb2
 from xerolink.poster.v1 import unlink_pb2 as xerolink_dot_poster_dot_v1_dot_unlink__pb2
 
@@ -95,6 +96,26 @@ class PosterServiceStub:
                 '/xerolink.poster.v1.PosterService/ListOrphans',
                 request_serializer=xerolink_dot_poster_dot_v1_dot_unlink__pb2.ListOrphansRequest.SerializeToString,
                 response_deserializer=xerolink_dot_poster_dot_v1_dot_unlink__pb2.ListOrphansResponse.FromString,
+                _registered_method=True)
+        self.RunPreflight = channel.unary_unary(
+                '/xerolink.poster.v1.PosterService/RunPreflight',
+                request_serializer=xerolink_dot_poster_dot_v1_dot_backfill__pb2.RunPreflightRequest.SerializeToString,
+                response_deserializer=xerolink_dot_poster_dot_v1_dot_backfill__pb2.RunPreflightResponse.FromString,
+                _registered_method=True)
+        self.StartBackfill = channel.unary_unary(
+                '/xerolink.poster.v1.PosterService/StartBackfill',
+                request_serializer=xerolink_dot_poster_dot_v1_dot_backfill__pb2.StartBackfillRequest.SerializeToString,
+                response_deserializer=xerolink_dot_poster_dot_v1_dot_backfill__pb2.StartBackfillResponse.FromString,
+                _registered_method=True)
+        self.GetBackfill = channel.unary_unary(
+                '/xerolink.poster.v1.PosterService/GetBackfill',
+                request_serializer=xerolink_dot_poster_dot_v1_dot_backfill__pb2.GetBackfillRequest.SerializeToString,
+                response_deserializer=xerolink_dot_poster_dot_v1_dot_backfill__pb2.GetBackfillResponse.FromString,
+                _registered_method=True)
+        self.WatchBackfill = channel.unary_stream(
+                '/xerolink.poster.v1.PosterService/WatchBackfill',
+                request_serializer=xerolink_dot_poster_dot_v1_dot_backfill__pb2.WatchBackfillRequest.SerializeToString,
+                response_deserializer=xerolink_dot_poster_dot_v1_dot_backfill__pb2.WatchBackfillResponse.FromString,
                 _registered_method=True)
 
 
@@ -195,6 +216,39 @@ class PosterServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RunPreflight(self, request, context):
+        """Preflight and pre-integration backfill (see docs/backfill.md).
+        Checks the connection's Actionstep facts against the integration's prerequisites (accrual
+        accounting, no multi-currency database, no general retainers, a single division); each check
+        passes, warns or fails with the profile it applies to and what to do. Changes nothing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StartBackfill(self, request, context):
+        """Posts open client bills that predate the connection, then their payments, as one operation
+        "backfills/{id}". Refuses bills that are not open or not pre-integration item by item;
+        FAILED_PRECONDITION when a preflight check fails. Running it again queues nothing new.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetBackfill(self, request, context):
+        """Gets a backfill and its progress.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchBackfill(self, request, context):
+        """Streams a backfill's progress until it is done.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PosterServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -257,6 +311,26 @@ def add_PosterServiceServicer_to_server(servicer, server):
                     servicer.ListOrphans,
                     request_deserializer=xerolink_dot_poster_dot_v1_dot_unlink__pb2.ListOrphansRequest.FromString,
                     response_serializer=xerolink_dot_poster_dot_v1_dot_unlink__pb2.ListOrphansResponse.SerializeToString,
+            ),
+            'RunPreflight': grpc.unary_unary_rpc_method_handler(
+                    servicer.RunPreflight,
+                    request_deserializer=xerolink_dot_poster_dot_v1_dot_backfill__pb2.RunPreflightRequest.FromString,
+                    response_serializer=xerolink_dot_poster_dot_v1_dot_backfill__pb2.RunPreflightResponse.SerializeToString,
+            ),
+            'StartBackfill': grpc.unary_unary_rpc_method_handler(
+                    servicer.StartBackfill,
+                    request_deserializer=xerolink_dot_poster_dot_v1_dot_backfill__pb2.StartBackfillRequest.FromString,
+                    response_serializer=xerolink_dot_poster_dot_v1_dot_backfill__pb2.StartBackfillResponse.SerializeToString,
+            ),
+            'GetBackfill': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetBackfill,
+                    request_deserializer=xerolink_dot_poster_dot_v1_dot_backfill__pb2.GetBackfillRequest.FromString,
+                    response_serializer=xerolink_dot_poster_dot_v1_dot_backfill__pb2.GetBackfillResponse.SerializeToString,
+            ),
+            'WatchBackfill': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchBackfill,
+                    request_deserializer=xerolink_dot_poster_dot_v1_dot_backfill__pb2.WatchBackfillRequest.FromString,
+                    response_serializer=xerolink_dot_poster_dot_v1_dot_backfill__pb2.WatchBackfillResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -584,6 +658,114 @@ class PosterService:
             '/xerolink.poster.v1.PosterService/ListOrphans',
             xerolink_dot_poster_dot_v1_dot_unlink__pb2.ListOrphansRequest.SerializeToString,
             xerolink_dot_poster_dot_v1_dot_unlink__pb2.ListOrphansResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RunPreflight(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xerolink.poster.v1.PosterService/RunPreflight',
+            xerolink_dot_poster_dot_v1_dot_backfill__pb2.RunPreflightRequest.SerializeToString,
+            xerolink_dot_poster_dot_v1_dot_backfill__pb2.RunPreflightResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StartBackfill(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xerolink.poster.v1.PosterService/StartBackfill',
+            xerolink_dot_poster_dot_v1_dot_backfill__pb2.StartBackfillRequest.SerializeToString,
+            xerolink_dot_poster_dot_v1_dot_backfill__pb2.StartBackfillResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetBackfill(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xerolink.poster.v1.PosterService/GetBackfill',
+            xerolink_dot_poster_dot_v1_dot_backfill__pb2.GetBackfillRequest.SerializeToString,
+            xerolink_dot_poster_dot_v1_dot_backfill__pb2.GetBackfillResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchBackfill(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/xerolink.poster.v1.PosterService/WatchBackfill',
+            xerolink_dot_poster_dot_v1_dot_backfill__pb2.WatchBackfillRequest.SerializeToString,
+            xerolink_dot_poster_dot_v1_dot_backfill__pb2.WatchBackfillResponse.FromString,
             options,
             channel_credentials,
             insecure,
