@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, inspect, select, text
 from sqlmodel import SQLModel
 
-from xerolink_poster.adapters import tables
+from xerolink_poster.adapters import correction_tables, tables
 from xerolink_poster.adapters.database import Database, now_us
 
 log = logging.getLogger(__name__)
@@ -52,10 +52,16 @@ def _outbox_trace_context(conn: Connection) -> None:
         conn.execute(text("ALTER TABLE outbox ADD COLUMN trace_context VARCHAR(128) NOT NULL DEFAULT ''"))
 
 
+def _create_correction_tables(conn: Connection) -> None:
+    wanted = [correction_tables.CorrectionRow, correction_tables.CorrectionStepRow]
+    SQLModel.metadata.create_all(conn, tables=[t.__table__ for t in wanted])  # type: ignore[attr-defined]
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "create the registry, outbox and lease tables", _create_v1_tables),
     Migration(2, "index outbox entries by posting", _index_outbox_by_posting),
     Migration(3, "carry each posting's trace context to its Xero calls", _outbox_trace_context),
+    Migration(5, "record correction sagas and their steps", _create_correction_tables),
 )
 
 

@@ -13,6 +13,7 @@ from xerolink_common.security import LOCAL_DEVELOPER, current_caller, require_co
 
 from xerolink_poster.domain.records import RecordRef
 from xerolink_poster.entrypoints import proto_mapping as pm
+from xerolink_poster.entrypoints.correction_rpcs import CorrectionRpcs
 from xerolink_poster.service_layer import connections, queries
 from xerolink_poster.service_layer.dispatcher import StateChanges
 from xerolink_poster.service_layer.posting import Poster
@@ -79,7 +80,7 @@ def _check_batch(size: int) -> None:
         )
 
 
-class PosterServicer(poster_grpc.PosterServiceServicer):
+class PosterServicer(CorrectionRpcs, poster_grpc.PosterServiceServicer):
     def __init__(self, poster: Poster, changes: StateChanges) -> None:
         self.poster = poster
         self.db = poster.db
