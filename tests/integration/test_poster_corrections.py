@@ -470,3 +470,56 @@ def test_corrections_are_authorised_per_connection(poster: bootstrap.PosterApp, 
         ).correction
         assert own.state == correction_pb2.CORRECTION_STATE_COMPLETED
         assert next(i for i in xero_objects(emulator, org["tenant_id"], "Invoices"))["Status"] == "VOIDED"
+
+
+def test_a_fully_applied_credit_note_is_freed_of_its_allocation_then_voided(firm: Firm) -> None:
+    firm.post("client_bill", "credit_note", "credit_note_application")
+    note_id = firm.xero_id(CREDIT_NOTE, firm.credit_note, xero_pb2.OBJECT_TYPE_CREDIT_NOTE)
+    invoice_id = firm.xero_id(BILL, firm.bill, xero_pb2.OBJECT_TYPE_INVOICE)
+    allocation_id = firm.xero_id(APPLICATION, firm.application, xero_pb2.OBJECT_TYPE_ALLOCATION)
+    due_before = firm.xero("Invoices", invoice_id)["AmountDue"]
+    assert firm.xero("CreditNotes", note_id)["Status"] == "PAID"  # Xero: a PAID credit note cannot be voided
+
+    plan = firm.plan(CREDIT_NOTE, firm.credit_note, DELETE)
+    assert [(s.action, s.xero_id) for s in plan.steps[:2]] == [
+        (A.CORRECTION_ACTION_DELETE_ALLOCATION, allocation_id),
+        (A.CORRECTION_ACTION_VOID_OR_DELETE_DOCUMENT, note_id),
+    ]
+    assert plan.xero_status == "PAID" and any("PAID by the records above" in n for n in plan.notes)
+
+    done = firm.apply(CREDIT_NOTE, firm.credit_note, DELETE)
+
+    assert done.state == correction_pb2.CORRECTION_STATE_COMPLETED, done
+    note = firm.xero("CreditNotes", note_id)
+    assert note["Status"] == "VOIDED" and all(a["IsDeleted"] for a in note["Allocations"])
+    assert firm.xero("Invoices", invoice_id)["AmountDue"] == due_before + note["Total"]
+    assert firm.link(APPLICATION, firm.application).state == poster_pb2.LINK_STATE_UNLINKED
+    assert firm.link(CREDIT_NOTE, firm.credit_note).state == poster_pb2.LINK_STATE_UNLINKED
+    assert firm.link(BILL, firm.bill).state == poster_pb2.LINK_STATE_LINKED
+
+
+def test_an_invoice_paid_from_trust_loses_its_payment_before_its_trust_spend(firm: Firm) -> None:
+    firm.post("client_bill", "invoice_paid_from_trust")
+    record = firm.sample["invoice_paid_from_trust"].header.id
+    kind = common_pb2.TRANSACTION_KIND_INVOICE_PAID_FROM_TRUST
+    payment_id = firm.xero_id(kind, record, xero_pb2.OBJECT_TYPE_PAYMENT)
+    spend_id = firm.xero_id(kind, record, xero_pb2.OBJECT_TYPE_BANK_TRANSACTION)
+
+    plan = firm.plan(kind, record, EDIT)
+    assert [(s.action, s.xero_id) for s in plan.steps[:3]] == [
+        (A.CORRECTION_ACTION_DELETE_PAYMENT, payment_id),
+        (A.CORRECTION_ACTION_DELETE_BANK_TRANSACTION, spend_id),
+        (A.CORRECTION_ACTION_UNLINK, ""),
+    ]
+
+    done = firm.apply(kind, record, EDIT)
+
+    assert done.state == correction_pb2.CORRECTION_STATE_COMPLETED, done
+    assert firm.xero("Payments", payment_id)["Status"] == "DELETED"
+    spend = next(
+        t
+        for t in xero_objects(firm.emulator, firm.org["tenant_id"], "BankTransactions")
+        if t["BankTransactionID"] == spend_id
+    )
+    assert spend["Status"] == "DELETED"
+    assert firm.link(kind, record).state == poster_pb2.LINK_STATE_UNLINKED

@@ -348,10 +348,11 @@ def plan_document(
                     target.record,
                 )
             )
-    if xero.status not in ("AUTHORISED", *GONE, *DELETABLE_DOCUMENT):
-        notes.append(
-            f"Xero reports {_object_name(document)} as {xero.status}: someone may have paid or changed it in Xero"
-        )
+    label = _object_name(document)
+    if xero.status == "PAID" and linked and not hand_made:
+        notes.append(f"Xero reports {label} as PAID by the records above; once they are deleted Xero lets it be voided")
+    elif xero.status not in ("AUTHORISED", *GONE, *DELETABLE_DOCUMENT):
+        notes.append(f"Xero reports {label} as {xero.status}: someone may have paid or changed it in Xero by hand")
     return Plan(target.record, intent, tuple(steps), xero.status, tuple(notes), tuple(blockers))
 
 
