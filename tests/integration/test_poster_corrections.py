@@ -308,7 +308,7 @@ def test_applying_a_payment_correction_deletes_it_and_the_repost_recreates_it(fi
     assert firm.plan(PAYMENT, firm.payment, DELETE).steps[0].state == PENDING
 
 
-@pytest.mark.parametrize("kind", ["drop_after_commit", "error"])
+@pytest.mark.parametrize("kind", ["drop_after_commit", "garble_after_commit", "error"])
 def test_a_fault_on_the_void_leaves_a_saga_that_applying_again_finishes_once(firm: Firm, kind: str) -> None:
     firm.post("client_bill", "client_bill_payment")
     invoice_id = firm.xero_id(BILL, firm.bill, xero_pb2.OBJECT_TYPE_INVOICE)
@@ -328,7 +328,7 @@ def test_a_fault_on_the_void_leaves_a_saga_that_applying_again_finishes_once(fir
     assert firm.xero("Payments", payment_id)["Status"] == "DELETED"
     assert firm.link(BILL, firm.bill).state == poster_pb2.LINK_STATE_LINKED
     assert firm.link(PAYMENT, firm.payment).state == poster_pb2.LINK_STATE_LINKED
-    committed = fault.kind == "drop_after_commit"
+    committed = fault.kind != "error"
     assert firm.xero("Invoices", invoice_id)["Status"] == ("VOIDED" if committed else "AUTHORISED")
 
     finished = firm.apply(BILL, firm.bill, DELETE)
@@ -523,3 +523,18 @@ def test_an_invoice_paid_from_trust_loses_its_payment_before_its_trust_spend(fir
     )
     assert spend["Status"] == "DELETED"
     assert firm.link(kind, record).state == poster_pb2.LINK_STATE_UNLINKED
+
+
+def test_a_rate_limited_void_waits_and_is_sent_again_within_the_same_apply(firm: Firm) -> None:
+    firm.post("client_bill")
+    invoice_id = firm.xero_id(BILL, firm.bill, xero_pb2.OBJECT_TYPE_INVOICE)
+    path = f"Invoices/{invoice_id}"
+    firm.emulator.faults.add(FaultRule("rate_limit", count=1, retry_after=1, methods=("POST",), path_contains=path))
+    writes = firm.emulator.faults.add(FaultRule("latency", methods=("POST",), path_contains=path))
+
+    done = firm.apply(BILL, firm.bill, DELETE)
+
+    assert done.state == correction_pb2.CORRECTION_STATE_COMPLETED
+    assert done.steps[0].attempts == 1 and done.steps[0].state == DONE
+    assert writes.hits == 2  # refused with 429, then sent again after Retry-After
+    assert firm.xero("Invoices", invoice_id)["Status"] == "VOIDED"
