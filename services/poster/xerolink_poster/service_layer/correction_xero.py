@@ -99,8 +99,8 @@ class CorrectionXero:
             raise XeroTrouble("XERO_LOOKUP_FAILED", f"Xero answered {answer.status} to GET {path}")
         return items[0]
 
-    def _write(self, path: str, collection: str, element: dict[str, Any]) -> None:
-        answer = self._send("POST", path, {collection: [element]})
+    def _write(self, path: str, collection: str, body: dict[str, Any]) -> None:
+        answer = self._send("POST", path, body)
         items = answer.body.get(collection) or answer.body.get("Elements")
         item = items[0] if isinstance(items, list) and items and isinstance(items[0], dict) else {}
         errors = [str(e.get("Message", "")) for e in item.get("ValidationErrors") or []]
@@ -154,8 +154,14 @@ class CorrectionXero:
             assert change is not None
         else:
             change = "DELETED"
+        # Xero's description: a payment takes a bare PaymentDelete {"Status": "DELETED"}; documents
+        # and bank transactions take their collection with one element.
+        if xero_type == xero_pb2.OBJECT_TYPE_PAYMENT:
+            body: dict[str, Any] = {"Status": change}
+        else:
+            body = {resource: [{id_field: xero_id, "Status": change}]}
         try:
-            self._write(f"{resource}/{xero_id}", resource, {id_field: xero_id, "Status": change})
+            self._write(f"{resource}/{xero_id}", resource, body)
         except XeroRefused:
             # Someone (or a lost earlier answer) may have got there first.
             now = self.status(xero_type, xero_id, parent_id)
