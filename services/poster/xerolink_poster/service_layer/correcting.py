@@ -289,7 +289,16 @@ class Corrections:
             if not run_in_transaction(self.db, start):
                 log.warning("correction %s was taken over by another runner", correction_id)
                 return
-            outcome = self._perform(step, connection_id, xero, actor)
+            try:
+                outcome = self._perform(step, connection_id, xero, actor)
+            except Exception as exc:  # recorded, so the saga never sits in_progress with no reason
+                log.exception("correction %s step %d failed unexpectedly", correction_id, position)
+                outcome = _Outcome(
+                    dom.StepState.FAILED,
+                    f"unexpected error ({type(exc).__name__}: {str(exc)[:200]}); apply again: the step looks "
+                    "Xero up before acting",
+                    "INTERNAL",
+                )
             log.info(
                 "correction %s step %d: %s %s",
                 correction_id,
