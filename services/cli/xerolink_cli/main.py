@@ -21,6 +21,7 @@ import grpc
 from rich.console import Console
 
 from xerolink_cli import backfill_command, commands, unlink
+from xerolink_cli import correct as correct_command
 from xerolink_cli import demo as demo_command
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNAVAILABLE, EXIT_REFUSED = 0, 1, 2, 3, 4
@@ -65,6 +66,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     unlink.add_parsers(sub)
     backfill_command.add_parser(sub)
+    correct = sub.add_parser(
+        "correct", help="plan (and with --apply --yes perform) the correction of a linked payment or document"
+    )
+    correct.add_argument("record", help="KIND/ID, e.g. client-bill/5001 or client-bill-payment/5002")
+    correct.add_argument("--connection", required=True)
+    correct.add_argument("--intent", choices=["edit", "delete"], required=True, help="what you will do in Actionstep")
+    correct.add_argument("--apply", action="store_true", help="perform xerolink's steps (Xero and the registry)")
+    correct.add_argument("--yes", action="store_true", help="confirm --apply without asking")
+    correct.set_defaults(run=correct_command.correct)
     return parser
 
 

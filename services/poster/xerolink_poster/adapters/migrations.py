@@ -13,7 +13,7 @@ from sqlalchemy import Connection, inspect, select, text
 from sqlmodel import SQLModel
 from xerolink.mapper.v1 import mapper_service_pb2 as mapper_pb2
 
-from xerolink_poster.adapters import backfill_tables, tables
+from xerolink_poster.adapters import backfill_tables, correction_tables, tables
 from xerolink_poster.adapters.database import Database, now_us
 from xerolink_poster.domain.dependencies import record_dependencies
 
@@ -79,11 +79,17 @@ def _create_backfill_tables(conn: Connection) -> None:
     SQLModel.metadata.create_all(conn, tables=backfill_tables.TABLES)
 
 
+def _create_correction_tables(conn: Connection) -> None:
+    wanted = [correction_tables.CorrectionRow, correction_tables.CorrectionStepRow]
+    SQLModel.metadata.create_all(conn, tables=[t.__table__ for t in wanted])  # type: ignore[attr-defined]
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "create the registry, outbox and lease tables", _create_v1_tables),
     Migration(2, "index outbox entries by posting", _index_outbox_by_posting),
     Migration(3, "carry each posting's trace context to its Xero calls", _outbox_trace_context),
     Migration(4, "record link subjects, lasting dependencies and orphaned Xero objects", _unlink_tables),
+    Migration(5, "record correction sagas and their steps", _create_correction_tables),
     Migration(7, "record pre-integration backfills and their items", _create_backfill_tables),
 )
 

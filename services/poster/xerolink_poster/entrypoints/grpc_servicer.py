@@ -14,6 +14,7 @@ from xerolink_common.security import LOCAL_DEVELOPER, current_caller, require_co
 from xerolink_poster.domain.records import RecordRef
 from xerolink_poster.entrypoints import proto_mapping as pm
 from xerolink_poster.entrypoints.backfill_rpcs import BackfillRpcs
+from xerolink_poster.entrypoints.correction_rpcs import CorrectionRpcs
 from xerolink_poster.entrypoints.unlink_rpcs import UnlinkRpcs, link_filter
 from xerolink_poster.service_layer import connections, queries
 from xerolink_poster.service_layer.dispatcher import StateChanges
@@ -81,7 +82,7 @@ def _check_batch(size: int) -> None:
         )
 
 
-class PosterServicer(UnlinkRpcs, BackfillRpcs, poster_grpc.PosterServiceServicer):
+class PosterServicer(UnlinkRpcs, CorrectionRpcs, BackfillRpcs, poster_grpc.PosterServiceServicer):
     def __init__(self, poster: Poster, changes: StateChanges) -> None:
         self.poster = poster
         self.db = poster.db

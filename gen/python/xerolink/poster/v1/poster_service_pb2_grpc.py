@@ -4,6 +4,7 @@ import grpc
 import warnings
 
 from xerolink.poster.v1 import backfill_pb2 as xerolink_dot_poster_dot_v1_dot_backfill__pb2
+from xerolink.poster.v1 import correction_pb2 as xerolink_dot_poster_dot_v1_dot_correction__pb2
 from xerolink.poster.v1 import poster_service_pb2 as xerolink_dot_poster_dot_v1_dot_poster__service__pb2
 from xerolink.poster.v1 import unlink_pb2 as xerolink_dot_poster_dot_v1_dot_unlink__pb2
 
@@ -116,6 +117,21 @@ class PosterServiceStub:
                 '/xerolink.poster.v1.PosterService/WatchBackfill',
                 request_serializer=xerolink_dot_poster_dot_v1_dot_backfill__pb2.WatchBackfillRequest.SerializeToString,
                 response_deserializer=xerolink_dot_poster_dot_v1_dot_backfill__pb2.WatchBackfillResponse.FromString,
+                _registered_method=True)
+        self.PlanCorrection = channel.unary_unary(
+                '/xerolink.poster.v1.PosterService/PlanCorrection',
+                request_serializer=xerolink_dot_poster_dot_v1_dot_correction__pb2.PlanCorrectionRequest.SerializeToString,
+                response_deserializer=xerolink_dot_poster_dot_v1_dot_correction__pb2.PlanCorrectionResponse.FromString,
+                _registered_method=True)
+        self.ApplyCorrection = channel.unary_unary(
+                '/xerolink.poster.v1.PosterService/ApplyCorrection',
+                request_serializer=xerolink_dot_poster_dot_v1_dot_correction__pb2.ApplyCorrectionRequest.SerializeToString,
+                response_deserializer=xerolink_dot_poster_dot_v1_dot_correction__pb2.ApplyCorrectionResponse.FromString,
+                _registered_method=True)
+        self.GetCorrection = channel.unary_unary(
+                '/xerolink.poster.v1.PosterService/GetCorrection',
+                request_serializer=xerolink_dot_poster_dot_v1_dot_correction__pb2.GetCorrectionRequest.SerializeToString,
+                response_deserializer=xerolink_dot_poster_dot_v1_dot_correction__pb2.GetCorrectionResponse.FromString,
                 _registered_method=True)
 
 
@@ -249,6 +265,30 @@ class PosterServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PlanCorrection(self, request, context):
+        """Correction (docs/corrections.md)
+        The best-practice steps to edit or delete a linked payment or document, who does each,
+        computed from the link registry and the document's status read from Xero. Changes nothing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ApplyCorrection(self, request, context):
+        """Performs xerolink's steps (delete payments and allocations, void or delete the document,
+        unlink) as a resumable saga: calling it again after a failure or a crash finishes the job.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetCorrection(self, request, context):
+        """Reads the progress of a record's latest correction.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PosterServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -331,6 +371,21 @@ def add_PosterServiceServicer_to_server(servicer, server):
                     servicer.WatchBackfill,
                     request_deserializer=xerolink_dot_poster_dot_v1_dot_backfill__pb2.WatchBackfillRequest.FromString,
                     response_serializer=xerolink_dot_poster_dot_v1_dot_backfill__pb2.WatchBackfillResponse.SerializeToString,
+            ),
+            'PlanCorrection': grpc.unary_unary_rpc_method_handler(
+                    servicer.PlanCorrection,
+                    request_deserializer=xerolink_dot_poster_dot_v1_dot_correction__pb2.PlanCorrectionRequest.FromString,
+                    response_serializer=xerolink_dot_poster_dot_v1_dot_correction__pb2.PlanCorrectionResponse.SerializeToString,
+            ),
+            'ApplyCorrection': grpc.unary_unary_rpc_method_handler(
+                    servicer.ApplyCorrection,
+                    request_deserializer=xerolink_dot_poster_dot_v1_dot_correction__pb2.ApplyCorrectionRequest.FromString,
+                    response_serializer=xerolink_dot_poster_dot_v1_dot_correction__pb2.ApplyCorrectionResponse.SerializeToString,
+            ),
+            'GetCorrection': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCorrection,
+                    request_deserializer=xerolink_dot_poster_dot_v1_dot_correction__pb2.GetCorrectionRequest.FromString,
+                    response_serializer=xerolink_dot_poster_dot_v1_dot_correction__pb2.GetCorrectionResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -766,6 +821,87 @@ class PosterService:
             '/xerolink.poster.v1.PosterService/WatchBackfill',
             xerolink_dot_poster_dot_v1_dot_backfill__pb2.WatchBackfillRequest.SerializeToString,
             xerolink_dot_poster_dot_v1_dot_backfill__pb2.WatchBackfillResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PlanCorrection(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xerolink.poster.v1.PosterService/PlanCorrection',
+            xerolink_dot_poster_dot_v1_dot_correction__pb2.PlanCorrectionRequest.SerializeToString,
+            xerolink_dot_poster_dot_v1_dot_correction__pb2.PlanCorrectionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ApplyCorrection(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xerolink.poster.v1.PosterService/ApplyCorrection',
+            xerolink_dot_poster_dot_v1_dot_correction__pb2.ApplyCorrectionRequest.SerializeToString,
+            xerolink_dot_poster_dot_v1_dot_correction__pb2.ApplyCorrectionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCorrection(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xerolink.poster.v1.PosterService/GetCorrection',
+            xerolink_dot_poster_dot_v1_dot_correction__pb2.GetCorrectionRequest.SerializeToString,
+            xerolink_dot_poster_dot_v1_dot_correction__pb2.GetCorrectionResponse.FromString,
             options,
             channel_credentials,
             insecure,

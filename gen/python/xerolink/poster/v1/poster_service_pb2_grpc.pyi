@@ -6,6 +6,7 @@ isort:skip_file
 from collections import abc as _abc
 from grpc import aio as _aio
 from xerolink.poster.v1 import backfill_pb2 as _backfill_pb2
+from xerolink.poster.v1 import correction_pb2 as _correction_pb2
 from xerolink.poster.v1 import poster_service_pb2 as _poster_service_pb2
 from xerolink.poster.v1 import unlink_pb2 as _unlink_pb2
 import abc as _abc_1
@@ -86,6 +87,17 @@ class PosterServiceStub:
     """Gets a backfill and its progress."""
     WatchBackfill: _grpc.UnaryStreamMultiCallable[_backfill_pb2.WatchBackfillRequest, _backfill_pb2.WatchBackfillResponse]
     """Streams a backfill's progress until it is done."""
+    PlanCorrection: _grpc.UnaryUnaryMultiCallable[_correction_pb2.PlanCorrectionRequest, _correction_pb2.PlanCorrectionResponse]
+    """Correction (docs/corrections.md)
+    The best-practice steps to edit or delete a linked payment or document, who does each,
+    computed from the link registry and the document's status read from Xero. Changes nothing.
+    """
+    ApplyCorrection: _grpc.UnaryUnaryMultiCallable[_correction_pb2.ApplyCorrectionRequest, _correction_pb2.ApplyCorrectionResponse]
+    """Performs xerolink's steps (delete payments and allocations, void or delete the document,
+    unlink) as a resumable saga: calling it again after a failure or a crash finishes the job.
+    """
+    GetCorrection: _grpc.UnaryUnaryMultiCallable[_correction_pb2.GetCorrectionRequest, _correction_pb2.GetCorrectionResponse]
+    """Reads the progress of a record's latest correction."""
 
 @_typing.type_check_only
 class PosterServiceAsyncStub(PosterServiceStub):
@@ -143,6 +155,17 @@ class PosterServiceAsyncStub(PosterServiceStub):
     """Gets a backfill and its progress."""
     WatchBackfill: _aio.UnaryStreamMultiCallable[_backfill_pb2.WatchBackfillRequest, _backfill_pb2.WatchBackfillResponse]  # type: ignore[assignment]
     """Streams a backfill's progress until it is done."""
+    PlanCorrection: _aio.UnaryUnaryMultiCallable[_correction_pb2.PlanCorrectionRequest, _correction_pb2.PlanCorrectionResponse]  # type: ignore[assignment]
+    """Correction (docs/corrections.md)
+    The best-practice steps to edit or delete a linked payment or document, who does each,
+    computed from the link registry and the document's status read from Xero. Changes nothing.
+    """
+    ApplyCorrection: _aio.UnaryUnaryMultiCallable[_correction_pb2.ApplyCorrectionRequest, _correction_pb2.ApplyCorrectionResponse]  # type: ignore[assignment]
+    """Performs xerolink's steps (delete payments and allocations, void or delete the document,
+    unlink) as a resumable saga: calling it again after a failure or a crash finishes the job.
+    """
+    GetCorrection: _aio.UnaryUnaryMultiCallable[_correction_pb2.GetCorrectionRequest, _correction_pb2.GetCorrectionResponse]  # type: ignore[assignment]
+    """Reads the progress of a record's latest correction."""
 
 class PosterServiceServicer(metaclass=_abc_1.ABCMeta):
     """Posts Actionstep transactions to Xero exactly once and keeps the link registry."""
@@ -293,5 +316,34 @@ class PosterServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_backfill_pb2.WatchBackfillResponse], _abc.AsyncIterator[_backfill_pb2.WatchBackfillResponse]]:
         """Streams a backfill's progress until it is done."""
+
+    @_abc_1.abstractmethod
+    def PlanCorrection(
+        self,
+        request: _correction_pb2.PlanCorrectionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_correction_pb2.PlanCorrectionResponse, _abc.Awaitable[_correction_pb2.PlanCorrectionResponse]]:
+        """Correction (docs/corrections.md)
+        The best-practice steps to edit or delete a linked payment or document, who does each,
+        computed from the link registry and the document's status read from Xero. Changes nothing.
+        """
+
+    @_abc_1.abstractmethod
+    def ApplyCorrection(
+        self,
+        request: _correction_pb2.ApplyCorrectionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_correction_pb2.ApplyCorrectionResponse, _abc.Awaitable[_correction_pb2.ApplyCorrectionResponse]]:
+        """Performs xerolink's steps (delete payments and allocations, void or delete the document,
+        unlink) as a resumable saga: calling it again after a failure or a crash finishes the job.
+        """
+
+    @_abc_1.abstractmethod
+    def GetCorrection(
+        self,
+        request: _correction_pb2.GetCorrectionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_correction_pb2.GetCorrectionResponse, _abc.Awaitable[_correction_pb2.GetCorrectionResponse]]:
+        """Reads the progress of a record's latest correction."""
 
 def add_PosterServiceServicer_to_server(servicer: PosterServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
