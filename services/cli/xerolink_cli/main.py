@@ -1,9 +1,11 @@
 """`xerolink`: the operator and newcomer CLI.
 
 Exit codes scripts can rely on:
-  0  everything asked for was done (posted, linked, listed)
-  1  at least one transaction failed (Xero refused it or a precondition is unmet)
-  2  bad usage or unreadable input (nothing was sent)
+  0  everything asked for was done (posted, linked, listed, unlinked)
+  1  at least one transaction failed (Xero refused it or a precondition is unmet; for unlink:
+     a selected record cannot be unlinked, and nothing was changed)
+  2  bad usage or unreadable input (nothing was sent), or an unlink that was not confirmed
+     (nothing was changed)
   3  a service could not be reached
   4  nothing failed, but at least one transaction is not supported and was not posted
 """
@@ -18,7 +20,8 @@ from collections.abc import Callable, Sequence
 import grpc
 from rich.console import Console
 
-from xerolink_cli import commands
+from xerolink_cli import backfill_command, commands, unlink
+from xerolink_cli import correct as correct_command
 from xerolink_cli import demo as demo_command
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNAVAILABLE, EXIT_REFUSED = 0, 1, 2, 3, 4
@@ -60,6 +63,18 @@ def build_parser() -> argparse.ArgumentParser:
     links.add_argument("--group", choices=["sales-invoices", "payments", "bank-transactions", "credit-notes"])
     links.add_argument("--state", choices=["pending", "waiting", "linked", "failed", "unlinked"])
     links.set_defaults(run=commands.links)
+
+    unlink.add_parsers(sub)
+    backfill_command.add_parser(sub)
+    correct = sub.add_parser(
+        "correct", help="plan (and with --apply --yes perform) the correction of a linked payment or document"
+    )
+    correct.add_argument("record", help="KIND/ID, e.g. client-bill/5001 or client-bill-payment/5002")
+    correct.add_argument("--connection", required=True)
+    correct.add_argument("--intent", choices=["edit", "delete"], required=True, help="what you will do in Actionstep")
+    correct.add_argument("--apply", action="store_true", help="perform xerolink's steps (Xero and the registry)")
+    correct.add_argument("--yes", action="store_true", help="confirm --apply without asking")
+    correct.set_defaults(run=correct_command.correct)
     return parser
 
 

@@ -14,6 +14,7 @@ from xerolink_poster.adapters.migrations import migrate
 from xerolink_poster.adapters.xero_client import XeroClient
 from xerolink_poster.entrypoints.config import PosterConfig
 from xerolink_poster.entrypoints.grpc_servicer import SERVICE_NAME, PosterServicer
+from xerolink_poster.service_layer.correcting import Corrections
 from xerolink_poster.service_layer.dispatcher import Dispatcher, StateChanges
 from xerolink_poster.service_layer.metrics import PosterMetrics
 from xerolink_poster.service_layer.posting import Poster
@@ -55,6 +56,7 @@ def start(config: PosterConfig, security: ServerSecurity | None = None) -> Poste
         Dispatcher(db, xero, config.dispatcher, config.instance_id, changes, metrics) if config.run_dispatcher else None
     )
     servicer = PosterServicer(Poster(db, mapper), changes)
+    servicer.corrections = Corrections(db, dispatcher)
     server = create_server(
         config.address,
         [lambda s: poster_grpc.add_PosterServiceServicer_to_server(servicer, s)],

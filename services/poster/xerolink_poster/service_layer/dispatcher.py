@@ -14,8 +14,9 @@ import random
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -131,6 +132,7 @@ class Dispatcher:
         self.app_lock = threading.Lock()
         self._stop = threading.Event()
         self._workers: dict[str, TenantWorker] = {}
+        self._workers_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self.actor = f"{outcomes.ACTOR}:{holder}"[:128]
         self.calls_made = 0
@@ -170,19 +172,52 @@ class Dispatcher:
         with UnitOfWork(self.db, write=False) as uow:
             tenants = uow.registry.tenants_with_ready_work(now_us())
         for tenant in tenants:
-            worker = self._workers.get(tenant)
-            if worker is not None and worker.is_alive():
-                continue
-            if len(self._alive()) >= self.settings.max_tenants:
+            with self._workers_lock:
+                worker = self._workers.get(tenant)
+                if worker is not None and worker.is_alive():
+                    continue
+                if len(self._alive()) >= self.settings.max_tenants:
+                    break
+                self._start_worker(tenant)
+
+    def _start_worker(self, tenant: str) -> TenantWorker | None:
+        """Takes the tenant's lease and starts its worker (the caller holds _workers_lock);
+        None when another poster holds the lease."""
+        lease = run_in_transaction(self.db, partial(self._acquire, tenant))
+        if lease is None:
+            return None
+        log.info("serving tenant %s", tenant, extra={"tenant_id": tenant})
+        history = [t + self.settings.http_timeout for t in _json_list(lease.minute_log)]
+        worker = TenantWorker(self, tenant, history, lease.day_calls, lease.blocked_until_us / US)
+        self._workers[tenant] = worker
+        worker.start()
+        return worker
+
+    @contextmanager
+    def tenant_calls(self, tenant: str, wait: float) -> Iterator[TenantWorker]:
+        """Lends the tenant's worker to work outside the outbox (corrections): its `call` shares
+        the tenant's budget and lease with the posting work, so every limit holds across both.
+        Starts the worker (taking the lease) when none runs here; LeaseLost when another poster
+        keeps the tenant for longer than `wait` seconds."""
+        deadline = time.monotonic() + wait
+        while True:
+            if self.stopping:
+                raise LeaseLost("stopping")
+            with self._workers_lock:
+                worker = self._workers.get(tenant)
+                if worker is None or not worker.is_alive() or not worker.lend():
+                    worker = self._start_worker(tenant)
+                    if worker is not None and not worker.lend():
+                        worker = None
+            if worker is not None:
                 break
-            lease = run_in_transaction(self.db, partial(self._acquire, tenant))
-            if lease is None:
-                continue
-            log.info("serving tenant %s", tenant, extra={"tenant_id": tenant})
-            history = [t + self.settings.http_timeout for t in _json_list(lease.minute_log)]
-            worker = TenantWorker(self, tenant, history, lease.day_calls, lease.blocked_until_us / US)
-            self._workers[tenant] = worker
-            worker.start()
+            if time.monotonic() > deadline:
+                raise LeaseLost(tenant)
+            time.sleep(min(0.2, self.settings.lease_ttl / 10))
+        try:
+            yield worker
+        finally:
+            worker.give_back()
 
     def _acquire(self, tenant: str, uow: UnitOfWork) -> TenantLeaseRow | None:
         lease = uow.registry.acquire_lease(tenant, self.holder, now_us(), int(self.settings.lease_ttl * US))
@@ -234,6 +269,39 @@ class TenantWorker(threading.Thread):
         self.contacts_lock = threading.Lock()
         self.lease_lost = False
         self.random = random.Random()
+        # Lent to work outside the outbox (see Dispatcher.tenant_calls): the worker keeps the
+        # lease while lent, and once closing it is never lent again.
+        self.borrowers = 0
+        self.closing = False
+
+    def lend(self) -> bool:
+        with self.lock:
+            if self.closing or self.lease_lost:
+                return False
+            self.borrowers += 1
+            return True
+
+    def give_back(self) -> None:
+        with self.lock:
+            self.borrowers -= 1
+
+    def _close_when_idle(self) -> bool:
+        with self.lock:
+            if self.borrowers:
+                return False
+            self.closing = True
+            return True
+
+    def call(
+        self,
+        creds: Credentials,
+        method: str,
+        path: str,
+        params: dict[str, str] | None = None,
+        body: Any = None,
+    ) -> XeroAnswer:
+        """One Xero call for a borrower, within the tenant's limits and lease."""
+        return self._call(creds, method, path, params=params, body=body)
 
     # -- the loop ----------------------------------------------------------------------------
     def run(self) -> None:
@@ -266,7 +334,7 @@ class TenantWorker(threading.Thread):
                 )
                 if not rows:
                     slots.release()
-                    if time.monotonic() - idle_since > self.settings.idle_release:
+                    if time.monotonic() - idle_since > self.settings.idle_release and self._close_when_idle():
                         break
                     time.sleep(self.settings.poll_interval)
                     continue
@@ -285,6 +353,8 @@ class TenantWorker(threading.Thread):
                         slots.release()
 
                 pool.submit(job)
+        with self.lock:
+            self.closing = True
         run_in_transaction(self.d.db, lambda uow: uow.registry.release_lease(self.tenant_id, self.d.holder))
         log.info("released tenant %s", self.tenant_id, extra={"tenant_id": self.tenant_id})
 

@@ -23,6 +23,7 @@ from xerolink_common.errors import (
 )
 
 from xerolink_poster.adapters.database import Database, now_us
+from xerolink_poster.adapters.link_index import IndexedPosting, index_postings
 from xerolink_poster.adapters.mapper_client import MapperClient
 from xerolink_poster.adapters.registry import OUTBOX_DONE, OUTBOX_READY, OUTBOX_WAITING, Registry
 from xerolink_poster.adapters.tables import ConnectionRow, LinkRow, OutboxRow, PostingRow
@@ -148,10 +149,19 @@ class Poster:
         return outcome
 
     def post_many(
-        self, connection_id: str, transactions: Sequence[transaction_pb2.Transaction], actor: str = "caller"
+        self,
+        connection_id: str,
+        transactions: Sequence[transaction_pb2.Transaction],
+        actor: str = "caller",
+        pre_integration_backfill: bool = False,
     ) -> list[PostOutcome | ItemFailure]:
-        """Each item gets an outcome or its own error; the accepted ones share one transaction."""
+        """Each item gets an outcome or its own error; the accepted ones share one transaction.
+        `pre_integration_backfill` maps with the mapper's backfill flag (open client bills and
+        their payments that predate the connection); the backfill checks the bills first."""
         connection = self._connection(connection_id)
+        context = mapping_context(connection)
+        if pre_integration_backfill:
+            context.pre_integration_backfill = True
         results: list[PostOutcome | ItemFailure | None] = [None] * len(transactions)
         to_map: list[int] = []
         for index, transaction in enumerate(transactions):
@@ -162,7 +172,7 @@ class Poster:
                 results[index] = ItemFailure(err)
         mapped: list[_Mapped] = []
         if to_map:
-            answers = self.mapper.map_many([transactions[i] for i in to_map], mapping_context(connection))
+            answers = self.mapper.map_many([transactions[i] for i in to_map], context)
             for position, answer in zip(to_map, answers, strict=True):
                 if answer.WhichOneof("outcome") == "error":
                     results[position] = ItemFailure(_error_from_item(answer))
@@ -205,6 +215,9 @@ class Poster:
             registry.session.flush()  # ids for the new links
             for accept in accepted:
                 self._accept(registry, connection, accept, links)
+            index_postings(
+                registry, [IndexedPosting(a.link, a.item.transaction, a.item.response.operations) for a in accepted]
+            )
             if any(a.waits for a in accepted):
                 registry.session.flush()  # ids for the outbox entries that wait
             for accept in accepted:

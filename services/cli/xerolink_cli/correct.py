@@ -1,0 +1,161 @@
+"""`xerolink correct`: show the best-practice plan to edit or delete a linked record, and with
+`--apply --yes` perform xerolink's steps, following the saga's progress step by step."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+import time
+
+import grpc
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn
+from rich.table import Table
+from xerolink.actionstep.v1 import common_pb2
+from xerolink.poster.v1 import correction_pb2
+from xerolink.poster.v1 import poster_service_pb2_grpc as poster_grpc
+from xerolink_common.grpc_errors import from_rpc_error
+
+from xerolink_cli.commands import UsageError
+
+EXIT_OK, EXIT_FAILED = 0, 1
+INTENTS = {"edit": correction_pb2.CORRECTION_INTENT_EDIT, "delete": correction_pb2.CORRECTION_INTENT_DELETE}
+ACTORS = {
+    correction_pb2.CORRECTION_ACTOR_XEROLINK: "xerolink",
+    correction_pb2.CORRECTION_ACTOR_ACTIONSTEP_USER: "Actionstep user",
+    correction_pb2.CORRECTION_ACTOR_XERO_USER: "Xero user",
+}
+STEP_STATES = {
+    correction_pb2.CORRECTION_STEP_STATE_PENDING: ("pending", "white"),
+    correction_pb2.CORRECTION_STEP_STATE_IN_PROGRESS: ("in progress", "cyan"),
+    correction_pb2.CORRECTION_STEP_STATE_DONE: ("done", "green"),
+    correction_pb2.CORRECTION_STEP_STATE_FAILED: ("failed", "red"),
+}
+SAGA_STATES = {
+    correction_pb2.CORRECTION_STATE_PLANNED: "planned (nothing done yet)",
+    correction_pb2.CORRECTION_STATE_RUNNING: "running",
+    correction_pb2.CORRECTION_STATE_FAILED: "stopped at a failed step",
+    correction_pb2.CORRECTION_STATE_COMPLETED: "xerolink's steps done",
+}
+
+
+def record_key(text: str) -> common_pb2.RecordKey:
+    """ "client-bill/5001" or "1/5001": the record's kind (name or number) and Actionstep id."""
+    kind_text, _, id_text = text.partition("/")
+    if not id_text.isdigit() or int(id_text) <= 0:
+        raise UsageError(f"record {text!r}: write KIND/ID, e.g. client-bill/5001 or 2/5002")
+    if kind_text.isdigit():
+        kind = int(kind_text)
+    else:
+        name = "TRANSACTION_KIND_" + kind_text.upper().replace("-", "_")
+        try:
+            kind = common_pb2.TransactionKind.Value(name)
+        except ValueError as exc:
+            raise UsageError(
+                f"record {text!r}: unknown kind {kind_text!r} (e.g. client-bill, client-bill-payment)"
+            ) from exc
+    return common_pb2.RecordKey(kind=kind, id=int(id_text))  # type: ignore[arg-type]
+
+
+def plan_table(correction: correction_pb2.Correction) -> Table:
+    record = f"{common_pb2.TransactionKind.Name(correction.record.kind)[17:].lower()}/{correction.record.id}"
+    title = f"Correction of {record}: {SAGA_STATES.get(correction.state, '?')}"
+    if correction.xero_status:
+        title += f" — Xero says {correction.xero_status}"
+    table = Table(title=title)
+    for column in ("#", "who", "step", "state", "detail"):
+        table.add_column(column)
+    for step in correction.steps:
+        label, style = STEP_STATES.get(step.state, ("?", "white"))
+        detail = f"{step.reason}: {step.detail}" if step.reason else step.detail
+        table.add_row(
+            str(step.order), ACTORS.get(step.actor, "?"), step.description, f"[{style}]{label}[/{style}]", detail
+        )
+    return table
+
+
+def _show(console: Console, correction: correction_pb2.Correction) -> None:
+    console.print(plan_table(correction))
+    for note in correction.notes:
+        console.print(f"  note: {note}")
+
+
+def _refused(console: Console, exc: grpc.RpcError) -> int:
+    code = exc.code() if hasattr(exc, "code") else None
+    if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+        raise exc
+    err = from_rpc_error(exc)
+    console.print(f"[red]{err.reason}[/red]: {err.message}")
+    for violation in err.precondition_violations:
+        console.print(f"  - {violation.description}")
+    return EXIT_FAILED
+
+
+def correct(args: argparse.Namespace, console: Console) -> int:
+    record = record_key(args.record)
+    intent = INTENTS[args.intent]
+    if args.apply and not args.yes and not sys.stdin.isatty():
+        raise UsageError("--apply changes Xero: confirm with --yes (or run it in a terminal to be asked)")
+    with grpc.insecure_channel(args.poster) as channel:
+        stub = poster_grpc.PosterServiceStub(channel)
+        try:
+            plan = stub.PlanCorrection(
+                correction_pb2.PlanCorrectionRequest(connection_id=args.connection, record=record, intent=intent),
+                timeout=30,
+            ).correction
+        except grpc.RpcError as exc:
+            return _refused(console, exc)
+        _show(console, plan)
+        if not args.apply:
+            console.print("Nothing was changed. Add --apply --yes to perform xerolink's steps.")
+            return EXIT_OK
+        if not args.yes and console.input("Perform xerolink's steps in Xero and the registry? [y/N] ").lower() != "y":
+            console.print("Nothing was changed.")
+            return EXIT_OK
+        return _apply(stub, console, args.connection, record, intent)
+
+
+def _apply(
+    stub: poster_grpc.PosterServiceStub,
+    console: Console,
+    connection_id: str,
+    record: common_pb2.RecordKey,
+    intent: correction_pb2.CorrectionIntent.ValueType,
+) -> int:
+    """ApplyCorrection runs the saga to its end; meanwhile GetCorrection shows each step."""
+    result: list[correction_pb2.Correction | grpc.RpcError] = []
+
+    def run() -> None:
+        try:
+            request = correction_pb2.ApplyCorrectionRequest(connection_id=connection_id, record=record, intent=intent)
+            result.append(stub.ApplyCorrection(request, timeout=600).correction)
+        except grpc.RpcError as exc:
+            result.append(exc)
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}")) as bar:
+        task = bar.add_task("applying", total=None)
+        while worker.is_alive():
+            worker.join(0.2)
+            try:
+                seen = stub.GetCorrection(
+                    correction_pb2.GetCorrectionRequest(connection_id=connection_id, record=record), timeout=5
+                ).correction
+            except grpc.RpcError:
+                continue  # not started yet
+            ours = [s for s in seen.steps if s.actor == correction_pb2.CORRECTION_ACTOR_XEROLINK]
+            done = sum(s.state == correction_pb2.CORRECTION_STEP_STATE_DONE for s in ours)
+            current = next((s for s in ours if s.state != correction_pb2.CORRECTION_STEP_STATE_DONE), None)
+            bar.update(task, total=len(ours), completed=done, description=current.description if current else "done")
+            time.sleep(0.05)
+    [outcome] = result
+    if isinstance(outcome, grpc.RpcError):
+        return _refused(console, outcome)
+    _show(console, outcome)
+    if outcome.state == correction_pb2.CORRECTION_STATE_COMPLETED:
+        console.print("[green]xerolink's steps are done[/green]; the Actionstep user's steps above remain.")
+        return EXIT_OK
+    console.print("[red]stopped at a failed step[/red]: fix what it says, then run the same command again to resume.")
+    return EXIT_FAILED

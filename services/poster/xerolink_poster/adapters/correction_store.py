@@ -1,0 +1,216 @@
+"""Reads and writes the correction saga's rows on a unit of work's session, and finds the links
+that pay or credit a document (from the operations the mapper produced for them)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import update
+from sqlmodel import Session, col, select
+from xerolink.mapper.v1 import mapper_service_pb2 as mapper_pb2
+from xerolink.xero.v1 import objects_pb2 as xero_pb2
+
+from xerolink_poster.adapters.correction_tables import CorrectionRow, CorrectionStepRow
+from xerolink_poster.adapters.registry import Registry
+from xerolink_poster.adapters.tables import LinkRow, OutboxRow
+from xerolink_poster.domain import dependencies as deps
+from xerolink_poster.domain.corrections import Action, Actor, LinkFacts, Step, StepState
+from xerolink_poster.domain.records import GROUP_CREDIT_NOTES, GROUP_PAYMENTS, RecordRef
+from xerolink_poster.domain.states import LinkState
+
+
+@dataclass(frozen=True)
+class Saga:
+    row: CorrectionRow
+    steps: tuple[Step, ...]
+
+
+def link_facts(registry: Registry, link: LinkRow) -> LinkFacts:
+    return LinkFacts(
+        RecordRef(link.kind, link.record_id),
+        LinkState(link.state),
+        tuple(registry.xero_objects(link)),
+        link.generation,
+        _credit_note_of(registry, link),
+    )
+
+
+def _operations(session: Session, link: LinkRow) -> list[xero_pb2.Operation]:
+    row = session.exec(select(OutboxRow).where(OutboxRow.posting_id == link.posting_id)).first()
+    if row is None:
+        return []
+    mapped = mapper_pb2.MapTransactionResponse()
+    mapped.ParseFromString(row.operations)
+    return list(mapped.operations)
+
+
+def _credit_note_of(registry: Registry, link: LinkRow) -> str:
+    """The Xero credit note an allocation link's allocation belongs to."""
+    if link.link_group != GROUP_CREDIT_NOTES:
+        return ""
+    for op in _operations(registry.session, link):
+        if deps.body_of(op) != "allocation":
+            continue
+        record = deps.record_of(op.allocation.credit_note)
+        if record is None:
+            continue
+        note = registry.get_link(link.connection_id, record)
+        if note is not None:
+            found = [o for o in registry.xero_objects(note) if o.type == xero_pb2.OBJECT_TYPE_CREDIT_NOTE]
+            if found:
+                return found[0].xero_id
+    return ""
+
+
+def dependents(registry: Registry, connection_id: str, document: RecordRef) -> list[LinkFacts]:
+    """Links of payments, refunds and credit applications whose operations name the document.
+    One pass over the connection's payment and credit links: a correction is rare, and the
+    mapper's operations are the only place that relation is written down."""
+    links = registry.session.exec(
+        select(LinkRow)
+        .where(
+            LinkRow.connection_id == connection_id,
+            col(LinkRow.link_group).in_([GROUP_PAYMENTS, GROUP_CREDIT_NOTES]),
+        )
+        .order_by(col(LinkRow.id))
+    ).all()
+    found = []
+    for link in links:
+        if RecordRef(link.kind, link.record_id) == document:
+            continue
+        if document in deps.record_dependencies(_operations(registry.session, link)):
+            found.append(link_facts(registry, link))
+    return found
+
+
+def paid_document(registry: Registry, link: LinkRow) -> LinkRow | None:
+    """The document a payment or credit application is made against (the first one it names)."""
+    for record in deps.record_dependencies(_operations(registry.session, link)):
+        found = registry.get_link(link.connection_id, record)
+        if found is not None:
+            return found
+    return None
+
+
+# -- the saga ---------------------------------------------------------------------------------
+def _step_of(row: CorrectionStepRow) -> Step:
+    return Step(
+        Action(row.action),
+        Actor(row.actor),
+        row.description,
+        RecordRef(row.kind, row.record_id) if row.kind else None,
+        row.xero_type,
+        row.xero_id,
+        row.parent_xero_id,
+        StepState(row.state),
+        row.detail,
+        row.reason,
+        row.attempts,
+        row.update_us,
+    )
+
+
+def find_saga(session: Session, connection_id: str, record: RecordRef, generation: int | None) -> Saga | None:
+    """The saga of one generation of a record's link, or its latest one (generation None)."""
+    query = select(CorrectionRow).where(
+        CorrectionRow.connection_id == connection_id,
+        CorrectionRow.kind == record.kind,
+        CorrectionRow.record_id == record.id,
+    )
+    if generation is not None:
+        query = query.where(CorrectionRow.generation == generation)
+    row = session.exec(query.order_by(col(CorrectionRow.generation).desc())).first()
+    if row is None:
+        return None
+    return Saga(row, load_steps(session, row.correction_id))
+
+
+def load_steps(session: Session, correction_id: str) -> tuple[Step, ...]:
+    rows = session.exec(
+        select(CorrectionStepRow)
+        .where(CorrectionStepRow.correction_id == correction_id)
+        .order_by(col(CorrectionStepRow.position))
+    ).all()
+    return tuple(_step_of(r) for r in rows)
+
+
+def add_saga(session: Session, row: CorrectionRow, steps: Sequence[Step]) -> None:
+    session.add(row)
+    for position, step in enumerate(steps, start=1):
+        session.add(
+            CorrectionStepRow(
+                correction_id=row.correction_id,
+                position=position,
+                action=int(step.action),
+                actor=int(step.actor),
+                description=step.description,
+                kind=step.record.kind if step.record else 0,
+                record_id=step.record.id if step.record else 0,
+                xero_type=step.xero_type,
+                xero_id=step.xero_id,
+                parent_xero_id=step.parent_xero_id,
+                state=step.state.value,
+                detail=step.detail,
+                update_us=row.create_us,
+            )
+        )
+
+
+def set_step(
+    session: Session,
+    correction_id: str,
+    position: int,
+    state: StepState,
+    now_us: int,
+    detail: str = "",
+    reason: str = "",
+    started: bool = False,
+) -> None:
+    values: dict[str, object] = {"state": state.value, "detail": detail, "reason": reason, "update_us": now_us}
+    if started:
+        values["attempts"] = CorrectionStepRow.attempts + 1
+    session.execute(
+        update(CorrectionStepRow)
+        .where(
+            col(CorrectionStepRow.correction_id) == correction_id,
+            col(CorrectionStepRow.position) == position,
+        )
+        .values(**values)
+    )
+
+
+def claim(session: Session, correction_id: str, runner: str, now_us: int, ttl_us: int) -> bool:
+    """Takes the saga for one runner when nobody runs it or the last runner's claim expired (a
+    poster that died mid-saga); renews it for the same runner."""
+    result = session.execute(
+        update(CorrectionRow)
+        .where(
+            col(CorrectionRow.correction_id) == correction_id,
+            (col(CorrectionRow.runner) == "")
+            | (col(CorrectionRow.runner) == runner)
+            | (col(CorrectionRow.runner_until_us) < now_us),
+        )
+        .values(runner=runner, runner_until_us=now_us + ttl_us, update_us=now_us)
+    )
+    return bool(getattr(result, "rowcount", 0))
+
+
+def finish(session: Session, correction_id: str, runner: str, state: str, now_us: int) -> None:
+    session.execute(
+        update(CorrectionRow)
+        .where(col(CorrectionRow.correction_id) == correction_id, col(CorrectionRow.runner) == runner)
+        .values(state=state, runner="", runner_until_us=0, update_us=now_us)
+    )
+
+
+def set_state(session: Session, correction_id: str, state: str, xero_status: str | None, now_us: int) -> None:
+    values: dict[str, object] = {"state": state, "update_us": now_us}
+    if xero_status is not None:
+        values["xero_status"] = xero_status
+    session.execute(update(CorrectionRow).where(col(CorrectionRow.correction_id) == correction_id).values(**values))
+
+
+def notes_of(row: CorrectionRow) -> list[str]:
+    return [str(n) for n in json.loads(row.notes)]

@@ -1,0 +1,359 @@
+"""Plans and applies corrections (docs/corrections.md).
+
+The saga: the first ApplyCorrection of a link generation writes the plan's steps; then each of
+xerolink's steps is recorded in_progress, performed (a look-up in Xero first, then the change),
+and recorded done or failed, each record its own transaction. A poster that dies or a Xero call
+that fails mid-way leaves the saga at a step; ApplyCorrection again resumes from it, and the
+look-up makes the repeat harmless. One runner at a time: a claim on the saga row, renewed at each
+step, expires when its poster died."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+
+from sqlalchemy.exc import IntegrityError
+from xerolink_common.errors import (
+    ErrorCode,
+    PreconditionViolation,
+    XerolinkError,
+    failed_precondition,
+    not_found,
+    unavailable,
+)
+
+from xerolink_poster.adapters import correction_store as store
+from xerolink_poster.adapters.correction_tables import CorrectionRow
+from xerolink_poster.adapters.database import Database, now_us
+from xerolink_poster.adapters.tables import ConnectionRow
+from xerolink_poster.adapters.xero_client import Credentials
+from xerolink_poster.domain import corrections as dom
+from xerolink_poster.domain.records import RecordRef
+from xerolink_poster.domain.states import LinkState
+from xerolink_poster.service_layer import unlinking
+from xerolink_poster.service_layer.correction_xero import CorrectionXero, XeroRefused, XeroTrouble
+from xerolink_poster.service_layer.dispatcher import Dispatcher, LeaseLost
+from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transaction
+
+log = logging.getLogger(__name__)
+US = 1_000_000
+
+
+@dataclass(frozen=True)
+class CorrectionView:
+    """A plan (no id, state PLANNED) or a saga as stored."""
+
+    correction_id: str
+    connection_id: str
+    record: RecordRef
+    intent: dom.Intent
+    state: dom.SagaState
+    steps: tuple[dom.Step, ...]
+    xero_status: str = ""
+    notes: tuple[str, ...] = ()
+    create_us: int = 0
+    update_us: int = 0
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    state: dom.StepState
+    detail: str
+    reason: str = ""
+
+
+def _view(saga: store.Saga) -> CorrectionView:
+    row = saga.row
+    return CorrectionView(
+        row.correction_id,
+        row.connection_id,
+        RecordRef(row.kind, row.record_id),
+        dom.Intent(row.intent),
+        dom.SagaState(row.state),
+        saga.steps,
+        row.xero_status,
+        tuple(store.notes_of(row)),
+        row.create_us,
+        row.update_us,
+    )
+
+
+def _refusal(exc: dom.NotCorrectable) -> XerolinkError:
+    if exc.not_found:
+        return not_found(exc.reason, exc.message)
+    return failed_precondition(exc.reason, exc.message)
+
+
+class Corrections:
+    def __init__(self, db: Database, dispatcher: Dispatcher | None, lease_wait: float = 10.0) -> None:
+        self.db = db
+        self.dispatcher = dispatcher
+        self.lease_wait = lease_wait
+        holder = dispatcher.holder if dispatcher is not None else "poster"
+        self.runner_prefix = holder[:120]
+        # A runner's claim outlives the longest step (a Xero call plus its look-up) with room.
+        self.claim_ttl_us = int((dispatcher.settings.lease_ttl if dispatcher else 30.0) * US)
+
+    # -- Xero access -------------------------------------------------------------------------
+    @contextmanager
+    def _xero(self, connection: ConnectionRow) -> Iterator[CorrectionXero]:
+        if self.dispatcher is None:
+            raise failed_precondition(
+                "DISPATCHER_OFF",
+                "this poster runs without its dispatcher (XEROLINK_DISPATCHER=off) and makes no Xero calls; "
+                "send corrections to a poster that runs it",
+            )
+        try:
+            with self.dispatcher.tenant_calls(connection.xero_tenant_id, self.lease_wait) as worker:
+                creds = Credentials(connection.xero_base_url, connection.xero_tenant_id, connection.access_token)
+                yield CorrectionXero(worker, creds)
+        except LeaseLost as exc:
+            raise unavailable(
+                "TENANT_BUSY",
+                "another poster is serving this Xero organisation (or this one is stopping); try again in a few "
+                "seconds",
+                retry_after_seconds=2.0,
+            ) from exc
+
+    # -- planning ----------------------------------------------------------------------------
+    def _facts(self, connection_id: str, record: RecordRef) -> tuple[ConnectionRow, store.Saga | None, dom.LinkFacts]:
+        with UnitOfWork(self.db, write=False) as uow:
+            connection = uow.registry.get_connection(connection_id)
+            if connection is None:
+                raise not_found("CONNECTION_NOT_FOUND", f"no connection {connection_id!r}; create it first")
+            link = uow.registry.get_link(connection_id, record)
+            facts = store.link_facts(uow.registry, link) if link is not None else None
+            saga = store.find_saga(uow.session, connection_id, record, link.generation) if link is not None else None
+        if saga is None or facts is None:
+            try:
+                dom.check_target(facts, record, connection_id)
+            except dom.NotCorrectable as exc:
+                raise _refusal(exc) from exc
+        assert facts is not None
+        return connection, saga, facts
+
+    def _plan(self, connection_id: str, target: dom.LinkFacts, intent: dom.Intent, xero: CorrectionXero) -> dom.Plan:
+        try:
+            if dom.is_document(target):
+                document = dom.document_of(target)
+                with UnitOfWork(self.db, write=False) as uow:
+                    dependents = store.dependents(uow.registry, connection_id, target.record)
+                status = {
+                    o.xero_id: xero.status(o.type, o.xero_id, d.credit_note_id)
+                    for d in dependents
+                    if d.state == LinkState.LINKED
+                    for o in d.objects
+                }
+                read = xero.document(document.type, document.xero_id)
+                return dom.plan_document(target, intent, read, dependents, status)
+            status = {o.xero_id: xero.status(o.type, o.xero_id, target.credit_note_id) for o in target.objects}
+            with UnitOfWork(self.db, write=False) as uow:
+                link = uow.registry.get_link(connection_id, target.record)
+                paid = store.paid_document(uow.registry, link) if link is not None else None
+                document_facts = store.link_facts(uow.registry, paid) if paid is not None else None
+            return dom.plan_payment(target, intent, status, document_facts)
+        except XeroTrouble as exc:
+            raise unavailable(exc.reason, f"{exc.message}; plan again when Xero answers", 5.0) from exc
+
+    def plan(self, connection_id: str, record: RecordRef, intent: dom.Intent) -> CorrectionView:
+        connection, saga, target = self._facts(connection_id, record)
+        if saga is not None and target.state == LinkState.UNLINKED:
+            return _view(saga)
+        with self._xero(connection) as xero:
+            plan = self._plan(connection_id, target, intent, xero)
+        notes = list(plan.notes)
+        if saga is not None:
+            notes.append(
+                f"correction {saga.row.correction_id} of this record is {saga.row.state}: ApplyCorrection resumes it"
+            )
+        notes.append("the document's status was read from Xero just now: someone may have changed it there by hand")
+        planned = dom.SagaState.PLANNED
+        return CorrectionView("", connection_id, record, intent, planned, plan.steps, plan.xero_status, tuple(notes))
+
+    def get(self, connection_id: str, record: RecordRef) -> CorrectionView:
+        with UnitOfWork(self.db, write=False) as uow:
+            saga = store.find_saga(uow.session, connection_id, record, None)
+        if saga is None:
+            raise not_found(
+                "CORRECTION_NOT_FOUND",
+                f"no correction was applied to {record}; PlanCorrection shows what one would do",
+            )
+        return _view(saga)
+
+    # -- applying ----------------------------------------------------------------------------
+    def apply(self, connection_id: str, record: RecordRef, intent: dom.Intent, actor: str) -> CorrectionView:
+        connection, saga, target = self._facts(connection_id, record)
+        if saga is not None and saga.row.intent != intent:
+            raise failed_precondition(
+                "INTENT_MISMATCH",
+                f"correction {saga.row.correction_id} of this record was started with intent "
+                f"{dom.Intent(saga.row.intent).name}; apply it again with that intent",
+            )
+        if saga is not None and saga.row.state == dom.SagaState.COMPLETED:
+            return _view(saga)
+        with self._xero(connection) as xero:
+            if saga is None:
+                saga = self._start(connection_id, target, intent, xero)
+            if saga.row.state == dom.SagaState.COMPLETED:
+                return _view(saga)
+            runner = f"{self.runner_prefix}:{uuid.uuid4().hex[:12]}"
+            self._claim(saga, runner)
+            try:
+                self._run(saga, runner, connection_id, xero, f"{actor} (correction {saga.row.correction_id})"[:128])
+            finally:
+                self._finish(saga.row.correction_id, runner)
+        with UnitOfWork(self.db, write=False) as uow:
+            done = store.find_saga(uow.session, connection_id, record, target.generation)
+        assert done is not None
+        return _view(done)
+
+    def _start(self, connection_id: str, target: dom.LinkFacts, intent: dom.Intent, xero: CorrectionXero) -> store.Saga:
+        plan = self._plan(connection_id, target, intent, xero)
+        if plan.blockers:
+            raise failed_precondition(
+                "CORRECTION_BLOCKED",
+                "a person must act before xerolink can correct this record: " + "; ".join(plan.blockers),
+                [PreconditionViolation("CORRECTION_BLOCKED", str(target.record), b) for b in plan.blockers],
+            )
+        now = now_us()
+        row = CorrectionRow(
+            correction_id=uuid.uuid4().hex,
+            connection_id=connection_id,
+            kind=target.record.kind,
+            record_id=target.record.id,
+            generation=target.generation,
+            intent=int(intent),
+            state=dom.SagaState.RUNNING.value,
+            xero_status=plan.xero_status,
+            notes=json.dumps(list(plan.notes)),
+            create_us=now,
+            update_us=now,
+        )
+
+        def write(uow: UnitOfWork) -> None:
+            store.add_saga(uow.session, row, plan.steps)
+
+        # IntegrityError: another apply started the same saga a moment ago; resume that one.
+        with suppress(IntegrityError):
+            run_in_transaction(self.db, write, attempts=1)
+        with UnitOfWork(self.db, write=False) as uow:
+            saga = store.find_saga(uow.session, connection_id, target.record, target.generation)
+        assert saga is not None
+        return saga
+
+    def _claim(self, saga: store.Saga, runner: str) -> None:
+        def take(uow: UnitOfWork) -> bool:
+            return store.claim(uow.session, saga.row.correction_id, runner, now_us(), self.claim_ttl_us)
+
+        # A runner whose poster died holds the claim until it expires: wait that long, not more.
+        deadline = time.monotonic() + self.lease_wait
+        while not run_in_transaction(self.db, take):
+            if time.monotonic() < deadline:
+                time.sleep(0.2)
+                continue
+            raise XerolinkError(
+                ErrorCode.ABORTED,
+                "CORRECTION_RUNNING",
+                f"correction {saga.row.correction_id} is being applied by another request; "
+                "follow it with GetCorrection, or apply again once it stops",
+            )
+
+    def _finish(self, correction_id: str, runner: str) -> None:
+        def write(uow: UnitOfWork) -> None:
+            steps = store.load_steps(uow.session, correction_id)
+            store.finish(uow.session, correction_id, runner, dom.saga_state(steps).value, now_us())
+
+        run_in_transaction(self.db, write)
+
+    def _run(self, saga: store.Saga, runner: str, connection_id: str, xero: CorrectionXero, actor: str) -> None:
+        correction_id = saga.row.correction_id
+        with UnitOfWork(self.db, write=False) as uow:
+            steps = store.load_steps(uow.session, correction_id)
+        for position, step in enumerate(steps, start=1):
+            if step.actor != dom.Actor.XEROLINK or step.state == dom.StepState.DONE:
+                continue
+
+            def start(uow: UnitOfWork, position: int = position) -> bool:
+                now = now_us()
+                if not store.claim(uow.session, correction_id, runner, now, self.claim_ttl_us):
+                    return False
+                store.set_step(uow.session, correction_id, position, dom.StepState.IN_PROGRESS, now, started=True)
+                store.set_state(uow.session, correction_id, dom.SagaState.RUNNING.value, None, now)
+                return True
+
+            if not run_in_transaction(self.db, start):
+                log.warning("correction %s was taken over by another runner", correction_id)
+                return
+            try:
+                outcome = self._perform(step, connection_id, xero, actor)
+            except Exception as exc:  # recorded, so the saga never sits in_progress with no reason
+                log.exception("correction %s step %d failed unexpectedly", correction_id, position)
+                outcome = _Outcome(
+                    dom.StepState.FAILED,
+                    f"unexpected error ({type(exc).__name__}: {str(exc)[:200]}); apply again: the step looks "
+                    "Xero up before acting",
+                    "INTERNAL",
+                )
+            log.info(
+                "correction %s step %d: %s %s",
+                correction_id,
+                position,
+                outcome.state.value,
+                outcome.detail,
+                extra={"connection_id": connection_id},
+            )
+
+            def record(uow: UnitOfWork, position: int = position, outcome: _Outcome = outcome) -> None:
+                store.set_step(
+                    uow.session, correction_id, position, outcome.state, now_us(), outcome.detail, outcome.reason
+                )
+
+            run_in_transaction(self.db, record)
+            if outcome.state == dom.StepState.FAILED:
+                return
+
+    def _perform(self, step: dom.Step, connection_id: str, xero: CorrectionXero, actor: str) -> _Outcome:
+        if step.action == dom.Action.UNLINK:
+            assert step.record is not None
+            return self._unlink(connection_id, step.record, actor)
+        try:
+            undone = xero.undo(step.xero_type, step.xero_id, step.parent_xero_id)
+        except XeroTrouble as exc:
+            return _Outcome(
+                dom.StepState.FAILED,
+                f"{exc.message}; apply again: xerolink looks the object up in Xero before sending anything again",
+                exc.reason,
+            )
+        except XeroRefused as exc:
+            return _Outcome(
+                dom.StepState.FAILED,
+                f"Xero refused: {exc}. Fix that in Xero (for example delete payments entered there by hand), "
+                "then apply again",
+                "XERO_REFUSED",
+            )
+        except LeaseLost:
+            return _Outcome(
+                dom.StepState.FAILED,
+                "this poster lost the Xero organisation's lease (stopping, or another poster took over); apply again",
+                "TENANT_BUSY",
+            )
+        return _Outcome(dom.StepState.DONE, undone.detail)
+
+    def _unlink(self, connection_id: str, record: RecordRef, actor: str) -> _Outcome:
+        with UnitOfWork(self.db, write=False) as uow:
+            link = uow.registry.get_link(connection_id, record)
+            state = LinkState(link.state) if link is not None else None
+        if state == LinkState.UNLINKED:
+            return _Outcome(dom.StepState.DONE, "already unlinked")
+        try:
+            row = unlinking.unlink(self.db, connection_id, record, actor)
+        except XerolinkError as exc:
+            return _Outcome(dom.StepState.FAILED, exc.message, exc.reason)
+        with UnitOfWork(self.db, write=False) as uow:
+            orphans = ", ".join(f"{o.xero_id}" for o in uow.registry.xero_objects(row))
+        return _Outcome(dom.StepState.DONE, f"unlinked; its Xero objects are recorded as orphaned ({orphans})")

@@ -1,0 +1,171 @@
+"""The Xero side of a correction: read a document and the status of the objects to undo, and
+undo one object. Every call goes through a tenant worker lent by the dispatcher, so the
+correction shares the tenant's rate budget and lease with posting.
+
+Writes are single-element POSTs whose body depends only on the object and the new status, so a
+quick retry carries the same Idempotency-Key; every write is preceded by a look-up, so an object
+already deleted or voided (by an earlier attempt whose answer was lost, or by hand) is never
+acted on twice."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from xerolink.xero.v1 import objects_pb2 as xero_pb2
+
+from xerolink_poster.adapters.xero_client import Credentials, Uncertain, XeroAnswer
+from xerolink_poster.domain.corrections import GONE, XeroDocument, document_change
+
+RATE_LIMIT_RETRIES = 5
+
+# Object type -> (resource, id field).
+_RESOURCES: dict[int, tuple[str, str]] = {
+    xero_pb2.OBJECT_TYPE_PAYMENT: ("Payments", "PaymentID"),
+    xero_pb2.OBJECT_TYPE_BANK_TRANSACTION: ("BankTransactions", "BankTransactionID"),
+    xero_pb2.OBJECT_TYPE_INVOICE: ("Invoices", "InvoiceID"),
+    xero_pb2.OBJECT_TYPE_CREDIT_NOTE: ("CreditNotes", "CreditNoteID"),
+}
+
+
+class Caller(Protocol):
+    def call(
+        self,
+        creds: Credentials,
+        method: str,
+        path: str,
+        params: dict[str, str] | None = None,
+        body: Any = None,
+    ) -> XeroAnswer: ...
+
+
+class XeroTrouble(Exception):
+    """No usable answer: Xero unreachable, failing, refusing credentials, or the answer lost.
+    Whether a write happened is unknown: the next attempt looks the object up first."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+class XeroRefused(Exception):
+    """Xero answered and refused the change (validation errors), saying why."""
+
+
+@dataclass(frozen=True)
+class Undone:
+    """What an undo did: a sentence for the step's detail."""
+
+    detail: str
+
+
+class CorrectionXero:
+    def __init__(self, caller: Caller, creds: Credentials) -> None:
+        self.caller = caller
+        self.creds = creds
+
+    # -- calls -------------------------------------------------------------------------------
+    def _send(self, method: str, path: str, body: Any = None) -> XeroAnswer:
+        """One call; a 429 waits (the tenant budget holds the next call until Retry-After) and
+        is sent again. Any other answer is returned."""
+        for _ in range(RATE_LIMIT_RETRIES):
+            try:
+                answer = self.caller.call(
+                    self.creds, method, path, params={"summarizeErrors": "false"} if body else None, body=body
+                )
+            except Uncertain as exc:
+                raise XeroTrouble("XERO_NO_ANSWER", f"no answer from Xero ({exc})") from exc
+            if answer.status != 429:
+                break
+        else:
+            raise XeroTrouble("XERO_RATE_LIMITED", "Xero kept asking to slow down")
+        if answer.status >= 500:
+            raise XeroTrouble("XERO_UNAVAILABLE", f"Xero answered {answer.status}")
+        if answer.status in (401, 403):
+            raise XeroTrouble(
+                "XERO_UNAUTHORISED", f"Xero refused the connection's credentials ({answer.status}); reconnect it"
+            )
+        if answer.status == 404:
+            raise XeroTrouble("XERO_OBJECT_MISSING", f"Xero has no {path}; check the connection's organisation")
+        if not isinstance(answer.body, dict) or (answer.ok and len(answer.body) == 1 and "Message" in answer.body):
+            raise XeroTrouble("XERO_NO_ANSWER", f"Xero's answer to {method} {path} could not be read")
+        return answer
+
+    def _read(self, path: str, collection: str) -> dict[str, Any]:
+        answer = self._send("GET", path)
+        items = answer.body.get(collection)
+        if not answer.ok or not isinstance(items, list) or not items or not isinstance(items[0], dict):
+            raise XeroTrouble("XERO_LOOKUP_FAILED", f"Xero answered {answer.status} to GET {path}")
+        return items[0]
+
+    def _write(self, path: str, collection: str, body: dict[str, Any]) -> None:
+        answer = self._send("POST", path, body)
+        items = answer.body.get(collection) or answer.body.get("Elements")
+        item = items[0] if isinstance(items, list) and items and isinstance(items[0], dict) else {}
+        errors = [str(e.get("Message", "")) for e in item.get("ValidationErrors") or []]
+        if not answer.ok or errors or item.get("StatusAttributeString") == "ERROR":
+            raise XeroRefused("; ".join(errors) or str(answer.body.get("Message") or f"Xero answered {answer.status}"))
+        if not item:
+            raise XeroTrouble("XERO_NO_ANSWER", f"Xero's answer to POST {path} held no {collection}")
+
+    # -- reads -------------------------------------------------------------------------------
+    def document(self, xero_type: int, xero_id: str) -> XeroDocument:
+        resource, _ = _RESOURCES[xero_type]
+        doc = self._read(f"{resource}/{xero_id}", resource)
+        payments = tuple(
+            str(p.get("PaymentID", ""))
+            for p in doc.get("Payments") or []
+            if str(p.get("Status", "")).upper() != "DELETED"
+        )
+        if xero_type == xero_pb2.OBJECT_TYPE_CREDIT_NOTE:
+            live = [a for a in doc.get("Allocations") or [] if not a.get("IsDeleted")]
+            credits = tuple(str(a.get("AllocationID", "")) for a in live)
+        else:
+            credits = tuple(str(c.get("CreditNoteID", "")) for c in doc.get("CreditNotes") or [])
+        return XeroDocument(str(doc.get("Status", "")).upper(), payments, credits)
+
+    def status(self, xero_type: int, xero_id: str, parent_id: str = "") -> str:
+        """The object's Xero status now; an allocation is DELETED once Xero marks or drops it."""
+        if xero_type == xero_pb2.OBJECT_TYPE_ALLOCATION:
+            note = self._read(f"CreditNotes/{parent_id}", "CreditNotes")
+            for allocation in note.get("Allocations") or []:
+                if str(allocation.get("AllocationID", "")).lower() == xero_id.lower():
+                    return "DELETED" if allocation.get("IsDeleted") else "AUTHORISED"
+            return "DELETED"
+        resource, _ = _RESOURCES[xero_type]
+        return str(self._read(f"{resource}/{xero_id}", resource).get("Status", "")).upper()
+
+    # -- undo --------------------------------------------------------------------------------
+    def undo(self, xero_type: int, xero_id: str, parent_id: str = "") -> Undone:
+        """Deletes a payment, bank transaction or allocation, or voids or deletes a document, as
+        its status allows; an object already gone counts as done."""
+        status = self.status(xero_type, xero_id, parent_id)
+        if status in GONE:
+            return Undone(f"already {status.lower()} in Xero")
+        if xero_type == xero_pb2.OBJECT_TYPE_ALLOCATION:
+            answer = self._send("DELETE", f"CreditNotes/{parent_id}/Allocations/{xero_id}")
+            if not answer.ok:
+                raise XeroRefused(str(answer.body.get("Message") or f"Xero answered {answer.status}"))
+            return Undone("deleted in Xero")
+        resource, id_field = _RESOURCES[xero_type]
+        if xero_type in (xero_pb2.OBJECT_TYPE_INVOICE, xero_pb2.OBJECT_TYPE_CREDIT_NOTE):
+            change = document_change(status)
+            assert change is not None
+        else:
+            change = "DELETED"
+        # Xero's description: a payment takes a bare PaymentDelete {"Status": "DELETED"}; documents
+        # and bank transactions take their collection with one element.
+        if xero_type == xero_pb2.OBJECT_TYPE_PAYMENT:
+            body: dict[str, Any] = {"Status": change}
+        else:
+            body = {resource: [{id_field: xero_id, "Status": change}]}
+        try:
+            self._write(f"{resource}/{xero_id}", resource, body)
+        except XeroRefused:
+            # Someone (or a lost earlier answer) may have got there first.
+            now = self.status(xero_type, xero_id, parent_id)
+            if now in GONE:
+                return Undone(f"already {now.lower()} in Xero")
+            raise
+        return Undone(f"{change.lower()} in Xero (it was {status})")
