@@ -60,6 +60,7 @@ class Expected:
     generation: int
     object_ids: frozenset[str]
     allocation_ids: frozenset[str] = frozenset()
+    unlinked: bool = False  # its objects are orphans now: Xero may hold them deleted or voided
 
 
 @dataclass
@@ -106,7 +107,8 @@ def expected_from_links(
         record = record_of(link)
         allocations = frozenset(o.xero_id for o in link.xero_objects if o.type == xero_pb2.OBJECT_TYPE_ALLOCATION)
         others = frozenset(o.xero_id for o in link.xero_objects if o.type != xero_pb2.OBJECT_TYPE_ALLOCATION)
-        out[record] = Expected((generations or {}).get(record, 1), others, allocations)
+        unlinked = link.state == poster_pb2.LINK_STATE_UNLINKED
+        out[record] = Expected((generations or {}).get(record, 1), others, allocations, unlinked)
     return out
 
 
@@ -150,7 +152,7 @@ def check(xero: XeroSnapshot, expected: Mapping[Record, Expected]) -> TraceRepor
         for xero_id in want.object_ids:
             if xero_id not in present:
                 report.add(f"{record}'s link holds {xero_id}, which Xero does not have")
-            elif present[xero_id].status in GONE:
+            elif present[xero_id].status in GONE and not want.unlinked:
                 report.add(f"{record}'s link holds {xero_id}, which is {present[xero_id].status} in Xero")
         registry_allocations.update(want.allocation_ids)
     for allocation, times in registry_allocations.items():

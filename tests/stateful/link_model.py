@@ -9,7 +9,15 @@ must settle in. Written from the rules in docs/link-states.md, not from the post
   afresh as the next generation, except a client bill: its orphaned invoice still holds the
   invoice number, which Xero keeps unique, so Xero refuses the new one and the link fails with
   Xero's reason (the operator voids the orphan first; that is the correction's work).
-- A linked record is locked: changed content is refused until it is unlinked."""
+- A linked record is locked: changed content is refused until it is unlinked.
+- An operator's unlink request (UnlinkLinks) refuses a bill with linked payments unless it
+  cascades, which unlinks them with it; an unlinked record needs nothing.
+- A correction (ApplyCorrection, EDIT) of a linked payment deletes it in Xero and unlinks it; of
+  a linked document, deletes its linked payments, voids the document and unlinks them all, but
+  is blocked while a payment of it that no link holds (an orphan of an unlink) is live in Xero.
+  Trust receipts (bank transactions) are not corrected. Corrected objects end DELETED or VOIDED
+  in Xero; a voided invoice still holds its number, so a bill posted again after its correction
+  fails like one posted again after an unlink."""
 
 from __future__ import annotations
 
@@ -35,7 +43,8 @@ class RecordModel:
     unlinked: bool = False
     stays_linked: bool = False  # was LINKED at the last settle and has not been touched since
     posting: str = ""
-    orphans: set[str] = field(default_factory=set)  # Xero ids of earlier generations
+    orphans: set[str] = field(default_factory=set)  # Xero ids left live in Xero by unlinks
+    corrected: set[str] = field(default_factory=set)  # Xero ids a correction deleted or voided
 
 
 def _bill(record_id: int, version: int) -> transaction_pb2.Transaction:
@@ -141,10 +150,24 @@ class LinkModel:
             return True, []
         return False, [name, *dependents]
 
-    def unlinked(self, name: str, objects: set[str]) -> None:
+    def correction(self, name: str) -> tuple[str, list[str]]:
+        """("completed", records unlinked by it) or ("blocked" | "not supported", []) for a
+        correction of a settled, linked record."""
+        r = self.records[name]
+        if r.kind == K.TRANSACTION_KIND_TRUST_RECEIPT:
+            return "not supported", []
+        payments = [p for p in self.records.values() if p.depends_on == name]
+        if any(p.orphans for p in payments):
+            return "blocked", []  # a live payment in Xero that no link holds
+        return "completed", [name, *self.linked_dependents(name)]
+
+    def unlinked(self, name: str, objects: set[str], corrected: bool = False) -> None:
         r = self.records[name]
         r.unlinked, r.stays_linked = True, False
-        r.orphans |= objects
+        if corrected:
+            r.corrected |= objects
+        else:
+            r.orphans |= objects
 
     def observed_settled(self) -> None:
         for name, state in self.settled().items():

@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
 from xero_emulator import EmulatorConfig, EmulatorServer
 from xerolink.actionstep.v1 import common_pb2
+from xerolink.poster.v1 import correction_pb2, unlink_pb2
 from xerolink.poster.v1 import poster_service_pb2 as poster_pb2
 from xerolink.poster.v1 import poster_service_pb2_grpc as poster_grpc
 from xerolink_cli.connections import register_emulated_connection
@@ -124,6 +125,13 @@ class LinkMachine(RuleBasedStateMachine):
         stub = self.world.alive()
         return _retrying(stub.PostTransaction, request)  # type: ignore[return-value]
 
+    def _key(self, name: str) -> common_pb2.RecordKey:
+        r = self.model.records[name]
+        return common_pb2.RecordKey(kind=r.kind, id=r.record_id)
+
+    def _objects(self, names: list[str]) -> dict[str, set[str]]:
+        return {n: {o.xero_id for o in self._link(n).xero_objects} for n in names}
+
     def _record(self, name: str) -> RecordRef:
         r = self.model.records[name]
         return RecordRef(r.kind, r.record_id)
@@ -210,6 +218,59 @@ class LinkMachine(RuleBasedStateMachine):
         self.model.unlinked(name, objects)
         self.seen["unlink"] += 1
 
+    @precondition(lambda self: self._posted())
+    @rule(data=st.data(), cascade=st.booleans())
+    def unlink_request(self, data: st.DataObject, cascade: bool) -> None:
+        """The operator's UnlinkLinks (confirmed), with or without cascade, once settled."""
+        name = data.draw(st.sampled_from(self._posted()), label="record")
+        self.settle()
+        refused, affected = self.model.unlink_request(name, cascade)
+        objects = self._objects(affected)
+        request = unlink_pb2.UnlinkLinksRequest(
+            connection_id=self.connection, records=[self._key(name)], confirm=True, cascade=cascade, reason="test"
+        )
+        stub = self.world.alive()
+        if refused:
+            with pytest.raises(grpc.RpcError) as refusal:
+                _retrying(stub.UnlinkLinks, request)
+            assert refusal.value.code() == grpc.StatusCode.FAILED_PRECONDITION, refusal.value.details()
+            self.seen["unlink request refused: linked payments"] += 1
+            return
+        answer = _retrying(stub.UnlinkLinks, request)
+        assert answer.unlinked_count == len(affected), (answer, affected)  # type: ignore[attr-defined]
+        for unlinked in affected:
+            self.model.unlinked(unlinked, objects[unlinked])
+        self.seen["unlink request" + (" with cascade" if len(affected) > 1 else "")] += 1
+
+    def _linked(self) -> list[str]:
+        return [name for name, state in self.model.settled().items() if state == "LINKED"]
+
+    @precondition(lambda self: self._linked())
+    @rule(data=st.data())
+    def correct(self, data: st.DataObject) -> None:
+        """ApplyCorrection (EDIT) of a linked record, once settled; a kill armed at the next write
+        lands inside the saga, and applying again resumes it."""
+        self.settle()
+        name = data.draw(st.sampled_from(self._linked()), label="record")
+        outcome, affected = self.model.correction(name)
+        objects = self._objects(affected)
+        request = correction_pb2.ApplyCorrectionRequest(
+            connection_id=self.connection, record=self._key(name), intent=correction_pb2.CORRECTION_INTENT_EDIT
+        )
+        stub = self.world.alive()
+        if outcome != "completed":
+            with pytest.raises(grpc.RpcError) as refusal:
+                _retrying(stub.ApplyCorrection, request)
+            assert refusal.value.code() == grpc.StatusCode.FAILED_PRECONDITION, refusal.value.details()
+            self.seen[f"correction {outcome}"] += 1
+            return
+        answer = _retrying(stub.ApplyCorrection, request)
+        state = answer.correction.state  # type: ignore[attr-defined]
+        assert state == correction_pb2.CORRECTION_STATE_COMPLETED, answer
+        for corrected in affected:
+            self.model.unlinked(corrected, objects[corrected], corrected=True)
+        self.seen["correction completed"] += 1
+
     @precondition(lambda self: self.kills < KILLS_PER_SEQUENCE)
     @rule(at_commit=st.booleans())
     def crash_restart(self, at_commit: bool) -> None:
@@ -253,7 +314,21 @@ class LinkMachine(RuleBasedStateMachine):
         report = xero_trace.check(snapshot, xero_trace.expected_from_links(links, generations))
         assert not report.problems, report.problems
         present = snapshot.by_id()
+        orphans = set()
+        token = ""
+        while True:
+            request = unlink_pb2.ListOrphansRequest(connection_id=self.connection, page_size=100, page_token=token)
+            page = _retrying(self.world.alive().ListOrphans, request)
+            orphans |= {o.xero_id for o in page.orphans}  # type: ignore[attr-defined]
+            token = page.next_page_token  # type: ignore[attr-defined]
+            if not token:
+                break
+        expected_orphans = {o for r in self.model.records.values() for o in r.orphans | r.corrected}
+        assert orphans == expected_orphans, f"ListOrphans {orphans} != model {expected_orphans}"
         for r in self.model.records.values():
+            for gone in r.corrected:
+                assert present[gone].status in GONE, f"{r.name}'s {gone} was corrected but is {present[gone].status}"
+                self.seen["corrected object checked"] += 1
             for orphan in r.orphans:
                 assert orphan in present or orphan in snapshot.allocations, f"{r.name}'s orphan {orphan} is gone"
                 if orphan in present:
