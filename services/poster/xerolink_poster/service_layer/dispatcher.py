@@ -47,6 +47,8 @@ from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transa
 
 log = logging.getLogger(__name__)
 US = 1_000_000
+# After a call went unanswered, its entries wait this many HTTP timeouts before the look-up.
+NO_ANSWER_SETTLE_TIMEOUTS = 2
 
 
 @dataclass(frozen=True)
@@ -730,6 +732,10 @@ class TenantWorker(threading.Thread):
                     row.attempts + 1, self.settings.backoff_base, self.settings.backoff_cap, self.random.random
                 )
                 when = int(at * US) if at is not None else now + int(delay * US)
+                if uncertain and reason == "XERO_NO_ANSWER":
+                    # Xero may still be carrying out the call we gave up on: a look-up made
+                    # before it lands finds nothing, and creating again then duplicates it.
+                    when = max(when, now + int(NO_ANSWER_SETTLE_TIMEOUTS * self.settings.http_timeout * US))
                 outcomes.record_retry(uow.registry, row, link, when, uncertain, count, reason, message)
 
         run_in_transaction(self.d.db, write)
