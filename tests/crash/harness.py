@@ -206,14 +206,15 @@ class Killer(threading.Thread):
     def run(self) -> None:
         try:
             for index in range(self.plan.kills):
-                # The first kill comes early, while the month is still being accepted.
+                # The first kill comes at the first Xero write, while the month is still being
+                # accepted; then random moments and writes alternate.
                 time.sleep(self.rng.uniform(0.1, 0.5) if index == 0 else self.rng.uniform(0.5, self.plan.kill_gap))
-                mode = "at_commit" if index % 2 else "random"
+                mode = "random" if index % 2 else "at_commit"
                 phase = "accepting" if self.accepting else "dispatching"
                 if mode == "at_commit":
                     self.trap.sprung.clear()
                     self.trap.armed.set()
-                    sprung = self.trap.sprung.wait(3)
+                    sprung = self.trap.sprung.wait(10)
                     self.trap.armed.clear()
                     if sprung or self.trap.sprung.is_set():
                         pid = self.trap.pid
