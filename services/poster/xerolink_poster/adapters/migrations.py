@@ -13,6 +13,7 @@ from sqlalchemy import Connection, inspect, select, text
 from sqlmodel import SQLModel
 
 from xerolink_poster.adapters import tables
+from xerolink_poster.adapters.connection_migration import connection_lifecycle
 from xerolink_poster.adapters.database import Database, now_us
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "create the registry, outbox and lease tables", _create_v1_tables),
     Migration(2, "index outbox entries by posting", _index_outbox_by_posting),
     Migration(3, "carry each posting's trace context to its Xero calls", _outbox_trace_context),
+    Migration(6, "connection lifecycle: encrypted tokens, refresh lease, state, organisation", connection_lifecycle),
 )
 
 

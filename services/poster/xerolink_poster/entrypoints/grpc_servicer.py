@@ -13,7 +13,9 @@ from xerolink_common.security import LOCAL_DEVELOPER, current_caller, require_co
 
 from xerolink_poster.domain.records import RecordRef
 from xerolink_poster.entrypoints import proto_mapping as pm
+from xerolink_poster.entrypoints.connection_rpcs import ConnectionRpcs
 from xerolink_poster.service_layer import connections, queries
+from xerolink_poster.service_layer.connection_lifecycle import ConnectionKeeper
 from xerolink_poster.service_layer.dispatcher import StateChanges
 from xerolink_poster.service_layer.posting import Poster
 
@@ -79,11 +81,12 @@ def _check_batch(size: int) -> None:
         )
 
 
-class PosterServicer(poster_grpc.PosterServiceServicer):
-    def __init__(self, poster: Poster, changes: StateChanges) -> None:
+class PosterServicer(ConnectionRpcs, poster_grpc.PosterServiceServicer):
+    def __init__(self, poster: Poster, changes: StateChanges, keeper: ConnectionKeeper) -> None:
         self.poster = poster
         self.db = poster.db
         self.changes = changes
+        self.keeper = keeper
 
     @translate_errors
     def PostTransaction(
@@ -177,12 +180,14 @@ class PosterServicer(poster_grpc.PosterServiceServicer):
         require_connection(c.connection_id)
         row = connections.create_connection(
             self.db,
+            self.keeper.vault,
             c.connection_id,
             c.xero_base_url,
             c.xero_tenant_id,
             c.access_token,
             c.refresh_token,
             c.mapping_context,
+            c.xero_app,
         )
         return poster_pb2.CreateConnectionResponse(connection=pm.connection_message(row))
 
