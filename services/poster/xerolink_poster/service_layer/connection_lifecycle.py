@@ -90,7 +90,7 @@ class RefreshOutcome:
 class _CachedToken:
     version: int
     access_token: str
-    expires_us: int
+    refresh_at_us: int
 
 
 @dataclass
@@ -141,10 +141,14 @@ class ConnectionKeeper:
             cached = self._cache.get(row.connection_id)
         if cached is None or cached.version < row.token_version:
             tokens = self.tokens_of(row)
-            cached = _CachedToken(row.token_version, tokens.access_token, row.access_expires_us)
+            # Refresh ahead by the margin, or a quarter of the token's life when that is shorter.
+            margin = int(self.refresh_margin * US)
+            if row.access_expires_us and row.token_update_us:
+                margin = min(margin, (row.access_expires_us - row.token_update_us) // 4)
+            cached = _CachedToken(row.token_version, tokens.access_token, row.access_expires_us - margin)
             with self._lock:
                 self._cache[row.connection_id] = cached
-        expiring = cached.expires_us and cached.expires_us - now_us() < self.refresh_margin * US
+        expiring = row.access_expires_us and cached.refresh_at_us < now_us()
         if expiring and row.xero_app and row.state == CONNECTED:
             return self.credentials(self.refresh(row.connection_id, cached.version).row)
         return Credentials(

@@ -1,0 +1,327 @@
+"""The connection lifecycle through a real poster on loopback and the emulator over real HTTP, on
+SQLite and PostgreSQL: OAuth2 connect, organisation facts, tokens sealed at rest, refresh by
+exactly one worker (with a lost answer recovered), disconnect, and the account allocation kept
+across a replacement organisation with its discrepancies reported, re-mapped and enforced."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from google.rpc import error_details_pb2
+from xero_emulator import EmulatorServer
+from xero_emulator.faults import FaultRule
+from xerolink.poster.v1 import connection_pb2
+from xerolink.poster.v1 import poster_service_pb2 as poster_pb2
+from xerolink_mapper import samples
+from xerolink_poster.adapters.token_vault import TokenVault
+from xerolink_poster.adapters.xero_identity import XeroApps
+from xerolink_poster.entrypoints import bootstrap
+from xerolink_poster.entrypoints.config import PosterConfig
+
+from tests.fixtures.poster import EmulatorFactory, settings, wait_settled, xero_objects
+from tests.integration.connection_helpers import (
+    VAULT_TEXT,
+    TokenCalls,
+    connect_request,
+    details_of,
+    new_code,
+    status_of,
+    stub,
+    write_apps,
+)
+
+PosterMaker = Callable[..., bootstrap.PosterApp]
+
+
+@contextmanager
+def _posters(database_url: str, mapper_target: str) -> Iterator[PosterMaker]:
+    started: list[bootstrap.PosterApp] = []
+
+    def make(apps_file: Path, name: str = "", vault_text: str = VAULT_TEXT, **dispatcher: Any) -> bootstrap.PosterApp:
+        config = PosterConfig(
+            address="127.0.0.1:0",
+            database_url=database_url,
+            mapper_target=mapper_target,
+            dispatcher=settings(**dispatcher),
+            instance_id=name or f"lifecycle-{len(started)}",
+            workers=16,
+            run_dispatcher=True,
+            token_vault=TokenVault.parse(vault_text, "test"),
+            xero_apps=XeroApps(str(apps_file)),
+        )
+        app = bootstrap.start(config)
+        started.append(app)
+        return app
+
+    try:
+        yield make
+    finally:
+        for app in started:
+            app.stop(0)
+
+
+@pytest.fixture
+def lifecycle_poster(database_url: str, mapper_target: str) -> Iterator[PosterMaker]:
+    """Posters on the SQLite file and, in a second run, on the real PostgreSQL server."""
+    with _posters(database_url, mapper_target) as make:
+        yield make
+
+
+@pytest.fixture
+def emulator(emulator_factory: EmulatorFactory) -> EmulatorServer:
+    """Xero's own token lifetimes: 30-minute access tokens (expires_in 1800)."""
+    return emulator_factory(access_token_minutes=30.0)
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'db' / 'registry.db'}"
+
+
+@pytest.fixture
+def sqlite_poster(sqlite_url: str, mapper_target: str) -> Iterator[PosterMaker]:
+    Path(sqlite_url.removeprefix("sqlite:///")).parent.mkdir()
+    with _posters(sqlite_url, mapper_target) as make:
+        yield make
+
+
+def _setup(
+    emulator: EmulatorServer, make: PosterMaker, tmp_path: Path, **org_options: Any
+) -> tuple[bootstrap.PosterApp, Any, dict[str, Any]]:
+    org = emulator.create_organisation("Harper Legal", **org_options)
+    app = make(write_apps(tmp_path / "xero-apps.json", org, emulator))
+    return app, stub(app), org
+
+
+def _post_bill(poster: Any, connection_id: str, record_id: int) -> poster_pb2.Posting:
+    posting = poster.PostTransaction(
+        poster_pb2.PostTransactionRequest(connection_id=connection_id, transaction=samples.client_bill(record_id))
+    ).posting
+    return wait_settled(poster, posting.name)
+
+
+def test_connect_exchanges_the_code_reads_the_organisation_and_posts(
+    emulator: EmulatorServer, lifecycle_poster: PosterMaker, tmp_path: Path
+) -> None:
+    _, poster, org = _setup(emulator, lifecycle_poster, tmp_path)
+    started = time.time()
+    answer = poster.ConnectOrganisation(connect_request("firm-1", org["authorization_code"], emulator))
+
+    status = answer.status
+    assert status.state == connection_pb2.CONNECTION_STATE_CONNECTED
+    assert not answer.replaced_organisation
+    assert (status.organisation.name, status.organisation.base_currency_code) == ("Harper Legal", "AUD")
+    assert not status.organisation.demo_company and list(status.warnings) == []
+    assert status.organisation.chart_account_count == len(emulator.state.organisation(org["tenant_id"]).accounts)
+    # Xero's access tokens last 30 minutes.
+    assert abs(status.access_token_expire_time.ToSeconds() - (started + 1800)) < 60
+    assert list(status.allocation_discrepancies) == []
+    assert status.xero_app == "default"
+
+    connection = poster.GetConnection(poster_pb2.GetConnectionRequest(connection_id="firm-1")).connection
+    assert connection.xero_tenant_id == org["tenant_id"]
+    assert connection.access_token == "" and connection.refresh_token == ""
+    # The allocation is the one the first connection brought; the chart is Xero's.
+    assert dict(connection.mapping_context.account_allocation) == samples.DEMO_ALLOCATION
+    assert {a.code for a in connection.mapping_context.chart} >= set(samples.DEMO_ALLOCATION.values())
+
+    settled = _post_bill(poster, "firm-1", 9001)
+    assert settled.state == poster_pb2.LINK_STATE_LINKED
+    assert len(xero_objects(emulator, org["tenant_id"], "Invoices")) == 1
+
+
+@pytest.mark.parametrize(
+    ("options", "warning"),
+    [({"is_demo": True}, "DEMO_COMPANY"), ({"org_class": "TRIAL"}, "TRIAL_ORGANISATION")],
+)
+def test_a_demo_or_trial_organisation_connects_with_a_warning(
+    emulator: EmulatorServer,
+    lifecycle_poster: PosterMaker,
+    tmp_path: Path,
+    options: dict[str, Any],
+    warning: str,
+) -> None:
+    _, poster, org = _setup(emulator, lifecycle_poster, tmp_path, **options)
+    status = poster.ConnectOrganisation(connect_request("firm-1", org["authorization_code"], emulator)).status
+    assert status.state == connection_pb2.CONNECTION_STATE_CONNECTED
+    assert [w.code for w in status.warnings] == [warning]
+    assert status.organisation.organisation_class == emulator.state.organisation(org["tenant_id"]).org_class
+    again = poster.GetConnection(poster_pb2.GetConnectionRequest(connection_id="firm-1")).connection.status
+    assert [w.code for w in again.warnings] == [warning]
+
+
+def test_the_registry_file_holds_no_token_bytes(
+    emulator: EmulatorServer, sqlite_poster: PosterMaker, tmp_path: Path, sqlite_url: str
+) -> None:
+    calls = TokenCalls(emulator)
+    app, poster, org = _setup(emulator, sqlite_poster, tmp_path)
+    poster.ConnectOrganisation(connect_request("firm-1", org["authorization_code"], emulator))
+    poster.RefreshConnection(connection_pb2.RefreshConnectionRequest(connection_id="firm-1"))
+    assert _post_bill(poster, "firm-1", 9002).state == poster_pb2.LINK_STATE_LINKED
+    app.stop(0)
+    files = list(Path(sqlite_url.removeprefix("sqlite:///")).parent.iterdir())
+    stored = b"".join(p.read_bytes() for p in files)
+    assert len(calls.tokens) == 4 and stored
+    for token in calls.tokens:
+        assert token.encode() not in stored
+    assert b"Harper Legal" in stored  # the file is readable: the facts are there, the tokens are not
+
+
+def _refresh_all(targets: list[Any], connection_id: str) -> list[Any]:
+    """Every target asks for a refresh at the same moment; returns the answers (or errors)."""
+    barrier = threading.Barrier(len(targets))
+    answers: list[Any] = [None] * len(targets)
+
+    def run(index: int) -> None:
+        barrier.wait()
+        try:
+            answers[index] = targets[index].RefreshConnection(
+                connection_pb2.RefreshConnectionRequest(connection_id=connection_id), timeout=30
+            )
+        except grpc.RpcError as err:
+            answers[index] = err
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(targets))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return answers
+
+
+def test_concurrent_refreshes_exchange_the_token_once_and_the_connection_survives(
+    emulator: EmulatorServer, lifecycle_poster: PosterMaker, tmp_path: Path
+) -> None:
+    calls = TokenCalls(emulator)
+    _, poster, org = _setup(emulator, lifecycle_poster, tmp_path)
+    before = poster.ConnectOrganisation(connect_request("firm-1", org["authorization_code"], emulator)).status
+    # A slow token endpoint keeps every request inside the first one's exchange.
+    emulator.faults.add(FaultRule("latency", seconds=0.4, path_contains="/connect/token"))
+
+    answers = _refresh_all([poster] * 8, "firm-1")
+
+    assert all(isinstance(a, connection_pb2.RefreshConnectionResponse) for a in answers), answers
+    assert calls.refreshes == 1
+    assert sorted(a.exchanged for a in answers) == [False] * 7 + [True]
+    assert len({a.status.access_token_expire_time.seconds for a in answers}) == 1
+    assert answers[0].status.token_update_time.ToMicroseconds() > before.token_update_time.ToMicroseconds()
+    emulator.faults.clear()
+    # The rotated chain is alive: another refresh works, and posting goes on with the new token.
+    poster.RefreshConnection(connection_pb2.RefreshConnectionRequest(connection_id="firm-1"))
+    assert calls.refreshes == 2
+    assert _post_bill(poster, "firm-1", 9101).state == poster_pb2.LINK_STATE_LINKED
+
+
+def test_two_posters_on_one_database_refresh_once(
+    emulator: EmulatorServer, lifecycle_poster: PosterMaker, tmp_path: Path
+) -> None:
+    calls = TokenCalls(emulator)
+    first, poster, org = _setup(emulator, lifecycle_poster, tmp_path)
+    second = stub(lifecycle_poster(tmp_path / "xero-apps.json", name="second"))
+    poster.ConnectOrganisation(connect_request("firm-1", org["authorization_code"], emulator))
+    emulator.faults.add(FaultRule("latency", seconds=0.4, path_contains="/connect/token"))
+
+    answers = _refresh_all([poster, second] * 3, "firm-1")
+
+    assert all(isinstance(a, connection_pb2.RefreshConnectionResponse) for a in answers), answers
+    assert calls.refreshes == 1
+    emulator.faults.clear()
+    assert _post_bill(second, "firm-1", 9102).state == poster_pb2.LINK_STATE_LINKED
+    assert first.keeper is not None
+
+
+def test_a_lost_refresh_answer_is_recovered_with_the_previous_refresh_token(
+    emulator: EmulatorServer, lifecycle_poster: PosterMaker, tmp_path: Path
+) -> None:
+    calls = TokenCalls(emulator)
+    _, poster, org = _setup(emulator, lifecycle_poster, tmp_path)
+    poster.ConnectOrganisation(connect_request("firm-1", org["authorization_code"], emulator))
+    # Xero rotates the refresh token but the answer never arrives.
+    emulator.faults.add(FaultRule("drop_after_commit", count=1, path_contains="/connect/token"))
+
+    with pytest.raises(grpc.RpcError) as lost:
+        poster.RefreshConnection(connection_pb2.RefreshConnectionRequest(connection_id="firm-1"))
+    assert lost.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert "XERO_TOKEN_NO_ANSWER" in str(status_of(lost.value))
+
+    recovered = poster.RefreshConnection(connection_pb2.RefreshConnectionRequest(connection_id="firm-1"))
+    assert recovered.exchanged and recovered.status.state == connection_pb2.CONNECTION_STATE_CONNECTED
+    assert calls.refreshes == 2
+    # The recovered refresh token is the head of the chain: it refreshes again after the grace.
+    poster.RefreshConnection(connection_pb2.RefreshConnectionRequest(connection_id="firm-1"))
+    assert _post_bill(poster, "firm-1", 9103).state == poster_pb2.LINK_STATE_LINKED
+
+
+def test_the_dispatcher_refreshes_an_expired_or_revoked_access_token(
+    emulator_factory: EmulatorFactory, lifecycle_poster: PosterMaker, tmp_path: Path
+) -> None:
+    # A minute of 0.1 s: access tokens live 3 s, so the second bill needs a refreshed token.
+    emulator = emulator_factory(access_token_minutes=30.0, minute_seconds=0.1)
+    calls = TokenCalls(emulator)
+    _, poster, org = _setup(emulator, lifecycle_poster, tmp_path)
+    poster.ConnectOrganisation(connect_request("firm-1", org["authorization_code"], emulator))
+    assert _post_bill(poster, "firm-1", 9201).state == poster_pb2.LINK_STATE_LINKED
+    time.sleep(3.2)
+    assert _post_bill(poster, "firm-1", 9202).state == poster_pb2.LINK_STATE_LINKED
+    assert calls.refreshes >= 1
+    # Xero revokes the access token early: the 401 makes one refresh and the call is repeated.
+    refreshed = calls.refreshes
+    emulator.state.identity._access.clear()
+    assert _post_bill(poster, "firm-1", 9203).state == poster_pb2.LINK_STATE_LINKED
+    assert calls.refreshes == refreshed + 1
+    assert len(xero_objects(emulator, org["tenant_id"], "Invoices")) == 3
+
+
+def test_a_dead_refresh_token_asks_for_a_reconnect_and_a_new_consent_restores_the_connection(
+    emulator: EmulatorServer, lifecycle_poster: PosterMaker, tmp_path: Path
+) -> None:
+    _, poster, org = _setup(emulator, lifecycle_poster, tmp_path)
+    poster.ConnectOrganisation(connect_request("firm-1", org["authorization_code"], emulator))
+    emulator.state.identity._refresh.clear()  # 60 days unused, or revoked
+
+    with pytest.raises(grpc.RpcError) as dead:
+        poster.RefreshConnection(connection_pb2.RefreshConnectionRequest(connection_id="firm-1"))
+    assert dead.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    status = poster.GetConnection(poster_pb2.GetConnectionRequest(connection_id="firm-1")).connection.status
+    assert status.state == connection_pb2.CONNECTION_STATE_NEEDS_RECONNECT
+    assert "connect the organisation again" in status.last_error
+
+    again = poster.ConnectOrganisation(
+        connection_pb2.ConnectOrganisationRequest(connection_id="firm-1", authorization_code=new_code(emulator, org))
+    )
+    assert again.status.state == connection_pb2.CONNECTION_STATE_CONNECTED and not again.replaced_organisation
+    assert _post_bill(poster, "firm-1", 9301).state == poster_pb2.LINK_STATE_LINKED
+
+
+def test_disconnect_removes_the_tenant_at_xero_and_refuses_posting_until_reconnected(
+    emulator: EmulatorServer, lifecycle_poster: PosterMaker, tmp_path: Path
+) -> None:
+    _, poster, org = _setup(emulator, lifecycle_poster, tmp_path)
+    poster.ConnectOrganisation(connect_request("firm-1", org["authorization_code"], emulator))
+    app = emulator.state.identity.apps[org["client_id"]]
+
+    status = poster.DisconnectConnection(connection_pb2.DisconnectConnectionRequest(connection_id="firm-1")).status
+    assert status.state == connection_pb2.CONNECTION_STATE_DISCONNECTED
+    assert not app.connected(org["tenant_id"])
+    assert not status.HasField("access_token_expire_time")
+    with pytest.raises(grpc.RpcError) as refused:
+        _post_bill(poster, "firm-1", 9401)
+    assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert [v.type for v in details_of(refused.value, error_details_pb2.PreconditionFailure)[0].violations] == [
+        "CONNECTION_STATE"
+    ]
+    assert list(poster.ListPostings(poster_pb2.ListPostingsRequest(connection_id="firm-1")).postings) == []
+
+    emulator.state.identity.connect(app, org["tenant_id"], "Harper Legal")  # the administrator consents again
+    again = poster.ConnectOrganisation(
+        connection_pb2.ConnectOrganisationRequest(connection_id="firm-1", authorization_code=new_code(emulator, org))
+    )
+    assert again.status.state == connection_pb2.CONNECTION_STATE_CONNECTED
+    assert _post_bill(poster, "firm-1", 9402).state == poster_pb2.LINK_STATE_LINKED
