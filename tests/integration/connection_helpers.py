@@ -64,7 +64,7 @@ def connect_request(
 
 
 def status_of(err: grpc.RpcError) -> Any:
-    status = rpc_status.from_call(err)  # type: ignore[arg-type]
+    status = rpc_status.from_call(err)
     assert status is not None
     return status
 
@@ -96,7 +96,7 @@ class TokenCalls:
         def exchange(app: Any, code: str) -> dict[str, Any]:
             return self._keep(original_exchange(app, code))
 
-        identity.refresh = refresh  # type: ignore[method-assign]
+        identity.refresh = refresh  # type: ignore[method-assign,assignment]
         identity.exchange_code = exchange  # type: ignore[method-assign]
 
     def _keep(self, answer: dict[str, Any]) -> dict[str, Any]:
@@ -107,3 +107,25 @@ class TokenCalls:
 
 def stub(app: bootstrap.PosterApp) -> poster_grpc.PosterServiceStub:
     return poster_grpc.PosterServiceStub(grpc.insecure_channel(f"127.0.0.1:{app.port}"))
+
+
+def refresh_all(targets: list[Any], connection_id: str) -> list[Any]:
+    """Every target asks for a refresh at the same moment; returns the answers (or errors)."""
+    barrier = threading.Barrier(len(targets))
+    answers: list[Any] = [None] * len(targets)
+
+    def run(index: int) -> None:
+        barrier.wait()
+        try:
+            answers[index] = targets[index].RefreshConnection(
+                connection_pb2.RefreshConnectionRequest(connection_id=connection_id), timeout=30
+            )
+        except grpc.RpcError as err:
+            answers[index] = err
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(targets))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return answers

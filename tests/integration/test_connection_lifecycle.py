@@ -5,7 +5,6 @@ across a replacement organisation with its discrepancies reported, re-mapped and
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -16,6 +15,7 @@ import grpc
 import pytest
 from google.rpc import error_details_pb2
 from xero_emulator import EmulatorServer
+from xero_emulator.domain.chart import SeedAccount, account_object
 from xero_emulator.faults import FaultRule
 from xerolink.poster.v1 import connection_pb2
 from xerolink.poster.v1 import poster_service_pb2 as poster_pb2
@@ -32,6 +32,7 @@ from tests.integration.connection_helpers import (
     connect_request,
     details_of,
     new_code,
+    refresh_all,
     status_of,
     stub,
     write_apps,
@@ -174,28 +175,6 @@ def test_the_registry_file_holds_no_token_bytes(
     assert b"Harper Legal" in stored  # the file is readable: the facts are there, the tokens are not
 
 
-def _refresh_all(targets: list[Any], connection_id: str) -> list[Any]:
-    """Every target asks for a refresh at the same moment; returns the answers (or errors)."""
-    barrier = threading.Barrier(len(targets))
-    answers: list[Any] = [None] * len(targets)
-
-    def run(index: int) -> None:
-        barrier.wait()
-        try:
-            answers[index] = targets[index].RefreshConnection(
-                connection_pb2.RefreshConnectionRequest(connection_id=connection_id), timeout=30
-            )
-        except grpc.RpcError as err:
-            answers[index] = err
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(targets))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return answers
-
-
 def test_concurrent_refreshes_exchange_the_token_once_and_the_connection_survives(
     emulator: EmulatorServer, lifecycle_poster: PosterMaker, tmp_path: Path
 ) -> None:
@@ -205,7 +184,7 @@ def test_concurrent_refreshes_exchange_the_token_once_and_the_connection_survive
     # A slow token endpoint keeps every request inside the first one's exchange.
     emulator.faults.add(FaultRule("latency", seconds=0.4, path_contains="/connect/token"))
 
-    answers = _refresh_all([poster] * 8, "firm-1")
+    answers = refresh_all([poster] * 8, "firm-1")
 
     assert all(isinstance(a, connection_pb2.RefreshConnectionResponse) for a in answers), answers
     assert calls.refreshes == 1
@@ -228,7 +207,7 @@ def test_two_posters_on_one_database_refresh_once(
     poster.ConnectOrganisation(connect_request("firm-1", org["authorization_code"], emulator))
     emulator.faults.add(FaultRule("latency", seconds=0.4, path_contains="/connect/token"))
 
-    answers = _refresh_all([poster, second] * 3, "firm-1")
+    answers = refresh_all([poster, second] * 3, "firm-1")
 
     assert all(isinstance(a, connection_pb2.RefreshConnectionResponse) for a in answers), answers
     assert calls.refreshes == 1
@@ -325,3 +304,147 @@ def test_disconnect_removes_the_tenant_at_xero_and_refuses_posting_until_reconne
     )
     assert again.status.state == connection_pb2.CONNECTION_STATE_CONNECTED
     assert _post_bill(poster, "firm-1", 9402).state == poster_pb2.LINK_STATE_LINKED
+
+
+def test_a_replacement_organisation_keeps_the_allocation_reports_missing_codes_and_can_be_remapped(
+    emulator: EmulatorServer, lifecycle_poster: PosterMaker, tmp_path: Path
+) -> None:
+    _, poster, org = _setup(emulator, lifecycle_poster, tmp_path)
+    poster.ConnectOrganisation(connect_request("firm-1", org["authorization_code"], emulator))
+    assert _post_bill(poster, "firm-1", 9501).state == poster_pb2.LINK_STATE_LINKED
+    # The firm moves to another Xero organisation whose chart lacks the trust bank and liability.
+    replacement = emulator.create_organisation(
+        "Harper Legal (new file)", client_id=org["client_id"], without_accounts=("091", "850")
+    )
+
+    answer = poster.ConnectOrganisation(
+        connection_pb2.ConnectOrganisationRequest(
+            connection_id="firm-1",
+            authorization_code=replacement["authorization_code"],
+            xero_tenant_id=replacement["tenant_id"],
+        )
+    )
+
+    assert answer.replaced_organisation and answer.previous_tenant_id == org["tenant_id"]
+    found = {(d.function, d.account_code, d.problem) for d in answer.status.allocation_discrepancies}
+    assert found == {("trust_bank", "091", "ACCOUNT_NOT_IN_CHART"), ("trust_liability", "850", "ACCOUNT_NOT_IN_CHART")}
+    connection = poster.GetConnection(poster_pb2.GetConnectionRequest(connection_id="firm-1")).connection
+    assert connection.xero_tenant_id == replacement["tenant_id"]
+    assert dict(connection.mapping_context.account_allocation) == samples.DEMO_ALLOCATION  # kept, not overwritten
+    listed = poster.GetAllocationDiscrepancies(connection_pb2.GetAllocationDiscrepanciesRequest(connection_id="firm-1"))
+    assert {(d.function, d.account_code) for d in listed.discrepancies} == {
+        ("trust_bank", "091"),
+        ("trust_liability", "850"),
+    }
+
+    # Posting fails early, naming the codes, and queues nothing.
+    before = len(poster.ListPostings(poster_pb2.ListPostingsRequest(connection_id="firm-1")).postings)
+    with pytest.raises(grpc.RpcError) as broken:
+        _post_bill(poster, "firm-1", 9502)
+    assert broken.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    violations = details_of(broken.value, error_details_pb2.PreconditionFailure)[0].violations
+    assert sorted((v.type, v.subject) for v in violations) == [
+        ("ACCOUNT_NOT_IN_CHART", "091"),
+        ("ACCOUNT_NOT_IN_CHART", "850"),
+    ]
+    assert len(poster.ListPostings(poster_pb2.ListPostingsRequest(connection_id="firm-1")).postings) == before
+
+    # A re-map must name accounts of the new chart.
+    with pytest.raises(grpc.RpcError) as invalid:
+        poster.RemapAccounts(
+            connection_pb2.RemapAccountsRequest(
+                connection_id="firm-1", account_allocation={"trust_bank": "091", "trust_liability": "499"}
+            )
+        )
+    assert invalid.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    fields = {v.field for v in details_of(invalid.value, error_details_pb2.BadRequest)[0].field_violations}
+    assert fields == {"account_allocation[trust_bank]", "account_allocation[trust_liability]"}  # missing; archived
+
+    preview = poster.RemapAccounts(
+        connection_pb2.RemapAccountsRequest(
+            connection_id="firm-1", account_allocation={"trust_bank": "094"}, validate_only=True
+        )
+    )
+    assert [d.account_code for d in preview.discrepancies] == ["850"]
+    still = poster.GetAllocationDiscrepancies(connection_pb2.GetAllocationDiscrepanciesRequest(connection_id="firm-1"))
+    assert len(still.discrepancies) == 2  # a preview changes nothing
+
+    # The missing liability account is created in Xero; re-reading the chart and re-mapping the bank fixes all.
+    created = account_object(SeedAccount("850", "Trust Liability", "CURRLIAB"))
+    emulator.state.organisation(replacement["tenant_id"]).accounts[created["AccountID"]] = created
+    reread = poster.GetAllocationDiscrepancies(
+        connection_pb2.GetAllocationDiscrepanciesRequest(connection_id="firm-1", refresh_chart=True)
+    )
+    assert [d.account_code for d in reread.discrepancies] == ["091"]
+    fixed = poster.RemapAccounts(
+        connection_pb2.RemapAccountsRequest(connection_id="firm-1", account_allocation={"trust_bank": "094"})
+    )
+    assert list(fixed.discrepancies) == [] and fixed.account_allocation["trust_bank"] == "094"
+    settled = _post_bill(poster, "firm-1", 9502)
+    assert settled.state == poster_pb2.LINK_STATE_LINKED, settled.link.last_error
+    assert len(xero_objects(emulator, replacement["tenant_id"], "Invoices")) == 1
+
+
+def test_bad_connection_input_is_refused_with_field_violations(
+    emulator: EmulatorServer, lifecycle_poster: PosterMaker, tmp_path: Path
+) -> None:
+    _, poster, org = _setup(emulator, lifecycle_poster, tmp_path)
+    context = samples.demo_context()
+    context.profile = 7  # type: ignore[assignment]
+    context.accounting_method = 9  # type: ignore[assignment]
+    with pytest.raises(grpc.RpcError) as created:
+        poster.CreateConnection(
+            poster_pb2.CreateConnectionRequest(
+                connection=poster_pb2.Connection(
+                    connection_id="firm-1",
+                    xero_base_url="https://" + "x" * 3000,
+                    xero_tenant_id=org["tenant_id"],
+                    access_token="token",
+                    mapping_context=context,
+                )
+            )
+        )
+    assert created.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    fields = {v.field for v in details_of(created.value, error_details_pb2.BadRequest)[0].field_violations}
+    assert fields == {
+        "connection.xero_base_url",
+        "connection.mapping_context.profile",
+        "connection.mapping_context.accounting_method",
+    }
+
+    with pytest.raises(grpc.RpcError) as malformed:
+        poster.ConnectOrganisation(
+            connection_pb2.ConnectOrganisationRequest(
+                connection_id="firm 1", redirect_uri="ftp://x", xero_base_url="https://" + "x" * 3000
+            )
+        )
+    assert malformed.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    fields = {v.field for v in details_of(malformed.value, error_details_pb2.BadRequest)[0].field_violations}
+    assert fields == {
+        "connection_id",
+        "authorization_code",
+        "redirect_uri",
+        "xero_base_url",
+        "mapping_context.linked_division_id",
+    }
+
+    with pytest.raises(grpc.RpcError) as refused:
+        poster.ConnectOrganisation(connect_request("firm-1", "not-a-code", emulator))
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert [v.field for v in details_of(refused.value, error_details_pb2.BadRequest)[0].field_violations] == [
+        "authorization_code"
+    ]
+    with pytest.raises(grpc.RpcError) as missing:
+        poster.GetConnection(poster_pb2.GetConnectionRequest(connection_id="firm-1"))
+    assert missing.value.code() == grpc.StatusCode.NOT_FOUND  # nothing was stored
+
+
+def test_connect_without_a_configured_app_is_a_precondition_naming_the_setting(
+    emulator: EmulatorServer, lifecycle_poster: PosterMaker, tmp_path: Path
+) -> None:
+    org = emulator.create_organisation("Harper Legal")
+    poster = stub(lifecycle_poster(tmp_path / "missing-apps.json"))
+    with pytest.raises(grpc.RpcError) as missing:
+        poster.ConnectOrganisation(connect_request("firm-1", org["authorization_code"], emulator))
+    assert missing.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "XEROLINK_XERO_APPS_FILE" in (missing.value.details() or "")

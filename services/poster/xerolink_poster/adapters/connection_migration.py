@@ -35,7 +35,7 @@ def connection_lifecycle(conn: Connection) -> None:
     blob = "BLOB" if conn.dialect.name == "sqlite" else "BYTEA"
     for name, ddl in _COLUMNS.items():
         if name not in present:
-            conn.execute(text(f"ALTER TABLE connection ADD COLUMN {name} {ddl.format(blob=blob)}"))
+            conn.execute(text(f"ALTER TABLE connection ADD COLUMN {name} {ddl.replace('{blob}', blob)}"))
     seal_plain_tokens(conn)
 
 

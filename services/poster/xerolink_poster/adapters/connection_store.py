@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import delete, update
 from sqlmodel import Session, col
 
-from xerolink_poster.adapters.tables import ConnectionRow
+from xerolink_poster.adapters.tables import ConnectionRow, ContactLinkRow
 
 
 def _rowcount(result: Any) -> int:
@@ -53,3 +53,7 @@ def store_tokens(
         .values(token_version=version + 1, refresh_holder="", refresh_until_us=0, **values)
     )
     return _rowcount(result) == 1
+
+
+def forget_contacts(session: Session, connection_id: str) -> None:
+    session.execute(delete(ContactLinkRow).where(col(ContactLinkRow.connection_id) == connection_id))

@@ -352,6 +352,9 @@ class ConnectionKeeper:
                 uow.registry.add_connection(row)
                 return row, previous
             previous = row.xero_tenant_id
+            if previous != tenant_id:
+                # Contacts found or created in the previous organisation do not exist in this one.
+                connection_store.forget_contacts(uow.session, cid)
             for name, value in values.items():
                 setattr(row, name, value)
             row.token_version += 1
