@@ -6,7 +6,7 @@ import pytest
 
 # A fixed key for the tests' posters (in-process and child processes), so no test writes a
 # development key into the home directory.
-os.environ.setdefault("XEROLINK_TOKEN_KEYS", "test:" + "dGVzdC10b2tlbi1rZXktZm9yLXRoZS1zdWl0ZSEhISE=")
+os.environ.setdefault("XEROLINK_TOKEN_ENCRYPTION_KEY", "test:" + "dGVzdC10b2tlbi1rZXktZm9yLXRoZS1zdWl0ZSEhISE=")
 
 pytest.register_assert_rewrite("tests.fixtures")
 

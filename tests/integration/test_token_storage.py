@@ -3,6 +3,8 @@ PostgreSQL), key rotation re-seals them, and a sealed box opens only with its ke
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 from sqlalchemy import text
 from xerolink_mapper import samples
@@ -106,11 +108,18 @@ def test_a_sealed_box_opens_only_with_its_key_and_for_its_connection() -> None:
     ("config", "problem"),
     [
         ("k1:c2hvcnQ=", "AES-256 needs 32"),
-        ("no-separator", "not id:base64key"),
+        ("k1:c2hvcnQ=,k1:c2hvcnQ=", "AES-256 needs 32"),
         ("k1:***", "not base64"),
         ("", "no key"),
     ],
 )
 def test_unusable_key_configuration_is_refused_with_the_reason(config: str, problem: str) -> None:
     with pytest.raises(TokenKeyError, match=problem):
-        TokenVault.parse(config, "XEROLINK_TOKEN_KEYS")
+        TokenVault.parse(config, "XEROLINK_TOKEN_ENCRYPTION_KEY")
+
+
+def test_a_bare_url_safe_key_like_the_kubernetes_secret_holds_gets_a_stable_id() -> None:
+    bare = base64.urlsafe_b64encode(bytes(range(32))).decode()
+    first, second = TokenVault.parse(bare, "env"), TokenVault.parse(bare, "env")
+    assert first.active == second.active and first.active.startswith("k")
+    assert second.open(first.seal(Tokens("a", "r"), "firm-1"), "firm-1") == Tokens("a", "r")

@@ -6,9 +6,11 @@ key configured opens, and start-up re-seals rows still under an older key. The c
 the associated data, so a ciphertext copied onto another row does not open.
 
 Keys come from configuration, never from the database:
-  XEROLINK_TOKEN_KEYS       "id:base64key[,id:base64key...]" (32-byte keys; the first one seals)
-  XEROLINK_TOKEN_KEYS_FILE  a file with the same entries, one per line or comma-separated
-                            (a mounted Kubernetes Secret)
+  XEROLINK_TOKEN_ENCRYPTION_KEY       one key or several, comma-separated, the first sealing:
+                                      "base64key" or "id:base64key" (32 bytes, standard or URL-safe
+                                      base64; a bare key's id is derived from its hash)
+  XEROLINK_TOKEN_ENCRYPTION_KEY_FILE  a file with the same entries, one per line or comma-separated
+                                      (a mounted Kubernetes Secret)
 With neither set (a developer machine), a key is generated once into
 ~/.config/xerolink/token-keys (mode 0600) and a warning is logged."""
 
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import logging
 import os
@@ -78,7 +81,7 @@ class TokenVault:
         if cipher is None:
             raise TokenKeyError(
                 f"connection {connection_id!r} was sealed with key {sealed.key_id!r}, which is not configured: "
-                "add it back to XEROLINK_TOKEN_KEYS (after the active key) or reconnect the organisation"
+                "add it back to XEROLINK_TOKEN_ENCRYPTION_KEY (after the active key) or reconnect the organisation"
             )
         try:
             plain = cipher.decrypt(sealed.box[:NONCE_BYTES], sealed.box[NONCE_BYTES:], connection_id.encode())
@@ -96,28 +99,32 @@ class TokenVault:
         if not entries:
             raise TokenKeyError(f"{source} holds no key; expected id:base64key entries")
         keys: dict[str, bytes] = {}
+        active = ""
         for entry in entries:
             key_id, sep, encoded = entry.partition(":")
             if not sep:
-                raise TokenKeyError(f"{source}: entry {key_id[:8]!r}... is not id:base64key")
+                key_id, encoded = "", entry
             try:
-                keys[key_id.strip()] = base64.b64decode(encoded.strip(), validate=True)
+                key = base64.b64decode(encoded.strip().replace("-", "+").replace("_", "/"), validate=True)
             except (binascii.Error, ValueError) as exc:
-                raise TokenKeyError(f"{source}: key {key_id.strip()!r} is not base64") from exc
-        return cls(keys, entries[0].partition(":")[0].strip())
+                raise TokenKeyError(f"{source}: key {key_id.strip() or '(unnamed)'!r} is not base64") from exc
+            key_id = key_id.strip() or "k" + hashlib.sha256(key).hexdigest()[:12]
+            keys[key_id] = key
+            active = active or key_id
+        return cls(keys, active)
 
     @classmethod
     def from_environment(cls, env: Mapping[str, str] | None = None) -> TokenVault:
         env = os.environ if env is None else env
-        inline = env.get("XEROLINK_TOKEN_KEYS", "")
+        inline = env.get("XEROLINK_TOKEN_ENCRYPTION_KEY", "")
         if inline.strip():
-            return cls.parse(inline, "XEROLINK_TOKEN_KEYS")
-        path = env.get("XEROLINK_TOKEN_KEYS_FILE", "")
+            return cls.parse(inline, "XEROLINK_TOKEN_ENCRYPTION_KEY")
+        path = env.get("XEROLINK_TOKEN_ENCRYPTION_KEY_FILE", "")
         if path:
             try:
                 return cls.parse(Path(path).read_text(), path)
             except OSError as exc:
-                raise TokenKeyError(f"XEROLINK_TOKEN_KEYS_FILE={path}: {exc.strerror}") from exc
+                raise TokenKeyError(f"XEROLINK_TOKEN_ENCRYPTION_KEY_FILE={path}: {exc.strerror}") from exc
         return cls.parse(_development_keys(env), "the development key file")
 
 
@@ -142,11 +149,11 @@ def _development_keys(env: Mapping[str, str]) -> str:
         return path.read_text()
     except OSError as exc:
         raise TokenKeyError(
-            f"no token key configured and {path} cannot be created ({exc.strerror}): set XEROLINK_TOKEN_KEYS_FILE"
+            f"no token key configured and {path} cannot be created ({exc.strerror}): set XEROLINK_TOKEN_ENCRYPTION_KEY"
         ) from exc
     with os.fdopen(fd, "w") as out:
         out.write(new_key_entry("dev") + "\n")
-    log.warning("no token key configured: generated a development key in %s (set XEROLINK_TOKEN_KEYS_FILE)", path)
+    log.warning("no token key configured: generated a development key in %s (set XEROLINK_TOKEN_ENCRYPTION_KEY)", path)
     return path.read_text()
 
 

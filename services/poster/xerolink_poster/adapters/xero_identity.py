@@ -1,8 +1,11 @@
 """Xero's identity side over httpx: the OAuth2 token endpoint (code exchange, refresh), the tenant
 connections (/connections) and the organisation facts read when an organisation is connected.
 
-Client credentials come from the server's configuration (XEROLINK_XERO_APPS_FILE), re-read on
-every use so a rotated Kubernetes Secret takes effect without a restart:
+Client credentials come from the server's configuration, never from a request:
+- the app named "default": XEROLINK_XERO_CLIENT_ID and XEROLINK_XERO_CLIENT_SECRET (Kubernetes
+  Secret references), token endpoint at XEROLINK_XERO_IDENTITY_URL (https://identity.xero.com);
+- more apps, or all of them: XEROLINK_XERO_APPS_FILE, re-read on every use so a rotated mounted
+  Secret takes effect without a restart (its entries win over the variables):
 
   {"apps": {"default": {"client_id": "...", "client_secret": "...",
                         "identity_url": "https://identity.xero.com"}}}
@@ -47,21 +50,33 @@ class XeroApps:
     """Where the server's Xero apps are configured: a JSON file path ("" = none)."""
 
     path: str = ""
+    # The "default" app from XEROLINK_XERO_CLIENT_ID / _SECRET, when those are set.
+    env_app: XeroApp | None = None
 
     @classmethod
     def from_environment(cls, env: Mapping[str, str] | None = None) -> XeroApps:
         env = os.environ if env is None else env
-        return cls(env.get("XEROLINK_XERO_APPS_FILE", ""))
+        client_id, secret = env.get("XEROLINK_XERO_CLIENT_ID", ""), env.get("XEROLINK_XERO_CLIENT_SECRET", "")
+        identity = (env.get("XEROLINK_XERO_IDENTITY_URL") or DEFAULT_IDENTITY_URL).rstrip("/")
+        env_app = XeroApp(DEFAULT_APP, client_id, secret, identity) if client_id and secret else None
+        return cls(env.get("XEROLINK_XERO_APPS_FILE", ""), env_app)
 
     def get(self, name: str) -> XeroApp:
         name = name or DEFAULT_APP
         if not self.path:
-            raise AppNotConfigured("no Xero app is configured: set XEROLINK_XERO_APPS_FILE (see docs/connections.md)")
+            if self.env_app is not None and name == DEFAULT_APP:
+                return self.env_app
+            raise AppNotConfigured(
+                f"no Xero app {name!r} is configured: set XEROLINK_XERO_CLIENT_ID and XEROLINK_XERO_CLIENT_SECRET, "
+                "or XEROLINK_XERO_APPS_FILE (see docs/connections.md)"
+            )
         try:
             apps = json.loads(Path(self.path).read_text()).get("apps", {})
         except (OSError, ValueError, AttributeError) as exc:
             raise AppNotConfigured(f"XEROLINK_XERO_APPS_FILE={self.path} is unreadable or not JSON: {exc}") from exc
         entry = apps.get(name) if isinstance(apps, dict) else None
+        if entry is None and self.env_app is not None and name == DEFAULT_APP:
+            return self.env_app
         if not isinstance(entry, dict) or not entry.get("client_id"):
             raise AppNotConfigured(f"no Xero app {name!r} in XEROLINK_XERO_APPS_FILE; add it or name a configured one")
         secret = entry.get("client_secret") or ""

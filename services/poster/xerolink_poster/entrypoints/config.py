@@ -27,7 +27,7 @@ class PosterConfig:
     instance_id: str
     workers: int
     run_dispatcher: bool
-    # The keys sealing OAuth tokens at rest (XEROLINK_TOKEN_KEYS / _FILE); None: from the environment.
+    # The keys sealing OAuth tokens at rest (XEROLINK_TOKEN_ENCRYPTION_KEY / _FILE); None: from the environment.
     token_vault: TokenVault | None = None
     # Where the Xero apps' client credentials are configured (XEROLINK_XERO_APPS_FILE).
     xero_apps: XeroApps = field(default_factory=XeroApps)
