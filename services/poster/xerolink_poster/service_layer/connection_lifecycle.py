@@ -20,7 +20,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
-from urllib.parse import urlparse
 
 from google.protobuf import timestamp_pb2
 from xerolink.mapper.v1 import mapper_service_pb2 as mapper_pb2
@@ -48,7 +47,7 @@ from xerolink_poster.adapters.xero_identity import (
     XeroRefused,
 )
 from xerolink_poster.domain import allocation
-from xerolink_poster.service_layer.connections import CONNECTION_ID, context_violations
+from xerolink_poster.service_layer.connections import CONNECTION_ID, MAX_URL, context_violations, url_ok
 from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transaction
 
 log = logging.getLogger(__name__)
@@ -57,7 +56,6 @@ CONNECTED = "connected"
 NEEDS_RECONNECT = "needs_reconnect"
 DISCONNECTED = "disconnected"
 DEFAULT_XERO_API = "https://api.xero.com"
-MAX_URL = 2048
 MAX_CODE = 2048
 US = 1_000_000
 
@@ -104,7 +102,6 @@ class ConnectionKeeper:
     refresh_claim: float = 20.0
     # Refresh this long before the access token expires, so no call goes out with a dying token.
     refresh_margin: float = 120.0
-    exchanges: int = 0
     _cache: dict[str, _CachedToken] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -150,7 +147,15 @@ class ConnectionKeeper:
                 self._cache[row.connection_id] = cached
         expiring = row.access_expires_us and cached.refresh_at_us < now_us()
         if expiring and row.xero_app and row.state == CONNECTED:
-            return self.credentials(self.refresh(row.connection_id, cached.version).row)
+            try:
+                return self.credentials(self.refresh(row.connection_id, cached.version).row)
+            except XerolinkError as exc:
+                if row.access_expires_us <= now_us():
+                    raise
+                # Refreshing early failed; the token still works until it expires. Try again in a
+                # few seconds rather than before every call.
+                cached.refresh_at_us = now_us() + 5 * US
+                log.warning("early refresh failed: %s", exc.message, extra={"connection_id": row.connection_id})
         return Credentials(
             row.xero_base_url, row.xero_tenant_id, cached.access_token, row.connection_id, cached.version
         )
@@ -207,7 +212,6 @@ class ConnectionKeeper:
         try:
             app = self.apps.get(row.xero_app)
             tokens = self.tokens_of(row)
-            self.exchanges += 1
             grant = self.identity.refresh(app, tokens.refresh_token)
         except Uncertain as exc:
             # The refresh token may have rotated at Xero with the answer lost: keep the previous
@@ -585,11 +589,6 @@ def _tenant_list(tenants: list[dict[str, Any]]) -> str:
     return ", ".join(f"{t.get('tenantName', '?')} ({t.get('tenantId', '?')})" for t in tenants) or "none"
 
 
-def _url_ok(url: str) -> bool:
-    parsed = urlparse(url)
-    return len(url) <= MAX_URL and parsed.scheme in ("http", "https") and bool(parsed.netloc)
-
-
 def _validate_connect(request: ConnectRequest, new: bool) -> None:
     violations: list[FieldViolation] = []
     if not CONNECTION_ID.match(request.connection_id):
@@ -600,9 +599,9 @@ def _validate_connect(request: ConnectRequest, new: bool) -> None:
                 "authorization_code", f"required: the code Xero redirected with (at most {MAX_CODE} characters)"
             )
         )
-    if request.redirect_uri and not _url_ok(request.redirect_uri):
+    if request.redirect_uri and not url_ok(request.redirect_uri):
         violations.append(FieldViolation("redirect_uri", f"an http(s) URL of at most {MAX_URL} characters"))
-    if request.xero_base_url and not _url_ok(request.xero_base_url):
+    if request.xero_base_url and not url_ok(request.xero_base_url):
         violations.append(FieldViolation("xero_base_url", f"an http(s) URL of at most {MAX_URL} characters"))
     if len(request.xero_tenant_id) > 64:
         violations.append(FieldViolation("xero_tenant_id", "at most 64 characters: a Xero tenant id"))

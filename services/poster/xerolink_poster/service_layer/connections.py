@@ -4,6 +4,7 @@ context. The OAuth2 way in, refresh and disconnect live in connection_lifecycle.
 from __future__ import annotations
 
 import re
+from urllib.parse import urlparse
 
 from xerolink.mapper.v1 import mapper_service_pb2 as mapper_pb2
 from xerolink_common.errors import ErrorCode, FieldViolation, XerolinkError, invalid_argument, not_found
@@ -20,6 +21,11 @@ MAX_TOKEN = 8192
 # here rather than silently treated as the default.
 _PROFILES = frozenset(mapper_pb2.PolicyProfile.values())
 _METHODS = frozenset(mapper_pb2.AccountingMethod.values())
+
+
+def url_ok(url: str) -> bool:
+    parsed = urlparse(url)
+    return len(url) <= MAX_URL and parsed.scheme in ("http", "https") and bool(parsed.netloc)
 
 
 def context_violations(
@@ -60,7 +66,7 @@ def create_connection(
         violations.append(
             FieldViolation("connection.connection_id", "1-64 letters, digits, '-' or '_' (e.g. 'firm-42')")
         )
-    if not xero_base_url.startswith(("http://", "https://")) or len(xero_base_url) > MAX_URL:
+    if not url_ok(xero_base_url):
         violations.append(
             FieldViolation(
                 "connection.xero_base_url", f"an http(s) URL such as https://api.xero.com, at most {MAX_URL} characters"
