@@ -238,24 +238,35 @@ def test_a_lost_refresh_answer_is_recovered_with_the_previous_refresh_token(
     assert _post_bill(poster, "firm-1", 9103).state == poster_pb2.LINK_STATE_LINKED
 
 
-def test_the_dispatcher_refreshes_an_expired_or_revoked_access_token(
+def test_the_dispatcher_refreshes_an_expiring_access_token_before_calling(
     emulator_factory: EmulatorFactory, lifecycle_poster: PosterMaker, tmp_path: Path
 ) -> None:
     # A minute of 0.1 s: access tokens live 3 s, so the second bill needs a refreshed token.
     emulator = emulator_factory(access_token_minutes=30.0, minute_seconds=0.1)
     calls = TokenCalls(emulator)
     _, poster, org = _setup(emulator, lifecycle_poster, tmp_path)
-    poster.ConnectOrganisation(connect_request("firm-1", org["authorization_code"], emulator))
+    # Codes live 10 emulated minutes (1 s here): take one just before connecting.
+    poster.ConnectOrganisation(connect_request("firm-1", new_code(emulator, org), emulator))
     assert _post_bill(poster, "firm-1", 9201).state == poster_pb2.LINK_STATE_LINKED
     time.sleep(3.2)
     assert _post_bill(poster, "firm-1", 9202).state == poster_pb2.LINK_STATE_LINKED
     assert calls.refreshes >= 1
-    # Xero revokes the access token early: the 401 makes one refresh and the call is repeated.
-    refreshed = calls.refreshes
-    emulator.state.identity._access.clear()
-    assert _post_bill(poster, "firm-1", 9203).state == poster_pb2.LINK_STATE_LINKED
-    assert calls.refreshes == refreshed + 1
-    assert len(xero_objects(emulator, org["tenant_id"], "Invoices")) == 3
+    assert len(xero_objects(emulator, org["tenant_id"], "Invoices")) == 2
+
+
+def test_a_revoked_access_token_is_refreshed_once_on_the_401_and_the_call_repeated(
+    emulator: EmulatorServer, lifecycle_poster: PosterMaker, tmp_path: Path
+) -> None:
+    calls = TokenCalls(emulator)
+    _, poster, org = _setup(emulator, lifecycle_poster, tmp_path)
+    poster.ConnectOrganisation(connect_request("firm-1", org["authorization_code"], emulator))
+    assert _post_bill(poster, "firm-1", 9211).state == poster_pb2.LINK_STATE_LINKED
+    assert calls.refreshes == 0  # a 30-minute token needs no refresh yet
+    emulator.state.identity._access.clear()  # Xero stops accepting it early
+
+    assert _post_bill(poster, "firm-1", 9212).state == poster_pb2.LINK_STATE_LINKED
+    assert calls.refreshes == 1
+    assert len(xero_objects(emulator, org["tenant_id"], "Invoices")) == 2
 
 
 def test_a_dead_refresh_token_asks_for_a_reconnect_and_a_new_consent_restores_the_connection(
