@@ -459,3 +459,25 @@ def test_connect_without_a_configured_app_is_a_precondition_naming_the_setting(
         poster.ConnectOrganisation(connect_request("firm-1", org["authorization_code"], emulator))
     assert missing.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert "XEROLINK_XERO_APPS_FILE" in (missing.value.details() or "")
+
+
+def test_the_tenant_must_be_named_when_the_consent_connected_several(
+    emulator: EmulatorServer, lifecycle_poster: PosterMaker, tmp_path: Path
+) -> None:
+    _, poster, org = _setup(emulator, lifecycle_poster, tmp_path)
+    other = emulator.create_organisation("Harper Legal (second)", client_id=org["client_id"])
+    with pytest.raises(grpc.RpcError) as ambiguous:
+        poster.ConnectOrganisation(connect_request("firm-1", new_code(emulator, org), emulator))
+    assert ambiguous.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert org["tenant_id"] in (ambiguous.value.details() or "") and other["tenant_id"] in (
+        ambiguous.value.details() or ""
+    )
+    with pytest.raises(grpc.RpcError) as unknown:
+        poster.ConnectOrganisation(
+            connect_request("firm-1", new_code(emulator, org), emulator, xero_tenant_id="not-connected")
+        )
+    assert unknown.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    chosen = poster.ConnectOrganisation(
+        connect_request("firm-1", new_code(emulator, org), emulator, xero_tenant_id=other["tenant_id"].upper())
+    )
+    assert chosen.status.organisation.name == "Harper Legal (second)"
