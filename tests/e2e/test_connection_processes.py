@@ -1,6 +1,6 @@
 """Two `xerolink-poster` processes on one registry (a SQLite file, then the real PostgreSQL server)
 refresh one connection's tokens at the same moment: Xero sees one token exchange, both processes
-use the winner's tokens, and posting continues through either."""
+use the winner's tokens, and posting continues through either. Their debug logs hold no token."""
 
 from __future__ import annotations
 
@@ -35,8 +35,10 @@ def test_two_poster_processes_refresh_a_connection_once(
                 XEROLINK_MAPPER_TARGET=mapper_target,
                 XEROLINK_POSTER_INSTANCE=f"process-{index}",
                 XEROLINK_XERO_APPS_FILE=str(apps),
+                XEROLINK_LOG_LEVEL="DEBUG",
             )
-            stack.enter_context(running(console_script("xerolink-poster"), port, env=env))
+            log = tmp_path / f"poster-{index}.log"
+            stack.enter_context(running(console_script("xerolink-poster"), port, env=env, log=log))
         stubs = [
             poster_grpc.PosterServiceStub(stack.enter_context(grpc.insecure_channel(f"127.0.0.1:{port}")))
             for port in ports
@@ -59,3 +61,6 @@ def test_two_poster_processes_refresh_a_connection_once(
             ).posting
             assert wait_settled(poster, posting.name, timeout=30).state == poster_pb2.LINK_STATE_LINKED
     assert len(xero_objects(emulator, org["tenant_id"], "Invoices")) == 2
+    logs = "".join((tmp_path / f"poster-{index}.log").read_text() for index in range(2))
+    assert "refreshed the Xero tokens" in logs
+    assert calls.tokens and not [t for t in [*calls.tokens, org["client_secret"]] if t in logs]
