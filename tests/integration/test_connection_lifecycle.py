@@ -14,18 +14,21 @@ from typing import Any
 import grpc
 import pytest
 from google.rpc import error_details_pb2
+from sqlmodel import select
 from xero_emulator import EmulatorServer
 from xero_emulator.domain.chart import SeedAccount, account_object
 from xero_emulator.faults import FaultRule
 from xerolink.poster.v1 import connection_pb2
 from xerolink.poster.v1 import poster_service_pb2 as poster_pb2
 from xerolink_mapper import samples
+from xerolink_poster.adapters.tables import OutboxRow
 from xerolink_poster.adapters.token_vault import TokenVault
 from xerolink_poster.adapters.xero_identity import XeroApps
 from xerolink_poster.entrypoints import bootstrap
 from xerolink_poster.entrypoints.config import PosterConfig
+from xerolink_poster.service_layer.unit_of_work import UnitOfWork
 
-from tests.fixtures.poster import EmulatorFactory, settings, wait_settled, xero_objects
+from tests.fixtures.poster import EmulatorFactory, settings, wait_for, wait_settled, xero_objects
 from tests.integration.connection_helpers import (
     VAULT_TEXT,
     TokenCalls,
@@ -481,3 +484,30 @@ def test_the_tenant_must_be_named_when_the_consent_connected_several(
         connect_request("firm-1", new_code(emulator, org), emulator, xero_tenant_id=other["tenant_id"].upper())
     )
     assert chosen.status.organisation.name == "Harper Legal (second)"
+
+
+def test_work_queued_for_the_previous_organisation_follows_the_connection_to_the_new_one(
+    emulator: EmulatorServer, lifecycle_poster: PosterMaker, tmp_path: Path
+) -> None:
+    app, poster, org = _setup(emulator, lifecycle_poster, tmp_path)
+    poster.ConnectOrganisation(connect_request("firm-1", org["authorization_code"], emulator))
+    sample = samples.sample_transactions(9700)
+    payment, bill = sample["client_bill_payment"], sample["client_bill"]
+    waiting = poster.PostTransaction(poster_pb2.PostTransactionRequest(connection_id="firm-1", transaction=payment))
+    assert waiting.posting.state == poster_pb2.LINK_STATE_WAITING  # its bill is not linked yet
+    replacement = emulator.create_organisation("Harper Legal (new file)", client_id=org["client_id"])
+
+    poster.ConnectOrganisation(
+        connection_pb2.ConnectOrganisationRequest(
+            connection_id="firm-1",
+            authorization_code=replacement["authorization_code"],
+            xero_tenant_id=replacement["tenant_id"],
+        )
+    )
+
+    with UnitOfWork(app.db, write=False) as uow:
+        queued = uow.session.exec(select(OutboxRow).where(OutboxRow.connection_id == "firm-1")).all()
+    assert [row.tenant_id for row in queued] == [replacement["tenant_id"]]
+    assert _post_bill(poster, "firm-1", bill.header.id).state == poster_pb2.LINK_STATE_LINKED
+    wait_for(lambda: len(xero_objects(emulator, replacement["tenant_id"], "Payments")) == 1)
+    assert xero_objects(emulator, org["tenant_id"], "Invoices") == []

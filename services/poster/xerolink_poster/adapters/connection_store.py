@@ -9,7 +9,8 @@ from typing import Any
 from sqlalchemy import delete, update
 from sqlmodel import Session, col
 
-from xerolink_poster.adapters.tables import ConnectionRow, ContactLinkRow
+from xerolink_poster.adapters.registry import OUTBOX_DONE
+from xerolink_poster.adapters.tables import ConnectionRow, ContactLinkRow, OutboxRow
 
 
 def _rowcount(result: Any) -> int:
@@ -57,3 +58,17 @@ def store_tokens(
 
 def forget_contacts(session: Session, connection_id: str) -> None:
     session.execute(delete(ContactLinkRow).where(col(ContactLinkRow.connection_id) == connection_id))
+
+
+def move_outbox(session: Session, connection_id: str, tenant_id: str) -> None:
+    """Queued work follows the connection to its new organisation, so the new tenant's lease and
+    rate budget govern it."""
+    session.execute(
+        update(OutboxRow)
+        .where(
+            col(OutboxRow.connection_id) == connection_id,
+            col(OutboxRow.tenant_id) != tenant_id,
+            col(OutboxRow.state) != OUTBOX_DONE,
+        )
+        .values(tenant_id=tenant_id)
+    )

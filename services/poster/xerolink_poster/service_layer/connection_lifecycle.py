@@ -359,6 +359,7 @@ class ConnectionKeeper:
             if previous != tenant_id:
                 # Contacts found or created in the previous organisation do not exist in this one.
                 connection_store.forget_contacts(uow.session, cid)
+                connection_store.move_outbox(uow.session, cid, tenant_id)
             for name, value in values.items():
                 setattr(row, name, value)
             row.token_version += 1
