@@ -15,6 +15,7 @@ from google.protobuf.message import Message
 from xero_emulator import EmulatorConfig, EmulatorServer
 from xerolink.poster.v1 import poster_service_pb2 as poster_pb2
 from xerolink.poster.v1 import poster_service_pb2_grpc as poster_grpc
+from xerolink.poster.v1 import unlink_pb2
 from xerolink_cli.commands import watch_until_settled
 from xerolink_cli.connections import register_emulated_connection
 from xerolink_cli.demo import mapping_context
@@ -28,6 +29,7 @@ REQUESTS: dict[str, type[Message]] = {
     "PostTransaction": poster_pb2.PostTransactionRequest,
     "GetLink": poster_pb2.GetLinkRequest,
     "ListLinks": poster_pb2.ListLinksRequest,
+    "UnlinkLinks": unlink_pb2.UnlinkLinksRequest,
 }
 
 

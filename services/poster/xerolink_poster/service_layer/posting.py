@@ -24,6 +24,7 @@ from xerolink_common.errors import (
 )
 
 from xerolink_poster.adapters.database import Database, now_us
+from xerolink_poster.adapters.link_index import IndexedPosting, index_postings
 from xerolink_poster.adapters.mapper_client import MapperClient
 from xerolink_poster.adapters.registry import OUTBOX_DONE, OUTBOX_READY, OUTBOX_WAITING, Registry
 from xerolink_poster.adapters.tables import ConnectionRow, LinkRow, OutboxRow, PostingRow
@@ -224,6 +225,9 @@ class Poster:
             registry.session.flush()  # ids for the new links
             for accept in accepted:
                 self._accept(registry, connection, accept, links)
+            index_postings(
+                registry, [IndexedPosting(a.link, a.item.transaction, a.item.response.operations) for a in accepted]
+            )
             if any(a.waits for a in accepted):
                 registry.session.flush()  # ids for the outbox entries that wait
             for accept in accepted:

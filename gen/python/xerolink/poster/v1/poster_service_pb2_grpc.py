@@ -5,6 +5,7 @@ import warnings
 
 from xerolink.poster.v1 import connection_pb2 as xerolink_dot_poster_dot_v1_dot_connection__pb2
 from xerolink.poster.v1 import poster_service_pb2 as xerolink_dot_poster_dot_v1_dot_poster__service__pb2
+from xerolink.poster.v1 import unlink_pb2 as xerolink_dot_poster_dot_v1_dot_unlink__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -85,6 +86,16 @@ class PosterServiceStub:
                 '/xerolink.poster.v1.PosterService/GetConnection',
                 request_serializer=xerolink_dot_poster_dot_v1_dot_poster__service__pb2.GetConnectionRequest.SerializeToString,
                 response_deserializer=xerolink_dot_poster_dot_v1_dot_poster__service__pb2.GetConnectionResponse.FromString,
+                _registered_method=True)
+        self.UnlinkLinks = channel.unary_unary(
+                '/xerolink.poster.v1.PosterService/UnlinkLinks',
+                request_serializer=xerolink_dot_poster_dot_v1_dot_unlink__pb2.UnlinkLinksRequest.SerializeToString,
+                response_deserializer=xerolink_dot_poster_dot_v1_dot_unlink__pb2.UnlinkLinksResponse.FromString,
+                _registered_method=True)
+        self.ListOrphans = channel.unary_unary(
+                '/xerolink.poster.v1.PosterService/ListOrphans',
+                request_serializer=xerolink_dot_poster_dot_v1_dot_unlink__pb2.ListOrphansRequest.SerializeToString,
+                response_deserializer=xerolink_dot_poster_dot_v1_dot_unlink__pb2.ListOrphansResponse.FromString,
                 _registered_method=True)
         self.ConnectOrganisation = channel.unary_unary(
                 '/xerolink.poster.v1.PosterService/ConnectOrganisation',
@@ -192,6 +203,24 @@ class PosterServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UnlinkLinks(self, request, context):
+        """Unlink: select links (ListLinks), preview, confirm.
+        Unlinks several records at once, all or nothing: validate_only previews per record what
+        would happen; otherwise confirm must be set. An invoice or credit note with linked payments
+        or allocations is refused (FAILED_PRECONDITION naming them) unless the request cascades.
+        The Xero objects stay in Xero and are recorded as orphaned; pending records are refused.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListOrphans(self, request, context):
+        """Lists the Xero objects left in Xero by unlinks, oldest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ConnectOrganisation(self, request, context):
         """Connection lifecycle (connection.proto).
         Connects a Xero organisation: exchanges the authorisation code at Xero's token endpoint with
@@ -285,6 +314,16 @@ def add_PosterServiceServicer_to_server(servicer, server):
                     servicer.GetConnection,
                     request_deserializer=xerolink_dot_poster_dot_v1_dot_poster__service__pb2.GetConnectionRequest.FromString,
                     response_serializer=xerolink_dot_poster_dot_v1_dot_poster__service__pb2.GetConnectionResponse.SerializeToString,
+            ),
+            'UnlinkLinks': grpc.unary_unary_rpc_method_handler(
+                    servicer.UnlinkLinks,
+                    request_deserializer=xerolink_dot_poster_dot_v1_dot_unlink__pb2.UnlinkLinksRequest.FromString,
+                    response_serializer=xerolink_dot_poster_dot_v1_dot_unlink__pb2.UnlinkLinksResponse.SerializeToString,
+            ),
+            'ListOrphans': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListOrphans,
+                    request_deserializer=xerolink_dot_poster_dot_v1_dot_unlink__pb2.ListOrphansRequest.FromString,
+                    response_serializer=xerolink_dot_poster_dot_v1_dot_unlink__pb2.ListOrphansResponse.SerializeToString,
             ),
             'ConnectOrganisation': grpc.unary_unary_rpc_method_handler(
                     servicer.ConnectOrganisation,
@@ -583,6 +622,60 @@ class PosterService:
             '/xerolink.poster.v1.PosterService/GetConnection',
             xerolink_dot_poster_dot_v1_dot_poster__service__pb2.GetConnectionRequest.SerializeToString,
             xerolink_dot_poster_dot_v1_dot_poster__service__pb2.GetConnectionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UnlinkLinks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xerolink.poster.v1.PosterService/UnlinkLinks',
+            xerolink_dot_poster_dot_v1_dot_unlink__pb2.UnlinkLinksRequest.SerializeToString,
+            xerolink_dot_poster_dot_v1_dot_unlink__pb2.UnlinkLinksResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListOrphans(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xerolink.poster.v1.PosterService/ListOrphans',
+            xerolink_dot_poster_dot_v1_dot_unlink__pb2.ListOrphansRequest.SerializeToString,
+            xerolink_dot_poster_dot_v1_dot_unlink__pb2.ListOrphansResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -7,6 +7,7 @@ from collections import abc as _abc
 from grpc import aio as _aio
 from xerolink.poster.v1 import connection_pb2 as _connection_pb2
 from xerolink.poster.v1 import poster_service_pb2 as _poster_service_pb2
+from xerolink.poster.v1 import unlink_pb2 as _unlink_pb2
 import abc as _abc_1
 import grpc as _grpc
 import sys
@@ -61,6 +62,15 @@ class PosterServiceStub:
     """
     GetConnection: _grpc.UnaryUnaryMultiCallable[_poster_service_pb2.GetConnectionRequest, _poster_service_pb2.GetConnectionResponse]
     """Gets a connection (credentials are never returned)."""
+    UnlinkLinks: _grpc.UnaryUnaryMultiCallable[_unlink_pb2.UnlinkLinksRequest, _unlink_pb2.UnlinkLinksResponse]
+    """Unlink: select links (ListLinks), preview, confirm.
+    Unlinks several records at once, all or nothing: validate_only previews per record what
+    would happen; otherwise confirm must be set. An invoice or credit note with linked payments
+    or allocations is refused (FAILED_PRECONDITION naming them) unless the request cascades.
+    The Xero objects stay in Xero and are recorded as orphaned; pending records are refused.
+    """
+    ListOrphans: _grpc.UnaryUnaryMultiCallable[_unlink_pb2.ListOrphansRequest, _unlink_pb2.ListOrphansResponse]
+    """Lists the Xero objects left in Xero by unlinks, oldest first."""
     ConnectOrganisation: _grpc.UnaryUnaryMultiCallable[_connection_pb2.ConnectOrganisationRequest, _connection_pb2.ConnectOrganisationResponse]
     """Connection lifecycle (connection.proto).
     Connects a Xero organisation: exchanges the authorisation code at Xero's token endpoint with
@@ -113,6 +123,15 @@ class PosterServiceAsyncStub(PosterServiceStub):
     """
     GetConnection: _aio.UnaryUnaryMultiCallable[_poster_service_pb2.GetConnectionRequest, _poster_service_pb2.GetConnectionResponse]  # type: ignore[assignment]
     """Gets a connection (credentials are never returned)."""
+    UnlinkLinks: _aio.UnaryUnaryMultiCallable[_unlink_pb2.UnlinkLinksRequest, _unlink_pb2.UnlinkLinksResponse]  # type: ignore[assignment]
+    """Unlink: select links (ListLinks), preview, confirm.
+    Unlinks several records at once, all or nothing: validate_only previews per record what
+    would happen; otherwise confirm must be set. An invoice or credit note with linked payments
+    or allocations is refused (FAILED_PRECONDITION naming them) unless the request cascades.
+    The Xero objects stay in Xero and are recorded as orphaned; pending records are refused.
+    """
+    ListOrphans: _aio.UnaryUnaryMultiCallable[_unlink_pb2.ListOrphansRequest, _unlink_pb2.ListOrphansResponse]  # type: ignore[assignment]
+    """Lists the Xero objects left in Xero by unlinks, oldest first."""
     ConnectOrganisation: _aio.UnaryUnaryMultiCallable[_connection_pb2.ConnectOrganisationRequest, _connection_pb2.ConnectOrganisationResponse]  # type: ignore[assignment]
     """Connection lifecycle (connection.proto).
     Connects a Xero organisation: exchanges the authorisation code at Xero's token endpoint with
@@ -222,6 +241,27 @@ class PosterServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_poster_service_pb2.GetConnectionResponse, _abc.Awaitable[_poster_service_pb2.GetConnectionResponse]]:
         """Gets a connection (credentials are never returned)."""
+
+    @_abc_1.abstractmethod
+    def UnlinkLinks(
+        self,
+        request: _unlink_pb2.UnlinkLinksRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_unlink_pb2.UnlinkLinksResponse, _abc.Awaitable[_unlink_pb2.UnlinkLinksResponse]]:
+        """Unlink: select links (ListLinks), preview, confirm.
+        Unlinks several records at once, all or nothing: validate_only previews per record what
+        would happen; otherwise confirm must be set. An invoice or credit note with linked payments
+        or allocations is refused (FAILED_PRECONDITION naming them) unless the request cascades.
+        The Xero objects stay in Xero and are recorded as orphaned; pending records are refused.
+        """
+
+    @_abc_1.abstractmethod
+    def ListOrphans(
+        self,
+        request: _unlink_pb2.ListOrphansRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_unlink_pb2.ListOrphansResponse, _abc.Awaitable[_unlink_pb2.ListOrphansResponse]]:
+        """Lists the Xero objects left in Xero by unlinks, oldest first."""
 
     @_abc_1.abstractmethod
     def ConnectOrganisation(
