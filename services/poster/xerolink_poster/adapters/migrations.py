@@ -14,6 +14,7 @@ from sqlmodel import SQLModel
 from xerolink.mapper.v1 import mapper_service_pb2 as mapper_pb2
 
 from xerolink_poster.adapters import backfill_tables, correction_tables, tables
+from xerolink_poster.adapters.connection_migration import connection_lifecycle
 from xerolink_poster.adapters.database import Database, now_us
 from xerolink_poster.domain.dependencies import record_dependencies
 
@@ -90,6 +91,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(3, "carry each posting's trace context to its Xero calls", _outbox_trace_context),
     Migration(4, "record link subjects, lasting dependencies and orphaned Xero objects", _unlink_tables),
     Migration(5, "record correction sagas and their steps", _create_correction_tables),
+    Migration(6, "connection lifecycle: encrypted tokens, refresh lease, state, organisation", connection_lifecycle),
     Migration(7, "record pre-integration backfills and their items", _create_backfill_tables),
 )
 

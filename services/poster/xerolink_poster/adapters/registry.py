@@ -53,6 +53,9 @@ class Registry:
     def add_connection(self, row: ConnectionRow) -> None:
         self.session.add(row)
 
+    def all_connections(self) -> Sequence[ConnectionRow]:
+        return self.session.exec(select(ConnectionRow)).all()
+
     def connection_ids_of_tenant(self, tenant_id: str) -> list[str]:
         return list(
             self.session.exec(select(ConnectionRow.connection_id).where(ConnectionRow.xero_tenant_id == tenant_id))

@@ -6,8 +6,10 @@ import os
 import socket
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from xerolink_poster.adapters.token_vault import TokenKeyError, TokenVault
+from xerolink_poster.adapters.xero_identity import XeroApps
 from xerolink_poster.domain.rate_limits import Limits
 from xerolink_poster.service_layer.dispatcher import DispatcherSettings
 
@@ -25,6 +27,10 @@ class PosterConfig:
     instance_id: str
     workers: int
     run_dispatcher: bool
+    # The keys sealing OAuth tokens at rest (XEROLINK_TOKEN_ENCRYPTION_KEY / _FILE); None: from the environment.
+    token_vault: TokenVault | None = None
+    # Where the Xero apps' client credentials are configured (XEROLINK_XERO_APPS_FILE).
+    xero_apps: XeroApps = field(default_factory=XeroApps)
 
 
 def _float(env: Mapping[str, str], name: str, default: float) -> float:
@@ -77,4 +83,13 @@ def load(env: Mapping[str, str] | None = None) -> PosterConfig:
         instance_id=env.get("XEROLINK_POSTER_INSTANCE", f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"),
         workers=_int(env, "XEROLINK_POSTER_WORKERS", 32),
         run_dispatcher=env.get("XEROLINK_DISPATCHER", "on").lower() not in ("off", "0", "false"),
+        token_vault=_vault(env),
+        xero_apps=XeroApps.from_environment(env),
     )
+
+
+def _vault(env: Mapping[str, str]) -> TokenVault:
+    try:
+        return TokenVault.from_environment(env)
+    except TokenKeyError as exc:
+        raise SystemExit(f"token keys: {exc}") from exc

@@ -14,9 +14,11 @@ from xerolink_common.security import LOCAL_DEVELOPER, current_caller, require_co
 from xerolink_poster.domain.records import RecordRef
 from xerolink_poster.entrypoints import proto_mapping as pm
 from xerolink_poster.entrypoints.backfill_rpcs import BackfillRpcs
+from xerolink_poster.entrypoints.connection_rpcs import ConnectionRpcs
 from xerolink_poster.entrypoints.correction_rpcs import CorrectionRpcs
 from xerolink_poster.entrypoints.unlink_rpcs import UnlinkRpcs, link_filter
 from xerolink_poster.service_layer import connections, queries
+from xerolink_poster.service_layer.connection_lifecycle import ConnectionKeeper
 from xerolink_poster.service_layer.dispatcher import StateChanges
 from xerolink_poster.service_layer.posting import Poster
 
@@ -82,11 +84,12 @@ def _check_batch(size: int) -> None:
         )
 
 
-class PosterServicer(UnlinkRpcs, CorrectionRpcs, BackfillRpcs, poster_grpc.PosterServiceServicer):
-    def __init__(self, poster: Poster, changes: StateChanges) -> None:
+class PosterServicer(UnlinkRpcs, CorrectionRpcs, BackfillRpcs, ConnectionRpcs, poster_grpc.PosterServiceServicer):
+    def __init__(self, poster: Poster, changes: StateChanges, keeper: ConnectionKeeper) -> None:
         self.poster = poster
         self.db = poster.db
         self.changes = changes
+        self.keeper = keeper
 
     @translate_errors
     def PostTransaction(
@@ -174,12 +177,14 @@ class PosterServicer(UnlinkRpcs, CorrectionRpcs, BackfillRpcs, poster_grpc.Poste
         require_connection(c.connection_id)
         row = connections.create_connection(
             self.db,
+            self.keeper.vault,
             c.connection_id,
             c.xero_base_url,
             c.xero_tenant_id,
             c.access_token,
             c.refresh_token,
             c.mapping_context,
+            c.xero_app,
         )
         return poster_pb2.CreateConnectionResponse(connection=pm.connection_message(row))
 

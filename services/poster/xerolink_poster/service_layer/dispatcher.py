@@ -42,11 +42,14 @@ from xerolink_poster.domain.records import RecordRef, XeroObjectRef
 from xerolink_poster.domain.retry import backoff_delay, chunks, idempotency_key
 from xerolink_poster.domain.states import LinkState
 from xerolink_poster.service_layer import outcomes, tracing
+from xerolink_poster.service_layer.connection_lifecycle import CONNECTED, ConnectionKeeper
 from xerolink_poster.service_layer.metrics import PosterMetrics, record_call
 from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transaction
 
 log = logging.getLogger(__name__)
 US = 1_000_000
+# How often work of an unusable connection looks again whether it was reconnected.
+CONNECTION_RECHECK_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -121,8 +124,11 @@ class Dispatcher:
         holder: str,
         changes: StateChanges | None = None,
         metrics: PosterMetrics | None = None,
+        keeper: ConnectionKeeper | None = None,
     ) -> None:
         self.db = db
+        # Opens the sealed tokens and refreshes them (one worker at a time, across posters).
+        self.keeper = keeper
         self.metrics = metrics
         self.xero = xero
         self.settings = settings
@@ -390,7 +396,7 @@ class TenantWorker(threading.Thread):
 
     # -- one job -----------------------------------------------------------------------------
     def _process(self, rows: list[OutboxRow]) -> None:
-        works = self._load(rows)
+        works = self._held_back(self._load(rows))
         works = self._prepare(works)
         if not works:
             return
@@ -410,6 +416,24 @@ class TenantWorker(threading.Thread):
         for (_, path), members in groups.items():
             for chunk in chunks(members, self.settings.batch_size):
                 self._create(path, list(chunk))
+
+    def _held_back(self, works: list[_Work]) -> list[_Work]:
+        """Work of a disconnected connection, or one that needs reconnecting, waits (visible, not
+        counted as an attempt) until the organisation is connected again."""
+        usable = [w for w in works if w.connection.state == CONNECTED]
+        held = [w for w in works if w.connection.state != CONNECTED]
+        if held:
+            state = held[0].connection.state
+            self._retry(
+                held,
+                uncertain=False,
+                reason=f"CONNECTION_{state.upper()}",
+                message=f"the connection is {state.replace('_', ' ')}: connect the organisation again "
+                "(ConnectOrganisation); the work is sent then",
+                at=time.time() + CONNECTION_RECHECK_SECONDS,
+                count=False,
+            )
+        return usable
 
     def _load(self, rows: list[OutboxRow]) -> list[_Work]:
         out: list[_Work] = []
@@ -528,6 +552,7 @@ class TenantWorker(threading.Thread):
         params: dict[str, str] | None = None,
         body: Any = None,
         mark_uncertain: Sequence[_Work] = (),
+        refreshed: bool = False,
     ) -> XeroAnswer:
         """One call within every limit: waits for the budget, checks and renews the lease (and
         marks the entries of a create call uncertain) in one short transaction, then calls."""
@@ -588,11 +613,19 @@ class TenantWorker(threading.Thread):
         if answer.status == 429:
             self.d.calls_refused += 1
             log.warning("Xero refused a call for rate (%s)", answer.rate.problem, extra={"tenant_id": self.tenant_id})
+        if answer.status == 401 and not refreshed and self.d.keeper is not None and creds.connection_id:
+            # The access token expired or was revoked early: refresh once and repeat the call
+            # (a 401 changed nothing at Xero, and the Idempotency-Key stays the same).
+            fresh = self.d.keeper.after_unauthorised(creds)
+            if fresh is not None:
+                return self._call(fresh, method, path, params, body, mark_uncertain, refreshed=True)
         return answer
 
-    @staticmethod
-    def _creds(connection: ConnectionRow) -> Credentials:
-        return Credentials(connection.xero_base_url, connection.xero_tenant_id, connection.access_token)
+    def credentials(self, connection: ConnectionRow) -> Credentials:
+        """The connection's access token, opened from its sealed box (refreshed when expiring)."""
+        if self.d.keeper is None:
+            raise RuntimeError("the dispatcher has no connection keeper to open the tokens with")
+        return self.d.keeper.credentials(connection)
 
     def _create(self, path: str, works: list[_Work]) -> None:
         first = works[0]
@@ -607,7 +640,7 @@ class TenantWorker(threading.Thread):
         with tracing.xero_call(path, self.tenant_id, members) as (call, linked):
             try:
                 answer = self._call(
-                    self._creds(first.connection),
+                    self.credentials(first.connection),
                     "PUT",
                     path,
                     params={"summarizeErrors": "false"},
@@ -738,7 +771,7 @@ class TenantWorker(threading.Thread):
         found: list[tuple[_Work, XeroObjectRef]] = []
         for w in works:
             assert w.operation is not None
-            creds = self._creds(w.connection)
+            creds = self.credentials(w.connection)
             try:
                 match = self._find_existing(creds, w)
             except Uncertain as exc:
@@ -817,7 +850,9 @@ class TenantWorker(threading.Thread):
             contact = members[0].contact
             assert contact is not None
             try:
-                found = self._find_contact(self._creds(members[0].connection), "ContactNumber", contact.contact_number)
+                found = self._find_contact(
+                    self.credentials(members[0].connection), "ContactNumber", contact.contact_number
+                )
             except (Uncertain, _LookupFailed) as exc:
                 self._retry(members, uncertain=False, reason="XERO_CONTACT_LOOKUP_FAILED", message=str(exc))
                 continue
@@ -845,7 +880,7 @@ class TenantWorker(threading.Thread):
         contacts = [g[0].contact for g in groups]
         body = {"Contacts": [payloads.contact_element(c) for c in contacts if c is not None]}
         all_works = [w for g in groups for w in g]
-        creds = self._creds(groups[0][0].connection)
+        creds = self.credentials(groups[0][0].connection)
         try:
             answer = self._call(creds, "PUT", "Contacts", params={"summarizeErrors": "false"}, body=body)
         except Uncertain as exc:

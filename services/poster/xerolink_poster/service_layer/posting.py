@@ -5,6 +5,7 @@ the dispatcher does the Xero work later."""
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ from xerolink_poster.domain.dependencies import record_dependencies
 from xerolink_poster.domain.fingerprint import content_fingerprint
 from xerolink_poster.domain.records import RecordRef, group_of
 from xerolink_poster.domain.states import Event, LinkState
+from xerolink_poster.service_layer.connection_lifecycle import check_postable
 from xerolink_poster.service_layer.errors_json import error_json
 from xerolink_poster.service_layer.tracing import current_trace_context
 from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transaction
@@ -116,22 +118,39 @@ def _error_from_item(result: mapper_pb2.MapResult) -> XerolinkError:
     )
 
 
+# How long a post trusts its cached connection (another poster's lifecycle change shows after it).
+CONNECTION_CACHE_SECONDS = 1.0
+
+
 class Poster:
     """The Post use cases; `actor` names the caller in the audit trail."""
 
     def __init__(self, db: Database, mapper: MapperClient) -> None:
         self.db = db
         self.mapper = mapper
-        # Connections do not change once created (until the connection lifecycle arrives), so a
-        # post reads its connection from here instead of a database round trip.
-        self._connections: dict[str, ConnectionRow] = {}
+        # A post reads its connection from here instead of a database round trip. This process's
+        # lifecycle RPCs forget an entry at once; another poster's change is seen within the TTL.
+        self._connections: dict[str, tuple[float, ConnectionRow, XerolinkError | None]] = {}
+
+    def forget_connection(self, connection_id: str) -> None:
+        self._connections.pop(connection_id, None)
 
     def _connection(self, connection_id: str) -> ConnectionRow:
-        found = self._connections.get(connection_id)
-        if found is None:
+        cached = self._connections.get(connection_id)
+        if cached is None or time.monotonic() - cached[0] >= CONNECTION_CACHE_SECONDS:
             found = load_connection(self.db, connection_id)
-            self._connections[connection_id] = found
-        return found
+            # Checked before anything is mapped or queued: a disconnected connection or an
+            # allocation naming accounts the organisation's chart lacks.
+            try:
+                check_postable(found)
+                refusal = None
+            except XerolinkError as err:
+                refusal = err
+            cached = (time.monotonic(), found, refusal)
+            self._connections[connection_id] = cached
+        if cached[2] is not None:
+            raise cached[2]
+        return cached[1]
 
     def post(
         self, connection_id: str, transaction: transaction_pb2.Transaction, request_id: str = "", actor: str = "caller"
