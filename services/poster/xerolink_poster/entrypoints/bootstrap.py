@@ -27,6 +27,7 @@ class PosterApp:
     xero: XeroClient
     dispatcher: Dispatcher | None
     server: RunningServer
+    poster: Poster | None = None
 
     @property
     def port(self) -> int:
@@ -37,6 +38,8 @@ class PosterApp:
         if self.dispatcher is not None:
             self.dispatcher.request_stop()  # no new Xero calls while the server drains
         self.server.stop(grace)
+        if self.poster is not None:
+            self.poster.close()
         if self.dispatcher is not None:
             self.dispatcher.stop()
         self.xero.close()
@@ -54,7 +57,8 @@ def start(config: PosterConfig, security: ServerSecurity | None = None) -> Poste
     dispatcher = (
         Dispatcher(db, xero, config.dispatcher, config.instance_id, changes, metrics) if config.run_dispatcher else None
     )
-    servicer = PosterServicer(Poster(db, mapper), changes)
+    poster = Poster(db, mapper, config.grouping)
+    servicer = PosterServicer(poster, changes)
     server = create_server(
         config.address,
         [lambda s: poster_grpc.add_PosterServiceServicer_to_server(servicer, s)],
@@ -65,4 +69,4 @@ def start(config: PosterConfig, security: ServerSecurity | None = None) -> Poste
     )
     if dispatcher is not None:
         dispatcher.start()
-    return PosterApp(config, db, mapper, xero, dispatcher, server)
+    return PosterApp(config, db, mapper, xero, dispatcher, server, poster)

@@ -6,10 +6,11 @@ import os
 import socket
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from xerolink_poster.domain.rate_limits import Limits
 from xerolink_poster.service_layer.dispatcher import DispatcherSettings
+from xerolink_poster.service_layer.posting import GroupSettings
 
 DEFAULT_ADDRESS = "0.0.0.0:50062"
 DEFAULT_DATABASE_URL = "sqlite:///xerolink-poster.db"
@@ -25,9 +26,10 @@ class PosterConfig:
     instance_id: str
     workers: int
     run_dispatcher: bool
+    grouping: GroupSettings = field(default_factory=GroupSettings)
 
 
-def _float(env: Mapping[str, str], name: str, default: float) -> float:
+def _float(env: Mapping[str, str], name: str, default: float, zero_allowed: bool = False) -> float:
     value = env.get(name)
     if value is None or value == "":
         return default
@@ -35,8 +37,8 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         parsed = float(value)
     except ValueError as exc:
         raise SystemExit(f"{name}={value!r} is not a number") from exc
-    if parsed <= 0:
-        raise SystemExit(f"{name} must be positive")
+    if parsed < 0 or (parsed == 0 and not zero_allowed):
+        raise SystemExit(f"{name} must be {'zero or more' if zero_allowed else 'positive'}")
     return parsed
 
 
@@ -77,4 +79,9 @@ def load(env: Mapping[str, str] | None = None) -> PosterConfig:
         instance_id=env.get("XEROLINK_POSTER_INSTANCE", f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"),
         workers=_int(env, "XEROLINK_POSTER_WORKERS", 32),
         run_dispatcher=env.get("XEROLINK_DISPATCHER", "on").lower() not in ("off", "0", "false"),
+        grouping=GroupSettings(
+            enabled=env.get("XEROLINK_POST_GROUP_COMMIT", "on").lower() not in ("off", "0", "false"),
+            window=_float(env, "XEROLINK_POST_GROUP_WINDOW_MS", 0.0, zero_allowed=True) / 1000,
+            max_size=_int(env, "XEROLINK_POST_GROUP_MAX", 256),
+        ),
     )

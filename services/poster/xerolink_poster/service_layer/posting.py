@@ -5,11 +5,15 @@ the dispatcher does the Xero work later."""
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from collections.abc import Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 from google.protobuf import json_format
+from opentelemetry import context as otel_context
+from sqlalchemy.exc import SQLAlchemyError
 from xerolink.actionstep.v1 import transaction_pb2
 from xerolink.mapper.v1 import mapper_service_pb2 as mapper_pb2
 from xerolink_common.errors import (
@@ -31,8 +35,11 @@ from xerolink_poster.domain.fingerprint import content_fingerprint
 from xerolink_poster.domain.records import RecordRef, group_of
 from xerolink_poster.domain.states import Event, LinkState
 from xerolink_poster.service_layer.errors_json import error_json
-from xerolink_poster.service_layer.tracing import current_trace_context
+from xerolink_poster.service_layer.group_commit import GroupQueue, Job
+from xerolink_poster.service_layer.tracing import current_trace_context, grouped_span
 from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transaction
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -56,11 +63,37 @@ class ItemFailure:
 @dataclass
 class _Mapped:
     index: int
+    connection: ConnectionRow
     transaction: transaction_pb2.Transaction
     response: mapper_pb2.MapTransactionResponse
     fingerprint: str
+    actor: str
+    # The accepting request's traceparent, stored with the outbox entry.
+    trace_context: str
     request_id: str = ""
-    waits: list[RecordRef] = field(default_factory=list)
+
+
+@dataclass
+class _Submitted:
+    """A Post waiting for its group's mapper call."""
+
+    connection: ConnectionRow
+    context: mapper_pb2.MappingContext
+    transaction: transaction_pb2.Transaction
+    request_id: str
+    actor: str
+    trace: otel_context.Context
+
+
+@dataclass(frozen=True)
+class GroupSettings:
+    """Group commit of single Posts: `window` seconds to wait for more after the first of a
+    group (0: take only what queued while the previous group was written), at most `max_size`
+    Posts a group. enabled=False writes each Post in its own transaction."""
+
+    enabled: bool = True
+    window: float = 0.0
+    max_size: int = 256
 
 
 def transaction_fingerprint(transaction: transaction_pb2.Transaction) -> str:
@@ -118,40 +151,124 @@ def _error_from_item(result: mapper_pb2.MapResult) -> XerolinkError:
 class Poster:
     """The Post use cases; `actor` names the caller in the audit trail."""
 
-    def __init__(self, db: Database, mapper: MapperClient) -> None:
+    def __init__(self, db: Database, mapper: MapperClient, grouping: GroupSettings | None = None) -> None:
         self.db = db
         self.mapper = mapper
         # Connections do not change once created (until the connection lifecycle arrives), so a
-        # post reads its connection from here instead of a database round trip.
-        self._connections: dict[str, ConnectionRow] = {}
+        # post reads its connection, and its parsed mapping context, from here.
+        self._connections: dict[str, tuple[ConnectionRow, mapper_pb2.MappingContext]] = {}
+        grouping = grouping or GroupSettings()
+        self.mapping: GroupQueue[_Submitted, PostOutcome] | None = None
+        self.writing: GroupQueue[_Mapped, PostOutcome] | None = None
+        if grouping.enabled:
+            # Two stages, so one group's mapper call overlaps the previous group's transaction.
+            self.mapping = GroupQueue("post-mapping", self._map_group, _unexpected, grouping.window, grouping.max_size)
+            self.writing = GroupQueue("post-writing", self._write_group, _unexpected, 0.0, grouping.max_size)
 
-    def _connection(self, connection_id: str) -> ConnectionRow:
+    def close(self) -> None:
+        """Finishes the queued Posts and stops the group threads."""
+        for queue in (self.mapping, self.writing):
+            if queue is not None:
+                queue.close()
+
+    def _connection(self, connection_id: str) -> tuple[ConnectionRow, mapper_pb2.MappingContext]:
         found = self._connections.get(connection_id)
         if found is None:
-            found = load_connection(self.db, connection_id)
-            self._connections[connection_id] = found
+            row = load_connection(self.db, connection_id)
+            found = self._connections[connection_id] = (row, mapping_context(row))
         return found
 
     def post(
         self, connection_id: str, transaction: transaction_pb2.Transaction, request_id: str = "", actor: str = "caller"
     ) -> PostOutcome:
         validate_transaction(transaction)
-        connection = self._connection(connection_id)
-        response = self.mapper.map_one(transaction, mapping_context(connection))
-        mapped = _Mapped(0, transaction, response, transaction_fingerprint(transaction), request_id)
+        connection, context = self._connection(connection_id)
+        if self.mapping is not None:
+            future: Future[PostOutcome] = Future()
+            submitted = _Submitted(connection, context, transaction, request_id, actor, otel_context.get_current())
+            self.mapping.submit(Job(submitted, future))
+            return future.result()
+        response = self.mapper.map_one(transaction, context)
+        mapped = _Mapped(
+            0,
+            connection,
+            transaction,
+            response,
+            transaction_fingerprint(transaction),
+            actor,
+            current_trace_context(),
+            request_id,
+        )
         if not response.decision.supported:
             return self._not_supported(mapped)
-        outcomes = run_in_transaction(self.db, lambda uow: self._record(uow, connection, [mapped], actor))
-        outcome = outcomes[0]
+        outcome = run_in_transaction(self.db, lambda uow: self._record(uow, [mapped]))[0]
         if isinstance(outcome, ItemFailure):
             raise outcome.error
         return outcome
+
+    def _map_group(self, jobs: list[Job[_Submitted, PostOutcome]]) -> None:
+        """One mapper call for the group (MapTransaction for a lone Post), in the first Post's
+        trace and linked from the others'; supported ones go on to the writer."""
+        members = [(j.payload.trace, {"xerolink.actionstep.id": str(j.payload.transaction.header.id)}) for j in jobs]
+        if len(jobs) == 1:
+            single = jobs[0].payload
+            token = otel_context.attach(single.trace)
+            try:
+                answers: list[mapper_pb2.MapTransactionResponse | XerolinkError] = [
+                    self.mapper.map_one(single.transaction, single.context)
+                ]
+            except XerolinkError as err:
+                answers = [err]
+            finally:
+                otel_context.detach(token)
+        else:
+            with grouped_span("map transactions", members):
+                results = self.mapper.map_each([(j.payload.transaction, j.payload.context) for j in jobs])
+            answers = [_error_from_item(r) if r.WhichOneof("outcome") == "error" else r.response for r in results]
+        for index, (job, answer) in enumerate(zip(jobs, answers, strict=True)):
+            if isinstance(answer, XerolinkError):
+                job.settle(answer)
+                continue
+            submitted = job.payload
+            trace = otel_context.attach(submitted.trace)
+            try:
+                traceparent = current_trace_context()
+            finally:
+                otel_context.detach(trace)
+            mapped = _Mapped(
+                index,
+                submitted.connection,
+                submitted.transaction,
+                answer,
+                transaction_fingerprint(submitted.transaction),
+                submitted.actor,
+                traceparent,
+                submitted.request_id,
+            )
+            if not answer.decision.supported:
+                job.settle(self._not_supported(mapped))
+            elif self.writing is not None:
+                self.writing.submit(Job(mapped, job.future))
+
+    def _write_group(self, jobs: list[Job[_Mapped, PostOutcome]]) -> None:
+        """The group's rows in one transaction; every caller hears only after the commit. A
+        database error fails every Post of the group and leaves nothing behind (rollback)."""
+        try:
+            outcomes = run_in_transaction(self.db, lambda uow: self._record(uow, [j.payload for j in jobs]))
+        except SQLAlchemyError:
+            log.exception("the registry refused a group of %d posts; nothing of it was stored", len(jobs))
+            for job in jobs:
+                job.settle(registry_write_failed(len(jobs)))
+            return
+        for job, outcome in zip(jobs, outcomes, strict=True):
+            job.settle(outcome.error if isinstance(outcome, ItemFailure) else outcome)
 
     def post_many(
         self, connection_id: str, transactions: Sequence[transaction_pb2.Transaction], actor: str = "caller"
     ) -> list[PostOutcome | ItemFailure]:
         """Each item gets an outcome or its own error; the accepted ones share one transaction."""
-        connection = self._connection(connection_id)
+        connection, context = self._connection(connection_id)
+        traceparent = current_trace_context()
         results: list[PostOutcome | ItemFailure | None] = [None] * len(transactions)
         to_map: list[int] = []
         for index, transaction in enumerate(transactions):
@@ -162,20 +279,26 @@ class Poster:
                 results[index] = ItemFailure(err)
         mapped: list[_Mapped] = []
         if to_map:
-            answers = self.mapper.map_many([transactions[i] for i in to_map], mapping_context(connection))
+            answers = self.mapper.map_many([transactions[i] for i in to_map], context)
             for position, answer in zip(to_map, answers, strict=True):
                 if answer.WhichOneof("outcome") == "error":
                     results[position] = ItemFailure(_error_from_item(answer))
                     continue
                 item = _Mapped(
-                    position, transactions[position], answer.response, transaction_fingerprint(transactions[position])
+                    position,
+                    connection,
+                    transactions[position],
+                    answer.response,
+                    transaction_fingerprint(transactions[position]),
+                    actor,
+                    traceparent,
                 )
                 if not answer.response.decision.supported:
                     results[position] = self._not_supported(item)
                 else:
                     mapped.append(item)
         if mapped:
-            recorded = run_in_transaction(self.db, lambda uow: self._record(uow, connection, mapped, actor))
+            recorded = run_in_transaction(self.db, lambda uow: self._record(uow, mapped))
             for item, outcome in zip(mapped, recorded, strict=True):
                 results[item.index] = outcome
         return [r for r in results if r is not None]
@@ -185,19 +308,32 @@ class Poster:
         record = RecordRef(int(mapped.response.record.kind), int(mapped.response.record.id))
         return PostOutcome(mapped.response.decision, record, mapped.fingerprint)
 
-    def _record(
-        self, uow: UnitOfWork, connection: ConnectionRow, items: list[_Mapped], actor: str
-    ) -> list[PostOutcome | ItemFailure]:
+    def _record(self, uow: UnitOfWork, items: list[_Mapped]) -> list[PostOutcome | ItemFailure]:
+        """Records a batch or a group (whose Posts may belong to several connections) in the
+        caller's transaction, one connection at a time."""
+        by_connection: dict[str, list[int]] = {}
+        for position, item in enumerate(items):
+            by_connection.setdefault(item.connection.connection_id, []).append(position)
+        results: list[PostOutcome | ItemFailure | None] = [None] * len(items)
+        for positions in by_connection.values():
+            recorded = self._record_connection(uow, [items[p] for p in positions])
+            for position, outcome in zip(positions, recorded, strict=True):
+                results[position] = outcome
+        return [r for r in results if r is not None]
+
+    def _record_connection(self, uow: UnitOfWork, items: list[_Mapped]) -> list[PostOutcome | ItemFailure]:
         """Decides every item against the registry, then writes the accepted ones with a couple of
         flushes for the whole batch (one round trip per table, not per item)."""
         registry = uow.registry
+        connection = items[0].connection
         records = [RecordRef(int(i.response.record.kind), int(i.response.record.id)) for i in items]
         wanted = set(records) | {d for i in items for d in record_dependencies(i.response.operations)}
         links = registry.links_for(connection.connection_id, sorted(wanted))
+        earlier = _Earlier()
         out: list[PostOutcome | ItemFailure | _Accept] = []
         for item, record in zip(items, records, strict=True):
             try:
-                out.append(self._decide(registry, connection, item, record, links))
+                out.append(self._decide(registry, connection, item, record, links, earlier))
             except XerolinkError as err:
                 out.append(ItemFailure(err))
         accepted = [a for a in out if isinstance(a, _Accept)]
@@ -211,7 +347,12 @@ class Poster:
                 if accept.waits:
                     registry.add_waits(accept.box_id(), connection.connection_id, accept.waits)
                 registry.change_state(
-                    accept.link, accept.event, actor, accept.now, f"posting {accept.posting_id()}", accept.posting
+                    accept.link,
+                    accept.event,
+                    accept.item.actor,
+                    accept.now,
+                    f"posting {accept.posting_id()}",
+                    accept.posting,
                 )
         return [a.outcome if isinstance(a, _Accept) else a for a in out]
 
@@ -222,16 +363,41 @@ class Poster:
         item: _Mapped,
         record: RecordRef,
         links: dict[RecordRef, LinkRow],
+        earlier: _Earlier,
     ) -> PostOutcome | _Accept:
         response = item.response
         outcome = PostOutcome(response.decision, record, item.fingerprint)
+        # The same request or content earlier in this batch: the answer it gets, as if it had
+        # been committed before this one arrived.
+        if item.request_id and (same_request := earlier.by_request.get(item.request_id)) is not None:
+            return same_request.follow(outcome)
         if item.request_id:
-            earlier = registry.posting_by_request(connection.connection_id, item.request_id)
-            if earlier is not None:
-                outcome.posting = earlier
-                outcome.link = registry.get_link_by_id(earlier.link_id or 0)
+            stored = registry.posting_by_request(connection.connection_id, item.request_id)
+            if stored is not None:
+                outcome.posting = stored
+                outcome.link = registry.get_link_by_id(stored.link_id or 0)
                 outcome.duplicate = True
                 return outcome
+        if (same_record := earlier.by_record.get(record)) is not None:
+            if same_record.item.fingerprint == item.fingerprint:
+                return same_record.follow(outcome)
+            raise _in_progress(connection, record)
+        accept = self._decide_against_registry(registry, connection, item, record, links, outcome)
+        if isinstance(accept, _Accept):
+            earlier.by_record[record] = accept
+            if item.request_id:
+                earlier.by_request[item.request_id] = accept
+        return accept
+
+    def _decide_against_registry(
+        self,
+        registry: Registry,
+        connection: ConnectionRow,
+        item: _Mapped,
+        record: RecordRef,
+        links: dict[RecordRef, LinkRow],
+        outcome: PostOutcome,
+    ) -> PostOutcome | _Accept:
         now = now_us()
         link = links.get(record)
         if link is None:
@@ -264,12 +430,7 @@ class Poster:
                 [PreconditionViolation("LINK_LOCKED", _subject(connection, record), "linked records are locked")],
             )
         if state == LinkState.PENDING:
-            raise failed_precondition(
-                "POSTING_IN_PROGRESS",
-                f"{record} is being posted with other content; wait until it is linked or failed, then "
-                "unlink or post again",
-                [PreconditionViolation("POSTING_IN_PROGRESS", _subject(connection, record), "posting in progress")],
-            )
+            raise _in_progress(connection, record)
         if state == LinkState.FAILED and not same and registry.xero_objects(link):
             raise failed_precondition(
                 "LINK_PARTIALLY_POSTED",
@@ -326,15 +487,16 @@ class Poster:
                 state=OUTBOX_WAITING if accept.waits else OUTBOX_READY,
                 available_us=accept.now,
                 create_us=accept.now,
-                trace_context=current_trace_context(),
+                trace_context=accept.item.trace_context,
             ),
         )
         if accept.waits:
             link.last_error = waiting_error(accept.waits)
             accept.event = Event.BLOCKED
         accept.posting = posting
-        accept.outcome.posting = posting
-        accept.outcome.link = link
+        for outcome in (accept.outcome, *accept.followers):
+            outcome.posting = posting
+            outcome.link = link
 
 
 @dataclass
@@ -349,6 +511,13 @@ class _Accept:
     waits: list[RecordRef] = field(default_factory=list)
     posting: PostingRow | None = None
     box: OutboxRow | None = None
+    # Later items of the batch with the same content or request: answered with this posting.
+    followers: list[PostOutcome] = field(default_factory=list)
+
+    def follow(self, outcome: PostOutcome) -> PostOutcome:
+        outcome.duplicate = True
+        self.followers.append(outcome)
+        return outcome
 
     def box_id(self) -> int:
         assert self.box is not None and self.box.id is not None
@@ -357,6 +526,44 @@ class _Accept:
     def posting_id(self) -> str:
         assert self.posting is not None
         return self.posting.posting_id
+
+
+@dataclass
+class _Earlier:
+    """The items of a batch accepted so far, by record and by request id."""
+
+    by_record: dict[RecordRef, _Accept] = field(default_factory=dict)
+    by_request: dict[str, _Accept] = field(default_factory=dict)
+
+
+def _in_progress(connection: ConnectionRow, record: RecordRef) -> XerolinkError:
+    return failed_precondition(
+        "POSTING_IN_PROGRESS",
+        f"{record} is being posted with other content; wait until it is linked or failed, then unlink or post again",
+        [PreconditionViolation("POSTING_IN_PROGRESS", _subject(connection, record), "posting in progress")],
+    )
+
+
+def registry_write_failed(group_size: int) -> XerolinkError:
+    return XerolinkError(
+        ErrorCode.UNAVAILABLE,
+        "REGISTRY_WRITE_FAILED",
+        f"the registry refused the transaction holding this post (with {group_size - 1} others written together); "
+        "nothing of it was stored: post again, and if it keeps failing ask the operator to check the database",
+        retry_after_seconds=1.0,
+    )
+
+
+def _unexpected(exc: BaseException) -> XerolinkError:
+    """A group's error for each of its callers: the mapper's own errors as they are."""
+    if isinstance(exc, XerolinkError):
+        return exc
+    return XerolinkError(
+        ErrorCode.INTERNAL,
+        "INTERNAL",
+        "an internal error occurred while recording the post; it was logged, nothing was stored: retry later "
+        "or contact the operator",
+    )
 
 
 def waiting_error(waits: Sequence[RecordRef]) -> str:
