@@ -169,6 +169,18 @@ class Registry:
         for c in changes:
             self.session.expire(c.link)
 
+    def insert_rows(self, model: type[Any], rows: Sequence[dict[str, Any]], returning_ids: bool = False) -> list[int]:
+        """One multi-row INSERT (Core, no ORM objects); with returning_ids, the new rows' ids in
+        the order of `rows`."""
+        if not rows:
+            return []
+        table = model.__table__
+        if not returning_ids:
+            self.session.execute(table.insert(), list(rows))
+            return []
+        statement = table.insert().returning(table.c.id, sort_by_parameter_order=True)
+        return [int(i) for i in self.session.execute(statement, list(rows)).scalars()]
+
     def bulk_update(self, model: type[Any], rows: Sequence[dict[str, object]]) -> None:
         """UPDATE by primary key, one executemany for all rows with the same columns."""
         groups: dict[tuple[str, ...], list[dict[str, object]]] = {}

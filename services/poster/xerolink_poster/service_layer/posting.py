@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from typing import Any
 
 from google.protobuf import json_format
 from opentelemetry import context as otel_context
@@ -29,11 +30,11 @@ from xerolink_common.errors import (
 from xerolink_poster.adapters.database import Database, now_us
 from xerolink_poster.adapters.mapper_client import MapperClient
 from xerolink_poster.adapters.registry import OUTBOX_DONE, OUTBOX_READY, OUTBOX_WAITING, Registry
-from xerolink_poster.adapters.tables import ConnectionRow, LinkRow, OutboxRow, PostingRow
+from xerolink_poster.adapters.tables import AuditRow, ConnectionRow, DependencyWaitRow, LinkRow, OutboxRow, PostingRow
 from xerolink_poster.domain.dependencies import record_dependencies
 from xerolink_poster.domain.fingerprint import content_fingerprint
 from xerolink_poster.domain.records import RecordRef, group_of
-from xerolink_poster.domain.states import Event, LinkState
+from xerolink_poster.domain.states import Event, LinkState, transition
 from xerolink_poster.service_layer.errors_json import error_json
 from xerolink_poster.service_layer.group_commit import GroupQueue, Job
 from xerolink_poster.service_layer.tracing import current_trace_context, grouped_span
@@ -338,22 +339,7 @@ class Poster:
                 out.append(ItemFailure(err))
         accepted = [a for a in out if isinstance(a, _Accept)]
         if accepted:
-            registry.session.flush()  # ids for the new links
-            for accept in accepted:
-                self._accept(registry, connection, accept, links)
-            if any(a.waits for a in accepted):
-                registry.session.flush()  # ids for the outbox entries that wait
-            for accept in accepted:
-                if accept.waits:
-                    registry.add_waits(accept.box_id(), connection.connection_id, accept.waits)
-                registry.change_state(
-                    accept.link,
-                    accept.event,
-                    accept.item.actor,
-                    accept.now,
-                    f"posting {accept.posting_id()}",
-                    accept.posting,
-                )
+            _write_accepted(registry, connection, accepted, links)
         return [a.outcome if isinstance(a, _Accept) else a for a in out]
 
     def _decide(
@@ -400,21 +386,8 @@ class Poster:
     ) -> PostOutcome | _Accept:
         now = now_us()
         link = links.get(record)
-        if link is None:
-            link = LinkRow(
-                connection_id=connection.connection_id,
-                kind=record.kind,
-                record_id=record.id,
-                link_group=group_of(record.kind),
-                state="",
-                fingerprint=item.fingerprint,
-                posting_id="",
-                create_us=now,
-                update_us=now,
-            )
-            registry.session.add(link)
-            links[record] = link
-            return _Accept(item, outcome, link, Event.ACCEPTED, now)
+        if link is None:  # a new record: its link is written by _write_accepted
+            return _Accept(item, record, outcome, None, Event.ACCEPTED, now)
         state = LinkState(link.state)
         same = link.fingerprint == item.fingerprint
         if same and state in (LinkState.PENDING, LinkState.WAITING, LinkState.LINKED):
@@ -448,55 +421,7 @@ class Poster:
         link.attempts = 0
         link.last_error = None
         event = Event.ACCEPTED if state == LinkState.WAITING else Event.RETRY_ACCEPTED
-        return _Accept(item, outcome, link, event, now)
-
-    @staticmethod
-    def _accept(
-        registry: Registry, connection: ConnectionRow, accept: _Accept, links: dict[RecordRef, LinkRow]
-    ) -> None:
-        response = accept.item.response
-        link = accept.link
-        accept.waits = [
-            dep
-            for dep in record_dependencies(response.operations)
-            if (dep_link := links.get(dep)) is None or dep_link.state != LinkState.LINKED
-        ]
-        posting = PostingRow(
-            posting_id=uuid.uuid4().hex,
-            connection_id=connection.connection_id,
-            kind=link.kind,
-            record_id=link.record_id,
-            link_id=link.id,
-            fingerprint=accept.item.fingerprint,
-            decision=response.decision.SerializeToString(),
-            state="",
-            request_id=accept.item.request_id,
-            create_us=accept.now,
-        )
-        registry.add_posting(posting)
-        link.posting_id = posting.posting_id
-        link.waiting_on = json.dumps([[w.kind, w.id] for w in accept.waits])
-        accept.box = registry.add_outbox(
-            False,
-            OutboxRow(
-                tenant_id=connection.xero_tenant_id,
-                connection_id=connection.connection_id,
-                link_id=link.id or 0,
-                posting_id=posting.posting_id,
-                operations=response.SerializeToString(),
-                state=OUTBOX_WAITING if accept.waits else OUTBOX_READY,
-                available_us=accept.now,
-                create_us=accept.now,
-                trace_context=accept.item.trace_context,
-            ),
-        )
-        if accept.waits:
-            link.last_error = waiting_error(accept.waits)
-            accept.event = Event.BLOCKED
-        accept.posting = posting
-        for outcome in (accept.outcome, *accept.followers):
-            outcome.posting = posting
-            outcome.link = link
+        return _Accept(item, record, outcome, link, event, now)
 
 
 @dataclass
@@ -504,13 +429,13 @@ class _Accept:
     """An item accepted for (re)posting, written in the batch's second phase."""
 
     item: _Mapped
+    record: RecordRef
     outcome: PostOutcome
-    link: LinkRow
+    # The loaded link of a record posted before; None for a new record.
+    link: LinkRow | None
     event: Event
     now: int
     waits: list[RecordRef] = field(default_factory=list)
-    posting: PostingRow | None = None
-    box: OutboxRow | None = None
     # Later items of the batch with the same content or request: answered with this posting.
     followers: list[PostOutcome] = field(default_factory=list)
 
@@ -519,13 +444,130 @@ class _Accept:
         self.followers.append(outcome)
         return outcome
 
-    def box_id(self) -> int:
-        assert self.box is not None and self.box.id is not None
-        return self.box.id
 
-    def posting_id(self) -> str:
-        assert self.posting is not None
-        return self.posting.posting_id
+def _write_accepted(
+    registry: Registry, connection: ConnectionRow, accepted: list[_Accept], links: dict[RecordRef, LinkRow]
+) -> None:
+    """Writes the accepted items with one multi-row INSERT per table (links, postings, outbox,
+    waits, audit): Core statements, as the ORM's unit of work costs more than the SQL here. A
+    re-posted record's link is a loaded row, updated by the session at commit."""
+    for accept in accepted:
+        accept.waits = [
+            dep
+            for dep in record_dependencies(accept.item.response.operations)
+            if (dep_link := links.get(dep)) is None or dep_link.state != LinkState.LINKED
+        ]
+        if accept.waits:
+            accept.event = Event.BLOCKED
+    steps = [transition(LinkState(a.link.state) if a.link is not None else None, a.event) for a in accepted]
+    posting_ids = [uuid.uuid4().hex for _ in accepted]
+    fresh = [a.link is None for a in accepted]
+    changes: list[dict[str, Any]] = [
+        {
+            "state": step.to_state.value,
+            "update_us": accept.now,
+            "posting_id": posting_id,
+            "waiting_on": json.dumps([[w.kind, w.id] for w in accept.waits]),
+            **({"last_error": waiting_error(accept.waits)} if accept.waits else {}),
+        }
+        for accept, step, posting_id in zip(accepted, steps, posting_ids, strict=True)
+    ]
+    new = [(accept, values) for accept, values in zip(accepted, changes, strict=True) if accept.link is None]
+    rows: list[dict[str, Any]] = [
+        {
+            "connection_id": connection.connection_id,
+            "kind": accept.record.kind,
+            "record_id": accept.record.id,
+            "link_group": group_of(accept.record.kind),
+            "fingerprint": accept.item.fingerprint,
+            "generation": 1,
+            "attempts": 0,
+            "last_error": None,
+            "xero_objects": "[]",
+            "create_us": accept.now,
+            **values,
+        }
+        for accept, values in new
+    ]
+    for row, link_id in zip(rows, registry.insert_rows(LinkRow, rows, True), strict=True):
+        row["id"] = link_id
+    for (accept, _), row in zip(new, rows, strict=True):
+        accept.link = LinkRow.model_construct(**row)
+    for accept, values, is_new in zip(accepted, changes, fresh, strict=True):
+        if not is_new:
+            for name, value in values.items():
+                setattr(accept.link, name, value)
+    postings: list[dict[str, Any]] = [
+        {
+            "posting_id": posting_id,
+            "connection_id": connection.connection_id,
+            "kind": accept.record.kind,
+            "record_id": accept.record.id,
+            "link_id": _id(accept.link),
+            "fingerprint": accept.item.fingerprint,
+            "decision": accept.item.response.decision.SerializeToString(),
+            "state": step.to_state.value,
+            "duplicate": False,
+            "request_id": accept.item.request_id,
+            "create_us": accept.now,
+        }
+        for accept, step, posting_id in zip(accepted, steps, posting_ids, strict=True)
+    ]
+    registry.insert_rows(PostingRow, postings)
+    for accept, values in zip(accepted, postings, strict=True):
+        posting = PostingRow.model_construct(**values)
+        for outcome in (accept.outcome, *accept.followers):
+            outcome.posting = posting
+            outcome.link = accept.link
+    boxes = [
+        {
+            "tenant_id": connection.xero_tenant_id,
+            "connection_id": connection.connection_id,
+            "link_id": _id(accept.link),
+            "posting_id": posting_id,
+            "operations": accept.item.response.SerializeToString(),
+            "state": OUTBOX_WAITING if accept.waits else OUTBOX_READY,
+            "available_us": accept.now,
+            "claimed_by": "",
+            "lease_until_us": 0,
+            "attempts": 0,
+            "uncertain": False,
+            "create_us": accept.now,
+            "trace_context": accept.item.trace_context,
+        }
+        for accept, posting_id in zip(accepted, posting_ids, strict=True)
+    ]
+    waiting = any(a.waits for a in accepted)
+    box_ids = registry.insert_rows(OutboxRow, boxes, waiting)
+    if waiting:
+        registry.insert_rows(
+            DependencyWaitRow,
+            [
+                {"outbox_id": box_id, "connection_id": connection.connection_id, "kind": w.kind, "record_id": w.id}
+                for accept, box_id in zip(accepted, box_ids, strict=True)
+                for w in accept.waits
+            ],
+        )
+    registry.insert_rows(
+        AuditRow,
+        [
+            {
+                "link_id": _id(accept.link),
+                "time_us": accept.now,
+                "actor": accept.item.actor,
+                "event": accept.event.value,
+                "from_state": step.from_state.value if step.from_state else "",
+                "to_state": step.to_state.value,
+                "detail": f"posting {posting_id}",
+            }
+            for accept, step, posting_id in zip(accepted, steps, posting_ids, strict=True)
+        ],
+    )
+
+
+def _id(link: LinkRow | None) -> int:
+    assert link is not None and link.id is not None
+    return link.id
 
 
 @dataclass
