@@ -67,17 +67,21 @@ class Registry:
         ).first()
 
     def links_for(self, connection_id: str, records: Sequence[RecordRef]) -> dict[RecordRef, LinkRow]:
-        """The links of many records in one query."""
-        if not records:
-            return {}
-        keys = [(r.kind, r.id) for r in records]
-        rows = self.session.exec(
-            select(LinkRow).where(
-                LinkRow.connection_id == connection_id,
-                tuple_(col(LinkRow.kind), col(LinkRow.record_id)).in_(keys),
-            )
-        ).all()
-        return {RecordRef(r.kind, r.record_id): r for r in rows}
+        """The links of many records, one query per kind: `kind = ? AND record_id IN (...)` is a
+        search of the unique index, where a (kind, record_id) tuple IN made SQLite scan every
+        link of the connection."""
+        by_kind: dict[int, list[int]] = {}
+        for record in records:
+            by_kind.setdefault(record.kind, []).append(record.id)
+        found: dict[RecordRef, LinkRow] = {}
+        for kind, ids in sorted(by_kind.items()):
+            rows = self.session.exec(
+                select(LinkRow).where(
+                    LinkRow.connection_id == connection_id, LinkRow.kind == kind, col(LinkRow.record_id).in_(ids)
+                )
+            ).all()
+            found.update({RecordRef(r.kind, r.record_id): r for r in rows})
+        return found
 
     def preload(self, model: type[Any], column: Any, values: Sequence[Any]) -> None:
         """Loads rows into the session by key, so later gets are served without SQL."""
