@@ -66,10 +66,14 @@ class GroupQueue(Generic[P, R]):
         self._thread.start()
 
     def submit(self, job: Job[P, R]) -> None:
+        self.submit_many([job])
+
+    def submit_many(self, jobs: list[Job[P, R]]) -> None:
+        """Queues jobs together, so the thread takes them into one group when it is free."""
         with self._cond:
             if self._closed:
                 raise RuntimeError(f"{self.name} is closed")
-            self._queue.append(job)
+            self._queue.extend(jobs)
             self._cond.notify()
 
     def close(self, timeout: float = 10.0) -> None:

@@ -83,7 +83,10 @@ class _Submitted:
     transaction: transaction_pb2.Transaction
     request_id: str
     actor: str
+    fingerprint: str
+    # The caller's trace (the group's mapper call runs in the first one's) and its traceparent.
     trace: otel_context.Context
+    traceparent: str
 
 
 @dataclass(frozen=True)
@@ -186,7 +189,16 @@ class Poster:
         connection, context = self._connection(connection_id)
         if self.mapping is not None:
             future: Future[PostOutcome] = Future()
-            submitted = _Submitted(connection, context, transaction, request_id, actor, otel_context.get_current())
+            submitted = _Submitted(
+                connection,
+                context,
+                transaction,
+                request_id,
+                actor,
+                transaction_fingerprint(transaction),
+                otel_context.get_current(),
+                current_trace_context(),
+            )
             self.mapping.submit(Job(submitted, future))
             return future.result()
         response = self.mapper.map_one(transaction, context)
@@ -226,30 +238,28 @@ class Poster:
             with grouped_span("map transactions", members):
                 results = self.mapper.map_each([(j.payload.transaction, j.payload.context) for j in jobs])
             answers = [_error_from_item(r) if r.WhichOneof("outcome") == "error" else r.response for r in results]
+        to_write: list[Job[_Mapped, PostOutcome]] = []
         for index, (job, answer) in enumerate(zip(jobs, answers, strict=True)):
             if isinstance(answer, XerolinkError):
                 job.settle(answer)
                 continue
             submitted = job.payload
-            trace = otel_context.attach(submitted.trace)
-            try:
-                traceparent = current_trace_context()
-            finally:
-                otel_context.detach(trace)
             mapped = _Mapped(
                 index,
                 submitted.connection,
                 submitted.transaction,
                 answer,
-                transaction_fingerprint(submitted.transaction),
+                submitted.fingerprint,
                 submitted.actor,
-                traceparent,
+                submitted.traceparent,
                 submitted.request_id,
             )
             if not answer.decision.supported:
                 job.settle(self._not_supported(mapped))
-            elif self.writing is not None:
-                self.writing.submit(Job(mapped, job.future))
+            else:
+                to_write.append(Job(mapped, job.future))
+        if to_write and self.writing is not None:
+            self.writing.submit_many(to_write)
 
     def _write_group(self, jobs: list[Job[_Mapped, PostOutcome]]) -> None:
         """The group's rows in one transaction; every caller hears only after the commit. A
