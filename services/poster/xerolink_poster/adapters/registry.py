@@ -324,6 +324,24 @@ class Registry:
         ).all()
         return {state: int(count) for state, count in rows}
 
+    def purge_done_outbox(self, before_us: int, limit: int) -> int:
+        """Deletes up to `limit` done entries created before `before_us` (and any wait rows
+        left on them), oldest first; returns how many. Links, postings and the audit trail stay:
+        they are what callers read."""
+        query = (
+            select(OutboxRow.id)
+            .where(OutboxRow.state == OUTBOX_DONE, col(OutboxRow.create_us) < before_us)
+            .order_by(col(OutboxRow.id))
+            .limit(limit)
+        )
+        if not self.is_sqlite:
+            query = query.with_for_update(skip_locked=True)  # another poster purging takes other rows
+        ids = [i for i in self.session.exec(query) if i is not None]
+        if ids:
+            self.session.execute(delete(DependencyWaitRow).where(col(DependencyWaitRow.outbox_id).in_(ids)))
+            self.session.execute(delete(OutboxRow).where(col(OutboxRow.id).in_(ids)))
+        return len(ids)
+
     # -- dependency waits --------------------------------------------------------------------
     def add_waits(self, outbox_id: int, connection_id: str, records: Sequence[RecordRef]) -> None:
         for record in records:

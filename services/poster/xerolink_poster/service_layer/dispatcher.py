@@ -64,6 +64,11 @@ class DispatcherSettings:
     idle_release: float = 1.0
     http_timeout: float = 10.0
     max_tenants: int = 50
+    # Done outbox entries older than this (seconds since accepted) are deleted, `purge_batch`
+    # rows a transaction, every `purge_interval` seconds.
+    outbox_retention: float = 30 * 86400.0
+    purge_batch: int = 500
+    purge_interval: float = 60.0
 
 
 class LeaseLost(Exception):
@@ -155,12 +160,15 @@ class Dispatcher:
         return self._stop.is_set()
 
     def _run(self) -> None:
-        last_sweep = 0.0
+        last_sweep = last_purge = 0.0
         while not self._stop.is_set():
             try:
                 if time.monotonic() - last_sweep > 0.5:
                     self.release_satisfied_waits()
                     last_sweep = time.monotonic()
+                if time.monotonic() - last_purge > self.settings.purge_interval:
+                    last_purge = time.monotonic()
+                    self.purge_done_outbox()
                 self._start_workers()
             except Exception:
                 log.exception("dispatcher loop failed; retrying")
@@ -204,6 +212,21 @@ class Dispatcher:
 
         if run_in_transaction(self.db, sweep):
             self.changes.notify()
+
+    def purge_done_outbox(self) -> int:
+        """Deletes the done entries past retention in small transactions (a long one would hold
+        SQLite's single write lock against posts); returns how many."""
+        cutoff = now_us() - int(self.settings.outbox_retention * US)
+        batch = self.settings.purge_batch
+        purged = 0
+        while not self._stop.is_set():
+            deleted = run_in_transaction(self.db, lambda uow: uow.registry.purge_done_outbox(cutoff, batch))
+            purged += deleted
+            if deleted < batch:
+                break
+        if purged:
+            log.info("deleted %d done outbox entries older than %.0f s", purged, self.settings.outbox_retention)
+        return purged
 
 
 def _json_list(text: str) -> list[float]:
