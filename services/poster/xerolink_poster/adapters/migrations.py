@@ -52,16 +52,17 @@ def _outbox_trace_context(conn: Connection) -> None:
         conn.execute(text("ALTER TABLE outbox ADD COLUMN trace_context VARCHAR(128) NOT NULL DEFAULT ''"))
 
 
-def _index_done_outbox(conn: Connection) -> None:
+def _retention_and_app_minute(conn: Connection) -> None:
     # The retention purge finds old done entries without reading the live ones.
     conn.execute(text("CREATE INDEX IF NOT EXISTS ix_outbox_done ON outbox (state, create_us)"))
+    SQLModel.metadata.create_all(conn, tables=[tables.AppCallBucketRow.__table__])  # type: ignore[attr-defined]
 
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "create the registry, outbox and lease tables", _create_v1_tables),
     Migration(2, "index outbox entries by posting", _index_outbox_by_posting),
     Migration(3, "carry each posting's trace context to its Xero calls", _outbox_trace_context),
-    Migration(8, "index done outbox entries by age for the retention purge", _index_done_outbox),
+    Migration(8, "index done outbox entries by age; count app-wide Xero calls", _retention_and_app_minute),
 )
 
 

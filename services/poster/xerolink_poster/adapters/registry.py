@@ -14,6 +14,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
 from xerolink_poster.adapters.tables import (
+    AppCallBucketRow,
     AuditRow,
     ConnectionRow,
     ContactLinkRow,
@@ -444,6 +445,38 @@ class Registry:
         self.session.add(lease)
         return True
 
+    def count_app_call(self, now_us: int, window_us: int) -> int:
+        """Counts one call of the app in the bucket of `now_us` (a sixtieth of the window) and
+        returns the app's calls in the window, this one included, from every poster on this
+        database. Concurrent counters queue on the bucket row (PostgreSQL) or the write lock
+        (SQLite), so each sees the others' committed calls."""
+        self._add_app_calls(now_us, window_us, 1)
+        # The oldest bucket counts whole, though part of it has left the window: never fewer.
+        since = now_us - window_us - _bucket(window_us)
+        table = AppCallBucketRow.__table__  # type: ignore[attr-defined]
+        total = self.session.execute(select(func.sum(table.c.calls)).where(table.c.bucket_us > since)).scalar()
+        return int(total or 0)
+
+    def move_app_call(self, counted_us: int, answered_us: int, window_us: int) -> None:
+        """Moves a call counted when it was reserved to when its answer came: Xero counted it on
+        arrival, somewhere in between, so it must leave our window no earlier than Xero's."""
+        if _bucket_of(counted_us, window_us) != _bucket_of(answered_us, window_us):
+            self._add_app_calls(counted_us, window_us, -1)
+            self._add_app_calls(answered_us, window_us, 1)
+
+    def _add_app_calls(self, at_us: int, window_us: int, calls: int) -> None:
+        table = AppCallBucketRow.__table__  # type: ignore[attr-defined]
+        dialect = sqlite if self.is_sqlite else postgresql
+        self.session.execute(
+            dialect.insert(table)
+            .values(bucket_us=_bucket_of(at_us, window_us), calls=calls)
+            .on_conflict_do_update(index_elements=[table.c.bucket_us], set_={"calls": table.c.calls + calls})
+        )
+
+    def purge_app_calls(self, before_us: int) -> None:
+        table = AppCallBucketRow.__table__  # type: ignore[attr-defined]
+        self.session.execute(delete(table).where(table.c.bucket_us < before_us))
+
     def block_tenant(self, tenant_id: str, until_us: int) -> None:
         self.session.execute(
             update(TenantLeaseRow)
@@ -454,3 +487,11 @@ class Registry:
                 else func.greatest(TenantLeaseRow.blocked_until_us, until_us)
             )
         )
+
+
+def _bucket(window_us: int) -> int:
+    return max(window_us // 60, 1)
+
+
+def _bucket_of(at_us: int, window_us: int) -> int:
+    return at_us - at_us % _bucket(window_us)
