@@ -352,6 +352,12 @@ def main() -> None:
         "--rates", default="", help="open loop: comma-separated total offered Post rates (per second) to measure"
     )
     parser.add_argument("--open-seconds", type=float, default=4.0, help="length of each open-loop rate")
+    parser.add_argument(
+        "--dispatch",
+        choices=["on", "off"],
+        default="on",
+        help="latency runs: 'off' measures the Post path alone, without the dispatcher posting to Xero meanwhile",
+    )
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object on the last line")
     args = parser.parse_args()
     args.figures = {}
@@ -373,7 +379,11 @@ def main() -> None:
         XEROLINK_BATCH_SIZE=str(args.batch_size),
         XEROLINK_LOG_LEVEL="WARNING",
     )
-    print(f"emulator minute = {args.minute_seconds}s; batch size {args.batch_size}; registry SQLite")
+    print(
+        f"emulator minute = {args.minute_seconds}s; batch size {args.batch_size}; registry SQLite; "
+        f"dispatcher during latency runs: {args.dispatch}"
+    )
+    args.figures["dispatcher_during_latency"] = args.dispatch
     with process([*script("xerolink-mapper"), "--port", str(mapper_port)], mapper_port, env, tmp / "mapper.log"):
         backlog: tuple[dict[str, str], int] | None = None
         if args.only != "latency":
@@ -383,6 +393,8 @@ def main() -> None:
                 grpc.insecure_channel(f"127.0.0.1:{poster_port}") as channel,
             ):
                 backlog = load_backlog(poster_grpc.PosterServiceStub(channel), emulator, args)
+        if args.only == "latency" and args.dispatch == "off":
+            env["XEROLINK_DISPATCHER"] = "off"
         with (
             process(script("xerolink-poster"), poster_port, env, tmp / "poster.log") as poster,
             grpc.insecure_channel(f"127.0.0.1:{poster_port}") as channel,

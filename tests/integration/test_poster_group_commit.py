@@ -31,7 +31,6 @@ def poster(database: Database, mapper_target: str) -> Iterator[Poster]:
     )
     poster = Poster(database, mapper, GroupSettings(window=WINDOW, max_size=64))
     yield poster
-    poster.close()
     mapper.close()
 
 

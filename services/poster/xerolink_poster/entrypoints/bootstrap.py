@@ -27,7 +27,6 @@ class PosterApp:
     xero: XeroClient
     dispatcher: Dispatcher | None
     server: RunningServer
-    poster: Poster | None = None
 
     @property
     def port(self) -> int:
@@ -38,8 +37,6 @@ class PosterApp:
         if self.dispatcher is not None:
             self.dispatcher.request_stop()  # no new Xero calls while the server drains
         self.server.stop(grace)
-        if self.poster is not None:
-            self.poster.close()
         if self.dispatcher is not None:
             self.dispatcher.stop()
         self.xero.close()
@@ -69,4 +66,4 @@ def start(config: PosterConfig, security: ServerSecurity | None = None) -> Poste
     )
     if dispatcher is not None:
         dispatcher.start()
-    return PosterApp(config, db, mapper, xero, dispatcher, server, poster)
+    return PosterApp(config, db, mapper, xero, dispatcher, server)

@@ -162,18 +162,12 @@ class Poster:
         # post reads its connection, and its parsed mapping context, from here.
         self._connections: dict[str, tuple[ConnectionRow, mapper_pb2.MappingContext]] = {}
         grouping = grouping or GroupSettings()
-        self.mapping: GroupQueue[_Submitted, PostOutcome] | None = None
-        self.writing: GroupQueue[_Mapped, PostOutcome] | None = None
+        self.mapping: GroupQueue[_Submitted, PostOutcome, Job[_Mapped, PostOutcome]] | None = None
+        self.writing: GroupQueue[_Mapped, PostOutcome, None] | None = None
         if grouping.enabled:
             # Two stages, so one group's mapper call overlaps the previous group's transaction.
             self.mapping = GroupQueue("post-mapping", self._map_group, _unexpected, grouping.window, grouping.max_size)
             self.writing = GroupQueue("post-writing", self._write_group, _unexpected, 0.0, grouping.max_size)
-
-    def close(self) -> None:
-        """Finishes the queued Posts and stops the group threads."""
-        for queue in (self.mapping, self.writing):
-            if queue is not None:
-                queue.close()
 
     def _connection(self, connection_id: str) -> tuple[ConnectionRow, mapper_pb2.MappingContext]:
         found = self._connections.get(connection_id)
@@ -187,7 +181,7 @@ class Poster:
     ) -> PostOutcome:
         validate_transaction(transaction)
         connection, context = self._connection(connection_id)
-        if self.mapping is not None:
+        if self.mapping is not None and self.writing is not None:
             future: Future[PostOutcome] = Future()
             submitted = _Submitted(
                 connection,
@@ -199,7 +193,10 @@ class Poster:
                 otel_context.get_current(),
                 current_trace_context(),
             )
-            self.mapping.submit(Job(submitted, future))
+            # Whoever leads the mapping of this Post's group carries the group on to the writer.
+            to_write = self.mapping.run([Job(submitted, future)])
+            if to_write:
+                self.writing.run(to_write)
             return future.result()
         response = self.mapper.map_one(transaction, context)
         mapped = _Mapped(
@@ -219,9 +216,9 @@ class Poster:
             raise outcome.error
         return outcome
 
-    def _map_group(self, jobs: list[Job[_Submitted, PostOutcome]]) -> None:
+    def _map_group(self, jobs: list[Job[_Submitted, PostOutcome]]) -> list[Job[_Mapped, PostOutcome]]:
         """One mapper call for the group (MapTransaction for a lone Post), in the first Post's
-        trace and linked from the others'; supported ones go on to the writer."""
+        trace and linked from the others'; returns the supported ones, for the writer."""
         members = [(j.payload.trace, {"xerolink.actionstep.id": str(j.payload.transaction.header.id)}) for j in jobs]
         if len(jobs) == 1:
             single = jobs[0].payload
@@ -258,10 +255,9 @@ class Poster:
                 job.settle(self._not_supported(mapped))
             else:
                 to_write.append(Job(mapped, job.future))
-        if to_write and self.writing is not None:
-            self.writing.submit_many(to_write)
+        return to_write
 
-    def _write_group(self, jobs: list[Job[_Mapped, PostOutcome]]) -> None:
+    def _write_group(self, jobs: list[Job[_Mapped, PostOutcome]]) -> list[None]:
         """The group's rows in one transaction; every caller hears only after the commit. A
         database error fails every Post of the group and leaves nothing behind (rollback)."""
         try:
@@ -270,9 +266,10 @@ class Poster:
             log.exception("the registry refused a group of %d posts; nothing of it was stored", len(jobs))
             for job in jobs:
                 job.settle(registry_write_failed(len(jobs)))
-            return
+            return []
         for job, outcome in zip(jobs, outcomes, strict=True):
             job.settle(outcome.error if isinstance(outcome, ItemFailure) else outcome)
+        return []
 
     def post_many(
         self, connection_id: str, transactions: Sequence[transaction_pb2.Transaction], actor: str = "caller"
