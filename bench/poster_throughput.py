@@ -35,7 +35,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -200,6 +200,18 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def run_callers(caller: Callable[[int], None], count: int, poster_pid: int) -> tuple[float, float]:
+    """Runs caller(0..count-1) in as many threads to the end: wall seconds, poster CPU seconds."""
+    threads = [threading.Thread(target=caller, args=(i,)) for i in range(count)]
+    cpu_before = cpu_seconds(poster_pid)
+    started = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return time.monotonic() - started, cpu_seconds(poster_pid) - cpu_before
+
+
 def percentile(ordered: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, int(len(ordered) * fraction + 0.5) - 1))]
 
@@ -243,15 +255,7 @@ def latency(
         with lock:
             samples_ms.extend(times)
 
-    threads = [threading.Thread(target=caller, args=(i,)) for i in range(args.callers)]
-    cpu_before = cpu_seconds(poster_pid)
-    started = time.monotonic()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    elapsed = time.monotonic() - started
-    cpu = cpu_seconds(poster_pid) - cpu_before
+    elapsed, cpu = run_callers(caller, args.callers, poster_pid)
     samples_ms.sort()
     p50 = samples_ms[len(samples_ms) // 2]
     p99 = samples_ms[int(len(samples_ms) * 0.99) - 1]
@@ -277,7 +281,7 @@ def open_loop(target: str, poster_pid: int, bills: Bills, rate: float, args: arg
     """`args.callers` callers, each on its own channel, together offering `rate` Posts a second
     for `args.open_seconds`; caller i posts at its scheduled times, staggered by i / rate."""
     interval = args.callers / rate
-    per_caller = max(1, int(args.open_seconds / interval))
+    per_caller = max(1, round(args.open_seconds / interval))
     channels = [grpc.insecure_channel(target) for _ in range(args.callers)]
     stubs = [poster_grpc.PosterServiceStub(c) for c in channels]
     for stub, warm in zip(stubs, bills.take(args.callers), strict=True):
@@ -306,14 +310,8 @@ def open_loop(target: str, poster_pid: int, bills: Bills, rate: float, args: arg
             samples_ms.extend(times)
             errors += failed
 
-    threads = [threading.Thread(target=caller, args=(i,)) for i in range(args.callers)]
-    cpu_before = cpu_seconds(poster_pid)
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    _, cpu = run_callers(caller, args.callers, poster_pid)
     elapsed = time.perf_counter() - start_at
-    cpu = cpu_seconds(poster_pid) - cpu_before
     for channel in channels:
         channel.close()
     samples_ms.sort()
@@ -330,8 +328,8 @@ def open_loop(target: str, poster_pid: int, bills: Bills, rate: float, args: arg
     }
     print(
         f"Post acknowledgement, open loop, {args.callers} callers offering {rate:.0f} posts/s in all "
-        f"(achieved {figures['achieved_per_s']}/s, {errors} errors): p50 {figures['p50_ms']} ms, "
-        f"p99 {figures['p99_ms']} ms, p99.9 {figures['p999_ms']} ms; poster CPU "
+        f"(achieved {figures['achieved_per_s']}/s, {len(samples_ms)} posts, {errors} errors): "
+        f"p50 {figures['p50_ms']} ms, p99 {figures['p99_ms']} ms, p99.9 {figures['p999_ms']} ms; poster CPU "
         f"{figures['poster_cpu_ms_per_post']} ms per post (load average {figures['load_average']})"
     )
     return figures
