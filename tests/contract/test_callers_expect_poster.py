@@ -13,6 +13,7 @@ import pytest
 from google.protobuf import json_format
 from google.protobuf.message import Message
 from xero_emulator import EmulatorConfig, EmulatorServer
+from xerolink.poster.v1 import backfill_pb2, unlink_pb2
 from xerolink.poster.v1 import poster_service_pb2 as poster_pb2
 from xerolink.poster.v1 import poster_service_pb2_grpc as poster_grpc
 from xerolink_cli.commands import watch_until_settled
@@ -28,6 +29,9 @@ REQUESTS: dict[str, type[Message]] = {
     "PostTransaction": poster_pb2.PostTransactionRequest,
     "GetLink": poster_pb2.GetLinkRequest,
     "ListLinks": poster_pb2.ListLinksRequest,
+    "UnlinkLinks": unlink_pb2.UnlinkLinksRequest,
+    "RunPreflight": backfill_pb2.RunPreflightRequest,
+    "StartBackfill": backfill_pb2.StartBackfillRequest,
 }
 
 

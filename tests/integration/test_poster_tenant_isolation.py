@@ -1,5 +1,5 @@
-"""Callers are authorised per connection (tenant): one tenant's caller can never read, post or
-watch another's links and postings, and its attempts change nothing."""
+"""Callers are authorised per connection (tenant): one tenant's caller can never read, post,
+watch or unlink another's links and postings, and its attempts change nothing."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from xero_emulator import EmulatorServer
 from xerolink.actionstep.v1 import transaction_pb2
 from xerolink.poster.v1 import poster_service_pb2 as poster_pb2
 from xerolink.poster.v1 import poster_service_pb2_grpc as poster_grpc
+from xerolink.poster.v1 import unlink_pb2
 from xerolink_cli.connections import register_emulated_connection
 from xerolink_cli.demo import mapping_context
 from xerolink_cli.transactions import demo_transactions
@@ -103,6 +104,15 @@ def test_one_tenant_can_never_reach_anothers_links_or_postings(
             "get connection": lambda: stub.GetConnection(
                 poster_pb2.GetConnectionRequest(connection_id="firm-b"), metadata=a
             ),
+            "unlink": lambda: stub.UnlinkLinks(
+                unlink_pb2.UnlinkLinksRequest(connection_id="firm-b", records=[b_posting.record], confirm=True),
+                metadata=a,
+            ),
+            "preview an unlink": lambda: stub.UnlinkLinks(
+                unlink_pb2.UnlinkLinksRequest(connection_id="firm-b", records=[b_posting.record], validate_only=True),
+                metadata=a,
+            ),
+            "list orphans": lambda: stub.ListOrphans(unlink_pb2.ListOrphansRequest(connection_id="firm-b"), metadata=a),
         }
         for what, call in denied.items():
             with pytest.raises(grpc.RpcError) as err:

@@ -1,9 +1,11 @@
 """`xerolink`: the operator and newcomer CLI.
 
 Exit codes scripts can rely on:
-  0  everything asked for was done (posted, linked, listed)
-  1  at least one transaction failed (Xero refused it or a precondition is unmet)
-  2  bad usage or unreadable input (nothing was sent)
+  0  everything asked for was done (posted, linked, listed, unlinked)
+  1  at least one transaction failed (Xero refused it or a precondition is unmet; for unlink:
+     a selected record cannot be unlinked, and nothing was changed)
+  2  bad usage or unreadable input (nothing was sent), or an unlink that was not confirmed
+     (nothing was changed)
   3  a service could not be reached
   4  nothing failed, but at least one transaction is not supported and was not posted
 """
@@ -18,7 +20,7 @@ from collections.abc import Callable, Sequence
 import grpc
 from rich.console import Console
 
-from xerolink_cli import commands
+from xerolink_cli import backfill_command, commands, unlink
 from xerolink_cli import demo as demo_command
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNAVAILABLE, EXIT_REFUSED = 0, 1, 2, 3, 4
@@ -60,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     links.add_argument("--group", choices=["sales-invoices", "payments", "bank-transactions", "credit-notes"])
     links.add_argument("--state", choices=["pending", "waiting", "linked", "failed", "unlinked"])
     links.set_defaults(run=commands.links)
+
+    unlink.add_parsers(sub)
+    backfill_command.add_parser(sub)
     return parser
 
 

@@ -11,9 +11,11 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, inspect, select, text
 from sqlmodel import SQLModel
+from xerolink.mapper.v1 import mapper_service_pb2 as mapper_pb2
 
-from xerolink_poster.adapters import tables
+from xerolink_poster.adapters import backfill_tables, tables
 from xerolink_poster.adapters.database import Database, now_us
+from xerolink_poster.domain.dependencies import record_dependencies
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +54,31 @@ def _outbox_trace_context(conn: Connection) -> None:
         conn.execute(text("ALTER TABLE outbox ADD COLUMN trace_context VARCHAR(128) NOT NULL DEFAULT ''"))
 
 
+def _unlink_tables(conn: Connection) -> None:
+    """Subjects, lasting dependencies and orphans. Dependencies of existing links are read from
+    the operations of each link's current posting; subjects cannot be (the transaction itself is
+    not stored), so matter and participant filters know records posted from this version on."""
+    wanted = [tables.LinkSubjectRow, tables.LinkDependencyRow, tables.OrphanRow]
+    SQLModel.metadata.create_all(conn, tables=[t.__table__ for t in wanted])  # type: ignore[attr-defined]
+    link, outbox = tables.LinkRow.__table__, tables.OutboxRow.__table__  # type: ignore[attr-defined]
+    current = select(link.c.id, link.c.connection_id, outbox.c.operations).join(
+        outbox, (outbox.c.link_id == link.c.id) & (outbox.c.posting_id == link.c.posting_id)
+    )
+    rows: list[dict[str, object]] = []
+    for link_id, connection_id, operations in conn.execute(current):
+        mapped = mapper_pb2.MapTransactionResponse.FromString(operations)
+        rows.extend(
+            {"link_id": link_id, "connection_id": connection_id, "kind": dep.kind, "record_id": dep.id}
+            for dep in record_dependencies(mapped.operations)
+        )
+    if rows:
+        conn.execute(tables.LinkDependencyRow.__table__.insert(), rows)  # type: ignore[attr-defined]
+
+
+def _create_backfill_tables(conn: Connection) -> None:
+    SQLModel.metadata.create_all(conn, tables=backfill_tables.TABLES)
+
+
 def _retention_and_app_minute(conn: Connection) -> None:
     # The retention purge finds old done entries without reading the live ones.
     conn.execute(text("CREATE INDEX IF NOT EXISTS ix_outbox_done ON outbox (state, create_us)"))
@@ -62,6 +89,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "create the registry, outbox and lease tables", _create_v1_tables),
     Migration(2, "index outbox entries by posting", _index_outbox_by_posting),
     Migration(3, "carry each posting's trace context to its Xero calls", _outbox_trace_context),
+    Migration(4, "record link subjects, lasting dependencies and orphaned Xero objects", _unlink_tables),
+    Migration(7, "record pre-integration backfills and their items", _create_backfill_tables),
     Migration(8, "index done outbox entries by age; count app-wide Xero calls", _retention_and_app_minute),
 )
 

@@ -220,14 +220,6 @@ class Registry:
         ).all()
         return sorted({RecordRef(k, i) for k, i in found})
 
-    def list_links(self, connection_id: str, group: int, state: str, after_id: int, limit: int) -> Sequence[LinkRow]:
-        query = select(LinkRow).where(LinkRow.connection_id == connection_id, col(LinkRow.id) > after_id)
-        if group:
-            query = query.where(LinkRow.link_group == group)
-        if state:
-            query = query.where(LinkRow.state == state)
-        return self.session.exec(query.order_by(col(LinkRow.id)).limit(limit)).all()
-
     def audit(self, link_id: int) -> Sequence[AuditRow]:
         return self.session.exec(select(AuditRow).where(AuditRow.link_id == link_id).order_by(col(AuditRow.id))).all()
 

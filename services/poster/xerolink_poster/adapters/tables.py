@@ -169,3 +169,55 @@ class SchemaVersionRow(SQLModel, table=True):
     version: int = Field(primary_key=True)
     name: str = Field(max_length=128)
     applied_us: int = Field(sa_column=_big(nullable=False))
+
+
+class LinkSubjectRow(SQLModel, table=True):
+    """The matter and participant of a link's record, as its last posting carried them, so an
+    operator can select links by matter or client (schema version 4; earlier records have none)."""
+
+    __tablename__ = "link_subject"
+    __table_args__ = (
+        Index("ix_subject_action", "connection_id", "action_id"),
+        Index("ix_subject_participant", "connection_id", "participant_id"),
+    )
+    link_id: int = Field(primary_key=True)
+    connection_id: str = Field(max_length=64)
+    action_id: int = Field(default=0, sa_column=_big(nullable=False, default=0))
+    participant_id: int = Field(default=0, sa_column=_big(nullable=False, default=0))
+
+
+class LinkDependencyRow(SQLModel, table=True):
+    """A record whose Xero document a link's current posting refers to (a payment's invoice, an
+    allocation's credit note and invoice). Unlike dependency waits these rows stay while the
+    link is linked: they are how an unlink finds the payments of an invoice."""
+
+    __tablename__ = "link_dependency"
+    __table_args__ = (Index("ix_dependency_record", "connection_id", "kind", "record_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    link_id: int = Field(index=True)
+    connection_id: str = Field(max_length=64)
+    kind: int
+    record_id: int = Field(sa_column=_big(nullable=False))
+
+
+class OrphanRow(SQLModel, table=True):
+    """A Xero object left in Xero when its link was unlinked. Append-only, like the audit trail."""
+
+    __tablename__ = "orphaned_xero_object"
+    __table_args__ = (
+        Index("ix_orphan_list", "connection_id", "id"),
+        Index("ix_orphan_record", "connection_id", "kind", "record_id"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    connection_id: str = Field(max_length=64)
+    link_id: int
+    kind: int
+    record_id: int = Field(sa_column=_big(nullable=False))
+    generation: int
+    object_type: int
+    xero_id: str = Field(max_length=64)
+    local_ref: str = Field(default="", sa_column=Column(Text, nullable=False))
+    number: str = Field(default="", sa_column=Column(Text, nullable=False))
+    orphaned_us: int = Field(sa_column=_big(nullable=False))
+    actor: str = Field(max_length=128)
+    reason: str = Field(default="", sa_column=Column(Text, nullable=False))

@@ -13,6 +13,8 @@ from xerolink_common.security import LOCAL_DEVELOPER, current_caller, require_co
 
 from xerolink_poster.domain.records import RecordRef
 from xerolink_poster.entrypoints import proto_mapping as pm
+from xerolink_poster.entrypoints.backfill_rpcs import BackfillRpcs
+from xerolink_poster.entrypoints.unlink_rpcs import UnlinkRpcs, link_filter
 from xerolink_poster.service_layer import connections, queries
 from xerolink_poster.service_layer.dispatcher import StateChanges
 from xerolink_poster.service_layer.posting import Poster
@@ -79,7 +81,7 @@ def _check_batch(size: int) -> None:
         )
 
 
-class PosterServicer(poster_grpc.PosterServiceServicer):
+class PosterServicer(UnlinkRpcs, BackfillRpcs, poster_grpc.PosterServiceServicer):
     def __init__(self, poster: Poster, changes: StateChanges) -> None:
         self.poster = poster
         self.db = poster.db
@@ -159,14 +161,8 @@ class PosterServicer(poster_grpc.PosterServiceServicer):
         self, request: poster_pb2.ListLinksRequest, context: grpc.ServicerContext
     ) -> poster_pb2.ListLinksResponse:
         require_connection(request.connection_id)
-        links, token = queries.list_links(
-            self.db,
-            request.connection_id,
-            _group_filter(int(request.group)),
-            _state_filter(request.state),
-            request.page_size,
-            request.page_token,
-        )
+        wanted = link_filter(request, _group_filter(int(request.group)), _state_filter(request.state))
+        links, token = queries.list_links(self.db, request.connection_id, wanted, request.page_size, request.page_token)
         return poster_pb2.ListLinksResponse(links=[pm.link_message(x) for x in links], next_page_token=token)
 
     @translate_errors

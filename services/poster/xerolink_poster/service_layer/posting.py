@@ -28,6 +28,7 @@ from xerolink_common.errors import (
 )
 
 from xerolink_poster.adapters.database import Database, now_us
+from xerolink_poster.adapters.link_index import IndexedPosting, index_postings
 from xerolink_poster.adapters.mapper_client import MapperClient
 from xerolink_poster.adapters.registry import OUTBOX_DONE, OUTBOX_READY, OUTBOX_WAITING, Registry
 from xerolink_poster.adapters.tables import AuditRow, ConnectionRow, DependencyWaitRow, LinkRow, OutboxRow, PostingRow
@@ -272,10 +273,20 @@ class Poster:
         return []
 
     def post_many(
-        self, connection_id: str, transactions: Sequence[transaction_pb2.Transaction], actor: str = "caller"
+        self,
+        connection_id: str,
+        transactions: Sequence[transaction_pb2.Transaction],
+        actor: str = "caller",
+        pre_integration_backfill: bool = False,
     ) -> list[PostOutcome | ItemFailure]:
-        """Each item gets an outcome or its own error; the accepted ones share one transaction."""
+        """Each item gets an outcome or its own error; the accepted ones share one transaction.
+        `pre_integration_backfill` maps with the mapper's backfill flag (open client bills and
+        their payments that predate the connection); the backfill checks the bills first."""
         connection, context = self._connection(connection_id)
+        if pre_integration_backfill:
+            shared, context = context, mapper_pb2.MappingContext()
+            context.CopyFrom(shared)  # the cached context is every post's: flag a copy
+            context.pre_integration_backfill = True
         traceparent = current_trace_context()
         results: list[PostOutcome | ItemFailure | None] = [None] * len(transactions)
         to_map: list[int] = []
@@ -504,6 +515,10 @@ def _write_accepted(
         if not is_new:
             for name, value in values.items():
                 setattr(accept.link, name, value)
+    index_postings(
+        registry,
+        [IndexedPosting(_link(a), a.item.transaction, a.item.response.operations) for a in accepted],
+    )
     postings: list[dict[str, Any]] = [
         {
             "posting_id": posting_id,
@@ -570,6 +585,11 @@ def _write_accepted(
             for accept, step, posting_id in zip(accepted, steps, posting_ids, strict=True)
         ],
     )
+
+
+def _link(accept: _Accept) -> LinkRow:
+    assert accept.link is not None
+    return accept.link
 
 
 def _id(link: LinkRow | None) -> int:

@@ -10,8 +10,10 @@ from dataclasses import dataclass
 
 from xerolink_common.errors import FieldViolation, invalid_argument, not_found
 
+from xerolink_poster.adapters import link_index
 from xerolink_poster.adapters.database import Database
 from xerolink_poster.adapters.tables import AuditRow, LinkRow, PostingRow
+from xerolink_poster.domain.link_filter import LinkFilter
 from xerolink_poster.domain.records import RecordRef
 from xerolink_poster.domain.states import SETTLED, LinkState
 from xerolink_poster.service_layer.dispatcher import StateChanges
@@ -113,16 +115,31 @@ def get_link(db: Database, connection_id: str, record: RecordRef, with_audit: bo
     return link, audit
 
 
+def page_position(token: str, fingerprint: str) -> int:
+    """The id after which a page starts. Tokens carry the digest of the filters they were issued
+    for ("{id}:{digest}"); one used with other filters is refused rather than silently skipping
+    or repeating links. Tokens of earlier versions ("{id}") are still accepted."""
+    if not token:
+        return 0
+    position, separator, digest = decode_token(token).partition(":")
+    if separator and digest != fingerprint:
+        raise invalid_argument(
+            "PAGE_TOKEN_FILTER_MISMATCH",
+            "page_token was issued for other filters; repeat the filters of the first page or start again without it",
+            [FieldViolation("page_token", "use it only with the filters of the request that returned it")],
+        )
+    return _position(position)
+
+
 def list_links(
-    db: Database, connection_id: str, group: int, state: str, size: int, token: str
+    db: Database, connection_id: str, wanted: LinkFilter, size: int, token: str
 ) -> tuple[Sequence[LinkRow], str]:
-    after = 0
-    if token:
-        after = _position(decode_token(token))
+    fingerprint = wanted.fingerprint()
+    after = page_position(token, fingerprint)
     limit = page_size(size)
     with UnitOfWork(db, write=False) as uow:
-        rows = uow.registry.list_links(connection_id, group, state, after, limit + 1)
-    next_token = encode_token(str(rows[limit - 1].id)) if len(rows) > limit else ""
+        rows = link_index.list_links(uow.registry, connection_id, wanted, after, limit + 1)
+    next_token = encode_token(f"{rows[limit - 1].id}:{fingerprint}") if len(rows) > limit else ""
     return list(rows[:limit]), next_token
 
 

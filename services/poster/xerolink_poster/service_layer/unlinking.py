@@ -1,18 +1,32 @@
-"""Unlinking one record: the link is kept (state unlinked) and its Xero objects stay in Xero,
-recorded as orphaned in the audit trail. Posting the record again creates it afresh (a new
-generation); a payment whose invoice is unlinked waits until the invoice is linked again.
-(Selecting groups, previews and cascades are the unlink feature's work, built on this.)"""
+"""Unlinking: the link is kept (state unlinked) and its Xero objects stay in Xero, recorded as
+orphaned (a row each in orphaned_xero_object, and in the audit trail). Posting the record again
+creates it afresh (a new generation); a payment whose invoice is unlinked waits until the
+invoice is linked again.
+
+`unlink` is the single-record step (the correction saga calls it; it does not look at
+payments, because the saga unlinks them itself); `unlink_links` is the operator's request:
+several records, a preview, a confirmation, cascades, all or nothing (see domain/unlink_plan.py)."""
 
 from __future__ import annotations
 
-from xerolink_common.errors import failed_precondition, not_found
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
+from xerolink_common.errors import FieldViolation, failed_precondition, invalid_argument, not_found
+
+from xerolink_poster.adapters import link_index
 from xerolink_poster.adapters.database import Database, now_us
-from xerolink_poster.adapters.registry import OUTBOX_DONE
-from xerolink_poster.adapters.tables import LinkRow
+from xerolink_poster.adapters.registry import StateChange
+from xerolink_poster.adapters.tables import LinkRow, OrphanRow
 from xerolink_poster.domain.records import RecordRef
 from xerolink_poster.domain.states import Event, LinkState
+from xerolink_poster.domain.unlink_plan import Action, LinkFacts, Outcome, label, plan_unlink, refusal
+from xerolink_poster.service_layer.posting import load_connection
+from xerolink_poster.service_layer.queries import encode_token, page_position, page_size
 from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transaction
+
+MAX_RECORDS = 500
+MAX_REASON = 500
 
 
 def unlink(db: Database, connection_id: str, record: RecordRef, actor: str) -> LinkRow:
@@ -24,15 +38,157 @@ def unlink(db: Database, connection_id: str, record: RecordRef, actor: str) -> L
             raise failed_precondition(
                 "POSTING_IN_PROGRESS", f"{record} is being posted; wait until it is linked or failed, then unlink"
             )
-        orphans = ", ".join(f"{o.type}:{o.xero_id}" for o in uow.registry.xero_objects(link))
-        for row in uow.registry.open_outbox_of_link(link.id or 0):
-            row.state = OUTBOX_DONE
-            uow.registry.clear_waits(row.id or 0)
-            uow.session.add(row)
-        link.waiting_on = "[]"
-        uow.registry.change_state(
-            link, Event.UNLINKED, actor, now_us(), detail=f"orphaned in Xero: {orphans or 'nothing'}"
-        )
+        unlink_rows(uow, [(link, "")], actor, now_us(), reason="")
+        uow.session.refresh(link)  # the bulk transition expired it; callers read it after commit
         return link
 
     return run_in_transaction(db, work)
+
+
+def unlink_rows(
+    uow: UnitOfWork, links: Sequence[tuple[LinkRow, str]], actor: str, now: int, reason: str
+) -> dict[int, list[OrphanRow]]:
+    """Unlinks links (each with a detail for its audit row) in the caller's transaction, in a few
+    statements for all of them: closes their open outbox work, records their Xero objects as
+    orphans and applies the transitions with their audit rows. Returns the orphans by link id."""
+    registry = uow.registry
+    ids = [link.id or 0 for link, _ in links]
+    link_index.close_outbox(registry, ids)
+    orphans: dict[int, list[OrphanRow]] = {}
+    changes: list[StateChange] = []
+    for link, detail in links:
+        objects = registry.xero_objects(link)
+        orphans[link.id or 0] = [
+            OrphanRow(
+                connection_id=link.connection_id,
+                link_id=link.id or 0,
+                kind=link.kind,
+                record_id=link.record_id,
+                generation=link.generation,
+                object_type=o.type,
+                xero_id=o.xero_id,
+                local_ref=o.local_ref,
+                number=o.number,
+                orphaned_us=now,
+                actor=actor,
+                reason=reason,
+            )
+            for o in objects
+        ]
+        names = ", ".join(f"{o.type}:{o.xero_id}" for o in objects)
+        text = "; ".join(t for t in (f"orphaned in Xero: {names or 'nothing'}", detail, reason) if t)
+        values: dict[str, object] = {"waiting_on": "[]"}
+        if link.state == LinkState.WAITING:
+            values["last_error"] = None  # the wait it described is over
+        changes.append(StateChange(link, Event.UNLINKED, text, values))
+    link_index.add_orphans(registry, [o for rows in orphans.values() for o in rows])
+    registry.apply_transitions(changes, actor, now)
+    return orphans
+
+
+@dataclass
+class UnlinkResult:
+    """Outcomes in the plan's order; orphans stored per record (empty in a preview)."""
+
+    outcomes: list[Outcome]
+    orphans: dict[RecordRef, list[OrphanRow]] = field(default_factory=dict)
+    unlinked: int = 0
+
+
+def _validate(records: Sequence[tuple[int, int]], validate_only: bool, confirm: bool, reason: str) -> None:
+    violations: list[FieldViolation] = []
+    if not records:
+        violations.append(FieldViolation("records", "select at least one record (list links to find them)"))
+    if len(records) > MAX_RECORDS:
+        violations.append(FieldViolation("records", f"{len(records)} records, at most {MAX_RECORDS}; split them"))
+    violations.extend(
+        FieldViolation(f"records[{i}]", "needs a kind and a positive id")
+        for i, (kind, record_id) in enumerate(records[:MAX_RECORDS])
+        if kind <= 0 or record_id <= 0
+    )
+    if len(reason) > MAX_REASON:
+        violations.append(FieldViolation("reason", f"at most {MAX_REASON} characters"))
+    if violations:
+        raise invalid_argument(
+            "INVALID_UNLINK_REQUEST", "the unlink request is not valid; fix the fields listed", violations
+        )
+    if not validate_only and not confirm:
+        raise invalid_argument(
+            "CONFIRMATION_REQUIRED",
+            "unlinking needs an explicit confirmation: preview with validate_only, then send confirm=true",
+            [FieldViolation("confirm", "must be true to unlink (or set validate_only to preview)")],
+        )
+
+
+def _gather(
+    uow: UnitOfWork, connection_id: str, chosen: Sequence[RecordRef], cascade: bool, lock: bool
+) -> tuple[dict[RecordRef, LinkRow], dict[RecordRef, list[RecordRef]]]:
+    """The chosen links and their dependents (all the way down when cascading), locked with `lock`."""
+    registry = uow.registry
+    links = link_index.links_of(registry, connection_id, chosen, lock)
+    dependents: dict[RecordRef, list[RecordRef]] = {}
+    frontier = [r for r in chosen if r in links]
+    seen = set(chosen)
+    while frontier:
+        found = link_index.dependents_of(registry, connection_id, frontier)
+        dependents.update(found)
+        new = sorted({d for ds in found.values() for d in ds} - seen)
+        seen.update(new)
+        links.update(link_index.links_of(registry, connection_id, new, lock))
+        frontier = [d for d in new if d in links] if cascade else []
+    return links, dependents
+
+
+def unlink_links(
+    db: Database,
+    connection_id: str,
+    records: Sequence[tuple[int, int]],
+    *,
+    validate_only: bool,
+    confirm: bool,
+    cascade: bool,
+    reason: str,
+    actor: str,
+) -> UnlinkResult:
+    _validate(records, validate_only, confirm, reason)
+    load_connection(db, connection_id)
+    chosen = [RecordRef(kind, record_id) for kind, record_id in records]
+
+    def plan(uow: UnitOfWork, lock: bool) -> tuple[list[Outcome], dict[RecordRef, LinkRow]]:
+        links, dependents = _gather(uow, connection_id, chosen, cascade, lock)
+        facts = {
+            r: LinkFacts(LinkState(link.state), tuple(uow.registry.xero_objects(link))) for r, link in links.items()
+        }
+        return plan_unlink(chosen, facts, dependents, cascade), links
+
+    if validate_only:
+        with UnitOfWork(db, write=False) as uow:
+            return UnlinkResult(plan(uow, lock=False)[0])
+
+    def work(uow: UnitOfWork) -> UnlinkResult:
+        outcomes, links = plan(uow, lock=True)
+        error = refusal(connection_id, outcomes)
+        if error is not None:
+            raise error
+        acting = [o for o in outcomes if o.action in (Action.UNLINK, Action.CASCADE)]
+        link_ids = {o.record: links[o.record].id or 0 for o in acting}
+        details = [f"cascaded from {label(o.cascaded_from)}" if o.cascaded_from else "" for o in acting]
+        stored = unlink_rows(
+            uow, [(links[o.record], d) for o, d in zip(acting, details, strict=True)], actor, now_us(), reason
+        )
+        return UnlinkResult(outcomes, {r: stored[i] for r, i in link_ids.items()}, len(acting))
+
+    return run_in_transaction(db, work)
+
+
+def list_orphans(
+    db: Database, connection_id: str, record: RecordRef | None, object_type: int, size: int, token: str
+) -> tuple[list[OrphanRow], str]:
+    load_connection(db, connection_id)
+    fingerprint = f"{record or ''}|{object_type}"
+    after = page_position(token, fingerprint)
+    limit = page_size(size)
+    with UnitOfWork(db, write=False) as uow:
+        rows = link_index.list_orphans(uow.registry, connection_id, record, object_type, after, limit + 1)
+    next_token = encode_token(f"{rows[limit - 1].id}:{fingerprint}") if len(rows) > limit else ""
+    return list(rows[:limit]), next_token

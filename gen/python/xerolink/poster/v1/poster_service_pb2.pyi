@@ -593,6 +593,12 @@ class ListLinksRequest(_message.Message):
     STATE_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    KINDS_FIELD_NUMBER: _builtins.int
+    ACTION_ID_FIELD_NUMBER: _builtins.int
+    PARTICIPANT_ID_FIELD_NUMBER: _builtins.int
+    UPDATE_TIME_START_FIELD_NUMBER: _builtins.int
+    UPDATE_TIME_END_FIELD_NUMBER: _builtins.int
+    XERO_ID_FIELD_NUMBER: _builtins.int
     connection_id: _builtins.str
     group: Global___LinkGroup.ValueType
     """UNSPECIFIED for every group."""
@@ -600,6 +606,28 @@ class ListLinksRequest(_message.Message):
     """UNSPECIFIED for every state."""
     page_size: _builtins.int
     page_token: _builtins.str
+    action_id: _builtins.int
+    """Only records of this matter (Actionstep action); 0 for every matter. Known for records
+    posted since the registry recorded matters (schema version 4).
+    """
+    participant_id: _builtins.int
+    """Only records of this participant (client, supplier, payer); 0 for everyone. Known like action_id."""
+    xero_id: _builtins.str
+    """Only the link holding this Xero object (InvoiceID, PaymentID, ...).
+    A page token is valid only with the filters it was issued for.
+    """
+    @_builtins.property
+    def kinds(self) -> _containers.RepeatedScalarFieldContainer[_common_pb2.TransactionKind.ValueType]:
+        """Only these record kinds; empty for every kind."""
+
+    @_builtins.property
+    def update_time_start(self) -> _timestamp_pb2.Timestamp:
+        """Only links changed at or after this instant."""
+
+    @_builtins.property
+    def update_time_end(self) -> _timestamp_pb2.Timestamp:
+        """Only links changed before this instant."""
+
     def __init__(
         self,
         *,
@@ -608,10 +636,16 @@ class ListLinksRequest(_message.Message):
         state: Global___LinkState.ValueType = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        kinds: _abc.Iterable[_common_pb2.TransactionKind.ValueType] | None = ...,
+        action_id: _builtins.int = ...,
+        participant_id: _builtins.int = ...,
+        update_time_start: _timestamp_pb2.Timestamp | None = ...,
+        update_time_end: _timestamp_pb2.Timestamp | None = ...,
+        xero_id: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["update_time_end", b"update_time_end", "update_time_start", b"update_time_start"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["connection_id", b"connection_id", "group", b"group", "page_size", b"page_size", "page_token", b"page_token", "state", b"state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action_id", b"action_id", "connection_id", b"connection_id", "group", b"group", "kinds", b"kinds", "page_size", b"page_size", "page_token", b"page_token", "participant_id", b"participant_id", "state", b"state", "update_time_end", b"update_time_end", "update_time_start", b"update_time_start", "xero_id", b"xero_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -3,7 +3,9 @@
 import grpc
 import warnings
 
+from xerolink.poster.v1 import backfill_pb2 as xerolink_dot_poster_dot_v1_dot_backfill__pb2
 from xerolink.poster.v1 import poster_service_pb2 as xerolink_dot_poster_dot_v1_dot_poster__service__pb2
+from xerolink.poster.v1 import unlink_pb2 as xerolink_dot_poster_dot_v1_dot_unlink__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -84,6 +86,36 @@ class PosterServiceStub:
                 '/xerolink.poster.v1.PosterService/GetConnection',
                 request_serializer=xerolink_dot_poster_dot_v1_dot_poster__service__pb2.GetConnectionRequest.SerializeToString,
                 response_deserializer=xerolink_dot_poster_dot_v1_dot_poster__service__pb2.GetConnectionResponse.FromString,
+                _registered_method=True)
+        self.UnlinkLinks = channel.unary_unary(
+                '/xerolink.poster.v1.PosterService/UnlinkLinks',
+                request_serializer=xerolink_dot_poster_dot_v1_dot_unlink__pb2.UnlinkLinksRequest.SerializeToString,
+                response_deserializer=xerolink_dot_poster_dot_v1_dot_unlink__pb2.UnlinkLinksResponse.FromString,
+                _registered_method=True)
+        self.ListOrphans = channel.unary_unary(
+                '/xerolink.poster.v1.PosterService/ListOrphans',
+                request_serializer=xerolink_dot_poster_dot_v1_dot_unlink__pb2.ListOrphansRequest.SerializeToString,
+                response_deserializer=xerolink_dot_poster_dot_v1_dot_unlink__pb2.ListOrphansResponse.FromString,
+                _registered_method=True)
+        self.RunPreflight = channel.unary_unary(
+                '/xerolink.poster.v1.PosterService/RunPreflight',
+                request_serializer=xerolink_dot_poster_dot_v1_dot_backfill__pb2.RunPreflightRequest.SerializeToString,
+                response_deserializer=xerolink_dot_poster_dot_v1_dot_backfill__pb2.RunPreflightResponse.FromString,
+                _registered_method=True)
+        self.StartBackfill = channel.unary_unary(
+                '/xerolink.poster.v1.PosterService/StartBackfill',
+                request_serializer=xerolink_dot_poster_dot_v1_dot_backfill__pb2.StartBackfillRequest.SerializeToString,
+                response_deserializer=xerolink_dot_poster_dot_v1_dot_backfill__pb2.StartBackfillResponse.FromString,
+                _registered_method=True)
+        self.GetBackfill = channel.unary_unary(
+                '/xerolink.poster.v1.PosterService/GetBackfill',
+                request_serializer=xerolink_dot_poster_dot_v1_dot_backfill__pb2.GetBackfillRequest.SerializeToString,
+                response_deserializer=xerolink_dot_poster_dot_v1_dot_backfill__pb2.GetBackfillResponse.FromString,
+                _registered_method=True)
+        self.WatchBackfill = channel.unary_stream(
+                '/xerolink.poster.v1.PosterService/WatchBackfill',
+                request_serializer=xerolink_dot_poster_dot_v1_dot_backfill__pb2.WatchBackfillRequest.SerializeToString,
+                response_deserializer=xerolink_dot_poster_dot_v1_dot_backfill__pb2.WatchBackfillResponse.FromString,
                 _registered_method=True)
 
 
@@ -166,6 +198,57 @@ class PosterServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UnlinkLinks(self, request, context):
+        """Unlink: select links (ListLinks), preview, confirm.
+        Unlinks several records at once, all or nothing: validate_only previews per record what
+        would happen; otherwise confirm must be set. An invoice or credit note with linked payments
+        or allocations is refused (FAILED_PRECONDITION naming them) unless the request cascades.
+        The Xero objects stay in Xero and are recorded as orphaned; pending records are refused.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListOrphans(self, request, context):
+        """Lists the Xero objects left in Xero by unlinks, oldest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RunPreflight(self, request, context):
+        """Preflight and pre-integration backfill (see docs/backfill.md).
+        Checks the connection's Actionstep facts against the integration's prerequisites (accrual
+        accounting, no multi-currency database, no general retainers, a single division); each check
+        passes, warns or fails with the profile it applies to and what to do. Changes nothing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StartBackfill(self, request, context):
+        """Posts open client bills that predate the connection, then their payments, as one operation
+        "backfills/{id}". Refuses bills that are not open or not pre-integration item by item;
+        FAILED_PRECONDITION when a preflight check fails. Running it again queues nothing new.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetBackfill(self, request, context):
+        """Gets a backfill and its progress.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchBackfill(self, request, context):
+        """Streams a backfill's progress until it is done.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PosterServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -218,6 +301,36 @@ def add_PosterServiceServicer_to_server(servicer, server):
                     servicer.GetConnection,
                     request_deserializer=xerolink_dot_poster_dot_v1_dot_poster__service__pb2.GetConnectionRequest.FromString,
                     response_serializer=xerolink_dot_poster_dot_v1_dot_poster__service__pb2.GetConnectionResponse.SerializeToString,
+            ),
+            'UnlinkLinks': grpc.unary_unary_rpc_method_handler(
+                    servicer.UnlinkLinks,
+                    request_deserializer=xerolink_dot_poster_dot_v1_dot_unlink__pb2.UnlinkLinksRequest.FromString,
+                    response_serializer=xerolink_dot_poster_dot_v1_dot_unlink__pb2.UnlinkLinksResponse.SerializeToString,
+            ),
+            'ListOrphans': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListOrphans,
+                    request_deserializer=xerolink_dot_poster_dot_v1_dot_unlink__pb2.ListOrphansRequest.FromString,
+                    response_serializer=xerolink_dot_poster_dot_v1_dot_unlink__pb2.ListOrphansResponse.SerializeToString,
+            ),
+            'RunPreflight': grpc.unary_unary_rpc_method_handler(
+                    servicer.RunPreflight,
+                    request_deserializer=xerolink_dot_poster_dot_v1_dot_backfill__pb2.RunPreflightRequest.FromString,
+                    response_serializer=xerolink_dot_poster_dot_v1_dot_backfill__pb2.RunPreflightResponse.SerializeToString,
+            ),
+            'StartBackfill': grpc.unary_unary_rpc_method_handler(
+                    servicer.StartBackfill,
+                    request_deserializer=xerolink_dot_poster_dot_v1_dot_backfill__pb2.StartBackfillRequest.FromString,
+                    response_serializer=xerolink_dot_poster_dot_v1_dot_backfill__pb2.StartBackfillResponse.SerializeToString,
+            ),
+            'GetBackfill': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetBackfill,
+                    request_deserializer=xerolink_dot_poster_dot_v1_dot_backfill__pb2.GetBackfillRequest.FromString,
+                    response_serializer=xerolink_dot_poster_dot_v1_dot_backfill__pb2.GetBackfillResponse.SerializeToString,
+            ),
+            'WatchBackfill': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchBackfill,
+                    request_deserializer=xerolink_dot_poster_dot_v1_dot_backfill__pb2.WatchBackfillRequest.FromString,
+                    response_serializer=xerolink_dot_poster_dot_v1_dot_backfill__pb2.WatchBackfillResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -491,6 +604,168 @@ class PosterService:
             '/xerolink.poster.v1.PosterService/GetConnection',
             xerolink_dot_poster_dot_v1_dot_poster__service__pb2.GetConnectionRequest.SerializeToString,
             xerolink_dot_poster_dot_v1_dot_poster__service__pb2.GetConnectionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UnlinkLinks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xerolink.poster.v1.PosterService/UnlinkLinks',
+            xerolink_dot_poster_dot_v1_dot_unlink__pb2.UnlinkLinksRequest.SerializeToString,
+            xerolink_dot_poster_dot_v1_dot_unlink__pb2.UnlinkLinksResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListOrphans(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xerolink.poster.v1.PosterService/ListOrphans',
+            xerolink_dot_poster_dot_v1_dot_unlink__pb2.ListOrphansRequest.SerializeToString,
+            xerolink_dot_poster_dot_v1_dot_unlink__pb2.ListOrphansResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RunPreflight(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xerolink.poster.v1.PosterService/RunPreflight',
+            xerolink_dot_poster_dot_v1_dot_backfill__pb2.RunPreflightRequest.SerializeToString,
+            xerolink_dot_poster_dot_v1_dot_backfill__pb2.RunPreflightResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StartBackfill(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xerolink.poster.v1.PosterService/StartBackfill',
+            xerolink_dot_poster_dot_v1_dot_backfill__pb2.StartBackfillRequest.SerializeToString,
+            xerolink_dot_poster_dot_v1_dot_backfill__pb2.StartBackfillResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetBackfill(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xerolink.poster.v1.PosterService/GetBackfill',
+            xerolink_dot_poster_dot_v1_dot_backfill__pb2.GetBackfillRequest.SerializeToString,
+            xerolink_dot_poster_dot_v1_dot_backfill__pb2.GetBackfillResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchBackfill(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/xerolink.poster.v1.PosterService/WatchBackfill',
+            xerolink_dot_poster_dot_v1_dot_backfill__pb2.WatchBackfillRequest.SerializeToString,
+            xerolink_dot_poster_dot_v1_dot_backfill__pb2.WatchBackfillResponse.FromString,
             options,
             channel_credentials,
             insecure,

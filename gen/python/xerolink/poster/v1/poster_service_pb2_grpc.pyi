@@ -5,7 +5,9 @@ isort:skip_file
 
 from collections import abc as _abc
 from grpc import aio as _aio
+from xerolink.poster.v1 import backfill_pb2 as _backfill_pb2
 from xerolink.poster.v1 import poster_service_pb2 as _poster_service_pb2
+from xerolink.poster.v1 import unlink_pb2 as _unlink_pb2
 import abc as _abc_1
 import grpc as _grpc
 import sys
@@ -60,6 +62,30 @@ class PosterServiceStub:
     """
     GetConnection: _grpc.UnaryUnaryMultiCallable[_poster_service_pb2.GetConnectionRequest, _poster_service_pb2.GetConnectionResponse]
     """Gets a connection (credentials are never returned)."""
+    UnlinkLinks: _grpc.UnaryUnaryMultiCallable[_unlink_pb2.UnlinkLinksRequest, _unlink_pb2.UnlinkLinksResponse]
+    """Unlink: select links (ListLinks), preview, confirm.
+    Unlinks several records at once, all or nothing: validate_only previews per record what
+    would happen; otherwise confirm must be set. An invoice or credit note with linked payments
+    or allocations is refused (FAILED_PRECONDITION naming them) unless the request cascades.
+    The Xero objects stay in Xero and are recorded as orphaned; pending records are refused.
+    """
+    ListOrphans: _grpc.UnaryUnaryMultiCallable[_unlink_pb2.ListOrphansRequest, _unlink_pb2.ListOrphansResponse]
+    """Lists the Xero objects left in Xero by unlinks, oldest first."""
+    RunPreflight: _grpc.UnaryUnaryMultiCallable[_backfill_pb2.RunPreflightRequest, _backfill_pb2.RunPreflightResponse]
+    """Preflight and pre-integration backfill (see docs/backfill.md).
+    Checks the connection's Actionstep facts against the integration's prerequisites (accrual
+    accounting, no multi-currency database, no general retainers, a single division); each check
+    passes, warns or fails with the profile it applies to and what to do. Changes nothing.
+    """
+    StartBackfill: _grpc.UnaryUnaryMultiCallable[_backfill_pb2.StartBackfillRequest, _backfill_pb2.StartBackfillResponse]
+    """Posts open client bills that predate the connection, then their payments, as one operation
+    "backfills/{id}". Refuses bills that are not open or not pre-integration item by item;
+    FAILED_PRECONDITION when a preflight check fails. Running it again queues nothing new.
+    """
+    GetBackfill: _grpc.UnaryUnaryMultiCallable[_backfill_pb2.GetBackfillRequest, _backfill_pb2.GetBackfillResponse]
+    """Gets a backfill and its progress."""
+    WatchBackfill: _grpc.UnaryStreamMultiCallable[_backfill_pb2.WatchBackfillRequest, _backfill_pb2.WatchBackfillResponse]
+    """Streams a backfill's progress until it is done."""
 
 @_typing.type_check_only
 class PosterServiceAsyncStub(PosterServiceStub):
@@ -93,6 +119,30 @@ class PosterServiceAsyncStub(PosterServiceStub):
     """
     GetConnection: _aio.UnaryUnaryMultiCallable[_poster_service_pb2.GetConnectionRequest, _poster_service_pb2.GetConnectionResponse]  # type: ignore[assignment]
     """Gets a connection (credentials are never returned)."""
+    UnlinkLinks: _aio.UnaryUnaryMultiCallable[_unlink_pb2.UnlinkLinksRequest, _unlink_pb2.UnlinkLinksResponse]  # type: ignore[assignment]
+    """Unlink: select links (ListLinks), preview, confirm.
+    Unlinks several records at once, all or nothing: validate_only previews per record what
+    would happen; otherwise confirm must be set. An invoice or credit note with linked payments
+    or allocations is refused (FAILED_PRECONDITION naming them) unless the request cascades.
+    The Xero objects stay in Xero and are recorded as orphaned; pending records are refused.
+    """
+    ListOrphans: _aio.UnaryUnaryMultiCallable[_unlink_pb2.ListOrphansRequest, _unlink_pb2.ListOrphansResponse]  # type: ignore[assignment]
+    """Lists the Xero objects left in Xero by unlinks, oldest first."""
+    RunPreflight: _aio.UnaryUnaryMultiCallable[_backfill_pb2.RunPreflightRequest, _backfill_pb2.RunPreflightResponse]  # type: ignore[assignment]
+    """Preflight and pre-integration backfill (see docs/backfill.md).
+    Checks the connection's Actionstep facts against the integration's prerequisites (accrual
+    accounting, no multi-currency database, no general retainers, a single division); each check
+    passes, warns or fails with the profile it applies to and what to do. Changes nothing.
+    """
+    StartBackfill: _aio.UnaryUnaryMultiCallable[_backfill_pb2.StartBackfillRequest, _backfill_pb2.StartBackfillResponse]  # type: ignore[assignment]
+    """Posts open client bills that predate the connection, then their payments, as one operation
+    "backfills/{id}". Refuses bills that are not open or not pre-integration item by item;
+    FAILED_PRECONDITION when a preflight check fails. Running it again queues nothing new.
+    """
+    GetBackfill: _aio.UnaryUnaryMultiCallable[_backfill_pb2.GetBackfillRequest, _backfill_pb2.GetBackfillResponse]  # type: ignore[assignment]
+    """Gets a backfill and its progress."""
+    WatchBackfill: _aio.UnaryStreamMultiCallable[_backfill_pb2.WatchBackfillRequest, _backfill_pb2.WatchBackfillResponse]  # type: ignore[assignment]
+    """Streams a backfill's progress until it is done."""
 
 class PosterServiceServicer(metaclass=_abc_1.ABCMeta):
     """Posts Actionstep transactions to Xero exactly once and keeps the link registry."""
@@ -183,5 +233,65 @@ class PosterServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_poster_service_pb2.GetConnectionResponse, _abc.Awaitable[_poster_service_pb2.GetConnectionResponse]]:
         """Gets a connection (credentials are never returned)."""
+
+    @_abc_1.abstractmethod
+    def UnlinkLinks(
+        self,
+        request: _unlink_pb2.UnlinkLinksRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_unlink_pb2.UnlinkLinksResponse, _abc.Awaitable[_unlink_pb2.UnlinkLinksResponse]]:
+        """Unlink: select links (ListLinks), preview, confirm.
+        Unlinks several records at once, all or nothing: validate_only previews per record what
+        would happen; otherwise confirm must be set. An invoice or credit note with linked payments
+        or allocations is refused (FAILED_PRECONDITION naming them) unless the request cascades.
+        The Xero objects stay in Xero and are recorded as orphaned; pending records are refused.
+        """
+
+    @_abc_1.abstractmethod
+    def ListOrphans(
+        self,
+        request: _unlink_pb2.ListOrphansRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_unlink_pb2.ListOrphansResponse, _abc.Awaitable[_unlink_pb2.ListOrphansResponse]]:
+        """Lists the Xero objects left in Xero by unlinks, oldest first."""
+
+    @_abc_1.abstractmethod
+    def RunPreflight(
+        self,
+        request: _backfill_pb2.RunPreflightRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_backfill_pb2.RunPreflightResponse, _abc.Awaitable[_backfill_pb2.RunPreflightResponse]]:
+        """Preflight and pre-integration backfill (see docs/backfill.md).
+        Checks the connection's Actionstep facts against the integration's prerequisites (accrual
+        accounting, no multi-currency database, no general retainers, a single division); each check
+        passes, warns or fails with the profile it applies to and what to do. Changes nothing.
+        """
+
+    @_abc_1.abstractmethod
+    def StartBackfill(
+        self,
+        request: _backfill_pb2.StartBackfillRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_backfill_pb2.StartBackfillResponse, _abc.Awaitable[_backfill_pb2.StartBackfillResponse]]:
+        """Posts open client bills that predate the connection, then their payments, as one operation
+        "backfills/{id}". Refuses bills that are not open or not pre-integration item by item;
+        FAILED_PRECONDITION when a preflight check fails. Running it again queues nothing new.
+        """
+
+    @_abc_1.abstractmethod
+    def GetBackfill(
+        self,
+        request: _backfill_pb2.GetBackfillRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_backfill_pb2.GetBackfillResponse, _abc.Awaitable[_backfill_pb2.GetBackfillResponse]]:
+        """Gets a backfill and its progress."""
+
+    @_abc_1.abstractmethod
+    def WatchBackfill(
+        self,
+        request: _backfill_pb2.WatchBackfillRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_backfill_pb2.WatchBackfillResponse], _abc.AsyncIterator[_backfill_pb2.WatchBackfillResponse]]:
+        """Streams a backfill's progress until it is done."""
 
 def add_PosterServiceServicer_to_server(servicer: PosterServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

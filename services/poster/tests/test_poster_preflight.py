@@ -1,0 +1,101 @@
+"""Preflight rules and backfill progress as plain Python."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from xerolink_mapper.domain import support_matrix as sm
+from xerolink_mapper.domain.model import Profile as MapperProfile
+from xerolink_poster.domain import backfill_progress as bp
+from xerolink_poster.domain import preflight as pf
+from xerolink_poster.domain.states import LinkState
+
+READY = pf.Facts(
+    profile=pf.Profile.COMPATIBLE,
+    accounting_method=pf.Method.ACCRUAL,
+    multi_currency_database=False,
+    general_retainers_configured=False,
+    linked_division_id=1,
+    division_ids=(1,),
+)
+
+
+def _statuses(facts: pf.Facts) -> dict[str, pf.Status]:
+    return {c.check: c.status for c in pf.run(facts)}
+
+
+def test_every_check_names_a_matrix_condition_with_the_profiles_the_matrix_gives_it() -> None:
+    profiles = {MapperProfile.ACTIONSTEP_COMPATIBLE: pf.Profile.COMPATIBLE, MapperProfile.EXTENDED: pf.Profile.EXTENDED}
+    for check in pf.run(READY):
+        condition = sm.CONDITIONS_BY_CODE[check.reason_code]
+        assert check.profiles == tuple(profiles[p] for p in condition.profiles), check.check
+
+
+def test_ready_facts_pass_every_check() -> None:
+    assert set(_statuses(READY).values()) == {pf.Status.PASS}
+    assert not pf.failed(pf.run(READY))
+
+
+@pytest.mark.parametrize(
+    ("change", "check", "compatible", "extended"),
+    [
+        ({"accounting_method": pf.Method.CASH}, "ACCOUNTING_METHOD", pf.Status.FAIL, pf.Status.FAIL),
+        ({"accounting_method": pf.Method.UNSPECIFIED}, "ACCOUNTING_METHOD", pf.Status.FAIL, pf.Status.FAIL),
+        ({"multi_currency_database": True}, "MULTI_CURRENCY_DATABASE", pf.Status.FAIL, pf.Status.WARNING),
+        ({"general_retainers_configured": True}, "GENERAL_RETAINERS", pf.Status.FAIL, pf.Status.FAIL),
+        ({"division_ids": (1, 2)}, "DIVISIONS", pf.Status.WARNING, pf.Status.WARNING),
+        ({"division_ids": (2, 3)}, "DIVISIONS", pf.Status.FAIL, pf.Status.FAIL),
+        ({"linked_division_id": 0}, "DIVISIONS", pf.Status.FAIL, pf.Status.FAIL),
+        ({"division_ids": None}, "DIVISIONS", pf.Status.WARNING, pf.Status.WARNING),
+    ],
+)
+def test_one_broken_fact_changes_only_its_own_check_in_each_profile(
+    change: dict[str, object], check: str, compatible: pf.Status, extended: pf.Status
+) -> None:
+    for profile, expected in ((pf.Profile.COMPATIBLE, compatible), (pf.Profile.EXTENDED, extended)):
+        statuses = _statuses(dataclasses.replace(READY, profile=profile, **change))  # type: ignore[arg-type]
+        assert statuses.pop(check) is expected, profile
+        assert set(statuses.values()) == {pf.Status.PASS}
+
+
+def test_every_failure_and_warning_says_what_to_do() -> None:
+    broken = dataclasses.replace(
+        READY,
+        accounting_method=pf.Method.CASH,
+        multi_currency_database=True,
+        general_retainers_configured=True,
+        division_ids=(1, 2),
+    )
+    for check in pf.run(broken):
+        assert check.status is not pf.Status.PASS
+        assert check.reason_code in check.message or check.status is pf.Status.WARNING
+        assert any(verb in check.message for verb in ("set ", "remove ", "turn ", "keep ", "choose ")), check.check
+
+
+def _item(bill: int, is_bill: bool, state: LinkState | None, outcome: str = bp.ACCEPTED) -> bp.ItemState:
+    return bp.ItemState(bill, is_bill, outcome, state)
+
+
+def test_a_backfill_is_done_when_nothing_can_still_move() -> None:
+    linked = [_item(0, True, LinkState.LINKED), _item(0, False, LinkState.LINKED)]
+    assert bp.progress(linked).done
+    waiting_on_pending = [_item(0, True, LinkState.PENDING), _item(0, False, LinkState.WAITING)]
+    assert not bp.progress(waiting_on_pending).done
+    waiting_on_failed = [_item(0, True, LinkState.FAILED), _item(0, False, LinkState.WAITING)]
+    progress = bp.progress(waiting_on_failed)
+    assert progress.done and (progress.failed, progress.waiting) == (1, 1)
+    refused = [_item(0, True, None, bp.REFUSED), _item(0, False, None, bp.REFUSED)]
+    assert bp.progress(refused).done and bp.progress(refused).refused == 2
+
+
+def test_progress_counts_add_up() -> None:
+    items = [
+        _item(0, True, LinkState.LINKED, bp.ALREADY_DONE),
+        _item(0, False, LinkState.PENDING),
+        _item(1, True, LinkState.FAILED),
+        _item(2, True, None, bp.REFUSED),
+    ]
+    p = bp.progress(items)
+    assert p.total == p.accepted + p.already_done + p.refused == 4
+    assert p.accepted + p.already_done == p.pending + p.waiting + p.linked + p.failed + p.unlinked

@@ -1,0 +1,50 @@
+"""The backfill's durable state (migration 7): one row per backfill operation and one per
+transaction it handled. Progress is not stored: it is read from the links of the postings."""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Column, Index, Text
+from sqlmodel import Field, Session, SQLModel, select
+
+
+class BackfillRow(SQLModel, table=True):
+    __tablename__ = "backfill"
+    __table_args__ = (Index("ix_backfill_request", "connection_id", "request_id"),)
+    backfill_id: str = Field(primary_key=True, max_length=40)
+    connection_id: str = Field(max_length=64)
+    request_id: str = Field(default="", max_length=128)
+    bills: int
+    create_us: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class BackfillItemRow(SQLModel, table=True):
+    __tablename__ = "backfill_item"
+    id: int | None = Field(default=None, primary_key=True)
+    backfill_id: str = Field(max_length=40, index=True)
+    # Position in the backfill: bills before their payments, in request order.
+    seq: int
+    bill_index: int
+    kind: int
+    record_id: int = Field(sa_column=Column(BigInteger, nullable=False))
+    # accepted, already_done or refused.
+    outcome: str = Field(max_length=16)
+    posting_id: str = Field(default="", max_length=40)
+    # JSON error (service_layer/errors_json.py) of a refused item.
+    error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
+TABLES = [BackfillRow.__table__, BackfillItemRow.__table__]  # type: ignore[attr-defined]
+
+
+def get_backfill(session: Session, backfill_id: str) -> BackfillRow | None:
+    return session.get(BackfillRow, backfill_id)
+
+
+def backfill_by_request(session: Session, connection_id: str, request_id: str) -> BackfillRow | None:
+    query = select(BackfillRow).where(BackfillRow.connection_id == connection_id, BackfillRow.request_id == request_id)
+    return session.exec(query).first()
+
+
+def items_of(session: Session, backfill_id: str) -> list[BackfillItemRow]:
+    query = select(BackfillItemRow).where(BackfillItemRow.backfill_id == backfill_id).order_by(BackfillItemRow.seq)  # type: ignore[arg-type]
+    return list(session.exec(query).all())

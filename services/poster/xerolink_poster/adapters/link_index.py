@@ -1,0 +1,158 @@
+"""What the registry keeps for selecting and unlinking links: each link's matter and participant,
+the records its current posting refers to (lasting dependencies), and the orphaned Xero objects
+that unlinks leave behind. Works on the registry's session, inside the caller's transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import delete, insert, update
+from sqlmodel import col, select
+from xerolink.actionstep.v1 import transaction_pb2
+from xerolink.xero.v1 import objects_pb2 as xero_pb2
+
+from xerolink_poster.adapters.registry import OUTBOX_DONE, Registry
+from xerolink_poster.adapters.tables import (
+    DependencyWaitRow,
+    LinkDependencyRow,
+    LinkRow,
+    LinkSubjectRow,
+    OrphanRow,
+    OutboxRow,
+)
+from xerolink_poster.domain.dependencies import record_dependencies
+from xerolink_poster.domain.link_filter import LinkFilter
+from xerolink_poster.domain.records import RecordRef
+
+
+@dataclass(frozen=True)
+class IndexedPosting:
+    link: LinkRow
+    transaction: transaction_pb2.Transaction
+    operations: Sequence[xero_pb2.Operation]
+
+
+def index_postings(registry: Registry, postings: Sequence[IndexedPosting]) -> None:
+    """Replaces the subject and dependencies of each link by those of its new posting: two
+    deletes and two multi-row inserts for the whole batch."""
+    if not postings:
+        return
+    ids = [p.link.id for p in postings if p.link.id is not None]
+    session = registry.session
+    session.execute(delete(LinkSubjectRow).where(col(LinkSubjectRow.link_id).in_(ids)))
+    session.execute(delete(LinkDependencyRow).where(col(LinkDependencyRow.link_id).in_(ids)))
+    subjects = [
+        {
+            "link_id": p.link.id,
+            "connection_id": p.link.connection_id,
+            "action_id": p.transaction.header.action_id,
+            "participant_id": p.transaction.header.participant.participant_id,
+        }
+        for p in postings
+    ]
+    session.execute(insert(LinkSubjectRow), subjects)
+    dependencies = [
+        {"link_id": p.link.id, "connection_id": p.link.connection_id, "kind": d.kind, "record_id": d.id}
+        for p in postings
+        for d in record_dependencies(p.operations)
+    ]
+    if dependencies:
+        session.execute(insert(LinkDependencyRow), dependencies)
+
+
+def links_of(
+    registry: Registry, connection_id: str, records: Sequence[RecordRef], lock: bool
+) -> dict[RecordRef, LinkRow]:
+    """The links of these records; with `lock`, row-locked on PostgreSQL until the transaction
+    ends (SQLite's write transaction already excludes every other writer)."""
+    if not records:
+        return {}
+    wanted = set(records)
+    query = select(LinkRow).where(
+        LinkRow.connection_id == connection_id, col(LinkRow.record_id).in_(sorted({r.id for r in records}))
+    )
+    if lock and not registry.is_sqlite:
+        # Id order within each call; a deadlock across calls is retried by run_in_transaction.
+        query = query.order_by(col(LinkRow.id)).with_for_update()
+    rows = registry.session.exec(query).all()
+    return {ref: row for row in rows if (ref := RecordRef(row.kind, row.record_id)) in wanted}
+
+
+def dependents_of(
+    registry: Registry, connection_id: str, records: Iterable[RecordRef]
+) -> dict[RecordRef, list[RecordRef]]:
+    """For each record, the records whose current posting refers to it (payments of an invoice,
+    allocations of a credit note), whatever their state."""
+    keys = sorted(set(records))
+    if not keys:
+        return {}
+    rows = registry.session.exec(
+        select(LinkDependencyRow.kind, LinkDependencyRow.record_id, LinkRow.kind, LinkRow.record_id)
+        .join(LinkRow, col(LinkRow.id) == col(LinkDependencyRow.link_id))
+        .where(
+            LinkDependencyRow.connection_id == connection_id,
+            col(LinkDependencyRow.record_id).in_(sorted({k.id for k in keys})),
+        )
+    ).all()
+    found: dict[RecordRef, set[RecordRef]] = {}
+    wanted = set(keys)
+    for kind, record_id, dep_kind, dep_id in rows:
+        target = RecordRef(kind, record_id)
+        if target in wanted:
+            found.setdefault(target, set()).add(RecordRef(dep_kind, dep_id))
+    return {k: sorted(v) for k, v in found.items()}
+
+
+def close_outbox(registry: Registry, link_ids: Sequence[int]) -> None:
+    """Marks the links' open outbox work done and drops its dependency waits: two statements."""
+    if not link_ids:
+        return
+    open_ids = select(OutboxRow.id).where(col(OutboxRow.link_id).in_(link_ids), OutboxRow.state != OUTBOX_DONE)
+    box_ids = [i for i in registry.session.exec(open_ids) if i is not None]
+    if box_ids:
+        registry.session.execute(delete(DependencyWaitRow).where(col(DependencyWaitRow.outbox_id).in_(box_ids)))
+        registry.session.execute(update(OutboxRow).where(col(OutboxRow.id).in_(box_ids)).values(state=OUTBOX_DONE))
+
+
+def add_orphans(registry: Registry, rows: Sequence[OrphanRow]) -> None:
+    registry.session.add_all(rows)
+    registry.session.flush()
+
+
+def list_orphans(
+    registry: Registry, connection_id: str, record: RecordRef | None, object_type: int, after_id: int, limit: int
+) -> Sequence[OrphanRow]:
+    query = select(OrphanRow).where(OrphanRow.connection_id == connection_id, col(OrphanRow.id) > after_id)
+    if record is not None:
+        query = query.where(OrphanRow.kind == record.kind, OrphanRow.record_id == record.id)
+    if object_type:
+        query = query.where(OrphanRow.object_type == object_type)
+    return registry.session.exec(query.order_by(col(OrphanRow.id)).limit(limit)).all()
+
+
+def list_links(
+    registry: Registry, connection_id: str, wanted: LinkFilter, after_id: int, limit: int
+) -> Sequence[LinkRow]:
+    """One page of links in id order (stable under inserts: new links sort after every token)."""
+    query = select(LinkRow).where(LinkRow.connection_id == connection_id, col(LinkRow.id) > after_id)
+    if wanted.group:
+        query = query.where(LinkRow.link_group == wanted.group)
+    if wanted.state:
+        query = query.where(LinkRow.state == wanted.state)
+    if wanted.kinds:
+        query = query.where(col(LinkRow.kind).in_(sorted(set(wanted.kinds))))
+    if wanted.updated_from_us:
+        query = query.where(col(LinkRow.update_us) >= wanted.updated_from_us)
+    if wanted.updated_to_us:
+        query = query.where(col(LinkRow.update_us) < wanted.updated_to_us)
+    if wanted.xero_id:
+        # The id is validated to letters, digits and '-', so it holds no LIKE wildcard.
+        query = query.where(col(LinkRow.xero_objects).contains(f'"xero_id": "{wanted.xero_id}"'))
+    if wanted.action_id or wanted.participant_id:
+        query = query.join(LinkSubjectRow, col(LinkSubjectRow.link_id) == col(LinkRow.id))
+        if wanted.action_id:
+            query = query.where(LinkSubjectRow.action_id == wanted.action_id)
+        if wanted.participant_id:
+            query = query.where(LinkSubjectRow.participant_id == wanted.participant_id)
+    return registry.session.exec(query.order_by(col(LinkRow.id)).limit(limit)).all()

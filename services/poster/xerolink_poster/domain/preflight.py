@@ -1,0 +1,169 @@
+"""Preflight: the Xero integration's prerequisites, checked against a connection's Actionstep facts
+before anything is posted (Actionstep's "Before You Integrate with Xero" and "Limitations").
+
+A check FAILS when the mapper would refuse every transaction of the connection for that reason,
+and WARNS when only some transactions are refused (each still gets the mapper's own decision).
+The profiles each condition applies in follow the support matrix (docs/support-matrix.md)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Profile(StrEnum):
+    COMPATIBLE = "actionstep-compatible"
+    EXTENDED = "extended"
+
+
+class Method(StrEnum):
+    UNSPECIFIED = "unspecified"
+    ACCRUAL = "accrual"
+    CASH = "cash"
+
+
+class Status(StrEnum):
+    PASS = "pass"
+    WARNING = "warning"
+    FAIL = "fail"
+
+
+BOTH = (Profile.COMPATIBLE, Profile.EXTENDED)
+
+# check -> (the matrix condition it is about, the profiles that condition applies in).
+CHECKS: dict[str, tuple[str, tuple[Profile, ...]]] = {
+    "ACCOUNTING_METHOD": ("CASH_ACCOUNTING", BOTH),
+    "MULTI_CURRENCY_DATABASE": ("MULTI_CURRENCY_DATABASE", (Profile.COMPATIBLE,)),
+    "GENERAL_RETAINERS": ("GENERAL_RETAINERS_CONFIGURED", BOTH),
+    "DIVISIONS": ("OTHER_DIVISION", BOTH),
+}
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What the connection knows about the Actionstep organisation."""
+
+    profile: Profile
+    accounting_method: Method
+    multi_currency_database: bool
+    general_retainers_configured: bool
+    linked_division_id: int
+    # Every division of the organisation; None when the caller did not send them.
+    division_ids: tuple[int, ...] | None = None
+
+
+@dataclass(frozen=True)
+class Check:
+    check: str
+    status: Status
+    reason_code: str
+    profiles: tuple[Profile, ...]
+    message: str
+
+
+def _check(name: str, status: Status, message: str) -> Check:
+    reason_code, profiles = CHECKS[name]
+    return Check(name, status, reason_code, profiles, message)
+
+
+def accounting_method(facts: Facts) -> Check:
+    if facts.accounting_method is Method.ACCRUAL:
+        return _check("ACCOUNTING_METHOD", Status.PASS, "The Actionstep database uses the accrual accounting method.")
+    if facts.accounting_method is Method.CASH:
+        return _check(
+            "ACCOUNTING_METHOD",
+            Status.FAIL,
+            "The Actionstep database uses the cash accounting method, so every transaction is refused "
+            "(CASH_ACCOUNTING); set the accounting method to accrual in Actionstep so invoices reach Xero "
+            "before they are paid, then update the connection.",
+        )
+    return _check(
+        "ACCOUNTING_METHOD",
+        Status.FAIL,
+        "The connection does not say which accounting method the Actionstep database uses, so nothing "
+        "can be mapped; read it from the division's settings and set the connection's accounting method "
+        "(accrual is required).",
+    )
+
+
+def multi_currency(facts: Facts) -> Check:
+    if not facts.multi_currency_database:
+        return _check("MULTI_CURRENCY_DATABASE", Status.PASS, "The Actionstep database uses a single currency.")
+    if facts.profile is Profile.COMPATIBLE:
+        return _check(
+            "MULTI_CURRENCY_DATABASE",
+            Status.FAIL,
+            "The Actionstep database uses multiple currencies, which Actionstep's Xero integration does not "
+            "support, so every transaction is refused (MULTI_CURRENCY_DATABASE); turn multi-currency off in "
+            "Actionstep, or choose the extended profile to post foreign-currency documents with their rate.",
+        )
+    return _check(
+        "MULTI_CURRENCY_DATABASE",
+        Status.WARNING,
+        "The Actionstep database uses multiple currencies: the extended profile posts foreign-currency "
+        "documents only with their currency rate, and refuses foreign-currency journals, transfers and "
+        "funds movements; send the rate with each foreign-currency transaction.",
+    )
+
+
+def general_retainers(facts: Facts) -> Check:
+    if not facts.general_retainers_configured:
+        return _check("GENERAL_RETAINERS", Status.PASS, "General retainers are not configured in Actionstep.")
+    return _check(
+        "GENERAL_RETAINERS",
+        Status.FAIL,
+        "General retainers are configured in Actionstep, which the Xero integration does not support, so "
+        "every transaction is refused (GENERAL_RETAINERS_CONFIGURED); remove the retainer balances from the "
+        "matters and unconfigure general retainers, then update the connection.",
+    )
+
+
+def divisions(facts: Facts) -> Check:
+    linked = facts.linked_division_id
+    if linked <= 0:
+        return _check(
+            "DIVISIONS",
+            Status.FAIL,
+            "The connection has no linked division; set it to the Actionstep division that posts to this "
+            "Xero organisation (transactions of any other division are refused as OTHER_DIVISION).",
+        )
+    if facts.division_ids is None:
+        return _check(
+            "DIVISIONS",
+            Status.WARNING,
+            f"Division {linked} is linked but the organisation's divisions were not sent, so this was not "
+            "checked; send every division id (Actionstep's divisions resource) with the preflight.",
+        )
+    if linked not in facts.division_ids:
+        return _check(
+            "DIVISIONS",
+            Status.FAIL,
+            f"The linked division {linked} is not one of the organisation's divisions "
+            f"({_ids(facts.division_ids)}), so every transaction is refused (OTHER_DIVISION); link the "
+            "division that posts to this Xero organisation.",
+        )
+    others = sorted(set(facts.division_ids) - {linked})
+    if others:
+        return _check(
+            "DIVISIONS",
+            Status.WARNING,
+            f"The organisation has {len(others) + 1} divisions and the Xero integration supports a single "
+            f"one: only division {linked} is posted and transactions of division(s) {_ids(others)} are "
+            "refused (OTHER_DIVISION); keep them out of Xero, or merge them into the linked division in "
+            "Actionstep.",
+        )
+    return _check("DIVISIONS", Status.PASS, f"The organisation has a single division ({linked}), linked to Xero.")
+
+
+def _ids(ids: Sequence[int]) -> str:
+    return ", ".join(str(i) for i in ids) or "none"
+
+
+def run(facts: Facts) -> list[Check]:
+    """Every check, in a fixed order."""
+    return [accounting_method(facts), multi_currency(facts), general_retainers(facts), divisions(facts)]
+
+
+def failed(checks: Sequence[Check]) -> list[Check]:
+    return [c for c in checks if c.status is Status.FAIL]

@@ -1,0 +1,337 @@
+"""The pre-integration backfill: open client bills that predate the connection, then their
+payments, posted through the one posting path (Poster.post_many) with the mapper's
+`pre_integration_backfill` flag, and recorded as one operation whose progress is read from the
+links. Running it again finds the same content already posted and queues nothing new."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+from xerolink.actionstep.v1 import common_pb2, transaction_pb2
+from xerolink_common.errors import ErrorCode, FieldViolation, invalid_argument, not_found
+from xerolink_common.money import cents_to_str
+
+from xerolink_poster.adapters import backfill_tables as bt
+from xerolink_poster.adapters.database import Database, now_us
+from xerolink_poster.adapters.tables import ConnectionRow
+from xerolink_poster.domain import backfill_progress as bp
+from xerolink_poster.domain.records import RecordRef
+from xerolink_poster.domain.states import LinkState
+from xerolink_poster.service_layer.dispatcher import StateChanges
+from xerolink_poster.service_layer.errors_json import error_json
+from xerolink_poster.service_layer.posting import (
+    ItemFailure,
+    Poster,
+    PostOutcome,
+    load_connection,
+    mapping_context,
+    validate_transaction,
+)
+from xerolink_poster.service_layer.preflight_checks import require_preflight
+from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transaction
+
+MAX_BILLS = 1000
+MAX_TRANSACTIONS = 5000
+# Transactions per post_many call: one mapper batch and one registry transaction each.
+CHUNK = 500
+
+OPEN = "open"
+BILL_KIND = common_pb2.TRANSACTION_KIND_CLIENT_BILL
+PAYMENT_KIND = common_pb2.TRANSACTION_KIND_CLIENT_BILL_PAYMENT
+
+
+@dataclass(frozen=True)
+class BillInput:
+    """One bill of the request, transport-free: status is Actionstep's ("open", "closed", ...)."""
+
+    bill: transaction_pb2.Transaction
+    status: str
+    # Actionstep's totalDue in cents; None when not sent.
+    total_due_cents: int | None
+    total_due_currency: str
+    payments: Sequence[transaction_pb2.Transaction]
+
+
+@dataclass
+class _Item:
+    bill_index: int
+    transaction: transaction_pb2.Transaction
+    record: RecordRef
+    outcome: str = ""
+    posting_id: str = ""
+    error: str | None = None
+
+
+@dataclass
+class _Group:
+    index: int
+    bill: _Item
+    payments: list[_Item] = field(default_factory=list)
+
+    def items(self) -> list[_Item]:
+        return [self.bill, *self.payments]
+
+
+@dataclass(frozen=True)
+class ItemView:
+    row: bt.BackfillItemRow
+    state: LinkState | None
+    # The stored refusal, or the link's last error.
+    error: str | None
+
+
+@dataclass(frozen=True)
+class BackfillView:
+    row: bt.BackfillRow
+    items: list[ItemView]
+    progress: bp.Progress
+
+
+def _kind_of(transaction: transaction_pb2.Transaction) -> int:
+    name = transaction.WhichOneof("kind")
+    return common_pb2.TransactionKind.Value(f"TRANSACTION_KIND_{name.upper()}") if name else 0
+
+
+def _record(transaction: transaction_pb2.Transaction) -> RecordRef:
+    return RecordRef(_kind_of(transaction), transaction.header.id)
+
+
+def _refuse(item: _Item, code: ErrorCode, reason: str, message: str) -> None:
+    item.outcome = bp.REFUSED
+    item.error = error_json(code, reason, message)
+
+
+def _bill_problem(bill: BillInput, connected: tuple[int, int]) -> tuple[str, str] | None:
+    """(reason, sentence) when the bill itself cannot be backfilled."""
+    tx = bill.bill
+    number = tx.client_bill.bill_number or f"bill {tx.header.id}"
+    if tx.WhichOneof("kind") != "client_bill":
+        return "NOT_A_CLIENT_BILL", "only client bills are backfilled; post other transactions with PostTransaction"
+    if bill.status != OPEN:
+        why = {
+            "closed": "is closed (fully paid): nothing is due, so it is not backfilled; enter it in Xero by hand "
+            "if its history is needed there",
+            "draft": "is a draft: post it in Actionstep and it reaches Xero as a new transaction",
+            "deleted": "is deleted in Actionstep: there is nothing to post",
+        }.get(bill.status, "has no status: send its Actionstep status (only open bills are backfilled)")
+        return "BILL_NOT_OPEN", f"{number} {why}"
+    if not tx.header.HasField("posted_at"):
+        return "POSTED_AT_REQUIRED", f"{number} has no posted_at: send when it was posted in Actionstep"
+    if (tx.header.posted_at.seconds, tx.header.posted_at.nanos) >= connected:
+        return (
+            "NOT_PRE_INTEGRATION",
+            f"{number} was posted after the integration was connected: post it with PostTransaction, not the backfill",
+        )
+    if bill.total_due_cents is None:
+        return "TOTAL_DUE_REQUIRED", f"{number} has no total_due: send Actionstep's totalDue for the bill"
+    if bill.total_due_currency and bill.total_due_currency != tx.header.currency_code:
+        return "TOTAL_DUE_CURRENCY", f"{number}'s total_due is not in the bill's currency {tx.header.currency_code}"
+    return None
+
+
+def _payments_problem(bill: BillInput) -> tuple[str, str] | None:
+    tx = bill.bill
+    paid = sum(p.client_bill_payment.amount.units for p in bill.payments)
+    total = tx.client_bill.totals.inclusive.units
+    due = bill.total_due_cents or 0
+    if total - paid != due:
+        return (
+            "PAYMENTS_DO_NOT_MATCH_TOTAL_DUE",
+            f"{tx.client_bill.bill_number or tx.header.id}: the total {cents_to_str(total)} less the payments "
+            f"sent ({cents_to_str(paid)}) is {cents_to_str(total - paid)}, but Actionstep's totalDue is "
+            f"{cents_to_str(due)}; send every payment of the bill (and only those) so the Xero invoice ends "
+            "with the same amount due",
+        )
+    return None
+
+
+def _payment_problem(payment: transaction_pb2.Transaction, bill_id: int) -> tuple[str, str] | None:
+    if payment.WhichOneof("kind") != "client_bill_payment":
+        return "NOT_A_BILL_PAYMENT", "only payments of the bill (client_bill_payment) go with it"
+    if payment.client_bill_payment.bill_id != bill_id:
+        return (
+            "PAYMENT_OF_ANOTHER_BILL",
+            f"the payment is for bill {payment.client_bill_payment.bill_id}, not {bill_id}: send it with its own bill",
+        )
+    return None
+
+
+def _check_request(bills: Sequence[BillInput]) -> None:
+    if not bills:
+        raise invalid_argument(
+            "NO_BILLS", "send the open bills to backfill", [FieldViolation("bills", "at least one bill")]
+        )
+    count = sum(1 + len(b.payments) for b in bills)
+    if len(bills) > MAX_BILLS or count > MAX_TRANSACTIONS:
+        raise invalid_argument(
+            "BACKFILL_TOO_LARGE",
+            f"at most {MAX_BILLS} bills and {MAX_TRANSACTIONS} transactions per backfill; split it into several "
+            "backfills (running one again is harmless)",
+            [FieldViolation("bills", f"{len(bills)} bills, {count} transactions")],
+        )
+    for index, bill in enumerate(bills):
+        validate_transaction(bill.bill, f"bills[{index}].bill")
+        for p, payment in enumerate(bill.payments):
+            validate_transaction(payment, f"bills[{index}].payments[{p}]")
+
+
+def _groups(bills: Sequence[BillInput], connection: ConnectionRow) -> list[_Group]:
+    """Every item with its refusal when the request itself shows it cannot be backfilled; a bill
+    and its payments are refused together, so Xero never gets a bill with the wrong amount due."""
+    context = mapping_context(connection)
+    connected = (context.connected_at.seconds, context.connected_at.nanos)
+    seen: set[int] = set()
+    groups = []
+    for index, bill in enumerate(bills):
+        group = _Group(index, _Item(index, bill.bill, _record(bill.bill)))
+        group.payments = [_Item(index, p, _record(p)) for p in bill.payments]
+        groups.append(group)
+        problem = _bill_problem(bill, connected)
+        if problem is None and bill.bill.header.id in seen:
+            problem = ("DUPLICATE_BILL", f"bill {bill.bill.header.id} appears twice in the request; send it once")
+        seen.add(bill.bill.header.id)
+        payment_problems = [_payment_problem(p.transaction, bill.bill.header.id) for p in group.payments]
+        if problem is None and not any(payment_problems):
+            problem = _payments_problem(bill)
+            if problem is None:
+                continue
+        reason, sentence = problem or ("PAYMENT_REFUSED", "a payment sent with it is refused; see the payment")
+        _refuse(group.bill, ErrorCode.FAILED_PRECONDITION, reason, sentence)
+        for item, own in zip(group.payments, payment_problems, strict=True):
+            if own is not None:
+                _refuse(item, ErrorCode.INVALID_ARGUMENT, *own)
+            else:
+                _refuse(item, ErrorCode.FAILED_PRECONDITION, "BILL_REFUSED", "refused with its bill")
+    return groups
+
+
+def _apply(items: list[_Item], outcomes: Sequence[PostOutcome | ItemFailure]) -> None:
+    for item, outcome in zip(items, outcomes, strict=True):
+        if isinstance(outcome, ItemFailure):
+            _refuse(item, outcome.error.code, outcome.error.reason, outcome.error.message)
+        elif outcome.posting is None:
+            decision = outcome.decision
+            _refuse(item, ErrorCode.FAILED_PRECONDITION, decision.reason_code, decision.reason)
+        else:
+            item.outcome = bp.ALREADY_DONE if outcome.duplicate else bp.ACCEPTED
+            item.posting_id = outcome.posting.posting_id
+
+
+def _post(poster: Poster, connection_id: str, items: list[_Item], actor: str) -> None:
+    for start in range(0, len(items), CHUNK):
+        chunk = items[start : start + CHUNK]
+        outcomes = poster.post_many(connection_id, [i.transaction for i in chunk], actor, pre_integration_backfill=True)
+        _apply(chunk, outcomes)
+
+
+def start_backfill(
+    poster: Poster, connection_id: str, bills: Sequence[BillInput], request_id: str = "", actor: str = "caller"
+) -> str:
+    """Posts the bills, then the payments of the bills that were posted; returns the backfill id."""
+    db = poster.db
+    connection = load_connection(db, connection_id)
+    if request_id:
+        with UnitOfWork(db, write=False) as uow:
+            earlier = bt.backfill_by_request(uow.session, connection_id, request_id)
+        if earlier is not None:
+            return earlier.backfill_id
+    _check_request(bills)
+    require_preflight(db, connection_id)
+    groups = _groups(bills, connection)
+    _post(poster, connection_id, [g.bill for g in groups if not g.bill.outcome], actor)
+    payments = []
+    for group in groups:
+        for item in group.payments:
+            if item.outcome:
+                continue
+            if group.bill.outcome == bp.REFUSED:
+                _refuse(item, ErrorCode.FAILED_PRECONDITION, "BILL_REFUSED", "its bill was refused; see the bill")
+            else:
+                payments.append(item)
+    # After the bills: a payment whose bill is not linked yet waits for it in the outbox.
+    _post(poster, connection_id, payments, actor)
+    return _record_backfill(db, connection_id, request_id, groups)
+
+
+def _record_backfill(db: Database, connection_id: str, request_id: str, groups: list[_Group]) -> str:
+    backfill_id = uuid.uuid4().hex
+
+    def write(uow: UnitOfWork) -> str:
+        if request_id:
+            earlier = bt.backfill_by_request(uow.session, connection_id, request_id)
+            if earlier is not None:  # a concurrent start with the same key won
+                return earlier.backfill_id
+        uow.session.add(
+            bt.BackfillRow(
+                backfill_id=backfill_id,
+                connection_id=connection_id,
+                request_id=request_id,
+                bills=len(groups),
+                create_us=now_us(),
+            )
+        )
+        items = [item for group in groups for item in group.items()]
+        uow.session.add_all(
+            bt.BackfillItemRow(
+                backfill_id=backfill_id,
+                seq=seq,
+                bill_index=item.bill_index,
+                kind=item.record.kind,
+                record_id=item.record.id,
+                outcome=item.outcome,
+                posting_id=item.posting_id,
+                error=item.error,
+            )
+            for seq, item in enumerate(items)
+        )
+        return backfill_id
+
+    return run_in_transaction(db, write)
+
+
+def backfill_id_of(name: str) -> str:
+    prefix = "backfills/"
+    if not name.startswith(prefix) or len(name) == len(prefix) or len(name) > len(prefix) + 40:
+        raise invalid_argument(
+            "INVALID_BACKFILL_NAME",
+            "name must be 'backfills/{backfill_id}' as StartBackfill returned it",
+            [FieldViolation("name", "backfills/{id}")],
+        )
+    return name[len(prefix) :]
+
+
+def get_backfill(db: Database, backfill_id: str) -> BackfillView:
+    with UnitOfWork(db, write=False) as uow:
+        row = bt.get_backfill(uow.session, backfill_id)
+        if row is None:
+            raise not_found("BACKFILL_NOT_FOUND", f"no backfill {backfill_id}; start one with StartBackfill")
+        rows = bt.items_of(uow.session, backfill_id)
+        tracked = [RecordRef(r.kind, r.record_id) for r in rows if r.outcome != bp.REFUSED]
+        links = uow.registry.links_for(row.connection_id, sorted(set(tracked)))
+    items = []
+    for r in rows:
+        link = links.get(RecordRef(r.kind, r.record_id)) if r.outcome != bp.REFUSED else None
+        state = LinkState(link.state) if link is not None and link.state else None
+        items.append(ItemView(r, state, r.error if link is None else link.last_error))
+    states = [bp.ItemState(i.row.bill_index, i.row.kind == BILL_KIND, i.row.outcome, i.state) for i in items]
+    return BackfillView(row, items, bp.progress(states))
+
+
+def watch_backfill(
+    db: Database, backfill_id: str, changes: StateChanges, is_cancelled: Callable[[], bool], poll: float = 0.1
+) -> Iterator[BackfillView]:
+    """Yields the backfill now and after every change of its counts, until it is done."""
+    last: bp.Progress | None = None
+    seen = changes.version
+    while not is_cancelled():
+        view = get_backfill(db, backfill_id)
+        if view.progress != last:
+            last = view.progress
+            yield view
+        if view.progress.done:
+            return
+        seen = changes.wait(seen, poll)
+        time.sleep(0)

@@ -1,0 +1,55 @@
+"""RunPreflight: the connection's stored Actionstep facts (its mapping context) and the division ids
+the caller read from Actionstep, through the preflight rules. Reads only."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from xerolink.mapper.v1 import mapper_service_pb2 as mapper_pb2
+from xerolink_common.errors import PreconditionViolation, failed_precondition
+
+from xerolink_poster.adapters.database import Database
+from xerolink_poster.adapters.tables import ConnectionRow
+from xerolink_poster.domain import preflight
+from xerolink_poster.service_layer.posting import load_connection, mapping_context
+
+_METHODS = {
+    mapper_pb2.ACCOUNTING_METHOD_ACCRUAL: preflight.Method.ACCRUAL,
+    mapper_pb2.ACCOUNTING_METHOD_CASH: preflight.Method.CASH,
+}
+
+
+def facts_of(connection: ConnectionRow, division_ids: Sequence[int] | None) -> preflight.Facts:
+    context = mapping_context(connection)
+    # UNSPECIFIED is the compatible profile, as the mapper reads it.
+    extended = context.profile == mapper_pb2.POLICY_PROFILE_EXTENDED
+    return preflight.Facts(
+        profile=preflight.Profile.EXTENDED if extended else preflight.Profile.COMPATIBLE,
+        accounting_method=_METHODS.get(context.accounting_method, preflight.Method.UNSPECIFIED),
+        multi_currency_database=context.multi_currency_database,
+        general_retainers_configured=context.general_retainers_configured,
+        linked_division_id=context.linked_division_id,
+        division_ids=tuple(division_ids) if division_ids is not None else None,
+    )
+
+
+def run_preflight(
+    db: Database, connection_id: str, division_ids: Sequence[int] | None
+) -> tuple[preflight.Facts, list[preflight.Check]]:
+    facts = facts_of(load_connection(db, connection_id), division_ids)
+    return facts, preflight.run(facts)
+
+
+def require_preflight(db: Database, connection_id: str) -> None:
+    """FAILED_PRECONDITION naming every failed check: each would make the mapper refuse every
+    transaction, so a bulk operation would record nothing but refusals."""
+    _, checks = run_preflight(db, connection_id, None)
+    failed = preflight.failed(checks)
+    if failed:
+        names = ", ".join(c.check for c in failed)
+        raise failed_precondition(
+            "PREFLIGHT_FAILED",
+            f"the connection fails preflight ({names}); fix each check as it says, update the connection, "
+            "and run RunPreflight until it is ready",
+            [PreconditionViolation(c.check, f"connections/{connection_id}", c.message) for c in failed],
+        )
