@@ -175,6 +175,15 @@ class TenantLeaseRow(SQLModel, table=True):
     blocked_until_us: int = Field(default=0, sa_column=_big(nullable=False, default=0))
 
 
+class AppCallBucketRow(SQLModel, table=True):
+    """The app's Xero calls across every poster, per sixtieth of a (scaled) minute, so the
+    posters together keep under Xero's app-wide minute before its headers have to say so."""
+
+    __tablename__ = "app_call_bucket"
+    bucket_us: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    calls: int = 0
+
+
 class SchemaVersionRow(SQLModel, table=True):
     __tablename__ = "schema_version"
     version: int = Field(primary_key=True)

@@ -69,7 +69,7 @@ def start(config: PosterConfig, security: ServerSecurity | None = None) -> Poste
         if config.run_dispatcher
         else None
     )
-    servicer = PosterServicer(Poster(db, mapper), changes, keeper)
+    servicer = PosterServicer(Poster(db, mapper, config.grouping), changes, keeper)
     servicer.corrections = Corrections(db, dispatcher)
     server = create_server(
         config.address,

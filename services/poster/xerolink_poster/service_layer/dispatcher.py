@@ -68,10 +68,19 @@ class DispatcherSettings:
     idle_release: float = 1.0
     http_timeout: float = 10.0
     max_tenants: int = 50
+    # Done outbox entries older than this (seconds since accepted) are deleted, `purge_batch`
+    # rows a transaction, every `purge_interval` seconds.
+    outbox_retention: float = 30 * 86400.0
+    purge_batch: int = 500
+    purge_interval: float = 60.0
 
 
 class LeaseLost(Exception):
     """Another poster holds the tenant now; stop calling Xero for it."""
+
+
+class AppMinuteFull(Exception):
+    """The posters together have made the app's calls of this minute: wait, call nothing."""
 
 
 class StateChanges:
@@ -163,12 +172,15 @@ class Dispatcher:
         return self._stop.is_set()
 
     def _run(self) -> None:
-        last_sweep = 0.0
+        last_sweep = last_purge = 0.0
         while not self._stop.is_set():
             try:
                 if time.monotonic() - last_sweep > 0.5:
                     self.release_satisfied_waits()
                     last_sweep = time.monotonic()
+                if time.monotonic() - last_purge > self.settings.purge_interval:
+                    last_purge = time.monotonic()
+                    self.purge_done_outbox()
                 self._start_workers()
             except Exception:
                 log.exception("dispatcher loop failed; retrying")
@@ -245,6 +257,24 @@ class Dispatcher:
 
         if run_in_transaction(self.db, sweep):
             self.changes.notify()
+
+    def purge_done_outbox(self) -> int:
+        """Deletes the done entries past retention in small transactions (a long one would hold
+        SQLite's single write lock against posts); returns how many."""
+        now = now_us()
+        cutoff = now - int(self.settings.outbox_retention * US)
+        batch = self.settings.purge_batch
+        minute_us = int(self.settings.limits.minute_seconds * US)
+        run_in_transaction(self.db, lambda uow: uow.registry.purge_app_calls(now - 2 * minute_us))
+        purged = 0
+        while not self._stop.is_set():
+            deleted = run_in_transaction(self.db, lambda uow: uow.registry.purge_done_outbox(cutoff, batch))
+            purged += deleted
+            if deleted < batch:
+                break
+        if purged:
+            log.info("deleted %d done outbox entries older than %.0f s", purged, self.settings.outbox_retention)
+        return purged
 
 
 def _json_list(text: str) -> list[float]:
@@ -544,6 +574,20 @@ class TenantWorker(threading.Thread):
         return row, uow.registry.get_link_by_id(w.link.id or 0)
 
     # -- Xero calls --------------------------------------------------------------------------
+    def _wait_for_budget(self) -> None:
+        while True:
+            if self.d.stopping:
+                raise LeaseLost("stopping")
+            with self.lock:
+                wait = self.budget.try_acquire(time.time())
+            if wait <= 0:
+                return
+            time.sleep(min(wait, 0.05))
+
+    def _recount(self, counted_us: int, minute_us: int) -> None:
+        """Counts the call in the app's shared minute from now, when it has surely reached Xero."""
+        run_in_transaction(self.d.db, lambda uow: uow.registry.move_app_call(counted_us, now_us(), minute_us))
+
     def _call(
         self,
         creds: Credentials,
@@ -554,30 +598,28 @@ class TenantWorker(threading.Thread):
         mark_uncertain: Sequence[_Work] = (),
         refreshed: bool = False,
     ) -> XeroAnswer:
-        """One call within every limit: waits for the budget, checks and renews the lease (and
-        marks the entries of a create call uncertain) in one short transaction, then calls."""
-        while True:
-            if self.d.stopping:
-                raise LeaseLost("stopping")
-            with self.lock:
-                wait = self.budget.try_acquire(time.time())
-            if wait <= 0:
-                break
-            time.sleep(min(wait, 0.05))
+        """One call within every limit: waits for the budget, checks and renews the lease, counts
+        the call in the app's shared minute (and marks the entries of a create call uncertain)
+        in one short transaction, then calls."""
         key = None
         if body is not None:
             key = idempotency_key(creds.tenant_id, method, path, payloads_bytes(body))
+        minute_us = int(self.settings.limits.minute_seconds * US)
+        counted_at: list[int] = []
 
         def before(uow: UnitOfWork) -> bool:
             now = now_us()
+            counted_at[:] = [now]
             ok = uow.registry.record_call(
                 self.tenant_id,
                 self.d.holder,
                 now,
                 int(self.settings.lease_ttl * US),
-                int(self.settings.limits.minute_seconds * US),
+                minute_us,
                 int(self.settings.limits.day_seconds * US),
             )
+            if ok and uow.registry.count_app_call(now, minute_us) > self.settings.limits.app_per_minute:
+                raise AppMinuteFull  # rolls the count back with the rest
             if ok and mark_uncertain:
                 uow.registry.preload(OutboxRow, OutboxRow.id, [w.row.id for w in mark_uncertain])
                 for w in mark_uncertain:
@@ -588,12 +630,20 @@ class TenantWorker(threading.Thread):
                         uow.session.add(row)
             return ok
 
-        try:
-            allowed = run_in_transaction(self.d.db, before)
-        except Exception:
-            with self.lock:
-                self.budget.release(time.time())
-            raise
+        while True:
+            self._wait_for_budget()
+            try:
+                allowed = run_in_transaction(self.d.db, before)
+            except AppMinuteFull:
+                with self.lock:
+                    self.budget.cancel()
+                time.sleep(self.settings.limits.minute_seconds / 60)
+                continue
+            except Exception:
+                with self.lock:
+                    self.budget.release(time.time())
+                raise
+            break
         if not allowed:
             with self.lock:
                 self.budget.release(time.time())
@@ -603,7 +653,9 @@ class TenantWorker(threading.Thread):
         except Uncertain:
             with self.lock:
                 self.budget.release(time.time())
+            self._recount(counted_at[0], minute_us)
             raise
+        self._recount(counted_at[0], minute_us)
         with self.lock:
             self.budget.release(time.time(), answer.rate)
         record_call(method, path, answer.status, answer.elapsed)
