@@ -4,17 +4,29 @@ console scripts on loopback (the emulator runs in this process so its calls can 
 
     python bench/poster_throughput.py            # full run
     python bench/poster_throughput.py --quick    # smaller run (smoke)
+    python bench/poster_throughput.py --only latency --rates 200,400,800 --json
 
 Figures printed:
   - elements posted per (scaled) minute per tenant as a fraction of the ceiling
     (calls allowed a minute x batch size), measured over whole minutes of steady work;
   - Xero calls made against a one-call-per-transaction baseline; calls refused for rate (429);
-  - Post acknowledgement latency p50/p99 with N concurrent callers (SQLite registry).
+  - Post acknowledgement latency p50/p99 with N concurrent callers (SQLite registry), closed
+    loop: each caller posts again as soon as it is answered, so this is the saturation figure
+    (throughput, and the queueing it costs);
+  - open loop (--rates): N callers, each on its own channel, post on a fixed schedule whatever
+    the answers do; p50/p99/p99.9 per total offered rate, timed from each post's scheduled
+    start (a late answer delays the caller's next post, and that delay counts), and the highest
+    offered rate whose p99 stayed under 10 ms;
+  - the poster process's CPU per Post (user + system time over the posts), which a busy shared
+    machine disturbs far less than the latencies; the load average is printed with each figure.
+
+--json prints every figure as one JSON object on the last line.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import socket
@@ -23,7 +35,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -128,13 +140,15 @@ def load_backlog(
     for n, connection_id in enumerate(tenants):
         post_batches(stub, connection_id, 1_000_000 * (n + 1), per_tenant)
     elapsed = time.monotonic() - started
-    print(f"accepted {per_tenant * len(tenants)} bills in {elapsed:.1f}s ({per_tenant * len(tenants) / elapsed:.0f}/s)")
+    rate = per_tenant * len(tenants) / elapsed
+    print(f"accepted {per_tenant * len(tenants)} bills in {elapsed:.1f}s ({rate:.0f}/s)")
+    args.figures["acceptance_per_s"] = round(rate)
     return tenants, per_tenant
 
 
 def throughput(
     emulator: EmulatorServer, counter: CallCounter, tenants: dict[str, str], per_tenant: int, args: argparse.Namespace
-) -> None:
+) -> dict[str, Any]:
     ceiling = 60 * args.batch_size  # elements per minute per tenant
     minute = args.minute_seconds
     # Minutes are counted from the first invoice created in Xero; the first one includes the
@@ -166,18 +180,64 @@ def throughput(
         f"Xero calls: {calls} for {done} transactions posted (baseline one call per transaction: {done}; "
         f"{done / max(calls, 1):.1f} transactions per call); calls refused for rate: {refused}"
     )
+    return {
+        "ceiling_per_minute": ceiling,
+        "elements_per_minute": {c: [m[t] for m in counts] for c, t in tenants.items()},
+        "xero_calls": calls,
+        "transactions_posted": done,
+        "calls_refused": refused,
+        "load_average": load_average(),
+    }
 
 
-def latency(stub: poster_grpc.PosterServiceStub, emulator: EmulatorServer, args: argparse.Namespace) -> None:
-    connect(stub, emulator, "latency")
-    bills = [samples.client_bill(5_000_000 + i) for i in range(args.callers * args.posts_per_caller)]
-    requests = [poster_pb2.PostTransactionRequest(connection_id="latency", transaction=b) for b in bills]
-    for warm in requests[: args.callers]:
-        warm_copy = poster_pb2.PostTransactionRequest()
-        warm_copy.CopyFrom(warm)
-        warm_copy.transaction.header.id += 10_000_000
-        warm_copy.transaction.client_bill.bill_number += "-w"
-        stub.PostTransaction(warm_copy, timeout=30)
+def load_average() -> float:
+    return round(os.getloadavg()[0], 2)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_callers(caller: Callable[[int], None], count: int, poster_pid: int) -> tuple[float, float]:
+    """Runs caller(0..count-1) in as many threads to the end: wall seconds, poster CPU seconds."""
+    threads = [threading.Thread(target=caller, args=(i,)) for i in range(count)]
+    cpu_before = cpu_seconds(poster_pid)
+    started = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return time.monotonic() - started, cpu_seconds(poster_pid) - cpu_before
+
+
+def percentile(ordered: list[float], fraction: float) -> float:
+    return ordered[min(len(ordered) - 1, max(0, int(len(ordered) * fraction + 0.5) - 1))]
+
+
+class Bills:
+    """New bills for the latency runs, never the same record twice."""
+
+    def __init__(self, first: int) -> None:
+        self.next = first
+        self.lock = threading.Lock()
+
+    def take(self, count: int) -> list[poster_pb2.PostTransactionRequest]:
+        with self.lock:
+            first, self.next = self.next, self.next + count
+        return [
+            poster_pb2.PostTransactionRequest(connection_id="latency", transaction=samples.client_bill(first + i))
+            for i in range(count)
+        ]
+
+
+def latency(
+    stub: poster_grpc.PosterServiceStub, poster_pid: int, bills: Bills, args: argparse.Namespace
+) -> dict[str, Any]:
+    for warm in bills.take(args.callers):
+        stub.PostTransaction(warm, timeout=30)
+    requests = bills.take(args.callers * args.posts_per_caller)
     samples_ms: list[float] = []
     lock = threading.Lock()
     barrier = threading.Barrier(args.callers)
@@ -195,20 +255,84 @@ def latency(stub: poster_grpc.PosterServiceStub, emulator: EmulatorServer, args:
         with lock:
             samples_ms.extend(times)
 
-    threads = [threading.Thread(target=caller, args=(i,)) for i in range(args.callers)]
-    started = time.monotonic()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    elapsed = time.monotonic() - started
+    elapsed, cpu = run_callers(caller, args.callers, poster_pid)
     samples_ms.sort()
     p50 = samples_ms[len(samples_ms) // 2]
     p99 = samples_ms[int(len(samples_ms) * 0.99) - 1]
+    figures = {
+        "callers": args.callers,
+        "pause_ms": args.pause * 1000,
+        "posts": len(samples_ms),
+        "p50_ms": round(p50, 1),
+        "p99_ms": round(p99, 1),
+        "posts_per_s": round(len(samples_ms) / elapsed),
+        "poster_cpu_ms_per_post": round(cpu * 1000 / len(samples_ms), 2),
+        "load_average": load_average(),
+    }
     print(
         f"Post acknowledgement, {args.callers} concurrent callers ({args.pause * 1000:.0f} ms pause between posts), "
-        f"SQLite: p50 {p50:.1f} ms, p99 {p99:.1f} ms, {len(samples_ms) / elapsed:.0f} posts/s"
+        f"SQLite: p50 {p50:.1f} ms, p99 {p99:.1f} ms, {figures['posts_per_s']} posts/s; "
+        f"poster CPU {figures['poster_cpu_ms_per_post']} ms per post (load average {figures['load_average']})"
     )
+    return figures
+
+
+def open_loop(target: str, poster_pid: int, bills: Bills, rate: float, args: argparse.Namespace) -> dict[str, Any]:
+    """`args.callers` callers, each on its own channel, together offering `rate` Posts a second
+    for `args.open_seconds`; caller i posts at its scheduled times, staggered by i / rate."""
+    interval = args.callers / rate
+    per_caller = max(1, round(args.open_seconds / interval))
+    channels = [grpc.insecure_channel(target) for _ in range(args.callers)]
+    stubs = [poster_grpc.PosterServiceStub(c) for c in channels]
+    for stub, warm in zip(stubs, bills.take(args.callers), strict=True):
+        stub.PostTransaction(warm, timeout=30)  # connects the channel
+    requests = bills.take(args.callers * per_caller)
+    samples_ms: list[float] = []
+    errors = 0
+    lock = threading.Lock()
+    start_at = time.perf_counter() + 0.2
+
+    def caller(index: int) -> None:
+        nonlocal errors
+        times, failed = [], 0
+        for n, request in enumerate(requests[index :: args.callers]):
+            scheduled = start_at + index / rate + n * interval
+            delay = scheduled - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            try:
+                stubs[index].PostTransaction(request, timeout=30)
+            except grpc.RpcError:
+                failed += 1
+            # From the scheduled start: a caller held up by a slow answer counts the wait.
+            times.append((time.perf_counter() - scheduled) * 1000)
+        with lock:
+            samples_ms.extend(times)
+            errors += failed
+
+    _, cpu = run_callers(caller, args.callers, poster_pid)
+    elapsed = time.perf_counter() - start_at
+    for channel in channels:
+        channel.close()
+    samples_ms.sort()
+    figures = {
+        "offered_per_s": rate,
+        "achieved_per_s": round(len(samples_ms) / elapsed),
+        "posts": len(samples_ms),
+        "errors": errors,
+        "p50_ms": round(percentile(samples_ms, 0.50), 2),
+        "p99_ms": round(percentile(samples_ms, 0.99), 2),
+        "p999_ms": round(percentile(samples_ms, 0.999), 2),
+        "poster_cpu_ms_per_post": round(cpu * 1000 / len(samples_ms), 2),
+        "load_average": load_average(),
+    }
+    print(
+        f"Post acknowledgement, open loop, {args.callers} callers offering {rate:.0f} posts/s in all "
+        f"(achieved {figures['achieved_per_s']}/s, {len(samples_ms)} posts, {errors} errors): "
+        f"p50 {figures['p50_ms']} ms, p99 {figures['p99_ms']} ms, p99.9 {figures['p999_ms']} ms; poster CPU "
+        f"{figures['poster_cpu_ms_per_post']} ms per post (load average {figures['load_average']})"
+    )
+    return figures
 
 
 def main() -> None:
@@ -222,7 +346,19 @@ def main() -> None:
     parser.add_argument("--posts-per-caller", type=int, default=20)
     parser.add_argument("--pause", type=float, default=0.0, help="seconds each caller waits between posts")
     parser.add_argument("--only", choices=["throughput", "latency"], help="run one of the two measurements")
+    parser.add_argument(
+        "--rates", default="", help="open loop: comma-separated total offered Post rates (per second) to measure"
+    )
+    parser.add_argument("--open-seconds", type=float, default=4.0, help="length of each open-loop rate")
+    parser.add_argument(
+        "--dispatch",
+        choices=["on", "off"],
+        default="on",
+        help="latency runs: 'off' measures the Post path alone, without the dispatcher posting to Xero meanwhile",
+    )
+    parser.add_argument("--json", action="store_true", help="print the figures as one JSON object on the last line")
     args = parser.parse_args()
+    args.figures = {}
     if args.quick:
         args.minute_seconds, args.minutes, args.tenants, args.posts_per_caller = 4.0, 1, 1, 5
     tmp = Path(tempfile.mkdtemp(prefix="poster-bench-"))
@@ -241,7 +377,11 @@ def main() -> None:
         XEROLINK_BATCH_SIZE=str(args.batch_size),
         XEROLINK_LOG_LEVEL="WARNING",
     )
-    print(f"emulator minute = {args.minute_seconds}s; batch size {args.batch_size}; registry SQLite")
+    print(
+        f"emulator minute = {args.minute_seconds}s; batch size {args.batch_size}; registry SQLite; "
+        f"dispatcher during latency runs: {args.dispatch}"
+    )
+    args.figures["dispatcher_during_latency"] = args.dispatch
     with process([*script("xerolink-mapper"), "--port", str(mapper_port)], mapper_port, env, tmp / "mapper.log"):
         backlog: tuple[dict[str, str], int] | None = None
         if args.only != "latency":
@@ -251,16 +391,34 @@ def main() -> None:
                 grpc.insecure_channel(f"127.0.0.1:{poster_port}") as channel,
             ):
                 backlog = load_backlog(poster_grpc.PosterServiceStub(channel), emulator, args)
+        if args.only == "latency" and args.dispatch == "off":
+            env["XEROLINK_DISPATCHER"] = "off"
         with (
-            process(script("xerolink-poster"), poster_port, env, tmp / "poster.log"),
+            process(script("xerolink-poster"), poster_port, env, tmp / "poster.log") as poster,
             grpc.insecure_channel(f"127.0.0.1:{poster_port}") as channel,
         ):
             if backlog is not None:
-                throughput(emulator, counter, *backlog, args)
+                args.figures["throughput"] = throughput(emulator, counter, *backlog, args)
             if args.only != "throughput":
-                latency(poster_grpc.PosterServiceStub(channel), emulator, args)
+                stub = poster_grpc.PosterServiceStub(channel)
+                connect(stub, emulator, "latency")
+                bills = Bills(5_000_000)
+                args.figures["closed_loop"] = latency(stub, poster.pid, bills, args)
+                rates = [float(r) for r in args.rates.split(",") if r.strip()]
+                runs = [open_loop(f"127.0.0.1:{poster_port}", poster.pid, bills, r, args) for r in rates]
+                if runs:
+                    under = [r["offered_per_s"] for r in runs if r["p99_ms"] < 10 and not r["errors"]]
+                    best = max(under, default=None)
+                    print(
+                        "highest offered rate with p99 under 10 ms: "
+                        + (f"{best:.0f} posts/s" if best is not None else "none of those measured")
+                    )
+                    args.figures["open_loop"] = runs
+                    args.figures["open_loop_max_rate_p99_under_10ms"] = best
     emulator.stop()
     shutil.rmtree(tmp, ignore_errors=True)
+    if args.json:
+        print(json.dumps({"benchmark": "poster", "load_average_end": load_average(), **args.figures}))
 
 
 if __name__ == "__main__":

@@ -59,6 +59,7 @@ def _route(state: EmulatorState, request: Request) -> Response:
                 is_demo=bool(body.get("is_demo", False)),
                 org_class=body.get("class"),
                 client_id=body.get("client_id"),
+                without_accounts=tuple(str(c) for c in body.get("without_accounts") or ()),
             )
             return Response.json(201, created)
         if method == "GET":

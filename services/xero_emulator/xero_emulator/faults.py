@@ -77,7 +77,10 @@ class FaultRule:
         data["methods"] = list(self.methods) if self.methods is not None else None
         return data
 
-    def applies(self, method: str, path: str, tenant_id: str | None) -> bool:
+    def applies(self, method: str, path: str, tenant_id: str | None, identity: bool = False) -> bool:
+        # Identity calls (the token endpoint) are hit only by rules that name their path.
+        if identity and not self.path_contains:
+            return False
         after_commit = self.kind in ("drop_after_commit", "garble_after_commit")
         methods = self.methods or (WRITE_METHODS if after_commit else None)
         if methods is not None and method not in methods:
@@ -124,13 +127,13 @@ class Faults:
         with self._lock:
             return list(self._rules)
 
-    def plan(self, method: str, path: str, tenant_id: str | None) -> FaultPlan:
+    def plan(self, method: str, path: str, tenant_id: str | None, identity: bool = False) -> FaultPlan:
         latency = 0.0
         error = rate_limit = None
         drop = garble = False
         with self._lock:
             for rule in self._rules:
-                if not rule.applies(method, path, tenant_id) or self._random.random() >= rule.rate:
+                if not rule.applies(method, path, tenant_id, identity) or self._random.random() >= rule.rate:
                     continue
                 rule.hits += 1
                 if rule.kind == "latency":

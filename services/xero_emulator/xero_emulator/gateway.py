@@ -147,6 +147,11 @@ class Gateway:
                 client_id, _, secret = base64.b64decode(basic[6:]).decode().partition(":")
             except (binascii.Error, UnicodeDecodeError):
                 return _oauth_error(OAuthError("invalid_client"))
+        plan = self.state.faults.plan(request.method, request.path, None, identity=True)
+        if plan.latency:
+            time.sleep(plan.latency)
+        if plan.error is not None:
+            return problem(plan.error.status, "Service Unavailable", "Injected fault: nothing was changed")
         try:
             app = self.state.identity.client(client_id, secret)
             grant = form.get("grant_type")
@@ -158,7 +163,11 @@ class Gateway:
                 raise OAuthError("unsupported_grant_type")
         except OAuthError as exc:
             return _oauth_error(exc)
-        return Response(200, dumps(tokens), {"Content-Type": "application/json", "Cache-Control": "no-store"})
+        response = Response(200, dumps(tokens), {"Content-Type": "application/json", "Cache-Control": "no-store"})
+        # Tokens issued (a refresh token rotated) but the answer never arrives: the client must
+        # recover with the previous refresh token during the grace period.
+        response.drop_connection = plan.drop_after_commit
+        return response
 
     def _connections(self, request: Request) -> Response:
         parts = [p for p in request.path.split("/") if p]

@@ -32,10 +32,11 @@ class EmulatorState:
         is_demo: bool = False,
         org_class: str | None = None,
         client_id: str | None = None,
+        without_accounts: tuple[str, ...] = (),
     ) -> dict[str, Any]:
         """A new organisation connected to an app (a new one unless client_id names one), with an
         authorisation code to exchange and, for convenience, tokens ready to use."""
-        org = Organisation(name, is_demo=is_demo, org_class=org_class)
+        org = Organisation(name, is_demo=is_demo, org_class=org_class, without_accounts=tuple(without_accounts))
         with self.lock:
             self.organisations[org.tenant_id] = org
         app: App | None = self.identity.apps.get(client_id) if client_id else None

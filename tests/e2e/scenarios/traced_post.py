@@ -6,6 +6,7 @@ and instrumentation can be set only once per process."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 
@@ -40,6 +41,8 @@ def main(database_url: str) -> None:
             "XEROLINK_POSTER_ADDRESS": "127.0.0.1:0",
             "XEROLINK_DATABASE_URL": database_url,
             "XEROLINK_MAPPER_TARGET": f"127.0.0.1:{mapper.port}",
+            # The tests' token key (conftest.py), so no development key is written to the home folder.
+            "XEROLINK_TOKEN_ENCRYPTION_KEY": os.environ.get("XEROLINK_TOKEN_ENCRYPTION_KEY", ""),
         }
     )
     poster = bootstrap.start(settings)

@@ -38,8 +38,14 @@ class MapperClient:
     def map_many(
         self, transactions: Sequence[transaction_pb2.Transaction], context: mapper_pb2.MappingContext
     ) -> list[mapper_pb2.MapResult]:
+        return self.map_each([(t, context) for t in transactions])
+
+    def map_each(
+        self, requests: Sequence[tuple[transaction_pb2.Transaction, mapper_pb2.MappingContext]]
+    ) -> list[mapper_pb2.MapResult]:
+        """One BatchMapTransactions call; each transaction with its own connection's context."""
         request = mapper_pb2.BatchMapTransactionsRequest(
-            requests=[mapper_pb2.MapTransactionRequest(transaction=t, context=context) for t in transactions]
+            requests=[mapper_pb2.MapTransactionRequest(transaction=t, context=c) for t, c in requests]
         )
         try:
             response: mapper_pb2.BatchMapTransactionsResponse = self._stub.BatchMapTransactions(

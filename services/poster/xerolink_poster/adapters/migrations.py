@@ -14,6 +14,7 @@ from sqlmodel import SQLModel
 from xerolink.mapper.v1 import mapper_service_pb2 as mapper_pb2
 
 from xerolink_poster.adapters import backfill_tables, correction_tables, tables
+from xerolink_poster.adapters.connection_migration import connection_lifecycle
 from xerolink_poster.adapters.database import Database, now_us
 from xerolink_poster.domain.dependencies import record_dependencies
 
@@ -84,13 +85,21 @@ def _create_correction_tables(conn: Connection) -> None:
     SQLModel.metadata.create_all(conn, tables=[t.__table__ for t in wanted])  # type: ignore[attr-defined]
 
 
+def _retention_and_app_minute(conn: Connection) -> None:
+    # The retention purge finds old done entries without reading the live ones.
+    conn.execute(text("CREATE INDEX IF NOT EXISTS ix_outbox_done ON outbox (state, create_us)"))
+    SQLModel.metadata.create_all(conn, tables=[tables.AppCallBucketRow.__table__])  # type: ignore[attr-defined]
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "create the registry, outbox and lease tables", _create_v1_tables),
     Migration(2, "index outbox entries by posting", _index_outbox_by_posting),
     Migration(3, "carry each posting's trace context to its Xero calls", _outbox_trace_context),
     Migration(4, "record link subjects, lasting dependencies and orphaned Xero objects", _unlink_tables),
     Migration(5, "record correction sagas and their steps", _create_correction_tables),
+    Migration(6, "connection lifecycle: encrypted tokens, refresh lease, state, organisation", connection_lifecycle),
     Migration(7, "record pre-integration backfills and their items", _create_backfill_tables),
+    Migration(8, "index done outbox entries by age; count app-wide Xero calls", _retention_and_app_minute),
 )
 
 

@@ -14,6 +14,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
 from xerolink_poster.adapters.tables import (
+    AppCallBucketRow,
     AuditRow,
     ConnectionRow,
     ContactLinkRow,
@@ -53,6 +54,9 @@ class Registry:
     def add_connection(self, row: ConnectionRow) -> None:
         self.session.add(row)
 
+    def all_connections(self) -> Sequence[ConnectionRow]:
+        return self.session.exec(select(ConnectionRow)).all()
+
     def connection_ids_of_tenant(self, tenant_id: str) -> list[str]:
         return list(
             self.session.exec(select(ConnectionRow.connection_id).where(ConnectionRow.xero_tenant_id == tenant_id))
@@ -67,17 +71,21 @@ class Registry:
         ).first()
 
     def links_for(self, connection_id: str, records: Sequence[RecordRef]) -> dict[RecordRef, LinkRow]:
-        """The links of many records in one query."""
-        if not records:
-            return {}
-        keys = [(r.kind, r.id) for r in records]
-        rows = self.session.exec(
-            select(LinkRow).where(
-                LinkRow.connection_id == connection_id,
-                tuple_(col(LinkRow.kind), col(LinkRow.record_id)).in_(keys),
-            )
-        ).all()
-        return {RecordRef(r.kind, r.record_id): r for r in rows}
+        """The links of many records, one query per kind: `kind = ? AND record_id IN (...)` is a
+        search of the unique index, where a (kind, record_id) tuple IN made SQLite scan every
+        link of the connection."""
+        by_kind: dict[int, list[int]] = {}
+        for record in records:
+            by_kind.setdefault(record.kind, []).append(record.id)
+        found: dict[RecordRef, LinkRow] = {}
+        for kind, ids in sorted(by_kind.items()):
+            rows = self.session.exec(
+                select(LinkRow).where(
+                    LinkRow.connection_id == connection_id, LinkRow.kind == kind, col(LinkRow.record_id).in_(ids)
+                )
+            ).all()
+            found.update({RecordRef(r.kind, r.record_id): r for r in rows})
+        return found
 
     def preload(self, model: type[Any], column: Any, values: Sequence[Any]) -> None:
         """Loads rows into the session by key, so later gets are served without SQL."""
@@ -168,6 +176,18 @@ class Registry:
         # The session's own copies of these links are stale now.
         for c in changes:
             self.session.expire(c.link)
+
+    def insert_rows(self, model: type[Any], rows: Sequence[dict[str, Any]], returning_ids: bool = False) -> list[int]:
+        """One multi-row INSERT (Core, no ORM objects); with returning_ids, the new rows' ids in
+        the order of `rows`."""
+        if not rows:
+            return []
+        table = model.__table__
+        if not returning_ids:
+            self.session.execute(table.insert(), list(rows))
+            return []
+        statement = table.insert().returning(table.c.id, sort_by_parameter_order=True)
+        return [int(i) for i in self.session.execute(statement, list(rows)).scalars()]
 
     def bulk_update(self, model: type[Any], rows: Sequence[dict[str, object]]) -> None:
         """UPDATE by primary key, one executemany for all rows with the same columns."""
@@ -316,6 +336,24 @@ class Registry:
         ).all()
         return {state: int(count) for state, count in rows}
 
+    def purge_done_outbox(self, before_us: int, limit: int) -> int:
+        """Deletes up to `limit` done entries created before `before_us` (and any wait rows
+        left on them), oldest first; returns how many. Links, postings and the audit trail stay:
+        they are what callers read."""
+        query = (
+            select(OutboxRow.id)
+            .where(OutboxRow.state == OUTBOX_DONE, col(OutboxRow.create_us) < before_us)
+            .order_by(col(OutboxRow.id))
+            .limit(limit)
+        )
+        if not self.is_sqlite:
+            query = query.with_for_update(skip_locked=True)  # another poster purging takes other rows
+        ids = [i for i in self.session.exec(query) if i is not None]
+        if ids:
+            self.session.execute(delete(DependencyWaitRow).where(col(DependencyWaitRow.outbox_id).in_(ids)))
+            self.session.execute(delete(OutboxRow).where(col(OutboxRow.id).in_(ids)))
+        return len(ids)
+
     # -- dependency waits --------------------------------------------------------------------
     def add_waits(self, outbox_id: int, connection_id: str, records: Sequence[RecordRef]) -> None:
         for record in records:
@@ -418,6 +456,38 @@ class Registry:
         self.session.add(lease)
         return True
 
+    def count_app_call(self, now_us: int, window_us: int) -> int:
+        """Counts one call of the app in the bucket of `now_us` (a sixtieth of the window) and
+        returns the app's calls in the window, this one included, from every poster on this
+        database. Concurrent counters queue on the bucket row (PostgreSQL) or the write lock
+        (SQLite), so each sees the others' committed calls."""
+        self._add_app_calls(now_us, window_us, 1)
+        # The oldest bucket counts whole, though part of it has left the window: never fewer.
+        since = now_us - window_us - _bucket(window_us)
+        table = AppCallBucketRow.__table__  # type: ignore[attr-defined]
+        total = self.session.execute(select(func.sum(table.c.calls)).where(table.c.bucket_us > since)).scalar()
+        return int(total or 0)
+
+    def move_app_call(self, counted_us: int, answered_us: int, window_us: int) -> None:
+        """Moves a call counted when it was reserved to when its answer came: Xero counted it on
+        arrival, somewhere in between, so it must leave our window no earlier than Xero's."""
+        if _bucket_of(counted_us, window_us) != _bucket_of(answered_us, window_us):
+            self._add_app_calls(counted_us, window_us, -1)
+            self._add_app_calls(answered_us, window_us, 1)
+
+    def _add_app_calls(self, at_us: int, window_us: int, calls: int) -> None:
+        table = AppCallBucketRow.__table__  # type: ignore[attr-defined]
+        dialect = sqlite if self.is_sqlite else postgresql
+        self.session.execute(
+            dialect.insert(table)
+            .values(bucket_us=_bucket_of(at_us, window_us), calls=calls)
+            .on_conflict_do_update(index_elements=[table.c.bucket_us], set_={"calls": table.c.calls + calls})
+        )
+
+    def purge_app_calls(self, before_us: int) -> None:
+        table = AppCallBucketRow.__table__  # type: ignore[attr-defined]
+        self.session.execute(delete(table).where(table.c.bucket_us < before_us))
+
     def block_tenant(self, tenant_id: str, until_us: int) -> None:
         self.session.execute(
             update(TenantLeaseRow)
@@ -428,3 +498,11 @@ class Registry:
                 else func.greatest(TenantLeaseRow.blocked_until_us, until_us)
             )
         )
+
+
+def _bucket(window_us: int) -> int:
+    return max(window_us // 60, 1)
+
+
+def _bucket_of(at_us: int, window_us: int) -> int:
+    return at_us - at_us % _bucket(window_us)

@@ -19,11 +19,31 @@ class ConnectionRow(SQLModel, table=True):
     connection_id: str = Field(primary_key=True, max_length=64)
     xero_base_url: str = Field(sa_column=Column(Text, nullable=False))
     xero_tenant_id: str = Field(max_length=64, index=True)
-    access_token: str = Field(sa_column=Column(Text, nullable=False))
-    refresh_token: str = Field(sa_column=Column(Text, nullable=False))
+    # Plain-text tokens of registries before migration 6; always empty since (see token_box).
+    access_token: str = Field(default="", sa_column=Column(Text, nullable=False))
+    refresh_token: str = Field(default="", sa_column=Column(Text, nullable=False))
     # xerolink.mapper.v1.MappingContext, serialized: what every mapping of this connection needs.
     mapping_context: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     create_us: int = Field(sa_column=_big(nullable=False))
+    # The access and refresh token, AES-GCM sealed (adapters/token_vault.py) with key token_key_id.
+    token_key_id: str = Field(default="", max_length=32)
+    token_box: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    # Incremented by every token change: the compare-and-swap that lets one worker refresh.
+    token_version: int = Field(default=0, sa_column=_big(nullable=False, default=0))
+    access_expires_us: int = Field(default=0, sa_column=_big(nullable=False, default=0))
+    token_update_us: int = Field(default=0, sa_column=_big(nullable=False, default=0))
+    # Who is exchanging the refresh token, and until when the others wait for it.
+    refresh_holder: str = Field(default="", max_length=128)
+    refresh_until_us: int = Field(default=0, sa_column=_big(nullable=False, default=0))
+    # connected / needs_reconnect / disconnected.
+    state: str = Field(default="connected", max_length=16)
+    # The server-configured Xero app that refreshes the tokens ("" = never refreshed).
+    xero_app: str = Field(default="", max_length=64)
+    # Xero's id of the tenant connection (DELETE /connections/{id} disconnects it).
+    xero_connection_id: str = Field(default="", max_length=64)
+    # JSON: organisation facts and warnings read at connect time.
+    organisation: str = Field(default="{}", sa_column=Column(Text, nullable=False, default="{}"))
+    last_error: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
 
 
 class LinkRow(SQLModel, table=True):
@@ -153,6 +173,15 @@ class TenantLeaseRow(SQLModel, table=True):
     day_calls: int = 0
     day_started_us: int = Field(default=0, sa_column=_big(nullable=False, default=0))
     blocked_until_us: int = Field(default=0, sa_column=_big(nullable=False, default=0))
+
+
+class AppCallBucketRow(SQLModel, table=True):
+    """The app's Xero calls across every poster, per sixtieth of a (scaled) minute, so the
+    posters together keep under Xero's app-wide minute before its headers have to say so."""
+
+    __tablename__ = "app_call_bucket"
+    bucket_us: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    calls: int = 0
 
 
 class SchemaVersionRow(SQLModel, table=True):

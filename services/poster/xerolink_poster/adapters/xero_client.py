@@ -22,6 +22,12 @@ class Credentials:
     base_url: str
     tenant_id: str
     access_token: str
+    # Which connection and token version these are: a 401 reports them back for one refresh.
+    connection_id: str = ""
+    token_version: int = 0
+
+    def __repr__(self) -> str:  # never log the token
+        return f"Credentials({self.base_url!r}, tenant={self.tenant_id!r}, version={self.token_version})"
 
 
 @dataclass

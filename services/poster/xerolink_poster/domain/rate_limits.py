@@ -59,6 +59,10 @@ class SlidingWindow:
         self.in_flight = max(self.in_flight - 1, 0)
         self.done.append(now)
 
+    def cancel(self) -> None:
+        """A reserved call that was not made after all: it counts no more."""
+        self.in_flight = max(self.in_flight - 1, 0)
+
     def sync_remaining(self, remaining: int, now: float, tolerance: int = 0) -> None:
         """Xero said `remaining` calls are left: if it counts more than we do (a lost log after a
         crash), add entries at `now` so our count is not below Xero's. Xero counted when the call
@@ -110,6 +114,12 @@ class TenantBudget:
             window.complete(now)
         if headers is not None:
             self.observe(headers, now)
+
+    def cancel(self) -> None:
+        """Gives back a reservation whose call was not made (another limit said no first)."""
+        self.in_progress = max(self.in_progress - 1, 0)
+        for window in (self.minute, self.day, self.app):
+            window.cancel()
 
     def observe(self, headers: RateHeaders, now: float) -> None:
         skew = self.limits.concurrent

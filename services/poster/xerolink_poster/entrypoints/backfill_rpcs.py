@@ -18,6 +18,7 @@ from xerolink_poster.domain import preflight
 from xerolink_poster.domain.records import RecordRef
 from xerolink_poster.domain.states import LinkState
 from xerolink_poster.entrypoints import proto_mapping as pm
+from xerolink_poster.entrypoints.request_context import actor_of
 from xerolink_poster.service_layer import backfill
 from xerolink_poster.service_layer.dispatcher import StateChanges
 from xerolink_poster.service_layer.posting import Poster
@@ -151,15 +152,12 @@ class BackfillRpcs:
         self, request: backfill_pb2.StartBackfillRequest, context: grpc.ServicerContext
     ) -> backfill_pb2.StartBackfillResponse:
         require_connection(request.connection_id)
-        # Imported here: grpc_servicer imports this module for its bases.
-        from xerolink_poster.entrypoints.grpc_servicer import _actor
-
         backfill_id = backfill.start_backfill(
             self.poster,
             request.connection_id,
             [_bill_input(b) for b in request.bills],
             request.request_id,
-            _actor(context),
+            actor_of(context),
         )
         view = backfill.get_backfill(self.db, backfill_id)
         return backfill_pb2.StartBackfillResponse(backfill=backfill_message(view))

@@ -8,12 +8,15 @@ from xerolink.poster.v1 import poster_service_pb2_grpc as poster_grpc
 from xerolink_common.grpc_server import RunningServer, create_server
 from xerolink_common.security import ServerSecurity
 
+from xerolink_poster.adapters import token_vault
 from xerolink_poster.adapters.database import Database, open_database
 from xerolink_poster.adapters.mapper_client import MapperClient
 from xerolink_poster.adapters.migrations import migrate
 from xerolink_poster.adapters.xero_client import XeroClient
+from xerolink_poster.adapters.xero_identity import XeroIdentity
 from xerolink_poster.entrypoints.config import PosterConfig
 from xerolink_poster.entrypoints.grpc_servicer import SERVICE_NAME, PosterServicer
+from xerolink_poster.service_layer.connection_lifecycle import ConnectionKeeper, reseal_with_active_key
 from xerolink_poster.service_layer.correcting import Corrections
 from xerolink_poster.service_layer.dispatcher import Dispatcher, StateChanges
 from xerolink_poster.service_layer.metrics import PosterMetrics
@@ -28,6 +31,7 @@ class PosterApp:
     xero: XeroClient
     dispatcher: Dispatcher | None
     server: RunningServer
+    keeper: ConnectionKeeper | None = None
 
     @property
     def port(self) -> int:
@@ -41,21 +45,31 @@ class PosterApp:
         if self.dispatcher is not None:
             self.dispatcher.stop()
         self.xero.close()
+        if self.keeper is not None:
+            self.keeper.identity.close()
         self.mapper.close()
         self.db.dispose()
 
 
 def start(config: PosterConfig, security: ServerSecurity | None = None) -> PosterApp:
+    vault = config.token_vault or token_vault.installed()
+    token_vault.install(vault)  # migration 6 seals legacy plain-text tokens with it
     db = open_database(config.database_url)
     migrate(db)
+    reseal_with_active_key(db, vault)
     mapper = MapperClient(config.mapper_target)
     xero = XeroClient(timeout=config.dispatcher.http_timeout)
+    keeper = ConnectionKeeper(
+        db, vault, config.xero_apps, XeroIdentity(config.dispatcher.http_timeout), config.instance_id
+    )
     changes = StateChanges()
     metrics = PosterMetrics(db)
     dispatcher = (
-        Dispatcher(db, xero, config.dispatcher, config.instance_id, changes, metrics) if config.run_dispatcher else None
+        Dispatcher(db, xero, config.dispatcher, config.instance_id, changes, metrics, keeper)
+        if config.run_dispatcher
+        else None
     )
-    servicer = PosterServicer(Poster(db, mapper), changes)
+    servicer = PosterServicer(Poster(db, mapper, config.grouping), changes, keeper)
     servicer.corrections = Corrections(db, dispatcher)
     server = create_server(
         config.address,
@@ -67,4 +81,4 @@ def start(config: PosterConfig, security: ServerSecurity | None = None) -> Poste
     )
     if dispatcher is not None:
         dispatcher.start()
-    return PosterApp(config, db, mapper, xero, dispatcher, server)
+    return PosterApp(config, db, mapper, xero, dispatcher, server, keeper)

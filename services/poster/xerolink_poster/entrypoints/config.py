@@ -6,10 +6,13 @@ import os
 import socket
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from xerolink_poster.adapters.token_vault import TokenKeyError, TokenVault
+from xerolink_poster.adapters.xero_identity import XeroApps
 from xerolink_poster.domain.rate_limits import Limits
 from xerolink_poster.service_layer.dispatcher import DispatcherSettings
+from xerolink_poster.service_layer.posting import GroupSettings
 
 DEFAULT_ADDRESS = "0.0.0.0:50062"
 DEFAULT_DATABASE_URL = "sqlite:///xerolink-poster.db"
@@ -25,9 +28,14 @@ class PosterConfig:
     instance_id: str
     workers: int
     run_dispatcher: bool
+    # The keys sealing OAuth tokens at rest (XEROLINK_TOKEN_ENCRYPTION_KEY / _FILE); None: from the environment.
+    token_vault: TokenVault | None = None
+    # Where the Xero apps' client credentials are configured (XEROLINK_XERO_APPS_FILE).
+    xero_apps: XeroApps = field(default_factory=XeroApps)
+    grouping: GroupSettings = field(default_factory=GroupSettings)
 
 
-def _float(env: Mapping[str, str], name: str, default: float) -> float:
+def _float(env: Mapping[str, str], name: str, default: float, zero_allowed: bool = False) -> float:
     value = env.get(name)
     if value is None or value == "":
         return default
@@ -35,8 +43,8 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         parsed = float(value)
     except ValueError as exc:
         raise SystemExit(f"{name}={value!r} is not a number") from exc
-    if parsed <= 0:
-        raise SystemExit(f"{name} must be positive")
+    if parsed < 0 or (parsed == 0 and not zero_allowed):
+        raise SystemExit(f"{name} must be {'zero or more' if zero_allowed else 'positive'}")
     return parsed
 
 
@@ -66,6 +74,9 @@ def load(env: Mapping[str, str] | None = None) -> PosterConfig:
         http_timeout=_float(env, "XEROLINK_XERO_TIMEOUT_SECONDS", 10.0),
         max_tenants=_int(env, "XEROLINK_DISPATCHER_MAX_TENANTS", 50),
         idle_release=_float(env, "XEROLINK_TENANT_IDLE_RELEASE_SECONDS", 1.0),
+        outbox_retention=_float(env, "XEROLINK_OUTBOX_RETENTION_DAYS", 30.0) * 86400,
+        purge_batch=_int(env, "XEROLINK_OUTBOX_PURGE_BATCH", 500),
+        purge_interval=_float(env, "XEROLINK_OUTBOX_PURGE_INTERVAL_SECONDS", 60.0),
     )
     if settings.http_timeout >= settings.lease_ttl / 2:
         raise SystemExit("XEROLINK_XERO_TIMEOUT_SECONDS must be under half of XEROLINK_TENANT_LEASE_SECONDS")
@@ -77,4 +88,18 @@ def load(env: Mapping[str, str] | None = None) -> PosterConfig:
         instance_id=env.get("XEROLINK_POSTER_INSTANCE", f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"),
         workers=_int(env, "XEROLINK_POSTER_WORKERS", 32),
         run_dispatcher=env.get("XEROLINK_DISPATCHER", "on").lower() not in ("off", "0", "false"),
+        token_vault=_vault(env),
+        xero_apps=XeroApps.from_environment(env),
+        grouping=GroupSettings(
+            enabled=env.get("XEROLINK_POST_GROUP_COMMIT", "on").lower() not in ("off", "0", "false"),
+            window=_float(env, "XEROLINK_POST_GROUP_WINDOW_MS", 0.0, zero_allowed=True) / 1000,
+            max_size=_int(env, "XEROLINK_POST_GROUP_MAX", 256),
+        ),
     )
+
+
+def _vault(env: Mapping[str, str]) -> TokenVault:
+    try:
+        return TokenVault.from_environment(env)
+    except TokenKeyError as exc:
+        raise SystemExit(f"token keys: {exc}") from exc

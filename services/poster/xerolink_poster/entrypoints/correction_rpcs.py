@@ -11,6 +11,7 @@ from xerolink_common.security import require_connection
 
 from xerolink_poster.domain import corrections as dom
 from xerolink_poster.entrypoints import proto_mapping as pm
+from xerolink_poster.entrypoints.request_context import actor_of, record_of
 from xerolink_poster.service_layer.correcting import Corrections, CorrectionView
 
 _STEP_STATES = {
@@ -81,10 +82,9 @@ class CorrectionRpcs:
     def PlanCorrection(
         self, request: correction_pb2.PlanCorrectionRequest, context: grpc.ServicerContext
     ) -> correction_pb2.PlanCorrectionResponse:
-        from xerolink_poster.entrypoints.grpc_servicer import _record
 
         require_connection(request.connection_id)
-        record = _record(request.record, "record")
+        record = record_of(request.record, "record")
         view = self.corrections.plan(request.connection_id, record, _intent(request.intent))
         return correction_pb2.PlanCorrectionResponse(correction=correction_message(view))
 
@@ -92,20 +92,17 @@ class CorrectionRpcs:
     def ApplyCorrection(
         self, request: correction_pb2.ApplyCorrectionRequest, context: grpc.ServicerContext
     ) -> correction_pb2.ApplyCorrectionResponse:
-        from xerolink_poster.entrypoints.grpc_servicer import _actor, _record
-
         require_connection(request.connection_id)
-        record = _record(request.record, "record")
+        record = record_of(request.record, "record")
         intent = _intent(request.intent)
-        view = self.corrections.apply(request.connection_id, record, intent, _actor(context))
+        view = self.corrections.apply(request.connection_id, record, intent, actor_of(context))
         return correction_pb2.ApplyCorrectionResponse(correction=correction_message(view))
 
     @translate_errors
     def GetCorrection(
         self, request: correction_pb2.GetCorrectionRequest, context: grpc.ServicerContext
     ) -> correction_pb2.GetCorrectionResponse:
-        from xerolink_poster.entrypoints.grpc_servicer import _record
 
         require_connection(request.connection_id)
-        view = self.corrections.get(request.connection_id, _record(request.record, "record"))
+        view = self.corrections.get(request.connection_id, record_of(request.record, "record"))
         return correction_pb2.GetCorrectionResponse(correction=correction_message(view))

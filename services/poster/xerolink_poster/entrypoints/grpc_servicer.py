@@ -9,29 +9,21 @@ from xerolink.poster.v1 import poster_service_pb2 as poster_pb2
 from xerolink.poster.v1 import poster_service_pb2_grpc as poster_grpc
 from xerolink_common.errors import FieldViolation, invalid_argument, not_found
 from xerolink_common.grpc_errors import translate_errors, translate_stream_errors
-from xerolink_common.security import LOCAL_DEVELOPER, current_caller, require_connection
+from xerolink_common.security import current_caller, require_connection
 
-from xerolink_poster.domain.records import RecordRef
 from xerolink_poster.entrypoints import proto_mapping as pm
 from xerolink_poster.entrypoints.backfill_rpcs import BackfillRpcs
+from xerolink_poster.entrypoints.connection_rpcs import ConnectionRpcs
 from xerolink_poster.entrypoints.correction_rpcs import CorrectionRpcs
+from xerolink_poster.entrypoints.request_context import actor_of, record_of
 from xerolink_poster.entrypoints.unlink_rpcs import UnlinkRpcs, link_filter
 from xerolink_poster.service_layer import connections, queries
+from xerolink_poster.service_layer.connection_lifecycle import ConnectionKeeper
 from xerolink_poster.service_layer.dispatcher import StateChanges
 from xerolink_poster.service_layer.posting import Poster
 
 SERVICE_NAME = poster_pb2.DESCRIPTOR.services_by_name["PosterService"].full_name
 MAX_BATCH = 1000
-
-
-def _actor(context: grpc.ServicerContext) -> str:
-    """Who the audit trail names: the authenticated caller, else what an unauthenticated local
-    caller says it is, else its address."""
-    caller = current_caller()
-    if caller is not LOCAL_DEVELOPER:
-        return f"caller:{caller.name}"[:128]
-    metadata = dict(context.invocation_metadata() or ())
-    return f"caller:{metadata.get('x-xerolink-actor') or context.peer() or 'unknown'}"[:128]
 
 
 def _visible(view: queries.PostingView, posting_id: str) -> queries.PostingView:
@@ -40,16 +32,6 @@ def _visible(view: queries.PostingView, posting_id: str) -> queries.PostingView:
     if not current_caller().may_use(view.posting.connection_id):
         raise not_found("POSTING_NOT_FOUND", f"no posting {posting_id}; list postings to find it")
     return view
-
-
-def _record(request_record: object, field: str) -> RecordRef:
-    kind = int(getattr(request_record, "kind", 0))
-    record_id = int(getattr(request_record, "id", 0))
-    if kind <= 0 or record_id <= 0:
-        raise invalid_argument(
-            "INVALID_RECORD", "record needs a kind and a positive id", [FieldViolation(field, "kind and id required")]
-        )
-    return RecordRef(kind, record_id)
 
 
 def _state_filter(state: int) -> str:
@@ -82,18 +64,19 @@ def _check_batch(size: int) -> None:
         )
 
 
-class PosterServicer(UnlinkRpcs, CorrectionRpcs, BackfillRpcs, poster_grpc.PosterServiceServicer):
-    def __init__(self, poster: Poster, changes: StateChanges) -> None:
+class PosterServicer(UnlinkRpcs, CorrectionRpcs, BackfillRpcs, ConnectionRpcs, poster_grpc.PosterServiceServicer):
+    def __init__(self, poster: Poster, changes: StateChanges, keeper: ConnectionKeeper) -> None:
         self.poster = poster
         self.db = poster.db
         self.changes = changes
+        self.keeper = keeper
 
     @translate_errors
     def PostTransaction(
         self, request: poster_pb2.PostTransactionRequest, context: grpc.ServicerContext
     ) -> poster_pb2.PostTransactionResponse:
         require_connection(request.connection_id)
-        outcome = self.poster.post(request.connection_id, request.transaction, request.request_id, _actor(context))
+        outcome = self.poster.post(request.connection_id, request.transaction, request.request_id, actor_of(context))
         return poster_pb2.PostTransactionResponse(posting=pm.outcome_message(outcome, request.connection_id))
 
     @translate_errors
@@ -102,14 +85,14 @@ class PosterServicer(UnlinkRpcs, CorrectionRpcs, BackfillRpcs, poster_grpc.Poste
     ) -> poster_pb2.BatchPostTransactionsResponse:
         require_connection(request.connection_id)
         _check_batch(len(request.transactions))
-        results = self.poster.post_many(request.connection_id, request.transactions, _actor(context))
+        results = self.poster.post_many(request.connection_id, request.transactions, actor_of(context))
         return poster_pb2.BatchPostTransactionsResponse(results=pm.results_messages(results, request.connection_id))
 
     @translate_stream_errors
     def StreamPostTransactions(
         self, request_iterator: Iterator[poster_pb2.StreamPostTransactionsRequest], context: grpc.ServicerContext
     ) -> Iterator[poster_pb2.StreamPostTransactionsResponse]:
-        actor = _actor(context)
+        actor = actor_of(context)
         for request in request_iterator:
             require_connection(request.connection_id)
             _check_batch(len(request.transactions))
@@ -153,7 +136,7 @@ class PosterServicer(UnlinkRpcs, CorrectionRpcs, BackfillRpcs, poster_grpc.Poste
     def GetLink(self, request: poster_pb2.GetLinkRequest, context: grpc.ServicerContext) -> poster_pb2.GetLinkResponse:
         require_connection(request.connection_id)
         link, audit = queries.get_link(
-            self.db, request.connection_id, _record(request.record, "record"), request.include_audit
+            self.db, request.connection_id, record_of(request.record, "record"), request.include_audit
         )
         return poster_pb2.GetLinkResponse(link=pm.link_message(link, audit))
 
@@ -174,12 +157,14 @@ class PosterServicer(UnlinkRpcs, CorrectionRpcs, BackfillRpcs, poster_grpc.Poste
         require_connection(c.connection_id)
         row = connections.create_connection(
             self.db,
+            self.keeper.vault,
             c.connection_id,
             c.xero_base_url,
             c.xero_tenant_id,
             c.access_token,
             c.refresh_token,
             c.mapping_context,
+            c.xero_app,
         )
         return poster_pb2.CreateConnectionResponse(connection=pm.connection_message(row))
 

@@ -14,6 +14,7 @@ from xerolink_common.errors import XerolinkError, bounded
 from xerolink_poster.adapters.registry import Registry
 from xerolink_poster.adapters.tables import AuditRow, ConnectionRow, LinkRow, PostingRow
 from xerolink_poster.domain.records import RecordRef
+from xerolink_poster.entrypoints.connection_messages import status_message
 from xerolink_poster.service_layer.errors_json import parse_error
 from xerolink_poster.service_layer.posting import ItemFailure, PostOutcome
 
@@ -146,4 +147,6 @@ def connection_message(row: ConnectionRow) -> poster_pb2.Connection:
         xero_tenant_id=row.xero_tenant_id,
         mapping_context=context,
         create_time=timestamp(row.create_us),
+        status=status_message(row),
+        xero_app=row.xero_app,
     )

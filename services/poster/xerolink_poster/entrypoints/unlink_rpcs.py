@@ -21,6 +21,7 @@ from xerolink_poster.domain.link_filter import LinkFilter
 from xerolink_poster.domain.records import RecordRef, XeroObjectRef
 from xerolink_poster.domain.unlink_plan import Action, Outcome, link_name
 from xerolink_poster.entrypoints import proto_mapping as pm
+from xerolink_poster.entrypoints.request_context import actor_of
 from xerolink_poster.service_layer import unlinking
 
 _XERO_ID = re.compile(r"^[A-Za-z0-9-]{1,64}$")
@@ -137,11 +138,6 @@ class UnlinkRpcs:
 
     db: Database
 
-    def _actor(self, context: grpc.ServicerContext) -> str:
-        from xerolink_poster.entrypoints.grpc_servicer import _actor  # the servicer imports this module
-
-        return _actor(context)
-
     @translate_errors
     def UnlinkLinks(
         self, request: unlink_pb2.UnlinkLinksRequest, context: grpc.ServicerContext
@@ -155,7 +151,7 @@ class UnlinkRpcs:
             confirm=request.confirm,
             cascade=request.cascade,
             reason=request.reason,
-            actor=self._actor(context),
+            actor=actor_of(context),
         )
         return unlink_pb2.UnlinkLinksResponse(
             outcomes=[

@@ -1,60 +1,102 @@
-"""Connections: for now a registry row holding the Xero tenant, its credentials and the mapping
-context (the OAuth lifecycle, encrypted tokens and chart checks come later)."""
+"""Connections registered directly: the Xero tenant, its tokens (sealed at rest) and the mapping
+context. The OAuth2 way in, refresh and disconnect live in connection_lifecycle.py."""
 
 from __future__ import annotations
 
 import re
+from urllib.parse import urlparse
 
 from xerolink.mapper.v1 import mapper_service_pb2 as mapper_pb2
 from xerolink_common.errors import ErrorCode, FieldViolation, XerolinkError, invalid_argument, not_found
 
 from xerolink_poster.adapters.database import Database, now_us
 from xerolink_poster.adapters.tables import ConnectionRow
+from xerolink_poster.adapters.token_vault import Tokens, TokenVault
 from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transaction
 
-_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+CONNECTION_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+MAX_URL = 2048
+MAX_TOKEN = 8192
+# Profiles and methods this version maps; any other number (a newer client's enum) is refused
+# here rather than silently treated as the default.
+_PROFILES = frozenset(mapper_pb2.PolicyProfile.values())
+_METHODS = frozenset(mapper_pb2.AccountingMethod.values())
+
+
+def url_ok(url: str) -> bool:
+    parsed = urlparse(url)
+    return len(url) <= MAX_URL and parsed.scheme in ("http", "https") and bool(parsed.netloc)
+
+
+def context_violations(
+    context: mapper_pb2.MappingContext, path: str, require_connected_at: bool = True
+) -> list[FieldViolation]:
+    violations = []
+    if context.linked_division_id <= 0:
+        violations.append(FieldViolation(f"{path}.linked_division_id", "required: the linked Actionstep division"))
+    if require_connected_at and not context.HasField("connected_at"):
+        violations.append(FieldViolation(f"{path}.connected_at", "required: when the integration was connected"))
+    if int(context.profile) not in _PROFILES:
+        violations.append(
+            FieldViolation(f"{path}.profile", "a PolicyProfile value: ACTIONSTEP_COMPATIBLE (default) or EXTENDED")
+        )
+    if int(context.accounting_method) not in _METHODS:
+        violations.append(FieldViolation(f"{path}.accounting_method", "an AccountingMethod value: ACCRUAL or CASH"))
+    for function, code in context.account_allocation.items():
+        if not function or len(function) > 64 or len(code) > 10:
+            violations.append(
+                FieldViolation(f"{path}.account_allocation[{function[:64]}]", "a function name and a Xero account code")
+            )
+    return violations
 
 
 def create_connection(
     db: Database,
+    vault: TokenVault,
     connection_id: str,
     xero_base_url: str,
     xero_tenant_id: str,
     access_token: str,
     refresh_token: str,
     context: mapper_pb2.MappingContext,
+    xero_app: str = "",
 ) -> ConnectionRow:
     violations = []
-    if not _ID.match(connection_id):
+    if not CONNECTION_ID.match(connection_id):
         violations.append(
             FieldViolation("connection.connection_id", "1-64 letters, digits, '-' or '_' (e.g. 'firm-42')")
         )
-    if not xero_base_url.startswith(("http://", "https://")):
-        violations.append(FieldViolation("connection.xero_base_url", "an http(s) URL such as https://api.xero.com"))
+    if not url_ok(xero_base_url):
+        violations.append(
+            FieldViolation(
+                "connection.xero_base_url", f"an http(s) URL such as https://api.xero.com, at most {MAX_URL} characters"
+            )
+        )
     if not xero_tenant_id or len(xero_tenant_id) > 64:
         violations.append(FieldViolation("connection.xero_tenant_id", "required: the Xero tenant id (xero-tenant-id)"))
-    if not access_token:
+    if not access_token or len(access_token) > MAX_TOKEN:
         violations.append(FieldViolation("connection.access_token", "required: a Xero access token"))
-    if context.linked_division_id <= 0:
-        violations.append(
-            FieldViolation("connection.mapping_context.linked_division_id", "required: the linked Actionstep division")
-        )
-    if not context.HasField("connected_at"):
-        violations.append(
-            FieldViolation("connection.mapping_context.connected_at", "required: when the integration was connected")
-        )
+    if len(refresh_token) > MAX_TOKEN:
+        violations.append(FieldViolation("connection.refresh_token", f"at most {MAX_TOKEN} characters"))
+    if len(xero_app) > 64:
+        violations.append(FieldViolation("connection.xero_app", "at most 64 characters: a configured Xero app"))
+    violations += context_violations(context, "connection.mapping_context")
     if violations:
         raise invalid_argument(
             "INVALID_CONNECTION", "the connection cannot be created; fix the fields listed", violations
         )
+    sealed = vault.seal(Tokens(access_token, refresh_token), connection_id)
     row = ConnectionRow(
         connection_id=connection_id,
         xero_base_url=xero_base_url.rstrip("/"),
         xero_tenant_id=xero_tenant_id.lower(),
-        access_token=access_token,
-        refresh_token=refresh_token,
         mapping_context=context.SerializeToString(),
         create_us=now_us(),
+        token_key_id=sealed.key_id,
+        token_box=sealed.box,
+        token_version=1,
+        token_update_us=now_us(),
+        xero_app=xero_app,
     )
 
     def work(uow: UnitOfWork) -> ConnectionRow:

@@ -31,7 +31,6 @@ from xerolink_poster.adapters import correction_store as store
 from xerolink_poster.adapters.correction_tables import CorrectionRow
 from xerolink_poster.adapters.database import Database, now_us
 from xerolink_poster.adapters.tables import ConnectionRow
-from xerolink_poster.adapters.xero_client import Credentials
 from xerolink_poster.domain import corrections as dom
 from xerolink_poster.domain.records import RecordRef
 from xerolink_poster.domain.states import LinkState
@@ -110,7 +109,8 @@ class Corrections:
             )
         try:
             with self.dispatcher.tenant_calls(connection.xero_tenant_id, self.lease_wait) as worker:
-                creds = Credentials(connection.xero_base_url, connection.xero_tenant_id, connection.access_token)
+                # Tokens are sealed at rest: the keeper opens them and refreshes an expiring one.
+                creds = worker.credentials(connection)
                 yield CorrectionXero(worker, creds)
         except LeaseLost as exc:
             raise unavailable(

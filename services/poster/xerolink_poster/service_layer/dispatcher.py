@@ -42,6 +42,7 @@ from xerolink_poster.domain.records import RecordRef, XeroObjectRef
 from xerolink_poster.domain.retry import backoff_delay, chunks, idempotency_key
 from xerolink_poster.domain.states import LinkState
 from xerolink_poster.service_layer import outcomes, tracing
+from xerolink_poster.service_layer.connection_lifecycle import CONNECTED, ConnectionKeeper
 from xerolink_poster.service_layer.metrics import PosterMetrics, record_call
 from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transaction
 
@@ -49,6 +50,8 @@ log = logging.getLogger(__name__)
 US = 1_000_000
 # After a call went unanswered, its entries wait this many HTTP timeouts before the look-up.
 NO_ANSWER_SETTLE_TIMEOUTS = 2
+# How often work of an unusable connection looks again whether it was reconnected.
+CONNECTION_RECHECK_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -67,10 +70,19 @@ class DispatcherSettings:
     idle_release: float = 1.0
     http_timeout: float = 10.0
     max_tenants: int = 50
+    # Done outbox entries older than this (seconds since accepted) are deleted, `purge_batch`
+    # rows a transaction, every `purge_interval` seconds.
+    outbox_retention: float = 30 * 86400.0
+    purge_batch: int = 500
+    purge_interval: float = 60.0
 
 
 class LeaseLost(Exception):
     """Another poster holds the tenant now; stop calling Xero for it."""
+
+
+class AppMinuteFull(Exception):
+    """The posters together have made the app's calls of this minute: wait, call nothing."""
 
 
 class StateChanges:
@@ -123,8 +135,11 @@ class Dispatcher:
         holder: str,
         changes: StateChanges | None = None,
         metrics: PosterMetrics | None = None,
+        keeper: ConnectionKeeper | None = None,
     ) -> None:
         self.db = db
+        # Opens the sealed tokens and refreshes them (one worker at a time, across posters).
+        self.keeper = keeper
         self.metrics = metrics
         self.xero = xero
         self.settings = settings
@@ -159,12 +174,15 @@ class Dispatcher:
         return self._stop.is_set()
 
     def _run(self) -> None:
-        last_sweep = 0.0
+        last_sweep = last_purge = 0.0
         while not self._stop.is_set():
             try:
                 if time.monotonic() - last_sweep > 0.5:
                     self.release_satisfied_waits()
                     last_sweep = time.monotonic()
+                if time.monotonic() - last_purge > self.settings.purge_interval:
+                    last_purge = time.monotonic()
+                    self.purge_done_outbox()
                 self._start_workers()
             except Exception:
                 log.exception("dispatcher loop failed; retrying")
@@ -246,6 +264,24 @@ class Dispatcher:
 
         if run_in_transaction(self.db, sweep):
             self.changes.notify()
+
+    def purge_done_outbox(self) -> int:
+        """Deletes the done entries past retention in small transactions (a long one would hold
+        SQLite's single write lock against posts); returns how many."""
+        now = now_us()
+        cutoff = now - int(self.settings.outbox_retention * US)
+        batch = self.settings.purge_batch
+        minute_us = int(self.settings.limits.minute_seconds * US)
+        run_in_transaction(self.db, lambda uow: uow.registry.purge_app_calls(now - 2 * minute_us))
+        purged = 0
+        while not self._stop.is_set():
+            deleted = run_in_transaction(self.db, lambda uow: uow.registry.purge_done_outbox(cutoff, batch))
+            purged += deleted
+            if deleted < batch:
+                break
+        if purged:
+            log.info("deleted %d done outbox entries older than %.0f s", purged, self.settings.outbox_retention)
+        return purged
 
 
 def _json_list(text: str) -> list[float]:
@@ -397,7 +433,7 @@ class TenantWorker(threading.Thread):
 
     # -- one job -----------------------------------------------------------------------------
     def _process(self, rows: list[OutboxRow]) -> None:
-        works = self._load(rows)
+        works = self._held_back(self._load(rows))
         works = self._prepare(works)
         if not works:
             return
@@ -417,6 +453,24 @@ class TenantWorker(threading.Thread):
         for (_, path), members in groups.items():
             for chunk in chunks(members, self.settings.batch_size):
                 self._create(path, list(chunk))
+
+    def _held_back(self, works: list[_Work]) -> list[_Work]:
+        """Work of a disconnected connection, or one that needs reconnecting, waits (visible, not
+        counted as an attempt) until the organisation is connected again."""
+        usable = [w for w in works if w.connection.state == CONNECTED]
+        held = [w for w in works if w.connection.state != CONNECTED]
+        if held:
+            state = held[0].connection.state
+            self._retry(
+                held,
+                uncertain=False,
+                reason=f"CONNECTION_{state.upper()}",
+                message=f"the connection is {state.replace('_', ' ')}: connect the organisation again "
+                "(ConnectOrganisation); the work is sent then",
+                at=time.time() + CONNECTION_RECHECK_SECONDS,
+                count=False,
+            )
+        return usable
 
     def _load(self, rows: list[OutboxRow]) -> list[_Work]:
         out: list[_Work] = []
@@ -527,6 +581,20 @@ class TenantWorker(threading.Thread):
         return row, uow.registry.get_link_by_id(w.link.id or 0)
 
     # -- Xero calls --------------------------------------------------------------------------
+    def _wait_for_budget(self) -> None:
+        while True:
+            if self.d.stopping:
+                raise LeaseLost("stopping")
+            with self.lock:
+                wait = self.budget.try_acquire(time.time())
+            if wait <= 0:
+                return
+            time.sleep(min(wait, 0.05))
+
+    def _recount(self, counted_us: int, minute_us: int) -> None:
+        """Counts the call in the app's shared minute from now, when it has surely reached Xero."""
+        run_in_transaction(self.d.db, lambda uow: uow.registry.move_app_call(counted_us, now_us(), minute_us))
+
     def _call(
         self,
         creds: Credentials,
@@ -535,31 +603,30 @@ class TenantWorker(threading.Thread):
         params: dict[str, str] | None = None,
         body: Any = None,
         mark_uncertain: Sequence[_Work] = (),
+        refreshed: bool = False,
     ) -> XeroAnswer:
-        """One call within every limit: waits for the budget, checks and renews the lease (and
-        marks the entries of a create call uncertain) in one short transaction, then calls."""
-        while True:
-            if self.d.stopping:
-                raise LeaseLost("stopping")
-            with self.lock:
-                wait = self.budget.try_acquire(time.time())
-            if wait <= 0:
-                break
-            time.sleep(min(wait, 0.05))
+        """One call within every limit: waits for the budget, checks and renews the lease, counts
+        the call in the app's shared minute (and marks the entries of a create call uncertain)
+        in one short transaction, then calls."""
         key = None
         if body is not None:
             key = idempotency_key(creds.tenant_id, method, path, payloads_bytes(body))
+        minute_us = int(self.settings.limits.minute_seconds * US)
+        counted_at: list[int] = []
 
         def before(uow: UnitOfWork) -> bool:
             now = now_us()
+            counted_at[:] = [now]
             ok = uow.registry.record_call(
                 self.tenant_id,
                 self.d.holder,
                 now,
                 int(self.settings.lease_ttl * US),
-                int(self.settings.limits.minute_seconds * US),
+                minute_us,
                 int(self.settings.limits.day_seconds * US),
             )
+            if ok and uow.registry.count_app_call(now, minute_us) > self.settings.limits.app_per_minute:
+                raise AppMinuteFull  # rolls the count back with the rest
             if ok and mark_uncertain:
                 uow.registry.preload(OutboxRow, OutboxRow.id, [w.row.id for w in mark_uncertain])
                 for w in mark_uncertain:
@@ -570,12 +637,20 @@ class TenantWorker(threading.Thread):
                         uow.session.add(row)
             return ok
 
-        try:
-            allowed = run_in_transaction(self.d.db, before)
-        except Exception:
-            with self.lock:
-                self.budget.release(time.time())
-            raise
+        while True:
+            self._wait_for_budget()
+            try:
+                allowed = run_in_transaction(self.d.db, before)
+            except AppMinuteFull:
+                with self.lock:
+                    self.budget.cancel()
+                time.sleep(self.settings.limits.minute_seconds / 60)
+                continue
+            except Exception:
+                with self.lock:
+                    self.budget.release(time.time())
+                raise
+            break
         if not allowed:
             with self.lock:
                 self.budget.release(time.time())
@@ -585,7 +660,9 @@ class TenantWorker(threading.Thread):
         except Uncertain:
             with self.lock:
                 self.budget.release(time.time())
+            self._recount(counted_at[0], minute_us)
             raise
+        self._recount(counted_at[0], minute_us)
         with self.lock:
             self.budget.release(time.time(), answer.rate)
         record_call(method, path, answer.status, answer.elapsed)
@@ -595,11 +672,19 @@ class TenantWorker(threading.Thread):
         if answer.status == 429:
             self.d.calls_refused += 1
             log.warning("Xero refused a call for rate (%s)", answer.rate.problem, extra={"tenant_id": self.tenant_id})
+        if answer.status == 401 and not refreshed and self.d.keeper is not None and creds.connection_id:
+            # The access token expired or was revoked early: refresh once and repeat the call
+            # (a 401 changed nothing at Xero, and the Idempotency-Key stays the same).
+            fresh = self.d.keeper.after_unauthorised(creds)
+            if fresh is not None:
+                return self._call(fresh, method, path, params, body, mark_uncertain, refreshed=True)
         return answer
 
-    @staticmethod
-    def _creds(connection: ConnectionRow) -> Credentials:
-        return Credentials(connection.xero_base_url, connection.xero_tenant_id, connection.access_token)
+    def credentials(self, connection: ConnectionRow) -> Credentials:
+        """The connection's access token, opened from its sealed box (refreshed when expiring)."""
+        if self.d.keeper is None:
+            raise RuntimeError("the dispatcher has no connection keeper to open the tokens with")
+        return self.d.keeper.credentials(connection)
 
     def _create(self, path: str, works: list[_Work]) -> None:
         first = works[0]
@@ -614,7 +699,7 @@ class TenantWorker(threading.Thread):
         with tracing.xero_call(path, self.tenant_id, members) as (call, linked):
             try:
                 answer = self._call(
-                    self._creds(first.connection),
+                    self.credentials(first.connection),
                     "PUT",
                     path,
                     params={"summarizeErrors": "false"},
@@ -749,7 +834,7 @@ class TenantWorker(threading.Thread):
         found: list[tuple[_Work, XeroObjectRef]] = []
         for w in works:
             assert w.operation is not None
-            creds = self._creds(w.connection)
+            creds = self.credentials(w.connection)
             try:
                 match = self._find_existing(creds, w)
             except Uncertain as exc:
@@ -828,7 +913,9 @@ class TenantWorker(threading.Thread):
             contact = members[0].contact
             assert contact is not None
             try:
-                found = self._find_contact(self._creds(members[0].connection), "ContactNumber", contact.contact_number)
+                found = self._find_contact(
+                    self.credentials(members[0].connection), "ContactNumber", contact.contact_number
+                )
             except (Uncertain, _LookupFailed) as exc:
                 self._retry(members, uncertain=False, reason="XERO_CONTACT_LOOKUP_FAILED", message=str(exc))
                 continue
@@ -856,7 +943,7 @@ class TenantWorker(threading.Thread):
         contacts = [g[0].contact for g in groups]
         body = {"Contacts": [payloads.contact_element(c) for c in contacts if c is not None]}
         all_works = [w for g in groups for w in g]
-        creds = self._creds(groups[0][0].connection)
+        creds = self.credentials(groups[0][0].connection)
         try:
             answer = self._call(creds, "PUT", "Contacts", params={"summarizeErrors": "false"}, body=body)
         except Uncertain as exc:

@@ -42,26 +42,38 @@ def _attributes(tenant_id: str, link: LinkRow) -> dict[str, Any]:
 
 
 @contextmanager
-def xero_call(path: str, tenant_id: str, members: Sequence[tuple[str, LinkRow]]) -> Iterator[tuple[Span, list[Span]]]:
-    """A span around one Xero call, in the first member's trace, and a linked span in each other
-    member's trace; the caller sets `xerolink.outcome` on each before the block ends."""
-    (first_trace, first_link), rest = members[0], members[1:]
+def grouped_span(
+    name: str,
+    members: Sequence[tuple[otel_context.Context | None, dict[str, Any]]],
+    group_attributes: dict[str, Any] | None = None,
+) -> Iterator[tuple[Span, list[Span]]]:
+    """A span around one call made for several requests, current in the first member's trace
+    (so the call's own client span lands there), and a span linked to it in each other
+    member's trace."""
+    (first_context, first_attributes), rest = members[0], members[1:]
     with _tracer.start_as_current_span(
-        f"xero {path}",
-        context=_context_of(first_trace),
-        attributes={**_attributes(tenant_id, first_link), "xerolink.batch_size": len(members)},
+        name,
+        context=first_context,
+        attributes={**first_attributes, **(group_attributes or {}), "xerolink.batch_size": len(members)},
     ) as call:
         linked = [
             _tracer.start_span(
-                f"xero {path} (batched)",
-                context=_context_of(traceparent),
-                links=[Link(call.get_span_context())],
-                attributes=_attributes(tenant_id, link),
+                f"{name} (batched)", context=context, links=[Link(call.get_span_context())], attributes=attributes
             )
-            for traceparent, link in rest
+            for context, attributes in rest
         ]
         try:
             yield call, linked
         finally:
             for span in linked:
                 span.end()
+
+
+@contextmanager
+def xero_call(path: str, tenant_id: str, members: Sequence[tuple[str, LinkRow]]) -> Iterator[tuple[Span, list[Span]]]:
+    """A span around one Xero call, in the first member's trace, and a linked span in each other
+    member's trace; the caller sets `xerolink.outcome` on each before the block ends."""
+    with grouped_span(
+        f"xero {path}", [(_context_of(traceparent), _attributes(tenant_id, link)) for traceparent, link in members]
+    ) as spans:
+        yield spans

@@ -27,75 +27,76 @@ from xerolink.actionstep.v1 import common_pb2 as xerolink_dot_actionstep_dot_v1_
 from xerolink.actionstep.v1 import transaction_pb2 as xerolink_dot_actionstep_dot_v1_dot_transaction__pb2
 from xerolink.mapper.v1 import mapper_service_pb2 as xerolink_dot_mapper_dot_v1_dot_mapper__service__pb2
 from xerolink.poster.v1 import backfill_pb2 as xerolink_dot_poster_dot_v1_dot_backfill__pb2
+from xerolink.poster.v1 import connection_pb2 as xerolink_dot_poster_dot_v1_dot_connection__pb2
 from xerolink.poster.v1 import correction_pb2 as xerolink_dot_poster_dot_v1_dot_correction__pb2
 from xerolink.poster.v1 import unlink_pb2 as xerolink_dot_poster_dot_v1_dot_unlink__pb2
 from xerolink.type.v1 import errors_pb2 as xerolink_dot_type_dot_v1_dot_errors__pb2
 from xerolink.xero.v1 import objects_pb2 as xerolink_dot_xero_dot_v1_dot_objects__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'xerolink/poster/v1/poster_service.proto\x12\x12xerolink.poster.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a#xerolink/actionstep/v1/common.proto\x1a(xerolink/actionstep/v1/transaction.proto\x1a\'xerolink/mapper/v1/mapper_service.proto\x1a!xerolink/poster/v1/backfill.proto\x1a#xerolink/poster/v1/correction.proto\x1a\x1fxerolink/poster/v1/unlink.proto\x1a\x1dxerolink/type/v1/errors.proto\x1a\x1exerolink/xero/v1/objects.proto\"l\n\nXeroObject\x12*\n\x04type\x18\x01 \x01(\x0e\x32\x1c.xerolink.xero.v1.ObjectType\x12\x0f\n\x07xero_id\x18\x02 \x01(\t\x12\x11\n\tlocal_ref\x18\x03 \x01(\t\x12\x0e\n\x06number\x18\x04 \x01(\t\"\xc8\x01\n\nAuditEntry\x12(\n\x04time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05\x61\x63tor\x18\x02 \x01(\t\x12\r\n\x05\x65vent\x18\x03 \x01(\t\x12\x31\n\nfrom_state\x18\x04 \x01(\x0e\x32\x1d.xerolink.poster.v1.LinkState\x12/\n\x08to_state\x18\x05 \x01(\x0e\x32\x1d.xerolink.poster.v1.LinkState\x12\x0e\n\x06\x64\x65tail\x18\x06 \x01(\t\"\x98\x04\n\x04Link\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x15\n\rconnection_id\x18\x02 \x01(\t\x12\x31\n\x06record\x18\x03 \x01(\x0b\x32!.xerolink.actionstep.v1.RecordKey\x12,\n\x05group\x18\x04 \x01(\x0e\x32\x1d.xerolink.poster.v1.LinkGroup\x12,\n\x05state\x18\x05 \x01(\x0e\x32\x1d.xerolink.poster.v1.LinkState\x12\x34\n\x0cxero_objects\x18\x06 \x03(\x0b\x32\x1e.xerolink.poster.v1.XeroObject\x12\x1b\n\x13\x63ontent_fingerprint\x18\x07 \x01(\t\x12\x10\n\x08\x61ttempts\x18\x08 \x01(\x05\x12/\n\nlast_error\x18\t \x01(\x0b\x32\x1b.xerolink.type.v1.ItemError\x12\x35\n\nwaiting_on\x18\n \x03(\x0b\x32!.xerolink.actionstep.v1.RecordKey\x12/\n\x0b\x63reate_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\x05\x61udit\x18\r \x03(\x0b\x32\x1e.xerolink.poster.v1.AuditEntry\"\xdc\x02\n\x07Posting\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\nposting_id\x18\x02 \x01(\t\x12\x15\n\rconnection_id\x18\x03 \x01(\t\x12\x31\n\x06record\x18\x04 \x01(\x0b\x32!.xerolink.actionstep.v1.RecordKey\x12.\n\x08\x64\x65\x63ision\x18\x05 \x01(\x0b\x32\x1c.xerolink.mapper.v1.Decision\x12,\n\x05state\x18\x06 \x01(\x0e\x32\x1d.xerolink.poster.v1.LinkState\x12\x1b\n\x13\x63ontent_fingerprint\x18\x07 \x01(\t\x12\x11\n\tduplicate\x18\x08 \x01(\x08\x12&\n\x04link\x18\t \x01(\x0b\x32\x18.xerolink.poster.v1.Link\x12/\n\x0b\x63reate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"}\n\x16PostTransactionRequest\x12\x15\n\rconnection_id\x18\x01 \x01(\t\x12\x38\n\x0btransaction\x18\x02 \x01(\x0b\x32#.xerolink.actionstep.v1.Transaction\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"G\n\x17PostTransactionResponse\x12,\n\x07posting\x18\x01 \x01(\x0b\x32\x1b.xerolink.poster.v1.Posting\"p\n\x1c\x42\x61tchPostTransactionsRequest\x12\x15\n\rconnection_id\x18\x01 \x01(\t\x12\x39\n\x0ctransactions\x18\x02 \x03(\x0b\x32#.xerolink.actionstep.v1.Transaction\"\x84\x01\n\nPostResult\x12\r\n\x05index\x18\x01 \x01(\x05\x12.\n\x07posting\x18\x02 \x01(\x0b\x32\x1b.xerolink.poster.v1.PostingH\x00\x12,\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x1b.xerolink.type.v1.ItemErrorH\x00\x42\t\n\x07outcome\"P\n\x1d\x42\x61tchPostTransactionsResponse\x12/\n\x07results\x18\x01 \x03(\x0b\x32\x1e.xerolink.poster.v1.PostResult\"!\n\x11GetPostingRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"B\n\x12GetPostingResponse\x12,\n\x07posting\x18\x01 \x01(\x0b\x32\x1b.xerolink.poster.v1.Posting\"\x81\x01\n\x13ListPostingsRequest\x12\x15\n\rconnection_id\x18\x01 \x01(\t\x12,\n\x05state\x18\x02 \x01(\x0e\x32\x1d.xerolink.poster.v1.LinkState\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"^\n\x14ListPostingsResponse\x12-\n\x08postings\x18\x01 \x03(\x0b\x32\x1b.xerolink.poster.v1.Posting\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"#\n\x13WatchPostingRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"D\n\x14WatchPostingResponse\x12,\n\x07posting\x18\x01 \x01(\x0b\x32\x1b.xerolink.poster.v1.Posting\"q\n\x0eGetLinkRequest\x12\x15\n\rconnection_id\x18\x01 \x01(\t\x12\x31\n\x06record\x18\x02 \x01(\x0b\x32!.xerolink.actionstep.v1.RecordKey\x12\x15\n\rinclude_audit\x18\x03 \x01(\x08\"9\n\x0fGetLinkResponse\x12&\n\x04link\x18\x01 \x01(\x0b\x32\x18.xerolink.poster.v1.Link\"\x8c\x03\n\x10ListLinksRequest\x12\x15\n\rconnection_id\x18\x01 \x01(\t\x12,\n\x05group\x18\x02 \x01(\x0e\x32\x1d.xerolink.poster.v1.LinkGroup\x12,\n\x05state\x18\x03 \x01(\x0e\x32\x1d.xerolink.poster.v1.LinkState\x12\x11\n\tpage_size\x18\x04 \x01(\x05\x12\x12\n\npage_token\x18\x05 \x01(\t\x12\x36\n\x05kinds\x18\x06 \x03(\x0e\x32\'.xerolink.actionstep.v1.TransactionKind\x12\x11\n\taction_id\x18\x07 \x01(\x03\x12\x16\n\x0eparticipant_id\x18\x08 \x01(\x03\x12\x35\n\x11update_time_start\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\x0fupdate_time_end\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07xero_id\x18\x0b \x01(\t\"U\n\x11ListLinksResponse\x12\'\n\x05links\x18\x01 \x03(\x0b\x32\x18.xerolink.poster.v1.Link\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xfb\x01\n\nConnection\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x15\n\rconnection_id\x18\x02 \x01(\t\x12\x15\n\rxero_base_url\x18\x03 \x01(\t\x12\x16\n\x0exero_tenant_id\x18\x04 \x01(\t\x12\x14\n\x0c\x61\x63\x63\x65ss_token\x18\x05 \x01(\t\x12\x15\n\rrefresh_token\x18\x06 \x01(\t\x12;\n\x0fmapping_context\x18\x07 \x01(\x0b\x32\".xerolink.mapper.v1.MappingContext\x12/\n\x0b\x63reate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"M\n\x17\x43reateConnectionRequest\x12\x32\n\nconnection\x18\x01 \x01(\x0b\x32\x1e.xerolink.poster.v1.Connection\"N\n\x18\x43reateConnectionResponse\x12\x32\n\nconnection\x18\x01 \x01(\x0b\x32\x1e.xerolink.poster.v1.Connection\"-\n\x14GetConnectionRequest\x12\x15\n\rconnection_id\x18\x01 \x01(\t\"K\n\x15GetConnectionResponse\x12\x32\n\nconnection\x18\x01 \x01(\x0b\x32\x1e.xerolink.poster.v1.Connection\"q\n\x1dStreamPostTransactionsRequest\x12\x15\n\rconnection_id\x18\x01 \x01(\t\x12\x39\n\x0ctransactions\x18\x02 \x03(\x0b\x32#.xerolink.actionstep.v1.Transaction\"Q\n\x1eStreamPostTransactionsResponse\x12/\n\x07results\x18\x01 \x03(\x0b\x32\x1e.xerolink.poster.v1.PostResult*\x9e\x01\n\tLinkState\x12\x1a\n\x16LINK_STATE_UNSPECIFIED\x10\x00\x12\x16\n\x12LINK_STATE_PENDING\x10\x01\x12\x16\n\x12LINK_STATE_WAITING\x10\x02\x12\x15\n\x11LINK_STATE_LINKED\x10\x03\x12\x15\n\x11LINK_STATE_FAILED\x10\x04\x12\x17\n\x13LINK_STATE_UNLINKED\x10\x05*\x9e\x01\n\tLinkGroup\x12\x1a\n\x16LINK_GROUP_UNSPECIFIED\x10\x00\x12\x1d\n\x19LINK_GROUP_SALES_INVOICES\x10\x01\x12\x17\n\x13LINK_GROUP_PAYMENTS\x10\x02\x12 \n\x1cLINK_GROUP_BANK_TRANSACTIONS\x10\x03\x12\x1b\n\x17LINK_GROUP_CREDIT_NOTES\x10\x04\x32\xb3\x0f\n\rPosterService\x12j\n\x0fPostTransaction\x12*.xerolink.poster.v1.PostTransactionRequest\x1a+.xerolink.poster.v1.PostTransactionResponse\x12|\n\x15\x42\x61tchPostTransactions\x12\x30.xerolink.poster.v1.BatchPostTransactionsRequest\x1a\x31.xerolink.poster.v1.BatchPostTransactionsResponse\x12[\n\nGetPosting\x12%.xerolink.poster.v1.GetPostingRequest\x1a&.xerolink.poster.v1.GetPostingResponse\x12\x61\n\x0cListPostings\x12\'.xerolink.poster.v1.ListPostingsRequest\x1a(.xerolink.poster.v1.ListPostingsResponse\x12\x63\n\x0cWatchPosting\x12\'.xerolink.poster.v1.WatchPostingRequest\x1a(.xerolink.poster.v1.WatchPostingResponse0\x01\x12R\n\x07GetLink\x12\".xerolink.poster.v1.GetLinkRequest\x1a#.xerolink.poster.v1.GetLinkResponse\x12X\n\tListLinks\x12$.xerolink.poster.v1.ListLinksRequest\x1a%.xerolink.poster.v1.ListLinksResponse\x12\x83\x01\n\x16StreamPostTransactions\x12\x31.xerolink.poster.v1.StreamPostTransactionsRequest\x1a\x32.xerolink.poster.v1.StreamPostTransactionsResponse(\x01\x30\x01\x12m\n\x10\x43reateConnection\x12+.xerolink.poster.v1.CreateConnectionRequest\x1a,.xerolink.poster.v1.CreateConnectionResponse\x12\x64\n\rGetConnection\x12(.xerolink.poster.v1.GetConnectionRequest\x1a).xerolink.poster.v1.GetConnectionResponse\x12^\n\x0bUnlinkLinks\x12&.xerolink.poster.v1.UnlinkLinksRequest\x1a\'.xerolink.poster.v1.UnlinkLinksResponse\x12^\n\x0bListOrphans\x12&.xerolink.poster.v1.ListOrphansRequest\x1a\'.xerolink.poster.v1.ListOrphansResponse\x12\x61\n\x0cRunPreflight\x12\'.xerolink.poster.v1.RunPreflightRequest\x1a(.xerolink.poster.v1.RunPreflightResponse\x12\x64\n\rStartBackfill\x12(.xerolink.poster.v1.StartBackfillRequest\x1a).xerolink.poster.v1.StartBackfillResponse\x12^\n\x0bGetBackfill\x12&.xerolink.poster.v1.GetBackfillRequest\x1a\'.xerolink.poster.v1.GetBackfillResponse\x12\x66\n\rWatchBackfill\x12(.xerolink.poster.v1.WatchBackfillRequest\x1a).xerolink.poster.v1.WatchBackfillResponse0\x01\x12g\n\x0ePlanCorrection\x12).xerolink.poster.v1.PlanCorrectionRequest\x1a*.xerolink.poster.v1.PlanCorrectionResponse\x12j\n\x0f\x41pplyCorrection\x12*.xerolink.poster.v1.ApplyCorrectionRequest\x1a+.xerolink.poster.v1.ApplyCorrectionResponse\x12\x64\n\rGetCorrection\x12(.xerolink.poster.v1.GetCorrectionRequest\x1a).xerolink.poster.v1.GetCorrectionResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'xerolink/poster/v1/poster_service.proto\x12\x12xerolink.poster.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a#xerolink/actionstep/v1/common.proto\x1a(xerolink/actionstep/v1/transaction.proto\x1a\'xerolink/mapper/v1/mapper_service.proto\x1a!xerolink/poster/v1/backfill.proto\x1a#xerolink/poster/v1/connection.proto\x1a#xerolink/poster/v1/correction.proto\x1a\x1fxerolink/poster/v1/unlink.proto\x1a\x1dxerolink/type/v1/errors.proto\x1a\x1exerolink/xero/v1/objects.proto\"l\n\nXeroObject\x12*\n\x04type\x18\x01 \x01(\x0e\x32\x1c.xerolink.xero.v1.ObjectType\x12\x0f\n\x07xero_id\x18\x02 \x01(\t\x12\x11\n\tlocal_ref\x18\x03 \x01(\t\x12\x0e\n\x06number\x18\x04 \x01(\t\"\xc8\x01\n\nAuditEntry\x12(\n\x04time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05\x61\x63tor\x18\x02 \x01(\t\x12\r\n\x05\x65vent\x18\x03 \x01(\t\x12\x31\n\nfrom_state\x18\x04 \x01(\x0e\x32\x1d.xerolink.poster.v1.LinkState\x12/\n\x08to_state\x18\x05 \x01(\x0e\x32\x1d.xerolink.poster.v1.LinkState\x12\x0e\n\x06\x64\x65tail\x18\x06 \x01(\t\"\x98\x04\n\x04Link\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x15\n\rconnection_id\x18\x02 \x01(\t\x12\x31\n\x06record\x18\x03 \x01(\x0b\x32!.xerolink.actionstep.v1.RecordKey\x12,\n\x05group\x18\x04 \x01(\x0e\x32\x1d.xerolink.poster.v1.LinkGroup\x12,\n\x05state\x18\x05 \x01(\x0e\x32\x1d.xerolink.poster.v1.LinkState\x12\x34\n\x0cxero_objects\x18\x06 \x03(\x0b\x32\x1e.xerolink.poster.v1.XeroObject\x12\x1b\n\x13\x63ontent_fingerprint\x18\x07 \x01(\t\x12\x10\n\x08\x61ttempts\x18\x08 \x01(\x05\x12/\n\nlast_error\x18\t \x01(\x0b\x32\x1b.xerolink.type.v1.ItemError\x12\x35\n\nwaiting_on\x18\n \x03(\x0b\x32!.xerolink.actionstep.v1.RecordKey\x12/\n\x0b\x63reate_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\x05\x61udit\x18\r \x03(\x0b\x32\x1e.xerolink.poster.v1.AuditEntry\"\xdc\x02\n\x07Posting\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\nposting_id\x18\x02 \x01(\t\x12\x15\n\rconnection_id\x18\x03 \x01(\t\x12\x31\n\x06record\x18\x04 \x01(\x0b\x32!.xerolink.actionstep.v1.RecordKey\x12.\n\x08\x64\x65\x63ision\x18\x05 \x01(\x0b\x32\x1c.xerolink.mapper.v1.Decision\x12,\n\x05state\x18\x06 \x01(\x0e\x32\x1d.xerolink.poster.v1.LinkState\x12\x1b\n\x13\x63ontent_fingerprint\x18\x07 \x01(\t\x12\x11\n\tduplicate\x18\x08 \x01(\x08\x12&\n\x04link\x18\t \x01(\x0b\x32\x18.xerolink.poster.v1.Link\x12/\n\x0b\x63reate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"}\n\x16PostTransactionRequest\x12\x15\n\rconnection_id\x18\x01 \x01(\t\x12\x38\n\x0btransaction\x18\x02 \x01(\x0b\x32#.xerolink.actionstep.v1.Transaction\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"G\n\x17PostTransactionResponse\x12,\n\x07posting\x18\x01 \x01(\x0b\x32\x1b.xerolink.poster.v1.Posting\"p\n\x1c\x42\x61tchPostTransactionsRequest\x12\x15\n\rconnection_id\x18\x01 \x01(\t\x12\x39\n\x0ctransactions\x18\x02 \x03(\x0b\x32#.xerolink.actionstep.v1.Transaction\"\x84\x01\n\nPostResult\x12\r\n\x05index\x18\x01 \x01(\x05\x12.\n\x07posting\x18\x02 \x01(\x0b\x32\x1b.xerolink.poster.v1.PostingH\x00\x12,\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x1b.xerolink.type.v1.ItemErrorH\x00\x42\t\n\x07outcome\"P\n\x1d\x42\x61tchPostTransactionsResponse\x12/\n\x07results\x18\x01 \x03(\x0b\x32\x1e.xerolink.poster.v1.PostResult\"!\n\x11GetPostingRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"B\n\x12GetPostingResponse\x12,\n\x07posting\x18\x01 \x01(\x0b\x32\x1b.xerolink.poster.v1.Posting\"\x81\x01\n\x13ListPostingsRequest\x12\x15\n\rconnection_id\x18\x01 \x01(\t\x12,\n\x05state\x18\x02 \x01(\x0e\x32\x1d.xerolink.poster.v1.LinkState\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"^\n\x14ListPostingsResponse\x12-\n\x08postings\x18\x01 \x03(\x0b\x32\x1b.xerolink.poster.v1.Posting\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"#\n\x13WatchPostingRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"D\n\x14WatchPostingResponse\x12,\n\x07posting\x18\x01 \x01(\x0b\x32\x1b.xerolink.poster.v1.Posting\"q\n\x0eGetLinkRequest\x12\x15\n\rconnection_id\x18\x01 \x01(\t\x12\x31\n\x06record\x18\x02 \x01(\x0b\x32!.xerolink.actionstep.v1.RecordKey\x12\x15\n\rinclude_audit\x18\x03 \x01(\x08\"9\n\x0fGetLinkResponse\x12&\n\x04link\x18\x01 \x01(\x0b\x32\x18.xerolink.poster.v1.Link\"\x8c\x03\n\x10ListLinksRequest\x12\x15\n\rconnection_id\x18\x01 \x01(\t\x12,\n\x05group\x18\x02 \x01(\x0e\x32\x1d.xerolink.poster.v1.LinkGroup\x12,\n\x05state\x18\x03 \x01(\x0e\x32\x1d.xerolink.poster.v1.LinkState\x12\x11\n\tpage_size\x18\x04 \x01(\x05\x12\x12\n\npage_token\x18\x05 \x01(\t\x12\x36\n\x05kinds\x18\x06 \x03(\x0e\x32\'.xerolink.actionstep.v1.TransactionKind\x12\x11\n\taction_id\x18\x07 \x01(\x03\x12\x16\n\x0eparticipant_id\x18\x08 \x01(\x03\x12\x35\n\x11update_time_start\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\x0fupdate_time_end\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07xero_id\x18\x0b \x01(\t\"U\n\x11ListLinksResponse\x12\'\n\x05links\x18\x01 \x03(\x0b\x32\x18.xerolink.poster.v1.Link\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xc3\x02\n\nConnection\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x15\n\rconnection_id\x18\x02 \x01(\t\x12\x15\n\rxero_base_url\x18\x03 \x01(\t\x12\x16\n\x0exero_tenant_id\x18\x04 \x01(\t\x12\x14\n\x0c\x61\x63\x63\x65ss_token\x18\x05 \x01(\t\x12\x15\n\rrefresh_token\x18\x06 \x01(\t\x12;\n\x0fmapping_context\x18\x07 \x01(\x0b\x32\".xerolink.mapper.v1.MappingContext\x12/\n\x0b\x63reate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x34\n\x06status\x18\t \x01(\x0b\x32$.xerolink.poster.v1.ConnectionStatus\x12\x10\n\x08xero_app\x18\n \x01(\t\"M\n\x17\x43reateConnectionRequest\x12\x32\n\nconnection\x18\x01 \x01(\x0b\x32\x1e.xerolink.poster.v1.Connection\"N\n\x18\x43reateConnectionResponse\x12\x32\n\nconnection\x18\x01 \x01(\x0b\x32\x1e.xerolink.poster.v1.Connection\"-\n\x14GetConnectionRequest\x12\x15\n\rconnection_id\x18\x01 \x01(\t\"K\n\x15GetConnectionResponse\x12\x32\n\nconnection\x18\x01 \x01(\x0b\x32\x1e.xerolink.poster.v1.Connection\"q\n\x1dStreamPostTransactionsRequest\x12\x15\n\rconnection_id\x18\x01 \x01(\t\x12\x39\n\x0ctransactions\x18\x02 \x03(\x0b\x32#.xerolink.actionstep.v1.Transaction\"Q\n\x1eStreamPostTransactionsResponse\x12/\n\x07results\x18\x01 \x03(\x0b\x32\x1e.xerolink.poster.v1.PostResult*\x9e\x01\n\tLinkState\x12\x1a\n\x16LINK_STATE_UNSPECIFIED\x10\x00\x12\x16\n\x12LINK_STATE_PENDING\x10\x01\x12\x16\n\x12LINK_STATE_WAITING\x10\x02\x12\x15\n\x11LINK_STATE_LINKED\x10\x03\x12\x15\n\x11LINK_STATE_FAILED\x10\x04\x12\x17\n\x13LINK_STATE_UNLINKED\x10\x05*\x9e\x01\n\tLinkGroup\x12\x1a\n\x16LINK_GROUP_UNSPECIFIED\x10\x00\x12\x1d\n\x19LINK_GROUP_SALES_INVOICES\x10\x01\x12\x17\n\x13LINK_GROUP_PAYMENTS\x10\x02\x12 \n\x1cLINK_GROUP_BANK_TRANSACTIONS\x10\x03\x12\x1b\n\x17LINK_GROUP_CREDIT_NOTES\x10\x04\x32\x8c\x14\n\rPosterService\x12j\n\x0fPostTransaction\x12*.xerolink.poster.v1.PostTransactionRequest\x1a+.xerolink.poster.v1.PostTransactionResponse\x12|\n\x15\x42\x61tchPostTransactions\x12\x30.xerolink.poster.v1.BatchPostTransactionsRequest\x1a\x31.xerolink.poster.v1.BatchPostTransactionsResponse\x12[\n\nGetPosting\x12%.xerolink.poster.v1.GetPostingRequest\x1a&.xerolink.poster.v1.GetPostingResponse\x12\x61\n\x0cListPostings\x12\'.xerolink.poster.v1.ListPostingsRequest\x1a(.xerolink.poster.v1.ListPostingsResponse\x12\x63\n\x0cWatchPosting\x12\'.xerolink.poster.v1.WatchPostingRequest\x1a(.xerolink.poster.v1.WatchPostingResponse0\x01\x12R\n\x07GetLink\x12\".xerolink.poster.v1.GetLinkRequest\x1a#.xerolink.poster.v1.GetLinkResponse\x12X\n\tListLinks\x12$.xerolink.poster.v1.ListLinksRequest\x1a%.xerolink.poster.v1.ListLinksResponse\x12\x83\x01\n\x16StreamPostTransactions\x12\x31.xerolink.poster.v1.StreamPostTransactionsRequest\x1a\x32.xerolink.poster.v1.StreamPostTransactionsResponse(\x01\x30\x01\x12m\n\x10\x43reateConnection\x12+.xerolink.poster.v1.CreateConnectionRequest\x1a,.xerolink.poster.v1.CreateConnectionResponse\x12\x64\n\rGetConnection\x12(.xerolink.poster.v1.GetConnectionRequest\x1a).xerolink.poster.v1.GetConnectionResponse\x12^\n\x0bUnlinkLinks\x12&.xerolink.poster.v1.UnlinkLinksRequest\x1a\'.xerolink.poster.v1.UnlinkLinksResponse\x12^\n\x0bListOrphans\x12&.xerolink.poster.v1.ListOrphansRequest\x1a\'.xerolink.poster.v1.ListOrphansResponse\x12\x61\n\x0cRunPreflight\x12\'.xerolink.poster.v1.RunPreflightRequest\x1a(.xerolink.poster.v1.RunPreflightResponse\x12\x64\n\rStartBackfill\x12(.xerolink.poster.v1.StartBackfillRequest\x1a).xerolink.poster.v1.StartBackfillResponse\x12^\n\x0bGetBackfill\x12&.xerolink.poster.v1.GetBackfillRequest\x1a\'.xerolink.poster.v1.GetBackfillResponse\x12\x66\n\rWatchBackfill\x12(.xerolink.poster.v1.WatchBackfillRequest\x1a).xerolink.poster.v1.WatchBackfillResponse0\x01\x12g\n\x0ePlanCorrection\x12).xerolink.poster.v1.PlanCorrectionRequest\x1a*.xerolink.poster.v1.PlanCorrectionResponse\x12j\n\x0f\x41pplyCorrection\x12*.xerolink.poster.v1.ApplyCorrectionRequest\x1a+.xerolink.poster.v1.ApplyCorrectionResponse\x12\x64\n\rGetCorrection\x12(.xerolink.poster.v1.GetCorrectionRequest\x1a).xerolink.poster.v1.GetCorrectionResponse\x12v\n\x13\x43onnectOrganisation\x12..xerolink.poster.v1.ConnectOrganisationRequest\x1a/.xerolink.poster.v1.ConnectOrganisationResponse\x12p\n\x11RefreshConnection\x12,.xerolink.poster.v1.RefreshConnectionRequest\x1a-.xerolink.poster.v1.RefreshConnectionResponse\x12y\n\x14\x44isconnectConnection\x12/.xerolink.poster.v1.DisconnectConnectionRequest\x1a\x30.xerolink.poster.v1.DisconnectConnectionResponse\x12\x8b\x01\n\x1aGetAllocationDiscrepancies\x12\x35.xerolink.poster.v1.GetAllocationDiscrepanciesRequest\x1a\x36.xerolink.poster.v1.GetAllocationDiscrepanciesResponse\x12\x64\n\rRemapAccounts\x12(.xerolink.poster.v1.RemapAccountsRequest\x1a).xerolink.poster.v1.RemapAccountsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'xerolink.poster.v1.poster_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_LINKSTATE']._serialized_start=3952
-  _globals['_LINKSTATE']._serialized_end=4110
-  _globals['_LINKGROUP']._serialized_start=4113
-  _globals['_LINKGROUP']._serialized_end=4271
-  _globals['_XEROOBJECT']._serialized_start=384
-  _globals['_XEROOBJECT']._serialized_end=492
-  _globals['_AUDITENTRY']._serialized_start=495
-  _globals['_AUDITENTRY']._serialized_end=695
-  _globals['_LINK']._serialized_start=698
-  _globals['_LINK']._serialized_end=1234
-  _globals['_POSTING']._serialized_start=1237
-  _globals['_POSTING']._serialized_end=1585
-  _globals['_POSTTRANSACTIONREQUEST']._serialized_start=1587
-  _globals['_POSTTRANSACTIONREQUEST']._serialized_end=1712
-  _globals['_POSTTRANSACTIONRESPONSE']._serialized_start=1714
-  _globals['_POSTTRANSACTIONRESPONSE']._serialized_end=1785
-  _globals['_BATCHPOSTTRANSACTIONSREQUEST']._serialized_start=1787
-  _globals['_BATCHPOSTTRANSACTIONSREQUEST']._serialized_end=1899
-  _globals['_POSTRESULT']._serialized_start=1902
-  _globals['_POSTRESULT']._serialized_end=2034
-  _globals['_BATCHPOSTTRANSACTIONSRESPONSE']._serialized_start=2036
-  _globals['_BATCHPOSTTRANSACTIONSRESPONSE']._serialized_end=2116
-  _globals['_GETPOSTINGREQUEST']._serialized_start=2118
-  _globals['_GETPOSTINGREQUEST']._serialized_end=2151
-  _globals['_GETPOSTINGRESPONSE']._serialized_start=2153
-  _globals['_GETPOSTINGRESPONSE']._serialized_end=2219
-  _globals['_LISTPOSTINGSREQUEST']._serialized_start=2222
-  _globals['_LISTPOSTINGSREQUEST']._serialized_end=2351
-  _globals['_LISTPOSTINGSRESPONSE']._serialized_start=2353
-  _globals['_LISTPOSTINGSRESPONSE']._serialized_end=2447
-  _globals['_WATCHPOSTINGREQUEST']._serialized_start=2449
-  _globals['_WATCHPOSTINGREQUEST']._serialized_end=2484
-  _globals['_WATCHPOSTINGRESPONSE']._serialized_start=2486
-  _globals['_WATCHPOSTINGRESPONSE']._serialized_end=2554
-  _globals['_GETLINKREQUEST']._serialized_start=2556
-  _globals['_GETLINKREQUEST']._serialized_end=2669
-  _globals['_GETLINKRESPONSE']._serialized_start=2671
-  _globals['_GETLINKRESPONSE']._serialized_end=2728
-  _globals['_LISTLINKSREQUEST']._serialized_start=2731
-  _globals['_LISTLINKSREQUEST']._serialized_end=3127
-  _globals['_LISTLINKSRESPONSE']._serialized_start=3129
-  _globals['_LISTLINKSRESPONSE']._serialized_end=3214
-  _globals['_CONNECTION']._serialized_start=3217
-  _globals['_CONNECTION']._serialized_end=3468
-  _globals['_CREATECONNECTIONREQUEST']._serialized_start=3470
-  _globals['_CREATECONNECTIONREQUEST']._serialized_end=3547
-  _globals['_CREATECONNECTIONRESPONSE']._serialized_start=3549
-  _globals['_CREATECONNECTIONRESPONSE']._serialized_end=3627
-  _globals['_GETCONNECTIONREQUEST']._serialized_start=3629
-  _globals['_GETCONNECTIONREQUEST']._serialized_end=3674
-  _globals['_GETCONNECTIONRESPONSE']._serialized_start=3676
-  _globals['_GETCONNECTIONRESPONSE']._serialized_end=3751
-  _globals['_STREAMPOSTTRANSACTIONSREQUEST']._serialized_start=3753
-  _globals['_STREAMPOSTTRANSACTIONSREQUEST']._serialized_end=3866
-  _globals['_STREAMPOSTTRANSACTIONSRESPONSE']._serialized_start=3868
-  _globals['_STREAMPOSTTRANSACTIONSRESPONSE']._serialized_end=3949
-  _globals['_POSTERSERVICE']._serialized_start=4274
-  _globals['_POSTERSERVICE']._serialized_end=6245
+  _globals['_LINKSTATE']._serialized_start=4061
+  _globals['_LINKSTATE']._serialized_end=4219
+  _globals['_LINKGROUP']._serialized_start=4222
+  _globals['_LINKGROUP']._serialized_end=4380
+  _globals['_XEROOBJECT']._serialized_start=421
+  _globals['_XEROOBJECT']._serialized_end=529
+  _globals['_AUDITENTRY']._serialized_start=532
+  _globals['_AUDITENTRY']._serialized_end=732
+  _globals['_LINK']._serialized_start=735
+  _globals['_LINK']._serialized_end=1271
+  _globals['_POSTING']._serialized_start=1274
+  _globals['_POSTING']._serialized_end=1622
+  _globals['_POSTTRANSACTIONREQUEST']._serialized_start=1624
+  _globals['_POSTTRANSACTIONREQUEST']._serialized_end=1749
+  _globals['_POSTTRANSACTIONRESPONSE']._serialized_start=1751
+  _globals['_POSTTRANSACTIONRESPONSE']._serialized_end=1822
+  _globals['_BATCHPOSTTRANSACTIONSREQUEST']._serialized_start=1824
+  _globals['_BATCHPOSTTRANSACTIONSREQUEST']._serialized_end=1936
+  _globals['_POSTRESULT']._serialized_start=1939
+  _globals['_POSTRESULT']._serialized_end=2071
+  _globals['_BATCHPOSTTRANSACTIONSRESPONSE']._serialized_start=2073
+  _globals['_BATCHPOSTTRANSACTIONSRESPONSE']._serialized_end=2153
+  _globals['_GETPOSTINGREQUEST']._serialized_start=2155
+  _globals['_GETPOSTINGREQUEST']._serialized_end=2188
+  _globals['_GETPOSTINGRESPONSE']._serialized_start=2190
+  _globals['_GETPOSTINGRESPONSE']._serialized_end=2256
+  _globals['_LISTPOSTINGSREQUEST']._serialized_start=2259
+  _globals['_LISTPOSTINGSREQUEST']._serialized_end=2388
+  _globals['_LISTPOSTINGSRESPONSE']._serialized_start=2390
+  _globals['_LISTPOSTINGSRESPONSE']._serialized_end=2484
+  _globals['_WATCHPOSTINGREQUEST']._serialized_start=2486
+  _globals['_WATCHPOSTINGREQUEST']._serialized_end=2521
+  _globals['_WATCHPOSTINGRESPONSE']._serialized_start=2523
+  _globals['_WATCHPOSTINGRESPONSE']._serialized_end=2591
+  _globals['_GETLINKREQUEST']._serialized_start=2593
+  _globals['_GETLINKREQUEST']._serialized_end=2706
+  _globals['_GETLINKRESPONSE']._serialized_start=2708
+  _globals['_GETLINKRESPONSE']._serialized_end=2765
+  _globals['_LISTLINKSREQUEST']._serialized_start=2768
+  _globals['_LISTLINKSREQUEST']._serialized_end=3164
+  _globals['_LISTLINKSRESPONSE']._serialized_start=3166
+  _globals['_LISTLINKSRESPONSE']._serialized_end=3251
+  _globals['_CONNECTION']._serialized_start=3254
+  _globals['_CONNECTION']._serialized_end=3577
+  _globals['_CREATECONNECTIONREQUEST']._serialized_start=3579
+  _globals['_CREATECONNECTIONREQUEST']._serialized_end=3656
+  _globals['_CREATECONNECTIONRESPONSE']._serialized_start=3658
+  _globals['_CREATECONNECTIONRESPONSE']._serialized_end=3736
+  _globals['_GETCONNECTIONREQUEST']._serialized_start=3738
+  _globals['_GETCONNECTIONREQUEST']._serialized_end=3783
+  _globals['_GETCONNECTIONRESPONSE']._serialized_start=3785
+  _globals['_GETCONNECTIONRESPONSE']._serialized_end=3860
+  _globals['_STREAMPOSTTRANSACTIONSREQUEST']._serialized_start=3862
+  _globals['_STREAMPOSTTRANSACTIONSREQUEST']._serialized_end=3975
+  _globals['_STREAMPOSTTRANSACTIONSRESPONSE']._serialized_start=3977
+  _globals['_STREAMPOSTTRANSACTIONSRESPONSE']._serialized_end=4058
+  _globals['_POSTERSERVICE']._serialized_start=4383
+  _globals['_POSTERSERVICE']._serialized_end=6955
 # @@protoc_insertion_point(module_scope)

@@ -12,6 +12,7 @@ from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from xerolink.actionstep.v1 import common_pb2 as _common_pb2
 from xerolink.actionstep.v1 import transaction_pb2 as _transaction_pb2
 from xerolink.mapper.v1 import mapper_service_pb2 as _mapper_service_pb2
+from xerolink.poster.v1 import connection_pb2 as _connection_pb2
 from xerolink.type.v1 import errors_pb2 as _errors_pb2
 from xerolink.xero.v1 import objects_pb2 as _objects_pb2
 import builtins as _builtins
@@ -688,6 +689,8 @@ class Connection(_message.Message):
     REFRESH_TOKEN_FIELD_NUMBER: _builtins.int
     MAPPING_CONTEXT_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    XERO_APP_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """"connections/{connection_id}"."""
     connection_id: _builtins.str
@@ -700,6 +703,10 @@ class Connection(_message.Message):
     """Input only: never returned."""
     refresh_token: _builtins.str
     """Input only: never returned."""
+    xero_app: _builtins.str
+    """Optional: the server-configured Xero app whose client credentials refresh this
+    connection's tokens (see XEROLINK_XERO_APPS_FILE); empty: the tokens are never refreshed.
+    """
     @_builtins.property
     def mapping_context(self) -> _mapper_service_pb2.MappingContext:
         """Profile, linked division, connected_at, account allocation, tax-code maps, chart."""
@@ -707,6 +714,10 @@ class Connection(_message.Message):
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp:
         """Output only."""
+
+    @_builtins.property
+    def status(self) -> _connection_pb2.ConnectionStatus:
+        """Output only: state, organisation facts, token expiry, warnings, allocation discrepancies."""
 
     def __init__(
         self,
@@ -719,10 +730,12 @@ class Connection(_message.Message):
         refresh_token: _builtins.str = ...,
         mapping_context: _mapper_service_pb2.MappingContext | None = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
+        status: _connection_pb2.ConnectionStatus | None = ...,
+        xero_app: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "mapping_context", b"mapping_context"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "mapping_context", b"mapping_context", "status", b"status"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["access_token", b"access_token", "connection_id", b"connection_id", "create_time", b"create_time", "mapping_context", b"mapping_context", "name", b"name", "refresh_token", b"refresh_token", "xero_base_url", b"xero_base_url", "xero_tenant_id", b"xero_tenant_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["access_token", b"access_token", "connection_id", b"connection_id", "create_time", b"create_time", "mapping_context", b"mapping_context", "name", b"name", "refresh_token", b"refresh_token", "status", b"status", "xero_app", b"xero_app", "xero_base_url", b"xero_base_url", "xero_tenant_id", b"xero_tenant_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

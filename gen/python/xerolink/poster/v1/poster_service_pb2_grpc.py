@@ -4,6 +4,7 @@ import grpc
 import warnings
 
 from xerolink.poster.v1 import backfill_pb2 as xerolink_dot_poster_dot_v1_dot_backfill__pb2
+from xerolink.poster.v1 import connection_pb2 as xerolink_dot_poster_dot_v1_dot_connection__pb2
 from xerolink.poster.v1 import correction_pb2 as xerolink_dot_poster_dot_v1_dot_correction__pb2
 from xerolink.poster.v1 import poster_service_pb2 as xerolink_dot_poster_dot_v1_dot_poster__service__pb2
 from xerolink.poster.v1 import unlink_pb2 as xerolink_dot_poster_dot_v1_dot_unlink__pb2
@@ -133,6 +134,31 @@ class PosterServiceStub:
                 request_serializer=xerolink_dot_poster_dot_v1_dot_correction__pb2.GetCorrectionRequest.SerializeToString,
                 response_deserializer=xerolink_dot_poster_dot_v1_dot_correction__pb2.GetCorrectionResponse.FromString,
                 _registered_method=True)
+        self.ConnectOrganisation = channel.unary_unary(
+                '/xerolink.poster.v1.PosterService/ConnectOrganisation',
+                request_serializer=xerolink_dot_poster_dot_v1_dot_connection__pb2.ConnectOrganisationRequest.SerializeToString,
+                response_deserializer=xerolink_dot_poster_dot_v1_dot_connection__pb2.ConnectOrganisationResponse.FromString,
+                _registered_method=True)
+        self.RefreshConnection = channel.unary_unary(
+                '/xerolink.poster.v1.PosterService/RefreshConnection',
+                request_serializer=xerolink_dot_poster_dot_v1_dot_connection__pb2.RefreshConnectionRequest.SerializeToString,
+                response_deserializer=xerolink_dot_poster_dot_v1_dot_connection__pb2.RefreshConnectionResponse.FromString,
+                _registered_method=True)
+        self.DisconnectConnection = channel.unary_unary(
+                '/xerolink.poster.v1.PosterService/DisconnectConnection',
+                request_serializer=xerolink_dot_poster_dot_v1_dot_connection__pb2.DisconnectConnectionRequest.SerializeToString,
+                response_deserializer=xerolink_dot_poster_dot_v1_dot_connection__pb2.DisconnectConnectionResponse.FromString,
+                _registered_method=True)
+        self.GetAllocationDiscrepancies = channel.unary_unary(
+                '/xerolink.poster.v1.PosterService/GetAllocationDiscrepancies',
+                request_serializer=xerolink_dot_poster_dot_v1_dot_connection__pb2.GetAllocationDiscrepanciesRequest.SerializeToString,
+                response_deserializer=xerolink_dot_poster_dot_v1_dot_connection__pb2.GetAllocationDiscrepanciesResponse.FromString,
+                _registered_method=True)
+        self.RemapAccounts = channel.unary_unary(
+                '/xerolink.poster.v1.PosterService/RemapAccounts',
+                request_serializer=xerolink_dot_poster_dot_v1_dot_connection__pb2.RemapAccountsRequest.SerializeToString,
+                response_deserializer=xerolink_dot_poster_dot_v1_dot_connection__pb2.RemapAccountsResponse.FromString,
+                _registered_method=True)
 
 
 class PosterServiceServicer:
@@ -201,7 +227,7 @@ class PosterServiceServicer:
     def CreateConnection(self, request, context):
         """Registers a connection: the Xero organisation (tenant), the credentials to call it with and
         the mapping context every transaction of the connection is mapped with. ALREADY_EXISTS when
-        the connection_id is taken. (The OAuth lifecycle and token encryption come later.)
+        the connection_id is taken. Tokens are stored encrypted; ConnectOrganisation is the OAuth2 way in.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -284,6 +310,47 @@ class PosterServiceServicer:
 
     def GetCorrection(self, request, context):
         """Reads the progress of a record's latest correction.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ConnectOrganisation(self, request, context):
+        """Connection lifecycle (connection.proto).
+        Connects a Xero organisation: exchanges the authorisation code at Xero's token endpoint with
+        the server-configured app, finds the tenant in /connections, reads the Organisation (demo or
+        trial: a warning, not a refusal) and the chart. A new connection writes its account
+        allocation; an existing one keeps it and reports every allocated code the chart lacks.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RefreshConnection(self, request, context):
+        """Refreshes the access token now (the dispatcher refreshes by itself before expiry and on a
+        401). One worker exchanges the refresh token; concurrent callers reuse its tokens.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DisconnectConnection(self, request, context):
+        """Disconnects the organisation at Xero (DELETE /connections) and forgets the tokens; links and
+        the allocation stay. Posting is refused until ConnectOrganisation reconnects.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetAllocationDiscrepancies(self, request, context):
+        """Lists allocated account codes the organisation's chart lacks or has archived.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemapAccounts(self, request, context):
+        """Re-maps allocation functions to account codes of the chart (validated against it).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -386,6 +453,31 @@ def add_PosterServiceServicer_to_server(servicer, server):
                     servicer.GetCorrection,
                     request_deserializer=xerolink_dot_poster_dot_v1_dot_correction__pb2.GetCorrectionRequest.FromString,
                     response_serializer=xerolink_dot_poster_dot_v1_dot_correction__pb2.GetCorrectionResponse.SerializeToString,
+            ),
+            'ConnectOrganisation': grpc.unary_unary_rpc_method_handler(
+                    servicer.ConnectOrganisation,
+                    request_deserializer=xerolink_dot_poster_dot_v1_dot_connection__pb2.ConnectOrganisationRequest.FromString,
+                    response_serializer=xerolink_dot_poster_dot_v1_dot_connection__pb2.ConnectOrganisationResponse.SerializeToString,
+            ),
+            'RefreshConnection': grpc.unary_unary_rpc_method_handler(
+                    servicer.RefreshConnection,
+                    request_deserializer=xerolink_dot_poster_dot_v1_dot_connection__pb2.RefreshConnectionRequest.FromString,
+                    response_serializer=xerolink_dot_poster_dot_v1_dot_connection__pb2.RefreshConnectionResponse.SerializeToString,
+            ),
+            'DisconnectConnection': grpc.unary_unary_rpc_method_handler(
+                    servicer.DisconnectConnection,
+                    request_deserializer=xerolink_dot_poster_dot_v1_dot_connection__pb2.DisconnectConnectionRequest.FromString,
+                    response_serializer=xerolink_dot_poster_dot_v1_dot_connection__pb2.DisconnectConnectionResponse.SerializeToString,
+            ),
+            'GetAllocationDiscrepancies': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetAllocationDiscrepancies,
+                    request_deserializer=xerolink_dot_poster_dot_v1_dot_connection__pb2.GetAllocationDiscrepanciesRequest.FromString,
+                    response_serializer=xerolink_dot_poster_dot_v1_dot_connection__pb2.GetAllocationDiscrepanciesResponse.SerializeToString,
+            ),
+            'RemapAccounts': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemapAccounts,
+                    request_deserializer=xerolink_dot_poster_dot_v1_dot_connection__pb2.RemapAccountsRequest.FromString,
+                    response_serializer=xerolink_dot_poster_dot_v1_dot_connection__pb2.RemapAccountsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -902,6 +994,141 @@ class PosterService:
             '/xerolink.poster.v1.PosterService/GetCorrection',
             xerolink_dot_poster_dot_v1_dot_correction__pb2.GetCorrectionRequest.SerializeToString,
             xerolink_dot_poster_dot_v1_dot_correction__pb2.GetCorrectionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ConnectOrganisation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xerolink.poster.v1.PosterService/ConnectOrganisation',
+            xerolink_dot_poster_dot_v1_dot_connection__pb2.ConnectOrganisationRequest.SerializeToString,
+            xerolink_dot_poster_dot_v1_dot_connection__pb2.ConnectOrganisationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RefreshConnection(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xerolink.poster.v1.PosterService/RefreshConnection',
+            xerolink_dot_poster_dot_v1_dot_connection__pb2.RefreshConnectionRequest.SerializeToString,
+            xerolink_dot_poster_dot_v1_dot_connection__pb2.RefreshConnectionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DisconnectConnection(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xerolink.poster.v1.PosterService/DisconnectConnection',
+            xerolink_dot_poster_dot_v1_dot_connection__pb2.DisconnectConnectionRequest.SerializeToString,
+            xerolink_dot_poster_dot_v1_dot_connection__pb2.DisconnectConnectionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetAllocationDiscrepancies(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xerolink.poster.v1.PosterService/GetAllocationDiscrepancies',
+            xerolink_dot_poster_dot_v1_dot_connection__pb2.GetAllocationDiscrepanciesRequest.SerializeToString,
+            xerolink_dot_poster_dot_v1_dot_connection__pb2.GetAllocationDiscrepanciesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemapAccounts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xerolink.poster.v1.PosterService/RemapAccounts',
+            xerolink_dot_poster_dot_v1_dot_connection__pb2.RemapAccountsRequest.SerializeToString,
+            xerolink_dot_poster_dot_v1_dot_connection__pb2.RemapAccountsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -6,6 +6,7 @@ isort:skip_file
 from collections import abc as _abc
 from grpc import aio as _aio
 from xerolink.poster.v1 import backfill_pb2 as _backfill_pb2
+from xerolink.poster.v1 import connection_pb2 as _connection_pb2
 from xerolink.poster.v1 import correction_pb2 as _correction_pb2
 from xerolink.poster.v1 import poster_service_pb2 as _poster_service_pb2
 from xerolink.poster.v1 import unlink_pb2 as _unlink_pb2
@@ -59,7 +60,7 @@ class PosterServiceStub:
     CreateConnection: _grpc.UnaryUnaryMultiCallable[_poster_service_pb2.CreateConnectionRequest, _poster_service_pb2.CreateConnectionResponse]
     """Registers a connection: the Xero organisation (tenant), the credentials to call it with and
     the mapping context every transaction of the connection is mapped with. ALREADY_EXISTS when
-    the connection_id is taken. (The OAuth lifecycle and token encryption come later.)
+    the connection_id is taken. Tokens are stored encrypted; ConnectOrganisation is the OAuth2 way in.
     """
     GetConnection: _grpc.UnaryUnaryMultiCallable[_poster_service_pb2.GetConnectionRequest, _poster_service_pb2.GetConnectionResponse]
     """Gets a connection (credentials are never returned)."""
@@ -98,6 +99,25 @@ class PosterServiceStub:
     """
     GetCorrection: _grpc.UnaryUnaryMultiCallable[_correction_pb2.GetCorrectionRequest, _correction_pb2.GetCorrectionResponse]
     """Reads the progress of a record's latest correction."""
+    ConnectOrganisation: _grpc.UnaryUnaryMultiCallable[_connection_pb2.ConnectOrganisationRequest, _connection_pb2.ConnectOrganisationResponse]
+    """Connection lifecycle (connection.proto).
+    Connects a Xero organisation: exchanges the authorisation code at Xero's token endpoint with
+    the server-configured app, finds the tenant in /connections, reads the Organisation (demo or
+    trial: a warning, not a refusal) and the chart. A new connection writes its account
+    allocation; an existing one keeps it and reports every allocated code the chart lacks.
+    """
+    RefreshConnection: _grpc.UnaryUnaryMultiCallable[_connection_pb2.RefreshConnectionRequest, _connection_pb2.RefreshConnectionResponse]
+    """Refreshes the access token now (the dispatcher refreshes by itself before expiry and on a
+    401). One worker exchanges the refresh token; concurrent callers reuse its tokens.
+    """
+    DisconnectConnection: _grpc.UnaryUnaryMultiCallable[_connection_pb2.DisconnectConnectionRequest, _connection_pb2.DisconnectConnectionResponse]
+    """Disconnects the organisation at Xero (DELETE /connections) and forgets the tokens; links and
+    the allocation stay. Posting is refused until ConnectOrganisation reconnects.
+    """
+    GetAllocationDiscrepancies: _grpc.UnaryUnaryMultiCallable[_connection_pb2.GetAllocationDiscrepanciesRequest, _connection_pb2.GetAllocationDiscrepanciesResponse]
+    """Lists allocated account codes the organisation's chart lacks or has archived."""
+    RemapAccounts: _grpc.UnaryUnaryMultiCallable[_connection_pb2.RemapAccountsRequest, _connection_pb2.RemapAccountsResponse]
+    """Re-maps allocation functions to account codes of the chart (validated against it)."""
 
 @_typing.type_check_only
 class PosterServiceAsyncStub(PosterServiceStub):
@@ -127,7 +147,7 @@ class PosterServiceAsyncStub(PosterServiceStub):
     CreateConnection: _aio.UnaryUnaryMultiCallable[_poster_service_pb2.CreateConnectionRequest, _poster_service_pb2.CreateConnectionResponse]  # type: ignore[assignment]
     """Registers a connection: the Xero organisation (tenant), the credentials to call it with and
     the mapping context every transaction of the connection is mapped with. ALREADY_EXISTS when
-    the connection_id is taken. (The OAuth lifecycle and token encryption come later.)
+    the connection_id is taken. Tokens are stored encrypted; ConnectOrganisation is the OAuth2 way in.
     """
     GetConnection: _aio.UnaryUnaryMultiCallable[_poster_service_pb2.GetConnectionRequest, _poster_service_pb2.GetConnectionResponse]  # type: ignore[assignment]
     """Gets a connection (credentials are never returned)."""
@@ -166,6 +186,25 @@ class PosterServiceAsyncStub(PosterServiceStub):
     """
     GetCorrection: _aio.UnaryUnaryMultiCallable[_correction_pb2.GetCorrectionRequest, _correction_pb2.GetCorrectionResponse]  # type: ignore[assignment]
     """Reads the progress of a record's latest correction."""
+    ConnectOrganisation: _aio.UnaryUnaryMultiCallable[_connection_pb2.ConnectOrganisationRequest, _connection_pb2.ConnectOrganisationResponse]  # type: ignore[assignment]
+    """Connection lifecycle (connection.proto).
+    Connects a Xero organisation: exchanges the authorisation code at Xero's token endpoint with
+    the server-configured app, finds the tenant in /connections, reads the Organisation (demo or
+    trial: a warning, not a refusal) and the chart. A new connection writes its account
+    allocation; an existing one keeps it and reports every allocated code the chart lacks.
+    """
+    RefreshConnection: _aio.UnaryUnaryMultiCallable[_connection_pb2.RefreshConnectionRequest, _connection_pb2.RefreshConnectionResponse]  # type: ignore[assignment]
+    """Refreshes the access token now (the dispatcher refreshes by itself before expiry and on a
+    401). One worker exchanges the refresh token; concurrent callers reuse its tokens.
+    """
+    DisconnectConnection: _aio.UnaryUnaryMultiCallable[_connection_pb2.DisconnectConnectionRequest, _connection_pb2.DisconnectConnectionResponse]  # type: ignore[assignment]
+    """Disconnects the organisation at Xero (DELETE /connections) and forgets the tokens; links and
+    the allocation stay. Posting is refused until ConnectOrganisation reconnects.
+    """
+    GetAllocationDiscrepancies: _aio.UnaryUnaryMultiCallable[_connection_pb2.GetAllocationDiscrepanciesRequest, _connection_pb2.GetAllocationDiscrepanciesResponse]  # type: ignore[assignment]
+    """Lists allocated account codes the organisation's chart lacks or has archived."""
+    RemapAccounts: _aio.UnaryUnaryMultiCallable[_connection_pb2.RemapAccountsRequest, _connection_pb2.RemapAccountsResponse]  # type: ignore[assignment]
+    """Re-maps allocation functions to account codes of the chart (validated against it)."""
 
 class PosterServiceServicer(metaclass=_abc_1.ABCMeta):
     """Posts Actionstep transactions to Xero exactly once and keeps the link registry."""
@@ -246,7 +285,7 @@ class PosterServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_poster_service_pb2.CreateConnectionResponse, _abc.Awaitable[_poster_service_pb2.CreateConnectionResponse]]:
         """Registers a connection: the Xero organisation (tenant), the credentials to call it with and
         the mapping context every transaction of the connection is mapped with. ALREADY_EXISTS when
-        the connection_id is taken. (The OAuth lifecycle and token encryption come later.)
+        the connection_id is taken. Tokens are stored encrypted; ConnectOrganisation is the OAuth2 way in.
         """
 
     @_abc_1.abstractmethod
@@ -345,5 +384,54 @@ class PosterServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_correction_pb2.GetCorrectionResponse, _abc.Awaitable[_correction_pb2.GetCorrectionResponse]]:
         """Reads the progress of a record's latest correction."""
+
+    @_abc_1.abstractmethod
+    def ConnectOrganisation(
+        self,
+        request: _connection_pb2.ConnectOrganisationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_connection_pb2.ConnectOrganisationResponse, _abc.Awaitable[_connection_pb2.ConnectOrganisationResponse]]:
+        """Connection lifecycle (connection.proto).
+        Connects a Xero organisation: exchanges the authorisation code at Xero's token endpoint with
+        the server-configured app, finds the tenant in /connections, reads the Organisation (demo or
+        trial: a warning, not a refusal) and the chart. A new connection writes its account
+        allocation; an existing one keeps it and reports every allocated code the chart lacks.
+        """
+
+    @_abc_1.abstractmethod
+    def RefreshConnection(
+        self,
+        request: _connection_pb2.RefreshConnectionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_connection_pb2.RefreshConnectionResponse, _abc.Awaitable[_connection_pb2.RefreshConnectionResponse]]:
+        """Refreshes the access token now (the dispatcher refreshes by itself before expiry and on a
+        401). One worker exchanges the refresh token; concurrent callers reuse its tokens.
+        """
+
+    @_abc_1.abstractmethod
+    def DisconnectConnection(
+        self,
+        request: _connection_pb2.DisconnectConnectionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_connection_pb2.DisconnectConnectionResponse, _abc.Awaitable[_connection_pb2.DisconnectConnectionResponse]]:
+        """Disconnects the organisation at Xero (DELETE /connections) and forgets the tokens; links and
+        the allocation stay. Posting is refused until ConnectOrganisation reconnects.
+        """
+
+    @_abc_1.abstractmethod
+    def GetAllocationDiscrepancies(
+        self,
+        request: _connection_pb2.GetAllocationDiscrepanciesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_connection_pb2.GetAllocationDiscrepanciesResponse, _abc.Awaitable[_connection_pb2.GetAllocationDiscrepanciesResponse]]:
+        """Lists allocated account codes the organisation's chart lacks or has archived."""
+
+    @_abc_1.abstractmethod
+    def RemapAccounts(
+        self,
+        request: _connection_pb2.RemapAccountsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_connection_pb2.RemapAccountsResponse, _abc.Awaitable[_connection_pb2.RemapAccountsResponse]]:
+        """Re-maps allocation functions to account codes of the chart (validated against it)."""
 
 def add_PosterServiceServicer_to_server(servicer: PosterServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1,0 +1,31 @@
+"""What every RPC handler reads from a request: who is calling (for the audit trail) and which
+Actionstep record a request names. Kept apart from the servicer so its mixins can import it."""
+
+from __future__ import annotations
+
+import grpc
+from xerolink_common.errors import FieldViolation, invalid_argument
+from xerolink_common.security import LOCAL_DEVELOPER, current_caller
+
+from xerolink_poster.domain.records import RecordRef
+
+
+def actor_of(context: grpc.ServicerContext) -> str:
+    """Who the audit trail names: the authenticated caller, else what an unauthenticated local
+    caller says it is, else its address."""
+    caller = current_caller()
+    if caller is not LOCAL_DEVELOPER:
+        return f"caller:{caller.name}"[:128]
+    metadata = dict(context.invocation_metadata() or ())
+    return f"caller:{metadata.get('x-xerolink-actor') or context.peer() or 'unknown'}"[:128]
+
+
+def record_of(request_record: object, field: str) -> RecordRef:
+    """The record a request names; INVALID_ARGUMENT on `field` without a kind and a positive id."""
+    kind = int(getattr(request_record, "kind", 0))
+    record_id = int(getattr(request_record, "id", 0))
+    if kind <= 0 or record_id <= 0:
+        raise invalid_argument(
+            "INVALID_RECORD", "record needs a kind and a positive id", [FieldViolation(field, "kind and id required")]
+        )
+    return RecordRef(kind, record_id)
