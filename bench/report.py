@@ -76,30 +76,56 @@ def _mapper_headline(figures: Figures, text: str) -> list[tuple[str, str]]:
 
 
 def _poster_headline(figures: Figures, text: str) -> list[tuple[str, str]]:
-    """From the printed lines: they say what each figure is relative to."""
+    """From the JSON figures when the script gives them, else from its printed lines."""
     rows = []
-    minute = re.search(r"first minute (\d+) elements = ([\d.]+)% of the ceiling \((\d+) = ", text)
-    every = re.search(r"every minute: (.+)", text)
-    if minute:
-        rows.append(
-            (
-                "Posting throughput, first scaled minute",
-                f"{minute[1]} of {minute[3]} elements = {minute[2]} % of Xero's ceiling (60 calls x batch)",
+    throughput = figures.get("throughput") or {}
+    if throughput:
+        ceiling = throughput["ceiling_per_minute"]
+        for connection, minutes in throughput["elements_per_minute"].items():
+            shares = ", ".join(f"{n} ({n / ceiling:.1%})" for n in minutes)
+            rows.append(
+                (f"Posting throughput per scaled minute ({connection})", f"{shares} of {ceiling} (Xero's ceiling)")
             )
-        )
-    if every:
-        rows.append(("Posting throughput, every scaled minute", every[1]))
-    calls = re.search(r"Xero calls: (\d+) for (\d+) transactions posted .*?calls refused for rate: (\d+)", text)
-    if calls:
+        posted = throughput["transactions_posted"]
         rows.append(
             (
                 "Xero calls against one call per transaction",
-                f"{calls[1]} calls for {calls[2]} transactions (baseline {calls[2]}); {calls[3]} refused for rate",
+                f"{throughput['xero_calls']} calls for {posted} transactions (baseline {posted}); "
+                f"{throughput['calls_refused']} refused for rate",
             )
         )
-    latency = r"Post acknowledgement, (\d+) concurrent callers \(([^)]*)\).*?p50 ([\d.]+) ms, p99 ([\d.]+) ms"
-    for match in re.finditer(latency, text):
-        rows.append((f"Post latency, {match[1]} callers ({match[2]})", f"p50 {match[3]} ms, p99 {match[4]} ms"))
+    else:
+        minute = re.search(r"first minute (\d+) elements = ([\d.]+)% of the ceiling \((\d+) = ", text)
+        every = re.search(r"every minute: (.+)", text)
+        if minute and every:
+            rows.append(("Posting throughput per scaled minute", f"{every[1]} of {minute[3]} (Xero's ceiling)"))
+        calls = re.search(r"Xero calls: (\d+) for (\d+) transactions posted .*?calls refused for rate: (\d+)", text)
+        if calls:
+            rows.append(
+                (
+                    "Xero calls against one call per transaction",
+                    f"{calls[1]} calls for {calls[2]} transactions (baseline {calls[2]}); {calls[3]} refused for rate",
+                )
+            )
+    closed = figures.get("closed_loop")
+    if closed:
+        rows.append(
+            (
+                f"Post latency, {closed['callers']} callers, closed loop",
+                f"p50 {closed['p50_ms']} ms, p99 {closed['p99_ms']} ms ({closed['posts_per_s']} posts/s)",
+            )
+        )
+    else:
+        latency = r"Post acknowledgement, (\d+) concurrent callers \(([^)]*)\).*?p50 ([\d.]+) ms, p99 ([\d.]+) ms"
+        for match in re.finditer(latency, text):
+            rows.append((f"Post latency, {match[1]} callers ({match[2]})", f"p50 {match[3]} ms, p99 {match[4]} ms"))
+    for run in figures.get("open_loop") or []:
+        rows.append(
+            (
+                f"Post latency, open loop, {_number(run['offered_per_s'])} posts/s offered",
+                f"p50 {run['p50_ms']} ms, p99 {run['p99_ms']} ms, p99.9 {run['p999_ms']} ms",
+            )
+        )
     return rows
 
 
@@ -155,7 +181,9 @@ BENCHES = [
         "A backlog of client bills accepted by a `xerolink-poster` process, then posted to the emulator with "
         "Xero's minute scaled down: elements posted per scaled minute against the ceiling (60 calls a minute x "
         "batch size), Xero calls against one call per transaction, calls refused for rate; then Post "
-        "acknowledgement latency under 100 concurrent callers (SQLite registry).",
+        "acknowledgement latency under 100 concurrent callers, closed loop (each posts again when answered) "
+        "and open loop at fixed offered rates (SQLite registry).",
+        args=("--rates", "100,200,400"),
     ),
     Bench(
         "poster_memory",

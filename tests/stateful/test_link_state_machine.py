@@ -95,7 +95,7 @@ def _retrying(call: object, request: object) -> object:
     deadline = time.monotonic() + 30
     while True:
         try:
-            return call(request, timeout=10, wait_for_ready=True)  # type: ignore[operator]
+            return call(request, timeout=30, wait_for_ready=True)  # type: ignore[operator]
         except grpc.RpcError as err:
             if err.code() != grpc.StatusCode.UNAVAILABLE or time.monotonic() > deadline:
                 raise
