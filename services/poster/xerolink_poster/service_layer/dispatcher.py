@@ -203,7 +203,11 @@ class Dispatcher:
     def _start_worker(self, tenant: str) -> TenantWorker | None:
         """Takes the tenant's lease and starts its worker (the caller holds _workers_lock);
         None when another poster holds the lease."""
-        lease = run_in_transaction(self.db, partial(self._acquire, tenant))
+        previous = self._workers.get(tenant)
+        # A worker of this process still closing (idle, or refusing a loan) may have a call in
+        # flight: its claims stay. Claims are voided only when no worker here runs the tenant.
+        release = previous is None or not previous.is_alive()
+        lease = run_in_transaction(self.db, partial(self._acquire, tenant, release=release))
         if lease is None:
             return None
         log.info("serving tenant %s", tenant, extra={"tenant_id": tenant})
@@ -239,11 +243,11 @@ class Dispatcher:
         finally:
             worker.give_back()
 
-    def _acquire(self, tenant: str, uow: UnitOfWork) -> TenantLeaseRow | None:
+    def _acquire(self, tenant: str, uow: UnitOfWork, release: bool = True) -> TenantLeaseRow | None:
         lease = uow.registry.acquire_lease(tenant, self.holder, now_us(), int(self.settings.lease_ttl * US))
-        if lease is not None:
-            # No worker of this process serves the tenant (checked above), and no other poster
-            # may: claims left on its entries belong to a dead or deposed claimer.
+        if lease is not None and release:
+            # No worker of this process runs the tenant, and no other poster may: claims left
+            # on its entries belong to a dead or deposed claimer.
             uow.registry.release_claims(tenant)
         return lease
 
