@@ -7,7 +7,9 @@ from __future__ import annotations
 import math
 import time
 
+import grpc
 import httpx
+import pytest
 from xero_emulator import EmulatorServer
 from xero_emulator.faults import FaultRule
 from xerolink.actionstep.v1 import billing_pb2, common_pb2, transaction_pb2
@@ -243,3 +245,42 @@ def test_an_unexpected_dispatch_error_is_recorded_and_resolved_by_looking_up_not
     assert link.xero_objects[0].xero_id == invoice["InvoiceID"]
     # The failed attempt counted: without the fix the entry waited out its claim (300 s) instead.
     assert link.attempts >= 2, link
+
+
+def test_a_repost_after_giving_up_on_an_unknown_outcome_looks_up_first_and_refuses_changed_content(
+    poster_factory: PosterFactory, emulator_factory: EmulatorFactory
+) -> None:
+    """Xero creates two invoices but the answer is lost, and every look-up fails until the
+    dispatcher gives up: both links FAILED, the invoices in Xero. Reposting the same content must
+    find each invoice, not create a second; changed content would be linked to an invoice with
+    the old amounts, so it is refused until the same content has been reposted. Xero's
+    idempotency keys have expired by then (half a second here, minutes at Xero)."""
+    emulator = emulator_factory(minute_seconds=1.0, idempotency_minutes=0.5)
+    stub = stub_for(poster_factory(settings(max_attempts=3, http_timeout=0.5)))
+    _, org = connect(stub, emulator)
+    dropped = FaultRule("drop_after_commit", count=1, methods=("PUT",), path_contains="Invoices")
+    lookups_fail = FaultRule("error", status=503, count=4, methods=("GET",), path_contains="Invoices")
+    emulator.faults.add(dropped)
+    emulator.faults.add(lookups_fail)
+
+    postings = _post_all(stub, [samples.client_bill(91), samples.client_bill(92)])
+
+    for posting in postings:
+        assert wait_settled(stub, posting.name, timeout=30).state == poster_pb2.LINK_STATE_FAILED
+    assert dropped.hits == 1 and lookups_fail.hits == 4
+    invoices = {i["InvoiceID"] for i in xero_objects(emulator, org["tenant_id"], "Invoices")}
+    assert len(invoices) == 2
+    assert "Check Xero for the reference" in _link(stub, 91).last_error.message
+
+    changed = samples.client_bill(92, [samples.line("Advice, revised", "200", "GST", 99_000, 9_900)])
+    with pytest.raises(grpc.RpcError) as refused:
+        stub.PostTransaction(poster_pb2.PostTransactionRequest(connection_id="firm-1", transaction=changed))
+    assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "gave up without knowing whether Xero created it" in str(refused.value.details())
+
+    again = _post_all(stub, [samples.client_bill(91), samples.client_bill(92)])
+
+    for posting in again:
+        assert wait_settled(stub, posting.name, timeout=30).state == poster_pb2.LINK_STATE_LINKED
+    assert {i["InvoiceID"] for i in xero_objects(emulator, org["tenant_id"], "Invoices")} == invoices
+    assert {_link(stub, r).xero_objects[0].xero_id for r in (91, 92)} == invoices

@@ -8,9 +8,9 @@ import threading
 from collections import Counter
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import inspect, text
 from xerolink_common.errors import XerolinkError
-from xerolink_poster.adapters.database import Database, now_us
+from xerolink_poster.adapters.database import Database, now_us, open_database
 from xerolink_poster.adapters.migrations import MIGRATIONS, current_version, migrate
 from xerolink_poster.adapters.registry import OUTBOX_READY
 from xerolink_poster.adapters.tables import ConnectionRow, LinkRow, OutboxRow, PostingRow
@@ -227,3 +227,28 @@ def test_the_sweep_finds_waiting_entries_whose_dependencies_all_linked(database:
     with UnitOfWork(database, write=False) as uow:
         assert uow.registry.satisfied_waiting_entries() == [only_bill]
     assert bill_and_missing != only_bill
+
+
+def test_migration_9_gives_existing_links_a_known_outcome(database_url: str) -> None:
+    db = open_database(database_url)
+    try:
+        assert migrate(db, target=8) == 8
+        with db.read.connect() as conn:
+            columns = {c["name"] for c in inspect(conn).get_columns("link")}
+        # A registry made before step 9 (step 1 creates today's tables, so drop the column first).
+        if "outcome_unknown" in columns:
+            with db.write.begin() as conn:
+                conn.execute(text("ALTER TABLE link DROP COLUMN outcome_unknown"))
+        with db.write.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO link (connection_id, kind, record_id, link_group, state, fingerprint, generation,"
+                    " attempts, xero_objects, waiting_on, posting_id, create_us, update_us)"
+                    " VALUES ('firm-1', 1, 7, 1, 'failed', 'f', 1, 3, '[]', '[]', 'p', 0, 0)"
+                )
+            )
+        assert migrate(db) >= 9
+        with db.read.connect() as conn:
+            assert conn.execute(text("SELECT outcome_unknown FROM link")).scalars().all() == [False]
+    finally:
+        db.dispose()

@@ -91,6 +91,12 @@ def _retention_and_app_minute(conn: Connection) -> None:
     SQLModel.metadata.create_all(conn, tables=[tables.AppCallBucketRow.__table__])  # type: ignore[attr-defined]
 
 
+def _link_outcome_unknown(conn: Connection) -> None:
+    # A registry created by this version's step 1 already has the column.
+    if "outcome_unknown" not in {c["name"] for c in inspect(conn).get_columns("link")}:
+        conn.execute(text("ALTER TABLE link ADD COLUMN outcome_unknown BOOLEAN NOT NULL DEFAULT false"))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "create the registry, outbox and lease tables", _create_v1_tables),
     Migration(2, "index outbox entries by posting", _index_outbox_by_posting),
@@ -100,6 +106,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(6, "connection lifecycle: encrypted tokens, refresh lease, state, organisation", connection_lifecycle),
     Migration(7, "record pre-integration backfills and their items", _create_backfill_tables),
     Migration(8, "index done outbox entries by age; count app-wide Xero calls", _retention_and_app_minute),
+    Migration(9, "remember links that gave up while a call's outcome was unknown", _link_outcome_unknown),
 )
 
 

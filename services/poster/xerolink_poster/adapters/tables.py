@@ -4,7 +4,7 @@ Schema changes go through adapters/migrations.py, never through create_all at st
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Index, LargeBinary, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, Column, Index, LargeBinary, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -71,6 +71,8 @@ class LinkRow(SQLModel, table=True):
     xero_objects: str = Field(default="[]", sa_column=Column(Text, nullable=False))
     # JSON list of [kind, id] this link waits for.
     waiting_on: str = Field(default="[]", sa_column=Column(Text, nullable=False))
+    # This generation gave up while a call's outcome was unknown: Xero may hold its object.
+    outcome_unknown: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, default=False))
     posting_id: str = Field(max_length=40)
     create_us: int = Field(sa_column=_big(nullable=False))
     update_us: int = Field(sa_column=_big(nullable=False))

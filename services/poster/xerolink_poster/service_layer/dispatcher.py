@@ -815,6 +815,7 @@ class TenantWorker(threading.Thread):
                         [],
                         now,
                         self.d.actor,
+                        outcome_unknown=row.uncertain or uncertain,
                     )
                     continue
                 delay = backoff_delay(

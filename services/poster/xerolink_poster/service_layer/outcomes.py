@@ -136,9 +136,13 @@ def record_rejected(
     messages: Sequence[str],
     now_us: int,
     actor: str = ACTOR,
+    outcome_unknown: bool = False,
 ) -> None:
+    """Fails the link for good. outcome_unknown: the last call had no certain answer, so Xero may
+    hold the object; the link remembers it, and a repost looks it up before creating."""
     link.attempts += 1
     link.last_error = error_json(ErrorCode.FAILED_PRECONDITION, reason, message, [("xero", m) for m in messages])
+    link.outcome_unknown = link.outcome_unknown or outcome_unknown
     row.state = OUTBOX_DONE
     row.uncertain = False
     row.claimed_by = ""

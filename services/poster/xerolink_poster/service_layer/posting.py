@@ -456,6 +456,17 @@ class Poster:
                 f"{record} failed after part of it reached Xero; unlink it before posting changed content",
                 [PreconditionViolation("LINK_PARTIALLY_POSTED", _subject(connection, record), "partly in Xero")],
             )
+        if state == LinkState.FAILED and not same and link.outcome_unknown:
+            # A look-up would find, and adopt, an object holding the old content.
+            raise failed_precondition(
+                "LINK_OUTCOME_UNKNOWN",
+                f"{record} gave up without knowing whether Xero created it; post the same content again "
+                "so xerolink looks it up in Xero, then unlink or correct it to post the change",
+                [PreconditionViolation("LINK_OUTCOME_UNKNOWN", _subject(connection, record), "may be in Xero")],
+            )
+        # Xero may hold what the failed attempt sent: the repost's first call is a look-up.
+        look_up_first = state == LinkState.FAILED and link.outcome_unknown
+        link.outcome_unknown = False
         for old in registry.open_outbox_of_link(link.id or 0):
             old.state = OUTBOX_DONE
             registry.clear_waits(old.id or 0)
@@ -467,7 +478,7 @@ class Poster:
         link.attempts = 0
         link.last_error = None
         event = Event.ACCEPTED if state == LinkState.WAITING else Event.RETRY_ACCEPTED
-        return _Accept(item, record, outcome, link, event, now)
+        return _Accept(item, record, outcome, link, event, now, look_up_first=look_up_first)
 
 
 @dataclass
@@ -481,6 +492,8 @@ class _Accept:
     link: LinkRow | None
     event: Event
     now: int
+    # The outbox entry starts uncertain: a failed attempt's object may be in Xero.
+    look_up_first: bool = False
     waits: list[RecordRef] = field(default_factory=list)
     # Later items of the batch with the same content or request: answered with this posting.
     followers: list[PostOutcome] = field(default_factory=list)
@@ -530,6 +543,7 @@ def _write_accepted(
             "attempts": 0,
             "last_error": None,
             "xero_objects": "[]",
+            "outcome_unknown": False,
             "create_us": accept.now,
             **values,
         }
@@ -581,7 +595,7 @@ def _write_accepted(
             "claimed_by": "",
             "lease_until_us": 0,
             "attempts": 0,
-            "uncertain": False,
+            "uncertain": accept.look_up_first,
             "create_us": accept.now,
             "trace_context": accept.item.trace_context,
         }
