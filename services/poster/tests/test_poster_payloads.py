@@ -82,3 +82,13 @@ def test_a_payment_is_looked_up_by_reference_and_amount() -> None:
         "Payments",
         'Reference=="AS-2 #2" AND Amount==500.00',
     )
+
+
+def test_an_answered_amount_is_compared_with_the_sent_one_as_a_number() -> None:
+    # A look-up that compared text would miss an allocation Xero wrote as 100 and create it again.
+    same: list[object] = ["100", "100.0", "100.00", 100, Decimal("100.000")]
+    other: list[object] = ["100.01", "99.99", "", None, "abc", "-100.00"]
+    for answered in same:
+        assert payloads.same_amount(answered, Decimal("100.00")), answered
+    for answered in other:
+        assert not payloads.same_amount(answered, Decimal("100.00")), answered

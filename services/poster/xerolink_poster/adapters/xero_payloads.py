@@ -10,7 +10,7 @@ earlier cycle."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from xerolink.actionstep.v1 import common_pb2
@@ -243,6 +243,15 @@ def contact_element(contact: xero_pb2.Contact) -> Element:
         if value:
             element[key] = value
     return element
+
+
+def same_amount(answered: object, sent: Decimal) -> bool:
+    """An amount Xero answered with against one xerolink sent, as numbers: Xero may write 100 or
+    100.0 where xerolink sent 100.00."""
+    try:
+        return Decimal(str(answered)) == sent
+    except InvalidOperation:
+        return False
 
 
 def object_type_of(body: str) -> int:

@@ -878,7 +878,7 @@ class TenantWorker(threading.Thread):
                     if (
                         str(invoice).lower() == w.resolved["invoice"].lower()
                         and not allocation.get("IsDeleted")
-                        and str(allocation.get("Amount")) == str(amount)
+                        and payloads.same_amount(allocation.get("Amount"), amount)
                     ):
                         return XeroObjectRef(
                             xero_pb2.OBJECT_TYPE_ALLOCATION,
