@@ -5,10 +5,13 @@ tenant's limits, even when a poster stops mid-run and another takes its tenants 
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from typing import Any
 
 import pytest
+from xero_emulator.faults import FaultRule
+from xero_emulator.messages import Request, Response
 from xerolink.poster.v1 import poster_service_pb2 as poster_pb2
 from xerolink_mapper import samples
 from xerolink_poster.adapters.tables import TenantLeaseRow
@@ -102,3 +105,47 @@ def test_three_posters_share_two_tenants_without_duplicates_or_refused_calls(
         actors.update(f"{posting.connection_id} {a.actor}" for a in link.audit if a.event == "posted")
     firm_a = {actor for key, actor in (k.split(" ") for k in actors) if key == "firm-a"}
     assert len(firm_a) == 2 and f"dispatcher:{stopped[0]}" in firm_a, actors
+
+
+def test_a_poster_taking_a_tenant_over_waits_out_the_retry_after_xero_gave_the_last_one(
+    poster_factory: PosterFactory, emulator_factory: EmulatorFactory
+) -> None:
+    """Xero answers 429 with Retry-After: 3; another bill is posted, the poster hands the tenant
+    back before it has waited, and another poster on the database takes the tenant over. It must
+    not call Xero for that tenant before the Retry-After has passed, for either bill."""
+    emulator = emulator_factory()
+    writes: list[float] = []
+    handle = emulator.gateway.handle
+
+    def timed(request: Request) -> Response:
+        if request.method == "PUT" and "Invoices" in request.path:
+            writes.append(time.time())
+        return handle(request)
+
+    emulator.gateway.handle = timed  # type: ignore[method-assign]
+    refusal = FaultRule("rate_limit", count=1, retry_after=3, methods=("PUT",), path_contains="Invoices")
+    emulator.faults.add(refusal)
+    dispatch = settings(lease_ttl=2.0, idle_release=0.2)
+    first = poster_factory(dispatch, name="poster-first")
+    _, org = connect(stub_for(first), emulator)
+    posting = stub_for(first).PostTransaction(
+        poster_pb2.PostTransactionRequest(connection_id="firm-1", transaction=samples.client_bill(4401))
+    ).posting
+    deadline = time.monotonic() + 10
+    while refusal.hits == 0 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert refusal.hits == 1
+    refused_at = writes[0]
+    later = stub_for(first).PostTransaction(
+        poster_pb2.PostTransactionRequest(connection_id="firm-1", transaction=samples.client_bill(4402))
+    ).posting
+    first.stop()
+
+    second = poster_factory(dispatch, name="poster-second")
+
+    for name in (posting.name, later.name):
+        assert wait_settled(stub_for(second), name, timeout=20).state == poster_pb2.LINK_STATE_LINKED
+    assert len(writes) >= 2, writes
+    early = [round(w - refused_at, 2) for w in writes[1:] if w - refused_at < 3.0 - 0.05]
+    assert not early, f"called Xero {early} s after the 429 with Retry-After: 3"
+    assert len(xero_objects(emulator, org["tenant_id"], "Invoices")) == 2

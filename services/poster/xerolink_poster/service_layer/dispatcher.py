@@ -676,6 +676,7 @@ class TenantWorker(threading.Thread):
         if answer.status == 429:
             self.d.calls_refused += 1
             log.warning("Xero refused a call for rate (%s)", answer.rate.problem, extra={"tenant_id": self.tenant_id})
+            self._persist_block()
         if answer.status == 401 and not refreshed and self.d.keeper is not None and creds.connection_id:
             # The access token expired or was revoked early: refresh once and repeat the call
             # (a 401 changed nothing at Xero, and the Idempotency-Key stays the same).
@@ -683,6 +684,14 @@ class TenantWorker(threading.Thread):
             if fresh is not None:
                 return self._call(fresh, method, path, params, body, mark_uncertain, refreshed=True)
         return answer
+
+    def _persist_block(self) -> None:
+        """Writes Retry-After to the tenant's lease, so a poster that takes the tenant over (after
+        a crash or a hand-back) waits it out too instead of being refused again."""
+        with self.lock:
+            until = self.budget.blocked_until
+        if until > time.time():
+            run_in_transaction(self.d.db, lambda uow: uow.registry.block_tenant(self.tenant_id, int(until * US)))
 
     def credentials(self, connection: ConnectionRow) -> Credentials:
         """The connection's access token, opened from its sealed box (refreshed when expiring)."""
