@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import threading
 from collections import Counter
+from pathlib import Path
 
 import pytest
 from sqlalchemy import inspect, text
@@ -250,5 +251,18 @@ def test_migration_9_gives_existing_links_a_known_outcome(database_url: str) -> 
         assert migrate(db) >= 9
         with db.read.connect() as conn:
             assert conn.execute(text("SELECT outcome_unknown FROM link")).scalars().all() == [False]
+    finally:
+        db.dispose()
+
+
+def test_a_sqlite_registry_syncs_every_commit_to_disk(tmp_path: Path) -> None:
+    # An accepted Post must survive power loss, not only a killed process: WAL with synchronous
+    # FULL (2), on the write and the read engines alike.
+    db = open_database(f"sqlite:///{tmp_path / 'registry.db'}")
+    try:
+        for engine in (db.write, db.read):
+            with engine.connect() as conn:
+                assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+                assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2
     finally:
         db.dispose()
