@@ -41,12 +41,16 @@ CONNECTION = "fidelity-firm"
 REQUEST_SIZE = 250
 
 
-@pytest.fixture
+# Both registries by default; XEROLINK_FIDELITY_DATABASE=sqlite or =postgres runs one (a large month).
+DATABASES = os.environ.get("XEROLINK_FIDELITY_DATABASE", "sqlite,postgres").split(",")
+
+
+@pytest.fixture(params=DATABASES)
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """One registry per run (the month is the expensive part): SQLite unless asked otherwise."""
-    if os.environ.get("XEROLINK_FIDELITY_DATABASE") == "postgres":
+    if request.param == "postgres":
         url: str = request.getfixturevalue("postgres_url")
         return url
+    assert request.param == "sqlite", f"XEROLINK_FIDELITY_DATABASE must be sqlite or postgres, not {request.param!r}"
     return f"sqlite:///{tmp_path / 'registry.db'}"
 
 
