@@ -40,11 +40,12 @@ from xerolink_poster.service_layer import unlinking
 from tests.crash import xero_trace
 from tests.crash.harness import CHANNEL_OPTIONS, CommitTrap, CrashPlan, PosterProcess, poster_env
 from tests.crash.xero_trace import GONE
+from tests.fixtures.postgres import create_database
 from tests.fixtures.processes import free_port
 from tests.stateful.link_model import LinkModel
 
 EXAMPLES = int(os.environ.get("XEROLINK_STATEFUL_EXAMPLES", "10"))
-STEPS = int(os.environ.get("XEROLINK_STATEFUL_STEPS", "10"))
+STEPS = int(os.environ.get("XEROLINK_STATEFUL_STEPS", "15"))
 # Every step drives real processes, so shrinking a failure costs minutes: on request only. The
 # failing sequence is printed either way.
 SHRINK = os.environ.get("XEROLINK_STATEFUL_SHRINK", "") == "1"
@@ -61,7 +62,8 @@ STATE_NAMES[poster_pb2.LINK_STATE_UNLINKED] = "UNLINKED"
 @dataclass
 class World:
     """What the sequences share: the emulator, one poster process (restarted after each kill)
-    on one SQLite registry, and the registry opened here for the service-layer unlink."""
+    on one registry (a SQLite file, or a PostgreSQL database), and the registry opened here for
+    the service-layer unlink."""
 
     emulator: EmulatorServer
     poster: PosterProcess
@@ -103,10 +105,15 @@ class World:
             return answer
 
 
-@pytest.fixture(scope="module")
-def world(mapper_process_target: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def world(
+    request: pytest.FixtureRequest, mapper_process_target: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[World]:
     workdir = tmp_path_factory.mktemp("stateful")
-    url = f"sqlite:///{workdir / 'registry.db'}"
+    if request.param == "postgres":
+        url = create_database(request.getfixturevalue("postgres_server"))
+    else:
+        url = f"sqlite:///{workdir / 'registry.db'}"
     port = free_port()
     plan = CrashPlan(database_url=url, workdir=workdir, minute_seconds=1.0, batch_size=10)
     emulator = EmulatorServer(EmulatorConfig(minute_seconds=1.0, access_token_minutes=100_000.0)).start()
@@ -368,6 +375,7 @@ class LinkMachine(RuleBasedStateMachine):
 @pytest.mark.timeout(900)
 def test_the_registry_follows_the_model_through_posts_unlinks_and_crashes(world: World) -> None:
     LinkMachine.world = world
+    LinkMachine.seen = Counter()  # each registry's run must reach everything on its own
     run_state_machine_as_test(
         LinkMachine,
         settings=settings(
@@ -382,5 +390,6 @@ def test_the_registry_follows_the_model_through_posts_unlinks_and_crashes(world:
     )
     print(f"\nstateful sequences did: {dict(sorted(LinkMachine.seen.items()))}")
     # The sequences must have reached what they are there to check, not only posted and settled.
-    for needed in ("unlink", "refused: locked", "orphan checked", "settled LINKED", "kill now"):
-        assert LinkMachine.seen[needed], f"no sequence did {needed!r}: {dict(LinkMachine.seen)}"
+    needed = ("unlink", "unlink request", "correction completed", "refused: locked", "orphan checked", "kill now")
+    for needed_step in (*needed, "settled LINKED"):
+        assert LinkMachine.seen[needed_step], f"no sequence did {needed_step!r}: {dict(LinkMachine.seen)}"
