@@ -6,6 +6,7 @@ invoice that is being paid is still linked")."""
 from __future__ import annotations
 
 import time
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -21,6 +22,8 @@ from tests.fixtures.poster import PosterFactory, connect, stub_for, wait_settled
 
 BILL = common_pb2.TRANSACTION_KIND_CLIENT_BILL
 PAYMENT = common_pb2.TRANSACTION_KIND_CLIENT_BILL_PAYMENT
+CREDIT_NOTE = common_pb2.TRANSACTION_KIND_CREDIT_NOTE
+APPLICATION = common_pb2.TRANSACTION_KIND_CREDIT_NOTE_APPLICATION
 
 
 def _post(stub: poster_grpc.PosterServiceStub, transaction: transaction_pb2.Transaction) -> poster_pb2.Posting:
@@ -121,3 +124,40 @@ def test_after_an_unlink_a_reposted_payment_is_recreated_only_when_its_bill_is_l
     assert third["Invoice"]["InvoiceID"] == new_invoice.xero_id
     assert str(third["Amount"]) == "300.00"
     assert third["Reference"].endswith("#3")  # the third posting cycle of this payment
+
+
+def test_an_allocation_waits_for_both_its_documents_and_is_released_when_the_last_links(
+    poster_factory: PosterFactory, emulator: EmulatorServer
+) -> None:
+    """A credit note applied to a bill, posted before either document: it waits on both, still
+    waits (on the credit note alone) once the bill links, and is allocated once both are linked."""
+    stub = stub_for(poster_factory())
+    _, org = connect(stub, emulator)
+    sample = samples.sample_transactions(1200)
+    application, bill, note = sample["credit_note_application"], sample["client_bill"], sample["credit_note"]
+    applied = (APPLICATION, application.header.id)
+
+    waiting = _post(stub, application)
+
+    assert waiting.state == poster_pb2.LINK_STATE_WAITING
+    link = _link(stub, *applied)
+    assert link.last_error.reason == "DEPENDENCY_NOT_LINKED"
+    assert sorted((w.kind, w.id) for w in link.waiting_on) == sorted(
+        [(BILL, bill.header.id), (CREDIT_NOTE, note.header.id)]
+    )
+
+    assert wait_settled(stub, _post(stub, bill).name).state == poster_pb2.LINK_STATE_LINKED
+    time.sleep(0.3)
+    still = _link(stub, *applied)
+    assert still.state == poster_pb2.LINK_STATE_WAITING
+    assert xero_objects(emulator, org["tenant_id"], "CreditNotes") == []
+
+    assert wait_settled(stub, _post(stub, note).name).state == poster_pb2.LINK_STATE_LINKED
+    assert wait_settled(stub, waiting.name).state == poster_pb2.LINK_STATE_LINKED
+
+    [credit_note] = xero_objects(emulator, org["tenant_id"], "CreditNotes")
+    [allocation] = [a for a in credit_note["Allocations"] if not a.get("IsDeleted")]
+    invoice_id = _link(stub, BILL, bill.header.id).xero_objects[0].xero_id
+    assert allocation["Invoice"]["InvoiceID"] == invoice_id
+    assert Decimal(str(allocation["Amount"])) == Decimal(application.credit_note_application.amount.units) / 100
+    assert _link(stub, *applied).xero_objects[0].xero_id == allocation["AllocationID"]
