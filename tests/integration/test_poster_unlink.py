@@ -412,3 +412,60 @@ def test_concurrent_unlinks_of_the_same_records_unlink_them_once(
     assert len(orphans(stub)) == 2
     for record in (key_of(bill), key_of(payment)):
         assert [a.event for a in link(stub, record, audit=True).audit].count("unlinked") == 1
+
+
+def test_list_links_selects_by_the_seeds_groups_and_by_state(
+    poster_factory: PosterFactory, emulator: EmulatorServer
+) -> None:
+    stub = stub_for(poster_factory())
+    connect(stub, emulator)
+    sample = samples.sample_transactions(2600)
+    post_linked(
+        stub,
+        *(
+            sample[k]
+            for k in (
+                "client_bill",
+                "client_bill_payment",
+                "credit_note",
+                "credit_note_application",
+                "supplier_invoice",
+                "trust_receipt",
+            )
+        ),
+    )
+    # A payment of a bill never posted: a payment, waiting.
+    waiting = samples.sample_transactions(2700)["client_bill_payment"]
+    answer = stub.PostTransaction(poster_pb2.PostTransactionRequest(connection_id="firm-1", transaction=waiting))
+    assert answer.posting.state == poster_pb2.LINK_STATE_WAITING
+
+    def records(group: int, state: int = poster_pb2.LINK_STATE_UNSPECIFIED) -> set[tuple[str, int]]:
+        page = stub.ListLinks(
+            poster_pb2.ListLinksRequest(connection_id="firm-1", group=group, state=state, page_size=100)  # type: ignore[arg-type]
+        )
+        assert not page.next_page_token
+        assert all(x.group == group for x in page.links)
+        return {
+            (common_pb2.TransactionKind.Name(x.record.kind).removeprefix("TRANSACTION_KIND_"), x.record.id)
+            for x in page.links
+        }
+
+    assert records(poster_pb2.LINK_GROUP_SALES_INVOICES) == {
+        ("CLIENT_BILL", 2601),
+        ("SUPPLIER_INVOICE", sample["supplier_invoice"].header.id),
+    }
+    assert records(poster_pb2.LINK_GROUP_PAYMENTS) == {
+        ("CLIENT_BILL_PAYMENT", sample["client_bill_payment"].header.id),
+        ("CLIENT_BILL_PAYMENT", waiting.header.id),
+    }
+    assert records(poster_pb2.LINK_GROUP_PAYMENTS, poster_pb2.LINK_STATE_WAITING) == {
+        ("CLIENT_BILL_PAYMENT", waiting.header.id)
+    }
+    assert records(poster_pb2.LINK_GROUP_PAYMENTS, poster_pb2.LINK_STATE_LINKED) == {
+        ("CLIENT_BILL_PAYMENT", sample["client_bill_payment"].header.id)
+    }
+    assert records(poster_pb2.LINK_GROUP_CREDIT_NOTES) == {
+        ("CREDIT_NOTE", sample["credit_note"].header.id),
+        ("CREDIT_NOTE_APPLICATION", sample["credit_note_application"].header.id),
+    }
+    assert records(poster_pb2.LINK_GROUP_BANK_TRANSACTIONS) == {("TRUST_RECEIPT", sample["trust_receipt"].header.id)}
