@@ -284,3 +284,29 @@ def test_a_repost_after_giving_up_on_an_unknown_outcome_looks_up_first_and_refus
         assert wait_settled(stub, posting.name, timeout=30).state == poster_pb2.LINK_STATE_LINKED
     assert {i["InvoiceID"] for i in xero_objects(emulator, org["tenant_id"], "Invoices")} == invoices
     assert {_link(stub, r).xero_objects[0].xero_id for r in (91, 92)} == invoices
+
+
+def test_calls_another_client_made_are_adopted_from_xeros_remaining_header_and_nothing_is_refused(
+    poster_factory: PosterFactory, emulator_factory: EmulatorFactory
+) -> None:
+    """Another client of the same tenant (or this poster before a crash lost its log) has used
+    15 of the minute's 20 calls. The poster counts none of them; Xero's X-MinLimit-Remaining
+    says so on the first answer, and the poster must wait for the window rather than be refused."""
+    emulator = emulator_factory(minute_seconds=2.0, minute_limit=20)
+    app = poster_factory(settings(batch_size=1, limits=scaled_limits(2.0, per_minute=20)))
+    stub = stub_for(app)
+    _, org = connect(stub, emulator)
+    headers = {"Authorization": f"Bearer {org['access_token']}", "xero-tenant-id": org["tenant_id"]}
+    for _ in range(15):
+        answer = httpx.get(f"{emulator.base_url}/api.xro/2.0/Organisation", headers=headers)
+        assert answer.status_code == 200
+    assert int(answer.headers["X-MinLimit-Remaining"]) == 5
+
+    postings = _post_all(stub, [samples.client_bill(5100 + i) for i in range(8)])
+
+    for posting in postings:
+        assert wait_settled(stub, posting.name, timeout=30).state == poster_pb2.LINK_STATE_LINKED
+    assert app.dispatcher is not None
+    assert app.dispatcher.calls_made == 10  # a contact look-up, its creation, 8 invoices
+    assert app.dispatcher.calls_refused == 0
+    assert len(xero_objects(emulator, org["tenant_id"], "Invoices")) == 8

@@ -70,11 +70,23 @@ def test_xero_reporting_fewer_remaining_calls_than_we_count_wins() -> None:
 
 
 def test_calls_counted_by_xero_before_they_left_our_window_are_not_counted_twice() -> None:
-    window = SlidingWindow(limit=60, window=60.0)
-    window.sync_remaining(55, now=5.0, tolerance=5)  # within the skew of 5 calls in progress
-    assert window.history(5.0) == []
-    window.sync_remaining(50, now=5.0, tolerance=5)  # 5 more than the skew explains
-    assert window.history(5.0) == [5.0] * 5
+    # Three calls answered at 0.5 s leave our window at 60.5 s; an answer at 60.6 s to a call
+    # that reached Xero 0.3 s earlier may still count them.
+    window = SlidingWindow(limit=60, window=60.0, history=[0.5, 0.5, 0.5, 30.0])
+    window.sync_remaining(56, now=60.6, round_trip=0.3)  # we count 1 (59 left): 3 are the skew
+    assert window.history(60.6) == [30.0]
+    window.sync_remaining(54, now=60.6, round_trip=0.3)  # 2 more than the skew explains
+    assert window.history(60.6) == [30.0, 60.6, 60.6]
+
+
+def test_a_difference_no_recent_expiry_explains_is_adopted_whole() -> None:
+    # A poster whose log was lost (or that shares the tenant) counts nothing; Xero counts 9.
+    window = SlidingWindow(limit=10, window=60.0)
+    window.sync_remaining(1, now=5.0, round_trip=0.3)
+    assert len(window.history(5.0)) == 9
+    assert window.wait_time(5.0) == 0.0  # the last call left
+    window.reserve()
+    assert window.wait_time(5.0) == pytest.approx(60.0)
 
 
 def test_a_tenant_budget_keeps_concurrency_and_obeys_retry_after() -> None:

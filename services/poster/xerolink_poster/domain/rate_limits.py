@@ -36,11 +36,17 @@ class SlidingWindow:
         self.limit = limit
         self.window = window
         self.done: deque[float] = deque(sorted(history))
+        # Calls that left the window during the last window: the only ones that can explain why
+        # Xero, counting from when a call arrived, reports fewer remaining than we count.
+        self.expired: deque[float] = deque()
         self.in_flight = 0
 
     def _expire(self, now: float) -> None:
-        while self.done and self.done[0] <= now - self.window:
-            self.done.popleft()
+        edge = now - self.window
+        while self.done and self.done[0] <= edge:
+            self.expired.append(self.done.popleft())
+        while self.expired and self.expired[0] <= edge - self.window:
+            self.expired.popleft()
 
     def wait_time(self, now: float) -> float:
         """0 when a call may start now, else seconds until one may (a short poll while every
@@ -63,15 +69,16 @@ class SlidingWindow:
         """A reserved call that was not made after all: it counts no more."""
         self.in_flight = max(self.in_flight - 1, 0)
 
-    def sync_remaining(self, remaining: int, now: float, tolerance: int = 0) -> None:
-        """Xero said `remaining` calls are left: if it counts more than we do (a lost log after a
-        crash), add entries at `now` so our count is not below Xero's. Xero counted when the call
-        arrived, we compare when the answer came back: calls that left our window in between
-        are still in Xero's count, so up to `tolerance` (the calls that can be in progress) of
-        difference is that skew, not usage we missed."""
+    def sync_remaining(self, remaining: int, now: float, round_trip: float = 0.0) -> None:
+        """Xero said `remaining` calls are left: if it counts more than we do (a log lost in a
+        crash, calls we did not make), add entries at `now` so our count is not below Xero's.
+        Xero counted when the call arrived, `round_trip` seconds ago at most: our calls that left
+        the window since then may still be in its count, so that many of difference is skew, not
+        usage we missed. Any difference beyond them is adopted."""
         self._expire(now)
+        skew = sum(1 for t in self.expired if t > now - self.window - round_trip)
         ours = self.limit - self.in_flight - len(self.done)
-        for _ in range(max(ours - max(remaining, 0) - tolerance, 0)):
+        for _ in range(max(ours - max(remaining, 0) - skew, 0)):
             self.done.append(now)
 
     def history(self, now: float) -> list[float]:
@@ -108,12 +115,12 @@ class TenantBudget:
             window.reserve()
         return 0.0
 
-    def release(self, now: float, headers: RateHeaders | None = None) -> None:
+    def release(self, now: float, headers: RateHeaders | None = None, round_trip: float = 0.0) -> None:
         self.in_progress = max(self.in_progress - 1, 0)
         for window in (self.minute, self.day, self.app):
             window.complete(now)
         if headers is not None:
-            self.observe(headers, now)
+            self.observe(headers, now, round_trip)
 
     def cancel(self) -> None:
         """Gives back a reservation whose call was not made (another limit said no first)."""
@@ -121,14 +128,13 @@ class TenantBudget:
         for window in (self.minute, self.day, self.app):
             window.cancel()
 
-    def observe(self, headers: RateHeaders, now: float) -> None:
-        skew = self.limits.concurrent
+    def observe(self, headers: RateHeaders, now: float, round_trip: float = 0.0) -> None:
         if headers.minute_remaining is not None:
-            self.minute.sync_remaining(headers.minute_remaining, now, skew)
+            self.minute.sync_remaining(headers.minute_remaining, now, round_trip)
         if headers.day_remaining is not None:
-            self.day.sync_remaining(headers.day_remaining, now, skew)
+            self.day.sync_remaining(headers.day_remaining, now, round_trip)
         if headers.app_minute_remaining is not None:
-            self.app.sync_remaining(headers.app_minute_remaining, now, skew)
+            self.app.sync_remaining(headers.app_minute_remaining, now, round_trip)
         if headers.retry_after is not None:
             self.blocked_until = max(self.blocked_until, now + headers.retry_after)
 

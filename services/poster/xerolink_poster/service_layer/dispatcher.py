@@ -668,7 +668,7 @@ class TenantWorker(threading.Thread):
             raise
         self._recount(counted_at[0], minute_us)
         with self.lock:
-            self.budget.release(time.time(), answer.rate)
+            self.budget.release(time.time(), answer.rate, answer.elapsed)
         record_call(method, path, answer.status, answer.elapsed)
         if self.d.metrics is not None:
             self.d.metrics.headroom(self.tenant_id, answer.rate)
