@@ -310,3 +310,28 @@ def test_calls_another_client_made_are_adopted_from_xeros_remaining_header_and_n
     assert app.dispatcher.calls_made == 10  # a contact look-up, its creation, 8 invoices
     assert app.dispatcher.calls_refused == 0
     assert len(xero_objects(emulator, org["tenant_id"], "Invoices")) == 8
+
+
+def test_the_day_limit_stops_calls_before_xero_refuses_and_the_rest_waits_visibly(
+    poster_factory: PosterFactory, emulator_factory: EmulatorFactory
+) -> None:
+    """A day of 8 calls (Xero's minute scaled to 10 ms, so the day lasts 14.4 s) and 14 calls of
+    work: the poster makes 8, none refused, and the rest waits pending for the next day."""
+    emulator = emulator_factory(minute_seconds=0.01, day_limit=8)
+    app = poster_factory(settings(batch_size=1, limits=scaled_limits(0.01, per_day=8)))
+    stub = stub_for(app)
+    _, org = connect(stub, emulator)
+
+    postings = _post_all(stub, [samples.client_bill(5200 + i) for i in range(12)])
+
+    assert app.dispatcher is not None
+    deadline = time.monotonic() + 10
+    while app.dispatcher.calls_made < 8 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(1.0)  # ample time for calls beyond the day's eight, were any allowed
+    assert app.dispatcher.calls_made == 8  # a contact look-up, its creation, 6 invoices
+    assert app.dispatcher.calls_refused == 0
+    states = [stub.GetPosting(poster_pb2.GetPostingRequest(name=p.name)).posting.state for p in postings]
+    assert states.count(poster_pb2.LINK_STATE_LINKED) == 6
+    assert states.count(poster_pb2.LINK_STATE_PENDING) == 6
+    assert len(xero_objects(emulator, org["tenant_id"], "Invoices")) == 6
