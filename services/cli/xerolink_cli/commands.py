@@ -163,7 +163,7 @@ def results_table(results: Sequence[tuple[transaction_pb2.Transaction, poster_pb
                 f"{enum_label(common_pb2.TransactionKind, k.kind)} {k.id}" for k in posting.link.waiting_on
             )
         style = STATE_STYLE.get(state, "white")
-        table.add_row(record, f"[{style}]{state}[/{style}]", objects or "—", why)
+        table.add_row(record, kind, f"[{style}]{state}[/{style}]", objects or "—", why)
     return table
 
 
