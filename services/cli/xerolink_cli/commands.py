@@ -19,6 +19,7 @@ from xerolink.xero.v1 import objects_pb2
 from xerolink_common.grpc_errors import from_rpc_error
 
 from xerolink_cli.labels import enum_label
+from xerolink_cli.rpc_errors import CALLER_REFUSED, NOT_ANSWERED
 from xerolink_cli.transactions import TransactionFileError, parse_transactions
 
 PROFILES = {
@@ -108,7 +109,9 @@ def post_all(
                 )
                 results.append((tx, response.posting, ""))
             except grpc.RpcError as exc:
-                if exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+                # Not answered, a refused caller or an unknown connection (PostTransaction's only
+                # NOT_FOUND) would be the answer for every transaction: the command ends.
+                if exc.code() in NOT_ANSWERED | CALLER_REFUSED | {grpc.StatusCode.NOT_FOUND}:
                     raise
                 err = from_rpc_error(exc)
                 results.append((tx, None, f"{err.reason}: {err.message}"))

@@ -27,6 +27,7 @@ from xerolink_common.grpc_errors import from_rpc_error
 
 from xerolink_cli.commands import GROUPS, STATES, UsageError
 from xerolink_cli.labels import enum_label
+from xerolink_cli.rpc_errors import CALLER_REFUSED, NOT_ANSWERED
 
 MAX_RECORDS = 500
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -234,7 +235,7 @@ def unlink_command(args: argparse.Namespace, console: Console) -> int:
 
 
 def _refused(exc: grpc.RpcError, console: Console) -> int:
-    if exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+    if exc.code() in NOT_ANSWERED | CALLER_REFUSED:
         raise exc
     err = from_rpc_error(exc)
     console.print(f"[red]{err.reason}:[/red] {err.message}")
