@@ -26,13 +26,18 @@ def database_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'registry.db'}"
 
 
+POSTER_TOKEN, BILLING_TOKEN = "poster-token-0123456789", "billing-token-9876543210"
+
+
 @pytest.fixture
 def guarded_mapper(tmp_path: Path) -> Iterator[str]:
-    """A mapper console script that serves only callers of its callers file."""
+    """A mapper console script that serves only the poster of its callers file."""
     port = free_port()
+    callers = write_callers_file(tmp_path / "callers.json", {"poster": POSTER_TOKEN, "billing": BILLING_TOKEN})
     env = child_env(
         XEROLINK_MAPPER_ADDRESS=f"127.0.0.1:{port}",
-        XEROLINK_CALLERS_FILE=str(write_callers_file(tmp_path / "callers.json", {"poster": "poster-token-1"})),
+        XEROLINK_CALLERS_FILE=str(callers),
+        XEROLINK_MAPPER_ALLOWED_CALLERS="poster",
     )
     with running(console_script("xerolink-mapper"), port, env=env):
         yield f"127.0.0.1:{port}"
@@ -56,6 +61,15 @@ def test_an_unauthenticated_cli_gets_exit_5_and_one_line_with_a_hint_even_in_a_n
     assert "registered" in lines[0], "the whole message is on the first line"
     assert lines[1].startswith("  hint: ") and "XEROLINK_CALLER_TOKEN" in lines[1]
     assert "Support matrix" not in result.stdout
+
+
+def test_a_caller_the_mapper_does_not_serve_gets_exit_5_and_its_caller_gets_in(guarded_mapper: str) -> None:
+    refused = run_cli("--mapper", guarded_mapper, "matrix", XEROLINK_CALLER_TOKEN=BILLING_TOKEN)
+    lines = assert_refused(refused, "error: PERMISSION_DENIED CALLER_NOT_ALLOWED: caller 'billing' may not call")
+    assert lines == lines[:1]
+    served = run_cli("--mapper", guarded_mapper, "matrix", XEROLINK_CALLER_TOKEN=POSTER_TOKEN)
+    assert served.returncode == 0, served.stdout + served.stderr
+    assert "Support matrix" in served.stdout
 
 
 def test_posting_to_an_unknown_connection_is_exit_5_and_posts_nothing(

@@ -11,6 +11,12 @@ Exit codes scripts can rely on:
   5  a service refused the request itself: the CLI is not authenticated or not permitted, the
      connection is unknown, or the request is invalid; the status code, reason, message and
      each violation are printed (nothing more was sent)
+
+Security: the same client settings the poster uses to reach the mapper, each optional:
+  XEROLINK_TLS_CA            the services' CA certificate (PEM): connect with TLS
+  XEROLINK_TLS_CLIENT_CERT,  a client certificate and its key (PEM): mutual TLS (needs the CA)
+  XEROLINK_TLS_CLIENT_KEY
+  XEROLINK_CALLER_TOKEN      a bearer token whose hash the services' callers file lists
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from xerolink_cli import backfill_command, commands, unlink
 from xerolink_cli import correct as correct_command
 from xerolink_cli import demo as demo_command
 from xerolink_cli.rpc_errors import NOT_ANSWERED, account, status_code
+from xerolink_cli.usage import UsageError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNAVAILABLE, EXIT_REFUSED, EXIT_REQUEST_REFUSED = 0, 1, 2, 3, 4, 5
 
@@ -89,7 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     run: Callable[[argparse.Namespace, Console], int] = args.run
     try:
         return run(args, console)
-    except commands.UsageError as exc:
+    except UsageError as exc:
         console.print(f"[red]error:[/red] {exc}")
         return EXIT_USAGE
     except grpc.RpcError as exc:
