@@ -6,8 +6,7 @@ refused clearly without them."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import grpc
@@ -22,7 +21,7 @@ from xerolink_mapper import samples
 from tests.fixtures.callers import write_callers_file
 from tests.fixtures.cli import run_cli, table
 from tests.fixtures.poster import connect
-from tests.fixtures.processes import child_env, console_script, free_port, running
+from tests.fixtures.services import poster_process
 from tests.fixtures.tls import Pem, TestAuthority
 
 OPERATOR_TOKEN = "operator-token-0123456789"
@@ -35,21 +34,12 @@ def authority(tmp_path: Path) -> TestAuthority:
     return TestAuthority(tmp_path)
 
 
-@contextmanager
-def tls_poster(tmp_path: Path, mapper_target: str, server: Pem, **security: str) -> Iterator[str]:
+def tls_poster(tmp_path: Path, mapper_target: str, server: Pem, **security: str) -> AbstractContextManager[str]:
     """A poster console script serving TLS with `server`'s certificate, and `security` added to
-    its environment; yields its host:port."""
-    port = free_port()
-    env = child_env(
-        XEROLINK_POSTER_ADDRESS=f"127.0.0.1:{port}",
-        XEROLINK_DATABASE_URL=f"sqlite:///{tmp_path / 'registry.db'}",
-        XEROLINK_MAPPER_TARGET=mapper_target,
-        XEROLINK_TLS_CERT=str(server.cert),
-        XEROLINK_TLS_KEY=str(server.key),
-        **security,
+    its environment."""
+    return poster_process(
+        tmp_path, mapper_target, XEROLINK_TLS_CERT=str(server.cert), XEROLINK_TLS_KEY=str(server.key), **security
     )
-    with running(console_script("xerolink-poster"), port, env=env, log=tmp_path / "poster.log"):
-        yield f"127.0.0.1:{port}"
 
 
 def admin_channel(target: str, authority: TestAuthority, token: str = "", client: Pem | None = None) -> grpc.Channel:
