@@ -9,7 +9,18 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from xerolink.actionstep.v1 import common_pb2
+
 from tests.fixtures.processes import ROOT, child_env
+
+POSTING_ATTRIBUTES = (
+    "xerolink.tenant_id",
+    "xerolink.connection_id",
+    "xerolink.kind",
+    "xerolink.actionstep.id",
+    "xerolink.outcome",
+    "xerolink.batch_size",
+)
 
 
 def run_scenario(tmp_path: Path) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
@@ -62,11 +73,22 @@ def test_the_caller_poster_mapper_and_xero_call_share_one_trace(tmp_path: Path) 
         s for s in in_trace if s["kind"] == "CLIENT" and "/api.xro/2.0/Invoices" in json.dumps(s["attributes"])
     ]
     assert xero_calls, f"no Xero invoice call in the caller's trace: {sorted(names)}"
-    posted = [s for s in in_trace if s["attributes"].get("xerolink.actionstep.id") == "1001"]
-    assert posted, "no span carries the Actionstep record id"
-    assert {"xerolink.tenant_id", "xerolink.kind", "xerolink.outcome"} <= set().union(
-        *(s["attributes"] for s in posted)
-    )
+    assert outcome["kind"] == common_pb2.TRANSACTION_KIND_CLIENT_BILL
+    (invoice_call,) = [s for s in in_trace if s["name"] == "xero Invoices"]
+    attributes = invoice_call["attributes"]
+    assert {key: attributes.get(key) for key in POSTING_ATTRIBUTES} == {
+        "xerolink.tenant_id": outcome["tenant_id"],
+        "xerolink.connection_id": "traced",
+        "xerolink.kind": str(common_pb2.TRANSACTION_KIND_CLIENT_BILL),
+        "xerolink.actionstep.id": str(outcome["record_id"]),
+        # The call's outcome for this element: Xero created the invoice (so the link is linked).
+        "xerolink.outcome": "created",
+        "xerolink.batch_size": "1",
+    }
+    # No other span of the trace claims another record, tenant or outcome.
+    for span in in_trace:
+        claimed = {k: v for k, v in span["attributes"].items() if k in POSTING_ATTRIBUTES}
+        assert claimed.items() <= attributes.items(), span
 
 
 def test_the_poster_reports_its_outbox_links_xero_latency_and_rate_limit_headroom(tmp_path: Path) -> None:

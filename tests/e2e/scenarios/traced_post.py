@@ -71,6 +71,9 @@ def main(database_url: str) -> None:
                 json.dumps(
                     {
                         "root_trace": root_trace,
+                        "tenant_id": org["tenant_id"],
+                        "kind": int(got.record.kind),
+                        "record_id": bill.header.id,
                         "state": poster_pb2.LinkState.Name(got.state),
                         "posting": json_format.MessageToDict(got),
                     }
