@@ -7,11 +7,14 @@ from __future__ import annotations
 import base64
 import copy
 import importlib
+import json
 import re
 import tomllib
+from pathlib import Path
 
 import kubernetes_validate
 import pytest
+from xerolink_common.security import CallerRegistry
 
 from tests.contract.k8s_render import (
     OVERLAYS,
@@ -58,6 +61,11 @@ def overlay(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def manifests(rendered: dict[str, list[Manifest]], overlay: str) -> list[Manifest]:
     return rendered[overlay]
+
+
+def settings_config(manifests: list[Manifest]) -> Manifest:
+    """The ConfigMap of settings both services read (envFrom)."""
+    return named(manifests, "ConfigMap", "xerolink-config")
 
 
 def schema_errors(manifest: Manifest, version: str) -> str | None:
@@ -164,7 +172,7 @@ def test_containers_run_console_scripts_the_project_declares(manifests: list[Man
 
 
 def test_configured_addresses_match_the_container_ports_and_the_mapper_service(manifests: list[Manifest]) -> None:
-    (config,) = of_kind(manifests, "ConfigMap")
+    config = settings_config(manifests)
     data = config["data"]
     ports = {
         d["metadata"]["name"]: d["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"]
@@ -281,7 +289,7 @@ def secret_refs(manifests: list[Manifest]) -> set[tuple[str, str]]:
 def test_prod_holds_no_secret_and_references_the_documented_ones(rendered: dict[str, list[Manifest]]) -> None:
     assert not of_kind(rendered["prod"], "Secret"), "prod must reference Secrets the operator creates"
     refs = secret_refs(rendered["prod"])
-    assert {name for name, _ in refs} == {"xerolink-database", "xerolink-xero"}
+    assert {name for name, _ in refs} == {"xerolink-database", "xerolink-xero", "xerolink-poster-caller"}
     guide = (ROOT / "docs" / "deployment.md").read_text()
     for name, key in refs:
         assert re.search(rf"{name}\b.*\b{key}\b", guide), f"docs/deployment.md must tell operators about {name}/{key}"
@@ -295,12 +303,71 @@ def test_credentials_reach_the_poster_only_through_secret_references(manifests: 
         "XEROLINK_XERO_CLIENT_ID",
         "XEROLINK_XERO_CLIENT_SECRET",
         "XEROLINK_TOKEN_ENCRYPTION_KEY",
+        "XEROLINK_CALLER_TOKEN",
     ):
         assert "secretKeyRef" in env[name]["valueFrom"], name
-    (config,) = of_kind(manifests, "ConfigMap")
+    config = settings_config(manifests)
     assert not [k for k in config["data"] if re.search("SECRET|PASSWORD|TOKEN|DATABASE_URL|KEY", k)]
     mapper = named(manifests, "Deployment", "xerolink-mapper")
     assert not secret_refs([mapper]), "the mapper needs no credentials"
+
+
+def mapper_callers_file(mapper: Manifest) -> tuple[str, str]:
+    """(ConfigMap name, key) of the file XEROLINK_CALLERS_FILE names in the mapper's container,
+    asserting that the path is a read-only mount of that ConfigMap key."""
+    pod = mapper["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    env = {e["name"]: e for e in container.get("env", [])}
+    assert "XEROLINK_CALLERS_FILE" in env, "without a callers file the mapper authenticates nobody"
+    path = env["XEROLINK_CALLERS_FILE"]["value"]
+    (mount,) = [m for m in container["volumeMounts"] if path.startswith(m["mountPath"].rstrip("/") + "/")]
+    assert mount.get("readOnly") is True and "subPath" not in mount, mount
+    volume = next(v for v in pod["volumes"] if v["name"] == mount["name"])
+    assert "configMap" in volume, "the callers file holds only hashes: a ConfigMap, not a credential"
+    relative = path[len(mount["mountPath"].rstrip("/")) + 1 :]
+    (item,) = [i for i in volume["configMap"]["items"] if i["path"] == relative]
+    return volume["configMap"]["name"], item["key"]
+
+
+def test_the_mapper_authenticates_its_callers_from_a_mounted_callers_file_and_serves_only_the_poster(
+    manifests: list[Manifest],
+) -> None:
+    mapper = named(manifests, "Deployment", "xerolink-mapper")
+    mapper_callers_file(mapper)
+    assert settings_config(manifests)["data"]["XEROLINK_MAPPER_ALLOWED_CALLERS"] == "poster"
+    # In the shared settings the poster would read it too, and refuse to start without the file.
+    assert "XEROLINK_CALLERS_FILE" not in settings_config(manifests)["data"]
+    poster = named(manifests, "Deployment", "xerolink-poster")
+    env = {e["name"]: e for e in poster["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["XEROLINK_CALLER_TOKEN"]["valueFrom"]["secretKeyRef"]["name"].startswith("xerolink-poster-caller")
+
+
+def test_dev_lets_exactly_the_poster_s_token_through_the_mapper(
+    rendered: dict[str, list[Manifest]], tmp_path: Path
+) -> None:
+    dev = rendered["dev"]
+    name, key = mapper_callers_file(named(dev, "Deployment", "xerolink-mapper"))
+    text = named(dev, "ConfigMap", name)["data"][key]
+    callers = json.loads(text)
+    for entry in callers["callers"]:
+        assert set(entry) <= {"name", "token_sha256", "mtls_subject", "connections"}, "hashes only, no token"
+    poster = named(dev, "Deployment", "xerolink-poster")
+    env = {e["name"]: e for e in poster["spec"]["template"]["spec"]["containers"][0]["env"]}
+    ref = env["XEROLINK_CALLER_TOKEN"]["valueFrom"]["secretKeyRef"]
+    token = base64.b64decode(named(dev, "Secret", ref["name"])["data"][ref["key"]]).decode()
+    # Read as the mapper reads its mounted file.
+    (tmp_path / key).write_text(text)
+    registry = CallerRegistry.from_file(tmp_path / key)
+    caller = registry.authenticate([("authorization", f"Bearer {token}")], {})
+    assert caller is not None and caller.name == "poster"
+    assert registry.authenticate([("authorization", "Bearer dev-only-someone-else")], {}) is None
+
+
+def test_prod_expects_the_operator_s_callers_file(rendered: dict[str, list[Manifest]]) -> None:
+    name, key = mapper_callers_file(named(rendered["prod"], "Deployment", "xerolink-mapper"))
+    assert not [m for m in of_kind(rendered["prod"], "ConfigMap") if m["metadata"]["name"] == name]
+    guide = (ROOT / "docs" / "deployment.md").read_text()
+    assert re.search(rf"{name}\b.*\b{re.escape(key)}", guide), f"docs/deployment.md must tell operators about {name}"
 
 
 def test_dev_secrets_are_generated_and_visibly_fake(rendered: dict[str, list[Manifest]]) -> None:

@@ -8,7 +8,6 @@ import json
 import sys
 from typing import Any
 
-import grpc
 from google.protobuf import json_format
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -18,8 +17,9 @@ from xerolink.mapper.v1 import mapper_service_pb2 as mapper_pb2
 from xerolink.poster.v1 import backfill_pb2
 from xerolink.poster.v1 import poster_service_pb2_grpc as poster_grpc
 
-from xerolink_cli.commands import UsageError
+from xerolink_cli.channels import open_channel
 from xerolink_cli.labels import enum_label
+from xerolink_cli.usage import UsageError
 
 EXIT_OK, EXIT_FAILED, EXIT_REFUSED = 0, 1, 4
 STATUS_STYLE = {"pass": "green", "warning": "yellow", "fail": "red"}
@@ -123,7 +123,7 @@ def backfill(args: argparse.Namespace, console: Console) -> int:
     if not args.check and not args.file:
         raise UsageError("give the file of bills to backfill, or --check to only run the preflight")
     bills = [] if args.check else read_bills(args.file)
-    with grpc.insecure_channel(args.poster) as channel:
+    with open_channel(args.poster) as channel:
         stub = poster_grpc.PosterServiceStub(channel)
         checks = stub.RunPreflight(
             backfill_pb2.RunPreflightRequest(connection_id=args.connection, division_ids=args.division), timeout=15

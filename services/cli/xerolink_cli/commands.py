@@ -18,8 +18,11 @@ from xerolink.poster.v1 import poster_service_pb2_grpc as poster_grpc
 from xerolink.xero.v1 import objects_pb2
 from xerolink_common.grpc_errors import from_rpc_error
 
+from xerolink_cli.channels import open_channel
 from xerolink_cli.labels import enum_label
+from xerolink_cli.rpc_errors import CALLER_REFUSED, NOT_ANSWERED
 from xerolink_cli.transactions import TransactionFileError, parse_transactions
+from xerolink_cli.usage import UsageError
 
 PROFILES = {
     "compatible": mapper_pb2.POLICY_PROFILE_ACTIONSTEP_COMPATIBLE,
@@ -28,12 +31,8 @@ PROFILES = {
 }
 
 
-class UsageError(Exception):
-    """Bad arguments or unreadable input: nothing was sent."""
-
-
 def matrix(args: argparse.Namespace, console: Console) -> int:
-    with grpc.insecure_channel(args.mapper) as channel:
+    with open_channel(args.mapper) as channel:
         response = mapper_grpc.MapperServiceStub(channel).ListSupportMatrix(
             mapper_pb2.ListSupportMatrixRequest(profile=PROFILES[args.profile]), timeout=10
         )
@@ -108,7 +107,9 @@ def post_all(
                 )
                 results.append((tx, response.posting, ""))
             except grpc.RpcError as exc:
-                if exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+                # Not answered, a refused caller or an unknown connection (PostTransaction's only
+                # NOT_FOUND) would be the answer for every transaction: the command ends.
+                if exc.code() in NOT_ANSWERED | CALLER_REFUSED | {grpc.StatusCode.NOT_FOUND}:
                     raise
                 err = from_rpc_error(exc)
                 results.append((tx, None, f"{err.reason}: {err.message}"))
@@ -163,7 +164,7 @@ def results_table(results: Sequence[tuple[transaction_pb2.Transaction, poster_pb
                 f"{enum_label(common_pb2.TransactionKind, k.kind)} {k.id}" for k in posting.link.waiting_on
             )
         style = STATE_STYLE.get(state, "white")
-        table.add_row(record, f"[{style}]{state}[/{style}]", objects or "—", why)
+        table.add_row(record, kind, f"[{style}]{state}[/{style}]", objects or "—", why)
     return table
 
 
@@ -192,7 +193,7 @@ def post(args: argparse.Namespace, console: Console) -> int:
     transactions = read_transactions(args.file)
     if not transactions:
         raise UsageError(f"{args.file}: no transactions")
-    with grpc.insecure_channel(args.poster) as channel:
+    with open_channel(args.poster) as channel:
         results = post_all(poster_grpc.PosterServiceStub(channel), args.connection, transactions, console, args.wait)
     console.print(results_table(results))
     console.print(summary(results))
@@ -209,7 +210,7 @@ def links(args: argparse.Namespace, console: Console) -> int:
     table = Table(title=f"Links of {args.connection}")
     for column in ("record", "group", "state", "Xero", "attempts", "last error"):
         table.add_column(column)
-    with grpc.insecure_channel(args.poster) as channel:
+    with open_channel(args.poster) as channel:
         stub = poster_grpc.PosterServiceStub(channel)
         while True:
             page = stub.ListLinks(request, timeout=15)

@@ -17,7 +17,9 @@ from xerolink.poster.v1 import correction_pb2
 from xerolink.poster.v1 import poster_service_pb2_grpc as poster_grpc
 from xerolink_common.grpc_errors import from_rpc_error
 
-from xerolink_cli.commands import UsageError
+from xerolink_cli.channels import open_channel
+from xerolink_cli.rpc_errors import CALLER_REFUSED, NOT_ANSWERED, status_code
+from xerolink_cli.usage import UsageError
 
 EXIT_OK, EXIT_FAILED = 0, 1
 INTENTS = {"edit": correction_pb2.CORRECTION_INTENT_EDIT, "delete": correction_pb2.CORRECTION_INTENT_DELETE}
@@ -82,8 +84,7 @@ def _show(console: Console, correction: correction_pb2.Correction) -> None:
 
 
 def _refused(console: Console, exc: grpc.RpcError) -> int:
-    code = exc.code() if hasattr(exc, "code") else None
-    if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+    if status_code(exc) in NOT_ANSWERED | CALLER_REFUSED:
         raise exc
     err = from_rpc_error(exc)
     console.print(f"[red]{err.reason}[/red]: {err.message}")
@@ -97,7 +98,7 @@ def correct(args: argparse.Namespace, console: Console) -> int:
     intent = INTENTS[args.intent]
     if args.apply and not args.yes and not sys.stdin.isatty():
         raise UsageError("--apply changes Xero: confirm with --yes (or run it in a terminal to be asked)")
-    with grpc.insecure_channel(args.poster) as channel:
+    with open_channel(args.poster) as channel:
         stub = poster_grpc.PosterServiceStub(channel)
         try:
             plan = stub.PlanCorrection(

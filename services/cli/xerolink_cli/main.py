@@ -8,6 +8,15 @@ Exit codes scripts can rely on:
      (nothing was changed)
   3  a service could not be reached
   4  nothing failed, but at least one transaction is not supported and was not posted
+  5  a service refused the request itself: the CLI is not authenticated or not permitted, the
+     connection is unknown, or the request is invalid; the status code, reason, message and
+     each violation are printed (nothing more was sent)
+
+Security: the same client settings the poster uses to reach the mapper, each optional:
+  XEROLINK_TLS_CA            the services' CA certificate (PEM): connect with TLS
+  XEROLINK_TLS_CLIENT_CERT,  a client certificate and its key (PEM): mutual TLS (needs the CA)
+  XEROLINK_TLS_CLIENT_KEY
+  XEROLINK_CALLER_TOKEN      a bearer token whose hash the services' callers file lists
 """
 
 from __future__ import annotations
@@ -19,12 +28,15 @@ from collections.abc import Callable, Sequence
 
 import grpc
 from rich.console import Console
+from rich.markup import escape
 
 from xerolink_cli import backfill_command, commands, unlink
 from xerolink_cli import correct as correct_command
 from xerolink_cli import demo as demo_command
+from xerolink_cli.rpc_errors import NOT_ANSWERED, account, status_code
+from xerolink_cli.usage import UsageError
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNAVAILABLE, EXIT_REFUSED = 0, 1, 2, 3, 4
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNAVAILABLE, EXIT_REFUSED, EXIT_REQUEST_REFUSED = 0, 1, 2, 3, 4, 5
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -84,15 +96,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     run: Callable[[argparse.Namespace, Console], int] = args.run
     try:
         return run(args, console)
-    except commands.UsageError as exc:
+    except UsageError as exc:
         console.print(f"[red]error:[/red] {exc}")
         return EXIT_USAGE
     except grpc.RpcError as exc:
-        code = exc.code() if hasattr(exc, "code") else None
-        if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-            console.print(f"[red]service unavailable:[/red] {exc.details() if hasattr(exc, 'details') else exc}")
+        if status_code(exc) in NOT_ANSWERED:
+            details = exc.details() if hasattr(exc, "details") else str(exc)
+            console.print(f"[red]service unavailable:[/red] {escape(details or '')}")
             return EXIT_UNAVAILABLE
-        raise
+        first, *rest = account(exc)
+        # soft_wrap: the error stays on one line however narrow the terminal, for scripts to grep.
+        console.print(f"[red]error:[/red] {escape(first)}", soft_wrap=True)
+        for line in rest:
+            console.print(escape(line), soft_wrap=True)
+        return EXIT_REQUEST_REFUSED
 
 
 if __name__ == "__main__":

@@ -26,6 +26,17 @@ def parse_transactions(stream: IO[str], source: str = "<stdin>") -> Iterator[tra
         for index, item in enumerate(items):
             yield _parse(item, f"{source}[{index}]")
         return
+    if stripped.startswith("{"):
+        # One object, perhaps spread over several lines; NDJSON reads as one object then extra data.
+        try:
+            whole = json.loads(text)
+        except json.JSONDecodeError as exc:
+            if not exc.msg.startswith("Extra data"):
+                raise TransactionFileError(f"{source}:{exc.lineno}: not valid JSON: {exc}") from exc
+        else:
+            first_line = text[: len(text) - len(stripped)].count("\n") + 1
+            yield _parse(whole, f"{source}:{first_line}")
+            return
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue

@@ -25,8 +25,11 @@ from xerolink.poster.v1 import unlink_pb2
 from xerolink.xero.v1 import objects_pb2
 from xerolink_common.grpc_errors import from_rpc_error
 
-from xerolink_cli.commands import GROUPS, STATES, UsageError
+from xerolink_cli.channels import open_channel
+from xerolink_cli.commands import GROUPS, STATES
 from xerolink_cli.labels import enum_label
+from xerolink_cli.rpc_errors import CALLER_REFUSED, NOT_ANSWERED
+from xerolink_cli.usage import UsageError
 
 MAX_RECORDS = 500
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -189,7 +192,7 @@ def _confirmed(args: argparse.Namespace, count: int, console: Console) -> bool:
 def unlink_command(args: argparse.Namespace, console: Console) -> int:
     named = [parse_record(r) for r in args.records]
     filters = selection_request(args)
-    with grpc.insecure_channel(args.poster) as channel:
+    with open_channel(args.poster) as channel:
         stub = poster_grpc.PosterServiceStub(channel)
         records = named if filters is None else select_records(stub, filters, console)
         if not records:
@@ -234,7 +237,7 @@ def unlink_command(args: argparse.Namespace, console: Console) -> int:
 
 
 def _refused(exc: grpc.RpcError, console: Console) -> int:
-    if exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+    if exc.code() in NOT_ANSWERED | CALLER_REFUSED:
         raise exc
     err = from_rpc_error(exc)
     console.print(f"[red]{err.reason}:[/red] {err.message}")
@@ -252,7 +255,7 @@ def orphans_command(args: argparse.Namespace, console: Console) -> int:
     table = Table(title=f"Xero objects left in Xero by unlinks ({args.connection})")
     for column in ("record", "cycle", "Xero object", "Xero id", "unlinked", "by", "reason"):
         table.add_column(column)
-    with grpc.insecure_channel(args.poster) as channel:
+    with open_channel(args.poster) as channel:
         stub = poster_grpc.PosterServiceStub(channel)
         while True:
             page = stub.ListOrphans(request, timeout=30)

@@ -223,26 +223,42 @@ def server_security_from_env(service: str, allowed_callers_env: str | None = Non
     return ServerSecurity(credentials, (AuthInterceptor(registry, allowed),))
 
 
+class ClientSettingsError(ValueError):
+    """The client settings are incomplete or name a file that cannot be read."""
+
+
 def client_channel(target: str) -> grpc.Channel:
     """A channel to another xerolink service as the environment configures the client side:
     XEROLINK_TLS_CA (server CA), XEROLINK_TLS_CLIENT_CERT/KEY (mutual TLS) and
-    XEROLINK_CALLER_TOKEN (bearer token), each optional."""
+    XEROLINK_CALLER_TOKEN (bearer token), each optional. A client certificate without the CA, or
+    half of one, is refused rather than silently dropped (it would mean plaintext)."""
     ca = os.environ.get("XEROLINK_TLS_CA")
     token = os.environ.get("XEROLINK_CALLER_TOKEN")
+    cert, key = os.environ.get("XEROLINK_TLS_CLIENT_CERT"), os.environ.get("XEROLINK_TLS_CLIENT_KEY")
+    if bool(cert) != bool(key):
+        raise ClientSettingsError("set both XEROLINK_TLS_CLIENT_CERT and XEROLINK_TLS_CLIENT_KEY, or neither")
+    if cert and not ca:
+        raise ClientSettingsError("a client certificate (XEROLINK_TLS_CLIENT_CERT) needs XEROLINK_TLS_CA too")
     if not ca:
         channel = grpc.insecure_channel(target)
         if token:
             return grpc.intercept_channel(channel, _BearerToken(token))
         return channel
-    cert, key = os.environ.get("XEROLINK_TLS_CLIENT_CERT"), os.environ.get("XEROLINK_TLS_CLIENT_KEY")
     credentials = grpc.ssl_channel_credentials(
-        root_certificates=Path(ca).read_bytes(),
-        private_key=Path(key).read_bytes() if key else None,
-        certificate_chain=Path(cert).read_bytes() if cert else None,
+        root_certificates=_read("XEROLINK_TLS_CA", ca),
+        private_key=_read("XEROLINK_TLS_CLIENT_KEY", key) if key else None,
+        certificate_chain=_read("XEROLINK_TLS_CLIENT_CERT", cert) if cert else None,
     )
     if token:
         credentials = grpc.composite_channel_credentials(credentials, grpc.access_token_call_credentials(token))
     return grpc.secure_channel(target, credentials)
+
+
+def _read(variable: str, path: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise ClientSettingsError(f"{variable}={path}: cannot be read ({exc.strerror})") from exc
 
 
 class _BearerToken(

@@ -1,6 +1,7 @@
 """Posts one client bill through poster -> mapper -> emulator with an in-memory span exporter and
-metric reader, and prints the finished spans and the collected metrics as JSON lines.
-Run in its own process: OpenTelemetry's global providers
+metric reader, and prints the finished spans and the collected metrics as JSON lines; the
+services' logs go to standard error as the services write them (XEROLINK_LOG_FORMAT and
+XEROLINK_LOG_LEVEL apply). Run in its own process: OpenTelemetry's global providers
 and instrumentation can be set only once per process."""
 
 from __future__ import annotations
@@ -15,11 +16,13 @@ from google.protobuf import json_format
 from opentelemetry import trace
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from xerolink_common.logs import configure_logging
 from xerolink_common.telemetry import configure_telemetry
 
 exporter = InMemorySpanExporter()
 reader = InMemoryMetricReader()
 telemetry = configure_telemetry("xerolink-test", span_exporter=exporter, metric_reader=reader)
+configure_logging("xerolink-test")
 
 # Imported after instrumentation so every server and channel is created instrumented.
 from xero_emulator import EmulatorConfig, EmulatorServer  # noqa: E402
@@ -68,6 +71,9 @@ def main(database_url: str) -> None:
                 json.dumps(
                     {
                         "root_trace": root_trace,
+                        "tenant_id": org["tenant_id"],
+                        "kind": int(got.record.kind),
+                        "record_id": bill.header.id,
                         "state": poster_pb2.LinkState.Name(got.state),
                         "posting": json_format.MessageToDict(got),
                     }

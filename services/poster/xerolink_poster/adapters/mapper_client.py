@@ -1,8 +1,10 @@
 """The mapper over gRPC. Errors come back as XerolinkError (the mapper's rich statuses keep
-their reason, field violations and preconditions); an unreachable mapper is UNAVAILABLE."""
+their reason, field violations and preconditions); an unreachable mapper is UNAVAILABLE, and so
+is a mapper that refuses this poster's credentials (MAPPER_REFUSED_POSTER)."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 import grpc
@@ -14,6 +16,11 @@ from xerolink_common.grpc_errors import from_rpc_error
 from xerolink_common.security import client_channel
 
 _RETRYABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
+# The mapper refused the poster itself: passed on as they are, they would tell the poster's caller
+# that its own credentials are wrong.
+_POSTER_REFUSED = {grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED}
+
+log = logging.getLogger(__name__)
 
 
 class MapperClient:
@@ -64,6 +71,22 @@ class MapperClient:
                 f"the mapper at {self.target} did not answer ({call.code().name}); nothing was recorded, "
                 "retry the request shortly",
                 retry_after_seconds=1.0,
+            )
+        if call.code() in _POSTER_REFUSED:
+            refusal = from_rpc_error(err)
+            log.error(
+                "the mapper at %s refused this poster: %s %s: %s (check XEROLINK_CALLER_TOKEN or the poster's client "
+                "certificate against the mapper's callers file and XEROLINK_MAPPER_ALLOWED_CALLERS)",
+                self.target,
+                call.code().name,
+                refusal.reason,
+                refusal.message,
+            )
+            return XerolinkError(
+                ErrorCode.UNAVAILABLE,
+                "MAPPER_REFUSED_POSTER",
+                f"the mapper at {self.target} refused this poster ({call.code().name} {refusal.reason}); nothing "
+                "was recorded: the operator must fix the poster's credentials for the mapper, then retry",
             )
         return from_rpc_error(err)
 

@@ -1,0 +1,7 @@
+"""The CLI's own refusal: bad arguments, unreadable input or settings, so nothing was sent (exit 2)."""
+
+from __future__ import annotations
+
+
+class UsageError(Exception):
+    """Bad arguments or unreadable input: nothing was sent."""
