@@ -312,13 +312,13 @@ def test_credentials_reach_the_poster_only_through_secret_references(manifests: 
     assert not secret_refs([mapper]), "the mapper needs no credentials"
 
 
-def mapper_callers_file(mapper: Manifest) -> tuple[str, str]:
-    """(ConfigMap name, key) of the file XEROLINK_CALLERS_FILE names in the mapper's container,
+def callers_file(deployment: Manifest) -> tuple[str, str]:
+    """(ConfigMap name, key) of the file XEROLINK_CALLERS_FILE names in the service's container,
     asserting that the path is a read-only mount of that ConfigMap key."""
-    pod = mapper["spec"]["template"]["spec"]
+    pod = deployment["spec"]["template"]["spec"]
     (container,) = pod["containers"]
     env = {e["name"]: e for e in container.get("env", [])}
-    assert "XEROLINK_CALLERS_FILE" in env, "without a callers file the mapper authenticates nobody"
+    assert "XEROLINK_CALLERS_FILE" in env, "without a callers file the service authenticates nobody"
     path = env["XEROLINK_CALLERS_FILE"]["value"]
     (mount,) = [m for m in container["volumeMounts"] if path.startswith(m["mountPath"].rstrip("/") + "/")]
     assert mount.get("readOnly") is True and "subPath" not in mount, mount
@@ -333,7 +333,7 @@ def test_the_mapper_authenticates_its_callers_from_a_mounted_callers_file_and_se
     manifests: list[Manifest],
 ) -> None:
     mapper = named(manifests, "Deployment", "xerolink-mapper")
-    mapper_callers_file(mapper)
+    callers_file(mapper)
     assert settings_config(manifests)["data"]["XEROLINK_MAPPER_ALLOWED_CALLERS"] == "poster"
     # In the shared settings the poster would read it too, and refuse to start without the file.
     assert "XEROLINK_CALLERS_FILE" not in settings_config(manifests)["data"]
@@ -346,7 +346,7 @@ def test_dev_lets_exactly_the_poster_s_token_through_the_mapper(
     rendered: dict[str, list[Manifest]], tmp_path: Path
 ) -> None:
     dev = rendered["dev"]
-    name, key = mapper_callers_file(named(dev, "Deployment", "xerolink-mapper"))
+    name, key = callers_file(named(dev, "Deployment", "xerolink-mapper"))
     text = named(dev, "ConfigMap", name)["data"][key]
     callers = json.loads(text)
     for entry in callers["callers"]:
@@ -363,11 +363,28 @@ def test_dev_lets_exactly_the_poster_s_token_through_the_mapper(
     assert registry.authenticate([("authorization", "Bearer dev-only-someone-else")], {}) is None
 
 
-def test_prod_expects_the_operator_s_callers_file(rendered: dict[str, list[Manifest]]) -> None:
-    name, key = mapper_callers_file(named(rendered["prod"], "Deployment", "xerolink-mapper"))
-    assert not [m for m in of_kind(rendered["prod"], "ConfigMap") if m["metadata"]["name"] == name]
+def test_prod_expects_the_operator_s_callers_files(rendered: dict[str, list[Manifest]]) -> None:
     guide = (ROOT / "docs" / "deployment.md").read_text()
-    assert re.search(rf"{name}\b.*\b{re.escape(key)}", guide), f"docs/deployment.md must tell operators about {name}"
+    for service in ("xerolink-mapper", "xerolink-poster"):
+        name, key = callers_file(named(rendered["prod"], "Deployment", service))
+        assert not [m for m in of_kind(rendered["prod"], "ConfigMap") if m["metadata"]["name"] == name]
+        told = re.search(rf"{name}\b.*\b{re.escape(key)}", guide)
+        assert told, f"docs/deployment.md must tell operators about {name}"
+
+
+def test_the_poster_authenticates_its_callers_and_dev_lets_the_operator_s_token_reach_every_connection(
+    rendered: dict[str, list[Manifest]], tmp_path: Path
+) -> None:
+    dev = rendered["dev"]
+    name, key = callers_file(named(dev, "Deployment", "xerolink-poster"))
+    text = named(dev, "ConfigMap", name)["data"][key]
+    for entry in json.loads(text)["callers"]:
+        assert set(entry) <= {"name", "token_sha256", "mtls_subject", "connections"}, "hashes only, no token"
+    (tmp_path / key).write_text(text)
+    registry = CallerRegistry.from_file(tmp_path / key)
+    operator = registry.authenticate([("authorization", "Bearer dev-only-operator-token")], {})
+    assert operator is not None and operator.name == "operator" and operator.may_use("any-firm")
+    assert registry.authenticate([("authorization", "Bearer dev-only-poster-caller-token")], {}) is None
 
 
 def test_dev_secrets_are_generated_and_visibly_fake(rendered: dict[str, list[Manifest]]) -> None:
