@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import delete, insert, update
+from sqlalchemy import delete, update
 from sqlmodel import col, select
 from xerolink.actionstep.v1 import transaction_pb2
 from xerolink.xero.v1 import objects_pb2 as xero_pb2
@@ -31,17 +31,25 @@ class IndexedPosting:
     link: LinkRow
     transaction: transaction_pb2.Transaction
     operations: Sequence[xero_pb2.Operation]
+    # The link was inserted in this transaction: it has nothing indexed to replace.
+    fresh: bool = False
+
+
+_SUBJECTS = LinkSubjectRow.__table__  # type: ignore[attr-defined]
+_DEPENDENCIES = LinkDependencyRow.__table__  # type: ignore[attr-defined]
 
 
 def index_postings(registry: Registry, postings: Sequence[IndexedPosting]) -> None:
     """Replaces the subject and dependencies of each link by those of its new posting: two
-    deletes and two multi-row inserts for the whole batch."""
+    deletes (for links posted before) and two multi-row inserts for the whole batch, as Core
+    statements (the ORM's bulk paths cost more than the SQL on the Post path)."""
     if not postings:
         return
-    ids = [p.link.id for p in postings if p.link.id is not None]
+    ids = [p.link.id for p in postings if p.link.id is not None and not p.fresh]
     session = registry.session
-    session.execute(delete(LinkSubjectRow).where(col(LinkSubjectRow.link_id).in_(ids)))
-    session.execute(delete(LinkDependencyRow).where(col(LinkDependencyRow.link_id).in_(ids)))
+    if ids:
+        session.execute(_SUBJECTS.delete().where(_SUBJECTS.c.link_id.in_(ids)))
+        session.execute(_DEPENDENCIES.delete().where(_DEPENDENCIES.c.link_id.in_(ids)))
     subjects = [
         {
             "link_id": p.link.id,
@@ -51,14 +59,14 @@ def index_postings(registry: Registry, postings: Sequence[IndexedPosting]) -> No
         }
         for p in postings
     ]
-    session.execute(insert(LinkSubjectRow), subjects)
+    session.execute(_SUBJECTS.insert(), subjects)
     dependencies = [
         {"link_id": p.link.id, "connection_id": p.link.connection_id, "kind": d.kind, "record_id": d.id}
         for p in postings
         for d in record_dependencies(p.operations)
     ]
     if dependencies:
-        session.execute(insert(LinkDependencyRow), dependencies)
+        session.execute(_DEPENDENCIES.insert(), dependencies)
 
 
 def links_of(

@@ -559,7 +559,10 @@ def _write_accepted(
                 setattr(accept.link, name, value)
     index_postings(
         registry,
-        [IndexedPosting(_link(a), a.item.transaction, a.item.response.operations) for a in accepted],
+        [
+            IndexedPosting(_link(a), a.item.transaction, a.item.response.operations, is_new)
+            for a, is_new in zip(accepted, fresh, strict=True)
+        ],
     )
     postings: list[dict[str, Any]] = [
         {
