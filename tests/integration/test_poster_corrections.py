@@ -538,3 +538,39 @@ def test_a_rate_limited_void_waits_and_is_sent_again_within_the_same_apply(firm:
     assert done.steps[0].attempts == 1 and done.steps[0].state == DONE
     assert writes.hits == 2  # refused with 429, then sent again after Retry-After
     assert firm.xero("Invoices", invoice_id)["Status"] == "VOIDED"
+
+
+def test_a_payment_posted_while_its_invoice_is_being_corrected_waits_instead_of_stopping_the_void(
+    firm: Firm,
+) -> None:
+    """The saga deletes the bill's payment, then Xero fails on the void. A second payment of the
+    bill posted now must not reach Xero (the invoice would then have a payment again and every
+    re-run of the void would be refused): it waits, the saga finishes, and the payment still
+    waits for the bill to be linked again."""
+    firm.post("client_bill", "client_bill_payment")
+    invoice_id = firm.xero_id(BILL, firm.bill, xero_pb2.OBJECT_TYPE_INVOICE)
+    firm.emulator.faults.add(
+        FaultRule("error", status=500, count=1, methods=("POST",), path_contains=f"Invoices/{invoice_id}")
+    )
+    assert firm.apply(BILL, firm.bill, DELETE).state == correction_pb2.CORRECTION_STATE_FAILED
+
+    second = transaction_pb2.Transaction(
+        header=samples.header(firm.payment + 50),
+        client_bill_payment=firm.sample["client_bill_payment"].client_bill_payment,
+    )
+    posting = firm.stub.PostTransaction(
+        poster_pb2.PostTransactionRequest(connection_id="firm-1", transaction=second)
+    ).posting
+    wait_for(lambda: firm.link(PAYMENT, second.header.id).state == poster_pb2.LINK_STATE_WAITING)
+    assert [(w.kind, w.id) for w in firm.link(PAYMENT, second.header.id).waiting_on] == [(BILL, firm.bill)]
+    live = [p for p in xero_objects(firm.emulator, firm.org["tenant_id"], "Payments") if p["Status"] != "DELETED"]
+    assert live == []
+
+    finished = firm.apply(BILL, firm.bill, DELETE)
+
+    assert finished.state == correction_pb2.CORRECTION_STATE_COMPLETED
+    assert firm.xero("Invoices", invoice_id)["Status"] == "VOIDED"
+    assert firm.link(BILL, firm.bill).state == poster_pb2.LINK_STATE_UNLINKED
+    assert firm.stub.GetPosting(poster_pb2.GetPostingRequest(name=posting.name)).posting.state == (
+        poster_pb2.LINK_STATE_WAITING
+    )

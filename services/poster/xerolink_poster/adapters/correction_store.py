@@ -16,7 +16,7 @@ from xerolink_poster.adapters.correction_tables import CorrectionRow, Correction
 from xerolink_poster.adapters.registry import Registry
 from xerolink_poster.adapters.tables import LinkRow, OutboxRow
 from xerolink_poster.domain import dependencies as deps
-from xerolink_poster.domain.corrections import Action, Actor, LinkFacts, Step, StepState
+from xerolink_poster.domain.corrections import Action, Actor, LinkFacts, SagaState, Step, StepState
 from xerolink_poster.domain.records import GROUP_CREDIT_NOTES, GROUP_PAYMENTS, RecordRef
 from xerolink_poster.domain.states import LinkState
 
@@ -125,6 +125,19 @@ def find_saga(session: Session, connection_id: str, record: RecordRef, generatio
     if row is None:
         return None
     return Saga(row, load_steps(session, row.correction_id))
+
+
+def under_correction(session: Session, connection_id: str, record: RecordRef, generation: int) -> bool:
+    """Whether a correction of this generation of the record's link has started and not
+    completed (running, or failed and waiting to be applied again)."""
+    query = select(CorrectionRow.correction_id).where(
+        CorrectionRow.connection_id == connection_id,
+        CorrectionRow.kind == record.kind,
+        CorrectionRow.record_id == record.id,
+        CorrectionRow.generation == generation,
+        col(CorrectionRow.state).in_([SagaState.RUNNING.value, SagaState.FAILED.value]),
+    )
+    return session.exec(query).first() is not None
 
 
 def load_steps(session: Session, correction_id: str) -> tuple[Step, ...]:

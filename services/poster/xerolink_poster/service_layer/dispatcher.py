@@ -24,6 +24,7 @@ from typing import Any
 from xerolink.mapper.v1 import mapper_service_pb2 as mapper_pb2
 from xerolink.xero.v1 import objects_pb2 as xero_pb2
 
+from xerolink_poster.adapters import correction_store
 from xerolink_poster.adapters import xero_payloads as payloads
 from xerolink_poster.adapters.database import Database, now_us
 from xerolink_poster.adapters.registry import OUTBOX_READY
@@ -513,6 +514,10 @@ class TenantWorker(threading.Thread):
                 ) -> list[XeroObjectRef] | None:
                     dep = registry.get_link(cid, record)
                     if dep is None or dep.state != LinkState.LINKED:
+                        return None
+                    # A document being corrected is about to be voided and unlinked: a payment
+                    # made on it now would stop the void. It waits for the document to link again.
+                    if correction_store.under_correction(registry.session, cid, record, dep.generation):
                         return None
                     return registry.xero_objects(dep)
 
