@@ -342,22 +342,26 @@ def test_the_mapper_authenticates_its_callers_from_a_mounted_callers_file_and_se
     assert env["XEROLINK_CALLER_TOKEN"]["valueFrom"]["secretKeyRef"]["name"].startswith("xerolink-poster-caller")
 
 
+def dev_callers(dev: list[Manifest], service: str, workdir: Path) -> CallerRegistry:
+    """The service's rendered callers file, read as the service reads its mounted file, after
+    checking that it holds hashes only."""
+    name, key = callers_file(named(dev, "Deployment", service))
+    text = named(dev, "ConfigMap", name)["data"][key]
+    for entry in json.loads(text)["callers"]:
+        assert set(entry) <= {"name", "token_sha256", "mtls_subject", "connections"}, "hashes only, no token"
+    (workdir / key).write_text(text)
+    return CallerRegistry.from_file(workdir / key)
+
+
 def test_dev_lets_exactly_the_poster_s_token_through_the_mapper(
     rendered: dict[str, list[Manifest]], tmp_path: Path
 ) -> None:
     dev = rendered["dev"]
-    name, key = callers_file(named(dev, "Deployment", "xerolink-mapper"))
-    text = named(dev, "ConfigMap", name)["data"][key]
-    callers = json.loads(text)
-    for entry in callers["callers"]:
-        assert set(entry) <= {"name", "token_sha256", "mtls_subject", "connections"}, "hashes only, no token"
+    registry = dev_callers(dev, "xerolink-mapper", tmp_path)
     poster = named(dev, "Deployment", "xerolink-poster")
     env = {e["name"]: e for e in poster["spec"]["template"]["spec"]["containers"][0]["env"]}
     ref = env["XEROLINK_CALLER_TOKEN"]["valueFrom"]["secretKeyRef"]
     token = base64.b64decode(named(dev, "Secret", ref["name"])["data"][ref["key"]]).decode()
-    # Read as the mapper reads its mounted file.
-    (tmp_path / key).write_text(text)
-    registry = CallerRegistry.from_file(tmp_path / key)
     caller = registry.authenticate([("authorization", f"Bearer {token}")], {})
     assert caller is not None and caller.name == "poster"
     assert registry.authenticate([("authorization", "Bearer dev-only-someone-else")], {}) is None
@@ -375,13 +379,7 @@ def test_prod_expects_the_operator_s_callers_files(rendered: dict[str, list[Mani
 def test_the_poster_authenticates_its_callers_and_dev_lets_the_operator_s_token_reach_every_connection(
     rendered: dict[str, list[Manifest]], tmp_path: Path
 ) -> None:
-    dev = rendered["dev"]
-    name, key = callers_file(named(dev, "Deployment", "xerolink-poster"))
-    text = named(dev, "ConfigMap", name)["data"][key]
-    for entry in json.loads(text)["callers"]:
-        assert set(entry) <= {"name", "token_sha256", "mtls_subject", "connections"}, "hashes only, no token"
-    (tmp_path / key).write_text(text)
-    registry = CallerRegistry.from_file(tmp_path / key)
+    registry = dev_callers(rendered["dev"], "xerolink-poster", tmp_path)
     operator = registry.authenticate([("authorization", "Bearer dev-only-operator-token")], {})
     assert operator is not None and operator.name == "operator" and operator.may_use("any-firm")
     assert registry.authenticate([("authorization", "Bearer dev-only-poster-caller-token")], {}) is None

@@ -59,6 +59,15 @@ def bill_file(tmp_path: Path, record_id: int) -> Path:
     return path
 
 
+def post_bill(workdir: Path, target: str, record_id: int, **settings: str) -> tuple[int, str]:
+    """`xerolink post --wait` of one client bill, with these client settings: (exit code, output)."""
+    result = run_cli(
+        "--poster", target, "post", str(bill_file(workdir, record_id)), "--connection", "firm-1", "--wait", **settings
+    )
+    assert "Traceback" not in result.stderr, result.stderr
+    return result.returncode, result.stdout
+
+
 def has_link(stub: poster_grpc.PosterServiceStub, record_id: int) -> bool:
     record = common_pb2.RecordKey(kind=common_pb2.TRANSACTION_KIND_CLIENT_BILL, id=record_id)
     try:
@@ -87,18 +96,7 @@ def test_the_cli_posts_to_a_tls_poster_with_its_token_and_is_refused_without_it(
         ca = str(authority.pem.cert)
 
         def post(record_id: int, **settings: str) -> tuple[int, str]:
-            result = run_cli(
-                "--poster",
-                target,
-                "post",
-                str(bill_file(tmp_path, record_id)),
-                "--connection",
-                "firm-1",
-                "--wait",
-                **settings,
-            )
-            assert "Traceback" not in result.stderr, result.stderr
-            return result.returncode, result.stdout
+            return post_bill(tmp_path, target, record_id, **settings)
 
         code, out = post(5001, XEROLINK_TLS_CA=ca, XEROLINK_CALLER_TOKEN=OPERATOR_TOKEN)
         assert code == EXIT_OK, out
@@ -181,19 +179,7 @@ def test_the_cli_reaches_a_mutual_tls_poster_with_its_client_certificate(
         ca = str(authority.pem.cert)
 
         def post(record_id: int, **settings: str) -> tuple[int, str]:
-            result = run_cli(
-                "--poster",
-                target,
-                "post",
-                str(bill_file(tmp_path, record_id)),
-                "--connection",
-                "firm-1",
-                "--wait",
-                XEROLINK_TLS_CA=ca,
-                **settings,
-            )
-            assert "Traceback" not in result.stderr, result.stderr
-            return result.returncode, result.stdout
+            return post_bill(tmp_path, target, record_id, XEROLINK_TLS_CA=ca, **settings)
 
         code, out = post(6001, XEROLINK_TLS_CLIENT_CERT=str(operator.cert), XEROLINK_TLS_CLIENT_KEY=str(operator.key))
         assert code == EXIT_OK, out
