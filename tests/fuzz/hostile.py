@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import grpc
+from google.protobuf.descriptor import MethodDescriptor
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 from xerolink.actionstep.v1 import common_pb2, transaction_pb2
@@ -186,3 +187,14 @@ def record(kind: int, record_id: int) -> common_pb2.RecordKey:
 
 def money(units: int) -> money_pb2.Money:
     return money_pb2.Money(currency_code="AUD", units=units)
+
+
+def call_raw(channel: grpc.Channel, method: MethodDescriptor, payload: bytes) -> None:
+    """Sends bytes as the method's request (a stream of one for client streams), reading every answer."""
+    path = f"/{method.containing_service.full_name}/{method.name}"
+    if method.client_streaming:
+        list(channel.stream_stream(path)(iter([payload]), timeout=10))
+    elif method.server_streaming:
+        list(channel.unary_stream(path)(payload, timeout=10))
+    else:
+        channel.unary_unary(path)(payload, timeout=10)

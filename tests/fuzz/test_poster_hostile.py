@@ -1,27 +1,32 @@
 """Every RPC of the poster under malformed and hostile requests: each gets a clear gRPC error
 (INVALID_ARGUMENT with field violations, FAILED_PRECONDITION or NOT_FOUND, always with a reason),
-never INTERNAL or UNKNOWN, and nothing changes — the registry's rows (links, postings, outbox,
-audit, connections, contacts) and the emulated organisation's objects are as they were."""
+never INTERNAL or UNKNOWN, and nothing changes — every row of the registry (but the dispatcher's
+heartbeat), every object of the emulated organisations, their apps' connections, and what reached
+the emulator (requests to its organisations, tokens granted) are as they were."""
 
 from __future__ import annotations
 
-import base64
+import json
 import sqlite3
+import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
-from google.protobuf.descriptor import MethodDescriptor
+from google.protobuf.message import Message
 from hypothesis import HealthCheck, given, settings
 from xero_emulator import EmulatorConfig, EmulatorServer
+from xero_emulator.messages import Request, Response
 from xerolink.actionstep.v1 import common_pb2, transaction_pb2
 from xerolink.mapper.v1 import mapper_service_pb2 as mapper_pb
+from xerolink.poster.v1 import backfill_pb2
 from xerolink.poster.v1 import poster_service_pb2 as pb
 from xerolink.poster.v1 import poster_service_pb2_grpc as poster_grpc
 from xerolink_mapper import samples
+from xerolink_poster.adapters.xero_identity import XeroApps
 from xerolink_poster.entrypoints import bootstrap
 from xerolink_poster.entrypoints.config import PosterConfig
 
@@ -32,18 +37,51 @@ from tests.fuzz.hostile import (
     HUGE,
     INT64_MAX,
     INT64_MIN,
+    call_raw,
     clear_error,
     clear_item_error,
     expect_error,
     hostile_transactions,
+    money,
     record,
 )
+from tests.fuzz.poster_requests import BAD_TOKENS, CASES, NOT_YET_FIXED, Known, open_bill
 from tests.fuzz.strategies import hostile_transaction
 
 CONNECTION = "fuzz-firm"
-SERVICE = "/xerolink.poster.v1.PosterService/"
-# Tables whose rows record what was posted; the tenant lease is the dispatcher's heartbeat.
-STEADY_TABLES = ("connection", "link", "posting", "link_audit", "outbox", "dependency_wait", "contact_link")
+POSTER = pb.DESCRIPTOR.services_by_name["PosterService"]
+# Every registry table is compared but the dispatcher's heartbeat (the tenant lease) and its count
+# of calls to Xero per minute, which the emulator's own count of requests stands in for.
+VOLATILE_TABLES = ("tenant_lease", "app_call_bucket")
+TOKEN_ENDPOINT = "/connect/token"
+
+
+@dataclass
+class XeroTraffic:
+    """What reached the emulator: requests to its organisations and connections, and the tokens
+    its token endpoint granted (a refused code or refresh grants none)."""
+
+    requests: list[str] = field(default_factory=list)
+    grants: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def watch(self, emulator: EmulatorServer) -> None:
+        handle = emulator.gateway.handle
+
+        def counted(request: Request) -> Response:
+            response = handle(request)
+            with self.lock:
+                if request.path != TOKEN_ENDPOINT:
+                    self.requests.append(f"{request.method} {request.path}")
+                elif response.status == 200:
+                    self.grants += 1
+            return response
+
+        emulator.gateway.handle = counted  # type: ignore[method-assign]
+
+    def seen(self) -> tuple[int, int]:
+        with self.lock:
+            return len(self.requests), self.grants
 
 
 @dataclass
@@ -54,23 +92,38 @@ class Stack:
     tenant_id: str
     database: Path
     posting_name: str
+    known: Known
+    traffic: XeroTraffic
 
     def snapshot(self) -> dict[str, Any]:
         with sqlite3.connect(self.database) as db:
-            rows = {table: sorted(map(repr, db.execute(f'SELECT * FROM "{table}"'))) for table in STEADY_TABLES}
+            tables = [
+                name
+                for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+                if name not in VOLATILE_TABLES
+            ]
+            rows = {table: sorted(map(repr, db.execute(f'SELECT * FROM "{table}"'))) for table in tables}
         objects = {}
         for org in self.emulator.state.organisations.values():
             with org.lock:
                 objects[org.tenant_id] = {
                     name: sorted(map(repr, items.values())) for name, items in org.objects.items()
                 }
-        return {"registry": rows, "xero": objects}
+        apps = {a.client_id: sorted(a.connections) for a in self.emulator.state.identity.apps.values()}
+        return {"registry": rows, "xero": objects, "xero apps": apps, "xero traffic": self.traffic.seen()}
+
+
+def _write_apps(path: Path, org: dict[str, Any], emulator: EmulatorServer) -> None:
+    """The poster's Xero app is the emulator's app of the fuzz organisation (read when used)."""
+    app = {"client_id": org["client_id"], "client_secret": org["client_secret"], "identity_url": emulator.base_url}
+    path.write_text(json.dumps({"apps": {"default": app}}))
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory, mapper_target: str) -> Iterator[Stack]:
     emulator = EmulatorServer(EmulatorConfig(access_token_minutes=100_000.0)).start()
-    database = tmp_path_factory.mktemp("fuzz") / "registry.db"
+    folder = tmp_path_factory.mktemp("fuzz")
+    database, apps_file = folder / "registry.db", folder / "xero-apps.json"
     app = bootstrap.start(
         PosterConfig(
             address="127.0.0.1:0",
@@ -80,20 +133,33 @@ def stack(tmp_path_factory: pytest.TempPathFactory, mapper_target: str) -> Itera
             instance_id="fuzz",
             workers=8,
             run_dispatcher=True,
+            xero_apps=XeroApps(str(apps_file)),
         )
     )
     channel = grpc.insecure_channel(f"127.0.0.1:{app.port}")
     stub = poster_grpc.PosterServiceStub(channel)
     _, org = fixtures.connect(stub, emulator, CONNECTION)
+    _write_apps(apps_file, org, emulator)
     # Something to protect: a linked bill, its payment and a trust receipt.
     sample = samples.sample_transactions()
-    names = []
+    postings = []
     for name in ("client_bill", "client_bill_payment", "trust_receipt"):
         posting = stub.PostTransaction(pb.PostTransactionRequest(connection_id=CONNECTION, transaction=sample[name]))
-        names.append(posting.posting.name)
-    for name in names:
-        assert fixtures.wait_settled(stub, name).state == pb.LINK_STATE_LINKED
-    yield Stack(stub, channel, emulator, org["tenant_id"], database, names[0])
+        postings.append(posting.posting)
+    for posting in postings:
+        assert fixtures.wait_settled(stub, posting.name).state == pb.LINK_STATE_LINKED
+    identity = emulator.state.identity
+    known = Known(
+        connection_id=CONNECTION,
+        bill=postings[0].record,
+        payment=postings[1].record,
+        receipt=postings[2].record,
+        xero_base_url=emulator.base_url,
+        fresh_code=lambda: identity.issue_code(identity.apps[org["client_id"]]),
+    )
+    traffic = XeroTraffic()
+    traffic.watch(emulator)
+    yield Stack(stub, channel, emulator, org["tenant_id"], database, postings[0].name, known, traffic)
     channel.close()
     app.stop(0)
     emulator.stop()
@@ -205,27 +271,6 @@ def test_a_malformed_or_unknown_posting_name_is_refused(stack: Stack, baseline: 
     expect_error(lambda: stack.stub.GetPosting(pb.GetPostingRequest(name=name)))
     expect_error(lambda: list(stack.stub.WatchPosting(pb.WatchPostingRequest(name=name), timeout=10)))
     _unchanged(stack, baseline)
-
-
-def _token(text: str) -> str:
-    return base64.urlsafe_b64encode(text.encode()).decode()
-
-
-BAD_TOKENS = [
-    "!!!not base64!!!",
-    "%%%",
-    "\x00",
-    HUGE[:100_000],
-    _token("not a number"),
-    _token("-1"),
-    _token("123:"),
-    # Digits that are not ASCII, and positions beyond 64 bits, for either listing.
-    _token("²"),
-    _token("9" * 5000),
-    _token(str(2**63)),
-    _token("²:abc"),
-    _token(f"{2**63}:abc"),
-]
 
 
 @pytest.mark.parametrize("token", BAD_TOKENS, ids=range(len(BAD_TOKENS)))
@@ -342,6 +387,95 @@ def test_a_malformed_connection_is_not_created(stack: Stack, baseline: dict[str,
     _unchanged(stack, baseline)
 
 
+# -- named hostile requests to the rest of the RPCs (tests/fuzz/poster_requests.py) -----------
+
+
+def _call(stack: Stack, rpc: str, request: Message) -> object:
+    method = getattr(stack.stub, rpc)
+    if POSTER.methods_by_name[rpc].server_streaming:
+        return list(method(request, timeout=30))
+    return method(request, timeout=30)
+
+
+def _names(err_fields: tuple[str, ...], wanted: str) -> bool:
+    """The violations name the field itself, an element of it or a member of it."""
+    return any(f == wanted or f.startswith((f"{wanted}[", f"{wanted}.")) for f in err_fields)
+
+
+@pytest.mark.parametrize("case", sorted(set(CASES) - NOT_YET_FIXED))
+def test_a_named_hostile_request_is_refused_clearly_and_changes_nothing(
+    stack: Stack, baseline: dict[str, Any], case: str
+) -> None:
+    hostile = CASES[case]
+    request = hostile.build(stack.known)
+    err = expect_error(lambda: _call(stack, hostile.rpc, request), set(hostile.allowed))
+    if hostile.code is not None:
+        assert err.code == hostile.code, f"{err.code} {err.reason}, not {hostile.code}"
+    if hostile.field:
+        assert _names(err.fields, hostile.field), f"{err.reason}: {err.fields} do not name {hostile.field}"
+    _unchanged(stack, baseline)
+
+
+def _hostile_bill(change: Callable[[backfill_pb2.BackfillBill], None]) -> backfill_pb2.BackfillBill:
+    bill = open_bill(7100)
+    change(bill)
+    return bill
+
+
+def _set_payment_units(units: int) -> Callable[[backfill_pb2.BackfillBill], None]:
+    return lambda b: setattr(b.payments[0].client_bill_payment.amount, "units", units)
+
+
+def _hostile_document(name: str) -> Callable[[], backfill_pb2.BackfillBill]:
+    return lambda: backfill_pb2.BackfillBill(
+        bill=hostile_transactions()[name], status=backfill_pb2.BILL_STATUS_OPEN, total_due=money(100)
+    )
+
+
+# Bills a backfill refuses item by item (docs/backfill.md): the mapper's judgement of the
+# transactions, and the facts the backfill checks against Actionstep's.
+ITEM_REFUSALS: dict[str, Callable[[], backfill_pb2.BackfillBill]] = {
+    **{
+        f"hostile bill: {name}": _hostile_document(name)
+        for name in ("30 February", "lines overflow int64", "huge account", "currency not ISO", "no lines")
+    },
+    "no bill status": lambda: _hostile_bill(lambda b: setattr(b, "status", 0)),
+    "no total due": lambda: _hostile_bill(lambda b: b.ClearField("total_due")),
+    "a negative payment": lambda: _hostile_bill(_set_payment_units(-10_000)),
+    "an int64 max payment": lambda: _hostile_bill(_set_payment_units(INT64_MAX)),
+    "an int64 min payment": lambda: _hostile_bill(_set_payment_units(INT64_MIN)),
+    "a payment of another bill": lambda: _hostile_bill(
+        lambda b: setattr(b.payments[0].client_bill_payment, "bill_id", 1)
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(c for c in ITEM_REFUSALS if f"backfill: {c}" not in NOT_YET_FIXED))
+def test_a_backfill_of_a_hostile_bill_refuses_every_item_clearly_and_posts_nothing(
+    stack: Stack, baseline: dict[str, Any], case: str
+) -> None:
+    bill = ITEM_REFUSALS[case]()
+    try:
+        answer = stack.stub.StartBackfill(
+            backfill_pb2.StartBackfillRequest(connection_id=CONNECTION, bills=[bill]), timeout=30
+        )
+    except grpc.RpcError as err:
+        clear_error(err)  # refusing the whole request is as good
+        _unchanged(stack, baseline)
+        return
+    backfill = answer.backfill
+    assert backfill.total == backfill.refused == 1 + len(bill.payments), backfill
+    for item in backfill.items:
+        assert item.outcome == backfill_pb2.BACKFILL_ITEM_OUTCOME_REFUSED and not item.posting
+        clear_item_error(item.error)
+    # Only the record of the refusal is new: nothing was posted, queued or sent.
+    after = stack.snapshot()
+    for table in ("backfill", "backfill_item"):
+        del after["registry"][table]
+        del baseline["registry"][table]
+    assert after == baseline, "a refused backfill changed the registry or the Xero organisation"
+
+
 # -- bytes that are messages of the wrong shape ------------------------------------------------
 
 # Field 1 and 2 of every request, sent with wire types their declarations do not have.
@@ -354,23 +488,51 @@ WRONG_WIRE_TYPES = [
 ]
 
 
-@pytest.mark.parametrize("method", sorted(pb.DESCRIPTOR.services_by_name["PosterService"].methods_by_name))
+@pytest.mark.parametrize("method", sorted(POSTER.methods_by_name))
 def test_fields_of_the_wrong_wire_type_never_make_an_internal_error(
     stack: Stack, baseline: dict[str, Any], method: str
 ) -> None:
-    descriptor = pb.DESCRIPTOR.services_by_name["PosterService"].methods_by_name[method]
-    path = SERVICE + method
+    descriptor = POSTER.methods_by_name[method]
     for payload in WRONG_WIRE_TYPES:
         try:
-            if descriptor.client_streaming:
-                list(stack.channel.stream_stream(path)(iter([payload]), timeout=10))
-            elif descriptor.server_streaming:
-                list(stack.channel.unary_stream(path)(payload, timeout=10))
-            else:
-                stack.channel.unary_unary(path)(payload, timeout=10)
+            call_raw(stack.channel, descriptor, payload)
         except grpc.RpcError as err:
             clear_error(err)
     _unchanged(stack, baseline)
+
+
+# Which tests send each poster RPC named hostile field values, beyond the CASES table. The
+# undecodable and wrong-wire-type tests cover every RPC from the descriptor, so they do not count.
+DEDICATED: dict[str, tuple[Callable[..., None], ...]] = {
+    "PostTransaction": (
+        test_a_hostile_transaction_is_refused_clearly_by_every_posting_rpc,
+        test_posting_to_an_unknown_or_malformed_connection_is_refused,
+    ),
+    "BatchPostTransactions": (
+        test_every_item_of_a_batch_of_hostile_transactions_gets_its_own_clear_error,
+        test_a_batch_beyond_the_limit_is_refused_whole,
+    ),
+    "StreamPostTransactions": (test_a_hostile_transaction_is_refused_clearly_by_every_posting_rpc,),
+    "GetPosting": (test_a_malformed_or_unknown_posting_name_is_refused,),
+    "WatchPosting": (test_a_malformed_or_unknown_posting_name_is_refused,),
+    "ListPostings": (test_a_malformed_page_token_is_refused, test_a_negative_page_size_is_refused),
+    "ListLinks": (
+        test_a_malformed_page_token_is_refused,
+        test_an_unknown_filter_value_is_refused_not_read_as_no_filter,
+    ),
+    "GetLink": (test_a_malformed_or_unknown_record_key_is_refused,),
+    "CreateConnection": (test_a_malformed_connection_is_not_created,),
+    "GetConnection": (test_reading_an_unknown_connection_is_refused,),
+    "StartBackfill": (test_a_backfill_of_a_hostile_bill_refuses_every_item_clearly_and_posts_nothing,),
+}
+
+
+def test_every_poster_rpc_gets_named_hostile_requests() -> None:
+    """A new RPC in the contract fails here until hostile cases for it are written."""
+    rpcs = set(POSTER.methods_by_name)
+    in_table = {case.rpc for case in CASES.values()}
+    assert in_table | set(DEDICATED) == rpcs, f"no named hostile case: {sorted(rpcs - in_table - set(DEDICATED))}"
+    assert not (in_table | set(DEDICATED)) - rpcs, "a case names an RPC the service does not have"
 
 
 # -- generated hostile transactions --------------------------------------------------------------
@@ -393,16 +555,6 @@ def test_generated_hostile_transactions_are_refused_and_change_nothing(
 UNDECODABLE = [b"\xff\xff\xff", b"\x08\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80\x01", b"\x0a\x05ab"]
 
 
-def _call_raw(channel: grpc.Channel, method: MethodDescriptor, payload: bytes) -> None:
-    path = f"/{method.containing_service.full_name}/{method.name}"
-    if method.client_streaming:
-        list(channel.stream_stream(path)(iter([payload]), timeout=10))
-    elif method.server_streaming:
-        list(channel.unary_stream(path)(payload, timeout=10))
-    else:
-        channel.unary_unary(path)(payload, timeout=10)
-
-
 @pytest.mark.parametrize("service", ["mapper", "poster"])
 def test_bytes_that_are_not_protobuf_are_invalid_arguments(stack: Stack, mapper_target: str, service: str) -> None:
     descriptor = (
@@ -415,6 +567,6 @@ def test_bytes_that_are_not_protobuf_are_invalid_arguments(stack: Stack, mapper_
     for method in descriptor.methods_by_name.values():
         for payload in UNDECODABLE:
             with pytest.raises(grpc.RpcError) as raised:
-                _call_raw(channel, method, payload)
+                call_raw(channel, method, payload)
             assert clear_error(raised.value).code == grpc.StatusCode.INVALID_ARGUMENT, method.name
     assert stack.snapshot() == before
