@@ -44,6 +44,7 @@ from tests.fuzz.hostile import (
     hostile_transactions,
     money,
     record,
+    wrong_wire_type_payloads,
 )
 from tests.fuzz.poster_requests import BAD_TOKENS, CASES, NOT_YET_FIXED, Known, open_bill
 from tests.fuzz.strategies import hostile_transaction
@@ -478,26 +479,17 @@ def test_a_backfill_of_a_hostile_bill_refuses_every_item_clearly_and_posts_nothi
 
 # -- bytes that are messages of the wrong shape ------------------------------------------------
 
-# Field 1 and 2 of every request, sent with wire types their declarations do not have.
-WRONG_WIRE_TYPES = [
-    b"\x08\x96\x01",
-    b"\x0d\x01\x02\x03\x04",
-    b"\x11" + b"\x00" * 8,
-    b"\x10\x01",
-    b"\x15\x00\x00\x00\x00",
-]
-
 
 @pytest.mark.parametrize("method", sorted(POSTER.methods_by_name))
-def test_fields_of_the_wrong_wire_type_never_make_an_internal_error(
+def test_fields_of_the_wrong_wire_type_are_invalid_arguments(
     stack: Stack, baseline: dict[str, Any], method: str
 ) -> None:
     descriptor = POSTER.methods_by_name[method]
-    for payload in WRONG_WIRE_TYPES:
-        try:
-            call_raw(stack.channel, descriptor, payload)
-        except grpc.RpcError as err:
-            clear_error(err)
+    for payload in wrong_wire_type_payloads(descriptor.input_type):
+        err = expect_error(lambda p=payload: call_raw(stack.channel, descriptor, p))  # type: ignore[misc]
+        assert (err.code, err.reason) == (grpc.StatusCode.INVALID_ARGUMENT, "UNDECODABLE_REQUEST"), payload
+        number = payload[0] >> 3
+        assert err.fields == (descriptor.input_type.fields_by_number[number].name,), payload
     _unchanged(stack, baseline)
 
 
