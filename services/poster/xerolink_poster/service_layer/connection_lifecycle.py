@@ -47,7 +47,13 @@ from xerolink_poster.adapters.xero_identity import (
     XeroRefused,
 )
 from xerolink_poster.domain import allocation
-from xerolink_poster.service_layer.connections import CONNECTION_ID, MAX_URL, context_violations, url_ok
+from xerolink_poster.service_layer.connections import (
+    CONNECTION_ID,
+    MAX_URL,
+    context_violations,
+    require_connection_id,
+    url_ok,
+)
 from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transaction
 
 log = logging.getLogger(__name__)
@@ -107,6 +113,7 @@ class ConnectionKeeper:
 
     # -- reading ---------------------------------------------------------------------------------
     def get(self, connection_id: str) -> ConnectionRow:
+        require_connection_id(connection_id)
         with UnitOfWork(self.db, write=False) as uow:
             row = uow.registry.get_connection(connection_id)
         if row is None:

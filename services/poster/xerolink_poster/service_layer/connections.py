@@ -23,6 +23,16 @@ _PROFILES = frozenset(mapper_pb2.PolicyProfile.values())
 _METHODS = frozenset(mapper_pb2.AccountingMethod.values())
 
 
+def require_connection_id(connection_id: str) -> None:
+    """A request without a connection id is the caller's mistake, not a connection that is missing."""
+    if not connection_id:
+        raise invalid_argument(
+            "CONNECTION_REQUIRED",
+            "connection_id is required: the connection the request is about",
+            [FieldViolation("connection_id", "required: the id the connection was created or connected with")],
+        )
+
+
 def url_ok(url: str) -> bool:
     parsed = urlparse(url)
     return len(url) <= MAX_URL and parsed.scheme in ("http", "https") and bool(parsed.netloc)
@@ -113,6 +123,7 @@ def create_connection(
 
 
 def get_connection(db: Database, connection_id: str) -> ConnectionRow:
+    require_connection_id(connection_id)
     with UnitOfWork(db, write=False) as uow:
         row = uow.registry.get_connection(connection_id)
     if row is None:
