@@ -62,10 +62,6 @@ class Hostile:
 # (docs/evidence.md, "Found by these suites").
 NOT_YET_FIXED: frozenset[str] = frozenset(
     {
-        "ApplyCorrection: record of an unknown kind",
-        "GetCorrection: record of an unknown kind",
-        "ListOrphans: record of an unknown kind",
-        "PlanCorrection: record of an unknown kind",
         "RemapAccounts: 100,000 functions",
         "RemapAccounts: 100,000 functions, validate only",
         "RemapAccounts: unknown function",
@@ -82,7 +78,6 @@ NOT_YET_FIXED: frozenset[str] = frozenset(
         "StartBackfill: total due not an ISO currency",
         "StartBackfill: total due of a megabyte currency",
         "StartBackfill: unknown bill status",
-        "UnlinkLinks: unknown kind",
         "backfill: a payment of another bill",
     }
 )
