@@ -66,14 +66,6 @@ NOT_YET_FIXED: frozenset[str] = frozenset(
         "RemapAccounts: 100,000 functions, validate only",
         "RemapAccounts: unknown function",
         "RemapAccounts: unknown function, validate only",
-        "StartBackfill: int64 max total due",
-        "StartBackfill: int64 min total due",
-        "StartBackfill: negative bill status",
-        "StartBackfill: negative total due",
-        "StartBackfill: request id of a megabyte",
-        "StartBackfill: total due not an ISO currency",
-        "StartBackfill: total due of a megabyte currency",
-        "StartBackfill: unknown bill status",
         "backfill: a payment of another bill",
     }
 )

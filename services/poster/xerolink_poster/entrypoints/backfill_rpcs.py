@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 
 import grpc
 from xerolink.mapper.v1 import mapper_service_pb2 as mapper_pb2
 from xerolink.poster.v1 import backfill_pb2
 from xerolink.type.v1 import errors_pb2
-from xerolink_common.errors import not_found
+from xerolink_common.errors import FieldViolation, invalid_argument, not_found
 from xerolink_common.grpc_errors import translate_errors, translate_stream_errors
 from xerolink_common.security import current_caller, require_connection
 
@@ -51,6 +52,41 @@ _ITEM_STATE = {
     LinkState.FAILED: backfill_pb2.BACKFILL_ITEM_STATE_FAILED,
     LinkState.UNLINKED: backfill_pb2.BACKFILL_ITEM_STATE_UNLINKED,
 }
+
+
+_CURRENCY = re.compile(r"^[A-Z]{3}$")
+MAX_REQUEST_ID = 128
+
+
+def _check_shape(request: backfill_pb2.StartBackfillRequest) -> None:
+    """Values no Actionstep bill has, refused with the whole request (nothing recorded), unlike
+    the facts about a bill that refuse it item by item (docs/backfill.md)."""
+    violations: list[FieldViolation] = []
+    if len(request.request_id) > MAX_REQUEST_ID:
+        violations.append(FieldViolation("request_id", f"at most {MAX_REQUEST_ID} characters, e.g. a UUID"))
+    for i, bill in enumerate(request.bills[: backfill.MAX_BILLS]):
+        if bill.status != backfill_pb2.BILL_STATUS_UNSPECIFIED and bill.status not in _BILL_STATUS:
+            violations.append(
+                FieldViolation(f"bills[{i}].status", "a BillStatus value: OPEN, CLOSED, DRAFT or DELETED")
+            )
+        if not bill.HasField("total_due"):
+            continue
+        due, total = bill.total_due.units, bill.bill.client_bill.totals.inclusive.units
+        if due < 0 or (bill.bill.HasField("client_bill") and due > total):
+            violations.append(
+                FieldViolation(
+                    f"bills[{i}].total_due.units",
+                    "Actionstep's totalDue in cents: from 0 to the bill's inclusive total",
+                )
+            )
+        if bill.total_due.currency_code and not _CURRENCY.match(bill.total_due.currency_code):
+            violations.append(
+                FieldViolation(f"bills[{i}].total_due.currency_code", "an ISO-4217 code such as AUD, or empty")
+            )
+    if violations:
+        raise invalid_argument(
+            "INVALID_BACKFILL_REQUEST", "the backfill request is not valid; fix the fields listed", violations
+        )
 
 
 def _bill_input(bill: backfill_pb2.BackfillBill) -> backfill.BillInput:
@@ -152,6 +188,7 @@ class BackfillRpcs:
         self, request: backfill_pb2.StartBackfillRequest, context: grpc.ServicerContext
     ) -> backfill_pb2.StartBackfillResponse:
         require_connection(request.connection_id)
+        _check_shape(request)
         backfill_id = backfill.start_backfill(
             self.poster,
             request.connection_id,
