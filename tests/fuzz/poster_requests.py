@@ -66,7 +66,6 @@ NOT_YET_FIXED: frozenset[str] = frozenset(
         "RemapAccounts: 100,000 functions, validate only",
         "RemapAccounts: unknown function",
         "RemapAccounts: unknown function, validate only",
-        "backfill: a payment of another bill",
     }
 )
 

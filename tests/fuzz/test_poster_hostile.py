@@ -46,7 +46,7 @@ from tests.fuzz.hostile import (
     record,
     wrong_wire_type_payloads,
 )
-from tests.fuzz.poster_requests import BAD_TOKENS, CASES, NOT_YET_FIXED, Known, open_bill
+from tests.fuzz.poster_requests import BAD_TOKENS, CASES, NOT_YET_FIXED, PRE_INTEGRATION, Known, open_bill
 from tests.fuzz.strategies import hostile_transaction
 
 CONNECTION = "fuzz-firm"
@@ -428,9 +428,16 @@ def _set_payment_units(units: int) -> Callable[[backfill_pb2.BackfillBill], None
 
 
 def _hostile_document(name: str) -> Callable[[], backfill_pb2.BackfillBill]:
-    return lambda: backfill_pb2.BackfillBill(
-        bill=hostile_transactions()[name], status=backfill_pb2.BILL_STATUS_OPEN, total_due=money(100)
-    )
+    """A hostile bill otherwise fit for the backfill (posted before the connection, nothing paid),
+    so the mapper judges it."""
+
+    def build() -> backfill_pb2.BackfillBill:
+        bill = hostile_transactions()[name]
+        bill.header.posted_at.CopyFrom(samples.timestamp(PRE_INTEGRATION))
+        due = money(bill.client_bill.totals.inclusive.units)
+        return backfill_pb2.BackfillBill(bill=bill, status=backfill_pb2.BILL_STATUS_OPEN, total_due=due)
+
+    return build
 
 
 # Bills a backfill refuses item by item (docs/backfill.md): the mapper's judgement of the
@@ -438,7 +445,15 @@ def _hostile_document(name: str) -> Callable[[], backfill_pb2.BackfillBill]:
 ITEM_REFUSALS: dict[str, Callable[[], backfill_pb2.BackfillBill]] = {
     **{
         f"hostile bill: {name}": _hostile_document(name)
-        for name in ("30 February", "lines overflow int64", "huge account", "currency not ISO", "no lines")
+        for name in (
+            "30 February",
+            "lines overflow int64",
+            "3000 lines, one without account",
+            "huge account",
+            "unknown tax code",
+            "totals off by a cent",
+            "no lines",
+        )
     },
     "no bill status": lambda: _hostile_bill(lambda b: setattr(b, "status", 0)),
     "no total due": lambda: _hostile_bill(lambda b: b.ClearField("total_due")),
