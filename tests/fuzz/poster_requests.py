@@ -60,14 +60,7 @@ class Hostile:
 
 # Cases the poster still answers wrongly, kept out of the parameter lists until their fix lands
 # (docs/evidence.md, "Found by these suites").
-NOT_YET_FIXED: frozenset[str] = frozenset(
-    {
-        "RemapAccounts: 100,000 functions",
-        "RemapAccounts: 100,000 functions, validate only",
-        "RemapAccounts: unknown function",
-        "RemapAccounts: unknown function, validate only",
-    }
-)
+NOT_YET_FIXED: frozenset[str] = frozenset({})
 
 
 CASES: dict[str, Hostile] = {}

@@ -493,6 +493,12 @@ class ConnectionKeeper:
                 "name at least one allocation function and its new account code",
                 [FieldViolation("account_allocation", "required: function -> Xero account code")],
             )
+        if len(changes) > len(allocation.FUNCTIONS):
+            raise invalid_argument(
+                "ALLOCATION_INVALID",
+                f"{len(changes)} functions named; there are {len(allocation.FUNCTIONS)} allocation functions",
+                [FieldViolation("account_allocation", f"at most {len(allocation.FUNCTIONS)} functions, each once")],
+            )
         row = self.get(connection_id)
         context = context_of(row)
         problems = allocation.remap_problems(changes, chart_entries(context))
