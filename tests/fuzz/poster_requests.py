@@ -240,6 +240,20 @@ def _connection_cases() -> None:
 _connection_cases()
 
 
+# -- PostTransaction: the request's own fields (its transactions: test_poster_hostile.py) -------
+
+
+def _post(known: Known, request_id: str) -> Message:
+    # A bill the poster would post: only the request id is wrong.
+    return poster_pb2.PostTransactionRequest(
+        connection_id=known.connection_id, transaction=samples.client_bill(7200), request_id=request_id
+    )
+
+
+_case("PostTransaction", "request id of a megabyte", partial(_post, request_id=HUGE), INVALID, "request_id")
+_case("PostTransaction", "request id with NUL", partial(_post, request_id="request\x00one"), INVALID, "request_id")
+
+
 # -- UnlinkLinks --------------------------------------------------------------------------------
 
 
@@ -275,6 +289,8 @@ _case("UnlinkLinks", "negative kind", lambda k: _unlink(k, k.bill, record(-1, k.
 _case("UnlinkLinks", "never posted", lambda k: _unlink(k, k.bill, record(BILL, INT64_MAX)))
 _case("UnlinkLinks", "not confirmed", lambda k: _unlink(k, k.bill, confirm=False), INVALID, "confirm")
 _case("UnlinkLinks", "reason of a megabyte", lambda k: _unlink(k, k.bill, reason=HUGE), INVALID, "reason")
+# On the trust receipt, which has nothing depending on it: only the reason is wrong.
+_case("UnlinkLinks", "reason with NUL", lambda k: _unlink(k, k.receipt, reason="reissued\x00"), INVALID, "reason")
 _case(
     "UnlinkLinks",
     "a bill with a linked payment, without cascade",
@@ -386,6 +402,13 @@ _case(
 )
 _case(
     "StartBackfill",
+    "request id with NUL",
+    lambda k: _backfill(k, request_id="backfill\x00one"),
+    INVALID,
+    "request_id",
+)
+_case(
+    "StartBackfill",
     "request id of a megabyte",
     lambda k: _backfill(k, request_id=HUGE),
     INVALID,
@@ -405,12 +428,10 @@ BAD_BACKFILL_NAMES = {
     "wrong collection": "backfill/abc",
     "leading slash": "/backfills/abc",
     "id of a megabyte": "backfills/" + HUGE,
-}
-UNKNOWN_BACKFILL_NAMES = {
-    "unknown id": "backfills/" + "0" * 32,
     "path-like id": "backfills/../../etc/passwd",
     "id with NUL": "backfills/\x00",
 }
+UNKNOWN_BACKFILL_NAMES = {"unknown id": "backfills/" + "0" * 32}
 
 
 def _by_name(make: Callable[..., Message], name: str) -> Build:
@@ -486,6 +507,8 @@ _CONNECT: dict[str, tuple[dict[str, object], str]] = {
     "base url of a megabyte": ({"xero_base_url": "https://" + HUGE}, "xero_base_url"),
     "tenant id of a megabyte": ({"xero_tenant_id": HUGE}, "xero_tenant_id"),
     "app name of a megabyte": ({"xero_app": HUGE}, "xero_app"),
+    "redirect uri with NUL": ({"redirect_uri": REDIRECT + "\x00"}, "redirect_uri"),
+    "base url with NUL": ({"xero_base_url": "https://api.xero.com\x00"}, "xero_base_url"),
     "no mapping context": ({"mapping_context": None}, "mapping_context"),
 }
 for _what, (_fields, _field) in _CONNECT.items():

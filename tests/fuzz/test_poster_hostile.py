@@ -7,7 +7,6 @@ the emulator (requests to its organisations, tokens granted) are as they were.""
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ from typing import Any
 
 import grpc
 import pytest
+import sqlalchemy
 from google.protobuf.message import Message
 from hypothesis import HealthCheck, given, settings
 from xero_emulator import EmulatorConfig, EmulatorServer
@@ -31,6 +31,7 @@ from xerolink_poster.entrypoints import bootstrap
 from xerolink_poster.entrypoints.config import PosterConfig
 
 from tests.fixtures import poster as fixtures
+from tests.fixtures.postgres import create_database
 from tests.fuzz.hostile import (
     BROKEN_ELSEWHERE,
     CLEAR,
@@ -91,19 +92,17 @@ class Stack:
     channel: grpc.Channel
     emulator: EmulatorServer
     tenant_id: str
-    database: Path
+    registry: sqlalchemy.Engine
     posting_name: str
     known: Known
     traffic: XeroTraffic
 
     def snapshot(self) -> dict[str, Any]:
-        with sqlite3.connect(self.database) as db:
-            tables = [
-                name
-                for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
-                if name not in VOLATILE_TABLES
-            ]
-            rows = {table: sorted(map(repr, db.execute(f'SELECT * FROM "{table}"'))) for table in tables}
+        with self.registry.connect() as db:
+            tables = [name for name in sqlalchemy.inspect(db).get_table_names() if name not in VOLATILE_TABLES]
+            rows = {
+                table: sorted(map(repr, db.execute(sqlalchemy.text(f'SELECT * FROM "{table}"')))) for table in tables
+            }
         objects = {}
         for org in self.emulator.state.organisations.values():
             with org.lock:
@@ -120,15 +119,23 @@ def _write_apps(path: Path, org: dict[str, Any], emulator: EmulatorServer) -> No
     path.write_text(json.dumps({"apps": {"default": app}}))
 
 
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def registry_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Every case runs against a SQLite file and against the real PostgreSQL server, which refuses
+    text SQLite stores (NUL characters)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path_factory.mktemp('fuzz') / 'registry.db'}"
+    return create_database(request.getfixturevalue("postgres_server"))
+
+
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory, mapper_target: str) -> Iterator[Stack]:
+def stack(tmp_path_factory: pytest.TempPathFactory, mapper_target: str, registry_url: str) -> Iterator[Stack]:
     emulator = EmulatorServer(EmulatorConfig(access_token_minutes=100_000.0)).start()
-    folder = tmp_path_factory.mktemp("fuzz")
-    database, apps_file = folder / "registry.db", folder / "xero-apps.json"
+    apps_file = tmp_path_factory.mktemp("fuzz") / "xero-apps.json"
     app = bootstrap.start(
         PosterConfig(
             address="127.0.0.1:0",
-            database_url=f"sqlite:///{database}",
+            database_url=registry_url,
             mapper_target=mapper_target,
             dispatcher=fixtures.settings(),
             instance_id="fuzz",
@@ -160,7 +167,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory, mapper_target: str) -> Itera
     )
     traffic = XeroTraffic()
     traffic.watch(emulator)
-    yield Stack(stub, channel, emulator, org["tenant_id"], database, postings[0].name, known, traffic)
+    registry = sqlalchemy.create_engine(registry_url)
+    yield Stack(stub, channel, emulator, org["tenant_id"], registry, postings[0].name, known, traffic)
+    registry.dispose()
     channel.close()
     app.stop(0)
     emulator.stop()
@@ -369,6 +378,9 @@ BAD_CONNECTIONS: dict[str, Callable[[], pb.Connection]] = {
     "no access token": lambda: _connection(access_token=""),
     "no mapping context": lambda: _connection(mapping_context=None),
     "negative division": lambda: _with_context(linked_division_id=-1),
+    "tenant with NUL": lambda: _connection(xero_tenant_id="5b4a1d5e-1111-2222-3333-44445555666\x00"),
+    "base url with NUL": lambda: _connection(xero_base_url="https://api.xero.com\x00"),
+    "app name with NUL": lambda: _connection(xero_app="default\x00"),
     "taken id": lambda: _connection(connection_id=CONNECTION),
 }
 

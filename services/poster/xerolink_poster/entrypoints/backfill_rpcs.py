@@ -21,6 +21,7 @@ from xerolink_poster.domain.states import LinkState
 from xerolink_poster.entrypoints import proto_mapping as pm
 from xerolink_poster.entrypoints.request_context import actor_of
 from xerolink_poster.service_layer import backfill
+from xerolink_poster.service_layer.connections import request_id_violations
 from xerolink_poster.service_layer.dispatcher import StateChanges
 from xerolink_poster.service_layer.posting import Poster
 from xerolink_poster.service_layer.preflight_checks import run_preflight
@@ -55,15 +56,12 @@ _ITEM_STATE = {
 
 
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
-MAX_REQUEST_ID = 128
 
 
 def _check_shape(request: backfill_pb2.StartBackfillRequest) -> None:
     """Values no Actionstep bill has, refused with the whole request (nothing recorded), unlike
     the facts about a bill that refuse it item by item (docs/backfill.md)."""
-    violations: list[FieldViolation] = []
-    if len(request.request_id) > MAX_REQUEST_ID:
-        violations.append(FieldViolation("request_id", f"at most {MAX_REQUEST_ID} characters, e.g. a UUID"))
+    violations = request_id_violations(request.request_id)
     for i, bill in enumerate(request.bills[: backfill.MAX_BILLS]):
         if bill.status != backfill_pb2.BILL_STATUS_UNSPECIFIED and bill.status not in _BILL_STATUS:
             violations.append(

@@ -5,6 +5,7 @@ links. Running it again finds the same content already posted and queues nothing
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -304,9 +305,12 @@ def _record_backfill(db: Database, connection_id: str, request_id: str, groups: 
     return run_in_transaction(db, write)
 
 
+_BACKFILL_ID = re.compile(r"^[A-Za-z0-9-]{1,40}$")
+
+
 def backfill_id_of(name: str) -> str:
     prefix = "backfills/"
-    if not name.startswith(prefix) or len(name) == len(prefix) or len(name) > len(prefix) + 40:
+    if not name.startswith(prefix) or not _BACKFILL_ID.match(name[len(prefix) :]):
         raise invalid_argument(
             "INVALID_BACKFILL_NAME",
             "name must be 'backfills/{backfill_id}' as StartBackfill returned it",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -78,9 +79,12 @@ def _position(text: str) -> int:
     return int(text)
 
 
+_RESOURCE_ID = re.compile(r"^[A-Za-z0-9-]{1,64}$")
+
+
 def posting_id_of(name: str) -> str:
     prefix = "postings/"
-    if not name.startswith(prefix) or len(name) == len(prefix):
+    if not name.startswith(prefix) or not _RESOURCE_ID.match(name[len(prefix) :]):
         raise invalid_argument(
             "INVALID_POSTING_NAME", "name must be 'postings/{posting_id}'", [FieldViolation("name", "postings/{id}")]
         )
@@ -120,6 +124,7 @@ def list_postings(db: Database, connection_id: str, state: str, size: int, token
 
 
 def get_link(db: Database, connection_id: str, record: RecordRef, with_audit: bool) -> tuple[LinkRow, list[AuditRow]]:
+    require_connection_id(connection_id)
     with UnitOfWork(db, write=False) as uow:
         link = uow.registry.get_link(connection_id, record)
         if link is None:

@@ -22,6 +22,7 @@ from xerolink_poster.adapters.tables import LinkRow, OrphanRow
 from xerolink_poster.domain.records import RecordRef
 from xerolink_poster.domain.states import Event, LinkState
 from xerolink_poster.domain.unlink_plan import Action, LinkFacts, Outcome, label, plan_unlink, refusal
+from xerolink_poster.service_layer.connections import text_ok
 from xerolink_poster.service_layer.posting import load_connection
 from xerolink_poster.service_layer.queries import encode_token, page_position, page_size
 from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transaction
@@ -109,8 +110,8 @@ def _validate(records: Sequence[tuple[int, int]], validate_only: bool, confirm: 
         for i, (kind, record_id) in enumerate(records[:MAX_RECORDS])
         if kind not in KINDS or record_id <= 0
     )
-    if len(reason) > MAX_REASON:
-        violations.append(FieldViolation("reason", f"at most {MAX_REASON} characters"))
+    if len(reason) > MAX_REASON or not text_ok(reason):
+        violations.append(FieldViolation("reason", f"at most {MAX_REASON} characters, without control characters"))
     if violations:
         raise invalid_argument(
             "INVALID_UNLINK_REQUEST", "the unlink request is not valid; fix the fields listed", violations
