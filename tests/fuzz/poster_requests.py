@@ -254,6 +254,42 @@ _case("PostTransaction", "request id of a megabyte", partial(_post, request_id=H
 _case("PostTransaction", "request id with NUL", partial(_post, request_id="request\x00one"), INVALID, "request_id")
 
 
+# -- CreateConnection: a context or a URL the connection could never use -----------------------
+# (docs/evidence.md, found 5: these were stored, and every post of the connection then failed)
+
+
+def _create(known: Known, base_url: str = "", **context: int) -> Message:
+    connection = poster_pb2.Connection(
+        connection_id="fuzz-created",
+        xero_base_url=base_url or known.xero_base_url,
+        xero_tenant_id="5b4a1d5e-1111-2222-3333-444455556666",
+        access_token="token",
+        mapping_context=samples.demo_context(),
+    )
+    for name, value in context.items():
+        setattr(connection.mapping_context, name, value)
+    return poster_pb2.CreateConnectionRequest(connection=connection)
+
+
+_CONTEXT = "connection.mapping_context"
+_case("CreateConnection", "unknown profile", partial(_create, profile=7), INVALID, f"{_CONTEXT}.profile")
+_case("CreateConnection", "negative profile", partial(_create, profile=-1), INVALID, f"{_CONTEXT}.profile")
+_case(
+    "CreateConnection",
+    "unknown accounting method",
+    partial(_create, accounting_method=42),
+    INVALID,
+    f"{_CONTEXT}.accounting_method",
+)
+_case(
+    "CreateConnection",
+    "base url of a megabyte",
+    partial(_create, base_url="https://" + HUGE),
+    INVALID,
+    "connection.xero_base_url",
+)
+
+
 # -- UnlinkLinks --------------------------------------------------------------------------------
 
 
