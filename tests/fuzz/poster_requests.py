@@ -58,11 +58,6 @@ class Hostile:
     allowed: frozenset[grpc.StatusCode] = frozenset(CLEAR)
 
 
-# Cases the poster still answers wrongly, kept out of the parameter lists until their fix lands
-# (docs/evidence.md, "Found by these suites").
-NOT_YET_FIXED: frozenset[str] = frozenset({})
-
-
 CASES: dict[str, Hostile] = {}
 
 

@@ -4,7 +4,7 @@ never INTERNAL or UNKNOWN; in batches and streams each item carries that error i
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import grpc
 import pytest
@@ -108,6 +108,25 @@ def test_fields_of_the_wrong_wire_type_are_invalid_arguments(channel: grpc.Chann
         else:
             assert err.reason == "UNDECODABLE_REQUEST", payload
             assert err.fields == (descriptor.input_type.fields_by_number[payload[0] >> 3].name,), payload
+
+
+# Which tests send each mapper RPC named hostile field values. The undecodable and wrong-wire-type
+# tests cover every RPC from the descriptor, so they do not count.
+DEDICATED: dict[str, tuple[Callable[..., None], ...]] = {
+    "MapTransaction": (
+        test_a_hostile_transaction_gets_a_clear_error,
+        test_unknown_enum_numbers_in_the_context_are_refused,
+        test_an_empty_context_is_refused,
+    ),
+    "BatchMapTransactions": (test_every_item_of_a_hostile_batch_and_stream_gets_its_own_clear_error,),
+    "StreamMapTransactions": (test_every_item_of_a_hostile_batch_and_stream_gets_its_own_clear_error,),
+    "ListSupportMatrix": (test_an_unknown_profile_is_refused_by_the_support_matrix,),
+}
+
+
+def test_every_mapper_rpc_gets_named_hostile_requests() -> None:
+    """A new RPC in the contract fails here until hostile cases for it are written."""
+    assert set(DEDICATED) == set(MAPPER.methods_by_name), "an RPC without named hostile cases, or a stale entry"
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -47,7 +47,7 @@ from tests.fuzz.hostile import (
     record,
     wrong_wire_type_payloads,
 )
-from tests.fuzz.poster_requests import BAD_TOKENS, CASES, NOT_YET_FIXED, PRE_INTEGRATION, Known, open_bill
+from tests.fuzz.poster_requests import BAD_TOKENS, CASES, PRE_INTEGRATION, Known, open_bill
 from tests.fuzz.strategies import hostile_transaction
 
 CONNECTION = "fuzz-firm"
@@ -415,7 +415,7 @@ def _names(err_fields: tuple[str, ...], wanted: str) -> bool:
     return any(f == wanted or f.startswith((f"{wanted}[", f"{wanted}.")) for f in err_fields)
 
 
-@pytest.mark.parametrize("case", sorted(set(CASES) - NOT_YET_FIXED))
+@pytest.mark.parametrize("case", sorted(CASES))
 def test_a_named_hostile_request_is_refused_clearly_and_changes_nothing(
     stack: Stack, baseline: dict[str, Any], case: str
 ) -> None:
@@ -478,7 +478,7 @@ ITEM_REFUSALS: dict[str, Callable[[], backfill_pb2.BackfillBill]] = {
 }
 
 
-@pytest.mark.parametrize("case", sorted(c for c in ITEM_REFUSALS if f"backfill: {c}" not in NOT_YET_FIXED))
+@pytest.mark.parametrize("case", sorted(ITEM_REFUSALS))
 def test_a_backfill_of_a_hostile_bill_refuses_every_item_clearly_and_posts_nothing(
     stack: Stack, baseline: dict[str, Any], case: str
 ) -> None:
