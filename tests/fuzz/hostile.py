@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import grpc
+from google.protobuf.descriptor import Descriptor, FieldDescriptor, MethodDescriptor
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 from xerolink.actionstep.v1 import common_pb2, transaction_pb2
@@ -186,3 +187,47 @@ def record(kind: int, record_id: int) -> common_pb2.RecordKey:
 
 def money(units: int) -> money_pb2.Money:
     return money_pb2.Money(currency_code="AUD", units=units)
+
+
+# -- request bytes whose fields arrive with wire types their declarations cannot have ----------
+
+_WIRE_TYPE = {
+    FieldDescriptor.TYPE_DOUBLE: 1,
+    FieldDescriptor.TYPE_FIXED64: 1,
+    FieldDescriptor.TYPE_SFIXED64: 1,
+    FieldDescriptor.TYPE_FLOAT: 5,
+    FieldDescriptor.TYPE_FIXED32: 5,
+    FieldDescriptor.TYPE_SFIXED32: 5,
+    FieldDescriptor.TYPE_STRING: 2,
+    FieldDescriptor.TYPE_BYTES: 2,
+    FieldDescriptor.TYPE_MESSAGE: 2,
+}
+_VALUE_OF_WIRE_TYPE = {0: b"\x01", 1: b"\x00" * 8, 2: b"\x02ab", 5: b"\x00" * 4}
+
+
+def wrong_wire_type_payloads(message: Descriptor) -> list[bytes]:
+    """Field 1 and field 2 of the message, each once with every wire type its declaration rules
+    out (a repeated number may also come packed, so that one is allowed). Every other type is
+    varint."""
+    payloads = []
+    for number in (1, 2):
+        declared = message.fields_by_number.get(number)
+        if declared is None:
+            continue
+        valid = {_WIRE_TYPE.get(declared.type, 0), 2} if declared.is_repeated else {_WIRE_TYPE.get(declared.type, 0)}
+        for wire_type, value in sorted(_VALUE_OF_WIRE_TYPE.items()):
+            if wire_type not in valid:
+                payloads.append(bytes([number << 3 | wire_type]) + value)
+    assert payloads, f"{message.full_name} has neither field 1 nor field 2"
+    return payloads
+
+
+def call_raw(channel: grpc.Channel, method: MethodDescriptor, payload: bytes) -> None:
+    """Sends bytes as the method's request (a stream of one for client streams), reading every answer."""
+    path = f"/{method.containing_service.full_name}/{method.name}"
+    if method.client_streaming:
+        list(channel.stream_stream(path)(iter([payload]), timeout=10))
+    elif method.server_streaming:
+        list(channel.unary_stream(path)(payload, timeout=10))
+    else:
+        channel.unary_unary(path)(payload, timeout=10)

@@ -4,7 +4,7 @@ never INTERNAL or UNKNOWN; in batches and streams each item carries that error i
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import grpc
 import pytest
@@ -14,10 +14,18 @@ from xerolink.mapper.v1 import mapper_service_pb2 as pb
 from xerolink.mapper.v1 import mapper_service_pb2_grpc as mapper_grpc
 from xerolink_mapper import samples
 
-from tests.fuzz.hostile import BROKEN_ELSEWHERE, clear_error, clear_item_error, expect_error, hostile_transactions
+from tests.fuzz.hostile import (
+    BROKEN_ELSEWHERE,
+    call_raw,
+    clear_error,
+    clear_item_error,
+    expect_error,
+    hostile_transactions,
+    wrong_wire_type_payloads,
+)
 from tests.fuzz.strategies import rough_transaction
 
-SERVICE = "/xerolink.mapper.v1.MapperService/"
+MAPPER = pb.DESCRIPTOR.services_by_name["MapperService"]
 HOSTILE = {name: tx for name, tx in hostile_transactions().items() if name not in BROKEN_ELSEWHERE}
 
 
@@ -89,27 +97,36 @@ def test_an_unknown_profile_is_refused_by_the_support_matrix(stub: mapper_grpc.M
     assert err.code == grpc.StatusCode.INVALID_ARGUMENT
 
 
-# Field 1 and 2 of every request, sent with wire types their declarations do not have.
-WRONG_WIRE_TYPES = [
-    b"\x08\x96\x01",
-    b"\x0d\x01\x02\x03\x04",
-    b"\x11" + b"\x00" * 8,
-    b"\x10\x01",
-    b"\x15\x00\x00\x00\x00",
-]
+@pytest.mark.parametrize("method", sorted(MAPPER.methods_by_name))
+def test_fields_of_the_wrong_wire_type_are_invalid_arguments(channel: grpc.Channel, method: str) -> None:
+    descriptor = MAPPER.methods_by_name[method]
+    for payload in wrong_wire_type_payloads(descriptor.input_type):
+        err = expect_error(lambda p=payload: call_raw(channel, descriptor, p))  # type: ignore[misc]
+        assert err.code == grpc.StatusCode.INVALID_ARGUMENT, payload
+        if descriptor.client_streaming:  # parsed by the stream's own handler (docs/mapper.md)
+            assert err.reason == "MALFORMED_MESSAGE", payload
+        else:
+            assert err.reason == "UNDECODABLE_REQUEST", payload
+            assert err.fields == (descriptor.input_type.fields_by_number[payload[0] >> 3].name,), payload
 
 
-@pytest.mark.parametrize("method", sorted(pb.DESCRIPTOR.services_by_name["MapperService"].methods_by_name))
-def test_fields_of_the_wrong_wire_type_never_make_an_internal_error(channel: grpc.Channel, method: str) -> None:
-    descriptor = pb.DESCRIPTOR.services_by_name["MapperService"].methods_by_name[method]
-    for payload in WRONG_WIRE_TYPES:
-        try:
-            if descriptor.client_streaming:
-                list(channel.stream_stream(SERVICE + method)(iter([payload]), timeout=10))
-            else:
-                channel.unary_unary(SERVICE + method)(payload, timeout=10)
-        except grpc.RpcError as err:
-            clear_error(err)
+# Which tests send each mapper RPC named hostile field values. The undecodable and wrong-wire-type
+# tests cover every RPC from the descriptor, so they do not count.
+DEDICATED: dict[str, tuple[Callable[..., None], ...]] = {
+    "MapTransaction": (
+        test_a_hostile_transaction_gets_a_clear_error,
+        test_unknown_enum_numbers_in_the_context_are_refused,
+        test_an_empty_context_is_refused,
+    ),
+    "BatchMapTransactions": (test_every_item_of_a_hostile_batch_and_stream_gets_its_own_clear_error,),
+    "StreamMapTransactions": (test_every_item_of_a_hostile_batch_and_stream_gets_its_own_clear_error,),
+    "ListSupportMatrix": (test_an_unknown_profile_is_refused_by_the_support_matrix,),
+}
+
+
+def test_every_mapper_rpc_gets_named_hostile_requests() -> None:
+    """A new RPC in the contract fails here until hostile cases for it are written."""
+    assert set(DEDICATED) == set(MAPPER.methods_by_name), "an RPC without named hostile cases, or a stale entry"
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -1,5 +1,5 @@
 """Plain-Python rules of the poster: transitions, fingerprints, budgets, retry timing and keys,
-dependency resolution."""
+dependency resolution, re-mapping the account allocation."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from hypothesis import strategies as st
 from xerolink.actionstep.v1 import common_pb2
 from xerolink.xero.v1 import objects_pb2 as xero_pb2
 from xerolink_common.errors import XerolinkError
+from xerolink_mapper.domain.mapping import ALLOCATION_FUNCTIONS
+from xerolink_poster.domain import allocation
 from xerolink_poster.domain import dependencies as deps
 from xerolink_poster.domain.fingerprint import content_fingerprint
 from xerolink_poster.domain.rate_limits import Limits, RateHeaders, SlidingWindow, TenantBudget
@@ -178,3 +180,10 @@ def test_the_next_operation_is_the_first_not_yet_performed() -> None:
     assert deps.next_operation([first, second], []) is first
     assert deps.next_operation([first, second], done) is second
     assert deps.next_operation([first], done) is None
+
+
+def test_the_poster_re_maps_exactly_the_allocation_functions_the_mapper_reads() -> None:
+    assert set(ALLOCATION_FUNCTIONS) == allocation.FUNCTIONS
+    chart = [allocation.ChartEntry("094", "Office Savings", "ACTIVE")]
+    assert allocation.remap_problems({f: "094" for f in ALLOCATION_FUNCTIONS}, chart) == {}
+    assert set(allocation.remap_problems({"trust_bnak": "094", "": "094"}, chart)) == {"trust_bnak", ""}

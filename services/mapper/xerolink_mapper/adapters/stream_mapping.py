@@ -19,6 +19,7 @@ from concurrent.futures.process import BrokenProcessPool
 from google.protobuf.message import DecodeError
 from xerolink.mapper.v1 import mapper_service_pb2 as mapper_pb2
 from xerolink_common.errors import FieldViolation, invalid_argument, unavailable
+from xerolink_common.request_decoding import mistyped_field
 
 from xerolink_mapper.adapters.mapping_calls import map_many
 
@@ -31,6 +32,8 @@ def map_stream_message(raw: bytes) -> bytes | None:
     try:
         message = mapper_pb2.StreamMapTransactionsRequest.FromString(raw)
     except DecodeError:
+        return None
+    if mistyped_field(message) is not None:  # a field of another type: another message, not this one
         return None
     response = mapper_pb2.StreamMapTransactionsResponse()
     map_many(message.requests, message.context if message.HasField("context") else None, response.results)

@@ -11,6 +11,21 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+# The allocation functions the mapper reads (xerolink_mapper.domain.mapping.ALLOCATION_FUNCTIONS,
+# described in docs/support-matrix.md); a unit test keeps the two equal. Any other name allocates
+# nothing: a typo would leave the function it meant unmapped while the re-map reports success.
+FUNCTIONS = frozenset(
+    {
+        "office_bank",
+        "trust_bank",
+        "trust_liability",
+        "trust_transfers",
+        "trust_paid_by_firm",
+        "trust_interest",
+        "statutory_deposit",
+        "advanced_funds",
+    }
+)
 NOT_IN_CHART = "ACCOUNT_NOT_IN_CHART"
 ARCHIVED = "ACCOUNT_ARCHIVED"
 ALLOCATION_BROKEN = "ACCOUNT_ALLOCATION_BROKEN"
@@ -70,8 +85,8 @@ def remap_problems(changes: Mapping[str, str], chart: Iterable[ChartEntry]) -> d
     by_code = {entry.code: entry for entry in chart}
     problems: dict[str, str] = {}
     for function, code in changes.items():
-        if not function or len(function) > 64:
-            problems[function] = "an allocation function name of 1-64 characters, e.g. 'trust_bank'"
+        if function not in FUNCTIONS:
+            problems[function] = f"not an allocation function: one of {', '.join(sorted(FUNCTIONS))}"
         elif not code:
             problems[function] = "a Xero account code of the organisation's chart"
         elif by_code and code not in by_code:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 
 import grpc
 from xerolink.mapper.v1 import mapper_service_pb2 as mapper_pb2
 from xerolink.poster.v1 import backfill_pb2
 from xerolink.type.v1 import errors_pb2
-from xerolink_common.errors import not_found
+from xerolink_common.errors import FieldViolation, invalid_argument, not_found
 from xerolink_common.grpc_errors import translate_errors, translate_stream_errors
 from xerolink_common.security import current_caller, require_connection
 
@@ -20,6 +21,7 @@ from xerolink_poster.domain.states import LinkState
 from xerolink_poster.entrypoints import proto_mapping as pm
 from xerolink_poster.entrypoints.request_context import actor_of
 from xerolink_poster.service_layer import backfill
+from xerolink_poster.service_layer.connections import request_id_violations
 from xerolink_poster.service_layer.dispatcher import StateChanges
 from xerolink_poster.service_layer.posting import Poster
 from xerolink_poster.service_layer.preflight_checks import run_preflight
@@ -51,6 +53,38 @@ _ITEM_STATE = {
     LinkState.FAILED: backfill_pb2.BACKFILL_ITEM_STATE_FAILED,
     LinkState.UNLINKED: backfill_pb2.BACKFILL_ITEM_STATE_UNLINKED,
 }
+
+
+_CURRENCY = re.compile(r"^[A-Z]{3}$")
+
+
+def _check_shape(request: backfill_pb2.StartBackfillRequest) -> None:
+    """Values no Actionstep bill has, refused with the whole request (nothing recorded), unlike
+    the facts about a bill that refuse it item by item (docs/backfill.md)."""
+    violations = request_id_violations(request.request_id)
+    for i, bill in enumerate(request.bills[: backfill.MAX_BILLS]):
+        if bill.status != backfill_pb2.BILL_STATUS_UNSPECIFIED and bill.status not in _BILL_STATUS:
+            violations.append(
+                FieldViolation(f"bills[{i}].status", "a BillStatus value: OPEN, CLOSED, DRAFT or DELETED")
+            )
+        if not bill.HasField("total_due"):
+            continue
+        due, total = bill.total_due.units, bill.bill.client_bill.totals.inclusive.units
+        if due < 0 or (bill.bill.HasField("client_bill") and due > total):
+            violations.append(
+                FieldViolation(
+                    f"bills[{i}].total_due.units",
+                    "Actionstep's totalDue in cents: from 0 to the bill's inclusive total",
+                )
+            )
+        if bill.total_due.currency_code and not _CURRENCY.match(bill.total_due.currency_code):
+            violations.append(
+                FieldViolation(f"bills[{i}].total_due.currency_code", "an ISO-4217 code such as AUD, or empty")
+            )
+    if violations:
+        raise invalid_argument(
+            "INVALID_BACKFILL_REQUEST", "the backfill request is not valid; fix the fields listed", violations
+        )
 
 
 def _bill_input(bill: backfill_pb2.BackfillBill) -> backfill.BillInput:
@@ -152,6 +186,7 @@ class BackfillRpcs:
         self, request: backfill_pb2.StartBackfillRequest, context: grpc.ServicerContext
     ) -> backfill_pb2.StartBackfillResponse:
         require_connection(request.connection_id)
+        _check_shape(request)
         backfill_id = backfill.start_backfill(
             self.poster,
             request.connection_id,

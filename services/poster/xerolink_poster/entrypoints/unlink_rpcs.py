@@ -21,7 +21,7 @@ from xerolink_poster.domain.link_filter import LinkFilter
 from xerolink_poster.domain.records import RecordRef, XeroObjectRef
 from xerolink_poster.domain.unlink_plan import Action, Outcome, link_name
 from xerolink_poster.entrypoints import proto_mapping as pm
-from xerolink_poster.entrypoints.request_context import actor_of
+from xerolink_poster.entrypoints.request_context import actor_of, record_of
 from xerolink_poster.service_layer import unlinking
 
 _XERO_ID = re.compile(r"^[A-Za-z0-9-]{1,64}$")
@@ -124,13 +124,7 @@ def _outcome_message(connection_id: str, outcome: Outcome, stored: list[OrphanRo
 
 
 def _record_filter(request: unlink_pb2.ListOrphansRequest) -> RecordRef | None:
-    if not request.HasField("record"):
-        return None
-    if request.record.kind <= 0 or request.record.id <= 0:
-        raise invalid_argument(
-            "INVALID_RECORD", "record needs a kind and a positive id", [FieldViolation("record", "kind and id")]
-        )
-    return RecordRef(int(request.record.kind), int(request.record.id))
+    return record_of(request.record, "record") if request.HasField("record") else None
 
 
 class UnlinkRpcs:

@@ -5,13 +5,14 @@ links. Running it again finds the same content already posted and queues nothing
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from xerolink.actionstep.v1 import common_pb2, transaction_pb2
-from xerolink_common.errors import ErrorCode, FieldViolation, invalid_argument, not_found
+from xerolink_common.errors import ErrorCode, FieldViolation, bounded, invalid_argument, not_found
 from xerolink_common.money import cents_to_str
 
 from xerolink_poster.adapters import backfill_tables as bt
@@ -99,9 +100,9 @@ def _record(transaction: transaction_pb2.Transaction) -> RecordRef:
     return RecordRef(_kind_of(transaction), transaction.header.id)
 
 
-def _refuse(item: _Item, code: ErrorCode, reason: str, message: str) -> None:
+def _refuse(item: _Item, code: ErrorCode, reason: str, message: str, violations: Sequence[FieldViolation] = ()) -> None:
     item.outcome = bp.REFUSED
-    item.error = error_json(code, reason, message)
+    item.error = error_json(code, reason, message, [(v.field, v.description) for v in violations])
 
 
 def _bill_problem(bill: BillInput, connected: tuple[int, int]) -> tuple[str, str] | None:
@@ -148,13 +149,21 @@ def _payments_problem(bill: BillInput) -> tuple[str, str] | None:
     return None
 
 
-def _payment_problem(payment: transaction_pb2.Transaction, bill_id: int) -> tuple[str, str] | None:
+def _payment_problem(
+    payment: transaction_pb2.Transaction, bill_id: int, path: str
+) -> tuple[str, str, FieldViolation] | None:
+    """(reason, sentence, the field at fault) when the payment cannot go with its bill."""
     if payment.WhichOneof("kind") != "client_bill_payment":
-        return "NOT_A_BILL_PAYMENT", "only payments of the bill (client_bill_payment) go with it"
+        return (
+            "NOT_A_BILL_PAYMENT",
+            "only payments of the bill (client_bill_payment) go with it",
+            FieldViolation(f"{path}.kind", "client_bill_payment"),
+        )
     if payment.client_bill_payment.bill_id != bill_id:
         return (
             "PAYMENT_OF_ANOTHER_BILL",
             f"the payment is for bill {payment.client_bill_payment.bill_id}, not {bill_id}: send it with its own bill",
+            FieldViolation(f"{path}.client_bill_payment.bill_id", f"{bill_id}, the id of the bill it is sent with"),
         )
     return None
 
@@ -193,7 +202,10 @@ def _groups(bills: Sequence[BillInput], connection: ConnectionRow) -> list[_Grou
         if problem is None and bill.bill.header.id in seen:
             problem = ("DUPLICATE_BILL", f"bill {bill.bill.header.id} appears twice in the request; send it once")
         seen.add(bill.bill.header.id)
-        payment_problems = [_payment_problem(p.transaction, bill.bill.header.id) for p in group.payments]
+        payment_problems = [
+            _payment_problem(p.transaction, bill.bill.header.id, f"bills[{index}].payments[{n}]")
+            for n, p in enumerate(group.payments)
+        ]
         if problem is None and not any(payment_problems):
             problem = _payments_problem(bill)
             if problem is None:
@@ -202,7 +214,7 @@ def _groups(bills: Sequence[BillInput], connection: ConnectionRow) -> list[_Grou
         _refuse(group.bill, ErrorCode.FAILED_PRECONDITION, reason, sentence)
         for item, own in zip(group.payments, payment_problems, strict=True):
             if own is not None:
-                _refuse(item, ErrorCode.INVALID_ARGUMENT, *own)
+                _refuse(item, ErrorCode.INVALID_ARGUMENT, own[0], own[1], [own[2]])
             else:
                 _refuse(item, ErrorCode.FAILED_PRECONDITION, "BILL_REFUSED", "refused with its bill")
     return groups
@@ -211,7 +223,8 @@ def _groups(bills: Sequence[BillInput], connection: ConnectionRow) -> list[_Grou
 def _apply(items: list[_Item], outcomes: Sequence[PostOutcome | ItemFailure]) -> None:
     for item, outcome in zip(items, outcomes, strict=True):
         if isinstance(outcome, ItemFailure):
-            _refuse(item, outcome.error.code, outcome.error.reason, outcome.error.message)
+            error = bounded(outcome.error)  # stored with the backfill and answered with every read of it
+            _refuse(item, error.code, error.reason, error.message, error.field_violations)
         elif outcome.posting is None:
             decision = outcome.decision
             _refuse(item, ErrorCode.FAILED_PRECONDITION, decision.reason_code, decision.reason)
@@ -292,9 +305,12 @@ def _record_backfill(db: Database, connection_id: str, request_id: str, groups: 
     return run_in_transaction(db, write)
 
 
+_BACKFILL_ID = re.compile(r"^[A-Za-z0-9-]{1,40}$")
+
+
 def backfill_id_of(name: str) -> str:
     prefix = "backfills/"
-    if not name.startswith(prefix) or len(name) == len(prefix) or len(name) > len(prefix) + 40:
+    if not name.startswith(prefix) or not _BACKFILL_ID.match(name[len(prefix) :]):
         raise invalid_argument(
             "INVALID_BACKFILL_NAME",
             "name must be 'backfills/{backfill_id}' as StartBackfill returned it",

@@ -47,7 +47,14 @@ from xerolink_poster.adapters.xero_identity import (
     XeroRefused,
 )
 from xerolink_poster.domain import allocation
-from xerolink_poster.service_layer.connections import CONNECTION_ID, MAX_URL, context_violations, url_ok
+from xerolink_poster.service_layer.connections import (
+    CONNECTION_ID,
+    MAX_URL,
+    context_violations,
+    name_ok,
+    require_connection_id,
+    url_ok,
+)
 from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transaction
 
 log = logging.getLogger(__name__)
@@ -107,6 +114,7 @@ class ConnectionKeeper:
 
     # -- reading ---------------------------------------------------------------------------------
     def get(self, connection_id: str) -> ConnectionRow:
+        require_connection_id(connection_id)
         with UnitOfWork(self.db, write=False) as uow:
             row = uow.registry.get_connection(connection_id)
         if row is None:
@@ -281,7 +289,9 @@ class ConnectionKeeper:
     # -- connect -----------------------------------------------------------------------------------
     def connect(self, request: ConnectRequest) -> ConnectOutcome:
         with UnitOfWork(self.db, write=False) as uow:
-            existing = uow.registry.get_connection(request.connection_id) if request.connection_id else None
+            # A malformed id is refused by _validate_connect, never looked up.
+            well_formed = CONNECTION_ID.match(request.connection_id) is not None
+            existing = uow.registry.get_connection(request.connection_id) if well_formed else None
         _validate_connect(request, existing is None)
         base_url = (existing.xero_base_url if existing else request.xero_base_url or DEFAULT_XERO_API).rstrip("/")
         app_name = request.xero_app or (existing.xero_app if existing else "") or "default"
@@ -486,6 +496,12 @@ class ConnectionKeeper:
                 "name at least one allocation function and its new account code",
                 [FieldViolation("account_allocation", "required: function -> Xero account code")],
             )
+        if len(changes) > len(allocation.FUNCTIONS):
+            raise invalid_argument(
+                "ALLOCATION_INVALID",
+                f"{len(changes)} functions named; there are {len(allocation.FUNCTIONS)} allocation functions",
+                [FieldViolation("account_allocation", f"at most {len(allocation.FUNCTIONS)} functions, each once")],
+            )
         row = self.get(connection_id)
         context = context_of(row)
         problems = allocation.remap_problems(changes, chart_entries(context))
@@ -604,9 +620,9 @@ def _validate_connect(request: ConnectRequest, new: bool) -> None:
         violations.append(FieldViolation("redirect_uri", f"an http(s) URL of at most {MAX_URL} characters"))
     if request.xero_base_url and not url_ok(request.xero_base_url):
         violations.append(FieldViolation("xero_base_url", f"an http(s) URL of at most {MAX_URL} characters"))
-    if len(request.xero_tenant_id) > 64:
+    if not name_ok(request.xero_tenant_id):
         violations.append(FieldViolation("xero_tenant_id", "at most 64 characters: a Xero tenant id"))
-    if len(request.xero_app) > 64:
+    if not name_ok(request.xero_app):
         violations.append(FieldViolation("xero_app", "at most 64 characters: a configured Xero app's name"))
     if new:
         context = request.context or mapper_pb2.MappingContext()

@@ -23,9 +23,50 @@ _PROFILES = frozenset(mapper_pb2.PolicyProfile.values())
 _METHODS = frozenset(mapper_pb2.AccountingMethod.values())
 
 
+def require_connection_id(connection_id: str) -> None:
+    """A request without a connection id, or with one no connection can have, is the caller's
+    mistake, not a connection that is missing; and it is never sent to the registry (PostgreSQL
+    refuses text with NUL characters)."""
+    if not connection_id:
+        raise invalid_argument(
+            "CONNECTION_REQUIRED",
+            "connection_id is required: the connection the request is about",
+            [FieldViolation("connection_id", "required: the id the connection was created or connected with")],
+        )
+    if not CONNECTION_ID.match(connection_id):
+        raise invalid_argument(
+            "INVALID_CONNECTION_ID",
+            "connection_id is not one a connection can have; use the id it was created or connected with",
+            [FieldViolation("connection_id", "1-64 letters, digits, '-' or '_' (e.g. 'firm-42')")],
+        )
+
+
+def text_ok(text: str) -> bool:
+    """No control characters but tab and line breaks: PostgreSQL refuses NUL in text, and none of
+    the others belongs in an audit trail or an id."""
+    return not any((ord(c) < 32 and c not in "\t\n\r") or c == "\x7f" for c in text)
+
+
+MAX_REQUEST_ID = 128
+
+
+def request_id_violations(request_id: str) -> list[FieldViolation]:
+    """An idempotency key (AIP-155) is stored with what it started: short, printable text."""
+    if len(request_id) > MAX_REQUEST_ID or not request_id.isprintable():
+        return [FieldViolation("request_id", f"at most {MAX_REQUEST_ID} printable characters, e.g. a UUID")]
+    return []
+
+
 def url_ok(url: str) -> bool:
+    if len(url) > MAX_URL or not url.isprintable() or any(c.isspace() for c in url):
+        return False
     parsed = urlparse(url)
-    return len(url) <= MAX_URL and parsed.scheme in ("http", "https") and bool(parsed.netloc)
+    return parsed.scheme in ("http", "https") and bool(parsed.netloc)
+
+
+def name_ok(value: str, limit: int = 64) -> bool:
+    """A tenant id or an app name: printable, no spaces, at most `limit` characters."""
+    return len(value) <= limit and value.isprintable() and not any(c.isspace() for c in value)
 
 
 def context_violations(
@@ -72,13 +113,13 @@ def create_connection(
                 "connection.xero_base_url", f"an http(s) URL such as https://api.xero.com, at most {MAX_URL} characters"
             )
         )
-    if not xero_tenant_id or len(xero_tenant_id) > 64:
+    if not xero_tenant_id or not name_ok(xero_tenant_id):
         violations.append(FieldViolation("connection.xero_tenant_id", "required: the Xero tenant id (xero-tenant-id)"))
     if not access_token or len(access_token) > MAX_TOKEN:
         violations.append(FieldViolation("connection.access_token", "required: a Xero access token"))
     if len(refresh_token) > MAX_TOKEN:
         violations.append(FieldViolation("connection.refresh_token", f"at most {MAX_TOKEN} characters"))
-    if len(xero_app) > 64:
+    if not name_ok(xero_app):
         violations.append(FieldViolation("connection.xero_app", "at most 64 characters: a configured Xero app"))
     violations += context_violations(context, "connection.mapping_context")
     if violations:
@@ -113,6 +154,7 @@ def create_connection(
 
 
 def get_connection(db: Database, connection_id: str) -> ConnectionRow:
+    require_connection_id(connection_id)
     with UnitOfWork(db, write=False) as uow:
         row = uow.registry.get_connection(connection_id)
     if row is None:

@@ -38,6 +38,7 @@ from xerolink_poster.domain.fingerprint import content_fingerprint
 from xerolink_poster.domain.records import RecordRef, group_of
 from xerolink_poster.domain.states import Event, LinkState, transition
 from xerolink_poster.service_layer.connection_lifecycle import check_postable
+from xerolink_poster.service_layer.connections import request_id_violations, require_connection_id
 from xerolink_poster.service_layer.errors_json import error_json
 from xerolink_poster.service_layer.group_commit import GroupQueue, Job
 from xerolink_poster.service_layer.tracing import current_trace_context, grouped_span
@@ -123,10 +124,7 @@ def validate_transaction(transaction: transaction_pb2.Transaction, path: str = "
 
 
 def load_connection(db: Database, connection_id: str) -> ConnectionRow:
-    if not connection_id:
-        raise invalid_argument(
-            "CONNECTION_REQUIRED", "connection_id is required", [FieldViolation("connection_id", "required")]
-        )
+    require_connection_id(connection_id)
     with UnitOfWork(db, write=False) as uow:
         row = uow.registry.get_connection(connection_id)
     if row is None:
@@ -209,6 +207,10 @@ class Poster:
         self, connection_id: str, transaction: transaction_pb2.Transaction, request_id: str = "", actor: str = "caller"
     ) -> PostOutcome:
         validate_transaction(transaction)
+        if violations := request_id_violations(request_id):
+            raise invalid_argument(
+                "INVALID_REQUEST_ID", "request_id cannot be stored as an idempotency key", violations
+            )
         connection, context = self._connection(connection_id)
         if self.mapping is not None and self.writing is not None:
             future: Future[PostOutcome] = Future()

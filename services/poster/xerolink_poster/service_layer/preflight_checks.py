@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from xerolink.mapper.v1 import mapper_service_pb2 as mapper_pb2
-from xerolink_common.errors import PreconditionViolation, failed_precondition
+from xerolink_common.errors import FieldViolation, PreconditionViolation, failed_precondition, invalid_argument
 
 from xerolink_poster.adapters.database import Database
 from xerolink_poster.adapters.tables import ConnectionRow
@@ -33,9 +33,32 @@ def facts_of(connection: ConnectionRow, division_ids: Sequence[int] | None) -> p
     )
 
 
+# An Actionstep organisation has a handful of divisions; far more is not a divisions list.
+MAX_DIVISIONS = 1000
+
+
+def _check_divisions(division_ids: Sequence[int]) -> None:
+    violations = [
+        FieldViolation(f"division_ids[{i}]", "an Actionstep division id: positive")
+        for i, division_id in enumerate(division_ids[:MAX_DIVISIONS])
+        if division_id <= 0
+    ]
+    if len(division_ids) > MAX_DIVISIONS:
+        violations.append(
+            FieldViolation("division_ids", f"{len(division_ids)} ids; at most {MAX_DIVISIONS} (the organisation's)")
+        )
+    if violations:
+        raise invalid_argument(
+            "INVALID_DIVISIONS",
+            "division_ids must be the ids of the Actionstep organisation's divisions (its divisions resource)",
+            violations,
+        )
+
+
 def run_preflight(
     db: Database, connection_id: str, division_ids: Sequence[int] | None
 ) -> tuple[preflight.Facts, list[preflight.Check]]:
+    _check_divisions(division_ids or ())
     facts = facts_of(load_connection(db, connection_id), division_ids)
     return facts, preflight.run(facts)
 

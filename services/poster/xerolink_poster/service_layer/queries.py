@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from xerolink_poster.adapters.tables import AuditRow, LinkRow, PostingRow
 from xerolink_poster.domain.link_filter import LinkFilter
 from xerolink_poster.domain.records import RecordRef
 from xerolink_poster.domain.states import SETTLED, LinkState
+from xerolink_poster.service_layer.connections import require_connection_id
 from xerolink_poster.service_layer.dispatcher import StateChanges
 from xerolink_poster.service_layer.unit_of_work import UnitOfWork
 
@@ -27,6 +29,17 @@ MAX_PAGE = 500
 class PostingView:
     posting: PostingRow
     link: LinkRow | None
+
+
+def _require_connection(db: Database, connection_id: str) -> None:
+    """A listing of no connection or of an unknown one is refused, not answered with an empty page
+    that looks like a connection with nothing in it."""
+    require_connection_id(connection_id)
+    with UnitOfWork(db, write=False) as uow:
+        if uow.registry.get_connection(connection_id) is None:
+            raise not_found(
+                "CONNECTION_NOT_FOUND", f"no connection {connection_id!r}; create it with CreateConnection first"
+            )
 
 
 def page_size(requested: int) -> int:
@@ -66,9 +79,12 @@ def _position(text: str) -> int:
     return int(text)
 
 
+_RESOURCE_ID = re.compile(r"^[A-Za-z0-9-]{1,64}$")
+
+
 def posting_id_of(name: str) -> str:
     prefix = "postings/"
-    if not name.startswith(prefix) or len(name) == len(prefix):
+    if not name.startswith(prefix) or not _RESOURCE_ID.match(name[len(prefix) :]):
         raise invalid_argument(
             "INVALID_POSTING_NAME", "name must be 'postings/{posting_id}'", [FieldViolation("name", "postings/{id}")]
         )
@@ -85,6 +101,7 @@ def get_posting(db: Database, posting_id: str) -> PostingView:
 
 
 def list_postings(db: Database, connection_id: str, state: str, size: int, token: str) -> tuple[list[PostingView], str]:
+    _require_connection(db, connection_id)
     before: tuple[int, str] | None = None
     if token:
         created, _, posting_id = decode_token(token).partition(":")
@@ -107,6 +124,7 @@ def list_postings(db: Database, connection_id: str, state: str, size: int, token
 
 
 def get_link(db: Database, connection_id: str, record: RecordRef, with_audit: bool) -> tuple[LinkRow, list[AuditRow]]:
+    require_connection_id(connection_id)
     with UnitOfWork(db, write=False) as uow:
         link = uow.registry.get_link(connection_id, record)
         if link is None:
@@ -134,6 +152,7 @@ def page_position(token: str, fingerprint: str) -> int:
 def list_links(
     db: Database, connection_id: str, wanted: LinkFilter, size: int, token: str
 ) -> tuple[Sequence[LinkRow], str]:
+    _require_connection(db, connection_id)
     fingerprint = wanted.fingerprint()
     after = page_position(token, fingerprint)
     limit = page_size(size)
