@@ -102,6 +102,12 @@ class _HttpServer(ThreadingHTTPServer):
         self.config = config
         super().__init__(address, _Handler)
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that went away (a killed poster) is not the emulator's error; anything else is.
+        if isinstance(sys.exc_info()[1], ConnectionResetError | BrokenPipeError):
+            return
+        super().handle_error(request, client_address)
+
 
 class EmulatorServer:
     """`EmulatorServer(EmulatorConfig(minute_seconds=1.0)).start()`; `.base_url`; `.stop()`.
