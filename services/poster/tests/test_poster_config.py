@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
+
 import pytest
 from xerolink_poster.entrypoints import config
+from xerolink_poster.entrypoints.config import PosterConfig
+
+
+def load(settings: Mapping[str, str]) -> PosterConfig:
+    # With the suite's token key: a poster configured without one writes a development key into
+    # the home folder.
+    return config.load({"XEROLINK_TOKEN_ENCRYPTION_KEY": os.environ["XEROLINK_TOKEN_ENCRYPTION_KEY"], **settings})
 
 
 def test_group_commit_and_retention_come_from_the_environment() -> None:
-    loaded = config.load(
+    loaded = load(
         {
             "XEROLINK_POST_GROUP_WINDOW_MS": "2.5",
             "XEROLINK_POST_GROUP_MAX": "64",
@@ -19,12 +29,12 @@ def test_group_commit_and_retention_come_from_the_environment() -> None:
     assert (loaded.grouping.window, loaded.grouping.max_size) == (0.0025, 64)
     assert loaded.dispatcher.outbox_retention == 43_200
     assert loaded.dispatcher.purge_batch == 100
-    assert not config.load({"XEROLINK_POST_GROUP_COMMIT": "off"}).grouping.enabled
-    assert config.load({"XEROLINK_POST_GROUP_WINDOW_MS": "0"}).grouping.window == 0
+    assert not load({"XEROLINK_POST_GROUP_COMMIT": "off"}).grouping.enabled
+    assert load({"XEROLINK_POST_GROUP_WINDOW_MS": "0"}).grouping.window == 0
 
 
 def test_a_negative_window_or_a_zero_retention_is_refused_at_start() -> None:
     with pytest.raises(SystemExit, match="XEROLINK_POST_GROUP_WINDOW_MS must be zero or more"):
-        config.load({"XEROLINK_POST_GROUP_WINDOW_MS": "-1"})
+        load({"XEROLINK_POST_GROUP_WINDOW_MS": "-1"})
     with pytest.raises(SystemExit, match="XEROLINK_OUTBOX_RETENTION_DAYS must be positive"):
-        config.load({"XEROLINK_OUTBOX_RETENTION_DAYS": "0"})
+        load({"XEROLINK_OUTBOX_RETENTION_DAYS": "0"})
