@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from xerolink.actionstep.v1 import common_pb2
+
 # Link groups as the seed lists them (Sales Invoices, Payments, Bank Transactions, Credit Notes),
 # numbered as xerolink.poster.v1.LinkGroup.
 GROUP_SALES_INVOICES = 1
@@ -25,6 +27,10 @@ _GROUP_BY_KIND: dict[int, int] = {
     19: GROUP_CREDIT_NOTES,  # supplier credit
     20: GROUP_CREDIT_NOTES,  # supplier credit application
 }
+
+
+# The kinds this contract version defines: a record key of any other kind names no record.
+KNOWN_KINDS = frozenset(common_pb2.TransactionKind.values()) - {common_pb2.TRANSACTION_KIND_UNSPECIFIED}
 
 
 def group_of(kind: int) -> int:

@@ -4,11 +4,10 @@ Actionstep record a request names. Kept apart from the servicer so its mixins ca
 from __future__ import annotations
 
 import grpc
-from xerolink.actionstep.v1 import common_pb2
 from xerolink_common.errors import FieldViolation, invalid_argument
 from xerolink_common.security import LOCAL_DEVELOPER, current_caller
 
-from xerolink_poster.domain.records import RecordRef
+from xerolink_poster.domain.records import KNOWN_KINDS, RecordRef
 
 
 def actor_of(context: grpc.ServicerContext) -> str:
@@ -21,15 +20,11 @@ def actor_of(context: grpc.ServicerContext) -> str:
     return f"caller:{metadata.get('x-xerolink-actor') or context.peer() or 'unknown'}"[:128]
 
 
-# A kind this version does not define names no record the poster can hold.
-KINDS = frozenset(common_pb2.TransactionKind.values()) - {common_pb2.TRANSACTION_KIND_UNSPECIFIED}
-
-
 def record_of(request_record: object, field: str) -> RecordRef:
     """The record a request names; INVALID_ARGUMENT on `field` without a known kind and a positive id."""
     kind = int(getattr(request_record, "kind", 0))
     record_id = int(getattr(request_record, "id", 0))
-    if kind not in KINDS or record_id <= 0:
+    if kind not in KNOWN_KINDS or record_id <= 0:
         raise invalid_argument(
             "INVALID_RECORD",
             "record needs a transaction kind and the record's positive Actionstep id",

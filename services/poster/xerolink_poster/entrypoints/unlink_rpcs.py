@@ -7,7 +7,6 @@ import re
 
 import grpc
 from google.protobuf import timestamp_pb2
-from xerolink.actionstep.v1 import common_pb2
 from xerolink.poster.v1 import poster_service_pb2 as poster_pb2
 from xerolink.poster.v1 import unlink_pb2
 from xerolink.xero.v1 import objects_pb2 as xero_pb2
@@ -18,7 +17,7 @@ from xerolink_common.security import require_connection
 from xerolink_poster.adapters.database import Database
 from xerolink_poster.adapters.tables import OrphanRow
 from xerolink_poster.domain.link_filter import LinkFilter
-from xerolink_poster.domain.records import RecordRef, XeroObjectRef
+from xerolink_poster.domain.records import KNOWN_KINDS, RecordRef, XeroObjectRef
 from xerolink_poster.domain.unlink_plan import Action, Outcome, link_name
 from xerolink_poster.entrypoints import proto_mapping as pm
 from xerolink_poster.entrypoints.request_context import actor_of, record_of
@@ -37,11 +36,10 @@ def link_filter(request: poster_pb2.ListLinksRequest, group: int, state: str) ->
     """The ListLinks filters beyond group and state, validated: bad input is refused, never read
     as "no filter" (which would select everything)."""
     violations: list[FieldViolation] = []
-    known_kinds = set(common_pb2.TransactionKind.values()) - {common_pb2.TRANSACTION_KIND_UNSPECIFIED}
     violations.extend(
         FieldViolation(f"kinds[{i}]", f"{kind} is not a transaction kind")
         for i, kind in enumerate(request.kinds)
-        if kind not in known_kinds
+        if kind not in KNOWN_KINDS
     )
     for name in ("action_id", "participant_id"):
         if getattr(request, name) < 0:

@@ -12,14 +12,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from xerolink.actionstep.v1 import common_pb2
 from xerolink_common.errors import FieldViolation, failed_precondition, invalid_argument, not_found
 
 from xerolink_poster.adapters import link_index
 from xerolink_poster.adapters.database import Database, now_us
 from xerolink_poster.adapters.registry import StateChange
 from xerolink_poster.adapters.tables import LinkRow, OrphanRow
-from xerolink_poster.domain.records import RecordRef
+from xerolink_poster.domain.records import KNOWN_KINDS, RecordRef
 from xerolink_poster.domain.states import Event, LinkState
 from xerolink_poster.domain.unlink_plan import Action, LinkFacts, Outcome, label, plan_unlink, refusal
 from xerolink_poster.service_layer.connections import text_ok
@@ -29,8 +28,6 @@ from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transa
 
 MAX_RECORDS = 500
 MAX_REASON = 500
-# A kind this version does not define names no record: refused, not looked up and "not found".
-KINDS = frozenset(common_pb2.TransactionKind.values()) - {common_pb2.TRANSACTION_KIND_UNSPECIFIED}
 
 
 def unlink(db: Database, connection_id: str, record: RecordRef, actor: str) -> LinkRow:
@@ -108,7 +105,7 @@ def _validate(records: Sequence[tuple[int, int]], validate_only: bool, confirm: 
     violations.extend(
         FieldViolation(f"records[{i}]", "needs a TransactionKind value and the record's positive id")
         for i, (kind, record_id) in enumerate(records[:MAX_RECORDS])
-        if kind not in KINDS or record_id <= 0
+        if kind not in KNOWN_KINDS or record_id <= 0
     )
     if len(reason) > MAX_REASON or not text_ok(reason):
         violations.append(FieldViolation("reason", f"at most {MAX_REASON} characters, without control characters"))
