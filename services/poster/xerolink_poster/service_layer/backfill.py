@@ -21,13 +21,13 @@ from xerolink_poster.adapters.tables import ConnectionRow
 from xerolink_poster.domain import backfill_progress as bp
 from xerolink_poster.domain.records import RecordRef
 from xerolink_poster.domain.states import LinkState
+from xerolink_poster.service_layer.connections import get_connection
 from xerolink_poster.service_layer.dispatcher import StateChanges
 from xerolink_poster.service_layer.errors_json import error_json
 from xerolink_poster.service_layer.posting import (
     ItemFailure,
     Poster,
     PostOutcome,
-    load_connection,
     mapping_context,
     validate_transaction,
 )
@@ -245,7 +245,7 @@ def start_backfill(
 ) -> str:
     """Posts the bills, then the payments of the bills that were posted; returns the backfill id."""
     db = poster.db
-    connection = load_connection(db, connection_id)
+    connection = get_connection(db, connection_id)
     if request_id:
         with UnitOfWork(db, write=False) as uow:
             earlier = bt.backfill_by_request(uow.session, connection_id, request_id)

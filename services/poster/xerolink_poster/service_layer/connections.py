@@ -154,9 +154,13 @@ def create_connection(
 
 
 def get_connection(db: Database, connection_id: str) -> ConnectionRow:
+    """The connection a request names: INVALID_ARGUMENT for an id no connection can have,
+    NOT_FOUND for one that does not exist."""
     require_connection_id(connection_id)
     with UnitOfWork(db, write=False) as uow:
         row = uow.registry.get_connection(connection_id)
     if row is None:
-        raise not_found("CONNECTION_NOT_FOUND", f"no connection {connection_id!r}; create it with CreateConnection")
+        raise not_found(
+            "CONNECTION_NOT_FOUND", f"no connection {connection_id!r}; create it with CreateConnection first"
+        )
     return row

@@ -35,7 +35,7 @@ from xerolink_poster.domain import corrections as dom
 from xerolink_poster.domain.records import RecordRef
 from xerolink_poster.domain.states import LinkState
 from xerolink_poster.service_layer import unlinking
-from xerolink_poster.service_layer.connections import require_connection_id
+from xerolink_poster.service_layer.connections import get_connection, require_connection_id
 from xerolink_poster.service_layer.correction_xero import CorrectionXero, XeroRefused, XeroTrouble
 from xerolink_poster.service_layer.dispatcher import Dispatcher, LeaseLost
 from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transaction
@@ -178,10 +178,8 @@ class Corrections:
         return CorrectionView("", connection_id, record, intent, planned, plan.steps, plan.xero_status, tuple(notes))
 
     def get(self, connection_id: str, record: RecordRef) -> CorrectionView:
-        require_connection_id(connection_id)
+        get_connection(self.db, connection_id)
         with UnitOfWork(self.db, write=False) as uow:
-            if uow.registry.get_connection(connection_id) is None:
-                raise not_found("CONNECTION_NOT_FOUND", f"no connection {connection_id!r}; create it first")
             saga = store.find_saga(uow.session, connection_id, record, None)
         if saga is None:
             raise not_found(

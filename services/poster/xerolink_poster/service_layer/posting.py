@@ -25,7 +25,6 @@ from xerolink_common.errors import (
     XerolinkError,
     failed_precondition,
     invalid_argument,
-    not_found,
 )
 
 from xerolink_poster.adapters.database import Database, now_us
@@ -38,7 +37,7 @@ from xerolink_poster.domain.fingerprint import content_fingerprint
 from xerolink_poster.domain.records import RecordRef, group_of
 from xerolink_poster.domain.states import Event, LinkState, transition
 from xerolink_poster.service_layer.connection_lifecycle import check_postable
-from xerolink_poster.service_layer.connections import request_id_violations, require_connection_id
+from xerolink_poster.service_layer.connections import get_connection, request_id_violations
 from xerolink_poster.service_layer.errors_json import error_json
 from xerolink_poster.service_layer.group_commit import GroupQueue, Job
 from xerolink_poster.service_layer.tracing import current_trace_context, grouped_span
@@ -123,17 +122,6 @@ def validate_transaction(transaction: transaction_pb2.Transaction, path: str = "
         )
 
 
-def load_connection(db: Database, connection_id: str) -> ConnectionRow:
-    require_connection_id(connection_id)
-    with UnitOfWork(db, write=False) as uow:
-        row = uow.registry.get_connection(connection_id)
-    if row is None:
-        raise not_found(
-            "CONNECTION_NOT_FOUND", f"no connection {connection_id!r}; create it with CreateConnection first"
-        )
-    return row
-
-
 def mapping_context(connection: ConnectionRow) -> mapper_pb2.MappingContext:
     context = mapper_pb2.MappingContext()
     context.ParseFromString(connection.mapping_context)
@@ -189,7 +177,7 @@ class Poster:
     def _connection(self, connection_id: str) -> tuple[ConnectionRow, mapper_pb2.MappingContext]:
         cached = self._connections.get(connection_id)
         if cached is None or time.monotonic() - cached.read_at >= CONNECTION_CACHE_SECONDS:
-            found = load_connection(self.db, connection_id)
+            found = get_connection(self.db, connection_id)
             # Checked before anything is mapped or queued: a disconnected connection or an
             # allocation naming accounts the organisation's chart lacks.
             try:

@@ -11,7 +11,8 @@ from xerolink_common.errors import FieldViolation, PreconditionViolation, failed
 from xerolink_poster.adapters.database import Database
 from xerolink_poster.adapters.tables import ConnectionRow
 from xerolink_poster.domain import preflight
-from xerolink_poster.service_layer.posting import load_connection, mapping_context
+from xerolink_poster.service_layer.connections import get_connection
+from xerolink_poster.service_layer.posting import mapping_context
 
 _METHODS = {
     mapper_pb2.ACCOUNTING_METHOD_ACCRUAL: preflight.Method.ACCRUAL,
@@ -59,7 +60,7 @@ def run_preflight(
     db: Database, connection_id: str, division_ids: Sequence[int] | None
 ) -> tuple[preflight.Facts, list[preflight.Check]]:
     _check_divisions(division_ids or ())
-    facts = facts_of(load_connection(db, connection_id), division_ids)
+    facts = facts_of(get_connection(db, connection_id), division_ids)
     return facts, preflight.run(facts)
 
 

@@ -17,7 +17,7 @@ from xerolink_poster.adapters.tables import AuditRow, LinkRow, PostingRow
 from xerolink_poster.domain.link_filter import LinkFilter
 from xerolink_poster.domain.records import RecordRef
 from xerolink_poster.domain.states import SETTLED, LinkState
-from xerolink_poster.service_layer.connections import require_connection_id
+from xerolink_poster.service_layer.connections import get_connection, require_connection_id
 from xerolink_poster.service_layer.dispatcher import StateChanges
 from xerolink_poster.service_layer.unit_of_work import UnitOfWork
 
@@ -29,17 +29,6 @@ MAX_PAGE = 500
 class PostingView:
     posting: PostingRow
     link: LinkRow | None
-
-
-def _require_connection(db: Database, connection_id: str) -> None:
-    """A listing of no connection or of an unknown one is refused, not answered with an empty page
-    that looks like a connection with nothing in it."""
-    require_connection_id(connection_id)
-    with UnitOfWork(db, write=False) as uow:
-        if uow.registry.get_connection(connection_id) is None:
-            raise not_found(
-                "CONNECTION_NOT_FOUND", f"no connection {connection_id!r}; create it with CreateConnection first"
-            )
 
 
 def page_size(requested: int) -> int:
@@ -101,7 +90,9 @@ def get_posting(db: Database, posting_id: str) -> PostingView:
 
 
 def list_postings(db: Database, connection_id: str, state: str, size: int, token: str) -> tuple[list[PostingView], str]:
-    _require_connection(db, connection_id)
+    # An unknown connection is refused, not answered with an empty page that looks like a
+    # connection with nothing in it.
+    get_connection(db, connection_id)
     before: tuple[int, str] | None = None
     if token:
         created, _, posting_id = decode_token(token).partition(":")
@@ -152,7 +143,9 @@ def page_position(token: str, fingerprint: str) -> int:
 def list_links(
     db: Database, connection_id: str, wanted: LinkFilter, size: int, token: str
 ) -> tuple[Sequence[LinkRow], str]:
-    _require_connection(db, connection_id)
+    # An unknown connection is refused, not answered with an empty page that looks like a
+    # connection with nothing in it.
+    get_connection(db, connection_id)
     fingerprint = wanted.fingerprint()
     after = page_position(token, fingerprint)
     limit = page_size(size)

@@ -21,8 +21,7 @@ from xerolink_poster.adapters.tables import LinkRow, OrphanRow
 from xerolink_poster.domain.records import KNOWN_KINDS, RecordRef
 from xerolink_poster.domain.states import Event, LinkState
 from xerolink_poster.domain.unlink_plan import Action, LinkFacts, Outcome, label, plan_unlink, refusal
-from xerolink_poster.service_layer.connections import text_ok
-from xerolink_poster.service_layer.posting import load_connection
+from xerolink_poster.service_layer.connections import get_connection, text_ok
 from xerolink_poster.service_layer.queries import encode_token, page_position, page_size
 from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transaction
 
@@ -152,7 +151,7 @@ def unlink_links(
     actor: str,
 ) -> UnlinkResult:
     _validate(records, validate_only, confirm, reason)
-    load_connection(db, connection_id)
+    get_connection(db, connection_id)
     chosen = [RecordRef(kind, record_id) for kind, record_id in records]
 
     def plan(uow: UnitOfWork, lock: bool) -> tuple[list[Outcome], dict[RecordRef, LinkRow]]:
@@ -185,7 +184,7 @@ def unlink_links(
 def list_orphans(
     db: Database, connection_id: str, record: RecordRef | None, object_type: int, size: int, token: str
 ) -> tuple[list[OrphanRow], str]:
-    load_connection(db, connection_id)
+    get_connection(db, connection_id)
     fingerprint = f"{record or ''}|{object_type}"
     after = page_position(token, fingerprint)
     limit = page_size(size)
