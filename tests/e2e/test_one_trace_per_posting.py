@@ -121,3 +121,19 @@ def test_log_lines_written_while_the_posting_is_handled_carry_its_trace(tmp_path
     for line in logs:
         if "trace_id" in line:
             assert re.fullmatch("[0-9a-f]{32}", line["trace_id"]) and re.fullmatch("[0-9a-f]{16}", line["span_id"])
+
+
+def test_the_contact_found_and_created_for_a_posting_is_in_its_trace(tmp_path: Path) -> None:
+    """The bill's participant is new to Xero: the contact look-up and creation made for it are
+    Xero calls of this posting, and belong to its trace like the invoice call."""
+    outcome, spans, _ = run_scenario(tmp_path)
+    assert outcome["state"] == "LINK_STATE_LINKED"
+    in_trace = [s for s in spans if s["trace_id"] == outcome["root_trace"]]
+    contact_calls = [
+        (s["attributes"].get("http.request.method") or s["attributes"].get("http.method"))
+        for s in in_trace
+        if s["kind"] == "CLIENT" and "/api.xro/2.0/Contacts" in json.dumps(s["attributes"])
+    ]
+    assert sorted(contact_calls) == ["GET", "PUT"], [s["name"] for s in in_trace]
+    (contacts,) = [s for s in in_trace if s["name"] == "xero Contacts"]
+    assert contacts["attributes"]["xerolink.actionstep.id"] == str(outcome["record_id"])

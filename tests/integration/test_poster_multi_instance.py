@@ -128,17 +128,25 @@ def test_a_poster_taking_a_tenant_over_waits_out_the_retry_after_xero_gave_the_l
     dispatch = settings(lease_ttl=2.0, idle_release=0.2)
     first = poster_factory(dispatch, name="poster-first")
     _, org = connect(stub_for(first), emulator)
-    posting = stub_for(first).PostTransaction(
-        poster_pb2.PostTransactionRequest(connection_id="firm-1", transaction=samples.client_bill(4401))
-    ).posting
+    posting = (
+        stub_for(first)
+        .PostTransaction(
+            poster_pb2.PostTransactionRequest(connection_id="firm-1", transaction=samples.client_bill(4401))
+        )
+        .posting
+    )
     deadline = time.monotonic() + 10
     while refusal.hits == 0 and time.monotonic() < deadline:
         time.sleep(0.02)
     assert refusal.hits == 1
     refused_at = writes[0]
-    later = stub_for(first).PostTransaction(
-        poster_pb2.PostTransactionRequest(connection_id="firm-1", transaction=samples.client_bill(4402))
-    ).posting
+    later = (
+        stub_for(first)
+        .PostTransaction(
+            poster_pb2.PostTransactionRequest(connection_id="firm-1", transaction=samples.client_bill(4402))
+        )
+        .posting
+    )
     first.stop()
 
     second = poster_factory(dispatch, name="poster-second")

@@ -134,13 +134,29 @@ def test_backoff_grows_and_stays_within_half_and_all_of_its_step(attempt: int) -
     assert step / 2 <= delay <= step
 
 
-@given(st.binary(max_size=4096), st.text(max_size=100))
-def test_idempotency_keys_are_deterministic_and_short_enough(body: bytes, path: str) -> None:
-    key = idempotency_key("tenant", "PUT", path, body)
-    assert key == idempotency_key("tenant", "PUT", path, body)
+@given(st.binary(max_size=4096), st.text(max_size=100), st.lists(st.text(min_size=1, max_size=60), min_size=1))
+def test_idempotency_keys_are_deterministic_and_short_enough(body: bytes, path: str, names: list[str]) -> None:
+    key = idempotency_key("tenant", "PUT", path, names, body)
+    assert key == idempotency_key("tenant", "PUT", path, names, body)
+    assert key == idempotency_key("tenant", "PUT", path, list(reversed(names)), body), "a batch key names a set"
     assert len(key) <= IDEMPOTENCY_KEY_MAX
-    assert key != idempotency_key("tenant", "PUT", path, body + b" ")
-    assert key != idempotency_key("other-tenant", "PUT", path, body)
+    assert key != idempotency_key("tenant", "PUT", path, names, body + b" ")
+    assert key != idempotency_key("other-tenant", "PUT", path, names, body)
+
+
+def test_two_records_with_equal_bodies_never_share_an_idempotency_key() -> None:
+    """Two applications of 50.00 from one credit note to one invoice send equal bodies: a key of
+    the content alone made Xero replay the first allocation for the second, and 50.00 was lost."""
+    body = b'{"Allocations":[{"Invoice":{"InvoiceID":"i"},"Amount":50.00,"Date":"2026-03-02"}]}'
+    first = idempotency_key("tenant", "PUT", "CreditNotes/c/Allocations", ["firm-1/4/4101#1/allocation"], body)
+    second = idempotency_key("tenant", "PUT", "CreditNotes/c/Allocations", ["firm-1/4/4102#1/allocation"], body)
+    reposted = idempotency_key("tenant", "PUT", "CreditNotes/c/Allocations", ["firm-1/4/4101#2/allocation"], body)
+    assert len({first, second, reposted}) == 3
+
+
+def test_an_idempotency_key_must_name_what_the_call_is_for() -> None:
+    with pytest.raises(ValueError):
+        idempotency_key("tenant", "PUT", "Invoices", [], b"{}")
 
 
 def test_chunks_keep_order_and_size() -> None:

@@ -78,10 +78,78 @@ def test_a_payment_is_looked_up_by_reference_and_amount() -> None:
             document_type=xero_pb2.OBJECT_TYPE_INVOICE, amount=money_pb2.Money(units=50000), reference="AS-2"
         ),
     )
-    assert payloads.lookup_where(payment, "AS-2 #2", {"document": "x"}) == (
-        "Payments",
-        'Reference=="AS-2 #2" AND Amount==500.00',
+    lookup = payloads.lookup_of(payment, "AS-2 #2", "")
+    assert lookup is not None
+    assert (lookup.resource, lookup.where) == ("Payments", 'Reference=="AS-2 #2" AND Amount==500.00')
+    assert lookup.tagged({"Reference": "AS-2 #2"}) and not lookup.tagged({"Reference": "as-2 #2"})
+
+
+def _document(kind: str, number: str) -> xero_pb2.Operation:
+    if kind in ("ACCREC", "ACCPAY"):
+        invoice = xero_pb2.Invoice(type=getattr(xero_pb2, f"INVOICE_TYPE_{kind}"), invoice_number=number, reference="R")
+        return xero_pb2.Operation(local_ref="doc", invoice=invoice)
+    note = xero_pb2.CreditNote(
+        type=getattr(xero_pb2, f"CREDIT_NOTE_TYPE_{kind}"), credit_note_number=number, reference="R"
     )
+    return xero_pb2.Operation(local_ref="doc", credit_note=note)
+
+
+def test_the_tag_rides_in_a_field_xero_keeps_for_each_document_type() -> None:
+    """Xero's OpenAPI: Invoice.Reference "ACCREC only", CreditNote.Reference "ACCRECCREDIT only".
+    On bills and supplier credits the tag goes in the number (Xero keeps it and shows it as the
+    bill's reference); the look-up filters on that field, never on the dropped Reference."""
+    cases = {
+        "ACCREC": ("R", "Reference", "Invoices"),
+        "ACCPAY": ("SUP-1", "InvoiceNumber", "Invoices"),
+        "ACCRECCREDIT": ("R", "Reference", "CreditNotes"),
+        "ACCPAYCREDIT": ("SC-1", "CreditNoteNumber", "CreditNotes"),
+    }
+    for kind, (base, field, resource) in cases.items():
+        operation = _document(kind, "SUP-1" if kind == "ACCPAY" else "SC-1" if kind == "ACCPAYCREDIT" else "N-1")
+        assert payloads.tag_base(operation) == base, kind
+        tag = f"{base} [AS-X-1]"
+        element = payloads.element_of(operation, tag, "contact", {})
+        assert element[field] == tag, kind
+        if kind in ("ACCPAY", "ACCPAYCREDIT"):
+            assert "Reference" not in element, f"{kind}: Xero drops Reference, sending it misleads"
+        lookup = payloads.lookup_of(operation, tag, "contact")
+        assert lookup is not None and lookup.resource == resource
+        assert f'Type=="{kind}"' in lookup.where and f'{field}=="{tag}"' in lookup.where, lookup.where
+
+
+def test_an_overpayment_is_tagged_in_its_first_line_and_its_own_id_is_kept() -> None:
+    """BankTransaction.Reference is "Only supported for SPEND and RECEIVE transactions"; and Xero
+    gives the Overpayment an id of its own (BankTransaction.OverpaymentID), which a refund pays."""
+    operation = xero_pb2.Operation(
+        local_ref="overpayment",
+        bank_transaction=xero_pb2.BankTransaction(
+            type=xero_pb2.BANK_TRANSACTION_TYPE_RECEIVE_OVERPAYMENT,
+            bank_account_code="090",
+            reference="Smith",
+            line_items=[xero_pb2.LineItem(description="Client overpayment", line_amount=money_pb2.Money(units=2500))],
+        ),
+    )
+    tag = payloads.tracking_reference(payloads.tag_base(operation), 6, 12, 1)
+    assert tag == "Client overpayment [AS-OR-12]"
+    element = payloads.element_of(operation, tag, "c-1", {})
+    assert "Reference" not in element and element["LineItems"][0]["Description"] == tag
+    lookup = payloads.lookup_of(operation, tag, "c-1")
+    assert lookup is not None and 'Contact.ContactID==Guid("c-1")' in lookup.where
+    assert lookup.tagged({"LineItems": [{"Description": tag}]}) and not lookup.tagged({"LineItems": []})
+    answer = {"BankTransactionID": "bt-1", "OverpaymentID": "op-1"}
+    objects = payloads.created_objects("bank_transaction", "overpayment", answer)
+    assert [(o.type, o.xero_id) for o in objects] == [
+        (xero_pb2.OBJECT_TYPE_BANK_TRANSACTION, "bt-1"),
+        (xero_pb2.OBJECT_TYPE_OVERPAYMENT, "op-1"),
+    ]
+
+
+def test_bank_transfers_go_one_per_call_without_summarize_errors() -> None:
+    """Xero's OpenAPI declares summarizeErrors on PUT Invoices, Payments, BankTransactions... but
+    not on PUT BankTransfers: there is no outcome per element to read from a batch."""
+    transfer = xero_pb2.Operation(local_ref="t", bank_transfer=xero_pb2.BankTransfer(from_bank_account_code="090"))
+    assert not payloads.target_of(transfer, {}).per_element
+    assert payloads.target_of(_document("ACCREC", "N-1"), {}).per_element
 
 
 def test_an_answered_amount_is_compared_with_the_sent_one_as_a_number() -> None:

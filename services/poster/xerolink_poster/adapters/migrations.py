@@ -97,6 +97,17 @@ def _link_outcome_unknown(conn: Connection) -> None:
         conn.execute(text("ALTER TABLE link ADD COLUMN outcome_unknown BOOLEAN NOT NULL DEFAULT false"))
 
 
+def _exactly_once_columns(conn: Connection) -> None:
+    # A registry created by this version's step 1 already has the columns.
+    outbox = {c["name"] for c in inspect(conn).get_columns("outbox")}
+    if "alone" not in outbox:
+        conn.execute(text("ALTER TABLE outbox ADD COLUMN alone BOOLEAN NOT NULL DEFAULT false"))
+    if "lookup_hint" not in outbox:
+        conn.execute(text("ALTER TABLE outbox ADD COLUMN lookup_hint TEXT NOT NULL DEFAULT ''"))
+    if "origin" not in {c["name"] for c in inspect(conn).get_columns("contact_link")}:
+        conn.execute(text("ALTER TABLE contact_link ADD COLUMN origin VARCHAR(32) NOT NULL DEFAULT ''"))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "create the registry, outbox and lease tables", _create_v1_tables),
     Migration(2, "index outbox entries by posting", _index_outbox_by_posting),
@@ -107,6 +118,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(7, "record pre-integration backfills and their items", _create_backfill_tables),
     Migration(8, "index done outbox entries by age; count app-wide Xero calls", _retention_and_app_minute),
     Migration(9, "remember links that gave up while a call's outcome was unknown", _link_outcome_unknown),
+    Migration(10, "post refused batches one by one; allocation look-up hints; contact origins", _exactly_once_columns),
 )
 
 

@@ -20,6 +20,7 @@ from xerolink_poster.adapters.tables import (
     ContactLinkRow,
     DependencyWaitRow,
     LinkRow,
+    OrphanRow,
     OutboxRow,
     PostingRow,
     TenantLeaseRow,
@@ -399,9 +400,37 @@ class Registry:
         query = select(OutboxRow.id).where(OutboxRow.state == OUTBOX_WAITING, col(OutboxRow.id).not_in(dependency))
         return sorted(i for i in self.session.exec(query) if i is not None)
 
+    def held_xero_ids(self, connection_id: str, xero_ids: Sequence[str], except_link_id: int) -> set[str]:
+        """Which of these Xero ids another link of the connection holds, or an unlink left
+        orphaned: an uncertain call's look-up must never adopt one of them. Only the look-up
+        path asks (after a lost or garbled answer), so a match on the JSON text is enough."""
+        wanted = [x for x in xero_ids if x]
+        if not wanted:
+            return set()
+        held: set[str] = set()
+        links = select(LinkRow.id, LinkRow.xero_objects).where(
+            LinkRow.connection_id == connection_id,
+            LinkRow.id != except_link_id,
+            or_(*(col(LinkRow.xero_objects).contains(f'"{x}"') for x in wanted)),
+        )
+        for _, objects in self.session.exec(links):
+            held.update(o["xero_id"] for o in json.loads(objects) if o["xero_id"] in wanted)
+        orphans = select(OrphanRow.xero_id).where(
+            OrphanRow.connection_id == connection_id, col(OrphanRow.xero_id).in_(wanted)
+        )
+        held.update(self.session.exec(orphans))
+        return held
+
     # -- contacts ----------------------------------------------------------------------------
     def get_contact(self, connection_id: str, participant_id: int) -> ContactLinkRow | None:
         return self.session.get(ContactLinkRow, (connection_id, participant_id))
+
+    def participant_of_contact(self, connection_id: str, contact_id: str) -> int | None:
+        """The participant already linked to this Xero contact, if any."""
+        query = select(ContactLinkRow.participant_id).where(
+            ContactLinkRow.connection_id == connection_id, ContactLinkRow.contact_id == contact_id
+        )
+        return self.session.exec(query).first()
 
     def add_contact(self, row: ContactLinkRow) -> None:
         if self.get_contact(row.connection_id, row.participant_id) is None:

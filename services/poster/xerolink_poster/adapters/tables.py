@@ -137,6 +137,12 @@ class OutboxRow(SQLModel, table=True):
     create_us: int = Field(sa_column=_big(nullable=False))
     # W3C traceparent of the request that accepted the work, continued around its Xero call.
     trace_context: str = Field(default="", max_length=128)
+    # Post this entry in a call of its own: a batch it was in was refused whole, with no answer
+    # per element, so only a call of one tells whether Xero refuses it.
+    alone: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, default=False))
+    # What the look-up after an uncertain call needs and Xero cannot carry: for an allocation,
+    # the JSON list of the credit note's allocation ids read just before the call.
+    lookup_hint: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
 
 
 class DependencyWaitRow(SQLModel, table=True):
@@ -160,6 +166,10 @@ class ContactLinkRow(SQLModel, table=True):
     contact_id: str = Field(max_length=64)
     contact_number: str = Field(max_length=64)
     create_us: int = Field(sa_column=_big(nullable=False))
+    # How the contact became this participant's: "created", "created_renamed" (created under a
+    # name that names the participant, because another contact held the display name), or
+    # "contact_number" (found in Xero by ContactNumber AS-<participant id>, which the firm set).
+    origin: str = Field(default="", max_length=32)
 
 
 class TenantLeaseRow(SQLModel, table=True):

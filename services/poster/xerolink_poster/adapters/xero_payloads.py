@@ -1,11 +1,19 @@
 """The mapper's operations as Xero Accounting API elements, and Xero's answers as ids.
 
-Every element carries a deterministic reference (`tracking_reference`): the mapper's reference
-followed by a tag naming the Actionstep record ("[AS-CBP-7001]"), plus " #<generation>" when the
-record is posted again after an unlink. The tag makes it unique per record, so a look-up after an
-uncertain outcome finds this record's object: never another record's that happens to carry the
-same user reference and amount (two instalments referenced "Smith"), and never the orphan of an
-earlier cycle."""
+Every element carries a deterministic tag naming the Actionstep record ("[AS-CBP-7001]", plus
+" #<generation>" when the record is posted again after an unlink), in a field Xero keeps for that
+type (`tag_field`), so a look-up after an uncertain outcome finds this record's object: never
+another record's that happens to carry the same user reference and amount (two instalments
+referenced "Smith"), and never the orphan of an earlier cycle. Which field carries it follows
+Xero's OpenAPI description (../shared/xero-openapi/xero_accounting.yaml), see docs/poster.md:
+- Invoice.Reference is "ACCREC only" and CreditNote.Reference "ACCRECCREDIT only": Xero drops them
+  on bills and supplier credits (XeroAPI/xero-mcp-server#121, XeroAPI/Xero-NetStandard#249). There
+  the tag goes in InvoiceNumber / CreditNoteNumber, the supplier's number, which Xero keeps and
+  shows as the bill's reference (not unique for ACCPAY, so the tag is what makes it ours).
+- BankTransaction.Reference is "Only supported for SPEND and RECEIVE transactions": on an
+  overpayment the tag goes in the first line's Description (LineItem.Description, kept).
+- Payment.Reference, BankTransfer.Reference and ManualJournal.Narration carry no restriction.
+- Allocations have no field to carry it: see the dispatcher's look-up of allocations."""
 
 from __future__ import annotations
 
@@ -19,6 +27,7 @@ from xerolink.xero.v1 import objects_pb2 as xero_pb2
 from xerolink_common.money import cents_to_decimal
 
 from xerolink_poster.domain.dependencies import OBJECT_TYPE_BY_BODY, body_of
+from xerolink_poster.domain.records import XeroObjectRef
 
 Element = dict[str, Any]
 
@@ -42,6 +51,12 @@ _DOC_STATUS = {
     xero_pb2.DOCUMENT_STATUS_SUBMITTED: "SUBMITTED",
     xero_pb2.DOCUMENT_STATUS_AUTHORISED: "AUTHORISED",
 }
+# BankTransaction.Reference: "Only supported for SPEND and RECEIVE transactions" (Xero's OpenAPI).
+_REFERENCE_BANK_TYPES = (xero_pb2.BANK_TRANSACTION_TYPE_RECEIVE, xero_pb2.BANK_TRANSACTION_TYPE_SPEND)
+_OVERPAYMENT_BANK_TYPES = (
+    xero_pb2.BANK_TRANSACTION_TYPE_RECEIVE_OVERPAYMENT,
+    xero_pb2.BANK_TRANSACTION_TYPE_SPEND_OVERPAYMENT,
+)
 _BANK_TYPES = {
     xero_pb2.BANK_TRANSACTION_TYPE_RECEIVE: "RECEIVE",
     xero_pb2.BANK_TRANSACTION_TYPE_SPEND: "SPEND",
@@ -58,6 +73,10 @@ class Target:
     resource: str
     path: str  # relative to /api.xro/2.0/, e.g. "Invoices" or "CreditNotes/<id>/Allocations"
     collection: str  # JSON key of the element list
+    # Xero declares summarizeErrors (an outcome per element) for this endpoint's PUT. Its OpenAPI
+    # declares it for Invoices, CreditNotes, Payments, Allocations, BankTransactions,
+    # ManualJournals and Contacts, not for BankTransfers: those go one per call, without it.
+    per_element: bool = True
 
 
 def kind_code(kind: int) -> str:
@@ -111,7 +130,7 @@ def target_of(operation: xero_pb2.Operation, resolved: dict[str, str]) -> Target
     if body == "allocation":
         credit_note_id = resolved["credit_note"]
         return Target(body, "Allocations", f"CreditNotes/{credit_note_id}/Allocations", "Allocations")
-    return Target(body, resource, resource, resource)
+    return Target(body, resource, resource, resource, per_element=body != "bank_transfer")
 
 
 def element_of(operation: xero_pb2.Operation, reference: str, contact_id: str, resolved: dict[str, str]) -> Element:
@@ -127,12 +146,15 @@ def element_of(operation: xero_pb2.Operation, reference: str, contact_id: str, r
             "LineAmountTypes": _LINE_AMOUNT_TYPES.get(inv.line_amount_types, "Exclusive"),
             "LineItems": _lines(inv.line_items),
             "Status": _DOC_STATUS.get(inv.status, "AUTHORISED"),
-            "Reference": reference,
         }
         if inv.HasField("due_date"):
             element["DueDate"] = _date(inv.due_date)
-        if inv.invoice_number:
-            element["InvoiceNumber"] = inv.invoice_number
+        if inv.type == xero_pb2.INVOICE_TYPE_ACCREC:
+            element["Reference"] = reference
+            if inv.invoice_number:
+                element["InvoiceNumber"] = inv.invoice_number
+        else:
+            element["InvoiceNumber"] = reference
         return _currency(element, inv.currency_code, inv.currency_rate)
     if body == "credit_note":
         note = operation.credit_note
@@ -143,10 +165,13 @@ def element_of(operation: xero_pb2.Operation, reference: str, contact_id: str, r
             "LineAmountTypes": _LINE_AMOUNT_TYPES.get(note.line_amount_types, "Exclusive"),
             "LineItems": _lines(note.line_items),
             "Status": _DOC_STATUS.get(note.status, "AUTHORISED"),
-            "Reference": reference,
         }
-        if note.credit_note_number:
-            element["CreditNoteNumber"] = note.credit_note_number
+        if note.type == xero_pb2.CREDIT_NOTE_TYPE_ACCRECCREDIT:
+            element["Reference"] = reference
+            if note.credit_note_number:
+                element["CreditNoteNumber"] = note.credit_note_number
+        else:
+            element["CreditNoteNumber"] = reference
         return _currency(element, note.currency_code, note.currency_rate)
     if body == "payment":
         pay = operation.payment
@@ -174,14 +199,18 @@ def element_of(operation: xero_pb2.Operation, reference: str, contact_id: str, r
         }
     if body == "bank_transaction":
         txn = operation.bank_transaction
+        lines = _lines(txn.line_items)
         element = {
             "Type": _BANK_TYPES[txn.type],
             "BankAccount": {"Code": txn.bank_account_code},
             "Date": _date(txn.date),
             "LineAmountTypes": _LINE_AMOUNT_TYPES.get(txn.line_amount_types, "Exclusive"),
-            "LineItems": _lines(txn.line_items),
-            "Reference": reference,
+            "LineItems": lines,
         }
+        if txn.type in _REFERENCE_BANK_TYPES:
+            element["Reference"] = reference
+        elif lines:
+            lines[0]["Description"] = reference
         if contact_id:
             element["Contact"] = {"ContactID": contact_id}
         return _currency(element, txn.currency_code, txn.currency_rate)
@@ -213,12 +242,22 @@ def element_of(operation: xero_pb2.Operation, reference: str, contact_id: str, r
     }
 
 
-def reference_of(operation: xero_pb2.Operation) -> str:
+def tag_base(operation: xero_pb2.Operation) -> str:
+    """The mapper's value of the field that carries the record's tag (see the module doc), before
+    the tag is added: the user's reference, or the supplier's number on bills and supplier
+    credits, or the first line's description on an overpayment."""
     body = body_of(operation)
     if body == "manual_journal":
         return operation.manual_journal.narration
     if body == "allocation":
         return ""
+    if body == "invoice" and operation.invoice.type != xero_pb2.INVOICE_TYPE_ACCREC:
+        return operation.invoice.invoice_number
+    if body == "credit_note" and operation.credit_note.type != xero_pb2.CREDIT_NOTE_TYPE_ACCRECCREDIT:
+        return operation.credit_note.credit_note_number
+    if body == "bank_transaction" and operation.bank_transaction.type in _OVERPAYMENT_BANK_TYPES:
+        items = operation.bank_transaction.line_items
+        return items[0].description if items else ""
     value: str = getattr(operation, body).reference
     return value
 
@@ -264,17 +303,75 @@ def ids_of(body: str, answer: Element) -> tuple[str, str]:
     return str(answer.get(id_field, "")), str(answer.get(number_field, "")) if number_field else ""
 
 
-def lookup_where(operation: xero_pb2.Operation, reference: str, resolved: dict[str, str]) -> tuple[str, str] | None:
-    """(resource path, where clause) that finds the object an uncertain call may have created;
-    None for allocations, which are found on their credit note instead."""
+@dataclass(frozen=True)
+class Lookup:
+    """How to find the object an uncertain call may have created: a GET of `resource` with a
+    `where` clause on fields Xero keeps for the type, then `tagged` checks each answer carries
+    this record's tag exactly (Xero's string filters are case-insensitive)."""
+
+    resource: str
+    where: str
+    tag: str
+    tag_path: tuple[str, ...]
+
+    def tagged(self, item: Element) -> bool:
+        value: Any = item
+        for part in self.tag_path:
+            if isinstance(value, list):
+                value = value[int(part)] if value and part.isdigit() and len(value) > int(part) else None
+            elif isinstance(value, dict):
+                value = value.get(part)
+            else:
+                return False
+        return bool(value == self.tag)
+
+
+def _quoted(value: str) -> str:
+    return value.replace('"', "")
+
+
+def lookup_of(operation: xero_pb2.Operation, tag: str, contact_id: str) -> Lookup | None:
+    """The look-up for one operation whose tagged field holds `tag`; None for allocations, which
+    carry no field for it (the dispatcher finds them on their credit note)."""
     body = body_of(operation)
     resource = RESOURCES[body][0]
-    quoted = reference.replace('"', "")
+    quoted = _quoted(tag)
     if body == "allocation":
         return None
     if body == "manual_journal":
-        return resource, f'Narration=="{quoted}"'
+        return Lookup(resource, f'Narration=="{quoted}"', tag, ("Narration",))
+    if body == "invoice":
+        kind = xero_pb2.InvoiceType.Name(operation.invoice.type).removeprefix("INVOICE_TYPE_")
+        field = "Reference" if operation.invoice.type == xero_pb2.INVOICE_TYPE_ACCREC else "InvoiceNumber"
+        return Lookup(resource, f'Type=="{kind}" AND {field}=="{quoted}"', tag, (field,))
+    if body == "credit_note":
+        kind = xero_pb2.CreditNoteType.Name(operation.credit_note.type).removeprefix("CREDIT_NOTE_TYPE_")
+        accrec = operation.credit_note.type == xero_pb2.CREDIT_NOTE_TYPE_ACCRECCREDIT
+        field = "Reference" if accrec else "CreditNoteNumber"
+        return Lookup(resource, f'Type=="{kind}" AND {field}=="{quoted}"', tag, (field,))
+    if body == "bank_transaction" and operation.bank_transaction.type in _OVERPAYMENT_BANK_TYPES:
+        # No Reference on overpayments: narrowed by type and contact, matched by the tagged line.
+        kind = _BANK_TYPES[operation.bank_transaction.type]
+        where = f'Type=="{kind}" AND Contact.ContactID==Guid("{_quoted(contact_id)}")'
+        return Lookup(resource, where, tag, ("LineItems", "0", "Description"))
     clause = f'Reference=="{quoted}"'
     if body == "payment":
         clause += f" AND Amount=={_amount(operation.payment.amount)}"
-    return resource, clause
+    return Lookup(resource, clause, tag, ("Reference",))
+
+
+def created_objects(body: str, local_ref: str, answer: Element) -> list[XeroObjectRef]:
+    """The objects one answered element stands for: the object itself, and on an overpayment
+    bank transaction the Overpayment Xero made with it, which has its own id (the OpenAPI's
+    BankTransaction.OverpaymentID: "returned on BankTransactions with a Type of
+    SPEND-OVERPAYMENT or RECEIVE-OVERPAYMENT"); a refund pays that id, not the transaction's."""
+    xero_id, number = ids_of(body, answer)
+    objects = [XeroObjectRef(object_type_of(body), xero_id, local_ref, number)]
+    overpayment = answer.get("OverpaymentID") if body == "bank_transaction" else None
+    if overpayment and str(overpayment) != _NO_ID:
+        objects.append(XeroObjectRef(xero_pb2.OBJECT_TYPE_OVERPAYMENT, str(overpayment), local_ref))
+    return objects
+
+
+# Xero fills unused id fields with the zero GUID (the OpenAPI's examples of BankTransaction).
+_NO_ID = "00000000-0000-0000-0000-000000000000"

@@ -70,7 +70,9 @@ def resolve(
     object of the wanted type held by another record's link (None when not linked)."""
     target = ref.WhichOneof("target")
     if target == "local_ref":
-        return next((o for o in own if o.local_ref == ref.local_ref), None)
+        # By type too: an overpayment transaction's operation holds the BankTransaction and the
+        # Overpayment Xero made with it, and a refund must pay the Overpayment's own id.
+        return next((o for o in own if o.local_ref == ref.local_ref and o.type == wanted_type), None)
     record = record_of(ref)
     if record is None:
         return None

@@ -4,11 +4,15 @@ under Xero's limits before Xero has to refuse.
 
 Exactly once: before a create call the entries are marked uncertain in the database; the answer
 clears the mark. An entry found marked (a timeout, a dropped connection, a crash between call
-and commit) is looked up in Xero by its deterministic reference before anything is re-created.
-Quick retries of the same call carry the same Idempotency-Key, so Xero replays them."""
+and commit, an answer that cannot be matched to what was sent) is looked up in Xero by the tag
+naming its Actionstep record, in a field Xero keeps for the type, before anything is re-created;
+an object another link holds is never adopted. Only an element Xero explicitly refused fails.
+Quick retries of the same call carry the same Idempotency-Key, named by the records, versions and
+operations the call carries, so Xero replays them and never mistakes one record for another."""
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import threading
@@ -119,12 +123,22 @@ class _Work:
     resolved: dict[str, str] = field(default_factory=dict)
     contact: xero_pb2.Contact | None = None
     contact_id: str = ""
+    # The value of the field carrying the record's tag (xero_payloads.tag_base + the tag).
     reference: str = ""
+    # Written with the uncertain mark: what the look-up needs that Xero cannot carry.
+    hint: str = ""
 
     @property
     def body(self) -> str:
         assert self.operation is not None
         return deps.body_of(self.operation)
+
+    @property
+    def identity(self) -> str:
+        """The Actionstep record, its version (generation) and the operation this element is."""
+        assert self.operation is not None
+        link = self.link
+        return f"{link.connection_id}/{link.kind}/{link.record_id}#{link.generation}/{self.operation.local_ref}"
 
 
 class Dispatcher:
@@ -290,8 +304,6 @@ class Dispatcher:
 
 
 def _json_list(text: str) -> list[float]:
-    import json
-
     return [float(x) for x in json.loads(text)]
 
 
@@ -450,12 +462,14 @@ class TenantWorker(threading.Thread):
             with self.contacts_lock:
                 self._ensure_contacts(needing_contacts)
             works = [w for w in works if w.contact is None or w.contact_id]
-        groups: dict[tuple[str, str], list[_Work]] = defaultdict(list)
+        groups: dict[tuple[str, str, int], list[_Work]] = defaultdict(list)
         for w in works:
             assert w.operation is not None
             target = payloads.target_of(w.operation, w.resolved)
-            groups[(w.connection.connection_id, target.path)].append(w)
-        for (_, path), members in groups.items():
+            # Alone: refused whole before, or an endpoint that answers no outcome per element.
+            alone = w.row.alone or not target.per_element
+            groups[(w.connection.connection_id, target.path, w.row.id or 0 if alone else 0)].append(w)
+        for (_, path, _), members in groups.items():
             for chunk in chunks(members, self.settings.batch_size):
                 self._create(path, list(chunk))
 
@@ -530,7 +544,10 @@ class TenantWorker(threading.Thread):
                         w.resolved[name] = found.xero_id
                         continue
                     record = deps.record_of(ref)
-                    if record is None:
+                    if record is None and any(o.local_ref == ref.local_ref for o in own):
+                        wanted_name = xero_pb2.ObjectType.Name(wanted)  # type: ignore[arg-type]
+                        problem = f"operation {ref.local_ref!r} was performed but Xero named no {wanted_name} for it"
+                    elif record is None:
                         problem = f"operation {w.operation.local_ref} refers to {ref.local_ref!r}, not performed"
                     elif linked_objects(record) is None:
                         missing.append(record)
@@ -548,7 +565,7 @@ class TenantWorker(threading.Thread):
                     known = registry.get_contact(w.connection.connection_id, w.contact.participant_id)
                     w.contact_id = known.contact_id if known is not None else ""
                 w.reference = payloads.tracking_reference(
-                    payloads.reference_of(w.operation), w.link.kind, w.link.record_id, w.link.generation
+                    payloads.tag_base(w.operation), w.link.kind, w.link.record_id, w.link.generation
                 )
                 ready.append(w)
         if waiting or broken or finished:
@@ -613,13 +630,15 @@ class TenantWorker(threading.Thread):
         body: Any = None,
         mark_uncertain: Sequence[_Work] = (),
         refreshed: bool = False,
+        names: Sequence[str] = (),
     ) -> XeroAnswer:
         """One call within every limit: waits for the budget, checks and renews the lease, counts
         the call in the app's shared minute (and marks the entries of a create call uncertain)
-        in one short transaction, then calls."""
+        in one short transaction, then calls. `names` say what the call is for (the records and
+        operations it creates); a call without them changes the Xero object its path names."""
         key = None
         if body is not None:
-            key = idempotency_key(creds.tenant_id, method, path, payloads_bytes(body))
+            key = idempotency_key(creds.tenant_id, method, path, names or [f"{method} {path}"], payloads_bytes(body))
         minute_us = int(self.settings.limits.minute_seconds * US)
         counted_at: list[int] = []
 
@@ -642,6 +661,7 @@ class TenantWorker(threading.Thread):
                     row = uow.registry.get_outbox(w.row.id or 0)
                     if row is not None:
                         row.uncertain = True
+                        row.lookup_hint = w.hint
                         row.lease_until_us = now + int(self.settings.claim_ttl * US)
                         uow.session.add(row)
             return ok
@@ -687,7 +707,7 @@ class TenantWorker(threading.Thread):
             # (a 401 changed nothing at Xero, and the Idempotency-Key stays the same).
             fresh = self.d.keeper.after_unauthorised(creds)
             if fresh is not None:
-                return self._call(fresh, method, path, params, body, mark_uncertain, refreshed=True)
+                return self._call(fresh, method, path, params, body, mark_uncertain, refreshed=True, names=names)
         return answer
 
     def _persist_block(self) -> None:
@@ -714,27 +734,51 @@ class TenantWorker(threading.Thread):
             elements.append(payloads.element_of(w.operation, w.reference, w.contact_id, w.resolved))
         body = {target.collection: elements}
         members = [(w.row.trace_context, w.link) for w in works]
+        creds = self.credentials(first.connection)
         with tracing.xero_call(path, self.tenant_id, members) as (call, linked):
             try:
+                if target.body == "allocation":
+                    self._note_allocations(creds, works)
                 answer = self._call(
-                    self.credentials(first.connection),
+                    creds,
                     "PUT",
                     path,
-                    params={"summarizeErrors": "false"},
+                    params={"summarizeErrors": "false"} if target.per_element else None,
                     body=body,
                     mark_uncertain=works,
+                    names=[w.identity for w in works],
                 )
             except Uncertain as exc:
                 for span in (call, *linked):
                     span.set_attribute("xerolink.outcome", "uncertain")
                 self._retry(works, uncertain=True, reason="XERO_NO_ANSWER", message=f"no answer from Xero ({exc})")
                 return
-            for span, outcome in zip((call, *linked), _outcomes(answer, target.collection, len(works)), strict=True):
+            except _LookupFailed as exc:  # the credit note could not be read: nothing was sent
+                self._retry(works, uncertain=False, reason="XERO_LOOKUP_FAILED", message=str(exc))
+                return
+            read = read_answer(answer, target.collection, works)
+            for span, outcome in zip((call, *linked), read.outcomes(len(works)), strict=True):
                 span.set_attribute("xerolink.outcome", outcome)
-            self._apply(works, target.collection, answer)
+            self._apply(works, answer, read)
 
-    def _apply(self, works: list[_Work], collection: str, answer: XeroAnswer) -> None:
-        if answer.status == 429:
+    def _note_allocations(self, creds: Credentials, works: list[_Work]) -> None:
+        """Allocations carry no field for a tag, and two allocations of equal amounts from one
+        credit note to one invoice are both legitimate: the look-up after an uncertain call tells
+        ours apart by what the credit note held just before it (stored with the uncertain mark)."""
+        answer = self._call(creds, "GET", f"CreditNotes/{works[0].resolved['credit_note']}")
+        _check_lookup(answer)
+        ids = sorted(
+            str(a.get("AllocationID", ""))
+            for note in answer.body.get("CreditNotes") or []
+            if isinstance(note, dict)
+            for a in note.get("Allocations") or []
+            if isinstance(a, dict)
+        )
+        for w in works:
+            w.hint = json.dumps(ids)
+
+    def _apply(self, works: list[_Work], answer: XeroAnswer, read: ReadAnswer) -> None:
+        if read.call == "rate_limited":
             self._retry(
                 works,
                 uncertain=False,
@@ -744,10 +788,10 @@ class TenantWorker(threading.Thread):
                 count=False,
             )
             return
-        if answer.status >= 500:
+        if read.call == "unavailable":
             self._retry(works, uncertain=True, reason="XERO_UNAVAILABLE", message=f"Xero answered {answer.status}")
             return
-        if answer.status in (401, 403):
+        if read.call == "unauthorised":
             self._retry(
                 works,
                 uncertain=False,
@@ -755,31 +799,31 @@ class TenantWorker(threading.Thread):
                 message=f"Xero refused the connection's credentials ({answer.status}); reconnect the organisation",
             )
             return
-        items = answer.body.get(collection) if isinstance(answer.body, dict) else None
-        if answer.status == 400 and isinstance(answer.body, dict) and not items:
-            items = answer.body.get("Elements")
-        if not isinstance(items, list) or len(items) != len(works):
-            message = _message_of(answer.body) or f"Xero answered {answer.status}"
-            self._reject(works, [message] * len(works))
-            return
-        created: list[tuple[_Work, XeroObjectRef]] = []
+        created: list[tuple[_Work, list[XeroObjectRef]]] = []
         rejected: list[tuple[_Work, list[str]]] = []
-        for w, item in zip(works, items, strict=True):
-            errors = [str(e.get("Message", "")) for e in item.get("ValidationErrors") or []]
-            if item.get("StatusAttributeString") == "ERROR" or errors or item.get("HasErrors"):
-                rejected.append((w, errors or ["Xero rejected the element"]))
-                continue
-            xero_id, number = payloads.ids_of(w.body, item)
-            assert w.operation is not None
-            created.append((w, XeroObjectRef(payloads.object_type_of(w.body), xero_id, w.operation.local_ref, number)))
-        self._write_results(created, rejected)
+        unknown: list[_Work] = []
+        for w, element in zip(works, read.elements, strict=True):
+            if element.refused is not None:
+                rejected.append((w, element.refused))
+            elif element.created:
+                created.append((w, element.created))
+            else:
+                unknown.append(w)
+        if created or rejected:
+            self._write_results(created, rejected)
+        if unknown:
+            # Not a refusal: Xero may hold the objects. The next attempt looks each up and
+            # creates only what is not there (alone, when the batch was refused whole).
+            self._retry(unknown, uncertain=True, reason=read.reason, message=read.message, alone=read.alone)
 
     def _write_results(
-        self, created: list[tuple[_Work, XeroObjectRef]], rejected: list[tuple[_Work, list[str]]]
+        self, created: list[tuple[_Work, list[XeroObjectRef]]], rejected: list[tuple[_Work, list[str]]]
     ) -> None:
         """Applies a call's per-element answers in one short transaction, a few statements for the
         whole batch (see outcomes.apply_batch)."""
-        results = [outcomes.ElementResult(w.row.id or 0, created=obj) for w, obj in created]
+        results = [
+            outcomes.ElementResult(w.row.id or 0, created=objects[0], also=tuple(objects[1:])) for w, objects in created
+        ]
         results += [
             outcomes.ElementResult(
                 w.row.id or 0,
@@ -806,6 +850,7 @@ class TenantWorker(threading.Thread):
         message: str,
         at: float | None = None,
         count: bool = True,
+        alone: bool = False,
     ) -> None:
         def write(uow: UnitOfWork) -> None:
             now = now_us()
@@ -814,6 +859,7 @@ class TenantWorker(threading.Thread):
                 row, link = self._reload(uow, w)
                 if row is None or link is None:
                     continue
+                row.alone = row.alone or alone
                 if count and row.attempts + 1 >= self.settings.max_attempts:
                     outcomes.record_rejected(
                         uow.registry,
@@ -850,12 +896,12 @@ class TenantWorker(threading.Thread):
         """Finds the objects uncertain calls may have created. Found: recorded as created. Not
         found: returned, to be created now. Xero unreachable: retried later, still uncertain."""
         to_create: list[_Work] = []
-        found: list[tuple[_Work, XeroObjectRef]] = []
+        found: list[tuple[_Work, list[XeroObjectRef]]] = []
+        taken: set[str] = set()  # adopted in this pass, not yet written: held all the same
         for w in works:
             assert w.operation is not None
-            creds = self.credentials(w.connection)
             try:
-                match = self._find_existing(creds, w)
+                match = self._find_existing(self.credentials(w.connection), w, taken)
             except Uncertain as exc:
                 self._retry([w], uncertain=True, reason="XERO_NO_ANSWER", message=f"look-up failed ({exc})")
                 continue
@@ -872,50 +918,81 @@ class TenantWorker(threading.Thread):
             if match is None:
                 to_create.append(w)
             else:
-                log.info("found %s in Xero after an uncertain call: %s", w.reference, match.xero_id)
+                log.info("found %s in Xero after an uncertain call: %s", w.identity, match[0].xero_id)
+                taken.add(match[0].xero_id)
                 found.append((w, match))
         if found:
             self._write_results(found, [])
         return to_create
 
-    def _find_existing(self, creds: Credentials, w: _Work) -> XeroObjectRef | None:
+    def _find_existing(self, creds: Credentials, w: _Work, taken: set[str]) -> list[XeroObjectRef] | None:
+        """This record's object in Xero, found by fields Xero keeps (xero_payloads.lookup_of),
+        never one another link holds or an unlink left orphaned."""
         assert w.operation is not None
         body = w.body
         if body == "allocation":
-            answer = self._call(creds, "GET", f"CreditNotes/{w.resolved['credit_note']}")
-            _check_lookup(answer)
-            notes = answer.body.get("CreditNotes") or []
-            amount = payloads.element_of(w.operation, "", "", w.resolved)["Amount"]
-            for note in notes:
-                for allocation in note.get("Allocations") or []:
-                    invoice = (allocation.get("Invoice") or {}).get("InvoiceID", "")
-                    if (
-                        str(invoice).lower() == w.resolved["invoice"].lower()
-                        and not allocation.get("IsDeleted")
-                        and payloads.same_amount(allocation.get("Amount"), amount)
-                    ):
-                        return XeroObjectRef(
-                            xero_pb2.OBJECT_TYPE_ALLOCATION,
-                            str(allocation.get("AllocationID", "")),
-                            w.operation.local_ref,
-                        )
-            return None
-        where = payloads.lookup_where(w.operation, w.reference, w.resolved)
-        assert where is not None
-        resource, clause = where
-        answer = self._call(creds, "GET", resource, params={"where": clause})
+            return self._find_allocation(creds, w, taken)
+        lookup = payloads.lookup_of(w.operation, w.reference, w.contact_id)
+        if lookup is None or (body == "bank_transaction" and not w.contact_id and "Contact" in lookup.where):
+            return None  # an overpayment whose contact was never linked was never sent
+        answer = self._call(creds, "GET", lookup.resource, params={"where": lookup.where})
         _check_lookup(answer)
-        for item in answer.body.get(resource) or []:
-            if str(item.get("Status", "")).upper() in ("DELETED", "VOIDED"):
-                continue
-            xero_id, number = payloads.ids_of(body, item)
-            return XeroObjectRef(payloads.object_type_of(body), xero_id, w.operation.local_ref, number)
+        items = [
+            item
+            for item in answer.body.get(lookup.resource) or []
+            if isinstance(item, dict)
+            and str(item.get("Status", "")).upper() not in ("DELETED", "VOIDED")
+            and lookup.tagged(item)
+        ]
+        free = self._unheld(w, [payloads.ids_of(body, item)[0] for item in items], taken)
+        for item in items:
+            if payloads.ids_of(body, item)[0] in free:
+                return payloads.created_objects(body, w.operation.local_ref, item)
         return None
+
+    def _find_allocation(self, creds: Credentials, w: _Work, taken: set[str]) -> list[XeroObjectRef] | None:
+        """An allocation of this amount to this invoice that the credit note did not hold before
+        the uncertain call (`hint`) and no other link holds."""
+        assert w.operation is not None
+        answer = self._call(creds, "GET", f"CreditNotes/{w.resolved['credit_note']}")
+        _check_lookup(answer)
+        before = set(json.loads(w.row.lookup_hint)) if w.row.lookup_hint else set()
+        amount = payloads.element_of(w.operation, "", "", w.resolved)["Amount"]
+        candidates = [
+            str(allocation.get("AllocationID", ""))
+            for note in answer.body.get("CreditNotes") or []
+            if isinstance(note, dict)
+            for allocation in note.get("Allocations") or []
+            if isinstance(allocation, dict)
+            and str((allocation.get("Invoice") or {}).get("InvoiceID", "")).lower() == w.resolved["invoice"].lower()
+            and not allocation.get("IsDeleted")
+            and payloads.same_amount(allocation.get("Amount"), amount)
+            and str(allocation.get("AllocationID", "")) not in before
+        ]
+        free = self._unheld(w, candidates, taken)
+        match = next((c for c in candidates if c in free), None)
+        if match is None:
+            return None
+        return [XeroObjectRef(xero_pb2.OBJECT_TYPE_ALLOCATION, match, w.operation.local_ref)]
+
+    def _unheld(self, w: _Work, xero_ids: list[str], taken: set[str]) -> set[str]:
+        candidates = [x for x in xero_ids if x and x not in taken]
+        if not candidates:
+            return set()
+        with UnitOfWork(self.d.db, write=False) as uow:
+            held = uow.registry.held_xero_ids(w.connection.connection_id, candidates, w.link.id or 0)
+        if held:
+            log.warning("a look-up for %s passed over objects other links hold: %s", w.identity, sorted(held))
+        return set(candidates) - held
 
     # -- contacts ------------------------------------------------------------------------------
     def _ensure_contacts(self, works: list[_Work]) -> None:
-        """Participants become Xero contacts once: matched by ContactNumber "AS-<participant id>"
-        first, then by name (Xero names are unique), created only when neither exists."""
+        """Participants become Xero contacts once, each its own. A participant's contact is found
+        in Xero only by ContactNumber "AS-<participant id>" (set by xerolink when it creates the
+        contact, or by the firm on a contact entered before connecting, to adopt it); never by
+        name, so two participants never share a contact. When another contact holds the display
+        name (Xero keeps names unique among active contacts), the contact is created under the
+        name followed by its number. Every call is in the traces of the postings that need it."""
         by_participant: dict[tuple[str, int], list[_Work]] = defaultdict(list)
         for w in works:
             assert w.contact is not None
@@ -927,44 +1004,87 @@ class TenantWorker(threading.Thread):
                     for w in members:
                         w.contact_id = known.contact_id
         pending = {key: members for key, members in by_participant.items() if not members[0].contact_id}
-        to_create: dict[tuple[str, int], list[_Work]] = {}
-        for key, members in pending.items():
-            contact = members[0].contact
-            assert contact is not None
-            try:
-                found = self._find_contact(
-                    self.credentials(members[0].connection), "ContactNumber", contact.contact_number
-                )
-            except (Uncertain, _LookupFailed) as exc:
-                self._retry(members, uncertain=False, reason="XERO_CONTACT_LOOKUP_FAILED", message=str(exc))
-                continue
-            if found:
-                self._link_contact(members, found)
-            else:
-                to_create[key] = members
-        by_connection: dict[str, list[tuple[str, int]]] = defaultdict(list)
-        for key in to_create:
-            by_connection[key[0]].append(key)
-        for keys in by_connection.values():
-            for chunk in chunks(keys, self.settings.batch_size):
-                self._create_contacts([to_create[k] for k in chunk])
+        if not pending:
+            return
+        traced = [(w.row.trace_context, w.link) for members in pending.values() for w in members]
+        with tracing.xero_call("Contacts", self.tenant_id, traced):
+            to_create: dict[tuple[str, int], list[_Work]] = {}
+            for key, members in pending.items():
+                contact = members[0].contact
+                assert contact is not None
+                try:
+                    found = self._find_contact(self.credentials(members[0].connection), contact.contact_number)
+                except (Uncertain, _LookupFailed) as exc:
+                    self._retry(members, uncertain=False, reason="XERO_CONTACT_LOOKUP_FAILED", message=str(exc))
+                    continue
+                if not found:
+                    to_create[key] = members
+                elif len(found) > 1:
+                    self._reject(
+                        members,
+                        [
+                            f"{len(found)} Xero contacts carry ContactNumber {contact.contact_number}: keep it on "
+                            "the one that is this participant's (clear it on the others), then post again"
+                        ],
+                    )
+                else:
+                    self._adopt_contact(members, found[0])
+            by_connection: dict[str, list[tuple[str, int]]] = defaultdict(list)
+            for key in to_create:
+                by_connection[key[0]].append(key)
+            for keys in by_connection.values():
+                for chunk in chunks(keys, self.settings.batch_size):
+                    self._create_contacts([to_create[k] for k in chunk], renamed=False)
 
-    def _find_contact(self, creds: Credentials, field_name: str, value: str) -> str:
-        if not value:
-            return ""
-        quoted = value.replace('"', "")
-        answer = self._call(creds, "GET", "Contacts", params={"where": f'{field_name}=="{quoted}"'})
+    def _find_contact(self, creds: Credentials, number: str) -> list[str]:
+        """The ids of the Xero contacts whose ContactNumber is exactly `number`."""
+        if not number:
+            return []
+        quoted = number.replace('"', "")
+        answer = self._call(creds, "GET", "Contacts", params={"where": f'ContactNumber=="{quoted}"'})
         _check_lookup(answer)
-        items = answer.body.get("Contacts") or []
-        return str(items[0]["ContactID"]) if items else ""
+        return [
+            str(item["ContactID"])
+            for item in answer.body.get("Contacts") or []
+            if isinstance(item, dict) and item.get("ContactID") and item.get("ContactNumber") == number
+        ]
 
-    def _create_contacts(self, groups: list[list[_Work]]) -> None:
+    def _adopt_contact(self, members: list[_Work], contact_id: str) -> None:
+        """The contact that carries this participant's number, unless another participant's
+        link already holds it (its number was changed in Xero since)."""
+        first = members[0]
+        assert first.contact is not None
+        with UnitOfWork(self.d.db, write=False) as uow:
+            holder = uow.registry.participant_of_contact(first.connection.connection_id, contact_id)
+        if holder is not None and holder != first.contact.participant_id:
+            self._reject(
+                members,
+                [
+                    f"the Xero contact with ContactNumber {first.contact.contact_number} is participant {holder}'s "
+                    "contact: give it back its own number in Xero, then post again"
+                ],
+            )
+            return
+        self._link_contact(members, contact_id, "contact_number")
+
+    def _create_contacts(self, groups: list[list[_Work]], renamed: bool) -> None:
         contacts = [g[0].contact for g in groups]
-        body = {"Contacts": [payloads.contact_element(c) for c in contacts if c is not None]}
+        elements = [payloads.contact_element(c) for c in contacts if c is not None]
+        if renamed:
+            for element in elements:
+                element["Name"] = distinguishable_name(element["Name"], element["ContactNumber"])
         all_works = [w for g in groups for w in g]
         creds = self.credentials(groups[0][0].connection)
+        names = [f"contact/{g[0].connection.connection_id}/{c.participant_id}" for g in groups if (c := g[0].contact)]
         try:
-            answer = self._call(creds, "PUT", "Contacts", params={"summarizeErrors": "false"}, body=body)
+            answer = self._call(
+                creds,
+                "PUT",
+                "Contacts",
+                params={"summarizeErrors": "false"},
+                body={"Contacts": elements},
+                names=names,
+            )
         except Uncertain as exc:
             # Nothing is lost: the next attempt finds the contact by its number before creating.
             self._retry(all_works, uncertain=False, reason="XERO_NO_ANSWER", message=f"contacts: {exc}")
@@ -979,28 +1099,39 @@ class TenantWorker(threading.Thread):
                 count=answer.status != 429,
             )
             return
-        items = answer.body.get("Contacts") or []
-        for members, item in zip(groups, items, strict=False):
-            errors = [str(e.get("Message", "")) for e in item.get("ValidationErrors") or []]
+        items = answer.body.get("Contacts") if isinstance(answer.body, dict) else None
+        if not isinstance(items, list) or len(items) != len(groups) or not all(isinstance(i, dict) for i in items):
+            # Created or not, the next attempt finds each contact by its number first.
+            self._retry(
+                all_works,
+                uncertain=False,
+                reason="XERO_ANSWER_UNREADABLE",
+                message="Xero's answer to creating contacts could not be matched to what was sent",
+            )
+            return
+        clashes: list[list[_Work]] = []
+        for members, item in zip(groups, items, strict=True):
+            errors = [str(e.get("Message", "")) for e in item.get("ValidationErrors") or [] if isinstance(e, dict)]
             if not errors and item.get("ContactID"):
-                self._link_contact(members, str(item["ContactID"]))
-                continue
-            contact = members[0].contact
-            assert contact is not None
-            try:
-                by_name = self._find_contact(creds, "Name", contact.name)
-            except (Uncertain, _LookupFailed) as exc:
-                self._retry(members, uncertain=False, reason="XERO_CONTACT_LOOKUP_FAILED", message=str(exc))
-                continue
-            if by_name:
-                self._link_contact(members, by_name)
+                self._link_contact(members, str(item["ContactID"]), "created_renamed" if renamed else "created")
+            elif not renamed and any(NAME_TAKEN in e for e in errors):
+                clashes.append(members)
             else:
                 self._reject(members, ["; ".join(errors) or "Xero refused the contact"])
+        if clashes:
+            self._create_contacts(clashes, renamed=True)
 
-    def _link_contact(self, members: list[_Work], contact_id: str) -> None:
+    def _link_contact(self, members: list[_Work], contact_id: str, origin: str) -> None:
         first = members[0]
         assert first.contact is not None
         contact = first.contact
+        log.info(
+            "participant %s is Xero contact %s (%s)",
+            contact.participant_id,
+            contact_id,
+            origin,
+            extra={"tenant_id": self.tenant_id},
+        )
         run_in_transaction(
             self.d.db,
             lambda uow: uow.registry.add_contact(
@@ -1010,11 +1141,26 @@ class TenantWorker(threading.Thread):
                     contact_id=contact_id,
                     contact_number=contact.contact_number,
                     create_us=now_us(),
+                    origin=origin,
                 )
             ),
         )
         for w in members:
             w.contact_id = contact_id
+
+
+# Xero's refusal of a contact whose name another active contact holds: "The contact name X is
+# already assigned to another contact. The contact name must be unique across all active
+# contacts." (reported from Xero's API in Pinelab-studio/pinelab-vendure-plugins#505).
+NAME_TAKEN = "is already assigned to another contact"
+CONTACT_NAME_MAX = 255  # Contact.Name maxLength in Xero's OpenAPI description
+
+
+def distinguishable_name(name: str, number: str) -> str:
+    """The name a participant's contact is created under when another contact holds its display
+    name: the name followed by the participant's contact number, "Jane Smith (AS-777)"."""
+    suffix = f" ({number})"
+    return name[: CONTACT_NAME_MAX - len(suffix)].rstrip() + suffix
 
 
 class _LookupFailed(Exception):
@@ -1028,18 +1174,83 @@ def _check_lookup(answer: XeroAnswer) -> None:
         raise _LookupFailed(f"Xero answered {answer.status} to a look-up", answer.status == 429)
 
 
-def _outcomes(answer: XeroAnswer, collection: str, count: int) -> list[str]:
-    """Each element's outcome for its trace: created, rejected, or why the call must be retried."""
+@dataclass
+class ElementAnswer:
+    """One element's outcome: created (its objects), refused by Xero (its messages), or unknown."""
+
+    created: list[XeroObjectRef] = field(default_factory=list)
+    refused: list[str] | None = None
+
+
+@dataclass
+class ReadAnswer:
+    """Xero's answer to a create call, read element by element. `call` is set when the answer
+    speaks for the whole call (rate limited, unavailable, unauthorised); otherwise each element
+    is created, refused, or unknown (`reason`, `message`; `alone`: post it in a call of its own)."""
+
+    call: str = ""
+    elements: list[ElementAnswer] = field(default_factory=list)
+    reason: str = ""
+    message: str = ""
+    alone: bool = False
+
+    def outcomes(self, count: int) -> list[str]:
+        """Each element's outcome for its trace."""
+        if self.call:
+            return [self.call] * count
+        return ["created" if e.created else "rejected" if e.refused is not None else "uncertain" for e in self.elements]
+
+
+def read_answer(answer: XeroAnswer, collection: str, works: Sequence[_Work]) -> ReadAnswer:
+    """The one place a create call's answer is classified. Only an element Xero explicitly
+    refused fails: an answer that proves nothing (unparsable, a count that does not match, an
+    element without an id or with another record's tag) leaves its elements unknown, to be looked
+    up before anything is created again. A 4xx refusing a batch whole names no element: without
+    summarizeErrors=false Xero may still have created the valid ones (NOTES: Xero facts)."""
     if answer.status == 429:
-        return ["rate_limited"] * count
+        return ReadAnswer(call="rate_limited")
     if answer.status >= 500:
-        return ["xero_unavailable"] * count
+        return ReadAnswer(call="unavailable")
     if answer.status in (401, 403):
-        return ["unauthorised"] * count
-    items = answer.body.get(collection) if isinstance(answer.body, dict) else None
-    if not isinstance(items, list) or len(items) != count:
-        return [f"http_{answer.status}"] * count
-    return ["rejected" if item.get("ValidationErrors") else "created" for item in items]
+        return ReadAnswer(call="unauthorised")
+    body = answer.body if isinstance(answer.body, dict) else {}
+    items = body.get(collection)
+    if answer.status != 200 and not items:
+        items = body.get("Elements")
+    matched = isinstance(items, list) and len(items) == len(works) and all(isinstance(i, dict) for i in items)
+    if not matched or not isinstance(items, list):
+        message = _message_of(answer.body) or f"Xero answered {answer.status}"
+        if answer.status != 200 and len(works) == 1:
+            return ReadAnswer(elements=[ElementAnswer(refused=[message])])
+        if answer.status == 200:
+            return _unknown(works, "XERO_ANSWER_UNREADABLE", "Xero's answer could not be matched to what was sent")
+        return _unknown(
+            works, "XERO_BATCH_REFUSED", f"Xero refused the call whole ({message}); each is tried alone", alone=True
+        )
+    read = ReadAnswer(reason="XERO_ANSWER_UNREADABLE", message="Xero's answer named no object for it")
+    for w, item in zip(works, items, strict=True):
+        errors = [str(e.get("Message", "")) for e in item.get("ValidationErrors") or [] if isinstance(e, dict)]
+        if item.get("StatusAttributeString") == "ERROR" or errors or item.get("HasErrors"):
+            read.elements.append(ElementAnswer(refused=errors or ["Xero rejected the element"]))
+            continue
+        if answer.status != 200:
+            # Valid, in a batch refused whole: Xero may have created it without naming its id.
+            read.elements.append(ElementAnswer())
+            read.reason, read.message, read.alone = "XERO_BATCH_REFUSED", "Xero refused the call whole", True
+            continue
+        assert w.operation is not None
+        objects = payloads.created_objects(w.body, w.operation.local_ref, item)
+        lookup = payloads.lookup_of(w.operation, w.reference, w.contact_id)
+        tag_answered = lookup is not None and item.get(lookup.tag_path[0]) is not None
+        if not objects[0].xero_id or (tag_answered and lookup is not None and not lookup.tagged(item)):
+            read.elements.append(ElementAnswer())
+            continue
+        read.elements.append(ElementAnswer(created=objects))
+    return read
+
+
+def _unknown(works: Sequence[_Work], reason: str, message: str, alone: bool = False) -> ReadAnswer:
+    return ReadAnswer(elements=[ElementAnswer() for _ in works], reason=reason, message=message, alone=alone)
 
 
 def _message_of(body: Any) -> str:

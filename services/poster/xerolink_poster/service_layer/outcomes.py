@@ -30,6 +30,8 @@ class ElementResult:
     outbox_id: int
     created: XeroObjectRef | None = None
     rejected: tuple[str, Sequence[str]] | None = None
+    # Objects Xero made with the created one (the Overpayment of an overpayment transaction).
+    also: tuple[XeroObjectRef, ...] = ()
 
 
 def apply_batch(registry: Registry, results: Sequence[ElementResult], holder: str, actor: str, now_us: int) -> None:
@@ -50,7 +52,8 @@ def apply_batch(registry: Registry, results: Sequence[ElementResult], holder: st
         link = links[row.link_id]
         if result.created is not None:
             created = result.created
-            objects = [o for o in Registry.xero_objects(link) if o.local_ref != created.local_ref] + [created]
+            objects = [o for o in Registry.xero_objects(link) if o.local_ref != created.local_ref]
+            objects += [created, *result.also]
             mapped = mapper_pb2.MapTransactionResponse()
             mapped.ParseFromString(row.operations)
             finished = next_operation(mapped.operations, objects) is None
@@ -59,7 +62,14 @@ def apply_batch(registry: Registry, results: Sequence[ElementResult], holder: st
                 "attempts": link.attempts + 1,
                 "last_error": None,
             }
-            entry: dict[str, object] = {"id": row.id, "uncertain": False, "claimed_by": "", "lease_until_us": 0}
+            entry: dict[str, object] = {
+                "id": row.id,
+                "uncertain": False,
+                "claimed_by": "",
+                "lease_until_us": 0,
+                "alone": False,
+                "lookup_hint": "",
+            }
             if finished:
                 entry["state"] = OUTBOX_DONE
                 changes.append(StateChange(link, Event.POSTED, f"{created.local_ref} -> {created.xero_id}", values))
@@ -110,8 +120,10 @@ def record_created(
 ) -> list[int]:
     """Adds the object to the link; when it was the last operation the link is linked and the
     entries waiting for this record are released (their ids returned)."""
-    objects = [o for o in registry.xero_objects(link) if o.local_ref != created.local_ref]
-    registry.set_xero_objects(link, [*objects, created])
+    existing = registry.xero_objects(link)
+    if created not in existing:  # finishing an entry whose objects are all recorded adds none
+        objects = [o for o in existing if o.local_ref != created.local_ref]
+        registry.set_xero_objects(link, [*objects, created])
     link.attempts += 1
     link.last_error = None
     row.uncertain = False
