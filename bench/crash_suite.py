@@ -9,7 +9,9 @@ when any check fails. The checks are those of tests/crash (see tests/crash/harne
     python bench/crash_suite.py --quick --json                                           # smoke
 
 Faults: none, 5xx (10% of calls answer 503), latency (20% slowed 0.2 s, 2% beyond the poster's
-timeout), drop (10% of writes commit and lose their answer), all (the four together); storms
+timeout), drop (10% of writes commit and lose their answer), garble (10% of writes commit and answer 200
+with every element mangled), all (the five together); --forget-keys: the emulator keeps no
+Idempotency-Key, as after Xero's window; storms
 refuse every call with 429 + Retry-After for 1.5 s at random moments.
 """
 
@@ -37,6 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--faults", choices=sorted(FAULT_SETS), default="none")
     parser.add_argument("--storms", type=int, default=0, help="429 storms during the run")
     parser.add_argument(
+        "--forget-keys", action="store_true", help="Xero keeps no Idempotency-Key (its window has passed)"
+    )
+    parser.add_argument(
         "--kill-gap",
         type=float,
         help="at most this many seconds between a restart and the next kill (default: spread over the run)",
@@ -56,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         kills=args.kills,
         faults=args.faults,
         storms=args.storms,
+        forget_keys=args.forget_keys,
         database_url=args.database or f"sqlite:///{workdir / 'registry.db'}",
         workdir=workdir,
         minute_seconds=args.minute_seconds,

@@ -65,11 +65,14 @@ FAULT_SETS: dict[str, Callable[[], list[FaultRule]]] = {
     "5xx": lambda: [FaultRule("error", rate=0.1, status=503)],
     "latency": lambda: [FaultRule("latency", rate=0.2, seconds=0.2), FaultRule("latency", rate=0.02, seconds=1.2)],
     "drop": lambda: [FaultRule("drop_after_commit", rate=0.1)],
+    # Committed, answered 200 with every element mangled: an answer that proves nothing.
+    "garble": lambda: [FaultRule("garble_after_commit", rate=0.1)],
     "all": lambda: [
         FaultRule("error", rate=0.08, status=503),
         FaultRule("latency", rate=0.1, seconds=0.2),
         FaultRule("latency", rate=0.02, seconds=1.2),  # beyond the poster's timeout: an uncertain write
         FaultRule("drop_after_commit", rate=0.08),
+        FaultRule("garble_after_commit", rate=0.05),
     ],
 }
 
@@ -88,6 +91,9 @@ class CrashPlan:
     batch_size: int = 50
     settle_timeout: float = 0.0  # 0: scaled with the size
     kill_gap: float = 2.5  # at most this many seconds between a restart and the next kill
+    # Xero's Idempotency-Key window (minutes there) has passed: the emulator keeps no key, so
+    # only the look-up by the record's tag stands between a retry and a duplicate.
+    forget_keys: bool = False
 
     @property
     def matters(self) -> int:
@@ -311,7 +317,11 @@ def balance_differences(month: FirmMonth, emulator: EmulatorServer, tenant_id: s
 def _emulator(plan: CrashPlan) -> Iterator[EmulatorServer]:
     # The scaled day lasts 1,440 scaled minutes (12 minutes of 0.5 s): its limit is not under test.
     config = EmulatorConfig(
-        minute_seconds=plan.minute_seconds, access_token_minutes=100_000.0, day_limit=DAY_LIMIT, seed=plan.seed
+        minute_seconds=plan.minute_seconds,
+        access_token_minutes=100_000.0,
+        day_limit=DAY_LIMIT,
+        seed=plan.seed,
+        **({"idempotency_minutes": 0.0} if plan.forget_keys else {}),
     )
     server = EmulatorServer(config).start()
     try:

@@ -74,6 +74,27 @@ def test_kills_under_fire_with_server_errors_latency_dropped_answers_and_429_sto
         assert result.accounts_checked > 10
 
 
+def test_kills_with_garbled_answers_after_xero_has_forgotten_every_idempotency_key(
+    mapper_process_target: str, tmp_path: Path
+) -> None:
+    """Answers mangled after commit, and no Idempotency-Key kept (Xero's window has passed): only
+    the look-up by each record's tag, in a field Xero keeps, prevents a duplicate."""
+    plan = CrashPlan(
+        transactions=TRANSACTIONS // 2,
+        seed=SEED + 3,
+        kills=3,
+        faults="garble",
+        forget_keys=True,
+        database_url=f"sqlite:///{tmp_path / 'registry.db'}",
+        workdir=tmp_path,
+    )
+    result = _run(plan, mapper_process_target)
+    _assert_held(result, plan.kills)
+    assert result.fault_hits > 0
+    assert result.linked == result.generated
+    assert result.accounts_checked > 10
+
+
 @pytest.mark.postgres
 def test_kills_with_the_registry_on_postgresql(mapper_process_target: str, postgres_url: str, tmp_path: Path) -> None:
     plan = CrashPlan(

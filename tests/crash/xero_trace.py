@@ -1,5 +1,7 @@
 """Tracing every object of an emulated Xero organisation back to the Actionstep record that
-created it, through the tag the poster puts in its reference ("... [AS-CBP-7001] #2"), and
+created it, through the tag the poster puts in a field Xero keeps ("... [AS-CBP-7001] #2": the
+Reference, the number of a bill or supplier credit, the narration of a journal, the first line of
+an overpayment; see xerolink_poster.adapters.xero_payloads), and
 checking the organisation against the registry: one object per record and generation, nothing in
 Xero the registry does not know, nothing the registry holds missing from Xero.
 
@@ -19,16 +21,19 @@ from xerolink.xero.v1 import objects_pb2 as xero_pb2
 from xerolink_poster.adapters.xero_payloads import kind_code
 
 TAG = re.compile(r"\[AS-(?P<code>[A-Z]+)-(?P<id>\d+)\](?: #(?P<generation>\d+))?")
-# Resources whose objects carry the tag, and the field it is in.
-TAGGED = {
-    "Invoices": "Reference",
-    "CreditNotes": "Reference",
-    "Payments": "Reference",
-    "BankTransactions": "Reference",
-    "BankTransfers": "Reference",
-    "ManualJournals": "Narration",
-    "Overpayments": "Reference",
-}
+# Resources whose objects carry the tag.
+TAGGED = ("Invoices", "CreditNotes", "Payments", "BankTransactions", "BankTransfers", "ManualJournals", "Overpayments")
+
+
+def _tag_fields(obj: Mapping[str, object]) -> Iterable[str]:
+    """The fields that may carry the tag, as Xero stores the object."""
+    for name in ("Reference", "InvoiceNumber", "CreditNoteNumber", "Narration"):
+        yield str(obj.get(name) or "")
+    lines = obj.get("LineItems")
+    if isinstance(lines, list) and lines and isinstance(lines[0], dict):
+        yield str(lines[0].get("Description") or "")
+
+
 GONE = frozenset({"DELETED", "VOIDED"})
 Record = tuple[str, int]  # (kind initials, Actionstep id): the tag's identity
 
@@ -80,9 +85,9 @@ def snapshot(emulator: EmulatorServer, tenant_id: str) -> XeroSnapshot:
     traced: list[TracedObject] = []
     allocations: set[str] = set()
     with org.lock:
-        for resource, field_name in TAGGED.items():
+        for resource in TAGGED:
             for xero_id, obj in org.objects[resource].items():
-                match = TAG.search(str(obj.get(field_name) or ""))
+                match = next((m for text in _tag_fields(obj) if (m := TAG.search(text))), None)
                 record = (match["code"], int(match["id"])) if match else None
                 generation = int(match["generation"] or 1) if match else 0
                 traced.append(TracedObject(resource, xero_id, record, generation, str(obj.get("Status", ""))))
