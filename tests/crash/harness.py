@@ -321,8 +321,9 @@ def _emulator(plan: CrashPlan) -> Iterator[EmulatorServer]:
         access_token_minutes=100_000.0,
         day_limit=DAY_LIMIT,
         seed=plan.seed,
-        **({"idempotency_minutes": 0.0} if plan.forget_keys else {}),
     )
+    if plan.forget_keys:
+        config = dataclasses.replace(config, idempotency_minutes=0.0)
     server = EmulatorServer(config).start()
     try:
         yield server

@@ -1,0 +1,111 @@
+"""The one classification of Xero's answer to a create call: only an element Xero explicitly
+refused fails; an answer that proves nothing leaves its elements unknown, to be looked up."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from xerolink.type.v1 import money_pb2
+from xerolink.xero.v1 import objects_pb2 as xero_pb2
+from xerolink_poster.adapters.tables import ConnectionRow, LinkRow, OutboxRow
+from xerolink_poster.adapters.xero_client import XeroAnswer
+from xerolink_poster.domain.rate_limits import RateHeaders
+from xerolink_poster.service_layer.dispatcher import _Work, read_answer
+
+
+def _works(count: int) -> list[_Work]:
+    works = []
+    for n in range(count):
+        operation = xero_pb2.Operation(
+            local_ref="payment",
+            payment=xero_pb2.Payment(document_type=xero_pb2.OBJECT_TYPE_INVOICE, amount=money_pb2.Money(units=100)),
+        )
+        row = OutboxRow(
+            id=n + 1,
+            tenant_id="t",
+            connection_id="c",
+            link_id=n + 1,
+            posting_id="p",
+            operations=b"",
+            state="ready",
+            available_us=0,
+            create_us=0,
+        )
+        link = LinkRow(
+            id=n + 1,
+            connection_id="c",
+            kind=2,
+            record_id=100 + n,
+            link_group=2,
+            state="pending",
+            fingerprint="f",
+            posting_id="p",
+            create_us=0,
+            update_us=0,
+        )
+        work = _Work(
+            row,
+            link,
+            ConnectionRow(connection_id="c", xero_base_url="", xero_tenant_id="t", mapping_context=b"", create_us=0),
+        )
+        work.operation, work.reference = operation, f"[AS-CBP-{100 + n}]"
+        works.append(work)
+    return works
+
+
+def _answer(status: int, body: Any) -> XeroAnswer:
+    return XeroAnswer(status, body, RateHeaders(), 0.0)
+
+
+def test_a_batch_refused_whole_without_elements_leaves_every_element_unknown_and_alone() -> None:
+    """Without an outcome per element Xero may have created the valid ones: none may fail."""
+    read = read_answer(_answer(400, {"Message": "A validation exception occurred"}), "Payments", _works(3))
+    assert [e.refused for e in read.elements] == [None] * 3 and not any(e.created for e in read.elements)
+    assert read.alone and read.reason == "XERO_BATCH_REFUSED"
+
+
+def test_a_call_of_one_refused_without_elements_is_that_elements_refusal() -> None:
+    read = read_answer(_answer(400, {"Message": "Account code 999 is not valid"}), "Payments", _works(1))
+    assert read.elements[0].refused == ["Account code 999 is not valid"]
+
+
+def test_valid_elements_of_a_batch_refused_whole_are_unknown_and_the_invalid_one_refused() -> None:
+    elements = [
+        {"PaymentID": "00000000-0000-0000-0000-000000000000"},
+        {"ValidationErrors": [{"Message": "Payment amount exceeds the amount outstanding"}]},
+    ]
+    read = read_answer(_answer(400, {"Elements": elements}), "Payments", _works(2))
+    assert read.elements[0].refused is None and not read.elements[0].created
+    assert read.elements[1].refused == ["Payment amount exceeds the amount outstanding"]
+    assert read.alone
+
+
+def test_a_200_that_cannot_be_matched_is_unknown_never_refused() -> None:
+    for body in ({"Payments": ["garbled"]}, {"Payments": [{"PaymentID": "a"}]}, "not json", {}):
+        read = read_answer(_answer(200, body), "Payments", _works(3))
+        assert all(e.refused is None and not e.created for e in read.elements), body
+        assert read.reason == "XERO_ANSWER_UNREADABLE" and not read.alone
+
+
+def test_an_element_without_an_id_or_with_another_records_tag_is_unknown() -> None:
+    answered = [{"PaymentID": "", "Reference": "[AS-CBP-100]"}, {"PaymentID": "p-2", "Reference": "[AS-CBP-999]"}]
+    read = read_answer(_answer(200, {"Payments": answered}), "Payments", _works(2))
+    assert [bool(e.created) for e in read.elements] == [False, False]
+    assert [e.refused for e in read.elements] == [None, None]
+
+
+def test_each_element_of_a_matched_answer_is_created_or_refused() -> None:
+    answered = [
+        {"PaymentID": "p-1", "Reference": "[AS-CBP-100]"},
+        {"StatusAttributeString": "ERROR", "ValidationErrors": [{"Message": "Invoice not of valid status"}]},
+    ]
+    read = read_answer(_answer(200, {"Payments": answered}), "Payments", _works(2))
+    assert read.elements[0].created[0].xero_id == "p-1"
+    assert read.elements[1].refused == ["Invoice not of valid status"]
+    assert read.outcomes(2) == ["created", "rejected"]
+
+
+def test_rate_limits_outages_and_credentials_speak_for_the_whole_call() -> None:
+    assert read_answer(_answer(429, {}), "Payments", _works(2)).call == "rate_limited"
+    assert read_answer(_answer(503, {}), "Payments", _works(2)).call == "unavailable"
+    assert read_answer(_answer(401, {}), "Payments", _works(2)).call == "unauthorised"
