@@ -28,6 +28,11 @@ ENV PATH=/opt/xerolink/bin:$PATH \
     PYTHONUNBUFFERED=1
 WORKDIR /tmp
 USER 10001:10001
-# mapper, poster (gRPC)
+# mapper, poster (gRPC). The servers listen on loopback unless told otherwise; a container is
+# reached through its network interface, so the image listens on all of them. Beyond loopback a
+# server starts only with a callers file (XEROLINK_CALLERS_FILE, as k8s/ mounts one) or the
+# explicit XEROLINK_ALLOW_UNAUTHENTICATED=1, so `docker run` without either refuses to start.
+ENV XEROLINK_MAPPER_ADDRESS=0.0.0.0:50061 \
+    XEROLINK_POSTER_ADDRESS=0.0.0.0:50062
 EXPOSE 50061 50062
 CMD ["xerolink-mapper"]

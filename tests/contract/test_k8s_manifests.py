@@ -14,6 +14,7 @@ from pathlib import Path
 
 import kubernetes_validate
 import pytest
+from xerolink_common.listening import ALLOW_UNAUTHENTICATED, is_loopback
 from xerolink_common.security import CallerRegistry
 
 from tests.contract.k8s_render import (
@@ -342,6 +343,24 @@ def test_the_mapper_authenticates_its_callers_from_a_mounted_callers_file_and_se
     assert env["XEROLINK_CALLER_TOKEN"]["valueFrom"]["secretKeyRef"]["name"].startswith("xerolink-poster-caller")
 
 
+def test_pods_listen_beyond_loopback_only_with_a_callers_file_and_never_without_authentication(
+    manifests: list[Manifest],
+) -> None:
+    # The servers default to loopback, which a Service cannot reach: the address is set
+    # explicitly, and start-up beyond loopback needs a callers file (or the opt-out, never here).
+    data = settings_config(manifests)["data"]
+    assert ALLOW_UNAUTHENTICATED not in data
+    for service, variable in (
+        ("xerolink-mapper", "XEROLINK_MAPPER_ADDRESS"),
+        ("xerolink-poster", "XEROLINK_POSTER_ADDRESS"),
+    ):
+        assert not is_loopback(data[variable]), f"{variable}: a Service cannot reach a pod on loopback"
+        deployment = named(manifests, "Deployment", service)
+        callers_file(deployment)
+        (container,) = deployment["spec"]["template"]["spec"]["containers"]
+        assert ALLOW_UNAUTHENTICATED not in {e["name"] for e in container.get("env", [])}
+
+
 def dev_callers(dev: list[Manifest], service: str, workdir: Path) -> CallerRegistry:
     """The service's rendered callers file, read as the service reads its mounted file, after
     checking that it holds hashes only."""
@@ -538,6 +557,22 @@ def test_dockerfile_carries_no_secret() -> None:
     assert rules[0] == "**", ".dockerignore must exclude everything by default"
     copied = {source.rstrip("/") for source in copy_sources()}
     assert {r[1:].rstrip("/") for r in rules if r.startswith("!")} == copied
+
+
+def test_the_image_listens_on_its_exposed_ports_on_every_interface_and_keeps_authentication_on() -> None:
+    final = dockerfile_stages()[-1]
+    settings = dict(
+        word.split("=", 1)
+        for instruction, args in final
+        if instruction == "ENV"
+        for word in args.split()
+        if "=" in word
+    )
+    exposed = {int(p) for instruction, args in final if instruction == "EXPOSE" for p in args.split()}
+    addresses = [settings["XEROLINK_MAPPER_ADDRESS"], settings["XEROLINK_POSTER_ADDRESS"]]
+    assert all(not is_loopback(a) for a in addresses), "a container is reached through its network interface"
+    assert {int(a.rpartition(":")[2]) for a in addresses} == exposed
+    assert ALLOW_UNAUTHENTICATED not in settings
 
 
 def test_dockerfile_commands_are_console_scripts_whose_entry_points_exist() -> None:

@@ -109,6 +109,26 @@ def test_one_request_id_twice_in_a_group_is_answered_with_the_first_posting(post
     assert count(database, PostingRow) == 2
 
 
+def test_one_request_id_for_two_bills_in_a_group_accepts_the_first_and_refuses_the_other(
+    poster: Poster, database: Database
+) -> None:
+    results = together(
+        [
+            post_of(poster, samples.client_bill(23), request_id="req-3"),
+            post_of(poster, samples.client_bill(24), request_id="req-3"),
+        ]
+    )
+
+    assert poster.writing is not None and poster.writing.largest == 2, "the posts were not written as one group"
+    accepted = [r for r in results if isinstance(r, PostOutcome)]
+    refused = [r for r in results if isinstance(r, XerolinkError)]
+    assert len(accepted) == 1 and len(refused) == 1, results
+    assert accepted[0].posting is not None and not accepted[0].duplicate
+    assert refused[0].code == ErrorCode.ALREADY_EXISTS and refused[0].reason == "REQUEST_ID_REUSED"
+    assert f"links/1/{accepted[0].record.id}" in refused[0].field_violations[0].description
+    assert (count(database, LinkRow), count(database, PostingRow), count(database, OutboxRow)) == (1, 1, 1)
+
+
 def test_a_failing_item_does_not_fail_the_others_in_its_group(poster: Poster, database: Database) -> None:
     pending = outcome(poster.post("firm-1", samples.client_bill(30)))
     assert pending.link is not None and pending.link.state == "pending"

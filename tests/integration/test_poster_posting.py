@@ -1,7 +1,9 @@
-"""Post (single, batch, stream), idempotent reposts, locking and watching, on SQLite and on
-PostgreSQL."""
+"""Post (single, batch, stream), idempotent reposts, request ids, locking and watching, on SQLite
+and on PostgreSQL."""
 
 from __future__ import annotations
+
+import threading
 
 import grpc
 import pytest
@@ -149,3 +151,128 @@ def test_bad_requests_are_refused_with_field_details_and_change_nothing(
     assert rejected.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert from_rpc_error(rejected.value).field_violations
     assert not stub.ListPostings(poster_pb2.ListPostingsRequest(connection_id="firm-1")).postings
+
+
+def _post_as(
+    stub: poster_grpc.PosterServiceStub, transaction: transaction_pb2.Transaction, request_id: str
+) -> poster_pb2.Posting:
+    response = stub.PostTransaction(
+        poster_pb2.PostTransactionRequest(connection_id="firm-1", transaction=transaction, request_id=request_id)
+    )
+    posting: poster_pb2.Posting = response.posting
+    return posting
+
+
+def _link_of(stub: poster_grpc.PosterServiceStub, record_id: int) -> poster_pb2.Link:
+    request = poster_pb2.GetLinkRequest(
+        connection_id="firm-1", record=common_pb2.RecordKey(kind=BILL, id=record_id), include_audit=True
+    )
+    link: poster_pb2.Link = stub.GetLink(request).link
+    return link
+
+
+def _postings(stub: poster_grpc.PosterServiceStub) -> list[poster_pb2.Posting]:
+    return list(stub.ListPostings(poster_pb2.ListPostingsRequest(connection_id="firm-1")).postings)
+
+
+def _assert_request_id_reused(error: grpc.RpcError, first_record_id: int) -> None:
+    assert error.code() == grpc.StatusCode.ALREADY_EXISTS
+    details = from_rpc_error(error)
+    assert details.reason == "REQUEST_ID_REUSED"
+    assert [v.field for v in details.field_violations] == ["request_id"]
+    assert f"links/{BILL}/{first_record_id}" in details.field_violations[0].description
+
+
+def test_a_request_id_used_for_one_bill_is_refused_for_another_and_changes_nothing(
+    poster_factory: PosterFactory, emulator: EmulatorServer
+) -> None:
+    stub = stub_for(poster_factory())
+    _, org = connect(stub, emulator)
+    first = _post_as(stub, samples.client_bill(5501), "req-5501")
+    assert wait_settled(stub, first.name).state == poster_pb2.LINK_STATE_LINKED
+    before = _link_of(stub, 5501)
+
+    with pytest.raises(grpc.RpcError) as raised:
+        _post_as(stub, samples.client_bill(5502), "req-5501")
+
+    _assert_request_id_reused(raised.value, 5501)
+    assert _link_of(stub, 5501) == before
+    with pytest.raises(grpc.RpcError) as missing:
+        _link_of(stub, 5502)
+    assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+    assert [p.posting_id for p in _postings(stub)] == [first.posting_id]
+    assert len(xero_objects(emulator, org["tenant_id"], "Invoices")) == 1
+
+    # 5502 under its own request_id is posted and linked; each request repeated replays its answer.
+    second = _post_as(stub, samples.client_bill(5502), "req-5502")
+    assert not second.duplicate and second.record.id == 5502
+    assert wait_settled(stub, second.name).state == poster_pb2.LINK_STATE_LINKED
+    for request_id, record_id, posting in [("req-5501", 5501, first), ("req-5502", 5502, second)]:
+        again = _post_as(stub, samples.client_bill(record_id), request_id)
+        assert again.duplicate
+        assert again.posting_id == posting.posting_id
+        assert again.record.id == record_id
+    numbers = sorted(i["InvoiceNumber"] for i in xero_objects(emulator, org["tenant_id"], "Invoices"))
+    assert numbers == ["INV-5501", "INV-5502"]
+    assert len(_postings(stub)) == 2
+
+
+def test_a_request_id_reused_for_changed_content_of_the_same_bill_is_refused(
+    poster_factory: PosterFactory, emulator: EmulatorServer
+) -> None:
+    stub = stub_for(poster_factory())
+    connect(stub, emulator)
+    first = _post_as(stub, samples.client_bill(5511), "req-5511")
+    changed = samples.client_bill(5511, [samples.line("Advice", "200", "GST", 10000, 1000)])
+
+    with pytest.raises(grpc.RpcError) as raised:
+        _post_as(stub, changed, "req-5511")
+
+    _assert_request_id_reused(raised.value, 5511)
+    assert "other content" in from_rpc_error(raised.value).message
+    assert _link_of(stub, 5511).content_fingerprint == first.content_fingerprint
+    assert [p.posting_id for p in _postings(stub)] == [first.posting_id]
+
+
+def test_a_used_request_id_is_refused_for_a_transaction_that_is_not_supported(
+    poster_factory: PosterFactory, emulator: EmulatorServer
+) -> None:
+    stub = stub_for(poster_factory())
+    connect(stub, emulator)
+    first = _post_as(stub, samples.client_bill(5521), "req-5521")
+    journal = samples.sample_transactions(5600)["general_journal"]
+
+    with pytest.raises(grpc.RpcError) as raised:
+        _post_as(stub, journal, "req-5521")
+
+    _assert_request_id_reused(raised.value, 5521)
+    assert [p.posting_id for p in _postings(stub)] == [first.posting_id]
+
+
+def test_concurrent_posts_of_two_bills_under_one_request_id_accept_exactly_one(
+    poster_factory: PosterFactory, emulator: EmulatorServer
+) -> None:
+    stub = stub_for(poster_factory())
+    connect(stub, emulator)
+    barrier = threading.Barrier(2)
+    answers: dict[int, poster_pb2.Posting | grpc.RpcError] = {}
+
+    def post(record_id: int) -> None:
+        barrier.wait()
+        try:
+            answers[record_id] = _post_as(stub, samples.client_bill(record_id), "req-shared")
+        except grpc.RpcError as err:
+            answers[record_id] = err
+
+    threads = [threading.Thread(target=post, args=(record_id,)) for record_id in (5531, 5532)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+
+    accepted = {r: a for r, a in answers.items() if isinstance(a, poster_pb2.Posting)}
+    refused = {r: a for r, a in answers.items() if isinstance(a, grpc.RpcError)}
+    assert len(accepted) == 1 and len(refused) == 1, answers
+    (winner, posting), (_, error) = next(iter(accepted.items())), next(iter(refused.items()))
+    _assert_request_id_reused(error, winner)
+    assert [p.posting_id for p in _postings(stub)] == [posting.posting_id]

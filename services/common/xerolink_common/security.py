@@ -14,7 +14,8 @@ connections (tenants):
 A caller authenticates with `authorization: Bearer <token>` metadata or with its client
 certificate's subject common name (mutual TLS). Only a hash of each token is configured, so the
 file holds no secret. Without a callers file authentication is off (local development) and the
-server logs that it is. Health checking and reflection stay open for probes."""
+server logs that it is; it then listens on loopback only unless XEROLINK_ALLOW_UNAUTHENTICATED=1
+(listening.py). Health checking and reflection stay open for probes."""
 
 from __future__ import annotations
 
@@ -197,6 +198,8 @@ def _wrap(handler: Any, authenticate: Callable[[grpc.ServicerContext], Caller]) 
 class ServerSecurity:
     credentials: grpc.ServerCredentials | None
     interceptors: tuple[grpc.ServerInterceptor, ...]
+    # Callers are authenticated (a callers file): the server may listen beyond loopback.
+    authenticated: bool = False
 
 
 def server_security_from_env(service: str, allowed_callers_env: str | None = None) -> ServerSecurity:
@@ -220,7 +223,7 @@ def server_security_from_env(service: str, allowed_callers_env: str | None = Non
     if allowed_callers_env and os.environ.get(allowed_callers_env):
         allowed = frozenset(n.strip() for n in os.environ[allowed_callers_env].split(",") if n.strip())
     registry = CallerRegistry.from_file(Path(callers_file))
-    return ServerSecurity(credentials, (AuthInterceptor(registry, allowed),))
+    return ServerSecurity(credentials, (AuthInterceptor(registry, allowed),), authenticated=True)
 
 
 class ClientSettingsError(ValueError):

@@ -1,4 +1,4 @@
-"""The poster's environment: the group commit and outbox retention settings."""
+"""The poster's environment: the listen address, the group commit and outbox retention settings."""
 
 from __future__ import annotations
 
@@ -38,3 +38,8 @@ def test_a_negative_window_or_a_zero_retention_is_refused_at_start() -> None:
         load({"XEROLINK_POST_GROUP_WINDOW_MS": "-1"})
     with pytest.raises(SystemExit, match="XEROLINK_OUTBOX_RETENTION_DAYS must be positive"):
         load({"XEROLINK_OUTBOX_RETENTION_DAYS": "0"})
+
+
+def test_the_poster_listens_on_loopback_unless_told_otherwise() -> None:
+    assert load({}).address == "127.0.0.1:50062"
+    assert load({"XEROLINK_POSTER_ADDRESS": "0.0.0.0:50062"}).address == "0.0.0.0:50062"

@@ -1,6 +1,7 @@
 """`xerolink-mapper`: serves MapperService with health checking and reflection until SIGTERM.
 
-Address: --address, else --port (all interfaces), else XEROLINK_MAPPER_ADDRESS, else 0.0.0.0:50061.
+Address: --address, else --port (on loopback), else XEROLINK_MAPPER_ADDRESS, else 127.0.0.1:50061.
+Another interface than loopback needs XEROLINK_CALLERS_FILE or XEROLINK_ALLOW_UNAUTHENTICATED=1.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from xerolink_common.grpc_server import RunningServer, create_server, serve_until_signalled
+from xerolink_common.listening import bound, check_exposure, on_loopback
 from xerolink_common.logs import configure_logging
 from xerolink_common.security import ServerSecurity, server_security_from_env
 from xerolink_common.telemetry import configure_telemetry
@@ -19,7 +21,7 @@ from xerolink_common.telemetry import configure_telemetry
 from xerolink_mapper.adapters.grpc_servicer import SERVICE_NAME, MapperServicer, registrar
 from xerolink_mapper.adapters.stream_mapping import StreamMapper
 
-DEFAULT_ADDRESS = "0.0.0.0:50061"
+DEFAULT_ADDRESS = on_loopback(50061)
 log = logging.getLogger("xerolink_mapper")
 
 
@@ -41,7 +43,9 @@ def start(
     address: str, max_workers: int = 16, security: ServerSecurity | None = None, stream_processes: int = 0
 ) -> Mapper:
     """Starts the mapper on `address` (port 0 picks a free one) and returns it running.
-    `stream_processes` > 0 maps stream messages in that many worker processes."""
+    `stream_processes` > 0 maps stream messages in that many worker processes. Refuses an address
+    beyond loopback without authentication (listening.py)."""
+    check_exposure("mapper", address, security is not None and security.authenticated)
     stream_mapper = StreamMapper(stream_processes)  # workers first: spawned before gRPC threads exist
     running = create_server(
         address,
@@ -54,18 +58,18 @@ def start(
     return Mapper(running, stream_mapper)
 
 
-def _address(args: argparse.Namespace) -> str:
-    if args.address:
-        return str(args.address)
-    if args.port is not None:
-        return f"0.0.0.0:{args.port}"
+def listen_address(address: str | None, port: int | None) -> str:
+    if address:
+        return address
+    if port is not None:
+        return on_loopback(port)
     return os.environ.get("XEROLINK_MAPPER_ADDRESS", DEFAULT_ADDRESS)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="xerolink-mapper", description=__doc__)
     parser.add_argument("--address", help="host:port to listen on (overrides --port)")
-    parser.add_argument("--port", type=int, help="port to listen on, on all interfaces")
+    parser.add_argument("--port", type=int, help="port to listen on, on loopback (127.0.0.1)")
     parser.add_argument(
         "--workers",
         type=int,
@@ -83,8 +87,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     configure_logging("mapper")
     telemetry = configure_telemetry("xerolink-mapper")
     security = server_security_from_env("mapper", allowed_callers_env="XEROLINK_MAPPER_ALLOWED_CALLERS")
-    mapper = start(_address(args), args.workers, security, args.stream_processes)
-    log.info("mapper listening on port %d (stream processes: %d)", mapper.port, args.stream_processes)
+    address = listen_address(args.address, args.port)
+    mapper = start(address, args.workers, security, args.stream_processes)
+    log.info("mapper listening on %s (stream processes: %d)", bound(address, mapper.port), args.stream_processes)
 
     def stopped() -> None:
         mapper.stream_mapper.close()

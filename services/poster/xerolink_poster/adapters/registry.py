@@ -243,8 +243,12 @@ class Registry:
         return self.session.get(PostingRow, posting_id)
 
     def posting_by_request(self, connection_id: str, request_id: str) -> PostingRow | None:
+        """The first posting made under the request id: two posters racing on one id may both
+        have stored one, and the first is the request the id names."""
         return self.session.exec(
-            select(PostingRow).where(PostingRow.connection_id == connection_id, PostingRow.request_id == request_id)
+            select(PostingRow)
+            .where(PostingRow.connection_id == connection_id, PostingRow.request_id == request_id)
+            .order_by(PostingRow.create_us, PostingRow.posting_id)  # type: ignore[arg-type]
         ).first()
 
     def list_postings(

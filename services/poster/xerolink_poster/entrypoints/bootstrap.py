@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from xerolink.poster.v1 import poster_service_pb2_grpc as poster_grpc
 from xerolink_common.grpc_server import RunningServer, create_server
+from xerolink_common.listening import check_exposure
 from xerolink_common.security import ServerSecurity
 
 from xerolink_poster.adapters import token_vault
@@ -52,6 +53,8 @@ class PosterApp:
 
 
 def start(config: PosterConfig, security: ServerSecurity | None = None) -> PosterApp:
+    # Before the registry is opened: a refused start leaves nothing behind.
+    check_exposure("poster", config.address, security is not None and security.authenticated)
     vault = config.token_vault or token_vault.installed()
     token_vault.install(vault)  # migration 6 seals legacy plain-text tokens with it
     db = open_database(config.database_url)

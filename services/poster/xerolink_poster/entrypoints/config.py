@@ -8,13 +8,15 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from xerolink_common.listening import on_loopback
+
 from xerolink_poster.adapters.token_vault import TokenKeyError, TokenVault
 from xerolink_poster.adapters.xero_identity import XeroApps
 from xerolink_poster.domain.rate_limits import Limits
 from xerolink_poster.service_layer.dispatcher import DispatcherSettings
 from xerolink_poster.service_layer.posting import GroupSettings
 
-DEFAULT_ADDRESS = "0.0.0.0:50062"
+DEFAULT_ADDRESS = on_loopback(50062)
 DEFAULT_DATABASE_URL = "sqlite:///xerolink-poster.db"
 DEFAULT_MAPPER_TARGET = "127.0.0.1:50061"
 

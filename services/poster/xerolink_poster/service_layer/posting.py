@@ -271,7 +271,10 @@ class Poster:
                 submitted.request_id,
             )
             if not answer.decision.supported:
-                job.settle(self._not_supported(mapped))
+                try:
+                    job.settle(self._not_supported(mapped))
+                except XerolinkError as err:
+                    job.settle(err)
             else:
                 to_write.append(Job(mapped, job.future))
         return to_write
@@ -340,10 +343,22 @@ class Poster:
                 results[item.index] = outcome
         return [r for r in results if r is not None]
 
-    @staticmethod
-    def _not_supported(mapped: _Mapped) -> PostOutcome:
+    def _not_supported(self, mapped: _Mapped) -> PostOutcome:
+        """The mapper's refusal, which stores nothing; under a request_id that already names
+        another request it is that request's refusal instead (the caller reused the id)."""
         record = RecordRef(int(mapped.response.record.kind), int(mapped.response.record.id))
-        return PostOutcome(mapped.response.decision, record, mapped.fingerprint)
+        outcome = PostOutcome(mapped.response.decision, record, mapped.fingerprint)
+        if mapped.request_id:
+            connection_id = mapped.connection.connection_id
+            with UnitOfWork(self.db, write=False) as uow:
+                stored = uow.registry.posting_by_request(connection_id, mapped.request_id)
+                if stored is not None:
+                    check_same_request(mapped.connection, mapped.request_id, stored, record, mapped.fingerprint)
+                    # The same content was supported when it was posted (the profile changed since).
+                    outcome.posting = stored
+                    outcome.link = uow.registry.get_link_by_id(stored.link_id or 0)
+                    outcome.duplicate = True
+        return outcome
 
     def _record(self, uow: UnitOfWork, items: list[_Mapped]) -> list[PostOutcome | ItemFailure]:
         """Records a batch or a group (whose Posts may belong to several connections) in the
@@ -389,27 +404,39 @@ class Poster:
     ) -> PostOutcome | _Accept:
         response = item.response
         outcome = PostOutcome(response.decision, record, item.fingerprint)
-        # The same request or content earlier in this batch: the answer it gets, as if it had
-        # been committed before this one arrived.
-        if item.request_id and (same_request := earlier.by_request.get(item.request_id)) is not None:
-            return same_request.follow(outcome)
+        # A request_id names one request (AIP-155): the same record with the same content replays
+        # the first answer; anything else under it is refused, so no record is silently dropped.
+        # Earlier in this batch counts as if it had been committed before this one arrived.
+        if item.request_id and (first := earlier.by_request.get(item.request_id)) is not None:
+            if not first.same_request(record, item.fingerprint):
+                raise request_id_reused(connection, item.request_id, first.record, record == first.record)
+            return first.answer_for(outcome)
         if item.request_id:
             stored = registry.posting_by_request(connection.connection_id, item.request_id)
             if stored is not None:
+                check_same_request(connection, item.request_id, stored, record, item.fingerprint)
                 outcome.posting = stored
                 outcome.link = registry.get_link_by_id(stored.link_id or 0)
                 outcome.duplicate = True
                 return outcome
         if (same_record := earlier.by_record.get(record)) is not None:
             if same_record.item.fingerprint == item.fingerprint:
+                self._remember_request(earlier, item, record, same_record)
                 return same_record.follow(outcome)
             raise _in_progress(connection, record)
         accept = self._decide_against_registry(registry, connection, item, record, links, outcome)
         if isinstance(accept, _Accept):
             earlier.by_record[record] = accept
-            if item.request_id:
-                earlier.by_request[item.request_id] = accept
+        self._remember_request(earlier, item, record, accept)
         return accept
+
+    @staticmethod
+    def _remember_request(earlier: _Earlier, item: _Mapped, record: RecordRef, answer: PostOutcome | _Accept) -> None:
+        """A later item of the batch under the same request_id is judged against this one, also
+        when this one was answered with an existing posting (and so stores no request_id).
+        `answer` is the _Accept whose posting answers it, or its answer if that is known now."""
+        if item.request_id:
+            earlier.by_request[item.request_id] = _FirstRequest(record, item.fingerprint, answer)
 
     def _decide_against_registry(
         self,
@@ -632,12 +659,57 @@ def _id(link: LinkRow | None) -> int:
     return link.id
 
 
+@dataclass(frozen=True)
+class _FirstRequest:
+    """The first item of a batch under a request_id, and the answer it got."""
+
+    record: RecordRef
+    fingerprint: str
+    answer: PostOutcome | _Accept
+
+    def same_request(self, record: RecordRef, fingerprint: str) -> bool:
+        return record == self.record and fingerprint == self.fingerprint
+
+    def answer_for(self, outcome: PostOutcome) -> PostOutcome:
+        if isinstance(self.answer, _Accept):
+            return self.answer.follow(outcome)
+        outcome.posting, outcome.link, outcome.duplicate = self.answer.posting, self.answer.link, True
+        return outcome
+
+
 @dataclass
 class _Earlier:
-    """The items of a batch accepted so far, by record and by request id."""
+    """The items of a batch answered so far, by record (accepted ones) and by request id."""
 
     by_record: dict[RecordRef, _Accept] = field(default_factory=dict)
-    by_request: dict[str, _Accept] = field(default_factory=dict)
+    by_request: dict[str, _FirstRequest] = field(default_factory=dict)
+
+
+def request_id_reused(connection: ConnectionRow, request_id: str, first: RecordRef, same_record: bool) -> XerolinkError:
+    """ALREADY_EXISTS, not INVALID_ARGUMENT: the request is only wrong because the id already
+    names another request (docs/poster.md, "Request ids")."""
+    what = f"{first} with other content" if same_record else str(first)
+    return XerolinkError(
+        ErrorCode.ALREADY_EXISTS,
+        "REQUEST_ID_REUSED",
+        f"request_id {request_id!r} was already used for {what} on connection {connection.connection_id}; "
+        "nothing was posted: send a new request_id for a new request (reuse one only to retry the same request)",
+        field_violations=[
+            FieldViolation(
+                "request_id", f"already used for {_subject(connection, first)}; a new request needs a new request_id"
+            )
+        ],
+        metadata={"request_id": request_id, "first_record": _subject(connection, first)},
+    )
+
+
+def check_same_request(
+    connection: ConnectionRow, request_id: str, stored: PostingRow, record: RecordRef, fingerprint: str
+) -> None:
+    """Refuses a request that is not the one `stored` answered under `request_id`."""
+    first = RecordRef(stored.kind, stored.record_id)
+    if record != first or stored.fingerprint != fingerprint:
+        raise request_id_reused(connection, request_id, first, record == first)
 
 
 def _in_progress(connection: ConnectionRow, record: RecordRef) -> XerolinkError:
