@@ -309,6 +309,30 @@ def test_the_same_request_id_answers_the_backfill_it_started(
     assert second.name == first.name and second.accepted == 2 and second.request_id == "r1"
 
 
+def test_a_request_id_reused_for_other_bills_is_refused_and_posts_nothing(
+    poster_factory: PosterFactory, emulator: EmulatorServer
+) -> None:
+    """Defect: a reused request_id answered with the backfill it first started, whatever bills
+    came with it, so bill 9202 was never posted. A request_id names one request (AIP-155)."""
+    stub = stub_for(poster_factory(run_dispatcher=False))
+    connect(stub, emulator)
+    first = stub.StartBackfill(
+        backfill_pb2.StartBackfillRequest(connection_id="firm-1", bills=[open_bill(9201, [500])], request_id="r2")
+    ).backfill
+    with pytest.raises(grpc.RpcError) as err:
+        stub.StartBackfill(
+            backfill_pb2.StartBackfillRequest(connection_id="firm-1", bills=[open_bill(9202, [])], request_id="r2")
+        )
+    assert err.value.code() == grpc.StatusCode.ALREADY_EXISTS
+    assert "REQUEST_ID_REUSED" in str(err.value.trailing_metadata()) or "already used" in str(err.value.details())
+    records = {link.record.id for link in stub.ListLinks(poster_pb2.ListLinksRequest(connection_id="firm-1")).links}
+    assert 9202 not in records and 9201 in records
+    again = stub.StartBackfill(
+        backfill_pb2.StartBackfillRequest(connection_id="firm-1", bills=[open_bill(9202, [])], request_id="r3")
+    ).backfill
+    assert again.name != first.name and again.accepted == 1
+
+
 def test_only_a_connections_callers_may_preflight_backfill_or_follow_its_backfills(
     poster: bootstrap.PosterApp,  # noqa: F811
     emulator: EmulatorServer,

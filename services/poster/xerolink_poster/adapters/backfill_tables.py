@@ -14,6 +14,8 @@ class BackfillRow(SQLModel, table=True):
     connection_id: str = Field(max_length=64)
     request_id: str = Field(default="", max_length=128)
     bills: int
+    # sha256 of the request's bills and payments: a request_id names this request only.
+    fingerprint: str = Field(default="", max_length=64)
     create_us: int = Field(sa_column=Column(BigInteger, nullable=False))
 
 

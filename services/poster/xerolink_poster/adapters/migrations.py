@@ -106,6 +106,8 @@ def _exactly_once_columns(conn: Connection) -> None:
         conn.execute(text("ALTER TABLE outbox ADD COLUMN lookup_hint TEXT NOT NULL DEFAULT ''"))
     if "origin" not in {c["name"] for c in inspect(conn).get_columns("contact_link")}:
         conn.execute(text("ALTER TABLE contact_link ADD COLUMN origin VARCHAR(32) NOT NULL DEFAULT ''"))
+    if "fingerprint" not in {c["name"] for c in inspect(conn).get_columns("backfill")}:
+        conn.execute(text("ALTER TABLE backfill ADD COLUMN fingerprint VARCHAR(64) NOT NULL DEFAULT ''"))
 
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -118,7 +120,11 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(7, "record pre-integration backfills and their items", _create_backfill_tables),
     Migration(8, "index done outbox entries by age; count app-wide Xero calls", _retention_and_app_minute),
     Migration(9, "remember links that gave up while a call's outcome was unknown", _link_outcome_unknown),
-    Migration(10, "post refused batches one by one; allocation look-up hints; contact origins", _exactly_once_columns),
+    Migration(
+        10,
+        "exactly-once columns: alone, look-up hints, contact origins, backfill fingerprints",
+        _exactly_once_columns,
+    ),
 )
 
 

@@ -5,6 +5,7 @@ links. Running it again finds the same content already posted and queues nothing
 
 from __future__ import annotations
 
+import hashlib
 import re
 import time
 import uuid
@@ -12,7 +13,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from xerolink.actionstep.v1 import common_pb2, transaction_pb2
-from xerolink_common.errors import ErrorCode, FieldViolation, bounded, invalid_argument, not_found
+from xerolink_common.errors import ErrorCode, FieldViolation, XerolinkError, bounded, invalid_argument, not_found
 from xerolink_common.money import cents_to_str
 
 from xerolink_poster.adapters import backfill_tables as bt
@@ -246,11 +247,12 @@ def start_backfill(
     """Posts the bills, then the payments of the bills that were posted; returns the backfill id."""
     db = poster.db
     connection = get_connection(db, connection_id)
+    fingerprint = request_fingerprint(bills)
     if request_id:
         with UnitOfWork(db, write=False) as uow:
             earlier = bt.backfill_by_request(uow.session, connection_id, request_id)
         if earlier is not None:
-            return earlier.backfill_id
+            return _same_request(earlier, request_id, fingerprint)
     _check_request(bills)
     require_preflight(db, connection_id)
     groups = _groups(bills, connection)
@@ -266,23 +268,57 @@ def start_backfill(
                 payments.append(item)
     # After the bills: a payment whose bill is not linked yet waits for it in the outbox.
     _post(poster, connection_id, payments, actor)
-    return _record_backfill(db, connection_id, request_id, groups)
+    return _record_backfill(db, connection_id, request_id, fingerprint, groups)
 
 
-def _record_backfill(db: Database, connection_id: str, request_id: str, groups: list[_Group]) -> str:
+def request_fingerprint(bills: Sequence[BillInput]) -> str:
+    """What a backfill request asks for: its bills, their status and due amounts, and payments."""
+    digest = hashlib.sha256()
+    for item in bills:
+        parts = [item.bill, *item.payments]
+        head = f"{item.status}|{item.total_due_cents}|{item.total_due_currency}|{len(parts)}".encode()
+        for chunk in (head, *(p.SerializeToString(deterministic=True) for p in parts)):
+            digest.update(len(chunk).to_bytes(8, "big"))
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _same_request(earlier: bt.BackfillRow, request_id: str, fingerprint: str) -> str:
+    """The backfill a reused request_id started, when it names the same request (AIP-155);
+    another request under it is refused and changes nothing. Rows from before fingerprints
+    were kept (empty) are taken as the same request, as they were answered then."""
+    if earlier.fingerprint and earlier.fingerprint != fingerprint:
+        raise XerolinkError(
+            ErrorCode.ALREADY_EXISTS,
+            "REQUEST_ID_REUSED",
+            f"request_id {request_id!r} was already used for backfill {earlier.backfill_id} with other bills; "
+            "nothing was posted: send a new request_id for a new request (reuse one only to retry the same request)",
+            field_violations=[
+                FieldViolation(
+                    "request_id",
+                    f"already used for backfill {earlier.backfill_id}; a new request needs a new request_id",
+                )
+            ],
+            metadata={"request_id": request_id, "first_backfill": earlier.backfill_id},
+        )
+    return earlier.backfill_id
+
+
+def _record_backfill(db: Database, connection_id: str, request_id: str, fingerprint: str, groups: list[_Group]) -> str:
     backfill_id = uuid.uuid4().hex
 
     def write(uow: UnitOfWork) -> str:
         if request_id:
             earlier = bt.backfill_by_request(uow.session, connection_id, request_id)
             if earlier is not None:  # a concurrent start with the same key won
-                return earlier.backfill_id
+                return _same_request(earlier, request_id, fingerprint)
         uow.session.add(
             bt.BackfillRow(
                 backfill_id=backfill_id,
                 connection_id=connection_id,
                 request_id=request_id,
                 bills=len(groups),
+                fingerprint=fingerprint,
                 create_us=now_us(),
             )
         )
