@@ -34,7 +34,15 @@ BANK_ACCOUNTS = ("090", "094")
 TAX_CODES = ("GST", "FRE", "NTR")
 ids = st.integers(min_value=1, max_value=2**40)
 positive = st.integers(min_value=1, max_value=10**11)
-descriptions = st.text(alphabet=st.characters(codec="utf-8"), max_size=30)
+# Text Xero takes (see domain/text.py): something visible, no control characters, odd unicode
+# otherwise; empty for "none". Single-line text also ends up in narrations, which take no breaks.
+_ANY_TEXT = st.characters(codec="utf-8", exclude_categories=("Cc", "Cs"))
+_VISIBLE = st.characters(
+    codec="utf-8", categories=("L", "N", "P", "S"), exclude_characters="\u2800\u3164\u115f\u1160\uffa0"
+)
+visible_text = st.builds("{}{}{}".format, st.text(_ANY_TEXT, max_size=14), _VISIBLE, st.text(_ANY_TEXT, max_size=15))
+single_line = st.one_of(st.just(""), visible_text)
+descriptions = st.one_of(single_line, st.builds("{}\n\t{}".format, visible_text, single_line))
 
 
 @st.composite
@@ -95,7 +103,7 @@ def journals(draw: st.DrawFn) -> GeneralJournalBody:
         journal_lines.append(JournalLine(debit, draw(descriptions), cents(amount), tax_code))
         journal_lines.append(JournalLine(credit, draw(descriptions), cents(-amount), tax_code))
     order = draw(st.permutations(journal_lines))
-    return GeneralJournalBody(draw(st.text(min_size=1, max_size=20).filter(str.strip)), tuple(order))
+    return GeneralJournalBody(draw(visible_text), tuple(order))
 
 
 def _money(strategy: st.SearchStrategy[int] = positive) -> st.SearchStrategy[Amount]:
@@ -114,7 +122,7 @@ def overpayment_refunds(draw: st.DrawFn) -> OverpaymentRefundBody:
 @st.composite
 def trust_journals(draw: st.DrawFn) -> TrustJournalBody:
     source, target = draw(st.lists(ids, min_size=2, max_size=2, unique=True))
-    return TrustJournalBody(source, target, draw(_money()), draw(descriptions))
+    return TrustJournalBody(source, target, draw(_money()), draw(single_line))
 
 
 @st.composite

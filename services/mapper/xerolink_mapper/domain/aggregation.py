@@ -9,10 +9,13 @@ from typing import Any
 
 from xerolink_mapper.domain.model import Line
 from xerolink_mapper.domain.problems import Problems
+from xerolink_mapper.domain.text import check_text
 from xerolink_mapper.domain.validation import MAX_CENTS, decimal_field, money
 from xerolink_mapper.domain.xero import LineItem
+from xerolink_mapper.domain.xero_fields import ACCOUNT_CODE, ACCOUNT_CODE_LENGTH, LINE_DESCRIPTION
 
-# Xero's limit on a line item description.
+# The length a summed line's joined descriptions are cut to. Xero's description of LineItem
+# bounds none; 4000 is the longest description Xero's description of an Account allows.
 MAX_DESCRIPTION = 4000
 TAX_CODE_NOT_MAPPED = "TAX_CODE_NOT_MAPPED"
 
@@ -58,9 +61,18 @@ _PLAIN_PRICE = re.compile(r"-?\d{1,12}(\.\d{1,4})?").fullmatch
 
 def _line_is_plain(line: Line, tax_type: str | None, currency: str) -> bool:
     amount, tax = line.amount, line.tax
+    account, description = line.gl_account, line.description
+    # Printable ASCII that is not all spaces passes every text rule (see text.check_text).
     return bool(
         tax_type
-        and line.gl_account
+        and account
+        and len(account) <= ACCOUNT_CODE_LENGTH
+        and account.isascii()
+        and account.isprintable()
+        and not account.isspace()
+        and description.isascii()
+        and description.isprintable()
+        and not description.isspace()
         and amount is not None
         and tax is not None
         and (not amount.currency_code or amount.currency_code == currency)
@@ -78,11 +90,13 @@ def _check_line(
     """Every check of one line, recording each problem with its path."""
     if not line.gl_account:
         problems.field(f"{at}.gl_account", "is required: allocate the line to a general-ledger account")
+    check_text(line.gl_account, f"{at}.gl_account", ACCOUNT_CODE, problems)
     tax_type = tax_type_for(line.tax_code, f"{at}.tax_code", tax_map, map_name, problems)
     decimal_field(line.quantity, f"{at}.quantity", problems, places=4, allow_negative=False)
     decimal_field(line.unit_price, f"{at}.unit_price", problems, places=4, allow_negative=True)
     amount = money(line.amount, f"{at}.amount", currency, problems, positive=False)
     tax = money(line.tax, f"{at}.tax", currency, problems, positive=False)
+    check_text(line.description, f"{at}.description", LINE_DESCRIPTION, problems)
     return amount, tax, tax_type
 
 

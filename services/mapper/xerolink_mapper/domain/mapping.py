@@ -30,6 +30,7 @@ from xerolink_mapper.domain.model import (
     TrustJournalBody,
 )
 from xerolink_mapper.domain.problems import Problems
+from xerolink_mapper.domain.text import TextRule, check_text
 from xerolink_mapper.domain.validation import check_context, check_date, check_header, money
 from xerolink_mapper.domain.xero import (
     Allocation,
@@ -52,14 +53,23 @@ from xerolink_mapper.domain.xero import (
     Operation,
     Payment,
 )
+from xerolink_mapper.domain.xero_fields import (
+    ACCOUNT_CODE,
+    CONTACT_EMAIL,
+    CONTACT_FIRST_NAME,
+    CONTACT_LAST_NAME,
+    CONTACT_NAME,
+    CONTACT_TAX_NUMBER,
+    CREDIT_NOTE_NUMBER,
+    INVOICE_NUMBER,
+    LINE_DESCRIPTION,
+    NARRATION,
+    REFERENCE,
+    contact_number,
+)
 
 ALLOCATION_MISSING = "ACCOUNT_ALLOCATION_MISSING"
 # Allocation functions (MappingContext.account_allocation keys).
-# Xero's maxLength for contact names, document numbers and references is 255; the poster adds a
-# tag of up to 40 characters naming the Actionstep record to every reference.
-XERO_NAME_LIMIT = 255
-XERO_NUMBER_LIMIT = 255
-REFERENCE_LIMIT = 200
 OFFICE_BANK = "office_bank"
 TRUST_BANK = "trust_bank"
 TRUST_LIABILITY = "trust_liability"
@@ -104,12 +114,17 @@ class _Job:
         self.date: date = header.transaction_date or date.min  # validated before mapping
         self.rate = header.currency_rate
         self.reference = header.reference
-        self.within(header.reference, "transaction.header.reference", REFERENCE_LIMIT, "a reference")
+        self.text(header.reference, "transaction.header.reference", REFERENCE)
 
-    def within(self, value: str, path: str, limit: int, what: str) -> None:
-        """Xero refuses longer text; refusing it here keeps an invalid request from changing state."""
-        if len(value) > limit:
-            self.problems.field(path, f"is {len(value)} characters; {what} takes at most {limit}")
+    def text(self, value: str, path: str, rule: TextRule) -> bool:
+        """Xero refuses such text or keeps it unreadable; refusing it here keeps an invalid
+        request from changing state."""
+        return check_text(value, path, rule, self.problems)
+
+    def code(self, value: str, field: str) -> str:
+        """An account code the transaction names (empty: the allocated one applies)."""
+        self.text(value, f"{self.path}.{field}", ACCOUNT_CODE)
+        return value
 
     def money(self, value: Amount | None, name: str, *, positive: bool = True) -> int:
         return money(value, f"{self.path}.{name}", self.currency, self.problems, positive=positive)
@@ -124,9 +139,9 @@ class _Job:
             )
         return code
 
-    def account(self, explicit: str, function: str, why: str) -> str:
-        """The account the transaction names, else the one allocated to the function."""
-        return explicit or self.allocated(function, why)
+    def account(self, explicit: str, field: str, function: str, why: str) -> str:
+        """The account the transaction names in `field`, else the one allocated to the function."""
+        return self.code(explicit, field) or self.allocated(function, why)
 
     def contact(self) -> Contact:
         participant = self.tx.header.participant
@@ -139,15 +154,16 @@ class _Job:
         name = participant.display_name or f"{participant.first_name} {participant.last_name}".strip()
         if not name:
             self.problems.field(f"{path}.display_name", "is required (or first_name / last_name)")
-        self.within(name, f"{path}.display_name", XERO_NAME_LIMIT, "a Xero contact name")
-        for field, value in (
-            ("first_name", participant.first_name),
-            ("last_name", participant.last_name),
-            ("email", participant.email),
+        self.text(name, f"{path}.display_name", CONTACT_NAME)
+        for field, value, rule in (
+            ("first_name", participant.first_name, CONTACT_FIRST_NAME),
+            ("last_name", participant.last_name, CONTACT_LAST_NAME),
+            ("email", participant.email, CONTACT_EMAIL),
+            ("tax_number", participant.tax_number, CONTACT_TAX_NUMBER),
         ):
-            self.within(value, f"{path}.{field}", XERO_NAME_LIMIT, "Xero")
+            self.text(value, f"{path}.{field}", rule)
         return Contact(
-            contact_number=f"AS-{participant.participant_id}",
+            contact_number=contact_number(participant.participant_id),
             name=name,
             participant_id=participant.participant_id,
             first_name=participant.first_name,
@@ -196,16 +212,16 @@ def _document_lines(
     return items, sub_total, tax_total, total
 
 
-def _document_number(job: _Job, number: str, field: str, required: bool, what: str) -> None:
+def _document_number(job: _Job, number: str, field: str, required: bool, rule: TextRule) -> None:
     """Sales documents need their number (Xero keeps it unique); any number must fit Xero's field."""
     if required and not number:
-        job.problems.field(f"{job.path}.{field}", f"is required: it becomes the Xero {what}")
-    job.within(number, f"{job.path}.{field}", XERO_NUMBER_LIMIT, f"a Xero {what}")
+        job.problems.field(f"{job.path}.{field}", f"is required: it becomes {rule.what}")
+    job.text(number, f"{job.path}.{field}", rule)
 
 
 def _invoice(job: _Job, body: DocumentBody, type_: InvoiceType) -> tuple[list[Operation], int]:
     sales = type_ is InvoiceType.ACCREC
-    _document_number(job, body.number, "bill_number" if sales else "invoice_number", sales, "invoice number")
+    _document_number(job, body.number, "bill_number" if sales else "invoice_number", sales, INVOICE_NUMBER)
     due = check_date(body.due_date, f"{job.path}.due_date", job.problems)
     if due is not None and job.tx.header.transaction_date is not None and due < job.tx.header.transaction_date:
         job.problems.field(f"{job.path}.due_date", "is before the transaction date")
@@ -238,7 +254,8 @@ def _supplier_invoice(job: _Job, body: DocumentBody) -> tuple[list[Operation], i
 
 def _credit(job: _Job, body: DocumentBody, type_: CreditNoteType) -> tuple[list[Operation], int]:
     sales = type_ is CreditNoteType.ACCRECCREDIT
-    _document_number(job, body.number, "credit_note_number" if sales else "credit_number", sales, "credit note number")
+    number_field = "credit_note_number" if sales else "credit_number"
+    _document_number(job, body.number, number_field, sales, CREDIT_NOTE_NUMBER)
     items, sub_total, tax_total, total = _document_lines(job, body, purchase=type_ is CreditNoteType.ACCPAYCREDIT)
     credit = CreditNote(
         type=type_,
@@ -272,7 +289,7 @@ def _payment(
     payment = Payment(
         document=RecordKey(document, job.record_id(body.document_id, id_field)),
         document_type=document_type,
-        account_code=job.account(body.bank_account, OFFICE_BANK, why),
+        account_code=job.account(body.bank_account, "bank_account", OFFICE_BANK, why),
         date=job.date,
         amount=amount,
         reference=job.reference,
@@ -350,6 +367,17 @@ def _bank_transaction(
     )
 
 
+# A trust journal's note ends up in its narration: one line, bounded as a whole by the caller.
+_NOTE_IN_NARRATION = TextRule(NARRATION.what)
+
+
+def _note(job: _Job, description: str) -> tuple[str, str]:
+    """The transaction's own description, else the header's memo, with the path of the one used."""
+    if description:
+        return description, f"{job.path}.description"
+    return job.tx.header.memo, "transaction.header.memo"
+
+
 def _single_line(description: str, account: str, tax_type: str, amount: int) -> tuple[LineItem, ...]:
     return (LineItem(description or f"Account {account}", "1", unit_amount(amount), account, tax_type, amount, 0),)
 
@@ -358,9 +386,10 @@ def _trust_money(
     job: _Job, body: BankAmountBody, type_: BankTransactionType, function: str, tax_type: str, ref: str
 ) -> tuple[list[Operation], int]:
     amount = job.money(body.amount, "amount")
-    bank = job.account(body.bank_account, TRUST_BANK, "the trust bank account")
+    bank = job.account(body.bank_account, "trust_bank_account", TRUST_BANK, "the trust bank account")
     line_account = job.allocated(function, "the trust ledger line")
-    description = body.description or job.tx.header.memo
+    description, path = _note(job, body.description)
+    job.text(description, path, LINE_DESCRIPTION)
     items = _single_line(description, line_account, tax_type, amount)
     return [Operation(ref, _bank_transaction(job, type_, bank, items, LineAmountTypes.NO_TAX))], amount
 
@@ -384,10 +413,18 @@ def _trust_journal(job: _Job, body: TrustJournalBody) -> tuple[list[Operation], 
     if from_action and from_action == to_action:
         job.problems.field(f"{job.path}.to_action_id", "is the same matter as from_action_id: nothing moves")
     liability = job.allocated(TRUST_LIABILITY, "the matters' trust ledger")
-    note = body.description or job.tx.header.memo
+    note, path = _note(job, body.description)
     suffix = f": {note}" if note else ""
+    narration = f"Trust journal from matter {from_action} to matter {to_action}{suffix}"
+    # The note is part of the narration, which the poster tags and looks the journal up by.
+    if job.text(note, path, _NOTE_IN_NARRATION) and len(narration) > NARRATION.limit:
+        job.problems.field(
+            path,
+            f"makes the journal's narration {len(narration)} characters; {NARRATION.what} takes at most "
+            f"{NARRATION.limit}",
+        )
     journal = ManualJournal(
-        narration=f"Trust journal from matter {from_action} to matter {to_action}{suffix}",
+        narration=narration,
         date=job.date,
         line_amount_types=LineAmountTypes.NO_TAX,
         journal_lines=(
@@ -404,8 +441,11 @@ def _transfer(job: _Job, body: TransferBody, default_from: str | None) -> tuple[
     if default_from is None and not body.from_account:
         job.problems.field(f"{job.path}.from_bank_account", "is required: the bank account the money leaves")
     source = (
-        job.account(body.from_account, default_from, "the trust bank account") if default_from else body.from_account
+        job.account(body.from_account, "from_bank_account", default_from, "the trust bank account")
+        if default_from
+        else job.code(body.from_account, "from_bank_account")
     )
+    job.code(body.to_account, "to_bank_account")
     if not body.to_account:
         job.problems.field(f"{job.path}.to_bank_account", "is required: the bank account the money arrives in")
     elif body.to_account == source:
@@ -431,7 +471,7 @@ def _invoice_paid_from_trust(job: _Job, body: PaymentBody) -> tuple[list[Operati
     credit it a second time, and Xero's bank transfers cannot clear a non-bank account."""
     amount = job.money(body.amount, "amount")
     bill = job.record_id(body.document_id, "bill_id")
-    bank = job.account(body.bank_account, TRUST_BANK, "the trust bank account")
+    bank = job.account(body.bank_account, "trust_bank_account", TRUST_BANK, "the trust bank account")
     liability = job.allocated(TRUST_LIABILITY, "the matter's trust ledger")
     office = job.allocated(OFFICE_BANK, "the office bank the fee is paid into")
     items = _single_line(f"Payment of bill {bill} from trust", liability, TRUST_TAX_TYPE, amount)
@@ -450,8 +490,8 @@ def _invoice_paid_from_trust(job: _Job, body: PaymentBody) -> tuple[list[Operati
 
 def _funds(job: _Job, body: FundsBody, function: str, ref: str, account_field: str) -> tuple[list[Operation], int]:
     amount = job.money(body.amount, "amount")
-    trust = job.account(body.trust_bank_account, TRUST_BANK, "the trust bank account")
-    funds = job.account(body.funds_account, function, f"the {function.replace('_', ' ')} account")
+    trust = job.account(body.trust_bank_account, "trust_bank_account", TRUST_BANK, "the trust bank account")
+    funds = job.account(body.funds_account, account_field, function, f"the {function.replace('_', ' ')} account")
     if trust and trust == funds:
         job.problems.field(f"{job.path}.{account_field}", f"is the trust bank account {trust}: nothing moves")
     if body.direction is FundsDirection.UNSPECIFIED:
@@ -490,7 +530,7 @@ def _overpayment_refund(job: _Job, body: OverpaymentRefundBody) -> tuple[list[Op
             "must equal overpaid_amount: this version refunds an overpayment whole, in one refund; "
             "record a partial refund in Xero against the overpayment instead",
         )
-    bank = job.account(body.bank_account, OFFICE_BANK, "the bank the overpayment was received into")
+    bank = job.account(body.bank_account, "bank_account", OFFICE_BANK, "the bank the overpayment was received into")
     receipt = f" (receipt {body.receipt_id})" if body.receipt_id else ""
     item = LineItem(f"Client overpayment{receipt}", "1", unit_amount(overpaid), "", "NONE", overpaid, 0)
     overpayment = _bank_transaction(job, BankTransactionType.RECEIVE_OVERPAYMENT, bank, (item,), LineAmountTypes.NO_TAX)
@@ -507,7 +547,7 @@ def _overpayment_refund(job: _Job, body: OverpaymentRefundBody) -> tuple[list[Op
 
 
 def _bank_entry(job: _Job, body: BankEntryBody, deposit: bool) -> tuple[list[Operation], int]:
-    bank = job.account(body.bank_account, OFFICE_BANK, "the office bank account")
+    bank = job.account(body.bank_account, "bank_account", OFFICE_BANK, "the office bank account")
     items, _sub, _tax, total = _document_lines(job, body, purchase=not deposit)
     type_ = BankTransactionType.RECEIVE if deposit else BankTransactionType.SPEND
     ref = "bank-deposit" if deposit else "bank-withdrawal"
@@ -541,6 +581,8 @@ def _general_journal(job: _Job, body: GeneralJournalBody) -> tuple[list[Operatio
             job.problems.field(f"{at}.amount", "is zero: a journal line must move money; remove it")
         if not line.gl_account:
             job.problems.field(f"{at}.gl_account", "is required: allocate the line to a general-ledger account")
+        job.text(line.gl_account, f"{at}.gl_account", ACCOUNT_CODE)
+        job.text(line.description, f"{at}.description", LINE_DESCRIPTION)
         debit = amount > 0
         if line.tax_code:
             tax_map, name = (
@@ -562,6 +604,7 @@ def _general_journal(job: _Job, body: GeneralJournalBody) -> tuple[list[Operatio
     )
     if not body.narration:
         job.problems.field(f"{job.path}.narration", "is required: Xero manual journals need a narration")
+    job.text(body.narration, f"{job.path}.narration", NARRATION)
     journal = ManualJournal(body.narration, job.date, LineAmountTypes.NO_TAX, lines)
     return [Operation("manual-journal", journal)], debits
 
