@@ -98,7 +98,7 @@ def test_the_fields_on_the_mapper_s_own_budget_are_still_unbounded_in_the_descri
 
 
 def test_references_leave_room_for_the_poster_s_tag_within_xero_s_document_numbers() -> None:
-    """The poster appends a tag of up to 40 characters to references and narrations: the longest
+    """The poster appends a tag of up to 45 characters to references, narrations and supplier numbers: the longest
     reference the mapper lets through, tagged, still fits the 255 of Xero's invoice number."""
     assert xero_fields.REFERENCE_LENGTH + xero_fields.TRACKING_TAG_LENGTH <= xero_fields.INVOICE_NUMBER_LENGTH
 

@@ -65,6 +65,7 @@ from xerolink_mapper.domain.xero_fields import (
     LINE_DESCRIPTION,
     NARRATION,
     REFERENCE,
+    SUPPLIER_NUMBER,
     contact_number,
 )
 
@@ -221,7 +222,8 @@ def _document_number(job: _Job, number: str, field: str, required: bool, rule: T
 
 def _invoice(job: _Job, body: DocumentBody, type_: InvoiceType) -> tuple[list[Operation], int]:
     sales = type_ is InvoiceType.ACCREC
-    _document_number(job, body.number, "bill_number" if sales else "invoice_number", sales, INVOICE_NUMBER)
+    rule = INVOICE_NUMBER if sales else SUPPLIER_NUMBER
+    _document_number(job, body.number, "bill_number" if sales else "invoice_number", sales, rule)
     due = check_date(body.due_date, f"{job.path}.due_date", job.problems)
     if due is not None and job.tx.header.transaction_date is not None and due < job.tx.header.transaction_date:
         job.problems.field(f"{job.path}.due_date", "is before the transaction date")
@@ -255,7 +257,7 @@ def _supplier_invoice(job: _Job, body: DocumentBody) -> tuple[list[Operation], i
 def _credit(job: _Job, body: DocumentBody, type_: CreditNoteType) -> tuple[list[Operation], int]:
     sales = type_ is CreditNoteType.ACCRECCREDIT
     number_field = "credit_note_number" if sales else "credit_number"
-    _document_number(job, body.number, number_field, sales, CREDIT_NOTE_NUMBER)
+    _document_number(job, body.number, number_field, sales, CREDIT_NOTE_NUMBER if sales else SUPPLIER_NUMBER)
     items, sub_total, tax_total, total = _document_lines(job, body, purchase=type_ is CreditNoteType.ACCPAYCREDIT)
     credit = CreditNote(
         type=type_,

@@ -20,9 +20,9 @@ INVOICE_NUMBER_LENGTH = 255  # Invoice.InvoiceNumber; credit note numbers are he
 ACCOUNT_CODE_LENGTH = 10  # Account.Code: the codes of lines and bank accounts
 
 # The description gives references no maxLength; the mapper holds them to 200 so that with the
-# tag of up to 40 characters the poster adds naming the Actionstep record (" [AS-CBP-7001] #2")
+# tag of up to 45 characters the poster adds naming the Actionstep record (" [AS-CBP-7001] #2")
 # they stay within the 255 of Xero's other text fields. A journal's narration is its reference.
-TRACKING_TAG_LENGTH = 40
+TRACKING_TAG_LENGTH = 45  # " [AS-PESI-<int64 id>] #<int32 generation>" is 42: tests/contract/test_tag_budget.py
 REFERENCE_LENGTH = 200
 
 CONTACT_NAME = TextRule("a Xero contact name", CONTACT_NAME_LENGTH, required=True)
@@ -33,6 +33,9 @@ CONTACT_TAX_NUMBER = TextRule("a Xero contact's tax number", CONTACT_TAX_NUMBER_
 INVOICE_NUMBER = TextRule("a Xero invoice number", INVOICE_NUMBER_LENGTH, required=True)
 CREDIT_NOTE_NUMBER = TextRule("a Xero credit note number", INVOICE_NUMBER_LENGTH, required=True)
 REFERENCE = TextRule("a reference", REFERENCE_LENGTH)
+# On bills and supplier credits Xero drops Reference ("ACCREC only"), so the poster's tag follows
+# the supplier's number in InvoiceNumber / CreditNoteNumber: the number gets a reference's budget.
+SUPPLIER_NUMBER = TextRule("a Xero bill or supplier credit number, followed by the record's tag", REFERENCE_LENGTH)
 NARRATION = TextRule("a Xero journal narration", REFERENCE_LENGTH, required=True)
 ACCOUNT_CODE = TextRule("a Xero account code", ACCOUNT_CODE_LENGTH, required=True)
 # Line descriptions may span lines, as in Xero's own invoice and journal screens.
