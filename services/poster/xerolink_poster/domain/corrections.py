@@ -279,9 +279,10 @@ def renamed_number(target: LinkFacts, intent: Intent, xero: XeroDocument) -> tup
     ACCREC invoice that Xero still lets be edited once its payments are gone. None otherwise: a
     deletion keeps the number on the voided invoice (the bill the client holds is cancelled, not
     reissued), drafts are deleted (a deleted invoice's number is free), bills' numbers
-    (ACCPAY) are not unique."""
+    (ACCPAY) are not unique. The number is the registry's (what Xero answered when the bill was
+    posted), as the step computes it when it runs."""
     document = document_of(target)
-    number = document.number or xero.number
+    number = document.number
     if (
         intent != Intent.EDIT
         or document.type != xero_pb2.OBJECT_TYPE_INVOICE
