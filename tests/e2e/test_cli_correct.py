@@ -68,3 +68,22 @@ def test_apply_runs_the_saga_and_a_failed_step_resumes_on_the_next_run(served: t
     assert "xerolink's steps are done" in out
     assert firm.xero("Invoices", invoice_id)["Status"] == "VOIDED"
     assert firm.link(BILL, firm.bill).state == poster_pb2.LINK_STATE_UNLINKED
+
+
+def test_an_applied_edit_says_what_became_of_the_old_invoice(served: tuple[Firm, str]) -> None:
+    firm, target = served
+    invoice_id = firm.xero_id(BILL, firm.bill, xero_pb2.OBJECT_TYPE_INVOICE)
+    args = (f"client-bill/{firm.bill}", "--connection", "firm-1", "--intent", "edit")
+
+    code, planned = correct(target, *args)
+    assert code == 0, planned
+    renamed = f"INV-{firm.bill}-void-{firm.bill}-1"
+    assert f"the old invoice INV-{firm.bill} is renamed {renamed} and voided" in " ".join(planned.split())
+    assert firm.xero("Invoices", invoice_id)["InvoiceNumber"] == f"INV-{firm.bill}"
+
+    code, out = correct(target, *args, "--apply", "--yes")
+
+    assert code == 0, out
+    assert f"the old invoice INV-{firm.bill} is renamed {renamed} and voided" in " ".join(out.split())
+    invoice = firm.xero("Invoices", invoice_id)
+    assert (invoice["Status"], invoice["InvoiceNumber"]) == ("VOIDED", renamed)

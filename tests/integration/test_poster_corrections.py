@@ -6,7 +6,10 @@ Xero fault mid-saga leaves a state that ApplyCorrection finishes without acting 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import grpc
@@ -18,7 +21,7 @@ from xero_emulator.faults import FaultRule
 from xero_emulator.jsonio import dumps
 from xero_emulator.testing import payment
 from xerolink.actionstep.v1 import common_pb2, transaction_pb2
-from xerolink.poster.v1 import correction_pb2
+from xerolink.poster.v1 import correction_pb2, unlink_pb2
 from xerolink.poster.v1 import poster_service_pb2 as poster_pb2
 from xerolink.poster.v1 import poster_service_pb2_grpc as poster_grpc
 from xerolink.xero.v1 import objects_pb2 as xero_pb2
@@ -100,18 +103,43 @@ class Firm:
             o for o in xero_objects(self.emulator, self.org["tenant_id"], resource) if o[_ID[resource]] == xero_id
         )
 
-    def hand_made_payment(self, invoice_id: str) -> str:
-        response = httpx.put(
-            f"{self.emulator.base_url}/api.xro/2.0/Payments",
-            content=dumps({"Payments": [payment(invoice_id, "10.00")]}),
+    def xero_call(self, method: str, path: str, body: dict[str, Any]) -> httpx.Response:
+        """A call a person makes in Xero (the organisation's own user, not xerolink)."""
+        return httpx.request(
+            method,
+            f"{self.emulator.base_url}/api.xro/2.0/{path}",
+            content=dumps(body),
             headers={
                 "Authorization": f"Bearer {self.org['access_token']}",
                 "xero-tenant-id": self.org["tenant_id"],
                 "Content-Type": "application/json",
             },
         )
+
+    def hand_made_payment(self, invoice_id: str) -> str:
+        response = self.xero_call("PUT", "Payments", {"Payments": [payment(invoice_id, "10.00")]})
         assert response.status_code == 200, response.text
         return str(response.json()["Payments"][0]["PaymentID"])
+
+    def balance(self, code: str) -> Decimal:
+        for account in self.emulator.ledger(self.org["tenant_id"])["accounts"]:
+            if account["Code"] == code:
+                return Decimal(str(account["Balance"]))
+        return Decimal("0.00")
+
+    def post_edited_bill(self, first_line_cents: int) -> transaction_pb2.Transaction:
+        """The user's steps after an EDIT correction: the bill, reverted to draft in Actionstep,
+        edited and posted again under its own bill number."""
+        edited = transaction_pb2.Transaction()
+        edited.CopyFrom(self.sample["client_bill"])
+        bill = edited.client_bill
+        bill.lines[0].amount.units = first_line_cents
+        bill.lines[0].tax.units = first_line_cents // 10
+        bill.lines[0].unit_price = f"{first_line_cents // 100}.{first_line_cents % 100:02d}"
+        bill.totals.CopyFrom(samples.totals(list(bill.lines)))
+        self.sample["client_bill"] = edited
+        self.post("client_bill")
+        return edited
 
 
 _ID = {"Invoices": "InvoiceID", "Payments": "PaymentID", "CreditNotes": "CreditNoteID"}
@@ -182,15 +210,24 @@ def test_an_invoice_plan_lists_its_linked_payments_and_allocations_and_reads_xer
 
     assert plan.xero_status == firm.xero("Invoices", invoice_id)["Status"] == "AUTHORISED"
     ours = [(s.action, s.xero_id or (s.record.kind, s.record.id)) for s in plan.steps if s.actor == XEROLINK]
+    # An edit reposts the bill under its own number, which the old invoice must give up before it
+    # is voided (Xero keeps a voided invoice's number); a deletion leaves the number on it.
+    rename = [(A.CORRECTION_ACTION_RENAME_DOCUMENT, invoice_id)] if intent == EDIT else []
     assert ours == [
         (A.CORRECTION_ACTION_DELETE_PAYMENT, payment_id),
         (A.CORRECTION_ACTION_DELETE_ALLOCATION, allocation_id),
+        *rename,
         (A.CORRECTION_ACTION_VOID_OR_DELETE_DOCUMENT, invoice_id),
         (A.CORRECTION_ACTION_UNLINK, (PAYMENT, firm.payment)),
         (A.CORRECTION_ACTION_UNLINK, (APPLICATION, firm.application)),
         (A.CORRECTION_ACTION_UNLINK, (BILL, firm.bill)),
     ]
-    assert "Void" in plan.steps[2].description
+    void = next(s for s in plan.steps if s.action == A.CORRECTION_ACTION_VOID_OR_DELETE_DOCUMENT)
+    assert "Void" in void.description
+    if intent == EDIT:
+        renamed = f"INV-{firm.bill}-void-{firm.bill}-1"
+        assert f"INV-{firm.bill}" in plan.steps[2].description and renamed in plan.steps[2].description
+        assert any(f"renamed {renamed} and voided" in n for n in plan.notes)
     people = [s.description for s in plan.steps if s.actor == USER]
     assert people[0].startswith("Delete payment") and people[1].startswith("Delete credit note application")
     assert "Revert" in people[2] and "Draft" in people[2]
@@ -429,6 +466,67 @@ def test_a_poster_killed_mid_saga_is_resumed_by_a_new_poster_on_the_same_databas
         assert firm.link(PAYMENT, firm.payment).state == poster_pb2.LINK_STATE_UNLINKED
 
 
+def test_a_poster_killed_during_the_rename_is_resumed_without_renaming_twice(
+    database_url: str, mapper_target: str, emulator: EmulatorServer
+) -> None:
+    """The poster dies while the rename is on the wire and Xero commits it: the answer is lost
+    and the step is left in progress. A new poster reads the invoice, finds it renamed, and goes
+    on to void it: one rename, one void."""
+    port = free_port()
+    env = child_env(
+        XEROLINK_POSTER_ADDRESS=f"127.0.0.1:{port}",
+        XEROLINK_DATABASE_URL=database_url,
+        XEROLINK_MAPPER_TARGET=mapper_target,
+        XEROLINK_POSTER_INSTANCE="first",
+        XEROLINK_TENANT_LEASE_SECONDS="2",
+        XEROLINK_XERO_TIMEOUT_SECONDS="0.9",
+        XEROLINK_TENANT_IDLE_RELEASE_SECONDS="0.3",
+    )
+    with running(console_script("xerolink-poster"), port, env=env) as first:
+        channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+        firm = Firm(poster_grpc.PosterServiceStub(channel), emulator)
+        firm.post("client_bill", "client_bill_payment")
+        invoice_id = firm.xero_id(BILL, firm.bill, xero_pb2.OBJECT_TYPE_INVOICE)
+        path = f"Invoices/{invoice_id}"
+        # The rename (the first POST to the invoice) is slow; Xero still commits it.
+        emulator.faults.add(FaultRule("latency", seconds=0.5, count=1, methods=("POST",), path_contains=path))
+        writes = emulator.faults.add(FaultRule("latency", methods=("POST",), path_contains=path))
+        threading.Thread(target=lambda: rpc_error(lambda: firm.apply(BILL, firm.bill, EDIT)), daemon=True).start()
+        wait_for(lambda: writes.hits == 1, timeout=15, interval=0.01)  # the rename is on the wire
+        first.kill()
+        first.wait()
+        channel.close()
+    renamed = f"INV-{firm.bill}-void-{firm.bill}-1"
+    wait_for(lambda: firm.xero("Invoices", invoice_id)["InvoiceNumber"] == renamed, timeout=5)
+
+    port = free_port()
+    env.update(XEROLINK_POSTER_ADDRESS=f"127.0.0.1:{port}", XEROLINK_POSTER_INSTANCE="second")
+    with (
+        running(console_script("xerolink-poster"), port, env=env),
+        grpc.insecure_channel(f"127.0.0.1:{port}") as channel,
+    ):
+        firm.stub = poster_grpc.PosterServiceStub(channel)
+        request = correction_pb2.GetCorrectionRequest(connection_id="firm-1", record=key(BILL, firm.bill))
+        steps = firm.stub.GetCorrection(request).correction.steps
+        left = next(s for s in steps if s.action == A.CORRECTION_ACTION_RENAME_DOCUMENT)
+        assert left.state == correction_pb2.CORRECTION_STEP_STATE_IN_PROGRESS and left.attempts == 1
+        assert firm.xero("Invoices", invoice_id)["Status"] == "AUTHORISED"
+        assert firm.link(BILL, firm.bill).state == poster_pb2.LINK_STATE_LINKED
+
+        finished = firm.apply(BILL, firm.bill, EDIT)
+
+        assert finished.state == correction_pb2.CORRECTION_STATE_COMPLETED, finished
+        resumed = next(s for s in finished.steps if s.action == A.CORRECTION_ACTION_RENAME_DOCUMENT)
+        assert resumed.attempts == 2 and "already renamed" in resumed.detail
+        assert writes.hits == 2  # the rename once, the void once
+        invoice = firm.xero("Invoices", invoice_id)
+        assert (invoice["Status"], invoice["InvoiceNumber"]) == ("VOIDED", renamed)
+        assert firm.link(BILL, firm.bill).state == poster_pb2.LINK_STATE_UNLINKED
+        firm.post_edited_bill(52000)
+        new = firm.xero("Invoices", firm.xero_id(BILL, firm.bill, xero_pb2.OBJECT_TYPE_INVOICE))
+        assert (new["InvoiceNumber"], new["Status"]) == (f"INV-{firm.bill}", "AUTHORISED")
+
+
 def test_corrections_are_authorised_per_connection(poster: bootstrap.PosterApp, emulator: EmulatorServer) -> None:  # noqa: F811
     with grpc.insecure_channel(f"127.0.0.1:{poster.port}") as channel:
         stub = poster_grpc.PosterServiceStub(channel)
@@ -574,3 +672,240 @@ def test_a_payment_posted_while_its_invoice_is_being_corrected_waits_instead_of_
     assert firm.stub.GetPosting(poster_pb2.GetPostingRequest(name=posting.name)).posting.state == (
         poster_pb2.LINK_STATE_WAITING
     )
+
+
+# -- editing an invoice: the old one gives up its number --------------------------------------
+def test_the_seed_edit_of_an_invoice_ends_linked_under_its_own_number_and_paid_again(firm: Firm) -> None:
+    """The seed's "edit an invoice": xerolink deletes the payment, renames and voids the old
+    invoice and unlinks; the user edits the bill, posts it again under the number the client
+    holds, and pays it again. Xero ends with the edited invoice under that number, paid."""
+    firm.post("client_bill", "client_bill_payment")
+    number = f"INV-{firm.bill}"
+    old_id = firm.xero_id(BILL, firm.bill, xero_pb2.OBJECT_TYPE_INVOICE)
+    payment_id = firm.xero_id(PAYMENT, firm.payment, xero_pb2.OBJECT_TYPE_PAYMENT)
+    assert firm.xero("Invoices", old_id)["InvoiceNumber"] == number
+
+    done = firm.apply(BILL, firm.bill, EDIT)
+
+    assert done.state == correction_pb2.CORRECTION_STATE_COMPLETED, done
+    renamed = f"{number}-void-{firm.bill}-1"
+    rename = next(s for s in done.steps if s.action == A.CORRECTION_ACTION_RENAME_DOCUMENT)
+    assert rename.state == DONE and renamed in rename.detail
+    old = firm.xero("Invoices", old_id)
+    assert (old["Status"], old["InvoiceNumber"]) == ("VOIDED", renamed)
+    assert firm.xero("Payments", payment_id)["Status"] == "DELETED"
+    assert firm.link(BILL, firm.bill).state == poster_pb2.LINK_STATE_UNLINKED
+
+    # The user: deletes the payment, reverts the bill to draft, edits it (the first line 450.00
+    # becomes 520.00 with its GST), posts it again, and enters the new payment.
+    firm.post_edited_bill(52000)
+    new_id = firm.xero_id(BILL, firm.bill, xero_pb2.OBJECT_TYPE_INVOICE)
+    assert new_id != old_id
+    link = firm.link(BILL, firm.bill)
+    assert link.state == poster_pb2.LINK_STATE_LINKED
+    new = firm.xero("Invoices", new_id)
+    assert (new["InvoiceNumber"], new["Status"]) == (number, "AUTHORISED")
+    # 520.00 + 300.00 + 20.50 + 89.00 exclusive; GST 52.00 + 30.00 + 2.05.
+    assert (new["SubTotal"], new["TotalTax"], new["Total"]) == (
+        Decimal("929.50"),
+        Decimal("84.05"),
+        Decimal("1013.55"),
+    )
+    again = transaction_pb2.Transaction(
+        header=samples.header(firm.payment + 100),
+        client_bill_payment=firm.sample["client_bill_payment"].client_bill_payment,
+    )
+    again.client_bill_payment.amount.units = 61355
+    firm.sample["new_payment"] = again
+    firm.post("new_payment")
+    new_payment_id = firm.xero_id(PAYMENT, again.header.id, xero_pb2.OBJECT_TYPE_PAYMENT)
+    assert firm.xero("Payments", new_payment_id)["Invoice"]["InvoiceID"] == new_id
+
+    new = firm.xero("Invoices", new_id)
+    assert (new["AmountPaid"], new["AmountDue"]) == (Decimal("613.55"), Decimal("400.00"))
+    # The ledger holds only the edited invoice and its payment, to the cent.
+    assert firm.balance("610") == Decimal("400.00")  # receivable: what the client still owes
+    assert firm.balance("090") == Decimal("613.55")  # the office bank: the new payment only
+    assert firm.balance("200") == Decimal("-820.00")  # fees: 520.00 + 300.00
+    assert firm.balance("210") == Decimal("-109.50")  # disbursements: 20.50 + 89.00
+    numbered = [i for i in xero_objects(firm.emulator, firm.org["tenant_id"], "Invoices") if i["Type"] == "ACCREC"]
+    assert sorted((i["InvoiceNumber"], i["Status"]) for i in numbered) == [
+        (number, "AUTHORISED"),
+        (renamed, "VOIDED"),
+    ]
+
+
+def test_deleting_an_invoice_voids_it_under_its_own_number(firm: Firm) -> None:
+    firm.post("client_bill")
+    invoice_id = firm.xero_id(BILL, firm.bill, xero_pb2.OBJECT_TYPE_INVOICE)
+
+    done = firm.apply(BILL, firm.bill, DELETE)
+
+    assert done.state == correction_pb2.CORRECTION_STATE_COMPLETED
+    assert all(s.action != A.CORRECTION_ACTION_RENAME_DOCUMENT for s in done.steps)
+    invoice = firm.xero("Invoices", invoice_id)
+    assert (invoice["Status"], invoice["InvoiceNumber"]) == ("VOIDED", f"INV-{firm.bill}")
+
+
+@pytest.mark.parametrize("kind", ["drop_after_commit", "garble_after_commit", "error"])
+def test_a_fault_on_the_rename_leaves_a_saga_that_applying_again_finishes_once(firm: Firm, kind: str) -> None:
+    """The rename's answer is lost (or Xero fails): the saga stops at the rename with the invoice
+    still live and linked; applying again reads the invoice to learn whether it was renamed, and
+    never sends the rename twice when it was."""
+    firm.post("client_bill", "client_bill_payment")
+    invoice_id = firm.xero_id(BILL, firm.bill, xero_pb2.OBJECT_TYPE_INVOICE)
+    path = f"Invoices/{invoice_id}"
+    # The first POST to the invoice is the rename (the payment is deleted at Payments/{id}).
+    firm.emulator.faults.add(FaultRule(kind, status=500, count=1, methods=("POST",), path_contains=path))
+    writes = firm.emulator.faults.add(FaultRule("latency", methods=("POST",), path_contains=path))
+    number, renamed = f"INV-{firm.bill}", f"INV-{firm.bill}-void-{firm.bill}-1"
+
+    stopped = firm.apply(BILL, firm.bill, EDIT)
+
+    assert stopped.state == correction_pb2.CORRECTION_STATE_FAILED
+    rename = next(s for s in stopped.steps if s.action == A.CORRECTION_ACTION_RENAME_DOCUMENT)
+    assert rename.state == FAILED and rename.attempts == 1
+    assert rename.reason in ("XERO_NO_ANSWER", "XERO_UNAVAILABLE") and "apply again" in rename.detail
+    void = next(s for s in stopped.steps if s.action == A.CORRECTION_ACTION_VOID_OR_DELETE_DOCUMENT)
+    assert void.state == PENDING and void.attempts == 0
+    committed = kind != "error"
+    invoice = firm.xero("Invoices", invoice_id)
+    assert (invoice["Status"], invoice["InvoiceNumber"]) == ("AUTHORISED", renamed if committed else number)
+    assert firm.link(BILL, firm.bill).state == poster_pb2.LINK_STATE_LINKED
+
+    finished = firm.apply(BILL, firm.bill, EDIT)
+
+    assert finished.correction_id == stopped.correction_id
+    assert finished.state == correction_pb2.CORRECTION_STATE_COMPLETED, finished
+    rename = next(s for s in finished.steps if s.action == A.CORRECTION_ACTION_RENAME_DOCUMENT)
+    assert rename.attempts == 2 and rename.state == DONE
+    assert ("already renamed" in rename.detail) == committed
+    assert writes.hits == (2 if committed else 3)  # rename once (twice if it failed), void once
+    invoice = firm.xero("Invoices", invoice_id)
+    assert (invoice["Status"], invoice["InvoiceNumber"]) == ("VOIDED", renamed)
+    firm.post_edited_bill(52000)
+    assert firm.xero("Invoices", firm.xero_id(BILL, firm.bill, xero_pb2.OBJECT_TYPE_INVOICE))["InvoiceNumber"] == number
+
+
+def test_a_failure_between_the_rename_and_the_void_is_finished_by_applying_again(firm: Firm) -> None:
+    firm.post("client_bill")
+    invoice_id = firm.xero_id(BILL, firm.bill, xero_pb2.OBJECT_TYPE_INVOICE)
+    # The rename goes through; Xero fails the void, the second POST to the invoice.
+    firm.emulator.faults.add(
+        _AfterFirst("error", status=503, count=1, methods=("POST",), path_contains=f"Invoices/{invoice_id}")
+    )
+
+    stopped = firm.apply(BILL, firm.bill, EDIT)
+
+    assert stopped.state == correction_pb2.CORRECTION_STATE_FAILED
+    actions = {s.action: s for s in stopped.steps}
+    assert actions[A.CORRECTION_ACTION_RENAME_DOCUMENT].state == DONE
+    assert actions[A.CORRECTION_ACTION_VOID_OR_DELETE_DOCUMENT].state == FAILED
+    invoice = firm.xero("Invoices", invoice_id)
+    assert (invoice["Status"], invoice["InvoiceNumber"]) == ("AUTHORISED", f"INV-{firm.bill}-void-{firm.bill}-1")
+    assert firm.link(BILL, firm.bill).state == poster_pb2.LINK_STATE_LINKED
+
+    finished = firm.apply(BILL, firm.bill, EDIT)
+
+    assert finished.state == correction_pb2.CORRECTION_STATE_COMPLETED
+    actions = {s.action: s for s in finished.steps}
+    assert actions[A.CORRECTION_ACTION_RENAME_DOCUMENT].attempts == 1  # done steps are not run again
+    assert firm.xero("Invoices", invoice_id)["Status"] == "VOIDED"
+    assert firm.link(BILL, firm.bill).state == poster_pb2.LINK_STATE_UNLINKED
+
+
+@dataclass
+class _AfterFirst(FaultRule):
+    """A fault that lets the first matching call through and hits the ones after it."""
+
+    seen: int = 0
+
+    def applies(self, method: str, path: str, tenant_id: str | None, identity: bool = False) -> bool:
+        if not super().applies(method, path, tenant_id, identity):
+            return False
+        self.seen += 1
+        return self.seen > 1
+
+
+def test_a_rename_refused_by_xero_stops_the_saga_with_nothing_half_done(
+    poster_factory: PosterFactory, emulator_factory: Callable[..., EmulatorServer]
+) -> None:
+    """Someone pays the invoice in Xero by hand after the plan was made: Xero refuses the rename
+    (an invoice with a payment cannot be edited). The saga stops there with Xero's reason; the
+    invoice keeps its number and status and every link stays linked, until the payment is gone."""
+    # Xero replays a key's first answer for minutes (here scaled to 1.2 s), refusals included.
+    firm = Firm(stub_for(poster_factory()), emulator_factory(idempotency_minutes=0.02))
+    firm.post("client_bill", "client_bill_payment")
+    invoice_id = firm.xero_id(BILL, firm.bill, xero_pb2.OBJECT_TYPE_INVOICE)
+    path = f"Invoices/{invoice_id}"
+    firm.emulator.faults.add(FaultRule("error", status=503, count=1, methods=("POST",), path_contains=path))
+    assert firm.apply(BILL, firm.bill, EDIT).state == correction_pb2.CORRECTION_STATE_FAILED
+    by_hand = firm.hand_made_payment(invoice_id)
+
+    refused = firm.apply(BILL, firm.bill, EDIT)
+
+    assert refused.state == correction_pb2.CORRECTION_STATE_FAILED
+    rename = next(s for s in refused.steps if s.action == A.CORRECTION_ACTION_RENAME_DOCUMENT)
+    assert rename.state == FAILED and rename.reason == "XERO_REFUSED"
+    assert "payment" in rename.detail and f"INV-{firm.bill}" in rename.detail and "apply again" in rename.detail
+    assert all(s.state == PENDING for s in refused.steps if s.actor == XEROLINK and s.order > rename.order), refused
+    invoice = firm.xero("Invoices", invoice_id)
+    assert (invoice["Status"], invoice["InvoiceNumber"]) == ("AUTHORISED", f"INV-{firm.bill}")
+    assert firm.link(BILL, firm.bill).state == poster_pb2.LINK_STATE_LINKED
+    assert firm.link(PAYMENT, firm.payment).state == poster_pb2.LINK_STATE_LINKED
+
+    deleted = firm.xero_call("POST", f"Payments/{by_hand}", {"Status": "DELETED"})
+    assert deleted.status_code == 200, deleted.text
+    # The same rename sent again at once carries the same Idempotency-Key: Xero replays its refusal.
+    replayed = next(s for s in firm.apply(BILL, firm.bill, EDIT).steps if s.order == rename.order)
+    assert replayed.state == FAILED and "few minutes" in replayed.detail
+    time.sleep(1.3)
+    finished = firm.apply(BILL, firm.bill, EDIT)
+
+    assert finished.state == correction_pb2.CORRECTION_STATE_COMPLETED, finished
+    invoice = firm.xero("Invoices", invoice_id)
+    assert (invoice["Status"], invoice["InvoiceNumber"]) == ("VOIDED", f"INV-{firm.bill}-void-{firm.bill}-1")
+
+
+def test_a_bill_corrected_twice_gets_a_new_void_number_each_time(firm: Firm) -> None:
+    firm.post("client_bill")
+    first_id = firm.xero_id(BILL, firm.bill, xero_pb2.OBJECT_TYPE_INVOICE)
+    assert firm.apply(BILL, firm.bill, EDIT).state == correction_pb2.CORRECTION_STATE_COMPLETED
+    firm.post_edited_bill(52000)
+    second_id = firm.xero_id(BILL, firm.bill, xero_pb2.OBJECT_TYPE_INVOICE)
+
+    assert firm.apply(BILL, firm.bill, EDIT).state == correction_pb2.CORRECTION_STATE_COMPLETED
+    firm.post_edited_bill(53000)
+
+    number = f"INV-{firm.bill}"
+    assert firm.xero("Invoices", first_id)["InvoiceNumber"] == f"{number}-void-{firm.bill}-1"
+    assert firm.xero("Invoices", second_id)["InvoiceNumber"] == f"{number}-void-{firm.bill}-2"
+    third = firm.xero("Invoices", firm.xero_id(BILL, firm.bill, xero_pb2.OBJECT_TYPE_INVOICE))
+    assert (third["InvoiceNumber"], third["Status"]) == (number, "AUTHORISED")
+
+
+def test_after_unlinking_an_invoice_by_hand_the_refusal_says_how_to_free_its_number(firm: Firm) -> None:
+    """Unlinking by hand leaves the Xero invoice live under the bill's number, so posting the
+    edited bill again is refused by Xero. docs/unlinking.md sends an edit to the correction
+    instead; once unlinked, PlanCorrection's refusal says what to do in Xero, and doing it lets
+    the repost link under the same number."""
+    firm.post("client_bill")
+    invoice_id = firm.xero_id(BILL, firm.bill, xero_pb2.OBJECT_TYPE_INVOICE)
+    firm.stub.UnlinkLinks(
+        unlink_pb2.UnlinkLinksRequest(connection_id="firm-1", records=[key(BILL, firm.bill)], confirm=True)
+    )
+    assert firm.link(BILL, firm.bill).state == poster_pb2.LINK_STATE_UNLINKED
+
+    code, reason, message = rpc_error(lambda: firm.plan(BILL, firm.bill, EDIT))
+
+    assert (code, reason) == (grpc.StatusCode.FAILED_PRECONDITION, "ALREADY_UNLINKED")
+    number = f"INV-{firm.bill}"
+    assert f"invoice {number}" in message and "rename" in message and "before posting" in message
+    # What the message says, done in Xero by hand: rename, then void.
+    renamed = firm.xero_call("POST", f"Invoices/{invoice_id}", {"Invoices": [{"InvoiceNumber": f"{number}-old"}]})
+    assert renamed.status_code == 200, renamed.text
+    voided = firm.xero_call("POST", f"Invoices/{invoice_id}", {"Invoices": [{"Status": "VOIDED"}]})
+    assert voided.status_code == 200, voided.text
+    firm.post_edited_bill(52000)
+    new = firm.xero("Invoices", firm.xero_id(BILL, firm.bill, xero_pb2.OBJECT_TYPE_INVOICE))
+    assert (new["InvoiceNumber"], new["Status"]) == (number, "AUTHORISED")

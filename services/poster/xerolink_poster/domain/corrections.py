@@ -7,6 +7,11 @@ its payments and allocations in Xero, void or delete it, unlink it and them, the
 the payments in Actionstep, reverts the document to draft, deletes it or edits and reposts it, and
 pays it again. xerolink's steps come first; a person's steps follow.
 
+Editing a sales invoice adds one step before the void: Xero keeps a voided invoice's number and
+refuses a second ACCREC invoice with it, so the old invoice is renamed (void_number) while Xero
+still lets it be edited (approved, no payments), and the edited bill is posted again under the
+number the client holds.
+
 Pure: the facts (links, what Xero reports) are gathered by the service layer."""
 
 from __future__ import annotations
@@ -52,6 +57,7 @@ class Action(IntEnum):
     VOID_OR_DELETE_DOCUMENT = 4
     UNLINK = 5
     MANUAL = 6
+    RENAME_DOCUMENT = 7
 
 
 class StepState(StrEnum):
@@ -72,6 +78,10 @@ class SagaState(StrEnum):
 GONE = frozenset({"DELETED", "VOIDED"})
 DELETABLE_DOCUMENT = frozenset({"DRAFT", "SUBMITTED"})
 VOIDABLE_DOCUMENT = frozenset({"AUTHORISED", "PAID"})
+# Xero's OpenAPI: Invoice.InvoiceNumber "Unique alpha numeric code" (ACCREC), maxLength 255.
+MAX_INVOICE_NUMBER = 255
+# TransactionKind CLIENT_BILL: the Actionstep record posted as an ACCREC invoice.
+_CLIENT_BILL = 1
 
 _DELETE_ACTION: Mapping[int, Action] = {
     xero_pb2.OBJECT_TYPE_PAYMENT: Action.DELETE_PAYMENT,
@@ -134,6 +144,9 @@ class XeroDocument:
     # Credit notes applied to an invoice (by CreditNoteID, one entry per application), or the
     # live allocation ids of a credit note.
     credit_ids: tuple[str, ...] = ()
+    # Type (ACCREC, ACCPAY, ...) and InvoiceNumber / CreditNoteNumber as Xero shows them.
+    doc_type: str = ""
+    number: str = ""
 
 
 @dataclass(frozen=True)
@@ -204,10 +217,20 @@ def check_target(link: LinkFacts | None, record: RecordRef, connection_id: str) 
         )
     if link.state == LinkState.UNLINKED:
         orphans = ", ".join(_object_name(o) for o in link.objects) or "nothing"
+        numbered = [o for o in link.objects if o.type == xero_pb2.OBJECT_TYPE_INVOICE and o.number]
+        reuse = ""
+        if record.kind == _CLIENT_BILL and numbered:
+            # Unlinked by hand: nothing freed the number, and Xero refuses a second invoice with it.
+            label = _object_name(numbered[0])
+            reuse = (
+                f". To post the edited bill again under {numbered[0].number}, first rename {label} in Xero "
+                "before posting (Xero allows it while the invoice has no payments), then void it: Xero keeps a "
+                "voided invoice's number and refuses it on a second invoice"
+            )
         raise NotCorrectable(
             "ALREADY_UNLINKED",
             f"{record_name(record)} is already unlinked; its Xero objects ({orphans}) are orphaned: delete or void "
-            "them in Xero by hand, or read an earlier correction with GetCorrection",
+            f"them in Xero by hand, or read an earlier correction with GetCorrection{reuse}",
         )
     group = group_of(record.kind)
     if group not in (GROUP_SALES_INVOICES, GROUP_PAYMENTS, GROUP_CREDIT_NOTES) or not all(
@@ -240,6 +263,47 @@ def _delete_steps(link: LinkFacts, statuses: Mapping[str, str]) -> list[Step]:
             )
         )
     return steps
+
+
+def void_number(number: str, record: RecordRef, generation: int) -> str:
+    """The number a sales invoice takes before it is voided, so its own number can be used again.
+    It names the Actionstep record and the link generation, never the content, so every attempt
+    (and a re-read after a lost answer) arrives at the same number, and each correction of the
+    same bill gets its own; the original is shortened to keep within Xero's 255 characters."""
+    suffix = f"-void-{record.id}-{generation}"
+    return number[: MAX_INVOICE_NUMBER - len(suffix)] + suffix
+
+
+def renamed_number(target: LinkFacts, intent: Intent, xero: XeroDocument) -> tuple[str, str] | None:
+    """(number, new number) when an edit must free the invoice's number before voiding it: an
+    ACCREC invoice that Xero still lets be edited once its payments are gone. None otherwise: a
+    deletion keeps the number on the voided invoice (the bill the client holds is cancelled, not
+    reissued), drafts are deleted (a deleted invoice's number is free), bills' numbers
+    (ACCPAY) are not unique. The number is the registry's (what Xero answered when the bill was
+    posted), as the step computes it when it runs."""
+    document = document_of(target)
+    number = document.number
+    if (
+        intent != Intent.EDIT
+        or document.type != xero_pb2.OBJECT_TYPE_INVOICE
+        or xero.doc_type != "ACCREC"
+        or not number
+        or xero.status not in VOIDABLE_DOCUMENT
+    ):
+        return None
+    return number, void_number(number, target.record, target.generation)
+
+
+def _rename_step(target: LinkFacts, document: XeroObjectRef, number: str, new_number: str) -> Step:
+    return Step(
+        Action.RENAME_DOCUMENT,
+        Actor.XEROLINK,
+        f"Rename invoice {number} in Xero to {new_number}, so the edited bill can be posted again under "
+        f"{number} (Xero keeps a voided invoice's number)",
+        target.record,
+        document.type,
+        document.xero_id,
+    )
 
 
 def _unlink_step(link: LinkFacts) -> Step:
@@ -331,6 +395,18 @@ def plan_document(
         )
     steps += hand_made
     blockers += [s.description for s in hand_made]
+    rename = renamed_number(target, intent, xero)
+    if rename is not None:
+        steps.append(_rename_step(target, document, *rename))
+        notes.append(
+            f"the old invoice {rename[0]} is renamed {rename[1]} and voided in Xero, so the edited bill can be "
+            f"posted again under {rename[0]}: Xero keeps a voided invoice's number"
+        )
+    elif intent == Intent.EDIT and xero.status == "VOIDED" and xero.doc_type == "ACCREC" and xero.number:
+        notes.append(
+            f"invoice {xero.number} was already voided in Xero under its own number; Xero does not let a voided "
+            f"invoice be renamed, so the edited bill cannot be posted again under {xero.number}"
+        )
     steps.append(_document_step(target, document, xero.status))
     steps += [_unlink_step(d) for d in linked]
     steps.append(_unlink_step(target))
@@ -340,7 +416,10 @@ def plan_document(
     if intent == Intent.DELETE:
         steps.append(_user(f"Delete {name} in Actionstep", target.record))
     else:
-        steps.append(_user(f"Edit {name} and post it again: xerolink creates a new Xero document", target.record))
+        again = f" under {rename[0]}" if rename is not None else ""
+        steps.append(
+            _user(f"Edit {name} and post it again: xerolink creates a new Xero document{again}", target.record)
+        )
         if linked:
             steps.append(
                 _user(

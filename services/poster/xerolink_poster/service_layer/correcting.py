@@ -293,7 +293,7 @@ class Corrections:
                 log.warning("correction %s was taken over by another runner", correction_id)
                 return
             try:
-                outcome = self._perform(step, connection_id, xero, actor)
+                outcome = self._perform(step, connection_id, saga.row.generation, xero, actor)
             except Exception as exc:  # recorded, so the saga never sits in_progress with no reason
                 log.exception("correction %s step %d failed unexpectedly", correction_id, position)
                 outcome = _Outcome(
@@ -320,10 +320,14 @@ class Corrections:
             if outcome.state == dom.StepState.FAILED:
                 return
 
-    def _perform(self, step: dom.Step, connection_id: str, xero: CorrectionXero, actor: str) -> _Outcome:
+    def _perform(
+        self, step: dom.Step, connection_id: str, generation: int, xero: CorrectionXero, actor: str
+    ) -> _Outcome:
         if step.action == dom.Action.UNLINK:
             assert step.record is not None
             return self._unlink(connection_id, step.record, actor)
+        if step.action == dom.Action.RENAME_DOCUMENT:
+            return self._rename(step, connection_id, generation, xero)
         try:
             undone = xero.undo(step.xero_type, step.xero_id, step.parent_xero_id)
         except XeroTrouble as exc:
@@ -346,6 +350,49 @@ class Corrections:
                 "TENANT_BUSY",
             )
         return _Outcome(dom.StepState.DONE, undone.detail)
+
+    def _rename(self, step: dom.Step, connection_id: str, generation: int, xero: CorrectionXero) -> _Outcome:
+        """Frees the invoice's number before the void. The numbers come from the registry (the
+        number Xero gave the invoice when it was posted) and the saga's link generation, so a
+        resumed step renames to the same number the plan named."""
+        assert step.record is not None
+        with UnitOfWork(self.db, write=False) as uow:
+            link = uow.registry.get_link(connection_id, step.record)
+            facts = store.link_facts(uow.registry, link) if link is not None else None
+        number = dom.document_of(facts).number if facts is not None and dom.is_document(facts) else ""
+        if not number:
+            return _Outcome(
+                dom.StepState.FAILED,
+                f"the registry holds no invoice number for {dom.record_name(step.record)}; rename invoice "
+                f"{step.xero_id} in Xero by hand, then apply again",
+                "NUMBER_UNKNOWN",
+            )
+        new_number = dom.void_number(number, step.record, generation)
+        try:
+            renamed = xero.rename(step.xero_id, number, new_number)
+        except XeroTrouble as exc:
+            return _Outcome(
+                dom.StepState.FAILED,
+                f"{exc.message}; apply again: xerolink reads the invoice to see whether it was renamed before "
+                "sending anything again",
+                exc.reason,
+            )
+        except XeroRefused as exc:
+            return _Outcome(
+                dom.StepState.FAILED,
+                f"Xero refused to rename invoice {number}: {exc} It keeps its number and stays linked, and nothing "
+                "after this step was done. Delete the payments or credit notes entered on it in Xero by hand, then "
+                "apply again; Xero answers the same request with its first answer for a few minutes, so allow "
+                "that long",
+                "XERO_REFUSED",
+            )
+        except LeaseLost:
+            return _Outcome(
+                dom.StepState.FAILED,
+                "this poster lost the Xero organisation's lease (stopping, or another poster took over); apply again",
+                "TENANT_BUSY",
+            )
+        return _Outcome(dom.StepState.DONE, renamed.detail)
 
     def _unlink(self, connection_id: str, record: RecordRef, actor: str) -> _Outcome:
         with UnitOfWork(self.db, write=False) as uow:

@@ -95,6 +95,11 @@ class _CorrectionActionEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Corr
     """Unlink the record in the link registry (its Xero objects are recorded as orphaned)."""
     CORRECTION_ACTION_MANUAL: _CorrectionAction.ValueType  # 6
     """Something a person does (see description)."""
+    CORRECTION_ACTION_RENAME_DOCUMENT: _CorrectionAction.ValueType  # 7
+    """Give a sales invoice a new InvoiceNumber before it is voided (POST Invoices/{id}), so the
+    edited bill can be posted again under the number the client holds: Xero keeps a voided
+    invoice's number and refuses a second invoice with it.
+    """
 
 class CorrectionAction(_CorrectionAction, metaclass=_CorrectionActionEnumTypeWrapper):
     """What a step does."""
@@ -114,6 +119,11 @@ CORRECTION_ACTION_UNLINK: CorrectionAction.ValueType  # 5
 """Unlink the record in the link registry (its Xero objects are recorded as orphaned)."""
 CORRECTION_ACTION_MANUAL: CorrectionAction.ValueType  # 6
 """Something a person does (see description)."""
+CORRECTION_ACTION_RENAME_DOCUMENT: CorrectionAction.ValueType  # 7
+"""Give a sales invoice a new InvoiceNumber before it is voided (POST Invoices/{id}), so the
+edited bill can be posted again under the number the client holds: Xero keeps a voided
+invoice's number and refuses a second invoice with it.
+"""
 Global___CorrectionAction: _TypeAlias = CorrectionAction  # noqa: Y015
 
 class _CorrectionStepState:
