@@ -75,4 +75,5 @@ class EmulatorState:
         self.identity = Identity(self.config)
         self.limiter.reset()
         self.idempotency.reset()
+        self.idempotency.set_ttl(self.config.minutes(self.config.idempotency_minutes))
         self.faults.clear()
