@@ -53,6 +53,8 @@ def _route(state: EmulatorState, request: Request) -> Response:
         return _faults(state, request)
     if path == "/emulator/idempotency":
         return _idempotency(state, request)
+    if path == "/emulator/requests":
+        return _requests(state, request)
     if path == "/emulator/organisations":
         if method == "POST":
             body = _body(request)
@@ -155,3 +157,13 @@ def _idempotency_view(state: EmulatorState) -> dict[str, Any]:
     ttl_minutes = state.idempotency.ttl_seconds / state.config.minute_seconds
     return {"ttl_minutes": ttl_minutes, "keys": state.idempotency.count()}
 
+
+def _requests(state: EmulatorState, request: Request) -> Response:
+    if request.method == "GET":
+        tenant = request.param("tenant_id")
+        tenant = tenant.strip().lower() if tenant else None
+        return Response.json(200, {"requests": [e.to_json() for e in state.requests.entries(tenant)]})
+    if request.method == "DELETE":
+        state.requests.clear()
+        return Response.json(200, {"requests": []})
+    return Response(405, b"", {"Allow": "GET, DELETE"})
