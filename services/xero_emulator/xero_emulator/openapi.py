@@ -71,6 +71,7 @@ CONTACT_IN = obj(
         "LastName": STR,
         "EmailAddress": STR,
         "TaxNumber": STR,
+        "CompanyNumber": STR,
         "IsSupplier": BOOL,
         "IsCustomer": BOOL,
     }
