@@ -51,6 +51,10 @@ def _route(state: EmulatorState, request: Request) -> Response:
         return Response.json(200, {"reset": True})
     if path == "/emulator/faults":
         return _faults(state, request)
+    if path == "/emulator/idempotency":
+        return _idempotency(state, request)
+    if path == "/emulator/requests":
+        return _requests(state, request)
     if path == "/emulator/organisations":
         if method == "POST":
             body = _body(request)
@@ -130,3 +134,36 @@ def _faults(state: EmulatorState, request: Request) -> Response:
     else:
         return Response(405, b"", {"Allow": "GET, PUT, POST, DELETE"})
     return Response.json(200, {"faults": [r.to_json() for r in state.faults.rules()]})
+
+
+def _idempotency(state: EmulatorState, request: Request) -> Response:
+    """Xero keeps Idempotency-Keys for minutes; this lets a test jump past that window."""
+    store = state.idempotency
+    if request.method == "POST":
+        body = _body(request)
+        forgotten = store.forget_all() if body.get("forget") is True else 0
+        if "ttl_minutes" in body:
+            minutes = body["ttl_minutes"]
+            if isinstance(minutes, bool) or not isinstance(minutes, int | float) or minutes < 0:
+                raise ValueError("ttl_minutes must be a number of emulated minutes, 0 or more")
+            store.set_ttl(state.config.minutes(float(minutes)))
+        return Response.json(200, _idempotency_view(state) | {"forgotten": forgotten})
+    if request.method == "GET":
+        return Response.json(200, _idempotency_view(state))
+    return Response(405, b"", {"Allow": "GET, POST"})
+
+
+def _idempotency_view(state: EmulatorState) -> dict[str, Any]:
+    ttl_minutes = state.idempotency.ttl_seconds / state.config.minute_seconds
+    return {"ttl_minutes": ttl_minutes, "keys": state.idempotency.count()}
+
+
+def _requests(state: EmulatorState, request: Request) -> Response:
+    if request.method == "GET":
+        tenant = request.param("tenant_id")
+        tenant = tenant.strip().lower() if tenant else None
+        return Response.json(200, {"requests": [e.to_json() for e in state.requests.entries(tenant)]})
+    if request.method == "DELETE":
+        state.requests.clear()
+        return Response.json(200, {"requests": []})
+    return Response(405, b"", {"Allow": "GET, DELETE"})

@@ -17,6 +17,7 @@ from xero_emulator.idempotency import MAX_KEY_LENGTH, fingerprint
 from xero_emulator.jsonio import dumps
 from xero_emulator.messages import Request, Response, error_400, problem, validation_exception
 from xero_emulator.openapi import openapi_document
+from xero_emulator.request_log import ReceivedRequest
 from xero_emulator.state import EmulatorState
 
 API_PREFIX = "/api.xro/2.0/"
@@ -51,6 +52,15 @@ class Gateway:
 
     # -- Accounting API -----------------------------------------------------------------------
     def _accounting(self, request: Request, parts: list[str]) -> Response:
+        response = self._accounting_answer(request, parts)
+        params = tuple(
+            (name, value) for name, value in urllib.parse.parse_qsl(request.query_string, keep_blank_values=True)
+        )
+        tenant_id = (request.header("xero-tenant-id") or "").strip().lower()
+        self.state.requests.record(ReceivedRequest(request.method, request.path, params, tenant_id, response.status))
+        return response
+
+    def _accounting_answer(self, request: Request, parts: list[str]) -> Response:
         allowed = xero_api.allowed_methods(parts)
         if allowed is None:
             return problem(404, "NotFound", "The resource you're looking for cannot be found")

@@ -43,10 +43,33 @@ class IdempotencyStore:
         with self._lock:
             return self._key_locks.setdefault((tenant, key), threading.Lock())
 
+    @property
+    def ttl_seconds(self) -> float:
+        return self._ttl
+
+    def set_ttl(self, seconds: float) -> None:
+        """Changes the window for every key, stored ones included; 0 makes each key expire at
+        once, so every retry arrives as if Xero's minutes had passed."""
+        if seconds < 0:
+            raise ValueError("the idempotency window cannot be negative")
+        with self._lock:
+            self._ttl = seconds
+
+    def forget_all(self) -> int:
+        """Drops every stored key now (the window has passed for all of them); returns how many."""
+        with self._lock:
+            count = len(self._entries)
+            self._entries.clear()
+            return count
+
+    def count(self) -> int:
+        with self._lock:
+            return len(self._entries)
+
     def get(self, tenant: str, key: str) -> StoredResponse | None:
         with self._lock:
             entry = self._entries.get((tenant, key))
-            if entry is not None and self._clock() - entry.stored_at > self._ttl:
+            if entry is not None and self._clock() - entry.stored_at >= self._ttl:
                 del self._entries[(tenant, key)]
                 return None
             return entry

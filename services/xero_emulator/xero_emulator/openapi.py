@@ -71,6 +71,7 @@ CONTACT_IN = obj(
         "LastName": STR,
         "EmailAddress": STR,
         "TaxNumber": STR,
+        "CompanyNumber": STR,
         "IsSupplier": BOOL,
         "IsCustomer": BOOL,
     }
@@ -96,6 +97,8 @@ DOC_IN: dict[str, Schema] = {
     "LineAmountTypes": LINE_AMOUNT_TYPES,
     "LineItems": arr(LINE_ITEM_IN),
     "Reference": STR,
+    "CurrencyCode": STR,
+    "CurrencyRate": NUM,
 }
 DOC_OUT: dict[str, Schema] = {
     "Contact": ref("Contact"),
@@ -159,6 +162,7 @@ PAYMENT_IN = obj(
         "Account": ACCOUNT_REF,
         "Date": INPUT_DATE,
         "Amount": NUM,
+        "CurrencyRate": NUM,
         "Reference": STR,
         "IsReconciled": BOOL,
         "Status": enum("AUTHORISED", "DELETED"),
@@ -217,6 +221,8 @@ BANK_TRANSACTION_IN = obj(
         "LineAmountTypes": LINE_AMOUNT_TYPES,
         "LineItems": arr(LINE_ITEM_IN),
         "Reference": STR,
+        "CurrencyCode": STR,
+        "CurrencyRate": NUM,
         "IsReconciled": BOOL,
         "Status": enum("AUTHORISED", "DELETED"),
     },

@@ -13,6 +13,7 @@ from xero_emulator.domain.organisation import Organisation
 from xero_emulator.faults import Faults
 from xero_emulator.idempotency import IdempotencyStore
 from xero_emulator.limits import RateLimiter
+from xero_emulator.request_log import RequestLog
 
 
 class EmulatorState:
@@ -24,6 +25,7 @@ class EmulatorState:
         self.limiter = RateLimiter(config)
         self.idempotency = IdempotencyStore(config.minutes(config.idempotency_minutes))
         self.faults = Faults(config.seed)
+        self.requests = RequestLog()
 
     def create_organisation(
         self,
@@ -75,4 +77,6 @@ class EmulatorState:
         self.identity = Identity(self.config)
         self.limiter.reset()
         self.idempotency.reset()
+        self.idempotency.set_ttl(self.config.minutes(self.config.idempotency_minutes))
         self.faults.clear()
+        self.requests.clear()

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from xero_emulator.domain import banking, contacts, documents, settlement
+from xero_emulator.domain import banking, contacts, documents, field_rules, settlement
 from xero_emulator.domain.errors import BadRequest, NotFound, ValidationFailure
 from xero_emulator.domain.organisation import ID_FIELD, Organisation, is_guid
 from xero_emulator.domain.query import matches, page_of, parse_where
@@ -283,12 +283,17 @@ def _write_batch(
 
 def _write_one(org: Organisation, spec: ResourceSpec, element: Obj, method: str, target: Obj | None) -> Obj:
     existing = target
+    if existing is None and spec.existing is not None and method == "POST":
+        existing = spec.existing(org, element)
+    # Xero reads an element without its readOnly fields and the fields its Type does not keep.
+    doc_type = element.get("Type", existing.get("Type") if existing is not None else None)
+    element = field_rules.accepted_fields(spec.name, element, doc_type)
+    if spec.name != "Contacts":  # contacts check theirs, also when an invoice names a new one
+        field_rules.check_lengths(spec.name, element)
     if existing is None and method == "PUT":
         id_field = ID_FIELD.get(spec.name)
         if id_field and element.get(id_field):
             raise ValidationFailure(f"PUT creates new {spec.name}; use POST to update an existing one.")
-    elif existing is None and spec.existing is not None:
-        existing = spec.existing(org, element)
     if existing is None:
         assert spec.create is not None
         return spec.create(org, element)
@@ -321,7 +326,8 @@ def _allocate(org: Organisation, resource: str, source: Obj, request: Request, p
     failed: list[Obj] = []
     for element in elements:
         try:
-            results.append(render(settlement.allocate(org, resource, source, element)))
+            accepted = field_rules.accepted_fields("Allocations", element, None)
+            results.append(render(settlement.allocate(org, resource, source, accepted)))
         except ValidationFailure as failure:
             echoed: Obj = {"ValidationErrors": [{"Message": m} for m in failure.messages]}
             if not summarize:

@@ -8,6 +8,7 @@ from typing import Any
 
 from xero_emulator.domain.amounts import ZERO, optional_text, positive_number, required_number
 from xero_emulator.domain.chart import AP_CODE, AR_CODE
+from xero_emulator.domain.currency import ONE, document_currency
 from xero_emulator.domain.errors import Errors, ValidationFailure
 from xero_emulator.domain.lines import build_lines, line_amount_types, totals
 from xero_emulator.domain.organisation import Organisation, account_summary, contact_summary, new_id, now_utc
@@ -41,9 +42,10 @@ def create_bank_transaction(org: Organisation, element: dict[str, Any]) -> dict[
     elif amount_types is not None:
         lines = errors.check(lambda: build_lines(org, element, str(amount_types)))
     reference = errors.check(lambda: optional_text(element, "Reference"))
+    currency = errors.check(lambda: _bank_transaction_currency(org, element, bank, overpayment))
     errors.raise_any()
     assert contact is not None and bank is not None and day is not None and lines is not None
-    assert amount_types is not None
+    assert amount_types is not None and currency is not None
     summed = totals(lines, amount_types)
     if summed.total <= 0:
         raise ValidationFailure("The bank transaction total must be greater than zero.")
@@ -63,14 +65,32 @@ def create_bank_transaction(org: Organisation, element: dict[str, Any]) -> dict[
         "SubTotal": summed.sub_total,
         "TotalTax": summed.total_tax,
         "Total": summed.total,
-        "CurrencyCode": org.base_currency,
-        "CurrencyRate": 1,
+        "CurrencyCode": currency[0],
+        "CurrencyRate": currency[1],
         "HasAttachments": False,
         "UpdatedDateUTC": ms_datetime(now_utc()),
     }
     if overpayment:
         tx["OverpaymentID"] = _create_overpayment(org, tx)["OverpaymentID"]
     return org.put("BankTransactions", tx)
+
+
+def _bank_transaction_currency(
+    org: Organisation, element: dict[str, Any], bank: dict[str, Any] | None, overpayment: bool
+) -> tuple[str, Decimal]:
+    """BankTransaction.CurrencyRate: "Setting currency is only supported on overpayments"; other
+    bank transactions are in their bank account's currency (every seeded bank account is in the
+    base currency), where a rate is not used."""
+    if overpayment:
+        return document_currency(org, element)
+    account_currency = str((bank or {}).get("CurrencyCode") or org.base_currency)
+    code = element.get("CurrencyCode")
+    if code not in (None, "") and str(code).upper() != account_currency:
+        raise ValidationFailure(
+            f"The bank account is in {account_currency}: a {element.get('Type')} bank transaction takes its bank "
+            "account's currency (setting currency is only supported on overpayments)."
+        )
+    return account_currency, ONE
 
 
 def _overpayment_lines(org: Organisation, element: dict[str, Any], receive: bool) -> list[dict[str, Any]]:
@@ -119,7 +139,7 @@ def _create_overpayment(org: Organisation, tx: dict[str, Any]) -> dict[str, Any]
         "Total": tx["Total"],
         "RemainingCredit": tx["Total"],
         "CurrencyCode": tx["CurrencyCode"],
-        "CurrencyRate": 1,
+        "CurrencyRate": tx["CurrencyRate"],
         "Allocations": [],
         "Payments": [],
         "HasAttachments": False,

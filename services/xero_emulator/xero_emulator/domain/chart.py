@@ -62,11 +62,14 @@ LAW_FIRM_ACCOUNTS = (
     SeedAccount("860", "Trust Paid by Firm", "CURRENT", payments_enabled=True),
     SeedAccount("880", "Retainers Held", "CURRLIAB"),
     SeedAccount("960", "Retained Earnings", "EQUITY", system_account="RETAINEDEARNINGS"),
+    # Where foreign-currency payments and allocations book the difference between rates.
+    SeedAccount("497", "Realised Currency Gains", "OTHERINCOME", system_account="REALISEDCURRENCYGAIN"),
 )
 
 AR_CODE = "610"
 AP_CODE = "800"
 GST_CODE = "820"
+FX_GAINS_CODE = "497"
 
 
 @dataclass(frozen=True)

@@ -6,10 +6,19 @@ from __future__ import annotations
 from typing import Any
 
 from xero_emulator.domain.errors import Errors
+from xero_emulator.domain.field_rules import check_lengths
 from xero_emulator.domain.organisation import Organisation, new_id, now_utc
 from xero_emulator.jsonio import ms_datetime
 
-_TEXT_FIELDS = ("ContactNumber", "AccountNumber", "FirstName", "LastName", "EmailAddress", "TaxNumber")
+_TEXT_FIELDS = (
+    "ContactNumber",
+    "AccountNumber",
+    "FirstName",
+    "LastName",
+    "EmailAddress",
+    "TaxNumber",
+    "CompanyNumber",
+)
 
 
 def create_contact(org: Organisation, element: dict[str, Any]) -> dict[str, Any]:
@@ -42,11 +51,10 @@ def find_by_number(org: Organisation, number: str) -> dict[str, Any] | None:
 def _apply(org: Organisation, contact: dict[str, Any], element: dict[str, Any]) -> None:
     errors = Errors()
     name = element.get("Name", contact["Name"])
+    errors.check(lambda: check_lengths("Contacts", element))
     if not isinstance(name, str) or not name.strip():
         errors.add("The contact name must be specified.")
-    elif len(name) > 255:
-        errors.add("The contact name must be 255 characters or fewer.")
-    else:
+    elif len(name) <= 255:  # a longer name is reported by check_lengths
         clash = next(
             (
                 c

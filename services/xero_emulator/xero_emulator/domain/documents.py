@@ -7,6 +7,7 @@ import datetime as dt
 from typing import Any
 
 from xero_emulator.domain.amounts import ZERO, optional_text
+from xero_emulator.domain.currency import document_currency
 from xero_emulator.domain.errors import Errors, ValidationFailure
 from xero_emulator.domain.lines import build_lines, line_amount_types, totals
 from xero_emulator.domain.organisation import Organisation, contact_summary, new_id, now_utc
@@ -68,12 +69,13 @@ def create_document(org: Organisation, kind: DocumentKind, element: dict[str, An
     status = element.get("Status", "DRAFT")
     if status not in CREATE_STATUSES:
         raise ValidationFailure(f"A new {kind.label} must have Status DRAFT, SUBMITTED or AUTHORISED.")
+    currency_code, currency_rate = document_currency(org, element)
     doc: dict[str, Any] = {
         "Type": doc_type,
         kind.id_field: new_id(),
         "Status": status,
-        "CurrencyCode": org.base_currency,
-        "CurrencyRate": 1,
+        "CurrencyCode": currency_code,
+        "CurrencyRate": currency_rate,
         "HasAttachments": False,
         "HasErrors": False,
         "Payments": [],

@@ -1,5 +1,7 @@
 """The ledger view: the journal entries each live object implies and the totals per account,
-so tests can check what was really posted. Debits are positive, credits negative."""
+so tests can check what was really posted. Debits are positive, credits negative. Everything is
+in the base currency: a foreign document books at its own CurrencyRate, and money applied to it
+at another rate leaves the difference on the realised currency gains account, as Xero does."""
 
 from __future__ import annotations
 
@@ -8,22 +10,49 @@ from decimal import Decimal
 from typing import Any
 
 from xero_emulator.domain.amounts import ZERO
-from xero_emulator.domain.chart import AP_CODE, AR_CODE, GST_CODE
+from xero_emulator.domain.chart import AP_CODE, AR_CODE, FX_GAINS_CODE, GST_CODE
+from xero_emulator.domain.currency import to_base
 from xero_emulator.domain.lines import net_amount
-from xero_emulator.domain.organisation import Organisation
+from xero_emulator.domain.organisation import ID_FIELD, Organisation
 
 Entry = tuple[str, Decimal]  # (account code, signed amount: debit > 0)
 _LIVE_DOCUMENT = ("AUTHORISED", "PAID")
 
 
+def _rate(doc: dict[str, Any]) -> Decimal:
+    return Decimal(doc.get("CurrencyRate", 1))
+
+
 def _document_entries(doc: dict[str, Any], sign: int, control: str) -> list[Entry]:
-    """sign +1 books the lines as credits (sales side), -1 as debits (purchases side)."""
-    entries: list[Entry] = [(control, sign * doc["Total"])]
+    """sign +1 books the lines as credits (sales side), -1 as debits (purchases side). Each foreign
+    amount converts on its own; the cent the rounding can leave between the converted total and
+    its converted parts goes to the first line's account, so the entries balance."""
+    rate = _rate(doc)
+    total = to_base(doc["Total"], rate)
+    entries: list[Entry] = [(control, sign * total)]
     for line in doc["LineItems"]:
-        entries.append((line["AccountCode"], -sign * net_amount(line, doc["LineAmountTypes"])))
+        entries.append((line["AccountCode"], -sign * to_base(net_amount(line, doc["LineAmountTypes"]), rate)))
         if line["TaxAmount"]:
-            entries.append((GST_CODE, -sign * line["TaxAmount"]))
+            entries.append((GST_CODE, -sign * to_base(line["TaxAmount"], rate)))
+    residual = sum((amount for _code, amount in entries), ZERO)
+    if residual and len(entries) > 1:
+        code, amount = entries[1]
+        entries[1] = (code, amount - residual)
     return entries
+
+
+class _Applied:
+    """The base value of money applied to each document, taken cumulatively: the parts applied to
+    a document add up to its own booked total once it is fully paid, so no cent is left behind."""
+
+    def __init__(self) -> None:
+        self._applied: dict[tuple[str, str], Decimal] = defaultdict(lambda: ZERO)
+
+    def take(self, resource: str, doc: dict[str, Any], amount: Decimal) -> Decimal:
+        key = (resource, str(doc[ID_FIELD[resource]]))
+        before = self._applied[key]
+        self._applied[key] = before + amount
+        return to_base(before + amount, _rate(doc)) - to_base(before, _rate(doc))
 
 
 def entries_of(org: Organisation) -> list[tuple[str, str, list[Entry]]]:
@@ -60,6 +89,7 @@ def entries_of(org: Organisation) -> list[tuple[str, str, list[Entry]]]:
                 _document_entries(tx, 1 if receive else -1, tx["BankAccount"]["Code"]),
             )
         )
+    applied = _Applied()
     for payment in org.objects["Payments"].values():
         if payment["Status"] != "AUTHORISED":
             continue
@@ -71,8 +101,32 @@ def entries_of(org: Organisation) -> list[tuple[str, str, list[Entry]]]:
             if payment["PaymentType"] in ("ACCRECPAYMENT", "ARCREDITPAYMENT", "AROVERPAYMENTPAYMENT")
             else AP_CODE
         )
-        amount = payment["Amount"] if money_in else -payment["Amount"]
-        out.append(("Payments", payment["PaymentID"], [(bank, amount), (control, -amount)]))
+        resource, target_id = payment["_target"]
+        booked = applied.take(resource, org.objects[resource][target_id], payment["Amount"])
+        sign = 1 if money_in else -1
+        moved: list[Entry] = [(bank, sign * payment["BankAmount"]), (control, -sign * booked)]
+        if payment["BankAmount"] != booked:  # paid at another rate than the document's
+            moved.append((FX_GAINS_CODE, -sign * (payment["BankAmount"] - booked)))
+        out.append(("Payments", payment["PaymentID"], moved))
+    for resource in ("CreditNotes", "Overpayments"):
+        for source in org.objects[resource].values():
+            for allocation in source["Allocations"]:
+                if allocation["IsDeleted"]:
+                    continue
+                invoice = org.objects["Invoices"][allocation["Invoice"]["InvoiceID"]]
+                from_source = applied.take(resource, source, allocation["Amount"])
+                from_invoice = applied.take("Invoices", invoice, allocation["Amount"])
+                if from_source == from_invoice:
+                    continue  # one control account, one value: nothing moves
+                sales = invoice["Type"] == "ACCREC"
+                diff = from_source - from_invoice if sales else from_invoice - from_source
+                out.append(
+                    (
+                        "Allocations",
+                        allocation["AllocationID"],
+                        [(AR_CODE if sales else AP_CODE, diff), (FX_GAINS_CODE, -diff)],
+                    )
+                )
     for transfer in org.objects["BankTransfers"].values():
         amount = transfer["Amount"]
         out.append(
@@ -139,7 +193,7 @@ def ledger_view(org: Organisation) -> dict[str, Any]:
         "objects": counts,
         "receivables_outstanding": sum(
             (
-                d["AmountDue"]
+                to_base(d["AmountDue"], _rate(d))
                 for d in org.objects["Invoices"].values()
                 if d["Type"] == "ACCREC" and d["Status"] == "AUTHORISED"
             ),
@@ -147,7 +201,7 @@ def ledger_view(org: Organisation) -> dict[str, Any]:
         ),
         "payables_outstanding": sum(
             (
-                d["AmountDue"]
+                to_base(d["AmountDue"], _rate(d))
                 for d in org.objects["Invoices"].values()
                 if d["Type"] == "ACCPAY" and d["Status"] == "AUTHORISED"
             ),

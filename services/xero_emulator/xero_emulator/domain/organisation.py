@@ -69,6 +69,8 @@ class Organisation:
         self.is_demo = is_demo
         self.org_class = org_class or ("DEMO" if is_demo else "PREMIUM")
         self.base_currency = "AUD"
+        # Currencies added to the organisation (Xero refuses documents in any other).
+        self.currencies = frozenset({"AUD", "NZD", "USD", "GBP", "EUR"})
         self.country_code = "AU"
         self.period_lock_date: dt.date | None = None
         self.end_of_year_lock_date: dt.date | None = None

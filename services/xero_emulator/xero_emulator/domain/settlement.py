@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 from xero_emulator.domain.amounts import optional_text, positive_number
+from xero_emulator.domain.currency import payment_rate, to_base
 from xero_emulator.domain.errors import Errors, NotFound, ValidationFailure
 from xero_emulator.domain.organisation import Organisation, account_summary, new_id, now_utc
 from xero_emulator.jsonio import ms_date, ms_datetime
@@ -99,6 +100,7 @@ def create_payment(org: Organisation, element: dict[str, Any]) -> dict[str, Any]
     resource, doc = target
     if doc["Status"] != "AUTHORISED":
         raise ValidationFailure("Payments can only be made against Authorised documents")
+    rate = payment_rate(org, element, doc)
     if amount > outstanding(resource, doc):
         raise ValidationFailure("The payment amount exceeds the amount outstanding on this document")
     org.check_lock_date(day)
@@ -107,9 +109,9 @@ def create_payment(org: Organisation, element: dict[str, Any]) -> dict[str, Any]
         "_date": day,
         "_target": (resource, doc[_id_field(resource)]),
         "Date": ms_date(day),
-        "Amount": amount,
-        "BankAmount": amount,
-        "CurrencyRate": 1,
+        "Amount": amount,  # in the document's currency
+        "BankAmount": to_base(amount, rate),  # every seeded bank account is in the base currency
+        "CurrencyRate": rate,
         "Reference": reference or "",
         "IsReconciled": element.get("IsReconciled") is True,
         "Status": "AUTHORISED",
@@ -167,6 +169,8 @@ def allocate(
         raise ValidationFailure("Only an AUTHORISED document with remaining credit can be allocated.")
     if invoice["Status"] != "AUTHORISED":
         raise ValidationFailure("Allocations can only be made against Authorised invoices")
+    if invoice["CurrencyCode"] != source["CurrencyCode"]:
+        raise ValidationFailure("The invoice and the credit must be in the same currency.")
     if invoice["Contact"]["ContactID"] != source["Contact"]["ContactID"]:
         raise ValidationFailure("The invoice belongs to a different contact than the credit.")
     if amount > source["RemainingCredit"]:
