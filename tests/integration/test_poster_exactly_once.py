@@ -16,6 +16,7 @@ from xerolink.poster.v1 import poster_service_pb2 as poster_pb2
 from xerolink.poster.v1 import poster_service_pb2_grpc as poster_grpc
 from xerolink_mapper import samples
 
+from tests.contract.xero_parameters import undeclared_requests
 from tests.fixtures.poster import (
     EmulatorFactory,
     PosterFactory,
@@ -236,3 +237,37 @@ def test_an_overpayment_refund_pays_the_overpayment_xero_made_not_the_bank_trans
     assert [p["Overpayment"]["OverpaymentID"] for p in refunds] == [overpayment["OverpaymentID"]]
     link = _link(stub, common_pb2.TRANSACTION_KIND_OVERPAYMENT_REFUND, refund.header.id)
     assert {o.xero_id for o in link.xero_objects} >= {overpayment["OverpaymentID"], transaction["BankTransactionID"]}
+
+
+def test_every_call_the_poster_makes_carries_only_parameters_xero_declares(
+    poster_factory: PosterFactory, emulator_factory: EmulatorFactory
+) -> None:
+    """Defect: summarizeErrors went to PUT BankTransfers, which Xero's OpenAPI does not declare.
+    Every kind the extended profile posts, with corrections' look-ups, checked request by request
+    against the description."""
+    emulator = emulator_factory()
+    stub = stub_for(poster_factory())
+    _, org = connect(stub, emulator, context=samples.demo_context(mapper_pb2.POLICY_PROFILE_EXTENDED))
+    kinds = samples.sample_transactions(9000)
+    posted = [
+        kinds[name]
+        for name in (
+            "client_bill",
+            "client_bill_payment",
+            "credit_note",
+            "credit_note_application",
+            "trust_receipt",
+            "trust_transfer",
+            "trust_journal",
+            "supplier_invoice",
+            "supplier_credit",
+            "office_bank_transfer",
+            "general_journal",
+            "overpayment_refund",
+        )
+    ]
+    states = _settle(stub, *posted)
+    assert states == [LINKED] * len(posted), states
+    requests = emulator.state.requests.entries(org["tenant_id"])
+    assert {r.path.split("/")[-1] for r in requests} >= {"BankTransfers", "Invoices", "Contacts"}
+    assert undeclared_requests(requests) == []
