@@ -29,6 +29,7 @@ from xerolink_cli.connections import register_emulated_connection
 from xerolink_mapper import samples
 from xerolink_poster.entrypoints import bootstrap
 
+from tests.contract.xero_parameters import undeclared_requests
 from tests.fixtures.poster import PosterFactory, connect, stub_for, wait_for, wait_settled, xero_objects
 from tests.fixtures.processes import child_env, console_script, free_port, running
 from tests.integration.test_poster_tenant_isolation import as_caller, poster  # noqa: F401 - the fixture
@@ -733,6 +734,8 @@ def test_the_seed_edit_of_an_invoice_ends_linked_under_its_own_number_and_paid_a
         (number, "AUTHORISED"),
         (renamed, "VOIDED"),
     ]
+    # Every call of the flow, corrections included, carries only parameters Xero declares for it.
+    assert undeclared_requests(firm.emulator.state.requests.entries(firm.org["tenant_id"])) == []
 
 
 def test_deleting_an_invoice_voids_it_under_its_own_number(firm: Firm) -> None:

@@ -71,9 +71,9 @@ class CorrectionXero:
         is sent again. Any other answer is returned."""
         for _ in range(RATE_LIMIT_RETRIES):
             try:
-                answer = self.caller.call(
-                    self.creds, method, path, params={"summarizeErrors": "false"} if body else None, body=body
-                )
+                # No summarizeErrors: Xero declares it on the collection endpoints only, not on the
+                # single-object POSTs and DELETEs a correction makes (its OpenAPI description).
+                answer = self.caller.call(self.creds, method, path, body=body)
             except Uncertain as exc:
                 raise XeroTrouble("XERO_NO_ANSWER", f"no answer from Xero ({exc})") from exc
             if answer.status != 429:
