@@ -55,6 +55,8 @@ def test_references_are_deterministic_and_mark_each_posting_cycle() -> None:
     assert payloads.tracking_reference("INV-1", bill, 1, 1) == "INV-1 [AS-CB-1]"
     assert payloads.tracking_reference("", payment, 77, 1) == "[AS-CBP-77]"
     assert payloads.tracking_reference("INV-1", bill, 1, 3) == "INV-1 [AS-CB-1] #3"
+    # Nothing Xero might trim: the value sent is the value a look-up asks for.
+    assert payloads.tracking_reference("  INV-1 ", bill, 1, 1) == "INV-1 [AS-CB-1]"
 
 
 def test_two_records_with_the_same_user_reference_never_share_a_tracking_reference() -> None:

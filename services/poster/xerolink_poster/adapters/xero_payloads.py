@@ -87,6 +87,8 @@ def kind_code(kind: int) -> str:
 
 def tracking_reference(reference: str, kind: int, record_id: int, generation: int) -> str:
     tag = f"[AS-{kind_code(kind)}-{record_id}]"
+    # Stripped: a value Xero stores trimmed would no longer equal what the look-up asks for.
+    reference = reference.strip()
     base = f"{reference} {tag}" if reference else tag
     return base if generation <= 1 else f"{base} #{generation}"
 
@@ -323,7 +325,7 @@ class Lookup:
                 value = value.get(part)
             else:
                 return False
-        return bool(value == self.tag)
+        return isinstance(value, str) and value.strip() == self.tag.strip()
 
 
 def _quoted(value: str) -> str:
