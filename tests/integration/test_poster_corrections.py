@@ -6,7 +6,6 @@ Xero fault mid-saga leaves a state that ApplyCorrection finishes without acting 
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -836,8 +835,8 @@ def test_a_rename_refused_by_xero_stops_the_saga_with_nothing_half_done(
     """Someone pays the invoice in Xero by hand after the plan was made: Xero refuses the rename
     (an invoice with a payment cannot be edited). The saga stops there with Xero's reason; the
     invoice keeps its number and status and every link stays linked, until the payment is gone."""
-    # Xero replays a key's first answer for minutes (here scaled to 1.2 s), refusals included.
-    firm = Firm(stub_for(poster_factory()), emulator_factory(idempotency_minutes=0.02))
+    # Xero replays a key's first answer for minutes, refusals included: the emulator's six.
+    firm = Firm(stub_for(poster_factory()), emulator_factory())
     firm.post("client_bill", "client_bill_payment")
     invoice_id = firm.xero_id(BILL, firm.bill, xero_pb2.OBJECT_TYPE_INVOICE)
     path = f"Invoices/{invoice_id}"
@@ -859,10 +858,8 @@ def test_a_rename_refused_by_xero_stops_the_saga_with_nothing_half_done(
 
     deleted = firm.xero_call("POST", f"Payments/{by_hand}", {"Status": "DELETED"})
     assert deleted.status_code == 200, deleted.text
-    # The same rename sent again at once carries the same Idempotency-Key: Xero replays its refusal.
-    replayed = next(s for s in firm.apply(BILL, firm.bill, EDIT).steps if s.order == rename.order)
-    assert replayed.state == FAILED and "few minutes" in replayed.detail
-    time.sleep(1.3)
+    # Applying again at once is a new request: Xero does not replay its refusal (which it keeps
+    # for minutes under the same Idempotency-Key).
     finished = firm.apply(BILL, firm.bill, EDIT)
 
     assert finished.state == correction_pb2.CORRECTION_STATE_COMPLETED, finished

@@ -382,8 +382,7 @@ class Corrections:
                 dom.StepState.FAILED,
                 f"Xero refused to rename invoice {number}: {exc} It keeps its number and stays linked, and nothing "
                 "after this step was done. Delete the payments or credit notes entered on it in Xero by hand, then "
-                "apply again; Xero answers the same request with its first answer for a few minutes, so allow "
-                "that long",
+                "apply again",
                 "XERO_REFUSED",
             )
         except LeaseLost:

@@ -9,6 +9,8 @@ acted on twice."""
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -36,6 +38,7 @@ class Caller(Protocol):
         path: str,
         params: dict[str, str] | None = None,
         body: Any = None,
+        names: Sequence[str] = (),
     ) -> XeroAnswer: ...
 
 
@@ -64,6 +67,11 @@ class CorrectionXero:
     def __init__(self, caller: Caller, creds: Credentials) -> None:
         self.caller = caller
         self.creds = creds
+        # Names this application's writes for their Idempotency-Keys: a retry within it is
+        # replayed by Xero, while applying again later (after fixing what Xero refused) is a new
+        # request, not Xero's replay of its refusal. Every step reads Xero before it writes, so a
+        # write that did land is never sent again.
+        self.application = uuid.uuid4().hex
 
     # -- calls -------------------------------------------------------------------------------
     def _send(self, method: str, path: str, body: Any = None) -> XeroAnswer:
@@ -73,7 +81,8 @@ class CorrectionXero:
             try:
                 # No summarizeErrors: Xero declares it on the collection endpoints only, not on the
                 # single-object POSTs and DELETEs a correction makes (its OpenAPI description).
-                answer = self.caller.call(self.creds, method, path, body=body)
+                names = [f"correction-application/{self.application}"]
+                answer = self.caller.call(self.creds, method, path, body=body, names=names)
             except Uncertain as exc:
                 raise XeroTrouble("XERO_NO_ANSWER", f"no answer from Xero ({exc})") from exc
             if answer.status != 429:

@@ -354,9 +354,11 @@ class TenantWorker(threading.Thread):
         path: str,
         params: dict[str, str] | None = None,
         body: Any = None,
+        names: Sequence[str] = (),
     ) -> XeroAnswer:
-        """One Xero call for a borrower, within the tenant's limits and lease."""
-        return self._call(creds, method, path, params=params, body=body)
+        """One Xero call for a borrower, within the tenant's limits and lease; `names` say what
+        the call is for, for its Idempotency-Key (default: the object its path names)."""
+        return self._call(creds, method, path, params=params, body=body, names=names)
 
     # -- the loop ----------------------------------------------------------------------------
     def run(self) -> None:
