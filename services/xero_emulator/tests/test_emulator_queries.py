@@ -109,3 +109,22 @@ def test_if_modified_since_lists_what_changed(tenant: Tenant) -> None:
     changed = {i["InvoiceNumber"] for i in listed(tenant.client.get("/Invoices", headers=since), "Invoices")}
     assert changed == {"M-1", "M-2"}
     assert tenant.client.get("/Invoices", headers={"If-Modified-Since": "yesterday"}).status_code == 400
+
+
+def test_an_unpaged_list_comes_without_lines_and_a_paged_one_or_one_by_id_with_them(tenant: Tenant) -> None:
+    """Xero's OpenAPI, `page` of GET /Invoices: "Up to 100 invoices will be returned in a single
+    API call with line items shown for each invoice"; unpaged, a list is a summary."""
+    a = tenant.create("Invoices", invoice(InvoiceNumber="L-1"))
+    unpaged = listed(tenant.client.get("/Invoices", params={"where": 'InvoiceNumber=="L-1"'}), "Invoices")
+    assert unpaged[0]["LineItems"] == []
+    paged = listed(tenant.client.get("/Invoices", params={"where": 'InvoiceNumber=="L-1"', "page": "1"}), "Invoices")
+    assert paged[0]["LineItems"]
+    assert listed(tenant.client.get(f"/Invoices/{a['InvoiceID']}"), "Invoices")[0]["LineItems"]
+
+
+def test_and_inside_a_quoted_value_is_part_of_the_value(tenant: Tenant) -> None:
+    tenant.create("Invoices", invoice(InvoiceNumber="A-1", Reference="Smith AND Co"))
+    where = 'Reference=="Smith AND Co" AND InvoiceNumber=="A-1"'
+    assert [
+        i["InvoiceNumber"] for i in listed(tenant.client.get("/Invoices", params={"where": where}), "Invoices")
+    ] == ["A-1"]

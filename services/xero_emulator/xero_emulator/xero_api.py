@@ -355,7 +355,25 @@ def _list(org: Organisation, request: Request, resource: str) -> list[Obj]:
     if since is not None:
         items = [i for i in items if _changed_at(i) >= since]
     items = _filter(request, items)
-    return page_of(items, _page(request))
+    page = _page(request)
+    if page is None and resource in LINES_ONLY_WHEN_PAGED:
+        # An unpaged list is a summary: the same objects without their lines.
+        items = [{**i, key: []} for i in items for key in [LINES_ONLY_WHEN_PAGED[resource]]]
+    return page_of(items, page)
+
+
+# Xero's OpenAPI, the `page` parameter of each list: "Up to 100 invoices will be returned in a
+# single API call with line items shown for each invoice" (likewise credit notes, bank
+# transactions, manual journals, overpayments), and its example answer to GET /BankTransactions
+# shows "LineItems": []; Xero's SDKs report unpaged lists without lines (XeroAPI/xero-node#200,
+# XeroAPI/xero-ruby#9). Fetched by id, or paged, an object comes whole.
+LINES_ONLY_WHEN_PAGED = {
+    "Invoices": "LineItems",
+    "CreditNotes": "LineItems",
+    "BankTransactions": "LineItems",
+    "Overpayments": "LineItems",
+    "ManualJournals": "JournalLines",
+}
 
 
 def _modified_since(request: Request) -> dt.datetime | None:

@@ -23,7 +23,8 @@ def parse_where(where: str) -> list[tuple[str, str, Any]]:
     if len(where) > 2000:
         raise BadRequest("The where clause is too long.")
     clauses = []
-    for part in re.split(r"\s+(?:AND|&&)\s+", where.strip(), flags=re.IGNORECASE):
+    # AND joins clauses only outside quoted values: "Smith AND Co" is one value, as at Xero.
+    for part in re.split(r'\s+(?:AND|&&)\s+(?=(?:[^"]*"[^"]*")*[^"]*$)', where.strip(), flags=re.IGNORECASE):
         match = _CLAUSE.match(part)
         if match is None:
             raise BadRequest(
