@@ -6,13 +6,10 @@ the record and a second object in Xero."""
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
-import pytest
-from xero_emulator import xero_api
 from xero_emulator.faults import FaultRule
-from xerolink.actionstep.v1 import billing_pb2, common_pb2, transaction_pb2
+from xerolink.actionstep.v1 import billing_pb2, transaction_pb2
 from xerolink.mapper.v1 import mapper_service_pb2 as mapper_pb2
 from xerolink.poster.v1 import poster_service_pb2 as poster_pb2
 from xerolink.poster.v1 import poster_service_pb2_grpc as poster_grpc
@@ -42,35 +39,8 @@ def _live(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [i for i in items if str(i.get("Status", "")).upper() not in ("DELETED", "VOIDED")]
 
 
-# Xero's OpenAPI description, GET /BankTransactions `page`: "Up to 100 bank transactions will be
-# returned in a single API call with line items details", and its example answer of the list
-# shows `LineItems: []`; Xero's Invoices documentation: "When you retrieve multiple invoices ...
-# no line details are returned", unless paged or fetched by id (XeroAPI/xero-ruby#9,
-# calcinai/xero-php#253, XeroAPI/xero-node#200). The emulator always returns them.
-_SUMMARISED = ("BankTransactions", "Invoices", "CreditNotes", "ManualJournals", "Overpayments")
-
-
-@pytest.fixture
-def lists_without_line_items(monkeypatch: pytest.MonkeyPatch) -> None:
-    original = xero_api._list
-
-    def summarised(org: Any, request: Any, resource: str) -> list[dict[str, Any]]:
-        items = original(org, request, resource)
-        if resource not in _SUMMARISED or request.param("page") is not None:
-            return items
-        out = []
-        for item in items:
-            item = copy.deepcopy(item)
-            if "LineItems" in item:
-                item["LineItems"] = []
-            out.append(item)
-        return out
-
-    monkeypatch.setattr(xero_api, "_list", summarised)
-
-
 def test_an_overpayment_whose_answer_was_lost_is_not_received_twice_when_lists_omit_line_items(
-    poster_factory: PosterFactory, emulator_factory: EmulatorFactory, lists_without_line_items: None
+    poster_factory: PosterFactory, emulator_factory: EmulatorFactory
 ) -> None:
     """The overpayment's tag sits in its first line's Description, and the look-up lists
     BankTransactions without `page`: real Xero answers such a list without line items, so the

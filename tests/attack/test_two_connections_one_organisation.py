@@ -26,7 +26,9 @@ from tests.fixtures.poster import (
 LINKED = poster_pb2.LINK_STATE_LINKED
 
 
-def _settle(stub: poster_grpc.PosterServiceStub, connection_id: str, *transactions: transaction_pb2.Transaction) -> list[int]:
+def _settle(
+    stub: poster_grpc.PosterServiceStub, connection_id: str, *transactions: transaction_pb2.Transaction
+) -> list[int]:
     results = stub.BatchPostTransactions(
         poster_pb2.BatchPostTransactionsRequest(connection_id=connection_id, transactions=list(transactions))
     ).results

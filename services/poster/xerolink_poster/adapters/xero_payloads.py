@@ -85,10 +85,15 @@ def kind_code(kind: int) -> str:
     return "".join(word[0] for word in name.split("_"))
 
 
+_UNQUOTABLE = str.maketrans({'"': "'", "\\": "/"})
+
+
 def tracking_reference(reference: str, kind: int, record_id: int, generation: int) -> str:
     tag = f"[AS-{kind_code(kind)}-{record_id}]"
-    # Stripped: a value Xero stores trimmed would no longer equal what the look-up asks for.
-    reference = reference.strip()
+    # Stripped: a value Xero stores trimmed would no longer equal what the look-up asks for. No
+    # double quote or backslash: Xero's `where` takes the value as a quoted string literal, and
+    # one the look-up cannot quote is one it cannot find (a lost answer would then post it twice).
+    reference = reference.strip().translate(_UNQUOTABLE)
     base = f"{reference} {tag}" if reference else tag
     return base if generation <= 1 else f"{base} #{generation}"
 

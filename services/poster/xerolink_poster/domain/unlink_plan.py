@@ -47,6 +47,8 @@ class LinkFacts:
 
     state: LinkState
     objects: tuple[XeroObjectRef, ...] = ()
+    # The link gave up while a call's outcome was unknown: Xero may hold an object it does not.
+    outcome_unknown: bool = False
 
 
 @dataclass
@@ -110,6 +112,17 @@ def plan_unlink(
                 "POSTING_IN_PROGRESS",
                 f"{label(record)} is being posted to Xero right now and cannot be unlinked; wait until it is "
                 "linked or failed (watch its posting), then unlink it",
+            )
+            continue
+        if facts.state == LinkState.FAILED and facts.outcome_unknown:
+            # Unlinked, the record would be posted afresh under a new generation's tag, and what
+            # the lost call made (under this generation's tag) would be neither found nor listed.
+            outcome.action = Action.REFUSED
+            outcome.error = XerolinkError(
+                ErrorCode.FAILED_PRECONDITION,
+                "LINK_OUTCOME_UNKNOWN",
+                f"{label(record)} gave up without knowing whether Xero created it; post the same content again "
+                "so xerolink finds it in Xero (or creates it once), then unlink it",
             )
             continue
         outcome.orphans = facts.objects

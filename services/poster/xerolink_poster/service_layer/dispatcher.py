@@ -55,6 +55,9 @@ log = logging.getLogger(__name__)
 US = 1_000_000
 # After a call went unanswered, its entries wait this many HTTP timeouts before the look-up.
 NO_ANSWER_SETTLE_TIMEOUTS = 2
+# Xero pages lists by 100; a look-up reads at most this many pages (its `where` selects a few).
+XERO_PAGE_SIZE = 100
+LOOKUP_PAGES = 20
 # How often work of an unusable connection looks again whether it was reconnected.
 CONNECTION_RECHECK_SECONDS = 5.0
 
@@ -937,20 +940,35 @@ class TenantWorker(threading.Thread):
         lookup = payloads.lookup_of(w.operation, w.reference, w.contact_id)
         if lookup is None or (body == "bank_transaction" and not w.contact_id and "Contact" in lookup.where):
             return None  # an overpayment whose contact was never linked was never sent
-        answer = self._call(creds, "GET", lookup.resource, params={"where": lookup.where})
-        _check_lookup(answer)
         items = [
             item
-            for item in answer.body.get(lookup.resource) or []
-            if isinstance(item, dict)
-            and str(item.get("Status", "")).upper() not in ("DELETED", "VOIDED")
-            and lookup.tagged(item)
+            for item in self._list_all(creds, lookup.resource, lookup.where)
+            if str(item.get("Status", "")).upper() not in ("DELETED", "VOIDED") and lookup.tagged(item)
         ]
         free = self._unheld(w, [payloads.ids_of(body, item)[0] for item in items], taken)
         for item in items:
             if payloads.ids_of(body, item)[0] in free:
                 return payloads.created_objects(body, w.operation.local_ref, item)
         return None
+
+    def _list_all(self, creds: Credentials, resource: str, where: str) -> list[dict[str, Any]]:
+        """Every object `where` selects. Paged where Xero declares `page`: an unpaged list of
+        invoices, credit notes, bank transactions or journals comes without its lines (Xero's
+        OpenAPI, `page`: "Up to 100 ... with line items shown"), and an overpayment's tag is in
+        its first line. BankTransfers declares no `page` and has no lines."""
+        if resource == "BankTransfers":
+            answer = self._call(creds, "GET", resource, params={"where": where})
+            _check_lookup(answer)
+            return [i for i in answer.body.get(resource) or [] if isinstance(i, dict)]
+        items: list[dict[str, Any]] = []
+        for page in range(1, LOOKUP_PAGES + 1):
+            answer = self._call(creds, "GET", resource, params={"where": where, "page": str(page)})
+            _check_lookup(answer)
+            found = [i for i in answer.body.get(resource) or [] if isinstance(i, dict)]
+            items += found
+            if len(found) < XERO_PAGE_SIZE:
+                break
+        return items
 
     def _find_allocation(self, creds: Credentials, w: _Work, taken: set[str]) -> list[XeroObjectRef] | None:
         """An allocation of this amount to this invoice that the credit note did not hold before

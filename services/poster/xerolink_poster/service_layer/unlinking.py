@@ -157,7 +157,8 @@ def unlink_links(
     def plan(uow: UnitOfWork, lock: bool) -> tuple[list[Outcome], dict[RecordRef, LinkRow]]:
         links, dependents = _gather(uow, connection_id, chosen, cascade, lock)
         facts = {
-            r: LinkFacts(LinkState(link.state), tuple(uow.registry.xero_objects(link))) for r, link in links.items()
+            r: LinkFacts(LinkState(link.state), tuple(uow.registry.xero_objects(link)), link.outcome_unknown)
+            for r, link in links.items()
         }
         return plan_unlink(chosen, facts, dependents, cascade), links
 
