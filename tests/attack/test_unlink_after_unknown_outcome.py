@@ -52,7 +52,7 @@ def test_unlinking_a_link_whose_outcome_is_unknown_and_reposting_never_pays_twic
 
     # The operator tries to unlink the failed record to post it afresh: refused, since Xero may
     # hold what the lost call made; posting the same content again finds it instead.
-    record = common_pb2.RecordKey(kind=PAYMENT, id=9702)  # type: ignore[arg-type]
+    record = common_pb2.RecordKey(kind=PAYMENT, id=9702)
     with pytest.raises(grpc.RpcError) as refused:
         stub.UnlinkLinks(unlink_pb2.UnlinkLinksRequest(connection_id="firm-1", records=[record], confirm=True))
     assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION

@@ -53,6 +53,7 @@ from xerolink_poster.service_layer.connections import (
     context_violations,
     name_ok,
     require_connection_id,
+    require_tenant_free,
     url_ok,
 )
 from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transaction
@@ -359,6 +360,7 @@ class ConnectionKeeper:
         )
 
         def write(uow: UnitOfWork) -> tuple[ConnectionRow, str]:
+            require_tenant_free(uow.registry, tenant_id, cid)
             row = uow.registry.get_connection(cid)
             previous = ""
             if row is None:

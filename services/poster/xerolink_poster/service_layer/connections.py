@@ -7,9 +7,17 @@ import re
 from urllib.parse import urlparse
 
 from xerolink.mapper.v1 import mapper_service_pb2 as mapper_pb2
-from xerolink_common.errors import ErrorCode, FieldViolation, XerolinkError, invalid_argument, not_found
+from xerolink_common.errors import (
+    ErrorCode,
+    FieldViolation,
+    PreconditionViolation,
+    XerolinkError,
+    invalid_argument,
+    not_found,
+)
 
 from xerolink_poster.adapters.database import Database, now_us
+from xerolink_poster.adapters.registry import Registry
 from xerolink_poster.adapters.tables import ConnectionRow
 from xerolink_poster.adapters.token_vault import Tokens, TokenVault
 from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transaction
@@ -147,10 +155,34 @@ def create_connection(
                 "CONNECTION_EXISTS",
                 f"connection {connection_id!r} already exists; use it, or choose another connection_id",
             )
+        require_tenant_free(uow.registry, row.xero_tenant_id, connection_id)
         uow.registry.add_connection(row)
         return row
 
     return run_in_transaction(db, work)
+
+
+def require_tenant_free(registry: Registry, tenant_id: str, connection_id: str) -> None:
+    """One Xero organisation, one live connection: a record's tag ([AS-<kind>-<id>]) and a
+    participant's contact number (AS-<id>) name Actionstep records of one connection, so two
+    connections posting to one organisation would share contacts (one firm's bill on another's
+    client) and take each other's objects for their own after a lost answer."""
+    others = [
+        c
+        for c in registry.connection_ids_of_tenant(tenant_id)
+        if c != connection_id and (other := registry.get_connection(c)) is not None and other.state != "disconnected"
+    ]
+    if others:
+        raise XerolinkError(
+            ErrorCode.FAILED_PRECONDITION,
+            "TENANT_ALREADY_CONNECTED",
+            f"this Xero organisation is already connected as connection {others[0]!r}; post through that "
+            "connection, or disconnect it first (DisconnectConnection): two connections to one organisation "
+            "would share its contacts and could take each other's records in Xero for their own",
+            precondition_violations=[
+                PreconditionViolation("TENANT_ALREADY_CONNECTED", f"connections/{others[0]}", "connected")
+            ],
+        )
 
 
 def get_connection(db: Database, connection_id: str) -> ConnectionRow:
