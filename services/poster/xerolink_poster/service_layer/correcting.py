@@ -67,6 +67,13 @@ class _Outcome:
     reason: str = ""
 
 
+_LEASE_LOST = _Outcome(
+    dom.StepState.FAILED,
+    "this poster lost the Xero organisation's lease (stopping, or another poster took over); apply again",
+    "TENANT_BUSY",
+)
+
+
 def _view(saga: store.Saga) -> CorrectionView:
     row = saga.row
     return CorrectionView(
@@ -344,11 +351,7 @@ class Corrections:
                 "XERO_REFUSED",
             )
         except LeaseLost:
-            return _Outcome(
-                dom.StepState.FAILED,
-                "this poster lost the Xero organisation's lease (stopping, or another poster took over); apply again",
-                "TENANT_BUSY",
-            )
+            return _LEASE_LOST
         return _Outcome(dom.StepState.DONE, undone.detail)
 
     def _rename(self, step: dom.Step, connection_id: str, generation: int, xero: CorrectionXero) -> _Outcome:
@@ -386,11 +389,7 @@ class Corrections:
                 "XERO_REFUSED",
             )
         except LeaseLost:
-            return _Outcome(
-                dom.StepState.FAILED,
-                "this poster lost the Xero organisation's lease (stopping, or another poster took over); apply again",
-                "TENANT_BUSY",
-            )
+            return _LEASE_LOST
         return _Outcome(dom.StepState.DONE, renamed.detail)
 
     def _unlink(self, connection_id: str, record: RecordRef, actor: str) -> _Outcome:
