@@ -12,8 +12,9 @@ from google.protobuf import json_format
 from xero_emulator import EmulatorServer
 from xerolink.actionstep.v1 import common_pb2, transaction_pb2
 from xerolink.mapper.v1 import mapper_service_pb2 as mapper_pb2
-from xerolink.poster.v1 import backfill_pb2
+from xerolink.poster.v1 import backfill_pb2, unlink_pb2
 from xerolink.poster.v1 import poster_service_pb2 as poster_pb2
+from xerolink.xero.v1 import objects_pb2
 from xerolink_common.grpc_errors import from_rpc_error
 from xerolink_mapper import samples
 
@@ -21,6 +22,7 @@ from tests.fixtures.poster import PosterFactory, connect, stub_for, wait_settled
 
 BILL = common_pb2.TRANSACTION_KIND_CLIENT_BILL
 UNKNOWN_STATE = poster_pb2.LinkState.ValueType(99)
+UNKNOWN_TYPE = objects_pb2.ObjectType.ValueType(99)
 
 
 def _journal(record_id: int) -> transaction_pb2.Transaction:
@@ -156,6 +158,16 @@ def test_an_unknown_connection_is_not_found_before_the_body_is_judged(
             poster_pb2.BatchPostTransactionsRequest(connection_id="nobody", transactions=[invalid] * 1001)
         ),
         "GetLink": lambda: stub.GetLink(poster_pb2.GetLinkRequest(connection_id="nobody")),
+        "GetLink by name": lambda: stub.GetLink(
+            poster_pb2.GetLinkRequest(name="connections/nobody/links/client-bill/1")
+        ),
+        "ListPostings": lambda: stub.ListPostings(
+            poster_pb2.ListPostingsRequest(connection_id="nobody", state=UNKNOWN_STATE)
+        ),
+        "UnlinkLinks": lambda: stub.UnlinkLinks(unlink_pb2.UnlinkLinksRequest(connection_id="nobody")),
+        "ListOrphans": lambda: stub.ListOrphans(
+            unlink_pb2.ListOrphansRequest(connection_id="nobody", type=UNKNOWN_TYPE)
+        ),
         "ListLinks": lambda: stub.ListLinks(poster_pb2.ListLinksRequest(connection_id="nobody", state=UNKNOWN_STATE)),
     }
     for rpc, call in calls.items():
