@@ -22,7 +22,7 @@ from tests.fixtures.poster import PosterFactory, connect, stub_for, wait_settled
 POSTED = "Posted to Xero"
 BILL = common_pb2.TRANSACTION_KIND_CLIENT_BILL
 PAYMENT = common_pb2.TRANSACTION_KIND_CLIENT_BILL_PAYMENT
-POST_COLUMNS = ["record", "kind", "state", "Xero", "reason"]
+POST_COLUMNS = ["record", "state", "Xero", "reason"]
 LINK_COLUMNS = ["record", "group", "state", "Xero", "attempts", "last error"]
 
 
@@ -68,23 +68,24 @@ def test_post_from_an_ndjson_file_with_wait_links_each_and_exits_4_for_an_unsupp
     source = tmp_path / "week.ndjson"
     source.write_text(ndjson(bill, payment, journal))
 
-    result = run_cli("--poster", f"127.0.0.1:{app.port}", "post", str(source), "--connection", "firm-1", "--wait")
+    result = run_cli(
+        "--wide", "--poster", f"127.0.0.1:{app.port}", "post", str(source), "--connection", "firm-1", "--wait"
+    )
 
     assert result.returncode == 4, result.stdout + result.stderr
     header, rows = table(result.stdout, POSTED)
     assert header == POST_COLUMNS
     assert rows[:2] == [
-        [f"client bill {bill.header.id}", "client_bill", "linked", xero_cell(stub, BILL, bill.header.id), ""],
+        [f"client-bill/{bill.header.id}", "linked", xero_cell(stub, BILL, bill.header.id), ""],
         [
-            f"client bill payment {payment.header.id}",
-            "client_bill_payment",
+            f"client-bill-payment/{payment.header.id}",
             "linked",
             xero_cell(stub, PAYMENT, payment.header.id),
             "",
         ],
     ]
-    record, kind, state, xero, reason = rows[2]
-    assert (record, kind, state, xero) == (f"general journal {journal.header.id}", "general_journal", "not posted", "—")
+    record, state, xero, reason = rows[2]
+    assert (record, state, xero) == (f"general-journal/{journal.header.id}", "not posted", "—")
     assert reason.startswith("EXTENDED_ONLY: ")
     assert "2 linked, 1 not posted" in result.stdout
 
@@ -102,19 +103,21 @@ def test_post_reads_a_json_array_from_stdin_and_exits_1_when_xero_refuses_one(
     no_id.header.id = 0
     stdin = json.dumps([as_json(good), as_json(unknown_account), as_json(no_id)])
 
-    result = run_cli("--poster", f"127.0.0.1:{app.port}", "post", "-", "--connection", "firm-1", "--wait", stdin=stdin)
+    result = run_cli(
+        "--wide", "--poster", f"127.0.0.1:{app.port}", "post", "-", "--connection", "firm-1", "--wait", stdin=stdin
+    )
 
     assert result.returncode == 1, result.stdout + result.stderr
     header, rows = table(result.stdout, POSTED)
     assert header == POST_COLUMNS
-    assert rows[0] == ["client bill 4101", "client_bill", "linked", "invoice INV-4101", ""]
-    record, kind, state, xero, reason = rows[1]
-    assert (record, kind, state, xero) == ("client bill 4102", "client_bill", "failed", "—")
+    assert rows[0] == ["client-bill/4101", "linked", "invoice INV-4101", ""]
+    record, state, xero, reason = rows[1]
+    assert (record, state, xero) == ("client-bill/4102", "failed", "—")
     assert reason.startswith("XERO_VALIDATION: ") and reason == (
         f"XERO_VALIDATION: {link_of(stub, BILL, 4102).last_error.message}"
     )
-    record, kind, state, xero, reason = rows[2]
-    assert (record, kind, state, xero) == ("client bill 0", "client_bill", "rejected", "—")
+    record, state, xero, reason = rows[2]
+    assert (record, state, xero) == ("client-bill/0", "rejected", "—")
     assert reason.startswith("INVALID_TRANSACTION: ")
     assert "1 failed, 1 linked, 1 rejected" in result.stdout
 
@@ -131,16 +134,15 @@ def test_post_without_wait_answers_at_once_with_pending_and_waiting_rows(
     source = tmp_path / "two.ndjson"
     source.write_text(ndjson(bill, payment))
 
-    result = run_cli("--poster", f"127.0.0.1:{app.port}", "post", str(source), "--connection", "firm-1")
+    result = run_cli("--wide", "--poster", f"127.0.0.1:{app.port}", "post", str(source), "--connection", "firm-1")
 
     assert result.returncode == 0, result.stdout + result.stderr
     header, rows = table(result.stdout, POSTED)
     assert header == POST_COLUMNS
-    assert rows[0] == [f"client bill {bill.header.id}", "client_bill", "pending", "—", ""]
-    record, kind, state, xero, reason = rows[1]
-    assert (record, kind, state, xero) == (
-        f"client bill payment {payment.header.id}",
-        "client_bill_payment",
+    assert rows[0] == [f"client-bill/{bill.header.id}", "pending", "—", ""]
+    record, state, xero, reason = rows[1]
+    assert (record, state, xero) == (
+        f"client-bill-payment/{payment.header.id}",
         "waiting",
         "—",
     )
@@ -165,15 +167,15 @@ def test_links_lists_the_registry_by_group_and_state(poster_factory: PosterFacto
     assert failed.state == poster_pb2.LINK_STATE_FAILED and failed.last_error.message
 
     def links(*filters: str) -> list[list[str]]:
-        result = run_cli("--poster", f"127.0.0.1:{app.port}", "links", "--connection", "firm-1", *filters)
+        result = run_cli("--wide", "--poster", f"127.0.0.1:{app.port}", "links", "--connection", "firm-1", *filters)
         assert result.returncode == 0, result.stdout + result.stderr
         header, rows = table(result.stdout, "Links of firm-1")
         assert header == LINK_COLUMNS
         return sorted(rows)
 
-    bill_row = [f"client bill {bill.header.id}", "sales invoices", "linked", f"INV-{bill.header.id}", "1", ""]
+    bill_row = [f"client-bill/{bill.header.id}", "sales invoices", "linked", f"INV-{bill.header.id}", "1", ""]
     payment_row = [
-        f"client bill payment {payment.header.id}",
+        f"client-bill-payment/{payment.header.id}",
         "payments",
         "linked",
         ", ".join(o.xero_id for o in payment_link.xero_objects),
@@ -181,12 +183,12 @@ def test_links_lists_the_registry_by_group_and_state(poster_factory: PosterFacto
         "",
     ]
     failed_row = [
-        f"client bill {refused.header.id}",
+        f"client-bill/{refused.header.id}",
         "sales invoices",
         "failed",
         "—",
         str(failed.attempts),
-        failed.last_error.message,
+        f"{failed.last_error.reason}: {failed.last_error.message}",
     ]
     assert links() == sorted([bill_row, payment_row, failed_row])
     assert links("--group", "payments") == [payment_row]

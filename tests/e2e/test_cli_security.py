@@ -100,9 +100,7 @@ def test_the_cli_posts_to_a_tls_poster_with_its_token_and_is_refused_without_it(
 
         code, out = post(5001, XEROLINK_TLS_CA=ca, XEROLINK_CALLER_TOKEN=OPERATOR_TOKEN)
         assert code == EXIT_OK, out
-        assert table(out, "Posted to Xero")[1] == [
-            ["client bill 5001", "client_bill", "linked", "invoice INV-5001", ""]
-        ]
+        assert table(out, "Posted to Xero")[1] == [["client-bill/5001", "linked", "invoice INV-5001", ""]]
         listed = run_cli(
             "--poster",
             target,
@@ -113,7 +111,7 @@ def test_the_cli_posts_to_a_tls_poster_with_its_token_and_is_refused_without_it(
             XEROLINK_CALLER_TOKEN=OPERATOR_TOKEN,
         )
         assert listed.returncode == EXIT_OK and table(listed.stdout, "Links of firm-1")[1][0][:3] == [
-            "client bill 5001",
+            "client-bill/5001",
             "sales invoices",
             "linked",
         ]
@@ -183,9 +181,7 @@ def test_the_cli_reaches_a_mutual_tls_poster_with_its_client_certificate(
 
         code, out = post(6001, XEROLINK_TLS_CLIENT_CERT=str(operator.cert), XEROLINK_TLS_CLIENT_KEY=str(operator.key))
         assert code == EXIT_OK, out
-        assert table(out, "Posted to Xero")[1] == [
-            ["client bill 6001", "client_bill", "linked", "invoice INV-6001", ""]
-        ]
+        assert table(out, "Posted to Xero")[1] == [["client-bill/6001", "linked", "invoice INV-6001", ""]]
 
         # No client certificate: the server ends the handshake.
         code, out = post(6002)

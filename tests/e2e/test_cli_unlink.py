@@ -101,7 +101,7 @@ def test_unlink_selects_by_filters_and_refuses_bad_selections_with_exit_codes(
 
     done = run_cli(app.port, "unlink", "--connection", "firm-1", "--kind", "client-bill", "--matter", "9002", "--yes")
     assert done.returncode == 0, done.stdout + done.stderr
-    assert f"client bill {bills[1].header.id}" in done.stdout
+    assert f"client-bill/{bills[1].header.id}" in done.stdout
     assert state(stub, BILL, bills[1].header.id) == poster_pb2.LINK_STATE_UNLINKED
     assert state(stub, BILL, bills[0].header.id) == poster_pb2.LINK_STATE_LINKED
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from xerolink_common.money import cents_to_str
 
+from tests.fixtures.cli import table
 from tests.fixtures.processes import ROOT, child_env, console_script
 
 SAMPLE = ROOT / "services" / "cli" / "xerolink_cli" / "samples" / "demo_firm.ndjson"
@@ -37,7 +38,8 @@ def test_demo_posts_the_sample_and_the_books_match(tmp_path: Path) -> None:
         [*console_script("xerolink"), "demo", "--workdir", str(tmp_path / "demo")],
         capture_output=True,
         text=True,
-        env=child_env(COLUMNS="220"),
+        # A newcomer's 80-column terminal: every table row stays one line (sentences go below).
+        env=child_env(COLUMNS="80"),
         timeout=180,
         check=False,
     )
@@ -52,3 +54,7 @@ def test_demo_posts_the_sample_and_the_books_match(tmp_path: Path) -> None:
     assert receivables is not None, out
     assert receivables.group(1) == cents_to_str(expected_receivables())
     assert "debits equal credits: yes" in out
+    assert all(len(line) <= 80 for line in out.splitlines() if line.strip()[:1] in "┃│┏┡└"), out
+    _, rows = table(out, "Posted to Xero")
+    assert len(rows) == len(kinds), "a row wrapped onto more than one line"
+    assert any(line.startswith("[1] ") for line in out.splitlines())

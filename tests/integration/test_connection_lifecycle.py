@@ -511,3 +511,28 @@ def test_work_queued_for_the_previous_organisation_follows_the_connection_to_the
     assert _post_bill(poster, "firm-1", bill.header.id).state == poster_pb2.LINK_STATE_LINKED
     wait_for(lambda: len(xero_objects(emulator, replacement["tenant_id"], "Payments")) == 1)
     assert xero_objects(emulator, org["tenant_id"], "Invoices") == []
+
+
+def test_reconnecting_names_the_fields_an_existing_connection_ignores(
+    emulator: EmulatorServer, lifecycle_poster: PosterMaker, tmp_path: Path
+) -> None:
+    _, poster, org = _setup(emulator, lifecycle_poster, tmp_path)
+    first = poster.ConnectOrganisation(connect_request("firm-1", org["authorization_code"], emulator))
+    assert list(first.warnings) == []
+    replacement = emulator.create_organisation("Harper Legal (new file)", client_id=org["client_id"])
+    other = samples.demo_context(with_chart=False)
+    other.account_allocation["trust_bank"] = "999"
+
+    answer = poster.ConnectOrganisation(
+        connection_pb2.ConnectOrganisationRequest(
+            connection_id="firm-1",
+            authorization_code=replacement["authorization_code"],
+            xero_tenant_id=replacement["tenant_id"],
+            mapping_context=other,
+        )
+    )
+
+    assert [(w.code, w.field) for w in answer.warnings] == [("FIELD_IGNORED", "mapping_context")]
+    assert "RemapAccounts" in answer.warnings[0].message
+    connection = poster.GetConnection(poster_pb2.GetConnectionRequest(connection_id="firm-1")).connection
+    assert connection.mapping_context.account_allocation["trust_bank"] == samples.DEMO_ALLOCATION["trust_bank"]

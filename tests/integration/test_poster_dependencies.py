@@ -66,7 +66,7 @@ def test_a_payment_waits_for_its_bill_with_a_visible_reason_and_is_released_when
     assert waiting.state == poster_pb2.LINK_STATE_WAITING
     link = _link(stub, PAYMENT, payment.header.id)
     assert link.last_error.reason == "DEPENDENCY_NOT_LINKED"
-    assert f"{BILL}/{bill.header.id}" in link.last_error.message
+    assert f"client-bill/{bill.header.id}" in link.last_error.message
     assert [(w.kind, w.id) for w in link.waiting_on] == [(BILL, bill.header.id)]
     time.sleep(0.3)
     assert _link(stub, PAYMENT, payment.header.id).state == poster_pb2.LINK_STATE_WAITING

@@ -125,7 +125,7 @@ def test_one_request_id_for_two_bills_in_a_group_accepts_the_first_and_refuses_t
     assert len(accepted) == 1 and len(refused) == 1, results
     assert accepted[0].posting is not None and not accepted[0].duplicate
     assert refused[0].code == ErrorCode.ALREADY_EXISTS and refused[0].reason == "REQUEST_ID_REUSED"
-    assert f"links/1/{accepted[0].record.id}" in refused[0].field_violations[0].description
+    assert f"links/client-bill/{accepted[0].record.id}" in refused[0].field_violations[0].description
     assert (count(database, LinkRow), count(database, PostingRow), count(database, OutboxRow)) == (1, 1, 1)
 
 

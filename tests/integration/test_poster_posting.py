@@ -180,7 +180,7 @@ def _assert_request_id_reused(error: grpc.RpcError, first_record_id: int) -> Non
     details = from_rpc_error(error)
     assert details.reason == "REQUEST_ID_REUSED"
     assert [v.field for v in details.field_violations] == ["request_id"]
-    assert f"links/{BILL}/{first_record_id}" in details.field_violations[0].description
+    assert f"links/client-bill/{first_record_id}" in details.field_violations[0].description
 
 
 def test_a_request_id_used_for_one_bill_is_refused_for_another_and_changes_nothing(

@@ -151,8 +151,8 @@ def test_an_invoice_with_linked_payments_is_refused_naming_them_and_nothing_chan
     assert details.reason == "LINKED_DEPENDENTS"
     assert f"client bill payment {payment.header.id}" in details.message
     subjects = {(v.type, v.subject) for v in details.precondition_violations}
-    assert ("LINKED_DEPENDENTS", f"connections/firm-1/links/{BILL}/{bill.header.id}") in subjects
-    assert ("BLOCKING_DEPENDENT", f"connections/firm-1/links/{PAYMENT}/{payment.header.id}") in subjects
+    assert ("LINKED_DEPENDENTS", f"connections/firm-1/links/client-bill/{bill.header.id}") in subjects
+    assert ("BLOCKING_DEPENDENT", f"connections/firm-1/links/client-bill-payment/{payment.header.id}") in subjects
     # All or nothing: the bill that could be unlinked was not.
     assert {link(stub, key_of(t)).state for t in (bill, payment, other_bill)} == {LINKED}
     assert orphans(stub) == []

@@ -55,7 +55,10 @@ def test_cascade_follows_dependents_of_dependents_and_in_flight_ones_refuse() ->
     assert (by_record[CREDIT].action, by_record[CREDIT].blocked_by) == (Action.REFUSED, [REFUND])
     err = refusal("c", outcomes)
     assert err is not None and err.code == ErrorCode.FAILED_PRECONDITION and err.reason == "DEPENDENT_IN_PROGRESS"
-    assert [v.subject for v in err.precondition_violations] == ["connections/c/links/3/30", "connections/c/links/5/50"]
+    assert [v.subject for v in err.precondition_violations] == [
+        "connections/c/links/credit-note/30",
+        "connections/c/links/credit-note-refund/50",
+    ]
 
 
 def test_waiting_failed_and_unlinked_dependents_hold_nothing_in_xero_and_do_not_block() -> None:

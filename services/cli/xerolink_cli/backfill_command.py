@@ -19,6 +19,7 @@ from xerolink.poster.v1 import poster_service_pb2_grpc as poster_grpc
 
 from xerolink_cli.channels import open_channel
 from xerolink_cli.labels import enum_label
+from xerolink_cli.notes import Notes
 from xerolink_cli.usage import UsageError
 
 EXIT_OK, EXIT_FAILED, EXIT_REFUSED = 0, 1, 4
@@ -59,7 +60,8 @@ def read_bills(path: str) -> list[backfill_pb2.BackfillBill]:
     return list(request.bills)
 
 
-def preflight_table(response: backfill_pb2.RunPreflightResponse) -> Table:
+def preflight_table(response: backfill_pb2.RunPreflightResponse, notes: Notes | None = None) -> Table:
+    notes = notes or Notes(wide=True)
     table = Table(title=f"Preflight ({'ready' if response.ready else 'not ready'})")
     for column in ("check", "status", "profiles", "what to do"):
         table.add_column(column)
@@ -70,7 +72,7 @@ def preflight_table(response: backfill_pb2.RunPreflightResponse) -> Table:
             check.check,
             f"[{style}]{status}[/{style}]",
             ", ".join(enum_label(mapper_pb2.PolicyProfile, p) for p in check.profiles),
-            check.message,
+            notes.cell(check.reason_code, check.message),
         )
     return table
 
@@ -94,7 +96,8 @@ def follow(
     return latest
 
 
-def outcome_table(done: backfill_pb2.Backfill) -> Table:
+def outcome_table(done: backfill_pb2.Backfill, notes: Notes | None = None) -> Table:
+    notes = notes or Notes(wide=True)
     table = Table(title="Not linked")
     for column in ("bill", "record", "outcome", "state", "reason"):
         table.add_column(column)
@@ -106,7 +109,7 @@ def outcome_table(done: backfill_pb2.Backfill) -> Table:
             f"{enum_label(common_pb2.TransactionKind, item.record.kind)} {item.record.id}",
             enum_label(backfill_pb2.BackfillItemOutcome, item.outcome),
             enum_label(backfill_pb2.BackfillItemState, item.state) if item.state else "—",
-            f"{item.error.reason}: {item.error.message}" if item.error.reason else "",
+            notes.cell(item.error.reason, item.error.message),
         )
     return table
 
@@ -128,7 +131,8 @@ def backfill(args: argparse.Namespace, console: Console) -> int:
         checks = stub.RunPreflight(
             backfill_pb2.RunPreflightRequest(connection_id=args.connection, division_ids=args.division), timeout=15
         )
-        console.print(preflight_table(checks))
+        preflight_notes = Notes(wide=args.wide)
+        preflight_notes.print(console, preflight_table(checks, preflight_notes))
         if args.check or not checks.ready:
             return EXIT_OK if checks.ready else EXIT_FAILED
         started = stub.StartBackfill(
@@ -137,7 +141,8 @@ def backfill(args: argparse.Namespace, console: Console) -> int:
         ).backfill
         done = follow(stub, started, console)
     if done.linked < done.total:
-        console.print(outcome_table(done))
+        outcome_notes = Notes(wide=args.wide)
+        outcome_notes.print(console, outcome_table(done, outcome_notes))
     console.print(summary(done))
     if done.failed or done.waiting:
         return EXIT_FAILED

@@ -20,6 +20,7 @@ from xerolink_common.grpc_errors import from_rpc_error
 
 from xerolink_cli.channels import open_channel
 from xerolink_cli.labels import enum_label
+from xerolink_cli.notes import Notes, one_line_columns
 from xerolink_cli.rpc_errors import CALLER_REFUSED, NOT_ANSWERED
 from xerolink_cli.transactions import TransactionFileError, parse_transactions
 from xerolink_cli.usage import UsageError
@@ -132,24 +133,28 @@ def watch_until_settled(stub: poster_grpc.PosterServiceStub, posting: poster_pb2
     return latest
 
 
-def results_table(results: Sequence[tuple[transaction_pb2.Transaction, poster_pb2.Posting | None, str]]) -> Table:
+def record_name(record: common_pb2.RecordKey) -> str:
+    """ "client-bill/1001": the record as link names and the docs write it."""
+    return f"{enum_label(common_pb2.TransactionKind, record.kind).replace(' ', '-')}/{record.id}"
+
+
+def results_table(
+    results: Sequence[tuple[transaction_pb2.Transaction, poster_pb2.Posting | None, str]], notes: Notes | None = None
+) -> Table:
+    notes = notes or Notes(wide=True)
     table = Table(title="Posted to Xero")
-    for column in ("record", "kind", "state", "Xero", "reason"):
+    for column in ("record", "state", "Xero", "reason"):
         table.add_column(column)
+    one_line_columns(table, "Xero")
     for tx, posting, error in results:
-        kind = tx.WhichOneof("kind") or "?"
-        record = f"{kind.replace('_', ' ')} {tx.header.id}"
+        kind = (tx.WhichOneof("kind") or "?").replace("_", "-")
+        record = f"{kind}/{tx.header.id}"
         if posting is None:
-            table.add_row(record, kind, "[red]rejected[/red]", "—", error)
+            table.add_row(record, "[red]rejected[/red]", "—", notes.cell("", error))
             continue
         if not posting.decision.supported:
-            table.add_row(
-                record,
-                kind,
-                "[yellow]not posted[/yellow]",
-                "—",
-                f"{posting.decision.reason_code}: {posting.decision.reason}",
-            )
+            decision = posting.decision
+            table.add_row(record, "[yellow]not posted[/yellow]", "—", notes.cell(decision.reason_code, decision.reason))
             continue
         state = enum_label(poster_pb2.LinkState, posting.state)
         objects = ", ".join(
@@ -158,13 +163,11 @@ def results_table(results: Sequence[tuple[transaction_pb2.Transaction, poster_pb
         )
         why = ""
         if posting.link.last_error.message:
-            why = f"{posting.link.last_error.reason}: {posting.link.last_error.message}"
+            why = notes.cell(posting.link.last_error.reason, posting.link.last_error.message)
         elif posting.link.waiting_on:
-            why = "waiting for " + ", ".join(
-                f"{enum_label(common_pb2.TransactionKind, k.kind)} {k.id}" for k in posting.link.waiting_on
-            )
+            why = "waiting for " + ", ".join(record_name(k) for k in posting.link.waiting_on)
         style = STATE_STYLE.get(state, "white")
-        table.add_row(record, kind, f"[{style}]{state}[/{style}]", objects or "—", why)
+        table.add_row(record, f"[{style}]{state}[/{style}]", objects or "—", why)
     return table
 
 
@@ -195,7 +198,8 @@ def post(args: argparse.Namespace, console: Console) -> int:
         raise UsageError(f"{args.file}: no transactions")
     with open_channel(args.poster) as channel:
         results = post_all(poster_grpc.PosterServiceStub(channel), args.connection, transactions, console, args.wait)
-    console.print(results_table(results))
+    notes = Notes(wide=args.wide)
+    notes.print(console, results_table(results, notes))
     console.print(summary(results))
     return exit_code(results)
 
@@ -210,6 +214,8 @@ def links(args: argparse.Namespace, console: Console) -> int:
     table = Table(title=f"Links of {args.connection}")
     for column in ("record", "group", "state", "Xero", "attempts", "last error"):
         table.add_column(column)
+    one_line_columns(table, "Xero")
+    notes = Notes(wide=args.wide)
     with open_channel(args.poster) as channel:
         stub = poster_grpc.PosterServiceStub(channel)
         while True:
@@ -218,15 +224,15 @@ def links(args: argparse.Namespace, console: Console) -> int:
                 state = enum_label(poster_pb2.LinkState, link.state)
                 style = STATE_STYLE.get(state, "white")
                 table.add_row(
-                    f"{enum_label(common_pb2.TransactionKind, link.record.kind)} {link.record.id}",
+                    record_name(link.record),
                     enum_label(poster_pb2.LinkGroup, link.group),
                     f"[{style}]{state}[/{style}]",
                     ", ".join(o.number or o.xero_id for o in link.xero_objects) or "—",
                     str(link.attempts),
-                    link.last_error.message or "",
+                    notes.cell(link.last_error.reason, link.last_error.message),
                 )
             if not page.next_page_token:
                 break
             request.page_token = page.next_page_token
-    console.print(table)
+    notes.print(console, table)
     return 0

@@ -20,6 +20,7 @@ from xerolink_common.money import cents_to_str, decimal_to_cents
 from xerolink_cli.commands import exit_code, post_all, results_table, summary
 from xerolink_cli.connections import register_emulated_connection
 from xerolink_cli.local_stack import LocalStack
+from xerolink_cli.notes import Notes
 from xerolink_cli.transactions import demo_transactions
 
 FIRM = "Harbour & Finch Lawyers"
@@ -85,7 +86,8 @@ def demo(args: argparse.Namespace, console: Console) -> int:
             stub = poster_grpc.PosterServiceStub(channel)
             tenant = connect(stack, stub)
             results = post_all(stub, CONNECTION_ID, transactions, console, wait=True)
-        console.print(results_table(results))
+        notes = Notes(wide=args.wide)
+        notes.print(console, results_table(results, notes))
         console.print(f"{summary(results)}  (refusals are what Actionstep's own integration does not post)")
         ledger = httpx.get(f"{stack.emulator_url}/emulator/organisations/{tenant}/ledger", timeout=10)
         ledger.raise_for_status()

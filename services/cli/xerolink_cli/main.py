@@ -53,6 +53,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=os.environ.get("XEROLINK_POSTER_TARGET", "127.0.0.1:50062"),
         help="poster host:port",
     )
+    parser.add_argument(
+        "--wide",
+        action="store_true",
+        help="keep long sentences (reasons, errors) in their table cells instead of listing them below",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     demo = sub.add_parser("demo", help="start emulator, mapper and poster locally and post a sample firm's week")

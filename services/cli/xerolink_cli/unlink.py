@@ -28,6 +28,7 @@ from xerolink_common.grpc_errors import from_rpc_error
 from xerolink_cli.channels import open_channel
 from xerolink_cli.commands import GROUPS, STATES
 from xerolink_cli.labels import enum_label
+from xerolink_cli.notes import Notes, one_line_columns
 from xerolink_cli.rpc_errors import CALLER_REFUSED, NOT_ANSWERED
 from xerolink_cli.usage import UsageError
 
@@ -56,10 +57,15 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     unlink = sub.add_parser(
         "unlink",
         help="unlink records from Xero (preview, then confirm); the Xero objects stay, recorded as orphans",
-        description="Select records by KIND:ID (e.g. client-bill:1001) or by filters; a preview is shown and "
+        description="Select records by KIND/ID (e.g. client-bill/1001) or by filters; a preview is shown and "
         "nothing changes without --yes or an interactive confirmation.",
     )
-    unlink.add_argument("records", nargs="*", metavar="KIND:ID", help="records, e.g. client-bill:1001 or 2:7001")
+    unlink.add_argument(
+        "records",
+        nargs="*",
+        metavar="KIND/ID",
+        help="records, e.g. client-bill/1001 (client-bill:1001 and 2/7001 work too)",
+    )
     unlink.add_argument("--connection", required=True)
     unlink.add_argument("--group", choices=sorted(GROUPS))
     unlink.add_argument("--state", choices=sorted(STATES))
@@ -76,15 +82,19 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 
     orphans = sub.add_parser("orphans", help="list Xero objects left in Xero by unlinks")
     orphans.add_argument("--connection", required=True)
-    orphans.add_argument("--record", help="only this record's orphans (KIND:ID)")
+    orphans.add_argument("--record", help="only this record's orphans (KIND/ID)")
     orphans.set_defaults(run=orphans_command)
 
 
 def parse_record(text: str) -> common_pb2.RecordKey:
-    """KIND:ID with KIND a kind name (client-bill, client_bill_payment) or number."""
-    kind_text, sep, id_text = text.partition(":")
+    """KIND/ID as link names write it (client-bill/1001), a whole link name
+    (connections/main/links/client-bill/1001), or KIND:ID; KIND a kind name or number."""
+    if text.startswith("connections/"):
+        text = text.split("/links/", 1)[-1]
+    separator = "/" if "/" in text else ":"
+    kind_text, sep, id_text = text.partition(separator)
     if not sep or not id_text.isdigit() or int(id_text) <= 0:
-        raise UsageError(f"{text!r}: write a record as KIND:ID, e.g. client-bill:1001")
+        raise UsageError(f"{text!r}: write a record as KIND/ID, e.g. client-bill/1001")
     return common_pb2.RecordKey(kind=parse_kind(kind_text), id=int(id_text))  # type: ignore[arg-type]
 
 
@@ -117,7 +127,8 @@ def parse_time(text: str | None, option: str) -> timestamp_pb2.Timestamp | None:
 
 
 def record_label(record: common_pb2.RecordKey) -> str:
-    return f"{enum_label(common_pb2.TransactionKind, record.kind)} {record.id}"
+    """ "client-bill/1001", as link names and the docs write a record."""
+    return f"{enum_label(common_pb2.TransactionKind, record.kind).replace(' ', '-')}/{record.id}"
 
 
 def selection_request(args: argparse.Namespace) -> poster_pb2.ListLinksRequest | None:
@@ -140,7 +151,7 @@ def selection_request(args: argparse.Namespace) -> poster_pb2.ListLinksRequest |
     if args.records and filtered:
         raise UsageError("name records or give filters, not both")
     if not args.records and not filtered:
-        raise UsageError("select what to unlink: name records (KIND:ID) or give at least one filter")
+        raise UsageError("select what to unlink: name records (KIND/ID) or give at least one filter")
     return None if args.records else request
 
 
@@ -160,15 +171,19 @@ def select_records(
             request.page_token = page.next_page_token
 
 
-def outcomes_table(title: str, outcomes: Sequence[unlink_pb2.UnlinkOutcome], words: dict[int, str]) -> Table:
+def outcomes_table(
+    title: str, outcomes: Sequence[unlink_pb2.UnlinkOutcome], words: dict[int, str], notes: Notes | None = None
+) -> Table:
+    notes = notes or Notes(wide=True)
     table = Table(title=title)
     for column in ("record", "action", "Xero objects left in Xero", "note"):
         table.add_column(column)
+    one_line_columns(table, "Xero objects left in Xero")
     for o in outcomes:
         style = ACTION_STYLE.get(o.action, "white")
         objects = ", ".join(f"{enum_label(objects_pb2.ObjectType, x.type)} {x.number or x.xero_id}" for x in o.orphaned)
         if o.action == unlink_pb2.UNLINK_ACTION_REFUSED:
-            note = f"{o.error.reason}: {o.error.message}"
+            note = notes.cell(o.error.reason, o.error.message)
         elif o.HasField("cascaded_from"):
             note = f"pays or allocates to {record_label(o.cascaded_from)}"
         else:
@@ -210,7 +225,8 @@ def unlink_command(args: argparse.Namespace, console: Console) -> int:
             preview = stub.UnlinkLinks(request, timeout=60)
         except grpc.RpcError as exc:
             return _refused(exc, console)
-        console.print(outcomes_table("Preview: nothing has changed yet", preview.outcomes, PREVIEW_WORDS))
+        notes = Notes(wide=args.wide)
+        notes.print(console, outcomes_table("Preview: nothing has changed yet", preview.outcomes, PREVIEW_WORDS, notes))
         refused = [o for o in preview.outcomes if o.action == unlink_pb2.UNLINK_ACTION_REFUSED]
         if refused:
             hint = " (add --cascade to unlink linked payments too)" if not args.cascade else ""
@@ -227,7 +243,8 @@ def unlink_command(args: argparse.Namespace, console: Console) -> int:
             done = stub.UnlinkLinks(request, timeout=60)
         except grpc.RpcError as exc:
             return _refused(exc, console)
-    console.print(outcomes_table("Unlinked", done.outcomes, DONE_WORDS))
+    notes = Notes(wide=args.wide)
+    notes.print(console, outcomes_table("Unlinked", done.outcomes, DONE_WORDS, notes))
     orphaned = sum(len(o.orphaned) for o in done.outcomes)
     console.print(
         f"{done.unlinked_count} unlinked; {orphaned} Xero object(s) left in Xero as orphans "

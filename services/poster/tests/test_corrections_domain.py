@@ -43,9 +43,9 @@ def test_an_invoice_plan_deletes_money_first_then_the_document_then_unlinks_paym
         (dom.Action.DELETE_PAYMENT, "pay-1"),
         (dom.Action.DELETE_PAYMENT, "pay-2"),
         (dom.Action.VOID_OR_DELETE_DOCUMENT, "inv-1"),
-        (dom.Action.UNLINK, "2/11"),
-        (dom.Action.UNLINK, "2/12"),
-        (dom.Action.UNLINK, "1/10"),
+        (dom.Action.UNLINK, "client-bill-payment/11"),
+        (dom.Action.UNLINK, "client-bill-payment/12"),
+        (dom.Action.UNLINK, "client-bill/10"),
     ]
     assert [s.state for s in plan.steps[:2]] == [dom.StepState.PENDING, dom.StepState.DONE]
     assert all(s.actor == dom.Actor.ACTIONSTEP_USER for s in plan.steps[6:])

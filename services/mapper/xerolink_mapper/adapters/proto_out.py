@@ -182,6 +182,9 @@ def fill_response(out: mapper_pb2.MapTransactionResponse, outcome: xero.MapOutco
     decision.reason_code = outcome.decision.reason_code
     decision.reason = outcome.decision.reason
     decision.profile = PROFILE_TO_PROTO[profile]
+    decision.outcome = (
+        mapper_pb2.DECISION_OUTCOME_SUPPORTED if decision.supported else mapper_pb2.DECISION_OUTCOME_NOT_SUPPORTED
+    )
     operations = out.operations
     for op in outcome.operations:
         fill_operation(operations.add(), op, currency)

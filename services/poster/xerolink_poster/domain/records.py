@@ -39,13 +39,55 @@ def group_of(kind: int) -> int:
     return _GROUP_BY_KIND.get(kind, GROUP_BANK_TRANSACTIONS)
 
 
+_KIND_PREFIX = "TRANSACTION_KIND_"
+
+
+def kind_slug(kind: int) -> str:
+    """The kind as a readable collection id (AIP-122): TRANSACTION_KIND_CLIENT_BILL -> "client-bill".
+    A number this contract version does not name stays a number."""
+    if kind not in KNOWN_KINDS:
+        return str(kind)
+    return common_pb2.TransactionKind.Name(kind).removeprefix(_KIND_PREFIX).lower().replace("_", "-")  # type: ignore[arg-type]
+
+
+def kind_from_slug(text: str) -> int | None:
+    """The kind a collection id names: "client-bill", or the kind's number as v1 names first had it."""
+    if text.isdigit():
+        kind = int(text)
+    else:
+        if not text or "_" in text:
+            return None
+        try:
+            kind = common_pb2.TransactionKind.Value(_KIND_PREFIX + text.upper().replace("-", "_"))
+        except ValueError:
+            return None
+    return kind if kind in KNOWN_KINDS else None
+
+
 @dataclass(frozen=True, order=True)
 class RecordRef:
     kind: int
     id: int
 
     def __str__(self) -> str:
-        return f"{self.kind}/{self.id}"
+        return f"{kind_slug(self.kind)}/{self.id}"
+
+
+def link_name(connection_id: str, record: RecordRef) -> str:
+    """ "connections/{connection_id}/links/{kind}/{id}", e.g. "connections/main/links/client-bill/1103"."""
+    return f"connections/{connection_id}/links/{record}"
+
+
+def parse_link_name(name: str) -> tuple[str, RecordRef] | None:
+    """The connection and record a link name names, the kind by name or by number; None when the
+    text is not a link name."""
+    parts = name.split("/")
+    if len(parts) != 5 or parts[0] != "connections" or parts[2] != "links" or not parts[1]:
+        return None
+    kind = kind_from_slug(parts[3])
+    if kind is None or not parts[4].isdigit() or int(parts[4]) <= 0:
+        return None
+    return parts[1], RecordRef(kind, int(parts[4]))
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from xerolink.actionstep.v1 import common_pb2
 from xerolink_common.errors import ErrorCode, PreconditionViolation, XerolinkError
 
 from xerolink_poster.domain.records import RecordRef, XeroObjectRef
+from xerolink_poster.domain.records import link_name as _record_link_name
 from xerolink_poster.domain.states import LinkState
 
 # Dependents in these states hold (or are about to hold) Xero objects that refer to the document.
@@ -183,4 +184,4 @@ def refusal(connection_id: str, outcomes: Sequence[Outcome]) -> XerolinkError | 
 
 
 def link_name(connection_id: str, record: RecordRef) -> str:
-    return f"connections/{connection_id}/links/{record.kind}/{record.id}"
+    return _record_link_name(connection_id, record)

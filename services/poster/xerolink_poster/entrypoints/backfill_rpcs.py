@@ -171,7 +171,8 @@ class BackfillRpcs:
                 backfill_pb2.PreflightCheck(
                     check=c.check,
                     status=_STATUS[c.status],
-                    reason_code=c.reason_code,
+                    # A check that passes refuses nothing, so it names no refusal reason.
+                    reason_code="" if _STATUS[c.status] == backfill_pb2.PREFLIGHT_STATUS_PASS else c.reason_code,
                     profiles=[_PROFILE[p] for p in c.profiles],
                     message=c.message,
                 )

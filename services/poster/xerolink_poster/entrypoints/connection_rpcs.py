@@ -5,12 +5,28 @@ from __future__ import annotations
 
 import grpc
 from xerolink.poster.v1 import connection_pb2
+from xerolink.type.v1 import errors_pb2
 from xerolink_common.grpc_errors import translate_errors
 from xerolink_common.security import require_connection
 
 from xerolink_poster.entrypoints.connection_messages import discrepancy_messages, status_message
 from xerolink_poster.service_layer.connection_lifecycle import ConnectionKeeper, ConnectRequest, context_of
 from xerolink_poster.service_layer.posting import Poster
+
+# What an existing connection keeps instead of a field of ConnectOrganisation.
+_IGNORED = {
+    "mapping_context": errors_pb2.Warning(
+        code="FIELD_IGNORED",
+        field="mapping_context",
+        message="the connection exists, so it keeps its own mapping context and account allocation (a "
+        "replacement organisation never overwrites them): change the allocation with RemapAccounts",
+    ),
+    "xero_base_url": errors_pb2.Warning(
+        code="FIELD_IGNORED",
+        field="xero_base_url",
+        message="the connection exists, so it keeps its Xero API host; create a new connection for another host",
+    ),
+}
 
 
 class ConnectionRpcs:
@@ -43,6 +59,7 @@ class ConnectionRpcs:
             status=status_message(outcome.row),
             replaced_organisation=outcome.replaced,
             previous_tenant_id=outcome.previous_tenant_id,
+            warnings=[_IGNORED[f] for f in outcome.ignored_fields],
         )
 
     @translate_errors

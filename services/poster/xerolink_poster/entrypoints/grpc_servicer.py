@@ -15,7 +15,7 @@ from xerolink_poster.entrypoints import proto_mapping as pm
 from xerolink_poster.entrypoints.backfill_rpcs import BackfillRpcs
 from xerolink_poster.entrypoints.connection_rpcs import ConnectionRpcs
 from xerolink_poster.entrypoints.correction_rpcs import CorrectionRpcs
-from xerolink_poster.entrypoints.request_context import actor_of, record_of
+from xerolink_poster.entrypoints.request_context import actor_of, link_of, record_of
 from xerolink_poster.entrypoints.unlink_rpcs import UnlinkRpcs, link_filter
 from xerolink_poster.service_layer import connections, queries
 from xerolink_poster.service_layer.connection_lifecycle import ConnectionKeeper
@@ -77,13 +77,14 @@ class PosterServicer(UnlinkRpcs, CorrectionRpcs, BackfillRpcs, ConnectionRpcs, p
     ) -> poster_pb2.PostTransactionResponse:
         require_connection(request.connection_id)
         outcome = self.poster.post(request.connection_id, request.transaction, request.request_id, actor_of(context))
-        return poster_pb2.PostTransactionResponse(posting=pm.outcome_message(outcome, request.connection_id))
+        return pm.post_response(outcome, request.connection_id)
 
     @translate_errors
     def BatchPostTransactions(
         self, request: poster_pb2.BatchPostTransactionsRequest, context: grpc.ServicerContext
     ) -> poster_pb2.BatchPostTransactionsResponse:
         require_connection(request.connection_id)
+        self.poster.require_known_connection(request.connection_id)
         _check_batch(len(request.transactions))
         results = self.poster.post_many(request.connection_id, request.transactions, actor_of(context))
         return poster_pb2.BatchPostTransactionsResponse(results=pm.results_messages(results, request.connection_id))
@@ -95,6 +96,7 @@ class PosterServicer(UnlinkRpcs, CorrectionRpcs, BackfillRpcs, ConnectionRpcs, p
         actor = actor_of(context)
         for request in request_iterator:
             require_connection(request.connection_id)
+            self.poster.require_known_connection(request.connection_id)
             _check_batch(len(request.transactions))
             results = self.poster.post_many(request.connection_id, request.transactions, actor)
             yield poster_pb2.StreamPostTransactionsResponse(results=pm.results_messages(results, request.connection_id))
@@ -112,6 +114,7 @@ class PosterServicer(UnlinkRpcs, CorrectionRpcs, BackfillRpcs, ConnectionRpcs, p
         self, request: poster_pb2.ListPostingsRequest, context: grpc.ServicerContext
     ) -> poster_pb2.ListPostingsResponse:
         require_connection(request.connection_id)
+        self.poster.require_known_connection(request.connection_id)
         views, token = queries.list_postings(
             self.db,
             request.connection_id,
@@ -134,9 +137,10 @@ class PosterServicer(UnlinkRpcs, CorrectionRpcs, BackfillRpcs, ConnectionRpcs, p
 
     @translate_errors
     def GetLink(self, request: poster_pb2.GetLinkRequest, context: grpc.ServicerContext) -> poster_pb2.GetLinkResponse:
-        require_connection(request.connection_id)
+        connection_id, record = link_of(request)
+        self.poster.require_known_connection(connection_id)
         link, audit = queries.get_link(
-            self.db, request.connection_id, record_of(request.record, "record"), request.include_audit
+            self.db, connection_id, record or record_of(request.record, "record"), request.include_audit
         )
         return poster_pb2.GetLinkResponse(link=pm.link_message(link, audit))
 
@@ -145,6 +149,7 @@ class PosterServicer(UnlinkRpcs, CorrectionRpcs, BackfillRpcs, ConnectionRpcs, p
         self, request: poster_pb2.ListLinksRequest, context: grpc.ServicerContext
     ) -> poster_pb2.ListLinksResponse:
         require_connection(request.connection_id)
+        self.poster.require_known_connection(request.connection_id)
         wanted = link_filter(request, _group_filter(int(request.group)), _state_filter(request.state))
         links, token = queries.list_links(self.db, request.connection_id, wanted, request.page_size, request.page_token)
         return poster_pb2.ListLinksResponse(links=[pm.link_message(x) for x in links], next_page_token=token)

@@ -13,7 +13,7 @@ from xerolink_common.errors import XerolinkError, bounded
 
 from xerolink_poster.adapters.registry import Registry
 from xerolink_poster.adapters.tables import AuditRow, ConnectionRow, LinkRow, PostingRow
-from xerolink_poster.domain.records import RecordRef
+from xerolink_poster.domain.records import RecordRef, link_name
 from xerolink_poster.entrypoints.connection_messages import status_message
 from xerolink_poster.service_layer.errors_json import parse_error
 from xerolink_poster.service_layer.posting import ItemFailure, PostOutcome
@@ -57,7 +57,7 @@ def item_error(err: XerolinkError) -> errors_pb2.ItemError:
 def link_message(link: LinkRow, audit: list[AuditRow] | None = None) -> poster_pb2.Link:
     error = parse_error(link.last_error)
     message = poster_pb2.Link(
-        name=f"connections/{link.connection_id}/links/{link.kind}/{link.record_id}",
+        name=link_name(link.connection_id, RecordRef(link.kind, link.record_id)),
         connection_id=link.connection_id,
         record=record_key(RecordRef(link.kind, link.record_id)),
         group=link.link_group,  # type: ignore[arg-type]
@@ -95,9 +95,20 @@ def link_message(link: LinkRow, audit: list[AuditRow] | None = None) -> poster_p
     return message
 
 
+def explained(decision: mapper_pb2.Decision) -> mapper_pb2.Decision:
+    """The decision with its outcome set: decisions stored before the mapper sent one have none,
+    and a refusal's JSON would otherwise carry nothing that says it is one."""
+    if decision.outcome == mapper_pb2.DECISION_OUTCOME_UNSPECIFIED:
+        decision.outcome = (
+            mapper_pb2.DECISION_OUTCOME_SUPPORTED if decision.supported else mapper_pb2.DECISION_OUTCOME_NOT_SUPPORTED
+        )
+    return decision
+
+
 def posting_message(posting: PostingRow, link: LinkRow | None, duplicate: bool = False) -> poster_pb2.Posting:
     decision = mapper_pb2.Decision()
     decision.ParseFromString(posting.decision)
+    explained(decision)
     message = poster_pb2.Posting(
         name=f"postings/{posting.posting_id}",
         posting_id=posting.posting_id,
@@ -116,15 +127,33 @@ def posting_message(posting: PostingRow, link: LinkRow | None, duplicate: bool =
 
 def outcome_message(outcome: PostOutcome, connection_id: str) -> poster_pb2.Posting:
     if outcome.posting is None:
-        # Not supported: the decision says why; nothing was stored.
+        # Not supported: nothing was stored. The unnamed posting is kept for v1 callers that read
+        # posting.decision; post_outcome and the decision beside it say plainly what happened.
         return poster_pb2.Posting(
             connection_id=connection_id,
             record=record_key(outcome.record),
-            decision=outcome.decision,
+            decision=explained(_copy(outcome.decision)),
             state=poster_pb2.LINK_STATE_UNSPECIFIED,
             content_fingerprint=outcome.fingerprint,
         )
     return posting_message(outcome.posting, outcome.link, outcome.duplicate)
+
+
+def _copy(decision: mapper_pb2.Decision) -> mapper_pb2.Decision:
+    copied = mapper_pb2.Decision()
+    copied.CopyFrom(decision)
+    return copied
+
+
+def post_outcome(outcome: PostOutcome) -> poster_pb2.PostOutcome.ValueType:
+    if outcome.posting is None:
+        return poster_pb2.POST_OUTCOME_NOT_SUPPORTED
+    return poster_pb2.POST_OUTCOME_DUPLICATE if outcome.duplicate else poster_pb2.POST_OUTCOME_ACCEPTED
+
+
+def post_response(outcome: PostOutcome, connection_id: str) -> poster_pb2.PostTransactionResponse:
+    posting = outcome_message(outcome, connection_id)
+    return poster_pb2.PostTransactionResponse(posting=posting, outcome=post_outcome(outcome), decision=posting.decision)
 
 
 def results_messages(results: list[PostOutcome | ItemFailure], connection_id: str) -> list[poster_pb2.PostResult]:
@@ -133,7 +162,12 @@ def results_messages(results: list[PostOutcome | ItemFailure], connection_id: st
         if isinstance(result, ItemFailure):
             out.append(poster_pb2.PostResult(index=index, error=item_error(result.error)))
         else:
-            out.append(poster_pb2.PostResult(index=index, posting=outcome_message(result, connection_id)))
+            posting = outcome_message(result, connection_id)
+            out.append(
+                poster_pb2.PostResult(
+                    index=index, posting=posting, post_outcome=post_outcome(result), decision=posting.decision
+                )
+            )
     return out
 
 

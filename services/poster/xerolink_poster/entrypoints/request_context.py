@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import grpc
 from xerolink_common.errors import FieldViolation, invalid_argument
-from xerolink_common.security import LOCAL_DEVELOPER, current_caller
+from xerolink_common.security import LOCAL_DEVELOPER, current_caller, require_connection
 
-from xerolink_poster.domain.records import KNOWN_KINDS, RecordRef
+from xerolink_poster.domain.records import KNOWN_KINDS, RecordRef, parse_link_name
 
 
 def actor_of(context: grpc.ServicerContext) -> str:
@@ -31,3 +31,28 @@ def record_of(request_record: object, field: str) -> RecordRef:
             [FieldViolation(field, "kind: a TransactionKind value (e.g. TRANSACTION_KIND_CLIENT_BILL); id: > 0")],
         )
     return RecordRef(kind, record_id)
+
+
+def link_of(request: object) -> tuple[str, RecordRef | None]:
+    """The connection a Get request names, after the caller is checked against it, and the record
+    when the request names the link by `name` (either kind form, "client-bill" or v1's number);
+    None when it names the record with `record`, which is checked after the connection exists."""
+    name = str(getattr(request, "name", ""))
+    if not name:
+        connection_id = str(getattr(request, "connection_id", ""))
+        require_connection(connection_id)
+        return connection_id, None
+    parsed = parse_link_name(name)
+    if parsed is None:
+        raise invalid_argument(
+            "INVALID_LINK_NAME",
+            f"{name[:200]!r} is not a link name",
+            [
+                FieldViolation(
+                    "name",
+                    "write connections/{connection_id}/links/{kind}/{id}, e.g. connections/main/links/client-bill/1103",
+                )
+            ],
+        )
+    require_connection(parsed[0])
+    return parsed

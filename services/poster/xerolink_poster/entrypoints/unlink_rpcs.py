@@ -22,6 +22,7 @@ from xerolink_poster.domain.unlink_plan import Action, Outcome, link_name
 from xerolink_poster.entrypoints import proto_mapping as pm
 from xerolink_poster.entrypoints.request_context import actor_of, record_of
 from xerolink_poster.service_layer import unlinking
+from xerolink_poster.service_layer.posting import Poster
 
 _XERO_ID = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 _ACTIONS = {
@@ -129,12 +130,14 @@ class UnlinkRpcs:
     """Mixed into PosterServicer."""
 
     db: Database
+    poster: Poster
 
     @translate_errors
     def UnlinkLinks(
         self, request: unlink_pb2.UnlinkLinksRequest, context: grpc.ServicerContext
     ) -> unlink_pb2.UnlinkLinksResponse:
         require_connection(request.connection_id)
+        self.poster.require_known_connection(request.connection_id)
         result = unlinking.unlink_links(
             self.db,
             request.connection_id,
@@ -161,6 +164,7 @@ class UnlinkRpcs:
         self, request: unlink_pb2.ListOrphansRequest, context: grpc.ServicerContext
     ) -> unlink_pb2.ListOrphansResponse:
         require_connection(request.connection_id)
+        self.poster.require_known_connection(request.connection_id)
         if request.type not in xero_pb2.ObjectType.values():
             raise invalid_argument(
                 "UNKNOWN_OBJECT_TYPE",

@@ -84,6 +84,8 @@ class ConnectOutcome:
     row: ConnectionRow
     replaced: bool
     previous_tenant_id: str
+    # Request fields an existing connection does not take, so the answer can name them.
+    ignored_fields: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -382,7 +384,12 @@ class ConnectionKeeper:
         for w in warnings:
             log.warning("connected organisation: %s", w.code, extra={"connection_id": cid, "tenant_id": tenant_id})
         replaced = bool(previous) and previous != tenant_id
-        return ConnectOutcome(self.get(cid), replaced, previous if replaced else "")
+        ignored: list[str] = []
+        if existing is not None and request.context is not None:
+            ignored.append("mapping_context")
+        if existing is not None and request.xero_base_url and request.xero_base_url.rstrip("/") != base_url:
+            ignored.append("xero_base_url")
+        return ConnectOutcome(self.get(cid), replaced, previous if replaced else "", tuple(ignored))
 
     def _choose_tenant(self, base_url: str, access_token: str, wanted: str) -> dict[str, Any]:
         try:

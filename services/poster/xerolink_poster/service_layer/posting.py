@@ -34,7 +34,7 @@ from xerolink_poster.adapters.registry import OUTBOX_DONE, OUTBOX_READY, OUTBOX_
 from xerolink_poster.adapters.tables import AuditRow, ConnectionRow, DependencyWaitRow, LinkRow, OutboxRow, PostingRow
 from xerolink_poster.domain.dependencies import record_dependencies
 from xerolink_poster.domain.fingerprint import content_fingerprint
-from xerolink_poster.domain.records import RecordRef, group_of
+from xerolink_poster.domain.records import RecordRef, group_of, link_name
 from xerolink_poster.domain.states import Event, LinkState, transition
 from xerolink_poster.service_layer.connection_lifecycle import check_postable
 from xerolink_poster.service_layer.connections import get_connection, request_id_violations
@@ -174,7 +174,18 @@ class Poster:
     def forget_connection(self, connection_id: str) -> None:
         self._connections.pop(connection_id, None)
 
+    def require_known_connection(self, connection_id: str) -> None:
+        """NOT_FOUND for a connection that does not exist, before any of the request's body is
+        judged: a caller fixes the resource it names before the body it sends."""
+        self._cached_connection(connection_id)
+
     def _connection(self, connection_id: str) -> tuple[ConnectionRow, mapper_pb2.MappingContext]:
+        cached = self._cached_connection(connection_id)
+        if cached.refusal is not None:
+            raise cached.refusal
+        return cached.row, cached.context
+
+    def _cached_connection(self, connection_id: str) -> _CachedConnection:
         cached = self._connections.get(connection_id)
         if cached is None or time.monotonic() - cached.read_at >= CONNECTION_CACHE_SECONDS:
             found = get_connection(self.db, connection_id)
@@ -187,13 +198,12 @@ class Poster:
                 refusal = err
             cached = _CachedConnection(time.monotonic(), found, mapping_context(found), refusal)
             self._connections[connection_id] = cached
-        if cached.refusal is not None:
-            raise cached.refusal
-        return cached.row, cached.context
+        return cached
 
     def post(
         self, connection_id: str, transaction: transaction_pb2.Transaction, request_id: str = "", actor: str = "caller"
     ) -> PostOutcome:
+        self.require_known_connection(connection_id)
         validate_transaction(transaction)
         if violations := request_id_violations(request_id):
             raise invalid_argument(
@@ -753,4 +763,4 @@ def waiting_error(waits: Sequence[RecordRef]) -> str:
 
 
 def _subject(connection: ConnectionRow, record: RecordRef) -> str:
-    return f"connections/{connection.connection_id}/links/{record.kind}/{record.id}"
+    return link_name(connection.connection_id, record)

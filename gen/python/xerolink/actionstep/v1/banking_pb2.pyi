@@ -32,9 +32,13 @@ class BankEntry(_message.Message):
     TOTALS_FIELD_NUMBER: _builtins.int
     bank_account: _builtins.str
     @_builtins.property
-    def lines(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.Line]: ...
+    def lines(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.Line]:
+        """Required."""
+
     @_builtins.property
-    def totals(self) -> _common_pb2.Totals: ...
+    def totals(self) -> _common_pb2.Totals:
+        """Required."""
+
     def __init__(
         self,
         *,
@@ -60,9 +64,13 @@ class OfficeBankTransfer(_message.Message):
     TO_BANK_ACCOUNT_FIELD_NUMBER: _builtins.int
     AMOUNT_FIELD_NUMBER: _builtins.int
     from_bank_account: _builtins.str
+    """Required."""
     to_bank_account: _builtins.str
+    """Required."""
     @_builtins.property
-    def amount(self) -> _money_pb2.Money: ...
+    def amount(self) -> _money_pb2.Money:
+        """Required."""
+
     def __init__(
         self,
         *,
@@ -173,8 +181,11 @@ class GeneralJournal(_message.Message):
     NARRATION_FIELD_NUMBER: _builtins.int
     LINES_FIELD_NUMBER: _builtins.int
     narration: _builtins.str
+    """Required."""
     @_builtins.property
-    def lines(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.JournalLine]: ...
+    def lines(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.JournalLine]:
+        """Required."""
+
     def __init__(
         self,
         *,

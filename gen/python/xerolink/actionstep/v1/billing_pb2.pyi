@@ -32,12 +32,19 @@ class ClientBill(_message.Message):
     LINES_FIELD_NUMBER: _builtins.int
     TOTALS_FIELD_NUMBER: _builtins.int
     bill_number: _builtins.str
+    """Required."""
     @_builtins.property
-    def due_date(self) -> _date_pb2.Date: ...
+    def due_date(self) -> _date_pb2.Date:
+        """Required."""
+
     @_builtins.property
-    def lines(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.Line]: ...
+    def lines(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.Line]:
+        """Required."""
+
     @_builtins.property
-    def totals(self) -> _common_pb2.Totals: ...
+    def totals(self) -> _common_pb2.Totals:
+        """Required."""
+
     def __init__(
         self,
         *,
@@ -64,10 +71,13 @@ class ClientBillPayment(_message.Message):
     AMOUNT_FIELD_NUMBER: _builtins.int
     BANK_ACCOUNT_FIELD_NUMBER: _builtins.int
     bill_id: _builtins.int
+    """Required."""
     bank_account: _builtins.str
     """GL account number of the office bank account; empty means the allocated office bank."""
     @_builtins.property
-    def amount(self) -> _money_pb2.Money: ...
+    def amount(self) -> _money_pb2.Money:
+        """Required."""
+
     def __init__(
         self,
         *,
@@ -94,12 +104,17 @@ class CreditNote(_message.Message):
     LINES_FIELD_NUMBER: _builtins.int
     TOTALS_FIELD_NUMBER: _builtins.int
     credit_note_number: _builtins.str
+    """Required."""
     bill_id: _builtins.int
     """The bill the credit relates to, 0 when none."""
     @_builtins.property
-    def lines(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.Line]: ...
+    def lines(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.Line]:
+        """Required."""
+
     @_builtins.property
-    def totals(self) -> _common_pb2.Totals: ...
+    def totals(self) -> _common_pb2.Totals:
+        """Required."""
+
     def __init__(
         self,
         *,
@@ -126,9 +141,13 @@ class CreditNoteApplication(_message.Message):
     BILL_ID_FIELD_NUMBER: _builtins.int
     AMOUNT_FIELD_NUMBER: _builtins.int
     credit_note_id: _builtins.int
+    """Required."""
     bill_id: _builtins.int
+    """Required."""
     @_builtins.property
-    def amount(self) -> _money_pb2.Money: ...
+    def amount(self) -> _money_pb2.Money:
+        """Required."""
+
     def __init__(
         self,
         *,
@@ -154,9 +173,12 @@ class CreditNoteRefund(_message.Message):
     AMOUNT_FIELD_NUMBER: _builtins.int
     BANK_ACCOUNT_FIELD_NUMBER: _builtins.int
     credit_note_id: _builtins.int
+    """Required."""
     bank_account: _builtins.str
     @_builtins.property
-    def amount(self) -> _money_pb2.Money: ...
+    def amount(self) -> _money_pb2.Money:
+        """Required."""
+
     def __init__(
         self,
         *,
@@ -187,11 +209,15 @@ class OverpaymentRefund(_message.Message):
     bank_account: _builtins.str
     @_builtins.property
     def overpaid_amount(self) -> _money_pb2.Money:
-        """The amount received in excess of the bills paid."""
+        """The amount received in excess of the bills paid.
+        Required.
+        """
 
     @_builtins.property
     def refund_amount(self) -> _money_pb2.Money:
-        """The amount refunded (at most the overpaid amount)."""
+        """The amount refunded (at most the overpaid amount).
+        Required.
+        """
 
     def __init__(
         self,

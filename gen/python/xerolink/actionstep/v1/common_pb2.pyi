@@ -149,8 +149,11 @@ class Participant(_message.Message):
     EMAIL_FIELD_NUMBER: _builtins.int
     TAX_NUMBER_FIELD_NUMBER: _builtins.int
     participant_id: _builtins.int
+    """Required (where the kind needs a participant: see TransactionHeader.participant)."""
     display_name: _builtins.str
-    """Name as shown in Actionstep; a company name or "First Last"."""
+    """Name as shown in Actionstep; a company name or "First Last". Required (where the participant
+    is) unless first_name or last_name is set.
+    """
     first_name: _builtins.str
     last_name: _builtins.str
     email: _builtins.str
@@ -191,11 +194,15 @@ class TransactionHeader(_message.Message):
     MEMO_FIELD_NUMBER: _builtins.int
     CURRENCY_RATE_FIELD_NUMBER: _builtins.int
     id: _builtins.int
-    """Actionstep record id of this transaction; its kind is the Transaction's oneof."""
+    """Actionstep record id of this transaction; its kind is the Transaction's oneof.
+    Required.
+    """
     division_id: _builtins.int
     """Actionstep division; the compatible profile supports only the single linked division."""
     currency_code: _builtins.str
-    """ISO-4217 code of the transaction."""
+    """ISO-4217 code of the transaction.
+    Required.
+    """
     action_id: _builtins.int
     """The matter ("action"), 0 when the transaction has none."""
     reference: _builtins.str
@@ -207,15 +214,25 @@ class TransactionHeader(_message.Message):
     """
     @_builtins.property
     def posted_at(self) -> _timestamp_pb2.Timestamp:
-        """When the transaction was posted to Actionstep's ledger (pre-integration check)."""
+        """When the transaction was posted to Actionstep's ledger (pre-integration check).
+        Required.
+        """
 
     @_builtins.property
     def transaction_date(self) -> _date_pb2.Date:
-        """Accounting date of the transaction (the Xero document date)."""
+        """Accounting date of the transaction (the Xero document date).
+        Required.
+        """
 
     @_builtins.property
     def participant(self) -> Global___Participant:
-        """Client, supplier or payer, where the kind has one."""
+        """The client, supplier or payer: becomes the Xero contact. Required for client bill, credit
+        note, overpayment refund, trust receipt, trust payment, trust interest, invoice paid from
+        trust, supplier invoice, supplier credit, bank deposit and bank withdrawal: Xero accepts an
+        invoice, credit note, overpayment or bank transaction only with a Contact ("A Contact must be
+        specified for this type of transaction"). For trust interest that is whoever paid the
+        interest, usually the bank. The other kinds ignore it.
+        """
 
     def __init__(
         self,
@@ -260,16 +277,23 @@ class Line(_message.Message):
     gl_account: _builtins.str
     """Actionstep GL account number. The first connected Xero organisation wrote its chart
     into Actionstep, so this is the Xero account code.
+    Required.
     """
     tax_code: _builtins.str
-    """Actionstep tax code, mapped to a Xero TaxType by the connection's tax-code map."""
+    """Actionstep tax code, mapped to a Xero TaxType by the connection's tax-code map.
+    Required.
+    """
     @_builtins.property
     def amount(self) -> _money_pb2.Money:
-        """Line total excluding tax."""
+        """Line total excluding tax.
+        Required.
+        """
 
     @_builtins.property
     def tax(self) -> _money_pb2.Money:
-        """Tax on the line, as Actionstep computed it (sent to Xero, never recomputed)."""
+        """Tax on the line, as Actionstep computed it (sent to Xero, never recomputed). Required, zero
+        when the line has no tax.
+        """
 
     def __init__(
         self,
@@ -334,13 +358,16 @@ class JournalLine(_message.Message):
     TAX_CODE_FIELD_NUMBER: _builtins.int
     ACTION_ID_FIELD_NUMBER: _builtins.int
     gl_account: _builtins.str
+    """Required."""
     description: _builtins.str
     tax_code: _builtins.str
     action_id: _builtins.int
     """The matter the line belongs to (trust journals), 0 when none."""
     @_builtins.property
     def amount(self) -> _money_pb2.Money:
-        """Positive is a debit, negative a credit; a journal's lines sum to zero."""
+        """Positive is a debit, negative a credit; a journal's lines sum to zero.
+        Required.
+        """
 
     def __init__(
         self,

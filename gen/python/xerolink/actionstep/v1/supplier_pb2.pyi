@@ -34,11 +34,17 @@ class SupplierInvoice(_message.Message):
     invoice_number: _builtins.str
     """The supplier's own invoice number."""
     @_builtins.property
-    def due_date(self) -> _date_pb2.Date: ...
+    def due_date(self) -> _date_pb2.Date:
+        """Required."""
+
     @_builtins.property
-    def lines(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.Line]: ...
+    def lines(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.Line]:
+        """Required."""
+
     @_builtins.property
-    def totals(self) -> _common_pb2.Totals: ...
+    def totals(self) -> _common_pb2.Totals:
+        """Required."""
+
     def __init__(
         self,
         *,
@@ -65,9 +71,12 @@ class SupplierInvoicePayment(_message.Message):
     AMOUNT_FIELD_NUMBER: _builtins.int
     BANK_ACCOUNT_FIELD_NUMBER: _builtins.int
     supplier_invoice_id: _builtins.int
+    """Required."""
     bank_account: _builtins.str
     @_builtins.property
-    def amount(self) -> _money_pb2.Money: ...
+    def amount(self) -> _money_pb2.Money:
+        """Required."""
+
     def __init__(
         self,
         *,
@@ -96,9 +105,13 @@ class SupplierCredit(_message.Message):
     credit_number: _builtins.str
     supplier_invoice_id: _builtins.int
     @_builtins.property
-    def lines(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.Line]: ...
+    def lines(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.Line]:
+        """Required."""
+
     @_builtins.property
-    def totals(self) -> _common_pb2.Totals: ...
+    def totals(self) -> _common_pb2.Totals:
+        """Required."""
+
     def __init__(
         self,
         *,
@@ -125,9 +138,13 @@ class SupplierCreditApplication(_message.Message):
     SUPPLIER_INVOICE_ID_FIELD_NUMBER: _builtins.int
     AMOUNT_FIELD_NUMBER: _builtins.int
     supplier_credit_id: _builtins.int
+    """Required."""
     supplier_invoice_id: _builtins.int
+    """Required."""
     @_builtins.property
-    def amount(self) -> _money_pb2.Money: ...
+    def amount(self) -> _money_pb2.Money:
+        """Required."""
+
     def __init__(
         self,
         *,

@@ -54,7 +54,9 @@ class TrustReceipt(_message.Message):
     """GL account number of the trust bank account; empty means the allocated trust bank."""
     description: _builtins.str
     @_builtins.property
-    def amount(self) -> _money_pb2.Money: ...
+    def amount(self) -> _money_pb2.Money:
+        """Required."""
+
     def __init__(
         self,
         *,
@@ -82,7 +84,9 @@ class TrustPayment(_message.Message):
     trust_bank_account: _builtins.str
     description: _builtins.str
     @_builtins.property
-    def amount(self) -> _money_pb2.Money: ...
+    def amount(self) -> _money_pb2.Money:
+        """Required."""
+
     def __init__(
         self,
         *,
@@ -109,10 +113,14 @@ class TrustJournal(_message.Message):
     AMOUNT_FIELD_NUMBER: _builtins.int
     DESCRIPTION_FIELD_NUMBER: _builtins.int
     from_action_id: _builtins.int
+    """Required."""
     to_action_id: _builtins.int
+    """Required."""
     description: _builtins.str
     @_builtins.property
-    def amount(self) -> _money_pb2.Money: ...
+    def amount(self) -> _money_pb2.Money:
+        """Required."""
+
     def __init__(
         self,
         *,
@@ -140,8 +148,11 @@ class TrustTransfer(_message.Message):
     AMOUNT_FIELD_NUMBER: _builtins.int
     from_bank_account: _builtins.str
     to_bank_account: _builtins.str
+    """Required."""
     @_builtins.property
-    def amount(self) -> _money_pb2.Money: ...
+    def amount(self) -> _money_pb2.Money:
+        """Required."""
+
     def __init__(
         self,
         *,
@@ -159,7 +170,9 @@ Global___TrustTransfer: _TypeAlias = TrustTransfer  # noqa: Y015
 
 @_typing.final
 class TrustInterest(_message.Message):
-    """Interest credited by the bank to the trust account."""
+    """Interest credited by the bank to the trust account. Xero records it as a BankTransaction
+    RECEIVE, which needs a Contact: send the bank (or whoever paid it) as header.participant.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -167,7 +180,9 @@ class TrustInterest(_message.Message):
     AMOUNT_FIELD_NUMBER: _builtins.int
     trust_bank_account: _builtins.str
     @_builtins.property
-    def amount(self) -> _money_pb2.Money: ...
+    def amount(self) -> _money_pb2.Money:
+        """Required."""
+
     def __init__(
         self,
         *,
@@ -192,9 +207,12 @@ class InvoicePaidFromTrust(_message.Message):
     TRUST_BANK_ACCOUNT_FIELD_NUMBER: _builtins.int
     AMOUNT_FIELD_NUMBER: _builtins.int
     bill_id: _builtins.int
+    """Required."""
     trust_bank_account: _builtins.str
     @_builtins.property
-    def amount(self) -> _money_pb2.Money: ...
+    def amount(self) -> _money_pb2.Money:
+        """Required."""
+
     def __init__(
         self,
         *,
@@ -221,11 +239,14 @@ class StatutoryFunds(_message.Message):
     STATUTORY_ACCOUNT_FIELD_NUMBER: _builtins.int
     AMOUNT_FIELD_NUMBER: _builtins.int
     direction: Global___FundsDirection.ValueType
+    """Required."""
     trust_bank_account: _builtins.str
     statutory_account: _builtins.str
     """Empty means the allocated "Statutory deposit account"."""
     @_builtins.property
-    def amount(self) -> _money_pb2.Money: ...
+    def amount(self) -> _money_pb2.Money:
+        """Required."""
+
     def __init__(
         self,
         *,
@@ -253,11 +274,14 @@ class AdvancedFunds(_message.Message):
     ADVANCED_FUNDS_ACCOUNT_FIELD_NUMBER: _builtins.int
     AMOUNT_FIELD_NUMBER: _builtins.int
     direction: Global___FundsDirection.ValueType
+    """Required."""
     trust_bank_account: _builtins.str
     advanced_funds_account: _builtins.str
     """Empty means the allocated advanced funds account."""
     @_builtins.property
-    def amount(self) -> _money_pb2.Money: ...
+    def amount(self) -> _money_pb2.Money:
+        """Required."""
+
     def __init__(
         self,
         *,

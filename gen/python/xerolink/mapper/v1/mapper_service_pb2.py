@@ -30,7 +30,7 @@ from xerolink.type.v1 import money_pb2 as xerolink_dot_type_dot_v1_dot_money__pb
 from xerolink.xero.v1 import objects_pb2 as xerolink_dot_xero_dot_v1_dot_objects__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'xerolink/mapper/v1/mapper_service.proto\x12\x12xerolink.mapper.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a#xerolink/actionstep/v1/common.proto\x1a(xerolink/actionstep/v1/transaction.proto\x1a\x1dxerolink/type/v1/errors.proto\x1a\x1cxerolink/type/v1/money.proto\x1a\x1exerolink/xero/v1/objects.proto\"s\n\x0c\x43hartAccount\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0c\n\x04type\x18\x03 \x01(\t\x12\x0e\n\x06status\x18\x04 \x01(\t\x12\x10\n\x08tax_type\x18\x05 \x01(\t\x12\x17\n\x0f\x65nable_payments\x18\x06 \x01(\x08\"\xad\x06\n\x0eMappingContext\x12\x32\n\x07profile\x18\x01 \x01(\x0e\x32!.xerolink.mapper.v1.PolicyProfile\x12\x1a\n\x12linked_division_id\x18\x02 \x01(\x03\x12\x30\n\x0c\x63onnected_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1a\n\x12\x62\x61se_currency_code\x18\x04 \x01(\t\x12\x1f\n\x17multi_currency_database\x18\x05 \x01(\x08\x12?\n\x11\x61\x63\x63ounting_method\x18\x06 \x01(\x0e\x32$.xerolink.mapper.v1.AccountingMethod\x12$\n\x1cgeneral_retainers_configured\x18\x07 \x01(\x08\x12U\n\x12\x61\x63\x63ount_allocation\x18\x08 \x03(\x0b\x32\x39.xerolink.mapper.v1.MappingContext.AccountAllocationEntry\x12H\n\x0ctax_code_map\x18\t \x03(\x0b\x32\x32.xerolink.mapper.v1.MappingContext.TaxCodeMapEntry\x12/\n\x05\x63hart\x18\n \x03(\x0b\x32 .xerolink.mapper.v1.ChartAccount\x12Y\n\x15purchase_tax_code_map\x18\x0b \x03(\x0b\x32:.xerolink.mapper.v1.MappingContext.PurchaseTaxCodeMapEntry\x12 \n\x18pre_integration_backfill\x18\x0c \x01(\x08\x1a\x38\n\x16\x41\x63\x63ountAllocationEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a\x31\n\x0fTaxCodeMapEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a\x39\n\x17PurchaseTaxCodeMapEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"v\n\x08\x44\x65\x63ision\x12\x11\n\tsupported\x18\x01 \x01(\x08\x12\x13\n\x0breason_code\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x32\n\x07profile\x18\x04 \x01(\x0e\x32!.xerolink.mapper.v1.PolicyProfile\"\x86\x01\n\x15MapTransactionRequest\x12\x38\n\x0btransaction\x18\x01 \x01(\x0b\x32#.xerolink.actionstep.v1.Transaction\x12\x33\n\x07\x63ontext\x18\x02 \x01(\x0b\x32\".xerolink.mapper.v1.MappingContext\"\xd4\x01\n\x16MapTransactionResponse\x12\x31\n\x06record\x18\x01 \x01(\x0b\x32!.xerolink.actionstep.v1.RecordKey\x12.\n\x08\x64\x65\x63ision\x18\x02 \x01(\x0b\x32\x1c.xerolink.mapper.v1.Decision\x12/\n\noperations\x18\x03 \x03(\x0b\x32\x1b.xerolink.xero.v1.Operation\x12&\n\x05total\x18\x04 \x01(\x0b\x32\x17.xerolink.type.v1.Money\"\x8f\x01\n\x1b\x42\x61tchMapTransactionsRequest\x12;\n\x08requests\x18\x01 \x03(\x0b\x32).xerolink.mapper.v1.MapTransactionRequest\x12\x33\n\x07\x63ontext\x18\x02 \x01(\x0b\x32\".xerolink.mapper.v1.MappingContext\"\xdf\x01\n\tMapResult\x12\r\n\x05index\x18\x01 \x01(\x05\x12>\n\x08response\x18\x02 \x01(\x0b\x32*.xerolink.mapper.v1.MapTransactionResponseH\x00\x12,\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x1b.xerolink.type.v1.ItemErrorH\x00\x12J\n\x17precondition_violations\x18\x04 \x03(\x0b\x32).xerolink.mapper.v1.PreconditionViolationB\t\n\x07outcome\"K\n\x15PreconditionViolation\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0f\n\x07subject\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\"N\n\x1c\x42\x61tchMapTransactionsResponse\x12.\n\x07results\x18\x01 \x03(\x0b\x32\x1d.xerolink.mapper.v1.MapResult\"\x90\x01\n\x1cStreamMapTransactionsRequest\x12;\n\x08requests\x18\x01 \x03(\x0b\x32).xerolink.mapper.v1.MapTransactionRequest\x12\x33\n\x07\x63ontext\x18\x02 \x01(\x0b\x32\".xerolink.mapper.v1.MappingContext\"O\n\x1dStreamMapTransactionsResponse\x12.\n\x07results\x18\x01 \x03(\x0b\x32\x1d.xerolink.mapper.v1.MapResult\"N\n\x18ListSupportMatrixRequest\x12\x32\n\x07profile\x18\x01 \x01(\x0e\x32!.xerolink.mapper.v1.PolicyProfile\"\xe1\x01\n\x10SupportMatrixRow\x12\x35\n\x04kind\x18\x01 \x01(\x0e\x32\'.xerolink.actionstep.v1.TransactionKind\x12\r\n\x05label\x18\x02 \x01(\t\x12\x32\n\x07profile\x18\x03 \x01(\x0e\x32!.xerolink.mapper.v1.PolicyProfile\x12\x11\n\tsupported\x18\x04 \x01(\x08\x12\x13\n\x0breason_code\x18\x05 \x01(\t\x12\x0e\n\x06reason\x18\x06 \x01(\t\x12\x1b\n\x13xero_representation\x18\x07 \x01(\t\"l\n\x10SupportCondition\x12\x13\n\x0breason_code\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x33\n\x08profiles\x18\x03 \x03(\x0e\x32!.xerolink.mapper.v1.PolicyProfile\"\x89\x01\n\x19ListSupportMatrixResponse\x12\x32\n\x04rows\x18\x01 \x03(\x0b\x32$.xerolink.mapper.v1.SupportMatrixRow\x12\x38\n\nconditions\x18\x02 \x03(\x0b\x32$.xerolink.mapper.v1.SupportCondition*v\n\rPolicyProfile\x12\x1e\n\x1aPOLICY_PROFILE_UNSPECIFIED\x10\x00\x12(\n$POLICY_PROFILE_ACTIONSTEP_COMPATIBLE\x10\x01\x12\x1b\n\x17POLICY_PROFILE_EXTENDED\x10\x02*p\n\x10\x41\x63\x63ountingMethod\x12!\n\x1d\x41\x43\x43OUNTING_METHOD_UNSPECIFIED\x10\x00\x12\x1d\n\x19\x41\x43\x43OUNTING_METHOD_ACCRUAL\x10\x01\x12\x1a\n\x16\x41\x43\x43OUNTING_METHOD_CASH\x10\x02\x32\xe8\x03\n\rMapperService\x12g\n\x0eMapTransaction\x12).xerolink.mapper.v1.MapTransactionRequest\x1a*.xerolink.mapper.v1.MapTransactionResponse\x12y\n\x14\x42\x61tchMapTransactions\x12/.xerolink.mapper.v1.BatchMapTransactionsRequest\x1a\x30.xerolink.mapper.v1.BatchMapTransactionsResponse\x12\x80\x01\n\x15StreamMapTransactions\x12\x30.xerolink.mapper.v1.StreamMapTransactionsRequest\x1a\x31.xerolink.mapper.v1.StreamMapTransactionsResponse(\x01\x30\x01\x12p\n\x11ListSupportMatrix\x12,.xerolink.mapper.v1.ListSupportMatrixRequest\x1a-.xerolink.mapper.v1.ListSupportMatrixResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'xerolink/mapper/v1/mapper_service.proto\x12\x12xerolink.mapper.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a#xerolink/actionstep/v1/common.proto\x1a(xerolink/actionstep/v1/transaction.proto\x1a\x1dxerolink/type/v1/errors.proto\x1a\x1cxerolink/type/v1/money.proto\x1a\x1exerolink/xero/v1/objects.proto\"s\n\x0c\x43hartAccount\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0c\n\x04type\x18\x03 \x01(\t\x12\x0e\n\x06status\x18\x04 \x01(\t\x12\x10\n\x08tax_type\x18\x05 \x01(\t\x12\x17\n\x0f\x65nable_payments\x18\x06 \x01(\x08\"\xad\x06\n\x0eMappingContext\x12\x32\n\x07profile\x18\x01 \x01(\x0e\x32!.xerolink.mapper.v1.PolicyProfile\x12\x1a\n\x12linked_division_id\x18\x02 \x01(\x03\x12\x30\n\x0c\x63onnected_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1a\n\x12\x62\x61se_currency_code\x18\x04 \x01(\t\x12\x1f\n\x17multi_currency_database\x18\x05 \x01(\x08\x12?\n\x11\x61\x63\x63ounting_method\x18\x06 \x01(\x0e\x32$.xerolink.mapper.v1.AccountingMethod\x12$\n\x1cgeneral_retainers_configured\x18\x07 \x01(\x08\x12U\n\x12\x61\x63\x63ount_allocation\x18\x08 \x03(\x0b\x32\x39.xerolink.mapper.v1.MappingContext.AccountAllocationEntry\x12H\n\x0ctax_code_map\x18\t \x03(\x0b\x32\x32.xerolink.mapper.v1.MappingContext.TaxCodeMapEntry\x12/\n\x05\x63hart\x18\n \x03(\x0b\x32 .xerolink.mapper.v1.ChartAccount\x12Y\n\x15purchase_tax_code_map\x18\x0b \x03(\x0b\x32:.xerolink.mapper.v1.MappingContext.PurchaseTaxCodeMapEntry\x12 \n\x18pre_integration_backfill\x18\x0c \x01(\x08\x1a\x38\n\x16\x41\x63\x63ountAllocationEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a\x31\n\x0fTaxCodeMapEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a\x39\n\x17PurchaseTaxCodeMapEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xac\x01\n\x08\x44\x65\x63ision\x12\x11\n\tsupported\x18\x01 \x01(\x08\x12\x13\n\x0breason_code\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x32\n\x07profile\x18\x04 \x01(\x0e\x32!.xerolink.mapper.v1.PolicyProfile\x12\x34\n\x07outcome\x18\x05 \x01(\x0e\x32#.xerolink.mapper.v1.DecisionOutcome\"\x86\x01\n\x15MapTransactionRequest\x12\x38\n\x0btransaction\x18\x01 \x01(\x0b\x32#.xerolink.actionstep.v1.Transaction\x12\x33\n\x07\x63ontext\x18\x02 \x01(\x0b\x32\".xerolink.mapper.v1.MappingContext\"\xd4\x01\n\x16MapTransactionResponse\x12\x31\n\x06record\x18\x01 \x01(\x0b\x32!.xerolink.actionstep.v1.RecordKey\x12.\n\x08\x64\x65\x63ision\x18\x02 \x01(\x0b\x32\x1c.xerolink.mapper.v1.Decision\x12/\n\noperations\x18\x03 \x03(\x0b\x32\x1b.xerolink.xero.v1.Operation\x12&\n\x05total\x18\x04 \x01(\x0b\x32\x17.xerolink.type.v1.Money\"\x8f\x01\n\x1b\x42\x61tchMapTransactionsRequest\x12;\n\x08requests\x18\x01 \x03(\x0b\x32).xerolink.mapper.v1.MapTransactionRequest\x12\x33\n\x07\x63ontext\x18\x02 \x01(\x0b\x32\".xerolink.mapper.v1.MappingContext\"\xdf\x01\n\tMapResult\x12\r\n\x05index\x18\x01 \x01(\x05\x12>\n\x08response\x18\x02 \x01(\x0b\x32*.xerolink.mapper.v1.MapTransactionResponseH\x00\x12,\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x1b.xerolink.type.v1.ItemErrorH\x00\x12J\n\x17precondition_violations\x18\x04 \x03(\x0b\x32).xerolink.mapper.v1.PreconditionViolationB\t\n\x07outcome\"K\n\x15PreconditionViolation\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0f\n\x07subject\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\"N\n\x1c\x42\x61tchMapTransactionsResponse\x12.\n\x07results\x18\x01 \x03(\x0b\x32\x1d.xerolink.mapper.v1.MapResult\"\x90\x01\n\x1cStreamMapTransactionsRequest\x12;\n\x08requests\x18\x01 \x03(\x0b\x32).xerolink.mapper.v1.MapTransactionRequest\x12\x33\n\x07\x63ontext\x18\x02 \x01(\x0b\x32\".xerolink.mapper.v1.MappingContext\"O\n\x1dStreamMapTransactionsResponse\x12.\n\x07results\x18\x01 \x03(\x0b\x32\x1d.xerolink.mapper.v1.MapResult\"N\n\x18ListSupportMatrixRequest\x12\x32\n\x07profile\x18\x01 \x01(\x0e\x32!.xerolink.mapper.v1.PolicyProfile\"\xe1\x01\n\x10SupportMatrixRow\x12\x35\n\x04kind\x18\x01 \x01(\x0e\x32\'.xerolink.actionstep.v1.TransactionKind\x12\r\n\x05label\x18\x02 \x01(\t\x12\x32\n\x07profile\x18\x03 \x01(\x0e\x32!.xerolink.mapper.v1.PolicyProfile\x12\x11\n\tsupported\x18\x04 \x01(\x08\x12\x13\n\x0breason_code\x18\x05 \x01(\t\x12\x0e\n\x06reason\x18\x06 \x01(\t\x12\x1b\n\x13xero_representation\x18\x07 \x01(\t\"l\n\x10SupportCondition\x12\x13\n\x0breason_code\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x33\n\x08profiles\x18\x03 \x03(\x0e\x32!.xerolink.mapper.v1.PolicyProfile\"\x89\x01\n\x19ListSupportMatrixResponse\x12\x32\n\x04rows\x18\x01 \x03(\x0b\x32$.xerolink.mapper.v1.SupportMatrixRow\x12\x38\n\nconditions\x18\x02 \x03(\x0b\x32$.xerolink.mapper.v1.SupportCondition*v\n\rPolicyProfile\x12\x1e\n\x1aPOLICY_PROFILE_UNSPECIFIED\x10\x00\x12(\n$POLICY_PROFILE_ACTIONSTEP_COMPATIBLE\x10\x01\x12\x1b\n\x17POLICY_PROFILE_EXTENDED\x10\x02*p\n\x10\x41\x63\x63ountingMethod\x12!\n\x1d\x41\x43\x43OUNTING_METHOD_UNSPECIFIED\x10\x00\x12\x1d\n\x19\x41\x43\x43OUNTING_METHOD_ACCRUAL\x10\x01\x12\x1a\n\x16\x41\x43\x43OUNTING_METHOD_CASH\x10\x02*w\n\x0f\x44\x65\x63isionOutcome\x12 \n\x1c\x44\x45\x43ISION_OUTCOME_UNSPECIFIED\x10\x00\x12\x1e\n\x1a\x44\x45\x43ISION_OUTCOME_SUPPORTED\x10\x01\x12\"\n\x1e\x44\x45\x43ISION_OUTCOME_NOT_SUPPORTED\x10\x02\x32\xe8\x03\n\rMapperService\x12g\n\x0eMapTransaction\x12).xerolink.mapper.v1.MapTransactionRequest\x1a*.xerolink.mapper.v1.MapTransactionResponse\x12y\n\x14\x42\x61tchMapTransactions\x12/.xerolink.mapper.v1.BatchMapTransactionsRequest\x1a\x30.xerolink.mapper.v1.BatchMapTransactionsResponse\x12\x80\x01\n\x15StreamMapTransactions\x12\x30.xerolink.mapper.v1.StreamMapTransactionsRequest\x1a\x31.xerolink.mapper.v1.StreamMapTransactionsResponse(\x01\x30\x01\x12p\n\x11ListSupportMatrix\x12,.xerolink.mapper.v1.ListSupportMatrixRequest\x1a-.xerolink.mapper.v1.ListSupportMatrixResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -43,10 +43,12 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_MAPPINGCONTEXT_TAXCODEMAPENTRY']._serialized_options = b'8\001'
   _globals['_MAPPINGCONTEXT_PURCHASETAXCODEMAPENTRY']._loaded_options = None
   _globals['_MAPPINGCONTEXT_PURCHASETAXCODEMAPENTRY']._serialized_options = b'8\001'
-  _globals['_POLICYPROFILE']._serialized_start=2988
-  _globals['_POLICYPROFILE']._serialized_end=3106
-  _globals['_ACCOUNTINGMETHOD']._serialized_start=3108
-  _globals['_ACCOUNTINGMETHOD']._serialized_end=3220
+  _globals['_POLICYPROFILE']._serialized_start=3043
+  _globals['_POLICYPROFILE']._serialized_end=3161
+  _globals['_ACCOUNTINGMETHOD']._serialized_start=3163
+  _globals['_ACCOUNTINGMETHOD']._serialized_end=3275
+  _globals['_DECISIONOUTCOME']._serialized_start=3277
+  _globals['_DECISIONOUTCOME']._serialized_end=3396
   _globals['_CHARTACCOUNT']._serialized_start=268
   _globals['_CHARTACCOUNT']._serialized_end=383
   _globals['_MAPPINGCONTEXT']._serialized_start=386
@@ -57,32 +59,32 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_MAPPINGCONTEXT_TAXCODEMAPENTRY']._serialized_end=1140
   _globals['_MAPPINGCONTEXT_PURCHASETAXCODEMAPENTRY']._serialized_start=1142
   _globals['_MAPPINGCONTEXT_PURCHASETAXCODEMAPENTRY']._serialized_end=1199
-  _globals['_DECISION']._serialized_start=1201
-  _globals['_DECISION']._serialized_end=1319
-  _globals['_MAPTRANSACTIONREQUEST']._serialized_start=1322
-  _globals['_MAPTRANSACTIONREQUEST']._serialized_end=1456
-  _globals['_MAPTRANSACTIONRESPONSE']._serialized_start=1459
-  _globals['_MAPTRANSACTIONRESPONSE']._serialized_end=1671
-  _globals['_BATCHMAPTRANSACTIONSREQUEST']._serialized_start=1674
-  _globals['_BATCHMAPTRANSACTIONSREQUEST']._serialized_end=1817
-  _globals['_MAPRESULT']._serialized_start=1820
-  _globals['_MAPRESULT']._serialized_end=2043
-  _globals['_PRECONDITIONVIOLATION']._serialized_start=2045
-  _globals['_PRECONDITIONVIOLATION']._serialized_end=2120
-  _globals['_BATCHMAPTRANSACTIONSRESPONSE']._serialized_start=2122
-  _globals['_BATCHMAPTRANSACTIONSRESPONSE']._serialized_end=2200
-  _globals['_STREAMMAPTRANSACTIONSREQUEST']._serialized_start=2203
-  _globals['_STREAMMAPTRANSACTIONSREQUEST']._serialized_end=2347
-  _globals['_STREAMMAPTRANSACTIONSRESPONSE']._serialized_start=2349
-  _globals['_STREAMMAPTRANSACTIONSRESPONSE']._serialized_end=2428
-  _globals['_LISTSUPPORTMATRIXREQUEST']._serialized_start=2430
-  _globals['_LISTSUPPORTMATRIXREQUEST']._serialized_end=2508
-  _globals['_SUPPORTMATRIXROW']._serialized_start=2511
-  _globals['_SUPPORTMATRIXROW']._serialized_end=2736
-  _globals['_SUPPORTCONDITION']._serialized_start=2738
-  _globals['_SUPPORTCONDITION']._serialized_end=2846
-  _globals['_LISTSUPPORTMATRIXRESPONSE']._serialized_start=2849
-  _globals['_LISTSUPPORTMATRIXRESPONSE']._serialized_end=2986
-  _globals['_MAPPERSERVICE']._serialized_start=3223
-  _globals['_MAPPERSERVICE']._serialized_end=3711
+  _globals['_DECISION']._serialized_start=1202
+  _globals['_DECISION']._serialized_end=1374
+  _globals['_MAPTRANSACTIONREQUEST']._serialized_start=1377
+  _globals['_MAPTRANSACTIONREQUEST']._serialized_end=1511
+  _globals['_MAPTRANSACTIONRESPONSE']._serialized_start=1514
+  _globals['_MAPTRANSACTIONRESPONSE']._serialized_end=1726
+  _globals['_BATCHMAPTRANSACTIONSREQUEST']._serialized_start=1729
+  _globals['_BATCHMAPTRANSACTIONSREQUEST']._serialized_end=1872
+  _globals['_MAPRESULT']._serialized_start=1875
+  _globals['_MAPRESULT']._serialized_end=2098
+  _globals['_PRECONDITIONVIOLATION']._serialized_start=2100
+  _globals['_PRECONDITIONVIOLATION']._serialized_end=2175
+  _globals['_BATCHMAPTRANSACTIONSRESPONSE']._serialized_start=2177
+  _globals['_BATCHMAPTRANSACTIONSRESPONSE']._serialized_end=2255
+  _globals['_STREAMMAPTRANSACTIONSREQUEST']._serialized_start=2258
+  _globals['_STREAMMAPTRANSACTIONSREQUEST']._serialized_end=2402
+  _globals['_STREAMMAPTRANSACTIONSRESPONSE']._serialized_start=2404
+  _globals['_STREAMMAPTRANSACTIONSRESPONSE']._serialized_end=2483
+  _globals['_LISTSUPPORTMATRIXREQUEST']._serialized_start=2485
+  _globals['_LISTSUPPORTMATRIXREQUEST']._serialized_end=2563
+  _globals['_SUPPORTMATRIXROW']._serialized_start=2566
+  _globals['_SUPPORTMATRIXROW']._serialized_end=2791
+  _globals['_SUPPORTCONDITION']._serialized_start=2793
+  _globals['_SUPPORTCONDITION']._serialized_end=2901
+  _globals['_LISTSUPPORTMATRIXRESPONSE']._serialized_start=2904
+  _globals['_LISTSUPPORTMATRIXRESPONSE']._serialized_end=3041
+  _globals['_MAPPERSERVICE']._serialized_start=3399
+  _globals['_MAPPERSERVICE']._serialized_end=3887
 # @@protoc_insertion_point(module_scope)

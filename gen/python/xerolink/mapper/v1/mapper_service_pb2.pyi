@@ -67,6 +67,28 @@ ACCOUNTING_METHOD_ACCRUAL: AccountingMethod.ValueType  # 1
 ACCOUNTING_METHOD_CASH: AccountingMethod.ValueType  # 2
 Global___AccountingMethod: _TypeAlias = AccountingMethod  # noqa: Y015
 
+class _DecisionOutcome:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _DecisionOutcomeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_DecisionOutcome.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    DECISION_OUTCOME_UNSPECIFIED: _DecisionOutcome.ValueType  # 0
+    DECISION_OUTCOME_SUPPORTED: _DecisionOutcome.ValueType  # 1
+    """Posted: the operations represent it in Xero."""
+    DECISION_OUTCOME_NOT_SUPPORTED: _DecisionOutcome.ValueType  # 2
+    """Not posted: reason_code and reason say why; nothing is stored or sent to Xero."""
+
+class DecisionOutcome(_DecisionOutcome, metaclass=_DecisionOutcomeEnumTypeWrapper):
+    """Whether a transaction is posted to Xero, as a value that is always present in JSON."""
+
+DECISION_OUTCOME_UNSPECIFIED: DecisionOutcome.ValueType  # 0
+DECISION_OUTCOME_SUPPORTED: DecisionOutcome.ValueType  # 1
+"""Posted: the operations represent it in Xero."""
+DECISION_OUTCOME_NOT_SUPPORTED: DecisionOutcome.ValueType  # 2
+"""Not posted: reason_code and reason say why; nothing is stored or sent to Xero."""
+Global___DecisionOutcome: _TypeAlias = DecisionOutcome  # noqa: Y015
+
 @_typing.final
 class ChartAccount(_message.Message):
     """A Xero account of the connected organisation's chart."""
@@ -258,13 +280,19 @@ class Decision(_message.Message):
     REASON_CODE_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
     PROFILE_FIELD_NUMBER: _builtins.int
+    OUTCOME_FIELD_NUMBER: _builtins.int
     supported: _builtins.bool
+    """Proto3 JSON leaves out a false value, so a refusal's JSON has no "supported": read outcome,
+    which says the same and is always present.
+    """
     reason_code: _builtins.str
     """UPPER_SNAKE reason, e.g. "SUPPORTED", "PRE_INTEGRATION", "NOT_POSTED_BY_ACTIONSTEP"."""
     reason: _builtins.str
     """One sentence for a person."""
     profile: Global___PolicyProfile.ValueType
     """The profile the decision was made in."""
+    outcome: Global___DecisionOutcome.ValueType
+    """SUPPORTED or NOT_SUPPORTED, always set (agrees with supported)."""
     def __init__(
         self,
         *,
@@ -272,10 +300,11 @@ class Decision(_message.Message):
         reason_code: _builtins.str = ...,
         reason: _builtins.str = ...,
         profile: Global___PolicyProfile.ValueType = ...,
+        outcome: Global___DecisionOutcome.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["profile", b"profile", "reason", b"reason", "reason_code", b"reason_code", "supported", b"supported"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["outcome", b"outcome", "profile", b"profile", "reason", b"reason", "reason_code", b"reason_code", "supported", b"supported"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -160,7 +160,8 @@ class PreflightCheck(_message.Message):
     status: Global___PreflightStatus.ValueType
     reason_code: _builtins.str
     """The support matrix's condition the check is about (e.g. "CASH_ACCOUNTING"); the mapper
-    refuses each transaction with this reason code while the check does not pass.
+    refuses each transaction with this reason code while the check does not pass. Empty when
+    the check passes: nothing is refused.
     """
     message: _builtins.str
     """One sentence: what was found and what to do."""

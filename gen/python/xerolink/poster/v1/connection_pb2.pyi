@@ -10,6 +10,7 @@ from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from xerolink.mapper.v1 import mapper_service_pb2 as _mapper_service_pb2
+from xerolink.type.v1 import errors_pb2 as _errors_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -249,12 +250,16 @@ class ConnectOrganisationRequest(_message.Message):
     xero_tenant_id: _builtins.str
     """Which organisation of the consent to use; may be empty when Xero's /connections lists one."""
     xero_base_url: _builtins.str
-    """A new connection: the Xero API host, e.g. "https://api.xero.com" (default) or the emulator's."""
+    """A new connection: the Xero API host, e.g. "https://api.xero.com" (default) or the emulator's.
+    An existing connection keeps its host: a different one is ignored with a FIELD_IGNORED warning.
+    """
     @_builtins.property
     def mapping_context(self) -> _mapper_service_pb2.MappingContext:
-        """A new connection: profile, linked division, connected_at, account allocation and tax maps.
-        The chart and the base currency are read from Xero. Ignored for an existing connection,
-        which keeps its own (the allocation is never overwritten by a replacement organisation).
+        """Required for a new connection: profile, linked division, connected_at, account allocation
+        and tax maps; the chart and the base currency are read from Xero. An existing connection
+        keeps its own (a replacement organisation never overwrites the allocation): one sent with it
+        is ignored and the answer carries a FIELD_IGNORED warning naming mapping_context. Change an
+        existing allocation with RemapAccounts.
         """
 
     def __init__(
@@ -284,6 +289,7 @@ class ConnectOrganisationResponse(_message.Message):
     STATUS_FIELD_NUMBER: _builtins.int
     REPLACED_ORGANISATION_FIELD_NUMBER: _builtins.int
     PREVIOUS_TENANT_ID_FIELD_NUMBER: _builtins.int
+    WARNINGS_FIELD_NUMBER: _builtins.int
     connection_id: _builtins.str
     replaced_organisation: _builtins.bool
     """The connection already had an organisation and now has a different one."""
@@ -291,6 +297,10 @@ class ConnectOrganisationResponse(_message.Message):
     """The tenant id the connection had before (replaced_organisation only)."""
     @_builtins.property
     def status(self) -> Global___ConnectionStatus: ...
+    @_builtins.property
+    def warnings(self) -> _containers.RepeatedCompositeFieldContainer[_errors_pb2.Warning]:
+        """Request fields this call ignored (e.g. mapping_context for an existing connection)."""
+
     def __init__(
         self,
         *,
@@ -298,10 +308,11 @@ class ConnectOrganisationResponse(_message.Message):
         status: Global___ConnectionStatus | None = ...,
         replaced_organisation: _builtins.bool = ...,
         previous_tenant_id: _builtins.str = ...,
+        warnings: _abc.Iterable[_errors_pb2.Warning] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["status", b"status"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["connection_id", b"connection_id", "previous_tenant_id", b"previous_tenant_id", "replaced_organisation", b"replaced_organisation", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["connection_id", b"connection_id", "previous_tenant_id", b"previous_tenant_id", "replaced_organisation", b"replaced_organisation", "status", b"status", "warnings", b"warnings"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -60,6 +60,42 @@ LINK_STATE_UNLINKED: LinkState.ValueType  # 5
 """Unlinked by a user; the Xero object stays in Xero, recorded as orphaned."""
 Global___LinkState: _TypeAlias = LinkState  # noqa: Y015
 
+class _PostOutcome:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _PostOutcomeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_PostOutcome.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    POST_OUTCOME_UNSPECIFIED: _PostOutcome.ValueType  # 0
+    POST_OUTCOME_ACCEPTED: _PostOutcome.ValueType  # 1
+    """Accepted: the link is pending or waiting and the work is queued; posting names it."""
+    POST_OUTCOME_DUPLICATE: _PostOutcome.ValueType  # 2
+    """The same content (or the same request_id) was already accepted: nothing new was queued and
+    posting is the existing one.
+    """
+    POST_OUTCOME_NOT_SUPPORTED: _PostOutcome.ValueType  # 3
+    """Refused by the mapper's support matrix: nothing was stored or sent to Xero; decision holds the
+    reason_code and the sentence. (posting is also set, without a name, for v1 callers that read
+    posting.decision.)
+    """
+
+class PostOutcome(_PostOutcome, metaclass=_PostOutcomeEnumTypeWrapper):
+    """What one post did. Always set, so no caller reads a refusal as a posting."""
+
+POST_OUTCOME_UNSPECIFIED: PostOutcome.ValueType  # 0
+POST_OUTCOME_ACCEPTED: PostOutcome.ValueType  # 1
+"""Accepted: the link is pending or waiting and the work is queued; posting names it."""
+POST_OUTCOME_DUPLICATE: PostOutcome.ValueType  # 2
+"""The same content (or the same request_id) was already accepted: nothing new was queued and
+posting is the existing one.
+"""
+POST_OUTCOME_NOT_SUPPORTED: PostOutcome.ValueType  # 3
+"""Refused by the mapper's support matrix: nothing was stored or sent to Xero; decision holds the
+reason_code and the sentence. (posting is also set, without a name, for v1 callers that read
+posting.decision.)
+"""
+Global___PostOutcome: _TypeAlias = PostOutcome  # noqa: Y015
+
 class _LinkGroup:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -174,7 +210,10 @@ class Link(_message.Message):
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
     AUDIT_FIELD_NUMBER: _builtins.int
     name: _builtins.str
-    """"connections/{connection_id}/links/{kind}/{id}"."""
+    """"connections/{connection_id}/links/{kind}/{id}", the kind as a readable collection id: the
+    TransactionKind name without its prefix, lower case, '-' for '_', e.g.
+    "connections/main/links/client-bill/1103".
+    """
     connection_id: _builtins.str
     group: Global___LinkGroup.ValueType
     state: Global___LinkState.ValueType
@@ -318,16 +357,30 @@ class PostTransactionResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     POSTING_FIELD_NUMBER: _builtins.int
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    DECISION_FIELD_NUMBER: _builtins.int
+    outcome: Global___PostOutcome.ValueType
+    """What happened."""
     @_builtins.property
-    def posting(self) -> Global___Posting: ...
+    def posting(self) -> Global___Posting:
+        """The posting that tracks the transaction (ACCEPTED, DUPLICATE). For NOT_SUPPORTED it has no
+        name and no state: nothing was stored; read outcome and decision.
+        """
+
+    @_builtins.property
+    def decision(self) -> _mapper_service_pb2.Decision:
+        """The mapper's decision: for NOT_SUPPORTED its reason_code and reason say why."""
+
     def __init__(
         self,
         *,
         posting: Global___Posting | None = ...,
+        outcome: Global___PostOutcome.ValueType = ...,
+        decision: _mapper_service_pb2.Decision | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["posting", b"posting"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["decision", b"decision", "posting", b"posting"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["posting", b"posting"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["decision", b"decision", "outcome", b"outcome", "posting", b"posting"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -365,21 +418,35 @@ class PostResult(_message.Message):
     INDEX_FIELD_NUMBER: _builtins.int
     POSTING_FIELD_NUMBER: _builtins.int
     ERROR_FIELD_NUMBER: _builtins.int
+    POST_OUTCOME_FIELD_NUMBER: _builtins.int
+    DECISION_FIELD_NUMBER: _builtins.int
     index: _builtins.int
+    post_outcome: Global___PostOutcome.ValueType
+    """What happened to the item; UNSPECIFIED with an error."""
     @_builtins.property
-    def posting(self) -> Global___Posting: ...
+    def posting(self) -> Global___Posting:
+        """Set with post_outcome (and decision); as PostTransactionResponse.posting."""
+
     @_builtins.property
-    def error(self) -> _errors_pb2.ItemError: ...
+    def error(self) -> _errors_pb2.ItemError:
+        """The item was not accepted or refused: its request was invalid or a precondition failed."""
+
+    @_builtins.property
+    def decision(self) -> _mapper_service_pb2.Decision:
+        """The mapper's decision, for items with a posting."""
+
     def __init__(
         self,
         *,
         index: _builtins.int = ...,
         posting: Global___Posting | None = ...,
         error: _errors_pb2.ItemError | None = ...,
+        post_outcome: Global___PostOutcome.ValueType = ...,
+        decision: _mapper_service_pb2.Decision | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "outcome", b"outcome", "posting", b"posting"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["decision", b"decision", "error", b"error", "outcome", b"outcome", "posting", b"posting"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "index", b"index", "outcome", b"outcome", "posting", b"posting"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["decision", b"decision", "error", b"error", "index", b"index", "outcome", b"outcome", "post_outcome", b"post_outcome", "posting", b"posting"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_outcome: _TypeAlias = _typing.Literal["posting", "error"]  # noqa: Y015
     _WhichOneofArgType_outcome: _TypeAlias = _typing.Literal["outcome", b"outcome"]  # noqa: Y015
@@ -546,20 +613,29 @@ class GetLinkRequest(_message.Message):
     CONNECTION_ID_FIELD_NUMBER: _builtins.int
     RECORD_FIELD_NUMBER: _builtins.int
     INCLUDE_AUDIT_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
     connection_id: _builtins.str
+    """Required unless name is set."""
     include_audit: _builtins.bool
+    name: _builtins.str
+    """The link's name instead of connection_id and record, e.g.
+    "connections/main/links/client-bill/1103"; the kind's number ("links/1/1103") is accepted too.
+    """
     @_builtins.property
-    def record(self) -> _common_pb2.RecordKey: ...
+    def record(self) -> _common_pb2.RecordKey:
+        """Required unless name is set."""
+
     def __init__(
         self,
         *,
         connection_id: _builtins.str = ...,
         record: _common_pb2.RecordKey | None = ...,
         include_audit: _builtins.bool = ...,
+        name: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["record", b"record"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["connection_id", b"connection_id", "include_audit", b"include_audit", "record", b"record"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["connection_id", b"connection_id", "include_audit", b"include_audit", "name", b"name", "record", b"record"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

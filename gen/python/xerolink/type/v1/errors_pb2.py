@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dxerolink/type/v1/errors.proto\x12\x10xerolink.type.v1\"4\n\x0e\x46ieldViolation\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\"v\n\tItemError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\x12:\n\x10\x66ield_violations\x18\x04 \x03(\x0b\x32 .xerolink.type.v1.FieldViolationb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dxerolink/type/v1/errors.proto\x12\x10xerolink.type.v1\"4\n\x0e\x46ieldViolation\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\"v\n\tItemError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\x12:\n\x10\x66ield_violations\x18\x04 \x03(\x0b\x32 .xerolink.type.v1.FieldViolation\"7\n\x07Warning\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\r\n\x05\x66ield\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,4 +35,6 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_FIELDVIOLATION']._serialized_end=103
   _globals['_ITEMERROR']._serialized_start=105
   _globals['_ITEMERROR']._serialized_end=223
+  _globals['_WARNING']._serialized_start=225
+  _globals['_WARNING']._serialized_end=280
 # @@protoc_insertion_point(module_scope)

@@ -79,3 +79,35 @@ class ItemError(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ItemError: _TypeAlias = ItemError  # noqa: Y015
+
+@_typing.final
+class Warning(_message.Message):
+    """Something an answer did differently from what the request asked without failing it, such as a
+    field it ignored. Callers should show or log it: it is never silent.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CODE_FIELD_NUMBER: _builtins.int
+    FIELD_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    code: _builtins.str
+    """UPPER_SNAKE, e.g. "FIELD_IGNORED"."""
+    field: _builtins.str
+    """The request field concerned, e.g. "mapping_context"; empty when it is about no one field."""
+    message: _builtins.str
+    """What was done instead, and what to do if that is not what was meant."""
+    def __init__(
+        self,
+        *,
+        code: _builtins.str = ...,
+        field: _builtins.str = ...,
+        message: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "field", b"field", "message", b"message"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Warning: _TypeAlias = Warning  # noqa: Y015
