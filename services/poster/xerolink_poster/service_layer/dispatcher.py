@@ -282,7 +282,11 @@ class Dispatcher:
             return
 
         def sweep(uow: UnitOfWork) -> int:
-            return sum(outcomes.release_entry(uow.registry, i, now_us(), "dependencies linked") for i in ready)
+            return sum(
+                outcomes.release_entry(uow.registry, i, now_us(), "dependencies linked")
+                for i in ready
+                if not _waits_on_a_correction(uow, i)
+            )
 
         if run_in_transaction(self.db, sweep):
             self.changes.notify()
@@ -304,6 +308,22 @@ class Dispatcher:
         if purged:
             log.info("deleted %d done outbox entries older than %.0f s", purged, self.settings.outbox_retention)
         return purged
+
+
+def _waits_on_a_correction(uow: UnitOfWork, outbox_id: int) -> bool:
+    """A document being corrected is linked but about to be voided and unlinked: work waiting for
+    it stays waiting (released, it would only be found waiting again, and could be caught pending
+    when the correction ends)."""
+    row = uow.registry.get_outbox(outbox_id)
+    if row is None:
+        return False
+    for record in uow.registry.waits_of(outbox_id):
+        dep = uow.registry.get_link(row.connection_id, record)
+        if dep is not None and correction_store.under_correction(
+            uow.registry.session, row.connection_id, record, dep.generation
+        ):
+            return True
+    return False
 
 
 def _json_list(text: str) -> list[float]:
