@@ -193,9 +193,10 @@ class RunPreflightRequest(_message.Message):
     CONNECTION_ID_FIELD_NUMBER: _builtins.int
     DIVISION_IDS_FIELD_NUMBER: _builtins.int
     connection_id: _builtins.str
+    """Required."""
     @_builtins.property
     def division_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
-        """The ids of every division of the Actionstep organisation (its "divisions" resource). The
+        """Optional: the ids of every division of the Actionstep organisation (its "divisions" resource). The
         connection only knows its linked division; without this list the division check is a
         warning asking for it.
         """
@@ -411,10 +412,13 @@ class StartBackfillRequest(_message.Message):
     BILLS_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     connection_id: _builtins.str
+    """Required."""
     request_id: _builtins.str
     """Optional idempotency key (AIP-155): the same key answers the backfill it started."""
     @_builtins.property
-    def bills(self) -> _containers.RepeatedCompositeFieldContainer[Global___BackfillBill]: ...
+    def bills(self) -> _containers.RepeatedCompositeFieldContainer[Global___BackfillBill]:
+        """Required: at least one bill, at most 1000."""
+
     def __init__(
         self,
         *,
@@ -456,7 +460,7 @@ class GetBackfillRequest(_message.Message):
 
     NAME_FIELD_NUMBER: _builtins.int
     name: _builtins.str
-    """"backfills/{backfill_id}"."""
+    """Required: "backfills/{backfill_id}"."""
     def __init__(
         self,
         *,
@@ -496,7 +500,7 @@ class WatchBackfillRequest(_message.Message):
 
     NAME_FIELD_NUMBER: _builtins.int
     name: _builtins.str
-    """"backfills/{backfill_id}"."""
+    """Required: "backfills/{backfill_id}"."""
     def __init__(
         self,
         *,

@@ -324,6 +324,7 @@ class RefreshConnectionRequest(_message.Message):
 
     CONNECTION_ID_FIELD_NUMBER: _builtins.int
     connection_id: _builtins.str
+    """Required."""
     def __init__(
         self,
         *,
@@ -367,6 +368,7 @@ class DisconnectConnectionRequest(_message.Message):
 
     CONNECTION_ID_FIELD_NUMBER: _builtins.int
     connection_id: _builtins.str
+    """Required."""
     def __init__(
         self,
         *,
@@ -407,8 +409,9 @@ class GetAllocationDiscrepanciesRequest(_message.Message):
     CONNECTION_ID_FIELD_NUMBER: _builtins.int
     REFRESH_CHART_FIELD_NUMBER: _builtins.int
     connection_id: _builtins.str
+    """Required."""
     refresh_chart: _builtins.bool
-    """Read the chart from Xero again first (an account may have been added or archived there)."""
+    """Optional: read the chart from Xero again first (an account may have been added or archived there)."""
     def __init__(
         self,
         *,
@@ -497,11 +500,12 @@ class RemapAccountsRequest(_message.Message):
     ACCOUNT_ALLOCATION_FIELD_NUMBER: _builtins.int
     VALIDATE_ONLY_FIELD_NUMBER: _builtins.int
     connection_id: _builtins.str
+    """Required."""
     validate_only: _builtins.bool
-    """Check against the chart and answer without saving."""
+    """Optional: check against the chart and answer without saving."""
     @_builtins.property
     def account_allocation(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
-        """Function -> Xero account code; only the functions named change."""
+        """Required: function -> Xero account code; only the functions named change."""
 
     def __init__(
         self,

@@ -322,10 +322,12 @@ class PlanCorrectionRequest(_message.Message):
     RECORD_FIELD_NUMBER: _builtins.int
     INTENT_FIELD_NUMBER: _builtins.int
     connection_id: _builtins.str
+    """Required."""
     intent: Global___CorrectionIntent.ValueType
+    """Required: EDIT or DELETE."""
     @_builtins.property
     def record(self) -> _common_pb2.RecordKey:
-        """A payment (client bill, supplier invoice, credit note refund, invoice paid from trust), a
+        """Required: a payment (client bill, supplier invoice, credit note refund, invoice paid from trust), a
         credit note application, or a document (client bill, supplier invoice, credit note).
         """
 
@@ -372,9 +374,13 @@ class ApplyCorrectionRequest(_message.Message):
     RECORD_FIELD_NUMBER: _builtins.int
     INTENT_FIELD_NUMBER: _builtins.int
     connection_id: _builtins.str
+    """Required."""
     intent: Global___CorrectionIntent.ValueType
+    """Required: EDIT or DELETE; resuming needs the intent the correction was started with."""
     @_builtins.property
-    def record(self) -> _common_pb2.RecordKey: ...
+    def record(self) -> _common_pb2.RecordKey:
+        """Required: the record, as for PlanCorrection."""
+
     def __init__(
         self,
         *,
@@ -419,9 +425,10 @@ class GetCorrectionRequest(_message.Message):
     CONNECTION_ID_FIELD_NUMBER: _builtins.int
     RECORD_FIELD_NUMBER: _builtins.int
     connection_id: _builtins.str
+    """Required."""
     @_builtins.property
     def record(self) -> _common_pb2.RecordKey:
-        """The record being corrected: its latest correction is returned."""
+        """Required: the record being corrected: its latest correction is returned."""
 
     def __init__(
         self,

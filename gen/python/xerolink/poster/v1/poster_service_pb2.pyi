@@ -330,13 +330,15 @@ class PostTransactionRequest(_message.Message):
     TRANSACTION_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     connection_id: _builtins.str
-    """The Actionstep organisation's connection to a Xero organisation."""
+    """Required. The Actionstep organisation's connection to a Xero organisation."""
     request_id: _builtins.str
     """Optional idempotency key of the caller (AIP-155); the content fingerprint already
     makes reposting the same content idempotent.
     """
     @_builtins.property
-    def transaction(self) -> _transaction_pb2.Transaction: ...
+    def transaction(self) -> _transaction_pb2.Transaction:
+        """Required: the transaction to post, with its header and one kind."""
+
     def __init__(
         self,
         *,
@@ -393,8 +395,11 @@ class BatchPostTransactionsRequest(_message.Message):
     CONNECTION_ID_FIELD_NUMBER: _builtins.int
     TRANSACTIONS_FIELD_NUMBER: _builtins.int
     connection_id: _builtins.str
+    """Required."""
     @_builtins.property
-    def transactions(self) -> _containers.RepeatedCompositeFieldContainer[_transaction_pb2.Transaction]: ...
+    def transactions(self) -> _containers.RepeatedCompositeFieldContainer[_transaction_pb2.Transaction]:
+        """Optional: at most 1000; an empty batch answers no results."""
+
     def __init__(
         self,
         *,
@@ -480,7 +485,7 @@ class GetPostingRequest(_message.Message):
 
     NAME_FIELD_NUMBER: _builtins.int
     name: _builtins.str
-    """"postings/{posting_id}"."""
+    """Required: "postings/{posting_id}"."""
     def __init__(
         self,
         *,
@@ -523,10 +528,13 @@ class ListPostingsRequest(_message.Message):
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     connection_id: _builtins.str
+    """Required."""
     state: Global___LinkState.ValueType
-    """Only postings whose link is in this state; UNSPECIFIED for all."""
+    """Optional: only postings whose link is in this state; UNSPECIFIED for all."""
     page_size: _builtins.int
+    """Optional: 0 for the default page size."""
     page_token: _builtins.str
+    """Optional: next_page_token of the previous page."""
     def __init__(
         self,
         *,
@@ -572,7 +580,7 @@ class WatchPostingRequest(_message.Message):
 
     NAME_FIELD_NUMBER: _builtins.int
     name: _builtins.str
-    """"postings/{posting_id}"."""
+    """Required: "postings/{posting_id}"."""
     def __init__(
         self,
         *,
@@ -617,8 +625,9 @@ class GetLinkRequest(_message.Message):
     connection_id: _builtins.str
     """Required unless name is set."""
     include_audit: _builtins.bool
+    """Optional: also answer the link's audit trail."""
     name: _builtins.str
-    """The link's name instead of connection_id and record, e.g.
+    """Optional: the link's name instead of connection_id and record, e.g.
     "connections/main/links/client-bill/1103"; the kind's number ("links/1/1103") is accepted too.
     """
     @_builtins.property
@@ -677,33 +686,38 @@ class ListLinksRequest(_message.Message):
     UPDATE_TIME_END_FIELD_NUMBER: _builtins.int
     XERO_ID_FIELD_NUMBER: _builtins.int
     connection_id: _builtins.str
+    """Required."""
     group: Global___LinkGroup.ValueType
-    """UNSPECIFIED for every group."""
+    """Optional: UNSPECIFIED for every group."""
     state: Global___LinkState.ValueType
-    """UNSPECIFIED for every state."""
+    """Optional: UNSPECIFIED for every state."""
     page_size: _builtins.int
+    """Optional: 0 for the default page size."""
     page_token: _builtins.str
+    """Optional: next_page_token of the previous page."""
     action_id: _builtins.int
-    """Only records of this matter (Actionstep action); 0 for every matter. Known for records
+    """Optional: only records of this matter (Actionstep action); 0 for every matter. Known for records
     posted since the registry recorded matters (schema version 4).
     """
     participant_id: _builtins.int
-    """Only records of this participant (client, supplier, payer); 0 for everyone. Known like action_id."""
+    """Optional: only records of this participant (client, supplier, payer); 0 for everyone. Known
+    like action_id.
+    """
     xero_id: _builtins.str
-    """Only the link holding this Xero object (InvoiceID, PaymentID, ...).
+    """Optional: only the link holding this Xero object (InvoiceID, PaymentID, ...).
     A page token is valid only with the filters it was issued for.
     """
     @_builtins.property
     def kinds(self) -> _containers.RepeatedScalarFieldContainer[_common_pb2.TransactionKind.ValueType]:
-        """Only these record kinds; empty for every kind."""
+        """Optional: only these record kinds; empty for every kind."""
 
     @_builtins.property
     def update_time_start(self) -> _timestamp_pb2.Timestamp:
-        """Only links changed at or after this instant."""
+        """Optional: only links changed at or after this instant."""
 
     @_builtins.property
     def update_time_end(self) -> _timestamp_pb2.Timestamp:
-        """Only links changed before this instant."""
+        """Optional: only links changed before this instant."""
 
     def __init__(
         self,
@@ -768,24 +782,26 @@ class Connection(_message.Message):
     STATUS_FIELD_NUMBER: _builtins.int
     XERO_APP_FIELD_NUMBER: _builtins.int
     name: _builtins.str
-    """"connections/{connection_id}"."""
+    """Output only: "connections/{connection_id}"."""
     connection_id: _builtins.str
-    """Chosen by the caller: letters, digits, '-' and '_', at most 64 characters."""
+    """Required. Chosen by the caller: letters, digits, '-' and '_', at most 64 characters."""
     xero_base_url: _builtins.str
-    """Base URL of the Xero API host, e.g. "https://api.xero.com" (the emulator's URL in development)."""
+    """Required. Base URL of the Xero API host, e.g. "https://api.xero.com" (the emulator's URL in development)."""
     xero_tenant_id: _builtins.str
-    """The Xero organisation (the xero-tenant-id header)."""
+    """Required. The Xero organisation (the xero-tenant-id header)."""
     access_token: _builtins.str
-    """Input only: never returned."""
+    """Required. Input only: never returned."""
     refresh_token: _builtins.str
-    """Input only: never returned."""
+    """Optional. Input only: never returned."""
     xero_app: _builtins.str
     """Optional: the server-configured Xero app whose client credentials refresh this
     connection's tokens (see XEROLINK_XERO_APPS_FILE); empty: the tokens are never refreshed.
     """
     @_builtins.property
     def mapping_context(self) -> _mapper_service_pb2.MappingContext:
-        """Profile, linked division, connected_at, account allocation, tax-code maps, chart."""
+        """Required, with linked_division_id and connected_at: profile, linked division, connected_at,
+        account allocation, tax-code maps, chart.
+        """
 
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp:
@@ -823,7 +839,9 @@ class CreateConnectionRequest(_message.Message):
 
     CONNECTION_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def connection(self) -> Global___Connection: ...
+    def connection(self) -> Global___Connection:
+        """Required: the connection to create."""
+
     def __init__(
         self,
         *,
@@ -863,6 +881,7 @@ class GetConnectionRequest(_message.Message):
 
     CONNECTION_ID_FIELD_NUMBER: _builtins.int
     connection_id: _builtins.str
+    """Required."""
     def __init__(
         self,
         *,
@@ -903,8 +922,11 @@ class StreamPostTransactionsRequest(_message.Message):
     CONNECTION_ID_FIELD_NUMBER: _builtins.int
     TRANSACTIONS_FIELD_NUMBER: _builtins.int
     connection_id: _builtins.str
+    """Required."""
     @_builtins.property
-    def transactions(self) -> _containers.RepeatedCompositeFieldContainer[_transaction_pb2.Transaction]: ...
+    def transactions(self) -> _containers.RepeatedCompositeFieldContainer[_transaction_pb2.Transaction]:
+        """Optional: at most 1000; an empty request answers no results."""
+
     def __init__(
         self,
         *,

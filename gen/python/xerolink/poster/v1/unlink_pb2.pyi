@@ -261,13 +261,16 @@ class ListOrphansRequest(_message.Message):
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     connection_id: _builtins.str
+    """Required."""
     type: _objects_pb2.ObjectType.ValueType
-    """Only this object type; UNSPECIFIED for every type."""
+    """Optional: only this object type; UNSPECIFIED for every type."""
     page_size: _builtins.int
+    """Optional: 0 for the default page size."""
     page_token: _builtins.str
+    """Optional: next_page_token of the previous page."""
     @_builtins.property
     def record(self) -> _common_pb2.RecordKey:
-        """Only the orphans of this record; unset for every record."""
+        """Optional: only the orphans of this record; unset for every record."""
 
     def __init__(
         self,
