@@ -102,13 +102,14 @@ def main() -> None:
     summary["link"] = link.name
     summary["xero_ids"] = [o.xero_id for o in link.xero_objects]
 
-    # 6. Unlink: preview first, then confirm. Errors carry google.rpc details saying what to do.
-    records = [link.record]
+    # 6. Unlink it by its name (or its record, with records=[link.record]): preview first, then
+    # confirm. Errors carry google.rpc details saying what to do.
+    names = [link.name]
     unlink = unlink_pb2.UnlinkLinksRequest
-    preview = stub.UnlinkLinks(unlink(connection_id=CONNECTION, records=records, validate_only=True), timeout=10)
+    preview = stub.UnlinkLinks(unlink(connection_id=CONNECTION, names=names, validate_only=True), timeout=10)
     summary["preview"] = [unlink_pb2.UnlinkAction.Name(o.action) for o in preview.outcomes]
     try:
-        done = stub.UnlinkLinks(unlink(connection_id=CONNECTION, records=records, confirm=True), timeout=10)
+        done = stub.UnlinkLinks(unlink(connection_id=CONNECTION, names=names, confirm=True), timeout=10)
         summary["unlinked"] = done.unlinked_count
     except grpc.RpcError as err:
         status = rpc_status.from_call(err)

@@ -137,15 +137,15 @@ async function main(): Promise<void> {
   summary.link = link.name;
   summary.xero_ids = link.xero_objects.map((o) => o.xero_id);
 
-  // 6. Unlink: preview first, then confirm.
-  const records = [link.record];
+  // 6. Unlink it by its name (or its record, with records: [link.record]): preview first, then confirm.
+  const names = [link.name];
   const preview = await call<{ outcomes: { action: string }[] }>("UnlinkLinks", {
     connection_id: CONNECTION,
-    records,
+    names,
     validate_only: true,
   });
   summary.preview = preview.outcomes.map((o) => o.action);
-  const done = await call<{ unlinked_count: number }>("UnlinkLinks", { connection_id: CONNECTION, records, confirm: true });
+  const done = await call<{ unlinked_count: number }>("UnlinkLinks", { connection_id: CONNECTION, names, confirm: true });
   summary.unlinked = done.unlinked_count;
 
   console.log(JSON.stringify(summary));

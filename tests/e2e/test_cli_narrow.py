@@ -1,4 +1,4 @@
-"""In an 80-column terminal every row of the CLI's tables is one line: refusal and error sentences
+"""In an 80-column terminal every row of the CLI's tables is one line: refusal, error and step sentences
 are listed below the table at their number, and `--wide` keeps them in their cells."""
 
 from __future__ import annotations
@@ -8,11 +8,14 @@ from pathlib import Path
 
 from google.protobuf import json_format
 from xero_emulator import EmulatorServer
+from xero_emulator.faults import FaultRule
 from xerolink.poster.v1 import poster_service_pb2 as poster_pb2
+from xerolink.xero.v1 import objects_pb2 as xero_pb2
 from xerolink_mapper import samples
 
 from tests.fixtures.cli import run_cli, table
 from tests.fixtures.poster import PosterFactory, connect, stub_for, wait_settled
+from tests.integration.test_poster_corrections import BILL, PAYMENT, Firm
 
 NARROW = "80"
 
@@ -76,3 +79,65 @@ def test_links_at_80_columns_lists_last_errors_below(poster_factory: PosterFacto
     assert rows[0][0] == "client-bill/8201" and rows[0][-1].startswith("[1] XERO")
     below = " ".join(line.strip() for line in result.stdout.split("[1] XERO_VALIDATION: ", 1)[1].splitlines())
     assert failed.link.last_error.message.split()[0] in below
+
+
+def _notes(output: str) -> dict[int, str]:
+    """The sentences listed below the tables by number, each joined back onto one line."""
+    notes: dict[int, str] = {}
+    number = 0
+    for line in output.splitlines():
+        head, _, rest = line.partition("] ")
+        if line.startswith("[") and head[1:].isdigit():
+            number = int(head[1:])
+            notes[number] = rest
+        elif number and line and not line.startswith(("  note:", "Nothing", "Xero says", "stopped")):
+            notes[number] += " " + line.strip()
+        else:
+            number = 0
+    return notes
+
+
+def test_correct_at_80_columns_keeps_each_step_on_one_line_and_lists_its_sentences_below(
+    poster_factory: PosterFactory, emulator: EmulatorServer
+) -> None:
+    app = poster_factory()
+    firm = Firm(stub_for(app), emulator)
+    firm.post("client_bill", "client_bill_payment")
+    payment_id = firm.xero_id(PAYMENT, firm.payment, xero_pb2.OBJECT_TYPE_PAYMENT)
+    invoice_id = firm.xero_id(BILL, firm.bill, xero_pb2.OBJECT_TYPE_INVOICE)
+    target = f"127.0.0.1:{app.port}"
+    args = (f"client-bill/{firm.bill}", "--connection", "firm-1", "--intent", "delete")
+
+    planned = run_cli("--poster", target, "correct", *args, COLUMNS=NARROW)
+
+    assert planned.returncode == 0, planned.stdout + planned.stderr
+    _fits(planned.stdout)
+    _, rows = table(planned.stdout, f"Correction of client-bill/{firm.bill}: planned (nothing done yet)")
+    # Step i's sentence is note [i]; the step cell shows its action beside the number.
+    assert [row[0] for row in rows] == [str(i) for i in range(1, len(rows) + 1)]
+    assert [row[2].split(" ", 1)[0] for row in rows] == [f"[{i}]" for i in range(1, len(rows) + 1)]
+    assert rows[0][1:3] == ["xerolink", "[1] delete payment"]
+    assert rows[-1][1] == "Actionstep user"
+    notes = _notes(planned.stdout)
+    assert notes[1] == f"Delete payment {payment_id} of payment {firm.payment} in Xero"
+    assert notes[len(rows)] == f"Delete client bill {firm.bill} in Actionstep"
+    assert "Xero says AUTHORISED" in planned.stdout
+
+    firm.emulator.faults.add(FaultRule("error", status=503, count=1, methods=("POST",), path_contains=invoice_id))
+    failed = run_cli("--poster", target, "correct", *args, "--apply", "--yes", COLUMNS=NARROW)
+
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    _fits(failed.stdout)
+    _, rows = table(failed.stdout, f"Correction of client-bill/{firm.bill}: stopped at a failed step")
+    [void] = [row for row in rows if row[3] == "failed"]
+    number, reason = void[-1].split(" ")
+    assert reason == "XERO_UNAVAILABLE"
+    assert _notes(failed.stdout)[int(number.strip("[]"))].startswith("XERO_UNAVAILABLE: Xero answered 503")
+
+    wide = run_cli("--wide", "--poster", target, "correct", *args, "--apply", "--yes")
+
+    assert wide.returncode == 0, wide.stdout + wide.stderr
+    _, wide_rows = table(wide.stdout, f"Correction of client-bill/{firm.bill}: xerolink's steps done")
+    assert wide_rows[0][2] == f"Delete payment {payment_id} of payment {firm.payment} in Xero"
+    assert wide_rows[0][-1].startswith("deleted in Xero")
+    assert "[1] " not in wide.stdout

@@ -293,7 +293,10 @@ def _unlink(known: Known, *records: common_pb2.RecordKey, **fields: object) -> M
         connection_id=known.connection_id, records=list(records), confirm=True, cascade=True
     )
     for name, value in fields.items():
-        setattr(request, name, value)
+        if isinstance(value, list):
+            getattr(request, name).extend(value)
+        else:
+            setattr(request, name, value)
     return request
 
 
@@ -319,6 +322,28 @@ _case("UnlinkLinks", "unknown kind", lambda k: _unlink(k, k.bill, record(999, k.
 _case("UnlinkLinks", "negative kind", lambda k: _unlink(k, k.bill, record(-1, k.bill.id)), INVALID, "records")
 _case("UnlinkLinks", "never posted", lambda k: _unlink(k, k.bill, record(BILL, INT64_MAX)))
 _case("UnlinkLinks", "not confirmed", lambda k: _unlink(k, k.bill, confirm=False), INVALID, "confirm")
+_case(
+    "UnlinkLinks",
+    "a name that is not a link name",
+    lambda k: _unlink(k, names=["links/client-bill/1"]),
+    INVALID,
+    "names",
+)
+_case(
+    "UnlinkLinks",
+    "a name of another connection",
+    lambda k: _unlink(k, names=[f"connections/other-{k.connection_id}/links/{k.bill.kind}/{k.bill.id}"]),
+    INVALID,
+    "names",
+)
+_case("UnlinkLinks", "a name of a megabyte", lambda k: _unlink(k, names=[HUGE]), INVALID, "names")
+_case(
+    "UnlinkLinks",
+    "10,000 names",
+    lambda k: _unlink(k, names=[f"connections/{k.connection_id}/links/client-bill/{i}" for i in range(1, 10_001)]),
+    INVALID,
+    "records",
+)
 _case("UnlinkLinks", "reason of a megabyte", lambda k: _unlink(k, k.bill, reason=HUGE), INVALID, "reason")
 # On the trust receipt, which has nothing depending on it: only the reason is wrong.
 _case("UnlinkLinks", "reason with NUL", lambda k: _unlink(k, k.receipt, reason="reissued\x00"), INVALID, "reason")

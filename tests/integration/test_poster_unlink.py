@@ -469,3 +469,49 @@ def test_list_links_selects_by_the_seeds_groups_and_by_state(
         ("CREDIT_NOTE_APPLICATION", sample["credit_note_application"].header.id),
     }
     assert records(poster_pb2.LINK_GROUP_BANK_TRANSACTIONS) == {("TRUST_RECEIPT", sample["trust_receipt"].header.id)}
+
+
+def test_records_are_selected_by_link_name_in_either_kind_form_and_only_of_the_requests_connection(
+    poster_factory: PosterFactory, emulator: EmulatorServer
+) -> None:
+    stub = stub_for(poster_factory())
+    connect(stub, emulator)
+    connect(stub, emulator, "firm-2")
+    bill, _ = bill_and_payment(2900)
+    other_bill, _ = bill_and_payment(3000)
+    post_linked(stub, bill, other_bill)
+    # The same bill on another connection: its link name differs only in the connection.
+    posting = stub.PostTransaction(poster_pb2.PostTransactionRequest(connection_id="firm-2", transaction=bill))
+    assert wait_settled(stub, posting.posting.name).state == LINKED
+    by_kind_name = f"connections/firm-1/links/client-bill/{bill.header.id}"
+    by_number = f"connections/firm-1/links/{BILL}/{other_bill.header.id}"
+    of_firm_2 = f"connections/firm-2/links/client-bill/{bill.header.id}"
+
+    err = refused(lambda: unlink(stub, names=[by_kind_name, of_firm_2, "links/client-bill/2900"], confirm=True))
+
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
+    details = from_rpc_error(err)
+    assert details.reason == "INVALID_UNLINK_REQUEST"
+    assert [v.field for v in details.field_violations] == ["names[1]", "names[2]"]
+    assert "another connection" in details.field_violations[0].description
+    assert [link(stub, key_of(t)).state for t in (bill, other_bill)] == [LINKED, LINKED]
+
+    # Names select as records do, after them; a record both named and listed is selected once.
+    preview = unlink(stub, key_of(bill), names=[by_kind_name, by_number], validate_only=True)
+
+    assert [(o.record, o.action, o.link_name) for o in preview.outcomes] == [
+        (key_of(bill), unlink_pb2.UNLINK_ACTION_UNLINK, by_kind_name),
+        (
+            key_of(other_bill),
+            unlink_pb2.UNLINK_ACTION_UNLINK,
+            f"connections/firm-1/links/client-bill/{other_bill.header.id}",
+        ),
+    ]
+
+    done = unlink(stub, names=[by_kind_name, by_number], confirm=True, reason="reissued")
+
+    assert done.unlinked_count == 2
+    assert [link(stub, key_of(t)).state for t in (bill, other_bill)] == [UNLINKED, UNLINKED]
+    assert {o.record.id for o in orphans(stub)} == {bill.header.id, other_bill.header.id}
+    on_firm_2 = stub.GetLink(poster_pb2.GetLinkRequest(name=of_firm_2)).link
+    assert on_firm_2.state == LINKED

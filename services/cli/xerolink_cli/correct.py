@@ -10,6 +10,7 @@ import time
 
 import grpc
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
 from xerolink.actionstep.v1 import common_pb2
@@ -18,7 +19,10 @@ from xerolink.poster.v1 import poster_service_pb2_grpc as poster_grpc
 from xerolink_common.grpc_errors import from_rpc_error
 
 from xerolink_cli.channels import open_channel
+from xerolink_cli.labels import enum_label
+from xerolink_cli.notes import Notes
 from xerolink_cli.rpc_errors import CALLER_REFUSED, NOT_ANSWERED, status_code
+from xerolink_cli.unlink import record_label
 from xerolink_cli.usage import UsageError
 
 EXIT_OK, EXIT_FAILED = 0, 1
@@ -60,27 +64,39 @@ def record_key(text: str) -> common_pb2.RecordKey:
     return common_pb2.RecordKey(kind=kind, id=int(id_text))  # type: ignore[arg-type]
 
 
-def plan_table(correction: correction_pb2.Correction) -> Table:
-    record = f"{common_pb2.TransactionKind.Name(correction.record.kind)[17:].lower()}/{correction.record.id}"
-    title = f"Correction of {record}: {SAGA_STATES.get(correction.state, '?')}"
-    if correction.xero_status:
-        title += f" — Xero says {correction.xero_status}"
-    table = Table(title=title)
+def plan_table(correction: correction_pb2.Correction, notes: Notes | None = None) -> Table:
+    """The steps, one row each. Narrow, a step shows its action and the number of its sentence,
+    listed below the table (step i's at [i]), and the detail its reason and the number of its
+    sentence; `notes` wide keeps both sentences in their cells."""
+    notes = notes or Notes(wide=True)
+    # Xero's status goes under the table, so that the title stays one line in 80 columns.
+    table = Table(
+        title=f"Correction of {record_label(correction.record)}: {SAGA_STATES.get(correction.state, '?')}",
+        caption=f"Xero says {correction.xero_status}" if correction.xero_status else None,
+    )
     for column in ("#", "who", "step", "state", "detail"):
         table.add_column(column)
-    for step in correction.steps:
+    # Every step's sentence first, so that the notes below are numbered as the steps are.
+    steps = [
+        notes.labelled(enum_label(correction_pb2.CorrectionAction, s.action), s.description) for s in correction.steps
+    ]
+    for step, step_cell in zip(correction.steps, steps, strict=True):
         label, style = STEP_STATES.get(step.state, ("?", "white"))
-        detail = f"{step.reason}: {step.detail}" if step.reason else step.detail
         table.add_row(
-            str(step.order), ACTORS.get(step.actor, "?"), step.description, f"[{style}]{label}[/{style}]", detail
+            str(step.order),
+            ACTORS.get(step.actor, "?"),
+            step_cell,
+            f"[{style}]{label}[/{style}]",
+            notes.cell(step.reason, step.detail),
         )
     return table
 
 
-def _show(console: Console, correction: correction_pb2.Correction) -> None:
-    console.print(plan_table(correction))
+def _show(console: Console, correction: correction_pb2.Correction, wide: bool) -> None:
+    notes = Notes(wide=wide)
+    notes.print(console, plan_table(correction, notes))
     for note in correction.notes:
-        console.print(f"  note: {note}")
+        console.print(f"  note: {escape(note)}")
 
 
 def _refused(console: Console, exc: grpc.RpcError) -> int:
@@ -107,14 +123,14 @@ def correct(args: argparse.Namespace, console: Console) -> int:
             ).correction
         except grpc.RpcError as exc:
             return _refused(console, exc)
-        _show(console, plan)
+        _show(console, plan, args.wide)
         if not args.apply:
             console.print("Nothing was changed. Add --apply --yes to perform xerolink's steps.")
             return EXIT_OK
         if not args.yes and console.input("Perform xerolink's steps in Xero and the registry? [y/N] ").lower() != "y":
             console.print("Nothing was changed.")
             return EXIT_OK
-        return _apply(stub, console, args.connection, record, intent)
+        return _apply(stub, console, args.connection, record, intent, args.wide)
 
 
 def _apply(
@@ -123,6 +139,7 @@ def _apply(
     connection_id: str,
     record: common_pb2.RecordKey,
     intent: correction_pb2.CorrectionIntent.ValueType,
+    wide: bool,
 ) -> int:
     """ApplyCorrection runs the saga to its end; meanwhile GetCorrection shows each step."""
     result: list[correction_pb2.Correction | grpc.RpcError] = []
@@ -154,7 +171,7 @@ def _apply(
     [outcome] = result
     if isinstance(outcome, grpc.RpcError):
         return _refused(console, outcome)
-    _show(console, outcome)
+    _show(console, outcome, wide)
     if outcome.state == correction_pb2.CORRECTION_STATE_COMPLETED:
         console.print("[green]xerolink's steps are done[/green]; the Actionstep user's steps above remain.")
         return EXIT_OK

@@ -10,7 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 # Columns that give up their width first in a narrow terminal, and how narrow they may get.
-SHRINKABLE = frozenset({"Xero", "Xero objects left in Xero", "group", "profiles"})
+SHRINKABLE = frozenset({"Xero", "Xero objects left in Xero", "group", "profiles", "step"})
 SHRUNK_WIDTH = 9
 
 
@@ -32,6 +32,13 @@ class Notes:
         number = f"[{self.sentences.index(text) + 1}]"
         # The number first: a narrow terminal may cut the code, never the way to the sentence.
         return escape(f"{number} {code}" if code else number)
+
+    def labelled(self, label: str, sentence: str) -> str:
+        """A cell that names its row briefly (a correction step's action): the note's number and
+        `label`, the sentence below at that number; wide, the sentence itself."""
+        if self.wide or not sentence:
+            return escape(sentence or label)
+        return f"{self.cell('', sentence)} {escape(label)}"
 
     def print(self, console: Console, table: Table) -> None:
         console.print(table if self.wide else one_line_rows(table, console.width))

@@ -142,6 +142,7 @@ class UnlinkRpcs:
             self.db,
             request.connection_id,
             [(int(r.kind), int(r.id)) for r in request.records],
+            names=list(request.names),
             validate_only=request.validate_only,
             confirm=request.confirm,
             cascade=request.cascade,

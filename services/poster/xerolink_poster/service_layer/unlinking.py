@@ -18,7 +18,7 @@ from xerolink_poster.adapters import link_index
 from xerolink_poster.adapters.database import Database, now_us
 from xerolink_poster.adapters.registry import StateChange
 from xerolink_poster.adapters.tables import LinkRow, OrphanRow
-from xerolink_poster.domain.records import KNOWN_KINDS, RecordRef
+from xerolink_poster.domain.records import KNOWN_KINDS, RecordRef, parse_link_name
 from xerolink_poster.domain.states import Event, LinkState
 from xerolink_poster.domain.unlink_plan import Action, LinkFacts, Outcome, label, plan_unlink, refusal
 from xerolink_poster.service_layer.connections import get_connection, text_ok
@@ -95,17 +95,48 @@ class UnlinkResult:
     unlinked: int = 0
 
 
-def _validate(records: Sequence[tuple[int, int]], validate_only: bool, confirm: bool, reason: str) -> None:
+def _validate(
+    connection_id: str,
+    records: Sequence[tuple[int, int]],
+    names: Sequence[str],
+    validate_only: bool,
+    confirm: bool,
+    reason: str,
+) -> list[RecordRef]:
+    """The records `names` names, once the request is checked: a name must be a link name of
+    `connection_id` (the caller is authorised for that connection only)."""
     violations: list[FieldViolation] = []
-    if not records:
-        violations.append(FieldViolation("records", "select at least one record (list links to find them)"))
-    if len(records) > MAX_RECORDS:
-        violations.append(FieldViolation("records", f"{len(records)} records, at most {MAX_RECORDS}; split them"))
+    selected = len(records) + len(names)
+    if not selected:
+        violations.append(
+            FieldViolation("records", "select at least one record, in records or names (list links to find them)")
+        )
+    if selected > MAX_RECORDS:
+        violations.append(
+            FieldViolation("records", f"{selected} records, at most {MAX_RECORDS} in records and names; split them")
+        )
     violations.extend(
         FieldViolation(f"records[{i}]", "needs a TransactionKind value and the record's positive id")
         for i, (kind, record_id) in enumerate(records[:MAX_RECORDS])
         if kind not in KNOWN_KINDS or record_id <= 0
     )
+    named: list[RecordRef] = []
+    for i, name in enumerate(names[:MAX_RECORDS]):
+        parsed = parse_link_name(name)
+        if parsed is None:
+            violations.append(
+                FieldViolation(
+                    f"names[{i}]",
+                    "a link name: connections/{connection_id}/links/{kind}/{id}, "
+                    "e.g. connections/main/links/client-bill/1103",
+                )
+            )
+        elif parsed[0] != connection_id:
+            violations.append(
+                FieldViolation(f"names[{i}]", "names a link of another connection than the request's connection_id")
+            )
+        else:
+            named.append(parsed[1])
     if len(reason) > MAX_REASON or not text_ok(reason):
         violations.append(FieldViolation("reason", f"at most {MAX_REASON} characters, without control characters"))
     if violations:
@@ -118,6 +149,7 @@ def _validate(records: Sequence[tuple[int, int]], validate_only: bool, confirm: 
             "unlinking needs an explicit confirmation: preview with validate_only, then send confirm=true",
             [FieldViolation("confirm", "must be true to unlink (or set validate_only to preview)")],
         )
+    return named
 
 
 def _gather(
@@ -144,15 +176,16 @@ def unlink_links(
     connection_id: str,
     records: Sequence[tuple[int, int]],
     *,
+    names: Sequence[str] = (),
     validate_only: bool,
     confirm: bool,
     cascade: bool,
     reason: str,
     actor: str,
 ) -> UnlinkResult:
-    _validate(records, validate_only, confirm, reason)
+    named = _validate(connection_id, records, names, validate_only, confirm, reason)
     get_connection(db, connection_id)
-    chosen = [RecordRef(kind, record_id) for kind, record_id in records]
+    chosen = [RecordRef(kind, record_id) for kind, record_id in records] + named
 
     def plan(uow: UnitOfWork, lock: bool) -> tuple[list[Outcome], dict[RecordRef, LinkRow]]:
         links, dependents = _gather(uow, connection_id, chosen, cascade, lock)

@@ -28,25 +28,25 @@ from xerolink.type.v1 import errors_pb2 as xerolink_dot_type_dot_v1_dot_errors__
 from xerolink.xero.v1 import objects_pb2 as xerolink_dot_xero_dot_v1_dot_objects__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fxerolink/poster/v1/unlink.proto\x12\x12xerolink.poster.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a#xerolink/actionstep/v1/common.proto\x1a\x1dxerolink/type/v1/errors.proto\x1a\x1exerolink/xero/v1/objects.proto\"\xa8\x01\n\x12UnlinkLinksRequest\x12\x15\n\rconnection_id\x18\x01 \x01(\t\x12\x32\n\x07records\x18\x02 \x03(\x0b\x32!.xerolink.actionstep.v1.RecordKey\x12\x15\n\rvalidate_only\x18\x03 \x01(\x08\x12\x0f\n\x07\x63onfirm\x18\x04 \x01(\x08\x12\x0f\n\x07\x63\x61scade\x18\x05 \x01(\x08\x12\x0e\n\x06reason\x18\x06 \x01(\t\"\xde\x02\n\rUnlinkOutcome\x12\x31\n\x06record\x18\x01 \x01(\x0b\x32!.xerolink.actionstep.v1.RecordKey\x12\x30\n\x06\x61\x63tion\x18\x02 \x01(\x0e\x32 .xerolink.poster.v1.UnlinkAction\x12\x11\n\tlink_name\x18\x03 \x01(\t\x12\x35\n\nblocked_by\x18\x04 \x03(\x0b\x32!.xerolink.actionstep.v1.RecordKey\x12\x38\n\rcascaded_from\x18\x05 \x01(\x0b\x32!.xerolink.actionstep.v1.RecordKey\x12\x38\n\x08orphaned\x18\x06 \x03(\x0b\x32&.xerolink.poster.v1.OrphanedXeroObject\x12*\n\x05\x65rror\x18\x07 \x01(\x0b\x32\x1b.xerolink.type.v1.ItemError\"y\n\x13UnlinkLinksResponse\x12\x33\n\x08outcomes\x18\x01 \x03(\x0b\x32!.xerolink.poster.v1.UnlinkOutcome\x12\x15\n\rvalidate_only\x18\x02 \x01(\x08\x12\x16\n\x0eunlinked_count\x18\x03 \x01(\x05\"\xb0\x02\n\x12OrphanedXeroObject\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x15\n\rconnection_id\x18\x02 \x01(\t\x12\x31\n\x06record\x18\x03 \x01(\x0b\x32!.xerolink.actionstep.v1.RecordKey\x12\x12\n\ngeneration\x18\x04 \x01(\x05\x12*\n\x04type\x18\x05 \x01(\x0e\x32\x1c.xerolink.xero.v1.ObjectType\x12\x0f\n\x07xero_id\x18\x06 \x01(\t\x12\x11\n\tlocal_ref\x18\x07 \x01(\t\x12\x0e\n\x06number\x18\x08 \x01(\t\x12/\n\x0borphan_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05\x61\x63tor\x18\n \x01(\t\x12\x0e\n\x06reason\x18\x0b \x01(\t\"\xb1\x01\n\x12ListOrphansRequest\x12\x15\n\rconnection_id\x18\x01 \x01(\t\x12\x31\n\x06record\x18\x02 \x01(\x0b\x32!.xerolink.actionstep.v1.RecordKey\x12*\n\x04type\x18\x03 \x01(\x0e\x32\x1c.xerolink.xero.v1.ObjectType\x12\x11\n\tpage_size\x18\x04 \x01(\x05\x12\x12\n\npage_token\x18\x05 \x01(\t\"g\n\x13ListOrphansResponse\x12\x37\n\x07orphans\x18\x01 \x03(\x0b\x32&.xerolink.poster.v1.OrphanedXeroObject\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*\xa1\x01\n\x0cUnlinkAction\x12\x1d\n\x19UNLINK_ACTION_UNSPECIFIED\x10\x00\x12\x18\n\x14UNLINK_ACTION_UNLINK\x10\x01\x12\x19\n\x15UNLINK_ACTION_CASCADE\x10\x02\x12\"\n\x1eUNLINK_ACTION_ALREADY_UNLINKED\x10\x03\x12\x19\n\x15UNLINK_ACTION_REFUSED\x10\x04\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fxerolink/poster/v1/unlink.proto\x12\x12xerolink.poster.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a#xerolink/actionstep/v1/common.proto\x1a\x1dxerolink/type/v1/errors.proto\x1a\x1exerolink/xero/v1/objects.proto\"\xb7\x01\n\x12UnlinkLinksRequest\x12\x15\n\rconnection_id\x18\x01 \x01(\t\x12\x32\n\x07records\x18\x02 \x03(\x0b\x32!.xerolink.actionstep.v1.RecordKey\x12\x15\n\rvalidate_only\x18\x03 \x01(\x08\x12\x0f\n\x07\x63onfirm\x18\x04 \x01(\x08\x12\x0f\n\x07\x63\x61scade\x18\x05 \x01(\x08\x12\x0e\n\x06reason\x18\x06 \x01(\t\x12\r\n\x05names\x18\x07 \x03(\t\"\xde\x02\n\rUnlinkOutcome\x12\x31\n\x06record\x18\x01 \x01(\x0b\x32!.xerolink.actionstep.v1.RecordKey\x12\x30\n\x06\x61\x63tion\x18\x02 \x01(\x0e\x32 .xerolink.poster.v1.UnlinkAction\x12\x11\n\tlink_name\x18\x03 \x01(\t\x12\x35\n\nblocked_by\x18\x04 \x03(\x0b\x32!.xerolink.actionstep.v1.RecordKey\x12\x38\n\rcascaded_from\x18\x05 \x01(\x0b\x32!.xerolink.actionstep.v1.RecordKey\x12\x38\n\x08orphaned\x18\x06 \x03(\x0b\x32&.xerolink.poster.v1.OrphanedXeroObject\x12*\n\x05\x65rror\x18\x07 \x01(\x0b\x32\x1b.xerolink.type.v1.ItemError\"y\n\x13UnlinkLinksResponse\x12\x33\n\x08outcomes\x18\x01 \x03(\x0b\x32!.xerolink.poster.v1.UnlinkOutcome\x12\x15\n\rvalidate_only\x18\x02 \x01(\x08\x12\x16\n\x0eunlinked_count\x18\x03 \x01(\x05\"\xb0\x02\n\x12OrphanedXeroObject\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x15\n\rconnection_id\x18\x02 \x01(\t\x12\x31\n\x06record\x18\x03 \x01(\x0b\x32!.xerolink.actionstep.v1.RecordKey\x12\x12\n\ngeneration\x18\x04 \x01(\x05\x12*\n\x04type\x18\x05 \x01(\x0e\x32\x1c.xerolink.xero.v1.ObjectType\x12\x0f\n\x07xero_id\x18\x06 \x01(\t\x12\x11\n\tlocal_ref\x18\x07 \x01(\t\x12\x0e\n\x06number\x18\x08 \x01(\t\x12/\n\x0borphan_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05\x61\x63tor\x18\n \x01(\t\x12\x0e\n\x06reason\x18\x0b \x01(\t\"\xb1\x01\n\x12ListOrphansRequest\x12\x15\n\rconnection_id\x18\x01 \x01(\t\x12\x31\n\x06record\x18\x02 \x01(\x0b\x32!.xerolink.actionstep.v1.RecordKey\x12*\n\x04type\x18\x03 \x01(\x0e\x32\x1c.xerolink.xero.v1.ObjectType\x12\x11\n\tpage_size\x18\x04 \x01(\x05\x12\x12\n\npage_token\x18\x05 \x01(\t\"g\n\x13ListOrphansResponse\x12\x37\n\x07orphans\x18\x01 \x03(\x0b\x32&.xerolink.poster.v1.OrphanedXeroObject\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*\xa1\x01\n\x0cUnlinkAction\x12\x1d\n\x19UNLINK_ACTION_UNSPECIFIED\x10\x00\x12\x18\n\x14UNLINK_ACTION_UNLINK\x10\x01\x12\x19\n\x15UNLINK_ACTION_CASCADE\x10\x02\x12\"\n\x1eUNLINK_ACTION_ALREADY_UNLINKED\x10\x03\x12\x19\n\x15UNLINK_ACTION_REFUSED\x10\x04\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'xerolink.poster.v1.unlink_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_UNLINKACTION']._serialized_start=1428
-  _globals['_UNLINKACTION']._serialized_end=1589
+  _globals['_UNLINKACTION']._serialized_start=1443
+  _globals['_UNLINKACTION']._serialized_end=1604
   _globals['_UNLINKLINKSREQUEST']._serialized_start=189
-  _globals['_UNLINKLINKSREQUEST']._serialized_end=357
-  _globals['_UNLINKOUTCOME']._serialized_start=360
-  _globals['_UNLINKOUTCOME']._serialized_end=710
-  _globals['_UNLINKLINKSRESPONSE']._serialized_start=712
-  _globals['_UNLINKLINKSRESPONSE']._serialized_end=833
-  _globals['_ORPHANEDXEROOBJECT']._serialized_start=836
-  _globals['_ORPHANEDXEROOBJECT']._serialized_end=1140
-  _globals['_LISTORPHANSREQUEST']._serialized_start=1143
-  _globals['_LISTORPHANSREQUEST']._serialized_end=1320
-  _globals['_LISTORPHANSRESPONSE']._serialized_start=1322
-  _globals['_LISTORPHANSRESPONSE']._serialized_end=1425
+  _globals['_UNLINKLINKSREQUEST']._serialized_end=372
+  _globals['_UNLINKOUTCOME']._serialized_start=375
+  _globals['_UNLINKOUTCOME']._serialized_end=725
+  _globals['_UNLINKLINKSRESPONSE']._serialized_start=727
+  _globals['_UNLINKLINKSRESPONSE']._serialized_end=848
+  _globals['_ORPHANEDXEROOBJECT']._serialized_start=851
+  _globals['_ORPHANEDXEROOBJECT']._serialized_end=1155
+  _globals['_LISTORPHANSREQUEST']._serialized_start=1158
+  _globals['_LISTORPHANSREQUEST']._serialized_end=1335
+  _globals['_LISTORPHANSRESPONSE']._serialized_start=1337
+  _globals['_LISTORPHANSRESPONSE']._serialized_end=1440
 # @@protoc_insertion_point(module_scope)

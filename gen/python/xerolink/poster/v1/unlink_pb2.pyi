@@ -72,6 +72,7 @@ class UnlinkLinksRequest(_message.Message):
     CONFIRM_FIELD_NUMBER: _builtins.int
     CASCADE_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
+    NAMES_FIELD_NUMBER: _builtins.int
     connection_id: _builtins.str
     validate_only: _builtins.bool
     """Preview: say per record what would happen; change nothing; confirm is not needed."""
@@ -87,6 +88,16 @@ class UnlinkLinksRequest(_message.Message):
     def records(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.RecordKey]:
         """The records to unlink (at most 500); repeats are counted once."""
 
+    @_builtins.property
+    def names(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The records to unlink by link name, as GetLink accepts it and UnlinkOutcome.link_name writes
+        it: "connections/{connection_id}/links/{kind}/{id}", the kind by name (client-bill/1103) or
+        by number (1/1103). Selects records as `records` does; both may be given (names are
+        selected after records, and a record named twice is counted once); together at most 500.
+        Each name must name a link of this request's connection_id, else INVALID_ARGUMENT with a
+        field violation "names[i]".
+        """
+
     def __init__(
         self,
         *,
@@ -96,10 +107,11 @@ class UnlinkLinksRequest(_message.Message):
         confirm: _builtins.bool = ...,
         cascade: _builtins.bool = ...,
         reason: _builtins.str = ...,
+        names: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cascade", b"cascade", "confirm", b"confirm", "connection_id", b"connection_id", "reason", b"reason", "records", b"records", "validate_only", b"validate_only"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cascade", b"cascade", "confirm", b"confirm", "connection_id", b"connection_id", "names", b"names", "reason", b"reason", "records", b"records", "validate_only", b"validate_only"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
