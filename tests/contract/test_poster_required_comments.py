@@ -48,14 +48,6 @@ REFUSALS = (ErrorCode.INVALID_ARGUMENT, ErrorCode.NOT_FOUND)
 
 # RPCs whose requests the walk cannot build a valid request for, and why.
 NOT_WALKED = {"ConnectOrganisation": "a valid request needs an authorization code from Xero's consent page"}
-# UnlinkLinksRequest's comments belong to the unlink work in flight and do not all say yet whether
-# a field is required: what they should say, checked against the poster like a comment would be.
-UNMARKED_ELSEWHERE = {
-    ("UnlinkLinksRequest", "connection_id"): True,
-    ("UnlinkLinksRequest", "records"): True,
-    ("UnlinkLinksRequest", "validate_only"): False,
-    ("UnlinkLinksRequest", "cascade"): False,
-}
 
 
 @pytest.fixture(scope="module")
@@ -314,19 +306,17 @@ def test_every_poster_request_comment_matches_the_validation(
                 key = (message.DESCRIPTOR.name, field.name)
                 path = f"{prefix}{field.name}"
                 claimed = claim(comments.get(key, ""), message)
-                if claimed is None and key not in UNMARKED_ELSEWHERE:
+                if claimed is None:
                     disagreements.append(f"{rpc}: {key[0]}.{field.name} says neither Required nor Optional")
                 if not _is_set(message, field.name):
-                    if claimed or (claimed is None and UNMARKED_ELSEWHERE.get(key)):
+                    if claimed:
                         disagreements.append(f"{rpc}: the valid request leaves required {path} unset")
                     continue
                 cleared = type(request)()
                 cleared.CopyFrom(request)
                 holder(cleared).ClearField(field.name)
                 refused = names_field(call(world.stub, rpc, cleared), path)
-                if claimed is None:
-                    claimed = UNMARKED_ELSEWHERE.get(key, False)
-                if claimed != refused:
+                if bool(claimed) != refused:
                     says = "says required" if claimed else "does not say required"
                     does = "refuses the request without it" if refused else "does not"
                     disagreements.append(f"{rpc}: {key[0]}.{field.name} {says}; the poster {does}")

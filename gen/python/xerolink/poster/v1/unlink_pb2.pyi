@@ -74,23 +74,25 @@ class UnlinkLinksRequest(_message.Message):
     REASON_FIELD_NUMBER: _builtins.int
     NAMES_FIELD_NUMBER: _builtins.int
     connection_id: _builtins.str
+    """Required."""
     validate_only: _builtins.bool
-    """Preview: say per record what would happen; change nothing; confirm is not needed."""
+    """Optional. Preview: say per record what would happen; change nothing; confirm is not needed."""
     confirm: _builtins.bool
     """Required (true) when validate_only is false: unlinking cannot be undone by the poster."""
     cascade: _builtins.bool
-    """Also unlink the linked payments and allocations of selected invoices and credit notes.
-    Without it, such a document is refused, naming the payments and allocations that block it.
+    """Optional. Also unlink the linked payments and allocations of selected invoices and credit
+    notes. Without it, such a document is refused, naming the payments and allocations that
+    block it.
     """
     reason: _builtins.str
     """Why, for the audit trail and the orphan records (e.g. "bill 1001 reissued"); optional."""
     @_builtins.property
     def records(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.RecordKey]:
-        """The records to unlink (at most 500); repeats are counted once."""
+        """Required unless names is set. The records to unlink (at most 500); repeats are counted once."""
 
     @_builtins.property
     def names(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """The records to unlink by link name, as GetLink accepts it and UnlinkOutcome.link_name writes
+        """Optional. The records to unlink by link name, as GetLink accepts it and UnlinkOutcome.link_name writes
         it: "connections/{connection_id}/links/{kind}/{id}", the kind by name (client-bill/1103) or
         by number (1/1103). Selects records as `records` does; both may be given (names are
         selected after records, and a record named twice is counted once); together at most 500.
