@@ -11,6 +11,7 @@ from xerolink_mapper.entrypoints import server as mapper_server
 from xerolink_poster.entrypoints import config as poster_config
 
 from tests.fixtures.callers import write_callers_file
+from tests.fixtures.poster import wait_for
 from tests.fixtures.processes import child_env, console_script, free_port, running
 
 SECURITY_VARIABLES = (
@@ -33,6 +34,12 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
     return env
 
 
+def _until_listening(log: Path) -> None:
+    """The port accepts connections a moment before the service logs where it listens: wait for
+    the line, or the process is stopped before it is written."""
+    wait_for(lambda: log.exists() and "listening on" in log.read_text(), timeout=20)
+
+
 def _command(service: str, address: str) -> list[str]:
     return [*console_script(f"xerolink-{service}"), "--address", address]
 
@@ -42,7 +49,7 @@ def test_port_alone_listens_on_loopback_only(service: str, tmp_path: Path) -> No
     port = free_port()
     log = tmp_path / f"{service}.log"
     with running([*console_script(f"xerolink-{service}"), "--port", str(port)], port, _env(tmp_path), log):
-        pass
+        _until_listening(log)
     text = log.read_text()
     assert f"listening on 127.0.0.1:{port}" in text
     assert "reachable from other hosts" not in text
@@ -67,7 +74,7 @@ def test_another_interface_with_the_explicit_setting_starts_and_warns(service: s
     log = tmp_path / f"{service}.log"
     env = _env(tmp_path, XEROLINK_ALLOW_UNAUTHENTICATED="1")
     with running(_command(service, f"0.0.0.0:{port}"), port, env, log):
-        pass
+        _until_listening(log)
     warnings = [line for line in log.read_text().splitlines() if "WARNING" in line]
     assert any("authentication is OFF" in line and f"0.0.0.0:{port}" in line for line in warnings), warnings
 
@@ -78,7 +85,7 @@ def test_another_interface_with_a_callers_file_starts_without_the_setting(servic
     log = tmp_path / f"{service}.log"
     callers = write_callers_file(tmp_path / "callers.json", tokens={"operator": "t0ken"})
     with running(_command(service, f"0.0.0.0:{port}"), port, _env(tmp_path, XEROLINK_CALLERS_FILE=str(callers)), log):
-        pass
+        _until_listening(log)
     text = log.read_text()
     assert f"listening on 0.0.0.0:{port}" in text
     assert "authentication is OFF" not in text
