@@ -10,10 +10,11 @@ from xerolink.xero.v1 import objects_pb2 as xero_pb2
 from xerolink_poster.adapters.tables import ConnectionRow, LinkRow, OutboxRow
 from xerolink_poster.adapters.xero_client import XeroAnswer
 from xerolink_poster.domain.rate_limits import RateHeaders
-from xerolink_poster.service_layer.dispatcher import _Work, read_answer
+from xerolink_poster.service_layer.dispatch.answers import read_answer
+from xerolink_poster.service_layer.dispatch.work import Work
 
 
-def _works(count: int) -> list[_Work]:
+def _works(count: int) -> list[Work]:
     works = []
     for n in range(count):
         operation = xero_pb2.Operation(
@@ -43,7 +44,7 @@ def _works(count: int) -> list[_Work]:
             create_us=0,
             update_us=0,
         )
-        work = _Work(
+        work = Work(
             row,
             link,
             ConnectionRow(connection_id="c", xero_base_url="", xero_tenant_id="t", mapping_context=b"", create_us=0),
@@ -109,3 +110,4 @@ def test_rate_limits_outages_and_credentials_speak_for_the_whole_call() -> None:
     assert read_answer(_answer(429, {}), "Payments", _works(2)).call == "rate_limited"
     assert read_answer(_answer(503, {}), "Payments", _works(2)).call == "unavailable"
     assert read_answer(_answer(401, {}), "Payments", _works(2)).call == "unauthorised"
+
