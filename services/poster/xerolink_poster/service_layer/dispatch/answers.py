@@ -1,11 +1,18 @@
-"""The one classification of Xero's answers to the dispatcher's create calls.
+"""The one classification of Xero's answers, for the dispatcher's create calls and a
+correction's calls on one object alike.
 
-First the answer as a whole (`call_verdict`): rate limited, unavailable, unauthorised.
-Otherwise its elements (`read_elements`): each refused by Xero (its messages), answered (Xero's
-element), or unknown. Only an element Xero explicitly refused fails: an answer that proves
-nothing leaves its elements unknown, to be looked up before anything is created again. A 4xx
-refusing a batch whole names no element: without summarizeErrors=false Xero may still have
-created the valid ones (NOTES: Xero facts)."""
+First the answer as a whole (`call_verdict`): rate limited, unavailable, unauthorised, and for a
+call on one object also missing or unreadable. Otherwise its elements (`read_elements`): each
+refused by Xero (its messages), answered (Xero's element), or unknown. Only an element Xero
+explicitly refused fails: an answer that proves nothing leaves its elements unknown, to be looked
+up before anything is written again.
+
+Where the two kinds of call truly differ, `one_object` says which is read. A batch create puts
+many elements in one call, and Xero refusing the call whole (a 4xx) names no element: without
+summarizeErrors=false it may still have created the valid ones (NOTES: Xero facts). A call on
+one object (GET, POST or DELETE of `Resource/{id}`) is that object's alone: its refusal is the
+object's, a 404 says the object is missing, and an answer that is not a JSON object tells nothing
+of what happened (a correction reads Xero again before it writes)."""
 
 from __future__ import annotations
 
@@ -22,6 +29,8 @@ from xerolink_poster.service_layer.dispatch.work import Work
 RATE_LIMITED = "rate_limited"
 UNAVAILABLE = "unavailable"
 UNAUTHORISED = "unauthorised"
+MISSING = "missing"  # a call on one object only
+UNREADABLE = "unreadable"  # a call on one object only
 
 
 @dataclass
@@ -53,7 +62,7 @@ class ReadAnswer:
         return ["created" if e.created else "rejected" if e.refused is not None else "uncertain" for e in self.elements]
 
 
-def call_verdict(answer: XeroAnswer) -> str:
+def call_verdict(answer: XeroAnswer, one_object: bool = False) -> str:
     """What the answer says for the whole call; "" when its body is to be read."""
     if answer.status == 429:
         return RATE_LIMITED
@@ -61,6 +70,12 @@ def call_verdict(answer: XeroAnswer) -> str:
         return UNAVAILABLE
     if answer.status in (401, 403):
         return UNAUTHORISED
+    if one_object:
+        if answer.status == 404:
+            return MISSING
+        body = answer.body
+        if not isinstance(body, dict) or (answer.ok and len(body) == 1 and "Message" in body):
+            return UNREADABLE
     return ""
 
 
@@ -76,11 +91,16 @@ def refusal_message(answer: XeroAnswer) -> str:
     return message_of(answer.body) or f"Xero answered {answer.status}"
 
 
-def read_elements(answer: XeroAnswer, collection: str, count: int) -> ReadAnswer:
+def readable_lookup(answer: XeroAnswer) -> bool:
+    """A look-up's answer that can be searched: a success with a JSON object."""
+    return answer.ok and isinstance(answer.body, dict)
+
+
+def read_elements(answer: XeroAnswer, collection: str, count: int, one_object: bool = False) -> ReadAnswer:
     """The answer to a call that sent `count` elements of `collection`, element by element. An
     answer that cannot be matched to what was sent (unparsable, a count that does not match)
     leaves its elements unknown; a refusal of the whole call refuses a call of one element."""
-    verdict = call_verdict(answer)
+    verdict = call_verdict(answer, one_object)
     if verdict:
         return ReadAnswer(call=verdict)
     body = answer.body if isinstance(answer.body, dict) else {}
@@ -97,10 +117,14 @@ def read_elements(answer: XeroAnswer, collection: str, count: int) -> ReadAnswer
         refused_whole = f"Xero refused the call whole ({whole}); each is tried alone"
         return _unknown(count, "XERO_BATCH_REFUSED", refused_whole, alone=True)
     read = ReadAnswer(reason="XERO_ANSWER_UNREADABLE", message="Xero's answer named no object for it")
+    # An element refused without a message: a call on one object takes the answer's own.
+    unexplained = whole if one_object else "Xero rejected the element"
     for item in items:
         errors = [str(e.get("Message", "")) for e in item.get("ValidationErrors") or [] if isinstance(e, dict)]
         if item.get("StatusAttributeString") == "ERROR" or errors or item.get("HasErrors"):
-            read.elements.append(ElementAnswer(refused=errors or ["Xero rejected the element"]))
+            read.elements.append(ElementAnswer(refused=errors or [unexplained]))
+        elif answer.status != 200 and one_object:
+            read.elements.append(ElementAnswer(refused=[whole]))
         elif answer.status != 200:
             # Valid, in a batch refused whole: Xero may have created it without naming its id.
             read.elements.append(ElementAnswer())

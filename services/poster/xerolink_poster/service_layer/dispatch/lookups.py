@@ -12,6 +12,7 @@ from xerolink.xero.v1 import objects_pb2 as xero_pb2
 from xerolink_poster.adapters import xero_payloads as payloads
 from xerolink_poster.adapters.xero_client import Credentials, Uncertain, XeroAnswer
 from xerolink_poster.domain.records import XeroObjectRef
+from xerolink_poster.service_layer.dispatch import answers
 from xerolink_poster.service_layer.dispatch.gate import Gate
 from xerolink_poster.service_layer.dispatch.results import Results
 from xerolink_poster.service_layer.dispatch.shared import Shared
@@ -31,7 +32,7 @@ class LookupFailed(Exception):
 
 
 def check_lookup(answer: XeroAnswer) -> None:
-    if not answer.ok or not isinstance(answer.body, dict):
+    if not answers.readable_lookup(answer):
         raise LookupFailed(f"Xero answered {answer.status} to a look-up", answer.status == 429)
 
 
