@@ -30,7 +30,7 @@ from xerolink_mapper import samples
 from xerolink_mapper.entrypoints.server import start as start_mapper
 from xerolink_poster.entrypoints import bootstrap
 from xerolink_poster.entrypoints.config import PosterConfig
-from xerolink_poster.service_layer.dispatcher import DispatcherSettings
+from xerolink_poster.service_layer.dispatch.settings import DispatcherSettings
 
 from tests.integration.test_poster_backfill import open_bill
 

@@ -31,7 +31,7 @@ from xerolink_mapper.entrypoints.server import start as start_mapper
 from xerolink_poster.domain.rate_limits import Limits
 from xerolink_poster.entrypoints import bootstrap
 from xerolink_poster.entrypoints.config import PosterConfig
-from xerolink_poster.service_layer.dispatcher import DispatcherSettings
+from xerolink_poster.service_layer.dispatch.settings import DispatcherSettings
 
 CONNECTION = "bench-firm"
 REQUEST_SIZE = 250

@@ -29,7 +29,7 @@ from xerolink_mapper import samples
 from xerolink_mapper.entrypoints.server import start as start_mapper
 from xerolink_poster.entrypoints import bootstrap
 from xerolink_poster.entrypoints.config import PosterConfig
-from xerolink_poster.service_layer.dispatcher import DispatcherSettings
+from xerolink_poster.service_layer.dispatch.settings import DispatcherSettings
 
 BILL = common_pb2.TRANSACTION_KIND_CLIENT_BILL
 

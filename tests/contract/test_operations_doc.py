@@ -7,7 +7,7 @@ import os
 import re
 
 from xerolink_poster.entrypoints import config
-from xerolink_poster.service_layer.dispatcher import DispatcherSettings
+from xerolink_poster.service_layer.dispatch.settings import DispatcherSettings
 
 from tests.fixtures.processes import ROOT
 

@@ -1,5 +1,5 @@
-"""The one classification of Xero's answer to a create call: only an element Xero explicitly
-refused fails; an answer that proves nothing leaves its elements unknown, to be looked up."""
+"""The one classification of Xero's answers, to create calls and to calls on one object: only an
+element Xero explicitly refused fails; an answer that proves nothing leaves its elements unknown."""
 
 from __future__ import annotations
 
@@ -10,10 +10,11 @@ from xerolink.xero.v1 import objects_pb2 as xero_pb2
 from xerolink_poster.adapters.tables import ConnectionRow, LinkRow, OutboxRow
 from xerolink_poster.adapters.xero_client import XeroAnswer
 from xerolink_poster.domain.rate_limits import RateHeaders
-from xerolink_poster.service_layer.dispatcher import _Work, read_answer
+from xerolink_poster.service_layer.dispatch.answers import MISSING, UNREADABLE, call_verdict, read_answer, read_elements
+from xerolink_poster.service_layer.dispatch.work import Work
 
 
-def _works(count: int) -> list[_Work]:
+def _works(count: int) -> list[Work]:
     works = []
     for n in range(count):
         operation = xero_pb2.Operation(
@@ -43,7 +44,7 @@ def _works(count: int) -> list[_Work]:
             create_us=0,
             update_us=0,
         )
-        work = _Work(
+        work = Work(
             row,
             link,
             ConnectionRow(connection_id="c", xero_base_url="", xero_tenant_id="t", mapping_context=b"", create_us=0),
@@ -109,3 +110,28 @@ def test_rate_limits_outages_and_credentials_speak_for_the_whole_call() -> None:
     assert read_answer(_answer(429, {}), "Payments", _works(2)).call == "rate_limited"
     assert read_answer(_answer(503, {}), "Payments", _works(2)).call == "unavailable"
     assert read_answer(_answer(401, {}), "Payments", _works(2)).call == "unauthorised"
+
+
+def test_a_call_on_one_object_reads_a_404_as_missing_and_a_create_as_a_refusal() -> None:
+    missing = _answer(404, {"Message": "Resource not found"})
+    assert call_verdict(missing, one_object=True) == MISSING
+    assert read_answer(missing, "Payments", _works(1)).elements[0].refused == ["Resource not found"]
+
+
+def test_a_call_on_one_object_that_cannot_be_read_is_unreadable_not_refused() -> None:
+    for answer in (_answer(400, "not json"), _answer(200, {"Message": "done?"})):
+        assert read_elements(answer, "Invoices", 1, one_object=True).call == UNREADABLE
+    assert read_elements(_answer(400, "not json"), "Invoices", 1).elements[0].refused == ["Xero answered 400"]
+
+
+def test_a_refused_call_on_one_object_refuses_its_valid_element_with_the_answers_message() -> None:
+    answer = _answer(400, {"Message": "Invoice cannot be voided", "Elements": [{"InvoiceID": "i-1"}]})
+    assert read_elements(answer, "Invoices", 1, one_object=True).elements[0].refused == ["Invoice cannot be voided"]
+    batch = read_elements(answer, "Invoices", 1)
+    assert batch.elements[0].refused is None and batch.alone
+
+
+def test_a_call_on_one_object_answered_with_its_element_is_answered() -> None:
+    read = read_elements(_answer(200, {"Invoices": [{"InvoiceID": "i-1", "Status": "VOIDED"}]}), "Invoices", 1, True)
+    assert read.elements[0].answered == {"InvoiceID": "i-1", "Status": "VOIDED"}
+    assert read.elements[0].refused is None

@@ -22,7 +22,7 @@ from xerolink_poster.entrypoints import proto_mapping as pm
 from xerolink_poster.entrypoints.request_context import actor_of
 from xerolink_poster.service_layer import backfill
 from xerolink_poster.service_layer.connections import request_id_violations
-from xerolink_poster.service_layer.dispatcher import StateChanges
+from xerolink_poster.service_layer.dispatch.state_changes import StateChanges
 from xerolink_poster.service_layer.posting import Poster
 from xerolink_poster.service_layer.preflight_checks import run_preflight
 

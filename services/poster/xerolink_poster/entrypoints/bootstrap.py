@@ -19,7 +19,8 @@ from xerolink_poster.entrypoints.config import PosterConfig
 from xerolink_poster.entrypoints.grpc_servicer import SERVICE_NAME, PosterServicer
 from xerolink_poster.service_layer.connection_lifecycle import ConnectionKeeper, reseal_with_active_key
 from xerolink_poster.service_layer.correcting import Corrections
-from xerolink_poster.service_layer.dispatcher import Dispatcher, StateChanges
+from xerolink_poster.service_layer.dispatch.state_changes import StateChanges
+from xerolink_poster.service_layer.dispatch.supervisor import Dispatcher
 from xerolink_poster.service_layer.metrics import PosterMetrics
 from xerolink_poster.service_layer.posting import Poster
 

@@ -13,7 +13,7 @@ from xerolink_common.listening import on_loopback
 from xerolink_poster.adapters.token_vault import TokenKeyError, TokenVault
 from xerolink_poster.adapters.xero_identity import XeroApps
 from xerolink_poster.domain.rate_limits import Limits
-from xerolink_poster.service_layer.dispatcher import DispatcherSettings
+from xerolink_poster.service_layer.dispatch.settings import DispatcherSettings
 from xerolink_poster.service_layer.posting import GroupSettings
 
 DEFAULT_ADDRESS = on_loopback(50062)

@@ -19,7 +19,7 @@ from xerolink_poster.entrypoints.request_context import actor_of, link_of, recor
 from xerolink_poster.entrypoints.unlink_rpcs import UnlinkRpcs, link_filter
 from xerolink_poster.service_layer import connections, queries
 from xerolink_poster.service_layer.connection_lifecycle import ConnectionKeeper
-from xerolink_poster.service_layer.dispatcher import StateChanges
+from xerolink_poster.service_layer.dispatch.state_changes import StateChanges
 from xerolink_poster.service_layer.posting import Poster
 
 SERVICE_NAME = poster_pb2.DESCRIPTOR.services_by_name["PosterService"].full_name

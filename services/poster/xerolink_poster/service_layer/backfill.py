@@ -23,7 +23,7 @@ from xerolink_poster.domain import backfill_progress as bp
 from xerolink_poster.domain.records import RecordRef
 from xerolink_poster.domain.states import LinkState
 from xerolink_poster.service_layer.connections import get_connection
-from xerolink_poster.service_layer.dispatcher import StateChanges
+from xerolink_poster.service_layer.dispatch.state_changes import StateChanges
 from xerolink_poster.service_layer.errors_json import error_json
 from xerolink_poster.service_layer.posting import (
     ItemFailure,

@@ -37,7 +37,8 @@ from xerolink_poster.domain.states import LinkState
 from xerolink_poster.service_layer import unlinking
 from xerolink_poster.service_layer.connections import get_connection, require_connection_id
 from xerolink_poster.service_layer.correction_xero import CorrectionXero, XeroRefused, XeroTrouble
-from xerolink_poster.service_layer.dispatcher import Dispatcher, LeaseLost
+from xerolink_poster.service_layer.dispatch.gate import LeaseLost
+from xerolink_poster.service_layer.dispatch.supervisor import Dispatcher
 from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transaction
 
 log = logging.getLogger(__name__)

@@ -18,6 +18,7 @@ from xerolink.xero.v1 import objects_pb2 as xero_pb2
 
 from xerolink_poster.adapters.xero_client import Credentials, Uncertain, XeroAnswer
 from xerolink_poster.domain.corrections import GONE, XeroDocument, document_change
+from xerolink_poster.service_layer.dispatch import answers
 
 RATE_LIMIT_RETRIES = 5
 
@@ -75,8 +76,9 @@ class CorrectionXero:
 
     # -- calls -------------------------------------------------------------------------------
     def _send(self, method: str, path: str, body: Any = None) -> XeroAnswer:
-        """One call; a 429 waits (the tenant budget holds the next call until Retry-After) and
-        is sent again. Any other answer is returned."""
+        """One call on one object; a 429 waits (the tenant budget holds the next call until
+        Retry-After) and is sent again. An answer that speaks for the whole call is raised as
+        XeroTrouble; any other answer is returned."""
         for _ in range(RATE_LIMIT_RETRIES):
             try:
                 # No summarizeErrors: Xero declares it on the collection endpoints only, not on the
@@ -85,37 +87,37 @@ class CorrectionXero:
                 answer = self.caller.call(self.creds, method, path, body=body, names=names)
             except Uncertain as exc:
                 raise XeroTrouble("XERO_NO_ANSWER", f"no answer from Xero ({exc})") from exc
-            if answer.status != 429:
+            verdict = answers.call_verdict(answer, one_object=True)
+            if verdict != answers.RATE_LIMITED:
                 break
         else:
             raise XeroTrouble("XERO_RATE_LIMITED", "Xero kept asking to slow down")
-        if answer.status >= 500:
+        if verdict == answers.UNAVAILABLE:
             raise XeroTrouble("XERO_UNAVAILABLE", f"Xero answered {answer.status}")
-        if answer.status in (401, 403):
+        if verdict == answers.UNAUTHORISED:
             raise XeroTrouble(
                 "XERO_UNAUTHORISED", f"Xero refused the connection's credentials ({answer.status}); reconnect it"
             )
-        if answer.status == 404:
+        if verdict == answers.MISSING:
             raise XeroTrouble("XERO_OBJECT_MISSING", f"Xero has no {path}; check the connection's organisation")
-        if not isinstance(answer.body, dict) or (answer.ok and len(answer.body) == 1 and "Message" in answer.body):
+        if verdict == answers.UNREADABLE:
             raise XeroTrouble("XERO_NO_ANSWER", f"Xero's answer to {method} {path} could not be read")
         return answer
 
     def _read(self, path: str, collection: str) -> dict[str, Any]:
         answer = self._send("GET", path)
         items = answer.body.get(collection)
-        if not answer.ok or not isinstance(items, list) or not items or not isinstance(items[0], dict):
+        first = items[0] if isinstance(items, list) and items else None
+        if not answers.readable_lookup(answer) or not isinstance(first, dict):
             raise XeroTrouble("XERO_LOOKUP_FAILED", f"Xero answered {answer.status} to GET {path}")
-        return items[0]
+        return first
 
     def _write(self, path: str, collection: str, body: dict[str, Any]) -> None:
         answer = self._send("POST", path, body)
-        items = answer.body.get(collection) or answer.body.get("Elements")
-        item = items[0] if isinstance(items, list) and items and isinstance(items[0], dict) else {}
-        errors = [str(e.get("Message", "")) for e in item.get("ValidationErrors") or []]
-        if not answer.ok or errors or item.get("StatusAttributeString") == "ERROR":
-            raise XeroRefused("; ".join(errors) or str(answer.body.get("Message") or f"Xero answered {answer.status}"))
-        if not item:
+        element = answers.read_elements(answer, collection, 1, one_object=True).elements[0]
+        if element.refused is not None:
+            raise XeroRefused("; ".join(element.refused))
+        if element.answered is None:
             raise XeroTrouble("XERO_NO_ANSWER", f"Xero's answer to POST {path} held no {collection}")
 
     # -- reads -------------------------------------------------------------------------------
@@ -162,7 +164,7 @@ class CorrectionXero:
         if xero_type == xero_pb2.OBJECT_TYPE_ALLOCATION:
             answer = self._send("DELETE", f"CreditNotes/{parent_id}/Allocations/{xero_id}")
             if not answer.ok:
-                raise XeroRefused(str(answer.body.get("Message") or f"Xero answered {answer.status}"))
+                raise XeroRefused(answers.refusal_message(answer))
             return Undone("deleted in Xero")
         resource, id_field = _RESOURCES[xero_type]
         if xero_type in (xero_pb2.OBJECT_TYPE_INVOICE, xero_pb2.OBJECT_TYPE_CREDIT_NOTE):

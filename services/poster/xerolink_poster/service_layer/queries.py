@@ -18,7 +18,7 @@ from xerolink_poster.domain.link_filter import LinkFilter
 from xerolink_poster.domain.records import RecordRef
 from xerolink_poster.domain.states import SETTLED, LinkState
 from xerolink_poster.service_layer.connections import get_connection, require_connection_id
-from xerolink_poster.service_layer.dispatcher import StateChanges
+from xerolink_poster.service_layer.dispatch.state_changes import StateChanges
 from xerolink_poster.service_layer.unit_of_work import UnitOfWork
 
 DEFAULT_PAGE = 50

@@ -1,0 +1,213 @@
+"""Participants become Xero contacts once, each its own: found by ContactNumber, adopted, or
+created (under a distinguishable name when another contact holds the display name)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import defaultdict
+
+from xerolink_poster.adapters import xero_payloads as payloads
+from xerolink_poster.adapters.database import now_us
+from xerolink_poster.adapters.tables import ContactLinkRow
+from xerolink_poster.adapters.xero_client import Credentials, Uncertain
+from xerolink_poster.domain.retry import chunks
+from xerolink_poster.service_layer import tracing
+from xerolink_poster.service_layer.dispatch import answers
+from xerolink_poster.service_layer.dispatch.gate import Gate
+from xerolink_poster.service_layer.dispatch.lookups import LookupFailed, check_lookup
+from xerolink_poster.service_layer.dispatch.results import Results
+from xerolink_poster.service_layer.dispatch.settings import DispatcherSettings
+from xerolink_poster.service_layer.dispatch.shared import Shared
+from xerolink_poster.service_layer.dispatch.work import Work
+from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transaction
+
+log = logging.getLogger(__name__)
+
+# Xero's refusal of a contact whose name another active contact holds: "The contact name X is
+# already assigned to another contact. The contact name must be unique across all active
+# contacts." (reported from Xero's API in Pinelab-studio/pinelab-vendure-plugins#505).
+NAME_TAKEN = "is already assigned to another contact"
+CONTACT_NAME_MAX = 255  # Contact.Name maxLength in Xero's OpenAPI description
+
+
+def distinguishable_name(name: str, number: str) -> str:
+    """The name a participant's contact is created under when another contact holds its display
+    name: the name followed by the participant's contact number, "Jane Smith (AS-777)"."""
+    suffix = f" ({number})"
+    return name[: CONTACT_NAME_MAX - len(suffix)].rstrip() + suffix
+
+
+class Contacts:
+    def __init__(
+        self, shared: Shared, settings: DispatcherSettings, tenant_id: str, gate: Gate, results: Results
+    ) -> None:
+        self.d = shared
+        self.settings = settings
+        self.tenant_id = tenant_id
+        self.gate = gate
+        self.results = results
+        # One job of the tenant at a time finds or creates contacts, so two never create one twice.
+        self.lock = threading.Lock()
+
+    def ensure(self, works: list[Work]) -> None:
+        """Participants become Xero contacts once, each its own. A participant's contact is found
+        in Xero only by ContactNumber "AS-<participant id>" (set by xerolink when it creates the
+        contact, or by the firm on a contact entered before connecting, to adopt it); never by
+        name, so two participants never share a contact. When another contact holds the display
+        name (Xero keeps names unique among active contacts), the contact is created under the
+        name followed by its number. Every call is in the traces of the postings that need it."""
+        by_participant: dict[tuple[str, int], list[Work]] = defaultdict(list)
+        for w in works:
+            assert w.contact is not None
+            by_participant[(w.connection.connection_id, w.contact.participant_id)].append(w)
+        with UnitOfWork(self.d.db, write=False) as uow:
+            for (cid, pid), members in by_participant.items():
+                known = uow.registry.get_contact(cid, pid)
+                if known is not None:
+                    for w in members:
+                        w.contact_id = known.contact_id
+        pending = {key: members for key, members in by_participant.items() if not members[0].contact_id}
+        if not pending:
+            return
+        traced = [(w.row.trace_context, w.link) for members in pending.values() for w in members]
+        with tracing.xero_call("Contacts", self.tenant_id, traced):
+            to_create: dict[tuple[str, int], list[Work]] = {}
+            for key, members in pending.items():
+                contact = members[0].contact
+                assert contact is not None
+                try:
+                    found = self._find(self.gate.credentials(members[0].connection), contact.contact_number)
+                except (Uncertain, LookupFailed) as exc:
+                    self.results.retry(members, uncertain=False, reason="XERO_CONTACT_LOOKUP_FAILED", message=str(exc))
+                    continue
+                if not found:
+                    to_create[key] = members
+                elif len(found) > 1:
+                    self.results.reject(
+                        members,
+                        [
+                            f"{len(found)} Xero contacts carry ContactNumber {contact.contact_number}: keep it on "
+                            "the one that is this participant's (clear it on the others), then post again"
+                        ],
+                    )
+                else:
+                    self._adopt(members, found[0])
+            by_connection: dict[str, list[tuple[str, int]]] = defaultdict(list)
+            for key in to_create:
+                by_connection[key[0]].append(key)
+            for keys in by_connection.values():
+                for chunk in chunks(keys, self.settings.batch_size):
+                    self._create([to_create[k] for k in chunk], renamed=False)
+
+    def _find(self, creds: Credentials, number: str) -> list[str]:
+        """The ids of the Xero contacts whose ContactNumber is exactly `number`."""
+        if not number:
+            return []
+        quoted = number.replace('"', "")
+        answer = self.gate.call(creds, "GET", "Contacts", params={"where": f'ContactNumber=="{quoted}"'})
+        check_lookup(answer)
+        return [
+            str(item["ContactID"])
+            for item in answer.body.get("Contacts") or []
+            if isinstance(item, dict) and item.get("ContactID") and item.get("ContactNumber") == number
+        ]
+
+    def _adopt(self, members: list[Work], contact_id: str) -> None:
+        """The contact that carries this participant's number, unless another participant's
+        link already holds it (its number was changed in Xero since)."""
+        first = members[0]
+        assert first.contact is not None
+        with UnitOfWork(self.d.db, write=False) as uow:
+            holder = uow.registry.participant_of_contact(first.connection.connection_id, contact_id)
+        if holder is not None and holder != first.contact.participant_id:
+            self.results.reject(
+                members,
+                [
+                    f"the Xero contact with ContactNumber {first.contact.contact_number} is participant {holder}'s "
+                    "contact: give it back its own number in Xero, then post again"
+                ],
+            )
+            return
+        self._link(members, contact_id, "contact_number")
+
+    def _create(self, groups: list[list[Work]], renamed: bool) -> None:
+        contacts = [g[0].contact for g in groups]
+        elements = [payloads.contact_element(c) for c in contacts if c is not None]
+        if renamed:
+            for element in elements:
+                element["Name"] = distinguishable_name(element["Name"], element["ContactNumber"])
+        all_works = [w for g in groups for w in g]
+        creds = self.gate.credentials(groups[0][0].connection)
+        names = [f"contact/{g[0].connection.connection_id}/{c.participant_id}" for g in groups if (c := g[0].contact)]
+        try:
+            answer = self.gate.call(
+                creds,
+                "PUT",
+                "Contacts",
+                params={"summarizeErrors": "false"},
+                body={"Contacts": elements},
+                names=names,
+            )
+        except Uncertain as exc:
+            # Nothing is lost: the next attempt finds the contact by its number before creating.
+            self.results.retry(all_works, uncertain=False, reason="XERO_NO_ANSWER", message=f"contacts: {exc}")
+            return
+        if not answer.ok:
+            self.results.retry(
+                all_works,
+                uncertain=False,
+                reason="XERO_CONTACTS_FAILED",
+                message=answers.refusal_message(answer),
+                at=self.gate.blocked_until if answer.status == 429 else None,
+                count=answer.status != 429,
+            )
+            return
+        items = answer.body.get("Contacts") if isinstance(answer.body, dict) else None
+        if not isinstance(items, list) or len(items) != len(groups) or not all(isinstance(i, dict) for i in items):
+            # Created or not, the next attempt finds each contact by its number first.
+            self.results.retry(
+                all_works,
+                uncertain=False,
+                reason="XERO_ANSWER_UNREADABLE",
+                message="Xero's answer to creating contacts could not be matched to what was sent",
+            )
+            return
+        clashes: list[list[Work]] = []
+        for members, item in zip(groups, items, strict=True):
+            errors = [str(e.get("Message", "")) for e in item.get("ValidationErrors") or [] if isinstance(e, dict)]
+            if not errors and item.get("ContactID"):
+                self._link(members, str(item["ContactID"]), "created_renamed" if renamed else "created")
+            elif not renamed and any(NAME_TAKEN in e for e in errors):
+                clashes.append(members)
+            else:
+                self.results.reject(members, ["; ".join(errors) or "Xero refused the contact"])
+        if clashes:
+            self._create(clashes, renamed=True)
+
+    def _link(self, members: list[Work], contact_id: str, origin: str) -> None:
+        first = members[0]
+        assert first.contact is not None
+        contact = first.contact
+        log.info(
+            "participant %s is Xero contact %s (%s)",
+            contact.participant_id,
+            contact_id,
+            origin,
+            extra={"tenant_id": self.tenant_id},
+        )
+        run_in_transaction(
+            self.d.db,
+            lambda uow: uow.registry.add_contact(
+                ContactLinkRow(
+                    connection_id=first.connection.connection_id,
+                    participant_id=contact.participant_id,
+                    contact_id=contact_id,
+                    contact_number=contact.contact_number,
+                    create_us=now_us(),
+                    origin=origin,
+                )
+            ),
+        )
+        for w in members:
+            w.contact_id = contact_id

@@ -1,0 +1,183 @@
+"""The one place a tenant's Xero calls are made and Xero's limits enforced: the tenant's budget
+(concurrency, per minute, per day, Retry-After), the app's minute shared by every poster, the
+tenant lease checked and renewed before each call, and one refresh of the token after a 401."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from xerolink_poster.adapters.database import now_us
+from xerolink_poster.adapters.tables import ConnectionRow, OutboxRow
+from xerolink_poster.adapters.xero_client import Credentials, Uncertain, XeroAnswer
+from xerolink_poster.adapters.xero_json import dumps
+from xerolink_poster.domain.rate_limits import TenantBudget
+from xerolink_poster.domain.retry import idempotency_key
+from xerolink_poster.service_layer.dispatch.settings import DispatcherSettings
+from xerolink_poster.service_layer.dispatch.shared import Shared
+from xerolink_poster.service_layer.dispatch.work import Work
+from xerolink_poster.service_layer.metrics import record_call
+from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transaction
+
+log = logging.getLogger(__name__)
+US = 1_000_000
+
+
+class LeaseLost(Exception):
+    """Another poster holds the tenant now; stop calling Xero for it."""
+
+
+class AppMinuteFull(Exception):
+    """The posters together have made the app's calls of this minute: wait, call nothing."""
+
+
+class Gate:
+    def __init__(
+        self,
+        shared: Shared,
+        settings: DispatcherSettings,
+        tenant_id: str,
+        history: list[float],
+        day_calls: int,
+        blocked_until: float,
+    ) -> None:
+        self.d = shared
+        self.settings = settings
+        self.tenant_id = tenant_id
+        # The tenant's budget, resumed from what its lease recorded (calls, Retry-After).
+        self.budget = TenantBudget(settings.limits, shared.app_window, history)
+        now = time.time()
+        for _ in range(day_calls):
+            self.budget.day.done.append(now)
+        self.budget.blocked_until = blocked_until
+        self.lock = threading.Lock()  # guards the budget
+
+    def wait_time(self) -> float:
+        """Seconds before the budget allows another call (0: now)."""
+        with self.lock:
+            return self.budget.wait_time(time.time())
+
+    @property
+    def blocked_until(self) -> float:
+        """Until when Xero asked this tenant's calls to wait (Retry-After), epoch seconds."""
+        return self.budget.blocked_until
+
+    def credentials(self, connection: ConnectionRow) -> Credentials:
+        """The connection's access token, opened from its sealed box (refreshed when expiring)."""
+        if self.d.keeper is None:
+            raise RuntimeError("the dispatcher has no connection keeper to open the tokens with")
+        return self.d.keeper.credentials(connection)
+
+    def _wait_for_budget(self) -> None:
+        while True:
+            if self.d.stopping:
+                raise LeaseLost("stopping")
+            with self.lock:
+                wait = self.budget.try_acquire(time.time())
+            if wait <= 0:
+                return
+            time.sleep(min(wait, 0.05))
+
+    def _recount(self, counted_us: int, minute_us: int) -> None:
+        """Counts the call in the app's shared minute from now, when it has surely reached Xero."""
+        run_in_transaction(self.d.db, lambda uow: uow.registry.move_app_call(counted_us, now_us(), minute_us))
+
+    def call(
+        self,
+        creds: Credentials,
+        method: str,
+        path: str,
+        params: dict[str, str] | None = None,
+        body: Any = None,
+        mark_uncertain: Sequence[Work] = (),
+        refreshed: bool = False,
+        names: Sequence[str] = (),
+    ) -> XeroAnswer:
+        """One call within every limit: waits for the budget, checks and renews the lease, counts
+        the call in the app's shared minute (and marks the entries of a create call uncertain)
+        in one short transaction, then calls. `names` say what the call is for (the records and
+        operations it creates); a call without them changes the Xero object its path names."""
+        key = None
+        if body is not None:
+            key = idempotency_key(creds.tenant_id, method, path, names or [f"{method} {path}"], dumps(body))
+        minute_us = int(self.settings.limits.minute_seconds * US)
+        counted_at: list[int] = []
+
+        def before(uow: UnitOfWork) -> bool:
+            now = now_us()
+            counted_at[:] = [now]
+            ok = uow.registry.record_call(
+                self.tenant_id,
+                self.d.holder,
+                now,
+                int(self.settings.lease_ttl * US),
+                minute_us,
+                int(self.settings.limits.day_seconds * US),
+            )
+            if ok and uow.registry.count_app_call(now, minute_us) > self.settings.limits.app_per_minute:
+                raise AppMinuteFull  # rolls the count back with the rest
+            if ok and mark_uncertain:
+                uow.registry.preload(OutboxRow, OutboxRow.id, [w.row.id for w in mark_uncertain])
+                for w in mark_uncertain:
+                    row = uow.registry.get_outbox(w.row.id or 0)
+                    if row is not None:
+                        row.uncertain = True
+                        row.lookup_hint = w.hint
+                        row.lease_until_us = now + int(self.settings.claim_ttl * US)
+                        uow.session.add(row)
+            return ok
+
+        while True:
+            self._wait_for_budget()
+            try:
+                allowed = run_in_transaction(self.d.db, before)
+            except AppMinuteFull:
+                with self.lock:
+                    self.budget.cancel()
+                time.sleep(self.settings.limits.minute_seconds / 60)
+                continue
+            except Exception:
+                with self.lock:
+                    self.budget.release(time.time())
+                raise
+            break
+        if not allowed:
+            with self.lock:
+                self.budget.release(time.time())
+            raise LeaseLost(self.tenant_id)
+        try:
+            answer = self.d.xero.call(creds, method, path, params=params, body=body, idempotency_key=key)
+        except Uncertain:
+            with self.lock:
+                self.budget.release(time.time())
+            self._recount(counted_at[0], minute_us)
+            raise
+        self._recount(counted_at[0], minute_us)
+        with self.lock:
+            self.budget.release(time.time(), answer.rate, answer.elapsed)
+        record_call(method, path, answer.status, answer.elapsed)
+        if self.d.metrics is not None:
+            self.d.metrics.headroom(self.tenant_id, answer.rate)
+        self.d.calls_made += 1
+        if answer.status == 429:
+            self.d.calls_refused += 1
+            log.warning("Xero refused a call for rate (%s)", answer.rate.problem, extra={"tenant_id": self.tenant_id})
+            self._persist_block()
+        if answer.status == 401 and not refreshed and self.d.keeper is not None and creds.connection_id:
+            # The access token expired or was revoked early: refresh once and repeat the call
+            # (a 401 changed nothing at Xero, and the Idempotency-Key stays the same).
+            fresh = self.d.keeper.after_unauthorised(creds)
+            if fresh is not None:
+                return self.call(fresh, method, path, params, body, mark_uncertain, refreshed=True, names=names)
+        return answer
+
+    def _persist_block(self) -> None:
+        """Writes Retry-After to the tenant's lease, so a poster that takes the tenant over (after
+        a crash or a hand-back) waits it out too instead of being refused again."""
+        with self.lock:
+            until = self.budget.blocked_until
+        if until > time.time():
+            run_in_transaction(self.d.db, lambda uow: uow.registry.block_tenant(self.tenant_id, int(until * US)))

@@ -1,0 +1,151 @@
+"""Uncertain outcomes: before re-creating, a job looks in Xero for the objects an unanswered or
+unreadable call may have created, by fields Xero keeps, never adopting one another link holds."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from xerolink.xero.v1 import objects_pb2 as xero_pb2
+
+from xerolink_poster.adapters import xero_payloads as payloads
+from xerolink_poster.adapters.xero_client import Credentials, Uncertain, XeroAnswer
+from xerolink_poster.domain.records import XeroObjectRef
+from xerolink_poster.service_layer.dispatch import answers
+from xerolink_poster.service_layer.dispatch.gate import Gate
+from xerolink_poster.service_layer.dispatch.results import Results
+from xerolink_poster.service_layer.dispatch.shared import Shared
+from xerolink_poster.service_layer.dispatch.work import Work
+from xerolink_poster.service_layer.unit_of_work import UnitOfWork
+
+log = logging.getLogger(__name__)
+# Xero pages lists by 100; a look-up reads at most this many pages (its `where` selects a few).
+XERO_PAGE_SIZE = 100
+LOOKUP_PAGES = 20
+
+
+class LookupFailed(Exception):
+    def __init__(self, message: str, rate_limited: bool) -> None:
+        super().__init__(message)
+        self.rate_limited = rate_limited
+
+
+def check_lookup(answer: XeroAnswer) -> None:
+    if not answers.readable_lookup(answer):
+        raise LookupFailed(f"Xero answered {answer.status} to a look-up", answer.status == 429)
+
+
+class LookUps:
+    def __init__(self, shared: Shared, gate: Gate, results: Results) -> None:
+        self.d = shared
+        self.gate = gate
+        self.results = results
+
+    def look_up(self, works: list[Work]) -> list[Work]:
+        """Finds the objects uncertain calls may have created. Found: recorded as created. Not
+        found: returned, to be created now. Xero unreachable: retried later, still uncertain."""
+        to_create: list[Work] = []
+        found: list[tuple[Work, list[XeroObjectRef]]] = []
+        taken: set[str] = set()  # adopted in this pass, not yet written: held all the same
+        for w in works:
+            assert w.operation is not None
+            try:
+                match = self._find_existing(self.gate.credentials(w.connection), w, taken)
+            except Uncertain as exc:
+                self.results.retry([w], uncertain=True, reason="XERO_NO_ANSWER", message=f"look-up failed ({exc})")
+                continue
+            except LookupFailed as exc:
+                self.results.retry(
+                    [w],
+                    uncertain=True,
+                    reason="XERO_LOOKUP_FAILED",
+                    message=str(exc),
+                    at=self.gate.blocked_until if exc.rate_limited else None,
+                    count=not exc.rate_limited,
+                )
+                continue
+            if match is None:
+                to_create.append(w)
+            else:
+                log.info("found %s in Xero after an uncertain call: %s", w.identity, match[0].xero_id)
+                taken.add(match[0].xero_id)
+                found.append((w, match))
+        if found:
+            self.results.write(found, [])
+        return to_create
+
+    def _find_existing(self, creds: Credentials, w: Work, taken: set[str]) -> list[XeroObjectRef] | None:
+        """This record's object in Xero, found by fields Xero keeps (xero_payloads.lookup_of),
+        never one another link holds or an unlink left orphaned."""
+        assert w.operation is not None
+        body = w.body
+        if body == "allocation":
+            return self._find_allocation(creds, w, taken)
+        lookup = payloads.lookup_of(w.operation, w.reference, w.contact_id)
+        if lookup is None or (body == "bank_transaction" and not w.contact_id and "Contact" in lookup.where):
+            return None  # an overpayment whose contact was never linked was never sent
+        items = [
+            item
+            for item in self._list_all(creds, lookup.resource, lookup.where)
+            if str(item.get("Status", "")).upper() not in ("DELETED", "VOIDED") and lookup.tagged(item)
+        ]
+        free = self._unheld(w, [payloads.ids_of(body, item)[0] for item in items], taken)
+        for item in items:
+            if payloads.ids_of(body, item)[0] in free:
+                return payloads.created_objects(body, w.operation.local_ref, item)
+        return None
+
+    def _list_all(self, creds: Credentials, resource: str, where: str) -> list[dict[str, Any]]:
+        """Every object `where` selects. Paged where Xero declares `page`: an unpaged list of
+        invoices, credit notes, bank transactions or journals comes without its lines (Xero's
+        OpenAPI, `page`: "Up to 100 ... with line items shown"), and an overpayment's tag is in
+        its first line. BankTransfers declares no `page` and has no lines."""
+        if resource == "BankTransfers":
+            answer = self.gate.call(creds, "GET", resource, params={"where": where})
+            check_lookup(answer)
+            return [i for i in answer.body.get(resource) or [] if isinstance(i, dict)]
+        items: list[dict[str, Any]] = []
+        for page in range(1, LOOKUP_PAGES + 1):
+            answer = self.gate.call(creds, "GET", resource, params={"where": where, "page": str(page)})
+            check_lookup(answer)
+            found = [i for i in answer.body.get(resource) or [] if isinstance(i, dict)]
+            items += found
+            if len(found) < XERO_PAGE_SIZE:
+                break
+        return items
+
+    def _find_allocation(self, creds: Credentials, w: Work, taken: set[str]) -> list[XeroObjectRef] | None:
+        """An allocation of this amount to this invoice that the credit note did not hold before
+        the uncertain call (`hint`) and no other link holds."""
+        assert w.operation is not None
+        answer = self.gate.call(creds, "GET", f"CreditNotes/{w.resolved['credit_note']}")
+        check_lookup(answer)
+        before = set(json.loads(w.row.lookup_hint)) if w.row.lookup_hint else set()
+        amount = payloads.element_of(w.operation, "", "", w.resolved)["Amount"]
+        candidates = [
+            str(allocation.get("AllocationID", ""))
+            for note in answer.body.get("CreditNotes") or []
+            if isinstance(note, dict)
+            for allocation in note.get("Allocations") or []
+            if isinstance(allocation, dict)
+            and str((allocation.get("Invoice") or {}).get("InvoiceID", "")).lower() == w.resolved["invoice"].lower()
+            and not allocation.get("IsDeleted")
+            and payloads.same_amount(allocation.get("Amount"), amount)
+            and str(allocation.get("AllocationID", "")) not in before
+        ]
+        free = self._unheld(w, candidates, taken)
+        match = next((c for c in candidates if c in free), None)
+        if match is None:
+            return None
+        return [XeroObjectRef(xero_pb2.OBJECT_TYPE_ALLOCATION, match, w.operation.local_ref)]
+
+    def _unheld(self, w: Work, xero_ids: list[str], taken: set[str]) -> set[str]:
+        candidates = [x for x in xero_ids if x and x not in taken]
+        if not candidates:
+            return set()
+        with UnitOfWork(self.d.db, write=False) as uow:
+            held = uow.registry.held_xero_ids(w.connection.connection_id, candidates, w.link.id or 0)
+        if held:
+            log.warning("a look-up for %s passed over objects other links hold: %s", w.identity, sorted(held))
+        return set(candidates) - held

@@ -1,0 +1,113 @@
+"""Preparing a job: each entry's next operation, its documents resolved to their Xero objects and
+its contact to a known one; entries whose documents are not linked start waiting, broken ones
+are rejected, and finished ones link."""
+
+from __future__ import annotations
+
+from xerolink.mapper.v1 import mapper_service_pb2 as mapper_pb2
+from xerolink.xero.v1 import objects_pb2 as xero_pb2
+
+from xerolink_poster.adapters import correction_store
+from xerolink_poster.adapters import xero_payloads as payloads
+from xerolink_poster.adapters.database import now_us
+from xerolink_poster.adapters.tables import LinkRow
+from xerolink_poster.domain import dependencies as deps
+from xerolink_poster.domain.records import RecordRef, XeroObjectRef
+from xerolink_poster.domain.states import LinkState
+from xerolink_poster.service_layer import outcomes
+from xerolink_poster.service_layer.dispatch.results import Results
+from xerolink_poster.service_layer.dispatch.shared import Shared
+from xerolink_poster.service_layer.dispatch.work import Work
+from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transaction
+
+
+def prepare(shared: Shared, results: Results, works: list[Work]) -> list[Work]:
+    """Finds each entry's next operation and resolves its documents and contact; entries whose
+    documents are not linked start waiting, finished ones link. Returns the entries to send."""
+    ready: list[Work] = []
+    waiting: list[tuple[Work, list[RecordRef]]] = []
+    broken: list[tuple[Work, str]] = []
+    finished: list[Work] = []
+    with UnitOfWork(shared.db, write=False) as uow:
+        registry = uow.registry
+        for w in works:
+            mapped = mapper_pb2.MapTransactionResponse()
+            mapped.ParseFromString(w.row.operations)
+            own = registry.xero_objects(w.link)
+            w.operation = deps.next_operation(mapped.operations, own)
+            if w.operation is None:
+                finished.append(w)
+                continue
+
+            def linked_objects(record: RecordRef, cid: str = w.connection.connection_id) -> list[XeroObjectRef] | None:
+                dep = registry.get_link(cid, record)
+                if dep is None or dep.state != LinkState.LINKED:
+                    return None
+                # A document being corrected is about to be voided and unlinked: a payment
+                # made on it now would stop the void. It waits for the document to link again.
+                if correction_store.under_correction(registry.session, cid, record, dep.generation):
+                    return None
+                return registry.xero_objects(dep)
+
+            missing: list[RecordRef] = []
+            problem = ""
+            names = ["document"] if w.body == "payment" else ["credit_note", "invoice"]
+            for name, (ref, wanted) in zip(names, deps.document_refs(w.operation), strict=False):
+                found = deps.resolve(ref, wanted, own, linked_objects)
+                if found is not None:
+                    w.resolved[name] = found.xero_id
+                    continue
+                record = deps.record_of(ref)
+                if record is None and any(o.local_ref == ref.local_ref for o in own):
+                    wanted_name = xero_pb2.ObjectType.Name(wanted)  # type: ignore[arg-type]
+                    problem = f"operation {ref.local_ref!r} was performed but Xero named no {wanted_name} for it"
+                elif record is None:
+                    problem = f"operation {w.operation.local_ref} refers to {ref.local_ref!r}, not performed"
+                elif linked_objects(record) is None:
+                    missing.append(record)
+                else:
+                    wanted_name = xero_pb2.ObjectType.Name(wanted)  # type: ignore[arg-type]
+                    problem = f"{record} is linked but holds no {wanted_name}"
+            if problem:
+                broken.append((w, problem))
+                continue
+            if missing:
+                waiting.append((w, missing))
+                continue
+            w.contact = payloads.contact_of(w.operation)
+            if w.contact is not None:
+                known = registry.get_contact(w.connection.connection_id, w.contact.participant_id)
+                w.contact_id = known.contact_id if known is not None else ""
+            w.reference = payloads.tracking_reference(
+                payloads.tag_base(w.operation), w.link.kind, w.link.record_id, w.link.generation
+            )
+            ready.append(w)
+    if waiting or broken or finished:
+
+        def write(uow: UnitOfWork) -> None:
+            now = now_us()
+            for w, missing in waiting:
+                row, link = results.reload(uow, w)
+                if row is not None and link is not None:
+                    outcomes.record_waiting(uow.registry, row, link, missing, now, shared.actor)
+            for w, problem in broken:
+                row, link = results.reload(uow, w)
+                if row is not None and link is not None:
+                    outcomes.record_rejected(
+                        uow.registry, row, link, "DEPENDENCY_HAS_NO_DOCUMENT", problem, [], now, shared.actor
+                    )
+            for w in finished:
+                row, link = results.reload(uow, w)
+                if row is not None and link is not None and own_last(uow, link) is not None:
+                    last = own_last(uow, link)
+                    assert last is not None
+                    outcomes.record_created(uow.registry, row, link, last, True, now, shared.actor)
+
+        run_in_transaction(shared.db, write)
+        shared.changes.notify()
+    return ready
+
+
+def own_last(uow: UnitOfWork, link: LinkRow) -> XeroObjectRef | None:
+    objects = uow.registry.xero_objects(link)
+    return objects[-1] if objects else None

@@ -1,0 +1,116 @@
+"""What a job writes back about its entries: created or refused elements, and retries (each
+attempt counted and backed off, or waiting without counting), each write one short transaction
+that skips entries no longer claimed by this poster."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+
+from xerolink_poster.adapters.database import now_us
+from xerolink_poster.adapters.tables import LinkRow, OutboxRow, PostingRow
+from xerolink_poster.domain.records import XeroObjectRef
+from xerolink_poster.domain.retry import backoff_delay
+from xerolink_poster.service_layer import outcomes
+from xerolink_poster.service_layer.dispatch.settings import DispatcherSettings
+from xerolink_poster.service_layer.dispatch.shared import Shared
+from xerolink_poster.service_layer.dispatch.work import Work
+from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transaction
+
+US = 1_000_000
+# After a call went unanswered, its entries wait this many HTTP timeouts before the look-up.
+NO_ANSWER_SETTLE_TIMEOUTS = 2
+
+
+class Results:
+    def __init__(self, shared: Shared, settings: DispatcherSettings) -> None:
+        self.d = shared
+        self.settings = settings
+        self.random = random.Random()
+
+    @staticmethod
+    def preload(uow: UnitOfWork, works: Sequence[Work]) -> None:
+        """One query per table for a whole batch; the per-entry gets below then cost no SQL."""
+        uow.registry.preload(OutboxRow, OutboxRow.id, [w.row.id for w in works])
+        uow.registry.preload(LinkRow, LinkRow.id, [w.link.id for w in works])
+        uow.registry.preload(PostingRow, PostingRow.posting_id, [w.link.posting_id for w in works])
+
+    def reload(self, uow: UnitOfWork, w: Work) -> tuple[OutboxRow | None, LinkRow | None]:
+        """The entry and its link as stored now; (None, None) when this poster no longer holds it."""
+        row = uow.registry.get_outbox(w.row.id or 0)
+        if not outcomes.still_ours(row, self.d.holder):
+            return None, None
+        return row, uow.registry.get_link_by_id(w.link.id or 0)
+
+    def write(self, created: list[tuple[Work, list[XeroObjectRef]]], rejected: list[tuple[Work, list[str]]]) -> None:
+        """Applies a call's per-element answers in one short transaction, a few statements for the
+        whole batch (see outcomes.apply_batch)."""
+        results = [
+            outcomes.ElementResult(w.row.id or 0, created=objects[0], also=tuple(objects[1:])) for w, objects in created
+        ]
+        results += [
+            outcomes.ElementResult(
+                w.row.id or 0,
+                rejected=(
+                    "Xero refused it; fix what Xero says in Actionstep or in Xero, then post it again",
+                    messages,
+                ),
+            )
+            for w, messages in rejected
+        ]
+        run_in_transaction(
+            self.d.db, lambda uow: outcomes.apply_batch(uow.registry, results, self.d.holder, self.d.actor, now_us())
+        )
+        self.d.changes.notify()
+
+    def reject(self, works: list[Work], messages: list[str]) -> None:
+        self.write([], [(w, [m]) for w, m in zip(works, messages, strict=True)])
+
+    def retry(
+        self,
+        works: Sequence[Work],
+        uncertain: bool,
+        reason: str,
+        message: str,
+        at: float | None = None,
+        count: bool = True,
+        alone: bool = False,
+    ) -> None:
+        def write(uow: UnitOfWork) -> None:
+            now = now_us()
+            self.preload(uow, works)
+            for w in works:
+                row, link = self.reload(uow, w)
+                if row is None or link is None:
+                    continue
+                row.alone = row.alone or alone
+                if count and row.attempts + 1 >= self.settings.max_attempts:
+                    outcomes.record_rejected(
+                        uow.registry,
+                        row,
+                        link,
+                        reason,
+                        f"{message}; gave up after {row.attempts + 1} attempts. "
+                        + (
+                            "Check Xero for the reference before posting again"
+                            if row.uncertain or uncertain
+                            else "Post it again when Xero is reachable"
+                        ),
+                        [],
+                        now,
+                        self.d.actor,
+                        outcome_unknown=row.uncertain or uncertain,
+                    )
+                    continue
+                delay = backoff_delay(
+                    row.attempts + 1, self.settings.backoff_base, self.settings.backoff_cap, self.random.random
+                )
+                when = int(at * US) if at is not None else now + int(delay * US)
+                if uncertain and reason == "XERO_NO_ANSWER":
+                    # Xero may still be carrying out the call we gave up on: a look-up made
+                    # before it lands finds nothing, and creating again then duplicates it.
+                    when = max(when, now + int(NO_ANSWER_SETTLE_TIMEOUTS * self.settings.http_timeout * US))
+                outcomes.record_retry(uow.registry, row, link, when, uncertain, count, reason, message)
+
+        run_in_transaction(self.d.db, write)
+        self.d.changes.notify()

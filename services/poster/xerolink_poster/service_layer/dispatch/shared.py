@@ -1,0 +1,32 @@
+"""What a tenant worker's parts use of the dispatcher that runs them, named as a protocol so the
+parts need not import the supervisor (which imports them)."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from xerolink_poster.adapters.database import Database
+from xerolink_poster.adapters.xero_client import XeroClient
+from xerolink_poster.domain.rate_limits import SlidingWindow
+from xerolink_poster.service_layer.connection_lifecycle import ConnectionKeeper
+from xerolink_poster.service_layer.dispatch.state_changes import StateChanges
+from xerolink_poster.service_layer.metrics import PosterMetrics
+
+
+class Shared(Protocol):
+    db: Database
+    xero: XeroClient
+    # The poster instance holding leases and claims, and the actor its state changes name.
+    holder: str
+    actor: str
+    changes: StateChanges
+    metrics: PosterMetrics | None
+    # Opens the sealed tokens and refreshes them (one worker at a time, across posters).
+    keeper: ConnectionKeeper | None
+    # This process's share of the app's calls per minute, across its tenants.
+    app_window: SlidingWindow
+    calls_made: int
+    calls_refused: int
+
+    @property
+    def stopping(self) -> bool: ...

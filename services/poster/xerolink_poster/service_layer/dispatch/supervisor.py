@@ -1,0 +1,215 @@
+"""The dispatcher itself: one thread that starts a worker per tenant with ready work (taking the
+tenant's lease), lends workers to corrections, releases waiting work whose dependencies linked,
+and purges done outbox entries past their retention."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import partial
+
+from xerolink_poster.adapters import correction_store
+from xerolink_poster.adapters.database import Database, now_us
+from xerolink_poster.adapters.tables import TenantLeaseRow
+from xerolink_poster.adapters.xero_client import XeroClient
+from xerolink_poster.domain.rate_limits import SlidingWindow
+from xerolink_poster.service_layer import outcomes
+from xerolink_poster.service_layer.connection_lifecycle import ConnectionKeeper
+from xerolink_poster.service_layer.dispatch.gate import LeaseLost
+from xerolink_poster.service_layer.dispatch.settings import DispatcherSettings
+from xerolink_poster.service_layer.dispatch.state_changes import StateChanges
+from xerolink_poster.service_layer.dispatch.tenant_loop import TenantWorker
+from xerolink_poster.service_layer.metrics import PosterMetrics
+from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transaction
+
+log = logging.getLogger(__name__)
+US = 1_000_000
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        db: Database,
+        xero: XeroClient,
+        settings: DispatcherSettings,
+        holder: str,
+        changes: StateChanges | None = None,
+        metrics: PosterMetrics | None = None,
+        keeper: ConnectionKeeper | None = None,
+    ) -> None:
+        self.db = db
+        # Opens the sealed tokens and refreshes them (one worker at a time, across posters).
+        self.keeper = keeper
+        self.metrics = metrics
+        self.xero = xero
+        self.settings = settings
+        self.holder = holder
+        self.changes = changes or StateChanges()
+        self.app_window = SlidingWindow(settings.limits.app_per_minute, settings.limits.minute_seconds)
+        self._stop = threading.Event()
+        self._workers: dict[str, TenantWorker] = {}
+        self._workers_lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self.actor = f"{outcomes.ACTOR}:{holder}"[:128]
+        self.calls_made = 0
+        self.calls_refused = 0
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="dispatcher", daemon=True)
+        self._thread.start()
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        for worker in list(self._workers.values()):
+            worker.join(timeout)
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def _run(self) -> None:
+        last_sweep = last_purge = 0.0
+        while not self._stop.is_set():
+            try:
+                if time.monotonic() - last_sweep > 0.5:
+                    self.release_satisfied_waits()
+                    last_sweep = time.monotonic()
+                if time.monotonic() - last_purge > self.settings.purge_interval:
+                    last_purge = time.monotonic()
+                    self.purge_done_outbox()
+                self._start_workers()
+            except Exception:
+                log.exception("dispatcher loop failed; retrying")
+            self._stop.wait(self.settings.poll_interval * 5)
+
+    def _start_workers(self) -> None:
+        with UnitOfWork(self.db, write=False) as uow:
+            tenants = uow.registry.tenants_with_ready_work(now_us())
+        for tenant in tenants:
+            with self._workers_lock:
+                worker = self._workers.get(tenant)
+                if worker is not None and worker.is_alive():
+                    continue
+                if len(self._alive()) >= self.settings.max_tenants:
+                    break
+                self._start_worker(tenant)
+
+    def _start_worker(self, tenant: str) -> TenantWorker | None:
+        """Takes the tenant's lease and starts its worker (the caller holds _workers_lock);
+        None when another poster holds the lease."""
+        previous = self._workers.get(tenant)
+        # A worker of this process still closing (idle, or refusing a loan) may have a call in
+        # flight: its claims stay. Claims are voided only when no worker here runs the tenant.
+        release = previous is None or not previous.is_alive()
+        lease = run_in_transaction(self.db, partial(self._acquire, tenant, release=release))
+        if lease is None:
+            return None
+        log.info("serving tenant %s", tenant, extra={"tenant_id": tenant})
+        history = [t + self.settings.http_timeout for t in _json_list(lease.minute_log)]
+        worker = TenantWorker(self, self.settings, tenant, history, lease.day_calls, lease.blocked_until_us / US)
+        self._workers[tenant] = worker
+        worker.start()
+        return worker
+
+    @contextmanager
+    def tenant_calls(self, tenant: str, wait: float) -> Iterator[TenantWorker]:
+        """Lends the tenant's worker to work outside the outbox (corrections): its `call` shares
+        the tenant's budget and lease with the posting work, so every limit holds across both.
+        Starts the worker (taking the lease) when none runs here; LeaseLost when another poster
+        keeps the tenant for longer than `wait` seconds."""
+        deadline = time.monotonic() + wait
+        while True:
+            if self.stopping:
+                raise LeaseLost("stopping")
+            with self._workers_lock:
+                worker = self._workers.get(tenant)
+                if worker is None or not worker.is_alive() or not worker.lend():
+                    worker = self._start_worker(tenant)
+                    if worker is not None and not worker.lend():
+                        worker = None
+            if worker is not None:
+                break
+            if time.monotonic() > deadline:
+                raise LeaseLost(tenant)
+            time.sleep(min(0.2, self.settings.lease_ttl / 10))
+        try:
+            yield worker
+        finally:
+            worker.give_back()
+
+    def _acquire(self, tenant: str, uow: UnitOfWork, release: bool = True) -> TenantLeaseRow | None:
+        lease = uow.registry.acquire_lease(tenant, self.holder, now_us(), int(self.settings.lease_ttl * US))
+        if lease is not None and release:
+            # No worker of this process runs the tenant, and no other poster may: claims left
+            # on its entries belong to a dead or deposed claimer.
+            uow.registry.release_claims(tenant)
+        return lease
+
+    def _alive(self) -> list[TenantWorker]:
+        return [w for w in self._workers.values() if w.is_alive()]
+
+    def release_satisfied_waits(self) -> None:
+        """The safety net for a dependency that linked while the waiting post was being written:
+        a read finds waiting entries whose dependencies are all linked; only then a write
+        releases them (release_entry re-checks, so a race with another poster is harmless)."""
+        with UnitOfWork(self.db, write=False) as uow:
+            ready = uow.registry.satisfied_waiting_entries()
+        if not ready:
+            return
+
+        def sweep(uow: UnitOfWork) -> int:
+            return sum(
+                outcomes.release_entry(uow.registry, i, now_us(), "dependencies linked")
+                for i in ready
+                if not _waits_on_a_correction(uow, i)
+            )
+
+        if run_in_transaction(self.db, sweep):
+            self.changes.notify()
+
+    def purge_done_outbox(self) -> int:
+        """Deletes the done entries past retention in small transactions (a long one would hold
+        SQLite's single write lock against posts); returns how many."""
+        now = now_us()
+        cutoff = now - int(self.settings.outbox_retention * US)
+        batch = self.settings.purge_batch
+        minute_us = int(self.settings.limits.minute_seconds * US)
+        run_in_transaction(self.db, lambda uow: uow.registry.purge_app_calls(now - 2 * minute_us))
+        purged = 0
+        while not self._stop.is_set():
+            deleted = run_in_transaction(self.db, lambda uow: uow.registry.purge_done_outbox(cutoff, batch))
+            purged += deleted
+            if deleted < batch:
+                break
+        if purged:
+            log.info("deleted %d done outbox entries older than %.0f s", purged, self.settings.outbox_retention)
+        return purged
+
+
+def _waits_on_a_correction(uow: UnitOfWork, outbox_id: int) -> bool:
+    """A document being corrected is linked but about to be voided and unlinked: work waiting for
+    it stays waiting (released, it would only be found waiting again, and could be caught pending
+    when the correction ends)."""
+    row = uow.registry.get_outbox(outbox_id)
+    if row is None:
+        return False
+    for record in uow.registry.waits_of(outbox_id):
+        dep = uow.registry.get_link(row.connection_id, record)
+        if dep is not None and correction_store.under_correction(
+            uow.registry.session, row.connection_id, record, dep.generation
+        ):
+            return True
+    return False
+
+
+def _json_list(text: str) -> list[float]:
+    return [float(x) for x in json.loads(text)]

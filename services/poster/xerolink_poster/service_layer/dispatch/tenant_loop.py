@@ -1,0 +1,243 @@
+"""A tenant's worker: one thread per tenant holding its lease, claiming outbox entries and
+running each claimed batch as a job (prepare, look up, contacts, create) on a pool as wide as
+Xero's concurrency limit. It is also lent to corrections, whose calls share its gate."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from xerolink_poster.adapters import xero_payloads as payloads
+from xerolink_poster.adapters.database import now_us
+from xerolink_poster.adapters.tables import ConnectionRow, LinkRow, OutboxRow
+from xerolink_poster.adapters.xero_client import Credentials, XeroAnswer
+from xerolink_poster.domain.retry import chunks
+from xerolink_poster.service_layer.connection_lifecycle import CONNECTED
+from xerolink_poster.service_layer.dispatch import preparing
+from xerolink_poster.service_layer.dispatch.contacts import Contacts
+from xerolink_poster.service_layer.dispatch.creating import Creator
+from xerolink_poster.service_layer.dispatch.gate import Gate, LeaseLost
+from xerolink_poster.service_layer.dispatch.lookups import LookUps
+from xerolink_poster.service_layer.dispatch.results import Results
+from xerolink_poster.service_layer.dispatch.settings import DispatcherSettings
+from xerolink_poster.service_layer.dispatch.shared import Shared
+from xerolink_poster.service_layer.dispatch.work import Work
+from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transaction
+
+log = logging.getLogger(__name__)
+US = 1_000_000
+# How often work of an unusable connection looks again whether it was reconnected.
+CONNECTION_RECHECK_SECONDS = 5.0
+
+
+class TenantWorker(threading.Thread):
+    def __init__(
+        self,
+        shared: Shared,
+        settings: DispatcherSettings,
+        tenant_id: str,
+        history: list[float],
+        day_calls: int,
+        blocked_until: float,
+    ) -> None:
+        super().__init__(name=f"tenant-{tenant_id[:8]}", daemon=True)
+        self.d = shared
+        self.settings = settings
+        self.tenant_id = tenant_id
+        self.gate = Gate(shared, settings, tenant_id, history, day_calls, blocked_until)
+        self.results = Results(shared, settings)
+        self.lookups = LookUps(shared, self.gate, self.results)
+        self.contacts = Contacts(shared, settings, tenant_id, self.gate, self.results)
+        self.creator = Creator(tenant_id, self.gate, self.results)
+        self.lock = threading.Lock()  # guards the loan
+        self.lease_lost = False
+        # Lent to work outside the outbox (see Dispatcher.tenant_calls): the worker keeps the
+        # lease while lent, and once closing it is never lent again.
+        self.borrowers = 0
+        self.closing = False
+
+    def lend(self) -> bool:
+        with self.lock:
+            if self.closing or self.lease_lost:
+                return False
+            self.borrowers += 1
+            return True
+
+    def give_back(self) -> None:
+        with self.lock:
+            self.borrowers -= 1
+
+    def _close_when_idle(self) -> bool:
+        with self.lock:
+            if self.borrowers:
+                return False
+            self.closing = True
+            return True
+
+    def call(
+        self,
+        creds: Credentials,
+        method: str,
+        path: str,
+        params: dict[str, str] | None = None,
+        body: Any = None,
+        names: Sequence[str] = (),
+    ) -> XeroAnswer:
+        """One Xero call for a borrower, within the tenant's limits and lease; `names` say what
+        the call is for, for its Idempotency-Key (default: the object its path names)."""
+        return self.gate.call(creds, method, path, params=params, body=body, names=names)
+
+    def credentials(self, connection: ConnectionRow) -> Credentials:
+        """The connection's access token, opened from its sealed box (refreshed when expiring)."""
+        return self.gate.credentials(connection)
+
+    # -- the loop ----------------------------------------------------------------------------
+    def run(self) -> None:
+        limits = self.settings.limits
+        slots = threading.Semaphore(limits.concurrent)
+        idle_since = time.monotonic()
+        last_renew = time.monotonic()
+        with ThreadPoolExecutor(limits.concurrent, thread_name_prefix=f"xero-{self.tenant_id[:8]}") as pool:
+            while not self.d.stopping and not self.lease_lost:
+                if time.monotonic() - last_renew > self.settings.lease_ttl / 3:
+                    if not self._renew():
+                        break
+                    last_renew = time.monotonic()
+                wait = self.gate.wait_time()
+                if wait > 0:
+                    time.sleep(min(wait, 0.05))
+                    continue
+                if not slots.acquire(timeout=0.05):
+                    continue
+                rows = run_in_transaction(
+                    self.d.db,
+                    lambda uow: uow.registry.claim(
+                        self.tenant_id,
+                        self.d.holder,
+                        self.settings.batch_size,
+                        now_us(),
+                        int(self.settings.claim_ttl * US),
+                    ),
+                )
+                if not rows:
+                    slots.release()
+                    if time.monotonic() - idle_since > self.settings.idle_release and self._close_when_idle():
+                        break
+                    time.sleep(self.settings.poll_interval)
+                    continue
+                idle_since = time.monotonic()
+
+                def job(claimed: list[OutboxRow] = rows) -> None:
+                    try:
+                        self._process(claimed)
+                    except LeaseLost:
+                        self.lease_lost = True
+                        self._unclaim(claimed)
+                    except Exception as exc:
+                        log.exception("dispatch job failed", extra={"tenant_id": self.tenant_id})
+                        self._record_failure(claimed, exc)
+                    finally:
+                        slots.release()
+
+                pool.submit(job)
+        with self.lock:
+            self.closing = True
+        run_in_transaction(self.d.db, lambda uow: uow.registry.release_lease(self.tenant_id, self.d.holder))
+        log.info("released tenant %s", self.tenant_id, extra={"tenant_id": self.tenant_id})
+
+    def _record_failure(self, claimed: list[OutboxRow], exc: Exception) -> None:
+        """An unexpected error must not leave work silently pending: each entry gets the error as
+        its visible reason, counts an attempt and backs off, and fails for good after the last
+        attempt. Whether a request went out is unknown, so the next attempt looks up first."""
+        try:
+            works = self._load(claimed)
+            self.results.retry(
+                works,
+                uncertain=True,
+                reason="DISPATCH_ERROR",
+                message=f"the dispatcher could not process it ({type(exc).__name__}: {str(exc)[:200]})",
+            )
+        except Exception:
+            log.exception("could not record the failure; the entries are retried after their claim expires")
+
+    def _renew(self) -> bool:
+        lease = run_in_transaction(
+            self.d.db,
+            lambda uow: uow.registry.acquire_lease(
+                self.tenant_id, self.d.holder, now_us(), int(self.settings.lease_ttl * US)
+            ),
+        )
+        return lease is not None
+
+    def _unclaim(self, rows: Sequence[OutboxRow]) -> None:
+        def work(uow: UnitOfWork) -> None:
+            for stale in rows:
+                row = uow.registry.get_outbox(stale.id or 0)
+                if row is not None and row.claimed_by == self.d.holder:
+                    row.claimed_by = ""
+                    row.lease_until_us = 0
+                    uow.session.add(row)
+
+        run_in_transaction(self.d.db, work)
+
+    # -- one job -----------------------------------------------------------------------------
+    def _process(self, rows: list[OutboxRow]) -> None:
+        works = self._held_back(self._load(rows))
+        works = preparing.prepare(self.d, self.results, works)
+        if not works:
+            return
+        uncertain = [w for w in works if w.row.uncertain]
+        if uncertain:
+            works = [w for w in works if not w.row.uncertain] + self.lookups.look_up(uncertain)
+        needing_contacts = [w for w in works if w.contact is not None and not w.contact_id]
+        if needing_contacts:
+            with self.contacts.lock:
+                self.contacts.ensure(needing_contacts)
+            works = [w for w in works if w.contact is None or w.contact_id]
+        groups: dict[tuple[str, str, int], list[Work]] = defaultdict(list)
+        for w in works:
+            assert w.operation is not None
+            target = payloads.target_of(w.operation, w.resolved)
+            # Alone: refused whole before, or an endpoint that answers no outcome per element.
+            alone = w.row.alone or not target.per_element
+            groups[(w.connection.connection_id, target.path, w.row.id or 0 if alone else 0)].append(w)
+        for (_, path, _), members in groups.items():
+            for chunk in chunks(members, self.settings.batch_size):
+                self.creator.create(path, list(chunk))
+
+    def _held_back(self, works: list[Work]) -> list[Work]:
+        """Work of a disconnected connection, or one that needs reconnecting, waits (visible, not
+        counted as an attempt) until the organisation is connected again."""
+        usable = [w for w in works if w.connection.state == CONNECTED]
+        held = [w for w in works if w.connection.state != CONNECTED]
+        if held:
+            state = held[0].connection.state
+            self.results.retry(
+                held,
+                uncertain=False,
+                reason=f"CONNECTION_{state.upper()}",
+                message=f"the connection is {state.replace('_', ' ')}: connect the organisation again "
+                "(ConnectOrganisation); the work is sent then",
+                at=time.time() + CONNECTION_RECHECK_SECONDS,
+                count=False,
+            )
+        return usable
+
+    def _load(self, rows: list[OutboxRow]) -> list[Work]:
+        out: list[Work] = []
+        with UnitOfWork(self.d.db, write=False) as uow:
+            uow.registry.preload(LinkRow, LinkRow.id, [r.link_id for r in rows])
+            connections: dict[str, ConnectionRow] = {}
+            for row in rows:
+                link = uow.registry.get_link_by_id(row.link_id)
+                connection = connections.get(row.connection_id) or uow.registry.get_connection(row.connection_id)
+                if link is None or connection is None:
+                    continue
+                connections[row.connection_id] = connection
+                out.append(Work(row, link, connection))
+        return out

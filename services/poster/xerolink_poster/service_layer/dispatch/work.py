@@ -1,0 +1,39 @@
+"""One claimed outbox entry and what a job learns about it on its way to Xero."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from xerolink.xero.v1 import objects_pb2 as xero_pb2
+
+from xerolink_poster.adapters.tables import ConnectionRow, LinkRow, OutboxRow
+from xerolink_poster.domain import dependencies as deps
+
+
+@dataclass
+class Work:
+    """One claimed entry and what the job learned about it."""
+
+    row: OutboxRow
+    link: LinkRow
+    connection: ConnectionRow
+    operation: xero_pb2.Operation | None = None
+    resolved: dict[str, str] = field(default_factory=dict)
+    contact: xero_pb2.Contact | None = None
+    contact_id: str = ""
+    # The value of the field carrying the record's tag (xero_payloads.tag_base + the tag).
+    reference: str = ""
+    # Written with the uncertain mark: what the look-up needs that Xero cannot carry.
+    hint: str = ""
+
+    @property
+    def body(self) -> str:
+        assert self.operation is not None
+        return deps.body_of(self.operation)
+
+    @property
+    def identity(self) -> str:
+        """The Actionstep record, its version (generation) and the operation this element is."""
+        assert self.operation is not None
+        link = self.link
+        return f"{link.connection_id}/{link.kind}/{link.record_id}#{link.generation}/{self.operation.local_ref}"
