@@ -51,7 +51,7 @@ def unlink_rows(
     statements for all of them: closes their open outbox work, records their Xero objects as
     orphans and applies the transitions with their audit rows. Returns the orphans by link id."""
     ids = [link.id or 0 for link, _ in links]
-    uow.outbox.close_of_links(ids)
+    uow.outbox.close_work_of_links(ids)
     orphans: dict[int, list[OrphanRow]] = {}
     changes: list[StateChange] = []
     for link, detail in links:

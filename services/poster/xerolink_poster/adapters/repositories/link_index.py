@@ -43,7 +43,6 @@ class LinkIndex:
         if not postings:
             return
         ids = [p.link.id for p in postings if p.link.id is not None and not p.fresh]
-        self._session = self._session
         if ids:
             self._session.execute(_SUBJECTS.delete().where(_SUBJECTS.c.link_id.in_(ids)))
             self._session.execute(_DEPENDENCIES.delete().where(_DEPENDENCIES.c.link_id.in_(ids)))

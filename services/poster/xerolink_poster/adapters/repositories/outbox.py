@@ -59,7 +59,7 @@ class SqlOutboxRepository:
             select(OutboxRow).where(OutboxRow.link_id == link_id, OutboxRow.state != OUTBOX_DONE)
         ).all()
 
-    def close_of_links(self, link_ids: Sequence[int]) -> None:
+    def close_work_of_links(self, link_ids: Sequence[int]) -> None:
         """Marks the links' open outbox work done and drops its dependency waits: two statements."""
         if not link_ids:
             return
