@@ -64,8 +64,8 @@ def block_tenant(url: str) -> None:
     migrate(db)
 
     def work(uow: UnitOfWork) -> None:
-        uow.registry.acquire_lease(TENANT, "memory-bench", now_us(), 1)
-        uow.registry.block_tenant(TENANT, now_us() + 10 * 86_400 * 1_000_000)
+        uow.leases.acquire_lease(TENANT, "memory-bench", now_us(), 1)
+        uow.leases.block_tenant(TENANT, now_us() + 10 * 86_400 * 1_000_000)
 
     run_in_transaction(db, work)
     db.dispose()

@@ -30,9 +30,8 @@ def test_a_poster_taking_over_a_tenant_posts_the_entries_a_dead_poster_had_claim
     tenant = str(org["tenant_id"])
 
     def die_holding_claims(uow: UnitOfWork) -> int:
-        registry = uow.registry
-        registry.acquire_lease(tenant, "dead-poster", now_us(), 1_000)  # a lease that has already run out
-        return len(registry.claim(tenant, "dead-poster", 50, now_us(), CLAIM_US))
+        uow.leases.acquire_lease(tenant, "dead-poster", now_us(), 1_000)  # a lease that has already run out
+        return len(uow.outbox.claim(tenant, "dead-poster", 50, now_us(), CLAIM_US))
 
     assert run_in_transaction(database, die_holding_claims) == len(bills)
     time.sleep(0.01)

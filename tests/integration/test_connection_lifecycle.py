@@ -14,7 +14,7 @@ from typing import Any
 import grpc
 import pytest
 from google.rpc import error_details_pb2
-from sqlmodel import select
+from sqlmodel import Session, select
 from xero_emulator import EmulatorServer
 from xero_emulator.domain.chart import SeedAccount, account_object
 from xero_emulator.faults import FaultRule
@@ -26,7 +26,6 @@ from xerolink_poster.adapters.token_vault import TokenVault
 from xerolink_poster.adapters.xero_identity import XeroApps
 from xerolink_poster.entrypoints import bootstrap
 from xerolink_poster.entrypoints.config import PosterConfig
-from xerolink_poster.service_layer.unit_of_work import UnitOfWork
 
 from tests.fixtures.poster import EmulatorFactory, settings, wait_for, wait_settled, xero_objects
 from tests.integration.connection_helpers import (
@@ -505,8 +504,8 @@ def test_work_queued_for_the_previous_organisation_follows_the_connection_to_the
         )
     )
 
-    with UnitOfWork(app.db, write=False) as uow:
-        queued = uow.session.exec(select(OutboxRow).where(OutboxRow.connection_id == "firm-1")).all()
+    with Session(app.db.read) as session:
+        queued = session.exec(select(OutboxRow).where(OutboxRow.connection_id == "firm-1")).all()
     assert [row.tenant_id for row in queued] == [replacement["tenant_id"]]
     assert _post_bill(poster, "firm-1", bill.header.id).state == poster_pb2.LINK_STATE_LINKED
     wait_for(lambda: len(xero_objects(emulator, replacement["tenant_id"], "Payments")) == 1)

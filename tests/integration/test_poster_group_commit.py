@@ -18,7 +18,8 @@ from xerolink_poster.adapters.mapper_client import MapperClient
 from xerolink_poster.adapters.tables import AuditRow, LinkRow, OutboxRow, PostingRow
 from xerolink_poster.adapters.token_vault import TokenVault
 from xerolink_poster.service_layer import connections
-from xerolink_poster.service_layer.posting import GroupSettings, Poster, PostOutcome
+from xerolink_poster.service_layer.posting import GroupSettings, Poster
+from xerolink_poster.service_layer.posting_values import PostOutcome
 
 # Long enough for every thread of a test to arrive before the group closes.
 WINDOW = 0.5

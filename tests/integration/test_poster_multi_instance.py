@@ -14,7 +14,6 @@ from xero_emulator.faults import FaultRule
 from xero_emulator.messages import Request, Response
 from xerolink.poster.v1 import poster_service_pb2 as poster_pb2
 from xerolink_mapper import samples
-from xerolink_poster.adapters.tables import TenantLeaseRow
 from xerolink_poster.service_layer.unit_of_work import UnitOfWork
 
 from tests.fixtures.poster import (
@@ -78,7 +77,7 @@ def test_three_posters_share_two_tenants_without_duplicates_or_refused_calls(
 
     def stop_holder() -> None:
         with UnitOfWork(posters[0].db, write=False) as uow:
-            lease = uow.session.get(TenantLeaseRow, orgs["firm-a"]["tenant_id"])
+            lease = uow.leases.get_lease(orgs["firm-a"]["tenant_id"])
         assert lease is not None
         holder = next(p for p in posters if p.config.instance_id == lease.holder)
         stopped.append(holder.config.instance_id)

@@ -13,7 +13,7 @@ from sqlalchemy import inspect, text
 from xerolink_common.errors import XerolinkError
 from xerolink_poster.adapters.database import Database, now_us, open_database
 from xerolink_poster.adapters.migrations import MIGRATIONS, current_version, migrate
-from xerolink_poster.adapters.registry import OUTBOX_READY
+from xerolink_poster.adapters.repositories.outbox import OUTBOX_READY
 from xerolink_poster.adapters.tables import ConnectionRow, LinkRow, OutboxRow, PostingRow
 from xerolink_poster.domain.records import RecordRef
 from xerolink_poster.domain.states import Event
@@ -23,7 +23,7 @@ US = 1_000_000
 
 
 def _connection(uow: UnitOfWork, connection_id: str = "c1", tenant: str = "t1") -> None:
-    uow.registry.add_connection(
+    uow.connections.add_connection(
         ConnectionRow(
             connection_id=connection_id,
             xero_base_url="http://127.0.0.1:1",
@@ -38,7 +38,7 @@ def _connection(uow: UnitOfWork, connection_id: str = "c1", tenant: str = "t1") 
 
 def _link(uow: UnitOfWork, record_id: int) -> LinkRow:
     now = now_us()
-    link = uow.registry.add_link(
+    link = uow.links.add_link(
         LinkRow(
             connection_id="c1",
             kind=1,
@@ -51,7 +51,7 @@ def _link(uow: UnitOfWork, record_id: int) -> LinkRow:
             update_us=now,
         )
     )
-    uow.registry.add_posting(
+    uow.links.add_posting(
         PostingRow(
             posting_id=f"p{record_id}",
             connection_id="c1",
@@ -115,26 +115,26 @@ def test_every_state_change_goes_through_the_table_and_appends_its_audit_row(dat
     def accept(uow: UnitOfWork) -> int:
         _connection(uow)
         link = _link(uow, 1)
-        uow.registry.change_state(link, Event.ACCEPTED, "caller:test", now_us(), "posting p1")
-        uow.registry.change_state(link, Event.POSTED, "dispatcher:a", now_us())
+        uow.links.change_state(link, Event.ACCEPTED, "caller:test", now_us(), "posting p1")
+        uow.links.change_state(link, Event.POSTED, "dispatcher:a", now_us())
         return link.id or 0
 
     link_id = run_in_transaction(database, accept)
 
     def illegal(uow: UnitOfWork) -> None:
-        link = uow.registry.get_link_by_id(link_id)
+        link = uow.links.get_link_by_id(link_id)
         assert link is not None
-        uow.registry.change_state(link, Event.UNLINKED, "operator:x", now_us())
-        uow.registry.change_state(link, Event.POSTED, "dispatcher:a", now_us())  # unlinked -> posted: refused
+        uow.links.change_state(link, Event.UNLINKED, "operator:x", now_us())
+        uow.links.change_state(link, Event.POSTED, "dispatcher:a", now_us())  # unlinked -> posted: refused
 
     with pytest.raises(XerolinkError) as refused:
         run_in_transaction(database, illegal)
     assert refused.value.reason == "ILLEGAL_LINK_TRANSITION"
     with UnitOfWork(database, write=False) as uow:
-        link = uow.registry.get_link("c1", RecordRef(1, 1))
+        link = uow.links.get_link("c1", RecordRef(1, 1))
         assert link is not None and link.state == "linked"  # the refused transaction left nothing behind
-        audit = [(a.actor, a.event, a.from_state, a.to_state) for a in uow.registry.audit(link_id)]
-        posting = uow.registry.get_posting("p1")
+        audit = [(a.actor, a.event, a.from_state, a.to_state) for a in uow.links.audit(link_id)]
+        posting = uow.links.get_posting("p1")
     assert audit == [
         ("caller:test", "accepted", "", "pending"),
         ("dispatcher:a", "posted", "pending", "linked"),
@@ -149,7 +149,7 @@ def test_concurrent_claimers_take_every_outbox_entry_exactly_once(database: Data
         _connection(uow)
         for i in range(total):
             link = _link(uow, i + 1)
-            uow.registry.add_outbox(
+            uow.outbox.add_outbox(
                 False,
                 _outbox(link, OUTBOX_READY),
             )
@@ -160,7 +160,7 @@ def test_concurrent_claimers_take_every_outbox_entry_exactly_once(database: Data
 
     def claimer(name: str) -> None:
         while True:
-            rows = run_in_transaction(database, lambda uow: uow.registry.claim("t1", name, 7, now_us(), 600 * US))
+            rows = run_in_transaction(database, lambda uow: uow.outbox.claim("t1", name, 7, now_us(), 600 * US))
             if not rows:
                 return
             with lock:
@@ -179,23 +179,23 @@ def test_one_holder_per_tenant_until_its_lease_expires_and_calls_are_logged_for_
     database: Database,
 ) -> None:
     now = now_us()
-    first = run_in_transaction(database, lambda uow: uow.registry.acquire_lease("t1", "a", now, 5 * US))
-    second = run_in_transaction(database, lambda uow: uow.registry.acquire_lease("t1", "b", now + 1, 5 * US))
+    first = run_in_transaction(database, lambda uow: uow.leases.acquire_lease("t1", "a", now, 5 * US))
+    second = run_in_transaction(database, lambda uow: uow.leases.acquire_lease("t1", "b", now + 1, 5 * US))
     assert first is not None and first.holder == "a"
     assert second is None
     assert run_in_transaction(
-        database, lambda uow: uow.registry.record_call("t1", "a", now + 2, 5 * US, 60 * US, 86400 * US)
+        database, lambda uow: uow.leases.record_call("t1", "a", now + 2, 5 * US, 60 * US, 86400 * US)
     )
     assert not run_in_transaction(
-        database, lambda uow: uow.registry.record_call("t1", "b", now + 3, 5 * US, 60 * US, 86400 * US)
+        database, lambda uow: uow.leases.record_call("t1", "b", now + 3, 5 * US, 60 * US, 86400 * US)
     )
     later = now + 10 * US  # a's lease (renewed by its call) has expired
-    taken = run_in_transaction(database, lambda uow: uow.registry.acquire_lease("t1", "b", later, 5 * US))
+    taken = run_in_transaction(database, lambda uow: uow.leases.acquire_lease("t1", "b", later, 5 * US))
     assert taken is not None and taken.holder == "b"
     assert len(json.loads(taken.minute_log)) == 1  # b knows about a's call
     assert taken.day_calls == 1
     assert not run_in_transaction(
-        database, lambda uow: uow.registry.record_call("t1", "a", later + 1, 5 * US, 60 * US, 86400 * US)
+        database, lambda uow: uow.leases.record_call("t1", "a", later + 1, 5 * US, 60 * US, 86400 * US)
     )
 
 
@@ -203,30 +203,30 @@ def test_the_sweep_finds_waiting_entries_whose_dependencies_all_linked(database:
     def setup(uow: UnitOfWork) -> tuple[int, int]:
         _connection(uow)
         bill = _link(uow, 1)
-        uow.registry.change_state(bill, Event.ACCEPTED, "caller:test", now_us())
+        uow.links.change_state(bill, Event.ACCEPTED, "caller:test", now_us())
         entries = []
         for record_id, waits_for in ((2, [RecordRef(1, 1)]), (3, [RecordRef(1, 1), RecordRef(1, 99)])):
             link = _link(uow, record_id)
-            box = uow.registry.add_outbox(
+            box = uow.outbox.add_outbox(
                 True,
                 _outbox(link, "waiting"),
             )
-            uow.registry.add_waits(box.id or 0, "c1", waits_for)
+            uow.outbox.add_waits(box.id or 0, "c1", waits_for)
             entries.append(box.id or 0)
         return entries[0], entries[1]
 
     only_bill, bill_and_missing = run_in_transaction(database, setup)
     with UnitOfWork(database, write=False) as uow:
-        assert uow.registry.satisfied_waiting_entries() == []  # the bill is still pending
+        assert uow.outbox.satisfied_waiting_entries() == []  # the bill is still pending
 
     def link_bill(uow: UnitOfWork) -> None:
-        bill = uow.registry.get_link("c1", RecordRef(1, 1))
+        bill = uow.links.get_link("c1", RecordRef(1, 1))
         assert bill is not None
-        uow.registry.change_state(bill, Event.POSTED, "dispatcher:a", now_us())
+        uow.links.change_state(bill, Event.POSTED, "dispatcher:a", now_us())
 
     run_in_transaction(database, link_bill)
     with UnitOfWork(database, write=False) as uow:
-        assert uow.registry.satisfied_waiting_entries() == [only_bill]
+        assert uow.outbox.satisfied_waiting_entries() == [only_bill]
     assert bill_and_missing != only_bill
 
 

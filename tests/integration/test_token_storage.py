@@ -65,7 +65,7 @@ def test_key_rotation_reseals_tokens_with_the_new_key(database_url: str) -> None
         old = TokenVault.parse(OLD, "test")
         sealed = old.seal(Tokens("access", "refresh"), "firm-1")
         with UnitOfWork(db) as uow:
-            uow.registry.add_connection(
+            uow.connections.add_connection(
                 ConnectionRow(
                     connection_id="firm-1",
                     xero_base_url="https://api.xero.com",
@@ -83,7 +83,7 @@ def test_key_rotation_reseals_tokens_with_the_new_key(database_url: str) -> None
         assert reseal_with_active_key(db, rotated) == 0
 
         with UnitOfWork(db, write=False) as uow:
-            row = uow.registry.get_connection("firm-1")
+            row = uow.connections.get_connection("firm-1")
         assert row is not None and row.token_key_id == "2026b" and row.token_box is not None
         only_new = TokenVault.parse(NEW, "test")  # the old key can now be retired
         assert only_new.open(Sealed(row.token_key_id, row.token_box), "firm-1") == Tokens("access", "refresh")

@@ -4,7 +4,7 @@ transaction it handled. Progress is not stored: it is read from the links of the
 from __future__ import annotations
 
 from sqlalchemy import BigInteger, Column, Index, Text
-from sqlmodel import Field, Session, SQLModel, select
+from sqlmodel import Field, SQLModel
 
 
 class BackfillRow(SQLModel, table=True):
@@ -36,17 +36,3 @@ class BackfillItemRow(SQLModel, table=True):
 
 
 TABLES = [BackfillRow.__table__, BackfillItemRow.__table__]  # type: ignore[attr-defined]
-
-
-def get_backfill(session: Session, backfill_id: str) -> BackfillRow | None:
-    return session.get(BackfillRow, backfill_id)
-
-
-def backfill_by_request(session: Session, connection_id: str, request_id: str) -> BackfillRow | None:
-    query = select(BackfillRow).where(BackfillRow.connection_id == connection_id, BackfillRow.request_id == request_id)
-    return session.exec(query).first()
-
-
-def items_of(session: Session, backfill_id: str) -> list[BackfillItemRow]:
-    query = select(BackfillItemRow).where(BackfillItemRow.backfill_id == backfill_id).order_by(BackfillItemRow.seq)  # type: ignore[arg-type]
-    return list(session.exec(query).all())

@@ -13,7 +13,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, make_url
+from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
+from sqlmodel import Session
+
+# The database's errors as the service layer names them, so it needs no import of SQLAlchemy.
+# Any error of the database (the transaction rolled back).
+DatabaseError = SQLAlchemyError
+# A unique key another transaction took first.
+DuplicateKey = IntegrityError
+# What a lost race leaves (a unique key taken meanwhile, a serialisation failure, a deadlock):
+# the transaction rolled back, and running it again on a fresh one is safe.
+CONFLICTS: tuple[type[Exception], ...] = (IntegrityError, OperationalError)
 
 
 def now_us() -> int:
@@ -31,6 +42,10 @@ class Database:
     @property
     def is_sqlite(self) -> bool:
         return self.write.dialect.name == "sqlite"
+
+    def session(self, write: bool) -> Session:
+        """A session on the write or the read engine; its rows stay readable after commit."""
+        return Session(self.write if write else self.read, expire_on_commit=False)
 
     def dispose(self) -> None:
         self.write.dispose()

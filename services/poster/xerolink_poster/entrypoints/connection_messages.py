@@ -7,7 +7,7 @@ from xerolink.poster.v1 import connection_pb2
 
 from xerolink_poster.adapters.tables import ConnectionRow
 from xerolink_poster.domain.allocation import Discrepancy
-from xerolink_poster.service_layer import connection_lifecycle as lifecycle
+from xerolink_poster.service_layer import connection_facts as lifecycle
 
 STATES = {
     lifecycle.CONNECTED: connection_pb2.CONNECTION_STATE_CONNECTED,

@@ -11,12 +11,12 @@ from xerolink.poster.v1 import poster_service_pb2 as poster_pb2
 from xerolink.type.v1 import errors_pb2
 from xerolink_common.errors import XerolinkError, bounded
 
-from xerolink_poster.adapters.registry import Registry
+from xerolink_poster.adapters.repositories.links import xero_objects
 from xerolink_poster.adapters.tables import AuditRow, ConnectionRow, LinkRow, PostingRow
 from xerolink_poster.domain.records import RecordRef, link_name
 from xerolink_poster.entrypoints.connection_messages import status_message
 from xerolink_poster.service_layer.errors_json import parse_error
-from xerolink_poster.service_layer.posting import ItemFailure, PostOutcome
+from xerolink_poster.service_layer.posting_values import ItemFailure, PostOutcome
 
 STATE_TO_PROTO = {
     "pending": poster_pb2.LINK_STATE_PENDING,
@@ -64,7 +64,7 @@ def link_message(link: LinkRow, audit: list[AuditRow] | None = None) -> poster_p
         state=STATE_TO_PROTO.get(link.state, poster_pb2.LINK_STATE_UNSPECIFIED),
         xero_objects=[
             poster_pb2.XeroObject(type=o.type, xero_id=o.xero_id, local_ref=o.local_ref, number=o.number)  # type: ignore[arg-type]
-            for o in Registry.xero_objects(link)
+            for o in xero_objects(link)
         ],
         content_fingerprint=link.fingerprint,
         attempts=link.attempts,

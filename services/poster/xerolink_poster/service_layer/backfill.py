@@ -25,13 +25,8 @@ from xerolink_poster.domain.states import LinkState
 from xerolink_poster.service_layer.connections import get_connection
 from xerolink_poster.service_layer.dispatch.state_changes import StateChanges
 from xerolink_poster.service_layer.errors_json import error_json
-from xerolink_poster.service_layer.posting import (
-    ItemFailure,
-    Poster,
-    PostOutcome,
-    mapping_context,
-    validate_transaction,
-)
+from xerolink_poster.service_layer.posting import Poster
+from xerolink_poster.service_layer.posting_values import ItemFailure, PostOutcome, mapping_context, validate_transaction
 from xerolink_poster.service_layer.preflight_checks import require_preflight
 from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transaction
 
@@ -250,7 +245,7 @@ def start_backfill(
     fingerprint = request_fingerprint(bills)
     if request_id:
         with UnitOfWork(db, write=False) as uow:
-            earlier = bt.backfill_by_request(uow.session, connection_id, request_id)
+            earlier = uow.backfills.backfill_by_request(connection_id, request_id)
         if earlier is not None:
             return _same_request(earlier, request_id, fingerprint)
     _check_request(bills)
@@ -309,21 +304,19 @@ def _record_backfill(db: Database, connection_id: str, request_id: str, fingerpr
 
     def write(uow: UnitOfWork) -> str:
         if request_id:
-            earlier = bt.backfill_by_request(uow.session, connection_id, request_id)
+            earlier = uow.backfills.backfill_by_request(connection_id, request_id)
             if earlier is not None:  # a concurrent start with the same key won
                 return _same_request(earlier, request_id, fingerprint)
-        uow.session.add(
-            bt.BackfillRow(
-                backfill_id=backfill_id,
-                connection_id=connection_id,
-                request_id=request_id,
-                bills=len(groups),
-                fingerprint=fingerprint,
-                create_us=now_us(),
-            )
+        backfill = bt.BackfillRow(
+            backfill_id=backfill_id,
+            connection_id=connection_id,
+            request_id=request_id,
+            bills=len(groups),
+            fingerprint=fingerprint,
+            create_us=now_us(),
         )
         items = [item for group in groups for item in group.items()]
-        uow.session.add_all(
+        rows = [
             bt.BackfillItemRow(
                 backfill_id=backfill_id,
                 seq=seq,
@@ -335,7 +328,8 @@ def _record_backfill(db: Database, connection_id: str, request_id: str, fingerpr
                 error=item.error,
             )
             for seq, item in enumerate(items)
-        )
+        ]
+        uow.backfills.add_backfill(backfill, rows)
         return backfill_id
 
     return run_in_transaction(db, write)
@@ -357,12 +351,12 @@ def backfill_id_of(name: str) -> str:
 
 def get_backfill(db: Database, backfill_id: str) -> BackfillView:
     with UnitOfWork(db, write=False) as uow:
-        row = bt.get_backfill(uow.session, backfill_id)
+        row = uow.backfills.get_backfill(backfill_id)
         if row is None:
             raise not_found("BACKFILL_NOT_FOUND", f"no backfill {backfill_id}; start one with StartBackfill")
-        rows = bt.items_of(uow.session, backfill_id)
+        rows = uow.backfills.items_of(backfill_id)
         tracked = [RecordRef(r.kind, r.record_id) for r in rows if r.outcome != bp.REFUSED]
-        links = uow.registry.links_for(row.connection_id, sorted(set(tracked)))
+        links = uow.links.links_for(row.connection_id, sorted(set(tracked)))
     items = []
     for r in rows:
         link = links.get(RecordRef(r.kind, r.record_id)) if r.outcome != bp.REFUSED else None

@@ -17,9 +17,9 @@ from xerolink_common.errors import (
 )
 
 from xerolink_poster.adapters.database import Database, now_us
-from xerolink_poster.adapters.registry import Registry
 from xerolink_poster.adapters.tables import ConnectionRow
 from xerolink_poster.adapters.token_vault import Tokens, TokenVault
+from xerolink_poster.service_layer.ports import ConnectionRepository
 from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transaction
 
 CONNECTION_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -149,28 +149,28 @@ def create_connection(
     )
 
     def work(uow: UnitOfWork) -> ConnectionRow:
-        if uow.registry.get_connection(connection_id) is not None:
+        if uow.connections.get_connection(connection_id) is not None:
             raise XerolinkError(
                 ErrorCode.ALREADY_EXISTS,
                 "CONNECTION_EXISTS",
                 f"connection {connection_id!r} already exists; use it, or choose another connection_id",
             )
-        require_tenant_free(uow.registry, row.xero_tenant_id, connection_id)
-        uow.registry.add_connection(row)
+        require_tenant_free(uow.connections, row.xero_tenant_id, connection_id)
+        uow.connections.add_connection(row)
         return row
 
     return run_in_transaction(db, work)
 
 
-def require_tenant_free(registry: Registry, tenant_id: str, connection_id: str) -> None:
+def require_tenant_free(connections: ConnectionRepository, tenant_id: str, connection_id: str) -> None:
     """One Xero organisation, one live connection: a record's tag ([AS-<kind>-<id>]) and a
     participant's contact number (AS-<id>) name Actionstep records of one connection, so two
     connections posting to one organisation would share contacts (one firm's bill on another's
     client) and take each other's objects for their own after a lost answer."""
     others = [
         c
-        for c in registry.connection_ids_of_tenant(tenant_id)
-        if c != connection_id and (other := registry.get_connection(c)) is not None and other.state != "disconnected"
+        for c in connections.connection_ids_of_tenant(tenant_id)
+        if c != connection_id and (other := connections.get_connection(c)) is not None and other.state != "disconnected"
     ]
     if others:
         raise XerolinkError(
@@ -190,7 +190,7 @@ def get_connection(db: Database, connection_id: str) -> ConnectionRow:
     NOT_FOUND for one that does not exist."""
     require_connection_id(connection_id)
     with UnitOfWork(db, write=False) as uow:
-        row = uow.registry.get_connection(connection_id)
+        row = uow.connections.get_connection(connection_id)
     if row is None:
         raise not_found(
             "CONNECTION_NOT_FOUND", f"no connection {connection_id!r}; create it with CreateConnection first"

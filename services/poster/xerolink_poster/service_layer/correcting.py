@@ -17,7 +17,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 
-from sqlalchemy.exc import IntegrityError
 from xerolink_common.errors import (
     ErrorCode,
     PreconditionViolation,
@@ -27,38 +26,24 @@ from xerolink_common.errors import (
     unavailable,
 )
 
-from xerolink_poster.adapters import correction_store as store
 from xerolink_poster.adapters.correction_tables import CorrectionRow
-from xerolink_poster.adapters.database import Database, now_us
+from xerolink_poster.adapters.database import Database, DuplicateKey, now_us
 from xerolink_poster.adapters.tables import ConnectionRow
 from xerolink_poster.domain import corrections as dom
 from xerolink_poster.domain.records import RecordRef
 from xerolink_poster.domain.states import LinkState
 from xerolink_poster.service_layer import unlinking
 from xerolink_poster.service_layer.connections import get_connection, require_connection_id
+from xerolink_poster.service_layer.correction_views import CorrectionView, refusal_of, view_of
 from xerolink_poster.service_layer.correction_xero import CorrectionXero, XeroRefused, XeroTrouble
 from xerolink_poster.service_layer.dispatch.gate import LeaseLost
 from xerolink_poster.service_layer.dispatch.supervisor import Dispatcher
+from xerolink_poster.service_layer.ports import Saga
 from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transaction
 
 log = logging.getLogger(__name__)
+__all__ = ["CorrectionView", "Corrections"]
 US = 1_000_000
-
-
-@dataclass(frozen=True)
-class CorrectionView:
-    """A plan (no id, state PLANNED) or a saga as stored."""
-
-    correction_id: str
-    connection_id: str
-    record: RecordRef
-    intent: dom.Intent
-    state: dom.SagaState
-    steps: tuple[dom.Step, ...]
-    xero_status: str = ""
-    notes: tuple[str, ...] = ()
-    create_us: int = 0
-    update_us: int = 0
 
 
 @dataclass(frozen=True)
@@ -73,28 +58,6 @@ _LEASE_LOST = _Outcome(
     "this poster lost the Xero organisation's lease (stopping, or another poster took over); apply again",
     "TENANT_BUSY",
 )
-
-
-def _view(saga: store.Saga) -> CorrectionView:
-    row = saga.row
-    return CorrectionView(
-        row.correction_id,
-        row.connection_id,
-        RecordRef(row.kind, row.record_id),
-        dom.Intent(row.intent),
-        dom.SagaState(row.state),
-        saga.steps,
-        row.xero_status,
-        tuple(store.notes_of(row)),
-        row.create_us,
-        row.update_us,
-    )
-
-
-def _refusal(exc: dom.NotCorrectable) -> XerolinkError:
-    if exc.not_found:
-        return not_found(exc.reason, exc.message)
-    return failed_precondition(exc.reason, exc.message)
 
 
 class Corrections:
@@ -130,20 +93,20 @@ class Corrections:
             ) from exc
 
     # -- planning ----------------------------------------------------------------------------
-    def _facts(self, connection_id: str, record: RecordRef) -> tuple[ConnectionRow, store.Saga | None, dom.LinkFacts]:
+    def _facts(self, connection_id: str, record: RecordRef) -> tuple[ConnectionRow, Saga | None, dom.LinkFacts]:
         require_connection_id(connection_id)
         with UnitOfWork(self.db, write=False) as uow:
-            connection = uow.registry.get_connection(connection_id)
+            connection = uow.connections.get_connection(connection_id)
             if connection is None:
                 raise not_found("CONNECTION_NOT_FOUND", f"no connection {connection_id!r}; create it first")
-            link = uow.registry.get_link(connection_id, record)
-            facts = store.link_facts(uow.registry, link) if link is not None else None
-            saga = store.find_saga(uow.session, connection_id, record, link.generation) if link is not None else None
+            link = uow.links.get_link(connection_id, record)
+            facts = uow.corrections.link_facts(link) if link is not None else None
+            saga = uow.corrections.find_saga(connection_id, record, link.generation) if link is not None else None
         if saga is None or facts is None:
             try:
                 dom.check_target(facts, record, connection_id)
             except dom.NotCorrectable as exc:
-                raise _refusal(exc) from exc
+                raise refusal_of(exc) from exc
         assert facts is not None
         return connection, saga, facts
 
@@ -152,7 +115,7 @@ class Corrections:
             if dom.is_document(target):
                 document = dom.document_of(target)
                 with UnitOfWork(self.db, write=False) as uow:
-                    dependents = store.dependents(uow.registry, connection_id, target.record)
+                    dependents = uow.corrections.dependents(connection_id, target.record)
                 status = {
                     o.xero_id: xero.status(o.type, o.xero_id, d.credit_note_id)
                     for d in dependents
@@ -163,9 +126,9 @@ class Corrections:
                 return dom.plan_document(target, intent, read, dependents, status)
             status = {o.xero_id: xero.status(o.type, o.xero_id, target.credit_note_id) for o in target.objects}
             with UnitOfWork(self.db, write=False) as uow:
-                link = uow.registry.get_link(connection_id, target.record)
-                paid = store.paid_document(uow.registry, link) if link is not None else None
-                document_facts = store.link_facts(uow.registry, paid) if paid is not None else None
+                link = uow.links.get_link(connection_id, target.record)
+                paid = uow.corrections.paid_document(link) if link is not None else None
+                document_facts = uow.corrections.link_facts(paid) if paid is not None else None
             return dom.plan_payment(target, intent, status, document_facts)
         except XeroTrouble as exc:
             raise unavailable(exc.reason, f"{exc.message}; plan again when Xero answers", 5.0) from exc
@@ -173,7 +136,7 @@ class Corrections:
     def plan(self, connection_id: str, record: RecordRef, intent: dom.Intent) -> CorrectionView:
         connection, saga, target = self._facts(connection_id, record)
         if saga is not None and target.state == LinkState.UNLINKED:
-            return _view(saga)
+            return view_of(saga)
         with self._xero(connection) as xero:
             plan = self._plan(connection_id, target, intent, xero)
         notes = list(plan.notes)
@@ -188,13 +151,13 @@ class Corrections:
     def get(self, connection_id: str, record: RecordRef) -> CorrectionView:
         get_connection(self.db, connection_id)
         with UnitOfWork(self.db, write=False) as uow:
-            saga = store.find_saga(uow.session, connection_id, record, None)
+            saga = uow.corrections.find_saga(connection_id, record, None)
         if saga is None:
             raise not_found(
                 "CORRECTION_NOT_FOUND",
                 f"no correction was applied to {record}; PlanCorrection shows what one would do",
             )
-        return _view(saga)
+        return view_of(saga)
 
     # -- applying ----------------------------------------------------------------------------
     def apply(self, connection_id: str, record: RecordRef, intent: dom.Intent, actor: str) -> CorrectionView:
@@ -206,12 +169,12 @@ class Corrections:
                 f"{dom.Intent(saga.row.intent).name}; apply it again with that intent",
             )
         if saga is not None and saga.row.state == dom.SagaState.COMPLETED:
-            return _view(saga)
+            return view_of(saga)
         with self._xero(connection) as xero:
             if saga is None:
                 saga = self._start(connection_id, target, intent, xero)
             if saga.row.state == dom.SagaState.COMPLETED:
-                return _view(saga)
+                return view_of(saga)
             runner = f"{self.runner_prefix}:{uuid.uuid4().hex[:12]}"
             self._claim(saga, runner)
             try:
@@ -219,11 +182,11 @@ class Corrections:
             finally:
                 self._finish(saga.row.correction_id, runner)
         with UnitOfWork(self.db, write=False) as uow:
-            done = store.find_saga(uow.session, connection_id, record, target.generation)
+            done = uow.corrections.find_saga(connection_id, record, target.generation)
         assert done is not None
-        return _view(done)
+        return view_of(done)
 
-    def _start(self, connection_id: str, target: dom.LinkFacts, intent: dom.Intent, xero: CorrectionXero) -> store.Saga:
+    def _start(self, connection_id: str, target: dom.LinkFacts, intent: dom.Intent, xero: CorrectionXero) -> Saga:
         plan = self._plan(connection_id, target, intent, xero)
         if plan.blockers:
             raise failed_precondition(
@@ -247,19 +210,19 @@ class Corrections:
         )
 
         def write(uow: UnitOfWork) -> None:
-            store.add_saga(uow.session, row, plan.steps)
+            uow.corrections.add_saga(row, plan.steps)
 
-        # IntegrityError: another apply started the same saga a moment ago; resume that one.
-        with suppress(IntegrityError):
+        # DuplicateKey: another apply started the same saga a moment ago; resume that one.
+        with suppress(DuplicateKey):
             run_in_transaction(self.db, write, attempts=1)
         with UnitOfWork(self.db, write=False) as uow:
-            saga = store.find_saga(uow.session, connection_id, target.record, target.generation)
+            saga = uow.corrections.find_saga(connection_id, target.record, target.generation)
         assert saga is not None
         return saga
 
-    def _claim(self, saga: store.Saga, runner: str) -> None:
+    def _claim(self, saga: Saga, runner: str) -> None:
         def take(uow: UnitOfWork) -> bool:
-            return store.claim(uow.session, saga.row.correction_id, runner, now_us(), self.claim_ttl_us)
+            return uow.corrections.claim_saga(saga.row.correction_id, runner, now_us(), self.claim_ttl_us)
 
         # A runner whose poster died holds the claim until it expires: wait that long, not more.
         deadline = time.monotonic() + self.lease_wait
@@ -276,25 +239,25 @@ class Corrections:
 
     def _finish(self, correction_id: str, runner: str) -> None:
         def write(uow: UnitOfWork) -> None:
-            steps = store.load_steps(uow.session, correction_id)
-            store.finish(uow.session, correction_id, runner, dom.saga_state(steps).value, now_us())
+            steps = uow.corrections.load_steps(correction_id)
+            uow.corrections.finish_saga(correction_id, runner, dom.saga_state(steps).value, now_us())
 
         run_in_transaction(self.db, write)
 
-    def _run(self, saga: store.Saga, runner: str, connection_id: str, xero: CorrectionXero, actor: str) -> None:
+    def _run(self, saga: Saga, runner: str, connection_id: str, xero: CorrectionXero, actor: str) -> None:
         correction_id = saga.row.correction_id
         with UnitOfWork(self.db, write=False) as uow:
-            steps = store.load_steps(uow.session, correction_id)
+            steps = uow.corrections.load_steps(correction_id)
         for position, step in enumerate(steps, start=1):
             if step.actor != dom.Actor.XEROLINK or step.state == dom.StepState.DONE:
                 continue
 
             def start(uow: UnitOfWork, position: int = position) -> bool:
                 now = now_us()
-                if not store.claim(uow.session, correction_id, runner, now, self.claim_ttl_us):
+                if not uow.corrections.claim_saga(correction_id, runner, now, self.claim_ttl_us):
                     return False
-                store.set_step(uow.session, correction_id, position, dom.StepState.IN_PROGRESS, now, started=True)
-                store.set_state(uow.session, correction_id, dom.SagaState.RUNNING.value, None, now)
+                uow.corrections.set_step(correction_id, position, dom.StepState.IN_PROGRESS, now, started=True)
+                uow.corrections.set_saga_state(correction_id, dom.SagaState.RUNNING.value, None, now)
                 return True
 
             if not run_in_transaction(self.db, start):
@@ -320,8 +283,8 @@ class Corrections:
             )
 
             def record(uow: UnitOfWork, position: int = position, outcome: _Outcome = outcome) -> None:
-                store.set_step(
-                    uow.session, correction_id, position, outcome.state, now_us(), outcome.detail, outcome.reason
+                uow.corrections.set_step(
+                    correction_id, position, outcome.state, now_us(), outcome.detail, outcome.reason
                 )
 
             run_in_transaction(self.db, record)
@@ -361,8 +324,8 @@ class Corrections:
         resumed step renames to the same number the plan named."""
         assert step.record is not None
         with UnitOfWork(self.db, write=False) as uow:
-            link = uow.registry.get_link(connection_id, step.record)
-            facts = store.link_facts(uow.registry, link) if link is not None else None
+            link = uow.links.get_link(connection_id, step.record)
+            facts = uow.corrections.link_facts(link) if link is not None else None
         number = dom.document_of(facts).number if facts is not None and dom.is_document(facts) else ""
         if not number:
             return _Outcome(
@@ -395,7 +358,7 @@ class Corrections:
 
     def _unlink(self, connection_id: str, record: RecordRef, actor: str) -> _Outcome:
         with UnitOfWork(self.db, write=False) as uow:
-            link = uow.registry.get_link(connection_id, record)
+            link = uow.links.get_link(connection_id, record)
             state = LinkState(link.state) if link is not None else None
         if state == LinkState.UNLINKED:
             return _Outcome(dom.StepState.DONE, "already unlinked")
@@ -404,5 +367,5 @@ class Corrections:
         except XerolinkError as exc:
             return _Outcome(dom.StepState.FAILED, exc.message, exc.reason)
         with UnitOfWork(self.db, write=False) as uow:
-            orphans = ", ".join(f"{o.xero_id}" for o in uow.registry.xero_objects(row))
+            orphans = ", ".join(f"{o.xero_id}" for o in uow.links.xero_objects(row))
         return _Outcome(dom.StepState.DONE, f"unlinked; its Xero objects are recorded as orphaned ({orphans})")

@@ -16,9 +16,9 @@ from collections.abc import Iterable
 
 from opentelemetry import metrics
 from opentelemetry.metrics import CallbackOptions, Observation
-from sqlalchemy import text
 
 from xerolink_poster.adapters.database import Database
+from xerolink_poster.adapters.repositories.gauges import GaugeReadings
 from xerolink_poster.domain.rate_limits import RateHeaders
 
 _meter = metrics.get_meter("xerolink.poster")
@@ -36,7 +36,7 @@ class PosterMetrics:
     """Registers the gauges for one database; `headroom` is fed by the dispatcher's calls."""
 
     def __init__(self, db: Database) -> None:
-        self._db = db
+        self._readings = GaugeReadings(db)
         self._lock = threading.Lock()
         self._remaining: dict[tuple[str, str], int] = {}
         _meter.create_observable_gauge(
@@ -57,17 +57,13 @@ class PosterMetrics:
                 self._remaining[(tenant_id, "day")] = rate.day_remaining
 
     def _outbox(self, _options: CallbackOptions) -> Iterable[Observation]:
-        query = text("SELECT tenant_id, state, COUNT(*) FROM outbox WHERE state != 'done' GROUP BY tenant_id, state")
-        with self._db.read.connect() as conn:
-            rows = conn.execute(query).all()
+        rows = self._readings.open_outbox()
         return [
             Observation(int(count), {"xerolink.tenant_id": tenant, "state": state}) for tenant, state, count in rows
         ]
 
     def _links(self, _options: CallbackOptions) -> Iterable[Observation]:
-        query = text("SELECT connection_id, state, COUNT(*) FROM link GROUP BY connection_id, state")
-        with self._db.read.connect() as conn:
-            rows = conn.execute(query).all()
+        rows = self._readings.links()
         return [Observation(int(n), {"xerolink.connection_id": conn_id, "state": state}) for conn_id, state, n in rows]
 
     def _headroom(self, _options: CallbackOptions) -> Iterable[Observation]:

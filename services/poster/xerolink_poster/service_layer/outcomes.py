@@ -12,13 +12,13 @@ from dataclasses import dataclass
 from xerolink.mapper.v1 import mapper_service_pb2 as mapper_pb2
 from xerolink_common.errors import ErrorCode
 
-from xerolink_poster.adapters.registry import OUTBOX_DONE, OUTBOX_READY, OUTBOX_WAITING, Registry, StateChange
 from xerolink_poster.adapters.tables import LinkRow, OutboxRow
 from xerolink_poster.domain.dependencies import next_operation
 from xerolink_poster.domain.records import RecordRef, XeroObjectRef
 from xerolink_poster.domain.states import Event, LinkState
 from xerolink_poster.service_layer.errors_json import error_json
-from xerolink_poster.service_layer.posting import waiting_error
+from xerolink_poster.service_layer.ports import OUTBOX_DONE, OUTBOX_READY, OUTBOX_WAITING, Repositories, StateChange
+from xerolink_poster.service_layer.posting_writes import waiting_error
 
 ACTOR = "dispatcher"  # suffixed with the poster instance: "dispatcher:<instance>"
 
@@ -34,12 +34,12 @@ class ElementResult:
     also: tuple[XeroObjectRef, ...] = ()
 
 
-def apply_batch(registry: Registry, results: Sequence[ElementResult], holder: str, actor: str, now_us: int) -> None:
+def apply_batch(repos: Repositories, results: Sequence[ElementResult], holder: str, actor: str, now_us: int) -> None:
     """The answers of a whole call in a few statements: entries and links loaded in one query
     each, updated by primary key in bulk, every state change through the transition table with
-    its audit row (Registry.apply_transitions), waiters released for the records that linked."""
-    rows = registry.outbox_by_ids([r.outbox_id for r in results])
-    links = registry.links_by_ids([row.link_id for row in rows.values()])
+    its audit row (the links repository's apply_transitions), waiters released for the records that linked."""
+    rows = repos.outbox.outbox_by_ids([r.outbox_id for r in results])
+    links = repos.links.links_by_ids([row.link_id for row in rows.values()])
     outbox_updates: list[dict[str, object]] = []
     link_updates: list[dict[str, object]] = []
     changes: list[StateChange] = []
@@ -52,7 +52,7 @@ def apply_batch(registry: Registry, results: Sequence[ElementResult], holder: st
         link = links[row.link_id]
         if result.created is not None:
             created = result.created
-            objects = [o for o in Registry.xero_objects(link) if o.local_ref != created.local_ref]
+            objects = [o for o in repos.links.xero_objects(link) if o.local_ref != created.local_ref]
             objects += [created, *result.also]
             mapped = mapper_pb2.MapTransactionResponse()
             mapped.ParseFromString(row.operations)
@@ -92,15 +92,15 @@ def apply_batch(registry: Registry, results: Sequence[ElementResult], holder: st
                     {"attempts": link.attempts + 1, "last_error": error},
                 )
             )
-    registry.bulk_update(OutboxRow, outbox_updates)
-    registry.bulk_update(LinkRow, link_updates)
-    registry.apply_transitions(changes, actor, now_us)
+    repos.outbox.update_outbox(outbox_updates)
+    repos.links.update_links(link_updates)
+    repos.links.apply_transitions(changes, actor, now_us)
     by_connection: dict[str, list[RecordRef]] = {}
     for connection_id, record in linked:
         by_connection.setdefault(connection_id, []).append(record)
     for connection_id, records in by_connection.items():
-        for record in registry.records_with_waiters(connection_id, records):
-            release_waiters(registry, connection_id, record, now_us)
+        for record in repos.outbox.records_with_waiters(connection_id, records):
+            release_waiters(repos, connection_id, record, now_us)
 
 
 def still_ours(row: OutboxRow | None, holder: str) -> bool:
@@ -110,7 +110,7 @@ def still_ours(row: OutboxRow | None, holder: str) -> bool:
 
 
 def record_created(
-    registry: Registry,
+    repos: Repositories,
     row: OutboxRow,
     link: LinkRow,
     created: XeroObjectRef,
@@ -120,10 +120,10 @@ def record_created(
 ) -> list[int]:
     """Adds the object to the link; when it was the last operation the link is linked and the
     entries waiting for this record are released (their ids returned)."""
-    existing = registry.xero_objects(link)
+    existing = repos.links.xero_objects(link)
     if created not in existing:  # finishing an entry whose objects are all recorded adds none
         objects = [o for o in existing if o.local_ref != created.local_ref]
-        registry.set_xero_objects(link, [*objects, created])
+        repos.links.set_xero_objects(link, [*objects, created])
     link.attempts += 1
     link.last_error = None
     row.uncertain = False
@@ -131,16 +131,18 @@ def record_created(
     row.lease_until_us = 0
     if not finished:
         row.available_us = now_us
-        registry.session.add_all([row, link])
+        repos.outbox.save(row)
+        repos.links.save(link)
         return []
     row.state = OUTBOX_DONE
-    registry.session.add_all([row, link])
-    registry.change_state(link, Event.POSTED, actor, now_us, detail=f"{created.local_ref} -> {created.xero_id}")
-    return release_waiters(registry, link.connection_id, RecordRef(link.kind, link.record_id), now_us)
+    repos.outbox.save(row)
+    repos.links.save(link)
+    repos.links.change_state(link, Event.POSTED, actor, now_us, detail=f"{created.local_ref} -> {created.xero_id}")
+    return release_waiters(repos, link.connection_id, RecordRef(link.kind, link.record_id), now_us)
 
 
 def record_rejected(
-    registry: Registry,
+    repos: Repositories,
     row: OutboxRow,
     link: LinkRow,
     reason: str,
@@ -158,13 +160,14 @@ def record_rejected(
     row.state = OUTBOX_DONE
     row.uncertain = False
     row.claimed_by = ""
-    registry.session.add_all([row, link])
+    repos.outbox.save(row)
+    repos.links.save(link)
     event = Event.XERO_REJECTED if reason == "XERO_VALIDATION" else Event.GAVE_UP
-    registry.change_state(link, event, actor, now_us, detail="; ".join([message, *messages])[:2000])
+    repos.links.change_state(link, event, actor, now_us, detail="; ".join([message, *messages])[:2000])
 
 
 def record_retry(
-    registry: Registry,
+    repos: Repositories,
     row: OutboxRow,
     link: LinkRow,
     available_us: int,
@@ -184,50 +187,52 @@ def record_retry(
     row.claimed_by = ""
     row.lease_until_us = 0
     link.last_error = error_json(ErrorCode.UNAVAILABLE, reason, message)
-    registry.session.add_all([row, link])
+    repos.outbox.save(row)
+    repos.links.save(link)
 
 
 def record_waiting(
-    registry: Registry, row: OutboxRow, link: LinkRow, waits: Sequence[RecordRef], now_us: int, actor: str = ACTOR
+    repos: Repositories, row: OutboxRow, link: LinkRow, waits: Sequence[RecordRef], now_us: int, actor: str = ACTOR
 ) -> None:
     row.state = OUTBOX_WAITING
     row.claimed_by = ""
     row.lease_until_us = 0
-    registry.add_waits(row.id or 0, row.connection_id, waits)
+    repos.outbox.add_waits(row.id or 0, row.connection_id, waits)
     link.waiting_on = json.dumps([[w.kind, w.id] for w in waits])
     link.last_error = waiting_error(waits)
-    registry.session.add_all([row, link])
+    repos.outbox.save(row)
+    repos.links.save(link)
     names = ", ".join(str(w) for w in waits)
-    registry.change_state(link, Event.BLOCKED, actor, now_us, detail=f"waiting for {names}")
+    repos.links.change_state(link, Event.BLOCKED, actor, now_us, detail=f"waiting for {names}")
 
 
-def release_waiters(registry: Registry, connection_id: str, record: RecordRef, now_us: int) -> list[int]:
+def release_waiters(repos: Repositories, connection_id: str, record: RecordRef, now_us: int) -> list[int]:
     released: list[int] = []
-    for outbox_id in registry.waiters_on(connection_id, record):
-        waits = [w for w in registry.waits_of(outbox_id) if w != record]
+    for outbox_id in repos.outbox.waiters_on(connection_id, record):
+        waits = [w for w in repos.outbox.waits_of(outbox_id) if w != record]
         still_blocked = [
-            w for w in waits if (dep := registry.get_link(connection_id, w)) is None or dep.state != LinkState.LINKED
+            w for w in waits if (dep := repos.links.get_link(connection_id, w)) is None or dep.state != LinkState.LINKED
         ]
         if still_blocked:
             continue
-        if release_entry(registry, outbox_id, now_us, f"{record} linked"):
+        if release_entry(repos, outbox_id, now_us, f"{record} linked"):
             released.append(outbox_id)
     return released
 
 
-def release_entry(registry: Registry, outbox_id: int, now_us: int, detail: str) -> bool:
-    row = registry.get_outbox(outbox_id)
+def release_entry(repos: Repositories, outbox_id: int, now_us: int, detail: str) -> bool:
+    row = repos.outbox.get_outbox(outbox_id)
     if row is None or row.state != OUTBOX_WAITING:
         return False
-    link = registry.get_link_by_id(row.link_id)
-    registry.clear_waits(outbox_id)
+    link = repos.links.get_link_by_id(row.link_id)
+    repos.outbox.clear_waits(outbox_id)
     row.state = OUTBOX_READY
     row.available_us = now_us
-    registry.session.add(row)
+    repos.outbox.save(row)
     if link is None or link.state != LinkState.WAITING or link.posting_id != row.posting_id:
         return False
     link.waiting_on = "[]"
     link.last_error = None
-    registry.session.add(link)
-    registry.change_state(link, Event.RELEASED, ACTOR, now_us, detail=detail)
+    repos.links.save(link)
+    repos.links.change_state(link, Event.RELEASED, ACTOR, now_us, detail=detail)
     return True

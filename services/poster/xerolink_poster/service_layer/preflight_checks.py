@@ -12,7 +12,7 @@ from xerolink_poster.adapters.database import Database
 from xerolink_poster.adapters.tables import ConnectionRow
 from xerolink_poster.domain import preflight
 from xerolink_poster.service_layer.connections import get_connection
-from xerolink_poster.service_layer.posting import mapping_context
+from xerolink_poster.service_layer.posting_values import mapping_context
 
 _METHODS = {
     mapper_pb2.ACCOUNTING_METHOD_ACCRUAL: preflight.Method.ACCRUAL,

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 from xerolink_common.errors import FieldViolation, invalid_argument, not_found
 
-from xerolink_poster.adapters import link_index
 from xerolink_poster.adapters.database import Database
 from xerolink_poster.adapters.tables import AuditRow, LinkRow, PostingRow
 from xerolink_poster.domain.link_filter import LinkFilter
@@ -82,10 +81,10 @@ def posting_id_of(name: str) -> str:
 
 def get_posting(db: Database, posting_id: str) -> PostingView:
     with UnitOfWork(db, write=False) as uow:
-        posting = uow.registry.get_posting(posting_id)
+        posting = uow.links.get_posting(posting_id)
         if posting is None:
             raise not_found("POSTING_NOT_FOUND", f"no posting {posting_id}; list postings to find it")
-        link = uow.registry.get_link_by_id(posting.link_id or 0)
+        link = uow.links.get_link_by_id(posting.link_id or 0)
     return PostingView(posting, link)
 
 
@@ -105,8 +104,8 @@ def list_postings(db: Database, connection_id: str, state: str, size: int, token
         before = (_position(created), posting_id)
     limit = page_size(size)
     with UnitOfWork(db, write=False) as uow:
-        rows = uow.registry.list_postings(connection_id, state, before, limit + 1)
-        views = [PostingView(p, uow.registry.get_link_by_id(p.link_id or 0)) for p in rows[:limit]]
+        rows = uow.links.list_postings(connection_id, state, before, limit + 1)
+        views = [PostingView(p, uow.links.get_link_by_id(p.link_id or 0)) for p in rows[:limit]]
     next_token = ""
     if len(rows) > limit:
         last = rows[limit - 1]
@@ -117,10 +116,10 @@ def list_postings(db: Database, connection_id: str, state: str, size: int, token
 def get_link(db: Database, connection_id: str, record: RecordRef, with_audit: bool) -> tuple[LinkRow, list[AuditRow]]:
     require_connection_id(connection_id)
     with UnitOfWork(db, write=False) as uow:
-        link = uow.registry.get_link(connection_id, record)
+        link = uow.links.get_link(connection_id, record)
         if link is None:
             raise not_found("LINK_NOT_FOUND", f"{record} has no link on connection {connection_id!r}; post it first")
-        audit = list(uow.registry.audit(link.id or 0)) if with_audit else []
+        audit = list(uow.links.audit(link.id or 0)) if with_audit else []
     return link, audit
 
 
@@ -150,7 +149,7 @@ def list_links(
     after = page_position(token, fingerprint)
     limit = page_size(size)
     with UnitOfWork(db, write=False) as uow:
-        rows = link_index.list_links(uow.registry, connection_id, wanted, after, limit + 1)
+        rows = uow.links.list_links(connection_id, wanted, after, limit + 1)
     next_token = encode_token(f"{rows[limit - 1].id}:{fingerprint}") if len(rows) > limit else ""
     return list(rows[:limit]), next_token
 

@@ -1,7 +1,9 @@
-"""Unit of work: one short database transaction with the registry on it. It rolls back unless
-committed; write units on SQLite begin with BEGIN IMMEDIATE (see adapters/database.py).
-A write that loses a race on a unique key (two posts of a new record at once) is retried by
-`run_in_transaction`, which re-runs the whole function on a fresh transaction."""
+"""Unit of work: one short database transaction, with a repository per aggregate on it (links,
+outbox, contacts, connections, corrections, backfills, leases; their interfaces are in
+service_layer/ports.py). It rolls back unless committed; write units on SQLite begin with BEGIN
+IMMEDIATE (see adapters/database.py). A write that loses a race on a unique key (two posts of a new
+record at once) is retried by `run_in_transaction`, which re-runs the whole function on a fresh
+transaction."""
 
 from __future__ import annotations
 
@@ -10,19 +12,34 @@ import random
 import time
 from collections.abc import Callable
 from types import TracebackType
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlmodel import Session
-
-from xerolink_poster.adapters.database import Database
+from xerolink_poster.adapters.database import CONFLICTS, Database
 from xerolink_poster.adapters.registry import Registry
+from xerolink_poster.adapters.repositories.sql import SqlRepositories
+from xerolink_poster.service_layer.ports import (
+    BackfillRepository,
+    ConnectionRepository,
+    ContactRepository,
+    CorrectionRepository,
+    LeaseRepository,
+    LinkRepository,
+    OutboxRepository,
+)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
 class UnitOfWork:
+    links: LinkRepository
+    outbox: OutboxRepository
+    contacts: ContactRepository
+    connections: ConnectionRepository
+    corrections: CorrectionRepository
+    backfills: BackfillRepository
+    leases: LeaseRepository
+
     def __init__(self, db: Database, write: bool = True) -> None:
         self.db = db
         self.write = write
@@ -35,13 +52,29 @@ class UnitOfWork:
             # once, where SQLite's busy handler would sleep and poll.
             self.db.write_lock.acquire()
             self._locked = True
-        engine = self.db.write if self.write else self.db.read
-        self.session = Session(engine, expire_on_commit=False)
-        self.registry = Registry(self.session, self.db.is_sqlite)
+        self._session = self.db.session(self.write)
+        repositories = SqlRepositories.on(self._session, self.db.is_sqlite)
+        self._repositories = repositories
+        self.links = repositories.links
+        self.outbox = repositories.outbox
+        self.contacts = repositories.contacts
+        self.connections = repositories.connections
+        self.corrections = repositories.corrections
+        self.backfills = repositories.backfills
+        self.leases = repositories.leases
         return self
 
+    # TODO(dispatch): move to repositories. The dispatcher still reads these two.
+    @property
+    def session(self) -> Any:
+        return self._session
+
+    @property
+    def registry(self) -> Registry:
+        return Registry(self._session, self._repositories)
+
     def commit(self) -> None:
-        self.session.commit()
+        self._session.commit()
         self._committed = True
 
     def __exit__(
@@ -50,9 +83,9 @@ class UnitOfWork:
         try:
             # A read unit only closes: rollback would expire the rows it hands back.
             if self.write and not self._committed:
-                self.session.rollback()
+                self._session.rollback()
         finally:
-            self.session.close()
+            self._session.close()
             if self._locked and self.db.write_lock is not None:
                 self._locked = False
                 self.db.write_lock.release()
@@ -67,7 +100,7 @@ def run_in_transaction(db: Database, work: Callable[[UnitOfWork], T], attempts: 
                 result = work(uow)
                 uow.commit()
                 return result
-        except (IntegrityError, OperationalError) as exc:
+        except CONFLICTS as exc:
             if attempt == attempts:
                 raise
             log.debug("transaction conflict (%s), retrying", type(exc).__name__)

@@ -14,14 +14,13 @@ from dataclasses import dataclass, field
 
 from xerolink_common.errors import FieldViolation, failed_precondition, invalid_argument, not_found
 
-from xerolink_poster.adapters import link_index
 from xerolink_poster.adapters.database import Database, now_us
-from xerolink_poster.adapters.registry import StateChange
 from xerolink_poster.adapters.tables import LinkRow, OrphanRow
 from xerolink_poster.domain.records import KNOWN_KINDS, RecordRef, parse_link_name
 from xerolink_poster.domain.states import Event, LinkState
 from xerolink_poster.domain.unlink_plan import Action, LinkFacts, Outcome, label, plan_unlink, refusal
 from xerolink_poster.service_layer.connections import get_connection, text_ok
+from xerolink_poster.service_layer.ports import StateChange
 from xerolink_poster.service_layer.queries import encode_token, page_position, page_size
 from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transaction
 
@@ -31,7 +30,7 @@ MAX_REASON = 500
 
 def unlink(db: Database, connection_id: str, record: RecordRef, actor: str) -> LinkRow:
     def work(uow: UnitOfWork) -> LinkRow:
-        link = uow.registry.get_link(connection_id, record)
+        link = uow.links.get_link(connection_id, record)
         if link is None:
             raise not_found("LINK_NOT_FOUND", f"{record} was never posted on connection {connection_id!r}")
         if link.state == LinkState.PENDING:
@@ -39,7 +38,7 @@ def unlink(db: Database, connection_id: str, record: RecordRef, actor: str) -> L
                 "POSTING_IN_PROGRESS", f"{record} is being posted; wait until it is linked or failed, then unlink"
             )
         unlink_rows(uow, [(link, "")], actor, now_us(), reason="")
-        uow.session.refresh(link)  # the bulk transition expired it; callers read it after commit
+        uow.links.refresh(link)  # the bulk transition expired it; callers read it after commit
         return link
 
     return run_in_transaction(db, work)
@@ -51,13 +50,12 @@ def unlink_rows(
     """Unlinks links (each with a detail for its audit row) in the caller's transaction, in a few
     statements for all of them: closes their open outbox work, records their Xero objects as
     orphans and applies the transitions with their audit rows. Returns the orphans by link id."""
-    registry = uow.registry
     ids = [link.id or 0 for link, _ in links]
-    link_index.close_outbox(registry, ids)
+    uow.outbox.close_work_of_links(ids)
     orphans: dict[int, list[OrphanRow]] = {}
     changes: list[StateChange] = []
     for link, detail in links:
-        objects = registry.xero_objects(link)
+        objects = uow.links.xero_objects(link)
         orphans[link.id or 0] = [
             OrphanRow(
                 connection_id=link.connection_id,
@@ -81,8 +79,8 @@ def unlink_rows(
         if link.state == LinkState.WAITING:
             values["last_error"] = None  # the wait it described is over
         changes.append(StateChange(link, Event.UNLINKED, text, values))
-    link_index.add_orphans(registry, [o for rows in orphans.values() for o in rows])
-    registry.apply_transitions(changes, actor, now)
+    uow.links.add_orphans([o for rows in orphans.values() for o in rows])
+    uow.links.apply_transitions(changes, actor, now)
     return orphans
 
 
@@ -156,17 +154,16 @@ def _gather(
     uow: UnitOfWork, connection_id: str, chosen: Sequence[RecordRef], cascade: bool, lock: bool
 ) -> tuple[dict[RecordRef, LinkRow], dict[RecordRef, list[RecordRef]]]:
     """The chosen links and their dependents (all the way down when cascading), locked with `lock`."""
-    registry = uow.registry
-    links = link_index.links_of(registry, connection_id, chosen, lock)
+    links = uow.links.links_of(connection_id, chosen, lock)
     dependents: dict[RecordRef, list[RecordRef]] = {}
     frontier = [r for r in chosen if r in links]
     seen = set(chosen)
     while frontier:
-        found = link_index.dependents_of(registry, connection_id, frontier)
+        found = uow.links.dependents_of(connection_id, frontier)
         dependents.update(found)
         new = sorted({d for ds in found.values() for d in ds} - seen)
         seen.update(new)
-        links.update(link_index.links_of(registry, connection_id, new, lock))
+        links.update(uow.links.links_of(connection_id, new, lock))
         frontier = [d for d in new if d in links] if cascade else []
     return links, dependents
 
@@ -190,7 +187,7 @@ def unlink_links(
     def plan(uow: UnitOfWork, lock: bool) -> tuple[list[Outcome], dict[RecordRef, LinkRow]]:
         links, dependents = _gather(uow, connection_id, chosen, cascade, lock)
         facts = {
-            r: LinkFacts(LinkState(link.state), tuple(uow.registry.xero_objects(link)), link.outcome_unknown)
+            r: LinkFacts(LinkState(link.state), tuple(uow.links.xero_objects(link)), link.outcome_unknown)
             for r, link in links.items()
         }
         return plan_unlink(chosen, facts, dependents, cascade), links
@@ -223,6 +220,6 @@ def list_orphans(
     after = page_position(token, fingerprint)
     limit = page_size(size)
     with UnitOfWork(db, write=False) as uow:
-        rows = link_index.list_orphans(uow.registry, connection_id, record, object_type, after, limit + 1)
+        rows = uow.links.list_orphans(connection_id, record, object_type, after, limit + 1)
     next_token = encode_token(f"{rows[limit - 1].id}:{fingerprint}") if len(rows) > limit else ""
     return list(rows[:limit]), next_token

@@ -1,0 +1,74 @@
+"""The connections repository: each firm's connection to a Xero organisation, with its sealed
+tokens. Claiming the refresh and storing rotated tokens are plain UPDATE ... WHERE statements whose
+row count says who won; the same on SQLite and PostgreSQL (no advisory locks), so threads of one
+poster and several posters race safely."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import update
+from sqlmodel import Session, col, select
+
+from xerolink_poster.adapters.tables import ConnectionRow
+
+
+def _rowcount(result: Any) -> int:
+    return int(result.rowcount or 0)
+
+
+class SqlConnectionRepository:
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def get_connection(self, connection_id: str) -> ConnectionRow | None:
+        return self._session.get(ConnectionRow, connection_id)
+
+    def add_connection(self, row: ConnectionRow) -> None:
+        self._session.add(row)
+
+    def save(self, row: ConnectionRow) -> None:
+        self._session.add(row)
+
+    def all_connections(self) -> Sequence[ConnectionRow]:
+        return self._session.exec(select(ConnectionRow)).all()
+
+    def connection_ids_of_tenant(self, tenant_id: str) -> list[str]:
+        return list(
+            self._session.exec(select(ConnectionRow.connection_id).where(ConnectionRow.xero_tenant_id == tenant_id))
+        )
+
+    def claim_refresh(self, connection_id: str, version: int, holder: str, now_us: int, until_us: int) -> bool:
+        """Takes the right to exchange the refresh token of token `version`: only while nobody holds
+        it (or the holder's claim lapsed) and nobody has already stored a newer token."""
+        result = self._session.execute(
+            update(ConnectionRow)
+            .where(
+                col(ConnectionRow.connection_id) == connection_id,
+                col(ConnectionRow.token_version) == version,
+                (col(ConnectionRow.refresh_holder) == "") | (col(ConnectionRow.refresh_until_us) < now_us),
+            )
+            .values(refresh_holder=holder, refresh_until_us=until_us)
+        )
+        return _rowcount(result) == 1
+
+    def release_refresh(self, connection_id: str, holder: str, **values: Any) -> None:
+        self._session.execute(
+            update(ConnectionRow)
+            .where(col(ConnectionRow.connection_id) == connection_id, col(ConnectionRow.refresh_holder) == holder)
+            .values(refresh_holder="", refresh_until_us=0, **values)
+        )
+
+    def store_tokens(self, connection_id: str, version: int, holder: str | None, values: dict[str, Any]) -> bool:
+        """Stores new tokens as version + 1, atomically with releasing the claim; False when the
+        version moved on meanwhile (the caller then reads the newer tokens instead)."""
+        conditions = [col(ConnectionRow.connection_id) == connection_id, col(ConnectionRow.token_version) == version]
+        if holder is not None:
+            conditions.append(col(ConnectionRow.refresh_holder) == holder)
+        result = self._session.execute(
+            update(ConnectionRow)
+            .where(*conditions)
+            .values(token_version=version + 1, refresh_holder="", refresh_until_us=0, **values)
+        )
+        return _rowcount(result) == 1

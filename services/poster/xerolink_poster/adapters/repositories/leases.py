@@ -1,0 +1,120 @@
+"""The leases repository: which poster holds each Xero tenant, the calls it made under the lease,
+and the app's calls a minute across every poster on the database."""
+
+from __future__ import annotations
+
+import json
+
+from sqlalchemy import delete, func, or_, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session, col, select
+
+from xerolink_poster.adapters.tables import AppCallBucketRow, TenantLeaseRow
+
+
+class SqlLeaseRepository:
+    def __init__(self, session: Session, is_sqlite: bool) -> None:
+        self._session = session
+        self._is_sqlite = is_sqlite
+
+    def get_lease(self, tenant_id: str) -> TenantLeaseRow | None:
+        return self._session.get(TenantLeaseRow, tenant_id)
+
+    def acquire_lease(self, tenant_id: str, holder: str, now_us: int, ttl_us: int) -> TenantLeaseRow | None:
+        """Takes or renews the tenant's lease when it is free, expired or already ours."""
+        dialect = sqlite if self._is_sqlite else postgresql
+        table = TenantLeaseRow.__table__  # type: ignore[attr-defined]
+        stmt = dialect.insert(table).values(
+            tenant_id=tenant_id,
+            holder=holder,
+            expires_us=now_us + ttl_us,
+            minute_log="[]",
+            day_calls=0,
+            day_started_us=now_us,
+            blocked_until_us=0,
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[table.c.tenant_id],
+            set_={"holder": holder, "expires_us": now_us + ttl_us},
+            where=or_(table.c.expires_us < now_us, table.c.holder == holder),
+        ).returning(table.c.holder)
+        got = self._session.execute(stmt).scalar_one_or_none()
+        if got != holder:
+            return None
+        self._session.expire_all()
+        return self._session.get(TenantLeaseRow, tenant_id)
+
+    def release_lease(self, tenant_id: str, holder: str) -> None:
+        self._session.execute(
+            update(TenantLeaseRow)
+            .where(col(TenantLeaseRow.tenant_id) == tenant_id, col(TenantLeaseRow.holder) == holder)
+            .values(expires_us=0)
+        )
+
+    def record_call(self, tenant_id: str, holder: str, now_us: int, ttl_us: int, minute_us: int, day_us: int) -> bool:
+        """Before each Xero call: checks the lease is still ours (renewing it) and logs the call in
+        the lease row, so whoever holds the tenant next knows this call happened. False: the
+        lease was lost, do not call."""
+        lease = self._session.get(TenantLeaseRow, tenant_id, with_for_update=not self._is_sqlite)
+        if lease is None or lease.holder != holder or lease.expires_us < now_us:
+            return False
+        log = [t for t in json.loads(lease.minute_log) if t > (now_us - minute_us) / 1e6]
+        log.append(now_us / 1e6)
+        lease.minute_log = json.dumps(log)
+        if now_us - lease.day_started_us >= day_us:
+            lease.day_started_us, lease.day_calls = now_us, 0
+        lease.day_calls += 1
+        lease.expires_us = now_us + ttl_us
+        self._session.add(lease)
+        return True
+
+    def block_tenant(self, tenant_id: str, until_us: int) -> None:
+        self._session.execute(
+            update(TenantLeaseRow)
+            .where(col(TenantLeaseRow.tenant_id) == tenant_id)
+            .values(
+                blocked_until_us=func.max(TenantLeaseRow.blocked_until_us, until_us)
+                if self._is_sqlite
+                else func.greatest(TenantLeaseRow.blocked_until_us, until_us)
+            )
+        )
+
+    def count_app_call(self, now_us: int, window_us: int) -> int:
+        """Counts one call of the app in the bucket of `now_us` (a sixtieth of the window) and
+        returns the app's calls in the window, this one included, from every poster on this
+        database. Concurrent counters queue on the bucket row (PostgreSQL) or the write lock
+        (SQLite), so each sees the others' committed calls."""
+        self._add_app_calls(now_us, window_us, 1)
+        # The oldest bucket counts whole, though part of it has left the window: never fewer.
+        since = now_us - window_us - _bucket(window_us)
+        table = AppCallBucketRow.__table__  # type: ignore[attr-defined]
+        total = self._session.execute(select(func.sum(table.c.calls)).where(table.c.bucket_us > since)).scalar()
+        return int(total or 0)
+
+    def move_app_call(self, counted_us: int, answered_us: int, window_us: int) -> None:
+        """Moves a call counted when it was reserved to when its answer came: Xero counted it on
+        arrival, somewhere in between, so it must leave our window no earlier than Xero's."""
+        if _bucket_of(counted_us, window_us) != _bucket_of(answered_us, window_us):
+            self._add_app_calls(counted_us, window_us, -1)
+            self._add_app_calls(answered_us, window_us, 1)
+
+    def _add_app_calls(self, at_us: int, window_us: int, calls: int) -> None:
+        table = AppCallBucketRow.__table__  # type: ignore[attr-defined]
+        dialect = sqlite if self._is_sqlite else postgresql
+        self._session.execute(
+            dialect.insert(table)
+            .values(bucket_us=_bucket_of(at_us, window_us), calls=calls)
+            .on_conflict_do_update(index_elements=[table.c.bucket_us], set_={"calls": table.c.calls + calls})
+        )
+
+    def purge_app_calls(self, before_us: int) -> None:
+        table = AppCallBucketRow.__table__  # type: ignore[attr-defined]
+        self._session.execute(delete(table).where(table.c.bucket_us < before_us))
+
+
+def _bucket(window_us: int) -> int:
+    return max(window_us // 60, 1)
+
+
+def _bucket_of(at_us: int, window_us: int) -> int:
+    return at_us - at_us % _bucket(window_us)

@@ -1,0 +1,252 @@
+"""The links repository: each record's link, its postings and audit trail, and the state changes
+that move it. Every state change goes through the domain's transition table and appends its audit
+row in the caller's transaction."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import and_, insert, or_
+from sqlmodel import Session, col, select
+
+from xerolink_poster.adapters.repositories.bulk import bulk_update, insert_rows
+from xerolink_poster.adapters.repositories.link_index import LinkIndex
+from xerolink_poster.adapters.tables import AuditRow, LinkRow, OrphanRow, PostingRow
+from xerolink_poster.domain.records import RecordRef, XeroObjectRef
+from xerolink_poster.domain.states import Event, LinkState, Transition, transition
+
+
+@dataclass
+class StateChange:
+    """One link's state change in a batch, with the other columns to set on the link."""
+
+    link: LinkRow
+    event: Event
+    detail: str
+    values: dict[str, object] = field(default_factory=dict)
+
+
+def xero_objects(link: LinkRow) -> list[XeroObjectRef]:
+    """The Xero objects a link holds, from its JSON column."""
+    return [XeroObjectRef.from_json(item) for item in json.loads(link.xero_objects)]
+
+
+class SqlLinkRepository(LinkIndex):
+    def __init__(self, session: Session, is_sqlite: bool) -> None:
+        self._session = session
+        self._is_sqlite = is_sqlite
+
+    def get_link(self, connection_id: str, record: RecordRef) -> LinkRow | None:
+        return self._session.exec(
+            select(LinkRow).where(
+                LinkRow.connection_id == connection_id, LinkRow.kind == record.kind, LinkRow.record_id == record.id
+            )
+        ).first()
+
+    def links_for(self, connection_id: str, records: Sequence[RecordRef]) -> dict[RecordRef, LinkRow]:
+        """The links of many records, one query per kind: `kind = ? AND record_id IN (...)` is a
+        search of the unique index, where a (kind, record_id) tuple IN made SQLite scan every
+        link of the connection."""
+        by_kind: dict[int, list[int]] = {}
+        for record in records:
+            by_kind.setdefault(record.kind, []).append(record.id)
+        found: dict[RecordRef, LinkRow] = {}
+        for kind, ids in sorted(by_kind.items()):
+            rows = self._session.exec(
+                select(LinkRow).where(
+                    LinkRow.connection_id == connection_id, LinkRow.kind == kind, col(LinkRow.record_id).in_(ids)
+                )
+            ).all()
+            found.update({RecordRef(r.kind, r.record_id): r for r in rows})
+        return found
+
+    def get_link_by_id(self, link_id: int) -> LinkRow | None:
+        return self._session.get(LinkRow, link_id)
+
+    def links_by_ids(self, ids: Sequence[int]) -> dict[int, LinkRow]:
+        if not ids:
+            return {}
+        rows = self._session.exec(select(LinkRow).where(col(LinkRow.id).in_(list(ids)))).all()
+        return {r.id or 0: r for r in rows}
+
+    def preload_links(self, ids: Sequence[int]) -> None:
+        """Loads links into the session by id, so later gets are served without SQL."""
+        if ids:
+            self._session.exec(select(LinkRow).where(col(LinkRow.id).in_(list(ids)))).all()
+
+    def add_link(self, row: LinkRow) -> LinkRow:
+        self._session.add(row)
+        self._session.flush()
+        return row
+
+    def save(self, link: LinkRow) -> None:
+        """Keeps changes made to a link in this transaction (rows read through it are kept anyway)."""
+        self._session.add(link)
+
+    def refresh(self, link: LinkRow) -> None:
+        """Reloads a link that a bulk statement changed behind the session's back."""
+        self._session.refresh(link)
+
+    def insert_links(self, rows: Sequence[dict[str, Any]]) -> list[int]:
+        """New links in one statement; their ids in the order of `rows`."""
+        return insert_rows(self._session, LinkRow, rows, returning_ids=True)
+
+    def update_links(self, rows: Sequence[dict[str, object]]) -> None:
+        bulk_update(self._session, LinkRow, rows)
+
+    def change_state(
+        self,
+        link: LinkRow,
+        event: Event,
+        actor: str,
+        now_us: int,
+        detail: str = "",
+        posting: PostingRow | None = None,
+    ) -> Transition:
+        """Applies a transition to the link and its current posting, and appends the audit row."""
+        current = LinkState(link.state) if link.state else None
+        step = transition(current, event)
+        link.state = step.to_state.value
+        link.update_us = now_us
+        self._session.add(link)
+        if link.id is None:
+            self._session.flush()
+        assert link.id is not None
+        if posting is None and link.posting_id:
+            posting = self._session.get(PostingRow, link.posting_id)
+        if posting is not None:
+            posting.state = step.to_state.value
+            self._session.add(posting)
+        self._session.add(
+            AuditRow(
+                link_id=link.id,
+                time_us=now_us,
+                actor=actor,
+                event=event.value,
+                from_state=current.value if current else "",
+                to_state=step.to_state.value,
+                detail=detail,
+            )
+        )
+        return step
+
+    def apply_transitions(self, changes: Sequence[StateChange], actor: str, now_us: int) -> None:
+        """Many links' state changes in three statements. Each goes through the transition table
+        first (an illegal one raises and the caller's transaction rolls back, writing nothing) and
+        appends its audit row."""
+        if not changes:
+            return
+        steps = [transition(LinkState(c.link.state) if c.link.state else None, c.event) for c in changes]
+        bulk_update(
+            self._session,
+            LinkRow,
+            [
+                {"id": c.link.id, "state": step.to_state.value, "update_us": now_us, **c.values}
+                for c, step in zip(changes, steps, strict=True)
+            ],
+        )
+        bulk_update(
+            self._session,
+            PostingRow,
+            [
+                {"posting_id": c.link.posting_id, "state": step.to_state.value}
+                for c, step in zip(changes, steps, strict=True)
+                if c.link.posting_id
+            ],
+        )
+        self._session.execute(
+            insert(AuditRow),
+            [
+                {
+                    "link_id": c.link.id,
+                    "time_us": now_us,
+                    "actor": actor,
+                    "event": c.event.value,
+                    "from_state": step.from_state.value if step.from_state else "",
+                    "to_state": step.to_state.value,
+                    "detail": c.detail,
+                }
+                for c, step in zip(changes, steps, strict=True)
+            ],
+        )
+        # The session's own copies of these links are stale now.
+        for c in changes:
+            self._session.expire(c.link)
+
+    def audit(self, link_id: int) -> Sequence[AuditRow]:
+        return self._session.exec(select(AuditRow).where(AuditRow.link_id == link_id).order_by(col(AuditRow.id))).all()
+
+    def insert_audit(self, rows: Sequence[dict[str, Any]]) -> None:
+        insert_rows(self._session, AuditRow, rows)
+
+    @staticmethod
+    def xero_objects(link: LinkRow) -> list[XeroObjectRef]:
+        return xero_objects(link)
+
+    @staticmethod
+    def set_xero_objects(link: LinkRow, objects: Sequence[XeroObjectRef]) -> None:
+        link.xero_objects = json.dumps([o.to_json() for o in objects])
+
+    def held_xero_ids(self, connection_id: str, xero_ids: Sequence[str], except_link_id: int) -> set[str]:
+        """Which of these Xero ids another link of the connection holds, or an unlink left
+        orphaned: an uncertain call's look-up must never adopt one of them. Only the look-up
+        path asks (after a lost or garbled answer), so a match on the JSON text is enough."""
+        wanted = [x for x in xero_ids if x]
+        if not wanted:
+            return set()
+        held: set[str] = set()
+        links = select(LinkRow.id, LinkRow.xero_objects).where(
+            LinkRow.connection_id == connection_id,
+            LinkRow.id != except_link_id,
+            or_(*(col(LinkRow.xero_objects).contains(f'"{x}"') for x in wanted)),
+        )
+        for _, objects in self._session.exec(links):
+            held.update(o["xero_id"] for o in json.loads(objects) if o["xero_id"] in wanted)
+        orphans = select(OrphanRow.xero_id).where(
+            OrphanRow.connection_id == connection_id, col(OrphanRow.xero_id).in_(wanted)
+        )
+        held.update(self._session.exec(orphans))
+        return held
+
+    # -- postings ----------------------------------------------------------------------------
+    def add_posting(self, row: PostingRow) -> None:
+        self._session.add(row)
+
+    def insert_postings(self, rows: Sequence[dict[str, Any]]) -> None:
+        insert_rows(self._session, PostingRow, rows)
+
+    def preload_postings(self, posting_ids: Sequence[str]) -> None:
+        if posting_ids:
+            self._session.exec(select(PostingRow).where(col(PostingRow.posting_id).in_(list(posting_ids)))).all()
+
+    def get_posting(self, posting_id: str) -> PostingRow | None:
+        return self._session.get(PostingRow, posting_id)
+
+    def posting_by_request(self, connection_id: str, request_id: str) -> PostingRow | None:
+        """The first posting made under the request id: two posters racing on one id may both
+        have stored one, and the first is the request the id names."""
+        return self._session.exec(
+            select(PostingRow)
+            .where(PostingRow.connection_id == connection_id, PostingRow.request_id == request_id)
+            .order_by(PostingRow.create_us, PostingRow.posting_id)  # type: ignore[arg-type]
+        ).first()
+
+    def list_postings(
+        self, connection_id: str, state: str, before: tuple[int, str] | None, limit: int
+    ) -> Sequence[PostingRow]:
+        """Newest first; the page token is the (create time, id) of the last posting shown."""
+        query = select(PostingRow).where(PostingRow.connection_id == connection_id)
+        if state:
+            query = query.where(PostingRow.state == state)
+        if before is not None:
+            query = query.where(
+                or_(
+                    col(PostingRow.create_us) < before[0],
+                    and_(col(PostingRow.create_us) == before[0], col(PostingRow.posting_id) < before[1]),
+                )
+            )
+        order = (col(PostingRow.create_us).desc(), col(PostingRow.posting_id).desc())
+        return self._session.exec(query.order_by(*order).limit(limit)).all()

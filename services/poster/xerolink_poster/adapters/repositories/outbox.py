@@ -1,0 +1,221 @@
+"""The outbox repository: the queue of Xero work (one entry per posting), its claims, and the
+dependency waits of entries blocked on other records."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import delete, func, tuple_, update
+from sqlmodel import Session, col, select
+
+from xerolink_poster.adapters.repositories.bulk import bulk_update, insert_rows
+from xerolink_poster.adapters.tables import DependencyWaitRow, LinkRow, OutboxRow
+from xerolink_poster.domain.records import RecordRef
+from xerolink_poster.domain.states import LinkState
+
+OUTBOX_READY = "ready"
+OUTBOX_WAITING = "waiting"
+OUTBOX_DONE = "done"
+
+
+class SqlOutboxRepository:
+    def __init__(self, session: Session, is_sqlite: bool) -> None:
+        self._session = session
+        self._is_sqlite = is_sqlite
+
+    def add_outbox(self, need_id: bool, row: OutboxRow) -> OutboxRow:
+        self._session.add(row)
+        if need_id:
+            self._session.flush()
+        return row
+
+    def save(self, row: OutboxRow) -> None:
+        self._session.add(row)
+
+    def insert_outbox(self, rows: Sequence[dict[str, Any]], returning_ids: bool = False) -> list[int]:
+        """New entries in one statement; with returning_ids, their ids in the order of `rows`."""
+        return insert_rows(self._session, OutboxRow, rows, returning_ids)
+
+    def update_outbox(self, rows: Sequence[dict[str, object]]) -> None:
+        bulk_update(self._session, OutboxRow, rows)
+
+    def preload_outbox(self, ids: Sequence[int]) -> None:
+        """Loads entries into the session by id, so later gets are served without SQL."""
+        if ids:
+            self._session.exec(select(OutboxRow).where(col(OutboxRow.id).in_(list(ids)))).all()
+
+    def get_outbox(self, outbox_id: int) -> OutboxRow | None:
+        return self._session.get(OutboxRow, outbox_id)
+
+    def outbox_by_ids(self, ids: Sequence[int]) -> dict[int, OutboxRow]:
+        if not ids:
+            return {}
+        rows = self._session.exec(select(OutboxRow).where(col(OutboxRow.id).in_(list(ids)))).all()
+        return {r.id or 0: r for r in rows}
+
+    def open_outbox_of_link(self, link_id: int) -> Sequence[OutboxRow]:
+        return self._session.exec(
+            select(OutboxRow).where(OutboxRow.link_id == link_id, OutboxRow.state != OUTBOX_DONE)
+        ).all()
+
+    def close_work_of_links(self, link_ids: Sequence[int]) -> None:
+        """Marks the links' open outbox work done and drops its dependency waits: two statements."""
+        if not link_ids:
+            return
+        open_ids = select(OutboxRow.id).where(col(OutboxRow.link_id).in_(link_ids), OutboxRow.state != OUTBOX_DONE)
+        box_ids = [i for i in self._session.exec(open_ids) if i is not None]
+        if box_ids:
+            self._session.execute(delete(DependencyWaitRow).where(col(DependencyWaitRow.outbox_id).in_(box_ids)))
+            self._session.execute(update(OutboxRow).where(col(OutboxRow.id).in_(box_ids)).values(state=OUTBOX_DONE))
+
+    def move_outbox(self, connection_id: str, tenant_id: str) -> None:
+        """Queued work follows the connection to its new organisation, so the new tenant's lease and
+        rate budget govern it."""
+        self._session.execute(
+            update(OutboxRow)
+            .where(
+                col(OutboxRow.connection_id) == connection_id,
+                col(OutboxRow.tenant_id) != tenant_id,
+                col(OutboxRow.state) != OUTBOX_DONE,
+            )
+            .values(tenant_id=tenant_id)
+        )
+
+    def claim(self, tenant_id: str, holder: str, limit: int, now_us: int, lease_us: int) -> list[OutboxRow]:
+        """Claims up to `limit` ready entries of one tenant, oldest first, exactly once across
+        processes (SKIP LOCKED on PostgreSQL; BEGIN IMMEDIATE serialises SQLite)."""
+        candidates = (
+            select(OutboxRow.id)
+            .where(
+                OutboxRow.tenant_id == tenant_id,
+                OutboxRow.state == OUTBOX_READY,
+                col(OutboxRow.available_us) <= now_us,
+                col(OutboxRow.lease_until_us) < now_us,
+            )
+            .order_by(col(OutboxRow.id))
+            .limit(limit)
+        )
+        if not self._is_sqlite:
+            candidates = candidates.with_for_update(skip_locked=True)
+        claimed = self._session.execute(
+            update(OutboxRow)
+            .where(col(OutboxRow.id).in_(candidates.scalar_subquery()))
+            .values(claimed_by=holder, lease_until_us=now_us + lease_us)
+            .returning(col(OutboxRow.id))
+        )
+        ids = sorted(claimed.scalars().all())
+        if not ids:
+            return []
+        return list(self._session.exec(select(OutboxRow).where(col(OutboxRow.id).in_(ids)).order_by(col(OutboxRow.id))))
+
+    def release_claims(self, tenant_id: str) -> None:
+        """Voids every claim on the tenant's open entries. Called by a poster that has just taken
+        the tenant's lease: only the lease holder calls Xero for a tenant, so whoever claimed them
+        before (a poster that died or lost the lease) will never finish them; without this they
+        would wait out their claim. A late answer of the old claimer is then dropped, and the
+        entries' uncertain mark makes the new holder look up before creating."""
+        self._session.execute(
+            update(OutboxRow)
+            .where(
+                col(OutboxRow.tenant_id) == tenant_id,
+                col(OutboxRow.state) == OUTBOX_READY,
+                col(OutboxRow.lease_until_us) > 0,
+            )
+            .values(claimed_by="", lease_until_us=0)
+        )
+
+    def tenants_with_ready_work(self, now_us: int) -> list[str]:
+        return list(
+            self._session.exec(
+                select(OutboxRow.tenant_id)
+                .where(OutboxRow.state == OUTBOX_READY, col(OutboxRow.available_us) <= now_us)
+                .distinct()
+            )
+        )
+
+    def outbox_counts(self, tenant_id: str) -> dict[str, int]:
+        rows = self._session.exec(
+            select(OutboxRow.state, func.count()).where(OutboxRow.tenant_id == tenant_id).group_by(OutboxRow.state)
+        ).all()
+        return {state: int(count) for state, count in rows}
+
+    def purge_done_outbox(self, before_us: int, limit: int) -> int:
+        """Deletes up to `limit` done entries created before `before_us` (and any wait rows
+        left on them), oldest first; returns how many. Links, postings and the audit trail stay:
+        they are what callers read."""
+        query = (
+            select(OutboxRow.id)
+            .where(OutboxRow.state == OUTBOX_DONE, col(OutboxRow.create_us) < before_us)
+            .order_by(col(OutboxRow.id))
+            .limit(limit)
+        )
+        if not self._is_sqlite:
+            query = query.with_for_update(skip_locked=True)  # another poster purging takes other rows
+        ids = [i for i in self._session.exec(query) if i is not None]
+        if ids:
+            self._session.execute(delete(DependencyWaitRow).where(col(DependencyWaitRow.outbox_id).in_(ids)))
+            self._session.execute(delete(OutboxRow).where(col(OutboxRow.id).in_(ids)))
+        return len(ids)
+
+    # -- dependency waits --------------------------------------------------------------------
+    def add_waits(self, outbox_id: int, connection_id: str, records: Sequence[RecordRef]) -> None:
+        for record in records:
+            self._session.add(
+                DependencyWaitRow(
+                    outbox_id=outbox_id, connection_id=connection_id, kind=record.kind, record_id=record.id
+                )
+            )
+
+    def insert_waits(self, rows: Sequence[dict[str, Any]]) -> None:
+        insert_rows(self._session, DependencyWaitRow, rows)
+
+    def clear_waits(self, outbox_id: int) -> None:
+        self._session.execute(delete(DependencyWaitRow).where(col(DependencyWaitRow.outbox_id) == outbox_id))
+
+    def waiters_on(self, connection_id: str, record: RecordRef) -> list[int]:
+        return sorted(
+            set(
+                self._session.exec(
+                    select(DependencyWaitRow.outbox_id).where(
+                        DependencyWaitRow.connection_id == connection_id,
+                        DependencyWaitRow.kind == record.kind,
+                        DependencyWaitRow.record_id == record.id,
+                    )
+                )
+            )
+        )
+
+    def waits_of(self, outbox_id: int) -> list[RecordRef]:
+        rows = self._session.exec(select(DependencyWaitRow).where(DependencyWaitRow.outbox_id == outbox_id)).all()
+        return sorted({RecordRef(r.kind, r.record_id) for r in rows})
+
+    def records_with_waiters(self, connection_id: str, records: Sequence[RecordRef]) -> list[RecordRef]:
+        """Which of these records something waits for, in one query."""
+        if not records:
+            return []
+        found = self._session.exec(
+            select(DependencyWaitRow.kind, DependencyWaitRow.record_id).where(
+                DependencyWaitRow.connection_id == connection_id,
+                tuple_(col(DependencyWaitRow.kind), col(DependencyWaitRow.record_id)).in_(
+                    [(r.kind, r.id) for r in records]
+                ),
+            )
+        ).all()
+        return sorted({RecordRef(k, i) for k, i in found})
+
+    def satisfied_waiting_entries(self) -> list[int]:
+        """Waiting entries all of whose dependencies are linked now, in one query: those with no
+        wait row on a record that is not linked."""
+        dependency = select(DependencyWaitRow.outbox_id).where(
+            ~select(LinkRow.id)
+            .where(
+                LinkRow.connection_id == DependencyWaitRow.connection_id,
+                LinkRow.kind == DependencyWaitRow.kind,
+                LinkRow.record_id == DependencyWaitRow.record_id,
+                LinkRow.state == LinkState.LINKED.value,
+            )
+            .exists()
+        )
+        query = select(OutboxRow.id).where(OutboxRow.state == OUTBOX_WAITING, col(OutboxRow.id).not_in(dependency))
+        return sorted(i for i in self._session.exec(query) if i is not None)

@@ -1,0 +1,279 @@
+"""Keeping a connection's access token fresh, with exactly one worker exchanging the rotating
+refresh token.
+
+One refresh at a time: a worker that finds the access token expiring (or gets a 401) claims the
+refresh with a compare-and-swap on the connection row (token_version unchanged and no live
+claim); the others wait until the version moves and reuse the winner's token. The winner stores
+the rotated pair as the next version in the same statement that releases the claim. A refresh
+whose answer is lost keeps the previous refresh token, which Xero honours for a grace period
+(about 30 minutes), so the next attempt recovers the chain instead of killing it."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+from xerolink_common.errors import (
+    PreconditionViolation,
+    XerolinkError,
+    failed_precondition,
+    not_found,
+    unavailable,
+)
+
+from xerolink_poster.adapters.database import Database, now_us
+from xerolink_poster.adapters.tables import ConnectionRow
+from xerolink_poster.adapters.token_vault import Sealed, TokenKeyError, Tokens, TokenVault
+from xerolink_poster.adapters.xero_client import Credentials, Uncertain
+from xerolink_poster.adapters.xero_identity import (
+    AppNotConfigured,
+    TokenGrant,
+    TokenRefused,
+    XeroApps,
+    XeroIdentity,
+)
+from xerolink_poster.service_layer.connection_facts import CONNECTED, DISCONNECTED, NEEDS_RECONNECT
+from xerolink_poster.service_layer.connections import (
+    require_connection_id,
+)
+from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transaction
+
+log = logging.getLogger(__name__)
+
+US = 1_000_000
+
+
+@dataclass(frozen=True)
+class RefreshOutcome:
+    row: ConnectionRow
+    exchanged: bool
+
+
+@dataclass
+class _CachedToken:
+    version: int
+    access_token: str
+    refresh_at_us: int
+
+
+@dataclass
+class ConnectionTokens:
+    db: Database
+    vault: TokenVault
+    apps: XeroApps
+    identity: XeroIdentity
+    holder: str
+    # How long a refresh claim holds off the other workers (longer than a token call can take).
+    refresh_claim: float = 20.0
+    # Refresh this long before the access token expires, so no call goes out with a dying token.
+    refresh_margin: float = 120.0
+    _cache: dict[str, _CachedToken] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    # -- reading ---------------------------------------------------------------------------------
+    def get(self, connection_id: str) -> ConnectionRow:
+        require_connection_id(connection_id)
+        with UnitOfWork(self.db, write=False) as uow:
+            row = uow.connections.get_connection(connection_id)
+        if row is None:
+            raise not_found(
+                "CONNECTION_NOT_FOUND", f"no connection {connection_id!r}; connect it with ConnectOrganisation"
+            )
+        return row
+
+    def tokens_of(self, row: ConnectionRow) -> Tokens:
+        if row.token_box is None:
+            raise failed_precondition(
+                "CONNECTION_HAS_NO_TOKENS",
+                f"connection {row.connection_id!r} holds no Xero tokens ({row.state}); connect the organisation "
+                "again with ConnectOrganisation",
+                [PreconditionViolation("CONNECTION_STATE", f"connections/{row.connection_id}", row.state)],
+            )
+        try:
+            return self.vault.open(Sealed(row.token_key_id, row.token_box), row.connection_id)
+        except TokenKeyError as exc:
+            raise failed_precondition(
+                "TOKEN_KEY_MISSING", str(exc), [PreconditionViolation("TOKEN_KEY", row.token_key_id, str(exc))]
+            ) from exc
+
+    # -- tokens for calls --------------------------------------------------------------------------
+    def credentials(self, row: ConnectionRow) -> Credentials:
+        """The access token to call Xero with, refreshed first when it is about to expire; it
+        carries its token version, which a 401 reports back to `after_unauthorised`."""
+        with self._lock:
+            cached = self._cache.get(row.connection_id)
+        if cached is None or cached.version < row.token_version:
+            tokens = self.tokens_of(row)
+            # Refresh ahead by the margin, or a quarter of the token's life when that is shorter.
+            margin = int(self.refresh_margin * US)
+            if row.access_expires_us and row.token_update_us:
+                margin = min(margin, (row.access_expires_us - row.token_update_us) // 4)
+            cached = _CachedToken(row.token_version, tokens.access_token, row.access_expires_us - margin)
+            with self._lock:
+                self._cache[row.connection_id] = cached
+        expiring = row.access_expires_us and cached.refresh_at_us < now_us()
+        if expiring and row.xero_app and row.state == CONNECTED:
+            try:
+                return self.credentials(self.refresh(row.connection_id, cached.version).row)
+            except XerolinkError as exc:
+                if row.access_expires_us <= now_us():
+                    raise
+                # Refreshing early failed; the token still works until it expires. Try again in a
+                # few seconds rather than before every call.
+                cached.refresh_at_us = now_us() + 5 * US
+                log.warning("early refresh failed: %s", exc.message, extra={"connection_id": row.connection_id})
+        return Credentials(
+            row.xero_base_url, row.xero_tenant_id, cached.access_token, row.connection_id, cached.version
+        )
+
+    def after_unauthorised(self, creds: Credentials) -> Credentials | None:
+        """Xero answered 401 to `creds`: refresh once (whoever else saw the 401 too) and return the
+        new credentials; None when the connection cannot refresh."""
+        row = self.get(creds.connection_id)
+        if not row.xero_app or row.state != CONNECTED:
+            return None
+        try:
+            fresh = self.refresh(creds.connection_id, creds.token_version).row
+        except XerolinkError as exc:
+            log.warning("refresh after a 401 failed: %s", exc.message, extra={"connection_id": creds.connection_id})
+            return None
+        return self.credentials(fresh)
+
+    def refresh(self, connection_id: str, seen_version: int | None = None) -> RefreshOutcome:
+        """Makes sure the connection holds a token newer than `seen_version` (default: the one
+        stored now). Exactly one caller exchanges; the others wait for and reuse its result."""
+        deadline = time.monotonic() + self.refresh_claim * 2
+        while True:
+            row = self.get(connection_id)
+            if row.state == DISCONNECTED:
+                raise failed_precondition(
+                    "CONNECTION_DISCONNECTED",
+                    f"connection {connection_id!r} is disconnected; connect it again with ConnectOrganisation",
+                    [PreconditionViolation("CONNECTION_STATE", f"connections/{connection_id}", DISCONNECTED)],
+                )
+            if seen_version is None:
+                seen_version = row.token_version
+            if row.token_version > seen_version:
+                return RefreshOutcome(row, exchanged=False)
+            if not row.xero_app:
+                raise failed_precondition(
+                    "CONNECTION_CANNOT_REFRESH",
+                    f"connection {connection_id!r} was registered with fixed tokens and no Xero app; connect it "
+                    "with ConnectOrganisation to have its tokens refreshed",
+                    [PreconditionViolation("XERO_APP", f"connections/{connection_id}", "no Xero app")],
+                )
+            claimed = run_in_transaction(self.db, partial(self._claim, connection_id, seen_version, now_us()))
+            if claimed:
+                return RefreshOutcome(self._exchange(row), exchanged=True)
+            if time.monotonic() > deadline:
+                raise unavailable(
+                    "REFRESH_IN_PROGRESS",
+                    f"another worker is refreshing connection {connection_id!r} and has not finished; retry shortly",
+                    retry_after_seconds=1.0,
+                )
+            time.sleep(0.02)
+
+    def _exchange(self, row: ConnectionRow) -> ConnectionRow:
+        cid = row.connection_id
+        try:
+            app = self.apps.get(row.xero_app)
+            tokens = self.tokens_of(row)
+            grant = self.identity.refresh(app, tokens.refresh_token)
+        except Uncertain as exc:
+            # The refresh token may have rotated at Xero with the answer lost: keep the previous
+            # one, which Xero honours during its grace period, and let the next attempt recover.
+            self._release(cid)
+            raise unavailable(
+                "XERO_TOKEN_NO_ANSWER",
+                f"Xero's token endpoint did not answer ({exc}); retry: the previous refresh token stays valid "
+                "for about 30 minutes",
+                retry_after_seconds=1.0,
+            ) from exc
+        except TokenRefused as exc:
+            if exc.error in ("invalid_grant", "invalid_client", "unauthorized_client"):
+                message = (
+                    f"Xero refused the refresh ({exc}); an administrator must connect the organisation again "
+                    "(ConnectOrganisation on this connection)"
+                )
+                self._release(cid, state=NEEDS_RECONNECT, last_error=message)
+                raise failed_precondition(
+                    "CONNECTION_NEEDS_RECONNECT",
+                    message,
+                    [PreconditionViolation("CONNECTION_STATE", f"connections/{cid}", NEEDS_RECONNECT)],
+                ) from exc
+            self._release(cid)
+            raise unavailable("XERO_TOKEN_ERROR", f"Xero's token endpoint answered {exc}; retry shortly") from exc
+        except AppNotConfigured as exc:
+            self._release(cid)
+            raise failed_precondition(
+                "XERO_APP_NOT_CONFIGURED",
+                str(exc),
+                [PreconditionViolation("XERO_APP", row.xero_app or "default", str(exc))],
+            ) from exc
+        except BaseException:
+            self._release(cid)
+            raise
+        values = self._token_values(cid, grant, tokens.refresh_token)
+        stored = run_in_transaction(
+            self.db,
+            lambda uow: uow.connections.store_tokens(cid, row.token_version, self.holder, values),
+        )
+        if not stored:
+            log.warning("refresh claim lapsed before the tokens were stored", extra={"connection_id": cid})
+        log.info("refreshed the Xero tokens", extra={"connection_id": cid})
+        return self.get(cid)
+
+    def _claim(self, connection_id: str, version: int, now: int, uow: UnitOfWork) -> bool:
+        until = now + int(self.refresh_claim * US)
+        return uow.connections.claim_refresh(connection_id, version, self.holder, now, until)
+
+    def _release(self, connection_id: str, **values: Any) -> None:
+        run_in_transaction(self.db, lambda uow: uow.connections.release_refresh(connection_id, self.holder, **values))
+
+    def _token_values(self, connection_id: str, grant: TokenGrant, previous_refresh: str = "") -> dict[str, Any]:
+        sealed = self.vault.seal(Tokens(grant.access_token, grant.refresh_token or previous_refresh), connection_id)
+        now = now_us()
+        return {
+            "token_key_id": sealed.key_id,
+            "token_box": sealed.box,
+            "access_expires_us": now + int(grant.expires_in * US),
+            "token_update_us": now,
+            "state": CONNECTED,
+            "last_error": "",
+        }
+
+    # -- connect -----------------------------------------------------------------------------------
+
+
+def reseal_with_active_key(db: Database, vault: TokenVault) -> int:
+    """Key rotation: tokens still sealed with an older key are sealed again with the active one
+    (the older key must stay configured until this has run on every registry)."""
+    with UnitOfWork(db, write=False) as uow:
+        stale = [
+            r.connection_id
+            for r in uow.connections.all_connections()
+            if r.token_box is not None and r.token_key_id != vault.active
+        ]
+
+    def reseal(uow: UnitOfWork, *, connection_id: str) -> bool:
+        row = uow.connections.get_connection(connection_id)
+        if row is None or row.token_box is None or row.token_key_id == vault.active:
+            return False
+        sealed = vault.seal(vault.open(Sealed(row.token_key_id, row.token_box), connection_id), connection_id)
+        row.token_key_id, row.token_box = sealed.key_id, sealed.box
+        uow.connections.save(row)
+        return True
+
+    done = 0
+    for connection_id in stale:
+        try:
+            done += run_in_transaction(db, partial(reseal, connection_id=connection_id))
+        except TokenKeyError as exc:
+            log.error("cannot re-seal tokens: %s", exc, extra={"connection_id": connection_id})
+    if done:
+        log.info("re-sealed the tokens of %d connections with key %s", done, vault.active)
+    return done
