@@ -17,7 +17,8 @@ from xerolink_poster.adapters.registry import Registry
 from xerolink_poster.adapters.tables import LinkRow, OutboxRow
 from xerolink_poster.domain import dependencies as deps
 from xerolink_poster.domain.corrections import Action, Actor, LinkFacts, SagaState, Step, StepState
-from xerolink_poster.domain.records import GROUP_CREDIT_NOTES, GROUP_PAYMENTS, RecordRef
+from xerolink_poster.domain.kinds import LinkGroup
+from xerolink_poster.domain.records import RecordRef
 from xerolink_poster.domain.states import LinkState
 
 
@@ -48,7 +49,7 @@ def _operations(session: Session, link: LinkRow) -> list[xero_pb2.Operation]:
 
 def _credit_note_of(registry: Registry, link: LinkRow) -> str:
     """The Xero credit note an allocation link's allocation belongs to."""
-    if link.link_group != GROUP_CREDIT_NOTES:
+    if link.link_group != LinkGroup.CREDIT_NOTES:
         return ""
     for op in _operations(registry.session, link):
         if deps.body_of(op) != "allocation":
@@ -72,7 +73,7 @@ def dependents(registry: Registry, connection_id: str, document: RecordRef) -> l
         select(LinkRow)
         .where(
             LinkRow.connection_id == connection_id,
-            col(LinkRow.link_group).in_([GROUP_PAYMENTS, GROUP_CREDIT_NOTES]),
+            col(LinkRow.link_group).in_([LinkGroup.PAYMENTS, LinkGroup.CREDIT_NOTES]),
         )
         .order_by(col(LinkRow.id))
     ).all()

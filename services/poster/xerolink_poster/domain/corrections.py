@@ -20,16 +20,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
 
-from xerolink.xero.v1 import objects_pb2 as xero_pb2
-
-from xerolink_poster.domain.records import (
-    GROUP_CREDIT_NOTES,
-    GROUP_PAYMENTS,
-    GROUP_SALES_INVOICES,
-    RecordRef,
-    XeroObjectRef,
-    group_of,
-)
+from xerolink_poster.domain.kinds import LinkGroup, ObjectType, TransactionKind
+from xerolink_poster.domain.records import RecordRef, XeroObjectRef, group_of
 from xerolink_poster.domain.states import LinkState
 
 
@@ -80,28 +72,26 @@ DELETABLE_DOCUMENT = frozenset({"DRAFT", "SUBMITTED"})
 VOIDABLE_DOCUMENT = frozenset({"AUTHORISED", "PAID"})
 # Xero's OpenAPI: Invoice.InvoiceNumber "Unique alpha numeric code" (ACCREC), maxLength 255.
 MAX_INVOICE_NUMBER = 255
-# TransactionKind CLIENT_BILL: the Actionstep record posted as an ACCREC invoice.
-_CLIENT_BILL = 1
 
 _DELETE_ACTION: Mapping[int, Action] = {
-    xero_pb2.OBJECT_TYPE_PAYMENT: Action.DELETE_PAYMENT,
-    xero_pb2.OBJECT_TYPE_BANK_TRANSACTION: Action.DELETE_BANK_TRANSACTION,
-    xero_pb2.OBJECT_TYPE_ALLOCATION: Action.DELETE_ALLOCATION,
+    ObjectType.PAYMENT: Action.DELETE_PAYMENT,
+    ObjectType.BANK_TRANSACTION: Action.DELETE_BANK_TRANSACTION,
+    ObjectType.ALLOCATION: Action.DELETE_ALLOCATION,
 }
-_DOCUMENT_TYPES = frozenset({xero_pb2.OBJECT_TYPE_INVOICE, xero_pb2.OBJECT_TYPE_CREDIT_NOTE})
+_DOCUMENT_TYPES = frozenset({ObjectType.INVOICE, ObjectType.CREDIT_NOTE})
 
 _KIND_NAMES: Mapping[int, str] = {
-    1: "client bill",
-    2: "payment",
-    3: "credit note",
-    4: "credit note application",
-    5: "credit note refund",
-    6: "overpayment refund",
-    13: "invoice payment from trust",
-    17: "supplier invoice",
-    18: "supplier invoice payment",
-    19: "supplier credit",
-    20: "supplier credit application",
+    TransactionKind.CLIENT_BILL: "client bill",
+    TransactionKind.CLIENT_BILL_PAYMENT: "payment",
+    TransactionKind.CREDIT_NOTE: "credit note",
+    TransactionKind.CREDIT_NOTE_APPLICATION: "credit note application",
+    TransactionKind.CREDIT_NOTE_REFUND: "credit note refund",
+    TransactionKind.OVERPAYMENT_REFUND: "overpayment refund",
+    TransactionKind.INVOICE_PAID_FROM_TRUST: "invoice payment from trust",
+    TransactionKind.SUPPLIER_INVOICE: "supplier invoice",
+    TransactionKind.SUPPLIER_INVOICE_PAYMENT: "supplier invoice payment",
+    TransactionKind.SUPPLIER_CREDIT: "supplier credit",
+    TransactionKind.SUPPLIER_CREDIT_APPLICATION: "supplier credit application",
 }
 
 
@@ -111,11 +101,11 @@ def record_name(record: RecordRef) -> str:
 
 def _object_name(obj: XeroObjectRef) -> str:
     names: dict[int, str] = {
-        xero_pb2.OBJECT_TYPE_PAYMENT: "payment",
-        xero_pb2.OBJECT_TYPE_BANK_TRANSACTION: "bank transaction",
-        xero_pb2.OBJECT_TYPE_ALLOCATION: "allocation",
-        xero_pb2.OBJECT_TYPE_INVOICE: "invoice",
-        xero_pb2.OBJECT_TYPE_CREDIT_NOTE: "credit note",
+        ObjectType.PAYMENT: "payment",
+        ObjectType.BANK_TRANSACTION: "bank transaction",
+        ObjectType.ALLOCATION: "allocation",
+        ObjectType.INVOICE: "invoice",
+        ObjectType.CREDIT_NOTE: "credit note",
     }
     label = names.get(obj.type, "object")
     return f"{label} {obj.number}" if obj.number else f"{label} {obj.xero_id}"
@@ -217,9 +207,9 @@ def check_target(link: LinkFacts | None, record: RecordRef, connection_id: str) 
         )
     if link.state == LinkState.UNLINKED:
         orphans = ", ".join(_object_name(o) for o in link.objects) or "nothing"
-        numbered = [o for o in link.objects if o.type == xero_pb2.OBJECT_TYPE_INVOICE and o.number]
+        numbered = [o for o in link.objects if o.type == ObjectType.INVOICE and o.number]
         reuse = ""
-        if record.kind == _CLIENT_BILL and numbered:
+        if record.kind == TransactionKind.CLIENT_BILL and numbered:
             # Unlinked by hand: nothing freed the number, and Xero refuses a second invoice with it.
             label = _object_name(numbered[0])
             reuse = (
@@ -233,7 +223,7 @@ def check_target(link: LinkFacts | None, record: RecordRef, connection_id: str) 
             f"them in Xero by hand, or read an earlier correction with GetCorrection{reuse}",
         )
     group = group_of(record.kind)
-    if group not in (GROUP_SALES_INVOICES, GROUP_PAYMENTS, GROUP_CREDIT_NOTES) or not all(
+    if group not in (LinkGroup.SALES_INVOICES, LinkGroup.PAYMENTS, LinkGroup.CREDIT_NOTES) or not all(
         o.type in _DELETE_ACTION or o.type in _DOCUMENT_TYPES for o in link.objects
     ):
         raise NotCorrectable(
@@ -285,7 +275,7 @@ def renamed_number(target: LinkFacts, intent: Intent, xero: XeroDocument) -> tup
     number = document.number
     if (
         intent != Intent.EDIT
-        or document.type != xero_pb2.OBJECT_TYPE_INVOICE
+        or document.type != ObjectType.INVOICE
         or xero.doc_type != "ACCREC"
         or not number
         or xero.status not in VOIDABLE_DOCUMENT
@@ -374,7 +364,7 @@ def plan_document(
                     Actor.XERO_USER,
                     f"Delete payment {payment_id} in Xero: no linked Actionstep record holds it (entered in Xero "
                     "by hand, or orphaned by an earlier unlink), so xerolink leaves it to you",
-                    xero_type=xero_pb2.OBJECT_TYPE_PAYMENT,
+                    xero_type=ObjectType.PAYMENT,
                     xero_id=payment_id,
                 )
             )
@@ -389,7 +379,7 @@ def plan_document(
                 Action.MANUAL,
                 Actor.XERO_USER,
                 f"Remove the credit allocation {credit_id} in Xero: no linked Actionstep record holds it",
-                xero_type=xero_pb2.OBJECT_TYPE_ALLOCATION,
+                xero_type=ObjectType.ALLOCATION,
                 xero_id=credit_id,
             )
         )
