@@ -12,10 +12,10 @@ from sqlmodel import Session, col, select
 from xerolink.mapper.v1 import mapper_service_pb2 as mapper_pb2
 from xerolink.xero.v1 import objects_pb2 as xero_pb2
 
+from xerolink_poster.adapters import operations as deps
 from xerolink_poster.adapters.correction_tables import CorrectionRow, CorrectionStepRow
 from xerolink_poster.adapters.registry import Registry
 from xerolink_poster.adapters.tables import LinkRow, OutboxRow
-from xerolink_poster.domain import dependencies as deps
 from xerolink_poster.domain.corrections import Action, Actor, LinkFacts, SagaState, Step, StepState
 from xerolink_poster.domain.kinds import LinkGroup
 from xerolink_poster.domain.records import RecordRef

@@ -12,6 +12,7 @@ from sqlmodel import col, select
 from xerolink.actionstep.v1 import transaction_pb2
 from xerolink.xero.v1 import objects_pb2 as xero_pb2
 
+from xerolink_poster.adapters.operations import record_dependencies
 from xerolink_poster.adapters.registry import OUTBOX_DONE, Registry
 from xerolink_poster.adapters.tables import (
     DependencyWaitRow,
@@ -21,7 +22,6 @@ from xerolink_poster.adapters.tables import (
     OrphanRow,
     OutboxRow,
 )
-from xerolink_poster.domain.dependencies import record_dependencies
 from xerolink_poster.domain.link_filter import LinkFilter
 from xerolink_poster.domain.records import RecordRef
 

@@ -29,6 +29,7 @@ from xerolink.mapper.v1 import mapper_service_pb2 as mapper_pb2
 from xerolink.xero.v1 import objects_pb2 as xero_pb2
 
 from xerolink_poster.adapters import correction_store
+from xerolink_poster.adapters import operations as deps
 from xerolink_poster.adapters import xero_payloads as payloads
 from xerolink_poster.adapters.database import Database, now_us
 from xerolink_poster.adapters.registry import OUTBOX_READY
@@ -41,7 +42,6 @@ from xerolink_poster.adapters.tables import (
     TenantLeaseRow,
 )
 from xerolink_poster.adapters.xero_client import Credentials, Uncertain, XeroAnswer, XeroClient
-from xerolink_poster.domain import dependencies as deps
 from xerolink_poster.domain.rate_limits import Limits, SlidingWindow, TenantBudget
 from xerolink_poster.domain.records import RecordRef, XeroObjectRef
 from xerolink_poster.domain.retry import backoff_delay, chunks, idempotency_key

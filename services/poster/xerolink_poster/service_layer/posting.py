@@ -30,9 +30,9 @@ from xerolink_common.errors import (
 from xerolink_poster.adapters.database import Database, now_us
 from xerolink_poster.adapters.link_index import IndexedPosting, index_postings
 from xerolink_poster.adapters.mapper_client import MapperClient
+from xerolink_poster.adapters.operations import record_dependencies
 from xerolink_poster.adapters.registry import OUTBOX_DONE, OUTBOX_READY, OUTBOX_WAITING, Registry
 from xerolink_poster.adapters.tables import AuditRow, ConnectionRow, DependencyWaitRow, LinkRow, OutboxRow, PostingRow
-from xerolink_poster.domain.dependencies import record_dependencies
 from xerolink_poster.domain.fingerprint import content_fingerprint
 from xerolink_poster.domain.records import RecordRef, group_of, link_name
 from xerolink_poster.domain.states import Event, LinkState, transition
