@@ -31,6 +31,7 @@ from xerolink_poster.adapters import correction_store as store
 from xerolink_poster.adapters.correction_tables import CorrectionRow
 from xerolink_poster.adapters.database import Database, now_us
 from xerolink_poster.adapters.tables import ConnectionRow
+from xerolink_poster.domain import correction_plans as plans
 from xerolink_poster.domain import corrections as dom
 from xerolink_poster.domain.records import RecordRef
 from xerolink_poster.domain.states import LinkState
@@ -140,7 +141,7 @@ class Corrections:
             saga = store.find_saga(uow.session, connection_id, record, link.generation) if link is not None else None
         if saga is None or facts is None:
             try:
-                dom.check_target(facts, record, connection_id)
+                plans.check_target(facts, record, connection_id)
             except dom.NotCorrectable as exc:
                 raise _refusal(exc) from exc
         assert facts is not None
@@ -159,13 +160,13 @@ class Corrections:
                     for o in d.objects
                 }
                 read = xero.document(document.type, document.xero_id)
-                return dom.plan_document(target, intent, read, dependents, status)
+                return plans.plan_document(target, intent, read, dependents, status)
             status = {o.xero_id: xero.status(o.type, o.xero_id, target.credit_note_id) for o in target.objects}
             with UnitOfWork(self.db, write=False) as uow:
                 link = uow.registry.get_link(connection_id, target.record)
                 paid = store.paid_document(uow.registry, link) if link is not None else None
                 document_facts = store.link_facts(uow.registry, paid) if paid is not None else None
-            return dom.plan_payment(target, intent, status, document_facts)
+            return plans.plan_payment(target, intent, status, document_facts)
         except XeroTrouble as exc:
             raise unavailable(exc.reason, f"{exc.message}; plan again when Xero answers", 5.0) from exc
 
