@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 from xerolink.xero.v1 import objects_pb2 as xero_pb2
+from xerolink_poster.domain import correction_plans as plans
 from xerolink_poster.domain import corrections as dom
 from xerolink_poster.domain.records import RecordRef, XeroObjectRef
 from xerolink_poster.domain.states import LinkState
@@ -31,7 +32,7 @@ def test_drafts_are_deleted_authorised_documents_voided_and_gone_ones_left_alone
 
 
 def test_an_invoice_plan_deletes_money_first_then_the_document_then_unlinks_payments_before_it() -> None:
-    plan = dom.plan_document(
+    plan = plans.plan_document(
         BILL_LINK,
         dom.Intent.EDIT,
         dom.XeroDocument("PAID", payment_ids=("pay-1", "pay-2")),
@@ -53,7 +54,7 @@ def test_an_invoice_plan_deletes_money_first_then_the_document_then_unlinks_paym
 
 
 def test_money_in_xero_that_no_link_holds_is_left_to_a_person_and_blocks_applying() -> None:
-    plan = dom.plan_document(
+    plan = plans.plan_document(
         BILL_LINK,
         dom.Intent.DELETE,
         dom.XeroDocument("AUTHORISED", payment_ids=("pay-1", "by-hand"), credit_ids=("cn-9",)),
@@ -66,7 +67,7 @@ def test_money_in_xero_that_no_link_holds_is_left_to_a_person_and_blocks_applyin
 
 
 def test_a_voided_document_counts_as_done() -> None:
-    plan = dom.plan_document(BILL_LINK, dom.Intent.DELETE, dom.XeroDocument("VOIDED"), [], {})
+    plan = plans.plan_document(BILL_LINK, dom.Intent.DELETE, dom.XeroDocument("VOIDED"), [], {})
     assert plan.steps[0].state == dom.StepState.DONE and "already voided" in plan.steps[0].detail
     assert dom.saga_state([plan.steps[0]]) == dom.SagaState.COMPLETED
     assert dom.saga_state(plan.steps) == dom.SagaState.RUNNING  # the unlink is still to do
@@ -83,8 +84,8 @@ def test_a_voided_document_counts_as_done() -> None:
 )
 def test_only_linked_records_can_be_corrected(state: LinkState, reason: str) -> None:
     with pytest.raises(dom.NotCorrectable) as refused:
-        dom.check_target(dom.LinkFacts(BILL, state, (INVOICE,)), BILL, "firm-1")
+        plans.check_target(dom.LinkFacts(BILL, state, (INVOICE,)), BILL, "firm-1")
     assert refused.value.reason == reason and not refused.value.not_found
     with pytest.raises(dom.NotCorrectable) as missing:
-        dom.check_target(None, BILL, "firm-1")
+        plans.check_target(None, BILL, "firm-1")
     assert missing.value.not_found

@@ -4,17 +4,17 @@ dependency resolution, re-mapping the account allocation."""
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from xerolink.actionstep.v1 import common_pb2
-from xerolink.xero.v1 import objects_pb2 as xero_pb2
 from xerolink_common.errors import XerolinkError
 from xerolink_mapper.domain.mapping import ALLOCATION_FUNCTIONS
 from xerolink_poster.domain import allocation
 from xerolink_poster.domain import dependencies as deps
 from xerolink_poster.domain.fingerprint import content_fingerprint
+from xerolink_poster.domain.kinds import ObjectType, TransactionKind
 from xerolink_poster.domain.rate_limits import Limits, RateHeaders, SlidingWindow, TenantBudget
 from xerolink_poster.domain.records import RecordRef, XeroObjectRef
 from xerolink_poster.domain.retry import IDEMPOTENCY_KEY_MAX, backoff_delay, chunks, idempotency_key
@@ -163,36 +163,33 @@ def test_chunks_keep_order_and_size() -> None:
     assert [list(c) for c in chunks(list(range(7)), 3)] == [[0, 1, 2], [3, 4, 5], [6]]
 
 
-def _payment(record: RecordRef | None = None, local_ref: str = "") -> xero_pb2.Operation:
-    document = (
-        xero_pb2.DocumentRef(record=common_pb2.RecordKey(kind=record.kind, id=record.id))  # type: ignore[arg-type]
-        if record
-        else xero_pb2.DocumentRef(local_ref=local_ref)
-    )
-    return xero_pb2.Operation(
-        local_ref="payment",
-        payment=xero_pb2.Payment(document=document, document_type=xero_pb2.OBJECT_TYPE_INVOICE),
-    )
+@dataclass(frozen=True)
+class _Step:
+    local_ref: str
 
 
-def test_dependencies_resolve_to_the_linked_record_or_an_earlier_operation() -> None:
-    bill = RecordRef(1, 500)
-    operations = [_payment(bill)]
-    assert deps.record_dependencies(operations) == [bill]
-    invoice = XeroObjectRef(xero_pb2.OBJECT_TYPE_INVOICE, "inv-1", "invoice", "INV-500")
-    ref, wanted = deps.document_refs(operations[0])[0]
-    assert deps.resolve(ref, wanted, [], lambda r: None) is None  # not linked: wait
-    assert deps.resolve(ref, wanted, [], lambda r: [invoice] if r == bill else None) == invoice
-    own = XeroObjectRef(xero_pb2.OBJECT_TYPE_INVOICE, "inv-2", "invoice")
-    local = _payment(local_ref="invoice")
-    local_ref, local_wanted = deps.document_refs(local)[0]
-    assert deps.resolve(local_ref, local_wanted, [own], lambda r: None) == own
+def test_a_local_reference_resolves_to_this_postings_object_of_the_wanted_type() -> None:
+    # An overpayment transaction's operation holds the BankTransaction and the Overpayment.
+    spend = XeroObjectRef(ObjectType.BANK_TRANSACTION, "bt-1", "overpayment")
+    overpayment = XeroObjectRef(ObjectType.OVERPAYMENT, "op-1", "overpayment")
+    found = deps.resolve_target("overpayment", None, ObjectType.OVERPAYMENT, [spend, overpayment], lambda r: None)
+    assert found == overpayment
+    assert deps.resolve_target("overpayment", None, ObjectType.INVOICE, [spend, overpayment], lambda r: None) is None
+
+
+def test_a_record_reference_resolves_to_the_object_its_link_holds_or_waits() -> None:
+    bill = RecordRef(TransactionKind.CLIENT_BILL, 500)
+    invoice = XeroObjectRef(ObjectType.INVOICE, "inv-1", "invoice", "INV-500")
+    assert deps.resolve_target(None, bill, ObjectType.INVOICE, [], lambda r: None) is None  # not linked: wait
+    assert (
+        deps.resolve_target(None, bill, ObjectType.INVOICE, [], lambda r: [invoice] if r == bill else None) == invoice
+    )
+    assert deps.resolve_target(None, None, ObjectType.INVOICE, [invoice], lambda r: [invoice]) is None
 
 
 def test_the_next_operation_is_the_first_not_yet_performed() -> None:
-    first = xero_pb2.Operation(local_ref="trust-spend", bank_transaction=xero_pb2.BankTransaction())
-    second = _payment(RecordRef(1, 1))
-    done = [XeroObjectRef(xero_pb2.OBJECT_TYPE_BANK_TRANSACTION, "bt-1", "trust-spend")]
+    first, second = _Step("trust-spend"), _Step("payment")
+    done = [XeroObjectRef(ObjectType.BANK_TRANSACTION, "bt-1", "trust-spend")]
     assert deps.next_operation([first, second], []) is first
     assert deps.next_operation([first, second], done) is second
     assert deps.next_operation([first], done) is None

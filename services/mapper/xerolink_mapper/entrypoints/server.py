@@ -2,6 +2,9 @@
 
 Address: --address, else --port (on loopback), else XEROLINK_MAPPER_ADDRESS, else 127.0.0.1:50061.
 Another interface than loopback needs XEROLINK_CALLERS_FILE or XEROLINK_ALLOW_UNAUTHENTICATED=1.
+
+This is the mapper's bootstrap (its composition root): the one entrypoint that builds adapters,
+the servicer and the stream mapper, and wires them into the gRPC server (docs/architecture.md).
 """
 
 from __future__ import annotations

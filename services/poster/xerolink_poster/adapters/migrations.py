@@ -16,7 +16,7 @@ from xerolink.mapper.v1 import mapper_service_pb2 as mapper_pb2
 from xerolink_poster.adapters import backfill_tables, correction_tables, tables
 from xerolink_poster.adapters.connection_migration import connection_lifecycle
 from xerolink_poster.adapters.database import Database, now_us
-from xerolink_poster.domain.dependencies import record_dependencies
+from xerolink_poster.adapters.operations import record_dependencies
 
 log = logging.getLogger(__name__)
 

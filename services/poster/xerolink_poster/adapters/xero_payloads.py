@@ -26,7 +26,7 @@ from xerolink.type.v1 import date_pb2, money_pb2
 from xerolink.xero.v1 import objects_pb2 as xero_pb2
 from xerolink_common.money import cents_to_decimal
 
-from xerolink_poster.domain.dependencies import OBJECT_TYPE_BY_BODY, body_of
+from xerolink_poster.adapters.operations import OBJECT_TYPE_BY_BODY, body_of
 from xerolink_poster.domain.records import XeroObjectRef
 
 Element = dict[str, Any]

@@ -1,3 +1,3 @@
 """Plain-Python rules of the poster: link states and their transitions, content fingerprints,
-dependency resolution, rate-limit budgets, batching and retry timing. Nothing here imports grpc
-or SQL."""
+dependency resolution, rate-limit budgets, batching and retry timing, unlinking and corrections.
+Nothing here imports grpc, SQL or generated protobuf code (lint-imports checks it)."""

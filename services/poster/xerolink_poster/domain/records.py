@@ -4,42 +4,32 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from xerolink.actionstep.v1 import common_pb2
+from xerolink_poster.domain.kinds import LinkGroup, TransactionKind
 
-# Link groups as the seed lists them (Sales Invoices, Payments, Bank Transactions, Credit Notes),
-# numbered as xerolink.poster.v1.LinkGroup.
-GROUP_SALES_INVOICES = 1
-GROUP_PAYMENTS = 2
-GROUP_BANK_TRANSACTIONS = 3
-GROUP_CREDIT_NOTES = 4
-
-# TransactionKind numbers (xerolink.actionstep.v1.TransactionKind) -> link group.
-_GROUP_BY_KIND: dict[int, int] = {
-    1: GROUP_SALES_INVOICES,  # client bill
-    2: GROUP_PAYMENTS,  # client bill payment
-    3: GROUP_CREDIT_NOTES,  # credit note
-    4: GROUP_CREDIT_NOTES,  # credit note application
-    5: GROUP_PAYMENTS,  # credit note refund
-    6: GROUP_PAYMENTS,  # overpayment refund
-    13: GROUP_PAYMENTS,  # invoice paid from trust
-    17: GROUP_SALES_INVOICES,  # supplier invoice (the seed shows bills beside sales invoices)
-    18: GROUP_PAYMENTS,  # supplier invoice payment
-    19: GROUP_CREDIT_NOTES,  # supplier credit
-    20: GROUP_CREDIT_NOTES,  # supplier credit application
+_GROUP_BY_KIND: dict[int, LinkGroup] = {
+    TransactionKind.CLIENT_BILL: LinkGroup.SALES_INVOICES,
+    TransactionKind.CLIENT_BILL_PAYMENT: LinkGroup.PAYMENTS,
+    TransactionKind.CREDIT_NOTE: LinkGroup.CREDIT_NOTES,
+    TransactionKind.CREDIT_NOTE_APPLICATION: LinkGroup.CREDIT_NOTES,
+    TransactionKind.CREDIT_NOTE_REFUND: LinkGroup.PAYMENTS,
+    TransactionKind.OVERPAYMENT_REFUND: LinkGroup.PAYMENTS,
+    TransactionKind.INVOICE_PAID_FROM_TRUST: LinkGroup.PAYMENTS,
+    # The seed shows bills beside sales invoices.
+    TransactionKind.SUPPLIER_INVOICE: LinkGroup.SALES_INVOICES,
+    TransactionKind.SUPPLIER_INVOICE_PAYMENT: LinkGroup.PAYMENTS,
+    TransactionKind.SUPPLIER_CREDIT: LinkGroup.CREDIT_NOTES,
+    TransactionKind.SUPPLIER_CREDIT_APPLICATION: LinkGroup.CREDIT_NOTES,
 }
 
 
 # The kinds this contract version defines: a record key of any other kind names no record.
-KNOWN_KINDS = frozenset(common_pb2.TransactionKind.values()) - {common_pb2.TRANSACTION_KIND_UNSPECIFIED}
+KNOWN_KINDS: frozenset[int] = frozenset(TransactionKind) - {TransactionKind.UNSPECIFIED}
 
 
-def group_of(kind: int) -> int:
+def group_of(kind: int) -> LinkGroup:
     """Everything that is not a document, a payment or a credit is a bank transaction
     (trust receipts and payments, transfers, journals, deposits and withdrawals)."""
-    return _GROUP_BY_KIND.get(kind, GROUP_BANK_TRANSACTIONS)
-
-
-_KIND_PREFIX = "TRANSACTION_KIND_"
+    return _GROUP_BY_KIND.get(kind, LinkGroup.BANK_TRANSACTIONS)
 
 
 def kind_slug(kind: int) -> str:
@@ -47,7 +37,7 @@ def kind_slug(kind: int) -> str:
     A number this contract version does not name stays a number."""
     if kind not in KNOWN_KINDS:
         return str(kind)
-    return common_pb2.TransactionKind.Name(kind).removeprefix(_KIND_PREFIX).lower().replace("_", "-")  # type: ignore[arg-type]
+    return TransactionKind(kind).name.lower().replace("_", "-")
 
 
 def kind_from_slug(text: str) -> int | None:
@@ -58,8 +48,8 @@ def kind_from_slug(text: str) -> int | None:
         if not text or "_" in text:
             return None
         try:
-            kind = common_pb2.TransactionKind.Value(_KIND_PREFIX + text.upper().replace("-", "_"))
-        except ValueError:
+            kind = int(TransactionKind[text.upper().replace("-", "_")])
+        except KeyError:
             return None
     return kind if kind in KNOWN_KINDS else None
 

@@ -24,10 +24,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from xerolink.actionstep.v1 import common_pb2
 from xerolink_common.errors import ErrorCode, PreconditionViolation, XerolinkError
 
-from xerolink_poster.domain.records import RecordRef, XeroObjectRef
+from xerolink_poster.domain.kinds import TransactionKind
+from xerolink_poster.domain.records import KNOWN_KINDS, RecordRef, XeroObjectRef
 from xerolink_poster.domain.records import link_name as _record_link_name
 from xerolink_poster.domain.states import LinkState
 
@@ -64,11 +64,9 @@ class Outcome:
 
 def label(record: RecordRef) -> str:
     """ "client bill payment 7001": how an accountant names a record."""
-    try:
-        name = common_pb2.TransactionKind.Name(record.kind)  # type: ignore[arg-type]
-    except ValueError:
+    if record.kind not in KNOWN_KINDS:
         return f"record {record}"
-    return f"{name.removeprefix('TRANSACTION_KIND_').replace('_', ' ').lower()} {record.id}"
+    return f"{TransactionKind(record.kind).name.replace('_', ' ').lower()} {record.id}"
 
 
 def _names(records: Sequence[RecordRef]) -> str:

@@ -14,7 +14,6 @@ from xerolink_common.errors import FieldViolation, invalid_argument, not_found
 from xerolink_common.grpc_errors import translate_errors, translate_stream_errors
 from xerolink_common.security import current_caller, require_connection
 
-from xerolink_poster.adapters.database import Database
 from xerolink_poster.domain import preflight
 from xerolink_poster.domain.records import RecordRef
 from xerolink_poster.domain.states import LinkState
@@ -146,26 +145,25 @@ def backfill_message(view: backfill.BackfillView) -> backfill_pb2.Backfill:
     return message
 
 
-def _visible(db: Database, name: str) -> str:
-    """A backfill of a connection the caller may not use looks exactly like a missing one."""
-    backfill_id = backfill.backfill_id_of(name)
-    view = backfill.get_backfill(db, backfill_id)
-    if not current_caller().may_use(view.row.connection_id):
-        raise not_found("BACKFILL_NOT_FOUND", f"no backfill {backfill_id}; start one with StartBackfill")
-    return backfill_id
-
-
 class BackfillRpcs:
+    # The database comes with the service layer's Poster, so entrypoints never name an adapter.
     poster: Poster
-    db: Database
     changes: StateChanges
+
+    def _visible(self, name: str) -> str:
+        """A backfill of a connection the caller may not use looks exactly like a missing one."""
+        backfill_id = backfill.backfill_id_of(name)
+        view = backfill.get_backfill(self.poster.db, backfill_id)
+        if not current_caller().may_use(view.row.connection_id):
+            raise not_found("BACKFILL_NOT_FOUND", f"no backfill {backfill_id}; start one with StartBackfill")
+        return backfill_id
 
     @translate_errors
     def RunPreflight(
         self, request: backfill_pb2.RunPreflightRequest, context: grpc.ServicerContext
     ) -> backfill_pb2.RunPreflightResponse:
         require_connection(request.connection_id)
-        facts, checks = run_preflight(self.db, request.connection_id, list(request.division_ids) or None)
+        facts, checks = run_preflight(self.poster.db, request.connection_id, list(request.division_ids) or None)
         return backfill_pb2.RunPreflightResponse(
             checks=[
                 backfill_pb2.PreflightCheck(
@@ -195,20 +193,22 @@ class BackfillRpcs:
             request.request_id,
             actor_of(context),
         )
-        view = backfill.get_backfill(self.db, backfill_id)
+        view = backfill.get_backfill(self.poster.db, backfill_id)
         return backfill_pb2.StartBackfillResponse(backfill=backfill_message(view))
 
     @translate_errors
     def GetBackfill(
         self, request: backfill_pb2.GetBackfillRequest, context: grpc.ServicerContext
     ) -> backfill_pb2.GetBackfillResponse:
-        backfill_id = _visible(self.db, request.name)
-        return backfill_pb2.GetBackfillResponse(backfill=backfill_message(backfill.get_backfill(self.db, backfill_id)))
+        backfill_id = self._visible(request.name)
+        return backfill_pb2.GetBackfillResponse(
+            backfill=backfill_message(backfill.get_backfill(self.poster.db, backfill_id))
+        )
 
     @translate_stream_errors
     def WatchBackfill(
         self, request: backfill_pb2.WatchBackfillRequest, context: grpc.ServicerContext
     ) -> Iterator[backfill_pb2.WatchBackfillResponse]:
-        backfill_id = _visible(self.db, request.name)
-        for view in backfill.watch_backfill(self.db, backfill_id, self.changes, lambda: not context.is_active()):
+        backfill_id = self._visible(request.name)
+        for view in backfill.watch_backfill(self.poster.db, backfill_id, self.changes, lambda: not context.is_active()):
             yield backfill_pb2.WatchBackfillResponse(backfill=backfill_message(view))

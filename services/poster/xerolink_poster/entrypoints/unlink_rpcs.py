@@ -4,6 +4,8 @@ thin adapters over service_layer/unlinking.py, authorised per connection like ev
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+from typing import Protocol
 
 import grpc
 from google.protobuf import timestamp_pb2
@@ -14,8 +16,6 @@ from xerolink_common.errors import FieldViolation, invalid_argument
 from xerolink_common.grpc_errors import translate_errors
 from xerolink_common.security import require_connection
 
-from xerolink_poster.adapters.database import Database
-from xerolink_poster.adapters.tables import OrphanRow
 from xerolink_poster.domain.link_filter import LinkFilter
 from xerolink_poster.domain.records import KNOWN_KINDS, RecordRef, XeroObjectRef
 from xerolink_poster.domain.unlink_plan import Action, Outcome, link_name
@@ -89,7 +89,24 @@ def _orphan(connection_id: str, record: RecordRef, obj: XeroObjectRef) -> unlink
     )
 
 
-def orphan_message(row: OrphanRow) -> unlink_pb2.OrphanedXeroObject:
+class StoredOrphan(Protocol):
+    """What a message needs of an orphan the registry holds (its row, read by the service layer)."""
+
+    id: int | None
+    connection_id: str
+    kind: int
+    record_id: int
+    generation: int
+    object_type: int
+    xero_id: str
+    local_ref: str
+    number: str
+    orphaned_us: int
+    actor: str
+    reason: str
+
+
+def orphan_message(row: StoredOrphan) -> unlink_pb2.OrphanedXeroObject:
     return unlink_pb2.OrphanedXeroObject(
         name=f"connections/{row.connection_id}/orphans/{row.id}",
         connection_id=row.connection_id,
@@ -105,7 +122,9 @@ def orphan_message(row: OrphanRow) -> unlink_pb2.OrphanedXeroObject:
     )
 
 
-def _outcome_message(connection_id: str, outcome: Outcome, stored: list[OrphanRow] | None) -> unlink_pb2.UnlinkOutcome:
+def _outcome_message(
+    connection_id: str, outcome: Outcome, stored: Sequence[StoredOrphan] | None
+) -> unlink_pb2.UnlinkOutcome:
     message = unlink_pb2.UnlinkOutcome(
         record=pm.record_key(outcome.record),
         action=_ACTIONS[outcome.action],
@@ -129,7 +148,7 @@ def _record_filter(request: unlink_pb2.ListOrphansRequest) -> RecordRef | None:
 class UnlinkRpcs:
     """Mixed into PosterServicer."""
 
-    db: Database
+    # The database comes with the service layer's Poster, so entrypoints never name an adapter.
     poster: Poster
 
     @translate_errors
@@ -139,7 +158,7 @@ class UnlinkRpcs:
         require_connection(request.connection_id)
         self.poster.require_known_connection(request.connection_id)
         result = unlinking.unlink_links(
-            self.db,
+            self.poster.db,
             request.connection_id,
             [(int(r.kind), int(r.id)) for r in request.records],
             names=list(request.names),
@@ -173,7 +192,7 @@ class UnlinkRpcs:
                 [FieldViolation("type", "use an ObjectType value")],
             )
         rows, token = unlinking.list_orphans(
-            self.db,
+            self.poster.db,
             request.connection_id,
             _record_filter(request),
             int(request.type),

@@ -29,6 +29,7 @@ from xerolink_common.errors import (
 from xerolink_poster.adapters.correction_tables import CorrectionRow
 from xerolink_poster.adapters.database import Database, DuplicateKey, now_us
 from xerolink_poster.adapters.tables import ConnectionRow
+from xerolink_poster.domain import correction_plans as plans
 from xerolink_poster.domain import corrections as dom
 from xerolink_poster.domain.records import RecordRef
 from xerolink_poster.domain.states import LinkState
@@ -104,7 +105,7 @@ class Corrections:
             saga = uow.corrections.find_saga(connection_id, record, link.generation) if link is not None else None
         if saga is None or facts is None:
             try:
-                dom.check_target(facts, record, connection_id)
+                plans.check_target(facts, record, connection_id)
             except dom.NotCorrectable as exc:
                 raise refusal_of(exc) from exc
         assert facts is not None
@@ -123,13 +124,13 @@ class Corrections:
                     for o in d.objects
                 }
                 read = xero.document(document.type, document.xero_id)
-                return dom.plan_document(target, intent, read, dependents, status)
+                return plans.plan_document(target, intent, read, dependents, status)
             status = {o.xero_id: xero.status(o.type, o.xero_id, target.credit_note_id) for o in target.objects}
             with UnitOfWork(self.db, write=False) as uow:
                 link = uow.links.get_link(connection_id, target.record)
                 paid = uow.corrections.paid_document(link) if link is not None else None
                 document_facts = uow.corrections.link_facts(paid) if paid is not None else None
-            return dom.plan_payment(target, intent, status, document_facts)
+            return plans.plan_payment(target, intent, status, document_facts)
         except XeroTrouble as exc:
             raise unavailable(exc.reason, f"{exc.message}; plan again when Xero answers", 5.0) from exc
 

@@ -23,8 +23,8 @@ from xerolink_common.errors import (
 
 from xerolink_poster.adapters.database import Database, DatabaseError
 from xerolink_poster.adapters.mapper_client import MapperClient
+from xerolink_poster.adapters.operations import record_dependencies
 from xerolink_poster.adapters.tables import ConnectionRow
-from xerolink_poster.domain.dependencies import record_dependencies
 from xerolink_poster.domain.records import RecordRef
 from xerolink_poster.service_layer.connection_lifecycle import check_postable
 from xerolink_poster.service_layer.connections import get_connection, request_id_violations

@@ -9,8 +9,8 @@ from typing import Any
 
 from xerolink_common.errors import ErrorCode
 
+from xerolink_poster.adapters.operations import record_dependencies
 from xerolink_poster.adapters.tables import ConnectionRow, LinkRow, PostingRow
-from xerolink_poster.domain.dependencies import record_dependencies
 from xerolink_poster.domain.records import RecordRef, group_of
 from xerolink_poster.domain.states import Event, LinkState, transition
 from xerolink_poster.service_layer.errors_json import error_json

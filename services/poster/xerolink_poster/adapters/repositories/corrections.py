@@ -12,12 +12,13 @@ from sqlmodel import Session, col, select
 from xerolink.mapper.v1 import mapper_service_pb2 as mapper_pb2
 from xerolink.xero.v1 import objects_pb2 as xero_pb2
 
+from xerolink_poster.adapters import operations as deps
 from xerolink_poster.adapters.correction_tables import CorrectionRow, CorrectionStepRow
 from xerolink_poster.adapters.repositories.links import SqlLinkRepository
 from xerolink_poster.adapters.tables import LinkRow, OutboxRow
-from xerolink_poster.domain import dependencies as deps
 from xerolink_poster.domain.corrections import Action, Actor, LinkFacts, SagaState, Step, StepState
-from xerolink_poster.domain.records import GROUP_CREDIT_NOTES, GROUP_PAYMENTS, RecordRef
+from xerolink_poster.domain.kinds import LinkGroup
+from xerolink_poster.domain.records import RecordRef
 from xerolink_poster.domain.states import LinkState
 
 
@@ -74,7 +75,7 @@ class SqlCorrectionRepository:
 
     def _credit_note_of(self, link: LinkRow) -> str:
         """The Xero credit note an allocation link's allocation belongs to."""
-        if link.link_group != GROUP_CREDIT_NOTES:
+        if link.link_group != LinkGroup.CREDIT_NOTES:
             return ""
         for op in self._operations(link):
             if deps.body_of(op) != "allocation":
@@ -97,7 +98,7 @@ class SqlCorrectionRepository:
             select(LinkRow)
             .where(
                 LinkRow.connection_id == connection_id,
-                col(LinkRow.link_group).in_([GROUP_PAYMENTS, GROUP_CREDIT_NOTES]),
+                col(LinkRow.link_group).in_([LinkGroup.PAYMENTS, LinkGroup.CREDIT_NOTES]),
             )
             .order_by(col(LinkRow.id))
         ).all()

@@ -11,8 +11,8 @@ from sqlmodel import Session, col, select
 from xerolink.actionstep.v1 import transaction_pb2
 from xerolink.xero.v1 import objects_pb2 as xero_pb2
 
+from xerolink_poster.adapters.operations import record_dependencies
 from xerolink_poster.adapters.tables import LinkDependencyRow, LinkRow, LinkSubjectRow, OrphanRow
-from xerolink_poster.domain.dependencies import record_dependencies
 from xerolink_poster.domain.link_filter import LinkFilter
 from xerolink_poster.domain.records import RecordRef
 

@@ -8,10 +8,10 @@ from xerolink.mapper.v1 import mapper_service_pb2 as mapper_pb2
 from xerolink.xero.v1 import objects_pb2 as xero_pb2
 
 from xerolink_poster.adapters import correction_store
+from xerolink_poster.adapters import operations as deps
 from xerolink_poster.adapters import xero_payloads as payloads
 from xerolink_poster.adapters.database import now_us
 from xerolink_poster.adapters.tables import LinkRow
-from xerolink_poster.domain import dependencies as deps
 from xerolink_poster.domain.records import RecordRef, XeroObjectRef
 from xerolink_poster.domain.states import LinkState
 from xerolink_poster.service_layer import outcomes

@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 
 from xerolink.xero.v1 import objects_pb2 as xero_pb2
 
+from xerolink_poster.adapters import operations as deps
 from xerolink_poster.adapters.tables import ConnectionRow, LinkRow, OutboxRow
-from xerolink_poster.domain import dependencies as deps
 
 
 @dataclass

@@ -1,0 +1,301 @@
+"""Planning the correction of a linked record, as Actionstep's help describes it ("Correcting
+Accounting Errors in the Xero Integration", best-practice scenarios): ordered steps with who does
+each.
+
+For a payment: delete it in Xero, unlink it, then the Actionstep user edits and resaves (which
+posts it again) or deletes it. For a document (invoice, supplier invoice, credit note): delete
+its payments and allocations in Xero, void or delete it, unlink it and them, then the user deletes
+the payments in Actionstep, reverts the document to draft, deletes it or edits and reposts it, and
+pays it again. xerolink's steps come first; a person's steps follow.
+
+Editing a sales invoice adds one step before the void: Xero keeps a voided invoice's number and
+refuses a second ACCREC invoice with it, so the old invoice is renamed (void_number) while Xero
+still lets it be edited (approved, no payments), and the edited bill is posted again under the
+number the client holds.
+
+Pure: the facts (links, what Xero reports) are gathered by the service layer; what a plan is
+made of is in corrections.py."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from xerolink_poster.domain.corrections import (
+    DELETABLE_DOCUMENT,
+    DOCUMENT_TYPES,
+    GONE,
+    VOIDABLE_DOCUMENT,
+    Action,
+    Actor,
+    Intent,
+    LinkFacts,
+    NotCorrectable,
+    Plan,
+    Step,
+    StepState,
+    XeroDocument,
+    document_of,
+    object_name,
+    record_name,
+    void_number,
+)
+from xerolink_poster.domain.kinds import LinkGroup, ObjectType, TransactionKind
+from xerolink_poster.domain.records import RecordRef, XeroObjectRef, group_of
+from xerolink_poster.domain.states import LinkState
+
+_DELETE_ACTION: Mapping[int, Action] = {
+    ObjectType.PAYMENT: Action.DELETE_PAYMENT,
+    ObjectType.BANK_TRANSACTION: Action.DELETE_BANK_TRANSACTION,
+    ObjectType.ALLOCATION: Action.DELETE_ALLOCATION,
+}
+
+
+def check_target(link: LinkFacts | None, record: RecordRef, connection_id: str) -> None:
+    """Refuses records that cannot be corrected, saying what to do instead."""
+    if link is None:
+        raise NotCorrectable(
+            "LINK_NOT_FOUND",
+            f"{record_name(record)} ({record}) was never posted on connection {connection_id!r}: nothing of it is "
+            "in Xero, so correct it in Actionstep only",
+            not_found=True,
+        )
+    if link.state in (LinkState.PENDING, LinkState.WAITING):
+        raise NotCorrectable(
+            "POSTING_IN_PROGRESS",
+            f"{record_name(record)} is {link.state.value}: wait until it is linked or failed (GetLink), "
+            "then plan again",
+        )
+    if link.state == LinkState.FAILED:
+        raise NotCorrectable(
+            "NOT_IN_XERO",
+            f"{record_name(record)} failed to post, so it is not in Xero: fix it in Actionstep and post it again",
+        )
+    if link.state == LinkState.UNLINKED:
+        orphans = ", ".join(object_name(o) for o in link.objects) or "nothing"
+        numbered = [o for o in link.objects if o.type == ObjectType.INVOICE and o.number]
+        reuse = ""
+        if record.kind == TransactionKind.CLIENT_BILL and numbered:
+            # Unlinked by hand: nothing freed the number, and Xero refuses a second invoice with it.
+            label = object_name(numbered[0])
+            reuse = (
+                f". To post the edited bill again under {numbered[0].number}, first rename {label} in Xero "
+                "before posting (Xero allows it while the invoice has no payments), then void it: Xero keeps a "
+                "voided invoice's number and refuses it on a second invoice"
+            )
+        raise NotCorrectable(
+            "ALREADY_UNLINKED",
+            f"{record_name(record)} is already unlinked; its Xero objects ({orphans}) are orphaned: delete or void "
+            f"them in Xero by hand, or read an earlier correction with GetCorrection{reuse}",
+        )
+    group = group_of(record.kind)
+    if group not in (LinkGroup.SALES_INVOICES, LinkGroup.PAYMENTS, LinkGroup.CREDIT_NOTES) or not all(
+        o.type in _DELETE_ACTION or o.type in DOCUMENT_TYPES for o in link.objects
+    ):
+        raise NotCorrectable(
+            "CORRECTION_NOT_SUPPORTED",
+            f"automated correction covers payments, credit note applications and documents; for "
+            f"{record_name(record)} unlink it, then correct it in Xero by hand",
+        )
+
+
+def _delete_steps(link: LinkFacts, statuses: Mapping[str, str]) -> list[Step]:
+    """Deletes a link's Xero objects, newest first (a trust payment's Payment before its SPEND)."""
+    steps = []
+    for obj in reversed(link.objects):
+        action = _DELETE_ACTION[obj.type]
+        gone = statuses.get(obj.xero_id, "") in GONE
+        steps.append(
+            Step(
+                action,
+                Actor.XEROLINK,
+                f"Delete {object_name(obj)} of {record_name(link.record)} in Xero",
+                link.record,
+                obj.type,
+                obj.xero_id,
+                parent_xero_id=link.credit_note_id,
+                state=StepState.DONE if gone else StepState.PENDING,
+                detail="already deleted in Xero" if gone else "",
+            )
+        )
+    return steps
+
+
+def renamed_number(target: LinkFacts, intent: Intent, xero: XeroDocument) -> tuple[str, str] | None:
+    """(number, new number) when an edit must free the invoice's number before voiding it: an
+    ACCREC invoice that Xero still lets be edited once its payments are gone. None otherwise: a
+    deletion keeps the number on the voided invoice (the bill the client holds is cancelled, not
+    reissued), drafts are deleted (a deleted invoice's number is free), bills' numbers
+    (ACCPAY) are not unique. The number is the registry's (what Xero answered when the bill was
+    posted), as the step computes it when it runs."""
+    document = document_of(target)
+    number = document.number
+    if (
+        intent != Intent.EDIT
+        or document.type != ObjectType.INVOICE
+        or xero.doc_type != "ACCREC"
+        or not number
+        or xero.status not in VOIDABLE_DOCUMENT
+    ):
+        return None
+    return number, void_number(number, target.record, target.generation)
+
+
+def _rename_step(target: LinkFacts, document: XeroObjectRef, number: str, new_number: str) -> Step:
+    return Step(
+        Action.RENAME_DOCUMENT,
+        Actor.XEROLINK,
+        f"Rename invoice {number} in Xero to {new_number}, so the edited bill can be posted again under "
+        f"{number} (Xero keeps a voided invoice's number)",
+        target.record,
+        document.type,
+        document.xero_id,
+    )
+
+
+def _unlink_step(link: LinkFacts) -> Step:
+    return Step(
+        Action.UNLINK,
+        Actor.XEROLINK,
+        f"Unlink {record_name(link.record)} (its Xero objects are recorded as orphaned)",
+        link.record,
+    )
+
+
+def _user(description: str, record: RecordRef | None = None) -> Step:
+    return Step(Action.MANUAL, Actor.ACTIONSTEP_USER, description, record)
+
+
+def plan_payment(target: LinkFacts, intent: Intent, statuses: Mapping[str, str], document: LinkFacts | None) -> Plan:
+    """A payment (or refund, or credit note application): delete it in Xero, unlink it, then the
+    user deletes it, or edits and resaves it (which posts it again)."""
+    name = record_name(target.record)
+    steps = [*_delete_steps(target, statuses), _unlink_step(target)]
+    notes: list[str] = []
+    if intent == Intent.DELETE:
+        steps.append(_user(f"Delete {name} in Actionstep", target.record))
+    else:
+        steps.append(_user(f"Edit {name} in Actionstep and save it", target.record))
+        if document is not None and document.state == LinkState.LINKED:
+            paid = record_name(document.record)
+            repost = f"Post {name} again: xerolink recreates it in Xero, because {paid} is still linked"
+        else:
+            repost = f"Post {name} again: it waits until the document it pays is linked, then xerolink creates it"
+            notes.append("the document this record pays is not linked: the reposted record will wait for it")
+        steps.append(_user(repost, target.record))
+    return Plan(target.record, intent, tuple(steps), notes=tuple(notes))
+
+
+def plan_document(
+    target: LinkFacts,
+    intent: Intent,
+    xero: XeroDocument,
+    dependents: Sequence[LinkFacts],
+    statuses: Mapping[str, str],
+) -> Plan:
+    """A document: delete its payments and allocations in Xero, void or delete it, unlink them and
+    it; then the user deletes the payments, reverts the document to draft, deletes it or edits
+    and reposts it, and pays it again."""
+    document = document_of(target)
+    name = record_name(target.record)
+    linked = [d for d in dependents if d.state == LinkState.LINKED]
+    notes: list[str] = []
+    blockers: list[str] = []
+    for d in dependents:
+        if d.state in (LinkState.PENDING, LinkState.WAITING):
+            blockers.append(f"{record_name(d.record)} is being posted against it: wait until it settles, then retry")
+        elif d.state == LinkState.FAILED:
+            notes.append(f"{record_name(d.record)} failed to post: it is not in Xero; delete or fix it in Actionstep")
+    steps: list[Step] = []
+    for d in linked:
+        steps += _delete_steps(d, statuses)
+    # Money on the document in Xero that no linked record of xerolink accounts for.
+    ours = {o.xero_id.lower() for d in dependents for o in d.objects}
+    ours_credit = [d.credit_note_id.lower() for d in linked if d.credit_note_id]
+    hand_made: list[Step] = []
+    for payment_id in xero.payment_ids:
+        if payment_id.lower() not in ours:
+            hand_made.append(
+                Step(
+                    Action.MANUAL,
+                    Actor.XERO_USER,
+                    f"Delete payment {payment_id} in Xero: no linked Actionstep record holds it (entered in Xero "
+                    "by hand, or orphaned by an earlier unlink), so xerolink leaves it to you",
+                    xero_type=ObjectType.PAYMENT,
+                    xero_id=payment_id,
+                )
+            )
+    for credit_id in xero.credit_ids:
+        lowered = credit_id.lower()
+        if lowered in ours or lowered in ours_credit:
+            if lowered in ours_credit:
+                ours_credit.remove(lowered)
+            continue
+        hand_made.append(
+            Step(
+                Action.MANUAL,
+                Actor.XERO_USER,
+                f"Remove the credit allocation {credit_id} in Xero: no linked Actionstep record holds it",
+                xero_type=ObjectType.ALLOCATION,
+                xero_id=credit_id,
+            )
+        )
+    steps += hand_made
+    blockers += [s.description for s in hand_made]
+    rename = renamed_number(target, intent, xero)
+    if rename is not None:
+        steps.append(_rename_step(target, document, *rename))
+        notes.append(
+            f"the old invoice {rename[0]} is renamed {rename[1]} and voided in Xero, so the edited bill can be "
+            f"posted again under {rename[0]}: Xero keeps a voided invoice's number"
+        )
+    elif intent == Intent.EDIT and xero.status == "VOIDED" and xero.doc_type == "ACCREC" and xero.number:
+        notes.append(
+            f"invoice {xero.number} was already voided in Xero under its own number; Xero does not let a voided "
+            f"invoice be renamed, so the edited bill cannot be posted again under {xero.number}"
+        )
+    steps.append(_document_step(target, document, xero.status))
+    steps += [_unlink_step(d) for d in linked]
+    steps.append(_unlink_step(target))
+    for d in linked:
+        steps.append(_user(f"Delete {record_name(d.record)} in Actionstep", d.record))
+    steps.append(_user(f"Revert {name} to Draft in Actionstep", target.record))
+    if intent == Intent.DELETE:
+        steps.append(_user(f"Delete {name} in Actionstep", target.record))
+    else:
+        again = f" under {rename[0]}" if rename is not None else ""
+        steps.append(
+            _user(f"Edit {name} and post it again: xerolink creates a new Xero document{again}", target.record)
+        )
+        if linked:
+            steps.append(
+                _user(
+                    f"If applicable, enter {name}'s payments again in Actionstep: they post once it is linked",
+                    target.record,
+                )
+            )
+    label = object_name(document)
+    if xero.status == "PAID" and linked and not hand_made:
+        notes.append(f"Xero reports {label} as PAID by the records above; once they are deleted Xero lets it be voided")
+    elif xero.status not in ("AUTHORISED", *GONE, *DELETABLE_DOCUMENT):
+        notes.append(f"Xero reports {label} as {xero.status}: someone may have paid or changed it in Xero by hand")
+    return Plan(target.record, intent, tuple(steps), xero.status, tuple(notes), tuple(blockers))
+
+
+def _document_step(target: LinkFacts, document: XeroObjectRef, status: str) -> Step:
+    label = object_name(document)
+    if status in GONE:
+        return Step(
+            Action.VOID_OR_DELETE_DOCUMENT,
+            Actor.XEROLINK,
+            f"Void or delete {label} in Xero",
+            target.record,
+            document.type,
+            document.xero_id,
+            state=StepState.DONE,
+            detail=f"already {status.lower()} in Xero",
+        )
+    if status in DELETABLE_DOCUMENT:
+        what = f"Delete {label} in Xero (it is {status}; Xero deletes drafts)"
+    else:
+        what = f"Void {label} in Xero (it is {status}; Xero voids it once its payments and allocations are gone)"
+    return Step(Action.VOID_OR_DELETE_DOCUMENT, Actor.XEROLINK, what, target.record, document.type, document.xero_id)
