@@ -10,7 +10,6 @@ from typing import Any
 
 import grpc
 import pytest
-from sqlalchemy import text
 from xero_emulator import EmulatorServer
 from xerolink.actionstep.v1 import billing_pb2, common_pb2, transaction_pb2
 from xerolink.mapper.v1 import mapper_service_pb2 as mapper_pb2
@@ -21,8 +20,6 @@ from xerolink_cli.connections import register_emulated_connection
 from xerolink_cli.demo import mapping_context
 from xerolink_common.grpc_errors import from_rpc_error
 from xerolink_mapper import samples
-from xerolink_poster.adapters.database import open_database
-from xerolink_poster.adapters.migrations import migrate
 from xerolink_poster.entrypoints import bootstrap
 
 from tests.fixtures.poster import PosterFactory, connect, stub_for, xero_objects
@@ -372,21 +369,6 @@ def test_only_a_connections_callers_may_preflight_backfill_or_follow_its_backfil
             assert err.value.code() == grpc.StatusCode.NOT_FOUND
         links = stub.ListLinks(poster_pb2.ListLinksRequest(connection_id="firm-b"), metadata=as_caller("operator"))
         assert [link.record.id for link in links.links] == [9101]
-
-
-def test_migration_7_adds_the_backfill_tables_to_an_existing_registry(database_url: str) -> None:
-    db = open_database(database_url)
-    try:
-        assert migrate(db, target=3) == 3
-        with db.read.connect() as conn:
-            assert not db.read.dialect.has_table(conn, "backfill")
-        assert migrate(db) >= 7
-        with db.read.connect() as conn:
-            assert db.read.dialect.has_table(conn, "backfill") and db.read.dialect.has_table(conn, "backfill_item")
-            versions = conn.execute(text("SELECT version FROM schema_version")).scalars().all()
-        assert 7 in versions
-    finally:
-        db.dispose()
 
 
 def test_a_bill_xero_refuses_ends_the_backfill_failed_with_its_payment_waiting_and_a_rerun_links_both(

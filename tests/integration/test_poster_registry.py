@@ -1,4 +1,4 @@
-"""The registry on SQLite and on the real PostgreSQL server: migrations, the transition table
+"""The registry on SQLite and on the real PostgreSQL server: the transition table
 with its audit trail, the outbox claim and the tenant lease."""
 
 from __future__ import annotations
@@ -9,10 +9,8 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from sqlalchemy import inspect, text
 from xerolink_common.errors import XerolinkError
 from xerolink_poster.adapters.database import Database, now_us, open_database
-from xerolink_poster.adapters.migrations import MIGRATIONS, current_version, migrate
 from xerolink_poster.adapters.repositories.outbox import OUTBOX_READY
 from xerolink_poster.adapters.tables import ConnectionRow, LinkRow, OutboxRow, PostingRow
 from xerolink_poster.domain.records import RecordRef
@@ -78,37 +76,6 @@ def _outbox(link: LinkRow, state: str) -> OutboxRow:
         available_us=0,
         create_us=now_us(),
     )
-
-
-def test_migrations_are_recorded_and_applying_them_again_changes_nothing(database: Database) -> None:
-    assert current_version(database) == MIGRATIONS[-1].version
-    assert migrate(database) == MIGRATIONS[-1].version
-    with database.read.connect() as conn:
-        versions = conn.execute(text("SELECT version FROM schema_version ORDER BY version")).scalars().all()
-    assert versions == [m.version for m in MIGRATIONS]
-
-
-def test_posters_starting_together_migrate_once(database_url: str) -> None:
-    from xerolink_poster.adapters.database import open_database
-
-    dbs = [open_database(database_url) for _ in range(3)]
-    errors: list[BaseException] = []
-
-    def run(db: Database) -> None:
-        try:
-            migrate(db)
-        except BaseException as exc:  # collected and asserted below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run, args=(db,)) for db in dbs]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
-    assert current_version(dbs[0]) == MIGRATIONS[-1].version
-    for db in dbs:
-        db.dispose()
 
 
 def test_every_state_change_goes_through_the_table_and_appends_its_audit_row(database: Database) -> None:
@@ -228,31 +195,6 @@ def test_the_sweep_finds_waiting_entries_whose_dependencies_all_linked(database:
     with UnitOfWork(database, write=False) as uow:
         assert uow.outbox.satisfied_waiting_entries() == [only_bill]
     assert bill_and_missing != only_bill
-
-
-def test_migration_9_gives_existing_links_a_known_outcome(database_url: str) -> None:
-    db = open_database(database_url)
-    try:
-        assert migrate(db, target=8) == 8
-        with db.read.connect() as conn:
-            columns = {c["name"] for c in inspect(conn).get_columns("link")}
-        # A registry made before step 9 (step 1 creates today's tables, so drop the column first).
-        if "outcome_unknown" in columns:
-            with db.write.begin() as conn:
-                conn.execute(text("ALTER TABLE link DROP COLUMN outcome_unknown"))
-        with db.write.begin() as conn:
-            conn.execute(
-                text(
-                    "INSERT INTO link (connection_id, kind, record_id, link_group, state, fingerprint, generation,"
-                    " attempts, xero_objects, waiting_on, posting_id, create_us, update_us)"
-                    " VALUES ('firm-1', 1, 7, 1, 'failed', 'f', 1, 3, '[]', '[]', 'p', 0, 0)"
-                )
-            )
-        assert migrate(db) >= 9
-        with db.read.connect() as conn:
-            assert conn.execute(text("SELECT outcome_unknown FROM link")).scalars().all() == [False]
-    finally:
-        db.dispose()
 
 
 def test_a_sqlite_registry_syncs_every_commit_to_disk(tmp_path: Path) -> None:

@@ -11,7 +11,6 @@ from typing import Any
 
 import grpc
 import pytest
-from sqlalchemy import text
 from xero_emulator import EmulatorServer
 from xerolink.actionstep.v1 import common_pb2, transaction_pb2
 from xerolink.poster.v1 import poster_service_pb2 as poster_pb2
@@ -20,12 +19,10 @@ from xerolink.poster.v1 import unlink_pb2
 from xerolink.xero.v1 import objects_pb2 as xero_pb2
 from xerolink_common.grpc_errors import from_rpc_error
 from xerolink_mapper import samples
-from xerolink_poster.adapters.database import open_database
-from xerolink_poster.adapters.migrations import migrate
 from xerolink_poster.domain.records import RecordRef
 from xerolink_poster.service_layer import unlinking
 
-from tests.fixtures.poster import PosterFactory, connect, settings, stub_for, wait_settled, xero_objects
+from tests.fixtures.poster import PosterFactory, connect, stub_for, wait_settled, xero_objects
 
 BILL = common_pb2.TRANSACTION_KIND_CLIENT_BILL
 PAYMENT = common_pb2.TRANSACTION_KIND_CLIENT_BILL_PAYMENT
@@ -334,28 +331,6 @@ def test_list_links_selects_by_kind_matter_participant_time_and_xero_id_with_sta
         err = refused(lambda bad=bad: stub.ListLinks(bad))
         assert err.code() == grpc.StatusCode.INVALID_ARGUMENT, bad
         assert from_rpc_error(err).field_violations, bad
-
-
-def test_the_upgrade_to_version_4_reads_dependencies_of_existing_links(
-    poster_factory: PosterFactory, emulator: EmulatorServer, database_url: str
-) -> None:
-    app = poster_factory(dispatcher=settings())
-    stub = stub_for(app)
-    connect(stub, emulator)
-    bill, payment = bill_and_payment(2500)
-    post_linked(stub, bill, payment)
-    db = open_database(database_url)
-    try:
-        with db.write.begin() as conn:  # the registry as version 3 left it
-            for table in ("link_dependency", "link_subject", "orphaned_xero_object"):
-                conn.execute(text(f"DROP TABLE {table}"))
-            conn.execute(text("DELETE FROM schema_version WHERE version = 4"))
-        assert migrate(db) >= 4
-    finally:
-        db.dispose()
-
-    err = refused(lambda: unlink(stub, key_of(bill), confirm=True))
-    assert from_rpc_error(err).reason == "LINKED_DEPENDENTS"
 
 
 def test_the_single_record_step_records_orphans_and_returns_the_unlinked_link(

@@ -1,16 +1,13 @@
-"""Tokens at rest: migration 6 seals the plain-text tokens of an older registry (SQLite and
-PostgreSQL), key rotation re-seals them, and a sealed box opens only with its key and row."""
+"""Tokens at rest (SQLite and PostgreSQL): key rotation re-seals them, and a sealed box opens only
+with its key and row."""
 
 from __future__ import annotations
 
 import base64
 
 import pytest
-from sqlalchemy import text
-from xerolink_mapper import samples
-from xerolink_poster.adapters import token_vault
 from xerolink_poster.adapters.database import open_database
-from xerolink_poster.adapters.migrations import current_version, migrate
+from xerolink_poster.adapters.migrations import migrate
 from xerolink_poster.adapters.tables import ConnectionRow
 from xerolink_poster.adapters.token_vault import Sealed, TokenKeyError, Tokens, TokenVault, new_key_entry
 from xerolink_poster.service_layer.connection_lifecycle import reseal_with_active_key
@@ -18,44 +15,6 @@ from xerolink_poster.service_layer.unit_of_work import UnitOfWork
 
 OLD = new_key_entry("2026a")
 NEW = new_key_entry("2026b")
-
-
-def test_migration_6_seals_plain_text_tokens_of_an_older_registry(database_url: str) -> None:
-    db = open_database(database_url)
-    try:
-        migrate(db, target=3)
-        with db.write.begin() as conn:
-            # A registry of the version before: the connection table as step 1 created it then.
-            conn.execute(text("DROP TABLE connection"))
-            conn.execute(
-                text(
-                    "CREATE TABLE connection (connection_id VARCHAR(64) PRIMARY KEY, xero_base_url TEXT NOT NULL, "
-                    "xero_tenant_id VARCHAR(64) NOT NULL, access_token TEXT NOT NULL, refresh_token TEXT NOT NULL, "
-                    f"mapping_context {'BLOB' if db.is_sqlite else 'BYTEA'} NOT NULL, create_us BIGINT NOT NULL)"
-                )
-            )
-            conn.execute(
-                text(
-                    "INSERT INTO connection VALUES ('firm-1', 'https://api.xero.com', 'tenant-1', 'plain-access', "
-                    "'plain-refresh', :ctx, 1)"
-                ),
-                {"ctx": samples.demo_context().SerializeToString()},
-            )
-        vault = TokenVault.parse(OLD, "test")
-        token_vault.install(vault)
-
-        assert migrate(db) >= 6 and current_version(db) >= 6
-
-        with db.read.connect() as conn:
-            stored = conn.execute(text("SELECT * FROM connection")).mappings().one()
-        assert (stored["access_token"], stored["refresh_token"]) == ("", "")
-        assert b"plain-access" not in bytes(stored["token_box"])
-        assert stored["state"] == "connected"
-        opened = vault.open(Sealed(stored["token_key_id"], bytes(stored["token_box"])), "firm-1")
-        assert opened == Tokens("plain-access", "plain-refresh")
-    finally:
-        token_vault.install(TokenVault.from_environment())
-        db.dispose()
 
 
 def test_key_rotation_reseals_tokens_with_the_new_key(database_url: str) -> None:

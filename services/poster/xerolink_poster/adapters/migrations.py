@@ -1,167 +1,87 @@
-"""A small versioned migration runner (Alembic would be more machinery than these few steps
-need). Each step is a numbered Python function run in its own transaction and recorded in
-schema_version; the runner applies the missing ones in order. On PostgreSQL a transaction-level
-advisory lock serialises posters starting together; on SQLite BEGIN IMMEDIATE does."""
+"""Brings the registry's schema to the newest Alembic revision at start-up (adapters/alembic/).
+
+Everything runs in one transaction that holds the migration lock: on PostgreSQL a
+transaction-level advisory lock serialises posters starting together, on SQLite BEGIN IMMEDIATE
+does, and both roll DDL back with the transaction, so a failed upgrade leaves the old schema.
+
+A registry made before Alembic has a schema_version table with one row per step of the old
+runner and no alembic_version table. One at the old runner's last step (10) holds exactly the
+baseline revision's schema, so it is stamped there and upgraded like any other."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
+from pathlib import Path
 
-from sqlalchemy import Connection, inspect, select, text
-from sqlmodel import SQLModel
-from xerolink.mapper.v1 import mapper_service_pb2 as mapper_pb2
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, text
 
-from xerolink_poster.adapters import backfill_tables, correction_tables, tables
-from xerolink_poster.adapters.connection_migration import connection_lifecycle
-from xerolink_poster.adapters.database import Database, now_us
-from xerolink_poster.adapters.operations import record_dependencies
+from xerolink_poster.adapters.database import Database
 
 log = logging.getLogger(__name__)
 
 _MIGRATION_LOCK = 0x5845524F  # any constant shared by every poster
+SCRIPT_LOCATION = Path(__file__).with_name("alembic")
+# The revision that holds the schema the old runner's last step left.
+BASELINE_REVISION = "0001"
+LAST_LEGACY_VERSION = 10
 
 
-@dataclass(frozen=True)
-class Migration:
-    version: int
-    name: str
-    apply: Callable[[Connection], None]
+class LegacyRegistryError(RuntimeError):
+    """A registry from before Alembic that the old runner had not finished upgrading."""
 
 
-def _create_v1_tables(conn: Connection) -> None:
-    wanted = [
-        tables.ConnectionRow,
-        tables.LinkRow,
-        tables.PostingRow,
-        tables.AuditRow,
-        tables.OutboxRow,
-        tables.DependencyWaitRow,
-        tables.ContactLinkRow,
-        tables.TenantLeaseRow,
-    ]
-    SQLModel.metadata.create_all(conn, tables=[t.__table__ for t in wanted])  # type: ignore[attr-defined]
+def alembic_config(connection: Connection) -> Config:
+    """Configuration for Alembic's commands, run on `connection` (no alembic.ini)."""
+    config = Config()
+    config.set_main_option("script_location", str(SCRIPT_LOCATION))
+    config.attributes["connection"] = connection
+    return config
 
 
-def _index_outbox_by_posting(conn: Connection) -> None:
-    conn.execute(text("CREATE INDEX IF NOT EXISTS ix_outbox_posting ON outbox (posting_id)"))
+def head_revision() -> str:
+    head = ScriptDirectory(str(SCRIPT_LOCATION)).get_current_head()
+    assert head is not None, "adapters/alembic/versions holds no revision"
+    return head
 
 
-def _outbox_trace_context(conn: Connection) -> None:
-    # A registry created by this version's step 1 already has the column (create_all uses the
-    # current table definitions); one created by an older version gets it here.
-    if "trace_context" not in {c["name"] for c in inspect(conn).get_columns("outbox")}:
-        conn.execute(text("ALTER TABLE outbox ADD COLUMN trace_context VARCHAR(128) NOT NULL DEFAULT ''"))
-
-
-def _unlink_tables(conn: Connection) -> None:
-    """Subjects, lasting dependencies and orphans. Dependencies of existing links are read from
-    the operations of each link's current posting; subjects cannot be (the transaction itself is
-    not stored), so matter and participant filters know records posted from this version on."""
-    wanted = [tables.LinkSubjectRow, tables.LinkDependencyRow, tables.OrphanRow]
-    SQLModel.metadata.create_all(conn, tables=[t.__table__ for t in wanted])  # type: ignore[attr-defined]
-    link, outbox = tables.LinkRow.__table__, tables.OutboxRow.__table__  # type: ignore[attr-defined]
-    current = select(link.c.id, link.c.connection_id, outbox.c.operations).join(
-        outbox, (outbox.c.link_id == link.c.id) & (outbox.c.posting_id == link.c.posting_id)
-    )
-    rows: list[dict[str, object]] = []
-    for link_id, connection_id, operations in conn.execute(current):
-        mapped = mapper_pb2.MapTransactionResponse.FromString(operations)
-        rows.extend(
-            {"link_id": link_id, "connection_id": connection_id, "kind": dep.kind, "record_id": dep.id}
-            for dep in record_dependencies(mapped.operations)
-        )
-    if rows:
-        conn.execute(tables.LinkDependencyRow.__table__.insert(), rows)  # type: ignore[attr-defined]
-
-
-def _create_backfill_tables(conn: Connection) -> None:
-    SQLModel.metadata.create_all(conn, tables=backfill_tables.TABLES)
-
-
-def _create_correction_tables(conn: Connection) -> None:
-    wanted = [correction_tables.CorrectionRow, correction_tables.CorrectionStepRow]
-    SQLModel.metadata.create_all(conn, tables=[t.__table__ for t in wanted])  # type: ignore[attr-defined]
-
-
-def _retention_and_app_minute(conn: Connection) -> None:
-    # The retention purge finds old done entries without reading the live ones.
-    conn.execute(text("CREATE INDEX IF NOT EXISTS ix_outbox_done ON outbox (state, create_us)"))
-    SQLModel.metadata.create_all(conn, tables=[tables.AppCallBucketRow.__table__])  # type: ignore[attr-defined]
-
-
-def _link_outcome_unknown(conn: Connection) -> None:
-    # A registry created by this version's step 1 already has the column.
-    if "outcome_unknown" not in {c["name"] for c in inspect(conn).get_columns("link")}:
-        conn.execute(text("ALTER TABLE link ADD COLUMN outcome_unknown BOOLEAN NOT NULL DEFAULT false"))
-
-
-def _exactly_once_columns(conn: Connection) -> None:
-    # A registry created by this version's step 1 already has the columns.
-    outbox = {c["name"] for c in inspect(conn).get_columns("outbox")}
-    if "alone" not in outbox:
-        conn.execute(text("ALTER TABLE outbox ADD COLUMN alone BOOLEAN NOT NULL DEFAULT false"))
-    if "lookup_hint" not in outbox:
-        conn.execute(text("ALTER TABLE outbox ADD COLUMN lookup_hint TEXT NOT NULL DEFAULT ''"))
-    if "origin" not in {c["name"] for c in inspect(conn).get_columns("contact_link")}:
-        conn.execute(text("ALTER TABLE contact_link ADD COLUMN origin VARCHAR(32) NOT NULL DEFAULT ''"))
-    if "fingerprint" not in {c["name"] for c in inspect(conn).get_columns("backfill")}:
-        conn.execute(text("ALTER TABLE backfill ADD COLUMN fingerprint VARCHAR(64) NOT NULL DEFAULT ''"))
-
-
-MIGRATIONS: tuple[Migration, ...] = (
-    Migration(1, "create the registry, outbox and lease tables", _create_v1_tables),
-    Migration(2, "index outbox entries by posting", _index_outbox_by_posting),
-    Migration(3, "carry each posting's trace context to its Xero calls", _outbox_trace_context),
-    Migration(4, "record link subjects, lasting dependencies and orphaned Xero objects", _unlink_tables),
-    Migration(5, "record correction sagas and their steps", _create_correction_tables),
-    Migration(6, "connection lifecycle: encrypted tokens, refresh lease, state, organisation", connection_lifecycle),
-    Migration(7, "record pre-integration backfills and their items", _create_backfill_tables),
-    Migration(8, "index done outbox entries by age; count app-wide Xero calls", _retention_and_app_minute),
-    Migration(9, "remember links that gave up while a call's outcome was unknown", _link_outcome_unknown),
-    Migration(
-        10,
-        "exactly-once columns: alone, look-up hints, contact origins, backfill fingerprints",
-        _exactly_once_columns,
-    ),
-)
-
-
-def _lock(db: Database, conn: Connection) -> None:
-    if not db.is_sqlite:
-        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK})
-
-
-def current_version(db: Database) -> int:
+def current_revision(db: Database) -> str | None:
     with db.read.connect() as conn:
-        if not db.read.dialect.has_table(conn, "schema_version"):
-            return 0
-        column = tables.SchemaVersionRow.__table__.c.version  # type: ignore[attr-defined]
-        versions = conn.execute(select(column)).scalars().all()
-        return max(versions, default=0)
+        return MigrationContext.configure(conn).get_current_revision()
 
 
-def migrate(db: Database, target: int | None = None) -> int:
-    """Applies every missing step up to target (default: all); returns the version reached."""
+def _legacy_version(conn: Connection) -> int | None:
+    """The old runner's last applied step, or None when it never ran here."""
+    dialect = conn.dialect
+    if dialect.has_table(conn, "alembic_version") or not dialect.has_table(conn, "schema_version"):
+        return None
+    # The baseline revision creates schema_version too (tables.py still declares it), but empty.
+    version: int | None = conn.execute(text("SELECT max(version) FROM schema_version")).scalar()
+    return version
+
+
+def _adopt_legacy_registry(conn: Connection, config: Config) -> None:
+    version = _legacy_version(conn)
+    if version is None:
+        return
+    if version != LAST_LEGACY_VERSION:
+        raise LegacyRegistryError(
+            f"the registry is at schema version {version} of the migration runner before Alembic; start a "
+            f"poster release from before the move to Alembic once, to bring it to version {LAST_LEGACY_VERSION}"
+        )
+    log.info("registry at legacy schema version %d: stamping revision %s", version, BASELINE_REVISION)
+    command.stamp(config, BASELINE_REVISION)
+
+
+def migrate(db: Database) -> str:
+    """Upgrades the registry to the head revision; returns it. Running it again changes nothing."""
     with db.write.begin() as conn:
-        _lock(db, conn)
-        SQLModel.metadata.create_all(conn, tables=[tables.SchemaVersionRow.__table__])  # type: ignore[attr-defined]
-    reached = 0
-    for step in MIGRATIONS:
-        if target is not None and step.version > target:
-            break
-        with db.write.begin() as conn:
-            _lock(db, conn)
-            version = tables.SchemaVersionRow.__table__.c.version  # type: ignore[attr-defined]
-            done = conn.execute(select(version).where(version == step.version)).first()
-            if done is None:
-                log.info("applying migration %d: %s", step.version, step.name)
-                step.apply(conn)
-                conn.execute(
-                    tables.SchemaVersionRow.__table__.insert().values(  # type: ignore[attr-defined]
-                        version=step.version, name=step.name, applied_us=now_us()
-                    )
-                )
-        reached = step.version
-    return reached
+        if not db.is_sqlite:
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK})
+        config = alembic_config(conn)
+        _adopt_legacy_registry(conn, config)
+        command.upgrade(config, "head")
+    return head_revision()

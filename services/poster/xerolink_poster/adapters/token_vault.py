@@ -161,7 +161,7 @@ _installed: dict[str, TokenVault] = {}
 
 
 def install(vault: TokenVault) -> None:
-    """Makes `vault` the process's vault (the migration that encrypts legacy rows uses it)."""
+    """Makes `vault` the process's vault: what installed() returns from then on."""
     _installed["vault"] = vault
 
 

@@ -57,7 +57,7 @@ def start(config: PosterConfig, security: ServerSecurity | None = None) -> Poste
     # Before the registry is opened: a refused start leaves nothing behind.
     check_exposure("poster", config.address, security is not None and security.authenticated)
     vault = config.token_vault or token_vault.installed()
-    token_vault.install(vault)  # migration 6 seals legacy plain-text tokens with it
+    token_vault.install(vault)
     db = open_database(config.database_url)
     migrate(db)
     reseal_with_active_key(db, vault)
