@@ -15,14 +15,12 @@ connection) is walked field by field too."""
 from __future__ import annotations
 
 import re
-import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import grpc
 import pytest
-from google.protobuf import descriptor_pb2, timestamp_pb2
+from google.protobuf import timestamp_pb2
 from google.protobuf.message import Message
 from xero_emulator import EmulatorServer
 from xerolink.poster.v1 import backfill_pb2, connection_pb2, correction_pb2, unlink_pb2
@@ -34,16 +32,14 @@ from xerolink_common.errors import ErrorCode, XerolinkError
 from xerolink_common.grpc_errors import from_rpc_error
 from xerolink_mapper import samples
 
+from tests.contract.proto_comments import field_comments
 from tests.fixtures.poster import PosterFactory, connect, stub_for, wait_settled
 
-ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = "xerolink.poster.v1"
 SERVICE = poster_pb2.DESCRIPTOR.services_by_name["PosterService"]
 REQUIRED = re.compile(r"\bRequired\b")
 NOT_REQUIRED = re.compile(r"\b(Optional|optional|Output only)\b")
 CONDITION = re.compile(r"\bRequired (?:unless (\w+) is set|(?:\(true\) )?when (\w+) is false)\b")
-FIELD_PATH = 2  # DescriptorProto.field in SourceCodeInfo paths
-MESSAGE_PATH = 4  # FileDescriptorProto.message_type
 REFUSALS = (ErrorCode.INVALID_ARGUMENT, ErrorCode.NOT_FOUND)
 
 # RPCs whose requests the walk cannot build a valid request for, and why.
@@ -52,23 +48,7 @@ NOT_WALKED = {"ConnectOrganisation": "a valid request needs an authorization cod
 
 @pytest.fixture(scope="module")
 def comments(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], str]:
-    """(message, field) -> the field's leading comment, from an image buf builds with source info."""
-    buf = ROOT / "node_modules" / ".bin" / "buf"
-    if not buf.exists():
-        pytest.fail("buf is not installed: run `./dev setup`")
-    image = tmp_path_factory.mktemp("image") / "image.binpb"
-    subprocess.run([str(buf), "build", "--as-file-descriptor-set", "-o", str(image)], cwd=ROOT, check=True)
-    files = descriptor_pb2.FileDescriptorSet.FromString(image.read_bytes())
-    found: dict[tuple[str, str], str] = {}
-    for file in files.file:
-        if file.package != PACKAGE:
-            continue
-        by_path = {tuple(loc.path): loc.leading_comments for loc in file.source_code_info.location}
-        for m_index, message in enumerate(file.message_type):
-            for f_index, field in enumerate(message.field):
-                path = (MESSAGE_PATH, m_index, FIELD_PATH, f_index)
-                found[(message.name, field.name)] = " ".join(by_path.get(path, "").split())
-    return found
+    return field_comments(PACKAGE, tmp_path_factory.mktemp("image"))
 
 
 def _is_set(message: Message, field: str) -> bool:
