@@ -9,12 +9,9 @@ when the mapper then reports a violation on it. The comment claims it is require
 from __future__ import annotations
 
 import re
-import subprocess
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
-from google.protobuf import descriptor_pb2
 from google.protobuf.message import Message
 from xerolink.actionstep.v1 import transaction_pb2
 from xerolink.mapper.v1 import mapper_service_pb2 as mapper_pb2
@@ -22,33 +19,16 @@ from xerolink_common.errors import XerolinkError
 from xerolink_mapper import samples
 from xerolink_mapper.adapters.mapping_calls import map_request
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.contract.proto_comments import field_comments
+
 PACKAGE = "xerolink.actionstep.v1"
 REQUIRED = re.compile(r"\bRequired\b")
 REQUIRED_FOR = re.compile(r"\bRequired for ([^:.]+)")
-FIELD_PATH = 2  # DescriptorProto.field in SourceCodeInfo paths
-MESSAGE_PATH = 4  # FileDescriptorProto.message_type
 
 
 @pytest.fixture(scope="module")
 def comments(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], str]:
-    """(message, field) -> the field's leading comment, from an image buf builds with source info."""
-    buf = ROOT / "node_modules" / ".bin" / "buf"
-    if not buf.exists():
-        pytest.fail("buf is not installed: run `./dev setup`")
-    image = tmp_path_factory.mktemp("image") / "image.binpb"
-    subprocess.run([str(buf), "build", "--as-file-descriptor-set", "-o", str(image)], cwd=ROOT, check=True)
-    files = descriptor_pb2.FileDescriptorSet.FromString(image.read_bytes())
-    found: dict[tuple[str, str], str] = {}
-    for file in files.file:
-        if file.package != PACKAGE:
-            continue
-        by_path = {tuple(loc.path): loc.leading_comments for loc in file.source_code_info.location}
-        for m_index, message in enumerate(file.message_type):
-            for f_index, field in enumerate(message.field):
-                path = (MESSAGE_PATH, m_index, FIELD_PATH, f_index)
-                found[(message.name, field.name)] = " ".join(by_path.get(path, "").split())
-    return found
+    return field_comments(PACKAGE, tmp_path_factory.mktemp("image"))
 
 
 def _context() -> mapper_pb2.MappingContext:

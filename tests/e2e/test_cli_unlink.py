@@ -157,3 +157,36 @@ def test_unlink_asks_on_a_terminal_and_acts_only_on_yes(
         assert "Unlink 1 record(s) from Xero?" in out
         assert ("Nothing was changed." in out) == (answer == "n")
         assert state(stub, BILL, bill.header.id) == expected
+
+
+def test_unlink_sends_link_names_by_kind_from_kind_names_and_the_numeric_form(
+    poster_factory: PosterFactory, emulator: EmulatorServer
+) -> None:
+    app = poster_factory()
+    stub = stub_for(app)
+    connect(stub, emulator)
+    bills = [samples.sample_transactions(3400 + 100 * n)["client_bill"] for n in range(4)]
+    post_linked(stub, *bills)
+    ids = [bill.header.id for bill in bills]
+
+    # A whole name of another connection is refused by the poster as names[0]: the CLI sends the
+    # name, not the record it holds, which would have unlinked firm-1's record instead.
+    other = run_cli(
+        app.port, "unlink", "--connection", "firm-1", f"connections/firm-2/links/client-bill/{ids[0]}", "--yes"
+    )
+    assert other.returncode == 2, other.stdout + other.stderr
+    assert "names[0]" in other.stdout
+    assert state(stub, BILL, ids[0]) == poster_pb2.LINK_STATE_LINKED
+
+    written = [
+        f"client-bill/{ids[0]}",
+        f"1/{ids[1]}",
+        f"connections/firm-1/links/1/{ids[2]}",
+        f"connections/firm-1/links/client-bill/{ids[3]}",
+    ]
+    done = run_cli(app.port, "unlink", "--connection", "firm-1", *written, "--yes")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "4 unlinked" in done.stdout
+    for record_id in ids:
+        assert f"client-bill/{record_id}" in done.stdout
+        assert state(stub, BILL, record_id) == poster_pb2.LINK_STATE_UNLINKED

@@ -21,21 +21,13 @@ from xerolink_poster.entrypoints import bootstrap
 VAULT_TEXT = new_key_entry("k1")
 
 
-def write_apps(path: Path, org: dict[str, Any], emulator: EmulatorServer) -> Path:
-    """The server-side apps file: the emulator app's client id and secret, and its token endpoint."""
-    path.write_text(
-        json.dumps(
-            {
-                "apps": {
-                    "default": {
-                        "client_id": org["client_id"],
-                        "client_secret": org["client_secret"],
-                        "identity_url": emulator.base_url,
-                    }
-                }
-            }
-        )
-    )
+def write_apps(
+    path: Path, org: dict[str, Any], emulator: EmulatorServer, names: tuple[str, ...] = ("default",)
+) -> Path:
+    """The server-side apps file: the emulator app's client id and secret, and its token endpoint,
+    under each of `names`. The poster reads the file at every use, so rewriting it takes effect."""
+    app = {"client_id": org["client_id"], "client_secret": org["client_secret"], "identity_url": emulator.base_url}
+    path.write_text(json.dumps({"apps": dict.fromkeys(names, app)}))
     return path
 
 

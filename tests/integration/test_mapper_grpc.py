@@ -190,9 +190,17 @@ def test_a_batch_context_is_sent_once_and_an_item_may_bring_its_own(stub: mapper
     assert [v.subject for v in result.precondition_violations] == ["context.connected_at"]
 
 
-def test_a_request_without_any_context_says_the_connection_is_not_ready(stub: mapper_grpc.MapperServiceStub) -> None:
+def test_a_request_without_a_context_is_invalid_and_an_empty_one_is_a_connection_not_ready(
+    stub: mapper_grpc.MapperServiceStub,
+) -> None:
     with pytest.raises(grpc.RpcError) as caught:
         stub.MapTransaction(mapper_pb2.MapTransactionRequest(transaction=samples.client_bill()))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert [v.field for v in from_rpc_error(caught.value).field_violations] == ["context"]
+
+    empty = mapper_pb2.MapTransactionRequest(transaction=samples.client_bill(), context=mapper_pb2.MappingContext())
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.MapTransaction(empty)
     assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     subjects = {v.subject for v in from_rpc_error(caught.value).precondition_violations}
     assert subjects == {"context.connected_at", "context.base_currency_code", "context.accounting_method"}

@@ -64,7 +64,8 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         "records",
         nargs="*",
         metavar="KIND/ID",
-        help="records, e.g. client-bill/1001 (client-bill:1001 and 2/7001 work too)",
+        help="records, e.g. client-bill/1001 or connections/main/links/client-bill/1001 (client-bill:1001 and "
+        "the kind's number, 2/7001, work too)",
     )
     unlink.add_argument("--connection", required=True)
     unlink.add_argument("--group", choices=sorted(GROUPS))
@@ -106,6 +107,17 @@ def parse_kind(text: str) -> int:
         known = ", ".join(enum_label(common_pb2.TransactionKind, v).replace(" ", "-") for v in kind_values())
         raise UsageError(f"unknown record kind {text!r}; use one of: {known}")
     return int(common_pb2.TransactionKind.Value(name))
+
+
+def link_name(text: str, connection_id: str) -> str:
+    """The link name UnlinkLinksRequest.names takes, the kind by name
+    (connections/main/links/client-bill/1001), for a record as parse_record reads it. A whole link
+    name keeps its own connection, so the poster refuses one of another connection instead of the
+    CLI quietly unlinking the same record of --connection."""
+    connection = connection_id
+    if text.startswith("connections/") and "/links/" in text:
+        connection = text.removeprefix("connections/").split("/links/", 1)[0]
+    return f"connections/{connection}/links/{record_label(parse_record(text))}"
 
 
 def kind_values() -> list[int]:
@@ -155,16 +167,16 @@ def selection_request(args: argparse.Namespace) -> poster_pb2.ListLinksRequest |
     return None if args.records else request
 
 
-def select_records(
+def select_links(
     stub: poster_grpc.PosterServiceStub, request: poster_pb2.ListLinksRequest, console: Console
-) -> list[common_pb2.RecordKey]:
-    """Every link the filters match, page by page with a progress bar."""
-    found: list[common_pb2.RecordKey] = []
+) -> list[str]:
+    """The names of every link the filters match, page by page with a progress bar."""
+    found: list[str] = []
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("selecting links", total=None)
         while True:
             page = stub.ListLinks(request, timeout=30)
-            found.extend(link.record for link in page.links)
+            found.extend(link.name for link in page.links)
             progress.update(task, completed=len(found))
             if len(found) > MAX_RECORDS or not page.next_page_token:
                 return found
@@ -205,20 +217,20 @@ def _confirmed(args: argparse.Namespace, count: int, console: Console) -> bool:
 
 
 def unlink_command(args: argparse.Namespace, console: Console) -> int:
-    named = [parse_record(r) for r in args.records]
+    named = [link_name(r, args.connection) for r in args.records]
     filters = selection_request(args)
     with open_channel(args.poster) as channel:
         stub = poster_grpc.PosterServiceStub(channel)
-        records = named if filters is None else select_records(stub, filters, console)
-        if not records:
+        names = named if filters is None else select_links(stub, filters, console)
+        if not names:
             console.print("No links match: nothing to unlink.")
             return EXIT_OK
-        if len(records) > MAX_RECORDS:
+        if len(names) > MAX_RECORDS:
             raise UsageError(
                 f"more than {MAX_RECORDS} links selected; narrow the filters (one unlink is all or nothing)"
             )
         request = unlink_pb2.UnlinkLinksRequest(
-            connection_id=args.connection, records=records, cascade=args.cascade, reason=args.reason
+            connection_id=args.connection, names=names, cascade=args.cascade, reason=args.reason
         )
         request.validate_only = True
         try:

@@ -8,13 +8,13 @@ from collections.abc import Iterable
 from typing import Any
 
 from xerolink.mapper.v1 import mapper_service_pb2 as mapper_pb2
-from xerolink_common.errors import ErrorCode, XerolinkError
+from xerolink_common.errors import ErrorCode, FieldViolation, XerolinkError, invalid_argument
 
 from xerolink_mapper.adapters.proto_in import context_from_proto, transaction_from_proto
 from xerolink_mapper.adapters.proto_out import error_result, fill_response, outcome_to_proto
 from xerolink_mapper.domain.mapping import map_transaction
 from xerolink_mapper.domain.model import MappingContext, Profile
-from xerolink_mapper.domain.problems import Problems
+from xerolink_mapper.domain.problems import INVALID_TRANSACTION, Problems
 from xerolink_mapper.domain.xero import MapOutcome
 
 log = logging.getLogger(__name__)
@@ -49,6 +49,13 @@ Shared = MappingContext | XerolinkError | None
 
 
 def _map(request: mapper_pb2.MapTransactionRequest, shared: Shared) -> tuple[MapOutcome, Profile]:
+    if shared is None and not request.HasField("context"):
+        # Not sent at all is the caller's mistake; one sent without a field is a connection not ready.
+        raise invalid_argument(
+            INVALID_TRANSACTION,
+            "The request has no context: send the connection's MappingContext with it, or once for the whole batch.",
+            [FieldViolation("context", "is required unless the batch or stream message sets context")],
+        )
     if shared is None or request.HasField("context"):
         context = _CONTEXTS.get(request.context)
     elif isinstance(shared, XerolinkError):

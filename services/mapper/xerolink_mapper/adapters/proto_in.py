@@ -300,6 +300,10 @@ def context_from_proto(message: mapper_pb2.MappingContext, problems: Problems) -
     if method is None:
         problems.field("context.accounting_method", f"{message.accounting_method} is not a known accounting method")
         method = AccountingMethod.UNSPECIFIED
+    for index, account in enumerate(message.chart):
+        if not account.code:
+            # Keyed by code, an account without one would stand for no account at all.
+            problems.field(f"context.chart[{index}].code", "is required: the Xero account code (e.g. '200')")
     chart = (
         {a.code: ChartAccount(a.code, a.name, a.type, a.status, a.tax_type, a.enable_payments) for a in message.chart}
         if len(message.chart)

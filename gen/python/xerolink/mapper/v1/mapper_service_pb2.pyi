@@ -102,15 +102,22 @@ class ChartAccount(_message.Message):
     TAX_TYPE_FIELD_NUMBER: _builtins.int
     ENABLE_PAYMENTS_FIELD_NUMBER: _builtins.int
     code: _builtins.str
+    """Required: the Xero account code, e.g. "200"; the chart is looked up by it."""
     name: _builtins.str
+    """Optional: the account's name, quoted in precondition descriptions."""
     type: _builtins.str
-    """Xero account type, e.g. "BANK", "REVENUE", "CURRLIAB"."""
+    """Required for an account used as a bank account, e.g. "BANK", "REVENUE", "CURRLIAB" (Xero's
+    account type): without "BANK" such a use is refused FAILED_PRECONDITION
+    ACCOUNT_NOT_A_BANK_ACCOUNT naming the code.
+    """
     status: _builtins.str
-    """"ACTIVE" or "ARCHIVED"."""
+    """Optional: "ACTIVE" or "ARCHIVED"; empty is taken as ACTIVE."""
     tax_type: _builtins.str
-    """Default tax type of the account."""
+    """Optional: the default tax type of the account."""
     enable_payments: _builtins.bool
-    """Payments may be made to this account (bank accounts and those with EnablePaymentsToAccount)."""
+    """Optional: payments may be made to this account (bank accounts and those with
+    EnablePaymentsToAccount); false refuses a payment through a non-bank account.
+    """
     def __init__(
         self,
         *,
@@ -131,7 +138,12 @@ Global___ChartAccount: _TypeAlias = ChartAccount  # noqa: Y015
 
 @_typing.final
 class MappingContext(_message.Message):
-    """Everything about the connection that a decision depends on."""
+    """Everything about the connection that a decision depends on.
+    The fields marked "FAILED_PRECONDITION" describe the connection, not the request: without
+    them the mapper answers FAILED_PRECONDITION (reason MAPPING_NOT_CONFIGURED) with a
+    PreconditionFailure violation of that type, because a poster passes on a connection's stored
+    context and its caller must fix the connection, not the request.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -208,42 +220,60 @@ class MappingContext(_message.Message):
     PURCHASE_TAX_CODE_MAP_FIELD_NUMBER: _builtins.int
     PRE_INTEGRATION_BACKFILL_FIELD_NUMBER: _builtins.int
     profile: Global___PolicyProfile.ValueType
+    """Optional: UNSPECIFIED is ACTIONSTEP_COMPATIBLE."""
     linked_division_id: _builtins.int
-    """The single Actionstep division linked to the Xero organisation."""
+    """Optional: the single Actionstep division linked to the Xero organisation; 0 in a database
+    without divisions, whose transactions carry division_id 0. A transaction of any other
+    division is answered NOT_SUPPORTED (OTHER_DIVISION), not refused.
+    """
     base_currency_code: _builtins.str
-    """The Xero organisation's base currency (ISO-4217)."""
+    """Required (FAILED_PRECONDITION CONNECTION_NOT_READY naming context.base_currency_code): the
+    Xero organisation's base currency (ISO-4217).
+    """
     multi_currency_database: _builtins.bool
-    """The Actionstep database uses multiple currencies."""
+    """Optional: the Actionstep database uses multiple currencies."""
     accounting_method: Global___AccountingMethod.ValueType
+    """Required (FAILED_PRECONDITION CONNECTION_NOT_READY naming context.accounting_method):
+    ACCRUAL or CASH, from the division's settings.
+    """
     general_retainers_configured: _builtins.bool
-    """General retainers are configured in Actionstep."""
+    """Optional: general retainers are configured in Actionstep."""
     pre_integration_backfill: _builtins.bool
-    """The caller is backfilling open client bills (and their payments) that predate the
+    """Optional: the caller is backfilling open client bills (and their payments) that predate the
     connection: the pre-integration condition does not apply to those two kinds.
     """
     @_builtins.property
     def connected_at(self) -> _timestamp_pb2.Timestamp:
-        """When the integration was connected; transactions posted before it are pre-integration."""
+        """Required (FAILED_PRECONDITION CONNECTION_NOT_READY naming context.connected_at): when the
+        integration was connected; transactions posted before it are pre-integration.
+        """
 
     @_builtins.property
     def account_allocation(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
-        """Function -> Xero account code, e.g. "trust_bank" -> "090". See docs/support-matrix.md."""
+        """Required for the functions a transaction posts to (FAILED_PRECONDITION
+        ACCOUNT_ALLOCATION_MISSING naming each missing function): function -> Xero account code,
+        e.g. "trust_bank" -> "090". Which kind uses which function: docs/support-matrix.md.
+        """
 
     @_builtins.property
     def tax_code_map(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
-        """Actionstep tax code -> Xero TaxType, e.g. "GST" -> "OUTPUT".
-        The sales side: client bills, credit notes, bank deposits, credit lines of general journals.
+        """Required for the tax codes of a transaction's sales side (FAILED_PRECONDITION
+        TAX_CODE_NOT_MAPPED naming each missing code): Actionstep tax code -> Xero TaxType, e.g.
+        "GST" -> "OUTPUT". The sales side: client bills, credit notes, bank deposits, credit lines
+        of general journals.
         """
 
     @_builtins.property
     def chart(self) -> _containers.RepeatedCompositeFieldContainer[Global___ChartAccount]:
-        """The organisation's chart; when given, every account code is checked against it."""
+        """Optional: the organisation's chart; when given, every account code is checked against it."""
 
     @_builtins.property
     def purchase_tax_code_map(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
-        """Actionstep tax code -> Xero TaxType on the purchase side: supplier invoices and credits,
-        bank withdrawals, debit lines of general journals (e.g. "GST" -> "INPUT"). One Actionstep
-        code means OUTPUT on sales and INPUT on purchases; there is no fallback between the maps.
+        """Required for the tax codes of a transaction's purchase side (FAILED_PRECONDITION
+        TAX_CODE_NOT_MAPPED naming each missing code): Actionstep tax code -> Xero TaxType on the
+        purchase side: supplier invoices and credits, bank withdrawals, debit lines of general
+        journals (e.g. "GST" -> "INPUT"). One Actionstep code means OUTPUT on sales and INPUT on
+        purchases; there is no fallback between the maps.
         """
 
     def __init__(
@@ -317,9 +347,18 @@ class MapTransactionRequest(_message.Message):
     TRANSACTION_FIELD_NUMBER: _builtins.int
     CONTEXT_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def transaction(self) -> _transaction_pb2.Transaction: ...
+    def transaction(self) -> _transaction_pb2.Transaction:
+        """Required: the transaction, with its header and one kind (its own fields say which of theirs
+        are required).
+        """
+
     @_builtins.property
-    def context(self) -> Global___MappingContext: ...
+    def context(self) -> Global___MappingContext:
+        """Required unless the batch or stream message carrying this request sets its context: the
+        connection's context. One sent without some of its fields is a connection not ready
+        (FAILED_PRECONDITION); one not sent at all is INVALID_ARGUMENT naming context.
+        """
+
     def __init__(
         self,
         *,
@@ -379,10 +418,14 @@ class BatchMapTransactionsRequest(_message.Message):
     REQUESTS_FIELD_NUMBER: _builtins.int
     CONTEXT_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def requests(self) -> _containers.RepeatedCompositeFieldContainer[Global___MapTransactionRequest]: ...
+    def requests(self) -> _containers.RepeatedCompositeFieldContainer[Global___MapTransactionRequest]:
+        """Optional: the transactions to map; an empty batch answers no results."""
+
     @_builtins.property
     def context(self) -> Global___MappingContext:
-        """The context of every request that has none of its own: sent once instead of per item."""
+        """Required unless every request sets its own context: the context of every request that has
+        none of its own, sent once instead of per item.
+        """
 
     def __init__(
         self,
@@ -495,10 +538,14 @@ class StreamMapTransactionsRequest(_message.Message):
     REQUESTS_FIELD_NUMBER: _builtins.int
     CONTEXT_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def requests(self) -> _containers.RepeatedCompositeFieldContainer[Global___MapTransactionRequest]: ...
+    def requests(self) -> _containers.RepeatedCompositeFieldContainer[Global___MapTransactionRequest]:
+        """Optional: the transactions of this message; an empty one answers no results."""
+
     @_builtins.property
     def context(self) -> Global___MappingContext:
-        """The context of every request of this message that has none of its own."""
+        """Required unless every request sets its own context: the context of every request of this
+        message that has none of its own.
+        """
 
     def __init__(
         self,
@@ -540,7 +587,7 @@ class ListSupportMatrixRequest(_message.Message):
 
     PROFILE_FIELD_NUMBER: _builtins.int
     profile: Global___PolicyProfile.ValueType
-    """Only this profile; UNSPECIFIED lists every profile."""
+    """Optional: only this profile; UNSPECIFIED lists every profile."""
     def __init__(
         self,
         *,

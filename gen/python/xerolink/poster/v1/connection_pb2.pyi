@@ -238,20 +238,27 @@ class ConnectOrganisationRequest(_message.Message):
     XERO_BASE_URL_FIELD_NUMBER: _builtins.int
     MAPPING_CONTEXT_FIELD_NUMBER: _builtins.int
     connection_id: _builtins.str
-    """The connection to create, or to reconnect / move to a replacement organisation."""
+    """Required: the connection to create, or to reconnect / move to a replacement organisation."""
     authorization_code: _builtins.str
-    """The code Xero's consent page redirected back with."""
+    """Required: the code Xero's consent page redirected back with (single-use, valid for minutes)."""
     redirect_uri: _builtins.str
-    """The redirect URI the consent was started with (Xero checks it matches)."""
+    """Optional for the poster, which passes it on: the redirect URI the consent was started with.
+    Xero's token endpoint checks it matches, and refuses the code (AUTHORIZATION_CODE_REFUSED)
+    when it does not: send it when connecting to Xero itself.
+    """
     xero_app: _builtins.str
-    """Name of a Xero app in the server's configuration (XEROLINK_XERO_APPS_FILE); the client id
-    and secret stay there. Empty: "default", or the app the connection already uses.
+    """Optional: name of a Xero app in the server's configuration (XEROLINK_XERO_APPS_FILE); the
+    client id and secret stay there. Empty: "default", or the app the connection already uses.
     """
     xero_tenant_id: _builtins.str
-    """Which organisation of the consent to use; may be empty when Xero's /connections lists one."""
+    """Optional while Xero's /connections lists one organisation for the consent: which
+    organisation of the consent to use. With several listed, name one, else INVALID_ARGUMENT
+    (TENANT_AMBIGUOUS) names this field.
+    """
     xero_base_url: _builtins.str
-    """A new connection: the Xero API host, e.g. "https://api.xero.com" (default) or the emulator's.
-    An existing connection keeps its host: a different one is ignored with a FIELD_IGNORED warning.
+    """Optional: a new connection's Xero API host, e.g. "https://api.xero.com" (the default) or the
+    emulator's. An existing connection keeps its host: a different one is ignored with a
+    FIELD_IGNORED warning.
     """
     @_builtins.property
     def mapping_context(self) -> _mapper_service_pb2.MappingContext:

@@ -365,8 +365,11 @@ class PostTransactionResponse(_message.Message):
     """What happened."""
     @_builtins.property
     def posting(self) -> Global___Posting:
-        """The posting that tracks the transaction (ACCEPTED, DUPLICATE). For NOT_SUPPORTED it has no
-        name and no state: nothing was stored; read outcome and decision.
+        """The posting that tracks the transaction (ACCEPTED, DUPLICATE). Read outcome and decision
+        to learn whether the transaction was posted.
+        Deprecated for NOT_SUPPORTED: a refusal also sets posting, with no name and no state (nothing
+        was stored) and the decision copied into it. That is a v1 echo kept for callers that read
+        posting.decision; it will not be set on a refusal in v2. Read outcome and decision instead.
         """
 
     @_builtins.property
@@ -430,7 +433,9 @@ class PostResult(_message.Message):
     """What happened to the item; UNSPECIFIED with an error."""
     @_builtins.property
     def posting(self) -> Global___Posting:
-        """Set with post_outcome (and decision); as PostTransactionResponse.posting."""
+        """Set with post_outcome (and decision); as PostTransactionResponse.posting, including its
+        deprecated v1 echo for a NOT_SUPPORTED item: read post_outcome and decision instead.
+        """
 
     @_builtins.property
     def error(self) -> _errors_pb2.ItemError:
