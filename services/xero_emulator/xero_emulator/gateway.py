@@ -16,7 +16,7 @@ from xero_emulator.faults import FaultPlan
 from xero_emulator.idempotency import MAX_KEY_LENGTH, fingerprint
 from xero_emulator.jsonio import dumps
 from xero_emulator.messages import Request, Response, error_400, problem, validation_exception
-from xero_emulator.openapi import openapi_document
+from xero_emulator.openapi.spec import openapi_document
 from xero_emulator.request_log import ReceivedRequest
 from xero_emulator.state import EmulatorState
 
