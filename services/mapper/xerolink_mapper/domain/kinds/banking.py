@@ -10,6 +10,8 @@ from xerolink_mapper.domain.xero import BankTransactionType, BankTransfer, LineA
 
 
 def transfer(job: MappingJob, body: TransferBody, default_from: str | None) -> tuple[list[Operation], int]:
+    """A transfer between bank accounts; `default_from` is the allocation function whose account the
+    money leaves when the transaction names none (None: it must name one)."""
     amount = job.money(body.amount, "amount")
     if default_from is None and not body.from_account:
         job.problems.field(f"{job.path}.from_bank_account", "is required: the bank account the money leaves")
@@ -23,8 +25,8 @@ def transfer(job: MappingJob, body: TransferBody, default_from: str | None) -> t
         job.problems.field(f"{job.path}.to_bank_account", "is required: the bank account the money arrives in")
     elif body.to_account == source:
         job.problems.field(f"{job.path}.to_bank_account", "is the account the money leaves: nothing moves")
-    transfer = BankTransfer(source, body.to_account, amount, job.date, job.reference)
-    return [Operation("bank-transfer", transfer)], amount
+    moved = BankTransfer(source, body.to_account, amount, job.date, job.reference)
+    return [Operation("bank-transfer", moved)], amount
 
 
 def _office_bank_transfer(job: MappingJob, body: TransferBody) -> tuple[list[Operation], int]:
