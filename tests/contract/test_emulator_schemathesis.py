@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis.core.parameters import ParameterLocation
 from schemathesis.specs.openapi import checks
 from xero_emulator import EmulatorConfig, EmulatorServer
-from xero_emulator.openapi import openapi_document
+from xero_emulator.openapi.spec import openapi_document
 
 UNLIMITED = EmulatorConfig(minute_limit=10**9, day_limit=10**9, app_minute_limit=10**9, concurrent_limit=1000)
 

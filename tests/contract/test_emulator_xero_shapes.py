@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import schemathesis
 from xero_emulator import EmulatorServer
-from xero_emulator.openapi import openapi_document
+from xero_emulator.openapi.spec import openapi_document
 from xero_emulator.testing import Tenant, credit_note, invoice, new_tenant, payment
 
 from tests.contract.xero_description import xero_description

@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from xero_emulator.openapi import openapi_document
+from xero_emulator.openapi.spec import openapi_document
 
 from tests.contract.xero_description import xero_description
 

@@ -37,7 +37,8 @@ from xerolink.actionstep.v1 import common_pb2
 from xerolink.poster.v1 import poster_service_pb2 as poster_pb2
 from xerolink.poster.v1 import poster_service_pb2_grpc as poster_grpc
 from xerolink_cli.connections import register_emulated_connection
-from xerolink_cli.firm_generator import FirmMonth, generate_month
+from xerolink_cli.firm_generator import generate_month
+from xerolink_cli.firm_month.records import FirmMonth
 from xerolink_common.money import decimal_to_cents
 from xerolink_mapper import samples
 

@@ -8,6 +8,7 @@ from google.protobuf import json_format
 from xero_emulator import EmulatorServer
 from xerolink.mapper.v1 import mapper_service_pb2 as mapper_pb2
 from xerolink.poster.v1 import backfill_pb2
+from xerolink_cli.exit_codes import ExitCode
 from xerolink_mapper import samples
 
 from tests.e2e.test_cli import run_cli
@@ -29,7 +30,7 @@ def test_the_cli_preflights_backfills_with_progress_and_a_second_run_adds_nothin
 
     first = run_cli("--poster", poster, "backfill", str(path), "--connection", "firm-1", "--division", "1")
 
-    assert first.returncode == 4, first.stdout + first.stderr  # the closed bill was refused
+    assert first.returncode == ExitCode.REFUSED, first.stdout + first.stderr  # the closed bill was refused
     assert "Preflight (ready)" in first.stdout
     assert "7 transactions: 6 accepted, 0 already done, 1 refused; 6 linked" in first.stdout
     assert "BILL_NOT_OPEN" in first.stdout
@@ -54,8 +55,8 @@ def test_the_cli_stops_at_a_failed_preflight_and_says_what_to_do(
 
     result = run_cli("--poster", f"127.0.0.1:{app.port}", "backfill", str(path), "--connection", "cash-firm")
 
-    assert result.returncode == 1
+    assert result.returncode == ExitCode.FAILED
     assert "Preflight (not ready)" in result.stdout and "accrual" in result.stdout
     assert "backfills/" not in result.stdout
     unreadable = run_cli("--poster", "127.0.0.1:9", "backfill", str(tmp_path / "missing.json"), "--connection", "x")
-    assert unreadable.returncode == 2
+    assert unreadable.returncode == ExitCode.USAGE

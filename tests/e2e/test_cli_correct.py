@@ -8,6 +8,7 @@ from xero_emulator import EmulatorServer
 from xero_emulator.faults import FaultRule
 from xerolink.poster.v1 import poster_service_pb2 as poster_pb2
 from xerolink.xero.v1 import objects_pb2 as xero_pb2
+from xerolink_cli.exit_codes import ExitCode
 
 from tests.e2e.test_cli import run_cli
 from tests.fixtures.poster import PosterFactory, stub_for
@@ -33,7 +34,7 @@ def test_the_plan_is_printed_and_nothing_changes(served: tuple[Firm, str]) -> No
 
     code, out = correct(target, f"client-bill/{firm.bill}", "--connection", "firm-1", "--intent", "edit")
 
-    assert code == 0, out
+    assert code == ExitCode.OK, out
     assert "xerolink" in out and "Actionstep user" in out
     assert payment_id in out and "Revert client bill" in out and "Nothing was changed" in out
     assert firm.xero("Payments", payment_id)["Status"] == "AUTHORISED"
@@ -42,11 +43,11 @@ def test_the_plan_is_printed_and_nothing_changes(served: tuple[Firm, str]) -> No
 def test_apply_needs_confirmation_and_bad_records_are_usage_errors(served: tuple[Firm, str]) -> None:
     firm, target = served
     code, out = correct(target, f"client-bill/{firm.bill}", "--connection", "firm-1", "--intent", "delete", "--apply")
-    assert code == 2 and "--yes" in out
+    assert code == ExitCode.USAGE and "--yes" in out
     code, out = correct(target, "not-a-kind/1", "--connection", "firm-1", "--intent", "delete")
-    assert code == 2 and "unknown kind" in out
+    assert code == ExitCode.USAGE and "unknown kind" in out
     code, out = correct(target, f"{PAYMENT}/424242", "--connection", "firm-1", "--intent", "delete")
-    assert code == 1 and "LINK_NOT_FOUND" in out
+    assert code == ExitCode.FAILED and "LINK_NOT_FOUND" in out
     assert firm.link(BILL, firm.bill).state == poster_pb2.LINK_STATE_LINKED
 
 
@@ -58,13 +59,13 @@ def test_apply_runs_the_saga_and_a_failed_step_resumes_on_the_next_run(served: t
 
     code, out = correct(target, *args)
 
-    assert code == 1, out
+    assert code == ExitCode.FAILED, out
     assert "XERO_UNAVAILABLE" in out and "run the same command again" in out
     assert firm.xero("Invoices", invoice_id)["Status"] == "AUTHORISED"
 
     code, out = correct(target, *args)
 
-    assert code == 0, out
+    assert code == ExitCode.OK, out
     assert "xerolink's steps are done" in out
     assert firm.xero("Invoices", invoice_id)["Status"] == "VOIDED"
     assert firm.link(BILL, firm.bill).state == poster_pb2.LINK_STATE_UNLINKED
@@ -76,14 +77,14 @@ def test_an_applied_edit_says_what_became_of_the_old_invoice(served: tuple[Firm,
     args = (f"client-bill/{firm.bill}", "--connection", "firm-1", "--intent", "edit")
 
     code, planned = correct(target, *args)
-    assert code == 0, planned
+    assert code == ExitCode.OK, planned
     renamed = f"INV-{firm.bill}-void-{firm.bill}-1"
     assert f"the old invoice INV-{firm.bill} is renamed {renamed} and voided" in " ".join(planned.split())
     assert firm.xero("Invoices", invoice_id)["InvoiceNumber"] == f"INV-{firm.bill}"
 
     code, out = correct(target, *args, "--apply", "--yes")
 
-    assert code == 0, out
+    assert code == ExitCode.OK, out
     assert f"the old invoice INV-{firm.bill} is renamed {renamed} and voided" in " ".join(out.split())
     invoice = firm.xero("Invoices", invoice_id)
     assert (invoice["Status"], invoice["InvoiceNumber"]) == ("VOIDED", renamed)

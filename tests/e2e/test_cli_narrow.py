@@ -11,6 +11,7 @@ from xero_emulator import EmulatorServer
 from xero_emulator.faults import FaultRule
 from xerolink.poster.v1 import poster_service_pb2 as poster_pb2
 from xerolink.xero.v1 import objects_pb2 as xero_pb2
+from xerolink_cli.exit_codes import ExitCode
 from xerolink_mapper import samples
 
 from tests.fixtures.cli import run_cli, table
@@ -41,7 +42,7 @@ def test_post_at_80_columns_keeps_each_row_on_one_line_and_lists_the_reasons_bel
         "--poster", f"127.0.0.1:{app.port}", "post", str(source), "--connection", "firm-1", "--wait", COLUMNS=NARROW
     )
 
-    assert result.returncode == 4, result.stdout + result.stderr
+    assert result.returncode == ExitCode.REFUSED, result.stdout + result.stderr
     _fits(result.stdout)
     _, rows = table(result.stdout, "Posted to Xero")
     assert [row[0] for row in rows] == [
@@ -73,7 +74,7 @@ def test_links_at_80_columns_lists_last_errors_below(poster_factory: PosterFacto
 
     result = run_cli("--poster", f"127.0.0.1:{app.port}", "links", "--connection", "firm-1", COLUMNS=NARROW)
 
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.returncode == ExitCode.OK, result.stdout + result.stderr
     _fits(result.stdout)
     _, rows = table(result.stdout, "Links of firm-1")
     assert rows[0][0] == "client-bill/8201" and rows[0][-1].startswith("[1] XERO")
@@ -110,7 +111,7 @@ def test_correct_at_80_columns_keeps_each_step_on_one_line_and_lists_its_sentenc
 
     planned = run_cli("--poster", target, "correct", *args, COLUMNS=NARROW)
 
-    assert planned.returncode == 0, planned.stdout + planned.stderr
+    assert planned.returncode == ExitCode.OK, planned.stdout + planned.stderr
     _fits(planned.stdout)
     _, rows = table(planned.stdout, f"Correction of client-bill/{firm.bill}: planned (nothing done yet)")
     # Step i's sentence is note [i]; the step cell shows its action beside the number.
@@ -126,7 +127,7 @@ def test_correct_at_80_columns_keeps_each_step_on_one_line_and_lists_its_sentenc
     firm.emulator.faults.add(FaultRule("error", status=503, count=1, methods=("POST",), path_contains=invoice_id))
     failed = run_cli("--poster", target, "correct", *args, "--apply", "--yes", COLUMNS=NARROW)
 
-    assert failed.returncode == 1, failed.stdout + failed.stderr
+    assert failed.returncode == ExitCode.FAILED, failed.stdout + failed.stderr
     _fits(failed.stdout)
     _, rows = table(failed.stdout, f"Correction of client-bill/{firm.bill}: stopped at a failed step")
     [void] = [row for row in rows if row[3] == "failed"]
@@ -136,7 +137,7 @@ def test_correct_at_80_columns_keeps_each_step_on_one_line_and_lists_its_sentenc
 
     wide = run_cli("--wide", "--poster", target, "correct", *args, "--apply", "--yes")
 
-    assert wide.returncode == 0, wide.stdout + wide.stderr
+    assert wide.returncode == ExitCode.OK, wide.stdout + wide.stderr
     _, wide_rows = table(wide.stdout, f"Correction of client-bill/{firm.bill}: xerolink's steps done")
     assert wide_rows[0][2] == f"Delete payment {payment_id} of payment {firm.payment} in Xero"
     assert wide_rows[0][-1].startswith("deleted in Xero")

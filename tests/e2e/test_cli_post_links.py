@@ -14,6 +14,7 @@ from xerolink.actionstep.v1 import common_pb2, transaction_pb2
 from xerolink.poster.v1 import poster_service_pb2 as poster_pb2
 from xerolink.poster.v1 import poster_service_pb2_grpc as poster_grpc
 from xerolink.xero.v1 import objects_pb2
+from xerolink_cli.exit_codes import ExitCode
 from xerolink_mapper import samples
 
 from tests.fixtures.cli import run_cli, table
@@ -72,7 +73,7 @@ def test_post_from_an_ndjson_file_with_wait_links_each_and_exits_4_for_an_unsupp
         "--wide", "--poster", f"127.0.0.1:{app.port}", "post", str(source), "--connection", "firm-1", "--wait"
     )
 
-    assert result.returncode == 4, result.stdout + result.stderr
+    assert result.returncode == ExitCode.REFUSED, result.stdout + result.stderr
     header, rows = table(result.stdout, POSTED)
     assert header == POST_COLUMNS
     assert rows[:2] == [
@@ -107,7 +108,7 @@ def test_post_reads_a_json_array_from_stdin_and_exits_1_when_xero_refuses_one(
         "--wide", "--poster", f"127.0.0.1:{app.port}", "post", "-", "--connection", "firm-1", "--wait", stdin=stdin
     )
 
-    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.returncode == ExitCode.FAILED, result.stdout + result.stderr
     header, rows = table(result.stdout, POSTED)
     assert header == POST_COLUMNS
     assert rows[0] == ["client-bill/4101", "linked", "invoice INV-4101", ""]
@@ -136,7 +137,7 @@ def test_post_without_wait_answers_at_once_with_pending_and_waiting_rows(
 
     result = run_cli("--wide", "--poster", f"127.0.0.1:{app.port}", "post", str(source), "--connection", "firm-1")
 
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.returncode == ExitCode.OK, result.stdout + result.stderr
     header, rows = table(result.stdout, POSTED)
     assert header == POST_COLUMNS
     assert rows[0] == [f"client-bill/{bill.header.id}", "pending", "—", ""]
@@ -168,7 +169,7 @@ def test_links_lists_the_registry_by_group_and_state(poster_factory: PosterFacto
 
     def links(*filters: str) -> list[list[str]]:
         result = run_cli("--wide", "--poster", f"127.0.0.1:{app.port}", "links", "--connection", "firm-1", *filters)
-        assert result.returncode == 0, result.stdout + result.stderr
+        assert result.returncode == ExitCode.OK, result.stdout + result.stderr
         header, rows = table(result.stdout, "Links of firm-1")
         assert header == LINK_COLUMNS
         return sorted(rows)

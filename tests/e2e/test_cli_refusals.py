@@ -11,14 +11,13 @@ from pathlib import Path
 import pytest
 from google.protobuf import json_format
 from xero_emulator import EmulatorServer
+from xerolink_cli.exit_codes import ExitCode
 from xerolink_mapper import samples
 
 from tests.fixtures.callers import write_callers_file
 from tests.fixtures.cli import run_cli
 from tests.fixtures.poster import PosterFactory, connect, stub_for
 from tests.fixtures.processes import child_env, console_script, free_port, running
-
-EXIT_REQUEST_REFUSED = 5
 
 
 @pytest.fixture
@@ -45,7 +44,7 @@ def guarded_mapper(tmp_path: Path) -> Iterator[str]:
 
 def assert_refused(result: subprocess.CompletedProcess[str], first_line: str) -> list[str]:
     """The lines of the CLI's error; the first one starts `error: CODE REASON: `."""
-    assert result.returncode == EXIT_REQUEST_REFUSED, result.stdout + result.stderr
+    assert result.returncode == ExitCode.REQUEST_REFUSED, result.stdout + result.stderr
     assert "Traceback" not in result.stderr, result.stderr
     lines = result.stdout.splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("error: "))
@@ -68,7 +67,7 @@ def test_a_caller_the_mapper_does_not_serve_gets_exit_5_and_its_caller_gets_in(g
     lines = assert_refused(refused, "error: PERMISSION_DENIED CALLER_NOT_ALLOWED: caller 'billing' may not call")
     assert lines == lines[:1]
     served = run_cli("--mapper", guarded_mapper, "matrix", XEROLINK_CALLER_TOKEN=POSTER_TOKEN)
-    assert served.returncode == 0, served.stdout + served.stderr
+    assert served.returncode == ExitCode.OK, served.stdout + served.stderr
     assert "Support matrix" in served.stdout
 
 

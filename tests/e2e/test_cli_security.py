@@ -16,6 +16,7 @@ from xero_emulator import EmulatorServer
 from xerolink.actionstep.v1 import common_pb2
 from xerolink.poster.v1 import poster_service_pb2 as poster_pb2
 from xerolink.poster.v1 import poster_service_pb2_grpc as poster_grpc
+from xerolink_cli.exit_codes import ExitCode
 from xerolink_mapper import samples
 
 from tests.fixtures.callers import write_callers_file
@@ -26,7 +27,6 @@ from tests.fixtures.tls import Pem, TestAuthority
 
 OPERATOR_TOKEN = "operator-token-0123456789"
 OTHER_FIRM_TOKEN = "other-firm-token-9876543210"
-EXIT_OK, EXIT_USAGE, EXIT_UNAVAILABLE, EXIT_REQUEST_REFUSED = 0, 2, 3, 5
 
 
 @pytest.fixture
@@ -99,7 +99,7 @@ def test_the_cli_posts_to_a_tls_poster_with_its_token_and_is_refused_without_it(
             return post_bill(tmp_path, target, record_id, **settings)
 
         code, out = post(5001, XEROLINK_TLS_CA=ca, XEROLINK_CALLER_TOKEN=OPERATOR_TOKEN)
-        assert code == EXIT_OK, out
+        assert code == ExitCode.OK, out
         assert table(out, "Posted to Xero")[1] == [["client-bill/5001", "linked", "invoice INV-5001", ""]]
         listed = run_cli(
             "--poster",
@@ -110,7 +110,7 @@ def test_the_cli_posts_to_a_tls_poster_with_its_token_and_is_refused_without_it(
             XEROLINK_TLS_CA=ca,
             XEROLINK_CALLER_TOKEN=OPERATOR_TOKEN,
         )
-        assert listed.returncode == EXIT_OK and table(listed.stdout, "Links of firm-1")[1][0][:3] == [
+        assert listed.returncode == ExitCode.OK and table(listed.stdout, "Links of firm-1")[1][0][:3] == [
             "client-bill/5001",
             "sales invoices",
             "linked",
@@ -125,29 +125,29 @@ def test_the_cli_posts_to_a_tls_poster_with_its_token_and_is_refused_without_it(
             (["backfill", "--check", "--connection", "firm-1"], "Preflight ("),
         ):
             signed_in = run_cli("--poster", target, *command, XEROLINK_TLS_CA=ca, XEROLINK_CALLER_TOKEN=OPERATOR_TOKEN)
-            assert signed_in.returncode not in (EXIT_UNAVAILABLE, EXIT_REQUEST_REFUSED), signed_in.stdout
+            assert signed_in.returncode not in (ExitCode.UNAVAILABLE, ExitCode.REQUEST_REFUSED), signed_in.stdout
             assert marker in signed_in.stdout and "Traceback" not in signed_in.stderr, signed_in.stdout
             anonymous = run_cli("--poster", target, *command, XEROLINK_TLS_CA=ca)
-            assert anonymous.returncode == EXIT_REQUEST_REFUSED, anonymous.stdout + anonymous.stderr
+            assert anonymous.returncode == ExitCode.REQUEST_REFUSED, anonymous.stdout + anonymous.stderr
             assert "error: UNAUTHENTICATED CALLER_UNKNOWN: " in anonymous.stdout
 
         for record_id, settings, code_expected, first_line in (
-            (5002, {"XEROLINK_TLS_CA": ca}, EXIT_REQUEST_REFUSED, "error: UNAUTHENTICATED CALLER_UNKNOWN: "),
+            (5002, {"XEROLINK_TLS_CA": ca}, ExitCode.REQUEST_REFUSED, "error: UNAUTHENTICATED CALLER_UNKNOWN: "),
             (
                 5003,
                 {"XEROLINK_TLS_CA": ca, "XEROLINK_CALLER_TOKEN": "not-the-token"},
-                EXIT_REQUEST_REFUSED,
+                ExitCode.REQUEST_REFUSED,
                 "error: UNAUTHENTICATED CALLER_UNKNOWN: ",
             ),
             (
                 5004,
                 {"XEROLINK_TLS_CA": ca, "XEROLINK_CALLER_TOKEN": OTHER_FIRM_TOKEN},
-                EXIT_REQUEST_REFUSED,
+                ExitCode.REQUEST_REFUSED,
                 "error: PERMISSION_DENIED CONNECTION_NOT_PERMITTED: caller 'other-firm' may not use connection "
                 "'firm-1'",
             ),
             # Plaintext to a TLS server: the handshake fails, nothing is reached.
-            (5005, {"XEROLINK_CALLER_TOKEN": OPERATOR_TOKEN}, EXIT_UNAVAILABLE, "service unavailable: "),
+            (5005, {"XEROLINK_CALLER_TOKEN": OPERATOR_TOKEN}, ExitCode.UNAVAILABLE, "service unavailable: "),
         ):
             code, out = post(record_id, **settings)
             assert code == code_expected, (settings, out)
@@ -180,15 +180,15 @@ def test_the_cli_reaches_a_mutual_tls_poster_with_its_client_certificate(
             return post_bill(tmp_path, target, record_id, XEROLINK_TLS_CA=ca, **settings)
 
         code, out = post(6001, XEROLINK_TLS_CLIENT_CERT=str(operator.cert), XEROLINK_TLS_CLIENT_KEY=str(operator.key))
-        assert code == EXIT_OK, out
+        assert code == ExitCode.OK, out
         assert table(out, "Posted to Xero")[1] == [["client-bill/6001", "linked", "invoice INV-6001", ""]]
 
         # No client certificate: the server ends the handshake.
         code, out = post(6002)
-        assert code == EXIT_UNAVAILABLE, out
+        assert code == ExitCode.UNAVAILABLE, out
         # A certificate of the CA whose subject is not a caller: authenticated TLS, unknown caller.
         code, out = post(6003, XEROLINK_TLS_CLIENT_CERT=str(stranger.cert), XEROLINK_TLS_CLIENT_KEY=str(stranger.key))
-        assert code == EXIT_REQUEST_REFUSED, out
+        assert code == ExitCode.REQUEST_REFUSED, out
         assert "error: UNAUTHENTICATED CALLER_UNKNOWN: " in out
         assert not has_link(stub, 6002) and not has_link(stub, 6003)
 
@@ -214,5 +214,5 @@ def test_incomplete_or_unreadable_client_settings_are_usage_errors(
     env = {name: value.format(ca=authority.pem.cert) for name, value in settings.items()}
     # The poster address is closed: exit 2 proves nothing was sent.
     result = run_cli("--poster", "127.0.0.1:9", "links", "--connection", "firm-1", **env)
-    assert result.returncode == EXIT_USAGE, result.stdout + result.stderr
+    assert result.returncode == ExitCode.USAGE, result.stdout + result.stderr
     assert f"error: {message}" in result.stdout

@@ -11,6 +11,7 @@ from xero_emulator import EmulatorServer
 from xerolink.actionstep.v1 import common_pb2, transaction_pb2
 from xerolink.poster.v1 import poster_service_pb2 as poster_pb2
 from xerolink.poster.v1 import poster_service_pb2_grpc as poster_grpc
+from xerolink_cli.exit_codes import ExitCode
 from xerolink_mapper import samples
 
 from tests.fixtures.poster import PosterFactory, connect, stub_for, wait_settled
@@ -62,28 +63,28 @@ def test_unlink_shows_a_preview_needs_yes_refuses_without_cascade_and_lists_orph
     record = f"client-bill:{bill.header.id}"
 
     blocked = run_cli(app.port, "unlink", "--connection", "firm-1", record, "--yes")
-    assert blocked.returncode == 1, blocked.stdout + blocked.stderr
+    assert blocked.returncode == ExitCode.FAILED, blocked.stdout + blocked.stderr
     assert "LINKED_DEPENDENTS" in blocked.stdout and f"client bill payment {payment.header.id}" in blocked.stdout
     assert "--cascade" in blocked.stdout
 
     unconfirmed = run_cli(app.port, "unlink", "--connection", "firm-1", record, "--cascade")
-    assert unconfirmed.returncode == 2, unconfirmed.stdout + unconfirmed.stderr
+    assert unconfirmed.returncode == ExitCode.USAGE, unconfirmed.stdout + unconfirmed.stderr
     assert "Preview" in unconfirmed.stdout and "will unlink (cascade)" in unconfirmed.stdout
     assert "add --yes" in unconfirmed.stdout
     assert state(stub, BILL, bill.header.id) == poster_pb2.LINK_STATE_LINKED
 
     done = run_cli(app.port, "unlink", "--connection", "firm-1", record, "--cascade", "--yes", "--reason", "reissue")
-    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.returncode == ExitCode.OK, done.stdout + done.stderr
     assert "2 unlinked; 2 Xero object(s) left in Xero" in done.stdout
     assert state(stub, BILL, bill.header.id) == poster_pb2.LINK_STATE_UNLINKED
     assert state(stub, PAYMENT, payment.header.id) == poster_pb2.LINK_STATE_UNLINKED
 
     listed = run_cli(app.port, "orphans", "--connection", "firm-1", "--record", record)
-    assert listed.returncode == 0, listed.stdout + listed.stderr
+    assert listed.returncode == ExitCode.OK, listed.stdout + listed.stderr
     assert invoice_id in listed.stdout and "reissue" in listed.stdout
 
     again = run_cli(app.port, "unlink", "--connection", "firm-1", record, "--yes")
-    assert again.returncode == 0 and "already unlinked" in again.stdout
+    assert again.returncode == ExitCode.OK and "already unlinked" in again.stdout
 
 
 def test_unlink_selects_by_filters_and_refuses_bad_selections_with_exit_codes(
@@ -100,20 +101,20 @@ def test_unlink_selects_by_filters_and_refuses_bad_selections_with_exit_codes(
     post_linked(stub, *bills)
 
     done = run_cli(app.port, "unlink", "--connection", "firm-1", "--kind", "client-bill", "--matter", "9002", "--yes")
-    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.returncode == ExitCode.OK, done.stdout + done.stderr
     assert f"client-bill/{bills[1].header.id}" in done.stdout
     assert state(stub, BILL, bills[1].header.id) == poster_pb2.LINK_STATE_UNLINKED
     assert state(stub, BILL, bills[0].header.id) == poster_pb2.LINK_STATE_LINKED
 
     nothing = run_cli(app.port, "unlink", "--connection", "firm-1", "--matter", "424242", "--yes")
-    assert nothing.returncode == 0 and "No links match" in nothing.stdout
+    assert nothing.returncode == ExitCode.OK and "No links match" in nothing.stdout
     for bad in (
         ["--connection", "firm-1"],
         ["--connection", "firm-1", "nonsense:1"],
         ["--connection", "firm-1", "--since", "soon"],
     ):
         refused = run_cli(app.port, "unlink", *bad, "--yes")
-        assert refused.returncode == 2, (bad, refused.stdout, refused.stderr)
+        assert refused.returncode == ExitCode.USAGE, (bad, refused.stdout, refused.stderr)
     assert state(stub, BILL, bills[0].header.id) == poster_pb2.LINK_STATE_LINKED
 
     unreachable = subprocess.run(
@@ -124,7 +125,7 @@ def test_unlink_selects_by_filters_and_refuses_bad_selections_with_exit_codes(
         timeout=60,
         check=False,
     )
-    assert unreachable.returncode == 3
+    assert unreachable.returncode == ExitCode.UNAVAILABLE
 
 
 def test_unlink_asks_on_a_terminal_and_acts_only_on_yes(
@@ -137,7 +138,10 @@ def test_unlink_asks_on_a_terminal_and_acts_only_on_yes(
     post_linked(stub, bill)
     command = [*console_script("xerolink"), "--poster", f"127.0.0.1:{app.port}", "unlink", "--connection", "firm-1"]
 
-    for answer, code, expected in (("n", 2, poster_pb2.LINK_STATE_LINKED), ("y", 0, poster_pb2.LINK_STATE_UNLINKED)):
+    for answer, code, expected in (
+        ("n", ExitCode.USAGE, poster_pb2.LINK_STATE_LINKED),
+        ("y", ExitCode.OK, poster_pb2.LINK_STATE_UNLINKED),
+    ):
         controller, terminal = pty.openpty()
         try:
             proc = subprocess.Popen(

@@ -8,6 +8,7 @@ import re
 import subprocess
 from pathlib import Path
 
+from xerolink_cli.exit_codes import ExitCode
 from xerolink_common.money import cents_to_str
 
 from tests.fixtures.cli import table
@@ -44,7 +45,7 @@ def test_demo_posts_the_sample_and_the_books_match(tmp_path: Path) -> None:
         check=False,
     )
     out = result.stdout
-    assert result.returncode == 0, out + result.stderr
+    assert result.returncode == ExitCode.OK, out + result.stderr
     kinds = [next(k for k in json.loads(line) if k != "header") for line in SAMPLE.read_text().splitlines()]
     refused = sum(1 for k in kinds if k in NOT_POSTED_IN_COMPATIBLE) + 1  # + the pre-integration bill
     assert f"{len(kinds) - refused} linked" in out

@@ -7,6 +7,8 @@ import re
 import subprocess
 from pathlib import Path
 
+from xerolink_cli.exit_codes import ExitCode
+
 from tests.fixtures.processes import child_env, console_script
 
 SECRETS = {
@@ -28,7 +30,7 @@ def test_a_debug_run_of_the_demo_logs_no_secret(tmp_path: Path) -> None:
         timeout=180,
         check=False,
     )
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.returncode == ExitCode.OK, result.stdout + result.stderr
     logs = {path.name: path.read_text() for path in workdir.glob("*.log")}
     assert {"emulator.log", "mapper.log", "poster.log"} <= set(logs)
     # The run really logged at debug level, as JSON, so the check below covers the chatty path.

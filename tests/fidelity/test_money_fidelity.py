@@ -25,7 +25,8 @@ from xerolink.mapper.v1 import mapper_service_pb2 as mapper_pb2
 from xerolink.mapper.v1 import mapper_service_pb2_grpc as mapper_grpc
 from xerolink.poster.v1 import poster_service_pb2 as poster_pb2
 from xerolink.poster.v1 import poster_service_pb2_grpc as poster_grpc
-from xerolink_cli.firm_generator import FirmMonth, generate_month
+from xerolink_cli.firm_generator import generate_month
+from xerolink_cli.firm_month.records import FirmMonth
 from xerolink_common.money import cents_to_str, decimal_to_cents
 from xerolink_mapper import samples
 

@@ -18,11 +18,11 @@ from xerolink.poster.v1 import backfill_pb2
 from xerolink.poster.v1 import poster_service_pb2_grpc as poster_grpc
 
 from xerolink_cli.channels import open_channel
+from xerolink_cli.exit_codes import ExitCode
 from xerolink_cli.labels import enum_label
 from xerolink_cli.notes import Notes
 from xerolink_cli.usage import UsageError
 
-EXIT_OK, EXIT_FAILED, EXIT_REFUSED = 0, 1, 4
 STATUS_STYLE = {"pass": "green", "warning": "yellow", "fail": "red"}
 
 
@@ -122,7 +122,7 @@ def summary(done: backfill_pb2.Backfill) -> str:
     )
 
 
-def backfill(args: argparse.Namespace, console: Console) -> int:
+def backfill(args: argparse.Namespace, console: Console) -> ExitCode:
     if not args.check and not args.file:
         raise UsageError("give the file of bills to backfill, or --check to only run the preflight")
     bills = [] if args.check else read_bills(args.file)
@@ -134,7 +134,7 @@ def backfill(args: argparse.Namespace, console: Console) -> int:
         preflight_notes = Notes(wide=args.wide)
         preflight_notes.print(console, preflight_table(checks, preflight_notes))
         if args.check or not checks.ready:
-            return EXIT_OK if checks.ready else EXIT_FAILED
+            return ExitCode.OK if checks.ready else ExitCode.FAILED
         started = stub.StartBackfill(
             backfill_pb2.StartBackfillRequest(connection_id=args.connection, bills=bills, request_id=args.request_id),
             timeout=300,
@@ -145,5 +145,5 @@ def backfill(args: argparse.Namespace, console: Console) -> int:
         outcome_notes.print(console, outcome_table(done, outcome_notes))
     console.print(summary(done))
     if done.failed or done.waiting:
-        return EXIT_FAILED
-    return EXIT_REFUSED if done.refused else EXIT_OK
+        return ExitCode.FAILED
+    return ExitCode.REFUSED if done.refused else ExitCode.OK

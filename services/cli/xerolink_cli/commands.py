@@ -1,4 +1,4 @@
-"""The CLI's commands; each returns the process exit code (see xerolink_cli.main)."""
+"""The CLI's commands; each returns the process exit code (xerolink_cli.exit_codes)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from xerolink.xero.v1 import objects_pb2
 from xerolink_common.grpc_errors import from_rpc_error
 
 from xerolink_cli.channels import open_channel
+from xerolink_cli.exit_codes import ExitCode
 from xerolink_cli.labels import enum_label
 from xerolink_cli.notes import Notes, one_line_columns
 from xerolink_cli.rpc_errors import CALLER_REFUSED, NOT_ANSWERED
@@ -32,7 +33,7 @@ PROFILES = {
 }
 
 
-def matrix(args: argparse.Namespace, console: Console) -> int:
+def matrix(args: argparse.Namespace, console: Console) -> ExitCode:
     with open_channel(args.mapper) as channel:
         response = mapper_grpc.MapperServiceStub(channel).ListSupportMatrix(
             mapper_pb2.ListSupportMatrixRequest(profile=PROFILES[args.profile]), timeout=10
@@ -59,7 +60,7 @@ def matrix(args: argparse.Namespace, console: Console) -> int:
                 ", ".join(enum_label(mapper_pb2.PolicyProfile, p) for p in condition.profiles),
             )
         console.print(conditions)
-    return 0
+    return ExitCode.OK
 
 
 GROUPS = {
@@ -184,15 +185,15 @@ def summary(results: Sequence[tuple[transaction_pb2.Transaction, poster_pb2.Post
     return ", ".join(f"{n} {label}" for label, n in sorted(counts.items()))
 
 
-def exit_code(results: Sequence[tuple[transaction_pb2.Transaction, poster_pb2.Posting | None, str]]) -> int:
+def exit_code(results: Sequence[tuple[transaction_pb2.Transaction, poster_pb2.Posting | None, str]]) -> ExitCode:
     if any(p is None or p.state == poster_pb2.LINK_STATE_FAILED for _, p, _ in results):
-        return 1
+        return ExitCode.FAILED
     if any(p is not None and not p.decision.supported for _, p, _ in results):
-        return 4
-    return 0
+        return ExitCode.REFUSED
+    return ExitCode.OK
 
 
-def post(args: argparse.Namespace, console: Console) -> int:
+def post(args: argparse.Namespace, console: Console) -> ExitCode:
     transactions = read_transactions(args.file)
     if not transactions:
         raise UsageError(f"{args.file}: no transactions")
@@ -204,7 +205,7 @@ def post(args: argparse.Namespace, console: Console) -> int:
     return exit_code(results)
 
 
-def links(args: argparse.Namespace, console: Console) -> int:
+def links(args: argparse.Namespace, console: Console) -> ExitCode:
     request = poster_pb2.ListLinksRequest(
         connection_id=args.connection,
         group=GROUPS.get(args.group or "", poster_pb2.LINK_GROUP_UNSPECIFIED),
@@ -235,4 +236,4 @@ def links(args: argparse.Namespace, console: Console) -> int:
                 break
             request.page_token = page.next_page_token
     notes.print(console, table)
-    return 0
+    return ExitCode.OK

@@ -19,13 +19,13 @@ from xerolink.poster.v1 import poster_service_pb2_grpc as poster_grpc
 from xerolink_common.grpc_errors import from_rpc_error
 
 from xerolink_cli.channels import open_channel
+from xerolink_cli.exit_codes import ExitCode
 from xerolink_cli.labels import enum_label
 from xerolink_cli.notes import Notes
 from xerolink_cli.rpc_errors import CALLER_REFUSED, NOT_ANSWERED, status_code
 from xerolink_cli.unlink import record_label
 from xerolink_cli.usage import UsageError
 
-EXIT_OK, EXIT_FAILED = 0, 1
 INTENTS = {"edit": correction_pb2.CORRECTION_INTENT_EDIT, "delete": correction_pb2.CORRECTION_INTENT_DELETE}
 ACTORS = {
     correction_pb2.CORRECTION_ACTOR_XEROLINK: "xerolink",
@@ -99,17 +99,17 @@ def _show(console: Console, correction: correction_pb2.Correction, wide: bool) -
         console.print(f"  note: {escape(note)}")
 
 
-def _refused(console: Console, exc: grpc.RpcError) -> int:
+def _refused(console: Console, exc: grpc.RpcError) -> ExitCode:
     if status_code(exc) in NOT_ANSWERED | CALLER_REFUSED:
         raise exc
     err = from_rpc_error(exc)
     console.print(f"[red]{err.reason}[/red]: {err.message}")
     for violation in err.precondition_violations:
         console.print(f"  - {violation.description}")
-    return EXIT_FAILED
+    return ExitCode.FAILED
 
 
-def correct(args: argparse.Namespace, console: Console) -> int:
+def correct(args: argparse.Namespace, console: Console) -> ExitCode:
     record = record_key(args.record)
     intent = INTENTS[args.intent]
     if args.apply and not args.yes and not sys.stdin.isatty():
@@ -126,10 +126,10 @@ def correct(args: argparse.Namespace, console: Console) -> int:
         _show(console, plan, args.wide)
         if not args.apply:
             console.print("Nothing was changed. Add --apply --yes to perform xerolink's steps.")
-            return EXIT_OK
+            return ExitCode.OK
         if not args.yes and console.input("Perform xerolink's steps in Xero and the registry? [y/N] ").lower() != "y":
             console.print("Nothing was changed.")
-            return EXIT_OK
+            return ExitCode.OK
         return _apply(stub, console, args.connection, record, intent, args.wide)
 
 
@@ -140,7 +140,7 @@ def _apply(
     record: common_pb2.RecordKey,
     intent: correction_pb2.CorrectionIntent.ValueType,
     wide: bool,
-) -> int:
+) -> ExitCode:
     """ApplyCorrection runs the saga to its end; meanwhile GetCorrection shows each step."""
     result: list[correction_pb2.Correction | grpc.RpcError] = []
 
@@ -174,6 +174,6 @@ def _apply(
     _show(console, outcome, wide)
     if outcome.state == correction_pb2.CORRECTION_STATE_COMPLETED:
         console.print("[green]xerolink's steps are done[/green]; the Actionstep user's steps above remain.")
-        return EXIT_OK
+        return ExitCode.OK
     console.print("[red]stopped at a failed step[/red]: fix what it says, then run the same command again to resume.")
-    return EXIT_FAILED
+    return ExitCode.FAILED

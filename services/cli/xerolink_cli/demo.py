@@ -19,6 +19,7 @@ from xerolink_common.money import cents_to_str, decimal_to_cents
 
 from xerolink_cli.commands import exit_code, post_all, results_table, summary
 from xerolink_cli.connections import register_emulated_connection
+from xerolink_cli.exit_codes import ExitCode
 from xerolink_cli.local_stack import LocalStack
 from xerolink_cli.notes import Notes
 from xerolink_cli.transactions import demo_transactions
@@ -74,7 +75,7 @@ def ledger_table(ledger: dict[str, Any]) -> Table:
     return table
 
 
-def demo(args: argparse.Namespace, console: Console) -> int:
+def demo(args: argparse.Namespace, console: Console) -> ExitCode:
     transactions = demo_transactions()
     console.print(f"[bold]xerolink demo[/bold]: {len(transactions)} transactions of {FIRM} (a week in November)")
     with LocalStack(Path(args.workdir), keep_running=args.keep_running) as stack:
@@ -100,4 +101,4 @@ def demo(args: argparse.Namespace, console: Console) -> int:
             console.print(f"services left running; try: {hint}")
     code = exit_code(results)
     # Refusals are part of the demo (Actionstep's integration does not post those kinds).
-    return 0 if code == 4 else code
+    return ExitCode.OK if code == ExitCode.REFUSED else code

@@ -1,17 +1,5 @@
 """`xerolink`: the operator and newcomer CLI.
 
-Exit codes scripts can rely on:
-  0  everything asked for was done (posted, linked, listed, unlinked)
-  1  at least one transaction failed (Xero refused it or a precondition is unmet; for unlink:
-     a selected record cannot be unlinked, and nothing was changed)
-  2  bad usage or unreadable input (nothing was sent), or an unlink that was not confirmed
-     (nothing was changed)
-  3  a service could not be reached
-  4  nothing failed, but at least one transaction is not supported and was not posted
-  5  a service refused the request itself: the CLI is not authenticated or not permitted, the
-     connection is unknown, or the request is invalid; the status code, reason, message and
-     each violation are printed (nothing more was sent)
-
 Security: the same client settings the poster uses to reach the mapper, each optional:
   XEROLINK_TLS_CA            the services' CA certificate (PEM): connect with TLS
   XEROLINK_TLS_CLIENT_CERT,  a client certificate and its key (PEM): mutual TLS (needs the CA)
@@ -33,15 +21,14 @@ from rich.markup import escape
 from xerolink_cli import backfill_command, commands, unlink
 from xerolink_cli import correct as correct_command
 from xerolink_cli import demo as demo_command
+from xerolink_cli.exit_codes import ExitCode, help_text
 from xerolink_cli.rpc_errors import NOT_ANSWERED, account, status_code
 from xerolink_cli.usage import UsageError
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNAVAILABLE, EXIT_REFUSED, EXIT_REQUEST_REFUSED = 0, 1, 2, 3, 4, 5
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="xerolink", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+        prog="xerolink", description=__doc__, epilog=help_text(), formatter_class=argparse.RawTextHelpFormatter
     )
     parser.add_argument(
         "--mapper",
@@ -98,23 +85,23 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     console = Console()
-    run: Callable[[argparse.Namespace, Console], int] = args.run
+    run: Callable[[argparse.Namespace, Console], ExitCode] = args.run
     try:
         return run(args, console)
     except UsageError as exc:
         console.print(f"[red]error:[/red] {exc}")
-        return EXIT_USAGE
+        return ExitCode.USAGE
     except grpc.RpcError as exc:
         if status_code(exc) in NOT_ANSWERED:
             details = exc.details() if hasattr(exc, "details") else str(exc)
             console.print(f"[red]service unavailable:[/red] {escape(details or '')}")
-            return EXIT_UNAVAILABLE
+            return ExitCode.UNAVAILABLE
         first, *rest = account(exc)
         # soft_wrap: the error stays on one line however narrow the terminal, for scripts to grep.
         console.print(f"[red]error:[/red] {escape(first)}", soft_wrap=True)
         for line in rest:
             console.print(escape(line), soft_wrap=True)
-        return EXIT_REQUEST_REFUSED
+        return ExitCode.REQUEST_REFUSED
 
 
 if __name__ == "__main__":

@@ -27,13 +27,13 @@ from xerolink_common.grpc_errors import from_rpc_error
 
 from xerolink_cli.channels import open_channel
 from xerolink_cli.commands import GROUPS, STATES
+from xerolink_cli.exit_codes import ExitCode
 from xerolink_cli.labels import enum_label
 from xerolink_cli.notes import Notes, one_line_columns
 from xerolink_cli.rpc_errors import CALLER_REFUSED, NOT_ANSWERED
 from xerolink_cli.usage import UsageError
 
 MAX_RECORDS = 500
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 ACTION_STYLE: dict[int, str] = {
     unlink_pb2.UNLINK_ACTION_UNLINK: "magenta",
     unlink_pb2.UNLINK_ACTION_CASCADE: "magenta",
@@ -216,7 +216,7 @@ def _confirmed(args: argparse.Namespace, count: int, console: Console) -> bool:
     return False
 
 
-def unlink_command(args: argparse.Namespace, console: Console) -> int:
+def unlink_command(args: argparse.Namespace, console: Console) -> ExitCode:
     named = [link_name(r, args.connection) for r in args.records]
     filters = selection_request(args)
     with open_channel(args.poster) as channel:
@@ -224,7 +224,7 @@ def unlink_command(args: argparse.Namespace, console: Console) -> int:
         names = named if filters is None else select_links(stub, filters, console)
         if not names:
             console.print("No links match: nothing to unlink.")
-            return EXIT_OK
+            return ExitCode.OK
         if len(names) > MAX_RECORDS:
             raise UsageError(
                 f"more than {MAX_RECORDS} links selected; narrow the filters (one unlink is all or nothing)"
@@ -243,13 +243,13 @@ def unlink_command(args: argparse.Namespace, console: Console) -> int:
         if refused:
             hint = " (add --cascade to unlink linked payments too)" if not args.cascade else ""
             console.print(f"[red]{len(refused)} record(s) cannot be unlinked; nothing was changed{hint}.[/red]")
-            return EXIT_FAILED
+            return ExitCode.FAILED
         to_unlink = [o for o in preview.outcomes if o.action != unlink_pb2.UNLINK_ACTION_ALREADY_UNLINKED]
         if not to_unlink:
             console.print("Every selected record is already unlinked.")
-            return EXIT_OK
+            return ExitCode.OK
         if not _confirmed(args, len(to_unlink), console):
-            return EXIT_USAGE
+            return ExitCode.USAGE
         request.validate_only, request.confirm = False, True
         try:
             done = stub.UnlinkLinks(request, timeout=60)
@@ -262,10 +262,10 @@ def unlink_command(args: argparse.Namespace, console: Console) -> int:
         f"{done.unlinked_count} unlinked; {orphaned} Xero object(s) left in Xero as orphans "
         f"(xerolink orphans --connection {args.connection}). Correct them in Xero, then post the records again."
     )
-    return EXIT_OK
+    return ExitCode.OK
 
 
-def _refused(exc: grpc.RpcError, console: Console) -> int:
+def _refused(exc: grpc.RpcError, console: Console) -> ExitCode:
     if exc.code() in NOT_ANSWERED | CALLER_REFUSED:
         raise exc
     err = from_rpc_error(exc)
@@ -274,10 +274,10 @@ def _refused(exc: grpc.RpcError, console: Console) -> int:
         console.print(f"  {v.field}: {v.description}")
     for p in err.precondition_violations:
         console.print(f"  {p.subject}: {p.description}")
-    return EXIT_USAGE if exc.code() == grpc.StatusCode.INVALID_ARGUMENT else EXIT_FAILED
+    return ExitCode.USAGE if exc.code() == grpc.StatusCode.INVALID_ARGUMENT else ExitCode.FAILED
 
 
-def orphans_command(args: argparse.Namespace, console: Console) -> int:
+def orphans_command(args: argparse.Namespace, console: Console) -> ExitCode:
     request = unlink_pb2.ListOrphansRequest(connection_id=args.connection, page_size=500)
     if args.record:
         request.record.CopyFrom(parse_record(args.record))
@@ -302,4 +302,4 @@ def orphans_command(args: argparse.Namespace, console: Console) -> int:
                 break
             request.page_token = page.next_page_token
     console.print(table)
-    return EXIT_OK
+    return ExitCode.OK

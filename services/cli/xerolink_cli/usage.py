@@ -1,4 +1,4 @@
-"""The CLI's own refusal: bad arguments, unreadable input or settings, so nothing was sent (exit 2)."""
+"""The CLI's own refusal: bad arguments, unreadable input or settings, so nothing was sent (ExitCode.USAGE)."""
 
 from __future__ import annotations
 

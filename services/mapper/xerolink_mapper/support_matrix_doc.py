@@ -12,12 +12,8 @@ import sys
 from pathlib import Path
 
 from xerolink_mapper.domain import support_matrix as sm
-from xerolink_mapper.domain.mapping import (
-    ALLOCATION_FUNCTIONS,
-    INTEREST_TAX_TYPE,
-    TRUST_TAX_TYPE,
-    UNTAXED_JOURNAL_TAX_TYPE,
-)
+from xerolink_mapper.domain.allocations import ALLOCATION_FUNCTIONS, INTEREST_TAX_TYPE, TRUST_TAX_TYPE
+from xerolink_mapper.domain.kinds.journals import UNTAXED_JOURNAL_TAX_TYPE
 from xerolink_mapper.domain.model import Profile
 
 DEFAULT_OUTPUT = Path(__file__).resolve().parents[3] / "docs" / "support-matrix.md"

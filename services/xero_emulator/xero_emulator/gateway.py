@@ -9,16 +9,17 @@ import time
 import urllib.parse
 from typing import Any
 
-from xero_emulator import admin, xero_api
+from xero_emulator import admin
 from xero_emulator.auth import OAuthError
 from xero_emulator.domain.errors import BadRequest, NotFound, ValidationFailure
 from xero_emulator.faults import FaultPlan
 from xero_emulator.idempotency import MAX_KEY_LENGTH, fingerprint
 from xero_emulator.jsonio import dumps
 from xero_emulator.messages import Request, Response, error_400, problem, validation_exception
-from xero_emulator.openapi import openapi_document
+from xero_emulator.openapi.spec import openapi_document
 from xero_emulator.request_log import ReceivedRequest
 from xero_emulator.state import EmulatorState
+from xero_emulator.xero_api import routing
 
 API_PREFIX = "/api.xro/2.0/"
 WRITE_METHODS = ("PUT", "POST", "DELETE")
@@ -61,7 +62,7 @@ class Gateway:
         return response
 
     def _accounting_answer(self, request: Request, parts: list[str]) -> Response:
-        allowed = xero_api.allowed_methods(parts)
+        allowed = routing.allowed_methods(parts)
         if allowed is None:
             return problem(404, "NotFound", "The resource you're looking for cannot be found")
         if request.method not in allowed:
@@ -110,7 +111,7 @@ class Gateway:
             )
         try:
             with org.lock:
-                response = xero_api.handle(org, request, parts, self.state.config.provider_name)
+                response = routing.handle(org, request, parts, self.state.config.provider_name)
         except NotFound:
             response = problem(404, "NotFound", "The resource you're looking for cannot be found")
         except BadRequest as exc:

@@ -1,0 +1,181 @@
+"""One mapping in progress (the transaction, its context and the problems found so far), and the
+lines, bank transactions and totals several kinds build the same way."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date
+
+from xerolink_mapper.domain.aggregation import aggregate_lines, unit_amount
+from xerolink_mapper.domain.allocations import ALLOCATION_MISSING
+from xerolink_mapper.domain.model import Amount, BankEntryBody, DocumentBody, MappingContext, Totals, Transaction
+from xerolink_mapper.domain.problems import Problems
+from xerolink_mapper.domain.text import TextRule, check_text
+from xerolink_mapper.domain.validation import money
+from xerolink_mapper.domain.xero import (
+    BankTransaction,
+    BankTransactionType,
+    Contact,
+    LineAmountTypes,
+    LineItem,
+    Operation,
+)
+from xerolink_mapper.domain.xero_fields import (
+    ACCOUNT_CODE,
+    CONTACT_EMAIL,
+    CONTACT_FIRST_NAME,
+    CONTACT_LAST_NAME,
+    CONTACT_NAME,
+    CONTACT_TAX_NUMBER,
+    REFERENCE,
+    contact_number,
+)
+
+SALES_MAP = "tax_code_map"
+PURCHASE_MAP = "purchase_tax_code_map"
+
+
+class MappingJob:
+    """One mapping in progress: the transaction, the context and the problems found so far."""
+
+    __slots__ = ("ctx", "currency", "date", "path", "problems", "rate", "reference", "tx")
+
+    def __init__(self, tx: Transaction, ctx: MappingContext, problems: Problems) -> None:
+        self.tx = tx
+        self.ctx = ctx
+        self.problems = problems
+        header = tx.header
+        self.path = f"transaction.{tx.field_name}"
+        self.currency = header.currency_code
+        self.date: date = header.transaction_date or date.min  # validated before mapping
+        self.rate = header.currency_rate
+        self.reference = header.reference
+        self.text(header.reference, "transaction.header.reference", REFERENCE)
+
+    def text(self, value: str, path: str, rule: TextRule) -> bool:
+        """Xero refuses such text or keeps it unreadable; refusing it here keeps an invalid
+        request from changing state."""
+        return check_text(value, path, rule, self.problems)
+
+    def code(self, value: str, field: str) -> str:
+        """An account code the transaction names (empty: the allocated one applies)."""
+        self.text(value, f"{self.path}.{field}", ACCOUNT_CODE)
+        return value
+
+    def money(self, value: Amount | None, name: str, *, positive: bool = True) -> int:
+        return money(value, f"{self.path}.{name}", self.currency, self.problems, positive=positive)
+
+    def allocated(self, function: str, why: str) -> str:
+        code = self.ctx.account_allocation.get(function, "")
+        if not code:
+            self.problems.precondition(
+                ALLOCATION_MISSING,
+                function,
+                f"no Xero account is allocated to {function!r} ({why}): add it to the connection's account allocation",
+            )
+        return code
+
+    def account(self, explicit: str, field: str, function: str, why: str) -> str:
+        """The account the transaction names in `field`, else the one allocated to the function."""
+        return self.code(explicit, field) or self.allocated(function, why)
+
+    def contact(self) -> Contact:
+        participant = self.tx.header.participant
+        path = "transaction.header.participant"
+        if participant is None:
+            self.problems.field(path, "is required: Xero needs a contact for this transaction")
+            return Contact("", "", 0)
+        if participant.participant_id <= 0:
+            self.problems.field(f"{path}.participant_id", "must be the Actionstep participant id")
+        name = participant.display_name or f"{participant.first_name} {participant.last_name}".strip()
+        if not name:
+            self.problems.field(f"{path}.display_name", "is required (or first_name / last_name)")
+        self.text(name, f"{path}.display_name", CONTACT_NAME)
+        for field, value, rule in (
+            ("first_name", participant.first_name, CONTACT_FIRST_NAME),
+            ("last_name", participant.last_name, CONTACT_LAST_NAME),
+            ("email", participant.email, CONTACT_EMAIL),
+            ("tax_number", participant.tax_number, CONTACT_TAX_NUMBER),
+        ):
+            self.text(value, f"{path}.{field}", rule)
+        return Contact(
+            contact_number=contact_number(participant.participant_id),
+            name=name,
+            participant_id=participant.participant_id,
+            first_name=participant.first_name,
+            last_name=participant.last_name,
+            email_address=participant.email,
+            tax_number=participant.tax_number,
+        )
+
+    def record_id(self, value: int, name: str) -> int:
+        if value <= 0:
+            self.problems.field(f"{self.path}.{name}", "must be the Actionstep id of the linked record")
+        return value
+
+    def check_totals(self, totals: Totals | None, sub_total: int, tax_total: int) -> int:
+        """The stated totals must equal what the lines add up to; returns the inclusive total."""
+        path = f"{self.path}.totals"
+        if totals is None:
+            self.problems.field(path, "is required: send exclusive, tax and inclusive totals")
+            return sub_total + tax_total
+        stated = (
+            ("exclusive", totals.exclusive, sub_total),
+            ("tax", totals.tax, tax_total),
+            ("inclusive", totals.inclusive, sub_total + tax_total),
+        )
+        for name, value, summed in stated:
+            cents = self.money(value, f"totals.{name}", positive=False)
+            if value is not None and cents != summed:
+                self.problems.field(
+                    f"{path}.{name}",
+                    f"is {cents} cents but the lines add up to {summed}: correct the lines or the total",
+                )
+        inclusive = sub_total + tax_total
+        if inclusive < 0:
+            self.problems.field(f"{path}.inclusive", "is negative: post a credit instead of a negative document")
+        return inclusive
+
+
+def document_lines(
+    job: MappingJob, body: DocumentBody | BankEntryBody, purchase: bool
+) -> tuple[tuple[LineItem, ...], int, int, int]:
+    tax_map, map_name = (job.ctx.purchase_tax_code_map, PURCHASE_MAP) if purchase else (job.ctx.tax_code_map, SALES_MAP)
+    items, sub_total, tax_total = aggregate_lines(
+        body.lines, f"{job.path}.lines", job.currency, tax_map, map_name, job.problems
+    )
+    total = job.check_totals(body.totals, sub_total, tax_total)
+    return items, sub_total, tax_total, total
+
+
+def bank_transaction(
+    job: MappingJob,
+    type_: BankTransactionType,
+    bank: str,
+    items: tuple[LineItem, ...],
+    line_amount_types: LineAmountTypes,
+) -> BankTransaction:
+    sub_total = sum(item.line_amount for item in items)
+    tax_total = sum(item.tax_amount for item in items)
+    return BankTransaction(
+        type=type_,
+        contact=job.contact(),
+        bank_account_code=bank,
+        date=job.date,
+        reference=job.reference,
+        line_amount_types=line_amount_types,
+        line_items=items,
+        sub_total=sub_total,
+        total_tax=tax_total,
+        total=sub_total + tax_total,
+        currency_code=job.currency,
+        currency_rate=job.rate,
+    )
+
+
+def single_line(description: str, account: str, tax_type: str, amount: int) -> tuple[LineItem, ...]:
+    return (LineItem(description or f"Account {account}", "1", unit_amount(amount), account, tax_type, amount, 0),)
+
+
+# What maps one kind: the job and the kind's body, to its operations and the total they move.
+KindMapper = Callable[[MappingJob, object], tuple[list[Operation], int]]

@@ -1,0 +1,126 @@
+"""The document's components: every schema by name (with the list envelopes), the request body of
+each resource, and the parameters operations refer to."""
+
+from __future__ import annotations
+
+from xero_emulator.openapi.banking_schemas import (
+    BANK_TRANSACTION,
+    BANK_TRANSACTION_IN,
+    BANK_TRANSFER,
+    BANK_TRANSFER_IN,
+    JOURNAL_LINE,
+    MANUAL_JOURNAL,
+    MANUAL_JOURNAL_IN,
+)
+from xero_emulator.openapi.document_schemas import (
+    ALLOCATION,
+    ALLOCATION_IN,
+    CONTACT,
+    CONTACT_IN,
+    CREDIT_NOTE,
+    CREDIT_NOTE_IN,
+    INVOICE,
+    INVOICE_IN,
+    OVERPAYMENT,
+    PAYMENT,
+    PAYMENT_IN,
+)
+from xero_emulator.openapi.organisation_schemas import ACCOUNT, ORGANISATION, TAX_RATE
+from xero_emulator.openapi.schema_parts import INT, LINE_ITEM, MSDATE, STR, UUID, Schema, arr, obj, ref
+
+ENVELOPE = {"Id": UUID, "Status": STR, "ProviderName": STR, "DateTimeUTC": MSDATE}
+ERROR = obj({"ErrorNumber": INT, "Type": STR, "Message": STR, "Elements": arr(ref("Element"))})
+ELEMENT = obj({"ValidationErrors": arr(ref("ValidationError"))})
+PROBLEM = obj(
+    {
+        "Type": {"type": "string", "nullable": True},
+        "Title": STR,
+        "Status": INT,
+        "Detail": STR,
+        "Instance": STR,
+        "Extensions": {"type": "object"},
+    }
+)
+
+SCHEMAS: dict[str, Schema] = {
+    "LineItem": LINE_ITEM,
+    "Contact": CONTACT,
+    "Invoice": INVOICE,
+    "CreditNote": CREDIT_NOTE,
+    "Payment": PAYMENT,
+    "Allocation": ALLOCATION,
+    "BankTransaction": BANK_TRANSACTION,
+    "BankTransfer": BANK_TRANSFER,
+    "ManualJournal": MANUAL_JOURNAL,
+    "ManualJournalLine": JOURNAL_LINE,
+    "Overpayment": OVERPAYMENT,
+    "Account": ACCOUNT,
+    "TaxRate": TAX_RATE,
+    "Organisation": ORGANISATION,
+    "Error": ERROR,
+    "Element": ELEMENT,
+    "ValidationError": obj({"Message": STR}),
+    "Problem": PROBLEM,
+}
+# Envelopes: {"Invoices": [...]} and friends.
+PLURALS = {
+    "Invoices": "Invoice",
+    "CreditNotes": "CreditNote",
+    "Payments": "Payment",
+    "Allocations": "Allocation",
+    "BankTransactions": "BankTransaction",
+    "BankTransfers": "BankTransfer",
+    "ManualJournals": "ManualJournal",
+    "Overpayments": "Overpayment",
+    "Contacts": "Contact",
+    "Accounts": "Account",
+    "TaxRates": "TaxRate",
+    "Organisations": "Organisation",
+}
+for _plural, _single in PLURALS.items():
+    SCHEMAS[_plural] = obj({**ENVELOPE, _plural: arr(ref(_single))})
+
+REQUEST_BODIES: dict[str, Schema] = {
+    "Invoices": INVOICE_IN,
+    "CreditNotes": CREDIT_NOTE_IN,
+    "Payments": PAYMENT_IN,
+    "Allocations": ALLOCATION_IN,
+    "BankTransactions": BANK_TRANSACTION_IN,
+    "BankTransfers": BANK_TRANSFER_IN,
+    "ManualJournals": MANUAL_JOURNAL_IN,
+    "Contacts": CONTACT_IN,
+}
+
+PARAMETERS = {
+    "xeroTenantId": {
+        "in": "header",
+        "name": "xero-tenant-id",
+        "required": True,
+        "schema": {"type": "string", "format": "uuid"},
+    },
+    "summarizeErrors": {"in": "query", "name": "summarizeErrors", "schema": {"type": "boolean", "default": True}},
+    "idempotencyKey": {
+        "in": "header",
+        "name": "Idempotency-Key",
+        "description": "Replays the first result of a request for a few minutes; 128 characters at most.",
+        "schema": {"type": "string", "minLength": 1, "maxLength": 128},
+    },
+    "where": {
+        "in": "query",
+        "name": "where",
+        "schema": {"type": "string"},
+        "description": 'Field=="value" clauses joined with AND',
+    },
+    "page": {"in": "query", "name": "page", "schema": {"type": "integer", "minimum": 1, "maximum": 100000}},
+    "IDs": {"in": "query", "name": "IDs", "style": "form", "explode": False, "schema": arr(UUID)},
+    "InvoiceNumbers": {"in": "query", "name": "InvoiceNumbers", "style": "form", "explode": False, "schema": arr(STR)},
+    "ContactIDs": {"in": "query", "name": "ContactIDs", "style": "form", "explode": False, "schema": arr(UUID)},
+    "Statuses": {"in": "query", "name": "Statuses", "style": "form", "explode": False, "schema": arr(STR)},
+    "ifModifiedSince": {
+        "in": "header",
+        "name": "If-Modified-Since",
+        "description": "Only objects created or changed since this timestamp",
+        "schema": {"type": "string", "format": "date-time"},
+    },
+    "includeArchived": {"in": "query", "name": "includeArchived", "schema": {"type": "boolean", "default": False}},
+}
