@@ -12,10 +12,9 @@ import random
 import time
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from xerolink_poster.adapters.database import CONFLICTS, Database
-from xerolink_poster.adapters.registry import Registry
 from xerolink_poster.adapters.repositories.sql import SqlRepositories
 from xerolink_poster.service_layer.ports import (
     BackfillRepository,
@@ -63,15 +62,6 @@ class UnitOfWork:
         self.backfills = repositories.backfills
         self.leases = repositories.leases
         return self
-
-    # TODO(dispatch): move to repositories. The dispatcher still reads these two.
-    @property
-    def session(self) -> Any:
-        return self._session
-
-    @property
-    def registry(self) -> Registry:
-        return Registry(self._session, self._repositories)
 
     def commit(self) -> None:
         self._session.commit()

@@ -63,7 +63,7 @@ class Contacts:
             by_participant[(w.connection.connection_id, w.contact.participant_id)].append(w)
         with UnitOfWork(self.d.db, write=False) as uow:
             for (cid, pid), members in by_participant.items():
-                known = uow.registry.get_contact(cid, pid)
+                known = uow.contacts.get_contact(cid, pid)
                 if known is not None:
                     for w in members:
                         w.contact_id = known.contact_id
@@ -119,7 +119,7 @@ class Contacts:
         first = members[0]
         assert first.contact is not None
         with UnitOfWork(self.d.db, write=False) as uow:
-            holder = uow.registry.participant_of_contact(first.connection.connection_id, contact_id)
+            holder = uow.contacts.participant_of_contact(first.connection.connection_id, contact_id)
         if holder is not None and holder != first.contact.participant_id:
             self.results.reject(
                 members,
@@ -198,7 +198,7 @@ class Contacts:
         )
         run_in_transaction(
             self.d.db,
-            lambda uow: uow.registry.add_contact(
+            lambda uow: uow.contacts.add_contact(
                 ContactLinkRow(
                     connection_id=first.connection.connection_id,
                     participant_id=contact.participant_id,

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from xerolink_poster.adapters.database import now_us
-from xerolink_poster.adapters.tables import ConnectionRow, OutboxRow
+from xerolink_poster.adapters.tables import ConnectionRow
 from xerolink_poster.adapters.xero_client import Credentials, Uncertain, XeroAnswer
 from xerolink_poster.adapters.xero_json import dumps
 from xerolink_poster.domain.rate_limits import TenantBudget
@@ -83,7 +83,7 @@ class Gate:
 
     def _recount(self, counted_us: int, minute_us: int) -> None:
         """Counts the call in the app's shared minute from now, when it has surely reached Xero."""
-        run_in_transaction(self.d.db, lambda uow: uow.registry.move_app_call(counted_us, now_us(), minute_us))
+        run_in_transaction(self.d.db, lambda uow: uow.leases.move_app_call(counted_us, now_us(), minute_us))
 
     def call(
         self,
@@ -109,7 +109,7 @@ class Gate:
         def before(uow: UnitOfWork) -> bool:
             now = now_us()
             counted_at[:] = [now]
-            ok = uow.registry.record_call(
+            ok = uow.leases.record_call(
                 self.tenant_id,
                 self.d.holder,
                 now,
@@ -117,17 +117,17 @@ class Gate:
                 minute_us,
                 int(self.settings.limits.day_seconds * US),
             )
-            if ok and uow.registry.count_app_call(now, minute_us) > self.settings.limits.app_per_minute:
+            if ok and uow.leases.count_app_call(now, minute_us) > self.settings.limits.app_per_minute:
                 raise AppMinuteFull  # rolls the count back with the rest
             if ok and mark_uncertain:
-                uow.registry.preload(OutboxRow, OutboxRow.id, [w.row.id for w in mark_uncertain])
+                uow.outbox.preload_outbox([w.row.id for w in mark_uncertain if w.row.id is not None])
                 for w in mark_uncertain:
-                    row = uow.registry.get_outbox(w.row.id or 0)
+                    row = uow.outbox.get_outbox(w.row.id or 0)
                     if row is not None:
                         row.uncertain = True
                         row.lookup_hint = w.hint
                         row.lease_until_us = now + int(self.settings.claim_ttl * US)
-                        uow.session.add(row)
+                        uow.outbox.save(row)
             return ok
 
         while True:
@@ -180,4 +180,4 @@ class Gate:
         with self.lock:
             until = self.budget.blocked_until
         if until > time.time():
-            run_in_transaction(self.d.db, lambda uow: uow.registry.block_tenant(self.tenant_id, int(until * US)))
+            run_in_transaction(self.d.db, lambda uow: uow.leases.block_tenant(self.tenant_id, int(until * US)))

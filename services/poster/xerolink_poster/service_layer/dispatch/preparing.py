@@ -7,7 +7,6 @@ from __future__ import annotations
 from xerolink.mapper.v1 import mapper_service_pb2 as mapper_pb2
 from xerolink.xero.v1 import objects_pb2 as xero_pb2
 
-from xerolink_poster.adapters import correction_store
 from xerolink_poster.adapters import operations as deps
 from xerolink_poster.adapters import xero_payloads as payloads
 from xerolink_poster.adapters.database import now_us
@@ -29,25 +28,24 @@ def prepare(shared: Shared, results: Results, works: list[Work]) -> list[Work]:
     broken: list[tuple[Work, str]] = []
     finished: list[Work] = []
     with UnitOfWork(shared.db, write=False) as uow:
-        registry = uow.registry
         for w in works:
             mapped = mapper_pb2.MapTransactionResponse()
             mapped.ParseFromString(w.row.operations)
-            own = registry.xero_objects(w.link)
+            own = uow.links.xero_objects(w.link)
             w.operation = deps.next_operation(mapped.operations, own)
             if w.operation is None:
                 finished.append(w)
                 continue
 
             def linked_objects(record: RecordRef, cid: str = w.connection.connection_id) -> list[XeroObjectRef] | None:
-                dep = registry.get_link(cid, record)
+                dep = uow.links.get_link(cid, record)
                 if dep is None or dep.state != LinkState.LINKED:
                     return None
                 # A document being corrected is about to be voided and unlinked: a payment
                 # made on it now would stop the void. It waits for the document to link again.
-                if correction_store.under_correction(registry.session, cid, record, dep.generation):
+                if uow.corrections.under_correction(cid, record, dep.generation):
                     return None
-                return registry.xero_objects(dep)
+                return uow.links.xero_objects(dep)
 
             missing: list[RecordRef] = []
             problem = ""
@@ -76,7 +74,7 @@ def prepare(shared: Shared, results: Results, works: list[Work]) -> list[Work]:
                 continue
             w.contact = payloads.contact_of(w.operation)
             if w.contact is not None:
-                known = registry.get_contact(w.connection.connection_id, w.contact.participant_id)
+                known = uow.contacts.get_contact(w.connection.connection_id, w.contact.participant_id)
                 w.contact_id = known.contact_id if known is not None else ""
             w.reference = payloads.tracking_reference(
                 payloads.tag_base(w.operation), w.link.kind, w.link.record_id, w.link.generation
@@ -89,19 +87,19 @@ def prepare(shared: Shared, results: Results, works: list[Work]) -> list[Work]:
             for w, missing in waiting:
                 row, link = results.reload(uow, w)
                 if row is not None and link is not None:
-                    outcomes.record_waiting(uow.registry, row, link, missing, now, shared.actor)
+                    outcomes.record_waiting(uow, row, link, missing, now, shared.actor)
             for w, problem in broken:
                 row, link = results.reload(uow, w)
                 if row is not None and link is not None:
                     outcomes.record_rejected(
-                        uow.registry, row, link, "DEPENDENCY_HAS_NO_DOCUMENT", problem, [], now, shared.actor
+                        uow, row, link, "DEPENDENCY_HAS_NO_DOCUMENT", problem, [], now, shared.actor
                     )
             for w in finished:
                 row, link = results.reload(uow, w)
                 if row is not None and link is not None and own_last(uow, link) is not None:
                     last = own_last(uow, link)
                     assert last is not None
-                    outcomes.record_created(uow.registry, row, link, last, True, now, shared.actor)
+                    outcomes.record_created(uow, row, link, last, True, now, shared.actor)
 
         run_in_transaction(shared.db, write)
         shared.changes.notify()
@@ -109,5 +107,5 @@ def prepare(shared: Shared, results: Results, works: list[Work]) -> list[Work]:
 
 
 def own_last(uow: UnitOfWork, link: LinkRow) -> XeroObjectRef | None:
-    objects = uow.registry.xero_objects(link)
+    objects = uow.links.xero_objects(link)
     return objects[-1] if objects else None

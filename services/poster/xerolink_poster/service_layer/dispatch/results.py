@@ -8,7 +8,7 @@ import random
 from collections.abc import Sequence
 
 from xerolink_poster.adapters.database import now_us
-from xerolink_poster.adapters.tables import LinkRow, OutboxRow, PostingRow
+from xerolink_poster.adapters.tables import LinkRow, OutboxRow
 from xerolink_poster.domain.records import XeroObjectRef
 from xerolink_poster.domain.retry import backoff_delay
 from xerolink_poster.service_layer import outcomes
@@ -31,16 +31,16 @@ class Results:
     @staticmethod
     def preload(uow: UnitOfWork, works: Sequence[Work]) -> None:
         """One query per table for a whole batch; the per-entry gets below then cost no SQL."""
-        uow.registry.preload(OutboxRow, OutboxRow.id, [w.row.id for w in works])
-        uow.registry.preload(LinkRow, LinkRow.id, [w.link.id for w in works])
-        uow.registry.preload(PostingRow, PostingRow.posting_id, [w.link.posting_id for w in works])
+        uow.outbox.preload_outbox([w.row.id for w in works if w.row.id is not None])
+        uow.links.preload_links([w.link.id for w in works if w.link.id is not None])
+        uow.links.preload_postings([w.link.posting_id for w in works])
 
     def reload(self, uow: UnitOfWork, w: Work) -> tuple[OutboxRow | None, LinkRow | None]:
         """The entry and its link as stored now; (None, None) when this poster no longer holds it."""
-        row = uow.registry.get_outbox(w.row.id or 0)
+        row = uow.outbox.get_outbox(w.row.id or 0)
         if not outcomes.still_ours(row, self.d.holder):
             return None, None
-        return row, uow.registry.get_link_by_id(w.link.id or 0)
+        return row, uow.links.get_link_by_id(w.link.id or 0)
 
     def write(self, created: list[tuple[Work, list[XeroObjectRef]]], rejected: list[tuple[Work, list[str]]]) -> None:
         """Applies a call's per-element answers in one short transaction, a few statements for the
@@ -59,7 +59,7 @@ class Results:
             for w, messages in rejected
         ]
         run_in_transaction(
-            self.d.db, lambda uow: outcomes.apply_batch(uow.registry, results, self.d.holder, self.d.actor, now_us())
+            self.d.db, lambda uow: outcomes.apply_batch(uow, results, self.d.holder, self.d.actor, now_us())
         )
         self.d.changes.notify()
 
@@ -86,7 +86,7 @@ class Results:
                 row.alone = row.alone or alone
                 if count and row.attempts + 1 >= self.settings.max_attempts:
                     outcomes.record_rejected(
-                        uow.registry,
+                        uow,
                         row,
                         link,
                         reason,
@@ -110,7 +110,7 @@ class Results:
                     # Xero may still be carrying out the call we gave up on: a look-up made
                     # before it lands finds nothing, and creating again then duplicates it.
                     when = max(when, now + int(NO_ANSWER_SETTLE_TIMEOUTS * self.settings.http_timeout * US))
-                outcomes.record_retry(uow.registry, row, link, when, uncertain, count, reason, message)
+                outcomes.record_retry(uow, row, link, when, uncertain, count, reason, message)
 
         run_in_transaction(self.d.db, write)
         self.d.changes.notify()

@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import partial
 
-from xerolink_poster.adapters import correction_store
 from xerolink_poster.adapters.database import Database, now_us
 from xerolink_poster.adapters.tables import TenantLeaseRow
 from xerolink_poster.adapters.xero_client import XeroClient
@@ -93,7 +92,7 @@ class Dispatcher:
 
     def _start_workers(self) -> None:
         with UnitOfWork(self.db, write=False) as uow:
-            tenants = uow.registry.tenants_with_ready_work(now_us())
+            tenants = uow.outbox.tenants_with_ready_work(now_us())
         for tenant in tenants:
             with self._workers_lock:
                 worker = self._workers.get(tenant)
@@ -147,11 +146,11 @@ class Dispatcher:
             worker.give_back()
 
     def _acquire(self, tenant: str, uow: UnitOfWork, release: bool = True) -> TenantLeaseRow | None:
-        lease = uow.registry.acquire_lease(tenant, self.holder, now_us(), int(self.settings.lease_ttl * US))
+        lease = uow.leases.acquire_lease(tenant, self.holder, now_us(), int(self.settings.lease_ttl * US))
         if lease is not None and release:
             # No worker of this process runs the tenant, and no other poster may: claims left
             # on its entries belong to a dead or deposed claimer.
-            uow.registry.release_claims(tenant)
+            uow.outbox.release_claims(tenant)
         return lease
 
     def _alive(self) -> list[TenantWorker]:
@@ -162,13 +161,13 @@ class Dispatcher:
         a read finds waiting entries whose dependencies are all linked; only then a write
         releases them (release_entry re-checks, so a race with another poster is harmless)."""
         with UnitOfWork(self.db, write=False) as uow:
-            ready = uow.registry.satisfied_waiting_entries()
+            ready = uow.outbox.satisfied_waiting_entries()
         if not ready:
             return
 
         def sweep(uow: UnitOfWork) -> int:
             return sum(
-                outcomes.release_entry(uow.registry, i, now_us(), "dependencies linked")
+                outcomes.release_entry(uow, i, now_us(), "dependencies linked")
                 for i in ready
                 if not _waits_on_a_correction(uow, i)
             )
@@ -183,10 +182,10 @@ class Dispatcher:
         cutoff = now - int(self.settings.outbox_retention * US)
         batch = self.settings.purge_batch
         minute_us = int(self.settings.limits.minute_seconds * US)
-        run_in_transaction(self.db, lambda uow: uow.registry.purge_app_calls(now - 2 * minute_us))
+        run_in_transaction(self.db, lambda uow: uow.leases.purge_app_calls(now - 2 * minute_us))
         purged = 0
         while not self._stop.is_set():
-            deleted = run_in_transaction(self.db, lambda uow: uow.registry.purge_done_outbox(cutoff, batch))
+            deleted = run_in_transaction(self.db, lambda uow: uow.outbox.purge_done_outbox(cutoff, batch))
             purged += deleted
             if deleted < batch:
                 break
@@ -199,14 +198,12 @@ def _waits_on_a_correction(uow: UnitOfWork, outbox_id: int) -> bool:
     """A document being corrected is linked but about to be voided and unlinked: work waiting for
     it stays waiting (released, it would only be found waiting again, and could be caught pending
     when the correction ends)."""
-    row = uow.registry.get_outbox(outbox_id)
+    row = uow.outbox.get_outbox(outbox_id)
     if row is None:
         return False
-    for record in uow.registry.waits_of(outbox_id):
-        dep = uow.registry.get_link(row.connection_id, record)
-        if dep is not None and correction_store.under_correction(
-            uow.registry.session, row.connection_id, record, dep.generation
-        ):
+    for record in uow.outbox.waits_of(outbox_id):
+        dep = uow.links.get_link(row.connection_id, record)
+        if dep is not None and uow.corrections.under_correction(row.connection_id, record, dep.generation):
             return True
     return False
 

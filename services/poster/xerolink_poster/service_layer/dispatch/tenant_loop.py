@@ -14,7 +14,7 @@ from typing import Any
 
 from xerolink_poster.adapters import xero_payloads as payloads
 from xerolink_poster.adapters.database import now_us
-from xerolink_poster.adapters.tables import ConnectionRow, LinkRow, OutboxRow
+from xerolink_poster.adapters.tables import ConnectionRow, OutboxRow
 from xerolink_poster.adapters.xero_client import Credentials, XeroAnswer
 from xerolink_poster.domain.retry import chunks
 from xerolink_poster.service_layer.connection_lifecycle import CONNECTED
@@ -116,7 +116,7 @@ class TenantWorker(threading.Thread):
                     continue
                 rows = run_in_transaction(
                     self.d.db,
-                    lambda uow: uow.registry.claim(
+                    lambda uow: uow.outbox.claim(
                         self.tenant_id,
                         self.d.holder,
                         self.settings.batch_size,
@@ -147,7 +147,7 @@ class TenantWorker(threading.Thread):
                 pool.submit(job)
         with self.lock:
             self.closing = True
-        run_in_transaction(self.d.db, lambda uow: uow.registry.release_lease(self.tenant_id, self.d.holder))
+        run_in_transaction(self.d.db, lambda uow: uow.leases.release_lease(self.tenant_id, self.d.holder))
         log.info("released tenant %s", self.tenant_id, extra={"tenant_id": self.tenant_id})
 
     def _record_failure(self, claimed: list[OutboxRow], exc: Exception) -> None:
@@ -168,7 +168,7 @@ class TenantWorker(threading.Thread):
     def _renew(self) -> bool:
         lease = run_in_transaction(
             self.d.db,
-            lambda uow: uow.registry.acquire_lease(
+            lambda uow: uow.leases.acquire_lease(
                 self.tenant_id, self.d.holder, now_us(), int(self.settings.lease_ttl * US)
             ),
         )
@@ -177,11 +177,11 @@ class TenantWorker(threading.Thread):
     def _unclaim(self, rows: Sequence[OutboxRow]) -> None:
         def work(uow: UnitOfWork) -> None:
             for stale in rows:
-                row = uow.registry.get_outbox(stale.id or 0)
+                row = uow.outbox.get_outbox(stale.id or 0)
                 if row is not None and row.claimed_by == self.d.holder:
                     row.claimed_by = ""
                     row.lease_until_us = 0
-                    uow.session.add(row)
+                    uow.outbox.save(row)
 
         run_in_transaction(self.d.db, work)
 
@@ -231,11 +231,11 @@ class TenantWorker(threading.Thread):
     def _load(self, rows: list[OutboxRow]) -> list[Work]:
         out: list[Work] = []
         with UnitOfWork(self.d.db, write=False) as uow:
-            uow.registry.preload(LinkRow, LinkRow.id, [r.link_id for r in rows])
+            uow.links.preload_links([r.link_id for r in rows])
             connections: dict[str, ConnectionRow] = {}
             for row in rows:
-                link = uow.registry.get_link_by_id(row.link_id)
-                connection = connections.get(row.connection_id) or uow.registry.get_connection(row.connection_id)
+                link = uow.links.get_link_by_id(row.link_id)
+                connection = connections.get(row.connection_id) or uow.connections.get_connection(row.connection_id)
                 if link is None or connection is None:
                     continue
                 connections[row.connection_id] = connection
