@@ -208,3 +208,28 @@ def test_a_sqlite_registry_syncs_every_commit_to_disk(tmp_path: Path) -> None:
                 assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2
     finally:
         db.dispose()
+
+
+def test_two_counters_of_the_app_minute_in_different_buckets_never_both_pass(database: Database) -> None:
+    """A call counted in one transaction is seen by a counter in another before either calls:
+    counters queue, so two posters can never both take the last call of the app's minute.
+    (On PostgreSQL two counters in different buckets used to touch different rows, and each
+    counted without the other's uncommitted call.)"""
+    minute_us = 60_000_000
+    now = now_us()
+    first = UnitOfWork(database).__enter__()
+    assert first.leases.count_app_call(now, minute_us) == 1
+    seen: list[int] = []
+
+    def second() -> None:
+        # Another bucket of the same minute: a different row from the first counter's.
+        seen.append(run_in_transaction(database, lambda uow: uow.leases.count_app_call(now + 5_000_000, minute_us)))
+
+    other = threading.Thread(target=second)
+    other.start()
+    other.join(timeout=1.0)
+    assert seen == [], "the second counter did not wait for the first"
+    first.commit()
+    first.__exit__(None, None, None)
+    other.join(timeout=10.0)
+    assert seen == [2]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from sqlalchemy import delete, func, or_, update
+from sqlalchemy import delete, func, or_, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
@@ -82,8 +82,12 @@ class SqlLeaseRepository:
     def count_app_call(self, now_us: int, window_us: int) -> int:
         """Counts one call of the app in the bucket of `now_us` (a sixtieth of the window) and
         returns the app's calls in the window, this one included, from every poster on this
-        database. Concurrent counters queue on the bucket row (PostgreSQL) or the write lock
-        (SQLite), so each sees the others' committed calls."""
+        database. Concurrent counters queue: on PostgreSQL on a transaction-level advisory lock
+        (counters in different buckets touch different rows, and under READ COMMITTED neither
+        would see the other's uncommitted call: both could pass the ceiling together), on SQLite
+        on the write lock. Each then sees the others' committed calls."""
+        if not self._is_sqlite:
+            self._session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _APP_MINUTE_LOCK})
         self._add_app_calls(now_us, window_us, 1)
         # The oldest bucket counts whole, though part of it has left the window: never fewer.
         since = now_us - window_us - _bucket(window_us)
@@ -110,6 +114,10 @@ class SqlLeaseRepository:
     def purge_app_calls(self, before_us: int) -> None:
         table = AppCallBucketRow.__table__  # type: ignore[attr-defined]
         self._session.execute(delete(table).where(table.c.bucket_us < before_us))
+
+
+# Any fixed number: the key every poster's app-minute counter locks on (migrations use another).
+_APP_MINUTE_LOCK = 0x78656C61
 
 
 def _bucket(window_us: int) -> int:
