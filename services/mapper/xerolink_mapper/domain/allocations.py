@@ -3,7 +3,6 @@ accounts to (MappingContext.account_allocation keys), and the tax types of lines
 
 from __future__ import annotations
 
-ALLOCATION_MISSING = "ACCOUNT_ALLOCATION_MISSING"
 # Allocation functions (MappingContext.account_allocation keys).
 OFFICE_BANK = "office_bank"
 TRUST_BANK = "trust_bank"

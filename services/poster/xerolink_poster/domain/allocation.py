@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from xerolink_common.reasons import Reason
+
 # The allocation functions the mapper reads (xerolink_mapper.domain.mapping.ALLOCATION_FUNCTIONS,
 # described in docs/support-matrix.md); a unit test keeps the two equal. Any other name allocates
 # nothing: a typo would leave the function it meant unmapped while the re-map reports success.
@@ -26,9 +28,6 @@ FUNCTIONS = frozenset(
         "advanced_funds",
     }
 )
-NOT_IN_CHART = "ACCOUNT_NOT_IN_CHART"
-ARCHIVED = "ACCOUNT_ARCHIVED"
-ALLOCATION_BROKEN = "ACCOUNT_ALLOCATION_BROKEN"
 
 
 @dataclass(frozen=True)
@@ -62,7 +61,7 @@ def discrepancies(allocation: Mapping[str, str], chart: Iterable[ChartEntry]) ->
                 Discrepancy(
                     function,
                     code,
-                    NOT_IN_CHART,
+                    Reason.ACCOUNT_NOT_IN_CHART,
                     f"{function!r} is allocated account {code}, which the connected Xero organisation's chart "
                     f"does not have: create account {code} in Xero, or re-map {function!r} with RemapAccounts",
                 )
@@ -72,7 +71,7 @@ def discrepancies(allocation: Mapping[str, str], chart: Iterable[ChartEntry]) ->
                 Discrepancy(
                     function,
                     code,
-                    ARCHIVED,
+                    Reason.ACCOUNT_ARCHIVED,
                     f"{function!r} is allocated account {code} {entry.name!r}, which is archived in Xero: restore it, "
                     f"or re-map {function!r} with RemapAccounts",
                 )

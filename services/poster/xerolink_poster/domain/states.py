@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from xerolink_common.errors import ErrorCode, XerolinkError
+from xerolink_common.reasons import Reason
 
 
 class LinkState(StrEnum):
@@ -65,7 +66,7 @@ def transition(current: LinkState | None, event: Event) -> Transition:
     if target is None:
         raise XerolinkError(
             ErrorCode.FAILED_PRECONDITION,
-            "ILLEGAL_LINK_TRANSITION",
+            Reason.ILLEGAL_LINK_TRANSITION,
             f"a link in state {current.value if current else 'none'} cannot take event {event.value}; "
             "read the link again and retry with its current state",
         )

@@ -9,6 +9,7 @@ from typing import Any
 from google.protobuf import timestamp_pb2
 from xerolink.mapper.v1 import mapper_service_pb2 as mapper_pb2
 from xerolink_common.errors import PreconditionViolation, failed_precondition
+from xerolink_common.reasons import Reason
 
 from xerolink_poster.adapters.tables import ConnectionRow
 from xerolink_poster.domain import allocation
@@ -37,7 +38,7 @@ def check_postable(row: ConnectionRow) -> None:
     allocation names accounts the organisation's chart lacks."""
     if row.state == DISCONNECTED:
         raise failed_precondition(
-            "CONNECTION_DISCONNECTED",
+            Reason.CONNECTION_DISCONNECTED,
             f"connection {row.connection_id!r} is disconnected; connect the organisation again with "
             "ConnectOrganisation before posting",
             [PreconditionViolation("CONNECTION_STATE", f"connections/{row.connection_id}", DISCONNECTED)],
@@ -46,7 +47,7 @@ def check_postable(row: ConnectionRow) -> None:
     if broken:
         codes = ", ".join(f"{d.function}={d.account_code}" for d in broken)
         raise failed_precondition(
-            allocation.ALLOCATION_BROKEN,
+            Reason.ACCOUNT_ALLOCATION_BROKEN,
             f"the account allocation names accounts the Xero organisation cannot take ({codes}); re-map them with "
             "RemapAccounts (GetAllocationDiscrepancies lists them) or fix the chart in Xero",
             [PreconditionViolation(d.problem, d.account_code, d.description) for d in broken],

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from xerolink.mapper.v1 import mapper_service_pb2 as mapper_pb2
 from xerolink_common.errors import ErrorCode
+from xerolink_common.reasons import Reason
 
 from xerolink_poster.adapters.tables import LinkRow, OutboxRow
 from xerolink_poster.domain.dependencies import next_operation
@@ -81,7 +82,7 @@ def apply_batch(repos: Repositories, results: Sequence[ElementResult], holder: s
         elif result.rejected is not None:
             message, messages = result.rejected
             error = error_json(
-                ErrorCode.FAILED_PRECONDITION, "XERO_VALIDATION", message, [("xero", m) for m in messages]
+                ErrorCode.FAILED_PRECONDITION, Reason.XERO_VALIDATION, message, [("xero", m) for m in messages]
             )
             outbox_updates.append({"id": row.id, "state": OUTBOX_DONE, "uncertain": False, "claimed_by": ""})
             changes.append(
@@ -162,7 +163,7 @@ def record_rejected(
     row.claimed_by = ""
     repos.outbox.save(row)
     repos.links.save(link)
-    event = Event.XERO_REJECTED if reason == "XERO_VALIDATION" else Event.GAVE_UP
+    event = Event.XERO_REJECTED if reason == Reason.XERO_VALIDATION else Event.GAVE_UP
     repos.links.change_state(link, event, actor, now_us, detail="; ".join([message, *messages])[:2000])
 
 

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from xerolink_common.errors import ErrorCode
+from xerolink_common.reasons import Reason
 
 from xerolink_poster.adapters.operations import record_dependencies
 from xerolink_poster.adapters.tables import ConnectionRow, LinkRow, PostingRow
@@ -157,7 +158,7 @@ def waiting_error(waits: Sequence[RecordRef]) -> str:
     names = ", ".join(str(w) for w in waits)
     return error_json(
         ErrorCode.FAILED_PRECONDITION,
-        "DEPENDENCY_NOT_LINKED",
+        Reason.DEPENDENCY_NOT_LINKED,
         f"waiting for {names} to be linked; it is posted automatically when they link (post them if they "
         "were never posted)",
     )

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from xerolink_common.reasons import Reason
+
 from xerolink_poster.adapters import xero_payloads as payloads
 from xerolink_poster.adapters.database import now_us
 from xerolink_poster.adapters.tables import ConnectionRow, OutboxRow
@@ -159,7 +161,7 @@ class TenantWorker(threading.Thread):
             self.results.retry(
                 works,
                 uncertain=True,
-                reason="DISPATCH_ERROR",
+                reason=Reason.DISPATCH_ERROR,
                 message=f"the dispatcher could not process it ({type(exc).__name__}: {str(exc)[:200]})",
             )
         except Exception:
