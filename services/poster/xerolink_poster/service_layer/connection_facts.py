@@ -13,10 +13,7 @@ from xerolink_common.reasons import Reason
 
 from xerolink_poster.adapters.tables import ConnectionRow
 from xerolink_poster.domain import allocation
-
-CONNECTED = "connected"
-NEEDS_RECONNECT = "needs_reconnect"
-DISCONNECTED = "disconnected"
+from xerolink_poster.domain.states import ConnectionState
 
 
 def context_of(row: ConnectionRow) -> mapper_pb2.MappingContext:
@@ -36,12 +33,16 @@ def allocation_discrepancies(context: mapper_pb2.MappingContext) -> list[allocat
 def check_postable(row: ConnectionRow) -> None:
     """Refuses a post, before anything is queued, when the connection is disconnected or its
     allocation names accounts the organisation's chart lacks."""
-    if row.state == DISCONNECTED:
+    if row.state == ConnectionState.DISCONNECTED:
         raise failed_precondition(
             Reason.CONNECTION_DISCONNECTED,
             f"connection {row.connection_id!r} is disconnected; connect the organisation again with "
             "ConnectOrganisation before posting",
-            [PreconditionViolation("CONNECTION_STATE", f"connections/{row.connection_id}", DISCONNECTED)],
+            [
+                PreconditionViolation(
+                    "CONNECTION_STATE", f"connections/{row.connection_id}", ConnectionState.DISCONNECTED
+                )
+            ],
         )
     broken = allocation_discrepancies(context_of(row))
     if broken:

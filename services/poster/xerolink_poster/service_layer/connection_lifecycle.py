@@ -30,10 +30,8 @@ from xerolink_poster.adapters.xero_identity import (
     XeroRefused,
 )
 from xerolink_poster.domain import allocation
+from xerolink_poster.domain.states import ConnectionState
 from xerolink_poster.service_layer.connection_facts import (
-    CONNECTED,
-    DISCONNECTED,
-    NEEDS_RECONNECT,
     allocation_discrepancies,
     chart_entries,
     chart_from_accounts,
@@ -56,9 +54,6 @@ from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transa
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "CONNECTED",
-    "DISCONNECTED",
-    "NEEDS_RECONNECT",
     "ConnectOutcome",
     "ConnectRequest",
     "ConnectionKeeper",
@@ -248,7 +243,7 @@ class ConnectionKeeper(ConnectionTokens):
     # -- disconnect ----------------------------------------------------------------------------------
     def disconnect(self, connection_id: str) -> ConnectionRow:
         row = self.get(connection_id)
-        if row.state == DISCONNECTED:
+        if row.state == ConnectionState.DISCONNECTED:
             return row
         note = ""
         if row.token_box is not None and row.xero_connection_id:
@@ -265,7 +260,7 @@ class ConnectionKeeper(ConnectionTokens):
         def write(uow: UnitOfWork) -> None:
             current = uow.connections.get_connection(connection_id)
             assert current is not None
-            current.state = DISCONNECTED
+            current.state = ConnectionState.DISCONNECTED
             current.token_box = None
             current.token_key_id = ""
             current.access_expires_us = 0

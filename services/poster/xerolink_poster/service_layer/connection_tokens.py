@@ -37,7 +37,7 @@ from xerolink_poster.adapters.xero_identity import (
     XeroApps,
     XeroIdentity,
 )
-from xerolink_poster.service_layer.connection_facts import CONNECTED, DISCONNECTED, NEEDS_RECONNECT
+from xerolink_poster.domain.states import ConnectionState
 from xerolink_poster.service_layer.connections import (
     require_connection_id,
 )
@@ -117,7 +117,7 @@ class ConnectionTokens:
             with self._lock:
                 self._cache[row.connection_id] = cached
         expiring = row.access_expires_us and cached.refresh_at_us < now_us()
-        if expiring and row.xero_app and row.state == CONNECTED:
+        if expiring and row.xero_app and row.state == ConnectionState.CONNECTED:
             try:
                 return self.credentials(self.refresh(row.connection_id, cached.version).row)
             except XerolinkError as exc:
@@ -135,7 +135,7 @@ class ConnectionTokens:
         """Xero answered 401 to `creds`: refresh once (whoever else saw the 401 too) and return the
         new credentials; None when the connection cannot refresh."""
         row = self.get(creds.connection_id)
-        if not row.xero_app or row.state != CONNECTED:
+        if not row.xero_app or row.state != ConnectionState.CONNECTED:
             return None
         try:
             fresh = self.refresh(creds.connection_id, creds.token_version).row
@@ -150,11 +150,15 @@ class ConnectionTokens:
         deadline = time.monotonic() + self.refresh_claim * 2
         while True:
             row = self.get(connection_id)
-            if row.state == DISCONNECTED:
+            if row.state == ConnectionState.DISCONNECTED:
                 raise failed_precondition(
                     Reason.CONNECTION_DISCONNECTED,
                     f"connection {connection_id!r} is disconnected; connect it again with ConnectOrganisation",
-                    [PreconditionViolation("CONNECTION_STATE", f"connections/{connection_id}", DISCONNECTED)],
+                    [
+                        PreconditionViolation(
+                            "CONNECTION_STATE", f"connections/{connection_id}", ConnectionState.DISCONNECTED
+                        )
+                    ],
                 )
             if seen_version is None:
                 seen_version = row.token_version
@@ -200,11 +204,11 @@ class ConnectionTokens:
                     f"Xero refused the refresh ({exc}); an administrator must connect the organisation again "
                     "(ConnectOrganisation on this connection)"
                 )
-                self._release(cid, state=NEEDS_RECONNECT, last_error=message)
+                self._release(cid, state=ConnectionState.NEEDS_RECONNECT, last_error=message)
                 raise failed_precondition(
                     Reason.CONNECTION_NEEDS_RECONNECT,
                     message,
-                    [PreconditionViolation("CONNECTION_STATE", f"connections/{cid}", NEEDS_RECONNECT)],
+                    [PreconditionViolation("CONNECTION_STATE", f"connections/{cid}", ConnectionState.NEEDS_RECONNECT)],
                 ) from exc
             self._release(cid)
             raise unavailable(Reason.XERO_TOKEN_ERROR, f"Xero's token endpoint answered {exc}; retry shortly") from exc
@@ -243,7 +247,7 @@ class ConnectionTokens:
             "token_box": sealed.box,
             "access_expires_us": now + int(grant.expires_in * US),
             "token_update_us": now,
-            "state": CONNECTED,
+            "state": ConnectionState.CONNECTED,
             "last_error": "",
         }
 

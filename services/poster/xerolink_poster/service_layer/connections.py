@@ -20,6 +20,7 @@ from xerolink_common.reasons import Reason
 from xerolink_poster.adapters.database import Database, now_us
 from xerolink_poster.adapters.tables import ConnectionRow
 from xerolink_poster.adapters.token_vault import Tokens, TokenVault
+from xerolink_poster.domain.states import ConnectionState
 from xerolink_poster.service_layer.ports import ConnectionRepository
 from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transaction
 
@@ -171,7 +172,9 @@ def require_tenant_free(connections: ConnectionRepository, tenant_id: str, conne
     others = [
         c
         for c in connections.connection_ids_of_tenant(tenant_id)
-        if c != connection_id and (other := connections.get_connection(c)) is not None and other.state != "disconnected"
+        if c != connection_id
+        and (other := connections.get_connection(c)) is not None
+        and other.state != ConnectionState.DISCONNECTED
     ]
     if others:
         raise XerolinkError(
@@ -181,7 +184,9 @@ def require_tenant_free(connections: ConnectionRepository, tenant_id: str, conne
             "connection, or disconnect it first (DisconnectConnection): two connections to one organisation "
             "would share its contacts and could take each other's records in Xero for their own",
             precondition_violations=[
-                PreconditionViolation(Reason.TENANT_ALREADY_CONNECTED, f"connections/{others[0]}", "connected")
+                PreconditionViolation(
+                    Reason.TENANT_ALREADY_CONNECTED, f"connections/{others[0]}", ConnectionState.CONNECTED
+                )
             ],
         )
 

@@ -12,8 +12,8 @@ from xerolink_common.reasons import Reason
 from xerolink_poster.adapters.database import now_us
 from xerolink_poster.adapters.tables import ConnectionRow, LinkRow, PostingRow
 from xerolink_poster.domain.records import RecordRef, link_name
-from xerolink_poster.domain.states import Event, LinkState
-from xerolink_poster.service_layer.ports import OUTBOX_DONE, Repositories
+from xerolink_poster.domain.states import Event, LinkState, OutboxState
+from xerolink_poster.service_layer.ports import Repositories
 from xerolink_poster.service_layer.posting_values import Mapped, PostOutcome
 
 
@@ -108,7 +108,7 @@ def _decide_against_links(
     look_up_first = state == LinkState.FAILED and link.outcome_unknown
     link.outcome_unknown = False
     for old in repos.outbox.open_outbox_of_link(link.id or 0):
-        old.state = OUTBOX_DONE
+        old.state = OutboxState.DONE
         repos.outbox.clear_waits(old.id or 0)
         repos.outbox.save(old)
     if state == LinkState.UNLINKED:
