@@ -11,23 +11,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from xerolink_common.allocation_functions import AllocationFunction
 from xerolink_common.reasons import Reason
 
-# The allocation functions the mapper reads (xerolink_mapper.domain.mapping.ALLOCATION_FUNCTIONS,
-# described in docs/support-matrix.md); a unit test keeps the two equal. Any other name allocates
-# nothing: a typo would leave the function it meant unmapped while the re-map reports success.
-FUNCTIONS = frozenset(
-    {
-        "office_bank",
-        "trust_bank",
-        "trust_liability",
-        "trust_transfers",
-        "trust_paid_by_firm",
-        "trust_interest",
-        "statutory_deposit",
-        "advanced_funds",
-    }
-)
+# The allocation functions the mapper reads (described in docs/support-matrix.md).
+FUNCTIONS = frozenset(AllocationFunction)
 
 
 @dataclass(frozen=True)
