@@ -11,10 +11,9 @@ from pathlib import Path
 import pytest
 from xerolink_common.errors import XerolinkError
 from xerolink_poster.adapters.database import Database, now_us, open_database
-from xerolink_poster.adapters.repositories.outbox import OUTBOX_READY
 from xerolink_poster.adapters.tables import ConnectionRow, LinkRow, OutboxRow, PostingRow
 from xerolink_poster.domain.records import RecordRef
-from xerolink_poster.domain.states import Event
+from xerolink_poster.domain.states import Event, OutboxState
 from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transaction
 
 US = 1_000_000
@@ -118,7 +117,7 @@ def test_concurrent_claimers_take_every_outbox_entry_exactly_once(database: Data
             link = _link(uow, i + 1)
             uow.outbox.add_outbox(
                 False,
-                _outbox(link, OUTBOX_READY),
+                _outbox(link, OutboxState.READY),
             )
 
     run_in_transaction(database, fill)

@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 from xerolink.mapper.v1 import mapper_service_pb2 as mapper_pb2
 from xerolink.poster.v1 import poster_service_pb2_grpc as poster_grpc
+from xerolink_common.allocation_functions import AllocationFunction
 from xerolink_common.money import cents_to_str, decimal_to_cents
 
 from xerolink_cli.commands import exit_code, post_all, results_table, summary
@@ -27,15 +28,15 @@ from xerolink_cli.transactions import demo_transactions
 FIRM = "Harbour & Finch Lawyers"
 CONNECTION_ID = "harbour-finch"
 # The allocation the first connected organisation writes (function -> the demo chart's codes).
-ALLOCATION = {
-    "office_bank": "090",
-    "trust_bank": "091",
-    "statutory_deposit": "092",
-    "advanced_funds": "093",
-    "trust_interest": "270",
-    "trust_liability": "850",
-    "trust_transfers": "855",
-    "trust_paid_by_firm": "860",
+ALLOCATION: dict[str, str] = {
+    AllocationFunction.OFFICE_BANK: "090",
+    AllocationFunction.TRUST_BANK: "091",
+    AllocationFunction.STATUTORY_DEPOSIT: "092",
+    AllocationFunction.ADVANCED_FUNDS: "093",
+    AllocationFunction.TRUST_INTEREST: "270",
+    AllocationFunction.TRUST_LIABILITY: "850",
+    AllocationFunction.TRUST_TRANSFERS: "855",
+    AllocationFunction.TRUST_PAID_BY_FIRM: "860",
 }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import grpc
 from xerolink_common.grpc_errors import from_rpc_error
+from xerolink_common.reasons import Reason
 
 # The service did not answer (exit 3).
 NOT_ANSWERED = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
@@ -29,7 +30,7 @@ def account(exc: grpc.RpcError) -> list[str]:
     if code is None:
         return [str(exc)]
     err = from_rpc_error(exc)
-    reason = f" {err.reason}" if err.reason and err.reason != "UNKNOWN" else ""
+    reason = f" {err.reason}" if err.reason and err.reason != Reason.UNKNOWN else ""
     lines = [f"{code.name}{reason}: {err.message or '(no message)'}"]
     lines += [f"  {v.field}: {v.description}" for v in err.field_violations]
     lines += [f"  {v.subject}: {v.description}" for v in err.precondition_violations]

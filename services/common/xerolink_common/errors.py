@@ -7,6 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 
+from xerolink_common.reasons import Reason
+
 
 class ErrorCode(Enum):
     """The gRPC codes xerolink uses, by name and number (numbers are the wire values)."""
@@ -57,21 +59,21 @@ class XerolinkError(Exception):
         return f"{self.code.name} {self.reason}: {self.message}"
 
 
-def invalid_argument(reason: str, message: str, violations: list[FieldViolation]) -> XerolinkError:
+def invalid_argument(reason: Reason, message: str, violations: list[FieldViolation]) -> XerolinkError:
     return XerolinkError(ErrorCode.INVALID_ARGUMENT, reason, message, field_violations=list(violations))
 
 
 def failed_precondition(
-    reason: str, message: str, violations: list[PreconditionViolation] | None = None
+    reason: Reason, message: str, violations: list[PreconditionViolation] | None = None
 ) -> XerolinkError:
     return XerolinkError(ErrorCode.FAILED_PRECONDITION, reason, message, precondition_violations=list(violations or []))
 
 
-def not_found(reason: str, message: str) -> XerolinkError:
+def not_found(reason: Reason, message: str) -> XerolinkError:
     return XerolinkError(ErrorCode.NOT_FOUND, reason, message)
 
 
-def unavailable(reason: str, message: str, retry_after_seconds: float | None = None) -> XerolinkError:
+def unavailable(reason: Reason, message: str, retry_after_seconds: float | None = None) -> XerolinkError:
     return XerolinkError(ErrorCode.UNAVAILABLE, reason, message, retry_after_seconds=retry_after_seconds)
 
 

@@ -19,6 +19,7 @@ from xerolink_common.errors import (
     XerolinkError,
     bounded,
 )
+from xerolink_common.reasons import Reason
 
 DOMAIN = "xerolink"
 log = logging.getLogger(__name__)
@@ -69,7 +70,7 @@ def from_rpc_error(error: grpc.RpcError) -> XerolinkError:
     call: Any = error
     status = rpc_status.from_call(call)
     code = ErrorCode(call.code().value[0]) if call.code().value[0] in {c.value for c in ErrorCode} else None
-    err = XerolinkError(code or ErrorCode.INTERNAL, "UNKNOWN", call.details() or "")
+    err = XerolinkError(code or ErrorCode.INTERNAL, Reason.UNKNOWN, call.details() or "")
     if status is None:
         return err
     for detail in status.details:
@@ -110,7 +111,7 @@ def translate_errors(method: F) -> F:
                 to_status(
                     XerolinkError(
                         ErrorCode.INTERNAL,
-                        "INTERNAL",
+                        Reason.INTERNAL,
                         "an internal error occurred; it was logged, retry later or contact the operator",
                     )
                 )
@@ -131,7 +132,7 @@ def translate_stream_errors(method: F) -> F:
         except Exception:
             log.exception("unhandled error in %s", method.__name__)
             context.abort_with_status(
-                to_status(XerolinkError(ErrorCode.INTERNAL, "INTERNAL", "an internal error occurred"))
+                to_status(XerolinkError(ErrorCode.INTERNAL, Reason.INTERNAL, "an internal error occurred"))
             )
 
     return wrapper  # type: ignore[return-value]

@@ -17,6 +17,7 @@ from google.protobuf.message import DecodeError, Message
 
 from xerolink_common.errors import ErrorCode, FieldViolation, XerolinkError
 from xerolink_common.grpc_errors import to_status
+from xerolink_common.reasons import Reason
 
 
 class _Undecodable:
@@ -64,7 +65,7 @@ def _error(method: str, undecodable: _Undecodable) -> XerolinkError:
     rpc = method.rsplit("/", 1)[-1]
     return XerolinkError(
         ErrorCode.INVALID_ARGUMENT,
-        "UNDECODABLE_REQUEST",
+        Reason.UNDECODABLE_REQUEST,
         f"the request is not a valid {rpc} request message: send the protobuf message the contract defines",
         field_violations=[
             FieldViolation(undecodable.field, f"cannot be decoded as {rpc}Request ({undecodable.error})")

@@ -34,6 +34,7 @@ import grpc
 
 from xerolink_common.errors import ErrorCode, XerolinkError
 from xerolink_common.grpc_errors import to_status
+from xerolink_common.reasons import Reason
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +68,7 @@ def require_connection(connection_id: str) -> None:
     if not caller.may_use(connection_id):
         raise XerolinkError(
             ErrorCode.PERMISSION_DENIED,
-            "CONNECTION_NOT_PERMITTED",
+            Reason.CONNECTION_NOT_PERMITTED,
             f"caller {caller.name!r} may not use connection {connection_id!r}; ask the operator to add it "
             "to the caller's connections",
             metadata={"caller": caller.name, "connection_id": connection_id},
@@ -135,7 +136,7 @@ class AuthInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
                 to_status(
                     XerolinkError(
                         ErrorCode.UNAUTHENTICATED,
-                        "CALLER_UNKNOWN",
+                        Reason.CALLER_UNKNOWN,
                         "no known caller: send 'authorization: Bearer <token>' or a client certificate the "
                         "operator has registered",
                     )
@@ -147,7 +148,7 @@ class AuthInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
                 to_status(
                     XerolinkError(
                         ErrorCode.PERMISSION_DENIED,
-                        "CALLER_NOT_ALLOWED",
+                        Reason.CALLER_NOT_ALLOWED,
                         f"caller {caller.name!r} may not call this service",
                     )
                 )

@@ -9,21 +9,22 @@ from google.protobuf import timestamp_pb2
 from xerolink.actionstep.v1 import banking_pb2, billing_pb2, common_pb2, supplier_pb2, transaction_pb2, trust_pb2
 from xerolink.mapper.v1 import mapper_service_pb2 as mapper_pb2
 from xerolink.type.v1 import date_pb2, money_pb2
+from xerolink_common.allocation_functions import AllocationFunction
 
 CURRENCY = "AUD"
 DIVISION = 1
 CONNECTED_AT = datetime(2026, 1, 1, tzinfo=UTC)
 
 # The demo organisation's allocation (function -> Xero account code).
-DEMO_ALLOCATION = {
-    "office_bank": "090",
-    "trust_bank": "091",
-    "statutory_deposit": "092",
-    "advanced_funds": "093",
-    "trust_liability": "850",
-    "trust_transfers": "855",
-    "trust_paid_by_firm": "860",
-    "trust_interest": "270",
+DEMO_ALLOCATION: dict[str, str] = {
+    AllocationFunction.OFFICE_BANK: "090",
+    AllocationFunction.TRUST_BANK: "091",
+    AllocationFunction.STATUTORY_DEPOSIT: "092",
+    AllocationFunction.ADVANCED_FUNDS: "093",
+    AllocationFunction.TRUST_LIABILITY: "850",
+    AllocationFunction.TRUST_TRANSFERS: "855",
+    AllocationFunction.TRUST_PAID_BY_FIRM: "860",
+    AllocationFunction.TRUST_INTEREST: "270",
 }
 DEMO_SALES_TAX = {"GST": "OUTPUT", "FRE": "EXEMPTOUTPUT", "NTR": "BASEXCLUDED"}
 DEMO_PURCHASE_TAX = {"GST": "INPUT", "FRE": "EXEMPTEXPENSES", "NTR": "BASEXCLUDED"}

@@ -11,6 +11,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from xerolink_common.allocation_functions import AllocationFunction
+
 from xerolink_mapper.domain import support_matrix as sm
 from xerolink_mapper.domain.allocations import ALLOCATION_FUNCTIONS, INTEREST_TAX_TYPE, TRUST_TAX_TYPE
 from xerolink_mapper.domain.kinds.journals import UNTAXED_JOURNAL_TAX_TYPE
@@ -18,20 +20,33 @@ from xerolink_mapper.domain.model import Profile
 
 DEFAULT_OUTPUT = Path(__file__).resolve().parents[3] / "docs" / "support-matrix.md"
 
-_ALLOCATION_USE = {
-    "office_bank": "Bank of client bill payments, supplier payments, refunds and bank deposits/withdrawals "
-    "when the transaction names none, and the bank an invoice paid from trust is paid into",
-    "trust_bank": "Trust bank account of trust receipts, payments, interest, transfers and funds movements when "
-    "the transaction names none",
-    "trust_liability": "Line account of trust receipts and payments, both sides of trust journals, and the trust "
-    "SPEND of an invoice paid from trust",
-    "trust_transfers": "Allocated by Actionstep; no kind of this version posts to it (an invoice paid from trust "
-    "is paid straight into the office bank, so no clearing balance is left behind)",
-    "trust_paid_by_firm": "Reserved for trust payments funded by the firm (allocated by Actionstep; no kind of "
-    "this version posts to it)",
-    "trust_interest": "Line account of trust interest",
-    "statutory_deposit": "Statutory deposit account of statutory funds movements when the transaction names none",
-    "advanced_funds": "Advanced funds account of advanced funds movements when the transaction names none",
+_ALLOCATION_USE: dict[str, str] = {
+    AllocationFunction.OFFICE_BANK: (
+        "Bank of client bill payments, supplier payments, refunds and bank deposits/withdrawals "
+        "when the transaction names none, and the bank an invoice paid from trust is paid into"
+    ),
+    AllocationFunction.TRUST_BANK: (
+        "Trust bank account of trust receipts, payments, interest, transfers and funds movements when "
+        "the transaction names none"
+    ),
+    AllocationFunction.TRUST_LIABILITY: (
+        "Line account of trust receipts and payments, both sides of trust journals, and the trust "
+        "SPEND of an invoice paid from trust"
+    ),
+    AllocationFunction.TRUST_TRANSFERS: (
+        "Allocated by Actionstep; no kind of this version posts to it (an invoice paid from trust "
+        "is paid straight into the office bank, so no clearing balance is left behind)"
+    ),
+    AllocationFunction.TRUST_PAID_BY_FIRM: (
+        "Reserved for trust payments funded by the firm (allocated by Actionstep; no kind of this version posts to it)"
+    ),
+    AllocationFunction.TRUST_INTEREST: ("Line account of trust interest"),
+    AllocationFunction.STATUTORY_DEPOSIT: (
+        "Statutory deposit account of statutory funds movements when the transaction names none"
+    ),
+    AllocationFunction.ADVANCED_FUNDS: (
+        "Advanced funds account of advanced funds movements when the transaction names none"
+    ),
 }
 
 

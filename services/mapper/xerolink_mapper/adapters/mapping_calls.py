@@ -9,12 +9,13 @@ from typing import Any
 
 from xerolink.mapper.v1 import mapper_service_pb2 as mapper_pb2
 from xerolink_common.errors import ErrorCode, FieldViolation, XerolinkError, invalid_argument
+from xerolink_common.reasons import Reason
 
 from xerolink_mapper.adapters.proto_in import context_from_proto, transaction_from_proto
 from xerolink_mapper.adapters.proto_out import error_result, fill_response, outcome_to_proto
 from xerolink_mapper.domain.mapping import map_transaction
 from xerolink_mapper.domain.model import MappingContext, Profile
-from xerolink_mapper.domain.problems import INVALID_TRANSACTION, Problems
+from xerolink_mapper.domain.problems import Problems
 from xerolink_mapper.domain.xero import MapOutcome
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,7 @@ def _map(request: mapper_pb2.MapTransactionRequest, shared: Shared) -> tuple[Map
     if shared is None and not request.HasField("context"):
         # Not sent at all is the caller's mistake; one sent without a field is a connection not ready.
         raise invalid_argument(
-            INVALID_TRANSACTION,
+            Reason.INVALID_TRANSACTION,
             "The request has no context: send the connection's MappingContext with it, or once for the whole batch.",
             [FieldViolation("context", "is required unless the batch or stream message sets context")],
         )
@@ -97,7 +98,7 @@ def map_many(
         except Exception:
             log.exception("unexpected error mapping item %d", index)
             internal = XerolinkError(
-                ErrorCode.INTERNAL, "INTERNAL", "an internal error occurred; it was logged, retry later"
+                ErrorCode.INTERNAL, Reason.INTERNAL, "an internal error occurred; it was logged, retry later"
             )
             results.append(error_result(index, internal))
             continue

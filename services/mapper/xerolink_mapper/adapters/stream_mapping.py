@@ -19,6 +19,7 @@ from concurrent.futures.process import BrokenProcessPool
 from google.protobuf.message import DecodeError
 from xerolink.mapper.v1 import mapper_service_pb2 as mapper_pb2
 from xerolink_common.errors import FieldViolation, invalid_argument, unavailable
+from xerolink_common.reasons import Reason
 from xerolink_common.request_decoding import mistyped_field
 
 from xerolink_mapper.adapters.mapping_calls import map_many
@@ -43,7 +44,7 @@ def map_stream_message(raw: bytes) -> bytes | None:
 def _checked(result: bytes | None) -> bytes:
     if result is None:
         raise invalid_argument(
-            "MALFORMED_MESSAGE",
+            Reason.MALFORMED_MESSAGE,
             "a stream message is not a StreamMapTransactionsRequest; send messages generated from the "
             "xerolink.mapper.v1 contract",
             [FieldViolation("requests", "could not be decoded")],
@@ -52,7 +53,7 @@ def _checked(result: bytes | None) -> bytes:
 
 
 def _worker_died() -> Exception:
-    return unavailable("MAPPER_WORKERS_UNAVAILABLE", "a mapping worker process died; retry the stream")
+    return unavailable(Reason.MAPPER_WORKERS_UNAVAILABLE, "a mapping worker process died; retry the stream")
 
 
 class StreamMapper:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from xerolink.mapper.v1 import mapper_service_pb2 as mapper_pb2
 from xerolink_common.errors import FieldViolation, invalid_argument
+from xerolink_common.reasons import Reason
 
 from xerolink_mapper.adapters.proto_in import KIND_TO_PROTO, PROFILE_FROM_PROTO
 from xerolink_mapper.adapters.proto_out import PROFILE_TO_PROTO
@@ -19,7 +20,7 @@ def support_matrix_response(profile: int) -> mapper_pb2.ListSupportMatrixRespons
         profiles = (PROFILE_FROM_PROTO[profile],)
     else:
         raise invalid_argument(
-            "UNKNOWN_PROFILE",
+            Reason.UNKNOWN_PROFILE,
             f"policy profile {profile} is not known to this mapper; send ACTIONSTEP_COMPATIBLE, EXTENDED or leave it "
             "unset for every profile",
             [FieldViolation("profile", f"{profile} is not a PolicyProfile value")],

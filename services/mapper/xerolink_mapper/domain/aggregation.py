@@ -7,6 +7,8 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from xerolink_common.reasons import Reason
+
 from xerolink_mapper.domain.model import Line
 from xerolink_mapper.domain.problems import Problems
 from xerolink_mapper.domain.text import check_text
@@ -17,7 +19,6 @@ from xerolink_mapper.domain.xero_fields import ACCOUNT_CODE, ACCOUNT_CODE_LENGTH
 # The length a summed line's joined descriptions are cut to. Xero's description of LineItem
 # bounds none; 4000 is the longest description Xero's description of an Account allows.
 MAX_DESCRIPTION = 4000
-TAX_CODE_NOT_MAPPED = "TAX_CODE_NOT_MAPPED"
 
 
 def tax_type_for(code: str, path: str, tax_map: dict[str, str], map_name: str, problems: Problems) -> str:
@@ -27,7 +28,7 @@ def tax_type_for(code: str, path: str, tax_map: dict[str, str], map_name: str, p
     tax_type = tax_map.get(code)
     if not tax_type:
         problems.precondition(
-            TAX_CODE_NOT_MAPPED,
+            Reason.TAX_CODE_NOT_MAPPED,
             code,
             f"Actionstep tax code {code!r} ({path}) has no Xero tax type in context.{map_name}: add it to the "
             "connection's tax-code map",

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
+from xerolink_common.reasons import Reason
+
 from xerolink_mapper.domain.model import BANK, LINE, PAYMENT, ChartAccount
 from xerolink_mapper.domain.problems import Problems
 from xerolink_mapper.domain.xero import (
@@ -17,11 +19,6 @@ from xerolink_mapper.domain.xero import (
     Operation,
     Payment,
 )
-
-ACCOUNT_NOT_IN_CHART = "ACCOUNT_NOT_IN_CHART"
-ACCOUNT_ARCHIVED = "ACCOUNT_ARCHIVED"
-ACCOUNT_NOT_A_BANK = "ACCOUNT_NOT_A_BANK_ACCOUNT"
-ACCOUNT_NOT_PAYABLE = "ACCOUNT_PAYMENTS_NOT_ENABLED"
 
 
 def _uses(op: Operation) -> Iterator[tuple[str, str]]:
@@ -59,28 +56,28 @@ def check_operations(
             account = chart.get(code)
             if account is None:
                 problems.precondition(
-                    ACCOUNT_NOT_IN_CHART,
+                    Reason.ACCOUNT_NOT_IN_CHART,
                     code,
                     f"account {code} ({op.local_ref}) is not in the Xero organisation's chart: create it in Xero or "
                     "change the Actionstep account / allocation",
                 )
             elif account.status.upper() == "ARCHIVED":
                 problems.precondition(
-                    ACCOUNT_ARCHIVED,
+                    Reason.ACCOUNT_ARCHIVED,
                     code,
                     f"account {code} {account.name!r} ({op.local_ref}) is archived in Xero: restore it or allocate "
                     "an active account",
                 )
             elif role == BANK and account.type != "BANK":
                 problems.precondition(
-                    ACCOUNT_NOT_A_BANK,
+                    Reason.ACCOUNT_NOT_A_BANK_ACCOUNT,
                     code,
                     f"account {code} {account.name!r} ({op.local_ref}) is a {account.type} account, not a bank "
                     "account: allocate a Xero bank account",
                 )
             elif role == PAYMENT and account.type != "BANK" and not account.enable_payments:
                 problems.precondition(
-                    ACCOUNT_NOT_PAYABLE,
+                    Reason.ACCOUNT_PAYMENTS_NOT_ENABLED,
                     code,
                     f"account {code} {account.name!r} ({op.local_ref}) does not accept payments: enable payments "
                     "to it in Xero or allocate a bank account",

@@ -14,7 +14,7 @@ from xerolink_mapper.domain.problems import Problems
 from xerolink_mapper.domain.validation import check_context, check_header
 from xerolink_mapper.domain.xero import Decision, MapOutcome
 
-# ALLOCATION_FUNCTIONS lives in allocations.py; the poster names and reads it here.
+# ALLOCATION_FUNCTIONS (allocations.py) lists xerolink_common.allocation_functions.AllocationFunction in order.
 __all__ = ["ALLOCATION_FUNCTIONS", "MAPPED_KINDS", "map_transaction"]
 
 _MAPPERS: dict[Kind, KindMapper] = {

@@ -6,8 +6,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import date
 
+from xerolink_common.reasons import Reason
+
 from xerolink_mapper.domain.aggregation import aggregate_lines, unit_amount
-from xerolink_mapper.domain.allocations import ALLOCATION_MISSING
 from xerolink_mapper.domain.model import Amount, BankEntryBody, DocumentBody, MappingContext, Totals, Transaction
 from xerolink_mapper.domain.problems import Problems
 from xerolink_mapper.domain.text import TextRule, check_text
@@ -69,7 +70,7 @@ class MappingJob:
         code = self.ctx.account_allocation.get(function, "")
         if not code:
             self.problems.precondition(
-                ALLOCATION_MISSING,
+                Reason.ACCOUNT_ALLOCATION_MISSING,
                 function,
                 f"no Xero account is allocated to {function!r} ({why}): add it to the connection's account allocation",
             )

@@ -13,9 +13,7 @@ from xerolink_common.errors import (
     failed_precondition,
     invalid_argument,
 )
-
-INVALID_TRANSACTION = "INVALID_TRANSACTION"
-MAPPING_NOT_CONFIGURED = "MAPPING_NOT_CONFIGURED"
+from xerolink_common.reasons import Reason
 
 
 class Problems:
@@ -39,7 +37,7 @@ class Problems:
             first = self.fields[0]
             more = f" (and {len(self.fields) - 1} more)" if len(self.fields) > 1 else ""
             return invalid_argument(
-                INVALID_TRANSACTION,
+                Reason.INVALID_TRANSACTION,
                 f"The transaction is invalid: {first.field}: {first.description}{more}. Fix the fields listed "
                 "in the error details and send it again.",
                 self.fields,
@@ -47,7 +45,7 @@ class Problems:
         first_pre = self.preconditions[0]
         more = f" (and {len(self.preconditions) - 1} more)" if len(self.preconditions) > 1 else ""
         return failed_precondition(
-            MAPPING_NOT_CONFIGURED,
+            Reason.MAPPING_NOT_CONFIGURED,
             f"The connection's mapping is incomplete: {first_pre.description}{more}",
             self.preconditions,
         )

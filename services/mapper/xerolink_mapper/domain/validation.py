@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import date
 from decimal import Decimal, InvalidOperation
 
+from xerolink_common.reasons import Reason
+
 from xerolink_mapper.domain.model import AccountingMethod, Amount, Header, MappingContext, Profile
 from xerolink_mapper.domain.problems import Problems
 
@@ -13,7 +15,6 @@ EARLIEST_YEAR = 1970
 LATEST_YEAR = 2099
 # 10 billion in cents: larger amounts are a unit mistake (cents sent as thousandths...).
 MAX_CENTS = 1_000_000_000_000
-CONNECTION_NOT_READY = "CONNECTION_NOT_READY"
 
 
 def check_context(ctx: MappingContext, problems: Problems) -> None:
@@ -21,20 +22,20 @@ def check_context(ctx: MappingContext, problems: Problems) -> None:
         problems.field("context.connected_at", f"{ctx.connected_at.isoformat()} is not a plausible connection time")
     if ctx.connected_at is None:
         problems.precondition(
-            CONNECTION_NOT_READY,
+            Reason.CONNECTION_NOT_READY,
             "context.connected_at",
             "the connection has no connected_at: set when the integration was connected so pre-integration "
             "transactions can be told apart",
         )
     if len(ctx.base_currency_code) != 3:
         problems.precondition(
-            CONNECTION_NOT_READY,
+            Reason.CONNECTION_NOT_READY,
             "context.base_currency_code",
             "the connection has no base currency: set the Xero organisation's BaseCurrency (ISO-4217, e.g. AUD)",
         )
     if ctx.accounting_method is AccountingMethod.UNSPECIFIED:
         problems.precondition(
-            CONNECTION_NOT_READY,
+            Reason.CONNECTION_NOT_READY,
             "context.accounting_method",
             "the Actionstep accounting method is unknown: set ACCRUAL or CASH from the division's settings",
         )

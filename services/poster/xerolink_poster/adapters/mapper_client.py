@@ -13,6 +13,7 @@ from xerolink.mapper.v1 import mapper_service_pb2 as mapper_pb2
 from xerolink.mapper.v1 import mapper_service_pb2_grpc as mapper_grpc
 from xerolink_common.errors import ErrorCode, XerolinkError
 from xerolink_common.grpc_errors import from_rpc_error
+from xerolink_common.reasons import Reason
 from xerolink_common.security import client_channel
 
 _RETRYABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
@@ -67,7 +68,7 @@ class MapperClient:
         if call.code() in _RETRYABLE:
             return XerolinkError(
                 ErrorCode.UNAVAILABLE,
-                "MAPPER_UNAVAILABLE",
+                Reason.MAPPER_UNAVAILABLE,
                 f"the mapper at {self.target} did not answer ({call.code().name}); nothing was recorded, "
                 "retry the request shortly",
                 retry_after_seconds=1.0,
@@ -84,7 +85,7 @@ class MapperClient:
             )
             return XerolinkError(
                 ErrorCode.UNAVAILABLE,
-                "MAPPER_REFUSED_POSTER",
+                Reason.MAPPER_REFUSED_POSTER,
                 f"the mapper at {self.target} refused this poster ({call.code().name} {refusal.reason}); nothing "
                 "was recorded: the operator must fix the poster's credentials for the mapper, then retry",
             )

@@ -7,6 +7,8 @@ from __future__ import annotations
 from sqlalchemy import BigInteger, Boolean, Column, Index, LargeBinary, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from xerolink_poster.domain.states import ConnectionState
+
 
 def _big(**kwargs: object) -> Column[int]:
     return Column(BigInteger, **kwargs)  # type: ignore[arg-type]
@@ -36,7 +38,7 @@ class ConnectionRow(SQLModel, table=True):
     refresh_holder: str = Field(default="", max_length=128)
     refresh_until_us: int = Field(default=0, sa_column=_big(nullable=False, default=0))
     # connected / needs_reconnect / disconnected.
-    state: str = Field(default="connected", max_length=16)
+    state: str = Field(default=ConnectionState.CONNECTED, max_length=16)
     # The server-configured Xero app that refreshes the tokens ("" = never refreshed).
     xero_app: str = Field(default="", max_length=64)
     # Xero's id of the tenant connection (DELETE /connections/{id} disconnects it).

@@ -11,24 +11,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-# The allocation functions the mapper reads (xerolink_mapper.domain.mapping.ALLOCATION_FUNCTIONS,
-# described in docs/support-matrix.md); a unit test keeps the two equal. Any other name allocates
-# nothing: a typo would leave the function it meant unmapped while the re-map reports success.
-FUNCTIONS = frozenset(
-    {
-        "office_bank",
-        "trust_bank",
-        "trust_liability",
-        "trust_transfers",
-        "trust_paid_by_firm",
-        "trust_interest",
-        "statutory_deposit",
-        "advanced_funds",
-    }
-)
-NOT_IN_CHART = "ACCOUNT_NOT_IN_CHART"
-ARCHIVED = "ACCOUNT_ARCHIVED"
-ALLOCATION_BROKEN = "ACCOUNT_ALLOCATION_BROKEN"
+from xerolink_common.allocation_functions import AllocationFunction
+from xerolink_common.reasons import Reason
+
+# The allocation functions the mapper reads (described in docs/support-matrix.md).
+FUNCTIONS = frozenset(AllocationFunction)
 
 
 @dataclass(frozen=True)
@@ -62,7 +49,7 @@ def discrepancies(allocation: Mapping[str, str], chart: Iterable[ChartEntry]) ->
                 Discrepancy(
                     function,
                     code,
-                    NOT_IN_CHART,
+                    Reason.ACCOUNT_NOT_IN_CHART,
                     f"{function!r} is allocated account {code}, which the connected Xero organisation's chart "
                     f"does not have: create account {code} in Xero, or re-map {function!r} with RemapAccounts",
                 )
@@ -72,7 +59,7 @@ def discrepancies(allocation: Mapping[str, str], chart: Iterable[ChartEntry]) ->
                 Discrepancy(
                     function,
                     code,
-                    ARCHIVED,
+                    Reason.ACCOUNT_ARCHIVED,
                     f"{function!r} is allocated account {code} {entry.name!r}, which is archived in Xero: restore it, "
                     f"or re-map {function!r} with RemapAccounts",
                 )

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from xerolink_common.reasons import Reason
+
 from xerolink_poster.domain.corrections import (
     DELETABLE_DOCUMENT,
     DOCUMENT_TYPES,
@@ -54,20 +56,20 @@ def check_target(link: LinkFacts | None, record: RecordRef, connection_id: str) 
     """Refuses records that cannot be corrected, saying what to do instead."""
     if link is None:
         raise NotCorrectable(
-            "LINK_NOT_FOUND",
+            Reason.LINK_NOT_FOUND,
             f"{record_name(record)} ({record}) was never posted on connection {connection_id!r}: nothing of it is "
             "in Xero, so correct it in Actionstep only",
             not_found=True,
         )
     if link.state in (LinkState.PENDING, LinkState.WAITING):
         raise NotCorrectable(
-            "POSTING_IN_PROGRESS",
+            Reason.POSTING_IN_PROGRESS,
             f"{record_name(record)} is {link.state.value}: wait until it is linked or failed (GetLink), "
             "then plan again",
         )
     if link.state == LinkState.FAILED:
         raise NotCorrectable(
-            "NOT_IN_XERO",
+            Reason.NOT_IN_XERO,
             f"{record_name(record)} failed to post, so it is not in Xero: fix it in Actionstep and post it again",
         )
     if link.state == LinkState.UNLINKED:
@@ -83,7 +85,7 @@ def check_target(link: LinkFacts | None, record: RecordRef, connection_id: str) 
                 "voided invoice's number and refuses it on a second invoice"
             )
         raise NotCorrectable(
-            "ALREADY_UNLINKED",
+            Reason.ALREADY_UNLINKED,
             f"{record_name(record)} is already unlinked; its Xero objects ({orphans}) are orphaned: delete or void "
             f"them in Xero by hand, or read an earlier correction with GetCorrection{reuse}",
         )
@@ -92,7 +94,7 @@ def check_target(link: LinkFacts | None, record: RecordRef, connection_id: str) 
         o.type in _DELETE_ACTION or o.type in DOCUMENT_TYPES for o in link.objects
     ):
         raise NotCorrectable(
-            "CORRECTION_NOT_SUPPORTED",
+            Reason.CORRECTION_NOT_SUPPORTED,
             f"automated correction covers payments, credit note applications and documents; for "
             f"{record_name(record)} unlink it, then correct it in Xero by hand",
         )

@@ -11,6 +11,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
 
+from xerolink_common.reasons import Reason
+
 from xerolink_poster.domain.kinds import ObjectType, TransactionKind
 from xerolink_poster.domain.records import RecordRef, XeroObjectRef
 from xerolink_poster.domain.states import LinkState
@@ -155,7 +157,7 @@ class Plan:
 class NotCorrectable(Exception):
     """The record's link does not allow a correction; code is NOT_FOUND or FAILED_PRECONDITION."""
 
-    def __init__(self, reason: str, message: str, not_found: bool = False) -> None:
+    def __init__(self, reason: Reason, message: str, not_found: bool = False) -> None:
         super().__init__(message)
         self.reason = reason
         self.message = message

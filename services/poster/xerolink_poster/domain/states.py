@@ -1,4 +1,4 @@
-"""Link states and the one table of allowed transitions. Every state change of a link goes
+"""Link, connection and outbox states, and the one table of allowed link transitions. Every state change of a link goes
 through `transition`, and the repository writes an audit row for it in the same transaction."""
 
 from __future__ import annotations
@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from xerolink_common.errors import ErrorCode, XerolinkError
+from xerolink_common.reasons import Reason
 
 
 class LinkState(StrEnum):
@@ -15,6 +16,22 @@ class LinkState(StrEnum):
     LINKED = "linked"
     FAILED = "failed"
     UNLINKED = "unlinked"
+
+
+class ConnectionState(StrEnum):
+    """A connection row's state; the values are stored."""
+
+    CONNECTED = "connected"
+    NEEDS_RECONNECT = "needs_reconnect"  # Xero refused or lost its tokens: connect again
+    DISCONNECTED = "disconnected"
+
+
+class OutboxState(StrEnum):
+    """An outbox row's state; the values are stored."""
+
+    READY = "ready"  # claimable by a dispatcher
+    WAITING = "waiting"  # held until the records it depends on link
+    DONE = "done"  # finished; purged after the retention period
 
 
 class Event(StrEnum):
@@ -65,7 +82,7 @@ def transition(current: LinkState | None, event: Event) -> Transition:
     if target is None:
         raise XerolinkError(
             ErrorCode.FAILED_PRECONDITION,
-            "ILLEGAL_LINK_TRANSITION",
+            Reason.ILLEGAL_LINK_TRANSITION,
             f"a link in state {current.value if current else 'none'} cannot take event {event.value}; "
             "read the link again and retry with its current state",
         )

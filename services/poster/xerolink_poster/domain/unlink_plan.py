@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from xerolink_common.errors import ErrorCode, PreconditionViolation, XerolinkError
+from xerolink_common.reasons import Reason
 
 from xerolink_poster.domain.kinds import TransactionKind
 from xerolink_poster.domain.records import KNOWN_KINDS, RecordRef, XeroObjectRef
@@ -97,7 +98,7 @@ def plan_unlink(
             outcome.action = Action.REFUSED
             outcome.error = XerolinkError(
                 ErrorCode.NOT_FOUND,
-                "LINK_NOT_FOUND",
+                Reason.LINK_NOT_FOUND,
                 f"{label(record)} was never posted on this connection; check the kind and id (list links to find it)",
             )
             continue
@@ -108,7 +109,7 @@ def plan_unlink(
             outcome.action = Action.REFUSED
             outcome.error = XerolinkError(
                 ErrorCode.FAILED_PRECONDITION,
-                "POSTING_IN_PROGRESS",
+                Reason.POSTING_IN_PROGRESS,
                 f"{label(record)} is being posted to Xero right now and cannot be unlinked; wait until it is "
                 "linked or failed (watch its posting), then unlink it",
             )
@@ -119,7 +120,7 @@ def plan_unlink(
             outcome.action = Action.REFUSED
             outcome.error = XerolinkError(
                 ErrorCode.FAILED_PRECONDITION,
-                "LINK_OUTCOME_UNKNOWN",
+                Reason.LINK_OUTCOME_UNKNOWN,
                 f"{label(record)} gave up without knowing whether Xero created it; post the same content again "
                 "so xerolink finds it in Xero (or creates it once), then unlink it",
             )
@@ -133,7 +134,7 @@ def plan_unlink(
             outcome.blocked_by = in_flight
             outcome.error = XerolinkError(
                 ErrorCode.FAILED_PRECONDITION,
-                "DEPENDENT_IN_PROGRESS",
+                Reason.DEPENDENT_IN_PROGRESS,
                 f"{label(record)} has payments or allocations being posted right now ({_names(in_flight)}); "
                 "wait until they are linked or failed, then unlink again",
             )
@@ -142,7 +143,7 @@ def plan_unlink(
             outcome.blocked_by = linked
             outcome.error = XerolinkError(
                 ErrorCode.FAILED_PRECONDITION,
-                "LINKED_DEPENDENTS",
+                Reason.LINKED_DEPENDENTS,
                 f"{label(record)} has linked payments or allocations ({_names(linked)}); unlink them first, "
                 "select them too, or request cascade to unlink them with it",
             )
@@ -171,11 +172,11 @@ def refusal(connection_id: str, outcomes: Sequence[Outcome]) -> XerolinkError | 
             )
             for b in o.blocked_by
         )
-    code = ErrorCode.NOT_FOUND if reasons == {"LINK_NOT_FOUND"} else ErrorCode.FAILED_PRECONDITION
+    code = ErrorCode.NOT_FOUND if reasons == {Reason.LINK_NOT_FOUND} else ErrorCode.FAILED_PRECONDITION
     summary = "; ".join(o.error.message for o in refused if o.error is not None)
     return XerolinkError(
         code,
-        reasons.pop() if len(reasons) == 1 else "UNLINK_REFUSED",
+        reasons.pop() if len(reasons) == 1 else Reason.UNLINK_REFUSED,
         f"nothing was unlinked: {len(refused)} record(s) cannot be unlinked: {summary}",
         precondition_violations=violations,
     )

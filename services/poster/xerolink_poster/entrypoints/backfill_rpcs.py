@@ -12,6 +12,7 @@ from xerolink.poster.v1 import backfill_pb2
 from xerolink.type.v1 import errors_pb2
 from xerolink_common.errors import FieldViolation, invalid_argument, not_found
 from xerolink_common.grpc_errors import translate_errors, translate_stream_errors
+from xerolink_common.reasons import Reason
 from xerolink_common.security import current_caller, require_connection
 
 from xerolink_poster.domain import preflight
@@ -82,7 +83,7 @@ def _check_shape(request: backfill_pb2.StartBackfillRequest) -> None:
             )
     if violations:
         raise invalid_argument(
-            "INVALID_BACKFILL_REQUEST", "the backfill request is not valid; fix the fields listed", violations
+            Reason.INVALID_BACKFILL_REQUEST, "the backfill request is not valid; fix the fields listed", violations
         )
 
 
@@ -155,7 +156,7 @@ class BackfillRpcs:
         backfill_id = backfill.backfill_id_of(name)
         view = backfill.get_backfill(self.poster.db, backfill_id)
         if not current_caller().may_use(view.row.connection_id):
-            raise not_found("BACKFILL_NOT_FOUND", f"no backfill {backfill_id}; start one with StartBackfill")
+            raise not_found(Reason.BACKFILL_NOT_FOUND, f"no backfill {backfill_id}; start one with StartBackfill")
         return backfill_id
 
     @translate_errors

@@ -7,12 +7,13 @@ from xerolink.poster.v1 import connection_pb2
 
 from xerolink_poster.adapters.tables import ConnectionRow
 from xerolink_poster.domain.allocation import Discrepancy
+from xerolink_poster.domain.states import ConnectionState
 from xerolink_poster.service_layer import connection_facts as lifecycle
 
-STATES = {
-    lifecycle.CONNECTED: connection_pb2.CONNECTION_STATE_CONNECTED,
-    lifecycle.NEEDS_RECONNECT: connection_pb2.CONNECTION_STATE_NEEDS_RECONNECT,
-    lifecycle.DISCONNECTED: connection_pb2.CONNECTION_STATE_DISCONNECTED,
+STATES: dict[str, connection_pb2.ConnectionState.ValueType] = {
+    ConnectionState.CONNECTED: connection_pb2.CONNECTION_STATE_CONNECTED,
+    ConnectionState.NEEDS_RECONNECT: connection_pb2.CONNECTION_STATE_NEEDS_RECONNECT,
+    ConnectionState.DISCONNECTED: connection_pb2.CONNECTION_STATE_DISCONNECTED,
 }
 
 

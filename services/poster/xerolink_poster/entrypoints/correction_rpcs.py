@@ -7,6 +7,7 @@ import grpc
 from xerolink.poster.v1 import correction_pb2
 from xerolink_common.errors import FieldViolation, invalid_argument
 from xerolink_common.grpc_errors import translate_errors
+from xerolink_common.reasons import Reason
 from xerolink_common.security import require_connection
 
 from xerolink_poster.domain import corrections as dom
@@ -65,7 +66,7 @@ def correction_message(view: CorrectionView) -> correction_pb2.Correction:
 def _intent(value: int) -> dom.Intent:
     if value not in (dom.Intent.EDIT, dom.Intent.DELETE):
         raise invalid_argument(
-            "INVALID_INTENT",
+            Reason.INVALID_INTENT,
             "say what the Actionstep user will do with the record: EDIT or DELETE",
             [FieldViolation("intent", "CORRECTION_INTENT_EDIT or CORRECTION_INTENT_DELETE")],
         )

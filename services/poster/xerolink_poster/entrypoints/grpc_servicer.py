@@ -9,6 +9,7 @@ from xerolink.poster.v1 import poster_service_pb2 as poster_pb2
 from xerolink.poster.v1 import poster_service_pb2_grpc as poster_grpc
 from xerolink_common.errors import FieldViolation, invalid_argument, not_found
 from xerolink_common.grpc_errors import translate_errors, translate_stream_errors
+from xerolink_common.reasons import Reason
 from xerolink_common.security import current_caller, require_connection
 
 from xerolink_poster.entrypoints import proto_mapping as pm
@@ -30,7 +31,7 @@ def _visible(view: queries.PostingView, posting_id: str) -> queries.PostingView:
     """A posting of a connection the caller may not use looks exactly like a missing one, so one
     tenant cannot even learn that another's posting exists."""
     if not current_caller().may_use(view.posting.connection_id):
-        raise not_found("POSTING_NOT_FOUND", f"no posting {posting_id}; list postings to find it")
+        raise not_found(Reason.POSTING_NOT_FOUND, f"no posting {posting_id}; list postings to find it")
     return view
 
 
@@ -42,7 +43,9 @@ def _state_filter(state: int) -> str:
     found = pm.PROTO_TO_STATE.get(state)  # type: ignore[call-overload]
     if found is None:
         raise invalid_argument(
-            "UNKNOWN_STATE", f"state {state} is not a link state", [FieldViolation("state", "use a LinkState value")]
+            Reason.UNKNOWN_STATE,
+            f"state {state} is not a link state",
+            [FieldViolation("state", "use a LinkState value")],
         )
     return str(found)
 
@@ -50,7 +53,9 @@ def _state_filter(state: int) -> str:
 def _group_filter(group: int) -> int:
     if group not in poster_pb2.LinkGroup.values():
         raise invalid_argument(
-            "UNKNOWN_GROUP", f"group {group} is not a link group", [FieldViolation("group", "use a LinkGroup value")]
+            Reason.UNKNOWN_GROUP,
+            f"group {group} is not a link group",
+            [FieldViolation("group", "use a LinkGroup value")],
         )
     return group
 
@@ -58,7 +63,7 @@ def _group_filter(group: int) -> int:
 def _check_batch(size: int) -> None:
     if size > MAX_BATCH:
         raise invalid_argument(
-            "BATCH_TOO_LARGE",
+            Reason.BATCH_TOO_LARGE,
             f"at most {MAX_BATCH} transactions per request; split the batch",
             [FieldViolation("transactions", f"{size} items, at most {MAX_BATCH}")],
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import grpc
 from xerolink_common.errors import FieldViolation, invalid_argument
+from xerolink_common.reasons import Reason
 from xerolink_common.security import LOCAL_DEVELOPER, current_caller, require_connection
 
 from xerolink_poster.domain.records import KNOWN_KINDS, RecordRef, parse_link_name
@@ -26,7 +27,7 @@ def record_of(request_record: object, field: str) -> RecordRef:
     record_id = int(getattr(request_record, "id", 0))
     if kind not in KNOWN_KINDS or record_id <= 0:
         raise invalid_argument(
-            "INVALID_RECORD",
+            Reason.INVALID_RECORD,
             "record needs a transaction kind and the record's positive Actionstep id",
             [FieldViolation(field, "kind: a TransactionKind value (e.g. TRANSACTION_KIND_CLIENT_BILL); id: > 0")],
         )
@@ -45,7 +46,7 @@ def link_of(request: object) -> tuple[str, RecordRef | None]:
     parsed = parse_link_name(name)
     if parsed is None:
         raise invalid_argument(
-            "INVALID_LINK_NAME",
+            Reason.INVALID_LINK_NAME,
             f"{name[:200]!r} is not a link name",
             [
                 FieldViolation(

@@ -14,6 +14,7 @@ from xerolink.poster.v1 import unlink_pb2
 from xerolink.xero.v1 import objects_pb2 as xero_pb2
 from xerolink_common.errors import FieldViolation, invalid_argument
 from xerolink_common.grpc_errors import translate_errors
+from xerolink_common.reasons import Reason
 from xerolink_common.security import require_connection
 
 from xerolink_poster.domain.link_filter import LinkFilter
@@ -54,7 +55,7 @@ def link_filter(request: poster_pb2.ListLinksRequest, group: int, state: str) ->
         violations.append(FieldViolation("xero_id", "a Xero id: letters, digits and '-', at most 64 characters"))
     if violations:
         raise invalid_argument(
-            "INVALID_LINK_FILTER", "the link filters are not valid; fix the fields listed", violations
+            Reason.INVALID_LINK_FILTER, "the link filters are not valid; fix the fields listed", violations
         )
     return LinkFilter(
         group=group,
@@ -187,7 +188,7 @@ class UnlinkRpcs:
         self.poster.require_known_connection(request.connection_id)
         if request.type not in xero_pb2.ObjectType.values():
             raise invalid_argument(
-                "UNKNOWN_OBJECT_TYPE",
+                Reason.UNKNOWN_OBJECT_TYPE,
                 f"type {request.type} is not a Xero object type",
                 [FieldViolation("type", "use an ObjectType value")],
             )

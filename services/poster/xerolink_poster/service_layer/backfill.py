@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from xerolink.actionstep.v1 import common_pb2, transaction_pb2
 from xerolink_common.errors import ErrorCode, FieldViolation, XerolinkError, bounded, invalid_argument, not_found
 from xerolink_common.money import cents_to_str
+from xerolink_common.reasons import Reason
 
 from xerolink_poster.adapters import backfill_tables as bt
 from xerolink_poster.adapters.database import Database, now_us
@@ -101,12 +102,15 @@ def _refuse(item: _Item, code: ErrorCode, reason: str, message: str, violations:
     item.error = error_json(code, reason, message, [(v.field, v.description) for v in violations])
 
 
-def _bill_problem(bill: BillInput, connected: tuple[int, int]) -> tuple[str, str] | None:
+def _bill_problem(bill: BillInput, connected: tuple[int, int]) -> tuple[Reason, str] | None:
     """(reason, sentence) when the bill itself cannot be backfilled."""
     tx = bill.bill
     number = tx.client_bill.bill_number or f"bill {tx.header.id}"
     if tx.WhichOneof("kind") != "client_bill":
-        return "NOT_A_CLIENT_BILL", "only client bills are backfilled; post other transactions with PostTransaction"
+        return (
+            Reason.NOT_A_CLIENT_BILL,
+            "only client bills are backfilled; post other transactions with PostTransaction",
+        )
     if bill.status != OPEN:
         why = {
             "closed": "is closed (fully paid): nothing is due, so it is not backfilled; enter it in Xero by hand "
@@ -114,29 +118,32 @@ def _bill_problem(bill: BillInput, connected: tuple[int, int]) -> tuple[str, str
             "draft": "is a draft: post it in Actionstep and it reaches Xero as a new transaction",
             "deleted": "is deleted in Actionstep: there is nothing to post",
         }.get(bill.status, "has no status: send its Actionstep status (only open bills are backfilled)")
-        return "BILL_NOT_OPEN", f"{number} {why}"
+        return Reason.BILL_NOT_OPEN, f"{number} {why}"
     if not tx.header.HasField("posted_at"):
-        return "POSTED_AT_REQUIRED", f"{number} has no posted_at: send when it was posted in Actionstep"
+        return Reason.POSTED_AT_REQUIRED, f"{number} has no posted_at: send when it was posted in Actionstep"
     if (tx.header.posted_at.seconds, tx.header.posted_at.nanos) >= connected:
         return (
-            "NOT_PRE_INTEGRATION",
+            Reason.NOT_PRE_INTEGRATION,
             f"{number} was posted after the integration was connected: post it with PostTransaction, not the backfill",
         )
     if bill.total_due_cents is None:
-        return "TOTAL_DUE_REQUIRED", f"{number} has no total_due: send Actionstep's totalDue for the bill"
+        return Reason.TOTAL_DUE_REQUIRED, f"{number} has no total_due: send Actionstep's totalDue for the bill"
     if bill.total_due_currency and bill.total_due_currency != tx.header.currency_code:
-        return "TOTAL_DUE_CURRENCY", f"{number}'s total_due is not in the bill's currency {tx.header.currency_code}"
+        return (
+            Reason.TOTAL_DUE_CURRENCY,
+            f"{number}'s total_due is not in the bill's currency {tx.header.currency_code}",
+        )
     return None
 
 
-def _payments_problem(bill: BillInput) -> tuple[str, str] | None:
+def _payments_problem(bill: BillInput) -> tuple[Reason, str] | None:
     tx = bill.bill
     paid = sum(p.client_bill_payment.amount.units for p in bill.payments)
     total = tx.client_bill.totals.inclusive.units
     due = bill.total_due_cents or 0
     if total - paid != due:
         return (
-            "PAYMENTS_DO_NOT_MATCH_TOTAL_DUE",
+            Reason.PAYMENTS_DO_NOT_MATCH_TOTAL_DUE,
             f"{tx.client_bill.bill_number or tx.header.id}: the total {cents_to_str(total)} less the payments "
             f"sent ({cents_to_str(paid)}) is {cents_to_str(total - paid)}, but Actionstep's totalDue is "
             f"{cents_to_str(due)}; send every payment of the bill (and only those) so the Xero invoice ends "
@@ -147,17 +154,17 @@ def _payments_problem(bill: BillInput) -> tuple[str, str] | None:
 
 def _payment_problem(
     payment: transaction_pb2.Transaction, bill_id: int, path: str
-) -> tuple[str, str, FieldViolation] | None:
+) -> tuple[Reason, str, FieldViolation] | None:
     """(reason, sentence, the field at fault) when the payment cannot go with its bill."""
     if payment.WhichOneof("kind") != "client_bill_payment":
         return (
-            "NOT_A_BILL_PAYMENT",
+            Reason.NOT_A_BILL_PAYMENT,
             "only payments of the bill (client_bill_payment) go with it",
             FieldViolation(f"{path}.kind", "client_bill_payment"),
         )
     if payment.client_bill_payment.bill_id != bill_id:
         return (
-            "PAYMENT_OF_ANOTHER_BILL",
+            Reason.PAYMENT_OF_ANOTHER_BILL,
             f"the payment is for bill {payment.client_bill_payment.bill_id}, not {bill_id}: send it with its own bill",
             FieldViolation(f"{path}.client_bill_payment.bill_id", f"{bill_id}, the id of the bill it is sent with"),
         )
@@ -167,12 +174,12 @@ def _payment_problem(
 def _check_request(bills: Sequence[BillInput]) -> None:
     if not bills:
         raise invalid_argument(
-            "NO_BILLS", "send the open bills to backfill", [FieldViolation("bills", "at least one bill")]
+            Reason.NO_BILLS, "send the open bills to backfill", [FieldViolation("bills", "at least one bill")]
         )
     count = sum(1 + len(b.payments) for b in bills)
     if len(bills) > MAX_BILLS or count > MAX_TRANSACTIONS:
         raise invalid_argument(
-            "BACKFILL_TOO_LARGE",
+            Reason.BACKFILL_TOO_LARGE,
             f"at most {MAX_BILLS} bills and {MAX_TRANSACTIONS} transactions per backfill; split it into several "
             "backfills (running one again is harmless)",
             [FieldViolation("bills", f"{len(bills)} bills, {count} transactions")],
@@ -196,7 +203,7 @@ def _groups(bills: Sequence[BillInput], connection: ConnectionRow) -> list[_Grou
         groups.append(group)
         problem = _bill_problem(bill, connected)
         if problem is None and bill.bill.header.id in seen:
-            problem = ("DUPLICATE_BILL", f"bill {bill.bill.header.id} appears twice in the request; send it once")
+            problem = (Reason.DUPLICATE_BILL, f"bill {bill.bill.header.id} appears twice in the request; send it once")
         seen.add(bill.bill.header.id)
         payment_problems = [
             _payment_problem(p.transaction, bill.bill.header.id, f"bills[{index}].payments[{n}]")
@@ -206,13 +213,13 @@ def _groups(bills: Sequence[BillInput], connection: ConnectionRow) -> list[_Grou
             problem = _payments_problem(bill)
             if problem is None:
                 continue
-        reason, sentence = problem or ("PAYMENT_REFUSED", "a payment sent with it is refused; see the payment")
+        reason, sentence = problem or (Reason.PAYMENT_REFUSED, "a payment sent with it is refused; see the payment")
         _refuse(group.bill, ErrorCode.FAILED_PRECONDITION, reason, sentence)
         for item, own in zip(group.payments, payment_problems, strict=True):
             if own is not None:
                 _refuse(item, ErrorCode.INVALID_ARGUMENT, own[0], own[1], [own[2]])
             else:
-                _refuse(item, ErrorCode.FAILED_PRECONDITION, "BILL_REFUSED", "refused with its bill")
+                _refuse(item, ErrorCode.FAILED_PRECONDITION, Reason.BILL_REFUSED, "refused with its bill")
     return groups
 
 
@@ -258,7 +265,7 @@ def start_backfill(
             if item.outcome:
                 continue
             if group.bill.outcome == bp.REFUSED:
-                _refuse(item, ErrorCode.FAILED_PRECONDITION, "BILL_REFUSED", "its bill was refused; see the bill")
+                _refuse(item, ErrorCode.FAILED_PRECONDITION, Reason.BILL_REFUSED, "its bill was refused; see the bill")
             else:
                 payments.append(item)
     # After the bills: a payment whose bill is not linked yet waits for it in the outbox.
@@ -285,7 +292,7 @@ def _same_request(earlier: bt.BackfillRow, request_id: str, fingerprint: str) ->
     if earlier.fingerprint and earlier.fingerprint != fingerprint:
         raise XerolinkError(
             ErrorCode.ALREADY_EXISTS,
-            "REQUEST_ID_REUSED",
+            Reason.REQUEST_ID_REUSED,
             f"request_id {request_id!r} was already used for backfill {earlier.backfill_id} with other bills; "
             "nothing was posted: send a new request_id for a new request (reuse one only to retry the same request)",
             field_violations=[
@@ -342,7 +349,7 @@ def backfill_id_of(name: str) -> str:
     prefix = "backfills/"
     if not name.startswith(prefix) or not _BACKFILL_ID.match(name[len(prefix) :]):
         raise invalid_argument(
-            "INVALID_BACKFILL_NAME",
+            Reason.INVALID_BACKFILL_NAME,
             "name must be 'backfills/{backfill_id}' as StartBackfill returned it",
             [FieldViolation("name", "backfills/{id}")],
         )
@@ -353,7 +360,7 @@ def get_backfill(db: Database, backfill_id: str) -> BackfillView:
     with UnitOfWork(db, write=False) as uow:
         row = uow.backfills.get_backfill(backfill_id)
         if row is None:
-            raise not_found("BACKFILL_NOT_FOUND", f"no backfill {backfill_id}; start one with StartBackfill")
+            raise not_found(Reason.BACKFILL_NOT_FOUND, f"no backfill {backfill_id}; start one with StartBackfill")
         rows = uow.backfills.items_of(backfill_id)
         tracked = [RecordRef(r.kind, r.record_id) for r in rows if r.outcome != bp.REFUSED]
         links = uow.links.links_for(row.connection_id, sorted(set(tracked)))

@@ -9,13 +9,11 @@ from typing import Any
 from google.protobuf import timestamp_pb2
 from xerolink.mapper.v1 import mapper_service_pb2 as mapper_pb2
 from xerolink_common.errors import PreconditionViolation, failed_precondition
+from xerolink_common.reasons import Reason
 
 from xerolink_poster.adapters.tables import ConnectionRow
 from xerolink_poster.domain import allocation
-
-CONNECTED = "connected"
-NEEDS_RECONNECT = "needs_reconnect"
-DISCONNECTED = "disconnected"
+from xerolink_poster.domain.states import ConnectionState
 
 
 def context_of(row: ConnectionRow) -> mapper_pb2.MappingContext:
@@ -35,18 +33,22 @@ def allocation_discrepancies(context: mapper_pb2.MappingContext) -> list[allocat
 def check_postable(row: ConnectionRow) -> None:
     """Refuses a post, before anything is queued, when the connection is disconnected or its
     allocation names accounts the organisation's chart lacks."""
-    if row.state == DISCONNECTED:
+    if row.state == ConnectionState.DISCONNECTED:
         raise failed_precondition(
-            "CONNECTION_DISCONNECTED",
+            Reason.CONNECTION_DISCONNECTED,
             f"connection {row.connection_id!r} is disconnected; connect the organisation again with "
             "ConnectOrganisation before posting",
-            [PreconditionViolation("CONNECTION_STATE", f"connections/{row.connection_id}", DISCONNECTED)],
+            [
+                PreconditionViolation(
+                    "CONNECTION_STATE", f"connections/{row.connection_id}", ConnectionState.DISCONNECTED
+                )
+            ],
         )
     broken = allocation_discrepancies(context_of(row))
     if broken:
         codes = ", ".join(f"{d.function}={d.account_code}" for d in broken)
         raise failed_precondition(
-            allocation.ALLOCATION_BROKEN,
+            Reason.ACCOUNT_ALLOCATION_BROKEN,
             f"the account allocation names accounts the Xero organisation cannot take ({codes}); re-map them with "
             "RemapAccounts (GetAllocationDiscrepancies lists them) or fix the chart in Xero",
             [PreconditionViolation(d.problem, d.account_code, d.description) for d in broken],

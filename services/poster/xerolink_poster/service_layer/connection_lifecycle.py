@@ -19,6 +19,7 @@ from xerolink_common.errors import (
     invalid_argument,
     unavailable,
 )
+from xerolink_common.reasons import Reason
 
 from xerolink_poster.adapters.database import now_us
 from xerolink_poster.adapters.tables import ConnectionRow
@@ -29,10 +30,8 @@ from xerolink_poster.adapters.xero_identity import (
     XeroRefused,
 )
 from xerolink_poster.domain import allocation
+from xerolink_poster.domain.states import ConnectionState
 from xerolink_poster.service_layer.connection_facts import (
-    CONNECTED,
-    DISCONNECTED,
-    NEEDS_RECONNECT,
     allocation_discrepancies,
     chart_entries,
     chart_from_accounts,
@@ -55,9 +54,6 @@ from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transa
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "CONNECTED",
-    "DISCONNECTED",
-    "NEEDS_RECONNECT",
     "ConnectOutcome",
     "ConnectRequest",
     "ConnectionKeeper",
@@ -107,19 +103,19 @@ class ConnectionKeeper(ConnectionTokens):
             app = self.apps.get(app_name)
         except AppNotConfigured as exc:
             raise failed_precondition(
-                "XERO_APP_NOT_CONFIGURED", str(exc), [PreconditionViolation("XERO_APP", app_name, str(exc))]
+                Reason.XERO_APP_NOT_CONFIGURED, str(exc), [PreconditionViolation("XERO_APP", app_name, str(exc))]
             ) from exc
         try:
             grant = self.identity.exchange_code(app, request.authorization_code, request.redirect_uri)
         except TokenRefused as exc:
             raise invalid_argument(
-                "AUTHORIZATION_CODE_REFUSED",
+                Reason.AUTHORIZATION_CODE_REFUSED,
                 f"Xero refused the authorisation code ({exc}); codes are single-use and expire within minutes: "
                 "start the consent again",
                 [FieldViolation("authorization_code", f"refused by Xero: {exc.error}")],
             ) from exc
         except Uncertain as exc:
-            raise unavailable("XERO_UNREACHABLE", f"Xero's token endpoint did not answer ({exc}); retry") from exc
+            raise unavailable(Reason.XERO_UNREACHABLE, f"Xero's token endpoint did not answer ({exc}); retry") from exc
         tenant = self._choose_tenant(base_url, grant.access_token, request.xero_tenant_id)
         tenant_id = str(tenant.get("tenantId", "")).lower()
         organisation, accounts = self._read_organisation(base_url, grant.access_token, tenant_id)
@@ -204,27 +200,29 @@ class ConnectionKeeper(ConnectionTokens):
                 if t.get("tenantType", "ORGANISATION") == "ORGANISATION"
             ]
         except (Uncertain, XeroRefused) as exc:
-            raise unavailable("XERO_UNREACHABLE", f"could not list Xero's tenant connections ({exc}); retry") from exc
+            raise unavailable(
+                Reason.XERO_UNREACHABLE, f"could not list Xero's tenant connections ({exc}); retry"
+            ) from exc
         if wanted:
             for tenant in tenants:
                 if str(tenant.get("tenantId", "")).lower() == wanted.lower():
                     return tenant
             raise failed_precondition(
-                "TENANT_NOT_CONNECTED",
+                Reason.TENANT_NOT_CONNECTED,
                 f"the consent did not connect organisation {wanted}; connected: {tenant_list(tenants)}. Choose one "
                 "of those, or consent again selecting that organisation",
-                [PreconditionViolation("TENANT_NOT_CONNECTED", wanted, "not in Xero's /connections for this app")],
+                [PreconditionViolation(Reason.TENANT_NOT_CONNECTED, wanted, "not in Xero's /connections for this app")],
             )
         if len(tenants) == 1:
             return tenants[0]
         if not tenants:
             raise failed_precondition(
-                "NO_TENANT_CONNECTED",
+                Reason.NO_TENANT_CONNECTED,
                 "the consent connected no Xero organisation; consent again and select one",
-                [PreconditionViolation("NO_TENANT_CONNECTED", "connections", "empty")],
+                [PreconditionViolation(Reason.NO_TENANT_CONNECTED, "connections", "empty")],
             )
         raise invalid_argument(
-            "TENANT_AMBIGUOUS",
+            Reason.TENANT_AMBIGUOUS,
             f"the app is connected to several organisations: {tenant_list(tenants)}; name one in xero_tenant_id",
             [FieldViolation("xero_tenant_id", "required when Xero lists more than one organisation")],
         )
@@ -238,12 +236,14 @@ class ConnectionKeeper(ConnectionTokens):
                 self.identity.accounts(base_url, access_token, tenant_id),
             )
         except (Uncertain, XeroRefused) as exc:
-            raise unavailable("XERO_UNREACHABLE", f"could not read the organisation from Xero ({exc}); retry") from exc
+            raise unavailable(
+                Reason.XERO_UNREACHABLE, f"could not read the organisation from Xero ({exc}); retry"
+            ) from exc
 
     # -- disconnect ----------------------------------------------------------------------------------
     def disconnect(self, connection_id: str) -> ConnectionRow:
         row = self.get(connection_id)
-        if row.state == DISCONNECTED:
+        if row.state == ConnectionState.DISCONNECTED:
             return row
         note = ""
         if row.token_box is not None and row.xero_connection_id:
@@ -260,7 +260,7 @@ class ConnectionKeeper(ConnectionTokens):
         def write(uow: UnitOfWork) -> None:
             current = uow.connections.get_connection(connection_id)
             assert current is not None
-            current.state = DISCONNECTED
+            current.state = ConnectionState.DISCONNECTED
             current.token_box = None
             current.token_key_id = ""
             current.access_expires_us = 0
@@ -285,7 +285,9 @@ class ConnectionKeeper(ConnectionTokens):
             try:
                 accounts = self.identity.accounts(creds.base_url, creds.access_token, creds.tenant_id)
             except (Uncertain, XeroRefused) as exc:
-                raise unavailable("XERO_UNREACHABLE", f"could not read the chart from Xero ({exc}); retry") from exc
+                raise unavailable(
+                    Reason.XERO_UNREACHABLE, f"could not read the chart from Xero ({exc}); retry"
+                ) from exc
             chart = chart_from_accounts(accounts)
 
             def write(uow: UnitOfWork) -> None:
@@ -306,13 +308,13 @@ class ConnectionKeeper(ConnectionTokens):
     ) -> tuple[dict[str, str], list[allocation.Discrepancy]]:
         if not changes:
             raise invalid_argument(
-                "NOTHING_TO_REMAP",
+                Reason.NOTHING_TO_REMAP,
                 "name at least one allocation function and its new account code",
                 [FieldViolation("account_allocation", "required: function -> Xero account code")],
             )
         if len(changes) > len(allocation.FUNCTIONS):
             raise invalid_argument(
-                "ALLOCATION_INVALID",
+                Reason.ALLOCATION_INVALID,
                 f"{len(changes)} functions named; there are {len(allocation.FUNCTIONS)} allocation functions",
                 [FieldViolation("account_allocation", f"at most {len(allocation.FUNCTIONS)} functions, each once")],
             )
@@ -321,7 +323,7 @@ class ConnectionKeeper(ConnectionTokens):
         problems = allocation.remap_problems(changes, chart_entries(context))
         if problems:
             raise invalid_argument(
-                "ALLOCATION_INVALID",
+                Reason.ALLOCATION_INVALID,
                 "the allocation cannot be changed; fix the functions listed (use active accounts of the chart)",
                 [FieldViolation(f"account_allocation[{f}]", why) for f, why in sorted(problems.items())],
             )
@@ -368,5 +370,5 @@ def _validate_connect(request: ConnectRequest, new: bool) -> None:
         violations += context_violations(context, "mapping_context", require_connected_at=False)
     if violations:
         raise invalid_argument(
-            "INVALID_CONNECTION", "the organisation cannot be connected; fix the fields listed", violations
+            Reason.INVALID_CONNECTION, "the organisation cannot be connected; fix the fields listed", violations
         )

@@ -24,6 +24,7 @@ from xerolink_common.errors import (
     not_found,
     unavailable,
 )
+from xerolink_common.reasons import Reason
 
 from xerolink_poster.adapters.database import Database, now_us
 from xerolink_poster.adapters.tables import ConnectionRow
@@ -36,7 +37,7 @@ from xerolink_poster.adapters.xero_identity import (
     XeroApps,
     XeroIdentity,
 )
-from xerolink_poster.service_layer.connection_facts import CONNECTED, DISCONNECTED, NEEDS_RECONNECT
+from xerolink_poster.domain.states import ConnectionState
 from xerolink_poster.service_layer.connections import (
     require_connection_id,
 )
@@ -81,14 +82,14 @@ class ConnectionTokens:
             row = uow.connections.get_connection(connection_id)
         if row is None:
             raise not_found(
-                "CONNECTION_NOT_FOUND", f"no connection {connection_id!r}; connect it with ConnectOrganisation"
+                Reason.CONNECTION_NOT_FOUND, f"no connection {connection_id!r}; connect it with ConnectOrganisation"
             )
         return row
 
     def tokens_of(self, row: ConnectionRow) -> Tokens:
         if row.token_box is None:
             raise failed_precondition(
-                "CONNECTION_HAS_NO_TOKENS",
+                Reason.CONNECTION_HAS_NO_TOKENS,
                 f"connection {row.connection_id!r} holds no Xero tokens ({row.state}); connect the organisation "
                 "again with ConnectOrganisation",
                 [PreconditionViolation("CONNECTION_STATE", f"connections/{row.connection_id}", row.state)],
@@ -97,7 +98,7 @@ class ConnectionTokens:
             return self.vault.open(Sealed(row.token_key_id, row.token_box), row.connection_id)
         except TokenKeyError as exc:
             raise failed_precondition(
-                "TOKEN_KEY_MISSING", str(exc), [PreconditionViolation("TOKEN_KEY", row.token_key_id, str(exc))]
+                Reason.TOKEN_KEY_MISSING, str(exc), [PreconditionViolation("TOKEN_KEY", row.token_key_id, str(exc))]
             ) from exc
 
     # -- tokens for calls --------------------------------------------------------------------------
@@ -116,7 +117,7 @@ class ConnectionTokens:
             with self._lock:
                 self._cache[row.connection_id] = cached
         expiring = row.access_expires_us and cached.refresh_at_us < now_us()
-        if expiring and row.xero_app and row.state == CONNECTED:
+        if expiring and row.xero_app and row.state == ConnectionState.CONNECTED:
             try:
                 return self.credentials(self.refresh(row.connection_id, cached.version).row)
             except XerolinkError as exc:
@@ -134,7 +135,7 @@ class ConnectionTokens:
         """Xero answered 401 to `creds`: refresh once (whoever else saw the 401 too) and return the
         new credentials; None when the connection cannot refresh."""
         row = self.get(creds.connection_id)
-        if not row.xero_app or row.state != CONNECTED:
+        if not row.xero_app or row.state != ConnectionState.CONNECTED:
             return None
         try:
             fresh = self.refresh(creds.connection_id, creds.token_version).row
@@ -149,11 +150,15 @@ class ConnectionTokens:
         deadline = time.monotonic() + self.refresh_claim * 2
         while True:
             row = self.get(connection_id)
-            if row.state == DISCONNECTED:
+            if row.state == ConnectionState.DISCONNECTED:
                 raise failed_precondition(
-                    "CONNECTION_DISCONNECTED",
+                    Reason.CONNECTION_DISCONNECTED,
                     f"connection {connection_id!r} is disconnected; connect it again with ConnectOrganisation",
-                    [PreconditionViolation("CONNECTION_STATE", f"connections/{connection_id}", DISCONNECTED)],
+                    [
+                        PreconditionViolation(
+                            "CONNECTION_STATE", f"connections/{connection_id}", ConnectionState.DISCONNECTED
+                        )
+                    ],
                 )
             if seen_version is None:
                 seen_version = row.token_version
@@ -161,7 +166,7 @@ class ConnectionTokens:
                 return RefreshOutcome(row, exchanged=False)
             if not row.xero_app:
                 raise failed_precondition(
-                    "CONNECTION_CANNOT_REFRESH",
+                    Reason.CONNECTION_CANNOT_REFRESH,
                     f"connection {connection_id!r} was registered with fixed tokens and no Xero app; connect it "
                     "with ConnectOrganisation to have its tokens refreshed",
                     [PreconditionViolation("XERO_APP", f"connections/{connection_id}", "no Xero app")],
@@ -171,7 +176,7 @@ class ConnectionTokens:
                 return RefreshOutcome(self._exchange(row), exchanged=True)
             if time.monotonic() > deadline:
                 raise unavailable(
-                    "REFRESH_IN_PROGRESS",
+                    Reason.REFRESH_IN_PROGRESS,
                     f"another worker is refreshing connection {connection_id!r} and has not finished; retry shortly",
                     retry_after_seconds=1.0,
                 )
@@ -188,7 +193,7 @@ class ConnectionTokens:
             # one, which Xero honours during its grace period, and let the next attempt recover.
             self._release(cid)
             raise unavailable(
-                "XERO_TOKEN_NO_ANSWER",
+                Reason.XERO_TOKEN_NO_ANSWER,
                 f"Xero's token endpoint did not answer ({exc}); retry: the previous refresh token stays valid "
                 "for about 30 minutes",
                 retry_after_seconds=1.0,
@@ -199,18 +204,18 @@ class ConnectionTokens:
                     f"Xero refused the refresh ({exc}); an administrator must connect the organisation again "
                     "(ConnectOrganisation on this connection)"
                 )
-                self._release(cid, state=NEEDS_RECONNECT, last_error=message)
+                self._release(cid, state=ConnectionState.NEEDS_RECONNECT, last_error=message)
                 raise failed_precondition(
-                    "CONNECTION_NEEDS_RECONNECT",
+                    Reason.CONNECTION_NEEDS_RECONNECT,
                     message,
-                    [PreconditionViolation("CONNECTION_STATE", f"connections/{cid}", NEEDS_RECONNECT)],
+                    [PreconditionViolation("CONNECTION_STATE", f"connections/{cid}", ConnectionState.NEEDS_RECONNECT)],
                 ) from exc
             self._release(cid)
-            raise unavailable("XERO_TOKEN_ERROR", f"Xero's token endpoint answered {exc}; retry shortly") from exc
+            raise unavailable(Reason.XERO_TOKEN_ERROR, f"Xero's token endpoint answered {exc}; retry shortly") from exc
         except AppNotConfigured as exc:
             self._release(cid)
             raise failed_precondition(
-                "XERO_APP_NOT_CONFIGURED",
+                Reason.XERO_APP_NOT_CONFIGURED,
                 str(exc),
                 [PreconditionViolation("XERO_APP", row.xero_app or "default", str(exc))],
             ) from exc
@@ -242,7 +247,7 @@ class ConnectionTokens:
             "token_box": sealed.box,
             "access_expires_us": now + int(grant.expires_in * US),
             "token_update_us": now,
-            "state": CONNECTED,
+            "state": ConnectionState.CONNECTED,
             "last_error": "",
         }
 

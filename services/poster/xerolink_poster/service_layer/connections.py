@@ -15,10 +15,12 @@ from xerolink_common.errors import (
     invalid_argument,
     not_found,
 )
+from xerolink_common.reasons import Reason
 
 from xerolink_poster.adapters.database import Database, now_us
 from xerolink_poster.adapters.tables import ConnectionRow
 from xerolink_poster.adapters.token_vault import Tokens, TokenVault
+from xerolink_poster.domain.states import ConnectionState
 from xerolink_poster.service_layer.ports import ConnectionRepository
 from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transaction
 
@@ -37,13 +39,13 @@ def require_connection_id(connection_id: str) -> None:
     refuses text with NUL characters)."""
     if not connection_id:
         raise invalid_argument(
-            "CONNECTION_REQUIRED",
+            Reason.CONNECTION_REQUIRED,
             "connection_id is required: the connection the request is about",
             [FieldViolation("connection_id", "required: the id the connection was created or connected with")],
         )
     if not CONNECTION_ID.match(connection_id):
         raise invalid_argument(
-            "INVALID_CONNECTION_ID",
+            Reason.INVALID_CONNECTION_ID,
             "connection_id is not one a connection can have; use the id it was created or connected with",
             [FieldViolation("connection_id", "1-64 letters, digits, '-' or '_' (e.g. 'firm-42')")],
         )
@@ -132,7 +134,7 @@ def create_connection(
     violations += context_violations(context, "connection.mapping_context")
     if violations:
         raise invalid_argument(
-            "INVALID_CONNECTION", "the connection cannot be created; fix the fields listed", violations
+            Reason.INVALID_CONNECTION, "the connection cannot be created; fix the fields listed", violations
         )
     sealed = vault.seal(Tokens(access_token, refresh_token), connection_id)
     row = ConnectionRow(
@@ -152,7 +154,7 @@ def create_connection(
         if uow.connections.get_connection(connection_id) is not None:
             raise XerolinkError(
                 ErrorCode.ALREADY_EXISTS,
-                "CONNECTION_EXISTS",
+                Reason.CONNECTION_EXISTS,
                 f"connection {connection_id!r} already exists; use it, or choose another connection_id",
             )
         require_tenant_free(uow.connections, row.xero_tenant_id, connection_id)
@@ -170,17 +172,21 @@ def require_tenant_free(connections: ConnectionRepository, tenant_id: str, conne
     others = [
         c
         for c in connections.connection_ids_of_tenant(tenant_id)
-        if c != connection_id and (other := connections.get_connection(c)) is not None and other.state != "disconnected"
+        if c != connection_id
+        and (other := connections.get_connection(c)) is not None
+        and other.state != ConnectionState.DISCONNECTED
     ]
     if others:
         raise XerolinkError(
             ErrorCode.FAILED_PRECONDITION,
-            "TENANT_ALREADY_CONNECTED",
+            Reason.TENANT_ALREADY_CONNECTED,
             f"this Xero organisation is already connected as connection {others[0]!r}; post through that "
             "connection, or disconnect it first (DisconnectConnection): two connections to one organisation "
             "would share its contacts and could take each other's records in Xero for their own",
             precondition_violations=[
-                PreconditionViolation("TENANT_ALREADY_CONNECTED", f"connections/{others[0]}", "connected")
+                PreconditionViolation(
+                    Reason.TENANT_ALREADY_CONNECTED, f"connections/{others[0]}", ConnectionState.CONNECTED
+                )
             ],
         )
 
@@ -193,6 +199,6 @@ def get_connection(db: Database, connection_id: str) -> ConnectionRow:
         row = uow.connections.get_connection(connection_id)
     if row is None:
         raise not_found(
-            "CONNECTION_NOT_FOUND", f"no connection {connection_id!r}; create it with CreateConnection first"
+            Reason.CONNECTION_NOT_FOUND, f"no connection {connection_id!r}; create it with CreateConnection first"
         )
     return row

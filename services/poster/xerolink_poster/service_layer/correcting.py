@@ -25,6 +25,7 @@ from xerolink_common.errors import (
     not_found,
     unavailable,
 )
+from xerolink_common.reasons import Reason
 
 from xerolink_poster.adapters.correction_tables import CorrectionRow
 from xerolink_poster.adapters.database import Database, DuplicateKey, now_us
@@ -57,7 +58,7 @@ class _Outcome:
 _LEASE_LOST = _Outcome(
     dom.StepState.FAILED,
     "this poster lost the Xero organisation's lease (stopping, or another poster took over); apply again",
-    "TENANT_BUSY",
+    Reason.TENANT_BUSY,
 )
 
 
@@ -76,7 +77,7 @@ class Corrections:
     def _xero(self, connection: ConnectionRow) -> Iterator[CorrectionXero]:
         if self.dispatcher is None:
             raise failed_precondition(
-                "DISPATCHER_OFF",
+                Reason.DISPATCHER_OFF,
                 "this poster runs without its dispatcher (XEROLINK_DISPATCHER=off) and makes no Xero calls; "
                 "send corrections to a poster that runs it",
             )
@@ -87,7 +88,7 @@ class Corrections:
                 yield CorrectionXero(worker, creds)
         except LeaseLost as exc:
             raise unavailable(
-                "TENANT_BUSY",
+                Reason.TENANT_BUSY,
                 "another poster is serving this Xero organisation (or this one is stopping); try again in a few "
                 "seconds",
                 retry_after_seconds=2.0,
@@ -99,7 +100,7 @@ class Corrections:
         with UnitOfWork(self.db, write=False) as uow:
             connection = uow.connections.get_connection(connection_id)
             if connection is None:
-                raise not_found("CONNECTION_NOT_FOUND", f"no connection {connection_id!r}; create it first")
+                raise not_found(Reason.CONNECTION_NOT_FOUND, f"no connection {connection_id!r}; create it first")
             link = uow.links.get_link(connection_id, record)
             facts = uow.corrections.link_facts(link) if link is not None else None
             saga = uow.corrections.find_saga(connection_id, record, link.generation) if link is not None else None
@@ -155,7 +156,7 @@ class Corrections:
             saga = uow.corrections.find_saga(connection_id, record, None)
         if saga is None:
             raise not_found(
-                "CORRECTION_NOT_FOUND",
+                Reason.CORRECTION_NOT_FOUND,
                 f"no correction was applied to {record}; PlanCorrection shows what one would do",
             )
         return view_of(saga)
@@ -165,7 +166,7 @@ class Corrections:
         connection, saga, target = self._facts(connection_id, record)
         if saga is not None and saga.row.intent != intent:
             raise failed_precondition(
-                "INTENT_MISMATCH",
+                Reason.INTENT_MISMATCH,
                 f"correction {saga.row.correction_id} of this record was started with intent "
                 f"{dom.Intent(saga.row.intent).name}; apply it again with that intent",
             )
@@ -191,9 +192,9 @@ class Corrections:
         plan = self._plan(connection_id, target, intent, xero)
         if plan.blockers:
             raise failed_precondition(
-                "CORRECTION_BLOCKED",
+                Reason.CORRECTION_BLOCKED,
                 "a person must act before xerolink can correct this record: " + "; ".join(plan.blockers),
-                [PreconditionViolation("CORRECTION_BLOCKED", str(target.record), b) for b in plan.blockers],
+                [PreconditionViolation(Reason.CORRECTION_BLOCKED, str(target.record), b) for b in plan.blockers],
             )
         now = now_us()
         row = CorrectionRow(
@@ -233,7 +234,7 @@ class Corrections:
                 continue
             raise XerolinkError(
                 ErrorCode.ABORTED,
-                "CORRECTION_RUNNING",
+                Reason.CORRECTION_RUNNING,
                 f"correction {saga.row.correction_id} is being applied by another request; "
                 "follow it with GetCorrection, or apply again once it stops",
             )
@@ -272,7 +273,7 @@ class Corrections:
                     dom.StepState.FAILED,
                     f"unexpected error ({type(exc).__name__}: {str(exc)[:200]}); apply again: the step looks "
                     "Xero up before acting",
-                    "INTERNAL",
+                    Reason.INTERNAL,
                 )
             log.info(
                 "correction %s step %d: %s %s",
@@ -313,7 +314,7 @@ class Corrections:
                 dom.StepState.FAILED,
                 f"Xero refused: {exc}. Fix that in Xero (for example delete payments entered there by hand), "
                 "then apply again",
-                "XERO_REFUSED",
+                Reason.XERO_REFUSED,
             )
         except LeaseLost:
             return _LEASE_LOST
@@ -333,7 +334,7 @@ class Corrections:
                 dom.StepState.FAILED,
                 f"the registry holds no invoice number for {dom.record_name(step.record)}; rename invoice "
                 f"{step.xero_id} in Xero by hand, then apply again",
-                "NUMBER_UNKNOWN",
+                Reason.NUMBER_UNKNOWN,
             )
         new_number = dom.void_number(number, step.record, generation)
         try:
@@ -351,7 +352,7 @@ class Corrections:
                 f"Xero refused to rename invoice {number}: {exc} It keeps its number and stays linked, and nothing "
                 "after this step was done. Delete the payments or credit notes entered on it in Xero by hand, then "
                 "apply again",
-                "XERO_REFUSED",
+                Reason.XERO_REFUSED,
             )
         except LeaseLost:
             return _LEASE_LOST

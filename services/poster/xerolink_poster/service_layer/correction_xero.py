@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from xerolink.xero.v1 import objects_pb2 as xero_pb2
+from xerolink_common.reasons import Reason
 
 from xerolink_poster.adapters.xero_client import Credentials, Uncertain, XeroAnswer
 from xerolink_poster.domain.corrections import GONE, XeroDocument, document_change
@@ -47,7 +48,7 @@ class XeroTrouble(Exception):
     """No usable answer: Xero unreachable, failing, refusing credentials, or the answer lost.
     Whether a write happened is unknown: the next attempt looks the object up first."""
 
-    def __init__(self, reason: str, message: str) -> None:
+    def __init__(self, reason: Reason, message: str) -> None:
         super().__init__(message)
         self.reason = reason
         self.message = message
@@ -86,22 +87,22 @@ class CorrectionXero:
                 names = [f"correction-application/{self.application}"]
                 answer = self.caller.call(self.creds, method, path, body=body, names=names)
             except Uncertain as exc:
-                raise XeroTrouble("XERO_NO_ANSWER", f"no answer from Xero ({exc})") from exc
+                raise XeroTrouble(Reason.XERO_NO_ANSWER, f"no answer from Xero ({exc})") from exc
             verdict = answers.call_verdict(answer, one_object=True)
             if verdict != answers.RATE_LIMITED:
                 break
         else:
-            raise XeroTrouble("XERO_RATE_LIMITED", "Xero kept asking to slow down")
+            raise XeroTrouble(Reason.XERO_RATE_LIMITED, "Xero kept asking to slow down")
         if verdict == answers.UNAVAILABLE:
-            raise XeroTrouble("XERO_UNAVAILABLE", f"Xero answered {answer.status}")
+            raise XeroTrouble(Reason.XERO_UNAVAILABLE, f"Xero answered {answer.status}")
         if verdict == answers.UNAUTHORISED:
             raise XeroTrouble(
-                "XERO_UNAUTHORISED", f"Xero refused the connection's credentials ({answer.status}); reconnect it"
+                Reason.XERO_UNAUTHORISED, f"Xero refused the connection's credentials ({answer.status}); reconnect it"
             )
         if verdict == answers.MISSING:
-            raise XeroTrouble("XERO_OBJECT_MISSING", f"Xero has no {path}; check the connection's organisation")
+            raise XeroTrouble(Reason.XERO_OBJECT_MISSING, f"Xero has no {path}; check the connection's organisation")
         if verdict == answers.UNREADABLE:
-            raise XeroTrouble("XERO_NO_ANSWER", f"Xero's answer to {method} {path} could not be read")
+            raise XeroTrouble(Reason.XERO_NO_ANSWER, f"Xero's answer to {method} {path} could not be read")
         return answer
 
     def _read(self, path: str, collection: str) -> dict[str, Any]:
@@ -109,7 +110,7 @@ class CorrectionXero:
         items = answer.body.get(collection)
         first = items[0] if isinstance(items, list) and items else None
         if not answers.readable_lookup(answer) or not isinstance(first, dict):
-            raise XeroTrouble("XERO_LOOKUP_FAILED", f"Xero answered {answer.status} to GET {path}")
+            raise XeroTrouble(Reason.XERO_LOOKUP_FAILED, f"Xero answered {answer.status} to GET {path}")
         return first
 
     def _write(self, path: str, collection: str, body: dict[str, Any]) -> None:
@@ -118,7 +119,7 @@ class CorrectionXero:
         if element.refused is not None:
             raise XeroRefused("; ".join(element.refused))
         if element.answered is None:
-            raise XeroTrouble("XERO_NO_ANSWER", f"Xero's answer to POST {path} held no {collection}")
+            raise XeroTrouble(Reason.XERO_NO_ANSWER, f"Xero's answer to POST {path} held no {collection}")
 
     # -- reads -------------------------------------------------------------------------------
     def document(self, xero_type: int, xero_id: str) -> XeroDocument:

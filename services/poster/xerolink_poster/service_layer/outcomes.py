@@ -11,13 +11,14 @@ from dataclasses import dataclass
 
 from xerolink.mapper.v1 import mapper_service_pb2 as mapper_pb2
 from xerolink_common.errors import ErrorCode
+from xerolink_common.reasons import Reason
 
 from xerolink_poster.adapters.tables import LinkRow, OutboxRow
 from xerolink_poster.domain.dependencies import next_operation
 from xerolink_poster.domain.records import RecordRef, XeroObjectRef
-from xerolink_poster.domain.states import Event, LinkState
+from xerolink_poster.domain.states import Event, LinkState, OutboxState
 from xerolink_poster.service_layer.errors_json import error_json
-from xerolink_poster.service_layer.ports import OUTBOX_DONE, OUTBOX_READY, OUTBOX_WAITING, Repositories, StateChange
+from xerolink_poster.service_layer.ports import Repositories, StateChange
 from xerolink_poster.service_layer.posting_writes import waiting_error
 
 ACTOR = "dispatcher"  # suffixed with the poster instance: "dispatcher:<instance>"
@@ -71,7 +72,7 @@ def apply_batch(repos: Repositories, results: Sequence[ElementResult], holder: s
                 "lookup_hint": "",
             }
             if finished:
-                entry["state"] = OUTBOX_DONE
+                entry["state"] = OutboxState.DONE
                 changes.append(StateChange(link, Event.POSTED, f"{created.local_ref} -> {created.xero_id}", values))
                 linked.append((link.connection_id, RecordRef(link.kind, link.record_id)))
             else:
@@ -81,9 +82,9 @@ def apply_batch(repos: Repositories, results: Sequence[ElementResult], holder: s
         elif result.rejected is not None:
             message, messages = result.rejected
             error = error_json(
-                ErrorCode.FAILED_PRECONDITION, "XERO_VALIDATION", message, [("xero", m) for m in messages]
+                ErrorCode.FAILED_PRECONDITION, Reason.XERO_VALIDATION, message, [("xero", m) for m in messages]
             )
-            outbox_updates.append({"id": row.id, "state": OUTBOX_DONE, "uncertain": False, "claimed_by": ""})
+            outbox_updates.append({"id": row.id, "state": OutboxState.DONE, "uncertain": False, "claimed_by": ""})
             changes.append(
                 StateChange(
                     link,
@@ -106,7 +107,7 @@ def apply_batch(repos: Repositories, results: Sequence[ElementResult], holder: s
 def still_ours(row: OutboxRow | None, holder: str) -> bool:
     """An answer is applied only by the claimer of a still-open entry (a late answer after the
     entry moved on is dropped; the look-up before re-creating covers it)."""
-    return row is not None and row.claimed_by == holder and row.state == OUTBOX_READY
+    return row is not None and row.claimed_by == holder and row.state == OutboxState.READY
 
 
 def record_created(
@@ -134,7 +135,7 @@ def record_created(
         repos.outbox.save(row)
         repos.links.save(link)
         return []
-    row.state = OUTBOX_DONE
+    row.state = OutboxState.DONE
     repos.outbox.save(row)
     repos.links.save(link)
     repos.links.change_state(link, Event.POSTED, actor, now_us, detail=f"{created.local_ref} -> {created.xero_id}")
@@ -157,12 +158,12 @@ def record_rejected(
     link.attempts += 1
     link.last_error = error_json(ErrorCode.FAILED_PRECONDITION, reason, message, [("xero", m) for m in messages])
     link.outcome_unknown = link.outcome_unknown or outcome_unknown
-    row.state = OUTBOX_DONE
+    row.state = OutboxState.DONE
     row.uncertain = False
     row.claimed_by = ""
     repos.outbox.save(row)
     repos.links.save(link)
-    event = Event.XERO_REJECTED if reason == "XERO_VALIDATION" else Event.GAVE_UP
+    event = Event.XERO_REJECTED if reason == Reason.XERO_VALIDATION else Event.GAVE_UP
     repos.links.change_state(link, event, actor, now_us, detail="; ".join([message, *messages])[:2000])
 
 
@@ -194,7 +195,7 @@ def record_retry(
 def record_waiting(
     repos: Repositories, row: OutboxRow, link: LinkRow, waits: Sequence[RecordRef], now_us: int, actor: str = ACTOR
 ) -> None:
-    row.state = OUTBOX_WAITING
+    row.state = OutboxState.WAITING
     row.claimed_by = ""
     row.lease_until_us = 0
     repos.outbox.add_waits(row.id or 0, row.connection_id, waits)
@@ -222,11 +223,11 @@ def release_waiters(repos: Repositories, connection_id: str, record: RecordRef, 
 
 def release_entry(repos: Repositories, outbox_id: int, now_us: int, detail: str) -> bool:
     row = repos.outbox.get_outbox(outbox_id)
-    if row is None or row.state != OUTBOX_WAITING:
+    if row is None or row.state != OutboxState.WAITING:
         return False
     link = repos.links.get_link_by_id(row.link_id)
     repos.outbox.clear_waits(outbox_id)
-    row.state = OUTBOX_READY
+    row.state = OutboxState.READY
     row.available_us = now_us
     repos.outbox.save(row)
     if link is None or link.state != LinkState.WAITING or link.posting_id != row.posting_id:

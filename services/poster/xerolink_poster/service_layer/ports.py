@@ -12,7 +12,6 @@ from xerolink_poster.adapters.correction_tables import CorrectionRow
 from xerolink_poster.adapters.repositories.corrections import Saga, notes_of
 from xerolink_poster.adapters.repositories.link_index import IndexedPosting
 from xerolink_poster.adapters.repositories.links import StateChange
-from xerolink_poster.adapters.repositories.outbox import OUTBOX_DONE, OUTBOX_READY, OUTBOX_WAITING
 from xerolink_poster.adapters.tables import (
     AuditRow,
     ConnectionRow,
@@ -29,9 +28,6 @@ from xerolink_poster.domain.records import RecordRef, XeroObjectRef
 from xerolink_poster.domain.states import Event, Transition
 
 __all__ = [
-    "OUTBOX_DONE",
-    "OUTBOX_READY",
-    "OUTBOX_WAITING",
     "IndexedPosting",
     "Saga",
     "StateChange",

@@ -20,6 +20,7 @@ from xerolink_common.errors import (
     XerolinkError,
     invalid_argument,
 )
+from xerolink_common.reasons import Reason
 
 from xerolink_poster.adapters.database import Database, DatabaseError
 from xerolink_poster.adapters.mapper_client import MapperClient
@@ -150,7 +151,7 @@ class Poster:
         validate_transaction(transaction)
         if violations := request_id_violations(request_id):
             raise invalid_argument(
-                "INVALID_REQUEST_ID", "request_id cannot be stored as an idempotency key", violations
+                Reason.INVALID_REQUEST_ID, "request_id cannot be stored as an idempotency key", violations
             )
         connection, context = self._connection(connection_id)
         if self.mapping is not None and self.writing is not None:
@@ -349,7 +350,7 @@ class Poster:
 def registry_write_failed(group_size: int) -> XerolinkError:
     return XerolinkError(
         ErrorCode.UNAVAILABLE,
-        "REGISTRY_WRITE_FAILED",
+        Reason.REGISTRY_WRITE_FAILED,
         f"the registry refused the transaction holding this post (with {group_size - 1} others written together); "
         "nothing of it was stored: post again, and if it keeps failing ask the operator to check the database",
         retry_after_seconds=1.0,
@@ -362,7 +363,7 @@ def _unexpected(exc: BaseException) -> XerolinkError:
         return exc
     return XerolinkError(
         ErrorCode.INTERNAL,
-        "INTERNAL",
+        Reason.INTERNAL,
         "an internal error occurred while recording the post; it was logged, nothing was stored: retry later "
         "or contact the operator",
     )

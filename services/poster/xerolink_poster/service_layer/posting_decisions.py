@@ -7,12 +7,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from xerolink_common.errors import ErrorCode, FieldViolation, PreconditionViolation, XerolinkError, failed_precondition
+from xerolink_common.reasons import Reason
 
 from xerolink_poster.adapters.database import now_us
 from xerolink_poster.adapters.tables import ConnectionRow, LinkRow, PostingRow
 from xerolink_poster.domain.records import RecordRef, link_name
-from xerolink_poster.domain.states import Event, LinkState
-from xerolink_poster.service_layer.ports import OUTBOX_DONE, Repositories
+from xerolink_poster.domain.states import Event, LinkState, OutboxState
+from xerolink_poster.service_layer.ports import Repositories
 from xerolink_poster.service_layer.posting_values import Mapped, PostOutcome
 
 
@@ -82,32 +83,32 @@ def _decide_against_links(
         return outcome
     if state == LinkState.LINKED:
         raise failed_precondition(
-            "LINK_LOCKED",
+            Reason.LINK_LOCKED,
             f"locked - unlink first: {record} is linked to Xero with other content; unlink it (and "
             "correct the Xero object) before posting the change",
-            [PreconditionViolation("LINK_LOCKED", _subject(connection, record), "linked records are locked")],
+            [PreconditionViolation(Reason.LINK_LOCKED, _subject(connection, record), "linked records are locked")],
         )
     if state == LinkState.PENDING:
         raise in_progress(connection, record)
     if state == LinkState.FAILED and not same and repos.links.xero_objects(link):
         raise failed_precondition(
-            "LINK_PARTIALLY_POSTED",
+            Reason.LINK_PARTIALLY_POSTED,
             f"{record} failed after part of it reached Xero; unlink it before posting changed content",
-            [PreconditionViolation("LINK_PARTIALLY_POSTED", _subject(connection, record), "partly in Xero")],
+            [PreconditionViolation(Reason.LINK_PARTIALLY_POSTED, _subject(connection, record), "partly in Xero")],
         )
     if state == LinkState.FAILED and not same and link.outcome_unknown:
         # A look-up would find, and adopt, an object holding the old content.
         raise failed_precondition(
-            "LINK_OUTCOME_UNKNOWN",
+            Reason.LINK_OUTCOME_UNKNOWN,
             f"{record} gave up without knowing whether Xero created it; post the same content again "
             "so xerolink looks it up in Xero, then unlink or correct it to post the change",
-            [PreconditionViolation("LINK_OUTCOME_UNKNOWN", _subject(connection, record), "may be in Xero")],
+            [PreconditionViolation(Reason.LINK_OUTCOME_UNKNOWN, _subject(connection, record), "may be in Xero")],
         )
     # Xero may hold what the failed attempt sent: the repost's first call is a look-up.
     look_up_first = state == LinkState.FAILED and link.outcome_unknown
     link.outcome_unknown = False
     for old in repos.outbox.open_outbox_of_link(link.id or 0):
-        old.state = OUTBOX_DONE
+        old.state = OutboxState.DONE
         repos.outbox.clear_waits(old.id or 0)
         repos.outbox.save(old)
     if state == LinkState.UNLINKED:
@@ -175,7 +176,7 @@ def request_id_reused(connection: ConnectionRow, request_id: str, first: RecordR
     what = f"{first} with other content" if same_record else str(first)
     return XerolinkError(
         ErrorCode.ALREADY_EXISTS,
-        "REQUEST_ID_REUSED",
+        Reason.REQUEST_ID_REUSED,
         f"request_id {request_id!r} was already used for {what} on connection {connection.connection_id}; "
         "nothing was posted: send a new request_id for a new request (reuse one only to retry the same request)",
         field_violations=[
@@ -198,9 +199,9 @@ def check_same_request(
 
 def in_progress(connection: ConnectionRow, record: RecordRef) -> XerolinkError:
     return failed_precondition(
-        "POSTING_IN_PROGRESS",
+        Reason.POSTING_IN_PROGRESS,
         f"{record} is being posted with other content; wait until it is linked or failed, then unlink or post again",
-        [PreconditionViolation("POSTING_IN_PROGRESS", _subject(connection, record), "posting in progress")],
+        [PreconditionViolation(Reason.POSTING_IN_PROGRESS, _subject(connection, record), "posting in progress")],
     )
 
 

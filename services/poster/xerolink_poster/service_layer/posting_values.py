@@ -8,6 +8,7 @@ from google.protobuf import json_format
 from xerolink.actionstep.v1 import transaction_pb2
 from xerolink.mapper.v1 import mapper_service_pb2 as mapper_pb2
 from xerolink_common.errors import FieldViolation, XerolinkError, invalid_argument
+from xerolink_common.reasons import Reason
 
 from xerolink_poster.adapters.tables import ConnectionRow, LinkRow, PostingRow
 from xerolink_poster.domain.fingerprint import content_fingerprint
@@ -60,7 +61,7 @@ def validate_transaction(transaction: transaction_pb2.Transaction, path: str = "
         violations.append(FieldViolation(f"{path}.kind", "set exactly one kind (client_bill, trust_receipt, ...)"))
     if violations:
         raise invalid_argument(
-            "INVALID_TRANSACTION", "the transaction cannot be posted; fix the fields listed", violations
+            Reason.INVALID_TRANSACTION, "the transaction cannot be posted; fix the fields listed", violations
         )
 
 

@@ -8,13 +8,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from xerolink_common.errors import ErrorCode
+from xerolink_common.reasons import Reason
 
 from xerolink_poster.adapters.operations import record_dependencies
 from xerolink_poster.adapters.tables import ConnectionRow, LinkRow, PostingRow
 from xerolink_poster.domain.records import RecordRef, group_of
-from xerolink_poster.domain.states import Event, LinkState, transition
+from xerolink_poster.domain.states import Event, LinkState, OutboxState, transition
 from xerolink_poster.service_layer.errors_json import error_json
-from xerolink_poster.service_layer.ports import OUTBOX_READY, OUTBOX_WAITING, IndexedPosting, Repositories
+from xerolink_poster.service_layer.ports import IndexedPosting, Repositories
 from xerolink_poster.service_layer.posting_decisions import Accept
 
 
@@ -106,7 +107,7 @@ def write_accepted(
             "link_id": _id(accept.link),
             "posting_id": posting_id,
             "operations": accept.item.response.SerializeToString(),
-            "state": OUTBOX_WAITING if accept.waits else OUTBOX_READY,
+            "state": OutboxState.WAITING if accept.waits else OutboxState.READY,
             "available_us": accept.now,
             "claimed_by": "",
             "lease_until_us": 0,
@@ -157,7 +158,7 @@ def waiting_error(waits: Sequence[RecordRef]) -> str:
     names = ", ".join(str(w) for w in waits)
     return error_json(
         ErrorCode.FAILED_PRECONDITION,
-        "DEPENDENCY_NOT_LINKED",
+        Reason.DEPENDENCY_NOT_LINKED,
         f"waiting for {names} to be linked; it is posted automatically when they link (post them if they "
         "were never posted)",
     )

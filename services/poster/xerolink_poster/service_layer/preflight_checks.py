@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from xerolink.mapper.v1 import mapper_service_pb2 as mapper_pb2
 from xerolink_common.errors import FieldViolation, PreconditionViolation, failed_precondition, invalid_argument
+from xerolink_common.reasons import Reason
 
 from xerolink_poster.adapters.database import Database
 from xerolink_poster.adapters.tables import ConnectionRow
@@ -50,7 +51,7 @@ def _check_divisions(division_ids: Sequence[int]) -> None:
         )
     if violations:
         raise invalid_argument(
-            "INVALID_DIVISIONS",
+            Reason.INVALID_DIVISIONS,
             "division_ids must be the ids of the Actionstep organisation's divisions (its divisions resource)",
             violations,
         )
@@ -72,7 +73,7 @@ def require_preflight(db: Database, connection_id: str) -> None:
     if failed:
         names = ", ".join(c.check for c in failed)
         raise failed_precondition(
-            "PREFLIGHT_FAILED",
+            Reason.PREFLIGHT_FAILED,
             f"the connection fails preflight ({names}); fix each check as it says, update the connection, "
             "and run RunPreflight until it is ready",
             [PreconditionViolation(c.check, f"connections/{connection_id}", c.message) for c in failed],

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from xerolink_common.errors import FieldViolation, invalid_argument, not_found
+from xerolink_common.reasons import Reason
 
 from xerolink_poster.adapters.database import Database
 from xerolink_poster.adapters.tables import AuditRow, LinkRow, PostingRow
@@ -33,7 +34,7 @@ class PostingView:
 def page_size(requested: int) -> int:
     if requested < 0:
         raise invalid_argument(
-            "INVALID_PAGE_SIZE", "page_size cannot be negative", [FieldViolation("page_size", ">= 0")]
+            Reason.INVALID_PAGE_SIZE, "page_size cannot be negative", [FieldViolation("page_size", ">= 0")]
         )
     return min(requested or DEFAULT_PAGE, MAX_PAGE)
 
@@ -47,7 +48,7 @@ def decode_token(token: str) -> str:
         return base64.urlsafe_b64decode(token.encode()).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
         raise invalid_argument(
-            "INVALID_PAGE_TOKEN",
+            Reason.INVALID_PAGE_TOKEN,
             "page_token is not one this service issued; start again without it",
             [FieldViolation("page_token", "use next_page_token from the previous page")],
         ) from exc
@@ -60,7 +61,7 @@ def _position(text: str) -> int:
     """A page position from a token: ASCII digits within 64 bits ("²".isdigit() is true too)."""
     if not (text.isascii() and text.isdigit() and len(text) <= 19) or int(text) > _MAX_POSITION:
         raise invalid_argument(
-            "INVALID_PAGE_TOKEN",
+            Reason.INVALID_PAGE_TOKEN,
             "page_token is not one this service issued; start again without it",
             [FieldViolation("page_token", "use next_page_token from the previous page")],
         )
@@ -74,7 +75,9 @@ def posting_id_of(name: str) -> str:
     prefix = "postings/"
     if not name.startswith(prefix) or not _RESOURCE_ID.match(name[len(prefix) :]):
         raise invalid_argument(
-            "INVALID_POSTING_NAME", "name must be 'postings/{posting_id}'", [FieldViolation("name", "postings/{id}")]
+            Reason.INVALID_POSTING_NAME,
+            "name must be 'postings/{posting_id}'",
+            [FieldViolation("name", "postings/{id}")],
         )
     return name[len(prefix) :]
 
@@ -83,7 +86,7 @@ def get_posting(db: Database, posting_id: str) -> PostingView:
     with UnitOfWork(db, write=False) as uow:
         posting = uow.links.get_posting(posting_id)
         if posting is None:
-            raise not_found("POSTING_NOT_FOUND", f"no posting {posting_id}; list postings to find it")
+            raise not_found(Reason.POSTING_NOT_FOUND, f"no posting {posting_id}; list postings to find it")
         link = uow.links.get_link_by_id(posting.link_id or 0)
     return PostingView(posting, link)
 
@@ -97,7 +100,7 @@ def list_postings(db: Database, connection_id: str, state: str, size: int, token
         created, _, posting_id = decode_token(token).partition(":")
         if not posting_id or len(posting_id) > 64:
             raise invalid_argument(
-                "INVALID_PAGE_TOKEN",
+                Reason.INVALID_PAGE_TOKEN,
                 "page_token is not valid; start again without it",
                 [FieldViolation("page_token", "use next_page_token")],
             )
@@ -118,7 +121,9 @@ def get_link(db: Database, connection_id: str, record: RecordRef, with_audit: bo
     with UnitOfWork(db, write=False) as uow:
         link = uow.links.get_link(connection_id, record)
         if link is None:
-            raise not_found("LINK_NOT_FOUND", f"{record} has no link on connection {connection_id!r}; post it first")
+            raise not_found(
+                Reason.LINK_NOT_FOUND, f"{record} has no link on connection {connection_id!r}; post it first"
+            )
         audit = list(uow.links.audit(link.id or 0)) if with_audit else []
     return link, audit
 
@@ -132,7 +137,7 @@ def page_position(token: str, fingerprint: str) -> int:
     position, separator, digest = decode_token(token).partition(":")
     if separator and digest != fingerprint:
         raise invalid_argument(
-            "PAGE_TOKEN_FILTER_MISMATCH",
+            Reason.PAGE_TOKEN_FILTER_MISMATCH,
             "page_token was issued for other filters; repeat the filters of the first page or start again without it",
             [FieldViolation("page_token", "use it only with the filters of the request that returned it")],
         )

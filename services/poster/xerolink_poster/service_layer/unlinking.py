@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from xerolink_common.errors import FieldViolation, failed_precondition, invalid_argument, not_found
+from xerolink_common.reasons import Reason
 
 from xerolink_poster.adapters.database import Database, now_us
 from xerolink_poster.adapters.tables import LinkRow, OrphanRow
@@ -32,10 +33,10 @@ def unlink(db: Database, connection_id: str, record: RecordRef, actor: str) -> L
     def work(uow: UnitOfWork) -> LinkRow:
         link = uow.links.get_link(connection_id, record)
         if link is None:
-            raise not_found("LINK_NOT_FOUND", f"{record} was never posted on connection {connection_id!r}")
+            raise not_found(Reason.LINK_NOT_FOUND, f"{record} was never posted on connection {connection_id!r}")
         if link.state == LinkState.PENDING:
             raise failed_precondition(
-                "POSTING_IN_PROGRESS", f"{record} is being posted; wait until it is linked or failed, then unlink"
+                Reason.POSTING_IN_PROGRESS, f"{record} is being posted; wait until it is linked or failed, then unlink"
             )
         unlink_rows(uow, [(link, "")], actor, now_us(), reason="")
         uow.links.refresh(link)  # the bulk transition expired it; callers read it after commit
@@ -139,11 +140,11 @@ def _validate(
         violations.append(FieldViolation("reason", f"at most {MAX_REASON} characters, without control characters"))
     if violations:
         raise invalid_argument(
-            "INVALID_UNLINK_REQUEST", "the unlink request is not valid; fix the fields listed", violations
+            Reason.INVALID_UNLINK_REQUEST, "the unlink request is not valid; fix the fields listed", violations
         )
     if not validate_only and not confirm:
         raise invalid_argument(
-            "CONFIRMATION_REQUIRED",
+            Reason.CONFIRMATION_REQUIRED,
             "unlinking needs an explicit confirmation: preview with validate_only, then send confirm=true",
             [FieldViolation("confirm", "must be true to unlink (or set validate_only to preview)")],
         )

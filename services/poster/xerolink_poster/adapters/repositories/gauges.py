@@ -6,8 +6,8 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from xerolink_poster.adapters.database import Database
-from xerolink_poster.adapters.repositories.outbox import OUTBOX_DONE
 from xerolink_poster.adapters.tables import LinkRow, OutboxRow
+from xerolink_poster.domain.states import OutboxState
 
 
 class GaugeReadings:
@@ -19,7 +19,7 @@ class GaugeReadings:
         outbox = OutboxRow.__table__  # type: ignore[attr-defined]
         query = (
             select(outbox.c.tenant_id, outbox.c.state, func.count())
-            .where(outbox.c.state != OUTBOX_DONE)
+            .where(outbox.c.state != OutboxState.DONE)
             .group_by(outbox.c.tenant_id, outbox.c.state)
         )
         with self._db.read.connect() as conn:

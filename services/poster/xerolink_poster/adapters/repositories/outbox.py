@@ -12,11 +12,7 @@ from sqlmodel import Session, col, select
 from xerolink_poster.adapters.repositories.bulk import bulk_update, insert_rows
 from xerolink_poster.adapters.tables import DependencyWaitRow, LinkRow, OutboxRow
 from xerolink_poster.domain.records import RecordRef
-from xerolink_poster.domain.states import LinkState
-
-OUTBOX_READY = "ready"
-OUTBOX_WAITING = "waiting"
-OUTBOX_DONE = "done"
+from xerolink_poster.domain.states import LinkState, OutboxState
 
 
 class SqlOutboxRepository:
@@ -56,18 +52,20 @@ class SqlOutboxRepository:
 
     def open_outbox_of_link(self, link_id: int) -> Sequence[OutboxRow]:
         return self._session.exec(
-            select(OutboxRow).where(OutboxRow.link_id == link_id, OutboxRow.state != OUTBOX_DONE)
+            select(OutboxRow).where(OutboxRow.link_id == link_id, OutboxRow.state != OutboxState.DONE)
         ).all()
 
     def close_work_of_links(self, link_ids: Sequence[int]) -> None:
         """Marks the links' open outbox work done and drops its dependency waits: two statements."""
         if not link_ids:
             return
-        open_ids = select(OutboxRow.id).where(col(OutboxRow.link_id).in_(link_ids), OutboxRow.state != OUTBOX_DONE)
+        open_ids = select(OutboxRow.id).where(col(OutboxRow.link_id).in_(link_ids), OutboxRow.state != OutboxState.DONE)
         box_ids = [i for i in self._session.exec(open_ids) if i is not None]
         if box_ids:
             self._session.execute(delete(DependencyWaitRow).where(col(DependencyWaitRow.outbox_id).in_(box_ids)))
-            self._session.execute(update(OutboxRow).where(col(OutboxRow.id).in_(box_ids)).values(state=OUTBOX_DONE))
+            self._session.execute(
+                update(OutboxRow).where(col(OutboxRow.id).in_(box_ids)).values(state=OutboxState.DONE)
+            )
 
     def move_outbox(self, connection_id: str, tenant_id: str) -> None:
         """Queued work follows the connection to its new organisation, so the new tenant's lease and
@@ -77,7 +75,7 @@ class SqlOutboxRepository:
             .where(
                 col(OutboxRow.connection_id) == connection_id,
                 col(OutboxRow.tenant_id) != tenant_id,
-                col(OutboxRow.state) != OUTBOX_DONE,
+                col(OutboxRow.state) != OutboxState.DONE,
             )
             .values(tenant_id=tenant_id)
         )
@@ -89,7 +87,7 @@ class SqlOutboxRepository:
             select(OutboxRow.id)
             .where(
                 OutboxRow.tenant_id == tenant_id,
-                OutboxRow.state == OUTBOX_READY,
+                OutboxRow.state == OutboxState.READY,
                 col(OutboxRow.available_us) <= now_us,
                 col(OutboxRow.lease_until_us) < now_us,
             )
@@ -119,7 +117,7 @@ class SqlOutboxRepository:
             update(OutboxRow)
             .where(
                 col(OutboxRow.tenant_id) == tenant_id,
-                col(OutboxRow.state) == OUTBOX_READY,
+                col(OutboxRow.state) == OutboxState.READY,
                 col(OutboxRow.lease_until_us) > 0,
             )
             .values(claimed_by="", lease_until_us=0)
@@ -129,7 +127,7 @@ class SqlOutboxRepository:
         return list(
             self._session.exec(
                 select(OutboxRow.tenant_id)
-                .where(OutboxRow.state == OUTBOX_READY, col(OutboxRow.available_us) <= now_us)
+                .where(OutboxRow.state == OutboxState.READY, col(OutboxRow.available_us) <= now_us)
                 .distinct()
             )
         )
@@ -146,7 +144,7 @@ class SqlOutboxRepository:
         they are what callers read."""
         query = (
             select(OutboxRow.id)
-            .where(OutboxRow.state == OUTBOX_DONE, col(OutboxRow.create_us) < before_us)
+            .where(OutboxRow.state == OutboxState.DONE, col(OutboxRow.create_us) < before_us)
             .order_by(col(OutboxRow.id))
             .limit(limit)
         )
@@ -217,5 +215,5 @@ class SqlOutboxRepository:
             )
             .exists()
         )
-        query = select(OutboxRow.id).where(OutboxRow.state == OUTBOX_WAITING, col(OutboxRow.id).not_in(dependency))
+        query = select(OutboxRow.id).where(OutboxRow.state == OutboxState.WAITING, col(OutboxRow.id).not_in(dependency))
         return sorted(i for i in self._session.exec(query) if i is not None)

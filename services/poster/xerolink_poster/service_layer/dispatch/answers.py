@@ -20,6 +20,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from xerolink_common.reasons import Reason
+
 from xerolink_poster.adapters import xero_payloads as payloads
 from xerolink_poster.adapters.xero_client import XeroAnswer
 from xerolink_poster.domain.records import XeroObjectRef
@@ -113,10 +115,10 @@ def read_elements(answer: XeroAnswer, collection: str, count: int, one_object: b
         if answer.status != 200 and count == 1:
             return ReadAnswer(elements=[ElementAnswer(refused=[whole])])
         if answer.status == 200:
-            return _unknown(count, "XERO_ANSWER_UNREADABLE", "Xero's answer could not be matched to what was sent")
+            return _unknown(count, Reason.XERO_ANSWER_UNREADABLE, "Xero's answer could not be matched to what was sent")
         refused_whole = f"Xero refused the call whole ({whole}); each is tried alone"
-        return _unknown(count, "XERO_BATCH_REFUSED", refused_whole, alone=True)
-    read = ReadAnswer(reason="XERO_ANSWER_UNREADABLE", message="Xero's answer named no object for it")
+        return _unknown(count, Reason.XERO_BATCH_REFUSED, refused_whole, alone=True)
+    read = ReadAnswer(reason=Reason.XERO_ANSWER_UNREADABLE, message="Xero's answer named no object for it")
     # An element refused without a message: a call on one object takes the answer's own.
     unexplained = whole if one_object else "Xero rejected the element"
     for item in items:
@@ -128,7 +130,7 @@ def read_elements(answer: XeroAnswer, collection: str, count: int, one_object: b
         elif answer.status != 200:
             # Valid, in a batch refused whole: Xero may have created it without naming its id.
             read.elements.append(ElementAnswer())
-            read.reason, read.message, read.alone = "XERO_BATCH_REFUSED", "Xero refused the call whole", True
+            read.reason, read.message, read.alone = Reason.XERO_BATCH_REFUSED, "Xero refused the call whole", True
         else:
             read.elements.append(ElementAnswer(answered=item))
     return read

@@ -7,6 +7,8 @@ import logging
 import threading
 from collections import defaultdict
 
+from xerolink_common.reasons import Reason
+
 from xerolink_poster.adapters import xero_payloads as payloads
 from xerolink_poster.adapters.database import now_us
 from xerolink_poster.adapters.tables import ContactLinkRow
@@ -79,7 +81,9 @@ class Contacts:
                 try:
                     found = self._find(self.gate.credentials(members[0].connection), contact.contact_number)
                 except (Uncertain, LookupFailed) as exc:
-                    self.results.retry(members, uncertain=False, reason="XERO_CONTACT_LOOKUP_FAILED", message=str(exc))
+                    self.results.retry(
+                        members, uncertain=False, reason=Reason.XERO_CONTACT_LOOKUP_FAILED, message=str(exc)
+                    )
                     continue
                 if not found:
                     to_create[key] = members
@@ -151,13 +155,13 @@ class Contacts:
             )
         except Uncertain as exc:
             # Nothing is lost: the next attempt finds the contact by its number before creating.
-            self.results.retry(all_works, uncertain=False, reason="XERO_NO_ANSWER", message=f"contacts: {exc}")
+            self.results.retry(all_works, uncertain=False, reason=Reason.XERO_NO_ANSWER, message=f"contacts: {exc}")
             return
         if not answer.ok:
             self.results.retry(
                 all_works,
                 uncertain=False,
-                reason="XERO_CONTACTS_FAILED",
+                reason=Reason.XERO_CONTACTS_FAILED,
                 message=answers.refusal_message(answer),
                 at=self.gate.blocked_until if answer.status == 429 else None,
                 count=answer.status != 429,
@@ -169,7 +173,7 @@ class Contacts:
             self.results.retry(
                 all_works,
                 uncertain=False,
-                reason="XERO_ANSWER_UNREADABLE",
+                reason=Reason.XERO_ANSWER_UNREADABLE,
                 message="Xero's answer to creating contacts could not be matched to what was sent",
             )
             return

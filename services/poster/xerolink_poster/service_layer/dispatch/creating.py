@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+from xerolink_common.reasons import Reason
+
 from xerolink_poster.adapters import xero_payloads as payloads
 from xerolink_poster.adapters.xero_client import Credentials, Uncertain, XeroAnswer
 from xerolink_poster.domain.records import XeroObjectRef
@@ -50,11 +52,11 @@ class Creator:
                 for span in (call, *linked):
                     span.set_attribute("xerolink.outcome", "uncertain")
                 self.results.retry(
-                    works, uncertain=True, reason="XERO_NO_ANSWER", message=f"no answer from Xero ({exc})"
+                    works, uncertain=True, reason=Reason.XERO_NO_ANSWER, message=f"no answer from Xero ({exc})"
                 )
                 return
             except LookupFailed as exc:  # the credit note could not be read: nothing was sent
-                self.results.retry(works, uncertain=False, reason="XERO_LOOKUP_FAILED", message=str(exc))
+                self.results.retry(works, uncertain=False, reason=Reason.XERO_LOOKUP_FAILED, message=str(exc))
                 return
             read = answers.read_answer(answer, target.collection, works)
             for span, outcome in zip((call, *linked), read.outcomes(len(works)), strict=True):
@@ -82,7 +84,7 @@ class Creator:
             self.results.retry(
                 works,
                 uncertain=False,
-                reason="XERO_RATE_LIMITED",
+                reason=Reason.XERO_RATE_LIMITED,
                 message="Xero asked to slow down",
                 at=self.gate.blocked_until,
                 count=False,
@@ -90,14 +92,14 @@ class Creator:
             return
         if read.call == answers.UNAVAILABLE:
             self.results.retry(
-                works, uncertain=True, reason="XERO_UNAVAILABLE", message=f"Xero answered {answer.status}"
+                works, uncertain=True, reason=Reason.XERO_UNAVAILABLE, message=f"Xero answered {answer.status}"
             )
             return
         if read.call == answers.UNAUTHORISED:
             self.results.retry(
                 works,
                 uncertain=False,
-                reason="XERO_UNAUTHORISED",
+                reason=Reason.XERO_UNAUTHORISED,
                 message=f"Xero refused the connection's credentials ({answer.status}); reconnect the organisation",
             )
             return

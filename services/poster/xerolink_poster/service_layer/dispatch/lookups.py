@@ -8,6 +8,7 @@ import logging
 from typing import Any
 
 from xerolink.xero.v1 import objects_pb2 as xero_pb2
+from xerolink_common.reasons import Reason
 
 from xerolink_poster.adapters import xero_payloads as payloads
 from xerolink_poster.adapters.xero_client import Credentials, Uncertain, XeroAnswer
@@ -53,13 +54,13 @@ class LookUps:
             try:
                 match = self._find_existing(self.gate.credentials(w.connection), w, taken)
             except Uncertain as exc:
-                self.results.retry([w], uncertain=True, reason="XERO_NO_ANSWER", message=f"look-up failed ({exc})")
+                self.results.retry([w], uncertain=True, reason=Reason.XERO_NO_ANSWER, message=f"look-up failed ({exc})")
                 continue
             except LookupFailed as exc:
                 self.results.retry(
                     [w],
                     uncertain=True,
-                    reason="XERO_LOOKUP_FAILED",
+                    reason=Reason.XERO_LOOKUP_FAILED,
                     message=str(exc),
                     at=self.gate.blocked_until if exc.rate_limited else None,
                     count=not exc.rate_limited,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from xerolink.mapper.v1 import mapper_service_pb2 as mapper_pb2
 from xerolink.xero.v1 import objects_pb2 as xero_pb2
+from xerolink_common.reasons import Reason
 
 from xerolink_poster.adapters import operations as deps
 from xerolink_poster.adapters import xero_payloads as payloads
@@ -92,7 +93,7 @@ def prepare(shared: Shared, results: Results, works: list[Work]) -> list[Work]:
                 row, link = results.reload(uow, w)
                 if row is not None and link is not None:
                     outcomes.record_rejected(
-                        uow, row, link, "DEPENDENCY_HAS_NO_DOCUMENT", problem, [], now, shared.actor
+                        uow, row, link, Reason.DEPENDENCY_HAS_NO_DOCUMENT, problem, [], now, shared.actor
                     )
             for w in finished:
                 row, link = results.reload(uow, w)

@@ -7,6 +7,8 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 
+from xerolink_common.reasons import Reason
+
 from xerolink_poster.adapters.database import now_us
 from xerolink_poster.adapters.tables import LinkRow, OutboxRow
 from xerolink_poster.domain.records import XeroObjectRef
@@ -106,7 +108,7 @@ class Results:
                     row.attempts + 1, self.settings.backoff_base, self.settings.backoff_cap, self.random.random
                 )
                 when = int(at * US) if at is not None else now + int(delay * US)
-                if uncertain and reason == "XERO_NO_ANSWER":
+                if uncertain and reason == Reason.XERO_NO_ANSWER:
                     # Xero may still be carrying out the call we gave up on: a look-up made
                     # before it lands finds nothing, and creating again then duplicates it.
                     when = max(when, now + int(NO_ANSWER_SETTLE_TIMEOUTS * self.settings.http_timeout * US))

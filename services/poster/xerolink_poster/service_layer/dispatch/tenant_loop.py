@@ -12,12 +12,14 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from xerolink_common.reasons import Reason
+
 from xerolink_poster.adapters import xero_payloads as payloads
 from xerolink_poster.adapters.database import now_us
 from xerolink_poster.adapters.tables import ConnectionRow, OutboxRow
 from xerolink_poster.adapters.xero_client import Credentials, XeroAnswer
 from xerolink_poster.domain.retry import chunks
-from xerolink_poster.service_layer.connection_lifecycle import CONNECTED
+from xerolink_poster.domain.states import ConnectionState
 from xerolink_poster.service_layer.dispatch import preparing
 from xerolink_poster.service_layer.dispatch.contacts import Contacts
 from xerolink_poster.service_layer.dispatch.creating import Creator
@@ -159,7 +161,7 @@ class TenantWorker(threading.Thread):
             self.results.retry(
                 works,
                 uncertain=True,
-                reason="DISPATCH_ERROR",
+                reason=Reason.DISPATCH_ERROR,
                 message=f"the dispatcher could not process it ({type(exc).__name__}: {str(exc)[:200]})",
             )
         except Exception:
@@ -213,8 +215,8 @@ class TenantWorker(threading.Thread):
     def _held_back(self, works: list[Work]) -> list[Work]:
         """Work of a disconnected connection, or one that needs reconnecting, waits (visible, not
         counted as an attempt) until the organisation is connected again."""
-        usable = [w for w in works if w.connection.state == CONNECTED]
-        held = [w for w in works if w.connection.state != CONNECTED]
+        usable = [w for w in works if w.connection.state == ConnectionState.CONNECTED]
+        held = [w for w in works if w.connection.state != ConnectionState.CONNECTED]
         if held:
             state = held[0].connection.state
             self.results.retry(
