@@ -40,7 +40,7 @@ from xerolink_poster.service_layer.correction_views import CorrectionView, refus
 from xerolink_poster.service_layer.correction_xero import CorrectionXero, XeroRefused, XeroTrouble
 from xerolink_poster.service_layer.dispatch.gate import LeaseLost
 from xerolink_poster.service_layer.dispatch.supervisor import Dispatcher
-from xerolink_poster.service_layer.ports import Saga
+from xerolink_poster.service_layer.ports import Repositories, Saga
 from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transaction
 
 log = logging.getLogger(__name__)
@@ -98,19 +98,7 @@ class Corrections:
     def _facts(self, connection_id: str, record: RecordRef) -> tuple[ConnectionRow, Saga | None, dom.LinkFacts]:
         require_connection_id(connection_id)
         with UnitOfWork(self.db, write=False) as uow:
-            connection = uow.connections.get_connection(connection_id)
-            if connection is None:
-                raise not_found(Reason.CONNECTION_NOT_FOUND, f"no connection {connection_id!r}; create it first")
-            link = uow.links.get_link(connection_id, record)
-            facts = uow.corrections.link_facts(link) if link is not None else None
-            saga = uow.corrections.find_saga(connection_id, record, link.generation) if link is not None else None
-        if saga is None or facts is None:
-            try:
-                plans.check_target(facts, record, connection_id)
-            except dom.NotCorrectable as exc:
-                raise refusal_of(exc) from exc
-        assert facts is not None
-        return connection, saga, facts
+            return correction_target(uow, connection_id, record)
 
     def _plan(self, connection_id: str, target: dom.LinkFacts, intent: dom.Intent, xero: CorrectionXero) -> dom.Plan:
         try:
@@ -164,14 +152,8 @@ class Corrections:
     # -- applying ----------------------------------------------------------------------------
     def apply(self, connection_id: str, record: RecordRef, intent: dom.Intent, actor: str) -> CorrectionView:
         connection, saga, target = self._facts(connection_id, record)
-        if saga is not None and saga.row.intent != intent:
-            raise failed_precondition(
-                Reason.INTENT_MISMATCH,
-                f"correction {saga.row.correction_id} of this record was started with intent "
-                f"{dom.Intent(saga.row.intent).name}; apply it again with that intent",
-            )
-        if saga is not None and saga.row.state == dom.SagaState.COMPLETED:
-            return view_of(saga)
+        if (finished := completed_answer(saga, intent)) is not None:
+            return finished
         with self._xero(connection) as xero:
             if saga is None:
                 saga = self._start(connection_id, target, intent, xero)
@@ -371,3 +353,37 @@ class Corrections:
         with UnitOfWork(self.db, write=False) as uow:
             orphans = ", ".join(f"{o.xero_id}" for o in uow.links.xero_objects(row))
         return _Outcome(dom.StepState.DONE, f"unlinked; its Xero objects are recorded as orphaned ({orphans})")
+
+
+def correction_target(
+    repos: Repositories, connection_id: str, record: RecordRef
+) -> tuple[ConnectionRow, Saga | None, dom.LinkFacts]:
+    """The connection, the saga of the link's current generation and the link's facts; a record
+    with no saga must be correctable (linked), else it is refused before Xero is asked anything."""
+    connection = repos.connections.get_connection(connection_id)
+    if connection is None:
+        raise not_found(Reason.CONNECTION_NOT_FOUND, f"no connection {connection_id!r}; create it first")
+    link = repos.links.get_link(connection_id, record)
+    facts = repos.corrections.link_facts(link) if link is not None else None
+    saga = repos.corrections.find_saga(connection_id, record, link.generation) if link is not None else None
+    if saga is None or facts is None:
+        try:
+            plans.check_target(facts, record, connection_id)
+        except dom.NotCorrectable as exc:
+            raise refusal_of(exc) from exc
+    assert facts is not None
+    return connection, saga, facts
+
+
+def completed_answer(saga: Saga | None, intent: dom.Intent) -> CorrectionView | None:
+    """An apply that resumes a saga must carry its intent; a completed saga is answered as it
+    stands, without a Xero call."""
+    if saga is not None and saga.row.intent != intent:
+        raise failed_precondition(
+            Reason.INTENT_MISMATCH,
+            f"correction {saga.row.correction_id} of this record was started with intent "
+            f"{dom.Intent(saga.row.intent).name}; apply it again with that intent",
+        )
+    if saga is not None and saga.row.state == dom.SagaState.COMPLETED:
+        return view_of(saga)
+    return None

@@ -30,6 +30,7 @@ from xerolink_poster.domain.records import RecordRef
 from xerolink_poster.service_layer.connection_lifecycle import check_postable
 from xerolink_poster.service_layer.connections import get_connection, request_id_violations
 from xerolink_poster.service_layer.group_commit import GroupQueue, Job
+from xerolink_poster.service_layer.ports import Repositories
 from xerolink_poster.service_layer.posting_decisions import Accept, Earlier, check_same_request, decide
 from xerolink_poster.service_layer.posting_values import (
     ItemFailure,
@@ -184,7 +185,7 @@ class Poster:
         )
         if not response.decision.supported:
             return self._not_supported(mapped)
-        outcome = run_in_transaction(self.db, lambda uow: self._record(uow, [mapped]))[0]
+        outcome = run_in_transaction(self.db, lambda uow: record_mapped(uow, [mapped]))[0]
         if isinstance(outcome, ItemFailure):
             raise outcome.error
         return outcome
@@ -237,7 +238,7 @@ class Poster:
         """The group's rows in one transaction; every caller hears only after the commit. A
         database error fails every Post of the group and leaves nothing behind (rollback)."""
         try:
-            outcomes = run_in_transaction(self.db, lambda uow: self._record(uow, [j.payload for j in jobs]))
+            outcomes = run_in_transaction(self.db, lambda uow: record_mapped(uow, [j.payload for j in jobs]))
         except DatabaseError:
             log.exception("the registry refused a group of %d posts; nothing of it was stored", len(jobs))
             for job in jobs:
@@ -292,7 +293,7 @@ class Poster:
                 else:
                     mapped.append(item)
         if mapped:
-            recorded = run_in_transaction(self.db, lambda uow: self._record(uow, mapped))
+            recorded = run_in_transaction(self.db, lambda uow: record_mapped(uow, mapped))
             for item, outcome in zip(mapped, recorded, strict=True):
                 results[item.index] = outcome
         return [r for r in results if r is not None]
@@ -314,37 +315,40 @@ class Poster:
                     outcome.duplicate = True
         return outcome
 
-    def _record(self, uow: UnitOfWork, items: list[Mapped]) -> list[PostOutcome | ItemFailure]:
-        """Records a batch or a group (whose Posts may belong to several connections) in the
-        caller's transaction, one connection at a time."""
-        by_connection: dict[str, list[int]] = {}
-        for position, item in enumerate(items):
-            by_connection.setdefault(item.connection.connection_id, []).append(position)
-        results: list[PostOutcome | ItemFailure | None] = [None] * len(items)
-        for positions in by_connection.values():
-            recorded = self._record_connection(uow, [items[p] for p in positions])
-            for position, outcome in zip(positions, recorded, strict=True):
-                results[position] = outcome
-        return [r for r in results if r is not None]
 
-    def _record_connection(self, uow: UnitOfWork, items: list[Mapped]) -> list[PostOutcome | ItemFailure]:
-        """Decides every item against the registry, then writes the accepted ones with a couple of
-        flushes for the whole batch (one round trip per table, not per item)."""
-        connection = items[0].connection
-        records = [RecordRef(int(i.response.record.kind), int(i.response.record.id)) for i in items]
-        wanted = set(records) | {d for i in items for d in record_dependencies(i.response.operations)}
-        links = uow.links.links_for(connection.connection_id, sorted(wanted))
-        earlier = Earlier()
-        out: list[PostOutcome | ItemFailure | Accept] = []
-        for item, record in zip(items, records, strict=True):
-            try:
-                out.append(decide(uow, connection, item, record, links, earlier))
-            except XerolinkError as err:
-                out.append(ItemFailure(err))
-        accepted = [a for a in out if isinstance(a, Accept)]
-        if accepted:
-            write_accepted(uow, connection, accepted, links)
-        return [a.outcome if isinstance(a, Accept) else a for a in out]
+def record_mapped(repos: Repositories, items: list[Mapped]) -> list[PostOutcome | ItemFailure]:
+    """Records a batch or a group (whose Posts may belong to several connections) in the
+    caller's transaction, one connection at a time. Takes the repositories, not the database,
+    so the rules run on any unit of work (tests/unit/fakes/ hands out in-memory ones)."""
+    by_connection: dict[str, list[int]] = {}
+    for position, item in enumerate(items):
+        by_connection.setdefault(item.connection.connection_id, []).append(position)
+    results: list[PostOutcome | ItemFailure | None] = [None] * len(items)
+    for positions in by_connection.values():
+        recorded = _record_connection(repos, [items[p] for p in positions])
+        for position, outcome in zip(positions, recorded, strict=True):
+            results[position] = outcome
+    return [r for r in results if r is not None]
+
+
+def _record_connection(repos: Repositories, items: list[Mapped]) -> list[PostOutcome | ItemFailure]:
+    """Decides every item against the registry, then writes the accepted ones with a couple of
+    flushes for the whole batch (one round trip per table, not per item)."""
+    connection = items[0].connection
+    records = [RecordRef(int(i.response.record.kind), int(i.response.record.id)) for i in items]
+    wanted = set(records) | {d for i in items for d in record_dependencies(i.response.operations)}
+    links = repos.links.links_for(connection.connection_id, sorted(wanted))
+    earlier = Earlier()
+    out: list[PostOutcome | ItemFailure | Accept] = []
+    for item, record in zip(items, records, strict=True):
+        try:
+            out.append(decide(repos, connection, item, record, links, earlier))
+        except XerolinkError as err:
+            out.append(ItemFailure(err))
+    accepted = [a for a in out if isinstance(a, Accept)]
+    if accepted:
+        write_accepted(repos, connection, accepted, links)
+    return [a.outcome if isinstance(a, Accept) else a for a in out]
 
 
 def registry_write_failed(group_size: int) -> XerolinkError:

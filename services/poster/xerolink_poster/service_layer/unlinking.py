@@ -21,7 +21,7 @@ from xerolink_poster.domain.records import KNOWN_KINDS, RecordRef, parse_link_na
 from xerolink_poster.domain.states import Event, LinkState
 from xerolink_poster.domain.unlink_plan import Action, LinkFacts, Outcome, label, plan_unlink, refusal
 from xerolink_poster.service_layer.connections import get_connection, text_ok
-from xerolink_poster.service_layer.ports import StateChange
+from xerolink_poster.service_layer.ports import Repositories, StateChange
 from xerolink_poster.service_layer.queries import encode_token, page_position, page_size
 from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transaction
 
@@ -30,23 +30,25 @@ MAX_REASON = 500
 
 
 def unlink(db: Database, connection_id: str, record: RecordRef, actor: str) -> LinkRow:
-    def work(uow: UnitOfWork) -> LinkRow:
-        link = uow.links.get_link(connection_id, record)
-        if link is None:
-            raise not_found(Reason.LINK_NOT_FOUND, f"{record} was never posted on connection {connection_id!r}")
-        if link.state == LinkState.PENDING:
-            raise failed_precondition(
-                Reason.POSTING_IN_PROGRESS, f"{record} is being posted; wait until it is linked or failed, then unlink"
-            )
-        unlink_rows(uow, [(link, "")], actor, now_us(), reason="")
-        uow.links.refresh(link)  # the bulk transition expired it; callers read it after commit
-        return link
+    return run_in_transaction(db, lambda uow: unlink_record(uow, connection_id, record, actor))
 
-    return run_in_transaction(db, work)
+
+def unlink_record(repos: Repositories, connection_id: str, record: RecordRef, actor: str) -> LinkRow:
+    """The single-record step in the caller's transaction."""
+    link = repos.links.get_link(connection_id, record)
+    if link is None:
+        raise not_found(Reason.LINK_NOT_FOUND, f"{record} was never posted on connection {connection_id!r}")
+    if link.state == LinkState.PENDING:
+        raise failed_precondition(
+            Reason.POSTING_IN_PROGRESS, f"{record} is being posted; wait until it is linked or failed, then unlink"
+        )
+    unlink_rows(repos, [(link, "")], actor, now_us(), reason="")
+    repos.links.refresh(link)  # the bulk transition expired it; callers read it after commit
+    return link
 
 
 def unlink_rows(
-    uow: UnitOfWork, links: Sequence[tuple[LinkRow, str]], actor: str, now: int, reason: str
+    uow: Repositories, links: Sequence[tuple[LinkRow, str]], actor: str, now: int, reason: str
 ) -> dict[int, list[OrphanRow]]:
     """Unlinks links (each with a detail for its audit row) in the caller's transaction, in a few
     statements for all of them: closes their open outbox work, records their Xero objects as
@@ -152,7 +154,7 @@ def _validate(
 
 
 def _gather(
-    uow: UnitOfWork, connection_id: str, chosen: Sequence[RecordRef], cascade: bool, lock: bool
+    uow: Repositories, connection_id: str, chosen: Sequence[RecordRef], cascade: bool, lock: bool
 ) -> tuple[dict[RecordRef, LinkRow], dict[RecordRef, list[RecordRef]]]:
     """The chosen links and their dependents (all the way down when cascading), locked with `lock`."""
     links = uow.links.links_of(connection_id, chosen, lock)
@@ -184,33 +186,44 @@ def unlink_links(
     named = _validate(connection_id, records, names, validate_only, confirm, reason)
     get_connection(db, connection_id)
     chosen = [RecordRef(kind, record_id) for kind, record_id in records] + named
-
-    def plan(uow: UnitOfWork, lock: bool) -> tuple[list[Outcome], dict[RecordRef, LinkRow]]:
-        links, dependents = _gather(uow, connection_id, chosen, cascade, lock)
-        facts = {
-            r: LinkFacts(LinkState(link.state), tuple(uow.links.xero_objects(link)), link.outcome_unknown)
-            for r, link in links.items()
-        }
-        return plan_unlink(chosen, facts, dependents, cascade), links
-
     if validate_only:
         with UnitOfWork(db, write=False) as uow:
-            return UnlinkResult(plan(uow, lock=False)[0])
+            return preview_unlink(uow, connection_id, chosen, cascade)
+    return run_in_transaction(db, lambda uow: unlink_chosen(uow, connection_id, chosen, cascade, reason, actor))
 
-    def work(uow: UnitOfWork) -> UnlinkResult:
-        outcomes, links = plan(uow, lock=True)
-        error = refusal(connection_id, outcomes)
-        if error is not None:
-            raise error
-        acting = [o for o in outcomes if o.action in (Action.UNLINK, Action.CASCADE)]
-        link_ids = {o.record: links[o.record].id or 0 for o in acting}
-        details = [f"cascaded from {label(o.cascaded_from)}" if o.cascaded_from else "" for o in acting]
-        stored = unlink_rows(
-            uow, [(links[o.record], d) for o, d in zip(acting, details, strict=True)], actor, now_us(), reason
-        )
-        return UnlinkResult(outcomes, {r: stored[i] for r, i in link_ids.items()}, len(acting))
 
-    return run_in_transaction(db, work)
+def _plan(
+    repos: Repositories, connection_id: str, chosen: Sequence[RecordRef], cascade: bool, lock: bool
+) -> tuple[list[Outcome], dict[RecordRef, LinkRow]]:
+    links, dependents = _gather(repos, connection_id, chosen, cascade, lock)
+    facts = {
+        r: LinkFacts(LinkState(link.state), tuple(repos.links.xero_objects(link)), link.outcome_unknown)
+        for r, link in links.items()
+    }
+    return plan_unlink(chosen, facts, dependents, cascade), links
+
+
+def preview_unlink(repos: Repositories, connection_id: str, chosen: Sequence[RecordRef], cascade: bool) -> UnlinkResult:
+    """What unlinking the chosen records would do; writes nothing."""
+    return UnlinkResult(_plan(repos, connection_id, chosen, cascade, lock=False)[0])
+
+
+def unlink_chosen(
+    repos: Repositories, connection_id: str, chosen: Sequence[RecordRef], cascade: bool, reason: str, actor: str
+) -> UnlinkResult:
+    """Unlinks the chosen records (and, cascading, their dependents) in the caller's transaction,
+    all or nothing: any refusal raises before anything is written."""
+    outcomes, links = _plan(repos, connection_id, chosen, cascade, lock=True)
+    error = refusal(connection_id, outcomes)
+    if error is not None:
+        raise error
+    acting = [o for o in outcomes if o.action in (Action.UNLINK, Action.CASCADE)]
+    link_ids = {o.record: links[o.record].id or 0 for o in acting}
+    details = [f"cascaded from {label(o.cascaded_from)}" if o.cascaded_from else "" for o in acting]
+    stored = unlink_rows(
+        repos, [(links[o.record], d) for o, d in zip(acting, details, strict=True)], actor, now_us(), reason
+    )
+    return UnlinkResult(outcomes, {r: stored[i] for r, i in link_ids.items()}, len(acting))
 
 
 def list_orphans(

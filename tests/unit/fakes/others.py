@@ -1,0 +1,103 @@
+"""In-memory connections and contacts, and the repositories no unit-tested rule uses yet
+(backfills, leases), whose methods say so."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+from xerolink_poster.adapters.backfill_tables import BackfillItemRow, BackfillRow
+from xerolink_poster.adapters.tables import ConnectionRow, ContactLinkRow, TenantLeaseRow
+
+from tests.unit.fakes.registry import Registry
+
+
+def _unused(what: str) -> NoReturn:
+    raise NotImplementedError(f"{what}: no service-layer rule under unit test needs it yet")
+
+
+class FakeConnectionRepository:
+    def __init__(self, registry: Registry) -> None:
+        self._registry = registry
+
+    def get_connection(self, connection_id: str) -> ConnectionRow | None:
+        return self._registry.connections.get(connection_id)
+
+    def add_connection(self, row: ConnectionRow) -> None:
+        self._registry.connections[row.connection_id] = row
+
+    def save(self, row: ConnectionRow) -> None:
+        self.add_connection(row)
+
+    def all_connections(self) -> Sequence[ConnectionRow]:
+        return sorted(self._registry.connections.values(), key=lambda c: c.connection_id)
+
+    def connection_ids_of_tenant(self, tenant_id: str) -> list[str]:
+        return sorted(c.connection_id for c in self._registry.connections.values() if c.xero_tenant_id == tenant_id)
+
+    def claim_refresh(self, connection_id: str, version: int, holder: str, now_us: int, until_us: int) -> bool:
+        _unused("claim_refresh (token refresh)")
+
+    def release_refresh(self, connection_id: str, holder: str, **values: Any) -> None:
+        _unused("release_refresh (token refresh)")
+
+    def store_tokens(self, connection_id: str, version: int, holder: str | None, values: dict[str, Any]) -> bool:
+        _unused("store_tokens (token refresh)")
+
+
+class FakeContactRepository:
+    def __init__(self, registry: Registry) -> None:
+        self._registry = registry
+
+    def get_contact(self, connection_id: str, participant_id: int) -> ContactLinkRow | None:
+        return self._registry.contacts.get((connection_id, participant_id))
+
+    def participant_of_contact(self, connection_id: str, contact_id: str) -> int | None:
+        contacts = self._registry.contacts.items()
+        return next((p for (c, p), row in contacts if c == connection_id and row.contact_id == contact_id), None)
+
+    def add_contact(self, row: ContactLinkRow) -> None:
+        self._registry.contacts[(row.connection_id, row.participant_id)] = row
+
+    def forget_contacts(self, connection_id: str) -> None:
+        self._registry.contacts = {k: v for k, v in self._registry.contacts.items() if k[0] != connection_id}
+
+
+class FakeBackfillRepository:
+    def add_backfill(self, row: BackfillRow, items: Sequence[BackfillItemRow]) -> None:
+        _unused("add_backfill")
+
+    def get_backfill(self, backfill_id: str) -> BackfillRow | None:
+        _unused("get_backfill")
+
+    def backfill_by_request(self, connection_id: str, request_id: str) -> BackfillRow | None:
+        _unused("backfill_by_request")
+
+    def items_of(self, backfill_id: str) -> list[BackfillItemRow]:
+        _unused("items_of")
+
+
+class FakeLeaseRepository:
+    def get_lease(self, tenant_id: str) -> TenantLeaseRow | None:
+        _unused("get_lease (the dispatcher's tenant lease)")
+
+    def acquire_lease(self, tenant_id: str, holder: str, now_us: int, ttl_us: int) -> TenantLeaseRow | None:
+        _unused("acquire_lease")
+
+    def release_lease(self, tenant_id: str, holder: str) -> None:
+        _unused("release_lease")
+
+    def record_call(self, tenant_id: str, holder: str, now_us: int, ttl_us: int, minute_us: int, day_us: int) -> bool:
+        _unused("record_call (rate limits)")
+
+    def block_tenant(self, tenant_id: str, until_us: int) -> None:
+        _unused("block_tenant")
+
+    def count_app_call(self, now_us: int, window_us: int) -> int:
+        _unused("count_app_call")
+
+    def move_app_call(self, counted_us: int, answered_us: int, window_us: int) -> None:
+        _unused("move_app_call")
+
+    def purge_app_calls(self, before_us: int) -> None:
+        _unused("purge_app_calls")

@@ -1,0 +1,116 @@
+"""An in-memory OutboxRepository: the queue of Xero work and its dependency waits. Claiming and
+leasing belong to the dispatcher's loop, which the unit tests do not run."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+from xerolink_poster.adapters.tables import OutboxRow
+from xerolink_poster.domain.records import RecordRef
+from xerolink_poster.domain.states import LinkState, OutboxState
+
+from tests.unit.fakes.registry import Registry, Wait
+
+
+def _unused(what: str) -> NoReturn:
+    raise NotImplementedError(f"{what}: the dispatcher's loop, which no unit test here runs")
+
+
+class FakeOutboxRepository:
+    def __init__(self, registry: Registry) -> None:
+        self._registry = registry
+
+    def add_outbox(self, need_id: bool, row: OutboxRow) -> OutboxRow:
+        self.save(row)
+        return row
+
+    def save(self, row: OutboxRow) -> None:
+        if row.id is None:
+            row.id = self._registry.next_id()
+        self._registry.outbox[row.id] = row
+
+    def insert_outbox(self, rows: Sequence[dict[str, Any]], returning_ids: bool = False) -> list[int]:
+        ids = [self.add_outbox(True, OutboxRow(**row)).id or 0 for row in rows]
+        return ids if returning_ids else []
+
+    def update_outbox(self, rows: Sequence[dict[str, object]]) -> None:
+        for values in rows:
+            outbox_id = values["id"]
+            assert isinstance(outbox_id, int)
+            row = self._registry.outbox[outbox_id]
+            for name, value in values.items():
+                setattr(row, name, value)
+
+    def preload_outbox(self, ids: Sequence[int]) -> None:
+        pass  # every row is in memory
+
+    def get_outbox(self, outbox_id: int) -> OutboxRow | None:
+        return self._registry.outbox.get(outbox_id)
+
+    def outbox_by_ids(self, ids: Sequence[int]) -> dict[int, OutboxRow]:
+        return {i: self._registry.outbox[i] for i in ids if i in self._registry.outbox}
+
+    def open_outbox_of_link(self, link_id: int) -> Sequence[OutboxRow]:
+        return [r for r in self._registry.outbox.values() if r.link_id == link_id and r.state != OutboxState.DONE]
+
+    def close_work_of_links(self, link_ids: Sequence[int]) -> None:
+        for link_id in link_ids:
+            for row in self.open_outbox_of_link(link_id):
+                self.clear_waits(row.id or 0)
+                row.state = OutboxState.DONE
+
+    def move_outbox(self, connection_id: str, tenant_id: str) -> None:
+        _unused("move_outbox")
+
+    def claim(self, tenant_id: str, holder: str, limit: int, now_us: int, lease_us: int) -> list[OutboxRow]:
+        _unused("claim")
+
+    def release_claims(self, tenant_id: str) -> None:
+        _unused("release_claims")
+
+    def tenants_with_ready_work(self, now_us: int) -> list[str]:
+        _unused("tenants_with_ready_work")
+
+    def outbox_counts(self, tenant_id: str) -> dict[str, int]:
+        _unused("outbox_counts")
+
+    def purge_done_outbox(self, before_us: int, limit: int) -> int:
+        _unused("purge_done_outbox")
+
+    # -- dependency waits --------------------------------------------------------------------
+    def add_waits(self, outbox_id: int, connection_id: str, records: Sequence[RecordRef]) -> None:
+        self._registry.waits.extend(Wait(outbox_id, connection_id, r) for r in records)
+
+    def insert_waits(self, rows: Sequence[dict[str, Any]]) -> None:
+        self._registry.waits.extend(
+            Wait(r["outbox_id"], r["connection_id"], RecordRef(r["kind"], r["record_id"])) for r in rows
+        )
+
+    def clear_waits(self, outbox_id: int) -> None:
+        self._registry.waits = [w for w in self._registry.waits if w.outbox_id != outbox_id]
+
+    def waiters_on(self, connection_id: str, record: RecordRef) -> list[int]:
+        return sorted(
+            {w.outbox_id for w in self._registry.waits if w.connection_id == connection_id and w.record == record}
+        )
+
+    def waits_of(self, outbox_id: int) -> list[RecordRef]:
+        return sorted({w.record for w in self._registry.waits if w.outbox_id == outbox_id})
+
+    def records_with_waiters(self, connection_id: str, records: Sequence[RecordRef]) -> list[RecordRef]:
+        wanted = set(records)
+        waits = self._registry.waits
+        return sorted({w.record for w in waits if w.connection_id == connection_id and w.record in wanted})
+
+    def satisfied_waiting_entries(self) -> list[int]:
+        def linked(wait: Wait) -> bool:
+            link = self._registry.link_of(wait.connection_id, wait.record)
+            return link is not None and link.state == LinkState.LINKED
+
+        return sorted(
+            outbox_id
+            for outbox_id, row in self._registry.outbox.items()
+            if row.state == OutboxState.WAITING
+            and all(linked(w) for w in self._registry.waits if w.outbox_id == outbox_id)
+        )
