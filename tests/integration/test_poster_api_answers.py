@@ -128,6 +128,15 @@ def test_the_lock_error_names_the_record_by_kind(poster_factory: PosterFactory, 
         "connections/firm-1/links/client-bill",
         "links/client-bill/1",
         "connections/firm-1/links/99/1",
+        # An id beyond int64 names no record a request could carry.
+        "connections/firm-1/links/client-bill/9223372036854775808",
+        pytest.param("connections/firm-1/links/client-bill/" + "1" * 5000, id="5000-digit-id"),
+        # A name has one spelling (AIP-122): lower-case kind, id without leading zeros, ASCII digits.
+        "connections/firm-1/links/CLIENT-BILL/1002",
+        "connections/firm-1/links/client-bill/01002",
+        "connections/firm-1/links/01/1002",
+        "connections/firm-1/links/client-bill/\uff11\uff10\uff10\uff11",
+        "connections/firm-1/links/client-bill/\u00b2",
     ],
 )
 def test_a_malformed_link_name_is_refused_on_the_name(
@@ -141,6 +150,24 @@ def test_a_malformed_link_name_is_refused_on_the_name(
 
     assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert [v.field for v in from_rpc_error(raised.value).field_violations] == ["name"]
+
+
+def test_unlinking_by_a_malformed_link_name_is_refused_on_that_name(
+    poster_factory: PosterFactory, emulator: EmulatorServer
+) -> None:
+    stub = stub_for(poster_factory(run_dispatcher=False))
+    connect(stub, emulator)
+    names = [
+        "connections/firm-1/links/client-bill/1001",
+        "connections/firm-1/links/client-bill/9223372036854775808",
+        "connections/firm-1/links/client-bill/\uff11\uff10\uff10\uff11",
+    ]
+
+    with pytest.raises(grpc.RpcError) as raised:
+        stub.UnlinkLinks(unlink_pb2.UnlinkLinksRequest(connection_id="firm-1", names=names, validate_only=True))
+
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert [v.field for v in from_rpc_error(raised.value).field_violations] == ["names[1]", "names[2]"]
 
 
 def test_an_unknown_connection_is_not_found_before_the_body_is_judged(
