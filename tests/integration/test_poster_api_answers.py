@@ -12,7 +12,7 @@ from google.protobuf import json_format
 from xero_emulator import EmulatorServer
 from xerolink.actionstep.v1 import common_pb2, transaction_pb2
 from xerolink.mapper.v1 import mapper_service_pb2 as mapper_pb2
-from xerolink.poster.v1 import backfill_pb2, unlink_pb2
+from xerolink.poster.v1 import backfill_pb2, connection_pb2, correction_pb2, unlink_pb2
 from xerolink.poster.v1 import poster_service_pb2 as poster_pb2
 from xerolink.xero.v1 import objects_pb2
 from xerolink_common.grpc_errors import from_rpc_error
@@ -196,6 +196,14 @@ def test_an_unknown_connection_is_not_found_before_the_body_is_judged(
             unlink_pb2.ListOrphansRequest(connection_id="nobody", type=UNKNOWN_TYPE)
         ),
         "ListLinks": lambda: stub.ListLinks(poster_pb2.ListLinksRequest(connection_id="nobody", state=UNKNOWN_STATE)),
+        # No record, no intent: the body is wrong too, but the connection is judged first.
+        "PlanCorrection": lambda: stub.PlanCorrection(correction_pb2.PlanCorrectionRequest(connection_id="nobody")),
+        "ApplyCorrection": lambda: stub.ApplyCorrection(correction_pb2.ApplyCorrectionRequest(connection_id="nobody")),
+        "GetCorrection": lambda: stub.GetCorrection(correction_pb2.GetCorrectionRequest(connection_id="nobody")),
+        "RunPreflight": lambda: stub.RunPreflight(
+            backfill_pb2.RunPreflightRequest(connection_id="nobody", division_ids=[-1])
+        ),
+        "RemapAccounts": lambda: stub.RemapAccounts(connection_pb2.RemapAccountsRequest(connection_id="nobody")),
     }
     for rpc, call in calls.items():
         with pytest.raises(grpc.RpcError) as raised:
