@@ -170,6 +170,28 @@ def test_unlinking_by_a_malformed_link_name_is_refused_on_that_name(
     assert [v.field for v in from_rpc_error(raised.value).field_violations] == ["names[1]", "names[2]"]
 
 
+def test_a_link_name_of_another_connection_than_connection_id_is_refused(
+    poster_factory: PosterFactory, emulator: EmulatorServer
+) -> None:
+    stub = stub_for(poster_factory(run_dispatcher=False))
+    connect(stub, emulator)
+    connect(stub, emulator, "firm-2")
+
+    with pytest.raises(grpc.RpcError) as raised:
+        stub.GetLink(
+            poster_pb2.GetLinkRequest(connection_id="firm-2", name="connections/firm-1/links/client-bill/1001")
+        )
+
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert [v.field for v in from_rpc_error(raised.value).field_violations] == ["connection_id"]
+    # The same connection in both is no contradiction: the link is looked up (and was never posted).
+    with pytest.raises(grpc.RpcError) as raised:
+        stub.GetLink(
+            poster_pb2.GetLinkRequest(connection_id="firm-1", name="connections/firm-1/links/client-bill/1001")
+        )
+    assert from_rpc_error(raised.value).reason == "LINK_NOT_FOUND"
+
+
 def test_an_unknown_connection_is_not_found_before_the_body_is_judged(
     poster_factory: PosterFactory, emulator: EmulatorServer
 ) -> None:
