@@ -29,7 +29,7 @@ from xerolink_cli.channels import open_channel
 from xerolink_cli.commands import GROUPS, STATES
 from xerolink_cli.exit_codes import ExitCode
 from xerolink_cli.labels import enum_label
-from xerolink_cli.notes import Notes, one_line_columns
+from xerolink_cli.notes import Notes, keep_whole, one_line_columns
 from xerolink_cli.rpc_errors import CALLER_REFUSED, NOT_ANSWERED
 from xerolink_cli.usage import UsageError
 
@@ -317,5 +317,6 @@ def orphans_command(args: argparse.Namespace, console: Console) -> ExitCode:
             if not page.next_page_token:
                 break
             request.page_token = page.next_page_token
+    keep_whole(table, "record")
     console.print(table)
     return ExitCode.OK
