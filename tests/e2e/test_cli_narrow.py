@@ -142,3 +142,40 @@ def test_correct_at_80_columns_keeps_each_step_on_one_line_and_lists_its_sentenc
     assert wide_rows[0][2] == f"Delete payment {payment_id} of payment {firm.payment} in Xero"
     assert wide_rows[0][-1].startswith("deleted in Xero")
     assert "[1] " not in wide.stdout
+
+
+def test_links_at_80_columns_never_cut_the_record(poster_factory: PosterFactory, emulator: EmulatorServer) -> None:
+    app = poster_factory(run_dispatcher=False)
+    stub = stub_for(app)
+    connect(stub, emulator)
+    # The longest record a link can name: the id is what a user copies into `xerolink unlink`.
+    payment = samples.sample_transactions(8300)["client_bill_payment"]
+    payment.header.id = 2**63 - 1
+    stub.PostTransaction(poster_pb2.PostTransactionRequest(connection_id="firm-1", transaction=payment))
+
+    result = run_cli("--poster", f"127.0.0.1:{app.port}", "links", "--connection", "firm-1", COLUMNS=NARROW)
+
+    assert result.returncode == ExitCode.OK, result.stdout + result.stderr
+    _fits(result.stdout)
+    _, rows = table(result.stdout, "Links of firm-1")
+    assert rows[0][0] == f"client-bill-payment/{2**63 - 1}", result.stdout
+
+
+def test_orphans_at_80_columns_never_cut_the_record(poster_factory: PosterFactory, emulator: EmulatorServer) -> None:
+    app = poster_factory()
+    stub = stub_for(app)
+    connect(stub, emulator)
+    bill = samples.sample_transactions(8400)["client_bill"]
+    bill.header.id = 2**63 - 1
+    posting = stub.PostTransaction(poster_pb2.PostTransactionRequest(connection_id="firm-1", transaction=bill))
+    assert wait_settled(stub, posting.posting.name).state == poster_pb2.LINK_STATE_LINKED
+    target = f"127.0.0.1:{app.port}"
+    unlinked = run_cli("--poster", target, "unlink", "--connection", "firm-1", f"client-bill/{2**63 - 1}", "--yes")
+    assert unlinked.returncode == ExitCode.OK, unlinked.stdout + unlinked.stderr
+
+    result = run_cli("--poster", target, "orphans", "--connection", "firm-1", COLUMNS=NARROW)
+
+    assert result.returncode == ExitCode.OK, result.stdout + result.stderr
+    _fits(result.stdout)
+    _, rows = table(result.stdout, "Xero objects left in Xero by unlinks (firm-1)")
+    assert rows[0][0] == f"client-bill/{2**63 - 1}", result.stdout

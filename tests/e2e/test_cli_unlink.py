@@ -194,3 +194,28 @@ def test_unlink_sends_link_names_by_kind_from_kind_names_and_the_numeric_form(
     for record_id in ids:
         assert f"client-bill/{record_id}" in done.stdout
         assert state(stub, BILL, record_id) == poster_pb2.LINK_STATE_UNLINKED
+
+
+def test_a_record_id_beyond_int64_or_markup_in_a_record_is_a_usage_error_in_one_line(
+    poster_factory: PosterFactory, emulator: EmulatorServer
+) -> None:
+    app = poster_factory(run_dispatcher=False)
+    connect(stub_for(app), emulator)
+    huge = "99999999999999999999"
+
+    for args in (
+        ["unlink", "--connection", "firm-1", f"client-bill/{huge}", "--yes"],
+        ["unlink", "--connection", "firm-1", f"connections/firm-1/links/1/{huge}", "--yes"],
+        ["unlink", "--connection", "firm-1", f"client-bill/{'9' * 5000}", "--yes"],
+        ["orphans", "--connection", "firm-1", "--record", f"client-bill/{huge}"],
+        ["correct", f"client-bill/{huge}", "--connection", "firm-1", "--intent", "delete"],
+        ["correct", f"{huge}/1", "--connection", "firm-1", "--intent", "delete"],
+        # What the error repeats of the input is text, never markup.
+        ["unlink", "--connection", "firm-1", "[/red]:1", "--yes"],
+    ):
+        result = run_cli(app.port, *args)
+        assert result.returncode == ExitCode.USAGE, (args, result.stdout, result.stderr)
+        assert "Traceback" not in result.stderr, result.stderr
+        # One line however long the input, for scripts to grep.
+        [line] = result.stdout.splitlines()
+        assert line.startswith("error: "), line

@@ -12,7 +12,7 @@ from google.protobuf import json_format
 from xero_emulator import EmulatorServer
 from xerolink.actionstep.v1 import common_pb2, transaction_pb2
 from xerolink.mapper.v1 import mapper_service_pb2 as mapper_pb2
-from xerolink.poster.v1 import backfill_pb2, unlink_pb2
+from xerolink.poster.v1 import backfill_pb2, connection_pb2, correction_pb2, unlink_pb2
 from xerolink.poster.v1 import poster_service_pb2 as poster_pb2
 from xerolink.xero.v1 import objects_pb2
 from xerolink_common.grpc_errors import from_rpc_error
@@ -128,6 +128,15 @@ def test_the_lock_error_names_the_record_by_kind(poster_factory: PosterFactory, 
         "connections/firm-1/links/client-bill",
         "links/client-bill/1",
         "connections/firm-1/links/99/1",
+        # An id beyond int64 names no record a request could carry.
+        "connections/firm-1/links/client-bill/9223372036854775808",
+        pytest.param("connections/firm-1/links/client-bill/" + "1" * 5000, id="5000-digit-id"),
+        # A name has one spelling (AIP-122): lower-case kind, id without leading zeros, ASCII digits.
+        "connections/firm-1/links/CLIENT-BILL/1002",
+        "connections/firm-1/links/client-bill/01002",
+        "connections/firm-1/links/01/1002",
+        "connections/firm-1/links/client-bill/\uff11\uff10\uff10\uff11",
+        "connections/firm-1/links/client-bill/\u00b2",
     ],
 )
 def test_a_malformed_link_name_is_refused_on_the_name(
@@ -141,6 +150,46 @@ def test_a_malformed_link_name_is_refused_on_the_name(
 
     assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert [v.field for v in from_rpc_error(raised.value).field_violations] == ["name"]
+
+
+def test_unlinking_by_a_malformed_link_name_is_refused_on_that_name(
+    poster_factory: PosterFactory, emulator: EmulatorServer
+) -> None:
+    stub = stub_for(poster_factory(run_dispatcher=False))
+    connect(stub, emulator)
+    names = [
+        "connections/firm-1/links/client-bill/1001",
+        "connections/firm-1/links/client-bill/9223372036854775808",
+        "connections/firm-1/links/client-bill/\uff11\uff10\uff10\uff11",
+    ]
+
+    with pytest.raises(grpc.RpcError) as raised:
+        stub.UnlinkLinks(unlink_pb2.UnlinkLinksRequest(connection_id="firm-1", names=names, validate_only=True))
+
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert [v.field for v in from_rpc_error(raised.value).field_violations] == ["names[1]", "names[2]"]
+
+
+def test_a_link_name_of_another_connection_than_connection_id_is_refused(
+    poster_factory: PosterFactory, emulator: EmulatorServer
+) -> None:
+    stub = stub_for(poster_factory(run_dispatcher=False))
+    connect(stub, emulator)
+    connect(stub, emulator, "firm-2")
+
+    with pytest.raises(grpc.RpcError) as raised:
+        stub.GetLink(
+            poster_pb2.GetLinkRequest(connection_id="firm-2", name="connections/firm-1/links/client-bill/1001")
+        )
+
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert [v.field for v in from_rpc_error(raised.value).field_violations] == ["connection_id"]
+    # The same connection in both is no contradiction: the link is looked up (and was never posted).
+    with pytest.raises(grpc.RpcError) as raised:
+        stub.GetLink(
+            poster_pb2.GetLinkRequest(connection_id="firm-1", name="connections/firm-1/links/client-bill/1001")
+        )
+    assert from_rpc_error(raised.value).reason == "LINK_NOT_FOUND"
 
 
 def test_an_unknown_connection_is_not_found_before_the_body_is_judged(
@@ -169,6 +218,14 @@ def test_an_unknown_connection_is_not_found_before_the_body_is_judged(
             unlink_pb2.ListOrphansRequest(connection_id="nobody", type=UNKNOWN_TYPE)
         ),
         "ListLinks": lambda: stub.ListLinks(poster_pb2.ListLinksRequest(connection_id="nobody", state=UNKNOWN_STATE)),
+        # No record, no intent: the body is wrong too, but the connection is judged first.
+        "PlanCorrection": lambda: stub.PlanCorrection(correction_pb2.PlanCorrectionRequest(connection_id="nobody")),
+        "ApplyCorrection": lambda: stub.ApplyCorrection(correction_pb2.ApplyCorrectionRequest(connection_id="nobody")),
+        "GetCorrection": lambda: stub.GetCorrection(correction_pb2.GetCorrectionRequest(connection_id="nobody")),
+        "RunPreflight": lambda: stub.RunPreflight(
+            backfill_pb2.RunPreflightRequest(connection_id="nobody", division_ids=[-1])
+        ),
+        "RemapAccounts": lambda: stub.RemapAccounts(connection_pb2.RemapAccountsRequest(connection_id="nobody")),
     }
     for rpc, call in calls.items():
         with pytest.raises(grpc.RpcError) as raised:

@@ -21,7 +21,7 @@ from xerolink_common.grpc_errors import from_rpc_error
 from xerolink_cli.channels import open_channel
 from xerolink_cli.exit_codes import ExitCode
 from xerolink_cli.labels import enum_label
-from xerolink_cli.notes import Notes, one_line_columns
+from xerolink_cli.notes import Notes, keep_whole, one_line_columns
 from xerolink_cli.rpc_errors import CALLER_REFUSED, NOT_ANSWERED
 from xerolink_cli.transactions import TransactionFileError, parse_transactions
 from xerolink_cli.usage import UsageError
@@ -235,5 +235,6 @@ def links(args: argparse.Namespace, console: Console) -> ExitCode:
             if not page.next_page_token:
                 break
             request.page_token = page.next_page_token
+    keep_whole(table, "record")
     notes.print(console, table)
     return ExitCode.OK

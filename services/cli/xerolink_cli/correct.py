@@ -23,7 +23,7 @@ from xerolink_cli.exit_codes import ExitCode
 from xerolink_cli.labels import enum_label
 from xerolink_cli.notes import Notes
 from xerolink_cli.rpc_errors import CALLER_REFUSED, NOT_ANSWERED, status_code
-from xerolink_cli.unlink import record_label
+from xerolink_cli.unlink import parse_number, parse_record_id, record_label
 from xerolink_cli.usage import UsageError
 
 INTENTS = {"edit": correction_pb2.CORRECTION_INTENT_EDIT, "delete": correction_pb2.CORRECTION_INTENT_DELETE}
@@ -49,19 +49,19 @@ SAGA_STATES = {
 def record_key(text: str) -> common_pb2.RecordKey:
     """ "client-bill/5001" or "1/5001": the record's kind (name or number) and Actionstep id."""
     kind_text, _, id_text = text.partition("/")
-    if not id_text.isdigit() or int(id_text) <= 0:
-        raise UsageError(f"record {text!r}: write KIND/ID, e.g. client-bill/5001 or 2/5002")
-    if kind_text.isdigit():
-        kind = int(kind_text)
-    else:
+    record_id = parse_record_id(id_text)
+    if record_id is None:
+        raise UsageError(f"record {text[:80]!r}: write KIND/ID, e.g. client-bill/5001 or 2/5002")
+    kind = parse_number(kind_text)
+    if kind is None or kind not in common_pb2.TransactionKind.values():
         name = "TRANSACTION_KIND_" + kind_text.upper().replace("-", "_")
         try:
             kind = common_pb2.TransactionKind.Value(name)
         except ValueError as exc:
             raise UsageError(
-                f"record {text!r}: unknown kind {kind_text!r} (e.g. client-bill, client-bill-payment)"
+                f"record {text[:80]!r}: unknown kind {kind_text[:40]!r} (e.g. client-bill, client-bill-payment)"
             ) from exc
-    return common_pb2.RecordKey(kind=kind, id=int(id_text))  # type: ignore[arg-type]
+    return common_pb2.RecordKey(kind=kind, id=record_id)  # type: ignore[arg-type]
 
 
 def plan_table(correction: correction_pb2.Correction, notes: Notes | None = None) -> Table:

@@ -89,7 +89,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return run(args, console)
     except UsageError as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        # Escaped: the message repeats the user's input, which is text, not markup.
+        console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
         return ExitCode.USAGE
     except grpc.RpcError as exc:
         if status_code(exc) in NOT_ANSWERED:

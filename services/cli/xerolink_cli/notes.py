@@ -1,6 +1,7 @@
-"""Long sentences of a table, printed below it: every row stays one line in an 80-column terminal,
-and a refusal's sentence is read whole rather than cut into a cell many lines tall. `--wide`
-keeps them in their cells, for wide terminals and for scripts that read the table."""
+"""Long sentences of a table, printed below it: every row stays one line in an 80-column terminal
+(unless a column kept whole leaves too little room), and a refusal's sentence is read whole rather
+than cut into a cell many lines tall. `--wide` keeps them in their cells, for wide terminals and for
+scripts that read the table."""
 
 from __future__ import annotations
 
@@ -54,6 +55,17 @@ def one_line_columns(table: Table, *names: str) -> None:
             column.overflow = "ellipsis"
 
 
+def keep_whole(table: Table, name: str) -> None:
+    """Column `name` is never cut nor wrapped (the record a user copies into `xerolink unlink`):
+    the other columns give up their width, and wrap if they must. Call it once the rows are added."""
+    for column in table.columns:
+        if column.header == name:
+            column.no_wrap = True
+            column.min_width = max(
+                (Text.from_markup(str(c)).cell_len for c in [column.header, *column.cells]), default=1
+            )
+
+
 def one_line_rows(table: Table, width: int) -> Table:
     """Every row on one line in `width` columns: cells too long end in an ellipsis rather than wrap.
     Short columns (the record, the state) are kept whole; the long ones (Xero objects, groups, the
@@ -72,8 +84,12 @@ def one_line_rows(table: Table, width: int) -> Table:
         share = max(SHRUNK_WIDTH, spare // (len(shrinkable) - position))
         allowed[index] = min(widest[index], share)
         spare -= allowed[index]
+    kept = {i for i, col in enumerate(table.columns) if col.min_width is not None}
+    fits = sum(allowed.get(i, w) for i, w in enumerate(widest)) + 3 * len(widest) + 1 <= width
     for index, column in enumerate(table.columns):
-        column.no_wrap = True
+        # Too narrow for one line a row: the other columns wrap at spaces (a long word still ends
+        # in an ellipsis), so that a kept column stays whole.
+        column.no_wrap = fits or not kept or index in kept
         column.overflow = "ellipsis"
         if index in allowed:
             column.max_width = allowed[index]

@@ -29,11 +29,13 @@ from xerolink_cli.channels import open_channel
 from xerolink_cli.commands import GROUPS, STATES
 from xerolink_cli.exit_codes import ExitCode
 from xerolink_cli.labels import enum_label
-from xerolink_cli.notes import Notes, one_line_columns
+from xerolink_cli.notes import Notes, keep_whole, one_line_columns
 from xerolink_cli.rpc_errors import CALLER_REFUSED, NOT_ANSWERED
 from xerolink_cli.usage import UsageError
 
 MAX_RECORDS = 500
+# Actionstep ids travel as int64; protobuf raises on a larger one, so the CLI refuses it first.
+MAX_RECORD_ID = 2**63 - 1
 ACTION_STYLE: dict[int, str] = {
     unlink_pb2.UNLINK_ACTION_UNLINK: "magenta",
     unlink_pb2.UNLINK_ACTION_CASCADE: "magenta",
@@ -94,18 +96,32 @@ def parse_record(text: str) -> common_pb2.RecordKey:
         text = text.split("/links/", 1)[-1]
     separator = "/" if "/" in text else ":"
     kind_text, sep, id_text = text.partition(separator)
-    if not sep or not id_text.isdigit() or int(id_text) <= 0:
-        raise UsageError(f"{text!r}: write a record as KIND/ID, e.g. client-bill/1001")
-    return common_pb2.RecordKey(kind=parse_kind(kind_text), id=int(id_text))  # type: ignore[arg-type]
+    record_id = parse_record_id(id_text)
+    if not sep or record_id is None:
+        raise UsageError(f"{text[:80]!r}: write a record as KIND/ID, e.g. client-bill/1001")
+    return common_pb2.RecordKey(kind=parse_kind(kind_text), id=record_id)  # type: ignore[arg-type]
+
+
+def parse_number(text: str) -> int | None:
+    """The number `text` writes in ASCII digits, at most 19 of them (int() refuses "²" and
+    thousands of digits with an exception); None for anything else."""
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 19 else None
+
+
+def parse_record_id(text: str) -> int | None:
+    """An Actionstep record id: a positive int64; None for anything else."""
+    number = parse_number(text)
+    return number if number is not None and 0 < number <= MAX_RECORD_ID else None
 
 
 def parse_kind(text: str) -> int:
-    if text.isdigit() and int(text) in common_pb2.TransactionKind.values() and int(text) > 0:
-        return int(text)
+    number = parse_number(text)
+    if number is not None and number in common_pb2.TransactionKind.values() and number > 0:
+        return number
     name = "TRANSACTION_KIND_" + text.upper().replace("-", "_").replace(" ", "_")
     if name not in set(common_pb2.TransactionKind.keys()) or name.endswith("UNSPECIFIED"):
         known = ", ".join(enum_label(common_pb2.TransactionKind, v).replace(" ", "-") for v in kind_values())
-        raise UsageError(f"unknown record kind {text!r}; use one of: {known}")
+        raise UsageError(f"unknown record kind {text[:80]!r}; use one of: {known}")
     return int(common_pb2.TransactionKind.Value(name))
 
 
@@ -301,5 +317,6 @@ def orphans_command(args: argparse.Namespace, console: Console) -> ExitCode:
             if not page.next_page_token:
                 break
             request.page_token = page.next_page_token
+    keep_whole(table, "record")
     console.print(table)
     return ExitCode.OK

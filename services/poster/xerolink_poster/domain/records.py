@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from xerolink_poster.domain.kinds import LinkGroup, TransactionKind
@@ -21,6 +22,12 @@ _GROUP_BY_KIND: dict[int, LinkGroup] = {
     TransactionKind.SUPPLIER_CREDIT_APPLICATION: LinkGroup.CREDIT_NOTES,
 }
 
+
+# A name has one spelling (AIP-122): a kind in lower-case ASCII, a number in ASCII digits without
+# a leading zero, and a record id that fits the proto's int64.
+MAX_RECORD_ID = 2**63 - 1
+_NUMBER = re.compile(r"[1-9][0-9]{0,18}")
+_SLUG = re.compile(r"[a-z]+(?:-[a-z]+)*")
 
 # The kinds this contract version defines: a record key of any other kind names no record.
 KNOWN_KINDS: frozenset[int] = frozenset(TransactionKind) - {TransactionKind.UNSPECIFIED}
@@ -42,10 +49,10 @@ def kind_slug(kind: int) -> str:
 
 def kind_from_slug(text: str) -> int | None:
     """The kind a collection id names: "client-bill", or the kind's number as v1 names first had it."""
-    if text.isdigit():
+    if _NUMBER.fullmatch(text):
         kind = int(text)
     else:
-        if not text or "_" in text:
+        if not _SLUG.fullmatch(text):
             return None
         try:
             kind = int(TransactionKind[text.upper().replace("-", "_")])
@@ -75,7 +82,7 @@ def parse_link_name(name: str) -> tuple[str, RecordRef] | None:
     if len(parts) != 5 or parts[0] != "connections" or parts[2] != "links" or not parts[1]:
         return None
     kind = kind_from_slug(parts[3])
-    if kind is None or not parts[4].isdigit() or int(parts[4]) <= 0:
+    if kind is None or not _NUMBER.fullmatch(parts[4]) or int(parts[4]) > MAX_RECORD_ID:
         return None
     return parts[1], RecordRef(kind, int(parts[4]))
 

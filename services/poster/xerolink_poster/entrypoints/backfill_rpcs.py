@@ -164,6 +164,7 @@ class BackfillRpcs:
         self, request: backfill_pb2.RunPreflightRequest, context: grpc.ServicerContext
     ) -> backfill_pb2.RunPreflightResponse:
         require_connection(request.connection_id)
+        self.poster.require_known_connection(request.connection_id)
         facts, checks = run_preflight(self.poster.db, request.connection_id, list(request.division_ids) or None)
         return backfill_pb2.RunPreflightResponse(
             checks=[

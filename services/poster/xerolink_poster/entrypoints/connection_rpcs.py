@@ -97,6 +97,7 @@ class ConnectionRpcs:
         self, request: connection_pb2.RemapAccountsRequest, context: grpc.ServicerContext
     ) -> connection_pb2.RemapAccountsResponse:
         require_connection(request.connection_id)
+        self.poster.require_known_connection(request.connection_id)
         merged, found = self.keeper.remap(
             request.connection_id, dict(request.account_allocation), request.validate_only
         )

@@ -14,6 +14,7 @@ from xerolink_poster.domain import corrections as dom
 from xerolink_poster.entrypoints import proto_mapping as pm
 from xerolink_poster.entrypoints.request_context import actor_of, record_of
 from xerolink_poster.service_layer.correcting import Corrections, CorrectionView
+from xerolink_poster.service_layer.posting import Poster
 
 _STEP_STATES = {
     dom.StepState.PENDING: correction_pb2.CORRECTION_STEP_STATE_PENDING,
@@ -78,13 +79,14 @@ class CorrectionRpcs:
     imports this module: they are imported when called.)"""
 
     corrections: Corrections
+    poster: Poster
 
     @translate_errors
     def PlanCorrection(
         self, request: correction_pb2.PlanCorrectionRequest, context: grpc.ServicerContext
     ) -> correction_pb2.PlanCorrectionResponse:
-
         require_connection(request.connection_id)
+        self.poster.require_known_connection(request.connection_id)
         record = record_of(request.record, "record")
         view = self.corrections.plan(request.connection_id, record, _intent(request.intent))
         return correction_pb2.PlanCorrectionResponse(correction=correction_message(view))
@@ -94,6 +96,7 @@ class CorrectionRpcs:
         self, request: correction_pb2.ApplyCorrectionRequest, context: grpc.ServicerContext
     ) -> correction_pb2.ApplyCorrectionResponse:
         require_connection(request.connection_id)
+        self.poster.require_known_connection(request.connection_id)
         record = record_of(request.record, "record")
         intent = _intent(request.intent)
         view = self.corrections.apply(request.connection_id, record, intent, actor_of(context))
@@ -103,7 +106,7 @@ class CorrectionRpcs:
     def GetCorrection(
         self, request: correction_pb2.GetCorrectionRequest, context: grpc.ServicerContext
     ) -> correction_pb2.GetCorrectionResponse:
-
         require_connection(request.connection_id)
+        self.poster.require_known_connection(request.connection_id)
         view = self.corrections.get(request.connection_id, record_of(request.record, "record"))
         return correction_pb2.GetCorrectionResponse(correction=correction_message(view))

@@ -56,4 +56,13 @@ def link_of(request: object) -> tuple[str, RecordRef | None]:
             ],
         )
     require_connection(parsed[0])
+    # A connection_id beside the name must agree with it: answering for the name's connection
+    # would hide a caller's mistake.
+    connection_id = str(getattr(request, "connection_id", ""))
+    if connection_id and connection_id != parsed[0]:
+        raise invalid_argument(
+            "CONNECTION_MISMATCH",
+            f"connection_id {connection_id[:100]!r} is not the connection of {name[:200]!r}",
+            [FieldViolation("connection_id", "leave it empty, or give the connection the name names")],
+        )
     return parsed

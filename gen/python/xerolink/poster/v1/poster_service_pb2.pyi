@@ -634,6 +634,7 @@ class GetLinkRequest(_message.Message):
     name: _builtins.str
     """Optional: the link's name instead of connection_id and record, e.g.
     "connections/main/links/client-bill/1103"; the kind's number ("links/1/1103") is accepted too.
+    With a name, connection_id may be empty or the name's connection, else INVALID_ARGUMENT.
     """
     @_builtins.property
     def record(self) -> _common_pb2.RecordKey:
