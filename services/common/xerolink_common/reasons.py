@@ -73,6 +73,10 @@ class Reason(StrEnum):
         "CONNECTION_NEEDS_RECONNECT",
         "the connection's tokens were refused or lost; connect the organisation again",
     )
+    CONNECTION_MISMATCH = (
+        "CONNECTION_MISMATCH",
+        "the request's connection_id is not the connection its resource name names",
+    )
     CONNECTION_NOT_FOUND = "CONNECTION_NOT_FOUND", "no connection has the id asked for"
     CONNECTION_NOT_PERMITTED = (
         "CONNECTION_NOT_PERMITTED",

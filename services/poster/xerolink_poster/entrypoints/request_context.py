@@ -61,7 +61,7 @@ def link_of(request: object) -> tuple[str, RecordRef | None]:
     connection_id = str(getattr(request, "connection_id", ""))
     if connection_id and connection_id != parsed[0]:
         raise invalid_argument(
-            "CONNECTION_MISMATCH",
+            Reason.CONNECTION_MISMATCH,
             f"connection_id {connection_id[:100]!r} is not the connection of {name[:200]!r}",
             [FieldViolation("connection_id", "leave it empty, or give the connection the name names")],
         )
