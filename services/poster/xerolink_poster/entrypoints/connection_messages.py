@@ -5,10 +5,10 @@ from __future__ import annotations
 from google.protobuf import timestamp_pb2
 from xerolink.poster.v1 import connection_pb2
 
-from xerolink_poster.adapters.tables import ConnectionRow
 from xerolink_poster.domain.allocation import Discrepancy
 from xerolink_poster.domain.states import ConnectionState
 from xerolink_poster.service_layer import connection_facts as lifecycle
+from xerolink_poster.service_layer.ports import ConnectionRow
 
 STATES: dict[str, connection_pb2.ConnectionState.ValueType] = {
     ConnectionState.CONNECTED: connection_pb2.CONNECTION_STATE_CONNECTED,

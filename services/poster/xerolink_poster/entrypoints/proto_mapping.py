@@ -11,12 +11,12 @@ from xerolink.poster.v1 import poster_service_pb2 as poster_pb2
 from xerolink.type.v1 import errors_pb2
 from xerolink_common.errors import XerolinkError, bounded
 
-from xerolink_poster.adapters.repositories.links import xero_objects
-from xerolink_poster.adapters.tables import AuditRow, ConnectionRow, LinkRow, PostingRow
 from xerolink_poster.domain.records import RecordRef, link_name
 from xerolink_poster.entrypoints.connection_messages import status_message
 from xerolink_poster.service_layer.errors_json import parse_error
+from xerolink_poster.service_layer.ports import AuditRow, ConnectionRow, LinkRow, PostingRow
 from xerolink_poster.service_layer.posting_values import ItemFailure, PostOutcome
+from xerolink_poster.service_layer.queries import xero_objects
 
 STATE_TO_PROTO = {
     "pending": poster_pb2.LINK_STATE_PENDING,

@@ -27,8 +27,14 @@ from xerolink_poster.domain.link_filter import LinkFilter
 from xerolink_poster.domain.records import RecordRef, XeroObjectRef
 from xerolink_poster.domain.states import Event, Transition
 
+# The rows the repositories hand back are also what the service layer hands its callers, so
+# entrypoints name them from here, not from adapters (the layer contract in pyproject.toml).
 __all__ = [
+    "AuditRow",
+    "ConnectionRow",
     "IndexedPosting",
+    "LinkRow",
+    "PostingRow",
     "Saga",
     "StateChange",
     "notes_of",

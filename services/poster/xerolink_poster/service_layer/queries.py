@@ -13,9 +13,10 @@ from xerolink_common.errors import FieldViolation, invalid_argument, not_found
 from xerolink_common.reasons import Reason
 
 from xerolink_poster.adapters.database import Database
+from xerolink_poster.adapters.repositories.links import xero_objects as _xero_objects
 from xerolink_poster.adapters.tables import AuditRow, LinkRow, PostingRow
 from xerolink_poster.domain.link_filter import LinkFilter
-from xerolink_poster.domain.records import RecordRef
+from xerolink_poster.domain.records import RecordRef, XeroObjectRef
 from xerolink_poster.domain.states import SETTLED, LinkState
 from xerolink_poster.service_layer.connections import get_connection, require_connection_id
 from xerolink_poster.service_layer.dispatch.state_changes import StateChanges
@@ -177,3 +178,8 @@ def watch_posting(
             return
         seen = changes.wait(seen, poll)
         time.sleep(0)
+
+
+def xero_objects(link: LinkRow) -> list[XeroObjectRef]:
+    """The Xero objects a link holds, in the order they were created."""
+    return _xero_objects(link)
