@@ -17,6 +17,7 @@ from sqlmodel import SQLModel
 from xerolink_poster.adapters import backfill_tables, correction_tables, tables  # noqa: F401 - their tables
 from xerolink_poster.adapters.database import Database, open_database
 from xerolink_poster.adapters.migrations import (
+    BASELINE_REVISION,
     LegacyRegistryError,
     current_revision,
     head_revision,
@@ -64,7 +65,7 @@ def test_the_baseline_creates_the_schema_the_old_runner_left(tmp_path: Path) -> 
     # and below (both its empty and its old registry compare clean).
     db = open_database(f"sqlite:///{tmp_path / 'registry.db'}")
     try:
-        migrate(db)
+        migrate(db, BASELINE_REVISION)
         with db.read.connect() as conn:
             made = conn.exec_driver_sql("SELECT sql FROM sqlite_master WHERE sql IS NOT NULL").scalars().all()
     finally:

@@ -76,12 +76,13 @@ def _adopt_legacy_registry(conn: Connection, config: Config) -> None:
     command.stamp(config, BASELINE_REVISION)
 
 
-def migrate(db: Database) -> str:
-    """Upgrades the registry to the head revision; returns it. Running it again changes nothing."""
+def migrate(db: Database, target: str = "head") -> str:
+    """Upgrades the registry to the head revision (or `target`, for tests of one revision);
+    returns it. Running it again changes nothing."""
     with db.write.begin() as conn:
         if not db.is_sqlite:
             conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK})
         config = alembic_config(conn)
         _adopt_legacy_registry(conn, config)
-        command.upgrade(config, "head")
-    return head_revision()
+        command.upgrade(config, target)
+    return head_revision() if target == "head" else target

@@ -6,13 +6,36 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import delete, func, tuple_, update
+from sqlalchemy import delete, func, text, tuple_, update
 from sqlmodel import Session, col, select
 
 from xerolink_poster.adapters.repositories.bulk import bulk_update, insert_rows
 from xerolink_poster.adapters.tables import DependencyWaitRow, LinkRow, OutboxRow
 from xerolink_poster.domain.records import RecordRef
 from xerolink_poster.domain.states import LinkState, OutboxState
+
+# Both PostgreSQL and SQLite run this form of a loose index scan (PostgreSQL's wiki, "Loose
+# indexscan"): each step asks the index for the first tenant after the previous one.
+_TENANTS_WITH_READY_WORK = text(
+    """
+    WITH RECURSIVE tenants(tenant_id) AS (
+        SELECT (SELECT o.tenant_id FROM outbox o WHERE o.state = :ready ORDER BY o.tenant_id LIMIT 1)
+        UNION ALL
+        SELECT (
+            SELECT o.tenant_id FROM outbox o
+            WHERE o.state = :ready AND o.tenant_id > tenants.tenant_id
+            ORDER BY o.tenant_id LIMIT 1
+        )
+        FROM tenants WHERE tenants.tenant_id IS NOT NULL
+    )
+    SELECT tenant_id, since FROM (
+        SELECT t.tenant_id, (
+            SELECT MIN(o.available_us) FROM outbox o WHERE o.state = :ready AND o.tenant_id = t.tenant_id
+        ) AS since
+        FROM tenants t WHERE t.tenant_id IS NOT NULL
+    ) ready WHERE since <= :now
+    """
+)
 
 
 class SqlOutboxRepository:
@@ -81,8 +104,10 @@ class SqlOutboxRepository:
         )
 
     def claim(self, tenant_id: str, holder: str, limit: int, now_us: int, lease_us: int) -> list[OutboxRow]:
-        """Claims up to `limit` ready entries of one tenant, oldest first, exactly once across
-        processes (SKIP LOCKED on PostgreSQL; BEGIN IMMEDIATE serialises SQLite)."""
+        """Claims up to `limit` ready entries of one tenant, the longest available first (an
+        entry's acceptance, or the end of its back-off), exactly once across processes (SKIP
+        LOCKED on PostgreSQL; BEGIN IMMEDIATE serialises SQLite). The order is `ix_outbox_ready`'s,
+        so the claim reads about `limit` index entries, not the tenant's whole queue."""
         candidates = (
             select(OutboxRow.id)
             .where(
@@ -91,7 +116,7 @@ class SqlOutboxRepository:
                 col(OutboxRow.available_us) <= now_us,
                 col(OutboxRow.lease_until_us) < now_us,
             )
-            .order_by(col(OutboxRow.id))
+            .order_by(col(OutboxRow.available_us), col(OutboxRow.id))
             .limit(limit)
         )
         if not self._is_sqlite:
@@ -124,13 +149,12 @@ class SqlOutboxRepository:
         )
 
     def tenants_with_ready_work(self, now_us: int) -> list[str]:
-        return list(
-            self._session.exec(
-                select(OutboxRow.tenant_id)
-                .where(OutboxRow.state == OutboxState.READY, col(OutboxRow.available_us) <= now_us)
-                .distinct()
-            )
-        )
+        """The tenants with an entry ready now, the one whose work has been ready longest first.
+        A loose index scan: the recursive query hops from one tenant to the next along
+        `ix_outbox_ready` and reads each tenant's earliest `available_us` from the same index, so
+        the cost grows with the number of tenants, not with the number of entries queued."""
+        rows = self._session.execute(_TENANTS_WITH_READY_WORK, {"ready": OutboxState.READY.value, "now": now_us})
+        return [tenant for tenant, _ in sorted(rows, key=lambda row: int(row[1]))]
 
     def outbox_counts(self, tenant_id: str) -> dict[str, int]:
         rows = self._session.exec(
