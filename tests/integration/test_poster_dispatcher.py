@@ -335,3 +335,43 @@ def test_the_day_limit_stops_calls_before_xero_refuses_and_the_rest_waits_visibl
     assert states.count(poster_pb2.LINK_STATE_LINKED) == 6
     assert states.count(poster_pb2.LINK_STATE_PENDING) == 6
     assert len(xero_objects(emulator, org["tenant_id"], "Invoices")) == 6
+
+
+def test_tenants_beyond_the_workers_take_turns_instead_of_waiting_for_whole_backlogs(
+    poster_factory: PosterFactory, emulator_factory: EmulatorFactory
+) -> None:
+    # Four organisations, workers for two. Each backlog needs 22 calls at 10 a one-second
+    # "minute": over two seconds of work per tenant, most of it waiting for Xero's budget.
+    emulator = emulator_factory(minute_seconds=1.0, minute_limit=10)
+    app = poster_factory(settings(batch_size=2, max_tenants=2, turn=0.3, limits=scaled_limits(1.0, per_minute=10)))
+    stub = stub_for(app)
+    tenants = {}
+    for n in range(4):
+        connection_id = f"firm-{n}"
+        _, org = connect(stub, emulator, connection_id)
+        tenants[connection_id] = org["tenant_id"]
+    bills = 40
+    for n, connection_id in enumerate(tenants):
+        stub.BatchPostTransactions(
+            poster_pb2.BatchPostTransactionsRequest(
+                connection_id=connection_id,
+                transactions=[samples.client_bill(10_000 * (n + 1) + i) for i in range(bills)],
+            )
+        )
+    started = time.monotonic()
+    first: dict[str, float] = {}
+    drained: dict[str, float] = {}
+    while len(drained) < len(tenants) and time.monotonic() - started < 60:
+        for connection_id, tenant in tenants.items():
+            count = len(xero_objects(emulator, tenant, "Invoices"))
+            if count and connection_id not in first:
+                first[connection_id] = time.monotonic() - started
+            if count == bills and connection_id not in drained:
+                drained[connection_id] = time.monotonic() - started
+        time.sleep(0.02)
+
+    assert len(drained) == len(tenants), f"not every backlog was posted: {drained}"
+    # Every organisation got its first invoice before any organisation's backlog was finished:
+    # the two workers were shared, not kept by the first two tenants until they ran dry.
+    assert max(first.values()) < min(drained.values()), (first, drained)
+    assert app.dispatcher is not None and app.dispatcher.calls_refused == 0

@@ -8,15 +8,18 @@ import threading
 from collections import Counter
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from sqlalchemy import event
 from xerolink_common.errors import XerolinkError
 from xerolink_poster.adapters.database import Database, now_us, open_database
 from xerolink_poster.adapters.tables import ConnectionRow, LinkRow, OutboxRow, PostingRow
+from xerolink_poster.adapters.xero_client import XeroClient
 from xerolink_poster.domain.records import RecordRef
 from xerolink_poster.domain.states import Event, OutboxState
+from xerolink_poster.service_layer.dispatch.settings import DispatcherSettings
+from xerolink_poster.service_layer.dispatch.supervisor import Dispatcher
 from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transaction
 
 US = 1_000_000
@@ -322,3 +325,26 @@ def test_claims_and_the_tenant_poll_read_an_index_in_order_on_sqlite(database: D
 
 def _capture(into: list[tuple[str, Any]], conn: Any, cursor: Any, sql: str, parameters: Any, *_: Any) -> None:
     into.append((sql, parameters))
+
+
+def test_a_worker_ending_after_its_replacement_started_leaves_the_replacement_its_lease(
+    database: Database,
+) -> None:
+    """A worker that hands its tenant back may still be finishing calls when a correction starts a
+    replacement under the same holder name; its closing release must not void the replacement's
+    lease, or the replacement's next call finds the lease gone (TENANT_BUSY)."""
+    dispatcher = Dispatcher(database, cast(XeroClient, None), DispatcherSettings(), "poster-a")
+    now = now_us()
+    assert run_in_transaction(database, lambda uow: uow.leases.acquire_lease("t1", "poster-a", now, 30 * US))
+    ending, replacement = object(), object()
+    dispatcher._workers["t1"] = replacement  # type: ignore[assignment]
+
+    dispatcher.hand_back("t1", ending)
+    with UnitOfWork(database, write=False) as uow:
+        lease = uow.leases.get_lease("t1")
+        assert lease is not None and lease.expires_us > now_us()
+
+    dispatcher.hand_back("t1", replacement)
+    with UnitOfWork(database, write=False) as uow:
+        lease = uow.leases.get_lease("t1")
+        assert lease is not None and lease.expires_us == 0

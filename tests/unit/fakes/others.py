@@ -84,6 +84,9 @@ class FakeLeaseRepository:
     def acquire_lease(self, tenant_id: str, holder: str, now_us: int, ttl_us: int) -> TenantLeaseRow | None:
         _unused("acquire_lease")
 
+    def held_by_others(self, tenant_ids: Sequence[str], holder: str, now_us: int) -> set[str]:
+        _unused("held_by_others")
+
     def release_lease(self, tenant_id: str, holder: str) -> None:
         _unused("release_lease")
 

@@ -76,6 +76,7 @@ def load(env: Mapping[str, str] | None = None) -> PosterConfig:
         http_timeout=_float(env, "XEROLINK_XERO_TIMEOUT_SECONDS", 10.0),
         max_tenants=_int(env, "XEROLINK_DISPATCHER_MAX_TENANTS", 50),
         idle_release=_float(env, "XEROLINK_TENANT_IDLE_RELEASE_SECONDS", 1.0),
+        turn=_float(env, "XEROLINK_TENANT_TURN_SECONDS", 0.5),
         outbox_retention=_float(env, "XEROLINK_OUTBOX_RETENTION_DAYS", 30.0) * 86400,
         purge_batch=_int(env, "XEROLINK_OUTBOX_PURGE_BATCH", 500),
         purge_interval=_float(env, "XEROLINK_OUTBOX_PURGE_INTERVAL_SECONDS", 60.0),

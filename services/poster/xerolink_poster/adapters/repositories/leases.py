@@ -4,6 +4,7 @@ and the app's calls a minute across every poster on the database."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 
 from sqlalchemy import delete, func, or_, text, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -43,6 +44,19 @@ class SqlLeaseRepository:
             return None
         self._session.expire_all()
         return self._session.get(TenantLeaseRow, tenant_id)
+
+    def held_by_others(self, tenant_ids: Sequence[str], holder: str, now_us: int) -> set[str]:
+        """Which of these tenants another poster holds a live lease on."""
+        if not tenant_ids:
+            return set()
+        held = self._session.exec(
+            select(TenantLeaseRow.tenant_id).where(
+                col(TenantLeaseRow.tenant_id).in_(list(tenant_ids)),
+                col(TenantLeaseRow.holder) != holder,
+                col(TenantLeaseRow.expires_us) >= now_us,
+            )
+        )
+        return set(held)
 
     def release_lease(self, tenant_id: str, holder: str) -> None:
         self._session.execute(

@@ -21,6 +21,10 @@ class DispatcherSettings:
     backoff_cap: float = 60.0
     # A tenant worker with no work for this long hands its lease back.
     idle_release: float = 1.0
+    # While tenants with work wait for a worker (max_tenants are served), a worker that has
+    # served its tenant this long, or whose tenant must wait this long for Xero's budget, hands
+    # the tenant back so the one waiting longest is served next.
+    turn: float = 0.5
     http_timeout: float = 10.0
     max_tenants: int = 50
     # Done outbox entries older than this (seconds since accepted) are deleted, `purge_batch`

@@ -30,3 +30,13 @@ class Shared(Protocol):
 
     @property
     def stopping(self) -> bool: ...
+
+    @property
+    def others_waiting(self) -> bool:
+        """Tenants with ready work wait for a worker: every worker this poster may run is busy."""
+        ...
+
+    def hand_back(self, tenant_id: str, worker: object) -> None:
+        """Releases the tenant's lease as `worker` ends, unless a newer worker of this poster
+        serves the tenant by now (it holds the lease under the same holder name)."""
+        ...

@@ -52,6 +52,9 @@ class Dispatcher:
         self._stop = threading.Event()
         self._workers: dict[str, TenantWorker] = {}
         self._workers_lock = threading.Lock()
+        # When each tenant's worker last started here: the tenant served longest ago goes first.
+        self._served_at: dict[str, float] = {}
+        self._others_waiting = False
         self._thread: threading.Thread | None = None
         self.actor = f"{outcomes.ACTOR}:{holder}"[:128]
         self.calls_made = 0
@@ -75,6 +78,15 @@ class Dispatcher:
     def stopping(self) -> bool:
         return self._stop.is_set()
 
+    @property
+    def others_waiting(self) -> bool:
+        return self._others_waiting
+
+    def hand_back(self, tenant_id: str, worker: object) -> None:
+        with self._workers_lock:
+            if self._workers.get(tenant_id) is worker:
+                run_in_transaction(self.db, lambda uow: uow.leases.release_lease(tenant_id, self.holder))
+
     def _run(self) -> None:
         last_sweep = last_purge = 0.0
         while not self._stop.is_set():
@@ -91,16 +103,30 @@ class Dispatcher:
             self._stop.wait(self.settings.poll_interval * 5)
 
     def _start_workers(self) -> None:
+        """Starts a worker for each tenant with ready work and none running here, up to
+        max_tenants: tenants never served here first (the registry lists them longest-waiting
+        first), then the one served longest ago. Tenants left over make the running workers take
+        turns (`others_waiting`), so none waits for another tenant's whole backlog."""
         with UnitOfWork(self.db, write=False) as uow:
             tenants = uow.outbox.tenants_with_ready_work(now_us())
-        for tenant in tenants:
+        with self._workers_lock:
+            idle = [t for t in tenants if (w := self._workers.get(t)) is None or not w.is_alive()]
+        if idle:
+            # A tenant another poster serves is not waiting: its own worker is there.
+            with UnitOfWork(self.db, write=False) as uow:
+                elsewhere = uow.leases.held_by_others(idle, self.holder, now_us())
+            idle = [t for t in idle if t not in elsewhere]
+        idle.sort(key=lambda t: self._served_at.get(t, float("-inf")))  # stable: keeps the registry's order
+        left = len(idle)
+        for tenant in idle:
             with self._workers_lock:
-                worker = self._workers.get(tenant)
-                if worker is not None and worker.is_alive():
-                    continue
                 if len(self._alive()) >= self.settings.max_tenants:
                     break
-                self._start_worker(tenant)
+                worker = self._workers.get(tenant)
+                if worker is None or not worker.is_alive():
+                    self._start_worker(tenant)
+            left -= 1
+        self._others_waiting = left > 0
 
     def _start_worker(self, tenant: str) -> TenantWorker | None:
         """Takes the tenant's lease and starts its worker (the caller holds _workers_lock);
@@ -116,6 +142,7 @@ class Dispatcher:
         history = [t + self.settings.http_timeout for t in _json_list(lease.minute_log)]
         worker = TenantWorker(self, self.settings, tenant, history, lease.day_calls, lease.blocked_until_us / US)
         self._workers[tenant] = worker
+        self._served_at[tenant] = time.monotonic()
         worker.start()
         return worker
 

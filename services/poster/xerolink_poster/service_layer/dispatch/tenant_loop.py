@@ -102,8 +102,7 @@ class TenantWorker(threading.Thread):
     def run(self) -> None:
         limits = self.settings.limits
         slots = threading.Semaphore(limits.concurrent)
-        idle_since = time.monotonic()
-        last_renew = time.monotonic()
+        started = idle_since = last_renew = time.monotonic()
         with ThreadPoolExecutor(limits.concurrent, thread_name_prefix=f"xero-{self.tenant_id[:8]}") as pool:
             while not self.d.stopping and not self.lease_lost:
                 if time.monotonic() - last_renew > self.settings.lease_ttl / 3:
@@ -111,6 +110,8 @@ class TenantWorker(threading.Thread):
                         break
                     last_renew = time.monotonic()
                 wait = self.gate.wait_time()
+                if self._turn_over(started, wait) and self._close_when_idle():
+                    break  # jobs in flight finish as the pool closes; the lease goes back after them
                 if wait > 0:
                     time.sleep(min(wait, 0.05))
                     continue
@@ -149,8 +150,15 @@ class TenantWorker(threading.Thread):
                 pool.submit(job)
         with self.lock:
             self.closing = True
-        run_in_transaction(self.d.db, lambda uow: uow.leases.release_lease(self.tenant_id, self.d.holder))
+        self.d.hand_back(self.tenant_id, self)
         log.info("released tenant %s", self.tenant_id, extra={"tenant_id": self.tenant_id})
+
+    def _turn_over(self, started: float, wait: float) -> bool:
+        """Whether to hand the tenant back for others waiting: after a turn, or at once when
+        Xero's budget keeps this tenant waiting at least a turn anyway."""
+        if not self.d.others_waiting:
+            return False
+        return time.monotonic() - started >= self.settings.turn or wait >= self.settings.turn
 
     def _record_failure(self, claimed: list[OutboxRow], exc: Exception) -> None:
         """An unexpected error must not leave work silently pending: each entry gets the error as
