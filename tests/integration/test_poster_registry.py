@@ -348,3 +348,41 @@ def test_a_worker_ending_after_its_replacement_started_leaves_the_replacement_it
     with UnitOfWork(database, write=False) as uow:
         lease = uow.leases.get_lease("t1")
         assert lease is not None and lease.expires_us == 0
+
+
+def test_rows_preloaded_for_a_batch_are_read_again_without_sql(database: Database) -> None:
+    """The session holds rows weakly: a preload whose rows were dropped at once made every later
+    get run its own SELECT, about a hundred statements per Xero call."""
+    now = now_us()
+    ids = _queue(database, [("t1", OutboxState.READY, now)] * 5)
+    statements: list[tuple[str, Any]] = []
+    listen = partial(_capture, statements)
+    with UnitOfWork(database, write=False) as uow:
+        rows = uow.outbox.outbox_by_ids(ids)
+        link_ids = [row.link_id for row in rows.values()]
+        posting_ids = [row.posting_id for row in rows.values()]
+        del rows
+        uow.outbox.preload_outbox(ids)
+        uow.links.preload_links(link_ids)
+        uow.links.preload_postings(posting_ids)
+        event.listen(database.read, "before_cursor_execute", listen)
+        try:
+            assert all(uow.outbox.get_outbox(i) is not None for i in ids)
+            assert all(uow.links.get_link_by_id(i) is not None for i in link_ids)
+            assert all(uow.links.get_posting(p) is not None for p in posting_ids)
+        finally:
+            event.remove(database.read, "before_cursor_execute", listen)
+    assert statements == []
+
+
+def test_entries_are_marked_uncertain_with_their_hints_and_their_claims_extended(database: Database) -> None:
+    now = now_us()
+    ids = _queue(database, [("t1", OutboxState.READY, now)] * 3)
+    run_in_transaction(database, lambda uow: uow.outbox.mark_uncertain({ids[0]: "", ids[1]: '["a"]'}, now + 300 * US))
+    with UnitOfWork(database, write=False) as uow:
+        rows = uow.outbox.outbox_by_ids(ids)
+    assert [(rows[i].uncertain, rows[i].lookup_hint, rows[i].lease_until_us) for i in ids] == [
+        (True, "", now + 300 * US),
+        (True, '["a"]', now + 300 * US),
+        (False, "", 0),
+    ]

@@ -45,6 +45,9 @@ class FakeOutboxRepository:
     def preload_outbox(self, ids: Sequence[int]) -> None:
         pass  # every row is in memory
 
+    def mark_uncertain(self, hints: dict[int, str], lease_until_us: int) -> None:
+        _unused("mark_uncertain")
+
     def get_outbox(self, outbox_id: int) -> OutboxRow | None:
         return self._registry.outbox.get(outbox_id)
 

@@ -38,6 +38,9 @@ class SqlLinkRepository(LinkIndex):
     def __init__(self, session: Session, is_sqlite: bool) -> None:
         self._session = session
         self._is_sqlite = is_sqlite
+        # The session's identity map holds rows weakly: preloaded rows are kept here for the
+        # unit of work, or they are dropped at once and each later get runs its own SELECT.
+        self._preloaded: list[object] = []
 
     def get_link(self, connection_id: str, record: RecordRef) -> LinkRow | None:
         return self._session.exec(
@@ -75,7 +78,7 @@ class SqlLinkRepository(LinkIndex):
     def preload_links(self, ids: Sequence[int]) -> None:
         """Loads links into the session by id, so later gets are served without SQL."""
         if ids:
-            self._session.exec(select(LinkRow).where(col(LinkRow.id).in_(list(ids)))).all()
+            self._preloaded += self._session.exec(select(LinkRow).where(col(LinkRow.id).in_(list(ids)))).all()
 
     def add_link(self, row: LinkRow) -> LinkRow:
         self._session.add(row)
@@ -220,7 +223,9 @@ class SqlLinkRepository(LinkIndex):
 
     def preload_postings(self, posting_ids: Sequence[str]) -> None:
         if posting_ids:
-            self._session.exec(select(PostingRow).where(col(PostingRow.posting_id).in_(list(posting_ids)))).all()
+            self._preloaded += self._session.exec(
+                select(PostingRow).where(col(PostingRow.posting_id).in_(list(posting_ids)))
+            ).all()
 
     def get_posting(self, posting_id: str) -> PostingRow | None:
         return self._session.get(PostingRow, posting_id)

@@ -42,6 +42,8 @@ class SqlOutboxRepository:
     def __init__(self, session: Session, is_sqlite: bool) -> None:
         self._session = session
         self._is_sqlite = is_sqlite
+        # Kept for the unit of work: the session's identity map holds rows weakly.
+        self._preloaded: list[object] = []
 
     def add_outbox(self, need_id: bool, row: OutboxRow) -> OutboxRow:
         self._session.add(row)
@@ -62,7 +64,20 @@ class SqlOutboxRepository:
     def preload_outbox(self, ids: Sequence[int]) -> None:
         """Loads entries into the session by id, so later gets are served without SQL."""
         if ids:
-            self._session.exec(select(OutboxRow).where(col(OutboxRow.id).in_(list(ids)))).all()
+            self._preloaded += self._session.exec(select(OutboxRow).where(col(OutboxRow.id).in_(list(ids)))).all()
+
+    def mark_uncertain(self, hints: dict[int, str], lease_until_us: int) -> None:
+        """Marks entries uncertain before their create call, each with its look-up hint, and
+        extends their claims: one UPDATE per distinct hint (a batch usually shares one)."""
+        by_hint: dict[str, list[int]] = {}
+        for outbox_id, hint in hints.items():
+            by_hint.setdefault(hint, []).append(outbox_id)
+        for hint, ids in by_hint.items():
+            self._session.execute(
+                update(OutboxRow)
+                .where(col(OutboxRow.id).in_(ids))
+                .values(uncertain=True, lookup_hint=hint, lease_until_us=lease_until_us)
+            )
 
     def get_outbox(self, outbox_id: int) -> OutboxRow | None:
         return self._session.get(OutboxRow, outbox_id)

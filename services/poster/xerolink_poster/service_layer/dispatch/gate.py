@@ -120,14 +120,10 @@ class Gate:
             if ok and uow.leases.count_app_call(now, minute_us) > self.settings.limits.app_per_minute:
                 raise AppMinuteFull  # rolls the count back with the rest
             if ok and mark_uncertain:
-                uow.outbox.preload_outbox([w.row.id for w in mark_uncertain if w.row.id is not None])
-                for w in mark_uncertain:
-                    row = uow.outbox.get_outbox(w.row.id or 0)
-                    if row is not None:
-                        row.uncertain = True
-                        row.lookup_hint = w.hint
-                        row.lease_until_us = now + int(self.settings.claim_ttl * US)
-                        uow.outbox.save(row)
+                uow.outbox.mark_uncertain(
+                    {w.row.id: w.hint for w in mark_uncertain if w.row.id is not None},
+                    now + int(self.settings.claim_ttl * US),
+                )
             return ok
 
         while True:
