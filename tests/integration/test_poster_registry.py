@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import event
 from xerolink_common.errors import XerolinkError
 from xerolink_poster.adapters.database import Database, now_us, open_database
-from xerolink_poster.adapters.tables import ConnectionRow, LinkRow, OutboxRow, PostingRow
+from xerolink_poster.adapters.tables import ConnectionRow, ContactLinkRow, LinkRow, OutboxRow, PostingRow
 from xerolink_poster.adapters.xero_client import XeroClient
 from xerolink_poster.domain.records import RecordRef
 from xerolink_poster.domain.states import Event, OutboxState
@@ -386,3 +386,29 @@ def test_entries_are_marked_uncertain_with_their_hints_and_their_claims_extended
         (True, '["a"]', now + 300 * US),
         (False, "", 0),
     ]
+
+
+def test_a_batchs_contacts_are_read_in_one_query_by_connection_and_participant(database: Database) -> None:
+    def fill(uow: UnitOfWork) -> None:
+        for connection_id, participant, contact in (("c1", 7, "x-7"), ("c1", 8, "x-8"), ("c2", 7, "y-7")):
+            uow.contacts.add_contact(
+                ContactLinkRow(
+                    connection_id=connection_id,
+                    participant_id=participant,
+                    contact_id=contact,
+                    contact_number=f"AS-{participant}",
+                    create_us=now_us(),
+                )
+            )
+
+    run_in_transaction(database, fill)
+    statements: list[tuple[str, Any]] = []
+    listen = partial(_capture, statements)
+    event.listen(database.read, "before_cursor_execute", listen)
+    try:
+        with UnitOfWork(database, write=False) as uow:
+            found = uow.contacts.contacts_of("c1", [7, 8, 9])
+    finally:
+        event.remove(database.read, "before_cursor_execute", listen)
+    assert found == {7: "x-7", 8: "x-8"}  # c2's participant 7 is another firm's contact
+    assert len([s for s, _ in statements if s.lstrip().upper().startswith("SELECT")]) == 1

@@ -52,6 +52,10 @@ class FakeContactRepository:
     def get_contact(self, connection_id: str, participant_id: int) -> ContactLinkRow | None:
         return self._registry.contacts.get((connection_id, participant_id))
 
+    def contacts_of(self, connection_id: str, participant_ids: Sequence[int]) -> dict[int, str]:
+        found = (self._registry.contacts.get((connection_id, p)) for p in participant_ids)
+        return {row.participant_id: row.contact_id for row in found if row is not None}
+
     def participant_of_contact(self, connection_id: str, contact_id: str) -> int | None:
         contacts = self._registry.contacts.items()
         return next((p for (c, p), row in contacts if c == connection_id and row.contact_id == contact_id), None)

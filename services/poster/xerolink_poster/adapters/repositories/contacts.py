@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlalchemy import delete
 from sqlmodel import Session, col, select
 
@@ -14,6 +16,16 @@ class SqlContactRepository:
 
     def get_contact(self, connection_id: str, participant_id: int) -> ContactLinkRow | None:
         return self._session.get(ContactLinkRow, (connection_id, participant_id))
+
+    def contacts_of(self, connection_id: str, participant_ids: Sequence[int]) -> dict[int, str]:
+        """The Xero contact id of each of these participants that is linked to one."""
+        if not participant_ids:
+            return {}
+        query = select(ContactLinkRow.participant_id, ContactLinkRow.contact_id).where(
+            ContactLinkRow.connection_id == connection_id,
+            col(ContactLinkRow.participant_id).in_(list(participant_ids)),
+        )
+        return dict(self._session.exec(query).all())
 
     def participant_of_contact(self, connection_id: str, contact_id: str) -> int | None:
         """The participant already linked to this Xero contact, if any."""

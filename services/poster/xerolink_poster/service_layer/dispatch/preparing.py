@@ -74,13 +74,11 @@ def prepare(shared: Shared, results: Results, works: list[Work]) -> list[Work]:
                 waiting.append((w, missing))
                 continue
             w.contact = payloads.contact_of(w.operation)
-            if w.contact is not None:
-                known = uow.contacts.get_contact(w.connection.connection_id, w.contact.participant_id)
-                w.contact_id = known.contact_id if known is not None else ""
             w.reference = payloads.tracking_reference(
                 payloads.tag_base(w.operation), w.link.kind, w.link.record_id, w.link.generation
             )
             ready.append(w)
+        _known_contacts(uow, ready)
     if waiting or broken or finished:
 
         def write(uow: UnitOfWork) -> None:
@@ -105,6 +103,22 @@ def prepare(shared: Shared, results: Results, works: list[Work]) -> list[Work]:
         run_in_transaction(shared.db, write)
         shared.changes.notify()
     return ready
+
+
+def _known_contacts(uow: UnitOfWork, works: list[Work]) -> None:
+    """Each entry's Xero contact when its participant is linked to one: one query a connection."""
+    wanted: dict[str, set[int]] = {}
+    for w in works:
+        if w.contact is not None:
+            wanted.setdefault(w.connection.connection_id, set()).add(w.contact.participant_id)
+    known = {
+        (connection_id, participant): contact_id
+        for connection_id, participants in wanted.items()
+        for participant, contact_id in uow.contacts.contacts_of(connection_id, sorted(participants)).items()
+    }
+    for w in works:
+        if w.contact is not None:
+            w.contact_id = known.get((w.connection.connection_id, w.contact.participant_id), "")
 
 
 def own_last(uow: UnitOfWork, link: LinkRow) -> XeroObjectRef | None:
