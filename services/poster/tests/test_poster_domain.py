@@ -15,7 +15,7 @@ from xerolink_poster.domain import allocation
 from xerolink_poster.domain import dependencies as deps
 from xerolink_poster.domain.fingerprint import content_fingerprint
 from xerolink_poster.domain.kinds import ObjectType, TransactionKind
-from xerolink_poster.domain.rate_limits import Limits, RateHeaders, SlidingWindow, TenantBudget
+from xerolink_poster.domain.rate_limits import Limits, RateHeaders, SlidingWindow, TenantBudget, app_bucket_of
 from xerolink_poster.domain.records import RecordRef, XeroObjectRef
 from xerolink_poster.domain.retry import IDEMPOTENCY_KEY_MAX, backoff_delay, chunks, idempotency_key
 from xerolink_poster.domain.states import TRANSITIONS, Event, LinkState, transition
@@ -200,3 +200,14 @@ def test_the_poster_re_maps_exactly_the_allocation_functions_the_mapper_reads() 
     chart = [allocation.ChartEntry("094", "Office Savings", "ACTIVE")]
     assert allocation.remap_problems({f: "094" for f in ALLOCATION_FUNCTIONS}, chart) == {}
     assert set(allocation.remap_problems({"trust_bnak": "094", "": "094"}, chart)) == {"trust_bnak", ""}
+
+
+def test_the_app_minute_counts_in_sixtieths_of_the_window_and_never_leaves_a_call_early() -> None:
+    minute_us = 60_000_000
+    assert app_bucket_of(0, minute_us) == 0
+    assert app_bucket_of(999_999, minute_us) == 0  # the same second: one bucket, nothing to move
+    assert app_bucket_of(1_000_000, minute_us) == 1_000_000
+    for at in (1, 1_234_567, 59_999_999, 61_000_001):
+        bucket = app_bucket_of(at, minute_us)
+        assert bucket <= at < bucket + minute_us // 60
+    assert app_bucket_of(7, 30) == 7  # a window under 60 microseconds still has buckets of one

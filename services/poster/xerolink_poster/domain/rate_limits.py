@@ -177,3 +177,10 @@ class RateHeaders:
             retry_after=retry,
             problem=lower.get("x-rate-limit-problem", ""),
         )
+
+
+def app_bucket_of(at_us: int, window_us: int) -> int:
+    """The start of the bucket the app's shared minute counts a call at `at_us` in: a sixtieth
+    of the window, so a count leaves the window at most a sixtieth late and never early."""
+    size = max(window_us // 60, 1)
+    return at_us - at_us % size

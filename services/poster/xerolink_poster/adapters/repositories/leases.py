@@ -11,6 +11,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
 from xerolink_poster.adapters.tables import AppCallBucketRow, TenantLeaseRow
+from xerolink_poster.domain.rate_limits import app_bucket_of
 
 
 class SqlLeaseRepository:
@@ -112,7 +113,7 @@ class SqlLeaseRepository:
     def move_app_call(self, counted_us: int, answered_us: int, window_us: int) -> None:
         """Moves a call counted when it was reserved to when its answer came: Xero counted it on
         arrival, somewhere in between, so it must leave our window no earlier than Xero's."""
-        if _bucket_of(counted_us, window_us) != _bucket_of(answered_us, window_us):
+        if app_bucket_of(counted_us, window_us) != app_bucket_of(answered_us, window_us):
             self._add_app_calls(counted_us, window_us, -1)
             self._add_app_calls(answered_us, window_us, 1)
 
@@ -121,7 +122,7 @@ class SqlLeaseRepository:
         dialect = sqlite if self._is_sqlite else postgresql
         self._session.execute(
             dialect.insert(table)
-            .values(bucket_us=_bucket_of(at_us, window_us), calls=calls)
+            .values(bucket_us=app_bucket_of(at_us, window_us), calls=calls)
             .on_conflict_do_update(index_elements=[table.c.bucket_us], set_={"calls": table.c.calls + calls})
         )
 
@@ -136,7 +137,3 @@ _APP_MINUTE_LOCK = 0x78656C61
 
 def _bucket(window_us: int) -> int:
     return max(window_us // 60, 1)
-
-
-def _bucket_of(at_us: int, window_us: int) -> int:
-    return at_us - at_us % _bucket(window_us)
