@@ -412,3 +412,16 @@ def test_a_batchs_contacts_are_read_in_one_query_by_connection_and_participant(d
         event.remove(database.read, "before_cursor_execute", listen)
     assert found == {7: "x-7", 8: "x-8"}  # c2's participant 7 is another firm's contact
     assert len([s for s, _ in statements if s.lstrip().upper().startswith("SELECT")]) == 1
+
+
+def test_a_read_tells_whether_a_claim_would_take_anything(database: Database) -> None:
+    now = now_us()
+    _queue(database, [("t1", OutboxState.READY, now + 30 * US), ("t2", OutboxState.WAITING, now - US)])
+    with UnitOfWork(database, write=False) as uow:
+        assert not uow.outbox.has_claimable("t1", now)  # backing off
+        assert not uow.outbox.has_claimable("t2", now)  # waiting for a dependency
+        assert uow.outbox.has_claimable("t1", now + 31 * US)
+    claimed = run_in_transaction(database, lambda uow: uow.outbox.claim("t1", "p", 50, now + 31 * US, 600 * US))
+    assert len(claimed) == 1
+    with UnitOfWork(database, write=False) as uow:
+        assert not uow.outbox.has_claimable("t1", now + 32 * US)  # claimed by a live claim

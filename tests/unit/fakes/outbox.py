@@ -66,6 +66,9 @@ class FakeOutboxRepository:
     def move_outbox(self, connection_id: str, tenant_id: str) -> None:
         _unused("move_outbox")
 
+    def has_claimable(self, tenant_id: str, now_us: int) -> bool:
+        _unused("has_claimable")
+
     def claim(self, tenant_id: str, holder: str, limit: int, now_us: int, lease_us: int) -> list[OutboxRow]:
         _unused("claim")
 

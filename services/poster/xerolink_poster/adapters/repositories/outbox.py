@@ -118,21 +118,25 @@ class SqlOutboxRepository:
             .values(tenant_id=tenant_id)
         )
 
+    def _claimable(self, tenant_id: str, now_us: int) -> Any:
+        return select(OutboxRow.id).where(
+            OutboxRow.tenant_id == tenant_id,
+            OutboxRow.state == OutboxState.READY,
+            col(OutboxRow.available_us) <= now_us,
+            col(OutboxRow.lease_until_us) < now_us,
+        )
+
+    def has_claimable(self, tenant_id: str, now_us: int) -> bool:
+        """Whether a claim now would take anything: a read, for polling without the write lock."""
+        return self._session.exec(self._claimable(tenant_id, now_us).limit(1)).first() is not None
+
     def claim(self, tenant_id: str, holder: str, limit: int, now_us: int, lease_us: int) -> list[OutboxRow]:
         """Claims up to `limit` ready entries of one tenant, the longest available first (an
         entry's acceptance, or the end of its back-off), exactly once across processes (SKIP
         LOCKED on PostgreSQL; BEGIN IMMEDIATE serialises SQLite). The order is `ix_outbox_ready`'s,
         so the claim reads about `limit` index entries, not the tenant's whole queue."""
         candidates = (
-            select(OutboxRow.id)
-            .where(
-                OutboxRow.tenant_id == tenant_id,
-                OutboxRow.state == OutboxState.READY,
-                col(OutboxRow.available_us) <= now_us,
-                col(OutboxRow.lease_until_us) < now_us,
-            )
-            .order_by(col(OutboxRow.available_us), col(OutboxRow.id))
-            .limit(limit)
+            self._claimable(tenant_id, now_us).order_by(col(OutboxRow.available_us), col(OutboxRow.id)).limit(limit)
         )
         if not self._is_sqlite:
             candidates = candidates.with_for_update(skip_locked=True)

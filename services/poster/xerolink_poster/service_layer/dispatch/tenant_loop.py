@@ -103,6 +103,7 @@ class TenantWorker(threading.Thread):
         limits = self.settings.limits
         slots = threading.Semaphore(limits.concurrent)
         started = idle_since = last_renew = time.monotonic()
+        idle = False
         with ThreadPoolExecutor(limits.concurrent, thread_name_prefix=f"xero-{self.tenant_id[:8]}") as pool:
             while not self.d.stopping and not self.lease_lost:
                 if time.monotonic() - last_renew > self.settings.lease_ttl / 3:
@@ -117,22 +118,18 @@ class TenantWorker(threading.Thread):
                     continue
                 if not slots.acquire(timeout=0.05):
                     continue
-                rows = run_in_transaction(
-                    self.d.db,
-                    lambda uow: uow.outbox.claim(
-                        self.tenant_id,
-                        self.d.holder,
-                        self.settings.batch_size,
-                        now_us(),
-                        int(self.settings.claim_ttl * US),
-                    ),
-                )
+                # After a claim found nothing, a read looks for work before the next claim: a
+                # claim is a write transaction, and polling with it would queue every poll
+                # behind (and ahead of) the writes that post.
+                rows = self._claim() if not idle or self._claimable() else []
                 if not rows:
+                    idle = True
                     slots.release()
                     if time.monotonic() - idle_since > self.settings.idle_release and self._close_when_idle():
                         break
                     time.sleep(self.settings.poll_interval)
                     continue
+                idle = False
                 idle_since = time.monotonic()
 
                 def job(claimed: list[OutboxRow] = rows) -> None:
@@ -159,6 +156,18 @@ class TenantWorker(threading.Thread):
         if not self.d.others_waiting:
             return False
         return time.monotonic() - started >= self.settings.turn or wait >= self.settings.turn
+
+    def _claim(self) -> list[OutboxRow]:
+        return run_in_transaction(
+            self.d.db,
+            lambda uow: uow.outbox.claim(
+                self.tenant_id, self.d.holder, self.settings.batch_size, now_us(), int(self.settings.claim_ttl * US)
+            ),
+        )
+
+    def _claimable(self) -> bool:
+        with UnitOfWork(self.d.db, write=False) as uow:
+            return uow.outbox.has_claimable(self.tenant_id, now_us())
 
     def _record_failure(self, claimed: list[OutboxRow], exc: Exception) -> None:
         """An unexpected error must not leave work silently pending: each entry gets the error as
