@@ -33,6 +33,8 @@ from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transa
 
 log = logging.getLogger(__name__)
 US = 1_000_000
+# The longest pause between two polls of an idle tenant's queue.
+IDLE_POLL_CAP = 0.1
 # How often work of an unusable connection looks again whether it was reconnected.
 CONNECTION_RECHECK_SECONDS = 5.0
 
@@ -103,7 +105,7 @@ class TenantWorker(threading.Thread):
         limits = self.settings.limits
         slots = threading.Semaphore(limits.concurrent)
         started = idle_since = last_renew = time.monotonic()
-        idle = False
+        idle = 0  # polls in a row that found no work
         with ThreadPoolExecutor(limits.concurrent, thread_name_prefix=f"xero-{self.tenant_id[:8]}") as pool:
             while not self.d.stopping and not self.lease_lost:
                 if time.monotonic() - last_renew > self.settings.lease_ttl / 3:
@@ -123,13 +125,14 @@ class TenantWorker(threading.Thread):
                 # behind (and ahead of) the writes that post.
                 rows = self._claim() if not idle or self._claimable() else []
                 if not rows:
-                    idle = True
                     slots.release()
                     if time.monotonic() - idle_since > self.settings.idle_release and self._close_when_idle():
                         break
-                    time.sleep(self.settings.poll_interval)
+                    # Polls of an idle queue slow down, to at most IDLE_POLL_CAP apart.
+                    time.sleep(min(self.settings.poll_interval * 2 ** min(idle, 10), IDLE_POLL_CAP))
+                    idle += 1
                     continue
-                idle = False
+                idle = 0
                 idle_since = time.monotonic()
 
                 def job(claimed: list[OutboxRow] = rows) -> None:
