@@ -157,35 +157,42 @@ class Contacts:
             # Nothing is lost: the next attempt finds the contact by its number before creating.
             self.results.retry(all_works, uncertain=False, reason=Reason.XERO_NO_ANSWER, message=f"contacts: {exc}")
             return
-        if not answer.ok:
+        read = answers.read_elements(answer, "Contacts", len(groups))
+        if read.call:
+            # Rate limited, unavailable or unauthorised: nothing of the call is known to be done;
+            # the next attempt finds any contact it did create by its number first.
+            limited = read.call == answers.RATE_LIMITED
             self.results.retry(
                 all_works,
                 uncertain=False,
                 reason=Reason.XERO_CONTACTS_FAILED,
                 message=answers.refusal_message(answer),
-                at=self.gate.blocked_until if answer.status == 429 else None,
-                count=answer.status != 429,
-            )
-            return
-        items = answer.body.get("Contacts") if isinstance(answer.body, dict) else None
-        if not isinstance(items, list) or len(items) != len(groups) or not all(isinstance(i, dict) for i in items):
-            # Created or not, the next attempt finds each contact by its number first.
-            self.results.retry(
-                all_works,
-                uncertain=False,
-                reason=Reason.XERO_ANSWER_UNREADABLE,
-                message="Xero's answer to creating contacts could not be matched to what was sent",
+                at=self.gate.blocked_until if limited else None,
+                count=not limited,
             )
             return
         clashes: list[list[Work]] = []
-        for members, item in zip(groups, items, strict=True):
-            errors = [str(e.get("Message", "")) for e in item.get("ValidationErrors") or [] if isinstance(e, dict)]
-            if not errors and item.get("ContactID"):
-                self._link(members, str(item["ContactID"]), "created_renamed" if renamed else "created")
-            elif not renamed and any(NAME_TAKEN in e for e in errors):
-                clashes.append(members)
+        unknown: list[Work] = []
+        for members, outcome in zip(groups, read.elements, strict=True):
+            contact_id = str((outcome.answered or {}).get("ContactID") or "")
+            if outcome.refused is not None:
+                if not renamed and any(NAME_TAKEN in e for e in outcome.refused):
+                    clashes.append(members)
+                else:
+                    self.results.reject(members, ["; ".join(outcome.refused)])
+            elif contact_id:
+                self._link(members, contact_id, "created_renamed" if renamed else "created")
             else:
-                self.results.reject(members, ["; ".join(errors) or "Xero refused the contact"])
+                # Created or not (an answer that names no contact, or a batch refused whole):
+                # the next attempt finds each contact by its number before creating it.
+                unknown += members
+        if unknown:
+            self.results.retry(
+                unknown,
+                uncertain=False,
+                reason=read.reason or Reason.XERO_ANSWER_UNREADABLE,
+                message=f"contacts: {read.message or 'Xero named no contact'}",
+            )
         if clashes:
             self._create(clashes, renamed=True)
 
