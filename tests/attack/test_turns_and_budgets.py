@@ -53,7 +53,9 @@ def _two_tenants(
     """Two organisations with four calls a (scaled) day each, in Xero and in the poster, and one
     worker for both: they take turns."""
     emulator = emulator_factory(minute_seconds=MINUTE, day_limit=4)
-    app = poster_factory(settings(batch_size=1, max_tenants=max_tenants, turn=0.3, limits=scaled_limits(MINUTE, per_day=4)))
+    app = poster_factory(
+        settings(batch_size=1, max_tenants=max_tenants, turn=0.3, limits=scaled_limits(MINUTE, per_day=4))
+    )
     stub = stub_for(app)
     tenants = {}
     for n in range(2):
@@ -69,7 +71,7 @@ def test_a_tenant_out_of_day_budget_does_not_keep_the_worker_from_a_tenant_waiti
     # firm-0 has four bills: a contact look-up, the contact and four invoices are six calls, two
     # more than its day allows. Its worker claims all four bills at once (five slots); the jobs
     # of the last two wait inside the gate for the day budget.
-    emulator, app, stub, tenants = _two_tenants(poster_factory, emulator_factory)
+    emulator, _, stub, tenants = _two_tenants(poster_factory, emulator_factory)
     _post(stub, "firm-0", 30_000, 4)
     wait_for(lambda: len(xero_objects(emulator, tenants["firm-0"], "Invoices")) == 2, timeout=10)
 
@@ -84,7 +86,8 @@ def test_a_tenant_out_of_day_budget_does_not_keep_the_worker_from_a_tenant_waiti
         time.sleep(0.05)
     waited = time.monotonic() - posted
     assert xero_objects(emulator, tenants["firm-1"], "Invoices"), (
-        f"firm-1 waited {waited:.1f} s (a day is {DAY:.2f} s, a turn 0.3 s) behind firm-0's jobs blocked on its day budget"
+        f"firm-1 waited {waited:.1f} s (a day is {DAY:.2f} s, a turn 0.3 s) "
+        "behind firm-0's jobs blocked on its day budget"
     )
 
 
