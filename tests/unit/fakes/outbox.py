@@ -78,9 +78,6 @@ class FakeOutboxRepository:
     def tenants_with_ready_work(self, now_us: int) -> list[str]:
         _unused("tenants_with_ready_work")
 
-    def outbox_counts(self, tenant_id: str) -> dict[str, int]:
-        _unused("outbox_counts")
-
     def purge_done_outbox(self, before_us: int, limit: int) -> int:
         _unused("purge_done_outbox")
 

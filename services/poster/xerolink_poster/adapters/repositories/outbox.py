@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import delete, func, text, tuple_, update
+from sqlalchemy import delete, text, tuple_, update
 from sqlmodel import Session, col, select
 
 from xerolink_poster.adapters.repositories.bulk import bulk_update, insert_rows
@@ -174,12 +174,6 @@ class SqlOutboxRepository:
         the cost grows with the number of tenants, not with the number of entries queued."""
         rows = self._session.execute(_TENANTS_WITH_READY_WORK, {"ready": OutboxState.READY.value, "now": now_us})
         return [tenant for tenant, _ in sorted(rows, key=lambda row: int(row[1]))]
-
-    def outbox_counts(self, tenant_id: str) -> dict[str, int]:
-        rows = self._session.exec(
-            select(OutboxRow.state, func.count()).where(OutboxRow.tenant_id == tenant_id).group_by(OutboxRow.state)
-        ).all()
-        return {state: int(count) for state, count in rows}
 
     def purge_done_outbox(self, before_us: int, limit: int) -> int:
         """Deletes up to `limit` done entries created before `before_us` (and any wait rows
