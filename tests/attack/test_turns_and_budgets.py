@@ -176,7 +176,7 @@ def test_a_correction_borrowing_a_tenant_at_the_end_of_its_turn_keeps_to_five_ca
     # A correction of one of firm-a's records borrows its worker now (Corrections._xero): the
     # closing worker is not lent, so tenant_calls starts another one, with a budget of its own
     # that knows nothing of the calls still in progress, and it claims firm-a's next entries.
-    with dispatcher.tenant_calls(tenant_a, 5.0):
+    with dispatcher.tenant_calls(tenant_a, 8.0):
         time.sleep(1.5)
     time.sleep(1.0)
 
@@ -216,7 +216,11 @@ def test_a_worker_started_for_a_correction_does_not_release_the_lease_under_call
 
     limiter.acquire = counting_acquire  # type: ignore[method-assign]
     limiter.release = counting_release  # type: ignore[method-assign]
-    first = poster_factory(settings(batch_size=1, max_tenants=1, turn=0.3), name="poster-1")
+    # Calls are given longer than the 4 s they take: a call the poster gave up on may rightly
+    # still be at Xero when the lease goes (the entries then wait before their look-up).
+    first = poster_factory(
+        settings(batch_size=1, max_tenants=1, turn=0.3, http_timeout=6.0, lease_ttl=15.0), name="poster-1"
+    )
     stub = stub_for(first)
     _, org_a = connect(stub, emulator, "firm-a")
     connect(stub, emulator, "firm-b")
@@ -234,7 +238,7 @@ def test_a_worker_started_for_a_correction_does_not_release_the_lease_under_call
         return worker is not None and worker.is_alive() and worker.closing
 
     wait_for(closing, timeout=10, interval=0.005)
-    with dispatcher.tenant_calls(tenant_a, 5.0):
+    with dispatcher.tenant_calls(tenant_a, 8.0):
         pass  # a correction's read, say
 
     def lease_released() -> bool:

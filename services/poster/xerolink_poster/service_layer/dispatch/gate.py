@@ -30,6 +30,10 @@ class LeaseLost(Exception):
     """Another poster holds the tenant now; stop calling Xero for it."""
 
 
+class HandingBack(LeaseLost):
+    """The worker is handing the tenant back: a job that has not called yet puts its work back."""
+
+
 class AppMinuteFull(Exception):
     """The posters together have made the app's calls of this minute: wait, call nothing."""
 
@@ -42,18 +46,23 @@ class Gate:
         tenant_id: str,
         history: list[float],
         day_calls: int,
+        day_started: float,
         blocked_until: float,
     ) -> None:
         self.d = shared
         self.settings = settings
         self.tenant_id = tenant_id
-        # The tenant's budget, resumed from what its lease recorded (calls, Retry-After).
+        # The tenant's budget, resumed from what its lease recorded (calls, Retry-After). The
+        # lease counts the day's calls from `day_started` without their times: they are taken as
+        # made then, so they leave the budget when the lease's day ends (its count resets then
+        # too). Taken as made now, every new worker (one a turn) would wait a whole day again.
         self.budget = TenantBudget(settings.limits, shared.app_window, history)
-        now = time.time()
         for _ in range(day_calls):
-            self.budget.day.done.append(now)
+            self.budget.day.done.append(day_started)
         self.budget.blocked_until = blocked_until
         self.lock = threading.Lock()  # guards the budget
+        # Set when the worker hands the tenant back: a job still waiting for budget gives way.
+        self.handing_back = False
 
     def wait_time(self) -> float:
         """Seconds before the budget allows another call (0: now)."""
@@ -79,6 +88,10 @@ class Gate:
                 wait = self.budget.try_acquire(time.time())
             if wait <= 0:
                 return
+            if self.handing_back:
+                # Its claims go back to the queue, for whoever serves the tenant next; waiting
+                # here would hold the worker (and its place among max_tenants) for the wait.
+                raise HandingBack(self.tenant_id)
             time.sleep(min(wait, 0.05))
 
     def _recount(self, counted_us: int, minute_us: int) -> None:

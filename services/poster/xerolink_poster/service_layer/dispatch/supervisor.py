@@ -140,7 +140,8 @@ class Dispatcher:
             return None
         log.info("serving tenant %s", tenant, extra={"tenant_id": tenant})
         history = [t + self.settings.http_timeout for t in _json_list(lease.minute_log)]
-        worker = TenantWorker(self, self.settings, tenant, history, lease.day_calls, lease.blocked_until_us / US)
+        day = (lease.day_calls, lease.day_started_us / US)
+        worker = TenantWorker(self, self.settings, tenant, history, *day, lease.blocked_until_us / US)
         self._workers[tenant] = worker
         self._served_at[tenant] = time.monotonic()
         worker.start()
@@ -156,9 +157,16 @@ class Dispatcher:
         while True:
             if self.stopping:
                 raise LeaseLost("stopping")
+            closing: TenantWorker | None = None
             with self._workers_lock:
                 worker = self._workers.get(tenant)
-                if worker is None or not worker.is_alive() or not worker.lend():
+                if worker is not None and worker.is_alive() and not worker.lend():
+                    # Handing the tenant back, its last calls may still be at Xero: a second
+                    # worker now would not count them against the tenant's concurrency, and
+                    # whichever of the two ended first would release the lease under the
+                    # other's calls. Wait for it to end, then start afresh.
+                    closing, worker = worker, None
+                elif worker is None or not worker.is_alive():
                     worker = self._start_worker(tenant)
                     if worker is not None and not worker.lend():
                         worker = None
@@ -166,7 +174,10 @@ class Dispatcher:
                 break
             if time.monotonic() > deadline:
                 raise LeaseLost(tenant)
-            time.sleep(min(0.2, self.settings.lease_ttl / 10))
+            if closing is not None:
+                closing.join(min(0.2, max(deadline - time.monotonic(), 0.0)))
+            else:
+                time.sleep(min(0.2, self.settings.lease_ttl / 10))
         try:
             yield worker
         finally:

@@ -47,13 +47,14 @@ class TenantWorker(threading.Thread):
         tenant_id: str,
         history: list[float],
         day_calls: int,
+        day_started: float,
         blocked_until: float,
     ) -> None:
         super().__init__(name=f"tenant-{tenant_id[:8]}", daemon=True)
         self.d = shared
         self.settings = settings
         self.tenant_id = tenant_id
-        self.gate = Gate(shared, settings, tenant_id, history, day_calls, blocked_until)
+        self.gate = Gate(shared, settings, tenant_id, history, day_calls, day_started, blocked_until)
         self.results = Results(shared, settings)
         self.lookups = LookUps(shared, self.gate, self.results)
         self.contacts = Contacts(shared, settings, tenant_id, self.gate, self.results)
@@ -114,7 +115,10 @@ class TenantWorker(threading.Thread):
                     last_renew = time.monotonic()
                 wait = self.gate.wait_time()
                 if self._turn_over(started, wait) and self._close_when_idle():
-                    break  # jobs in flight finish as the pool closes; the lease goes back after them
+                    # Jobs in flight finish as the pool closes (those still waiting for budget
+                    # put their work back); the lease goes back after them.
+                    self.gate.handing_back = True
+                    break
                 if wait > 0:
                     time.sleep(min(wait, 0.05))
                     continue
