@@ -179,6 +179,21 @@ def _tenants_headline(figures: Figures, text: str) -> list[tuple[str, str]]:
     return rows
 
 
+def _fleet_headline(figures: Figures, text: str) -> list[tuple[str, str]]:
+    rows = []
+    for n, run in (figures.get("runs") or {}).items():
+        rows.append(
+            (
+                f"{figures['tenants']} organisations drained by {n} poster(s), one PostgreSQL",
+                f"{_number(run['elements_per_s'])} elements/s (x{run['throughput_over_one']} of 1 poster), "
+                f"poster CPU {run['poster_cpu_ms_per_element']} ms per element, "
+                f"PostgreSQL CPU {run['postgres_cpu_ms_per_call']} ms per Xero call, "
+                f"{run['duplicate_invoices']} duplicates, {run['calls_refused_for_rate']} refused for rate",
+            )
+        )
+    return rows
+
+
 def _month_headline(figures: Figures, text: str) -> list[tuple[str, str]]:
     if "transactions" not in figures:
         return []
@@ -243,6 +258,17 @@ BENCHES = [
         "PostgreSQL (when a server can be started).",
     ),
     Bench(
+        "poster_fleet",
+        "Several posters on one PostgreSQL",
+        "200 emulated organisations with 150 client bills each, accepted once into a PostgreSQL template "
+        "database; for 1, 2 and 4 `xerolink-poster` processes, a copy of it (connections moved to fresh "
+        "organisations) drained by that many posters at once, with Xero's minute at 1 s and the app limit raised: "
+        "elements posted per second and the ratio to one poster, poster CPU per element (summed over the "
+        "processes, from /proc), PostgreSQL's CPU per Xero call, Xero calls, calls refused for rate, how the "
+        "organisations split between the posters (link audit actors) and each organisation's invoices counted "
+        "by InvoiceNumber (no element posted twice). See docs/scaling.md.",
+    ),
+    Bench(
         "firm_month",
         "A firm's month end to end",
         "A generated month of a law firm (300 matters) posted through an in-process poster and mapper to the "
@@ -267,6 +293,7 @@ HEADLINES: dict[str, Callable[[Figures, str], list[tuple[str, str]]]] = {
     "poster_throughput": _poster_headline,
     "poster_memory": _memory_headline,
     "many_tenants": _tenants_headline,
+    "poster_fleet": _fleet_headline,
     "firm_month": _month_headline,
     "crash_suite": _crash_headline,
 }
