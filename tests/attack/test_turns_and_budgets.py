@@ -2,9 +2,10 @@
 per-tenant budgets and against corrections that borrow a tenant's worker.
 
 A worker rebuilds the tenant's budget from its lease row at each start: the calls of the last
-minute, and the day's count (`day_calls`), which the gate stamps "now" because the row keeps no
-times for them. Taking turns starts a new worker every turn, so whatever the rebuilt budget gets
-wrong now happens every turn instead of once a handover."""
+minute, and the day's count (`day_calls`, kept without times since `day_started_us`). Taking
+turns starts a new worker every turn, so whatever the rebuilt budget gets wrong happens every
+turn instead of once a handover; and a worker handing its tenant back may still have calls at
+Xero, which nothing may count twice or leave uncounted."""
 
 from __future__ import annotations
 
@@ -43,6 +44,37 @@ def _post(stub: Any, connection_id: str, first_id: int, count: int) -> list[str]
     return [r.posting.name for r in results]
 
 
+class CallsAtXero:
+    """Counts each organisation's calls in progress at the emulator (the most at once) and the
+    calls it refused, by wrapping its limiter."""
+
+    def __init__(self, emulator: Any) -> None:
+        self.in_progress: dict[str, int] = {}
+        self.most: dict[str, int] = {}
+        self.refused: list[str] = []
+        self.lock = threading.Lock()
+        limiter = emulator.state.limiter
+        acquire, release = limiter.acquire, limiter.release
+
+        def counting_acquire(app_id: str, tenant: str) -> Any:
+            decision = acquire(app_id, tenant)
+            with self.lock:
+                if decision.allowed:
+                    self.in_progress[tenant] = self.in_progress.get(tenant, 0) + 1
+                    self.most[tenant] = max(self.most.get(tenant, 0), self.in_progress[tenant])
+                else:
+                    self.refused.append(f"{tenant}:{decision.problem}")
+            return decision
+
+        def counting_release(app_id: str, tenant: str) -> None:
+            with self.lock:
+                self.in_progress[tenant] = self.in_progress.get(tenant, 0) - 1
+            release(app_id, tenant)
+
+        limiter.acquire = counting_acquire
+        limiter.release = counting_release
+
+
 MINUTE = 0.004  # a scaled Xero minute: the day is 1,440 of them, 5.76 s
 DAY = MINUTE * 1440
 
@@ -76,9 +108,9 @@ def test_a_tenant_out_of_day_budget_does_not_keep_the_worker_from_a_tenant_waiti
     wait_for(lambda: len(xero_objects(emulator, tenants["firm-0"], "Invoices")) == 2, timeout=10)
 
     # firm-1 now has one bill and waits for the only worker. firm-0's worker sees a wait of a
-    # whole day, far over a turn, and "hands the tenant back at once": it stops claiming, but
-    # its pool is closed only when the two jobs blocked on the budget end, a Xero day later, and
-    # until then the closing worker counts against max_tenants.
+    # whole day, far over a turn, and hands the tenant back at once: the two jobs waiting for the
+    # day budget must put their work back, not hold the closing worker (which counts against
+    # max_tenants) for a Xero day.
     posted = time.monotonic()
     _post(stub, "firm-1", 31_000, 1)
     deadline = posted + 3.0  # ten turns
@@ -133,30 +165,7 @@ def test_a_correction_borrowing_a_tenant_at_the_end_of_its_turn_keeps_to_five_ca
 ) -> None:
     # Slow invoice calls (1 s each) so a worker ending its turn still has five calls in progress.
     emulator = emulator_factory()
-    in_progress: dict[str, int] = {}
-    most: dict[str, int] = {}
-    refused: list[str] = []
-    limiter = emulator.state.limiter
-    acquire, release = limiter.acquire, limiter.release
-    lock = threading.Lock()
-
-    def counting_acquire(app_id: str, tenant: str) -> Any:
-        decision = acquire(app_id, tenant)
-        with lock:
-            if decision.allowed:
-                in_progress[tenant] = in_progress.get(tenant, 0) + 1
-                most[tenant] = max(most.get(tenant, 0), in_progress[tenant])
-            else:
-                refused.append(f"{tenant}:{decision.problem}")
-        return decision
-
-    def counting_release(app_id: str, tenant: str) -> None:
-        with lock:
-            in_progress[tenant] = in_progress.get(tenant, 0) - 1
-        release(app_id, tenant)
-
-    limiter.acquire = counting_acquire  # type: ignore[method-assign]
-    limiter.release = counting_release  # type: ignore[method-assign]
+    calls = CallsAtXero(emulator)
     app = poster_factory(settings(batch_size=1, max_tenants=1, turn=0.3))
     stub = stub_for(app)
     _, org_a = connect(stub, emulator, "firm-a")
@@ -170,7 +179,7 @@ def test_a_correction_borrowing_a_tenant_at_the_end_of_its_turn_keeps_to_five_ca
 
     def closing_with_calls_out() -> bool:
         worker = dispatcher._workers.get(tenant_a)
-        return worker is not None and worker.is_alive() and worker.closing and in_progress.get(tenant_a, 0) >= 4
+        return worker is not None and worker.is_alive() and worker.closing and calls.in_progress.get(tenant_a, 0) >= 4
 
     wait_for(closing_with_calls_out, timeout=20, interval=0.005)
     # A correction of one of firm-a's records borrows its worker now (Corrections._xero): the
@@ -182,40 +191,21 @@ def test_a_correction_borrowing_a_tenant_at_the_end_of_its_turn_keeps_to_five_ca
 
     # Xero (the emulator) refuses a sixth call in progress with 429 "concurrent": the poster sent
     # more than five at once for firm-a.
-    assert f"{tenant_a}:concurrent" not in refused, f"Xero refused firm-a's calls: {refused}"
-    assert most.get(tenant_a, 0) <= 5
+    assert f"{tenant_a}:concurrent" not in calls.refused, f"Xero refused firm-a's calls: {calls.refused}"
+    assert calls.most.get(tenant_a, 0) <= 5
 
 
 @pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
 def test_a_worker_started_for_a_correction_does_not_release_the_lease_under_calls_still_in_progress(
     poster_factory: PosterFactory, emulator_factory: EmulatorFactory
 ) -> None:
-    # hand_back releases the lease when the worker ending is the one registered for the tenant.
-    # A worker that ends its turn with calls in progress is replaced in the registry by the one a
-    # correction starts (tenant_calls); when that newer worker ends first, it releases the lease
-    # though the older one's create calls are still at Xero. Whoever takes the tenant next voids
-    # the claims (release_claims) and looks the entries up while the first creates are still in
-    # progress; only an identical batch (the same Idempotency-Key) keeps it from creating again.
+    # A worker that ends its turn with calls in progress, and a correction that borrows the tenant
+    # meanwhile (tenant_calls): a second worker started beside the first, ending first, released
+    # the lease under the first one's create calls. Whoever takes the tenant next voids the
+    # claims (release_claims) and looks the entries up while the first creates are still in
+    # progress; only an identical batch (the same Idempotency-Key) kept it from creating again.
     emulator = emulator_factory()
-    in_progress: dict[str, int] = {}
-    limiter = emulator.state.limiter
-    acquire, release = limiter.acquire, limiter.release
-    lock = threading.Lock()
-
-    def counting_acquire(app_id: str, tenant: str) -> Any:
-        decision = acquire(app_id, tenant)
-        if decision.allowed:
-            with lock:
-                in_progress[tenant] = in_progress.get(tenant, 0) + 1
-        return decision
-
-    def counting_release(app_id: str, tenant: str) -> None:
-        with lock:
-            in_progress[tenant] = in_progress.get(tenant, 0) - 1
-        release(app_id, tenant)
-
-    limiter.acquire = counting_acquire  # type: ignore[method-assign]
-    limiter.release = counting_release  # type: ignore[method-assign]
+    calls = CallsAtXero(emulator)
     # Calls are given longer than the 4 s they take: a call the poster gave up on may rightly
     # still be at Xero when the lease goes (the entries then wait before their look-up).
     first = poster_factory(
@@ -228,7 +218,7 @@ def test_a_worker_started_for_a_correction_does_not_release_the_lease_under_call
     # firm-a's five invoice calls take 4 s at Xero; nothing after them is slow.
     emulator.faults.add(FaultRule("latency", seconds=4.0, count=5, methods=("PUT",), path_contains="Invoices"))
     _post(stub, "firm-a", 50_000, 5)
-    wait_for(lambda: in_progress.get(tenant_a, 0) == 5, timeout=20, interval=0.005)
+    wait_for(lambda: calls.in_progress.get(tenant_a, 0) == 5, timeout=20, interval=0.005)
     _post(stub, "firm-b", 51_000, 3)  # firm-b now waits for the only worker: firm-a's turn ends
     dispatcher = first.dispatcher
     assert dispatcher is not None
@@ -247,7 +237,7 @@ def test_a_worker_started_for_a_correction_does_not_release_the_lease_under_call
             return lease is not None and lease.expires_us < now_us()
 
     wait_for(lease_released, timeout=5, interval=0.01)
-    still_out = in_progress.get(tenant_a, 0)
+    still_out = calls.in_progress.get(tenant_a, 0)
     # The tenant is free for any poster (held_by_others, acquire_lease), and the next worker for it
     # (here or in another replica) voids the claims of the calls still in progress.
     assert still_out == 0, f"poster-1 released firm-a's lease with {still_out} of its calls still at Xero"
