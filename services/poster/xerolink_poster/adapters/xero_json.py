@@ -5,7 +5,12 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
+from json.encoder import encode_basestring_ascii
 from typing import Any
+
+# The bytes must stay what json.dumps wrote (ASCII, no spaces): an Idempotency-Key is derived
+# from them, and a changed body under an old key would be a different request to Xero.
+_LITERALS = {True: "true", False: "false", None: "null"}
 
 
 def dumps(value: Any) -> bytes:
@@ -15,15 +20,23 @@ def dumps(value: Any) -> bytes:
 
 
 def _write(value: Any, out: list[str]) -> None:
-    if isinstance(value, dict):
+    # The most frequent types first: a batch's body has thousands of strings and dicts.
+    if isinstance(value, str):
+        out.append(encode_basestring_ascii(value))
+    elif isinstance(value, dict):
         out.append("{")
-        for i, (key, item) in enumerate(value.items()):
-            if i:
-                out.append(",")
-            out.append(json.dumps(str(key)))
-            out.append(":")
+        separator = ""
+        for key, item in value.items():
+            out.append(separator + encode_basestring_ascii(str(key)) + ":")
+            separator = ","
             _write(item, out)
         out.append("}")
+    elif isinstance(value, Decimal):
+        out.append(format(value, "f"))
+    elif value is None or isinstance(value, bool):
+        out.append(_LITERALS[value])
+    elif isinstance(value, int):
+        out.append(int.__repr__(value))
     elif isinstance(value, list | tuple):
         out.append("[")
         for i, item in enumerate(value):
@@ -31,8 +44,6 @@ def _write(value: Any, out: list[str]) -> None:
                 out.append(",")
             _write(item, out)
         out.append("]")
-    elif isinstance(value, Decimal):
-        out.append(format(value, "f"))
     elif isinstance(value, float):
         raise TypeError("amounts are never floats")
     else:
