@@ -119,8 +119,10 @@ class Gate:
         in one short transaction, then calls. `names` say what the call is for (the records and
         operations it creates); a call without them changes the Xero object its path names."""
         key = None
-        if body is not None:
-            key = idempotency_key(creds.tenant_id, method, path, names or [f"{method} {path}"], dumps(body))
+        # Encoded once: the same bytes make the Idempotency-Key and go to Xero.
+        content = dumps(body) if body is not None else None
+        if content is not None:
+            key = idempotency_key(creds.tenant_id, method, path, names or [f"{method} {path}"], content)
         minute_us = int(self.settings.limits.minute_seconds * US)
         counted_at: list[int] = []
 
@@ -163,7 +165,7 @@ class Gate:
                 self.budget.release(time.time())
             raise LeaseLost(self.tenant_id)
         try:
-            answer = self.d.xero.call(creds, method, path, params=params, body=body, idempotency_key=key)
+            answer = self.d.xero.call(creds, method, path, params=params, idempotency_key=key, content=content)
         except Uncertain:
             with self.lock:
                 self.budget.release(time.time())
