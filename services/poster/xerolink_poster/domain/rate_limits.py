@@ -179,8 +179,12 @@ class RateHeaders:
         )
 
 
+def app_bucket_size(window_us: int) -> int:
+    """The app's shared minute counts calls in buckets of a sixtieth of the window, so a count
+    leaves the window at most a sixtieth late and never early."""
+    return max(window_us // 60, 1)
+
+
 def app_bucket_of(at_us: int, window_us: int) -> int:
-    """The start of the bucket the app's shared minute counts a call at `at_us` in: a sixtieth
-    of the window, so a count leaves the window at most a sixtieth late and never early."""
-    size = max(window_us // 60, 1)
-    return at_us - at_us % size
+    """The start of the bucket the app's shared minute counts a call at `at_us` in."""
+    return at_us - at_us % app_bucket_size(window_us)

@@ -11,7 +11,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
 from xerolink_poster.adapters.tables import AppCallBucketRow, TenantLeaseRow
-from xerolink_poster.domain.rate_limits import app_bucket_of
+from xerolink_poster.domain.rate_limits import app_bucket_of, app_bucket_size
 
 
 class SqlLeaseRepository:
@@ -105,7 +105,7 @@ class SqlLeaseRepository:
             self._session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _APP_MINUTE_LOCK})
         self._add_app_calls(now_us, window_us, 1)
         # The oldest bucket counts whole, though part of it has left the window: never fewer.
-        since = now_us - window_us - _bucket(window_us)
+        since = now_us - window_us - app_bucket_size(window_us)
         table = AppCallBucketRow.__table__  # type: ignore[attr-defined]
         total = self._session.execute(select(func.sum(table.c.calls)).where(table.c.bucket_us > since)).scalar()
         return int(total or 0)
@@ -133,7 +133,3 @@ class SqlLeaseRepository:
 
 # Any fixed number: the key every poster's app-minute counter locks on (migrations use another).
 _APP_MINUTE_LOCK = 0x78656C61
-
-
-def _bucket(window_us: int) -> int:
-    return max(window_us // 60, 1)
