@@ -63,12 +63,15 @@ class Contacts:
         for w in works:
             assert w.contact is not None
             by_participant[(w.connection.connection_id, w.contact.participant_id)].append(w)
+        participants: dict[str, list[int]] = defaultdict(list)
+        for cid, pid in by_participant:
+            participants[cid].append(pid)
         with UnitOfWork(self.d.db, write=False) as uow:
-            for (cid, pid), members in by_participant.items():
-                known = uow.contacts.get_contact(cid, pid)
-                if known is not None:
-                    for w in members:
-                        w.contact_id = known.contact_id
+            # Linked since the job prepared (another job of the tenant, under the lock).
+            for cid, pids in participants.items():
+                for pid, contact_id in uow.contacts.contacts_of(cid, pids).items():
+                    for w in by_participant[(cid, pid)]:
+                        w.contact_id = contact_id
         pending = {key: members for key, members in by_participant.items() if not members[0].contact_id}
         if not pending:
             return
