@@ -70,19 +70,16 @@ class XeroClient:
         method: str,
         path: str,
         params: dict[str, str] | None = None,
-        body: Any = None,
         idempotency_key: str | None = None,
         content: bytes | None = None,
     ) -> XeroAnswer:
-        """One call. The body goes as JSON: `content` when the caller has encoded it already
-        (the gate does, for the Idempotency-Key), else `body` encoded here."""
+        """One call; `content` is its JSON body, encoded by the caller (xero_json.dumps), who
+        derives the Idempotency-Key from the same bytes."""
         headers = {
             "Authorization": f"Bearer {creds.access_token}",
             "xero-tenant-id": creds.tenant_id,
             "Accept": "application/json",
         }
-        if content is None and body is not None:
-            content = xero_json.dumps(body)
         if content is not None:
             headers["Content-Type"] = "application/json"
         if idempotency_key:
