@@ -375,6 +375,38 @@ def test_rows_preloaded_for_a_batch_are_read_again_without_sql(database: Databas
     assert statements == []
 
 
+def test_a_bulk_update_sets_each_rows_columns_and_the_sessions_copies_show_them(database: Database) -> None:
+    """Entries updated by primary key in one statement per set of columns; a row the session
+    already held reads the new values (a stale copy would answer a later check wrongly)."""
+    now = now_us()
+    ids = _queue(database, [("t1", OutboxState.READY, now)] * 3)
+
+    run_in_transaction(
+        database,
+        lambda uow: uow.outbox.update_outbox(
+            [
+                {"id": ids[0], "state": OutboxState.DONE, "claimed_by": "p"},
+                {"id": ids[1], "attempts": 4},
+                {"id": ids[2], "claimed_by": "q", "state": OutboxState.DONE},
+            ]
+        ),
+    )
+    with UnitOfWork(database, write=False) as uow:
+        rows = uow.outbox.outbox_by_ids(ids)
+    assert [(rows[i].state, rows[i].claimed_by, rows[i].attempts) for i in ids] == [
+        (OutboxState.DONE, "p", 0),
+        (OutboxState.READY, "", 4),
+        (OutboxState.DONE, "q", 0),
+    ]
+
+    def stale(uow: UnitOfWork) -> str:
+        held = uow.outbox.outbox_by_ids(ids)[ids[1]]
+        uow.outbox.update_outbox([{"id": ids[1], "claimed_by": "r"}])
+        return held.claimed_by
+
+    assert run_in_transaction(database, stale) == "r"
+
+
 def test_entries_are_marked_uncertain_with_their_hints_and_their_claims_extended(database: Database) -> None:
     now = now_us()
     ids = _queue(database, [("t1", OutboxState.READY, now)] * 3)

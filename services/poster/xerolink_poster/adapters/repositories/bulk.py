@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, update
+from sqlalchemy.orm.util import identity_key
 from sqlmodel import Session
 
 
@@ -26,9 +27,23 @@ def insert_rows(
 
 
 def bulk_update(session: Session, model: type[Any], rows: Sequence[dict[str, object]]) -> None:
-    """UPDATE by primary key, one executemany for all rows with the same columns."""
+    """UPDATE by primary key, one executemany for all rows with the same columns. A Core
+    statement: the ORM's bulk UPDATE by primary key collected each row's parameters through the
+    mapper, a fifth of the dispatcher's CPU. Like it, the session's copies of the rows show the
+    new values after it (they are expired, and reload if read again)."""
+    table = model.__table__
+    (key,) = table.primary_key.columns
     groups: dict[tuple[str, ...], list[dict[str, object]]] = {}
     for row in rows:
         groups.setdefault(tuple(sorted(row)), []).append(row)
-    for group in groups.values():
-        session.execute(update(model), group)
+    for columns, group in groups.items():
+        # The key's bound parameter needs a name of its own: a column's name sets that column.
+        statement = update(table).where(key == bindparam("_key"))
+        session.execute(
+            statement, [{"_key": row[key.name], **{c: row[c] for c in columns if c != key.name}} for row in group]
+        )
+    identities = session.identity_map
+    for row in rows:
+        held = identities.get(identity_key(model, row[key.name]))
+        if held is not None:
+            session.expire(held)

@@ -14,6 +14,8 @@ from xerolink_poster.adapters.tables import DependencyWaitRow, LinkRow, OutboxRo
 from xerolink_poster.domain.records import RecordRef
 from xerolink_poster.domain.states import LinkState, OutboxState
 
+_OUTBOX: Any = OutboxRow.__table__  # type: ignore[attr-defined]
+
 # Both PostgreSQL and SQLite run this form of a loose index scan (PostgreSQL's wiki, "Loose
 # indexscan"): each step asks the index for the first tenant after the previous one.
 _TENANTS_WITH_READY_WORK = text(
@@ -68,14 +70,15 @@ class SqlOutboxRepository:
 
     def mark_uncertain(self, hints: dict[int, str], lease_until_us: int) -> None:
         """Marks entries uncertain before their create call, each with its look-up hint, and
-        extends their claims: one UPDATE per distinct hint (a batch usually shares one)."""
+        extends their claims: one UPDATE per distinct hint (a batch usually shares one). A Core
+        statement, which leaves rows the session holds as they were: it runs first in its unit."""
         by_hint: dict[str, list[int]] = {}
         for outbox_id, hint in hints.items():
             by_hint.setdefault(hint, []).append(outbox_id)
         for hint, ids in by_hint.items():
             self._session.execute(
-                update(OutboxRow)
-                .where(col(OutboxRow.id).in_(ids))
+                update(_OUTBOX)
+                .where(_OUTBOX.c.id.in_(ids))
                 .values(uncertain=True, lookup_hint=hint, lease_until_us=lease_until_us)
             )
 
@@ -140,11 +143,13 @@ class SqlOutboxRepository:
         )
         if not self._is_sqlite:
             candidates = candidates.with_for_update(skip_locked=True)
+        # A Core UPDATE (the ORM's would look for the rows among the session's): the claim
+        # runs first in its unit, and the rows are read after it.
         claimed = self._session.execute(
-            update(OutboxRow)
-            .where(col(OutboxRow.id).in_(candidates.scalar_subquery()))
+            update(_OUTBOX)
+            .where(_OUTBOX.c.id.in_(candidates.scalar_subquery()))
             .values(claimed_by=holder, lease_until_us=now_us + lease_us)
-            .returning(col(OutboxRow.id))
+            .returning(_OUTBOX.c.id)
         )
         ids = sorted(claimed.scalars().all())
         if not ids:
