@@ -143,41 +143,31 @@ class SqlLinkRepository(LinkIndex):
         if not changes:
             return
         steps = [transition(LinkState(c.link.state) if c.link.state else None, c.event) for c in changes]
-        bulk_update(
-            self._session,
-            LinkRow,
-            [
-                {"id": c.link.id, "state": step.to_state.value, "update_us": now_us, **c.values}
-                for c, step in zip(changes, steps, strict=True)
-            ],
-        )
-        bulk_update(
-            self._session,
-            PostingRow,
-            [
-                {"posting_id": c.link.posting_id, "state": step.to_state.value}
-                for c, step in zip(changes, steps, strict=True)
-                if c.link.posting_id
-            ],
-        )
-        self._session.execute(
-            insert(AuditRow),
-            [
-                {
-                    "link_id": c.link.id,
-                    "time_us": now_us,
-                    "actor": actor,
-                    "event": c.event.value,
-                    "from_state": step.from_state.value if step.from_state else "",
-                    "to_state": step.to_state.value,
-                    "detail": c.detail,
-                }
-                for c, step in zip(changes, steps, strict=True)
-            ],
-        )
-        # The session's own copies of these links are stale now.
-        for c in changes:
-            self._session.expire(c.link)
+        # Read from the links before the first UPDATE, which expires the session's copies of them.
+        links = [
+            {"id": c.link.id, "state": step.to_state.value, "update_us": now_us, **c.values}
+            for c, step in zip(changes, steps, strict=True)
+        ]
+        postings: list[dict[str, object]] = [
+            {"posting_id": c.link.posting_id, "state": step.to_state.value}
+            for c, step in zip(changes, steps, strict=True)
+            if c.link.posting_id
+        ]
+        audit = [
+            {
+                "link_id": c.link.id,
+                "time_us": now_us,
+                "actor": actor,
+                "event": c.event.value,
+                "from_state": step.from_state.value if step.from_state else "",
+                "to_state": step.to_state.value,
+                "detail": c.detail,
+            }
+            for c, step in zip(changes, steps, strict=True)
+        ]
+        bulk_update(self._session, LinkRow, links)
+        bulk_update(self._session, PostingRow, postings)
+        self._session.execute(insert(AuditRow), audit)
 
     def audit(self, link_id: int) -> Sequence[AuditRow]:
         return self._session.exec(select(AuditRow).where(AuditRow.link_id == link_id).order_by(col(AuditRow.id))).all()
