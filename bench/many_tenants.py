@@ -46,7 +46,18 @@ started with initdb/pg_ctl, as tests/fixtures/postgres.py does, else SQLite with
    organisations are more than 20 % off. Shares come in whole batches (an organisation's elements
    are posted 50 a call), so unless the window holds many batches per organisation even a fair
    poster is off by rounding: how many organisations are more than a batch off is printed too.
-5. The load average (1 minute, /proc/loadavg) before and after each figure.
+   The same figures come again from a drain of shares: another registry, --share-per-tenant bills
+   for each of --tenants organisations of their own, drained at --share-batch-size elements a
+   call (5: 100 bills are 20 calls, so the window holds about 10 batches per organisation and
+   rounding alone puts a fair poster at most about 10 % off).
+5. The acknowledgement while the dispatcher is busy. A registry of its own holding a backlog
+   (--ack-per-tenant bills for each of --tenants organisations of their own) is drained by a
+   poster process; once the drain is under way, --ack-callers callers on channels of their own
+   post new bills to another connection at --ack-rate Posts a second in all (open loop, as
+   bench/poster_throughput.py --rates measures, timed from each post's scheduled start) for
+   --ack-seconds. Printed: p50/p99/p99.9, whether p99 stayed under 10 ms, and the elements the
+   dispatcher posted meanwhile, with whether its backlog lasted the whole window.
+6. The load average (1 minute, /proc/loadavg) before and after each figure.
 
 Nothing is asserted: a slow or unfair poster is measured as it is. Drains are bounded
 (--drain-timeout); a drain cut short reports what it reached. --json prints every figure as one
@@ -102,6 +113,7 @@ from xerolink_poster.service_layer.dispatch.state_changes import StateChanges  #
 from xerolink_poster.service_layer.dispatch.supervisor import Dispatcher  # noqa: E402
 from xerolink_poster.service_layer.unit_of_work import UnitOfWork  # noqa: E402
 
+from bench import poster_throughput  # noqa: E402
 from tests.fixtures.postgres import PostgresServer, create_database  # noqa: E402
 from tests.fixtures.processes import child_env, console_script, free_port, wait_for_port  # noqa: E402
 
@@ -369,13 +381,13 @@ class Bench:
         assert self.pg is not None
         return create_database(self.pg)
 
-    def poster_env(self, url: str, port: int, dispatcher: bool) -> dict[str, str]:
+    def poster_env(self, url: str, port: int, dispatcher: bool, batch_size: int | None = None) -> dict[str, str]:
         return child_env(
             XEROLINK_POSTER_ADDRESS=f"127.0.0.1:{port}",
             XEROLINK_DATABASE_URL=url,
             XEROLINK_MAPPER_TARGET=f"127.0.0.1:{self.mapper_port}",
             XEROLINK_XERO_MINUTE_SECONDS=str(self.args.minute_seconds),
-            XEROLINK_BATCH_SIZE=str(self.args.batch_size),
+            XEROLINK_BATCH_SIZE=str(batch_size or self.args.batch_size),
             XEROLINK_XERO_APP_MINUTE_LIMIT=str(APP_MINUTE_LIMIT),
             XEROLINK_TOKEN_ENCRYPTION_KEY=BENCH_TOKEN_KEY,
             XEROLINK_DISPATCHER="on" if dispatcher else "off",
@@ -450,11 +462,15 @@ class Bench:
 
 
 # -- 1 and 4: the drain ------------------------------------------------------------------------
-def drain(bench: Bench, kind: str, url: str, tenants: dict[str, str]) -> tuple[dict[str, Any], dict[str, Any]]:
+def drain(
+    bench: Bench, kind: str, url: str, tenants: dict[str, str], per_tenant: int, batch_size: int, label: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Drains the backlog with a poster process whose batches hold up to `batch_size` elements;
+    the cost and fairness figures, printed under `label`."""
     args = bench.args
     ids = list(tenants.values())
     orgs = [bench.emulator.state.organisation(t) for t in ids]
-    total = len(ids) * args.per_tenant
+    total = len(ids) * per_tenant
     low, high = total // 4, total * 3 // 4
     marks: dict[str, tuple[float, list[int]]] = {}
 
@@ -466,10 +482,10 @@ def drain(bench: Bench, kind: str, url: str, tenants: dict[str, str]) -> tuple[d
             marks["high"] = (now, counts)
 
     port = free_port()
-    env = bench.poster_env(url, port, dispatcher=True)
+    env = bench.poster_env(url, port, dispatcher=True, batch_size=batch_size)
     with (
-        bench.loads.around(f"{kind}.drain") as loads,
-        running(console_script("xerolink-poster"), port, env, bench.workdir / f"{kind}-drain.log") as poster,
+        bench.loads.around(f"{kind}.{label}") as loads,
+        running(console_script("xerolink-poster"), port, env, bench.workdir / f"{kind}-{label}.log") as poster,
     ):
         started = time.monotonic()
         cpu_before = cpu_seconds(poster.pid)
@@ -492,16 +508,23 @@ def drain(bench: Bench, kind: str, url: str, tenants: dict[str, str]) -> tuple[d
     }
     cut = "" if done >= total else f" (cut at {args.drain_timeout:.0f} s: {done} of {total})"
     print(
-        f"[{kind}] cost per element: {len(ids)} organisations x {args.per_tenant} bills drained in {wall:.1f} s{cut}; "
+        f"[{kind}] {label}: {len(ids)} organisations x {per_tenant} bills, {batch_size} a call at most, drained in "
+        f"{wall:.1f} s{cut}; "
         f"poster CPU {figures['poster_cpu_ms_per_element']} ms per element ({cpu:.1f} s for {done}); "
         f"{calls} Xero calls ({refused} refused for rate), {figures['elements_per_call']} elements per call, "
         f"{figures['elements_per_s']} elements/s {Loads.text(loads)}"
     )
-    return figures, fairness(bench, kind, ids, ended, marks, loads)
+    return figures, fairness(bench, kind, ids, ended, marks, loads, batch_size)
 
 
 def fairness(
-    bench: Bench, kind: str, ids: list[str], ended: float, marks: dict[str, tuple[float, list[int]]], loads: list[float]
+    bench: Bench,
+    kind: str,
+    ids: list[str],
+    ended: float,
+    marks: dict[str, tuple[float, list[int]]],
+    loads: list[float],
+    batch: int,
 ) -> dict[str, Any]:
     tap = bench.tap
     with tap.lock:
@@ -541,7 +564,6 @@ def fairness(
         (t_low, low), (t_high, high) = marks["low"], marks["high"]
         shares = [h - lo for h, lo in zip(high, low, strict=True)]
         spread = share_spread(shares)
-        batch = bench.args.batch_size
         # Shares come in whole batches: a fair poster can still be a batch from the median.
         beyond_batch = sum(1 for s in shares if abs(s - spread.reference) > batch)
         figures.update(
@@ -718,18 +740,70 @@ def flat(bench: Bench, kind: str) -> dict[str, Any]:
     return figures
 
 
+# -- 6: the acknowledgement while the dispatcher drains ---------------------------------------
+def acknowledgement(bench: Bench, kind: str, url: str, tenants: dict[str, str]) -> dict[str, Any]:
+    """Open-loop Posts to a connection of their own (poster_throughput.open_loop: --ack-callers
+    callers on channels of their own, --ack-rate a second in all, timed from each post's
+    scheduled start) while the poster's dispatcher drains the other organisations' backlog."""
+    args = bench.args
+    orgs = [bench.emulator.state.organisation(t) for t in tenants.values()]
+    total = len(orgs) * args.ack_per_tenant
+    port = free_port()
+    env = bench.poster_env(url, port, dispatcher=True)
+    with (
+        bench.loads.around(f"{kind}.acknowledgement") as loads,
+        running(console_script("xerolink-poster"), port, env, bench.workdir / f"{kind}-ack.log") as poster,
+        grpc.insecure_channel(f"127.0.0.1:{port}") as channel,
+    ):
+        org = bench.organisation(f"{kind}-ack")
+        register_emulated_connection(
+            poster_grpc.PosterServiceStub(channel), f"{kind}-ack", bench.emulator.base_url, org, samples.demo_context()
+        )
+        deadline = time.monotonic() + 30
+        while sum(elements(o) for o in orgs) < args.batch_size and time.monotonic() < deadline:
+            time.sleep(0.05)  # the drain is under way
+        before = sum(elements(o) for o in orgs)
+        started = time.monotonic()
+        settings = argparse.Namespace(callers=args.ack_callers, open_seconds=args.ack_seconds)
+        bills = poster_throughput.Bills(50_000_000, f"{kind}-ack")
+        figures = poster_throughput.open_loop(f"127.0.0.1:{port}", poster.pid, bills, args.ack_rate, settings)
+        window = time.monotonic() - started
+        after = sum(elements(o) for o in orgs)
+    busy = after < total
+    figures.update(
+        drain_elements_during=after - before,
+        drain_elements_per_s=round((after - before) / window) if window > 0 else None,
+        drain_still_running_at_end=busy,
+    )
+    print(
+        f"[{kind}] acknowledgement while draining: p99 {figures['p99_ms']} ms at {args.ack_rate:.0f} posts/s "
+        f"(under 10 ms: {'yes' if figures['p99_ms'] < 10 and not figures['errors'] else 'no'}); meanwhile the "
+        f"dispatcher posted {after - before} elements of the other organisations "
+        f"({figures['drain_elements_per_s']}/s), "
+        f"{'and still had' if busy else 'and had drained them all; it had no'} backlog at the end (the poster CPU "
+        f"per post above includes the dispatcher's) {Loads.text(loads)}"
+    )
+    return figures
+
+
 # -- the run -----------------------------------------------------------------------------------
 def one_registry(bench: Bench, kind: str) -> dict[str, Any]:
     args = bench.args
     print(f"registry {kind}:")
     main_url, statement_url = bench.url(kind, "drain"), bench.url(kind, "statements")
+    ack_url, share_url = bench.url(kind, "acknowledgement"), bench.url(kind, "shares")
     drained = bench.load(main_url, f"{kind}-d", args.tenants, args.per_tenant)
     counted = bench.load(statement_url, f"{kind}-s", args.tenants, args.statement_per_tenant)
-    cost, fair = drain(bench, kind, main_url, drained)
+    busy = bench.load(ack_url, f"{kind}-a", args.tenants, args.ack_per_tenant)
+    shared = bench.load(share_url, f"{kind}-f", args.tenants, args.share_per_tenant)
+    cost, fair = drain(bench, kind, main_url, drained, args.per_tenant, args.batch_size, "cost per element")
+    _, shares = drain(bench, kind, share_url, shared, args.share_per_tenant, args.share_batch_size, "shares")
     return {
         "cost": cost,
         "fairness": fair,
+        "shares": shares,
         "statements": statements(bench, kind, statement_url, counted),
+        "acknowledgement": acknowledgement(bench, kind, ack_url, busy),
         "flat": flat(bench, kind),
     }
 
@@ -757,10 +831,23 @@ def main() -> None:
     parser.add_argument("--flat-tenants", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=200, help="repetitions of each flat measurement")
     parser.add_argument("--repeat-budget", type=float, default=15.0, help="seconds each flat measurement may take")
+    parser.add_argument(
+        "--share-per-tenant", type=int, default=100, help="bills each organisation has for the drain of shares"
+    )
+    parser.add_argument(
+        "--share-batch-size", type=int, default=5, help="elements a call at most in the drain of shares"
+    )
+    parser.add_argument(
+        "--ack-per-tenant", type=int, default=50, help="bills each organisation has for the drain beside the Posts"
+    )
+    parser.add_argument("--ack-rate", type=float, default=100.0, help="Posts a second offered while draining")
+    parser.add_argument("--ack-seconds", type=float, default=5.0, help="how long the Posts are offered")
+    parser.add_argument("--ack-callers", type=int, default=10, help="callers, each on a channel of its own")
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object on the last line")
     args = parser.parse_args()
     if args.quick:
         args.tenants, args.per_tenant, args.statement_per_tenant, args.statement_seconds = 20, 100, 50, 15.0
+        args.ack_per_tenant, args.ack_seconds, args.share_per_tenant = 100, 3.0, 50
         args.flat_sizes, args.repeats, args.repeat_budget, args.drain_timeout = [1000, 10_000], 50, 5.0, 60.0
         args.registry = args.registry or "sqlite"
     workdir = Path(tempfile.mkdtemp(prefix="many-tenants-bench-"))

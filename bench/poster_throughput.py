@@ -219,15 +219,18 @@ def percentile(ordered: list[float], fraction: float) -> float:
 class Bills:
     """New bills for the latency runs, never the same record twice."""
 
-    def __init__(self, first: int) -> None:
+    def __init__(self, first: int, connection_id: str = "latency") -> None:
         self.next = first
+        self.connection_id = connection_id
         self.lock = threading.Lock()
 
     def take(self, count: int) -> list[poster_pb2.PostTransactionRequest]:
         with self.lock:
             first, self.next = self.next, self.next + count
         return [
-            poster_pb2.PostTransactionRequest(connection_id="latency", transaction=samples.client_bill(first + i))
+            poster_pb2.PostTransactionRequest(
+                connection_id=self.connection_id, transaction=samples.client_bill(first + i)
+            )
             for i in range(count)
         ]
 

@@ -176,6 +176,25 @@ def _tenants_headline(figures: Figures, text: str) -> list[tuple[str, str]]:
                     f"(fair share {fair['fair_share_first_element_s']} s)",
                 )
             )
+        shares = registry.get("shares", {})
+        if "window_worst_deviation_pct" in shares:
+            rows.append(
+                (
+                    f"Shares of a drain at 5 a call, from 25 % to 75 %, {name}",
+                    f"{shares['window_organisations_over_20pct_off']} of {tenants} organisations more than 20 % "
+                    f"from the median (worst {shares['window_worst_deviation_pct']} %); worst first element "
+                    f"x{shares['worst_over_fair_share']} of the fair share",
+                )
+            )
+        ack = registry.get("acknowledgement", {})
+        if ack:
+            rows.append(
+                (
+                    f"Post p99 at {_number(ack['offered_per_s'])}/s, open loop, while draining, {name}",
+                    f"{ack['p99_ms']} ms (p50 {ack['p50_ms']} ms, {ack['errors']} errors; the dispatcher posted "
+                    f"{ack['drain_elements_per_s']} elements/s meanwhile)",
+                )
+            )
     return rows
 
 
@@ -254,8 +273,10 @@ BENCHES = [
         "organisation's time to its first element against a round-robin fair share, and its share of the "
         "elements posted while the drain went from 25 % to 75 %. Then SQL statements per Xero call, counted "
         "with a SQLAlchemy listener on an in-process Dispatcher draining a second backlog; and the median time "
-        "of a claim of 50 and of tenants_with_ready_work at 1,000 and at 100,000 ready outbox rows. SQLite and "
-        "PostgreSQL (when a server can be started).",
+        "of a claim of 50 and of tenants_with_ready_work at 1,000 and at 100,000 ready outbox rows; Post "
+        "acknowledgement at 100 Posts a second, open loop, while a poster drains a third backlog; and each "
+        "organisation's share again in a drain of 100 bills each at 5 a call (about 10 calls each in the "
+        "window, where 150 bills at 50 a call leave 1.5). SQLite and PostgreSQL (when a server can be started).",
     ),
     Bench(
         "poster_fleet",
