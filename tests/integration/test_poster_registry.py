@@ -487,3 +487,26 @@ def test_a_read_tells_whether_a_claim_would_take_anything(database: Database) ->
     assert len(claimed) == 1
     with UnitOfWork(database, write=False) as uow:
         assert not uow.outbox.has_claimable("t1", now + 32 * US)  # claimed by a live claim
+
+
+def test_a_write_unit_that_fails_to_open_leaves_the_sqlite_writer_free(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A unit whose session could not be made never reaches __exit__: it must give the process's
+    one writer back itself, or every later write would wait for good."""
+    database = open_database(f"sqlite:///{tmp_path / 'writer.db'}")
+    try:
+        real = Database.session
+
+        def broken(self: Database, write: bool) -> Any:
+            raise RuntimeError("no session")
+
+        monkeypatch.setattr(Database, "session", broken)
+        with pytest.raises(RuntimeError):
+            UnitOfWork(database).__enter__()
+        monkeypatch.setattr(Database, "session", real)
+        assert database.write_lock is not None
+        assert database.write_lock.acquire(timeout=1)
+        database.write_lock.release()
+    finally:
+        database.dispose()

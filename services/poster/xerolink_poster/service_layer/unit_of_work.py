@@ -51,8 +51,13 @@ class UnitOfWork:
             # once, where SQLite's busy handler would sleep and poll.
             self.db.write_lock.acquire()
             self._locked = True
-        self._session = self.db.session(self.write)
-        repositories = SqlRepositories.on(self._session, self.db.is_sqlite)
+        try:
+            self._session = self.db.session(self.write)
+            repositories = SqlRepositories.on(self._session, self.db.is_sqlite)
+        except BaseException:
+            # __exit__ never runs for a failed __enter__: the writer would stay taken for good.
+            self._unlock()
+            raise
         self._repositories = repositories
         self.links = repositories.links
         self.outbox = repositories.outbox
@@ -76,9 +81,12 @@ class UnitOfWork:
                 self._session.rollback()
         finally:
             self._session.close()
-            if self._locked and self.db.write_lock is not None:
-                self._locked = False
-                self.db.write_lock.release()
+            self._unlock()
+
+    def _unlock(self) -> None:
+        if self._locked and self.db.write_lock is not None:
+            self._locked = False
+            self.db.write_lock.release()
 
 
 def run_in_transaction(db: Database, work: Callable[[UnitOfWork], T], attempts: int = 5) -> T:
