@@ -82,7 +82,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -374,6 +374,15 @@ class Bench:
     pg: PostgresServer | None = None
     client_id: str | None = None  # the one Xero app every organisation is connected to
     figures: dict[str, Any] = field(default_factory=dict)
+
+    def mapper(self) -> AbstractContextManager[subprocess.Popen[bytes]]:
+        """The mapper's console script on `mapper_port`, for the posters to call."""
+        return running(
+            [*console_script("xerolink-mapper"), "--port", str(self.mapper_port)],
+            self.mapper_port,
+            child_env(XEROLINK_LOG_LEVEL="WARNING"),
+            self.workdir / "mapper.log",
+        )
 
     def url(self, kind: str, name: str) -> str:
         if kind == "sqlite":
@@ -865,12 +874,7 @@ def main() -> None:
     )
     try:
         with (
-            running(
-                [*console_script("xerolink-mapper"), "--port", str(bench.mapper_port)],
-                bench.mapper_port,
-                child_env(XEROLINK_LOG_LEVEL="WARNING"),
-                workdir / "mapper.log",
-            ),
+            bench.mapper(),
             postgres_server(args.registry != "sqlite") as pg,
         ):
             kinds = ["sqlite", "postgres"] if args.registry in (None, "both") else [args.registry]

@@ -71,10 +71,9 @@ from bench.many_tenants import (  # noqa: E402
     load_average,
     postgres_server,
     ratio,
-    running,
 )
 from tests.fixtures.postgres import PostgresServer, create_database  # noqa: E402
-from tests.fixtures.processes import child_env, console_script, free_port, wait_for_port  # noqa: E402
+from tests.fixtures.processes import console_script, free_port, wait_for_port  # noqa: E402
 
 ACTOR_PREFIX = "dispatcher:"
 
@@ -426,12 +425,7 @@ def main() -> None:
     failures: list[str] = []
     try:
         with (
-            running(
-                [*console_script("xerolink-mapper"), "--port", str(bench.mapper_port)],
-                bench.mapper_port,
-                child_env(XEROLINK_LOG_LEVEL="WARNING"),
-                workdir / "mapper.log",
-            ),
+            bench.mapper(),
             postgres_server(True) as pg,
         ):
             if not isinstance(pg, PostgresServer):
