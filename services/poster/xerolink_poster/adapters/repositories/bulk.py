@@ -29,8 +29,9 @@ def insert_rows(
 def bulk_update(session: Session, model: type[Any], rows: Sequence[dict[str, object]]) -> None:
     """UPDATE by primary key, one executemany for all rows with the same columns. A Core
     statement: the ORM's bulk UPDATE by primary key collected each row's parameters through the
-    mapper, a fifth of the dispatcher's CPU. Like it, the session's copies of the rows show the
-    new values after it (they are expired, and reload if read again)."""
+    mapper (13 % of the dispatcher's busy samples in a profile; about 8 % less CPU per element on
+    SQLite side by side). Like it, the session's copies of the rows show the new values after it
+    (they are expired, and reload if read again)."""
     table = model.__table__
     (key,) = table.primary_key.columns
     groups: dict[tuple[str, ...], list[dict[str, object]]] = {}
