@@ -205,6 +205,10 @@ class Reason(StrEnum):
         "TAX_CODE_NOT_MAPPED",
         "a line's Actionstep tax code has no Xero tax type in the connection's mapping",
     )
+    TAX_TYPE_NOT_IN_ORGANISATION = (
+        "TAX_TYPE_NOT_IN_ORGANISATION",
+        "a line's Xero tax type is not an active tax rate of the organisation",
+    )
     TENANT_ALREADY_CONNECTED = (
         "TENANT_ALREADY_CONNECTED",
         "the Xero organisation is already connected through another connection",
@@ -230,6 +234,11 @@ class Reason(StrEnum):
     UNKNOWN_OBJECT_TYPE = "UNKNOWN_OBJECT_TYPE", "a filter names a type that is not a Xero object type"
     UNKNOWN_PROFILE = "UNKNOWN_PROFILE", "the policy profile named is not known to this mapper"
     UNKNOWN_STATE = "UNKNOWN_STATE", "a filter names a state that is not a link state"
+    UNTAXED_TAX_TYPE_NOT_MAPPED = (
+        "UNTAXED_TAX_TYPE_NOT_MAPPED",
+        "the connection has no Xero tax type for lines that carry no Actionstep tax code (trust money, trust "
+        "interest, journal lines without a code)",
+    )
     UNLINK_REFUSED = "UNLINK_REFUSED", "an unlink was refused for more than one reason; the violations list each"
     XERO_ANSWER_UNREADABLE = "XERO_ANSWER_UNREADABLE", "Xero's answer named no object for it"
     XERO_APP_NOT_CONFIGURED = (

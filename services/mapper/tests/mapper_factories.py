@@ -19,8 +19,9 @@ from xerolink_mapper.domain.model import (
     Profile,
     Totals,
     Transaction,
+    UntaxedTaxTypes,
 )
-from xerolink_mapper.samples import DEMO_ALLOCATION, DEMO_CHART, DEMO_PURCHASE_TAX, DEMO_SALES_TAX
+from xerolink_mapper.samples import DEMO_ALLOCATION, DEMO_CHART, DEMO_PURCHASE_TAX, DEMO_SALES_TAX, DEMO_UNTAXED
 
 CURRENCY = "AUD"
 CONNECTED = datetime(2026, 1, 1, tzinfo=UTC)
@@ -78,6 +79,7 @@ def context(
         account_allocation=dict(DEMO_ALLOCATION),
         tax_code_map=dict(DEMO_SALES_TAX),
         purchase_tax_code_map=dict(DEMO_PURCHASE_TAX),
+        untaxed=UntaxedTaxTypes(**DEMO_UNTAXED),
         chart={c: ChartAccount(c, n, t, s, tax, pay) for c, n, t, s, tax, pay in DEMO_CHART} if with_chart else None,
     )
     return replace(ctx, **changes)

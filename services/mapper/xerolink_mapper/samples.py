@@ -28,6 +28,12 @@ DEMO_ALLOCATION: dict[str, str] = {
 }
 DEMO_SALES_TAX = {"GST": "OUTPUT", "FRE": "EXEMPTOUTPUT", "NTR": "BASEXCLUDED"}
 DEMO_PURCHASE_TAX = {"GST": "INPUT", "FRE": "EXEMPTEXPENSES", "NTR": "BASEXCLUDED"}
+# The demo firm is Australian: its organisation's tax types for lines without a tax code.
+DEMO_UNTAXED = {
+    "trust_money": "BASEXCLUDED",
+    "interest_on_trust": "EXEMPTOUTPUT",
+    "journal_without_tax_code": "BASEXCLUDED",
+}
 # (code, name, type, status, tax type, payments enabled)
 DEMO_CHART = (
     ("090", "Office Bank", "BANK", "ACTIVE", "", True),
@@ -71,6 +77,7 @@ def demo_context(
         account_allocation=DEMO_ALLOCATION,
         tax_code_map=DEMO_SALES_TAX,
         purchase_tax_code_map=DEMO_PURCHASE_TAX,
+        untaxed_line_tax_types=mapper_pb2.UntaxedLineTaxTypes(**DEMO_UNTAXED),
         chart=[
             mapper_pb2.ChartAccount(code=c, name=n, type=t, status=s, tax_type=tax, enable_payments=pay)
             for c, n, t, s, tax, pay in DEMO_CHART

@@ -14,8 +14,12 @@ from pathlib import Path
 from xerolink_common.allocation_functions import AllocationFunction
 
 from xerolink_mapper.domain import support_matrix as sm
-from xerolink_mapper.domain.allocations import ALLOCATION_FUNCTIONS, INTEREST_TAX_TYPE, TRUST_TAX_TYPE
-from xerolink_mapper.domain.kinds.journals import UNTAXED_JOURNAL_TAX_TYPE
+from xerolink_mapper.domain.allocations import (
+    ALLOCATION_FUNCTIONS,
+    INTEREST_ON_TRUST,
+    JOURNAL_WITHOUT_TAX_CODE,
+    TRUST_MONEY,
+)
 from xerolink_mapper.domain.model import Profile
 
 DEFAULT_OUTPUT = Path(__file__).resolve().parents[3] / "docs" / "support-matrix.md"
@@ -48,6 +52,51 @@ _ALLOCATION_USE: dict[str, str] = {
         "Advanced funds account of advanced funds movements when the transaction names none"
     ),
 }
+
+
+# Region -> (its name for trust money, statutory funds, advanced funds, what xerolink does).
+_REGIONS = (
+    (
+        "Australia",
+        "trust money, in a general trust account (controlled and transit money too)",
+        "yes: a share of trust money deposited with the regulator (statutory deposit, VIC, NSW, SA, TAS, ACT)",
+        "no",
+        "posts every supported kind; `STATUTORY_FUNDS` moves money between the trust bank and the "
+        "statutory deposit account",
+    ),
+    (
+        "New Zealand",
+        "trust money, in a trust account; the firm's own money in it is the firm's interest in trust",
+        "no",
+        "yes: the firm advances its own money for a client (Actionstep's Trust Advances, NZ only)",
+        "posts every supported kind; `ADVANCED_FUNDS` moves money between the trust bank and the "
+        "advanced funds account",
+    ),
+    (
+        "United Kingdom",
+        "client money, in a client account (SRA Accounts Rules)",
+        "no",
+        "no",
+        "posts every supported kind, trust kinds to the client account allocated as `trust_bank`; Actionstep records "
+        "no statutory or advanced funds here, and one it sent would be posted as in any region",
+    ),
+    (
+        "United States",
+        "client trust money, in an IOLTA or other client trust account",
+        "no",
+        "no",
+        "posts every supported kind, trust kinds to the IOLTA account allocated as `trust_bank`; Actionstep records "
+        "no statutory or advanced funds here, and one it sent would be posted as in any region",
+    ),
+    (
+        "Canada",
+        "trust money, in a (mixed or pooled) trust account",
+        "no",
+        "no",
+        "posts every supported kind, trust kinds to the trust account allocated as `trust_bank`; Actionstep records "
+        "no statutory or advanced funds here, and one it sent would be posted as in any region",
+    ),
+)
 
 
 def _cell(verdict: sm.Verdict) -> str:
@@ -156,9 +205,34 @@ def render() -> str:
     add("")
     add("A line's tax code missing from its side's map is `FAILED_PRECONDITION` (`TAX_CODE_NOT_MAPPED`, subject the")
     add("code). Tax amounts are Actionstep's, sent explicitly (`LineAmountTypes` Exclusive with each line's")
-    add("`tax_amount`); Xero is never left to recompute them. Lines on allocated accounts carry no Actionstep")
-    add(f"tax code: trust money uses `{TRUST_TAX_TYPE}` and trust interest `{INTEREST_TAX_TYPE}` (NoTax documents);")
-    add(f"a general journal line without a tax code uses `{UNTAXED_JOURNAL_TAX_TYPE}`.")
+    add("`tax_amount`); Xero is never left to recompute them.")
+    add("")
+    add("Lines on allocated accounts carry no Actionstep tax code. They take the organisation's own tax type")
+    add("for them from `MappingContext.untaxed_line_tax_types`, never one written into the mapper, because")
+    add("each country's Xero has different tax types (docs/regions.md has the defaults per region):")
+    add("")
+    add(f"- `{TRUST_MONEY}`: trust receipts, payments and journals, bills paid from trust, statutory and")
+    add("  advanced funds (NoTax documents).")
+    add(f"- `{INTEREST_ON_TRUST}`: interest on the trust account.")
+    add(f"- `{JOURNAL_WITHOUT_TAX_CODE}`: a general journal line sent without a tax code.")
+    add("")
+    add("One that a transaction needs and the context lacks is `FAILED_PRECONDITION`")
+    add("(`UNTAXED_TAX_TYPE_NOT_MAPPED`, subject the field). When `MappingContext.tax_rates` is given (the poster")
+    add("reads it from Xero's TaxRates when it connects the organisation), every tax type of the operations must be")
+    add("one of them and `ACTIVE`, else `FAILED_PRECONDITION` (`TAX_TYPE_NOT_IN_ORGANISATION`, subject the tax type).")
+    add("")
+    add("## Regions")
+    add("")
+    add("Actionstep serves law firms in Australia, New Zealand, the United Kingdom, the United States and Canada.")
+    add("Every kind above is decided the same way in each; what differs is what the firm's trust money is called,")
+    add("which regional kinds occur, and the organisation's tax types (chosen per connection, never by the mapper:")
+    add("see Tax). The mapper does not know the firm's region: Actionstep offers statutory and advanced funds only")
+    add("where the jurisdiction has them. Sources for each row: docs/regions.md.")
+    add("")
+    add("| Region | Trust money is called | Statutory funds | Advanced funds | What xerolink does |")
+    add("|---|---|---|---|---|")
+    for region in _REGIONS:
+        add("| " + " | ".join(region) + " |")
     add("")
     add("## Money")
     add("")

@@ -35,10 +35,12 @@ from xerolink_mapper.domain.model import (
     Participant,
     PaymentBody,
     Profile,
+    TaxRate,
     Totals,
     Transaction,
     TransferBody,
     TrustJournalBody,
+    UntaxedTaxTypes,
 )
 from xerolink_mapper.domain.problems import Problems
 
@@ -244,6 +246,15 @@ def _participant(header: common_pb2.TransactionHeader) -> Participant | None:
     return Participant(p.participant_id, p.display_name, p.first_name, p.last_name, p.email, p.tax_number)
 
 
+def _tax_rates(message: mapper_pb2.MappingContext, problems: Problems) -> dict[str, TaxRate] | None:
+    if not len(message.tax_rates):
+        return None
+    for index, rate in enumerate(message.tax_rates):
+        if not rate.tax_type:
+            problems.field(f"context.tax_rates[{index}].tax_type", "is required: the Xero TaxType (e.g. 'OUTPUT')")
+    return {r.tax_type: TaxRate(r.tax_type, r.name, r.status) for r in message.tax_rates}
+
+
 def _timestamp(message: Any, field: str, path: str, problems: Problems) -> datetime | None:
     """The instant, or None with a field problem when it is not a valid Timestamp. Never a stand-in
     value: a connected_at read as some other instant would switch the pre-integration check off."""
@@ -322,4 +333,10 @@ def context_from_proto(message: mapper_pb2.MappingContext, problems: Problems) -
         purchase_tax_code_map=dict(message.purchase_tax_code_map),
         chart=chart,
         pre_integration_backfill=message.pre_integration_backfill,
+        untaxed=UntaxedTaxTypes(
+            trust_money=message.untaxed_line_tax_types.trust_money,
+            interest_on_trust=message.untaxed_line_tax_types.interest_on_trust,
+            journal_without_tax_code=message.untaxed_line_tax_types.journal_without_tax_code,
+        ),
+        tax_rates=_tax_rates(message, problems),
     )

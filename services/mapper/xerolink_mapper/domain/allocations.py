@@ -15,7 +15,10 @@ TRUST_INTEREST = AllocationFunction.TRUST_INTEREST
 STATUTORY_DEPOSIT = AllocationFunction.STATUTORY_DEPOSIT
 ADVANCED_FUNDS = AllocationFunction.ADVANCED_FUNDS
 ALLOCATION_FUNCTIONS = tuple(AllocationFunction)
-# Tax types of lines on allocated accounts, which carry no Actionstep tax code: trust money is
-# not the firm's supply (excluded from tax returns); trust interest is exempt income.
-TRUST_TAX_TYPE = "BASEXCLUDED"
-INTEREST_TAX_TYPE = "EXEMPTOUTPUT"
+# Lines that carry no Actionstep tax code take the organisation's tax type for them, from
+# MappingContext.untaxed (these are its field names): trust money is not the firm's supply;
+# trust interest is income the firm may not keep. Which tax type that is depends on the
+# organisation's country and is chosen when it is connected (docs/regions.md).
+TRUST_MONEY = "trust_money"
+INTEREST_ON_TRUST = "interest_on_trust"
+JOURNAL_WITHOUT_TAX_CODE = "journal_without_tax_code"

@@ -5,6 +5,7 @@ left as RecordKeys for the poster to resolve through its link registry."""
 from __future__ import annotations
 
 from xerolink_mapper.domain import chart as chart_checks
+from xerolink_mapper.domain import tax_rates as tax_checks
 from xerolink_mapper.domain.allocations import ALLOCATION_FUNCTIONS
 from xerolink_mapper.domain.decisions import decide
 from xerolink_mapper.domain.kinds import banking, documents, journals, settlements, trust
@@ -42,5 +43,7 @@ def map_transaction(tx: Transaction, ctx: MappingContext) -> MapOutcome:
     operations, total = _MAPPERS[tx.kind](job, tx.body)
     if ctx.chart is not None and not problems:
         chart_checks.check_operations(operations, ctx.chart, ctx.chart_usable, problems)
+    if ctx.tax_rates is not None and not problems:
+        tax_checks.check_operations(operations, ctx.tax_rates, problems)
     problems.raise_if_any()
     return MapOutcome(record, decision, tuple(operations), total, tx.header.currency_code)

@@ -76,6 +76,19 @@ class MappingJob:
             )
         return code
 
+    def untaxed(self, which: str) -> str:
+        """The organisation's tax type for lines without a tax code (allocations.TRUST_MONEY, ...)."""
+        tax_type: str = getattr(self.ctx.untaxed, which)
+        if not tax_type:
+            self.problems.precondition(
+                Reason.UNTAXED_TAX_TYPE_NOT_MAPPED,
+                f"context.untaxed_line_tax_types.{which}",
+                f"the connection has no Xero tax type for {which.replace('_', ' ')} lines, which carry no "
+                "Actionstep tax code: set untaxed_line_tax_types on the connection (ConnectOrganisation fills "
+                "it with the default of the organisation's country; docs/regions.md)",
+            )
+        return tax_type
+
     def account(self, explicit: str, field: str, function: str, why: str) -> str:
         """The account the transaction names in `field`, else the one allocated to the function."""
         return self.code(explicit, field) or self.allocated(function, why)

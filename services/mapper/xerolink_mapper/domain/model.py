@@ -294,6 +294,24 @@ def usable_accounts(chart: dict[str, ChartAccount]) -> frozenset[tuple[str, str]
 
 
 @dataclass(frozen=True, slots=True)
+class UntaxedTaxTypes:
+    """The organisation's tax types for lines that carry no Actionstep tax code; empty: not set."""
+
+    trust_money: str = ""
+    interest_on_trust: str = ""
+    journal_without_tax_code: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class TaxRate:
+    """A tax rate of the organisation (Xero's TaxRates)."""
+
+    tax_type: str
+    name: str = ""
+    status: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class MappingContext:
     """Everything about the connection that a decision depends on."""
 
@@ -314,6 +332,10 @@ class MappingContext:
     # Posting open documents that predate the connection (the backfill): the pre-integration
     # condition does not apply to client bills and their payments.
     pre_integration_backfill: bool = False
+    # The tax types of trust lines and of journal lines without a code (from the organisation).
+    untaxed: UntaxedTaxTypes = field(default_factory=UntaxedTaxTypes)
+    # The organisation's tax rates by tax type; None when the caller did not pass them (no checks).
+    tax_rates: dict[str, TaxRate] | None = None
     # (account code, role) pairs the chart allows, derived from `chart`.
     chart_usable: frozenset[tuple[str, str]] = field(init=False, repr=False, compare=False)
 

@@ -137,6 +137,81 @@ class ChartAccount(_message.Message):
 Global___ChartAccount: _TypeAlias = ChartAccount  # noqa: Y015
 
 @_typing.final
+class TaxRate(_message.Message):
+    """A tax rate of the connected organisation, as Xero's TaxRates endpoint lists it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TAX_TYPE_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    tax_type: _builtins.str
+    """Required: Xero's TaxType, e.g. "OUTPUT" (AU), "OUTPUT2" (NZ, UK), "NONE", "TAX001"."""
+    name: _builtins.str
+    """Optional: the rate's name, quoted in precondition descriptions."""
+    status: _builtins.str
+    """Optional: "ACTIVE", "DELETED", "ARCHIVED" or "PENDING"; empty is taken as ACTIVE. Xero
+    refuses a line with a rate that is not ACTIVE.
+    """
+    def __init__(
+        self,
+        *,
+        tax_type: _builtins.str = ...,
+        name: _builtins.str = ...,
+        status: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "status", b"status", "tax_type", b"tax_type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TaxRate: _TypeAlias = TaxRate  # noqa: Y015
+
+@_typing.final
+class UntaxedLineTaxTypes(_message.Message):
+    """The Xero tax types of lines that carry no Actionstep tax code. Each is a tax type of the
+    organisation (its TaxRates), chosen when it is connected: ConnectOrganisation fills an empty
+    one with the default of the organisation's country (docs/regions.md).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TRUST_MONEY_FIELD_NUMBER: _builtins.int
+    INTEREST_ON_TRUST_FIELD_NUMBER: _builtins.int
+    JOURNAL_WITHOUT_TAX_CODE_FIELD_NUMBER: _builtins.int
+    trust_money: _builtins.str
+    """Required for trust money lines (FAILED_PRECONDITION UNTAXED_TAX_TYPE_NOT_MAPPED naming
+    context.untaxed_line_tax_types.trust_money): trust receipts, payments and journals, bills
+    paid from trust, statutory and advanced funds moved with a bank transaction. Trust money is
+    not the firm's supply. E.g. "BASEXCLUDED" (AU), "NONE" (NZ, UK, US).
+    """
+    interest_on_trust: _builtins.str
+    """Required for trust interest (FAILED_PRECONDITION UNTAXED_TAX_TYPE_NOT_MAPPED naming
+    context.untaxed_line_tax_types.interest_on_trust): interest earned on the trust account.
+    E.g. "EXEMPTOUTPUT" (AU, UK), "NONE" (NZ, US).
+    """
+    journal_without_tax_code: _builtins.str
+    """Required for general journals with a line without a tax code (FAILED_PRECONDITION
+    UNTAXED_TAX_TYPE_NOT_MAPPED naming context.untaxed_line_tax_types.journal_without_tax_code).
+    E.g. "BASEXCLUDED" (AU), "NONE" (elsewhere).
+    """
+    def __init__(
+        self,
+        *,
+        trust_money: _builtins.str = ...,
+        interest_on_trust: _builtins.str = ...,
+        journal_without_tax_code: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["interest_on_trust", b"interest_on_trust", "journal_without_tax_code", b"journal_without_tax_code", "trust_money", b"trust_money"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UntaxedLineTaxTypes: _TypeAlias = UntaxedLineTaxTypes  # noqa: Y015
+
+@_typing.final
 class MappingContext(_message.Message):
     """Everything about the connection that a decision depends on.
     The fields marked "FAILED_PRECONDITION" describe the connection, not the request: without
@@ -219,6 +294,8 @@ class MappingContext(_message.Message):
     CHART_FIELD_NUMBER: _builtins.int
     PURCHASE_TAX_CODE_MAP_FIELD_NUMBER: _builtins.int
     PRE_INTEGRATION_BACKFILL_FIELD_NUMBER: _builtins.int
+    UNTAXED_LINE_TAX_TYPES_FIELD_NUMBER: _builtins.int
+    TAX_RATES_FIELD_NUMBER: _builtins.int
     profile: Global___PolicyProfile.ValueType
     """Optional: UNSPECIFIED is ACTIONSTEP_COMPATIBLE."""
     linked_division_id: _builtins.int
@@ -276,6 +353,19 @@ class MappingContext(_message.Message):
         purchases; there is no fallback between the maps.
         """
 
+    @_builtins.property
+    def untaxed_line_tax_types(self) -> Global___UntaxedLineTaxTypes:
+        """Required for the kinds whose lines carry no tax code (FAILED_PRECONDITION
+        UNTAXED_TAX_TYPE_NOT_MAPPED naming each field of it they need): trust kinds and journal
+        lines without a code.
+        """
+
+    @_builtins.property
+    def tax_rates(self) -> _containers.RepeatedCompositeFieldContainer[Global___TaxRate]:
+        """Optional: the organisation's tax rates; when given, every tax type a line uses must be one
+        of them and ACTIVE, else FAILED_PRECONDITION TAX_TYPE_NOT_IN_ORGANISATION naming the tax type.
+        """
+
     def __init__(
         self,
         *,
@@ -291,10 +381,12 @@ class MappingContext(_message.Message):
         chart: _abc.Iterable[Global___ChartAccount] | None = ...,
         purchase_tax_code_map: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         pre_integration_backfill: _builtins.bool = ...,
+        untaxed_line_tax_types: Global___UntaxedLineTaxTypes | None = ...,
+        tax_rates: _abc.Iterable[Global___TaxRate] | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["connected_at", b"connected_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["connected_at", b"connected_at", "untaxed_line_tax_types", b"untaxed_line_tax_types"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_allocation", b"account_allocation", "accounting_method", b"accounting_method", "base_currency_code", b"base_currency_code", "chart", b"chart", "connected_at", b"connected_at", "general_retainers_configured", b"general_retainers_configured", "linked_division_id", b"linked_division_id", "multi_currency_database", b"multi_currency_database", "pre_integration_backfill", b"pre_integration_backfill", "profile", b"profile", "purchase_tax_code_map", b"purchase_tax_code_map", "tax_code_map", b"tax_code_map"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_allocation", b"account_allocation", "accounting_method", b"accounting_method", "base_currency_code", b"base_currency_code", "chart", b"chart", "connected_at", b"connected_at", "general_retainers_configured", b"general_retainers_configured", "linked_division_id", b"linked_division_id", "multi_currency_database", b"multi_currency_database", "pre_integration_backfill", b"pre_integration_backfill", "profile", b"profile", "purchase_tax_code_map", b"purchase_tax_code_map", "tax_code_map", b"tax_code_map", "tax_rates", b"tax_rates", "untaxed_line_tax_types", b"untaxed_line_tax_types"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 from xerolink_mapper.domain.aggregation import describe, tax_type_for
+from xerolink_mapper.domain.allocations import JOURNAL_WITHOUT_TAX_CODE
 from xerolink_mapper.domain.mapping_job import PURCHASE_MAP, SALES_MAP, KindMapper, MappingJob
 from xerolink_mapper.domain.model import GeneralJournalBody, Kind
 from xerolink_mapper.domain.validation import money
 from xerolink_mapper.domain.xero import JournalLine, LineAmountTypes, ManualJournal, Operation
 from xerolink_mapper.domain.xero_fields import ACCOUNT_CODE, LINE_DESCRIPTION, NARRATION
-
-# A journal line without a tax code.
-UNTAXED_JOURNAL_TAX_TYPE = "BASEXCLUDED"
 
 
 def _general_journal(job: MappingJob, body: GeneralJournalBody) -> tuple[list[Operation], int]:
@@ -25,6 +23,7 @@ def _general_journal(job: MappingJob, body: GeneralJournalBody) -> tuple[list[Op
     texts: dict[tuple[str, str, bool], list[str]] = {}
     balance = 0
     debits = 0
+    no_code: str | None = None
     for i, line in enumerate(body.lines):
         at = f"{path}[{i}]"
         amount = money(line.amount, f"{at}.amount", job.currency, job.problems, positive=False)
@@ -41,7 +40,9 @@ def _general_journal(job: MappingJob, body: GeneralJournalBody) -> tuple[list[Op
             )
             tax_type = tax_type_for(line.tax_code, f"{at}.tax_code", tax_map, name, job.problems)
         else:
-            tax_type = UNTAXED_JOURNAL_TAX_TYPE
+            if no_code is None:  # asked once, so a missing one is named once
+                no_code = job.untaxed(JOURNAL_WITHOUT_TAX_CODE)
+            tax_type = no_code
         key = (line.gl_account, tax_type, debit)
         sums[key] = sums.get(key, 0) + amount
         texts.setdefault(key, []).append(line.description)

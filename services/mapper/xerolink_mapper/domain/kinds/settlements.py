@@ -94,7 +94,10 @@ def _overpayment_refund(job: MappingJob, body: OverpaymentRefundBody) -> tuple[l
         )
     bank = job.account(body.bank_account, "bank_account", OFFICE_BANK, "the bank the overpayment was received into")
     receipt = f" (receipt {body.receipt_id})" if body.receipt_id else ""
-    item = LineItem(f"Client overpayment{receipt}", "1", unit_amount(overpaid), "", "NONE", overpaid, 0)
+    # No tax type either: the line is NoTax and Xero's own example sends only a description and an
+    # amount (Xero's Overpayments documentation, "Creating an overpayment"); "NONE" is not a tax
+    # type of every organisation's country.
+    item = LineItem(f"Client overpayment{receipt}", "1", unit_amount(overpaid), "", "", overpaid, 0)
     overpayment = bank_transaction(job, BankTransactionType.RECEIVE_OVERPAYMENT, bank, (item,), LineAmountTypes.NO_TAX)
     payment = Payment(
         document=LocalRef("overpayment"),

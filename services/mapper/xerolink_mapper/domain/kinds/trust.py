@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from xerolink_mapper.domain.allocations import (
     ADVANCED_FUNDS,
-    INTEREST_TAX_TYPE,
+    INTEREST_ON_TRUST,
     OFFICE_BANK,
     STATUTORY_DEPOSIT,
     TRUST_BANK,
     TRUST_INTEREST,
     TRUST_LIABILITY,
-    TRUST_TAX_TYPE,
+    TRUST_MONEY,
 )
 from xerolink_mapper.domain.kinds.banking import transfer
 from xerolink_mapper.domain.mapping_job import KindMapper, MappingJob, bank_transaction, single_line
@@ -50,8 +50,9 @@ def _note(job: MappingJob, description: str) -> tuple[str, str]:
 
 
 def _trust_money(
-    job: MappingJob, body: BankAmountBody, type_: BankTransactionType, function: str, tax_type: str, ref: str
+    job: MappingJob, body: BankAmountBody, type_: BankTransactionType, function: str, untaxed: str, ref: str
 ) -> tuple[list[Operation], int]:
+    tax_type = job.untaxed(untaxed)
     amount = job.money(body.amount, "amount")
     bank = job.account(body.bank_account, "trust_bank_account", TRUST_BANK, "the trust bank account")
     line_account = job.allocated(function, "the trust ledger line")
@@ -62,15 +63,15 @@ def _trust_money(
 
 
 def _trust_receipt(job: MappingJob, body: BankAmountBody) -> tuple[list[Operation], int]:
-    return _trust_money(job, body, BankTransactionType.RECEIVE, TRUST_LIABILITY, TRUST_TAX_TYPE, "trust-receipt")
+    return _trust_money(job, body, BankTransactionType.RECEIVE, TRUST_LIABILITY, TRUST_MONEY, "trust-receipt")
 
 
 def _trust_payment(job: MappingJob, body: BankAmountBody) -> tuple[list[Operation], int]:
-    return _trust_money(job, body, BankTransactionType.SPEND, TRUST_LIABILITY, TRUST_TAX_TYPE, "trust-payment")
+    return _trust_money(job, body, BankTransactionType.SPEND, TRUST_LIABILITY, TRUST_MONEY, "trust-payment")
 
 
 def _trust_interest(job: MappingJob, body: BankAmountBody) -> tuple[list[Operation], int]:
-    return _trust_money(job, body, BankTransactionType.RECEIVE, TRUST_INTEREST, INTEREST_TAX_TYPE, "trust-interest")
+    return _trust_money(job, body, BankTransactionType.RECEIVE, TRUST_INTEREST, INTEREST_ON_TRUST, "trust-interest")
 
 
 def _trust_journal(job: MappingJob, body: TrustJournalBody) -> tuple[list[Operation], int]:
@@ -80,6 +81,7 @@ def _trust_journal(job: MappingJob, body: TrustJournalBody) -> tuple[list[Operat
     if from_action and from_action == to_action:
         job.problems.field(f"{job.path}.to_action_id", "is the same matter as from_action_id: nothing moves")
     liability = job.allocated(TRUST_LIABILITY, "the matters' trust ledger")
+    tax_type = job.untaxed(TRUST_MONEY)
     note, path = _note(job, body.description)
     suffix = f": {note}" if note else ""
     narration = f"Trust journal from matter {from_action} to matter {to_action}{suffix}"
@@ -96,8 +98,8 @@ def _trust_journal(job: MappingJob, body: TrustJournalBody) -> tuple[list[Operat
         line_amount_types=LineAmountTypes.NO_TAX,
         journal_lines=(
             # The paying matter's liability falls (debit), the receiving matter's rises (credit).
-            JournalLine(liability, f"Matter {from_action}{suffix}", amount, TRUST_TAX_TYPE),
-            JournalLine(liability, f"Matter {to_action}{suffix}", -amount, TRUST_TAX_TYPE),
+            JournalLine(liability, f"Matter {from_action}{suffix}", amount, tax_type),
+            JournalLine(liability, f"Matter {to_action}{suffix}", -amount, tax_type),
         ),
     )
     return [Operation("trust-journal", journal)], amount
@@ -119,7 +121,7 @@ def _invoice_paid_from_trust(job: MappingJob, body: PaymentBody) -> tuple[list[O
     bank = job.account(body.bank_account, "trust_bank_account", TRUST_BANK, "the trust bank account")
     liability = job.allocated(TRUST_LIABILITY, "the matter's trust ledger")
     office = job.allocated(OFFICE_BANK, "the office bank the fee is paid into")
-    items = single_line(f"Payment of bill {bill} from trust", liability, TRUST_TAX_TYPE, amount)
+    items = single_line(f"Payment of bill {bill} from trust", liability, job.untaxed(TRUST_MONEY), amount)
     spend = bank_transaction(job, BankTransactionType.SPEND, bank, items, LineAmountTypes.NO_TAX)
     payment = Payment(
         document=RecordKey(Kind.CLIENT_BILL, bill),
@@ -150,7 +152,8 @@ def _funds(
         # The regulated account is not a bank account in Xero: move the money with a bank
         # transaction on the trust bank, its line on that account.
         type_ = BankTransactionType.SPEND if out else BankTransactionType.RECEIVE
-        items = single_line(f"{function.replace('_', ' ').capitalize()}", funds, TRUST_TAX_TYPE, amount)
+        description = function.replace("_", " ").capitalize()
+        items = single_line(description, funds, job.untaxed(TRUST_MONEY), amount)
         return [Operation(ref, bank_transaction(job, type_, trust, items, LineAmountTypes.NO_TAX))], amount
     source, target = (trust, funds) if out else (funds, trust)
     return [Operation("bank-transfer", BankTransfer(source, target, amount, job.date, job.reference))], amount
