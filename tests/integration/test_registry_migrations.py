@@ -12,8 +12,10 @@ from typing import Any
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from google.protobuf.message import DecodeError
 from sqlalchemy import Connection, text
 from sqlmodel import SQLModel
+from xerolink.mapper.v1 import mapper_service_pb2 as mapper_pb2
 from xerolink_poster.adapters import backfill_tables, correction_tables, tables  # noqa: F401 - their tables
 from xerolink_poster.adapters.database import Database, open_database
 from xerolink_poster.adapters.migrations import (
@@ -93,7 +95,7 @@ def test_a_registry_of_the_old_runner_upgrades_to_head_losing_nothing(database_u
             # Stamped, not created again: the baseline's create_table would have failed on the old tables.
             assert conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == [head_revision()]
             for table, rows in ROWS.items():
-                assert _rows(conn, table) == rows, table
+                assert _rows(conn, table) == _after_0003(table, rows), table
             # What main's migration 9 guaranteed (every link has a known outcome) still holds.
             assert conn.execute(text("SELECT id, outcome_unknown FROM link ORDER BY id")).all() == [
                 (1, False),
@@ -101,6 +103,81 @@ def test_a_registry_of_the_old_runner_upgrades_to_head_losing_nothing(database_u
                 (3, False),
             ]
         assert migrate(db) == head_revision()  # stamped once: a second start does nothing more
+    finally:
+        db.dispose()
+
+
+def _after_0003(table: str, rows: list[dict[str, object]]) -> list[dict[str, object]]:
+    """Revision 0003 gives each well-formed context without them the tax types it always posted with."""
+    if table != "connection":
+        return rows
+    changed = []
+    for row in rows:
+        context = mapper_pb2.MappingContext()
+        try:
+            context.ParseFromString(bytes(row["mapping_context"]))  # type: ignore[call-overload]
+        except DecodeError:
+            changed.append(row)  # left as it was
+            continue
+        context.untaxed_line_tax_types.CopyFrom(AU_UNTAXED)
+        changed.append({**row, "mapping_context": row["mapping_context"] + AU_UNTAXED_FIELD})  # type: ignore[operator]
+    return changed
+
+
+AU_UNTAXED = mapper_pb2.UntaxedLineTaxTypes(
+    trust_money="BASEXCLUDED", interest_on_trust="EXEMPTOUTPUT", journal_without_tax_code="BASEXCLUDED"
+)
+AU_UNTAXED_FIELD = mapper_pb2.MappingContext(untaxed_line_tax_types=AU_UNTAXED).SerializeToString()
+
+
+def _connection(db: Database, connection_id: str, context: bytes) -> None:
+    # Through the table class, whose column defaults fill the rest of the row.
+    table = SQLModel.metadata.tables["connection"]
+    with db.write.begin() as conn:
+        conn.execute(
+            table.insert().values(
+                connection_id=connection_id,
+                xero_base_url="http://xero.invalid",
+                xero_tenant_id=connection_id,
+                access_token="",
+                refresh_token="",
+                mapping_context=context,
+                create_us=1,
+            )
+        )
+
+
+def _context(db: Database, connection_id: str) -> bytes:
+    with db.read.connect() as conn:
+        value = conn.execute(
+            text("SELECT mapping_context FROM connection WHERE connection_id = :id"), {"id": connection_id}
+        ).scalar_one()
+    return bytes(value)
+
+
+def test_revision_0003_gives_each_stored_context_the_tax_types_it_posted_untaxed_lines_with(
+    database_url: str,
+) -> None:
+    db = open_database(database_url)
+    try:
+        migrate(db, "0002")
+        old = mapper_pb2.MappingContext(base_currency_code="AUD", tax_code_map={"GST": "OUTPUT"})
+        own = mapper_pb2.MappingContext(
+            base_currency_code="NZD", untaxed_line_tax_types=mapper_pb2.UntaxedLineTaxTypes(trust_money="NONE")
+        )
+        _connection(db, "firm-old", old.SerializeToString())
+        _connection(db, "firm-own", own.SerializeToString())
+        _connection(db, "firm-garbled", b"\n\x05AUD\x00\x01\xff")
+
+        assert migrate(db) == head_revision()
+
+        upgraded = mapper_pb2.MappingContext()
+        upgraded.ParseFromString(_context(db, "firm-old"))
+        assert upgraded.untaxed_line_tax_types == AU_UNTAXED
+        assert upgraded.tax_code_map == {"GST": "OUTPUT"} and upgraded.base_currency_code == "AUD"
+        # A context that has its own is left alone, and so is one that does not parse.
+        assert _context(db, "firm-own") == own.SerializeToString()
+        assert _context(db, "firm-garbled") == b"\n\x05AUD\x00\x01\xff"
     finally:
         db.dispose()
 
