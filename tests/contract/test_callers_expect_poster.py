@@ -20,6 +20,7 @@ from xerolink_cli.commands import watch_until_settled
 from xerolink_cli.connections import register_emulated_connection
 from xerolink_cli.demo import mapping_context
 from xerolink_common.grpc_errors import from_rpc_error
+from xerolink_poster.service_layer.connection_facts import chart_from_accounts, set_tax_rates
 
 from tests.contract.pact import Pact, check, load_pacts, to_dict
 from tests.fixtures.processes import child_env, console_script, free_port, running
@@ -63,8 +64,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory, mapper_process_target: str) 
 
 
 def connect(stack: Stack, connection_id: str) -> None:
+    """A connection as ConnectOrganisation leaves one: with the organisation's chart and tax rates."""
     org: dict[str, Any] = stack.emulator.create_organisation(f"Firm of {connection_id}")
-    register_emulated_connection(stack.poster, connection_id, stack.emulator.base_url, org, mapping_context())
+    organisation = stack.emulator.state.organisation(org["tenant_id"])
+    context = mapping_context()
+    context.chart.extend(chart_from_accounts(list(organisation.accounts.values())))
+    set_tax_rates(context, list(organisation.tax_rates.values()), organisation.country_code)
+    register_emulated_connection(stack.poster, connection_id, stack.emulator.base_url, org, context)
 
 
 @pytest.mark.parametrize("pact", PACTS, ids=[p.name for p in PACTS])

@@ -68,6 +68,8 @@ NOT_REASONS_PREFIXES = ("XEROLINK_", "OTEL_", "POST_OUTCOME_", "UNLINK_ACTION_",
 _OTHER_VOCABULARY = {
     # Preflight checks and support-matrix codes (PreconditionFailure types and decision codes).
     "ACCOUNTING_METHOD",
+    "ACCOUNT_ALLOCATION",
+    "TAX_TYPES",
     "CASH_ACCOUNTING",
     "EXTENDED_ONLY",
     "GENERAL_RETAINERS",

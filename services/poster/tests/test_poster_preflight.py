@@ -9,7 +9,9 @@ from xerolink_mapper.domain import support_matrix as sm
 from xerolink_mapper.domain.model import Profile as MapperProfile
 from xerolink_poster.domain import backfill_progress as bp
 from xerolink_poster.domain import preflight as pf
+from xerolink_poster.domain.allocation import Discrepancy
 from xerolink_poster.domain.states import LinkState
+from xerolink_poster.domain.tax_types import Problem
 
 READY = pf.Facts(
     profile=pf.Profile.COMPATIBLE,
@@ -18,6 +20,13 @@ READY = pf.Facts(
     general_retainers_configured=False,
     linked_division_id=1,
     division_ids=(1,),
+    allocation_discrepancies=(),
+    tax_problems=(),
+    country_code="NZ",
+)
+BROKEN_ALLOCATION = Discrepancy("trust_bank", "091", "ACCOUNT_NOT_IN_CHART", "create account 091 in Xero")
+FOREIGN_TAX_TYPE = Problem(
+    "tax_code_map[GST]", "OUTPUT", "TAX_TYPE_NOT_IN_ORGANISATION", "tax_code_map[GST] is OUTPUT: map it to OUTPUT2"
 )
 
 
@@ -28,6 +37,9 @@ def _statuses(facts: pf.Facts) -> dict[str, pf.Status]:
 def test_every_check_names_a_matrix_condition_with_the_profiles_the_matrix_gives_it() -> None:
     profiles = {MapperProfile.ACTIONSTEP_COMPATIBLE: pf.Profile.COMPATIBLE, MapperProfile.EXTENDED: pf.Profile.EXTENDED}
     for check in pf.run(READY):
+        if check.check in pf.SETTING_CHECKS:
+            assert check.profiles == (pf.Profile.COMPATIBLE, pf.Profile.EXTENDED), check.check
+            continue
         condition = sm.CONDITIONS_BY_CODE[check.reason_code]
         assert check.profiles == tuple(profiles[p] for p in condition.profiles), check.check
 
@@ -48,6 +60,10 @@ def test_ready_facts_pass_every_check() -> None:
         ({"division_ids": (2, 3)}, "DIVISIONS", pf.Status.FAIL, pf.Status.FAIL),
         ({"linked_division_id": 0}, "DIVISIONS", pf.Status.FAIL, pf.Status.FAIL),
         ({"division_ids": None}, "DIVISIONS", pf.Status.WARNING, pf.Status.WARNING),
+        ({"allocation_discrepancies": (BROKEN_ALLOCATION,)}, "ACCOUNT_ALLOCATION", pf.Status.FAIL, pf.Status.FAIL),
+        ({"allocation_discrepancies": None}, "ACCOUNT_ALLOCATION", pf.Status.WARNING, pf.Status.WARNING),
+        ({"tax_problems": (FOREIGN_TAX_TYPE,)}, "TAX_TYPES", pf.Status.FAIL, pf.Status.FAIL),
+        ({"tax_problems": None}, "TAX_TYPES", pf.Status.WARNING, pf.Status.WARNING),
     ],
 )
 def test_one_broken_fact_changes_only_its_own_check_in_each_profile(
@@ -66,11 +82,22 @@ def test_every_failure_and_warning_says_what_to_do() -> None:
         multi_currency_database=True,
         general_retainers_configured=True,
         division_ids=(1, 2),
+        allocation_discrepancies=(BROKEN_ALLOCATION,),
+        tax_problems=(FOREIGN_TAX_TYPE,),
     )
+    verbs = ("set ", "remove ", "turn ", "keep ", "choose ", "create ", "map ")
     for check in pf.run(broken):
         assert check.status is not pf.Status.PASS
         assert check.reason_code in check.message or check.status is pf.Status.WARNING
-        assert any(verb in check.message for verb in ("set ", "remove ", "turn ", "keep ", "choose ")), check.check
+        assert any(verb in check.message for verb in verbs), check.check
+
+
+def test_the_settings_checks_name_each_thing_the_organisation_lacks() -> None:
+    second = dataclasses.replace(FOREIGN_TAX_TYPE, setting="untaxed_line_tax_types.trust_money", tax_type="BASEXCLUDED")
+    facts = dataclasses.replace(READY, tax_problems=(FOREIGN_TAX_TYPE, second))
+    [tax] = [c for c in pf.run(facts) if c.check == "TAX_TYPES"]
+    assert "2 tax setting(s)" in tax.message and "(NZ)" in tax.message
+    assert FOREIGN_TAX_TYPE.description in tax.message and second.description in tax.message
 
 
 def _item(bill: int, is_bill: bool, state: LinkState | None, outcome: str = bp.ACCEPTED) -> bp.ItemState:

@@ -175,6 +175,10 @@ class XeroIdentity:
         response = self._get(f"{base_url}{API_PREFIX}Accounts", access_token, tenant_id, "GET Accounts")
         return [a for a in _json(response).get("Accounts") or [] if isinstance(a, dict)]
 
+    def tax_rates(self, base_url: str, access_token: str, tenant_id: str) -> list[dict[str, Any]]:
+        response = self._get(f"{base_url}{API_PREFIX}TaxRates", access_token, tenant_id, "GET TaxRates")
+        return [r for r in _json(response).get("TaxRates") or [] if isinstance(r, dict)]
+
     def _get(self, url: str, access_token: str, tenant_id: str | None, what: str) -> httpx.Response:
         headers = {"Authorization": f"Bearer {access_token}", "Accept": "application/json"}
         if tenant_id:

@@ -2,7 +2,9 @@
 before anything is posted (Actionstep's "Before You Integrate with Xero" and "Limitations").
 
 A check FAILS when the mapper would refuse every transaction of the connection for that reason,
-and WARNS when only some transactions are refused (each still gets the mapper's own decision).
+or when a setting of the connection names something the Xero organisation does not have (an
+allocated account, a tax type), and WARNS when only some transactions are refused (each still
+gets the mapper's own decision) or when the Xero facts to check against were never read.
 The profiles each condition applies in follow the support matrix (docs/support-matrix.md)."""
 
 from __future__ import annotations
@@ -10,6 +12,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+
+from xerolink_common.reasons import Reason
+
+from xerolink_poster.domain.allocation import Discrepancy
+from xerolink_poster.domain.tax_types import Problem
 
 
 class Profile(StrEnum):
@@ -31,13 +38,19 @@ class Status(StrEnum):
 
 BOTH = (Profile.COMPATIBLE, Profile.EXTENDED)
 
-# check -> (the matrix condition it is about, the profiles that condition applies in).
+# check -> (the matrix condition it is about, or for SETTING_CHECKS the reason its failures
+# carry; the profiles it applies in).
 CHECKS: dict[str, tuple[str, tuple[Profile, ...]]] = {
     "ACCOUNTING_METHOD": ("CASH_ACCOUNTING", BOTH),
     "MULTI_CURRENCY_DATABASE": ("MULTI_CURRENCY_DATABASE", (Profile.COMPATIBLE,)),
     "GENERAL_RETAINERS": ("GENERAL_RETAINERS_CONFIGURED", BOTH),
     "DIVISIONS": ("OTHER_DIVISION", BOTH),
+    "ACCOUNT_ALLOCATION": (Reason.ACCOUNT_ALLOCATION_BROKEN, BOTH),
+    "TAX_TYPES": (Reason.TAX_TYPE_NOT_IN_ORGANISATION, BOTH),
 }
+# Checks of the connection's settings against the Xero organisation rather than of a support
+# matrix condition.
+SETTING_CHECKS = frozenset({"ACCOUNT_ALLOCATION", "TAX_TYPES"})
 
 
 @dataclass(frozen=True)
@@ -51,6 +64,12 @@ class Facts:
     linked_division_id: int
     # Every division of the organisation; None when the caller did not send them.
     division_ids: tuple[int, ...] | None = None
+    # What the Xero organisation lacks of the connection's allocation and tax types (checked
+    # against its chart and TaxRates read when it was connected); None: never read.
+    allocation_discrepancies: tuple[Discrepancy, ...] | None = None
+    tax_problems: tuple[Problem, ...] | None = None
+    # The organisation's CountryCode, named in messages.
+    country_code: str = ""
 
 
 @dataclass(frozen=True)
@@ -156,13 +175,67 @@ def divisions(facts: Facts) -> Check:
     return _check("DIVISIONS", Status.PASS, f"The organisation has a single division ({linked}), linked to Xero.")
 
 
+def account_allocation(facts: Facts) -> Check:
+    broken = facts.allocation_discrepancies
+    if broken is None:
+        return _check(
+            "ACCOUNT_ALLOCATION",
+            Status.WARNING,
+            "The organisation's chart was never read, so the account allocation was not checked against it; "
+            "connect the organisation with ConnectOrganisation, or refresh the chart with "
+            "GetAllocationDiscrepancies.",
+        )
+    if broken:
+        listed = "; ".join(d.description for d in broken)
+        return _check(
+            "ACCOUNT_ALLOCATION",
+            Status.FAIL,
+            f"{len(broken)} allocated account(s) the Xero organisation's chart cannot take, so every post is "
+            f"refused (ACCOUNT_ALLOCATION_BROKEN): {listed}.",
+        )
+    return _check("ACCOUNT_ALLOCATION", Status.PASS, "Every allocated account is an active account of the chart.")
+
+
+def tax_types(facts: Facts) -> Check:
+    found = facts.tax_problems
+    where = f" ({facts.country_code})" if facts.country_code else ""
+    if found is None:
+        return _check(
+            "TAX_TYPES",
+            Status.WARNING,
+            "The organisation's tax rates were never read, so the tax types were not checked against them; "
+            "connect the organisation with ConnectOrganisation.",
+        )
+    if found:
+        listed = "; ".join(p.description for p in found)
+        return _check(
+            "TAX_TYPES",
+            Status.FAIL,
+            f"{len(found)} tax setting(s) name no active tax rate of the Xero organisation{where}, so every "
+            f"transaction that uses one is refused (TAX_TYPE_NOT_IN_ORGANISATION, UNTAXED_TAX_TYPE_NOT_MAPPED): "
+            f"{listed}.",
+        )
+    return _check(
+        "TAX_TYPES",
+        Status.PASS,
+        f"Every Actionstep tax code and every line without one maps to an active tax rate of the organisation{where}.",
+    )
+
+
 def _ids(ids: Sequence[int]) -> str:
     return ", ".join(str(i) for i in ids) or "none"
 
 
 def run(facts: Facts) -> list[Check]:
     """Every check, in a fixed order."""
-    return [accounting_method(facts), multi_currency(facts), general_retainers(facts), divisions(facts)]
+    return [
+        accounting_method(facts),
+        multi_currency(facts),
+        general_retainers(facts),
+        divisions(facts),
+        account_allocation(facts),
+        tax_types(facts),
+    ]
 
 
 def failed(checks: Sequence[Check]) -> list[Check]:

@@ -53,6 +53,8 @@ def status_message(row: ConnectionRow) -> connection_pb2.ConnectionStatus:
                 organisation_class=str(facts.get("organisation_class", "")),
                 base_currency_code=str(facts.get("base_currency_code", "")),
                 chart_account_count=int(facts.get("chart_account_count", 0)),
+                country_code=str(facts.get("country_code", "")),
+                tax_rate_count=int(facts.get("tax_rate_count", 0)),
                 read_time=_timestamp(int(facts["read_us"])),
             )
         )

@@ -12,7 +12,7 @@ from xerolink_common.errors import PreconditionViolation, failed_precondition
 from xerolink_common.reasons import Reason
 
 from xerolink_poster.adapters.tables import ConnectionRow
-from xerolink_poster.domain import allocation
+from xerolink_poster.domain import allocation, tax_types
 from xerolink_poster.domain.states import ConnectionState
 
 
@@ -28,6 +28,49 @@ def chart_entries(context: mapper_pb2.MappingContext) -> list[allocation.ChartEn
 
 def allocation_discrepancies(context: mapper_pb2.MappingContext) -> list[allocation.Discrepancy]:
     return allocation.discrepancies(dict(context.account_allocation), chart_entries(context))
+
+
+def tax_rate_entries(context: mapper_pb2.MappingContext) -> dict[str, tax_types.Rate]:
+    return {r.tax_type: tax_types.Rate(r.tax_type, r.name, r.status) for r in context.tax_rates}
+
+
+def untaxed_of(context: mapper_pb2.MappingContext) -> dict[str, str]:
+    return {name: getattr(context.untaxed_line_tax_types, name) for name in tax_types.UNTAXED_FIELDS}
+
+
+def tax_problems(context: mapper_pb2.MappingContext, country: str) -> list[tax_types.Problem]:
+    return tax_types.problems(
+        dict(context.tax_code_map),
+        dict(context.purchase_tax_code_map),
+        untaxed_of(context),
+        tax_rate_entries(context),
+        country,
+    )
+
+
+def set_tax_rates(context: mapper_pb2.MappingContext, rates: list[dict[str, Any]], country: str) -> None:
+    """Stores the organisation's tax rates in the context (the mapper checks every line's tax type
+    against them) and fills each empty tax type for lines without a tax code with the country's
+    default, when the organisation has that rate active."""
+    del context.tax_rates[:]
+    context.tax_rates.extend(
+        mapper_pb2.TaxRate(
+            tax_type=str(rate.get("TaxType") or ""),
+            name=str(rate.get("Name") or ""),
+            status=str(rate.get("Status") or ""),
+        )
+        for rate in rates
+        if rate.get("TaxType")
+    )
+    filled = tax_types.fill_untaxed(untaxed_of(context), country, tax_rate_entries(context))
+    for name, value in filled.items():
+        setattr(context.untaxed_line_tax_types, name, value)
+
+
+def tax_warnings(context: mapper_pb2.MappingContext, country: str) -> list[allocation.Warning]:
+    """A warning per tax type the connection names that the organisation cannot take: the
+    transactions that use it are refused (FAILED_PRECONDITION) until it is mapped again."""
+    return [allocation.Warning(p.problem, p.description) for p in tax_problems(context, country)]
 
 
 def check_postable(row: ConnectionRow) -> None:

@@ -37,6 +37,8 @@ from xerolink_poster.service_layer.connection_facts import (
     chart_from_accounts,
     check_postable,
     context_of,
+    set_tax_rates,
+    tax_warnings,
     tenant_list,
     timestamp_of,
 )
@@ -118,8 +120,9 @@ class ConnectionKeeper(ConnectionTokens):
             raise unavailable(Reason.XERO_UNREACHABLE, f"Xero's token endpoint did not answer ({exc}); retry") from exc
         tenant = self._choose_tenant(base_url, grant.access_token, request.xero_tenant_id)
         tenant_id = str(tenant.get("tenantId", "")).lower()
-        organisation, accounts = self._read_organisation(base_url, grant.access_token, tenant_id)
+        organisation, accounts, rates = self._read_organisation(base_url, grant.access_token, tenant_id)
         chart = chart_from_accounts(accounts)
+        country = str(organisation.get("CountryCode") or "")
         context = mapper_pb2.MappingContext()
         if existing is not None:
             context.ParseFromString(existing.mapping_context)
@@ -132,12 +135,14 @@ class ConnectionKeeper(ConnectionTokens):
         context.base_currency_code = base_currency or expected_currency
         del context.chart[:]
         context.chart.extend(chart)
+        set_tax_rates(context, rates, country)
         warnings = allocation.organisation_warnings(
             bool(organisation.get("IsDemoCompany")),
             str(organisation.get("Class") or ""),
             base_currency,
             expected_currency,
         )
+        warnings += tax_warnings(context, country)
         facts = {
             "name": str(organisation.get("Name") or tenant.get("tenantName") or ""),
             "organisation_id": str(organisation.get("OrganisationID") or ""),
@@ -145,6 +150,8 @@ class ConnectionKeeper(ConnectionTokens):
             "organisation_class": str(organisation.get("Class") or ""),
             "base_currency_code": base_currency,
             "chart_account_count": len(chart),
+            "country_code": country,
+            "tax_rate_count": len(context.tax_rates),
             "read_us": now_us(),
             "warnings": [{"code": w.code, "message": w.message} for w in warnings],
         }
@@ -229,11 +236,12 @@ class ConnectionKeeper(ConnectionTokens):
 
     def _read_organisation(
         self, base_url: str, access_token: str, tenant_id: str
-    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    ) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
         try:
             return (
                 self.identity.organisation(base_url, access_token, tenant_id),
                 self.identity.accounts(base_url, access_token, tenant_id),
+                self.identity.tax_rates(base_url, access_token, tenant_id),
             )
         except (Uncertain, XeroRefused) as exc:
             raise unavailable(

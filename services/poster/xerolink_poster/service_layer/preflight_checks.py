@@ -12,6 +12,7 @@ from xerolink_common.reasons import Reason
 from xerolink_poster.adapters.database import Database
 from xerolink_poster.adapters.tables import ConnectionRow
 from xerolink_poster.domain import preflight
+from xerolink_poster.service_layer.connection_facts import allocation_discrepancies, organisation_facts, tax_problems
 from xerolink_poster.service_layer.connections import get_connection
 from xerolink_poster.service_layer.posting_values import mapping_context
 
@@ -23,6 +24,7 @@ _METHODS = {
 
 def facts_of(connection: ConnectionRow, division_ids: Sequence[int] | None) -> preflight.Facts:
     context = mapping_context(connection)
+    country = str(organisation_facts(connection).get("country_code") or "")
     # UNSPECIFIED is the compatible profile, as the mapper reads it.
     extended = context.profile == mapper_pb2.POLICY_PROFILE_EXTENDED
     return preflight.Facts(
@@ -32,6 +34,9 @@ def facts_of(connection: ConnectionRow, division_ids: Sequence[int] | None) -> p
         general_retainers_configured=context.general_retainers_configured,
         linked_division_id=context.linked_division_id,
         division_ids=tuple(division_ids) if division_ids is not None else None,
+        allocation_discrepancies=tuple(allocation_discrepancies(context)) if len(context.chart) else None,
+        tax_problems=tuple(tax_problems(context, country)) if len(context.tax_rates) else None,
+        country_code=country,
     )
 
 

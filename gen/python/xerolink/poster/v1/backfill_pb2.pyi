@@ -156,12 +156,16 @@ class PreflightCheck(_message.Message):
     PROFILES_FIELD_NUMBER: _builtins.int
     MESSAGE_FIELD_NUMBER: _builtins.int
     check: _builtins.str
-    """"ACCOUNTING_METHOD", "MULTI_CURRENCY_DATABASE", "GENERAL_RETAINERS" or "DIVISIONS"."""
+    """"ACCOUNTING_METHOD", "MULTI_CURRENCY_DATABASE", "GENERAL_RETAINERS", "DIVISIONS",
+    "ACCOUNT_ALLOCATION" (allocated accounts against the organisation's chart) or "TAX_TYPES"
+    (the tax maps and untaxed_line_tax_types against the organisation's tax rates).
+    """
     status: Global___PreflightStatus.ValueType
     reason_code: _builtins.str
-    """The support matrix's condition the check is about (e.g. "CASH_ACCOUNTING"); the mapper
-    refuses each transaction with this reason code while the check does not pass. Empty when
-    the check passes: nothing is refused.
+    """The support matrix's condition the check is about (e.g. "CASH_ACCOUNTING"), or for
+    ACCOUNT_ALLOCATION and TAX_TYPES the reason refusals carry (ACCOUNT_ALLOCATION_BROKEN,
+    TAX_TYPE_NOT_IN_ORGANISATION); transactions are refused with it while the check does not
+    pass. Empty when the check passes: nothing is refused.
     """
     message: _builtins.str
     """One sentence: what was found and what to do."""

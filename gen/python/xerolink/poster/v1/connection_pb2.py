@@ -27,7 +27,7 @@ from xerolink.mapper.v1 import mapper_service_pb2 as xerolink_dot_mapper_dot_v1_
 from xerolink.type.v1 import errors_pb2 as xerolink_dot_type_dot_v1_dot_errors__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#xerolink/poster/v1/connection.proto\x12\x12xerolink.poster.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\'xerolink/mapper/v1/mapper_service.proto\x1a\x1dxerolink/type/v1/errors.proto\"\xd4\x01\n\x11OrganisationFacts\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x17\n\x0forganisation_id\x18\x02 \x01(\t\x12\x14\n\x0c\x64\x65mo_company\x18\x03 \x01(\x08\x12\x1a\n\x12organisation_class\x18\x04 \x01(\t\x12\x1a\n\x12\x62\x61se_currency_code\x18\x05 \x01(\t\x12\x1b\n\x13\x63hart_account_count\x18\x06 \x01(\x05\x12-\n\tread_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"2\n\x11\x43onnectionWarning\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\"e\n\x15\x41llocationDiscrepancy\x12\x10\n\x08\x66unction\x18\x01 \x01(\t\x12\x14\n\x0c\x61\x63\x63ount_code\x18\x02 \x01(\t\x12\x0f\n\x07problem\x18\x03 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\"\xa4\x03\n\x10\x43onnectionStatus\x12\x32\n\x05state\x18\x01 \x01(\x0e\x32#.xerolink.poster.v1.ConnectionState\x12;\n\x0corganisation\x18\x02 \x01(\x0b\x32%.xerolink.poster.v1.OrganisationFacts\x12<\n\x18\x61\x63\x63\x65ss_token_expire_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x11token_update_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x37\n\x08warnings\x18\x05 \x03(\x0b\x32%.xerolink.poster.v1.ConnectionWarning\x12K\n\x18\x61llocation_discrepancies\x18\x06 \x03(\x0b\x32).xerolink.poster.v1.AllocationDiscrepancy\x12\x10\n\x08xero_app\x18\x07 \x01(\t\x12\x12\n\nlast_error\x18\x08 \x01(\t\"\xe3\x01\n\x1a\x43onnectOrganisationRequest\x12\x15\n\rconnection_id\x18\x01 \x01(\t\x12\x1a\n\x12\x61uthorization_code\x18\x02 \x01(\t\x12\x14\n\x0credirect_uri\x18\x03 \x01(\t\x12\x10\n\x08xero_app\x18\x04 \x01(\t\x12\x16\n\x0exero_tenant_id\x18\x05 \x01(\t\x12\x15\n\rxero_base_url\x18\x06 \x01(\t\x12;\n\x0fmapping_context\x18\x07 \x01(\x0b\x32\".xerolink.mapper.v1.MappingContext\"\xd2\x01\n\x1b\x43onnectOrganisationResponse\x12\x15\n\rconnection_id\x18\x01 \x01(\t\x12\x34\n\x06status\x18\x02 \x01(\x0b\x32$.xerolink.poster.v1.ConnectionStatus\x12\x1d\n\x15replaced_organisation\x18\x03 \x01(\x08\x12\x1a\n\x12previous_tenant_id\x18\x04 \x01(\t\x12+\n\x08warnings\x18\x05 \x03(\x0b\x32\x19.xerolink.type.v1.Warning\"1\n\x18RefreshConnectionRequest\x12\x15\n\rconnection_id\x18\x01 \x01(\t\"d\n\x19RefreshConnectionResponse\x12\x34\n\x06status\x18\x01 \x01(\x0b\x32$.xerolink.poster.v1.ConnectionStatus\x12\x11\n\texchanged\x18\x02 \x01(\x08\"4\n\x1b\x44isconnectConnectionRequest\x12\x15\n\rconnection_id\x18\x01 \x01(\t\"T\n\x1c\x44isconnectConnectionResponse\x12\x34\n\x06status\x18\x01 \x01(\x0b\x32$.xerolink.poster.v1.ConnectionStatus\"Q\n!GetAllocationDiscrepanciesRequest\x12\x15\n\rconnection_id\x18\x01 \x01(\t\x12\x15\n\rrefresh_chart\x18\x02 \x01(\x08\"\x8b\x02\n\"GetAllocationDiscrepanciesResponse\x12@\n\rdiscrepancies\x18\x01 \x03(\x0b\x32).xerolink.poster.v1.AllocationDiscrepancy\x12i\n\x12\x61\x63\x63ount_allocation\x18\x02 \x03(\x0b\x32M.xerolink.poster.v1.GetAllocationDiscrepanciesResponse.AccountAllocationEntry\x1a\x38\n\x16\x41\x63\x63ountAllocationEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xdb\x01\n\x14RemapAccountsRequest\x12\x15\n\rconnection_id\x18\x01 \x01(\t\x12[\n\x12\x61\x63\x63ount_allocation\x18\x02 \x03(\x0b\x32?.xerolink.poster.v1.RemapAccountsRequest.AccountAllocationEntry\x12\x15\n\rvalidate_only\x18\x03 \x01(\x08\x1a\x38\n\x16\x41\x63\x63ountAllocationEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xf1\x01\n\x15RemapAccountsResponse\x12\\\n\x12\x61\x63\x63ount_allocation\x18\x01 \x03(\x0b\x32@.xerolink.poster.v1.RemapAccountsResponse.AccountAllocationEntry\x12@\n\rdiscrepancies\x18\x02 \x03(\x0b\x32).xerolink.poster.v1.AllocationDiscrepancy\x1a\x38\n\x16\x41\x63\x63ountAllocationEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01*\x9c\x01\n\x0f\x43onnectionState\x12 \n\x1c\x43ONNECTION_STATE_UNSPECIFIED\x10\x00\x12\x1e\n\x1a\x43ONNECTION_STATE_CONNECTED\x10\x01\x12$\n CONNECTION_STATE_NEEDS_RECONNECT\x10\x02\x12!\n\x1d\x43ONNECTION_STATE_DISCONNECTED\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#xerolink/poster/v1/connection.proto\x12\x12xerolink.poster.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\'xerolink/mapper/v1/mapper_service.proto\x1a\x1dxerolink/type/v1/errors.proto\"\x82\x02\n\x11OrganisationFacts\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x17\n\x0forganisation_id\x18\x02 \x01(\t\x12\x14\n\x0c\x64\x65mo_company\x18\x03 \x01(\x08\x12\x1a\n\x12organisation_class\x18\x04 \x01(\t\x12\x1a\n\x12\x62\x61se_currency_code\x18\x05 \x01(\t\x12\x1b\n\x13\x63hart_account_count\x18\x06 \x01(\x05\x12-\n\tread_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0c\x63ountry_code\x18\x08 \x01(\t\x12\x16\n\x0etax_rate_count\x18\t \x01(\x05\"2\n\x11\x43onnectionWarning\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\"e\n\x15\x41llocationDiscrepancy\x12\x10\n\x08\x66unction\x18\x01 \x01(\t\x12\x14\n\x0c\x61\x63\x63ount_code\x18\x02 \x01(\t\x12\x0f\n\x07problem\x18\x03 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\"\xa4\x03\n\x10\x43onnectionStatus\x12\x32\n\x05state\x18\x01 \x01(\x0e\x32#.xerolink.poster.v1.ConnectionState\x12;\n\x0corganisation\x18\x02 \x01(\x0b\x32%.xerolink.poster.v1.OrganisationFacts\x12<\n\x18\x61\x63\x63\x65ss_token_expire_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x11token_update_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x37\n\x08warnings\x18\x05 \x03(\x0b\x32%.xerolink.poster.v1.ConnectionWarning\x12K\n\x18\x61llocation_discrepancies\x18\x06 \x03(\x0b\x32).xerolink.poster.v1.AllocationDiscrepancy\x12\x10\n\x08xero_app\x18\x07 \x01(\t\x12\x12\n\nlast_error\x18\x08 \x01(\t\"\xe3\x01\n\x1a\x43onnectOrganisationRequest\x12\x15\n\rconnection_id\x18\x01 \x01(\t\x12\x1a\n\x12\x61uthorization_code\x18\x02 \x01(\t\x12\x14\n\x0credirect_uri\x18\x03 \x01(\t\x12\x10\n\x08xero_app\x18\x04 \x01(\t\x12\x16\n\x0exero_tenant_id\x18\x05 \x01(\t\x12\x15\n\rxero_base_url\x18\x06 \x01(\t\x12;\n\x0fmapping_context\x18\x07 \x01(\x0b\x32\".xerolink.mapper.v1.MappingContext\"\xd2\x01\n\x1b\x43onnectOrganisationResponse\x12\x15\n\rconnection_id\x18\x01 \x01(\t\x12\x34\n\x06status\x18\x02 \x01(\x0b\x32$.xerolink.poster.v1.ConnectionStatus\x12\x1d\n\x15replaced_organisation\x18\x03 \x01(\x08\x12\x1a\n\x12previous_tenant_id\x18\x04 \x01(\t\x12+\n\x08warnings\x18\x05 \x03(\x0b\x32\x19.xerolink.type.v1.Warning\"1\n\x18RefreshConnectionRequest\x12\x15\n\rconnection_id\x18\x01 \x01(\t\"d\n\x19RefreshConnectionResponse\x12\x34\n\x06status\x18\x01 \x01(\x0b\x32$.xerolink.poster.v1.ConnectionStatus\x12\x11\n\texchanged\x18\x02 \x01(\x08\"4\n\x1b\x44isconnectConnectionRequest\x12\x15\n\rconnection_id\x18\x01 \x01(\t\"T\n\x1c\x44isconnectConnectionResponse\x12\x34\n\x06status\x18\x01 \x01(\x0b\x32$.xerolink.poster.v1.ConnectionStatus\"Q\n!GetAllocationDiscrepanciesRequest\x12\x15\n\rconnection_id\x18\x01 \x01(\t\x12\x15\n\rrefresh_chart\x18\x02 \x01(\x08\"\x8b\x02\n\"GetAllocationDiscrepanciesResponse\x12@\n\rdiscrepancies\x18\x01 \x03(\x0b\x32).xerolink.poster.v1.AllocationDiscrepancy\x12i\n\x12\x61\x63\x63ount_allocation\x18\x02 \x03(\x0b\x32M.xerolink.poster.v1.GetAllocationDiscrepanciesResponse.AccountAllocationEntry\x1a\x38\n\x16\x41\x63\x63ountAllocationEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xdb\x01\n\x14RemapAccountsRequest\x12\x15\n\rconnection_id\x18\x01 \x01(\t\x12[\n\x12\x61\x63\x63ount_allocation\x18\x02 \x03(\x0b\x32?.xerolink.poster.v1.RemapAccountsRequest.AccountAllocationEntry\x12\x15\n\rvalidate_only\x18\x03 \x01(\x08\x1a\x38\n\x16\x41\x63\x63ountAllocationEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xf1\x01\n\x15RemapAccountsResponse\x12\\\n\x12\x61\x63\x63ount_allocation\x18\x01 \x03(\x0b\x32@.xerolink.poster.v1.RemapAccountsResponse.AccountAllocationEntry\x12@\n\rdiscrepancies\x18\x02 \x03(\x0b\x32).xerolink.poster.v1.AllocationDiscrepancy\x1a\x38\n\x16\x41\x63\x63ountAllocationEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01*\x9c\x01\n\x0f\x43onnectionState\x12 \n\x1c\x43ONNECTION_STATE_UNSPECIFIED\x10\x00\x12\x1e\n\x1a\x43ONNECTION_STATE_CONNECTED\x10\x01\x12$\n CONNECTION_STATE_NEEDS_RECONNECT\x10\x02\x12!\n\x1d\x43ONNECTION_STATE_DISCONNECTED\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -40,40 +40,40 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_REMAPACCOUNTSREQUEST_ACCOUNTALLOCATIONENTRY']._serialized_options = b'8\001'
   _globals['_REMAPACCOUNTSRESPONSE_ACCOUNTALLOCATIONENTRY']._loaded_options = None
   _globals['_REMAPACCOUNTSRESPONSE_ACCOUNTALLOCATIONENTRY']._serialized_options = b'8\001'
-  _globals['_CONNECTIONSTATE']._serialized_start=2513
-  _globals['_CONNECTIONSTATE']._serialized_end=2669
+  _globals['_CONNECTIONSTATE']._serialized_start=2559
+  _globals['_CONNECTIONSTATE']._serialized_end=2715
   _globals['_ORGANISATIONFACTS']._serialized_start=165
-  _globals['_ORGANISATIONFACTS']._serialized_end=377
-  _globals['_CONNECTIONWARNING']._serialized_start=379
-  _globals['_CONNECTIONWARNING']._serialized_end=429
-  _globals['_ALLOCATIONDISCREPANCY']._serialized_start=431
-  _globals['_ALLOCATIONDISCREPANCY']._serialized_end=532
-  _globals['_CONNECTIONSTATUS']._serialized_start=535
-  _globals['_CONNECTIONSTATUS']._serialized_end=955
-  _globals['_CONNECTORGANISATIONREQUEST']._serialized_start=958
-  _globals['_CONNECTORGANISATIONREQUEST']._serialized_end=1185
-  _globals['_CONNECTORGANISATIONRESPONSE']._serialized_start=1188
-  _globals['_CONNECTORGANISATIONRESPONSE']._serialized_end=1398
-  _globals['_REFRESHCONNECTIONREQUEST']._serialized_start=1400
-  _globals['_REFRESHCONNECTIONREQUEST']._serialized_end=1449
-  _globals['_REFRESHCONNECTIONRESPONSE']._serialized_start=1451
-  _globals['_REFRESHCONNECTIONRESPONSE']._serialized_end=1551
-  _globals['_DISCONNECTCONNECTIONREQUEST']._serialized_start=1553
-  _globals['_DISCONNECTCONNECTIONREQUEST']._serialized_end=1605
-  _globals['_DISCONNECTCONNECTIONRESPONSE']._serialized_start=1607
-  _globals['_DISCONNECTCONNECTIONRESPONSE']._serialized_end=1691
-  _globals['_GETALLOCATIONDISCREPANCIESREQUEST']._serialized_start=1693
-  _globals['_GETALLOCATIONDISCREPANCIESREQUEST']._serialized_end=1774
-  _globals['_GETALLOCATIONDISCREPANCIESRESPONSE']._serialized_start=1777
-  _globals['_GETALLOCATIONDISCREPANCIESRESPONSE']._serialized_end=2044
-  _globals['_GETALLOCATIONDISCREPANCIESRESPONSE_ACCOUNTALLOCATIONENTRY']._serialized_start=1988
-  _globals['_GETALLOCATIONDISCREPANCIESRESPONSE_ACCOUNTALLOCATIONENTRY']._serialized_end=2044
-  _globals['_REMAPACCOUNTSREQUEST']._serialized_start=2047
-  _globals['_REMAPACCOUNTSREQUEST']._serialized_end=2266
-  _globals['_REMAPACCOUNTSREQUEST_ACCOUNTALLOCATIONENTRY']._serialized_start=1988
-  _globals['_REMAPACCOUNTSREQUEST_ACCOUNTALLOCATIONENTRY']._serialized_end=2044
-  _globals['_REMAPACCOUNTSRESPONSE']._serialized_start=2269
-  _globals['_REMAPACCOUNTSRESPONSE']._serialized_end=2510
-  _globals['_REMAPACCOUNTSRESPONSE_ACCOUNTALLOCATIONENTRY']._serialized_start=1988
-  _globals['_REMAPACCOUNTSRESPONSE_ACCOUNTALLOCATIONENTRY']._serialized_end=2044
+  _globals['_ORGANISATIONFACTS']._serialized_end=423
+  _globals['_CONNECTIONWARNING']._serialized_start=425
+  _globals['_CONNECTIONWARNING']._serialized_end=475
+  _globals['_ALLOCATIONDISCREPANCY']._serialized_start=477
+  _globals['_ALLOCATIONDISCREPANCY']._serialized_end=578
+  _globals['_CONNECTIONSTATUS']._serialized_start=581
+  _globals['_CONNECTIONSTATUS']._serialized_end=1001
+  _globals['_CONNECTORGANISATIONREQUEST']._serialized_start=1004
+  _globals['_CONNECTORGANISATIONREQUEST']._serialized_end=1231
+  _globals['_CONNECTORGANISATIONRESPONSE']._serialized_start=1234
+  _globals['_CONNECTORGANISATIONRESPONSE']._serialized_end=1444
+  _globals['_REFRESHCONNECTIONREQUEST']._serialized_start=1446
+  _globals['_REFRESHCONNECTIONREQUEST']._serialized_end=1495
+  _globals['_REFRESHCONNECTIONRESPONSE']._serialized_start=1497
+  _globals['_REFRESHCONNECTIONRESPONSE']._serialized_end=1597
+  _globals['_DISCONNECTCONNECTIONREQUEST']._serialized_start=1599
+  _globals['_DISCONNECTCONNECTIONREQUEST']._serialized_end=1651
+  _globals['_DISCONNECTCONNECTIONRESPONSE']._serialized_start=1653
+  _globals['_DISCONNECTCONNECTIONRESPONSE']._serialized_end=1737
+  _globals['_GETALLOCATIONDISCREPANCIESREQUEST']._serialized_start=1739
+  _globals['_GETALLOCATIONDISCREPANCIESREQUEST']._serialized_end=1820
+  _globals['_GETALLOCATIONDISCREPANCIESRESPONSE']._serialized_start=1823
+  _globals['_GETALLOCATIONDISCREPANCIESRESPONSE']._serialized_end=2090
+  _globals['_GETALLOCATIONDISCREPANCIESRESPONSE_ACCOUNTALLOCATIONENTRY']._serialized_start=2034
+  _globals['_GETALLOCATIONDISCREPANCIESRESPONSE_ACCOUNTALLOCATIONENTRY']._serialized_end=2090
+  _globals['_REMAPACCOUNTSREQUEST']._serialized_start=2093
+  _globals['_REMAPACCOUNTSREQUEST']._serialized_end=2312
+  _globals['_REMAPACCOUNTSREQUEST_ACCOUNTALLOCATIONENTRY']._serialized_start=2034
+  _globals['_REMAPACCOUNTSREQUEST_ACCOUNTALLOCATIONENTRY']._serialized_end=2090
+  _globals['_REMAPACCOUNTSRESPONSE']._serialized_start=2315
+  _globals['_REMAPACCOUNTSRESPONSE']._serialized_end=2556
+  _globals['_REMAPACCOUNTSRESPONSE_ACCOUNTALLOCATIONENTRY']._serialized_start=2034
+  _globals['_REMAPACCOUNTSRESPONSE_ACCOUNTALLOCATIONENTRY']._serialized_end=2090
 # @@protoc_insertion_point(module_scope)

@@ -75,6 +75,8 @@ class OrganisationFacts(_message.Message):
     BASE_CURRENCY_CODE_FIELD_NUMBER: _builtins.int
     CHART_ACCOUNT_COUNT_FIELD_NUMBER: _builtins.int
     READ_TIME_FIELD_NUMBER: _builtins.int
+    COUNTRY_CODE_FIELD_NUMBER: _builtins.int
+    TAX_RATE_COUNT_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     organisation_id: _builtins.str
     """Xero's OrganisationID (the tenant id is Connection.xero_tenant_id)."""
@@ -86,6 +88,12 @@ class OrganisationFacts(_message.Message):
     """ISO-4217 base currency."""
     chart_account_count: _builtins.int
     """How many accounts the chart read at connect time holds."""
+    country_code: _builtins.str
+    """Xero's CountryCode (ISO 3166-1 alpha-2, e.g. "AU", "NZ", "GB", "US", "CA"): which country's
+    tax types the organisation has (docs/regions.md).
+    """
+    tax_rate_count: _builtins.int
+    """How many tax rates the TaxRates read at connect time listed."""
     @_builtins.property
     def read_time(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
@@ -98,10 +106,12 @@ class OrganisationFacts(_message.Message):
         base_currency_code: _builtins.str = ...,
         chart_account_count: _builtins.int = ...,
         read_time: _timestamp_pb2.Timestamp | None = ...,
+        country_code: _builtins.str = ...,
+        tax_rate_count: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["read_time", b"read_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["base_currency_code", b"base_currency_code", "chart_account_count", b"chart_account_count", "demo_company", b"demo_company", "name", b"name", "organisation_class", b"organisation_class", "organisation_id", b"organisation_id", "read_time", b"read_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["base_currency_code", b"base_currency_code", "chart_account_count", b"chart_account_count", "country_code", b"country_code", "demo_company", b"demo_company", "name", b"name", "organisation_class", b"organisation_class", "organisation_id", b"organisation_id", "read_time", b"read_time", "tax_rate_count", b"tax_rate_count"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1,0 +1,68 @@
+"""A connection's tax types against the organisation's tax rates, and the defaults per country,
+as plain Python."""
+
+from __future__ import annotations
+
+import pytest
+from xerolink_poster.domain.tax_types import UNTAXED_DEFAULTS, UNTAXED_FIELDS, Rate, fill_untaxed, problems
+
+
+def rates(*types: str, status: str = "ACTIVE") -> dict[str, Rate]:
+    return {t: Rate(t, f"Rate {t}", status) for t in types}
+
+
+NZ = rates("OUTPUT2", "INPUT2", "ZERORATED", "NONE", "GSTONIMPORTS")
+EMPTY = dict.fromkeys(UNTAXED_FIELDS, "")
+
+
+@pytest.mark.parametrize("country", sorted(UNTAXED_DEFAULTS))
+def test_an_organisation_with_its_countrys_rates_gets_the_countrys_defaults(country: str) -> None:
+    defaults = UNTAXED_DEFAULTS[country]
+    filled = fill_untaxed(EMPTY, country, rates(*defaults))
+    assert filled == dict(zip(UNTAXED_FIELDS, defaults, strict=True))
+
+
+def test_a_tax_type_the_caller_set_is_never_replaced() -> None:
+    filled = fill_untaxed({"trust_money": "TAX004"}, "NZ", NZ)
+    assert filled == {"trust_money": "TAX004", "interest_on_trust": "NONE", "journal_without_tax_code": "NONE"}
+
+
+def test_a_default_the_organisation_lacks_or_has_archived_is_left_empty() -> None:
+    assert fill_untaxed(EMPTY, "AU", rates("OUTPUT", "INPUT")) == EMPTY
+    archived = {**rates("EXEMPTOUTPUT"), **rates("BASEXCLUDED", status="ARCHIVED")}
+    assert fill_untaxed(EMPTY, "AU", archived) == {**EMPTY, "interest_on_trust": "EXEMPTOUTPUT"}
+
+
+def test_a_country_without_a_default_fills_nothing() -> None:
+    assert fill_untaxed(EMPTY, "ZA", rates("NONE", "OUTPUT")) == EMPTY
+    assert fill_untaxed(EMPTY, "", NZ) == EMPTY
+
+
+def test_every_setting_is_checked_and_each_problem_named_by_its_setting() -> None:
+    sales = {"GST": "OUTPUT", "FRE": "ZERORATED"}  # OUTPUT is Australia's
+    purchases = {"GST": "INPUT2"}
+    untaxed = {"trust_money": "BASEXCLUDED", "interest_on_trust": "NONE", "journal_without_tax_code": ""}
+    found = problems(sales, purchases, untaxed, NZ, "NZ")
+    assert [(p.setting, p.tax_type, p.problem) for p in found] == [
+        ("tax_code_map[GST]", "OUTPUT", "TAX_TYPE_NOT_IN_ORGANISATION"),
+        ("untaxed_line_tax_types.trust_money", "BASEXCLUDED", "TAX_TYPE_NOT_IN_ORGANISATION"),
+        ("untaxed_line_tax_types.journal_without_tax_code", "", "UNTAXED_TAX_TYPE_NOT_MAPPED"),
+    ]
+    # Each says what to map it to: the organisation's active tax types.
+    assert all("GSTONIMPORTS, INPUT2, NONE, OUTPUT2, ZERORATED" in p.description for p in found)
+
+
+def test_a_rate_that_is_not_active_is_a_problem_saying_so() -> None:
+    found = problems(
+        {"GST": "OUTPUT2"},
+        {},
+        dict.fromkeys(UNTAXED_FIELDS, "NONE"),
+        {**NZ, **rates("OUTPUT2", status="DELETED")},
+        "NZ",
+    )
+    assert [(p.setting, p.problem) for p in found] == [("tax_code_map[GST]", "TAX_TYPE_NOT_IN_ORGANISATION")]
+    assert "deleted in Xero" in found[0].description
+
+
+def test_nothing_is_checked_when_the_rates_were_never_read() -> None:
+    assert problems({"GST": "WHATEVER"}, {}, EMPTY, {}, "NZ") == []

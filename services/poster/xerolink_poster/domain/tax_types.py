@@ -1,0 +1,132 @@
+"""The tax types a connection names (its two tax-code maps and its tax types for lines without a
+tax code) checked against the organisation's tax rates, and the default per country for lines
+without a tax code. Pure: no gRPC, no SQL.
+
+Xero's tax types differ by the organisation's country: an Australian organisation has GST types
+such as OUTPUT and BASEXCLUDED, a New Zealand or UK one OUTPUT2 and NONE (Xero's "Types and codes"
+documentation, Tax Types; the TaxType enum of Xero's OpenAPI lists them all in one list). So the
+tax types come from the organisation's TaxRates, read when it is connected; the defaults below only
+fill what the caller left empty, and only with a rate the organisation has. docs/regions.md gives
+each default with its source."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from xerolink_common.reasons import Reason
+
+UNTAXED_FIELDS = ("trust_money", "interest_on_trust", "journal_without_tax_code")
+
+# Organisation CountryCode -> the tax types of (trust money, trust interest, a journal line
+# without a tax code). Trust money is not the firm's supply, so it stays out of the tax return.
+UNTAXED_DEFAULTS: dict[str, tuple[str, str, str]] = {
+    # "BAS Excluded": not reported on the BAS; interest is "GST Free Income".
+    "AU": ("BASEXCLUDED", "EXEMPTOUTPUT", "BASEXCLUDED"),
+    # "No GST" for all three.
+    "NZ": ("NONE", "NONE", "NONE"),
+    # "No VAT" (outside the scope of VAT); interest is "Exempt Income" (VAT-exempt finance).
+    "GB": ("NONE", "EXEMPTOUTPUT", "NONE"),
+    # "Tax Exempt" for all three.
+    "US": ("NONE", "NONE", "NONE"),
+    "CA": ("NONE", "NONE", "NONE"),
+}
+
+
+@dataclass(frozen=True)
+class Rate:
+    tax_type: str
+    name: str
+    status: str
+
+
+@dataclass(frozen=True)
+class Problem:
+    # Where the connection names the tax type, e.g. "tax_code_map[GST]" or
+    # "untaxed_line_tax_types.trust_money".
+    setting: str
+    tax_type: str
+    # A Reason: TAX_TYPE_NOT_IN_ORGANISATION or UNTAXED_TAX_TYPE_NOT_MAPPED.
+    problem: str
+    description: str
+
+
+def _active(rate: Rate | None) -> bool:
+    return rate is not None and (rate.status or "ACTIVE").upper() == "ACTIVE"
+
+
+def fill_untaxed(untaxed: Mapping[str, str], country: str, rates: Mapping[str, Rate]) -> dict[str, str]:
+    """The connection's tax types for lines without a tax code, each empty one filled with the
+    country's default when the organisation has that rate active. A set one is never changed."""
+    filled = {name: untaxed.get(name, "") for name in UNTAXED_FIELDS}
+    defaults = UNTAXED_DEFAULTS.get(country.upper())
+    if defaults is None:
+        return filled
+    for name, default in zip(UNTAXED_FIELDS, defaults, strict=True):
+        if not filled[name] and _active(rates.get(default)):
+            filled[name] = default
+    return filled
+
+
+def problems(
+    sales: Mapping[str, str],
+    purchases: Mapping[str, str],
+    untaxed: Mapping[str, str],
+    rates: Mapping[str, Rate],
+    country: str,
+) -> list[Problem]:
+    """Every tax type the connection names that the organisation lacks or has not active, and each
+    tax type for lines without a code that is not set. Empty `rates`: none were read, nothing to check."""
+    if not rates:
+        return []
+    found: list[Problem] = []
+    named = [
+        *((f"tax_code_map[{code}]", tax_type) for code, tax_type in sorted(sales.items())),
+        *((f"purchase_tax_code_map[{code}]", tax_type) for code, tax_type in sorted(purchases.items())),
+        *((f"untaxed_line_tax_types.{name}", untaxed.get(name, "")) for name in UNTAXED_FIELDS),
+    ]
+    active = sorted(t for t, rate in rates.items() if _active(rate))
+    for setting, tax_type in named:
+        if not tax_type:
+            found.append(
+                Problem(
+                    setting,
+                    "",
+                    Reason.UNTAXED_TAX_TYPE_NOT_MAPPED,
+                    f"{setting} is not set{_no_default(country)}, so those lines cannot be posted: set it to the "
+                    f"organisation's tax type for them (its active tax types: {', '.join(active) or 'none'})",
+                )
+            )
+            continue
+        rate = rates.get(tax_type)
+        if rate is None:
+            found.append(
+                Problem(
+                    setting,
+                    tax_type,
+                    Reason.TAX_TYPE_NOT_IN_ORGANISATION,
+                    f"{setting} is {tax_type}, which is not a tax rate of the Xero organisation{_country(country)}: "
+                    f"map it to one of {', '.join(active) or 'none'}",
+                )
+            )
+        elif not _active(rate):
+            found.append(
+                Problem(
+                    setting,
+                    tax_type,
+                    Reason.TAX_TYPE_NOT_IN_ORGANISATION,
+                    f"{setting} is {tax_type} {rate.name!r}, which is {rate.status.lower()} in Xero: restore the "
+                    "rate in Xero or map it to an active one",
+                )
+            )
+    return found
+
+
+def _country(country: str) -> str:
+    return f" (country {country})" if country else ""
+
+
+def _no_default(country: str) -> str:
+    if country.upper() in UNTAXED_DEFAULTS:
+        return f" and the default for {country.upper()} is not an active tax rate of the organisation"
+    return f" and xerolink has no default for the organisation's country{_country(country) or ' (unknown)'}"
