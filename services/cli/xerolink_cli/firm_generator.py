@@ -1,7 +1,7 @@
 """A realistic month of a law firm's Actionstep transactions, deterministic from a seed.
 
 Every kind the actionstep-compatible profile posts appears: client bills with several lines over
-fee and disbursement accounts (GST and GST-free), partial and full payments, credit notes and
+fee and disbursement accounts (taxed and untaxed), partial and full payments, credit notes and
 their applications, trust receipts and payments, invoices paid from trust, trust interest, trust
 journals between matters, trust transfers, statutory and advanced funds, supplier invoices and
 their payments, supplier credits and their applications.
@@ -12,8 +12,11 @@ so every transaction is one Xero accepts. Transactions come in posting order: ch
 now and then a payment is posted before its bill, as happens when receipts are keyed first.
 
     python -m xerolink_cli.firm_generator --seed 7 --matters 300 > month.ndjson
+    python -m xerolink_cli.firm_generator --seed 7 --region UK > month.ndjson
 
-Amounts are integer cents throughout.
+The firm is in one of the regions Actionstep serves (firm_month/regions.py: AU, NZ, UK, US, CA);
+every amount is in the region's currency and every taxed line bears its standard rate, rounded
+half up to the cent. Amounts are integer cents throughout.
 """
 
 from __future__ import annotations
@@ -30,11 +33,16 @@ from xerolink_cli.firm_month import client_side, suppliers, trust
 from xerolink_cli.firm_month.builder import MonthBuilder
 from xerolink_cli.firm_month.chart import SUPPLIERS
 from xerolink_cli.firm_month.records import FirmMonth, Matter, OpenDocument, Party
+from xerolink_cli.firm_month.regions import REGIONS, region_named
 
 
-def generate_month(seed: int = 1, matters: int = 300, year: int = 2026, month: int = 3) -> FirmMonth:
-    """A month of a firm with `matters` open matters, deterministic from `seed`."""
-    b = MonthBuilder(seed, year, month)
+def generate_month(
+    seed: int = 1, matters: int = 300, year: int = 2026, month: int = 3, region: str = "AU"
+) -> FirmMonth:
+    """A month of a firm in `region` (a key of REGIONS) with `matters` open matters,
+    deterministic from `seed` and `region`."""
+    firm_region = region_named(region)
+    b = MonthBuilder(seed, year, month, firm_region)
     clients = b.clients(max(matters * 3 // 4, 1))
     all_matters = [
         Matter(3000 + i, clients[i % len(clients)] if i < len(clients) else b.rng.choice(clients))
@@ -81,7 +89,7 @@ def generate_month(seed: int = 1, matters: int = 300, year: int = 2026, month: i
         trust.funds(b, statutory=False, out_of_trust=b.rng.random() < 0.5, amount=b.cents(1_000, 20_000))
     trust.funds(b, statutory=True, out_of_trust=False, amount=max(held // 100, 100))
     transactions, early = b.posting_order()
-    return FirmMonth(seed, year, month, all_matters, transactions, early)
+    return FirmMonth(seed, firm_region, year, month, all_matters, transactions, early)
 
 
 def to_ndjson(transactions: list[transaction_pb2.Transaction]) -> Iterator[str]:
@@ -96,8 +104,9 @@ def main(argv: list[str] | None = None) -> ExitCode:
     parser.add_argument("--matters", type=int, default=300)
     parser.add_argument("--year", type=int, default=2026)
     parser.add_argument("--month", type=int, default=3)
+    parser.add_argument("--region", choices=sorted(REGIONS), default="AU")
     args = parser.parse_args(argv)
-    month = generate_month(args.seed, args.matters, args.year, args.month)
+    month = generate_month(args.seed, args.matters, args.year, args.month, args.region)
     for line in to_ndjson(month.transactions):
         sys.stdout.write(line + "\n")
     return ExitCode.OK

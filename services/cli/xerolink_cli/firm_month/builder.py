@@ -10,11 +10,13 @@ from datetime import UTC, date, datetime, timedelta
 from google.protobuf import timestamp_pb2
 from google.protobuf.message import Message
 from xerolink.actionstep.v1 import common_pb2, transaction_pb2
+from xerolink.type.v1 import money_pb2
 
 from xerolink_cli.firm_month import names
 from xerolink_cli.firm_month import proto_values as pv
-from xerolink_cli.firm_month.chart import BANK_PARTICIPANT, CURRENCY, DIVISION
+from xerolink_cli.firm_month.chart import BANK_PARTICIPANT, DIVISION
 from xerolink_cli.firm_month.records import Party
+from xerolink_cli.firm_month.regions import FirmRegion
 
 # Posting order: this share of payments is posted before the bill they pay.
 EARLY_PAYMENT_SHARE = 0.06
@@ -30,13 +32,15 @@ class Event:
 
 
 class MonthBuilder:
-    """The month being generated: its random source, the next record id and the transactions so
-    far. The kinds' modules (client_side, trust, suppliers) add to it."""
+    """The month being generated: its random source, the firm's region (currency and tax), the
+    next record id and the transactions so far. The kinds' modules (client_side, trust, suppliers)
+    add to it."""
 
-    def __init__(self, seed: int, year: int, month: int) -> None:
+    def __init__(self, seed: int, year: int, month: int, region: FirmRegion) -> None:
         self.rng = random.Random(seed)
         self.year = year
         self.month = month
+        self.region = region
         self.next_id = 10_000
         self.events: list[Event] = []
         self.bank = Party(BANK_PARTICIPANT, "Harbour Bank Ltd")
@@ -54,6 +58,25 @@ class MonthBuilder:
     def cents(self, low_dollars: int, high_dollars: int) -> int:
         return self.rng.randint(low_dollars * 100, high_dollars * 100)
 
+    # -- money in the region's currency and tax -------------------------------------------------
+
+    def money(self, cents: int) -> money_pb2.Money:
+        return pv.money(cents, self.region.currency)
+
+    def tax_on(self, cents: int) -> int:
+        return self.region.tax_on(cents)
+
+    def line(
+        self, description: str, quantity: str, unit_cents: int, account: str, amount: int, taxed: bool
+    ) -> common_pb2.Line:
+        """A document line of `amount` cents, with the region's tax when `taxed` (else none)."""
+        tax = self.tax_on(amount) if taxed else 0
+        code = self.region.code(taxed)
+        return pv.line(description, quantity, unit_cents, account, code, self.money(amount), self.money(tax))
+
+    def totals(self, lines: list[common_pb2.Line]) -> common_pb2.Totals:
+        return pv.totals(lines, self.region.currency)
+
     def header(
         self, record_id: int, on: date, party: Party | None, action_id: int, reference: str
     ) -> common_pb2.TransactionHeader:
@@ -63,7 +86,7 @@ class MonthBuilder:
         header = common_pb2.TransactionHeader(
             id=record_id,
             division_id=DIVISION,
-            currency_code=CURRENCY,
+            currency_code=self.region.currency,
             posted_at=stamp,
             transaction_date=pv.date(on),
             action_id=action_id,

@@ -1,9 +1,9 @@
-"""The firm's chart and price list: the account and tax codes its transactions use, and the work
-its bills and suppliers describe. Amounts are integer cents."""
+"""The firm's chart and price list: the account codes its transactions use, and the work its bills
+and suppliers describe. The currency, tax rate and tax codes are the region's (regions.py).
+Amounts are integer cents."""
 
 from __future__ import annotations
 
-CURRENCY = "AUD"
 DIVISION = 1
 # Account codes of the firm's chart (the demo organisation's): income, expenses and banks.
 FEES = "200"
@@ -14,9 +14,6 @@ TELEPHONE = "489"
 OFFICE_BANK = "090"
 TRUST_BANK = "091"
 OFFICE_SAVINGS = "094"
-# Actionstep tax codes; the connection maps them to Xero tax types.
-GST = "GST"
-GST_FREE = "FRE"
 BANK_PARTICIPANT = 900
 SUPPLIERS = (
     ("Metro Process Servers", DISBURSEMENTS),
@@ -40,16 +37,12 @@ FEE_WORK = (
     "Estate administration",
     "Court appearance",
 )
+# Disbursements and whether they bear tax: government fees are untaxed.
 DISBURSEMENT_WORK = (
-    ("Title search fee", GST_FREE),
-    ("Court filing fee", GST_FREE),
-    ("Stamp duty lodgement", GST_FREE),
-    ("Courier", GST),
-    ("Photocopying", GST),
-    ("Settlement agent fee", GST),
+    ("Title search fee", False),
+    ("Court filing fee", False),
+    ("Stamp duty lodgement", False),
+    ("Courier", True),
+    ("Photocopying", True),
+    ("Settlement agent fee", True),
 )
-
-
-def gst_on(cents: int) -> int:
-    """10% GST rounded half up, in cents."""
-    return (cents + 5) // 10

@@ -14,10 +14,8 @@ from xerolink_cli.firm_month.chart import (
     DISBURSEMENTS_RECOVERED,
     FEE_WORK,
     FEES,
-    GST,
     OFFICE_BANK,
     TRUST_BANK,
-    gst_on,
 )
 from xerolink_cli.firm_month.records import Matter, OpenDocument
 
@@ -32,22 +30,12 @@ def bill(b: MonthBuilder, matter: Matter) -> OpenDocument:
         amount = hours_tenths * rate // 10
         work = b.rng.choice(FEE_WORK)
         lines.append(
-            pv.line(
-                f"{work} ({hours_tenths / 10:.1f}h)",
-                f"{hours_tenths / 10:.1f}",
-                rate,
-                FEES,
-                GST,
-                amount,
-                gst_on(amount),
-            )
+            b.line(f"{work} ({hours_tenths / 10:.1f}h)", f"{hours_tenths / 10:.1f}", rate, FEES, amount, taxed=True)
         )
     for _ in range(b.rng.randint(0, 3)):
-        text, code = b.rng.choice(DISBURSEMENT_WORK)
+        text, taxed = b.rng.choice(DISBURSEMENT_WORK)
         amount = b.cents(8, 400)
-        lines.append(
-            pv.line(text, "1", amount, DISBURSEMENTS_RECOVERED, code, amount, gst_on(amount) if code == GST else 0)
-        )
+        lines.append(b.line(text, "1", amount, DISBURSEMENTS_RECOVERED, amount, taxed))
     b.add(
         record_id,
         on,
@@ -59,18 +47,19 @@ def bill(b: MonthBuilder, matter: Matter) -> OpenDocument:
             bill_number=f"INV-{record_id}",
             due_date=pv.date(on + timedelta(days=14)),
             lines=lines,
-            totals=pv.totals(lines),
+            totals=b.totals(lines),
         ),
     )
-    return OpenDocument(record_id, matter, matter.client, on, pv.totals(lines).inclusive.units)
+    return OpenDocument(record_id, matter, matter.client, on, b.totals(lines).inclusive.units)
 
 
 def credit_note(b: MonthBuilder, doc: OpenDocument, always_apply: bool = False) -> None:
     record_id = b.new_id()
     on = b.day(doc.issued)
-    amount = max(doc.due // b.rng.randint(8, 20) // 11 * 10, 1000)
-    line = pv.line("Fee reduction", "1", amount, FEES, GST, amount, gst_on(amount))
-    total = amount + gst_on(amount)
+    # A share of what is due, before tax and in whole ten cents.
+    amount = max(b.region.without_tax(doc.due // b.rng.randint(8, 20)) // 10 * 10, 1000)
+    line = b.line("Fee reduction", "1", amount, FEES, amount, taxed=True)
+    total = amount + b.tax_on(amount)
     matter = doc.matter
     assert matter is not None
     b.add(
@@ -81,7 +70,7 @@ def credit_note(b: MonthBuilder, doc: OpenDocument, always_apply: bool = False) 
         f"CN-{record_id}",
         "credit_note",
         billing_pb2.CreditNote(
-            credit_note_number=f"CN-{record_id}", bill_id=doc.record_id, lines=[line], totals=pv.totals([line])
+            credit_note_number=f"CN-{record_id}", bill_id=doc.record_id, lines=[line], totals=b.totals([line])
         ),
     )
     # Most credits are applied to their bill at once; some stay open (applied later or refunded).
@@ -98,7 +87,7 @@ def credit_note(b: MonthBuilder, doc: OpenDocument, always_apply: bool = False) 
                 f"CN-{record_id}",
                 "credit_note_application",
                 billing_pb2.CreditNoteApplication(
-                    credit_note_id=record_id, bill_id=doc.record_id, amount=pv.money(applied)
+                    credit_note_id=record_id, bill_id=doc.record_id, amount=b.money(applied)
                 ),
                 depends_on=doc.record_id,
             )
@@ -125,7 +114,7 @@ def receipts(b: MonthBuilder, doc: OpenDocument) -> None:
             matter.action_id,
             f"TR-{record_id}",
             "invoice_paid_from_trust",
-            trust_pb2.InvoicePaidFromTrust(bill_id=doc.record_id, trust_bank_account=bank, amount=pv.money(paid)),
+            trust_pb2.InvoicePaidFromTrust(bill_id=doc.record_id, trust_bank_account=bank, amount=b.money(paid)),
             depends_on=doc.record_id,
         )
         return
@@ -143,6 +132,6 @@ def receipts(b: MonthBuilder, doc: OpenDocument) -> None:
             matter.action_id,
             f"RCP-{record_id}",
             "client_bill_payment",
-            billing_pb2.ClientBillPayment(bill_id=doc.record_id, amount=pv.money(amount), bank_account=bank),
+            billing_pb2.ClientBillPayment(bill_id=doc.record_id, amount=b.money(amount), bank_account=bank),
             depends_on=doc.record_id,
         )

@@ -7,19 +7,23 @@ import datetime as dt
 from xerolink.actionstep.v1 import common_pb2
 from xerolink.type.v1 import date_pb2, money_pb2
 
-from xerolink_cli.firm_month.chart import CURRENCY
-
 
 def date(on: dt.date) -> date_pb2.Date:
     return date_pb2.Date(year=on.year, month=on.month, day=on.day)
 
 
-def money(cents: int) -> money_pb2.Money:
-    return money_pb2.Money(currency_code=CURRENCY, units=cents)
+def money(cents: int, currency: str) -> money_pb2.Money:
+    return money_pb2.Money(currency_code=currency, units=cents)
 
 
 def line(
-    description: str, quantity: str, unit_cents: int, account: str, tax_code: str, amount: int, tax: int
+    description: str,
+    quantity: str,
+    unit_cents: int,
+    account: str,
+    tax_code: str,
+    amount: money_pb2.Money,
+    tax: money_pb2.Money,
 ) -> common_pb2.Line:
     return common_pb2.Line(
         description=description,
@@ -27,12 +31,14 @@ def line(
         unit_price=f"{unit_cents // 100}.{unit_cents % 100:02d}",
         gl_account=account,
         tax_code=tax_code,
-        amount=money(amount),
-        tax=money(tax),
+        amount=amount,
+        tax=tax,
     )
 
 
-def totals(lines: list[common_pb2.Line]) -> common_pb2.Totals:
+def totals(lines: list[common_pb2.Line], currency: str) -> common_pb2.Totals:
     exclusive = sum(line.amount.units for line in lines)
     tax = sum(line.tax.units for line in lines)
-    return common_pb2.Totals(exclusive=money(exclusive), tax=money(tax), inclusive=money(exclusive + tax))
+    return common_pb2.Totals(
+        exclusive=money(exclusive, currency), tax=money(tax, currency), inclusive=money(exclusive + tax, currency)
+    )

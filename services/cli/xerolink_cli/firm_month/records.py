@@ -7,6 +7,8 @@ from datetime import date
 
 from xerolink.actionstep.v1 import transaction_pb2
 
+from xerolink_cli.firm_month.regions import FirmRegion
+
 
 @dataclass
 class Party:
@@ -36,9 +38,11 @@ class OpenDocument:
 
 @dataclass
 class FirmMonth:
-    """The generated month: transactions in posting order, and what they were built from."""
+    """The generated month: transactions in posting order, and what they were built from (the
+    region gives the currency of every amount, the tax rate and the tax codes)."""
 
     seed: int
+    region: FirmRegion
     year: int
     month: int
     matters: list[Matter]

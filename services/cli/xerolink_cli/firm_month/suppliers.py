@@ -9,7 +9,7 @@ from xerolink.actionstep.v1 import common_pb2, supplier_pb2
 
 from xerolink_cli.firm_month import proto_values as pv
 from xerolink_cli.firm_month.builder import MonthBuilder, split
-from xerolink_cli.firm_month.chart import GST, GST_FREE, OFFICE_BANK, gst_on
+from xerolink_cli.firm_month.chart import OFFICE_BANK
 from xerolink_cli.firm_month.records import Matter, OpenDocument, Party
 
 
@@ -19,18 +19,8 @@ def invoice(b: MonthBuilder, supplier: Party, account: str, matter: Matter | Non
     lines: list[common_pb2.Line] = []
     for _ in range(b.rng.randint(1, 3)):
         amount = b.cents(15, 2_500)
-        code = GST if b.rng.random() < 0.8 else GST_FREE
-        lines.append(
-            pv.line(
-                f"{supplier.display_name} services",
-                "1",
-                amount,
-                account,
-                code,
-                amount,
-                gst_on(amount) if code == GST else 0,
-            )
-        )
+        taxed = b.rng.random() < 0.8
+        lines.append(b.line(f"{supplier.display_name} services", "1", amount, account, amount, taxed))
     b.add(
         record_id,
         on,
@@ -42,18 +32,19 @@ def invoice(b: MonthBuilder, supplier: Party, account: str, matter: Matter | Non
             invoice_number=f"{supplier.display_name.split()[0].upper()}-{record_id}",
             due_date=pv.date(on + timedelta(days=30)),
             lines=lines,
-            totals=pv.totals(lines),
+            totals=b.totals(lines),
         ),
     )
-    return OpenDocument(record_id, matter, supplier, on, pv.totals(lines).inclusive.units)
+    return OpenDocument(record_id, matter, supplier, on, b.totals(lines).inclusive.units)
 
 
 def credit(b: MonthBuilder, doc: OpenDocument, account: str, always_apply: bool = False) -> None:
     record_id = b.new_id()
     on = b.day(doc.issued)
-    amount = max(doc.due // 5 // 11 * 10, 500)
-    line = pv.line("Credit for overcharge", "1", amount, account, GST, amount, gst_on(amount))
-    total = amount + gst_on(amount)
+    # A fifth of what is due, before tax and in whole ten cents.
+    amount = max(b.region.without_tax(doc.due // 5) // 10 * 10, 500)
+    line = b.line("Credit for overcharge", "1", amount, account, amount, taxed=True)
+    total = amount + b.tax_on(amount)
     b.add(
         record_id,
         on,
@@ -65,7 +56,7 @@ def credit(b: MonthBuilder, doc: OpenDocument, account: str, always_apply: bool 
             credit_number=f"SC-{record_id}",
             supplier_invoice_id=doc.record_id,
             lines=[line],
-            totals=pv.totals([line]),
+            totals=b.totals([line]),
         ),
     )
     applied = min(total, doc.due)
@@ -80,7 +71,7 @@ def credit(b: MonthBuilder, doc: OpenDocument, account: str, always_apply: bool 
             f"SC-{record_id}",
             "supplier_credit_application",
             supplier_pb2.SupplierCreditApplication(
-                supplier_credit_id=record_id, supplier_invoice_id=doc.record_id, amount=pv.money(applied)
+                supplier_credit_id=record_id, supplier_invoice_id=doc.record_id, amount=b.money(applied)
             ),
             depends_on=doc.record_id,
         )
@@ -104,7 +95,7 @@ def payments(b: MonthBuilder, doc: OpenDocument) -> None:
             "supplier_invoice_payment",
             supplier_pb2.SupplierInvoicePayment(
                 supplier_invoice_id=doc.record_id,
-                amount=pv.money(amount),
+                amount=b.money(amount),
                 bank_account=b.rng.choice((OFFICE_BANK, "")),
             ),
             depends_on=doc.record_id,

@@ -8,7 +8,6 @@ from datetime import date
 from google.protobuf.message import Message
 from xerolink.actionstep.v1 import trust_pb2
 
-from xerolink_cli.firm_month import proto_values as pv
 from xerolink_cli.firm_month.builder import MonthBuilder
 from xerolink_cli.firm_month.chart import OFFICE_BANK, TRUST_BANK
 from xerolink_cli.firm_month.records import Matter
@@ -28,7 +27,7 @@ def receipt(b: MonthBuilder, matter: Matter) -> None:
         "trust_receipt",
         trust_pb2.TrustReceipt(
             trust_bank_account=b.rng.choice((TRUST_BANK, "")),
-            amount=pv.money(amount),
+            amount=b.money(amount),
             description="Funds received for matter",
         ),
     )
@@ -50,7 +49,7 @@ def payment(b: MonthBuilder, matter: Matter) -> None:
         "trust_payment",
         trust_pb2.TrustPayment(
             trust_bank_account=b.rng.choice((TRUST_BANK, "")),
-            amount=pv.money(amount),
+            amount=b.money(amount),
             description=b.rng.choice(("Stamp duty", "Settlement funds", "Payment to vendor")),
         ),
     )
@@ -74,7 +73,7 @@ def journal(b: MonthBuilder, source: Matter, target: Matter) -> None:
         trust_pb2.TrustJournal(
             from_action_id=source.action_id,
             to_action_id=target.action_id,
-            amount=pv.money(amount),
+            amount=b.money(amount),
             description="Move funds to related matter",
         ),
     )
@@ -90,7 +89,7 @@ def interest(b: MonthBuilder, amount: int) -> None:
         0,
         f"INT-{record_id}",
         "trust_interest",
-        trust_pb2.TrustInterest(trust_bank_account=TRUST_BANK, amount=pv.money(amount)),
+        trust_pb2.TrustInterest(trust_bank_account=TRUST_BANK, amount=b.money(amount)),
     )
 
 
@@ -107,7 +106,7 @@ def transfer(b: MonthBuilder, amount: int) -> None:
         trust_pb2.TrustTransfer(
             from_bank_account=b.rng.choice((TRUST_BANK, "")),
             to_bank_account=OFFICE_BANK,
-            amount=pv.money(amount),
+            amount=b.money(amount),
         ),
     )
 
@@ -118,8 +117,8 @@ def funds(b: MonthBuilder, statutory: bool, out_of_trust: bool, amount: int) -> 
     direction = trust_pb2.FUNDS_DIRECTION_OUT_OF_TRUST if out_of_trust else trust_pb2.FUNDS_DIRECTION_INTO_TRUST
     reference = f"SF-{record_id}"
     if statutory:
-        body: Message = trust_pb2.StatutoryFunds(direction=direction, amount=pv.money(amount))
+        body: Message = trust_pb2.StatutoryFunds(direction=direction, amount=b.money(amount))
         b.add(record_id, on, None, 0, reference, "statutory_funds", body)
     else:
-        body = trust_pb2.AdvancedFunds(direction=direction, amount=pv.money(amount))
+        body = trust_pb2.AdvancedFunds(direction=direction, amount=b.money(amount))
         b.add(record_id, on, None, 0, reference, "advanced_funds", body)
