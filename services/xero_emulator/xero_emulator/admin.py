@@ -60,6 +60,7 @@ def _route(state: EmulatorState, request: Request) -> Response:
             body = _body(request)
             created = state.create_organisation(
                 str(body.get("name") or "Demo Law Firm Pty Ltd"),
+                region=str(body.get("region") or "AU"),
                 is_demo=bool(body.get("is_demo", False)),
                 org_class=body.get("class"),
                 client_id=body.get("client_id"),
@@ -68,7 +69,12 @@ def _route(state: EmulatorState, request: Request) -> Response:
             return Response.json(201, created)
         if method == "GET":
             return Response.json(
-                200, {"organisations": [{"tenant_id": t, "name": o.name} for t, o in state.organisations.items()]}
+                200,
+                {
+                    "organisations": [
+                        {"tenant_id": t, "name": o.name, "region": o.region.key} for t, o in state.organisations.items()
+                    ]
+                },
             )
     match = _ORG.match(path)
     if match:

@@ -15,6 +15,7 @@ from types import FrameType
 from typing import Any
 
 from xero_emulator.config import EmulatorConfig
+from xero_emulator.domain.regions import REGIONS
 from xero_emulator.gateway import Gateway
 from xero_emulator.messages import Request, Response, problem
 from xero_emulator.state import EmulatorState
@@ -174,12 +175,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8099)
     parser.add_argument("--minute-seconds", type=float, default=60.0, help="length of Xero's rate-limit minute")
     parser.add_argument("--seed-demo", action="store_true", help="create a demo organisation and print its credentials")
+    parser.add_argument("--seed-region", default="AU", choices=list(REGIONS), help="the demo organisation's region")
     args = parser.parse_args(argv)
     server = EmulatorServer(EmulatorConfig(host=args.host, port=args.port, minute_seconds=args.minute_seconds))
     server.start()
     print(f"xero-emulator listening on {server.base_url}", flush=True)
     if args.seed_demo:
-        demo = server.create_organisation("Demo Law Firm Pty Ltd", is_demo=True)
+        demo = server.create_organisation("Demo Law Firm Pty Ltd", region=args.seed_region, is_demo=True)
         for key in ("tenant_id", "client_id", "client_secret", "authorization_code", "access_token", "refresh_token"):
             print(f"{key}={demo[key]}", flush=True)
     stopped = threading.Event()

@@ -31,14 +31,16 @@ class EmulatorState:
         self,
         name: str = "Demo Law Firm Pty Ltd",
         *,
+        region: str = "AU",
         is_demo: bool = False,
         org_class: str | None = None,
         client_id: str | None = None,
         without_accounts: tuple[str, ...] = (),
     ) -> dict[str, Any]:
-        """A new organisation connected to an app (a new one unless client_id names one), with an
-        authorisation code to exchange and, for convenience, tokens ready to use."""
-        org = Organisation(name, is_demo=is_demo, org_class=org_class, without_accounts=tuple(without_accounts))
+        """A new organisation of a region (AU, NZ, UK, US or CA; ValueError otherwise) connected to an
+        app (a new one unless client_id names one), with an authorisation code to exchange and, for
+        convenience, tokens ready to use."""
+        org = Organisation(name, region, is_demo=is_demo, org_class=org_class, without_accounts=tuple(without_accounts))
         with self.lock:
             self.organisations[org.tenant_id] = org
         app: App | None = self.identity.apps.get(client_id) if client_id else None
@@ -51,6 +53,7 @@ class EmulatorState:
         return {
             "tenant_id": org.tenant_id,
             "tenant_name": org.name,
+            "region": org.region.key,
             "connection_id": connection["id"],
             "client_id": app.client_id,
             "client_secret": app.client_secret,

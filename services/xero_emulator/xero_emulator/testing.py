@@ -72,8 +72,11 @@ def connect(server: EmulatorServer, info: dict[str, Any], **client_options: Any)
     )
 
 
-def new_tenant(server: EmulatorServer, name: str = "Smith & Co Lawyers", **client_options: Any) -> Tenant:
-    info = server.create_organisation(name)
+def new_tenant(
+    server: EmulatorServer, name: str = "Smith & Co Lawyers", *, region: str = "AU", **client_options: Any
+) -> Tenant:
+    """A connected organisation of `region` (AU, NZ, UK, US or CA) and a client for it."""
+    info = server.create_organisation(name, region=region)
     return Tenant(server, info, connect(server, info, **client_options))
 
 

@@ -114,7 +114,7 @@ def _overpayment_lines(org: Organisation, element: dict[str, Any], receive: bool
                 "UnitAmount": amount,
                 "AccountCode": control["Code"],
                 "AccountID": control["AccountID"],
-                "TaxType": "BASEXCLUDED",
+                "TaxType": org.region.no_tax_type,
                 "TaxAmount": ZERO,
                 "LineAmount": amount,
                 "Tracking": [],

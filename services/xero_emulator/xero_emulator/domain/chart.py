@@ -1,4 +1,6 @@
-"""The seeded chart of accounts and tax rates of an Australian law firm registered for GST."""
+"""A law firm's chart of accounts and the shapes of Xero's Account and TaxRate. The layout (codes,
+types, system accounts) is the same in every region, so one account allocation works everywhere;
+each region (domain/regions.py) gives the accounts their names and default tax types."""
 
 from __future__ import annotations
 
@@ -27,6 +29,14 @@ ACCOUNT_CLASS = {
     "OVERHEADS": "EXPENSE",
     "DEPRECIATN": "EXPENSE",
 }
+# TaxRate.CanApplyTo* of each account class.
+CLASS_FLAG = {
+    "ASSET": "CanApplyToAssets",
+    "EQUITY": "CanApplyToEquity",
+    "EXPENSE": "CanApplyToExpenses",
+    "LIABILITY": "CanApplyToLiabilities",
+    "REVENUE": "CanApplyToRevenue",
+}
 
 
 @dataclass(frozen=True)
@@ -34,68 +44,98 @@ class SeedAccount:
     code: str
     name: str
     type: str
+    # Australia's no-tax type, the default of an account built by hand; a region's chart sets its own.
     tax_type: str = "BASEXCLUDED"
     payments_enabled: bool = False
     status: str = "ACTIVE"
     system_account: str | None = None
 
 
-LAW_FIRM_ACCOUNTS = (
-    SeedAccount("090", "Office Cheque Account", "BANK"),
-    SeedAccount("091", "Trust Account", "BANK"),
-    SeedAccount("092", "Statutory Deposit Account", "BANK"),
-    SeedAccount("093", "Advanced Funds Account", "BANK"),
-    SeedAccount("094", "Office Savings Account", "BANK"),
-    SeedAccount("200", "Legal Fees", "REVENUE", "OUTPUT"),
-    SeedAccount("210", "Disbursements Recovered", "REVENUE", "OUTPUT"),
-    SeedAccount("270", "Interest Income", "REVENUE", "EXEMPTOUTPUT"),
-    SeedAccount("310", "Disbursements", "DIRECTCOSTS", "INPUT"),
-    SeedAccount("420", "Office Expenses", "EXPENSE", "INPUT"),
-    SeedAccount("489", "Telephone & Internet", "EXPENSE", "INPUT"),
-    SeedAccount("499", "Old Expenses", "EXPENSE", "INPUT", status="ARCHIVED"),
-    SeedAccount("610", "Accounts Receivable", "CURRENT", system_account="DEBTORS"),
-    SeedAccount("800", "Accounts Payable", "CURRLIAB", system_account="CREDITORS"),
-    SeedAccount("820", "GST", "CURRLIAB", system_account="GST"),
-    SeedAccount("850", "Trust Liability - Client Funds", "CURRLIAB"),
-    SeedAccount("855", "Trust Transfers", "CURRLIAB", payments_enabled=True),
+# The tax treatment of each account of the chart; a region names the tax type of each.
+SALES = "sales"  # fees and recoveries the firm bills
+INTEREST = "interest"  # interest the firm earns
+PURCHASES = "purchases"  # what the firm buys
+UNTAXED = "untaxed"  # banks, trust money, control and equity accounts: outside the tax
+TAX_ROLES = (SALES, INTEREST, PURCHASES, UNTAXED)
+
+
+@dataclass(frozen=True)
+class ChartEntry:
+    """One account of the layout: its Australian name (the original seed) and its tax role."""
+
+    code: str
+    name: str
+    type: str
+    role: str = UNTAXED
+    payments_enabled: bool = False
+    status: str = "ACTIVE"
+    system_account: str | None = None
+
+
+LAW_FIRM_LAYOUT = (
+    ChartEntry("090", "Office Cheque Account", "BANK"),
+    ChartEntry("091", "Trust Account", "BANK"),
+    ChartEntry("092", "Statutory Deposit Account", "BANK"),
+    ChartEntry("093", "Advanced Funds Account", "BANK"),
+    ChartEntry("094", "Office Savings Account", "BANK"),
+    ChartEntry("200", "Legal Fees", "REVENUE", SALES),
+    ChartEntry("210", "Disbursements Recovered", "REVENUE", SALES),
+    ChartEntry("270", "Interest Income", "REVENUE", INTEREST),
+    ChartEntry("310", "Disbursements", "DIRECTCOSTS", PURCHASES),
+    ChartEntry("420", "Office Expenses", "EXPENSE", PURCHASES),
+    ChartEntry("489", "Telephone & Internet", "EXPENSE", PURCHASES),
+    ChartEntry("499", "Old Expenses", "EXPENSE", PURCHASES, status="ARCHIVED"),
+    ChartEntry("610", "Accounts Receivable", "CURRENT", system_account="DEBTORS"),
+    ChartEntry("800", "Accounts Payable", "CURRLIAB", system_account="CREDITORS"),
+    # Xero's system account for GST / VAT / sales tax is "GST" in every region (Types and Codes).
+    ChartEntry("820", "GST", "CURRLIAB", system_account="GST"),
+    ChartEntry("850", "Trust Liability - Client Funds", "CURRLIAB"),
+    ChartEntry("855", "Trust Transfers", "CURRLIAB", payments_enabled=True),
     # Xero's type for a current asset is CURRENT (there is no CURRASSET in its AccountType enum).
-    SeedAccount("860", "Trust Paid by Firm", "CURRENT", payments_enabled=True),
-    SeedAccount("880", "Retainers Held", "CURRLIAB"),
-    SeedAccount("960", "Retained Earnings", "EQUITY", system_account="RETAINEDEARNINGS"),
+    ChartEntry("860", "Trust Paid by Firm", "CURRENT", payments_enabled=True),
+    ChartEntry("880", "Retainers Held", "CURRLIAB"),
+    ChartEntry("960", "Retained Earnings", "EQUITY", system_account="RETAINEDEARNINGS"),
     # Where foreign-currency payments and allocations book the difference between rates.
-    SeedAccount("497", "Realised Currency Gains", "OTHERINCOME", system_account="REALISEDCURRENCYGAIN"),
+    ChartEntry("497", "Realised Currency Gains", "OTHERINCOME", system_account="REALISEDCURRENCYGAIN"),
 )
 
 AR_CODE = "610"
 AP_CODE = "800"
-GST_CODE = "820"
+TAX_CODE = "820"  # where every line's tax is booked: GST, VAT or sales tax
 FX_GAINS_CODE = "497"
+
+
+def law_firm_chart(names: dict[str, str], tax_types: dict[str, str]) -> tuple[SeedAccount, ...]:
+    """The layout with a region's names (by code; the Australian name otherwise) and tax types (by role)."""
+    return tuple(
+        SeedAccount(
+            entry.code,
+            names.get(entry.code, entry.name),
+            entry.type,
+            tax_types[entry.role],
+            payments_enabled=entry.payments_enabled,
+            status=entry.status,
+            system_account=entry.system_account,
+        )
+        for entry in LAW_FIRM_LAYOUT
+    )
 
 
 @dataclass(frozen=True)
 class SeedTaxRate:
+    """A TaxRate: `applies_to` lists the account classes it may be used with (CanApplyTo*);
+    `components` are (name, rate) pairs, none meaning one component named after the region's tax."""
+
     tax_type: str
     name: str
     rate: Decimal
-    revenue: bool = True
-    expenses: bool = True
-    assets: bool = True
-    liabilities: bool = True
-    equity: bool = True
+    report_tax_type: str
+    applies_to: frozenset[str]
+    components: tuple[tuple[str, Decimal], ...] = ()
 
 
-TAX_RATES = (
-    SeedTaxRate("OUTPUT", "GST on Income", Decimal("10"), expenses=False, assets=False),
-    SeedTaxRate("INPUT", "GST on Expenses", Decimal("10"), revenue=False),
-    SeedTaxRate("EXEMPTOUTPUT", "GST Free Income", Decimal("0"), expenses=False, assets=False),
-    SeedTaxRate("EXEMPTEXPENSES", "GST Free Expenses", Decimal("0"), revenue=False),
-    SeedTaxRate("BASEXCLUDED", "BAS Excluded", Decimal("0")),
-    SeedTaxRate("NONE", "No GST", Decimal("0")),
-)
-
-
-def account_object(seed: SeedAccount) -> dict[str, Any]:
-    """An Account in Xero's JSON shape."""
+def account_object(seed: SeedAccount, currency: str = "AUD", bank_number: str | None = None) -> dict[str, Any]:
+    """An Account in Xero's JSON shape; a bank account is in `currency` (the base currency)."""
     account: dict[str, Any] = {
         "AccountID": str(uuid.uuid4()),
         "Code": seed.code,
@@ -111,26 +151,31 @@ def account_object(seed: SeedAccount) -> dict[str, Any]:
         "AddToWatchlist": False,
     }
     if seed.type == "BANK":
-        account["BankAccountNumber"] = f"0620000000{seed.code}"
+        account["BankAccountNumber"] = bank_number or f"0620000000{seed.code}"
         account["BankAccountType"] = "BANK"
-        account["CurrencyCode"] = "AUD"
+        account["CurrencyCode"] = currency
     if seed.system_account:
         account["SystemAccount"] = seed.system_account
     return account
 
 
-def tax_rate_object(seed: SeedTaxRate) -> dict[str, Any]:
+def tax_rate_object(seed: SeedTaxRate, component_name: str = "GST") -> dict[str, Any]:
+    """A TaxRate in Xero's JSON shape; its rate is the sum of its (non-compound) components."""
+    components = seed.components or ((component_name, seed.rate),)
+    rate = sum((r for _name, r in components), Decimal(0))
+    if rate != seed.rate:
+        raise ValueError(f"tax rate {seed.tax_type}: components add up to {rate}, not {seed.rate}")
+    flags = {flag: account_class in seed.applies_to for account_class, flag in CLASS_FLAG.items()}
     return {
         "Name": seed.name,
         "TaxType": seed.tax_type,
         "Status": "ACTIVE",
-        "ReportTaxType": "OUTPUT" if seed.tax_type in {"OUTPUT", "EXEMPTOUTPUT"} else "INPUT",
-        "CanApplyToAssets": seed.assets,
-        "CanApplyToEquity": seed.equity,
-        "CanApplyToExpenses": seed.expenses,
-        "CanApplyToLiabilities": seed.liabilities,
-        "CanApplyToRevenue": seed.revenue,
+        "ReportTaxType": seed.report_tax_type,
+        **dict(sorted(flags.items())),
         "DisplayTaxRate": seed.rate,
         "EffectiveRate": seed.rate,
-        "TaxComponents": [{"Name": "GST", "Rate": seed.rate, "IsCompound": False, "IsNonRecoverable": False}],
+        "TaxComponents": [
+            {"Name": name, "Rate": component, "IsCompound": False, "IsNonRecoverable": False}
+            for name, component in components
+        ],
     }

@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 from xero_emulator.domain.amounts import ZERO
-from xero_emulator.domain.chart import AP_CODE, AR_CODE, FX_GAINS_CODE, GST_CODE
+from xero_emulator.domain.chart import AP_CODE, AR_CODE, FX_GAINS_CODE, TAX_CODE
 from xero_emulator.domain.currency import to_base
 from xero_emulator.domain.lines import net_amount
 from xero_emulator.domain.organisation import ID_FIELD, Organisation
@@ -33,7 +33,7 @@ def _document_entries(doc: dict[str, Any], sign: int, control: str) -> list[Entr
     for line in doc["LineItems"]:
         entries.append((line["AccountCode"], -sign * to_base(net_amount(line, doc["LineAmountTypes"]), rate)))
         if line["TaxAmount"]:
-            entries.append((GST_CODE, -sign * to_base(line["TaxAmount"], rate)))
+            entries.append((TAX_CODE, -sign * to_base(line["TaxAmount"], rate)))
     residual = sum((amount for _code, amount in entries), ZERO)
     if residual and len(entries) > 1:
         code, amount = entries[1]
@@ -148,7 +148,7 @@ def entries_of(org: Organisation) -> list[tuple[str, str, list[Entry]]]:
             )
             entries.append((line["AccountCode"], net))
             if line["TaxAmount"]:
-                entries.append((GST_CODE, line["TaxAmount"]))
+                entries.append((TAX_CODE, line["TaxAmount"]))
         out.append(("ManualJournals", journal["ManualJournalID"], entries))
     return out
 

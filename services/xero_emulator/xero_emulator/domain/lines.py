@@ -8,18 +8,11 @@ from functools import partial
 from typing import Any
 
 from xero_emulator.domain.amounts import ZERO, number, to_cents
-from xero_emulator.domain.chart import AP_CODE, AR_CODE
+from xero_emulator.domain.chart import AP_CODE, AR_CODE, CLASS_FLAG
 from xero_emulator.domain.errors import Errors, ValidationFailure
 from xero_emulator.domain.organisation import Organisation, new_id
 
 LINE_AMOUNT_TYPES = ("Exclusive", "Inclusive", "NoTax")
-_CLASS_FLAG = {
-    "ASSET": "CanApplyToAssets",
-    "EQUITY": "CanApplyToEquity",
-    "EXPENSE": "CanApplyToExpenses",
-    "LIABILITY": "CanApplyToLiabilities",
-    "REVENUE": "CanApplyToRevenue",
-}
 
 
 @dataclass(frozen=True)
@@ -63,13 +56,17 @@ def line_account(org: Organisation, line: dict[str, Any], *, allow_bank: bool = 
 
 
 def tax_rate_for(org: Organisation, line: dict[str, Any], account: dict[str, Any]) -> dict[str, Any]:
-    tax_type = line.get("TaxType") or account.get("TaxType") or "BASEXCLUDED"
+    """The line's tax rate: its TaxType, else its account's, else the region's no-tax type. A tax
+    type the organisation does not have (another region's, say) is refused as Xero refuses it."""
+    tax_type = line.get("TaxType") or account.get("TaxType") or org.region.no_tax_type
+    if isinstance(tax_type, str):
+        tax_type = org.region.replacement(tax_type, account["Class"])
     rate = org.tax_rates.get(tax_type) if isinstance(tax_type, str) else None
     if rate is None or rate["Status"] != "ACTIVE":
         raise ValidationFailure(
             f"The TaxType code '{tax_type}' does not exist or cannot be used for this type of transaction."
         )
-    if not rate[_CLASS_FLAG[account["Class"]]]:
+    if not rate[CLASS_FLAG[account["Class"]]]:
         raise ValidationFailure(f"The TaxType code '{tax_type}' cannot be used with account code '{account['Code']}'.")
     return rate
 
@@ -158,6 +155,6 @@ def totals(lines: list[dict[str, Any]], amount_types: str) -> Totals:
 
 
 def net_amount(line: dict[str, Any], amount_types: str) -> Decimal:
-    """The part of a line that lands on its own account (tax goes to GST)."""
+    """The part of a line that lands on its own account (tax goes to the tax account, 820)."""
     amount: Decimal = line["LineAmount"]
     return amount - line["TaxAmount"] if amount_types == "Inclusive" else amount

@@ -7,8 +7,9 @@ import threading
 import uuid
 from typing import Any
 
-from xero_emulator.domain.chart import LAW_FIRM_ACCOUNTS, TAX_RATES, account_object, tax_rate_object
+from xero_emulator.domain.chart import account_object, tax_rate_object
 from xero_emulator.domain.errors import NotFound, ValidationFailure
+from xero_emulator.domain.regions import region_for
 from xero_emulator.jsonio import ms_date, ms_datetime, parse_date
 
 # Collections keyed by Xero's resource name, each mapping the object's ID to its JSON-shaped dict.
@@ -58,31 +59,35 @@ class Organisation:
     def __init__(
         self,
         name: str,
+        region: str = "AU",
         *,
         is_demo: bool = False,
         org_class: str | None = None,
         without_accounts: tuple[str, ...] = (),
     ) -> None:
+        self.region = region_for(region)  # ValueError for a region the emulator does not hold
         self.tenant_id = new_id()
         self.organisation_id = new_id()
         self.name = name
         self.is_demo = is_demo
         self.org_class = org_class or ("DEMO" if is_demo else "PREMIUM")
-        self.base_currency = "AUD"
+        self.base_currency = self.region.base_currency
         # Currencies added to the organisation (Xero refuses documents in any other).
-        self.currencies = frozenset({"AUD", "NZD", "USD", "GBP", "EUR"})
-        self.country_code = "AU"
+        self.currencies = self.region.currencies
+        self.country_code = self.region.country_code
         self.period_lock_date: dt.date | None = None
         self.end_of_year_lock_date: dt.date | None = None
         self.created = now_utc()
         self.lock = threading.RLock()
         self.accounts: dict[str, dict[str, Any]] = {}
-        for seed in LAW_FIRM_ACCOUNTS:
-            account = account_object(seed)
-            if account.get("Code") in without_accounts:
+        for seed in self.region.accounts:
+            if seed.code in without_accounts:
                 continue  # a chart set up differently (e.g. a replacement organisation)
+            account = account_object(seed, self.base_currency, self.region.bank_number.format(code=seed.code))
             self.accounts[account["AccountID"]] = account
-        self.tax_rates: dict[str, dict[str, Any]] = {t.tax_type: tax_rate_object(t) for t in TAX_RATES}
+        self.tax_rates: dict[str, dict[str, Any]] = {
+            t.tax_type: tax_rate_object(t, self.region.tax_name) for t in self.region.tax_rates
+        }
         self.objects: dict[str, dict[str, dict[str, Any]]] = {name: {} for name in RESOURCES}
         self.counters: dict[str, int] = {}
 
@@ -94,22 +99,22 @@ class Organisation:
             "Name": self.name,
             "LegalName": self.name,
             "PaysTax": True,
-            "Version": "AU",
+            "Version": self.region.version,
             "OrganisationType": "COMPANY",
             "BaseCurrency": self.base_currency,
             "CountryCode": self.country_code,
             "IsDemoCompany": self.is_demo,
             "OrganisationStatus": "ACTIVE",
-            "TaxNumber": "12345678901",
-            "FinancialYearEndDay": 30,
-            "FinancialYearEndMonth": 6,
-            "SalesTaxBasis": "ACCRUALS",
-            "SalesTaxPeriod": "QUARTERLY1",
+            "TaxNumber": self.region.tax_number,
+            "FinancialYearEndDay": self.region.financial_year_end[0],
+            "FinancialYearEndMonth": self.region.financial_year_end[1],
+            "SalesTaxBasis": self.region.sales_tax_basis,
+            "SalesTaxPeriod": self.region.sales_tax_period,
             "DefaultSalesTax": "Tax Exclusive",
             "DefaultPurchasesTax": "Tax Exclusive",
             "CreatedDateUTC": ms_datetime(self.created),
             "OrganisationEntityType": "COMPANY",
-            "Timezone": "AUSEASTERNSTANDARDTIME",
+            "Timezone": self.region.timezone,
             "ShortCode": "!" + self.tenant_id[:5],
             "Class": self.org_class,
             "Edition": "BUSINESS",
