@@ -191,10 +191,18 @@ def test_a_pre_integration_bill_posted_normally_is_still_refused_as_before(
     assert not posting.decision.supported and posting.decision.reason_code == "PRE_INTEGRATION"
 
 
+# The Australian organisation's rates that the demo's tax maps name, as ConnectOrganisation stores them.
+AU_RATES = ("BASEXCLUDED", "EXEMPTEXPENSES", "EXEMPTOUTPUT", "INPUT", "OUTPUT")
+
+
 def _context(**facts: Any) -> mapper_pb2.MappingContext:
     context = samples.demo_context()
+    context.tax_rates.extend(mapper_pb2.TaxRate(tax_type=t, status="ACTIVE") for t in AU_RATES)
     for name, value in facts.items():
-        setattr(context, name, value)
+        if name in {"account_allocation", "tax_code_map"}:  # maps: merged, not replaced
+            getattr(context, name).update(value)
+        else:
+            setattr(context, name, value)
     return context
 
 
@@ -203,6 +211,8 @@ BROKEN: dict[str, tuple[dict[str, Any], str]] = {
     "MULTI_CURRENCY_DATABASE": ({"multi_currency_database": True}, "multiple currencies"),
     "GENERAL_RETAINERS": ({"general_retainers_configured": True}, "remove the retainer balances"),
     "DIVISIONS": ({"linked_division_id": 9}, "not one of the organisation's divisions"),
+    "ACCOUNT_ALLOCATION": ({"account_allocation": {"trust_bank": "099"}}, "'trust_bank' is allocated account 099"),
+    "TAX_TYPES": ({"tax_code_map": {"GST": "OUTPUT2"}}, "tax_code_map[GST] is OUTPUT2"),
 }
 
 
@@ -267,6 +277,8 @@ def test_preflight_answers_with_the_profile_each_check_applies_in(
         "MULTI_CURRENCY_DATABASE": "MULTI_CURRENCY_DATABASE",
         "GENERAL_RETAINERS": "",
         "DIVISIONS": "OTHER_DIVISION",
+        "ACCOUNT_ALLOCATION": "",
+        "TAX_TYPES": "",
     }
     [divisions] = [c for c in compat.checks if c.check == "DIVISIONS"]
     assert divisions.status == backfill_pb2.PREFLIGHT_STATUS_WARNING
