@@ -27,6 +27,7 @@ from xerolink.poster.v1 import poster_service_pb2 as poster_pb2
 from xerolink.poster.v1 import poster_service_pb2_grpc as poster_grpc
 from xerolink_cli.firm_generator import generate_month
 from xerolink_cli.firm_month.records import FirmMonth
+from xerolink_cli.firm_month.regions import FirmRegion
 from xerolink_common.money import cents_to_str, decimal_to_cents
 from xerolink_mapper import samples
 
@@ -35,6 +36,7 @@ from tests.fixtures.poster import EmulatorFactory, PosterFactory, connect, scale
 
 MATTERS = int(os.environ.get("XEROLINK_FIDELITY_MATTERS", "40"))
 FIRE_MATTERS = max(MATTERS // 2, 10)
+REGION_MATTERS = max(MATTERS // 2, 10)
 SEED = int(os.environ.get("XEROLINK_FIDELITY_SEED", "20260301"))
 # Xero's minute scaled down: the 60-call limit still binds, a minute lasts half a second.
 MINUTE_SECONDS = 0.5
@@ -89,12 +91,26 @@ def _controls(emulator: EmulatorServer, tenant_id: str) -> Controls:
     return Controls(receivables=system["DEBTORS"], payables=system["CREDITORS"], gst=system["GST"])
 
 
+def _region_context(region: FirmRegion) -> mapper_pb2.MappingContext:
+    """The connection of a firm of the region: its tax maps, its currency, and the tax types for
+    lines without a tax code that ConnectOrganisation would fill in (test_regions.py shows it does)."""
+    context = samples.demo_context()
+    sales, purchases = region.tax_maps()
+    context.tax_code_map.clear()
+    context.tax_code_map.update(sales)
+    context.purchase_tax_code_map.clear()
+    context.purchase_tax_code_map.update(purchases)
+    context.base_currency_code = region.currency
+    context.untaxed_line_tax_types.CopyFrom(mapper_pb2.UntaxedLineTaxTypes(**region.untaxed()))
+    return context
+
+
 def _post_and_check(month: FirmMonth, emulator: EmulatorServer, poster_factory: PosterFactory, label: str) -> None:
     """Posts the month, waits for every link to settle, and compares the ledger to the model."""
     app = poster_factory(settings(batch_size=50, limits=scaled_limits(MINUTE_SECONDS)))
     stub = stub_for(app)
-    context = samples.demo_context()
-    _, org = connect(stub, emulator, CONNECTION, context)
+    context = _region_context(month.region)
+    _, org = connect(stub, emulator, CONNECTION, context, region=month.region.key)
     started = time.monotonic()
 
     for start in range(0, len(month.transactions), REQUEST_SIZE):
@@ -157,6 +173,18 @@ def test_a_month_of_a_firm_reaches_xero_to_the_cent_and_every_transaction_is_lin
     assert _compatible_kinds(mapper_target) <= generated, "the month must hold every kind the profile posts"
     assert month.early_payments > 0, "some payments must be posted before their bill"
     _post_and_check(month, emulator_factory(minute_seconds=MINUTE_SECONDS), poster_factory, "calm")
+
+
+@pytest.mark.parametrize("region", ["NZ", "UK", "US", "CA"])
+def test_a_month_of_a_firm_in_each_other_region_reaches_xero_to_the_cent(
+    poster_factory: PosterFactory, emulator_factory: EmulatorFactory, mapper_target: str, region: str
+) -> None:
+    """The same month in the books of a firm outside Australia: its currency, its rate of tax, its
+    organisation's tax types. AU is the calm test above."""
+    month = generate_month(SEED + 2, REGION_MATTERS, region=region)
+    generated = {f"TRANSACTION_KIND_{name.upper()}" for name in month.kinds()}
+    assert _compatible_kinds(mapper_target) <= generated, "the month must hold every kind the profile posts"
+    _post_and_check(month, emulator_factory(minute_seconds=MINUTE_SECONDS), poster_factory, f"calm, {region}")
 
 
 def test_the_month_is_exact_under_fire_with_server_errors_dropped_answers_and_429s(

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +17,12 @@ from xerolink.mapper.v1 import mapper_service_pb2 as mapper_pb2
 from xerolink.poster.v1 import connection_pb2
 from xerolink.poster.v1 import poster_service_pb2_grpc as poster_grpc
 from xerolink_mapper import samples
-from xerolink_poster.adapters.token_vault import new_key_entry
+from xerolink_poster.adapters.token_vault import TokenVault, new_key_entry
+from xerolink_poster.adapters.xero_identity import XeroApps
 from xerolink_poster.entrypoints import bootstrap
+from xerolink_poster.entrypoints.config import PosterConfig
+
+from tests.fixtures.poster import settings
 
 VAULT_TEXT = new_key_entry("k1")
 
@@ -121,3 +127,34 @@ def refresh_all(targets: list[Any], connection_id: str) -> list[Any]:
     for thread in threads:
         thread.join()
     return answers
+
+
+PosterMaker = Callable[..., bootstrap.PosterApp]
+
+
+@contextmanager
+def posters(database_url: str, mapper_target: str) -> Iterator[PosterMaker]:
+    """Starts posters on `database_url` with a Xero apps file; stops them on leaving."""
+    started: list[bootstrap.PosterApp] = []
+
+    def make(apps_file: Path, name: str = "", vault_text: str = VAULT_TEXT, **dispatcher: Any) -> bootstrap.PosterApp:
+        config = PosterConfig(
+            address="127.0.0.1:0",
+            database_url=database_url,
+            mapper_target=mapper_target,
+            dispatcher=settings(**dispatcher),
+            instance_id=name or f"lifecycle-{len(started)}",
+            workers=16,
+            run_dispatcher=True,
+            token_vault=TokenVault.parse(vault_text, "test"),
+            xero_apps=XeroApps(str(apps_file)),
+        )
+        app = bootstrap.start(config)
+        started.append(app)
+        return app
+
+    try:
+        yield make
+    finally:
+        for app in started:
+            app.stop(0)

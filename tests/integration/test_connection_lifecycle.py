@@ -6,8 +6,7 @@ across a replacement organisation with its discrepancies reported, re-mapped and
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,58 +21,27 @@ from xerolink.poster.v1 import connection_pb2
 from xerolink.poster.v1 import poster_service_pb2 as poster_pb2
 from xerolink_mapper import samples
 from xerolink_poster.adapters.tables import OutboxRow
-from xerolink_poster.adapters.token_vault import TokenVault
-from xerolink_poster.adapters.xero_identity import XeroApps
 from xerolink_poster.entrypoints import bootstrap
-from xerolink_poster.entrypoints.config import PosterConfig
 
-from tests.fixtures.poster import EmulatorFactory, settings, wait_for, wait_settled, xero_objects
+from tests.fixtures.poster import EmulatorFactory, wait_for, wait_settled, xero_objects
 from tests.integration.connection_helpers import (
-    VAULT_TEXT,
+    PosterMaker,
     TokenCalls,
     connect_request,
     details_of,
     new_code,
+    posters,
     refresh_all,
     status_of,
     stub,
     write_apps,
 )
 
-PosterMaker = Callable[..., bootstrap.PosterApp]
-
-
-@contextmanager
-def _posters(database_url: str, mapper_target: str) -> Iterator[PosterMaker]:
-    started: list[bootstrap.PosterApp] = []
-
-    def make(apps_file: Path, name: str = "", vault_text: str = VAULT_TEXT, **dispatcher: Any) -> bootstrap.PosterApp:
-        config = PosterConfig(
-            address="127.0.0.1:0",
-            database_url=database_url,
-            mapper_target=mapper_target,
-            dispatcher=settings(**dispatcher),
-            instance_id=name or f"lifecycle-{len(started)}",
-            workers=16,
-            run_dispatcher=True,
-            token_vault=TokenVault.parse(vault_text, "test"),
-            xero_apps=XeroApps(str(apps_file)),
-        )
-        app = bootstrap.start(config)
-        started.append(app)
-        return app
-
-    try:
-        yield make
-    finally:
-        for app in started:
-            app.stop(0)
-
 
 @pytest.fixture
 def lifecycle_poster(database_url: str, mapper_target: str) -> Iterator[PosterMaker]:
     """Posters on the SQLite file and, in a second run, on the real PostgreSQL server."""
-    with _posters(database_url, mapper_target) as make:
+    with posters(database_url, mapper_target) as make:
         yield make
 
 
@@ -91,7 +59,7 @@ def sqlite_url(tmp_path: Path) -> str:
 @pytest.fixture
 def sqlite_poster(sqlite_url: str, mapper_target: str) -> Iterator[PosterMaker]:
     Path(sqlite_url.removeprefix("sqlite:///")).parent.mkdir()
-    with _posters(sqlite_url, mapper_target) as make:
+    with posters(sqlite_url, mapper_target) as make:
         yield make
 
 

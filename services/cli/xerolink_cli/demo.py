@@ -21,6 +21,8 @@ from xerolink_common.money import cents_to_str, decimal_to_cents
 from xerolink_cli.commands import exit_code, post_all, results_table, summary
 from xerolink_cli.connections import register_emulated_connection
 from xerolink_cli.exit_codes import ExitCode
+from xerolink_cli.firm_month.localise import localise
+from xerolink_cli.firm_month.regions import AU, REGIONS, FirmRegion
 from xerolink_cli.local_stack import LocalStack
 from xerolink_cli.notes import Notes
 from xerolink_cli.transactions import demo_transactions
@@ -40,27 +42,32 @@ ALLOCATION: dict[str, str] = {
 }
 
 
-def mapping_context() -> mapper_pb2.MappingContext:
+def mapping_context(region: FirmRegion = AU) -> mapper_pb2.MappingContext:
+    """The firm's connection: its codes mapped to the tax types of its country's organisation."""
     connected = Timestamp()
     connected.FromJsonString("2026-11-01T00:00:00Z")
+    sales, purchases = region.tax_maps()
     return mapper_pb2.MappingContext(
         profile=mapper_pb2.POLICY_PROFILE_ACTIONSTEP_COMPATIBLE,
         linked_division_id=1,
         connected_at=connected,
-        base_currency_code="AUD",
+        base_currency_code=region.currency,
         accounting_method=mapper_pb2.ACCOUNTING_METHOD_ACCRUAL,
         account_allocation=ALLOCATION,
-        tax_code_map={"GST": "OUTPUT", "FRE": "EXEMPTOUTPUT"},
-        purchase_tax_code_map={"GST": "INPUT", "FRE": "EXEMPTEXPENSES"},
+        tax_code_map=sales,
+        purchase_tax_code_map=purchases,
+        untaxed_line_tax_types=mapper_pb2.UntaxedLineTaxTypes(**region.untaxed()),
     )
 
 
-def connect(stack: LocalStack, stub: poster_grpc.PosterServiceStub) -> str:
-    """Creates the firm's organisation in the emulator and registers the connection."""
-    org = httpx.post(f"{stack.emulator_url}/emulator/organisations", json={"name": FIRM}, timeout=10)
+def connect(stack: LocalStack, stub: poster_grpc.PosterServiceStub, region: FirmRegion) -> str:
+    """Creates the firm's organisation, of its region, in the emulator and registers the connection."""
+    org = httpx.post(
+        f"{stack.emulator_url}/emulator/organisations", json={"name": FIRM, "region": region.key}, timeout=10
+    )
     org.raise_for_status()
     created: dict[str, Any] = org.json()
-    register_emulated_connection(stub, CONNECTION_ID, stack.emulator_url, created, mapping_context())
+    register_emulated_connection(stub, CONNECTION_ID, stack.emulator_url, created, mapping_context(region))
     return str(created["tenant_id"])
 
 
@@ -77,8 +84,12 @@ def ledger_table(ledger: dict[str, Any]) -> Table:
 
 
 def demo(args: argparse.Namespace, console: Console) -> ExitCode:
-    transactions = demo_transactions()
-    console.print(f"[bold]xerolink demo[/bold]: {len(transactions)} transactions of {FIRM} (a week in November)")
+    region = REGIONS[args.region]
+    transactions = [localise(tx, region) for tx in demo_transactions()]
+    console.print(
+        f"[bold]xerolink demo[/bold]: {len(transactions)} transactions of {FIRM} (a week in November), "
+        f"a firm in {args.region} keeping its books in {region.currency}"
+    )
     with LocalStack(Path(args.workdir), keep_running=args.keep_running) as stack:
         console.print(
             f"emulator {stack.emulator_url}  mapper {stack.mapper_target}  poster {stack.poster_target}"
@@ -86,7 +97,7 @@ def demo(args: argparse.Namespace, console: Console) -> ExitCode:
         )
         with grpc.insecure_channel(stack.poster_target) as channel:
             stub = poster_grpc.PosterServiceStub(channel)
-            tenant = connect(stack, stub)
+            tenant = connect(stack, stub, region)
             results = post_all(stub, CONNECTION_ID, transactions, console, wait=True)
         notes = Notes(wide=args.wide)
         notes.print(console, results_table(results, notes))

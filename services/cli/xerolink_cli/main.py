@@ -22,6 +22,7 @@ from xerolink_cli import backfill_command, commands, unlink
 from xerolink_cli import correct as correct_command
 from xerolink_cli import demo as demo_command
 from xerolink_cli.exit_codes import ExitCode, help_text
+from xerolink_cli.firm_month.regions import REGIONS
 from xerolink_cli.rpc_errors import NOT_ANSWERED, account, status_code
 from xerolink_cli.usage import UsageError
 
@@ -50,6 +51,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="start emulator, mapper and poster locally and post a sample firm's week")
     demo.add_argument("--workdir", default=".xerolink/demo", help="where the demo keeps its SQLite registry and logs")
     demo.add_argument("--keep-running", action="store_true", help="leave the services running after the demo")
+    demo.add_argument(
+        "--region",
+        choices=sorted(REGIONS),
+        default="AU",
+        help="the firm's country: its currency, rate of tax and Xero organisation's tax types (docs/regions.md)",
+    )
     demo.set_defaults(run=demo_command.demo)
 
     matrix = sub.add_parser("matrix", help="print the support matrix")

@@ -1,0 +1,204 @@
+"""An organisation of every region Actionstep serves, connected through ConnectOrganisation and
+posted to over real gRPC and HTTP, on SQLite and PostgreSQL: the poster reads the organisation's
+country and tax rates, fills the tax types for lines without a tax code with that country's
+default, and every supported kind posts with the organisation's own tax types. A tax type of
+another country is named before anything reaches Xero."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from google.rpc import error_details_pb2
+from xero_emulator import EmulatorServer
+from xerolink.mapper.v1 import mapper_service_pb2 as mapper_pb2
+from xerolink.poster.v1 import backfill_pb2, connection_pb2
+from xerolink.poster.v1 import poster_service_pb2 as poster_pb2
+from xerolink_cli.firm_month.localise import localise
+from xerolink_cli.firm_month.regions import REGIONS, FirmRegion
+from xerolink_mapper import samples
+
+from tests.fixtures.poster import EmulatorFactory, wait_for, xero_objects
+from tests.integration.connection_helpers import PosterMaker, connect_request, details_of, posters, stub, write_apps
+
+# What a connection to each country's organisation gets for (trust money, interest on trust, a
+# journal line without a tax code) when the caller leaves them empty (docs/regions.md).
+EXPECTED_UNTAXED = {
+    "AU": ("BASEXCLUDED", "EXEMPTOUTPUT", "BASEXCLUDED"),
+    "NZ": ("NONE", "NONE", "NONE"),
+    "UK": ("NONE", "EXEMPTOUTPUT", "NONE"),
+    "US": ("NONE", "NONE", "NONE"),
+    "CA": ("NONE", "NONE", "NONE"),
+}
+COUNTRY = {"AU": "AU", "NZ": "NZ", "UK": "GB", "US": "US", "CA": "CA"}
+SETTLED = (poster_pb2.LINK_STATE_LINKED, poster_pb2.LINK_STATE_FAILED)
+
+
+@pytest.fixture
+def emulator(emulator_factory: EmulatorFactory) -> EmulatorServer:
+    return emulator_factory()
+
+
+@pytest.fixture
+def region_poster(database_url: str, mapper_target: str) -> Iterator[PosterMaker]:
+    with posters(database_url, mapper_target) as make:
+        yield make
+
+
+def _context(region: FirmRegion) -> mapper_pb2.MappingContext:
+    """A new connection of the region's firm: its tax maps, and no tax types for lines without a
+    code (the caller does not know the organisation's)."""
+    context = samples.demo_context(mapper_pb2.POLICY_PROFILE_EXTENDED, with_chart=False)
+    sales, purchases = region.tax_maps()
+    context.tax_code_map.clear()
+    context.tax_code_map.update(sales)
+    context.purchase_tax_code_map.clear()
+    context.purchase_tax_code_map.update(purchases)
+    context.ClearField("untaxed_line_tax_types")
+    context.base_currency_code = region.currency
+    return context
+
+
+def _connect(
+    emulator: EmulatorServer, make: PosterMaker, tmp_path: Path, region: str, context: mapper_pb2.MappingContext
+) -> tuple[Any, dict[str, Any], connection_pb2.ConnectionStatus]:
+    org = emulator.create_organisation(f"{region} Legal", region=region)
+    poster = stub(make(write_apps(tmp_path / "xero-apps.json", org, emulator)))
+    request = connect_request("firm-1", org["authorization_code"], emulator)
+    request.mapping_context.CopyFrom(context)
+    return poster, org, poster.ConnectOrganisation(request).status
+
+
+# The documents a settlement kind's sample settles. The samples of one base id are each valid but
+# settle the same documents, so each kind is posted with its own copies of them.
+_SETTLES = {
+    "client_bill_payment": ("client_bill",),
+    "credit_note": ("client_bill",),
+    "credit_note_application": ("client_bill", "credit_note"),
+    "credit_note_refund": ("client_bill", "credit_note"),
+    "invoice_paid_from_trust": ("client_bill",),
+    "supplier_invoice_payment": ("supplier_invoice",),
+    "supplier_credit": ("supplier_invoice",),
+    "supplier_credit_application": ("supplier_invoice", "supplier_credit"),
+}
+
+
+def _body(transaction: Any) -> Any:
+    return getattr(transaction, transaction.WhichOneof("kind"))
+
+
+def _every_kind(firm: FirmRegion) -> list[Any]:
+    """Every sample kind once in the region's money, with its own copies of the documents it
+    settles; a settlement is cut to what its documents total at the region's rate of tax (more
+    would be refused by Xero, as it should)."""
+    kinds = sorted(samples.sample_transactions(0))
+    transactions = []
+    for index, kind in enumerate(kinds):
+        own = {k: localise(tx, firm) for k, tx in samples.sample_transactions(10_000 + 100 * index).items()}
+        documents = [own[document] for document in _SETTLES.get(kind, ())]
+        settlement = own[kind]
+        if documents and kind not in ("credit_note", "supplier_credit"):
+            amount = _body(settlement).amount
+            amount.units = min([amount.units, *(_body(d).totals.inclusive.units for d in documents)])
+        transactions += [*documents, settlement]
+    return transactions
+
+
+def _links(poster: Any) -> list[poster_pb2.Link]:
+    return list(poster.ListLinks(poster_pb2.ListLinksRequest(connection_id="firm-1", page_size=500)).links)
+
+
+@pytest.mark.parametrize("region", sorted(REGIONS))
+def test_each_regions_organisation_connects_with_its_own_tax_types_and_takes_every_supported_kind(
+    emulator: EmulatorServer, region_poster: PosterMaker, tmp_path: Path, region: str
+) -> None:
+    firm = REGIONS[region]
+    poster, org, status = _connect(emulator, region_poster, tmp_path, region, _context(firm))
+    organisation = emulator.state.organisation(org["tenant_id"])
+
+    assert status.organisation.country_code == COUNTRY[region]
+    assert status.organisation.base_currency_code == firm.currency
+    assert status.organisation.tax_rate_count == len(organisation.tax_rates)
+    assert [w.code for w in status.warnings] == []
+    stored = poster.GetConnection(poster_pb2.GetConnectionRequest(connection_id="firm-1")).connection
+    untaxed = stored.mapping_context.untaxed_line_tax_types
+    assert (untaxed.trust_money, untaxed.interest_on_trust, untaxed.journal_without_tax_code) == (
+        EXPECTED_UNTAXED[region]
+    )
+    assert {r.tax_type for r in stored.mapping_context.tax_rates} == set(organisation.tax_rates)
+
+    transactions = _every_kind(firm)
+    results = poster.BatchPostTransactions(
+        poster_pb2.BatchPostTransactionsRequest(connection_id="firm-1", transactions=transactions), timeout=60
+    ).results
+    refused = [(r.index, r.error.message) for r in results if r.WhichOneof("outcome") != "posting"]
+    assert not refused
+    supported = sum(r.posting.decision.supported for r in results)
+    assert supported >= 20  # every kind the extended profile posts
+
+    wait_for(lambda: len(_links(poster)) == supported and all(x.state in SETTLED for x in _links(poster)), 60)
+    failed = [(x.name, x.last_error.message) for x in _links(poster) if x.state != poster_pb2.LINK_STATE_LINKED]
+    assert not failed
+
+    trust_money, interest, journal = EXPECTED_UNTAXED[region]
+    banked = xero_objects(emulator, org["tenant_id"], "BankTransactions")
+    trust_lines = {
+        line["TaxType"]
+        for tx in banked
+        if tx["BankAccount"]["Code"] == samples.DEMO_ALLOCATION["trust_bank"]
+        for line in tx["LineItems"]
+        if line.get("AccountCode") == samples.DEMO_ALLOCATION["trust_liability"]
+    }
+    interest_lines = {
+        line["TaxType"]
+        for tx in banked
+        for line in tx["LineItems"]
+        if line.get("AccountCode") == samples.DEMO_ALLOCATION["trust_interest"]
+    }
+    assert (trust_lines, interest_lines) == ({trust_money}, {interest})
+    journals = xero_objects(emulator, org["tenant_id"], "ManualJournals")
+    assert {line["TaxType"] for j in journals for line in j["JournalLines"]} <= {trust_money, journal}
+    assert emulator.ledger(org["tenant_id"])["balanced"]
+
+
+def test_another_countrys_tax_types_are_named_at_connect_and_refused_before_reaching_xero(
+    emulator: EmulatorServer, region_poster: PosterMaker, tmp_path: Path
+) -> None:
+    australian = _context(REGIONS["AU"])
+    australian.base_currency_code = "NZD"
+    australian.untaxed_line_tax_types.trust_money = "BASEXCLUDED"
+    poster, org, status = _connect(emulator, region_poster, tmp_path, "NZ", australian)
+
+    warned = {w.code: w.message for w in status.warnings}
+    assert set(warned) == {"TAX_TYPE_NOT_IN_ORGANISATION"}
+    named = [w.message.split(" is ")[0] for w in status.warnings]
+    assert named == [
+        "tax_code_map[FRE]",
+        "tax_code_map[GST]",
+        "purchase_tax_code_map[FRE]",
+        "purchase_tax_code_map[GST]",
+        "untaxed_line_tax_types.trust_money",
+    ]
+    # The caller's own choice stands (even a wrong one); the empty ones get New Zealand's default.
+    stored = poster.GetConnection(poster_pb2.GetConnectionRequest(connection_id="firm-1")).connection
+    assert stored.mapping_context.untaxed_line_tax_types.trust_money == "BASEXCLUDED"
+    assert stored.mapping_context.untaxed_line_tax_types.interest_on_trust == "NONE"
+
+    preflight = poster.RunPreflight(backfill_pb2.RunPreflightRequest(connection_id="firm-1", division_ids=[1]))
+    [tax] = [c for c in preflight.checks if c.check == "TAX_TYPES"]
+    assert tax.status == backfill_pb2.PREFLIGHT_STATUS_FAIL
+    assert "tax_code_map[GST] is OUTPUT" in tax.message and "(NZ)" in tax.message
+    assert not preflight.ready
+
+    bill = localise(samples.client_bill(7001), REGIONS["NZ"])
+    for line in bill.client_bill.lines:  # the Australian codes the connection maps
+        line.tax_code = "GST" if line.tax.units else "FRE"
+    with pytest.raises(grpc.RpcError) as refused:
+        poster.PostTransaction(poster_pb2.PostTransactionRequest(connection_id="firm-1", transaction=bill))
+    assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    violations = [v for d in details_of(refused.value, error_details_pb2.PreconditionFailure) for v in d.violations]
+    assert ("TAX_TYPE_NOT_IN_ORGANISATION", "OUTPUT") in {(v.type, v.subject) for v in violations}
+    assert xero_objects(emulator, org["tenant_id"], "Invoices") == []
