@@ -221,6 +221,15 @@ UK = Region(
     bank_number="20-00-00 00000{code}",
 )
 
+# The default rates of Xero's US and global editions, all 0% (TYPES, United States and Global;
+# DEFAULTS): the United States and Canada each add their own sales tax rates to them.
+_GLOBAL_DEFAULTS = (
+    _rate("OUTPUT", "Tax on Sales", "0", "OUTPUT", ALL),
+    _rate("INPUT", "Tax on Purchases", "0", "INPUT", ALL),
+    _rate("NONE", "Tax Exempt", "0", "NONE", ALL),
+    _rate("GSTONIMPORTS", "Sales Tax on Imports", "0", "GSTONIMPORTS", LIABILITIES),
+)
+
 # United States. TYPES, United States: INPUT "Tax on Purchases", OUTPUT "Tax on Sales", NONE "Tax
 # Exempt", GSTONIMPORTS "Sales Tax on Imports", all 0% (Xero Central, US "Default tax rates": "all
 # set to 0% by default"); a rate a user adds is TAX001, TAX002, ... (TYPES). TAX001 is seeded as New
@@ -246,10 +255,7 @@ US = Region(
     sales_tax_period="3MONTHLY",
     no_tax_type="NONE",
     tax_rates=(
-        _rate("OUTPUT", "Tax on Sales", "0", "OUTPUT", ALL),
-        _rate("INPUT", "Tax on Purchases", "0", "INPUT", ALL),
-        _rate("NONE", "Tax Exempt", "0", "NONE", ALL),
-        _rate("GSTONIMPORTS", "Sales Tax on Imports", "0", "GSTONIMPORTS", LIABILITIES),
+        *_GLOBAL_DEFAULTS,
         _rate(
             "TAX001",
             "New York City Sales Tax",
@@ -302,10 +308,7 @@ CA = Region(
     sales_tax_period="3MONTHLY",
     no_tax_type="NONE",
     tax_rates=(
-        _rate("OUTPUT", "Tax on Sales", "0", "OUTPUT", ALL),
-        _rate("INPUT", "Tax on Purchases", "0", "INPUT", ALL),
-        _rate("NONE", "Tax Exempt", "0", "NONE", ALL),
-        _rate("GSTONIMPORTS", "Sales Tax on Imports", "0", "GSTONIMPORTS", LIABILITIES),
+        *_GLOBAL_DEFAULTS,
         _rate("TAX001", "HST on Sales (ON)", "13", "OUTPUT", NOT_EXPENSES, (("HST", "13"),)),
         _rate("TAX002", "HST on Purchases (ON)", "13", "INPUT", NOT_REVENUE, (("HST", "13"),)),
         _rate("TAX003", "GST on Sales", "5", "OUTPUT", NOT_EXPENSES, (("GST", "5"),)),
