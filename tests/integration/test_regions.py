@@ -202,3 +202,25 @@ def test_another_countrys_tax_types_are_named_at_connect_and_refused_before_reac
     violations = [v for d in details_of(refused.value, error_details_pb2.PreconditionFailure) for v in d.violations]
     assert ("TAX_TYPE_NOT_IN_ORGANISATION", "OUTPUT") in {(v.type, v.subject) for v in violations}
     assert xero_objects(emulator, org["tenant_id"], "Invoices") == []
+
+
+def test_a_rate_archived_in_xero_is_refused_once_the_chart_and_rates_are_read_again(
+    emulator: EmulatorServer, region_poster: PosterMaker, tmp_path: Path
+) -> None:
+    poster, org, status = _connect(emulator, region_poster, tmp_path, "NZ", _context(REGIONS["NZ"]))
+    assert [w.code for w in status.warnings] == []
+    rate = emulator.state.organisation(org["tenant_id"]).tax_rates["OUTPUT2"]
+    rate["Status"] = "ARCHIVED"  # a bookkeeper archives 15% GST on Income in Xero
+
+    poster.GetAllocationDiscrepancies(
+        connection_pb2.GetAllocationDiscrepanciesRequest(connection_id="firm-1", refresh_chart=True)
+    )
+
+    stored = poster.GetConnection(poster_pb2.GetConnectionRequest(connection_id="firm-1")).connection
+    assert {r.tax_type: r.status for r in stored.mapping_context.tax_rates}["OUTPUT2"] == "ARCHIVED"
+    bill = localise(samples.client_bill(7101), REGIONS["NZ"])
+    with pytest.raises(grpc.RpcError) as refused:
+        poster.PostTransaction(poster_pb2.PostTransactionRequest(connection_id="firm-1", transaction=bill))
+    violations = [v for d in details_of(refused.value, error_details_pb2.PreconditionFailure) for v in d.violations]
+    assert [(v.type, v.subject) for v in violations] == [("TAX_TYPE_NOT_IN_ORGANISATION", "OUTPUT2")]
+    assert xero_objects(emulator, org["tenant_id"], "Invoices") == []

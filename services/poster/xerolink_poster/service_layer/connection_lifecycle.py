@@ -37,6 +37,7 @@ from xerolink_poster.service_layer.connection_facts import (
     chart_from_accounts,
     check_postable,
     context_of,
+    organisation_facts,
     set_tax_rates,
     tax_warnings,
     tenant_list,
@@ -292,11 +293,15 @@ class ConnectionKeeper(ConnectionTokens):
             creds = self.credentials(row)
             try:
                 accounts = self.identity.accounts(creds.base_url, creds.access_token, creds.tenant_id)
+                # A rate archived or added in Xero since the connection was made changes what the
+                # mapper may post, as an account does.
+                rates = self.identity.tax_rates(creds.base_url, creds.access_token, creds.tenant_id)
             except (Uncertain, XeroRefused) as exc:
                 raise unavailable(
                     Reason.XERO_UNREACHABLE, f"could not read the chart from Xero ({exc}); retry"
                 ) from exc
             chart = chart_from_accounts(accounts)
+            country = str(organisation_facts(row).get("country_code") or "")
 
             def write(uow: UnitOfWork) -> None:
                 current = uow.connections.get_connection(connection_id)
@@ -304,6 +309,7 @@ class ConnectionKeeper(ConnectionTokens):
                 context = context_of(current)
                 del context.chart[:]
                 context.chart.extend(chart)
+                set_tax_rates(context, rates, country)
                 current.mapping_context = context.SerializeToString()
                 uow.connections.save(current)
 

@@ -428,7 +428,9 @@ class GetAllocationDiscrepanciesRequest(_message.Message):
     connection_id: _builtins.str
     """Required."""
     refresh_chart: _builtins.bool
-    """Optional: read the chart from Xero again first (an account may have been added or archived there)."""
+    """Optional: read the chart and the tax rates from Xero again first (an account or a rate may
+    have been added or archived there).
+    """
     def __init__(
         self,
         *,
