@@ -36,7 +36,7 @@ def nz_context(**changes: object) -> mapper_pb2.MappingContext:
             field.CopyFrom(value)
         else:
             del field[:]
-            field.extend(value)  # type: ignore[arg-type]
+            field.extend(value)
     return context
 
 
