@@ -26,6 +26,7 @@ import pytest
 from google.protobuf import timestamp_pb2
 from google.protobuf.message import Message
 from xero_emulator import EmulatorServer
+from xerolink.mapper.v1 import mapper_service_pb2 as mapper_pb2
 from xerolink.poster.v1 import backfill_pb2, connection_pb2, correction_pb2, unlink_pb2
 from xerolink.poster.v1 import poster_service_pb2 as poster_pb2
 from xerolink.poster.v1 import poster_service_pb2_grpc as poster_grpc
@@ -274,6 +275,18 @@ def _valid_requests(world: World) -> Iterator[tuple[str, Message]]:
         "RemapAccounts",
         connection_pb2.RemapAccountsRequest(
             connection_id=cid, account_allocation={function: allocation[function]}, validate_only=True
+        ),
+    )
+    yield (
+        "RemapTaxTypes",
+        connection_pb2.RemapTaxTypesRequest(
+            connection_id=cid,
+            tax_code_map={"GST": "OUTPUT"},
+            purchase_tax_code_map={"GST": "INPUT"},
+            untaxed_line_tax_types=mapper_pb2.UntaxedLineTaxTypes(
+                trust_money="BASEXCLUDED", interest_on_trust="EXEMPTOUTPUT", journal_without_tax_code="BASEXCLUDED"
+            ),
+            validate_only=True,
         ),
     )
     yield "RefreshConnection", connection_pb2.RefreshConnectionRequest(connection_id=cid)

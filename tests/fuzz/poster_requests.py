@@ -169,6 +169,7 @@ BY_CONNECTION: dict[str, Callable[[Known, str], Message]] = {
     "RemapAccounts": lambda k, c: connection_pb2.RemapAccountsRequest(
         connection_id=c, account_allocation={"trust_bank": "094"}
     ),
+    "RemapTaxTypes": lambda k, c: connection_pb2.RemapTaxTypesRequest(connection_id=c, tax_code_map={"GST": "OUTPUT"}),
 }
 
 
@@ -648,4 +649,34 @@ for _what, _allocation in _REMAP.items():
         partial(_remap, allocation=_allocation, validate_only=True),
         INVALID,
         "account_allocation",
+    )
+
+
+# -- RemapTaxTypes ------------------------------------------------------------------------------
+
+
+def _remap_tax(known: Known, sales: dict[str, str], validate_only: bool = False) -> Message:
+    return connection_pb2.RemapTaxTypesRequest(
+        connection_id=known.connection_id, tax_code_map=sales, validate_only=validate_only
+    )
+
+
+_REMAP_TAX: dict[str, dict[str, str]] = {
+    "nothing to remap": {},
+    "empty tax type": {"GST": ""},
+    "tax type of a megabyte": {"GST": HUGE},
+    "tax type with NUL": {"GST": "OUT\x00PUT"},
+    "empty tax code": {"": "OUTPUT"},
+    "tax code of a megabyte": {HUGE: "OUTPUT"},
+    "100,000 tax codes": {f"CODE{i}": "OUTPUT" for i in range(100_000)},
+    "one good, one empty": {"GST": "OUTPUT", "FRE": ""},
+}
+for _what, _sales in _REMAP_TAX.items():
+    _case("RemapTaxTypes", _what, partial(_remap_tax, sales=_sales), INVALID, "tax_code_map")
+    _case(
+        "RemapTaxTypes",
+        f"{_what}, validate only",
+        partial(_remap_tax, sales=_sales, validate_only=True),
+        INVALID,
+        "tax_code_map",
     )

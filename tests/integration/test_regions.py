@@ -224,3 +224,49 @@ def test_a_rate_archived_in_xero_is_refused_once_the_chart_and_rates_are_read_ag
     violations = [v for d in details_of(refused.value, error_details_pb2.PreconditionFailure) for v in d.violations]
     assert [(v.type, v.subject) for v in violations] == [("TAX_TYPE_NOT_IN_ORGANISATION", "OUTPUT2")]
     assert xero_objects(emulator, org["tenant_id"], "Invoices") == []
+
+
+def test_remapping_the_tax_types_mends_a_connection_made_with_another_countrys(
+    emulator: EmulatorServer, region_poster: PosterMaker, tmp_path: Path
+) -> None:
+    australian = _context(REGIONS["AU"])
+    australian.base_currency_code = "NZD"
+    poster, org, status = _connect(emulator, region_poster, tmp_path, "NZ", australian)
+    assert len(status.warnings) == 4  # the four map entries; the untaxed ones got New Zealand's defaults
+
+    wrong = connection_pb2.RemapTaxTypesRequest(connection_id="firm-1", tax_code_map={"GST": "OUTPUT", "ZER": "NONE"})
+    with pytest.raises(grpc.RpcError) as refused:
+        poster.RemapTaxTypes(wrong)
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    fields = [v.field for d in details_of(refused.value, error_details_pb2.BadRequest) for v in d.field_violations]
+    assert fields == ["tax_code_map[GST]"]
+    with pytest.raises(grpc.RpcError) as empty:
+        poster.RemapTaxTypes(connection_pb2.RemapTaxTypesRequest(connection_id="firm-1"))
+    assert empty.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+    request = connection_pb2.RemapTaxTypesRequest(
+        connection_id="firm-1",
+        tax_code_map={"GST": "OUTPUT2", "FRE": "ZERORATED"},
+        purchase_tax_code_map={"GST": "INPUT2", "FRE": "NONE"},
+        validate_only=True,
+    )
+    preview = poster.RemapTaxTypes(request)
+    assert dict(preview.tax_code_map) == {"GST": "OUTPUT2", "FRE": "ZERORATED"} and list(preview.problems) == []
+    unchanged = poster.GetConnection(poster_pb2.GetConnectionRequest(connection_id="firm-1")).connection
+    assert dict(unchanged.mapping_context.tax_code_map) == {"GST": "OUTPUT", "FRE": "EXEMPTOUTPUT"}
+
+    request.validate_only = False
+    assert list(poster.RemapTaxTypes(request).problems) == []
+    mended = poster.GetConnection(poster_pb2.GetConnectionRequest(connection_id="firm-1")).connection
+    assert [w.code for w in mended.status.warnings] == []
+    preflight = poster.RunPreflight(backfill_pb2.RunPreflightRequest(connection_id="firm-1", division_ids=[1]))
+    assert [c.status for c in preflight.checks if c.check == "TAX_TYPES"] == [backfill_pb2.PREFLIGHT_STATUS_PASS]
+
+    bill = localise(samples.client_bill(7201), REGIONS["NZ"])
+    for line in bill.client_bill.lines:  # the connection still maps the firm's Australian codes
+        line.tax_code = "GST" if line.tax.units else "FRE"
+    posting = poster.PostTransaction(poster_pb2.PostTransactionRequest(connection_id="firm-1", transaction=bill))
+    wait_for(lambda: all(x.state == poster_pb2.LINK_STATE_LINKED for x in _links(poster)) and bool(_links(poster)))
+    assert posting.posting.decision.supported
+    [invoice] = xero_objects(emulator, org["tenant_id"], "Invoices")
+    assert {line["TaxType"] for line in invoice["LineItems"]} <= {"OUTPUT2", "ZERORATED"}

@@ -170,7 +170,10 @@ class Reason(StrEnum):
         "MAPPING_NOT_CONFIGURED",
         "the connection's mapping lacks what the transaction needs (an allocation or tax code)",
     )
-    NOTHING_TO_REMAP = "NOTHING_TO_REMAP", "name at least one allocation function and its new account code"
+    NOTHING_TO_REMAP = (
+        "NOTHING_TO_REMAP",
+        "a re-map named nothing to change: an allocation function and its account, or a tax setting and its type",
+    )
     NOT_A_BILL_PAYMENT = "NOT_A_BILL_PAYMENT", "a payment sent with a backfilled bill is not a client bill payment"
     NOT_A_CLIENT_BILL = "NOT_A_CLIENT_BILL", "a backfill request names a transaction that is not a client bill"
     NOT_IN_XERO = "NOT_IN_XERO", "a correction was asked for a record that failed to post, so nothing of it is in Xero"
@@ -204,6 +207,10 @@ class Reason(StrEnum):
     TAX_CODE_NOT_MAPPED = (
         "TAX_CODE_NOT_MAPPED",
         "a line's Actionstep tax code has no Xero tax type in the connection's mapping",
+    )
+    TAX_TYPES_INVALID = (
+        "TAX_TYPES_INVALID",
+        "a tax re-map names a tax type the organisation does not have active, or a malformed tax code",
     )
     TAX_TYPE_NOT_IN_ORGANISATION = (
         "TAX_TYPE_NOT_IN_ORGANISATION",

@@ -4,7 +4,14 @@ as plain Python."""
 from __future__ import annotations
 
 import pytest
-from xerolink_poster.domain.tax_types import UNTAXED_DEFAULTS, UNTAXED_FIELDS, Rate, fill_untaxed, problems
+from xerolink_poster.domain.tax_types import (
+    UNTAXED_DEFAULTS,
+    UNTAXED_FIELDS,
+    Rate,
+    fill_untaxed,
+    problems,
+    remap_problems,
+)
 
 
 def rates(*types: str, status: str = "ACTIVE") -> dict[str, Rate]:
@@ -66,3 +73,29 @@ def test_a_rate_that_is_not_active_is_a_problem_saying_so() -> None:
 
 def test_nothing_is_checked_when_the_rates_were_never_read() -> None:
     assert problems({"GST": "WHATEVER"}, {}, EMPTY, {}, "NZ") == []
+
+
+def test_a_remap_names_each_setting_whose_new_tax_type_the_organisation_cannot_take() -> None:
+    changes = {
+        "tax_code_map[GST]": "OUTPUT",  # Australia's
+        "tax_code_map[ZER]": "ZERORATED",
+        "purchase_tax_code_map[GST]": "",
+        "untaxed_line_tax_types.trust_money": "x" * 65,
+    }
+    found = remap_problems(changes, {**NZ, **rates("ZERORATED", status="ARCHIVED")})
+    assert sorted(found) == [
+        "purchase_tax_code_map[GST]",
+        "tax_code_map[GST]",
+        "tax_code_map[ZER]",
+        "untaxed_line_tax_types.trust_money",
+    ]
+    assert (
+        "OUTPUT is not a tax rate of the organisation; one of GSTONIMPORTS, INPUT2, NONE, OUTPUT2"
+        in found["tax_code_map[GST]"]
+    )
+    assert "archived in Xero" in found["tax_code_map[ZER]"]
+
+
+def test_a_remap_of_active_rates_is_accepted_and_without_rates_only_the_form_is_checked() -> None:
+    assert remap_problems({"tax_code_map[GST]": "OUTPUT2", "untaxed_line_tax_types.trust_money": "NONE"}, NZ) == {}
+    assert remap_problems({"tax_code_map[GST]": "TAX001"}, {}) == {}

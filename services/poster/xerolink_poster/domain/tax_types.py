@@ -122,6 +122,30 @@ def problems(
     return found
 
 
+# An Actionstep tax code and a Xero TaxType are short names (Xero's custom rates are TAX001, its
+# automatic US sales tax rates GUIDs); anything longer is not one.
+MAX_NAME = 64
+# A firm has a handful of tax codes; a re-map naming more is not one.
+MAX_CHANGES = 200
+
+
+def remap_problems(changes: Mapping[str, str], rates: Mapping[str, Rate]) -> dict[str, str]:
+    """Setting -> why its new tax type cannot be used. `changes` maps a setting as Problem names it
+    ("tax_code_map[GST]", "untaxed_line_tax_types.trust_money") to the tax type it is to take. With
+    no rates read, only the form is checked."""
+    active = sorted(t for t, rate in rates.items() if _active(rate))
+    found: dict[str, str] = {}
+    for setting, tax_type in changes.items():
+        if not tax_type or len(tax_type) > MAX_NAME or not tax_type.isprintable():
+            found[setting] = f"a Xero TaxType of the organisation, at most {MAX_NAME} characters"
+        elif rates and tax_type not in rates:
+            found[setting] = f"{tax_type} is not a tax rate of the organisation; one of {', '.join(active) or 'none'}"
+        elif rates and not _active(rates[tax_type]):
+            status = rates[tax_type].status.lower()
+            found[setting] = f"{tax_type} is {status} in Xero; restore it or choose an active rate"
+    return found
+
+
 def _country(country: str) -> str:
     return f" (country {country})" if country else ""
 

@@ -37,8 +37,15 @@ def status_message(row: ConnectionRow) -> connection_pb2.ConnectionStatus:
     status = connection_pb2.ConnectionStatus(
         state=STATES.get(row.state, connection_pb2.CONNECTION_STATE_UNSPECIFIED),
         warnings=[
-            connection_pb2.ConnectionWarning(code=str(w.get("code", "")), message=str(w.get("message", "")))
-            for w in facts.get("warnings") or []
+            *(
+                connection_pb2.ConnectionWarning(code=str(w.get("code", "")), message=str(w.get("message", "")))
+                for w in facts.get("warnings") or []
+            ),
+            # From the stored context, so a RemapTaxTypes that mends a setting clears its warning.
+            *(
+                connection_pb2.ConnectionWarning(code=w.code, message=w.message)
+                for w in lifecycle.tax_warnings(lifecycle.context_of(row), str(facts.get("country_code") or ""))
+            ),
         ],
         allocation_discrepancies=discrepancy_messages(lifecycle.allocation_discrepancies(lifecycle.context_of(row))),
         xero_app=row.xero_app,

@@ -10,7 +10,7 @@ from xerolink_common.grpc_errors import translate_errors
 from xerolink_common.security import require_connection
 
 from xerolink_poster.entrypoints.connection_messages import discrepancy_messages, status_message
-from xerolink_poster.service_layer.connection_lifecycle import ConnectionKeeper, ConnectRequest, context_of
+from xerolink_poster.service_layer.connection_lifecycle import ConnectionKeeper, ConnectRequest, TaxRemap, context_of
 from xerolink_poster.service_layer.posting import Poster
 
 # What an existing connection keeps instead of a field of ConnectOrganisation.
@@ -19,7 +19,8 @@ _IGNORED = {
         code="FIELD_IGNORED",
         field="mapping_context",
         message="the connection exists, so it keeps its own mapping context and account allocation (a "
-        "replacement organisation never overwrites them): change the allocation with RemapAccounts",
+        "replacement organisation never overwrites them): change the allocation with RemapAccounts and the "
+        "tax types with RemapTaxTypes",
     ),
     "xero_base_url": errors_pb2.Warning(
         code="FIELD_IGNORED",
@@ -105,4 +106,33 @@ class ConnectionRpcs:
             self._changed(request.connection_id)
         return connection_pb2.RemapAccountsResponse(
             account_allocation=merged, discrepancies=discrepancy_messages(found)
+        )
+
+    @translate_errors
+    def RemapTaxTypes(
+        self, request: connection_pb2.RemapTaxTypesRequest, context: grpc.ServicerContext
+    ) -> connection_pb2.RemapTaxTypesResponse:
+        require_connection(request.connection_id)
+        self.poster.require_known_connection(request.connection_id)
+        untaxed = {f.name: value for f, value in request.untaxed_line_tax_types.ListFields()}
+        remap = TaxRemap(
+            request.connection_id,
+            dict(request.tax_code_map),
+            dict(request.purchase_tax_code_map),
+            untaxed,
+            request.validate_only,
+        )
+        after, problems = self.keeper.remap_tax_types(remap)
+        if not request.validate_only:
+            self._changed(request.connection_id)
+        return connection_pb2.RemapTaxTypesResponse(
+            tax_code_map=dict(after.tax_code_map),
+            purchase_tax_code_map=dict(after.purchase_tax_code_map),
+            untaxed_line_tax_types=after.untaxed_line_tax_types,
+            problems=[
+                connection_pb2.TaxSettingProblem(
+                    setting=p.setting, tax_type=p.tax_type, problem=p.problem, description=p.description
+                )
+                for p in problems
+            ],
         )

@@ -29,7 +29,7 @@ from xerolink_poster.adapters.xero_identity import (
     TokenRefused,
     XeroRefused,
 )
-from xerolink_poster.domain import allocation
+from xerolink_poster.domain import allocation, tax_types
 from xerolink_poster.domain.states import ConnectionState
 from xerolink_poster.service_layer.connection_facts import (
     allocation_discrepancies,
@@ -39,6 +39,8 @@ from xerolink_poster.service_layer.connection_facts import (
     context_of,
     organisation_facts,
     set_tax_rates,
+    tax_problems,
+    tax_rate_entries,
     tax_warnings,
     tenant_list,
     timestamp_of,
@@ -88,6 +90,36 @@ class ConnectOutcome:
     previous_tenant_id: str
     # Request fields an existing connection does not take, so the answer can name them.
     ignored_fields: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class TaxRemap:
+    """What RemapTaxTypes asks to change: map entries (code -> tax type) and untaxed fields set."""
+
+    connection_id: str
+    sales: Mapping[str, str]
+    purchases: Mapping[str, str]
+    untaxed: Mapping[str, str]
+    validate_only: bool = False
+
+    def codes(self) -> list[tuple[str, str]]:
+        return [(f"tax_code_map[{c[:64]}]", c) for c in self.sales] + [
+            (f"purchase_tax_code_map[{c[:64]}]", c) for c in self.purchases
+        ]
+
+    def settings(self) -> dict[str, str]:
+        """Setting -> new tax type, named as tax_types.Problem names settings."""
+        return {
+            **{f"tax_code_map[{c[:64]}]": t for c, t in self.sales.items()},
+            **{f"purchase_tax_code_map[{c[:64]}]": t for c, t in self.purchases.items()},
+            **{f"untaxed_line_tax_types.{n}": t for n, t in self.untaxed.items()},
+        }
+
+    def apply(self, context: mapper_pb2.MappingContext) -> None:
+        context.tax_code_map.update(self.sales)
+        context.purchase_tax_code_map.update(self.purchases)
+        for name, tax_type in self.untaxed.items():
+            setattr(context.untaxed_line_tax_types, name, tax_type)
 
 
 @dataclass
@@ -143,7 +175,6 @@ class ConnectionKeeper(ConnectionTokens):
             base_currency,
             expected_currency,
         )
-        warnings += tax_warnings(context, country)
         facts = {
             "name": str(organisation.get("Name") or tenant.get("tenantName") or ""),
             "organisation_id": str(organisation.get("OrganisationID") or ""),
@@ -190,7 +221,7 @@ class ConnectionKeeper(ConnectionTokens):
             return row, previous
 
         _, previous = run_in_transaction(self.db, write)
-        for w in warnings:
+        for w in warnings + tax_warnings(context, country):
             log.warning("connected organisation: %s", w.code, extra={"connection_id": cid, "tenant_id": tenant_id})
         replaced = bool(previous) and previous != tenant_id
         ignored: list[str] = []
@@ -359,6 +390,51 @@ class ConnectionKeeper(ConnectionTokens):
         saved = run_in_transaction(self.db, write)
         context = context_of(saved)
         return dict(context.account_allocation), allocation_discrepancies(context)
+
+    # -- tax types -----------------------------------------------------------------------------------
+    def remap_tax_types(self, change: TaxRemap) -> tuple[mapper_pb2.MappingContext, list[tax_types.Problem]]:
+        """Sets the tax settings `change` names, each validated against the organisation's tax rates;
+        answers the context after the change and what is still wrong with it."""
+        named = change.settings()
+        if not named:
+            raise invalid_argument(
+                Reason.NOTHING_TO_REMAP,
+                "name at least one tax setting and its new tax type",
+                [FieldViolation("tax_code_map", "a tax code -> Xero TaxType, or an untaxed_line_tax_types field")],
+            )
+        violations = [
+            FieldViolation(setting, f"an Actionstep tax code of at most {tax_types.MAX_NAME} printable characters")
+            for setting, code in change.codes()
+            if not code or len(code) > tax_types.MAX_NAME or not code.isprintable()
+        ]
+        if len(named) > tax_types.MAX_CHANGES:
+            violations.append(FieldViolation("tax_code_map", f"at most {tax_types.MAX_CHANGES} settings in one re-map"))
+        row = self.get(connection_id := change.connection_id)
+        rates = tax_rate_entries(context_of(row))
+        violations += [FieldViolation(s, why) for s, why in sorted(tax_types.remap_problems(named, rates).items())]
+        if violations:
+            raise invalid_argument(
+                Reason.TAX_TYPES_INVALID,
+                "the tax types cannot be changed; fix the settings listed (use active tax rates of the organisation)",
+                violations,
+            )
+        country = str(organisation_facts(row).get("country_code") or "")
+        if change.validate_only:
+            context = context_of(row)
+            change.apply(context)
+            return context, tax_problems(context, country)
+
+        def write(uow: UnitOfWork) -> mapper_pb2.MappingContext:
+            current = uow.connections.get_connection(connection_id)
+            assert current is not None
+            fresh = context_of(current)
+            change.apply(fresh)
+            current.mapping_context = fresh.SerializeToString()
+            uow.connections.save(current)
+            return fresh
+
+        context = run_in_transaction(self.db, write)
+        return context, tax_problems(context, country)
 
 
 def _validate_connect(request: ConnectRequest, new: bool) -> None:

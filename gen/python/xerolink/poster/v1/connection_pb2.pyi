@@ -588,3 +588,203 @@ class RemapAccountsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RemapAccountsResponse: _TypeAlias = RemapAccountsResponse  # noqa: Y015
+
+@_typing.final
+class TaxSettingProblem(_message.Message):
+    """A tax setting of the connection that the organisation's tax rates cannot take."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SETTING_FIELD_NUMBER: _builtins.int
+    TAX_TYPE_FIELD_NUMBER: _builtins.int
+    PROBLEM_FIELD_NUMBER: _builtins.int
+    DESCRIPTION_FIELD_NUMBER: _builtins.int
+    setting: _builtins.str
+    """Where the connection names it, e.g. "tax_code_map[GST]" or
+    "untaxed_line_tax_types.trust_money".
+    """
+    tax_type: _builtins.str
+    """The Xero tax type it names; empty when the setting is not set."""
+    problem: _builtins.str
+    """"TAX_TYPE_NOT_IN_ORGANISATION" or "UNTAXED_TAX_TYPE_NOT_MAPPED"."""
+    description: _builtins.str
+    """What is wrong and what to do about it."""
+    def __init__(
+        self,
+        *,
+        setting: _builtins.str = ...,
+        tax_type: _builtins.str = ...,
+        problem: _builtins.str = ...,
+        description: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["description", b"description", "problem", b"problem", "setting", b"setting", "tax_type", b"tax_type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TaxSettingProblem: _TypeAlias = TaxSettingProblem  # noqa: Y015
+
+@_typing.final
+class RemapTaxTypesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class TaxCodeMapEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    @_typing.final
+    class PurchaseTaxCodeMapEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    CONNECTION_ID_FIELD_NUMBER: _builtins.int
+    TAX_CODE_MAP_FIELD_NUMBER: _builtins.int
+    PURCHASE_TAX_CODE_MAP_FIELD_NUMBER: _builtins.int
+    UNTAXED_LINE_TAX_TYPES_FIELD_NUMBER: _builtins.int
+    VALIDATE_ONLY_FIELD_NUMBER: _builtins.int
+    connection_id: _builtins.str
+    """Required."""
+    validate_only: _builtins.bool
+    """Optional: check against the tax rates and answer without saving."""
+    @_builtins.property
+    def tax_code_map(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Optional: Actionstep tax code -> Xero TaxType on the sales side; only the codes named change.
+        Each tax type must be an active tax rate of the organisation (when its rates were read).
+        """
+
+    @_builtins.property
+    def purchase_tax_code_map(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Optional: the same on the purchase side."""
+
+    @_builtins.property
+    def untaxed_line_tax_types(self) -> _mapper_service_pb2.UntaxedLineTaxTypes:
+        """Optional: only the fields set change. At least one of the three must name a change."""
+
+    def __init__(
+        self,
+        *,
+        connection_id: _builtins.str = ...,
+        tax_code_map: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        purchase_tax_code_map: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        untaxed_line_tax_types: _mapper_service_pb2.UntaxedLineTaxTypes | None = ...,
+        validate_only: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["untaxed_line_tax_types", b"untaxed_line_tax_types"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["connection_id", b"connection_id", "purchase_tax_code_map", b"purchase_tax_code_map", "tax_code_map", b"tax_code_map", "untaxed_line_tax_types", b"untaxed_line_tax_types", "validate_only", b"validate_only"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RemapTaxTypesRequest: _TypeAlias = RemapTaxTypesRequest  # noqa: Y015
+
+@_typing.final
+class RemapTaxTypesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class TaxCodeMapEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    @_typing.final
+    class PurchaseTaxCodeMapEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    TAX_CODE_MAP_FIELD_NUMBER: _builtins.int
+    PURCHASE_TAX_CODE_MAP_FIELD_NUMBER: _builtins.int
+    UNTAXED_LINE_TAX_TYPES_FIELD_NUMBER: _builtins.int
+    PROBLEMS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def tax_code_map(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """The connection's whole sales map after the change."""
+
+    @_builtins.property
+    def purchase_tax_code_map(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """The whole purchase map after the change."""
+
+    @_builtins.property
+    def untaxed_line_tax_types(self) -> _mapper_service_pb2.UntaxedLineTaxTypes:
+        """The untaxed line tax types after the change."""
+
+    @_builtins.property
+    def problems(self) -> _containers.RepeatedCompositeFieldContainer[Global___TaxSettingProblem]:
+        """What is still wrong (empty: every tax setting is an active rate of the organisation)."""
+
+    def __init__(
+        self,
+        *,
+        tax_code_map: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        purchase_tax_code_map: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        untaxed_line_tax_types: _mapper_service_pb2.UntaxedLineTaxTypes | None = ...,
+        problems: _abc.Iterable[Global___TaxSettingProblem] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["untaxed_line_tax_types", b"untaxed_line_tax_types"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["problems", b"problems", "purchase_tax_code_map", b"purchase_tax_code_map", "tax_code_map", b"tax_code_map", "untaxed_line_tax_types", b"untaxed_line_tax_types"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RemapTaxTypesResponse: _TypeAlias = RemapTaxTypesResponse  # noqa: Y015

@@ -159,6 +159,11 @@ class PosterServiceStub:
                 request_serializer=xerolink_dot_poster_dot_v1_dot_connection__pb2.RemapAccountsRequest.SerializeToString,
                 response_deserializer=xerolink_dot_poster_dot_v1_dot_connection__pb2.RemapAccountsResponse.FromString,
                 _registered_method=True)
+        self.RemapTaxTypes = channel.unary_unary(
+                '/xerolink.poster.v1.PosterService/RemapTaxTypes',
+                request_serializer=xerolink_dot_poster_dot_v1_dot_connection__pb2.RemapTaxTypesRequest.SerializeToString,
+                response_deserializer=xerolink_dot_poster_dot_v1_dot_connection__pb2.RemapTaxTypesResponse.FromString,
+                _registered_method=True)
 
 
 class PosterServiceServicer:
@@ -356,6 +361,14 @@ class PosterServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RemapTaxTypes(self, request, context):
+        """Changes the connection's tax types: tax-code map entries and untaxed line tax types, each
+        validated against the organisation's tax rates read from Xero (docs/regions.md).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PosterServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -478,6 +491,11 @@ def add_PosterServiceServicer_to_server(servicer, server):
                     servicer.RemapAccounts,
                     request_deserializer=xerolink_dot_poster_dot_v1_dot_connection__pb2.RemapAccountsRequest.FromString,
                     response_serializer=xerolink_dot_poster_dot_v1_dot_connection__pb2.RemapAccountsResponse.SerializeToString,
+            ),
+            'RemapTaxTypes': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemapTaxTypes,
+                    request_deserializer=xerolink_dot_poster_dot_v1_dot_connection__pb2.RemapTaxTypesRequest.FromString,
+                    response_serializer=xerolink_dot_poster_dot_v1_dot_connection__pb2.RemapTaxTypesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1129,6 +1147,33 @@ class PosterService:
             '/xerolink.poster.v1.PosterService/RemapAccounts',
             xerolink_dot_poster_dot_v1_dot_connection__pb2.RemapAccountsRequest.SerializeToString,
             xerolink_dot_poster_dot_v1_dot_connection__pb2.RemapAccountsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemapTaxTypes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xerolink.poster.v1.PosterService/RemapTaxTypes',
+            xerolink_dot_poster_dot_v1_dot_connection__pb2.RemapTaxTypesRequest.SerializeToString,
+            xerolink_dot_poster_dot_v1_dot_connection__pb2.RemapTaxTypesResponse.FromString,
             options,
             channel_credentials,
             insecure,

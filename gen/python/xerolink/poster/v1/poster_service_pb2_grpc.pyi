@@ -118,6 +118,10 @@ class PosterServiceStub:
     """Lists allocated account codes the organisation's chart lacks or has archived."""
     RemapAccounts: _grpc.UnaryUnaryMultiCallable[_connection_pb2.RemapAccountsRequest, _connection_pb2.RemapAccountsResponse]
     """Re-maps allocation functions to account codes of the chart (validated against it)."""
+    RemapTaxTypes: _grpc.UnaryUnaryMultiCallable[_connection_pb2.RemapTaxTypesRequest, _connection_pb2.RemapTaxTypesResponse]
+    """Changes the connection's tax types: tax-code map entries and untaxed line tax types, each
+    validated against the organisation's tax rates read from Xero (docs/regions.md).
+    """
 
 @_typing.type_check_only
 class PosterServiceAsyncStub(PosterServiceStub):
@@ -205,6 +209,10 @@ class PosterServiceAsyncStub(PosterServiceStub):
     """Lists allocated account codes the organisation's chart lacks or has archived."""
     RemapAccounts: _aio.UnaryUnaryMultiCallable[_connection_pb2.RemapAccountsRequest, _connection_pb2.RemapAccountsResponse]  # type: ignore[assignment]
     """Re-maps allocation functions to account codes of the chart (validated against it)."""
+    RemapTaxTypes: _aio.UnaryUnaryMultiCallable[_connection_pb2.RemapTaxTypesRequest, _connection_pb2.RemapTaxTypesResponse]  # type: ignore[assignment]
+    """Changes the connection's tax types: tax-code map entries and untaxed line tax types, each
+    validated against the organisation's tax rates read from Xero (docs/regions.md).
+    """
 
 class PosterServiceServicer(metaclass=_abc_1.ABCMeta):
     """Posts Actionstep transactions to Xero exactly once and keeps the link registry."""
@@ -433,5 +441,15 @@ class PosterServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_connection_pb2.RemapAccountsResponse, _abc.Awaitable[_connection_pb2.RemapAccountsResponse]]:
         """Re-maps allocation functions to account codes of the chart (validated against it)."""
+
+    @_abc_1.abstractmethod
+    def RemapTaxTypes(
+        self,
+        request: _connection_pb2.RemapTaxTypesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_connection_pb2.RemapTaxTypesResponse, _abc.Awaitable[_connection_pb2.RemapTaxTypesResponse]]:
+        """Changes the connection's tax types: tax-code map entries and untaxed line tax types, each
+        validated against the organisation's tax rates read from Xero (docs/regions.md).
+        """
 
 def add_PosterServiceServicer_to_server(servicer: PosterServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
