@@ -59,3 +59,22 @@ def test_demo_posts_the_sample_and_the_books_match(tmp_path: Path) -> None:
     _, rows = table(out, "Posted to Xero")
     assert len(rows) == len(kinds), "a row wrapped onto more than one line"
     assert any(line.startswith("[1] ") for line in out.splitlines())
+
+
+def test_the_demo_posts_the_same_week_for_a_firm_in_the_united_states(tmp_path: Path) -> None:
+    """The region with the awkward rate (8.875 %): every settlement still fits its document."""
+    result = subprocess.run(
+        [*console_script("xerolink"), "demo", "--region", "US", "--workdir", str(tmp_path / "demo")],
+        capture_output=True,
+        text=True,
+        env=child_env(COLUMNS="120"),
+        timeout=180,
+        check=False,
+    )
+    out = result.stdout
+    assert result.returncode == ExitCode.OK, out + result.stderr
+    kinds = [next(k for k in json.loads(line) if k != "header") for line in SAMPLE.read_text().splitlines()]
+    refused = sum(1 for k in kinds if k in NOT_POSTED_IN_COMPATIBLE) + 1
+    assert f"{len(kinds) - refused} linked" in out and "failed" not in out
+    assert "keeping its books in USD" in out and "IOLTA Trust Account" in out
+    assert "debits equal credits: yes" in out

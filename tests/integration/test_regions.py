@@ -17,7 +17,7 @@ from xero_emulator import EmulatorServer
 from xerolink.mapper.v1 import mapper_service_pb2 as mapper_pb2
 from xerolink.poster.v1 import backfill_pb2, connection_pb2
 from xerolink.poster.v1 import poster_service_pb2 as poster_pb2
-from xerolink_cli.firm_month.localise import localise
+from xerolink_cli.firm_month.localise import localise, localise_all
 from xerolink_cli.firm_month.regions import REGIONS, FirmRegion
 from xerolink_mapper import samples
 
@@ -86,25 +86,15 @@ _SETTLES = {
 }
 
 
-def _body(transaction: Any) -> Any:
-    return getattr(transaction, transaction.WhichOneof("kind"))
-
-
 def _every_kind(firm: FirmRegion) -> list[Any]:
     """Every sample kind once in the region's money, with its own copies of the documents it
-    settles; a settlement is cut to what its documents total at the region's rate of tax (more
-    would be refused by Xero, as it should)."""
+    settles (settlements fitted to their documents' totals at the region's rate)."""
     kinds = sorted(samples.sample_transactions(0))
     transactions = []
     for index, kind in enumerate(kinds):
-        own = {k: localise(tx, firm) for k, tx in samples.sample_transactions(10_000 + 100 * index).items()}
-        documents = [own[document] for document in _SETTLES.get(kind, ())]
-        settlement = own[kind]
-        if documents and kind not in ("credit_note", "supplier_credit"):
-            amount = _body(settlement).amount
-            amount.units = min([amount.units, *(_body(d).totals.inclusive.units for d in documents)])
-        transactions += [*documents, settlement]
-    return transactions
+        own = samples.sample_transactions(10_000 + 100 * index)
+        transactions += [own[document] for document in _SETTLES.get(kind, ())] + [own[kind]]
+    return localise_all(transactions, firm)
 
 
 def _links(poster: Any) -> list[poster_pb2.Link]:

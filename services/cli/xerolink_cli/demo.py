@@ -21,7 +21,7 @@ from xerolink_common.money import cents_to_str, decimal_to_cents
 from xerolink_cli.commands import exit_code, post_all, results_table, summary
 from xerolink_cli.connections import register_emulated_connection
 from xerolink_cli.exit_codes import ExitCode
-from xerolink_cli.firm_month.localise import localise
+from xerolink_cli.firm_month.localise import localise_all
 from xerolink_cli.firm_month.regions import AU, REGIONS, FirmRegion
 from xerolink_cli.local_stack import LocalStack
 from xerolink_cli.notes import Notes
@@ -85,7 +85,7 @@ def ledger_table(ledger: dict[str, Any]) -> Table:
 
 def demo(args: argparse.Namespace, console: Console) -> ExitCode:
     region = REGIONS[args.region]
-    transactions = [localise(tx, region) for tx in demo_transactions()]
+    transactions = localise_all(demo_transactions(), region)
     console.print(
         f"[bold]xerolink demo[/bold]: {len(transactions)} transactions of {FIRM} (a week in November), "
         f"a firm in {args.region} keeping its books in {region.currency}"
