@@ -22,6 +22,7 @@ READY = pf.Facts(
     division_ids=(1,),
     allocation_discrepancies=(),
     tax_problems=(),
+    tax_rates_read=True,
     country_code="NZ",
 )
 BROKEN_ALLOCATION = Discrepancy("trust_bank", "091", "ACCOUNT_NOT_IN_CHART", "create account 091 in Xero")
@@ -63,7 +64,7 @@ def test_ready_facts_pass_every_check() -> None:
         ({"allocation_discrepancies": (BROKEN_ALLOCATION,)}, "ACCOUNT_ALLOCATION", pf.Status.FAIL, pf.Status.FAIL),
         ({"allocation_discrepancies": None}, "ACCOUNT_ALLOCATION", pf.Status.WARNING, pf.Status.WARNING),
         ({"tax_problems": (FOREIGN_TAX_TYPE,)}, "TAX_TYPES", pf.Status.FAIL, pf.Status.FAIL),
-        ({"tax_problems": None}, "TAX_TYPES", pf.Status.WARNING, pf.Status.WARNING),
+        ({"tax_rates_read": False}, "TAX_TYPES", pf.Status.WARNING, pf.Status.WARNING),
     ],
 )
 def test_one_broken_fact_changes_only_its_own_check_in_each_profile(
@@ -96,7 +97,7 @@ def test_the_settings_checks_name_each_thing_the_organisation_lacks() -> None:
     second = dataclasses.replace(FOREIGN_TAX_TYPE, setting="untaxed_line_tax_types.trust_money", tax_type="BASEXCLUDED")
     facts = dataclasses.replace(READY, tax_problems=(FOREIGN_TAX_TYPE, second))
     [tax] = [c for c in pf.run(facts) if c.check == "TAX_TYPES"]
-    assert "2 tax setting(s)" in tax.message and "(NZ)" in tax.message
+    assert "2 tax setting(s) the organisation (NZ) cannot take" in tax.message
     assert FOREIGN_TAX_TYPE.description in tax.message and second.description in tax.message
 
 

@@ -51,9 +51,9 @@ def test_every_setting_is_checked_and_each_problem_named_by_its_setting() -> Non
     untaxed = {"trust_money": "BASEXCLUDED", "interest_on_trust": "NONE", "journal_without_tax_code": ""}
     found = problems(sales, purchases, untaxed, NZ, "NZ")
     assert [(p.setting, p.tax_type, p.problem) for p in found] == [
+        ("untaxed_line_tax_types.journal_without_tax_code", "", "UNTAXED_TAX_TYPE_NOT_MAPPED"),
         ("tax_code_map[GST]", "OUTPUT", "TAX_TYPE_NOT_IN_ORGANISATION"),
         ("untaxed_line_tax_types.trust_money", "BASEXCLUDED", "TAX_TYPE_NOT_IN_ORGANISATION"),
-        ("untaxed_line_tax_types.journal_without_tax_code", "", "UNTAXED_TAX_TYPE_NOT_MAPPED"),
     ]
     # Each says what to map it to: the organisation's active tax types.
     assert all("GSTONIMPORTS, INPUT2, NONE, OUTPUT2, ZERORATED" in p.description for p in found)
@@ -71,8 +71,16 @@ def test_a_rate_that_is_not_active_is_a_problem_saying_so() -> None:
     assert "deleted in Xero" in found[0].description
 
 
-def test_nothing_is_checked_when_the_rates_were_never_read() -> None:
-    assert problems({"GST": "WHATEVER"}, {}, EMPTY, {}, "NZ") == []
+def test_without_rates_only_what_is_not_set_is_found() -> None:
+    """A connection made with CreateConnection: the tax types cannot be checked, but one left empty
+    refuses every transaction that needs it all the same."""
+    found = problems({"GST": "WHATEVER", "FRE": ""}, {}, {**EMPTY, "trust_money": "ANY"}, {}, "NZ")
+    assert [(p.setting, p.problem) for p in found] == [
+        ("tax_code_map[FRE]", "TAX_CODE_NOT_MAPPED"),
+        ("untaxed_line_tax_types.interest_on_trust", "UNTAXED_TAX_TYPE_NOT_MAPPED"),
+        ("untaxed_line_tax_types.journal_without_tax_code", "UNTAXED_TAX_TYPE_NOT_MAPPED"),
+    ]
+    assert problems({"GST": "WHATEVER"}, {}, dict.fromkeys(UNTAXED_FIELDS, "ANY"), {}, "NZ") == []
 
 
 def test_a_remap_names_each_setting_whose_new_tax_type_the_organisation_cannot_take() -> None:

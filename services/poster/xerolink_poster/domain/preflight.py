@@ -67,7 +67,9 @@ class Facts:
     # What the Xero organisation lacks of the connection's allocation and tax types (checked
     # against its chart and TaxRates read when it was connected); None: never read.
     allocation_discrepancies: tuple[Discrepancy, ...] | None = None
-    tax_problems: tuple[Problem, ...] | None = None
+    tax_problems: tuple[Problem, ...] = ()
+    # Whether the organisation's tax rates were read (without them only unset settings are found).
+    tax_rates_read: bool = False
     # The organisation's CountryCode, named in messages.
     country_code: str = ""
 
@@ -190,8 +192,8 @@ def account_allocation(facts: Facts) -> Check:
         return _check(
             "ACCOUNT_ALLOCATION",
             Status.FAIL,
-            f"{len(broken)} allocated account(s) the Xero organisation's chart cannot take, so every post is "
-            f"refused (ACCOUNT_ALLOCATION_BROKEN): {listed}.",
+            f"{len(broken)} allocated account(s) the chart cannot take, so every post is refused: {listed} "
+            "(ACCOUNT_ALLOCATION_BROKEN).",
         )
     return _check("ACCOUNT_ALLOCATION", Status.PASS, "Every allocated account is an active account of the chart.")
 
@@ -199,21 +201,21 @@ def account_allocation(facts: Facts) -> Check:
 def tax_types(facts: Facts) -> Check:
     found = facts.tax_problems
     where = f" ({facts.country_code})" if facts.country_code else ""
-    if found is None:
-        return _check(
-            "TAX_TYPES",
-            Status.WARNING,
-            "The organisation's tax rates were never read, so the tax types were not checked against them; "
-            "connect the organisation with ConnectOrganisation.",
-        )
     if found:
         listed = "; ".join(p.description for p in found)
         return _check(
             "TAX_TYPES",
             Status.FAIL,
-            f"{len(found)} tax setting(s) name no active tax rate of the Xero organisation{where}, so every "
-            f"transaction that uses one is refused (TAX_TYPE_NOT_IN_ORGANISATION, UNTAXED_TAX_TYPE_NOT_MAPPED): "
-            f"{listed}.",
+            # The settings first: a violation quoting this message is cut short.
+            f"{len(found)} tax setting(s) the organisation{where} cannot take, so transactions using them are "
+            f"refused: {listed} (TAX_TYPE_NOT_IN_ORGANISATION).",
+        )
+    if not facts.tax_rates_read:
+        return _check(
+            "TAX_TYPES",
+            Status.WARNING,
+            "The organisation's tax rates were never read, so the tax types were not checked against them; "
+            "connect the organisation with ConnectOrganisation.",
         )
     return _check(
         "TAX_TYPES",

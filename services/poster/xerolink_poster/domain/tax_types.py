@@ -46,7 +46,7 @@ class Problem:
     # "untaxed_line_tax_types.trust_money".
     setting: str
     tax_type: str
-    # A Reason: TAX_TYPE_NOT_IN_ORGANISATION or UNTAXED_TAX_TYPE_NOT_MAPPED.
+    # A Reason: TAX_TYPE_NOT_IN_ORGANISATION, UNTAXED_TAX_TYPE_NOT_MAPPED or TAX_CODE_NOT_MAPPED.
     problem: str
     description: str
 
@@ -75,28 +75,46 @@ def problems(
     rates: Mapping[str, Rate],
     country: str,
 ) -> list[Problem]:
-    """Every tax type the connection names that the organisation lacks or has not active, and each
-    tax type for lines without a code that is not set. Empty `rates`: none were read, nothing to check."""
-    if not rates:
-        return []
+    """Each tax type for lines without a code that is not set, each map entry without a tax type,
+    and, when the rates were read (`rates` not empty), every tax type the connection names that the
+    organisation lacks or has not active."""
     found: list[Problem] = []
+    active = sorted(t for t, rate in rates.items() if _active(rate))
+    choose = f" (its active tax types: {', '.join(active)})" if active else ""
     named = [
         *((f"tax_code_map[{code}]", tax_type) for code, tax_type in sorted(sales.items())),
         *((f"purchase_tax_code_map[{code}]", tax_type) for code, tax_type in sorted(purchases.items())),
-        *((f"untaxed_line_tax_types.{name}", untaxed.get(name, "")) for name in UNTAXED_FIELDS),
     ]
-    active = sorted(t for t, rate in rates.items() if _active(rate))
     for setting, tax_type in named:
         if not tax_type:
             found.append(
                 Problem(
                     setting,
                     "",
-                    Reason.UNTAXED_TAX_TYPE_NOT_MAPPED,
-                    f"{setting} is not set{_no_default(country)}, so those lines cannot be posted: set it to the "
-                    f"organisation's tax type for them (its active tax types: {', '.join(active) or 'none'})",
+                    Reason.TAX_CODE_NOT_MAPPED,
+                    f"{setting} names no tax type, so lines with that code cannot be posted: map it to the "
+                    f"organisation's tax type for it{choose}",
                 )
             )
+    for name in UNTAXED_FIELDS:
+        setting = f"untaxed_line_tax_types.{name}"
+        tax_type = untaxed.get(name, "")
+        if tax_type:
+            named.append((setting, tax_type))
+            continue
+        found.append(
+            Problem(
+                setting,
+                "",
+                Reason.UNTAXED_TAX_TYPE_NOT_MAPPED,
+                f"{setting} is not set{_no_default(country) if rates else ''}, so those lines cannot be posted: set "
+                f"it to the organisation's tax type for them{choose}",
+            )
+        )
+    if not rates:
+        return found
+    for setting, tax_type in named:
+        if not tax_type:
             continue
         rate = rates.get(tax_type)
         if rate is None:

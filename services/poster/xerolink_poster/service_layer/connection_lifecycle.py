@@ -155,7 +155,7 @@ class ConnectionKeeper(ConnectionTokens):
         tenant_id = str(tenant.get("tenantId", "")).lower()
         organisation, accounts, rates = self._read_organisation(base_url, grant.access_token, tenant_id)
         chart = chart_from_accounts(accounts)
-        country = str(organisation.get("CountryCode") or "")
+        country = str(organisation.get("CountryCode") or "").strip().upper()
         context = mapper_pb2.MappingContext()
         if existing is not None:
             context.ParseFromString(existing.mapping_context)

@@ -98,6 +98,14 @@ def context_violations(
             violations.append(
                 FieldViolation(f"{path}.account_allocation[{function[:64]}]", "a function name and a Xero account code")
             )
+    seen: set[str] = set()
+    for index, rate in enumerate(context.tax_rates):
+        # Keyed by tax type: a rate without one, or one listed twice, would stand for the wrong rate.
+        if not rate.tax_type or rate.tax_type in seen:
+            violations.append(
+                FieldViolation(f"{path}.tax_rates[{index}].tax_type", "required, once: the Xero TaxType of the rate")
+            )
+        seen.add(rate.tax_type)
     return violations
 
 

@@ -35,7 +35,8 @@ def facts_of(connection: ConnectionRow, division_ids: Sequence[int] | None) -> p
         linked_division_id=context.linked_division_id,
         division_ids=tuple(division_ids) if division_ids is not None else None,
         allocation_discrepancies=tuple(allocation_discrepancies(context)) if len(context.chart) else None,
-        tax_problems=tuple(tax_problems(context, country)) if len(context.tax_rates) else None,
+        tax_problems=tuple(tax_problems(context, country)),
+        tax_rates_read=len(context.tax_rates) > 0,
         country_code=country,
     )
 
