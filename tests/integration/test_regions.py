@@ -17,6 +17,7 @@ from xero_emulator import EmulatorServer
 from xerolink.mapper.v1 import mapper_service_pb2 as mapper_pb2
 from xerolink.poster.v1 import backfill_pb2, connection_pb2
 from xerolink.poster.v1 import poster_service_pb2 as poster_pb2
+from xerolink_cli.connections import register_emulated_connection
 from xerolink_cli.firm_month.localise import localise, localise_all
 from xerolink_cli.firm_month.regions import REGIONS, FirmRegion
 from xerolink_mapper import samples
@@ -260,3 +261,33 @@ def test_remapping_the_tax_types_mends_a_connection_made_with_another_countrys(
     assert posting.posting.decision.supported
     [invoice] = xero_objects(emulator, org["tenant_id"], "Invoices")
     assert {line["TaxType"] for line in invoice["LineItems"]} <= {"OUTPUT2", "ZERORATED"}
+
+
+def test_a_connection_registered_without_xero_facts_is_checked_for_what_it_leaves_unset(
+    emulator: EmulatorServer, region_poster: PosterMaker, tmp_path: Path
+) -> None:
+    """CreateConnection reads nothing from Xero: the tax types cannot be checked, but untaxed ones
+    left empty fail preflight instead of refusing every trust kind later, and malformed rates are
+    refused outright."""
+    poster = stub(region_poster(tmp_path / "no-apps.json"))
+    org = emulator.create_organisation("NZ Legal", region="NZ")
+    context = _context(REGIONS["NZ"])
+    register_emulated_connection(poster, "firm-1", emulator.base_url, org, context)
+
+    preflight = poster.RunPreflight(backfill_pb2.RunPreflightRequest(connection_id="firm-1", division_ids=[1]))
+    [tax] = [c for c in preflight.checks if c.check == "TAX_TYPES"]
+    assert tax.status == backfill_pb2.PREFLIGHT_STATUS_FAIL and not preflight.ready
+    assert "untaxed_line_tax_types.trust_money is not set" in tax.message
+    trust = localise(samples.sample_transactions(7300)["trust_receipt"], REGIONS["NZ"])
+    with pytest.raises(grpc.RpcError) as refused:
+        poster.PostTransaction(poster_pb2.PostTransactionRequest(connection_id="firm-1", transaction=trust))
+    assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+    for rates in ([mapper_pb2.TaxRate(name="no type")], [mapper_pb2.TaxRate(tax_type="NONE")] * 2):
+        broken = _context(REGIONS["NZ"])
+        broken.tax_rates.extend(rates)
+        with pytest.raises(grpc.RpcError) as invalid:
+            register_emulated_connection(poster, "firm-2", emulator.base_url, org, broken)
+        assert invalid.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        fields = [v.field for d in details_of(invalid.value, error_details_pb2.BadRequest) for v in d.field_violations]
+        assert fields == [f"connection.mapping_context.tax_rates[{len(rates) - 1}].tax_type"]
