@@ -60,7 +60,14 @@ RATES = {
         "NONE": 0,
         "GSTONIMPORTS": 0,
     },
-    "US": {"OUTPUT": 0, "INPUT": 0, "NONE": 0, "GSTONIMPORTS": 0, "TAX001": Decimal("8.875")},
+    "US": {
+        "OUTPUT": 0,
+        "INPUT": 0,
+        "NONE": 0,
+        "GSTONIMPORTS": 0,
+        "TAX001": Decimal("8.875"),
+        "TAX002": Decimal("8.875"),
+    },
     "CA": {
         "OUTPUT": 0,
         "INPUT": 0,
@@ -332,3 +339,29 @@ def test_admin_creates_and_lists_organisations_by_region(emulator: EmulatorServe
 def test_an_unknown_region_is_a_value_error() -> None:
     with pytest.raises(ValueError, match="region must be one of AU, NZ, UK, US, CA"):
         Organisation("Firm", "GB")
+
+
+def test_a_bank_transaction_line_takes_only_its_rates_tax_but_an_invoice_line_keeps_its_own(
+    emulator: EmulatorServer,
+) -> None:
+    """Xero keeps a custom TaxAmount on an invoice line and refuses one on a bank transaction line
+    (XeroAPI/xero-node#768: "Tax amount 52.23 is incorrect for INPUT2 tax type, should be 52.28")."""
+    tenant = regional(emulator, "NZ")
+    item = {"Description": "Toner", "LineAmount": Decimal("348.50"), "AccountCode": "420", "TaxType": "INPUT2"}
+    spend = {
+        "Type": "SPEND",
+        "Contact": {"Name": "Printer Supplies Ltd"},
+        "BankAccount": {"Code": "090"},
+        "Date": "2026-07-01",
+        "LineAmountTypes": "Exclusive",
+        "LineItems": [{**item, "TaxAmount": Decimal("52.23")}],
+    }
+    with tenant.client:
+        assert refused(tenant, "BankTransactions", spend) == [
+            "Tax amount 52.23 is incorrect for INPUT2 tax type, should be 52.28"
+        ]
+        assert tenant.ledger()["accounts"] == []
+        spend["LineItems"] = [{**item, "TaxAmount": Decimal("52.28")}]
+        assert created(tenant, "BankTransactions", spend)["TotalTax"] == Decimal("52.28")
+        bill = invoice(kind="ACCPAY", LineItems=[{**item, "TaxAmount": Decimal("52.23")}])
+        assert created(tenant, "Invoices", bill)["TotalTax"] == Decimal("52.23")

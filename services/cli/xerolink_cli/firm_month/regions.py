@@ -74,9 +74,10 @@ UK = FirmRegion(
     ("INPUT2", "ZERORATEDINPUT"),
     ("NONE", "EXEMPTOUTPUT", "NONE"),
 )
-# A state and city sales tax: New York City's combined rate, a custom rate (TAX001) in Xero; US
-# purchases carry no recoverable tax, so they use Tax on Purchases.
-US = FirmRegion("US", "USD", "Sales tax", 88_750, "TAX", "EXM", ("TAX001", "NONE"), ("INPUT", "NONE"), ("NONE",) * 3)
+# A state and city sales tax: New York City's combined rate, custom rates in Xero for sales (TAX001)
+# and for the same tax paid on purchases (TAX002): Xero refuses a bank transaction whose tax is not
+# its rate's, so a 0% rate cannot carry it.
+US = FirmRegion("US", "USD", "Sales tax", 88_750, "TAX", "EXM", ("TAX001", "NONE"), ("TAX002", "NONE"), ("NONE",) * 3)
 # Ontario's harmonised sales tax, custom rates in Xero's global edition.
 CA = FirmRegion("CA", "CAD", "HST", 130_000, "HST", "EXM", ("TAX001", "NONE"), ("TAX002", "NONE"), ("NONE",) * 3)
 REGIONS = {region.key: region for region in (AU, NZ, UK, US, CA)}

@@ -40,7 +40,7 @@ def create_bank_transaction(org: Organisation, element: dict[str, Any]) -> dict[
     if overpayment:
         lines = errors.check(lambda: _overpayment_lines(org, element, tx_type == "RECEIVE-OVERPAYMENT"))
     elif amount_types is not None:
-        lines = errors.check(lambda: build_lines(org, element, str(amount_types)))
+        lines = errors.check(lambda: build_lines(org, element, str(amount_types), tax_as_rate=True))
     reference = errors.check(lambda: optional_text(element, "Reference"))
     currency = errors.check(lambda: _bank_transaction_currency(org, element, bank, overpayment))
     errors.raise_any()

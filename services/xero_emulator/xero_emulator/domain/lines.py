@@ -81,7 +81,13 @@ def compute_tax(amount: Decimal, rate_percent: Decimal, amount_types: str) -> De
 
 
 def build_lines(
-    org: Organisation, element: dict[str, Any], amount_types: str, *, field: str = "LineItems", allow_bank: bool = False
+    org: Organisation,
+    element: dict[str, Any],
+    amount_types: str,
+    *,
+    field: str = "LineItems",
+    allow_bank: bool = False,
+    tax_as_rate: bool = False,
 ) -> list[dict[str, Any]]:
     raw = element.get(field)
     if not isinstance(raw, list) or not raw:
@@ -89,12 +95,15 @@ def build_lines(
             "At least one line item is required." if field == "LineItems" else f"{field} are required."
         )
     errors = Errors()
-    lines = [errors.check(partial(_build_line, org, item, amount_types, allow_bank=allow_bank)) for item in raw]
+    build = partial(_build_line, org, amount_types=amount_types, allow_bank=allow_bank, tax_as_rate=tax_as_rate)
+    lines = [errors.check(partial(build, item=item)) for item in raw]
     errors.raise_any()
     return [line for line in lines if line is not None]
 
 
-def _build_line(org: Organisation, item: Any, amount_types: str, *, allow_bank: bool) -> dict[str, Any]:
+def _build_line(
+    org: Organisation, *, item: Any, amount_types: str, allow_bank: bool, tax_as_rate: bool
+) -> dict[str, Any]:
     if not isinstance(item, dict):
         raise ValidationFailure("Each line item must be an object.")
     description = item.get("Description", "")
@@ -120,10 +129,17 @@ def _build_line(org: Organisation, item: Any, amount_types: str, *, allow_bank: 
     else:
         raise ValidationFailure("Each line item must have a UnitAmount or a LineAmount.")
     tax_amount = number(item, "TaxAmount")
+    computed = compute_tax(line_amount, Decimal(rate["EffectiveRate"]), amount_types)
     if tax_amount is None:
-        tax_amount = compute_tax(line_amount, Decimal(rate["EffectiveRate"]), amount_types)
+        tax_amount = computed
     elif amount_types == "NoTax" and tax_amount != 0:
         raise ValidationFailure("TaxAmount must be zero when LineAmountTypes is NoTax.")
+    elif tax_as_rate and tax_amount != computed:
+        # An invoice may carry its own TaxAmount; a bank transaction may not (XeroAPI/xero-node#768:
+        # "Tax amount 52.23 is incorrect for INPUT2 tax type, should be 52.28").
+        raise ValidationFailure(
+            f"Tax amount {tax_amount} is incorrect for {rate['TaxType']} tax type, should be {computed}"
+        )
     line: dict[str, Any] = {
         "LineItemID": new_id(),
         "Description": description,

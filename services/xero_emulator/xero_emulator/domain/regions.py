@@ -264,6 +264,15 @@ US = Region(
             NOT_EXPENSES,
             (("NY State Tax", "4.000"), ("New York City Tax", "4.500"), ("MCTD Surcharge", "0.375")),
         ),
+        # The same tax paid on purchases, a rate a firm adds to record it (not on revenue).
+        _rate(
+            "TAX002",
+            "New York City Sales Tax on Purchases",
+            "8.875",
+            "INPUT",
+            NOT_REVENUE,
+            (("NY State Tax", "4.000"), ("New York City Tax", "4.500"), ("MCTD Surcharge", "0.375")),
+        ),
     ),
     accounts=_chart(
         {
