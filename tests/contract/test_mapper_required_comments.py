@@ -198,7 +198,9 @@ def _context() -> mapper_pb2.MappingContext:
     context.chart[0].tax_type = "BASEXCLUDED"  # every field of the walked chart account is set
     # The Australian rates the demo's maps name, first one with every field set.
     types = {*context.tax_code_map.values(), *context.purchase_tax_code_map.values(), "EXEMPTOUTPUT"}
-    context.tax_rates.extend(mapper_pb2.TaxRate(tax_type=t, name=t.title(), status="ACTIVE") for t in sorted(types))
+    context.tax_rates.extend(
+        mapper_pb2.TaxRate(tax_type=t, name=t.title(), status="ACTIVE", effective_rate="10.0000") for t in sorted(types)
+    )
     return context
 
 

@@ -291,3 +291,59 @@ def test_a_connection_registered_without_xero_facts_is_checked_for_what_it_leave
         assert invalid.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         fields = [v.field for d in details_of(invalid.value, error_details_pb2.BadRequest) for v in d.field_violations]
         assert fields == [f"connection.mapping_context.tax_rates[{len(rates) - 1}].tax_type"]
+
+
+def test_a_replacement_organisation_in_another_country_gets_that_countrys_defaults(
+    emulator: EmulatorServer, region_poster: PosterMaker, tmp_path: Path
+) -> None:
+    """The firm first connected the wrong file (New Zealand) and moves to its UK one: the untaxed tax
+    types xerolink filled for New Zealand give way to the UK's, and what no longer fits is named."""
+    context = _context(REGIONS["NZ"])
+    context.untaxed_line_tax_types.interest_on_trust = "NONE"  # equal to New Zealand's default: it gives way
+    poster, org, _ = _connect(emulator, region_poster, tmp_path, "NZ", context)
+    replacement = emulator.create_organisation("UK Legal", region="UK", client_id=org["client_id"])
+
+    answer = poster.ConnectOrganisation(
+        connection_pb2.ConnectOrganisationRequest(
+            connection_id="firm-1",
+            authorization_code=replacement["authorization_code"],
+            xero_tenant_id=replacement["tenant_id"],
+        )
+    )
+
+    assert answer.replaced_organisation and answer.status.organisation.country_code == "GB"
+    stored = poster.GetConnection(poster_pb2.GetConnectionRequest(connection_id="firm-1")).connection
+    untaxed = stored.mapping_context.untaxed_line_tax_types
+    assert (untaxed.trust_money, untaxed.interest_on_trust, untaxed.journal_without_tax_code) == (
+        "NONE",
+        "EXEMPTOUTPUT",
+        "NONE",
+    )
+    # OUTPUT2 and INPUT2 are 15 % GST in New Zealand and 20 % VAT in the UK: those entries are
+    # cleared until mapped again; ZERORATED is not a UK rate; NONE is 0 % in both and stays.
+    warnings = sorted((w.code, w.message.split(" ")[0]) for w in answer.status.warnings)
+    assert warnings == [
+        ("BASE_CURRENCY_DIFFERS", "the"),
+        ("TAX_CODE_NOT_MAPPED", "purchase_tax_code_map[GST]"),
+        ("TAX_CODE_NOT_MAPPED", "tax_code_map[GST]"),
+        ("TAX_RATE_CHANGED", "purchase_tax_code_map[GST]"),
+        ("TAX_RATE_CHANGED", "tax_code_map[GST]"),
+        ("TAX_TYPE_NOT_IN_ORGANISATION", "tax_code_map[ZER]"),
+    ]
+    assert any("(15 %)" in w.message and "(20 %)" in w.message for w in answer.status.warnings)
+    assert dict(stored.mapping_context.tax_code_map)["GST"] == ""
+
+    bill = localise(samples.client_bill(7401), REGIONS["UK"])
+    for line in bill.client_bill.lines:  # the firm's codes, which the connection maps
+        line.tax_code = "GST" if line.tax.units else "ZER"
+    with pytest.raises(grpc.RpcError) as refused:
+        poster.PostTransaction(poster_pb2.PostTransactionRequest(connection_id="firm-1", transaction=bill))
+    violations = [v for d in details_of(refused.value, error_details_pb2.PreconditionFailure) for v in d.violations]
+    assert ("TAX_CODE_NOT_MAPPED", "GST") in {(v.type, v.subject) for v in violations}, refused.value.details()
+    assert xero_objects(emulator, replacement["tenant_id"], "Invoices") == []
+
+    poster.RemapTaxTypes(connection_pb2.RemapTaxTypesRequest(connection_id="firm-1", tax_code_map={"GST": "OUTPUT2"}))
+    after = poster.GetConnection(poster_pb2.GetConnectionRequest(connection_id="firm-1")).connection.status
+    remaining = sorted((w.code, w.message.split(" ")[0]) for w in after.warnings)
+    assert ("TAX_RATE_CHANGED", "tax_code_map[GST]") not in remaining
+    assert ("TAX_RATE_CHANGED", "purchase_tax_code_map[GST]") in remaining

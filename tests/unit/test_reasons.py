@@ -83,6 +83,7 @@ _OTHER_VOCABULARY = {
     "DEMO_COMPANY",
     "FIELD_IGNORED",
     "TRIAL_ORGANISATION",
+    "TAX_RATE_CHANGED",
     # Protobuf enum values, correction actions, CLI exit codes and code constants.
     "ALREADY_DONE",
     "BROKEN_ELSEWHERE",

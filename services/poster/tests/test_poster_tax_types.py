@@ -8,6 +8,8 @@ from xerolink_poster.domain.tax_types import (
     UNTAXED_DEFAULTS,
     UNTAXED_FIELDS,
     Rate,
+    carry_untaxed,
+    changed,
     fill_untaxed,
     problems,
     remap_problems,
@@ -107,3 +109,36 @@ def test_a_remap_names_each_setting_whose_new_tax_type_the_organisation_cannot_t
 def test_a_remap_of_active_rates_is_accepted_and_without_rates_only_the_form_is_checked() -> None:
     assert remap_problems({"tax_code_map[GST]": "OUTPUT2", "untaxed_line_tax_types.trust_money": "NONE"}, NZ) == {}
     assert remap_problems({"tax_code_map[GST]": "TAX001"}, {}) == {}
+
+
+def test_a_move_to_another_country_drops_the_old_countrys_defaults_and_keeps_the_firms_choices() -> None:
+    new_zealand = {"trust_money": "NONE", "interest_on_trust": "TAX003", "journal_without_tax_code": "NONE"}
+    assert carry_untaxed(new_zealand, "NZ", "GB") == {**new_zealand, "trust_money": "", "journal_without_tax_code": ""}
+    assert carry_untaxed(new_zealand, "nz", "NZ") == new_zealand  # the same country: nothing moves
+    assert carry_untaxed(new_zealand, "", "GB") == new_zealand  # never read: nothing known to drop
+
+
+def test_a_tax_type_that_means_another_rate_in_the_new_organisation_is_found() -> None:
+    before = {
+        "OUTPUT2": Rate("OUTPUT2", "15% GST on Income", "ACTIVE", "15.0000"),
+        "NONE": Rate("NONE", "No GST", "ACTIVE", "0"),
+        "TAX001": Rate("TAX001", "New York City Sales Tax", "ACTIVE", ""),
+    }
+    after = {
+        "OUTPUT2": Rate("OUTPUT2", "20% (VAT on Income)", "ACTIVE", "20.0000"),
+        "NONE": Rate("NONE", "No VAT", "ACTIVE", "0.0000"),
+        "TAX001": Rate("TAX001", "Los Angeles Sales Tax", "ACTIVE", "9.5"),
+    }
+    settings = {
+        "tax_code_map[GST]": "OUTPUT2",
+        "untaxed_line_tax_types.trust_money": "NONE",
+        "tax_code_map[TAX]": "TAX001",
+        "tax_code_map[NEW]": "ZERORATEDOUTPUT",
+    }
+    found = changed(settings, before, after)
+    # The rate decides (NONE is 0 % in both, whatever its name); without a rate read, the name does.
+    assert [(c.setting, c.tax_type) for c in found] == [
+        ("tax_code_map[GST]", "OUTPUT2"),
+        ("tax_code_map[TAX]", "TAX001"),
+    ]
+    assert "(15 %)" in found[0].message() and "(20 %)" in found[0].message() and "RemapTaxTypes" in found[0].message()

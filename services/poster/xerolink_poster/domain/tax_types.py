@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 
 from xerolink_common.reasons import Reason
 
@@ -38,6 +39,8 @@ class Rate:
     tax_type: str
     name: str
     status: str
+    # Xero's EffectiveRate as a decimal string ("15.0000"); empty when not read.
+    effective_rate: str = ""
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,62 @@ def fill_untaxed(untaxed: Mapping[str, str], country: str, rates: Mapping[str, R
         if not filled[name] and _active(rates.get(default)):
             filled[name] = default
     return filled
+
+
+def carry_untaxed(untaxed: Mapping[str, str], old_country: str, new_country: str) -> dict[str, str]:
+    """The untaxed tax types a connection keeps when it moves to an organisation of another country:
+    those equal to the old country's defaults are cleared, for the new country's to fill (a firm's
+    own choice is kept and checked against the new organisation's rates)."""
+    kept = {name: untaxed.get(name, "") for name in UNTAXED_FIELDS}
+    old, new = old_country.strip().upper(), new_country.strip().upper()
+    defaults = UNTAXED_DEFAULTS.get(old)
+    if not old or old == new or defaults is None:
+        return kept
+    for name, default in zip(UNTAXED_FIELDS, defaults, strict=True):
+        if kept[name] == default:
+            kept[name] = ""
+    return kept
+
+
+@dataclass(frozen=True)
+class Changed:
+    """A tax type a setting names that means another rate in the organisation the connection moved to."""
+
+    setting: str
+    tax_type: str
+    before: Rate
+    after: Rate
+
+    def message(self) -> str:
+        return (
+            f"{self.setting} was {self.tax_type} {self.before.name!r} ({_percent(self.before)}) in the previous "
+            f"organisation; here {self.tax_type} is {self.after.name!r} ({_percent(self.after)}), so the setting "
+            "was cleared and transactions using it are refused until you map it again with RemapTaxTypes"
+        )
+
+
+def _percent(rate: Rate) -> str:
+    return f"{Decimal(rate.effective_rate).normalize():f} %" if rate.effective_rate else "rate not read"
+
+
+def _same_rate(before: Rate, after: Rate) -> bool:
+    # The rate decides the money; names differ between countries for the same system rate ("No GST",
+    # "No VAT"), so they decide only when a rate was not read.
+    if before.effective_rate and after.effective_rate:
+        return Decimal(before.effective_rate) == Decimal(after.effective_rate)
+    return before.name == after.name
+
+
+def changed(settings: Mapping[str, str], before: Mapping[str, Rate], after: Mapping[str, Rate]) -> list[Changed]:
+    """The settings (setting -> tax type) whose tax type is a rate of both organisations but not the
+    same rate: Xero numbers custom rates TAX001, TAX002, ... per organisation, and OUTPUT2 is 15 % GST in
+    New Zealand and 20 % VAT in the United Kingdom."""
+    found = []
+    for setting, tax_type in settings.items():
+        old, new = before.get(tax_type), after.get(tax_type)
+        if tax_type and old is not None and new is not None and not _same_rate(old, new):
+            found.append(Changed(setting, tax_type, old, new))
+    return found
 
 
 def problems(

@@ -4,6 +4,7 @@ the organisation facts and chart read from Xero when it connects."""
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from typing import Any
 
 from google.protobuf import timestamp_pb2
@@ -31,7 +32,7 @@ def allocation_discrepancies(context: mapper_pb2.MappingContext) -> list[allocat
 
 
 def tax_rate_entries(context: mapper_pb2.MappingContext) -> dict[str, tax_types.Rate]:
-    return {r.tax_type: tax_types.Rate(r.tax_type, r.name, r.status) for r in context.tax_rates}
+    return {r.tax_type: tax_types.Rate(r.tax_type, r.name, r.status, r.effective_rate) for r in context.tax_rates}
 
 
 def untaxed_of(context: mapper_pb2.MappingContext) -> dict[str, str]:
@@ -58,6 +59,7 @@ def set_tax_rates(context: mapper_pb2.MappingContext, rates: list[dict[str, Any]
             tax_type=str(rate.get("TaxType") or ""),
             name=str(rate.get("Name") or ""),
             status=str(rate.get("Status") or ""),
+            effective_rate=_decimal_text(rate.get("EffectiveRate")),
         )
         for rate in rates
         if rate.get("TaxType")
@@ -65,6 +67,34 @@ def set_tax_rates(context: mapper_pb2.MappingContext, rates: list[dict[str, Any]
     filled = tax_types.fill_untaxed(untaxed_of(context), country, tax_rate_entries(context))
     for name, value in filled.items():
         setattr(context.untaxed_line_tax_types, name, value)
+
+
+def _decimal_text(value: Any) -> str:
+    """Xero's EffectiveRate (a JSON number, read as Decimal) as text; empty when missing or not a number."""
+    try:
+        return str(Decimal(str(value))) if value is not None and not isinstance(value, bool) else ""
+    except ArithmeticError:
+        return ""
+
+
+def settings_of(context: mapper_pb2.MappingContext) -> dict[str, str]:
+    """Every tax setting of the context (setting -> tax type), named as tax_types.Problem names them."""
+    return {
+        **{f"tax_code_map[{c}]": t for c, t in context.tax_code_map.items()},
+        **{f"purchase_tax_code_map[{c}]": t for c, t in context.purchase_tax_code_map.items()},
+        **{f"untaxed_line_tax_types.{n}": t for n, t in untaxed_of(context).items()},
+    }
+
+
+def clear_setting(context: mapper_pb2.MappingContext, setting: str) -> None:
+    for prefix, field in (
+        ("tax_code_map[", context.tax_code_map),
+        ("purchase_tax_code_map[", context.purchase_tax_code_map),
+    ):
+        if setting.startswith(prefix):
+            field[setting[len(prefix) : -1]] = ""
+            return
+    setattr(context.untaxed_line_tax_types, setting.removeprefix("untaxed_line_tax_types."), "")
 
 
 def tax_warnings(context: mapper_pb2.MappingContext, country: str) -> list[allocation.Warning]:

@@ -36,14 +36,17 @@ from xerolink_poster.service_layer.connection_facts import (
     chart_entries,
     chart_from_accounts,
     check_postable,
+    clear_setting,
     context_of,
     organisation_facts,
     set_tax_rates,
+    settings_of,
     tax_problems,
     tax_rate_entries,
     tax_warnings,
     tenant_list,
     timestamp_of,
+    untaxed_of,
 )
 from xerolink_poster.service_layer.connection_tokens import ConnectionTokens, RefreshOutcome, reseal_with_active_key
 from xerolink_poster.service_layer.connections import (
@@ -159,6 +162,12 @@ class ConnectionKeeper(ConnectionTokens):
         context = mapper_pb2.MappingContext()
         if existing is not None:
             context.ParseFromString(existing.mapping_context)
+            # A replacement organisation in another country: the old country's defaults do not apply.
+            moved = tax_types.carry_untaxed(
+                untaxed_of(context), str(organisation_facts(existing).get("country_code") or ""), country
+            )
+            for name, value in moved.items():
+                setattr(context.untaxed_line_tax_types, name, value)
         elif request.context is not None:
             context.CopyFrom(request.context)
         if not context.HasField("connected_at"):
@@ -168,13 +177,20 @@ class ConnectionKeeper(ConnectionTokens):
         context.base_currency_code = base_currency or expected_currency
         del context.chart[:]
         context.chart.extend(chart)
+        before = tax_rate_entries(context)
         set_tax_rates(context, rates, country)
+        replaced = existing is not None and existing.xero_tenant_id != tenant_id
+        # In another organisation a tax type may name another rate: its settings wait to be mapped again.
+        changed = tax_types.changed(settings_of(context), before, tax_rate_entries(context)) if replaced else []
+        for change in changed:
+            clear_setting(context, change.setting)
         warnings = allocation.organisation_warnings(
             bool(organisation.get("IsDemoCompany")),
             str(organisation.get("Class") or ""),
             base_currency,
             expected_currency,
         )
+        warnings += [allocation.Warning("TAX_RATE_CHANGED", change.message()) for change in changed]
         facts = {
             "name": str(organisation.get("Name") or tenant.get("tenantName") or ""),
             "organisation_id": str(organisation.get("OrganisationID") or ""),
@@ -430,6 +446,14 @@ class ConnectionKeeper(ConnectionTokens):
             fresh = context_of(current)
             change.apply(fresh)
             current.mapping_context = fresh.SerializeToString()
+            # A setting mapped again is no longer one whose rate changed with the organisation.
+            facts = organisation_facts(current)
+            facts["warnings"] = [
+                w
+                for w in facts.get("warnings") or []
+                if not (w.get("code") == "TAX_RATE_CHANGED" and str(w.get("message", "")).split(" was ")[0] in named)
+            ]
+            current.organisation = json.dumps(facts)
             uow.connections.save(current)
             return fresh
 

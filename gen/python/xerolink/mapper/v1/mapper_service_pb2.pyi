@@ -145,6 +145,7 @@ class TaxRate(_message.Message):
     TAX_TYPE_FIELD_NUMBER: _builtins.int
     NAME_FIELD_NUMBER: _builtins.int
     STATUS_FIELD_NUMBER: _builtins.int
+    EFFECTIVE_RATE_FIELD_NUMBER: _builtins.int
     tax_type: _builtins.str
     """Required: Xero's TaxType, e.g. "OUTPUT" (AU), "OUTPUT2" (NZ, UK), "NONE", "TAX001"."""
     name: _builtins.str
@@ -153,16 +154,21 @@ class TaxRate(_message.Message):
     """Optional: "ACTIVE", "DELETED", "ARCHIVED" or "PENDING"; empty is taken as ACTIVE. Xero
     refuses a line with a rate that is not ACTIVE.
     """
+    effective_rate: _builtins.str
+    """Optional: Xero's EffectiveRate, the percentage to 4 decimal places, e.g. "15.0000"; the poster
+    compares it when the connection moves to another organisation.
+    """
     def __init__(
         self,
         *,
         tax_type: _builtins.str = ...,
         name: _builtins.str = ...,
         status: _builtins.str = ...,
+        effective_rate: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "status", b"status", "tax_type", b"tax_type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["effective_rate", b"effective_rate", "name", b"name", "status", b"status", "tax_type", b"tax_type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
