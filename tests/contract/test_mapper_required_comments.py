@@ -196,10 +196,18 @@ def _context() -> mapper_pb2.MappingContext:
     # Extended: every kind the matrix can post is mapped, so the allocation and maps are used.
     context.profile = mapper_pb2.POLICY_PROFILE_EXTENDED
     context.chart[0].tax_type = "BASEXCLUDED"  # every field of the walked chart account is set
+    context.chart[0].account_class = "ASSET"
     # The Australian rates the demo's maps name, first one with every field set.
     types = {*context.tax_code_map.values(), *context.purchase_tax_code_map.values(), "EXEMPTOUTPUT"}
     context.tax_rates.extend(
-        mapper_pb2.TaxRate(tax_type=t, name=t.title(), status="ACTIVE", effective_rate="10.0000") for t in sorted(types)
+        mapper_pb2.TaxRate(
+            tax_type=t,
+            name=t.title(),
+            status="ACTIVE",
+            effective_rate="10.0000",
+            account_classes=["ASSET", "EQUITY", "EXPENSE", "LIABILITY", "REVENUE"],
+        )
+        for t in sorted(types)
     )
     return context
 

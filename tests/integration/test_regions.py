@@ -347,3 +347,32 @@ def test_a_replacement_organisation_in_another_country_gets_that_countrys_defaul
     remaining = sorted((w.code, w.message.split(" ")[0]) for w in after.warnings)
     assert ("TAX_RATE_CHANGED", "tax_code_map[GST]") not in remaining
     assert ("TAX_RATE_CHANGED", "purchase_tax_code_map[GST]") in remaining
+
+
+def test_a_tax_type_xero_does_not_allow_on_an_expense_account_is_refused_before_xero(
+    emulator: EmulatorServer, region_poster: PosterMaker, tmp_path: Path
+) -> None:
+    """New Zealand's Zero Rated does not apply to expenses (its CanApplyToExpenses is false): a firm
+    that maps its zero-rated purchases to it is refused by the mapper, not by Xero after queueing."""
+    context = _context(REGIONS["NZ"])
+    context.purchase_tax_code_map["ZER"] = "ZERORATED"
+    poster, org, _ = _connect(emulator, region_poster, tmp_path, "NZ", context)
+    stored = poster.GetConnection(poster_pb2.GetConnectionRequest(connection_id="firm-1")).connection
+    assert {r.tax_type: list(r.account_classes) for r in stored.mapping_context.tax_rates}["ZERORATED"] == [
+        "LIABILITY",
+        "REVENUE",
+    ]
+    assert {a.code: a.account_class for a in stored.mapping_context.chart}["420"] == "EXPENSE"
+
+    bill = localise(samples.sample_transactions(7500)["supplier_invoice"], REGIONS["NZ"])
+    bill.supplier_invoice.lines[0].tax_code = "ZER"
+    bill.supplier_invoice.lines[0].tax.units = 0
+    lines = bill.supplier_invoice.lines
+    totals = bill.supplier_invoice.totals
+    totals.tax.units = sum(line.tax.units for line in lines)
+    totals.inclusive.units = totals.exclusive.units + totals.tax.units
+    with pytest.raises(grpc.RpcError) as refused:
+        poster.PostTransaction(poster_pb2.PostTransactionRequest(connection_id="firm-1", transaction=bill))
+    violations = [v for d in details_of(refused.value, error_details_pb2.PreconditionFailure) for v in d.violations]
+    assert [(v.type, v.subject) for v in violations] == [("TAX_TYPE_NOT_FOR_ACCOUNT", "ZERORATED")]
+    assert xero_objects(emulator, org["tenant_id"], "Invoices") == []

@@ -212,6 +212,10 @@ class Reason(StrEnum):
         "TAX_TYPES_INVALID",
         "a tax re-map names a tax type the organisation does not have active, or a malformed tax code",
     )
+    TAX_TYPE_NOT_FOR_ACCOUNT = (
+        "TAX_TYPE_NOT_FOR_ACCOUNT",
+        "a line's Xero tax type is not allowed on its account's class (the rate's CanApplyTo flags)",
+    )
     TAX_TYPE_NOT_IN_ORGANISATION = (
         "TAX_TYPE_NOT_IN_ORGANISATION",
         "a line's Xero tax type is not an active tax rate of the organisation",

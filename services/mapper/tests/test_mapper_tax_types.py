@@ -176,3 +176,31 @@ def test_a_tax_rate_without_a_tax_type_is_a_field_error() -> None:
     error = refusal("client_bill", nz_context(tax_rates=[*rates(*NZ_RATES), mapper_pb2.TaxRate(name="?")]))
     assert error.code is ErrorCode.INVALID_ARGUMENT
     assert [v.field for v in error.field_violations] == [f"context.tax_rates[{len(NZ_RATES)}].tax_type"]
+
+
+def test_a_tax_type_xero_does_not_allow_on_the_lines_account_class_is_a_precondition() -> None:
+    """New Zealand's Zero Rated applies to revenue and liabilities only (CanApplyToExpenses false in
+    Xero's getTaxRates example): a purchase line on an expense account cannot take it."""
+    context = nz_context(tax_rates=rates(*NZ_RATES))
+    for account in context.chart:
+        account.account_class = {"REVENUE": "REVENUE", "EXPENSE": "EXPENSE", "BANK": "ASSET"}.get(
+            account.type, "LIABILITY"
+        )
+    for rate in context.tax_rates:
+        rate.account_classes.extend(
+            ["REVENUE", "LIABILITY"]
+            if rate.tax_type == "ZERORATED"
+            else ["ASSET", "EQUITY", "EXPENSE", "LIABILITY", "REVENUE"]
+        )
+    assert mapped("client_bill", context).operations  # ZERORATED on revenue: allowed
+    context.purchase_tax_code_map["GST"] = "ZERORATED"
+    error = refusal("supplier_invoice", context)
+    assert error.code is ErrorCode.FAILED_PRECONDITION
+    violations = [(v.type, v.subject) for v in error.precondition_violations]
+    # Named once per account it is placed on (the sample bill has two expense accounts).
+    assert violations == [("TAX_TYPE_NOT_FOR_ACCOUNT", "ZERORATED")] * 2
+    assert "expense account" in error.precondition_violations[0].description
+    # Without the classes (a caller that sends none) nothing is checked.
+    for rate in context.tax_rates:
+        del rate.account_classes[:]
+    assert mapped("supplier_invoice", context).operations

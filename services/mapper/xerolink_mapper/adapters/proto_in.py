@@ -252,7 +252,10 @@ def _tax_rates(message: mapper_pb2.MappingContext, problems: Problems) -> dict[s
     for index, rate in enumerate(message.tax_rates):
         if not rate.tax_type:
             problems.field(f"context.tax_rates[{index}].tax_type", "is required: the Xero TaxType (e.g. 'OUTPUT')")
-    return {r.tax_type: TaxRate(r.tax_type, r.name, r.status) for r in message.tax_rates}
+    return {
+        r.tax_type: TaxRate(r.tax_type, r.name, r.status, frozenset(c.upper() for c in r.account_classes))
+        for r in message.tax_rates
+    }
 
 
 def _timestamp(message: Any, field: str, path: str, problems: Problems) -> datetime | None:
@@ -316,7 +319,12 @@ def context_from_proto(message: mapper_pb2.MappingContext, problems: Problems) -
             # Keyed by code, an account without one would stand for no account at all.
             problems.field(f"context.chart[{index}].code", "is required: the Xero account code (e.g. '200')")
     chart = (
-        {a.code: ChartAccount(a.code, a.name, a.type, a.status, a.tax_type, a.enable_payments) for a in message.chart}
+        {
+            a.code: ChartAccount(
+                a.code, a.name, a.type, a.status, a.tax_type, a.enable_payments, a.account_class.upper()
+            )
+            for a in message.chart
+        }
         if len(message.chart)
         else None
     )

@@ -44,6 +44,6 @@ def map_transaction(tx: Transaction, ctx: MappingContext) -> MapOutcome:
     if ctx.chart is not None and not problems:
         chart_checks.check_operations(operations, ctx.chart, ctx.chart_usable, problems)
     if ctx.tax_rates is not None and not problems:
-        tax_checks.check_operations(operations, ctx.tax_rates, problems)
+        tax_checks.check_operations(operations, ctx.tax_rates, ctx.chart, problems)
     problems.raise_if_any()
     return MapOutcome(record, decision, tuple(operations), total, tx.header.currency_code)

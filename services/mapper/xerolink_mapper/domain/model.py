@@ -270,6 +270,8 @@ class ChartAccount:
     status: str
     tax_type: str = ""
     enable_payments: bool = False
+    # Xero's Class (ASSET, EQUITY, EXPENSE, LIABILITY, REVENUE); empty when not given.
+    account_class: str = ""
 
 
 # Roles an account plays in an operation.
@@ -309,6 +311,8 @@ class TaxRate:
     tax_type: str
     name: str = ""
     status: str = ""
+    # The account classes Xero allows the rate on; empty when not given (no check).
+    account_classes: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)

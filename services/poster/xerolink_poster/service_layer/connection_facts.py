@@ -60,6 +60,7 @@ def set_tax_rates(context: mapper_pb2.MappingContext, rates: list[dict[str, Any]
             name=str(rate.get("Name") or ""),
             status=str(rate.get("Status") or ""),
             effective_rate=_decimal_text(rate.get("EffectiveRate")),
+            account_classes=[c for flag, c in _CLASS_FLAGS if rate.get(flag) is True],
         )
         for rate in rates
         if rate.get("TaxType")
@@ -67,6 +68,16 @@ def set_tax_rates(context: mapper_pb2.MappingContext, rates: list[dict[str, Any]
     filled = tax_types.fill_untaxed(untaxed_of(context), country, tax_rate_entries(context))
     for name, value in filled.items():
         setattr(context.untaxed_line_tax_types, name, value)
+
+
+# TaxRate's CanApplyTo* flags and the account Class each allows (Xero's OpenAPI, schemas TaxRate, Account).
+_CLASS_FLAGS = (
+    ("CanApplyToAssets", "ASSET"),
+    ("CanApplyToEquity", "EQUITY"),
+    ("CanApplyToExpenses", "EXPENSE"),
+    ("CanApplyToLiabilities", "LIABILITY"),
+    ("CanApplyToRevenue", "REVENUE"),
+)
 
 
 def _decimal_text(value: Any) -> str:
@@ -152,6 +163,7 @@ def chart_from_accounts(accounts: list[dict[str, Any]]) -> list[mapper_pb2.Chart
                 status=str(account.get("Status") or "ACTIVE"),
                 tax_type=str(account.get("TaxType") or ""),
                 enable_payments=kind == "BANK" or bool(account.get("EnablePaymentsToAccount")),
+                account_class=str(account.get("Class") or ""),
             )
         )
     return chart

@@ -101,6 +101,7 @@ class ChartAccount(_message.Message):
     STATUS_FIELD_NUMBER: _builtins.int
     TAX_TYPE_FIELD_NUMBER: _builtins.int
     ENABLE_PAYMENTS_FIELD_NUMBER: _builtins.int
+    ACCOUNT_CLASS_FIELD_NUMBER: _builtins.int
     code: _builtins.str
     """Required: the Xero account code, e.g. "200"; the chart is looked up by it."""
     name: _builtins.str
@@ -118,6 +119,10 @@ class ChartAccount(_message.Message):
     """Optional: payments may be made to this account (bank accounts and those with
     EnablePaymentsToAccount); false refuses a payment through a non-bank account.
     """
+    account_class: _builtins.str
+    """Optional: Xero's Class: "ASSET", "EQUITY", "EXPENSE", "LIABILITY" or "REVENUE". With a tax
+    rate's account_classes it refuses a tax type Xero does not allow on the account.
+    """
     def __init__(
         self,
         *,
@@ -127,10 +132,11 @@ class ChartAccount(_message.Message):
         status: _builtins.str = ...,
         tax_type: _builtins.str = ...,
         enable_payments: _builtins.bool = ...,
+        account_class: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "enable_payments", b"enable_payments", "name", b"name", "status", b"status", "tax_type", b"tax_type", "type", b"type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_class", b"account_class", "code", b"code", "enable_payments", b"enable_payments", "name", b"name", "status", b"status", "tax_type", b"tax_type", "type", b"type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -146,6 +152,7 @@ class TaxRate(_message.Message):
     NAME_FIELD_NUMBER: _builtins.int
     STATUS_FIELD_NUMBER: _builtins.int
     EFFECTIVE_RATE_FIELD_NUMBER: _builtins.int
+    ACCOUNT_CLASSES_FIELD_NUMBER: _builtins.int
     tax_type: _builtins.str
     """Required: Xero's TaxType, e.g. "OUTPUT" (AU), "OUTPUT2" (NZ, UK), "NONE", "TAX001"."""
     name: _builtins.str
@@ -158,6 +165,14 @@ class TaxRate(_message.Message):
     """Optional: Xero's EffectiveRate, the percentage to 4 decimal places, e.g. "15.0000"; the poster
     compares it when the connection moves to another organisation.
     """
+    @_builtins.property
+    def account_classes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Optional: the account classes Xero allows the rate on (its CanApplyToAssets, ...Equity,
+        ...Expenses, ...Liabilities, ...Revenue flags): "ASSET", "EQUITY", "EXPENSE", "LIABILITY",
+        "REVENUE". When given, a line with this tax type on an account of another class (by the
+        chart's account_class) is FAILED_PRECONDITION TAX_TYPE_NOT_FOR_ACCOUNT naming the tax type.
+        """
+
     def __init__(
         self,
         *,
@@ -165,10 +180,11 @@ class TaxRate(_message.Message):
         name: _builtins.str = ...,
         status: _builtins.str = ...,
         effective_rate: _builtins.str = ...,
+        account_classes: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["effective_rate", b"effective_rate", "name", b"name", "status", b"status", "tax_type", b"tax_type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_classes", b"account_classes", "effective_rate", b"effective_rate", "name", b"name", "status", b"status", "tax_type", b"tax_type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
