@@ -291,6 +291,12 @@ def test_a_connection_registered_without_xero_facts_is_checked_for_what_it_leave
         assert invalid.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         fields = [v.field for d in details_of(invalid.value, error_details_pb2.BadRequest) for v in d.field_violations]
         assert fields == [f"connection.mapping_context.tax_rates[{len(rates) - 1}].tax_type"]
+    spaced = _context(REGIONS["NZ"])
+    spaced.untaxed_line_tax_types.trust_money = " "
+    with pytest.raises(grpc.RpcError) as invalid:
+        register_emulated_connection(poster, "firm-3", emulator.base_url, org, spaced)
+    fields = [v.field for d in details_of(invalid.value, error_details_pb2.BadRequest) for v in d.field_violations]
+    assert fields == ["connection.mapping_context.untaxed_line_tax_types.trust_money"]
 
 
 def test_a_replacement_organisation_in_another_country_gets_that_countrys_defaults(

@@ -142,3 +142,14 @@ def test_a_tax_type_that_means_another_rate_in_the_new_organisation_is_found() -
         ("tax_code_map[TAX]", "TAX001"),
     ]
     assert "(15 %)" in found[0].message() and "(20 %)" in found[0].message() and "RemapTaxTypes" in found[0].message()
+
+
+def test_australias_retired_no_gst_is_named_with_what_xero_books_instead() -> None:
+    au = rates("OUTPUT", "INPUT", "EXEMPTEXPENSES", "BASEXCLUDED", "EXEMPTOUTPUT")
+    found = problems({"NTR": "NONE"}, {}, dict.fromkeys(UNTAXED_FIELDS, "BASEXCLUDED"), au, "AU")
+    assert [(p.setting, p.problem) for p in found] == [("tax_code_map[NTR]", "TAX_TYPE_NOT_IN_ORGANISATION")]
+    assert "retired for AU organisations" in found[0].description
+    assert "EXEMPTEXPENSES on expense accounts and BASEXCLUDED elsewhere" in found[0].description
+    # Elsewhere NONE is an ordinary rate, and a type with spaces is no TaxType.
+    assert problems({"NTR": "NONE"}, {}, dict.fromkeys(UNTAXED_FIELDS, "NONE"), NZ, "NZ") == []
+    assert set(remap_problems({"tax_code_map[GST]": "OUTPUT 2"}, {})) == {"tax_code_map[GST]"}

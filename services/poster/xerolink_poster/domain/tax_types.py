@@ -34,6 +34,17 @@ UNTAXED_DEFAULTS: dict[str, tuple[str, str, str]] = {
 }
 
 
+# Tax types Xero retired in a country but still takes, booking another in their place:
+# CountryCode -> retired -> what Xero books ("Changes to tax codes in Australia", Xero developer
+# blog, 2013: NONE and EXEMPTINPUT become EXEMPTEXPENSES on expense accounts, BASEXCLUDED elsewhere).
+RETIRED: dict[str, dict[str, str]] = {
+    "AU": {
+        "NONE": "EXEMPTEXPENSES on expense accounts and BASEXCLUDED elsewhere",
+        "EXEMPTINPUT": "EXEMPTEXPENSES on expense accounts and BASEXCLUDED elsewhere",
+    },
+}
+
+
 @dataclass(frozen=True)
 class Rate:
     tax_type: str
@@ -176,7 +187,18 @@ def problems(
         if not tax_type:
             continue
         rate = rates.get(tax_type)
-        if rate is None:
+        retired = RETIRED.get(country.upper(), {}).get(tax_type)
+        if rate is None and retired:
+            found.append(
+                Problem(
+                    setting,
+                    tax_type,
+                    Reason.TAX_TYPE_NOT_IN_ORGANISATION,
+                    f"{setting} is {tax_type}, which Xero retired for {country.upper()} organisations and books as "
+                    f"{retired}: map it to the one you mean, so the tax return shows what the firm intends",
+                )
+            )
+        elif rate is None:
             found.append(
                 Problem(
                     setting,
@@ -213,7 +235,7 @@ def remap_problems(changes: Mapping[str, str], rates: Mapping[str, Rate]) -> dic
     active = sorted(t for t, rate in rates.items() if _active(rate))
     found: dict[str, str] = {}
     for setting, tax_type in changes.items():
-        if not tax_type or len(tax_type) > MAX_NAME or not tax_type.isprintable():
+        if not tax_type or len(tax_type) > MAX_NAME or not tax_type.isprintable() or " " in tax_type:
             found[setting] = f"a Xero TaxType of the organisation, at most {MAX_NAME} characters"
         elif rates and tax_type not in rates:
             found[setting] = f"{tax_type} is not a tax rate of the organisation; one of {', '.join(active) or 'none'}"

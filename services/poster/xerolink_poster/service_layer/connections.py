@@ -98,6 +98,16 @@ def context_violations(
             violations.append(
                 FieldViolation(f"{path}.account_allocation[{function[:64]}]", "a function name and a Xero account code")
             )
+    named = [
+        *((f"{path}.tax_code_map[{code[:64]}]", t) for code, t in context.tax_code_map.items()),
+        *((f"{path}.purchase_tax_code_map[{code[:64]}]", t) for code, t in context.purchase_tax_code_map.items()),
+        *((f"{path}.untaxed_line_tax_types.{f.name}", t) for f, t in context.untaxed_line_tax_types.ListFields()),
+    ]
+    for field, tax_type in named:
+        # A Xero TaxType is a short name without spaces (OUTPUT2, TAX001, a GUID); an empty one is
+        # reported by preflight as a setting to map.
+        if tax_type and (len(tax_type) > 64 or not tax_type.isprintable() or " " in tax_type):
+            violations.append(FieldViolation(field, "a Xero TaxType: at most 64 characters, no spaces"))
     seen: set[str] = set()
     for index, rate in enumerate(context.tax_rates):
         # Keyed by tax type: a rate without one, or one listed twice, would stand for the wrong rate.
