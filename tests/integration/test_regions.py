@@ -7,6 +7,7 @@ another country is named before anything reaches Xero."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from xero_emulator import EmulatorServer
 from xerolink.mapper.v1 import mapper_service_pb2 as mapper_pb2
 from xerolink.poster.v1 import backfill_pb2, connection_pb2
 from xerolink.poster.v1 import poster_service_pb2 as poster_pb2
+from xerolink.type.v1 import money_pb2
 from xerolink_cli.connections import register_emulated_connection
 from xerolink_cli.firm_month.localise import localise, localise_all
 from xerolink_cli.firm_month.regions import REGIONS, FirmRegion
@@ -382,3 +384,31 @@ def test_a_tax_type_xero_does_not_allow_on_an_expense_account_is_refused_before_
     violations = [v for d in details_of(refused.value, error_details_pb2.PreconditionFailure) for v in d.violations]
     assert [(v.type, v.subject) for v in violations] == [("TAX_TYPE_NOT_FOR_ACCOUNT", "ZERORATED")]
     assert xero_objects(emulator, org["tenant_id"], "Invoices") == []
+
+
+def test_a_bank_deposit_of_lines_each_rounded_reaches_xero_line_by_line(
+    emulator: EmulatorServer, region_poster: PosterMaker, tmp_path: Path
+) -> None:
+    """Two deposit lines of 10.03 at 15 % GST carry 1.50 each; summed, 3.00 is not 15 % of 20.06
+    (3.01), which Xero refuses on a bank transaction. Each line goes as it is."""
+    poster, org, _ = _connect(emulator, region_poster, tmp_path, "NZ", _context(REGIONS["NZ"]))
+    deposit = localise(samples.sample_transactions(7600)["bank_deposit"], REGIONS["NZ"])
+    del deposit.bank_deposit.lines[:]
+    for text in ("Sublease rent, March", "Sublease rent, April"):
+        line = deposit.bank_deposit.lines.add(description=text, quantity="1", unit_price="10.03", gl_account="200")
+        line.tax_code = "GST"
+        line.amount.CopyFrom(money_pb2.Money(currency_code="NZD", units=1003))
+        line.tax.CopyFrom(money_pb2.Money(currency_code="NZD", units=150))
+    totals = deposit.bank_deposit.totals
+    totals.exclusive.units, totals.tax.units, totals.inclusive.units = 2006, 300, 2306
+
+    poster.PostTransaction(poster_pb2.PostTransactionRequest(connection_id="firm-1", transaction=deposit))
+
+    wait_for(lambda: bool(_links(poster)) and all(x.state in SETTLED for x in _links(poster)))
+    assert [x.state for x in _links(poster)] == [poster_pb2.LINK_STATE_LINKED], _links(poster)
+    [banked] = xero_objects(emulator, org["tenant_id"], "BankTransactions")
+    assert [(line["LineAmount"], line["TaxAmount"]) for line in banked["LineItems"]] == [
+        (Decimal("10.03"), Decimal("1.50")),
+        (Decimal("10.03"), Decimal("1.50")),
+    ]
+    assert banked["Total"] == Decimal("23.06")

@@ -108,14 +108,17 @@ def aggregate_lines(
     tax_map: dict[str, str],
     map_name: str,
     problems: Problems,
+    *,
+    merge: bool = True,
 ) -> tuple[tuple[LineItem, ...], int, int]:
-    """Validates the lines and sums them per (account, tax type) in first-seen order.
-    Returns the Xero line items, the summed exclusive amount and the summed tax."""
+    """Validates the lines and sums them per (account, tax type) in first-seen order; with `merge`
+    False, each line stays a line of its own. Returns the Xero line items, the summed exclusive
+    amount and the summed tax."""
     if not lines:
         problems.field(path, "has no lines: a document needs at least one line")
         return (), 0, 0
-    # (account, tax type) -> [amount, tax, descriptions], in first-seen order.
-    groups: dict[tuple[str, str], list[Any]] = {}
+    # (account, tax type[, line]) -> [account, tax type, amount, tax, descriptions], first-seen order.
+    groups: dict[tuple[Any, ...], list[Any]] = {}
     sub_total = 0
     tax_total = 0
     for i, line in enumerate(lines):
@@ -124,19 +127,19 @@ def aggregate_lines(
             amount, tax = line.amount.cents, line.tax.cents  # type: ignore[union-attr]  # checked just above
         else:
             amount, tax, tax_type = _check_line(line, f"{path}[{i}]", currency, tax_map, map_name, problems)
-        key = (line.gl_account, tax_type)
+        key = (line.gl_account, tax_type) if merge else (line.gl_account, tax_type, i)
         group = groups.get(key)
         if group is None:
-            groups[key] = [amount, tax, [line.description]]
+            groups[key] = [line.gl_account, tax_type, amount, tax, [line.description]]
         else:
-            group[0] += amount
-            group[1] += tax
-            group[2].append(line.description)
+            group[2] += amount
+            group[3] += tax
+            group[4].append(line.description)
         sub_total += amount
         tax_total += tax
     items = tuple(
         # Quantity 1 and unit amount = the sum, so Xero's quantity x unit amount check holds exactly.
         LineItem(describe(texts, f"Account {account}"), "1", unit_amount(amount), account, tax_type, amount, tax)
-        for (account, tax_type), (amount, tax, texts) in groups.items()
+        for account, tax_type, amount, tax, texts in groups.values()
     )
     return items, sub_total, tax_total

@@ -152,11 +152,11 @@ class MappingJob:
 
 
 def document_lines(
-    job: MappingJob, body: DocumentBody | BankEntryBody, purchase: bool
+    job: MappingJob, body: DocumentBody | BankEntryBody, purchase: bool, *, merge: bool = True
 ) -> tuple[tuple[LineItem, ...], int, int, int]:
     tax_map, map_name = (job.ctx.purchase_tax_code_map, PURCHASE_MAP) if purchase else (job.ctx.tax_code_map, SALES_MAP)
     items, sub_total, tax_total = aggregate_lines(
-        body.lines, f"{job.path}.lines", job.currency, tax_map, map_name, job.problems
+        body.lines, f"{job.path}.lines", job.currency, tax_map, map_name, job.problems, merge=merge
     )
     total = job.check_totals(body.totals, sub_total, tax_total)
     return items, sub_total, tax_total, total
