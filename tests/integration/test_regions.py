@@ -412,3 +412,36 @@ def test_a_bank_deposit_of_lines_each_rounded_reaches_xero_line_by_line(
         (Decimal("10.03"), Decimal("1.50")),
     ]
     assert banked["Total"] == Decimal("23.06")
+
+
+def test_a_replacement_for_a_connection_whose_rates_were_never_read_holds_every_rate_setting(
+    emulator: EmulatorServer, region_poster: PosterMaker, tmp_path: Path
+) -> None:
+    """Registered with CreateConnection for an Ontario file (TAX001 = HST 13 %), then connected to
+    another Canadian file where TAX001 is GST 5 %: nothing shows the settings mean the same rates."""
+    org = emulator.create_organisation("CA Legal (Ontario)", region="CA")
+    poster = stub(region_poster(write_apps(tmp_path / "xero-apps.json", org, emulator)))
+    context = _context(REGIONS["CA"])
+    context.untaxed_line_tax_types.CopyFrom(mapper_pb2.UntaxedLineTaxTypes(**REGIONS["CA"].untaxed()))
+    register_emulated_connection(poster, "firm-1", emulator.base_url, org, context)
+    replacement = emulator.create_organisation("CA Legal (Alberta)", region="CA", client_id=org["client_id"])
+    emulator.state.organisation(replacement["tenant_id"]).tax_rates["TAX001"].update(
+        Name="GST on Sales (AB)", EffectiveRate=Decimal("5"), DisplayTaxRate=Decimal("5")
+    )
+
+    answer = poster.ConnectOrganisation(
+        connection_pb2.ConnectOrganisationRequest(
+            connection_id="firm-1",
+            authorization_code=replacement["authorization_code"],
+            xero_tenant_id=replacement["tenant_id"],
+        )
+    )
+
+    held = sorted(w.message.split(" ")[0] for w in answer.status.warnings if w.code == "TAX_RATE_CHANGED")
+    assert "tax_code_map[HST]" in held and "purchase_tax_code_map[HST]" in held
+    assert all("never read" in w.message for w in answer.status.warnings if w.code == "TAX_RATE_CHANGED")
+    bill = localise(samples.client_bill(7701), REGIONS["CA"])
+    with pytest.raises(grpc.RpcError) as refused:
+        poster.PostTransaction(poster_pb2.PostTransactionRequest(connection_id="firm-1", transaction=bill))
+    assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert xero_objects(emulator, replacement["tenant_id"], "Invoices") == []

@@ -153,3 +153,18 @@ def test_australias_retired_no_gst_is_named_with_what_xero_books_instead() -> No
     # Elsewhere NONE is an ordinary rate, and a type with spaces is no TaxType.
     assert problems({"NTR": "NONE"}, {}, dict.fromkeys(UNTAXED_FIELDS, "NONE"), NZ, "NZ") == []
     assert set(remap_problems({"tax_code_map[GST]": "OUTPUT 2"}, {})) == {"tax_code_map[GST]"}
+
+
+def test_with_the_previous_rates_never_read_every_setting_naming_a_rate_here_waits() -> None:
+    after = {
+        "TAX001": Rate("TAX001", "GST on Sales", "ACTIVE", "5.0000"),
+        "NONE": Rate("NONE", "Tax Exempt", "ACTIVE", "0"),
+    }
+    settings = {
+        "tax_code_map[HST]": "TAX001",
+        "untaxed_line_tax_types.trust_money": "NONE",
+        "tax_code_map[X]": "TAX009",
+    }
+    found = changed(settings, {}, after)
+    assert [c.setting for c in found] == ["tax_code_map[HST]", "untaxed_line_tax_types.trust_money"]
+    assert "whose tax rates were never read" in found[0].message()

@@ -107,10 +107,14 @@ class Changed:
     after: Rate
 
     def message(self) -> str:
+        was = (
+            f"{self.tax_type} {self.before.name!r} ({_percent(self.before)}) in the previous organisation"
+            if self.before.name or self.before.effective_rate
+            else f"{self.tax_type} in the previous organisation, whose tax rates were never read"
+        )
         return (
-            f"{self.setting} was {self.tax_type} {self.before.name!r} ({_percent(self.before)}) in the previous "
-            f"organisation; here {self.tax_type} is {self.after.name!r} ({_percent(self.after)}), so the setting "
-            "was cleared and transactions using it are refused until you map it again with RemapTaxTypes"
+            f"{self.setting} was {was}; here {self.tax_type} is {self.after.name!r} ({_percent(self.after)}), so "
+            "the setting was cleared and transactions using it are refused until you map it again with RemapTaxTypes"
         )
 
 
@@ -127,13 +131,18 @@ def _same_rate(before: Rate, after: Rate) -> bool:
 
 
 def changed(settings: Mapping[str, str], before: Mapping[str, Rate], after: Mapping[str, Rate]) -> list[Changed]:
-    """The settings (setting -> tax type) whose tax type is a rate of both organisations but not the
-    same rate: Xero numbers custom rates TAX001, TAX002, ... per organisation, and OUTPUT2 is 15 % GST in
-    New Zealand and 20 % VAT in the United Kingdom."""
+    """The settings (setting -> tax type) whose tax type is a rate of the new organisation but not
+    the same rate as in the previous one: Xero numbers custom rates TAX001, TAX002, ... per
+    organisation, and OUTPUT2 is 15 % GST in New Zealand and 20 % VAT in the United Kingdom. With
+    the previous organisation's rates never read (empty `before`), none can be shown the same, so
+    every such setting is."""
     found = []
     for setting, tax_type in settings.items():
-        old, new = before.get(tax_type), after.get(tax_type)
-        if tax_type and old is not None and new is not None and not _same_rate(old, new):
+        new = after.get(tax_type)
+        if not tax_type or new is None:
+            continue  # not a rate here: a problem of its own (TAX_TYPE_NOT_IN_ORGANISATION)
+        old = before.get(tax_type) if before else Rate(tax_type, "", "")
+        if old is not None and (not before or not _same_rate(old, new)):
             found.append(Changed(setting, tax_type, old, new))
     return found
 

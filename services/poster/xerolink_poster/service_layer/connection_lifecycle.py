@@ -178,10 +178,13 @@ class ConnectionKeeper(ConnectionTokens):
         del context.chart[:]
         context.chart.extend(chart)
         before = tax_rate_entries(context)
+        empty_before = {s for s, t in settings_of(context).items() if not t}
         set_tax_rates(context, rates, country)
         replaced = existing is not None and existing.xero_tenant_id != tenant_id
-        # In another organisation a tax type may name another rate: its settings wait to be mapped again.
-        changed = tax_types.changed(settings_of(context), before, tax_rate_entries(context)) if replaced else []
+        # In another organisation a tax type may name another rate: its settings wait to be mapped
+        # again. Those just filled with this country's defaults are this organisation's own.
+        settings = {s: t for s, t in settings_of(context).items() if s not in empty_before}
+        changed = tax_types.changed(settings, before, tax_rate_entries(context)) if replaced else []
         for change in changed:
             clear_setting(context, change.setting)
         warnings = allocation.organisation_warnings(
