@@ -6,6 +6,7 @@ another country is named before anything reaches Xero."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -445,3 +446,25 @@ def test_a_replacement_for_a_connection_whose_rates_were_never_read_holds_every_
         poster.PostTransaction(poster_pb2.PostTransactionRequest(connection_id="firm-1", transaction=bill))
     assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert xero_objects(emulator, replacement["tenant_id"], "Invoices") == []
+
+
+def test_remaps_at_the_same_time_keep_each_others_changes(
+    emulator: EmulatorServer, region_poster: PosterMaker, tmp_path: Path
+) -> None:
+    """Each RemapTaxTypes changes its own settings of the stored context under the row's lock: two
+    at once lose neither (before the lock, the second write on PostgreSQL overwrote the first)."""
+    poster, _, _ = _connect(emulator, region_poster, tmp_path, "NZ", _context(REGIONS["NZ"]))
+    for round_ in range(8):
+        code = f"C{round_}"
+        requests = [
+            connection_pb2.RemapTaxTypesRequest(connection_id="firm-1", tax_code_map={code: "OUTPUT2"}),
+            connection_pb2.RemapTaxTypesRequest(connection_id="firm-1", purchase_tax_code_map={code: "INPUT2"}),
+        ]
+        threads = [threading.Thread(target=poster.RemapTaxTypes, args=(r,)) for r in requests]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        stored = poster.GetConnection(poster_pb2.GetConnectionRequest(connection_id="firm-1")).connection
+        context = stored.mapping_context
+        assert (context.tax_code_map.get(code), context.purchase_tax_code_map.get(code)) == ("OUTPUT2", "INPUT2")

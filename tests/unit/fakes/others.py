@@ -23,6 +23,9 @@ class FakeConnectionRepository:
     def get_connection(self, connection_id: str) -> ConnectionRow | None:
         return self._registry.connections.get(connection_id)
 
+    def lock_connection(self, connection_id: str) -> ConnectionRow | None:
+        return self.get_connection(connection_id)  # one thread of units at a time in the fake
+
     def add_connection(self, row: ConnectionRow) -> None:
         self._registry.connections[row.connection_id] = row
 

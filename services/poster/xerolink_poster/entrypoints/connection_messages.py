@@ -40,6 +40,8 @@ def status_message(row: ConnectionRow) -> connection_pb2.ConnectionStatus:
             *(
                 connection_pb2.ConnectionWarning(code=str(w.get("code", "")), message=str(w.get("message", "")))
                 for w in facts.get("warnings") or []
+                # Kept by connects of an earlier release; these are derived from the settings below.
+                if w.get("code") not in lifecycle.LIVE_TAX_WARNINGS
             ),
             # From the stored context, so a RemapTaxTypes that mends a setting clears its warning.
             *(

@@ -108,6 +108,12 @@ def clear_setting(context: mapper_pb2.MappingContext, setting: str) -> None:
     setattr(context.untaxed_line_tax_types, setting.removeprefix("untaxed_line_tax_types."), "")
 
 
+# The warning codes tax_warnings derives from a connection's settings each time it is read.
+LIVE_TAX_WARNINGS = frozenset(
+    {Reason.TAX_TYPE_NOT_IN_ORGANISATION, Reason.UNTAXED_TAX_TYPE_NOT_MAPPED, Reason.TAX_CODE_NOT_MAPPED}
+)
+
+
 def tax_warnings(context: mapper_pb2.MappingContext, country: str) -> list[allocation.Warning]:
     """A warning per tax type the connection names that the organisation cannot take: the
     transactions that use it are refused (FAILED_PRECONDITION) until it is mapped again."""

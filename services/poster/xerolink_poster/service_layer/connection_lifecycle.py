@@ -159,75 +159,87 @@ class ConnectionKeeper(ConnectionTokens):
         organisation, accounts, rates = self._read_organisation(base_url, grant.access_token, tenant_id)
         chart = chart_from_accounts(accounts)
         country = str(organisation.get("CountryCode") or "").strip().upper()
-        context = mapper_pb2.MappingContext()
-        if existing is not None:
-            context.ParseFromString(existing.mapping_context)
-            # A replacement organisation in another country: the old country's defaults do not apply.
-            moved = tax_types.carry_untaxed(
-                untaxed_of(context), str(organisation_facts(existing).get("country_code") or ""), country
-            )
-            for name, value in moved.items():
-                setattr(context.untaxed_line_tax_types, name, value)
-        elif request.context is not None:
-            context.CopyFrom(request.context)
-        if not context.HasField("connected_at"):
-            context.connected_at.CopyFrom(timestamp_of(now_us()))
-        expected_currency = context.base_currency_code
         base_currency = str(organisation.get("BaseCurrency") or "")
-        context.base_currency_code = base_currency or expected_currency
-        del context.chart[:]
-        context.chart.extend(chart)
-        before = tax_rate_entries(context)
-        empty_before = {s for s, t in settings_of(context).items() if not t}
-        set_tax_rates(context, rates, country)
-        replaced = existing is not None and existing.xero_tenant_id != tenant_id
-        # In another organisation a tax type may name another rate: its settings wait to be mapped
-        # again. Those just filled with this country's defaults are this organisation's own.
-        settings = {s: t for s, t in settings_of(context).items() if s not in empty_before}
-        changed = tax_types.changed(settings, before, tax_rate_entries(context)) if replaced else []
-        for change in changed:
-            clear_setting(context, change.setting)
-        warnings = allocation.organisation_warnings(
-            bool(organisation.get("IsDemoCompany")),
-            str(organisation.get("Class") or ""),
-            base_currency,
-            expected_currency,
-        )
-        warnings += [allocation.Warning("TAX_RATE_CHANGED", change.message()) for change in changed]
-        facts = {
-            "name": str(organisation.get("Name") or tenant.get("tenantName") or ""),
-            "organisation_id": str(organisation.get("OrganisationID") or ""),
-            "demo_company": bool(organisation.get("IsDemoCompany")),
-            "organisation_class": str(organisation.get("Class") or ""),
-            "base_currency_code": base_currency,
-            "chart_account_count": len(chart),
-            "country_code": country,
-            "tax_rate_count": len(context.tax_rates),
-            "read_us": now_us(),
-            "warnings": [{"code": w.code, "message": w.message} for w in warnings],
-        }
         cid = request.connection_id
-        values = self._token_values(cid, grant)
-        values.update(
-            xero_tenant_id=tenant_id,
-            xero_app=app_name,
-            xero_connection_id=str(tenant.get("id", "")),
-            organisation=json.dumps(facts),
-            mapping_context=context.SerializeToString(),
-            access_token="",
-            refresh_token="",
-            refresh_holder="",
-            refresh_until_us=0,
-        )
+        tokens = self._token_values(cid, grant)
 
-        def write(uow: UnitOfWork) -> tuple[ConnectionRow, str]:
+        def connected(current: ConnectionRow | None) -> tuple[mapper_pb2.MappingContext, list[allocation.Warning]]:
+            """The context and warnings the connection gets, from the row as it is in the writing
+            transaction (a RemapTaxTypes or RemapAccounts since it was first read is kept)."""
+            context = mapper_pb2.MappingContext()
+            if current is not None:
+                context.ParseFromString(current.mapping_context)
+                # A replacement organisation in another country: the old country's defaults do not apply.
+                moved = tax_types.carry_untaxed(
+                    untaxed_of(context), str(organisation_facts(current).get("country_code") or ""), country
+                )
+                for name, value in moved.items():
+                    setattr(context.untaxed_line_tax_types, name, value)
+            elif request.context is not None:
+                context.CopyFrom(request.context)
+            if not context.HasField("connected_at"):
+                context.connected_at.CopyFrom(timestamp_of(now_us()))
+            expected_currency = context.base_currency_code
+            context.base_currency_code = base_currency or expected_currency
+            del context.chart[:]
+            context.chart.extend(chart)
+            before = tax_rate_entries(context)
+            empty_before = {s for s, t in settings_of(context).items() if not t}
+            set_tax_rates(context, rates, country)
+            # In another organisation a tax type may name another rate: its settings wait to be mapped
+            # again. Those just filled with this country's defaults are this organisation's own.
+            changed: list[tax_types.Changed] = []
+            if current is not None and current.xero_tenant_id != tenant_id:
+                settings = {s: t for s, t in settings_of(context).items() if s not in empty_before}
+                changed = tax_types.changed(settings, before, tax_rate_entries(context))
+            for change in changed:
+                clear_setting(context, change.setting)
+            warnings = allocation.organisation_warnings(
+                bool(organisation.get("IsDemoCompany")),
+                str(organisation.get("Class") or ""),
+                base_currency,
+                expected_currency,
+            )
+            warnings += [allocation.Warning("TAX_RATE_CHANGED", change.message()) for change in changed]
+            return context, warnings
+
+        def values_for(current: ConnectionRow | None) -> tuple[dict[str, Any], list[allocation.Warning]]:
+            context, warnings = connected(current)
+            facts = {
+                "name": str(organisation.get("Name") or tenant.get("tenantName") or ""),
+                "organisation_id": str(organisation.get("OrganisationID") or ""),
+                "demo_company": bool(organisation.get("IsDemoCompany")),
+                "organisation_class": str(organisation.get("Class") or ""),
+                "base_currency_code": base_currency,
+                "chart_account_count": len(chart),
+                "country_code": country,
+                "tax_rate_count": len(context.tax_rates),
+                "read_us": now_us(),
+                "warnings": [{"code": w.code, "message": w.message} for w in warnings],
+            }
+            values = dict(tokens)
+            values.update(
+                xero_tenant_id=tenant_id,
+                xero_app=app_name,
+                xero_connection_id=str(tenant.get("id", "")),
+                organisation=json.dumps(facts),
+                mapping_context=context.SerializeToString(),
+                access_token="",
+                refresh_token="",
+                refresh_holder="",
+                refresh_until_us=0,
+            )
+            return values, warnings + tax_warnings(context, country)
+
+        def write(uow: UnitOfWork) -> tuple[ConnectionRow, str, list[allocation.Warning]]:
             require_tenant_free(uow.connections, tenant_id, cid)
-            row = uow.connections.get_connection(cid)
+            row = uow.connections.lock_connection(cid)
+            values, warned = values_for(row)
             previous = ""
             if row is None:
                 row = ConnectionRow(connection_id=cid, xero_base_url=base_url, create_us=now_us(), **values)
                 uow.connections.add_connection(row)
-                return row, previous
+                return row, previous, warned
             previous = row.xero_tenant_id
             if previous != tenant_id:
                 # Contacts found or created in the previous organisation do not exist in this one.
@@ -237,10 +249,10 @@ class ConnectionKeeper(ConnectionTokens):
                 setattr(row, name, value)
             row.token_version += 1
             uow.connections.save(row)
-            return row, previous
+            return row, previous, warned
 
-        _, previous = run_in_transaction(self.db, write)
-        for w in warnings + tax_warnings(context, country):
+        _, previous, warned = run_in_transaction(self.db, write)
+        for w in warned:
             log.warning("connected organisation: %s", w.code, extra={"connection_id": cid, "tenant_id": tenant_id})
         replaced = bool(previous) and previous != tenant_id
         ignored: list[str] = []
@@ -397,7 +409,7 @@ class ConnectionKeeper(ConnectionTokens):
             return merged, allocation.discrepancies(merged, chart_entries(context))
 
         def write(uow: UnitOfWork) -> ConnectionRow:
-            current = uow.connections.get_connection(connection_id)
+            current = uow.connections.lock_connection(connection_id)
             assert current is not None
             fresh = context_of(current)
             for function, code in changes.items():
@@ -428,40 +440,52 @@ class ConnectionKeeper(ConnectionTokens):
         ]
         if len(named) > tax_types.MAX_CHANGES:
             violations.append(FieldViolation("tax_code_map", f"at most {tax_types.MAX_CHANGES} settings in one re-map"))
-        row = self.get(connection_id := change.connection_id)
-        rates = tax_rate_entries(context_of(row))
-        violations += [FieldViolation(s, why) for s, why in sorted(tax_types.remap_problems(named, rates).items())]
         if violations:
-            raise invalid_argument(
-                Reason.TAX_TYPES_INVALID,
-                "the tax types cannot be changed; fix the settings listed (use active tax rates of the organisation)",
-                violations,
-            )
-        country = str(organisation_facts(row).get("country_code") or "")
+            raise self._tax_types_invalid(violations)
+        row = self.get(connection_id := change.connection_id)
         if change.validate_only:
-            context = context_of(row)
-            change.apply(context)
-            return context, tax_problems(context, country)
+            return self._remapped(row, change, named)
 
-        def write(uow: UnitOfWork) -> mapper_pb2.MappingContext:
-            current = uow.connections.get_connection(connection_id)
+        def write(uow: UnitOfWork) -> tuple[mapper_pb2.MappingContext, list[tax_types.Problem]]:
+            # Checked against the rates of the row as it is now (a replacement organisation may have
+            # come in since it was first read).
+            current = uow.connections.lock_connection(connection_id)
             assert current is not None
-            fresh = context_of(current)
-            change.apply(fresh)
-            current.mapping_context = fresh.SerializeToString()
+            context, found = self._remapped(current, change, named)
+            current.mapping_context = context.SerializeToString()
             # A setting mapped again is no longer one whose rate changed with the organisation.
             facts = organisation_facts(current)
             facts["warnings"] = [
                 w
                 for w in facts.get("warnings") or []
-                if not (w.get("code") == "TAX_RATE_CHANGED" and str(w.get("message", "")).split(" was ")[0] in named)
+                if not (
+                    w.get("code") == "TAX_RATE_CHANGED"
+                    and any(str(w.get("message", "")).startswith(f"{setting} was ") for setting in named)
+                )
             ]
             current.organisation = json.dumps(facts)
             uow.connections.save(current)
-            return fresh
+            return context, found
 
-        context = run_in_transaction(self.db, write)
-        return context, tax_problems(context, country)
+        return run_in_transaction(self.db, write)
+
+    def _remapped(
+        self, row: ConnectionRow, change: TaxRemap, named: dict[str, str]
+    ) -> tuple[mapper_pb2.MappingContext, list[tax_types.Problem]]:
+        context = context_of(row)
+        found = tax_types.remap_problems(named, tax_rate_entries(context))
+        if found:
+            raise self._tax_types_invalid([FieldViolation(s, why) for s, why in sorted(found.items())])
+        change.apply(context)
+        return context, tax_problems(context, str(organisation_facts(row).get("country_code") or ""))
+
+    @staticmethod
+    def _tax_types_invalid(violations: list[FieldViolation]) -> XerolinkError:
+        return invalid_argument(
+            Reason.TAX_TYPES_INVALID,
+            "the tax types cannot be changed; fix the settings listed (use active tax rates of the organisation)",
+            violations,
+        )
 
 
 def _validate_connect(request: ConnectRequest, new: bool) -> None:

@@ -25,6 +25,12 @@ class SqlConnectionRepository:
     def get_connection(self, connection_id: str) -> ConnectionRow | None:
         return self._session.get(ConnectionRow, connection_id)
 
+    def lock_connection(self, connection_id: str) -> ConnectionRow | None:
+        """The row, read again and held until the transaction ends (FOR UPDATE on PostgreSQL; a
+        SQLite write transaction already holds the only writer), so read-modify-write units of its
+        mapping context never lose each other's changes."""
+        return self._session.get(ConnectionRow, connection_id, with_for_update=True, populate_existing=True)
+
     def add_connection(self, row: ConnectionRow) -> None:
         self._session.add(row)
 
