@@ -351,6 +351,20 @@ def test_a_replacement_organisation_in_another_country_gets_that_countrys_defaul
     assert ("TAX_CODE_NOT_MAPPED", "GST") in {(v.type, v.subject) for v in violations}, refused.value.details()
     assert xero_objects(emulator, replacement["tenant_id"], "Invoices") == []
 
+    # Connecting the same organisation again keeps saying why a setting waits.
+    again = poster.ConnectOrganisation(
+        connection_pb2.ConnectOrganisationRequest(
+            connection_id="firm-1",
+            authorization_code=emulator.state.identity.issue_code(emulator.state.identity.apps[org["client_id"]]),
+            xero_tenant_id=replacement["tenant_id"],
+        )
+    )
+    assert not again.replaced_organisation
+    assert sorted(w.message.split(" ")[0] for w in again.status.warnings if w.code == "TAX_RATE_CHANGED") == [
+        "purchase_tax_code_map[GST]",
+        "tax_code_map[GST]",
+    ]
+
     poster.RemapTaxTypes(connection_pb2.RemapTaxTypesRequest(connection_id="firm-1", tax_code_map={"GST": "OUTPUT2"}))
     after = poster.GetConnection(poster_pb2.GetConnectionRequest(connection_id="firm-1")).connection.status
     remaining = sorted((w.code, w.message.split(" ")[0]) for w in after.warnings)

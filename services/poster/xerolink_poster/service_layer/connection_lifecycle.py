@@ -201,6 +201,14 @@ class ConnectionKeeper(ConnectionTokens):
                 expected_currency,
             )
             warnings += [allocation.Warning("TAX_RATE_CHANGED", change.message()) for change in changed]
+            if current is not None and current.xero_tenant_id == tenant_id:
+                # The same organisation again: why a setting still waits stays said.
+                empty = {s for s, t in settings_of(context).items() if not t}
+                warnings += [
+                    allocation.Warning(str(w["code"]), str(w.get("message", "")))
+                    for w in organisation_facts(current).get("warnings") or []
+                    if w.get("code") == "TAX_RATE_CHANGED" and str(w.get("message", "")).split(" was ")[0] in empty
+                ]
             return context, warnings
 
         def values_for(current: ConnectionRow | None) -> tuple[dict[str, Any], list[allocation.Warning]]:
