@@ -24,6 +24,7 @@ from xerolink_cli.connections import register_emulated_connection
 from xerolink_cli.firm_month.localise import localise, localise_all
 from xerolink_cli.firm_month.regions import REGIONS, FirmRegion
 from xerolink_mapper import samples
+from xerolink_poster.adapters import xero_identity
 
 from tests.fixtures.poster import EmulatorFactory, wait_for, xero_objects
 from tests.integration.connection_helpers import PosterMaker, connect_request, details_of, posters, stub, write_apps
@@ -482,3 +483,78 @@ def test_remaps_at_the_same_time_keep_each_others_changes(
         stored = poster.GetConnection(poster_pb2.GetConnectionRequest(connection_id="firm-1")).connection
         context = stored.mapping_context
         assert (context.tax_code_map.get(code), context.purchase_tax_code_map.get(code)) == ("OUTPUT2", "INPUT2")
+
+
+def test_a_chart_refresh_overtaken_by_a_replacement_organisation_writes_nothing(
+    emulator: EmulatorServer, region_poster: PosterMaker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The refresh reads the chart and rates of the organisation the connection had; a replacement
+    connected while it waits on Xero must not get them."""
+    poster, org, _ = _connect(emulator, region_poster, tmp_path, "NZ", _context(REGIONS["NZ"]))
+    replacement = emulator.create_organisation("UK Legal", region="UK", client_id=org["client_id"])
+    read = xero_identity.XeroIdentity.tax_rates
+    waiting, go_on = threading.Event(), threading.Event()
+
+    def slow_for_the_old_organisation(self: Any, base_url: str, token: str, tenant_id: str) -> list[dict[str, Any]]:
+        rates = read(self, base_url, token, tenant_id)
+        if tenant_id.lower() == org["tenant_id"].lower():  # the refresh's read, held until the move
+            waiting.set()
+            go_on.wait(10)
+        return rates
+
+    monkeypatch.setattr(xero_identity.XeroIdentity, "tax_rates", slow_for_the_old_organisation)
+    outcome: list[grpc.StatusCode | None] = []
+
+    def refresh() -> None:
+        request = connection_pb2.GetAllocationDiscrepanciesRequest(connection_id="firm-1", refresh_chart=True)
+        try:
+            poster.GetAllocationDiscrepancies(request, timeout=30)
+            outcome.append(None)
+        except grpc.RpcError as err:
+            outcome.append(err.code())
+
+    refreshing = threading.Thread(target=refresh)
+    refreshing.start()
+    assert waiting.wait(10)
+    poster.ConnectOrganisation(
+        connection_pb2.ConnectOrganisationRequest(
+            connection_id="firm-1",
+            authorization_code=replacement["authorization_code"],
+            xero_tenant_id=replacement["tenant_id"],
+        )
+    )
+    go_on.set()
+    refreshing.join(30)
+
+    assert outcome == [grpc.StatusCode.UNAVAILABLE]  # told to retry, nothing written
+    stored = poster.GetConnection(poster_pb2.GetConnectionRequest(connection_id="firm-1")).connection
+    assert {r.tax_type for r in stored.mapping_context.tax_rates} == set(
+        emulator.state.organisation(replacement["tenant_id"]).tax_rates
+    )
+
+
+def test_a_held_setting_stays_held_through_a_chart_refresh(
+    emulator: EmulatorServer, region_poster: PosterMaker, tmp_path: Path
+) -> None:
+    org = emulator.create_organisation("CA Legal (Ontario)", region="CA")
+    poster = stub(region_poster(write_apps(tmp_path / "xero-apps.json", org, emulator)))
+    context = _context(REGIONS["CA"])
+    context.untaxed_line_tax_types.CopyFrom(mapper_pb2.UntaxedLineTaxTypes(**REGIONS["CA"].untaxed()))
+    register_emulated_connection(poster, "firm-1", emulator.base_url, org, context)
+    replacement = emulator.create_organisation("CA Legal (Alberta)", region="CA", client_id=org["client_id"])
+    poster.ConnectOrganisation(
+        connection_pb2.ConnectOrganisationRequest(
+            connection_id="firm-1",
+            authorization_code=replacement["authorization_code"],
+            xero_tenant_id=replacement["tenant_id"],
+        )
+    )
+
+    poster.GetAllocationDiscrepancies(
+        connection_pb2.GetAllocationDiscrepanciesRequest(connection_id="firm-1", refresh_chart=True)
+    )
+
+    stored = poster.GetConnection(poster_pb2.GetConnectionRequest(connection_id="firm-1")).connection
+    assert stored.mapping_context.untaxed_line_tax_types.trust_money == ""
+    held = [w.message.split(" ")[0] for w in stored.status.warnings if w.code == "TAX_RATE_CHANGED"]
+    assert "untaxed_line_tax_types.trust_money" in held

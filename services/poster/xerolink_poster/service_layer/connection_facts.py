@@ -49,10 +49,16 @@ def tax_problems(context: mapper_pb2.MappingContext, country: str) -> list[tax_t
     )
 
 
-def set_tax_rates(context: mapper_pb2.MappingContext, rates: list[dict[str, Any]], country: str) -> None:
+def set_tax_rates(
+    context: mapper_pb2.MappingContext,
+    rates: list[dict[str, Any]],
+    country: str,
+    held: frozenset[str] = frozenset(),
+) -> None:
     """Stores the organisation's tax rates in the context (the mapper checks every line's tax type
     against them) and fills each empty tax type for lines without a tax code with the country's
-    default, when the organisation has that rate active."""
+    default, when the organisation has that rate active; the `held` settings (waiting to be mapped
+    again, TAX_RATE_CHANGED) stay empty."""
     del context.tax_rates[:]
     context.tax_rates.extend(
         mapper_pb2.TaxRate(
@@ -67,7 +73,21 @@ def set_tax_rates(context: mapper_pb2.MappingContext, rates: list[dict[str, Any]
     )
     filled = tax_types.fill_untaxed(untaxed_of(context), country, tax_rate_entries(context))
     for name, value in filled.items():
-        setattr(context.untaxed_line_tax_types, name, value)
+        if f"untaxed_line_tax_types.{name}" not in held:
+            setattr(context.untaxed_line_tax_types, name, value)
+
+
+def held_settings(row: ConnectionRow) -> frozenset[str]:
+    """The settings a replacement organisation cleared (TAX_RATE_CHANGED) and nobody mapped again."""
+    context = context_of(row)
+    empty = [s for s, t in settings_of(context).items() if not t]
+    return frozenset(
+        setting
+        for w in organisation_facts(row).get("warnings") or []
+        if w.get("code") == "TAX_RATE_CHANGED"
+        for setting in empty
+        if str(w.get("message", "")).startswith(f"{setting} was ")
+    )
 
 
 # TaxRate's CanApplyTo* flags and the account Class each allows (Xero's OpenAPI, schemas TaxRate, Account).

@@ -38,6 +38,7 @@ from xerolink_poster.service_layer.connection_facts import (
     check_postable,
     clear_setting,
     context_of,
+    held_settings,
     organisation_facts,
     set_tax_rates,
     settings_of,
@@ -185,7 +186,8 @@ class ConnectionKeeper(ConnectionTokens):
             context.chart.extend(chart)
             before = tax_rate_entries(context)
             empty_before = {s for s, t in settings_of(context).items() if not t}
-            set_tax_rates(context, rates, country)
+            same = current is not None and current.xero_tenant_id == tenant_id
+            set_tax_rates(context, rates, country, held_settings(current) if same and current else frozenset())
             # In another organisation a tax type may name another rate: its settings wait to be mapped
             # again. Those just filled with this country's defaults are this organisation's own.
             changed: list[tax_types.Changed] = []
@@ -201,13 +203,14 @@ class ConnectionKeeper(ConnectionTokens):
                 expected_currency,
             )
             warnings += [allocation.Warning("TAX_RATE_CHANGED", change.message()) for change in changed]
-            if current is not None and current.xero_tenant_id == tenant_id:
+            if same and current is not None:
                 # The same organisation again: why a setting still waits stays said.
-                empty = {s for s, t in settings_of(context).items() if not t}
+                empty = [s for s, t in settings_of(context).items() if not t]
                 warnings += [
                     allocation.Warning(str(w["code"]), str(w.get("message", "")))
                     for w in organisation_facts(current).get("warnings") or []
-                    if w.get("code") == "TAX_RATE_CHANGED" and str(w.get("message", "")).split(" was ")[0] in empty
+                    if w.get("code") == "TAX_RATE_CHANGED"
+                    and any(str(w.get("message", "")).startswith(f"{s} was ") for s in empty)
                 ]
             return context, warnings
 
@@ -371,15 +374,21 @@ class ConnectionKeeper(ConnectionTokens):
                     Reason.XERO_UNREACHABLE, f"could not read the chart from Xero ({exc}); retry"
                 ) from exc
             chart = chart_from_accounts(accounts)
-            country = str(organisation_facts(row).get("country_code") or "")
 
             def write(uow: UnitOfWork) -> None:
-                current = uow.connections.get_connection(connection_id)
+                current = uow.connections.lock_connection(connection_id)
                 assert current is not None
+                if current.xero_tenant_id != row.xero_tenant_id:
+                    # Read from the organisation the connection had before a replacement came in.
+                    raise unavailable(
+                        Reason.XERO_UNREACHABLE,
+                        "the connection moved to another Xero organisation while its chart was read; retry",
+                    )
                 context = context_of(current)
                 del context.chart[:]
                 context.chart.extend(chart)
-                set_tax_rates(context, rates, country)
+                country = str(organisation_facts(current).get("country_code") or "")
+                set_tax_rates(context, rates, country, held_settings(current))
                 current.mapping_context = context.SerializeToString()
                 uow.connections.save(current)
 
@@ -404,13 +413,7 @@ class ConnectionKeeper(ConnectionTokens):
             )
         row = self.get(connection_id)
         context = context_of(row)
-        problems = allocation.remap_problems(changes, chart_entries(context))
-        if problems:
-            raise invalid_argument(
-                Reason.ALLOCATION_INVALID,
-                "the allocation cannot be changed; fix the functions listed (use active accounts of the chart)",
-                [FieldViolation(f"account_allocation[{f}]", why) for f, why in sorted(problems.items())],
-            )
+        _check_remap(changes, context)
         merged = dict(context.account_allocation)
         merged.update(changes)
         if validate_only:
@@ -420,6 +423,7 @@ class ConnectionKeeper(ConnectionTokens):
             current = uow.connections.lock_connection(connection_id)
             assert current is not None
             fresh = context_of(current)
+            _check_remap(changes, fresh)  # against the chart as it is now (a refresh may have come in)
             for function, code in changes.items():
                 fresh.account_allocation[function] = code
             current.mapping_context = fresh.SerializeToString()
@@ -493,6 +497,16 @@ class ConnectionKeeper(ConnectionTokens):
             Reason.TAX_TYPES_INVALID,
             "the tax types cannot be changed; fix the settings listed (use active tax rates of the organisation)",
             violations,
+        )
+
+
+def _check_remap(changes: Mapping[str, str], context: mapper_pb2.MappingContext) -> None:
+    problems = allocation.remap_problems(changes, chart_entries(context))
+    if problems:
+        raise invalid_argument(
+            Reason.ALLOCATION_INVALID,
+            "the allocation cannot be changed; fix the functions listed (use active accounts of the chart)",
+            [FieldViolation(f"account_allocation[{f}]", why) for f, why in sorted(problems.items())],
         )
 
 
