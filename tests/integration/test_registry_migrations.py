@@ -95,7 +95,7 @@ def test_a_registry_of_the_old_runner_upgrades_to_head_losing_nothing(database_u
             # Stamped, not created again: the baseline's create_table would have failed on the old tables.
             assert conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == [head_revision()]
             for table, rows in ROWS.items():
-                assert _rows(conn, table) == _after_0003(table, rows), table
+                assert _rows(conn, table) == _after_0004(table, _after_0003(table, rows)), table
             # What main's migration 9 guaranteed (every link has a known outcome) still holds.
             assert conn.execute(text("SELECT id, outcome_unknown FROM link ORDER BY id")).all() == [
                 (1, False),
@@ -122,6 +122,13 @@ def _after_0003(table: str, rows: list[dict[str, object]]) -> list[dict[str, obj
         context.untaxed_line_tax_types.CopyFrom(AU_UNTAXED)
         changed.append({**row, "mapping_context": row["mapping_context"] + AU_UNTAXED_FIELD})  # type: ignore[operator]
     return changed
+
+
+def _after_0004(table: str, rows: list[dict[str, object]]) -> list[dict[str, object]]:
+    """Revision 0004 adds a connection's routing, NULL for every existing connection: it routes nothing."""
+    if table != "connection":
+        return rows
+    return [{**row, "routing": None} for row in rows]
 
 
 AU_UNTAXED = mapper_pb2.UntaxedLineTaxTypes(

@@ -46,6 +46,8 @@ class ConnectionRow(SQLModel, table=True):
     # JSON: organisation facts and warnings read at connect time.
     organisation: str = Field(default="{}", sa_column=Column(Text, nullable=False, default="{}"))
     last_error: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    # xerolink.poster.v1.ConnectionRouting, serialized; None or empty routes nothing (schema 0004).
+    routing: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
 
 
 class LinkRow(SQLModel, table=True):
@@ -175,6 +177,36 @@ class ContactLinkRow(SQLModel, table=True):
     # name that names the participant, because another contact held the display name), or
     # "contact_number" (found in Xero by ContactNumber AS-<participant id>, which the firm set).
     origin: str = Field(default="", max_length=32)
+
+
+class TrackingCategoryLinkRow(SQLModel, table=True):
+    """The Xero tracking category a connection's matters are tracked in, found or created once."""
+
+    __tablename__ = "tracking_category_link"
+    connection_id: str = Field(primary_key=True, max_length=64)
+    category_name: str = Field(max_length=100)
+    tracking_category_id: str = Field(max_length=64)
+    create_us: int = Field(sa_column=_big(nullable=False))
+    # "created", or "found" (an active category of that name was already in Xero).
+    origin: str = Field(default="", max_length=32)
+
+
+class MatterOptionLinkRow(SQLModel, table=True):
+    """A matter and its tracking option in the connection's category, found or created once and
+    known by its TrackingOptionID whatever the option is renamed to in Xero."""
+
+    __tablename__ = "matter_option_link"
+    connection_id: str = Field(primary_key=True, max_length=64)
+    action_id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    tracking_category_id: str = Field(max_length=64)
+    tracking_option_id: str = Field(max_length=64)
+    name: str = Field(max_length=100)
+    # "active" or "archived" (CloseMatter); see domain/matters.py.
+    state: str = Field(max_length=16)
+    # "created", or "found" (an option of the matter's name was already in the category).
+    origin: str = Field(default="", max_length=32)
+    create_us: int = Field(sa_column=_big(nullable=False))
+    update_us: int = Field(sa_column=_big(nullable=False))
 
 
 class TenantLeaseRow(SQLModel, table=True):

@@ -67,6 +67,46 @@ ACCOUNTING_METHOD_ACCRUAL: AccountingMethod.ValueType  # 1
 ACCOUNTING_METHOD_CASH: AccountingMethod.ValueType  # 2
 Global___AccountingMethod: _TypeAlias = AccountingMethod  # noqa: Y015
 
+class _OrganisationLedgers:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _OrganisationLedgersEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_OrganisationLedgers.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    ORGANISATION_LEDGERS_UNSPECIFIED: _OrganisationLedgers.ValueType  # 0
+    """Office and trust in one organisation, as Actionstep's own integration posts."""
+    ORGANISATION_LEDGERS_OFFICE_AND_TRUST: _OrganisationLedgers.ValueType  # 1
+    """The same, said explicitly."""
+    ORGANISATION_LEDGERS_OFFICE: _OrganisationLedgers.ValueType  # 2
+    """Extended profile: the office ledger only; trust money is kept in the firm's trust
+    organisation. Trust kinds are NOT_SUPPORTED (TRUST_IN_OTHER_ORGANISATION); an invoice paid
+    from trust becomes only the payment of the invoice into the office bank.
+    """
+    ORGANISATION_LEDGERS_TRUST: _OrganisationLedgers.ValueType  # 3
+    """Extended profile: the trust ledger only. Office kinds are NOT_SUPPORTED
+    (OFFICE_IN_OTHER_ORGANISATION); an invoice paid from trust becomes only the spend from the
+    trust bank against the matter's trust liability.
+    """
+
+class OrganisationLedgers(_OrganisationLedgers, metaclass=_OrganisationLedgersEnumTypeWrapper):
+    """Which of the firm's ledgers the connected Xero organisation keeps (docs/matters-and-organisations.md)."""
+
+ORGANISATION_LEDGERS_UNSPECIFIED: OrganisationLedgers.ValueType  # 0
+"""Office and trust in one organisation, as Actionstep's own integration posts."""
+ORGANISATION_LEDGERS_OFFICE_AND_TRUST: OrganisationLedgers.ValueType  # 1
+"""The same, said explicitly."""
+ORGANISATION_LEDGERS_OFFICE: OrganisationLedgers.ValueType  # 2
+"""Extended profile: the office ledger only; trust money is kept in the firm's trust
+organisation. Trust kinds are NOT_SUPPORTED (TRUST_IN_OTHER_ORGANISATION); an invoice paid
+from trust becomes only the payment of the invoice into the office bank.
+"""
+ORGANISATION_LEDGERS_TRUST: OrganisationLedgers.ValueType  # 3
+"""Extended profile: the trust ledger only. Office kinds are NOT_SUPPORTED
+(OFFICE_IN_OTHER_ORGANISATION); an invoice paid from trust becomes only the spend from the
+trust bank against the matter's trust liability.
+"""
+Global___OrganisationLedgers: _TypeAlias = OrganisationLedgers  # noqa: Y015
+
 class _DecisionOutcome:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -189,6 +229,36 @@ class TaxRate(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___TaxRate: _TypeAlias = TaxRate  # noqa: Y015
+
+@_typing.final
+class MatterTracking(_message.Message):
+    """Reports by matter in Xero (extended profile): a tracking category with one option per matter."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENABLED_FIELD_NUMBER: _builtins.int
+    CATEGORY_NAME_FIELD_NUMBER: _builtins.int
+    enabled: _builtins.bool
+    """Optional: every line of a transaction of a matter (the header's action_id, or a journal
+    line's own) carries the matter as tracked_action_id, and the poster sets its option on it.
+    """
+    category_name: _builtins.str
+    """Optional: the tracking category's name in Xero; empty means "Matter". At most 100 characters
+    (TrackingCategory.Name in Xero's OpenAPI description).
+    """
+    def __init__(
+        self,
+        *,
+        enabled: _builtins.bool = ...,
+        category_name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["category_name", b"category_name", "enabled", b"enabled"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MatterTracking: _TypeAlias = MatterTracking  # noqa: Y015
 
 @_typing.final
 class UntaxedLineTaxTypes(_message.Message):
@@ -318,6 +388,8 @@ class MappingContext(_message.Message):
     PRE_INTEGRATION_BACKFILL_FIELD_NUMBER: _builtins.int
     UNTAXED_LINE_TAX_TYPES_FIELD_NUMBER: _builtins.int
     TAX_RATES_FIELD_NUMBER: _builtins.int
+    MATTER_TRACKING_FIELD_NUMBER: _builtins.int
+    LEDGERS_FIELD_NUMBER: _builtins.int
     profile: Global___PolicyProfile.ValueType
     """Optional: UNSPECIFIED is ACTIONSTEP_COMPATIBLE."""
     linked_division_id: _builtins.int
@@ -340,6 +412,11 @@ class MappingContext(_message.Message):
     pre_integration_backfill: _builtins.bool
     """Optional: the caller is backfilling open client bills (and their payments) that predate the
     connection: the pre-integration condition does not apply to those two kinds.
+    """
+    ledgers: Global___OrganisationLedgers.ValueType
+    """Optional, OFFICE and TRUST in the extended profile only (FAILED_PRECONDITION
+    MAPPING_NOT_CONFIGURED naming context.ledgers otherwise): which ledgers the organisation
+    keeps. A poster sets it when it pairs an office connection with a trust connection.
     """
     @_builtins.property
     def connected_at(self) -> _timestamp_pb2.Timestamp:
@@ -388,6 +465,12 @@ class MappingContext(_message.Message):
         of them and ACTIVE, else FAILED_PRECONDITION TAX_TYPE_NOT_IN_ORGANISATION naming the tax type.
         """
 
+    @_builtins.property
+    def matter_tracking(self) -> Global___MatterTracking:
+        """Optional, extended profile only (FAILED_PRECONDITION MAPPING_NOT_CONFIGURED naming
+        context.matter_tracking otherwise): reports by matter.
+        """
+
     def __init__(
         self,
         *,
@@ -405,10 +488,12 @@ class MappingContext(_message.Message):
         pre_integration_backfill: _builtins.bool = ...,
         untaxed_line_tax_types: Global___UntaxedLineTaxTypes | None = ...,
         tax_rates: _abc.Iterable[Global___TaxRate] | None = ...,
+        matter_tracking: Global___MatterTracking | None = ...,
+        ledgers: Global___OrganisationLedgers.ValueType = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["connected_at", b"connected_at", "untaxed_line_tax_types", b"untaxed_line_tax_types"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["connected_at", b"connected_at", "matter_tracking", b"matter_tracking", "untaxed_line_tax_types", b"untaxed_line_tax_types"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_allocation", b"account_allocation", "accounting_method", b"accounting_method", "base_currency_code", b"base_currency_code", "chart", b"chart", "connected_at", b"connected_at", "general_retainers_configured", b"general_retainers_configured", "linked_division_id", b"linked_division_id", "multi_currency_database", b"multi_currency_database", "pre_integration_backfill", b"pre_integration_backfill", "profile", b"profile", "purchase_tax_code_map", b"purchase_tax_code_map", "tax_code_map", b"tax_code_map", "tax_rates", b"tax_rates", "untaxed_line_tax_types", b"untaxed_line_tax_types"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_allocation", b"account_allocation", "accounting_method", b"accounting_method", "base_currency_code", b"base_currency_code", "chart", b"chart", "connected_at", b"connected_at", "general_retainers_configured", b"general_retainers_configured", "ledgers", b"ledgers", "linked_division_id", b"linked_division_id", "matter_tracking", b"matter_tracking", "multi_currency_database", b"multi_currency_database", "pre_integration_backfill", b"pre_integration_backfill", "profile", b"profile", "purchase_tax_code_map", b"purchase_tax_code_map", "tax_code_map", b"tax_code_map", "tax_rates", b"tax_rates", "untaxed_line_tax_types", b"untaxed_line_tax_types"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -13,6 +13,7 @@ from xerolink.actionstep.v1 import common_pb2 as _common_pb2
 from xerolink.actionstep.v1 import transaction_pb2 as _transaction_pb2
 from xerolink.mapper.v1 import mapper_service_pb2 as _mapper_service_pb2
 from xerolink.poster.v1 import connection_pb2 as _connection_pb2
+from xerolink.poster.v1 import organisations_pb2 as _organisations_pb2
 from xerolink.type.v1 import errors_pb2 as _errors_pb2
 from xerolink.xero.v1 import objects_pb2 as _objects_pb2
 import builtins as _builtins
@@ -787,6 +788,7 @@ class Connection(_message.Message):
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     STATUS_FIELD_NUMBER: _builtins.int
     XERO_APP_FIELD_NUMBER: _builtins.int
+    ROUTING_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Output only: "connections/{connection_id}"."""
     connection_id: _builtins.str
@@ -817,6 +819,12 @@ class Connection(_message.Message):
     def status(self) -> _connection_pb2.ConnectionStatus:
         """Output only: state, organisation facts, token expiry, warnings, allocation discrepancies."""
 
+    @_builtins.property
+    def routing(self) -> _organisations_pb2.ConnectionRouting:
+        """Optional (extended profile): the connections of the firm's trust organisation and of its
+        divisions' organisations; changed later with UpdateConnectionRouting.
+        """
+
     def __init__(
         self,
         *,
@@ -830,10 +838,11 @@ class Connection(_message.Message):
         create_time: _timestamp_pb2.Timestamp | None = ...,
         status: _connection_pb2.ConnectionStatus | None = ...,
         xero_app: _builtins.str = ...,
+        routing: _organisations_pb2.ConnectionRouting | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "mapping_context", b"mapping_context", "status", b"status"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "mapping_context", b"mapping_context", "routing", b"routing", "status", b"status"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["access_token", b"access_token", "connection_id", b"connection_id", "create_time", b"create_time", "mapping_context", b"mapping_context", "name", b"name", "refresh_token", b"refresh_token", "status", b"status", "xero_app", b"xero_app", "xero_base_url", b"xero_base_url", "xero_tenant_id", b"xero_tenant_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["access_token", b"access_token", "connection_id", b"connection_id", "create_time", b"create_time", "mapping_context", b"mapping_context", "name", b"name", "refresh_token", b"refresh_token", "routing", b"routing", "status", b"status", "xero_app", b"xero_app", "xero_base_url", b"xero_base_url", "xero_tenant_id", b"xero_tenant_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

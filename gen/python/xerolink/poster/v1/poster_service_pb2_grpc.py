@@ -6,6 +6,7 @@ import warnings
 from xerolink.poster.v1 import backfill_pb2 as xerolink_dot_poster_dot_v1_dot_backfill__pb2
 from xerolink.poster.v1 import connection_pb2 as xerolink_dot_poster_dot_v1_dot_connection__pb2
 from xerolink.poster.v1 import correction_pb2 as xerolink_dot_poster_dot_v1_dot_correction__pb2
+from xerolink.poster.v1 import organisations_pb2 as xerolink_dot_poster_dot_v1_dot_organisations__pb2
 from xerolink.poster.v1 import poster_service_pb2 as xerolink_dot_poster_dot_v1_dot_poster__service__pb2
 from xerolink.poster.v1 import unlink_pb2 as xerolink_dot_poster_dot_v1_dot_unlink__pb2
 
@@ -163,6 +164,21 @@ class PosterServiceStub:
                 '/xerolink.poster.v1.PosterService/RemapTaxTypes',
                 request_serializer=xerolink_dot_poster_dot_v1_dot_connection__pb2.RemapTaxTypesRequest.SerializeToString,
                 response_deserializer=xerolink_dot_poster_dot_v1_dot_connection__pb2.RemapTaxTypesResponse.FromString,
+                _registered_method=True)
+        self.UpdateConnectionRouting = channel.unary_unary(
+                '/xerolink.poster.v1.PosterService/UpdateConnectionRouting',
+                request_serializer=xerolink_dot_poster_dot_v1_dot_organisations__pb2.UpdateConnectionRoutingRequest.SerializeToString,
+                response_deserializer=xerolink_dot_poster_dot_v1_dot_organisations__pb2.UpdateConnectionRoutingResponse.FromString,
+                _registered_method=True)
+        self.CloseMatter = channel.unary_unary(
+                '/xerolink.poster.v1.PosterService/CloseMatter',
+                request_serializer=xerolink_dot_poster_dot_v1_dot_organisations__pb2.CloseMatterRequest.SerializeToString,
+                response_deserializer=xerolink_dot_poster_dot_v1_dot_organisations__pb2.CloseMatterResponse.FromString,
+                _registered_method=True)
+        self.ListMatterOptions = channel.unary_unary(
+                '/xerolink.poster.v1.PosterService/ListMatterOptions',
+                request_serializer=xerolink_dot_poster_dot_v1_dot_organisations__pb2.ListMatterOptionsRequest.SerializeToString,
+                response_deserializer=xerolink_dot_poster_dot_v1_dot_organisations__pb2.ListMatterOptionsResponse.FromString,
                 _registered_method=True)
 
 
@@ -369,6 +385,32 @@ class PosterServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UpdateConnectionRouting(self, request, context):
+        """Matters and organisations (organisations.proto, extended profile).
+        Replaces the connection's routing: its trust organisation's connection and a connection per
+        Actionstep division. INVALID_ARGUMENT naming the field for an unknown connection, a cycle, a
+        connection not in the extended profile or a division that is not the target's linked one.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CloseMatter(self, request, context):
+        """Archives a closed matter's tracking option in Xero. FAILED_PRECONDITION
+        (MATTER_HAS_PENDING_POSTINGS) while postings of the matter are not yet in Xero; UNAVAILABLE
+        when Xero could not be reached (call again). Calling it again changes nothing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListMatterOptions(self, request, context):
+        """Lists the matters' tracking options xerolink found or created.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PosterServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -496,6 +538,21 @@ def add_PosterServiceServicer_to_server(servicer, server):
                     servicer.RemapTaxTypes,
                     request_deserializer=xerolink_dot_poster_dot_v1_dot_connection__pb2.RemapTaxTypesRequest.FromString,
                     response_serializer=xerolink_dot_poster_dot_v1_dot_connection__pb2.RemapTaxTypesResponse.SerializeToString,
+            ),
+            'UpdateConnectionRouting': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateConnectionRouting,
+                    request_deserializer=xerolink_dot_poster_dot_v1_dot_organisations__pb2.UpdateConnectionRoutingRequest.FromString,
+                    response_serializer=xerolink_dot_poster_dot_v1_dot_organisations__pb2.UpdateConnectionRoutingResponse.SerializeToString,
+            ),
+            'CloseMatter': grpc.unary_unary_rpc_method_handler(
+                    servicer.CloseMatter,
+                    request_deserializer=xerolink_dot_poster_dot_v1_dot_organisations__pb2.CloseMatterRequest.FromString,
+                    response_serializer=xerolink_dot_poster_dot_v1_dot_organisations__pb2.CloseMatterResponse.SerializeToString,
+            ),
+            'ListMatterOptions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListMatterOptions,
+                    request_deserializer=xerolink_dot_poster_dot_v1_dot_organisations__pb2.ListMatterOptionsRequest.FromString,
+                    response_serializer=xerolink_dot_poster_dot_v1_dot_organisations__pb2.ListMatterOptionsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1174,6 +1231,87 @@ class PosterService:
             '/xerolink.poster.v1.PosterService/RemapTaxTypes',
             xerolink_dot_poster_dot_v1_dot_connection__pb2.RemapTaxTypesRequest.SerializeToString,
             xerolink_dot_poster_dot_v1_dot_connection__pb2.RemapTaxTypesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateConnectionRouting(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xerolink.poster.v1.PosterService/UpdateConnectionRouting',
+            xerolink_dot_poster_dot_v1_dot_organisations__pb2.UpdateConnectionRoutingRequest.SerializeToString,
+            xerolink_dot_poster_dot_v1_dot_organisations__pb2.UpdateConnectionRoutingResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CloseMatter(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xerolink.poster.v1.PosterService/CloseMatter',
+            xerolink_dot_poster_dot_v1_dot_organisations__pb2.CloseMatterRequest.SerializeToString,
+            xerolink_dot_poster_dot_v1_dot_organisations__pb2.CloseMatterResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListMatterOptions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xerolink.poster.v1.PosterService/ListMatterOptions',
+            xerolink_dot_poster_dot_v1_dot_organisations__pb2.ListMatterOptionsRequest.SerializeToString,
+            xerolink_dot_poster_dot_v1_dot_organisations__pb2.ListMatterOptionsResponse.FromString,
             options,
             channel_credentials,
             insecure,

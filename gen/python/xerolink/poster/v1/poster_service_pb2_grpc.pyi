@@ -8,6 +8,7 @@ from grpc import aio as _aio
 from xerolink.poster.v1 import backfill_pb2 as _backfill_pb2
 from xerolink.poster.v1 import connection_pb2 as _connection_pb2
 from xerolink.poster.v1 import correction_pb2 as _correction_pb2
+from xerolink.poster.v1 import organisations_pb2 as _organisations_pb2
 from xerolink.poster.v1 import poster_service_pb2 as _poster_service_pb2
 from xerolink.poster.v1 import unlink_pb2 as _unlink_pb2
 import abc as _abc_1
@@ -122,6 +123,19 @@ class PosterServiceStub:
     """Changes the connection's tax types: tax-code map entries and untaxed line tax types, each
     validated against the organisation's tax rates read from Xero (docs/regions.md).
     """
+    UpdateConnectionRouting: _grpc.UnaryUnaryMultiCallable[_organisations_pb2.UpdateConnectionRoutingRequest, _organisations_pb2.UpdateConnectionRoutingResponse]
+    """Matters and organisations (organisations.proto, extended profile).
+    Replaces the connection's routing: its trust organisation's connection and a connection per
+    Actionstep division. INVALID_ARGUMENT naming the field for an unknown connection, a cycle, a
+    connection not in the extended profile or a division that is not the target's linked one.
+    """
+    CloseMatter: _grpc.UnaryUnaryMultiCallable[_organisations_pb2.CloseMatterRequest, _organisations_pb2.CloseMatterResponse]
+    """Archives a closed matter's tracking option in Xero. FAILED_PRECONDITION
+    (MATTER_HAS_PENDING_POSTINGS) while postings of the matter are not yet in Xero; UNAVAILABLE
+    when Xero could not be reached (call again). Calling it again changes nothing.
+    """
+    ListMatterOptions: _grpc.UnaryUnaryMultiCallable[_organisations_pb2.ListMatterOptionsRequest, _organisations_pb2.ListMatterOptionsResponse]
+    """Lists the matters' tracking options xerolink found or created."""
 
 @_typing.type_check_only
 class PosterServiceAsyncStub(PosterServiceStub):
@@ -213,6 +227,19 @@ class PosterServiceAsyncStub(PosterServiceStub):
     """Changes the connection's tax types: tax-code map entries and untaxed line tax types, each
     validated against the organisation's tax rates read from Xero (docs/regions.md).
     """
+    UpdateConnectionRouting: _aio.UnaryUnaryMultiCallable[_organisations_pb2.UpdateConnectionRoutingRequest, _organisations_pb2.UpdateConnectionRoutingResponse]  # type: ignore[assignment]
+    """Matters and organisations (organisations.proto, extended profile).
+    Replaces the connection's routing: its trust organisation's connection and a connection per
+    Actionstep division. INVALID_ARGUMENT naming the field for an unknown connection, a cycle, a
+    connection not in the extended profile or a division that is not the target's linked one.
+    """
+    CloseMatter: _aio.UnaryUnaryMultiCallable[_organisations_pb2.CloseMatterRequest, _organisations_pb2.CloseMatterResponse]  # type: ignore[assignment]
+    """Archives a closed matter's tracking option in Xero. FAILED_PRECONDITION
+    (MATTER_HAS_PENDING_POSTINGS) while postings of the matter are not yet in Xero; UNAVAILABLE
+    when Xero could not be reached (call again). Calling it again changes nothing.
+    """
+    ListMatterOptions: _aio.UnaryUnaryMultiCallable[_organisations_pb2.ListMatterOptionsRequest, _organisations_pb2.ListMatterOptionsResponse]  # type: ignore[assignment]
+    """Lists the matters' tracking options xerolink found or created."""
 
 class PosterServiceServicer(metaclass=_abc_1.ABCMeta):
     """Posts Actionstep transactions to Xero exactly once and keeps the link registry."""
@@ -451,5 +478,36 @@ class PosterServiceServicer(metaclass=_abc_1.ABCMeta):
         """Changes the connection's tax types: tax-code map entries and untaxed line tax types, each
         validated against the organisation's tax rates read from Xero (docs/regions.md).
         """
+
+    @_abc_1.abstractmethod
+    def UpdateConnectionRouting(
+        self,
+        request: _organisations_pb2.UpdateConnectionRoutingRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_organisations_pb2.UpdateConnectionRoutingResponse, _abc.Awaitable[_organisations_pb2.UpdateConnectionRoutingResponse]]:
+        """Matters and organisations (organisations.proto, extended profile).
+        Replaces the connection's routing: its trust organisation's connection and a connection per
+        Actionstep division. INVALID_ARGUMENT naming the field for an unknown connection, a cycle, a
+        connection not in the extended profile or a division that is not the target's linked one.
+        """
+
+    @_abc_1.abstractmethod
+    def CloseMatter(
+        self,
+        request: _organisations_pb2.CloseMatterRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_organisations_pb2.CloseMatterResponse, _abc.Awaitable[_organisations_pb2.CloseMatterResponse]]:
+        """Archives a closed matter's tracking option in Xero. FAILED_PRECONDITION
+        (MATTER_HAS_PENDING_POSTINGS) while postings of the matter are not yet in Xero; UNAVAILABLE
+        when Xero could not be reached (call again). Calling it again changes nothing.
+        """
+
+    @_abc_1.abstractmethod
+    def ListMatterOptions(
+        self,
+        request: _organisations_pb2.ListMatterOptionsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_organisations_pb2.ListMatterOptionsResponse, _abc.Awaitable[_organisations_pb2.ListMatterOptionsResponse]]:
+        """Lists the matters' tracking options xerolink found or created."""
 
 def add_PosterServiceServicer_to_server(servicer: PosterServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

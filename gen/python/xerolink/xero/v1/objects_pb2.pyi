@@ -235,6 +235,7 @@ class LineItem(_message.Message):
     TAX_TYPE_FIELD_NUMBER: _builtins.int
     LINE_AMOUNT_FIELD_NUMBER: _builtins.int
     TAX_AMOUNT_FIELD_NUMBER: _builtins.int
+    TRACKED_ACTION_ID_FIELD_NUMBER: _builtins.int
     description: _builtins.str
     quantity: _builtins.str
     """Decimal string."""
@@ -242,6 +243,10 @@ class LineItem(_message.Message):
     """Decimal string, up to 4 decimal places."""
     account_code: _builtins.str
     tax_type: _builtins.str
+    tracked_action_id: _builtins.int
+    """Reports by matter (extended profile, MappingContext.matter_tracking): the Actionstep matter
+    (action) whose Xero tracking option the poster sets on the line; 0 for a line of no matter.
+    """
     @_builtins.property
     def line_amount(self) -> _money_pb2.Money:
         """Quantity x unit amount, excluding tax when line_amount_types is EXCLUSIVE."""
@@ -258,10 +263,11 @@ class LineItem(_message.Message):
         tax_type: _builtins.str = ...,
         line_amount: _money_pb2.Money | None = ...,
         tax_amount: _money_pb2.Money | None = ...,
+        tracked_action_id: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["line_amount", b"line_amount", "tax_amount", b"tax_amount"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_code", b"account_code", "description", b"description", "line_amount", b"line_amount", "quantity", b"quantity", "tax_amount", b"tax_amount", "tax_type", b"tax_type", "unit_amount", b"unit_amount"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_code", b"account_code", "description", b"description", "line_amount", b"line_amount", "quantity", b"quantity", "tax_amount", b"tax_amount", "tax_type", b"tax_type", "tracked_action_id", b"tracked_action_id", "unit_amount", b"unit_amount"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -614,9 +620,12 @@ class JournalLine(_message.Message):
     LINE_AMOUNT_FIELD_NUMBER: _builtins.int
     TAX_TYPE_FIELD_NUMBER: _builtins.int
     TAX_AMOUNT_FIELD_NUMBER: _builtins.int
+    TRACKED_ACTION_ID_FIELD_NUMBER: _builtins.int
     account_code: _builtins.str
     description: _builtins.str
     tax_type: _builtins.str
+    tracked_action_id: _builtins.int
+    """As LineItem.tracked_action_id: the matter whose tracking option the line carries; 0 for none."""
     @_builtins.property
     def line_amount(self) -> _money_pb2.Money:
         """Positive is a debit, negative a credit."""
@@ -631,10 +640,11 @@ class JournalLine(_message.Message):
         line_amount: _money_pb2.Money | None = ...,
         tax_type: _builtins.str = ...,
         tax_amount: _money_pb2.Money | None = ...,
+        tracked_action_id: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["line_amount", b"line_amount", "tax_amount", b"tax_amount"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_code", b"account_code", "description", b"description", "line_amount", b"line_amount", "tax_amount", b"tax_amount", "tax_type", b"tax_type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_code", b"account_code", "description", b"description", "line_amount", b"line_amount", "tax_amount", b"tax_amount", "tax_type", b"tax_type", "tracked_action_id", b"tracked_action_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
