@@ -199,11 +199,16 @@ class Reason(StrEnum):
         "REFRESH_IN_PROGRESS",
         "another worker is refreshing the connection's tokens",
     )
+    RECORD_LINKED_ELSEWHERE = (
+        "RECORD_LINKED_ELSEWHERE",
+        "the record is linked under another connection of the firm's routing: unlink it there first",
+    )
     REGISTRY_WRITE_FAILED = (
         "REGISTRY_WRITE_FAILED",
         "the registry refused the transaction holding a post; nothing of it was stored",
     )
     REQUEST_ID_REUSED = "REQUEST_ID_REUSED", "a request_id was already used for a request with other content"
+    ROUTING_INVALID = "ROUTING_INVALID", "a connection's routing names connections it cannot send transactions to"
     TAX_CODE_NOT_MAPPED = (
         "TAX_CODE_NOT_MAPPED",
         "a line's Actionstep tax code has no Xero tax type in the connection's mapping",

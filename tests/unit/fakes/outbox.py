@@ -101,6 +101,9 @@ class FakeOutboxRepository:
     def waits_of(self, outbox_id: int) -> list[RecordRef]:
         return sorted({w.record for w in self._registry.waits if w.outbox_id == outbox_id})
 
+    def connection_waits_of(self, outbox_id: int) -> list[tuple[str, RecordRef]]:
+        return sorted({(w.connection_id, w.record) for w in self._registry.waits if w.outbox_id == outbox_id})
+
     def records_with_waiters(self, connection_id: str, records: Sequence[RecordRef]) -> list[RecordRef]:
         wanted = set(records)
         waits = self._registry.waits

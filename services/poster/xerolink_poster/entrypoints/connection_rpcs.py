@@ -4,7 +4,7 @@ service_layer/connection_lifecycle.py. Every call is authorised per connection."
 from __future__ import annotations
 
 import grpc
-from xerolink.poster.v1 import connection_pb2
+from xerolink.poster.v1 import connection_pb2, organisations_pb2
 from xerolink.type.v1 import errors_pb2
 from xerolink_common.grpc_errors import translate_errors
 from xerolink_common.security import require_connection
@@ -12,6 +12,7 @@ from xerolink_common.security import require_connection
 from xerolink_poster.entrypoints.connection_messages import discrepancy_messages, status_message
 from xerolink_poster.service_layer.connection_lifecycle import ConnectionKeeper, ConnectRequest, TaxRemap, context_of
 from xerolink_poster.service_layer.posting import Poster
+from xerolink_poster.service_layer.routing_changes import update_routing
 
 # What an existing connection keeps instead of a field of ConnectOrganisation.
 _IGNORED = {
@@ -136,3 +137,14 @@ class ConnectionRpcs:
                 for p in problems
             ],
         )
+
+    @translate_errors
+    def UpdateConnectionRouting(
+        self, request: organisations_pb2.UpdateConnectionRoutingRequest, context: grpc.ServicerContext
+    ) -> organisations_pb2.UpdateConnectionRoutingResponse:
+        require_connection(request.connection_id)
+        self.poster.require_known_connection(request.connection_id)
+        routing, changed = update_routing(self.keeper.db, request.connection_id, request.routing, request.validate_only)
+        for connection_id in changed:
+            self._changed(connection_id)
+        return organisations_pb2.UpdateConnectionRoutingResponse(routing=routing)

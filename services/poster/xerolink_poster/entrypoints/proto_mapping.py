@@ -17,6 +17,7 @@ from xerolink_poster.service_layer.errors_json import parse_error
 from xerolink_poster.service_layer.ports import AuditRow, ConnectionRow, LinkRow, PostingRow
 from xerolink_poster.service_layer.posting_values import ItemFailure, PostOutcome
 from xerolink_poster.service_layer.queries import xero_objects
+from xerolink_poster.service_layer.routing_changes import routing_message
 
 STATE_TO_PROTO = {
     "pending": poster_pb2.LINK_STATE_PENDING,
@@ -183,4 +184,5 @@ def connection_message(row: ConnectionRow) -> poster_pb2.Connection:
         create_time=timestamp(row.create_us),
         status=status_message(row),
         xero_app=row.xero_app,
+        routing=routing_message(row),
     )

@@ -4,6 +4,7 @@ context. The OAuth2 way in, refresh and disconnect live in connection_lifecycle.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from urllib.parse import urlparse
 
 from xerolink.mapper.v1 import mapper_service_pb2 as mapper_pb2
@@ -31,6 +32,7 @@ MAX_TOKEN = 8192
 # here rather than silently treated as the default.
 _PROFILES = frozenset(mapper_pb2.PolicyProfile.values())
 _METHODS = frozenset(mapper_pb2.AccountingMethod.values())
+_LEDGERS = frozenset(mapper_pb2.OrganisationLedgers.values())
 
 
 def require_connection_id(connection_id: str) -> None:
@@ -83,6 +85,14 @@ def context_violations(
     context: mapper_pb2.MappingContext, path: str, require_connected_at: bool = True
 ) -> list[FieldViolation]:
     violations = []
+    if context.ledgers in (mapper_pb2.ORGANISATION_LEDGERS_OFFICE, mapper_pb2.ORGANISATION_LEDGERS_TRUST) and (
+        context.profile != mapper_pb2.POLICY_PROFILE_EXTENDED
+    ):
+        violations.append(
+            FieldViolation(f"{path}.ledgers", "OFFICE and TRUST are options of the extended profile (set profile)")
+        )
+    if int(context.ledgers) not in _LEDGERS:
+        violations.append(FieldViolation(f"{path}.ledgers", "an OrganisationLedgers value"))
     if context.linked_division_id <= 0:
         violations.append(FieldViolation(f"{path}.linked_division_id", "required: the linked Actionstep division"))
     if require_connected_at and not context.HasField("connected_at"):
@@ -129,7 +139,10 @@ def create_connection(
     refresh_token: str,
     context: mapper_pb2.MappingContext,
     xero_app: str = "",
+    then: Callable[[UnitOfWork], object] | None = None,
 ) -> ConnectionRow:
+    """Creates the connection; `then` runs in the same transaction once the row is added (saving
+    its routing), so a refusal there leaves nothing behind."""
     violations = []
     if not CONNECTION_ID.match(connection_id):
         violations.append(
@@ -177,6 +190,8 @@ def create_connection(
             )
         require_tenant_free(uow.connections, row.xero_tenant_id, connection_id)
         uow.connections.add_connection(row)
+        if then is not None:
+            then(uow)
         return row
 
     return run_in_transaction(db, work)

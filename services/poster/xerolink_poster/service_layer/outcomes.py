@@ -210,9 +210,9 @@ def record_waiting(
 def release_waiters(repos: Repositories, connection_id: str, record: RecordRef, now_us: int) -> list[int]:
     released: list[int] = []
     for outbox_id in repos.outbox.waiters_on(connection_id, record):
-        waits = [w for w in repos.outbox.waits_of(outbox_id) if w != record]
+        waits = [(c, w) for c, w in repos.outbox.connection_waits_of(outbox_id) if (c, w) != (connection_id, record)]
         still_blocked = [
-            w for w in waits if (dep := repos.links.get_link(connection_id, w)) is None or dep.state != LinkState.LINKED
+            w for c, w in waits if (dep := repos.links.get_link(c, w)) is None or dep.state != LinkState.LINKED
         ]
         if still_blocked:
             continue

@@ -26,7 +26,9 @@ from xerolink_poster.adapters.database import Database, DatabaseError
 from xerolink_poster.adapters.mapper_client import MapperClient
 from xerolink_poster.adapters.operations import record_dependencies
 from xerolink_poster.adapters.tables import ConnectionRow
+from xerolink_poster.domain.kinds import TransactionKind
 from xerolink_poster.domain.records import RecordRef
+from xerolink_poster.domain.routing import Half, Routing, Target, family, route
 from xerolink_poster.service_layer.connection_lifecycle import check_postable
 from xerolink_poster.service_layer.connections import get_connection, request_id_violations
 from xerolink_poster.service_layer.group_commit import GroupQueue, Job
@@ -41,6 +43,7 @@ from xerolink_poster.service_layer.posting_values import (
     validate_transaction,
 )
 from xerolink_poster.service_layer.posting_writes import write_accepted
+from xerolink_poster.service_layer.routing_changes import routing_of
 from xerolink_poster.service_layer.tracing import current_trace_context, grouped_span
 from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transaction
 
@@ -60,6 +63,7 @@ class _Submitted:
     # The caller's trace (the group's mapper call runs in the first one's) and its traceparent.
     trace: otel_context.Context
     traceparent: str
+    elsewhere: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -145,6 +149,21 @@ class Poster:
             self._connections[connection_id] = cached
         return cached
 
+    def _routing(self, connection_id: str) -> Routing:
+        return routing_of(self._cached_connection(connection_id).row)
+
+    def _targets(self, connection_id: str, transaction: transaction_pb2.Transaction) -> tuple[Target, ...]:
+        """The connections the transaction is posted under (docs/matters-and-organisations.md)."""
+        if not self._cached_connection(connection_id).row.routing:
+            return (Target(connection_id),)
+        return route(self._routing, connection_id, kind_of(transaction), transaction.header.division_id)
+
+    def _elsewhere(self, connection_id: str, targets: Sequence[Target]) -> tuple[str, ...]:
+        """The connections of the firm's routing the record must not be linked under."""
+        if not self._cached_connection(connection_id).row.routing:
+            return ()
+        return tuple(sorted(family(self._routing, connection_id) - {t.connection_id for t in targets}))
+
     def post(
         self, connection_id: str, transaction: transaction_pb2.Transaction, request_id: str = "", actor: str = "caller"
     ) -> PostOutcome:
@@ -154,6 +173,20 @@ class Poster:
             raise invalid_argument(
                 Reason.INVALID_REQUEST_ID, "request_id cannot be stored as an idempotency key", violations
             )
+        targets = self._targets(connection_id, transaction)
+        elsewhere = self._elsewhere(connection_id, targets)
+        if len(targets) == 2:
+            return self._post_split(targets, transaction, request_id, actor, elsewhere)
+        return self._post_to(targets[0].connection_id, transaction, request_id, actor, elsewhere)
+
+    def _post_to(
+        self,
+        connection_id: str,
+        transaction: transaction_pb2.Transaction,
+        request_id: str,
+        actor: str,
+        elsewhere: tuple[str, ...],
+    ) -> PostOutcome:
         connection, context = self._connection(connection_id)
         if self.mapping is not None and self.writing is not None:
             future: Future[PostOutcome] = Future()
@@ -166,6 +199,7 @@ class Poster:
                 transaction_fingerprint(transaction),
                 otel_context.get_current(),
                 current_trace_context(),
+                elsewhere,
             )
             # Whoever leads the mapping of this Post's group carries the group on to the writer.
             to_write = self.mapping.run([Job(submitted, future)])
@@ -182,6 +216,7 @@ class Poster:
             actor,
             current_trace_context(),
             request_id,
+            elsewhere=elsewhere,
         )
         if not response.decision.supported:
             return self._not_supported(mapped)
@@ -189,6 +224,45 @@ class Poster:
         if isinstance(outcome, ItemFailure):
             raise outcome.error
         return outcome
+
+    def _post_split(
+        self,
+        targets: Sequence[Target],
+        transaction: transaction_pb2.Transaction,
+        request_id: str,
+        actor: str,
+        elsewhere: tuple[str, ...],
+    ) -> PostOutcome:
+        """An invoice paid from trust when trust money is in its own organisation: the spend from
+        the trust bank under the trust connection and the payment of the invoice under the office
+        one, mapped each with its own connection's context and recorded in one transaction (both
+        or neither). The office half waits until the trust half is linked. Answers the office
+        half, accepted when either half was."""
+        trust, office = (next(t for t in targets if t.half is h) for h in (Half.TRUST, Half.OFFICE))
+        fingerprint = transaction_fingerprint(transaction)
+        traceparent = current_trace_context()
+        halves: list[Mapped] = []
+        for index, target in enumerate((trust, office)):
+            connection, context = self._connection(target.connection_id)
+            response = self.mapper.map_one(transaction, context)
+            after = () if target is trust else ((trust.connection_id, _record_of(response)),)
+            half = Mapped(
+                index, connection, transaction, response, fingerprint, actor, traceparent, request_id, after, elsewhere
+            )
+            if not response.decision.supported:
+                return self._not_supported(half)
+            halves.append(half)
+
+        def write(uow: UnitOfWork) -> list[PostOutcome]:
+            outcomes = record_mapped(uow, halves)
+            for outcome in outcomes:
+                if isinstance(outcome, ItemFailure):
+                    raise outcome.error  # rolls back the other half too
+            return [o for o in outcomes if isinstance(o, PostOutcome)]
+
+        trust_outcome, office_outcome = run_in_transaction(self.db, write)
+        office_outcome.duplicate = office_outcome.duplicate and trust_outcome.duplicate
+        return office_outcome
 
     def _map_group(self, jobs: list[Job[_Submitted, PostOutcome]]) -> list[Job[Mapped, PostOutcome]]:
         """One mapper call for the group (MapTransaction for a lone Post), in the first Post's
@@ -224,6 +298,7 @@ class Poster:
                 submitted.actor,
                 submitted.traceparent,
                 submitted.request_id,
+                elsewhere=submitted.elsewhere,
             )
             if not answer.decision.supported:
                 try:
@@ -255,9 +330,54 @@ class Poster:
         actor: str = "caller",
         pre_integration_backfill: bool = False,
     ) -> list[PostOutcome | ItemFailure]:
-        """Each item gets an outcome or its own error; the accepted ones share one transaction.
-        `pre_integration_backfill` maps with the mapper's backfill flag (open client bills and
-        their payments that predate the connection); the backfill checks the bills first."""
+        """Each item gets an outcome or its own error; the accepted ones share one transaction per
+        connection they are posted under. `pre_integration_backfill` maps with the mapper's
+        backfill flag (open client bills and their payments that predate the connection); the
+        backfill checks the bills first."""
+        cached = self._cached_connection(connection_id)
+        if cached.refusal is not None or not cached.row.routing:
+            return self._post_many_to(connection_id, transactions, actor, pre_integration_backfill, ())
+        results: list[PostOutcome | ItemFailure | None] = [None] * len(transactions)
+        by_target: dict[str, list[int]] = {}
+        split: list[tuple[int, tuple[Target, ...]]] = []
+        for index, transaction in enumerate(transactions):
+            try:
+                validate_transaction(transaction, f"transactions[{index}]")
+            except XerolinkError as err:
+                results[index] = ItemFailure(err)
+                continue
+            targets = self._targets(connection_id, transaction)
+            if len(targets) == 2:
+                split.append((index, targets))
+            else:
+                by_target.setdefault(targets[0].connection_id, []).append(index)
+        for target, positions in by_target.items():
+            elsewhere = self._elsewhere(connection_id, [Target(target)])
+            try:
+                outcomes = self._post_many_to(
+                    target, [transactions[p] for p in positions], actor, pre_integration_backfill, elsewhere
+                )
+            except XerolinkError as err:  # the connection it is routed to cannot post now
+                outcomes = [ItemFailure(err)] * len(positions)
+            for position, outcome in zip(positions, outcomes, strict=True):
+                results[position] = outcome
+        for index, targets in split:
+            try:
+                results[index] = self._post_split(
+                    targets, transactions[index], "", actor, self._elsewhere(connection_id, targets)
+                )
+            except XerolinkError as err:
+                results[index] = ItemFailure(err)
+        return [r for r in results if r is not None]
+
+    def _post_many_to(
+        self,
+        connection_id: str,
+        transactions: Sequence[transaction_pb2.Transaction],
+        actor: str,
+        pre_integration_backfill: bool,
+        elsewhere: tuple[str, ...],
+    ) -> list[PostOutcome | ItemFailure]:
         connection, context = self._connection(connection_id)
         if pre_integration_backfill:
             shared, context = context, mapper_pb2.MappingContext()
@@ -287,6 +407,7 @@ class Poster:
                     transaction_fingerprint(transactions[position]),
                     actor,
                     traceparent,
+                    elsewhere=elsewhere,
                 )
                 if not answer.response.decision.supported:
                     results[position] = self._not_supported(item)
@@ -349,6 +470,16 @@ def _record_connection(repos: Repositories, items: list[Mapped]) -> list[PostOut
     if accepted:
         write_accepted(repos, connection, accepted, links)
     return [a.outcome if isinstance(a, Accept) else a for a in out]
+
+
+def kind_of(transaction: transaction_pb2.Transaction) -> int:
+    """The TransactionKind of the transaction's oneof (validate_transaction made sure it has one)."""
+    name = transaction.WhichOneof("kind") or "unspecified"
+    return int(TransactionKind[name.upper()])
+
+
+def _record_of(response: mapper_pb2.MapTransactionResponse) -> RecordRef:
+    return RecordRef(int(response.record.kind), int(response.record.id))
 
 
 def registry_write_failed(group_size: int) -> XerolinkError:

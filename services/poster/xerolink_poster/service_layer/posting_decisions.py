@@ -70,6 +70,10 @@ def _decide_against_links(
     links: dict[RecordRef, LinkRow],
     outcome: PostOutcome,
 ) -> PostOutcome | Accept:
+    for other in item.elsewhere:
+        found = repos.links.links_for(other, [record]).get(record)
+        if found is not None and found.state != LinkState.UNLINKED:
+            raise linked_elsewhere(connection, record, other)
     now = now_us()
     link = links.get(record)
     if link is None:  # a new record: its link is written by _write_accepted
@@ -135,6 +139,8 @@ class Accept:
     # The outbox entry starts uncertain: a failed attempt's object may be in Xero.
     look_up_first: bool = False
     waits: list[RecordRef] = field(default_factory=list)
+    # Records of other connections it waits for (item.after not yet linked).
+    foreign_waits: list[tuple[str, RecordRef]] = field(default_factory=list)
     # Later items of the batch with the same content or request: answered with this posting.
     followers: list[PostOutcome] = field(default_factory=list)
 
@@ -195,6 +201,18 @@ def check_same_request(
     first = RecordRef(stored.kind, stored.record_id)
     if record != first or stored.fingerprint != fingerprint:
         raise request_id_reused(connection, request_id, first, record == first)
+
+
+def linked_elsewhere(connection: ConnectionRow, record: RecordRef, other: str) -> XerolinkError:
+    """The firm's routing sends the record to `connection`, but it is linked under `other` (it was
+    posted before the routing changed): posting it here would put it in two organisations."""
+    return failed_precondition(
+        Reason.RECORD_LINKED_ELSEWHERE,
+        f"{record} is linked under connection {other}, and the routing now posts it under "
+        f"{connection.connection_id}; nothing was posted: unlink it under {other} (and remove it from that "
+        "organisation) first, or change the routing back",
+        [PreconditionViolation(Reason.RECORD_LINKED_ELSEWHERE, _subject(connection, record), f"linked under {other}")],
+    )
 
 
 def in_progress(connection: ConnectionRow, record: RecordRef) -> XerolinkError:

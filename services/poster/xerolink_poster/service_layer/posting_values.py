@@ -44,6 +44,11 @@ class Mapped:
     # The accepting request's traceparent, stored with the outbox entry.
     trace_context: str
     request_id: str = ""
+    # Records of other connections this item waits for: the office half of an invoice paid from
+    # trust waits for its trust half, in the trust organisation's connection.
+    after: tuple[tuple[str, RecordRef], ...] = ()
+    # Connections of the firm's routing where the record must not be linked (it belongs here).
+    elsewhere: tuple[str, ...] = ()
 
 
 def transaction_fingerprint(transaction: transaction_pb2.Transaction) -> str:

@@ -31,7 +31,12 @@ def write_accepted(
             for dep in record_dependencies(accept.item.response.operations)
             if (dep_link := links.get(dep)) is None or dep_link.state != LinkState.LINKED
         ]
-        if accept.waits:
+        accept.foreign_waits = [
+            (cid, dep)
+            for cid, dep in accept.item.after
+            if (dep_link := repos.links.links_for(cid, [dep]).get(dep)) is None or dep_link.state != LinkState.LINKED
+        ]
+        if accept.waits or accept.foreign_waits:
             accept.event = Event.BLOCKED
     steps = [transition(LinkState(a.link.state) if a.link is not None else None, a.event) for a in accepted]
     posting_ids = [uuid.uuid4().hex for _ in accepted]
@@ -41,8 +46,8 @@ def write_accepted(
             "state": step.to_state.value,
             "update_us": accept.now,
             "posting_id": posting_id,
-            "waiting_on": json.dumps([[w.kind, w.id] for w in accept.waits]),
-            **({"last_error": waiting_error(accept.waits)} if accept.waits else {}),
+            "waiting_on": json.dumps([[w.kind, w.id] for w in _all_waits(accept)]),
+            **({"last_error": waiting_error(_all_waits(accept))} if _all_waits(accept) else {}),
         }
         for accept, step, posting_id in zip(accepted, steps, posting_ids, strict=True)
     ]
@@ -107,7 +112,7 @@ def write_accepted(
             "link_id": _id(accept.link),
             "posting_id": posting_id,
             "operations": accept.item.response.SerializeToString(),
-            "state": OutboxState.WAITING if accept.waits else OutboxState.READY,
+            "state": OutboxState.WAITING if _all_waits(accept) else OutboxState.READY,
             "available_us": accept.now,
             "claimed_by": "",
             "lease_until_us": 0,
@@ -118,14 +123,14 @@ def write_accepted(
         }
         for accept, posting_id in zip(accepted, posting_ids, strict=True)
     ]
-    waiting = any(a.waits for a in accepted)
+    waiting = any(_all_waits(a) for a in accepted)
     box_ids = repos.outbox.insert_outbox(boxes, returning_ids=waiting)
     if waiting:
         repos.outbox.insert_waits(
             [
-                {"outbox_id": box_id, "connection_id": connection.connection_id, "kind": w.kind, "record_id": w.id}
+                {"outbox_id": box_id, "connection_id": cid, "kind": w.kind, "record_id": w.id}
                 for accept, box_id in zip(accepted, box_ids, strict=True)
-                for w in accept.waits
+                for cid, w in [(connection.connection_id, w) for w in accept.waits] + accept.foreign_waits
             ],
         )
     repos.links.insert_audit(
@@ -142,6 +147,10 @@ def write_accepted(
             for accept, step, posting_id in zip(accepted, steps, posting_ids, strict=True)
         ],
     )
+
+
+def _all_waits(accept: Accept) -> list[RecordRef]:
+    return [*accept.waits, *(w for _, w in accept.foreign_waits)]
 
 
 def _link(accept: Accept) -> LinkRow:

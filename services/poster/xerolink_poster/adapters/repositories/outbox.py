@@ -230,6 +230,12 @@ class SqlOutboxRepository:
         rows = self._session.exec(select(DependencyWaitRow).where(DependencyWaitRow.outbox_id == outbox_id)).all()
         return sorted({RecordRef(r.kind, r.record_id) for r in rows})
 
+    def connection_waits_of(self, outbox_id: int) -> list[tuple[str, RecordRef]]:
+        """What the entry waits for, each with the connection it is linked under (the office half
+        of an invoice paid from trust waits for a record of the trust organisation's connection)."""
+        rows = self._session.exec(select(DependencyWaitRow).where(DependencyWaitRow.outbox_id == outbox_id)).all()
+        return sorted({(r.connection_id, RecordRef(r.kind, r.record_id)) for r in rows})
+
     def records_with_waiters(self, connection_id: str, records: Sequence[RecordRef]) -> list[RecordRef]:
         """Which of these records something waits for, in one query."""
         if not records:

@@ -1,0 +1,182 @@
+"""A connection's routing (extended profile): read from its row, checked against the connections it
+names, and saved together with the ledgers it gives each connection's mapping context."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+
+from xerolink.mapper.v1 import mapper_service_pb2 as mapper_pb2
+from xerolink.poster.v1 import organisations_pb2
+from xerolink_common.errors import FieldViolation, invalid_argument
+from xerolink_common.reasons import Reason
+
+from xerolink_poster.adapters.database import Database
+from xerolink_poster.adapters.tables import ConnectionRow
+from xerolink_poster.domain.routing import Routing
+from xerolink_poster.service_layer.connection_facts import context_of
+from xerolink_poster.service_layer.connections import CONNECTION_ID, get_connection
+from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transaction
+
+EXTENDED = mapper_pb2.POLICY_PROFILE_EXTENDED
+OFFICE = mapper_pb2.ORGANISATION_LEDGERS_OFFICE
+TRUST = mapper_pb2.ORGANISATION_LEDGERS_TRUST
+BOTH = mapper_pb2.ORGANISATION_LEDGERS_OFFICE_AND_TRUST
+
+
+def routing_message(row: ConnectionRow) -> organisations_pb2.ConnectionRouting:
+    message = organisations_pb2.ConnectionRouting()
+    if row.routing:
+        message.ParseFromString(row.routing)
+    return message
+
+
+def routing_of(row: ConnectionRow | None) -> Routing:
+    if row is None or not row.routing:
+        return Routing()
+    message = routing_message(row)
+    return Routing(message.trust_connection_id, dict(message.division_connections))
+
+
+def _trust_connections_of(rows: Sequence[ConnectionRow], besides: str) -> set[str]:
+    """The connections other connections than `besides` keep their trust money in."""
+    return {t for r in rows if r.connection_id != besides and (t := routing_of(r).trust_connection_id)}
+
+
+def routing_violations(
+    connection: ConnectionRow, proposed: Routing, lookup: Callable[[str], ConnectionRow | None], trusts: set[str]
+) -> list[FieldViolation]:
+    """What is wrong with `proposed` as `connection`'s routing; `trusts` are the connections other
+    connections keep their trust money in."""
+    violations: list[FieldViolation] = []
+    cid = connection.connection_id
+    if not proposed.empty and context_of(connection).profile != EXTENDED:
+        violations.append(
+            FieldViolation(
+                "routing",
+                f"connection {cid} uses the actionstep-compatible profile; routing is an option "
+                "of the extended profile",
+            )
+        )
+    if not proposed.empty and cid in trusts:
+        violations.append(
+            FieldViolation(
+                "routing", f"connection {cid} is another connection's trust organisation, which routes nothing"
+            )
+        )
+
+    def target(field: str, name: str, what: str) -> ConnectionRow | None:
+        if not CONNECTION_ID.match(name):
+            violations.append(FieldViolation(field, "a connection id: 1-64 letters, digits, '-' or '_'"))
+            return None
+        if name == cid:
+            violations.append(FieldViolation(field, f"names connection {cid} itself; name {what}"))
+            return None
+        row = lookup(name)
+        if row is None:
+            violations.append(FieldViolation(field, f"no connection {name}: create it first, then route to it"))
+            return None
+        if context_of(row).profile != EXTENDED:
+            violations.append(
+                FieldViolation(field, f"connection {name} uses the actionstep-compatible profile; set it to extended")
+            )
+        return row
+
+    trust = proposed.trust_connection_id
+    if trust:
+        row = target("routing.trust_connection_id", trust, "the trust organisation's connection")
+        if row is not None and not routing_of(row).empty:
+            violations.append(
+                FieldViolation(
+                    "routing.trust_connection_id",
+                    f"connection {trust} routes transactions itself; a trust organisation's connection routes nothing",
+                )
+            )
+    for division, name in sorted(proposed.division_connections.items()):
+        field = f"routing.division_connections[{division}]"
+        if division <= 0:
+            violations.append(FieldViolation(field, "an Actionstep division id is positive"))
+            continue
+        row = target(field, name, "the connection of the division's organisation")
+        if row is None:
+            continue
+        linked = context_of(row).linked_division_id
+        if linked != division:
+            violations.append(
+                FieldViolation(field, f"connection {name} is linked to division {linked}, not {division}")
+            )
+        if routing_of(row).division_connections:
+            violations.append(
+                FieldViolation(field, f"connection {name} routes divisions itself; a division's connection cannot")
+            )
+        if name in trusts or name == trust:
+            violations.append(FieldViolation(field, f"connection {name} is a trust organisation's connection"))
+    return violations
+
+
+def _with_ledgers(row: ConnectionRow, ledgers: int) -> None:
+    context = context_of(row)
+    if context.ledgers == ledgers:
+        return
+    context.ledgers = ledgers  # type: ignore[assignment]
+    row.mapping_context = context.SerializeToString()
+
+
+def update_routing(
+    db: Database, connection_id: str, proposed: organisations_pb2.ConnectionRouting, validate_only: bool
+) -> tuple[organisations_pb2.ConnectionRouting, list[str]]:
+    """Checks and saves `connection_id`'s routing; answers it and the connections whose context
+    changed (their cached copies must be forgotten)."""
+    get_connection(db, connection_id)  # NOT_FOUND before the routing is judged
+    if validate_only:
+        with UnitOfWork(db, write=False) as uow:
+            everyone = {r.connection_id: r for r in uow.connections.all_connections()}
+            _check(connection_id, _routing(proposed), everyone)
+        return proposed, []
+    changed = run_in_transaction(db, lambda uow: apply_routing(uow, connection_id, proposed))
+    return proposed, changed
+
+
+def _routing(message: organisations_pb2.ConnectionRouting) -> Routing:
+    return Routing(message.trust_connection_id, dict(message.division_connections))
+
+
+def _check(connection_id: str, wanted: Routing, rows: Mapping[str, ConnectionRow]) -> None:
+    trusts = _trust_connections_of(list(rows.values()), connection_id)
+    found = routing_violations(rows[connection_id], wanted, rows.get, trusts)
+    if found:
+        raise invalid_argument(
+            Reason.ROUTING_INVALID,
+            f"the routing of connection {connection_id} cannot be saved: nothing changed",
+            found,
+        )
+
+
+def apply_routing(uow: UnitOfWork, connection_id: str, proposed: organisations_pb2.ConnectionRouting) -> list[str]:
+    """Saves the routing in the caller's transaction, with the ledgers it gives the connections
+    (the trust organisation's TRUST, this one's OFFICE; a trust organisation no longer named by
+    anyone goes back to OFFICE_AND_TRUST); answers the connections whose context changed."""
+    wanted = _routing(proposed)
+    everyone = {r.connection_id: r for r in uow.connections.all_connections()}
+    previous = routing_of(everyone.get(connection_id)).trust_connection_id
+    involved = sorted({connection_id, *wanted.names(), *([previous] if previous else [])})
+    # Locked in id order, so two updates never wait for each other's locks in turn.
+    locked = {cid: row for cid in involved if (row := uow.connections.lock_connection(cid)) is not None}
+    rows = everyone | locked
+    _check(connection_id, wanted, rows)
+    row = locked[connection_id]
+    row.routing = proposed.SerializeToString() if not wanted.empty else None
+    changed = [connection_id]
+    trust = wanted.trust_connection_id
+    if trust:
+        _with_ledgers(row, OFFICE)
+        _with_ledgers(locked[trust], TRUST)
+        changed.append(trust)
+    elif context_of(row).ledgers == OFFICE:
+        _with_ledgers(row, BOTH)
+    if previous and previous != trust and previous in locked:
+        if previous not in _trust_connections_of(list(rows.values()), connection_id):
+            _with_ledgers(locked[previous], BOTH)
+        changed.append(previous)
+    for cid in changed:
+        uow.connections.save(locked[cid])
+    return changed
