@@ -12,9 +12,10 @@ import grpc
 import pytest
 from xero_emulator import EmulatorServer
 from xerolink.actionstep.v1 import transaction_pb2
+from xerolink.mapper.v1 import mapper_service_pb2 as mapper_pb2
+from xerolink.poster.v1 import organisations_pb2, unlink_pb2
 from xerolink.poster.v1 import poster_service_pb2 as poster_pb2
 from xerolink.poster.v1 import poster_service_pb2_grpc as poster_grpc
-from xerolink.poster.v1 import unlink_pb2
 from xerolink_cli.connections import register_emulated_connection
 from xerolink_cli.demo import mapping_context
 from xerolink_cli.transactions import demo_transactions
@@ -143,3 +144,52 @@ def test_one_tenant_can_never_reach_anothers_links_or_postings(
             poster_pb2.GetLinkRequest(connection_id="firm-a", record=own.posting.record, include_audit=True), metadata=a
         ).link.audit
         assert audit and all(entry.actor == "caller:firm-a-app" for entry in audit if entry.actor.startswith("caller:"))
+
+
+def test_a_caller_cannot_route_its_connection_into_another_firms_organisation(
+    poster: bootstrap.PosterApp, emulator: EmulatorServer
+) -> None:
+    """Routing sends one connection's transactions to another: a caller that may not post to the
+    other connection may not name it, or firm A's trust money would be booked in firm B's Xero."""
+    context = mapping_context()
+    context.profile = mapper_pb2.POLICY_PROFILE_EXTENDED
+    with grpc.insecure_channel(f"127.0.0.1:{poster.port}") as channel:
+        stub = poster_grpc.PosterServiceStub(channel)
+        for connection_id in ("firm-a", "firm-b"):
+            org = emulator.create_organisation(connection_id)
+            register_emulated_connection(
+                stub, connection_id, emulator.base_url, org, context, metadata=as_caller("operator")
+            )
+        attempts = [
+            organisations_pb2.ConnectionRouting(trust_connection_id="firm-b"),
+            organisations_pb2.ConnectionRouting(division_connections={2: "firm-b"}),
+        ]
+        for routing in attempts:
+            with pytest.raises(grpc.RpcError) as refused:
+                stub.UpdateConnectionRouting(
+                    organisations_pb2.UpdateConnectionRoutingRequest(connection_id="firm-a", routing=routing),
+                    metadata=as_caller("firm-a-app"),
+                )
+            assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+            assert from_rpc_error(refused.value).reason == "CONNECTION_NOT_PERMITTED"
+        with pytest.raises(grpc.RpcError) as refused:
+            stub.CreateConnection(
+                poster_pb2.CreateConnectionRequest(
+                    connection=poster_pb2.Connection(
+                        connection_id="firm-a",
+                        xero_base_url=emulator.base_url,
+                        xero_tenant_id="tenant-x",
+                        access_token="token",
+                        mapping_context=context,
+                        routing=organisations_pb2.ConnectionRouting(trust_connection_id="firm-b"),
+                    )
+                ),
+                metadata=as_caller("firm-a-app"),
+            )
+        assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        for connection_id in ("firm-a", "firm-b"):
+            connection = stub.GetConnection(
+                poster_pb2.GetConnectionRequest(connection_id=connection_id), metadata=as_caller("operator")
+            ).connection
+            assert connection.routing == organisations_pb2.ConnectionRouting()
+            assert connection.mapping_context.ledgers == mapper_pb2.ORGANISATION_LEDGERS_UNSPECIFIED

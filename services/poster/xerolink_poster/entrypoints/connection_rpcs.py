@@ -143,6 +143,11 @@ class ConnectionRpcs:
         self, request: organisations_pb2.UpdateConnectionRoutingRequest, context: grpc.ServicerContext
     ) -> organisations_pb2.UpdateConnectionRoutingResponse:
         require_connection(request.connection_id)
+        # Routing sends this connection's transactions to the others: the caller must be one who
+        # may post to each of them, or it could book one firm's money in another's organisation.
+        for named in (request.routing.trust_connection_id, *request.routing.division_connections.values()):
+            if named:
+                require_connection(named)
         self.poster.require_known_connection(request.connection_id)
         routing, changed = update_routing(self.keeper.db, request.connection_id, request.routing, request.validate_only)
         for connection_id in changed:

@@ -166,6 +166,9 @@ class PosterServicer(UnlinkRpcs, CorrectionRpcs, BackfillRpcs, ConnectionRpcs, p
     ) -> poster_pb2.CreateConnectionResponse:
         c = request.connection
         require_connection(c.connection_id)
+        for named in (c.routing.trust_connection_id, *c.routing.division_connections.values()):
+            if named:
+                require_connection(named)  # as UpdateConnectionRouting
         row = connections.create_connection(
             self.db,
             self.keeper.vault,
