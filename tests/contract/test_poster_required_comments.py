@@ -27,7 +27,7 @@ from google.protobuf import timestamp_pb2
 from google.protobuf.message import Message
 from xero_emulator import EmulatorServer
 from xerolink.mapper.v1 import mapper_service_pb2 as mapper_pb2
-from xerolink.poster.v1 import backfill_pb2, connection_pb2, correction_pb2, unlink_pb2
+from xerolink.poster.v1 import backfill_pb2, connection_pb2, correction_pb2, organisations_pb2, unlink_pb2
 from xerolink.poster.v1 import poster_service_pb2 as poster_pb2
 from xerolink.poster.v1 import poster_service_pb2_grpc as poster_grpc
 from xerolink.type.v1 import money_pb2
@@ -285,6 +285,21 @@ def _valid_requests(world: World) -> Iterator[tuple[str, Message]]:
             purchase_tax_code_map={"GST": "INPUT"},
             untaxed_line_tax_types=mapper_pb2.UntaxedLineTaxTypes(
                 trust_money="BASEXCLUDED", interest_on_trust="EXEMPTOUTPUT", journal_without_tax_code="BASEXCLUDED"
+            ),
+            validate_only=True,
+        ),
+    )
+    # Routing needs extended connections of its own: one routed, one its trust organisation, one a division's.
+    for routed, division in (("routed", 1), ("routed-trust", 1), ("routed-branch", 2)):
+        context = samples.demo_context(profile=mapper_pb2.POLICY_PROFILE_EXTENDED)
+        context.linked_division_id = division
+        connect(stub, world.emulator, routed, context)
+    yield (
+        "UpdateConnectionRouting",
+        organisations_pb2.UpdateConnectionRoutingRequest(
+            connection_id="routed",
+            routing=organisations_pb2.ConnectionRouting(
+                trust_connection_id="routed-trust", division_connections={2: "routed-branch"}
             ),
             validate_only=True,
         ),

@@ -121,7 +121,7 @@ class UpdateConnectionRoutingRequest(_message.Message):
     """Optional: check and answer without saving."""
     @_builtins.property
     def routing(self) -> Global___ConnectionRouting:
-        """Required: the whole routing, replacing the current one; an empty message clears it."""
+        """Optional: the whole routing, replacing the current one; unset or empty clears it."""
 
     def __init__(
         self,
