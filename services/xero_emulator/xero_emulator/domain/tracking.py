@@ -40,9 +40,9 @@ def _live(org: Organisation) -> list[Obj]:
 
 
 def _name(element: Obj, field: str, what: str, *, required: bool) -> str | None:
-    value = element.get(field)
-    if value is None and not required:
+    if field not in element and not required:
         return None
+    value = element.get(field)
     if not isinstance(value, str) or not value.strip():
         raise ValidationFailure(f"{what} name must be specified.")
     if len(value) > MAX_NAME:

@@ -42,7 +42,9 @@ def handles(parts: list[str]) -> bool:
 
 def handle(org: Organisation, request: Request, parts: list[str], provider: str) -> Response:
     if parts[0].lower() == "reports":
-        return Response.json(200, {"Reports": [reports.profit_and_loss(org, _report_params(request))]})
+        return Response.json(
+            200, envelope("Reports", [reports.profit_and_loss(org, _report_params(request))], provider)
+        )
     method = request.method
     if len(parts) == 1 and method == "GET":
         items = tracking.listing(org, flag(request, "includeArchived", False))
