@@ -198,6 +198,24 @@ def test_live_responses_validate_against_xeros_response_schemas(tenant: Tenant, 
     }
     record("PUT", "/ManualJournals", tenant.put("ManualJournals", journal))
     record("PUT", "/Contacts", tenant.put("Contacts", {"Name": "Bob Client", "ContactNumber": "P-1"}))
+    category = record("PUT", "/TrackingCategories", tenant.send("PUT", "/TrackingCategories", {"Name": "Matter"}))
+    category_id = category["TrackingCategories"][0]["TrackingCategoryID"]
+    options_path = "/TrackingCategories/{TrackingCategoryID}/Options"
+    option = record(
+        "PUT", options_path, tenant.send("PUT", f"/TrackingCategories/{category_id}/Options", {"Name": "M-1"})
+    )
+    option_id = option["Options"][0]["TrackingOptionID"]
+    tracked = invoice("100.00")
+    tracked["LineItems"][0]["Tracking"] = [{"TrackingCategoryID": category_id, "TrackingOptionID": option_id}]
+    record("PUT", "/Invoices", tenant.put("Invoices", tracked))
+    record(
+        "POST",
+        "/TrackingCategories/{TrackingCategoryID}/Options/{TrackingOptionID}",
+        tenant.send("POST", f"/TrackingCategories/{category_id}/Options/{option_id}", {"Name": "M-1 renamed"}),
+    )
+    record("GET", "/TrackingCategories/{TrackingCategoryID}", tenant.client.get(f"/TrackingCategories/{category_id}"))
+    report_params = {"fromDate": "2026-07-01", "toDate": "2026-07-31", "trackingCategoryID": category_id}
+    record("GET", "/Reports/ProfitAndLoss", tenant.client.get("/Reports/ProfitAndLoss", params=report_params))
     get = tenant.client.get
     for path in (
         "/Invoices",
@@ -211,6 +229,7 @@ def test_live_responses_validate_against_xeros_response_schemas(tenant: Tenant, 
         "/Accounts",
         "/TaxRates",
         "/Organisation",
+        "/TrackingCategories",
     ):
         record("GET", path, get(path))
     record("GET", "/Invoices/{InvoiceID}", get(f"/Invoices/{inv['InvoiceID']}"))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from xero_emulator.domain.errors import NotFound
+from xero_emulator.domain.errors import BadRequest, NotFound
 from xero_emulator.domain.ledger import ledger_view
 from xero_emulator.domain.organisation import RESOURCES
 from xero_emulator.faults import FaultRule
@@ -40,6 +40,8 @@ def handle(state: EmulatorState, request: Request) -> Response:
         return _error(404, str(exc))
     except (ValueError, TypeError) as exc:
         return _error(400, str(exc))
+    except BadRequest as exc:
+        return _error(400, exc.message)
 
 
 def _route(state: EmulatorState, request: Request) -> Response:
@@ -82,6 +84,12 @@ def _route(state: EmulatorState, request: Request) -> Response:
         rest = match.group("rest") or ""
         if rest == "/ledger" and method == "GET":
             return Response.json(200, state.ledger(org.tenant_id))
+        profit = re.match(r"^/tracking/(?P<category>[^/]+)/profit$", rest)
+        if profit and method == "GET":
+            figures = state.profit_by_option(
+                org.tenant_id, profit.group("category"), request.param("fromDate"), request.param("toDate")
+            )
+            return Response.json(200, figures)
         if rest == "/settings" and method == "POST":
             body = _body(request)
             with org.lock:

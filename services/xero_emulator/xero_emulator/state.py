@@ -10,6 +10,7 @@ from xero_emulator.config import EmulatorConfig
 from xero_emulator.domain.errors import NotFound
 from xero_emulator.domain.ledger import ledger_view
 from xero_emulator.domain.organisation import Organisation
+from xero_emulator.domain.reports import profit_by_option
 from xero_emulator.faults import Faults
 from xero_emulator.idempotency import IdempotencyStore
 from xero_emulator.limits import RateLimiter
@@ -73,6 +74,15 @@ class EmulatorState:
         org = self.organisation(tenant_id)
         with org.lock:
             return ledger_view(org)
+
+    def profit_by_option(
+        self, tenant_id: str, category_id: str, from_date: str | None = None, to_date: str | None = None
+    ) -> dict[str, Any]:
+        org = self.organisation(tenant_id)
+        with org.lock:
+            if category_id.lower() not in org.tracking_categories:
+                raise NotFound("TrackingCategories", category_id)
+            return profit_by_option(org, category_id, from_date, to_date)
 
     def reset(self) -> None:
         with self.lock:

@@ -56,6 +56,16 @@ class Tenant:
         created: dict[str, Any] = response.json()[resource.rsplit("/", maxsplit=1)[-1]][0]
         return created
 
+    def profit_by_option(
+        self, category_id: str, from_date: str | None = None, to_date: str | None = None
+    ) -> dict[str, int]:
+        """Profit (income - expenses, accrual basis) in integer cents per TrackingOptionID of a
+        tracking category, and "unassigned" for lines without one; all time unless dated."""
+        figures = self.server.state.profit_by_option(self.tenant_id, category_id, from_date, to_date)
+        out = {o["TrackingOptionID"]: int(o["profit_cents"]) for o in figures["options"]}
+        out["unassigned"] = int(figures["unassigned"]["profit_cents"])
+        return out
+
     def balance(self, code: str) -> str:
         """The account's balance (debit positive) as a decimal string; "0.00" if untouched."""
         for account in self.ledger()["accounts"]:

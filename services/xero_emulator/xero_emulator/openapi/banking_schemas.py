@@ -73,10 +73,18 @@ BANK_TRANSFER = obj(
     }
 )
 JOURNAL_LINE_IN = obj(
-    {"LineAmount": NUM, "AccountCode": STR, "AccountID": UUID, "Description": STR, "TaxType": STR, "TaxAmount": NUM},
+    {
+        "LineAmount": NUM,
+        "AccountCode": STR,
+        "AccountID": UUID,
+        "Description": STR,
+        "TaxType": STR,
+        "TaxAmount": NUM,
+        "Tracking": {**arr(ref("LineItemTrackingInput")), "maxItems": 2},
+    },
     ["LineAmount"],
 )
-JOURNAL_LINE = obj({**JOURNAL_LINE_IN["properties"], "IsBlank": BOOL, "Tracking": arr({"type": "object"})})
+JOURNAL_LINE = obj({**JOURNAL_LINE_IN["properties"], "IsBlank": BOOL, "Tracking": arr(ref("LineItemTracking"))})
 MANUAL_JOURNAL_IN = obj(
     {
         "ManualJournalID": UUID,

@@ -27,6 +27,15 @@ from xero_emulator.openapi.document_schemas import (
 )
 from xero_emulator.openapi.organisation_schemas import ACCOUNT, ORGANISATION, TAX_RATE
 from xero_emulator.openapi.schema_parts import INT, LINE_ITEM, MSDATE, STR, UUID, Schema, arr, obj, ref
+from xero_emulator.openapi.tracking_schemas import (
+    LINE_ITEM_TRACKING,
+    LINE_ITEM_TRACKING_IN,
+    REPORT,
+    TRACKING_CATEGORY,
+    TRACKING_CATEGORY_IN,
+    TRACKING_OPTION,
+    TRACKING_OPTION_IN,
+)
 
 ENVELOPE = {"Id": UUID, "Status": STR, "ProviderName": STR, "DateTimeUTC": MSDATE}
 ERROR = obj({"ErrorNumber": INT, "Type": STR, "Message": STR, "Elements": arr(ref("Element"))})
@@ -61,6 +70,11 @@ SCHEMAS: dict[str, Schema] = {
     "Element": ELEMENT,
     "ValidationError": obj({"Message": STR}),
     "Problem": PROBLEM,
+    "TrackingCategory": TRACKING_CATEGORY,
+    "TrackingOption": TRACKING_OPTION,
+    "LineItemTracking": LINE_ITEM_TRACKING,
+    "LineItemTrackingInput": LINE_ITEM_TRACKING_IN,
+    "ReportWithRow": REPORT,
 }
 # Envelopes: {"Invoices": [...]} and friends.
 PLURALS = {
@@ -76,6 +90,9 @@ PLURALS = {
     "Accounts": "Account",
     "TaxRates": "TaxRate",
     "Organisations": "Organisation",
+    "TrackingCategories": "TrackingCategory",
+    "Options": "TrackingOption",
+    "Reports": "ReportWithRow",
 }
 for _plural, _single in PLURALS.items():
     SCHEMAS[_plural] = obj({**ENVELOPE, _plural: arr(ref(_single))})
@@ -89,6 +106,8 @@ REQUEST_BODIES: dict[str, Schema] = {
     "BankTransfers": BANK_TRANSFER_IN,
     "ManualJournals": MANUAL_JOURNAL_IN,
     "Contacts": CONTACT_IN,
+    "TrackingCategories": TRACKING_CATEGORY_IN,
+    "Options": TRACKING_OPTION_IN,
 }
 
 PARAMETERS = {
@@ -123,4 +142,21 @@ PARAMETERS = {
         "schema": {"type": "string", "format": "date-time"},
     },
     "includeArchived": {"in": "query", "name": "includeArchived", "schema": {"type": "boolean", "default": False}},
+    "order": {
+        "in": "query",
+        "name": "order",
+        "schema": {"type": "string"},
+        "description": 'A top-level field, optionally followed by ASC or DESC, such as "Name ASC"',
+    },
+    "fromDate": {"in": "query", "name": "fromDate", "schema": {"type": "string", "format": "date"}},
+    "toDate": {"in": "query", "name": "toDate", "schema": {"type": "string", "format": "date"}},
+    **{
+        name: {"in": "query", "name": name, "schema": {"type": "string"}, "description": description}
+        for name, description in (
+            ("trackingCategoryID", "Split the report by this tracking category (a column per option)"),
+            ("trackingOptionID", "Only lines with this option of trackingCategoryID"),
+            ("trackingCategoryID2", "A second tracking category"),
+            ("trackingOptionID2", "Only lines with this option of trackingCategoryID2"),
+        )
+    },
 }

@@ -117,6 +117,46 @@ def path_items() -> dict[str, Any]:
             "parameters": [_path_param(id_name), _path_param("AllocationID")],
             "delete": _read(f"delete{single}Allocations", "Allocation"),
         }
+    paths.update(_tracking_paths())
+    paths["/Reports/ProfitAndLoss"] = {
+        "get": _read(
+            "getReportProfitAndLoss",
+            "Reports",
+            "fromDate",
+            "toDate",
+            "trackingCategoryID",
+            "trackingOptionID",
+            "trackingCategoryID2",
+            "trackingOptionID2",
+        )
+    }
     paths["/TaxRates"] = {"get": _read("getTaxRates", "TaxRates", "where")}
     paths["/Organisation"] = {"get": _read("getOrganisations", "Organisations")}
     return paths
+
+
+def _tracking_paths() -> dict[str, Any]:
+    """Xero's bodies here are the TrackingCategory / TrackingOption alone, not wrapped in a list."""
+    category = [_path_param("TrackingCategoryID")]
+    option = [*category, _path_param("TrackingOptionID")]
+    return {
+        "/TrackingCategories": {
+            "get": _read("getTrackingCategories", "TrackingCategories", "where", "order", "includeArchived"),
+            "put": _write("createTrackingCategory", "TrackingCategories", REQUEST_BODIES["TrackingCategories"]),
+        },
+        "/TrackingCategories/{TrackingCategoryID}": {
+            "parameters": category,
+            "get": _read("getTrackingCategory", "TrackingCategories"),
+            "post": _write("updateTrackingCategory", "TrackingCategories", REQUEST_BODIES["TrackingCategories"]),
+            "delete": _read("deleteTrackingCategory", "TrackingCategories"),
+        },
+        "/TrackingCategories/{TrackingCategoryID}/Options": {
+            "parameters": category,
+            "put": _write("createTrackingOptions", "Options", REQUEST_BODIES["Options"]),
+        },
+        "/TrackingCategories/{TrackingCategoryID}/Options/{TrackingOptionID}": {
+            "parameters": option,
+            "post": _write("updateTrackingOptions", "Options", REQUEST_BODIES["Options"]),
+            "delete": _read("deleteTrackingOptions", "Options"),
+        },
+    }

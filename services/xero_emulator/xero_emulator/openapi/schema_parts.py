@@ -53,9 +53,10 @@ LINE_ITEM_IN = obj(
         "LineAmount": NUM,
         "DiscountRate": NUM,
         "ItemCode": STR,
+        "Tracking": {**arr(ref("LineItemTrackingInput")), "maxItems": 2},
     }
 )
-LINE_ITEM = obj({**LINE_ITEM_IN["properties"], "LineItemID": UUID, "Tracking": arr({"type": "object"})})
+LINE_ITEM = obj({**LINE_ITEM_IN["properties"], "LineItemID": UUID, "Tracking": arr(ref("LineItemTracking"))})
 CONTACT_REF = obj({"ContactID": UUID, "ContactNumber": STR, "Name": STR})
 ACCOUNT_REF = obj({"AccountID": UUID, "Code": STR})
 
