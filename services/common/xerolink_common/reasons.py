@@ -184,6 +184,10 @@ class Reason(StrEnum):
         "the consent connected no Xero organisation; consent again and select one",
     )
     NUMBER_UNKNOWN = "NUMBER_UNKNOWN", "a correction step needs an invoice number the registry does not hold"
+    OFFICE_IN_OTHER_ORGANISATION = (
+        "OFFICE_IN_OTHER_ORGANISATION",
+        "the transaction belongs in the firm's office organisation; post it to the office organisation's connection",
+    )
     PAGE_TOKEN_FILTER_MISMATCH = "PAGE_TOKEN_FILTER_MISMATCH", "page_token was issued for other filters"
     PAYMENTS_DO_NOT_MATCH_TOTAL_DUE = (
         "PAYMENTS_DO_NOT_MATCH_TOTAL_DUE",
@@ -241,6 +245,15 @@ class Reason(StrEnum):
     )
     TOTAL_DUE_CURRENCY = "TOTAL_DUE_CURRENCY", "a backfilled bill's total due is not in the bill's currency"
     TOTAL_DUE_REQUIRED = "TOTAL_DUE_REQUIRED", "a backfilled bill carries no total due"
+    TRANSFER_BETWEEN_ORGANISATIONS = (
+        "TRANSFER_BETWEEN_ORGANISATIONS",
+        "a trust transfer to the office bank joins the trust and office organisations, and a Xero bank transfer "
+        "moves money between two bank accounts of one organisation; enter its two halves in Xero",
+    )
+    TRUST_IN_OTHER_ORGANISATION = (
+        "TRUST_IN_OTHER_ORGANISATION",
+        "the transaction belongs in the firm's trust organisation; post it to the trust organisation's connection",
+    )
     UNDECODABLE_REQUEST = (
         "UNDECODABLE_REQUEST",
         "the request bytes are not the protobuf message the contract defines",

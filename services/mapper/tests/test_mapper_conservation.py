@@ -22,13 +22,18 @@ from xerolink_mapper.domain.decisions import BASE_CURRENCY_ONLY_KINDS
 from xerolink_mapper.domain.mapping import map_transaction
 from xerolink_mapper.domain.model import (
     AccountingMethod,
+    BankAmountBody,
     BankEntryBody,
     DocumentBody,
     GeneralJournalBody,
     Kind,
+    Ledgers,
+    MatterTracking,
     OverpaymentRefundBody,
+    PaymentBody,
     Profile,
     Transaction,
+    TrustJournalBody,
 )
 from xerolink_mapper.domain.xero import (
     Allocation,
@@ -283,3 +288,111 @@ def test_the_wire_response_carries_the_wire_request_total_to_the_cent(tx: Transa
         "bank_transfer",
         "manual_journal",
     }
+
+
+# Reports by matter and organisations that keep one ledger (extended profile options).
+
+TRACKED = replace(EXTENDED, matter_tracking=MatterTracking(enabled=True))
+MATTERS = st.sampled_from([0, 7001, 7002, 88_000_000_001])
+
+
+@st.composite
+def matter_transactions(draw: st.DrawFn) -> Transaction:
+    """Any mappable transaction of any matter (0: none); a general journal's lines each of their own
+    matter or none, from a small set so that lines of one account and side meet across matters."""
+    tx = draw(transactions())
+    tx.header = replace(tx.header, action_id=draw(MATTERS))
+    if isinstance(tx.body, GeneralJournalBody):
+        tx.body = replace(tx.body, lines=tuple(replace(line, action_id=draw(MATTERS)) for line in tx.body.lines))
+    return tx
+
+
+def _tracked_amounts(operations: tuple[Operation, ...]) -> Counter[tuple[int, str]]:
+    """The money of the Xero lines per tracked matter: document lines with their tax, journal lines
+    per side."""
+    out: Counter[tuple[int, str]] = Counter()
+    for op in operations:
+        body = op.body
+        if isinstance(body, Invoice | CreditNote | BankTransaction):
+            for item in body.line_items:
+                out[(item.tracked_action_id, "line")] += item.line_amount + item.tax_amount
+        elif isinstance(body, ManualJournal):
+            for jl in body.journal_lines:
+                out[(jl.tracked_action_id, "debit" if jl.line_amount > 0 else "credit")] += jl.line_amount
+    return out
+
+
+def _actionstep_amounts_per_matter(tx: Transaction) -> Counter[tuple[int, str]]:
+    """The same, read from the Actionstep transaction alone."""
+    matter = tx.header.action_id
+    body = tx.body
+    out: Counter[tuple[int, str]] = Counter()
+    if isinstance(body, DocumentBody | BankEntryBody):
+        assert body.totals is not None and body.totals.inclusive is not None
+        out[(matter, "line")] += body.totals.inclusive.cents
+    elif isinstance(body, OverpaymentRefundBody):
+        assert body.overpaid is not None
+        out[(matter, "line")] += body.overpaid.cents
+    elif isinstance(body, BankAmountBody) or tx.kind is Kind.INVOICE_PAID_FROM_TRUST:
+        out[(matter, "line")] += body.amount.cents  # type: ignore[union-attr]
+    elif isinstance(body, TrustJournalBody):
+        assert body.amount is not None
+        out[(body.from_action_id, "debit")] += body.amount.cents
+        out[(body.to_action_id, "credit")] -= body.amount.cents
+    elif isinstance(body, GeneralJournalBody):
+        for line in body.lines:
+            assert line.amount is not None
+            out[(line.action_id or matter, "debit" if line.amount.cents > 0 else "credit")] += line.amount.cents
+    return out
+
+
+@settings(settings.get_profile("mapper"))
+@given(matter_transactions())
+def test_with_reports_by_matter_the_amounts_per_matter_are_actionstep_s_to_the_cent(tx: Transaction) -> None:
+    tracked = map_transaction(tx, TRACKED)
+    untracked = map_transaction(tx, EXTENDED)
+
+    assert tracked.decision == untracked.decision and tracked.decision.supported
+    assert _tracked_amounts(tracked.operations) == _actionstep_amounts_per_matter(tx)
+    # The total and each operation's money are unchanged: tracking only splits lines by matter.
+    assert tracked.total == untracked.total == _actionstep_amounts(tx)[0]
+    assert [_money_of(op) for op in tracked.operations] == [_money_of(op) for op in untracked.operations]
+    assert [op.local_ref for op in tracked.operations] == [op.local_ref for op in untracked.operations]
+    # Off, nothing is tracked.
+    assert set(_tracked_amounts(untracked.operations)) <= {(0, "line"), (0, "debit"), (0, "credit")}
+
+
+@settings(settings.get_profile("mapper"))
+@given(matter_transactions())
+def test_no_xero_line_sums_lines_of_two_matters(tx: Transaction) -> None:
+    """One Xero line per account, tax type, matter (and side in a journal): a line of one matter never
+    absorbs another's, and the same journal untracked sums across matters as before."""
+    for op in map_transaction(tx, TRACKED).operations:
+        body = op.body
+        if isinstance(body, ManualJournal) and isinstance(tx.body, GeneralJournalBody):
+            keys = [
+                (jl.account_code, jl.tax_type, jl.line_amount > 0, jl.tracked_action_id) for jl in body.journal_lines
+            ]
+            assert len(keys) == len(set(keys))
+        elif isinstance(body, Invoice | CreditNote):
+            keys2 = [(i.account_code, i.tax_type, i.tracked_action_id) for i in body.line_items]
+            assert len(keys2) == len(set(keys2))
+
+
+@settings(settings.get_profile("mapper"))
+@given(transactions(kinds=(Kind.INVOICE_PAID_FROM_TRUST,)), st.booleans())
+def test_the_two_halves_of_an_invoice_paid_from_trust_each_conserve_the_amount(tx: Transaction, track: bool) -> None:
+    base = TRACKED if track else EXTENDED
+    assert isinstance(tx.body, PaymentBody) and tx.body.amount is not None
+    amount = tx.body.amount.cents
+    spend, payment = map_transaction(tx, base).operations
+    office = map_transaction(tx, replace(base, ledgers=Ledgers.OFFICE))
+    trust = map_transaction(tx, replace(base, ledgers=Ledgers.TRUST))
+
+    assert office.operations == (payment,) and trust.operations == (spend,)
+    for half in (office, trust):
+        (op,) = half.operations
+        assert _money_of(op) == half.total == amount
+    assert isinstance(payment.body, Payment) and payment.body.amount == amount
+    if track:
+        assert _tracked_amounts(trust.operations) == Counter({(tx.header.action_id, "line"): amount})
