@@ -14,7 +14,11 @@ the request sent. A batch or stream is judged by its first item refused, if any.
   "Required for ... (FAILED_PRECONDITION T ...)"   needed only for what a transaction uses: without
                                       it the request is answered, or refused FAILED_PRECONDITION
                                       with violations of type T only, and the walk sees it refused;
-  "Optional"                          the request without it is answered.
+  "Optional"                          the request without it is answered;
+  "Optional, ... extended profile only (FAILED_PRECONDITION T naming P otherwise)"   an option: with
+                                      it set, clearing the context's profile is answered, or refused
+                                      FAILED_PRECONDITION with violations (T, P) of such options only,
+                                      and the walk sees each refused so.
 Paths are the mapper's: inside a batch or stream they start at the item, as its errors do."""
 
 from __future__ import annotations
@@ -42,10 +46,13 @@ REQUIRED = re.compile(r"\bRequired\b")
 OPTIONAL = re.compile(r"\bOptional\b")
 USES = re.compile(r"\bRequired for\b")
 PRECONDITION = re.compile(r"\bFAILED_PRECONDITION (\w+)")
+EXTENDED_ONLY = re.compile(r"\bextended profile only \(FAILED_PRECONDITION (\w+) naming ([\w.\[\]]+) otherwise\)")
 UNLESS_CARRIER = "Required unless the batch or stream message carrying this request sets its context"
 UNLESS_EVERY_ITEM = "Required unless every request sets its own context"
 # Sample kinds whose batch and stream forms are walked too (the unary walk takes every kind).
 BATCH_KINDS = ("client_bill", "client_bill_payment", "supplier_invoice")
+# Sample kinds walked again with the extended profile's options on (_options).
+OPTION_KINDS = ("client_bill", "general_journal", "invoice_paid_from_trust")
 
 
 @pytest.fixture(scope="module")
@@ -221,6 +228,26 @@ def _flagged() -> mapper_pb2.MappingContext:
     return context
 
 
+def _options() -> mapper_pb2.MappingContext:
+    """The context with the extended profile's options on: reports by matter, an office organisation."""
+    context = _context()
+    context.matter_tracking.enabled = True
+    context.matter_tracking.category_name = "Matter"
+    context.ledgers = mapper_pb2.ORGANISATION_LEDGERS_OFFICE
+    return context
+
+
+def extended_only(message: Message, comments: dict[tuple[str, str], str]) -> dict[tuple[str, str], tuple[str, str]]:
+    """The options `message` sets that only the extended profile offers: (type, subject) of the refusal
+    their comment promises without that profile -> the field."""
+    out = {}
+    for field in message.DESCRIPTOR.fields:
+        found = EXTENDED_ONLY.search(comments.get((message.DESCRIPTOR.name, field.name), ""))
+        if found and _is_set(message, field.name):
+            out[(found.group(1), found.group(2))] = (message.DESCRIPTOR.name, field.name)
+    return out
+
+
 def valid_requests() -> Iterator[tuple[str, Message]]:
     context = _context()
     sampled = samples.sample_transactions(1000)
@@ -228,6 +255,8 @@ def valid_requests() -> Iterator[tuple[str, Message]]:
         yield "MapTransaction", mapper_pb2.MapTransactionRequest(transaction=transaction, context=context)
     bill = sampled["client_bill"]
     yield "MapTransaction", mapper_pb2.MapTransactionRequest(transaction=bill, context=_flagged())
+    for kind in OPTION_KINDS:
+        yield "MapTransaction", mapper_pb2.MapTransactionRequest(transaction=sampled[kind], context=_options())
     for kind in BATCH_KINDS:
         own = mapper_pb2.MapTransactionRequest(transaction=sampled[kind], context=context)
         bare = mapper_pb2.MapTransactionRequest(transaction=sampled[kind])
@@ -245,6 +274,7 @@ def test_every_mapper_request_comment_matches_the_validation(
     disagreements: list[str] = []
     cleared_fields: set[tuple[str, str]] = set()
     refused_uses: set[tuple[str, str]] = set()
+    refused_options: set[tuple[str, str]] = set()
     walked: set[str] = set()
     for rpc, request in valid_requests():
         walked.add(rpc)
@@ -270,6 +300,18 @@ def test_every_mapper_request_comment_matches_the_validation(
                 holder(cleared).ClearField(field.name)
                 cleared_fields.add(key)
                 answer = ask(stub, rpc, cleared)
+                options = extended_only(message, comments) if field.name == "profile" else {}
+                if options:
+                    # Without the extended profile its options are refused, each as its comment says.
+                    if answer.code is not None:
+                        if not (
+                            answer.code == ErrorCode.FAILED_PRECONDITION
+                            and not answer.fields
+                            and set(answer.preconditions) <= set(options)
+                        ):
+                            disagreements.append(f"{rpc}: without {path} the mapper answers {answer}")
+                        refused_options.update(options[v] for v in answer.preconditions if v in options)
+                    continue
                 if said.uses:
                     if answer.code is not None:
                         refused_uses.add(key)
@@ -287,6 +329,10 @@ def test_every_mapper_request_comment_matches_the_validation(
     assert every - cleared_fields == set(), f"fields the walk never cleared: {sorted(every - cleared_fields)}"
     uses = {key for key, text in comments.items() if key in every and USES.search(text)}
     assert uses - refused_uses == set(), f"'Required for' fields never needed in the walk: {uses - refused_uses}"
+    offered = {key for key, text in comments.items() if key in every and EXTENDED_ONLY.search(text)}
+    assert offered, "the walk sees no extended-only option: is EXTENDED_ONLY still the comments' wording?"
+    never = offered - refused_options
+    assert never == set(), f"options never refused without the extended profile: {never}"
 
 
 def test_claims_read_conditions_from_the_request() -> None:
