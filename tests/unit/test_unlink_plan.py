@@ -5,7 +5,7 @@ from __future__ import annotations
 from xerolink_common.errors import ErrorCode
 from xerolink_poster.domain.records import RecordRef, XeroObjectRef
 from xerolink_poster.domain.states import LinkState
-from xerolink_poster.domain.unlink_plan import Action, LinkFacts, plan_unlink, refusal
+from xerolink_poster.domain.unlink_plan import Action, LinkFacts, plan_unlink, refusal, with_other_halves
 
 BILL, PAYMENT, CREDIT, APPLICATION, REFUND = (
     RecordRef(1, 10),
@@ -78,3 +78,29 @@ def test_pending_unknown_and_unlinked_records() -> None:
     assert err is not None and err.reason == "UNLINK_REFUSED" and err.message.startswith("nothing was unlinked")
     only_missing = refusal("c", [unknown])
     assert only_missing is not None and only_missing.code == ErrorCode.NOT_FOUND
+
+
+PAID_FROM_TRUST = RecordRef(13, 60)
+SPEND = XeroObjectRef(4, "spend-1", "trust-spend")
+
+
+def test_the_other_half_of_a_record_kept_in_two_organisations_follows_its_own_half() -> None:
+    links = {BILL: facts(LinkState.LINKED, INVOICE), PAID_FROM_TRUST: facts(LinkState.LINKED)}
+    planned = plan_unlink([BILL], links, {BILL: [PAID_FROM_TRUST]}, cascade=True)
+    other = {PAID_FROM_TRUST: [("trust", facts(LinkState.LINKED, SPEND))]}
+
+    bill, office, trust = with_other_halves(planned, other)
+
+    assert (bill.record, office.record, trust.record) == (BILL, PAID_FROM_TRUST, PAID_FROM_TRUST)
+    assert (trust.action, trust.cascaded_from, trust.connection_id) == (Action.CASCADE, BILL, "trust")
+    assert trust.orphans == (SPEND,)
+
+
+def test_a_pending_other_half_refuses_the_request_naming_its_connection() -> None:
+    planned = plan_unlink([PAID_FROM_TRUST], {PAID_FROM_TRUST: facts(LinkState.WAITING)}, {}, cascade=False)
+    outcomes = with_other_halves(planned, {PAID_FROM_TRUST: [("trust", facts(LinkState.PENDING, SPEND))]})
+
+    assert [o.action for o in outcomes] == [Action.UNLINK, Action.REFUSED]
+    error = refusal("office", outcomes)
+    assert error is not None and error.code == ErrorCode.FAILED_PRECONDITION
+    assert [v.subject for v in error.precondition_violations] == ["connections/trust/links/invoice-paid-from-trust/60"]

@@ -200,8 +200,14 @@ def select_links(
 
 
 def outcomes_table(
-    title: str, outcomes: Sequence[unlink_pb2.UnlinkOutcome], words: dict[int, str], notes: Notes | None = None
+    title: str,
+    outcomes: Sequence[unlink_pb2.UnlinkOutcome],
+    words: dict[int, str],
+    notes: Notes | None = None,
+    connection_id: str = "",
 ) -> Table:
+    """One row per outcome; the other half of a record kept in two organisations (an invoice paid
+    from trust) is a row of its own, noted with the connection its link is under."""
     notes = notes or Notes(wide=True)
     table = Table(title=title)
     for column in ("record", "action", "Xero objects left in Xero", "note"):
@@ -216,6 +222,9 @@ def outcomes_table(
             note = f"pays or allocates to {record_label(o.cascaded_from)}"
         else:
             note = ""
+        under = o.link_name.split("/")[1] if o.link_name.startswith("connections/") else ""
+        if connection_id and under and under != connection_id:
+            note = "; ".join(n for n in (f"its other half, under connection {under}", note) if n)
         table.add_row(record_label(o.record), f"[{style}]{words[o.action]}[/{style}]", objects or "—", note)
     return table
 
@@ -254,7 +263,10 @@ def unlink_command(args: argparse.Namespace, console: Console) -> ExitCode:
         except grpc.RpcError as exc:
             return _refused(exc, console)
         notes = Notes(wide=args.wide)
-        notes.print(console, outcomes_table("Preview: nothing has changed yet", preview.outcomes, PREVIEW_WORDS, notes))
+        notes.print(
+            console,
+            outcomes_table("Preview: nothing has changed yet", preview.outcomes, PREVIEW_WORDS, notes, args.connection),
+        )
         refused = [o for o in preview.outcomes if o.action == unlink_pb2.UNLINK_ACTION_REFUSED]
         if refused:
             hint = " (add --cascade to unlink linked payments too)" if not args.cascade else ""
@@ -272,7 +284,7 @@ def unlink_command(args: argparse.Namespace, console: Console) -> ExitCode:
         except grpc.RpcError as exc:
             return _refused(exc, console)
     notes = Notes(wide=args.wide)
-    notes.print(console, outcomes_table("Unlinked", done.outcomes, DONE_WORDS, notes))
+    notes.print(console, outcomes_table("Unlinked", done.outcomes, DONE_WORDS, notes, args.connection))
     orphaned = sum(len(o.orphaned) for o in done.outcomes)
     console.print(
         f"{done.unlinked_count} unlinked; {orphaned} Xero object(s) left in Xero as orphans "

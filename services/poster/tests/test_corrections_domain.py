@@ -89,3 +89,21 @@ def test_only_linked_records_can_be_corrected(state: LinkState, reason: str) -> 
     with pytest.raises(dom.NotCorrectable) as missing:
         plans.check_target(None, BILL, "firm-1")
     assert missing.value.not_found
+
+
+def test_an_invoice_paid_from_trust_deletes_its_trust_half_in_the_trust_organisation_and_unlinks_both() -> None:
+    record = RecordRef(13, 60)
+    office = dom.LinkFacts(record, LinkState.LINKED, (XeroObjectRef(xero_pb2.OBJECT_TYPE_PAYMENT, "pay-1", "payment"),))
+    spend = XeroObjectRef(xero_pb2.OBJECT_TYPE_BANK_TRANSACTION, "spend-1", "trust-spend")
+    trust = dom.LinkFacts(record, LinkState.LINKED, (spend,))
+
+    plan = plans.plan_payment(office, dom.Intent.DELETE, {"spend-1": "DELETED"}, None, [("trust", trust)])
+
+    ours = [s for s in plan.steps if s.actor == dom.Actor.XEROLINK]
+    assert [(s.action, s.xero_id, s.state) for s in ours] == [
+        (dom.Action.DELETE_PAYMENT, "pay-1", dom.StepState.PENDING),
+        (dom.Action.DELETE_BANK_TRANSACTION, "spend-1", dom.StepState.DONE),
+        (dom.Action.UNLINK, "", dom.StepState.PENDING),
+    ]
+    assert "connection trust" in ours[1].description and "connection trust" in ours[2].description
+    assert plans.half_violation(("trust", dom.LinkFacts(record, LinkState.PENDING, ()))) is not None

@@ -13,6 +13,11 @@ refuses a second ACCREC invoice with it, so the old invoice is renamed (void_num
 still lets it be edited (approved, no payments), and the edited bill is posted again under the
 number the client holds.
 
+An invoice paid from trust kept in two organisations (the spend linked under the trust
+organisation's connection, the payment under the office one) is one record: its other half's
+objects are deleted in their own organisation (the saga sends each step through the connection
+whose link holds the object), and its one unlink step unlinks both halves.
+
 Pure: the facts (links, what Xero reports) are gathered by the service layer; what a plan is
 made of is in corrections.py."""
 
@@ -44,6 +49,10 @@ from xerolink_poster.domain.corrections import (
 from xerolink_poster.domain.kinds import LinkGroup, ObjectType, TransactionKind
 from xerolink_poster.domain.records import RecordRef, XeroObjectRef, group_of
 from xerolink_poster.domain.states import LinkState
+
+# Another connection's link of the same record (the other half of an invoice paid from trust kept
+# in two organisations): its connection id and its facts.
+OtherHalf = tuple[str, LinkFacts]
 
 _DELETE_ACTION: Mapping[int, Action] = {
     ObjectType.PAYMENT: Action.DELETE_PAYMENT,
@@ -100,9 +109,22 @@ def check_target(link: LinkFacts | None, record: RecordRef, connection_id: str) 
         )
 
 
-def _delete_steps(link: LinkFacts, statuses: Mapping[str, str]) -> list[Step]:
-    """Deletes a link's Xero objects, newest first (a trust payment's Payment before its SPEND)."""
+def half_violation(half: OtherHalf) -> str | None:
+    """Why a record cannot be corrected now because of its other half, or None."""
+    connection_id, link = half
+    if link.state in (LinkState.PENDING, LinkState.WAITING):
+        return (
+            f"{record_name(link.record)} is {link.state.value} under connection {connection_id} (its other half, in "
+            "the other organisation): wait until it is linked or failed (GetLink), then plan again"
+        )
+    return None
+
+
+def _delete_steps(link: LinkFacts, statuses: Mapping[str, str], connection_id: str = "") -> list[Step]:
+    """Deletes a link's Xero objects, newest first (a trust payment's Payment before its SPEND);
+    `connection_id` names the organisation of another connection's half."""
     steps = []
+    where = f"the Xero organisation of connection {connection_id} (its trust half)" if connection_id else "Xero"
     for obj in reversed(link.objects):
         action = _DELETE_ACTION[obj.type]
         gone = statuses.get(obj.xero_id, "") in GONE
@@ -110,7 +132,7 @@ def _delete_steps(link: LinkFacts, statuses: Mapping[str, str]) -> list[Step]:
             Step(
                 action,
                 Actor.XEROLINK,
-                f"Delete {object_name(obj)} of {record_name(link.record)} in Xero",
+                f"Delete {object_name(obj)} of {record_name(link.record)} in {where}",
                 link.record,
                 obj.type,
                 obj.xero_id,
@@ -154,11 +176,20 @@ def _rename_step(target: LinkFacts, document: XeroObjectRef, number: str, new_nu
     )
 
 
-def _unlink_step(link: LinkFacts) -> Step:
+def _halves_steps(halves: Sequence[OtherHalf], statuses: Mapping[str, str]) -> list[Step]:
+    """Deletes the linked other halves' objects, each in its own organisation."""
+    return [s for c, h in halves if h.state == LinkState.LINKED for s in _delete_steps(h, statuses, c)]
+
+
+def _unlink_step(link: LinkFacts, halves: Sequence[OtherHalf] = ()) -> Step:
+    others = [c for c, h in halves if h.state != LinkState.UNLINKED]
+    with_halves = "".join(f" and its other half under connection {c}" for c in others)
     return Step(
         Action.UNLINK,
         Actor.XEROLINK,
-        f"Unlink {record_name(link.record)} (its Xero objects are recorded as orphaned)",
+        f"Unlink {record_name(link.record)}{with_halves} (their Xero objects are recorded as orphaned)"
+        if others
+        else f"Unlink {record_name(link.record)} (its Xero objects are recorded as orphaned)",
         link.record,
     )
 
@@ -167,11 +198,18 @@ def _user(description: str, record: RecordRef | None = None) -> Step:
     return Step(Action.MANUAL, Actor.ACTIONSTEP_USER, description, record)
 
 
-def plan_payment(target: LinkFacts, intent: Intent, statuses: Mapping[str, str], document: LinkFacts | None) -> Plan:
-    """A payment (or refund, or credit note application): delete it in Xero, unlink it, then the
-    user deletes it, or edits and resaves it (which posts it again)."""
+def plan_payment(
+    target: LinkFacts,
+    intent: Intent,
+    statuses: Mapping[str, str],
+    document: LinkFacts | None,
+    halves: Sequence[OtherHalf] = (),
+) -> Plan:
+    """A payment (or refund, or credit note application): delete it in Xero (and its other half
+    in the other organisation), unlink it, then the user deletes it, or edits and resaves it
+    (which posts it again)."""
     name = record_name(target.record)
-    steps = [*_delete_steps(target, statuses), _unlink_step(target)]
+    steps = [*_delete_steps(target, statuses), *_halves_steps(halves, statuses), _unlink_step(target, halves)]
     notes: list[str] = []
     if intent == Intent.DELETE:
         steps.append(_user(f"Delete {name} in Actionstep", target.record))
@@ -193,6 +231,7 @@ def plan_document(
     xero: XeroDocument,
     dependents: Sequence[LinkFacts],
     statuses: Mapping[str, str],
+    halves: Mapping[RecordRef, Sequence[OtherHalf]] | None = None,
 ) -> Plan:
     """A document: delete its payments and allocations in Xero, void or delete it, unlink them and
     it; then the user deletes the payments, reverts the document to draft, deletes it or edits
@@ -207,9 +246,12 @@ def plan_document(
             blockers.append(f"{record_name(d.record)} is being posted against it: wait until it settles, then retry")
         elif d.state == LinkState.FAILED:
             notes.append(f"{record_name(d.record)} failed to post: it is not in Xero; delete or fix it in Actionstep")
+    halves = halves or {}
+    for d in linked:
+        blockers += [b for h in halves.get(d.record, ()) if (b := half_violation(h))]
     steps: list[Step] = []
     for d in linked:
-        steps += _delete_steps(d, statuses)
+        steps += _delete_steps(d, statuses) + _halves_steps(halves.get(d.record, ()), statuses)
     # Money on the document in Xero that no linked record of xerolink accounts for.
     ours = {o.xero_id.lower() for d in dependents for o in d.objects}
     ours_credit = [d.credit_note_id.lower() for d in linked if d.credit_note_id]
@@ -256,7 +298,7 @@ def plan_document(
             f"invoice be renamed, so the edited bill cannot be posted again under {xero.number}"
         )
     steps.append(_document_step(target, document, xero.status))
-    steps += [_unlink_step(d) for d in linked]
+    steps += [_unlink_step(d, halves.get(d.record, ())) for d in linked]
     steps.append(_unlink_step(target))
     for d in linked:
         steps.append(_user(f"Delete {record_name(d.record)} in Actionstep", d.record))

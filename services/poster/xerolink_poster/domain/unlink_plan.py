@@ -16,7 +16,11 @@ Rules (the seed: unlinked records stay in both systems; Actionstep locks linked 
   refused (LINKED_DEPENDENTS) naming them, unless they are selected too or the request cascades;
   with cascade the linked ones are unlinked with it (their own dependents likewise), and
   in-flight ones still refuse it (DEPENDENT_IN_PROGRESS). Waiting and failed dependents hold
-  nothing in Xero: they stay, and wait for the document to be linked again."""
+  nothing in Xero: they stay, and wait for the document to be linked again.
+- an invoice paid from trust kept in two organisations is one record in two links of the same
+  key (the spend under the trust organisation's connection, the payment under the office one):
+  whichever half is selected or cascaded, the other half goes with it (with_other_halves), and
+  either half refused refuses the request."""
 
 from __future__ import annotations
 
@@ -61,6 +65,9 @@ class Outcome:
     blocked_by: list[RecordRef] = field(default_factory=list)
     cascaded_from: RecordRef | None = None
     error: XerolinkError | None = None
+    # The connection whose link this is, when not the request's: the other half of a record kept
+    # in two organisations.
+    connection_id: str = ""
 
 
 def label(record: RecordRef) -> str:
@@ -102,30 +109,8 @@ def plan_unlink(
                 f"{label(record)} was never posted on this connection; check the kind and id (list links to find it)",
             )
             continue
-        if facts.state == LinkState.UNLINKED:
-            outcome.action = Action.ALREADY_UNLINKED
+        if not _judge(outcome, facts):
             continue
-        if facts.state == LinkState.PENDING:
-            outcome.action = Action.REFUSED
-            outcome.error = XerolinkError(
-                ErrorCode.FAILED_PRECONDITION,
-                Reason.POSTING_IN_PROGRESS,
-                f"{label(record)} is being posted to Xero right now and cannot be unlinked; wait until it is "
-                "linked or failed (watch its posting), then unlink it",
-            )
-            continue
-        if facts.state == LinkState.FAILED and facts.outcome_unknown:
-            # Unlinked, the record would be posted afresh under a new generation's tag, and what
-            # the lost call made (under this generation's tag) would be neither found nor listed.
-            outcome.action = Action.REFUSED
-            outcome.error = XerolinkError(
-                ErrorCode.FAILED_PRECONDITION,
-                Reason.LINK_OUTCOME_UNKNOWN,
-                f"{label(record)} gave up without knowing whether Xero created it; post the same content again "
-                "so xerolink finds it in Xero (or creates it once), then unlink it",
-            )
-            continue
-        outcome.orphans = facts.objects
         active = [d for d in dependents.get(record, ()) if d in links and links[d].state in _ACTIVE]
         in_flight = sorted(d for d in active if links[d].state == LinkState.PENDING)
         linked = sorted(d for d in active if links[d].state == LinkState.LINKED and d not in chosen_set)
@@ -153,6 +138,72 @@ def plan_unlink(
     return first + [o for r, o in outcomes.items() if r not in chosen_set]
 
 
+def _judge(outcome: Outcome, facts: LinkFacts) -> bool:
+    """Applies the link's own state to the outcome; True when it can be unlinked (its Xero objects
+    become the outcome's orphans), False when it is already unlinked or refused."""
+    where = f" under connection {outcome.connection_id}" if outcome.connection_id else ""
+    name = f"{label(outcome.record)}{where}"
+    if facts.state == LinkState.UNLINKED:
+        outcome.action = Action.ALREADY_UNLINKED
+        return False
+    if facts.state == LinkState.PENDING:
+        outcome.action = Action.REFUSED
+        outcome.error = XerolinkError(
+            ErrorCode.FAILED_PRECONDITION,
+            Reason.POSTING_IN_PROGRESS,
+            f"{name} is being posted to Xero right now and cannot be unlinked; wait until it is "
+            "linked or failed (watch its posting), then unlink it",
+        )
+        return False
+    if facts.state == LinkState.FAILED and facts.outcome_unknown:
+        # Unlinked, the record would be posted afresh under a new generation's tag, and what
+        # the lost call made (under this generation's tag) would be neither found nor listed.
+        outcome.action = Action.REFUSED
+        outcome.error = XerolinkError(
+            ErrorCode.FAILED_PRECONDITION,
+            Reason.LINK_OUTCOME_UNKNOWN,
+            f"{name} gave up without knowing whether Xero created it; post the same content again "
+            "so xerolink finds it in Xero (or creates it once), then unlink it",
+        )
+        return False
+    outcome.orphans = facts.objects
+    return True
+
+
+def with_other_halves(
+    outcomes: Sequence[Outcome], other_halves: Mapping[RecordRef, Sequence[tuple[str, LinkFacts]]]
+) -> list[Outcome]:
+    """The plan with the other half of each record kept in two organisations right after its own
+    outcome: unlinked with it (as selected, or cascaded from the same document), judged by its
+    own link's state, so a half being posted refuses the request. `other_halves` maps a record to
+    its links under other connections (connection id, facts). A record refused here for its own
+    reasons (never posted, blocked by its payments) takes its other half nowhere."""
+    planned: list[Outcome] = []
+    for outcome in outcomes:
+        planned.append(outcome)
+        if (
+            outcome.action == Action.REFUSED
+            and outcome.error is not None
+            and outcome.error.reason
+            in (
+                Reason.LINK_NOT_FOUND,
+                Reason.LINKED_DEPENDENTS,
+                Reason.DEPENDENT_IN_PROGRESS,
+            )
+        ):
+            continue
+        for connection_id, facts in other_halves.get(outcome.record, ()):
+            half = Outcome(
+                outcome.record,
+                Action.CASCADE if outcome.cascaded_from else Action.UNLINK,
+                cascaded_from=outcome.cascaded_from,
+                connection_id=connection_id,
+            )
+            _judge(half, facts)
+            planned.append(half)
+    return planned
+
+
 def refusal(connection_id: str, outcomes: Sequence[Outcome]) -> XerolinkError | None:
     """The request's error when any record is refused (nothing is changed), else None. Each
     refused record is a violation, and so is each record that blocks one."""
@@ -163,7 +214,8 @@ def refusal(connection_id: str, outcomes: Sequence[Outcome]) -> XerolinkError | 
     violations: list[PreconditionViolation] = []
     for o in refused:
         assert o.error is not None
-        violations.append(PreconditionViolation(o.error.reason, link_name(connection_id, o.record), o.error.message))
+        subject = link_name(o.connection_id or connection_id, o.record)
+        violations.append(PreconditionViolation(o.error.reason, subject, o.error.message))
         violations.extend(
             PreconditionViolation(
                 "BLOCKING_DEPENDENT",

@@ -126,6 +126,9 @@ def orphan_message(row: StoredOrphan) -> unlink_pb2.OrphanedXeroObject:
 def _outcome_message(
     connection_id: str, outcome: Outcome, stored: Sequence[StoredOrphan] | None
 ) -> unlink_pb2.UnlinkOutcome:
+    """One outcome; the other half of a record kept in two organisations is an outcome of its own
+    whose link_name (and orphans' connection_id) names the other connection."""
+    connection_id = outcome.connection_id or connection_id
     message = unlink_pb2.UnlinkOutcome(
         record=pm.record_key(outcome.record),
         action=_ACTIONS[outcome.action],
@@ -172,7 +175,11 @@ class UnlinkRpcs:
         return unlink_pb2.UnlinkLinksResponse(
             outcomes=[
                 _outcome_message(
-                    request.connection_id, o, None if request.validate_only else result.orphans.get(o.record, [])
+                    request.connection_id,
+                    o,
+                    None
+                    if request.validate_only
+                    else result.orphans.get((o.connection_id or request.connection_id, o.record), []),
                 )
                 for o in result.outcomes
             ],

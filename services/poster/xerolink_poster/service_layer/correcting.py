@@ -5,7 +5,12 @@ xerolink's steps is recorded in_progress, performed (a look-up in Xero first, th
 and recorded done or failed, each record its own transaction. A poster that dies or a Xero call
 that fails mid-way leaves the saga at a step; ApplyCorrection again resumes from it, and the
 look-up makes the repeat harmless. One runner at a time: a claim on the saga row, renewed at each
-step, expires when its poster died."""
+step, expires when its poster died.
+
+An invoice paid from trust kept in two organisations has its other half (the trust spend) under
+the trust organisation's connection: a step on one of that half's objects is sent through that
+connection (its credentials, and its tenant's budget and lease, borrowed from the dispatcher like
+the saga's own), found from the link that holds the object, so a resumed saga finds it again."""
 
 from __future__ import annotations
 
@@ -13,8 +18,8 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 
 from xerolink_common.errors import (
@@ -33,6 +38,7 @@ from xerolink_poster.adapters.tables import ConnectionRow
 from xerolink_poster.domain import correction_plans as plans
 from xerolink_poster.domain import corrections as dom
 from xerolink_poster.domain.records import RecordRef
+from xerolink_poster.domain.routing import SPLIT_KINDS
 from xerolink_poster.domain.states import LinkState
 from xerolink_poster.service_layer import unlinking
 from xerolink_poster.service_layer.connections import get_connection, require_connection_id
@@ -41,6 +47,7 @@ from xerolink_poster.service_layer.correction_xero import CorrectionXero, XeroRe
 from xerolink_poster.service_layer.dispatch.gate import LeaseLost
 from xerolink_poster.service_layer.dispatch.supervisor import Dispatcher
 from xerolink_poster.service_layer.ports import Repositories, Saga
+from xerolink_poster.service_layer.record_halves import other_halves
 from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transaction
 
 log = logging.getLogger(__name__)
@@ -94,32 +101,46 @@ class Corrections:
                 retry_after_seconds=2.0,
             ) from exc
 
+    @contextmanager
+    def _xeros(self, connection: ConnectionRow) -> Iterator[_Xeros]:
+        """The saga's Xero access per connection: its own connection's opened at once (refusing
+        as _xero does), another half's connection on first use."""
+        with ExitStack() as stack:
+            xeros = _Xeros(self.db, self._xero, stack)
+            xeros.opened[connection.connection_id] = stack.enter_context(self._xero(connection))
+            yield xeros
+
     # -- planning ----------------------------------------------------------------------------
     def _facts(self, connection_id: str, record: RecordRef) -> tuple[ConnectionRow, Saga | None, dom.LinkFacts]:
         require_connection_id(connection_id)
         with UnitOfWork(self.db, write=False) as uow:
             return correction_target(uow, connection_id, record)
 
-    def _plan(self, connection_id: str, target: dom.LinkFacts, intent: dom.Intent, xero: CorrectionXero) -> dom.Plan:
+    def _plan(self, connection_id: str, target: dom.LinkFacts, intent: dom.Intent, xeros: _Xeros) -> dom.Plan:
+        xero = xeros.get(connection_id)
         try:
             if dom.is_document(target):
                 document = dom.document_of(target)
                 with UnitOfWork(self.db, write=False) as uow:
                     dependents = uow.corrections.dependents(connection_id, target.record)
+                    halves = halves_of(uow, connection_id, [d.record for d in dependents])
                 status = {
                     o.xero_id: xero.status(o.type, o.xero_id, d.credit_note_id)
                     for d in dependents
                     if d.state == LinkState.LINKED
                     for o in d.objects
                 }
+                status |= _half_statuses(halves.values(), xeros)
                 read = xero.document(document.type, document.xero_id)
-                return plans.plan_document(target, intent, read, dependents, status)
+                return plans.plan_document(target, intent, read, dependents, status, halves)
             status = {o.xero_id: xero.status(o.type, o.xero_id, target.credit_note_id) for o in target.objects}
             with UnitOfWork(self.db, write=False) as uow:
                 link = uow.links.get_link(connection_id, target.record)
                 paid = uow.corrections.paid_document(link) if link is not None else None
                 document_facts = uow.corrections.link_facts(paid) if paid is not None else None
-            return plans.plan_payment(target, intent, status, document_facts)
+                halves = halves_of(uow, connection_id, [target.record])
+            status |= _half_statuses(halves.values(), xeros)
+            return plans.plan_payment(target, intent, status, document_facts, halves.get(target.record, ()))
         except XeroTrouble as exc:
             raise unavailable(exc.reason, f"{exc.message}; plan again when Xero answers", 5.0) from exc
 
@@ -127,8 +148,8 @@ class Corrections:
         connection, saga, target = self._facts(connection_id, record)
         if saga is not None and target.state == LinkState.UNLINKED:
             return view_of(saga)
-        with self._xero(connection) as xero:
-            plan = self._plan(connection_id, target, intent, xero)
+        with self._xeros(connection) as xeros:
+            plan = self._plan(connection_id, target, intent, xeros)
         notes = list(plan.notes)
         if saga is not None:
             notes.append(
@@ -154,15 +175,15 @@ class Corrections:
         connection, saga, target = self._facts(connection_id, record)
         if (finished := completed_answer(saga, intent)) is not None:
             return finished
-        with self._xero(connection) as xero:
+        with self._xeros(connection) as xeros:
             if saga is None:
-                saga = self._start(connection_id, target, intent, xero)
+                saga = self._start(connection_id, target, intent, xeros)
             if saga.row.state == dom.SagaState.COMPLETED:
                 return view_of(saga)
             runner = f"{self.runner_prefix}:{uuid.uuid4().hex[:12]}"
             self._claim(saga, runner)
             try:
-                self._run(saga, runner, connection_id, xero, f"{actor} (correction {saga.row.correction_id})"[:128])
+                self._run(saga, runner, connection_id, xeros, f"{actor} (correction {saga.row.correction_id})"[:128])
             finally:
                 self._finish(saga.row.correction_id, runner)
         with UnitOfWork(self.db, write=False) as uow:
@@ -170,8 +191,8 @@ class Corrections:
         assert done is not None
         return view_of(done)
 
-    def _start(self, connection_id: str, target: dom.LinkFacts, intent: dom.Intent, xero: CorrectionXero) -> Saga:
-        plan = self._plan(connection_id, target, intent, xero)
+    def _start(self, connection_id: str, target: dom.LinkFacts, intent: dom.Intent, xeros: _Xeros) -> Saga:
+        plan = self._plan(connection_id, target, intent, xeros)
         if plan.blockers:
             raise failed_precondition(
                 Reason.CORRECTION_BLOCKED,
@@ -228,7 +249,7 @@ class Corrections:
 
         run_in_transaction(self.db, write)
 
-    def _run(self, saga: Saga, runner: str, connection_id: str, xero: CorrectionXero, actor: str) -> None:
+    def _run(self, saga: Saga, runner: str, connection_id: str, xeros: _Xeros, actor: str) -> None:
         correction_id = saga.row.correction_id
         with UnitOfWork(self.db, write=False) as uow:
             steps = uow.corrections.load_steps(correction_id)
@@ -248,7 +269,7 @@ class Corrections:
                 log.warning("correction %s was taken over by another runner", correction_id)
                 return
             try:
-                outcome = self._perform(step, connection_id, saga.row.generation, xero, actor)
+                outcome = self._perform(step, connection_id, saga.row.generation, xeros, actor)
             except Exception as exc:  # recorded, so the saga never sits in_progress with no reason
                 log.exception("correction %s step %d failed unexpectedly", correction_id, position)
                 outcome = _Outcome(
@@ -275,14 +296,16 @@ class Corrections:
             if outcome.state == dom.StepState.FAILED:
                 return
 
-    def _perform(
-        self, step: dom.Step, connection_id: str, generation: int, xero: CorrectionXero, actor: str
-    ) -> _Outcome:
+    def _perform(self, step: dom.Step, connection_id: str, generation: int, xeros: _Xeros, actor: str) -> _Outcome:
         if step.action == dom.Action.UNLINK:
             assert step.record is not None
             return self._unlink(connection_id, step.record, actor)
         if step.action == dom.Action.RENAME_DOCUMENT:
-            return self._rename(step, connection_id, generation, xero)
+            return self._rename(step, connection_id, generation, xeros.get(connection_id))
+        try:
+            xero = xeros.get(self._step_connection(connection_id, step))
+        except XerolinkError as exc:  # the other organisation's connection is busy elsewhere, or gone
+            return _Outcome(dom.StepState.FAILED, f"{exc.message}; then apply again", exc.reason)
         try:
             undone = xero.undo(step.xero_type, step.xero_id, step.parent_xero_id)
         except XeroTrouble as exc:
@@ -301,6 +324,18 @@ class Corrections:
         except LeaseLost:
             return _LEASE_LOST
         return _Outcome(dom.StepState.DONE, undone.detail)
+
+    def _step_connection(self, connection_id: str, step: dom.Step) -> str:
+        """The connection whose organisation holds the step's object: the saga's, or for the other
+        half of a record kept in two organisations the connection whose link holds it (kept there
+        after the unlink too, so a resumed step finds the same one)."""
+        if step.record is None or step.record.kind not in SPLIT_KINDS or not step.xero_id:
+            return connection_id
+        with UnitOfWork(self.db, write=False) as uow:
+            for half in other_halves(uow, connection_id, [step.record], lock=False).get(step.record, []):
+                if any(o.xero_id == step.xero_id for o in uow.links.xero_objects(half)):
+                    return half.connection_id
+        return connection_id
 
     def _rename(self, step: dom.Step, connection_id: str, generation: int, xero: CorrectionXero) -> _Outcome:
         """Frees the invoice's number before the void. The numbers come from the registry (the
@@ -341,18 +376,64 @@ class Corrections:
         return _Outcome(dom.StepState.DONE, renamed.detail)
 
     def _unlink(self, connection_id: str, record: RecordRef, actor: str) -> _Outcome:
+        """Unlinks the record, with its other half under another connection if it has one."""
         with UnitOfWork(self.db, write=False) as uow:
             link = uow.links.get_link(connection_id, record)
-            state = LinkState(link.state) if link is not None else None
-        if state == LinkState.UNLINKED:
+            halves = [link, *other_halves(uow, connection_id, [record], lock=False).get(record, [])]
+            states = {LinkState(h.state) for h in halves if h is not None}
+        if states == {LinkState.UNLINKED}:
             return _Outcome(dom.StepState.DONE, "already unlinked")
         try:
-            row = unlinking.unlink(self.db, connection_id, record, actor)
+            unlinking.unlink(self.db, connection_id, record, actor)
         except XerolinkError as exc:
             return _Outcome(dom.StepState.FAILED, exc.message, exc.reason)
         with UnitOfWork(self.db, write=False) as uow:
-            orphans = ", ".join(f"{o.xero_id}" for o in uow.links.xero_objects(row))
-        return _Outcome(dom.StepState.DONE, f"unlinked; its Xero objects are recorded as orphaned ({orphans})")
+            rows = [uow.links.get_link(h.connection_id, record) for h in halves if h is not None]
+            orphans = ", ".join(o.xero_id for r in rows if r is not None for o in uow.links.xero_objects(r))
+        both = " with its other half" if len(rows) > 1 else ""
+        return _Outcome(dom.StepState.DONE, f"unlinked{both}; its Xero objects are recorded as orphaned ({orphans})")
+
+
+class _Xeros:
+    """A saga's CorrectionXero per connection, each opened through the dispatcher on first use
+    and given back when the saga's request ends."""
+
+    def __init__(
+        self,
+        db: Database,
+        open_one: Callable[[ConnectionRow], AbstractContextManager[CorrectionXero]],
+        stack: ExitStack,
+    ) -> None:
+        self._db = db
+        self._open_one = open_one
+        self._stack = stack
+        self.opened: dict[str, CorrectionXero] = {}
+
+    def get(self, connection_id: str) -> CorrectionXero:
+        if connection_id not in self.opened:
+            connection = get_connection(self._db, connection_id)
+            self.opened[connection_id] = self._stack.enter_context(self._open_one(connection))
+        return self.opened[connection_id]
+
+
+def halves_of(
+    repos: Repositories, connection_id: str, records: Sequence[RecordRef]
+) -> dict[RecordRef, list[plans.OtherHalf]]:
+    """The other halves of these records (kept in two organisations), as the plans take them."""
+    found = other_halves(repos, connection_id, records, lock=False)
+    return {r: [(h.connection_id, repos.corrections.link_facts(h)) for h in hs] for r, hs in found.items()}
+
+
+def _half_statuses(halves: Iterable[Sequence[plans.OtherHalf]], xeros: _Xeros) -> dict[str, str]:
+    """The Xero status of the linked other halves' objects, each read in its own organisation."""
+    statuses: dict[str, str] = {}
+    for found in halves:
+        for connection_id, facts in found:
+            if facts.state != LinkState.LINKED:
+                continue
+            xero = xeros.get(connection_id)
+            statuses |= {o.xero_id: xero.status(o.type, o.xero_id, facts.credit_note_id) for o in facts.objects}
+    return statuses
 
 
 def correction_target(
@@ -369,6 +450,9 @@ def correction_target(
     if saga is None or facts is None:
         try:
             plans.check_target(facts, record, connection_id)
+            for half in halves_of(repos, connection_id, [record]).get(record, []):
+                if (why := plans.half_violation(half)) is not None:
+                    raise dom.NotCorrectable(Reason.POSTING_IN_PROGRESS, why)
         except dom.NotCorrectable as exc:
             raise refusal_of(exc) from exc
     assert facts is not None

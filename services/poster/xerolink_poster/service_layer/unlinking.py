@@ -5,7 +5,10 @@ invoice is linked again.
 
 `unlink` is the single-record step (the correction saga calls it; it does not look at
 payments, because the saga unlinks them itself); `unlink_links` is the operator's request:
-several records, a preview, a confirmation, cascades, all or nothing (see domain/unlink_plan.py)."""
+several records, a preview, a confirmation, cascades, all or nothing (see domain/unlink_plan.py).
+Both take the other half of a record kept in two organisations (an invoice paid from trust whose
+spend is linked under the trust organisation's connection): it is one Actionstep record, so its
+two links are unlinked together, in the same transaction (service_layer/record_halves.py)."""
 
 from __future__ import annotations
 
@@ -19,10 +22,19 @@ from xerolink_poster.adapters.database import Database, now_us
 from xerolink_poster.adapters.tables import LinkRow, OrphanRow
 from xerolink_poster.domain.records import KNOWN_KINDS, RecordRef, parse_link_name
 from xerolink_poster.domain.states import Event, LinkState
-from xerolink_poster.domain.unlink_plan import Action, LinkFacts, Outcome, label, plan_unlink, refusal
+from xerolink_poster.domain.unlink_plan import (
+    Action,
+    LinkFacts,
+    Outcome,
+    label,
+    plan_unlink,
+    refusal,
+    with_other_halves,
+)
 from xerolink_poster.service_layer.connections import get_connection, text_ok
 from xerolink_poster.service_layer.ports import Repositories, StateChange
 from xerolink_poster.service_layer.queries import encode_token, page_position, page_size
+from xerolink_poster.service_layer.record_halves import other_halves
 from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transaction
 
 MAX_RECORDS = 500
@@ -34,15 +46,23 @@ def unlink(db: Database, connection_id: str, record: RecordRef, actor: str) -> L
 
 
 def unlink_record(repos: Repositories, connection_id: str, record: RecordRef, actor: str) -> LinkRow:
-    """The single-record step in the caller's transaction."""
+    """The single-record step in the caller's transaction, with the record's other half under
+    another connection, if it has one: both or neither (a half being posted refuses both)."""
     link = repos.links.get_link(connection_id, record)
     if link is None:
         raise not_found(Reason.LINK_NOT_FOUND, f"{record} was never posted on connection {connection_id!r}")
-    if link.state == LinkState.PENDING:
-        raise failed_precondition(
-            Reason.POSTING_IN_PROGRESS, f"{record} is being posted; wait until it is linked or failed, then unlink"
-        )
-    unlink_rows(repos, [(link, "")], actor, now_us(), reason="")
+    halves = [link, *other_halves(repos, connection_id, [record], lock=True).get(record, [])]
+    for half in halves:
+        if half.state == LinkState.PENDING:
+            where = "" if half is link else f" under connection {half.connection_id} (its other half)"
+            raise failed_precondition(
+                Reason.POSTING_IN_PROGRESS,
+                f"{record} is being posted{where}; wait until it is linked or failed, then unlink",
+            )
+    to_unlink = [(h, "" if h is link else f"with its other half under {connection_id}") for h in halves]
+    to_unlink = [(h, d) for h, d in to_unlink if h.state != LinkState.UNLINKED]
+    if to_unlink:
+        unlink_rows(repos, to_unlink, actor, now_us(), reason="")
     repos.links.refresh(link)  # the bulk transition expired it; callers read it after commit
     return link
 
@@ -89,10 +109,11 @@ def unlink_rows(
 
 @dataclass
 class UnlinkResult:
-    """Outcomes in the plan's order; orphans stored per record (empty in a preview)."""
+    """Outcomes in the plan's order; orphans stored per link, by connection and record (empty in
+    a preview)."""
 
     outcomes: list[Outcome]
-    orphans: dict[RecordRef, list[OrphanRow]] = field(default_factory=dict)
+    orphans: dict[tuple[str, RecordRef], list[OrphanRow]] = field(default_factory=dict)
     unlinked: int = 0
 
 
@@ -194,13 +215,23 @@ def unlink_links(
 
 def _plan(
     repos: Repositories, connection_id: str, chosen: Sequence[RecordRef], cascade: bool, lock: bool
-) -> tuple[list[Outcome], dict[RecordRef, LinkRow]]:
+) -> tuple[list[Outcome], dict[tuple[str, RecordRef], LinkRow]]:
+    """The plan, and the links it speaks of by (connection, record): the request's connection's,
+    and the other halves of records kept in two organisations under theirs."""
     links, dependents = _gather(repos, connection_id, chosen, cascade, lock)
-    facts = {
-        r: LinkFacts(LinkState(link.state), tuple(repos.links.xero_objects(link)), link.outcome_unknown)
-        for r, link in links.items()
-    }
-    return plan_unlink(chosen, facts, dependents, cascade), links
+    facts = {r: _facts(repos, link) for r, link in links.items()}
+    planned = plan_unlink(chosen, facts, dependents, cascade)
+    halves = other_halves(repos, connection_id, [o.record for o in planned], lock)
+    if not halves:
+        return planned, {(connection_id, r): link for r, link in links.items()}
+    by_link = {(connection_id, r): link for r, link in links.items()}
+    by_link.update({(h.connection_id, r): h for r, hs in halves.items() for h in hs})
+    other = {r: [(h.connection_id, _facts(repos, h)) for h in hs] for r, hs in halves.items()}
+    return with_other_halves(planned, other), by_link
+
+
+def _facts(repos: Repositories, link: LinkRow) -> LinkFacts:
+    return LinkFacts(LinkState(link.state), tuple(repos.links.xero_objects(link)), link.outcome_unknown)
 
 
 def preview_unlink(repos: Repositories, connection_id: str, chosen: Sequence[RecordRef], cascade: bool) -> UnlinkResult:
@@ -218,12 +249,19 @@ def unlink_chosen(
     if error is not None:
         raise error
     acting = [o for o in outcomes if o.action in (Action.UNLINK, Action.CASCADE)]
-    link_ids = {o.record: links[o.record].id or 0 for o in acting}
-    details = [f"cascaded from {label(o.cascaded_from)}" if o.cascaded_from else "" for o in acting]
-    stored = unlink_rows(
-        repos, [(links[o.record], d) for o, d in zip(acting, details, strict=True)], actor, now_us(), reason
-    )
-    return UnlinkResult(outcomes, {r: stored[i] for r, i in link_ids.items()}, len(acting))
+    keys = [(o.connection_id or connection_id, o.record) for o in acting]
+    details = [_detail(connection_id, o) for o in acting]
+    stored = unlink_rows(repos, [(links[k], d) for k, d in zip(keys, details, strict=True)], actor, now_us(), reason)
+    return UnlinkResult(outcomes, {k: stored[links[k].id or 0] for k in keys}, len(acting))
+
+
+def _detail(connection_id: str, outcome: Outcome) -> str:
+    """The audit detail of one unlinked link: what it cascaded from, and for the other half of a
+    record kept in two organisations, the connection the request was made under."""
+    parts = [f"cascaded from {label(outcome.cascaded_from)}" if outcome.cascaded_from else ""]
+    if outcome.connection_id:
+        parts.append(f"with its other half under {connection_id}")
+    return "; ".join(p for p in parts if p)
 
 
 def list_orphans(
