@@ -57,6 +57,17 @@ def build_parser() -> argparse.ArgumentParser:
         default="AU",
         help="the firm's country: its currency, rate of tax and Xero organisation's tax types (docs/regions.md)",
     )
+    demo.add_argument(
+        "--matters",
+        action="store_true",
+        help="reports by matter: a tracking option per matter on every line, and the profit per matter "
+        "(extended profile; docs/matters-and-organisations.md)",
+    )
+    demo.add_argument(
+        "--trust-organisation",
+        action="store_true",
+        help="keep trust money in a second Xero organisation of the firm (extended profile)",
+    )
     demo.set_defaults(run=demo_command.demo)
 
     matrix = sub.add_parser("matrix", help="print the support matrix")
