@@ -61,6 +61,16 @@ class XeroCategory:
     options: tuple[XeroOption, ...] = ()
 
 
+@dataclass(frozen=True)
+class LineTracking:
+    """What a tracked line carries: the matter's option in the connection's category."""
+
+    category_id: str
+    category_name: str
+    option_id: str
+    option_name: str
+
+
 class CategoryFinding(Enum):
     ACTIVE = "active"  # adopt it
     ARCHIVED = "archived"  # refuse: the firm archived it in Xero
