@@ -42,6 +42,7 @@ Tracking = Mapping[int, LineTracking] | None
 class MissingTracking(Exception):
     """A line of a matter whose option the dispatcher did not find: it is never sent without it."""
 
+
 # Operation body -> (Xero resource, id field, number field).
 RESOURCES: dict[str, tuple[str, str, str]] = {
     "invoice": ("Invoices", "InvoiceID", "InvoiceNumber"),
