@@ -266,7 +266,7 @@ def _apply_journal(org: Organisation, journal: dict[str, Any], element: dict[str
             "TaxType": line["TaxType"],
             "TaxAmount": line["TaxAmount"],
             "IsBlank": False,
-            "Tracking": [],
+            "Tracking": line["Tracking"],
         }
         for line in lines
     ]

@@ -5,9 +5,10 @@ at another rate leaves the difference on the realised currency gains account, as
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import defaultdict
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from xero_emulator.domain.amounts import ZERO
 from xero_emulator.domain.chart import AP_CODE, AR_CODE, FX_GAINS_CODE, TAX_CODE
@@ -15,7 +16,29 @@ from xero_emulator.domain.currency import to_base
 from xero_emulator.domain.lines import net_amount
 from xero_emulator.domain.organisation import ID_FIELD, Organisation
 
-Entry = tuple[str, Decimal]  # (account code, signed amount: debit > 0)
+
+class Entry(NamedTuple):
+    """One posting: an account code, a signed amount (debit > 0) and the tracking options
+    (TrackingOptionIDs) of the line it comes from, empty for control, tax and bank postings."""
+
+    code: str
+    amount: Decimal
+    tracking: tuple[str, ...] = ()
+
+
+class Posted(NamedTuple):
+    """The postings of one object that touches the ledger, on its date."""
+
+    resource: str
+    object_id: str
+    entries: list[Entry]
+    day: dt.date
+
+
+def _options(line: dict[str, Any]) -> tuple[str, ...]:
+    return tuple(t["TrackingOptionID"] for t in line.get("Tracking") or [])
+
+
 _LIVE_DOCUMENT = ("AUTHORISED", "PAID")
 
 
@@ -29,15 +52,15 @@ def _document_entries(doc: dict[str, Any], sign: int, control: str) -> list[Entr
     its converted parts goes to the first line's account, so the entries balance."""
     rate = _rate(doc)
     total = to_base(doc["Total"], rate)
-    entries: list[Entry] = [(control, sign * total)]
+    entries: list[Entry] = [Entry(control, sign * total)]
     for line in doc["LineItems"]:
-        entries.append((line["AccountCode"], -sign * to_base(net_amount(line, doc["LineAmountTypes"]), rate)))
+        net = -sign * to_base(net_amount(line, doc["LineAmountTypes"]), rate)
+        entries.append(Entry(line["AccountCode"], net, _options(line)))
         if line["TaxAmount"]:
-            entries.append((TAX_CODE, -sign * to_base(line["TaxAmount"], rate)))
-    residual = sum((amount for _code, amount in entries), ZERO)
+            entries.append(Entry(TAX_CODE, -sign * to_base(line["TaxAmount"], rate)))
+    residual = sum((entry.amount for entry in entries), ZERO)
     if residual and len(entries) > 1:
-        code, amount = entries[1]
-        entries[1] = (code, amount - residual)
+        entries[1] = entries[1]._replace(amount=entries[1].amount - residual)
     return entries
 
 
@@ -55,40 +78,25 @@ class _Applied:
         return to_base(before + amount, _rate(doc)) - to_base(before, _rate(doc))
 
 
-def entries_of(org: Organisation) -> list[tuple[str, str, list[Entry]]]:
-    """(resource, id, entries) for every object that touches the ledger."""
-    out: list[tuple[str, str, list[Entry]]] = []
+def entries_of(org: Organisation) -> list[Posted]:
+    """The postings of every object that touches the ledger."""
+    out: list[Posted] = []
     for doc in org.objects["Invoices"].values():
         if doc["Status"] in _LIVE_DOCUMENT:
             sales = doc["Type"] == "ACCREC"
-            out.append(
-                (
-                    "Invoices",
-                    doc["InvoiceID"],
-                    _document_entries(doc, 1 if sales else -1, AR_CODE if sales else AP_CODE),
-                )
-            )
+            entries = _document_entries(doc, 1 if sales else -1, AR_CODE if sales else AP_CODE)
+            out.append(Posted("Invoices", doc["InvoiceID"], entries, doc["_date"]))
     for doc in org.objects["CreditNotes"].values():
         if doc["Status"] in _LIVE_DOCUMENT:
             sales = doc["Type"] == "ACCRECCREDIT"
-            out.append(
-                (
-                    "CreditNotes",
-                    doc["CreditNoteID"],
-                    _document_entries(doc, -1 if sales else 1, AR_CODE if sales else AP_CODE),
-                )
-            )
+            entries = _document_entries(doc, -1 if sales else 1, AR_CODE if sales else AP_CODE)
+            out.append(Posted("CreditNotes", doc["CreditNoteID"], entries, doc["_date"]))
     for tx in org.objects["BankTransactions"].values():
         if tx["Status"] != "AUTHORISED":
             continue
         receive = tx["Type"].startswith("RECEIVE")
-        out.append(
-            (
-                "BankTransactions",
-                tx["BankTransactionID"],
-                _document_entries(tx, 1 if receive else -1, tx["BankAccount"]["Code"]),
-            )
-        )
+        entries = _document_entries(tx, 1 if receive else -1, tx["BankAccount"]["Code"])
+        out.append(Posted("BankTransactions", tx["BankTransactionID"], entries, tx["_date"]))
     applied = _Applied()
     for payment in org.objects["Payments"].values():
         if payment["Status"] != "AUTHORISED":
@@ -104,10 +112,10 @@ def entries_of(org: Organisation) -> list[tuple[str, str, list[Entry]]]:
         resource, target_id = payment["_target"]
         booked = applied.take(resource, org.objects[resource][target_id], payment["Amount"])
         sign = 1 if money_in else -1
-        moved: list[Entry] = [(bank, sign * payment["BankAmount"]), (control, -sign * booked)]
+        moved = [Entry(bank, sign * payment["BankAmount"]), Entry(control, -sign * booked)]
         if payment["BankAmount"] != booked:  # paid at another rate than the document's
-            moved.append((FX_GAINS_CODE, -sign * (payment["BankAmount"] - booked)))
-        out.append(("Payments", payment["PaymentID"], moved))
+            moved.append(Entry(FX_GAINS_CODE, -sign * (payment["BankAmount"] - booked)))
+        out.append(Posted("Payments", payment["PaymentID"], moved, payment["_date"]))
     for resource in ("CreditNotes", "Overpayments"):
         for source in org.objects[resource].values():
             for allocation in source["Allocations"]:
@@ -120,44 +128,34 @@ def entries_of(org: Organisation) -> list[tuple[str, str, list[Entry]]]:
                     continue  # one control account, one value: nothing moves
                 sales = invoice["Type"] == "ACCREC"
                 diff = from_source - from_invoice if sales else from_invoice - from_source
-                out.append(
-                    (
-                        "Allocations",
-                        allocation["AllocationID"],
-                        [(AR_CODE if sales else AP_CODE, diff), (FX_GAINS_CODE, -diff)],
-                    )
-                )
+                moved = [Entry(AR_CODE if sales else AP_CODE, diff), Entry(FX_GAINS_CODE, -diff)]
+                out.append(Posted("Allocations", allocation["AllocationID"], moved, allocation["_date"]))
     for transfer in org.objects["BankTransfers"].values():
         amount = transfer["Amount"]
-        out.append(
-            (
-                "BankTransfers",
-                transfer["BankTransferID"],
-                [(transfer["ToBankAccount"]["Code"], amount), (transfer["FromBankAccount"]["Code"], -amount)],
-            )
-        )
+        moved = [Entry(transfer["ToBankAccount"]["Code"], amount), Entry(transfer["FromBankAccount"]["Code"], -amount)]
+        out.append(Posted("BankTransfers", transfer["BankTransferID"], moved, transfer["_date"]))
     for journal in org.objects["ManualJournals"].values():
         if journal["Status"] != "POSTED":
             continue
-        entries: list[Entry] = []
+        posted: list[Entry] = []
         for line in journal["JournalLines"]:
             net = (
                 line["LineAmount"] - line["TaxAmount"]
                 if journal["LineAmountTypes"] == "Inclusive"
                 else line["LineAmount"]
             )
-            entries.append((line["AccountCode"], net))
+            posted.append(Entry(line["AccountCode"], net, _options(line)))
             if line["TaxAmount"]:
-                entries.append((TAX_CODE, line["TaxAmount"]))
-        out.append(("ManualJournals", journal["ManualJournalID"], entries))
+                posted.append(Entry(TAX_CODE, line["TaxAmount"]))
+        out.append(Posted("ManualJournals", journal["ManualJournalID"], posted, journal["_date"]))
     return out
 
 
 def ledger_view(org: Organisation) -> dict[str, Any]:
     debit: dict[str, Decimal] = defaultdict(lambda: ZERO)
     credit: dict[str, Decimal] = defaultdict(lambda: ZERO)
-    for _resource, _id, entries in entries_of(org):
-        for code, amount in entries:
+    for posted in entries_of(org):
+        for code, amount, _tracking in posted.entries:
             if amount >= 0:
                 debit[code] += amount
             else:

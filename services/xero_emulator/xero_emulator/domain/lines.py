@@ -11,6 +11,7 @@ from xero_emulator.domain.amounts import ZERO, number, to_cents
 from xero_emulator.domain.chart import AP_CODE, AR_CODE, CLASS_FLAG
 from xero_emulator.domain.errors import Errors, ValidationFailure
 from xero_emulator.domain.organisation import Organisation, new_id
+from xero_emulator.domain.tracking import line_tracking
 
 LINE_AMOUNT_TYPES = ("Exclusive", "Inclusive", "NoTax")
 
@@ -96,13 +97,13 @@ def build_lines(
         )
     errors = Errors()
     build = partial(_build_line, org, amount_types=amount_types, allow_bank=allow_bank, tax_as_rate=tax_as_rate)
-    lines = [errors.check(partial(build, item=item)) for item in raw]
+    lines = [errors.check(partial(build, item=item, position=n)) for n, item in enumerate(raw, start=1)]
     errors.raise_any()
     return [line for line in lines if line is not None]
 
 
 def _build_line(
-    org: Organisation, *, item: Any, amount_types: str, allow_bank: bool, tax_as_rate: bool
+    org: Organisation, *, item: Any, amount_types: str, allow_bank: bool, tax_as_rate: bool, position: int = 1
 ) -> dict[str, Any]:
     if not isinstance(item, dict):
         raise ValidationFailure("Each line item must be an object.")
@@ -111,6 +112,7 @@ def _build_line(
         raise ValidationFailure("Description must be a string.")
     account = line_account(org, item, allow_bank=allow_bank)
     rate = tax_rate_for(org, item, account)
+    tracking = line_tracking(org, item.get("Tracking"), f"Line {position}")
     quantity = number(item, "Quantity", places=4)
     unit = number(item, "UnitAmount", places=4)
     given_line = number(item, "LineAmount")
@@ -150,7 +152,7 @@ def _build_line(
         "TaxType": rate["TaxType"],
         "TaxAmount": tax_amount,
         "LineAmount": line_amount,
-        "Tracking": [],
+        "Tracking": tracking,
     }
     if discount:
         line["DiscountRate"] = discount

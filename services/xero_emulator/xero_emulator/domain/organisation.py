@@ -89,6 +89,8 @@ class Organisation:
             t.tax_type: tax_rate_object(t, self.region.tax_name) for t in self.region.tax_rates
         }
         self.objects: dict[str, dict[str, dict[str, Any]]] = {name: {} for name in RESOURCES}
+        # Tracking categories by TrackingCategoryID, each with its Options (domain/tracking.py).
+        self.tracking_categories: dict[str, dict[str, Any]] = {}
         self.counters: dict[str, int] = {}
 
     # -- organisation -----------------------------------------------------------------------

@@ -6,6 +6,7 @@ from xero_emulator.domain import settlement
 from xero_emulator.domain.errors import BadRequest, NotFound
 from xero_emulator.domain.organisation import Organisation, is_guid
 from xero_emulator.messages import Request, Response, envelope
+from xero_emulator.xero_api import tracking_api
 from xero_emulator.xero_api.batches import allocate, request_elements, write_batch
 from xero_emulator.xero_api.lists import filter_where, list_objects
 from xero_emulator.xero_api.params import summarize_errors
@@ -20,6 +21,8 @@ class MethodNotAllowed(Exception):
 
 def allowed_methods(parts: list[str]) -> tuple[str, ...] | None:
     """The methods a path accepts, or None when no such path exists (404)."""
+    if tracking_api.handles(parts):
+        return tracking_api.allowed_methods(parts)
     resource = _canonical(parts[0]) if parts else None
     if resource is None:
         return None
@@ -43,6 +46,8 @@ def _canonical(name: str) -> str | None:
 
 def handle(org: Organisation, request: Request, parts: list[str], provider: str) -> Response:
     """Serves one authorised request for an organisation; the caller holds org.lock."""
+    if tracking_api.handles(parts):
+        return tracking_api.handle(org, request, parts, provider)
     resource = _canonical(parts[0])
     assert resource is not None
     method = request.method
