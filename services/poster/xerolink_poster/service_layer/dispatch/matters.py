@@ -51,7 +51,7 @@ class Trouble(Exception):
     otherwise they are tried again (`at`, `count` as Results.retry)."""
 
     def __init__(
-        self, reason: str, message: str, final: bool = False, at: float | None = None, count: bool = True
+        self, reason: Reason, message: str, final: bool = False, at: float | None = None, count: bool = True
     ) -> None:
         super().__init__(message)
         self.reason = reason
@@ -70,6 +70,8 @@ def call_trouble(answer: XeroAnswer, what: str, blocked_until: float) -> Trouble
     if verdict == answers.RATE_LIMITED:
         at = blocked_until or None
         return Trouble(Reason.XERO_RATE_LIMITED, f"{what}: Xero asked to slow down", at=at, count=False)
+    if verdict == answers.UNAVAILABLE:
+        return Trouble(Reason.XERO_UNAVAILABLE, f"{what}: Xero answered {answer.status}")
     if verdict == answers.UNAUTHORISED:
         return Trouble(
             Reason.XERO_UNAUTHORISED,
