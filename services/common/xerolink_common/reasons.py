@@ -189,6 +189,10 @@ class Reason(StrEnum):
         "the consent connected no Xero organisation; consent again and select one",
     )
     NUMBER_UNKNOWN = "NUMBER_UNKNOWN", "a correction step needs an invoice number the registry does not hold"
+    OFFICE_IN_OTHER_ORGANISATION = (
+        "OFFICE_IN_OTHER_ORGANISATION",
+        "the transaction belongs in the firm's office organisation; post it to the office organisation's connection",
+    )
     PAGE_TOKEN_FILTER_MISMATCH = "PAGE_TOKEN_FILTER_MISMATCH", "page_token was issued for other filters"
     PAYMENTS_DO_NOT_MATCH_TOTAL_DUE = (
         "PAYMENTS_DO_NOT_MATCH_TOTAL_DUE",
@@ -256,6 +260,15 @@ class Reason(StrEnum):
     TRACKING_OPTION_TAKEN = (
         "TRACKING_OPTION_TAKEN",
         "the Xero option named for a matter is another matter's option (renamed in Xero)",
+    )
+    TRANSFER_BETWEEN_ORGANISATIONS = (
+        "TRANSFER_BETWEEN_ORGANISATIONS",
+        "a trust transfer to the office bank joins the trust and office organisations, and a Xero bank transfer "
+        "moves money between two bank accounts of one organisation; enter its two halves in Xero",
+    )
+    TRUST_IN_OTHER_ORGANISATION = (
+        "TRUST_IN_OTHER_ORGANISATION",
+        "the transaction belongs in the firm's trust organisation; post it to the trust organisation's connection",
     )
     UNDECODABLE_REQUEST = (
         "UNDECODABLE_REQUEST",

@@ -157,6 +157,11 @@ def to_proto(tx: Transaction) -> transaction_pb2.Transaction:
     elif isinstance(source, GeneralJournalBody):
         body.narration = source.narration
         for line in source.lines:
-            out_line = body.lines.add(gl_account=line.gl_account, description=line.description, tax_code=line.tax_code)
+            out_line = body.lines.add(
+                gl_account=line.gl_account,
+                description=line.description,
+                tax_code=line.tax_code,
+                action_id=line.action_id,
+            )
             _money(out_line.amount, line.amount)
     return out

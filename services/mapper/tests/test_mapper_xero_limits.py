@@ -105,3 +105,9 @@ def test_references_leave_room_for_the_poster_s_tag_within_xero_s_document_numbe
 
 def test_the_contact_number_the_mapper_makes_always_fits() -> None:
     assert len(xero_fields.contact_number(2**63 - 1)) <= xero_fields.CONTACT_NUMBER_LENGTH
+
+
+def test_the_matter_tracking_category_name_is_held_to_xero_s_limit() -> None:
+    """MappingContext.matter_tracking.category_name becomes a TrackingCategory's name (the poster's)."""
+    schemas = xero_description()["components"]["schemas"]
+    assert _limit(schemas["TrackingCategory"]["properties"]["Name"]) == xero_fields.TRACKING_CATEGORY_NAME_LENGTH

@@ -28,8 +28,10 @@ from xerolink_mapper.domain.model import (
     Header,
     JournalLine,
     Kind,
+    Ledgers,
     Line,
     MappingContext,
+    MatterTracking,
     OpaqueBody,
     OverpaymentRefundBody,
     Participant,
@@ -53,6 +55,12 @@ _METHOD = {
     mapper_pb2.ACCOUNTING_METHOD_UNSPECIFIED: AccountingMethod.UNSPECIFIED,
     mapper_pb2.ACCOUNTING_METHOD_ACCRUAL: AccountingMethod.ACCRUAL,
     mapper_pb2.ACCOUNTING_METHOD_CASH: AccountingMethod.CASH,
+}
+_LEDGERS = {
+    mapper_pb2.ORGANISATION_LEDGERS_UNSPECIFIED: Ledgers.UNSPECIFIED,
+    mapper_pb2.ORGANISATION_LEDGERS_OFFICE_AND_TRUST: Ledgers.OFFICE_AND_TRUST,
+    mapper_pb2.ORGANISATION_LEDGERS_OFFICE: Ledgers.OFFICE,
+    mapper_pb2.ORGANISATION_LEDGERS_TRUST: Ledgers.TRUST,
 }
 _DIRECTION = {
     trust_pb2.FUNDS_DIRECTION_UNSPECIFIED: FundsDirection.UNSPECIFIED,
@@ -314,6 +322,10 @@ def context_from_proto(message: mapper_pb2.MappingContext, problems: Problems) -
     if method is None:
         problems.field("context.accounting_method", f"{message.accounting_method} is not a known accounting method")
         method = AccountingMethod.UNSPECIFIED
+    ledgers = _LEDGERS.get(message.ledgers)
+    if ledgers is None:
+        problems.field("context.ledgers", f"{message.ledgers} is not a known OrganisationLedgers value")
+        ledgers = Ledgers.UNSPECIFIED
     for index, account in enumerate(message.chart):
         if not account.code:
             # Keyed by code, an account without one would stand for no account at all.
@@ -347,4 +359,6 @@ def context_from_proto(message: mapper_pb2.MappingContext, problems: Problems) -
             journal_without_tax_code=message.untaxed_line_tax_types.journal_without_tax_code,
         ),
         tax_rates=_tax_rates(message, problems),
+        matter_tracking=MatterTracking(message.matter_tracking.enabled, message.matter_tracking.category_name),
+        ledgers=ledgers,
     )

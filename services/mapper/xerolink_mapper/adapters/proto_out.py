@@ -98,6 +98,8 @@ def _add_items(target: Any, items: tuple[xero.LineItem, ...], currency: str) -> 
         )
         _set_money(item.line_amount, i.line_amount, currency)
         _set_money(item.tax_amount, i.tax_amount, currency)
+        if i.tracked_action_id:
+            item.tracked_action_id = i.tracked_action_id
 
 
 def _set_document(target: Any, body: xero.Invoice | xero.CreditNote | xero.BankTransaction, currency: str) -> None:
@@ -171,6 +173,8 @@ def fill_operation(out: xero_pb2.Operation, op: xero.Operation, currency: str) -
             )
             _set_money(jl.line_amount, line.line_amount, currency)
             _set_money(jl.tax_amount, line.tax_amount, currency)
+            if line.tracked_action_id:
+                jl.tracked_action_id = line.tracked_action_id
         journal.status = xero_pb2.MANUAL_JOURNAL_STATUS_POSTED
 
 

@@ -110,14 +110,17 @@ def aggregate_lines(
     problems: Problems,
     *,
     merge: bool = True,
+    matter: int = 0,
 ) -> tuple[tuple[LineItem, ...], int, int]:
-    """Validates the lines and sums them per (account, tax type) in first-seen order; with `merge`
-    False, each line stays a line of its own. Returns the Xero line items, the summed exclusive
-    amount and the summed tax."""
+    """Validates the lines and sums them per (account, tax type, matter) in first-seen order; with
+    `merge` False, each line stays a line of its own. `matter` is the lines' matter (reports by
+    matter; 0 when off): lines of two matters are never one Xero line, so it is part of the key
+    although a document's lines share their header's. Returns the Xero line items, the summed
+    exclusive amount and the summed tax."""
     if not lines:
         problems.field(path, "has no lines: a document needs at least one line")
         return (), 0, 0
-    # (account, tax type[, line]) -> [account, tax type, amount, tax, descriptions], first-seen order.
+    # (account, tax type, matter[, line]) -> [account, tax type, amount, tax, descriptions], first-seen order.
     groups: dict[tuple[Any, ...], list[Any]] = {}
     sub_total = 0
     tax_total = 0
@@ -127,7 +130,7 @@ def aggregate_lines(
             amount, tax = line.amount.cents, line.tax.cents  # type: ignore[union-attr]  # checked just above
         else:
             amount, tax, tax_type = _check_line(line, f"{path}[{i}]", currency, tax_map, map_name, problems)
-        key = (line.gl_account, tax_type) if merge else (line.gl_account, tax_type, i)
+        key = (line.gl_account, tax_type, matter) if merge else (line.gl_account, tax_type, matter, i)
         group = groups.get(key)
         if group is None:
             groups[key] = [line.gl_account, tax_type, amount, tax, [line.description]]
@@ -139,7 +142,9 @@ def aggregate_lines(
         tax_total += tax
     items = tuple(
         # Quantity 1 and unit amount = the sum, so Xero's quantity x unit amount check holds exactly.
-        LineItem(describe(texts, f"Account {account}"), "1", unit_amount(amount), account, tax_type, amount, tax)
+        LineItem(
+            describe(texts, f"Account {account}"), "1", unit_amount(amount), account, tax_type, amount, tax, matter
+        )
         for account, tax_type, amount, tax, texts in groups.values()
     )
     return items, sub_total, tax_total

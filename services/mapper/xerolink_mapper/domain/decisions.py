@@ -6,7 +6,16 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from xerolink_mapper.domain import support_matrix as sm
-from xerolink_mapper.domain.model import AccountingMethod, Kind, MappingContext, Profile, Transaction
+from xerolink_mapper.domain.allocations import OFFICE_BANK
+from xerolink_mapper.domain.model import (
+    AccountingMethod,
+    Kind,
+    Ledgers,
+    MappingContext,
+    Profile,
+    Transaction,
+    TransferBody,
+)
 from xerolink_mapper.domain.xero import Decision
 
 # Kinds the pre-integration backfill may post: open invoices with their partial payments.
@@ -87,12 +96,36 @@ _CONDITION_DECISIONS: dict[str, Decision] = {
 }
 
 
+_TRUST_ELSEWHERE, _OFFICE_ELSEWHERE, _TRANSFER_TO_OFFICE = (
+    Decision(v.supported, v.reason_code, v.reason) for v in sm.LEDGER_VERDICTS
+)
+
+
+def _ledger_decision(tx: Transaction, ctx: MappingContext) -> Decision | None:
+    """In an organisation that keeps one ledger only: why the transaction is not posted there."""
+    if ctx.ledgers is Ledgers.OFFICE:
+        return None if tx.kind in sm.OFFICE_KINDS else _TRUST_ELSEWHERE
+    if tx.kind not in sm.TRUST_KINDS:
+        return _OFFICE_ELSEWHERE
+    body = tx.body
+    if isinstance(body, TransferBody) and body.to_account:
+        # Money leaving for the office organisation: no bank transfer can join two organisations.
+        office = ctx.account_allocation.get(OFFICE_BANK, "")
+        if body.to_account == office:
+            return _TRANSFER_TO_OFFICE
+    return None
+
+
 def decide(tx: Transaction, ctx: MappingContext) -> Decision:
-    """The kind's verdict first (a purchase order is never posted, whatever the connection),
-    then the first condition that holds."""
+    """The kind's verdict first (a purchase order is never posted, whatever the connection), then
+    the organisation's ledger when it keeps one only, then the first condition that holds."""
     decision = _DECISIONS[(tx.kind, ctx.profile)]
     if not decision.supported:
         return decision
+    if ctx.ledgers is Ledgers.OFFICE or ctx.ledgers is Ledgers.TRUST:
+        elsewhere = _ledger_decision(tx, ctx)
+        if elsewhere is not None:
+            return elsewhere
     for condition, holds in _APPLICABLE[ctx.profile]:
         if holds(tx, ctx):
             return _CONDITION_DECISIONS[condition.reason_code]

@@ -39,7 +39,7 @@ PURCHASE_MAP = "purchase_tax_code_map"
 class MappingJob:
     """One mapping in progress: the transaction, the context and the problems found so far."""
 
-    __slots__ = ("ctx", "currency", "date", "path", "problems", "rate", "reference", "tx")
+    __slots__ = ("ctx", "currency", "date", "matter", "path", "problems", "rate", "reference", "tracking", "tx")
 
     def __init__(self, tx: Transaction, ctx: MappingContext, problems: Problems) -> None:
         self.tx = tx
@@ -51,6 +51,9 @@ class MappingJob:
         self.date: date = header.transaction_date or date.min  # validated before mapping
         self.rate = header.currency_rate
         self.reference = header.reference
+        # Reports by matter: lines carry their matter, the header's unless a line has its own; 0 when off.
+        self.tracking = ctx.matter_tracking.enabled
+        self.matter = header.action_id if self.tracking else 0
         self.text(header.reference, "transaction.header.reference", REFERENCE)
 
     def text(self, value: str, path: str, rule: TextRule) -> bool:
@@ -156,7 +159,7 @@ def document_lines(
 ) -> tuple[tuple[LineItem, ...], int, int, int]:
     tax_map, map_name = (job.ctx.purchase_tax_code_map, PURCHASE_MAP) if purchase else (job.ctx.tax_code_map, SALES_MAP)
     items, sub_total, tax_total = aggregate_lines(
-        body.lines, f"{job.path}.lines", job.currency, tax_map, map_name, job.problems, merge=merge
+        body.lines, f"{job.path}.lines", job.currency, tax_map, map_name, job.problems, merge=merge, matter=job.matter
     )
     total = job.check_totals(body.totals, sub_total, tax_total)
     return items, sub_total, tax_total, total
@@ -187,8 +190,10 @@ def bank_transaction(
     )
 
 
-def single_line(description: str, account: str, tax_type: str, amount: int) -> tuple[LineItem, ...]:
-    return (LineItem(description or f"Account {account}", "1", unit_amount(amount), account, tax_type, amount, 0),)
+def single_line(description: str, account: str, tax_type: str, amount: int, matter: int) -> tuple[LineItem, ...]:
+    return (
+        LineItem(description or f"Account {account}", "1", unit_amount(amount), account, tax_type, amount, 0, matter),
+    )
 
 
 # What maps one kind: the job and the kind's body, to its operations and the total they move.

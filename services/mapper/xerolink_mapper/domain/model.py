@@ -65,6 +65,17 @@ class Profile(ValueEnum):
     EXTENDED = "extended"
 
 
+class Ledgers(ValueEnum):
+    """Which of the firm's ledgers the connected organisation keeps (MappingContext.ledgers)."""
+
+    UNSPECIFIED = "unspecified"
+    OFFICE_AND_TRUST = "office-and-trust"
+    # Extended profile only: the office ledger, trust money being kept in the firm's trust organisation.
+    OFFICE = "office"
+    # Extended profile only: the trust ledger, the office ledger being kept in the firm's office organisation.
+    TRUST = "trust"
+
+
 class AccountingMethod(ValueEnum):
     UNSPECIFIED = "unspecified"
     ACCRUAL = "accrual"
@@ -316,6 +327,15 @@ class TaxRate:
 
 
 @dataclass(frozen=True, slots=True)
+class MatterTracking:
+    """Reports by matter (extended profile): every line carries the matter it belongs to."""
+
+    enabled: bool = False
+    # The tracking category's name in Xero (the poster's business); "" means "Matter".
+    category_name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class MappingContext:
     """Everything about the connection that a decision depends on."""
 
@@ -340,6 +360,10 @@ class MappingContext:
     untaxed: UntaxedTaxTypes = field(default_factory=UntaxedTaxTypes)
     # The organisation's tax rates by tax type; None when the caller did not pass them (no checks).
     tax_rates: dict[str, TaxRate] | None = None
+    # Reports by matter: lines carry their matter as tracked_action_id (extended profile only).
+    matter_tracking: MatterTracking = field(default_factory=MatterTracking)
+    # Which ledgers the organisation keeps; OFFICE and TRUST in the extended profile only.
+    ledgers: Ledgers = Ledgers.UNSPECIFIED
     # (account code, role) pairs the chart allows, derived from `chart`.
     chart_usable: frozenset[tuple[str, str]] = field(init=False, repr=False, compare=False)
 

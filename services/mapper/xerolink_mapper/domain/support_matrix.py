@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from xerolink_common.reasons import Reason
+
 from xerolink_mapper.domain.model import Kind, Profile
 
 COMPATIBLE = Profile.ACTIONSTEP_COMPATIBLE
@@ -362,6 +364,92 @@ CONDITIONS: tuple[Condition, ...] = (
 )
 
 CONDITIONS_BY_CODE: dict[str, Condition] = {c.reason_code: c for c in CONDITIONS}
+
+# The ledger each kind belongs to, for an organisation that keeps one only (MappingContext.ledgers
+# OFFICE or TRUST, extended profile). An invoice paid from trust is in both: each organisation
+# posts its own half of it.
+TRUST_KINDS: frozenset[Kind] = frozenset(
+    {
+        Kind.TRUST_RECEIPT,
+        Kind.TRUST_PAYMENT,
+        Kind.TRUST_JOURNAL,
+        Kind.TRUST_TRANSFER,
+        Kind.TRUST_INTEREST,
+        Kind.STATUTORY_FUNDS,
+        Kind.ADVANCED_FUNDS,
+        Kind.INVOICE_PAID_FROM_TRUST,
+    }
+)
+OFFICE_KINDS: frozenset[Kind] = (frozenset(Kind) - TRUST_KINDS) | {Kind.INVOICE_PAID_FROM_TRUST}
+
+# What an organisation that keeps one ledger says of a transaction of the other. Checked after the
+# kind's own row and before the conditions: wherever else the transaction may be refused, it is
+# never posted here.
+TRUST_ELSEWHERE = Verdict(
+    False,
+    Reason.TRUST_IN_OTHER_ORGANISATION,
+    "This organisation keeps the firm's office ledger only: trust money belongs in the firm's trust "
+    "organisation; post the transaction to the trust organisation's connection.",
+)
+OFFICE_ELSEWHERE = Verdict(
+    False,
+    Reason.OFFICE_IN_OTHER_ORGANISATION,
+    "This organisation keeps the firm's trust ledger only: the transaction belongs in the firm's office "
+    "organisation; post it to the office organisation's connection.",
+)
+TRANSFER_TO_OFFICE = Verdict(
+    False,
+    Reason.TRANSFER_BETWEEN_ORGANISATIONS,
+    "The trust transfer takes money to the office bank, which is in the firm's office organisation, and a "
+    "Xero bank transfer moves money only between two bank accounts of one organisation; enter it in Xero as a "
+    "spend from the trust bank here and a receive into the office bank there.",
+)
+LEDGER_VERDICTS: tuple[Verdict, ...] = (TRUST_ELSEWHERE, OFFICE_ELSEWHERE, TRANSFER_TO_OFFICE)
+
+
+@dataclass(frozen=True)
+class Option:
+    """A choice a connection makes beyond its profile, and the profiles it is available in."""
+
+    name: str
+    # Where it is set.
+    setting: str
+    profiles: tuple[Profile, ...]
+    # What it does.
+    effect: str
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option(
+        "Reports by matter",
+        "`MappingContext.matter_tracking` (`enabled`, `category_name`)",
+        (EXTENDED,),
+        "Every line item and journal line carries its matter as `tracked_action_id`: the transaction "
+        "header's `action_id`; for a trust journal the debit line the paying matter's (`from_action_id`) "
+        "and the credit line the receiving matter's (`to_action_id`); for a general journal a line's own "
+        "`action_id`, else the header's; 0 for none. Lines of different matters are never summed into one. "
+        "The poster sets the matter's option of the tracking category `category_name` (\"Matter\" when "
+        "empty, at most 100 characters) on each line.",
+    ),
+    Option(
+        "Trust in its own organisation",
+        "`MappingContext.ledgers` `OFFICE` or `TRUST` (the poster sets them from `ConnectionRouting."
+        "trust_connection_id`)",
+        (EXTENDED,),
+        "The office organisation posts the office kinds and the trust organisation the trust kinds; the "
+        "other ledger's kinds are not posted (`TRUST_IN_OTHER_ORGANISATION`, `OFFICE_IN_OTHER_ORGANISATION`). "
+        "An invoice paid from trust is posted in both, each organisation its own half.",
+    ),
+    Option(
+        "Divisions to organisations",
+        "the poster's `ConnectionRouting.division_connections`: Actionstep division -> connection, whose "
+        "`linked_division_id` is the division",
+        (EXTENDED,),
+        "The poster posts each listed division's transactions under that division's connection, so each is "
+        "decided with the context of the organisation it belongs in; the mapper itself is unchanged: a "
+        "transaction of a division other than its context's `linked_division_id` is still `OTHER_DIVISION`.",
+    ),
+)
 
 BANK_TO_BANK_CONFLICT = (
     "The help article lists 'Bank to bank transfers' among the transactions pushed to Xero, yet its "

@@ -7,8 +7,9 @@ from decimal import Decimal, InvalidOperation
 
 from xerolink_common.reasons import Reason
 
-from xerolink_mapper.domain.model import AccountingMethod, Amount, Header, MappingContext, Profile
+from xerolink_mapper.domain.model import AccountingMethod, Amount, Header, Ledgers, MappingContext, Profile
 from xerolink_mapper.domain.problems import Problems
+from xerolink_mapper.domain.xero_fields import TRACKING_CATEGORY_NAME_LENGTH
 
 # Dates outside this range are typing mistakes (a year 0025 or 2502), not accounting.
 EARLIEST_YEAR = 1970
@@ -38,6 +39,34 @@ def check_context(ctx: MappingContext, problems: Problems) -> None:
             Reason.CONNECTION_NOT_READY,
             "context.accounting_method",
             "the Actionstep accounting method is unknown: set ACCRUAL or CASH from the division's settings",
+        )
+    check_options(ctx, problems)
+
+
+def check_options(ctx: MappingContext, problems: Problems) -> None:
+    """The extended profile's options (reports by matter, an office or trust organisation) are a
+    connection's settings: without that profile, or out of Xero's bounds, the connection is wrong."""
+    tracking = ctx.matter_tracking
+    if tracking.enabled and ctx.profile is not Profile.EXTENDED:
+        problems.precondition(
+            Reason.MAPPING_NOT_CONFIGURED,
+            "context.matter_tracking",
+            "reports by matter are available in the extended profile only: choose the extended profile for the "
+            "connection, or turn matter tracking off",
+        )
+    if len(tracking.category_name) > TRACKING_CATEGORY_NAME_LENGTH:
+        problems.precondition(
+            Reason.MAPPING_NOT_CONFIGURED,
+            "context.matter_tracking.category_name",
+            f"the matter tracking category's name is {len(tracking.category_name)} characters; a Xero tracking "
+            f"category's name takes at most {TRACKING_CATEGORY_NAME_LENGTH}",
+        )
+    if ctx.ledgers in (Ledgers.OFFICE, Ledgers.TRUST) and ctx.profile is not Profile.EXTENDED:
+        problems.precondition(
+            Reason.MAPPING_NOT_CONFIGURED,
+            "context.ledgers",
+            f"an organisation that keeps the {ctx.ledgers.value} ledger only is available in the extended profile "
+            "only: choose the extended profile for the connection, or keep office and trust in one organisation",
         )
 
 

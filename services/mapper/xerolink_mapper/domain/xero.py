@@ -74,6 +74,8 @@ class LineItem:
     tax_type: str
     line_amount: int
     tax_amount: int
+    # Reports by matter: the Actionstep matter (action) the line belongs to; 0 for none or when off.
+    tracked_action_id: int = 0
 
 
 @dataclass(slots=True)
@@ -161,6 +163,8 @@ class JournalLine:
     line_amount: int
     tax_type: str
     tax_amount: int = 0
+    # As LineItem.tracked_action_id.
+    tracked_action_id: int = 0
 
 
 @dataclass(slots=True)

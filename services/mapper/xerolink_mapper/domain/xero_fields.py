@@ -18,6 +18,7 @@ CONTACT_EMAIL_LENGTH = 255  # Contact.EmailAddress ("umlauts not supported")
 CONTACT_TAX_NUMBER_LENGTH = 50  # Contact.TaxNumber
 INVOICE_NUMBER_LENGTH = 255  # Invoice.InvoiceNumber; credit note numbers are held to it too
 ACCOUNT_CODE_LENGTH = 10  # Account.Code: the codes of lines and bank accounts
+TRACKING_CATEGORY_NAME_LENGTH = 100  # TrackingCategory.Name: MappingContext.matter_tracking.category_name
 
 # The description gives references no maxLength; the mapper holds them to 200 so that with the
 # tag of up to 45 characters the poster adds naming the Actionstep record (" [AS-CBP-7001] #2")

@@ -12,15 +12,16 @@ from xerolink_mapper.domain.xero_fields import ACCOUNT_CODE, LINE_DESCRIPTION, N
 
 
 def _general_journal(job: MappingJob, body: GeneralJournalBody) -> tuple[list[Operation], int]:
-    """Lines summed per account, tax type and side (debits and credits stay apart, so the
-    journal's debit total is conserved). Actionstep journal lines carry no tax amount: the
-    journal is posted NoTax, debit lines' codes through the purchase map, credits' through the
-    sales map."""
+    """Lines summed per account, tax type, side and matter (debits and credits stay apart, so the
+    journal's debit total is conserved; with reports by matter a line's matter is its own
+    action_id, else the header's, and two matters are never summed; off, every matter is 0).
+    Actionstep journal lines carry no tax amount: the journal is posted NoTax, debit lines' codes
+    through the purchase map, credits' through the sales map."""
     path = f"{job.path}.lines"
     if not body.lines:
         job.problems.field(path, "has no lines: a journal needs at least two")
-    sums: dict[tuple[str, str, bool], int] = {}
-    texts: dict[tuple[str, str, bool], list[str]] = {}
+    sums: dict[tuple[str, str, bool, int], int] = {}
+    texts: dict[tuple[str, str, bool, int], list[str]] = {}
     balance = 0
     debits = 0
     no_code: str | None = None
@@ -43,7 +44,8 @@ def _general_journal(job: MappingJob, body: GeneralJournalBody) -> tuple[list[Op
             if no_code is None:  # asked once, so a missing one is named once
                 no_code = job.untaxed(JOURNAL_WITHOUT_TAX_CODE)
             tax_type = no_code
-        key = (line.gl_account, tax_type, debit)
+        matter = (line.action_id or job.matter) if job.tracking else 0
+        key = (line.gl_account, tax_type, debit, matter)
         sums[key] = sums.get(key, 0) + amount
         texts.setdefault(key, []).append(line.description)
         balance += amount
@@ -51,7 +53,7 @@ def _general_journal(job: MappingJob, body: GeneralJournalBody) -> tuple[list[Op
     if balance != 0:
         job.problems.field(path, f"do not balance: debits minus credits is {balance} cents; a journal sums to zero")
     lines = tuple(
-        JournalLine(key[0], describe(texts[key], body.narration or key[0]), amount, key[1])
+        JournalLine(key[0], describe(texts[key], body.narration or key[0]), amount, key[1], 0, key[3])
         for key, amount in sums.items()
     )
     if not body.narration:

@@ -97,7 +97,7 @@ def _overpayment_refund(job: MappingJob, body: OverpaymentRefundBody) -> tuple[l
     # No tax type either: the line is NoTax and Xero's own example sends only a description and an
     # amount (Xero's Overpayments documentation, "Creating an overpayment"); "NONE" is not a tax
     # type of every organisation's country.
-    item = LineItem(f"Client overpayment{receipt}", "1", unit_amount(overpaid), "", "", overpaid, 0)
+    item = LineItem(f"Client overpayment{receipt}", "1", unit_amount(overpaid), "", "", overpaid, 0, job.matter)
     overpayment = bank_transaction(job, BankTransactionType.RECEIVE_OVERPAYMENT, bank, (item,), LineAmountTypes.NO_TAX)
     payment = Payment(
         document=LocalRef("overpayment"),

@@ -20,6 +20,7 @@ from xerolink_mapper.domain.model import (
     FundsBody,
     FundsDirection,
     Kind,
+    Ledgers,
     PaymentBody,
     RecordKey,
     TransferBody,
@@ -58,7 +59,7 @@ def _trust_money(
     line_account = job.allocated(function, "the trust ledger line")
     description, path = _note(job, body.description)
     job.text(description, path, LINE_DESCRIPTION)
-    items = single_line(description, line_account, tax_type, amount)
+    items = single_line(description, line_account, tax_type, amount, job.matter)
     return [Operation(ref, bank_transaction(job, type_, bank, items, LineAmountTypes.NO_TAX))], amount
 
 
@@ -92,14 +93,16 @@ def _trust_journal(job: MappingJob, body: TrustJournalBody) -> tuple[list[Operat
             f"makes the journal's narration {len(narration)} characters; {NARRATION.what} takes at most "
             f"{NARRATION.limit}",
         )
+    # Reports by matter: each line is tracked to its own matter.
+    debit_matter, credit_matter = (from_action, to_action) if job.tracking else (0, 0)
     journal = ManualJournal(
         narration=narration,
         date=job.date,
         line_amount_types=LineAmountTypes.NO_TAX,
         journal_lines=(
             # The paying matter's liability falls (debit), the receiving matter's rises (credit).
-            JournalLine(liability, f"Matter {from_action}{suffix}", amount, tax_type),
-            JournalLine(liability, f"Matter {to_action}{suffix}", -amount, tax_type),
+            JournalLine(liability, f"Matter {from_action}{suffix}", amount, tax_type, 0, debit_matter),
+            JournalLine(liability, f"Matter {to_action}{suffix}", -amount, tax_type, 0, credit_matter),
         ),
     )
     return [Operation("trust-journal", journal)], amount
@@ -115,24 +118,38 @@ def _invoice_paid_from_trust(job: MappingJob, body: PaymentBody) -> tuple[list[O
 
     The payment goes straight into the office bank rather than through a clearing account: a
     separate trust transfer to the office would map to a bank transfer out of the trust bank and
-    credit it a second time, and Xero's bank transfers cannot clear a non-bank account."""
+    credit it a second time, and Xero's bank transfers cannot clear a non-bank account.
+
+    An organisation that keeps one ledger only (extended profile) posts its own half: the office
+    organisation the payment, the trust organisation the spend. Each half conserves the amount,
+    and needs only the allocations of its own organisation."""
     amount = job.money(body.amount, "amount")
     bill = job.record_id(body.document_id, "bill_id")
-    bank = job.account(body.bank_account, "trust_bank_account", TRUST_BANK, "the trust bank account")
-    liability = job.allocated(TRUST_LIABILITY, "the matter's trust ledger")
-    office = job.allocated(OFFICE_BANK, "the office bank the fee is paid into")
-    items = single_line(f"Payment of bill {bill} from trust", liability, job.untaxed(TRUST_MONEY), amount)
-    spend = bank_transaction(job, BankTransactionType.SPEND, bank, items, LineAmountTypes.NO_TAX)
-    payment = Payment(
-        document=RecordKey(Kind.CLIENT_BILL, bill),
-        document_type=DocumentType.INVOICE,
-        account_code=office,
-        date=job.date,
-        amount=amount,
-        reference=job.reference,
-        currency_rate=job.rate,
-    )
-    return [Operation("trust-spend", spend), Operation("payment", payment)], amount
+    ledgers = job.ctx.ledgers
+    spends, pays = ledgers is not Ledgers.OFFICE, ledgers is not Ledgers.TRUST
+    if spends:
+        bank = job.account(body.bank_account, "trust_bank_account", TRUST_BANK, "the trust bank account")
+        liability = job.allocated(TRUST_LIABILITY, "the matter's trust ledger")
+    if pays:
+        office = job.allocated(OFFICE_BANK, "the office bank the fee is paid into")
+    operations = []
+    if spends:
+        line = f"Payment of bill {bill} from trust"
+        items = single_line(line, liability, job.untaxed(TRUST_MONEY), amount, job.matter)
+        spend = bank_transaction(job, BankTransactionType.SPEND, bank, items, LineAmountTypes.NO_TAX)
+        operations.append(Operation("trust-spend", spend))
+    if pays:
+        payment = Payment(
+            document=RecordKey(Kind.CLIENT_BILL, bill),
+            document_type=DocumentType.INVOICE,
+            account_code=office,
+            date=job.date,
+            amount=amount,
+            reference=job.reference,
+            currency_rate=job.rate,
+        )
+        operations.append(Operation("payment", payment))
+    return operations, amount
 
 
 def _funds(
@@ -153,7 +170,7 @@ def _funds(
         # transaction on the trust bank, its line on that account.
         type_ = BankTransactionType.SPEND if out else BankTransactionType.RECEIVE
         description = function.replace("_", " ").capitalize()
-        items = single_line(description, funds, job.untaxed(TRUST_MONEY), amount)
+        items = single_line(description, funds, job.untaxed(TRUST_MONEY), amount, job.matter)
         return [Operation(ref, bank_transaction(job, type_, trust, items, LineAmountTypes.NO_TAX))], amount
     source, target = (trust, funds) if out else (funds, trust)
     return [Operation("bank-transfer", BankTransfer(source, target, amount, job.date, job.reference))], amount
