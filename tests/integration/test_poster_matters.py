@@ -227,7 +227,11 @@ def test_close_matter_archives_the_option_and_a_later_posting_makes_it_active_ag
     [option] = options_named(emulator, org, str(MATTER))
     assert option["Status"] == "ACTIVE"
     assert list_options(stub)[0].state == organisations_pb2.MATTER_OPTION_STATE_ACTIVE
-    assert len(line_tracking(emulator, org)) == 8  # every line of both bills is tracked
+    assert len(xero_objects(emulator, org["tenant_id"], "Invoices")) == 2
+    assert {t["TrackingOptionID"] for line in line_tracking(emulator, org) for t in line} == {
+        option["TrackingOptionID"]
+    }
+    assert all(line_tracking(emulator, org))  # every line of both bills is tracked
 
 
 def test_close_matter_of_a_matter_never_tracked_answers_no_option(
