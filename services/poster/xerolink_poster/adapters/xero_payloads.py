@@ -122,9 +122,10 @@ def line_tracking(tracking: LineTracking) -> list[Element]:
     """A line's Tracking element. Xero's OpenAPI LineItemTracking (ManualJournalLine.Tracking:
     TrackingCategory) holds TrackingCategoryID, TrackingOptionID, Name (the category's) and Option
     (the option's name), none marked required; Xero's own examples send Name and Option
-    (quoted in calcinai/xero-php#70), and SDK users send only the ids (XeroAPI/xero-node#516,
-    XeroAPI/xero-php-oauth2#228). Which pair Xero requires, and which wins when they differ, is not
-    documented: both are sent, the names as they were found or created."""
+    (quoted in calcinai/xero-php#70); SDK users send only the ids (XeroAPI/xero-node#516,
+    XeroAPI/xero-php-oauth2#228), which Xero sometimes ignored (xero-node#516) or refused on
+    purchase orders (XeroAPI/xero-php-oauth2#268). Which pair Xero requires, and which wins when
+    they differ, is not documented: both are sent, the names as they were found or created."""
     return [
         {
             "TrackingCategoryID": tracking.category_id,
