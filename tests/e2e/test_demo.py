@@ -78,3 +78,50 @@ def test_the_demo_posts_the_same_week_for_a_firm_in_the_united_states(tmp_path: 
     assert f"{len(kinds) - refused} linked" in out and "failed" not in out
     assert "keeping its books in USD" in out and "IOLTA Trust Account" in out
     assert "debits equal credits: yes" in out
+
+
+def expected_matter_profit() -> dict[str, int]:
+    """Profit per matter from the Actionstep side alone: each posted bill's lines are the matter's
+    income and each supplier invoice's lines its expense (the sample's accounts 200/210 are
+    revenue, 310/420/489 expense), less credit notes."""
+    profit: dict[str, int] = {}
+    for line in SAMPLE.read_text().splitlines():
+        tx = json.loads(line)
+        matter = tx["header"].get("actionId", "0")
+        if tx["header"]["postedAt"] < "2026-11-01" or matter == "0":
+            continue
+        for kind, sign in (("clientBill", 1), ("creditNote", -1), ("supplierInvoice", -1)):
+            for item in tx.get(kind, {}).get("lines", []):
+                profit[matter] = profit.get(matter, 0) + sign * int(item["amount"]["units"])
+    return profit
+
+
+def test_the_demo_shows_matters_and_a_trust_organisation(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [
+            *console_script("xerolink"),
+            "demo",
+            "--matters",
+            "--trust-organisation",
+            "--workdir",
+            str(tmp_path / "demo"),
+        ],
+        capture_output=True,
+        text=True,
+        env=child_env(COLUMNS="120"),
+        timeout=180,
+        check=False,
+    )
+    out = result.stdout
+    assert result.returncode == ExitCode.OK, out + result.stderr
+    assert "failed" not in out
+    assert out.count("debits equal credits: yes") == 2, out
+    trust = out[out.index("Trust Account in the emulated Xero") :]
+    # Trust money is only in the trust organisation, office money only in the office one.
+    assert "Trust Liability" in trust and "Accounts Receivable" not in trust.split("debits equal")[0]
+    office = out[out.index("Harbour & Finch Lawyers in the emulated Xero") : out.index("Trust Account in the")]
+    assert "Trust Liability" not in office
+    office_matters = out[out.index("harbour-finch: profit per matter") : out.index("harbour-finch-trust: profit")]
+    shown = dict(re.findall(r"│ (\d+)\s+│\s+-?[\d.]+ │\s+-?[\d.]+ │\s+(-?[\d.]+) │", office_matters))
+    expected = expected_matter_profit()
+    assert {m: shown.get(m) for m in expected} == {m: cents_to_str(p) for m, p in expected.items()}
