@@ -10,9 +10,8 @@ acted on twice."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from xerolink.xero.v1 import objects_pb2 as xero_pb2
 from xerolink_common.reasons import Reason
@@ -20,6 +19,7 @@ from xerolink_common.reasons import Reason
 from xerolink_poster.adapters.xero_client import Credentials, Uncertain, XeroAnswer
 from xerolink_poster.domain.corrections import GONE, XeroDocument, document_change
 from xerolink_poster.service_layer.dispatch import answers
+from xerolink_poster.service_layer.ports import XeroCaller
 
 RATE_LIMIT_RETRIES = 5
 
@@ -30,18 +30,6 @@ _RESOURCES: dict[int, tuple[str, str]] = {
     xero_pb2.OBJECT_TYPE_INVOICE: ("Invoices", "InvoiceID"),
     xero_pb2.OBJECT_TYPE_CREDIT_NOTE: ("CreditNotes", "CreditNoteID"),
 }
-
-
-class Caller(Protocol):
-    def call(
-        self,
-        creds: Credentials,
-        method: str,
-        path: str,
-        params: dict[str, str] | None = None,
-        body: Any = None,
-        names: Sequence[str] = (),
-    ) -> XeroAnswer: ...
 
 
 class XeroTrouble(Exception):
@@ -66,7 +54,7 @@ class Undone:
 
 
 class CorrectionXero:
-    def __init__(self, caller: Caller, creds: Credentials) -> None:
+    def __init__(self, caller: XeroCaller, creds: Credentials) -> None:
         self.caller = caller
         self.creds = creds
         # Names this application's writes for their Idempotency-Keys: a retry within it is

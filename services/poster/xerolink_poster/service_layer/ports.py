@@ -24,6 +24,7 @@ from xerolink_poster.adapters.tables import (
     TenantLeaseRow,
     TrackingCategoryLinkRow,
 )
+from xerolink_poster.adapters.xero_client import Credentials, XeroAnswer
 from xerolink_poster.domain.corrections import LinkFacts, Step, StepState
 from xerolink_poster.domain.link_filter import LinkFilter
 from xerolink_poster.domain.records import RecordRef, XeroObjectRef
@@ -224,3 +225,19 @@ class Repositories(Protocol):
     def leases(self) -> LeaseRepository: ...
     @property
     def matters(self) -> MatterRepository: ...
+
+
+class XeroCaller(Protocol):
+    """One Xero call within a tenant's limits: the tenant's gate, or a worker lent to a borrower
+    (a correction's steps, CloseMatter)."""
+
+    def call(
+        self,
+        creds: Credentials,
+        method: str,
+        path: str,
+        params: dict[str, str] | None = None,
+        body: Any = None,
+        *,
+        names: Sequence[str] = (),
+    ) -> XeroAnswer: ...

@@ -13,8 +13,6 @@ from __future__ import annotations
 import logging
 import threading
 from collections import defaultdict
-from collections.abc import Sequence
-from typing import Any, Protocol
 
 from xerolink.mapper.v1 import mapper_service_pb2 as mapper_pb2
 from xerolink_common.reasons import Reason
@@ -30,6 +28,7 @@ from xerolink_poster.service_layer.dispatch.gate import Gate
 from xerolink_poster.service_layer.dispatch.results import Results
 from xerolink_poster.service_layer.dispatch.shared import Shared
 from xerolink_poster.service_layer.dispatch.work import Work
+from xerolink_poster.service_layer.ports import XeroCaller
 from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transaction
 
 log = logging.getLogger(__name__)
@@ -371,23 +370,8 @@ class Matters:
         run_in_transaction(self.d.db, write)
 
 
-class OptionCaller(Protocol):
-    """What set_status calls through: the tenant's gate, or a worker lent to CloseMatter."""
-
-    def call(
-        self,
-        creds: Credentials,
-        method: str,
-        path: str,
-        *,
-        params: dict[str, str] | None = None,
-        body: Any = None,
-        names: Sequence[str] = (),
-    ) -> XeroAnswer: ...
-
-
 def set_status(
-    caller: OptionCaller, creds: Credentials, category_id: str, option_id: str, status: str, blocked_until: float = 0.0
+    caller: XeroCaller, creds: Credentials, category_id: str, option_id: str, status: str, blocked_until: float = 0.0
 ) -> None:
     """Archives an option or makes it ACTIVE again: POST TrackingCategories/{id}/Options/{id} with
     the TrackingOption's Status (Xero's OpenAPI, updateTrackingOptions: ACTIVE | ARCHIVED |
