@@ -223,6 +223,12 @@ def _valid_requests(world: World) -> Iterator[tuple[str, Message]]:
     assert links.next_page_token, "the walk needs two links"
     yield "ListLinks", poster_pb2.ListLinksRequest(connection_id=cid, page_size=1, page_token=links.next_page_token)
     yield "GetConnection", poster_pb2.GetConnectionRequest(connection_id=cid)
+    yield (
+        "ListMatterOptions",
+        organisations_pb2.ListMatterOptionsRequest(connection_id=cid, page_size=10, page_token=""),
+    )
+    # A matter with no postings: closing it answers no option, and changes nothing.
+    yield "CloseMatter", organisations_pb2.CloseMatterRequest(connection_id=cid, action_id=999)
     org = world.emulator.create_organisation("Org of firm-2")
     yield (
         "CreateConnection",

@@ -14,7 +14,7 @@ from functools import partial
 import grpc
 from google.protobuf.message import Message
 from xerolink.actionstep.v1 import common_pb2, transaction_pb2
-from xerolink.poster.v1 import backfill_pb2, connection_pb2, correction_pb2, unlink_pb2
+from xerolink.poster.v1 import backfill_pb2, connection_pb2, correction_pb2, organisations_pb2, unlink_pb2
 from xerolink.poster.v1 import poster_service_pb2 as poster_pb2
 from xerolink_mapper import samples
 
@@ -170,6 +170,8 @@ BY_CONNECTION: dict[str, Callable[[Known, str], Message]] = {
         connection_id=c, account_allocation={"trust_bank": "094"}
     ),
     "RemapTaxTypes": lambda k, c: connection_pb2.RemapTaxTypesRequest(connection_id=c, tax_code_map={"GST": "OUTPUT"}),
+    "CloseMatter": lambda k, c: organisations_pb2.CloseMatterRequest(connection_id=c, action_id=7001),
+    "ListMatterOptions": lambda k, c: organisations_pb2.ListMatterOptionsRequest(connection_id=c),
 }
 
 
@@ -354,6 +356,25 @@ _case(
     lambda k: _unlink(k, k.bill, cascade=False),
     PRECONDITION,
 )
+
+
+# -- CloseMatter and ListMatterOptions ----------------------------------------------------------
+
+
+def _close(known: Known, action_id: int) -> Message:
+    return organisations_pb2.CloseMatterRequest(connection_id=known.connection_id, action_id=action_id)
+
+
+def _options(known: Known, **fields: object) -> Message:
+    return organisations_pb2.ListMatterOptionsRequest(connection_id=known.connection_id, **fields)  # type: ignore[arg-type]
+
+
+_case("CloseMatter", "no matter", lambda k: _close(k, 0), INVALID, "action_id")
+_case("CloseMatter", "a negative matter", lambda k: _close(k, -7001), INVALID, "action_id")
+_case("CloseMatter", "int64 min matter", lambda k: _close(k, -(2**63)), INVALID, "action_id")
+_case("ListMatterOptions", "negative page size", lambda k: _options(k, page_size=-1), INVALID, "page_size")
+for _index, _bad in enumerate(BAD_TOKENS):
+    _case("ListMatterOptions", f"bad page token {_index}", partial(_options, page_token=_bad), INVALID, "page_token")
 
 
 # -- ListOrphans --------------------------------------------------------------------------------

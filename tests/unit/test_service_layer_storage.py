@@ -47,6 +47,7 @@ def test_the_unit_of_work_hands_out_a_repository_per_aggregate(tmp_path: Path) -
                 "corrections",
                 "leases",
                 "links",
+                "matters",
                 "outbox",
             ]
             assert uow.connections.get_connection("nobody") is None

@@ -141,6 +141,7 @@ class Reason(StrEnum):
     INVALID_INTENT = "INVALID_INTENT", "say what the Actionstep user will do with the record: EDIT or DELETE"
     INVALID_LINK_FILTER = "INVALID_LINK_FILTER", "the link filters are not valid; fix the fields listed"
     INVALID_LINK_NAME = "INVALID_LINK_NAME", "a name is not a link name"
+    INVALID_MATTER_REQUEST = "INVALID_MATTER_REQUEST", "a matter request is not valid; fix the fields listed"
     INVALID_PAGE_SIZE = "INVALID_PAGE_SIZE", "page_size cannot be negative"
     INVALID_PAGE_TOKEN = "INVALID_PAGE_TOKEN", "page_token is not one this service issued; start again without it"
     INVALID_POSTING_NAME = "INVALID_POSTING_NAME", "name must be 'postings/{posting_id}'"
@@ -169,6 +170,10 @@ class Reason(StrEnum):
     MAPPING_NOT_CONFIGURED = (
         "MAPPING_NOT_CONFIGURED",
         "the connection's mapping lacks what the transaction needs (an allocation or tax code)",
+    )
+    MATTER_HAS_PENDING_POSTINGS = (
+        "MATTER_HAS_PENDING_POSTINGS",
+        "a matter cannot be closed while postings of it are not yet in Xero",
     )
     NOTHING_TO_REMAP = (
         "NOTHING_TO_REMAP",
@@ -245,6 +250,22 @@ class Reason(StrEnum):
     )
     TOTAL_DUE_CURRENCY = "TOTAL_DUE_CURRENCY", "a backfilled bill's total due is not in the bill's currency"
     TOTAL_DUE_REQUIRED = "TOTAL_DUE_REQUIRED", "a backfilled bill carries no total due"
+    TRACKING_CATEGORY_ARCHIVED = (
+        "TRACKING_CATEGORY_ARCHIVED",
+        "the connection's tracking category for matters is archived in Xero",
+    )
+    TRACKING_CATEGORY_LIMIT = (
+        "TRACKING_CATEGORY_LIMIT",
+        "Xero's limit of tracking categories leaves no room for the connection's category for matters",
+    )
+    TRACKING_OPTION_LIMIT = (
+        "TRACKING_OPTION_LIMIT",
+        "the category for matters holds as many active options as Xero allows: close finished matters",
+    )
+    TRACKING_OPTION_TAKEN = (
+        "TRACKING_OPTION_TAKEN",
+        "the Xero option named for a matter is another matter's option (renamed in Xero)",
+    )
     TRANSFER_BETWEEN_ORGANISATIONS = (
         "TRANSFER_BETWEEN_ORGANISATIONS",
         "a trust transfer to the office bank joins the trust and office organisations, and a Xero bank transfer "
@@ -287,6 +308,10 @@ class Reason(StrEnum):
     XERO_REFUSED = "XERO_REFUSED", "Xero refused a correction's call"
     XERO_TOKEN_ERROR = "XERO_TOKEN_ERROR", "Xero's token endpoint answered with an error"
     XERO_TOKEN_NO_ANSWER = "XERO_TOKEN_NO_ANSWER", "Xero's token endpoint did not answer"
+    XERO_TRACKING_FAILED = (
+        "XERO_TRACKING_FAILED",
+        "finding, creating or changing matters' tracking options in Xero failed",
+    )
     XERO_UNAUTHORISED = "XERO_UNAUTHORISED", "Xero refused the connection's credentials: reconnect it"
     XERO_UNAVAILABLE = "XERO_UNAVAILABLE", "Xero answered with a server error"
     XERO_UNREACHABLE = "XERO_UNREACHABLE", "Xero could not be reached"

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import pytest
 from xerolink.actionstep.v1 import common_pb2
 from xerolink.type.v1 import date_pb2, money_pb2
 from xerolink.xero.v1 import objects_pb2 as xero_pb2
 from xerolink_poster.adapters import xero_json
 from xerolink_poster.adapters import xero_payloads as payloads
+from xerolink_poster.domain.matters import LineTracking
 
 
 def _invoice() -> xero_pb2.Operation:
@@ -162,3 +164,49 @@ def test_an_answered_amount_is_compared_with_the_sent_one_as_a_number() -> None:
         assert payloads.same_amount(answered, Decimal("100.00")), answered
     for answered in other:
         assert not payloads.same_amount(answered, Decimal("100.00")), answered
+
+
+MATTER_5 = LineTracking("cat-1", "Matter", "opt-5", "5")
+
+
+def test_a_tracked_line_carries_its_matters_option_by_ids_and_names() -> None:
+    operation = _invoice()
+    operation.invoice.line_items[0].tracked_action_id = 5
+    operation.invoice.line_items.add(description="Untracked", account_code="200", line_amount=money_pb2.Money(units=1))
+    element = payloads.element_of(operation, "AS-1", "contact-1", {}, {5: MATTER_5})
+    tracked, untracked = element["LineItems"]
+    # Xero's OpenAPI LineItemTracking holds all four; which pair Xero requires is not documented.
+    assert tracked["Tracking"] == [
+        {"TrackingCategoryID": "cat-1", "TrackingOptionID": "opt-5", "Name": "Matter", "Option": "5"}
+    ]
+    assert "Tracking" not in untracked
+
+
+def test_a_tracked_journal_line_carries_its_own_matters_option() -> None:
+    operation = xero_pb2.Operation(
+        local_ref="journal",
+        manual_journal=xero_pb2.ManualJournal(
+            narration="Transfer",
+            date=date_pb2.Date(year=2026, month=3, day=2),
+            journal_lines=[
+                xero_pb2.JournalLine(account_code="800", line_amount=money_pb2.Money(units=100), tracked_action_id=5),
+                xero_pb2.JournalLine(account_code="801", line_amount=money_pb2.Money(units=-100)),
+            ],
+        ),
+    )
+    element = payloads.element_of(operation, "[AS-GJ-1]", "", {}, {5: MATTER_5})
+    first, second = element["JournalLines"]
+    assert first["Tracking"] == [
+        {"TrackingCategoryID": "cat-1", "TrackingOptionID": "opt-5", "Name": "Matter", "Option": "5"}
+    ]
+    assert "Tracking" not in second
+    assert payloads.tracked_matters(operation) == {5}
+
+
+def test_a_tracked_line_without_its_option_is_never_sent_untracked() -> None:
+    operation = _invoice()
+    operation.invoice.line_items[0].tracked_action_id = 6
+    with pytest.raises(payloads.MissingTracking):
+        payloads.element_of(operation, "AS-1", "contact-1", {}, {5: MATTER_5})
+    # Without tracking on (the connection's context), the matter is not carried.
+    assert "Tracking" not in payloads.element_of(operation, "AS-1", "contact-1", {}, None)["LineItems"][0]

@@ -1,5 +1,5 @@
 """In-memory connections and contacts, and the repositories no unit-tested rule uses yet
-(backfills, leases), whose methods say so."""
+(backfills, leases, matters), whose methods say so."""
 
 from __future__ import annotations
 
@@ -7,7 +7,13 @@ from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from xerolink_poster.adapters.backfill_tables import BackfillItemRow, BackfillRow
-from xerolink_poster.adapters.tables import ConnectionRow, ContactLinkRow, TenantLeaseRow
+from xerolink_poster.adapters.tables import (
+    ConnectionRow,
+    ContactLinkRow,
+    MatterOptionLinkRow,
+    TenantLeaseRow,
+    TrackingCategoryLinkRow,
+)
 
 from tests.unit.fakes.registry import Registry
 
@@ -111,3 +117,32 @@ class FakeLeaseRepository:
 
     def purge_app_calls(self, before_us: int) -> None:
         _unused("purge_app_calls")
+
+
+class FakeMatterRepository:
+    def get_category(self, connection_id: str) -> TrackingCategoryLinkRow | None:
+        _unused("get_category (matters' tracking category)")
+
+    def add_category(self, row: TrackingCategoryLinkRow) -> None:
+        _unused("add_category")
+
+    def get_option(self, connection_id: str, action_id: int) -> MatterOptionLinkRow | None:
+        _unused("get_option")
+
+    def options_of(self, connection_id: str, action_ids: Sequence[int]) -> dict[int, MatterOptionLinkRow]:
+        _unused("options_of")
+
+    def matter_of_option(self, connection_id: str, option_id: str) -> int | None:
+        _unused("matter_of_option")
+
+    def add_option(self, row: MatterOptionLinkRow) -> None:
+        _unused("add_option")
+
+    def set_option_state(self, connection_id: str, action_id: int, state: str, now_us: int) -> None:
+        _unused("set_option_state")
+
+    def list_options(self, connection_id: str, after_action_id: int, limit: int) -> Sequence[MatterOptionLinkRow]:
+        _unused("list_options")
+
+    def unsettled_links_of_matter(self, connection_id: str, action_id: int, states: Sequence[str]) -> int:
+        _unused("unsettled_links_of_matter")

@@ -18,6 +18,7 @@ from tests.unit.fakes.others import (
     FakeConnectionRepository,
     FakeContactRepository,
     FakeLeaseRepository,
+    FakeMatterRepository,
 )
 from tests.unit.fakes.outbox import FakeOutboxRepository
 from tests.unit.fakes.registry import Registry
@@ -36,6 +37,7 @@ class FakeUnitOfWork:
         self.corrections = FakeCorrectionRepository(self.registry)
         self.backfills = FakeBackfillRepository()
         self.leases = FakeLeaseRepository()
+        self.matters = FakeMatterRepository()
         self._before: Registry | None = None
 
     def __enter__(self) -> FakeUnitOfWork:

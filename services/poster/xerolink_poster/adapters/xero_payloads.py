@@ -13,10 +13,14 @@ Xero's OpenAPI description (../shared/xero-openapi/xero_accounting.yaml), see do
 - BankTransaction.Reference is "Only supported for SPEND and RECEIVE transactions": on an
   overpayment the tag goes in the first line's Description (LineItem.Description, kept).
 - Payment.Reference, BankTransfer.Reference and ManualJournal.Narration carry no restriction.
-- Allocations have no field to carry it: see the dispatcher's look-up of allocations."""
+- Allocations have no field to carry it: see the dispatcher's look-up of allocations.
+
+A line of a matter (tracked_action_id, reports by matter) carries the matter's tracking option in
+its Tracking element (`line_tracking`)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -27,9 +31,17 @@ from xerolink.xero.v1 import objects_pb2 as xero_pb2
 from xerolink_common.money import cents_to_decimal
 
 from xerolink_poster.adapters.operations import OBJECT_TYPE_BY_BODY, body_of
+from xerolink_poster.domain.matters import LineTracking
 from xerolink_poster.domain.records import XeroObjectRef
 
 Element = dict[str, Any]
+# A matter's option on each tracked line: None when the connection does not track matters.
+Tracking = Mapping[int, LineTracking] | None
+
+
+class MissingTracking(Exception):
+    """A line of a matter whose option the dispatcher did not find: it is never sent without it."""
+
 
 # Operation body -> (Xero resource, id field, number field).
 RESOURCES: dict[str, tuple[str, str, str]] = {
@@ -106,7 +118,45 @@ def _amount(value: money_pb2.Money) -> Decimal:
     return cents_to_decimal(value.units)
 
 
-def _lines(items: Any) -> list[Element]:
+def line_tracking(tracking: LineTracking) -> list[Element]:
+    """A line's Tracking element. Xero's OpenAPI LineItemTracking (ManualJournalLine.Tracking:
+    TrackingCategory) holds TrackingCategoryID, TrackingOptionID, Name (the category's) and Option
+    (the option's name), none marked required; Xero's own examples send Name and Option
+    (quoted in calcinai/xero-php#70); SDK users send only the ids (XeroAPI/xero-node#516,
+    XeroAPI/xero-php-oauth2#228), which Xero sometimes ignored (xero-node#516) or refused on
+    purchase orders (XeroAPI/xero-php-oauth2#268). Which pair Xero requires, and which wins when
+    they differ, is not documented: both are sent, the names as they were found or created."""
+    return [
+        {
+            "TrackingCategoryID": tracking.category_id,
+            "TrackingOptionID": tracking.option_id,
+            "Name": tracking.category_name,
+            "Option": tracking.option_name,
+        }
+    ]
+
+
+def _track(line: Element, action_id: int, tracking: Tracking) -> Element:
+    if tracking is None or not action_id:
+        return line
+    found = tracking.get(action_id)
+    if found is None:
+        raise MissingTracking(f"no tracking option for matter {action_id}")
+    line["Tracking"] = line_tracking(found)
+    return line
+
+
+def tracked_matters(operation: xero_pb2.Operation) -> set[int]:
+    """The matters the operation's lines carry (tracked_action_id)."""
+    body = body_of(operation)
+    if body in ("invoice", "credit_note", "bank_transaction"):
+        return {i.tracked_action_id for i in getattr(operation, body).line_items if i.tracked_action_id}
+    if body == "manual_journal":
+        return {i.tracked_action_id for i in operation.manual_journal.journal_lines if i.tracked_action_id}
+    return set()
+
+
+def _lines(items: Any, tracking: Tracking) -> list[Element]:
     out: list[Element] = []
     for item in items:
         line: Element = {
@@ -119,7 +169,7 @@ def _lines(items: Any) -> list[Element]:
         }
         if item.tax_type:
             line["TaxType"] = item.tax_type
-        out.append(line)
+        out.append(_track(line, item.tracked_action_id, tracking))
     return out
 
 
@@ -140,9 +190,16 @@ def target_of(operation: xero_pb2.Operation, resolved: dict[str, str]) -> Target
     return Target(body, resource, resource, resource, per_element=body != "bank_transfer")
 
 
-def element_of(operation: xero_pb2.Operation, reference: str, contact_id: str, resolved: dict[str, str]) -> Element:
+def element_of(
+    operation: xero_pb2.Operation,
+    reference: str,
+    contact_id: str,
+    resolved: dict[str, str],
+    tracking: Tracking = None,
+) -> Element:
     """The Xero element of one operation. `resolved` holds the Xero ids of the documents it
-    refers to ("document", "credit_note", "invoice"); `contact_id` its contact."""
+    refers to ("document", "credit_note", "invoice"); `contact_id` its contact; `tracking` the
+    option of each matter its lines carry (None: the connection does not track matters)."""
     body = body_of(operation)
     if body == "invoice":
         inv = operation.invoice
@@ -151,7 +208,7 @@ def element_of(operation: xero_pb2.Operation, reference: str, contact_id: str, r
             "Contact": {"ContactID": contact_id},
             "Date": _date(inv.date),
             "LineAmountTypes": _LINE_AMOUNT_TYPES.get(inv.line_amount_types, "Exclusive"),
-            "LineItems": _lines(inv.line_items),
+            "LineItems": _lines(inv.line_items, tracking),
             "Status": _DOC_STATUS.get(inv.status, "AUTHORISED"),
         }
         if inv.HasField("due_date"):
@@ -170,7 +227,7 @@ def element_of(operation: xero_pb2.Operation, reference: str, contact_id: str, r
             "Contact": {"ContactID": contact_id},
             "Date": _date(note.date),
             "LineAmountTypes": _LINE_AMOUNT_TYPES.get(note.line_amount_types, "Exclusive"),
-            "LineItems": _lines(note.line_items),
+            "LineItems": _lines(note.line_items, tracking),
             "Status": _DOC_STATUS.get(note.status, "AUTHORISED"),
         }
         if note.type == xero_pb2.CREDIT_NOTE_TYPE_ACCRECCREDIT:
@@ -206,7 +263,7 @@ def element_of(operation: xero_pb2.Operation, reference: str, contact_id: str, r
         }
     if body == "bank_transaction":
         txn = operation.bank_transaction
-        lines = _lines(txn.line_items)
+        lines = _lines(txn.line_items, tracking)
         element = {
             "Type": _BANK_TYPES[txn.type],
             "BankAccount": {"Code": txn.bank_account_code},
@@ -239,7 +296,7 @@ def element_of(operation: xero_pb2.Operation, reference: str, contact_id: str, r
         if item.tax_type:
             line["TaxType"] = item.tax_type
             line["TaxAmount"] = _amount(item.tax_amount)
-        lines.append(line)
+        lines.append(_track(line, item.tracked_action_id, tracking))
     return {
         "Narration": reference,
         "Date": _date(journal.date),

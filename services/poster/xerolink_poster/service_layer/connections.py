@@ -21,6 +21,7 @@ from xerolink_common.reasons import Reason
 from xerolink_poster.adapters.database import Database, now_us
 from xerolink_poster.adapters.tables import ConnectionRow
 from xerolink_poster.adapters.token_vault import Tokens, TokenVault
+from xerolink_poster.domain.matters import NAME_MAX
 from xerolink_poster.domain.states import ConnectionState
 from xerolink_poster.service_layer.ports import ConnectionRepository
 from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transaction
@@ -118,6 +119,7 @@ def context_violations(
         # reported by preflight as a setting to map.
         if tax_type and (len(tax_type) > 64 or not tax_type.isprintable() or " " in tax_type):
             violations.append(FieldViolation(field, "a Xero TaxType: at most 64 characters, no spaces"))
+    violations += _matter_tracking_violations(context, path)
     seen: set[str] = set()
     for index, rate in enumerate(context.tax_rates):
         # Keyed by tax type: a rate without one, or one listed twice, would stand for the wrong rate.
@@ -126,6 +128,34 @@ def context_violations(
                 FieldViolation(f"{path}.tax_rates[{index}].tax_type", "required, once: the Xero TaxType of the rate")
             )
         seen.add(rate.tax_type)
+    return violations
+
+
+def _matter_tracking_violations(context: mapper_pb2.MappingContext, path: str) -> list[FieldViolation]:
+    """Reports by matter belong to the extended profile (MappingContext.matter_tracking); its
+    category name is at most 100 characters (TrackingCategory.Name, Xero's OpenAPI description),
+    without surrounding spaces (Xero does not trim them: XeroAPI/xero-node#539)."""
+    if not context.HasField("matter_tracking"):
+        return []
+    tracking = context.matter_tracking
+    violations = []
+    if tracking.enabled and context.profile != mapper_pb2.POLICY_PROFILE_EXTENDED:
+        violations.append(
+            FieldViolation(
+                f"{path}.matter_tracking",
+                "reports by matter need the extended profile: set profile to POLICY_PROFILE_EXTENDED, or leave "
+                "matter_tracking unset",
+            )
+        )
+    name = tracking.category_name
+    if len(name) > NAME_MAX or not name.isprintable() or name != name.strip():
+        violations.append(
+            FieldViolation(
+                f"{path}.matter_tracking.category_name",
+                f"a Xero tracking category name: at most {NAME_MAX} printable characters without surrounding "
+                'spaces, or empty for "Matter"',
+            )
+        )
     return violations
 
 

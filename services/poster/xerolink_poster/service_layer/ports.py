@@ -17,10 +17,12 @@ from xerolink_poster.adapters.tables import (
     ConnectionRow,
     ContactLinkRow,
     LinkRow,
+    MatterOptionLinkRow,
     OrphanRow,
     OutboxRow,
     PostingRow,
     TenantLeaseRow,
+    TrackingCategoryLinkRow,
 )
 from xerolink_poster.domain.corrections import LinkFacts, Step, StepState
 from xerolink_poster.domain.link_filter import LinkFilter
@@ -34,9 +36,11 @@ __all__ = [
     "ConnectionRow",
     "IndexedPosting",
     "LinkRow",
+    "MatterOptionLinkRow",
     "PostingRow",
     "Saga",
     "StateChange",
+    "TrackingCategoryLinkRow",
     "notes_of",
 ]
 
@@ -187,6 +191,20 @@ class LeaseRepository(Protocol):
     def purge_app_calls(self, before_us: int) -> None: ...
 
 
+class MatterRepository(Protocol):
+    """The connection's tracking category for matters and each matter's tracking option."""
+
+    def get_category(self, connection_id: str) -> TrackingCategoryLinkRow | None: ...
+    def add_category(self, row: TrackingCategoryLinkRow) -> None: ...
+    def get_option(self, connection_id: str, action_id: int) -> MatterOptionLinkRow | None: ...
+    def options_of(self, connection_id: str, action_ids: Sequence[int]) -> dict[int, MatterOptionLinkRow]: ...
+    def matter_of_option(self, connection_id: str, option_id: str) -> int | None: ...
+    def add_option(self, row: MatterOptionLinkRow) -> None: ...
+    def set_option_state(self, connection_id: str, action_id: int, state: str, now_us: int) -> None: ...
+    def list_options(self, connection_id: str, after_action_id: int, limit: int) -> Sequence[MatterOptionLinkRow]: ...
+    def unsettled_links_of_matter(self, connection_id: str, action_id: int, states: Sequence[str]) -> int: ...
+
+
 class Repositories(Protocol):
     """What a unit of work hands out: one repository per aggregate."""
 
@@ -204,3 +222,5 @@ class Repositories(Protocol):
     def backfills(self) -> BackfillRepository: ...
     @property
     def leases(self) -> LeaseRepository: ...
+    @property
+    def matters(self) -> MatterRepository: ...

@@ -1,5 +1,5 @@
 """Unit of work: one short database transaction, with a repository per aggregate on it (links,
-outbox, contacts, connections, corrections, backfills, leases; their interfaces are in
+outbox, contacts, connections, corrections, backfills, leases, matters; their interfaces are in
 service_layer/ports.py). It rolls back unless committed; write units on SQLite begin with BEGIN
 IMMEDIATE (see adapters/database.py). A write that loses a race on a unique key (two posts of a new
 record at once) is retried by `run_in_transaction`, which re-runs the whole function on a fresh
@@ -23,6 +23,7 @@ from xerolink_poster.service_layer.ports import (
     CorrectionRepository,
     LeaseRepository,
     LinkRepository,
+    MatterRepository,
     OutboxRepository,
 )
 
@@ -38,6 +39,7 @@ class UnitOfWork:
     corrections: CorrectionRepository
     backfills: BackfillRepository
     leases: LeaseRepository
+    matters: MatterRepository
 
     def __init__(self, db: Database, write: bool = True) -> None:
         self.db = db
@@ -66,6 +68,7 @@ class UnitOfWork:
         self.corrections = repositories.corrections
         self.backfills = repositories.backfills
         self.leases = repositories.leases
+        self.matters = repositories.matters
         return self
 
     def commit(self) -> None:

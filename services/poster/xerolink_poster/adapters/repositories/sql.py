@@ -12,6 +12,7 @@ from xerolink_poster.adapters.repositories.contacts import SqlContactRepository
 from xerolink_poster.adapters.repositories.corrections import SqlCorrectionRepository
 from xerolink_poster.adapters.repositories.leases import SqlLeaseRepository
 from xerolink_poster.adapters.repositories.links import SqlLinkRepository
+from xerolink_poster.adapters.repositories.matters import SqlMatterRepository
 from xerolink_poster.adapters.repositories.outbox import SqlOutboxRepository
 
 
@@ -24,6 +25,7 @@ class SqlRepositories:
     corrections: SqlCorrectionRepository
     backfills: SqlBackfillRepository
     leases: SqlLeaseRepository
+    matters: SqlMatterRepository
 
     @classmethod
     def on(cls, session: Session, is_sqlite: bool) -> SqlRepositories:
@@ -35,4 +37,5 @@ class SqlRepositories:
             corrections=SqlCorrectionRepository(session, is_sqlite),
             backfills=SqlBackfillRepository(session),
             leases=SqlLeaseRepository(session, is_sqlite),
+            matters=SqlMatterRepository(session),
         )

@@ -31,7 +31,7 @@ class Creator:
         elements = []
         for w in works:
             assert w.operation is not None
-            elements.append(payloads.element_of(w.operation, w.reference, w.contact_id, w.resolved))
+            elements.append(payloads.element_of(w.operation, w.reference, w.contact_id, w.resolved, w.tracking))
         body = {target.collection: elements}
         members = [(w.row.trace_context, w.link) for w in works]
         creds = self.gate.credentials(first.connection)

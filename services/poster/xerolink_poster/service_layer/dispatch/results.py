@@ -68,6 +68,23 @@ class Results:
     def reject(self, works: list[Work], messages: list[str]) -> None:
         self.write([], [(w, [m]) for w, m in zip(works, messages, strict=True)])
 
+    def fail(self, works: Sequence[Work], reason: str, message: str) -> None:
+        """Fails the entries for good, before anything of them was sent, with `reason`; a repost
+        (after the firm did what `message` says) queues them again."""
+
+        def write(uow: UnitOfWork) -> None:
+            now = now_us()
+            self.preload(uow, works)
+            for w in works:
+                row, link = self.reload(uow, w)
+                if row is not None and link is not None:
+                    outcomes.record_rejected(
+                        uow, row, link, reason, message, [], now, self.d.actor, outcome_unknown=row.uncertain
+                    )
+
+        run_in_transaction(self.d.db, write)
+        self.d.changes.notify()
+
     def retry(
         self,
         works: Sequence[Work],

@@ -1,5 +1,5 @@
 """A tenant's worker: one thread per tenant holding its lease, claiming outbox entries and
-running each claimed batch as a job (prepare, look up, contacts, create) on a pool as wide as
+running each claimed batch as a job (prepare, look up, contacts, matters' options, create) on a pool as wide as
 Xero's concurrency limit. It is also lent to corrections, whose calls share its gate."""
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from xerolink_poster.service_layer.dispatch.contacts import Contacts
 from xerolink_poster.service_layer.dispatch.creating import Creator
 from xerolink_poster.service_layer.dispatch.gate import Gate, LeaseLost
 from xerolink_poster.service_layer.dispatch.lookups import LookUps
+from xerolink_poster.service_layer.dispatch.matters import Matters, tracked_category
 from xerolink_poster.service_layer.dispatch.results import Results
 from xerolink_poster.service_layer.dispatch.settings import DispatcherSettings
 from xerolink_poster.service_layer.dispatch.shared import Shared
@@ -58,6 +59,7 @@ class TenantWorker(threading.Thread):
         self.results = Results(shared, settings)
         self.lookups = LookUps(shared, self.gate, self.results)
         self.contacts = Contacts(shared, settings, tenant_id, self.gate, self.results)
+        self.matters = Matters(shared, tenant_id, self.gate, self.results)
         self.creator = Creator(tenant_id, self.gate, self.results)
         self.lock = threading.Lock()  # guards the loan
         self.lease_lost = False
@@ -225,6 +227,7 @@ class TenantWorker(threading.Thread):
             with self.contacts.lock:
                 self.contacts.ensure(needing_contacts)
             works = [w for w in works if w.contact is None or w.contact_id]
+        works = self._with_tracking(works)
         groups: dict[tuple[str, str, int], list[Work]] = defaultdict(list)
         for w in works:
             assert w.operation is not None
@@ -235,6 +238,28 @@ class TenantWorker(threading.Thread):
         for (_, path, _), members in groups.items():
             for chunk in chunks(members, self.settings.batch_size):
                 self.creator.create(path, list(chunk))
+
+    def _with_tracking(self, works: list[Work]) -> list[Work]:
+        """Entries of connections that track matters get their matters' options (finding or
+        creating them once, under the lock); those whose options cannot be had now fail or wait,
+        saying why. Nothing is sent without its tracking."""
+        tracks: dict[str, bool] = {}
+        needing: list[Work] = []
+        others: list[Work] = []
+        for w in works:
+            cid = w.connection.connection_id
+            if cid not in tracks:
+                tracks[cid] = tracked_category(w.connection) is not None
+            if not tracks[cid]:
+                others.append(w)
+                continue
+            assert w.operation is not None
+            w.tracking = {}
+            (needing if payloads.tracked_matters(w.operation) else others).append(w)
+        if not needing:
+            return works
+        with self.matters.lock:
+            return others + self.matters.ensure(needing)
 
     def _held_back(self, works: list[Work]) -> list[Work]:
         """Work of a disconnected connection, or one that needs reconnecting, waits (visible, not

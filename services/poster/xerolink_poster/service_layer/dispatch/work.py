@@ -8,6 +8,7 @@ from xerolink.xero.v1 import objects_pb2 as xero_pb2
 
 from xerolink_poster.adapters import operations as deps
 from xerolink_poster.adapters.tables import ConnectionRow, LinkRow, OutboxRow
+from xerolink_poster.domain.matters import LineTracking
 
 
 @dataclass
@@ -25,6 +26,9 @@ class Work:
     reference: str = ""
     # Written with the uncertain mark: what the look-up needs that Xero cannot carry.
     hint: str = ""
+    # The option of each matter its lines carry, when the connection tracks matters; None when
+    # it does not (xero_payloads.element_of).
+    tracking: dict[int, LineTracking] | None = None
 
     @property
     def body(self) -> str:

@@ -1,0 +1,82 @@
+"""The matters repository: the connection's tracking category and each matter's tracking option,
+found or created once and known afterwards by their Xero ids."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from xerolink_poster.adapters.tables import LinkRow, LinkSubjectRow, MatterOptionLinkRow, TrackingCategoryLinkRow
+
+
+class SqlMatterRepository:
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def get_category(self, connection_id: str) -> TrackingCategoryLinkRow | None:
+        return self._session.get(TrackingCategoryLinkRow, connection_id)
+
+    def add_category(self, row: TrackingCategoryLinkRow) -> None:
+        if self.get_category(row.connection_id) is None:
+            self._session.add(row)
+
+    def get_option(self, connection_id: str, action_id: int) -> MatterOptionLinkRow | None:
+        return self._session.get(MatterOptionLinkRow, (connection_id, action_id))
+
+    def options_of(self, connection_id: str, action_ids: Sequence[int]) -> dict[int, MatterOptionLinkRow]:
+        """The option links of these matters that exist: one query."""
+        if not action_ids:
+            return {}
+        query = select(MatterOptionLinkRow).where(
+            MatterOptionLinkRow.connection_id == connection_id,
+            col(MatterOptionLinkRow.action_id).in_(sorted(set(action_ids))),
+        )
+        return {row.action_id: row for row in self._session.exec(query).all()}
+
+    def matter_of_option(self, connection_id: str, option_id: str) -> int | None:
+        """The matter already linked to this Xero option, if any."""
+        query = select(MatterOptionLinkRow.action_id).where(
+            MatterOptionLinkRow.connection_id == connection_id,
+            MatterOptionLinkRow.tracking_option_id == option_id,
+        )
+        return self._session.exec(query).first()
+
+    def add_option(self, row: MatterOptionLinkRow) -> None:
+        if self.get_option(row.connection_id, row.action_id) is None:
+            self._session.add(row)
+
+    def set_option_state(self, connection_id: str, action_id: int, state: str, now_us: int) -> None:
+        row = self.get_option(connection_id, action_id)
+        if row is not None and row.state != state:
+            row.state = state
+            row.update_us = now_us
+            self._session.add(row)
+
+    def list_options(self, connection_id: str, after_action_id: int, limit: int) -> Sequence[MatterOptionLinkRow]:
+        query = (
+            select(MatterOptionLinkRow)
+            .where(
+                MatterOptionLinkRow.connection_id == connection_id,
+                col(MatterOptionLinkRow.action_id) > after_action_id,
+            )
+            .order_by(col(MatterOptionLinkRow.action_id))
+            .limit(limit)
+        )
+        return self._session.exec(query).all()
+
+    def unsettled_links_of_matter(self, connection_id: str, action_id: int, states: Sequence[str]) -> int:
+        """How many links of the matter (their record's header action, link_subject) are in these
+        states."""
+        query = (
+            select(func.count())
+            .select_from(LinkRow)
+            .join(LinkSubjectRow, col(LinkSubjectRow.link_id) == col(LinkRow.id))
+            .where(
+                LinkSubjectRow.connection_id == connection_id,
+                LinkSubjectRow.action_id == action_id,
+                col(LinkRow.state).in_(list(states)),
+            )
+        )
+        return int(self._session.exec(query).one())
