@@ -131,7 +131,9 @@ def profit_and_loss_accounts(emulator: EmulatorServer, tenant_id: str) -> set[st
     return {a["Code"] for a in accounts if a["Class"] in PROFIT_AND_LOSS_CLASSES}
 
 
-def assert_ledger_matches(books: Books, emulator: EmulatorServer, tenant_id: str) -> int:
+def assert_ledger_matches(
+    books: Books, emulator: EmulatorServer, tenant_id: str, label: str = "the organisation"
+) -> int:
     """Every account of the organisation at the model's balance, to the cent, and its ledger
     balanced; answers how many accounts have a balance."""
     ledger = emulator.ledger(tenant_id)
@@ -144,8 +146,8 @@ def assert_ledger_matches(books: Books, emulator: EmulatorServer, tenant_id: str
         for code in sorted(set(in_xero) | set(expected))
         if in_xero.get(code, 0) != expected.get(code, 0)
     }
-    assert not differences, f"account: (expected from Actionstep, in Xero): {differences}"
-    assert ledger["balanced"]
+    assert not differences, f"{label}: account: (expected from Actionstep, in Xero): {differences}"
+    assert ledger["balanced"], f"{label}: debits differ from credits"
     return len(expected)
 
 
