@@ -31,9 +31,9 @@ from tests.fidelity.month_posting import (
 from tests.fixtures.poster import EmulatorFactory, PosterFactory, connect, scaled_limits, settings, stub_for
 
 CONNECTION = "fidelity-matters"
-# The poster and the emulator hold a category to 100 active options, an assumed limit (no Xero
-# source, only third-party pages: /work/notes-tracking-limits.md item 2); a month's matters stay
-# well inside it, so no option has to be archived before the month is posted.
+# The poster and the emulator hold a category to 100 active options (ACTIVE_OPTION_LIMIT in
+# xerolink_poster/domain/matters.py), an assumed limit: no Xero source was found, only
+# third-party pages. A month's matters stay well inside it, so none has to be closed first.
 MATTER_ROOM = 80
 
 
