@@ -1,0 +1,151 @@
+"""Attacks on the extended profile's options (a trust organisation, a division per organisation,
+reports by matter) from outside: a real poster, the real mapper and the emulator, on both
+registries. Each test states a rule the product promises and fails while the rule is broken."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+import pytest
+from xero_emulator import EmulatorServer
+from xerolink.actionstep.v1 import transaction_pb2
+from xerolink.mapper.v1 import mapper_service_pb2 as mapper_pb2
+from xerolink.poster.v1 import organisations_pb2
+from xerolink.poster.v1 import poster_service_pb2 as poster_pb2
+from xerolink.poster.v1 import poster_service_pb2_grpc as poster_grpc
+from xerolink_common.grpc_errors import from_rpc_error as error_details
+from xerolink_mapper import samples
+
+from tests.fixtures.poster import (
+    EmulatorFactory,
+    PosterFactory,
+    connect,
+    stub_for,
+    wait_settled,
+    xero_objects,
+)
+
+EXTENDED = mapper_pb2.POLICY_PROFILE_EXTENDED
+MATTER = 7001  # samples.header's action_id
+
+
+def _context(division: int = samples.DIVISION, tracking: bool = False) -> mapper_pb2.MappingContext:
+    context = samples.demo_context(profile=EXTENDED)
+    context.linked_division_id = division
+    if tracking:
+        context.matter_tracking.enabled = True
+    return context
+
+
+def _route(stub: poster_grpc.PosterServiceStub, connection_id: str, **routing: Any) -> None:
+    stub.UpdateConnectionRouting(
+        organisations_pb2.UpdateConnectionRoutingRequest(
+            connection_id=connection_id, routing=organisations_pb2.ConnectionRouting(**routing)
+        ),
+        timeout=10,
+    )
+
+
+def _tx(name: str, base_id: int = 1000) -> transaction_pb2.Transaction:
+    tx: transaction_pb2.Transaction = samples.sample_transactions(base_id)[name]
+    tx.header.division_id = samples.DIVISION
+    return tx
+
+
+def _post(stub: poster_grpc.PosterServiceStub, connection_id: str, tx: transaction_pb2.Transaction) -> Any:
+    return stub.PostTransaction(poster_pb2.PostTransactionRequest(connection_id=connection_id, transaction=tx))
+
+
+def _post_or_refusal(stub: poster_grpc.PosterServiceStub, connection_id: str, tx: transaction_pb2.Transaction) -> Any:
+    try:
+        return _post(stub, connection_id, tx)
+    except grpc.RpcError as err:
+        return err
+
+
+def _spends(emulator: EmulatorServer, tenant_id: str) -> list[float]:
+    return [t["Total"] for t in xero_objects(emulator, tenant_id, "BankTransactions")]
+
+
+# -- a record belongs in one organisation, whatever the routing became ------------------------------
+
+
+def test_clearing_the_trust_routing_does_not_post_a_trust_receipt_a_second_time_in_the_office_organisation(
+    poster_factory: PosterFactory, emulator_factory: EmulatorFactory
+) -> None:
+    emulator = emulator_factory()
+    stub = stub_for(poster_factory())
+    _, office = connect(stub, emulator, "office", _context())
+    _, trust = connect(stub, emulator, "trust", _context())
+    _route(stub, "office", trust_connection_id="trust")
+    receipt = _tx("trust_receipt")
+    first = _post(stub, "office", receipt)
+    assert wait_settled(stub, first.posting.name).state == poster_pb2.LINK_STATE_LINKED
+    assert _spends(emulator, trust["tenant_id"]) == [5000.0]
+
+    _route(stub, "office")  # the firm clears the pairing
+    again = _post_or_refusal(stub, "office", receipt)
+
+    if isinstance(again, grpc.RpcError):
+        assert error_details(again).reason == "RECORD_LINKED_ELSEWHERE"
+    else:
+        wait_settled(stub, again.posting.name)
+    # The receipt is in the trust organisation; it must not also be in the office one.
+    assert _spends(emulator, office["tenant_id"]) == []
+
+
+def test_moving_a_division_to_another_connection_does_not_post_its_records_a_second_time(
+    poster_factory: PosterFactory, emulator_factory: EmulatorFactory
+) -> None:
+    emulator = emulator_factory()
+    stub = stub_for(poster_factory())
+    connect(stub, emulator, "head", _context(division=1))
+    _, old_branch = connect(stub, emulator, "branch", _context(division=2))
+    _, new_branch = connect(stub, emulator, "branch-new", _context(division=2))
+    _route(stub, "head", division_connections={2: "branch"})
+    bill = _tx("client_bill", 2000)
+    bill.header.division_id = 2
+    first = _post(stub, "head", bill)
+    assert first.posting.connection_id == "branch"
+    assert wait_settled(stub, first.posting.name).state == poster_pb2.LINK_STATE_LINKED
+
+    _route(stub, "head", division_connections={2: "branch-new"})  # the division moves organisation
+    again = _post_or_refusal(stub, "head", bill)
+
+    if isinstance(again, grpc.RpcError):
+        assert error_details(again).reason == "RECORD_LINKED_ELSEWHERE"
+    else:
+        wait_settled(stub, again.posting.name)
+    assert len(xero_objects(emulator, old_branch["tenant_id"], "Invoices")) == 1
+    assert xero_objects(emulator, new_branch["tenant_id"], "Invoices") == []
+
+
+# -- reports by matter -----------------------------------------------------------------------------
+
+
+def test_an_option_renamed_in_xero_is_still_the_matters_option(
+    poster_factory: PosterFactory, emulator: EmulatorServer
+) -> None:
+    """organisations.proto: the option "is known by it [its TrackingOptionID], whatever its name
+    becomes in Xero". The firm renames the matter's option to the client's name in Xero; the
+    matter's next bill must still reach Xero carrying it."""
+    stub = stub_for(poster_factory())
+    _, org = connect(stub, emulator, "firm-1", _context(tracking=True))
+    first = _post(stub, "firm-1", _tx("client_bill", 1000))
+    assert wait_settled(stub, first.posting.name).state == poster_pb2.LINK_STATE_LINKED
+    tenant = emulator.state.organisation(org["tenant_id"])
+    with tenant.lock:
+        [category] = [c for c in tenant.tracking_categories.values() if c["Name"] == "Matter"]
+        [option] = [o for o in category["Options"] if o["Name"] == str(MATTER)]
+        option["Name"] = "Smith v Jones"
+        option_id = option["TrackingOptionID"]
+
+    second = _post(stub, "firm-1", _tx("client_bill", 3000))
+    settled = wait_settled(stub, second.posting.name)
+
+    why = stub.GetLink(poster_pb2.GetLinkRequest(name=second.posting.link.name)).link.last_error
+    assert settled.state == poster_pb2.LINK_STATE_LINKED, why
+    invoices = xero_objects(emulator, org["tenant_id"], "Invoices")
+    [latest] = [i for i in invoices if i["InvoiceNumber"] == "INV-3001"]
+    assert all(t["TrackingOptionID"] == option_id for line in latest["LineItems"] for t in line["Tracking"])
