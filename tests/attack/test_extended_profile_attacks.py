@@ -9,6 +9,7 @@ from typing import Any
 import grpc
 import pytest
 from xero_emulator import EmulatorServer
+from xero_emulator.faults import FaultRule
 from xerolink.actionstep.v1 import transaction_pb2
 from xerolink.mapper.v1 import mapper_service_pb2 as mapper_pb2
 from xerolink.poster.v1 import organisations_pb2
@@ -22,6 +23,7 @@ from tests.fixtures.poster import (
     PosterFactory,
     connect,
     stub_for,
+    wait_for,
     wait_settled,
     xero_objects,
 )
@@ -149,3 +151,85 @@ def test_an_option_renamed_in_xero_is_still_the_matters_option(
     invoices = xero_objects(emulator, org["tenant_id"], "Invoices")
     [latest] = [i for i in invoices if i["InvoiceNumber"] == "INV-3001"]
     assert all(t["TrackingOptionID"] == option_id for line in latest["LineItems"] for t in line["Tracking"])
+
+
+def test_a_second_poster_that_has_not_seen_the_pairing_yet_does_not_post_a_record_in_both_organisations(
+    poster_factory: PosterFactory, emulator_factory: EmulatorFactory
+) -> None:
+    """docs/matters-and-organisations.md: "A record linked under one connection of a firm's routing
+    is never posted under another"; another poster sees a routing change "within a second". Two
+    posters serve the firm; the caller retries a trust receipt on the other one within that second."""
+    emulator = emulator_factory()
+    first_poster, second_poster = poster_factory(name="a"), poster_factory(name="b")
+    stub, other = stub_for(first_poster), stub_for(second_poster)
+    _, office = connect(stub, emulator, "office", _context())
+    _, trust = connect(stub, emulator, "trust", _context())
+    receipt = _tx("trust_receipt")
+    # The second poster has read the office connection (any call naming it) just before the pairing.
+    other.ListMatterOptions(organisations_pb2.ListMatterOptionsRequest(connection_id="office"))
+    _route(stub, "office", trust_connection_id="trust")
+    posted = _post(stub, "office", receipt)
+    assert posted.posting.connection_id == "trust"
+
+    retried = _post_or_refusal(other, "office", receipt)
+
+    for answer in (posted, retried):
+        if not isinstance(answer, grpc.RpcError):
+            wait_settled(stub, answer.posting.name)
+    assert _spends(emulator, trust["tenant_id"]) == [5000.0]
+    assert _spends(emulator, office["tenant_id"]) == []
+
+
+def test_close_matter_is_refused_while_a_posting_carrying_the_matter_on_a_line_is_pending(
+    poster_factory: PosterFactory, emulator: EmulatorServer
+) -> None:
+    """docs/matters-and-organisations.md: CloseMatter answers MATTER_HAS_PENDING_POSTINGS "while
+    postings of the matter are not yet in Xero". A trust journal moves money from matter 7001 to
+    matter 7002: its credit line is matter 7002's (tracked_action_id)."""
+    stub = stub_for(poster_factory())
+    connect(stub, emulator, "firm-1", _context(tracking=True))
+    receiving = _tx("client_bill", 1000)
+    receiving.header.action_id = 7002
+    assert wait_settled(stub, _post(stub, "firm-1", receiving).posting.name).state == poster_pb2.LINK_STATE_LINKED
+    refusing = emulator.faults.add(FaultRule("error", status=503, path_contains="ManualJournals"))
+    journal = _tx("trust_journal", 2000)
+    assert journal.trust_journal.to_action_id == 7002 and journal.header.action_id != 7002
+    pending = _post(stub, "firm-1", journal)
+    wait_for(lambda: refusing.hits > 0)
+    link = stub.GetLink(poster_pb2.GetLinkRequest(name=pending.posting.link.name)).link
+    assert link.state == poster_pb2.LINK_STATE_PENDING
+
+    try:
+        closed = stub.CloseMatter(organisations_pb2.CloseMatterRequest(connection_id="firm-1", action_id=7002))
+    except grpc.RpcError as err:
+        assert error_details(err).reason == "MATTER_HAS_PENDING_POSTINGS"
+    else:
+        pytest.fail(f"matter 7002 closed while its trust journal is pending: {closed}")
+
+
+def test_closing_a_matter_while_its_line_is_on_the_way_to_xero_does_not_fail_the_posting(
+    poster_factory: PosterFactory, emulator: EmulatorServer
+) -> None:
+    """service_layer/matter_options.py: the close "runs under the worker's matters lock: no job of
+    the tenant is then between finding the option ACTIVE and sending lines that carry it". A slow
+    Xero holds the trust journal's create call; the firm closes the receiving matter meanwhile."""
+    stub = stub_for(poster_factory())
+    connect(stub, emulator, "firm-1", _context(tracking=True))
+    receiving = _tx("client_bill", 1000)
+    receiving.header.action_id = 7002
+    assert wait_settled(stub, _post(stub, "firm-1", receiving).posting.name).state == poster_pb2.LINK_STATE_LINKED
+    slow = emulator.faults.add(
+        FaultRule("latency", seconds=2.0, count=1, methods=("PUT",), path_contains="ManualJournals")
+    )
+    journal = _tx("trust_journal", 2000)
+    posted = _post(stub, "firm-1", journal)
+    wait_for(lambda: slow.hits > 0)
+
+    try:
+        stub.CloseMatter(organisations_pb2.CloseMatterRequest(connection_id="firm-1", action_id=7002), timeout=20)
+    except grpc.RpcError as err:
+        assert error_details(err).reason == "MATTER_HAS_PENDING_POSTINGS"
+
+    settled = wait_settled(stub, posted.posting.name)
+    why = stub.GetLink(poster_pb2.GetLinkRequest(name=posted.posting.link.name)).link.last_error
+    assert settled.state == poster_pb2.LINK_STATE_LINKED, why
