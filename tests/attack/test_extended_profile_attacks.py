@@ -4,10 +4,13 @@ registries. Each test states a rule the product promises and fails while the rul
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any
 
 import grpc
 import pytest
+import sqlalchemy
 from xero_emulator import EmulatorServer
 from xero_emulator.faults import FaultRule
 from xerolink.actionstep.v1 import transaction_pb2
@@ -233,3 +236,44 @@ def test_closing_a_matter_while_its_line_is_on_the_way_to_xero_does_not_fail_the
     settled = wait_settled(stub, posted.posting.name)
     why = stub.GetLink(poster_pb2.GetLinkRequest(name=posted.posting.link.name)).link.last_error
     assert settled.state == poster_pb2.LINK_STATE_LINKED, why
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_two_pairings_of_one_office_at_once_leave_no_trust_ledgers_on_a_connection_nobody_names(
+    poster_factory: PosterFactory, emulator: EmulatorServer, database_url: str
+) -> None:
+    """Two operators pair the office with a trust organisation at the same moment, each naming
+    another one. Whichever wins, the loser must be back to OFFICE_AND_TRUST (organisations.proto:
+    "clearing it sets both back"), or its own postings of office kinds are refused for good."""
+    stub = stub_for(poster_factory())
+    for cid in ("office", "t1", "t2"):
+        connect(stub, emulator, cid, _context())
+    engine = sqlalchemy.create_engine(database_url.replace("postgresql://", "postgresql+psycopg://", 1))
+    errors: list[BaseException] = []
+
+    def pair(trust: str) -> None:
+        try:
+            _route(stub, "office", trust_connection_id=trust)
+        except BaseException as exc:
+            errors.append(exc)
+
+    with engine.connect() as holder:
+        # Another writer holds the office row for a moment (any lifecycle change does): both
+        # updates have read the connections and wait for the row.
+        holder.execute(sqlalchemy.text("SELECT 1 FROM connection WHERE connection_id = 'office' FOR UPDATE"))
+        threads = [threading.Thread(target=pair, args=(t,)) for t in ("t1", "t2")]
+        for thread in threads:
+            thread.start()
+        time.sleep(1.5)
+        holder.rollback()
+    for thread in threads:
+        thread.join(20)
+    engine.dispose()
+
+    assert not errors, errors
+    office = stub.GetConnection(poster_pb2.GetConnectionRequest(connection_id="office")).connection
+    named = office.routing.trust_connection_id
+    assert named in ("t1", "t2")
+    loser = "t2" if named == "t1" else "t1"
+    left = stub.GetConnection(poster_pb2.GetConnectionRequest(connection_id=loser)).connection
+    assert left.mapping_context.ledgers != mapper_pb2.ORGANISATION_LEDGERS_TRUST, (named, loser)
