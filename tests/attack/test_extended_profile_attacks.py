@@ -277,3 +277,58 @@ def test_two_pairings_of_one_office_at_once_leave_no_trust_ledgers_on_a_connecti
     loser = "t2" if named == "t1" else "t1"
     left = stub.GetConnection(poster_pb2.GetConnectionRequest(connection_id=loser)).connection
     assert left.mapping_context.ledgers != mapper_pb2.ORGANISATION_LEDGERS_TRUST, (named, loser)
+
+
+@pytest.mark.parametrize(
+    ("second", "routing"),
+    [
+        # The division's connection becomes another office's trust organisation.
+        ("office-3", {"trust_connection_id": "branch"}),
+        # The division's connection starts routing divisions itself (two hops).
+        ("branch", {"division_connections": {3: "office-3"}}),
+    ],
+)
+def test_a_routing_refused_in_one_order_is_refused_in_the_other(
+    poster_factory: PosterFactory, emulator_factory: EmulatorFactory, second: str, routing: dict[str, Any]
+) -> None:
+    """routing_changes.py refuses naming a trust organisation's connection as a division's, and a
+    division's connection that routes divisions ("one hop, no cycles"). The same pair of routings
+    saved the other way round must be refused too, and change nothing."""
+    emulator = emulator_factory()
+    stub = stub_for(poster_factory())
+    connect(stub, emulator, "head", _context(division=1))
+    connect(stub, emulator, "branch", _context(division=2))
+    connect(stub, emulator, "office-3", _context(division=3))
+    _route(stub, "head", division_connections={2: "branch"})
+
+    with pytest.raises(grpc.RpcError) as refused:
+        _route(stub, second, **routing)
+
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error_details(refused.value).reason == "ROUTING_INVALID"
+    branch = stub.GetConnection(poster_pb2.GetConnectionRequest(connection_id="branch")).connection
+    assert branch.mapping_context.ledgers != mapper_pb2.ORGANISATION_LEDGERS_TRUST
+
+
+def test_a_trust_organisation_of_another_division_is_refused_rather_than_every_trust_posting(
+    poster_factory: PosterFactory, emulator_factory: EmulatorFactory
+) -> None:
+    """A division's connection must be linked to the division (routing_changes.py checks it); a
+    trust organisation's connection is not checked. Linked to another division, the mapper then
+    answers every trust posting routed to it OTHER_DIVISION: the routing cannot work, so it is bad
+    input and must be refused naming the field."""
+    emulator = emulator_factory()
+    stub = stub_for(poster_factory())
+    connect(stub, emulator, "office", _context(division=1))
+    connect(stub, emulator, "trust", _context(division=5))
+
+    try:
+        _route(stub, "office", trust_connection_id="trust")
+    except grpc.RpcError as err:
+        assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "routing.trust_connection_id" in [v.field for v in error_details(err).field_violations]
+        return
+    receipt = _tx("trust_receipt")
+    receipt.header.division_id = 1
+    answer = _post(stub, "office", receipt)
+    assert answer.outcome != poster_pb2.POST_OUTCOME_NOT_SUPPORTED, answer.decision.reason_code
