@@ -332,3 +332,37 @@ def test_a_trust_organisation_of_another_division_is_refused_rather_than_every_t
     receipt.header.division_id = 1
     answer = _post(stub, "office", receipt)
     assert answer.outcome != poster_pb2.POST_OUTCOME_NOT_SUPPORTED, answer.decision.reason_code
+
+
+def test_a_payment_from_trust_whose_trust_half_xero_refused_says_so_on_the_posting_the_caller_got(
+    poster_factory: PosterFactory, emulator_factory: EmulatorFactory
+) -> None:
+    """The answer to an invoice paid from trust is the office half's posting; the trust half
+    is another link. When Xero refuses the trust half, the office half waits for good, and its
+    error must say what it waits for: the trust half under the trust connection, refused."""
+    emulator = emulator_factory()
+    stub = stub_for(poster_factory())
+    connect(stub, emulator, "office", _context())
+    _, trust = connect(stub, emulator, "trust", _context())
+    _route(stub, "office", trust_connection_id="trust")
+    bill = _tx("client_bill")
+    assert wait_settled(stub, _post(stub, "office", bill).posting.name).state == poster_pb2.LINK_STATE_LINKED
+    tenant = emulator.state.organisation(trust["tenant_id"])
+    with tenant.lock:  # the firm archived the trust bank account in Xero
+        for account in tenant.accounts.values():
+            if account["Type"] == "BANK":
+                account["Status"] = "ARCHIVED"
+    paid = _tx("invoice_paid_from_trust")
+    answer = _post(stub, "office", paid)
+    trust_half = f"connections/trust/links/invoice-paid-from-trust/{paid.header.id}"
+    wait_for(
+        lambda: stub.GetLink(poster_pb2.GetLinkRequest(name=trust_half)).link.state == poster_pb2.LINK_STATE_FAILED
+    )
+
+    office_half = stub.GetLink(poster_pb2.GetLinkRequest(name=answer.posting.link.name)).link
+
+    assert office_half.state == poster_pb2.LINK_STATE_WAITING
+    said = office_half.last_error.message
+    # It waits on what looks like itself ("invoice-paid-from-trust/N"), "posted automatically".
+    assert "connection trust" in said or "connections/trust" in said, said
+    assert "fail" in said or "refused" in said, said
