@@ -366,3 +366,25 @@ def test_a_payment_from_trust_whose_trust_half_xero_refused_says_so_on_the_posti
     # It waits on what looks like itself ("invoice-paid-from-trust/N"), "posted automatically".
     assert "connection trust" in said or "connections/trust" in said, said
     assert "fail" in said or "refused" in said, said
+
+
+def test_a_retried_request_replays_its_first_answer_after_the_routing_changed(
+    poster_factory: PosterFactory, emulator_factory: EmulatorFactory
+) -> None:
+    """A request_id names one request (AIP-155): "the same record with the same content replays
+    the first answer" (posting_decisions.py). The caller's retry of a trust receipt arrives after
+    the firm paired the office with its trust organisation."""
+    emulator = emulator_factory()
+    stub = stub_for(poster_factory())
+    connect(stub, emulator, "office", _context())
+    connect(stub, emulator, "trust", _context())
+    receipt = _tx("trust_receipt")
+    request = poster_pb2.PostTransactionRequest(connection_id="office", transaction=receipt, request_id="req-1")
+    first = stub.PostTransaction(request)
+    assert wait_settled(stub, first.posting.name).state == poster_pb2.LINK_STATE_LINKED
+    _route(stub, "office", trust_connection_id="trust")
+
+    retried = stub.PostTransaction(request)
+
+    assert retried.posting.name == first.posting.name
+    assert retried.outcome == poster_pb2.POST_OUTCOME_DUPLICATE
