@@ -388,3 +388,29 @@ def test_a_retried_request_replays_its_first_answer_after_the_routing_changed(
 
     assert retried.posting.name == first.posting.name
     assert retried.outcome == poster_pb2.POST_OUTCOME_DUPLICATE
+
+
+def test_a_record_linked_before_the_pairing_is_not_posted_again_straight_to_the_trust_connection(
+    poster_factory: PosterFactory, emulator_factory: EmulatorFactory
+) -> None:
+    """Posting trust money straight to the trust connection is allowed (docs: "A connection posted
+    to directly, with ledgers TRUST ..."). A trust receipt linked under the office before the
+    pairing is refused RECORD_LINKED_ELSEWHERE through the office; straight to the trust
+    connection it must be refused too, not posted in a second organisation."""
+    emulator = emulator_factory()
+    stub = stub_for(poster_factory())
+    _, office = connect(stub, emulator, "office", _context())
+    _, trust = connect(stub, emulator, "trust", _context())
+    receipt = _tx("trust_receipt")
+    first = _post(stub, "office", receipt)
+    assert wait_settled(stub, first.posting.name).state == poster_pb2.LINK_STATE_LINKED
+    _route(stub, "office", trust_connection_id="trust")
+
+    again = _post_or_refusal(stub, "trust", receipt)
+
+    if isinstance(again, grpc.RpcError):
+        assert error_details(again).reason == "RECORD_LINKED_ELSEWHERE"
+    else:
+        wait_settled(stub, again.posting.name)
+    assert _spends(emulator, office["tenant_id"]) == [5000.0]
+    assert _spends(emulator, trust["tenant_id"]) == []
