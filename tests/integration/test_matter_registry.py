@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from xerolink.actionstep.v1 import transaction_pb2
 from xerolink_poster.adapters.database import Database, now_us
-from xerolink_poster.adapters.tables import LinkRow, MatterOptionLinkRow, TrackingCategoryLinkRow
+from xerolink_poster.adapters.tables import LinkRow, MatterOptionLinkRow, OutboxRow, TrackingCategoryLinkRow
 from xerolink_poster.domain.matters import OptionState
+from xerolink_poster.domain.states import OutboxState
 from xerolink_poster.service_layer.ports import IndexedPosting
 from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transaction
 
@@ -109,6 +110,40 @@ def test_a_matters_unsettled_links_are_counted_by_the_records_matter(database: D
 
     run_in_transaction(database, fill)
     with UnitOfWork(database, write=False) as uow:
-        assert uow.matters.unsettled_links_of_matter("c1", 5, ["pending", "waiting"]) == 2
-        assert uow.matters.unsettled_links_of_matter("c1", 6, ["pending", "waiting"]) == 1
-        assert uow.matters.unsettled_links_of_matter("c1", 7, ["pending", "waiting"]) == 0
+        assert len(uow.matters.unsettled_links_of_matter("c1", 5, ["pending", "waiting"])) == 2
+        assert len(uow.matters.unsettled_links_of_matter("c1", 6, ["pending", "waiting"])) == 1
+        assert uow.matters.unsettled_links_of_matter("c1", 7, ["pending", "waiting"]) == set()
+
+
+def test_a_connections_open_work_is_read_with_its_links_operations(database: Database) -> None:
+    """What CloseMatter reads for the matters postings not yet in Xero carry on their lines: the
+    connection's outbox entries that are not done (ready, waiting, claimed), none of another's."""
+
+    def fill(uow: UnitOfWork) -> None:
+        now = now_us()
+        for link_id, connection_id, state, claimed in (
+            (1, "c1", OutboxState.READY, ""),
+            (2, "c1", OutboxState.WAITING, ""),
+            (3, "c1", OutboxState.READY, "poster-a"),
+            (4, "c1", OutboxState.DONE, ""),
+            (5, "c2", OutboxState.READY, ""),
+        ):
+            uow.outbox.add_outbox(
+                False,
+                OutboxRow(
+                    tenant_id="t1",
+                    connection_id=connection_id,
+                    link_id=link_id,
+                    posting_id=f"p{link_id}",
+                    operations=f"ops-{link_id}".encode(),
+                    state=state,
+                    available_us=now,
+                    claimed_by=claimed,
+                    create_us=now,
+                ),
+            )
+
+    run_in_transaction(database, fill)
+    with UnitOfWork(database, write=False) as uow:
+        found = sorted(uow.outbox.open_operations("c1"))
+    assert found == [(1, b"ops-1"), (2, b"ops-2"), (3, b"ops-3")]

@@ -6,6 +6,7 @@ from decimal import Decimal
 
 import pytest
 from xerolink.actionstep.v1 import common_pb2
+from xerolink.mapper.v1 import mapper_service_pb2 as mapper_pb2
 from xerolink.type.v1 import date_pb2, money_pb2
 from xerolink.xero.v1 import objects_pb2 as xero_pb2
 from xerolink_poster.adapters import xero_json
@@ -210,3 +211,21 @@ def test_a_tracked_line_without_its_option_is_never_sent_untracked() -> None:
         payloads.element_of(operation, "AS-1", "contact-1", {}, {5: MATTER_5})
     # Without tracking on (the connection's context), the matter is not carried.
     assert "Tracking" not in payloads.element_of(operation, "AS-1", "contact-1", {}, None)["LineItems"][0]
+
+
+def test_the_matters_of_a_mapped_posting_are_those_every_operation_carries_on_a_line() -> None:
+    bill = _invoice()
+    bill.invoice.line_items[0].tracked_action_id = 7001
+    journal = xero_pb2.Operation(
+        local_ref="journal",
+        manual_journal=xero_pb2.ManualJournal(
+            journal_lines=[
+                xero_pb2.JournalLine(line_amount=money_pb2.Money(units=-100), tracked_action_id=7001),
+                xero_pb2.JournalLine(line_amount=money_pb2.Money(units=100), tracked_action_id=7002),
+            ],
+        ),
+    )
+    mapped = mapper_pb2.MapTransactionResponse(operations=[bill, journal])
+    assert payloads.matters_of_mapped(mapped.SerializeToString()) == {7001, 7002}
+    untracked = mapper_pb2.MapTransactionResponse(operations=[_invoice()])
+    assert payloads.matters_of_mapped(untracked.SerializeToString()) == set()

@@ -144,5 +144,5 @@ class FakeMatterRepository:
     def list_options(self, connection_id: str, after_action_id: int, limit: int) -> Sequence[MatterOptionLinkRow]:
         _unused("list_options")
 
-    def unsettled_links_of_matter(self, connection_id: str, action_id: int, states: Sequence[str]) -> int:
+    def unsettled_links_of_matter(self, connection_id: str, action_id: int, states: Sequence[str]) -> set[int]:
         _unused("unsettled_links_of_matter")

@@ -3,7 +3,7 @@ leasing belong to the dispatcher's loop, which the unit tests do not run."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, NoReturn
 
 from xerolink_poster.adapters.tables import OutboxRow
@@ -56,6 +56,11 @@ class FakeOutboxRepository:
 
     def open_outbox_of_link(self, link_id: int) -> Sequence[OutboxRow]:
         return [r for r in self._registry.outbox.values() if r.link_id == link_id and r.state != OutboxState.DONE]
+
+    def open_operations(self, connection_id: str) -> Iterator[tuple[int, bytes]]:
+        for row in list(self._registry.outbox.values()):
+            if row.connection_id == connection_id and row.state != OutboxState.DONE:
+                yield row.link_id, row.operations
 
     def close_work_of_links(self, link_ids: Sequence[int]) -> None:
         for link_id in link_ids:

@@ -26,6 +26,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from xerolink.actionstep.v1 import common_pb2
+from xerolink.mapper.v1 import mapper_service_pb2 as mapper_pb2
 from xerolink.type.v1 import date_pb2, money_pb2
 from xerolink.xero.v1 import objects_pb2 as xero_pb2
 from xerolink_common.money import cents_to_decimal
@@ -154,6 +155,14 @@ def tracked_matters(operation: xero_pb2.Operation) -> set[int]:
     if body == "manual_journal":
         return {i.tracked_action_id for i in operation.manual_journal.journal_lines if i.tracked_action_id}
     return set()
+
+
+def matters_of_mapped(serialized: bytes) -> set[int]:
+    """The matters a posting's operations (an outbox entry's serialized MapTransactionResponse)
+    carry on any line."""
+    mapped = mapper_pb2.MapTransactionResponse()
+    mapped.ParseFromString(serialized)
+    return set().union(*(tracked_matters(o) for o in mapped.operations))
 
 
 def _lines(items: Any, tracking: Tracking) -> list[Element]:

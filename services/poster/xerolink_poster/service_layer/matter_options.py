@@ -3,8 +3,12 @@ later posting of the matter makes it ACTIVE again), and the options xerolink fou
 listed by matter.
 
 The archive call borrows the tenant's worker from the dispatcher (as corrections do), so it shares
-the tenant's rate budget and lease with posting, and it runs under the worker's matters lock: no
-job of the tenant is then between finding the option ACTIVE and sending lines that carry it."""
+the tenant's rate budget and lease with posting. It is refused while any outbox entry of the
+connection that carries the matter on a line is not done, and it checks that again and archives
+under the worker's matters lock. A job holds its entries claimed (open) from before it finds their
+options ACTIVE, under that lock, until Xero's answer is written: so no entry is between finding
+the option and sending its lines when the close archives it, and an entry accepted after the check
+finds the option archived (the lock waits for the close) and makes it ACTIVE again."""
 
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ from xerolink_common.errors import (
 )
 from xerolink_common.reasons import Reason
 
+from xerolink_poster.adapters import xero_payloads as payloads
 from xerolink_poster.adapters.database import Database, now_us
 from xerolink_poster.adapters.tables import ConnectionRow, MatterOptionLinkRow
 from xerolink_poster.adapters.xero_client import Uncertain
@@ -85,20 +90,29 @@ class MatterOptions:
 
     def _checked(self, connection_id: str, action_id: int) -> MatterOptionLinkRow | None:
         """The matter's option, after refusing a close while postings of the matter are not in
-        Xero yet (they would carry the option, or make it ACTIVE again)."""
+        Xero yet: those of its records (pending or waiting), and every posting whose outbox entry
+        is not done (ready, waiting, or claimed and on its way to Xero) that carries the matter on
+        any line (a trust journal's other matter). They would carry the archived option, or make it
+        ACTIVE again."""
         with UnitOfWork(self.db, write=False) as uow:
             unsettled = uow.matters.unsettled_links_of_matter(connection_id, action_id, list(UNSETTLED))
+            for link_id, operations in uow.outbox.open_operations(connection_id):
+                if link_id not in unsettled and action_id in payloads.matters_of_mapped(operations):
+                    unsettled.add(link_id)
             option = uow.matters.get_option(connection_id, action_id)
         if unsettled:
+            count = len(unsettled)
             raise failed_precondition(
                 Reason.MATTER_HAS_PENDING_POSTINGS,
-                f"{unsettled} posting(s) of matter {action_id} are not in Xero yet (pending or waiting): close the "
-                "matter when they are linked (or failed), so none carries an archived option",
+                f"{count} posting(s) of matter {action_id} are not in Xero yet (pending or waiting, or on their way "
+                "with a line of the matter): close the matter when they are linked (or failed), so none carries an "
+                "archived option",
                 [
                     PreconditionViolation(
                         Reason.MATTER_HAS_PENDING_POSTINGS,
                         f"connections/{connection_id}/matters/{action_id}",
-                        f"{unsettled} link(s) pending or waiting; list them with ListLinks (action_id={action_id})",
+                        f"{count} posting(s) not in Xero yet; ListLinks (action_id={action_id}) lists those of the "
+                        "matter's records, ListLinks (state=pending) all of them",
                     )
                 ],
             )

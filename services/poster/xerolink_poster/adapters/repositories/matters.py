@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from xerolink_poster.adapters.tables import LinkRow, LinkSubjectRow, MatterOptionLinkRow, TrackingCategoryLinkRow
@@ -66,12 +65,11 @@ class SqlMatterRepository:
         )
         return self._session.exec(query).all()
 
-    def unsettled_links_of_matter(self, connection_id: str, action_id: int, states: Sequence[str]) -> int:
-        """How many links of the matter (their record's header action, link_subject) are in these
+    def unsettled_links_of_matter(self, connection_id: str, action_id: int, states: Sequence[str]) -> set[int]:
+        """The ids of the matter's links (their record's header action, link_subject) in these
         states."""
         query = (
-            select(func.count())
-            .select_from(LinkRow)
+            select(LinkRow.id)
             .join(LinkSubjectRow, col(LinkSubjectRow.link_id) == col(LinkRow.id))
             .where(
                 LinkSubjectRow.connection_id == connection_id,
@@ -79,4 +77,4 @@ class SqlMatterRepository:
                 col(LinkRow.state).in_(list(states)),
             )
         )
-        return int(self._session.exec(query).one())
+        return {link_id for link_id in self._session.exec(query) if link_id is not None}

@@ -3,7 +3,7 @@ dependency waits of entries blocked on other records."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from sqlalchemy import delete, text, tuple_, update
@@ -95,6 +95,16 @@ class SqlOutboxRepository:
         return self._session.exec(
             select(OutboxRow).where(OutboxRow.link_id == link_id, OutboxRow.state != OutboxState.DONE)
         ).all()
+
+    def open_operations(self, connection_id: str) -> Iterator[tuple[int, bytes]]:
+        """(link id, operations) of the connection's entries not done: ready, waiting or claimed
+        (in flight). Streamed, a few hundred rows at a time."""
+        query = (
+            select(OutboxRow.link_id, OutboxRow.operations)
+            .where(OutboxRow.connection_id == connection_id, OutboxRow.state != OutboxState.DONE)
+            .execution_options(yield_per=500)
+        )
+        yield from self._session.exec(query)
 
     def close_work_of_links(self, link_ids: Sequence[int]) -> None:
         """Marks the links' open outbox work done and drops its dependency waits: two statements."""
