@@ -147,3 +147,38 @@ def test_a_connections_open_work_is_read_with_its_links_operations(database: Dat
     with UnitOfWork(database, write=False) as uow:
         found = sorted(uow.outbox.open_operations("c1"))
     assert found == [(1, b"ops-1"), (2, b"ops-2"), (3, b"ops-3")]
+
+
+def test_names_renamed_in_xero_are_kept_by_option_id_and_the_category_by_connection(database: Database) -> None:
+    def fill(uow: UnitOfWork) -> None:
+        uow.matters.add_category(
+            TrackingCategoryLinkRow(
+                connection_id="c1",
+                category_name="Matter",
+                tracking_category_id="cat-1",
+                create_us=now_us(),
+                origin="created",
+            )
+        )
+        uow.matters.add_option(_option(5, "opt-5"))
+        uow.matters.add_option(_option(6, "opt-6"))
+        uow.matters.add_option(_option(5, "opt-c2", connection_id="c2"))
+
+    run_in_transaction(database, fill)
+    with UnitOfWork(database, write=False) as uow:
+        assert uow.matters.option_names("c1") == {"opt-5": "5", "opt-6": "6"}
+    later = now_us() + 1_000_000
+
+    def rename(uow: UnitOfWork) -> None:
+        uow.matters.set_category_name("c1", "Files")
+        uow.matters.rename_options("c1", {"opt-5": "Smith v Jones", "opt-c2": "not c1's"}, later)
+
+    run_in_transaction(database, rename)
+    with UnitOfWork(database, write=False) as uow:
+        category = uow.matters.get_category("c1")
+        five, six = uow.matters.get_option("c1", 5), uow.matters.get_option("c1", 6)
+        other = uow.matters.get_option("c2", 5)
+    assert category is not None and category.category_name == "Files"
+    assert five is not None and (five.name, five.update_us, five.action_id) == ("Smith v Jones", later, 5)
+    assert six is not None and six.name == "6"
+    assert other is not None and other.name == "5"

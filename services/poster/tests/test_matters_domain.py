@@ -102,3 +102,22 @@ def test_categories_are_read_from_xeros_answer() -> None:
         ]
     }
     assert matters.categories_of(body) == [XeroCategory("c1", "Matter", "ACTIVE", (XeroOption("o1", "5", "ARCHIVED"),))]
+
+
+def test_a_refusal_that_names_tracking_is_one_of_the_lines_tracking() -> None:
+    # The emulator's words for a name that no longer matches the ID, and Xero's for a category
+    # name it does not know (quoted in calcinai/xero-php#386).
+    assert matters.refused_for_tracking(["Line 1: TrackingOptionID o1 is the option 'Smith v Jones', not '7001'."])
+    assert matters.refused_for_tracking(["There is no ACTIVE tracking category with the name ''"])
+    assert not matters.refused_for_tracking(["Account code '999' is not a valid code for this document."])
+    assert not matters.refused_for_tracking([])
+
+
+def test_names_changed_in_xero_are_found_by_the_options_id() -> None:
+    category = _category(
+        "Matter",
+        options=(XeroOption("o1", "Smith v Jones", "ACTIVE"), XeroOption("o2", "7002", "ARCHIVED")),
+    )
+    stored = {"o1": "7001", "o2": "7002", "o3": "7003"}
+    # o3 is not in the category any more: it keeps its name (and fails as deleted where used).
+    assert matters.renamed_options(category, stored) == {"o1": "Smith v Jones"}

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, NoReturn
 
 from xerolink_poster.adapters.backfill_tables import BackfillItemRow, BackfillRow
@@ -125,6 +125,15 @@ class FakeMatterRepository:
 
     def add_category(self, row: TrackingCategoryLinkRow) -> None:
         _unused("add_category")
+
+    def set_category_name(self, connection_id: str, name: str) -> None:
+        _unused("set_category_name")
+
+    def option_names(self, connection_id: str) -> dict[str, str]:
+        _unused("option_names")
+
+    def rename_options(self, connection_id: str, names: Mapping[str, str], now_us: int) -> None:
+        _unused("rename_options")
 
     def get_option(self, connection_id: str, action_id: int) -> MatterOptionLinkRow | None:
         _unused("get_option")

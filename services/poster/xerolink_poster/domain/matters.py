@@ -8,7 +8,7 @@ categories and options Xero lists; the calls are made by the dispatcher."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum, StrEnum
 from typing import Any
@@ -138,6 +138,26 @@ def room_for_options(category: XeroCategory) -> int:
     """How many more options can be made active in the category (ACTIVE_OPTION_LIMIT)."""
     active = sum(1 for o in category.options if o.status == ACTIVE)
     return max(ACTIVE_OPTION_LIMIT - active, 0)
+
+
+def refused_for_tracking(messages: Sequence[str]) -> bool:
+    """Whether Xero refused an element over its lines' tracking: a message that names tracking.
+    Xero documents no wording for a category or option name that no longer matches its ID; its
+    refusal of tracking without a known category name reads "There is no ACTIVE tracking category
+    with the name ''" (quoted in calcinai/xero-php#386), and the emulator's refusal of a stale name
+    names the TrackingOptionID or TrackingCategoryID. A refusal for anything else names no
+    tracking, and one that does but is not about names is refused again after the re-read."""
+    return any("tracking" in message.lower() for message in messages)
+
+
+def renamed_options(category: XeroCategory, stored: Mapping[str, str]) -> dict[str, str]:
+    """The options of `stored` (TrackingOptionID: the name the registry holds) whose name in
+    Xero's category is now another: the option is still the matter's, found by its ID."""
+    return {
+        o.option_id: o.name
+        for o in category.options
+        if o.option_id in stored and o.name and stored[o.option_id] != o.name
+    }
 
 
 def option_limit_message(category: str) -> str:

@@ -3,7 +3,7 @@ found or created once and known afterwards by their Xero ids."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from sqlmodel import Session, col, select
 
@@ -19,6 +19,13 @@ class SqlMatterRepository:
 
     def add_category(self, row: TrackingCategoryLinkRow) -> None:
         if self.get_category(row.connection_id) is None:
+            self._session.add(row)
+
+    def set_category_name(self, connection_id: str, name: str) -> None:
+        """The category's name as Xero has it now (renamed there); it is still the linked one."""
+        row = self.get_category(connection_id)
+        if row is not None and row.category_name != name:
+            row.category_name = name
             self._session.add(row)
 
     def get_option(self, connection_id: str, action_id: int) -> MatterOptionLinkRow | None:
@@ -41,6 +48,26 @@ class SqlMatterRepository:
             MatterOptionLinkRow.tracking_option_id == option_id,
         )
         return self._session.exec(query).first()
+
+    def option_names(self, connection_id: str) -> dict[str, str]:
+        """TrackingOptionID: the name held, for the connection's options."""
+        query = select(MatterOptionLinkRow.tracking_option_id, MatterOptionLinkRow.name).where(
+            MatterOptionLinkRow.connection_id == connection_id
+        )
+        return dict(self._session.exec(query).all())
+
+    def rename_options(self, connection_id: str, names: Mapping[str, str], now_us: int) -> None:
+        """Options renamed in Xero get their new names, each found by its TrackingOptionID."""
+        if not names:
+            return
+        query = select(MatterOptionLinkRow).where(
+            MatterOptionLinkRow.connection_id == connection_id,
+            col(MatterOptionLinkRow.tracking_option_id).in_(sorted(names)),
+        )
+        for row in self._session.exec(query).all():
+            row.name = names[row.tracking_option_id]
+            row.update_us = now_us
+            self._session.add(row)
 
     def add_option(self, row: MatterOptionLinkRow) -> None:
         if self.get_option(row.connection_id, row.action_id) is None:

@@ -4,11 +4,13 @@ until the answer is applied; the answer, read by `answers`, becomes each entry's
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 from xerolink_common.reasons import Reason
 
 from xerolink_poster.adapters import xero_payloads as payloads
 from xerolink_poster.adapters.xero_client import Credentials, Uncertain, XeroAnswer
+from xerolink_poster.domain.matters import refused_for_tracking
 from xerolink_poster.domain.records import XeroObjectRef
 from xerolink_poster.service_layer import tracing
 from xerolink_poster.service_layer.dispatch import answers
@@ -19,12 +21,30 @@ from xerolink_poster.service_layer.dispatch.work import Work
 
 
 class Creator:
-    def __init__(self, tenant_id: str, gate: Gate, results: Results) -> None:
+    def __init__(
+        self,
+        tenant_id: str,
+        gate: Gate,
+        results: Results,
+        retrack: Callable[[list[Work]], list[Work]] | None = None,
+    ) -> None:
         self.tenant_id = tenant_id
         self.gate = gate
         self.results = results
+        # Gives entries Xero refused over their tracking the names Xero has now (matters.py):
+        # they are sent again once, not counted as an attempt.
+        self.retrack = retrack
 
-    def create(self, path: str, works: list[Work]) -> None:
+    def create(self, path: str, works: list[Work], retracked: bool = False) -> None:
+        again = self._create(path, works, retracked)
+        if again and self.retrack is not None:
+            self.results.refused_before_sending(again)
+            resend = self.retrack(again)
+            if resend:
+                self.create(path, resend, retracked=True)
+
+    def _create(self, path: str, works: list[Work], retracked: bool) -> list[Work]:
+        """One call; returns the entries to send again with their tracking re-read."""
         first = works[0]
         assert first.operation is not None
         target = payloads.target_of(first.operation, first.resolved)
@@ -54,14 +74,14 @@ class Creator:
                 self.results.retry(
                     works, uncertain=True, reason=Reason.XERO_NO_ANSWER, message=f"no answer from Xero ({exc})"
                 )
-                return
+                return []
             except LookupFailed as exc:  # the credit note could not be read: nothing was sent
                 self.results.retry(works, uncertain=False, reason=Reason.XERO_LOOKUP_FAILED, message=str(exc))
-                return
+                return []
             read = answers.read_answer(answer, target.collection, works)
             for span, outcome in zip((call, *linked), read.outcomes(len(works)), strict=True):
                 span.set_attribute("xerolink.outcome", outcome)
-            self._apply(works, answer, read)
+            return self._apply(works, answer, read, retracked)
 
     def _note_allocations(self, creds: Credentials, works: list[Work]) -> None:
         """Allocations carry no field for a tag, and two allocations of equal amounts from one
@@ -79,7 +99,9 @@ class Creator:
         for w in works:
             w.hint = json.dumps(ids)
 
-    def _apply(self, works: list[Work], answer: XeroAnswer, read: answers.ReadAnswer) -> None:
+    def _apply(self, works: list[Work], answer: XeroAnswer, read: answers.ReadAnswer, retracked: bool) -> list[Work]:
+        """Writes each entry's outcome; returns those Xero refused over their lines' tracking, to
+        be sent again once with the names Xero has now (their outcome is not written yet)."""
         if read.call == answers.RATE_LIMITED:
             self.results.retry(
                 works,
@@ -89,12 +111,12 @@ class Creator:
                 at=self.gate.blocked_until,
                 count=False,
             )
-            return
+            return []
         if read.call == answers.UNAVAILABLE:
             self.results.retry(
                 works, uncertain=True, reason=Reason.XERO_UNAVAILABLE, message=f"Xero answered {answer.status}"
             )
-            return
+            return []
         if read.call == answers.UNAUTHORISED:
             self.results.retry(
                 works,
@@ -102,12 +124,15 @@ class Creator:
                 reason=Reason.XERO_UNAUTHORISED,
                 message=f"Xero refused the connection's credentials ({answer.status}); reconnect the organisation",
             )
-            return
+            return []
         created: list[tuple[Work, list[XeroObjectRef]]] = []
         rejected: list[tuple[Work, list[str]]] = []
         unknown: list[Work] = []
+        again: list[Work] = []
         for w, element in zip(works, read.elements, strict=True):
-            if element.refused is not None:
+            if element.refused is not None and not retracked and w.tracking and refused_for_tracking(element.refused):
+                again.append(w)
+            elif element.refused is not None:
                 rejected.append((w, element.refused))
             elif element.created:
                 created.append((w, element.created))
@@ -119,3 +144,4 @@ class Creator:
             # Not a refusal: Xero may hold the objects. The next attempt looks each up and
             # creates only what is not there (alone, when the batch was refused whole).
             self.results.retry(unknown, uncertain=True, reason=read.reason, message=read.message, alone=read.alone)
+        return again

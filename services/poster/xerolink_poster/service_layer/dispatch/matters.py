@@ -6,7 +6,13 @@ category and the option are found by their exact names (the configured category 
 matter's id), adopted, or created. Nothing is created again after a lost answer without reading
 Xero first, so a lost answer never makes a second option. An option archived by CloseMatter is
 made ACTIVE again before its matter's lines use it. One job of a tenant at a time does this (the
-lock), every call through the tenant's gate."""
+lock), every call through the tenant's gate.
+
+Lines send the names beside the ids (xero_payloads.line_tracking), so the names must be Xero's:
+whenever the category is read, the registry takes the category's and its options' names as Xero
+has them now, each found by its ID (the firm may rename them in Xero). When Xero refuses an
+element over its tracking anyway (a name renamed since), `refresh` reads the category by its ID,
+takes its names, and the element is sent again once (creating.py)."""
 
 from __future__ import annotations
 
@@ -88,6 +94,39 @@ class Matters:
         # One job of the tenant at a time finds or creates options (and CloseMatter archives
         # under it), so two never create one twice and none archives one a job is about to use.
         self.lock = threading.Lock()
+
+    def refresh(self, works: list[Work]) -> list[Work]:
+        """After Xero refused these entries over their lines' tracking: reads each connection's
+        category again by its ID, keeps the names Xero has now, and gives the entries their
+        tracking with them. Returns the entries to send again; the others fail or wait, saying why."""
+        by_connection: dict[str, list[Work]] = defaultdict(list)
+        for w in works:
+            by_connection[w.connection.connection_id].append(w)
+        ready: list[Work] = []
+        for members in by_connection.values():
+            if self._reread(members):
+                ready += self._ensure_connection(members)
+        return ready
+
+    def _reread(self, works: list[Work]) -> bool:
+        connection = works[0].connection
+        cid = connection.connection_id
+        with UnitOfWork(self.d.db, write=False) as uow:
+            link = uow.matters.get_category(cid)
+        if link is None:
+            return True  # nothing linked to read: the ensure finds or creates it
+        traced = [(w.row.trace_context, w.link) for w in works]
+        try:
+            with tracing.xero_call(CATEGORIES, self.tenant_id, traced):
+                category = self._category_by_id(self.gate.credentials(connection), link)
+        except Trouble as trouble:
+            self._report([(w, trouble) for w in works])
+            return False
+        except Uncertain as exc:
+            self._report([(w, Trouble(Reason.XERO_NO_ANSWER, f"tracking category: {exc}")) for w in works])
+            return False
+        self._remember_names(cid, category)
+        return True
 
     def ensure(self, works: list[Work]) -> list[Work]:
         """Sets each entry's `tracking` to the options of the matters its lines carry. Returns
@@ -181,6 +220,7 @@ class Matters:
             return dict.fromkeys(missing, trouble)
         except Uncertain as exc:
             return dict.fromkeys(missing, Trouble(Reason.XERO_NO_ANSWER, f"tracking categories: {exc}"))
+        self._remember_names(connection.connection_id, category)
         room = dom.room_for_options(category)
         troubles: dict[int, Trouble] = {}
         for action_id, link in sorted(missing.items()):
@@ -200,6 +240,44 @@ class Matters:
         if trouble is not None:
             raise trouble
         return dom.categories_of(answer.body)
+
+    def _category_by_id(self, creds: Credentials, link: TrackingCategoryLinkRow) -> dom.XeroCategory:
+        """The linked category as Xero has it now, with its ACTIVE and ARCHIVED options (GET
+        TrackingCategories/{TrackingCategoryID}, getTrackingCategory in Xero's OpenAPI)."""
+        answer = self.gate.call(creds, "GET", f"{CATEGORIES}/{link.tracking_category_id}")
+        if answer.status == 404:
+            raise Trouble(
+                Reason.TRACKING_CATEGORY_ARCHIVED,
+                f"the Xero tracking category {link.category_name!r} that holds the matters' options is no longer in "
+                "Xero: its lines cannot carry it",
+                final=True,
+            )
+        trouble = call_trouble(answer, "reading the tracking category", self.gate.blocked_until)
+        if trouble is not None:
+            raise trouble
+        found = next((c for c in dom.categories_of(answer.body) if c.category_id == link.tracking_category_id), None)
+        if found is None:
+            raise Trouble(Reason.XERO_ANSWER_UNREADABLE, "Xero's answer named no tracking category")
+        return found
+
+    def _remember_names(self, connection_id: str, category: dom.XeroCategory) -> None:
+        """The registry takes the names Xero has now for the linked category and the matters'
+        options in it, each found by its ID: identity stays the ID, the names ride beside it."""
+
+        def write(uow: UnitOfWork) -> None:
+            link = uow.matters.get_category(connection_id)
+            if link is not None and link.tracking_category_id == category.category_id and category.name:
+                uow.matters.set_category_name(connection_id, category.name)
+            renamed = dom.renamed_options(category, uow.matters.option_names(connection_id))
+            if renamed:
+                log.info(
+                    "tracking options renamed in Xero: %s",
+                    renamed,
+                    extra={"tenant_id": self.tenant_id},
+                )
+            uow.matters.rename_options(connection_id, renamed, now_us())
+
+        run_in_transaction(self.d.db, write)
 
     def _category(
         self, creds: Credentials, connection_id: str, name: str, link: TrackingCategoryLinkRow | None

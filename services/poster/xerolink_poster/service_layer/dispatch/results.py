@@ -65,6 +65,21 @@ class Results:
         )
         self.d.changes.notify()
 
+    def refused_before_sending(self, works: Sequence[Work]) -> None:
+        """Xero refused these entries explicitly, so nothing of them was created: their uncertain
+        mark (set before the call) goes, and they are sent again in this job, not counted."""
+
+        def write(uow: UnitOfWork) -> None:
+            self.preload(uow, works)
+            for w in works:
+                row, _ = self.reload(uow, w)
+                if row is not None and row.uncertain:
+                    row.uncertain = False
+                    row.lookup_hint = ""
+                    uow.outbox.save(row)
+
+        run_in_transaction(self.d.db, write)
+
     def reject(self, works: list[Work], messages: list[str]) -> None:
         self.write([], [(w, [m]) for w, m in zip(works, messages, strict=True)])
 

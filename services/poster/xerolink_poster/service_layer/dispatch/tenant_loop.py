@@ -60,7 +60,7 @@ class TenantWorker(threading.Thread):
         self.lookups = LookUps(shared, self.gate, self.results)
         self.contacts = Contacts(shared, settings, tenant_id, self.gate, self.results)
         self.matters = Matters(shared, tenant_id, self.gate, self.results)
-        self.creator = Creator(tenant_id, self.gate, self.results)
+        self.creator = Creator(tenant_id, self.gate, self.results, retrack=self._retrack)
         self.lock = threading.Lock()  # guards the loan
         self.lease_lost = False
         # Lent to work outside the outbox (see Dispatcher.tenant_calls): the worker keeps the
@@ -260,6 +260,12 @@ class TenantWorker(threading.Thread):
             return works
         with self.matters.lock:
             return others + self.matters.ensure(needing)
+
+    def _retrack(self, works: list[Work]) -> list[Work]:
+        """Entries Xero refused over their lines' tracking, with the names Xero has now (under the
+        lock, as their options were found): the ones to send again."""
+        with self.matters.lock:
+            return self.matters.refresh(works)
 
     def _held_back(self, works: list[Work]) -> list[Work]:
         """Work of a disconnected connection, or one that needs reconnecting, waits (visible, not
