@@ -126,7 +126,8 @@ def line_tracking(tracking: LineTracking) -> list[Element]:
     (quoted in calcinai/xero-php#70); SDK users send only the ids (XeroAPI/xero-node#516,
     XeroAPI/xero-php-oauth2#228), which Xero sometimes ignored (xero-node#516) or refused on
     purchase orders (XeroAPI/xero-php-oauth2#268). Which pair Xero requires, and which wins when
-    they differ, is not documented: both are sent, the names as they were found or created."""
+    they differ, is not documented: both are sent, the names as Xero has them (the dispatcher keeps
+    them current: service_layer/dispatch/matters.py)."""
     return [
         {
             "TrackingCategoryID": tracking.category_id,
