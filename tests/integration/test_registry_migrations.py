@@ -125,10 +125,10 @@ def _after_0003(table: str, rows: list[dict[str, object]]) -> list[dict[str, obj
 
 
 def _after_0004(table: str, rows: list[dict[str, object]]) -> list[dict[str, object]]:
-    """Revision 0004 adds a connection's routing, NULL for every existing connection: it routes nothing."""
+    """Revision 0004 adds a connection's routing (NULL) and firm group (""): it routes nothing."""
     if table != "connection":
         return rows
-    return [{**row, "routing": None} for row in rows]
+    return [{**row, "routing": None, "firm_group": ""} for row in rows]
 
 
 AU_UNTAXED = mapper_pb2.UntaxedLineTaxTypes(

@@ -11,7 +11,7 @@ import grpc
 import pytest
 from xero_emulator.faults import FaultRule
 from xerolink.actionstep.v1 import common_pb2
-from xerolink.poster.v1 import correction_pb2, unlink_pb2
+from xerolink.poster.v1 import correction_pb2, organisations_pb2, unlink_pb2
 from xerolink.poster.v1 import poster_service_pb2 as poster_pb2
 from xerolink.poster.v1 import poster_service_pb2_grpc as poster_grpc
 from xerolink.xero.v1 import objects_pb2 as xero_pb2
@@ -282,4 +282,18 @@ def test_a_correction_stopped_half_way_by_the_trust_organisation_resumes_without
     assert finished.steps[1].attempts == 2 and finished.steps[0].attempts == 1
     assert (spend_writes.hits, payment_writes.hits) == (2, 1)
     assert status(emulator, trust_tenant, "BankTransactions", spend_id) == "DELETED"
+    assert {c: h.state for c, h in halves(stub, record).items()} == {"office": UNLINKED, "trust": UNLINKED}
+
+
+def test_both_halves_are_unlinked_together_after_the_pairing_was_cleared(paid: Any) -> None:
+    """The halves belong together because of what was posted, not because of today's routing."""
+    stub, _, _, _, _, payment = paid
+    record = key(PAID, payment.header.id)
+    stub.UpdateConnectionRouting(
+        organisations_pb2.UpdateConnectionRoutingRequest(connection_id="office", routing=None), timeout=10
+    )
+
+    done = unlink(stub, "office", record, confirm=True, reason="pairing undone")
+
+    assert done.unlinked_count == 2
     assert {c: h.state for c, h in halves(stub, record).items()} == {"office": UNLINKED, "trust": UNLINKED}

@@ -217,6 +217,10 @@ class Reason(StrEnum):
         "the registry refused the transaction holding a post; nothing of it was stored",
     )
     REQUEST_ID_REUSED = "REQUEST_ID_REUSED", "a request_id was already used for a request with other content"
+    ROUTING_CHANGED = (
+        "ROUTING_CHANGED",
+        "the routing that chose the post's connection changed before it was stored; post it again",
+    )
     ROUTING_INVALID = "ROUTING_INVALID", "a connection's routing names connections it cannot send transactions to"
     TAX_CODE_NOT_MAPPED = (
         "TAX_CODE_NOT_MAPPED",

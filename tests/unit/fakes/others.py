@@ -41,6 +41,9 @@ class FakeConnectionRepository:
     def all_connections(self) -> Sequence[ConnectionRow]:
         return sorted(self._registry.connections.values(), key=lambda c: c.connection_id)
 
+    def firm_members(self, group: str) -> list[str]:
+        return sorted(c.connection_id for c in self._registry.connections.values() if group and c.firm_group == group)
+
     def connection_ids_of_tenant(self, tenant_id: str) -> list[str]:
         return sorted(c.connection_id for c in self._registry.connections.values() if c.xero_tenant_id == tenant_id)
 

@@ -48,6 +48,10 @@ class ConnectionRow(SQLModel, table=True):
     last_error: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     # xerolink.poster.v1.ConnectionRouting, serialized; None or empty routes nothing (schema 0004).
     routing: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    # The connections a routing ever joined (the firm's office, trust and divisions' organisations)
+    # share a group, named by one of them; "" for a connection never routed with another. Routing
+    # changes never split a group: a record is linked under at most one connection of it.
+    firm_group: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
 
 
 class LinkRow(SQLModel, table=True):

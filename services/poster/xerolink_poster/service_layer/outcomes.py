@@ -15,7 +15,7 @@ from xerolink_common.reasons import Reason
 
 from xerolink_poster.adapters.tables import LinkRow, OutboxRow
 from xerolink_poster.domain.dependencies import next_operation
-from xerolink_poster.domain.records import RecordRef, XeroObjectRef
+from xerolink_poster.domain.records import RecordRef, XeroObjectRef, link_name
 from xerolink_poster.domain.states import Event, LinkState, OutboxState
 from xerolink_poster.service_layer.errors_json import error_json
 from xerolink_poster.service_layer.ports import Repositories, StateChange
@@ -96,6 +96,7 @@ def apply_batch(repos: Repositories, results: Sequence[ElementResult], holder: s
     repos.outbox.update_outbox(outbox_updates)
     repos.links.update_links(link_updates)
     repos.links.apply_transitions(changes, actor, now_us)
+    tell_other_halves(repos, [(c.link, c.detail) for c in changes if c.event == Event.XERO_REJECTED])
     by_connection: dict[str, list[RecordRef]] = {}
     for connection_id, record in linked:
         by_connection.setdefault(connection_id, []).append(record)
@@ -165,6 +166,30 @@ def record_rejected(
     repos.links.save(link)
     event = Event.XERO_REJECTED if reason == Reason.XERO_VALIDATION else Event.GAVE_UP
     repos.links.change_state(link, event, actor, now_us, detail="; ".join([message, *messages])[:2000])
+    tell_other_halves(repos, [(link, "; ".join([message, *messages]))])
+
+
+def tell_other_halves(repos: Repositories, failed: Sequence[tuple[LinkRow, str]]) -> None:
+    """A link that failed for good says so on the links of other connections waiting for it (the
+    office half of an invoice paid from trust waits for its trust half): their caller holds only
+    the waiting half's posting, and would otherwise read "waiting" with no end in sight."""
+    for link, why in failed:
+        record = RecordRef(link.kind, link.record_id)
+        for outbox_id in repos.outbox.waiters_on(link.connection_id, record):
+            row = repos.outbox.get_outbox(outbox_id)
+            if row is None or row.connection_id == link.connection_id or row.state != OutboxState.WAITING:
+                continue
+            waiter = repos.links.get_link_by_id(row.link_id)
+            if waiter is None or waiter.state != LinkState.WAITING:
+                continue
+            name = link_name(link.connection_id, record)
+            waiter.last_error = error_json(
+                ErrorCode.FAILED_PRECONDITION,
+                Reason.DEPENDENCY_NOT_LINKED,
+                f"waiting for {name}, which failed under connection {link.connection_id}: {why[:500]}; correct it "
+                "there and post it again: this is posted when it links",
+            )
+            repos.links.save(waiter)
 
 
 def record_retry(

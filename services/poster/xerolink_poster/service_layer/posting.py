@@ -28,7 +28,7 @@ from xerolink_poster.adapters.operations import record_dependencies
 from xerolink_poster.adapters.tables import ConnectionRow
 from xerolink_poster.domain.kinds import TransactionKind
 from xerolink_poster.domain.records import RecordRef
-from xerolink_poster.domain.routing import Half, Routing, Target, family, route
+from xerolink_poster.domain.routing import Half, Routing, Target, route
 from xerolink_poster.service_layer.connection_lifecycle import check_postable
 from xerolink_poster.service_layer.connections import get_connection, request_id_violations
 from xerolink_poster.service_layer.group_commit import GroupQueue, Job
@@ -38,6 +38,7 @@ from xerolink_poster.service_layer.posting_values import (
     ItemFailure,
     Mapped,
     PostOutcome,
+    RoutedFrom,
     mapping_context,
     transaction_fingerprint,
     validate_transaction,
@@ -63,7 +64,7 @@ class _Submitted:
     # The caller's trace (the group's mapper call runs in the first one's) and its traceparent.
     trace: otel_context.Context
     traceparent: str
-    elsewhere: tuple[str, ...] = ()
+    routed: RoutedFrom | None = None
 
 
 @dataclass(frozen=True)
@@ -158,11 +159,9 @@ class Poster:
             return (Target(connection_id),)
         return route(self._routing, connection_id, kind_of(transaction), transaction.header.division_id)
 
-    def _elsewhere(self, connection_id: str, targets: Sequence[Target]) -> tuple[str, ...]:
-        """The connections of the firm's routing the record must not be linked under."""
-        if not self._cached_connection(connection_id).row.routing:
-            return ()
-        return tuple(sorted(family(self._routing, connection_id) - {t.connection_id for t in targets}))
+    def _routed_from(self, connection_id: str) -> RoutedFrom:
+        """The connection posted to and its routing as read here (checked again when written)."""
+        return RoutedFrom(connection_id, self._cached_connection(connection_id).row.routing or b"")
 
     def post(
         self, connection_id: str, transaction: transaction_pb2.Transaction, request_id: str = "", actor: str = "caller"
@@ -174,10 +173,10 @@ class Poster:
                 Reason.INVALID_REQUEST_ID, "request_id cannot be stored as an idempotency key", violations
             )
         targets = self._targets(connection_id, transaction)
-        elsewhere = self._elsewhere(connection_id, targets)
+        routed = self._routed_from(connection_id)
         if len(targets) == 2:
-            return self._post_split(targets, transaction, request_id, actor, elsewhere)
-        return self._post_to(targets[0].connection_id, transaction, request_id, actor, elsewhere)
+            return self._post_split(targets, transaction, request_id, actor, routed)
+        return self._post_to(targets[0].connection_id, transaction, request_id, actor, routed)
 
     def _post_to(
         self,
@@ -185,7 +184,7 @@ class Poster:
         transaction: transaction_pb2.Transaction,
         request_id: str,
         actor: str,
-        elsewhere: tuple[str, ...],
+        routed: RoutedFrom,
     ) -> PostOutcome:
         connection, context = self._connection(connection_id)
         if self.mapping is not None and self.writing is not None:
@@ -199,7 +198,7 @@ class Poster:
                 transaction_fingerprint(transaction),
                 otel_context.get_current(),
                 current_trace_context(),
-                elsewhere,
+                routed,
             )
             # Whoever leads the mapping of this Post's group carries the group on to the writer.
             to_write = self.mapping.run([Job(submitted, future)])
@@ -216,7 +215,7 @@ class Poster:
             actor,
             current_trace_context(),
             request_id,
-            elsewhere=elsewhere,
+            routed=routed,
         )
         if not response.decision.supported:
             return self._not_supported(mapped)
@@ -231,7 +230,7 @@ class Poster:
         transaction: transaction_pb2.Transaction,
         request_id: str,
         actor: str,
-        elsewhere: tuple[str, ...],
+        routed: RoutedFrom,
     ) -> PostOutcome:
         """An invoice paid from trust when trust money is in its own organisation: the spend from
         the trust bank under the trust connection and the payment of the invoice under the office
@@ -246,8 +245,19 @@ class Poster:
             connection, context = self._connection(target.connection_id)
             response = self.mapper.map_one(transaction, context)
             after = () if target is trust else ((trust.connection_id, _record_of(response)),)
+            partner = office.connection_id if target is trust else trust.connection_id
             half = Mapped(
-                index, connection, transaction, response, fingerprint, actor, traceparent, request_id, after, elsewhere
+                index,
+                connection,
+                transaction,
+                response,
+                fingerprint,
+                actor,
+                traceparent,
+                request_id,
+                after,
+                routed=routed,
+                partner=partner,
             )
             if not response.decision.supported:
                 return self._not_supported(half)
@@ -298,7 +308,7 @@ class Poster:
                 submitted.actor,
                 submitted.traceparent,
                 submitted.request_id,
-                elsewhere=submitted.elsewhere,
+                routed=submitted.routed,
             )
             if not answer.decision.supported:
                 try:
@@ -336,7 +346,9 @@ class Poster:
         backfill checks the bills first."""
         cached = self._cached_connection(connection_id)
         if cached.refusal is not None or not cached.row.routing:
-            return self._post_many_to(connection_id, transactions, actor, pre_integration_backfill, ())
+            return self._post_many_to(
+                connection_id, transactions, actor, pre_integration_backfill, self._routed_from(connection_id)
+            )
         results: list[PostOutcome | ItemFailure | None] = [None] * len(transactions)
         by_target: dict[str, list[int]] = {}
         split: list[tuple[int, tuple[Target, ...]]] = []
@@ -351,11 +363,11 @@ class Poster:
                 split.append((index, targets))
             else:
                 by_target.setdefault(targets[0].connection_id, []).append(index)
+        routed = self._routed_from(connection_id)
         for target, positions in by_target.items():
-            elsewhere = self._elsewhere(connection_id, [Target(target)])
             try:
                 outcomes = self._post_many_to(
-                    target, [transactions[p] for p in positions], actor, pre_integration_backfill, elsewhere
+                    target, [transactions[p] for p in positions], actor, pre_integration_backfill, routed
                 )
             except XerolinkError as err:  # the connection it is routed to cannot post now
                 outcomes = [ItemFailure(err)] * len(positions)
@@ -364,7 +376,7 @@ class Poster:
         for index, targets in split:
             try:
                 results[index] = self._post_split(
-                    targets, transactions[index], "", actor, self._elsewhere(connection_id, targets)
+                    targets, transactions[index], "", actor, routed
                 )
             except XerolinkError as err:
                 results[index] = ItemFailure(err)
@@ -376,7 +388,7 @@ class Poster:
         transactions: Sequence[transaction_pb2.Transaction],
         actor: str,
         pre_integration_backfill: bool,
-        elsewhere: tuple[str, ...],
+        routed: RoutedFrom,
     ) -> list[PostOutcome | ItemFailure]:
         connection, context = self._connection(connection_id)
         if pre_integration_backfill:
@@ -407,7 +419,7 @@ class Poster:
                     transaction_fingerprint(transactions[position]),
                     actor,
                     traceparent,
-                    elsewhere=elsewhere,
+                    routed=routed,
                 )
                 if not answer.response.decision.supported:
                     results[position] = self._not_supported(item)
@@ -458,11 +470,15 @@ def _record_connection(repos: Repositories, items: list[Mapped]) -> list[PostOut
     connection = items[0].connection
     records = [RecordRef(int(i.response.record.kind), int(i.response.record.id)) for i in items]
     wanted = set(records) | {d for i in items for d in record_dependencies(i.response.operations)}
+    members = _firm_members(repos, connection.connection_id)
     links = repos.links.links_for(connection.connection_id, sorted(wanted))
     earlier = Earlier()
     out: list[PostOutcome | ItemFailure | Accept] = []
+    routings: dict[str, bytes] = {}
     for item, record in zip(items, records, strict=True):
+        item.elsewhere = tuple(m for m in members if m not in (connection.connection_id, item.partner))
         try:
+            _check_routing(repos, item, routings)
             out.append(decide(repos, connection, item, record, links, earlier))
         except XerolinkError as err:
             out.append(ItemFailure(err))
@@ -480,6 +496,36 @@ def kind_of(transaction: transaction_pb2.Transaction) -> int:
 
 def _record_of(response: mapper_pb2.MapTransactionResponse) -> RecordRef:
     return RecordRef(int(response.record.kind), int(response.record.id))
+
+
+def _firm_members(repos: Repositories, connection_id: str) -> list[str]:
+    """The connections of the firm group `connection_id` is in, read in this transaction (never
+    from a cache: a pairing made a moment ago counts). On PostgreSQL the group's first row is
+    locked until the transaction ends, so two posts of one record to two connections of the group
+    are written one after the other and the second finds the first."""
+    row = repos.connections.get_connection(connection_id)
+    if row is None or not row.firm_group:
+        return []
+    repos.connections.lock_connection(row.firm_group)
+    return repos.connections.firm_members(row.firm_group)
+
+
+def _check_routing(repos: Repositories, item: Mapped, seen: dict[str, bytes]) -> None:
+    """The routing that chose this item's connection is still the connection's routing."""
+    if item.routed is None:
+        return
+    origin = item.routed.connection_id
+    if origin not in seen:
+        row = repos.connections.get_connection(origin)
+        seen[origin] = (row.routing or b"") if row is not None else b""
+    if seen[origin] != item.routed.routing:
+        raise XerolinkError(
+            ErrorCode.UNAVAILABLE,
+            Reason.ROUTING_CHANGED,
+            f"the routing of connection {origin} changed while this was posted; nothing was stored: post it "
+            "again (after a second, when every poster has read the new routing)",
+            retry_after_seconds=CONNECTION_CACHE_SECONDS,
+        )
 
 
 def registry_write_failed(group_size: int) -> XerolinkError:

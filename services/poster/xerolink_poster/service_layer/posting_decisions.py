@@ -73,6 +73,11 @@ def _decide_against_links(
     for other in item.elsewhere:
         found = repos.links.links_for(other, [record]).get(record)
         if found is not None and found.state != LinkState.UNLINKED:
+            if item.request_id and (stored := repos.links.posting_by_request(other, item.request_id)) is not None:
+                # A retry of the request that put it there, before the routing changed: its answer.
+                check_same_request(connection, item.request_id, stored, record, item.fingerprint)
+                outcome.posting, outcome.link, outcome.duplicate = stored, found, True
+                return outcome
             raise linked_elsewhere(connection, record, other)
     now = now_us()
     link = links.get(record)

@@ -47,8 +47,19 @@ class Mapped:
     # Records of other connections this item waits for: the office half of an invoice paid from
     # trust waits for its trust half, in the trust organisation's connection.
     after: tuple[tuple[str, RecordRef], ...] = ()
-    # Connections of the firm's routing where the record must not be linked (it belongs here).
+    # The connection the caller posted to and its routing as this poster read it: the write checks
+    # the routing is still that one, so a record is never routed by a routing already replaced.
+    routed: RoutedFrom | None = None
+    # The connection holding the record's other half (an invoice paid from trust), if any.
+    partner: str = ""
+    # Set by the write: the connections of the firm group the record must not be linked under.
     elsewhere: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RoutedFrom:
+    connection_id: str
+    routing: bytes
 
 
 def transaction_fingerprint(transaction: transaction_pb2.Transaction) -> str:

@@ -12,7 +12,7 @@ from xerolink_common.reasons import Reason
 
 from xerolink_poster.adapters.operations import record_dependencies
 from xerolink_poster.adapters.tables import ConnectionRow, LinkRow, PostingRow
-from xerolink_poster.domain.records import RecordRef, group_of
+from xerolink_poster.domain.records import RecordRef, group_of, link_name
 from xerolink_poster.domain.states import Event, LinkState, OutboxState, transition
 from xerolink_poster.service_layer.errors_json import error_json
 from xerolink_poster.service_layer.ports import IndexedPosting, Repositories
@@ -47,7 +47,7 @@ def write_accepted(
             "update_us": accept.now,
             "posting_id": posting_id,
             "waiting_on": json.dumps([[w.kind, w.id] for w in _all_waits(accept)]),
-            **({"last_error": waiting_error(_all_waits(accept))} if _all_waits(accept) else {}),
+            **({"last_error": waiting_error(accept.waits, accept.foreign_waits)} if _all_waits(accept) else {}),
         }
         for accept, step, posting_id in zip(accepted, steps, posting_ids, strict=True)
     ]
@@ -163,8 +163,10 @@ def _id(link: LinkRow | None) -> int:
     return link.id
 
 
-def waiting_error(waits: Sequence[RecordRef]) -> str:
-    names = ", ".join(str(w) for w in waits)
+def waiting_error(waits: Sequence[RecordRef], foreign: Sequence[tuple[str, RecordRef]] = ()) -> str:
+    """Records of another connection (an invoice paid from trust's trust half) are named by their
+    link name, so the caller can look them up there."""
+    names = ", ".join([*(str(w) for w in waits), *(link_name(c, w) for c, w in foreign)])
     return error_json(
         ErrorCode.FAILED_PRECONDITION,
         Reason.DEPENDENCY_NOT_LINKED,

@@ -4,9 +4,8 @@ same record key, its spend under the trust organisation's connection and its pay
 office one (service_layer/posting.py, Poster._post_split). Unlinking and correcting treat the two
 links as the one Actionstep record they are.
 
-The pairing is read from the routing: an office connection's other half is under its trust
-connection, a trust connection's under each connection that names it as its trust organisation.
-Only those connections' links of the same record key are halves."""
+The other half is the link of the same record key under another connection of the firm group
+(the connections a routing ever joined: routing changes never split it, see routing_changes.py)."""
 
 from __future__ import annotations
 
@@ -16,19 +15,16 @@ from xerolink_poster.adapters.tables import LinkRow
 from xerolink_poster.domain.records import RecordRef
 from xerolink_poster.domain.routing import SPLIT_KINDS
 from xerolink_poster.service_layer.ports import Repositories
-from xerolink_poster.service_layer.routing_changes import routing_of
 
 
 def paired_connections(repos: Repositories, connection_id: str) -> list[str]:
-    """The connections holding the other halves of `connection_id`'s split records."""
-    trust = routing_of(repos.connections.get_connection(connection_id)).trust_connection_id
-    if trust:
-        return [trust]
-    return sorted(
-        r.connection_id
-        for r in repos.connections.all_connections()
-        if r.connection_id != connection_id and routing_of(r).trust_connection_id == connection_id
-    )
+    """The connections that may hold the other halves of `connection_id`'s split records: the rest
+    of its firm group (every connection a routing ever joined it with), so a half is still found
+    after the routing that split the record was changed or cleared."""
+    row = repos.connections.get_connection(connection_id)
+    if row is None or not row.firm_group:
+        return []
+    return [c for c in repos.connections.firm_members(row.firm_group) if c != connection_id]
 
 
 def other_halves(

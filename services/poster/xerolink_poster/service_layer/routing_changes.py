@@ -3,7 +3,7 @@ names, and saved together with the ledgers it gives each connection's mapping co
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 
 from xerolink.mapper.v1 import mapper_service_pb2 as mapper_pb2
 from xerolink.poster.v1 import organisations_pb2
@@ -37,18 +37,27 @@ def routing_of(row: ConnectionRow | None) -> Routing:
     return Routing(message.trust_connection_id, dict(message.division_connections))
 
 
-def _trust_connections_of(rows: Sequence[ConnectionRow], besides: str) -> set[str]:
+def _trust_connections_of(rows: Iterable[ConnectionRow], besides: str) -> set[str]:
     """The connections other connections than `besides` keep their trust money in."""
     return {t for r in rows if r.connection_id != besides and (t := routing_of(r).trust_connection_id)}
 
 
+def _division_connections_of(rows: Iterable[ConnectionRow], besides: str) -> set[str]:
+    """The connections other connections than `besides` post a division to."""
+    return {d for r in rows if r.connection_id != besides for d in routing_of(r).division_connections.values()}
+
+
 def routing_violations(
-    connection: ConnectionRow, proposed: Routing, lookup: Callable[[str], ConnectionRow | None], trusts: set[str]
+    connection: ConnectionRow, proposed: Routing, rows: Mapping[str, ConnectionRow]
 ) -> list[FieldViolation]:
-    """What is wrong with `proposed` as `connection`'s routing; `trusts` are the connections other
-    connections keep their trust money in."""
+    """What is wrong with `proposed` as `connection`'s routing, given every connection's current
+    one. The rules hold whichever connection is routed first: a trust organisation's connection
+    routes nothing and is no division's, a division's connection routes no division, and a
+    trust organisation keeps the trust money of its office's division."""
     violations: list[FieldViolation] = []
     cid = connection.connection_id
+    trusts = _trust_connections_of(rows.values(), cid)
+    divisions = _division_connections_of(rows.values(), cid)
     if not proposed.empty and context_of(connection).profile != EXTENDED:
         violations.append(
             FieldViolation(
@@ -63,6 +72,13 @@ def routing_violations(
                 "routing", f"connection {cid} is another connection's trust organisation, which routes nothing"
             )
         )
+    if proposed.division_connections and cid in divisions:
+        violations.append(
+            FieldViolation(
+                "routing.division_connections",
+                f"connection {cid} is another connection's division; a division's connection routes no division",
+            )
+        )
 
     def target(field: str, name: str, what: str) -> ConnectionRow | None:
         if not CONNECTION_ID.match(name):
@@ -71,7 +87,7 @@ def routing_violations(
         if name == cid:
             violations.append(FieldViolation(field, f"names connection {cid} itself; name {what}"))
             return None
-        row = lookup(name)
+        row = rows.get(name)
         if row is None:
             violations.append(FieldViolation(field, f"no connection {name}: create it first, then route to it"))
             return None
@@ -83,14 +99,26 @@ def routing_violations(
 
     trust = proposed.trust_connection_id
     if trust:
-        row = target("routing.trust_connection_id", trust, "the trust organisation's connection")
-        if row is not None and not routing_of(row).empty:
-            violations.append(
-                FieldViolation(
-                    "routing.trust_connection_id",
-                    f"connection {trust} routes transactions itself; a trust organisation's connection routes nothing",
+        field = "routing.trust_connection_id"
+        row = target(field, trust, "the trust organisation's connection")
+        if row is not None:
+            if not routing_of(row).empty:
+                violations.append(
+                    FieldViolation(
+                        field, f"connection {trust} routes transactions itself; a trust organisation's routes nothing"
+                    )
                 )
-            )
+            if trust in divisions or trust in proposed.division_connections.values():
+                violations.append(FieldViolation(field, f"connection {trust} is a division's connection"))
+            own, theirs = context_of(connection).linked_division_id, context_of(row).linked_division_id
+            if own != theirs:
+                violations.append(
+                    FieldViolation(
+                        field,
+                        f"connection {trust} is linked to division {theirs}, and {cid} to division {own}: the trust "
+                        "organisation keeps the trust money of its office's division",
+                    )
+                )
     for division, name in sorted(proposed.division_connections.items()):
         field = f"routing.division_connections[{division}]"
         if division <= 0:
@@ -141,8 +169,7 @@ def _routing(message: organisations_pb2.ConnectionRouting) -> Routing:
 
 
 def _check(connection_id: str, wanted: Routing, rows: Mapping[str, ConnectionRow]) -> None:
-    trusts = _trust_connections_of(list(rows.values()), connection_id)
-    found = routing_violations(rows[connection_id], wanted, rows.get, trusts)
+    found = routing_violations(rows[connection_id], wanted, rows)
     if found:
         raise invalid_argument(
             Reason.ROUTING_INVALID,
@@ -154,29 +181,45 @@ def _check(connection_id: str, wanted: Routing, rows: Mapping[str, ConnectionRow
 def apply_routing(uow: UnitOfWork, connection_id: str, proposed: organisations_pb2.ConnectionRouting) -> list[str]:
     """Saves the routing in the caller's transaction, with the ledgers it gives the connections
     (the trust organisation's TRUST, this one's OFFICE; a trust organisation no longer named by
-    anyone goes back to OFFICE_AND_TRUST); answers the connections whose context changed."""
+    anyone goes back to OFFICE_AND_TRUST), and joins every connection it names into one firm
+    group; answers the connections whose context changed."""
     wanted = _routing(proposed)
     everyone = {r.connection_id: r for r in uow.connections.all_connections()}
     previous = routing_of(everyone.get(connection_id)).trust_connection_id
-    involved = sorted({connection_id, *wanted.names(), *([previous] if previous else [])})
-    # Locked in id order, so two updates never wait for each other's locks in turn.
+    named = {n for n in wanted.names() if n in everyone}
+    groups = {everyone[c].firm_group for c in {connection_id, *named} if everyone[c].firm_group}
+    members = {c for c, r in everyone.items() if r.firm_group in groups} | {connection_id, *named}
+    involved = sorted(members | ({previous} if previous else set()))
+    # Locked in id order, so two updates never wait for each other's locks in turn; every row is
+    # read again under its lock, the connection's previous trust organisation included.
     locked = {cid: row for cid in involved if (row := uow.connections.lock_connection(cid)) is not None}
+    previous = routing_of(locked[connection_id]).trust_connection_id
+    if previous and previous not in locked and (row := uow.connections.lock_connection(previous)) is not None:
+        locked[previous] = row  # changed since the first read: locked last
     rows = everyone | locked
     _check(connection_id, wanted, rows)
     row = locked[connection_id]
     row.routing = proposed.SerializeToString() if not wanted.empty else None
-    changed = [connection_id]
+    changed = {connection_id}
     trust = wanted.trust_connection_id
     if trust:
         _with_ledgers(row, OFFICE)
         _with_ledgers(locked[trust], TRUST)
-        changed.append(trust)
+        changed.add(trust)
     elif context_of(row).ledgers == OFFICE:
         _with_ledgers(row, BOTH)
     if previous and previous != trust and previous in locked:
-        if previous not in _trust_connections_of(list(rows.values()), connection_id):
+        if previous not in _trust_connections_of(rows.values(), connection_id):
             _with_ledgers(locked[previous], BOTH)
-        changed.append(previous)
-    for cid in changed:
+        changed.add(previous)
+    if not wanted.empty:
+        # A group is never split, so a record linked under one of them before a routing change is
+        # still found there (RECORD_LINKED_ELSEWHERE) after it.
+        group = min(groups) if groups else connection_id
+        for cid in members:
+            if locked[cid].firm_group != group:
+                locked[cid].firm_group = group
+                changed.add(cid)
+    for cid in sorted(changed):
         uow.connections.save(locked[cid])
-    return changed
+    return sorted(changed)

@@ -40,6 +40,13 @@ class SqlConnectionRepository:
     def all_connections(self) -> Sequence[ConnectionRow]:
         return self._session.exec(select(ConnectionRow)).all()
 
+    def firm_members(self, group: str) -> list[str]:
+        """The connections of a firm group, in id order."""
+        if not group:
+            return []
+        rows = self._session.exec(select(ConnectionRow.connection_id).where(ConnectionRow.firm_group == group))
+        return sorted(rows)
+
     def connection_ids_of_tenant(self, tenant_id: str) -> list[str]:
         return list(
             self._session.exec(select(ConnectionRow.connection_id).where(ConnectionRow.xero_tenant_id == tenant_id))
