@@ -316,3 +316,66 @@ def test_reports_by_matter_need_the_extended_profile(poster_factory: PosterFacto
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     fields = [v.field for v in from_rpc_error(refused.value).field_violations]
     assert fields == ["connection.mapping_context.matter_tracking"]
+
+
+def _rename_in_xero(emulator: EmulatorServer, org: dict[str, Any], category: str, option: str) -> str:
+    """The firm renames the category and the matter's option in Xero; returns the option's id."""
+    [matter] = [c for c in categories(emulator, org) if c["Name"] == "Matter"]
+    [found] = [o for o in matter["Options"] if o["Name"] == str(MATTER)]
+    base = f"/TrackingCategories/{matter['TrackingCategoryID']}"
+    with emulator_client(emulator, org) as client:
+        renamed = client.post(f"{base}/Options/{found['TrackingOptionID']}", json={"Name": option})
+        assert renamed.status_code == 200, renamed.text
+        renamed = client.post(base, json={"Name": category})
+        assert renamed.status_code == 200, renamed.text
+    option_id: str = found["TrackingOptionID"]
+    return option_id
+
+
+def test_a_category_and_option_renamed_in_xero_are_sent_under_their_new_names(
+    poster_factory: PosterFactory, emulator: EmulatorServer
+) -> None:
+    stub = stub_for(poster_factory())
+    _, org = connect(stub, emulator, context=tracking_context())
+    assert wait_settled(stub, post(stub, bill(10)).name).state == poster_pb2.LINK_STATE_LINKED
+    option_id = _rename_in_xero(emulator, org, "Files", "Smith v Jones")
+    creates = emulator.faults.add(FaultRule("latency", seconds=0.0, methods=("PUT",), path_contains="Invoices"))
+
+    posting = wait_settled(stub, post(stub, bill(11)).name)
+
+    assert posting.state == poster_pb2.LINK_STATE_LINKED
+    latest = line_tracking(emulator, org)[-1]
+    assert [(t["Name"], t["Option"], t["TrackingOptionID"]) for t in latest] == [("Files", "Smith v Jones", option_id)]
+    assert creates.hits == 2  # refused under the old names, sent again once under Xero's
+    [listed] = list_options(stub)
+    assert (listed.action_id, listed.name, listed.tracking_option_id) == (MATTER, "Smith v Jones", option_id)
+    # Known now: the next posting goes at once under the new names.
+    assert wait_settled(stub, post(stub, bill(12)).name).state == poster_pb2.LINK_STATE_LINKED
+    assert creates.hits == 3
+
+
+def test_an_element_refused_over_its_tracking_again_after_a_reread_fails_with_xeros_message(
+    poster_factory: PosterFactory, emulator: EmulatorServer
+) -> None:
+    stub = stub_for(poster_factory())
+    _, org = connect(stub, emulator, context=tracking_context())
+    assert wait_settled(stub, post(stub, bill(10)).name).state == poster_pb2.LINK_STATE_LINKED
+    [matter] = [c for c in categories(emulator, org) if c["Name"] == "Matter"]
+    [option] = matter["Options"]
+    with emulator_client(emulator, org) as client:  # the firm archives the option in Xero itself
+        path = f"/TrackingCategories/{matter['TrackingCategoryID']}/Options/{option['TrackingOptionID']}"
+        assert client.post(path, json={"Status": "ARCHIVED"}).status_code == 200
+    creates = emulator.faults.add(FaultRule("latency", seconds=0.0, methods=("PUT",), path_contains="Invoices"))
+    rereads = emulator.faults.add(
+        FaultRule(
+            "latency", seconds=0.0, methods=("GET",), path_contains=f"TrackingCategories/{matter['TrackingCategoryID']}"
+        )
+    )
+
+    posting = post(stub, bill(11))
+    settled = wait_settled(stub, posting.name)
+
+    assert settled.state == poster_pb2.LINK_STATE_FAILED
+    link = stub.GetLink(poster_pb2.GetLinkRequest(name=posting.link.name)).link
+    assert "ARCHIVED" in str(link.last_error)
+    assert (rereads.hits, creates.hits) == (1, 2)
