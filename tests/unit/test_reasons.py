@@ -85,6 +85,7 @@ _OTHER_VOCABULARY = {
     "TRIAL_ORGANISATION",
     "TAX_RATE_CHANGED",
     # Protobuf enum values, correction actions, CLI exit codes and code constants.
+    "OFFICE_AND_TRUST",
     "ALREADY_DONE",
     "BROKEN_ELSEWHERE",
     "NEEDS_RECONNECT",
