@@ -172,6 +172,9 @@ BY_CONNECTION: dict[str, Callable[[Known, str], Message]] = {
     "RemapTaxTypes": lambda k, c: connection_pb2.RemapTaxTypesRequest(connection_id=c, tax_code_map={"GST": "OUTPUT"}),
     "CloseMatter": lambda k, c: organisations_pb2.CloseMatterRequest(connection_id=c, action_id=7001),
     "ListMatterOptions": lambda k, c: organisations_pb2.ListMatterOptionsRequest(connection_id=c),
+    "UpdateConnectionRouting": lambda k, c: organisations_pb2.UpdateConnectionRoutingRequest(
+        connection_id=c, routing=organisations_pb2.ConnectionRouting(trust_connection_id=k.connection_id)
+    ),
 }
 
 
@@ -375,6 +378,44 @@ _case("CloseMatter", "int64 min matter", lambda k: _close(k, -(2**63)), INVALID,
 _case("ListMatterOptions", "negative page size", lambda k: _options(k, page_size=-1), INVALID, "page_size")
 for _index, _bad in enumerate(BAD_TOKENS):
     _case("ListMatterOptions", f"bad page token {_index}", partial(_options, page_token=_bad), INVALID, "page_token")
+
+
+# -- UpdateConnectionRouting --------------------------------------------------------------------
+
+
+def _route(known: Known, trust: str = "", divisions: dict[int, str] | None = None) -> Message:
+    return organisations_pb2.UpdateConnectionRoutingRequest(
+        connection_id=known.connection_id,
+        routing=organisations_pb2.ConnectionRouting(trust_connection_id=trust, division_connections=divisions),
+    )
+
+
+TRUST_FIELD = "routing.trust_connection_id"
+_case("UpdateConnectionRouting", "an unknown trust connection", lambda k: _route(k, "nobody"), INVALID, TRUST_FIELD)
+_case("UpdateConnectionRouting", "itself as trust", lambda k: _route(k, k.connection_id), INVALID, TRUST_FIELD)
+_case("UpdateConnectionRouting", "trust id with NUL", lambda k: _route(k, "trust\x00"), INVALID, TRUST_FIELD)
+_case("UpdateConnectionRouting", "trust id of a megabyte", lambda k: _route(k, HUGE), INVALID, TRUST_FIELD)
+_case(
+    "UpdateConnectionRouting",
+    "division 0",
+    lambda k: _route(k, divisions={0: "nobody"}),
+    INVALID,
+    "routing.division_connections[0]",
+)
+_case(
+    "UpdateConnectionRouting",
+    "int64 min division",
+    lambda k: _route(k, divisions={-(2**63): "nobody"}),
+    INVALID,
+    f"routing.division_connections[{-(2**63)}]",
+)
+_case(
+    "UpdateConnectionRouting",
+    "10,000 divisions",
+    lambda k: _route(k, divisions={i: f"nobody-{i}" for i in range(1, 10_001)}),
+    INVALID,
+    "routing.division_connections[1]",
+)
 
 
 # -- ListOrphans --------------------------------------------------------------------------------
