@@ -1,0 +1,190 @@
+"""Attacks on the routing of the extended profile (a trust organisation, a connection per
+division), the firm groups and the routing-freshness check, from outside: real posters on one
+registry, the real mapper and the emulator. Each test states a rule the product promises and
+fails while the rule is broken."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import grpc
+import pytest
+import sqlalchemy
+from xero_emulator import EmulatorServer
+from xerolink.actionstep.v1 import transaction_pb2
+from xerolink.mapper.v1 import mapper_service_pb2 as mapper_pb2
+from xerolink.poster.v1 import organisations_pb2
+from xerolink.poster.v1 import poster_service_pb2 as poster_pb2
+from xerolink.poster.v1 import poster_service_pb2_grpc as poster_grpc
+from xerolink_common.grpc_errors import from_rpc_error as error_details
+from xerolink_mapper import samples
+from xerolink_poster.domain.kinds import TransactionKind
+from xerolink_poster.domain.records import group_of
+
+from tests.fixtures.poster import (
+    EmulatorFactory,
+    PosterFactory,
+    connect,
+    stub_for,
+    wait_for,
+    wait_settled,
+    xero_objects,
+)
+
+EXTENDED = mapper_pb2.POLICY_PROFILE_EXTENDED
+
+
+def _context(division: int = samples.DIVISION) -> mapper_pb2.MappingContext:
+    context = samples.demo_context(profile=EXTENDED)
+    context.linked_division_id = division
+    return context
+
+
+def _route(stub: poster_grpc.PosterServiceStub, connection_id: str, **routing: Any) -> None:
+    stub.UpdateConnectionRouting(
+        organisations_pb2.UpdateConnectionRoutingRequest(
+            connection_id=connection_id, routing=organisations_pb2.ConnectionRouting(**routing)
+        ),
+        timeout=10,
+    )
+
+
+def _tx(name: str, base_id: int = 1000, division: int = samples.DIVISION) -> transaction_pb2.Transaction:
+    tx: transaction_pb2.Transaction = samples.sample_transactions(base_id)[name]
+    tx.header.division_id = division
+    return tx
+
+
+def _post(stub: poster_grpc.PosterServiceStub, connection_id: str, tx: transaction_pb2.Transaction) -> Any:
+    return stub.PostTransaction(
+        poster_pb2.PostTransactionRequest(connection_id=connection_id, transaction=tx), timeout=30
+    )
+
+
+def _post_or_refusal(stub: poster_grpc.PosterServiceStub, connection_id: str, tx: transaction_pb2.Transaction) -> Any:
+    try:
+        return _post(stub, connection_id, tx)
+    except grpc.RpcError as err:
+        return err
+
+
+def _spends(emulator: EmulatorServer, tenant_id: str) -> list[float]:
+    return [t["Total"] for t in xero_objects(emulator, tenant_id, "BankTransactions")]
+
+
+def _warm(stub: poster_grpc.PosterServiceStub, *connection_ids: str) -> None:
+    """Any call naming a connection makes that poster read it (and keep it for a second)."""
+    for cid in connection_ids:
+        stub.ListMatterOptions(organisations_pb2.ListMatterOptionsRequest(connection_id=cid))
+
+
+# -- the routing-freshness check -----------------------------------------------------------------
+
+
+def test_a_poster_that_has_not_seen_a_divisions_trust_pairing_does_not_post_trust_money_to_its_office(
+    poster_factory: PosterFactory, emulator_factory: EmulatorFactory
+) -> None:
+    """docs: a transaction of a listed division is posted under the division's connection "(then,
+    by that connection's own routing, to its trust organisation)", and "a post routed by a routing
+    that has changed since is refused when written with UNAVAILABLE ROUTING_CHANGED". The second
+    hop is a routing too: the firm pairs the division's connection with its trust organisation,
+    and a poster that read the division's connection a moment before takes a trust receipt of the
+    division. It must be refused (ROUTING_CHANGED) or go to the trust organisation, never to the
+    division's office organisation."""
+    emulator = emulator_factory()
+    first, second = poster_factory(name="a"), poster_factory(name="b")
+    stub, other = stub_for(first), stub_for(second)
+    connect(stub, emulator, "head", _context(division=1))
+    _, branch = connect(stub, emulator, "branch", _context(division=2))
+    _, branch_trust = connect(stub, emulator, "branch-trust", _context(division=2))
+    _route(stub, "head", division_connections={2: "branch"})
+    receipt = _tx("trust_receipt", 3000, division=2)
+
+    _warm(other, "head", "branch", "branch-trust")  # poster b reads the firm's connections
+    read_at = time.monotonic()
+    _route(stub, "branch", trust_connection_id="branch-trust")  # on poster a
+    answer = _post_or_refusal(other, "head", receipt)
+    assert time.monotonic() - read_at < 1.0, "too slow to be inside poster b's cached second"
+
+    if isinstance(answer, grpc.RpcError):
+        assert error_details(answer).reason == "ROUTING_CHANGED", answer
+        return
+    wait_settled(stub, answer.posting.name)
+    assert _spends(emulator, branch["tenant_id"]) == [], (
+        f"trust money of division 2 posted under {answer.posting.connection_id}, the division's office organisation"
+    )
+    assert _spends(emulator, branch_trust["tenant_id"]) == [5000.0]
+
+
+# -- a record in one organisation of a firm group --------------------------------------------------
+
+
+def _link_row_held(engine: sqlalchemy.Engine, connection_id: str, kind: int, record_id: int) -> sqlalchemy.Connection:
+    """An uncommitted link row of the record under `connection_id`: a post that writes the same
+    link waits for it (the unique key) after it has made every check, as it would behind any
+    slower writer. Rolling the returned connection back lets it go on."""
+    holder = engine.connect()
+    now = int(time.time() * 1_000_000)
+    holder.execute(
+        sqlalchemy.text(
+            "INSERT INTO link (connection_id, kind, record_id, link_group, state, fingerprint, generation, "
+            "attempts, last_error, xero_objects, waiting_on, outcome_unknown, posting_id, create_us, update_us) "
+            "VALUES (:c, :k, :r, :g, 'pending', 'held', 1, 0, NULL, '[]', '[]', false, 'held', :n, :n)"
+        ),
+        {"c": connection_id, "k": kind, "r": record_id, "g": int(group_of(kind)), "n": now},
+    )
+    return holder
+
+
+def _waiting_on_a_lock(engine: sqlalchemy.Engine) -> bool:
+    with engine.connect() as probe:
+        count = probe.execute(
+            sqlalchemy.text(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
+            )
+        ).scalar_one()
+    return bool(count)
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_a_post_written_while_the_office_is_paired_is_not_also_posted_to_the_trust_organisation(
+    poster_factory: PosterFactory, emulator_factory: EmulatorFactory, database_url: str
+) -> None:
+    """docs: "The check runs in the transaction that writes the post ... two posts of one record to
+    two connections of the group (two posters, one of them not yet aware of a new routing) are
+    written in turn and the second is refused." Poster b is writing a trust receipt under the
+    office (not yet paired, so it is in no group and locks nothing) when the firm pairs the office
+    with its trust organisation on poster a, and the caller's retry of the receipt arrives at
+    poster a. The receipt must end up in one organisation, not in both."""
+    emulator = emulator_factory()
+    first, second = poster_factory(name="a"), poster_factory(name="b")
+    stub, other = stub_for(first), stub_for(second)
+    _, office = connect(stub, emulator, "office", _context())
+    _, trust = connect(stub, emulator, "trust", _context())
+    receipt = _tx("trust_receipt", 4000)
+    engine = sqlalchemy.create_engine(database_url.replace("postgresql://", "postgresql+psycopg://", 1))
+    answers: list[Any] = []
+
+    holder = _link_row_held(engine, "office", int(TransactionKind.TRUST_RECEIPT), receipt.header.id)
+    try:
+        writing = threading.Thread(target=lambda: answers.append(_post_or_refusal(other, "office", receipt)))
+        writing.start()
+        wait_for(lambda: _waiting_on_a_lock(engine))  # poster b has checked and is writing
+        _route(stub, "office", trust_connection_id="trust")
+        answers.append(_post_or_refusal(stub, "office", receipt))
+    finally:
+        holder.rollback()
+        holder.close()
+    writing.join(30)
+    engine.dispose()
+
+    for answer in answers:
+        if not isinstance(answer, grpc.RpcError):
+            wait_settled(stub, answer.posting.name)
+    in_office, in_trust = _spends(emulator, office["tenant_id"]), _spends(emulator, trust["tenant_id"])
+    assert len(in_office) + len(in_trust) == 1, (
+        f"the receipt is in the office organisation {in_office} and in the trust organisation {in_trust}; "
+        f"answers: {[a.posting.connection_id if not isinstance(a, grpc.RpcError) else a.details() for a in answers]}"
+    )
