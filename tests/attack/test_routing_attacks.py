@@ -188,3 +188,56 @@ def test_a_post_written_while_the_office_is_paired_is_not_also_posted_to_the_tru
         f"the receipt is in the office organisation {in_office} and in the trust organisation {in_trust}; "
         f"answers: {[a.posting.connection_id if not isinstance(a, grpc.RpcError) else a.details() for a in answers]}"
     )
+
+
+# -- an invoice paid from trust: two halves in two organisations -----------------------------------
+
+
+def _settled_link(stub: poster_grpc.PosterServiceStub, name: str) -> Any:
+    """The link once it is no longer pending; None when there is none."""
+
+    def get() -> Any:
+        try:
+            return stub.GetLink(poster_pb2.GetLinkRequest(name=name)).link
+        except grpc.RpcError as err:
+            assert err.code() == grpc.StatusCode.NOT_FOUND, err
+            return None
+
+    wait_for(lambda: (link := get()) is None or link.state != poster_pb2.LINK_STATE_PENDING)
+    return get()
+
+
+def _trust_bank_spends(emulator: EmulatorServer, tenant_id: str) -> list[Any]:
+    return [t["Total"] for t in xero_objects(emulator, tenant_id, "BankTransactions") if t["Type"] == "SPEND"]
+
+
+def test_an_invoice_paid_from_trust_linked_whole_before_the_pairing_is_not_spent_again_in_the_trust_organisation(
+    poster_factory: PosterFactory, emulator_factory: EmulatorFactory
+) -> None:
+    """docs: "A record linked under one connection of the group is never posted under another";
+    the two halves are "the one exception". Before the pairing the office posts an invoice paid
+    from trust whole (ledgers OFFICE_AND_TRUST): the spend from the trust bank and the payment are
+    both in the office organisation. After the pairing the caller re-sends the same record (a
+    retry, a re-sync). Its spend is already in Xero; the trust half must not spend it again in
+    the trust organisation."""
+    emulator = emulator_factory()
+    stub = stub_for(poster_factory())
+    _, office = connect(stub, emulator, "office", _context())
+    _, trust = connect(stub, emulator, "trust", _context())
+    bill = _tx("client_bill")
+    assert wait_settled(stub, _post(stub, "office", bill).posting.name).state == poster_pb2.LINK_STATE_LINKED
+    paid = _tx("invoice_paid_from_trust")
+    whole = _post(stub, "office", paid)
+    assert wait_settled(stub, whole.posting.name).state == poster_pb2.LINK_STATE_LINKED
+    spent_in_office = _trust_bank_spends(emulator, office["tenant_id"])
+    assert spent_in_office, "the whole posting spends from the trust bank in the office organisation"
+    _route(stub, "office", trust_connection_id="trust")
+
+    again = _post_or_refusal(stub, "office", paid)
+
+    if isinstance(again, grpc.RpcError):
+        assert error_details(again).reason == "RECORD_LINKED_ELSEWHERE", again
+    _settled_link(stub, f"connections/trust/links/invoice-paid-from-trust/{paid.header.id}")
+    assert _trust_bank_spends(emulator, trust["tenant_id"]) == [], (
+        f"the spend from trust is in the office organisation {spent_in_office} and again in the trust one"
+    )
