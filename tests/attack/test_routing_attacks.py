@@ -241,3 +241,65 @@ def test_an_invoice_paid_from_trust_linked_whole_before_the_pairing_is_not_spent
     assert _trust_bank_spends(emulator, trust["tenant_id"]) == [], (
         f"the spend from trust is in the office organisation {spent_in_office} and again in the trust one"
     )
+
+
+# -- a careless caller ----------------------------------------------------------------------------
+
+
+def test_a_request_id_reused_for_another_record_is_refused_when_the_routing_sends_it_elsewhere(
+    poster_factory: PosterFactory, emulator_factory: EmulatorFactory
+) -> None:
+    """posting_decisions.py: "A request_id names one request (AIP-155): ... anything else under it
+    is refused, so no record is silently dropped". The caller sends a client bill to the office
+    under request_id r-1, then, reusing r-1 by mistake, a trust receipt to the same office; the
+    routing sends the receipt to the trust organisation's connection. The caller addressed both
+    to the office: the second must be refused ALREADY_EXISTS REQUEST_ID_REUSED, as it is when
+    both stay under the office."""
+    emulator = emulator_factory()
+    stub = stub_for(poster_factory())
+    connect(stub, emulator, "office", _context())
+    connect(stub, emulator, "trust", _context())
+    _route(stub, "office", trust_connection_id="trust")
+    bill = poster_pb2.PostTransactionRequest(
+        connection_id="office", transaction=_tx("client_bill", 5000), request_id="r-1"
+    )
+    assert stub.PostTransaction(bill).posting.connection_id == "office"
+    receipt = poster_pb2.PostTransactionRequest(
+        connection_id="office", transaction=_tx("trust_receipt", 5000), request_id="r-1"
+    )
+
+    with pytest.raises(grpc.RpcError) as refused:
+        stub.PostTransaction(receipt)
+
+    assert refused.value.code() == grpc.StatusCode.ALREADY_EXISTS
+    assert error_details(refused.value).reason == "REQUEST_ID_REUSED"
+
+
+def test_create_connection_names_a_bad_routing_field_by_its_path_in_the_request(
+    poster_factory: PosterFactory, emulator_factory: EmulatorFactory
+) -> None:
+    """Bad input gets a clear error naming the field (AIP-193: a field path from the request
+    message). CreateConnection's routing is connection.routing; a routing naming a connection
+    that does not exist must name connection.routing.trust_connection_id, as its other fields are
+    named connection.xero_base_url and connection.mapping_context.*, and create nothing."""
+    emulator = emulator_factory()
+    stub = stub_for(poster_factory())
+    org = emulator.create_organisation("Org of office", region="AU")
+    connection = poster_pb2.Connection(
+        connection_id="office",
+        xero_base_url=emulator.base_url,
+        xero_tenant_id=org["tenant_id"],
+        access_token="token",
+        mapping_context=_context(),
+        routing=organisations_pb2.ConnectionRouting(trust_connection_id="no-such-trust"),
+    )
+
+    with pytest.raises(grpc.RpcError) as refused:
+        stub.CreateConnection(poster_pb2.CreateConnectionRequest(connection=connection))
+
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    fields = [v.field for v in error_details(refused.value).field_violations]
+    assert fields == ["connection.routing.trust_connection_id"], fields
+    with pytest.raises(grpc.RpcError) as missing:
+        stub.GetConnection(poster_pb2.GetConnectionRequest(connection_id="office"))
+    assert missing.value.code() == grpc.StatusCode.NOT_FOUND
