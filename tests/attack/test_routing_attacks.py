@@ -7,15 +7,16 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import grpc
 import pytest
 import sqlalchemy
 from xero_emulator import EmulatorServer
-from xerolink.actionstep.v1 import transaction_pb2
+from xerolink.actionstep.v1 import billing_pb2, transaction_pb2
 from xerolink.mapper.v1 import mapper_service_pb2 as mapper_pb2
-from xerolink.poster.v1 import organisations_pb2
+from xerolink.poster.v1 import backfill_pb2, organisations_pb2
 from xerolink.poster.v1 import poster_service_pb2 as poster_pb2
 from xerolink.poster.v1 import poster_service_pb2_grpc as poster_grpc
 from xerolink_common.grpc_errors import from_rpc_error as error_details
@@ -303,3 +304,64 @@ def test_create_connection_names_a_bad_routing_field_by_its_path_in_the_request(
     with pytest.raises(grpc.RpcError) as missing:
         stub.GetConnection(poster_pb2.GetConnectionRequest(connection_id="office"))
     assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+# -- the backfill on a routed connection -----------------------------------------------------------
+
+
+def _before_connecting(transaction: transaction_pb2.Transaction, division: int) -> transaction_pb2.Transaction:
+    """Dated before the demo connection's connected_at (2026-01-01), in `division`."""
+    posted = datetime(2025, 12, 10, 9, 0, tzinfo=UTC)
+    transaction.header.posted_at.CopyFrom(samples.timestamp(posted))
+    date = transaction.header.transaction_date
+    date.year, date.month, date.day = posted.year, posted.month, posted.day
+    transaction.header.division_id = division
+    return transaction
+
+
+def test_a_backfill_whose_bills_a_division_routing_sent_elsewhere_reports_them_linked(
+    poster_factory: PosterFactory, emulator_factory: EmulatorFactory
+) -> None:
+    """docs/poster.md: a backfill is "recorded as one operation whose progress is read from the
+    links". Started on the firm's connection, a division's open bill and its payment are posted
+    under the division's connection (the routing) and link there. The backfill must then say DONE
+    with both linked; it looks for their links under the connection it was started on, finds none,
+    and counts nothing while calling itself done."""
+    emulator = emulator_factory()
+    stub = stub_for(poster_factory())
+    connect(stub, emulator, "head", _context(division=1))
+    _, branch = connect(stub, emulator, "branch", _context(division=2))
+    _route(stub, "head", division_connections={2: "branch"})
+    bill = _before_connecting(samples.client_bill(8001), division=2)
+    bill.client_bill.bill_number = "OLD-8001"
+    payment = _before_connecting(
+        transaction_pb2.Transaction(
+            header=samples.header(80011),
+            client_bill_payment=billing_pb2.ClientBillPayment(bill_id=8001, amount=samples.money(2000)),
+        ),
+        division=2,
+    )
+    due = bill.client_bill.totals.inclusive.units - 2000
+    request = backfill_pb2.StartBackfillRequest(
+        connection_id="head",
+        bills=[
+            backfill_pb2.BackfillBill(
+                bill=bill, status=backfill_pb2.BILL_STATUS_OPEN, total_due=samples.money(due), payments=[payment]
+            )
+        ],
+    )
+
+    started = stub.StartBackfill(request).backfill
+    assert started.accepted == 2, started
+    wait_for(lambda: len(xero_objects(emulator, branch["tenant_id"], "Payments")) == 1)
+    wait_for(
+        lambda: (
+            stub.GetLink(
+                poster_pb2.GetLinkRequest(name=f"connections/branch/links/client-bill-payment/{payment.header.id}")
+            ).link.state
+            == poster_pb2.LINK_STATE_LINKED
+        )
+    )
+
+    progress = stub.GetBackfill(backfill_pb2.GetBackfillRequest(name=started.name)).backfill
+    assert (progress.state, progress.linked) == (backfill_pb2.BACKFILL_STATE_DONE, 2), progress
