@@ -365,3 +365,59 @@ def test_a_backfill_whose_bills_a_division_routing_sent_elsewhere_reports_them_l
 
     progress = stub.GetBackfill(backfill_pb2.GetBackfillRequest(name=started.name)).backfill
     assert (progress.state, progress.linked) == (backfill_pb2.BACKFILL_STATE_DONE, 2), progress
+
+
+# -- firm groups are never split --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_two_offices_paired_at_once_with_one_trust_organisation_keep_their_records_out_of_it(
+    poster_factory: PosterFactory, emulator_factory: EmulatorFactory, database_url: str
+) -> None:
+    """docs: "The connections a routing ever joins ... form a firm group, and routing changes never
+    split it", so a record linked under one connection of the group is refused under another. Two
+    offices of the firm each posted a trust receipt to their own organisation; then each is paired
+    with the firm's one trust organisation, by two operators at the same moment. Re-sending either
+    receipt must not spend it again in the trust organisation: every one of the three is in one
+    group, whichever pairing was written last."""
+    emulator = emulator_factory()
+    stub = stub_for(poster_factory())
+    offices = {cid: connect(stub, emulator, cid, _context())[1] for cid in ("office-1", "office-2")}
+    _, trust = connect(stub, emulator, "trust", _context())
+    receipts = {"office-1": _tx("trust_receipt", 6000), "office-2": _tx("trust_receipt", 6100)}
+    for cid, receipt in receipts.items():
+        assert wait_settled(stub, _post(stub, cid, receipt).posting.name).state == poster_pb2.LINK_STATE_LINKED
+    engine = sqlalchemy.create_engine(database_url.replace("postgresql://", "postgresql+psycopg://", 1))
+    errors: list[BaseException] = []
+
+    def pair(office: str) -> None:
+        try:
+            _route(stub, office, trust_connection_id="trust")
+        except BaseException as exc:
+            errors.append(exc)
+
+    with engine.connect() as holder:
+        # Another writer holds the trust row for a moment (any lifecycle change does): both
+        # pairings have read the connections and wait for it.
+        holder.execute(sqlalchemy.text("SELECT 1 FROM connection WHERE connection_id = 'trust' FOR UPDATE"))
+        threads = [threading.Thread(target=pair, args=(o,)) for o in offices]
+        for thread in threads:
+            thread.start()
+        wait_for(lambda: _waiting_on_a_lock(engine))
+        time.sleep(0.5)
+        holder.rollback()
+    for thread in threads:
+        thread.join(20)
+    engine.dispose()
+    assert not errors, errors
+
+    answers = {cid: _post_or_refusal(stub, cid, receipt) for cid, receipt in receipts.items()}
+
+    for answer in answers.values():
+        if not isinstance(answer, grpc.RpcError):
+            wait_settled(stub, answer.posting.name)
+    for cid, tenant in offices.items():
+        assert len(_spends(emulator, tenant["tenant_id"])) == 1, cid
+    assert _spends(emulator, trust["tenant_id"]) == [], {
+        cid: a.details() if isinstance(a, grpc.RpcError) else a.posting.connection_id for cid, a in answers.items()
+    }
