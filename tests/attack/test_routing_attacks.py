@@ -421,3 +421,31 @@ def test_two_offices_paired_at_once_with_one_trust_organisation_keep_their_recor
     assert _spends(emulator, trust["tenant_id"]) == [], {
         cid: a.details() if isinstance(a, grpc.RpcError) else a.posting.connection_id for cid, a in answers.items()
     }
+
+
+def test_the_trust_half_sent_again_straight_to_the_trust_connection_is_a_duplicate_not_linked_elsewhere(
+    poster_factory: PosterFactory, emulator_factory: EmulatorFactory
+) -> None:
+    """docs: a connection posted to directly with ledgers TRUST takes trust money; "the two halves
+    of an invoice paid from trust are the one exception" to RECORD_LINKED_ELSEWHERE. The trust
+    half of an invoice paid from trust is linked under the trust connection; a caller re-sends the
+    same record straight to the trust connection. That is the trust half with its content: a
+    DUPLICATE of it. It is refused instead, saying the record is linked under the office and
+    "the routing now posts it under trust" (no routing was involved), and telling the caller to
+    unlink it under the office, which would orphan both halves in Xero."""
+    emulator = emulator_factory()
+    stub = stub_for(poster_factory())
+    connect(stub, emulator, "office", _context())
+    connect(stub, emulator, "trust", _context())
+    _route(stub, "office", trust_connection_id="trust")
+    assert wait_settled(stub, _post(stub, "office", _tx("client_bill")).posting.name).state == (
+        poster_pb2.LINK_STATE_LINKED
+    )
+    paid = _tx("invoice_paid_from_trust")
+    assert wait_settled(stub, _post(stub, "office", paid).posting.name).state == poster_pb2.LINK_STATE_LINKED
+
+    again = _post_or_refusal(stub, "trust", paid)
+
+    assert not isinstance(again, grpc.RpcError), again.details()
+    assert again.outcome == poster_pb2.POST_OUTCOME_DUPLICATE
+    assert again.posting.link.name == f"connections/trust/links/invoice-paid-from-trust/{paid.header.id}"
