@@ -449,3 +449,45 @@ def test_the_trust_half_sent_again_straight_to_the_trust_connection_is_a_duplica
     assert not isinstance(again, grpc.RpcError), again.details()
     assert again.outcome == poster_pb2.POST_OUTCOME_DUPLICATE
     assert again.posting.link.name == f"connections/trust/links/invoice-paid-from-trust/{paid.header.id}"
+
+
+def test_a_poster_that_read_the_trust_connection_before_the_pairing_maps_its_half_with_the_trust_ledgers(
+    poster_factory: PosterFactory, emulator_factory: EmulatorFactory
+) -> None:
+    """docs: "An invoice paid from trust is mapped twice, each half with its own connection's
+    context (its ledgers: TRUST gives only the spend, OFFICE only the payment)". Poster b read the
+    trust connection (ledgers OFFICE_AND_TRUST) a moment before the firm paired it, and reads the
+    office, already paired, just after. The routing it posts by is the current one, so the
+    ROUTING_CHANGED check passes; but the trust half is mapped with the trust connection's old
+    ledgers: spend and payment. The payment of an invoice that is not in the trust organisation
+    waits there for good, and the office half waits for it: the invoice paid from trust never
+    reaches Xero. Both halves must link, each holding only its own ledger."""
+    emulator = emulator_factory()
+    first, second = poster_factory(name="a"), poster_factory(name="b")
+    stub, other = stub_for(first), stub_for(second)
+    connect(stub, emulator, "office", _context())
+    _, trust = connect(stub, emulator, "trust", _context())
+    assert wait_settled(stub, _post(stub, "office", _tx("client_bill")).posting.name).state == (
+        poster_pb2.LINK_STATE_LINKED
+    )
+    paid = _tx("invoice_paid_from_trust")
+
+    _warm(other, "trust")
+    read_at = time.monotonic()
+    _route(stub, "office", trust_connection_id="trust")
+    _warm(other, "office")
+    answer = _post_or_refusal(other, "office", paid)
+    assert time.monotonic() - read_at < 1.0, "too slow to be inside poster b's cached second"
+
+    if isinstance(answer, grpc.RpcError):
+        assert error_details(answer).reason == "ROUTING_CHANGED", answer
+        return
+    trust_half = _settled_link(stub, f"connections/trust/links/invoice-paid-from-trust/{paid.header.id}")
+    time.sleep(1.0)  # anything it was going to do, it has done
+    trust_half = stub.GetLink(poster_pb2.GetLinkRequest(name=trust_half.name)).link
+    office_half = stub.GetLink(poster_pb2.GetLinkRequest(name=answer.posting.link.name)).link
+    assert (trust_half.state, office_half.state) == (poster_pb2.LINK_STATE_LINKED, poster_pb2.LINK_STATE_LINKED), (
+        trust_half.last_error.message,
+        office_half.last_error.message,
+    )
+    assert xero_objects(emulator, trust["tenant_id"], "Payments") == []
