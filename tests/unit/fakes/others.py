@@ -32,6 +32,9 @@ class FakeConnectionRepository:
     def lock_connection(self, connection_id: str) -> ConnectionRow | None:
         return self.get_connection(connection_id)  # one thread of units at a time in the fake
 
+    def share_connection(self, connection_id: str) -> ConnectionRow | None:
+        return self.get_connection(connection_id)
+
     def add_connection(self, row: ConnectionRow) -> None:
         self._registry.connections[row.connection_id] = row
 

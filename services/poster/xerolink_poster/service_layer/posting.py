@@ -39,8 +39,8 @@ from xerolink_poster.service_layer.posting_values import (
     Mapped,
     PostOutcome,
     RoutedFrom,
+    fingerprints,
     mapping_context,
-    transaction_fingerprint,
     validate_transaction,
 )
 from xerolink_poster.service_layer.posting_writes import write_accepted
@@ -65,6 +65,7 @@ class _Submitted:
     trace: otel_context.Context
     traceparent: str
     routed: RoutedFrom | None = None
+    complement: str = ""
 
 
 @dataclass(frozen=True)
@@ -159,9 +160,13 @@ class Poster:
             return (Target(connection_id),)
         return route(self._routing, connection_id, kind_of(transaction), transaction.header.division_id)
 
-    def _routed_from(self, connection_id: str) -> RoutedFrom:
-        """The connection posted to and its routing as read here (checked again when written)."""
-        return RoutedFrom(connection_id, self._cached_connection(connection_id).row.routing or b"")
+    def _routed_from(self, connection_id: str, target: str) -> RoutedFrom:
+        """The routings that chose `target` for a post to `connection_id` (its divisions'
+        connections' too, whose trust organisations it may go on to) and the target's ledgers, as
+        read here; the write checks them again."""
+        hops = [connection_id, *sorted(set(self._routing(connection_id).division_connections.values()))]
+        routings = tuple((c, self._cached_connection(c).row.routing or b"") for c in hops)
+        return RoutedFrom(routings, int(self._cached_connection(target).context.ledgers))
 
     def post(
         self, connection_id: str, transaction: transaction_pb2.Transaction, request_id: str = "", actor: str = "caller"
@@ -173,10 +178,10 @@ class Poster:
                 Reason.INVALID_REQUEST_ID, "request_id cannot be stored as an idempotency key", violations
             )
         targets = self._targets(connection_id, transaction)
-        routed = self._routed_from(connection_id)
         if len(targets) == 2:
-            return self._post_split(targets, transaction, request_id, actor, routed)
-        return self._post_to(targets[0].connection_id, transaction, request_id, actor, routed)
+            return self._post_split(connection_id, targets, transaction, request_id, actor)
+        target = targets[0].connection_id
+        return self._post_to(target, transaction, request_id, actor, self._routed_from(connection_id, target))
 
     def _post_to(
         self,
@@ -187,6 +192,7 @@ class Poster:
         routed: RoutedFrom,
     ) -> PostOutcome:
         connection, context = self._connection(connection_id)
+        fingerprint, complement = fingerprints(transaction, context)
         if self.mapping is not None and self.writing is not None:
             future: Future[PostOutcome] = Future()
             submitted = _Submitted(
@@ -195,10 +201,11 @@ class Poster:
                 transaction,
                 request_id,
                 actor,
-                transaction_fingerprint(transaction),
+                fingerprint,
                 otel_context.get_current(),
                 current_trace_context(),
                 routed,
+                complement,
             )
             # Whoever leads the mapping of this Post's group carries the group on to the writer.
             to_write = self.mapping.run([Job(submitted, future)])
@@ -211,11 +218,12 @@ class Poster:
             connection,
             transaction,
             response,
-            transaction_fingerprint(transaction),
+            fingerprint,
             actor,
             current_trace_context(),
             request_id,
             routed=routed,
+            complement=complement,
         )
         if not response.decision.supported:
             return self._not_supported(mapped)
@@ -226,11 +234,11 @@ class Poster:
 
     def _post_split(
         self,
+        origin: str,
         targets: Sequence[Target],
         transaction: transaction_pb2.Transaction,
         request_id: str,
         actor: str,
-        routed: RoutedFrom,
     ) -> PostOutcome:
         """An invoice paid from trust when trust money is in its own organisation: the spend from
         the trust bank under the trust connection and the payment of the invoice under the office
@@ -238,14 +246,13 @@ class Poster:
         or neither). The office half waits until the trust half is linked. Answers the office
         half, accepted when either half was."""
         trust, office = (next(t for t in targets if t.half is h) for h in (Half.TRUST, Half.OFFICE))
-        fingerprint = transaction_fingerprint(transaction)
         traceparent = current_trace_context()
         halves: list[Mapped] = []
         for index, target in enumerate((trust, office)):
             connection, context = self._connection(target.connection_id)
+            fingerprint, complement = fingerprints(transaction, context)
             response = self.mapper.map_one(transaction, context)
             after = () if target is trust else ((trust.connection_id, _record_of(response)),)
-            partner = office.connection_id if target is trust else trust.connection_id
             half = Mapped(
                 index,
                 connection,
@@ -256,8 +263,8 @@ class Poster:
                 traceparent,
                 request_id,
                 after,
-                routed=routed,
-                partner=partner,
+                routed=self._routed_from(origin, target.connection_id),
+                complement=complement,
             )
             if not response.decision.supported:
                 return self._not_supported(half)
@@ -309,6 +316,7 @@ class Poster:
                 submitted.traceparent,
                 submitted.request_id,
                 routed=submitted.routed,
+                complement=submitted.complement,
             )
             if not answer.decision.supported:
                 try:
@@ -346,9 +354,8 @@ class Poster:
         backfill checks the bills first."""
         cached = self._cached_connection(connection_id)
         if cached.refusal is not None or not cached.row.routing:
-            return self._post_many_to(
-                connection_id, transactions, actor, pre_integration_backfill, self._routed_from(connection_id)
-            )
+            routed = self._routed_from(connection_id, connection_id)
+            return self._post_many_to(connection_id, transactions, actor, pre_integration_backfill, routed)
         results: list[PostOutcome | ItemFailure | None] = [None] * len(transactions)
         by_target: dict[str, list[int]] = {}
         split: list[tuple[int, tuple[Target, ...]]] = []
@@ -363,11 +370,14 @@ class Poster:
                 split.append((index, targets))
             else:
                 by_target.setdefault(targets[0].connection_id, []).append(index)
-        routed = self._routed_from(connection_id)
         for target, positions in by_target.items():
             try:
                 outcomes = self._post_many_to(
-                    target, [transactions[p] for p in positions], actor, pre_integration_backfill, routed
+                    target,
+                    [transactions[p] for p in positions],
+                    actor,
+                    pre_integration_backfill,
+                    self._routed_from(connection_id, target),
                 )
             except XerolinkError as err:  # the connection it is routed to cannot post now
                 outcomes = [ItemFailure(err)] * len(positions)
@@ -375,9 +385,7 @@ class Poster:
                 results[position] = outcome
         for index, targets in split:
             try:
-                results[index] = self._post_split(
-                    targets, transactions[index], "", actor, routed
-                )
+                results[index] = self._post_split(connection_id, targets, transactions[index], "", actor)
             except XerolinkError as err:
                 results[index] = ItemFailure(err)
         return [r for r in results if r is not None]
@@ -411,15 +419,17 @@ class Poster:
                 if answer.WhichOneof("outcome") == "error":
                     results[position] = ItemFailure(_error_from_item(answer))
                     continue
+                fingerprint, complement = fingerprints(transactions[position], context)
                 item = Mapped(
                     position,
                     connection,
                     transactions[position],
                     answer.response,
-                    transaction_fingerprint(transactions[position]),
+                    fingerprint,
                     actor,
                     traceparent,
                     routed=routed,
+                    complement=complement,
                 )
                 if not answer.response.decision.supported:
                     results[position] = self._not_supported(item)
@@ -476,7 +486,7 @@ def _record_connection(repos: Repositories, items: list[Mapped]) -> list[PostOut
     out: list[PostOutcome | ItemFailure | Accept] = []
     routings: dict[str, bytes] = {}
     for item, record in zip(items, records, strict=True):
-        item.elsewhere = tuple(m for m in members if m not in (connection.connection_id, item.partner))
+        item.elsewhere = tuple(m for m in members if m != connection.connection_id)
         try:
             _check_routing(repos, item, routings)
             out.append(decide(repos, connection, item, record, links, earlier))
@@ -500,10 +510,11 @@ def _record_of(response: mapper_pb2.MapTransactionResponse) -> RecordRef:
 
 def _firm_members(repos: Repositories, connection_id: str) -> list[str]:
     """The connections of the firm group `connection_id` is in, read in this transaction (never
-    from a cache: a pairing made a moment ago counts). On PostgreSQL the group's first row is
-    locked until the transaction ends, so two posts of one record to two connections of the group
-    are written one after the other and the second finds the first."""
-    row = repos.connections.get_connection(connection_id)
+    from a cache: a pairing made a moment ago counts). On PostgreSQL the connection's row is held
+    shared and the group's first row exclusively until the transaction ends: a routing change
+    (which locks every row it changes) waits for the posts being written, and two posts of one
+    record to two connections of a group are written in turn, the second finding the first."""
+    row = repos.connections.share_connection(connection_id)
     if row is None or not row.firm_group:
         return []
     repos.connections.lock_connection(row.firm_group)
@@ -511,21 +522,34 @@ def _firm_members(repos: Repositories, connection_id: str) -> list[str]:
 
 
 def _check_routing(repos: Repositories, item: Mapped, seen: dict[str, bytes]) -> None:
-    """The routing that chose this item's connection is still the connection's routing."""
+    """The routings that chose this item's connection are still those, and so are its ledgers."""
     if item.routed is None:
         return
-    origin = item.routed.connection_id
-    if origin not in seen:
-        row = repos.connections.get_connection(origin)
-        seen[origin] = (row.routing or b"") if row is not None else b""
-    if seen[origin] != item.routed.routing:
+    changed = ""
+    for origin, routing in item.routed.hops:
+        if origin not in seen:
+            row = repos.connections.share_connection(origin)
+            seen[origin] = (row.routing or b"") if row is not None else b""
+        if seen[origin] != routing:
+            changed = origin
+    target = item.connection.connection_id
+    current = repos.connections.get_connection(target)
+    if not changed and current is not None and current.firm_group and _ledgers(current) != item.routed.ledgers:
+        changed = target
+    if changed:
         raise XerolinkError(
             ErrorCode.UNAVAILABLE,
             Reason.ROUTING_CHANGED,
-            f"the routing of connection {origin} changed while this was posted; nothing was stored: post it "
+            f"the routing of connection {changed} changed while this was posted; nothing was stored: post it "
             "again (after a second, when every poster has read the new routing)",
             retry_after_seconds=CONNECTION_CACHE_SECONDS,
         )
+
+
+def _ledgers(row: ConnectionRow) -> int:
+    context = mapper_pb2.MappingContext()
+    context.ParseFromString(row.mapping_context)
+    return int(context.ledgers)
 
 
 def registry_write_failed(group_size: int) -> XerolinkError:

@@ -35,6 +35,14 @@ def decide(
             raise request_id_reused(connection, item.request_id, first.record, record == first.record)
         return first.answer_for(outcome)
     if item.request_id:
+        for other in item.elsewhere:
+            # A request_id names one request across the firm's connections: the routing may send a
+            # second request under it to another connection than the first.
+            first_elsewhere = repos.links.posting_by_request(other, item.request_id)
+            if first_elsewhere is not None and RecordRef(first_elsewhere.kind, first_elsewhere.record_id) != record:
+                raise request_id_reused(
+                    connection, item.request_id, RecordRef(first_elsewhere.kind, first_elsewhere.record_id), False
+                )
         stored = repos.links.posting_by_request(connection.connection_id, item.request_id)
         if stored is not None:
             check_same_request(connection, item.request_id, stored, record, item.fingerprint)
@@ -72,6 +80,8 @@ def _decide_against_links(
 ) -> PostOutcome | Accept:
     for other in item.elsewhere:
         found = repos.links.links_for(other, [record]).get(record)
+        if found is not None and item.complement and found.fingerprint == item.complement:
+            continue  # the record's other half, in the other organisation: as it should be
         if found is not None and found.state != LinkState.UNLINKED:
             if item.request_id and (stored := repos.links.posting_by_request(other, item.request_id)) is not None:
                 # A retry of the request that put it there, before the routing changed: its answer.

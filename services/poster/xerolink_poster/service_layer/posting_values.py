@@ -47,23 +47,46 @@ class Mapped:
     # Records of other connections this item waits for: the office half of an invoice paid from
     # trust waits for its trust half, in the trust organisation's connection.
     after: tuple[tuple[str, RecordRef], ...] = ()
-    # The connection the caller posted to and its routing as this poster read it: the write checks
-    # the routing is still that one, so a record is never routed by a routing already replaced.
+    # The connections whose routing chose this item's connection, with each one's routing, and the
+    # item's connection with its ledgers, as this poster read them: the write checks they are
+    # still so, so a record is never routed or mapped by a routing already replaced.
     routed: RoutedFrom | None = None
-    # The connection holding the record's other half (an invoice paid from trust), if any.
-    partner: str = ""
+    # For one half of a record kept in two organisations: the fingerprint the other half has.
+    complement: str = ""
     # Set by the write: the connections of the firm group the record must not be linked under.
     elsewhere: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class RoutedFrom:
-    connection_id: str
-    routing: bytes
+    # (connection id, its routing as read) for every connection on the way, in order.
+    hops: tuple[tuple[str, bytes], ...]
+    # The ledgers of the item's connection's context as read (OrganisationLedgers value).
+    ledgers: int = 0
 
 
-def transaction_fingerprint(transaction: transaction_pb2.Transaction) -> str:
-    return content_fingerprint(json_format.MessageToDict(transaction, preserving_proto_field_name=True))
+def transaction_fingerprint(transaction: transaction_pb2.Transaction, half: str = "") -> str:
+    """SHA-256 of the transaction's canonical content; for one half of a record kept in two
+    organisations ("trust" or "office"), of the content and the half, so a half is never taken for
+    the record posted whole nor for its other half."""
+    content = json_format.MessageToDict(transaction, preserving_proto_field_name=True)
+    return content_fingerprint({**content, "xerolink_half": half} if half else content)
+
+
+SPLIT_KIND_FIELDS = frozenset({"invoice_paid_from_trust"})
+HALF_OF_LEDGERS = {
+    mapper_pb2.ORGANISATION_LEDGERS_TRUST: ("trust", "office"),
+    mapper_pb2.ORGANISATION_LEDGERS_OFFICE: ("office", "trust"),
+}
+
+
+def fingerprints(transaction: transaction_pb2.Transaction, context: mapper_pb2.MappingContext) -> tuple[str, str]:
+    """The fingerprint of the transaction as posted under a connection of this context, and for
+    one half of a record kept in two organisations the fingerprint of the other half ("" else)."""
+    halves = HALF_OF_LEDGERS.get(context.ledgers)
+    if halves is None or transaction.WhichOneof("kind") not in SPLIT_KIND_FIELDS:
+        return transaction_fingerprint(transaction), ""
+    return transaction_fingerprint(transaction, halves[0]), transaction_fingerprint(transaction, halves[1])
 
 
 def validate_transaction(transaction: transaction_pb2.Transaction, path: str = "transaction") -> None:

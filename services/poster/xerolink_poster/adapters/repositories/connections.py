@@ -31,6 +31,13 @@ class SqlConnectionRepository:
         mapping context never lose each other's changes."""
         return self._session.get(ConnectionRow, connection_id, with_for_update=True, populate_existing=True)
 
+    def share_connection(self, connection_id: str) -> ConnectionRow | None:
+        """The row, read again and held against changes until the transaction ends (FOR SHARE on
+        PostgreSQL, so posts hold it together and a routing change waits for them)."""
+        if self._session.get_bind().dialect.name == "sqlite":
+            return self._session.get(ConnectionRow, connection_id, populate_existing=True)
+        return self._session.get(ConnectionRow, connection_id, with_for_update={"read": True}, populate_existing=True)
+
     def add_connection(self, row: ConnectionRow) -> None:
         self._session.add(row)
 
@@ -38,7 +45,9 @@ class SqlConnectionRepository:
         self._session.add(row)
 
     def all_connections(self) -> Sequence[ConnectionRow]:
-        return self._session.exec(select(ConnectionRow)).all()
+        # Read as committed now, also the rows this unit of work read before (a routing change
+        # reads them again after taking its locks).
+        return self._session.exec(select(ConnectionRow).execution_options(populate_existing=True)).all()
 
     def firm_members(self, group: str) -> list[str]:
         """The connections of a firm group, in id order."""
