@@ -23,7 +23,7 @@ from xerolink_poster.service_layer import connections, queries
 from xerolink_poster.service_layer.connection_lifecycle import ConnectionKeeper
 from xerolink_poster.service_layer.dispatch.state_changes import StateChanges
 from xerolink_poster.service_layer.posting import Poster
-from xerolink_poster.service_layer.routing_changes import apply_routing
+from xerolink_poster.service_layer.routing_changes import apply_new_routing
 
 SERVICE_NAME = poster_pb2.DESCRIPTOR.services_by_name["PosterService"].full_name
 MAX_BATCH = 1000
@@ -182,7 +182,7 @@ class PosterServicer(
             c.refresh_token,
             c.mapping_context,
             c.xero_app,
-            (lambda uow: apply_routing(uow, c.connection_id, c.routing)) if c.routing.ByteSize() else None,
+            (lambda uow: apply_new_routing(uow, c.connection_id, c.routing)) if c.routing.ByteSize() else None,
         )
         for named in (c.routing.trust_connection_id, *c.routing.division_connections.values()):
             self.poster.forget_connection(named)  # its ledgers may have changed

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 
 from xerolink.mapper.v1 import mapper_service_pb2 as mapper_pb2
 from xerolink.poster.v1 import organisations_pb2
-from xerolink_common.errors import FieldViolation, invalid_argument
+from xerolink_common.errors import FieldViolation, XerolinkError, invalid_argument
 from xerolink_common.reasons import Reason
 
 from xerolink_poster.adapters.database import Database
@@ -184,18 +184,23 @@ def apply_routing(uow: UnitOfWork, connection_id: str, proposed: organisations_p
     anyone goes back to OFFICE_AND_TRUST), and joins every connection it names into one firm
     group; answers the connections whose context changed."""
     wanted = _routing(proposed)
-    everyone = {r.connection_id: r for r in uow.connections.all_connections()}
-    previous = routing_of(everyone.get(connection_id)).trust_connection_id
-    named = {n for n in wanted.names() if n in everyone}
-    groups = {everyone[c].firm_group for c in {connection_id, *named} if everyone[c].firm_group}
-    members = {c for c, r in everyone.items() if r.firm_group in groups} | {connection_id, *named}
-    involved = sorted(members | ({previous} if previous else set()))
-    # Locked in id order, so two updates never wait for each other's locks in turn; every row is
-    # read again under its lock, the connection's previous trust organisation included.
-    locked = {cid: row for cid in involved if (row := uow.connections.lock_connection(cid)) is not None}
-    previous = routing_of(locked[connection_id]).trust_connection_id
-    if previous and previous not in locked and (row := uow.connections.lock_connection(previous)) is not None:
-        locked[previous] = row  # changed since the first read: locked last
+    locked: dict[str, ConnectionRow] = {}
+    while True:
+        everyone = {r.connection_id: r for r in uow.connections.all_connections()}
+        rows = everyone | locked
+        previous = routing_of(rows.get(connection_id)).trust_connection_id
+        named = {n for n in wanted.names() if n in rows}
+        groups = {rows[c].firm_group for c in {connection_id, *named} if rows[c].firm_group}
+        members = {c for c, r in rows.items() if r.firm_group in groups} | {connection_id, *named}
+        involved = (members | ({previous} if previous else set())) & rows.keys()
+        if involved <= locked.keys():
+            break
+        # Locked in id order, so two updates never wait for each other's locks in turn; every row
+        # is read again under its lock, and what it says (another pairing joined it to a group
+        # meanwhile, another trust organisation) is taken into account before anything is saved.
+        for cid in sorted(involved - locked.keys()):
+            if (row := uow.connections.lock_connection(cid)) is not None:
+                locked[cid] = row
     rows = everyone | locked
     _check(connection_id, wanted, rows)
     row = locked[connection_id]
@@ -223,3 +228,12 @@ def apply_routing(uow: UnitOfWork, connection_id: str, proposed: organisations_p
     for cid in sorted(changed):
         uow.connections.save(locked[cid])
     return sorted(changed)
+
+
+def apply_new_routing(uow: UnitOfWork, connection_id: str, proposed: organisations_pb2.ConnectionRouting) -> None:
+    """apply_routing for CreateConnection, whose fields sit under connection.routing."""
+    try:
+        apply_routing(uow, connection_id, proposed)
+    except XerolinkError as err:
+        err.field_violations = [FieldViolation(f"connection.{v.field}", v.description) for v in err.field_violations]
+        raise
