@@ -19,7 +19,7 @@ from xerolink_common.reasons import Reason
 
 from xerolink_poster.adapters import backfill_tables as bt
 from xerolink_poster.adapters.database import Database, now_us
-from xerolink_poster.adapters.tables import ConnectionRow
+from xerolink_poster.adapters.tables import ConnectionRow, LinkRow
 from xerolink_poster.domain import backfill_progress as bp
 from xerolink_poster.domain.records import RecordRef
 from xerolink_poster.domain.states import LinkState
@@ -362,8 +362,15 @@ def get_backfill(db: Database, backfill_id: str) -> BackfillView:
         if row is None:
             raise not_found(Reason.BACKFILL_NOT_FOUND, f"no backfill {backfill_id}; start one with StartBackfill")
         rows = uow.backfills.items_of(backfill_id)
-        tracked = [RecordRef(r.kind, r.record_id) for r in rows if r.outcome != bp.REFUSED]
-        links = uow.links.links_for(row.connection_id, sorted(set(tracked)))
+        tracked = sorted({RecordRef(r.kind, r.record_id) for r in rows if r.outcome != bp.REFUSED})
+        # A division's bills are posted under its own connection when the routing says so: their
+        # links are under one connection of the firm group (never two, see routing_changes.py).
+        started = uow.connections.get_connection(row.connection_id)
+        group = started.firm_group if started is not None else ""
+        links: dict[RecordRef, LinkRow] = {}
+        for connection_id in [row.connection_id, *uow.connections.firm_members(group)]:
+            for record, found in uow.links.links_for(connection_id, tracked).items():
+                links.setdefault(record, found)
     items = []
     for r in rows:
         link = links.get(RecordRef(r.kind, r.record_id)) if r.outcome != bp.REFUSED else None
