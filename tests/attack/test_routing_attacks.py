@@ -173,12 +173,18 @@ def test_a_post_written_while_the_office_is_paired_is_not_also_posted_to_the_tru
         writing = threading.Thread(target=lambda: answers.append(_post_or_refusal(other, "office", receipt)))
         writing.start()
         wait_for(lambda: _waiting_on_a_lock(engine))  # poster b has checked and is writing
-        _route(stub, "office", trust_connection_id="trust")
-        answers.append(_post_or_refusal(stub, "office", receipt))
+        # The pairing, then the caller's retry on poster a, while poster b's write is in flight.
+        pairing = threading.Thread(target=lambda: _route(stub, "office", trust_connection_id="trust"))
+        pairing.start()
+        time.sleep(0.5)
+        retry = threading.Thread(target=lambda: answers.append(_post_or_refusal(stub, "office", receipt)))
+        retry.start()
+        time.sleep(0.5)
     finally:
         holder.rollback()
         holder.close()
-    writing.join(30)
+    for thread in (writing, pairing, retry):
+        thread.join(30)
     engine.dispose()
 
     for answer in answers:
