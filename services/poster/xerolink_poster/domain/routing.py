@@ -80,16 +80,3 @@ def route(routing_of: Callable[[str], Routing], connection_id: str, kind: int, d
     if kind in SPLIT_KINDS:
         return (Target(trust, Half.TRUST), Target(office, Half.OFFICE))
     return (Target(office),)
-
-
-def family(routing_of: Callable[[str], Routing], connection_id: str) -> set[str]:
-    """The connections a transaction posted to `connection_id` can end up under: a record must be
-    linked in at most one of them (both halves of a split kind excepted)."""
-    found = {connection_id}
-    routing = routing_of(connection_id)
-    for office in {connection_id, *routing.division_connections.values()}:
-        found.add(office)
-        trust = routing_of(office).trust_connection_id
-        if trust:
-            found.add(trust)
-    return found

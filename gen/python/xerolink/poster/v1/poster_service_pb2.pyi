@@ -219,7 +219,9 @@ class Link(_message.Message):
     group: Global___LinkGroup.ValueType
     state: Global___LinkState.ValueType
     content_fingerprint: _builtins.str
-    """SHA-256 of the transaction's canonical content."""
+    """SHA-256 of the transaction's canonical content (for one half of an invoice paid from trust
+    kept in two organisations, of the content and the half).
+    """
     attempts: _builtins.int
     @_builtins.property
     def record(self) -> _common_pb2.RecordKey: ...
