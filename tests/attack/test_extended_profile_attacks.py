@@ -13,13 +13,10 @@ import pytest
 import sqlalchemy
 from xero_emulator import EmulatorServer
 from xero_emulator.faults import FaultRule
-from xerolink.actionstep.v1 import transaction_pb2
 from xerolink.mapper.v1 import mapper_service_pb2 as mapper_pb2
 from xerolink.poster.v1 import organisations_pb2
 from xerolink.poster.v1 import poster_service_pb2 as poster_pb2
-from xerolink.poster.v1 import poster_service_pb2_grpc as poster_grpc
 from xerolink_common.grpc_errors import from_rpc_error as error_details
-from xerolink_mapper import samples
 
 from tests.fixtures.poster import (
     EmulatorFactory,
@@ -30,43 +27,23 @@ from tests.fixtures.poster import (
     wait_settled,
     xero_objects,
 )
+from tests.fixtures.routing import extended_context as _context
+from tests.fixtures.routing import post as _post
+from tests.fixtures.routing import post_or_refusal as _post_or_refusal
+from tests.fixtures.routing import route as _route
+from tests.fixtures.routing import sample as _tx
 
-EXTENDED = mapper_pb2.POLICY_PROFILE_EXTENDED
 MATTER = 7001  # samples.header's action_id
 
 
-def _context(division: int = samples.DIVISION, tracking: bool = False) -> mapper_pb2.MappingContext:
-    context = samples.demo_context(profile=EXTENDED)
-    context.linked_division_id = division
-    if tracking:
-        context.matter_tracking.enabled = True
-    return context
 
 
-def _route(stub: poster_grpc.PosterServiceStub, connection_id: str, **routing: Any) -> None:
-    stub.UpdateConnectionRouting(
-        organisations_pb2.UpdateConnectionRoutingRequest(
-            connection_id=connection_id, routing=organisations_pb2.ConnectionRouting(**routing)
-        ),
-        timeout=10,
-    )
 
 
-def _tx(name: str, base_id: int = 1000) -> transaction_pb2.Transaction:
-    tx: transaction_pb2.Transaction = samples.sample_transactions(base_id)[name]
-    tx.header.division_id = samples.DIVISION
-    return tx
 
 
-def _post(stub: poster_grpc.PosterServiceStub, connection_id: str, tx: transaction_pb2.Transaction) -> Any:
-    return stub.PostTransaction(poster_pb2.PostTransactionRequest(connection_id=connection_id, transaction=tx))
 
 
-def _post_or_refusal(stub: poster_grpc.PosterServiceStub, connection_id: str, tx: transaction_pb2.Transaction) -> Any:
-    try:
-        return _post(stub, connection_id, tx)
-    except grpc.RpcError as err:
-        return err
 
 
 def _spends(emulator: EmulatorServer, tenant_id: str) -> list[float]:

@@ -15,7 +15,6 @@ import pytest
 import sqlalchemy
 from xero_emulator import EmulatorServer
 from xerolink.actionstep.v1 import billing_pb2, transaction_pb2
-from xerolink.mapper.v1 import mapper_service_pb2 as mapper_pb2
 from xerolink.poster.v1 import backfill_pb2, organisations_pb2
 from xerolink.poster.v1 import poster_service_pb2 as poster_pb2
 from xerolink.poster.v1 import poster_service_pb2_grpc as poster_grpc
@@ -33,42 +32,11 @@ from tests.fixtures.poster import (
     wait_settled,
     xero_objects,
 )
-
-EXTENDED = mapper_pb2.POLICY_PROFILE_EXTENDED
-
-
-def _context(division: int = samples.DIVISION) -> mapper_pb2.MappingContext:
-    context = samples.demo_context(profile=EXTENDED)
-    context.linked_division_id = division
-    return context
-
-
-def _route(stub: poster_grpc.PosterServiceStub, connection_id: str, **routing: Any) -> None:
-    stub.UpdateConnectionRouting(
-        organisations_pb2.UpdateConnectionRoutingRequest(
-            connection_id=connection_id, routing=organisations_pb2.ConnectionRouting(**routing)
-        ),
-        timeout=10,
-    )
-
-
-def _tx(name: str, base_id: int = 1000, division: int = samples.DIVISION) -> transaction_pb2.Transaction:
-    tx: transaction_pb2.Transaction = samples.sample_transactions(base_id)[name]
-    tx.header.division_id = division
-    return tx
-
-
-def _post(stub: poster_grpc.PosterServiceStub, connection_id: str, tx: transaction_pb2.Transaction) -> Any:
-    return stub.PostTransaction(
-        poster_pb2.PostTransactionRequest(connection_id=connection_id, transaction=tx), timeout=30
-    )
-
-
-def _post_or_refusal(stub: poster_grpc.PosterServiceStub, connection_id: str, tx: transaction_pb2.Transaction) -> Any:
-    try:
-        return _post(stub, connection_id, tx)
-    except grpc.RpcError as err:
-        return err
+from tests.fixtures.routing import extended_context as _context
+from tests.fixtures.routing import post as _post
+from tests.fixtures.routing import post_or_refusal as _post_or_refusal
+from tests.fixtures.routing import route as _route
+from tests.fixtures.routing import sample as _tx
 
 
 def _spends(emulator: EmulatorServer, tenant_id: str) -> list[float]:

@@ -12,7 +12,6 @@ from xerolink.poster.v1 import organisations_pb2
 from xerolink.poster.v1 import poster_service_pb2 as poster_pb2
 from xerolink.poster.v1 import poster_service_pb2_grpc as poster_grpc
 from xerolink_common.grpc_errors import from_rpc_error as error_details
-from xerolink_mapper import samples
 
 from tests.fixtures.poster import (
     EmulatorFactory,
@@ -23,29 +22,9 @@ from tests.fixtures.poster import (
     wait_settled,
     xero_objects,
 )
-
-EXTENDED = mapper_pb2.POLICY_PROFILE_EXTENDED
-
-
-def _context(division: int = samples.DIVISION, profile: int = EXTENDED) -> mapper_pb2.MappingContext:
-    context = samples.demo_context(profile=profile)
-    context.linked_division_id = division
-    return context
-
-
-def _route(stub: poster_grpc.PosterServiceStub, connection_id: str, **routing: Any) -> None:
-    stub.UpdateConnectionRouting(
-        organisations_pb2.UpdateConnectionRoutingRequest(
-            connection_id=connection_id, routing=organisations_pb2.ConnectionRouting(**routing)
-        ),
-        timeout=10,
-    )
-
-
-def _tx(name: str, base_id: int = 1000, division: int = samples.DIVISION) -> Any:
-    tx = samples.sample_transactions(base_id)[name]
-    tx.header.division_id = division
-    return tx
+from tests.fixtures.routing import extended_context as _context
+from tests.fixtures.routing import route as _route
+from tests.fixtures.routing import sample as _tx
 
 
 def _link(stub: poster_grpc.PosterServiceStub, connection_id: str, tx: Any) -> poster_pb2.Link | None:

@@ -18,7 +18,8 @@ from xerolink.xero.v1 import objects_pb2 as xero_pb2
 from xerolink_common.grpc_errors import from_rpc_error as error_details
 
 from tests.fixtures.poster import wait_for, wait_settled, xero_objects
-from tests.integration.test_organisation_routing import _tx, pair  # noqa: F401 - the fixture
+from tests.fixtures.routing import sample as _tx
+from tests.integration.test_organisation_routing import pair  # noqa: F401 - the fixture
 
 BILL = common_pb2.TRANSACTION_KIND_CLIENT_BILL
 PAID = common_pb2.TRANSACTION_KIND_INVOICE_PAID_FROM_TRUST
