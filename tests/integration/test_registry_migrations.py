@@ -16,7 +16,7 @@ from google.protobuf.message import DecodeError
 from sqlalchemy import Connection, text
 from sqlmodel import SQLModel
 from xerolink.mapper.v1 import mapper_service_pb2 as mapper_pb2
-from xerolink_poster.adapters import backfill_tables, correction_tables, tables  # noqa: F401 - their tables
+from xerolink_poster.adapters import backfill_tables, correction_tables, drift_tables, tables  # noqa: F401 - their tables
 from xerolink_poster.adapters.database import Database, open_database
 from xerolink_poster.adapters.migrations import (
     BASELINE_REVISION,

@@ -12,6 +12,7 @@ from typing import TypeVar
 from xerolink_poster.service_layer.ports import Repositories
 
 from tests.unit.fakes.corrections import FakeCorrectionRepository
+from tests.unit.fakes.drift import FakeDriftRepository
 from tests.unit.fakes.links import FakeLinkRepository
 from tests.unit.fakes.others import (
     FakeBackfillRepository,
@@ -38,6 +39,7 @@ class FakeUnitOfWork:
         self.backfills = FakeBackfillRepository()
         self.leases = FakeLeaseRepository()
         self.matters = FakeMatterRepository()
+        self.drift = FakeDriftRepository()
         self._before: Registry | None = None
 
     def __enter__(self) -> FakeUnitOfWork:

@@ -16,7 +16,9 @@ from xerolink_poster.entrypoints import proto_mapping as pm
 from xerolink_poster.entrypoints.backfill_rpcs import BackfillRpcs
 from xerolink_poster.entrypoints.connection_rpcs import ConnectionRpcs
 from xerolink_poster.entrypoints.correction_rpcs import CorrectionRpcs
+from xerolink_poster.entrypoints.drift_rpcs import DriftRpcs
 from xerolink_poster.entrypoints.matter_rpcs import MatterRpcs
+from xerolink_poster.entrypoints.reconcile_rpcs import ReconcileRpcs
 from xerolink_poster.entrypoints.request_context import actor_of, link_of, record_of
 from xerolink_poster.entrypoints.unlink_rpcs import UnlinkRpcs, link_filter
 from xerolink_poster.service_layer import connections, queries
@@ -72,7 +74,14 @@ def _check_batch(size: int) -> None:
 
 
 class PosterServicer(
-    UnlinkRpcs, CorrectionRpcs, BackfillRpcs, ConnectionRpcs, MatterRpcs, poster_grpc.PosterServiceServicer
+    UnlinkRpcs,
+    CorrectionRpcs,
+    BackfillRpcs,
+    ConnectionRpcs,
+    MatterRpcs,
+    DriftRpcs,
+    ReconcileRpcs,
+    poster_grpc.PosterServiceServicer,
 ):
     def __init__(self, poster: Poster, changes: StateChanges, keeper: ConnectionKeeper) -> None:
         self.poster = poster

@@ -1,5 +1,5 @@
 """Unit of work: one short database transaction, with a repository per aggregate on it (links,
-outbox, contacts, connections, corrections, backfills, leases, matters; their interfaces are in
+outbox, contacts, connections, corrections, backfills, leases, matters, drift; their interfaces are in
 service_layer/ports.py). It rolls back unless committed; write units on SQLite begin with BEGIN
 IMMEDIATE (see adapters/database.py). A write that loses a race on a unique key (two posts of a new
 record at once) is retried by `run_in_transaction`, which re-runs the whole function on a fresh
@@ -21,6 +21,7 @@ from xerolink_poster.service_layer.ports import (
     ConnectionRepository,
     ContactRepository,
     CorrectionRepository,
+    DriftRepository,
     LeaseRepository,
     LinkRepository,
     MatterRepository,
@@ -40,6 +41,7 @@ class UnitOfWork:
     backfills: BackfillRepository
     leases: LeaseRepository
     matters: MatterRepository
+    drift: DriftRepository
 
     def __init__(self, db: Database, write: bool = True) -> None:
         self.db = db
@@ -69,6 +71,7 @@ class UnitOfWork:
         self.backfills = repositories.backfills
         self.leases = repositories.leases
         self.matters = repositories.matters
+        self.drift = repositories.drift
         return self
 
     def commit(self) -> None:

@@ -13,6 +13,7 @@ from xerolink.actionstep.v1 import common_pb2 as _common_pb2
 from xerolink.actionstep.v1 import transaction_pb2 as _transaction_pb2
 from xerolink.mapper.v1 import mapper_service_pb2 as _mapper_service_pb2
 from xerolink.poster.v1 import connection_pb2 as _connection_pb2
+from xerolink.poster.v1 import drift_pb2 as _drift_pb2
 from xerolink.poster.v1 import organisations_pb2 as _organisations_pb2
 from xerolink.type.v1 import errors_pb2 as _errors_pb2
 from xerolink.xero.v1 import objects_pb2 as _objects_pb2
@@ -210,6 +211,7 @@ class Link(_message.Message):
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
     AUDIT_FIELD_NUMBER: _builtins.int
+    DRIFTS_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """"connections/{connection_id}/links/{kind}/{id}", the kind as a readable collection id: the
     TransactionKind name without its prefix, lower case, '-' for '_', e.g.
@@ -243,6 +245,10 @@ class Link(_message.Message):
     def audit(self) -> _containers.RepeatedCompositeFieldContainer[Global___AuditEntry]:
         """Filled by GetLink when include_audit is set."""
 
+    @_builtins.property
+    def drifts(self) -> _containers.RepeatedCompositeFieldContainer[_drift_pb2.Drift]:
+        """Output only: the link's open drifts (what changed in Xero since xerolink posted it)."""
+
     def __init__(
         self,
         *,
@@ -259,10 +265,11 @@ class Link(_message.Message):
         create_time: _timestamp_pb2.Timestamp | None = ...,
         update_time: _timestamp_pb2.Timestamp | None = ...,
         audit: _abc.Iterable[Global___AuditEntry] | None = ...,
+        drifts: _abc.Iterable[_drift_pb2.Drift] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "last_error", b"last_error", "record", b"record", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "audit", b"audit", "connection_id", b"connection_id", "content_fingerprint", b"content_fingerprint", "create_time", b"create_time", "group", b"group", "last_error", b"last_error", "name", b"name", "record", b"record", "state", b"state", "update_time", b"update_time", "waiting_on", b"waiting_on", "xero_objects", b"xero_objects"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "audit", b"audit", "connection_id", b"connection_id", "content_fingerprint", b"content_fingerprint", "create_time", b"create_time", "drifts", b"drifts", "group", b"group", "last_error", b"last_error", "name", b"name", "record", b"record", "state", b"state", "update_time", b"update_time", "waiting_on", b"waiting_on", "xero_objects", b"xero_objects"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -694,6 +701,7 @@ class ListLinksRequest(_message.Message):
     UPDATE_TIME_START_FIELD_NUMBER: _builtins.int
     UPDATE_TIME_END_FIELD_NUMBER: _builtins.int
     XERO_ID_FIELD_NUMBER: _builtins.int
+    DRIFTED_FIELD_NUMBER: _builtins.int
     connection_id: _builtins.str
     """Required."""
     group: Global___LinkGroup.ValueType
@@ -713,7 +721,9 @@ class ListLinksRequest(_message.Message):
     like action_id.
     """
     xero_id: _builtins.str
-    """Optional: only the link holding this Xero object (InvoiceID, PaymentID, ...).
+    """Optional: only the link holding this Xero object (InvoiceID, PaymentID, ...)."""
+    drifted: _builtins.bool
+    """Optional: only links with an open drift.
     A page token is valid only with the filters it was issued for.
     """
     @_builtins.property
@@ -742,10 +752,11 @@ class ListLinksRequest(_message.Message):
         update_time_start: _timestamp_pb2.Timestamp | None = ...,
         update_time_end: _timestamp_pb2.Timestamp | None = ...,
         xero_id: _builtins.str = ...,
+        drifted: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["update_time_end", b"update_time_end", "update_time_start", b"update_time_start"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["action_id", b"action_id", "connection_id", b"connection_id", "group", b"group", "kinds", b"kinds", "page_size", b"page_size", "page_token", b"page_token", "participant_id", b"participant_id", "state", b"state", "update_time_end", b"update_time_end", "update_time_start", b"update_time_start", "xero_id", b"xero_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action_id", b"action_id", "connection_id", b"connection_id", "drifted", b"drifted", "group", b"group", "kinds", b"kinds", "page_size", b"page_size", "page_token", b"page_token", "participant_id", b"participant_id", "state", b"state", "update_time_end", b"update_time_end", "update_time_start", b"update_time_start", "xero_id", b"xero_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -6,6 +6,7 @@ import warnings
 from xerolink.poster.v1 import backfill_pb2 as xerolink_dot_poster_dot_v1_dot_backfill__pb2
 from xerolink.poster.v1 import connection_pb2 as xerolink_dot_poster_dot_v1_dot_connection__pb2
 from xerolink.poster.v1 import correction_pb2 as xerolink_dot_poster_dot_v1_dot_correction__pb2
+from xerolink.poster.v1 import drift_pb2 as xerolink_dot_poster_dot_v1_dot_drift__pb2
 from xerolink.poster.v1 import organisations_pb2 as xerolink_dot_poster_dot_v1_dot_organisations__pb2
 from xerolink.poster.v1 import poster_service_pb2 as xerolink_dot_poster_dot_v1_dot_poster__service__pb2
 from xerolink.poster.v1 import unlink_pb2 as xerolink_dot_poster_dot_v1_dot_unlink__pb2
@@ -179,6 +180,21 @@ class PosterServiceStub:
                 '/xerolink.poster.v1.PosterService/ListMatterOptions',
                 request_serializer=xerolink_dot_poster_dot_v1_dot_organisations__pb2.ListMatterOptionsRequest.SerializeToString,
                 response_deserializer=xerolink_dot_poster_dot_v1_dot_organisations__pb2.ListMatterOptionsResponse.FromString,
+                _registered_method=True)
+        self.ListDrift = channel.unary_unary(
+                '/xerolink.poster.v1.PosterService/ListDrift',
+                request_serializer=xerolink_dot_poster_dot_v1_dot_drift__pb2.ListDriftRequest.SerializeToString,
+                response_deserializer=xerolink_dot_poster_dot_v1_dot_drift__pb2.ListDriftResponse.FromString,
+                _registered_method=True)
+        self.ResolveDrift = channel.unary_unary(
+                '/xerolink.poster.v1.PosterService/ResolveDrift',
+                request_serializer=xerolink_dot_poster_dot_v1_dot_drift__pb2.ResolveDriftRequest.SerializeToString,
+                response_deserializer=xerolink_dot_poster_dot_v1_dot_drift__pb2.ResolveDriftResponse.FromString,
+                _registered_method=True)
+        self.Reconcile = channel.unary_unary(
+                '/xerolink.poster.v1.PosterService/Reconcile',
+                request_serializer=xerolink_dot_poster_dot_v1_dot_drift__pb2.ReconcileRequest.SerializeToString,
+                response_deserializer=xerolink_dot_poster_dot_v1_dot_drift__pb2.ReconcileResponse.FromString,
                 _registered_method=True)
 
 
@@ -411,6 +427,30 @@ class PosterServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListDrift(self, request, context):
+        """Drift and reconciliation (drift.proto, docs/drift.md).
+        Lists what changed in Xero on linked objects, newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResolveDrift(self, request, context):
+        """Resolves a drift: accept Xero's version, or say Xero was put back (read again to confirm:
+        FAILED_PRECONDITION with the differences when it was not). Adds an entry to the link's audit.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Reconcile(self, request, context):
+        """Compares, per Xero account, the movement xerolink posted in a period with the movement Xero
+        reports, and traces each difference to the links that explain it. Changes nothing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PosterServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -553,6 +593,21 @@ def add_PosterServiceServicer_to_server(servicer, server):
                     servicer.ListMatterOptions,
                     request_deserializer=xerolink_dot_poster_dot_v1_dot_organisations__pb2.ListMatterOptionsRequest.FromString,
                     response_serializer=xerolink_dot_poster_dot_v1_dot_organisations__pb2.ListMatterOptionsResponse.SerializeToString,
+            ),
+            'ListDrift': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDrift,
+                    request_deserializer=xerolink_dot_poster_dot_v1_dot_drift__pb2.ListDriftRequest.FromString,
+                    response_serializer=xerolink_dot_poster_dot_v1_dot_drift__pb2.ListDriftResponse.SerializeToString,
+            ),
+            'ResolveDrift': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResolveDrift,
+                    request_deserializer=xerolink_dot_poster_dot_v1_dot_drift__pb2.ResolveDriftRequest.FromString,
+                    response_serializer=xerolink_dot_poster_dot_v1_dot_drift__pb2.ResolveDriftResponse.SerializeToString,
+            ),
+            'Reconcile': grpc.unary_unary_rpc_method_handler(
+                    servicer.Reconcile,
+                    request_deserializer=xerolink_dot_poster_dot_v1_dot_drift__pb2.ReconcileRequest.FromString,
+                    response_serializer=xerolink_dot_poster_dot_v1_dot_drift__pb2.ReconcileResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1312,6 +1367,87 @@ class PosterService:
             '/xerolink.poster.v1.PosterService/ListMatterOptions',
             xerolink_dot_poster_dot_v1_dot_organisations__pb2.ListMatterOptionsRequest.SerializeToString,
             xerolink_dot_poster_dot_v1_dot_organisations__pb2.ListMatterOptionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDrift(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xerolink.poster.v1.PosterService/ListDrift',
+            xerolink_dot_poster_dot_v1_dot_drift__pb2.ListDriftRequest.SerializeToString,
+            xerolink_dot_poster_dot_v1_dot_drift__pb2.ListDriftResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResolveDrift(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xerolink.poster.v1.PosterService/ResolveDrift',
+            xerolink_dot_poster_dot_v1_dot_drift__pb2.ResolveDriftRequest.SerializeToString,
+            xerolink_dot_poster_dot_v1_dot_drift__pb2.ResolveDriftResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Reconcile(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xerolink.poster.v1.PosterService/Reconcile',
+            xerolink_dot_poster_dot_v1_dot_drift__pb2.ReconcileRequest.SerializeToString,
+            xerolink_dot_poster_dot_v1_dot_drift__pb2.ReconcileResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -8,6 +8,7 @@ from grpc import aio as _aio
 from xerolink.poster.v1 import backfill_pb2 as _backfill_pb2
 from xerolink.poster.v1 import connection_pb2 as _connection_pb2
 from xerolink.poster.v1 import correction_pb2 as _correction_pb2
+from xerolink.poster.v1 import drift_pb2 as _drift_pb2
 from xerolink.poster.v1 import organisations_pb2 as _organisations_pb2
 from xerolink.poster.v1 import poster_service_pb2 as _poster_service_pb2
 from xerolink.poster.v1 import unlink_pb2 as _unlink_pb2
@@ -136,6 +137,18 @@ class PosterServiceStub:
     """
     ListMatterOptions: _grpc.UnaryUnaryMultiCallable[_organisations_pb2.ListMatterOptionsRequest, _organisations_pb2.ListMatterOptionsResponse]
     """Lists the matters' tracking options xerolink found or created."""
+    ListDrift: _grpc.UnaryUnaryMultiCallable[_drift_pb2.ListDriftRequest, _drift_pb2.ListDriftResponse]
+    """Drift and reconciliation (drift.proto, docs/drift.md).
+    Lists what changed in Xero on linked objects, newest first.
+    """
+    ResolveDrift: _grpc.UnaryUnaryMultiCallable[_drift_pb2.ResolveDriftRequest, _drift_pb2.ResolveDriftResponse]
+    """Resolves a drift: accept Xero's version, or say Xero was put back (read again to confirm:
+    FAILED_PRECONDITION with the differences when it was not). Adds an entry to the link's audit.
+    """
+    Reconcile: _grpc.UnaryUnaryMultiCallable[_drift_pb2.ReconcileRequest, _drift_pb2.ReconcileResponse]
+    """Compares, per Xero account, the movement xerolink posted in a period with the movement Xero
+    reports, and traces each difference to the links that explain it. Changes nothing.
+    """
 
 @_typing.type_check_only
 class PosterServiceAsyncStub(PosterServiceStub):
@@ -240,6 +253,18 @@ class PosterServiceAsyncStub(PosterServiceStub):
     """
     ListMatterOptions: _aio.UnaryUnaryMultiCallable[_organisations_pb2.ListMatterOptionsRequest, _organisations_pb2.ListMatterOptionsResponse]  # type: ignore[assignment]
     """Lists the matters' tracking options xerolink found or created."""
+    ListDrift: _aio.UnaryUnaryMultiCallable[_drift_pb2.ListDriftRequest, _drift_pb2.ListDriftResponse]  # type: ignore[assignment]
+    """Drift and reconciliation (drift.proto, docs/drift.md).
+    Lists what changed in Xero on linked objects, newest first.
+    """
+    ResolveDrift: _aio.UnaryUnaryMultiCallable[_drift_pb2.ResolveDriftRequest, _drift_pb2.ResolveDriftResponse]  # type: ignore[assignment]
+    """Resolves a drift: accept Xero's version, or say Xero was put back (read again to confirm:
+    FAILED_PRECONDITION with the differences when it was not). Adds an entry to the link's audit.
+    """
+    Reconcile: _aio.UnaryUnaryMultiCallable[_drift_pb2.ReconcileRequest, _drift_pb2.ReconcileResponse]  # type: ignore[assignment]
+    """Compares, per Xero account, the movement xerolink posted in a period with the movement Xero
+    reports, and traces each difference to the links that explain it. Changes nothing.
+    """
 
 class PosterServiceServicer(metaclass=_abc_1.ABCMeta):
     """Posts Actionstep transactions to Xero exactly once and keeps the link registry."""
@@ -509,5 +534,35 @@ class PosterServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_organisations_pb2.ListMatterOptionsResponse, _abc.Awaitable[_organisations_pb2.ListMatterOptionsResponse]]:
         """Lists the matters' tracking options xerolink found or created."""
+
+    @_abc_1.abstractmethod
+    def ListDrift(
+        self,
+        request: _drift_pb2.ListDriftRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_drift_pb2.ListDriftResponse, _abc.Awaitable[_drift_pb2.ListDriftResponse]]:
+        """Drift and reconciliation (drift.proto, docs/drift.md).
+        Lists what changed in Xero on linked objects, newest first.
+        """
+
+    @_abc_1.abstractmethod
+    def ResolveDrift(
+        self,
+        request: _drift_pb2.ResolveDriftRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_drift_pb2.ResolveDriftResponse, _abc.Awaitable[_drift_pb2.ResolveDriftResponse]]:
+        """Resolves a drift: accept Xero's version, or say Xero was put back (read again to confirm:
+        FAILED_PRECONDITION with the differences when it was not). Adds an entry to the link's audit.
+        """
+
+    @_abc_1.abstractmethod
+    def Reconcile(
+        self,
+        request: _drift_pb2.ReconcileRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_drift_pb2.ReconcileResponse, _abc.Awaitable[_drift_pb2.ReconcileResponse]]:
+        """Compares, per Xero account, the movement xerolink posted in a period with the movement Xero
+        reports, and traces each difference to the links that explain it. Changes nothing.
+        """
 
 def add_PosterServiceServicer_to_server(servicer: PosterServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -13,7 +13,7 @@ from sqlmodel import SQLModel
 from sqlmodel.sql.sqltypes import AutoString
 
 # Imported for their tables: autogenerate compares the database with every table the poster maps.
-from xerolink_poster.adapters import backfill_tables, correction_tables, tables  # noqa: F401
+from xerolink_poster.adapters import backfill_tables, correction_tables, drift_tables, tables  # noqa: F401
 from xerolink_poster.adapters.schema_comparison import include_object
 
 

@@ -10,6 +10,7 @@ from xerolink_poster.adapters.repositories.backfills import SqlBackfillRepositor
 from xerolink_poster.adapters.repositories.connections import SqlConnectionRepository
 from xerolink_poster.adapters.repositories.contacts import SqlContactRepository
 from xerolink_poster.adapters.repositories.corrections import SqlCorrectionRepository
+from xerolink_poster.adapters.repositories.drift import SqlDriftRepository
 from xerolink_poster.adapters.repositories.leases import SqlLeaseRepository
 from xerolink_poster.adapters.repositories.links import SqlLinkRepository
 from xerolink_poster.adapters.repositories.matters import SqlMatterRepository
@@ -26,6 +27,7 @@ class SqlRepositories:
     backfills: SqlBackfillRepository
     leases: SqlLeaseRepository
     matters: SqlMatterRepository
+    drift: SqlDriftRepository
 
     @classmethod
     def on(cls, session: Session, is_sqlite: bool) -> SqlRepositories:
@@ -38,4 +40,5 @@ class SqlRepositories:
             backfills=SqlBackfillRepository(session),
             leases=SqlLeaseRepository(session, is_sqlite),
             matters=SqlMatterRepository(session),
+            drift=SqlDriftRepository(session),
         )

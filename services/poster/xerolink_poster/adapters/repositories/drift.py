@@ -1,0 +1,151 @@
+"""The drift repository: what xerolink posted to each linked Xero object (snapshots), the drift
+found since, Xero's webhook events as received and the poller's cursors (docs/drift.md)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from xerolink_poster.adapters.drift_tables import DriftRow, PollCursorRow, WebhookEventRow, XeroSnapshotRow
+
+OPEN = "open"
+RESOLVED = "resolved"
+
+
+class SqlDriftRepository:
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    # -- snapshots ------------------------------------------------------------------------------
+    def get_snapshot(self, connection_id: str, xero_id: str) -> XeroSnapshotRow | None:
+        return self._session.get(XeroSnapshotRow, (connection_id, xero_id))
+
+    def put_snapshot(self, row: XeroSnapshotRow) -> None:
+        """Adds the object's snapshot, or replaces the one it has (a later generation, or a state
+        a person accepted)."""
+        existing = self.get_snapshot(row.connection_id, row.xero_id)
+        if existing is None:
+            self._session.add(row)
+            return
+        for field in ("link_id", "generation", "object_type", "document", "doc_date", "xero_updated", "active"):
+            setattr(existing, field, getattr(row, field))
+        existing.update_us = row.update_us
+        self._session.add(existing)
+
+    def snapshots_of_links(self, link_ids: Sequence[int], active_only: bool = True) -> list[XeroSnapshotRow]:
+        if not link_ids:
+            return []
+        query = select(XeroSnapshotRow).where(col(XeroSnapshotRow.link_id).in_(sorted(set(link_ids))))
+        if active_only:
+            query = query.where(col(XeroSnapshotRow.active).is_(True))
+        return list(self._session.exec(query).all())
+
+    def snapshots_by_xero_ids(self, connection_id: str, xero_ids: Sequence[str]) -> dict[str, XeroSnapshotRow]:
+        if not xero_ids:
+            return {}
+        query = select(XeroSnapshotRow).where(
+            XeroSnapshotRow.connection_id == connection_id, col(XeroSnapshotRow.xero_id).in_(sorted(set(xero_ids)))
+        )
+        return {row.xero_id: row for row in self._session.exec(query).all()}
+
+    def snapshots_until(self, connection_id: str, last_day: str) -> list[XeroSnapshotRow]:
+        """Every snapshot of the connection dated on or before `last_day` (YYYY-MM-DD), active or
+        not, in a stable order."""
+        query = (
+            select(XeroSnapshotRow)
+            .where(XeroSnapshotRow.connection_id == connection_id, col(XeroSnapshotRow.doc_date) <= last_day)
+            .order_by(col(XeroSnapshotRow.doc_date), col(XeroSnapshotRow.xero_id))
+        )
+        return list(self._session.exec(query).all())
+
+    def deactivate_snapshots(self, link_id: int, now_us: int) -> None:
+        """The link no longer holds its objects (unlinked): they stay in Xero, orphaned."""
+        for row in self.snapshots_of_links([link_id]):
+            row.active = False
+            row.update_us = now_us
+            self._session.add(row)
+
+    # -- drift ----------------------------------------------------------------------------------
+    def get_drift(self, connection_id: str, drift_id: int) -> DriftRow | None:
+        row = self._session.get(DriftRow, drift_id)
+        return row if row is not None and row.connection_id == connection_id else None
+
+    def open_drifts_of_object(self, connection_id: str, xero_id: str) -> list[DriftRow]:
+        query = select(DriftRow).where(
+            DriftRow.connection_id == connection_id, DriftRow.xero_id == xero_id, DriftRow.state == OPEN
+        )
+        return list(self._session.exec(query).all())
+
+    def open_drifts_of_links(self, link_ids: Sequence[int]) -> dict[int, list[DriftRow]]:
+        if not link_ids:
+            return {}
+        query = (
+            select(DriftRow)
+            .where(col(DriftRow.link_id).in_(sorted(set(link_ids))), DriftRow.state == OPEN)
+            .order_by(col(DriftRow.id))
+        )
+        out: dict[int, list[DriftRow]] = {}
+        for row in self._session.exec(query).all():
+            out.setdefault(row.link_id, []).append(row)
+        return out
+
+    def save_drift(self, row: DriftRow) -> DriftRow:
+        self._session.add(row)
+        self._session.flush()
+        return row
+
+    def list_drifts(
+        self,
+        connection_id: str,
+        state: str | None,
+        kinds: Sequence[str],
+        link_id: int | None,
+        before_id: int | None,
+        limit: int,
+    ) -> list[DriftRow]:
+        """Newest first, from before `before_id` (the page token)."""
+        query = select(DriftRow).where(DriftRow.connection_id == connection_id)
+        if state:
+            query = query.where(DriftRow.state == state)
+        if kinds:
+            query = query.where(col(DriftRow.kind).in_(sorted(set(kinds))))
+        if link_id is not None:
+            query = query.where(DriftRow.link_id == link_id)
+        if before_id is not None:
+            query = query.where(col(DriftRow.id) < before_id)
+        return list(self._session.exec(query.order_by(col(DriftRow.id).desc()).limit(limit)).all())
+
+    # -- webhook events -------------------------------------------------------------------------
+    def add_event(self, row: WebhookEventRow) -> bool:
+        """Stores the event unless it was stored before (Xero delivers again until answered):
+        whether it is new."""
+        query = select(WebhookEventRow.id).where(WebhookEventRow.event_key == row.event_key)
+        if self._session.exec(query).first() is not None:
+            return False
+        try:
+            with self._session.begin_nested():
+                self._session.add(row)
+        except IntegrityError:
+            return False  # stored by a concurrent delivery of the same event
+        return True
+
+    def pending_events(self, limit: int) -> list[WebhookEventRow]:
+        query = (
+            select(WebhookEventRow)
+            .where(WebhookEventRow.state == "pending")
+            .order_by(col(WebhookEventRow.id))
+            .limit(limit)
+        )
+        return list(self._session.exec(query).all())
+
+    def save_event(self, row: WebhookEventRow) -> None:
+        self._session.add(row)
+
+    # -- poll cursors ---------------------------------------------------------------------------
+    def get_cursor(self, connection_id: str, resource: str) -> PollCursorRow | None:
+        return self._session.get(PollCursorRow, (connection_id, resource))
+
+    def save_cursor(self, row: PollCursorRow) -> None:
+        self._session.merge(row)
