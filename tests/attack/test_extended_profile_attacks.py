@@ -36,16 +36,6 @@ from tests.fixtures.routing import sample as _tx
 MATTER = 7001  # samples.header's action_id
 
 
-
-
-
-
-
-
-
-
-
-
 def _spends(emulator: EmulatorServer, tenant_id: str) -> list[float]:
     return [t["Total"] for t in xero_objects(emulator, tenant_id, "BankTransactions")]
 

@@ -428,7 +428,7 @@ OPTIONS: tuple[Option, ...] = (
         "header's `action_id`; for a trust journal the debit line the paying matter's (`from_action_id`) "
         "and the credit line the receiving matter's (`to_action_id`); for a general journal a line's own "
         "`action_id`, else the header's; 0 for none. Lines of different matters are never summed into one. "
-        "The poster sets the matter's option of the tracking category `category_name` (\"Matter\" when "
+        'The poster sets the matter\'s option of the tracking category `category_name` ("Matter" when '
         "empty, at most 100 characters) on each line.",
     ),
     Option(
