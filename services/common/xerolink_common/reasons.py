@@ -114,6 +114,15 @@ class Reason(StrEnum):
         "DISPATCH_ERROR",
         "the dispatcher failed unexpectedly while processing the record (the log says why)",
     )
+    DRIFT_ALREADY_RESOLVED = (
+        "DRIFT_ALREADY_RESOLVED",
+        "the drift was already resolved another way; read it (ListDrift) before resolving again",
+    )
+    DRIFT_NOT_CORRECTED = (
+        "DRIFT_NOT_CORRECTED",
+        "a drift resolved as corrected still differs in Xero; the violations list the remaining differences",
+    )
+    DRIFT_NOT_FOUND = "DRIFT_NOT_FOUND", "no drift of the connection has the name asked for"
     DUPLICATE_BILL = "DUPLICATE_BILL", "a backfill request names the same bill twice"
     ILLEGAL_LINK_TRANSITION = (
         "ILLEGAL_LINK_TRANSITION",
@@ -137,6 +146,11 @@ class Reason(StrEnum):
     INVALID_DIVISIONS = (
         "INVALID_DIVISIONS",
         "division_ids must be the ids of the Actionstep organisation's divisions (its divisions resource)",
+    )
+    INVALID_DRIFT_NAME = "INVALID_DRIFT_NAME", "name must be 'connections/{connection_id}/drifts/{drift_id}'"
+    INVALID_DRIFT_RESOLUTION = (
+        "INVALID_DRIFT_RESOLUTION",
+        "a drift resolution is not valid: ACCEPT_XERO or CORRECTED, with a note of at most 1000 characters",
     )
     INVALID_INTENT = "INVALID_INTENT", "say what the Actionstep user will do with the record: EDIT or DELETE"
     INVALID_LINK_FILTER = "INVALID_LINK_FILTER", "the link filters are not valid; fix the fields listed"
@@ -305,6 +319,11 @@ class Reason(StrEnum):
     )
     XERO_CONTACTS_FAILED = "XERO_CONTACTS_FAILED", "Xero refused the contacts the records name"
     XERO_CONTACT_LOOKUP_FAILED = "XERO_CONTACT_LOOKUP_FAILED", "looking up the records' contacts in Xero failed"
+    XERO_DOCUMENT_CHANGED = (
+        "XERO_DOCUMENT_CHANGED",
+        "the document the work pays or allocates to was paid, voided, deleted or otherwise changed in Xero since "
+        "xerolink posted it: the work waits until the drift is resolved",
+    )
     XERO_LOOKUP_FAILED = "XERO_LOOKUP_FAILED", "Xero refused a look-up (a GET)"
     XERO_NO_ANSWER = "XERO_NO_ANSWER", "Xero did not answer, or its answer could not be read: the outcome is unknown"
     XERO_OBJECT_MISSING = "XERO_OBJECT_MISSING", "Xero has no object the registry names"

@@ -43,6 +43,7 @@ class Event(StrEnum):
     XERO_REJECTED = "xero_rejected"  # Xero refused an element (validation errors)
     GAVE_UP = "gave_up"  # retries exhausted on errors Xero never explained
     UNLINKED = "unlinked"  # an operator unlinked it; the Xero object stays (orphaned)
+    DRIFT_ACCEPTED = "drift_accepted"  # Xero's changed document was accepted: work held on it fails
 
 
 # (from, event) -> to. None as the source is a link that does not exist yet.
@@ -63,6 +64,7 @@ TRANSITIONS: dict[tuple[LinkState | None, Event], LinkState] = {
     (LinkState.LINKED, Event.UNLINKED): LinkState.UNLINKED,
     (LinkState.FAILED, Event.UNLINKED): LinkState.UNLINKED,
     (LinkState.WAITING, Event.UNLINKED): LinkState.UNLINKED,
+    (LinkState.WAITING, Event.DRIFT_ACCEPTED): LinkState.FAILED,
 }
 
 # States in which a posting has reached its end (WatchPosting stops there).

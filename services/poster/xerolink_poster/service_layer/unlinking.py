@@ -20,6 +20,7 @@ from xerolink_common.reasons import Reason
 
 from xerolink_poster.adapters.database import Database, now_us
 from xerolink_poster.adapters.tables import LinkRow, OrphanRow
+from xerolink_poster.domain.drift_holds import RESOLVED, UNLINKED
 from xerolink_poster.domain.records import KNOWN_KINDS, RecordRef, parse_link_name
 from xerolink_poster.domain.states import Event, LinkState
 from xerolink_poster.domain.unlink_plan import (
@@ -31,6 +32,7 @@ from xerolink_poster.domain.unlink_plan import (
     refusal,
     with_other_halves,
 )
+from xerolink_poster.service_layer import drift_holds
 from xerolink_poster.service_layer.connections import get_connection, text_ok
 from xerolink_poster.service_layer.ports import Repositories, StateChange
 from xerolink_poster.service_layer.queries import encode_token, page_position, page_size
@@ -104,7 +106,25 @@ def unlink_rows(
         changes.append(StateChange(link, Event.UNLINKED, text, values))
     uow.links.add_orphans([o for rows in orphans.values() for o in rows])
     uow.links.apply_transitions(changes, actor, now)
+    _end_drift(uow, links, actor, now)
     return orphans
+
+
+def _end_drift(uow: Repositories, links: Sequence[tuple[LinkRow, str]], actor: str, now: int) -> None:
+    """The unlinked records' Xero objects are orphans now: their open drifts are resolved as
+    UNLINKED, their snapshots no longer compared, and work held on them waits for them to link
+    again (docs/drift.md "Holds and resolution")."""
+    ids = [link.id or 0 for link, _ in links]
+    for rows in uow.drift.open_drifts_of_links(ids).values():
+        for drift in rows:
+            drift.state = RESOLVED
+            drift.resolution = UNLINKED
+            drift.resolved_us = now
+            drift.resolved_by = actor
+            uow.drift.save_drift(drift)
+    for link, _ in links:
+        uow.drift.deactivate_snapshots(link.id or 0, now)
+        drift_holds.unheld_by_unlink(uow, link.connection_id, RecordRef(link.kind, link.record_id))
 
 
 @dataclass

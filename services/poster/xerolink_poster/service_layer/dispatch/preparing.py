@@ -1,6 +1,7 @@
 """Preparing a job: each entry's next operation, its documents resolved to their Xero objects and
-its contact to a known one; entries whose documents are not linked start waiting, broken ones
-are rejected, and finished ones link."""
+its contact to a known one; entries whose documents are not linked start waiting, those whose
+documents drifted in Xero so that they cannot be paid are held (drift_holds), broken ones are
+rejected, and finished ones link."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from xerolink_poster.adapters.database import now_us
 from xerolink_poster.adapters.tables import LinkRow
 from xerolink_poster.domain.records import RecordRef, XeroObjectRef
 from xerolink_poster.domain.states import LinkState
-from xerolink_poster.service_layer import outcomes
+from xerolink_poster.service_layer import drift_holds, outcomes
 from xerolink_poster.service_layer.dispatch.results import Results
 from xerolink_poster.service_layer.dispatch.shared import Shared
 from xerolink_poster.service_layer.dispatch.work import Work
@@ -53,10 +54,13 @@ def prepare(shared: Shared, results: Results, works: list[Work]) -> list[Work]:
             names = ["document"] if w.body == "payment" else ["credit_note", "invoice"]
             for name, (ref, wanted) in zip(names, deps.document_refs(w.operation), strict=False):
                 found = deps.resolve(ref, wanted, own, linked_objects)
+                record = deps.record_of(ref)
                 if found is not None:
                     w.resolved[name] = found.xero_id
+                    dep = uow.links.get_link(w.connection.connection_id, record) if record is not None else None
+                    if record is not None and dep is not None:
+                        w.documents.append((record, dep, found.xero_id))
                     continue
-                record = deps.record_of(ref)
                 if record is None and any(o.local_ref == ref.local_ref for o in own):
                     wanted_name = xero_pb2.ObjectType.Name(wanted)  # type: ignore[arg-type]
                     problem = f"operation {ref.local_ref!r} was performed but Xero named no {wanted_name} for it"
@@ -78,8 +82,10 @@ def prepare(shared: Shared, results: Results, works: list[Work]) -> list[Work]:
                 payloads.tag_base(w.operation), w.link.kind, w.link.record_id, w.link.generation
             )
             ready.append(w)
+        held = _held(uow, ready)
+        ready = [w for w in ready if id(w) not in held]
         _known_contacts(uow, ready)
-    if waiting or broken or finished:
+    if waiting or broken or finished or held:
 
         def write(uow: UnitOfWork) -> None:
             now = now_us()
@@ -93,6 +99,10 @@ def prepare(shared: Shared, results: Results, works: list[Work]) -> list[Work]:
                     outcomes.record_rejected(
                         uow, row, link, Reason.DEPENDENCY_HAS_NO_DOCUMENT, problem, [], now, shared.actor
                     )
+            for w, hold in held.values():
+                row, link = results.reload(uow, w)
+                if row is not None and link is not None:
+                    drift_holds.hold(uow, row, link, hold, now, shared.actor)
             for w in finished:
                 row, link = results.reload(uow, w)
                 if row is not None and link is not None and own_last(uow, link) is not None:
@@ -103,6 +113,23 @@ def prepare(shared: Shared, results: Results, works: list[Work]) -> list[Work]:
         run_in_transaction(shared.db, write)
         shared.changes.notify()
     return ready
+
+
+def _held(uow: UnitOfWork, works: list[Work]) -> dict[int, tuple[Work, drift_holds.Hold]]:
+    """The entries whose documents drifted in Xero so that they cannot be paid: one query for the
+    open drifts of every document the batch uses. Keyed by id(work)."""
+    link_ids = [dep.id or 0 for w in works for _, dep, _ in w.documents]
+    if not link_ids:
+        return {}
+    found = drift_holds.blocking_of_links(uow, link_ids)
+    held: dict[int, tuple[Work, drift_holds.Hold]] = {}
+    for w in works:
+        for record, dep, xero_id in w.documents:
+            drift = next((d for d in found.get(dep.id or 0, []) if d.xero_id.lower() == xero_id.lower()), None)
+            if drift is not None:
+                held[id(w)] = (w, drift_holds.Hold(record, dep, drift))
+                break
+    return held
 
 
 def _known_contacts(uow: UnitOfWork, works: list[Work]) -> None:

@@ -16,7 +16,7 @@ from xerolink_poster.adapters.database import Database, now_us
 from xerolink_poster.adapters.tables import TenantLeaseRow
 from xerolink_poster.adapters.xero_client import XeroClient
 from xerolink_poster.domain.rate_limits import SlidingWindow
-from xerolink_poster.service_layer import outcomes
+from xerolink_poster.service_layer import drift_holds, outcomes
 from xerolink_poster.service_layer.connection_lifecycle import ConnectionKeeper
 from xerolink_poster.service_layer.dispatch.gate import LeaseLost
 from xerolink_poster.service_layer.dispatch.settings import DispatcherSettings
@@ -207,7 +207,7 @@ class Dispatcher:
             return sum(
                 outcomes.release_entry(uow, i, now_us(), "dependencies linked")
                 for i in ready
-                if not _waits_on_a_correction(uow, i)
+                if not _waits_on_a_correction(uow, i) and not drift_holds.still_held(uow, i)
             )
 
         if run_in_transaction(self.db, sweep):

@@ -9,6 +9,7 @@ from xerolink.xero.v1 import objects_pb2 as xero_pb2
 from xerolink_poster.adapters import operations as deps
 from xerolink_poster.adapters.tables import ConnectionRow, LinkRow, OutboxRow
 from xerolink_poster.domain.matters import LineTracking
+from xerolink_poster.domain.records import RecordRef
 
 
 @dataclass
@@ -29,6 +30,8 @@ class Work:
     # The option of each matter its lines carry, when the connection tracks matters; None when
     # it does not (xero_payloads.element_of).
     tracking: dict[int, LineTracking] | None = None
+    # The other records' documents it pays or allocates to: (record, its link, the Xero id used).
+    documents: list[tuple[RecordRef, LinkRow, str]] = field(default_factory=list)
 
     @property
     def body(self) -> str:

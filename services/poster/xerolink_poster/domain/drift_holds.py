@@ -1,0 +1,117 @@
+"""What drift means for work posted against a document (docs/drift.md "Holds and resolution"):
+which drifts make a document unpayable in Xero, which refusals by Xero say the same, and the
+sentences a held, failed or released entry carries. Plain rules: the rows are read and written
+by service_layer/drift_holds.py."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+# Drift kinds (DriftKind names without their prefix) after which Xero takes no payment or
+# allocation on the document: Xero applies payments to AUTHORISED documents only (its message
+# "Payments can only be made against Authorised documents", NOTES: what users of peer
+# integrations complain about, 2; developer.xero.com/documentation/api/accounting/payments).
+UNPAYABLE_KINDS = frozenset({"PAID_IN_XERO", "VOIDED_IN_XERO", "DELETED_IN_XERO"})
+STATUS_CHANGED = "STATUS_CHANGED"
+PAYABLE_STATUS = "AUTHORISED"
+
+# A drift row's state, and its resolution (DriftResolution names without their prefix).
+OPEN = "open"
+RESOLVED = "resolved"
+ACCEPT_XERO = "ACCEPT_XERO"
+CORRECTED = "CORRECTED"
+UNLINKED = "UNLINKED"
+
+# Xero's refusals of a payment or allocation on a document that is no longer payable, matched as
+# parts of its messages (case-insensitive):
+# - "Payments can only be made against Authorised documents": a paid, voided, deleted or draft
+#   document (NOTES: peer complaints, 2; the issue text: Clio users meet it).
+# - "Payment amount exceeds the amount outstanding on this document": paid (in part) meanwhile
+#   (Xero's OpenAPI description, createPayments' and createPayment's 400 examples).
+# - "not of valid status for modification": a document whose status no longer allows the change
+#   (XeroAPI/Xero-NetStandard#79).
+# - "exceeds the amount due on the invoice": an allocation on an invoice paid meanwhile (the
+#   emulator's wording; docs/emulator.md "Known differences").
+DOCUMENT_REFUSALS = (
+    "can only be made against authorised documents",
+    "exceeds the amount outstanding on this document",
+    "not of valid status for modification",
+    "exceeds the amount due on the invoice",
+)
+
+
+def blocks_payment(kind: str, differences: Sequence[Mapping[str, str]]) -> bool:
+    """Whether an open drift of this kind leaves the document unpayable in Xero: paid, voided or
+    deleted there, or its status changed away from AUTHORISED (back to draft, say)."""
+    if kind in UNPAYABLE_KINDS:
+        return True
+    if kind == STATUS_CHANGED:
+        return any(d.get("field") == "Status" and d.get("xero", "") != PAYABLE_STATUS for d in differences)
+    return False
+
+
+def refused_for_document(messages: Iterable[str]) -> bool:
+    """Whether Xero refused a payment or allocation because its document is no longer payable."""
+    lowered = [m.lower() for m in messages]
+    return any(part in m for m in lowered for part in DOCUMENT_REFUSALS)
+
+
+def drift_name(connection_id: str, drift_id: int) -> str:
+    return f"connections/{connection_id}/drifts/{drift_id}"
+
+
+_HAPPENED = {
+    "PAID_IN_XERO": "was paid in Xero by a payment xerolink did not make (a bank-feed match or by hand)",
+    "VOIDED_IN_XERO": "was voided in Xero",
+    "DELETED_IN_XERO": "was deleted in Xero",
+    STATUS_CHANGED: "had its status changed in Xero",
+}
+
+_TO_DO = {
+    "PAID_IN_XERO": (
+        "either accept Xero's version (xerolink drift resolve {drift} --accept-xero) and remove this record in "
+        "Actionstep, as the document is already paid; or delete the payment made in Xero and resolve the drift "
+        "as corrected (--corrected): this record is then posted"
+    ),
+    "VOIDED_IN_XERO": (
+        "Xero does not undo a void: accept Xero's version (xerolink drift resolve {drift} --accept-xero), remove "
+        "this record in Actionstep and correct the document there (PlanCorrection)"
+    ),
+    "DELETED_IN_XERO": (
+        "Xero does not undo a deletion: accept Xero's version (xerolink drift resolve {drift} --accept-xero), "
+        "remove this record in Actionstep and correct the document there (PlanCorrection)"
+    ),
+    STATUS_CHANGED: (
+        "either approve the document again in Xero and resolve the drift as corrected (xerolink drift resolve "
+        "{drift} --corrected): this record is then posted; or accept Xero's version (--accept-xero) and remove "
+        "this record in Actionstep"
+    ),
+}
+
+
+def happened(kind: str, document: str, description: str) -> str:
+    """What happened in Xero: the drift's own description when it has one."""
+    return description.rstrip(". ") if description else f"{document} {_HAPPENED.get(kind, 'was changed in Xero')}"
+
+
+def hold_message(kind: str, document: str, description: str, drift: str) -> str:
+    """The held entry's sentence: what happened in Xero, that nothing was sent, and what to do."""
+    to_do = _TO_DO.get(kind, _TO_DO[STATUS_CHANGED]).format(drift=drift)
+    return (
+        f"{happened(kind, document, description)} ({drift}); this record was not sent to Xero and waits until "
+        f"the drift is resolved: {to_do}"
+    )
+
+
+def accepted_message(kind: str, document: str, description: str, drift: str) -> str:
+    """The sentence of held work failed because Xero's version was accepted."""
+    if kind == "PAID_IN_XERO":
+        change = f"{document} is already paid in Xero: delete this record in Actionstep (or apply it elsewhere)"
+    elif kind in ("VOIDED_IN_XERO", "DELETED_IN_XERO"):
+        change = (
+            f"{document} no longer stands in Xero: delete this record in Actionstep, then correct the document "
+            "there (revert it to draft, edit it and post it again) and enter this record again if still due"
+        )
+    else:
+        change = f"{document} cannot take it in Xero as it stands: delete or change this record in Actionstep"
+    return f"Xero's version was accepted ({drift}: {happened(kind, document, description)}); {change}"
