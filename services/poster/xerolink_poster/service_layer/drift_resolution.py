@@ -1,0 +1,152 @@
+"""Resolving a drift (ResolveDrift, docs/drift.md "Holds and resolution"). ACCEPT_XERO: Xero's
+current state becomes what xerolink compares with, the object's open drifts are resolved, and work
+held on the document fails, saying what to change in Actionstep. CORRECTED: only when Xero, read
+again, matches what xerolink posted: the object's open drifts are resolved and the held work is
+released; otherwise nothing changes and the remaining differences are returned as violations.
+Each writes an audit entry on the link ("drift_resolved": actor, resolution, note).
+
+The Xero read (through the tenant's budget) is the caller's: this module writes what it found."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from xerolink_common.errors import (
+    ErrorCode,
+    FieldViolation,
+    XerolinkError,
+    failed_precondition,
+    invalid_argument,
+    not_found,
+)
+from xerolink_common.reasons import Reason
+
+from xerolink_poster.adapters.drift_tables import DriftRow
+from xerolink_poster.domain import drift_holds as rules
+from xerolink_poster.domain.records import RecordRef
+from xerolink_poster.service_layer import drift_holds
+from xerolink_poster.service_layer.ports import Repositories
+
+MAX_NOTE = 1000
+RESOLUTIONS = (rules.ACCEPT_XERO, rules.CORRECTED)
+AUDIT_EVENT = "drift_resolved"
+_NAME = re.compile(r"^connections/([^/]+)/drifts/([1-9][0-9]{0,17})$")
+
+
+@dataclass(frozen=True)
+class XeroState:
+    """What a re-read of the drifted object found: its state trimmed as snapshots are (None when
+    Xero no longer has it), its UpdatedDateUTC, and how it differs from the snapshot."""
+
+    document: str | None
+    updated: str = ""
+    differences: Sequence[dict[str, str]] = field(default_factory=tuple)
+
+
+def parse_name(name: str) -> tuple[str, int]:
+    match = _NAME.match(name)
+    if match is None:
+        raise invalid_argument(
+            Reason.INVALID_DRIFT_NAME,
+            "name must be 'connections/{connection_id}/drifts/{drift_id}'",
+            [FieldViolation("name", f"{name[:100]!r} is not a drift name")],
+        )
+    return match.group(1), int(match.group(2))
+
+
+def check_request(resolution: str, note: str) -> None:
+    violations = []
+    if resolution not in RESOLUTIONS:
+        violations.append(FieldViolation("resolution", "DRIFT_RESOLUTION_ACCEPT_XERO or DRIFT_RESOLUTION_CORRECTED"))
+    if len(note) > MAX_NOTE:
+        violations.append(FieldViolation("note", f"at most {MAX_NOTE} characters ({len(note)} given)"))
+    if violations:
+        raise invalid_argument(
+            Reason.INVALID_DRIFT_RESOLUTION, "the drift resolution is not valid; fix the fields listed", violations
+        )
+
+
+def get_drift(repos: Repositories, connection_id: str, drift_id: int) -> DriftRow:
+    drift = repos.drift.get_drift(connection_id, drift_id)
+    if drift is None:
+        raise not_found(Reason.DRIFT_NOT_FOUND, f"connection {connection_id!r} has no drift {drift_id}")
+    return drift
+
+
+def already_resolved(drift: DriftRow, resolution: str) -> bool:
+    """True when the drift was resolved the same way (the request is answered with it, unchanged);
+    FAILED_PRECONDITION when it was resolved another way; False while it is open."""
+    if drift.state == rules.OPEN:
+        return False
+    if drift.resolution == resolution:
+        return True
+    raise failed_precondition(
+        Reason.DRIFT_ALREADY_RESOLVED,
+        f"{rules.drift_name(drift.connection_id, drift.id or 0)} was already resolved as {drift.resolution or '?'}; "
+        "read it with ListDrift",
+    )
+
+
+def resolve(
+    repos: Repositories, drift: DriftRow, resolution: str, note: str, xero: XeroState, actor: str, now_us: int
+) -> DriftRow:
+    """Applies the resolution in the caller's transaction, given what Xero holds now."""
+    link = repos.links.get_link_by_id(drift.link_id)
+    assert link is not None
+    record = RecordRef(link.kind, link.record_id)
+    if resolution == rules.CORRECTED and (xero.document is None or xero.differences):
+        remaining = list(xero.differences) or [{"field": "(object)", "posted": "present", "xero": "not found"}]
+        raise XerolinkError(
+            ErrorCode.FAILED_PRECONDITION,
+            Reason.DRIFT_NOT_CORRECTED,
+            f"Xero still differs from what xerolink posted on {rules.drift_name(drift.connection_id, drift.id or 0)}: "
+            "put it back in Xero and resolve again, or accept Xero's version",
+            field_violations=[
+                FieldViolation(d.get("field", ""), f"posted {d.get('posted', '')!r}, Xero {d.get('xero', '')!r}")
+                for d in remaining
+            ],
+        )
+    if resolution == rules.ACCEPT_XERO:
+        snapshot = repos.drift.get_snapshot(drift.connection_id, drift.xero_id)
+        if snapshot is not None and xero.document is not None:
+            snapshot.document = xero.document
+            snapshot.xero_updated = xero.updated
+            snapshot.update_us = now_us
+            repos.drift.put_snapshot(snapshot)
+    label = drift_holds.document_label(repos, drift, link)
+    resolved = repos.drift.open_drifts_of_object(drift.connection_id, drift.xero_id)
+    for row in resolved:
+        row.state = rules.RESOLVED
+        row.resolution = resolution
+        row.resolved_us = now_us
+        row.resolved_by = actor
+        row.resolve_note = note
+        repos.drift.save_drift(row)
+    if resolution == rules.ACCEPT_XERO:
+        held = drift_holds.fail_held(repos, drift.connection_id, record, drift, label, now_us, actor)
+        outcome = f"{held} held record(s) failed"
+    else:
+        held = drift_holds.release_held(
+            repos, drift.connection_id, record, now_us, f"drift {drift.id} resolved as corrected"
+        )
+        outcome = f"{held} held record(s) released"
+    names = ", ".join(rules.drift_name(r.connection_id, r.id or 0) for r in resolved)
+    detail = json.dumps({"resolution": resolution, "drifts": names, "note": note, "outcome": outcome})
+    repos.links.insert_audit(
+        [
+            {
+                "link_id": link.id,
+                "time_us": now_us,
+                "actor": actor,
+                "event": AUDIT_EVENT,
+                "from_state": link.state,
+                "to_state": link.state,
+                "detail": detail,
+            }
+        ]
+    )
+    drift.state = rules.RESOLVED
+    return drift
