@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from xerolink.xero.v1 import objects_pb2 as xero_pb2
 
@@ -32,6 +33,16 @@ class Work:
     tracking: dict[int, LineTracking] | None = None
     # The other records' documents it pays or allocates to: (record, its link, the Xero id used).
     documents: list[tuple[RecordRef, LinkRow, str]] = field(default_factory=list)
+    # Xero's element for the object it created (or a look-up found): its drift snapshot.
+    answered: dict[str, Any] | None = None
+
+    def answer(self, element: dict[str, Any] | None) -> None:
+        """Keeps Xero's element for the snapshot; an allocation's names its credit note, which
+        Xero's answer may leave out (the call's path names it)."""
+        if element is not None and self.operation is not None and self.body == "allocation":
+            element = {**element}
+            element.setdefault("CreditNote", {"CreditNoteID": self.resolved.get("credit_note", "")})
+        self.answered = element
 
     @property
     def body(self) -> str:
