@@ -5,6 +5,7 @@ change), read back with a plain GET and passed through record_observations."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -75,7 +76,8 @@ class Firm:
         updated = str(document.get("UpdatedDateUTC", "")) if document else ""
         seen = Observed(object_type, xero_id, document, updated)
         return run_in_transaction(
-            self.app.db, lambda uow: record_observations(uow, "firm-1", [seen], "poll", 1_000, "poller")
+            self.app.db,
+            lambda uow: record_observations(uow, "firm-1", [seen], "poll", time.time_ns() // 1000, "poller"),
         )
 
 

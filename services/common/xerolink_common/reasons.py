@@ -147,6 +147,7 @@ class Reason(StrEnum):
         "INVALID_DIVISIONS",
         "division_ids must be the ids of the Actionstep organisation's divisions (its divisions resource)",
     )
+    INVALID_DRIFT_FILTER = "INVALID_DRIFT_FILTER", "the drift filters are not valid; fix the fields listed"
     INVALID_DRIFT_NAME = "INVALID_DRIFT_NAME", "name must be 'connections/{connection_id}/drifts/{drift_id}'"
     INVALID_DRIFT_RESOLUTION = (
         "INVALID_DRIFT_RESOLUTION",
