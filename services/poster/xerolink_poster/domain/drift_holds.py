@@ -89,21 +89,22 @@ _TO_DO = {
 }
 
 
-def happened(kind: str, document: str, description: str) -> str:
-    """What happened in Xero: the drift's own description when it has one."""
-    return description.rstrip(". ") if description else f"{document} {_HAPPENED.get(kind, 'was changed in Xero')}"
+def happened(kind: str, document: str) -> str:
+    """What happened in Xero, in a clause (the drift's own description is a paragraph of advice,
+    listed with the drift)."""
+    return f"{document} {_HAPPENED.get(kind, 'was changed in Xero')}"
 
 
-def hold_message(kind: str, document: str, description: str, drift: str) -> str:
+def hold_message(kind: str, document: str, drift: str) -> str:
     """The held entry's sentence: what happened in Xero, that nothing was sent, and what to do."""
     to_do = _TO_DO.get(kind, _TO_DO[STATUS_CHANGED]).format(drift=drift)
     return (
-        f"{happened(kind, document, description)} ({drift}); this record was not sent to Xero and waits until "
+        f"{happened(kind, document)} ({drift}); this record was not sent to Xero and waits until "
         f"the drift is resolved: {to_do}"
     )
 
 
-def accepted_message(kind: str, document: str, description: str, drift: str) -> str:
+def accepted_message(kind: str, document: str, drift: str) -> str:
     """The sentence of held work failed because Xero's version was accepted."""
     if kind == "PAID_IN_XERO":
         change = f"{document} is already paid in Xero: delete this record in Actionstep (or apply it elsewhere)"
@@ -114,4 +115,24 @@ def accepted_message(kind: str, document: str, description: str, drift: str) -> 
         )
     else:
         change = f"{document} cannot take it in Xero as it stands: delete or change this record in Actionstep"
-    return f"Xero's version was accepted ({drift}: {happened(kind, document, description)}); {change}"
+    return f"Xero's version was accepted ({drift}: {happened(kind, document)}); {change}"
+
+
+def gone(document: Mapping[str, object] | None) -> bool:
+    """Whether an object's trimmed state says Xero no longer holds it as a live object: missing,
+    deleted or voided (Xero's Status values; an allocation's IsDeleted)."""
+    if document is None:
+        return True
+    return str(document.get("Status", "")).upper() in ("DELETED", "VOIDED") or document.get("IsDeleted") is True
+
+
+def without_entry(document: Mapping[str, object], key: str, id_field: str, entry_id: str) -> dict[str, object]:
+    """A document's snapshot no longer expecting one of its Payments or Allocations (one deleted
+    in Xero whose deletion was accepted)."""
+    out = dict(document)
+    entries = out.get(key)
+    if isinstance(entries, list):
+        out[key] = [
+            e for e in entries if not (isinstance(e, Mapping) and str(e.get(id_field, "")).lower() == entry_id.lower())
+        ]
+    return out

@@ -70,7 +70,7 @@ def hold(repos: Repositories, row: OutboxRow, link: LinkRow, held: Hold, now_us:
     drift = held.drift
     name = rules.drift_name(drift.connection_id, drift.id or 0)
     label = document_label(repos, drift, held.link)
-    message = rules.hold_message(drift.kind, label, drift.description, name)
+    message = rules.hold_message(drift.kind, label, name)
     row.state = OutboxState.WAITING
     row.claimed_by = ""
     row.lease_until_us = 0
@@ -123,7 +123,7 @@ def fail_held(
 ) -> int:
     """Xero's version was accepted: the held entries fail, saying what to change in Actionstep."""
     name = rules.drift_name(drift.connection_id, drift.id or 0)
-    message = rules.accepted_message(drift.kind, label, drift.description, name)
+    message = rules.accepted_message(drift.kind, label, name)
     held = held_on(repos, connection_id, record)
     for row, link in held:
         repos.outbox.clear_waits(row.id or 0)

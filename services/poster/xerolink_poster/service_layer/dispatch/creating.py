@@ -13,7 +13,7 @@ from xerolink_poster.adapters.xero_client import Credentials, Uncertain, XeroAns
 from xerolink_poster.domain.matters import refused_for_tracking
 from xerolink_poster.domain.records import XeroObjectRef
 from xerolink_poster.service_layer import tracing
-from xerolink_poster.service_layer.dispatch import answers
+from xerolink_poster.service_layer.dispatch import answers, refusals
 from xerolink_poster.service_layer.dispatch.gate import Gate
 from xerolink_poster.service_layer.dispatch.lookups import LookupFailed, check_lookup
 from xerolink_poster.service_layer.dispatch.results import Results
@@ -81,7 +81,7 @@ class Creator:
             read = answers.read_answer(answer, target.collection, works)
             for span, outcome in zip((call, *linked), read.outcomes(len(works)), strict=True):
                 span.set_attribute("xerolink.outcome", outcome)
-            return self._apply(works, answer, read, retracked)
+            return self._apply(works, answer, read, retracked, creds)
 
     def _note_allocations(self, creds: Credentials, works: list[Work]) -> None:
         """Allocations carry no field for a tag, and two allocations of equal amounts from one
@@ -99,9 +99,13 @@ class Creator:
         for w in works:
             w.hint = json.dumps(ids)
 
-    def _apply(self, works: list[Work], answer: XeroAnswer, read: answers.ReadAnswer, retracked: bool) -> list[Work]:
+    def _apply(
+        self, works: list[Work], answer: XeroAnswer, read: answers.ReadAnswer, retracked: bool, creds: Credentials
+    ) -> list[Work]:
         """Writes each entry's outcome; returns those Xero refused over their lines' tracking, to
-        be sent again once with the names Xero has now (their outcome is not written yet)."""
+        be sent again once with the names Xero has now (their outcome is not written yet). A
+        payment or allocation refused because its document changed in Xero is held on the drift
+        a read of the document finds (refusals.py)."""
         if read.call == answers.RATE_LIMITED:
             self.results.retry(
                 works,
@@ -139,6 +143,8 @@ class Creator:
                 created.append((w, element.created))
             else:
                 unknown.append(w)
+        if rejected:
+            rejected = refusals.hold_refused(self.gate, creds, self.results, rejected)
         if created or rejected:
             self.results.write(created, rejected)
         if unknown:

@@ -59,7 +59,7 @@ def prepare(shared: Shared, results: Results, works: list[Work]) -> list[Work]:
                     w.resolved[name] = found.xero_id
                     dep = uow.links.get_link(w.connection.connection_id, record) if record is not None else None
                     if record is not None and dep is not None:
-                        w.documents.append((record, dep, found.xero_id))
+                        w.documents.append((record, dep, found.xero_id, found.type))
                     continue
                 if record is None and any(o.local_ref == ref.local_ref for o in own):
                     wanted_name = xero_pb2.ObjectType.Name(wanted)  # type: ignore[arg-type]
@@ -118,13 +118,13 @@ def prepare(shared: Shared, results: Results, works: list[Work]) -> list[Work]:
 def _held(uow: UnitOfWork, works: list[Work]) -> dict[int, tuple[Work, drift_holds.Hold]]:
     """The entries whose documents drifted in Xero so that they cannot be paid: one query for the
     open drifts of every document the batch uses. Keyed by id(work)."""
-    link_ids = [dep.id or 0 for w in works for _, dep, _ in w.documents]
+    link_ids = [dep.id or 0 for w in works for _, dep, _, _ in w.documents]
     if not link_ids:
         return {}
     found = drift_holds.blocking_of_links(uow, link_ids)
     held: dict[int, tuple[Work, drift_holds.Hold]] = {}
     for w in works:
-        for record, dep, xero_id in w.documents:
+        for record, dep, xero_id, _ in w.documents:
             drift = next((d for d in found.get(dep.id or 0, []) if d.xero_id.lower() == xero_id.lower()), None)
             if drift is not None:
                 held[id(w)] = (w, drift_holds.Hold(record, dep, drift))

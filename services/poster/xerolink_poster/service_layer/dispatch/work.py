@@ -31,8 +31,9 @@ class Work:
     # The option of each matter its lines carry, when the connection tracks matters; None when
     # it does not (xero_payloads.element_of).
     tracking: dict[int, LineTracking] | None = None
-    # The other records' documents it pays or allocates to: (record, its link, the Xero id used).
-    documents: list[tuple[RecordRef, LinkRow, str]] = field(default_factory=list)
+    # The other records' documents it pays or allocates to: (record, its link, the Xero id used,
+    # its ObjectType).
+    documents: list[tuple[RecordRef, LinkRow, str, int]] = field(default_factory=list)
     # Xero's element for the object it created (or a look-up found): its drift snapshot.
     answered: dict[str, Any] | None = None
 
