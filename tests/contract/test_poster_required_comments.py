@@ -16,10 +16,12 @@ consent flow: every request sent gets a fresh organisation, app and code (Consen
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -43,8 +45,10 @@ from xerolink_common.errors import ErrorCode, XerolinkError
 from xerolink_common.grpc_errors import from_rpc_error
 from xerolink_mapper import samples
 from xerolink_poster.adapters.xero_identity import XeroApps
+from xerolink_poster.entrypoints.bootstrap import PosterApp
 
 from tests.contract.proto_comments import field_comments
+from tests.fixtures.hand_edits import hand_edit, observe
 from tests.fixtures.poster import PosterFactory, connect, stub_for, wait_settled
 from tests.integration.connection_helpers import connect_request, write_apps
 
@@ -168,6 +172,9 @@ class World:
     posting: poster_pb2.Posting
     other: poster_pb2.Posting
     consents: Consents
+    # The poster and its Xero organisation, for changes made in Xero by hand.
+    app: PosterApp | None = None
+    org: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def prepare(self, rpc: str, request: Message) -> Message:
         """The request as sent: a ConnectOrganisation gets a fresh consent."""
@@ -238,6 +245,19 @@ def _valid_requests(world: World) -> Iterator[tuple[str, Message]]:
             kinds=[drift_pb2.DRIFT_KIND_PAID_IN_XERO, drift_pb2.DRIFT_KIND_VOIDED_IN_XERO],
             link=link.name,
             page_size=10,
+        ),
+    )
+    # A drift to resolve: the other bill's invoice re-dated in Xero, then read back.
+    invoice_id = world.other.link.xero_objects[0].xero_id
+    hand_edit(world.emulator, world.org["tenant_id"], "Invoices", invoice_id, {"Date": "2026-03-09"})
+    assert world.app is not None
+    [drift] = observe(world.app, world.emulator, world.org, "Invoices", xero_pb2.OBJECT_TYPE_INVOICE, invoice_id)
+    yield (
+        "ResolveDrift",
+        drift_pb2.ResolveDriftRequest(
+            name=f"connections/{cid}/drifts/{drift.id}",
+            resolution=drift_pb2.DRIFT_RESOLUTION_ACCEPT_XERO,
+            note="the date was wrong in Actionstep",
         ),
     )
     yield "GetConnection", poster_pb2.GetConnectionRequest(connection_id=cid)
@@ -356,8 +376,9 @@ def _valid_requests(world: World) -> Iterator[tuple[str, Message]]:
 @pytest.fixture
 def world(poster_factory: PosterFactory, emulator: EmulatorServer, tmp_path: Path) -> World:
     apps_file = tmp_path / "xero-apps.json"
-    stub = stub_for(poster_factory(xero_apps=XeroApps(str(apps_file))))
-    connection, _ = connect(stub, emulator)
+    app = poster_factory(xero_apps=XeroApps(str(apps_file)))
+    stub = stub_for(app)
+    connection, org = connect(stub, emulator)
     settled = []
     for record_id in (1001, 1002):
         posted = stub.PostTransaction(
@@ -369,7 +390,8 @@ def world(poster_factory: PosterFactory, emulator: EmulatorServer, tmp_path: Pat
         posting = wait_settled(stub, posted.posting.name)
         assert posting.state == poster_pb2.LINK_STATE_LINKED, posting.link.last_error
         settled.append(posting)
-    return World(stub, emulator, connection.connection_id, settled[0], settled[1], Consents(emulator, apps_file))
+    consents = Consents(emulator, apps_file)
+    return World(stub, emulator, connection.connection_id, settled[0], settled[1], consents, app, org)
 
 
 def test_every_poster_request_comment_matches_the_validation(

@@ -481,6 +481,38 @@ for _index, _bad in enumerate(BAD_TOKENS):
     _case("ListDrift", f"bad page token {_index}", partial(_drift, page_token=_bad), INVALID, "page_token")
 
 
+# -- ResolveDrift -------------------------------------------------------------------------------
+
+ACCEPT_XERO = drift_pb2.DRIFT_RESOLUTION_ACCEPT_XERO
+BAD_DRIFT_NAMES = {
+    "no name": "",
+    "prefix only": "connections/{c}/drifts/",
+    "no connection": "connections//drifts/1",
+    "wrong collection": "connections/{c}/links/1",
+    "drift id zero": "connections/{c}/drifts/0",
+    "negative drift id": "connections/{c}/drifts/-1",
+    "drift id beyond int64": "connections/{c}/drifts/" + "9" * 19,
+    "drift id of a megabyte": "connections/{c}/drifts/" + "1" * 1_000_000,
+    "drift id with NUL": "connections/{c}/drifts/1\x00",
+    "path-like name": "connections/{c}/drifts/../1",
+}
+
+
+def _resolve(known: Known, name: str = "connections/{c}/drifts/1", **fields: object) -> Message:
+    fields.setdefault("resolution", ACCEPT_XERO)
+    return drift_pb2.ResolveDriftRequest(name=name.replace("{c}", known.connection_id), **fields)  # type: ignore[arg-type]
+
+
+for _what, _value in BAD_DRIFT_NAMES.items():
+    _case("ResolveDrift", _what, partial(_resolve, name=_value), INVALID, "name")
+for _what, _number in {"unspecified": 0, "UNLINKED": 3, "XERO_RESTORED": 4, "unknown": 99, "negative": -1}.items():
+    _case("ResolveDrift", f"{_what} resolution", partial(_resolve, resolution=_number), INVALID, "resolution")
+_case("ResolveDrift", "a note of 1001 characters", partial(_resolve, note="n" * 1001), INVALID, "note")
+_case("ResolveDrift", "a note of a megabyte", partial(_resolve, note=HUGE), INVALID, "note")
+_case("ResolveDrift", "an unknown drift", partial(_resolve, name="connections/{c}/drifts/999999999"), NOT_FOUND)
+_case("ResolveDrift", "a drift of an unknown connection", partial(_resolve, name="connections/x/drifts/1"), NOT_FOUND)
+
+
 # -- RunPreflight -------------------------------------------------------------------------------
 
 

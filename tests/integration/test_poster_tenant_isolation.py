@@ -13,17 +13,20 @@ import pytest
 from xero_emulator import EmulatorServer
 from xerolink.actionstep.v1 import transaction_pb2
 from xerolink.mapper.v1 import mapper_service_pb2 as mapper_pb2
-from xerolink.poster.v1 import organisations_pb2, unlink_pb2
+from xerolink.poster.v1 import drift_pb2, organisations_pb2, unlink_pb2
 from xerolink.poster.v1 import poster_service_pb2 as poster_pb2
 from xerolink.poster.v1 import poster_service_pb2_grpc as poster_grpc
+from xerolink.xero.v1 import objects_pb2 as xero_pb2
 from xerolink_cli.connections import register_emulated_connection
 from xerolink_cli.demo import mapping_context
 from xerolink_cli.transactions import demo_transactions
+from xerolink_common.errors import XerolinkError
 from xerolink_common.grpc_errors import from_rpc_error
 from xerolink_common.security import server_security_from_env
 from xerolink_poster.entrypoints import bootstrap
 from xerolink_poster.entrypoints.config import PosterConfig
 
+from tests.fixtures.hand_edits import hand_edit, observe
 from tests.fixtures.poster import settings
 
 TOKENS = {"firm-a-app": "token-a-0123456789", "firm-b-app": "token-b-0123456789", "operator": "token-o-0123456789"}
@@ -193,3 +196,45 @@ def test_a_caller_cannot_route_its_connection_into_another_firms_organisation(
             ).connection
             assert connection.routing == organisations_pb2.ConnectionRouting()
             assert connection.mapping_context.ledgers == mapper_pb2.ORGANISATION_LEDGERS_UNSPECIFIED
+
+
+def test_another_tenants_drift_looks_like_a_missing_one_and_stays_open(
+    poster: bootstrap.PosterApp, emulator: EmulatorServer
+) -> None:
+    with grpc.insecure_channel(f"127.0.0.1:{poster.port}") as channel:
+        stub = poster_grpc.PosterServiceStub(channel)
+        org = emulator.create_organisation("firm-b")
+        register_emulated_connection(
+            stub, "firm-b", emulator.base_url, org, mapping_context(), metadata=as_caller("operator")
+        )
+        b = as_caller("firm-b-app")
+        posted = stub.PostTransaction(
+            poster_pb2.PostTransactionRequest(connection_id="firm-b", transaction=bill()), metadata=b
+        ).posting
+        for update in stub.WatchPosting(poster_pb2.WatchPostingRequest(name=posted.name), metadata=b, timeout=20):
+            if update.posting.state == poster_pb2.LINK_STATE_LINKED:
+                invoice_id = update.posting.link.xero_objects[0].xero_id
+                break
+        else:
+            pytest.fail("firm-b's bill did not link")
+        hand_edit(emulator, org["tenant_id"], "Invoices", invoice_id, {"Status": "VOIDED"})
+        [drift] = observe(
+            poster, emulator, org, "Invoices", xero_pb2.OBJECT_TYPE_INVOICE, invoice_id, connection_id="firm-b"
+        )
+        drift_id = drift.id or 0
+        name = f"connections/firm-b/drifts/{drift_id}"
+        accept = drift_pb2.DRIFT_RESOLUTION_ACCEPT_XERO
+
+        def refusal(drift_name: str) -> XerolinkError:
+            with pytest.raises(grpc.RpcError) as err:
+                stub.ResolveDrift(
+                    drift_pb2.ResolveDriftRequest(name=drift_name, resolution=accept), metadata=as_caller("firm-a-app")
+                )
+            assert err.value.code() == grpc.StatusCode.NOT_FOUND
+            return from_rpc_error(err.value)
+
+        theirs, missing = refusal(name), refusal(f"connections/firm-b/drifts/{drift_id + 1000}")
+        assert theirs.reason == missing.reason == "DRIFT_NOT_FOUND"
+        assert theirs.message == missing.message.replace(str(drift_id + 1000), str(drift_id))
+        listed = stub.ListDrift(drift_pb2.ListDriftRequest(connection_id="firm-b"), metadata=b).drifts
+        assert [(d.name, d.state) for d in listed] == [(name, drift_pb2.DRIFT_STATE_OPEN)]

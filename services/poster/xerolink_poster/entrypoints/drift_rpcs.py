@@ -7,13 +7,20 @@ from xerolink.poster.v1 import drift_pb2
 from xerolink_common.errors import FieldViolation, invalid_argument
 from xerolink_common.grpc_errors import translate_errors
 from xerolink_common.reasons import Reason
-from xerolink_common.security import require_connection
+from xerolink_common.security import current_caller, require_connection
 
 from xerolink_poster.domain.records import parse_link_name
 from xerolink_poster.entrypoints.drift_messages import drift_message
-from xerolink_poster.service_layer import drift_views
+from xerolink_poster.entrypoints.request_context import actor_of
+from xerolink_poster.service_layer import drift_resolution, drift_views
+from xerolink_poster.service_layer.drift_resolving import DriftResolver
 from xerolink_poster.service_layer.posting import Poster
 
+# The resolutions a caller may ask for (UNLINKED and XERO_RESTORED are xerolink's own).
+_RESOLUTIONS = {
+    drift_pb2.DRIFT_RESOLUTION_ACCEPT_XERO: "ACCEPT_XERO",
+    drift_pb2.DRIFT_RESOLUTION_CORRECTED: "CORRECTED",
+}
 _STATES = {
     drift_pb2.DRIFT_STATE_UNSPECIFIED: "",
     drift_pb2.DRIFT_STATE_OPEN: "open",
@@ -50,9 +57,10 @@ def drift_filter(request: drift_pb2.ListDriftRequest) -> drift_views.DriftFilter
 
 
 class DriftRpcs:
-    """Mixed into PosterServicer."""
+    """Mixed into PosterServicer; needs `drift_resolver`, set by bootstrap."""
 
     poster: Poster
+    drift_resolver: DriftResolver
 
     @translate_errors
     def ListDrift(
@@ -68,8 +76,15 @@ class DriftRpcs:
             drifts=[drift_message(row, link) for row, link in rows], next_page_token=token
         )
 
+    @translate_errors
     def ResolveDrift(
         self, request: drift_pb2.ResolveDriftRequest, context: grpc.ServicerContext
     ) -> drift_pb2.ResolveDriftResponse:
-        context.abort(grpc.StatusCode.UNIMPLEMENTED, "ResolveDrift is not implemented yet")
-        raise AssertionError("abort raises")
+        connection_id, drift_id = drift_resolution.parse_name(request.name)
+        drift_resolution.check_request(_RESOLUTIONS.get(request.resolution, ""), request.note)
+        if not current_caller().may_use(connection_id):
+            # Looks exactly like a drift the connection does not have.
+            raise drift_resolution.drift_not_found(connection_id, drift_id)
+        resolution = _RESOLUTIONS[request.resolution]
+        resolved = self.drift_resolver.resolve(connection_id, drift_id, resolution, request.note, actor_of(context))
+        return drift_pb2.ResolveDriftResponse(drift=drift_message(resolved.drift, resolved.link))

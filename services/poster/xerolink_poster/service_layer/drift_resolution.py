@@ -25,6 +25,7 @@ from xerolink_common.errors import (
 from xerolink_common.reasons import Reason
 
 from xerolink_poster.adapters.drift_tables import DriftRow
+from xerolink_poster.domain import drift as drift_rules
 from xerolink_poster.domain import drift_holds as rules
 from xerolink_poster.domain.records import RecordRef
 from xerolink_poster.service_layer import drift_holds
@@ -69,10 +70,16 @@ def check_request(resolution: str, note: str) -> None:
         )
 
 
+def drift_not_found(connection_id: str, drift_id: int) -> XerolinkError:
+    return not_found(
+        Reason.DRIFT_NOT_FOUND, f"connection {connection_id!r} has no drift {drift_id}; ListDrift lists its drifts"
+    )
+
+
 def get_drift(repos: Repositories, connection_id: str, drift_id: int) -> DriftRow:
     drift = repos.drift.get_drift(connection_id, drift_id)
     if drift is None:
-        raise not_found(Reason.DRIFT_NOT_FOUND, f"connection {connection_id!r} has no drift {drift_id}")
+        raise drift_not_found(connection_id, drift_id)
     return drift
 
 
@@ -88,6 +95,34 @@ def already_resolved(drift: DriftRow, resolution: str) -> bool:
         f"{rules.drift_name(drift.connection_id, drift.id or 0)} was already resolved as {drift.resolution or '?'}; "
         "read it with ListDrift",
     )
+
+
+def _accept(repos: Repositories, drift: DriftRow, xero: XeroState, now_us: int) -> None:
+    """Xero's state becomes the snapshot; an object Xero no longer has is compared no more, and a
+    payment or allocation deleted there is no longer expected on its document."""
+    snapshot = repos.drift.get_snapshot(drift.connection_id, drift.xero_id)
+    if snapshot is None:
+        return
+    posted = json.loads(snapshot.document)
+    current = json.loads(xero.document) if xero.document is not None else None
+    if current is None:
+        snapshot.active = False
+    else:
+        snapshot.document = xero.document or snapshot.document
+        snapshot.xero_updated = xero.updated
+    snapshot.update_us = now_us
+    repos.drift.put_snapshot(snapshot)
+    applied = drift_rules.applied_entry(snapshot.object_type, posted)
+    if applied is None or not rules.gone(current):
+        return
+    _, document_id, key, entry = applied
+    id_field = "PaymentID" if key == "Payments" else "AllocationID"
+    target = repos.drift.get_snapshot(drift.connection_id, document_id.lower())
+    if target is not None and target.active:
+        kept = rules.without_entry(json.loads(target.document), key, id_field, str(entry.get(id_field, "")))
+        target.document = json.dumps(kept, sort_keys=True)
+        target.update_us = now_us
+        repos.drift.put_snapshot(target)
 
 
 def resolve(
@@ -110,12 +145,7 @@ def resolve(
             ],
         )
     if resolution == rules.ACCEPT_XERO:
-        snapshot = repos.drift.get_snapshot(drift.connection_id, drift.xero_id)
-        if snapshot is not None and xero.document is not None:
-            snapshot.document = xero.document
-            snapshot.xero_updated = xero.updated
-            snapshot.update_us = now_us
-            repos.drift.put_snapshot(snapshot)
+        _accept(repos, drift, xero, now_us)
     label = drift_holds.document_label(repos, drift, link)
     resolved = repos.drift.open_drifts_of_object(drift.connection_id, drift.xero_id)
     for row in resolved:
