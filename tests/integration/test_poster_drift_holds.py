@@ -1,245 +1,282 @@
 """Work on a drifted document is held, not failed (docs/drift.md "Holds and resolution"): a
 payment for a bill paid by a bank-feed match or voided in Xero waits with XERO_DOCUMENT_CHANGED
-and is never sent; unlinking the drifted bill resolves its drift and the payment then waits for
-the bill to link again. Real poster on loopback, real emulator, both registries."""
+and is never sent; when no drift was known, Xero's refusal of the payment makes the poster read the
+bill, record the drift and hold the payment; resolving the drift (ResolveDrift) fails or releases
+it, and unlinking the bill resolves its drift. Each change is made in the emulator as a person
+would (its admin API over HTTP) and found by a read of Xero. Real poster on loopback, real
+emulator, both registries."""
 
 from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
+import grpc
 import pytest
 from xero_emulator import EmulatorServer
 from xerolink.actionstep.v1 import common_pb2, transaction_pb2
+from xerolink.poster.v1 import drift_pb2
 from xerolink.poster.v1 import poster_service_pb2 as poster_pb2
 from xerolink.poster.v1 import poster_service_pb2_grpc as poster_grpc
 from xerolink.xero.v1 import objects_pb2 as xero_pb2
-from xerolink_common.errors import XerolinkError
+from xerolink_common.grpc_errors import from_rpc_error
 from xerolink_mapper import samples
-from xerolink_poster.adapters.database import now_us
-from xerolink_poster.adapters.drift_tables import DriftRow
 from xerolink_poster.domain.records import RecordRef
 from xerolink_poster.entrypoints.bootstrap import PosterApp
-from xerolink_poster.service_layer import drift_resolution
-from xerolink_poster.service_layer.drift_resolution import XeroState
-from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transaction
+from xerolink_poster.service_layer.unit_of_work import UnitOfWork
 from xerolink_poster.service_layer.unlinking import unlink
 
+from tests.fixtures.hand_edits import bank_feed_match, hand_edit, observe
 from tests.fixtures.poster import PosterFactory, connect, stub_for, wait_for, wait_settled, xero_objects
 
 BILL = common_pb2.TRANSACTION_KIND_CLIENT_BILL
 PAYMENT = common_pb2.TRANSACTION_KIND_CLIENT_BILL_PAYMENT
+INVOICE = xero_pb2.OBJECT_TYPE_INVOICE
+ACCEPT_XERO = drift_pb2.DRIFT_RESOLUTION_ACCEPT_XERO
+CORRECTED = drift_pb2.DRIFT_RESOLUTION_CORRECTED
 
 
-def _post(stub: poster_grpc.PosterServiceStub, transaction: transaction_pb2.Transaction) -> poster_pb2.Posting:
-    posting: poster_pb2.Posting = stub.PostTransaction(
-        poster_pb2.PostTransactionRequest(connection_id="firm-1", transaction=transaction)
-    ).posting
-    return posting
+class Firm:
+    def __init__(self, app: PosterApp, emulator: EmulatorServer, base: int) -> None:
+        self.app = app
+        self.emulator = emulator
+        self.stub: poster_grpc.PosterServiceStub = stub_for(app)
+        _, self.org = connect(self.stub, emulator)
+        sample = samples.sample_transactions(base)
+        self.bill: transaction_pb2.Transaction = sample["client_bill"]
+        self.payment: transaction_pb2.Transaction = sample["client_bill_payment"]
 
+    @property
+    def tenant(self) -> str:
+        return str(self.org["tenant_id"])
 
-def _link(stub: poster_grpc.PosterServiceStub, kind: int, record_id: int) -> poster_pb2.Link:
-    link: poster_pb2.Link = stub.GetLink(
-        poster_pb2.GetLinkRequest(connection_id="firm-1", record=common_pb2.RecordKey(kind=kind, id=record_id))  # type: ignore[arg-type]
-    ).link
-    return link
+    def post(self, transaction: transaction_pb2.Transaction) -> poster_pb2.Posting:
+        posting: poster_pb2.Posting = self.stub.PostTransaction(
+            poster_pb2.PostTransactionRequest(connection_id="firm-1", transaction=transaction)
+        ).posting
+        return posting
 
+    def link(self, kind: int, record_id: int) -> poster_pb2.Link:
+        record = common_pb2.RecordKey(kind=kind, id=record_id)  # type: ignore[arg-type]
+        link: poster_pb2.Link = self.stub.GetLink(poster_pb2.GetLinkRequest(connection_id="firm-1", record=record)).link
+        return link
 
-def record_drift(app: PosterApp, record: RecordRef, kind: str, description: str, status: str) -> int:
-    """An open drift on the record's invoice, as detection (a webhook or the poller) records it."""
+    def payment_link(self) -> poster_pb2.Link:
+        return self.link(PAYMENT, self.payment.header.id)
 
-    def write(uow: UnitOfWork) -> int:
-        link = uow.links.get_link("firm-1", record)
-        assert link is not None
-        invoice = uow.links.xero_objects(link)[0]
-        row = uow.drift.save_drift(
-            DriftRow(
-                connection_id="firm-1",
-                link_id=link.id or 0,
-                xero_id=invoice.xero_id,
-                object_type=xero_pb2.OBJECT_TYPE_INVOICE,
-                kind=kind,
-                state="open",
-                differences=json.dumps([{"field": "Status", "posted": "AUTHORISED", "xero": status}]),
-                description=description,
-                source="webhook",
-                detected_us=now_us(),
-            )
+    def linked_bill(self) -> dict[str, Any]:
+        """Posts the bill, waits for its link; Xero's invoice."""
+        assert wait_settled(self.stub, self.post(self.bill).name).state == poster_pb2.LINK_STATE_LINKED
+        invoice_id = self.link(BILL, self.bill.header.id).xero_objects[0].xero_id
+        [invoice] = [i for i in xero_objects(self.emulator, self.tenant, "Invoices") if i["InvoiceID"] == invoice_id]
+        return invoice
+
+    def pay_in_full_by_bank_feed(self, invoice: dict[str, Any]) -> dict[str, Any]:
+        match = {"InvoiceID": invoice["InvoiceID"], "Amount": str(invoice["AmountDue"]), "Date": "2026-07-02"}
+        return bank_feed_match(self.emulator, self.tenant, {**match, "AccountCode": "090"})
+
+    def observe_bill(self, invoice: dict[str, Any]) -> list[str]:
+        """A webhook's follow-up read of the invoice: the kinds of the drifts it opened."""
+        found = observe(self.app, self.emulator, self.org, "Invoices", INVOICE, invoice["InvoiceID"])
+        return [d.kind for d in found]
+
+    def payment_calls(self) -> list[int]:
+        """The status Xero answered each payment xerolink sent with."""
+        return [
+            r.status
+            for r in self.emulator.state.requests.entries(self.tenant)
+            if r.method in ("PUT", "POST") and "Payments" in r.path
+        ]
+
+    def our_payments(self, besides: str = "") -> list[dict[str, Any]]:
+        return [
+            p
+            for p in xero_objects(self.emulator, self.tenant, "Payments")
+            if p["Status"] != "DELETED" and p["PaymentID"] != besides
+        ]
+
+    def held(self) -> poster_pb2.Link:
+        """Posts the payment; the link once it is held (and the dispatcher had every chance to send it)."""
+        self.post(self.payment)
+        wait_for(lambda: self.payment_link().last_error.reason == "XERO_DOCUMENT_CHANGED")
+        time.sleep(0.3)
+        link = self.payment_link()
+        assert link.state == poster_pb2.LINK_STATE_WAITING
+        return link
+
+    def drifts(self) -> list[drift_pb2.Drift]:
+        listed: list[drift_pb2.Drift] = list(
+            self.stub.ListDrift(drift_pb2.ListDriftRequest(connection_id="firm-1")).drifts
         )
-        return row.id or 0
+        return listed
 
-    return run_in_transaction(app.db, write)
-
-
-def _payments_sent(emulator: EmulatorServer, tenant_id: str) -> list[str]:
-    return [
-        f"{r.method} {r.path}"
-        for r in emulator.state.requests.entries(tenant_id)
-        if r.method in ("PUT", "POST") and "Payments" in r.path
-    ]
-
-
-def _linked_bill(stub: poster_grpc.PosterServiceStub, bill: transaction_pb2.Transaction) -> str:
-    assert wait_settled(stub, _post(stub, bill).name).state == poster_pb2.LINK_STATE_LINKED
-    return _link(stub, BILL, bill.header.id).xero_objects[0].xero_id
-
-
-def _held(stub: poster_grpc.PosterServiceStub, payment: transaction_pb2.Transaction) -> poster_pb2.Link:
-    posting = _post(stub, payment)
-    wait_for(lambda: _link(stub, PAYMENT, payment.header.id).last_error.reason == "XERO_DOCUMENT_CHANGED")
-    time.sleep(0.3)  # the dispatcher had every chance to send it
-    link = _link(stub, PAYMENT, payment.header.id)
-    assert link.state == poster_pb2.LINK_STATE_WAITING
-    assert posting.name
-    return link
+    def resolve(self, name: str, resolution: int, note: str = "checked with the bookkeeper") -> drift_pb2.Drift:
+        request = drift_pb2.ResolveDriftRequest(name=name, resolution=resolution, note=note)  # type: ignore[arg-type]
+        drift: drift_pb2.Drift = self.stub.ResolveDrift(request, metadata=[("x-xerolink-actor", "bookkeeper")]).drift
+        return drift
 
 
 def test_a_payment_for_a_bill_paid_by_a_bank_feed_match_waits_and_is_never_sent(
     poster_factory: PosterFactory, emulator: EmulatorServer
 ) -> None:
-    app = poster_factory()
-    stub = stub_for(app)
-    _, org = connect(stub, emulator)
-    sample = samples.sample_transactions(3100)
-    bill, payment = sample["client_bill"], sample["client_bill_payment"]
-    invoice_id = _linked_bill(stub, bill)
-    [invoice] = [i for i in xero_objects(emulator, org["tenant_id"], "Invoices") if i["InvoiceID"] == invoice_id]
-    emulator.bank_feed_match(
-        org["tenant_id"],
-        {"InvoiceID": invoice_id, "Amount": str(invoice["AmountDue"]), "Date": "2026-07-02", "AccountCode": "090"},
-    )
-    drift = record_drift(
-        app,
-        RecordRef(BILL, bill.header.id),
-        "PAID_IN_XERO",
-        f"invoice {invoice['InvoiceNumber']} was paid in Xero on 2026-07-02 by a payment xerolink did not make "
-        "(bank-feed match or by hand)",
-        "PAID",
-    )
+    firm = Firm(poster_factory(), emulator, 3100)
+    invoice = firm.linked_bill()
+    firm.pay_in_full_by_bank_feed(invoice)
+    assert firm.observe_bill(invoice) == ["PAID_IN_XERO"]
+    [drift] = firm.drifts()
     emulator.state.requests.clear()
 
-    link = _held(stub, payment)
+    link = firm.held()
 
     assert link.last_error.code == 9  # FAILED_PRECONDITION
     message = link.last_error.message
-    assert f"invoice {invoice['InvoiceNumber']} was paid in Xero on 2026-07-02" in message
-    assert f"connections/firm-1/drifts/{drift}" in message
+    assert f"invoice {invoice['InvoiceNumber']} was paid in Xero by a payment xerolink did not make" in message
+    assert drift.name in message
     assert "not sent to Xero" in message and "--accept-xero" in message and "--corrected" in message
-    assert [(w.kind, w.id) for w in link.waiting_on] == [(BILL, bill.header.id)]
-    assert _payments_sent(emulator, org["tenant_id"]) == []
+    assert [(v.field, v.description) for v in link.last_error.field_violations] == [("drift", drift.name)]
+    assert [(w.kind, w.id) for w in link.waiting_on] == [(BILL, firm.bill.header.id)]
+    assert firm.payment_calls() == []
     # The sweep of satisfied waits leaves a held payment alone (its bill is linked).
-    app.dispatcher.release_satisfied_waits()  # type: ignore[union-attr]
+    firm.app.dispatcher.release_satisfied_waits()  # type: ignore[union-attr]
     time.sleep(0.2)
-    assert _link(stub, PAYMENT, payment.header.id).last_error.reason == "XERO_DOCUMENT_CHANGED"
-    assert _payments_sent(emulator, org["tenant_id"]) == []
+    assert firm.payment_link().last_error.reason == "XERO_DOCUMENT_CHANGED"
+    assert firm.payment_calls() == []
 
 
 def test_a_payment_for_a_bill_voided_in_xero_waits_and_unlinking_the_bill_resolves_its_drift(
     poster_factory: PosterFactory, emulator: EmulatorServer
 ) -> None:
-    app = poster_factory()
-    stub = stub_for(app)
-    _, org = connect(stub, emulator)
-    sample = samples.sample_transactions(3200)
-    bill, payment = sample["client_bill"], sample["client_bill_payment"]
-    invoice_id = _linked_bill(stub, bill)
-    emulator.hand_edit(org["tenant_id"], "Invoices", invoice_id, {"Status": "VOIDED"})
-    record_drift(app, RecordRef(BILL, bill.header.id), "VOIDED_IN_XERO", "", "VOIDED")
+    firm = Firm(poster_factory(), emulator, 3200)
+    invoice = firm.linked_bill()
+    hand_edit(emulator, firm.tenant, "Invoices", invoice["InvoiceID"], {"Status": "VOIDED"})
+    assert firm.observe_bill(invoice) == ["VOIDED_IN_XERO"]
     emulator.state.requests.clear()
 
-    link = _held(stub, payment)
+    link = firm.held()
 
     assert "was voided in Xero" in link.last_error.message
     assert "Xero does not undo a void" in link.last_error.message
-    assert _payments_sent(emulator, org["tenant_id"]) == []
+    assert firm.payment_calls() == []
 
-    unlink(app.db, "firm-1", RecordRef(BILL, bill.header.id), "operator:test")
+    unlink(firm.app.db, "firm-1", RecordRef(BILL, firm.bill.header.id), "operator:test")
 
-    with UnitOfWork(app.db, write=False) as uow:
-        bill_link = uow.links.get_link("firm-1", RecordRef(BILL, bill.header.id))
-        assert bill_link is not None
-        drifts = uow.drift.list_drifts("firm-1", None, [], bill_link.id, None, 10)
-        assert [(d.state, d.resolution, d.resolved_by) for d in drifts] == [("resolved", "UNLINKED", "operator:test")]
-    after = _link(stub, PAYMENT, payment.header.id)
+    [drift] = firm.drifts()
+    assert (drift.state, drift.resolution, drift.resolved_by) == (
+        drift_pb2.DRIFT_STATE_RESOLVED,
+        drift_pb2.DRIFT_RESOLUTION_UNLINKED,
+        "operator:test",
+    )
+    after = firm.payment_link()
     assert after.state == poster_pb2.LINK_STATE_WAITING
     assert after.last_error.reason == "DEPENDENCY_NOT_LINKED"
-    assert _payments_sent(emulator, org["tenant_id"]) == []
-
-
-def _resolve(app: PosterApp, drift_id: int, resolution: str, xero: XeroState) -> None:
-    def write(uow: UnitOfWork) -> None:
-        drift = drift_resolution.get_drift(uow, "firm-1", drift_id)
-        drift_resolution.resolve(uow, drift, resolution, "checked with the bookkeeper", xero, "operator:test", now_us())
-
-    run_in_transaction(app.db, write)
-    app.dispatcher.changes.notify()  # type: ignore[union-attr]
+    assert firm.payment_calls() == []
+    # The unlinked invoice is watched no more: another read finds nothing.
+    assert firm.observe_bill(invoice) == []
 
 
 def test_accepting_xeros_version_fails_the_held_payment_saying_what_to_change_in_actionstep(
     poster_factory: PosterFactory, emulator: EmulatorServer
 ) -> None:
-    app = poster_factory()
-    stub = stub_for(app)
-    _, org = connect(stub, emulator)
-    sample = samples.sample_transactions(3300)
-    bill, payment = sample["client_bill"], sample["client_bill_payment"]
-    invoice_id = _linked_bill(stub, bill)
-    emulator.hand_edit(org["tenant_id"], "Invoices", invoice_id, {"Status": "VOIDED"})
-    drift = record_drift(app, RecordRef(BILL, bill.header.id), "VOIDED_IN_XERO", "", "VOIDED")
-    _held(stub, payment)
+    firm = Firm(poster_factory(), emulator, 3300)
+    invoice = firm.linked_bill()
+    hand_edit(emulator, firm.tenant, "Invoices", invoice["InvoiceID"], {"Status": "VOIDED"})
+    firm.observe_bill(invoice)
+    [drift] = firm.drifts()
+    firm.held()
 
-    _resolve(app, drift, "ACCEPT_XERO", XeroState(document=json.dumps({"Status": "VOIDED"})))
+    resolved = firm.resolve(drift.name, ACCEPT_XERO)
 
-    failed = _link(stub, PAYMENT, payment.header.id)
+    assert (resolved.name, resolved.state, resolved.resolution) == (
+        drift.name,
+        drift_pb2.DRIFT_STATE_RESOLVED,
+        ACCEPT_XERO,
+    )
+    assert (resolved.resolved_by, resolved.resolve_note) == ("caller:bookkeeper", "checked with the bookkeeper")
+    failed = firm.payment_link()
     assert failed.state == poster_pb2.LINK_STATE_FAILED
     assert failed.last_error.reason == "XERO_DOCUMENT_CHANGED"
     assert "Xero's version was accepted" in failed.last_error.message
     assert "delete this record in Actionstep" in failed.last_error.message
-    with UnitOfWork(app.db, write=False) as uow:
-        bill_link = uow.links.get_link("firm-1", RecordRef(BILL, bill.header.id))
+    with UnitOfWork(firm.app.db, write=False) as uow:
+        bill_link = uow.links.get_link("firm-1", RecordRef(BILL, firm.bill.header.id))
         assert bill_link is not None
-        [row] = uow.drift.list_drifts("firm-1", None, [], bill_link.id, None, 10)
-        assert (row.state, row.resolution, row.resolve_note) == (
-            "resolved",
+        audit = [a for a in uow.links.audit(bill_link.id or 0) if a.event == "drift_resolved"]
+        assert [a.actor for a in audit] == ["caller:bookkeeper"]
+        detail = json.loads(audit[0].detail)
+        assert (detail["resolution"], detail["drifts"], detail["note"]) == (
             "ACCEPT_XERO",
+            drift.name,
             "checked with the bookkeeper",
         )
-        audit = [a for a in uow.links.audit(bill_link.id or 0) if a.event == "drift_resolved"]
-        assert len(audit) == 1 and audit[0].actor == "operator:test"
-        assert json.loads(audit[0].detail)["resolution"] == "ACCEPT_XERO"
-    assert _payments_sent(emulator, org["tenant_id"]) == []
+    # Xero's version is what xerolink compares with now: the voided invoice is no drift.
+    assert firm.observe_bill(invoice) == []
+    # Asked again the same way: the same answer, nothing more happens.
+    assert firm.resolve(drift.name, ACCEPT_XERO) == resolved
+    with pytest.raises(grpc.RpcError) as other:
+        firm.resolve(drift.name, CORRECTED)
+    assert other.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert from_rpc_error(other.value).reason == "DRIFT_ALREADY_RESOLVED"
+    assert firm.payment_calls() == []
 
 
 def test_a_drift_corrected_in_xero_releases_the_held_payment_which_is_posted_once(
     poster_factory: PosterFactory, emulator: EmulatorServer
 ) -> None:
-    app = poster_factory()
-    stub = stub_for(app)
-    _, org = connect(stub, emulator)
-    sample = samples.sample_transactions(3400)
-    bill, payment = sample["client_bill"], sample["client_bill_payment"]
-    invoice_id = _linked_bill(stub, bill)
-    [invoice] = [i for i in xero_objects(emulator, org["tenant_id"], "Invoices") if i["InvoiceID"] == invoice_id]
-    matched = emulator.bank_feed_match(
-        org["tenant_id"],
-        {"InvoiceID": invoice_id, "Amount": str(invoice["AmountDue"]), "Date": "2026-07-02", "AccountCode": "090"},
-    )
-    drift = record_drift(app, RecordRef(BILL, bill.header.id), "PAID_IN_XERO", "", "PAID")
-    posting = _post(stub, payment)
-    wait_for(lambda: _link(stub, PAYMENT, payment.header.id).last_error.reason == "XERO_DOCUMENT_CHANGED")
+    firm = Firm(poster_factory(), emulator, 3400)
+    invoice = firm.linked_bill()
+    matched = firm.pay_in_full_by_bank_feed(invoice)
+    firm.observe_bill(invoice)
+    [drift] = firm.drifts()
+    posting = firm.post(firm.payment)
+    wait_for(lambda: firm.payment_link().last_error.reason == "XERO_DOCUMENT_CHANGED")
 
     # Still paid in Xero: CORRECTED is refused with the differences, and nothing changes.
-    still = XeroState(document="{}", differences=[{"field": "Status", "posted": "AUTHORISED", "xero": "PAID"}])
-    with pytest.raises(XerolinkError) as refused:
-        _resolve(app, drift, "CORRECTED", still)
-    assert refused.value.reason == "DRIFT_NOT_CORRECTED"
-    assert [v.field for v in refused.value.field_violations] == ["Status"]
-    assert _link(stub, PAYMENT, payment.header.id).state == poster_pb2.LINK_STATE_WAITING
+    with pytest.raises(grpc.RpcError) as refused:
+        firm.resolve(drift.name, CORRECTED)
+    assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    error = from_rpc_error(refused.value)
+    assert error.reason == "DRIFT_NOT_CORRECTED"
+    fields = [v.field for v in error.field_violations]
+    assert "Status" in fields and f"Payments[PaymentID={matched['PaymentID'].lower()}].Amount" in fields
+    assert firm.payment_link().state == poster_pb2.LINK_STATE_WAITING
+    assert firm.drifts()[0].state == drift_pb2.DRIFT_STATE_OPEN
 
-    emulator.hand_edit(org["tenant_id"], "Payments", matched["PaymentID"], {"Status": "DELETED"})
-    _resolve(app, drift, "CORRECTED", XeroState(document="{}"))
+    hand_edit(emulator, firm.tenant, "Payments", matched["PaymentID"], {"Status": "DELETED"})
+    resolved = firm.resolve(drift.name, CORRECTED)
 
-    assert wait_settled(stub, posting.name).state == poster_pb2.LINK_STATE_LINKED
-    ours = [p for p in xero_objects(emulator, org["tenant_id"], "Payments") if p["Status"] != "DELETED"]
-    assert len(ours) == 1
-    assert ours[0]["PaymentID"] == _link(stub, PAYMENT, payment.header.id).xero_objects[0].xero_id
+    assert (resolved.state, resolved.resolution) == (drift_pb2.DRIFT_STATE_RESOLVED, CORRECTED)
+    assert wait_settled(firm.stub, posting.name).state == poster_pb2.LINK_STATE_LINKED
+    [ours] = firm.our_payments()
+    assert ours["PaymentID"] == firm.payment_link().xero_objects[0].xero_id
+
+
+@pytest.mark.parametrize("change", ["voided", "paid by a bank-feed match"])
+def test_a_payment_xero_refuses_as_its_bill_changed_unseen_is_held_on_the_drift_the_poster_then_records(
+    poster_factory: PosterFactory, emulator: EmulatorServer, change: str
+) -> None:
+    """No webhook or poll saw the change (neither is set up): Xero's refusal of the payment is
+    what tells the poster, which reads the bill, records the drift and holds the payment."""
+    firm = Firm(poster_factory(), emulator, 3500)
+    invoice = firm.linked_bill()
+    matched = ""
+    if change == "voided":
+        hand_edit(emulator, firm.tenant, "Invoices", invoice["InvoiceID"], {"Status": "VOIDED"})
+    else:
+        matched = firm.pay_in_full_by_bank_feed(invoice)["PaymentID"]
+    assert firm.drifts() == []
+    emulator.state.requests.clear()
+
+    link = firm.held()
+
+    assert len(firm.payment_calls()) == 1  # sent once, refused: Xero holds no payment of it
+    assert firm.our_payments(besides=matched) == []
+    [drift] = firm.drifts()
+    kind = drift_pb2.DRIFT_KIND_VOIDED_IN_XERO if change == "voided" else drift_pb2.DRIFT_KIND_PAID_IN_XERO
+    assert (drift.kind, drift.state, drift.source) == (kind, drift_pb2.DRIFT_STATE_OPEN, drift_pb2.DRIFT_SOURCE_POSTING)
+    assert drift.xero_id == invoice["InvoiceID"]
+    assert drift.name in link.last_error.message
+    assert link.attempts == 0
+    assert [(w.kind, w.id) for w in link.waiting_on] == [(BILL, firm.bill.header.id)]
+    time.sleep(0.3)
+    assert len(firm.payment_calls()) == 1
