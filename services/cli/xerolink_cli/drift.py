@@ -12,6 +12,7 @@ from rich.table import Table
 from xerolink.poster.v1 import drift_pb2
 from xerolink.poster.v1 import poster_service_pb2_grpc as poster_grpc
 
+from xerolink_cli import drift_resolve
 from xerolink_cli.channels import open_channel
 from xerolink_cli.exit_codes import ExitCode
 from xerolink_cli.notes import keep_whole
@@ -41,6 +42,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     listing.add_argument("--link", default="", help="only this link's drifts (KIND/ID or its link name)")
     listing.add_argument("--format", choices=["table", "json"], default="table")
     listing.set_defaults(run=list_command)
+    drift_resolve.add_parser(actions)
 
 
 def _link_name(connection: str, text: str) -> str:
