@@ -124,6 +124,7 @@ class EmulatorServer:
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="xero-emulator", daemon=True
         )
         self._thread.start()
+        self.state.webhooks.base_url = self.base_url
         return self
 
     @property
@@ -149,11 +150,20 @@ class EmulatorServer:
     def ledger(self, tenant_id: str) -> dict[str, Any]:
         return self.state.ledger(tenant_id)
 
+    def hand_edit(self, tenant_id: str, resource: str, object_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+        """As a person editing in Xero's web app; raises ValidationFailure as the API would refuse."""
+        return self.state.hand_edit(tenant_id, resource, object_id, changes)
+
+    def bank_feed_match(self, tenant_id: str, match: dict[str, Any]) -> dict[str, Any]:
+        """A payment made in Xero by reconciling a bank-feed line; returns the payment."""
+        return self.state.bank_feed_match(tenant_id, match)
+
     def serve_forever(self) -> None:
         assert self._httpd is not None
         self._httpd.serve_forever()
 
     def stop(self) -> None:
+        self.state.webhooks.stop()
         if self._httpd is not None:
             self._httpd.shutdown()
             self._httpd.server_close()
@@ -176,8 +186,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--minute-seconds", type=float, default=60.0, help="length of Xero's rate-limit minute")
     parser.add_argument("--seed-demo", action="store_true", help="create a demo organisation and print its credentials")
     parser.add_argument("--seed-region", default="AU", choices=list(REGIONS), help="the demo organisation's region")
+    parser.add_argument("--webhook-url", help="send Xero's webhooks (invoices, credit notes, contacts) to this URL")
+    parser.add_argument("--webhook-key", help="the webhook key that signs them (x-xero-signature)")
     args = parser.parse_args(argv)
-    server = EmulatorServer(EmulatorConfig(host=args.host, port=args.port, minute_seconds=args.minute_seconds))
+    if (args.webhook_url is None) != (args.webhook_key is None):
+        parser.error("--webhook-url and --webhook-key go together")
+    config = EmulatorConfig(
+        host=args.host,
+        port=args.port,
+        minute_seconds=args.minute_seconds,
+        webhook_url=args.webhook_url,
+        webhook_key=args.webhook_key,
+    )
+    server = EmulatorServer(config)
     server.start()
     print(f"xero-emulator listening on {server.base_url}", flush=True)
     if args.seed_demo:
