@@ -95,6 +95,7 @@ def as_json(answer: drift_pb2.ReconcileResponse) -> str:
             "xero_liability": _amount(t.xero_liability),
             "bank_account_code": t.bank_account_code,
             "xero_bank": _amount(t.xero_bank),
+            "posted_bank": _amount(t.posted_bank),
         }
     return json.dumps(out, indent=2)
 
@@ -142,6 +143,7 @@ def _print_table(answer: drift_pb2.ReconcileResponse, title: str, console: Conso
             trust.add_row(str(m.action_id), _amount(m.balance))
         trust.add_row("total posted", _amount(t.posted_total))
         trust.add_row(f"Xero trust liability ({t.liability_account_code})", _amount(t.xero_liability))
+        trust.add_row("trust bank posted", _amount(t.posted_bank))
         trust.add_row(f"Xero trust bank ({t.bank_account_code})", _amount(t.xero_bank))
         console.print(trust)
     console.print("reconciled" if answer.reconciled else "[red]differences[/red]: see the accounts above")

@@ -77,9 +77,20 @@ def _code(ref: Any) -> str:
     return str(ref.get("Code") or "") if isinstance(ref, Mapping) else ""
 
 
+def _inclusive(doc: Mapping[str, Any], key: str) -> bool:
+    """Whether LineAmount includes tax: LineAmountTypes "Inclusive", or, on a trimmed snapshot
+    (which keeps SubTotal, not LineAmountTypes), lines that add up to more than the SubTotal
+    (Xero's SubTotal is the total excluding tax)."""
+    if doc.get("LineAmountTypes"):
+        return doc.get("LineAmountTypes") == "Inclusive"
+    if doc.get("SubTotal") in (None, ""):
+        return False
+    return sum((_dec(line.get("LineAmount")) for line in doc.get(key) or []), ZERO) != _dec(doc.get("SubTotal"))
+
+
 def _lines(doc: Mapping[str, Any], key: str, sign: int, accounts: SystemAccounts) -> list[tuple[str, Decimal]]:
     """Each line's net amount on its account and its tax on the tax account, times sign."""
-    inclusive = doc.get("LineAmountTypes") == "Inclusive"
+    inclusive = _inclusive(doc, key)
     out = []
     for line in doc.get(key) or []:
         amount = _dec(line.get("LineAmount"))
@@ -147,6 +158,37 @@ def ledger_effect(object_type: int, doc: Mapping[str, Any] | None, accounts: Sys
             return {}
         return _balanced(_lines(doc, "JournalLines", 1, accounts), Decimal(1))
     return {}  # contacts, allocations (one control account, one value) and overpayments' own rows
+
+
+# The PaymentType of a payment by the Type of the document it pays (Xero's PaymentType enum);
+# a trimmed snapshot keeps the document reference, not the PaymentType.
+_PAYMENT_TYPES = {
+    "ACCREC": "ACCRECPAYMENT",
+    "ACCPAY": "ACCPAYPAYMENT",
+    "ACCRECCREDIT": "ARCREDITPAYMENT",
+    "ACCPAYCREDIT": "APCREDITPAYMENT",
+    "RECEIVE-OVERPAYMENT": "AROVERPAYMENTPAYMENT",
+    "SPEND-OVERPAYMENT": "APOVERPAYMENTPAYMENT",
+}
+_PAID_REFS = (("Invoice", "InvoiceID"), ("CreditNote", "CreditNoteID"), ("Overpayment", "OverpaymentID"))
+
+
+def paid_document_id(doc: Mapping[str, Any]) -> str:
+    for key, id_field in _PAID_REFS:
+        ref = doc.get(key)
+        if isinstance(ref, Mapping) and ref.get(id_field):
+            return str(ref[id_field]).lower()
+    return ""
+
+
+def with_payment_type(doc: Mapping[str, Any], types_by_id: Mapping[str, str]) -> dict[str, Any]:
+    """The payment with its PaymentType, from the Type of the document it pays when it has none."""
+    out = dict(doc)
+    if not out.get("PaymentType"):
+        paid = types_by_id.get(paid_document_id(doc), "")
+        if paid in _PAYMENT_TYPES:
+            out["PaymentType"] = _PAYMENT_TYPES[paid]
+    return out
 
 
 def add(into: dict[str, Decimal], effect: Mapping[str, Decimal], sign: int = 1) -> None:
@@ -352,8 +394,8 @@ def trust_balances(lines: Iterable[tuple[int, Decimal]]) -> dict[int, Decimal]:
 
 
 def trust_lines(doc: Mapping[str, Any] | None, object_type: int, liability: str) -> list[tuple[str, Decimal]]:
-    """The object's lines on the trust liability account: (tracking option id or "", amount
-    debit positive), in the base currency."""
+    """The object's lines on the trust liability account: (its tracking option's name or id,
+    lowercased, or "", amount debit positive)."""
     if not doc or not ledger_effect(object_type, doc, SystemAccounts("", "", "")):
         return []
     key = "JournalLines" if object_type == MANUAL_JOURNAL else "LineItems"
@@ -367,6 +409,7 @@ def trust_lines(doc: Mapping[str, Any] | None, object_type: int, liability: str)
     for line in doc.get(key) or []:
         if str(line.get("AccountCode") or "") != liability:
             continue
-        option = next((str(t.get("TrackingOptionID") or "") for t in line.get("Tracking") or []), "")
+        # Xero's answer names the option (Tracking Name/Option); a request may carry its id.
+        option = next((str(t.get("Option") or t.get("TrackingOptionID") or "") for t in line.get("Tracking") or []), "")
         out.append((option.lower(), sign * _dec(line.get("LineAmount"))))
     return out

@@ -85,6 +85,7 @@ def reconcile_response(report: Report, currency: str) -> drift_pb2.ReconcileResp
                 xero_liability=_money(t.xero_liability, currency),
                 bank_account_code=t.bank_code,
                 xero_bank=_money(t.xero_bank, currency),
+                posted_bank=_money(t.posted_bank, currency),
                 reconciled=t.reconciled,
             )
         )

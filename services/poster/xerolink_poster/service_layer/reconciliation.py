@@ -59,6 +59,7 @@ class TrustResult:
     xero_liability: Decimal
     bank_code: str
     xero_bank: Decimal
+    posted_bank: Decimal
 
     @property
     def posted_total(self) -> Decimal:
@@ -66,8 +67,10 @@ class TrustResult:
 
     @property
     def reconciled(self) -> bool:
-        # The liability is a credit balance, the bank a debit one: both equal the matters' total.
-        return self.xero_liability == self.posted_total and self.xero_bank == self.posted_total
+        # The liability (a credit balance) holds the matters' money; the bank (a debit balance) what
+        # xerolink moved through it, which also holds interest and lacks funds moved to statutory
+        # or advanced funds accounts.
+        return self.xero_liability == self.posted_total and self.xero_bank == self.posted_bank
 
 
 @dataclass
@@ -157,14 +160,17 @@ class Reconciliation:
         )
         period = (first.isoformat(), last.isoformat())
         with UnitOfWork(self.db, write=False) as uow:
-            snapshots = [s for s in uow.drift.snapshots_until(cid, period[1]) if s.doc_date >= period[0]]
+            every = uow.drift.snapshots_until(cid, "9999-12-31")
+            snapshots = [s for s in every if period[0] <= s.doc_date <= period[1]]
+            # The documents payments pay may be dated before the period.
+            documents = [s for s in every if s.object_type in (dom.INVOICE, dom.CREDIT_NOTE, dom.BANK_TRANSACTION)]
             orphaned = {o.xero_id for o in _orphans(uow, cid)}
             drifts = _open_drifts(uow, cid)
-            link_ids = {s.link_id for s in snapshots} | {d.link_id for d in drifts}
+            link_ids = {s.link_id for s in every} | {d.link_id for d in drifts}
             links = {i: uow.links.get_link_by_id(i) for i in sorted(link_ids)}
             known = {s.xero_id: s for s in uow.drift.snapshots_by_xero_ids(cid, [d.xero_id for d in drifts]).values()}
             actions = uow.matters.actions_of_links(sorted(link_ids))
-            options = {o.tracking_option_id.lower(): o.action_id for o in _options(uow, cid)}
+            options = {key.lower(): o.action_id for o in _options(uow, cid) for key in (o.tracking_option_id, o.name)}
 
         def name_of(link_id: int) -> str:
             link = links.get(link_id)
@@ -173,10 +179,11 @@ class Reconciliation:
         def effect(object_type: int, doc: Mapping[str, Any] | None) -> dom.Effect:
             return dom.ledger_effect(object_type, doc, system) if dom.in_period(doc, *period) else {}
 
+        types_by_id = {s.xero_id.lower(): str(json.loads(s.document).get("Type") or "") for s in documents}
         posted: dict[str, Decimal] = {}
         causes: list[dom.Cause] = []
         for snap in snapshots:
-            doc = json.loads(snap.document)
+            doc = dom.with_payment_type(json.loads(snap.document), types_by_id)
             if snap.active:
                 dom.add(posted, effect(snap.object_type, doc))
             elif snap.xero_id in orphaned:
@@ -185,9 +192,10 @@ class Reconciliation:
                         name_of(snap.link_id), snap.xero_id, snap.object_type, "orphaned", effect(snap.object_type, doc)
                     )
                 )
-        causes += self._drift_causes(drifts, known, reader, effect, name_of)
+        causes += self._drift_causes(drifts, known, reader, effect, name_of, types_by_id)
         accounts = dom.compare(posted, xero, causes, names)
-        trust = self._trust(connection, snapshots, actions, options, balances[last])
+        until_end = [s for s in every if s.active and s.doc_date <= period[1]]
+        trust = self._trust(connection, until_end, actions, options, balances[last], system, types_by_id)
         return Report(accounts, trust, reader.sources, mapping_context(connection).base_currency_code)
 
     def _drift_causes(
@@ -197,6 +205,7 @@ class Reconciliation:
         reader: _Reader,
         effect: Callable[[int, Mapping[str, Any] | None], dom.Effect],
         name_of: Callable[[int], str],
+        types_by_id: Mapping[str, str],
     ) -> list[dom.Cause]:
         """Each drifted object's part: its effect as Xero holds it now minus as posted, plus the
         payments on it xerolink did not make. One cause per object (several drifts on one object
@@ -204,21 +213,23 @@ class Reconciliation:
         out: list[dom.Cause] = []
         seen: set[str] = set()
         for drift in drifts:
-            snap = known.get(drift.xero_id)
+            snap = known.get(drift.xero_id.lower())
             resource = _RESOURCES.get(drift.object_type)
             if snap is None or resource is None or drift.xero_id in seen:
                 continue
             seen.add(drift.xero_id)
-            current = _first(reader.get(f"{resource}/{drift.xero_id}", resource))
+            read = _first(reader.get(f"{resource}/{drift.xero_id}", resource))
+            current = dom.with_payment_type(read, types_by_id) if read is not None else None
             change: dict[str, Decimal] = {}
             dom.add(change, effect(drift.object_type, current))
-            dom.add(change, effect(drift.object_type, json.loads(snap.document)), -1)
+            posted_doc = dom.with_payment_type(json.loads(snap.document), types_by_id)
+            dom.add(change, effect(drift.object_type, posted_doc), -1)
             if current is not None and drift.object_type in (dom.INVOICE, dom.CREDIT_NOTE):
                 for payment in current.get("Payments") or []:
-                    payment_id = str(payment.get("PaymentID") or "")
+                    payment_id = str(payment.get("PaymentID") or "").lower()
                     if payment_id and payment_id not in known and _not_linked(self.db, drift, payment_id):
-                        read = _first(reader.get(f"Payments/{payment_id}", "Payments"))
-                        dom.add(change, effect(dom.PAYMENT, read))
+                        made = _first(reader.get(f"Payments/{payment_id}", "Payments"))
+                        dom.add(change, effect(dom.PAYMENT, made))
             name = f"connections/{drift.connection_id}/drifts/{drift.id}"
             out.append(dom.Cause(name_of(drift.link_id), drift.xero_id, drift.object_type, drift.kind, change, name))
         return out
@@ -226,23 +237,25 @@ class Reconciliation:
     def _trust(
         self,
         connection: ConnectionRow,
-        snapshots: list[XeroSnapshotRow],
+        until_end: list[XeroSnapshotRow],
         actions: Mapping[int, int],
         options: Mapping[str, int],
         at_end: Mapping[str, dom.TrialBalanceRow],
+        system: dom.SystemAccounts,
+        types_by_id: Mapping[str, str],
     ) -> TrustResult | None:
         context = mapping_context(connection)
         liability = context.account_allocation.get("trust_liability", "")
         bank = context.account_allocation.get("trust_bank", "")
         if context.ledgers not in _TRUST_LEDGERS or not liability or not bank:
             return None
-        last = max((s.doc_date for s in snapshots), default="")
-        with UnitOfWork(self.db, write=False) as uow:
-            every = [s for s in uow.drift.snapshots_until(connection.connection_id, last or "9999-12-31") if s.active]
         lines: list[tuple[int, Decimal]] = []
-        for snap in every:
-            for option, amount in dom.trust_lines(json.loads(snap.document), snap.object_type, liability):
+        bank_moved: dict[str, Decimal] = {}
+        for snap in until_end:
+            doc = dom.with_payment_type(json.loads(snap.document), types_by_id)
+            for option, amount in dom.trust_lines(doc, snap.object_type, liability):
                 lines.append((options.get(option) or actions.get(snap.link_id, 0), amount))
+            dom.add(bank_moved, {bank: dom.ledger_effect(snap.object_type, doc, system).get(bank, dom.ZERO)})
         liability_row, bank_row = at_end.get(liability), at_end.get(bank)
         return TrustResult(
             dom.trust_balances(lines),
@@ -250,13 +263,14 @@ class Reconciliation:
             -(liability_row.ytd if liability_row else dom.ZERO),
             bank,
             bank_row.ytd if bank_row else dom.ZERO,
+            bank_moved.get(bank, dom.ZERO),
         )
 
 
 def _not_linked(db: Any, drift: DriftRow, payment_id: str) -> bool:
     """Whether xerolink holds no snapshot of the payment: one Xero (or a person) made."""
     with UnitOfWork(db, write=False) as uow:
-        return uow.drift.get_snapshot(drift.connection_id, payment_id) is None
+        return uow.drift.get_snapshot(drift.connection_id, payment_id.lower()) is None
 
 
 def _first(items: list[dict[str, Any]]) -> dict[str, Any] | None:
