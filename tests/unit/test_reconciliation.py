@@ -131,3 +131,38 @@ def test_differences_carry_their_explanations_and_the_rest_is_unexplained() -> N
 
 def test_trust_balances_per_matter_are_credits_on_the_liability() -> None:
     assert rec.trust_balances([(7, D("-500")), (7, D("120")), (8, D("-50")), (9, D("0"))]) == {7: D("380"), 8: D("50")}
+
+
+def test_a_trimmed_snapshot_is_read_as_xero_answered_it() -> None:
+    """Snapshots keep SubTotal, not LineAmountTypes, and a payment's document, not its PaymentType."""
+    from xerolink_poster.domain import drift
+
+    answered = {
+        "InvoiceID": "AB",
+        "Type": "ACCPAY",
+        "Status": "AUTHORISED",
+        "LineAmountTypes": "Inclusive",
+        "SubTotal": D("100.00"),
+        "TotalTax": D("10.00"),
+        "Total": D("110.00"),
+        "LineItems": [{"AccountCode": "420", "LineAmount": D("110.00"), "TaxAmount": D("10.00")}],
+    }
+    trimmed = drift.trim(rec.INVOICE, answered)
+    assert rec.ledger_effect(rec.INVOICE, trimmed, ACCOUNTS) == rec.ledger_effect(rec.INVOICE, answered, ACCOUNTS)
+    assert rec.ledger_effect(rec.INVOICE, trimmed, ACCOUNTS) == {
+        "800": D("-110.00"),
+        "420": D("100.00"),
+        "820": D("10.00"),
+    }
+    payment = drift.trim(
+        rec.PAYMENT,
+        {
+            "PaymentID": "P",
+            "Status": "AUTHORISED",
+            "Amount": D("110.00"),
+            "Invoice": {"InvoiceID": "AB"},
+            "Account": {"Code": "090"},
+        },
+    )
+    typed = rec.with_payment_type(payment, {"ab": "ACCPAY"})
+    assert rec.ledger_effect(rec.PAYMENT, typed, ACCOUNTS) == {"090": D("-110.00"), "800": D("110.00")}
