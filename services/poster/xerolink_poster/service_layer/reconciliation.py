@@ -18,6 +18,7 @@ from decimal import Decimal
 from typing import Any
 
 from xerolink.mapper.v1 import mapper_service_pb2 as mapper_pb2
+from xerolink_common.allocation_functions import AllocationFunction
 from xerolink_common.errors import failed_precondition, unavailable
 from xerolink_common.reasons import Reason
 
@@ -245,8 +246,8 @@ class Reconciliation:
         types_by_id: Mapping[str, str],
     ) -> TrustResult | None:
         context = mapping_context(connection)
-        liability = context.account_allocation.get("trust_liability", "")
-        bank = context.account_allocation.get("trust_bank", "")
+        liability = context.account_allocation.get(AllocationFunction.TRUST_LIABILITY, "")
+        bank = context.account_allocation.get(AllocationFunction.TRUST_BANK, "")
         if context.ledgers not in _TRUST_LEDGERS or not liability or not bank:
             return None
         lines: list[tuple[int, Decimal]] = []
