@@ -26,9 +26,10 @@ class ExitCode(IntEnum):
         1,
         "at least one transaction failed (Xero refused it, or a precondition is unmet), or a `backfill` still "
         "waits or is not ready; for `unlink`: a selected record cannot be unlinked — nothing was changed; for "
-        "`correct`: the plan was refused or a step failed (run the same command again to resume); for `drift resolve`: "
-        "Xero still differs from what xerolink posted (the differences are listed) or the drift was resolved "
-        "another way — nothing was changed",
+        "`correct`: the plan was refused or a step failed (run the same command again to resume); for "
+        "`reconcile`: the books differ (an account's movement or trust); for `drift resolve`: Xero still differs "
+        "from what xerolink posted (the differences are listed) or the drift was resolved another way — nothing "
+        "was changed",
     )
     USAGE = (
         2,

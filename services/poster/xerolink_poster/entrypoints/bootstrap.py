@@ -25,6 +25,7 @@ from xerolink_poster.service_layer.drift_resolving import DriftResolver
 from xerolink_poster.service_layer.matter_options import MatterOptions
 from xerolink_poster.service_layer.metrics import PosterMetrics
 from xerolink_poster.service_layer.posting import Poster
+from xerolink_poster.service_layer.reconciliation import Reconciliation
 
 
 @dataclass
@@ -79,6 +80,7 @@ def start(config: PosterConfig, security: ServerSecurity | None = None) -> Poste
     servicer.corrections = Corrections(db, dispatcher)
     servicer.matter_options = MatterOptions(db, dispatcher)
     servicer.drift_resolver = DriftResolver(db, dispatcher)
+    servicer.reconciliation = Reconciliation(db, dispatcher)
     server = create_server(
         config.address,
         [lambda s: poster_grpc.add_PosterServiceServicer_to_server(servicer, s)],
