@@ -242,7 +242,13 @@ def plan_document(
     notes: list[str] = []
     blockers: list[str] = []
     for d in dependents:
-        if d.state in (LinkState.PENDING, LinkState.WAITING):
+        if d.held:
+            notes.append(
+                f"{record_name(d.record)} is held, not in Xero, as {object_name(document)} changed in Xero: once "
+                f"{name} is unlinked it waits for it to be posted again and is then posted against it; delete it in "
+                "Actionstep if it no longer applies"
+            )
+        elif d.state in (LinkState.PENDING, LinkState.WAITING):
             blockers.append(f"{record_name(d.record)} is being posted against it: wait until it settles, then retry")
         elif d.state == LinkState.FAILED:
             notes.append(f"{record_name(d.record)} failed to post: it is not in Xero; delete or fix it in Actionstep")

@@ -109,6 +109,9 @@ class LinkFacts:
     # For an allocation: the Xero id of the credit note it belongs to (resolved from the
     # record the allocation applies, which the mapper's operations name).
     credit_note_id: str = ""
+    # Waiting because its document drifted in Xero (docs/drift.md "Holds and resolution"): it
+    # waits for the drift to be resolved, not for a posting to settle.
+    held: bool = False
 
 
 @dataclass(frozen=True)

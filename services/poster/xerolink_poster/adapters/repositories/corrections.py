@@ -11,6 +11,7 @@ from sqlalchemy import update
 from sqlmodel import Session, col, select
 from xerolink.mapper.v1 import mapper_service_pb2 as mapper_pb2
 from xerolink.xero.v1 import objects_pb2 as xero_pb2
+from xerolink_common.reasons import Reason
 
 from xerolink_poster.adapters import operations as deps
 from xerolink_poster.adapters.correction_tables import CorrectionRow, CorrectionStepRow
@@ -63,6 +64,7 @@ class SqlCorrectionRepository:
             tuple(self._links.xero_objects(link)),
             link.generation,
             self._credit_note_of(link),
+            held=link.state == LinkState.WAITING and _reason_of(link.last_error) == Reason.XERO_DOCUMENT_CHANGED,
         )
 
     def _operations(self, link: LinkRow) -> list[xero_pb2.Operation]:
@@ -225,3 +227,12 @@ class SqlCorrectionRepository:
         self._session.execute(
             update(CorrectionRow).where(col(CorrectionRow.correction_id) == correction_id).values(**values)
         )
+
+
+def _reason_of(last_error: str | None) -> str:
+    """The reason of a link's last error (stored as JSON, service_layer/errors_json.py)."""
+    try:
+        error = json.loads(last_error) if last_error else None
+    except ValueError:
+        return ""
+    return str(error.get("reason", "")) if isinstance(error, dict) else ""
