@@ -1,12 +1,13 @@
 """The emulator's own admin API under /emulator/ (not part of Xero): organisations, lock dates,
-faults, ledger, object listings and reset — for out-of-process tests and the demo."""
+faults, ledger, object listings, hand edits and reset — for out-of-process tests and the
+demo. Nothing here counts against the API's rate limits or appears in its request record."""
 
 from __future__ import annotations
 
 import re
 from typing import Any
 
-from xero_emulator.domain.errors import BadRequest, NotFound
+from xero_emulator.domain.errors import BadRequest, NotFound, ValidationFailure
 from xero_emulator.domain.ledger import ledger_view
 from xero_emulator.domain.organisation import RESOURCES
 from xero_emulator.faults import FaultRule
@@ -42,6 +43,8 @@ def handle(state: EmulatorState, request: Request) -> Response:
         return _error(400, str(exc))
     except BadRequest as exc:
         return _error(400, exc.message)
+    except ValidationFailure as exc:  # a hand edit Xero's rules refuse
+        return Response.json(400, {"error": " ".join(exc.messages), "messages": exc.messages})
 
 
 def _route(state: EmulatorState, request: Request) -> Response:
@@ -90,6 +93,12 @@ def _route(state: EmulatorState, request: Request) -> Response:
                 org.tenant_id, profit.group("category"), request.param("fromDate"), request.param("toDate")
             )
             return Response.json(200, figures)
+        edit = re.match(r"^/hand-edits/(?P<resource>[^/]+)/(?P<id>[^/]+)$", rest)
+        if edit and method == "POST":
+            changed = state.hand_edit(org.tenant_id, edit.group("resource"), edit.group("id"), _body(request))
+            return Response.json(200, changed)
+        if rest == "/bank-feed-match" and method == "POST":
+            return Response.json(200, state.bank_feed_match(org.tenant_id, _body(request)))
         if rest == "/settings" and method == "POST":
             body = _body(request)
             with org.lock:

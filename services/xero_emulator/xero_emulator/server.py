@@ -149,6 +149,14 @@ class EmulatorServer:
     def ledger(self, tenant_id: str) -> dict[str, Any]:
         return self.state.ledger(tenant_id)
 
+    def hand_edit(self, tenant_id: str, resource: str, object_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+        """As a person editing in Xero's web app; raises ValidationFailure as the API would refuse."""
+        return self.state.hand_edit(tenant_id, resource, object_id, changes)
+
+    def bank_feed_match(self, tenant_id: str, match: dict[str, Any]) -> dict[str, Any]:
+        """A payment made in Xero by reconciling a bank-feed line; returns the payment."""
+        return self.state.bank_feed_match(tenant_id, match)
+
     def serve_forever(self) -> None:
         assert self._httpd is not None
         self._httpd.serve_forever()

@@ -7,6 +7,7 @@ from typing import Any
 
 from xero_emulator.auth import App, Identity
 from xero_emulator.config import EmulatorConfig
+from xero_emulator.domain import hand_edits
 from xero_emulator.domain.errors import NotFound
 from xero_emulator.domain.ledger import ledger_view
 from xero_emulator.domain.organisation import Organisation
@@ -83,6 +84,18 @@ class EmulatorState:
             if category_id.lower() not in org.tracking_categories:
                 raise NotFound("TrackingCategories", category_id)
             return profit_by_option(org, category_id, from_date, to_date)
+
+    def hand_edit(self, tenant_id: str, resource: str, object_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+        """A change made by a person in Xero's web app (domain/hand_edits.py); not an API call."""
+        org = self.organisation(tenant_id)
+        with org.lock:
+            return hand_edits.hand_edit(org, resource, object_id, changes)
+
+    def bank_feed_match(self, tenant_id: str, match: dict[str, Any]) -> dict[str, Any]:
+        """A payment made by a bank-feed reconciliation in Xero's web app; not an API call."""
+        org = self.organisation(tenant_id)
+        with org.lock:
+            return hand_edits.bank_feed_match(org, match)
 
     def reset(self) -> None:
         with self.lock:

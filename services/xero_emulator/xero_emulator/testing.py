@@ -56,6 +56,14 @@ class Tenant:
         created: dict[str, Any] = response.json()[resource.rsplit("/", maxsplit=1)[-1]][0]
         return created
 
+    def hand_edit(self, resource: str, object_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+        """A change made by a person in Xero's web app (not an API call); ValidationFailure if refused."""
+        return self.server.hand_edit(self.tenant_id, resource, object_id, changes)
+
+    def bank_feed_match(self, match: dict[str, Any]) -> dict[str, Any]:
+        """A payment made in Xero's web app by reconciling a bank-feed line; returns the payment."""
+        return self.server.bank_feed_match(self.tenant_id, match)
+
     def profit_by_option(
         self, category_id: str, from_date: str | None = None, to_date: str | None = None
     ) -> dict[str, int]:

@@ -154,17 +154,56 @@ def update_bank_transaction(org: Organisation, tx: dict[str, Any], element: dict
         raise ValidationFailure("This bank transaction has been deleted and cannot be changed.")
     if element.get("Status") != "DELETED":
         raise ValidationFailure("Only Status DELETED can be set on an existing bank transaction in this emulator.")
-    if tx["IsReconciled"]:
+    return remove_bank_transaction(org, tx, "DELETED")
+
+
+def remove_bank_transaction(
+    org: Organisation, tx: dict[str, Any], status: str, *, by_hand: bool = False
+) -> dict[str, Any]:
+    """Deletes (or, by hand, voids) a bank transaction; an overpayment it made is voided with it.
+    By hand a reconciled one can be removed too: the person unreconciles it first."""
+    if tx["Status"] != "AUTHORISED":
+        raise ValidationFailure(f"This bank transaction is {tx['Status']} and cannot be changed.")
+    if tx["IsReconciled"] and not by_hand:
         raise ValidationFailure("This Bank Transaction cannot be deleted because it is reconciled.")
+    org.check_lock_date(tx["_date"])
     overpayment_id = tx.get("OverpaymentID")
     if overpayment_id:
         overpayment = org.objects["Overpayments"][overpayment_id]
         if overpayment["RemainingCredit"] != overpayment["Total"]:
             raise ValidationFailure("This overpayment has been allocated or refunded; remove those first.")
         overpayment["Status"] = "VOIDED"
+        org.touch("Overpayments", overpayment)
+    tx["Status"] = status
+    org.touch("BankTransactions", tx)
+    return tx
+
+
+def edit_bank_transaction(org: Organisation, tx: dict[str, Any], element: dict[str, Any]) -> dict[str, Any]:
+    """A Date or LineItems change made in Xero's web app; totals follow the new lines."""
+    if tx["Status"] != "AUTHORISED":
+        raise ValidationFailure(f"This bank transaction is {tx['Status']} and cannot be changed.")
+    if tx["Type"] in ("RECEIVE-OVERPAYMENT", "SPEND-OVERPAYMENT") and "LineItems" in element:
+        raise ValidationFailure("The lines of an overpayment cannot be edited; remove it and record a new one.")
     org.check_lock_date(tx["_date"])
-    tx["Status"] = "DELETED"
-    tx["UpdatedDateUTC"] = ms_datetime(now_utc())
+    errors = Errors()
+    day = errors.check(lambda: org.parse_date_field(element, "Date")) if "Date" in element else tx["_date"]
+    lines = tx["LineItems"]
+    if "LineItems" in element:
+        lines = errors.check(lambda: build_lines(org, element, str(tx["LineAmountTypes"]), tax_as_rate=True))
+    errors.raise_any()
+    assert day is not None and lines is not None
+    summed = totals(lines, tx["LineAmountTypes"])
+    if summed.total <= 0:
+        raise ValidationFailure("The bank transaction total must be greater than zero.")
+    org.check_lock_date(day)
+    tx["_date"] = day
+    tx["Date"] = ms_date(day)
+    tx["LineItems"] = lines
+    tx["SubTotal"] = summed.sub_total
+    tx["TotalTax"] = summed.total_tax
+    tx["Total"] = summed.total
+    org.touch("BankTransactions", tx)
     return tx
 
 
@@ -232,12 +271,32 @@ def update_manual_journal(org: Organisation, journal: dict[str, Any], element: d
             raise ValidationFailure(f"A {journal['Status']} manual journal cannot become {status}.")
         org.check_lock_date(journal["_date"])
         journal["Status"] = status
-    journal["UpdatedDateUTC"] = ms_datetime(now_utc())
+    org.touch("ManualJournals", journal)
     return journal
 
 
 def _journal_input(journal: dict[str, Any]) -> dict[str, Any]:
-    return {"Narration": journal["Narration"], "Date": journal["Date"], "JournalLines": journal["JournalLines"]}
+    return {
+        "Narration": journal["Narration"],
+        "Date": journal["Date"],
+        "JournalLines": journal["JournalLines"],
+        "LineAmountTypes": journal["LineAmountTypes"],
+    }
+
+
+def edit_manual_journal(org: Organisation, journal: dict[str, Any], element: dict[str, Any]) -> dict[str, Any]:
+    """A Date or JournalLines change made in Xero's web app, where a POSTED journal can be edited
+    too (the API edits only drafts); a POSTED one is checked against the lock date before and after."""
+    if journal["Status"] not in ("DRAFT", "POSTED"):
+        raise ValidationFailure(f"A {journal['Status']} manual journal cannot be edited.")
+    posted = journal["Status"] == "POSTED"
+    if posted:
+        org.check_lock_date(journal["_date"])
+    _apply_journal(org, journal, {**_journal_input(journal), **element})
+    if posted:
+        org.check_lock_date(journal["_date"])
+    org.touch("ManualJournals", journal)
+    return journal
 
 
 def _journal_lines(org: Organisation, element: dict[str, Any], amount_types: str) -> list[dict[str, Any]]:

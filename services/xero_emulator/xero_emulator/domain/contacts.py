@@ -36,11 +36,13 @@ def create_contact(org: Organisation, element: dict[str, Any]) -> dict[str, Any]
         "HasValidationErrors": False,
     }
     _apply(org, contact, element)
+    contact["UpdatedDateUTC"] = ms_datetime(now_utc())
     return org.put("Contacts", contact)
 
 
 def update_contact(org: Organisation, contact: dict[str, Any], element: dict[str, Any]) -> dict[str, Any]:
     _apply(org, contact, element)
+    org.touch("Contacts", contact)
     return contact
 
 
@@ -86,4 +88,3 @@ def _apply(org: Organisation, contact: dict[str, Any], element: dict[str, Any]) 
     for flag in ("IsSupplier", "IsCustomer"):
         if flag in element:
             contact[flag] = element[flag]
-    contact["UpdatedDateUTC"] = ms_datetime(now_utc())

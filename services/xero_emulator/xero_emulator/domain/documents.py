@@ -127,7 +127,7 @@ def update_document(
             doc["AmountDue"] = doc["Total"] - applied
     if new_status != doc["Status"]:
         change_status(org, kind, doc, new_status)
-    doc["UpdatedDateUTC"] = ms_datetime(now_utc())
+    org.touch(kind.resource, doc)
     return doc
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from xero_emulator.domain.chart import account_object, tax_rate_object
@@ -34,6 +35,10 @@ ID_FIELD = {
     "Overpayments": "OverpaymentID",
     "Accounts": "AccountID",
 }
+
+
+# Told of every object created (True) or changed (False): the resource, the object, created.
+ChangeListener = Callable[[str, dict[str, Any], bool], None]
 
 
 def new_id() -> str:
@@ -92,6 +97,8 @@ class Organisation:
         # Tracking categories by TrackingCategoryID, each with its Options (domain/tracking.py).
         self.tracking_categories: dict[str, dict[str, Any]] = {}
         self.counters: dict[str, int] = {}
+        # Who hears of changes (the emulator's webhooks); the domain only reports them.
+        self.on_change: ChangeListener | None = None
 
     # -- organisation -----------------------------------------------------------------------
     def organisation_object(self) -> dict[str, Any]:
@@ -152,8 +159,18 @@ class Organisation:
         return found
 
     def put(self, resource: str, obj: dict[str, Any]) -> dict[str, Any]:
+        """Stores a new object (its creator has stamped it) and reports its creation."""
         self.objects[resource][obj[ID_FIELD[resource]]] = obj
+        if self.on_change is not None:
+            self.on_change(resource, obj, True)
         return obj
+
+    def touch(self, resource: str, obj: dict[str, Any]) -> None:
+        """Marks a stored object changed: a fresh UpdatedDateUTC ("UTC timestamp of last update",
+        Xero's OpenAPI, which If-Modified-Since compares) and a report of the change."""
+        obj["UpdatedDateUTC"] = ms_datetime(now_utc())
+        if self.on_change is not None:
+            self.on_change(resource, obj, False)
 
     def account_by_code(self, code: str) -> dict[str, Any] | None:
         return next((a for a in self.accounts.values() if a["Code"] == code), None)

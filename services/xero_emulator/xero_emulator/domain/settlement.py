@@ -33,7 +33,9 @@ def outstanding(resource: str, doc: dict[str, Any]) -> Decimal:
     return value
 
 
-def _reduce(resource: str, doc: dict[str, Any], amount: Decimal, day: dt.date, *, credited: bool) -> None:
+def _reduce(
+    org: Organisation, resource: str, doc: dict[str, Any], amount: Decimal, day: dt.date, *, credited: bool
+) -> None:
     if resource == "Invoices":
         doc["AmountCredited" if credited else "AmountPaid"] += amount
         doc["AmountDue"] -= amount
@@ -44,10 +46,12 @@ def _reduce(resource: str, doc: dict[str, Any], amount: Decimal, day: dt.date, *
     if left == 0:
         doc["Status"] = "PAID"
         doc["FullyPaidOnDate"] = ms_date(day)
-    doc["UpdatedDateUTC"] = ms_datetime(now_utc())
+    # Money applied changes the document: Xero reports it as an UPDATE of the document (it has no
+    # payment events; developer.xero.com/documentation/webhooks/overview lists the events).
+    org.touch(resource, doc)
 
 
-def _restore(resource: str, doc: dict[str, Any], amount: Decimal, *, credited: bool) -> None:
+def _restore(org: Organisation, resource: str, doc: dict[str, Any], amount: Decimal, *, credited: bool) -> None:
     if resource == "Invoices":
         doc["AmountCredited" if credited else "AmountPaid"] -= amount
         doc["AmountDue"] += amount
@@ -56,7 +60,7 @@ def _restore(resource: str, doc: dict[str, Any], amount: Decimal, *, credited: b
     if doc["Status"] == "PAID":
         doc["Status"] = "AUTHORISED"
         doc.pop("FullyPaidOnDate", None)
-    doc["UpdatedDateUTC"] = ms_datetime(now_utc())
+    org.touch(resource, doc)
 
 
 def _find_target(org: Organisation, element: dict[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -122,7 +126,7 @@ def create_payment(org: Organisation, element: dict[str, Any]) -> dict[str, Any]
         "Account": account_summary(account),
         _singular(resource): _doc_summary(resource, doc),
     }
-    _reduce(resource, doc, amount, day, credited=False)
+    _reduce(org, resource, doc, amount, day, credited=False)
     doc["Payments"].append(
         {
             "PaymentID": payment["PaymentID"],
@@ -134,21 +138,24 @@ def create_payment(org: Organisation, element: dict[str, Any]) -> dict[str, Any]
     return org.put("Payments", payment)
 
 
-def delete_payment(org: Organisation, payment: dict[str, Any], element: dict[str, Any]) -> dict[str, Any]:
-    """POST Payments/{id} with Status DELETED is the only change Xero accepts on a payment."""
+def delete_payment(
+    org: Organisation, payment: dict[str, Any], element: dict[str, Any], *, by_hand: bool = False
+) -> dict[str, Any]:
+    """POST Payments/{id} with Status DELETED is the only change Xero accepts on a payment. By hand
+    (in Xero's web app) a reconciled payment can be removed too: the person unreconciles it first."""
     if element.get("Status") != "DELETED" or set(element) - {"Status", "PaymentID"}:
         raise ValidationFailure("A payment can only be deleted (Status DELETED); it cannot be edited.")
     if payment["Status"] == "DELETED":
         raise ValidationFailure("This payment has already been deleted.")
-    if payment["IsReconciled"]:
+    if payment["IsReconciled"] and not by_hand:
         raise ValidationFailure("This payment is reconciled and cannot be deleted; unreconcile it first.")
     org.check_lock_date(payment["_date"])
     resource, target_id = payment["_target"]
     doc = org.objects[resource][target_id]
-    _restore(resource, doc, payment["Amount"], credited=False)
+    _restore(org, resource, doc, payment["Amount"], credited=False)
     doc["Payments"] = [p for p in doc["Payments"] if p["PaymentID"] != payment["PaymentID"]]
     payment["Status"] = "DELETED"
-    payment["UpdatedDateUTC"] = ms_datetime(now_utc())
+    org.touch("Payments", payment)
     return payment
 
 
@@ -187,8 +194,8 @@ def allocate(
         "Invoice": _doc_summary("Invoices", invoice),
         _singular(source_resource): _doc_summary(source_resource, source),
     }
-    _reduce(source_resource, source, amount, day, credited=True)
-    _reduce("Invoices", invoice, amount, day, credited=True)
+    _reduce(org, source_resource, source, amount, day, credited=True)
+    _reduce(org, "Invoices", invoice, amount, day, credited=True)
     source["Allocations"].append(allocation)
     invoice["CreditNotes" if source_resource == "CreditNotes" else "Overpayments"].append(
         {
@@ -221,8 +228,8 @@ def delete_allocation(
         raise NotFound("Allocations", allocation_id)
     org.check_lock_date(allocation["_date"])
     invoice = org.objects["Invoices"][allocation["Invoice"]["InvoiceID"]]
-    _restore(source_resource, source, allocation["Amount"], credited=True)
-    _restore("Invoices", invoice, allocation["Amount"], credited=True)
+    _restore(org, source_resource, source, allocation["Amount"], credited=True)
+    _restore(org, "Invoices", invoice, allocation["Amount"], credited=True)
     allocation["IsDeleted"] = True
     key = "CreditNotes" if source_resource == "CreditNotes" else "Overpayments"
     source_id = source[_id_field(source_resource)]

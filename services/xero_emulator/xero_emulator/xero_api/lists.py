@@ -3,7 +3,9 @@ paging (an unpaged list is a summary without lines)."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import email.utils
 
 from xero_emulator.domain.errors import BadRequest
 from xero_emulator.domain.organisation import ID_FIELD, Organisation, is_guid
@@ -51,18 +53,34 @@ LINES_ONLY_WHEN_PAGED = {
 
 
 def _modified_since(request: Request) -> dt.datetime | None:
-    """If-Modified-Since as Xero takes it: an ISO 8601 timestamp (UTC unless it says otherwise)."""
+    """If-Modified-Since: "Only records created or modified since this timestamp will be returned"
+    (Xero's OpenAPI, components.parameters.ifModifiedSince: format date-time, example
+    "2020-02-06T12:17:43.202-08:00", which Xero's SDKs send). ISO 8601 is UTC unless it carries an
+    offset. An HTTP date ("Thu, 06 Feb 2020 20:17:43 GMT") is taken too: pyxero sends that form
+    (freakboy3742/pyxero, basemanager.prepare_filtering_date), and a string it was given wrapped in
+    double quotes. What Xero answers to an unreadable value is not documented: here a 400."""
     value = request.header("If-Modified-Since")
     if value is None:
         return None
+    text = value.strip()
+    if len(text) > 1 and text[0] == text[-1] == '"':
+        text = text[1:-1].strip()
+    moment: dt.datetime | None = None
     try:
-        moment = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise BadRequest("If-Modified-Since must be an ISO 8601 timestamp such as 2026-07-01T00:00:00.") from exc
+        moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        with contextlib.suppress(TypeError, ValueError, IndexError):
+            moment = email.utils.parsedate_to_datetime(text)
+    if moment is None:
+        raise BadRequest(
+            f"If-Modified-Since '{value}' is not a timestamp: send ISO 8601 such as 2026-07-01T09:30:00 (UTC) or "
+            "2026-07-01T09:30:00.000+10:00, or an HTTP date such as Wed, 01 Jul 2026 09:30:00 GMT."
+        )
     return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
 def _changed_at(obj: Obj) -> dt.datetime:
+    """UpdatedDateUTC; a BankTransfer has only CreatedDateUTC (Xero's OpenAPI), as it is never changed."""
     stamp = obj.get("UpdatedDateUTC") or obj.get("CreatedDateUTC")
     if not isinstance(stamp, str):
         return dt.datetime.max.replace(tzinfo=dt.UTC)  # never changed: always listed
