@@ -1,5 +1,5 @@
 """The emulator's own admin API under /emulator/ (not part of Xero): organisations, lock dates,
-faults, ledger, object listings, hand edits and reset — for out-of-process tests and the
+faults, ledger, object listings, hand edits, webhooks and reset — for out-of-process tests and the
 demo. Nothing here counts against the API's rate limits or appears in its request record."""
 
 from __future__ import annotations
@@ -60,6 +60,12 @@ def _route(state: EmulatorState, request: Request) -> Response:
         return _idempotency(state, request)
     if path == "/emulator/requests":
         return _requests(state, request)
+    if path == "/emulator/webhooks":
+        return _webhooks(state, request)
+    if path == "/emulator/webhooks/intent-to-receive":
+        if method != "POST":
+            return Response(405, b"", {"Allow": "POST"})
+        return Response.json(200, state.webhooks.intent_to_receive())
     if path == "/emulator/organisations":
         if method == "POST":
             body = _body(request)
@@ -157,6 +163,19 @@ def _faults(state: EmulatorState, request: Request) -> Response:
     else:
         return Response(405, b"", {"Allow": "GET, PUT, POST, DELETE"})
     return Response.json(200, {"faults": [r.to_json() for r in state.faults.rules()]})
+
+
+def _webhooks(state: EmulatorState, request: Request) -> Response:
+    """Xero's webhook subscription: PUT {"url", "key"} turns it on, DELETE off; GET shows it
+    (never the key) with delivery counters and the latest deliveries."""
+    if request.method == "PUT":
+        body = _body(request)
+        state.webhooks.configure(body.get("url"), body.get("key"))  # type: ignore[arg-type]
+    elif request.method == "DELETE":
+        state.webhooks.clear()
+    elif request.method != "GET":
+        return Response(405, b"", {"Allow": "GET, PUT, DELETE"})
+    return Response.json(200, state.webhooks.view())
 
 
 def _idempotency(state: EmulatorState, request: Request) -> Response:

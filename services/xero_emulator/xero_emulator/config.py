@@ -23,6 +23,9 @@ class EmulatorConfig:
     max_body_bytes: int = 3_500_000
     provider_name: str = "xerolink emulator"
     seed: int = 20260701
+    # Where Xero's webhooks go and the key that signs them (both, or neither); see webhooks.py.
+    webhook_url: str | None = None
+    webhook_key: str | None = None
 
     @property
     def day_seconds(self) -> float:

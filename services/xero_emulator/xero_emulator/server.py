@@ -124,6 +124,7 @@ class EmulatorServer:
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="xero-emulator", daemon=True
         )
         self._thread.start()
+        self.state.webhooks.base_url = self.base_url
         return self
 
     @property
@@ -162,6 +163,7 @@ class EmulatorServer:
         self._httpd.serve_forever()
 
     def stop(self) -> None:
+        self.state.webhooks.stop()
         if self._httpd is not None:
             self._httpd.shutdown()
             self._httpd.server_close()
@@ -184,8 +186,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--minute-seconds", type=float, default=60.0, help="length of Xero's rate-limit minute")
     parser.add_argument("--seed-demo", action="store_true", help="create a demo organisation and print its credentials")
     parser.add_argument("--seed-region", default="AU", choices=list(REGIONS), help="the demo organisation's region")
+    parser.add_argument("--webhook-url", help="send Xero's webhooks (invoices, credit notes, contacts) to this URL")
+    parser.add_argument("--webhook-key", help="the webhook key that signs them (x-xero-signature)")
     args = parser.parse_args(argv)
-    server = EmulatorServer(EmulatorConfig(host=args.host, port=args.port, minute_seconds=args.minute_seconds))
+    if (args.webhook_url is None) != (args.webhook_key is None):
+        parser.error("--webhook-url and --webhook-key go together")
+    config = EmulatorConfig(
+        host=args.host,
+        port=args.port,
+        minute_seconds=args.minute_seconds,
+        webhook_url=args.webhook_url,
+        webhook_key=args.webhook_key,
+    )
+    server = EmulatorServer(config)
     server.start()
     print(f"xero-emulator listening on {server.base_url}", flush=True)
     if args.seed_demo:

@@ -1,4 +1,5 @@
-"""Everything one emulator process holds: organisations, identity, limits, idempotency, faults."""
+"""Everything one emulator process holds: organisations, identity, limits, idempotency, faults,
+webhooks."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from xero_emulator.faults import Faults
 from xero_emulator.idempotency import IdempotencyStore
 from xero_emulator.limits import RateLimiter
 from xero_emulator.request_log import RequestLog
+from xero_emulator.webhooks import Webhooks
 
 
 class EmulatorState:
@@ -28,6 +30,12 @@ class EmulatorState:
         self.idempotency = IdempotencyStore(config.minutes(config.idempotency_minutes))
         self.faults = Faults(config.seed)
         self.requests = RequestLog()
+        self.webhooks = Webhooks(config.minute_seconds)
+        self._configure_webhooks()
+
+    def _configure_webhooks(self) -> None:
+        if self.config.webhook_url is not None or self.config.webhook_key is not None:
+            self.webhooks.configure(self.config.webhook_url or "", self.config.webhook_key or "")
 
     def create_organisation(
         self,
@@ -43,6 +51,8 @@ class EmulatorState:
         app (a new one unless client_id names one), with an authorisation code to exchange and, for
         convenience, tokens ready to use."""
         org = Organisation(name, region, is_demo=is_demo, org_class=org_class, without_accounts=tuple(without_accounts))
+        tenant_id = org.tenant_id
+        org.on_change = lambda resource, obj, created: self.webhooks.record(tenant_id, resource, obj, created)
         with self.lock:
             self.organisations[org.tenant_id] = org
         app: App | None = self.identity.apps.get(client_id) if client_id else None
@@ -106,3 +116,5 @@ class EmulatorState:
         self.idempotency.set_ttl(self.config.minutes(self.config.idempotency_minutes))
         self.faults.clear()
         self.requests.clear()
+        self.webhooks.reset()
+        self._configure_webhooks()
