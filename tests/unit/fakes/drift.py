@@ -24,6 +24,10 @@ class FakeDriftRepository:
     def put_snapshot(self, row: XeroSnapshotRow) -> None:
         self.snapshots[(row.connection_id, row.xero_id)] = row
 
+    def add_snapshots(self, rows: Sequence[XeroSnapshotRow]) -> None:
+        for row in rows:
+            self.put_snapshot(row)
+
     def snapshots_of_links(self, link_ids: Sequence[int], active_only: bool = True) -> list[XeroSnapshotRow]:
         return [s for s in self.snapshots.values() if s.link_id in link_ids and (s.active or not active_only)]
 

@@ -120,6 +120,14 @@ class FakeLinkRepository:
     def held_xero_ids(self, connection_id: str, xero_ids: Sequence[str], except_link_id: int) -> set[str]:
         _unused("held_xero_ids (the dispatcher's look-up)")
 
+    def link_holding(self, connection_id: str, xero_id: str) -> LinkRow | None:
+        for link in self._registry.links.values():
+            if link.connection_id == connection_id and any(
+                o["xero_id"].lower() == xero_id.lower() for o in json.loads(link.xero_objects)
+            ):
+                return link
+        return None
+
     # -- postings ----------------------------------------------------------------------------
     def add_posting(self, row: PostingRow) -> None:
         self._registry.postings[row.posting_id] = row

@@ -5,6 +5,8 @@ running out of Xero's limits.
 - `xerolink.links` (gauge): links by connection and state (pending, waiting, linked, failed, unlinked)
 - `xerolink.xero.call.duration` (histogram, s): each Xero call, by method, resource and status
 - `xerolink.xero.rate_limit.remaining` (gauge): the minute and day calls Xero says are left, by tenant
+- `xerolink.drift` (counter): drift records opened or changed ("detected") and resolved because
+  Xero was put back ("cleared"), by connection, kind and source (docs/drift.md)
 
 Gauges are read from the registry when the exporter collects, so every replica reports the
 shared database's truth, not only its own work."""
@@ -25,6 +27,14 @@ _meter = metrics.get_meter("xerolink.poster")
 _call_duration = _meter.create_histogram(
     "xerolink.xero.call.duration", unit="s", description="Duration of each call to the Xero API"
 )
+
+_drift = _meter.create_counter(
+    "xerolink.drift", description="Drift records detected in or cleared from Xero's objects xerolink linked"
+)
+
+
+def count_drift(connection_id: str, kind: str, source: str, event: str) -> None:
+    _drift.add(1, {"xerolink.connection_id": connection_id, "kind": kind, "source": source, "event": event})
 
 
 def record_call(method: str, path: str, status: int, seconds: float) -> None:

@@ -6,8 +6,9 @@ release of the entries that waited for a record that just linked."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from xerolink.mapper.v1 import mapper_service_pb2 as mapper_pb2
 from xerolink_common.errors import ErrorCode
@@ -17,6 +18,7 @@ from xerolink_poster.adapters.tables import LinkRow, OutboxRow
 from xerolink_poster.domain.dependencies import next_operation
 from xerolink_poster.domain.records import RecordRef, XeroObjectRef, link_name
 from xerolink_poster.domain.states import Event, LinkState, OutboxState
+from xerolink_poster.service_layer import drift_snapshots
 from xerolink_poster.service_layer.errors_json import error_json
 from xerolink_poster.service_layer.ports import Repositories, StateChange
 from xerolink_poster.service_layer.posting_writes import waiting_error
@@ -33,6 +35,8 @@ class ElementResult:
     rejected: tuple[str, Sequence[str]] | None = None
     # Objects Xero made with the created one (the Overpayment of an overpayment transaction).
     also: tuple[XeroObjectRef, ...] = ()
+    # Xero's element for the created object: its drift snapshot (drift_snapshots).
+    element: Mapping[str, Any] | None = None
 
 
 def apply_batch(repos: Repositories, results: Sequence[ElementResult], holder: str, actor: str, now_us: int) -> None:
@@ -45,6 +49,7 @@ def apply_batch(repos: Repositories, results: Sequence[ElementResult], holder: s
     link_updates: list[dict[str, object]] = []
     changes: list[StateChange] = []
     linked: list[tuple[str, RecordRef]] = []
+    snapshots: list[drift_snapshots.Posted] = []
     for result in results:
         row = rows.get(result.outbox_id)
         if not still_ours(row, holder):
@@ -55,6 +60,8 @@ def apply_batch(repos: Repositories, results: Sequence[ElementResult], holder: s
             created = result.created
             objects = [o for o in repos.links.xero_objects(link) if o.local_ref != created.local_ref]
             objects += [created, *result.also]
+            if result.element is not None:
+                snapshots.append((link, [created, *result.also], result.element))
             mapped = mapper_pb2.MapTransactionResponse()
             mapped.ParseFromString(row.operations)
             finished = next_operation(mapped.operations, objects) is None
@@ -96,6 +103,7 @@ def apply_batch(repos: Repositories, results: Sequence[ElementResult], holder: s
     repos.outbox.update_outbox(outbox_updates)
     repos.links.update_links(link_updates)
     repos.links.apply_transitions(changes, actor, now_us)
+    drift_snapshots.record_posted(repos, snapshots, now_us)
     tell_other_halves(repos, [(c.link, c.detail) for c in changes if c.event == Event.XERO_REJECTED])
     by_connection: dict[str, list[RecordRef]] = {}
     for connection_id, record in linked:

@@ -34,6 +34,10 @@ class SqlDriftRepository:
         existing.update_us = row.update_us
         self._session.add(existing)
 
+    def add_snapshots(self, rows: Sequence[XeroSnapshotRow]) -> None:
+        """Adds snapshots of objects that have none (just created in Xero)."""
+        self._session.add_all(rows)
+
     def snapshots_of_links(self, link_ids: Sequence[int], active_only: bool = True) -> list[XeroSnapshotRow]:
         if not link_ids:
             return []

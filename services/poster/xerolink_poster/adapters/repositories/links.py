@@ -204,6 +204,17 @@ class SqlLinkRepository(LinkIndex):
         held.update(self._session.exec(orphans))
         return held
 
+    def link_holding(self, connection_id: str, xero_id: str) -> LinkRow | None:
+        """The link of the connection that holds this Xero object (drift checks of objects linked
+        before snapshots were kept; a match on the JSON text, then checked)."""
+        query = select(LinkRow).where(
+            LinkRow.connection_id == connection_id, col(LinkRow.xero_objects).contains(f'"{xero_id}"')
+        )
+        for link in self._session.exec(query):
+            if any(o["xero_id"].lower() == xero_id.lower() for o in json.loads(link.xero_objects)):
+                return link
+        return None
+
     # -- postings ----------------------------------------------------------------------------
     def add_posting(self, row: PostingRow) -> None:
         self._session.add(row)

@@ -135,6 +135,7 @@ class Creator:
             elif element.refused is not None:
                 rejected.append((w, element.refused))
             elif element.created:
+                w.answer(element.answered)
                 created.append((w, element.created))
             else:
                 unknown.append(w)

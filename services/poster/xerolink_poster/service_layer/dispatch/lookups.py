@@ -94,6 +94,7 @@ class LookUps:
         free = self._unheld(w, [payloads.ids_of(body, item)[0] for item in items], taken)
         for item in items:
             if payloads.ids_of(body, item)[0] in free:
+                w.answer(item)
                 return payloads.created_objects(body, w.operation.local_ref, item)
         return None
 
@@ -124,6 +125,13 @@ class LookUps:
         check_lookup(answer)
         before = set(json.loads(w.row.lookup_hint)) if w.row.lookup_hint else set()
         amount = payloads.element_of(w.operation, "", "", w.resolved)["Amount"]
+        allocations = {
+            str(allocation.get("AllocationID", "")): allocation
+            for note in answer.body.get("CreditNotes") or []
+            if isinstance(note, dict)
+            for allocation in note.get("Allocations") or []
+            if isinstance(allocation, dict)
+        }
         candidates = [
             str(allocation.get("AllocationID", ""))
             for note in answer.body.get("CreditNotes") or []
@@ -139,6 +147,7 @@ class LookUps:
         match = next((c for c in candidates if c in free), None)
         if match is None:
             return None
+        w.answer(allocations[match])
         return [XeroObjectRef(xero_pb2.OBJECT_TYPE_ALLOCATION, match, w.operation.local_ref)]
 
     def _unheld(self, w: Work, xero_ids: list[str], taken: set[str]) -> set[str]:

@@ -48,7 +48,8 @@ class Results:
         """Applies a call's per-element answers in one short transaction, a few statements for the
         whole batch (see outcomes.apply_batch)."""
         results = [
-            outcomes.ElementResult(w.row.id or 0, created=objects[0], also=tuple(objects[1:])) for w, objects in created
+            outcomes.ElementResult(w.row.id or 0, created=objects[0], also=tuple(objects[1:]), element=w.answered)
+            for w, objects in created
         ]
         results += [
             outcomes.ElementResult(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from xerolink.xero.v1 import objects_pb2 as xero_pb2
 
@@ -29,6 +30,16 @@ class Work:
     # The option of each matter its lines carry, when the connection tracks matters; None when
     # it does not (xero_payloads.element_of).
     tracking: dict[int, LineTracking] | None = None
+    # Xero's element for the object it created (or a look-up found): its drift snapshot.
+    answered: dict[str, Any] | None = None
+
+    def answer(self, element: dict[str, Any] | None) -> None:
+        """Keeps Xero's element for the snapshot; an allocation's names its credit note, which
+        Xero's answer may leave out (the call's path names it)."""
+        if element is not None and self.operation is not None and self.body == "allocation":
+            element = {**element}
+            element.setdefault("CreditNote", {"CreditNoteID": self.resolved.get("credit_note", "")})
+        self.answered = element
 
     @property
     def body(self) -> str:
