@@ -198,7 +198,9 @@ class Poller:
 
         def write(uow: UnitOfWork) -> None:
             now = now_us()
-            linked = set(uow.drift.snapshots_by_xero_ids(connection_id, [x for x in ids if x]))
+            # Snapshots name objects by their id in lower case (Xero's GUIDs compare without case).
+            snapshots = uow.drift.snapshots_by_xero_ids(connection_id, [x.lower() for x in ids if x])
+            linked = {x for x in ids if x and x.lower() in snapshots}
             linked |= uow.links.held_xero_ids(connection_id, [x for x in ids if x and x not in linked], 0)
             observed = [
                 drift_checks.Observed(resource.object_type, xero_id, item, str(item.get("UpdatedDateUTC", "")))

@@ -200,7 +200,8 @@ class EventProcessor:
 def _links(uow: UnitOfWork, connection_id: str, xero_id: str) -> bool:
     """Whether the connection holds the Xero object: its snapshot, or (linked before snapshots
     were kept) a link naming it."""
-    if uow.drift.snapshots_by_xero_ids(connection_id, [xero_id]):
+    # Snapshots name objects by their id in lower case (Xero's GUIDs compare without case).
+    if uow.drift.snapshots_by_xero_ids(connection_id, [xero_id.lower()]):
         return True
     return bool(uow.links.held_xero_ids(connection_id, [xero_id], except_link_id=0))
 
