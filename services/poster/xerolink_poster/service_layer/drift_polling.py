@@ -49,6 +49,9 @@ from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transa
 log = logging.getLogger(__name__)
 US = 1_000_000
 SOURCE = "poll"
+# The poller's shortest pause between rounds, and before a round cut short is taken up again.
+MIN_PAUSE = 0.05
+RETRY_PAUSE = 1.0
 
 
 class NoBudget(Exception):
@@ -75,7 +78,8 @@ class Poller:
         # The poller's calls per tenant per minute: its share of the tenant's, at least one.
         self.per_minute = max(1, math.floor(limits.per_minute * settings.share))
         self._windows: dict[str, SlidingWindow] = {}
-        self._last_poll: dict[str, float] = {}
+        # When each connection is next polled (monotonic).
+        self._due: dict[str, float] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.calls = 0
@@ -95,28 +99,35 @@ class Poller:
                 self.poll_due()
             except Exception:
                 log.exception("polling Xero failed; retrying")
-            self._stop.wait(min(1.0, self.settings.interval / 4))
+            self._stop.wait(min(1.0, max(self.settings.interval / 4, MIN_PAUSE)))
 
     def poll_due(self) -> int:
         """Polls every connection whose interval has passed; how many were polled to the end."""
+        now = time.monotonic()
         with UnitOfWork(self.db, write=False) as uow:
-            connections = [
+            due = [
                 c
                 for c in uow.connections.all_connections()
-                if c.state == ConnectionState.CONNECTED and c.xero_tenant_id
+                if c.state == ConnectionState.CONNECTED
+                and c.xero_tenant_id
+                and self._due.get(c.connection_id, 0.0) <= now
             ]
-            types = {c.connection_id: uow.drift.snapshot_types(c.connection_id) for c in connections}
+            types = {c.connection_id: uow.drift.snapshot_types(c.connection_id) for c in due}
         finished = 0
-        for connection in connections:
+        for connection in due:
             if self._stop.is_set() or self.dispatcher.stopping:
                 break
             cid = connection.connection_id
-            if not types[cid] or time.monotonic() - self._last_poll.get(cid, -math.inf) < self.settings.interval:
-                continue
             resources = [r for r in POLLED if r.object_type in types[cid]]
-            if self.poll_connection(connection, resources):
-                self._last_poll[cid] = time.monotonic()
+            if not resources:
+                self._due[cid] = time.monotonic() + self.settings.interval
+            elif self.poll_connection(connection, resources):
+                self._due[cid] = time.monotonic() + self.settings.interval
                 finished += 1
+            else:
+                # Cut short (share used, posting waiting, lease elsewhere): try again soon, from
+                # the cursor.
+                self._due[cid] = time.monotonic() + min(max(self.settings.interval, MIN_PAUSE), RETRY_PAUSE)
         return finished
 
     def poll_connection(self, connection: ConnectionRow, resources: Sequence[Resource]) -> bool:
