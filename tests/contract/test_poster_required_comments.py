@@ -27,7 +27,14 @@ from google.protobuf import timestamp_pb2
 from google.protobuf.message import Message
 from xero_emulator import EmulatorServer
 from xerolink.mapper.v1 import mapper_service_pb2 as mapper_pb2
-from xerolink.poster.v1 import backfill_pb2, connection_pb2, correction_pb2, organisations_pb2, unlink_pb2
+from xerolink.poster.v1 import (
+    backfill_pb2,
+    connection_pb2,
+    correction_pb2,
+    drift_pb2,
+    organisations_pb2,
+    unlink_pb2,
+)
 from xerolink.poster.v1 import poster_service_pb2 as poster_pb2
 from xerolink.poster.v1 import poster_service_pb2_grpc as poster_grpc
 from xerolink.type.v1 import money_pb2
@@ -222,6 +229,17 @@ def _valid_requests(world: World) -> Iterator[tuple[str, Message]]:
     links = stub.ListLinks(poster_pb2.ListLinksRequest(connection_id=cid, page_size=1), timeout=10)
     assert links.next_page_token, "the walk needs two links"
     yield "ListLinks", poster_pb2.ListLinksRequest(connection_id=cid, page_size=1, page_token=links.next_page_token)
+    yield "ListLinks", poster_pb2.ListLinksRequest(connection_id=cid, drifted=True, page_size=10)
+    yield (
+        "ListDrift",
+        drift_pb2.ListDriftRequest(
+            connection_id=cid,
+            state=drift_pb2.DRIFT_STATE_OPEN,
+            kinds=[drift_pb2.DRIFT_KIND_PAID_IN_XERO, drift_pb2.DRIFT_KIND_VOIDED_IN_XERO],
+            link=link.name,
+            page_size=10,
+        ),
+    )
     yield "GetConnection", poster_pb2.GetConnectionRequest(connection_id=cid)
     yield (
         "ListMatterOptions",

@@ -14,7 +14,14 @@ from functools import partial
 import grpc
 from google.protobuf.message import Message
 from xerolink.actionstep.v1 import common_pb2, transaction_pb2
-from xerolink.poster.v1 import backfill_pb2, connection_pb2, correction_pb2, organisations_pb2, unlink_pb2
+from xerolink.poster.v1 import (
+    backfill_pb2,
+    connection_pb2,
+    correction_pb2,
+    drift_pb2,
+    organisations_pb2,
+    unlink_pb2,
+)
 from xerolink.poster.v1 import poster_service_pb2 as poster_pb2
 from xerolink_mapper import samples
 
@@ -156,6 +163,7 @@ BY_CONNECTION: dict[str, Callable[[Known, str], Message]] = {
     "ListPostings": lambda k, c: poster_pb2.ListPostingsRequest(connection_id=c),
     "ListLinks": lambda k, c: poster_pb2.ListLinksRequest(connection_id=c),
     "ListOrphans": lambda k, c: unlink_pb2.ListOrphansRequest(connection_id=c),
+    "ListDrift": lambda k, c: drift_pb2.ListDriftRequest(connection_id=c),
     "RunPreflight": lambda k, c: backfill_pb2.RunPreflightRequest(connection_id=c, division_ids=[1]),
     "StartBackfill": lambda k, c: backfill_pb2.StartBackfillRequest(connection_id=c, bills=[open_bill()]),
     "PlanCorrection": lambda k, c: correction_pb2.PlanCorrectionRequest(connection_id=c, record=k.bill, intent=EDIT),
@@ -447,6 +455,30 @@ _case(
     INVALID,
     "page_token",
 )
+
+
+# -- ListDrift ----------------------------------------------------------------------------------
+
+
+def _drift(known: Known, **fields: object) -> Message:
+    return drift_pb2.ListDriftRequest(connection_id=known.connection_id, **fields)  # type: ignore[arg-type]
+
+
+_case("ListDrift", "unknown state", lambda k: _drift(k, state=99), INVALID, "state")
+_case("ListDrift", "negative state", lambda k: _drift(k, state=-1), INVALID, "state")
+_case("ListDrift", "unspecified kind", lambda k: _drift(k, kinds=[0]), INVALID, "kinds[0]")
+_case("ListDrift", "unknown kind", lambda k: _drift(k, kinds=[1, 2**31 - 1]), INVALID, "kinds[1]")
+_case("ListDrift", "a link that is no link name", lambda k: _drift(k, link=HUGE), INVALID, "link")
+_case(
+    "ListDrift",
+    "a link of another connection",
+    lambda k: _drift(k, link="connections/x/links/client-bill/1"),
+    INVALID,
+    "link",
+)
+_case("ListDrift", "negative page size", lambda k: _drift(k, page_size=-1), INVALID, "page_size")
+for _index, _bad in enumerate(BAD_TOKENS):
+    _case("ListDrift", f"bad page token {_index}", partial(_drift, page_token=_bad), INVALID, "page_token")
 
 
 # -- RunPreflight -------------------------------------------------------------------------------

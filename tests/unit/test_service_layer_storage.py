@@ -45,6 +45,7 @@ def test_the_unit_of_work_hands_out_a_repository_per_aggregate(tmp_path: Path) -
                 "connections",
                 "contacts",
                 "corrections",
+                "drift",
                 "leases",
                 "links",
                 "matters",

@@ -138,6 +138,7 @@ class Reason(StrEnum):
         "INVALID_DIVISIONS",
         "division_ids must be the ids of the Actionstep organisation's divisions (its divisions resource)",
     )
+    INVALID_DRIFT_FILTER = "INVALID_DRIFT_FILTER", "the drift filters are not valid; fix the fields listed"
     INVALID_INTENT = "INVALID_INTENT", "say what the Actionstep user will do with the record: EDIT or DELETE"
     INVALID_LINK_FILTER = "INVALID_LINK_FILTER", "the link filters are not valid; fix the fields listed"
     INVALID_LINK_NAME = "INVALID_LINK_NAME", "a name is not a link name"

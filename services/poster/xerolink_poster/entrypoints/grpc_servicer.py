@@ -16,12 +16,13 @@ from xerolink_poster.entrypoints import proto_mapping as pm
 from xerolink_poster.entrypoints.backfill_rpcs import BackfillRpcs
 from xerolink_poster.entrypoints.connection_rpcs import ConnectionRpcs
 from xerolink_poster.entrypoints.correction_rpcs import CorrectionRpcs
+from xerolink_poster.entrypoints.drift_messages import with_drifts
 from xerolink_poster.entrypoints.drift_rpcs import DriftRpcs
 from xerolink_poster.entrypoints.matter_rpcs import MatterRpcs
 from xerolink_poster.entrypoints.reconcile_rpcs import ReconcileRpcs
 from xerolink_poster.entrypoints.request_context import actor_of, link_of, record_of
 from xerolink_poster.entrypoints.unlink_rpcs import UnlinkRpcs, link_filter
-from xerolink_poster.service_layer import connections, queries
+from xerolink_poster.service_layer import connections, drift_views, queries
 from xerolink_poster.service_layer.connection_lifecycle import ConnectionKeeper
 from xerolink_poster.service_layer.dispatch.state_changes import StateChanges
 from xerolink_poster.service_layer.posting import Poster
@@ -160,7 +161,8 @@ class PosterServicer(
         link, audit = queries.get_link(
             self.db, connection_id, record or record_of(request.record, "record"), request.include_audit
         )
-        return poster_pb2.GetLinkResponse(link=pm.link_message(link, audit))
+        drifts = drift_views.open_drifts(self.db, [link]).get(link.id or 0, [])
+        return poster_pb2.GetLinkResponse(link=with_drifts(pm.link_message(link, audit), link, drifts))
 
     @translate_errors
     def ListLinks(
@@ -170,7 +172,9 @@ class PosterServicer(
         self.poster.require_known_connection(request.connection_id)
         wanted = link_filter(request, _group_filter(int(request.group)), _state_filter(request.state))
         links, token = queries.list_links(self.db, request.connection_id, wanted, request.page_size, request.page_token)
-        return poster_pb2.ListLinksResponse(links=[pm.link_message(x) for x in links], next_page_token=token)
+        drifts = drift_views.open_drifts(self.db, links)
+        messages = [with_drifts(pm.link_message(x), x, drifts.get(x.id or 0, [])) for x in links]
+        return poster_pb2.ListLinksResponse(links=messages, next_page_token=token)
 
     @translate_errors
     def CreateConnection(

@@ -66,6 +66,7 @@ def link_filter(request: poster_pb2.ListLinksRequest, group: int, state: str) ->
         updated_from_us=start,
         updated_to_us=end,
         xero_id=request.xero_id,
+        drifted=request.drifted,
     )
 
 

@@ -36,6 +36,7 @@ from xerolink_poster.domain.states import Event, Transition
 __all__ = [
     "AuditRow",
     "ConnectionRow",
+    "DriftRow",
     "IndexedPosting",
     "LinkRow",
     "MatterOptionLinkRow",

@@ -11,6 +11,7 @@ from sqlmodel import Session, col, select
 from xerolink.actionstep.v1 import transaction_pb2
 from xerolink.xero.v1 import objects_pb2 as xero_pb2
 
+from xerolink_poster.adapters.drift_tables import DriftRow
 from xerolink_poster.adapters.operations import record_dependencies
 from xerolink_poster.adapters.tables import LinkDependencyRow, LinkRow, LinkSubjectRow, OrphanRow
 from xerolink_poster.domain.link_filter import LinkFilter
@@ -131,6 +132,9 @@ class LinkIndex:
         if wanted.xero_id:
             # The id is validated to letters, digits and '-', so it holds no LIKE wildcard.
             query = query.where(col(LinkRow.xero_objects).contains(f'"xero_id": "{wanted.xero_id}"'))
+        if wanted.drifted:
+            open_drift = select(DriftRow.id).where(DriftRow.link_id == LinkRow.id, DriftRow.state == "open")
+            query = query.where(open_drift.exists())
         if wanted.action_id or wanted.participant_id:
             query = query.join(LinkSubjectRow, col(LinkSubjectRow.link_id) == col(LinkRow.id))
             if wanted.action_id:
