@@ -13,7 +13,8 @@ older).
 
 The calls go through the tenant's worker (Dispatcher.tenant_calls), so they count in the tenant's
 budget with posting, and they never starve it: at most `share` of the tenant's calls per minute
-are the poller's, and none is made while the tenant's posting work waits for budget."""
+are the poller's, and none is made while the tenant has posting work ready (ready work is work
+waiting for the tenant's budget), so a backlog is drained before the poller reads."""
 
 from __future__ import annotations
 
@@ -194,8 +195,10 @@ class Poller:
         now = time.time()
         if window.wait_time(now) > 0:
             raise NoBudget("the poller's share of this minute is used")
-        if worker.gate.wait_time() > 0 and self._posting_waits(tenant):
-            raise NoBudget("posting waits for the tenant's budget")
+        if self._posting_waits(tenant):
+            # Ready posting work is work waiting for this tenant's budget: it goes first. Under a
+            # backlog the poller waits for the queue to drain (webhooks are not held back).
+            raise NoBudget("posting work is waiting")
         window.reserve()
         return window
 
