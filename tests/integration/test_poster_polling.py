@@ -9,11 +9,22 @@ import time
 
 from sqlmodel import select
 from xero_emulator import EmulatorServer
+from xerolink.poster.v1 import poster_service_pb2 as poster_pb2
+from xerolink_mapper import samples
 from xerolink_poster.adapters.drift_tables import PollCursorRow
 from xerolink_poster.service_layer.drift_polling import PollSettings
 from xerolink_poster.service_layer.drift_reads import iso_of_ms, updated_ms
 
-from tests.fixtures.poster import EmulatorFactory, PosterFactory, scaled_limits, settings, wait_for, xero_objects
+from tests.fixtures.poster import (
+    EmulatorFactory,
+    PosterFactory,
+    connect,
+    scaled_limits,
+    settings,
+    stub_for,
+    wait_for,
+    xero_objects,
+)
 from tests.integration.test_poster_drift_watch import firm
 from tests.integration.test_poster_webhooks import registry
 
@@ -22,11 +33,12 @@ POLLED_PATHS = ("Invoices", "CreditNotes", "Payments", "BankTransactions", "Bank
 
 
 def poll_reads(emulator: EmulatorServer, tenant: str) -> list[tuple[str, tuple[tuple[str, str], ...]]]:
-    """The collection reads (no id in the path) the tenant received."""
+    """The poller's reads the tenant received: a collection (no id in the path), paged, no filter
+    (the dispatcher's look-ups filter with `where` or ids)."""
     return [
         (r.path.rsplit("/", 1)[-1], r.params)
         for r in emulator.state.requests.entries(tenant)
-        if r.method == "GET" and r.path.rsplit("/", 1)[-1] in POLLED_PATHS
+        if r.method == "GET" and r.path.rsplit("/", 1)[-1] in POLLED_PATHS and {n for n, _ in r.params} <= {"page"}
     ]
 
 
@@ -81,3 +93,33 @@ def test_the_poller_stays_within_its_share_of_the_tenants_calls(
         if t2 - t1 <= MINUTE - 0.2
     )
     assert worst <= per_window
+
+
+def test_the_poller_waits_while_posting_work_is_ready(
+    poster_factory: PosterFactory, emulator_factory: EmulatorFactory
+) -> None:
+    minute, backlog, batch, concurrent = 10.0, 600, 50, 5
+    emulator = emulator_factory(minute_seconds=minute)
+    accepting = poster_factory(run_dispatcher=False)
+    stub = stub_for(accepting)
+    _, org = connect(stub, emulator, "firm-1")
+    tenant = str(org["tenant_id"])
+    bills = [samples.client_bill(900_000 + i) for i in range(backlog)]
+    stub.BatchPostTransactions(poster_pb2.BatchPostTransactionsRequest(connection_id="firm-1", transactions=bills))
+    accepting.stop(0)
+
+    poster_factory(
+        dispatcher=settings(limits=scaled_limits(minute), batch_size=batch),
+        polling=PollSettings(interval=0.01, share=0.5),
+    )
+    first_read_at: list[int] = []
+
+    def polled() -> bool:
+        posted = len(xero_objects(emulator, tenant, "Invoices"))
+        if poll_reads(emulator, tenant) and not first_read_at:
+            first_read_at.append(posted)
+        return bool(first_read_at) and posted == backlog
+
+    wait_for(polled, timeout=60.0)
+    # Only once nothing was left to claim: at most the last claims were still at Xero.
+    assert first_read_at[0] >= backlog - batch * concurrent
