@@ -79,6 +79,9 @@ class Poller:
         # The poller's calls per tenant per minute: its share of the tenant's, at least one.
         self.per_minute = max(1, math.floor(limits.per_minute * settings.share))
         self._windows: dict[str, SlidingWindow] = {}
+        # A read cut short, per connection and collection: its If-Modified-Since, the next page
+        # and the latest change seen so far (in memory: after a restart it starts again).
+        self._progress: dict[tuple[str, str], tuple[str, int, int]] = {}
         # When each connection is next polled (monotonic).
         self._due: dict[str, float] = {}
         self._stop = threading.Event()
@@ -166,7 +169,14 @@ class Poller:
         )
         latest = ms_of_iso(since)
         page = 1
+        resumed = self._progress.get((cid, resource.collection))
+        if resumed is not None and resumed[0] == since:
+            # A read longer than the share allows at once goes on where it stopped, one page
+            # back: an object changed meanwhile moves the others, and the overlap reads them.
+            _, page, latest = resumed
+            page = max(1, page - 1)
         while True:
+            self._progress[(cid, resource.collection)] = (since, page, latest)
             window = self._take_call(worker)
             try:
                 items = read_page(worker, creds, resource, since, page)
@@ -180,8 +190,10 @@ class Poller:
             last = not resource.paged or len(items) < PAGE_SIZE
             self._record(cid, resource, items, iso_of_ms(latest) if last else None)
             if last:
+                self._progress.pop((cid, resource.collection), None)
                 return
             page += 1
+            self._progress[(cid, resource.collection)] = (since, page, latest)
 
     def _take_call(self, worker: TenantWorker) -> SlidingWindow:
         """Takes one call of the poller's share, unless posting waits for the tenant's budget."""
