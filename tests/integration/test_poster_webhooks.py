@@ -28,7 +28,7 @@ from xerolink_poster.domain.webhook_events import signature_of
 from xerolink_poster.entrypoints import bootstrap
 from xerolink_poster.entrypoints.drift_config import WebhookSettings
 
-from tests.fixtures.poster import PosterFactory, connect, stub_for, wait_for, wait_settled
+from tests.fixtures.poster import PosterFactory, connect, stub_for, wait_for, wait_settled, xero_objects
 
 KEY = b"webhook-key-from-the-developer-portal"
 BILL = common_pb2.TRANSACTION_KIND_CLIENT_BILL
@@ -222,18 +222,20 @@ def test_events_of_objects_xerolink_did_not_make_are_ignored_without_a_call(
     tenant, invoice = linked_bill(stub_for(app), emulator)
     stranger, someone = str(uuid.uuid4()), str(uuid.uuid4())
     contact = str(uuid.uuid4())
+    (client,) = {o["Contact"]["ContactID"] for o in xero_objects(emulator, tenant, "Invoices")}
     body = delivery(
         event(tenant, stranger),  # an invoice someone made in Xero
         event(str(uuid.uuid4()), someone),  # an organisation no connection reaches
         event(tenant, contact, category="CONTACT"),  # a contact xerolink never used
+        event(tenant, client, category="CONTACT"),  # the bill's client: compared with the bill
         event(tenant, invoice),
     )
     assert send(app, body).status_code == 200
     wait_for(lambda: all(e.state != "pending" for e in events_in(database_url)))
     states = {e.resource_id: e.state for e in events_in(database_url)}
-    assert states == {stranger: "ignored", someone: "ignored", contact: "ignored", invoice: "done"}
-    assert reads_of(emulator, tenant, stranger) == 0
-    assert reads_of(emulator, tenant, contact) == 0
+    assert states == {stranger: "ignored", someone: "ignored", contact: "ignored", client: "done", invoice: "done"}
+    assert reads_of(emulator, tenant, stranger) == reads_of(emulator, tenant, contact) == 0
+    assert reads_of(emulator, tenant, client) == 0
 
 
 def test_a_failing_read_stays_pending_with_its_error_and_is_retried(

@@ -131,10 +131,14 @@ class EventProcessor:
                 if (c := uow.connections.get_connection(cid)) is not None
             ]
             if row.category == "CONTACT":
-                used = [c for c in connections if uow.contacts.participant_of_contact(c.connection_id, row.resource_id)]
-                self._finish(row, DONE if used else IGNORED, [])
-                return
-            linking = [c for c in connections if _links(uow, c.connection_id, row.resource_id)]
+                linking = [
+                    c for c in connections if uow.contacts.participant_of_contact(c.connection_id, row.resource_id)
+                ]
+            else:
+                linking = [c for c in connections if _links(uow, c.connection_id, row.resource_id)]
+        if row.category == "CONTACT":
+            self._finish(row, DONE if linking else IGNORED, [])
+            return
         resource = BY_CATEGORY.get(row.category)
         if resource is None or not linking:
             self._finish(row, IGNORED, [])
