@@ -37,7 +37,7 @@ from xerolink.poster.v1 import (
 )
 from xerolink.poster.v1 import poster_service_pb2 as poster_pb2
 from xerolink.poster.v1 import poster_service_pb2_grpc as poster_grpc
-from xerolink.type.v1 import money_pb2
+from xerolink.type.v1 import date_pb2, money_pb2
 from xerolink.xero.v1 import objects_pb2 as xero_pb2
 from xerolink_common.errors import ErrorCode, XerolinkError
 from xerolink_common.grpc_errors import from_rpc_error
@@ -247,6 +247,14 @@ def _valid_requests(world: World) -> Iterator[tuple[str, Message]]:
     )
     # A matter with no postings: closing it answers no option, and changes nothing.
     yield "CloseMatter", organisations_pb2.CloseMatterRequest(connection_id=cid, action_id=999)
+    yield (
+        "Reconcile",
+        drift_pb2.ReconcileRequest(
+            connection_id=cid,
+            from_date=date_pb2.Date(year=2026, month=7, day=1),
+            to_date=date_pb2.Date(year=2026, month=7, day=31),
+        ),
+    )
     org = world.emulator.create_organisation("Org of firm-2")
     yield (
         "CreateConnection",

@@ -7,9 +7,11 @@ import ast
 import re
 from pathlib import Path
 
+from xerolink.poster.v1 import drift_pb2
 from xerolink_common.errors import ErrorCode
 from xerolink_common.reasons import Reason
 from xerolink_mapper.domain.model import Kind
+from xerolink_poster.domain.drift import DriftKind
 
 from tests.unit.reason_sites import reason_sites, source_files
 
@@ -104,8 +106,20 @@ def _doc_names() -> dict[str, set[str]]:
     return found
 
 
+def _drift_vocabulary() -> set[str]:
+    """Drift kinds, states, resolutions and sources, as the docs name them without their prefix."""
+    names = {k.name for k in DriftKind}
+    for enum, prefix in (
+        (drift_pb2.DriftResolution, "DRIFT_RESOLUTION_"),
+        (drift_pb2.DriftState, "DRIFT_STATE_"),
+        (drift_pb2.DriftSource, "DRIFT_SOURCE_"),
+    ):
+        names |= {v.name.removeprefix(prefix) for v in enum.DESCRIPTOR.values}
+    return names
+
+
 def test_every_reason_the_docs_name_exists() -> None:
-    others = {c.name for c in ErrorCode} | {k.name for k in Kind} | _OTHER_VOCABULARY
+    others = {c.name for c in ErrorCode} | {k.name for k in Kind} | _OTHER_VOCABULARY | _drift_vocabulary()
     unknown = {
         name: sorted(docs)
         for name, docs in _doc_names().items()

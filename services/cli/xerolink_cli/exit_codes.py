@@ -26,7 +26,8 @@ class ExitCode(IntEnum):
         1,
         "at least one transaction failed (Xero refused it, or a precondition is unmet), or a `backfill` still "
         "waits or is not ready; for `unlink`: a selected record cannot be unlinked — nothing was changed; for "
-        "`correct`: the plan was refused or a step failed (run the same command again to resume)",
+        "`correct`: the plan was refused or a step failed (run the same command again to resume); for "
+        "`reconcile`: the books differ (an account's movement or trust)",
     )
     USAGE = (
         2,

@@ -18,7 +18,7 @@ import grpc
 from rich.console import Console
 from rich.markup import escape
 
-from xerolink_cli import backfill_command, commands, drift, matters, unlink
+from xerolink_cli import backfill_command, commands, drift, matters, reconcile, unlink
 from xerolink_cli import correct as correct_command
 from xerolink_cli import demo as demo_command
 from xerolink_cli.exit_codes import ExitCode, help_text
@@ -90,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     backfill_command.add_parser(sub)
     matters.add_parser(sub)
     drift.add_parser(sub)
+    reconcile.add_parser(sub)
     correct = sub.add_parser(
         "correct", help="plan (and with --apply --yes perform) the correction of a linked payment or document"
     )

@@ -146,6 +146,7 @@ class Reason(StrEnum):
     INVALID_PAGE_SIZE = "INVALID_PAGE_SIZE", "page_size cannot be negative"
     INVALID_PAGE_TOKEN = "INVALID_PAGE_TOKEN", "page_token is not one this service issued; start again without it"
     INVALID_POSTING_NAME = "INVALID_POSTING_NAME", "name must be 'postings/{posting_id}'"
+    INVALID_RECONCILE_REQUEST = "INVALID_RECONCILE_REQUEST", "a reconcile request is not valid; fix the fields listed"
     INVALID_RECORD = "INVALID_RECORD", "record needs a transaction kind and the record's positive Actionstep id"
     INVALID_REQUEST_ID = "INVALID_REQUEST_ID", "request_id cannot be stored as an idempotency key"
     INVALID_TRANSACTION = "INVALID_TRANSACTION", "the transaction cannot be posted; fix the fields listed"

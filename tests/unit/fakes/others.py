@@ -161,3 +161,6 @@ class FakeMatterRepository:
 
     def unsettled_links_of_matter(self, connection_id: str, action_id: int, states: Sequence[str]) -> set[int]:
         _unused("unsettled_links_of_matter")
+
+    def actions_of_links(self, link_ids: Sequence[int]) -> dict[int, int]:
+        _unused("actions_of_links")

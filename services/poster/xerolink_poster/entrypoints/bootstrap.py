@@ -27,6 +27,7 @@ from xerolink_poster.service_layer.drift_polling import Poller
 from xerolink_poster.service_layer.matter_options import MatterOptions
 from xerolink_poster.service_layer.metrics import PosterMetrics
 from xerolink_poster.service_layer.posting import Poster
+from xerolink_poster.service_layer.reconciliation import Reconciliation
 from xerolink_poster.service_layer.webhook_intake import store_events
 from xerolink_poster.service_layer.webhook_processing import EventProcessor
 
@@ -91,6 +92,7 @@ def start(config: PosterConfig, security: ServerSecurity | None = None) -> Poste
     servicer = PosterServicer(Poster(db, mapper, config.grouping), changes, keeper)
     servicer.corrections = Corrections(db, dispatcher)
     servicer.matter_options = MatterOptions(db, dispatcher)
+    servicer.reconciliation = Reconciliation(db, dispatcher)
     server = create_server(
         config.address,
         [lambda s: poster_grpc.add_PosterServiceServicer_to_server(servicer, s)],

@@ -150,6 +150,8 @@ PARAMETERS = {
     },
     "fromDate": {"in": "query", "name": "fromDate", "schema": {"type": "string", "format": "date"}},
     "toDate": {"in": "query", "name": "toDate", "schema": {"type": "string", "format": "date"}},
+    "date": {"in": "query", "name": "date", "schema": {"type": "string", "format": "date"}},
+    "paymentsOnly": {"in": "query", "name": "paymentsOnly", "schema": {"type": "boolean"}},
     **{
         name: {"in": "query", "name": name, "schema": {"type": "string"}, "description": description}
         for name, description in (

@@ -130,6 +130,8 @@ def path_items() -> dict[str, Any]:
             "trackingOptionID2",
         )
     }
+    # Xero's getReportTrialBalance: date and paymentsOnly.
+    paths["/Reports/TrialBalance"] = {"get": _read("getReportTrialBalance", "Reports", "date", "paymentsOnly")}
     paths["/TaxRates"] = {"get": _read("getTaxRates", "TaxRates", "where")}
     paths["/Organisation"] = {"get": _read("getOrganisations", "Organisations")}
     return paths

@@ -1,11 +1,11 @@
-"""/TrackingCategories, its Options, and /Reports/ProfitAndLoss: paths outside the generic
+"""/TrackingCategories, its Options, /Reports/ProfitAndLoss and /Reports/TrialBalance: paths outside the generic
 resource table because their bodies, answers and sub-paths have shapes of their own."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from xero_emulator.domain import reports, tracking
+from xero_emulator.domain import reports, tracking, trial_balance
 from xero_emulator.domain.errors import BadRequest
 from xero_emulator.domain.organisation import Organisation
 from xero_emulator.messages import Request, Response, envelope, render
@@ -19,7 +19,7 @@ CATEGORIES = "trackingcategories"
 def allowed_methods(parts: list[str]) -> tuple[str, ...] | None:
     """The methods of a tracking or report path; None when the path is not one of them."""
     head = [p.lower() for p in parts]
-    if head == ["reports", "profitandloss"]:
+    if head in (["reports", "profitandloss"], ["reports", "trialbalance"]):
         return ("GET",)
     if not head or head[0] != CATEGORIES:
         return None
@@ -41,6 +41,9 @@ def handles(parts: list[str]) -> bool:
 
 
 def handle(org: Organisation, request: Request, parts: list[str], provider: str) -> Response:
+    if parts[0].lower() == "reports" and parts[1].lower() == "trialbalance":
+        report = trial_balance.trial_balance(org, request.param("date"), flag(request, "paymentsOnly", False))
+        return Response.json(200, envelope("Reports", [report], provider))
     if parts[0].lower() == "reports":
         return Response.json(
             200, envelope("Reports", [reports.profit_and_loss(org, _report_params(request))], provider)

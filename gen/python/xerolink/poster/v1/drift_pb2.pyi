@@ -566,9 +566,11 @@ class TrustReconciliation(_message.Message):
     BANK_ACCOUNT_CODE_FIELD_NUMBER: _builtins.int
     XERO_BANK_FIELD_NUMBER: _builtins.int
     RECONCILED_FIELD_NUMBER: _builtins.int
+    POSTED_BANK_FIELD_NUMBER: _builtins.int
     liability_account_code: _builtins.str
     bank_account_code: _builtins.str
     reconciled: _builtins.bool
+    """True when Xero's trust liability equals posted_total and its trust bank equals posted_bank."""
     @_builtins.property
     def matters(self) -> _containers.RepeatedCompositeFieldContainer[Global___MatterTrustBalance]: ...
     @_builtins.property
@@ -579,6 +581,12 @@ class TrustReconciliation(_message.Message):
     def xero_liability(self) -> _money_pb2.Money: ...
     @_builtins.property
     def xero_bank(self) -> _money_pb2.Money: ...
+    @_builtins.property
+    def posted_bank(self) -> _money_pb2.Money:
+        """The trust bank's balance from what xerolink posted. It differs from posted_total by the money
+        moved to statutory or advanced funds accounts and the interest earned on the trust account.
+        """
+
     def __init__(
         self,
         *,
@@ -589,10 +597,11 @@ class TrustReconciliation(_message.Message):
         bank_account_code: _builtins.str = ...,
         xero_bank: _money_pb2.Money | None = ...,
         reconciled: _builtins.bool = ...,
+        posted_bank: _money_pb2.Money | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["posted_total", b"posted_total", "xero_bank", b"xero_bank", "xero_liability", b"xero_liability"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["posted_bank", b"posted_bank", "posted_total", b"posted_total", "xero_bank", b"xero_bank", "xero_liability", b"xero_liability"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["bank_account_code", b"bank_account_code", "liability_account_code", b"liability_account_code", "matters", b"matters", "posted_total", b"posted_total", "reconciled", b"reconciled", "xero_bank", b"xero_bank", "xero_liability", b"xero_liability"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bank_account_code", b"bank_account_code", "liability_account_code", b"liability_account_code", "matters", b"matters", "posted_bank", b"posted_bank", "posted_total", b"posted_total", "reconciled", b"reconciled", "xero_bank", b"xero_bank", "xero_liability", b"xero_liability"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -105,3 +105,10 @@ class SqlMatterRepository:
             )
         )
         return {link_id for link_id in self._session.exec(query) if link_id is not None}
+
+    def actions_of_links(self, link_ids: Sequence[int]) -> dict[int, int]:
+        """Each link's matter (its record's header action, link_subject); links without one are left out."""
+        if not link_ids:
+            return {}
+        query = select(LinkSubjectRow).where(col(LinkSubjectRow.link_id).in_(sorted(set(link_ids))))
+        return {row.link_id: row.action_id for row in self._session.exec(query).all() if row.action_id}
