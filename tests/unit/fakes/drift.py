@@ -38,6 +38,9 @@ class FakeDriftRepository:
         rows = [s for s in self.snapshots.values() if s.connection_id == connection_id and s.doc_date <= last_day]
         return sorted(rows, key=lambda s: (s.doc_date, s.xero_id))
 
+    def snapshot_types(self, connection_id: str) -> set[int]:
+        return {s.object_type for s in self.snapshots.values() if s.connection_id == connection_id and s.active}
+
     def deactivate_snapshots(self, link_id: int, now_us: int) -> None:
         for row in self.snapshots_of_links([link_id]):
             row.active = False
@@ -89,6 +92,9 @@ class FakeDriftRepository:
         _unused("webhook events")
 
     def pending_events(self, limit: int) -> list[WebhookEventRow]:
+        _unused("webhook events")
+
+    def get_event(self, event_id: int) -> WebhookEventRow | None:
         _unused("webhook events")
 
     def save_event(self, row: WebhookEventRow) -> None:

@@ -72,10 +72,13 @@ class XeroClient:
         params: dict[str, str] | None = None,
         idempotency_key: str | None = None,
         content: bytes | None = None,
+        extra_headers: dict[str, str] | None = None,
     ) -> XeroAnswer:
         """One call; `content` is its JSON body, encoded by the caller (xero_json.dumps), who
-        derives the Idempotency-Key from the same bytes."""
+        derives the Idempotency-Key from the same bytes. `extra_headers`: e.g. a read's
+        If-Modified-Since."""
         headers = {
+            **(extra_headers or {}),
             "Authorization": f"Bearer {creds.access_token}",
             "xero-tenant-id": creds.tenant_id,
             "Accept": "application/json",

@@ -1,4 +1,5 @@
-"""Wires the poster: database (migrated), mapper client, Xero client, dispatcher, gRPC server."""
+"""Wires the poster: database (migrated), mapper client, Xero client, dispatcher, gRPC server, and
+(when configured) the webhook endpoint, its event worker and the poller."""
 
 from __future__ import annotations
 
@@ -10,22 +11,26 @@ from xerolink_common.listening import check_exposure
 from xerolink_common.security import ServerSecurity
 
 from xerolink_poster.adapters import token_vault
-from xerolink_poster.adapters.database import Database, open_database
+from xerolink_poster.adapters.database import Database, now_us, open_database
 from xerolink_poster.adapters.mapper_client import MapperClient
 from xerolink_poster.adapters.migrations import migrate
 from xerolink_poster.adapters.xero_client import XeroClient
 from xerolink_poster.adapters.xero_identity import XeroIdentity
 from xerolink_poster.entrypoints.config import PosterConfig
 from xerolink_poster.entrypoints.grpc_servicer import SERVICE_NAME, PosterServicer
+from xerolink_poster.entrypoints.webhook_server import WebhookEndpoint
 from xerolink_poster.service_layer.connection_lifecycle import ConnectionKeeper, reseal_with_active_key
 from xerolink_poster.service_layer.correcting import Corrections
 from xerolink_poster.service_layer.dispatch.state_changes import StateChanges
 from xerolink_poster.service_layer.dispatch.supervisor import Dispatcher
+from xerolink_poster.service_layer.drift_polling import Poller
 from xerolink_poster.service_layer.drift_resolving import DriftResolver
 from xerolink_poster.service_layer.matter_options import MatterOptions
 from xerolink_poster.service_layer.metrics import PosterMetrics
 from xerolink_poster.service_layer.posting import Poster
 from xerolink_poster.service_layer.reconciliation import Reconciliation
+from xerolink_poster.service_layer.webhook_intake import store_events
+from xerolink_poster.service_layer.webhook_processing import EventProcessor
 
 
 @dataclass
@@ -37,6 +42,10 @@ class PosterApp:
     dispatcher: Dispatcher | None
     server: RunningServer
     keeper: ConnectionKeeper | None = None
+    # Xero's webhooks (received here, processed by the event worker) and the poller.
+    webhooks: WebhookEndpoint | None = None
+    events: EventProcessor | None = None
+    poller: Poller | None = None
 
     @property
     def port(self) -> int:
@@ -46,7 +55,12 @@ class PosterApp:
         """Stops taking requests, lets the dispatcher finish its calls and hand its leases back."""
         if self.dispatcher is not None:
             self.dispatcher.request_stop()  # no new Xero calls while the server drains
+        if self.webhooks is not None:
+            self.webhooks.stop()
         self.server.stop(grace)
+        for part in (self.events, self.poller):
+            if part is not None:
+                part.stop()
         if self.dispatcher is not None:
             self.dispatcher.stop()
         self.xero.close()
@@ -89,6 +103,21 @@ def start(config: PosterConfig, security: ServerSecurity | None = None) -> Poste
         interceptors=security.interceptors if security else (),
         credentials=security.credentials if security else None,
     )
+    events = EventProcessor(db, dispatcher) if dispatcher is not None else None
+    poller = Poller(db, dispatcher, config.polling) if dispatcher is not None and config.polling.interval > 0 else None
+    # Without a dispatcher the endpoint still stores events: a poster that runs one processes them.
+    webhooks = (
+        WebhookEndpoint(
+            config.webhooks,
+            lambda delivered: store_events(db, delivered, now_us()),
+            events.notify if events else lambda: None,
+        )
+        if config.webhooks.enabled
+        else None
+    )
     if dispatcher is not None:
         dispatcher.start()
-    return PosterApp(config, db, mapper, xero, dispatcher, server, keeper)
+    for part in (events, poller, webhooks):
+        if part is not None:
+            part.start()
+    return PosterApp(config, db, mapper, xero, dispatcher, server, keeper, webhooks, events, poller)

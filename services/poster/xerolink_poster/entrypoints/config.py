@@ -13,7 +13,9 @@ from xerolink_common.listening import on_loopback
 from xerolink_poster.adapters.token_vault import TokenKeyError, TokenVault
 from xerolink_poster.adapters.xero_identity import XeroApps
 from xerolink_poster.domain.rate_limits import Limits
+from xerolink_poster.entrypoints.drift_config import WebhookSettings, load_polling, load_webhooks
 from xerolink_poster.service_layer.dispatch.settings import DispatcherSettings
+from xerolink_poster.service_layer.drift_polling import PollSettings
 from xerolink_poster.service_layer.posting import GroupSettings
 
 DEFAULT_ADDRESS = on_loopback(50062)
@@ -35,6 +37,9 @@ class PosterConfig:
     # Where the Xero apps' client credentials are configured (XEROLINK_XERO_APPS_FILE).
     xero_apps: XeroApps = field(default_factory=XeroApps)
     grouping: GroupSettings = field(default_factory=GroupSettings)
+    # Xero's webhooks (XEROLINK_WEBHOOK_*) and the If-Modified-Since poller (XEROLINK_POLL_*).
+    webhooks: WebhookSettings = field(default_factory=WebhookSettings)
+    polling: PollSettings = field(default_factory=PollSettings)
 
 
 def _float(env: Mapping[str, str], name: str, default: float, zero_allowed: bool = False) -> float:
@@ -98,6 +103,8 @@ def load(env: Mapping[str, str] | None = None) -> PosterConfig:
             window=_float(env, "XEROLINK_POST_GROUP_WINDOW_MS", 0.0, zero_allowed=True) / 1000,
             max_size=_int(env, "XEROLINK_POST_GROUP_MAX", 256),
         ),
+        webhooks=load_webhooks(env),
+        polling=load_polling(env),
     )
 
 

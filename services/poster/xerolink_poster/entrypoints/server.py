@@ -36,6 +36,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     telemetry = configure_telemetry("xerolink-poster")
     app = bootstrap.start(settings, server_security_from_env("poster"))
     log.info("poster %s listening on %s", settings.instance_id, bound(settings.address, app.port))
+    if app.webhooks is not None:
+        log.info("receiving Xero webhooks on %s", app.webhooks.url)
 
     def stop() -> None:
         app.stop()

@@ -71,6 +71,15 @@ class SqlDriftRepository:
             row.update_us = now_us
             self._session.add(row)
 
+    def snapshot_types(self, connection_id: str) -> set[int]:
+        """The object types the connection's active snapshots hold (what the poller reads)."""
+        query = (
+            select(XeroSnapshotRow.object_type)
+            .where(XeroSnapshotRow.connection_id == connection_id, col(XeroSnapshotRow.active).is_(True))
+            .distinct()
+        )
+        return set(self._session.exec(query).all())
+
     # -- drift ----------------------------------------------------------------------------------
     def get_drift(self, connection_id: str, drift_id: int) -> DriftRow | None:
         row = self._session.get(DriftRow, drift_id)
@@ -143,6 +152,9 @@ class SqlDriftRepository:
             .limit(limit)
         )
         return list(self._session.exec(query).all())
+
+    def get_event(self, event_id: int) -> WebhookEventRow | None:
+        return self._session.get(WebhookEventRow, event_id)
 
     def save_event(self, row: WebhookEventRow) -> None:
         self._session.add(row)

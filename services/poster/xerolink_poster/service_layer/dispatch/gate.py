@@ -113,6 +113,7 @@ class Gate:
         mark_uncertain: Sequence[Work] = (),
         refreshed: bool = False,
         names: Sequence[str] = (),
+        headers: dict[str, str] | None = None,
     ) -> XeroAnswer:
         """One call within every limit: waits for the budget, checks and renews the lease, counts
         the call in the app's shared minute (and marks the entries of a create call uncertain)
@@ -165,7 +166,9 @@ class Gate:
                 self.budget.release(time.time())
             raise LeaseLost(self.tenant_id)
         try:
-            answer = self.d.xero.call(creds, method, path, params=params, idempotency_key=key, content=content)
+            answer = self.d.xero.call(
+                creds, method, path, params=params, idempotency_key=key, content=content, extra_headers=headers
+            )
         except Uncertain:
             with self.lock:
                 self.budget.release(time.time())
@@ -187,7 +190,9 @@ class Gate:
             # (a 401 changed nothing at Xero, and the Idempotency-Key stays the same).
             fresh = self.d.keeper.after_unauthorised(creds)
             if fresh is not None:
-                return self.call(fresh, method, path, params, body, mark_uncertain, refreshed=True, names=names)
+                return self.call(
+                    fresh, method, path, params, body, mark_uncertain, refreshed=True, names=names, headers=headers
+                )
         return answer
 
     def _persist_block(self) -> None:

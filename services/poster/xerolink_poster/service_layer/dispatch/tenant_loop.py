@@ -94,10 +94,11 @@ class TenantWorker(threading.Thread):
         params: dict[str, str] | None = None,
         body: Any = None,
         names: Sequence[str] = (),
+        headers: dict[str, str] | None = None,
     ) -> XeroAnswer:
         """One Xero call for a borrower, within the tenant's limits and lease; `names` say what
         the call is for, for its Idempotency-Key (default: the object its path names)."""
-        return self.gate.call(creds, method, path, params=params, body=body, names=names)
+        return self.gate.call(creds, method, path, params=params, body=body, names=names, headers=headers)
 
     def credentials(self, connection: ConnectionRow) -> Credentials:
         """The connection's access token, opened from its sealed box (refreshed when expiring)."""
