@@ -4,7 +4,6 @@ tenant's limits, even when a poster stops mid-run and another takes its tenants 
 
 from __future__ import annotations
 
-import threading
 import time
 from collections import Counter
 from typing import Any
@@ -83,10 +82,13 @@ def test_three_posters_share_two_tenants_without_duplicates_or_refused_calls(
         stopped.append(holder.config.instance_id)
         holder.stop(1.0)
 
-    stopper = threading.Timer(0.5, stop_holder)
-    stopper.start()
-
-    stopper.join()
+    # Stop it once it has posted some of firm-a's invoices (a fixed delay was too short on a
+    # loaded machine: the holder stopped before its first call, and nothing moved mid-run).
+    deadline = time.monotonic() + 30
+    while not xero_objects(emulator, orgs["firm-a"]["tenant_id"], "Invoices"):
+        assert time.monotonic() < deadline, "no invoice of firm-a was posted within 30 s"
+        time.sleep(0.05)
+    stop_holder()
     watcher = stub_for(next(p for p in posters if p.config.instance_id not in stopped))
     states = [wait_settled(watcher, p.name, timeout=60).state for p in postings]
 
