@@ -8,7 +8,8 @@ transaction's lines and tax against its Total on its BankAccount; a payment's Am
 Account and the control account of its PaymentType; a bank transfer between FromBankAccount and
 ToBankAccount; a manual journal's JournalLines (LineAmount debit positive) and their tax. Only
 objects Xero counts in its ledger move money: invoices and credit notes AUTHORISED or PAID,
-payments and bank transactions AUTHORISED, manual journals POSTED (Xero's status rules: DRAFT and
+payments and bank transactions AUTHORISED, bank transfers AUTHORISED (or with no Status: Xero's
+answer to a create may leave it out), manual journals POSTED (Xero's status rules: DRAFT and
 SUBMITTED are not posted, VOIDED and DELETED are reversed). Foreign amounts are converted at the
 object's CurrencyRate (units of the currency per unit of the base currency)."""
 
@@ -148,6 +149,9 @@ def ledger_effect(object_type: int, doc: Mapping[str, Any] | None, accounts: Sys
         base = amount if doc.get("BankAmount") else _base(amount, _rate(doc))
         return {c: a for c, a in ((_code(doc.get("Account")), sign * base), (control, -sign * base)) if a}
     if object_type == BANK_TRANSFER:
+        # BankTransfer.Status: AUTHORISED or DELETED (Xero's OpenAPI); a deleted one moves nothing.
+        if status not in ("", "AUTHORISED"):
+            return {}
         amount = _dec(doc.get("Amount"))
         moved: Effect = defaultdict(lambda: ZERO)
         moved[_code(doc.get("ToBankAccount"))] += amount
