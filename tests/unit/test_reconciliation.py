@@ -120,6 +120,13 @@ def test_movement_across_a_financial_year_end_restarts_profit_and_loss() -> None
     assert moved == {"c200": D("-130"), "c610": D("130")}
 
 
+def test_the_first_days_of_the_calendar_read_no_year_end_before_it() -> None:
+    assert set(rec.period_problems(dt.date.min, dt.date(2026, 3, 31))) == {"from_date"}
+    dates = rec.report_dates(dt.date(1, 1, 2), dt.date(2, 3, 1), 31, 12)
+    assert dates == [dt.date(1, 1, 1), dt.date(1, 12, 31), dt.date(2, 3, 1)]
+    assert rec.period_problems(dt.date(1, 1, 2), dt.date(1, 12, 31)) == {}
+
+
 def test_differences_carry_their_explanations_and_the_rest_is_unexplained() -> None:
     cause = rec.Cause("connections/c/links/1", "x1", rec.INVOICE, "VOIDED_IN_XERO", {"610": D("-110"), "200": D("100")})
     results = rec.compare({"610": D("110"), "200": D("-100")}, {"200": D("-100"), "090": D("5")}, [cause], {})

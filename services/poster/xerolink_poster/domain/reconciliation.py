@@ -256,10 +256,24 @@ def parse_trial_balance(report: Mapping[str, Any], codes_by_id: Mapping[str, str
     return out
 
 
+def period_problems(first: dt.date, last: dt.date) -> dict[str, str]:
+    """What makes [first, last] a period reconciliation cannot read, by request field (empty when
+    none): the day before `first` must be a date."""
+    problems: dict[str, str] = {}
+    if first == dt.date.min:
+        problems["from_date"] = (
+            f"{first} has no day before it, where the period's opening Trial Balance is read; start on a later day"
+        )
+    return problems
+
+
 def year_end_on_or_before(day: dt.date, end_day: int, end_month: int) -> dt.date:
-    """The last financial year end on or before `day` (Organisation's FinancialYearEndDay/Month)."""
+    """The last financial year end on or before `day` (Organisation's FinancialYearEndDay/Month);
+    dt.date.min when the calendar has none before it."""
 
     def end_of(year: int) -> dt.date:
+        if year < dt.MINYEAR:
+            return dt.date.min
         return dt.date(year, end_month, min(end_day, calendar.monthrange(year, end_month)[1]))
 
     end = end_of(day.year)
@@ -272,7 +286,7 @@ def report_dates(first: dt.date, last: dt.date, end_day: int, end_month: int) ->
     dates = [first - dt.timedelta(days=1)]
     end = year_end_on_or_before(last, end_day, end_month)
     ends = []
-    while end >= first:
+    while end >= first and end > dt.date.min:
         if end < last:
             ends.append(end)
         end = year_end_on_or_before(end - dt.timedelta(days=1), end_day, end_month)

@@ -14,6 +14,7 @@ from xerolink_common.grpc_errors import translate_errors
 from xerolink_common.reasons import Reason
 from xerolink_common.security import require_connection
 
+from xerolink_poster.domain import reconciliation as dom
 from xerolink_poster.service_layer.connections import require_connection_id
 from xerolink_poster.service_layer.posting import Poster
 from xerolink_poster.service_layer.reconciliation import Reconciliation, Report
@@ -37,6 +38,8 @@ def period_of(request: drift_pb2.ReconcileRequest) -> tuple[dt.date, dt.date]:
     last = _date(request.to_date, "to_date", request.HasField("to_date"), violations)
     if first is not None and last is not None and first > last:
         violations.append(FieldViolation("to_date", f"{last} is before from_date {first}: it must be on or after it"))
+    elif first is not None and last is not None:
+        violations += [FieldViolation(name, why) for name, why in dom.period_problems(first, last).items()]
     if violations or first is None or last is None:
         raise invalid_argument(
             Reason.INVALID_RECONCILE_REQUEST, "the reconcile request is not valid; fix the fields listed", violations
