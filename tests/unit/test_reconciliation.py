@@ -121,10 +121,19 @@ def test_movement_across_a_financial_year_end_restarts_profit_and_loss() -> None
 
 
 def test_the_first_days_of_the_calendar_read_no_year_end_before_it() -> None:
-    assert set(rec.period_problems(dt.date.min, dt.date(2026, 3, 31))) == {"from_date"}
+    assert set(rec.period_problems(dt.date.min, dt.date(1, 3, 31))) == {"from_date"}
     dates = rec.report_dates(dt.date(1, 1, 2), dt.date(2, 3, 1), 31, 12)
     assert dates == [dt.date(1, 1, 1), dt.date(1, 12, 31), dt.date(2, 3, 1)]
     assert rec.period_problems(dt.date(1, 1, 2), dt.date(1, 12, 31)) == {}
+
+
+def test_a_period_is_at_most_ten_years_so_its_trial_balances_are_few() -> None:
+    assert rec.period_problems(dt.date(2016, 3, 1), dt.date(2026, 2, 28)) == {}
+    assert set(rec.period_problems(dt.date(2016, 3, 1), dt.date(2026, 3, 1))) == {"to_date"}
+    assert rec.period_problems(dt.date(2016, 2, 29), dt.date(2026, 2, 28)) == {}
+    assert set(rec.period_problems(dt.date(2026, 1, 1), dt.date.max)) == {"to_date"}
+    assert rec.period_problems(dt.date(9990, 1, 1), dt.date.max) == {}
+    assert len(rec.report_dates(dt.date(9990, 1, 1), dt.date.max, 30, 6)) == rec.MAX_YEARS + 2
 
 
 def test_differences_carry_their_explanations_and_the_rest_is_unexplained() -> None:

@@ -256,13 +256,34 @@ def parse_trial_balance(report: Mapping[str, Any], codes_by_id: Mapping[str, str
     return out
 
 
+# The longest period one Reconcile covers: it reads a Trial Balance at the day before the period,
+# at each financial year end inside it and at its last day, so at most MAX_YEARS + 2 reports,
+# all through the tenant's rate budget that posting shares (Xero allows 5,000 calls per tenant
+# per day: developer.xero.com/documentation/guides/oauth2/limits).
+MAX_YEARS = 10
+
+
+def _years_later(day: dt.date, years: int) -> dt.date:
+    """The same day `years` later (29 February to 1 March when that year has no 29 February)."""
+    year = day.year + years
+    if day.day > calendar.monthrange(year, day.month)[1]:
+        return dt.date(year, day.month + 1, 1)
+    return dt.date(year, day.month, day.day)
+
+
 def period_problems(first: dt.date, last: dt.date) -> dict[str, str]:
     """What makes [first, last] a period reconciliation cannot read, by request field (empty when
-    none): the day before `first` must be a date."""
+    none): the day before `first` must be a date, and the period at most MAX_YEARS years long."""
     problems: dict[str, str] = {}
     if first == dt.date.min:
         problems["from_date"] = (
             f"{first} has no day before it, where the period's opening Trial Balance is read; start on a later day"
+        )
+    latest = _years_later(first, MAX_YEARS) - dt.timedelta(days=1) if first.year + MAX_YEARS <= dt.MAXYEAR else None
+    if latest is not None and last > latest:
+        problems["to_date"] = (
+            f"a period of at most {MAX_YEARS} years: from {first} reconcile to {latest} at the latest, and the "
+            "years after it in further requests"
         )
     return problems
 

@@ -17,7 +17,7 @@ from xerolink_common.security import require_connection
 from xerolink_poster.domain import reconciliation as dom
 from xerolink_poster.service_layer.connections import require_connection_id
 from xerolink_poster.service_layer.posting import Poster
-from xerolink_poster.service_layer.reconciliation import Reconciliation, Report
+from xerolink_poster.service_layer.reconciliation import Cancelled, Reconciliation, Report
 
 
 def _date(value: date_pb2.Date, name: str, present: bool, violations: list[FieldViolation]) -> dt.date | None:
@@ -109,5 +109,10 @@ class ReconcileRpcs:
         require_connection(request.connection_id)
         first, last = period_of(request)
         self.poster.require_known_connection(request.connection_id)
-        report = self.reconciliation.reconcile(request.connection_id, first, last)
+        try:
+            report = self.reconciliation.reconcile(request.connection_id, first, last, lambda: not context.is_active())
+        except Cancelled:
+            # The caller cancelled (or its deadline passed): gRPC answers it CANCELLED or
+            # DEADLINE_EXCEEDED itself and drops whatever is returned here.
+            return drift_pb2.ReconcileResponse()
         return reconcile_response(report, report.currency)

@@ -86,14 +86,21 @@ class Report:
         return all(a.difference == 0 for a in self.accounts) and (self.trust is None or self.trust.reconciled)
 
 
+class Cancelled(Exception):
+    """The caller went away: the reconciliation stops before its next Xero call."""
+
+
 class _Reader:
     """Xero's answers reconciliation needs, each call through the tenant's worker."""
 
-    def __init__(self, xero: CorrectionXero) -> None:
+    def __init__(self, xero: CorrectionXero, cancelled: Callable[[], bool]) -> None:
         self.xero = xero
+        self.cancelled = cancelled
         self.sources: list[str] = []
 
     def get(self, path: str, collection: str, params: dict[str, str] | None = None) -> list[dict[str, Any]]:
+        if self.cancelled():
+            raise Cancelled(path)
         query = "&".join(f"{k}={v}" for k, v in (params or {}).items())
         self.sources.append(f"GET {path}{'?' + query if query else ''}")
         answer = self.xero.caller.call(self.xero.creds, "GET", path, params=params)
@@ -111,7 +118,9 @@ class Reconciliation:
         self.dispatcher = dispatcher
         self.lease_wait = lease_wait
 
-    def reconcile(self, connection_id: str, first: dt.date, last: dt.date) -> Report:
+    def reconcile(
+        self, connection_id: str, first: dt.date, last: dt.date, cancelled: Callable[[], bool] = lambda: False
+    ) -> Report:
         require_connection_id(connection_id)
         connection = get_connection(self.db, connection_id)
         if self.dispatcher is None:
@@ -122,7 +131,7 @@ class Reconciliation:
             )
         try:
             with self.dispatcher.tenant_calls(connection.xero_tenant_id, self.lease_wait) as worker:
-                reader = _Reader(CorrectionXero(worker, worker.credentials(connection)))
+                reader = _Reader(CorrectionXero(worker, worker.credentials(connection)), cancelled)
                 return self._reconcile(connection, first, last, reader)
         except LeaseLost as exc:
             raise unavailable(
