@@ -150,7 +150,8 @@ def test_trust_balances_per_matter_are_credits_on_the_liability() -> None:
 
 
 def test_a_trimmed_snapshot_is_read_as_xero_answered_it() -> None:
-    """Snapshots keep SubTotal, not LineAmountTypes, and a payment's document, not its PaymentType."""
+    """A snapshot is booked as Xero's answer it was trimmed from, and one kept before snapshots held
+    LineAmountTypes and PaymentType (SubTotal and the payment's document only) is too."""
     from xerolink_poster.domain import drift
 
     answered = {
@@ -182,3 +183,30 @@ def test_a_trimmed_snapshot_is_read_as_xero_answered_it() -> None:
     )
     typed = rec.with_payment_type(payment, {"ab": "ACCPAY"})
     assert rec.ledger_effect(rec.PAYMENT, typed, ACCOUNTS) == {"090": D("-110.00"), "800": D("110.00")}
+    old = {k: v for k, v in trimmed.items() if k != "LineAmountTypes"}
+    assert rec.ledger_effect(rec.INVOICE, old, ACCOUNTS) == rec.ledger_effect(rec.INVOICE, answered, ACCOUNTS)
+
+
+def test_a_refund_of_an_overpayment_or_prepayment_pays_money_out() -> None:
+    from xerolink_poster.domain import drift
+
+    refund = {
+        "PaymentID": "R",
+        "Status": "AUTHORISED",
+        "Amount": D("50.00"),
+        "Overpayment": {"OverpaymentID": "OP"},
+        "Account": {"Code": "090"},
+        "PaymentType": "AROVERPAYMENTPAYMENT",
+        "CurrencyRate": 1.0,
+    }
+    trimmed = drift.trim(rec.PAYMENT, refund)
+    assert trimmed["PaymentType"] == "AROVERPAYMENTPAYMENT" and trimmed["CurrencyRate"] == "1"
+    assert rec.ledger_effect(rec.PAYMENT, trimmed, ACCOUNTS) == {"090": D("-50.00"), "610": D("50.00")}
+    # A snapshot without the PaymentType learns it from the bank transaction that made the prepayment.
+    old = {k: v for k, v in trimmed.items() if k != "PaymentType"}
+    old = {**{k: v for k, v in old.items() if k != "Overpayment"}, "Prepayment": {"PrepaymentID": "pp"}}
+    types = rec.document_types([("BT", {"Type": "RECEIVE-PREPAYMENT", "PrepaymentID": "PP"})])
+    assert rec.ledger_effect(rec.PAYMENT, rec.with_payment_type(old, types), ACCOUNTS) == {
+        "090": D("-50.00"),
+        "610": D("50.00"),
+    }

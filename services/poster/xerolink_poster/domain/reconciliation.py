@@ -79,9 +79,9 @@ def _code(ref: Any) -> str:
 
 
 def _inclusive(doc: Mapping[str, Any], key: str) -> bool:
-    """Whether LineAmount includes tax: LineAmountTypes "Inclusive", or, on a trimmed snapshot
-    (which keeps SubTotal, not LineAmountTypes), lines that add up to more than the SubTotal
-    (Xero's SubTotal is the total excluding tax)."""
+    """Whether LineAmount includes tax: LineAmountTypes "Inclusive" (snapshots keep it), or, on a
+    snapshot kept before they did (SubTotal but no LineAmountTypes), lines that add up to more
+    than the SubTotal (Xero's SubTotal is the total excluding tax)."""
     if doc.get("LineAmountTypes"):
         return doc.get("LineAmountTypes") == "Inclusive"
     if doc.get("SubTotal") in (None, ""):
@@ -164,8 +164,11 @@ def ledger_effect(object_type: int, doc: Mapping[str, Any] | None, accounts: Sys
     return {}  # contacts, allocations (one control account, one value) and overpayments' own rows
 
 
-# The PaymentType of a payment by the Type of the document it pays (Xero's PaymentType enum);
-# a trimmed snapshot keeps the document reference, not the PaymentType.
+# The PaymentType of a payment by the Type of the document it pays (Xero's PaymentType enum), for
+# snapshots kept before they held the payment's own PaymentType. Overpayment.Type and
+# Prepayment.Type are RECEIVE-/SPEND-OVERPAYMENT and RECEIVE-/SPEND-PREPAYMENT (Xero's OpenAPI);
+# a payment naming neither an invoice nor a credit note but a bare Overpayment or Prepayment is a
+# refund of it.
 _PAYMENT_TYPES = {
     "ACCREC": "ACCRECPAYMENT",
     "ACCPAY": "ACCPAYPAYMENT",
@@ -173,8 +176,29 @@ _PAYMENT_TYPES = {
     "ACCPAYCREDIT": "APCREDITPAYMENT",
     "RECEIVE-OVERPAYMENT": "AROVERPAYMENTPAYMENT",
     "SPEND-OVERPAYMENT": "APOVERPAYMENTPAYMENT",
+    "RECEIVE-PREPAYMENT": "ARPREPAYMENTPAYMENT",
+    "SPEND-PREPAYMENT": "APPREPAYMENTPAYMENT",
 }
-_PAID_REFS = (("Invoice", "InvoiceID"), ("CreditNote", "CreditNoteID"), ("Overpayment", "OverpaymentID"))
+_PAID_REFS = (
+    ("Invoice", "InvoiceID"),
+    ("CreditNote", "CreditNoteID"),
+    ("Overpayment", "OverpaymentID"),
+    ("Prepayment", "PrepaymentID"),
+)
+
+
+def document_types(documents: Iterable[tuple[str, Mapping[str, Any]]]) -> dict[str, str]:
+    """Document id -> Type, for with_payment_type: each document's own, and the Overpayment or
+    Prepayment a bank transaction made (BankTransaction.OverpaymentID / PrepaymentID) under the
+    transaction's Type (RECEIVE-PREPAYMENT, ...)."""
+    out: dict[str, str] = {}
+    for xero_id, doc in documents:
+        kind = str(doc.get("Type") or "")
+        out[xero_id.lower()] = kind
+        for key in ("OverpaymentID", "PrepaymentID"):
+            if doc.get(key):
+                out.setdefault(str(doc[key]).lower(), kind)
+    return out
 
 
 def paid_document_id(doc: Mapping[str, Any]) -> str:
@@ -186,7 +210,9 @@ def paid_document_id(doc: Mapping[str, Any]) -> str:
 
 
 def with_payment_type(doc: Mapping[str, Any], types_by_id: Mapping[str, str]) -> dict[str, Any]:
-    """The payment with its PaymentType, from the Type of the document it pays when it has none."""
+    """The payment with its PaymentType: its own (snapshots keep it), else from the Type of the
+    document it pays (`types_by_id`: document id -> Type, for invoices, credit notes, overpayments
+    and prepayments, and for the bank transaction that made an overpayment or prepayment)."""
     out = dict(doc)
     if not out.get("PaymentType"):
         paid = types_by_id.get(paid_document_id(doc), "")

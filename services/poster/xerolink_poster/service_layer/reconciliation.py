@@ -42,6 +42,9 @@ _RESOURCES = {
     dom.BANK_TRANSFER: "BankTransfers",
     dom.MANUAL_JOURNAL: "ManualJournals",
 }
+# The snapshots whose Type says what a payment on them settles (an overpayment's refund names the
+# Overpayment, whose Type is RECEIVE- or SPEND-OVERPAYMENT).
+_PAID_DOCUMENTS = (dom.INVOICE, dom.CREDIT_NOTE, dom.BANK_TRANSACTION, dom.OVERPAYMENT)
 _TAX_SYSTEM_ACCOUNTS = ("GST", "VAT", "SALESTAX")
 _PROFIT_CLASSES = ("REVENUE", "EXPENSE")
 # Ledgers that hold trust money (MappingContext.ledgers): all but OFFICE.
@@ -173,7 +176,7 @@ class Reconciliation:
             every = uow.drift.snapshots_until(cid, "9999-12-31")
             snapshots = [s for s in every if period[0] <= s.doc_date <= period[1]]
             # The documents payments pay may be dated before the period.
-            documents = [s for s in every if s.object_type in (dom.INVOICE, dom.CREDIT_NOTE, dom.BANK_TRANSACTION)]
+            documents = [s for s in every if s.object_type in _PAID_DOCUMENTS]
             orphaned = {o.xero_id for o in _orphans(uow, cid)}
             drifts = _open_drifts(uow, cid)
             link_ids = {s.link_id for s in every} | {d.link_id for d in drifts}
@@ -189,7 +192,7 @@ class Reconciliation:
         def effect(object_type: int, doc: Mapping[str, Any] | None) -> dom.Effect:
             return dom.ledger_effect(object_type, doc, system) if dom.in_period(doc, *period) else {}
 
-        types_by_id = {s.xero_id.lower(): str(json.loads(s.document).get("Type") or "") for s in documents}
+        types_by_id = dom.document_types([(s.xero_id, json.loads(s.document)) for s in documents])
         posted: dict[str, Decimal] = {}
         causes: list[dom.Cause] = []
         for snap in snapshots:
