@@ -326,6 +326,16 @@ def applied_entry(object_type: int, document: Mapping[str, Any]) -> tuple[str, s
     return None
 
 
+def without_entries(object_type: int, document: Mapping[str, Any], ids: set[str]) -> dict[str, Any]:
+    """The trimmed document without the applied entries (payments, allocations, crediting
+    documents) whose id is in `ids`."""
+    out = dict(document)
+    for key, id_field in _APPLIED.get(object_type, {}).items():
+        if key in out:
+            out[key] = [e for e in out[key] or [] if str(e.get(id_field, "")).lower() not in ids]
+    return out
+
+
 def referenced_ids(document: Mapping[str, Any]) -> set[str]:
     """Every id of a payment, allocation or crediting document a trimmed document holds."""
     ids: set[str] = set()
