@@ -30,7 +30,7 @@ log = logging.getLogger("xerolink_poster.drift")
 
 OPEN = "open"
 RESOLVED = "resolved"
-SOURCES = ("webhook", "poll", "posting")
+SOURCES = ("webhook", "poll", "posting", "reconcile")
 DETECTED = "drift_detected"
 CLEARED = "drift_cleared"
 ADOPTED = "snapshot_adopted"

@@ -4,7 +4,8 @@ Trial Balance reports, each difference traced to what explains it: an open drift
 object against the snapshot), an object left in Xero by an unlink (orphaned), and the remainder.
 
 Xero is read through the tenant's worker lent by the dispatcher (as corrections do), so the reads
-share the tenant's rate budget and lease with posting: GET Organisation (its financial year end),
+share the tenant's rate budget and lease with posting: first the linked objects that have no
+snapshot (service_layer/snapshot_adoption.py), then GET Organisation (its financial year end),
 GET Accounts (the system accounts and classes), GET Reports/TrialBalance at each date
 report_dates names, and each drifted object (with the payments on it xerolink did not make)."""
 
@@ -26,6 +27,7 @@ from xerolink_poster.adapters.drift_tables import DriftRow, XeroSnapshotRow
 from xerolink_poster.adapters.tables import ConnectionRow
 from xerolink_poster.domain import reconciliation as dom
 from xerolink_poster.domain.records import RecordRef, link_name
+from xerolink_poster.service_layer import snapshot_adoption
 from xerolink_poster.service_layer.connections import get_connection, require_connection_id
 from xerolink_poster.service_layer.correction_xero import CorrectionXero, XeroTrouble
 from xerolink_poster.service_layer.dispatch.gate import LeaseLost
@@ -150,6 +152,17 @@ class Reconciliation:
 
     def _reconcile(self, connection: ConnectionRow, first: dt.date, last: dt.date, reader: _Reader) -> Report:
         cid = connection.connection_id
+        # Objects linked before snapshots were kept count as posted only once adopted; the answer
+        # is never given while some are not.
+        left = snapshot_adoption.adopt_missing(self.db, cid, reader.get)
+        if left:
+            raise unavailable(
+                Reason.SNAPSHOTS_NOT_ADOPTED,
+                f"{left} objects linked before snapshots were kept are still to be read from Xero (at most "
+                f"{snapshot_adoption.ADOPT_READS} reads a reconcile, within the organisation's rate budget); what "
+                "xerolink posted to them cannot be counted until then: reconcile again",
+                retry_after_seconds=60.0,
+            )
         organisation = (reader.get("Organisation", "Organisations") or [{}])[0]
         end_day = int(organisation.get("FinancialYearEndDay") or 31)
         end_month = int(organisation.get("FinancialYearEndMonth") or 12)
