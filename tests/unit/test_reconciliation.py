@@ -210,3 +210,27 @@ def test_a_refund_of_an_overpayment_or_prepayment_pays_money_out() -> None:
         "090": D("-50.00"),
         "610": D("50.00"),
     }
+
+
+def test_a_journal_that_does_not_balance_is_not_balanced_by_moving_cents_onto_a_line() -> None:
+    journal = {
+        "Status": "POSTED",
+        "JournalLines": [
+            {"AccountCode": "200", "LineAmount": D("-100.00")},
+            {"AccountCode": "400", "LineAmount": D("90.00")},
+            {"AccountCode": "420", "LineAmount": D("5.00")},
+        ],
+    }
+    effect = rec.ledger_effect(rec.MANUAL_JOURNAL, journal, ACCOUNTS)
+    assert effect == {"200": D("-100.00"), "400": D("90.00"), "420": D("5.00")}
+    assert rec.imbalance(effect) == D("-5.00")
+    # A foreign document's conversion still rounds to a balanced effect.
+    bill = {
+        "Type": "ACCPAY",
+        "Status": "AUTHORISED",
+        "LineAmountTypes": "Exclusive",
+        "CurrencyRate": D("3"),
+        "Total": D("1.00"),
+        "LineItems": [{"AccountCode": "400", "LineAmount": D("0.50")}, {"AccountCode": "420", "LineAmount": D("0.50")}],
+    }
+    assert rec.imbalance(rec.ledger_effect(rec.INVOICE, bill, ACCOUNTS)) == 0

@@ -103,17 +103,26 @@ def _lines(doc: Mapping[str, Any], key: str, sign: int, accounts: SystemAccounts
 
 
 def _balanced(entries: list[tuple[str, Decimal]], rate: Decimal) -> Effect:
-    """Converts each entry to the base currency; the cent rounding can leave goes to the first
-    line's account, as the entries of one object always balance."""
+    """Converts each entry to the base currency; the cent the conversion's rounding can leave goes
+    to the first line's account (entries[1]: entries[0] is the control or bank account). Only
+    that: entries that do not balance in their own currency (a journal whose lines do not add up,
+    a document whose lines and tax are not its Total) stay unbalanced, so the difference shows in
+    the report instead of being moved onto a line."""
     effect: Effect = defaultdict(lambda: ZERO)
+    imbalance = sum((amount for _code, amount in entries), ZERO)
     converted = [(code, _base(amount, rate)) for code, amount in entries]
-    residual = sum((amount for _code, amount in converted), ZERO)
+    residual = sum((amount for _code, amount in converted), ZERO) - _base(imbalance, rate)
     if residual and len(converted) > 1:
         code, amount = converted[1]
         converted[1] = (code, amount - residual)
     for code, amount in converted:
         effect[code] += amount
     return {code: amount for code, amount in effect.items() if amount}
+
+
+def imbalance(effect: Mapping[str, Decimal]) -> Decimal:
+    """What an object's effect leaves unbalanced (zero for every object Xero accepts)."""
+    return sum(effect.values(), ZERO)
 
 
 def ledger_effect(object_type: int, doc: Mapping[str, Any] | None, accounts: SystemAccounts) -> Effect:
