@@ -23,6 +23,7 @@ from xerolink.poster.v1 import (
     unlink_pb2,
 )
 from xerolink.poster.v1 import poster_service_pb2 as poster_pb2
+from xerolink.type.v1 import date_pb2
 from xerolink_mapper import samples
 
 from tests.fuzz.hostile import CLEAR, HUGE, INT64_MAX, INT64_MIN, money, record
@@ -164,6 +165,11 @@ BY_CONNECTION: dict[str, Callable[[Known, str], Message]] = {
     "ListLinks": lambda k, c: poster_pb2.ListLinksRequest(connection_id=c),
     "ListOrphans": lambda k, c: unlink_pb2.ListOrphansRequest(connection_id=c),
     "ListDrift": lambda k, c: drift_pb2.ListDriftRequest(connection_id=c),
+    "Reconcile": lambda k, c: drift_pb2.ReconcileRequest(
+        connection_id=c,
+        from_date=date_pb2.Date(year=2026, month=3, day=1),
+        to_date=date_pb2.Date(year=2026, month=3, day=31),
+    ),
     "RunPreflight": lambda k, c: backfill_pb2.RunPreflightRequest(connection_id=c, division_ids=[1]),
     "StartBackfill": lambda k, c: backfill_pb2.StartBackfillRequest(connection_id=c, bills=[open_bill()]),
     "PlanCorrection": lambda k, c: correction_pb2.PlanCorrectionRequest(connection_id=c, record=k.bill, intent=EDIT),
@@ -511,6 +517,46 @@ _case("ResolveDrift", "a note of 1001 characters", partial(_resolve, note="n" * 
 _case("ResolveDrift", "a note of a megabyte", partial(_resolve, note=HUGE), INVALID, "note")
 _case("ResolveDrift", "an unknown drift", partial(_resolve, name="connections/{c}/drifts/999999999"), NOT_FOUND)
 _case("ResolveDrift", "a drift of an unknown connection", partial(_resolve, name="connections/x/drifts/1"), NOT_FOUND)
+
+
+# -- Reconcile ----------------------------------------------------------------------------------
+
+
+def _day(year: int, month: int, day: int) -> date_pb2.Date:
+    return date_pb2.Date(year=year, month=month, day=day)
+
+
+def _reconcile(known: Known, **fields: object) -> Message:
+    fields.setdefault("from_date", _day(2026, 3, 1))
+    fields.setdefault("to_date", _day(2026, 3, 31))
+    return drift_pb2.ReconcileRequest(connection_id=known.connection_id, **fields)  # type: ignore[arg-type]
+
+
+def _without(field: str) -> Build:
+    def build(known: Known) -> Message:
+        request = _reconcile(known)
+        request.ClearField(field)
+        return request
+
+    return build
+
+
+_case("Reconcile", "no from_date", _without("from_date"), INVALID, "from_date")
+_case("Reconcile", "no to_date", _without("to_date"), INVALID, "to_date")
+for _what, _bad_day in {
+    "all zero": _day(0, 0, 0),
+    "month 13": _day(2026, 13, 1),
+    "30 February": _day(2026, 2, 30),
+    "negative year": _day(-1, 1, 1),
+    "year beyond the calendar": _day(10000, 1, 1),
+    "year of int32's end": _day(2**31 - 1, 12, 31),
+}.items():
+    _case("Reconcile", f"from_date {_what}", partial(_reconcile, from_date=_bad_day), INVALID, "from_date")
+    _case("Reconcile", f"to_date {_what}", partial(_reconcile, to_date=_bad_day), INVALID, "to_date")
+_case("Reconcile", "to_date before from_date", partial(_reconcile, to_date=_day(2026, 2, 28)), INVALID, "to_date")
+_case("Reconcile", "the calendar's first day", partial(_reconcile, from_date=_day(1, 1, 1)), INVALID, "from_date")
+_case("Reconcile", "to the calendar's last day", partial(_reconcile, to_date=_day(9999, 12, 31)), INVALID, "to_date")
+_case("Reconcile", "eleven years", partial(_reconcile, to_date=_day(2037, 3, 1)), INVALID, "to_date")
 
 
 # -- RunPreflight -------------------------------------------------------------------------------

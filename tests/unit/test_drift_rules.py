@@ -243,10 +243,39 @@ def test_objects_no_link_holds_are_ignored_and_old_links_adopt_what_xero_holds()
     assert observe(uow, invoice(Status="VOIDED")) == []
     assert uow.drift.snapshots == {}
     linked(uow, 7, [XeroObjectRef(ObjectType.INVOICE, INVOICE_ID, "invoice")])
-    assert observe(uow, invoice(Status="VOIDED")) == []
+    assert observe(uow, invoice(Date="2026-08-01")) == []
     adopted = uow.drift.get_snapshot("c1", INVOICE_ID)
-    assert adopted is not None and json.loads(adopted.document)["Status"] == "VOIDED"
-    assert observe(uow, invoice(Status="VOIDED")) == []
+    assert adopted is not None and json.loads(adopted.document)["Date"] == "2026-08-01"
+    assert observe(uow, invoice(Date="2026-08-01")) == []
+    assert [a.event for a in uow.registry.audit] == ["snapshot_adopted"]
+
+
+def test_an_old_link_adopts_a_voided_document_as_posted_live_and_finds_it_voided() -> None:
+    uow = FakeUnitOfWork()
+    linked(uow, 7, [XeroObjectRef(ObjectType.INVOICE, INVOICE_ID, "invoice")])
+    found = observe(uow, invoice(Status="VOIDED"))
+    assert [(r.kind, r.state) for r in found] == [("VOIDED_IN_XERO", "open")]
+    adopted = uow.drift.get_snapshot("c1", INVOICE_ID)
+    assert adopted is not None and json.loads(adopted.document)["Status"] == "AUTHORISED"
+    assert observe(uow, invoice(Status="VOIDED"), now=30) == []
+    assert [a.event for a in uow.registry.audit] == ["snapshot_adopted", "drift_detected"]
+
+
+def test_an_old_link_whose_object_xero_no_longer_has_finds_it_deleted() -> None:
+    uow = FakeUnitOfWork()
+    linked(uow, 7, [XeroObjectRef(ObjectType.INVOICE, INVOICE_ID, "invoice")])
+    assert [(r.kind, r.state) for r in observe(uow, None)] == [("DELETED_IN_XERO", "open")]
+
+
+def test_an_old_link_adopts_its_document_without_money_no_link_made() -> None:
+    uow = FakeUnitOfWork()
+    linked(uow, 7, [XeroObjectRef(ObjectType.INVOICE, INVOICE_ID, "invoice")])
+    mine = {"PaymentID": PAYMENT_ID, "Amount": "100.00"}
+    foreign = {"PaymentID": "0b0b0b0b-0000-4000-8000-00000000000f", "Amount": "65.55"}
+    linked(uow, 2001, [XeroObjectRef(ObjectType.PAYMENT, PAYMENT_ID, "payment")])
+    found = observe(uow, invoice(Status="PAID", Payments=[mine, foreign]))
+    assert [(r.kind, r.state) for r in found] == [("PAID_IN_XERO", "open")]
+    assert foreign["PaymentID"] in found[0].differences and PAYMENT_ID not in found[0].differences
 
 
 def test_a_payment_deleted_in_xero_is_a_drift_on_the_payments_link() -> None:

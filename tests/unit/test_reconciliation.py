@@ -120,6 +120,22 @@ def test_movement_across_a_financial_year_end_restarts_profit_and_loss() -> None
     assert moved == {"c200": D("-130"), "c610": D("130")}
 
 
+def test_the_first_days_of_the_calendar_read_no_year_end_before_it() -> None:
+    assert set(rec.period_problems(dt.date.min, dt.date(1, 3, 31))) == {"from_date"}
+    dates = rec.report_dates(dt.date(1, 1, 2), dt.date(2, 3, 1), 31, 12)
+    assert dates == [dt.date(1, 1, 1), dt.date(1, 12, 31), dt.date(2, 3, 1)]
+    assert rec.period_problems(dt.date(1, 1, 2), dt.date(1, 12, 31)) == {}
+
+
+def test_a_period_is_at_most_ten_years_so_its_trial_balances_are_few() -> None:
+    assert rec.period_problems(dt.date(2016, 3, 1), dt.date(2026, 2, 28)) == {}
+    assert set(rec.period_problems(dt.date(2016, 3, 1), dt.date(2026, 3, 1))) == {"to_date"}
+    assert rec.period_problems(dt.date(2016, 2, 29), dt.date(2026, 2, 28)) == {}
+    assert set(rec.period_problems(dt.date(2026, 1, 1), dt.date.max)) == {"to_date"}
+    assert rec.period_problems(dt.date(9990, 1, 1), dt.date.max) == {}
+    assert len(rec.report_dates(dt.date(9990, 1, 1), dt.date.max, 30, 6)) == rec.MAX_YEARS + 2
+
+
 def test_differences_carry_their_explanations_and_the_rest_is_unexplained() -> None:
     cause = rec.Cause("connections/c/links/1", "x1", rec.INVOICE, "VOIDED_IN_XERO", {"610": D("-110"), "200": D("100")})
     results = rec.compare({"610": D("110"), "200": D("-100")}, {"200": D("-100"), "090": D("5")}, [cause], {})
@@ -134,7 +150,8 @@ def test_trust_balances_per_matter_are_credits_on_the_liability() -> None:
 
 
 def test_a_trimmed_snapshot_is_read_as_xero_answered_it() -> None:
-    """Snapshots keep SubTotal, not LineAmountTypes, and a payment's document, not its PaymentType."""
+    """A snapshot is booked as Xero's answer it was trimmed from, and one kept before snapshots held
+    LineAmountTypes and PaymentType (SubTotal and the payment's document only) is too."""
     from xerolink_poster.domain import drift
 
     answered = {
@@ -166,3 +183,54 @@ def test_a_trimmed_snapshot_is_read_as_xero_answered_it() -> None:
     )
     typed = rec.with_payment_type(payment, {"ab": "ACCPAY"})
     assert rec.ledger_effect(rec.PAYMENT, typed, ACCOUNTS) == {"090": D("-110.00"), "800": D("110.00")}
+    old = {k: v for k, v in trimmed.items() if k != "LineAmountTypes"}
+    assert rec.ledger_effect(rec.INVOICE, old, ACCOUNTS) == rec.ledger_effect(rec.INVOICE, answered, ACCOUNTS)
+
+
+def test_a_refund_of_an_overpayment_or_prepayment_pays_money_out() -> None:
+    from xerolink_poster.domain import drift
+
+    refund = {
+        "PaymentID": "R",
+        "Status": "AUTHORISED",
+        "Amount": D("50.00"),
+        "Overpayment": {"OverpaymentID": "OP"},
+        "Account": {"Code": "090"},
+        "PaymentType": "AROVERPAYMENTPAYMENT",
+        "CurrencyRate": 1.0,
+    }
+    trimmed = drift.trim(rec.PAYMENT, refund)
+    assert trimmed["PaymentType"] == "AROVERPAYMENTPAYMENT" and trimmed["CurrencyRate"] == "1"
+    assert rec.ledger_effect(rec.PAYMENT, trimmed, ACCOUNTS) == {"090": D("-50.00"), "610": D("50.00")}
+    # A snapshot without the PaymentType learns it from the bank transaction that made the prepayment.
+    old = {k: v for k, v in trimmed.items() if k != "PaymentType"}
+    old = {**{k: v for k, v in old.items() if k != "Overpayment"}, "Prepayment": {"PrepaymentID": "pp"}}
+    types = rec.document_types([("BT", {"Type": "RECEIVE-PREPAYMENT", "PrepaymentID": "PP"})])
+    assert rec.ledger_effect(rec.PAYMENT, rec.with_payment_type(old, types), ACCOUNTS) == {
+        "090": D("-50.00"),
+        "610": D("50.00"),
+    }
+
+
+def test_a_journal_that_does_not_balance_is_not_balanced_by_moving_cents_onto_a_line() -> None:
+    journal = {
+        "Status": "POSTED",
+        "JournalLines": [
+            {"AccountCode": "200", "LineAmount": D("-100.00")},
+            {"AccountCode": "400", "LineAmount": D("90.00")},
+            {"AccountCode": "420", "LineAmount": D("5.00")},
+        ],
+    }
+    effect = rec.ledger_effect(rec.MANUAL_JOURNAL, journal, ACCOUNTS)
+    assert effect == {"200": D("-100.00"), "400": D("90.00"), "420": D("5.00")}
+    assert rec.imbalance(effect) == D("-5.00")
+    # A foreign document's conversion still rounds to a balanced effect.
+    bill = {
+        "Type": "ACCPAY",
+        "Status": "AUTHORISED",
+        "LineAmountTypes": "Exclusive",
+        "CurrencyRate": D("3"),
+        "Total": D("1.00"),
+        "LineItems": [{"AccountCode": "400", "LineAmount": D("0.50")}, {"AccountCode": "420", "LineAmount": D("0.50")}],
+    }
+    assert rec.imbalance(rec.ledger_effect(rec.INVOICE, bill, ACCOUNTS)) == 0

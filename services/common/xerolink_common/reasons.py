@@ -238,6 +238,10 @@ class Reason(StrEnum):
         "the routing that chose the post's connection changed before it was stored; post it again",
     )
     ROUTING_INVALID = "ROUTING_INVALID", "a connection's routing names connections it cannot send transactions to"
+    SNAPSHOTS_NOT_ADOPTED = (
+        "SNAPSHOTS_NOT_ADOPTED",
+        "objects linked before snapshots were kept are still being read from Xero; reconcile again",
+    )
     TAX_CODE_NOT_MAPPED = (
         "TAX_CODE_NOT_MAPPED",
         "a line's Actionstep tax code has no Xero tax type in the connection's mapping",

@@ -65,7 +65,7 @@ class DriftRow(SQLModel, table=True):
     # JSON list of {"field", "posted", "xero"}.
     differences: str = Field(default="[]", sa_column=Column(Text, nullable=False))
     description: str = Field(default="", sa_column=Column(Text, nullable=False))
-    # "webhook", "poll" or "posting".
+    # "webhook", "poll", "posting" or "reconcile".
     source: str = Field(max_length=16)
     detected_us: int = Field(sa_column=_big(nullable=False))
     xero_updated: str = Field(default="", max_length=40)

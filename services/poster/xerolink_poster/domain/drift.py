@@ -10,7 +10,7 @@ Invoice (Type, Contact, Date, Status DRAFT|SUBMITTED|DELETED|AUTHORISED|PAID|VOI
 TotalTax, Total, LineItems, Payments, Prepayments, Overpayments, CreditNotes "credit notes that
 have been applied to an invoice", UpdatedDateUTC); CreditNote (the same with Allocations and
 Payments, no CreditNotes); Payment (Invoice, CreditNote, Prepayment, Overpayment, Account, Date,
-Amount, Reference, Status AUTHORISED|DELETED, PaymentID); Allocation (AllocationID, Invoice,
+Amount, Reference, Status AUTHORISED|DELETED, PaymentID, PaymentType, CurrencyRate); Allocation (AllocationID, Invoice,
 CreditNote, Overpayment, Prepayment, Amount, Date, IsDeleted); BankTransaction (Type, Contact,
 LineItems, BankAccount, Date, Reference, Status AUTHORISED|DELETED|VOIDED, SubTotal, TotalTax,
 Total, BankTransactionID, OverpaymentID, PrepaymentID); BankTransfer (FromBankAccount,
@@ -120,6 +120,16 @@ def money(value: Any) -> str:
     except InvalidOperation:
         return str(value)
     return str(amount.quantize(CENT))
+
+
+def _rate(value: Any) -> str:
+    """A CurrencyRate as a decimal string ("" when there is none), never through a float."""
+    if value is None or value == "" or isinstance(value, bool):
+        return ""
+    try:
+        return format(Decimal(str(value)).normalize(), "f")
+    except InvalidOperation:
+        return ""
 
 
 _MS_DATE = re.compile(r"/Date\((-?\d+)([+-]\d{4})?\)/")
@@ -245,6 +255,19 @@ def trim(object_type: int, element: Mapping[str, Any]) -> dict[str, Any]:
     for key in ("SubTotal", "TotalTax", "Total", "Amount"):
         if element.get(key) is not None:
             out[key] = money(element.get(key))
+    # What reconciliation needs to book the object as Xero does: whether LineAmount includes tax
+    # (LineAmountTypes Exclusive|Inclusive|NoTax), the rate to the base currency (CurrencyRate,
+    # "units of the currency per unit of the base currency", kept as Xero wrote it), and on a
+    # payment which side it settles (Payment.PaymentType: ACCRECPAYMENT, ..., AROVERPAYMENTPAYMENT,
+    # ARPREPAYMENTPAYMENT, APPREPAYMENTPAYMENT, APOVERPAYMENTPAYMENT; an overpayment's or
+    # prepayment's refund pays money out, not in).
+    if element.get("LineAmountTypes") not in (None, ""):
+        out["LineAmountTypes"] = _text(element.get("LineAmountTypes"))
+    rate = _rate(element.get("CurrencyRate"))
+    if rate:
+        out["CurrencyRate"] = rate
+    if object_type == ObjectType.PAYMENT and element.get("PaymentType") not in (None, ""):
+        out["PaymentType"] = _text(element.get("PaymentType")).upper()
     if object_type in (ObjectType.INVOICE, ObjectType.CREDIT_NOTE, ObjectType.BANK_TRANSACTION, ObjectType.OVERPAYMENT):
         out["LineItems"] = _lines(element.get("LineItems"))
     if object_type == ObjectType.MANUAL_JOURNAL:
@@ -301,6 +324,16 @@ def applied_entry(object_type: int, document: Mapping[str, Any]) -> tuple[str, s
             if isinstance(ref, Mapping) and ref.get(ref_id):
                 return ref_id, str(ref[ref_id]), "Allocations", entry
     return None
+
+
+def without_entries(object_type: int, document: Mapping[str, Any], ids: set[str]) -> dict[str, Any]:
+    """The trimmed document without the applied entries (payments, allocations, crediting
+    documents) whose id is in `ids`."""
+    out = dict(document)
+    for key, id_field in _APPLIED.get(object_type, {}).items():
+        if key in out:
+            out[key] = [e for e in out[key] or [] if str(e.get(id_field, "")).lower() not in ids]
+    return out
 
 
 def referenced_ids(document: Mapping[str, Any]) -> set[str]:

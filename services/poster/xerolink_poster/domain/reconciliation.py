@@ -8,7 +8,8 @@ transaction's lines and tax against its Total on its BankAccount; a payment's Am
 Account and the control account of its PaymentType; a bank transfer between FromBankAccount and
 ToBankAccount; a manual journal's JournalLines (LineAmount debit positive) and their tax. Only
 objects Xero counts in its ledger move money: invoices and credit notes AUTHORISED or PAID,
-payments and bank transactions AUTHORISED, manual journals POSTED (Xero's status rules: DRAFT and
+payments and bank transactions AUTHORISED, bank transfers AUTHORISED (or with no Status: Xero's
+answer to a create may leave it out), manual journals POSTED (Xero's status rules: DRAFT and
 SUBMITTED are not posted, VOIDED and DELETED are reversed). Foreign amounts are converted at the
 object's CurrencyRate (units of the currency per unit of the base currency)."""
 
@@ -78,9 +79,9 @@ def _code(ref: Any) -> str:
 
 
 def _inclusive(doc: Mapping[str, Any], key: str) -> bool:
-    """Whether LineAmount includes tax: LineAmountTypes "Inclusive", or, on a trimmed snapshot
-    (which keeps SubTotal, not LineAmountTypes), lines that add up to more than the SubTotal
-    (Xero's SubTotal is the total excluding tax)."""
+    """Whether LineAmount includes tax: LineAmountTypes "Inclusive" (snapshots keep it), or, on a
+    snapshot kept before they did (SubTotal but no LineAmountTypes), lines that add up to more
+    than the SubTotal (Xero's SubTotal is the total excluding tax)."""
     if doc.get("LineAmountTypes"):
         return doc.get("LineAmountTypes") == "Inclusive"
     if doc.get("SubTotal") in (None, ""):
@@ -102,17 +103,26 @@ def _lines(doc: Mapping[str, Any], key: str, sign: int, accounts: SystemAccounts
 
 
 def _balanced(entries: list[tuple[str, Decimal]], rate: Decimal) -> Effect:
-    """Converts each entry to the base currency; the cent rounding can leave goes to the first
-    line's account, as the entries of one object always balance."""
+    """Converts each entry to the base currency; the cent the conversion's rounding can leave goes
+    to the first line's account (entries[1]: entries[0] is the control or bank account). Only
+    that: entries that do not balance in their own currency (a journal whose lines do not add up,
+    a document whose lines and tax are not its Total) stay unbalanced, so the difference shows in
+    the report instead of being moved onto a line."""
     effect: Effect = defaultdict(lambda: ZERO)
+    imbalance = sum((amount for _code, amount in entries), ZERO)
     converted = [(code, _base(amount, rate)) for code, amount in entries]
-    residual = sum((amount for _code, amount in converted), ZERO)
+    residual = sum((amount for _code, amount in converted), ZERO) - _base(imbalance, rate)
     if residual and len(converted) > 1:
         code, amount = converted[1]
         converted[1] = (code, amount - residual)
     for code, amount in converted:
         effect[code] += amount
     return {code: amount for code, amount in effect.items() if amount}
+
+
+def imbalance(effect: Mapping[str, Decimal]) -> Decimal:
+    """What an object's effect leaves unbalanced (zero for every object Xero accepts)."""
+    return sum(effect.values(), ZERO)
 
 
 def ledger_effect(object_type: int, doc: Mapping[str, Any] | None, accounts: SystemAccounts) -> Effect:
@@ -148,6 +158,9 @@ def ledger_effect(object_type: int, doc: Mapping[str, Any] | None, accounts: Sys
         base = amount if doc.get("BankAmount") else _base(amount, _rate(doc))
         return {c: a for c, a in ((_code(doc.get("Account")), sign * base), (control, -sign * base)) if a}
     if object_type == BANK_TRANSFER:
+        # BankTransfer.Status: AUTHORISED or DELETED (Xero's OpenAPI); a deleted one moves nothing.
+        if status not in ("", "AUTHORISED"):
+            return {}
         amount = _dec(doc.get("Amount"))
         moved: Effect = defaultdict(lambda: ZERO)
         moved[_code(doc.get("ToBankAccount"))] += amount
@@ -160,8 +173,11 @@ def ledger_effect(object_type: int, doc: Mapping[str, Any] | None, accounts: Sys
     return {}  # contacts, allocations (one control account, one value) and overpayments' own rows
 
 
-# The PaymentType of a payment by the Type of the document it pays (Xero's PaymentType enum);
-# a trimmed snapshot keeps the document reference, not the PaymentType.
+# The PaymentType of a payment by the Type of the document it pays (Xero's PaymentType enum), for
+# snapshots kept before they held the payment's own PaymentType. Overpayment.Type and
+# Prepayment.Type are RECEIVE-/SPEND-OVERPAYMENT and RECEIVE-/SPEND-PREPAYMENT (Xero's OpenAPI);
+# a payment naming neither an invoice nor a credit note but a bare Overpayment or Prepayment is a
+# refund of it.
 _PAYMENT_TYPES = {
     "ACCREC": "ACCRECPAYMENT",
     "ACCPAY": "ACCPAYPAYMENT",
@@ -169,8 +185,29 @@ _PAYMENT_TYPES = {
     "ACCPAYCREDIT": "APCREDITPAYMENT",
     "RECEIVE-OVERPAYMENT": "AROVERPAYMENTPAYMENT",
     "SPEND-OVERPAYMENT": "APOVERPAYMENTPAYMENT",
+    "RECEIVE-PREPAYMENT": "ARPREPAYMENTPAYMENT",
+    "SPEND-PREPAYMENT": "APPREPAYMENTPAYMENT",
 }
-_PAID_REFS = (("Invoice", "InvoiceID"), ("CreditNote", "CreditNoteID"), ("Overpayment", "OverpaymentID"))
+_PAID_REFS = (
+    ("Invoice", "InvoiceID"),
+    ("CreditNote", "CreditNoteID"),
+    ("Overpayment", "OverpaymentID"),
+    ("Prepayment", "PrepaymentID"),
+)
+
+
+def document_types(documents: Iterable[tuple[str, Mapping[str, Any]]]) -> dict[str, str]:
+    """Document id -> Type, for with_payment_type: each document's own, and the Overpayment or
+    Prepayment a bank transaction made (BankTransaction.OverpaymentID / PrepaymentID) under the
+    transaction's Type (RECEIVE-PREPAYMENT, ...)."""
+    out: dict[str, str] = {}
+    for xero_id, doc in documents:
+        kind = str(doc.get("Type") or "")
+        out[xero_id.lower()] = kind
+        for key in ("OverpaymentID", "PrepaymentID"):
+            if doc.get(key):
+                out.setdefault(str(doc[key]).lower(), kind)
+    return out
 
 
 def paid_document_id(doc: Mapping[str, Any]) -> str:
@@ -182,7 +219,9 @@ def paid_document_id(doc: Mapping[str, Any]) -> str:
 
 
 def with_payment_type(doc: Mapping[str, Any], types_by_id: Mapping[str, str]) -> dict[str, Any]:
-    """The payment with its PaymentType, from the Type of the document it pays when it has none."""
+    """The payment with its PaymentType: its own (snapshots keep it), else from the Type of the
+    document it pays (`types_by_id`: document id -> Type, for invoices, credit notes, overpayments
+    and prepayments, and for the bank transaction that made an overpayment or prepayment)."""
     out = dict(doc)
     if not out.get("PaymentType"):
         paid = types_by_id.get(paid_document_id(doc), "")
@@ -252,10 +291,45 @@ def parse_trial_balance(report: Mapping[str, Any], codes_by_id: Mapping[str, str
     return out
 
 
+# The longest period one Reconcile covers: it reads a Trial Balance at the day before the period,
+# at each financial year end inside it and at its last day, so at most MAX_YEARS + 2 reports,
+# all through the tenant's rate budget that posting shares (Xero allows 5,000 calls per tenant
+# per day: developer.xero.com/documentation/guides/oauth2/limits).
+MAX_YEARS = 10
+
+
+def _years_later(day: dt.date, years: int) -> dt.date:
+    """The same day `years` later (29 February to 1 March when that year has no 29 February)."""
+    year = day.year + years
+    if day.day > calendar.monthrange(year, day.month)[1]:
+        return dt.date(year, day.month + 1, 1)
+    return dt.date(year, day.month, day.day)
+
+
+def period_problems(first: dt.date, last: dt.date) -> dict[str, str]:
+    """What makes [first, last] a period reconciliation cannot read, by request field (empty when
+    none): the day before `first` must be a date, and the period at most MAX_YEARS years long."""
+    problems: dict[str, str] = {}
+    if first == dt.date.min:
+        problems["from_date"] = (
+            f"{first} has no day before it, where the period's opening Trial Balance is read; start on a later day"
+        )
+    latest = _years_later(first, MAX_YEARS) - dt.timedelta(days=1) if first.year + MAX_YEARS <= dt.MAXYEAR else None
+    if latest is not None and last > latest:
+        problems["to_date"] = (
+            f"a period of at most {MAX_YEARS} years: from {first} reconcile to {latest} at the latest, and the "
+            "years after it in further requests"
+        )
+    return problems
+
+
 def year_end_on_or_before(day: dt.date, end_day: int, end_month: int) -> dt.date:
-    """The last financial year end on or before `day` (Organisation's FinancialYearEndDay/Month)."""
+    """The last financial year end on or before `day` (Organisation's FinancialYearEndDay/Month);
+    dt.date.min when the calendar has none before it."""
 
     def end_of(year: int) -> dt.date:
+        if year < dt.MINYEAR:
+            return dt.date.min
         return dt.date(year, end_month, min(end_day, calendar.monthrange(year, end_month)[1]))
 
     end = end_of(day.year)
@@ -268,7 +342,7 @@ def report_dates(first: dt.date, last: dt.date, end_day: int, end_month: int) ->
     dates = [first - dt.timedelta(days=1)]
     end = year_end_on_or_before(last, end_day, end_month)
     ends = []
-    while end >= first:
+    while end >= first and end > dt.date.min:
         if end < last:
             ends.append(end)
         end = year_end_on_or_before(end - dt.timedelta(days=1), end_day, end_month)

@@ -20,6 +20,7 @@ SOURCES = {
     "webhook": drift_pb2.DRIFT_SOURCE_WEBHOOK,
     "poll": drift_pb2.DRIFT_SOURCE_POLL,
     "posting": drift_pb2.DRIFT_SOURCE_POSTING,
+    "reconcile": drift_pb2.DRIFT_SOURCE_RECONCILE,
 }
 
 

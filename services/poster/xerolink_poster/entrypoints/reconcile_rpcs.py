@@ -14,9 +14,10 @@ from xerolink_common.grpc_errors import translate_errors
 from xerolink_common.reasons import Reason
 from xerolink_common.security import require_connection
 
+from xerolink_poster.domain import reconciliation as dom
 from xerolink_poster.service_layer.connections import require_connection_id
 from xerolink_poster.service_layer.posting import Poster
-from xerolink_poster.service_layer.reconciliation import Reconciliation, Report
+from xerolink_poster.service_layer.reconciliation import Cancelled, Reconciliation, Report
 
 
 def _date(value: date_pb2.Date, name: str, present: bool, violations: list[FieldViolation]) -> dt.date | None:
@@ -37,6 +38,8 @@ def period_of(request: drift_pb2.ReconcileRequest) -> tuple[dt.date, dt.date]:
     last = _date(request.to_date, "to_date", request.HasField("to_date"), violations)
     if first is not None and last is not None and first > last:
         violations.append(FieldViolation("to_date", f"{last} is before from_date {first}: it must be on or after it"))
+    elif first is not None and last is not None:
+        violations += [FieldViolation(name, why) for name, why in dom.period_problems(first, last).items()]
     if violations or first is None or last is None:
         raise invalid_argument(
             Reason.INVALID_RECONCILE_REQUEST, "the reconcile request is not valid; fix the fields listed", violations
@@ -106,5 +109,10 @@ class ReconcileRpcs:
         require_connection(request.connection_id)
         first, last = period_of(request)
         self.poster.require_known_connection(request.connection_id)
-        report = self.reconciliation.reconcile(request.connection_id, first, last)
+        try:
+            report = self.reconciliation.reconcile(request.connection_id, first, last, lambda: not context.is_active())
+        except Cancelled:
+            # The caller cancelled (or its deadline passed): gRPC answers it CANCELLED or
+            # DEADLINE_EXCEEDED itself and drops whatever is returned here.
+            return drift_pb2.ReconcileResponse()
         return reconcile_response(report, report.currency)

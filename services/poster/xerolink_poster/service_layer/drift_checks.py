@@ -20,6 +20,7 @@ from typing import Any
 from xerolink_poster.adapters.drift_tables import DriftRow, XeroSnapshotRow
 from xerolink_poster.adapters.tables import LinkRow
 from xerolink_poster.domain import drift as rules
+from xerolink_poster.domain.kinds import ObjectType
 from xerolink_poster.domain.records import RecordRef, link_name
 from xerolink_poster.domain.states import LinkState
 from xerolink_poster.service_layer import metrics
@@ -29,9 +30,10 @@ log = logging.getLogger("xerolink_poster.drift")
 
 OPEN = "open"
 RESOLVED = "resolved"
-SOURCES = ("webhook", "poll", "posting")
+SOURCES = ("webhook", "poll", "posting", "reconcile")
 DETECTED = "drift_detected"
 CLEARED = "drift_cleared"
+ADOPTED = "snapshot_adopted"
 RESTORED = "XERO_RESTORED"
 
 
@@ -55,7 +57,8 @@ def record_observations(
 ) -> list[DriftRow]:
     """Compares each observed object with what xerolink posted; returns the drift rows opened,
     changed or resolved. Objects no link of the connection holds are ignored; a linked object
-    without a snapshot (linked before snapshots were kept) adopts the observed state as posted."""
+    without a snapshot (linked before snapshots were kept) adopts a baseline (_adopt) and is
+    compared with it at once."""
     if source not in SOURCES:
         raise ValueError(f"source must be one of {SOURCES}, not {source!r}")
     changed: list[DriftRow] = []
@@ -67,8 +70,9 @@ def record_observations(
             continue
         snapshot = snapshots.get(xero_id)
         if snapshot is None:
-            _adopt(uow, connection_id, item, now_us)
-            continue
+            snapshot = _adopt(uow, connection_id, item, now_us, actor)
+            if snapshot is None:
+                continue
         if not snapshot.active:
             continue  # unlinked: the object stays in Xero, orphaned, and is no longer watched
         link = uow.links.get_link_by_id(snapshot.link_id)
@@ -78,14 +82,75 @@ def record_observations(
     return changed
 
 
-def _adopt(uow: Repositories, connection_id: str, item: Observed, now_us: int) -> None:
+# The status of a document xerolink posted and Xero still counts: what an adopted baseline holds
+# when Xero's copy is voided or deleted (xerolink never posts either). Xero's OpenAPI status enums:
+# ManualJournal DRAFT|POSTED|DELETED|VOIDED|ARCHIVED; the others AUTHORISED (and PAID) |DELETED|VOIDED.
+_LIVE_STATUS: dict[int, str] = {ObjectType.MANUAL_JOURNAL: "POSTED"}
+
+
+def _adopt(uow: Repositories, connection_id: str, item: Observed, now_us: int, actor: str) -> XeroSnapshotRow | None:
+    """The baseline of an object linked before snapshots were kept, built from what is known
+    (docs/drift.md, "Drift records"): Xero's state as read, except what xerolink cannot have
+    posted, which then shows as drift when compared with that state: a VOIDED or DELETED status
+    (xerolink posts live documents; the baseline holds the live status), money on it that no link
+    of the connection made (the baseline leaves it out), and an object Xero no longer has (the
+    baseline holds only its id and a live status). None when no link holds the object."""
+    xero_id = item.xero_id.lower()
+    link = uow.links.link_holding(connection_id, xero_id)
+    if link is None or link.id is None or link.state == LinkState.UNLINKED or item.object_type not in rules.ID_FIELDS:
+        return None
+    id_field, label = rules.ID_FIELDS[item.object_type]
+    live = _LIVE_STATUS.get(item.object_type, "AUTHORISED")
+    notes: list[str] = []
     if item.document is None:
-        return
-    link = uow.links.link_holding(connection_id, item.xero_id.lower())
-    if link is None or link.id is None or link.state == LinkState.UNLINKED:
-        return
-    document = rules.trim(item.object_type, item.document)
-    uow.drift.add_snapshots([new_snapshot(connection_id, link, item.object_type, document, now_us, item.updated)])
+        document: dict[str, Any] = {id_field: xero_id, "Status": live}
+        notes.append("Xero no longer has it")
+    else:
+        document = rules.trim(item.object_type, item.document)
+        document[id_field] = xero_id
+        status = str(document.get("Status") or "").upper()
+        if status in ("VOIDED", "DELETED") or document.pop("IsDeleted", False):
+            document["Status"] = live
+            notes.append(f"Xero holds it {status or 'DELETED'}, which xerolink never posts")
+        foreign = _foreign_entries(uow, connection_id, item.object_type, document)
+        if foreign:
+            document = rules.without_entries(item.object_type, document, foreign)
+            if str(document.get("Status") or "").upper() == "PAID":
+                document["Status"] = "AUTHORISED"
+            notes.append(f"money on it no link made: {', '.join(sorted(foreign))}")
+    row = new_snapshot(connection_id, link, item.object_type, document, now_us, "")
+    uow.drift.add_snapshots([row])
+    detail = f"{label} {xero_id} linked before snapshots were kept: adopted as Xero holds it"
+    if notes:
+        detail += "; compared as posted live and without what xerolink did not make (" + "; ".join(notes) + ")"
+    uow.links.insert_audit(
+        [
+            {
+                "link_id": link.id,
+                "time_us": now_us,
+                "actor": actor,
+                "event": ADOPTED,
+                "from_state": link.state,
+                "to_state": link.state,
+                "detail": detail[:2000],
+            }
+        ]
+    )
+    return row
+
+
+def _foreign_entries(uow: Repositories, connection_id: str, object_type: int, document: Mapping[str, Any]) -> set[str]:
+    """The payments, allocations and crediting documents on the document that no link of the
+    connection holds."""
+    referenced = rules.referenced_ids(document)
+    if not referenced:
+        return set()
+    snapped = uow.drift.snapshots_by_xero_ids(connection_id, sorted(referenced))
+    return {
+        xero_id
+        for xero_id in referenced
+        if xero_id not in snapped and uow.links.link_holding(connection_id, xero_id) is None
+    }
 
 
 def new_snapshot(

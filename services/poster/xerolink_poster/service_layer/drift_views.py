@@ -26,8 +26,10 @@ class DriftFilter:
     kinds: tuple[str, ...] = ()
     link: RecordRef | None = None
 
-    def fingerprint(self) -> str:
-        text = repr((self.state, sorted(set(self.kinds)), str(self.link or "")))
+    def fingerprint(self, connection_id: str) -> str:
+        """Digest of the connection and the filters a page token is issued for: a token of one
+        connection (or other filters) is refused on another rather than starting mid-list."""
+        text = repr((connection_id, self.state, sorted(set(self.kinds)), str(self.link or "")))
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
@@ -36,7 +38,7 @@ def list_drifts(
 ) -> tuple[list[tuple[DriftRow, LinkRow | None]], str]:
     """One page, newest first, each drift with its link."""
     get_connection(db, connection_id)
-    fingerprint = wanted.fingerprint()
+    fingerprint = wanted.fingerprint(connection_id)
     before = page_position(token, fingerprint)
     limit = page_size(size)
     with UnitOfWork(db, write=False) as uow:

@@ -154,6 +154,8 @@ class _DriftSourceEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_DriftSour
     """An If-Modified-Since read of the poller."""
     DRIFT_SOURCE_POSTING: _DriftSource.ValueType  # 3
     """A read of the document before posting work that depends on it, or of a refusal by Xero."""
+    DRIFT_SOURCE_RECONCILE: _DriftSource.ValueType  # 4
+    """Reconcile's first read of an object linked before snapshots were kept."""
 
 class DriftSource(_DriftSource, metaclass=_DriftSourceEnumTypeWrapper):
     """How a drift was found."""
@@ -165,6 +167,8 @@ DRIFT_SOURCE_POLL: DriftSource.ValueType  # 2
 """An If-Modified-Since read of the poller."""
 DRIFT_SOURCE_POSTING: DriftSource.ValueType  # 3
 """A read of the document before posting work that depends on it, or of a refusal by Xero."""
+DRIFT_SOURCE_RECONCILE: DriftSource.ValueType  # 4
+"""Reconcile's first read of an object linked before snapshots were kept."""
 Global___DriftSource: _TypeAlias = DriftSource  # noqa: Y015
 
 @_typing.final
