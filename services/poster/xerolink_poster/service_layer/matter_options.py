@@ -36,7 +36,7 @@ from xerolink_poster.service_layer.dispatch.gate import LeaseLost
 from xerolink_poster.service_layer.dispatch.matters import Trouble, set_status
 from xerolink_poster.service_layer.dispatch.supervisor import Dispatcher
 from xerolink_poster.service_layer.dispatch.tenant_loop import TenantWorker
-from xerolink_poster.service_layer.queries import encode_token, page_position, page_size
+from xerolink_poster.service_layer.queries import connection_filters, encode_token, page_position, page_size
 from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transaction
 
 log = logging.getLogger(__name__)
@@ -154,9 +154,10 @@ class MatterOptions:
     def list(self, connection_id: str, size: int, token: str) -> tuple[Sequence[MatterOptionLinkRow], str]:
         """The connection's matter options by action id, a page at a time."""
         get_connection(self.db, connection_id)
-        after = page_position(token, _PAGE_FILTERS)
+        filters = connection_filters(connection_id, _PAGE_FILTERS)
+        after = page_position(token, filters)
         limit = page_size(size)
         with UnitOfWork(self.db, write=False) as uow:
             rows = uow.matters.list_options(connection_id, after, limit + 1)
-        next_token = encode_token(f"{rows[limit - 1].action_id}:{_PAGE_FILTERS}") if len(rows) > limit else ""
+        next_token = encode_token(f"{rows[limit - 1].action_id}:{filters}") if len(rows) > limit else ""
         return list(rows[:limit]), next_token

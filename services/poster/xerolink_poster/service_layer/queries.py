@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import re
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -129,6 +130,12 @@ def get_link(db: Database, connection_id: str, record: RecordRef, with_audit: bo
     return link, audit
 
 
+def connection_filters(connection_id: str, fingerprint: str) -> str:
+    """The digest a page token carries: of the connection as well as the filters, so a token of
+    one connection is refused on another rather than starting its page mid-list."""
+    return hashlib.sha256(f"{connection_id}|{fingerprint}".encode()).hexdigest()[:12]
+
+
 def page_position(token: str, fingerprint: str) -> int:
     """The id after which a page starts. Tokens carry the digest of the filters they were issued
     for ("{id}:{digest}"); one used with other filters is refused rather than silently skipping
@@ -151,7 +158,7 @@ def list_links(
     # An unknown connection is refused, not answered with an empty page that looks like a
     # connection with nothing in it.
     get_connection(db, connection_id)
-    fingerprint = wanted.fingerprint()
+    fingerprint = connection_filters(connection_id, wanted.fingerprint())
     after = page_position(token, fingerprint)
     limit = page_size(size)
     with UnitOfWork(db, write=False) as uow:

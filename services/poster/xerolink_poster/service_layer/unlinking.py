@@ -35,7 +35,7 @@ from xerolink_poster.domain.unlink_plan import (
 from xerolink_poster.service_layer import drift_holds
 from xerolink_poster.service_layer.connections import get_connection, text_ok
 from xerolink_poster.service_layer.ports import Repositories, StateChange
-from xerolink_poster.service_layer.queries import encode_token, page_position, page_size
+from xerolink_poster.service_layer.queries import connection_filters, encode_token, page_position, page_size
 from xerolink_poster.service_layer.record_halves import other_halves
 from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transaction
 
@@ -288,7 +288,7 @@ def list_orphans(
     db: Database, connection_id: str, record: RecordRef | None, object_type: int, size: int, token: str
 ) -> tuple[list[OrphanRow], str]:
     get_connection(db, connection_id)
-    fingerprint = f"{record or ''}|{object_type}"
+    fingerprint = connection_filters(connection_id, f"{record or ''}|{object_type}")
     after = page_position(token, fingerprint)
     limit = page_size(size)
     with UnitOfWork(db, write=False) as uow:
