@@ -48,6 +48,7 @@ from xerolink_poster.service_layer.dispatch.gate import LeaseLost
 from xerolink_poster.service_layer.dispatch.supervisor import Dispatcher
 from xerolink_poster.service_layer.ports import Repositories, Saga
 from xerolink_poster.service_layer.record_halves import other_halves
+from xerolink_poster.service_layer.tenant_access import borrowed_tenant
 from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transaction
 
 log = logging.getLogger(__name__)
@@ -82,24 +83,10 @@ class Corrections:
     # -- Xero access -------------------------------------------------------------------------
     @contextmanager
     def _xero(self, connection: ConnectionRow) -> Iterator[CorrectionXero]:
-        if self.dispatcher is None:
-            raise failed_precondition(
-                Reason.DISPATCHER_OFF,
-                "this poster runs without its dispatcher (XEROLINK_DISPATCHER=off) and makes no Xero calls; "
-                "send corrections to a poster that runs it",
-            )
-        try:
-            with self.dispatcher.tenant_calls(connection.xero_tenant_id, self.lease_wait) as worker:
-                # Tokens are sealed at rest: the keeper opens them and refreshes an expiring one.
-                creds = worker.credentials(connection)
-                yield CorrectionXero(worker, creds)
-        except LeaseLost as exc:
-            raise unavailable(
-                Reason.TENANT_BUSY,
-                "another poster is serving this Xero organisation (or this one is stopping); try again in a few "
-                "seconds",
-                retry_after_seconds=2.0,
-            ) from exc
+        with borrowed_tenant(
+            self.dispatcher, connection, self.lease_wait, "send corrections to a poster that runs it"
+        ) as (worker, creds):
+            yield CorrectionXero(worker, creds)
 
     @contextmanager
     def _xeros(self, connection: ConnectionRow) -> Iterator[_Xeros]:

@@ -11,8 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from xerolink_common.errors import failed_precondition, unavailable
-from xerolink_common.reasons import Reason
+from xerolink_common.errors import unavailable
 
 from xerolink_poster.adapters.database import Database, now_us
 from xerolink_poster.adapters.drift_tables import DriftRow, XeroSnapshotRow
@@ -21,10 +20,10 @@ from xerolink_poster.adapters.xero_client import Credentials
 from xerolink_poster.domain import drift as rules
 from xerolink_poster.service_layer import drift_resolution
 from xerolink_poster.service_layer.connections import get_connection
-from xerolink_poster.service_layer.dispatch.gate import LeaseLost
 from xerolink_poster.service_layer.dispatch.supervisor import Dispatcher
 from xerolink_poster.service_layer.drift_rereads import RereadFailed, read_object
 from xerolink_poster.service_layer.ports import Repositories, XeroCaller
+from xerolink_poster.service_layer.tenant_access import borrowed_tenant
 from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transaction
 
 
@@ -62,22 +61,10 @@ class DriftResolver:
 
     @contextmanager
     def _xero(self, connection: ConnectionRow) -> Iterator[tuple[XeroCaller, Credentials]]:
-        if self.dispatcher is None:
-            raise failed_precondition(
-                Reason.DISPATCHER_OFF,
-                "this poster runs without its dispatcher (XEROLINK_DISPATCHER=off) and makes no Xero calls; "
-                "resolve drifts on a poster that runs it",
-            )
-        try:
-            with self.dispatcher.tenant_calls(connection.xero_tenant_id, self.lease_wait) as worker:
-                yield worker, worker.credentials(connection)
-        except LeaseLost as exc:
-            raise unavailable(
-                Reason.TENANT_BUSY,
-                "another poster is serving this Xero organisation (or this one is stopping); try again in a few "
-                "seconds",
-                retry_after_seconds=2.0,
-            ) from exc
+        with borrowed_tenant(
+            self.dispatcher, connection, self.lease_wait, "resolve drifts on a poster that runs it"
+        ) as borrowed:
+            yield borrowed
 
     def resolve(self, connection_id: str, drift_id: int, resolution: str, note: str, actor: str) -> Resolved:
         drift_resolution.check_request(resolution, note)

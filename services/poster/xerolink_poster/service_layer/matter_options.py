@@ -32,11 +32,11 @@ from xerolink_poster.adapters.xero_client import Uncertain
 from xerolink_poster.domain import matters as dom
 from xerolink_poster.domain.states import LinkState
 from xerolink_poster.service_layer.connections import get_connection, require_connection_id
-from xerolink_poster.service_layer.dispatch.gate import LeaseLost
 from xerolink_poster.service_layer.dispatch.matters import Trouble, set_status
 from xerolink_poster.service_layer.dispatch.supervisor import Dispatcher
 from xerolink_poster.service_layer.dispatch.tenant_loop import TenantWorker
 from xerolink_poster.service_layer.queries import connection_filters, encode_token, page_position, page_size
+from xerolink_poster.service_layer.tenant_access import borrowed_tenant
 from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transaction
 
 log = logging.getLogger(__name__)
@@ -71,22 +71,10 @@ class MatterOptions:
         option = self._checked(connection_id, action_id)
         if option is None or option.state == dom.OptionState.ARCHIVED:
             return option
-        if self.dispatcher is None:
-            raise failed_precondition(
-                Reason.DISPATCHER_OFF,
-                "this poster runs without its dispatcher (XEROLINK_DISPATCHER=off) and makes no Xero calls; "
-                "close matters on a poster that runs it",
-            )
-        try:
-            with self.dispatcher.tenant_calls(connection.xero_tenant_id, self.lease_wait) as worker:
-                return self._archive(connection, action_id, worker)
-        except LeaseLost as exc:
-            raise unavailable(
-                Reason.TENANT_BUSY,
-                "another poster is serving this Xero organisation (or this one is stopping); try again in a few "
-                "seconds",
-                retry_after_seconds=2.0,
-            ) from exc
+        with borrowed_tenant(
+            self.dispatcher, connection, self.lease_wait, "close matters on a poster that runs it"
+        ) as (worker, _):
+            return self._archive(connection, action_id, worker)
 
     def _checked(self, connection_id: str, action_id: int) -> MatterOptionLinkRow | None:
         """The matter's option, after refusing a close while postings of the matter are not in

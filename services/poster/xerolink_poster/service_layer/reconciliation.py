@@ -21,7 +21,7 @@ from typing import Any
 
 from xerolink.mapper.v1 import mapper_service_pb2 as mapper_pb2
 from xerolink_common.allocation_functions import AllocationFunction
-from xerolink_common.errors import failed_precondition, unavailable
+from xerolink_common.errors import unavailable
 from xerolink_common.reasons import Reason
 
 from xerolink_poster.adapters.drift_tables import DriftRow, XeroSnapshotRow
@@ -31,9 +31,9 @@ from xerolink_poster.domain.records import RecordRef, link_name
 from xerolink_poster.service_layer import snapshot_adoption
 from xerolink_poster.service_layer.connections import get_connection, require_connection_id
 from xerolink_poster.service_layer.correction_xero import CorrectionXero, XeroTrouble
-from xerolink_poster.service_layer.dispatch.gate import LeaseLost
 from xerolink_poster.service_layer.dispatch.supervisor import Dispatcher
 from xerolink_poster.service_layer.posting_values import mapping_context
+from xerolink_poster.service_layer.tenant_access import borrowed_tenant
 from xerolink_poster.service_layer.unit_of_work import UnitOfWork
 
 log = logging.getLogger("xerolink_poster.reconciliation")
@@ -131,23 +131,12 @@ class Reconciliation:
     ) -> Report:
         require_connection_id(connection_id)
         connection = get_connection(self.db, connection_id)
-        if self.dispatcher is None:
-            raise failed_precondition(
-                Reason.DISPATCHER_OFF,
-                "this poster runs without its dispatcher (XEROLINK_DISPATCHER=off) and makes no Xero calls; "
-                "reconcile on a poster that runs it",
-            )
         try:
-            with self.dispatcher.tenant_calls(connection.xero_tenant_id, self.lease_wait) as worker:
-                reader = _Reader(CorrectionXero(worker, worker.credentials(connection)), cancelled)
+            with borrowed_tenant(
+                self.dispatcher, connection, self.lease_wait, "reconcile on a poster that runs it"
+            ) as (worker, creds):
+                reader = _Reader(CorrectionXero(worker, creds), cancelled)
                 return self._reconcile(connection, first, last, reader)
-        except LeaseLost as exc:
-            raise unavailable(
-                Reason.TENANT_BUSY,
-                "another poster is serving this Xero organisation (or this one is stopping); try again in a few "
-                "seconds",
-                retry_after_seconds=2.0,
-            ) from exc
         except XeroTrouble as trouble:
             raise unavailable(
                 trouble.reason, f"{trouble.message}; reconcile again", retry_after_seconds=2.0
