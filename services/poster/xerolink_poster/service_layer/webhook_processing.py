@@ -149,7 +149,7 @@ class EventProcessor:
                 f"the connection {linking[0].connection_id} is {linking[0].state.replace('_', ' ')}: "
                 "connect the organisation again; the event is read then"
             )
-        with self.dispatcher.tenant_calls(row.tenant_id, self.lease_wait) as worker:
+        with self.dispatcher.tenant_calls(usable[0].xero_tenant_id, self.lease_wait) as worker:
             # One read for every connection to the tenant: the object is the same.
             document = read_one(worker, worker.credentials(usable[0]), resource, row.resource_id)
         updated = str(document.get("UpdatedDateUTC", "")) if document is not None else ""
