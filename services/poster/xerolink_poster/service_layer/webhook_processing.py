@@ -24,7 +24,7 @@ from collections.abc import Sequence
 
 from xerolink_poster.adapters.database import Database, now_us
 from xerolink_poster.adapters.drift_tables import WebhookEventRow
-from xerolink_poster.domain.states import ConnectionState
+from xerolink_poster.domain.states import ConnectionState, LinkState
 from xerolink_poster.service_layer import drift_checks
 from xerolink_poster.service_layer.dispatch.gate import LeaseLost
 from xerolink_poster.service_layer.dispatch.supervisor import Dispatcher
@@ -202,12 +202,16 @@ class EventProcessor:
 
 
 def _links(uow: UnitOfWork, connection_id: str, xero_id: str) -> bool:
-    """Whether the connection holds the Xero object: its snapshot, or (linked before snapshots
-    were kept) a link naming it."""
+    """Whether a live link of the connection holds the Xero object: its active snapshot, or
+    (linked before snapshots were kept) a link that is not unlinked naming it. An unlinked link's
+    objects (inactive snapshots, orphans) are no longer watched, so reading them would spend a
+    call of the organisation's budget on an object nobody compares."""
     # Snapshots name objects by their id in lower case (Xero's GUIDs compare without case).
-    if uow.drift.snapshots_by_xero_ids(connection_id, [xero_id.lower()]):
-        return True
-    return bool(uow.links.held_xero_ids(connection_id, [xero_id], except_link_id=0))
+    snapshot = uow.drift.snapshots_by_xero_ids(connection_id, [xero_id.lower()]).get(xero_id.lower())
+    if snapshot is not None:
+        return snapshot.active
+    link = uow.links.link_holding(connection_id, xero_id.lower())
+    return link is not None and link.state != LinkState.UNLINKED
 
 
 def _event(uow: UnitOfWork, row: WebhookEventRow) -> WebhookEventRow | None:
