@@ -38,6 +38,11 @@ def test_sentences_say_what_happened_name_the_drift_and_what_to_do() -> None:
     accepted = rules.accepted_message("PAID_IN_XERO", "invoice INV-0042", name)
     assert accepted.startswith("Xero's version was accepted (connections/firm-1/drifts/7: invoice INV-0042 was paid")
     assert "delete this record in Actionstep" in accepted
+    # Accepting another drift of the document accepts all of it: the sentence explains the one
+    # that keeps the document from taking the record.
+    dated = rules.drift_name("firm-1", 8)
+    via = rules.accepted_message("PAID_IN_XERO", "invoice INV-0042", name, accepted=dated)
+    assert f"({dated})" in via and f"including {name}" in via and "already paid in Xero" in via
 
 
 def test_an_accepted_deletion_is_no_longer_expected_on_its_document() -> None:

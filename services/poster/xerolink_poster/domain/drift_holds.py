@@ -104,8 +104,11 @@ def hold_message(kind: str, document: str, drift: str) -> str:
     )
 
 
-def accepted_message(kind: str, document: str, drift: str) -> str:
-    """The sentence of held work failed because Xero's version was accepted."""
+def accepted_message(kind: str, document: str, drift: str, accepted: str = "") -> str:
+    """The sentence of held work failed because Xero's version was accepted. `drift` is the drift
+    that keeps the document from taking the work (what the sentence explains); `accepted` the one
+    a person resolved, when another: accepting Xero's version accepts the whole document, so it
+    resolves every drift of it."""
     if kind == "PAID_IN_XERO":
         change = f"{document} is already paid in Xero: delete this record in Actionstep (or apply it elsewhere)"
     elif kind in ("VOIDED_IN_XERO", "DELETED_IN_XERO"):
@@ -115,6 +118,11 @@ def accepted_message(kind: str, document: str, drift: str) -> str:
         )
     else:
         change = f"{document} cannot take it in Xero as it stands: delete or change this record in Actionstep"
+    if accepted and accepted != drift:
+        return (
+            f"Xero's version of {document} was accepted ({accepted}), with all of it, including {drift}: "
+            f"{happened(kind, document)}; {change}"
+        )
     return f"Xero's version was accepted ({drift}: {happened(kind, document)}); {change}"
 
 
