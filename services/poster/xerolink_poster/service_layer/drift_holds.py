@@ -1,7 +1,8 @@
 """Work held on a drifted document (docs/drift.md "Holds and resolution"): a payment or
-allocation whose document was paid, voided, deleted or un-approved in Xero waits, with reason
-XERO_DOCUMENT_CHANGED, instead of being sent; resolving the drift fails it (Xero's version
-accepted) or releases it (Xero put back). Each function writes in its caller's transaction.
+allocation whose document was paid, voided, deleted or un-approved in Xero, or had money applied
+there that xerolink did not make, waits, with reason XERO_DOCUMENT_CHANGED, instead of being sent;
+resolving the drift fails it (Xero's version accepted) or releases it (Xero put back). Each function
+writes in its caller's transaction.
 
 A held entry waits on its document's record like any waiting entry (so it is released when the
 document links again after a correction), and stays waiting while that record's link has an open
