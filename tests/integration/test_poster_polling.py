@@ -33,12 +33,14 @@ POLLED_PATHS = ("Invoices", "CreditNotes", "Payments", "BankTransactions", "Bank
 
 
 def poll_reads(emulator: EmulatorServer, tenant: str) -> list[tuple[str, tuple[tuple[str, str], ...]]]:
-    """The poller's reads the tenant received: a collection (no id in the path), paged, no filter
-    (the dispatcher's look-ups filter with `where` or ids)."""
+    """The poller's reads the tenant received: a collection (no id in the path), paged and ordered,
+    no filter (the dispatcher's look-ups filter with `where` or ids)."""
     return [
         (r.path.rsplit("/", 1)[-1], r.params)
         for r in emulator.state.requests.entries(tenant)
-        if r.method == "GET" and r.path.rsplit("/", 1)[-1] in POLLED_PATHS and {n for n, _ in r.params} <= {"page"}
+        if r.method == "GET"
+        and r.path.rsplit("/", 1)[-1] in POLLED_PATHS
+        and {n for n, _ in r.params} <= {"page", "order"}
     ]
 
 
@@ -55,11 +57,12 @@ def test_the_poller_reads_what_is_linked_and_keeps_its_cursor_at_the_latest_chan
     wait_for(lambda: set(cursors(database_url)) == {"Invoices", "Payments"})
     reads = poll_reads(emulator, f.tenant)
     assert {path for path, _ in reads} == {"Invoices", "Payments"}  # nothing else is linked
-    assert all(("page", "1") in params for _, params in reads)
+    assert all(("page", "1") in params and ("order", "UpdatedDateUTC ASC") in params for _, params in reads)
 
     def latest(resource: str) -> str:
+        """One millisecond before the latest change: the next read includes that change."""
         stamps = [updated_ms(o) for o in xero_objects(emulator, f.tenant, resource)]
-        return iso_of_ms(max(s for s in stamps if s is not None))
+        return iso_of_ms(max(s for s in stamps if s is not None) - 1)
 
     wait_for(lambda: cursors(database_url) == {"Invoices": latest("Invoices"), "Payments": latest("Payments")})
     before = cursors(database_url)

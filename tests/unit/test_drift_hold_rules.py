@@ -12,13 +12,14 @@ from xerolink_poster.domain.records import RecordRef, XeroObjectRef
 from xerolink_poster.domain.states import LinkState
 
 
-def test_paid_voided_deleted_and_unapproved_documents_block_payments() -> None:
-    for kind in ("PAID_IN_XERO", "VOIDED_IN_XERO", "DELETED_IN_XERO"):
+def test_paid_voided_deleted_unapproved_and_part_paid_in_xero_documents_block_payments() -> None:
+    # Money applied in Xero that xerolink did not make may be the very money a payment brings.
+    for kind in ("PAID_IN_XERO", "VOIDED_IN_XERO", "DELETED_IN_XERO", "ALLOCATION_ADDED_IN_XERO"):
         assert rules.blocks_payment(kind, [])
     drafted = [{"field": "Status", "posted": "AUTHORISED", "xero": "DRAFT"}]
     assert rules.blocks_payment("STATUS_CHANGED", drafted)
     assert not rules.blocks_payment("STATUS_CHANGED", [{"field": "Status", "posted": "DRAFT", "xero": "AUTHORISED"}])
-    for kind in ("DATE_CHANGED", "AMOUNT_CHANGED", "ALLOCATION_ADDED_IN_XERO", "PAYMENT_DELETED_IN_XERO"):
+    for kind in ("DATE_CHANGED", "AMOUNT_CHANGED", "PAYMENT_DELETED_IN_XERO"):
         assert not rules.blocks_payment(kind, drafted)
 
 
@@ -38,6 +39,15 @@ def test_sentences_say_what_happened_name_the_drift_and_what_to_do() -> None:
     accepted = rules.accepted_message("PAID_IN_XERO", "invoice INV-0042", name)
     assert accepted.startswith("Xero's version was accepted (connections/firm-1/drifts/7: invoice INV-0042 was paid")
     assert "delete this record in Actionstep" in accepted
+    # Accepting another drift of the document accepts all of it: the sentence explains the one
+    # that keeps the document from taking the record.
+    dated = rules.drift_name("firm-1", 8)
+    via = rules.accepted_message("PAID_IN_XERO", "invoice INV-0042", name, accepted=dated)
+    assert f"({dated})" in via and f"including {name}" in via and "already paid in Xero" in via
+    applied = rules.hold_message("ALLOCATION_ADDED_IN_XERO", "invoice INV-0042", name)
+    assert "money applied in Xero that xerolink did not make" in applied and "--corrected" in applied
+    stands = rules.accepted_message("ALLOCATION_ADDED_IN_XERO", "invoice INV-0042", name)
+    assert "stands for this record" in stands and "post this record again" in stands
 
 
 def test_an_accepted_deletion_is_no_longer_expected_on_its_document() -> None:

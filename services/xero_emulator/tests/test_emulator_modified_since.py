@@ -178,3 +178,21 @@ def test_paging_works_with_it(tenant: Tenant) -> None:
     assert older["InvoiceID"] not in ids(first + second, "InvoiceID")
     assert len(ids(first + second, "InvoiceID")) == 105
     assert all(i["LineItems"] for i in first + second)  # a paged list comes with lines
+
+
+def test_order_by_update_lets_a_reader_page_through_changes_in_the_order_they_happened(tenant: Tenant) -> None:
+    """Xero's OpenAPI declares `order` ("Order by an any element") on every list xerolink polls:
+    with `order=UpdatedDateUTC ASC` an object changed while a reader pages moves to the end of
+    the list instead of shifting the objects the reader has not reached."""
+    first, second, _ = (tenant.create("Invoices", invoice(InvoiceNumber=f"O-{n}")) for n in range(3))
+    settle()
+    tenant.post(f"/Invoices/{first['InvoiceID']}", {"Reference": "changed"})
+    mark = stamp(second).isoformat()
+    ascending = since(tenant, "Invoices", mark, order="UpdatedDateUTC ASC", page="1")
+    assert [i["InvoiceNumber"] for i in ascending] == ["O-1", "O-2", "O-0"]
+    descending = since(tenant, "Invoices", mark, order="UpdatedDateUTC DESC, InvoiceNumber")
+    assert descending[0]["InvoiceNumber"] == "O-0"
+    by_number = since(tenant, "Invoices", mark, order="InvoiceNumber desc")
+    assert [i["InvoiceNumber"] for i in by_number] == ["O-2", "O-1", "O-0"]
+    refused = tenant.client.get("/Invoices", params={"order": "UpdatedDateUTC SIDEWAYS"})
+    assert refused.status_code == 400 and "order" in refused.json()["Message"]

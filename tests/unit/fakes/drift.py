@@ -94,6 +94,11 @@ class FakeDriftRepository:
     def pending_events(self, limit: int) -> list[WebhookEventRow]:
         _unused("webhook events")
 
+    def pending_events_of(
+        self, tenant_id: str, category: str, resource_id: str, received_until_us: int
+    ) -> list[WebhookEventRow]:
+        _unused("webhook events")
+
     def get_event(self, event_id: int) -> WebhookEventRow | None:
         _unused("webhook events")
 

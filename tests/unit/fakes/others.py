@@ -48,7 +48,11 @@ class FakeConnectionRepository:
         return sorted(c.connection_id for c in self._registry.connections.values() if group and c.firm_group == group)
 
     def connection_ids_of_tenant(self, tenant_id: str) -> list[str]:
-        return sorted(c.connection_id for c in self._registry.connections.values() if c.xero_tenant_id == tenant_id)
+        return sorted(
+            c.connection_id
+            for c in self._registry.connections.values()
+            if c.xero_tenant_id.lower() == tenant_id.lower()
+        )
 
     def claim_refresh(self, connection_id: str, version: int, holder: str, now_us: int, until_us: int) -> bool:
         _unused("claim_refresh (token refresh)")

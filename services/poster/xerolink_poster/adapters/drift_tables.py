@@ -108,6 +108,7 @@ class PollCursorRow(SQLModel, table=True):
     connection_id: str = Field(primary_key=True, max_length=64)
     # The Xero collection, e.g. "Invoices".
     resource: str = Field(primary_key=True, max_length=32)
-    # The latest UpdatedDateUTC read, as the next If-Modified-Since ("" before the first read).
+    # The next If-Modified-Since: a millisecond before the newest change of the last page read
+    # ("" before the first read).
     modified_since: str = Field(default="", max_length=40)
     last_poll_us: int = Field(default=0, sa_column=_big(nullable=False, default=0))

@@ -12,6 +12,14 @@ from collections.abc import Iterable, Mapping, Sequence
 # "Payments can only be made against Authorised documents", NOTES: what users of peer
 # integrations complain about, 2; developer.xero.com/documentation/api/accounting/payments).
 UNPAYABLE_KINDS = frozenset({"PAID_IN_XERO", "VOIDED_IN_XERO", "DELETED_IN_XERO"})
+# Money applied in Xero that xerolink did not make (a bank-feed match, a part payment by hand)
+# also holds further money on the document, though Xero would take it while something is owed:
+# the classic case is the bank feed matching a deposit before Actionstep's receipt of the same
+# money arrives, which posted would pay the document twice (NOTES: peer complaints, 3). A person
+# decides: the Xero payment stands for the record (ACCEPT_XERO: the held record fails), or it is
+# removed in Xero (CORRECTED: the held record is posted).
+APPLIED_IN_XERO = "ALLOCATION_ADDED_IN_XERO"
+HOLDING_KINDS = UNPAYABLE_KINDS | {APPLIED_IN_XERO}
 STATUS_CHANGED = "STATUS_CHANGED"
 PAYABLE_STATUS = "AUTHORISED"
 
@@ -41,9 +49,10 @@ DOCUMENT_REFUSALS = (
 
 
 def blocks_payment(kind: str, differences: Sequence[Mapping[str, str]]) -> bool:
-    """Whether an open drift of this kind leaves the document unpayable in Xero: paid, voided or
-    deleted there, or its status changed away from AUTHORISED (back to draft, say)."""
-    if kind in UNPAYABLE_KINDS:
+    """Whether an open drift of this kind holds payments and allocations on the document: paid,
+    voided or deleted in Xero, its status changed away from AUTHORISED (back to draft, say), or
+    money applied to it in Xero that xerolink did not make."""
+    if kind in HOLDING_KINDS:
         return True
     if kind == STATUS_CHANGED:
         return any(d.get("field") == "Status" and d.get("xero", "") != PAYABLE_STATUS for d in differences)
@@ -62,6 +71,10 @@ def drift_name(connection_id: str, drift_id: int) -> str:
 
 _HAPPENED = {
     "PAID_IN_XERO": "was paid in Xero by a payment xerolink did not make (a bank-feed match or by hand)",
+    APPLIED_IN_XERO: (
+        "has money applied in Xero that xerolink did not make (a bank-feed match or a payment or credit "
+        "entered by hand), which may be this same money"
+    ),
     "VOIDED_IN_XERO": "was voided in Xero",
     "DELETED_IN_XERO": "was deleted in Xero",
     STATUS_CHANGED: "had its status changed in Xero",
@@ -72,6 +85,11 @@ _TO_DO = {
         "either accept Xero's version (xerolink drift resolve {drift} --accept-xero) and remove this record in "
         "Actionstep, as the document is already paid; or delete the payment made in Xero and resolve the drift "
         "as corrected (--corrected): this record is then posted"
+    ),
+    APPLIED_IN_XERO: (
+        "if the money in Xero is this record's, accept Xero's version (xerolink drift resolve {drift} "
+        "--accept-xero): this record then fails and is not paid twice; if it is not, delete it in Xero (unreconcile "
+        "the bank line) and resolve the drift as corrected (--corrected): this record is then posted"
     ),
     "VOIDED_IN_XERO": (
         "Xero does not undo a void: accept Xero's version (xerolink drift resolve {drift} --accept-xero), remove "
@@ -104,10 +122,18 @@ def hold_message(kind: str, document: str, drift: str) -> str:
     )
 
 
-def accepted_message(kind: str, document: str, drift: str) -> str:
-    """The sentence of held work failed because Xero's version was accepted."""
+def accepted_message(kind: str, document: str, drift: str, accepted: str = "") -> str:
+    """The sentence of held work failed because Xero's version was accepted. `drift` is the drift
+    that keeps the document from taking the work (what the sentence explains); `accepted` the one
+    a person resolved, when another: accepting Xero's version accepts the whole document, so it
+    resolves every drift of it."""
     if kind == "PAID_IN_XERO":
         change = f"{document} is already paid in Xero: delete this record in Actionstep (or apply it elsewhere)"
+    elif kind == APPLIED_IN_XERO:
+        change = (
+            f"the money applied to {document} in Xero stands for this record, which was not sent so as not to pay "
+            "it twice: delete this record in Actionstep; if that money was other money, post this record again"
+        )
     elif kind in ("VOIDED_IN_XERO", "DELETED_IN_XERO"):
         change = (
             f"{document} no longer stands in Xero: delete this record in Actionstep, then correct the document "
@@ -115,6 +141,11 @@ def accepted_message(kind: str, document: str, drift: str) -> str:
         )
     else:
         change = f"{document} cannot take it in Xero as it stands: delete or change this record in Actionstep"
+    if accepted and accepted != drift:
+        return (
+            f"Xero's version of {document} was accepted ({accepted}), with all of it, including {drift}: "
+            f"{happened(kind, document)}; {change}"
+        )
     return f"Xero's version was accepted ({drift}: {happened(kind, document)}); {change}"
 
 

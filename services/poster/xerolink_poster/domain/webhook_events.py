@@ -86,10 +86,12 @@ def _event(index: int, item: Any) -> WebhookEvent:
     event_type = values["eventType"].upper()
     if event_type not in EVENT_TYPES:
         raise MalformedDelivery(f"{where}.eventType {values['eventType']!r} is not one Xero sends")
+    # tenantId and resourceId are GUIDs, which compare without case: kept in lower case, so an
+    # event names its organisation and object (and itself, by its key) however Xero spelt them.
     return WebhookEvent(
-        tenant_id=values["tenantId"],
+        tenant_id=values["tenantId"].lower(),
         category=category,
         event_type=event_type,
-        resource_id=values["resourceId"],
+        resource_id=values["resourceId"].lower(),
         event_date=values["eventDateUtc"],
     )

@@ -1,7 +1,8 @@
 """Work held on a drifted document (docs/drift.md "Holds and resolution"): a payment or
-allocation whose document was paid, voided, deleted or un-approved in Xero waits, with reason
-XERO_DOCUMENT_CHANGED, instead of being sent; resolving the drift fails it (Xero's version
-accepted) or releases it (Xero put back). Each function writes in its caller's transaction.
+allocation whose document was paid, voided, deleted or un-approved in Xero, or had money applied
+there that xerolink did not make, waits, with reason XERO_DOCUMENT_CHANGED, instead of being sent;
+resolving the drift fails it (Xero's version accepted) or releases it (Xero put back). Each function
+writes in its caller's transaction.
 
 A held entry waits on its document's record like any waiting entry (so it is released when the
 document links again after a correction), and stays waiting while that record's link has an open
@@ -119,13 +120,27 @@ def held_on(repos: Repositories, connection_id: str, record: RecordRef) -> list[
 
 
 def fail_held(
-    repos: Repositories, connection_id: str, record: RecordRef, drift: DriftRow, label: str, now_us: int, actor: str
+    repos: Repositories,
+    connection_id: str,
+    record: RecordRef,
+    drift: DriftRow,
+    resolved: Sequence[DriftRow],
+    label: str,
+    now_us: int,
+    actor: str,
 ) -> int:
-    """Xero's version was accepted: the held entries fail, saying what to change in Actionstep."""
-    name = rules.drift_name(drift.connection_id, drift.id or 0)
-    message = rules.accepted_message(drift.kind, label, name)
+    """Xero's version was accepted (`drift`, resolving the document's open drifts `resolved`): the
+    held entries fail, each naming the drift that keeps the document from taking it (the one it
+    was held on, else a blocking one resolved, else `drift`) and saying what to change in
+    Actionstep."""
+    accepted = rules.drift_name(drift.connection_id, drift.id or 0)
+    by_name = {rules.drift_name(r.connection_id, r.id or 0): r for r in resolved}
+    blockers = blocking(resolved)
     held = held_on(repos, connection_id, record)
     for row, link in held:
+        cause = by_name.get(_held_on_drift(link)) or (blockers[0] if blockers else drift)
+        name = rules.drift_name(cause.connection_id, cause.id or 0)
+        message = rules.accepted_message(cause.kind, label, name, accepted)
         repos.outbox.clear_waits(row.id or 0)
         row.state = OutboxState.DONE
         row.claimed_by = ""
@@ -138,6 +153,15 @@ def fail_held(
         repos.links.save(link)
         repos.links.change_state(link, Event.DRIFT_ACCEPTED, actor, now_us, detail=message[:2000])
     return len(held)
+
+
+def _held_on_drift(link: LinkRow) -> str:
+    """The drift a held link's error names ("" when none)."""
+    error = parse_error(link.last_error) or {}
+    violations = error.get("field_violations") or []
+    return next(
+        (str(v.get("description", "")) for v in violations if isinstance(v, dict) and v.get("field") == "drift"), ""
+    )
 
 
 def release_held(repos: Repositories, connection_id: str, record: RecordRef, now_us: int, detail: str) -> int:

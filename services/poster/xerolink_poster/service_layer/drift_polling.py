@@ -4,12 +4,17 @@ organisations whose webhooks are not set up (docs/drift.md "Polling").
 Every `interval` seconds, for each connected connection with snapshots, for each collection
 holding a type of object it links: GET the collection with If-Modified-Since (Xero's OpenAPI,
 components.parameters.ifModifiedSince: "Only records created or modified since this timestamp
-will be returned", format date-time), page by page, and pass the linked objects among the answer
-to drift_checks.record_observations. The cursor moves to the latest UpdatedDateUTC seen only once
-every page of the collection was read and recorded, in the transaction that records the last
-page: a poll cut short starts again from the old cursor, and recording twice changes nothing.
-The first poll of a collection starts from the connection's creation (nothing xerolink posted is
-older).
+will be returned", format date-time), oldest change first (`order=UpdatedDateUTC ASC`), page by
+page, and pass the linked objects among the answer to drift_checks.record_observations.
+
+The cursor never passes an object not yet read. Ordered by UpdatedDateUTC, every object changed
+before the newest change of a page read has been read (an object changed meanwhile moves to the
+end of the list), so each page moves the cursor to that change, in the transaction that records
+the page, and the next call reads page 1 from there. A read cut short (budget, lease, an error)
+goes on from the cursor, so a poller allowed one call a minute still moves a page a minute. Only
+when a whole page changed in one instant does the read go on to the next page from the same
+cursor. Recording twice changes nothing. The first poll of a collection starts from the
+connection's creation (nothing xerolink posted is older).
 
 The calls go through the tenant's worker (Dispatcher.tenant_calls), so they count in the tenant's
 budget with posting, and they never starve it: at most `share` of the tenant's calls per minute
@@ -79,9 +84,10 @@ class Poller:
         # The poller's calls per tenant per minute: its share of the tenant's, at least one.
         self.per_minute = max(1, math.floor(limits.per_minute * settings.share))
         self._windows: dict[str, SlidingWindow] = {}
-        # A read cut short, per connection and collection: its If-Modified-Since, the next page
-        # and the latest change seen so far (in memory: after a restart it starts again).
-        self._progress: dict[tuple[str, str], tuple[str, int, int]] = {}
+        # A read cut short inside more than a page of changes made in one instant, per connection
+        # and collection: its If-Modified-Since and the next page (in memory: after a restart
+        # that run is read again from its first page).
+        self._progress: dict[tuple[str, str], tuple[str, int]] = {}
         # When each connection is next polled (monotonic).
         self._due: dict[str, float] = {}
         self._stop = threading.Event()
@@ -159,7 +165,10 @@ class Poller:
         return True
 
     def _poll_resource(self, connection: ConnectionRow, resource: Resource, worker: TenantWorker, creds: Any) -> None:
+        """Reads the collection's changes oldest first, moving the cursor with each page read (see
+        the module's docstring), until a page that is not full."""
         cid = connection.connection_id
+        key = (cid, resource.collection)
         with UnitOfWork(self.db, write=False) as uow:
             cursor = uow.drift.get_cursor(cid, resource.collection)
         since = (
@@ -167,33 +176,34 @@ class Poller:
             if cursor is not None and cursor.modified_since
             else iso_of_ms(connection.create_us // 1000)
         )
-        latest = ms_of_iso(since)
         page = 1
-        resumed = self._progress.get((cid, resource.collection))
+        resumed = self._progress.get(key)
         if resumed is not None and resumed[0] == since:
-            # A read longer than the share allows at once goes on where it stopped, one page
-            # back: an object changed meanwhile moves the others, and the overlap reads them.
-            _, page, latest = resumed
-            page = max(1, page - 1)
+            page = resumed[1]  # inside a run of more than a page of changes made in one instant
         while True:
-            self._progress[(cid, resource.collection)] = (since, page, latest)
+            self._progress[key] = (since, page)
             window = self._take_call(worker)
             try:
                 items = read_page(worker, creds, resource, since, page)
             finally:
                 window.complete(time.time())  # counted as Xero counts it: made
             self.calls += 1
-            for item in items:
-                stamp = updated_ms(item)
-                if stamp is not None:
-                    latest = max(latest, stamp)
             last = not resource.paged or len(items) < PAGE_SIZE
-            self._record(cid, resource, items, iso_of_ms(latest) if last else None)
+            stamps = [s for i in items if (s := updated_ms(i)) is not None]
+            # Every object changed before the page's newest change has been read: the next read
+            # starts there. One millisecond back, as Xero does not say whether "since" includes
+            # the instant itself; an object read twice is harmless.
+            after = max(stamps) - 1 if stamps else 0
+            moved = after > ms_of_iso(since)
+            if moved:
+                since, page = iso_of_ms(after), 1
+            elif not last:
+                page += 1  # a full page changed in one instant: the next page, from the same moment
+            self._record(cid, resource, items, since if moved or last else None)
             if last:
-                self._progress.pop((cid, resource.collection), None)
+                self._progress.pop(key, None)
                 return
-            page += 1
-            self._progress[(cid, resource.collection)] = (since, page, latest)
+            self._progress[key] = (since, page)
 
     def _take_call(self, worker: TenantWorker) -> SlidingWindow:
         """Takes one call of the poller's share, unless posting waits for the tenant's budget."""

@@ -20,6 +20,7 @@ RATE_LIMIT_RETRIES = 5
 # Xero returns up to 100 elements a page (OpenAPI, GET /Invoices `page`: "Up to 100 invoices will
 # be returned in a single API call"; pageSize's example is 100): a shorter page is the last.
 PAGE_SIZE = 100
+ORDER = "UpdatedDateUTC ASC"
 
 
 @dataclass(frozen=True)
@@ -104,8 +105,11 @@ def read_page(
 ) -> list[dict[str, Any]]:
     """One page of the collection's objects created or changed since `modified_since` (Xero's
     If-Modified-Since header: OpenAPI components.parameters.ifModifiedSince, format date-time,
-    e.g. "2020-02-06T12:17:43.202-08:00")."""
-    params = {"page": str(page)} if resource.paged else {}
+    e.g. "2020-02-06T12:17:43.202-08:00"), oldest change first: `order` ("Order by an any
+    element", declared on each of these GETs in Xero's OpenAPI) by UpdatedDateUTC, so an object
+    changed while the pages are read moves to the end instead of shifting the others."""
+    # An unpaged answer (BankTransfers) comes whole, and a BankTransfer has no UpdatedDateUTC.
+    params = {"page": str(page), "order": ORDER} if resource.paged else {}
     headers = {"If-Modified-Since": modified_since} if modified_since else {}
     answer = _get(caller, creds, resource.collection, params, headers)
     if answer.status == 304:  # nothing changed (HTTP's answer to a conditional GET)

@@ -156,7 +156,7 @@ def resolve(
         row.resolve_note = note
         repos.drift.save_drift(row)
     if resolution == rules.ACCEPT_XERO:
-        held = drift_holds.fail_held(repos, drift.connection_id, record, drift, label, now_us, actor)
+        held = drift_holds.fail_held(repos, drift.connection_id, record, drift, resolved, label, now_us, actor)
         outcome = f"{held} held record(s) failed"
     else:
         held = drift_holds.release_held(

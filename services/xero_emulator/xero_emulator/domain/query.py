@@ -6,6 +6,7 @@ refused with a clear error instead of being misread."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -63,6 +64,54 @@ def matches(obj: dict[str, Any], clauses: list[tuple[str, str, Any]]) -> bool:
         if equal != (op == "=="):
             return False
     return True
+
+
+_ORDER_TERM = re.compile(
+    r"^\s*(?P<field>[A-Za-z][A-Za-z0-9]*(?:\.[A-Za-z][A-Za-z0-9]*)*)(?:\s+(?P<dir>ASC|DESC))?\s*$", re.I
+)
+_MS_DATE = re.compile(r"^/Date\((-?\d+)([+-]\d{4})?\)/$")
+
+
+def order_items(items: list[dict[str, Any]], order: str) -> list[dict[str, Any]]:
+    """`order`: "Order by an any element" (Xero's OpenAPI, the `order` parameter of each list),
+    as "Field [ASC|DESC]" terms separated by commas, e.g. "UpdatedDateUTC ASC" or "Date DESC,
+    InvoiceNumber". Xero's JSON dates ("/Date(ms+0000)/") order by time, numbers by value, text
+    without case; an object without the field comes first. Objects that tie keep the stored order
+    (the order of creation). Other syntax is refused rather than misread."""
+    if len(order) > 500:
+        raise BadRequest("The order clause is too long.")
+    terms: list[tuple[str, bool]] = []
+    for part in order.split(","):
+        match = _ORDER_TERM.match(part)
+        if match is None:
+            raise BadRequest(
+                f"Unsupported order term '{part.strip()}'. The emulator supports Field, Field ASC or Field DESC, "
+                "separated by commas."
+            )
+        terms.append((match.group("field"), (match.group("dir") or "ASC").upper() == "DESC"))
+    ordered = list(items)
+    for field, descending in reversed(terms):  # stable sorts, the last term first
+        ordered.sort(key=_order_by(field), reverse=descending)
+    return ordered
+
+
+def _order_by(field: str) -> Callable[[dict[str, Any]], tuple[int, Any]]:
+    return lambda obj: _order_key(_lookup(obj, field))
+
+
+def _order_key(value: Any) -> tuple[int, Any]:
+    if value is None:
+        return (0, 0)
+    if isinstance(value, bool):
+        return (1, int(value))
+    if isinstance(value, int | Decimal | float):
+        return (1, Decimal(str(value)))
+    if isinstance(value, str):
+        found = _MS_DATE.match(value.strip())
+        if found:
+            return (1, Decimal(found.group(1)))
+        return (2, value.lower())
+    return (3, str(value))
 
 
 def page_of(items: list[dict[str, Any]], page: int | None) -> list[dict[str, Any]]:

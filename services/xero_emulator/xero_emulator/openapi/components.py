@@ -146,7 +146,7 @@ PARAMETERS = {
         "in": "query",
         "name": "order",
         "schema": {"type": "string"},
-        "description": 'A top-level field, optionally followed by ASC or DESC, such as "Name ASC"',
+        "description": 'A field, optionally followed by ASC or DESC, such as "UpdatedDateUTC ASC"',
     },
     "fromDate": {"in": "query", "name": "fromDate", "schema": {"type": "string", "format": "date"}},
     "toDate": {"in": "query", "name": "toDate", "schema": {"type": "string", "format": "date"}},

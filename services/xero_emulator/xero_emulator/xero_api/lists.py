@@ -1,5 +1,5 @@
-"""Reads of a collection: the IDs, invoice, archive and If-Modified-Since filters, `where`, and
-paging (an unpaged list is a summary without lines)."""
+"""Reads of a collection: the IDs, invoice, archive and If-Modified-Since filters, `where`, `order`
+and paging (an unpaged list is a summary without lines)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import email.utils
 
 from xero_emulator.domain.errors import BadRequest
 from xero_emulator.domain.organisation import ID_FIELD, Organisation, is_guid
-from xero_emulator.domain.query import matches, page_of, parse_where
+from xero_emulator.domain.query import matches, order_items, page_of, parse_where
 from xero_emulator.messages import Request
 from xero_emulator.xero_api.params import flag, page_number
 from xero_emulator.xero_api.resources import Obj
@@ -31,12 +31,19 @@ def list_objects(org: Organisation, request: Request, resource: str) -> list[Obj
     if since is not None:
         items = [i for i in items if _changed_at(i) >= since]
     items = filter_where(request, items)
+    order = request.param("order")
+    if order and resource in ORDERED:
+        items = order_items(items, order)
     page = page_number(request)
     if page is None and resource in LINES_ONLY_WHEN_PAGED:
         # An unpaged list is a summary: the same objects without their lines.
         items = [{**i, key: []} for i in items for key in [LINES_ONLY_WHEN_PAGED[resource]]]
     return page_of(items, page)
 
+
+# The lists whose GET takes `order` in Xero's OpenAPI ("Order by an any element") and the emulator
+# honours; others ignore it.
+ORDERED = frozenset({"Invoices", "CreditNotes", "Payments", "BankTransactions", "BankTransfers", "ManualJournals"})
 
 # Xero's OpenAPI, the `page` parameter of each list: "Up to 100 invoices will be returned in a
 # single API call with line items shown for each invoice" (likewise credit notes, bank

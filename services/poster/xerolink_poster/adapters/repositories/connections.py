@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import func, update
 from sqlmodel import Session, col, select
 
 from xerolink_poster.adapters.tables import ConnectionRow
@@ -57,8 +57,13 @@ class SqlConnectionRepository:
         return sorted(rows)
 
     def connection_ids_of_tenant(self, tenant_id: str) -> list[str]:
+        """The connections to the organisation; its id is a GUID, compared without case."""
         return list(
-            self._session.exec(select(ConnectionRow.connection_id).where(ConnectionRow.xero_tenant_id == tenant_id))
+            self._session.exec(
+                select(ConnectionRow.connection_id).where(
+                    func.lower(col(ConnectionRow.xero_tenant_id)) == tenant_id.lower()
+                )
+            )
         )
 
     def claim_refresh(self, connection_id: str, version: int, holder: str, now_us: int, until_us: int) -> bool:

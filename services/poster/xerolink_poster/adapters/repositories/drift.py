@@ -153,6 +153,24 @@ class SqlDriftRepository:
         )
         return list(self._session.exec(query).all())
 
+    def pending_events_of(
+        self, tenant_id: str, category: str, resource_id: str, received_until_us: int
+    ) -> list[WebhookEventRow]:
+        """The pending events of one object of one organisation received up to a moment: one
+        read of the object made after that moment answers them all."""
+        query = (
+            select(WebhookEventRow)
+            .where(
+                WebhookEventRow.state == "pending",
+                WebhookEventRow.tenant_id == tenant_id,
+                WebhookEventRow.category == category,
+                WebhookEventRow.resource_id == resource_id,
+                col(WebhookEventRow.received_us) <= received_until_us,
+            )
+            .order_by(col(WebhookEventRow.id))
+        )
+        return list(self._session.exec(query).all())
+
     def get_event(self, event_id: int) -> WebhookEventRow | None:
         return self._session.get(WebhookEventRow, event_id)
 
