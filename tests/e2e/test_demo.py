@@ -4,10 +4,13 @@ show the outcome, with the books in the emulated Xero matching the Actionstep sa
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 import subprocess
 from pathlib import Path
 
+import httpx
 from xerolink_cli.exit_codes import ExitCode
 from xerolink_common.money import cents_to_str
 
@@ -125,3 +128,58 @@ def test_the_demo_shows_matters_and_a_trust_organisation(tmp_path: Path) -> None
     shown = dict(re.findall(r"│ (\d+)\s+│\s+-?[\d.]+ │\s+-?[\d.]+ │\s+(-?[\d.]+) │", office_matters))
     expected = expected_matter_profit()
     assert {m: shown.get(m) for m in expected} == {m: cents_to_str(p) for m, p in expected.items()}
+
+
+def test_the_demo_shows_drift_from_work_in_xero_held_and_reconciled(tmp_path: Path) -> None:
+    """--drift: a bank-feed match and a voided bill made in Xero reach the poster as signed
+    webhooks, Actionstep's receipt for the paid invoice is held and never reaches Xero, and the
+    reconciliation traces every difference to the two drifts."""
+    # --keep-running leaves the emulator up to be asked what Xero holds; its own session lets the
+    # test stop the demo's services afterwards by their process group.
+    demo = subprocess.Popen(
+        [*console_script("xerolink"), "demo", "--drift", "--keep-running", "--workdir", str(tmp_path / "demo")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=child_env(COLUMNS="400"),
+        start_new_session=True,
+    )
+    try:
+        out, err = demo.communicate(timeout=240)
+        assert demo.returncode == ExitCode.OK, out + err
+        _, drifts = table(out, "Drift in Xero (harbour-finch)")
+        assert sorted((row[1], row[2]) for row in drifts if row[1]) == [
+            ("client-bill/1001", "paid-in-xero"),
+            ("supplier-invoice/5002", "voided-in-xero"),
+        ], out
+        held = out[out.index("Actionstep then records") :]
+        _, rows = table(held, "Posted to Xero")
+        assert [(r[0], r[1]) for r in rows] == [("client-bill-payment/7002", "waiting")], out
+        assert "XERO_DOCUMENT_CHANGED" in rows[0][3]
+        assert "invoice INV-1001 was paid in Xero by a payment xerolink did not make" in held
+        emulator = re.search(r"emulator (http://127\.0\.0\.1:\d+)", out)
+        assert emulator is not None, out
+        tenant = httpx.get(f"{emulator.group(1)}/emulator/organisations", timeout=10).json()
+        organisations = tenant if isinstance(tenant, list) else tenant["organisations"]
+        payments = httpx.get(
+            f"{emulator.group(1)}/emulator/organisations/{organisations[0]['tenant_id']}/objects/Payments", timeout=10
+        ).json()["Payments"]
+        references = sorted(str(p.get("Reference", "")) for p in payments)
+        # Each payment xerolink makes carries its Actionstep record in its reference.
+        assert not any("AS-CBP-7002" in r for r in references), references
+        assert any("AS-CBP-7001" in r for r in references), references
+        assert "Bank feed" in references, references
+        header, accounts = table(out, "Reconciliation 2026-11-01 to 2026-11-30 (harbour-finch)")
+        column = {name: i for i, name in enumerate(header)}
+        differing = {
+            row[column["account"]]: row[column["explained by"]]
+            for row in accounts
+            if row[column["account"]] and row[column["difference"]] != "0.00"
+        }
+        assert all(row[column["unexplained"]] in ("0.00", "") for row in accounts), out
+        assert differing["090"].startswith("PAID_IN_XERO") and differing["610"].startswith("PAID_IN_XERO"), out
+        assert differing["800"].startswith("VOIDED_IN_XERO") and differing["310"].startswith("VOIDED_IN_XERO"), out
+        assert "differences: see the accounts above" in out
+    finally:
+        os.killpg(demo.pid, signal.SIGTERM)
+        demo.wait(timeout=30)

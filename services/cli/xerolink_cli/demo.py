@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import secrets
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from xerolink.poster.v1 import poster_service_pb2_grpc as poster_grpc
 from xerolink_common.allocation_functions import AllocationFunction
 from xerolink_common.money import cents_to_str, decimal_to_cents
 
+from xerolink_cli import demo_drift
 from xerolink_cli.commands import exit_code, post_all, results_table, summary
 from xerolink_cli.connections import register_emulated_connection
 from xerolink_cli.exit_codes import ExitCode
@@ -116,7 +118,9 @@ def demo(args: argparse.Namespace, console: Console) -> ExitCode:
         f"a firm in {args.region} keeping its books in {region.currency}"
         + (" (extended profile: " + ", ".join(_options(args)) + ")" if extended else "")
     )
-    with LocalStack(Path(args.workdir), keep_running=args.keep_running) as stack:
+    # With --drift the poster receives Xero's webhooks, signed with a key made for this run.
+    webhook_key = secrets.token_urlsafe(32) if args.drift else ""
+    with LocalStack(Path(args.workdir), keep_running=args.keep_running, webhook_key=webhook_key) as stack:
         console.print(
             f"emulator {stack.emulator_url}  mapper {stack.mapper_target}  poster {stack.poster_target}"
             f"  (logs in {args.workdir})"
@@ -146,6 +150,12 @@ def demo(args: argparse.Namespace, console: Console) -> ExitCode:
                 for connection_id, org in ((CONNECTION_ID, tenant), (TRUST_CONNECTION_ID, trust_tenant)):
                     if org:
                         print_matters(stack, stub, console, connection_id, org)
+            if args.drift:
+                shown = demo_drift.show_drift(
+                    stack, stub, console, CONNECTION_ID, tenant, transactions, results, args.wide
+                )
+                if shown != ExitCode.OK:
+                    return shown
         if args.keep_running:
             hint = f"xerolink --poster {stack.poster_target} links --connection {CONNECTION_ID}"
             console.print(f"services left running; try: {hint}")

@@ -48,6 +48,9 @@ class LocalStack:
     emulator_url: str = ""
     mapper_target: str = ""
     poster_target: str = ""
+    # With a key the poster also receives Xero's webhooks (docs/drift.md, Webhooks) at webhook_url.
+    webhook_key: str = ""
+    webhook_url: str = ""
     processes: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
     _files: ExitStack = field(default_factory=ExitStack)
 
@@ -61,6 +64,15 @@ class LocalStack:
         self.mapper_target = f"127.0.0.1:{mapper_port}"
         self.poster_target = f"127.0.0.1:{poster_port}"
         env = dict(os.environ)
+        webhooks: dict[str, str] = {}
+        if self.webhook_key:
+            webhook_target = f"127.0.0.1:{_free_port()}"
+            self.webhook_url = f"http://{webhook_target}/xero/webhooks"
+            webhooks = {
+                "XEROLINK_WEBHOOK_ADDRESS": webhook_target,
+                "XEROLINK_WEBHOOK_PATH": "/xero/webhooks",
+                "XEROLINK_WEBHOOK_KEY": self.webhook_key,
+            }
         self._start("emulator", [_script("xero-emulator"), "--port", str(emulator_port)], emulator_port, env)
         self._start(
             "mapper", [_script("xerolink-mapper")], mapper_port, {**env, "XEROLINK_MAPPER_ADDRESS": self.mapper_target}
@@ -74,6 +86,7 @@ class LocalStack:
                 "XEROLINK_POSTER_ADDRESS": self.poster_target,
                 "XEROLINK_MAPPER_TARGET": self.mapper_target,
                 "XEROLINK_DATABASE_URL": f"sqlite:///{self.workdir / 'registry.db'}",
+                **webhooks,
             },
         )
         return self

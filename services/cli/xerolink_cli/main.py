@@ -68,6 +68,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="keep trust money in a second Xero organisation of the firm (extended profile)",
     )
+    demo.add_argument(
+        "--drift",
+        action="store_true",
+        help="then work in Xero by hand (a bank-feed match, a voided bill): webhooks, drift, a held receipt "
+        "and a reconciliation (docs/drift.md)",
+    )
     demo.set_defaults(run=demo_command.demo)
 
     matrix = sub.add_parser("matrix", help="print the support matrix")
