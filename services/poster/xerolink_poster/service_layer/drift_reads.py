@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from xerolink.xero.v1 import objects_pb2 as xero_pb2
 
 from xerolink_poster.adapters.xero_client import Credentials, Uncertain, XeroAnswer
 from xerolink_poster.service_layer.dispatch import answers
+from xerolink_poster.service_layer.ports import XeroCaller
 
 RATE_LIMIT_RETRIES = 5
 # Xero returns up to 100 elements a page (OpenAPI, GET /Invoices `page`: "Up to 100 invoices will
@@ -55,22 +55,9 @@ class ReadFailed(Exception):
     """No usable answer from Xero: retried later, the message kept as the visible last error."""
 
 
-class Caller(Protocol):
-    """What a lent tenant worker offers: one call within the tenant's limits."""
-
-    def call(
-        self,
-        creds: Credentials,
-        method: str,
-        path: str,
-        params: dict[str, str] | None = None,
-        body: Any = None,
-        names: Sequence[str] = (),
-        headers: dict[str, str] | None = None,
-    ) -> XeroAnswer: ...
-
-
-def _get(caller: Caller, creds: Credentials, path: str, params: dict[str, str], headers: dict[str, str]) -> XeroAnswer:
+def _get(
+    caller: XeroCaller, creds: Credentials, path: str, params: dict[str, str], headers: dict[str, str]
+) -> XeroAnswer:
     """One GET; a 429 waits (the tenant budget holds the next call until Retry-After) and asks
     again."""
     for _ in range(RATE_LIMIT_RETRIES):
@@ -83,7 +70,7 @@ def _get(caller: Caller, creds: Credentials, path: str, params: dict[str, str], 
     raise ReadFailed(f"Xero kept asking to slow down (GET {path})")
 
 
-def read_one(caller: Caller, creds: Credentials, resource: Resource, xero_id: str) -> dict[str, Any] | None:
+def read_one(caller: XeroCaller, creds: Credentials, resource: Resource, xero_id: str) -> dict[str, Any] | None:
     """Xero's current element for the object; None when Xero answers 404 (it no longer has it,
     or never had it in this organisation)."""
     path = f"{resource.collection}/{xero_id}"
@@ -101,7 +88,7 @@ def read_one(caller: Caller, creds: Credentials, resource: Resource, xero_id: st
 
 
 def read_page(
-    caller: Caller, creds: Credentials, resource: Resource, modified_since: str, page: int
+    caller: XeroCaller, creds: Credentials, resource: Resource, modified_since: str, page: int
 ) -> list[dict[str, Any]]:
     """One page of the collection's objects created or changed since `modified_since` (Xero's
     If-Modified-Since header: OpenAPI components.parameters.ifModifiedSince, format date-time,

@@ -276,7 +276,7 @@ class Repositories(Protocol):
 
 class XeroCaller(Protocol):
     """One Xero call within a tenant's limits: the tenant's gate, or a worker lent to a borrower
-    (a correction's steps, CloseMatter)."""
+    (a correction's steps, CloseMatter, drift reads); `headers` such as a read's If-Modified-Since."""
 
     def call(
         self,
@@ -287,4 +287,5 @@ class XeroCaller(Protocol):
         body: Any = None,
         *,
         names: Sequence[str] = (),
+        headers: dict[str, str] | None = None,
     ) -> XeroAnswer: ...
