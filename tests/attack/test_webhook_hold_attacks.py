@@ -192,10 +192,20 @@ def test_following_the_voided_bill_runbook_posts_the_bill_again_and_pays_the_hel
     wait_for(lambda: firm.payment_link().state in (poster_pb2.LINK_STATE_LINKED, poster_pb2.LINK_STATE_FAILED))
     link = firm.payment_link()
     assert link.state == poster_pb2.LINK_STATE_LINKED, link.last_error.message
-    new_invoice = firm.link(BILL, firm.bill.header.id).xero_objects[0].xero_id
+    new_invoice = bill.xero_objects[0].xero_id
     assert new_invoice != invoice["InvoiceID"]
     [paid] = firm.our_payments()
     assert paid["Invoice"]["InvoiceID"] == new_invoice
+    # The voided invoice keeps the number, so the bill is posted under one naming the record and
+    # its generation (docs/unlinking.md), shown on the link and said in its audit.
+    number = f"{invoice['InvoiceNumber']}-repost-{firm.bill.header.id}-2"
+    assert bill.xero_objects[0].number == number
+    record = common_pb2.RecordKey(kind=BILL, id=firm.bill.header.id)
+    audit = firm.stub.GetLink(
+        poster_pb2.GetLinkRequest(connection_id="firm-1", record=record, include_audit=True)
+    ).link.audit
+    [posted] = [a for a in audit if a.event == "posted" and new_invoice in a.detail]
+    assert f"posted as invoice {number}" in posted.detail and invoice["InvoiceID"] in posted.detail
 
 
 MINUTE = 1.0

@@ -12,6 +12,8 @@ from typing import Any
 import grpc
 import pytest
 from xero_emulator import EmulatorServer
+from xero_emulator.testing import Tenant
+from xero_emulator.testing import connect as emulator_client
 from xerolink.actionstep.v1 import common_pb2, transaction_pb2
 from xerolink.poster.v1 import poster_service_pb2 as poster_pb2
 from xerolink.poster.v1 import poster_service_pb2_grpc as poster_grpc
@@ -232,6 +234,45 @@ def test_after_an_unlink_the_record_is_editable_and_a_repost_creates_a_new_xero_
     assert ledger[first.xero_id]["Status"] == "AUTHORISED"  # the orphan stays as it was
     [orphan] = orphans(stub)
     assert (orphan.xero_id, orphan.generation, orphan.number) == (first.xero_id, 1, first.number)
+
+
+def _repost_refused(stub: poster_grpc.PosterServiceStub, bill: transaction_pb2.Transaction) -> poster_pb2.Link:
+    posting = stub.PostTransaction(poster_pb2.PostTransactionRequest(connection_id="firm-1", transaction=bill))
+    assert wait_settled(stub, posting.posting.name).state == poster_pb2.LINK_STATE_FAILED
+    return link(stub, key_of(bill))
+
+
+def test_a_repost_keeps_its_number_unless_the_records_own_voided_orphan_holds_it(
+    poster_factory: PosterFactory, emulator: EmulatorServer
+) -> None:
+    """docs/unlinking.md: a sales invoice posted again takes another number only when Xero holds
+    its number on this record's own orphaned invoice, voided. A live orphan (posting again would
+    bill the client twice) or an invoice someone entered by hand under the number stays a refusal."""
+    stub = stub_for(poster_factory())
+    _, org = connect(stub, emulator)
+    bill, _ = bill_and_payment(1700)
+    post_linked(stub, bill)
+    first = link(stub, key_of(bill)).xero_objects[0]
+    unlink(stub, key_of(bill), confirm=True)
+
+    live = _repost_refused(stub, bill)
+    assert "Invoice # must be unique." in [v.description for v in live.last_error.field_violations]
+
+    # The orphan renamed and voided in Xero by hand; someone enters another invoice under the number.
+    xero = Tenant(emulator, org, emulator_client(emulator, org))
+    for change in ({"InvoiceNumber": f"{first.number}-old"}, {"Status": "VOIDED"}):
+        done = xero.post(f"/Invoices/{first.xero_id}", {"Invoices": [change]})
+        assert done.status_code == 200, done.text
+    line = {"Description": "Entered in Xero", "Quantity": 1, "UnitAmount": 10, "AccountCode": "200"}
+    entered = xero.put(
+        "Invoices",
+        {"Type": "ACCREC", "Contact": {"Name": "Walk-in"}, "LineItems": [line]} | {"InvoiceNumber": first.number},
+    )
+    assert entered.status_code == 200, entered.text
+    taken = _repost_refused(stub, bill)
+    assert "Invoice # must be unique." in [v.description for v in taken.last_error.field_violations]
+    numbers = sorted(i["InvoiceNumber"] for i in xero_objects(emulator, org["tenant_id"], "Invoices"))
+    assert numbers == sorted([first.number, f"{first.number}-old"])
 
 
 def test_payments_of_an_unlinked_invoice_wait_and_are_recreated_when_it_is_linked_again(

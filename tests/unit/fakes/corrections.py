@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from xerolink_poster.adapters.correction_tables import CorrectionRow
 from xerolink_poster.adapters.tables import LinkRow
-from xerolink_poster.domain.corrections import LinkFacts, SagaState, Step, StepState
+from xerolink_poster.domain.corrections import Action, LinkFacts, SagaState, Step, StepState
 from xerolink_poster.domain.kinds import LinkGroup
 from xerolink_poster.domain.records import RecordRef
 from xerolink_poster.domain.states import LinkState
@@ -63,6 +63,15 @@ class FakeCorrectionRepository:
     def under_correction(self, connection_id: str, record: RecordRef, generation: int) -> bool:
         saga = self.find_saga(connection_id, record, generation)
         return saga is not None and saga.row.state in (SagaState.RUNNING.value, SagaState.FAILED.value)
+
+    def renamed_documents(self, xero_ids: Sequence[str]) -> set[str]:
+        wanted = {x.lower() for x in xero_ids}
+        return {
+            s.xero_id.lower()
+            for steps in self._registry.steps.values()
+            for s in steps
+            if s.action == Action.RENAME_DOCUMENT and s.state == StepState.DONE and s.xero_id.lower() in wanted
+        }
 
     def load_steps(self, correction_id: str) -> tuple[Step, ...]:
         return self._registry.steps.get(correction_id, ())

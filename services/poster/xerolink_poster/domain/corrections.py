@@ -184,6 +184,15 @@ def void_number(number: str, record: RecordRef, generation: int) -> str:
     return number[: MAX_INVOICE_NUMBER - len(suffix)] + suffix
 
 
+def repost_number(number: str, record: RecordRef, generation: int) -> str:
+    """The number a sales invoice posted again takes when its own earlier generation's invoice,
+    voided in Xero by hand and left orphaned, still holds `number`: Xero keeps a voided invoice's
+    number and allows no edit of a VOIDED invoice (see void_number), so the number cannot be freed.
+    Named like void_number by the Actionstep record and the new generation, never by content."""
+    suffix = f"-repost-{record.id}-{generation}"
+    return number[: MAX_INVOICE_NUMBER - len(suffix)] + suffix
+
+
 def document_change(status: str) -> str | None:
     """The Status to send for a document in this Xero status; None when it is already gone."""
     if status in GONE:

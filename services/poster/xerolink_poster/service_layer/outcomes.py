@@ -37,6 +37,13 @@ class ElementResult:
     also: tuple[XeroObjectRef, ...] = ()
     # Xero's element for the created object: its drift snapshot (drift_snapshots).
     element: Mapping[str, Any] | None = None
+    # Said in the link's audit with the object (a sales invoice posted under another number).
+    note: str = ""
+
+
+# The audit event of an object posted under another number than Actionstep gave (a note: the
+# link's state does not change).
+RENUMBERED = "posted_renumbered"
 
 
 def apply_batch(repos: Repositories, results: Sequence[ElementResult], holder: str, actor: str, now_us: int) -> None:
@@ -50,6 +57,7 @@ def apply_batch(repos: Repositories, results: Sequence[ElementResult], holder: s
     changes: list[StateChange] = []
     linked: list[tuple[str, RecordRef]] = []
     snapshots: list[drift_snapshots.Posted] = []
+    notes: list[dict[str, object]] = []
     for result in results:
         row = rows.get(result.outbox_id)
         if not still_ours(row, holder):
@@ -80,11 +88,24 @@ def apply_batch(repos: Repositories, results: Sequence[ElementResult], holder: s
             }
             if finished:
                 entry["state"] = OutboxState.DONE
-                changes.append(StateChange(link, Event.POSTED, f"{created.local_ref} -> {created.xero_id}", values))
+                detail = f"{created.local_ref} -> {created.xero_id}" + (f"; {result.note}" if result.note else "")
+                changes.append(StateChange(link, Event.POSTED, detail, values))
                 linked.append((link.connection_id, RecordRef(link.kind, link.record_id)))
             else:
                 entry["available_us"] = now_us
                 link_updates.append({"id": link.id, **values})
+                if result.note:
+                    notes.append(
+                        {
+                            "link_id": link.id,
+                            "time_us": now_us,
+                            "actor": actor,
+                            "event": RENUMBERED,
+                            "from_state": link.state,
+                            "to_state": link.state,
+                            "detail": f"{created.local_ref} -> {created.xero_id}; {result.note}"[:2000],
+                        }
+                    )
             outbox_updates.append(entry)
         elif result.rejected is not None:
             message, messages = result.rejected
@@ -103,6 +124,7 @@ def apply_batch(repos: Repositories, results: Sequence[ElementResult], holder: s
     repos.outbox.update_outbox(outbox_updates)
     repos.links.update_links(link_updates)
     repos.links.apply_transitions(changes, actor, now_us)
+    repos.links.insert_audit(notes)
     drift_snapshots.record_posted(repos, snapshots, now_us)
     tell_other_halves(repos, [(c.link, c.detail) for c in changes if c.event == Event.XERO_REJECTED])
     by_connection: dict[str, list[RecordRef]] = {}

@@ -147,6 +147,19 @@ class SqlCorrectionRepository:
         )
         return self._session.exec(query).first() is not None
 
+    def renamed_documents(self, xero_ids: Sequence[str]) -> set[str]:
+        """Which of these Xero documents a correction renamed before voiding (their numbers are free)."""
+        if not xero_ids:
+            return set()
+        rows = self._session.exec(
+            select(CorrectionStepRow.xero_id).where(
+                CorrectionStepRow.action == Action.RENAME_DOCUMENT.value,
+                CorrectionStepRow.state == StepState.DONE.value,
+                col(CorrectionStepRow.xero_id).in_(sorted(set(xero_ids))),
+            )
+        ).all()
+        return {str(r).lower() for r in rows}
+
     def load_steps(self, correction_id: str) -> tuple[Step, ...]:
         rows = self._session.exec(
             select(CorrectionStepRow)

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from typing import Any
 
+from xerolink.xero.v1 import objects_pb2 as xero_pb2
 from xerolink_common.reasons import Reason
 
 from xerolink_poster.adapters import xero_payloads as payloads
@@ -18,6 +20,18 @@ from xerolink_poster.service_layer.dispatch.gate import Gate
 from xerolink_poster.service_layer.dispatch.lookups import LookupFailed, check_lookup
 from xerolink_poster.service_layer.dispatch.results import Results
 from xerolink_poster.service_layer.dispatch.work import Work
+from xerolink_poster.service_layer.drift_rereads import RereadFailed, read_object
+
+# Xero's refusal of an ACCREC invoice whose number another invoice holds, a voided one included
+# (the OpenAPI's example answer to PUT Invoices; docs/emulator.md "Numbers").
+NUMBER_IN_USE = "Invoice # must be unique."
+
+
+def _voided_under(element: dict[str, Any] | None, operation: xero_pb2.Operation) -> bool:
+    """Xero's invoice is VOIDED and holds the operation's number."""
+    if element is None:
+        return False
+    return element.get("Status") == "VOIDED" and element.get("InvoiceNumber") == operation.invoice.invoice_number
 
 
 class Creator:
@@ -36,22 +50,33 @@ class Creator:
         self.retrack = retrack
 
     def create(self, path: str, works: list[Work], retracked: bool = False) -> None:
-        again = self._create(path, works, retracked)
+        again, renumbered = self._create(path, works, retracked)
+        if renumbered:
+            # Refused because this record's own orphaned invoice holds the number: sent again
+            # once under the number preparing gave it, not counted as an attempt.
+            self.results.refused_before_sending(renumbered)
+            for w in renumbered:
+                w.invoice_number, w.number_note = w.renumber_to, w.renumber_note
+            self.create(path, renumbered, retracked)
         if again and self.retrack is not None:
             self.results.refused_before_sending(again)
             resend = self.retrack(again)
             if resend:
                 self.create(path, resend, retracked=True)
 
-    def _create(self, path: str, works: list[Work], retracked: bool) -> list[Work]:
-        """One call; returns the entries to send again with their tracking re-read."""
+    def _create(self, path: str, works: list[Work], retracked: bool) -> tuple[list[Work], list[Work]]:
+        """One call; returns the entries to send again with their tracking re-read, and those to
+        send again under another number."""
         first = works[0]
         assert first.operation is not None
         target = payloads.target_of(first.operation, first.resolved)
         elements = []
         for w in works:
             assert w.operation is not None
-            elements.append(payloads.element_of(w.operation, w.reference, w.contact_id, w.resolved, w.tracking))
+            element = payloads.element_of(w.operation, w.reference, w.contact_id, w.resolved, w.tracking)
+            if w.invoice_number:
+                element["InvoiceNumber"] = w.invoice_number
+            elements.append(element)
         body = {target.collection: elements}
         members = [(w.row.trace_context, w.link) for w in works]
         creds = self.gate.credentials(first.connection)
@@ -74,14 +99,42 @@ class Creator:
                 self.results.retry(
                     works, uncertain=True, reason=Reason.XERO_NO_ANSWER, message=f"no answer from Xero ({exc})"
                 )
-                return []
+                return [], []
             except LookupFailed as exc:  # the credit note could not be read: nothing was sent
                 self.results.retry(works, uncertain=False, reason=Reason.XERO_LOOKUP_FAILED, message=str(exc))
-                return []
+                return [], []
             read = answers.read_answer(answer, target.collection, works)
             for span, outcome in zip((call, *linked), read.outcomes(len(works)), strict=True):
                 span.set_attribute("xerolink.outcome", outcome)
             return self._apply(works, answer, read, retracked, creds)
+
+    def _held_by_own_orphan(
+        self, creds: Credentials, numbered: list[tuple[Work, list[str]]]
+    ) -> tuple[list[Work], list[tuple[Work, RereadFailed]], list[tuple[Work, list[str]]]]:
+        """Of the sales invoices refused as their number is in use: those whose own orphaned
+        invoice holds it in Xero VOIDED (read now: the registry's number may be stale), to be sent
+        again under their repost number; those whose orphan could not be read; the rest, which stay
+        refused: the number belongs to something xerolink did not orphan from this record, or to
+        the orphan still live in Xero (a second live invoice for one bill would bill the client
+        twice; docs/unlinking.md says how to free the number)."""
+        ours: list[Work] = []
+        unread: list[tuple[Work, RereadFailed]] = []
+        refused: list[tuple[Work, list[str]]] = []
+        for w, messages in numbered:
+            assert w.operation is not None
+            try:
+                held = any(
+                    _voided_under(read_object(self.gate, creds, xero_pb2.OBJECT_TYPE_INVOICE, x), w.operation)
+                    for x in w.renumber_holders
+                )
+            except RereadFailed as exc:
+                unread.append((w, exc))
+                continue
+            if held:
+                ours.append(w)
+            else:
+                refused.append((w, messages))
+        return ours, unread, refused
 
     def _note_allocations(self, creds: Credentials, works: list[Work]) -> None:
         """Allocations carry no field for a tag, and two allocations of equal amounts from one
@@ -101,9 +154,11 @@ class Creator:
 
     def _apply(
         self, works: list[Work], answer: XeroAnswer, read: answers.ReadAnswer, retracked: bool, creds: Credentials
-    ) -> list[Work]:
+    ) -> tuple[list[Work], list[Work]]:
         """Writes each entry's outcome; returns those Xero refused over their lines' tracking, to
-        be sent again once with the names Xero has now (their outcome is not written yet). A
+        be sent again once with the names Xero has now, and the sales invoices refused because
+        their own orphan holds their number, to be sent again once under another (the outcome of
+        neither is written yet). A
         payment or allocation refused because its document changed in Xero is held on the drift
         a read of the document finds (refusals.py)."""
         if read.call == answers.RATE_LIMITED:
@@ -115,12 +170,12 @@ class Creator:
                 at=self.gate.blocked_until,
                 count=False,
             )
-            return []
+            return [], []
         if read.call == answers.UNAVAILABLE:
             self.results.retry(
                 works, uncertain=True, reason=Reason.XERO_UNAVAILABLE, message=f"Xero answered {answer.status}"
             )
-            return []
+            return [], []
         if read.call == answers.UNAUTHORISED:
             self.results.retry(
                 works,
@@ -128,13 +183,21 @@ class Creator:
                 reason=Reason.XERO_UNAUTHORISED,
                 message=f"Xero refused the connection's credentials ({answer.status}); reconnect the organisation",
             )
-            return []
+            return [], []
         created: list[tuple[Work, list[XeroObjectRef]]] = []
         rejected: list[tuple[Work, list[str]]] = []
         unknown: list[Work] = []
         again: list[Work] = []
+        numbered: list[tuple[Work, list[str]]] = []
         for w, element in zip(works, read.elements, strict=True):
-            if element.refused is not None and not retracked and w.tracking and refused_for_tracking(element.refused):
+            if (
+                element.refused is not None
+                and w.renumber_to
+                and not w.invoice_number
+                and NUMBER_IN_USE in element.refused
+            ):
+                numbered.append((w, element.refused))
+            elif element.refused is not None and not retracked and w.tracking and refused_for_tracking(element.refused):
                 again.append(w)
             elif element.refused is not None:
                 rejected.append((w, element.refused))
@@ -143,6 +206,8 @@ class Creator:
                 created.append((w, element.created))
             else:
                 unknown.append(w)
+        renumbered, unread, refused = self._held_by_own_orphan(creds, numbered)
+        rejected += refused
         if rejected:
             rejected = refusals.hold_refused(self.gate, creds, self.results, rejected)
         if created or rejected:
@@ -151,4 +216,12 @@ class Creator:
             # Not a refusal: Xero may hold the objects. The next attempt looks each up and
             # creates only what is not there (alone, when the batch was refused whole).
             self.results.retry(unknown, uncertain=True, reason=read.reason, message=read.message, alone=read.alone)
-        return again
+        if unread:
+            self.results.retry(
+                [w for w, _ in unread],
+                uncertain=False,
+                reason=unread[0][1].reason,
+                message=f"Xero refused the invoice's number as in use, and reading who holds it failed: "
+                f"{unread[0][1].message}",
+            )
+        return again, renumbered

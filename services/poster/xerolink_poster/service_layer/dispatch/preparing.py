@@ -13,6 +13,7 @@ from xerolink_poster.adapters import operations as deps
 from xerolink_poster.adapters import xero_payloads as payloads
 from xerolink_poster.adapters.database import now_us
 from xerolink_poster.adapters.tables import LinkRow
+from xerolink_poster.domain.corrections import repost_number
 from xerolink_poster.domain.records import RecordRef, XeroObjectRef
 from xerolink_poster.domain.states import LinkState
 from xerolink_poster.service_layer import drift_holds, outcomes
@@ -85,6 +86,7 @@ def prepare(shared: Shared, results: Results, works: list[Work]) -> list[Work]:
         held = _held(uow, ready)
         ready = [w for w in ready if id(w) not in held]
         _known_contacts(uow, ready)
+        _renumber(uow, ready)
     if waiting or broken or finished or held:
 
         def write(uow: UnitOfWork) -> None:
@@ -130,6 +132,41 @@ def _held(uow: UnitOfWork, works: list[Work]) -> dict[int, tuple[Work, drift_hol
                 held[id(w)] = (w, drift_holds.Hold(record, dep, drift))
                 break
     return held
+
+
+def _renumber(uow: UnitOfWork, works: list[Work]) -> None:
+    """A sales invoice posted again after an unlink, whose own earlier generation's invoice was
+    left in Xero (orphaned) under the same number, is given repost_number to use if Xero refuses
+    its number as in use and the orphan is VOIDED (creating.py): Xero keeps a voided invoice's
+    number (docs/emulator.md "Numbers") and a voided invoice cannot be renamed (correction_plans
+    renames before voiding for that reason). Only this record's orphans count, and only those a
+    correction did not rename before voiding: a number held by another record, or by nothing
+    xerolink orphaned from this one, is never moved. The registry's number may be stale (the
+    orphan renamed by hand), so Xero's refusal and a read of the orphan decide."""
+    for w in works:
+        assert w.operation is not None
+        if w.body != "invoice" or w.link.generation <= 1:
+            continue
+        inv = w.operation.invoice
+        if inv.type != xero_pb2.INVOICE_TYPE_ACCREC or not inv.invoice_number:
+            continue
+        record = RecordRef(w.link.kind, w.link.record_id)
+        orphans = [
+            o
+            for o in uow.links.list_orphans(w.connection.connection_id, record, xero_pb2.OBJECT_TYPE_INVOICE, 0, 1000)
+            if o.number == inv.invoice_number and o.generation < w.link.generation
+        ]
+        renamed = uow.corrections.renamed_documents([o.xero_id for o in orphans])
+        holding = [o for o in orphans if o.xero_id.lower() not in renamed]
+        if not holding:
+            continue
+        w.renumber_to = repost_number(inv.invoice_number, record, w.link.generation)
+        w.renumber_holders = [o.xero_id for o in holding]
+        w.renumber_note = (
+            f"posted as invoice {w.renumber_to}: its number {inv.invoice_number} is kept in Xero by its own "
+            f"voided invoice of an earlier generation ({', '.join(o.xero_id for o in holding)}), left when it "
+            "was unlinked"
+        )
 
 
 def _known_contacts(uow: UnitOfWork, works: list[Work]) -> None:

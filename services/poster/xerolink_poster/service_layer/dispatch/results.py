@@ -48,7 +48,9 @@ class Results:
         """Applies a call's per-element answers in one short transaction, a few statements for the
         whole batch (see outcomes.apply_batch)."""
         results = [
-            outcomes.ElementResult(w.row.id or 0, created=objects[0], also=tuple(objects[1:]), element=w.answered)
+            outcomes.ElementResult(
+                w.row.id or 0, created=objects[0], also=tuple(objects[1:]), element=w.answered, note=w.number_note
+            )
             for w, objects in created
         ]
         results += [
