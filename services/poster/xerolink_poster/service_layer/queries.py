@@ -172,11 +172,11 @@ def watch_posting(
 ) -> Iterator[PostingView]:
     """Yields the posting now and after every state change, until it settles (linked, failed,
     unlinked) or is superseded by a newer posting of the same record."""
-    last: tuple[str, int] | None = None
+    last: tuple[object, ...] | None = None
     seen = changes.version
     while not is_cancelled():
         view = get_posting(db, posting_id)
-        key = (view.posting.state, view.link.update_us if view.link else 0)
+        key = _visible(view)
         if key != last:
             last = key
             yield view
@@ -185,6 +185,24 @@ def watch_posting(
             return
         seen = changes.wait(seen, poll)
         time.sleep(0)
+
+
+def _visible(view: PostingView) -> tuple[object, ...]:
+    # What a watcher can act on. update_us alone also moves on lease and bookkeeping writes, and a
+    # message per such write repeats the same state to the caller.
+    link = view.link
+    if link is None:
+        return (view.posting.state,)
+    return (
+        view.posting.state,
+        link.state,
+        link.attempts,
+        link.last_error,
+        link.xero_objects,
+        link.waiting_on,
+        link.fingerprint,
+        link.posting_id,
+    )
 
 
 def xero_objects(link: LinkRow) -> list[XeroObjectRef]:

@@ -234,7 +234,8 @@ class PosterServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def WatchPosting(self, request, context):
-        """Streams a posting's state changes until it is settled (linked, failed or not supported).
+        """Streams a posting now and after each change a caller can see (state, attempts, last error,
+        Xero objects) until it is settled (linked, failed or not supported).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

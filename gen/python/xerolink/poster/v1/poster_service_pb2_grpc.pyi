@@ -52,7 +52,9 @@ class PosterServiceStub:
     ListPostings: _grpc.UnaryUnaryMultiCallable[_poster_service_pb2.ListPostingsRequest, _poster_service_pb2.ListPostingsResponse]
     """Lists postings, newest first."""
     WatchPosting: _grpc.UnaryStreamMultiCallable[_poster_service_pb2.WatchPostingRequest, _poster_service_pb2.WatchPostingResponse]
-    """Streams a posting's state changes until it is settled (linked, failed or not supported)."""
+    """Streams a posting now and after each change a caller can see (state, attempts, last error,
+    Xero objects) until it is settled (linked, failed or not supported).
+    """
     GetLink: _grpc.UnaryUnaryMultiCallable[_poster_service_pb2.GetLinkRequest, _poster_service_pb2.GetLinkResponse]
     """Gets the link of one Actionstep record."""
     ListLinks: _grpc.UnaryUnaryMultiCallable[_poster_service_pb2.ListLinksRequest, _poster_service_pb2.ListLinksResponse]
@@ -168,7 +170,9 @@ class PosterServiceAsyncStub(PosterServiceStub):
     ListPostings: _aio.UnaryUnaryMultiCallable[_poster_service_pb2.ListPostingsRequest, _poster_service_pb2.ListPostingsResponse]  # type: ignore[assignment]
     """Lists postings, newest first."""
     WatchPosting: _aio.UnaryStreamMultiCallable[_poster_service_pb2.WatchPostingRequest, _poster_service_pb2.WatchPostingResponse]  # type: ignore[assignment]
-    """Streams a posting's state changes until it is settled (linked, failed or not supported)."""
+    """Streams a posting now and after each change a caller can see (state, attempts, last error,
+    Xero objects) until it is settled (linked, failed or not supported).
+    """
     GetLink: _aio.UnaryUnaryMultiCallable[_poster_service_pb2.GetLinkRequest, _poster_service_pb2.GetLinkResponse]  # type: ignore[assignment]
     """Gets the link of one Actionstep record."""
     ListLinks: _aio.UnaryUnaryMultiCallable[_poster_service_pb2.ListLinksRequest, _poster_service_pb2.ListLinksResponse]  # type: ignore[assignment]
@@ -311,7 +315,9 @@ class PosterServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _poster_service_pb2.WatchPostingRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_poster_service_pb2.WatchPostingResponse], _abc.AsyncIterator[_poster_service_pb2.WatchPostingResponse]]:
-        """Streams a posting's state changes until it is settled (linked, failed or not supported)."""
+        """Streams a posting now and after each change a caller can see (state, attempts, last error,
+        Xero objects) until it is settled (linked, failed or not supported).
+        """
 
     @_abc_1.abstractmethod
     def GetLink(
