@@ -11,6 +11,7 @@ from xero_emulator.domain.errors import BadRequest
 from xero_emulator.domain.organisation import ID_FIELD, Organisation, is_guid
 from xero_emulator.domain.query import matches, order_items, page_of, parse_where
 from xero_emulator.messages import Request
+from xero_emulator.openapi.paths import COLLECTIONS
 from xero_emulator.xero_api.params import flag, page_number
 from xero_emulator.xero_api.resources import Obj
 
@@ -42,8 +43,8 @@ def list_objects(org: Organisation, request: Request, resource: str) -> list[Obj
 
 
 # The lists whose GET takes `order` in Xero's OpenAPI ("Order by an any element") and the emulator
-# honours; others ignore it.
-ORDERED = frozenset({"Invoices", "CreditNotes", "Payments", "BankTransactions", "BankTransfers", "ManualJournals"})
+# honours, as its own description lists them; others ignore it.
+ORDERED = frozenset(name for name, _, _, params, _, _ in COLLECTIONS if "order" in params)
 
 # Xero's OpenAPI, the `page` parameter of each list: "Up to 100 invoices will be returned in a
 # single API call with line items shown for each invoice" (likewise credit notes, bank
