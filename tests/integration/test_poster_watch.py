@@ -117,3 +117,24 @@ def test_a_write_that_changes_nothing_a_caller_sees_sends_no_second_message(data
     stop.set()
     assert not watcher.is_alive()  # a settled posting ends the stream
     assert seen == [("pending", 0, None), ("pending", 1, None), ("pending", 1, error), ("linked", 1, error)]
+
+
+def test_a_read_sees_the_posting_and_its_link_at_one_moment(database: Database) -> None:
+    """A view is read in two statements. A state change committed between them must not show a
+    pending posting with a linked link: on PostgreSQL each statement of a read-committed
+    transaction sees its own moment, and the watcher sent that torn view as a change."""
+    link_id = run_in_transaction(database, _pending_link)
+    with UnitOfWork(database, write=False) as uow:
+        posting = uow.links.get_posting("p7")
+        assert posting is not None and posting.state == "pending"
+
+        def post(writer: UnitOfWork) -> None:
+            link = writer.links.get_link_by_id(link_id)
+            assert link is not None
+            writer.links.change_state(link, Event.POSTED, "dispatcher:a", now_us())
+
+        run_in_transaction(database, post)
+        link = uow.links.get_link_by_id(link_id)
+        assert link is not None
+        assert link.state == posting.state == "pending"
+    assert queries.get_posting(database, "p7").posting.state == "linked"

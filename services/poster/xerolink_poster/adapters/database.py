@@ -1,7 +1,8 @@
 """Engines for the registry. SQLite (the default, one file) runs in WAL mode; write transactions
 start with BEGIN IMMEDIATE so two writers never deadlock upgrading a read lock, and reads use a
-second engine with ordinary deferred transactions so they never wait for the write lock.
-PostgreSQL uses one engine for both."""
+second engine with ordinary deferred transactions so they never wait for the write lock; each sees
+the file as of its first read. PostgreSQL shares one pool; its reads run at REPEATABLE READ so the
+statements of one read see one moment, as SQLite's do."""
 
 from __future__ import annotations
 
@@ -97,4 +98,7 @@ def open_database(url: str) -> Database:
     if "NullPool" in url:  # pragma: no cover - escape hatch for pgbouncer deployments
         kwargs = {"poolclass": NullPool}
     engine = create_engine(url, pool_size=10, max_overflow=20, **kwargs)
-    return Database(url, engine, engine)
+    # At READ COMMITTED each statement sees its own moment: a posting read before a commit and its
+    # link read after it make a view that never existed (pending posting, linked link). A read-only
+    # transaction at REPEATABLE READ takes one snapshot and never fails to serialise.
+    return Database(url, engine, engine.execution_options(isolation_level="REPEATABLE READ"))
