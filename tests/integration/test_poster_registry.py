@@ -16,10 +16,12 @@ from xerolink_common.errors import XerolinkError
 from xerolink_poster.adapters.database import Database, now_us, open_database
 from xerolink_poster.adapters.tables import ConnectionRow, ContactLinkRow, LinkRow, OutboxRow, PostingRow
 from xerolink_poster.adapters.xero_client import XeroClient
-from xerolink_poster.domain.records import RecordRef
+from xerolink_poster.domain.kinds import ObjectType
+from xerolink_poster.domain.records import RecordRef, XeroObjectRef
 from xerolink_poster.domain.states import Event, OutboxState
 from xerolink_poster.service_layer.dispatch.settings import DispatcherSettings
 from xerolink_poster.service_layer.dispatch.supervisor import Dispatcher
+from xerolink_poster.service_layer.outcomes import ElementResult, apply_batch
 from xerolink_poster.service_layer.ports import StateChange
 from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transaction
 
@@ -510,3 +512,46 @@ def test_a_write_unit_that_fails_to_open_leaves_the_sqlite_writer_free(
         database.write_lock.release()
     finally:
         database.dispose()
+
+
+def _answered(database: Database, first: int, count: int) -> list[ElementResult]:
+    """`count` pending links with claimed entries, and Xero's answer creating an invoice for each."""
+
+    def fill(uow: UnitOfWork) -> list[ElementResult]:
+        if uow.connections.get_connection("c1") is None:
+            _connection(uow)
+        results = []
+        for record_id in range(first, first + count):
+            link = _link(uow, record_id)
+            uow.links.change_state(link, Event.ACCEPTED, "caller:test", now_us())
+            row = _outbox(link, OutboxState.READY)
+            row.claimed_by, row.lease_until_us = "p", now_us() + 600 * US
+            entry = uow.outbox.add_outbox(True, row)
+            invoice = f"00000000-0000-0000-0000-{record_id:012d}"
+            element = {"InvoiceID": invoice, "Type": "ACCREC", "Status": "AUTHORISED", "Total": "11.00"}
+            results.append(
+                ElementResult(entry.id or 0, created=XeroObjectRef(ObjectType.INVOICE, invoice, "inv"), element=element)
+            )
+        return results
+
+    return run_in_transaction(database, fill)
+
+
+def test_applying_a_calls_answers_costs_the_same_statements_for_two_elements_as_for_ten(database: Database) -> None:
+    """The links' bulk UPDATE expires the session's copies of them; anything that read a link after
+    it (the drift snapshots did) reloaded each one with a SELECT of its own."""
+    counts = []
+    for first, size in ((100, 2), (200, 10)):
+        results = _answered(database, first, size)
+        statements: list[tuple[str, Any]] = []
+        listen = partial(_capture, statements)
+        event.listen(database.write, "before_cursor_execute", listen)
+        try:
+            run_in_transaction(database, lambda uow, r=results: apply_batch(uow, r, "p", "dispatcher:p", now_us()))
+        finally:
+            event.remove(database.write, "before_cursor_execute", listen)
+        counts.append(len(statements))
+        with UnitOfWork(database, write=False) as uow:
+            assert {uow.links.get_link("c1", RecordRef(1, n)).state for n in range(first, first + size)} == {"linked"}  # type: ignore[union-attr]
+            assert len(uow.drift.snapshots_by_xero_ids("c1", [r.created.xero_id for r in results if r.created])) == size
+    assert counts[0] == counts[1], counts

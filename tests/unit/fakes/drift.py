@@ -28,6 +28,11 @@ class FakeDriftRepository:
         for row in rows:
             self.put_snapshot(row)
 
+    def insert_snapshots(self, rows: Sequence[XeroSnapshotRow]) -> None:
+        for row in rows:
+            assert (row.connection_id, row.xero_id) not in self.snapshots, "a snapshot inserted twice"
+            self.snapshots[(row.connection_id, row.xero_id)] = row.model_copy()  # not kept: a copy
+
     def snapshots_of_links(self, link_ids: Sequence[int], active_only: bool = True) -> list[XeroSnapshotRow]:
         return [s for s in self.snapshots.values() if s.link_id in link_ids and (s.active or not active_only)]
 

@@ -56,14 +56,13 @@ def _record(
     applied = [(row, rules.applied_entry(row.object_type, json.loads(row.document))) for row in rows]
     targets = [entry[1].lower() for _, entry in applied if entry is not None]
     existing = repos.drift.snapshots_by_xero_ids(connection_id, [r.xero_id for r in rows] + targets)
-    new: list[XeroSnapshotRow] = []
+    new: dict[str, XeroSnapshotRow] = {}
     for row in rows:
         if row.xero_id in existing:
             repos.drift.put_snapshot(row)  # adopted again (a look-up found it): what Xero holds now
         else:
-            new.append(row)
+            new[row.xero_id] = row
         existing[row.xero_id] = row
-    repos.drift.add_snapshots(new)
     for _, entry in applied:
         if entry is None:
             continue
@@ -73,4 +72,7 @@ def _record(
             continue  # a document xerolink did not post (or no longer links): nothing expects it
         target.document = json.dumps(rules.with_applied(json.loads(target.document), key, item), sort_keys=True)
         target.update_us = now_us
-        repos.drift.put_snapshot(target)
+        if new.get(target.xero_id) is not target:
+            repos.drift.put_snapshot(target)
+    # Last: the new rows are inserted as they are now, and are not kept to be written again.
+    repos.drift.insert_snapshots(list(new.values()))

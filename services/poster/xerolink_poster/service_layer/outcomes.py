@@ -121,11 +121,13 @@ def apply_batch(repos: Repositories, results: Sequence[ElementResult], holder: s
                     {"attempts": link.attempts + 1, "last_error": error},
                 )
             )
+    # Before the links' UPDATEs: they expire the session's copies, and each link read after them
+    # would be loaded again with a SELECT of its own.
+    drift_snapshots.record_posted(repos, snapshots, now_us)
     repos.outbox.update_outbox(outbox_updates)
     repos.links.update_links(link_updates)
     repos.links.apply_transitions(changes, actor, now_us)
     repos.links.insert_audit(notes)
-    drift_snapshots.record_posted(repos, snapshots, now_us)
     tell_other_halves(repos, [(c.link, c.detail) for c in changes if c.event == Event.XERO_REJECTED])
     by_connection: dict[str, list[RecordRef]] = {}
     for connection_id, record in linked:
