@@ -17,6 +17,15 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 
+# Whether this process hands its spans to an exporter (configure_telemetry sets it).
+_exported = False
+
+
+def spans_exported() -> bool:
+    """Whether spans made here go anywhere: spans that only a reader of traces needs (one per
+    member of a batched call) are not worth their CPU when none is exported."""
+    return _exported
+
 
 @dataclass
 class Telemetry:
@@ -40,6 +49,8 @@ def configure_telemetry(
     resource = Resource.create({"service.name": service, "service.namespace": "xerolink"})
     tracer_provider = TracerProvider(resource=resource)
     exporter = span_exporter or _span_exporter(kind)
+    global _exported  # noqa: PLW0603 - one tracer provider per process
+    _exported = exporter is not None
     if exporter is not None:
         tracer_provider.add_span_processor(BatchSpanProcessor(exporter))
     readers = [metric_reader] if metric_reader is not None else _metric_readers(kind)

@@ -14,7 +14,8 @@ from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
-from opentelemetry.trace import Link, Span
+from opentelemetry.trace import INVALID_SPAN, Link, Span
+from xerolink_common.telemetry import spans_exported
 
 from xerolink_poster.adapters.tables import LinkRow
 
@@ -49,19 +50,23 @@ def grouped_span(
 ) -> Iterator[tuple[Span, list[Span]]]:
     """A span around one call made for several requests, current in the first member's trace
     (so the call's own client span lands there), and a span linked to it in each other
-    member's trace."""
+    member's trace. With no exporter the linked spans are not made (they were a tenth of the
+    dispatcher's CPU in a profile): the call's own span still carries the trace to Xero."""
     (first_context, first_attributes), rest = members[0], members[1:]
     with _tracer.start_as_current_span(
         name,
         context=first_context,
         attributes={**first_attributes, **(group_attributes or {}), "xerolink.batch_size": len(members)},
     ) as call:
-        linked = [
-            _tracer.start_span(
-                f"{name} (batched)", context=context, links=[Link(call.get_span_context())], attributes=attributes
-            )
-            for context, attributes in rest
-        ]
+        if not spans_exported():
+            linked: list[Span] = [INVALID_SPAN] * len(rest)
+        else:
+            linked = [
+                _tracer.start_span(
+                    f"{name} (batched)", context=context, links=[Link(call.get_span_context())], attributes=attributes
+                )
+                for context, attributes in rest
+            ]
         try:
             yield call, linked
         finally:
