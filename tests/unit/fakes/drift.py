@@ -4,7 +4,7 @@ cursors are not used by the rules the fakes test)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from xerolink_poster.adapters.drift_tables import DriftRow, PollCursorRow, WebhookEventRow, XeroSnapshotRow
 
@@ -28,10 +28,11 @@ class FakeDriftRepository:
         for row in rows:
             self.put_snapshot(row)
 
-    def insert_snapshots(self, rows: Sequence[XeroSnapshotRow]) -> None:
-        for row in rows:
+    def insert_snapshots(self, rows: Sequence[dict[str, Any]]) -> None:
+        for values in rows:
+            row = XeroSnapshotRow(**values)
             assert (row.connection_id, row.xero_id) not in self.snapshots, "a snapshot inserted twice"
-            self.snapshots[(row.connection_id, row.xero_id)] = row.model_copy()  # not kept: a copy
+            self.snapshots[(row.connection_id, row.xero_id)] = row
 
     def snapshots_of_links(self, link_ids: Sequence[int], active_only: bool = True) -> list[XeroSnapshotRow]:
         return [s for s in self.snapshots.values() if s.link_id in link_ids and (s.active or not active_only)]

@@ -13,7 +13,7 @@ from xerolink_poster.adapters.tables import LinkRow
 from xerolink_poster.domain import drift as rules
 from xerolink_poster.domain.kinds import ObjectType
 from xerolink_poster.domain.records import XeroObjectRef
-from xerolink_poster.service_layer.drift_checks import new_snapshot
+from xerolink_poster.service_layer.drift_checks import snapshot_values
 from xerolink_poster.service_layer.ports import Repositories
 
 # One created element: the link that holds it, the objects it stands for (the first is the one
@@ -51,28 +51,34 @@ def record_posted(repos: Repositories, posted: Sequence[Posted], now_us: int) ->
 def _record(
     repos: Repositories, connection_id: str, docs: list[tuple[LinkRow, int, dict[str, Any]]], now_us: int
 ) -> None:
-    rows = [new_snapshot(connection_id, link, object_type, doc, now_us) for link, object_type, doc in docs]
-    rows = [row for row in rows if row.xero_id]
-    applied = [(row, rules.applied_entry(row.object_type, json.loads(row.document))) for row in rows]
-    targets = [entry[1].lower() for _, entry in applied if entry is not None]
-    existing = repos.drift.snapshots_by_xero_ids(connection_id, [r.xero_id for r in rows] + targets)
-    new: dict[str, XeroSnapshotRow] = {}
-    for row in rows:
-        if row.xero_id in existing:
+    made: list[tuple[dict[str, Any], tuple[str, str, str, dict[str, Any]] | None]] = []
+    for link, object_type, doc in docs:
+        values = snapshot_values(connection_id, link, object_type, doc, now_us)
+        if values["xero_id"]:
+            made.append((values, rules.applied_entry(object_type, doc)))
+    targets = [entry[1].lower() for _, entry in made if entry is not None]
+    existing = repos.drift.snapshots_by_xero_ids(connection_id, [v["xero_id"] for v, _ in made] + targets)
+    # Columns, not ORM objects: a call's new snapshots go in as one INSERT (insert_snapshots).
+    new: dict[str, dict[str, Any]] = {}
+    for values, _ in made:
+        if values["xero_id"] in existing:
+            row = XeroSnapshotRow(**values)
             repos.drift.put_snapshot(row)  # adopted again (a look-up found it): what Xero holds now
+            existing[row.xero_id] = row
         else:
-            new[row.xero_id] = row
-        existing[row.xero_id] = row
-    for _, entry in applied:
+            new[values["xero_id"]] = values
+    for _, entry in made:
         if entry is None:
             continue
         _, target_id, key, item = entry
+        fresh = new.get(target_id.lower())
+        if fresh is not None:
+            fresh["document"] = json.dumps(rules.with_applied(json.loads(fresh["document"]), key, item), sort_keys=True)
+            continue
         target = existing.get(target_id.lower())
         if target is None or not target.active:
             continue  # a document xerolink did not post (or no longer links): nothing expects it
         target.document = json.dumps(rules.with_applied(json.loads(target.document), key, item), sort_keys=True)
         target.update_us = now_us
-        if new.get(target.xero_id) is not target:
-            repos.drift.put_snapshot(target)
-    # Last: the new rows are inserted as they are now, and are not kept to be written again.
+        repos.drift.put_snapshot(target)
     repos.drift.insert_snapshots(list(new.values()))
