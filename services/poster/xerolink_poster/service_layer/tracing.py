@@ -78,7 +78,9 @@ def grouped_span(
 def xero_call(path: str, tenant_id: str, members: Sequence[tuple[str, LinkRow]]) -> Iterator[tuple[Span, list[Span]]]:
     """A span around one Xero call, in the first member's trace, and a linked span in each other
     member's trace; the caller sets `xerolink.outcome` on each before the block ends."""
-    with grouped_span(
-        f"xero {path}", [(_context_of(traceparent), _attributes(tenant_id, link)) for traceparent, link in members]
-    ) as spans:
+    traced = members if spans_exported() else members[:1]
+    read = [(_context_of(traceparent), _attributes(tenant_id, link)) for traceparent, link in traced]
+    # Unexported, only the first member's trace is read: the others' would make no span.
+    read += [(None, {})] * (len(members) - len(read))
+    with grouped_span(f"xero {path}", read) as spans:
         yield spans
