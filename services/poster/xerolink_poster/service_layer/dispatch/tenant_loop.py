@@ -110,6 +110,7 @@ class TenantWorker(threading.Thread):
         slots = threading.Semaphore(limits.concurrent)
         started = idle_since = last_renew = time.monotonic()
         idle = 0  # polls in a row that found no work
+        drained = False  # the last claim took less than a batch: the queue looked empty then
         with ThreadPoolExecutor(limits.concurrent, thread_name_prefix=f"xero-{self.tenant_id[:8]}") as pool:
             while not self.d.stopping and not self.lease_lost:
                 if time.monotonic() - last_renew > self.settings.lease_ttl / 3:
@@ -127,10 +128,11 @@ class TenantWorker(threading.Thread):
                     continue
                 if not slots.acquire(timeout=0.05):
                     continue
-                # After a claim found nothing, a read looks for work before the next claim: a
-                # claim is a write transaction, and polling with it would queue every poll
-                # behind (and ahead of) the writes that post.
-                rows = self._claim() if not idle or self._claimable() else []
+                # After a claim found nothing, or less than a batch, a read looks for work before
+                # the next claim: a claim is a write transaction, and polling with it would queue
+                # every poll behind (and ahead of) the writes that post.
+                rows = self._claim() if not (idle or drained) or self._claimable() else []
+                drained = len(rows) < self.settings.batch_size
                 if not rows:
                     slots.release()
                     if time.monotonic() - idle_since > self.settings.idle_release and self._close_when_idle():
@@ -142,15 +144,15 @@ class TenantWorker(threading.Thread):
                 idle = 0
                 idle_since = time.monotonic()
 
-                def job(claimed: list[OutboxRow] = rows) -> None:
+                def job(claimed: list[Work] = rows) -> None:
                     try:
                         self._process(claimed)
                     except LeaseLost:
                         self.lease_lost = True
-                        self._unclaim(claimed)
+                        self._unclaim([w.row for w in claimed])
                     except Exception as exc:
                         log.exception("dispatch job failed", extra={"tenant_id": self.tenant_id})
-                        self._record_failure(claimed, exc)
+                        self._record_failure([w.row for w in claimed], exc)
                     finally:
                         slots.release()
 
@@ -167,13 +169,16 @@ class TenantWorker(threading.Thread):
             return False
         return time.monotonic() - started >= self.settings.turn or wait >= self.settings.turn
 
-    def _claim(self) -> list[OutboxRow]:
-        return run_in_transaction(
-            self.d.db,
-            lambda uow: uow.outbox.claim(
+    def _claim(self) -> list[Work]:
+        """A batch claimed, with its links and connections read in the same transaction."""
+
+        def claim(uow: UnitOfWork) -> list[Work]:
+            rows = uow.outbox.claim(
                 self.tenant_id, self.d.holder, self.settings.batch_size, now_us(), int(self.settings.claim_ttl * US)
-            ),
-        )
+            )
+            return self._works(uow, rows)
+
+        return run_in_transaction(self.d.db, claim)
 
     def _claimable(self) -> bool:
         with UnitOfWork(self.d.db, write=False) as uow:
@@ -215,8 +220,8 @@ class TenantWorker(threading.Thread):
         run_in_transaction(self.d.db, work)
 
     # -- one job -----------------------------------------------------------------------------
-    def _process(self, rows: list[OutboxRow]) -> None:
-        works = self._held_back(self._load(rows))
+    def _process(self, claimed: list[Work]) -> None:
+        works = self._held_back(claimed)
         works = preparing.prepare(self.d, self.results, works)
         if not works:
             return
@@ -287,15 +292,19 @@ class TenantWorker(threading.Thread):
         return usable
 
     def _load(self, rows: list[OutboxRow]) -> list[Work]:
-        out: list[Work] = []
         with UnitOfWork(self.d.db, write=False) as uow:
-            uow.links.preload_links([r.link_id for r in rows])
-            connections: dict[str, ConnectionRow] = {}
-            for row in rows:
-                link = uow.links.get_link_by_id(row.link_id)
-                connection = connections.get(row.connection_id) or uow.connections.get_connection(row.connection_id)
-                if link is None or connection is None:
-                    continue
-                connections[row.connection_id] = connection
-                out.append(Work(row, link, connection))
+            return self._works(uow, rows)
+
+    @staticmethod
+    def _works(uow: UnitOfWork, rows: list[OutboxRow]) -> list[Work]:
+        out: list[Work] = []
+        uow.links.preload_links([r.link_id for r in rows])
+        connections: dict[str, ConnectionRow] = {}
+        for row in rows:
+            link = uow.links.get_link_by_id(row.link_id)
+            connection = connections.get(row.connection_id) or uow.connections.get_connection(row.connection_id)
+            if link is None or connection is None:
+                continue
+            connections[row.connection_id] = connection
+            out.append(Work(row, link, connection))
         return out
