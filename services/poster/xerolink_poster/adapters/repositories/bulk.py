@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import bindparam, update
+from sqlalchemy import Table, TextClause, bindparam, text, update
 from sqlalchemy.orm.util import identity_key
 from sqlmodel import Session
 
@@ -27,7 +27,8 @@ def insert_rows(
 
 
 def bulk_update(session: Session, model: type[Any], rows: Sequence[dict[str, object]]) -> None:
-    """UPDATE by primary key, one executemany for all rows with the same columns. A Core
+    """UPDATE by primary key, one statement for all rows with the same columns (an executemany on
+    SQLite, an UPDATE from arrays on PostgreSQL). A Core
     statement: the ORM's bulk UPDATE by primary key collected each row's parameters through the
     mapper (13 % of the dispatcher's busy samples in a profile; about 8 % less CPU per element on
     SQLite side by side). Like it, the session's copies of the rows show the new values after it
@@ -37,7 +38,11 @@ def bulk_update(session: Session, model: type[Any], rows: Sequence[dict[str, obj
     groups: dict[tuple[str, ...], list[dict[str, object]]] = {}
     for row in rows:
         groups.setdefault(tuple(sorted(row)), []).append(row)
+    on_postgres = session.get_bind().dialect.name == "postgresql"
     for columns, group in groups.items():
+        if on_postgres and len(group) > 1:
+            _update_from_arrays(session, table, [c for c in columns if c != key.name], group)
+            continue
         # The key's bound parameter needs a name of its own: a column's name sets that column.
         statement = update(table).where(key == bindparam("_key"))
         session.execute(
@@ -48,3 +53,30 @@ def bulk_update(session: Session, model: type[Any], rows: Sequence[dict[str, obj
         held = identities.get(identity_key(model, row[key.name]))
         if held is not None:
             session.expire(held)
+
+
+# The UPDATE of each table and set of columns, written once: its text does not depend on the rows.
+_FROM_ARRAYS: dict[tuple[str, tuple[str, ...]], TextClause] = {}
+
+
+def _update_from_arrays(session: Session, table: Table, names: list[str], group: Sequence[dict[str, object]]) -> None:
+    """One UPDATE ... FROM unnest(arrays) for the group: psycopg runs an executemany as a
+    statement a row, a round trip each, and a VALUES list would be compiled again for every
+    group (its rows are part of the statement). One array a column, cast to the column's type so
+    NULLs and strings are not taken as text."""
+    (key,) = table.primary_key.columns
+    columns = [key.name, *names]
+    statement = _FROM_ARRAYS.get((table.name, tuple(names)))
+    if statement is None:
+        dialect = session.get_bind().dialect
+        arrays = ", ".join(
+            f"CAST(:c{i} AS {table.c[c].type.compile(dialect=dialect)}[])" for i, c in enumerate(columns)
+        )
+        sets = ", ".join(f'"{c}" = v."{c}"' for c in names)
+        named = ", ".join(f'"{c}"' for c in columns)
+        statement = text(
+            f'UPDATE "{table.name}" SET {sets} FROM unnest({arrays}) AS v({named}) '
+            f'WHERE "{table.name}"."{key.name}" = v."{key.name}"'
+        )
+        _FROM_ARRAYS[(table.name, tuple(names))] = statement
+    session.execute(statement, {f"c{i}": [row[c] for row in group] for i, c in enumerate(columns)})
