@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import threading
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any, cast
@@ -13,7 +14,7 @@ from typing import Any, cast
 import pytest
 from sqlalchemy import event
 from xerolink_common.errors import XerolinkError
-from xerolink_poster.adapters.database import Database, now_us, open_database
+from xerolink_poster.adapters.database import Database, DatabaseError, now_us, open_database
 from xerolink_poster.adapters.tables import ConnectionRow, ContactLinkRow, LinkRow, OutboxRow, PostingRow
 from xerolink_poster.adapters.xero_client import XeroClient
 from xerolink_poster.domain.kinds import ObjectType
@@ -452,6 +453,32 @@ def test_a_bulk_update_of_many_rows_sets_nulls_booleans_numbers_and_text_by_key(
         (None, 0),
         (None, 0),
     ]
+
+
+def test_a_bulk_update_of_a_group_refuses_what_one_row_would_and_lets_the_last_of_a_key_win(
+    database: Database,
+) -> None:
+    """A group takes PostgreSQL's UPDATE from arrays, one row the plain UPDATE: both must treat
+    the values alike. A value longer than its column is refused (an explicit cast to varchar(n)
+    would cut it silently), 1 sets a boolean (SQLAlchemy's Boolean binds it; a text statement
+    does not), and of two rows for one key the last wins, as in order."""
+    now = now_us()
+    ids = _queue(database, [("t1", OutboxState.READY, now)] * 400)
+
+    def update(rows: Sequence[Mapping[str, object]]) -> None:
+        run_in_transaction(database, lambda uow: uow.outbox.update_outbox([dict(r) for r in rows]))
+
+    if not database.is_sqlite:  # SQLite does not enforce VARCHAR lengths
+        for group in (ids[:1], ids[:2]):
+            with pytest.raises(DatabaseError):
+                update([{"id": i, "claimed_by": "x" * 200} for i in group])
+    update(
+        [{"id": i, "attempts": 1, "uncertain": 1} for i in ids]
+        + [{"id": i, "attempts": 2, "uncertain": 1} for i in ids]
+    )
+    with UnitOfWork(database, write=False) as uow:
+        rows = uow.outbox.outbox_by_ids(ids)
+    assert Counter((row.attempts, row.uncertain, row.claimed_by) for row in rows.values()) == {(2, True, ""): 400}
 
 
 def test_a_batch_of_state_changes_reads_no_link_again_and_moves_links_postings_and_audit(database: Database) -> None:

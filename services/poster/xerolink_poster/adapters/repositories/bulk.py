@@ -6,8 +6,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Table, TextClause, bindparam, text, update
+from sqlalchemy import Boolean, Dialect, String, Table, TextClause, bindparam, text, update
 from sqlalchemy.orm.util import identity_key
+from sqlalchemy.types import TypeEngine
 from sqlmodel import Session
 
 
@@ -59,6 +60,24 @@ def bulk_update(session: Session, model: type[Any], rows: Sequence[dict[str, obj
 _FROM_ARRAYS: dict[tuple[str, tuple[str, ...]], TextClause] = {}
 
 
+def _array_type(column_type: TypeEngine[Any], dialect: Dialect) -> str:
+    # Without the length: an explicit cast to varchar(n) cuts a longer value silently, where the
+    # assignment to the column refuses it, as the one-row path does.
+    if getattr(column_type, "length", None) is not None:  # String, or SQLModel's AutoString over it
+        column_type = String()
+    return f"{column_type.compile(dialect=dialect)}[]"
+
+
+def _bound(column_type: TypeEngine[Any], dialect: Dialect, value: object) -> object:
+    """The value as the column's type binds it (a text() statement skips SQLAlchemy's types)."""
+    if value is None:
+        return None
+    if isinstance(column_type, Boolean):
+        return bool(value)
+    process = column_type.bind_processor(dialect)
+    return process(value) if process is not None else value
+
+
 def _update_from_arrays(session: Session, table: Table, names: list[str], group: Sequence[dict[str, object]]) -> None:
     """One UPDATE ... FROM unnest(arrays) for the group: psycopg runs an executemany as a
     statement a row, a round trip each, and a VALUES list would be compiled again for every
@@ -66,12 +85,10 @@ def _update_from_arrays(session: Session, table: Table, names: list[str], group:
     NULLs and strings are not taken as text."""
     (key,) = table.primary_key.columns
     columns = [key.name, *names]
+    dialect = session.get_bind().dialect
     statement = _FROM_ARRAYS.get((table.name, tuple(names)))
     if statement is None:
-        dialect = session.get_bind().dialect
-        arrays = ", ".join(
-            f"CAST(:c{i} AS {table.c[c].type.compile(dialect=dialect)}[])" for i, c in enumerate(columns)
-        )
+        arrays = ", ".join(f"CAST(:c{i} AS {_array_type(table.c[c].type, dialect)})" for i, c in enumerate(columns))
         sets = ", ".join(f'"{c}" = v."{c}"' for c in names)
         named = ", ".join(f'"{c}"' for c in columns)
         statement = text(
@@ -79,4 +96,10 @@ def _update_from_arrays(session: Session, table: Table, names: list[str], group:
             f'WHERE "{table.name}"."{key.name}" = v."{key.name}"'
         )
         _FROM_ARRAYS[(table.name, tuple(names))] = statement
-    session.execute(statement, {f"c{i}": [row[c] for row in group] for i, c in enumerate(columns)})
+    # A key named twice: the last row wins, as in the executemany (an UPDATE ... FROM would take
+    # whichever array row its plan meets first).
+    last = list({row[key.name]: row for row in group}.values())
+    session.execute(
+        statement,
+        {f"c{i}": [_bound(table.c[c].type, dialect, row[c]) for row in last] for i, c in enumerate(columns)},
+    )
