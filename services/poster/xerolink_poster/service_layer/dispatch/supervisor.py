@@ -10,10 +10,10 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import partial
 
 from xerolink_poster.adapters.database import Database, now_us
-from xerolink_poster.adapters.tables import TenantLeaseRow
 from xerolink_poster.adapters.xero_client import XeroClient
 from xerolink_poster.domain.rate_limits import SlidingWindow
 from xerolink_poster.service_layer import drift_holds, outcomes
@@ -27,6 +27,17 @@ from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transa
 
 log = logging.getLogger(__name__)
 US = 1_000_000
+
+
+@dataclass(frozen=True)
+class LeaseFacts:
+    """What a new worker resumes from its tenant's lease: the calls it recorded and Retry-After."""
+
+    tenant_id: str
+    minute_log: str
+    day_calls: int
+    day_started_us: int
+    blocked_until_us: int
 
 
 class Dispatcher:
@@ -117,27 +128,34 @@ class Dispatcher:
                 elsewhere = uow.leases.held_by_others(idle, self.holder, now_us())
             idle = [t for t in idle if t not in elsewhere]
         idle.sort(key=lambda t: self._served_at.get(t, float("-inf")))  # stable: keeps the registry's order
-        left = len(idle)
-        for tenant in idle:
-            with self._workers_lock:
-                if len(self._alive()) >= self.settings.max_tenants:
-                    break
-                worker = self._workers.get(tenant)
-                if worker is None or not worker.is_alive():
-                    self._start_worker(tenant)
-            left -= 1
-        self._others_waiting = left > 0
+        with self._workers_lock:
+            free = max(self.settings.max_tenants - len(self._alive()), 0)
+            # Said before any worker of this round starts: a worker that began while the flag
+            # still said nobody waits kept its tenant for the whole backlog.
+            self._others_waiting = len(idle) > free
+            if idle[:free]:
+                self._start_many(idle[:free])
+
+    def _start_many(self, tenants: list[str]) -> None:
+        """Takes the leases of `tenants` in one transaction and starts a worker for each lease
+        taken (the caller holds _workers_lock). One transaction a round: a write each, queued
+        behind the workers' writes, let a round start only a few tenants a second, and tenants
+        far down the list waited for the round instead of their turn."""
+        wanted = [t for t in tenants if (w := self._workers.get(t)) is None or not w.is_alive()]
+        # In the tenants' order, so two posters taking overlapping sets cannot deadlock.
+        taken = run_in_transaction(self.db, lambda uow: [self._acquire(t, uow) for t in sorted(wanted)])
+        by_tenant = {lease.tenant_id: lease for lease in taken if lease is not None}
+        for tenant in wanted:
+            if tenant in by_tenant:
+                self._launch(tenant, by_tenant[tenant])
 
     def _start_worker(self, tenant: str) -> TenantWorker | None:
         """Takes the tenant's lease and starts its worker (the caller holds _workers_lock);
         None when another poster holds the lease."""
-        previous = self._workers.get(tenant)
-        # A worker of this process still closing (idle, or refusing a loan) may have a call in
-        # flight: its claims stay. Claims are voided only when no worker here runs the tenant.
-        release = previous is None or not previous.is_alive()
-        lease = run_in_transaction(self.db, partial(self._acquire, tenant, release=release))
-        if lease is None:
-            return None
+        lease = run_in_transaction(self.db, partial(self._acquire, tenant))
+        return None if lease is None else self._launch(tenant, lease)
+
+    def _launch(self, tenant: str, lease: LeaseFacts) -> TenantWorker:
         log.info("serving tenant %s", tenant, extra={"tenant_id": tenant})
         history = [t + self.settings.http_timeout for t in _json_list(lease.minute_log)]
         day = (lease.day_calls, lease.day_started_us / US)
@@ -183,13 +201,17 @@ class Dispatcher:
         finally:
             worker.give_back()
 
-    def _acquire(self, tenant: str, uow: UnitOfWork, release: bool = True) -> TenantLeaseRow | None:
+    def _acquire(self, tenant: str, uow: UnitOfWork) -> LeaseFacts | None:
+        """The tenant's lease, taken; None when another poster holds it. No worker of this process
+        runs the tenant (a closing one is still alive, and is never replaced), and no other poster
+        may: claims left on its entries belong to a dead or deposed claimer, and are voided."""
         lease = uow.leases.acquire_lease(tenant, self.holder, now_us(), int(self.settings.lease_ttl * US))
-        if lease is not None and release:
-            # No worker of this process runs the tenant, and no other poster may: claims left
-            # on its entries belong to a dead or deposed claimer.
-            uow.outbox.release_claims(tenant)
-        return lease
+        if lease is None:
+            return None
+        # Read now: the next tenant's acquire in this transaction expires the session's rows.
+        facts = LeaseFacts(tenant, lease.minute_log, lease.day_calls, lease.day_started_us, lease.blocked_until_us)
+        uow.outbox.release_claims(tenant)
+        return facts
 
     def _alive(self) -> list[TenantWorker]:
         return [w for w in self._workers.values() if w.is_alive()]

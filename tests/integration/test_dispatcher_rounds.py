@@ -1,0 +1,139 @@
+"""The dispatcher's rounds: how it starts workers for the tenants with ready work. With more
+tenants than workers, the workers take turns; a worker started while the round still said nobody
+was waiting kept its tenant for the whole backlog, and a round that took each lease in a write of
+its own started only a few tenants a second, so the last organisations waited a minute for theirs."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any, cast
+
+import pytest
+from sqlalchemy import event, insert
+from xerolink_poster.adapters.database import Database, now_us
+from xerolink_poster.adapters.tables import OutboxRow
+from xerolink_poster.adapters.xero_client import XeroClient
+from xerolink_poster.domain.states import OutboxState
+from xerolink_poster.service_layer.dispatch.settings import DispatcherSettings
+from xerolink_poster.service_layer.dispatch.supervisor import Dispatcher
+from xerolink_poster.service_layer.dispatch.tenant_loop import TenantWorker
+from xerolink_poster.service_layer.unit_of_work import UnitOfWork
+
+US = 1_000_000
+
+
+def queue(database: Database, tenants: list[str]) -> None:
+    """One ready entry for each tenant, the first tenant's waiting longest."""
+    now = now_us()
+    rows = [
+        {
+            "tenant_id": tenant,
+            "connection_id": f"c-{tenant}",
+            "link_id": n + 1,
+            "posting_id": f"p{n}",
+            "operations": b"",
+            "state": OutboxState.READY,
+            "available_us": now - (len(tenants) - n) * US,
+            "claimed_by": "",
+            "lease_until_us": 0,
+            "attempts": 0,
+            "uncertain": False,
+            "create_us": now,
+            "trace_context": "",
+            "alone": False,
+            "lookup_hint": "",
+        }
+        for n, tenant in enumerate(tenants)
+    ]
+    with database.write.begin() as conn:
+        conn.execute(insert(OutboxRow.__table__), rows)  # type: ignore[attr-defined]
+
+
+class HeldWorkers:
+    """Workers that only say what they saw as they began, then wait to be let go."""
+
+    def __init__(self) -> None:
+        self.saw: dict[str, bool] = {}
+        self.go = threading.Event()
+
+    def run(self, worker: TenantWorker) -> None:
+        self.saw[worker.tenant_id] = worker.d.others_waiting
+        self.go.wait(10)
+
+
+@pytest.fixture
+def held(monkeypatch: pytest.MonkeyPatch) -> Iterator[HeldWorkers]:
+    workers = HeldWorkers()
+
+    def run(worker: TenantWorker) -> None:
+        workers.run(worker)
+
+    monkeypatch.setattr(TenantWorker, "run", run)
+    yield workers
+    workers.go.set()
+
+
+def dispatcher(database: Database, max_tenants: int) -> Dispatcher:
+    return Dispatcher(database, cast(XeroClient, None), DispatcherSettings(max_tenants=max_tenants), "poster-a")
+
+
+def test_workers_of_a_round_know_from_their_start_that_tenants_are_left_waiting(
+    database: Database, held: HeldWorkers
+) -> None:
+    queue(database, ["t-a", "t-b", "t-c", "t-d"])
+    rounds = dispatcher(database, max_tenants=2)
+
+    rounds._start_workers()
+    held.go.set()
+    for worker in list(rounds._workers.values()):
+        worker.join(5)
+
+    assert sorted(held.saw) == ["t-a", "t-b"], "the two waiting longest are served first"
+    assert held.saw == {"t-a": True, "t-b": True}, "each must hand its tenant back after a turn"
+    assert rounds.others_waiting
+
+
+def test_a_round_takes_the_leases_of_all_the_tenants_it_starts_in_one_transaction(
+    database: Database, held: HeldWorkers
+) -> None:
+    tenants = [f"t-{n:02d}" for n in range(12)]
+    queue(database, tenants)
+    rounds = dispatcher(database, max_tenants=50)
+    commits: list[int] = []
+
+    def listen(*_: Any) -> None:
+        commits.append(1)
+
+    event.listen(database.write, "commit", listen)
+    try:
+        rounds._start_workers()
+    finally:
+        event.remove(database.write, "commit", listen)
+    try:
+        assert sorted(held.saw) == tenants
+        assert not any(held.saw.values()), "every tenant has a worker: nobody is left waiting"
+        assert len(commits) == 1, f"{len(commits)} write transactions for one round"
+        with UnitOfWork(database, write=False) as uow:
+            assert all((lease := uow.leases.get_lease(t)) and lease.holder == "poster-a" for t in tenants)
+    finally:
+        held.go.set()
+        for worker in list(rounds._workers.values()):
+            worker.join(5)
+
+
+def test_a_round_leaves_a_tenant_another_poster_holds_and_starts_the_rest(
+    database: Database, held: HeldWorkers
+) -> None:
+    queue(database, ["t-a", "t-b", "t-c"])
+    other = dispatcher(database, max_tenants=1)
+    other._start_workers()  # poster-a serves t-a
+    rounds = Dispatcher(database, cast(XeroClient, None), DispatcherSettings(max_tenants=5), "poster-b")
+
+    rounds._start_workers()
+    held.go.set()
+    for worker in [*other._workers.values(), *rounds._workers.values()]:
+        worker.join(5)
+
+    assert sorted(other._workers) == ["t-a"]
+    assert sorted(rounds._workers) == ["t-b", "t-c"]
