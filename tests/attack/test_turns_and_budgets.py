@@ -173,7 +173,10 @@ def test_a_correction_borrowing_a_tenant_at_the_end_of_its_turn_keeps_to_five_ca
     tenant_a = org_a["tenant_id"]
     emulator.faults.add(FaultRule("latency", seconds=1.0, methods=("PUT",), path_contains="Invoices"))
     _post(stub, "firm-a", 40_000, 30)
-    _post(stub, "firm-b", 41_000, 30)  # firm-b waits for the worker: firm-a's turns are 0.3 s
+    # firm-b waits for the worker only once firm-a's has calls out: a turn is one batch while
+    # another tenant waits, so a worker would otherwise end its turn with one call in progress.
+    wait_for(lambda: calls.in_progress.get(tenant_a, 0) >= 4, timeout=20, interval=0.005)
+    _post(stub, "firm-b", 41_000, 30)
     dispatcher = app.dispatcher
     assert dispatcher is not None
 

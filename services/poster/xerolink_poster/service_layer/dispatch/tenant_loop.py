@@ -111,6 +111,7 @@ class TenantWorker(threading.Thread):
         started = idle_since = last_renew = time.monotonic()
         idle = 0  # polls in a row that found no work
         drained = False  # the last claim took less than a batch: the queue looked empty then
+        batches = 0  # claimed in this turn
         with ThreadPoolExecutor(limits.concurrent, thread_name_prefix=f"xero-{self.tenant_id[:8]}") as pool:
             while not self.d.stopping and not self.lease_lost:
                 if time.monotonic() - last_renew > self.settings.lease_ttl / 3:
@@ -118,7 +119,7 @@ class TenantWorker(threading.Thread):
                         break
                     last_renew = time.monotonic()
                 wait = self.gate.wait_time()
-                if self._turn_over(started, wait) and self._close_when_idle():
+                if self._turn_over(started, wait, batches) and self._close_when_idle():
                     # Jobs in flight finish as the pool closes (those still waiting for budget
                     # put their work back); the lease goes back after them.
                     self.gate.handing_back = True
@@ -143,6 +144,7 @@ class TenantWorker(threading.Thread):
                     continue
                 idle = 0
                 idle_since = time.monotonic()
+                batches += 1
 
                 def job(claimed: list[Work] = rows) -> None:
                     try:
@@ -162,12 +164,14 @@ class TenantWorker(threading.Thread):
         self.d.hand_back(self.tenant_id, self)
         log.info("released tenant %s", self.tenant_id, extra={"tenant_id": self.tenant_id})
 
-    def _turn_over(self, started: float, wait: float) -> bool:
-        """Whether to hand the tenant back for others waiting: after a turn, or at once when
-        Xero's budget keeps this tenant waiting at least a turn anyway."""
+    def _turn_over(self, started: float, wait: float, batches: int) -> bool:
+        """Whether to hand the tenant back for others waiting: after a batch, so every tenant
+        waiting gets one in its turn whatever the machine's load (a turn of time gave a worker
+        one batch or five as its threads were scheduled); after the turn's time, when a batch
+        was never claimed; or at once when Xero's budget keeps this tenant waiting a turn anyway."""
         if not self.d.others_waiting:
             return False
-        return time.monotonic() - started >= self.settings.turn or wait >= self.settings.turn
+        return batches > 0 or time.monotonic() - started >= self.settings.turn or wait >= self.settings.turn
 
     def _claim(self) -> list[Work]:
         """A batch claimed, with its links and connections read in the same transaction."""
