@@ -106,7 +106,6 @@ from xerolink_poster.adapters.migrations import migrate  # noqa: E402
 from xerolink_poster.adapters.tables import OutboxRow  # noqa: E402
 from xerolink_poster.adapters.xero_client import XeroClient  # noqa: E402
 from xerolink_poster.adapters.xero_identity import XeroIdentity  # noqa: E402
-from xerolink_poster.domain.states import OutboxState  # noqa: E402
 from xerolink_poster.entrypoints import config as poster_config  # noqa: E402
 from xerolink_poster.service_layer.connection_lifecycle import ConnectionKeeper  # noqa: E402
 from xerolink_poster.service_layer.dispatch.state_changes import StateChanges  # noqa: E402
@@ -114,6 +113,7 @@ from xerolink_poster.service_layer.dispatch.supervisor import Dispatcher  # noqa
 from xerolink_poster.service_layer.unit_of_work import UnitOfWork  # noqa: E402
 
 from bench import poster_throughput  # noqa: E402
+from tests.fixtures.outbox import ready_row  # noqa: E402
 from tests.fixtures.postgres import PostgresServer, create_database  # noqa: E402
 from tests.fixtures.processes import child_env, console_script, free_port, wait_for_port  # noqa: E402
 
@@ -663,23 +663,7 @@ def insert_ready(db: Database, first: int, count: int, tenants: int) -> None:
     table = OutboxRow.__table__  # type: ignore[attr-defined]
     for start in range(first, first + count, 5000):
         rows = [
-            {
-                "tenant_id": f"flat-tenant-{n % tenants}",
-                "connection_id": f"flat-{n % tenants}",
-                "link_id": n + 1,
-                "posting_id": f"p{n}",
-                "operations": b"",
-                "state": OutboxState.READY,
-                "available_us": now - 1_000_000,
-                "claimed_by": "",
-                "lease_until_us": 0,
-                "attempts": 0,
-                "uncertain": False,
-                "create_us": now,
-                "trace_context": "",
-                "alone": False,
-                "lookup_hint": "",
-            }
+            ready_row(f"flat-tenant-{n % tenants}", f"flat-{n % tenants}", n, now - 1_000_000, now)
             for n in range(start, min(start + 5000, first + count))
         ]
         with db.write.begin() as conn:

@@ -14,11 +14,12 @@ from sqlalchemy import event, insert
 from xerolink_poster.adapters.database import Database, now_us
 from xerolink_poster.adapters.tables import OutboxRow
 from xerolink_poster.adapters.xero_client import XeroClient
-from xerolink_poster.domain.states import OutboxState
 from xerolink_poster.service_layer.dispatch.settings import DispatcherSettings
 from xerolink_poster.service_layer.dispatch.supervisor import Dispatcher
 from xerolink_poster.service_layer.dispatch.tenant_loop import TenantWorker
 from xerolink_poster.service_layer.unit_of_work import UnitOfWork
+
+from tests.fixtures.outbox import ready_row
 
 US = 1_000_000
 
@@ -26,26 +27,7 @@ US = 1_000_000
 def queue(database: Database, tenants: list[str]) -> None:
     """One ready entry for each tenant, the first tenant's waiting longest."""
     now = now_us()
-    rows = [
-        {
-            "tenant_id": tenant,
-            "connection_id": f"c-{tenant}",
-            "link_id": n + 1,
-            "posting_id": f"p{n}",
-            "operations": b"",
-            "state": OutboxState.READY,
-            "available_us": now - (len(tenants) - n) * US,
-            "claimed_by": "",
-            "lease_until_us": 0,
-            "attempts": 0,
-            "uncertain": False,
-            "create_us": now,
-            "trace_context": "",
-            "alone": False,
-            "lookup_hint": "",
-        }
-        for n, tenant in enumerate(tenants)
-    ]
+    rows = [ready_row(tenant, f"c-{tenant}", n, now - (len(tenants) - n) * US, now) for n, tenant in enumerate(tenants)]
     with database.write.begin() as conn:
         conn.execute(insert(OutboxRow.__table__), rows)  # type: ignore[attr-defined]
 
