@@ -119,3 +119,27 @@ def test_a_round_leaves_a_tenant_another_poster_holds_and_starts_the_rest(
 
     assert sorted(other._workers) == ["t-a"]
     assert sorted(rounds._workers) == ["t-b", "t-c"]
+
+
+def test_a_worker_started_for_a_loan_is_lent_before_it_runs(database: Database, held: HeldWorkers) -> None:
+    """A correction, a drift read or the poller borrows the tenant's worker (tenant_calls). While
+    tenants wait, a worker's turn is one batch: one lent only after it started could already be
+    closing, and the borrower would wait for it and start another, until it gave up."""
+    queue(database, ["t-a", "t-b"])
+    rounds = dispatcher(database, max_tenants=1)
+    rounds._others_waiting = True
+    lent_at_start: dict[str, int] = {}
+    record = held.run
+
+    def run(worker: TenantWorker) -> None:
+        lent_at_start[worker.tenant_id] = worker.borrowers
+        record(worker)
+
+    held.run = run  # type: ignore[method-assign]
+    with rounds.tenant_calls("t-a", 5.0) as worker:
+        assert worker.tenant_id == "t-a"
+        assert worker.borrowers == 1
+    held.go.set()
+    worker.join(5)
+    assert lent_at_start == {"t-a": 1}
+    assert worker.borrowers == 0

@@ -149,17 +149,21 @@ class Dispatcher:
             if tenant in by_tenant:
                 self._launch(tenant, by_tenant[tenant])
 
-    def _start_worker(self, tenant: str) -> TenantWorker | None:
-        """Takes the tenant's lease and starts its worker (the caller holds _workers_lock);
-        None when another poster holds the lease."""
+    def _start_lent_worker(self, tenant: str) -> TenantWorker | None:
+        """Takes the tenant's lease and starts its worker lent to the caller (who holds
+        _workers_lock and gives it back); None when another poster holds the lease."""
         lease = run_in_transaction(self.db, partial(self._acquire, tenant))
-        return None if lease is None else self._launch(tenant, lease)
+        return None if lease is None else self._launch(tenant, lease, lent=True)
 
-    def _launch(self, tenant: str, lease: LeaseFacts) -> TenantWorker:
+    def _launch(self, tenant: str, lease: LeaseFacts, lent: bool = False) -> TenantWorker:
         log.info("serving tenant %s", tenant, extra={"tenant_id": tenant})
         history = [t + self.settings.http_timeout for t in _json_list(lease.minute_log)]
         day = (lease.day_calls, lease.day_started_us / US)
         worker = TenantWorker(self, self.settings, tenant, history, *day, lease.blocked_until_us / US)
+        if lent:
+            # Before it runs: while tenants wait, a worker's turn is one batch, and one lent
+            # only after starting could already be closing, refusing the loan it was started for.
+            worker.lend()
         self._workers[tenant] = worker
         self._served_at[tenant] = time.monotonic()
         worker.start()
@@ -185,9 +189,7 @@ class Dispatcher:
                     # other's calls. Wait for it to end, then start afresh.
                     closing, worker = worker, None
                 elif worker is None or not worker.is_alive():
-                    worker = self._start_worker(tenant)
-                    if worker is not None and not worker.lend():
-                        worker = None
+                    worker = self._start_lent_worker(tenant)
             if worker is not None:
                 break
             if time.monotonic() > deadline:
