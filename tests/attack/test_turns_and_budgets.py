@@ -45,10 +45,11 @@ def _post(stub: Any, connection_id: str, first_id: int, count: int) -> list[str]
 
 
 class CallsAtXero:
-    """Counts each organisation's calls in progress at the emulator (the most at once) and the
-    calls it refused, by wrapping its limiter."""
+    """Counts each organisation's calls at the emulator, those in progress (the most at once) and
+    the calls it refused, by wrapping its limiter."""
 
     def __init__(self, emulator: Any) -> None:
+        self.calls: dict[str, int] = {}
         self.in_progress: dict[str, int] = {}
         self.most: dict[str, int] = {}
         self.refused: list[str] = []
@@ -59,6 +60,7 @@ class CallsAtXero:
         def counting_acquire(app_id: str, tenant: str) -> Any:
             decision = acquire(app_id, tenant)
             with self.lock:
+                self.calls[tenant] = self.calls.get(tenant, 0) + 1
                 if decision.allowed:
                     self.in_progress[tenant] = self.in_progress.get(tenant, 0) + 1
                     self.most[tenant] = max(self.most.get(tenant, 0), self.in_progress[tenant])

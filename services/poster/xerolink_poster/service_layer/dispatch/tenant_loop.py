@@ -120,9 +120,12 @@ class TenantWorker(threading.Thread):
                     last_renew = time.monotonic()
                 wait = self.gate.wait_time()
                 if self._turn_over(started, wait, batches) and self._close_when_idle():
-                    # Jobs in flight finish as the pool closes (those still waiting for budget
-                    # put their work back); the lease goes back after them.
-                    self.gate.handing_back = True
+                    # Jobs in flight finish as the pool closes; the lease goes back after them.
+                    # When Xero's budget keeps the tenant waiting a turn anyway, jobs still
+                    # waiting for it put their work back. Otherwise a job waits for the budget
+                    # it needs: stopped at a short wait, a job of several calls (look-ups, a
+                    # create's reads) would lose the calls it had made, every turn again.
+                    self.gate.handing_back = wait >= self.settings.turn
                     break
                 if wait > 0:
                     time.sleep(min(wait, 0.05))
