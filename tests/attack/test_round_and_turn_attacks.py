@@ -74,10 +74,11 @@ def test_an_uncertain_batch_is_settled_while_another_tenant_waits_for_the_worker
     posted = time.monotonic()
     calls_before = calls.calls.get(tenant_a, 0)
 
-    # Each turn of firm-a claims its three uncertain entries, finds the first two invoices in
-    # Xero and gives the batch back when the third look-up has to wait for the minute: what it
-    # found is never written, and the next turn looks the same two up again. firm-a's bills stay
-    # uncertain for as long as firm-b has work, though a turn of 1 s is time enough for them.
+    # Before the fix, each turn of firm-a claimed its three uncertain entries, found the first
+    # two invoices in Xero and gave the batch back when the third look-up had to wait for the
+    # minute: what it found was never written, and the next turn looked the same two up again.
+    # firm-a's bills stayed uncertain for as long as firm-b had work, though a turn of 1 s is
+    # time enough for them.
     deadline = posted + 8.0
     while time.monotonic() < deadline and _states(stub, names_a) != [LINKED] * 3:
         time.sleep(0.1)
