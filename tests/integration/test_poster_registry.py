@@ -578,9 +578,9 @@ def test_a_write_unit_that_fails_to_open_leaves_the_sqlite_writer_free(
         with pytest.raises(RuntimeError):
             UnitOfWork(database).__enter__()
         monkeypatch.setattr(Database, "session", real)
-        assert database.write_lock is not None
-        assert database.write_lock.acquire(timeout=1)
-        database.write_lock.release()
+        assert database.write_turns is not None
+        assert database.write_turns.acquire(timeout=1)
+        database.write_turns.release()
     finally:
         database.dispose()
 

@@ -50,10 +50,12 @@ def create_server(
     max_workers: int = 16,
     interceptors: Sequence[grpc.ServerInterceptor] = (),
     credentials: grpc.ServerCredentials | None = None,
+    thread_initializer: Callable[[], None] | None = None,
 ) -> RunningServer:
-    """Builds and starts a server; returns it with the port actually bound (address may end in :0)."""
+    """Builds and starts a server; returns it with the port actually bound (address may end in :0).
+    `thread_initializer` runs on each of the threads that will answer calls, as it starts."""
     server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc"),
+        futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc", initializer=thread_initializer),
         # The decode guard comes first so it wraps every other interceptor's handler.
         interceptors=[DecodeGuard(), *interceptors],
         options=[

@@ -2,13 +2,14 @@
 start with BEGIN IMMEDIATE so two writers never deadlock upgrading a read lock, and reads use a
 second engine with ordinary deferred transactions so they never wait for the write lock; each sees
 the file as of its first read. PostgreSQL shares one pool; its reads run at REPEATABLE READ so the
-statements of one read see one moment, as SQLite's do."""
+statements of one read see one moment, as SQLite's do. Threads that answer callers go first
+(adapters/write_turns.py): SQLite's writer is theirs before the dispatcher's, and PostgreSQL gives
+them a pool of their own."""
 
 from __future__ import annotations
 
 import contextlib
 import sqlite3
-import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +18,8 @@ from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
 from sqlmodel import Session
+
+from xerolink_poster.adapters.write_turns import WriteTurns, serving_callers
 
 # The database's errors as the service layer names them, so it needs no import of SQLAlchemy.
 # Any error of the database (the transaction rolled back).
@@ -37,21 +40,26 @@ class Database:
     url: str
     write: Engine
     read: Engine
-    # Serialises this process's write transactions on SQLite; None on PostgreSQL.
-    write_lock: threading.Lock | None = None
+    # Serialises this process's write transactions on SQLite, callers' first; None on PostgreSQL.
+    write_turns: WriteTurns | None = None
+    # PostgreSQL: the engines of threads that answer callers, on a pool of their own.
+    callers_write: Engine | None = None
+    callers_read: Engine | None = None
 
     @property
     def is_sqlite(self) -> bool:
         return self.write.dialect.name == "sqlite"
 
     def session(self, write: bool) -> Session:
-        """A session on the write or the read engine; its rows stay readable after commit."""
+        """A session on the write or the read engine (the callers' pool on a thread that answers
+        callers, where there is one); its rows stay readable after commit."""
+        if serving_callers() and self.callers_write is not None and self.callers_read is not None:
+            return Session(self.callers_write if write else self.callers_read, expire_on_commit=False)
         return Session(self.write if write else self.read, expire_on_commit=False)
 
     def dispose(self) -> None:
-        self.write.dispose()
-        if self.read is not self.write:
-            self.read.dispose()
+        for engine in {id(e): e for e in (self.write, self.read, self.callers_write, self.callers_read) if e}.values():
+            engine.dispose()
 
 
 def _sqlite_engine(url: str, immediate: bool) -> Engine:
@@ -91,14 +99,20 @@ def _switch_to_wal(url: str) -> None:
 def open_database(url: str) -> Database:
     if url.startswith("sqlite"):
         _switch_to_wal(url)
-        return Database(
-            url, _sqlite_engine(url, immediate=True), _sqlite_engine(url, immediate=False), threading.Lock()
-        )
+        return Database(url, _sqlite_engine(url, immediate=True), _sqlite_engine(url, immediate=False), WriteTurns())
     kwargs: dict[str, Any] = {"pool_pre_ping": True}
     if "NullPool" in url:  # pragma: no cover - escape hatch for pgbouncer deployments
         kwargs = {"poolclass": NullPool}
     engine = create_engine(url, pool_size=10, max_overflow=20, **kwargs)
-    # At READ COMMITTED each statement sees its own moment: a posting read before a commit and its
-    # link read after it make a view that never existed (pending posting, linked link). A read-only
-    # transaction at REPEATABLE READ takes one snapshot and never fails to serialise.
-    return Database(url, engine, engine.execution_options(isolation_level="REPEATABLE READ"))
+    # While the dispatcher drains, its threads hold every connection of the shared pool: a Post
+    # waited behind them for one (seconds). Callers' threads (at most the servers' workers) have
+    # a pool of their own.
+    callers = create_engine(url, pool_size=2, max_overflow=8, **kwargs)
+    return Database(url, engine, _snapshot_reads(engine), None, callers, _snapshot_reads(callers))
+
+
+def _snapshot_reads(engine: Engine) -> Engine:
+    """At READ COMMITTED each statement sees its own moment: a posting read before a commit and its
+    link read after it make a view that never existed (pending posting, linked link). A read-only
+    transaction at REPEATABLE READ takes one snapshot and never fails to serialise."""
+    return engine.execution_options(isolation_level="REPEATABLE READ")

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from xerolink.poster.v1 import poster_service_pb2_grpc as poster_grpc
@@ -14,8 +15,10 @@ from xerolink_poster.adapters import token_vault
 from xerolink_poster.adapters.database import Database, now_us, open_database
 from xerolink_poster.adapters.mapper_client import MapperClient
 from xerolink_poster.adapters.migrations import migrate
+from xerolink_poster.adapters.write_turns import serve_callers_on_this_thread
 from xerolink_poster.adapters.xero_client import XeroClient
 from xerolink_poster.adapters.xero_identity import XeroIdentity
+from xerolink_poster.domain.webhook_events import WebhookEvent
 from xerolink_poster.entrypoints.config import PosterConfig
 from xerolink_poster.entrypoints.grpc_servicer import SERVICE_NAME, PosterServicer
 from xerolink_poster.entrypoints.webhook_server import WebhookEndpoint
@@ -102,6 +105,8 @@ def start(config: PosterConfig, security: ServerSecurity | None = None) -> Poste
         max_workers=config.workers,
         interceptors=security.interceptors if security else (),
         credentials=security.credentials if security else None,
+        # Their transactions go before the dispatcher's (adapters/write_turns.py).
+        thread_initializer=serve_callers_on_this_thread,
     )
     events = EventProcessor(db, dispatcher) if dispatcher is not None else None
     poller = Poller(db, dispatcher, config.polling) if dispatcher is not None and config.polling.interval > 0 else None
@@ -109,7 +114,7 @@ def start(config: PosterConfig, security: ServerSecurity | None = None) -> Poste
     webhooks = (
         WebhookEndpoint(
             config.webhooks,
-            lambda delivered: store_events(db, delivered, now_us()),
+            lambda delivered: _store_for_xero(db, delivered),
             events.notify if events else lambda: None,
         )
         if config.webhooks.enabled
@@ -121,3 +126,10 @@ def start(config: PosterConfig, security: ServerSecurity | None = None) -> Poste
         if part is not None:
             part.start()
     return PosterApp(config, db, mapper, xero, dispatcher, server, keeper, webhooks, events, poller)
+
+
+def _store_for_xero(db: Database, delivered: Sequence[WebhookEvent]) -> int:
+    """Stores a delivery's events in the endpoint's thread (one a request) while Xero waits for
+    the answer, 5 s at most: its transaction goes before the dispatcher's (adapters/write_turns.py)."""
+    serve_callers_on_this_thread()
+    return store_events(db, delivered, now_us())

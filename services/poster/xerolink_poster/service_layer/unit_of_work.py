@@ -50,10 +50,10 @@ class UnitOfWork:
         self._locked = False
 
     def __enter__(self) -> UnitOfWork:
-        if self.write and self.db.write_lock is not None:
-            # SQLite has one writer at a time; queueing on a Python lock wakes the next writer at
-            # once, where SQLite's busy handler would sleep and poll.
-            self.db.write_lock.acquire()
+        if self.write and self.db.write_turns is not None:
+            # SQLite has one writer at a time; queueing in the process hands it to the next writer
+            # at once (callers' first), where SQLite's busy handler would sleep and poll.
+            self.db.write_turns.acquire()
             self._locked = True
         try:
             self._session = self.db.session(self.write)
@@ -90,9 +90,9 @@ class UnitOfWork:
             self._unlock()
 
     def _unlock(self) -> None:
-        if self._locked and self.db.write_lock is not None:
+        if self._locked and self.db.write_turns is not None:
             self._locked = False
-            self.db.write_lock.release()
+            self.db.write_turns.release()
 
 
 def run_in_transaction(db: Database, work: Callable[[UnitOfWork], T], attempts: int = 5) -> T:
