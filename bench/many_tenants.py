@@ -59,6 +59,8 @@ started with initdb/pg_ctl, as tests/fixtures/postgres.py does, else SQLite with
    dispatcher posted meanwhile, with whether its backlog lasted the whole window.
 6. The load average (1 minute, /proc/loadavg) before and after each figure.
 
+--only acknowledgement measures part 5 alone (its own backlog is loaded, no other).
+
 Nothing is asserted: a slow or unfair poster is measured as it is. Drains are bounded
 (--drain-timeout); a drain cut short reports what it reached. --json prints every figure as one
 JSON object on the last line (load averages under "load_average", which bench/compare.py skips).
@@ -783,6 +785,13 @@ def acknowledgement(bench: Bench, kind: str, url: str, tenants: dict[str, str]) 
 def one_registry(bench: Bench, kind: str) -> dict[str, Any]:
     args = bench.args
     print(f"registry {kind}:")
+    if args.only == "acknowledgement":
+        url = bench.url(kind, "acknowledgement")
+        return {
+            "acknowledgement": acknowledgement(
+                bench, kind, url, bench.load(url, f"{kind}-a", args.tenants, args.ack_per_tenant)
+            )
+        }
     main_url, statement_url = bench.url(kind, "drain"), bench.url(kind, "statements")
     ack_url, share_url = bench.url(kind, "acknowledgement"), bench.url(kind, "shares")
     drained = bench.load(main_url, f"{kind}-d", args.tenants, args.per_tenant)
@@ -836,6 +845,9 @@ def main() -> None:
     parser.add_argument("--ack-rate", type=float, default=100.0, help="Posts a second offered while draining")
     parser.add_argument("--ack-seconds", type=float, default=5.0, help="how long the Posts are offered")
     parser.add_argument("--ack-callers", type=int, default=10, help="callers, each on a channel of its own")
+    parser.add_argument(
+        "--only", choices=["acknowledgement"], help="measure only this part (5), with its own backlog and no other"
+    )
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object on the last line")
     args = parser.parse_args()
     if args.quick:
