@@ -52,16 +52,29 @@ class WriteTurns:
             baton = threading.Lock()
             baton.acquire()
             (self._urgent if urgent else self._background).append(baton)
-        if baton.acquire(timeout=-1 if timeout is None else max(timeout, 0.0)):
-            return True
+        try:
+            if baton.acquire(timeout=-1 if timeout is None else max(timeout, 0.0)):
+                return True
+        except BaseException:
+            # Interrupted while queued (a signal's handler raised): the writer must not go to a
+            # waiter that is gone, or no transaction of the process would ever get it again.
+            if not self._leave_queue(baton, urgent):
+                self.release()  # handed over meanwhile: pass it on
+            raise
+        if self._leave_queue(baton, urgent):
+            return False
+        # Handed over between the timeout and the mutex: the writer is this thread's now.
+        baton.acquire()
+        return True
+
+    def _leave_queue(self, baton: threading.Lock, urgent: bool) -> bool:
+        """Takes a waiter out of its queue; False when it had been handed the writer already."""
         with self._mutex:
             queue = self._urgent if urgent else self._background
             if baton in queue:
                 queue.remove(baton)
-                return False
-        # Handed over between the timeout and the mutex: the writer is this thread's now.
-        baton.acquire()
-        return True
+                return True
+            return False
 
     def release(self) -> None:
         with self._mutex:
