@@ -59,7 +59,9 @@ started with initdb/pg_ctl, as tests/fixtures/postgres.py does, else SQLite with
    dispatcher posted meanwhile, with whether its backlog lasted the whole window.
 6. The load average (1 minute, /proc/loadavg) before and after each figure.
 
---only acknowledgement measures part 5 alone (its own backlog is loaded, no other).
+--only acknowledgement measures part 5 alone (its own backlog is loaded, no other), then again
+with the roles split as docs/scaling.md describes: the Posts go to a poster whose dispatcher is
+off, while a second poster process drains the same registry.
 
 Nothing is asserted: a slow or unfair poster is measured as it is. Drains are bounded
 (--drain-timeout); a drain cut short reports what it reached. --json prints every figure as one
@@ -70,6 +72,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import glob
 import json
 import os
@@ -736,18 +739,31 @@ def flat(bench: Bench, kind: str) -> dict[str, Any]:
 
 
 # -- 6: the acknowledgement while the dispatcher drains ---------------------------------------
-def acknowledgement(bench: Bench, kind: str, url: str, tenants: dict[str, str]) -> dict[str, Any]:
+def acknowledgement(bench: Bench, kind: str, url: str, tenants: dict[str, str], split: bool = False) -> dict[str, Any]:
     """Open-loop Posts to a connection of their own (poster_throughput.open_loop: --ack-callers
     callers on channels of their own, --ack-rate a second in all, timed from each post's
-    scheduled start) while the poster's dispatcher drains the other organisations' backlog."""
+    scheduled start) while the poster's dispatcher drains the other organisations' backlog.
+    `split`: the roles split as docs/scaling.md describes, the Posts going to a poster whose
+    dispatcher is off while a second poster process on the same registry drains."""
     args = bench.args
     orgs = [bench.emulator.state.organisation(t) for t in tenants.values()]
     total = len(orgs) * args.ack_per_tenant
-    port = free_port()
-    env = bench.poster_env(url, port, dispatcher=True)
+    port, drainer_port = free_port(), free_port()
+    env = bench.poster_env(url, port, dispatcher=not split)
+    name = f"{kind}.acknowledgement{'.split' if split else ''}"
     with (
-        bench.loads.around(f"{kind}.acknowledgement") as loads,
-        running(console_script("xerolink-poster"), port, env, bench.workdir / f"{kind}-ack.log") as poster,
+        bench.loads.around(name) as loads,
+        running(console_script("xerolink-poster"), port, env, bench.workdir / f"{name}.log") as poster,
+        (
+            running(
+                console_script("xerolink-poster"),
+                drainer_port,
+                bench.poster_env(url, drainer_port, dispatcher=True),
+                bench.workdir / f"{name}.drainer.log",
+            )
+            if split
+            else contextlib.nullcontext()
+        ),
         grpc.insecure_channel(f"127.0.0.1:{port}") as channel,
     ):
         org = bench.organisation(f"{kind}-ack")
@@ -771,12 +787,13 @@ def acknowledgement(bench: Bench, kind: str, url: str, tenants: dict[str, str]) 
         drain_still_running_at_end=busy,
     )
     print(
-        f"[{kind}] acknowledgement while draining: p99 {figures['p99_ms']} ms at {args.ack_rate:.0f} posts/s "
+        f"[{kind}] acknowledgement while draining{' (roles split)' if split else ''}: p99 {figures['p99_ms']} ms "
+        f"at {args.ack_rate:.0f} posts/s "
         f"(under 10 ms: {'yes' if figures['p99_ms'] < 10 and not figures['errors'] else 'no'}); meanwhile the "
         f"dispatcher posted {after - before} elements of the other organisations "
         f"({figures['drain_elements_per_s']}/s), "
         f"{'and still had' if busy else 'and had drained them all; it had no'} backlog at the end (the poster CPU "
-        f"per post above includes the dispatcher's) {Loads.text(loads)}"
+        f"per post above includes {'no dispatcher' if split else 'the dispatcher'}'s) {Loads.text(loads)}"
     )
     return figures
 
@@ -786,12 +803,14 @@ def one_registry(bench: Bench, kind: str) -> dict[str, Any]:
     args = bench.args
     print(f"registry {kind}:")
     if args.only == "acknowledgement":
-        url = bench.url(kind, "acknowledgement")
-        return {
-            "acknowledgement": acknowledgement(
-                bench, kind, url, bench.load(url, f"{kind}-a", args.tenants, args.ack_per_tenant)
+        figures = {}
+        for split in (False, True):
+            url = bench.url(kind, "acknowledgement-split" if split else "acknowledgement")
+            busy = bench.load(url, f"{kind}-{'s' if split else 'a'}", args.tenants, args.ack_per_tenant)
+            figures["acknowledgement_split" if split else "acknowledgement"] = acknowledgement(
+                bench, kind, url, busy, split
             )
-        }
+        return figures
     main_url, statement_url = bench.url(kind, "drain"), bench.url(kind, "statements")
     ack_url, share_url = bench.url(kind, "acknowledgement"), bench.url(kind, "shares")
     drained = bench.load(main_url, f"{kind}-d", args.tenants, args.per_tenant)
