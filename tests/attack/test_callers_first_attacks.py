@@ -11,7 +11,7 @@ import signal
 import threading
 import time
 import types
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -25,10 +25,13 @@ from xerolink_poster.adapters.database import open_database
 from xerolink_poster.adapters.mapper_client import MapperClient
 from xerolink_poster.adapters.migrations import migrate
 from xerolink_poster.adapters.token_vault import TokenVault
-from xerolink_poster.adapters.write_turns import WriteTurns, serve_callers_on_this_thread
+from xerolink_poster.adapters.write_turns import WriteTurns
 from xerolink_poster.service_layer import connections
 from xerolink_poster.service_layer.posting import GroupSettings, Poster
 from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transaction
+
+from tests.fixtures.poster import wait_for
+from tests.fixtures.threads import started
 
 
 class Interrupted(Exception):
@@ -52,24 +55,6 @@ def interrupt_main_thread_after(seconds: float) -> Iterator[None]:
         timer.cancel()
         timer.join()
         signal.signal(signal.SIGUSR1, previous)
-
-
-def started(target: Callable[[], None], callers: bool = False) -> threading.Thread:
-    def run() -> None:
-        if callers:
-            serve_callers_on_this_thread()
-        target()
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    return thread
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.002)
 
 
 # -- defects -------------------------------------------------------------------------------------

@@ -17,23 +17,8 @@ from xerolink_poster.adapters.migrations import migrate
 from xerolink_poster.adapters.write_turns import serve_callers_on_this_thread, serving_callers
 from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transaction
 
-
-def wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.002)
-
-
-def in_thread(target: Callable[[], None], callers: bool = False) -> threading.Thread:
-    def run() -> None:
-        if callers:
-            serve_callers_on_this_thread()
-        target()
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    return thread
+from tests.fixtures.poster import wait_for
+from tests.fixtures.threads import started
 
 
 def test_on_sqlite_a_callers_write_goes_before_the_dispatchers_queued(tmp_path: Path) -> None:
@@ -43,21 +28,22 @@ def test_on_sqlite_a_callers_write_goes_before_the_dispatchers_queued(tmp_path: 
         turns = db.write_turns
         assert turns is not None
         order: list[str] = []
-        let_go = threading.Event()
+        holding, let_go = threading.Event(), threading.Event()
 
         def holder() -> None:
             with UnitOfWork(db):
+                holding.set()
                 let_go.wait(5)
 
         def write(name: str) -> Callable[[], None]:
             return lambda: run_in_transaction(db, lambda uow: order.append(name))
 
-        threads = [in_thread(holder)]
-        wait_for(lambda: not turns.acquire(timeout=0))
+        threads = [started(holder)]
+        assert holding.wait(5)
         for n in range(3):
-            threads.append(in_thread(write(f"dispatcher-{n}")))
+            threads.append(started(write(f"dispatcher-{n}")))
         wait_for(lambda: turns.waiting == (0, 3))
-        threads.append(in_thread(write("post"), callers=True))
+        threads.append(started(write("post"), callers=True))
         wait_for(lambda: turns.waiting == (1, 3))
         let_go.set()
         for thread in threads:
@@ -83,10 +69,10 @@ def test_on_postgres_a_caller_gets_a_connection_while_the_dispatcher_holds_them_
                 answered.append(uow.connections.get_connection("nobody"))
             answered.append(run_in_transaction(db, lambda uow: uow.connections.get_connection("nobody")))
 
-        started = time.monotonic()
-        in_thread(post, callers=True).join(10)
+        began = time.monotonic()
+        started(post, callers=True).join(10)
         assert answered == [None, None]
-        assert time.monotonic() - started < 5  # the shared pool would have made it wait 30 s
+        assert time.monotonic() - began < 5  # the shared pool would have made it wait 30 s
     finally:
         for connection in held:
             connection.close()

@@ -6,18 +6,11 @@ callers. A plain lock let a Post wait behind every queued dispatcher write (seco
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable
 
 import pytest
 from xerolink_poster.adapters.write_turns import WriteTurns, serve_callers_on_this_thread, serving_callers
 
-
-def wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.001)
+from tests.fixtures.poster import wait_for
 
 
 class Writers:
