@@ -24,13 +24,11 @@ from xerolink_poster.adapters import write_turns as write_turns_module
 from xerolink_poster.adapters.database import open_database
 from xerolink_poster.adapters.mapper_client import MapperClient
 from xerolink_poster.adapters.migrations import migrate
-from xerolink_poster.adapters.token_vault import TokenVault
 from xerolink_poster.adapters.write_turns import WriteTurns
-from xerolink_poster.service_layer import connections
-from xerolink_poster.service_layer.posting import GroupSettings, Poster
+from xerolink_poster.service_layer.posting import GroupSettings
 from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transaction
 
-from tests.fixtures.poster import wait_for
+from tests.fixtures.poster import accepting_poster, wait_for
 from tests.fixtures.threads import started
 
 
@@ -228,17 +226,7 @@ def test_32_callers_posting_at_once_on_postgres_are_all_answered_while_the_share
     held = []
     try:
         migrate(db)
-        connections.create_connection(
-            db,
-            TokenVault.from_environment(),
-            "firm-1",
-            "http://127.0.0.1:9/xero",
-            "tenant-1",
-            "access",
-            "refresh",
-            samples.demo_context(),
-        )
-        poster = Poster(db, mapper, GroupSettings(window=0.0, max_size=64))
+        poster = accepting_poster(db, mapper, GroupSettings(window=0.0, max_size=64))
         held = [db.write.connect() for _ in range(30)]
         barrier = threading.Barrier(32)
         answered: list[int] = []

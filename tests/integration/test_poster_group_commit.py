@@ -16,10 +16,10 @@ from xerolink_mapper import samples
 from xerolink_poster.adapters.database import Database
 from xerolink_poster.adapters.mapper_client import MapperClient
 from xerolink_poster.adapters.tables import AuditRow, LinkRow, OutboxRow, PostingRow
-from xerolink_poster.adapters.token_vault import TokenVault
-from xerolink_poster.service_layer import connections
 from xerolink_poster.service_layer.posting import GroupSettings, Poster
 from xerolink_poster.service_layer.posting_values import PostOutcome
+
+from tests.fixtures.poster import accepting_poster
 
 # Long enough for every thread of a test to arrive before the group closes.
 WINDOW = 0.5
@@ -28,17 +28,7 @@ WINDOW = 0.5
 @pytest.fixture
 def poster(database: Database, mapper_target: str) -> Iterator[Poster]:
     mapper = MapperClient(mapper_target)
-    connections.create_connection(
-        database,
-        TokenVault.from_environment(),
-        "firm-1",
-        "http://127.0.0.1:9/xero",
-        "tenant-1",
-        "access",
-        "refresh",
-        samples.demo_context(),
-    )
-    poster = Poster(database, mapper, GroupSettings(window=WINDOW, max_size=64))
+    poster = accepting_poster(database, mapper, GroupSettings(window=WINDOW, max_size=64))
     yield poster
     mapper.close()
 
