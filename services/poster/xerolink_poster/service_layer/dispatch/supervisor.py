@@ -94,9 +94,12 @@ class Dispatcher:
         return self._others_waiting
 
     def hand_back(self, tenant_id: str, worker: object) -> None:
-        with self._workers_lock:
-            if self._workers.get(tenant_id) is worker:
-                run_in_transaction(self.db, lambda uow: uow.leases.release_lease(tenant_id, self.holder))
+        # Not under _workers_lock: a round holds it while its transaction takes leases, and
+        # workers that ended meanwhile waited for the round, alive, each keeping a place a tenant
+        # with work waited for. No newer worker can take the tenant over meanwhile: a worker is
+        # replaced only once it is no longer alive, and it is alive until this returns.
+        if self._workers.get(tenant_id) is worker:
+            run_in_transaction(self.db, lambda uow: uow.leases.release_lease(tenant_id, self.holder))
 
     def _run(self) -> None:
         last_sweep = last_purge = 0.0
