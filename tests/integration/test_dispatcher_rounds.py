@@ -163,3 +163,18 @@ def test_a_worker_hands_its_tenant_back_while_a_round_is_starting_workers(databa
     with UnitOfWork(database, write=False) as uow:
         lease = uow.leases.get_lease("t-a")
         assert lease is not None and lease.expires_us == 0, "the lease was not handed back"
+
+
+def test_a_worker_that_could_not_renew_its_lease_is_lent_to_nobody(database: Database) -> None:
+    """A worker whose lease another poster took stops its loop, but said it was closing only after
+    its jobs in flight ended. A correction asking meanwhile was lent it; had this poster then
+    started a new worker for the tenant, the correction's calls would have passed the lease check
+    beside the new worker's, outside its budget."""
+    poster_a = dispatcher(database, max_tenants=5)
+    now = now_us()
+    assert run_in_transaction(database, lambda uow: uow.leases.acquire_lease("t-a", "poster-a", now - 60 * US, US))
+    assert run_in_transaction(database, lambda uow: uow.leases.acquire_lease("t-a", "poster-b", now, 30 * US))
+    worker = TenantWorker(poster_a, poster_a.settings, "t-a", [], 0, 0.0, 0.0)
+
+    assert not worker._renew(), "poster-b holds the lease"
+    assert not worker.lend(), "a worker without its lease was lent"

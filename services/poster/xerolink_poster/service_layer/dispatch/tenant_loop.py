@@ -213,6 +213,10 @@ class TenantWorker(threading.Thread):
                 self.tenant_id, self.d.holder, now_us(), int(self.settings.lease_ttl * US)
             ),
         )
+        if lease is None:
+            # Lent to nobody from now: the loop stops, but says it is closing only after its jobs
+            # in flight end, and a borrower meanwhile would call beside the tenant's next worker.
+            self.lease_lost = True
         return lease is not None
 
     def _unclaim(self, rows: Sequence[OutboxRow]) -> None:
