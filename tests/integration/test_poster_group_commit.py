@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import Engine, event, func, select, text
 from xerolink.actionstep.v1 import transaction_pb2
 from xerolink_common.errors import ErrorCode, XerolinkError
 from xerolink_mapper import samples
@@ -203,3 +203,24 @@ def test_a_database_error_fails_every_post_of_the_group_and_stores_none_of_it(
     again = [outcome(r) for r in together([post_of(poster, samples.client_bill(r)) for r in (41, 42, 43)])]
     assert all(r.link is not None and r.link.state == "pending" and not r.duplicate for r in again)
     assert count(database, OutboxRow) == 3
+
+
+def test_a_post_reads_of_its_connection_only_what_it_checks(poster: Poster, database: Database) -> None:
+    """The write holds the connection's row against change and checks its firm group, routing and
+    ledgers. It loaded the whole row, sealed tokens and all, a fifth of a Post's CPU."""
+    poster.require_known_connection("firm-1")  # the Poster's own cache of the connection, read first
+    statements: list[str] = []
+
+    def capture(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(statement)
+
+    event.listen(Engine, "before_cursor_execute", capture)
+    try:
+        result = outcome(poster.post("firm-1", samples.client_bill(31), actor="caller:test"))
+    finally:
+        event.remove(Engine, "before_cursor_execute", capture)
+
+    assert result.posting is not None and not result.duplicate
+    reads = [s for s in statements if s.lstrip().upper().startswith("SELECT") and "FROM connection" in s]
+    assert reads, "the write no longer reads the connection it holds"
+    assert not [s for s in reads if "token_box" in s or "access_token" in s], reads

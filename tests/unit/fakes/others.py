@@ -14,6 +14,7 @@ from xerolink_poster.adapters.tables import (
     TenantLeaseRow,
     TrackingCategoryLinkRow,
 )
+from xerolink_poster.domain.routing import HeldConnection
 
 from tests.unit.fakes.registry import Registry
 
@@ -32,8 +33,11 @@ class FakeConnectionRepository:
     def lock_connection(self, connection_id: str) -> ConnectionRow | None:
         return self.get_connection(connection_id)  # one thread of units at a time in the fake
 
-    def share_connection(self, connection_id: str) -> ConnectionRow | None:
-        return self.get_connection(connection_id)
+    def share_connection(self, connection_id: str) -> HeldConnection | None:
+        row = self.get_connection(connection_id)
+        if row is None:
+            return None
+        return HeldConnection(row.firm_group, row.routing or b"", row.mapping_context)
 
     def add_connection(self, row: ConnectionRow) -> None:
         self._registry.connections[row.connection_id] = row

@@ -47,6 +47,17 @@ class Routing:
         return named
 
 
+@dataclass(frozen=True)
+class HeldConnection:
+    """What a post checks of a connection it holds against change until its transaction ends:
+    the firm group it is in, its routing (serialised ConnectionRouting) and its mapping context
+    (serialised; its ledgers)."""
+
+    firm_group: str
+    routing: bytes
+    mapping_context: bytes
+
+
 class Half(StrEnum):
     """What part of a transaction a connection receives."""
 

@@ -28,7 +28,7 @@ from xerolink_poster.adapters.operations import record_dependencies
 from xerolink_poster.adapters.tables import ConnectionRow
 from xerolink_poster.domain.kinds import TransactionKind
 from xerolink_poster.domain.records import RecordRef
-from xerolink_poster.domain.routing import Half, Routing, Target, route
+from xerolink_poster.domain.routing import Half, HeldConnection, Routing, Target, route
 from xerolink_poster.service_layer.connection_lifecycle import check_postable
 from xerolink_poster.service_layer.connections import get_connection, request_id_violations
 from xerolink_poster.service_layer.group_commit import GroupQueue, Job
@@ -480,15 +480,16 @@ def _record_connection(repos: Repositories, items: list[Mapped]) -> list[PostOut
     connection = items[0].connection
     records = [RecordRef(int(i.response.record.kind), int(i.response.record.id)) for i in items]
     wanted = set(records) | {d for i in items for d in record_dependencies(i.response.operations)}
-    members = _firm_members(repos, connection.connection_id)
+    held = repos.connections.share_connection(connection.connection_id)
+    members = _firm_members(repos, held)
     links = repos.links.links_for(connection.connection_id, sorted(wanted))
     earlier = Earlier()
     out: list[PostOutcome | ItemFailure | Accept] = []
-    routings: dict[str, bytes] = {}
+    seen: dict[str, HeldConnection | None] = {connection.connection_id: held}
     for item, record in zip(items, records, strict=True):
         item.elsewhere = tuple(m for m in members if m != connection.connection_id)
         try:
-            _check_routing(repos, item, routings)
+            _check_routing(repos, item, seen)
             out.append(decide(repos, connection, item, record, links, earlier))
         except XerolinkError as err:
             out.append(ItemFailure(err))
@@ -508,32 +509,34 @@ def _record_of(response: mapper_pb2.MapTransactionResponse) -> RecordRef:
     return RecordRef(int(response.record.kind), int(response.record.id))
 
 
-def _firm_members(repos: Repositories, connection_id: str) -> list[str]:
-    """The connections of the firm group `connection_id` is in, read in this transaction (never
-    from a cache: a pairing made a moment ago counts). On PostgreSQL the connection's row is held
-    shared and the group's first row exclusively until the transaction ends: a routing change
-    (which locks every row it changes) waits for the posts being written, and two posts of one
-    record to two connections of a group are written in turn, the second finding the first."""
-    row = repos.connections.share_connection(connection_id)
-    if row is None or not row.firm_group:
+def _firm_members(repos: Repositories, held: HeldConnection | None) -> list[str]:
+    """The connections of the firm group the connection (`held`: read in this transaction, never
+    from a cache, so a pairing made a moment ago counts) is in. On PostgreSQL the connection's row
+    is held shared and the group's first row exclusively until the transaction ends: a routing
+    change (which locks every row it changes) waits for the posts being written, and two posts of
+    one record to two connections of a group are written in turn, the second finding the first."""
+    if held is None or not held.firm_group:
         return []
-    repos.connections.lock_connection(row.firm_group)
-    return repos.connections.firm_members(row.firm_group)
+    repos.connections.lock_connection(held.firm_group)
+    return repos.connections.firm_members(held.firm_group)
 
 
-def _check_routing(repos: Repositories, item: Mapped, seen: dict[str, bytes]) -> None:
-    """The routings that chose this item's connection are still those, and so are its ledgers."""
+def _check_routing(repos: Repositories, item: Mapped, seen: dict[str, HeldConnection | None]) -> None:
+    """The routings that chose this item's connection are still those, and so are its ledgers
+    (`seen`: the connections read and held in this transaction so far)."""
     if item.routed is None:
         return
     changed = ""
     for origin, routing in item.routed.hops:
         if origin not in seen:
-            row = repos.connections.share_connection(origin)
-            seen[origin] = (row.routing or b"") if row is not None else b""
-        if seen[origin] != routing:
+            seen[origin] = repos.connections.share_connection(origin)
+        held = seen[origin]
+        if (held.routing if held is not None else b"") != routing:
             changed = origin
     target = item.connection.connection_id
-    current = repos.connections.get_connection(target)
+    if target not in seen:
+        seen[target] = repos.connections.share_connection(target)
+    current = seen[target]
     if not changed and current is not None and current.firm_group and _ledgers(current) != item.routed.ledgers:
         changed = target
     if changed:
@@ -546,9 +549,9 @@ def _check_routing(repos: Repositories, item: Mapped, seen: dict[str, bytes]) ->
         )
 
 
-def _ledgers(row: ConnectionRow) -> int:
+def _ledgers(held: HeldConnection) -> int:
     context = mapper_pb2.MappingContext()
-    context.ParseFromString(row.mapping_context)
+    context.ParseFromString(held.mapping_context)
     return int(context.ledgers)
 
 

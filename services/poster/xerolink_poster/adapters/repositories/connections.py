@@ -12,6 +12,7 @@ from sqlalchemy import func, update
 from sqlmodel import Session, col, select
 
 from xerolink_poster.adapters.tables import ConnectionRow
+from xerolink_poster.domain.routing import HeldConnection
 
 
 def _rowcount(result: Any) -> int:
@@ -31,12 +32,21 @@ class SqlConnectionRepository:
         mapping context never lose each other's changes."""
         return self._session.get(ConnectionRow, connection_id, with_for_update=True, populate_existing=True)
 
-    def share_connection(self, connection_id: str) -> ConnectionRow | None:
-        """The row, read again and held against changes until the transaction ends (FOR SHARE on
-        PostgreSQL, so posts hold it together and a routing change waits for them)."""
-        if self._session.get_bind().dialect.name == "sqlite":
-            return self._session.get(ConnectionRow, connection_id, populate_existing=True)
-        return self._session.get(ConnectionRow, connection_id, with_for_update={"read": True}, populate_existing=True)
+    def share_connection(self, connection_id: str) -> HeldConnection | None:
+        """What a post checks of the row, read now and held against changes until the transaction
+        ends (FOR SHARE on PostgreSQL, so posts hold it together and a routing change waits for
+        them). Three columns, not the row: a post's loading of the whole ORM row (tokens and all)
+        was a fifth of its CPU."""
+        statement = select(ConnectionRow.firm_group, ConnectionRow.routing, ConnectionRow.mapping_context).where(
+            ConnectionRow.connection_id == connection_id
+        )
+        if self._session.get_bind().dialect.name != "sqlite":
+            statement = statement.with_for_update(read=True)
+        row = self._session.exec(statement).first()
+        if row is None:
+            return None
+        firm_group, routing, mapping_context = row
+        return HeldConnection(firm_group, routing or b"", mapping_context or b"")
 
     def add_connection(self, row: ConnectionRow) -> None:
         self._session.add(row)
