@@ -21,7 +21,6 @@ from xerolink.poster.v1 import poster_service_pb2_grpc as poster_grpc
 from xerolink_common.grpc_errors import from_rpc_error as error_details
 from xerolink_mapper import samples
 from xerolink_poster.domain.kinds import TransactionKind
-from xerolink_poster.domain.records import group_of
 
 from tests.fixtures.poster import (
     EmulatorFactory,
@@ -33,6 +32,7 @@ from tests.fixtures.poster import (
     xero_objects,
 )
 from tests.fixtures.routing import extended_context as _context
+from tests.fixtures.routing import link_row_held
 from tests.fixtures.routing import post as _post
 from tests.fixtures.routing import post_or_refusal as _post_or_refusal
 from tests.fixtures.routing import route as _route
@@ -90,23 +90,6 @@ def test_a_poster_that_has_not_seen_a_divisions_trust_pairing_does_not_post_trus
 # -- a record in one organisation of a firm group --------------------------------------------------
 
 
-def _link_row_held(engine: sqlalchemy.Engine, connection_id: str, kind: int, record_id: int) -> sqlalchemy.Connection:
-    """An uncommitted link row of the record under `connection_id`: a post that writes the same
-    link waits for it (the unique key) after it has made every check, as it would behind any
-    slower writer. Rolling the returned connection back lets it go on."""
-    holder = engine.connect()
-    now = int(time.time() * 1_000_000)
-    holder.execute(
-        sqlalchemy.text(
-            "INSERT INTO link (connection_id, kind, record_id, link_group, state, fingerprint, generation, "
-            "attempts, last_error, xero_objects, waiting_on, outcome_unknown, posting_id, create_us, update_us) "
-            "VALUES (:c, :k, :r, :g, 'pending', 'held', 1, 0, NULL, '[]', '[]', false, 'held', :n, :n)"
-        ),
-        {"c": connection_id, "k": kind, "r": record_id, "g": int(group_of(kind)), "n": now},
-    )
-    return holder
-
-
 def _waiting_on_a_lock(engine: sqlalchemy.Engine) -> bool:
     with engine.connect() as probe:
         count = probe.execute(
@@ -136,7 +119,7 @@ def test_a_post_written_while_the_office_is_paired_is_not_also_posted_to_the_tru
     engine = sqlalchemy.create_engine(database_url.replace("postgresql://", "postgresql+psycopg://", 1))
     answers: list[Any] = []
 
-    holder = _link_row_held(engine, "office", int(TransactionKind.TRUST_RECEIPT), receipt.header.id)
+    holder = link_row_held(engine, "office", int(TransactionKind.TRUST_RECEIPT), receipt.header.id)
     try:
         writing = threading.Thread(target=lambda: answers.append(_post_or_refusal(other, "office", receipt)))
         writing.start()
