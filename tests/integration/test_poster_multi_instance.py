@@ -105,7 +105,10 @@ def test_three_posters_share_two_tenants_without_duplicates_or_refused_calls(
         ).link
         actors.update(f"{posting.connection_id} {a.actor}" for a in link.audit if a.event == "posted")
     firm_a = {actor for key, actor in (k.split(" ") for k in actors) if key == "firm-a"}
-    assert len(firm_a) == 2 and f"dispatcher:{stopped[0]}" in firm_a, actors
+    # The stopped poster posted some, and another took over. firm-a may move again after that
+    # (a worker hands its tenant back when idle, and whichever poster is free takes it: 1 run in
+    # 4 to 6 did, before and after 408a1ef); every move keeps the call log (`refused == []`).
+    assert len(firm_a) >= 2 and f"dispatcher:{stopped[0]}" in firm_a, actors
 
 
 def test_a_poster_taking_a_tenant_over_waits_out_the_retry_after_xero_gave_the_last_one(
