@@ -14,11 +14,13 @@ from sqlmodel import Session, col, select
 from xerolink_poster.adapters.tables import ConnectionRow
 from xerolink_poster.domain.routing import HeldConnection
 
-# Built once, as every Post runs one of them (building a statement is CPU a Post can spare).
-_HELD = select(ConnectionRow.firm_group, ConnectionRow.routing, ConnectionRow.mapping_context).where(
-    ConnectionRow.connection_id == bindparam("connection_id")
+# Built once, as every Post runs it (building a statement is CPU a Post can spare). FOR SHARE on
+# PostgreSQL; SQLite renders no lock clause (its write transaction already holds the only writer).
+_HELD = (
+    select(ConnectionRow.firm_group, ConnectionRow.routing, ConnectionRow.mapping_context)
+    .where(ConnectionRow.connection_id == bindparam("connection_id"))
+    .with_for_update(read=True)
 )
-_HELD_SHARED = _HELD.with_for_update(read=True)
 
 
 def _rowcount(result: Any) -> int:
@@ -43,8 +45,7 @@ class SqlConnectionRepository:
         ends (FOR SHARE on PostgreSQL, so posts hold it together and a routing change waits for
         them). Three columns, not the row: a post's loading of the whole ORM row (tokens and all)
         was a fifth of its CPU."""
-        statement = _HELD if self._session.get_bind().dialect.name == "sqlite" else _HELD_SHARED
-        row = self._session.exec(statement, params={"connection_id": connection_id}).first()
+        row = self._session.exec(_HELD, params={"connection_id": connection_id}).first()
         if row is None:
             return None
         firm_group, routing, mapping_context = row
