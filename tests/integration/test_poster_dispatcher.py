@@ -5,7 +5,9 @@ re-creation, and contacts found or created once."""
 from __future__ import annotations
 
 import math
+import threading
 import time
+from typing import Any
 
 import grpc
 import httpx
@@ -16,6 +18,8 @@ from xerolink.actionstep.v1 import billing_pb2, common_pb2, transaction_pb2
 from xerolink.poster.v1 import poster_service_pb2 as poster_pb2
 from xerolink.poster.v1 import poster_service_pb2_grpc as poster_grpc
 from xerolink_mapper import samples
+from xerolink_poster.domain import drift
+from xerolink_poster.service_layer.unit_of_work import UnitOfWork
 
 from tests.fixtures.poster import (
     EmulatorFactory,
@@ -118,6 +122,45 @@ def test_one_call_carries_a_batch_and_each_element_gets_its_own_outcome(
         "INV-21",
         "INV-23",
     ]
+
+
+def test_xeros_elements_are_trimmed_to_their_snapshots_before_the_answers_take_the_writer(
+    poster_factory: PosterFactory, emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A call's answers are applied while the process's one SQLite writer is held, and a Post
+    waits for that writer: trimming Xero's elements to what drift keeps is work on the answer
+    alone, and was a fifth of that hold."""
+    writing = threading.local()
+    trimmed_while_writing: list[bool] = []
+    real_enter, real_exit, real_trim = UnitOfWork.__enter__, UnitOfWork.__exit__, drift.trim
+
+    def enter(self: UnitOfWork) -> UnitOfWork:
+        unit = real_enter(self)
+        writing.depth = getattr(writing, "depth", 0) + int(self.write)
+        return unit
+
+    def leave(self: UnitOfWork, *exc: Any) -> None:
+        writing.depth -= int(self.write)
+        real_exit(self, *exc)
+
+    def trim(object_type: int, element: Any) -> dict[str, Any]:
+        if threading.current_thread().name.startswith("xero-"):  # the dispatcher's jobs
+            trimmed_while_writing.append(getattr(writing, "depth", 0) > 0)
+        return real_trim(object_type, element)
+
+    monkeypatch.setattr(UnitOfWork, "__enter__", enter)
+    monkeypatch.setattr(UnitOfWork, "__exit__", leave)
+    monkeypatch.setattr(drift, "trim", trim)
+    app = poster_factory(settings(batch_size=50))
+    stub = stub_for(app)
+    _, org = connect(stub, emulator)
+
+    postings = _post_all(stub, [samples.client_bill(31 + i) for i in range(4)])
+
+    assert {wait_settled(stub, p.name).state for p in postings} == {poster_pb2.LINK_STATE_LINKED}
+    assert len(xero_objects(emulator, org["tenant_id"], "Invoices")) == 4
+    assert len(trimmed_while_writing) >= 4  # each invoice's snapshot was made from its element
+    assert not any(trimmed_while_writing)
 
 
 def test_server_errors_are_retried_with_backoff_until_posted(

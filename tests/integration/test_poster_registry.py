@@ -20,6 +20,7 @@ from xerolink_poster.adapters.xero_client import XeroClient
 from xerolink_poster.domain.kinds import ObjectType
 from xerolink_poster.domain.records import RecordRef, XeroObjectRef
 from xerolink_poster.domain.states import Event, OutboxState
+from xerolink_poster.service_layer import drift_snapshots
 from xerolink_poster.service_layer.dispatch.settings import DispatcherSettings
 from xerolink_poster.service_layer.dispatch.supervisor import Dispatcher
 from xerolink_poster.service_layer.outcomes import ElementResult, apply_batch
@@ -600,12 +601,37 @@ def _answered(database: Database, first: int, count: int) -> list[ElementResult]
             entry = uow.outbox.add_outbox(True, row)
             invoice = f"00000000-0000-0000-0000-{record_id:012d}"
             element = {"InvoiceID": invoice, "Type": "ACCREC", "Status": "AUTHORISED", "Total": "11.00"}
-            results.append(
-                ElementResult(entry.id or 0, created=XeroObjectRef(ObjectType.INVOICE, invoice, "inv"), element=element)
-            )
+            created = XeroObjectRef(ObjectType.INVOICE, invoice, "inv")
+            documents = drift_snapshots.documents_of([created], element)
+            results.append(ElementResult(entry.id or 0, created=created, documents=documents))
         return results
 
     return run_in_transaction(database, fill)
+
+
+def test_applying_a_calls_answers_builds_no_orm_objects_of_its_entries_or_links(database: Database) -> None:
+    """A call's answers are applied while SQLite's one writer is held. Loading each entry and
+    link as an ORM object, and expiring it after the bulk UPDATEs, cost more than the SQL."""
+    results = _answered(database, 300, 5)
+    loaded: list[str] = []
+
+    def count(target: Any, _context: Any) -> None:
+        loaded.append(type(target).__name__)
+
+    event.listen(LinkRow, "load", count)
+    event.listen(OutboxRow, "load", count)
+    try:
+        run_in_transaction(database, lambda uow: apply_batch(uow, results, "p", "dispatcher:p", now_us()))
+    finally:
+        event.remove(LinkRow, "load", count)
+        event.remove(OutboxRow, "load", count)
+    assert loaded == []
+    with UnitOfWork(database, write=False) as uow:
+        links = [uow.links.get_link("c1", RecordRef(1, n)) for n in range(300, 305)]
+        assert [(link.state, link.attempts) for link in links if link is not None] == [("linked", 1)] * 5
+        entries = uow.outbox.outbox_by_ids([r.outbox_id for r in results])
+        assert {(e.state, e.claimed_by) for e in entries.values()} == {(OutboxState.DONE, "")}
+        assert len(uow.drift.snapshots_by_xero_ids("c1", [r.created.xero_id for r in results if r.created])) == 5
 
 
 def test_applying_a_calls_answers_costs_the_same_statements_for_two_elements_as_for_ten(database: Database) -> None:

@@ -199,7 +199,7 @@ def linked(uow: FakeUnitOfWork, record_id: int, objects: list[XeroObjectRef]) ->
 def posted_invoice(uow: FakeUnitOfWork) -> LinkRow:
     ref = XeroObjectRef(ObjectType.INVOICE, INVOICE_ID, "invoice")
     link = linked(uow, 1103, [ref])
-    drift_snapshots.record_posted(uow, [(link, [ref], invoice())], 10)
+    drift_snapshots.record_posted(uow, [(link, drift_snapshots.documents_of([ref], invoice()))], 10)
     return link
 
 
@@ -289,7 +289,7 @@ def test_a_payment_deleted_in_xero_is_a_drift_on_the_payments_link() -> None:
         "Amount": "165.55",
         "Invoice": {"InvoiceID": INVOICE_ID},
     }
-    drift_snapshots.record_posted(uow, [(pay_link, [pay_ref], payment)], 15)
+    drift_snapshots.record_posted(uow, [(pay_link, drift_snapshots.documents_of([pay_ref], payment))], 15)
     # Paid by xerolink's own payment: nothing.
     assert observe(uow, invoice(Status="PAID", Payments=[{"PaymentID": PAYMENT_ID, "Amount": 165.55}])) == []
     # The payment deleted in Xero: the invoice no longer holds it.

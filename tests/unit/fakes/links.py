@@ -12,6 +12,7 @@ from xerolink_poster.adapters.tables import AuditRow, LinkRow, OrphanRow, Postin
 from xerolink_poster.domain.link_filter import LinkFilter
 from xerolink_poster.domain.records import RecordRef, XeroObjectRef
 from xerolink_poster.domain.states import Event, LinkState, Transition, transition
+from xerolink_poster.domain.stored_rows import StoredLink
 from xerolink_poster.service_layer.ports import IndexedPosting, StateChange
 
 from tests.unit.fakes.registry import Registry
@@ -36,6 +37,22 @@ class FakeLinkRepository:
 
     def links_by_ids(self, ids: Sequence[int]) -> dict[int, LinkRow]:
         return {i: self._registry.links[i] for i in ids if i in self._registry.links}
+
+    def stored_links(self, ids: Sequence[int]) -> dict[int, StoredLink]:
+        return {
+            link.id or 0: StoredLink(
+                link.id or 0,
+                link.connection_id,
+                link.kind,
+                link.record_id,
+                link.state,
+                link.posting_id,
+                link.generation,
+                link.attempts,
+                link.xero_objects,
+            )
+            for link in self.links_by_ids(ids).values()
+        }
 
     def preload_links(self, ids: Sequence[int]) -> None:
         pass  # nothing to load ahead: every row is in memory
@@ -79,7 +96,8 @@ class FakeLinkRepository:
             self._apply(change, actor, now_us)
 
     def _apply(self, change: StateChange, actor: str, now_us: int) -> Transition:
-        link = change.link
+        # A stored link is a copy of the row's values: the change goes to the row.
+        link = change.link if isinstance(change.link, LinkRow) else self._registry.links[change.link.id]
         current = LinkState(link.state) if link.state else None
         step = transition(current, change.event)
         self.add_link(link)
@@ -110,7 +128,7 @@ class FakeLinkRepository:
         self._registry.audit.extend(AuditRow(id=self._registry.next_id(), **row) for row in rows)
 
     @staticmethod
-    def xero_objects(link: LinkRow) -> list[XeroObjectRef]:
+    def xero_objects(link: LinkRow | StoredLink) -> list[XeroObjectRef]:
         return [XeroObjectRef.from_json(item) for item in json.loads(link.xero_objects)]
 
     @staticmethod

@@ -9,6 +9,7 @@ from typing import Any, NoReturn
 from xerolink_poster.adapters.tables import OutboxRow
 from xerolink_poster.domain.records import RecordRef
 from xerolink_poster.domain.states import LinkState, OutboxState
+from xerolink_poster.domain.stored_rows import StoredEntry
 
 from tests.unit.fakes.registry import Registry, Wait
 
@@ -53,6 +54,12 @@ class FakeOutboxRepository:
 
     def outbox_by_ids(self, ids: Sequence[int]) -> dict[int, OutboxRow]:
         return {i: self._registry.outbox[i] for i in ids if i in self._registry.outbox}
+
+    def stored_entries(self, ids: Sequence[int]) -> dict[int, StoredEntry]:
+        return {
+            i: StoredEntry(i, row.link_id, row.state, row.claimed_by, row.operations)
+            for i, row in self.outbox_by_ids(ids).items()
+        }
 
     def open_outbox_of_link(self, link_id: int) -> Sequence[OutboxRow]:
         return [r for r in self._registry.outbox.values() if r.link_id == link_id and r.state != OutboxState.DONE]

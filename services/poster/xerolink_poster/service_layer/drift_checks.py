@@ -23,6 +23,7 @@ from xerolink_poster.domain import drift as rules
 from xerolink_poster.domain.kinds import ObjectType
 from xerolink_poster.domain.records import RecordRef, link_name
 from xerolink_poster.domain.states import LinkState
+from xerolink_poster.domain.stored_rows import StoredLink
 from xerolink_poster.service_layer import metrics
 from xerolink_poster.service_layer.ports import Repositories
 
@@ -160,7 +161,12 @@ def new_snapshot(
 
 
 def snapshot_values(
-    connection_id: str, link: LinkRow, object_type: int, document: Mapping[str, Any], now_us: int, updated: str = ""
+    connection_id: str,
+    link: LinkRow | StoredLink,
+    object_type: int,
+    document: Mapping[str, Any],
+    now_us: int,
+    updated: str = "",
 ) -> dict[str, Any]:
     """A snapshot's columns (a new snapshot's row, without the cost of an ORM object)."""
     id_field, _ = rules.ID_FIELDS[object_type]

@@ -1,6 +1,6 @@
 """What xerolink posted to each Xero object it links, kept when the dispatcher links the object
-(from Xero's answer element, in the transaction that links it): the snapshot drift detection
-compares Xero's later state with (docs/drift.md, "Drift records")."""
+(from Xero's answer element, trimmed before and stored in the transaction that links it): the
+snapshot drift detection compares Xero's later state with (docs/drift.md, "Drift records")."""
 
 from __future__ import annotations
 
@@ -13,12 +13,14 @@ from xerolink_poster.adapters.tables import LinkRow
 from xerolink_poster.domain import drift as rules
 from xerolink_poster.domain.kinds import ObjectType
 from xerolink_poster.domain.records import XeroObjectRef
+from xerolink_poster.domain.stored_rows import StoredLink
 from xerolink_poster.service_layer.drift_checks import snapshot_values
 from xerolink_poster.service_layer.ports import Repositories
 
-# One created element: the link that holds it, the objects it stands for (the first is the one
-# the element is), and Xero's element.
-Posted = tuple[LinkRow, Sequence[XeroObjectRef], Mapping[str, Any]]
+# An object's type and what drift keeps of Xero's element for it (rules.trim).
+Document = tuple[int, dict[str, Any]]
+# One created element: the link that holds it and the documents of the objects it stands for.
+Posted = tuple[LinkRow | StoredLink, Sequence[Document]]
 
 
 def overpayment_element(transaction: Mapping[str, Any], overpayment_id: str) -> dict[str, Any]:
@@ -31,25 +33,37 @@ def overpayment_element(transaction: Mapping[str, Any], overpayment_id: str) -> 
     return element
 
 
+def documents_of(objects: Sequence[XeroObjectRef], element: Mapping[str, Any]) -> tuple[Document, ...]:
+    """What drift keeps of the objects Xero's element stands for (the first is the one the
+    element is; an overpayment transaction's Overpayment is made from it); none for an object
+    drift does not watch. Needs nothing stored, so it is made before the transaction."""
+    if not objects or objects[0].type not in rules.ID_FIELDS:
+        return ()
+    documents: list[Document] = [(objects[0].type, rules.trim(objects[0].type, element))]
+    for extra in objects[1:]:
+        if extra.type == ObjectType.OVERPAYMENT:
+            made = overpayment_element(element, extra.xero_id)
+            documents.append((ObjectType.OVERPAYMENT, rules.trim(ObjectType.OVERPAYMENT, made)))
+    return tuple(documents)
+
+
 def record_posted(repos: Repositories, posted: Sequence[Posted], now_us: int) -> None:
     """Snapshots of the objects just created (or found by a look-up after an uncertain call);
     the document a payment or allocation applies to expects it from now on."""
-    by_connection: dict[str, list[tuple[LinkRow, int, dict[str, Any]]]] = {}
-    for link, objects, element in posted:
-        if not objects or objects[0].type not in rules.ID_FIELDS:
-            continue
-        docs = by_connection.setdefault(link.connection_id, [])
-        docs.append((link, objects[0].type, rules.trim(objects[0].type, element)))
-        for extra in objects[1:]:
-            if extra.type == ObjectType.OVERPAYMENT:
-                made = overpayment_element(element, extra.xero_id)
-                docs.append((link, ObjectType.OVERPAYMENT, rules.trim(ObjectType.OVERPAYMENT, made)))
+    by_connection: dict[str, list[tuple[LinkRow | StoredLink, int, dict[str, Any]]]] = {}
+    for link, documents in posted:
+        if documents:
+            docs = by_connection.setdefault(link.connection_id, [])
+            docs.extend((link, object_type, document) for object_type, document in documents)
     for connection_id, docs in by_connection.items():
         _record(repos, connection_id, docs, now_us)
 
 
 def _record(
-    repos: Repositories, connection_id: str, docs: list[tuple[LinkRow, int, dict[str, Any]]], now_us: int
+    repos: Repositories,
+    connection_id: str,
+    docs: list[tuple[LinkRow | StoredLink, int, dict[str, Any]]],
+    now_us: int,
 ) -> None:
     made: list[tuple[dict[str, Any], tuple[str, str, str, dict[str, Any]] | None]] = []
     for link, object_type, doc in docs:

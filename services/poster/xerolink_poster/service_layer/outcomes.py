@@ -6,9 +6,8 @@ release of the entries that waited for a record that just linked."""
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from xerolink.mapper.v1 import mapper_service_pb2 as mapper_pb2
 from xerolink_common.errors import ErrorCode
@@ -18,6 +17,7 @@ from xerolink_poster.adapters.tables import LinkRow, OutboxRow
 from xerolink_poster.domain.dependencies import next_operation
 from xerolink_poster.domain.records import RecordRef, XeroObjectRef, link_name
 from xerolink_poster.domain.states import Event, LinkState, OutboxState
+from xerolink_poster.domain.stored_rows import StoredEntry, StoredLink
 from xerolink_poster.service_layer import drift_snapshots
 from xerolink_poster.service_layer.errors_json import error_json
 from xerolink_poster.service_layer.ports import Repositories, StateChange
@@ -35,8 +35,9 @@ class ElementResult:
     rejected: tuple[str, Sequence[str]] | None = None
     # Objects Xero made with the created one (the Overpayment of an overpayment transaction).
     also: tuple[XeroObjectRef, ...] = ()
-    # Xero's element for the created object: its drift snapshot (drift_snapshots).
-    element: Mapping[str, Any] | None = None
+    # What drift keeps of Xero's element for each object (drift_snapshots.documents_of), made
+    # before the transaction: trimming the element needs nothing stored.
+    documents: tuple[drift_snapshots.Document, ...] = ()
     # Said in the link's audit with the object (a sales invoice posted under another number).
     note: str = ""
 
@@ -47,11 +48,11 @@ RENUMBERED = "posted_renumbered"
 
 
 def apply_batch(repos: Repositories, results: Sequence[ElementResult], holder: str, actor: str, now_us: int) -> None:
-    """The answers of a whole call in a few statements: entries and links loaded in one query
-    each, updated by primary key in bulk, every state change through the transition table with
+    """The answers of a whole call in a few statements: entries and links read as values in one
+    query each, updated by primary key in bulk, every state change through the transition table with
     its audit row (the links repository's apply_transitions), waiters released for the records that linked."""
-    rows = repos.outbox.outbox_by_ids([r.outbox_id for r in results])
-    links = repos.links.links_by_ids([row.link_id for row in rows.values()])
+    rows = repos.outbox.stored_entries([r.outbox_id for r in results])
+    links = repos.links.stored_links([row.link_id for row in rows.values()])
     outbox_updates: list[dict[str, object]] = []
     link_updates: list[dict[str, object]] = []
     changes: list[StateChange] = []
@@ -68,8 +69,8 @@ def apply_batch(repos: Repositories, results: Sequence[ElementResult], holder: s
             created = result.created
             objects = [o for o in repos.links.xero_objects(link) if o.local_ref != created.local_ref]
             objects += [created, *result.also]
-            if result.element is not None:
-                snapshots.append((link, [created, *result.also], result.element))
+            if result.documents:
+                snapshots.append((link, result.documents))
             mapped = mapper_pb2.MapTransactionResponse()
             mapped.ParseFromString(row.operations)
             finished = next_operation(mapped.operations, objects) is None
@@ -121,8 +122,6 @@ def apply_batch(repos: Repositories, results: Sequence[ElementResult], holder: s
                     {"attempts": link.attempts + 1, "last_error": error},
                 )
             )
-    # Before the links' UPDATEs: they expire the session's copies, and each link read after them
-    # would be loaded again with a SELECT of its own.
     drift_snapshots.record_posted(repos, snapshots, now_us)
     repos.outbox.update_outbox(outbox_updates)
     repos.links.update_links(link_updates)
@@ -137,7 +136,7 @@ def apply_batch(repos: Repositories, results: Sequence[ElementResult], holder: s
             release_waiters(repos, connection_id, record, now_us)
 
 
-def still_ours(row: OutboxRow | None, holder: str) -> bool:
+def still_ours(row: OutboxRow | StoredEntry | None, holder: str) -> bool:
     """An answer is applied only by the claimer of a still-open entry (a late answer after the
     entry moved on is dropped; the look-up before re-creating covers it)."""
     return row is not None and row.claimed_by == holder and row.state == OutboxState.READY
@@ -201,7 +200,7 @@ def record_rejected(
     tell_other_halves(repos, [(link, "; ".join([message, *messages]))])
 
 
-def tell_other_halves(repos: Repositories, failed: Sequence[tuple[LinkRow, str]]) -> None:
+def tell_other_halves(repos: Repositories, failed: Sequence[tuple[LinkRow | StoredLink, str]]) -> None:
     """A link that failed for good says so on the links of other connections waiting for it (the
     office half of an invoice paid from trust waits for its trust half): their caller holds only
     the waiting half's posting, and would otherwise read "waiting" with no end in sight."""

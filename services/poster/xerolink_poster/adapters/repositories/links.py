@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from sqlalchemy import and_, bindparam, insert, or_
+from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 
 from xerolink_poster.adapters.repositories.bulk import bulk_update, insert_rows
@@ -17,6 +18,7 @@ from xerolink_poster.adapters.repositories.link_index import LinkIndex
 from xerolink_poster.adapters.tables import AuditRow, LinkRow, OrphanRow, PostingRow
 from xerolink_poster.domain.records import RecordRef, XeroObjectRef
 from xerolink_poster.domain.states import Event, LinkState, Transition, transition
+from xerolink_poster.domain.stored_rows import StoredLink
 
 # Built once: every Post runs it, and building the statement and its cache key each time was a
 # tenth of a Post's CPU.
@@ -25,19 +27,25 @@ _LINKS_OF_RECORDS = select(LinkRow).where(
     LinkRow.kind == bindparam("kind"),
     col(LinkRow.record_id).in_(bindparam("ids", expanding=True)),
 )
+# What applying a call's answers reads of its links: values, not ORM objects (domain/stored_rows).
+_LINK_TABLE: Any = LinkRow.__table__  # type: ignore[attr-defined]
+# Its columns in the order of StoredLink's fields, which are built from each row in turn.
+_STORED_LINKS = core_select(*(_LINK_TABLE.c[f.name] for f in fields(StoredLink))).where(
+    _LINK_TABLE.c.id.in_(bindparam("ids", expanding=True))
+)
 
 
 @dataclass
 class StateChange:
     """One link's state change in a batch, with the other columns to set on the link."""
 
-    link: LinkRow
+    link: LinkRow | StoredLink
     event: Event
     detail: str
     values: dict[str, object] = field(default_factory=dict)
 
 
-def xero_objects(link: LinkRow) -> list[XeroObjectRef]:
+def xero_objects(link: LinkRow | StoredLink) -> list[XeroObjectRef]:
     """The Xero objects a link holds, from its JSON column."""
     return [XeroObjectRef.from_json(item) for item in json.loads(link.xero_objects)]
 
@@ -80,6 +88,13 @@ class SqlLinkRepository(LinkIndex):
             return {}
         rows = self._session.exec(select(LinkRow).where(col(LinkRow.id).in_(list(ids)))).all()
         return {r.id or 0: r for r in rows}
+
+    def stored_links(self, ids: Sequence[int]) -> dict[int, StoredLink]:
+        """The links' columns that applying Xero's answers reads, without ORM objects."""
+        if not ids:
+            return {}
+        rows = self._session.execute(_STORED_LINKS, {"ids": list(ids)})
+        return {row.id: StoredLink(*row) for row in rows}
 
     def preload_links(self, ids: Sequence[int]) -> None:
         """Loads links into the session by id, so later gets are served without SQL."""
@@ -182,7 +197,7 @@ class SqlLinkRepository(LinkIndex):
         insert_rows(self._session, AuditRow, rows)
 
     @staticmethod
-    def xero_objects(link: LinkRow) -> list[XeroObjectRef]:
+    def xero_objects(link: LinkRow | StoredLink) -> list[XeroObjectRef]:
         return xero_objects(link)
 
     @staticmethod

@@ -4,17 +4,25 @@ dependency waits of entries blocked on other records."""
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import fields
 from typing import Any
 
-from sqlalchemy import delete, text, tuple_, update
+from sqlalchemy import bindparam, delete, text, tuple_, update
+from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 
 from xerolink_poster.adapters.repositories.bulk import bulk_update, insert_rows
 from xerolink_poster.adapters.tables import DependencyWaitRow, LinkRow, OutboxRow
 from xerolink_poster.domain.records import RecordRef
 from xerolink_poster.domain.states import LinkState, OutboxState
+from xerolink_poster.domain.stored_rows import StoredEntry
 
 _OUTBOX: Any = OutboxRow.__table__  # type: ignore[attr-defined]
+# What applying a call's answers reads of its entries: values, not ORM objects, with the columns
+# in the order of StoredEntry's fields (domain/stored_rows).
+_STORED_ENTRIES = core_select(*(_OUTBOX.c[f.name] for f in fields(StoredEntry))).where(
+    _OUTBOX.c.id.in_(bindparam("ids", expanding=True))
+)
 
 # Both PostgreSQL and SQLite run this form of a loose index scan (PostgreSQL's wiki, "Loose
 # indexscan"): each step asks the index for the first tenant after the previous one.
@@ -90,6 +98,13 @@ class SqlOutboxRepository:
             return {}
         rows = self._session.exec(select(OutboxRow).where(col(OutboxRow.id).in_(list(ids)))).all()
         return {r.id or 0: r for r in rows}
+
+    def stored_entries(self, ids: Sequence[int]) -> dict[int, StoredEntry]:
+        """The entries' columns that applying Xero's answers reads, without ORM objects."""
+        if not ids:
+            return {}
+        rows = self._session.execute(_STORED_ENTRIES, {"ids": list(ids)})
+        return {row.id: StoredEntry(*row) for row in rows}
 
     def open_outbox_of_link(self, link_id: int) -> Sequence[OutboxRow]:
         return self._session.exec(

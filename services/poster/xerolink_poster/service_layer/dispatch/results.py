@@ -13,7 +13,7 @@ from xerolink_poster.adapters.database import now_us
 from xerolink_poster.adapters.tables import LinkRow, OutboxRow
 from xerolink_poster.domain.records import XeroObjectRef
 from xerolink_poster.domain.retry import backoff_delay
-from xerolink_poster.service_layer import outcomes
+from xerolink_poster.service_layer import drift_snapshots, outcomes
 from xerolink_poster.service_layer.dispatch.settings import DispatcherSettings
 from xerolink_poster.service_layer.dispatch.shared import Shared
 from xerolink_poster.service_layer.dispatch.work import Work
@@ -49,7 +49,11 @@ class Results:
         whole batch (see outcomes.apply_batch)."""
         results = [
             outcomes.ElementResult(
-                w.row.id or 0, created=objects[0], also=tuple(objects[1:]), element=w.answered, note=w.number_note
+                w.row.id or 0,
+                created=objects[0],
+                also=tuple(objects[1:]),
+                documents=drift_snapshots.documents_of(objects, w.answered) if w.answered is not None else (),
+                note=w.number_note,
             )
             for w, objects in created
         ]
