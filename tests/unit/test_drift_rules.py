@@ -73,6 +73,15 @@ def test_trimming_keeps_money_as_two_decimal_strings_and_dates_as_days() -> None
     assert rules.trim(ObjectType.INVOICE, doc) == doc
 
 
+@pytest.mark.parametrize("garbled", ["Infinity", "-Infinity", "1e30", "12345678901234567890123456789"])
+def test_an_amount_that_cannot_be_rounded_to_cents_is_kept_as_xero_wrote_it(garbled: str) -> None:
+    """Xero's element is trimmed for every answer of a call before any is applied: an amount the
+    cents cannot hold (a garbled answer) must not raise there and lose the call's other answers."""
+    doc = rules.trim(ObjectType.INVOICE, invoice(Total=garbled))
+    assert doc["Total"] == garbled
+    assert doc["SubTotal"] == "150.50"
+
+
 def test_the_same_invoice_is_no_drift() -> None:
     posted = rules.trim(ObjectType.INVOICE, invoice())
     assert rules.compare(ObjectType.INVOICE, posted, rules.trim(ObjectType.INVOICE, invoice()), set()) == []

@@ -112,14 +112,15 @@ _GONE = {"DELETED", "VOIDED"}
 
 # -- trimming ----------------------------------------------------------------------------------
 def money(value: Any) -> str:
-    """Xero's two-decimal form of an amount ("" when there is none), never through a float."""
+    """Xero's two-decimal form of an amount ("" when there is none), never through a float. An
+    amount that is not one, or that cents cannot hold (infinite, more digits than a decimal
+    keeps), is kept as written: a garbled element must not stop the call's other answers."""
     if value is None or value == "" or isinstance(value, bool):
         return ""
     try:
-        amount = Decimal(str(value))
+        return str(Decimal(str(value)).quantize(CENT))
     except InvalidOperation:
         return str(value)
-    return str(amount.quantize(CENT))
 
 
 def _rate(value: Any) -> str:
