@@ -19,9 +19,14 @@ from xerolink_poster.domain.stored_rows import StoredEntry
 
 _OUTBOX: Any = OutboxRow.__table__  # type: ignore[attr-defined]
 # What applying a call's answers reads of its entries: values, not ORM objects, with the columns
-# in the order of StoredEntry's fields (domain/stored_rows).
-_STORED_ENTRIES = core_select(*(_OUTBOX.c[f.name] for f in fields(StoredEntry))).where(
-    _OUTBOX.c.id.in_(bindparam("ids", expanding=True))
+# in the order of StoredEntry's fields (domain/stored_rows). Locked on PostgreSQL (SQLite renders
+# no lock clause; its writer is alone anyway): at READ COMMITTED, a claim committed between this
+# read and the UPDATE by id would be overwritten. In id order, as any two appliers lock alike.
+_STORED_ENTRIES = (
+    core_select(*(_OUTBOX.c[f.name] for f in fields(StoredEntry)))
+    .where(_OUTBOX.c.id.in_(bindparam("ids", expanding=True)))
+    .order_by(_OUTBOX.c.id)
+    .with_for_update()
 )
 
 # Both PostgreSQL and SQLite run this form of a loose index scan (PostgreSQL's wiki, "Loose
@@ -100,7 +105,8 @@ class SqlOutboxRepository:
         return {r.id or 0: r for r in rows}
 
     def stored_entries(self, ids: Sequence[int]) -> dict[int, StoredEntry]:
-        """The entries' columns that applying Xero's answers reads, without ORM objects."""
+        """The entries' columns that applying Xero's answers reads, without ORM objects, locked
+        until the transaction ends (PostgreSQL)."""
         if not ids:
             return {}
         rows = self._session.execute(_STORED_ENTRIES, {"ids": list(ids)})
