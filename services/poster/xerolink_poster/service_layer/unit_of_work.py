@@ -51,8 +51,9 @@ class UnitOfWork:
 
     def __enter__(self) -> UnitOfWork:
         if self.write and self.db.write_turns is not None:
-            # SQLite has one writer at a time; queueing in the process hands it to the next writer
-            # at once (callers' first), where SQLite's busy handler would sleep and poll.
+            # One writer of the process at a time, callers' first (adapters/write_turns.py): on
+            # SQLite, where the busy handler would sleep and poll, and on PostgreSQL, where the
+            # dispatcher's writers would otherwise crowd a caller's out of the interpreter.
             self.db.write_turns.acquire()
             self._locked = True
         try:
