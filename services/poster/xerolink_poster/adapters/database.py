@@ -3,8 +3,9 @@ start with BEGIN IMMEDIATE so two writers never deadlock upgrading a read lock, 
 second engine with ordinary deferred transactions so they never wait for the write lock; each sees
 the file as of its first read. PostgreSQL shares one pool; its reads run at REPEATABLE READ so the
 statements of one read see one moment, as SQLite's do. Threads that answer callers go first
-(adapters/write_turns.py): on both registries the process's write transactions take turns,
-callers' before the dispatcher's, and PostgreSQL gives callers a pool of their own."""
+(adapters/write_turns.py): SQLite's one writer is theirs before the dispatcher's; on PostgreSQL
+the dispatcher's write transactions take turns among themselves while callers' take none, on a
+pool of their own."""
 
 from __future__ import annotations
 
@@ -40,7 +41,8 @@ class Database:
     url: str
     write: Engine
     read: Engine
-    # Serialises this process's write transactions, callers' first (adapters/write_turns.py).
+    # The turns this process's write transactions take (adapters/write_turns.py): all of them,
+    # callers' first, on SQLite; only the dispatcher's on PostgreSQL.
     write_turns: WriteTurns | None = None
     # PostgreSQL: the engines of threads that answer callers, on a pool of their own.
     callers_write: Engine | None = None
@@ -108,7 +110,8 @@ def open_database(url: str) -> Database:
     # waited behind them for one (seconds). Callers' threads (at most the servers' workers) have
     # a pool of their own.
     callers = create_engine(url, pool_size=2, max_overflow=8, **kwargs)
-    return Database(url, engine, _snapshot_reads(engine), WriteTurns(), callers, _snapshot_reads(callers))
+    turns = WriteTurns(callers_wait=False)
+    return Database(url, engine, _snapshot_reads(engine), turns, callers, _snapshot_reads(callers))
 
 
 def _snapshot_reads(engine: Engine) -> Engine:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable
 from types import TracebackType
@@ -30,6 +31,15 @@ from xerolink_poster.service_layer.ports import (
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+# The databases this thread has a write unit open on.
+_writing = threading.local()
+
+
+def _open_here() -> set[int]:
+    if not hasattr(_writing, "databases"):
+        _writing.databases = set()
+    databases: set[int] = _writing.databases
+    return databases
 
 
 class UnitOfWork:
@@ -47,20 +57,25 @@ class UnitOfWork:
         self.db = db
         self.write = write
         self._committed = False
-        self._locked = False
 
     def __enter__(self) -> UnitOfWork:
-        if self.write and self.db.write_turns is not None:
-            # One writer of the process at a time, callers' first (adapters/write_turns.py): on
-            # SQLite, where the busy handler would sleep and poll, and on PostgreSQL, where the
-            # dispatcher's writers would otherwise crowd a caller's out of the interpreter.
-            self.db.write_turns.acquire()
-            self._locked = True
+        if self.write and id(self.db) in _open_here():
+            # It would wait for good for the turn its own thread holds (not reentrant).
+            raise RuntimeError("a write unit of work opened inside another on the same thread")
         try:
+            if self.write:
+                _open_here().add(id(self.db))
+                turns = self.db.write_turns
+                if turns is not None and turns.needed():
+                    # Callers' first (adapters/write_turns.py): SQLite's one writer, handed over
+                    # where its busy handler would sleep and poll; on PostgreSQL, the dispatcher's
+                    # writes one at a time, which otherwise crowd a caller's out of the interpreter.
+                    turns.acquire()
             self._session = self.db.session(self.write)
             repositories = SqlRepositories.on(self._session, self.db.is_sqlite)
         except BaseException:
-            # __exit__ never runs for a failed __enter__: the writer would stay taken for good.
+            # __exit__ never runs for a failed __enter__ (an interrupt included, even right
+            # after the turn was taken): the writer would stay taken for good.
             self._unlock()
             raise
         self._repositories = repositories
@@ -87,13 +102,20 @@ class UnitOfWork:
             if self.write and not self._committed:
                 self._session.rollback()
         finally:
-            self._session.close()
-            self._unlock()
+            try:
+                self._session.close()
+            finally:
+                # Even when closing raised (the pool re-raises an interrupt during its reset):
+                # a turn kept would stop every later write of the process.
+                self._unlock()
 
     def _unlock(self) -> None:
-        if self._locked and self.db.write_turns is not None:
-            self._locked = False
-            self.db.write_turns.release()
+        if not self.write:
+            return
+        _open_here().discard(id(self.db))
+        turns = self.db.write_turns
+        if turns is not None and turns.held_here():
+            turns.release()
 
 
 def run_in_transaction(db: Database, work: Callable[[UnitOfWork], T], attempts: int = 5) -> T:
