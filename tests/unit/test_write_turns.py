@@ -1,7 +1,7 @@
 """SQLite's one writer, handed over in turns: callers' transactions before the dispatcher's,
 first come first served within each, and the dispatcher's still served under any load of
 callers. A plain lock let a Post wait behind every queued dispatcher write (seconds while
-200 organisations drained)."""
+200 organisations drained). On PostgreSQL only the dispatcher's transactions take turns."""
 
 from __future__ import annotations
 
@@ -124,3 +124,35 @@ def test_threads_that_answer_callers_say_so() -> None:
     thread.join(5)
     assert seen == [True]
     assert not serving_callers()  # the mark is the thread's own
+
+
+def test_where_callers_do_not_wait_only_the_dispatchers_transactions_take_turns() -> None:
+    """PostgreSQL: a caller's write runs beside the dispatcher's one at a time, so a dispatcher
+    write stuck on another process's lock keeps no caller waiting."""
+    assert WriteTurns().needed(urgent=True) and WriteTurns().needed(urgent=False)
+    turns = WriteTurns(callers_wait=False)
+    assert not turns.needed(urgent=True)
+    assert turns.needed(urgent=False)
+
+
+def test_the_writer_handed_over_belongs_to_the_waiter_it_went_to() -> None:
+    """A thread interrupted right after it was handed the writer can still tell that it holds
+    it, and give it back (UnitOfWork does): the hand-over names the waiter's thread."""
+    turns = WriteTurns()
+    assert turns.acquire(urgent=False)
+    assert turns.held_here()
+    seen: list[bool] = []
+
+    def waiter() -> None:
+        turns.acquire(urgent=True)
+        seen.append(turns.held_here())
+        turns.release()
+
+    thread = threading.Thread(target=waiter)
+    thread.start()
+    wait_for(lambda: turns.waiting == (1, 0))
+    turns.release()
+    assert not turns.held_here()
+    thread.join(5)
+    assert seen == [True]
+    assert not turns.held_here() and turns.waiting == (0, 0)
