@@ -548,6 +548,30 @@ def test_odd_elements_link_their_records_with_what_drift_can_read_of_them(databa
     assert (document["Date"], document["Payments"]) == ("", [])
 
 
+def _claimed_works(database: Database, *records: tuple[int, str]) -> list[Work]:
+    """A pending link and its entry claimed by `claimer` for each (record id, claimer), as the
+    dispatcher's Work objects."""
+
+    def build(uow: UnitOfWork) -> list[Work]:
+        works = []
+        for n, claimer in records:
+            link = _link(uow, n)
+            row = uow.outbox.get_outbox(_entry(uow, link, claimed_by=claimer))
+            connection = uow.connections.get_connection("c1")
+            assert row is not None and connection is not None
+            works.append(Work(row=row, link=link, connection=connection))
+        return works
+
+    works: list[Work] = _fill(database, build)
+    return works
+
+
+def _results(database: Database) -> Results:
+    """The dispatcher's answer writer of this poster (HOLDER) on `database`."""
+    shared = SimpleNamespace(db=database, holder=HOLDER, actor=ACTOR, changes=SimpleNamespace(notify=lambda: None))
+    return Results(cast(Shared, shared), settings())
+
+
 def test_a_garbled_element_of_an_entry_no_longer_held_does_not_lose_the_calls_other_answers(
     database: Database,
 ) -> None:
@@ -555,24 +579,11 @@ def test_a_garbled_element_of_an_entry_no_longer_held_does_not_lose_the_calls_ot
     reclaimed by another poster meanwhile, so nothing of it is kept: the other element, whose
     entry this poster holds, must still be applied (Results.write, as the dispatcher runs it)."""
 
-    def build(uow: UnitOfWork) -> tuple[Work, Work]:
-        works = []
-        for n, claimer in ((601, HOLDER), (602, OTHER)):
-            link = _link(uow, n)
-            outbox_id = _entry(uow, link, claimed_by=claimer)
-            row = uow.outbox.get_outbox(outbox_id)
-            connection = uow.connections.get_connection("c1")
-            assert row is not None and connection is not None
-            works.append(Work(row=row, link=link, connection=connection))
-        return works[0], works[1]
-
-    good, garbled = _fill(database, build)
+    good, garbled = _claimed_works(database, (601, HOLDER), (602, OTHER))
     good.answer(_invoice(601))
     garbled.answer(_invoice(602, Total="1e30"))
-    shared = SimpleNamespace(db=database, holder=HOLDER, actor=ACTOR, changes=SimpleNamespace(notify=lambda: None))
-    results = Results(cast(Shared, shared), settings())
 
-    results.write(
+    _results(database).write(
         [
             (good, [XeroObjectRef(ObjectType.INVOICE, _uuid(601), "inv")]),
             (garbled, [XeroObjectRef(ObjectType.INVOICE, _uuid(602), "inv")]),
@@ -592,22 +603,11 @@ def test_a_garbled_amount_in_one_held_element_does_not_lose_the_calls_other_answ
     lost with the garbled one (drift.money means never to raise: an unreadable amount is kept as
     written)."""
 
-    def build(uow: UnitOfWork) -> tuple[Work, Work]:
-        works = []
-        for n in (651, 652):
-            link = _link(uow, n)
-            row = uow.outbox.get_outbox(_entry(uow, link))
-            connection = uow.connections.get_connection("c1")
-            assert row is not None and connection is not None
-            works.append(Work(row=row, link=link, connection=connection))
-        return works[0], works[1]
-
-    good, garbled = _fill(database, build)
+    good, garbled = _claimed_works(database, (651, HOLDER), (652, HOLDER))
     good.answer(_invoice(651))
     garbled.answer(_invoice(652, Total="Infinity"))
-    shared = SimpleNamespace(db=database, holder=HOLDER, actor=ACTOR, changes=SimpleNamespace(notify=lambda: None))
 
-    Results(cast(Shared, shared), settings()).write(
+    _results(database).write(
         [
             (good, [XeroObjectRef(ObjectType.INVOICE, _uuid(651), "inv")]),
             (garbled, [XeroObjectRef(ObjectType.INVOICE, _uuid(652), "inv")]),

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
@@ -14,45 +16,60 @@ import pytest
 from xerolink_common.grpc_server import create_server
 from xerolink_poster.adapters.database import Database, open_database
 from xerolink_poster.adapters.migrations import migrate
-from xerolink_poster.adapters.write_turns import serve_callers_on_this_thread, serving_callers
+from xerolink_poster.adapters.write_turns import WriteTurns, serve_callers_on_this_thread, serving_callers
 from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transaction
 
 from tests.fixtures.poster import wait_for
 from tests.fixtures.threads import started
 
 
-def _a_callers_write_goes_first(db: Database) -> None:
+@dataclass
+class Queued:
+    """Three dispatcher writes queued behind a fourth holding the turn, on its release."""
+
+    db: Database
+    turns: WriteTurns
+    order: list[str]
+    threads: list[threading.Thread]
+
+    def write(self, name: str) -> Callable[[], None]:
+        """A write that notes `name` when it runs."""
+        return lambda: run_in_transaction(self.db, lambda uow: self.order.append(name))
+
+
+@contextmanager
+def dispatcher_writes_queued(db: Database) -> Iterator[Queued]:
+    """A dispatcher write holding the turn and three queued for it; released on leaving."""
     migrate(db)
-    turns = db.write_turns
-    assert turns is not None
-    order: list[str] = []
+    assert db.write_turns is not None
+    queued = Queued(db, db.write_turns, [], [])
     holding, let_go = threading.Event(), threading.Event()
 
     def holder() -> None:
         with UnitOfWork(db):
             holding.set()
-            let_go.wait(5)
+            let_go.wait(10)
 
-    def write(name: str) -> Callable[[], None]:
-        return lambda: run_in_transaction(db, lambda uow: order.append(name))
-
-    threads = [started(holder)]
+    queued.threads.append(started(holder))
     assert holding.wait(5)
     for n in range(3):
-        threads.append(started(write(f"dispatcher-{n}")))
-    wait_for(lambda: turns.waiting == (0, 3))
-    threads.append(started(write("post"), callers=True))
-    wait_for(lambda: turns.waiting == (1, 3))
-    let_go.set()
-    for thread in threads:
-        thread.join(10)
-    assert order == ["post", "dispatcher-0", "dispatcher-1", "dispatcher-2"]
+        queued.threads.append(started(queued.write(f"dispatcher-{n}")))
+    wait_for(lambda: queued.turns.waiting == (0, 3))
+    try:
+        yield queued
+    finally:
+        let_go.set()
+        for thread in queued.threads:
+            thread.join(10)
 
 
 def test_on_sqlite_a_callers_write_goes_before_the_dispatchers_queued(tmp_path: Path) -> None:
     db = open_database(f"sqlite:///{tmp_path}/registry.db")
     try:
-        _a_callers_write_goes_first(db)
+        with dispatcher_writes_queued(db) as queued:
+            queued.threads.append(started(queued.write("post"), callers=True))
+            wait_for(lambda: queued.turns.waiting == (1, 3))
+        assert queued.order == ["post", "dispatcher-0", "dispatcher-1", "dispatcher-2"]
     finally:
         db.dispose()
 
@@ -66,33 +83,11 @@ def test_on_postgres_a_callers_write_passes_the_dispatchers_which_take_turns(pos
     process holds."""
     db = open_database(postgres_url)
     try:
-        migrate(db)
-        turns = db.write_turns
-        assert turns is not None
-        order: list[str] = []
-        holding, let_go = threading.Event(), threading.Event()
-
-        def holder() -> None:
-            with UnitOfWork(db):
-                holding.set()
-                let_go.wait(10)
-
-        def write(name: str) -> Callable[[], None]:
-            return lambda: run_in_transaction(db, lambda uow: order.append(name))
-
-        threads = [started(holder)]
-        assert holding.wait(5)
-        for n in range(3):
-            threads.append(started(write(f"dispatcher-{n}")))
-        wait_for(lambda: turns.waiting == (0, 3))
-        post = started(write("post"), callers=True)
-        post.join(5)
-        assert order == ["post"]  # while the dispatcher's turn is held and three wait for it
-        assert turns.waiting == (0, 3)
-        let_go.set()
-        for thread in threads:
-            thread.join(10)
-        assert order == ["post", "dispatcher-0", "dispatcher-1", "dispatcher-2"]
+        with dispatcher_writes_queued(db) as queued:
+            started(queued.write("post"), callers=True).join(5)
+            assert queued.order == ["post"]  # while the turn is held and three wait for it
+            assert queued.turns.waiting == (0, 3)
+        assert queued.order == ["post", "dispatcher-0", "dispatcher-1", "dispatcher-2"]
     finally:
         db.dispose()
 
