@@ -82,6 +82,22 @@ def test_an_amount_that_cannot_be_rounded_to_cents_is_kept_as_xero_wrote_it(garb
     assert doc["SubTotal"] == "150.50"
 
 
+@pytest.mark.parametrize(
+    "garbled",
+    [
+        {"Date": "/Date(99999999999999999999+0000)/"},
+        {"Date": "/Date(-99999999999999+0000)/"},
+        {"CurrencyRate": "1e999999999"},
+        {"CurrencyRate": "-Infinity", "Total": "1e999999999"},
+    ],
+)
+def test_a_date_or_rate_out_of_any_range_does_not_stop_the_trim(garbled: dict[str, str]) -> None:
+    """The same as for amounts: a garbled date or currency rate in one element must not raise
+    out of the trim that every answer of a call goes through before any is applied."""
+    doc = rules.trim(ObjectType.INVOICE, invoice(**garbled))
+    assert doc["InvoiceID"] == INVOICE_ID.lower() and doc["SubTotal"] == "150.50"
+
+
 def test_the_same_invoice_is_no_drift() -> None:
     posted = rules.trim(ObjectType.INVOICE, invoice())
     assert rules.compare(ObjectType.INVOICE, posted, rules.trim(ObjectType.INVOICE, invoice()), set()) == []

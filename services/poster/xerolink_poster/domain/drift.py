@@ -28,7 +28,7 @@ import datetime as dt
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal, DecimalException
 from enum import StrEnum
 from typing import Any
 
@@ -119,7 +119,7 @@ def money(value: Any) -> str:
         return ""
     try:
         return str(Decimal(str(value)).quantize(CENT))
-    except InvalidOperation:
+    except DecimalException:
         return str(value)
 
 
@@ -129,7 +129,7 @@ def _rate(value: Any) -> str:
         return ""
     try:
         return format(Decimal(str(value)).normalize(), "f")
-    except InvalidOperation:
+    except DecimalException:  # not a number, or one no decimal holds (it overflows)
         return ""
 
 
@@ -143,7 +143,10 @@ def xero_date(value: Any) -> str:
         return ""
     match = _MS_DATE.fullmatch(value.strip())
     if match:
-        moment = dt.datetime.fromtimestamp(int(match.group(1)) / 1000, tz=dt.UTC)
+        try:
+            moment = dt.datetime.fromtimestamp(int(match.group(1)) / 1000, tz=dt.UTC)
+        except (OverflowError, OSError, ValueError):  # beyond any calendar: kept as written
+            return value.strip()[:10]
         return moment.date().isoformat()
     return value.strip()[:10]
 
