@@ -30,7 +30,7 @@ from xerolink.mapper.v1 import mapper_service_pb2 as mapper_pb2
 from xerolink.xero.v1 import objects_pb2 as xero_pb2
 from xerolink_poster.adapters.database import Database, now_us, open_database
 from xerolink_poster.adapters.repositories.links import SqlLinkRepository
-from xerolink_poster.adapters.tables import ConnectionRow, LinkRow, OutboxRow, PostingRow
+from xerolink_poster.adapters.tables import LinkRow, OutboxRow, PostingRow
 from xerolink_poster.domain import drift as rules
 from xerolink_poster.domain.kinds import ObjectType
 from xerolink_poster.domain.records import RecordRef, XeroObjectRef
@@ -43,6 +43,7 @@ from xerolink_poster.service_layer.outcomes import ElementResult, apply_batch
 from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transaction
 
 from tests.fixtures.poster import settings
+from tests.fixtures.registry_rows import unreachable_connection
 from tests.unit.fakes.unit_of_work import FakeUnitOfWork
 
 HOLDER = "poster-a"
@@ -100,17 +101,7 @@ def _rejected(outbox_id: int, *messages: str) -> ElementResult:
 def _connections(uow: UnitOfWork) -> None:
     for connection_id, tenant in (("c1", "t1"), ("c2", "t2")):
         if uow.connections.get_connection(connection_id) is None:
-            uow.connections.add_connection(
-                ConnectionRow(
-                    connection_id=connection_id,
-                    xero_base_url="http://127.0.0.1:1",
-                    xero_tenant_id=tenant,
-                    access_token="token",
-                    refresh_token="refresh",
-                    mapping_context=b"",
-                    create_us=now_us(),
-                )
-            )
+            uow.connections.add_connection(unreachable_connection(connection_id, tenant))
 
 
 def _link(

@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import event
 from xerolink_common.errors import XerolinkError
 from xerolink_poster.adapters.database import Database, DatabaseError, now_us, open_database
-from xerolink_poster.adapters.tables import ConnectionRow, ContactLinkRow, LinkRow, OutboxRow, PostingRow
+from xerolink_poster.adapters.tables import ContactLinkRow, LinkRow, OutboxRow, PostingRow
 from xerolink_poster.adapters.xero_client import XeroClient
 from xerolink_poster.domain.kinds import ObjectType
 from xerolink_poster.domain.records import RecordRef, XeroObjectRef
@@ -27,21 +27,13 @@ from xerolink_poster.service_layer.outcomes import ElementResult, apply_batch
 from xerolink_poster.service_layer.ports import StateChange
 from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transaction
 
+from tests.fixtures.registry_rows import unreachable_connection
+
 US = 1_000_000
 
 
 def _connection(uow: UnitOfWork, connection_id: str = "c1", tenant: str = "t1") -> None:
-    uow.connections.add_connection(
-        ConnectionRow(
-            connection_id=connection_id,
-            xero_base_url="http://127.0.0.1:1",
-            xero_tenant_id=tenant,
-            access_token="token",
-            refresh_token="refresh",
-            mapping_context=b"",
-            create_us=now_us(),
-        )
-    )
+    uow.connections.add_connection(unreachable_connection(connection_id, tenant))
 
 
 def _link(uow: UnitOfWork, record_id: int) -> LinkRow:

@@ -7,25 +7,17 @@ import threading
 import time
 
 from xerolink_poster.adapters.database import Database, now_us
-from xerolink_poster.adapters.tables import ConnectionRow, LinkRow, PostingRow
+from xerolink_poster.adapters.tables import LinkRow, PostingRow
 from xerolink_poster.domain.states import Event
 from xerolink_poster.service_layer import queries
 from xerolink_poster.service_layer.dispatch.state_changes import StateChanges
 from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transaction
 
+from tests.fixtures.registry_rows import unreachable_connection
+
 
 def _pending_link(uow: UnitOfWork) -> int:
-    uow.connections.add_connection(
-        ConnectionRow(
-            connection_id="c1",
-            xero_base_url="http://127.0.0.1:1",
-            xero_tenant_id="t1",
-            access_token="token",
-            refresh_token="refresh",
-            mapping_context=b"",
-            create_us=now_us(),
-        )
-    )
+    uow.connections.add_connection(unreachable_connection())
     now = now_us()
     link = uow.links.add_link(
         LinkRow(
