@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
+from dataclasses import fields
 from typing import Any, NoReturn
 
 from xerolink_poster.adapters.operations import record_dependencies
@@ -39,18 +40,9 @@ class FakeLinkRepository:
         return {i: self._registry.links[i] for i in ids if i in self._registry.links}
 
     def stored_links(self, ids: Sequence[int]) -> dict[int, StoredLink]:
+        # The row's values, field by field, as the SQL repository selects them.
         return {
-            link.id or 0: StoredLink(
-                link.id or 0,
-                link.connection_id,
-                link.kind,
-                link.record_id,
-                link.state,
-                link.posting_id,
-                link.generation,
-                link.attempts,
-                link.xero_objects,
-            )
+            link.id or 0: StoredLink(*(getattr(link, f.name) for f in fields(StoredLink)))
             for link in self.links_by_ids(ids).values()
         }
 

@@ -4,6 +4,7 @@ leasing belong to the dispatcher's loop, which the unit tests do not run."""
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import fields
 from typing import Any, NoReturn
 
 from xerolink_poster.adapters.tables import OutboxRow
@@ -56,8 +57,9 @@ class FakeOutboxRepository:
         return {i: self._registry.outbox[i] for i in ids if i in self._registry.outbox}
 
     def stored_entries(self, ids: Sequence[int]) -> dict[int, StoredEntry]:
+        # The row's values, field by field, as the SQL repository selects them.
         return {
-            i: StoredEntry(i, row.link_id, row.state, row.claimed_by, row.operations)
+            i: StoredEntry(*(getattr(row, f.name) for f in fields(StoredEntry)))
             for i, row in self.outbox_by_ids(ids).items()
         }
 
