@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import delete, func, or_, text, update
+from sqlalchemy import bindparam, delete, func, or_, text, update
+from sqlalchemy import select as core_select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm.util import identity_key
 from sqlmodel import Session, col, select
 
 from xerolink_poster.adapters.tables import AppCallBucketRow, TenantLeaseRow
@@ -69,18 +72,32 @@ class SqlLeaseRepository:
     def record_call(self, tenant_id: str, holder: str, now_us: int, ttl_us: int, minute_us: int, day_us: int) -> bool:
         """Before each Xero call: checks the lease is still ours (renewing it) and logs the call in
         the lease row, so whoever holds the tenant next knows this call happened. False: the
-        lease was lost, do not call."""
-        lease = self._session.get(TenantLeaseRow, tenant_id, with_for_update=not self._is_sqlite)
+        lease was lost, do not call. Core statements (every call runs them): the row read as
+        values, locked on PostgreSQL until the transaction ends, then one UPDATE."""
+        lease = self._session.execute(
+            _LEASE_FOR_CALL if self._is_sqlite else _LEASE_FOR_CALL_LOCKED, {"tenant_id": tenant_id}
+        ).first()
         if lease is None or lease.holder != holder or lease.expires_us < now_us:
             return False
         log = [t for t in json.loads(lease.minute_log) if t > (now_us - minute_us) / 1e6]
         log.append(now_us / 1e6)
-        lease.minute_log = json.dumps(log)
-        if now_us - lease.day_started_us >= day_us:
-            lease.day_started_us, lease.day_calls = now_us, 0
-        lease.day_calls += 1
-        lease.expires_us = now_us + ttl_us
-        self._session.add(lease)
+        day_started_us, day_calls = lease.day_started_us, lease.day_calls
+        if now_us - day_started_us >= day_us:
+            day_started_us, day_calls = now_us, 0
+        self._session.execute(
+            _CALL_RECORDED,
+            {
+                "key": tenant_id,
+                "minute_log": json.dumps(log),
+                "day_started_us": day_started_us,
+                "day_calls": day_calls + 1,
+                "expires_us": now_us + ttl_us,
+            },
+        )
+        # The session's copy of the row, if a caller read one in this unit, is stale now.
+        held = self._session.identity_map.get(identity_key(TenantLeaseRow, tenant_id))
+        if held is not None:
+            self._session.expire(held)
         return True
 
     def block_tenant(self, tenant_id: str, until_us: int) -> None:
@@ -130,6 +147,22 @@ class SqlLeaseRepository:
         table = AppCallBucketRow.__table__  # type: ignore[attr-defined]
         self._session.execute(delete(table).where(table.c.bucket_us < before_us))
 
+
+_LEASES: Any = TenantLeaseRow.__table__  # type: ignore[attr-defined]
+_LEASE_FOR_CALL = core_select(
+    _LEASES.c.holder, _LEASES.c.expires_us, _LEASES.c.minute_log, _LEASES.c.day_started_us, _LEASES.c.day_calls
+).where(_LEASES.c.tenant_id == bindparam("tenant_id"))
+_LEASE_FOR_CALL_LOCKED = _LEASE_FOR_CALL.with_for_update()
+_CALL_RECORDED = (
+    update(_LEASES)
+    .where(_LEASES.c.tenant_id == bindparam("key"))
+    .values(
+        minute_log=bindparam("minute_log"),
+        day_started_us=bindparam("day_started_us"),
+        day_calls=bindparam("day_calls"),
+        expires_us=bindparam("expires_us"),
+    )
+)
 
 # Any fixed number: the key every poster's app-minute counter locks on (migrations use another).
 _APP_MINUTE_LOCK = 0x78656C61

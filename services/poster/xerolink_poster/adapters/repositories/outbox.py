@@ -18,6 +18,7 @@ from xerolink_poster.domain.states import LinkState, OutboxState
 from xerolink_poster.domain.stored_rows import StoredEntry
 
 _OUTBOX: Any = OutboxRow.__table__  # type: ignore[attr-defined]
+_WAITS: Any = DependencyWaitRow.__table__  # type: ignore[attr-defined]
 # What applying a call's answers reads of its entries: values, not ORM objects, with the columns
 # in the order of StoredEntry's fields (domain/stored_rows). Locked on PostgreSQL (SQLite renders
 # no lock clause; its writer is alone anyway): at READ COMMITTED, a claim committed between this
@@ -268,17 +269,16 @@ class SqlOutboxRepository:
         return sorted({(r.connection_id, RecordRef(r.kind, r.record_id)) for r in rows})
 
     def records_with_waiters(self, connection_id: str, records: Sequence[RecordRef]) -> list[RecordRef]:
-        """Which of these records something waits for, in one query."""
+        """Which of these records something waits for, in one query (Core: every call's answers
+        ask, and the ORM's select cost twice the statement)."""
         if not records:
             return []
-        found = self._session.exec(
-            select(DependencyWaitRow.kind, DependencyWaitRow.record_id).where(
-                DependencyWaitRow.connection_id == connection_id,
-                tuple_(col(DependencyWaitRow.kind), col(DependencyWaitRow.record_id)).in_(
-                    [(r.kind, r.id) for r in records]
-                ),
+        found = self._session.execute(
+            core_select(_WAITS.c.kind, _WAITS.c.record_id).where(
+                _WAITS.c.connection_id == connection_id,
+                tuple_(_WAITS.c.kind, _WAITS.c.record_id).in_([(r.kind, r.id) for r in records]),
             )
-        ).all()
+        )
         return sorted({RecordRef(k, i) for k, i in found})
 
     def satisfied_waiting_entries(self) -> list[int]:
