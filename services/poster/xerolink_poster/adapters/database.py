@@ -17,7 +17,6 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
-from sqlalchemy.pool import NullPool
 from sqlmodel import Session
 
 from xerolink_poster.adapters.write_turns import WriteTurns, serving_callers
@@ -102,14 +101,11 @@ def open_database(url: str) -> Database:
     if url.startswith("sqlite"):
         _switch_to_wal(url)
         return Database(url, _sqlite_engine(url, immediate=True), _sqlite_engine(url, immediate=False), WriteTurns())
-    kwargs: dict[str, Any] = {"pool_pre_ping": True}
-    if "NullPool" in url:  # pragma: no cover - escape hatch for pgbouncer deployments
-        kwargs = {"poolclass": NullPool}
-    engine = create_engine(url, pool_size=10, max_overflow=20, **kwargs)
+    engine = create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
     # While the dispatcher drains, its threads hold every connection of the shared pool: a Post
     # waited behind them for one (seconds). Callers' threads (at most the servers' workers) have
     # a pool of their own.
-    callers = create_engine(url, pool_size=2, max_overflow=8, **kwargs)
+    callers = create_engine(url, pool_size=2, max_overflow=8, pool_pre_ping=True)
     turns = WriteTurns(callers_wait=False)
     return Database(url, engine, _snapshot_reads(engine), turns, callers, _snapshot_reads(callers))
 
