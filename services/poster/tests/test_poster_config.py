@@ -1,4 +1,5 @@
-"""The poster's environment: the listen address, the group commit and outbox retention settings."""
+"""The poster's environment: the listen address, the group commit and outbox retention settings,
+and the PostgreSQL sessions' timeouts."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import os
 from collections.abc import Mapping
 
 import pytest
+from xerolink_poster.adapters.database import PostgresTimeouts
 from xerolink_poster.entrypoints import config
 from xerolink_poster.entrypoints.config import PosterConfig
 
@@ -43,3 +45,33 @@ def test_a_negative_window_or_a_zero_retention_is_refused_at_start() -> None:
 def test_the_poster_listens_on_loopback_unless_told_otherwise() -> None:
     assert load({}).address == "127.0.0.1:50062"
     assert load({"XEROLINK_POSTER_ADDRESS": "0.0.0.0:50062"}).address == "0.0.0.0:50062"
+
+
+def test_postgresql_timeouts_come_from_the_environment() -> None:
+    defaults = load({}).postgres
+    assert (defaults.idle_in_transaction_ms, defaults.dispatcher_lock_ms) == (60_000, 2_000)
+    loaded = load({"XEROLINK_PG_IDLE_IN_TRANSACTION_MS": "15000", "XEROLINK_PG_LOCK_TIMEOUT_MS": "0"}).postgres
+    assert (loaded.idle_in_transaction_ms, loaded.dispatcher_lock_ms) == (15_000, 0)
+    with pytest.raises(SystemExit, match="XEROLINK_PG_LOCK_TIMEOUT_MS must be zero or more"):
+        load({"XEROLINK_PG_LOCK_TIMEOUT_MS": "-1"})
+
+
+def test_the_timeouts_go_to_every_session_after_the_options_the_url_gives() -> None:
+    """The dispatcher's pool gets both; the callers' pool no lock time (a Post waits for a lock);
+    an `options` of the URL (a search_path, say) is kept, not replaced."""
+    timeouts = PostgresTimeouts(idle_in_transaction_ms=1000, dispatcher_lock_ms=200)
+    url = "postgresql+psycopg://u@db/xerolink?options=-c%20search_path%3Dledger"
+    assert timeouts.connect_args(url, dispatcher=True) == {
+        "options": "-c search_path=ledger -c idle_in_transaction_session_timeout=1000 -c lock_timeout=200"
+    }
+    assert timeouts.connect_args("postgresql+psycopg://u@db/xerolink", dispatcher=False) == {
+        "options": "-c idle_in_transaction_session_timeout=1000"
+    }
+
+
+def test_a_timeout_of_zero_is_left_to_the_role_or_server() -> None:
+    """Behind a pooler that refuses startup options, both at 0 send none."""
+    assert PostgresTimeouts(0, 0).connect_args("postgresql+psycopg://u@db/xerolink", dispatcher=True) == {}
+    assert PostgresTimeouts(0, 500).connect_args("postgresql+psycopg://u@db/x", dispatcher=True) == {
+        "options": "-c lock_timeout=500"
+    }

@@ -35,6 +35,45 @@ def now_us() -> int:
     return time.time_ns() // 1000
 
 
+@dataclass(frozen=True)
+class PostgresTimeouts:
+    """How long a poster's PostgreSQL sessions wait (0: as the role or server says, by default
+    without a limit; PostgreSQL's documentation, "Client Connection Defaults",
+    idle_in_transaction_session_timeout and lock_timeout).
+
+    Every poster counts each Xero call in the app's minute under one advisory lock. A poster
+    frozen inside that transaction (a paused VM, a network lost with the socket still open) kept
+    the lock, and the whole fleet's calls waited, until TCP gave up on it: hours by default. A
+    poster's transactions last milliseconds; PostgreSQL ends a session left idle inside one for
+    longer than `idle_in_transaction_ms`, and with it the transaction and its locks.
+
+    A dispatcher write that waits for a lock holds the dispatcher's turn (write_turns.py), so
+    its other writes, lease renewals among them, waited with it. After `dispatcher_lock_ms` it
+    rolls back and `run_in_transaction` tries it again, the others having passed in between.
+    Callers' writes wait without a limit: a Post is never refused for a lock held a while."""
+
+    idle_in_transaction_ms: int = 60_000
+    dispatcher_lock_ms: int = 2_000
+
+    def connect_args(self, url: str, dispatcher: bool) -> dict[str, str]:
+        """The libpq `options` that set them for every session of a pool, after any the URL
+        gives. A timeout of 0 is not sent: the role's or the server's setting applies (a pooler
+        such as PgBouncer refuses startup options it does not know)."""
+        given = make_url(url).query.get("options")
+        settings = [given] if isinstance(given, str) else list(given or ())
+        if self.idle_in_transaction_ms:
+            settings.append(f"-c idle_in_transaction_session_timeout={self.idle_in_transaction_ms}")
+        if dispatcher and self.dispatcher_lock_ms:
+            settings.append(f"-c lock_timeout={self.dispatcher_lock_ms}")
+        return {"options": " ".join(settings)} if settings else {}
+
+
+def lock_wait_ended(exc: BaseException) -> bool:
+    """Whether a transaction rolled back because it waited for a lock longer than lock_timeout
+    (SQLSTATE 55P03, lock_not_available: PostgreSQL's documentation, "PostgreSQL Error Codes")."""
+    return isinstance(exc, OperationalError) and getattr(exc.orig, "sqlstate", None) == "55P03"
+
+
 @dataclass
 class Database:
     url: str
@@ -97,15 +136,30 @@ def _switch_to_wal(url: str) -> None:
         conn.execute("PRAGMA journal_mode=WAL")
 
 
-def open_database(url: str) -> Database:
+def open_database(url: str, timeouts: PostgresTimeouts | None = None) -> Database:
+    """The registry at `url`; on PostgreSQL its sessions wait as `timeouts` says (the defaults
+    when None)."""
     if url.startswith("sqlite"):
         _switch_to_wal(url)
         return Database(url, _sqlite_engine(url, immediate=True), _sqlite_engine(url, immediate=False), WriteTurns())
-    engine = create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    timeouts = timeouts or PostgresTimeouts()
+    engine = create_engine(
+        url,
+        pool_size=10,
+        max_overflow=20,
+        pool_pre_ping=True,
+        connect_args=timeouts.connect_args(url, dispatcher=True),
+    )
     # While the dispatcher drains, its threads hold every connection of the shared pool: a Post
     # waited behind them for one (seconds). Callers' threads (at most the servers' workers) have
     # a pool of their own.
-    callers = create_engine(url, pool_size=2, max_overflow=8, pool_pre_ping=True)
+    callers = create_engine(
+        url,
+        pool_size=2,
+        max_overflow=8,
+        pool_pre_ping=True,
+        connect_args=timeouts.connect_args(url, dispatcher=False),
+    )
     turns = WriteTurns(callers_wait=False)
     return Database(url, engine, _snapshot_reads(engine), turns, callers, _snapshot_reads(callers))
 

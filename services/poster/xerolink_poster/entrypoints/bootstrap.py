@@ -78,7 +78,7 @@ def start(config: PosterConfig, security: ServerSecurity | None = None) -> Poste
     check_exposure("poster", config.address, security is not None and security.authenticated)
     vault = config.token_vault or token_vault.installed()
     token_vault.install(vault)
-    db = open_database(config.database_url)
+    db = open_database(config.database_url, config.postgres)
     migrate(db)
     reseal_with_active_key(db, vault)
     mapper = MapperClient(config.mapper_target)

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from xerolink_common.listening import on_loopback
 
+from xerolink_poster.adapters.database import PostgresTimeouts
 from xerolink_poster.adapters.token_vault import TokenKeyError, TokenVault
 from xerolink_poster.adapters.xero_identity import XeroApps
 from xerolink_poster.domain.rate_limits import Limits
@@ -40,6 +41,8 @@ class PosterConfig:
     # Xero's webhooks (XEROLINK_WEBHOOK_*) and the If-Modified-Since poller (XEROLINK_POLL_*).
     webhooks: WebhookSettings = field(default_factory=WebhookSettings)
     polling: PollSettings = field(default_factory=PollSettings)
+    # How long PostgreSQL sessions wait (XEROLINK_PG_IDLE_IN_TRANSACTION_MS, XEROLINK_PG_LOCK_TIMEOUT_MS).
+    postgres: PostgresTimeouts = field(default_factory=PostgresTimeouts)
 
 
 def _float(env: Mapping[str, str], name: str, default: float, zero_allowed: bool = False) -> float:
@@ -105,6 +108,10 @@ def load(env: Mapping[str, str] | None = None) -> PosterConfig:
         ),
         webhooks=load_webhooks(env),
         polling=load_polling(env),
+        postgres=PostgresTimeouts(
+            idle_in_transaction_ms=int(_float(env, "XEROLINK_PG_IDLE_IN_TRANSACTION_MS", 60_000, zero_allowed=True)),
+            dispatcher_lock_ms=int(_float(env, "XEROLINK_PG_LOCK_TIMEOUT_MS", 2_000, zero_allowed=True)),
+        ),
     )
 
 

@@ -10,7 +10,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from xerolink_poster.adapters.database import now_us
+from xerolink_poster.adapters.database import lock_wait_ended, now_us
 from xerolink_poster.adapters.tables import ConnectionRow
 from xerolink_poster.adapters.xero_client import Credentials, Uncertain, XeroAnswer
 from xerolink_poster.adapters.xero_json import dumps
@@ -156,7 +156,16 @@ class Gate:
                     self.budget.cancel()
                 time.sleep(self.settings.limits.minute_seconds / 60)
                 continue
-            except Exception:
+            except Exception as exc:
+                if lock_wait_ended(exc):
+                    # Every try of the transaction waited its lock time for a lock held elsewhere
+                    # (another poster's count, stalled): nothing was counted or called, so it
+                    # is no failed attempt of the work. Wait for it as for a full app minute.
+                    log.warning("the app-minute count waited for a lock held elsewhere; waiting on")
+                    with self.lock:
+                        self.budget.cancel()
+                    time.sleep(self.settings.limits.minute_seconds / 60)
+                    continue
                 with self.lock:
                     self.budget.release(time.time())
                 raise
