@@ -35,6 +35,7 @@ from xerolink_poster.domain import drift as rules
 from xerolink_poster.domain.kinds import ObjectType
 from xerolink_poster.domain.records import RecordRef, XeroObjectRef
 from xerolink_poster.domain.states import Event, LinkState, OutboxState
+from xerolink_poster.domain.stored_rows import ClaimedEntry, StoredLink
 from xerolink_poster.service_layer import drift_snapshots
 from xerolink_poster.service_layer.dispatch.results import Results
 from xerolink_poster.service_layer.dispatch.shared import Shared
@@ -43,7 +44,7 @@ from xerolink_poster.service_layer.outcomes import ElementResult, apply_batch
 from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transaction
 
 from tests.fixtures.poster import settings
-from tests.fixtures.registry_rows import unreachable_connection
+from tests.fixtures.registry_rows import as_values, unreachable_connection
 from tests.unit.fakes.unit_of_work import FakeUnitOfWork
 
 HOLDER = "poster-a"
@@ -550,7 +551,9 @@ def _claimed_works(database: Database, *records: tuple[int, str]) -> list[Work]:
             row = uow.outbox.get_outbox(_entry(uow, link, claimed_by=claimer))
             connection = uow.connections.get_connection("c1")
             assert row is not None and connection is not None
-            works.append(Work(row=row, link=link, connection=connection))
+            works.append(
+                Work(row=as_values(ClaimedEntry, row), link=as_values(StoredLink, link), connection=connection)
+            )
         return works
 
     works: list[Work] = _fill(database, build)

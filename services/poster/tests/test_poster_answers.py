@@ -7,9 +7,10 @@ from typing import Any
 
 from xerolink.type.v1 import money_pb2
 from xerolink.xero.v1 import objects_pb2 as xero_pb2
-from xerolink_poster.adapters.tables import ConnectionRow, LinkRow, OutboxRow
+from xerolink_poster.adapters.tables import ConnectionRow
 from xerolink_poster.adapters.xero_client import XeroAnswer
 from xerolink_poster.domain.rate_limits import RateHeaders
+from xerolink_poster.domain.stored_rows import ClaimedEntry, StoredLink
 from xerolink_poster.service_layer.dispatch.answers import MISSING, UNREADABLE, call_verdict, read_answer, read_elements
 from xerolink_poster.service_layer.dispatch.work import Work
 
@@ -21,28 +22,26 @@ def _works(count: int) -> list[Work]:
             local_ref="payment",
             payment=xero_pb2.Payment(document_type=xero_pb2.OBJECT_TYPE_INVOICE, amount=money_pb2.Money(units=100)),
         )
-        row = OutboxRow(
+        row = ClaimedEntry(
             id=n + 1,
-            tenant_id="t",
-            connection_id="c",
             link_id=n + 1,
-            posting_id="p",
+            connection_id="c",
             operations=b"",
-            state="ready",
-            available_us=0,
-            create_us=0,
+            uncertain=False,
+            alone=False,
+            lookup_hint="",
+            trace_context="",
         )
-        link = LinkRow(
+        link = StoredLink(
             id=n + 1,
             connection_id="c",
             kind=2,
             record_id=100 + n,
-            link_group=2,
             state="pending",
-            fingerprint="f",
             posting_id="p",
-            create_us=0,
-            update_us=0,
+            generation=0,
+            attempts=0,
+            xero_objects="[]",
         )
         work = Work(
             row,

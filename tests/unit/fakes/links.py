@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import fields
 from typing import Any, NoReturn
 
 from xerolink_poster.adapters.operations import record_dependencies
@@ -16,6 +15,7 @@ from xerolink_poster.domain.states import Event, LinkState, Transition, transiti
 from xerolink_poster.domain.stored_rows import StoredLink
 from xerolink_poster.service_layer.ports import IndexedPosting, StateChange
 
+from tests.fixtures.registry_rows import as_values
 from tests.unit.fakes.registry import Registry
 
 
@@ -41,10 +41,7 @@ class FakeLinkRepository:
 
     def stored_links(self, ids: Sequence[int]) -> dict[int, StoredLink]:
         # The row's values, field by field, as the SQL repository selects them.
-        return {
-            link.id or 0: StoredLink(*(getattr(link, f.name) for f in fields(StoredLink)))
-            for link in self.links_by_ids(ids).values()
-        }
+        return {link.id or 0: as_values(StoredLink, link) for link in self.links_by_ids(ids).values()}
 
     def preload_links(self, ids: Sequence[int]) -> None:
         pass  # nothing to load ahead: every row is in memory

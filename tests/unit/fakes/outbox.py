@@ -4,14 +4,14 @@ leasing belong to the dispatcher's loop, which the unit tests do not run."""
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import fields
 from typing import Any, NoReturn
 
 from xerolink_poster.adapters.tables import OutboxRow
 from xerolink_poster.domain.records import RecordRef
 from xerolink_poster.domain.states import LinkState, OutboxState
-from xerolink_poster.domain.stored_rows import StoredEntry
+from xerolink_poster.domain.stored_rows import ClaimedEntry, StoredEntry
 
+from tests.fixtures.registry_rows import as_values
 from tests.unit.fakes.registry import Registry, Wait
 
 
@@ -58,10 +58,7 @@ class FakeOutboxRepository:
 
     def stored_entries(self, ids: Sequence[int]) -> dict[int, StoredEntry]:
         # The row's values, field by field, as the SQL repository selects them.
-        return {
-            i: StoredEntry(*(getattr(row, f.name) for f in fields(StoredEntry)))
-            for i, row in self.outbox_by_ids(ids).items()
-        }
+        return {i: as_values(StoredEntry, row) for i, row in self.outbox_by_ids(ids).items()}
 
     def open_outbox_of_link(self, link_id: int) -> Sequence[OutboxRow]:
         return [r for r in self._registry.outbox.values() if r.link_id == link_id and r.state != OutboxState.DONE]
@@ -83,7 +80,7 @@ class FakeOutboxRepository:
     def has_claimable(self, tenant_id: str, now_us: int) -> bool:
         _unused("has_claimable")
 
-    def claim(self, tenant_id: str, holder: str, limit: int, now_us: int, lease_us: int) -> list[OutboxRow]:
+    def claim(self, tenant_id: str, holder: str, limit: int, now_us: int, lease_us: int) -> list[ClaimedEntry]:
         _unused("claim")
 
     def release_claims(self, tenant_id: str) -> None:

@@ -1,6 +1,7 @@
-"""An outbox entry and a link as stored, read as plain values: what applying a call's answers
-reads of them. The answers are applied while SQLite's one writer is held, and loading each row as
-an ORM object (then expiring it after the bulk UPDATEs) cost more than the SQL."""
+"""Outbox entries and links as stored, read as plain values: what the dispatcher's claims take
+and what applying a call's answers reads of them. The answers are applied while SQLite's one
+writer is held, and loading each row as an ORM object (then expiring it after the bulk UPDATEs)
+cost more than the SQL; a claim's ORM objects were only ever read."""
 
 from __future__ import annotations
 
@@ -29,3 +30,21 @@ class StoredLink:
     attempts: int
     # JSON list of the Xero objects the link holds (XeroObjectRef.to_json).
     xero_objects: str
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedEntry:
+    """An outbox entry as a claim took it: what the dispatcher's job reads of it."""
+
+    id: int
+    link_id: int
+    connection_id: str
+    # The mapper's answer (MapTransactionResponse), serialised: the operations the entry posts.
+    operations: bytes
+    # The last call for it had no certain answer: look the object up before creating.
+    uncertain: bool
+    # Sent in a call of its own (a batch it was in was refused whole).
+    alone: bool
+    # What the look-up after an uncertain call needs that Xero cannot carry.
+    lookup_hint: str
+    trace_context: str

@@ -18,6 +18,7 @@ from opentelemetry.trace import INVALID_SPAN, Link, Span
 from xerolink_common.telemetry import spans_exported
 
 from xerolink_poster.adapters.tables import LinkRow
+from xerolink_poster.domain.stored_rows import StoredLink
 
 _tracer = trace.get_tracer("xerolink.poster")
 
@@ -33,7 +34,7 @@ def _context_of(traceparent: str) -> otel_context.Context | None:
     return propagate.extract({"traceparent": traceparent}) if traceparent else None
 
 
-def _attributes(tenant_id: str, link: LinkRow) -> dict[str, Any]:
+def _attributes(tenant_id: str, link: LinkRow | StoredLink) -> dict[str, Any]:
     return {
         "xerolink.tenant_id": tenant_id,
         "xerolink.connection_id": link.connection_id,
@@ -75,7 +76,9 @@ def grouped_span(
 
 
 @contextmanager
-def xero_call(path: str, tenant_id: str, members: Sequence[tuple[str, LinkRow]]) -> Iterator[tuple[Span, list[Span]]]:
+def xero_call(
+    path: str, tenant_id: str, members: Sequence[tuple[str, LinkRow | StoredLink]]
+) -> Iterator[tuple[Span, list[Span]]]:
     """A span around one Xero call, in the first member's trace, and a linked span in each other
     member's trace; the caller sets `xerolink.outcome` on each before the block ends."""
     traced = members if spans_exported() else members[:1]

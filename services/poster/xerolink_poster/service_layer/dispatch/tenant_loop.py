@@ -16,10 +16,11 @@ from xerolink_common.reasons import Reason
 
 from xerolink_poster.adapters import xero_payloads as payloads
 from xerolink_poster.adapters.database import now_us
-from xerolink_poster.adapters.tables import ConnectionRow, OutboxRow
+from xerolink_poster.adapters.tables import ConnectionRow
 from xerolink_poster.adapters.xero_client import Credentials, XeroAnswer
 from xerolink_poster.domain.retry import chunks
 from xerolink_poster.domain.states import ConnectionState
+from xerolink_poster.domain.stored_rows import ClaimedEntry
 from xerolink_poster.service_layer.dispatch import preparing
 from xerolink_poster.service_layer.dispatch.contacts import Contacts
 from xerolink_poster.service_layer.dispatch.creating import Creator
@@ -191,7 +192,7 @@ class TenantWorker(threading.Thread):
         with UnitOfWork(self.d.db, write=False) as uow:
             return uow.outbox.has_claimable(self.tenant_id, now_us())
 
-    def _record_failure(self, claimed: list[OutboxRow], exc: Exception) -> None:
+    def _record_failure(self, claimed: list[ClaimedEntry], exc: Exception) -> None:
         """An unexpected error must not leave work silently pending: each entry gets the error as
         its visible reason, counts an attempt and backs off, and fails for good after the last
         attempt. Whether a request went out is unknown, so the next attempt looks up first."""
@@ -219,7 +220,7 @@ class TenantWorker(threading.Thread):
             self.lease_lost = True
         return lease is not None
 
-    def _unclaim(self, rows: Sequence[OutboxRow]) -> None:
+    def _unclaim(self, rows: Sequence[ClaimedEntry]) -> None:
         def work(uow: UnitOfWork) -> None:
             for stale in rows:
                 row = uow.outbox.get_outbox(stale.id or 0)
@@ -302,20 +303,20 @@ class TenantWorker(threading.Thread):
             )
         return usable
 
-    def _load(self, rows: list[OutboxRow]) -> list[Work]:
+    def _load(self, rows: list[ClaimedEntry]) -> list[Work]:
         with UnitOfWork(self.d.db, write=False) as uow:
             return self._works(uow, rows)
 
     @staticmethod
-    def _works(uow: UnitOfWork, rows: list[OutboxRow]) -> list[Work]:
+    def _works(uow: UnitOfWork, entries: list[ClaimedEntry]) -> list[Work]:
         out: list[Work] = []
-        uow.links.preload_links([r.link_id for r in rows])
+        links = uow.links.stored_links([e.link_id for e in entries])
         connections: dict[str, ConnectionRow] = {}
-        for row in rows:
-            link = uow.links.get_link_by_id(row.link_id)
-            connection = connections.get(row.connection_id) or uow.connections.get_connection(row.connection_id)
+        for entry in entries:
+            link = links.get(entry.link_id)
+            connection = connections.get(entry.connection_id) or uow.connections.get_connection(entry.connection_id)
             if link is None or connection is None:
                 continue
-            connections[row.connection_id] = connection
-            out.append(Work(row, link, connection))
+            connections[entry.connection_id] = connection
+            out.append(Work(entry, link, connection))
         return out

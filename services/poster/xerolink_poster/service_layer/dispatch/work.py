@@ -8,17 +8,19 @@ from typing import Any
 from xerolink.xero.v1 import objects_pb2 as xero_pb2
 
 from xerolink_poster.adapters import operations as deps
-from xerolink_poster.adapters.tables import ConnectionRow, LinkRow, OutboxRow
+from xerolink_poster.adapters.tables import ConnectionRow, LinkRow
 from xerolink_poster.domain.matters import LineTracking
 from xerolink_poster.domain.records import RecordRef
+from xerolink_poster.domain.stored_rows import ClaimedEntry, StoredLink
 
 
 @dataclass
 class Work:
     """One claimed entry and what the job learned about it."""
 
-    row: OutboxRow
-    link: LinkRow
+    # The entry and its link as the claim read them (values: the job never writes them back).
+    row: ClaimedEntry
+    link: StoredLink
     connection: ConnectionRow
     operation: xero_pb2.Operation | None = None
     resolved: dict[str, str] = field(default_factory=dict)
