@@ -75,8 +75,19 @@ class _Run:
 
 
 def _count(db: Database, attempts: int = 5) -> int:
-    """A call counted in the app's minute, as Gate.call's transaction does."""
+    """A call counted in the app's minute, with no lock time of its own."""
     return run_in_transaction(db, lambda uow: uow.leases.count_app_call(now_us(), MINUTE_US), attempts)
+
+
+def _count_before_a_call(db: Database) -> int:
+    """A call counted as Gate.call's transaction before it counts one: waiting for locks at most
+    the registry's call_lock_ms."""
+
+    def before(uow: UnitOfWork) -> int:
+        uow.leases.limit_lock_wait(db.call_lock_ms)
+        return uow.leases.count_app_call(now_us(), MINUTE_US)
+
+    return run_in_transaction(db, before)
 
 
 def _lock_waiters(probe: Engine) -> int:
@@ -135,17 +146,17 @@ def test_a_poster_frozen_inside_its_count_lets_go_of_the_app_minute_after_the_id
         other.dispose()
 
 
-def test_a_dispatcher_write_waiting_for_a_lock_lets_the_dispatchers_other_writes_pass(
+def test_the_count_before_a_call_waiting_for_a_lock_lets_the_dispatchers_other_writes_pass(
     postgres_url: str, probe: Engine
 ) -> None:
     """While a client holds the app-minute lock, this poster's dispatcher counts a call and waits
-    for it. Its lease renewal, another dispatcher write, goes through meanwhile: the waiting
-    write gives its turn back after lock_ms, and is tried again after the renewal."""
-    db = _opened(postgres_url, PostgresTimeouts(dispatcher_lock_ms=300))
+    for it. Its lease renewal, another dispatcher write, goes through meanwhile: the count gives
+    its turn back after call_lock_ms, and is tried again after the renewal."""
+    db = _opened(postgres_url, PostgresTimeouts(call_lock_ms=300))
     release = threading.Event()
     try:
         holder = _holding(probe, _APP_MINUTE_LOCK, release)
-        count = _Run(lambda: _count(db))
+        count = _Run(lambda: _count_before_a_call(db))
         wait_for(lambda: _lock_waiters(probe) == 1, timeout=10)
         renewal = _Run(lambda: run_in_transaction(db, lambda uow: uow.leases.acquire_lease("t1", "me", now_us(), US)))
         renewal.thread.join(5)
@@ -153,30 +164,36 @@ def test_a_dispatcher_write_waiting_for_a_lock_lets_the_dispatchers_other_writes
         release.set()
         holder.result()
         assert renewal.result() is not None
-        assert renewed_while_held, "the renewal waited behind the dispatcher write that waited for the lock"
+        assert renewed_while_held, "the renewal waited behind the count that waited for the lock"
         assert count.result() == 1, "the count went through once the lock was free"
     finally:
         release.set()
         db.dispose()
 
 
-def test_callers_writes_wait_for_locks_without_a_time_limit(postgres_url: str, probe: Engine) -> None:
-    """lock_ms is the dispatcher's: a caller's write (a Post) never fails for a lock held a while."""
-    db = _opened(postgres_url, PostgresTimeouts(dispatcher_lock_ms=100))
+@pytest.mark.parametrize("callers", [False, True], ids=["dispatcher", "caller"])
+def test_other_writes_wait_for_a_lock_as_long_as_it_is_held(postgres_url: str, probe: Engine, callers: bool) -> None:
+    """call_lock_ms is the count's before a call, for itself: any other write, a caller's (a Post)
+    or the dispatcher's (what Xero answered), waits for a lock as long as it is held, and is never
+    refused for it."""
+    db = _opened(postgres_url, PostgresTimeouts(call_lock_ms=100))
     release = threading.Event()
     try:
         holder = _holding(probe, _APP_MINUTE_LOCK, release)
 
-        def callers_count() -> int:
-            serve_callers_on_this_thread()
+        def count() -> int:
+            if callers:
+                serve_callers_on_this_thread()
             return _count(db, attempts=1)
 
-        count = _Run(callers_count)
+        counting = _Run(count)
         wait_for(lambda: _lock_waiters(probe) == 1, timeout=10)
-        time.sleep(0.5)  # five of the dispatcher's lock times
+        time.sleep(0.5)  # five of the call's lock times
+        waited = counting.thread.is_alive()
         release.set()
         holder.result()
-        assert count.result() == 1
+        assert counting.result() == 1
+        assert waited
     finally:
         release.set()
         db.dispose()
@@ -184,9 +201,9 @@ def test_callers_writes_wait_for_locks_without_a_time_limit(postgres_url: str, p
 
 def test_a_migration_waits_for_another_posters_migration_beyond_the_lock_time(postgres_url: str, probe: Engine) -> None:
     """Posters starting together migrate one at a time under the migration lock; a migration can
-    take longer than the dispatcher's lock time, and the second poster must wait for it, not fail
-    to start."""
-    db = open_database(postgres_url, PostgresTimeouts(dispatcher_lock_ms=100))
+    take longer than any lock time an operator sets for the poster's sessions (here in the URL),
+    and the second poster must wait for it, not fail to start."""
+    db = open_database(f"{postgres_url}?options=-c%20lock_timeout%3D100")
     release = threading.Event()
     try:
         holder = _holding(probe, _MIGRATION_LOCK, release)
@@ -209,7 +226,7 @@ def test_a_xero_call_waits_out_a_held_app_minute_without_counting_an_attempt(
     transaction is posted once the lock is free: the entry counts no attempt and shows no error,
     since no call was made."""
     emulator = emulator_factory()
-    app = poster_factory(settings(), postgres=PostgresTimeouts(dispatcher_lock_ms=100))
+    app = poster_factory(settings(), postgres=PostgresTimeouts(call_lock_ms=100))
     stub = stub_for(app)
     _, org = connect(stub, emulator)
     release = threading.Event()

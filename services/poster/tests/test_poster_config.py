@@ -7,7 +7,6 @@ import os
 from collections.abc import Mapping
 
 import pytest
-from xerolink_poster.adapters.database import PostgresTimeouts
 from xerolink_poster.entrypoints import config
 from xerolink_poster.entrypoints.config import PosterConfig
 
@@ -49,29 +48,13 @@ def test_the_poster_listens_on_loopback_unless_told_otherwise() -> None:
 
 def test_postgresql_timeouts_come_from_the_environment() -> None:
     defaults = load({}).postgres
-    assert (defaults.idle_in_transaction_ms, defaults.dispatcher_lock_ms) == (60_000, 2_000)
-    loaded = load({"XEROLINK_PG_IDLE_IN_TRANSACTION_MS": "15000", "XEROLINK_PG_LOCK_TIMEOUT_MS": "0"}).postgres
-    assert (loaded.idle_in_transaction_ms, loaded.dispatcher_lock_ms) == (15_000, 0)
-    with pytest.raises(SystemExit, match="XEROLINK_PG_LOCK_TIMEOUT_MS must be zero or more"):
-        load({"XEROLINK_PG_LOCK_TIMEOUT_MS": "-1"})
+    assert (defaults.idle_in_transaction_ms, defaults.call_lock_ms) == (60_000, 2_000)
+    loaded = load({"XEROLINK_PG_IDLE_IN_TRANSACTION_MS": "15000", "XEROLINK_PG_CALL_LOCK_TIMEOUT_MS": "0"}).postgres
+    assert (loaded.idle_in_transaction_ms, loaded.call_lock_ms) == (15_000, 0)
 
 
-def test_the_timeouts_go_to_every_session_after_the_options_the_url_gives() -> None:
-    """The dispatcher's pool gets both; the callers' pool no lock time (a Post waits for a lock);
-    an `options` of the URL (a search_path, say) is kept, not replaced."""
-    timeouts = PostgresTimeouts(idle_in_transaction_ms=1000, dispatcher_lock_ms=200)
-    url = "postgresql+psycopg://u@db/xerolink?options=-c%20search_path%3Dledger"
-    assert timeouts.connect_args(url, dispatcher=True) == {
-        "options": "-c search_path=ledger -c idle_in_transaction_session_timeout=1000 -c lock_timeout=200"
-    }
-    assert timeouts.connect_args("postgresql+psycopg://u@db/xerolink", dispatcher=False) == {
-        "options": "-c idle_in_transaction_session_timeout=1000"
-    }
-
-
-def test_a_timeout_of_zero_is_left_to_the_role_or_server() -> None:
-    """Behind a pooler that refuses startup options, both at 0 send none."""
-    assert PostgresTimeouts(0, 0).connect_args("postgresql+psycopg://u@db/xerolink", dispatcher=True) == {}
-    assert PostgresTimeouts(0, 500).connect_args("postgresql+psycopg://u@db/x", dispatcher=True) == {
-        "options": "-c lock_timeout=500"
-    }
+@pytest.mark.parametrize("value", ["-1", "0.5", "1e3", "inf", "nan", "2147483648", "2s"])
+def test_a_timeout_postgresql_cannot_take_is_refused_naming_its_variable(value: str) -> None:
+    for name in ("XEROLINK_PG_IDLE_IN_TRANSACTION_MS", "XEROLINK_PG_CALL_LOCK_TIMEOUT_MS"):
+        with pytest.raises(SystemExit, match=f"{name}=.* must be a whole number of milliseconds"):
+            load({name: value})

@@ -117,6 +117,9 @@ class FakeLeaseRepository:
     def release_lease(self, tenant_id: str, holder: str) -> None:
         _unused("release_lease")
 
+    def limit_lock_wait(self, ms: int) -> None:
+        _unused("limit_lock_wait (rate limits)")
+
     def record_call(self, tenant_id: str, holder: str, now_us: int, ttl_us: int, minute_us: int, day_us: int) -> bool:
         _unused("record_call (rate limits)")
 

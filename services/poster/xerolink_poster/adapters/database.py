@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, make_url
-from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlchemyError
 from sqlmodel import Session
 
 from xerolink_poster.adapters.write_turns import WriteTurns, serving_callers
@@ -35,43 +35,68 @@ def now_us() -> int:
     return time.time_ns() // 1000
 
 
+# The largest value PostgreSQL takes for a timeout in milliseconds (an int4 setting).
+MAX_TIMEOUT_MS = 2_147_483_647
+
+
 @dataclass(frozen=True)
 class PostgresTimeouts:
-    """How long a poster's PostgreSQL sessions wait (0: as the role or server says, by default
-    without a limit; PostgreSQL's documentation, "Client Connection Defaults",
-    idle_in_transaction_session_timeout and lock_timeout).
+    """How long a poster's PostgreSQL sessions wait (PostgreSQL's documentation, "Client
+    Connection Defaults": idle_in_transaction_session_timeout and lock_timeout; 0: the poster sets
+    none, and the role's or server's setting applies, by default no limit).
 
     Every poster counts each Xero call in the app's minute under one advisory lock. A poster
     frozen inside that transaction (a paused VM, a network lost with the socket still open) kept
     the lock, and the whole fleet's calls waited, until TCP gave up on it: hours by default. A
-    poster's transactions last milliseconds; PostgreSQL ends a session left idle inside one for
-    longer than `idle_in_transaction_ms`, and with it the transaction and its locks.
+    poster's transactions last milliseconds; PostgreSQL ends a session of it left idle inside one
+    for longer than `idle_in_transaction_ms`, and with it the transaction and its locks.
 
-    A dispatcher write that waits for a lock holds the dispatcher's turn (write_turns.py), so
-    its other writes, lease renewals among them, waited with it. After `dispatcher_lock_ms` it
-    rolls back and `run_in_transaction` tries it again, the others having passed in between.
-    Callers' writes wait without a limit: a Post is never refused for a lock held a while."""
+    The transaction before each Xero call (the lease checked, the call counted) waits at most
+    `call_lock_ms` for a lock, then rolls back and is tried again (Gate.call). It holds the
+    dispatcher's turn (write_turns.py), so the dispatcher's other writes, lease renewals among
+    them, waited with it until the frozen poster's session ended. Only that transaction: one
+    that writes what Xero answered must wait, whatever holds the lock, or the answer is lost."""
 
     idle_in_transaction_ms: int = 60_000
-    dispatcher_lock_ms: int = 2_000
+    call_lock_ms: int = 2_000
 
-    def connect_args(self, url: str, dispatcher: bool) -> dict[str, str]:
-        """The libpq `options` that set them for every session of a pool, after any the URL
-        gives. A timeout of 0 is not sent: the role's or the server's setting applies (a pooler
-        such as PgBouncer refuses startup options it does not know)."""
-        given = make_url(url).query.get("options")
-        settings = [given] if isinstance(given, str) else list(given or ())
-        if self.idle_in_transaction_ms:
-            settings.append(f"-c idle_in_transaction_session_timeout={self.idle_in_transaction_ms}")
-        if dispatcher and self.dispatcher_lock_ms:
-            settings.append(f"-c lock_timeout={self.dispatcher_lock_ms}")
-        return {"options": " ".join(settings)} if settings else {}
+    def __post_init__(self) -> None:
+        for name in ("idle_in_transaction_ms", "call_lock_ms"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or not 0 <= value <= MAX_TIMEOUT_MS:
+                raise ValueError(f"{name} must be a whole number of milliseconds from 0 to {MAX_TIMEOUT_MS}")
+
+
+def _set_session_timeouts(engine: Engine, timeouts: PostgresTimeouts) -> None:
+    """Sets the idle timeout on each new session with set_config, as a statement: startup
+    options would replace those of PGOPTIONS or a service file, which libpq reads only when the
+    connection gives none (and PgBouncer refuses startup options it does not know)."""
+    if not timeouts.idle_in_transaction_ms:
+        return
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: Any, _record: Any) -> None:
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT set_config('idle_in_transaction_session_timeout', %s, false)",
+                (str(timeouts.idle_in_transaction_ms),),
+            )
+        dbapi_connection.commit()  # psycopg opened a transaction for the statement; the setting stays
 
 
 def lock_wait_ended(exc: BaseException) -> bool:
     """Whether a transaction rolled back because it waited for a lock longer than lock_timeout
     (SQLSTATE 55P03, lock_not_available: PostgreSQL's documentation, "PostgreSQL Error Codes")."""
     return isinstance(exc, OperationalError) and getattr(exc.orig, "sqlstate", None) == "55P03"
+
+
+def retryable(exc: BaseException) -> bool:
+    """Whether the transaction that raised `exc` rolled back, so that running it again on a fresh
+    one is safe: a lost race (CONFLICTS), or a session PostgreSQL ended while it idled inside the
+    transaction (SQLSTATE 25P03, idle_in_transaction_session_timeout), which never committed."""
+    if isinstance(exc, CONFLICTS):
+        return True
+    return isinstance(exc, DBAPIError) and getattr(exc.orig, "sqlstate", None) == "25P03"
 
 
 @dataclass
@@ -85,6 +110,8 @@ class Database:
     # PostgreSQL: the engines of threads that answer callers, on a pool of their own.
     callers_write: Engine | None = None
     callers_read: Engine | None = None
+    # PostgreSQL: how long the transaction before a Xero call waits for a lock (PostgresTimeouts).
+    call_lock_ms: int = 0
 
     @property
     def is_sqlite(self) -> bool:
@@ -143,25 +170,17 @@ def open_database(url: str, timeouts: PostgresTimeouts | None = None) -> Databas
         _switch_to_wal(url)
         return Database(url, _sqlite_engine(url, immediate=True), _sqlite_engine(url, immediate=False), WriteTurns())
     timeouts = timeouts or PostgresTimeouts()
-    engine = create_engine(
-        url,
-        pool_size=10,
-        max_overflow=20,
-        pool_pre_ping=True,
-        connect_args=timeouts.connect_args(url, dispatcher=True),
-    )
+    engine = create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
     # While the dispatcher drains, its threads hold every connection of the shared pool: a Post
     # waited behind them for one (seconds). Callers' threads (at most the servers' workers) have
     # a pool of their own.
-    callers = create_engine(
-        url,
-        pool_size=2,
-        max_overflow=8,
-        pool_pre_ping=True,
-        connect_args=timeouts.connect_args(url, dispatcher=False),
-    )
+    callers = create_engine(url, pool_size=2, max_overflow=8, pool_pre_ping=True)
+    for pool in (engine, callers):
+        _set_session_timeouts(pool, timeouts)
     turns = WriteTurns(callers_wait=False)
-    return Database(url, engine, _snapshot_reads(engine), turns, callers, _snapshot_reads(callers))
+    return Database(
+        url, engine, _snapshot_reads(engine), turns, callers, _snapshot_reads(callers), timeouts.call_lock_ms
+    )
 
 
 def _snapshot_reads(engine: Engine) -> Engine:

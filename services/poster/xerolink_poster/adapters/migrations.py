@@ -81,8 +81,8 @@ def migrate(db: Database, target: str = "head") -> str:
     returns it. Running it again changes nothing."""
     with db.write.begin() as conn:
         if not db.is_sqlite:
-            # Without the dispatcher's lock time (PostgresTimeouts): another poster's migration,
-            # or a DDL lock behind running transactions, may take longer, and the start waits.
+            # Whatever lock time the URL or the role sets: another poster's migration, or a DDL
+            # lock behind running transactions, may take longer, and the start waits for it.
             conn.execute(text("SET LOCAL lock_timeout = 0"))
             conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK})
         config = alembic_config(conn)

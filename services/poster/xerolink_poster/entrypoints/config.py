@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from xerolink_common.listening import on_loopback
 
-from xerolink_poster.adapters.database import PostgresTimeouts
+from xerolink_poster.adapters.database import MAX_TIMEOUT_MS, PostgresTimeouts
 from xerolink_poster.adapters.token_vault import TokenKeyError, TokenVault
 from xerolink_poster.adapters.xero_identity import XeroApps
 from xerolink_poster.domain.rate_limits import Limits
@@ -41,7 +41,7 @@ class PosterConfig:
     # Xero's webhooks (XEROLINK_WEBHOOK_*) and the If-Modified-Since poller (XEROLINK_POLL_*).
     webhooks: WebhookSettings = field(default_factory=WebhookSettings)
     polling: PollSettings = field(default_factory=PollSettings)
-    # How long PostgreSQL sessions wait (XEROLINK_PG_IDLE_IN_TRANSACTION_MS, XEROLINK_PG_LOCK_TIMEOUT_MS).
+    # How long PostgreSQL sessions wait (XEROLINK_PG_IDLE_IN_TRANSACTION_MS, XEROLINK_PG_CALL_LOCK_TIMEOUT_MS).
     postgres: PostgresTimeouts = field(default_factory=PostgresTimeouts)
 
 
@@ -60,6 +60,16 @@ def _float(env: Mapping[str, str], name: str, default: float, zero_allowed: bool
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
     return int(_float(env, name, default))
+
+
+def _milliseconds(env: Mapping[str, str], name: str, default: int) -> int:
+    """A PostgreSQL timeout: a whole number of milliseconds PostgreSQL takes (0: not set)."""
+    value = env.get(name, "").strip()
+    if not value:
+        return default
+    if not value.isdigit() or int(value) > MAX_TIMEOUT_MS:
+        raise SystemExit(f"{name}={value!r} must be a whole number of milliseconds from 0 to {MAX_TIMEOUT_MS}")
+    return int(value)
 
 
 def load(env: Mapping[str, str] | None = None) -> PosterConfig:
@@ -109,8 +119,8 @@ def load(env: Mapping[str, str] | None = None) -> PosterConfig:
         webhooks=load_webhooks(env),
         polling=load_polling(env),
         postgres=PostgresTimeouts(
-            idle_in_transaction_ms=int(_float(env, "XEROLINK_PG_IDLE_IN_TRANSACTION_MS", 60_000, zero_allowed=True)),
-            dispatcher_lock_ms=int(_float(env, "XEROLINK_PG_LOCK_TIMEOUT_MS", 2_000, zero_allowed=True)),
+            idle_in_transaction_ms=_milliseconds(env, "XEROLINK_PG_IDLE_IN_TRANSACTION_MS", 60_000),
+            call_lock_ms=_milliseconds(env, "XEROLINK_PG_CALL_LOCK_TIMEOUT_MS", 2_000),
         ),
     )
 

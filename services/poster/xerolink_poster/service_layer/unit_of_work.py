@@ -15,7 +15,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import TypeVar
 
-from xerolink_poster.adapters.database import CONFLICTS, Database
+from xerolink_poster.adapters.database import Database, retryable
 from xerolink_poster.adapters.repositories.sql import SqlRepositories
 from xerolink_poster.service_layer.ports import (
     BackfillRepository,
@@ -119,16 +119,17 @@ class UnitOfWork:
 
 
 def run_in_transaction(db: Database, work: Callable[[UnitOfWork], T], attempts: int = 5) -> T:
-    """Runs `work` in a write unit and commits; retries on a lost unique-key race or a
-    serialisation failure, which leave nothing behind (the transaction rolled back)."""
+    """Runs `work` in a write unit and commits; retries on a lost unique-key race, a
+    serialisation failure or a session PostgreSQL ended as it idled in the transaction, which
+    leave nothing behind (the transaction rolled back)."""
     for attempt in range(1, attempts + 1):
         try:
             with UnitOfWork(db) as uow:
                 result = work(uow)
                 uow.commit()
                 return result
-        except CONFLICTS as exc:
-            if attempt == attempts:
+        except Exception as exc:
+            if attempt == attempts or not retryable(exc):
                 raise
             log.debug("transaction conflict (%s), retrying", type(exc).__name__)
             time.sleep(random.uniform(0.001, 0.01) * attempt)

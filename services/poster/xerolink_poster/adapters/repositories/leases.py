@@ -69,6 +69,13 @@ class SqlLeaseRepository:
             .values(expires_us=0)
         )
 
+    def limit_lock_wait(self, ms: int) -> None:
+        """For the rest of this transaction, a lock is waited for at most `ms` (PostgreSQL's
+        lock_timeout; 0 changes nothing), then the transaction fails with 55P03
+        (database.lock_wait_ended). SQLite's one writer is waited for as its busy timeout says."""
+        if ms and not self._is_sqlite:
+            self._session.execute(text("SELECT set_config('lock_timeout', :ms, true)"), {"ms": str(ms)})
+
     def record_call(self, tenant_id: str, holder: str, now_us: int, ttl_us: int, minute_us: int, day_us: int) -> bool:
         """Before each Xero call: checks the lease is still ours (renewing it) and logs the call in
         the lease row, so whoever holds the tenant next knows this call happened. False: the

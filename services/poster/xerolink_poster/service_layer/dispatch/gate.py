@@ -10,7 +10,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from xerolink_poster.adapters.database import lock_wait_ended, now_us
+from xerolink_poster.adapters.database import DatabaseError, lock_wait_ended, now_us
 from xerolink_poster.adapters.tables import ConnectionRow
 from xerolink_poster.adapters.xero_client import Credentials, Uncertain, XeroAnswer
 from xerolink_poster.adapters.xero_json import dumps
@@ -101,7 +101,13 @@ class Gate:
         answered_us = now_us()
         if app_bucket_of(counted_us, minute_us) == app_bucket_of(answered_us, minute_us):
             return
-        run_in_transaction(self.d.db, lambda uow: uow.leases.move_app_call(counted_us, answered_us, minute_us))
+        try:
+            run_in_transaction(self.d.db, lambda uow: uow.leases.move_app_call(counted_us, answered_us, minute_us))
+        except DatabaseError:
+            # The call was made and answered: its answer matters more than where it is counted.
+            # Left in its first bucket, it leaves the window up to a bucket early (a sixtieth of
+            # the minute), and Xero's own headers still bound the calls.
+            log.warning("could not move a call's count to when it was answered", exc_info=True)
 
     def call(
         self,
@@ -128,6 +134,9 @@ class Gate:
         counted_at: list[int] = []
 
         def before(uow: UnitOfWork) -> bool:
+            # A poster frozen inside its count holds the app-minute lock (until PostgreSQL ends
+            # its session); waiting for it here would hold the dispatcher's turn as long.
+            uow.leases.limit_lock_wait(self.d.db.call_lock_ms)
             now = now_us()
             counted_at[:] = [now]
             ok = uow.leases.record_call(
@@ -159,11 +168,16 @@ class Gate:
             except Exception as exc:
                 if lock_wait_ended(exc):
                     # Every try of the transaction waited its lock time for a lock held elsewhere
-                    # (another poster's count, stalled): nothing was counted or called, so it
+                    # (another poster frozen in its count): nothing was counted or called, so it
                     # is no failed attempt of the work. Wait for it as for a full app minute.
-                    log.warning("the app-minute count waited for a lock held elsewhere; waiting on")
+                    log.warning(
+                        "the count before a Xero call waited for a lock held elsewhere; waiting on",
+                        extra={"tenant_id": self.tenant_id},
+                    )
                     with self.lock:
                         self.budget.cancel()
+                    if self.handing_back:
+                        raise HandingBack(self.tenant_id) from exc  # its work goes back to the queue
                     time.sleep(self.settings.limits.minute_seconds / 60)
                     continue
                 with self.lock:
@@ -183,9 +197,9 @@ class Gate:
                 self.budget.release(time.time())
             self._recount(counted_at[0], minute_us)
             raise
-        self._recount(counted_at[0], minute_us)
         with self.lock:
             self.budget.release(time.time(), answer.rate, answer.elapsed)
+        self._recount(counted_at[0], minute_us)
         record_call(method, path, answer.status, answer.elapsed)
         if self.d.metrics is not None:
             self.d.metrics.headroom(self.tenant_id, answer.rate)
@@ -210,4 +224,9 @@ class Gate:
         with self.lock:
             until = self.budget.blocked_until
         if until > time.time():
-            run_in_transaction(self.d.db, lambda uow: uow.leases.block_tenant(self.tenant_id, int(until * US)))
+            try:
+                run_in_transaction(self.d.db, lambda uow: uow.leases.block_tenant(self.tenant_id, int(until * US)))
+            except DatabaseError:
+                # This poster's budget keeps the wait; only a poster taking the tenant over now
+                # would not know it, and Xero refuses it again, with Retry-After.
+                log.warning("could not store Xero's Retry-After", exc_info=True, extra={"tenant_id": self.tenant_id})
