@@ -15,6 +15,7 @@ from xerolink_poster.adapters.tables import (
     TrackingCategoryLinkRow,
 )
 from xerolink_poster.domain.routing import HeldConnection
+from xerolink_poster.domain.stored_rows import HeldLease
 
 from tests.unit.fakes.registry import Registry
 
@@ -108,7 +109,7 @@ class FakeLeaseRepository:
     def get_lease(self, tenant_id: str) -> TenantLeaseRow | None:
         _unused("get_lease (the dispatcher's tenant lease)")
 
-    def acquire_lease(self, tenant_id: str, holder: str, now_us: int, ttl_us: int) -> TenantLeaseRow | None:
+    def acquire_lease(self, tenant_id: str, holder: str, now_us: int, ttl_us: int) -> HeldLease | None:
         _unused("acquire_lease")
 
     def held_by_others(self, tenant_ids: Sequence[str], holder: str, now_us: int) -> set[str]:

@@ -1,5 +1,5 @@
-"""Outbox entries and links as stored, read as plain values: what the dispatcher's claims take
-and what applying a call's answers reads of them. The answers are applied while SQLite's one
+"""Outbox entries, links and leases as stored, read as plain values: what the dispatcher's
+claims and leases take and what applying a call's answers reads of them. The answers are applied while SQLite's one
 writer is held, and loading each row as an ORM object (then expiring it after the bulk UPDATEs)
 cost more than the SQL; a claim's ORM objects were only ever read."""
 
@@ -48,3 +48,18 @@ class ClaimedEntry:
     # What the look-up after an uncertain call needs that Xero cannot carry.
     lookup_hint: str
     trace_context: str
+
+
+@dataclass(frozen=True, slots=True)
+class HeldLease:
+    """A tenant's lease as a poster took or renewed it: what a new worker resumes from (the calls
+    recorded under it and Xero's Retry-After)."""
+
+    tenant_id: str
+    holder: str
+    expires_us: int
+    # JSON list of wall-clock seconds of the calls in the last (scaled) minute.
+    minute_log: str
+    day_calls: int
+    day_started_us: int
+    blocked_until_us: int

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import fields
 from typing import Any
 
 from sqlalchemy import bindparam, delete, func, or_, text, update
@@ -15,6 +16,7 @@ from sqlmodel import Session, col, select
 
 from xerolink_poster.adapters.tables import AppCallBucketRow, TenantLeaseRow
 from xerolink_poster.domain.rate_limits import app_bucket_of, app_bucket_size
+from xerolink_poster.domain.stored_rows import HeldLease
 
 
 class SqlLeaseRepository:
@@ -25,29 +27,24 @@ class SqlLeaseRepository:
     def get_lease(self, tenant_id: str) -> TenantLeaseRow | None:
         return self._session.get(TenantLeaseRow, tenant_id)
 
-    def acquire_lease(self, tenant_id: str, holder: str, now_us: int, ttl_us: int) -> TenantLeaseRow | None:
-        """Takes or renews the tenant's lease when it is free, expired or already ours."""
-        dialect = sqlite if self._is_sqlite else postgresql
-        table = TenantLeaseRow.__table__  # type: ignore[attr-defined]
-        stmt = dialect.insert(table).values(
-            tenant_id=tenant_id,
-            holder=holder,
-            expires_us=now_us + ttl_us,
-            minute_log="[]",
-            day_calls=0,
-            day_started_us=now_us,
-            blocked_until_us=0,
-        )
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[table.c.tenant_id],
-            set_={"holder": holder, "expires_us": now_us + ttl_us},
-            where=or_(table.c.expires_us < now_us, table.c.holder == holder),
-        ).returning(table.c.holder)
-        got = self._session.execute(stmt).scalar_one_or_none()
-        if got != holder:
+    def acquire_lease(self, tenant_id: str, holder: str, now_us: int, ttl_us: int) -> HeldLease | None:
+        """Takes or renews the tenant's lease when it is free, expired or already ours: one
+        statement, returning the lease as a value (None: another poster holds it)."""
+        got = self._session.execute(
+            _TAKE_LEASE_SQLITE if self._is_sqlite else _TAKE_LEASE_POSTGRES,
+            {"tenant": tenant_id, "taker": holder, "now_us": now_us, "until_us": now_us + ttl_us},
+        ).first()
+        if got is None:
             return None
-        self._session.expire_all()
-        return self._session.get(TenantLeaseRow, tenant_id)
+        self._expire_held(tenant_id)
+        return HeldLease(*got)
+
+    def _expire_held(self, tenant_id: str) -> None:
+        """The session's copy of the lease row, if a caller read one in this unit, is stale after a
+        Core statement changed the row."""
+        held = self._session.identity_map.get(identity_key(TenantLeaseRow, tenant_id))
+        if held is not None:
+            self._session.expire(held)
 
     def held_by_others(self, tenant_ids: Sequence[str], holder: str, now_us: int) -> set[str]:
         """Which of these tenants another poster holds a live lease on."""
@@ -63,11 +60,8 @@ class SqlLeaseRepository:
         return set(held)
 
     def release_lease(self, tenant_id: str, holder: str) -> None:
-        self._session.execute(
-            update(TenantLeaseRow)
-            .where(col(TenantLeaseRow.tenant_id) == tenant_id, col(TenantLeaseRow.holder) == holder)
-            .values(expires_us=0)
-        )
+        self._session.execute(_RELEASE_LEASE, {"tenant": tenant_id, "giver": holder})
+        self._expire_held(tenant_id)
 
     def limit_lock_wait(self, ms: int) -> None:
         """For the rest of this transaction, a lock is waited for at most `ms` (PostgreSQL's
@@ -101,10 +95,7 @@ class SqlLeaseRepository:
                 "expires_us": now_us + ttl_us,
             },
         )
-        # The session's copy of the row, if a caller read one in this unit, is stale now.
-        held = self._session.identity_map.get(identity_key(TenantLeaseRow, tenant_id))
-        if held is not None:
-            self._session.expire(held)
+        self._expire_held(tenant_id)
         return True
 
     def block_tenant(self, tenant_id: str, until_us: int) -> None:
@@ -130,8 +121,7 @@ class SqlLeaseRepository:
         self._add_app_calls(now_us, window_us, 1)
         # The oldest bucket counts whole, though part of it has left the window: never fewer.
         since = now_us - window_us - app_bucket_size(window_us)
-        table = AppCallBucketRow.__table__  # type: ignore[attr-defined]
-        total = self._session.execute(select(func.sum(table.c.calls)).where(table.c.bucket_us > since)).scalar()
+        total = self._session.execute(_APP_CALLS_SINCE, {"since": since}).scalar()
         return int(total or 0)
 
     def move_app_call(self, counted_us: int, answered_us: int, window_us: int) -> None:
@@ -142,12 +132,9 @@ class SqlLeaseRepository:
             self._add_app_calls(answered_us, window_us, 1)
 
     def _add_app_calls(self, at_us: int, window_us: int, calls: int) -> None:
-        table = AppCallBucketRow.__table__  # type: ignore[attr-defined]
-        dialect = sqlite if self._is_sqlite else postgresql
         self._session.execute(
-            dialect.insert(table)
-            .values(bucket_us=app_bucket_of(at_us, window_us), calls=calls)
-            .on_conflict_do_update(index_elements=[table.c.bucket_us], set_={"calls": table.c.calls + calls})
+            _ADD_APP_CALLS_SQLITE if self._is_sqlite else _ADD_APP_CALLS_POSTGRES,
+            {"bucket": app_bucket_of(at_us, window_us), "added": calls},
         )
 
     def purge_app_calls(self, before_us: int) -> None:
@@ -155,7 +142,46 @@ class SqlLeaseRepository:
         self._session.execute(delete(table).where(table.c.bucket_us < before_us))
 
 
+# The statements every Xero call or lease runs, built once as Core statements: building one and
+# its cache key each time, through the ORM, cost more than running it.
 _LEASES: Any = TenantLeaseRow.__table__  # type: ignore[attr-defined]
+_BUCKETS: Any = AppCallBucketRow.__table__  # type: ignore[attr-defined]
+
+
+def _take_lease(dialect: Any) -> Any:
+    """INSERT the lease, or take it over when it is free, expired or already the holder's,
+    returning it (nothing when another poster holds it)."""
+    statement = dialect.insert(_LEASES).values(
+        tenant_id=bindparam("tenant"),
+        holder=bindparam("taker"),
+        expires_us=bindparam("until_us"),
+        minute_log="[]",
+        day_calls=0,
+        day_started_us=bindparam("now_us"),
+        blocked_until_us=0,
+    )
+    return statement.on_conflict_do_update(
+        index_elements=[_LEASES.c.tenant_id],
+        set_={"holder": statement.excluded.holder, "expires_us": statement.excluded.expires_us},
+        where=or_(_LEASES.c.expires_us < bindparam("now_us"), _LEASES.c.holder == statement.excluded.holder),
+    ).returning(*(_LEASES.c[f.name] for f in fields(HeldLease)))
+
+
+def _add_calls(dialect: Any) -> Any:
+    statement = dialect.insert(_BUCKETS).values(bucket_us=bindparam("bucket"), calls=bindparam("added"))
+    return statement.on_conflict_do_update(
+        index_elements=[_BUCKETS.c.bucket_us], set_={"calls": _BUCKETS.c.calls + statement.excluded.calls}
+    )
+
+
+_TAKE_LEASE_SQLITE, _TAKE_LEASE_POSTGRES = _take_lease(sqlite), _take_lease(postgresql)
+_RELEASE_LEASE = (
+    update(_LEASES)
+    .where(_LEASES.c.tenant_id == bindparam("tenant"), _LEASES.c.holder == bindparam("giver"))
+    .values(expires_us=0)
+)
+_ADD_APP_CALLS_SQLITE, _ADD_APP_CALLS_POSTGRES = _add_calls(sqlite), _add_calls(postgresql)
+_APP_CALLS_SINCE = core_select(func.sum(_BUCKETS.c.calls)).where(_BUCKETS.c.bucket_us > bindparam("since"))
 _LEASE_FOR_CALL = core_select(
     _LEASES.c.holder, _LEASES.c.expires_us, _LEASES.c.minute_log, _LEASES.c.day_started_us, _LEASES.c.day_calls
 ).where(_LEASES.c.tenant_id == bindparam("tenant_id"))

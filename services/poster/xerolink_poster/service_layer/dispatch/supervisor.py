@@ -10,12 +10,12 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from functools import partial
 
 from xerolink_poster.adapters.database import Database, now_us
 from xerolink_poster.adapters.xero_client import XeroClient
 from xerolink_poster.domain.rate_limits import SlidingWindow
+from xerolink_poster.domain.stored_rows import HeldLease
 from xerolink_poster.service_layer import drift_holds, outcomes
 from xerolink_poster.service_layer.connection_lifecycle import ConnectionKeeper
 from xerolink_poster.service_layer.dispatch.gate import LeaseLost
@@ -27,17 +27,6 @@ from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transa
 
 log = logging.getLogger(__name__)
 US = 1_000_000
-
-
-@dataclass(frozen=True)
-class LeaseFacts:
-    """What a new worker resumes from its tenant's lease: the calls it recorded and Retry-After."""
-
-    tenant_id: str
-    minute_log: str
-    day_calls: int
-    day_started_us: int
-    blocked_until_us: int
 
 
 class Dispatcher:
@@ -158,7 +147,7 @@ class Dispatcher:
         lease = run_in_transaction(self.db, partial(self._acquire, tenant))
         return None if lease is None else self._launch(tenant, lease, lent=True)
 
-    def _launch(self, tenant: str, lease: LeaseFacts, lent: bool = False) -> TenantWorker:
+    def _launch(self, tenant: str, lease: HeldLease, lent: bool = False) -> TenantWorker:
         log.info("serving tenant %s", tenant, extra={"tenant_id": tenant})
         history = [t + self.settings.http_timeout for t in _json_list(lease.minute_log)]
         day = (lease.day_calls, lease.day_started_us / US)
@@ -206,17 +195,15 @@ class Dispatcher:
         finally:
             worker.give_back()
 
-    def _acquire(self, tenant: str, uow: UnitOfWork) -> LeaseFacts | None:
+    def _acquire(self, tenant: str, uow: UnitOfWork) -> HeldLease | None:
         """The tenant's lease, taken; None when another poster holds it. No worker of this process
         runs the tenant (a closing one is still alive, and is never replaced), and no other poster
         may: claims left on its entries belong to a dead or deposed claimer, and are voided."""
         lease = uow.leases.acquire_lease(tenant, self.holder, now_us(), int(self.settings.lease_ttl * US))
         if lease is None:
             return None
-        # Read now: the next tenant's acquire in this transaction expires the session's rows.
-        facts = LeaseFacts(tenant, lease.minute_log, lease.day_calls, lease.day_started_us, lease.blocked_until_us)
         uow.outbox.release_claims(tenant)
-        return facts
+        return lease
 
     def _alive(self) -> list[TenantWorker]:
         return [w for w in self._workers.values() if w.is_alive()]
