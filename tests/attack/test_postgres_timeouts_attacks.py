@@ -21,7 +21,6 @@ from typing import Any
 import grpc
 import pytest
 from sqlalchemy import Engine, create_engine, text
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
 from sqlmodel import select
 from xero_emulator.faults import FaultRule
@@ -37,7 +36,7 @@ from xerolink_poster.adapters.token_vault import TokenVault
 from xerolink_poster.adapters.write_turns import serve_callers_on_this_thread, serving_callers
 from xerolink_poster.adapters.xero_client import Credentials, XeroAnswer, XeroClient
 from xerolink_poster.adapters.xero_identity import TokenGrant, XeroApp, XeroApps, XeroIdentity
-from xerolink_poster.domain.rate_limits import Limits, RateHeaders, SlidingWindow
+from xerolink_poster.domain.rate_limits import AppCallMoves, Limits, RateHeaders, SlidingWindow
 from xerolink_poster.entrypoints import config
 from xerolink_poster.service_layer import connections
 from xerolink_poster.service_layer.connection_lifecycle import ConnectionKeeper
@@ -139,6 +138,7 @@ class _Shared:
         self.metrics: PosterMetrics | None = None
         self.keeper: ConnectionKeeper | None = None
         self.app_window = SlidingWindow(limits.app_per_minute, limits.minute_seconds)
+        self.app_moves = AppCallMoves()
         self.calls_made = 0
         self.calls_refused = 0
         self.stop = False
@@ -241,36 +241,40 @@ def test_a_xero_answer_is_not_lost_when_moving_its_count_waits_out_the_lock_time
 
 
 @pytest.mark.postgres
-def test_a_count_move_that_fails_gives_back_the_tenants_budget_and_keeps_the_answer(
+def test_moves_taken_by_a_count_that_fails_are_written_by_the_next_and_the_budget_given_back(
     registry: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Whatever the move of the count does, the call has ended: its place in the tenant's
-    concurrency and in the process's app window must be given back, and Xero's answer returned.
-    Found failing: Gate.call released the budget only after _recount returned, so a move that
-    raised (here the registry refusing it; first seen as a lock time waited out) kept the place
-    for good (with Xero's concurrency of them the tenant's worker waited for budget for ever,
-    holding the tenant's lease), and the answer of a call Xero made was lost to the job."""
+    """A call answered in a later app-minute bucket than it was counted in has its count moved by
+    the next call's count (AppCallMoves). Found failing before the moves were gathered: Gate.call
+    gave the tenant's budget back only after moving the count in a transaction of its own, so a
+    move that raised kept the budget for good and lost the answer of a call Xero made. Now a
+    count that fails puts its moves back, gives the budget back, and the next count writes them:
+    every call made is counted once, in its answer's bucket."""
+    real = SqlLeaseRepository.add_app_calls
+    refusals: list[dict[int, int]] = []
 
-    def refused(self: SqlLeaseRepository, counted_us: int, answered_us: int, window_us: int) -> None:
-        raise OperationalError("UPDATE app_call_bucket", {}, Exception("the registry went away"))
+    def refused_once(self: SqlLeaseRepository, deltas: Any) -> None:
+        if deltas and not refusals:
+            refusals.append(dict(deltas))
+            raise RuntimeError("the registry refused the write")
+        real(self, deltas)
 
-    monkeypatch.setattr(SqlLeaseRepository, "move_app_call", refused)
+    monkeypatch.setattr(SqlLeaseRepository, "add_app_calls", refused_once)
     xero = _SlowXero(lambda: None, slow_for=0.25)
     gate, shared = _gate_on(registry, xero)
     try:
-        first = _Run(lambda: gate.call(CREDS, "PUT", "Invoices", body={"Invoices": [{"Reference": "r1"}]}))
-        answer = first.result(timeout=20)
-        second = _Run(lambda: gate.call(CREDS, "GET", "Invoices/inv-1"))
-        second.thread.join(5)
-        next_call_made = not second.thread.is_alive() and second.error is None
+        answer = gate.call(CREDS, "PUT", "Invoices", body={"Invoices": [{"Reference": "r1"}]})
+        with pytest.raises(RuntimeError):
+            gate.call(CREDS, "GET", "Invoices/inv-1")  # its count fails: no call made
+        gate.call(CREDS, "GET", "Invoices/inv-1")
         in_progress, app_in_flight = gate.budget.in_progress, shared.app_window.in_flight
     finally:
-        shared.stop = True  # a call still waiting for budget gives up (LeaseLost)
+        shared.stop = True
+    with registry.session(write=False) as session:
+        counted = session.execute(text("SELECT coalesce(sum(calls), 0) FROM app_call_bucket")).scalar_one()
     assert answer.status == 200 and xero.calls == 2
-    assert next_call_made, (
-        f"the tenant's next call still waits for budget 5 s after the first ended; "
-        f"in progress {in_progress}, the app window's calls in flight {app_in_flight}"
-    )
+    assert refusals and sum(refusals[0].values()) == 0, "the first call's move was not taken"
+    assert counted == 2, "every call made counted once"
     assert (in_progress, app_in_flight) == (0, 0)
 
 

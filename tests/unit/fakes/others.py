@@ -130,8 +130,8 @@ class FakeLeaseRepository:
     def count_app_call(self, now_us: int, window_us: int) -> int:
         _unused("count_app_call")
 
-    def move_app_call(self, counted_us: int, answered_us: int, window_us: int) -> None:
-        _unused("move_app_call")
+    def add_app_calls(self, deltas: Mapping[int, int]) -> None:
+        _unused("add_app_calls")
 
     def purge_app_calls(self, before_us: int) -> None:
         _unused("purge_app_calls")

@@ -9,6 +9,7 @@ Times are wall-clock seconds (the log survives a lease moving to another process
 
 from __future__ import annotations
 
+import threading
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -188,3 +189,36 @@ def app_bucket_size(window_us: int) -> int:
 def app_bucket_of(at_us: int, window_us: int) -> int:
     """The start of the bucket the app's shared minute counts a call at `at_us` in."""
     return at_us - at_us % app_bucket_size(window_us)
+
+
+class AppCallMoves:
+    """Calls to move in the app's shared minute from the bucket they were counted in (as they
+    were reserved) to the bucket of their answer, which Xero counted them by. Gathered here and
+    written by the next transaction that counts a call, or by the dispatcher's loop, instead of a
+    transaction of their own each: most calls are answered in a later bucket than their count.
+    Until written, a call stays in its earlier bucket, which leaves the window a minute later."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._deltas: dict[int, int] = {}
+
+    def add(self, counted_us: int, answered_us: int, window_us: int) -> None:
+        source, target = app_bucket_of(counted_us, window_us), app_bucket_of(answered_us, window_us)
+        if source == target:
+            return
+        with self._lock:
+            self._deltas[source] = self._deltas.get(source, 0) - 1
+            self._deltas[target] = self._deltas.get(target, 0) + 1
+
+    def take(self) -> dict[int, int]:
+        """The calls to add to each bucket (negative: to take away), now owed by the caller: it
+        writes them, or puts them back."""
+        with self._lock:
+            taken = {bucket: calls for bucket, calls in self._deltas.items() if calls}
+            self._deltas = {}
+        return taken
+
+    def put_back(self, deltas: dict[int, int]) -> None:
+        with self._lock:
+            for bucket, calls in deltas.items():
+                self._deltas[bucket] = self._deltas.get(bucket, 0) + calls

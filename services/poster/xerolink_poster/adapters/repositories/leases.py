@@ -4,7 +4,7 @@ and the app's calls a minute across every poster on the database."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import fields
 from typing import Any
 
@@ -124,12 +124,15 @@ class SqlLeaseRepository:
         total = self._session.execute(_APP_CALLS_SINCE, {"since": since}).scalar()
         return int(total or 0)
 
-    def move_app_call(self, counted_us: int, answered_us: int, window_us: int) -> None:
-        """Moves a call counted when it was reserved to when its answer came: Xero counted it on
-        arrival, somewhere in between, so it must leave our window no earlier than Xero's."""
-        if app_bucket_of(counted_us, window_us) != app_bucket_of(answered_us, window_us):
-            self._add_app_calls(counted_us, window_us, -1)
-            self._add_app_calls(answered_us, window_us, 1)
+    def add_app_calls(self, deltas: Mapping[int, int]) -> None:
+        """Adds calls to buckets of the app's shared minute (negative: takes them away), in one
+        statement: the moves of calls answered in a later bucket than they were counted in
+        (rate_limits.AppCallMoves)."""
+        if deltas:
+            self._session.execute(
+                _ADD_APP_CALLS_SQLITE if self._is_sqlite else _ADD_APP_CALLS_POSTGRES,
+                [{"bucket": bucket, "added": calls} for bucket, calls in sorted(deltas.items())],
+            )
 
     def _add_app_calls(self, at_us: int, window_us: int, calls: int) -> None:
         self._session.execute(

@@ -14,7 +14,7 @@ from xerolink_poster.adapters.database import DatabaseError, lock_wait_ended, no
 from xerolink_poster.adapters.tables import ConnectionRow
 from xerolink_poster.adapters.xero_client import Credentials, Uncertain, XeroAnswer
 from xerolink_poster.adapters.xero_json import dumps
-from xerolink_poster.domain.rate_limits import TenantBudget, app_bucket_of
+from xerolink_poster.domain.rate_limits import TenantBudget
 from xerolink_poster.domain.retry import idempotency_key
 from xerolink_poster.service_layer.dispatch.settings import DispatcherSettings
 from xerolink_poster.service_layer.dispatch.shared import Shared
@@ -95,19 +95,10 @@ class Gate:
             time.sleep(min(wait, 0.05))
 
     def _recount(self, counted_us: int, minute_us: int) -> None:
-        """Counts the call in the app's shared minute from now, when it has surely reached Xero:
-        a write only when the answer came in a later bucket than the count (most calls answer
-        within one, and a transaction per call for nothing costs a commit)."""
-        answered_us = now_us()
-        if app_bucket_of(counted_us, minute_us) == app_bucket_of(answered_us, minute_us):
-            return
-        try:
-            run_in_transaction(self.d.db, lambda uow: uow.leases.move_app_call(counted_us, answered_us, minute_us))
-        except DatabaseError:
-            # The call was made and answered: its answer matters more than where it is counted.
-            # Left in its first bucket, it leaves the window up to a bucket early (a sixtieth of
-            # the minute), and Xero's own headers still bound the calls.
-            log.warning("could not move a call's count to when it was answered", exc_info=True)
+        """Moves the call's count in the app's shared minute to now, when it has surely reached
+        Xero, with the next count's transaction (AppCallMoves): a transaction for each would
+        cost a commit, and a failed one would cost the answer."""
+        self.d.app_moves.add(counted_us, now_us(), minute_us)
 
     def call(
         self,
@@ -132,11 +123,13 @@ class Gate:
             key = idempotency_key(creds.tenant_id, method, path, names or [f"{method} {path}"], content)
         minute_us = int(self.settings.limits.minute_seconds * US)
         counted_at: list[int] = []
+        moves: dict[int, int] = {}
 
         def before(uow: UnitOfWork) -> bool:
             # A poster frozen inside its count holds the app-minute lock (until PostgreSQL ends
             # its session); waiting for it here would hold the dispatcher's turn as long.
             uow.leases.limit_lock_wait(self.d.db.call_lock_ms)
+            uow.leases.add_app_calls(moves)  # earlier calls' counts, moved to their answers
             now = now_us()
             counted_at[:] = [now]
             ok = uow.leases.record_call(
@@ -158,14 +151,16 @@ class Gate:
 
         while True:
             self._wait_for_budget()
+            moves = self.d.app_moves.take()
             try:
                 allowed = run_in_transaction(self.d.db, before)
-            except AppMinuteFull:
-                with self.lock:
-                    self.budget.cancel()
-                time.sleep(self.settings.limits.minute_seconds / 60)
-                continue
-            except Exception as exc:
+            except BaseException as exc:
+                self.d.app_moves.put_back(moves)  # not written: the transaction rolled back
+                if isinstance(exc, AppMinuteFull):
+                    with self.lock:
+                        self.budget.cancel()
+                    time.sleep(self.settings.limits.minute_seconds / 60)
+                    continue
                 if lock_wait_ended(exc):
                     # Every try of the transaction waited its lock time for a lock held elsewhere
                     # (another poster frozen in its count): nothing was counted or called, so it

@@ -7,7 +7,7 @@ from typing import Protocol
 
 from xerolink_poster.adapters.database import Database
 from xerolink_poster.adapters.xero_client import XeroClient
-from xerolink_poster.domain.rate_limits import SlidingWindow
+from xerolink_poster.domain.rate_limits import AppCallMoves, SlidingWindow
 from xerolink_poster.service_layer.connection_lifecycle import ConnectionKeeper
 from xerolink_poster.service_layer.dispatch.state_changes import StateChanges
 from xerolink_poster.service_layer.metrics import PosterMetrics
@@ -25,6 +25,8 @@ class Shared(Protocol):
     keeper: ConnectionKeeper | None
     # This process's share of the app's calls per minute, across its tenants.
     app_window: SlidingWindow
+    # Counts of the app's minute to move to their calls' answers, not yet written.
+    app_moves: AppCallMoves
     calls_made: int
     calls_refused: int
 

@@ -14,7 +14,7 @@ from functools import partial
 
 from xerolink_poster.adapters.database import Database, now_us
 from xerolink_poster.adapters.xero_client import XeroClient
-from xerolink_poster.domain.rate_limits import SlidingWindow
+from xerolink_poster.domain.rate_limits import AppCallMoves, SlidingWindow
 from xerolink_poster.domain.stored_rows import HeldLease
 from xerolink_poster.service_layer import drift_holds, outcomes
 from xerolink_poster.service_layer.connection_lifecycle import ConnectionKeeper
@@ -59,6 +59,7 @@ class Dispatcher:
         self.actor = f"{outcomes.ACTOR}:{holder}"[:128]
         self.calls_made = 0
         self.calls_refused = 0
+        self.app_moves = AppCallMoves()
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="dispatcher", daemon=True)
@@ -73,6 +74,10 @@ class Dispatcher:
             self._thread.join(timeout)
         for worker in list(self._workers.values()):
             worker.join(timeout)
+        try:
+            self.write_app_moves()
+        except Exception:
+            log.warning("could not write the app minute's last moves", exc_info=True)
 
     @property
     def stopping(self) -> bool:
@@ -96,6 +101,7 @@ class Dispatcher:
             try:
                 if time.monotonic() - last_sweep > 0.5:
                     self.release_satisfied_waits()
+                    self.write_app_moves()
                     last_sweep = time.monotonic()
                 if time.monotonic() - last_purge > self.settings.purge_interval:
                     last_purge = time.monotonic()
@@ -207,6 +213,18 @@ class Dispatcher:
 
     def _alive(self) -> list[TenantWorker]:
         return [w for w in self._workers.values() if w.is_alive()]
+
+    def write_app_moves(self) -> None:
+        """Writes the app minute's moves no call's count has written yet (AppCallMoves), so a call
+        is never left in the bucket it was reserved in when no other call follows."""
+        moves = self.app_moves.take()
+        if not moves:
+            return
+        try:
+            run_in_transaction(self.db, lambda uow: uow.leases.add_app_calls(moves))
+        except BaseException:
+            self.app_moves.put_back(moves)
+            raise
 
     def release_satisfied_waits(self) -> None:
         """The safety net for a dependency that linked while the waiting post was being written:
