@@ -506,14 +506,44 @@ def test_a_batch_of_state_changes_reads_no_link_again_and_moves_links_postings_a
 def test_entries_are_marked_uncertain_with_their_hints_and_their_claims_extended(database: Database) -> None:
     now = now_us()
     ids = _queue(database, [("t1", OutboxState.READY, now)] * 3)
-    run_in_transaction(database, lambda uow: uow.outbox.mark_uncertain({ids[0]: "", ids[1]: '["a"]'}, now + 300 * US))
+    claimed = run_in_transaction(database, lambda uow: uow.outbox.claim("t1", "p", 3, now, 60 * US))
+    assert [c.id for c in claimed] == ids
+
+    def mark(uow: UnitOfWork) -> int:
+        return uow.outbox.mark_uncertain({ids[0]: "", ids[1]: '["a"]'}, now + 300 * US, "p", now + 1)
+
+    assert run_in_transaction(database, mark) == 2
     with UnitOfWork(database, write=False) as uow:
         rows = uow.outbox.outbox_by_ids(ids)
     assert [(rows[i].uncertain, rows[i].lookup_hint, rows[i].lease_until_us) for i in ids] == [
         (True, "", now + 300 * US),
         (True, '["a"]', now + 300 * US),
-        (False, "", 0),
+        (False, "", now + 60 * US),
     ]
+
+
+def test_only_entries_the_holders_live_claim_holds_are_marked_uncertain(database: Database) -> None:
+    """Before a create call: an entry another poster claimed, one already done, and one whose
+    claim ran out are not this poster's to send, and are left as they are."""
+    now = now_us()
+    ids = _queue(database, [("t1", OutboxState.READY, now)] * 4)
+    run_in_transaction(database, lambda uow: uow.outbox.claim("t1", "p", 4, now, 60 * US))
+    run_in_transaction(
+        database,
+        lambda uow: uow.outbox.update_outbox(
+            [
+                {"id": ids[1], "claimed_by": "other"},
+                {"id": ids[2], "state": OutboxState.DONE},
+                {"id": ids[3], "lease_until_us": now - 1},
+            ]
+        ),
+    )
+    hints = dict.fromkeys(ids, "")
+    marked = run_in_transaction(database, lambda uow: uow.outbox.mark_uncertain(hints, now + 300 * US, "p", now))
+    with UnitOfWork(database, write=False) as uow:
+        rows = uow.outbox.outbox_by_ids(ids)
+    assert marked == 1
+    assert [rows[i].uncertain for i in ids] == [True, False, False, False]
 
 
 def test_a_batchs_contacts_are_read_in_one_query_by_connection_and_participant(database: Database) -> None:

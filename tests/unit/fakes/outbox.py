@@ -47,7 +47,7 @@ class FakeOutboxRepository:
     def preload_outbox(self, ids: Sequence[int]) -> None:
         pass  # every row is in memory
 
-    def mark_uncertain(self, hints: dict[int, str], lease_until_us: int) -> None:
+    def mark_uncertain(self, hints: dict[int, str], lease_until_us: int, holder: str, now_us: int) -> int:
         _unused("mark_uncertain")
 
     def get_outbox(self, outbox_id: int) -> OutboxRow | None:

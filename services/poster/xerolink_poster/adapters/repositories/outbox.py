@@ -85,19 +85,30 @@ class SqlOutboxRepository:
         if ids:
             self._preloaded += self._session.exec(select(OutboxRow).where(col(OutboxRow.id).in_(list(ids)))).all()
 
-    def mark_uncertain(self, hints: dict[int, str], lease_until_us: int) -> None:
+    def mark_uncertain(self, hints: dict[int, str], lease_until_us: int, holder: str, now_us: int) -> int:
         """Marks entries uncertain before their create call, each with its look-up hint, and
-        extends their claims: one UPDATE per distinct hint (a batch usually shares one). A Core
-        statement, which leaves rows the session holds as they were: it runs first in its unit."""
+        extends their claims: only those `holder`'s claim still holds (claimed by it, ready, the
+        claim not run out). Returns how many it marked: fewer than asked, and some entry is no
+        longer this poster's to send (another poster took the tenant over and may have posted
+        it). One UPDATE per distinct hint (a batch usually shares one). A Core statement, which
+        leaves rows the session holds as they were: it runs first in its unit."""
         by_hint: dict[str, list[int]] = {}
         for outbox_id, hint in hints.items():
             by_hint.setdefault(hint, []).append(outbox_id)
+        marked = 0
         for hint, ids in by_hint.items():
-            self._session.execute(
+            result = self._session.execute(
                 update(_OUTBOX)
-                .where(_OUTBOX.c.id.in_(ids))
+                .where(
+                    _OUTBOX.c.id.in_(ids),
+                    _OUTBOX.c.claimed_by == holder,
+                    _OUTBOX.c.state == OutboxState.READY,
+                    _OUTBOX.c.lease_until_us >= now_us,
+                )
                 .values(uncertain=True, lookup_hint=hint, lease_until_us=lease_until_us)
             )
+            marked += int(getattr(result, "rowcount", 0) or 0)
+        return marked
 
     def get_outbox(self, outbox_id: int) -> OutboxRow | None:
         return self._session.get(OutboxRow, outbox_id)

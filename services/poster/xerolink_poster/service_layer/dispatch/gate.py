@@ -30,6 +30,12 @@ class LeaseLost(Exception):
     """Another poster holds the tenant now; stop calling Xero for it."""
 
 
+class ClaimsLost(LeaseLost):
+    """Entries of a create call are no longer this poster's to send: another poster took the
+    tenant over meanwhile (this one was paused past its lease) and may have posted them, or the
+    claim ran out. The call is not made."""
+
+
 class HandingBack(LeaseLost):
     """The worker is handing the tenant back: a job that has not called yet puts its work back."""
 
@@ -143,10 +149,10 @@ class Gate:
             if ok and uow.leases.count_app_call(now, minute_us) > self.settings.limits.app_per_minute:
                 raise AppMinuteFull  # rolls the count back with the rest
             if ok and mark_uncertain:
-                uow.outbox.mark_uncertain(
-                    {w.row.id: w.hint for w in mark_uncertain if w.row.id is not None},
-                    now + int(self.settings.claim_ttl * US),
-                )
+                hints = {w.row.id: w.hint for w in mark_uncertain}
+                marked = uow.outbox.mark_uncertain(hints, now + int(self.settings.claim_ttl * US), self.d.holder, now)
+                if marked != len(hints):
+                    raise ClaimsLost(self.tenant_id)  # rolls the count and the lease's renewal back
             return ok
 
         while True:
