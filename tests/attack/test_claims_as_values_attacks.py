@@ -34,20 +34,19 @@ from xerolink_common.errors import XerolinkError
 from xerolink_mapper import samples
 from xerolink_poster.adapters.database import Database, now_us, open_database
 from xerolink_poster.adapters.tables import AuditRow, LinkRow, OutboxRow, PostingRow
-from xerolink_poster.adapters.xero_client import Credentials, XeroAnswer, XeroClient
+from xerolink_poster.adapters.xero_client import Credentials, XeroClient
 from xerolink_poster.domain.kinds import ObjectType
-from xerolink_poster.domain.rate_limits import RateHeaders
 from xerolink_poster.domain.records import RecordRef, XeroObjectRef
 from xerolink_poster.domain.states import Event, LinkState, OutboxState
 from xerolink_poster.domain.stored_rows import ClaimedEntry, StoredLink
 from xerolink_poster.service_layer.dispatch.gate import LeaseLost
-from xerolink_poster.service_layer.dispatch.supervisor import Dispatcher
 from xerolink_poster.service_layer.dispatch.tenant_loop import TenantWorker
 from xerolink_poster.service_layer.dispatch.work import Work
 from xerolink_poster.service_layer.outcomes import ElementResult, apply_batch
 from xerolink_poster.service_layer.ports import StateChange
 from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transaction
 
+from tests.fixtures.gate import TestXero, tenant_worker
 from tests.fixtures.poster import (
     EmulatorFactory,
     PosterFactory,
@@ -406,32 +405,10 @@ def test_a_crashed_posters_claims_reach_the_next_holder_uncertain_with_their_hin
     assert {i: r.claimed_by for i, r in _rows(database, ids).items()} == {ids[0]: OTHER, ids[1]: OTHER}
 
 
-class _CountingXero(XeroClient):
-    """Xero as a job would reach it: counts the calls that get through the gate."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.calls = 0
-
-    def call(
-        self,
-        creds: Credentials,
-        method: str,
-        path: str,
-        params: dict[str, str] | None = None,
-        idempotency_key: str | None = None,
-        content: bytes | None = None,
-        extra_headers: dict[str, str] | None = None,
-    ) -> XeroAnswer:
-        self.calls += 1
-        return XeroAnswer(200, {"Invoices": []}, RateHeaders(), 0.01)
-
-
 def _worker(database: Database, xero: XeroClient) -> TenantWorker:
     """This poster's (HOLDER's) worker for the tenant, not started: its jobs' parts are called by
     the test. Its dispatcher is the real one, never started either."""
-    dispatcher = Dispatcher(database, xero, settings(), HOLDER)
-    return TenantWorker(dispatcher, settings(), TENANT, [], 0, time.time(), 0.0)
+    return tenant_worker(database, xero, settings(), TENANT, HOLDER)
 
 
 def test_a_job_whose_tenant_was_taken_over_calls_nothing_and_leaves_the_new_holders_entries(
@@ -446,7 +423,7 @@ def test_a_job_whose_tenant_was_taken_over_calls_nothing_and_leaves_the_new_hold
     now = now_us()
     ids = _queue(database, lambda links: [_entry(link) for link in links], 2)
     assert run_in_transaction(database, lambda uow: uow.leases.acquire_lease(TENANT, HOLDER, now, 30 * US))
-    xero = _CountingXero()
+    xero = TestXero()
     worker = _worker(database, xero)
     works = _claim_works(database, HOLDER, 10, now)
     assert [w.row.id for w in works] == ids
@@ -507,7 +484,7 @@ def test_a_paused_jobs_create_call_is_refused_once_another_poster_posted_its_ent
     now = now_us()
     ids = _queue(database, lambda links: [_entry(link, operations=operations.SerializeToString()) for link in links], 1)
     assert run_in_transaction(database, lambda uow: uow.leases.acquire_lease(TENANT, HOLDER, now, 10 * US))
-    xero = _CountingXero()
+    xero = TestXero()
     worker = _worker(database, xero)
     works = _claim_works(database, HOLDER, 10, now)
     assert [w.row.id for w in works] == ids

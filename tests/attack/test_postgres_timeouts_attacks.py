@@ -36,20 +36,19 @@ from xerolink_poster.adapters.token_vault import TokenVault
 from xerolink_poster.adapters.write_turns import serve_callers_on_this_thread, serving_callers
 from xerolink_poster.adapters.xero_client import Credentials, XeroAnswer, XeroClient
 from xerolink_poster.adapters.xero_identity import TokenGrant, XeroApp, XeroApps, XeroIdentity
-from xerolink_poster.domain.rate_limits import AppCallMoves, Limits, RateHeaders, SlidingWindow
+from xerolink_poster.domain.rate_limits import Limits
 from xerolink_poster.entrypoints import config
 from xerolink_poster.service_layer import connections
-from xerolink_poster.service_layer.connection_lifecycle import ConnectionKeeper
 from xerolink_poster.service_layer.connection_tokens import ConnectionTokens
 from xerolink_poster.service_layer.dispatch.gate import Gate
 from xerolink_poster.service_layer.dispatch.results import Results
 from xerolink_poster.service_layer.dispatch.settings import DispatcherSettings
-from xerolink_poster.service_layer.dispatch.state_changes import StateChanges
-from xerolink_poster.service_layer.metrics import PosterMetrics
+from xerolink_poster.service_layer.dispatch.supervisor import Dispatcher
 from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transaction
 
+from tests.fixtures.gate import TestXero, tenant_gate
 from tests.fixtures.poster import EmulatorFactory, PosterFactory, connect, settings, stub_for, wait_for, wait_settled
-from tests.fixtures.threads import started
+from tests.fixtures.threads import Call
 
 US = 1_000_000
 TENANT = "tenant-attack"
@@ -60,29 +59,6 @@ LOCK_MS = 100
 
 
 # -- helpers --------------------------------------------------------------------------------------
-
-
-class _Run:
-    """`fn` on a thread of its own (one that answers callers when `callers`): its answer or error."""
-
-    def __init__(self, fn: Callable[[], Any], callers: bool = False) -> None:
-        self.answer: Any = None
-        self.error: BaseException | None = None
-
-        def run() -> None:
-            try:
-                self.answer = fn()
-            except BaseException as exc:  # reported by the test
-                self.error = exc
-
-        self.thread = started(run, callers=callers)
-
-    def result(self, timeout: float = 20.0) -> Any:
-        self.thread.join(timeout)
-        assert not self.thread.is_alive(), "still waiting"
-        if self.error is not None:
-            raise self.error
-        return self.answer
 
 
 @pytest.fixture
@@ -113,7 +89,7 @@ class _Frozen:
                 self.holding.set()
                 self.release.wait(seconds)
 
-        self.run = _Run(hold)
+        self.run = Call(hold)
         assert self.holding.wait(10), "the other client could not take its locks"
 
     def end(self) -> None:
@@ -126,36 +102,7 @@ class _Frozen:
 FROZEN_COUNT = [f"SELECT pg_advisory_xact_lock({_APP_MINUTE_LOCK})", "SELECT bucket_us FROM app_call_bucket FOR UPDATE"]
 
 
-class _Shared:
-    """What a Gate uses of the dispatcher: this poster's registry and a Xero of the test's."""
-
-    def __init__(self, db: Database, xero: XeroClient, limits: Limits) -> None:
-        self.db = db
-        self.xero = xero
-        self.holder = HOLDER
-        self.actor = f"dispatcher:{HOLDER}"
-        self.changes = StateChanges()
-        self.metrics: PosterMetrics | None = None
-        self.keeper: ConnectionKeeper | None = None
-        self.app_window = SlidingWindow(limits.app_per_minute, limits.minute_seconds)
-        self.app_moves = AppCallMoves()
-        self.calls_made = 0
-        self.calls_refused = 0
-        self.stop = False
-
-    @property
-    def stopping(self) -> bool:
-        return self.stop
-
-    @property
-    def others_waiting(self) -> bool:
-        return False
-
-    def hand_back(self, tenant_id: str, worker: object) -> None:
-        return None
-
-
-class _SlowXero(XeroClient):
+class _SlowXero(TestXero):
     """Xero whose first answer comes after `during` ran and after the app-minute bucket the call
     was counted in has passed (so the gate moves its count to the bucket of the answer)."""
 
@@ -163,33 +110,19 @@ class _SlowXero(XeroClient):
         super().__init__()
         self.during = during
         self.slow_for = slow_for
-        self.calls = 0
 
-    def call(
-        self,
-        creds: Credentials,
-        method: str,
-        path: str,
-        params: dict[str, str] | None = None,
-        idempotency_key: str | None = None,
-        content: bytes | None = None,
-        extra_headers: dict[str, str] | None = None,
-    ) -> XeroAnswer:
-        self.calls += 1
+    def answer(self, method: str, path: str) -> XeroAnswer:
         if self.calls == 1:
             self.during()
             time.sleep(self.slow_for)
-        return XeroAnswer(200, {"Invoices": [{"InvoiceID": f"inv-{self.calls}"}]}, RateHeaders(), 0.01)
+        return super().answer(method, path)
 
 
-def _gate_on(db: Database, xero: XeroClient) -> tuple[Gate, _Shared]:
+def _gate_on(db: Database, xero: XeroClient) -> tuple[Gate, Dispatcher]:
     """A tenant's gate on this poster, holding the tenant's lease; app-minute buckets of 0.1 s and
     one call at a time to the tenant."""
     limits = Limits(concurrent=1, minute_seconds=6.0)
-    dispatcher = DispatcherSettings(limits=limits, lease_ttl=30.0)
-    run_in_transaction(db, lambda uow: uow.leases.acquire_lease(TENANT, HOLDER, now_us(), 30 * US))
-    shared = _Shared(db, xero, limits)
-    return Gate(shared, dispatcher, TENANT, [], 0, time.time(), 0.0), shared
+    return tenant_gate(db, xero, DispatcherSettings(limits=limits, lease_ttl=30.0), TENANT, HOLDER)
 
 
 CREDS = Credentials("http://127.0.0.1:9/xero", TENANT, "access")
@@ -222,14 +155,14 @@ def test_a_xero_answer_is_not_lost_when_moving_its_count_waits_out_the_lock_time
     xero = _SlowXero(lambda: frozen.append(_Frozen(probe, FROZEN_COUNT, seconds=3.0)), slow_for=0.25)
     gate, shared = _gate_on(registry, xero)
     try:
-        call = _Run(lambda: gate.call(CREDS, "PUT", "Invoices", body={"Invoices": [{"Reference": "r1"}]}))
+        call = Call(lambda: gate.call(CREDS, "PUT", "Invoices", body={"Invoices": [{"Reference": "r1"}]}))
         error: BaseException | None = None
         try:
             answer = call.result(timeout=20)
         except Exception as exc:  # what the caller of the gate, the job, gets
             error = exc
     finally:
-        shared.stop = True
+        shared.request_stop()
         for f in frozen:
             f.end()
     assert xero.calls == 1 and frozen, "the call was not made while the other poster was frozen: proved nothing"
@@ -269,7 +202,7 @@ def test_moves_taken_by_a_count_that_fails_are_written_by_the_next_and_the_budge
         gate.call(CREDS, "GET", "Invoices/inv-1")
         in_progress, app_in_flight = gate.budget.in_progress, shared.app_window.in_flight
     finally:
-        shared.stop = True
+        shared.request_stop()
     with registry.session(write=False) as session:
         counted = session.execute(text("SELECT coalesce(sum(calls), 0) FROM app_call_bucket")).scalar_one()
     assert answer.status == 200 and xero.calls == 2
@@ -326,7 +259,7 @@ def test_the_tokens_xero_granted_in_a_refresh_are_stored_once_the_connection_is_
         lambda: frozen.append(_Frozen(probe, ["SELECT connection_id FROM connection FOR UPDATE"], seconds=3.0))
     )
     tokens = ConnectionTokens(registry, vault, XeroApps(str(apps_file)), identity, HOLDER)
-    refreshing = _Run(lambda: tokens.refresh("firm-1"))
+    refreshing = Call(lambda: tokens.refresh("firm-1"))
     refreshing.thread.join(15)
     for f in frozen:
         f.end()
@@ -459,7 +392,7 @@ def test_a_post_through_the_grpc_server_waits_for_a_lock_beyond_the_dispatchers_
     frozen = _Frozen(probe, ["LOCK TABLE outbox IN SHARE MODE"], seconds=30)
     try:
         request = poster_pb2.PostTransactionRequest(connection_id="firm-1", transaction=samples.client_bill(1))
-        post = _Run(lambda: stub.PostTransaction(request, timeout=20))
+        post = Call(lambda: stub.PostTransaction(request, timeout=20))
         wait_for(lambda: _lock_waiters(probe) >= 1, timeout=10)
         time.sleep(1.0)  # ten of the dispatcher's lock times
         waited = post.thread.is_alive()
@@ -540,7 +473,7 @@ def test_every_option_of_the_url_and_both_timeouts_reach_each_pools_sessions(pos
             serve_callers_on_this_thread()
             return [_settings_seen(db, write) for write in (True, False)]
 
-        answering = _Run(callers).result()
+        answering = Call(callers).result()
     finally:
         db.dispose()
     common = {
@@ -585,8 +518,8 @@ def test_after_postgresql_ends_a_frozen_session_the_pools_next_units_go_through_
     try:
         for callers in (False, True):
             with pytest.raises(Exception):  # noqa: B017 - whatever the driver says of a session ended
-                _Run(frozen_count, callers=callers).result()
-        counted = _Run(count_many).result() + _Run(count_many, callers=True).result()
+                Call(frozen_count, callers=callers).result()
+        counted = Call(count_many).result() + Call(count_many, callers=True).result()
     finally:
         db.dispose()
     assert counted == list(range(1, 7)), "a frozen count was committed, or a later unit failed"

@@ -14,8 +14,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Iterator
 
 import pytest
 import sqlmodel
@@ -46,7 +45,7 @@ from tests.fixtures.poster import (
     wait_settled,
 )
 from tests.fixtures.routing import link_row_held
-from tests.fixtures.threads import started
+from tests.fixtures.threads import Call, started
 
 CLIENT_BILL = int(TransactionKind.CLIENT_BILL)
 MINUTE_US = 60_000_000
@@ -102,37 +101,6 @@ def _lock_waiters(probe: Engine, locktype: str) -> int:
     return int(found)
 
 
-class _Call:
-    """`fn` run on a thread of its own (a caller's thread when `callers`): its answer or error."""
-
-    def __init__(self, fn: Callable[[], Any], callers: bool = False) -> None:
-        self.answer: Any = None
-        self.error: BaseException | None = None
-        self.began = time.monotonic()
-        self.took: float | None = None
-
-        def run() -> None:
-            try:
-                self.answer = fn()
-            except BaseException as exc:  # reported by the test
-                self.error = exc
-            finally:
-                self.took = time.monotonic() - self.began
-
-        self.thread = started(run, callers=callers)
-
-    def answered_within(self, seconds: float) -> bool:
-        self.thread.join(max(seconds - (time.monotonic() - self.began), 0.0))
-        return not self.thread.is_alive()
-
-    def result(self, timeout: float = 20.0) -> Any:
-        self.thread.join(timeout)
-        assert not self.thread.is_alive(), "still waiting"
-        if self.error is not None:
-            raise self.error
-        return self.answer
-
-
 def _post(poster: Poster, record_id: int) -> PostOutcome | XerolinkError:
     try:
         return poster.post("firm-1", samples.client_bill(record_id), actor="caller:attack")
@@ -174,12 +142,12 @@ def test_a_post_is_answered_while_a_dispatcher_write_waits_for_the_app_minute_an
             resume.wait(30)
             uow.commit()
 
-    elsewhere = _Call(other_posters_gate)
+    elsewhere = Call(other_posters_gate)
     try:
         assert stalled.wait(10)
-        dispatcher = _Call(lambda: run_in_transaction(db, lambda uow: uow.leases.count_app_call(now_us(), MINUTE_US)))
+        dispatcher = Call(lambda: run_in_transaction(db, lambda uow: uow.leases.count_app_call(now_us(), MINUTE_US)))
         wait_for(lambda: _lock_waiters(probe, "advisory") == 1, timeout=10)
-        post = _Call(lambda: _post(poster, 7001), callers=True)
+        post = Call(lambda: _post(poster, 7001), callers=True)
         answered = post.answered_within(ANSWERED_WITHIN)
         still_counting = dispatcher.thread.is_alive()
     finally:
@@ -206,14 +174,14 @@ def test_the_dispatcher_and_other_callers_write_while_a_post_waits_for_a_link_an
     _warm(poster)
     holder = link_row_held(other.write, "firm-1", CLIENT_BILL, 7002)
     try:
-        post = _Call(lambda: _post(poster, 7002), callers=True)
+        post = Call(lambda: _post(poster, 7002), callers=True)
         wait_for(lambda: _lock_waiters(probe, "transactionid") >= 1, timeout=10)
-        lease = _Call(
+        lease = Call(
             lambda: run_in_transaction(
                 db, lambda uow: uow.leases.acquire_lease("tenant-9", "poster-a", now_us(), 10_000_000) is not None
             )
         )
-        created = _Call(
+        created = Call(
             lambda: (
                 connections.create_connection(
                     db,
@@ -269,7 +237,7 @@ def test_a_callers_write_is_answered_while_a_dispatcher_write_waits_for_a_connec
             readers_in.wait(10)
             let_go.wait(30)
 
-    readers = [_Call(reader) for _ in range(30)]
+    readers = [Call(reader) for _ in range(30)]
     try:
         readers_in.wait(10)
         assert db.write.pool.checkedout() == 30  # type: ignore[attr-defined]
@@ -279,10 +247,10 @@ def test_a_callers_write_is_answered_while_a_dispatcher_write_waits_for_a_connec
             in_turn.set()
             return uow.leases.acquire_lease("tenant-9", "poster-a", now_us(), 10_000_000) is not None
 
-        dispatcher = _Call(lambda: run_in_transaction(db, dispatcher_write))
+        dispatcher = Call(lambda: run_in_transaction(db, dispatcher_write))
         assert in_turn.wait(10)
         time.sleep(0.3)  # into the pool's wait
-        caller = _Call(
+        caller = Call(
             lambda: run_in_transaction(
                 db, lambda uow: uow.leases.acquire_lease("tenant-8", "poster-a", now_us(), 10_000_000) is not None
             ),
@@ -307,7 +275,7 @@ def test_a_callers_write_is_answered_while_a_dispatcher_write_waits_for_a_connec
 
 
 def _a_later_write_goes_through(db: Database) -> bool:
-    later = _Call(lambda: run_in_transaction(db, lambda uow: uow.leases.get_lease("tenant-7")))
+    later = Call(lambda: run_in_transaction(db, lambda uow: uow.leases.get_lease("tenant-7")))
     return later.answered_within(3.0)
 
 
@@ -331,7 +299,7 @@ def test_a_write_unit_interrupted_as_it_gives_its_session_back_leaves_the_writer
         return run_in_transaction(database, lambda uow: uow.leases.get_lease("tenant-7"))
 
     monkeypatch.setattr(sqlmodel.Session, "close", interrupted_close)
-    unit = _Call(unit_of_the_interrupted_thread)
+    unit = Call(unit_of_the_interrupted_thread)
     unit.thread.join(10)
     monkeypatch.undo()
     assert isinstance(unit.error, Interrupted)
@@ -357,7 +325,7 @@ def test_a_write_unit_interrupted_as_it_takes_the_writer_leaves_it_free(
             return got
 
         monkeypatch.setattr(turns, "acquire", acquire_then_interrupted)
-    unit = _Call(lambda: run_in_transaction(database, lambda uow: uow.leases.get_lease("tenant-7")))
+    unit = Call(lambda: run_in_transaction(database, lambda uow: uow.leases.get_lease("tenant-7")))
     unit.thread.join(10)
     monkeypatch.undo()
     if turns is not None:
@@ -380,7 +348,7 @@ def test_a_write_unit_opened_inside_another_on_one_thread_is_refused_not_left_wa
             run_in_transaction(database, lambda uow: uow.leases.get_lease("tenant-6"))
             outer.commit()
 
-    unit = _Call(nested)
+    unit = Call(nested)
     unit.thread.join(5)
     assert not unit.thread.is_alive(), "the inner write unit waits for good:\n" + "".join(
         traceback.format_stack(sys._current_frames()[unit.thread.ident or 0])

@@ -11,15 +11,14 @@ from typing import Any
 
 from sqlalchemy import text
 from xerolink_poster.adapters.database import Database, now_us
-from xerolink_poster.adapters.xero_client import Credentials, XeroAnswer, XeroClient
-from xerolink_poster.domain.rate_limits import AppCallMoves, Limits, RateHeaders, SlidingWindow, app_bucket_of
-from xerolink_poster.service_layer.connection_lifecycle import ConnectionKeeper
+from xerolink_poster.adapters.xero_client import Credentials, XeroAnswer
+from xerolink_poster.domain.rate_limits import Limits, app_bucket_of
 from xerolink_poster.service_layer.dispatch.gate import Gate
 from xerolink_poster.service_layer.dispatch.settings import DispatcherSettings
-from xerolink_poster.service_layer.dispatch.state_changes import StateChanges
 from xerolink_poster.service_layer.dispatch.supervisor import Dispatcher
-from xerolink_poster.service_layer.metrics import PosterMetrics
-from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transaction
+from xerolink_poster.service_layer.unit_of_work import UnitOfWork
+
+from tests.fixtures.gate import TestXero, tenant_gate
 
 US = 1_000_000
 TENANT, HOLDER = "tenant-moves", "poster-moves"
@@ -29,64 +28,25 @@ WINDOW_US = int(MINUTE_SECONDS * US)
 CREDS = Credentials("http://127.0.0.1:9/xero", TENANT, "access")
 
 
-class _Shared:
-    """What a Gate uses of the dispatcher: the registry, a Xero of the test's, the moves."""
-
-    def __init__(self, db: Database, xero: XeroClient, limits: Limits) -> None:
-        self.db = db
-        self.xero = xero
-        self.holder = HOLDER
-        self.actor = f"dispatcher:{HOLDER}"
-        self.changes = StateChanges()
-        self.metrics: PosterMetrics | None = None
-        self.keeper: ConnectionKeeper | None = None
-        self.app_window = SlidingWindow(limits.app_per_minute, limits.minute_seconds)
-        self.app_moves = AppCallMoves()
-        self.calls_made = 0
-        self.calls_refused = 0
-
-    @property
-    def stopping(self) -> bool:
-        return False
-
-    @property
-    def others_waiting(self) -> bool:
-        return False
-
-    def hand_back(self, tenant_id: str, worker: object) -> None:
-        return None
-
-
-class _NextBucketXero(XeroClient):
+class _NextBucketXero(TestXero):
     """Xero answering each call 30 ms into the bucket after the one the call reached it in."""
 
     def __init__(self) -> None:
         super().__init__()
         self.answered_buckets: list[int] = []
 
-    def call(
-        self,
-        creds: Credentials,
-        method: str,
-        path: str,
-        params: dict[str, str] | None = None,
-        idempotency_key: str | None = None,
-        content: bytes | None = None,
-        extra_headers: dict[str, str] | None = None,
-    ) -> XeroAnswer:
+    def answer(self, method: str, path: str) -> XeroAnswer:
         next_bucket = app_bucket_of(now_us(), WINDOW_US) + WINDOW_US // 60
         time.sleep(max(next_bucket + 30_000 - now_us(), 0) / US)
         self.answered_buckets.append(next_bucket)
-        return XeroAnswer(200, {"Invoices": [{"InvoiceID": "x"}]}, RateHeaders(), 0.01)
+        return super().answer(method, path)
 
 
-def _gate(database: Database) -> tuple[Gate, _Shared, _NextBucketXero]:
-    limits = Limits(minute_seconds=MINUTE_SECONDS)
-    run_in_transaction(database, lambda uow: uow.leases.acquire_lease(TENANT, HOLDER, now_us(), 30 * US))
+def _gate(database: Database) -> tuple[Gate, Dispatcher, _NextBucketXero]:
     xero = _NextBucketXero()
-    shared = _Shared(database, xero, limits)
-    settings = DispatcherSettings(limits=limits, lease_ttl=30.0)
-    return Gate(shared, settings, TENANT, [], 0, time.time(), 0.0), shared, xero
+    settings = DispatcherSettings(limits=Limits(minute_seconds=MINUTE_SECONDS), lease_ttl=30.0)
+    gate, dispatcher = tenant_gate(database, xero, settings, TENANT, HOLDER)
+    return gate, dispatcher, xero
 
 
 def _buckets(database: Database) -> Counter[int]:
@@ -121,15 +81,13 @@ def test_each_call_ends_counted_once_in_the_bucket_of_its_answer(database: Datab
     """The moves go with the next call's count; the last call's, with no call after it, with the
     dispatcher's loop (Dispatcher.write_app_moves). Then each call is counted once, in the bucket
     it was answered in."""
-    gate, shared, xero = _gate(database)
+    gate, dispatcher, xero = _gate(database)
     for _ in range(4):
         gate.call(CREDS, "GET", "Invoices/x")
     before_the_loop = _buckets(database)
-    dispatcher = Dispatcher(database, xero, DispatcherSettings(), HOLDER)
-    dispatcher.app_moves = shared.app_moves
     dispatcher.write_app_moves()
 
     assert sum(before_the_loop.values()) == 4
     assert before_the_loop != Counter(xero.answered_buckets), "the last call's move was written already"
     assert _buckets(database) == Counter(xero.answered_buckets)
-    assert shared.app_moves.take() == {}
+    assert dispatcher.app_moves.take() == {}

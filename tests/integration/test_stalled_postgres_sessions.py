@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import Engine, create_engine, text
@@ -26,7 +25,7 @@ from xerolink_poster.adapters.write_turns import serve_callers_on_this_thread
 from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transaction
 
 from tests.fixtures.poster import EmulatorFactory, PosterFactory, connect, settings, stub_for, wait_for, wait_settled
-from tests.fixtures.threads import started
+from tests.fixtures.threads import Call
 
 pytestmark = pytest.mark.postgres
 MINUTE_US = 60_000_000
@@ -46,32 +45,6 @@ def _opened(url: str, timeouts: PostgresTimeouts) -> Database:
     database = open_database(url, timeouts)
     migrate(database)
     return database
-
-
-class _Run:
-    """`fn` on a thread of its own: its answer or error, and when it ended."""
-
-    def __init__(self, fn: Callable[[], Any]) -> None:
-        self.answer: Any = None
-        self.error: BaseException | None = None
-        self.ended: float | None = None
-
-        def run() -> None:
-            try:
-                self.answer = fn()
-            except BaseException as exc:  # reported by the test
-                self.error = exc
-            finally:
-                self.ended = time.monotonic()
-
-        self.thread = started(run)
-
-    def result(self, timeout: float = 20.0) -> Any:
-        self.thread.join(timeout)
-        assert not self.thread.is_alive(), "still waiting"
-        if self.error is not None:
-            raise self.error
-        return self.answer
 
 
 def _count(db: Database, attempts: int = 5) -> int:
@@ -95,7 +68,7 @@ def _lock_waiters(probe: Engine) -> int:
         return int(conn.execute(text("SELECT count(*) FROM pg_locks WHERE NOT granted")).scalar_one())
 
 
-def _holding(probe: Engine, key: int, until: threading.Event) -> _Run:
+def _holding(probe: Engine, key: int, until: threading.Event) -> Call:
     """A client that takes the advisory lock `key` in a transaction and keeps it until `until`."""
     holding = threading.Event()
 
@@ -105,7 +78,7 @@ def _holding(probe: Engine, key: int, until: threading.Event) -> _Run:
             holding.set()
             until.wait(30)
 
-    run = _Run(hold)
+    run = Call(hold)
     assert holding.wait(10)
     return run
 
@@ -129,10 +102,10 @@ def test_a_poster_frozen_inside_its_count_lets_go_of_the_app_minute_after_the_id
             uow.commit()
 
     try:
-        asleep = _Run(frozen_gate)
+        asleep = Call(frozen_gate)
         assert counted.wait(10)
         began = time.monotonic()
-        other_count = _Run(lambda: _count(other))
+        other_count = Call(lambda: _count(other))
         other_count.thread.join(10)
         waited = time.monotonic() - began
         wakes.set()
@@ -156,9 +129,9 @@ def test_the_count_before_a_call_waiting_for_a_lock_lets_the_dispatchers_other_w
     release = threading.Event()
     try:
         holder = _holding(probe, _APP_MINUTE_LOCK, release)
-        count = _Run(lambda: _count_before_a_call(db))
+        count = Call(lambda: _count_before_a_call(db))
         wait_for(lambda: _lock_waiters(probe) == 1, timeout=10)
-        renewal = _Run(lambda: run_in_transaction(db, lambda uow: uow.leases.acquire_lease("t1", "me", now_us(), US)))
+        renewal = Call(lambda: run_in_transaction(db, lambda uow: uow.leases.acquire_lease("t1", "me", now_us(), US)))
         renewal.thread.join(5)
         renewed_while_held = not renewal.thread.is_alive() and count.thread.is_alive()
         release.set()
@@ -186,7 +159,7 @@ def test_other_writes_wait_for_a_lock_as_long_as_it_is_held(postgres_url: str, p
                 serve_callers_on_this_thread()
             return _count(db, attempts=1)
 
-        counting = _Run(count)
+        counting = Call(count)
         wait_for(lambda: _lock_waiters(probe) == 1, timeout=10)
         time.sleep(0.5)  # five of the call's lock times
         waited = counting.thread.is_alive()
@@ -207,7 +180,7 @@ def test_a_migration_waits_for_another_posters_migration_beyond_the_lock_time(po
     release = threading.Event()
     try:
         holder = _holding(probe, _MIGRATION_LOCK, release)
-        migrating = _Run(lambda: migrate(db))
+        migrating = Call(lambda: migrate(db))
         wait_for(lambda: _lock_waiters(probe) == 1, timeout=10)
         time.sleep(0.5)
         release.set()
