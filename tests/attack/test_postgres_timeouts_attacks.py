@@ -352,8 +352,8 @@ def test_a_dispatcher_that_wakes_after_postgresql_ended_its_count_posts_the_bill
     original = SqlLeaseRepository.count_app_call
     froze = threading.Event()
 
-    def frozen_once(self: SqlLeaseRepository, now: int, window_us: int) -> int:
-        total = original(self, now, window_us)
+    def frozen_once(self: SqlLeaseRepository, now: int, window_us: int, moved: Any = None) -> int:
+        total = original(self, now, window_us, moved)
         if not serving_callers() and not froze.is_set():
             froze.set()
             time.sleep(2.5)  # the VM paused, inside the transaction

@@ -5,18 +5,21 @@ no other call follows is moved by the dispatcher's loop."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import Counter
 from typing import Any
 
+import pytest
 from sqlalchemy import text
-from xerolink_poster.adapters.database import Database, now_us
+from xerolink_poster.adapters.database import Database, now_us, open_database
+from xerolink_poster.adapters.migrations import migrate
 from xerolink_poster.adapters.xero_client import Credentials, XeroAnswer
 from xerolink_poster.domain.rate_limits import Limits, app_bucket_of
 from xerolink_poster.service_layer.dispatch.gate import Gate
 from xerolink_poster.service_layer.dispatch.settings import DispatcherSettings
 from xerolink_poster.service_layer.dispatch.supervisor import Dispatcher
-from xerolink_poster.service_layer.unit_of_work import UnitOfWork
+from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transaction
 
 from tests.fixtures.gate import TestXero, tenant_gate
 
@@ -91,3 +94,64 @@ def test_each_call_ends_counted_once_in_the_bucket_of_its_answer(database: Datab
     assert before_the_loop != Counter(xero.answered_buckets), "the last call's move was written already"
     assert _buckets(database) == Counter(xero.answered_buckets)
     assert dispatcher.app_moves.take() == {}
+
+
+@pytest.mark.postgres
+def test_counts_with_moves_and_the_loops_writes_of_two_posters_never_deadlock(postgres_url: str) -> None:
+    """Every write of the app minute's buckets happens under its advisory lock, after the lease
+    row a count checks: the counts of two posters' tenants, each moving earlier calls to the
+    current bucket, and each dispatcher loop writing moves (buckets in another order) all go
+    through on their first try, and every call counted stays counted once."""
+    posters = [open_database(postgres_url) for _ in range(2)]
+    migrate(posters[0])
+    window = 60 * US
+    errors: list[BaseException] = []
+    start = threading.Barrier(6)
+
+    def counting(db: Database, tenant: str) -> None:
+        run_in_transaction(db, lambda uow: uow.leases.acquire_lease(tenant, tenant, now_us(), 600 * US), attempts=1)
+        start.wait(10)
+
+        def before(uow: UnitOfWork) -> int:
+            now = now_us()
+            moved = {app_bucket_of(now - 2 * US, window): -1, app_bucket_of(now, window): 1}
+            assert uow.leases.record_call(tenant, tenant, now, 600 * US, window, 86_400 * US)
+            return uow.leases.count_app_call(now, window, moved)
+
+        for _ in range(40):
+            run_in_transaction(db, before, attempts=1)
+
+    def looping(db: Database) -> None:
+        start.wait(10)
+
+        def write(uow: UnitOfWork) -> None:
+            now = now_us()
+            uow.leases.add_app_calls({app_bucket_of(now, window): 1, app_bucket_of(now - 3 * US, window): -1})
+
+        for _ in range(40):
+            run_in_transaction(db, write, attempts=1)
+
+    def guarded(fn: Any, *args: Any) -> None:
+        try:
+            fn(*args)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [
+        threading.Thread(target=guarded, args=(counting, db, f"tenant-{i}-{j}"))
+        for i, db in enumerate(posters)
+        for j in range(2)
+    ] + [threading.Thread(target=guarded, args=(looping, db)) for db in posters]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        assert not any(t.is_alive() for t in threads), "still waiting"
+        with posters[0].session(write=False) as session:
+            total = session.execute(text("SELECT coalesce(sum(calls), 0) FROM app_call_bucket")).scalar_one()
+    finally:
+        for db in posters:
+            db.dispose()
+    assert errors == []
+    assert total == 4 * 40, "a count lost or doubled"

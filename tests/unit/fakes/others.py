@@ -127,7 +127,7 @@ class FakeLeaseRepository:
     def block_tenant(self, tenant_id: str, until_us: int) -> None:
         _unused("block_tenant")
 
-    def count_app_call(self, now_us: int, window_us: int) -> int:
+    def count_app_call(self, now_us: int, window_us: int, moved: Mapping[int, int] | None = None) -> int:
         _unused("count_app_call")
 
     def add_app_calls(self, deltas: Mapping[int, int]) -> None:

@@ -109,15 +109,16 @@ class SqlLeaseRepository:
             )
         )
 
-    def count_app_call(self, now_us: int, window_us: int) -> int:
+    def count_app_call(self, now_us: int, window_us: int, moved: Mapping[int, int] | None = None) -> int:
         """Counts one call of the app in the bucket of `now_us` (a sixtieth of the window) and
         returns the app's calls in the window, this one included, from every poster on this
-        database. Concurrent counters queue: on PostgreSQL on a transaction-level advisory lock
-        (counters in different buckets touch different rows, and under READ COMMITTED neither
-        would see the other's uncommitted call: both could pass the ceiling together), on SQLite
-        on the write lock. Each then sees the others' committed calls."""
-        if not self._is_sqlite:
-            self._session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _APP_MINUTE_LOCK})
+        database; first writes `moved`, earlier calls moved to their answers' buckets
+        (add_app_calls). Concurrent counters queue: on PostgreSQL on a transaction-level
+        advisory lock (counters in different buckets touch different rows, and under READ
+        COMMITTED neither would see the other's uncommitted call: both could pass the ceiling
+        together), on SQLite on the write lock. Each then sees the others' committed calls."""
+        self.add_app_calls(moved or {})
+        self._lock_app_minute()
         self._add_app_calls(now_us, window_us, 1)
         # The oldest bucket counts whole, though part of it has left the window: never fewer.
         since = now_us - window_us - app_bucket_size(window_us)
@@ -127,12 +128,20 @@ class SqlLeaseRepository:
     def add_app_calls(self, deltas: Mapping[int, int]) -> None:
         """Adds calls to buckets of the app's shared minute (negative: takes them away), in one
         statement: the moves of calls answered in a later bucket than they were counted in
-        (rate_limits.AppCallMoves)."""
+        (rate_limits.AppCallMoves). Under the app minute's lock, as every write of its buckets:
+        two transactions writing buckets in different orders would deadlock."""
         if deltas:
+            self._lock_app_minute()
             self._session.execute(
                 _ADD_APP_CALLS_SQLITE if self._is_sqlite else _ADD_APP_CALLS_POSTGRES,
                 [{"bucket": bucket, "added": calls} for bucket, calls in sorted(deltas.items())],
             )
+
+    def _lock_app_minute(self) -> None:
+        """PostgreSQL: the app minute's advisory lock, until the transaction ends (taken again
+        in one transaction, it is held already). SQLite: the write transaction holds the file."""
+        if not self._is_sqlite:
+            self._session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _APP_MINUTE_LOCK})
 
     def _add_app_calls(self, at_us: int, window_us: int, calls: int) -> None:
         self._session.execute(

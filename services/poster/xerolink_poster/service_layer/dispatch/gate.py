@@ -135,7 +135,6 @@ class Gate:
             # A poster frozen inside its count holds the app-minute lock (until PostgreSQL ends
             # its session); waiting for it here would hold the dispatcher's turn as long.
             uow.leases.limit_lock_wait(self.d.db.call_lock_ms)
-            uow.leases.add_app_calls(moves)  # earlier calls' counts, moved to their answers
             now = now_us()
             counted_at[:] = [now]
             ok = uow.leases.record_call(
@@ -146,7 +145,8 @@ class Gate:
                 minute_us,
                 int(self.settings.limits.day_seconds * US),
             )
-            if ok and uow.leases.count_app_call(now, minute_us) > self.settings.limits.app_per_minute:
+            # With it, earlier calls' counts are moved to their answers' buckets (AppCallMoves).
+            if ok and uow.leases.count_app_call(now, minute_us, moves) > self.settings.limits.app_per_minute:
                 raise AppMinuteFull  # rolls the count back with the rest
             if ok and mark_uncertain:
                 hints = {w.row.id: w.hint for w in mark_uncertain}
@@ -186,6 +186,7 @@ class Gate:
                 raise
             break
         if not allowed:
+            self.d.app_moves.put_back(moves)  # the lease was lost before the count wrote them
             with self.lock:
                 self.budget.release(time.time())
             raise LeaseLost(self.tenant_id)
