@@ -1,7 +1,7 @@
 """Outbox entries, links and leases as stored, read as plain values: what the dispatcher's
-claims and leases take and what applying a call's answers reads of them. The answers are applied while SQLite's one
-writer is held, and loading each row as an ORM object (then expiring it after the bulk UPDATEs)
-cost more than the SQL; a claim's ORM objects were only ever read."""
+claims and leases take and what applying a call's answers reads of them. The answers are
+applied while SQLite's one writer is held, and loading each row as an ORM object (then expiring
+it after the bulk UPDATEs) cost more than the SQL; a claim's ORM objects were only ever read."""
 
 from __future__ import annotations
 

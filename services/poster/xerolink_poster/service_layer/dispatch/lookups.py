@@ -155,7 +155,7 @@ class LookUps:
         if not candidates:
             return set()
         with UnitOfWork(self.d.db, write=False) as uow:
-            held = uow.links.held_xero_ids(w.connection.connection_id, candidates, w.link.id or 0)
+            held = uow.links.held_xero_ids(w.connection.connection_id, candidates, w.link.id)
         if held:
             log.warning("a look-up for %s passed over objects other links hold: %s", w.identity, sorted(held))
         return set(candidates) - held

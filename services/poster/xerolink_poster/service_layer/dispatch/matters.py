@@ -161,13 +161,13 @@ class Matters:
         failed: dict[int, tuple[Work, Trouble]] = {}
         for action_id, trouble in troubles.items():
             for w in wanted[action_id]:
-                held = failed.get(w.row.id or 0)
+                held = failed.get(w.row.id)
                 if held is None or (trouble.final and not held[1].final):
-                    failed[w.row.id or 0] = (w, trouble)
+                    failed[w.row.id] = (w, trouble)
         self._report(list(failed.values()))
         ready: list[Work] = []
         for w in works:
-            if (w.row.id or 0) in failed:
+            if w.row.id in failed:
                 continue
             assert w.operation is not None and category is not None
             w.tracking = {}

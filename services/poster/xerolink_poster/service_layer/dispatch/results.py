@@ -33,23 +33,23 @@ class Results:
     @staticmethod
     def preload(uow: UnitOfWork, works: Sequence[Work]) -> None:
         """One query per table for a whole batch; the per-entry gets below then cost no SQL."""
-        uow.outbox.preload_outbox([w.row.id for w in works if w.row.id is not None])
-        uow.links.preload_links([w.link.id for w in works if w.link.id is not None])
+        uow.outbox.preload_outbox([w.row.id for w in works])
+        uow.links.preload_links([w.link.id for w in works])
         uow.links.preload_postings([w.link.posting_id for w in works])
 
     def reload(self, uow: UnitOfWork, w: Work) -> tuple[OutboxRow | None, LinkRow | None]:
         """The entry and its link as stored now; (None, None) when this poster no longer holds it."""
-        row = uow.outbox.get_outbox(w.row.id or 0)
+        row = uow.outbox.get_outbox(w.row.id)
         if not outcomes.still_ours(row, self.d.holder):
             return None, None
-        return row, uow.links.get_link_by_id(w.link.id or 0)
+        return row, uow.links.get_link_by_id(w.link.id)
 
     def write(self, created: list[tuple[Work, list[XeroObjectRef]]], rejected: list[tuple[Work, list[str]]]) -> None:
         """Applies a call's per-element answers in one short transaction, a few statements for the
         whole batch (see outcomes.apply_batch)."""
         results = [
             outcomes.ElementResult(
-                w.row.id or 0,
+                w.row.id,
                 created=objects[0],
                 also=tuple(objects[1:]),
                 documents=drift_snapshots.documents_of(objects, w.answered) if w.answered is not None else (),
@@ -59,7 +59,7 @@ class Results:
         ]
         results += [
             outcomes.ElementResult(
-                w.row.id or 0,
+                w.row.id,
                 rejected=(
                     "Xero refused it; fix what Xero says in Actionstep or in Xero, then post it again",
                     messages,

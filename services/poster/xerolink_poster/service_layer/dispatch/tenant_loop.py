@@ -223,7 +223,7 @@ class TenantWorker(threading.Thread):
     def _unclaim(self, rows: Sequence[ClaimedEntry]) -> None:
         def work(uow: UnitOfWork) -> None:
             for stale in rows:
-                row = uow.outbox.get_outbox(stale.id or 0)
+                row = uow.outbox.get_outbox(stale.id)
                 if row is not None and row.claimed_by == self.d.holder:
                     row.claimed_by = ""
                     row.lease_until_us = 0
@@ -252,7 +252,7 @@ class TenantWorker(threading.Thread):
             target = payloads.target_of(w.operation, w.resolved)
             # Alone: refused whole before, or an endpoint that answers no outcome per element.
             alone = w.row.alone or not target.per_element
-            groups[(w.connection.connection_id, target.path, w.row.id or 0 if alone else 0)].append(w)
+            groups[(w.connection.connection_id, target.path, w.row.id if alone else 0)].append(w)
         for (_, path, _), members in groups.items():
             for chunk in chunks(members, self.settings.batch_size):
                 self.creator.create(path, list(chunk))
