@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, create_engine, text
@@ -17,6 +18,7 @@ from sqlalchemy.pool import NullPool
 from sqlmodel import select
 from xerolink.poster.v1 import poster_service_pb2 as poster_pb2
 from xerolink_mapper import samples
+from xerolink_poster.adapters import migrations
 from xerolink_poster.adapters.database import Database, PostgresTimeouts, now_us, open_database
 from xerolink_poster.adapters.migrations import _MIGRATION_LOCK, migrate
 from xerolink_poster.adapters.repositories.leases import _APP_MINUTE_LOCK
@@ -219,3 +221,22 @@ def test_a_xero_call_waits_out_a_held_app_minute_without_counting_an_attempt(
         entries = session.exec(select(OutboxRow)).all()
     assert [(e.attempts, e.uncertain) for e in entries] == [(0, False)], "an attempt or a look-up for a call never made"
     assert len(emulator.state.organisation(org["tenant_id"]).objects["Invoices"]) == 1
+
+
+def test_a_slow_migration_is_not_ended_by_the_idle_timeout(postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Alembic's Python between a migration's statements is idle time to PostgreSQL: on a busy
+    machine it passed a short idle timeout, and PostgreSQL ended the poster's own migration at
+    start (found by CI with the 300 ms timeout of an attack test)."""
+    real = migrations._adopt_legacy_registry
+
+    def slow(*args: Any) -> None:
+        real(*args)
+        time.sleep(0.6)  # idle inside the migration's transaction
+
+    monkeypatch.setattr(migrations, "_adopt_legacy_registry", slow)
+    db = open_database(postgres_url, PostgresTimeouts(idle_in_transaction_ms=200))
+    try:
+        migrate(db)
+        migrate(db)
+    finally:
+        db.dispose()

@@ -82,8 +82,11 @@ def migrate(db: Database, target: str = "head") -> str:
     with db.write.begin() as conn:
         if not db.is_sqlite:
             # Whatever lock time the URL or the role sets: another poster's migration, or a DDL
-            # lock behind running transactions, may take longer, and the start waits for it.
+            # lock behind running transactions, may take longer, and the start waits for it. Nor
+            # the session's idle timeout (PostgresTimeouts): Alembic's Python between statements
+            # is idle time to PostgreSQL, and a slow start must not end its own migration.
             conn.execute(text("SET LOCAL lock_timeout = 0"))
+            conn.execute(text("SET LOCAL idle_in_transaction_session_timeout = 0"))
             conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK})
         config = alembic_config(conn)
         _adopt_legacy_registry(conn, config)
