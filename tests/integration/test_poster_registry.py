@@ -404,6 +404,25 @@ def test_a_bulk_update_sets_each_rows_columns_and_the_sessions_copies_show_them(
     assert run_in_transaction(database, stale) == "r"
 
 
+def test_a_bulk_update_keeps_a_change_the_session_had_pending_on_the_same_row(database: Database) -> None:
+    """A transaction that changed an entry through the ORM and then updates other columns of it in
+    bulk commits both: the bulk statement goes after the pending change (flushed first), and the
+    session's copy it expires no longer holds that change unwritten."""
+    ids = _queue(database, [("t1", OutboxState.READY, now_us())])
+
+    def both(uow: UnitOfWork) -> None:
+        row = uow.outbox.outbox_by_ids(ids)[ids[0]]
+        row.attempts = 9
+        row.claimed_by = "orm"
+        uow.outbox.save(row)
+        uow.outbox.update_outbox([{"id": ids[0], "claimed_by": "bulk"}])
+
+    run_in_transaction(database, both)
+    with UnitOfWork(database, write=False) as uow:
+        row = uow.outbox.outbox_by_ids(ids)[ids[0]]
+    assert (row.attempts, row.claimed_by) == (9, "bulk")
+
+
 def test_a_bulk_update_of_many_rows_sets_nulls_booleans_numbers_and_text_by_key(database: Database) -> None:
     """On PostgreSQL a group of rows is one UPDATE from a VALUES list, whose columns must come out
     as the table's types whatever the values (all NULL, all booleans, text that looks like a
