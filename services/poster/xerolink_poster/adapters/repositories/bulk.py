@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import Boolean, Dialect, String, Table, TextClause, bindparam, text, update
+from sqlalchemy.exc import CompileError, StatementError
 from sqlalchemy.orm.util import identity_key
 from sqlalchemy.types import TypeEngine
 from sqlmodel import Session
@@ -29,29 +30,46 @@ def insert_rows(
 
 def bulk_update(session: Session, model: type[Any], rows: Sequence[dict[str, object]]) -> None:
     """UPDATE by primary key, one statement for all rows with the same columns (an executemany on
-    SQLite, an UPDATE from arrays on PostgreSQL). A Core
-    statement: the ORM's bulk UPDATE by primary key collected each row's parameters through the
-    mapper (13 % of the dispatcher's busy samples in a profile; about 8 % less CPU per element on
-    SQLite side by side). Like it, the session's copies of the rows show the new values after it
+    SQLite, an UPDATE from arrays on PostgreSQL); rows of one key end as they would one after
+    another. A value its column refuses raises the registry's error. Not the ORM's: its bulk
+    UPDATE by primary key collected each row's parameters through the mapper (13 % of the
+    dispatcher's busy samples in a profile; about 8 % less CPU per element on SQLite side by
+    side). Like it, the session's copies of the rows show the new values after it
     (they are expired, and reload if read again)."""
     table = model.__table__
     (key,) = table.primary_key.columns
-    groups: dict[tuple[str, ...], list[dict[str, object]]] = {}
+    # One row a key, its rows merged in order: the end the rows would reach one after another,
+    # whichever statement (one per set of columns) each falls in.
+    merged: dict[object, dict[str, object]] = {}
     for row in rows:
+        merged.setdefault(row[key.name], {}).update(row)
+    unknown = {c for row in merged.values() for c in row} - set(table.c.keys())
+    if unknown:
+        raise CompileError(f"Unconsumed column names: {', '.join(sorted(unknown))}")
+    # The session's pending changes first, as session.execute's autoflush would: its copies are
+    # expired below, and a change left unwritten would be lost with them.
+    session.flush()
+    groups: dict[tuple[str, ...], list[dict[str, object]]] = {}
+    for row in merged.values():
         groups.setdefault(tuple(sorted(row)), []).append(row)
     dialect = session.get_bind().dialect
     for columns, group in groups.items():
         names = [c for c in columns if c != key.name]
         if not names:
             continue  # only the key: nothing to set
-        if dialect.name == "postgresql" and len(group) > 1:
-            _update_from_arrays(session, table, names, group)
-        elif dialect.name == "sqlite":
-            _update_by_key(session, table, names, group)
-        else:
-            # The key's bound parameter needs a name of its own: a column's name sets that column.
-            statement = update(table).where(key == bindparam("_key"))
-            session.execute(statement, [{"_key": row[key.name], **{c: row[c] for c in names}} for row in group])
+        try:
+            if dialect.name == "postgresql" and len(group) > 1:
+                _update_from_arrays(session, table, names, group)
+            elif dialect.name == "sqlite":
+                _update_by_key(session, table, names, group)
+            else:
+                # The key's bound parameter needs a name of its own: a column's name sets that column.
+                statement = update(table).where(key == bindparam("_key"))
+                session.execute(statement, [{"_key": row[key.name], **{c: row[c] for c in names}} for row in group])
+        except (TypeError, ValueError) as exc:
+            # A value its column's type refuses, found as the parameters are bound here: the
+            # registry's error, as SQLAlchemy raises it for a statement it binds itself.
+            raise StatementError(str(exc), f"UPDATE {table.name}", None, exc) from exc
     identities = session.identity_map
     for row in rows:
         held = identities.get(identity_key(model, row[key.name]))
@@ -77,7 +95,11 @@ def _bound(column_type: TypeEngine[Any], dialect: Dialect, value: object) -> obj
     if value is None:
         return None
     if isinstance(column_type, Boolean):
-        return bool(value)
+        # As SQLAlchemy's Boolean binds it: True, False, 1 or 0, never the truth of any value
+        # (bool("false") is True).
+        if isinstance(value, int) and value in (0, 1):
+            return bool(value)
+        raise TypeError(f"Not a boolean value: {value!r}")
     process = column_type.bind_processor(dialect)
     return process(value) if process is not None else value
 
@@ -96,7 +118,6 @@ def _update_by_key(session: Session, table: Table, names: list[str], group: Sequ
         _BY_KEY[(table.name, tuple(names))] = found
     sql, processors = found
     columns = [*names, key.name]
-    session.flush()  # the ORM's pending changes first, as session.execute's autoflush would
     session.connection().exec_driver_sql(
         sql,
         [
@@ -127,10 +148,9 @@ def _update_from_arrays(session: Session, table: Table, names: list[str], group:
             f'WHERE "{table.name}"."{key.name}" = v."{key.name}"'
         )
         _FROM_ARRAYS[(table.name, tuple(names))] = statement
-    # A key named twice: the last row wins, as in the executemany (an UPDATE ... FROM would take
-    # whichever array row its plan meets first).
-    last = list({row[key.name]: row for row in group}.values())
+    # Each key once (bulk_update merged a key's rows): an UPDATE ... FROM would take whichever
+    # array row of a key its plan meets first.
     session.execute(
         statement,
-        {f"c{i}": [_bound(table.c[c].type, dialect, row[c]) for row in last] for i, c in enumerate(columns)},
+        {f"c{i}": [_bound(table.c[c].type, dialect, row[c]) for row in group] for i, c in enumerate(columns)},
     )
