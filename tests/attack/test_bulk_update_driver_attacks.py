@@ -24,7 +24,7 @@ from xerolink_poster.domain.states import Event, LinkState, OutboxState
 from xerolink_poster.service_layer.ports import StateChange
 from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transaction
 
-from tests.fixtures.registry_rows import unreachable_connection
+from tests.fixtures.registry_rows import link_with_posting, unreachable_connection
 
 OUTBOX: Table = OutboxRow.__table__  # type: ignore[attr-defined]
 LINKS: Table = LinkRow.__table__  # type: ignore[attr-defined]
@@ -45,32 +45,7 @@ def _seed(database: Database, count: int) -> tuple[list[int], list[int]]:
         outbox_ids, link_ids = [], []
         now = now_us()
         for n in range(1, count + 1):
-            link = uow.links.add_link(
-                LinkRow(
-                    connection_id="c1",
-                    kind=1,
-                    record_id=n,
-                    link_group=1,
-                    state="",
-                    fingerprint="f" * 64,
-                    posting_id=f"p{n}",
-                    create_us=now,
-                    update_us=now,
-                )
-            )
-            uow.links.add_posting(
-                PostingRow(
-                    posting_id=f"p{n}",
-                    connection_id="c1",
-                    kind=1,
-                    record_id=n,
-                    link_id=link.id,
-                    fingerprint="f" * 64,
-                    decision=b"d",
-                    state="",
-                    create_us=now,
-                )
-            )
+            link = link_with_posting(uow, n, decision=b"d")
             entry = OutboxRow(
                 tenant_id="t1",
                 connection_id="c1",

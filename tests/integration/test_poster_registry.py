@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import event
 from xerolink_common.errors import XerolinkError
 from xerolink_poster.adapters.database import Database, DatabaseError, now_us, open_database
-from xerolink_poster.adapters.tables import ContactLinkRow, LinkRow, OutboxRow, PostingRow
+from xerolink_poster.adapters.tables import ContactLinkRow, LinkRow, OutboxRow
 from xerolink_poster.adapters.xero_client import XeroClient
 from xerolink_poster.domain.kinds import ObjectType
 from xerolink_poster.domain.records import RecordRef, XeroObjectRef
@@ -27,7 +27,7 @@ from xerolink_poster.service_layer.outcomes import ElementResult, apply_batch
 from xerolink_poster.service_layer.ports import StateChange
 from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transaction
 
-from tests.fixtures.registry_rows import unreachable_connection
+from tests.fixtures.registry_rows import link_with_posting, unreachable_connection
 
 US = 1_000_000
 
@@ -37,34 +37,7 @@ def _connection(uow: UnitOfWork, connection_id: str = "c1", tenant: str = "t1") 
 
 
 def _link(uow: UnitOfWork, record_id: int) -> LinkRow:
-    now = now_us()
-    link = uow.links.add_link(
-        LinkRow(
-            connection_id="c1",
-            kind=1,
-            record_id=record_id,
-            link_group=1,
-            state="",
-            fingerprint="f" * 64,
-            posting_id=f"p{record_id}",
-            create_us=now,
-            update_us=now,
-        )
-    )
-    uow.links.add_posting(
-        PostingRow(
-            posting_id=f"p{record_id}",
-            connection_id="c1",
-            kind=1,
-            record_id=record_id,
-            link_id=link.id,
-            fingerprint="f" * 64,
-            decision=b"",
-            state="",
-            create_us=now,
-        )
-    )
-    return link
+    return link_with_posting(uow, record_id)
 
 
 def _outbox(link: LinkRow, state: str) -> OutboxRow:
