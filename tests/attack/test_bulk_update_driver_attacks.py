@@ -101,7 +101,7 @@ def _write(database: Database, work: Callable[[UnitOfWork], object]) -> None:
 def fresh_statement_cache(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Whatever module-level caches bulk.py keeps, empty: the next use of each column set is its
     first. (Setup only; the tests assert what is stored.)"""
-    for name in ("_BY_KEY", "_FROM_ARRAYS"):
+    for name in ("_BY_KEY", "_FROM_ARRAYS", "_PROCESSORS"):
         if isinstance(getattr(bulk, name, None), dict):
             monkeypatch.setattr(bulk, name, {})
     yield

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import Boolean, Dialect, String, Table, TextClause, bindparam, text, update
+from sqlalchemy import Dialect, String, Table, TextClause, bindparam, text, update
 from sqlalchemy.exc import CompileError, StatementError
 from sqlalchemy.orm.util import identity_key
 from sqlalchemy.types import TypeEngine
@@ -59,9 +59,9 @@ def bulk_update(session: Session, model: type[Any], rows: Sequence[dict[str, obj
             continue  # only the key: nothing to set
         try:
             if dialect.name == "postgresql" and len(group) > 1:
-                _update_from_arrays(session, table, names, group)
+                _update_from_arrays(session, table, key.name, names, group, dialect)
             elif dialect.name == "sqlite":
-                _update_by_key(session, table, names, group)
+                _update_by_key(session, table, key.name, names, group, dialect)
             else:
                 # The key's bound parameter needs a name of its own: a column's name sets that column.
                 statement = update(table).where(key == bindparam("_key"))
@@ -78,8 +78,11 @@ def bulk_update(session: Session, model: type[Any], rows: Sequence[dict[str, obj
 
 
 # The UPDATE of each table and set of columns, written once: its text does not depend on the rows.
-_BY_KEY: dict[tuple[str, tuple[str, ...]], tuple[str, list[Callable[[Any], Any] | None]]] = {}
+_BY_KEY: dict[tuple[str, tuple[str, ...]], str] = {}
 _FROM_ARRAYS: dict[tuple[str, tuple[str, ...]], TextClause] = {}
+# The bind processors of each dialect's table and columns, found once.
+_Processors = list[Callable[[Any], Any] | None]
+_PROCESSORS: dict[tuple[str, str, str, tuple[str, ...]], _Processors] = {}
 
 
 def _array_type(column_type: TypeEngine[Any], dialect: Dialect) -> str:
@@ -90,54 +93,48 @@ def _array_type(column_type: TypeEngine[Any], dialect: Dialect) -> str:
     return f"{column_type.compile(dialect=dialect)}[]"
 
 
-def _bound(column_type: TypeEngine[Any], dialect: Dialect, value: object) -> object:
-    """The value as the column's type binds it (a text() statement skips SQLAlchemy's types)."""
-    if value is None:
-        return None
-    if isinstance(column_type, Boolean):
-        # As SQLAlchemy's Boolean binds it: True, False, 1 or 0, never the truth of any value
-        # (bool("false") is True).
-        if isinstance(value, int) and value in (0, 1):
-            return bool(value)
-        raise TypeError(f"Not a boolean value: {value!r}")
-    process = column_type.bind_processor(dialect)
-    return process(value) if process is not None else value
+def _bound_rows(
+    table: Table, columns: Sequence[str], group: Sequence[dict[str, object]], dialect: Dialect
+) -> list[tuple[object, ...]]:
+    """Each row's values of `columns` as their types bind them: the driver's executemany and a
+    text() statement skip SQLAlchemy's types. Its Boolean takes True, False, 1 or 0 only (never
+    the truth of any value: bool("false") is True) and raises for the rest."""
+    cache_key = (dialect.name, dialect.driver, table.name, tuple(columns))
+    processors = _PROCESSORS.get(cache_key)
+    if processors is None:
+        processors = [table.c[c].type.bind_processor(dialect) for c in columns]
+        _PROCESSORS[cache_key] = processors
+    return [
+        tuple(
+            value if process is None or value is None else process(value)
+            for process, value in zip(processors, (row[c] for c in columns), strict=True)
+        )
+        for row in group
+    ]
 
 
-def _update_by_key(session: Session, table: Table, names: list[str], group: Sequence[dict[str, object]]) -> None:
+def _update_by_key(
+    session: Session, table: Table, key: str, names: list[str], group: Sequence[dict[str, object]], dialect: Dialect
+) -> None:
     """SQLite: the driver's executemany of one UPDATE by key, its text and the columns' bind
     processors found once. SQLAlchemy's executemany built each row's parameters through the
     compiled statement: applying a call's fifty answers took twice as long with it."""
-    (key,) = table.primary_key.columns
-    dialect = session.get_bind().dialect
-    found = _BY_KEY.get((table.name, tuple(names)))
-    if found is None:
+    sql = _BY_KEY.get((table.name, tuple(names)))
+    if sql is None:
         sets = ", ".join(f'"{c}" = ?' for c in names)
-        sql = f'UPDATE "{table.name}" SET {sets} WHERE "{key.name}" = ?'
-        found = sql, [table.c[c].type.bind_processor(dialect) for c in [*names, key.name]]
-        _BY_KEY[(table.name, tuple(names))] = found
-    sql, processors = found
-    columns = [*names, key.name]
-    session.connection().exec_driver_sql(
-        sql,
-        [
-            tuple(
-                value if process is None or value is None else process(value)
-                for process, value in zip(processors, (row[c] for c in columns), strict=True)
-            )
-            for row in group
-        ],
-    )
+        sql = f'UPDATE "{table.name}" SET {sets} WHERE "{key}" = ?'
+        _BY_KEY[(table.name, tuple(names))] = sql
+    session.connection().exec_driver_sql(sql, _bound_rows(table, [*names, key], group, dialect))
 
 
-def _update_from_arrays(session: Session, table: Table, names: list[str], group: Sequence[dict[str, object]]) -> None:
+def _update_from_arrays(
+    session: Session, table: Table, key: str, names: list[str], group: Sequence[dict[str, object]], dialect: Dialect
+) -> None:
     """One UPDATE ... FROM unnest(arrays) for the group: psycopg runs an executemany as a
     statement a row, a round trip each, and a VALUES list would be compiled again for every
     group (its rows are part of the statement). One array a column, cast to the column's type so
     NULLs and strings are not taken as text."""
-    (key,) = table.primary_key.columns
-    columns = [key.name, *names]
-    dialect = session.get_bind().dialect
+    columns = [key, *names]
     statement = _FROM_ARRAYS.get((table.name, tuple(names)))
     if statement is None:
         arrays = ", ".join(f"CAST(:c{i} AS {_array_type(table.c[c].type, dialect)})" for i, c in enumerate(columns))
@@ -145,12 +142,10 @@ def _update_from_arrays(session: Session, table: Table, names: list[str], group:
         named = ", ".join(f'"{c}"' for c in columns)
         statement = text(
             f'UPDATE "{table.name}" SET {sets} FROM unnest({arrays}) AS v({named}) '
-            f'WHERE "{table.name}"."{key.name}" = v."{key.name}"'
+            f'WHERE "{table.name}"."{key}" = v."{key}"'
         )
         _FROM_ARRAYS[(table.name, tuple(names))] = statement
     # Each key once (bulk_update merged a key's rows): an UPDATE ... FROM would take whichever
     # array row of a key its plan meets first.
-    session.execute(
-        statement,
-        {f"c{i}": [_bound(table.c[c].type, dialect, row[c]) for row in group] for i, c in enumerate(columns)},
-    )
+    by_column = zip(*_bound_rows(table, columns, group, dialect), strict=True)
+    session.execute(statement, {f"c{i}": list(values) for i, values in enumerate(by_column)})
