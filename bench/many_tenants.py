@@ -56,12 +56,14 @@ started with initdb/pg_ctl, as tests/fixtures/postgres.py does, else SQLite with
    post new bills to another connection at --ack-rate Posts a second in all (open loop, as
    bench/poster_throughput.py --rates measures, timed from each post's scheduled start) for
    --ack-seconds. Printed: p50/p99/p99.9, whether p99 stayed under 10 ms, and the elements the
-   dispatcher posted meanwhile, with whether its backlog lasted the whole window.
+   dispatcher posted meanwhile, with whether its backlog lasted the whole window. First the same
+   Posts go to a poster of the same backlog with nothing draining (its dispatcher off): the Post
+   path's own p99 on this machine, the floor under the figure measured while draining.
 6. The load average (1 minute, /proc/loadavg) before and after each figure.
 
---only acknowledgement measures part 5 alone (its own backlog is loaded, no other), then again
-with the roles split as docs/scaling.md describes: the Posts go to a poster whose dispatcher is
-off, while a second poster process drains the same registry.
+--only acknowledgement measures part 5 alone (its own backlogs are loaded, no other): the floor,
+one poster, then the roles split as docs/scaling.md describes: the Posts go to a poster whose
+dispatcher is off, while a second poster process drains the same registry.
 
 Nothing is asserted: a slow or unfair poster is measured as it is. Drains are bounded
 (--drain-timeout); a drain cut short reports what it reached. --json prints every figure as one
@@ -739,18 +741,28 @@ def flat(bench: Bench, kind: str) -> dict[str, Any]:
 
 
 # -- 6: the acknowledgement while the dispatcher drains ---------------------------------------
-def acknowledgement(bench: Bench, kind: str, url: str, tenants: dict[str, str], split: bool = False) -> dict[str, Any]:
+SHAPES = {
+    "one": "while draining",
+    "split": "while draining (roles split)",
+    "idle": "with nothing draining (the Post path's own floor)",
+}
+
+
+def acknowledgement(bench: Bench, kind: str, url: str, tenants: dict[str, str], shape: str = "one") -> dict[str, Any]:
     """Open-loop Posts to a connection of their own (poster_throughput.open_loop: --ack-callers
     callers on channels of their own, --ack-rate a second in all, timed from each post's
     scheduled start) while the poster's dispatcher drains the other organisations' backlog.
-    `split`: the roles split as docs/scaling.md describes, the Posts going to a poster whose
-    dispatcher is off while a second poster process on the same registry drains."""
+    `shape` "split": the roles split as docs/scaling.md describes, the Posts going to a poster
+    whose dispatcher is off while a second poster process on the same registry drains; "idle": the
+    same poster and backlog with nothing draining, so the Post path's own p99 is seen beside the
+    contention's."""
     args = bench.args
+    split, draining = shape == "split", shape != "idle"
     orgs = [bench.emulator.state.organisation(t) for t in tenants.values()]
     total = len(orgs) * args.ack_per_tenant
     port, drainer_port = free_port(), free_port()
-    env = bench.poster_env(url, port, dispatcher=not split)
-    name = f"{kind}.acknowledgement{'.split' if split else ''}"
+    env = bench.poster_env(url, port, dispatcher=shape == "one")
+    name = f"{kind}.acknowledgement{'' if shape == 'one' else '.' + shape}"
     with (
         bench.loads.around(name) as loads,
         running(console_script("xerolink-poster"), port, env, bench.workdir / f"{name}.log") as poster,
@@ -770,7 +782,7 @@ def acknowledgement(bench: Bench, kind: str, url: str, tenants: dict[str, str], 
         register_emulated_connection(
             poster_grpc.PosterServiceStub(channel), f"{kind}-ack", bench.emulator.base_url, org, samples.demo_context()
         )
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + (30 if draining else 0)
         while sum(elements(o) for o in orgs) < args.batch_size and time.monotonic() < deadline:
             time.sleep(0.05)  # the drain is under way
         before = sum(elements(o) for o in orgs)
@@ -786,14 +798,18 @@ def acknowledgement(bench: Bench, kind: str, url: str, tenants: dict[str, str], 
         drain_elements_per_s=round((after - before) / window) if window > 0 else None,
         drain_still_running_at_end=busy,
     )
-    print(
-        f"[{kind}] acknowledgement while draining{' (roles split)' if split else ''}: p99 {figures['p99_ms']} ms "
-        f"at {args.ack_rate:.0f} posts/s "
-        f"(under 10 ms: {'yes' if figures['p99_ms'] < 10 and not figures['errors'] else 'no'}); meanwhile the "
-        f"dispatcher posted {after - before} elements of the other organisations "
+    under = "yes" if figures["p99_ms"] < 10 and not figures["errors"] else "no"
+    meanwhile = (
+        f"meanwhile the dispatcher posted {after - before} elements of the other organisations "
         f"({figures['drain_elements_per_s']}/s), "
-        f"{'and still had' if busy else 'and had drained them all; it had no'} backlog at the end (the poster CPU "
-        f"per post above includes {'no dispatcher' if split else 'the dispatcher'}'s) {Loads.text(loads)}"
+        f"{'and still had' if busy else 'and had drained them all; it had no'} backlog at the end"
+        if draining
+        else f"the other organisations' {total} bills waited undrained ({after - before} posted meanwhile)"
+    )
+    print(
+        f"[{kind}] acknowledgement {SHAPES[shape]}: p99 {figures['p99_ms']} ms at {args.ack_rate:.0f} posts/s "
+        f"(under 10 ms: {under}); {meanwhile} (the poster CPU per post above includes "
+        f"{'the dispatcher' if shape == 'one' else 'no dispatcher'}'s) {Loads.text(loads)}"
     )
     return figures
 
@@ -804,18 +820,18 @@ def one_registry(bench: Bench, kind: str) -> dict[str, Any]:
     print(f"registry {kind}:")
     if args.only == "acknowledgement":
         figures = {}
-        for split in (False, True):
-            url = bench.url(kind, "acknowledgement-split" if split else "acknowledgement")
-            busy = bench.load(url, f"{kind}-{'s' if split else 'a'}", args.tenants, args.ack_per_tenant)
-            figures["acknowledgement_split" if split else "acknowledgement"] = acknowledgement(
-                bench, kind, url, busy, split
-            )
+        for shape, key in (("idle", "idle"), ("one", ""), ("split", "split")):
+            url = bench.url(kind, f"acknowledgement-{shape}")
+            busy = bench.load(url, f"{kind}-{shape[0]}", args.tenants, args.ack_per_tenant)
+            figures["acknowledgement" + (f"_{key}" if key else "")] = acknowledgement(bench, kind, url, busy, shape)
         return figures
     main_url, statement_url = bench.url(kind, "drain"), bench.url(kind, "statements")
     ack_url, share_url = bench.url(kind, "acknowledgement"), bench.url(kind, "shares")
     drained = bench.load(main_url, f"{kind}-d", args.tenants, args.per_tenant)
     counted = bench.load(statement_url, f"{kind}-s", args.tenants, args.statement_per_tenant)
     busy = bench.load(ack_url, f"{kind}-a", args.tenants, args.ack_per_tenant)
+    idle_url = bench.url(kind, "acknowledgement-idle")
+    waiting = bench.load(idle_url, f"{kind}-i", args.tenants, args.ack_per_tenant)
     shared = bench.load(share_url, f"{kind}-f", args.tenants, args.share_per_tenant)
     cost, fair = drain(bench, kind, main_url, drained, args.per_tenant, args.batch_size, "cost per element")
     _, shares = drain(bench, kind, share_url, shared, args.share_per_tenant, args.share_batch_size, "shares")
@@ -824,6 +840,7 @@ def one_registry(bench: Bench, kind: str) -> dict[str, Any]:
         "fairness": fair,
         "shares": shares,
         "statements": statements(bench, kind, statement_url, counted),
+        "acknowledgement_idle": acknowledgement(bench, kind, idle_url, waiting, "idle"),
         "acknowledgement": acknowledgement(bench, kind, ack_url, busy),
         "flat": flat(bench, kind),
     }

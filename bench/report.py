@@ -195,6 +195,15 @@ def _tenants_headline(figures: Figures, text: str) -> list[tuple[str, str]]:
                     f"{ack['drain_elements_per_s']} elements/s meanwhile)",
                 )
             )
+        floor = registry.get("acknowledgement_idle", {})
+        if floor:
+            rows.append(
+                (
+                    f"Post p99 at {_number(floor['offered_per_s'])}/s, open loop, nothing draining, {name}",
+                    f"{floor['p99_ms']} ms (p50 {floor['p50_ms']} ms, {floor['errors']} errors; the Post path's own "
+                    f"floor, poster CPU {floor['poster_cpu_ms_per_post']} ms per Post)",
+                )
+            )
     return rows
 
 
@@ -294,7 +303,8 @@ BENCHES = [
         "elements posted while the drain went from 25 % to 75 %. Then SQL statements per Xero call, counted "
         "with a SQLAlchemy listener on an in-process Dispatcher draining a second backlog; and the median time "
         "of a claim of 50 and of tenants_with_ready_work at 1,000 and at 100,000 ready outbox rows; Post "
-        "acknowledgement at 100 Posts a second, open loop, while a poster drains a third backlog; and each "
+        "acknowledgement at 100 Posts a second, open loop, to a poster with a backlog and nothing draining (the "
+        "floor), then while a poster drains a third backlog; and each "
         "organisation's share again in a drain of 100 bills each at 5 a call (about 10 calls each in the "
         "window, where 150 bills at 50 a call leave 1.5). SQLite and PostgreSQL (when a server can be started).",
     ),
