@@ -1,0 +1,98 @@
+"""bench/report.py rewrites docs/benchmarks.md: what it keeps of the page as it was."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from bench.report import BENCHES, Run, render
+from bench.report_page import OldPage
+
+ROOT = Path(__file__).resolve().parents[2]
+HOST = {"CPU": "test", "cores": "2"}
+BY_NAME = {b.name: b for b in BENCHES}
+
+
+def run_of(name: str, figure: float, key: str = "figure") -> Run:
+    bench = BY_NAME[name]
+    command = ["python", f"bench/{name}.py", "--json"]
+    output = f'it printed this\n{{"{key}": {figure}}}'
+    return Run(bench, command, 0, 12.0, output, {key: figure}, (1.0, 1.0, 1.0), (1.5, 1.0, 1.0))
+
+
+# A figure the mapper bench's headline shows.
+MAPPER_KEY = "mixed_unary_32_in_flight_per_second"
+
+
+def page(*runs: Run, old: OldPage | None = None) -> str:
+    return render(list(runs), HOST, False, "python bench/report.py", old)
+
+
+def sections(text: str) -> list[str]:
+    return re.findall(r"^## (.+)$", text, flags=re.MULTILINE)
+
+
+def test_a_rewrite_keeps_the_notes_under_the_section_of_a_bench_it_runs_and_replaces_its_figures() -> None:
+    title = BY_NAME["emulator_throughput"].title
+    first = page(run_of("emulator_throughput", 111.0))
+    noted = first.rstrip("\n") + "\n\n### Tried by hand (side by side)\n\nHalf the time, measured once.\n"
+
+    again = page(run_of("emulator_throughput", 222.0), old=OldPage.parse(noted))
+
+    assert "| figure | 222.00 |" in again
+    assert "111.00" not in again
+    assert again.count("### Tried by hand (side by side)") == 1
+    section = again.split(f"## {title}", 1)[1]
+    assert section.index("| figure | 222.00 |") < section.index("### Tried by hand")
+    assert "Half the time, measured once." in section
+
+
+def test_a_bench_not_run_keeps_its_section_and_headline_rows_as_they_were() -> None:
+    both = page(run_of("emulator_throughput", 111.0), run_of("mapper_throughput", 333.0, MAPPER_KEY))
+    old = OldPage.parse(both)
+    mapper_rows = old.rows_of("bench/mapper_throughput.py")
+    assert mapper_rows == [
+        "| Mapper, unary calls, 32 in flight | 333 transactions/s | `python bench/mapper_throughput.py --json` |"
+    ]
+
+    only = page(run_of("emulator_throughput", 222.0), old=old)
+
+    mapper = BY_NAME["mapper_throughput"].title
+    assert mapper in sections(only)
+    assert old.sections[mapper] in only
+    assert f"| {MAPPER_KEY} | 333.00 |" in only
+    for row in mapper_rows:
+        assert row in only
+
+
+def test_notes_of_a_section_no_bench_writes_any_more_are_kept() -> None:
+    old = OldPage.parse("# Benchmarks\n\n## A bench since removed\n\nfigures\n\n### What we learnt\n\nkeep this\n")
+
+    text = page(run_of("emulator_throughput", 1.0), old=old)
+
+    assert "## A bench since removed" in text
+    assert "### What we learnt\n\nkeep this" in text
+
+
+def test_writing_the_page_again_and_again_changes_nothing_but_the_runs() -> None:
+    first = page(run_of("emulator_throughput", 1.0))
+    noted = first.rstrip("\n") + "\n\n### A note\n\ntext\n"
+    second = page(run_of("emulator_throughput", 1.0), old=OldPage.parse(noted))
+    third = page(run_of("emulator_throughput", 1.0), old=OldPage.parse(second))
+
+    assert second == third
+    assert "\n\n\n" not in third
+
+
+def test_the_committed_page_loses_no_section_or_note_when_one_bench_is_run_again() -> None:
+    committed = (ROOT / "docs" / "benchmarks.md").read_text()
+
+    text = page(run_of("emulator_throughput", 1.0), old=OldPage.parse(committed))
+
+    headings = re.findall(r"^###? .+$", committed, flags=re.MULTILINE)
+    kept_rows = [r for r in OldPage.parse(committed).headline_rows if "bench/emulator_throughput.py" not in r]
+    assert len(headings) > 20 and kept_rows
+    for heading in headings:
+        assert heading in text, heading
+    for row in kept_rows:
+        assert row in text
