@@ -191,24 +191,20 @@ def _tenants_headline(figures: Figures, text: str) -> list[tuple[str, str]]:
                     f"x{shares['worst_over_fair_share']} of the fair share",
                 )
             )
-        ack = registry.get("acknowledgement", {})
-        if ack:
-            rows.append(
-                (
-                    f"Post p99 at {_number(ack['offered_per_s'])}/s, open loop, while draining, {name}",
-                    f"{ack['p99_ms']} ms (p50 {ack['p50_ms']} ms, {ack['errors']} errors; the dispatcher posted "
-                    f"{ack['drain_elements_per_s']} elements/s meanwhile)",
+        for key, when in (("acknowledgement_idle", "nothing draining"), ("acknowledgement", "while draining")):
+            ack = registry.get(key)
+            if ack:
+                detail = (
+                    f"the Post path's own floor, poster CPU {ack['poster_cpu_ms_per_post']} ms per Post"
+                    if key == "acknowledgement_idle"
+                    else f"the dispatcher posted {ack['drain_elements_per_s']} elements/s meanwhile"
                 )
-            )
-        floor = registry.get("acknowledgement_idle", {})
-        if floor:
-            rows.append(
-                (
-                    f"Post p99 at {_number(floor['offered_per_s'])}/s, open loop, nothing draining, {name}",
-                    f"{floor['p99_ms']} ms (p50 {floor['p50_ms']} ms, {floor['errors']} errors; the Post path's own "
-                    f"floor, poster CPU {floor['poster_cpu_ms_per_post']} ms per Post)",
+                rows.append(
+                    (
+                        f"Post p99 at {_number(ack['offered_per_s'])}/s, open loop, {when}, {name}",
+                        f"{ack['p99_ms']} ms (p50 {ack['p50_ms']} ms, {ack['errors']} errors; {detail})",
+                    )
                 )
-            )
     return rows
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from bench.report import BENCHES, Run, render
+from bench.report import BENCHES, HEADLINES, Run, render
 from bench.report_page import OldPage
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -96,3 +96,21 @@ def test_the_committed_page_loses_no_section_or_note_when_one_bench_is_run_again
         assert heading in text, heading
     for row in kept_rows:
         assert row in text
+
+
+def test_the_headline_shows_the_post_paths_floor_beside_the_acknowledgement_while_draining() -> None:
+    ack = {"offered_per_s": 100.0, "p50_ms": 30.0, "errors": 0, "poster_cpu_ms_per_post": 9.0}
+    figures = {
+        "tenants": 200,
+        "sqlite": {
+            "acknowledgement": {**ack, "p99_ms": 226.2, "drain_elements_per_s": 711},
+            "acknowledgement_idle": {**ack, "p99_ms": 9.1, "drain_elements_per_s": 0, "poster_cpu_ms_per_post": 3.9},
+        },
+    }
+
+    rows = dict(HEADLINES["many_tenants"](figures, ""))
+
+    assert rows["Post p99 at 100/s, open loop, nothing draining, SQLite"].startswith("9.1 ms")
+    assert "poster CPU 3.9 ms per Post" in rows["Post p99 at 100/s, open loop, nothing draining, SQLite"]
+    assert rows["Post p99 at 100/s, open loop, while draining, SQLite"].startswith("226.2 ms")
+    assert "711 elements/s meanwhile" in rows["Post p99 at 100/s, open loop, while draining, SQLite"]
