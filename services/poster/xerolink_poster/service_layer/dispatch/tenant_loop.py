@@ -107,6 +107,26 @@ class TenantWorker(threading.Thread):
 
     # -- the loop ----------------------------------------------------------------------------
     def run(self) -> None:
+        try:
+            self._serve()
+        except Exception:
+            # The registry failed outside a job (a session ended mid-statement, a restart): the
+            # turn ends and the tenant goes back. Jobs in flight finished as the pool closed;
+            # the dispatcher serves the tenant again when it next finds its work ready.
+            log.exception("tenant worker failed; handing the tenant back", extra={"tenant_id": self.tenant_id})
+        with self.lock:
+            self.closing = True
+        try:
+            self.d.hand_back(self.tenant_id, self)
+        except Exception:
+            # Left to expire (lease_ttl); this poster takes it again before that if it must.
+            log.warning("could not hand tenant %s back", self.tenant_id, exc_info=True)
+            return
+        log.info("released tenant %s", self.tenant_id, extra={"tenant_id": self.tenant_id})
+
+    def _serve(self) -> None:
+        """The turn: claims and submits batches until the turn is over, the lease is lost or the
+        dispatcher stops; the pool's jobs have finished when it returns or raises."""
         limits = self.settings.limits
         slots = threading.Semaphore(limits.concurrent)
         started = idle_since = last_renew = time.monotonic()
@@ -163,10 +183,6 @@ class TenantWorker(threading.Thread):
                         slots.release()
 
                 pool.submit(job)
-        with self.lock:
-            self.closing = True
-        self.d.hand_back(self.tenant_id, self)
-        log.info("released tenant %s", self.tenant_id, extra={"tenant_id": self.tenant_id})
 
     def _turn_over(self, started: float, wait: float, batches: int) -> bool:
         """Whether to hand the tenant back for others waiting: after a batch, so every tenant

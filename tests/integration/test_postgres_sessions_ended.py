@@ -1,0 +1,94 @@
+"""A poster on PostgreSQL whose sessions the server ends while they sit in the poster's pools: a
+restart or failover of the server, an administrator's pg_terminate_backend, a pooler or firewall
+dropping idle connections. The next caller and the dispatcher must get fresh sessions, not the
+dead ones (the pools test a connection before handing it out, adapters/database.py)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.pool import NullPool
+from xerolink.poster.v1 import poster_service_pb2 as poster_pb2
+from xerolink.poster.v1 import poster_service_pb2_grpc as poster_grpc
+from xerolink_mapper import samples
+
+from tests.fixtures.poster import EmulatorFactory, PosterFactory, connect, settings, stub_for, wait_settled
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+def admin(postgres_url: str) -> Iterator[Engine]:
+    """A session of nobody's pool, to end the poster's."""
+    engine = create_engine(postgres_url, poolclass=NullPool)
+    yield engine
+    engine.dispose()
+
+
+def _end_every_other_session(admin: Engine) -> int:
+    with admin.connect() as conn:
+        ended = conn.execute(
+            text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        ).scalar_one()
+    return int(ended)
+
+
+def _post(stub: poster_grpc.PosterServiceStub, record_id: int) -> poster_pb2.Posting:
+    request = poster_pb2.PostTransactionRequest(connection_id="firm-1", transaction=samples.client_bill(record_id))
+    posting: poster_pb2.Posting = stub.PostTransaction(request, timeout=30).posting
+    return posting
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_posts_reads_and_the_drain_go_on_after_the_server_ended_every_session(
+    poster_factory: PosterFactory, emulator_factory: EmulatorFactory, admin: Engine
+) -> None:
+    emulator = emulator_factory()
+    app = poster_factory(settings())
+    stub = stub_for(app)
+    _, org = connect(stub, emulator)
+    first = _post(stub, 1)
+    assert wait_settled(stub, first.name).state == poster_pb2.LINK_STATE_LINKED
+
+    assert _end_every_other_session(admin) > 0, "the poster held no session to end"
+
+    # A caller's reads and write, then the dispatcher's work, each on a pooled session now dead.
+    read = stub.GetPosting(poster_pb2.GetPostingRequest(name=first.name), timeout=30)
+    assert read.posting.posting_id == first.posting_id
+    second = _post(stub, 2)
+    assert wait_settled(stub, second.name).state == poster_pb2.LINK_STATE_LINKED
+    invoices = emulator.state.organisation(org["tenant_id"]).objects["Invoices"]
+    assert len(invoices) == 2, "each bill once in Xero"
+
+
+@pytest.mark.filterwarnings("error::pytest.PytestUnhandledThreadExceptionWarning")
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_sessions_ended_again_and_again_while_the_dispatcher_polls_kill_no_thread_and_lose_no_bill(
+    poster_factory: PosterFactory, emulator_factory: EmulatorFactory, admin: Engine
+) -> None:
+    """Sessions ended in the middle of the dispatcher's statements (its workers poll the idle
+    queue): a worker ends its turn and hands the tenant back, and the dispatcher serves the
+    tenant again once it has work. No thread dies with the error."""
+    emulator = emulator_factory()
+    app = poster_factory(settings())
+    stub = stub_for(app)
+    _, org = connect(stub, emulator)
+    first = _post(stub, 1)
+    assert wait_settled(stub, first.name).state == poster_pb2.LINK_STATE_LINKED
+
+    ended = 0
+    deadline = time.monotonic() + 2.0
+    while time.monotonic() < deadline:
+        ended += _end_every_other_session(admin)
+        time.sleep(0.01)
+    assert ended > 0
+
+    second = _post(stub, 2)
+    assert wait_settled(stub, second.name, timeout=30).state == poster_pb2.LINK_STATE_LINKED
+    assert len(emulator.state.organisation(org["tenant_id"]).objects["Invoices"]) == 2
