@@ -42,3 +42,12 @@ class Shared(Protocol):
         """Releases the tenant's lease as `worker` ends, unless a newer worker of this poster
         serves the tenant by now (it holds the lease under the same holder name)."""
         ...
+
+    def worker_failed(self, tenant_id: str) -> None:
+        """The tenant's worker failed outside a job: its next one starts after a pause that
+        doubles with each failure in a row."""
+        ...
+
+    def worker_served(self, tenant_id: str) -> None:
+        """The tenant's worker ended its turn as it should: no pause before the next one."""
+        ...

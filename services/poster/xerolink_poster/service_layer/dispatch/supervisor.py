@@ -27,6 +27,11 @@ from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transa
 
 log = logging.getLogger(__name__)
 US = 1_000_000
+# A tenant whose worker failed outside a job waits this long before its next worker, doubled
+# with each failure in a row up to the cap: a registry failing for a while must not restart the
+# worker (a lease write and a logged error each time) at every round.
+FAILED_WORKER_PAUSE = 1.0
+FAILED_WORKER_PAUSE_CAP = 30.0
 
 
 class Dispatcher:
@@ -55,6 +60,8 @@ class Dispatcher:
         # When each tenant's worker last started here: the tenant served longest ago goes first.
         self._served_at: dict[str, float] = {}
         self._others_waiting = False
+        # Tenants whose worker failed: when the next may start, and the pause that led there.
+        self._paused: dict[str, tuple[float, float]] = {}
         self._thread: threading.Thread | None = None
         self.actor = f"{outcomes.ACTOR}:{holder}"[:128]
         self.calls_made = 0
@@ -95,6 +102,14 @@ class Dispatcher:
         if self._workers.get(tenant_id) is worker:
             run_in_transaction(self.db, lambda uow: uow.leases.release_lease(tenant_id, self.holder))
 
+    def worker_failed(self, tenant_id: str) -> None:
+        _, pause = self._paused.get(tenant_id, (0.0, 0.0))
+        pause = min(max(pause * 2, FAILED_WORKER_PAUSE), FAILED_WORKER_PAUSE_CAP)
+        self._paused[tenant_id] = (time.monotonic() + pause, pause)
+
+    def worker_served(self, tenant_id: str) -> None:
+        self._paused.pop(tenant_id, None)
+
     def _run(self) -> None:
         last_sweep = last_purge = 0.0
         while not self._stop.is_set():
@@ -118,8 +133,13 @@ class Dispatcher:
         turns (`others_waiting`), so none waits for another tenant's whole backlog."""
         with UnitOfWork(self.db, write=False) as uow:
             tenants = uow.outbox.tenants_with_ready_work(now_us())
+        now = time.monotonic()
         with self._workers_lock:
-            idle = [t for t in tenants if (w := self._workers.get(t)) is None or not w.is_alive()]
+            idle = [
+                t
+                for t in tenants
+                if ((w := self._workers.get(t)) is None or not w.is_alive()) and self._paused.get(t, (now,))[0] <= now
+            ]
         if idle:
             # A tenant another poster serves is not waiting: its own worker is there.
             with UnitOfWork(self.db, write=False) as uow:

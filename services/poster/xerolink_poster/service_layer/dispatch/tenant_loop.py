@@ -8,8 +8,9 @@ import logging
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Any
 
 from xerolink_common.reasons import Reason
@@ -109,11 +110,15 @@ class TenantWorker(threading.Thread):
     def run(self) -> None:
         try:
             self._serve()
+            self.d.worker_served(self.tenant_id)
         except Exception:
             # The registry failed outside a job (a session ended mid-statement, a restart): the
-            # turn ends and the tenant goes back. Jobs in flight finished as the pool closed;
-            # the dispatcher serves the tenant again when it next finds its work ready.
+            # turn ends and the tenant goes back. Jobs in flight finished as the pool closed, and
+            # a correction the worker was lent to gives it back first; the dispatcher serves the
+            # tenant again after a pause, when it next finds its work ready.
             log.exception("tenant worker failed; handing the tenant back", extra={"tenant_id": self.tenant_id})
+            self.d.worker_failed(self.tenant_id)
+            self._wait_for_borrowers()
         with self.lock:
             self.closing = True
         try:
@@ -133,7 +138,10 @@ class TenantWorker(threading.Thread):
         idle = 0  # polls in a row that found no work
         drained = False  # the last claim took less than a batch: the queue looked empty then
         batches = 0  # claimed in this turn
-        with ThreadPoolExecutor(limits.concurrent, thread_name_prefix=f"xero-{self.tenant_id[:8]}") as pool:
+        with (
+            ThreadPoolExecutor(limits.concurrent, thread_name_prefix=f"xero-{self.tenant_id[:8]}") as pool,
+            self._no_loans_after_an_error(),  # before the pool waits for its jobs
+        ):
             while not self.d.stopping and not self.lease_lost:
                 if time.monotonic() - last_renew > self.settings.lease_ttl / 3:
                     if not self._renew():
@@ -183,6 +191,26 @@ class TenantWorker(threading.Thread):
                         slots.release()
 
                 pool.submit(job)
+
+    @contextmanager
+    def _no_loans_after_an_error(self) -> Iterator[None]:
+        """A turn ending on an error lends the worker to no correction from then on: one lent
+        while the pool waits for its jobs would have the tenant handed back under it."""
+        try:
+            yield
+        except Exception:
+            with self.lock:
+                self.closing = True
+            raise
+
+    def _wait_for_borrowers(self) -> None:
+        """Until the corrections the worker was lent to give it back, as a turn's normal end waits
+        (their calls renew the lease meanwhile)."""
+        while not self.d.stopping:
+            with self.lock:
+                if not self.borrowers:
+                    return
+            time.sleep(0.05)
 
     def _turn_over(self, started: float, wait: float, batches: int) -> bool:
         """Whether to hand the tenant back for others waiting: after a batch, so every tenant
