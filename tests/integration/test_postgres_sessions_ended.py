@@ -6,7 +6,8 @@ dead ones (the pools test a connection before handing it out, adapters/database.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import pytest
 from sqlalchemy import Engine, create_engine, text
@@ -45,17 +46,27 @@ def _post(stub: poster_grpc.PosterServiceStub, record_id: int) -> poster_pb2.Pos
     return posting
 
 
-@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
-def test_posts_reads_and_the_drain_go_on_after_the_server_ended_every_session(
-    poster_factory: PosterFactory, emulator_factory: EmulatorFactory, admin: Engine
-) -> None:
+@dataclass
+class Posted:
+    stub: poster_grpc.PosterServiceStub
+    invoices: Callable[[], int]  # how many invoices the organisation holds in Xero
+    first: poster_pb2.Posting
+
+
+@pytest.fixture
+def posted(poster_factory: PosterFactory, emulator_factory: EmulatorFactory) -> Posted:
+    """A poster on PostgreSQL whose first bill is linked, so its pools hold sessions."""
     emulator = emulator_factory()
-    app = poster_factory(settings())
-    stub = stub_for(app)
+    stub = stub_for(poster_factory(settings()))
     _, org = connect(stub, emulator)
     first = _post(stub, 1)
     assert wait_settled(stub, first.name).state == poster_pb2.LINK_STATE_LINKED
+    return Posted(stub, lambda: len(emulator.state.organisation(org["tenant_id"]).objects["Invoices"]), first)
 
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_posts_reads_and_the_drain_go_on_after_the_server_ended_every_session(posted: Posted, admin: Engine) -> None:
+    stub, first = posted.stub, posted.first
     assert _end_every_other_session(admin) > 0, "the poster held no session to end"
 
     # A caller's reads and write, then the dispatcher's work, each on a pooled session now dead.
@@ -63,25 +74,17 @@ def test_posts_reads_and_the_drain_go_on_after_the_server_ended_every_session(
     assert read.posting.posting_id == first.posting_id
     second = _post(stub, 2)
     assert wait_settled(stub, second.name).state == poster_pb2.LINK_STATE_LINKED
-    invoices = emulator.state.organisation(org["tenant_id"]).objects["Invoices"]
-    assert len(invoices) == 2, "each bill once in Xero"
+    assert posted.invoices() == 2, "each bill once in Xero"
 
 
 @pytest.mark.filterwarnings("error::pytest.PytestUnhandledThreadExceptionWarning")
 @pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
 def test_sessions_ended_again_and_again_while_the_dispatcher_polls_kill_no_thread_and_lose_no_bill(
-    poster_factory: PosterFactory, emulator_factory: EmulatorFactory, admin: Engine
+    posted: Posted, admin: Engine
 ) -> None:
     """Sessions ended in the middle of the dispatcher's statements (its workers poll the idle
     queue): a worker ends its turn and hands the tenant back, and the dispatcher serves the
     tenant again once it has work. No thread dies with the error."""
-    emulator = emulator_factory()
-    app = poster_factory(settings())
-    stub = stub_for(app)
-    _, org = connect(stub, emulator)
-    first = _post(stub, 1)
-    assert wait_settled(stub, first.name).state == poster_pb2.LINK_STATE_LINKED
-
     ended = 0
     deadline = time.monotonic() + 2.0
     while time.monotonic() < deadline:
@@ -89,6 +92,6 @@ def test_sessions_ended_again_and_again_while_the_dispatcher_polls_kill_no_threa
         time.sleep(0.01)
     assert ended > 0
 
-    second = _post(stub, 2)
-    assert wait_settled(stub, second.name, timeout=30).state == poster_pb2.LINK_STATE_LINKED
-    assert len(emulator.state.organisation(org["tenant_id"]).objects["Invoices"]) == 2
+    second = _post(posted.stub, 2)
+    assert wait_settled(posted.stub, second.name, timeout=30).state == poster_pb2.LINK_STATE_LINKED
+    assert posted.invoices() == 2, "each bill once in Xero"
