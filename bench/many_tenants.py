@@ -753,7 +753,8 @@ def acknowledgement(bench: Bench, kind: str, url: str, tenants: dict[str, str], 
     callers on channels of their own, --ack-rate a second in all, timed from each post's
     scheduled start) while the poster's dispatcher drains the other organisations' backlog.
     `shape` "split": the roles split as docs/scaling.md describes, the Posts going to a poster
-    whose dispatcher is off while a second poster process on the same registry drains; "idle": the
+    whose dispatcher is off while a second poster process on the same registry drains at the
+    lowest CPU priority (`nice -n 19`); "idle": the
     same poster and backlog with nothing draining, so the Post path's own p99 is seen beside the
     contention's."""
     args = bench.args
@@ -768,7 +769,9 @@ def acknowledgement(bench: Bench, kind: str, url: str, tenants: dict[str, str], 
         running(console_script("xerolink-poster"), port, env, bench.workdir / f"{name}.log") as poster,
         (
             running(
-                console_script("xerolink-poster"),
+                # docs/scaling.md: on one host the draining poster runs at the lowest CPU priority,
+                # so a Post's turn on a core never queues behind the drain's.
+                ["nice", "-n", "19", *console_script("xerolink-poster")],
                 drainer_port,
                 bench.poster_env(url, drainer_port, dispatcher=True),
                 bench.workdir / f"{name}.drainer.log",
