@@ -20,8 +20,7 @@ from typing import Any
 
 import grpc
 import pytest
-from sqlalchemy import Engine, create_engine, text
-from sqlalchemy.pool import NullPool
+from sqlalchemy import Engine, text
 from sqlmodel import select
 from xero_emulator.faults import FaultRule
 from xerolink.poster.v1 import poster_service_pb2 as poster_pb2
@@ -48,6 +47,7 @@ from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transa
 
 from tests.fixtures.gate import TestXero, tenant_gate
 from tests.fixtures.poster import EmulatorFactory, PosterFactory, connect, settings, stub_for, wait_for, wait_settled
+from tests.fixtures.postgres import lock_waiters
 from tests.fixtures.threads import Call
 
 US = 1_000_000
@@ -61,29 +61,16 @@ LOCK_MS = 100
 # -- helpers --------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def probe(postgres_url: str) -> Iterator[Engine]:
-    """Connections of nobody's pool and with no timeouts: another client, and a look at pg_locks."""
-    engine = create_engine(postgres_url, poolclass=NullPool)
-    yield engine
-    engine.dispose()
-
-
-def _lock_waiters(probe: Engine) -> int:
-    with probe.connect() as conn:
-        return int(conn.execute(text("SELECT count(*) FROM pg_locks WHERE NOT granted")).scalar_one())
-
-
 class _Frozen:
     """Another client (a poster frozen inside its transaction) that runs `statements` in one
     transaction and then holds its locks for `seconds`, or until `release`."""
 
-    def __init__(self, probe: Engine, statements: list[str], seconds: float) -> None:
+    def __init__(self, outsider: Engine, statements: list[str], seconds: float) -> None:
         self.holding = threading.Event()
         self.release = threading.Event()
 
         def hold() -> None:
-            with probe.connect() as conn, conn.begin():
+            with outsider.connect() as conn, conn.begin():
                 for statement in statements:
                     conn.execute(text(statement))
                 self.holding.set()
@@ -142,7 +129,7 @@ def registry(postgres_url: str) -> Iterator[Database]:
 
 @pytest.mark.postgres
 def test_a_xero_answer_is_not_lost_when_moving_its_count_waits_out_the_lock_time(
-    registry: Database, probe: Engine
+    registry: Database, outsider: Engine
 ) -> None:
     """After a call answered in a later app-minute bucket than it was counted in, the gate moves
     its count (Gate._recount, a dispatcher write on the app_call_bucket rows). Another poster
@@ -152,7 +139,7 @@ def test_a_xero_answer_is_not_lost_when_moving_its_count_waits_out_the_lock_time
     DISPATCH_ERROR shown). Only the transaction before a call has the lock time now: the move
     waits, and the answer comes back."""
     frozen: list[_Frozen] = []
-    xero = _SlowXero(lambda: frozen.append(_Frozen(probe, FROZEN_COUNT, seconds=3.0)), slow_for=0.25)
+    xero = _SlowXero(lambda: frozen.append(_Frozen(outsider, FROZEN_COUNT, seconds=3.0)), slow_for=0.25)
     gate, shared = _gate_on(registry, xero)
     try:
         call = Call(lambda: gate.call(CREDS, "PUT", "Invoices", body={"Invoices": [{"Reference": "r1"}]}))
@@ -228,7 +215,7 @@ class _RotatingXero(XeroIdentity):
 
 @pytest.mark.postgres
 def test_the_tokens_xero_granted_in_a_refresh_are_stored_once_the_connection_is_let_go(
-    registry: Database, probe: Engine, tmp_path: Path
+    registry: Database, outsider: Engine, tmp_path: Path
 ) -> None:
     """The dispatcher refreshes a connection's token (ConnectionTokens._exchange): Xero rotates the
     refresh token, then the new pair is stored (store_tokens, a dispatcher write on the connection
@@ -256,7 +243,7 @@ def test_the_tokens_xero_granted_in_a_refresh_are_stored_once_the_connection_is_
     )
     frozen: list[_Frozen] = []
     identity = _RotatingXero(
-        lambda: frozen.append(_Frozen(probe, ["SELECT connection_id FROM connection FOR UPDATE"], seconds=3.0))
+        lambda: frozen.append(_Frozen(outsider, ["SELECT connection_id FROM connection FOR UPDATE"], seconds=3.0))
     )
     tokens = ConnectionTokens(registry, vault, XeroApps(str(apps_file)), identity, HOLDER)
     refreshing = Call(lambda: tokens.refresh("firm-1"))
@@ -295,7 +282,7 @@ def _entries(db: Database) -> list[tuple[int, bool]]:
 @pytest.mark.postgres
 @pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
 def test_a_bill_xero_created_while_its_link_was_locked_counts_no_failed_attempt(
-    poster_factory: PosterFactory, emulator_factory: EmulatorFactory, probe: Engine, monkeypatch: pytest.MonkeyPatch
+    poster_factory: PosterFactory, emulator_factory: EmulatorFactory, outsider: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """While Xero creates a bill, another client takes the lock on its link: a Post of the same
     record on another poster, frozen mid-transaction, which PostgreSQL ends only after the idle
@@ -325,7 +312,7 @@ def test_a_bill_xero_created_while_its_link_was_locked_counts_no_failed_attempt(
         poster_pb2.PostTransactionRequest(connection_id="firm-1", transaction=samples.client_bill(1))
     ).posting
     wait_for(lambda: slow.hits == 1, timeout=15)
-    frozen = _Frozen(probe, ["SELECT id FROM link FOR UPDATE"], seconds=30)
+    frozen = _Frozen(outsider, ["SELECT id FROM link FOR UPDATE"], seconds=30)
     try:
         recording.wait(4)  # far more than the answer's write waits for the lock, five times over
     finally:
@@ -380,7 +367,7 @@ def test_a_dispatcher_that_wakes_after_postgresql_ended_its_count_posts_the_bill
 @pytest.mark.postgres
 @pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
 def test_a_post_through_the_grpc_server_waits_for_a_lock_beyond_the_dispatchers_lock_time(
-    poster_factory: PosterFactory, emulator_factory: EmulatorFactory, probe: Engine
+    poster_factory: PosterFactory, emulator_factory: EmulatorFactory, outsider: Engine
 ) -> None:
     """Guard. A Post whose write waits for a lock held many times the call's lock time (an
     operator's LOCK TABLE, a frozen poster) is accepted once the lock is free, never refused as a
@@ -389,11 +376,11 @@ def test_a_post_through_the_grpc_server_waits_for_a_lock_beyond_the_dispatchers_
     app = poster_factory(settings(), run_dispatcher=False, postgres=PostgresTimeouts(call_lock_ms=LOCK_MS))
     stub = stub_for(app)
     connect(stub, emulator)
-    frozen = _Frozen(probe, ["LOCK TABLE outbox IN SHARE MODE"], seconds=30)
+    frozen = _Frozen(outsider, ["LOCK TABLE outbox IN SHARE MODE"], seconds=30)
     try:
         request = poster_pb2.PostTransactionRequest(connection_id="firm-1", transaction=samples.client_bill(1))
         post = Call(lambda: stub.PostTransaction(request, timeout=20))
-        wait_for(lambda: _lock_waiters(probe) >= 1, timeout=10)
+        wait_for(lambda: lock_waiters(outsider) >= 1, timeout=10)
         time.sleep(1.0)  # ten of the dispatcher's lock times
         waited = post.thread.is_alive()
     finally:
@@ -417,7 +404,7 @@ def _settings_seen(db: Database, write: bool) -> dict[str, str]:
 
 @pytest.mark.postgres
 def test_the_options_libpqs_environment_gives_still_reach_the_registrys_sessions(
-    postgres_url: str, probe: Engine, monkeypatch: pytest.MonkeyPatch
+    postgres_url: str, outsider: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """An operator whose poster finds its registry through libpq's environment
     (PGOPTIONS="-c search_path=ledger", or a pg_service.conf `options`) upgrades to this release.
@@ -426,7 +413,7 @@ def test_the_options_libpqs_environment_gives_still_reach_the_registrys_sessions
     empty registry in public, and every connection, link and posting of the ledger schema was
     gone from the poster's sight (a repost would create the documents in Xero a second time). The
     timeouts are now set by a statement on each new session."""
-    with probe.connect() as conn, conn.begin():
+    with outsider.connect() as conn, conn.begin():
         conn.execute(text("CREATE SCHEMA ledger"))
     monkeypatch.setenv("PGOPTIONS", "-c search_path=ledger")
     previous = open_database(postgres_url, PostgresTimeouts(0, 0))  # as the release before: no options sent

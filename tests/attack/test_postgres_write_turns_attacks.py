@@ -18,8 +18,7 @@ from collections.abc import Iterator
 
 import pytest
 import sqlmodel
-from sqlalchemy import Engine, create_engine, text
-from sqlalchemy.pool import NullPool
+from sqlalchemy import Engine
 from xerolink.poster.v1 import poster_service_pb2 as poster_pb2
 from xerolink_common.errors import XerolinkError
 from xerolink_mapper import samples
@@ -44,6 +43,7 @@ from tests.fixtures.poster import (
     wait_for,
     wait_settled,
 )
+from tests.fixtures.postgres import lock_waiters
 from tests.fixtures.routing import link_row_held
 from tests.fixtures.threads import Call, started
 
@@ -79,26 +79,10 @@ def other(postgres_url: str, db: Database) -> Iterator[Database]:
 
 
 @pytest.fixture
-def probe(postgres_url: str) -> Iterator[Engine]:
-    """A connection of nobody's pool, to look at pg_locks."""
-    engine = create_engine(postgres_url, poolclass=NullPool)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
 def mapper(mapper_target: str) -> Iterator[MapperClient]:
     client = MapperClient(mapper_target)
     yield client
     client.close()
-
-
-def _lock_waiters(probe: Engine, locktype: str) -> int:
-    with probe.connect() as conn:
-        found = conn.execute(
-            text("SELECT count(*) FROM pg_locks WHERE NOT granted AND locktype = :t"), {"t": locktype}
-        ).scalar_one()
-    return int(found)
 
 
 def _post(poster: Poster, record_id: int) -> PostOutcome | XerolinkError:
@@ -123,7 +107,7 @@ def _warm(poster: Poster) -> None:
 
 @pytest.mark.postgres
 def test_a_post_is_answered_while_a_dispatcher_write_waits_for_the_app_minute_another_poster_holds(
-    db: Database, other: Database, probe: Engine, mapper: MapperClient
+    db: Database, other: Database, outsider: Engine, mapper: MapperClient
 ) -> None:
     """Every Xero call of every poster counts itself in the app's minute under one advisory lock
     (leases.count_app_call, in Gate.call's transaction). A second poster whose counting
@@ -146,7 +130,7 @@ def test_a_post_is_answered_while_a_dispatcher_write_waits_for_the_app_minute_an
     try:
         assert stalled.wait(10)
         dispatcher = Call(lambda: run_in_transaction(db, lambda uow: uow.leases.count_app_call(now_us(), MINUTE_US)))
-        wait_for(lambda: _lock_waiters(probe, "advisory") == 1, timeout=10)
+        wait_for(lambda: lock_waiters(outsider, "advisory") == 1, timeout=10)
         post = Call(lambda: _post(poster, 7001), callers=True)
         answered = post.answered_within(ANSWERED_WITHIN)
         still_counting = dispatcher.thread.is_alive()
@@ -164,7 +148,7 @@ def test_a_post_is_answered_while_a_dispatcher_write_waits_for_the_app_minute_an
 
 @pytest.mark.postgres
 def test_the_dispatcher_and_other_callers_write_while_a_post_waits_for_a_link_another_poster_writes(
-    db: Database, other: Database, probe: Engine, mapper: MapperClient
+    db: Database, other: Database, outsider: Engine, mapper: MapperClient
 ) -> None:
     """A Post of a record another poster is writing at the same moment waits for that poster's
     transaction (the link's unique key), inside its write unit. That wait is the Post's own: the
@@ -175,7 +159,7 @@ def test_the_dispatcher_and_other_callers_write_while_a_post_waits_for_a_link_an
     holder = link_row_held(other.write, "firm-1", CLIENT_BILL, 7002)
     try:
         post = Call(lambda: _post(poster, 7002), callers=True)
-        wait_for(lambda: _lock_waiters(probe, "transactionid") >= 1, timeout=10)
+        wait_for(lambda: lock_waiters(outsider, "transactionid") >= 1, timeout=10)
         lease = Call(
             lambda: run_in_transaction(
                 db, lambda uow: uow.leases.acquire_lease("tenant-9", "poster-a", now_us(), 10_000_000) is not None

@@ -41,6 +41,7 @@ from tests.fixtures.poster import (
     stub_for,
     xero_objects,
 )
+from tests.fixtures.postgres import end_sessions
 
 FAILED = "tenant worker failed; handing the tenant back"
 NOT_HANDED_BACK = "could not hand tenant"
@@ -208,18 +209,6 @@ def lease(admin: Engine, tenant: str) -> tuple[str, int] | None:
             text("SELECT holder, expires_us FROM tenant_lease WHERE tenant_id = :t"), {"t": tenant}
         ).first()
     return None if row is None else (str(row[0]), int(row[1]))
-
-
-def end_sessions(admin: Engine, where: str = "true") -> int:
-    """Ends the registry's sessions (not this one) that match `where` over pg_stat_activity."""
-    with admin.connect() as conn:
-        ended = conn.execute(
-            text(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                f"WHERE datname = current_database() AND pid <> pg_backend_pid() AND ({where})"
-            )
-        ).scalar_one()
-    return int(ended)
 
 
 # -- callers ---------------------------------------------------------------------------------

@@ -6,38 +6,19 @@ dead ones (the pools test a connection before handing it out, adapters/database.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
-from sqlalchemy import Engine, create_engine, text
-from sqlalchemy.pool import NullPool
+from sqlalchemy import Engine
 from xerolink.poster.v1 import poster_service_pb2 as poster_pb2
 from xerolink.poster.v1 import poster_service_pb2_grpc as poster_grpc
 from xerolink_mapper import samples
 
 from tests.fixtures.poster import EmulatorFactory, PosterFactory, connect, settings, stub_for, wait_settled
+from tests.fixtures.postgres import end_sessions
 
 pytestmark = pytest.mark.postgres
-
-
-@pytest.fixture
-def admin(postgres_url: str) -> Iterator[Engine]:
-    """A session of nobody's pool, to end the poster's."""
-    engine = create_engine(postgres_url, poolclass=NullPool)
-    yield engine
-    engine.dispose()
-
-
-def _end_every_other_session(admin: Engine) -> int:
-    with admin.connect() as conn:
-        ended = conn.execute(
-            text(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-            )
-        ).scalar_one()
-    return int(ended)
 
 
 def _post(stub: poster_grpc.PosterServiceStub, record_id: int) -> poster_pb2.Posting:
@@ -65,9 +46,9 @@ def posted(poster_factory: PosterFactory, emulator_factory: EmulatorFactory) -> 
 
 
 @pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
-def test_posts_reads_and_the_drain_go_on_after_the_server_ended_every_session(posted: Posted, admin: Engine) -> None:
+def test_posts_reads_and_the_drain_go_on_after_the_server_ended_every_session(posted: Posted, outsider: Engine) -> None:
     stub, first = posted.stub, posted.first
-    assert _end_every_other_session(admin) > 0, "the poster held no session to end"
+    assert end_sessions(outsider) > 0, "the poster held no session to end"
 
     # A caller's reads and write, then the dispatcher's work, each on a pooled session now dead.
     read = stub.GetPosting(poster_pb2.GetPostingRequest(name=first.name), timeout=30)
@@ -80,7 +61,7 @@ def test_posts_reads_and_the_drain_go_on_after_the_server_ended_every_session(po
 @pytest.mark.filterwarnings("error::pytest.PytestUnhandledThreadExceptionWarning")
 @pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
 def test_sessions_ended_again_and_again_while_the_dispatcher_polls_kill_no_thread_and_lose_no_bill(
-    posted: Posted, admin: Engine
+    posted: Posted, outsider: Engine
 ) -> None:
     """Sessions ended in the middle of the dispatcher's statements (its workers poll the idle
     queue): a worker ends its turn and hands the tenant back, and the dispatcher serves the
@@ -88,7 +69,7 @@ def test_sessions_ended_again_and_again_while_the_dispatcher_polls_kill_no_threa
     ended = 0
     deadline = time.monotonic() + 2.0
     while time.monotonic() < deadline:
-        ended += _end_every_other_session(admin)
+        ended += end_sessions(outsider)
         time.sleep(0.01)
     assert ended > 0
 

@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, create_engine, text
-from sqlalchemy.pool import NullPool
+from sqlalchemy import Engine, text
 from sqlmodel import select
 from xerolink.poster.v1 import poster_service_pb2 as poster_pb2
 from xerolink_mapper import samples
@@ -27,20 +25,12 @@ from xerolink_poster.adapters.write_turns import serve_callers_on_this_thread
 from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transaction
 
 from tests.fixtures.poster import EmulatorFactory, PosterFactory, connect, settings, stub_for, wait_for, wait_settled
+from tests.fixtures.postgres import lock_waiters
 from tests.fixtures.threads import Call
 
 pytestmark = pytest.mark.postgres
 MINUTE_US = 60_000_000
 US = 1_000_000
-
-
-@pytest.fixture
-def probe(postgres_url: str) -> Iterator[Engine]:
-    """Connections of nobody's pool and with no timeouts: a client holding locks, and a look at
-    pg_locks."""
-    engine = create_engine(postgres_url, poolclass=NullPool)
-    yield engine
-    engine.dispose()
 
 
 def _opened(url: str, timeouts: PostgresTimeouts) -> Database:
@@ -65,17 +55,12 @@ def _count_before_a_call(db: Database) -> int:
     return run_in_transaction(db, before)
 
 
-def _lock_waiters(probe: Engine) -> int:
-    with probe.connect() as conn:
-        return int(conn.execute(text("SELECT count(*) FROM pg_locks WHERE NOT granted")).scalar_one())
-
-
-def _holding(probe: Engine, key: int, until: threading.Event) -> Call:
+def _holding(outsider: Engine, key: int, until: threading.Event) -> Call:
     """A client that takes the advisory lock `key` in a transaction and keeps it until `until`."""
     holding = threading.Event()
 
     def hold() -> None:
-        with probe.connect() as conn, conn.begin():
+        with outsider.connect() as conn, conn.begin():
             conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
             holding.set()
             until.wait(30)
@@ -122,7 +107,7 @@ def test_a_poster_frozen_inside_its_count_lets_go_of_the_app_minute_after_the_id
 
 
 def test_the_count_before_a_call_waiting_for_a_lock_lets_the_dispatchers_other_writes_pass(
-    postgres_url: str, probe: Engine
+    postgres_url: str, outsider: Engine
 ) -> None:
     """While a client holds the app-minute lock, this poster's dispatcher counts a call and waits
     for it. Its lease renewal, another dispatcher write, goes through meanwhile: the count gives
@@ -130,9 +115,9 @@ def test_the_count_before_a_call_waiting_for_a_lock_lets_the_dispatchers_other_w
     db = _opened(postgres_url, PostgresTimeouts(call_lock_ms=300))
     release = threading.Event()
     try:
-        holder = _holding(probe, _APP_MINUTE_LOCK, release)
+        holder = _holding(outsider, _APP_MINUTE_LOCK, release)
         count = Call(lambda: _count_before_a_call(db))
-        wait_for(lambda: _lock_waiters(probe) == 1, timeout=10)
+        wait_for(lambda: lock_waiters(outsider) == 1, timeout=10)
         renewal = Call(lambda: run_in_transaction(db, lambda uow: uow.leases.acquire_lease("t1", "me", now_us(), US)))
         renewal.thread.join(5)
         renewed_while_held = not renewal.thread.is_alive() and count.thread.is_alive()
@@ -147,14 +132,14 @@ def test_the_count_before_a_call_waiting_for_a_lock_lets_the_dispatchers_other_w
 
 
 @pytest.mark.parametrize("callers", [False, True], ids=["dispatcher", "caller"])
-def test_other_writes_wait_for_a_lock_as_long_as_it_is_held(postgres_url: str, probe: Engine, callers: bool) -> None:
+def test_other_writes_wait_for_a_lock_as_long_as_it_is_held(postgres_url: str, outsider: Engine, callers: bool) -> None:
     """call_lock_ms is the count's before a call, for itself: any other write, a caller's (a Post)
     or the dispatcher's (what Xero answered), waits for a lock as long as it is held, and is never
     refused for it."""
     db = _opened(postgres_url, PostgresTimeouts(call_lock_ms=100))
     release = threading.Event()
     try:
-        holder = _holding(probe, _APP_MINUTE_LOCK, release)
+        holder = _holding(outsider, _APP_MINUTE_LOCK, release)
 
         def count() -> int:
             if callers:
@@ -162,7 +147,7 @@ def test_other_writes_wait_for_a_lock_as_long_as_it_is_held(postgres_url: str, p
             return _count(db, attempts=1)
 
         counting = Call(count)
-        wait_for(lambda: _lock_waiters(probe) == 1, timeout=10)
+        wait_for(lambda: lock_waiters(outsider) == 1, timeout=10)
         time.sleep(0.5)  # five of the call's lock times
         waited = counting.thread.is_alive()
         release.set()
@@ -174,16 +159,18 @@ def test_other_writes_wait_for_a_lock_as_long_as_it_is_held(postgres_url: str, p
         db.dispose()
 
 
-def test_a_migration_waits_for_another_posters_migration_beyond_the_lock_time(postgres_url: str, probe: Engine) -> None:
+def test_a_migration_waits_for_another_posters_migration_beyond_the_lock_time(
+    postgres_url: str, outsider: Engine
+) -> None:
     """Posters starting together migrate one at a time under the migration lock; a migration can
     take longer than any lock time an operator sets for the poster's sessions (here in the URL),
     and the second poster must wait for it, not fail to start."""
     db = open_database(f"{postgres_url}?options=-c%20lock_timeout%3D100")
     release = threading.Event()
     try:
-        holder = _holding(probe, _MIGRATION_LOCK, release)
+        holder = _holding(outsider, _MIGRATION_LOCK, release)
         migrating = Call(lambda: migrate(db))
-        wait_for(lambda: _lock_waiters(probe) == 1, timeout=10)
+        wait_for(lambda: lock_waiters(outsider) == 1, timeout=10)
         time.sleep(0.5)
         release.set()
         holder.result()
@@ -195,7 +182,7 @@ def test_a_migration_waits_for_another_posters_migration_beyond_the_lock_time(po
 
 @pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
 def test_a_xero_call_waits_out_a_held_app_minute_without_counting_an_attempt(
-    poster_factory: PosterFactory, emulator_factory: EmulatorFactory, probe: Engine
+    poster_factory: PosterFactory, emulator_factory: EmulatorFactory, outsider: Engine
 ) -> None:
     """A bill whose Xero call waits for the app-minute lock longer than every retry of its
     transaction is posted once the lock is free: the entry counts no attempt and shows no error,
@@ -206,11 +193,11 @@ def test_a_xero_call_waits_out_a_held_app_minute_without_counting_an_attempt(
     _, org = connect(stub, emulator)
     release = threading.Event()
     try:
-        holder = _holding(probe, _APP_MINUTE_LOCK, release)
+        holder = _holding(outsider, _APP_MINUTE_LOCK, release)
         posting = stub.PostTransaction(
             poster_pb2.PostTransactionRequest(connection_id="firm-1", transaction=samples.client_bill(1))
         ).posting
-        wait_for(lambda: _lock_waiters(probe) >= 1, timeout=10)
+        wait_for(lambda: lock_waiters(outsider) >= 1, timeout=10)
         time.sleep(1.5)  # more than the five tries of the transaction, 100 ms each
         release.set()
         holder.result()
