@@ -284,7 +284,7 @@ BENCHES = [
         "Xero's minute scaled down: elements posted per scaled minute against the ceiling (60 calls a minute x "
         "batch size), Xero calls against one call per transaction, calls refused for rate; then Post "
         "acknowledgement latency under 100 concurrent callers, closed loop (each posts again when answered) "
-        "and open loop at fixed offered rates (SQLite registry).",
+        "and open loop at fixed offered rates, from callers in a process of their own (SQLite registry).",
         args=("--rates", "100,200,400"),
     ),
     Bench(
@@ -304,8 +304,8 @@ BENCHES = [
         "elements posted while the drain went from 25 % to 75 %. Then SQL statements per Xero call, counted "
         "with a SQLAlchemy listener on an in-process Dispatcher draining a second backlog; and the median time "
         "of a claim of 50 and of tenants_with_ready_work at 1,000 and at 100,000 ready outbox rows; Post "
-        "acknowledgement at 100 Posts a second, open loop, to a poster with a backlog and nothing draining (the "
-        "floor), then while a poster drains a third backlog; and each "
+        "acknowledgement at 100 Posts a second, open loop from callers in a process of their own, to a poster "
+        "with a backlog and nothing draining (the floor), then while that poster drains a third backlog; and each "
         "organisation's share again in a drain of 100 bills each at 5 a call (about 10 calls each in the "
         "window, where 150 bills at 50 a call leave 1.5). SQLite and PostgreSQL (when a server can be started).",
     ),
