@@ -770,7 +770,7 @@ def acknowledgement(bench: Bench, kind: str, url: str, tenants: dict[str, str], 
         (
             running(
                 # docs/scaling.md: on one host the draining poster runs at the lowest CPU priority,
-                # so a Post's turn on a core never queues behind the drain's.
+                # so the drain takes the CPU the Posts leave.
                 ["nice", "-n", "19", *console_script("xerolink-poster")],
                 drainer_port,
                 bench.poster_env(url, drainer_port, dispatcher=True),
