@@ -37,6 +37,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -296,24 +297,29 @@ def open_loop(target: str, poster_pid: int, bills: Bills, rate: float, args: arg
     of their own")."""
     settings = argparse.Namespace(callers=args.callers, open_seconds=args.open_seconds)
     first = bills.reserve(args.callers * (1 + _per_caller(rate, settings)))  # the child posts these
-    context = multiprocessing.get_context("spawn")  # a fork would copy the emulator's threads' locks
-    with context.Pool(1) as pool:
-        figures: dict[str, Any] = pool.apply(
-            _open_loop_apart, (target, poster_pid, first, bills.connection_id, rate, settings)
-        )
+    # Spawned: a fork would copy the emulator's threads' locks. An executor, not a Pool: a Pool
+    # replaces a worker that dies and never answers its task, so a killed child hung the bench.
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        run = pool.submit(_open_loop_apart, target, poster_pid, first, bills.connection_id, rate, settings)
+        figures: dict[str, Any] = run.result()
     return figures
 
 
 def _open_loop_apart(
     target: str, poster_pid: int, first: int, connection_id: str, rate: float, args: argparse.Namespace
 ) -> dict[str, Any]:
-    return _open_loop_here(target, poster_pid, Bills(first, connection_id), rate, args)
+    try:
+        return _open_loop_here(target, poster_pid, Bills(first, connection_id), rate, args)
+    except grpc.RpcError as error:
+        # grpc's errors hold a lock and cannot be pickled back: their status and details can.
+        code, details = error.code(), error.details()
+        raise RuntimeError(f"a Post to {target} failed: {code.name} {details}") from None
 
 
 def _per_caller(rate: float, args: argparse.Namespace) -> int:
+    interval: float = args.callers / rate
     seconds: float = args.open_seconds
-    callers: int = args.callers
-    return max(1, round(seconds * rate / callers))
+    return max(1, round(seconds / interval))
 
 
 def _open_loop_here(
