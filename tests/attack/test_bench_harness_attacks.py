@@ -14,7 +14,15 @@ import socket
 import subprocess
 import sys
 import textwrap
+import time
+from collections.abc import Iterator
+from concurrent import futures
 from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from xerolink.poster.v1 import poster_service_pb2 as poster_pb2
 
 from bench import poster_throughput
 
@@ -105,3 +113,39 @@ def test_a_run_whose_callers_process_is_killed_ends_instead_of_hanging(tmp_path:
         out, _ = proc.communicate()
         raise AssertionError(f"open_loop still waiting 20 s after its callers' process was killed:\n{out}") from None
     assert "killed" in out and "raised" in out, out
+
+
+def _refusing_every_other_post(request: Any, context: grpc.ServicerContext) -> Any:
+    """Answers a Post after 50 ms, and refuses at once every odd record after the 4 warm-up ones
+    (records 100 to 103)."""
+    record = request.transaction.header.id
+    if record >= 104 and record % 2:
+        context.abort(grpc.StatusCode.UNAVAILABLE, "overloaded")
+    time.sleep(0.05)
+    return poster_pb2.PostTransactionResponse()
+
+
+@pytest.fixture
+def refusing_poster() -> Iterator[str]:
+    """A stand-in poster serving only PostTransaction, on loopback."""
+    server = grpc.server(futures.ThreadPoolExecutor(16))
+    post = grpc.unary_unary_rpc_method_handler(
+        _refusing_every_other_post,
+        request_deserializer=poster_pb2.PostTransactionRequest.FromString,
+        response_serializer=poster_pb2.PostTransactionResponse.SerializeToString,
+    )
+    service = poster_pb2.DESCRIPTOR.services_by_name["PosterService"].full_name
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service, {"PostTransaction": post}),))
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    yield f"127.0.0.1:{port}"
+    server.stop(0)
+
+
+def test_refused_posts_are_counted_as_errors_and_never_timed_as_fast_answers(refusing_poster: str) -> None:
+    """Every answer takes at least 50 ms; half the Posts are refused at once. Timed from their
+    scheduled start, the refusals made the p50 2 ms: a poster refusing work looked fast."""
+    args = argparse.Namespace(callers=4, open_seconds=1.0)
+    figures = poster_throughput.open_loop(refusing_poster, os.getpid(), poster_throughput.Bills(100), 40.0, args)
+    assert figures["posts"] == 40 and figures["errors"] == 20, figures
+    assert figures["p50_ms"] >= 50, figures
