@@ -1,9 +1,8 @@
-"""Attacks on the benches' open loop (bench/poster_throughput.open_loop, commit ecd8523), whose
-callers run in a process of their own started with multiprocessing's "spawn" context (a Pool of
-one, pool.apply). A hostile environment: a poster that cannot be reached, and the callers'
-process killed in the middle of a run (the OOM killer, an operator). What must hold: the run
-ends, and the error it ends with says what went wrong, as it did with the callers in the
-bench's own process."""
+"""Attacks on the benches' open loop (bench/poster_throughput.open_loop), whose callers run in a
+spawned process of their own. A hostile environment: a poster that cannot be reached, one that
+refuses half the Posts at once, and the callers' process killed in the middle of a run (the OOM
+killer, an operator). What must hold: the run ends; the error it ends with says what went wrong,
+as it did with the callers in the bench's own process; and only answered Posts are timed."""
 
 from __future__ import annotations
 
