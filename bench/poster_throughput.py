@@ -376,8 +376,8 @@ def _open_loop_here(
     }
     print(
         f"Post acknowledgement, open loop, {args.callers} callers offering {rate:.0f} posts/s in all "
-        f"(achieved {figures['achieved_per_s']}/s, {figures['posts']} posts, {errors} errors; the times are "
-        f"the answered ones'): p50 {figures['p50_ms']} ms, p99 {figures['p99_ms']} ms, "
+        f"(achieved {figures['achieved_per_s']}/s, {figures['posts']} posts, {errors} errors; only answered "
+        f"Posts timed): p50 {figures['p50_ms']} ms, p99 {figures['p99_ms']} ms, "
         f"p99.9 {figures['p999_ms']} ms; poster CPU "
         f"{figures['poster_cpu_ms_per_post']} ms per post (load average {figures['load_average']})"
     )
