@@ -58,12 +58,14 @@ started with initdb/pg_ctl, as tests/fixtures/postgres.py does, else SQLite with
    --ack-seconds. Printed: p50/p99/p99.9, whether p99 stayed under 10 ms, and the elements the
    dispatcher posted meanwhile, with whether its backlog lasted the whole window. First the same
    Posts go to a poster of the same backlog with nothing draining (its dispatcher off): the Post
-   path's own p99 on this machine, the floor under the figure measured while draining.
+   path's own p99 on this machine, the floor under the figure measured while draining. Last, the
+   roles split as docs/scaling.md describes: the Posts go to a poster whose dispatcher is off,
+   while a second poster process drains the same registry at the lowest CPU priority (nice 19).
+   The callers run in a process of their own, apart from the bench's emulator.
 6. The load average (1 minute, /proc/loadavg) before and after each figure.
 
 --only acknowledgement measures part 5 alone (its own backlogs are loaded, no other): the floor,
-one poster, then the roles split as docs/scaling.md describes: the Posts go to a poster whose
-dispatcher is off, while a second poster process drains the same registry.
+one poster, then the roles split.
 
 Nothing is asserted: a slow or unfair poster is measured as it is. Drains are bounded
 (--drain-timeout); a drain cut short reports what it reached. --json prints every figure as one
@@ -835,6 +837,8 @@ def one_registry(bench: Bench, kind: str) -> dict[str, Any]:
     busy = bench.load(ack_url, f"{kind}-a", args.tenants, args.ack_per_tenant)
     idle_url = bench.url(kind, "acknowledgement-idle")
     waiting = bench.load(idle_url, f"{kind}-i", args.tenants, args.ack_per_tenant)
+    split_url = bench.url(kind, "acknowledgement-split")
+    split = bench.load(split_url, f"{kind}-p", args.tenants, args.ack_per_tenant)
     shared = bench.load(share_url, f"{kind}-f", args.tenants, args.share_per_tenant)
     cost, fair = drain(bench, kind, main_url, drained, args.per_tenant, args.batch_size, "cost per element")
     _, shares = drain(bench, kind, share_url, shared, args.share_per_tenant, args.share_batch_size, "shares")
@@ -845,6 +849,7 @@ def one_registry(bench: Bench, kind: str) -> dict[str, Any]:
         "statements": statements(bench, kind, statement_url, counted),
         "acknowledgement_idle": acknowledgement(bench, kind, idle_url, waiting, "idle"),
         "acknowledgement": acknowledgement(bench, kind, ack_url, busy),
+        "acknowledgement_split": acknowledgement(bench, kind, split_url, split, "split"),
         "flat": flat(bench, kind),
     }
 

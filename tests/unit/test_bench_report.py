@@ -113,3 +113,21 @@ def test_the_headline_shows_the_post_paths_floor_beside_the_acknowledgement_whil
     assert "poster CPU 3.9 ms per Post" in rows["Post p99 at 100/s, open loop, nothing draining, SQLite"]
     assert rows["Post p99 at 100/s, open loop, while draining, SQLite"].startswith("226.2 ms")
     assert "711 elements/s meanwhile" in rows["Post p99 at 100/s, open loop, while draining, SQLite"]
+
+
+def test_the_headline_shows_the_roles_split_beside_one_poster() -> None:
+    ack = {"offered_per_s": 100.0, "p50_ms": 10.5, "errors": 0, "poster_cpu_ms_per_post": 5.7}
+    figures = {
+        "tenants": 200,
+        "postgres": {
+            "acknowledgement": {**ack, "p99_ms": 168.1, "drain_elements_per_s": 624},
+            "acknowledgement_split": {**ack, "p99_ms": 45.4, "drain_elements_per_s": 456},
+        },
+    }
+
+    rows = dict(HEADLINES["many_tenants"](figures, ""))
+
+    split = rows["Post p99 at 100/s, open loop, while draining, roles split, PostgreSQL"]
+    assert split.startswith("45.4 ms")
+    assert "the draining poster at nice 19 posted 456 elements/s meanwhile" in split
+    assert rows["Post p99 at 100/s, open loop, while draining, PostgreSQL"].startswith("168.1 ms")
