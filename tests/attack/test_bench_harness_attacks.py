@@ -22,6 +22,7 @@ from typing import Any
 import grpc
 import pytest
 from xerolink.poster.v1 import poster_service_pb2 as poster_pb2
+from xerolink.poster.v1 import poster_service_pb2_grpc as poster_grpc
 
 from bench import poster_throughput
 
@@ -146,5 +147,16 @@ def test_refused_posts_are_counted_as_errors_and_never_timed_as_fast_answers(ref
     scheduled start, the refusals made the p50 2 ms: a poster refusing work looked fast."""
     args = argparse.Namespace(callers=4, open_seconds=1.0)
     figures = poster_throughput.open_loop(refusing_poster, os.getpid(), poster_throughput.Bills(100), 40.0, args)
+    assert figures["posts"] == 40 and figures["errors"] == 20, figures
+    assert figures["p50_ms"] >= 50, figures
+
+
+def test_the_closed_loop_counts_refused_posts_and_times_only_answers(refusing_poster: str) -> None:
+    """The closed loop's callers had no handler: a refused Post ended its caller's thread, and the
+    figures came from the callers never refused (here 20 of the 40 Posts, with no error said)."""
+    args = argparse.Namespace(callers=4, posts_per_caller=10, pause=0.0)
+    with grpc.insecure_channel(refusing_poster) as channel:
+        stub = poster_grpc.PosterServiceStub(channel)
+        figures = poster_throughput.latency(stub, os.getpid(), poster_throughput.Bills(100), args)
     assert figures["posts"] == 40 and figures["errors"] == 20, figures
     assert figures["p50_ms"] >= 50, figures
