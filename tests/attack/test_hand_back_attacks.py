@@ -34,6 +34,7 @@ from xerolink_poster.service_layer.dispatch.tenant_loop import TenantWorker
 from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transaction
 
 from tests.fixtures.outbox import ready_row
+from tests.fixtures.poster import wait_for
 from tests.fixtures.threads import started
 
 # The write turns that order a hand back's release against other transactions are SQLite's.
@@ -71,13 +72,6 @@ def held_by(database: Database, tenant: str, holder: str) -> bool:
 def released(database: Database, tenant: str) -> bool:
     lease = lease_of(database, tenant)
     return lease is not None and lease[1] == 0
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 5.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting: {what}"
-        time.sleep(0.005)
 
 
 def queued_writes(database: Database, callers: int, dispatcher: int) -> Callable[[], bool]:
@@ -185,7 +179,7 @@ def test_a_correction_borrowing_the_tenant_during_a_hand_back_waits_and_its_work
 
     with UnitOfWork(database):  # the workers' writes the release queues behind
         scripted.end(first)
-        wait_until(queued_writes(database, 0, 1), what="the hand back's release to queue")
+        wait_for(queued_writes(database, 0, 1), 5.0, interval=0.005, what="the hand back's release to queue")
         borrower = started(borrow, callers=True)
         time.sleep(0.5)
         assert "worker" not in seen, "a correction got a worker while the tenant's worker was handing it back"
@@ -217,9 +211,9 @@ def test_a_round_during_a_hand_back_starts_no_second_worker_and_the_next_one_kee
 
     with UnitOfWork(database):
         scripted.end(first)
-        wait_until(queued_writes(database, 0, 1), what="the hand back's release to queue")
+        wait_for(queued_writes(database, 0, 1), 5.0, interval=0.005, what="the hand back's release to queue")
         round_thread = started(rounds._start_workers, callers=True)
-        wait_until(queued_writes(database, 1, 1), what="the round's transaction to queue")
+        wait_for(queued_writes(database, 1, 1), 5.0, interval=0.005, what="the round's transaction to queue")
         assert first.is_alive()
     round_thread.join(5)
     first.join(5)
@@ -247,13 +241,18 @@ def test_a_worker_that_lost_its_lease_to_another_poster_hands_back_without_endin
     mine = dispatcher(database, lease_ttl=0.3)
     mine._start_workers()
     [stalled] = scripted.of("t-a")
-    wait_until(lambda: not held_by(database, "t-a", "poster-a"), what="the stalled worker's lease to expire")
+    wait_for(
+        lambda: not held_by(database, "t-a", "poster-a"),
+        5.0,
+        interval=0.005,
+        what="the stalled worker's lease to expire",
+    )
     elsewhere = open_database(database_url)
     try:
         other = dispatcher(elsewhere, "poster-b")
         with UnitOfWork(database):
             scripted.end(stalled)
-            wait_until(queued_writes(database, 0, 1), what="the hand back's release to queue")
+            wait_for(queued_writes(database, 0, 1), 5.0, interval=0.005, what="the hand back's release to queue")
             other._start_workers()
             [_, theirs] = scripted.of("t-a")
             assert theirs.d is other
@@ -298,9 +297,9 @@ def test_stop_during_a_hand_back_waits_for_the_release_and_lends_nothing_meanwhi
 
     with UnitOfWork(database):
         scripted.end(first)
-        wait_until(queued_writes(database, 0, 1), what="the hand back's release to queue")
+        wait_for(queued_writes(database, 0, 1), 5.0, interval=0.005, what="the hand back's release to queue")
         stopper = started(lambda: rounds.stop(5))
-        wait_until(lambda: rounds.stopping, what="stop")
+        wait_for(lambda: rounds.stopping, 5.0, interval=0.005, what="stop")
         borrower = started(borrow, callers=True)
         borrower.join(5)
         assert not borrower.is_alive()

@@ -17,7 +17,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import grpc
@@ -39,6 +39,7 @@ from tests.fixtures.poster import (
     connect,
     settings,
     stub_for,
+    wait_for,
     xero_objects,
 )
 from tests.fixtures.postgres import end_sessions
@@ -247,13 +248,6 @@ def invoice_numbers(emulator: EmulatorServer, tenant: str) -> list[str]:
     return sorted(str(i.get("InvoiceNumber")) for i in xero_objects(emulator, tenant, "Invoices"))
 
 
-def until(predicate: Callable[[], bool], timeout: float, what: str, interval: float = 0.02) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting: {what}"
-        time.sleep(interval)
-
-
 def records(logs: pytest.LogCaptureFixture, message: str, tenant: str | None = None) -> list[logging.LogRecord]:
     out = []
     for record in list(logs.records):
@@ -292,8 +286,13 @@ def test_a_claim_the_storage_fails_hands_the_tenant_back_and_the_bill_is_posted_
 
     fail_claims(admin, tenant)
     second = post(stub, 2)
-    until(lambda: len(records(logs, FAILED, tenant)) >= 1, 10, "the worker's failure")
-    until(lambda: any(expires == 0 for _, _, expires, _ in lease_log(admin, tenant, seq)), 10, "the tenant handed back")
+    wait_for(lambda: len(records(logs, FAILED, tenant)) >= 1, 10, interval=0.02, what="the worker's failure")
+    wait_for(
+        lambda: any(expires == 0 for _, _, expires, _ in lease_log(admin, tenant, seq)),
+        10,
+        interval=0.02,
+        what="the tenant handed back",
+    )
     releases = [row for row in lease_log(admin, tenant, seq) if row[2] == 0]
     assert all(claimed == 0 for *_, claimed in releases), f"handed back with entries still claimed: {releases}"
     read = stub.GetPosting(poster_pb2.GetPostingRequest(name=second.name), timeout=10).posting
@@ -326,7 +325,7 @@ def test_a_tenant_whose_claims_keep_failing_is_not_restarted_at_the_dispatchers_
 
     fail_claims(admin, sick)
     stuck = post(stub, 2, "firm-1")
-    until(lambda: len(records(logs, FAILED, sick)) >= 1, 10, "the first failure")
+    wait_for(lambda: len(records(logs, FAILED, sick)) >= 1, 10, interval=0.02, what="the first failure")
     began, counted = time.monotonic(), len(records(logs, FAILED, sick))
     others = [post(stub, n, "firm-2") for n in (10, 11, 12)]
     for posting in others:
@@ -377,7 +376,7 @@ def test_a_worker_failing_while_lent_to_a_correction_keeps_the_tenant_until_it_i
         seq = last_seq(admin)
         fail_claims(admin, tenant, times=1)
         second = post(stub_for(b), 2)
-        until(lambda: len(records(logs, FAILED, tenant)) >= 1, 10, "the lent worker's failure")
+        wait_for(lambda: len(records(logs, FAILED, tenant)) >= 1, 10, interval=0.02, what="the lent worker's failure")
         time.sleep(1.0)  # the correction reads what Xero answered; the posters poll
         during = lease_log(admin, tenant, seq)
         lost = [row for row in during if row[2] == 0 or row[1] != "poster-a"]
@@ -427,17 +426,19 @@ def test_a_correction_arriving_while_a_failed_worker_waits_for_its_job_is_not_le
         FaultRule("latency", seconds=2.0, count=1, methods=("PUT", "POST"), path_contains="Invoices", tenant_id=tenant)
     )
     second = post(stub, 2)
-    until(lambda: slow.hits >= 1, 15, "the create at Xero")
+    wait_for(lambda: slow.hits >= 1, 15, interval=0.02, what="the create at Xero")
     b = poster_factory(settings(), name="poster-b")  # waits for the tenant
     fail_claims(admin, tenant, times=1)
     third = post(stub_for(b), 3)
-    until(lambda: claim_failures(admin) >= 1, 1.5, "the failed claim, within the create's latency")
+    wait_for(
+        lambda: claim_failures(admin) >= 1, 1.5, interval=0.02, what="the failed claim, within the create's latency"
+    )
 
     with dispatcher_of(a).tenant_calls(tenant, 15.0) as worker:
         seq = last_seq(admin)
         creds = worker.credentials(connection)
         worker.call(creds, "GET", "Contacts")
-        until(lambda: len(records(logs, FAILED, tenant)) >= 1, 10, "the worker's failure")
+        wait_for(lambda: len(records(logs, FAILED, tenant)) >= 1, 10, interval=0.02, what="the worker's failure")
         time.sleep(1.0)
         during = lease_log(admin, tenant, seq)
         lost = [row for row in during if row[2] == 0 or row[1] != "poster-a"]
@@ -481,7 +482,7 @@ def test_a_session_ended_in_the_look_for_work_with_a_bill_at_xero_hands_back_aft
     emulator.faults.add(FaultRule("drop_after_commit", count=1, path_contains="Invoices", tenant_id=tenant))
     # Posted through B: whichever poster serves the tenant, the other waits for it.
     second = post(stub_for(b), 2)
-    until(lambda: slow.hits >= 1, 15, "the create at Xero")
+    wait_for(lambda: slow.hits >= 1, 15, interval=0.02, what="the create at Xero")
     holder = lease(admin, tenant)
     assert holder is not None
     ended = 0
@@ -497,7 +498,7 @@ def test_a_session_ended_in_the_look_for_work_with_a_bill_at_xero_hands_back_aft
             time.sleep(0.005)
         tx.rollback()
     assert ended, "the worker's look for work was never caught waiting"
-    until(lambda: len(records(logs, FAILED, tenant)) >= 1, 15, "the worker's failure")
+    wait_for(lambda: len(records(logs, FAILED, tenant)) >= 1, 15, interval=0.02, what="the worker's failure")
 
     assert settled(stub, second.name).state == poster_pb2.LINK_STATE_LINKED
     third = post(stub, 3)
@@ -529,7 +530,7 @@ def test_a_hand_back_whose_sessions_are_ended_leaves_the_lease_to_expire_and_ano
         FaultRule("latency", seconds=0.8, count=1, methods=("PUT", "POST"), path_contains="Invoices", tenant_id=tenant)
     )
     first = post(stub, 1)
-    until(lambda: slow.hits >= 1, 15, "the create at Xero")
+    wait_for(lambda: slow.hits >= 1, 15, interval=0.02, what="the create at Xero")
     b = poster_factory(dispatch, name="poster-b")
     ended = 0
     with admin.connect() as locker:
@@ -577,8 +578,8 @@ def test_a_worker_whose_claim_and_hand_back_both_fail_leaves_the_lease_to_expire
     fail_releases(admin, tenant)
     fail_claims(admin, tenant)
     second = post(stub, 2)
-    until(lambda: len(records(logs, FAILED, tenant)) >= 1, 15, "the worker's failure")
-    until(lambda: len(records(logs, NOT_HANDED_BACK)) >= 1, 15, "the failed hand-back")
+    wait_for(lambda: len(records(logs, FAILED, tenant)) >= 1, 15, interval=0.02, what="the worker's failure")
+    wait_for(lambda: len(records(logs, NOT_HANDED_BACK)) >= 1, 15, interval=0.02, what="the failed hand-back")
     held = lease(admin, tenant)
     assert held is not None and held[1] > 0, f"the lease was released: {held}"
     heal(admin, tenant)
