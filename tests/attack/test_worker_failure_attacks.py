@@ -18,7 +18,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 import grpc
 import pytest
@@ -30,6 +30,7 @@ from xerolink.poster.v1 import poster_service_pb2_grpc as poster_grpc
 from xerolink_mapper import samples
 from xerolink_poster.adapters.database import now_us
 from xerolink_poster.entrypoints.bootstrap import PosterApp
+from xerolink_poster.service_layer.dispatch.settings import DispatcherSettings
 from xerolink_poster.service_layer.unit_of_work import UnitOfWork
 
 from tests.fixtures.poster import (
@@ -259,6 +260,25 @@ def records(logs: pytest.LogCaptureFixture, message: str, tenant: str | None = N
     return out
 
 
+class FirstPoster(NamedTuple):
+    emulator: EmulatorServer
+    app: PosterApp
+    stub: poster_grpc.PosterServiceStub
+    tenant: str  # the organisation of connection firm-1
+
+
+def first_poster(
+    poster_factory: PosterFactory, emulator_factory: EmulatorFactory, dispatch: DispatcherSettings | None = None
+) -> FirstPoster:
+    """An emulator, and poster-a (the lease holder the tests look for) with the connection firm-1
+    to a new organisation of it."""
+    emulator = emulator_factory()
+    app = poster_factory(dispatch or settings(), name="poster-a")
+    stub = stub_for(app)
+    _, org = connect(stub, emulator)
+    return FirstPoster(emulator, app, stub, org["tenant_id"])
+
+
 def dispatcher_of(app: PosterApp) -> Any:
     assert app.dispatcher is not None
     return app.dispatcher
@@ -357,11 +377,7 @@ def test_a_worker_failing_while_lent_to_a_correction_keeps_the_tenant_until_it_i
     the tenant back under its borrower: another poster would take it over and call Xero for the
     tenant beside the borrower's calls, whose next call fails (TENANT_BUSY mid-correction). The
     borrower is Dispatcher.tenant_calls and the worker's call, as corrections use them."""
-    emulator = emulator_factory()
-    a = poster_factory(settings(), name="poster-a")
-    stub = stub_for(a)
-    _, org = connect(stub, emulator)
-    tenant = org["tenant_id"]
+    emulator, a, stub, tenant = first_poster(poster_factory, emulator_factory)
     assert settled(stub, post(stub, 1).name).state == poster_pb2.LINK_STATE_LINKED
     b = poster_factory(settings(), name="poster-b")  # waits for the tenant
     install(admin)
@@ -412,11 +428,7 @@ def test_a_correction_arriving_while_a_failed_worker_waits_for_its_job_is_not_le
     must not be lent this worker (the normal end of a turn says it is closing first, and
     tenant_calls then waits for it and starts afresh): lent, the correction finds the tenant
     handed back under it, taken by the poster waiting for it, and its next call refused."""
-    emulator = emulator_factory()
-    a = poster_factory(settings(), name="poster-a")
-    stub = stub_for(a)
-    _, org = connect(stub, emulator)
-    tenant = org["tenant_id"]
+    emulator, a, stub, tenant = first_poster(poster_factory, emulator_factory)
     assert settled(stub, post(stub, 1).name).state == poster_pb2.LINK_STATE_LINKED
     install(admin)
     with UnitOfWork(a.db, write=False) as uow:
@@ -467,11 +479,7 @@ def test_a_session_ended_in_the_look_for_work_with_a_bill_at_xero_hands_back_aft
     another client holds on the outbox). The worker fails, but hands the tenant back only once
     the job in flight has written what it knows (no entry still claimed), and another poster
     waiting for the tenant posts nothing twice: the bill is in Xero once."""
-    emulator = emulator_factory()
-    a = poster_factory(settings(), name="poster-a")
-    stub = stub_for(a)
-    _, org = connect(stub, emulator)
-    tenant = org["tenant_id"]
+    emulator, _, stub, tenant = first_poster(poster_factory, emulator_factory)
     assert settled(stub, post(stub, 1).name).state == poster_pb2.LINK_STATE_LINKED
     b = poster_factory(settings(), name="poster-b")
     install(admin)
@@ -521,11 +529,7 @@ def test_a_hand_back_whose_sessions_are_ended_leaves_the_lease_to_expire_and_ano
     once the lease has run out."""
     ttl = 4.0
     dispatch = settings(lease_ttl=ttl, http_timeout=1.5)
-    emulator = emulator_factory()
-    a = poster_factory(dispatch, name="poster-a")
-    stub = stub_for(a)
-    _, org = connect(stub, emulator)
-    tenant = org["tenant_id"]
+    emulator, a, stub, tenant = first_poster(poster_factory, emulator_factory, dispatch)
     slow = emulator.faults.add(
         FaultRule("latency", seconds=0.8, count=1, methods=("PUT", "POST"), path_contains="Invoices", tenant_id=tenant)
     )
@@ -567,11 +571,7 @@ def test_a_worker_whose_claim_and_hand_back_both_fail_leaves_the_lease_to_expire
     bill is in Xero once."""
     ttl = 3.0
     dispatch = settings(lease_ttl=ttl, http_timeout=1.0)
-    emulator = emulator_factory()
-    a = poster_factory(dispatch, name="poster-a")
-    stub = stub_for(a)
-    _, org = connect(stub, emulator)
-    tenant = org["tenant_id"]
+    emulator, a, stub, tenant = first_poster(poster_factory, emulator_factory, dispatch)
     assert settled(stub, post(stub, 1).name).state == poster_pb2.LINK_STATE_LINKED
     b = poster_factory(dispatch, name="poster-b")
     install(admin)
