@@ -6,12 +6,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from sqlalchemy import bindparam
+from sqlalchemy import select as core_select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from xerolink_poster.adapters.drift_tables import DriftRow, PollCursorRow, WebhookEventRow, XeroSnapshotRow
 from xerolink_poster.adapters.repositories.bulk import insert_rows
 
+_SNAPSHOTS: Any = XeroSnapshotRow.__table__  # type: ignore[attr-defined]
+# Built once, with bound parameters (the list expands at each execution).
+_SNAPSHOT_IDS = core_select(_SNAPSHOTS.c.xero_id).where(
+    _SNAPSHOTS.c.connection_id == bindparam("c"), _SNAPSHOTS.c.xero_id.in_(bindparam("ids", expanding=True))
+)
 OPEN = "open"
 RESOLVED = "resolved"
 
@@ -56,8 +63,13 @@ class SqlDriftRepository:
     def snapshots_by_xero_ids(self, connection_id: str, xero_ids: Sequence[str]) -> dict[str, XeroSnapshotRow]:
         if not xero_ids:
             return {}
+        # Which exist, as values first: every call's answers ask about the objects just created,
+        # which have none, and the ORM's select of no rows cost three times this one.
+        found = [x for (x,) in self._session.execute(_SNAPSHOT_IDS, {"c": connection_id, "ids": sorted(set(xero_ids))})]
+        if not found:
+            return {}
         query = select(XeroSnapshotRow).where(
-            XeroSnapshotRow.connection_id == connection_id, col(XeroSnapshotRow.xero_id).in_(sorted(set(xero_ids)))
+            XeroSnapshotRow.connection_id == connection_id, col(XeroSnapshotRow.xero_id).in_(found)
         )
         return {row.xero_id: row for row in self._session.exec(query).all()}
 
