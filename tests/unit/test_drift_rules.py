@@ -4,9 +4,12 @@ record_observations over the in-memory repositories (opening, updating, resolvin
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from xerolink.poster.v1 import drift_pb2
 from xerolink_poster.adapters.tables import LinkRow
 from xerolink_poster.domain import drift as rules
@@ -96,6 +99,24 @@ def test_a_date_or_rate_out_of_any_range_does_not_stop_the_trim(garbled: dict[st
     out of the trim that every answer of a call goes through before any is applied."""
     doc = rules.trim(ObjectType.INVOICE, invoice(**garbled))
     assert doc["InvoiceID"] == INVOICE_ID.lower() and doc["SubTotal"] == "150.50"
+
+
+@given(st.decimals(allow_nan=True, allow_infinity=True) | st.decimals(places=2) | st.integers())
+def test_an_amount_read_as_a_decimal_trims_as_its_text_does(value: Decimal | int) -> None:
+    """xero_json reads Xero's numbers as Decimal and money() takes them as they are: the cents
+    must be those of the text Xero wrote, special values and overflows included."""
+    assert rules.money(value) == rules.money(str(value))
+
+
+@given(st.text(min_size=1, max_size=60))
+def test_a_date_is_the_same_day_cached_or_not(value: str) -> None:
+    assert rules.xero_date(value) == rules.xero_date(value) == rules._day_of(value)
+
+
+def test_a_garbled_long_date_is_not_kept_in_the_cache() -> None:
+    before = rules._cached_day.cache_info().currsize
+    assert rules.xero_date("/Date(" + "9" * 10_000 + ")/") == "/Date(9999"
+    assert rules._cached_day.cache_info().currsize == before
 
 
 def test_the_same_invoice_is_no_drift() -> None:

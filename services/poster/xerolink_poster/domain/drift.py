@@ -25,6 +25,7 @@ a payment deleted in Xero shows as its document's Payments list no longer holdin
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -35,6 +36,8 @@ from typing import Any
 from xerolink_poster.domain.kinds import ObjectType
 
 CENT = Decimal("0.01")
+# dict before the ABC: isinstance stops at the first match, and elements come from JSON as dicts.
+_MAPPINGS = (dict, Mapping)
 
 
 class DriftKind(StrEnum):
@@ -118,7 +121,9 @@ def money(value: Any) -> str:
     if value is None or value == "" or isinstance(value, bool):
         return ""
     try:
-        return str(Decimal(str(value)).quantize(CENT))
+        # A Decimal (how xero_json reads Xero's numbers) is its own exact value: no text round trip.
+        exact = value if type(value) is Decimal else Decimal(str(value))
+        return str(exact.quantize(CENT))
     except DecimalException:
         return str(value)
 
@@ -141,6 +146,15 @@ def xero_date(value: Any) -> str:
     "2026-07-01T00:00:00" (DateString) or "2026-07-01"; "" when there is none."""
     if not isinstance(value, str) or not value:
         return ""
+    # Cached: a call's answer repeats a handful of dates across its fifty elements. Only values
+    # as short as a date's forms: a garbled answer's long text is not kept.
+    return _cached_day(value) if len(value) <= _DATE_TEXT_MAX else _day_of(value)
+
+
+_DATE_TEXT_MAX = 40
+
+
+def _day_of(value: str) -> str:
     match = _MS_DATE.fullmatch(value.strip())
     if match:
         try:
@@ -151,20 +165,23 @@ def xero_date(value: Any) -> str:
     return value.strip()[:10]
 
 
+_cached_day = functools.lru_cache(maxsize=4096)(_day_of)
+
+
 def _text(value: Any) -> str:
     return "" if value is None else str(value)
 
 
 def _ref(element: Mapping[str, Any], key: str, id_field: str) -> dict[str, str] | None:
     inner = element.get(key)
-    if not isinstance(inner, Mapping) or not inner.get(id_field):
+    if not isinstance(inner, _MAPPINGS) or not inner.get(id_field):
         return None
     return {id_field: _text(inner.get(id_field)).lower()}
 
 
 def _account(element: Mapping[str, Any], key: str) -> dict[str, str] | None:
     inner = element.get(key)
-    if not isinstance(inner, Mapping):
+    if not isinstance(inner, _MAPPINGS):
         return None
     out = {k: _text(inner[k]) for k in ("Code", "AccountID") if inner.get(k)}
     if "AccountID" in out:
@@ -179,7 +196,7 @@ def _tracking(line: Mapping[str, Any]) -> list[dict[str, str]]:
     out = [
         {"Name": _text(t.get("Name")), "Option": _text(t.get("Option"))}
         for t in tracking
-        if isinstance(t, Mapping) and (t.get("Name") or t.get("Option"))
+        if isinstance(t, _MAPPINGS) and (t.get("Name") or t.get("Option"))
     ]
     return sorted(out, key=lambda t: (t["Name"], t["Option"]))
 
@@ -189,7 +206,7 @@ def _lines(items: Any) -> list[dict[str, Any]]:
         return []
     lines = []
     for item in items:
-        if not isinstance(item, Mapping):
+        if not isinstance(item, _MAPPINGS):
             continue
         line: dict[str, Any] = {
             "AccountCode": _text(item.get("AccountCode")),
@@ -210,7 +227,7 @@ def _applied_entries(element: Mapping[str, Any], key: str, id_field: str) -> lis
         return []
     out = []
     for entry in entries:
-        if not isinstance(entry, Mapping) or not entry.get(id_field) or entry.get("IsDeleted") is True:
+        if not isinstance(entry, _MAPPINGS) or not entry.get(id_field) or entry.get("IsDeleted") is True:
             continue
         # Payment.Amount on a payment; AppliedAmount where a credit is applied to an invoice;
         # Allocation.Amount on a credit note's or overpayment's allocations.
