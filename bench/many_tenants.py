@@ -27,6 +27,14 @@ started with initdb/pg_ctl, as tests/fixtures/postgres.py does, else SQLite with
    backlog is drained or --statement-seconds have passed (idle polling included, as the poster
    pays for it), per Xero call made: in all, by first word (BEGIN is SQLite's BEGIN IMMEDIATE),
    commits, and the statement shapes that dominate (parameters and column lists folded).
+2b. Where the dispatcher's CPU goes. Another registry with the same backlog as part 2 is drained
+   the same way in this process, without the listener, and the thread CPU (time.thread_time) spent
+   in the dispatcher's parts is counted around the functions that hold them (bench/cpu_phases.py):
+   the supervisor's rounds, the workers' turns (claims, hand-backs) and the jobs (prepare, contacts,
+   building the elements, the Xero calls with their request and answer JSON, applying the answers
+   with the drift snapshots), each per element posted and as a share of the whole; commits apart,
+   wherever they run. A sampling profiler of the interpreter lock counts a thread that holds the
+   lock while waiting for a core, and overstated Python's part on this busy machine.
 3. Flat in the backlog. A registry of its own with ready outbox rows inserted directly (SQLAlchemy
    Core), spread over --flat-tenants organisations (20: a full batch each at 1,000 rows, so every
    size claims 50 rows), at each of --flat-sizes: the median time of
@@ -65,7 +73,7 @@ started with initdb/pg_ctl, as tests/fixtures/postgres.py does, else SQLite with
 6. The load average (1 minute, /proc/loadavg) before and after each figure.
 
 --only acknowledgement measures part 5 alone (its own backlogs are loaded, no other): the floor,
-one poster, then the roles split.
+one poster, then the roles split. --only phases measures part 2b alone.
 
 Nothing is asserted: a slow or unfair poster is measured as it is. Drains are bounded
 (--drain-timeout); a drain cut short reports what it reached. --json prints every figure as one
@@ -109,19 +117,27 @@ from xerolink.poster.v1 import poster_service_pb2 as poster_pb2  # noqa: E402
 from xerolink.poster.v1 import poster_service_pb2_grpc as poster_grpc  # noqa: E402
 from xerolink_cli.connections import register_emulated_connection  # noqa: E402
 from xerolink_mapper import samples  # noqa: E402
-from xerolink_poster.adapters import token_vault  # noqa: E402
+from xerolink_poster.adapters import token_vault, xero_payloads  # noqa: E402
 from xerolink_poster.adapters.database import Database, now_us, open_database  # noqa: E402
 from xerolink_poster.adapters.migrations import migrate  # noqa: E402
 from xerolink_poster.adapters.tables import OutboxRow  # noqa: E402
 from xerolink_poster.adapters.xero_client import XeroClient  # noqa: E402
 from xerolink_poster.adapters.xero_identity import XeroIdentity  # noqa: E402
 from xerolink_poster.entrypoints import config as poster_config  # noqa: E402
+from xerolink_poster.service_layer import drift_snapshots  # noqa: E402
 from xerolink_poster.service_layer.connection_lifecycle import ConnectionKeeper  # noqa: E402
+from xerolink_poster.service_layer.dispatch import gate as gate_module  # noqa: E402
+from xerolink_poster.service_layer.dispatch import preparing  # noqa: E402
+from xerolink_poster.service_layer.dispatch.contacts import Contacts  # noqa: E402
+from xerolink_poster.service_layer.dispatch.gate import Gate  # noqa: E402
+from xerolink_poster.service_layer.dispatch.results import Results  # noqa: E402
 from xerolink_poster.service_layer.dispatch.state_changes import StateChanges  # noqa: E402
 from xerolink_poster.service_layer.dispatch.supervisor import Dispatcher  # noqa: E402
+from xerolink_poster.service_layer.dispatch.tenant_loop import TenantWorker  # noqa: E402
 from xerolink_poster.service_layer.unit_of_work import UnitOfWork  # noqa: E402
 
 from bench import poster_throughput  # noqa: E402
+from bench.cpu_phases import Phase, PhaseClock  # noqa: E402
 from tests.fixtures.outbox import ready_row  # noqa: E402
 from tests.fixtures.postgres import PostgresServer, create_database  # noqa: E402
 from tests.fixtures.processes import child_env, console_script, free_port, wait_for_port  # noqa: E402
@@ -606,37 +622,46 @@ def fairness(
 
 
 # -- 2: statements per call --------------------------------------------------------------------
+@contextmanager
+def in_process_dispatcher(bench: Bench, url: str, attach: Callable[[Database], None]) -> Iterator[Dispatcher]:
+    """A Dispatcher in this process on the registry at `url`, configured as its poster process
+    would be, not started; `attach` sees its database first. Stopped and closed after the block."""
+    config = poster_config.load(bench.poster_env(url, free_port(), dispatcher=True))
+    assert config.token_vault is not None
+    token_vault.install(config.token_vault)
+    db = open_database(url)
+    attach(db)
+    xero = XeroClient(timeout=config.dispatcher.http_timeout)
+    identity = XeroIdentity(config.dispatcher.http_timeout)
+    keeper = ConnectionKeeper(db, config.token_vault, config.xero_apps, identity, config.instance_id)
+    dispatcher = Dispatcher(db, xero, config.dispatcher, config.instance_id, StateChanges(), None, keeper)
+    try:
+        yield dispatcher
+    finally:
+        dispatcher.stop()
+        xero.close()
+        identity.close()
+        db.dispose()
+
+
 def statements(bench: Bench, kind: str, url: str, tenants: dict[str, str]) -> dict[str, Any]:
     args = bench.args
     ids = list(tenants.values())
     orgs = [bench.emulator.state.organisation(t) for t in ids]
     total = len(ids) * args.statement_per_tenant
-    # The poster's own configuration from the environment its process would have.
-    config = poster_config.load(bench.poster_env(url, free_port(), dispatcher=True))
-    assert config.token_vault is not None
-    token_vault.install(config.token_vault)
-    db = open_database(url)
     counter = StatementCounter()
-    counter.attach(db)
-    xero = XeroClient(timeout=config.dispatcher.http_timeout)
-    identity = XeroIdentity(config.dispatcher.http_timeout)
-    keeper = ConnectionKeeper(db, config.token_vault, config.xero_apps, identity, config.instance_id)
-    dispatcher = Dispatcher(db, xero, config.dispatcher, config.instance_id, StateChanges(), None, keeper)
-    with bench.loads.around(f"{kind}.statements") as loads:
+    with (
+        bench.loads.around(f"{kind}.statements") as loads,
+        in_process_dispatcher(bench, url, counter.attach) as dispatcher,
+    ):
         counter.on = True
         started = time.monotonic()
         dispatcher.start()
-        try:
-            ended, done = bench.wait_for_elements(
-                orgs, total, args.statement_seconds, lambda _now, _counts: None, lambda: dispatcher.stopping
-            )
-            counter.on = False
-            calls = dispatcher.calls_made
-        finally:
-            dispatcher.stop()
-            xero.close()
-            identity.close()
-            db.dispose()
+        ended, done = bench.wait_for_elements(
+            orgs, total, args.statement_seconds, lambda _now, _counts: None, lambda: dispatcher.stopping
+        )
+        counter.on = False
+        calls = dispatcher.calls_made
     with counter.lock:
         kinds, shapes, commits = dict(counter.kinds), counter.shapes.most_common(6), counter.commits
     every = sum(kinds.values())
@@ -662,6 +687,61 @@ def statements(bench: Bench, kind: str, url: str, tenants: dict[str, str]) -> di
     )
     for shape, n in shapes:
         print(f"    {ratio(n, calls, 2)} per call: {shape}")
+    return figures
+
+
+# -- 2b: where the dispatcher's CPU goes ------------------------------------------------------
+def dispatcher_phases() -> list[Phase]:
+    """The dispatcher's parts, each a function looked up where its callers look it up. The top
+    ones are the whole: the supervisor's thread, the tenants' workers' threads and their jobs
+    (on the workers' pools)."""
+    return [
+        Phase("supervisor rounds", Dispatcher, "_run"),
+        Phase("starting workers", Dispatcher, "_start_workers", parent="supervisor rounds"),
+        Phase("worker turns", TenantWorker, "run"),
+        Phase("claims", TenantWorker, "_claim", parent="worker turns"),
+        Phase("hand-backs", Dispatcher, "hand_back", parent="worker turns"),
+        Phase("jobs", TenantWorker, "_process"),
+        Phase("prepare", preparing, "prepare", parent="jobs"),
+        Phase("contacts", Contacts, "ensure", parent="jobs"),
+        Phase("elements", xero_payloads, "element_of", parent="jobs"),
+        Phase("Xero calls", Gate, "call", parent="jobs"),
+        Phase("request JSON", gate_module, "dumps", parent="Xero calls"),
+        Phase("HTTP and answer JSON", XeroClient, "call", parent="Xero calls"),
+        Phase("applying answers", Results, "write", parent="jobs"),
+        Phase("drift documents", drift_snapshots, "documents_of", parent="applying answers"),
+        Phase("drift snapshots written", drift_snapshots, "record_posted", parent="applying answers"),
+        Phase("commits", UnitOfWork, "commit", across=True),
+    ]
+
+
+def cpu_phases(bench: Bench, kind: str, url: str, tenants: dict[str, str]) -> dict[str, Any]:
+    """Thread CPU per element posted by the dispatcher's parts, draining a backlog in this
+    process."""
+    args = bench.args
+    ids = list(tenants.values())
+    orgs = [bench.emulator.state.organisation(t) for t in ids]
+    total = len(ids) * args.statement_per_tenant
+    clock = PhaseClock(dispatcher_phases())
+    with (
+        bench.loads.around(f"{kind}.phases") as loads,
+        in_process_dispatcher(bench, url, lambda _db: None) as dispatcher,
+        clock,
+    ):
+        started = time.monotonic()
+        dispatcher.start()
+        ended, done = bench.wait_for_elements(
+            orgs, total, args.statement_seconds, lambda _now, _counts: None, lambda: dispatcher.stopping
+        )
+        dispatcher.stop()
+    figures, line = clock.report(done)
+    figures["drain_seconds"] = round(ended - started, 1)
+    part = f"all {total}" if done >= total else f"{done} of {total}"
+    print(
+        f"[{kind}] where the dispatcher's CPU goes (thread CPU in ms per element, in-process dispatcher posting "
+        f"{part} elements in {ended - started:.1f} s): {figures['cpu_ms_per_element']} in all; {line} "
+        f"{Loads.text(loads)}"
+    )
     return figures
 
 
@@ -830,10 +910,19 @@ def one_registry(bench: Bench, kind: str) -> dict[str, Any]:
             busy = bench.load(url, f"{kind}-{shape[0]}", args.tenants, args.ack_per_tenant)
             figures["acknowledgement" + (f"_{key}" if key else "")] = acknowledgement(bench, kind, url, busy, shape)
         return figures
+    if args.only == "phases":
+        phase_url = bench.url(kind, "phases")
+        return {
+            "cpu_phases": cpu_phases(
+                bench, kind, phase_url, bench.load(phase_url, f"{kind}-c", args.tenants, args.statement_per_tenant)
+            )
+        }
     main_url, statement_url = bench.url(kind, "drain"), bench.url(kind, "statements")
     ack_url, share_url = bench.url(kind, "acknowledgement"), bench.url(kind, "shares")
     drained = bench.load(main_url, f"{kind}-d", args.tenants, args.per_tenant)
     counted = bench.load(statement_url, f"{kind}-s", args.tenants, args.statement_per_tenant)
+    phase_url = bench.url(kind, "phases")
+    phased = bench.load(phase_url, f"{kind}-c", args.tenants, args.statement_per_tenant)
     busy = bench.load(ack_url, f"{kind}-a", args.tenants, args.ack_per_tenant)
     idle_url = bench.url(kind, "acknowledgement-idle")
     waiting = bench.load(idle_url, f"{kind}-i", args.tenants, args.ack_per_tenant)
@@ -847,6 +936,7 @@ def one_registry(bench: Bench, kind: str) -> dict[str, Any]:
         "fairness": fair,
         "shares": shares,
         "statements": statements(bench, kind, statement_url, counted),
+        "cpu_phases": cpu_phases(bench, kind, phase_url, phased),
         "acknowledgement_idle": acknowledgement(bench, kind, idle_url, waiting, "idle"),
         "acknowledgement": acknowledgement(bench, kind, ack_url, busy),
         "acknowledgement_split": acknowledgement(bench, kind, split_url, split, "split"),
@@ -890,7 +980,9 @@ def main() -> None:
     parser.add_argument("--ack-seconds", type=float, default=5.0, help="how long the Posts are offered")
     parser.add_argument("--ack-callers", type=int, default=10, help="callers, each on a channel of its own")
     parser.add_argument(
-        "--only", choices=["acknowledgement"], help="measure only this part (5), with its own backlog and no other"
+        "--only",
+        choices=["acknowledgement", "phases"],
+        help="measure only this part (5, or 2b), with its own backlog and no other",
     )
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object on the last line")
     args = parser.parse_args()
