@@ -4,11 +4,14 @@ wrapped in place for the length of a `with` block and restored after it.
 A sampling profiler of the interpreter lock counts a thread that holds the lock while the OS
 has it waiting for a core, so on a busy machine it overstates Python's part; thread CPU counts
 only what ran. A phase is counted once on a thread however deeply its function recurses or
-re-enters, and a phase nested in another is counted in both (the report shows them nested)."""
+re-enters, and a phase nested in another is counted in both (the report shows them nested). One
+clock counts at a time in a process; a generator function is refused (its body runs after the
+call returns)."""
 
 from __future__ import annotations
 
 import functools
+import inspect
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -17,6 +20,8 @@ from types import TracebackType
 from typing import Any
 
 _INHERITED = object()
+_ENTERING = threading.Lock()
+_entered: PhaseClock | None = None
 
 
 @dataclass(frozen=True)
@@ -42,6 +47,14 @@ class PhaseClock:
             raise ValueError(f"parents that are no phase: {sorted(unknown)}")
         if any(p.across and p.parent for p in phases):
             raise ValueError("a phase across the others has no parent")
+        parents = {p.name: p.parent for p in phases}
+        for name in names:
+            seen, up = {name}, parents[name]
+            while up:
+                if up in seen:
+                    raise ValueError(f"phases that are their own parents: {sorted(seen)}")
+                seen.add(up)
+                up = parents[up]
         self.phases = list(phases)
         self._lock = threading.Lock()
         self._seconds: dict[str, float] = dict.fromkeys(names, 0.0)
@@ -51,21 +64,41 @@ class PhaseClock:
         self._originals: list[tuple[Any, str, Any]] = []
 
     def __enter__(self) -> PhaseClock:
+        # One clock at a time in a process: two that overlapped without nesting would put back
+        # each other's wrappers as they left, and a function would stay wrapped.
+        global _entered  # noqa: PLW0603 - the process's one clock
+        with _ENTERING:
+            if _entered is not None:
+                raise RuntimeError("a phase clock is already counting in this process")
+            _entered = self
         try:
             for phase in self.phases:
                 own = vars(phase.owner).get(phase.attribute, _INHERITED)
-                held = own if own is not _INHERITED else getattr(phase.owner, phase.attribute)
+                # The descriptor, wherever the class or its bases hold it: an inherited
+                # staticmethod or classmethod must stay one.
+                held = inspect.getattr_static(phase.owner, phase.attribute)
+                function = held.__func__ if isinstance(held, staticmethod | classmethod) else held
+                if inspect.isgeneratorfunction(function) or inspect.iscoroutinefunction(function):
+                    raise ValueError(f"{phase.name}: a generator's body runs after the call returns")
                 self._originals.append((phase.owner, phase.attribute, own))
                 setattr(phase.owner, phase.attribute, self._timed(phase.name, held))
         except BaseException:
-            self._restore()
+            self._leave()
             raise
         return self
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self._restore()
+        self._leave()
+
+    def _leave(self) -> None:
+        global _entered  # noqa: PLW0603 - the process's one clock
+        try:
+            self._restore()
+        finally:
+            with _ENTERING:
+                _entered = None
 
     def _restore(self) -> None:
         # Last wrapped first: two phases on one attribute come back to the original.
@@ -91,16 +124,20 @@ class PhaseClock:
                 running = active.names = set()
             if name in running:  # re-entered: the outer call counts it
                 return function(*args, **kwargs)
-            running.add(name)
-            started = time.thread_time()
+            started = None
             try:
+                # Inside the try: an interrupt right after the name is marked must unmark it,
+                # or every later call on the thread would pass for a re-entry.
+                running.add(name)
+                started = time.thread_time()
                 return function(*args, **kwargs)
             finally:
-                spent = time.thread_time() - started
                 running.discard(name)
-                with self._lock:
-                    self._seconds[name] += spent
-                    self._calls[name] += 1
+                if started is not None:
+                    spent = time.thread_time() - started
+                    with self._lock:
+                        self._seconds[name] += spent
+                        self._calls[name] += 1
 
         return timed
 
