@@ -31,6 +31,17 @@ _STORED_ENTRIES = (
 )
 
 # What a claim returns of each entry, in the order of ClaimedEntry's fields.
+# Before every create call (mark_uncertain): built once, with bound parameters.
+_MARK_UNCERTAIN = (
+    update(_OUTBOX)
+    .where(
+        _OUTBOX.c.id.in_(bindparam("ids", expanding=True)),
+        _OUTBOX.c.claimed_by == bindparam("holder"),
+        _OUTBOX.c.state == OutboxState.READY,
+        _OUTBOX.c.lease_until_us >= bindparam("now"),
+    )
+    .values(uncertain=True, lookup_hint=bindparam("hint"), lease_until_us=bindparam("until"))
+)
 _CLAIMED = [_OUTBOX.c[f.name] for f in fields(ClaimedEntry)]
 
 # Both PostgreSQL and SQLite run this form of a loose index scan (PostgreSQL's wiki, "Loose
@@ -98,14 +109,8 @@ class SqlOutboxRepository:
         marked = 0
         for hint, ids in by_hint.items():
             result = self._session.execute(
-                update(_OUTBOX)
-                .where(
-                    _OUTBOX.c.id.in_(ids),
-                    _OUTBOX.c.claimed_by == holder,
-                    _OUTBOX.c.state == OutboxState.READY,
-                    _OUTBOX.c.lease_until_us >= now_us,
-                )
-                .values(uncertain=True, lookup_hint=hint, lease_until_us=lease_until_us)
+                _MARK_UNCERTAIN,
+                {"ids": ids, "holder": holder, "now": now_us, "hint": hint, "until": lease_until_us},
             )
             marked += int(getattr(result, "rowcount", 0) or 0)
         return marked
