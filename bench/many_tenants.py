@@ -120,6 +120,8 @@ from xerolink_mapper import samples  # noqa: E402
 from xerolink_poster.adapters import token_vault, xero_payloads  # noqa: E402
 from xerolink_poster.adapters.database import Database, now_us, open_database  # noqa: E402
 from xerolink_poster.adapters.migrations import migrate  # noqa: E402
+from xerolink_poster.adapters.repositories.leases import SqlLeaseRepository  # noqa: E402
+from xerolink_poster.adapters.repositories.outbox import SqlOutboxRepository  # noqa: E402
 from xerolink_poster.adapters.tables import OutboxRow  # noqa: E402
 from xerolink_poster.adapters.xero_client import XeroClient  # noqa: E402
 from xerolink_poster.adapters.xero_identity import XeroIdentity  # noqa: E402
@@ -708,6 +710,10 @@ def dispatcher_phases() -> list[Phase]:
         Phase("Xero calls", Gate, "call", parent="jobs"),
         Phase("request JSON", gate_module, "dumps", parent="Xero calls"),
         Phase("HTTP and answer JSON", XeroClient, "call", parent="Xero calls"),
+        Phase("the transaction before the call", gate_module, "run_in_transaction", parent="Xero calls"),
+        Phase("lease", SqlLeaseRepository, "record_call", parent="the transaction before the call"),
+        Phase("app minute", SqlLeaseRepository, "count_app_call", parent="the transaction before the call"),
+        Phase("uncertain marks", SqlOutboxRepository, "mark_uncertain", parent="the transaction before the call"),
         Phase("applying answers", Results, "write", parent="jobs"),
         Phase("drift documents", drift_snapshots, "documents_of", parent="applying answers"),
         Phase("drift snapshots written", drift_snapshots, "record_posted", parent="applying answers"),
