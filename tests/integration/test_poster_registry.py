@@ -538,6 +538,36 @@ def test_only_entries_the_holders_live_claim_holds_are_marked_uncertain(database
     assert [rows[i].uncertain for i in ids] == [True, False, False, False]
 
 
+def test_a_lost_leases_claims_are_let_go_in_one_statement_and_only_the_holders(database: Database) -> None:
+    """After a lost lease the worker lets its batch go: entries it still claims are claimable at
+    once; one another poster claimed since, and entries it did not name, keep their claims."""
+    now = now_us()
+    ids = _queue(database, [("t1", OutboxState.READY, now)] * 4)
+    run_in_transaction(database, lambda uow: uow.outbox.claim("t1", "p", 4, now, 60 * US))
+    run_in_transaction(database, lambda uow: uow.outbox.update_outbox([{"id": ids[1], "claimed_by": "other"}]))
+    statements: list[str] = []
+
+    def listen(_conn: Any, _cursor: Any, sql: str, *_args: Any) -> None:
+        statements.append(sql.split(maxsplit=1)[0])
+
+    event.listen(database.write, "before_cursor_execute", listen)
+    try:
+        let_go = run_in_transaction(database, lambda uow: uow.outbox.unclaim(ids[:3], "p"))
+    finally:
+        event.remove(database.write, "before_cursor_execute", listen)
+    assert let_go == 2
+    assert [s for s in statements if s != "BEGIN"] == ["UPDATE"]  # SQLite's BEGIN IMMEDIATE aside
+    with UnitOfWork(database, write=False) as uow:
+        rows = uow.outbox.outbox_by_ids(ids)
+    assert [(rows[i].claimed_by, rows[i].lease_until_us) for i in ids] == [
+        ("", 0),
+        ("other", now + 60 * US),
+        ("", 0),
+        ("p", now + 60 * US),
+    ]
+    assert run_in_transaction(database, lambda uow: uow.outbox.unclaim([], "p")) == 0
+
+
 def test_a_batchs_contacts_are_read_in_one_query_by_connection_and_participant(database: Database) -> None:
     def fill(uow: UnitOfWork) -> None:
         for connection_id, participant, contact in (("c1", 7, "x-7"), ("c1", 8, "x-8"), ("c2", 7, "y-7")):

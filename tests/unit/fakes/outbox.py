@@ -50,6 +50,9 @@ class FakeOutboxRepository:
     def mark_uncertain(self, hints: dict[int, str], lease_until_us: int, holder: str, now_us: int) -> int:
         _unused("mark_uncertain")
 
+    def unclaim(self, ids: Sequence[int], holder: str) -> int:
+        _unused("unclaim")
+
     def get_outbox(self, outbox_id: int) -> OutboxRow | None:
         return self._registry.outbox.get(outbox_id)
 

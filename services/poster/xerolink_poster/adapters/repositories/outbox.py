@@ -42,6 +42,11 @@ _MARK_UNCERTAIN = (
     )
     .values(uncertain=True, lookup_hint=bindparam("hint"), lease_until_us=bindparam("until"))
 )
+_UNCLAIM = (
+    update(_OUTBOX)
+    .where(_OUTBOX.c.id.in_(bindparam("ids", expanding=True)), _OUTBOX.c.claimed_by == bindparam("holder"))
+    .values(claimed_by="", lease_until_us=0)
+)
 _CLAIMED = [_OUTBOX.c[f.name] for f in fields(ClaimedEntry)]
 
 # Both PostgreSQL and SQLite run this form of a loose index scan (PostgreSQL's wiki, "Loose
@@ -114,6 +119,15 @@ class SqlOutboxRepository:
             )
             marked += int(getattr(result, "rowcount", 0) or 0)
         return marked
+
+    def unclaim(self, ids: Sequence[int], holder: str) -> int:
+        """Lets go of the entries among `ids` that `holder` still claims (its lease was lost
+        before their call): claimable at once. An entry another poster claimed since keeps its
+        claim. One UPDATE; returns how many it let go."""
+        if not ids:
+            return 0
+        result = self._session.execute(_UNCLAIM, {"ids": list(ids), "holder": holder})
+        return int(getattr(result, "rowcount", 0) or 0)
 
     def get_outbox(self, outbox_id: int) -> OutboxRow | None:
         return self._session.get(OutboxRow, outbox_id)

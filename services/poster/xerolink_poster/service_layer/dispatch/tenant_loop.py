@@ -265,15 +265,7 @@ class TenantWorker(threading.Thread):
         return lease is not None
 
     def _unclaim(self, rows: Sequence[ClaimedEntry]) -> None:
-        def work(uow: UnitOfWork) -> None:
-            for stale in rows:
-                row = uow.outbox.get_outbox(stale.id)
-                if row is not None and row.claimed_by == self.d.holder:
-                    row.claimed_by = ""
-                    row.lease_until_us = 0
-                    uow.outbox.save(row)
-
-        run_in_transaction(self.d.db, work)
+        run_in_transaction(self.d.db, lambda uow: uow.outbox.unclaim([r.id for r in rows], self.d.holder))
 
     # -- one job -----------------------------------------------------------------------------
     def _process(self, claimed: list[Work]) -> None:
