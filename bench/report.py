@@ -165,6 +165,17 @@ def _tenants_headline(figures: Figures, text: str) -> list[tuple[str, str]]:
             )
         if statements:
             rows.append((f"SQL statements per Xero call, {name}", f"{statements['statements_per_call']}"))
+        phases = registry.get("cpu_phases", {}).get("phases", {})
+        if phases:
+            ms = {phase: figures_["ms_per_element"] for phase, figures_ in phases.items()}
+            rows.append(
+                (
+                    f"Dispatcher thread CPU per element by phase, {name}",
+                    f"{registry['cpu_phases']['cpu_ms_per_element']} ms: Xero calls {ms['Xero calls']} (the "
+                    f"transaction before each {ms['the transaction before the call']}), applying answers "
+                    f"{ms['applying answers']}, contacts {ms['contacts']}, claims {ms['claims']}",
+                )
+            )
         if flat:
             sizes = sorted(int(k.removeprefix("rows_")) for k in flat if k.startswith("rows_"))
             rows.append(
@@ -308,7 +319,9 @@ BENCHES = [
         "binds: poster CPU per element posted (from /proc), Xero calls and elements per call, drain time; each "
         "organisation's time to its first element against a round-robin fair share, and its share of the "
         "elements posted while the drain went from 25 % to 75 %. Then SQL statements per Xero call, counted "
-        "with a SQLAlchemy listener on an in-process Dispatcher draining a second backlog; and the median time "
+        "with a SQLAlchemy listener on an in-process Dispatcher draining a second backlog, and the thread CPU "
+        "per element of the dispatcher's parts (claims, contacts, the transaction before each Xero call, the "
+        "call, applying its answers, ...) draining a backlog of its own the same way; and the median time "
         "of a claim of 50 and of tenants_with_ready_work at 1,000 and at 100,000 ready outbox rows; Post "
         "acknowledgement at 100 Posts a second, open loop from callers in a process of their own, to a poster "
         "with a backlog and nothing draining (the floor), then while that poster drains a third backlog, then "

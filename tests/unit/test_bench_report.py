@@ -131,3 +131,32 @@ def test_the_headline_shows_the_roles_split_beside_one_poster() -> None:
     assert split.startswith("45.4 ms")
     assert "the draining poster at nice 19 posted 456 elements/s meanwhile" in split
     assert rows["Post p99 at 100/s, open loop, while draining, PostgreSQL"].startswith("168.1 ms")
+
+
+def test_the_headline_shows_the_dispatchers_cpu_by_phase_from_a_run_of_part_2b_alone() -> None:
+    def phase(ms: float, parent: str = "") -> dict[str, object]:
+        return {"ms_per_element": ms, "share_pct": 0.0, "calls": 1, "parent": parent}
+
+    figures = {
+        "tenants": 200,
+        "sqlite": {
+            "cpu_phases": {
+                "cpu_ms_per_element": 0.771,
+                "phases": {
+                    "Xero calls": phase(0.239, "jobs"),
+                    "the transaction before the call": phase(0.12, "Xero calls"),
+                    "applying answers": phase(0.228, "jobs"),
+                    "contacts": phase(0.076, "jobs"),
+                    "claims": phase(0.071, "worker turns"),
+                },
+            }
+        },
+    }
+
+    rows = dict(HEADLINES["many_tenants"](figures, ""))
+
+    assert rows["Dispatcher thread CPU per element by phase, SQLite"] == (
+        "0.771 ms: Xero calls 0.239 (the transaction before each 0.12), applying answers 0.228, contacts 0.076, "
+        "claims 0.071"
+    )
+    assert not any("PostgreSQL" in name for name in rows)
