@@ -36,6 +36,7 @@ from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transa
 from tests.fixtures.gate import TestXero, tenant_worker
 from tests.fixtures.outbox import ready_row
 from tests.fixtures.poster import settings
+from tests.fixtures.postgres import lock_waiters
 from tests.fixtures.registry_rows import link_with_posting, unreachable_connection
 from tests.fixtures.threads import Call
 
@@ -140,14 +141,7 @@ def _waits_for_the_takeover(call: Call, outsider: Engine | None) -> None:
             if call.answered_within(0.5):
                 raise AssertionError("the statement did not wait for the takeover in flight")
             return
-        with outsider.connect() as conn:
-            waiting = conn.execute(
-                text(
-                    "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
-                    "WHERE NOT l.granted AND a.datname = current_database()"
-                )
-            ).scalar_one()
-        if waiting:
+        if lock_waiters(outsider):
             return
     raise AssertionError("the statement never waited for the takeover's locks")
 
