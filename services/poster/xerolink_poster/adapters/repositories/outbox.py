@@ -31,7 +31,6 @@ _STORED_ENTRIES = (
     .with_for_update()
 )
 
-# What a claim returns of each entry, in the order of ClaimedEntry's fields.
 # Before every create call (mark_uncertain): built once, with bound parameters.
 _MARK_UNCERTAIN = (
     update(_OUTBOX)
@@ -48,6 +47,7 @@ _UNCLAIM = (
     .where(_OUTBOX.c.id.in_(bindparam("ids", expanding=True)), _OUTBOX.c.claimed_by == bindparam("holder"))
     .values(claimed_by="", lease_until_us=0)
 )
+# What a claim returns of each entry, in the order of ClaimedEntry's fields.
 _CLAIMED = [_OUTBOX.c[f.name] for f in fields(ClaimedEntry)]
 
 # Both PostgreSQL and SQLite run this form of a loose index scan (PostgreSQL's wiki, "Loose
