@@ -3,7 +3,7 @@ statements (the ORM's bulk paths cost more than the SQL on the Post path)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import Dialect, String, Table, TextClause, bindparam, text, update
@@ -70,9 +70,15 @@ def bulk_update(session: Session, model: type[Any], rows: Sequence[dict[str, obj
             # A value its column's type refuses, found as the parameters are bound here: the
             # registry's error, as SQLAlchemy raises it for a statement it binds itself.
             raise StatementError(str(exc), f"UPDATE {table.name}", None, exc) from exc
+    expire_loaded(session, model, [row[key.name] for row in rows])
+
+
+def expire_loaded(session: Session, model: type[Any], keys: Iterable[object]) -> None:
+    """The session's copies of `model`'s rows with these primary keys, if the unit read any, are
+    stale after a Core statement changed the rows: expired, they load again when next read."""
     identities = session.identity_map
-    for row in rows:
-        held = identities.get(identity_key(model, row[key.name]))
+    for key in keys:
+        held = identities.get(identity_key(model, key))
         if held is not None:
             session.expire(held)
 

@@ -11,9 +11,9 @@ from typing import Any
 from sqlalchemy import bindparam, delete, func, or_, text, update
 from sqlalchemy import select as core_select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm.util import identity_key
 from sqlmodel import Session, col, select
 
+from xerolink_poster.adapters.repositories.bulk import expire_loaded
 from xerolink_poster.adapters.tables import AppCallBucketRow, TenantLeaseRow
 from xerolink_poster.domain.rate_limits import app_bucket_of, app_bucket_size
 from xerolink_poster.domain.stored_rows import HeldLease
@@ -42,9 +42,7 @@ class SqlLeaseRepository:
     def _expire_held(self, tenant_id: str) -> None:
         """The session's copy of the lease row, if a caller read one in this unit, is stale after a
         Core statement changed the row."""
-        held = self._session.identity_map.get(identity_key(TenantLeaseRow, tenant_id))
-        if held is not None:
-            self._session.expire(held)
+        expire_loaded(self._session, TenantLeaseRow, [tenant_id])
 
     def held_by_others(self, tenant_ids: Sequence[str], holder: str, now_us: int) -> set[str]:
         """Which of these tenants another poster holds a live lease on."""

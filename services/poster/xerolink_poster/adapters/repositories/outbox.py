@@ -9,10 +9,9 @@ from typing import Any
 
 from sqlalchemy import bindparam, delete, text, tuple_, update
 from sqlalchemy import select as core_select
-from sqlalchemy.orm.util import identity_key
 from sqlmodel import Session, col, select
 
-from xerolink_poster.adapters.repositories.bulk import bulk_update, insert_rows
+from xerolink_poster.adapters.repositories.bulk import bulk_update, expire_loaded, insert_rows
 from xerolink_poster.adapters.tables import DependencyWaitRow, LinkRow, OutboxRow
 from xerolink_poster.domain.records import RecordRef
 from xerolink_poster.domain.states import LinkState, OutboxState
@@ -128,11 +127,7 @@ class SqlOutboxRepository:
         if not ids:
             return 0
         result = self._session.execute(_UNCLAIM, {"ids": list(ids), "holder": holder})
-        # The session's copies of these rows, if the unit read any, are stale after it.
-        for outbox_id in set(ids):
-            held = self._session.identity_map.get(identity_key(OutboxRow, outbox_id))
-            if held is not None:
-                self._session.expire(held)
+        expire_loaded(self._session, OutboxRow, ids)
         return int(getattr(result, "rowcount", 0) or 0)
 
     def get_outbox(self, outbox_id: int) -> OutboxRow | None:
