@@ -102,7 +102,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # the process and PostgreSQL helpers live with the tests
@@ -302,6 +302,14 @@ class StatementCounter:
         for engine in engines:
             event.listen(engine, "before_cursor_execute", self._statement)
             event.listen(engine, "commit", self._commit)
+
+    @contextmanager
+    def counting(self) -> Iterator[None]:
+        self.on = True
+        try:
+            yield
+        finally:
+            self.on = False
 
     def _statement(self, _conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
         if not self.on:
@@ -646,24 +654,47 @@ def in_process_dispatcher(bench: Bench, url: str, attach: Callable[[Database], N
         db.dispose()
 
 
-def statements(bench: Bench, kind: str, url: str, tenants: dict[str, str]) -> dict[str, Any]:
+class InProcessDrain(NamedTuple):
+    started: float  # monotonic
+    ended: float
+    done: int  # elements posted
+    total: int  # elements backlogged
+    calls: int  # Xero calls made
+    loads: list[float]  # load averages before and after
+
+
+def drain_in_process(
+    bench: Bench,
+    label: str,
+    url: str,
+    tenants: dict[str, str],
+    attach: Callable[[Database], None],
+    measured: AbstractContextManager[Any],
+    stop: bool = False,
+) -> InProcessDrain:
+    """The organisations' backlog (--statement-per-tenant bills each) drained by an in-process
+    dispatcher until done or --statement-seconds have passed, `measured` entered around the drain
+    (and around stopping the dispatcher, with `stop`)."""
     args = bench.args
     ids = list(tenants.values())
     orgs = [bench.emulator.state.organisation(t) for t in ids]
     total = len(ids) * args.statement_per_tenant
-    counter = StatementCounter()
-    with (
-        bench.loads.around(f"{kind}.statements") as loads,
-        in_process_dispatcher(bench, url, counter.attach) as dispatcher,
-    ):
-        counter.on = True
+    with bench.loads.around(label) as loads, in_process_dispatcher(bench, url, attach) as dispatcher, measured:
         started = time.monotonic()
         dispatcher.start()
         ended, done = bench.wait_for_elements(
             orgs, total, args.statement_seconds, lambda _now, _counts: None, lambda: dispatcher.stopping
         )
-        counter.on = False
         calls = dispatcher.calls_made
+        if stop:
+            dispatcher.stop()
+    return InProcessDrain(started, ended, done, total, calls, loads)
+
+
+def statements(bench: Bench, kind: str, url: str, tenants: dict[str, str]) -> dict[str, Any]:
+    counter = StatementCounter()
+    drained = drain_in_process(bench, f"{kind}.statements", url, tenants, counter.attach, counter.counting())
+    started, ended, done, total, calls, loads = drained
     with counter.lock:
         kinds, shapes, commits = dict(counter.kinds), counter.shapes.most_common(6), counter.commits
     every = sum(kinds.values())
@@ -724,22 +755,10 @@ def dispatcher_phases() -> list[Phase]:
 def cpu_phases(bench: Bench, kind: str, url: str, tenants: dict[str, str]) -> dict[str, Any]:
     """Thread CPU per element posted by the dispatcher's parts, draining a backlog in this
     process."""
-    args = bench.args
-    ids = list(tenants.values())
-    orgs = [bench.emulator.state.organisation(t) for t in ids]
-    total = len(ids) * args.statement_per_tenant
     clock = PhaseClock(dispatcher_phases())
-    with (
-        bench.loads.around(f"{kind}.phases") as loads,
-        in_process_dispatcher(bench, url, lambda _db: None) as dispatcher,
-        clock,
-    ):
-        started = time.monotonic()
-        dispatcher.start()
-        ended, done = bench.wait_for_elements(
-            orgs, total, args.statement_seconds, lambda _now, _counts: None, lambda: dispatcher.stopping
-        )
-        dispatcher.stop()
+    started, ended, done, total, _, loads = drain_in_process(
+        bench, f"{kind}.phases", url, tenants, lambda _db: None, clock, stop=True
+    )
     figures, line = clock.report(done)
     figures["drain_seconds"] = round(ended - started, 1)
     part = f"all {total}" if done >= total else f"{done} of {total}"
