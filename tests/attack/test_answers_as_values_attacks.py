@@ -37,6 +37,7 @@ from xerolink_poster.domain.records import RecordRef, XeroObjectRef
 from xerolink_poster.domain.states import Event, LinkState, OutboxState
 from xerolink_poster.domain.stored_rows import ClaimedEntry, StoredLink
 from xerolink_poster.service_layer import drift_snapshots
+from xerolink_poster.service_layer.dispatch.answer_groups import AnswerGroups
 from xerolink_poster.service_layer.dispatch.results import Results
 from xerolink_poster.service_layer.dispatch.shared import Shared
 from xerolink_poster.service_layer.dispatch.work import Work
@@ -562,7 +563,13 @@ def _claimed_works(database: Database, *records: tuple[int, str]) -> list[Work]:
 
 def _results(database: Database) -> Results:
     """The dispatcher's answer writer of this poster (HOLDER) on `database`."""
-    shared = SimpleNamespace(db=database, holder=HOLDER, actor=ACTOR, changes=SimpleNamespace(notify=lambda: None))
+    shared = SimpleNamespace(
+        db=database,
+        holder=HOLDER,
+        actor=ACTOR,
+        answers=AnswerGroups(database, HOLDER, ACTOR),
+        changes=SimpleNamespace(notify=lambda: None),
+    )
     return Results(cast(Shared, shared), settings())
 
 

@@ -70,6 +70,12 @@ class GroupQueue(Generic[P, R, F]):
         self.jobs = 0
         self.largest = 0
 
+    @property
+    def waiting(self) -> int:
+        """Jobs queued for the next group."""
+        with self._cond:
+            return len(self._queue)
+
     def run(self, jobs: list[Job[P, R]]) -> list[F]:
         """Queues the jobs and returns once they are taken into a group: at once, with the
         follow-up work of the groups this thread led, or empty when another thread took them."""

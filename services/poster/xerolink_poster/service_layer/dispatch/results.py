@@ -45,8 +45,9 @@ class Results:
         return row, uow.links.get_link_by_id(w.link.id)
 
     def write(self, created: list[tuple[Work, list[XeroObjectRef]]], rejected: list[tuple[Work, list[str]]]) -> None:
-        """Applies a call's per-element answers in one short transaction, a few statements for the
-        whole batch (see outcomes.apply_batch)."""
+        """Applies a call's per-element answers, a few statements for the whole batch (see
+        outcomes.apply_batch), in one short transaction with the answers of other calls applied
+        at the same time (answer_groups.py); returns once they are committed."""
         results = [
             outcomes.ElementResult(
                 w.row.id,
@@ -67,9 +68,7 @@ class Results:
             )
             for w, messages in rejected
         ]
-        run_in_transaction(
-            self.d.db, lambda uow: outcomes.apply_batch(uow, results, self.d.holder, self.d.actor, now_us())
-        )
+        self.d.answers.apply(results)
         self.d.changes.notify()
 
     def refused_before_sending(self, works: Sequence[Work]) -> None:

@@ -9,6 +9,7 @@ from xerolink_poster.adapters.database import Database
 from xerolink_poster.adapters.xero_client import XeroClient
 from xerolink_poster.domain.rate_limits import AppCallMoves, SlidingWindow
 from xerolink_poster.service_layer.connection_lifecycle import ConnectionKeeper
+from xerolink_poster.service_layer.dispatch.answer_groups import AnswerGroups
 from xerolink_poster.service_layer.dispatch.state_changes import StateChanges
 from xerolink_poster.service_layer.metrics import PosterMetrics
 
@@ -19,6 +20,8 @@ class Shared(Protocol):
     # The poster instance holding leases and claims, and the actor its state changes name.
     holder: str
     actor: str
+    # Applies the calls' answers, several calls' in one transaction when they arrive together.
+    answers: AnswerGroups
     changes: StateChanges
     metrics: PosterMetrics | None
     # Opens the sealed tokens and refreshes them (one worker at a time, across posters).

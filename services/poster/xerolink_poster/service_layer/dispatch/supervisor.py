@@ -18,6 +18,7 @@ from xerolink_poster.domain.rate_limits import AppCallMoves, SlidingWindow
 from xerolink_poster.domain.stored_rows import HeldLease
 from xerolink_poster.service_layer import drift_holds, outcomes
 from xerolink_poster.service_layer.connection_lifecycle import ConnectionKeeper
+from xerolink_poster.service_layer.dispatch.answer_groups import AnswerGroups
 from xerolink_poster.service_layer.dispatch.gate import LeaseLost
 from xerolink_poster.service_layer.dispatch.settings import DispatcherSettings
 from xerolink_poster.service_layer.dispatch.state_changes import StateChanges
@@ -64,6 +65,7 @@ class Dispatcher:
         self._paused: dict[str, tuple[float, float]] = {}
         self._thread: threading.Thread | None = None
         self.actor = f"{outcomes.ACTOR}:{holder}"[:128]
+        self.answers = AnswerGroups(db, holder, self.actor)
         self.calls_made = 0
         self.calls_refused = 0
         self.app_moves = AppCallMoves()
