@@ -73,7 +73,8 @@ started with initdb/pg_ctl, as tests/fixtures/postgres.py does, else SQLite with
 6. The load average (1 minute, /proc/loadavg) before and after each figure.
 
 --only acknowledgement measures part 5 alone (its own backlogs are loaded, no other): the floor,
-one poster, then the roles split. --only phases measures part 2b alone.
+one poster, then the roles split. --only cost, --only statements and --only phases measure part 1's
+drain (its fairness figures included), part 2 and part 2b alone.
 
 Nothing is asserted: a slow or unfair poster is measured as it is. Drains are bounded
 (--drain-timeout); a drain cut short reports what it reached. --json prints every figure as one
@@ -661,6 +662,8 @@ class InProcessDrain(NamedTuple):
     total: int  # elements backlogged
     calls: int  # Xero calls made
     loads: list[float]  # load averages before and after
+    # The transactions that applied calls' answers, the calls they applied, and most in one.
+    answer_groups: tuple[int, int, int]
 
 
 def drain_in_process(
@@ -688,13 +691,13 @@ def drain_in_process(
         calls = dispatcher.calls_made
         if stop:
             dispatcher.stop()
-    return InProcessDrain(started, ended, done, total, calls, loads)
+    return InProcessDrain(started, ended, done, total, calls, loads, dispatcher.answers.figures)
 
 
 def statements(bench: Bench, kind: str, url: str, tenants: dict[str, str]) -> dict[str, Any]:
     counter = StatementCounter()
     drained = drain_in_process(bench, f"{kind}.statements", url, tenants, counter.attach, counter.counting())
-    started, ended, done, total, calls, loads = drained
+    started, ended, done, total, calls, loads, (groups, answered, largest) = drained
     with counter.lock:
         kinds, shapes, commits = dict(counter.kinds), counter.shapes.most_common(6), counter.commits
     every = sum(kinds.values())
@@ -705,6 +708,9 @@ def statements(bench: Bench, kind: str, url: str, tenants: dict[str, str]) -> di
         "statements": every,
         "statements_per_call": ratio(every, calls, 1),
         "commits_per_call": ratio(commits, calls, 1),
+        # dispatch/answer_groups.py: several calls' answers applied in one transaction.
+        "calls_answered_per_transaction": ratio(answered, groups, 1),
+        "most_calls_answered_in_one_transaction": largest,
         "per_call_by_kind": {
             k: ratio(kinds.get(k, 0), calls, 2) for k in ("SELECT", "INSERT", "UPDATE", "DELETE", "BEGIN", "other")
         },
@@ -715,7 +721,8 @@ def statements(bench: Bench, kind: str, url: str, tenants: dict[str, str]) -> di
     print(
         f"[{kind}] SQL statements per Xero call: {figures['statements_per_call']} ({every} statements, "
         f"{figures['commits_per_call']} commits per call, for {calls} calls posting {part} elements in "
-        f"{ended - started:.1f} s); "
+        f"{ended - started:.1f} s; the answers of {answered} calls applied in {groups} transactions, "
+        f"at most {largest} in one); "
         f"by first word: {split} {Loads.text(loads)}"
     )
     for shape, n in shapes:
@@ -756,7 +763,7 @@ def cpu_phases(bench: Bench, kind: str, url: str, tenants: dict[str, str]) -> di
     """Thread CPU per element posted by the dispatcher's parts, draining a backlog in this
     process."""
     clock = PhaseClock(dispatcher_phases())
-    started, ended, done, total, _, loads = drain_in_process(
+    started, ended, done, total, _, loads, _ = drain_in_process(
         bench, f"{kind}.phases", url, tenants, lambda _db: None, clock, stop=True
     )
     figures, line = clock.report(done)
@@ -935,6 +942,15 @@ def one_registry(bench: Bench, kind: str) -> dict[str, Any]:
             busy = bench.load(url, f"{kind}-{shape[0]}", args.tenants, args.ack_per_tenant)
             figures["acknowledgement" + (f"_{key}" if key else "")] = acknowledgement(bench, kind, url, busy, shape)
         return figures
+    if args.only == "cost":
+        cost_url = bench.url(kind, "drain")
+        backlog = bench.load(cost_url, f"{kind}-d", args.tenants, args.per_tenant)
+        cost, fair = drain(bench, kind, cost_url, backlog, args.per_tenant, args.batch_size, "cost per element")
+        return {"cost": cost, "fairness": fair}
+    if args.only == "statements":
+        statement_url = bench.url(kind, "statements")
+        counted = bench.load(statement_url, f"{kind}-s", args.tenants, args.statement_per_tenant)
+        return {"statements": statements(bench, kind, statement_url, counted)}
     if args.only == "phases":
         phase_url = bench.url(kind, "phases")
         return {
@@ -1006,8 +1022,8 @@ def main() -> None:
     parser.add_argument("--ack-callers", type=int, default=10, help="callers, each on a channel of its own")
     parser.add_argument(
         "--only",
-        choices=["acknowledgement", "phases"],
-        help="measure only this part (5, or 2b), with its own backlog and no other",
+        choices=["cost", "statements", "phases", "acknowledgement"],
+        help="measure only this part (1's drain, 2, 2b or 5), with its own backlog and no other",
     )
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object on the last line")
     args = parser.parse_args()
