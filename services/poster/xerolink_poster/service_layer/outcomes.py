@@ -59,10 +59,15 @@ def apply_batch(repos: Repositories, results: Sequence[ElementResult], holder: s
     linked: list[tuple[str, RecordRef]] = []
     snapshots: list[drift_snapshots.Posted] = []
     notes: list[dict[str, object]] = []
+    answered: set[int] = set()
     for result in results:
         row = rows.get(result.outbox_id)
-        if not still_ours(row, holder):
+        # An entry answered twice keeps the first answer: applied one after the other, the
+        # second would find the entry no longer held (both from this read would post it and
+        # also fail it).
+        if result.outbox_id in answered or not still_ours(row, holder):
             continue
+        answered.add(result.outbox_id)
         assert row is not None
         link = links[row.link_id]
         if result.created is not None:
