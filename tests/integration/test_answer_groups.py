@@ -102,24 +102,28 @@ def _commits(database: Database) -> Iterator[list[int]]:
 
 
 @contextmanager
-def _first_held_until(database: Database, groups: AnswerGroups, queued: int) -> Iterator[None]:
-    """The first transaction's first statement waits until `queued` calls wait behind it."""
-    held: list[int] = []
+def _first_held_until(database: Database, groups: AnswerGroups, queued: int) -> Iterator[threading.Event]:
+    """The first transaction's first statement waits until `queued` calls wait behind it; the
+    event is set once it waits."""
+    entered = threading.Event()
 
     def hold(*_: Any) -> None:
-        if not held:
-            held.append(threading.get_ident())
+        if not entered.is_set():
+            entered.set()
             wait_for(lambda: groups.waiting >= queued, timeout=10, what=f"{queued} calls queued")
 
     event.listen(database.write, "before_cursor_execute", hold)
     try:
-        yield
+        yield entered
     finally:
         event.remove(database.write, "before_cursor_execute", hold)
 
 
 def _calls(
-    groups: AnswerGroups, calls: list[list[ElementResult]], after: Callable[[int], Any] = lambda _: None
+    groups: AnswerGroups,
+    entered: threading.Event,
+    calls: list[list[ElementResult]],
+    after: Callable[[int], Any] = lambda _: None,
 ) -> dict[int, Any]:
     """Applies each call's answers in a thread of its own, the first one first; each call's
     outcome: what `after` saw as it returned, or the error it raised."""
@@ -134,7 +138,7 @@ def _calls(
 
     first = threading.Thread(target=call, args=(0,))
     first.start()
-    wait_for(lambda: groups.figures[0] >= 1, timeout=10, what="the first call leads")
+    assert entered.wait(10), "the first call never led"
     others = [threading.Thread(target=call, args=(i,)) for i in range(1, len(calls))]
     for t in others:
         t.start()
@@ -155,8 +159,8 @@ def test_answers_of_calls_that_arrive_together_share_one_transaction_and_return_
         # Read by another session as the call returns: its commit is done by then.
         return [_state(database, c, r, ids[r])[0] for c, r in records[2 * index : 2 * index + 2]]
 
-    with _commits(database) as commits, _first_held_until(database, groups, queued=3):
-        outcomes = _calls(groups, calls, seen_on_return)
+    with _commits(database) as commits, _first_held_until(database, groups, queued=3) as entered:
+        outcomes = _calls(groups, entered, calls, seen_on_return)
 
     assert outcomes == {i: [LinkState.LINKED, LinkState.LINKED] for i in range(4)}
     assert len(commits) == 2  # the first call alone, then the three that queued behind it
@@ -181,8 +185,8 @@ def test_a_call_whose_answers_cannot_be_applied_fails_alone_and_the_others_are_a
     ]
     groups = AnswerGroups(database, HOLDER, ACTOR)
 
-    with _commits(database) as commits, _first_held_until(database, groups, queued=3):
-        outcomes = _calls(groups, calls)
+    with _commits(database) as commits, _first_held_until(database, groups, queued=3) as entered:
+        outcomes = _calls(groups, entered, calls)
 
     assert [outcomes[i] for i in (0, 1, 3)] == [None, None, None]
     assert isinstance(outcomes[2], ValueError)
@@ -203,8 +207,8 @@ def test_two_calls_answering_for_one_entry_are_applied_one_after_the_other(datab
     calls = [[_created(ids[22], 22)], [_created(ids[21], 21)], [_rejected(ids[21]), _created(ids[23], 23)]]
     groups = AnswerGroups(database, HOLDER, ACTOR)
 
-    with _commits(database) as commits, _first_held_until(database, groups, queued=2):
-        outcomes = _calls(groups, calls)
+    with _commits(database) as commits, _first_held_until(database, groups, queued=2) as entered:
+        outcomes = _calls(groups, entered, calls)
 
     assert outcomes == {0: None, 1: None, 2: None}
     assert _state(database, "c1", 21, ids[21]) == (LinkState.LINKED, [Event.POSTED], False, "")

@@ -42,6 +42,11 @@ def _open_here() -> set[int]:
     return databases
 
 
+def writing_here(db: Database) -> bool:
+    """Whether this thread has a write unit of work open on `db`."""
+    return id(db) in _open_here()
+
+
 class UnitOfWork:
     links: LinkRepository
     outbox: OutboxRepository

@@ -5,20 +5,23 @@ once the commit holding its rows is done, or raises its own call's error.
 
 A transaction costs the same statements whether it applies one call's answers or several
 (outcomes.apply_batch reads and writes a batch by key), and on SQLite a commit that syncs the file.
-A group that fails is applied again call by call, each in a transaction of its own, so one
-call's failure stays its own job's. Calls that answer for the same entry never share a group:
-the later one must find the entry as the earlier one left it (no longer held, its answer dropped)."""
+A group that fails before its commit is applied again call by call, each in a transaction of
+its own, so one call's failure stays its own job's; one that fails at the commit (which may have
+gone through) fails each of its calls, as a call alone would. Calls that answer for the same
+entry never share a group: the later one must find the entry as the earlier one left it (no
+longer held, its answer dropped)."""
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Sequence
 from concurrent.futures import Future
 
 from xerolink_poster.adapters.database import Database, now_us
 from xerolink_poster.service_layer.group_commit import GroupQueue, Job
 from xerolink_poster.service_layer.outcomes import ElementResult, apply_batch
-from xerolink_poster.service_layer.unit_of_work import run_in_transaction
+from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transaction, writing_here
 
 log = logging.getLogger(__name__)
 # At most this many calls' answers a transaction: 400 entries at 50 a call, so a group holds
@@ -28,15 +31,23 @@ MAX_CALLS = 8
 
 class AnswerGroups:
     def __init__(self, db: Database, holder: str, actor: str, max_calls: int = MAX_CALLS) -> None:
+        if max_calls < 1:
+            raise ValueError(f"max_calls must be at least 1, not {max_calls}")
         self.db = db
         self.holder = holder
         self.actor = actor
         self._queue: GroupQueue[Sequence[ElementResult], None, None] = GroupQueue(
             "dispatcher-answers", self._apply_group, lambda exc: exc, 0.0, max_calls
         )
+        self._counted = threading.Lock()
+        self._transactions = self._calls = self._largest = 0
 
     def apply(self, results: Sequence[ElementResult]) -> None:
         """Applies one call's answers; returns once they are committed."""
+        if writing_here(self.db):
+            # The group's transaction would wait for the writer this thread holds, and this
+            # thread for the group: it fails at once, as a unit of work opened inside another.
+            raise RuntimeError("answers applied inside a write unit of work on the same thread")
         job: Job[Sequence[ElementResult], None] = Job(results, Future())
         self._queue.run([job])
         job.future.result()
@@ -48,15 +59,24 @@ class AnswerGroups:
 
     @property
     def figures(self) -> tuple[int, int, int]:
-        """(transactions of groups, calls applied in them, most calls in one), for the bench."""
-        return self._queue.groups, self._queue.jobs, self._queue.largest
+        """(transactions committed, calls' answers they applied, most calls in one), for the bench."""
+        with self._counted:
+            return self._transactions, self._calls, self._largest
 
     def _apply_group(self, jobs: list[Job[Sequence[ElementResult], None]]) -> list[None]:
         for together in _apart_where_entries_repeat(jobs):
             if len(together) > 1:
+                committing: list[bool] = []
                 try:
-                    self._write([r for job in together for r in job.payload])
-                except Exception:
+                    self._write([r for job in together for r in job.payload], len(together), committing)
+                except BaseException as exc:
+                    if committing:
+                        # It failed at the commit, which may have gone through: applied again,
+                        # the answers could be written over what this poster did since (a claim
+                        # of an entry's next operation). Each call fails, as a call alone would.
+                        for job in together:
+                            job.settle(exc)
+                        continue
                     log.warning("a group of %d calls' answers failed; applying them call by call", len(together))
                 else:
                     for job in together:
@@ -64,15 +84,27 @@ class AnswerGroups:
                     continue
             for job in together:
                 try:
-                    self._write(job.payload)
-                except Exception as exc:
+                    self._write(job.payload, 1, [])
+                except BaseException as exc:  # that call's alone, whatever it is
                     job.settle(exc)
                 else:
                     job.settle(None)
         return []
 
-    def _write(self, results: Sequence[ElementResult]) -> None:
-        run_in_transaction(self.db, lambda uow: apply_batch(uow, results, self.holder, self.actor, now_us()))
+    def _write(self, results: Sequence[ElementResult], calls: int, committing: list[bool]) -> None:
+        """One transaction; `committing` is set once the answers are written and the commit is
+        next (a retried attempt clears it)."""
+
+        def work(uow: UnitOfWork) -> None:
+            committing.clear()
+            apply_batch(uow, results, self.holder, self.actor, now_us())
+            committing.append(True)
+
+        run_in_transaction(self.db, work)
+        with self._counted:
+            self._transactions += 1
+            self._calls += calls
+            self._largest = max(self._largest, calls)
 
 
 def _apart_where_entries_repeat(
