@@ -41,6 +41,14 @@ def test_a_negative_window_or_a_zero_retention_is_refused_at_start() -> None:
         load({"XEROLINK_OUTBOX_RETENTION_DAYS": "0"})
 
 
+@pytest.mark.parametrize("value", ["0.5", "1.5", "0"])
+def test_a_group_size_that_is_not_a_whole_positive_number_is_refused_at_start(value: str) -> None:
+    """Rounded down, 0.5 was a group of at most none: no Post group ever formed, and every Post
+    waited for good."""
+    with pytest.raises(SystemExit, match="XEROLINK_POST_GROUP_MAX"):
+        load({"XEROLINK_POST_GROUP_MAX": value})
+
+
 def test_the_poster_listens_on_loopback_unless_told_otherwise() -> None:
     assert load({}).address == "127.0.0.1:50062"
     assert load({"XEROLINK_POSTER_ADDRESS": "0.0.0.0:50062"}).address == "0.0.0.0:50062"

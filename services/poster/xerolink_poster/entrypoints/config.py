@@ -59,7 +59,11 @@ def _float(env: Mapping[str, str], name: str, default: float, zero_allowed: bool
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
-    return int(_float(env, name, default))
+    parsed = _float(env, name, default)
+    if parsed != int(parsed):
+        # Rounded down, 0.5 would be 0: a Post group of at most none never forms, its callers wait.
+        raise SystemExit(f"{name} must be a whole number, not {env.get(name)!r}")
+    return int(parsed)
 
 
 def _milliseconds(env: Mapping[str, str], name: str, default: int) -> int:

@@ -57,6 +57,8 @@ class GroupQueue(Generic[P, R, F]):
         window: float = 0.0,
         max_size: int = 256,
     ) -> None:
+        if max_size < 1:
+            raise ValueError(f"{name}: a group holds at least one job, not {max_size}")
         self.name = name
         self._handle = handle
         self._failed = failed
