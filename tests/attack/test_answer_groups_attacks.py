@@ -14,13 +14,11 @@ run_in_transaction wrapped) until the other calls are queued, one at a time in t
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from sqlalchemy import event
 from sqlalchemy.exc import InterfaceError, OperationalError
 from xerolink_poster.adapters.database import Database, now_us, open_database
 from xerolink_poster.domain.kinds import ObjectType
@@ -48,7 +46,7 @@ from tests.attack.test_answers_as_values_attacks import (
 )
 from tests.attack.test_answers_as_values_attacks import _created as _created_element
 from tests.attack.test_answers_as_values_attacks import _rejected as _rejected_element
-from tests.fixtures.poster import wait_for
+from tests.fixtures.poster import counted_commits, wait_for
 
 Call = list[ElementResult]
 RunTransaction = Callable[..., Any]
@@ -137,21 +135,6 @@ def _queued(
 
 def _wait_queued(groups: AnswerGroups, count: int) -> None:
     wait_for(lambda: groups.waiting >= count, timeout=10, what=f"{count} calls queued")
-
-
-@contextmanager
-def _commits(database: Database) -> Iterator[list[int]]:
-    """Counts the commits of the registry's write engine."""
-    counted: list[int] = []
-
-    def commit(_conn: Any) -> None:
-        counted.append(1)
-
-    event.listen(database.write, "commit", commit)
-    try:
-        yield counted
-    finally:
-        event.remove(database.write, "commit", commit)
 
 
 def _pending(database: Database, records: Sequence[int], connection_id: str = "c1") -> dict[int, int]:
@@ -669,7 +652,7 @@ def test_the_figures_count_the_transactions_that_applied_answers(
     groups = AnswerGroups(database, HOLDER, ACTOR)
     calls = [[_created(ids[5100], 5100)], [_created(ids[5101], 5101)], [_rejected(ids[5101])]]
 
-    with _commits(database) as commits:
+    with counted_commits(database) as commits:
         outcomes = _queued(groups, hold, calls)
 
     assert outcomes == dict.fromkeys(range(3))

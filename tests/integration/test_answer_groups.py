@@ -23,7 +23,7 @@ from xerolink_poster.service_layer.dispatch.answer_groups import AnswerGroups
 from xerolink_poster.service_layer.outcomes import ElementResult
 from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transaction
 
-from tests.fixtures.poster import wait_for
+from tests.fixtures.poster import counted_commits, wait_for
 from tests.fixtures.registry_rows import link_with_posting, unreachable_connection
 
 HOLDER = "poster-a"
@@ -88,20 +88,6 @@ def _state(database: Database, connection_id: str, record_id: int, outbox_id: in
 
 
 @contextmanager
-def _commits(database: Database) -> Iterator[list[int]]:
-    counted: list[int] = []
-
-    def commit(_conn: Any) -> None:
-        counted.append(1)
-
-    event.listen(database.write, "commit", commit)
-    try:
-        yield counted
-    finally:
-        event.remove(database.write, "commit", commit)
-
-
-@contextmanager
 def _first_held_until(database: Database, groups: AnswerGroups, queued: int) -> Iterator[threading.Event]:
     """The first transaction's first statement waits until `queued` calls wait behind it; the
     event is set once it waits."""
@@ -159,7 +145,7 @@ def test_answers_of_calls_that_arrive_together_share_one_transaction_and_return_
         # Read by another session as the call returns: its commit is done by then.
         return [_state(database, c, r, ids[r])[0] for c, r in records[2 * index : 2 * index + 2]]
 
-    with _commits(database) as commits, _first_held_until(database, groups, queued=3) as entered:
+    with counted_commits(database) as commits, _first_held_until(database, groups, queued=3) as entered:
         outcomes = _calls(groups, entered, calls, seen_on_return)
 
     assert outcomes == {i: [LinkState.LINKED, LinkState.LINKED] for i in range(4)}
@@ -185,7 +171,7 @@ def test_a_call_whose_answers_cannot_be_applied_fails_alone_and_the_others_are_a
     ]
     groups = AnswerGroups(database, HOLDER, ACTOR)
 
-    with _commits(database) as commits, _first_held_until(database, groups, queued=3) as entered:
+    with counted_commits(database) as commits, _first_held_until(database, groups, queued=3) as entered:
         outcomes = _calls(groups, entered, calls)
 
     assert [outcomes[i] for i in (0, 1, 3)] == [None, None, None]
@@ -207,7 +193,7 @@ def test_two_calls_answering_for_one_entry_are_applied_one_after_the_other(datab
     calls = [[_created(ids[22], 22)], [_created(ids[21], 21)], [_rejected(ids[21]), _created(ids[23], 23)]]
     groups = AnswerGroups(database, HOLDER, ACTOR)
 
-    with _commits(database) as commits, _first_held_until(database, groups, queued=2) as entered:
+    with counted_commits(database) as commits, _first_held_until(database, groups, queued=2) as entered:
         outcomes = _calls(groups, entered, calls)
 
     assert outcomes == {0: None, 1: None, 2: None}
