@@ -715,11 +715,25 @@ def test_only_records_waited_for_on_the_same_connection_and_kind_are_reported(da
     asked += [RecordRef(other_kind, 5), RecordRef(3, 5)]
     many = asked + [RecordRef(KIND, 10_000 + i) for i in range(600)]
     with UnitOfWork(database, write=False) as uow:
-        assert uow.outbox.records_with_waiters("c1", asked) == [RecordRef(KIND, 5), RecordRef(other_kind, 6)]
-        assert uow.outbox.records_with_waiters("c2", asked) == [RecordRef(KIND, 6), RecordRef(KIND, 7)]
-        assert uow.outbox.records_with_waiters("c1", many) == [RecordRef(KIND, 5), RecordRef(other_kind, 6)]
-        assert uow.outbox.records_with_waiters("c9", asked) == []
-        assert uow.outbox.records_with_waiters("c1", []) == []
+
+        def waited_for(connection_id: str, records: list[RecordRef]) -> list[RecordRef]:
+            found = uow.outbox.records_with_waiters([(connection_id, r) for r in records])
+            assert {c for c, _ in found} <= {connection_id}
+            return [r for _, r in found]
+
+        assert waited_for("c1", asked) == [RecordRef(KIND, 5), RecordRef(other_kind, 6)]
+        assert waited_for("c2", asked) == [RecordRef(KIND, 6), RecordRef(KIND, 7)]
+        assert waited_for("c1", many) == [RecordRef(KIND, 5), RecordRef(other_kind, 6)]
+        assert waited_for("c9", asked) == []
+        assert waited_for("c1", []) == []
+        # Asked about both connections at once: each record named with the connection it waits on.
+        both = uow.outbox.records_with_waiters([("c1", r) for r in asked] + [("c2", r) for r in asked])
+        assert both == [
+            ("c1", RecordRef(KIND, 5)),
+            ("c1", RecordRef(other_kind, 6)),
+            ("c2", RecordRef(KIND, 6)),
+            ("c2", RecordRef(KIND, 7)),
+        ]
 
 
 def test_many_state_changes_in_one_call_leave_each_links_audit_trail_complete_and_in_order(

@@ -17,12 +17,14 @@ from typing import Any
 from sqlalchemy import event
 from xerolink_poster.adapters.database import Database, now_us
 from xerolink_poster.adapters.tables import OutboxRow
+from xerolink_poster.domain.kinds import ObjectType
 from xerolink_poster.domain.records import RecordRef, XeroObjectRef
 from xerolink_poster.domain.states import Event, LinkState, OutboxState
 from xerolink_poster.service_layer.dispatch.answer_groups import AnswerGroups
 from xerolink_poster.service_layer.outcomes import ElementResult
 from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transaction
 
+from tests.attack import test_answers_as_values_attacks as A
 from tests.fixtures.poster import counted_commits, wait_for
 from tests.fixtures.registry_rows import link_with_posting, unreachable_connection
 
@@ -200,3 +202,88 @@ def test_two_calls_answering_for_one_entry_are_applied_one_after_the_other(datab
     assert _state(database, "c1", 21, ids[21]) == (LinkState.LINKED, [Event.POSTED], False, "")
     assert _state(database, "c2", 23, ids[23]) == (LinkState.LINKED, [Event.POSTED], False, "")
     assert len(commits) == 3
+
+
+# -- one transaction for several organisations' answers -------------------------------------------
+
+
+def _payment(xero_id: str, on: str, amount: str) -> dict[str, Any]:
+    return {
+        "PaymentID": xero_id.upper(),
+        "Amount": amount,
+        "Invoice": {"InvoiceID": on.upper()},
+        "Account": {"Code": "090"},
+        "Date": "2026-03-05",
+        "PaymentType": "accrecpayment",
+        "Status": "AUTHORISED",
+    }
+
+
+def test_answers_of_several_organisations_take_the_statements_of_one(database: Database) -> None:
+    """A group's transaction mixes organisations: the snapshots that exist are read, the new ones
+    inserted and the records' waiters looked for once for all of them, not once per connection."""
+    records = {"one": [("c1", n) for n in (31, 32, 33, 34)], "several": [(c, n) for c, n in (("c1", 35), ("c2", 36))]}
+    records["several"] += [("c2", 37), ("c1", 38)]
+
+    def build(uow: UnitOfWork) -> dict[int, int]:
+        return {n: A._entry(uow, A._link(uow, n, c)) for c, n in records["one"] + records["several"]}
+
+    ids = A._fill(database, build)
+    statements: dict[str, list[str]] = {}
+    for name, batch in records.items():
+        seen = statements.setdefault(name, [])
+
+        def count(_conn: Any, _cursor: Any, statement: str, *_: Any, seen: list[str] = seen) -> None:
+            seen.append(statement.split(maxsplit=1)[0])
+
+        event.listen(database.write, "before_cursor_execute", count)
+        try:
+            A._apply(
+                database,
+                [
+                    A._created(ids[n], [XeroObjectRef(ObjectType.INVOICE, A._uuid(n), "inv")], A._invoice(n))
+                    for _, n in batch
+                ],
+            )
+        finally:
+            event.remove(database.write, "before_cursor_execute", count)
+
+    assert [A._read(database, n, c).state for c, n in records["several"]] == [LinkState.LINKED] * 4
+    assert set(A._snapshots(database, "c2", [A._uuid(36), A._uuid(37)])) == {A._uuid(36), A._uuid(37)}
+    assert len(statements["several"]) == len(statements["one"]), statements
+
+
+def test_a_payment_in_a_mixed_transaction_is_expected_only_on_its_own_organisations_invoice(
+    database: Database,
+) -> None:
+    """Snapshots are the registry's per connection: read for several organisations at once, a
+    payment of c2's invoice must update c2's snapshot of it, never c1's snapshot of an object
+    under the same id, and a new invoice of c1 answered beside it keeps its own document."""
+    invoice, paid = A._uuid(41), A._uuid(42)
+
+    def build(uow: UnitOfWork) -> dict[str, int]:
+        return {
+            "c1 invoice": A._entry(uow, A._link(uow, 41, "c1")),
+            "c2 invoice": A._entry(uow, A._link(uow, 41, "c2")),
+            "c2 payment": A._entry(uow, A._link(uow, 42, "c2")),
+            "c1 other": A._entry(uow, A._link(uow, 43, "c1")),
+        }
+
+    ids = A._fill(database, build)
+    ref = XeroObjectRef(ObjectType.INVOICE, invoice, "inv")
+    A._apply(database, [A._created(ids["c1 invoice"], [ref], A._invoice(41))])
+    A._apply(database, [A._created(ids["c2 invoice"], [ref], A._invoice(41))])
+    A._apply(
+        database,
+        [
+            A._created(
+                ids["c2 payment"], [XeroObjectRef(ObjectType.PAYMENT, paid, "pay")], _payment(paid, invoice, "5")
+            ),
+            A._created(ids["c1 other"], [XeroObjectRef(ObjectType.INVOICE, A._uuid(43), "inv")], A._invoice(43)),
+        ],
+    )
+
+    assert A._snapshots(database, "c2", [invoice])[invoice][3]["Payments"] == [{"PaymentID": paid, "Amount": "5.00"}]
+    assert A._snapshots(database, "c1", [invoice])[invoice][3].get("Payments") in (None, [])
+    assert A._uuid(43) in A._snapshots(database, "c1", [A._uuid(43)])
+    assert paid in A._snapshots(database, "c2", [paid])

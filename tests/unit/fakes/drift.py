@@ -40,6 +40,9 @@ class FakeDriftRepository:
     def snapshots_by_xero_ids(self, connection_id: str, xero_ids: Sequence[str]) -> dict[str, XeroSnapshotRow]:
         return {x: s for x in xero_ids if (s := self.snapshots.get((connection_id, x))) is not None}
 
+    def snapshots_of_objects(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], XeroSnapshotRow]:
+        return {k: s for k in keys if (s := self.snapshots.get(k)) is not None}
+
     def snapshots_until(self, connection_id: str, last_day: str) -> list[XeroSnapshotRow]:
         rows = [s for s in self.snapshots.values() if s.connection_id == connection_id and s.doc_date <= last_day]
         return sorted(rows, key=lambda s: (s.doc_date, s.xero_id))

@@ -118,10 +118,10 @@ class FakeOutboxRepository:
     def connection_waits_of(self, outbox_id: int) -> list[tuple[str, RecordRef]]:
         return sorted({(w.connection_id, w.record) for w in self._registry.waits if w.outbox_id == outbox_id})
 
-    def records_with_waiters(self, connection_id: str, records: Sequence[RecordRef]) -> list[RecordRef]:
+    def records_with_waiters(self, records: Sequence[tuple[str, RecordRef]]) -> list[tuple[str, RecordRef]]:
         wanted = set(records)
         waits = self._registry.waits
-        return sorted({w.record for w in waits if w.connection_id == connection_id and w.record in wanted})
+        return sorted({(w.connection_id, w.record) for w in waits if (w.connection_id, w.record) in wanted})
 
     def satisfied_waiting_entries(self) -> list[int]:
         def linked(wait: Wait) -> bool:

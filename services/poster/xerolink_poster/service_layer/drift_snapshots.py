@@ -49,30 +49,48 @@ def documents_of(objects: Sequence[XeroObjectRef], element: Mapping[str, Any]) -
 
 def record_posted(repos: Repositories, posted: Sequence[Posted], now_us: int) -> None:
     """Snapshots of the objects just created (or found by a look-up after an uncertain call);
-    the document a payment or allocation applies to expects it from now on."""
+    the document a payment or allocation applies to expects it from now on. One read of the
+    snapshots that exist and one INSERT of the new ones, whatever the connections (a
+    transaction applies the answers of several organisations' calls)."""
     by_connection: dict[str, list[tuple[LinkRow | StoredLink, int, dict[str, Any]]]] = {}
     for link, documents in posted:
         if documents:
             docs = by_connection.setdefault(link.connection_id, [])
             docs.extend((link, object_type, document) for object_type, document in documents)
-    for connection_id, docs in by_connection.items():
-        _record(repos, connection_id, docs, now_us)
+    made = {connection_id: _made(connection_id, docs, now_us) for connection_id, docs in by_connection.items()}
+    wanted = [
+        (connection_id, xero_id)
+        for connection_id, snapshots in made.items()
+        for values, entry in snapshots
+        for xero_id in (values["xero_id"], *([entry[1].lower()] if entry is not None else []))
+    ]
+    existing = repos.drift.snapshots_of_objects(wanted)
+    new: list[dict[str, Any]] = []
+    for connection_id, snapshots in made.items():
+        held = {x: row for (c, x), row in existing.items() if c == connection_id}
+        new += _record(repos, snapshots, held, now_us)
+    repos.drift.insert_snapshots(new)
 
 
-def _record(
-    repos: Repositories,
-    connection_id: str,
-    docs: list[tuple[LinkRow | StoredLink, int, dict[str, Any]]],
-    now_us: int,
-) -> None:
-    made: list[tuple[dict[str, Any], tuple[str, str, str, dict[str, Any]] | None]] = []
+# A snapshot's columns, and what the object applies to another document (rules.applied_entry).
+_Made = list[tuple[dict[str, Any], tuple[str, str, str, dict[str, Any]] | None]]
+
+
+def _made(connection_id: str, docs: list[tuple[LinkRow | StoredLink, int, dict[str, Any]]], now_us: int) -> _Made:
+    made: _Made = []
     for link, object_type, doc in docs:
         values = snapshot_values(connection_id, link, object_type, doc, now_us)
         if values["xero_id"]:
             made.append((values, rules.applied_entry(object_type, doc)))
-    targets = [entry[1].lower() for _, entry in made if entry is not None]
-    existing = repos.drift.snapshots_by_xero_ids(connection_id, [v["xero_id"] for v, _ in made] + targets)
-    # Columns, not ORM objects: a call's new snapshots go in as one INSERT (insert_snapshots).
+    return made
+
+
+def _record(
+    repos: Repositories, made: _Made, existing: dict[str, XeroSnapshotRow], now_us: int
+) -> list[dict[str, Any]]:
+    """One connection's snapshots: those that exist (`existing`, by Xero id) replaced, the
+    documents they apply to updated; returns the columns of the new ones, to be inserted."""
+    # Columns, not ORM objects: the new snapshots go in as one INSERT (insert_snapshots).
     new: dict[str, dict[str, Any]] = {}
     for values, _ in made:
         if values["xero_id"] in existing:
@@ -95,4 +113,4 @@ def _record(
         target.document = json.dumps(rules.with_applied(json.loads(target.document), key, item), sort_keys=True)
         target.update_us = now_us
         repos.drift.put_snapshot(target)
-    repos.drift.insert_snapshots(list(new.values()))
+    return list(new.values())

@@ -133,12 +133,8 @@ def apply_batch(repos: Repositories, results: Sequence[ElementResult], holder: s
     repos.links.apply_transitions(changes, actor, now_us)
     repos.links.insert_audit(notes)
     tell_other_halves(repos, [(c.link, c.detail) for c in changes if c.event == Event.XERO_REJECTED])
-    by_connection: dict[str, list[RecordRef]] = {}
-    for connection_id, record in linked:
-        by_connection.setdefault(connection_id, []).append(record)
-    for connection_id, records in by_connection.items():
-        for record in repos.outbox.records_with_waiters(connection_id, records):
-            release_waiters(repos, connection_id, record, now_us)
+    for connection_id, record in repos.outbox.records_with_waiters(linked):
+        release_waiters(repos, connection_id, record, now_us)
 
 
 def still_ours(row: OutboxRow | StoredEntry | None, holder: str) -> bool:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import bindparam
+from sqlalchemy import bindparam, tuple_
 from sqlalchemy import select as core_select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
@@ -72,6 +72,21 @@ class SqlDriftRepository:
             XeroSnapshotRow.connection_id == connection_id, col(XeroSnapshotRow.xero_id).in_(found)
         )
         return {row.xero_id: row for row in self._session.exec(query).all()}
+
+    def snapshots_of_objects(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], XeroSnapshotRow]:
+        """The snapshots of these (connection, Xero id) objects that exist, by key: which exist
+        asked first, as values (the objects a call just created have none), then only those
+        loaded as rows, one statement each whatever the connections."""
+        if not keys:
+            return {}
+        pair = tuple_(_SNAPSHOTS.c.connection_id, _SNAPSHOTS.c.xero_id)
+        ids = core_select(_SNAPSHOTS.c.connection_id, _SNAPSHOTS.c.xero_id).where(pair.in_(sorted(set(keys))))
+        found = sorted((c, x) for c, x in self._session.execute(ids))
+        if not found:
+            return {}
+        key = tuple_(col(XeroSnapshotRow.connection_id), col(XeroSnapshotRow.xero_id))
+        rows = self._session.exec(select(XeroSnapshotRow).where(key.in_(found))).all()
+        return {(row.connection_id, row.xero_id): row for row in rows}
 
     def snapshots_until(self, connection_id: str, last_day: str) -> list[XeroSnapshotRow]:
         """Every snapshot of the connection dated on or before `last_day` (YYYY-MM-DD), active or

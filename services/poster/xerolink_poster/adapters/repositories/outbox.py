@@ -299,18 +299,20 @@ class SqlOutboxRepository:
         rows = self._session.exec(select(DependencyWaitRow).where(DependencyWaitRow.outbox_id == outbox_id)).all()
         return sorted({(r.connection_id, RecordRef(r.kind, r.record_id)) for r in rows})
 
-    def records_with_waiters(self, connection_id: str, records: Sequence[RecordRef]) -> list[RecordRef]:
-        """Which of these records something waits for, in one query (Core: every call's answers
-        ask, and the ORM's select cost twice the statement)."""
+    def records_with_waiters(self, records: Sequence[tuple[str, RecordRef]]) -> list[tuple[str, RecordRef]]:
+        """Which of these records, each of its connection, something waits for, in one query
+        whatever the connections (Core: every transaction that applies answers asks, and the
+        ORM's select cost twice the statement)."""
         if not records:
             return []
         found = self._session.execute(
-            core_select(_WAITS.c.kind, _WAITS.c.record_id).where(
-                _WAITS.c.connection_id == connection_id,
-                tuple_(_WAITS.c.kind, _WAITS.c.record_id).in_([(r.kind, r.id) for r in records]),
+            core_select(_WAITS.c.connection_id, _WAITS.c.kind, _WAITS.c.record_id).where(
+                tuple_(_WAITS.c.connection_id, _WAITS.c.kind, _WAITS.c.record_id).in_(
+                    sorted({(c, r.kind, r.id) for c, r in records})
+                )
             )
         )
-        return sorted({RecordRef(k, i) for k, i in found})
+        return sorted({(c, RecordRef(k, i)) for c, k, i in found})
 
     def satisfied_waiting_entries(self) -> list[int]:
         """Waiting entries all of whose dependencies are linked now, in one query: those with no
