@@ -22,6 +22,10 @@ class FakeDriftRepository:
         return self.snapshots.get((connection_id, xero_id))
 
     def put_snapshot(self, row: XeroSnapshotRow) -> None:
+        """As the registry's: a snapshot replaced keeps its creation time."""
+        existing = self.snapshots.get((row.connection_id, row.xero_id))
+        if existing is not None and existing is not row:
+            row.create_us = existing.create_us
         self.snapshots[(row.connection_id, row.xero_id)] = row
 
     def add_snapshots(self, rows: Sequence[XeroSnapshotRow]) -> None:
