@@ -20,6 +20,7 @@ _SNAPSHOT_IDS = core_select(_SNAPSHOTS.c.xero_id).where(
     _SNAPSHOTS.c.connection_id == bindparam("c"), _SNAPSHOTS.c.xero_id.in_(bindparam("ids", expanding=True))
 )
 OPEN = "open"
+RESOLVED = "resolved"
 
 
 def _of_connections(connection: Any, xero_id: Any, keys: Sequence[tuple[str, str]]) -> ColumnElement[bool]:
@@ -30,9 +31,6 @@ def _of_connections(connection: Any, xero_id: Any, keys: Sequence[tuple[str, str
     for connection_id, x in keys:
         ids.setdefault(connection_id, set()).add(x)
     return or_(*(and_(connection == c, xero_id.in_(sorted(xs))) for c, xs in sorted(ids.items())))
-
-
-RESOLVED = "resolved"
 
 
 class SqlDriftRepository:
