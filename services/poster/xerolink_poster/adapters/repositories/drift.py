@@ -6,13 +6,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, bindparam, or_
+from sqlalchemy import bindparam
 from sqlalchemy import select as core_select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from xerolink_poster.adapters.drift_tables import DriftRow, PollCursorRow, WebhookEventRow, XeroSnapshotRow
-from xerolink_poster.adapters.repositories.bulk import insert_rows
+from xerolink_poster.adapters.repositories.bulk import in_by_connection, insert_rows
 
 _SNAPSHOTS: Any = XeroSnapshotRow.__table__  # type: ignore[attr-defined]
 # Built once, with bound parameters (the list expands at each execution).
@@ -21,16 +21,6 @@ _SNAPSHOT_IDS = core_select(_SNAPSHOTS.c.xero_id).where(
 )
 OPEN = "open"
 RESOLVED = "resolved"
-
-
-def _of_connections(connection: Any, xero_id: Any, keys: Sequence[tuple[str, str]]) -> ColumnElement[bool]:
-    """(connection, Xero id) in `keys`, as a plain IN of ids for each connection: a row-value
-    IN of thousands of pairs took PostgreSQL several times as long to plan, and past about
-    7,700 pairs exceeded its stack depth."""
-    ids: dict[str, set[str]] = {}
-    for connection_id, x in keys:
-        ids.setdefault(connection_id, set()).add(x)
-    return or_(*(and_(connection == c, xero_id.in_(sorted(xs))) for c, xs in sorted(ids.items())))
 
 
 class SqlDriftRepository:
@@ -93,13 +83,13 @@ class SqlDriftRepository:
             (c, x)
             for c, x in self._session.execute(
                 core_select(_SNAPSHOTS.c.connection_id, _SNAPSHOTS.c.xero_id).where(
-                    _of_connections(_SNAPSHOTS.c.connection_id, _SNAPSHOTS.c.xero_id, keys)
+                    in_by_connection(_SNAPSHOTS.c.connection_id, _SNAPSHOTS.c.xero_id, keys)
                 )
             )
         )
         if not found:
             return {}
-        wanted = _of_connections(col(XeroSnapshotRow.connection_id), col(XeroSnapshotRow.xero_id), found)
+        wanted = in_by_connection(col(XeroSnapshotRow.connection_id), col(XeroSnapshotRow.xero_id), found)
         rows = self._session.exec(select(XeroSnapshotRow).where(wanted)).all()
         return {(row.connection_id, row.xero_id): row for row in rows}
 

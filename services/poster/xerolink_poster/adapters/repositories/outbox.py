@@ -7,11 +7,11 @@ from collections.abc import Iterator, Sequence
 from dataclasses import fields
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, or_, text, tuple_, update
+from sqlalchemy import bindparam, delete, text, tuple_, update
 from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 
-from xerolink_poster.adapters.repositories.bulk import bulk_update, expire_loaded, insert_rows
+from xerolink_poster.adapters.repositories.bulk import bulk_update, expire_loaded, in_by_connection, insert_rows
 from xerolink_poster.adapters.tables import DependencyWaitRow, LinkRow, OutboxRow
 from xerolink_poster.domain.records import RecordRef
 from xerolink_poster.domain.states import LinkState, OutboxState
@@ -305,19 +305,10 @@ class SqlOutboxRepository:
         ORM's select cost twice the statement)."""
         if not records:
             return []
-        by_connection: dict[str, set[tuple[int, int]]] = {}
-        for connection_id, record in records:
-            by_connection.setdefault(connection_id, set()).add((record.kind, record.id))
-        # A (kind, id) IN for each connection, as each connection's query was: one row-value IN
-        # of every triple took PostgreSQL longer to plan, and too deep past a few thousand.
+        waited = tuple_(_WAITS.c.kind, _WAITS.c.record_id)
         found = self._session.execute(
             core_select(_WAITS.c.connection_id, _WAITS.c.kind, _WAITS.c.record_id).where(
-                or_(
-                    *(
-                        and_(_WAITS.c.connection_id == c, tuple_(_WAITS.c.kind, _WAITS.c.record_id).in_(sorted(pairs)))
-                        for c, pairs in sorted(by_connection.items())
-                    )
-                )
+                in_by_connection(_WAITS.c.connection_id, waited, [(c, (r.kind, r.id)) for c, r in records])
             )
         )
         return sorted({(c, RecordRef(k, i)) for c, k, i in found})
