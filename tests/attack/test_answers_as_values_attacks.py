@@ -93,6 +93,19 @@ def _created(
     return ElementResult(outbox_id, **kwargs)
 
 
+def _payment(xero_id: str, on: str, amount: str, ref: str = "Invoice") -> dict[str, Any]:
+    """Xero's element for a payment it made of the document `on` (an Invoice, or a CreditNote)."""
+    return {
+        "PaymentID": xero_id.upper(),
+        "Amount": amount,
+        ref: {f"{ref}ID": on.upper()},
+        "Account": {"Code": "090"},
+        "Date": "2026-03-05",
+        "PaymentType": "accrecpayment",
+        "Status": "AUTHORISED",
+    }
+
+
 def _rejected(outbox_id: int, *messages: str) -> ElementResult:
     return ElementResult(outbox_id, rejected=("Xero refused it", list(messages)))
 
@@ -445,17 +458,6 @@ def test_payments_made_in_a_call_are_expected_on_their_invoices_only_when_applie
     pay_new, pay_lost, pay_earlier = _uuid(411), _uuid(412), _uuid(413)
     inv_ref = XeroObjectRef(ObjectType.INVOICE, invoice, "inv")
 
-    def payment(xero_id: str, on: str, amount: str) -> dict[str, Any]:
-        return {
-            "PaymentID": xero_id.upper(),
-            "Amount": amount,
-            "Invoice": {"InvoiceID": on.upper()},
-            "Account": {"Code": "090"},
-            "Date": "2026-03-05",
-            "PaymentType": "accrecpayment",
-            "Status": "AUTHORISED",
-        }
-
     def build(uow: UnitOfWork) -> dict[str, int]:
         linked = _link(uow, 402)
         first = _entry(uow, linked)
@@ -474,16 +476,16 @@ def test_payments_made_in_a_call_are_expected_on_their_invoices_only_when_applie
         database,
         [
             _created(
-                ids["pay_new"], [XeroObjectRef(ObjectType.PAYMENT, pay_new, "pay")], payment(pay_new, invoice, "6")
+                ids["pay_new"], [XeroObjectRef(ObjectType.PAYMENT, pay_new, "pay")], _payment(pay_new, invoice, "6")
             ),
             _created(
-                ids["pay_lost"], [XeroObjectRef(ObjectType.PAYMENT, pay_lost, "pay")], payment(pay_lost, invoice, "5")
+                ids["pay_lost"], [XeroObjectRef(ObjectType.PAYMENT, pay_lost, "pay")], _payment(pay_lost, invoice, "5")
             ),
             _created(ids["invoice"], [inv_ref], _invoice(401)),
             _created(
                 ids["pay_earlier"],
                 [XeroObjectRef(ObjectType.PAYMENT, pay_earlier, "pay")],
-                payment(pay_earlier, earlier, "11.00"),
+                _payment(pay_earlier, earlier, "11.00"),
             ),
         ],
     )

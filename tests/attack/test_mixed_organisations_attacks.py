@@ -155,18 +155,6 @@ def _invoice(xero_id: str, total: str = "11.00", object_type: int = ObjectType.I
     }
 
 
-def _payment(xero_id: str, on: str, amount: str, ref: str = "Invoice") -> dict[str, Any]:
-    return {
-        "PaymentID": xero_id.upper(),
-        "Amount": amount,
-        ref: {f"{ref}ID": on.upper()},
-        "Account": {"Code": "090"},
-        "Date": "2026-03-05",
-        "PaymentType": "accrecpayment",
-        "Status": "AUTHORISED",
-    }
-
-
 def _allocation(xero_id: str, on: str, amount: str, invoice: str, ref: str = "CreditNote") -> dict[str, Any]:
     return {
         "AllocationID": xero_id.upper(),
@@ -308,7 +296,7 @@ def _posted_from(drawn: list[tuple[str, str, int, int, str, int, str]]) -> list[
             element = _invoice(_xid("d", own), amount, ObjectType.CREDIT_NOTE)
         elif kind == "payment":
             objects = [_ref(ObjectType.PAYMENT, _xid("p", own))]
-            element = _payment(_xid("p", own), _xid("d", target), amount, ref)
+            element = A._payment(_xid("p", own), _xid("d", target), amount, ref)
         elif kind == "allocation":
             allocated_to = "Overpayment" if ref == "Overpayment" else "CreditNote"
             objects = [_ref(ObjectType.ALLOCATION, _xid("a", own))]
@@ -426,8 +414,8 @@ def test_each_connections_payment_is_expected_only_on_its_own_snapshot_of_a_shar
     A._apply(
         database,
         [
-            _answer(ids["c2 payment"], ObjectType.PAYMENT, pay2, _payment(pay2, invoice, "7")),
-            _answer(ids["c1 payment"], ObjectType.PAYMENT, pay1, _payment(pay1, invoice, "5")),
+            _answer(ids["c2 payment"], ObjectType.PAYMENT, pay2, A._payment(pay2, invoice, "7")),
+            _answer(ids["c1 payment"], ObjectType.PAYMENT, pay1, A._payment(pay1, invoice, "5")),
         ],
     )
 
@@ -458,7 +446,7 @@ def test_a_payment_of_an_invoice_only_another_connection_holds_changes_no_snapsh
         database,
         [
             _answer(ids["c2 other"], ObjectType.INVOICE, _xid("d", 13), _invoice(_xid("d", 13))),
-            _answer(ids["c1 payment"], ObjectType.PAYMENT, pay, _payment(pay, invoice, "5")),
+            _answer(ids["c1 payment"], ObjectType.PAYMENT, pay, A._payment(pay, invoice, "5")),
         ],
     )
 
@@ -489,12 +477,12 @@ def test_an_invoice_and_its_payment_in_one_batch_beside_another_connections_invo
 
     ids = A._fill(database, build)
     _link_invoices(database, ids, ("c2 invoice", invoice))
-    A._apply(database, [_answer(ids["c2 payment"], ObjectType.PAYMENT, pay_c2, _payment(pay_c2, invoice, "3"))])
+    A._apply(database, [_answer(ids["c2 payment"], ObjectType.PAYMENT, pay_c2, A._payment(pay_c2, invoice, "3"))])
     A._apply(
         database,
         [
-            _answer(ids["c1 payment"], ObjectType.PAYMENT, pay_c1, _payment(pay_c1, invoice, "4")),
-            _answer(ids["c2 payment again"], ObjectType.PAYMENT, pay_c2_again, _payment(pay_c2_again, invoice, "2")),
+            _answer(ids["c1 payment"], ObjectType.PAYMENT, pay_c1, A._payment(pay_c1, invoice, "4")),
+            _answer(ids["c2 payment again"], ObjectType.PAYMENT, pay_c2_again, A._payment(pay_c2_again, invoice, "2")),
             _answer(ids["c1 invoice"], ObjectType.INVOICE, invoice, _invoice(invoice, "12")),
         ],
     )
@@ -534,8 +522,8 @@ def test_an_inactive_snapshot_stays_as_it_was_while_another_connections_active_o
     A._apply(
         database,
         [
-            _answer(ids["c1 payment"], ObjectType.PAYMENT, pay1, _payment(pay1, invoice, "5")),
-            _answer(ids["c2 payment"], ObjectType.PAYMENT, pay2, _payment(pay2, invoice, "6")),
+            _answer(ids["c1 payment"], ObjectType.PAYMENT, pay1, A._payment(pay1, invoice, "5")),
+            _answer(ids["c2 payment"], ObjectType.PAYMENT, pay2, A._payment(pay2, invoice, "6")),
         ],
     )
 
@@ -578,10 +566,10 @@ def test_an_object_adopted_again_beside_new_ones_of_other_connections_is_replace
     A._apply(
         database,
         [
-            _answer(ids["c1 payment"], ObjectType.PAYMENT, pay1, _payment(pay1, invoice, "5")),
+            _answer(ids["c1 payment"], ObjectType.PAYMENT, pay1, A._payment(pay1, invoice, "5")),
             _answer(ids["c2"], ObjectType.INVOICE, invoice, _invoice(invoice, "20")),
             _answer(ids["again"], ObjectType.INVOICE, invoice, _invoice(invoice, "30")),
-            _answer(ids["c3 payment"], ObjectType.PAYMENT, pay3, _payment(pay3, invoice, "9")),
+            _answer(ids["c3 payment"], ObjectType.PAYMENT, pay3, A._payment(pay3, invoice, "9")),
         ],
     )
 
@@ -632,7 +620,7 @@ def test_the_largest_group_keeps_every_connections_payments_on_its_own_invoices(
                 ids[(connection_id, "payment", i)],
                 ObjectType.PAYMENT,
                 pay_id(k, i),
-                _payment(pay_id(k, i), invoice, str(k)),
+                A._payment(pay_id(k, i), invoice, str(k)),
             ),
             _answer(ids[(connection_id, "invoice", i)], ObjectType.INVOICE, invoice, _invoice(invoice)),
         )
@@ -672,8 +660,9 @@ def _many(keys: int) -> tuple[list[dict[str, Any]], list[drift_snapshots.Posted]
             seeds.append(_seed(connection_id, stored, link_id=i + 1))
             link = _stored_link(connection_id, 1000 + i)
             pay, new_pay = _xid("p", 10_000 * k + i), _xid("a", 10_000 * k + i)
-            posted.append((link, _documents([_ref(ObjectType.PAYMENT, pay)], _payment(pay, stored, str(k + 1)))))
-            posted.append((link, _documents([_ref(ObjectType.PAYMENT, new_pay)], _payment(new_pay, fresh, str(k + 2)))))
+            posted.append((link, _documents([_ref(ObjectType.PAYMENT, pay)], A._payment(pay, stored, str(k + 1)))))
+            paid_fresh = A._payment(new_pay, fresh, str(k + 2))
+            posted.append((link, _documents([_ref(ObjectType.PAYMENT, new_pay)], paid_fresh)))
             posted.append(
                 (_stored_link(connection_id, 2000 + i), _documents([_ref(ObjectType.INVOICE, fresh)], _invoice(fresh)))
             )
@@ -852,11 +841,11 @@ def _mixed_scenario(uow: A.Repos) -> tuple[list[ElementResult], list[ElementResu
     ]
     pays = {name: _xid("p", 60 + i) for i, name in enumerate(("c1 pays X", "c2 pays X", "c2 pays Y", "c1 pays Y"))}
     second = [
-        _answer(ids["c2 pays Y"], ObjectType.PAYMENT, pays["c2 pays Y"], _payment(pays["c2 pays Y"], y, "1")),
-        _answer(ids["c1 pays X"], ObjectType.PAYMENT, pays["c1 pays X"], _payment(pays["c1 pays X"], x, "2")),
+        _answer(ids["c2 pays Y"], ObjectType.PAYMENT, pays["c2 pays Y"], A._payment(pays["c2 pays Y"], y, "1")),
+        _answer(ids["c1 pays X"], ObjectType.PAYMENT, pays["c1 pays X"], A._payment(pays["c1 pays X"], x, "2")),
         _answer(ids["c2 Y"], ObjectType.INVOICE, y, _invoice(y)),
-        _answer(ids["c1 pays Y"], ObjectType.PAYMENT, pays["c1 pays Y"], _payment(pays["c1 pays Y"], y, "3")),
-        _answer(ids["c2 pays X"], ObjectType.PAYMENT, pays["c2 pays X"], _payment(pays["c2 pays X"], x, "4")),
+        _answer(ids["c1 pays Y"], ObjectType.PAYMENT, pays["c1 pays Y"], A._payment(pays["c1 pays Y"], y, "3")),
+        _answer(ids["c2 pays X"], ObjectType.PAYMENT, pays["c2 pays X"], A._payment(pays["c2 pays X"], x, "4")),
     ]
     return first, second
 

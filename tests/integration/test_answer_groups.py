@@ -207,18 +207,6 @@ def test_two_calls_answering_for_one_entry_are_applied_one_after_the_other(datab
 # -- one transaction for several organisations' answers -------------------------------------------
 
 
-def _payment(xero_id: str, on: str, amount: str) -> dict[str, Any]:
-    return {
-        "PaymentID": xero_id.upper(),
-        "Amount": amount,
-        "Invoice": {"InvoiceID": on.upper()},
-        "Account": {"Code": "090"},
-        "Date": "2026-03-05",
-        "PaymentType": "accrecpayment",
-        "Status": "AUTHORISED",
-    }
-
-
 def test_answers_of_several_organisations_take_the_statements_of_one(database: Database) -> None:
     """A group's transaction mixes organisations: the snapshots that exist are read, the new ones
     inserted and the records' waiters looked for once for all of them, not once per connection."""
@@ -277,7 +265,7 @@ def test_a_payment_in_a_mixed_transaction_is_expected_only_on_its_own_organisati
         database,
         [
             A._created(
-                ids["c2 payment"], [XeroObjectRef(ObjectType.PAYMENT, paid, "pay")], _payment(paid, invoice, "5")
+                ids["c2 payment"], [XeroObjectRef(ObjectType.PAYMENT, paid, "pay")], A._payment(paid, invoice, "5")
             ),
             A._created(ids["c1 other"], [XeroObjectRef(ObjectType.INVOICE, A._uuid(43), "inv")], A._invoice(43)),
         ],
