@@ -4,7 +4,8 @@ statements (the ORM's bulk paths cost more than the SQL on the Post path)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from operator import itemgetter
+from typing import Any, NamedTuple
 
 from sqlalchemy import ColumnElement, Dialect, String, Table, TextClause, and_, bindparam, or_, text, update
 from sqlalchemy.exc import CompileError, StatementError
@@ -87,6 +88,8 @@ def expire_loaded(session: Session, model: type[Any], keys: Iterable[object]) ->
     """The session's copies of `model`'s rows with these primary keys, if the unit read any, are
     stale after a Core statement changed the rows: expired, they load again when next read."""
     identities = session.identity_map
+    if not identities:
+        return  # nothing loaded: building each key's identity cost more than the UPDATE's rows
     for key in keys:
         held = identities.get(identity_key(model, key))
         if held is not None:
@@ -96,9 +99,18 @@ def expire_loaded(session: Session, model: type[Any], keys: Iterable[object]) ->
 # The UPDATE of each table and set of columns, written once: its text does not depend on the rows.
 _BY_KEY: dict[tuple[str, tuple[str, ...]], str] = {}
 _FROM_ARRAYS: dict[tuple[str, tuple[str, ...]], TextClause] = {}
-# The bind processors of each dialect's table and columns, found once.
-_Processors = list[Callable[[Any], Any] | None]
-_PROCESSORS: dict[tuple[str, str, str, tuple[str, ...]], _Processors] = {}
+
+
+class _Binding(NamedTuple):
+    """How a dialect binds a table's columns, found once: their values in order, and the
+    columns whose type has a bind processor (its index in the row, the processor)."""
+
+    values: Callable[[dict[str, object]], Any]
+    processed: list[tuple[int, Callable[[Any], Any]]]
+    width: int
+
+
+_BINDINGS: dict[tuple[str, str, str, tuple[str, ...]], _Binding] = {}
 
 
 def _array_type(column_type: TypeEngine[Any], dialect: Dialect) -> str:
@@ -116,17 +128,26 @@ def _bound_rows(
     text() statement skip SQLAlchemy's types. Its Boolean takes True, False, 1 or 0 only (never
     the truth of any value: bool("false") is True) and raises for the rest."""
     cache_key = (dialect.name, dialect.driver, table.name, tuple(columns))
-    processors = _PROCESSORS.get(cache_key)
-    if processors is None:
-        processors = [table.c[c].type.bind_processor(dialect) for c in columns]
-        _PROCESSORS[cache_key] = processors
-    return [
-        tuple(
-            value if process is None or value is None else process(value)
-            for process, value in zip(processors, (row[c] for c in columns), strict=True)
-        )
-        for row in group
-    ]
+    binding = _BINDINGS.get(cache_key)
+    if binding is None:
+        processors = [(i, table.c[c].type.bind_processor(dialect)) for i, c in enumerate(columns)]
+        binding = _Binding(itemgetter(*columns), [(i, p) for i, p in processors if p is not None], len(columns))
+        _BINDINGS[cache_key] = binding
+    values, processed = binding.values, binding.processed
+    if binding.width == 1:  # itemgetter of one key gives the value, not a tuple of it
+        rows: list[tuple[object, ...]] = [(values(row),) for row in group]
+    else:
+        rows = [values(row) for row in group]
+    if not processed:  # most columns bind as they are (a str, an int): no Python per value
+        return rows
+    bound = []
+    for row_values in rows:
+        row = list(row_values)
+        for i, process in processed:
+            if row[i] is not None:
+                row[i] = process(row[i])
+        bound.append(tuple(row))
+    return bound
 
 
 def _update_by_key(
