@@ -18,15 +18,50 @@ def insert_rows(
     session: Session, model: type[Any], rows: Sequence[dict[str, Any]], returning_ids: bool = False
 ) -> list[int]:
     """One multi-row INSERT (no ORM objects); with returning_ids, the new rows' ids in the order
-    of `rows`."""
+    of `rows`. On SQLite, rows that name every column go to the driver's executemany."""
     if not rows:
         return []
     table = model.__table__
     if not returning_ids:
-        session.execute(table.insert(), list(rows))
+        dialect = session.get_bind().dialect
+        if dialect.name == "sqlite" and _names_every_column(table, rows):
+            _insert_by_driver(session, table, rows, dialect)
+        else:
+            session.execute(table.insert(), list(rows))
         return []
     statement = table.insert().returning(table.c.id, sort_by_parameter_order=True)
     return [int(i) for i in session.execute(statement, list(rows)).scalars()]
+
+
+def _names_every_column(table: Table, rows: Sequence[dict[str, Any]]) -> bool:
+    """Every row gives a value for every column but the one the database numbers: nothing is
+    left to a default SQLAlchemy would fill in, and the rows share one statement."""
+    columns = set(rows[0])
+    numbered = table.autoincrement_column
+    wanted = {c.name for c in table.columns if c is not numbered}
+    return (columns == wanted or (numbered is not None and columns == wanted | {numbered.name})) and all(
+        row.keys() == columns for row in rows
+    )
+
+
+def _insert_by_driver(session: Session, table: Table, rows: Sequence[dict[str, Any]], dialect: Dialect) -> None:
+    """SQLite: the driver's executemany of one INSERT, its text and the columns' bind
+    processors found once (as _update_by_key): SQLAlchemy built each row's parameters through
+    the compiled statement, which was most of the Python an audit row or snapshot cost."""
+    columns = sorted(rows[0])
+    sql = _INSERTS.get((table.name, tuple(columns)))
+    if sql is None:
+        names = ", ".join(f'"{c}"' for c in columns)
+        sql = f'INSERT INTO "{table.name}" ({names}) VALUES ({", ".join("?" * len(columns))})'
+        _INSERTS[(table.name, tuple(columns))] = sql
+    # The session's pending changes first, as session.execute's autoflush does before a Core
+    # INSERT: a statement past the session would otherwise see the rows as they were.
+    session.flush()
+    try:
+        bound = _bound_rows(table, columns, rows, dialect)
+    except (TypeError, ValueError) as exc:
+        raise StatementError(str(exc), f"INSERT INTO {table.name}", None, exc) from exc
+    session.connection().exec_driver_sql(sql, bound)
 
 
 def in_by_connection(connection: Any, value: Any, keys: Iterable[tuple[str, Any]]) -> ColumnElement[bool]:
@@ -99,6 +134,7 @@ def expire_loaded(session: Session, model: type[Any], keys: Iterable[object]) ->
 # The UPDATE of each table and set of columns, written once: its text does not depend on the rows.
 _BY_KEY: dict[tuple[str, tuple[str, ...]], str] = {}
 _FROM_ARRAYS: dict[tuple[str, tuple[str, ...]], TextClause] = {}
+_INSERTS: dict[tuple[str, tuple[str, ...]], str] = {}
 
 
 class _Binding(NamedTuple):
