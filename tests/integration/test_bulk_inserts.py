@@ -131,6 +131,11 @@ def test_rows_that_leave_a_column_to_its_default_get_it(database: Database) -> N
 ODD_ROWS: dict[str, tuple[type[Any], Callable[[int], Rows]]] = {
     # A Boolean given the text "false" (true as Python sees it).
     "text-for-boolean": (XeroSnapshotRow, lambda at: [_snapshot(f"s{at}", active="false")]),
+    # The same in a row of several (PostgreSQL takes several rows as one array a column).
+    "text-for-boolean-among-rows": (
+        XeroSnapshotRow,
+        lambda at: [_snapshot(f"v{at}"), _snapshot(f"w{at}", active="false")],
+    ),
     # A Boolean given 1 and 0, as a driver might hand them back.
     "numbers-for-boolean": (XeroSnapshotRow, lambda at: [_snapshot(f"t{at}", active=1), _snapshot(f"u{at}", active=0)]),
     # A later row that leaves out a column the first one names.
@@ -191,3 +196,11 @@ def test_the_sessions_pending_changes_are_written_before_the_rows(database: Data
     ours_sees = _transaction(database, change_then_insert(_by_bulk, "ours"))
     # Whatever Core does about the pending change, the bulk insert does the same.
     assert (ours_sees == "ours") == (core_sees == "core")
+
+
+def test_rows_are_numbered_in_the_order_given(database: Database) -> None:
+    """An audit trail is read in id order: one INSERT of many rows numbers them as given."""
+    details = [f"step {n}" for n in (5, 3, 9, 1, 7, 2, 8, 0, 6, 4)]
+    _transaction(database, lambda session: _by_bulk(session, AuditRow, [_audit(1, detail=d) for d in details]))
+    stored = _transaction(database, lambda session: _stored(session, AUDIT, AUDIT.c.link_id == 1))
+    assert [row[-1] for row in stored] == details
