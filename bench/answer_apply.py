@@ -49,7 +49,7 @@ from xerolink_poster.service_layer import drift_snapshots  # noqa: E402
 from xerolink_poster.service_layer.outcomes import ElementResult, apply_batch  # noqa: E402
 from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transaction  # noqa: E402
 
-from bench.many_tenants import load_average, postgres_server  # noqa: E402
+from bench.many_tenants import engines_of, load_average, postgres_server  # noqa: E402
 from tests.fixtures.postgres import create_database  # noqa: E402
 from tests.fixtures.registry_rows import link_with_posting, unreachable_connection  # noqa: E402
 
@@ -160,7 +160,7 @@ def counting_statements(db: Database) -> Iterator[list[int]]:
     def count(*_args: Any) -> None:
         counted[0] += 1
 
-    engines = [db.write] if db.read is db.write else [db.write, db.read]
+    engines = engines_of(db)
     for engine in engines:
         event.listen(engine, "before_cursor_execute", count)
     try:

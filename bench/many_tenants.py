@@ -288,6 +288,13 @@ class EmulatorTap:
             return sum(counts.get(t, 0) for t in tenants)
 
 
+def engines_of(db: Database) -> list[Any]:
+    """The engines a listener must be on to see each of the database's statements once. A read
+    engine made from the write engine with other options (PostgreSQL's snapshot reads) shares
+    its pool and its events: listened on both, each read would be counted twice."""
+    return [db.write] if db.read is db.write or db.read.pool is db.write.pool else [db.write, db.read]
+
+
 class StatementCounter:
     """Counts the SQL statements run on a Database's engines, and its commits."""
 
@@ -299,8 +306,7 @@ class StatementCounter:
         self.on = False
 
     def attach(self, db: Database) -> None:
-        engines = [db.write] if db.read is db.write else [db.write, db.read]
-        for engine in engines:
+        for engine in engines_of(db):
             event.listen(engine, "before_cursor_execute", self._statement)
             event.listen(engine, "commit", self._commit)
 
