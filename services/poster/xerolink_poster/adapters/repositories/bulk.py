@@ -23,7 +23,7 @@ def insert_rows(
         return []
     table = model.__table__
     if not returning_ids:
-        dialect = session.get_bind().dialect
+        dialect = session.get_bind(clause=table).dialect
         if dialect.name == "sqlite" and _names_every_column(table, rows):
             _insert_by_driver(session, table, rows, dialect)
         else:
@@ -54,14 +54,16 @@ def _insert_by_driver(session: Session, table: Table, rows: Sequence[dict[str, A
         names = ", ".join(f'"{c}"' for c in columns)
         sql = f'INSERT INTO "{table.name}" ({names}) VALUES ({", ".join("?" * len(columns))})'
         _INSERTS[(table.name, tuple(columns))] = sql
-    # The session's pending changes first, as session.execute's autoflush does before a Core
-    # INSERT: a statement past the session would otherwise see the rows as they were.
-    session.flush()
+    # The session's pending changes first when it flushes by itself, as session.execute does
+    # before a Core INSERT: a statement past the session would otherwise see the rows as they
+    # were. Not under no_autoflush, where Core leaves them pending (and numbers them after).
+    if session.autoflush:
+        session.flush()
     try:
         bound = _bound_rows(table, columns, rows, dialect)
     except (TypeError, ValueError) as exc:
         raise StatementError(str(exc), f"INSERT INTO {table.name}", None, exc) from exc
-    session.connection().exec_driver_sql(sql, bound)
+    session.connection(bind_arguments={"clause": table}).exec_driver_sql(sql, bound)
 
 
 def in_by_connection(connection: Any, value: Any, keys: Iterable[tuple[str, Any]]) -> ColumnElement[bool]:
