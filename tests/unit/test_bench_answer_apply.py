@@ -25,7 +25,7 @@ def test_a_small_run_applies_every_entry_and_prints_its_figures(capsys: pytest.C
     # a handful, the same however many elements a call holds.
     assert 5 <= sqlite["statements_per_call"] <= 20
     # The same statements replayed through the driver alone (on a copy in the same state).
-    assert 0 < sqlite["driver_floor_cpu_ms_per_element"]
+    assert sqlite["driver_floor_cpu_ms_per_element"] > 0
     assert sqlite["cpu_over_driver_floor"] > 0
 
 
