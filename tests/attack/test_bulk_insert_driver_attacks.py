@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from sqlalchemy import Table, select, text
+from sqlalchemy import select, text
 from sqlalchemy.exc import StatementError
 from sqlmodel import Session
 from xerolink_poster.adapters.database import Database
@@ -29,12 +29,18 @@ from xerolink_poster.adapters.tables import AuditRow, LinkRow
 from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transaction
 
 from bench import answer_apply, many_tenants
+from tests.fixtures.bulk_rows import (
+    AUDIT,
+    SNAPSHOTS,
+    Insert,
+    Rows,
+    audit_row,
+    by_bulk,
+    by_core,
+    in_transaction,
+    snapshot_row,
+)
 from tests.fixtures.registry_rows import link_with_posting, unreachable_connection
-
-AUDIT: Table = AuditRow.__table__  # type: ignore[attr-defined]
-SNAPSHOTS: Table = XeroSnapshotRow.__table__  # type: ignore[attr-defined]
-Rows = list[dict[str, Any]]
-Insert = Callable[[Session, type[Any], Rows], None]
 
 
 class Step(enum.StrEnum):
@@ -45,57 +51,10 @@ class Number(enum.IntEnum):
     SEVEN = 7
 
 
-def _by_bulk(session: Session, model: type[Any], rows: Rows) -> None:
-    bulk.insert_rows(session, model, rows)
-
-
-def _by_core(session: Session, model: type[Any], rows: Rows) -> None:
-    session.execute(model.__table__.insert(), rows)
-
-
-def _audit(link_id: int, **fields: Any) -> dict[str, Any]:
-    row: dict[str, Any] = {
-        "link_id": link_id,
-        "time_us": 2**62 + 1,
-        "actor": "dispatcher:ü",
-        "event": "posted",
-        "from_state": "pending",
-        "to_state": "linked",
-        "detail": "d",
-    }
-    row.update(fields)
-    return row
-
-
-def _snapshot(xero_id: str, **fields: Any) -> dict[str, Any]:
-    row: dict[str, Any] = {
-        "connection_id": "c1",
-        "xero_id": xero_id,
-        "link_id": 7,
-        "generation": 2,
-        "object_type": 1,
-        "document": "{}",
-        "doc_date": "2026-03-01",
-        "xero_updated": "",
-        "active": True,
-        "create_us": 1,
-        "update_us": 2,
-    }
-    row.update(fields)
-    return row
-
-
-def _transaction(database: Database, work: Callable[[Session], Any]) -> Any:
-    with database.session(True) as session:
-        result = work(session)
-        session.commit()
-        return result
-
-
 def _outcome(database: Database, insert: Insert, model: type[Any], rows: Rows) -> str:
     """Stored, or the class of what was raised (the transaction then rolled back)."""
     try:
-        _transaction(database, lambda session: insert(session, model, rows))
+        in_transaction(database, lambda session: insert(session, model, rows))
     except Exception as exc:
         return f"refused: {type(exc).__name__}"
     return "stored"
@@ -110,7 +69,7 @@ def _audit_stored(database: Database, link_id: int) -> list[tuple[Any, ...]]:
             tuple(r) for r in session.execute(select(*columns).where(AUDIT.c.link_id == link_id).order_by(AUDIT.c.id))
         ]
 
-    stored = _transaction(database, read)
+    stored = in_transaction(database, read)
     return [(r[1:], tuple(type(v).__name__ for v in r[1:])) for r in stored]
 
 
@@ -120,7 +79,7 @@ def _snapshots_stored(database: Database, prefix: str) -> list[tuple[Any, ...]]:
         rows = session.execute(select(*SNAPSHOTS.columns).where(where).order_by(SNAPSHOTS.c.xero_id))
         return [tuple(r)[2:] for r in rows]
 
-    result: list[tuple[Any, ...]] = _transaction(database, read)
+    result: list[tuple[Any, ...]] = in_transaction(database, read)
     return result
 
 
@@ -160,8 +119,8 @@ def test_an_audit_value_of_any_type_ends_as_a_core_insert_of_it_ends(database: D
     core_fields = dict(fields)
     if isinstance(fields.get("id"), int | float | str):  # the twin row needs an id of its own
         core_fields["id"] = int(float(fields["id"])) + 1000 if case != "explicit-id-fractional" else 901_003.5
-    ours = _outcome(database, _by_bulk, AuditRow, [_audit(1), _audit(1, **fields)])
-    core = _outcome(database, _by_core, AuditRow, [_audit(2), _audit(2, **core_fields)])
+    ours = _outcome(database, by_bulk, AuditRow, [audit_row(1), audit_row(1, **fields)])
+    core = _outcome(database, by_core, AuditRow, [audit_row(2), audit_row(2, **core_fields)])
     assert ours == core
     assert _audit_stored(database, 1) == _audit_stored(database, 2)
 
@@ -185,19 +144,19 @@ SNAPSHOT_VALUES: dict[str, dict[str, Any]] = {
 def test_a_snapshot_value_of_any_type_ends_as_a_core_insert_of_it_ends(database: Database, case: str) -> None:
     """xero_snapshot (composite key, a Boolean): stored alike, or refused alike with nothing kept."""
     fields = SNAPSHOT_VALUES[case]
-    ours = _outcome(database, _by_bulk, XeroSnapshotRow, [_snapshot("a-1"), {**_snapshot("a-2"), **fields}])
-    core = _outcome(database, _by_core, XeroSnapshotRow, [_snapshot("b-1"), {**_snapshot("b-2"), **fields}])
+    ours = _outcome(database, by_bulk, XeroSnapshotRow, [snapshot_row("a-1"), {**snapshot_row("a-2"), **fields}])
+    core = _outcome(database, by_core, XeroSnapshotRow, [snapshot_row("b-1"), {**snapshot_row("b-2"), **fields}])
     assert ours == core
     assert _snapshots_stored(database, "a-") == _snapshots_stored(database, "b-")
 
 
 def test_rows_whose_keys_come_in_another_order_store_each_value_in_its_column(database: Database) -> None:
     """A row's dict order is not its columns' order: every value lands in the column it names."""
-    first = _audit(1, actor="first", detail="one")
-    second = dict(reversed(list(_audit(1, actor="second", detail="two").items())))
-    _transaction(database, lambda session: _by_bulk(session, AuditRow, [first, second]))
-    _transaction(
-        database, lambda session: _by_core(session, AuditRow, [{**first, "link_id": 2}, {**second, "link_id": 2}])
+    first = audit_row(1, actor="first", detail="one")
+    second = dict(reversed(list(audit_row(1, actor="second", detail="two").items())))
+    in_transaction(database, lambda session: by_bulk(session, AuditRow, [first, second]))
+    in_transaction(
+        database, lambda session: by_core(session, AuditRow, [{**first, "link_id": 2}, {**second, "link_id": 2}])
     )
     ours, core = _audit_stored(database, 1), _audit_stored(database, 2)
     assert ours == core
@@ -206,16 +165,16 @@ def test_rows_whose_keys_come_in_another_order_store_each_value_in_its_column(da
 
 def test_a_column_named_twice_in_differently_cased_keys_ends_as_core_ends(database: Database) -> None:
     """{"detail", "Detail"}: whatever Core does with the second key, insert_rows does the same."""
-    ours = _outcome(database, _by_bulk, AuditRow, [{**_audit(1), "Detail": "shadow"}])
-    core = _outcome(database, _by_core, AuditRow, [{**_audit(2), "Detail": "shadow"}])
+    ours = _outcome(database, by_bulk, AuditRow, [{**audit_row(1), "Detail": "shadow"}])
+    core = _outcome(database, by_core, AuditRow, [{**audit_row(2), "Detail": "shadow"}])
     assert ours == core
     assert _audit_stored(database, 1) == _audit_stored(database, 2)
 
 
 def test_a_row_whose_key_is_taken_leaves_none_of_the_rows(database: Database) -> None:
     """A duplicate key in the middle of the rows: IntegrityError, and the rows before it went too."""
-    rows = [_snapshot("k-1"), _snapshot("k-2"), _snapshot("k-1"), _snapshot("k-3")]
-    assert _outcome(database, _by_bulk, XeroSnapshotRow, rows) == "refused: IntegrityError"
+    rows = [snapshot_row("k-1"), snapshot_row("k-2"), snapshot_row("k-1"), snapshot_row("k-3")]
+    assert _outcome(database, by_bulk, XeroSnapshotRow, rows) == "refused: IntegrityError"
     assert _snapshots_stored(database, "k-") == []
 
 
@@ -227,14 +186,14 @@ def _pending_then_rows(database: Database, insert: Insert, link_id: int, autoflu
     the link's audit details in id order after commit."""
 
     def work(session: Session) -> None:
-        session.add(AuditRow(**_audit(link_id, detail="object")))
+        session.add(AuditRow(**audit_row(link_id, detail="object")))
         if autoflush:
-            insert(session, AuditRow, [_audit(link_id, detail="row")])
+            insert(session, AuditRow, [audit_row(link_id, detail="row")])
         else:
             with session.no_autoflush:
-                insert(session, AuditRow, [_audit(link_id, detail="row")])
+                insert(session, AuditRow, [audit_row(link_id, detail="row")])
 
-    _transaction(database, work)
+    in_transaction(database, work)
     return [str(r[0][-1]) for r in _audit_stored(database, link_id)]
 
 
@@ -243,8 +202,8 @@ def test_a_pending_object_of_the_same_table_is_numbered_as_with_core(database: D
     """The session's pending object and the rows are numbered in the order Core's INSERT gives
     them: flushed first where Core's statement would flush it, after the rows where it would not
     (inside session.no_autoflush Core's session.execute flushes nothing)."""
-    ours = _pending_then_rows(database, _by_bulk, 1, autoflush)
-    core = _pending_then_rows(database, _by_core, 2, autoflush)
+    ours = _pending_then_rows(database, by_bulk, 1, autoflush)
+    core = _pending_then_rows(database, by_core, 2, autoflush)
     assert ours == core
 
 
@@ -257,16 +216,16 @@ def test_a_pending_object_that_cannot_be_written_is_no_concern_of_rows_inserted_
 
     def work(insert: Insert, link_id: int) -> Callable[[Session], None]:
         def run(session: Session) -> None:
-            bad = AuditRow(**_audit(link_id, detail=None))
+            bad = AuditRow(**audit_row(link_id, detail=None))
             session.add(bad)
             with session.no_autoflush:
-                insert(session, AuditRow, [_audit(link_id, detail="row")])
+                insert(session, AuditRow, [audit_row(link_id, detail="row")])
             session.expunge(bad)
 
         return run
 
-    core = _outcome(database, lambda s, _m, _r: work(_by_core, 2)(s), AuditRow, [])
-    ours = _outcome(database, lambda s, _m, _r: work(_by_bulk, 1)(s), AuditRow, [])
+    core = _outcome(database, lambda s, _m, _r: work(by_core, 2)(s), AuditRow, [])
+    ours = _outcome(database, lambda s, _m, _r: work(by_bulk, 1)(s), AuditRow, [])
     assert core == "stored"
     assert ours == core
     assert [r[0][-1] for r in _audit_stored(database, 1)] == ["row"]
@@ -279,7 +238,7 @@ def test_a_session_bound_per_model_inserts_as_core_does(database: Database) -> N
     def insert(how: Insert, link_id: int) -> str:
         session = Session(binds={AuditRow: database.write})
         try:
-            how(session, AuditRow, [_audit(link_id)])
+            how(session, AuditRow, [audit_row(link_id)])
             session.commit()
         except Exception as exc:
             session.rollback()
@@ -288,8 +247,8 @@ def test_a_session_bound_per_model_inserts_as_core_does(database: Database) -> N
             session.close()
         return "stored"
 
-    assert insert(_by_core, 2) == "stored"
-    assert insert(_by_bulk, 1) == "stored"
+    assert insert(by_core, 2) == "stored"
+    assert insert(by_bulk, 1) == "stored"
     assert len(_audit_stored(database, 1)) == 1
 
 
@@ -298,13 +257,13 @@ def test_rows_inserted_in_a_savepoint_rolled_back_are_gone_and_the_rest_stays(da
     outer transaction before and after it are kept, in their order."""
 
     def work(session: Session) -> None:
-        bulk.insert_rows(session, AuditRow, [_audit(1, detail="before")])
+        bulk.insert_rows(session, AuditRow, [audit_row(1, detail="before")])
         savepoint = session.begin_nested()
-        bulk.insert_rows(session, AuditRow, [_audit(1, detail="inside"), _audit(1, detail="inside too")])
+        bulk.insert_rows(session, AuditRow, [audit_row(1, detail="inside"), audit_row(1, detail="inside too")])
         savepoint.rollback()
-        bulk.insert_rows(session, AuditRow, [_audit(1, detail="after")])
+        bulk.insert_rows(session, AuditRow, [audit_row(1, detail="after")])
 
-    _transaction(database, work)
+    in_transaction(database, work)
     assert [r[0][-1] for r in _audit_stored(database, 1)] == ["before", "after"]
 
 
@@ -313,11 +272,11 @@ def test_rows_refused_in_a_savepoint_leave_the_outer_transaction_usable(database
     and the outer transaction's rows are committed, none of the refused batch's."""
 
     def work(session: Session) -> None:
-        bulk.insert_rows(session, AuditRow, [_audit(1, detail="outer")])
+        bulk.insert_rows(session, AuditRow, [audit_row(1, detail="outer")])
         with pytest.raises(StatementError), session.begin_nested():
-            bulk.insert_rows(session, AuditRow, [_audit(1, detail="ok"), _audit(1, detail=None)])
+            bulk.insert_rows(session, AuditRow, [audit_row(1, detail="ok"), audit_row(1, detail=None)])
 
-    _transaction(database, work)
+    in_transaction(database, work)
     assert [r[0][-1] for r in _audit_stored(database, 1)] == ["outer"]
 
 
@@ -333,7 +292,7 @@ def test_bulk_update_with_only_another_models_objects_loaded_updates_and_expires
             return link_with_posting(uow, 1).id or 0
 
         link_id = run_in_transaction(database, seed)
-        bulk.insert_rows(session, AuditRow, [_audit(link_id)])
+        bulk.insert_rows(session, AuditRow, [audit_row(link_id)])
         audit = session.execute(select(AuditRow)).scalars().one()
         bulk.bulk_update(session, LinkRow, [{"id": link_id, "attempts": 9}])
         assert "detail" in audit.__dict__  # not expired: another model
@@ -363,14 +322,14 @@ def test_many_threads_first_using_a_fresh_column_set_each_store_their_rows(
     def insert(n: int) -> None:
         try:
             start.wait()
-            rows = [_audit(100 + n, detail=f"{n}-{i}") for i in range(20)]
-            snapshots = [_snapshot(f"t{n:02d}-{i:02d}", active=i % 2 == 0) for i in range(20)]
+            rows = [audit_row(100 + n, detail=f"{n}-{i}") for i in range(20)]
+            snapshots = [snapshot_row(f"t{n:02d}-{i:02d}", active=i % 2 == 0) for i in range(20)]
 
             def work(session: Session) -> None:
                 bulk.insert_rows(session, AuditRow, rows)
                 bulk.insert_rows(session, XeroSnapshotRow, snapshots)
 
-            _transaction(database, work)
+            in_transaction(database, work)
         except BaseException as exc:
             errors.append(exc)
 

@@ -14,64 +14,21 @@ from sqlalchemy.exc import IntegrityError, StatementError
 from sqlmodel import Session
 from xerolink_poster.adapters.database import Database
 from xerolink_poster.adapters.drift_tables import XeroSnapshotRow
-from xerolink_poster.adapters.repositories import bulk
 from xerolink_poster.adapters.tables import AuditRow, LinkRow
 from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transaction
 
+from tests.fixtures.bulk_rows import (
+    AUDIT,
+    SNAPSHOTS,
+    Insert,
+    Rows,
+    audit_row,
+    by_bulk,
+    by_core,
+    in_transaction,
+    snapshot_row,
+)
 from tests.fixtures.registry_rows import link_with_posting, unreachable_connection
-
-AUDIT: Table = AuditRow.__table__  # type: ignore[attr-defined]
-SNAPSHOTS: Table = XeroSnapshotRow.__table__  # type: ignore[attr-defined]
-Rows = list[dict[str, Any]]
-Insert = Callable[[Session, type[Any], Rows], None]
-
-
-def _transaction(database: Database, work: Callable[[Session], Any]) -> Any:
-    """`work` in a transaction of its own on the write engine, committed; rolled back if it raises."""
-    with database.session(True) as session:
-        result = work(session)
-        session.commit()
-        return result
-
-
-def _by_bulk(session: Session, model: type[Any], rows: Rows) -> None:
-    bulk.insert_rows(session, model, rows)
-
-
-def _by_core(session: Session, model: type[Any], rows: Rows) -> None:
-    session.execute(model.__table__.insert(), rows)
-
-
-def _audit(link_id: int, **fields: Any) -> dict[str, Any]:
-    row = {
-        "link_id": link_id,
-        "time_us": 2**62 + 1,  # a BIGINT beyond 32 bits
-        "actor": "dispatcher:ü-poster",
-        "event": "posted",
-        "from_state": "pending",
-        "to_state": "linked",
-        "detail": "INV-1 -> 0000 ✓ 'quoted' \"twice\"",
-    }
-    row.update(fields)
-    return row
-
-
-def _snapshot(xero_id: str, **fields: Any) -> dict[str, Any]:
-    row = {
-        "connection_id": "c1",
-        "xero_id": xero_id,
-        "link_id": 7,
-        "generation": 2,
-        "object_type": 1,
-        "document": '{"Total": "1155.00"}',
-        "doc_date": "2026-03-01",
-        "xero_updated": "",
-        "active": True,
-        "create_us": 1,
-        "update_us": 2,
-    }
-    row.update(fields)
-    return row
 
 
 def _without(row: dict[str, Any], column: str) -> dict[str, Any]:
@@ -88,20 +45,22 @@ def _stored(session: Session, table: Table, where: Any) -> list[tuple[Any, ...]]
 def _outcome(database: Database, insert: Insert, model: type[Any], rows: Rows) -> str:
     """What inserting `rows` did: stored, or the class of the error it raised (and nothing kept)."""
     try:
-        _transaction(database, lambda session: insert(session, model, rows))
+        in_transaction(database, lambda session: insert(session, model, rows))
     except StatementError as exc:
         return f"refused: {type(exc).__name__}"
     return "stored"
 
 
 def test_rows_naming_every_column_are_stored_as_a_core_insert_stores_them(database: Database) -> None:
-    _transaction(database, lambda session: _by_bulk(session, AuditRow, [_audit(1), _audit(2, detail="")]))
-    _transaction(database, lambda session: _by_core(session, AuditRow, [_audit(101), _audit(102, detail="")]))
-    _transaction(
-        database, lambda session: _by_bulk(session, XeroSnapshotRow, [_snapshot("a"), _snapshot("b", active=False)])
+    in_transaction(database, lambda session: by_bulk(session, AuditRow, [audit_row(1), audit_row(2, detail="")]))
+    in_transaction(database, lambda session: by_core(session, AuditRow, [audit_row(101), audit_row(102, detail="")]))
+    in_transaction(
+        database,
+        lambda session: by_bulk(session, XeroSnapshotRow, [snapshot_row("a"), snapshot_row("b", active=False)]),
     )
-    _transaction(
-        database, lambda session: _by_core(session, XeroSnapshotRow, [_snapshot("x"), _snapshot("y", active=False)])
+    in_transaction(
+        database,
+        lambda session: by_core(session, XeroSnapshotRow, [snapshot_row("x"), snapshot_row("y", active=False)]),
     )
 
     def read(session: Session) -> tuple[Sequence[Any], ...]:
@@ -112,7 +71,7 @@ def test_rows_naming_every_column_are_stored_as_a_core_insert_stores_them(databa
             _stored(session, SNAPSHOTS, SNAPSHOTS.c.xero_id.in_(["x", "y"])),
         )
 
-    ours, core, our_snapshots, core_snapshots = _transaction(database, read)
+    ours, core, our_snapshots, core_snapshots = in_transaction(database, read)
     assert [r[1:] for r in ours] == [r[1:] for r in core]  # all but link_id, which differs by 100
     assert [r[0] + 100 for r in ours] == [r[0] for r in core]
     assert len(ours) == 2 and ours[0][5] == "linked" and ours[1][6] == ""
@@ -121,31 +80,34 @@ def test_rows_naming_every_column_are_stored_as_a_core_insert_stores_them(databa
 
 
 def test_rows_that_leave_a_column_to_its_default_get_it(database: Database) -> None:
-    partial = _without(_audit(5), "from_state")
-    _transaction(database, lambda session: _by_bulk(session, AuditRow, [partial]))
-    (stored,) = _transaction(database, lambda session: _stored(session, AUDIT, AUDIT.c.link_id == 5))
+    partial = _without(audit_row(5), "from_state")
+    in_transaction(database, lambda session: by_bulk(session, AuditRow, [partial]))
+    (stored,) = in_transaction(database, lambda session: _stored(session, AUDIT, AUDIT.c.link_id == 5))
     assert stored[4] == ""  # from_state: its default
 
 
 # Each case's rows, on keys moved by `at` so our insert and Core's do not meet.
 ODD_ROWS: dict[str, tuple[type[Any], Callable[[int], Rows]]] = {
     # A Boolean given the text "false" (true as Python sees it).
-    "text-for-boolean": (XeroSnapshotRow, lambda at: [_snapshot(f"s{at}", active="false")]),
+    "text-for-boolean": (XeroSnapshotRow, lambda at: [snapshot_row(f"s{at}", active="false")]),
     # The same in a row of several (PostgreSQL takes several rows as one array a column).
     "text-for-boolean-among-rows": (
         XeroSnapshotRow,
-        lambda at: [_snapshot(f"v{at}"), _snapshot(f"w{at}", active="false")],
+        lambda at: [snapshot_row(f"v{at}"), snapshot_row(f"w{at}", active="false")],
     ),
     # A Boolean given 1 and 0, as a driver might hand them back.
-    "numbers-for-boolean": (XeroSnapshotRow, lambda at: [_snapshot(f"t{at}", active=1), _snapshot(f"u{at}", active=0)]),
+    "numbers-for-boolean": (
+        XeroSnapshotRow,
+        lambda at: [snapshot_row(f"t{at}", active=1), snapshot_row(f"u{at}", active=0)],
+    ),
     # A later row that leaves out a column the first one names.
-    "row-missing-a-column": (AuditRow, lambda at: [_audit(at + 1), _without(_audit(at + 2), "detail")]),
+    "row-missing-a-column": (AuditRow, lambda at: [audit_row(at + 1), _without(audit_row(at + 2), "detail")]),
     # A later row that names a column the first one leaves out.
-    "row-with-an-extra-column": (AuditRow, lambda at: [_without(_audit(at + 3), "detail"), _audit(at + 4)]),
+    "row-with-an-extra-column": (AuditRow, lambda at: [_without(audit_row(at + 3), "detail"), audit_row(at + 4)]),
     # A column the table does not have.
-    "unknown-column": (AuditRow, lambda at: [_audit(at + 5, colour="red")]),
+    "unknown-column": (AuditRow, lambda at: [audit_row(at + 5, colour="red")]),
     # The numbered id given by the caller.
-    "id-given": (AuditRow, lambda at: [_audit(at + 6, id=at + 6)]),
+    "id-given": (AuditRow, lambda at: [audit_row(at + 6, id=at + 6)]),
 }
 
 
@@ -153,9 +115,9 @@ ODD_ROWS: dict[str, tuple[type[Any], Callable[[int], Rows]]] = {
 def test_odd_rows_end_as_a_core_insert_of_them_ends(database: Database, case: str) -> None:
     model, rows = ODD_ROWS[case]
     table: Table = model.__table__
-    ours, core = _outcome(database, _by_bulk, model, rows(0)), _outcome(database, _by_core, model, rows(1000))
+    ours, core = _outcome(database, by_bulk, model, rows(0)), _outcome(database, by_core, model, rows(1000))
     assert ours == core
-    stored = _transaction(
+    stored = in_transaction(
         database,
         lambda session: [
             _stored(session, table, table.c.link_id < 1000 if model is AuditRow else ~table.c.xero_id.like("%1000")),
@@ -166,10 +128,12 @@ def test_odd_rows_end_as_a_core_insert_of_them_ends(database: Database, case: st
 
 
 def test_a_row_whose_key_is_taken_raises_the_registrys_integrity_error(database: Database) -> None:
-    _transaction(database, lambda session: _by_bulk(session, XeroSnapshotRow, [_snapshot("dup")]))
+    in_transaction(database, lambda session: by_bulk(session, XeroSnapshotRow, [snapshot_row("dup")]))
     with pytest.raises(IntegrityError):
-        _transaction(database, lambda session: _by_bulk(session, XeroSnapshotRow, [_snapshot("ok"), _snapshot("dup")]))
-    kept = _transaction(database, lambda session: _stored(session, SNAPSHOTS, SNAPSHOTS.c.connection_id == "c1"))
+        in_transaction(
+            database, lambda session: by_bulk(session, XeroSnapshotRow, [snapshot_row("ok"), snapshot_row("dup")])
+        )
+    kept = in_transaction(database, lambda session: _stored(session, SNAPSHOTS, SNAPSHOTS.c.connection_id == "c1"))
     assert [r[1] for r in kept] == ["dup"]  # the transaction's other row went with it
 
 
@@ -185,15 +149,15 @@ def test_the_sessions_pending_changes_are_written_before_the_rows(database: Data
             link = session.get(LinkRow, link_id)
             assert link is not None
             link.state = state  # pending in the session, not yet written
-            insert(session, AuditRow, [_audit(link_id)])
+            insert(session, AuditRow, [audit_row(link_id)])
             # What the registry holds now, in this transaction, asked by SQL past the session.
             sql = f"SELECT state FROM link WHERE id = {link_id}"
             return str(session.connection().exec_driver_sql(sql).scalar())
 
         return work
 
-    core_sees = _transaction(database, change_then_insert(_by_core, "core"))
-    ours_sees = _transaction(database, change_then_insert(_by_bulk, "ours"))
+    core_sees = in_transaction(database, change_then_insert(by_core, "core"))
+    ours_sees = in_transaction(database, change_then_insert(by_bulk, "ours"))
     # Whatever Core does about the pending change, the bulk insert does the same.
     assert (ours_sees == "ours") == (core_sees == "core")
 
@@ -201,6 +165,6 @@ def test_the_sessions_pending_changes_are_written_before_the_rows(database: Data
 def test_rows_are_numbered_in_the_order_given(database: Database) -> None:
     """An audit trail is read in id order: one INSERT of many rows numbers them as given."""
     details = [f"step {n}" for n in (5, 3, 9, 1, 7, 2, 8, 0, 6, 4)]
-    _transaction(database, lambda session: _by_bulk(session, AuditRow, [_audit(1, detail=d) for d in details]))
-    stored = _transaction(database, lambda session: _stored(session, AUDIT, AUDIT.c.link_id == 1))
+    in_transaction(database, lambda session: by_bulk(session, AuditRow, [audit_row(1, detail=d) for d in details]))
+    stored = in_transaction(database, lambda session: _stored(session, AUDIT, AUDIT.c.link_id == 1))
     assert [row[-1] for row in stored] == details
