@@ -13,7 +13,9 @@ dispatcher does before the transaction) applied in a transaction of its own.
     python bench/compare.py --base main --benches answer_apply --rounds 3
 
 Prints, for each registry: CPU per element (process time, which includes the database's own
-work on SQLite and not on PostgreSQL), wall time per call, and SQL statements per call.
+work on SQLite and not on PostgreSQL), wall time per call, and SQL statements per call. On
+SQLite also the floor: the same statements, parameters and commits replayed through the sqlite3
+driver alone on a copy of the registry in the same state.
 """
 
 from __future__ import annotations
