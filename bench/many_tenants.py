@@ -292,7 +292,7 @@ def engines_of(db: Database) -> list[Any]:
     """The engines a listener must be on to see each of the database's statements once. A read
     engine made from the write engine with other options (PostgreSQL's snapshot reads) shares
     its pool and its events: listened on both, each read would be counted twice."""
-    return [db.write] if db.read is db.write or db.read.pool is db.write.pool else [db.write, db.read]
+    return [db.write] if db.read.pool is db.write.pool else [db.write, db.read]  # one engine: one pool
 
 
 class StatementCounter:
