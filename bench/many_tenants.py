@@ -39,8 +39,10 @@ started with initdb/pg_ctl, as tests/fixtures/postgres.py does, else SQLite with
    Core), spread over --flat-tenants organisations (20: a full batch each at 1,000 rows, so every
    size claims 50 rows), at each of --flat-sizes: the median time of
    `uow.outbox.claim` of a batch of 50 for one organisation (a different one each time; the unit
-   of work is left without commit, so it rolls back and the queue stays the same size) and of
-   `uow.outbox.tenants_with_ready_work(now)` on a read unit; and the ratio largest/smallest size.
+   of work is left without commit, so it rolls back and the queue stays the same size), of
+   `uow.outbox.mark_uncertain` of those 50 as before their create call (timed alone, after the
+   claim, in the same unit), and of `uow.outbox.tenants_with_ready_work(now)` on a read unit; and
+   the ratio largest/smallest size.
    PostgreSQL's statistics are refreshed (ANALYZE) after the inserts, as autovacuum would.
 4. Fair across organisations, from the drain of part 1. Each organisation's time to its first
    element posted, from the first Xero call of the drain, against a fair share: a poster that makes
@@ -73,8 +75,8 @@ started with initdb/pg_ctl, as tests/fixtures/postgres.py does, else SQLite with
 6. The load average (1 minute, /proc/loadavg) before and after each figure.
 
 --only acknowledgement measures part 5 alone (its own backlogs are loaded, no other): the floor,
-one poster, then the roles split. --only cost, --only statements and --only phases measure part 1's
-drain (its fairness figures included), part 2 and part 2b alone.
+one poster, then the roles split. --only cost, --only statements, --only phases and --only flat
+measure part 1's drain (its fairness figures included), part 2, part 2b and part 3 alone.
 
 Nothing is asserted: a slow or unfair poster is measured as it is. Drains are bounded
 (--drain-timeout); a drain cut short reports what it reached. --json prints every figure as one
@@ -800,14 +802,15 @@ def insert_ready(db: Database, first: int, count: int, tenants: int) -> None:
             conn.execute(text("ANALYZE outbox"))
 
 
-def timed_median_ms(run: Callable[[int], None], repeats: int, budget: float) -> tuple[float, int]:
-    """Median milliseconds of run(i) over `repeats` runs (fewer when `budget` seconds run out)."""
+def timed_median_ms(run: Callable[[int], float | None], repeats: int, budget: float) -> tuple[float, int]:
+    """Median milliseconds of run(i) over `repeats` runs (fewer when `budget` seconds run out): a
+    run's own figure when it returns one (it timed a part of itself), else the whole run."""
     times: list[float] = []
     deadline = time.monotonic() + budget
     for i in range(repeats):
         started = time.perf_counter()
-        run(i)
-        times.append((time.perf_counter() - started) * 1000)
+        timed = run(i)
+        times.append((time.perf_counter() - started) * 1000 if timed is None else timed)
         if time.monotonic() > deadline and len(times) >= 5:
             break
     return statistics.median(times), len(times)
@@ -830,17 +833,35 @@ def flat(bench: Bench, kind: str) -> dict[str, Any]:
                 with UnitOfWork(db) as uow:  # left uncommitted: rolls back, the queue stays as it was
                     uow.outbox.claim(tenant, "bench", CLAIM_BATCH, now_us(), 300_000_000)
 
+            def mark(i: int) -> float:
+                tenant = f"flat-tenant-{i * 7 % args.flat_tenants}"
+                with UnitOfWork(db) as uow:  # rolls back, as the claim's
+                    now = now_us()
+                    claimed = uow.outbox.claim(tenant, "bench", CLAIM_BATCH, now, 300_000_000)
+                    started = time.perf_counter()
+                    marked = uow.outbox.mark_uncertain({e.id: "" for e in claimed}, now + 1, "bench", now)
+                    elapsed = (time.perf_counter() - started) * 1000
+                if marked != CLAIM_BATCH:
+                    raise SystemExit(f"marked {marked} of the {CLAIM_BATCH} entries claimed")
+                return elapsed
+
             def ready(_i: int) -> None:
                 with UnitOfWork(db, write=False) as uow:
                     uow.outbox.tenants_with_ready_work(now_us())
 
             with bench.loads.around(f"{kind}.flat.{size}") as loads:
                 claim_ms, claims = timed_median_ms(claim, args.repeats, args.repeat_budget)
+                mark_ms, marks = timed_median_ms(mark, args.repeats, args.repeat_budget)
                 ready_ms, readies = timed_median_ms(ready, args.repeats, args.repeat_budget)
-            by_size[str(size)] = {"claim_ms": round(claim_ms, 3), "tenants_with_ready_work_ms": round(ready_ms, 3)}
+            by_size[str(size)] = {
+                "claim_ms": round(claim_ms, 3),
+                "mark_uncertain_ms": round(mark_ms, 3),
+                "tenants_with_ready_work_ms": round(ready_ms, 3),
+            }
             print(
                 f"[{kind}] {size:,} ready outbox rows over {args.flat_tenants} organisations: claim of "
                 f"{CLAIM_BATCH} for one organisation {claim_ms:.2f} ms (median of {claims}), "
+                f"marking them uncertain {mark_ms:.2f} ms (median of {marks}), "
                 f"tenants_with_ready_work {ready_ms:.2f} ms (median of {readies}) {Loads.text(loads)}"
             )
     finally:
@@ -849,12 +870,14 @@ def flat(bench: Bench, kind: str) -> dict[str, Any]:
     figures: dict[str, Any] = {
         **{f"rows_{size}": values for size, values in by_size.items()},
         "claim_ratio": ratio(large["claim_ms"], small["claim_ms"]),
+        "mark_uncertain_ratio": ratio(large["mark_uncertain_ms"], small["mark_uncertain_ms"]),
         "tenants_with_ready_work_ratio": ratio(
             large["tenants_with_ready_work_ms"], small["tenants_with_ready_work_ms"]
         ),
     }
     print(
         f"[{kind}] flat in the backlog, {sizes[-1]:,} rows / {sizes[0]:,}: claim x{figures['claim_ratio']}, "
+        f"marking uncertain x{figures['mark_uncertain_ratio']}, "
         f"tenants_with_ready_work x{figures['tenants_with_ready_work_ratio']} (1 is flat)"
     )
     return figures
@@ -957,6 +980,8 @@ def one_registry(bench: Bench, kind: str) -> dict[str, Any]:
         statement_url = bench.url(kind, "statements")
         counted = bench.load(statement_url, f"{kind}-s", args.tenants, args.statement_per_tenant)
         return {"statements": statements(bench, kind, statement_url, counted)}
+    if args.only == "flat":
+        return {"flat": flat(bench, kind)}
     if args.only == "phases":
         phase_url = bench.url(kind, "phases")
         return {
@@ -1028,8 +1053,8 @@ def main() -> None:
     parser.add_argument("--ack-callers", type=int, default=10, help="callers, each on a channel of its own")
     parser.add_argument(
         "--only",
-        choices=["cost", "statements", "phases", "acknowledgement"],
-        help="measure only this part (1's drain, 2, 2b or 5), with its own backlog and no other",
+        choices=["cost", "statements", "phases", "flat", "acknowledgement"],
+        help="measure only this part (1's drain, 2, 2b, 3 or 5), with its own backlog and no other",
     )
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object on the last line")
     args = parser.parse_args()

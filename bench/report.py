@@ -178,10 +178,14 @@ def _tenants_headline(figures: Figures, text: str) -> list[tuple[str, str]]:
             )
         if flat:
             sizes = sorted(int(k.removeprefix("rows_")) for k in flat if k.startswith("rows_"))
+            parts = [("Claim", "claim_ratio"), ("marking uncertain", "mark_uncertain_ratio")]
+            parts += [("tenants_with_ready_work", "tenants_with_ready_work_ratio")]
+            measured = [(label, flat[key]) for label, key in parts if key in flat]  # older runs: no marking
             rows.append(
                 (
-                    f"Claim / tenants_with_ready_work at {sizes[-1]:,} ready rows over {sizes[0]:,}, {name}",
-                    f"x{flat['claim_ratio']} / x{flat['tenants_with_ready_work_ratio']} (1 is flat)",
+                    f"{' / '.join(label for label, _ in measured)} at {sizes[-1]:,} ready rows over "
+                    f"{sizes[0]:,}, {name}",
+                    f"{' / '.join(f'x{value}' for _, value in measured)} (1 is flat)",
                 )
             )
         if "first_element_worst_s" in fair:

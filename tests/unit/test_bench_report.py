@@ -160,3 +160,23 @@ def test_the_headline_shows_the_dispatchers_cpu_by_phase_from_a_run_of_part_2b_a
         "claims 0.071"
     )
     assert not any("PostgreSQL" in name for name in rows)
+
+
+def test_the_headline_shows_marking_uncertain_beside_the_claim_when_a_run_of_part_3_measured_it() -> None:
+    sizes: dict[str, object] = {"rows_1000": {}, "rows_100000": {}}
+    marked = {
+        "tenants": 200,
+        "sqlite": {
+            "flat": {**sizes, "claim_ratio": 1.04, "mark_uncertain_ratio": 1.1, "tenants_with_ready_work_ratio": 1.09}
+        },
+    }
+    older = {"tenants": 200, "sqlite": {"flat": {**sizes, "claim_ratio": 1.04, "tenants_with_ready_work_ratio": 1.09}}}
+
+    rows = dict(HEADLINES["many_tenants"](marked, ""))
+    old_rows = dict(HEADLINES["many_tenants"](older, ""))
+
+    name = "Claim / marking uncertain / tenants_with_ready_work at 100,000 ready rows over 1,000, SQLite"
+    assert rows[name] == "x1.04 / x1.1 / x1.09 (1 is flat)"
+    assert old_rows["Claim / tenants_with_ready_work at 100,000 ready rows over 1,000, SQLite"] == (
+        "x1.04 / x1.09 (1 is flat)"
+    )
