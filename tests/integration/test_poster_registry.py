@@ -293,6 +293,36 @@ def test_claims_and_the_tenant_poll_read_an_index_in_order_on_sqlite(database: D
             assert reads and all("ix_outbox_ready" in step or "PRIMARY KEY" in step for step in reads), plan
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_the_entries_named_by_id_are_read_by_primary_key_on_sqlite(database: Database) -> None:
+    """Marking a call's entries uncertain, letting them go and reading them to apply the answers
+    name them by id, and also test their state. Without statistics SQLite took the state test to
+    an index of its own (`ix_outbox_done`, state first) and read every ready entry of every
+    tenant to find the 50 of one call, in the transaction before each Xero call: a cost that grew
+    with the whole backlog. Each must read only the entries it names, by primary key."""
+    now = now_us()
+    _queue(database, [(f"t{n % 3}", OutboxState.READY, now - US) for n in range(30)])
+    claimed = run_in_transaction(database, lambda uow: uow.outbox.claim("t1", "p", 5, now, 600 * US))
+    mine = [r.id for r in claimed]
+    statements: list[tuple[str, Any]] = []
+    listen = partial(_capture, statements)
+    event.listen(database.write, "before_cursor_execute", listen)
+    try:
+        with UnitOfWork(database) as uow:  # left uncommitted: only the statements matter
+            assert uow.outbox.mark_uncertain({i: "hint" for i in mine}, now + 600 * US, "p", now) == len(mine)
+            uow.outbox.stored_entries(mine)
+            assert uow.outbox.unclaim(mine, "p") == len(mine)
+    finally:
+        event.remove(database.write, "before_cursor_execute", listen)
+    named = [(sql, parameters) for sql, parameters in statements if "outbox.id IN" in sql]
+    assert len(named) == 3, [sql for sql, _ in statements]
+    with database.read.connect() as conn:
+        for sql, parameters in named:
+            plan = [str(row[3]) for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, parameters)]
+            reads = [step for step in plan if step.startswith(("SEARCH outbox", "SCAN outbox"))]
+            assert reads and all("INTEGER PRIMARY KEY" in step for step in reads), (sql, plan)
+
+
 def _capture(into: list[tuple[str, Any]], conn: Any, cursor: Any, sql: str, parameters: Any, *_: Any) -> None:
     into.append((sql, parameters))
 

@@ -12,6 +12,7 @@ from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 
 from xerolink_poster.adapters.repositories.bulk import bulk_update, expire_loaded, in_by_connection, insert_rows
+from xerolink_poster.adapters.repositories.plan_hints import tested_only
 from xerolink_poster.adapters.tables import DependencyWaitRow, LinkRow, OutboxRow
 from xerolink_poster.domain.records import RecordRef
 from xerolink_poster.domain.states import LinkState, OutboxState
@@ -36,7 +37,7 @@ _MARK_UNCERTAIN = (
     .where(
         _OUTBOX.c.id.in_(bindparam("ids", expanding=True)),
         _OUTBOX.c.claimed_by == bindparam("holder"),
-        _OUTBOX.c.state == OutboxState.READY,
+        tested_only(_OUTBOX.c.state) == OutboxState.READY,  # read by id, not along ix_outbox_done
         _OUTBOX.c.lease_until_us >= bindparam("now"),
     )
     .values(uncertain=True, lookup_hint=bindparam("hint"), lease_until_us=bindparam("until"))
