@@ -11,25 +11,49 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import String
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.elements import ColumnClause
 from sqlalchemy.sql.functions import FunctionElement
+from sqlalchemy.types import TypeDecorator
 
 
-class tested_only(FunctionElement[Any]):  # noqa: N801 (an SQL construct, named as it reads)
-    """A column that the WHERE clause only tests: no index is chosen for it. On SQLite the column
-    is written with a unary "+", which the query planner documents as the way to disqualify a
-    term from index use ("The SQLite Query Optimizer Overview", section "Disqualifying WHERE
-    Clause Terms using Unary-'+'"); the value compared is unchanged. Elsewhere it is the column
-    itself (PostgreSQL plans from its statistics)."""
+class _Text(TypeDecorator[str]):
+    """A text column's values bound as text. SQLite applies a column's TEXT affinity to a value
+    compared with it (an integer 3 is compared as '3'); "+column" has no affinity, so the value
+    is turned into text here instead, and the comparison matches what the plain one matches."""
+
+    impl = String
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        return value if value is None or isinstance(value, str) else str(value)
+
+
+class tested_only(FunctionElement[str]):
+    """A text column that the WHERE clause only tests: no index is chosen for it. On SQLite the
+    column is written with a unary "+", which its query planner documents as the way to keep a
+    term off any index ("The SQLite Query Optimizer Overview", "Disqualifying WHERE Clause Terms
+    using Unary-'+'"); elsewhere it is the column itself (PostgreSQL plans from its statistics).
+    Only a text column: "+" also drops the column's affinity, and a value compared with it is
+    bound as text to make up for that (`_Text`), which would be wrong for a number; and only a
+    column, not an expression, which the "+" would split."""
 
     name = "tested_only"
     inherit_cache = True
 
-    def __init__(self, column: ColumnElement[Any]) -> None:
+    def __init__(self, column: ColumnClause[Any]) -> None:
+        if not isinstance(column, ColumnClause) or not _holds_text(column):
+            raise TypeError(f"tested_only takes a text column, not {column!r}")
         super().__init__(column)
-        self.type = column.type
+        self.type = _Text()
+
+
+def _holds_text(column: ColumnClause[Any]) -> bool:
+    # sqlmodel's AutoString is a TypeDecorator of String: the type it decorates says.
+    return isinstance(getattr(column.type, "impl", column.type), String)
 
 
 @compiles(tested_only)
