@@ -247,11 +247,12 @@ class SqlOutboxRepository:
     def purge_done_outbox(self, before_us: int, limit: int) -> int:
         """Deletes up to `limit` done entries created before `before_us` (and any wait rows
         left on them), oldest first; returns how many. Links, postings and the audit trail stay:
-        they are what callers read."""
+        they are what callers read. Oldest by `create_us`, the order of `ix_outbox_done`, so a
+        batch reads only its own entries (in id order SQLite sorted every expired entry)."""
         query = (
             select(OutboxRow.id)
             .where(OutboxRow.state == OutboxState.DONE, col(OutboxRow.create_us) < before_us)
-            .order_by(col(OutboxRow.id))
+            .order_by(col(OutboxRow.create_us))
             .limit(limit)
         )
         if not self._is_sqlite:
