@@ -365,6 +365,50 @@ def test_a_purge_reads_the_done_entries_in_index_order_on_sqlite(database: Datab
     assert any("ix_outbox_done" in step for step in plan), plan
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_the_records_asked_for_waiters_are_each_sought_in_the_wait_index_on_sqlite(database: Database) -> None:
+    """Every transaction that applies answers asks which of the records it linked something
+    waits for. Asked as a row-value IN, SQLite sought `ix_wait_record` by connection alone and
+    read every wait of the connection (36 ms a call with 100,000 waiting, 1 ms with 100): each
+    record must be sought by connection, kind and id."""
+    waited = [("c1", RecordRef(1, n)) for n in range(3)] + [("c1", RecordRef(2, 7)), ("c2", RecordRef(1, 5))]
+    statements: list[tuple[str, Any]] = []
+    listen = partial(_capture, statements)
+    event.listen(database.read, "before_cursor_execute", listen)
+    try:
+        with UnitOfWork(database, write=False) as uow:
+            uow.outbox.records_with_waiters(waited)
+    finally:
+        event.remove(database.read, "before_cursor_execute", listen)
+    ((sql, parameters),) = [s for s in statements if "dependency_wait" in s[0]]
+    with database.read.connect() as conn:
+        plan = [str(row[3]) for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, parameters)]
+    reads = [step for step in plan if step.startswith(("SEARCH dependency_wait", "SCAN dependency_wait"))]
+    assert reads and all("(connection_id=? AND kind=? AND record_id=?)" in step for step in reads), plan
+
+
+def test_records_with_waiters_are_told_apart_by_connection_kind_and_id(database: Database) -> None:
+    def wait(uow: UnitOfWork) -> None:
+        _connection(uow)
+        row = _outbox(_link(uow, 1), OutboxState.WAITING)
+        uow.outbox.add_outbox(True, row)
+        waits = [RecordRef(1, 10), RecordRef(2, 10), RecordRef(1, 11)]
+        uow.outbox.add_waits(row.id or 0, "c1", waits)
+        uow.outbox.add_waits(row.id or 0, "c2", [RecordRef(1, 12)])
+
+    run_in_transaction(database, wait)
+    asked = [("c1", RecordRef(k, i)) for k in (1, 2, 3) for i in (10, 11, 12)] + [("c2", RecordRef(1, 10))]
+    asked += [("c2", RecordRef(1, 12)), ("c3", RecordRef(1, 10))]
+    with UnitOfWork(database, write=False) as uow:
+        assert uow.outbox.records_with_waiters(asked) == [
+            ("c1", RecordRef(1, 10)),
+            ("c1", RecordRef(1, 11)),
+            ("c1", RecordRef(2, 10)),
+            ("c2", RecordRef(1, 12)),
+        ]
+        assert uow.outbox.records_with_waiters([]) == []
+
+
 def _capture(into: list[tuple[str, Any]], conn: Any, cursor: Any, sql: str, parameters: Any, *_: Any) -> None:
     into.append((sql, parameters))
 

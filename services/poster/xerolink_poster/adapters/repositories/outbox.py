@@ -7,11 +7,11 @@ from collections.abc import Iterator, Sequence
 from dataclasses import fields
 from typing import Any
 
-from sqlalchemy import bindparam, delete, text, tuple_, update
+from sqlalchemy import and_, bindparam, delete, or_, text, update
 from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 
-from xerolink_poster.adapters.repositories.bulk import bulk_update, expire_loaded, in_by_connection, insert_rows
+from xerolink_poster.adapters.repositories.bulk import bulk_update, expire_loaded, insert_rows
 from xerolink_poster.adapters.repositories.plan_hints import tested_only
 from xerolink_poster.adapters.tables import DependencyWaitRow, LinkRow, OutboxRow
 from xerolink_poster.domain.records import RecordRef
@@ -304,13 +304,22 @@ class SqlOutboxRepository:
     def records_with_waiters(self, records: Sequence[tuple[str, RecordRef]]) -> list[tuple[str, RecordRef]]:
         """Which of these records, each of its connection, something waits for, in one query
         whatever the connections (Core: every transaction that applies answers asks, and the
-        ORM's select cost twice the statement)."""
+        ORM's select cost twice the statement). An IN of ids for each connection and kind, so
+        that each record is sought in `ix_wait_record` by all three: with a row-value IN of
+        (kind, id) SQLite sought by connection alone and read every wait of the connection."""
         if not records:
             return []
-        waited = tuple_(_WAITS.c.kind, _WAITS.c.record_id)
+        ids: dict[tuple[str, int], set[int]] = {}
+        for connection_id, record in records:
+            ids.setdefault((connection_id, record.kind), set()).add(record.id)
         found = self._session.execute(
             core_select(_WAITS.c.connection_id, _WAITS.c.kind, _WAITS.c.record_id).where(
-                in_by_connection(_WAITS.c.connection_id, waited, [(c, (r.kind, r.id)) for c, r in records])
+                or_(
+                    *(
+                        and_(_WAITS.c.connection_id == c, _WAITS.c.kind == k, _WAITS.c.record_id.in_(sorted(v)))
+                        for (c, k), v in sorted(ids.items())
+                    )
+                )
             )
         )
         return sorted({(c, RecordRef(k, i)) for c, k, i in found})
