@@ -1,0 +1,112 @@
+"""SQLite's plans for every statement a poster runs to accept Posts and drain them to Xero.
+
+SQLite plans without statistics (the registry never runs ANALYZE), so a statement's plan follows
+from the schema and the shape of its WHERE clause alone, and a statement that reads far more rows
+than it needs does so at any size: it only shows as a cost that grows with the backlog. Each of
+these was found that way, in statements run for every Xero call or every answer: the uncertain
+mark read every ready entry of every tenant along `ix_outbox_done (state=?)`, the waiters of the
+linked records every wait of the connection, and the purge sorted every expired entry. Here a
+poster accepts bills and payments (some waiting for their bill), drains them to the emulator, and
+every distinct statement it ran is planned again: none may scan a table that grows with the
+work, sort such a table's rows, or search one by `state` or by connection alone, except the reads
+listed below, which are meant to."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from sqlalchemy import event
+from xero_emulator import EmulatorServer
+from xerolink.poster.v1 import poster_service_pb2 as poster_pb2
+from xerolink_mapper import samples
+from xerolink_poster.adapters.database import Database
+
+from tests.fixtures.poster import PosterFactory, connect, settings, stub_for, wait_settled
+
+# Tables whose rows grow with the work accepted: a plan may only seek them by key.
+GROWING = ("outbox", "link", "posting", "link_audit", "dependency_wait", "xero_snapshot", "contact_link")
+# Reads that take every row of a state on purpose, each bounded by what it is for.
+MEANT = {
+    # The tenant poll's first hop takes the first tenant of the ready entries in index order.
+    "WITH RECURSIVE tenants": "the first hop of the loose index scan (LIMIT 1)",
+    # The safety net takes the waiting entries, as it must (docs/benchmarks.md names its cost).
+    "WHERE outbox.state = ? AND (outbox.id NOT IN": "the waiting entries whose waits are all linked",
+}
+
+
+@contextmanager
+def statements_of(db: Database) -> Iterator[dict[str, Any]]:
+    """Every distinct statement sent to the driver while inside, with its first parameters."""
+    seen: dict[str, Any] = {}
+
+    def capture(_conn: Any, _cursor: Any, sql: str, parameters: Any, _context: Any, many: bool) -> None:
+        # An executemany's first row (SQLAlchemy's batched INSERT ... RETURNING passes one flat row).
+        nested = many and parameters and isinstance(parameters[0], (tuple, list, dict))
+        seen.setdefault(sql, parameters[0] if nested else parameters)
+
+    engines = {id(e): e for e in (db.write, db.read)}.values()
+    for engine in engines:
+        event.listen(engine, "before_cursor_execute", capture)
+    try:
+        yield seen
+    finally:
+        for engine in engines:
+            event.remove(engine, "before_cursor_execute", capture)
+
+
+def misreads(plan: list[str]) -> list[str]:
+    growing = "|".join(GROWING)
+    return [
+        step
+        for step in plan
+        if re.match(rf"SCAN ({growing})\b", step)
+        or (re.match(rf"SEARCH ({growing})\b", step) and re.search(r"\((state|connection_id)=\?\)$", step))
+        or ("TEMP B-TREE" in step and re.search(rf"\b({growing})\b", " ".join(plan)))
+    ]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_every_statement_of_accepting_and_draining_seeks_the_growing_tables_by_key(
+    poster_factory: PosterFactory, emulator: EmulatorServer
+) -> None:
+    app = poster_factory(settings(outbox_retention=0.0, purge_interval=0.05))
+    stub = stub_for(app)
+    with statements_of(app.db) as seen:
+        connect(stub, emulator)
+        # Enough bills at once for calls of several elements: SQLite picks the state index over
+        # the primary key for an IN of five ids or more.
+        bills = [samples.client_bill(5000 + n) for n in range(12)]
+        batch = stub.BatchPostTransactions(
+            poster_pb2.BatchPostTransactionsRequest(connection_id="firm-1", transactions=bills)
+        )
+        postings = [result.posting.name for result in batch.results]
+        for base in (900, 1900):
+            sample = samples.sample_transactions(base)
+            # The payment first: it waits for its bill, which then releases it.
+            for name in ("client_bill_payment", "client_bill", "supplier_bill", "trust_deposit"):
+                if name in sample:
+                    posted = stub.PostTransaction(
+                        poster_pb2.PostTransactionRequest(connection_id="firm-1", transaction=sample[name])
+                    )
+                    postings.append(posted.posting.name)
+        for name in postings:
+            assert wait_settled(stub, name).state == poster_pb2.LINK_STATE_LINKED, name
+        assert app.dispatcher is not None
+        app.dispatcher.purge_done_outbox()
+    assert any(sql.startswith("UPDATE outbox SET") and "uncertain" in sql for sql in seen), "no create call ran"
+    assert any("dependency_wait" in sql for sql in seen), "no entry waited"
+    found = {}
+    with app.db.read.connect() as conn:
+        for sql, parameters in seen.items():
+            if not sql.lstrip().upper().startswith(("SELECT", "UPDATE", "DELETE", "INSERT", "WITH")):
+                continue
+            if any(marker in sql for marker in MEANT):
+                continue
+            plan = [str(row[3]) for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, parameters or ())]
+            if misreads(plan):
+                found[" ".join(sql.split())[:200]] = plan
+    assert not found, "\n".join(f"{sql}\n    {plan}" for sql, plan in found.items())
