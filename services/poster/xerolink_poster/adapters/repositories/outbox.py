@@ -47,6 +47,8 @@ _UNCLAIM = (
     .where(_OUTBOX.c.id.in_(bindparam("ids", expanding=True)), _OUTBOX.c.claimed_by == bindparam("holder"))
     .values(claimed_by="", lease_until_us=0)
 )
+# Groups of (connection, kind) asked for waiters in one statement (records_with_waiters).
+_WAIT_GROUPS = 500
 # What a claim returns of each entry, in the order of ClaimedEntry's fields.
 _CLAIMED = [_OUTBOX.c[f.name] for f in fields(ClaimedEntry)]
 
@@ -307,22 +309,23 @@ class SqlOutboxRepository:
         ORM's select cost twice the statement). An IN of ids for each connection and kind, so
         that each record is sought in `ix_wait_record` by all three: with a row-value IN of
         (kind, id) SQLite sought by connection alone and read every wait of the connection."""
-        if not records:
-            return []
         ids: dict[tuple[str, int], set[int]] = {}
         for connection_id, record in records:
             ids.setdefault((connection_id, record.kind), set()).add(record.id)
-        found = self._session.execute(
-            core_select(_WAITS.c.connection_id, _WAITS.c.kind, _WAITS.c.record_id).where(
-                or_(
-                    *(
-                        and_(_WAITS.c.connection_id == c, _WAITS.c.kind == k, _WAITS.c.record_id.in_(sorted(v)))
-                        for (c, k), v in sorted(ids.items())
-                    )
-                )
+        groups = sorted(ids.items())
+        found: set[tuple[str, RecordRef]] = set()
+        # SQLite reads `a OR b OR ...` as a tree as deep as its terms, and refuses one deeper than
+        # 1,000 (SQLITE_MAX_EXPR_DEPTH): a statement for each _WAIT_GROUPS groups.
+        for start in range(0, len(groups), _WAIT_GROUPS):
+            terms = [
+                and_(_WAITS.c.connection_id == c, _WAITS.c.kind == k, _WAITS.c.record_id.in_(sorted(v)))
+                for (c, k), v in groups[start : start + _WAIT_GROUPS]
+            ]
+            rows = self._session.execute(
+                core_select(_WAITS.c.connection_id, _WAITS.c.kind, _WAITS.c.record_id).where(or_(*terms))
             )
-        )
-        return sorted({(c, RecordRef(k, i)) for c, k, i in found})
+            found.update((c, RecordRef(k, i)) for c, k, i in rows)
+        return sorted(found)
 
     def satisfied_waiting_entries(self) -> list[int]:
         """Waiting entries all of whose dependencies are linked now, in one query: those with no
