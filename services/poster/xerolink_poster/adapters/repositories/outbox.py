@@ -305,8 +305,8 @@ class SqlOutboxRepository:
 
     def records_with_waiters(self, records: Sequence[tuple[str, RecordRef]]) -> list[tuple[str, RecordRef]]:
         """Which of these records, each of its connection, something waits for, in one query
-        whatever the connections (Core: every transaction that applies answers asks, and the
-        ORM's select cost twice the statement). An IN of ids for each connection and kind, so
+        for up to 500 connections and kinds (Core: every transaction that applies answers asks,
+        and the ORM's select cost twice the statement). An IN of ids for each connection and kind, so
         that each record is sought in `ix_wait_record` by all three: with a row-value IN of
         (kind, id) SQLite sought by connection alone and read every wait of the connection."""
         ids: dict[tuple[str, int], set[int]] = {}
