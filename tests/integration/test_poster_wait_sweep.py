@@ -15,7 +15,13 @@ from xerolink_poster.adapters.database import open_database
 from xerolink_poster.adapters.migrations import migrate
 from xerolink_poster.adapters.xero_client import XeroClient
 from xerolink_poster.service_layer.dispatch.settings import DispatcherSettings
-from xerolink_poster.service_layer.dispatch.supervisor import SWEEP_INTERVAL, SWEEP_SHARE, Dispatcher, sweep_pause
+from xerolink_poster.service_layer.dispatch.supervisor import (
+    SWEEP_INTERVAL,
+    SWEEP_PAUSE_CAP,
+    SWEEP_SHARE,
+    Dispatcher,
+    sweep_pause,
+)
 
 
 @pytest.mark.parametrize("took", [0.0, 0.001, 0.02])
@@ -23,9 +29,14 @@ def test_a_cheap_sweep_runs_every_half_second(took: float) -> None:
     assert sweep_pause(took) == SWEEP_INTERVAL
 
 
-@pytest.mark.parametrize("took", [0.03, 0.1, 1.0, 10.0])
+@pytest.mark.parametrize("took", [0.03, 0.1, 1.0, 1.5])
 def test_a_costly_sweep_takes_its_share_of_the_thread_and_no_more(took: float) -> None:
     assert took / (took + sweep_pause(took)) == pytest.approx(SWEEP_SHARE)
+
+
+@pytest.mark.parametrize("took", [1.6, 10.0, 600.0])
+def test_a_sweep_slowed_by_anything_puts_the_next_off_for_half_a_minute_at_most(took: float) -> None:
+    assert sweep_pause(took) == SWEEP_PAUSE_CAP
 
 
 def test_the_supervisor_spaces_a_slow_sweep_by_its_cost(tmp_path: Path) -> None:

@@ -37,14 +37,17 @@ FAILED_WORKER_PAUSE_CAP = 30.0
 # 100,000 entries waiting it took about 100 ms on SQLite, a fifth of the supervisor's thread at a
 # sweep every half second. A sweep starts SWEEP_INTERVAL after the last at the soonest, and
 # 1 / SWEEP_SHARE times as long after it as it took at the latest, so however many entries wait
-# it takes at most that share of the thread (and the race it covers waits a little longer).
+# it takes at most that share of the thread (and the race it covers waits a little longer). A
+# sweep slowed by something else (its write waiting for the writer) must not put the net off
+# for long: never more than SWEEP_PAUSE_CAP apart.
 SWEEP_INTERVAL = 0.5
 SWEEP_SHARE = 0.05
+SWEEP_PAUSE_CAP = 30.0
 
 
 def sweep_pause(took: float) -> float:
     """Seconds from the end of a sweep that took `took` seconds to the start of the next."""
-    return max(SWEEP_INTERVAL, took / SWEEP_SHARE - took)
+    return min(max(SWEEP_INTERVAL, took / SWEEP_SHARE - took), SWEEP_PAUSE_CAP)
 
 
 class Dispatcher:
