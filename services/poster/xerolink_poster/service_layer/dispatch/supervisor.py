@@ -8,7 +8,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import partial
 
@@ -43,6 +43,14 @@ FAILED_WORKER_PAUSE_CAP = 30.0
 SWEEP_INTERVAL = 0.5
 SWEEP_SHARE = 0.05
 SWEEP_PAUSE_CAP = 30.0
+
+
+def _step(run: Callable[[], object], what: str) -> None:
+    """One step of the supervisor's loop; its failure is logged, and the loop goes on."""
+    try:
+        run()
+    except Exception:
+        log.exception("the dispatcher's %s failed; trying again later", what)
 
 
 def sweep_pause(took: float) -> float:
@@ -130,21 +138,21 @@ class Dispatcher:
     def _run(self) -> None:
         next_sweep = last_moves = last_purge = 0.0
         while not self._stop.is_set():
-            try:
-                if time.monotonic() >= next_sweep:
-                    started = time.monotonic()
-                    self.release_satisfied_waits()
-                    ended = time.monotonic()
-                    next_sweep = ended + sweep_pause(ended - started)
-                if time.monotonic() - last_moves > 0.5:
-                    self.write_app_moves()
-                    last_moves = time.monotonic()
-                if time.monotonic() - last_purge > self.settings.purge_interval:
-                    last_purge = time.monotonic()
-                    self.purge_done_outbox()
-                self._start_workers()
-            except Exception:
-                log.exception("dispatcher loop failed; retrying")
+            # Each step apart: one that fails every time (a row the sweep cannot read, a statement
+            # timeout) must not keep the others from running, least of all the workers' rounds,
+            # and is tried again at its own pace (a failed sweep is spaced by its cost too).
+            if time.monotonic() >= next_sweep:
+                started = time.monotonic()
+                _step(self.release_satisfied_waits, "the sweep for waits whose records linked")
+                ended = time.monotonic()
+                next_sweep = ended + sweep_pause(ended - started)
+            if time.monotonic() - last_moves > 0.5:
+                last_moves = time.monotonic()
+                _step(self.write_app_moves, "writing the app minute's moves")
+            if time.monotonic() - last_purge > self.settings.purge_interval:
+                last_purge = time.monotonic()
+                _step(self.purge_done_outbox, "the outbox purge")
+            _step(self._start_workers, "a round of the tenants' workers")
             self._stop.wait(self.settings.poll_interval * 5)
 
     def _start_workers(self) -> None:
