@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from sqlalchemy import Table, delete, event, func, insert, select, text
+from sqlalchemy import Table, delete, func, insert, select, text
 from xerolink_poster.adapters.database import Database, now_us
 from xerolink_poster.adapters.repositories.gauges import GaugeReadings
 from xerolink_poster.adapters.tables import OutboxRow
@@ -28,10 +28,10 @@ from xerolink_poster.domain.states import OutboxState
 from xerolink_poster.service_layer import metrics as poster_metrics
 
 from tests.fixtures.outbox import ready_row
+from tests.fixtures.statements import Statement, query_plan, statements_sent
 
 OUTBOX: Table = OutboxRow.__table__  # type: ignore[attr-defined]
 Reading = tuple[str, str, int]
-Statement = tuple[str, Any]
 DB_SETTINGS = settings(
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
 )
@@ -189,16 +189,8 @@ def _backlog(database: Database, done: int, open_per_state: int = 100) -> None:
 
 def _gauge_statement(database: Database) -> Statement:
     """The SQL and parameters open_outbox sends to the driver."""
-    seen: list[Statement] = []
-
-    def capture(_conn: Any, _cursor: Any, sql: str, parameters: Any, *_: Any) -> None:
-        seen.append((sql, parameters))
-
-    event.listen(database.read, "before_cursor_execute", capture)
-    try:
+    with statements_sent(database.read) as seen:
         GaugeReadings(database).open_outbox()
-    finally:
-        event.remove(database.read, "before_cursor_execute", capture)
     (statement,) = [s for s in seen if "FROM outbox" in s[0]]
     return statement
 
@@ -206,7 +198,7 @@ def _gauge_statement(database: Database) -> Statement:
 def _sqlite_plan(database: Database) -> list[str]:
     sql, parameters = _gauge_statement(database)
     with database.read.connect() as conn:
-        return [str(row[3]) for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, parameters)]
+        return query_plan(conn, sql, parameters)
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

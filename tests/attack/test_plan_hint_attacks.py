@@ -15,12 +15,11 @@ text column matches what the unhinted test matches."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-from sqlalchemy import ColumnClause, ColumnElement, Table, event, func, or_, select, text
+from sqlalchemy import ColumnClause, ColumnElement, Table, func, or_, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import default
 from xerolink_poster.adapters.database import Database, now_us
@@ -31,6 +30,7 @@ from xerolink_poster.domain.states import OutboxState
 from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transaction
 
 from tests.fixtures.outbox import ready_row
+from tests.fixtures.statements import Statement, query_plan, statements_sent
 
 US = 1_000_000
 TENANT = "t1"
@@ -38,7 +38,6 @@ HOLDER = "poster-a"
 OTHER = "poster-b"
 OUTBOX: Table = OutboxRow.__table__  # type: ignore[attr-defined]
 LINKS: Table = LinkRow.__table__  # type: ignore[attr-defined]
-Statement = tuple[str, Any]
 
 
 # -- the registry as the statements find it ----------------------------------------------------------
@@ -63,21 +62,6 @@ def _columns(database: Database, ids: list[int]) -> dict[int, tuple[Any, ...]]:
 def _mark(database: Database, hints: dict[int, str], until: int, now: int, holder: str = HOLDER) -> int:
     marked: int = run_in_transaction(database, lambda uow: uow.outbox.mark_uncertain(hints, until, holder, now))
     return marked
-
-
-@contextmanager
-def _statements(database: Database) -> Iterator[list[Statement]]:
-    """The SQL and parameters the registry's write engine sends to the driver while inside."""
-    seen: list[Statement] = []
-
-    def capture(_conn: Any, _cursor: Any, sql: str, parameters: Any, *_: Any) -> None:
-        seen.append((sql, parameters))
-
-    event.listen(database.write, "before_cursor_execute", capture)
-    try:
-        yield seen
-    finally:
-        event.remove(database.write, "before_cursor_execute", capture)
 
 
 def _marks(statements: list[Statement]) -> list[Statement]:
@@ -182,7 +166,7 @@ def _column_index(key: str) -> int:
 def test_an_empty_mark_sends_nothing_and_counts_none(database: Database) -> None:
     now = now_us()
     _insert(database, [_entry(0, now, claimed_by=HOLDER, lease_until_us=now + 60 * US)])
-    with _statements(database) as statements:
+    with statements_sent(database.write) as statements:
         assert _mark(database, {}, now + 300 * US, now) == 0
     assert _marks(statements) == []
 
@@ -195,7 +179,7 @@ def test_each_distinct_hint_is_one_update_whose_state_binds_as_text(database: Da
     now = now_us()
     ids = _insert(database, [_entry(n, now, claimed_by=HOLDER, lease_until_us=now + 60 * US) for n in range(40)])
     hints = {i: f"h{k % 4}" for k, i in enumerate(ids)}
-    with _statements(database) as statements:
+    with statements_sent(database.write) as statements:
         assert _mark(database, hints, now + 300 * US, now) == 40
     marks = _marks(statements)
     assert len(marks) == 4, [sql for sql, _ in statements]
@@ -325,13 +309,8 @@ def _backlog(database: Database, now: int) -> list[int]:
 
 
 def _plans(database: Database, statements: list[Statement]) -> list[tuple[str, list[str]]]:
-    out = []
     with database.read.connect() as conn:
-        for sql, parameters in statements:
-            first = parameters[0] if isinstance(parameters, list) else parameters
-            plan = [str(row[3]) for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, first)]
-            out.append((sql, plan))
-    return out
+        return [(sql, query_plan(conn, sql, parameters)) for sql, parameters in statements]
 
 
 def _every_statement_naming_entries(database: Database, mine: list[int], now: int) -> list[Statement]:
@@ -349,7 +328,7 @@ def _every_statement_naming_entries(database: Database, mine: list[int], now: in
         lambda uow: uow.outbox.unclaim(mine, HOLDER),
         lambda uow: uow.outbox.close_work_of_links([mine[0], mine[1]]),
     ]
-    with _statements(database) as statements, UnitOfWork(database) as uow:  # never committed
+    with statements_sent(database.write) as statements, UnitOfWork(database) as uow:  # never committed
         for call in calls:
             call(uow)
     by_id = [
@@ -390,7 +369,7 @@ def test_the_unhinted_mark_would_read_along_the_state_index(database: Database) 
     `ix_outbox_done (state=?)`. Should a schema change make the hint pointless, this says so."""
     now = now_us()
     mine = _backlog(database, now)
-    with _statements(database) as statements, UnitOfWork(database) as uow:
+    with statements_sent(database.write) as statements, UnitOfWork(database) as uow:
         uow.outbox.mark_uncertain({i: "h" for i in mine}, now + 600 * US, HOLDER, now)
     ((sql, parameters),) = _marks(statements)
     unhinted = sql.replace("+outbox.state", "outbox.state")

@@ -14,19 +14,19 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from functools import partial
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import delete, event, insert, select, text, update
+from sqlalchemy import delete, insert, select, text, update
 from xerolink_poster.adapters.database import Database
 from xerolink_poster.adapters.tables import DependencyWaitRow, OutboxRow
 from xerolink_poster.domain.records import RecordRef
 from xerolink_poster.domain.states import OutboxState
 from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transaction
 
+from tests.fixtures.statements import Statement, statements_sent
 from tests.integration.test_sqlite_plans import misreads
 
 _OUTBOX: Any = OutboxRow.__table__  # type: ignore[attr-defined]
@@ -104,18 +104,9 @@ def _purge(database: Database, before_us: int, limit: int) -> int:
     return run_in_transaction(database, lambda uow: uow.outbox.purge_done_outbox(before_us, limit))
 
 
-def _capture(into: list[tuple[str, Any]], conn: Any, cursor: Any, sql: str, parameters: Any, *_: Any) -> None:
-    into.append((sql, parameters))
-
-
-def _statement_of(database: Database, engine: Any, marker: str, run: Callable[[], object]) -> tuple[str, Any]:
-    statements: list[tuple[str, Any]] = []
-    listen = partial(_capture, statements)
-    event.listen(engine, "before_cursor_execute", listen)
-    try:
+def _statement_of(engine: Any, marker: str, run: Callable[[], object]) -> Statement:
+    with statements_sent(engine) as statements:
         run()
-    finally:
-        event.remove(engine, "before_cursor_execute", listen)
     return next(s for s in statements if marker in s[0])
 
 
@@ -151,13 +142,8 @@ def test_the_waited_records_asked_for_are_those_a_query_per_record_finds(
 
 def test_an_empty_question_is_answered_without_asking(database: Database) -> None:
     _add_waits(database, [(1, "c1", RecordRef(1, 1))])
-    statements: list[tuple[str, Any]] = []
-    listen = partial(_capture, statements)
-    event.listen(database.read, "before_cursor_execute", listen)
-    try:
+    with statements_sent(database.read) as statements:
         assert _asked(database, []) == []
-    finally:
-        event.remove(database.read, "before_cursor_execute", listen)
     assert not [s for s in statements if "dependency_wait" in s[0]]
 
 
@@ -212,7 +198,7 @@ def test_the_waiters_of_a_calls_records_are_sought_by_index_on_an_analysed_postg
         )
         conn.execute(text("ANALYZE dependency_wait"))
     asked = [(f"c{n % 2}", RecordRef(1 + n % 3, 1000 + n)) for n in range(50)]
-    sql, parameters = _statement_of(database, database.read, "dependency_wait", lambda: _asked(database, asked))
+    sql, parameters = _statement_of(database.read, "dependency_wait", lambda: _asked(database, asked))
     with database.read.connect() as conn:
         plan = [str(row[0]) for row in conn.exec_driver_sql("EXPLAIN " + sql, parameters)]
     assert any("ix_wait_record" in step for step in plan), plan
@@ -355,9 +341,7 @@ def test_a_purge_batch_reads_the_done_index_in_order_on_an_analysed_postgres(dat
             )
         )
         conn.execute(text("ANALYZE outbox"))
-    sql, parameters = _statement_of(
-        database, database.write, "SELECT outbox.id", lambda: _purge(database, 150_000, 500)
-    )
+    sql, parameters = _statement_of(database.write, "SELECT outbox.id", lambda: _purge(database, 150_000, 500))
     with database.read.connect() as conn:
         plan = [str(row[0]) for row in conn.exec_driver_sql("EXPLAIN " + sql, parameters)]
     assert any("ix_outbox_done" in step for step in plan), plan

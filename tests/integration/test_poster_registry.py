@@ -28,6 +28,7 @@ from xerolink_poster.service_layer.ports import StateChange
 from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transaction
 
 from tests.fixtures.registry_rows import link_with_posting, unreachable_connection
+from tests.fixtures.statements import Statement, query_plan, statements_sent
 
 US = 1_000_000
 
@@ -271,22 +272,15 @@ def test_claims_and_the_tenant_poll_read_an_index_in_order_on_sqlite(database: D
     read `ix_outbox_ready` in order, with no sort of a tenant's queue and no read of every entry
     (each would grow with the backlog). PostgreSQL's plan depends on its statistics; the many-
     tenant bench measures both registries at 1,000 and 100,000 queued entries."""
-    statements: list[tuple[str, Any]] = []
-    listen = partial(_capture, statements)
-    event.listen(database.write, "before_cursor_execute", listen)
-    event.listen(database.read, "before_cursor_execute", listen)
-    try:
+    with statements_sent(database.write, database.read) as statements:
         run_in_transaction(database, lambda uow: uow.outbox.claim("t1", "p", 50, now_us(), 600 * US))
         with UnitOfWork(database, write=False) as uow:
             uow.outbox.tenants_with_ready_work(now_us())
-    finally:
-        event.remove(database.write, "before_cursor_execute", listen)
-        event.remove(database.read, "before_cursor_execute", listen)
     claim = next(s for s in statements if s[0].startswith("UPDATE outbox"))
     poll = next(s for s in statements if "WITH RECURSIVE" in s[0])
     with database.read.connect() as conn:
         for sql, parameters in (claim, poll):
-            plan = [str(row[3]) for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, parameters)]
+            plan = query_plan(conn, sql, parameters)
             assert not any("TEMP B-TREE" in step for step in plan), plan
             reads = [step for step in plan if step.startswith(("SEARCH", "SCAN")) and " o " in f" {step} "]
             reads += [step for step in plan if step.startswith(("SEARCH outbox", "SCAN outbox"))]
@@ -304,21 +298,16 @@ def test_the_entries_named_by_id_are_read_by_primary_key_on_sqlite(database: Dat
     _queue(database, [(f"t{n % 3}", OutboxState.READY, now - US) for n in range(30)])
     claimed = run_in_transaction(database, lambda uow: uow.outbox.claim("t1", "p", 5, now, 600 * US))
     mine = [r.id for r in claimed]
-    statements: list[tuple[str, Any]] = []
-    listen = partial(_capture, statements)
-    event.listen(database.write, "before_cursor_execute", listen)
-    try:
-        with UnitOfWork(database) as uow:  # left uncommitted: only the statements matter
-            assert uow.outbox.mark_uncertain({i: "hint" for i in mine}, now + 600 * US, "p", now) == len(mine)
-            uow.outbox.stored_entries(mine)
-            assert uow.outbox.unclaim(mine, "p") == len(mine)
-    finally:
-        event.remove(database.write, "before_cursor_execute", listen)
+    with statements_sent(database.write) as statements, UnitOfWork(database) as uow:
+        # Left uncommitted: only the statements matter.
+        assert uow.outbox.mark_uncertain({i: "hint" for i in mine}, now + 600 * US, "p", now) == len(mine)
+        uow.outbox.stored_entries(mine)
+        assert uow.outbox.unclaim(mine, "p") == len(mine)
     named = [(sql, parameters) for sql, parameters in statements if "outbox.id IN" in sql]
     assert len(named) == 3, [sql for sql, _ in statements]
     with database.read.connect() as conn:
         for sql, parameters in named:
-            plan = [str(row[3]) for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, parameters)]
+            plan = query_plan(conn, sql, parameters)
             reads = [step for step in plan if step.startswith(("SEARCH outbox", "SCAN outbox"))]
             assert reads and all("INTEGER PRIMARY KEY" in step for step in reads), (sql, plan)
 
@@ -351,16 +340,11 @@ def test_a_purge_reads_the_done_entries_in_index_order_on_sqlite(database: Datab
     expired done entry and sorted them for each batch, holding the writer (129 ms a batch with
     200,000 expired), so a large purge cost the square of its size."""
     _done_entries_created_at(database, [10 * US, 20 * US])
-    statements: list[tuple[str, Any]] = []
-    listen = partial(_capture, statements)
-    event.listen(database.write, "before_cursor_execute", listen)
-    try:
+    with statements_sent(database.write) as statements:
         run_in_transaction(database, lambda uow: uow.outbox.purge_done_outbox(50 * US, 500))
-    finally:
-        event.remove(database.write, "before_cursor_execute", listen)
     sql, parameters = next(s for s in statements if s[0].startswith("SELECT outbox.id"))
     with database.read.connect() as conn:
-        plan = [str(row[3]) for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, parameters)]
+        plan = query_plan(conn, sql, parameters)
     assert not any("TEMP B-TREE" in step for step in plan), plan
     assert any("ix_outbox_done" in step for step in plan), plan
 
@@ -372,17 +356,11 @@ def test_the_records_asked_for_waiters_are_each_sought_in_the_wait_index_on_sqli
     read every wait of the connection (36 ms a call with 100,000 waiting, 1 ms with 100): each
     record must be sought by connection, kind and id."""
     waited = [("c1", RecordRef(1, n)) for n in range(3)] + [("c1", RecordRef(2, 7)), ("c2", RecordRef(1, 5))]
-    statements: list[tuple[str, Any]] = []
-    listen = partial(_capture, statements)
-    event.listen(database.read, "before_cursor_execute", listen)
-    try:
-        with UnitOfWork(database, write=False) as uow:
-            uow.outbox.records_with_waiters(waited)
-    finally:
-        event.remove(database.read, "before_cursor_execute", listen)
+    with statements_sent(database.read) as statements, UnitOfWork(database, write=False) as uow:
+        uow.outbox.records_with_waiters(waited)
     ((sql, parameters),) = [s for s in statements if "dependency_wait" in s[0]]
     with database.read.connect() as conn:
-        plan = [str(row[3]) for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, parameters)]
+        plan = query_plan(conn, sql, parameters)
     reads = [step for step in plan if step.startswith(("SEARCH dependency_wait", "SCAN dependency_wait"))]
     assert reads and all("(connection_id=? AND kind=? AND record_id=?)" in step for step in reads), plan
 
@@ -407,10 +385,6 @@ def test_records_with_waiters_are_told_apart_by_connection_kind_and_id(database:
             ("c2", RecordRef(1, 12)),
         ]
         assert uow.outbox.records_with_waiters([]) == []
-
-
-def _capture(into: list[tuple[str, Any]], conn: Any, cursor: Any, sql: str, parameters: Any, *_: Any) -> None:
-    into.append((sql, parameters))
 
 
 def test_a_worker_ending_after_its_replacement_started_leaves_the_replacement_its_lease(
@@ -441,8 +415,6 @@ def test_rows_preloaded_for_a_batch_are_read_again_without_sql(database: Databas
     get run its own SELECT, about a hundred statements per Xero call."""
     now = now_us()
     ids = _queue(database, [("t1", OutboxState.READY, now)] * 5)
-    statements: list[tuple[str, Any]] = []
-    listen = partial(_capture, statements)
     with UnitOfWork(database, write=False) as uow:
         rows = uow.outbox.outbox_by_ids(ids)
         link_ids = [row.link_id for row in rows.values()]
@@ -451,13 +423,10 @@ def test_rows_preloaded_for_a_batch_are_read_again_without_sql(database: Databas
         uow.outbox.preload_outbox(ids)
         uow.links.preload_links(link_ids)
         uow.links.preload_postings(posting_ids)
-        event.listen(database.read, "before_cursor_execute", listen)
-        try:
+        with statements_sent(database.read) as statements:
             assert all(uow.outbox.get_outbox(i) is not None for i in ids)
             assert all(uow.links.get_link_by_id(i) is not None for i in link_ids)
             assert all(uow.links.get_posting(p) is not None for p in posting_ids)
-        finally:
-            event.remove(database.read, "before_cursor_execute", listen)
     assert statements == []
 
 
@@ -586,23 +555,20 @@ def test_a_batch_of_state_changes_reads_no_link_again_and_moves_links_postings_a
     """Many links' transitions in a few statements: none of them a read of one link (a link
     expired by the first UPDATE and read again cost a SELECT per link, 14 per Xero call)."""
     ids = _queue(database, [("t1", OutboxState.READY, 0)] * 6)
-    statements: list[tuple[str, Any]] = []
-    listen = partial(_capture, statements)
+    statements: list[Statement] = []
 
     def change(uow: UnitOfWork) -> list[int]:
         links = uow.links.links_by_ids([row.link_id for row in uow.outbox.outbox_by_ids(ids).values()])
-        event.listen(database.write, "before_cursor_execute", listen)
-        uow.links.apply_transitions(
-            [StateChange(link, Event.ACCEPTED, f"posting {link.posting_id}") for link in links.values()],
-            "caller:test",
-            now_us(),
-        )
+        with statements_sent(database.write) as sent:
+            uow.links.apply_transitions(
+                [StateChange(link, Event.ACCEPTED, f"posting {link.posting_id}") for link in links.values()],
+                "caller:test",
+                now_us(),
+            )
+        statements.extend(sent)
         return sorted(links)
 
-    try:
-        link_ids = run_in_transaction(database, change)
-    finally:
-        event.remove(database.write, "before_cursor_execute", listen)
+    link_ids = run_in_transaction(database, change)
     assert [sql.split()[0] for sql, _ in statements] == ["UPDATE", "UPDATE", "INSERT"]
     with UnitOfWork(database, write=False) as uow:
         links = uow.links.links_by_ids(link_ids)
@@ -661,18 +627,11 @@ def test_a_lost_leases_claims_are_let_go_in_one_statement_and_only_the_holders(d
     ids = _queue(database, [("t1", OutboxState.READY, now)] * 4)
     run_in_transaction(database, lambda uow: uow.outbox.claim("t1", "p", 4, now, 60 * US))
     run_in_transaction(database, lambda uow: uow.outbox.update_outbox([{"id": ids[1], "claimed_by": "other"}]))
-    statements: list[str] = []
-
-    def listen(_conn: Any, _cursor: Any, sql: str, *_args: Any) -> None:
-        statements.append(sql.split(maxsplit=1)[0])
-
-    event.listen(database.write, "before_cursor_execute", listen)
-    try:
+    with statements_sent(database.write) as statements:
         let_go = run_in_transaction(database, lambda uow: uow.outbox.unclaim(ids[:3], "p"))
-    finally:
-        event.remove(database.write, "before_cursor_execute", listen)
     assert let_go == 2
-    assert [s for s in statements if s != "BEGIN"] == ["UPDATE"]  # SQLite's BEGIN IMMEDIATE aside
+    verbs = [sql.split(maxsplit=1)[0] for sql, _ in statements]
+    assert [verb for verb in verbs if verb != "BEGIN"] == ["UPDATE"]  # SQLite's BEGIN IMMEDIATE aside
     with UnitOfWork(database, write=False) as uow:
         rows = uow.outbox.outbox_by_ids(ids)
     assert [(rows[i].claimed_by, rows[i].lease_until_us) for i in ids] == [
@@ -698,14 +657,8 @@ def test_a_batchs_contacts_are_read_in_one_query_by_connection_and_participant(d
             )
 
     run_in_transaction(database, fill)
-    statements: list[tuple[str, Any]] = []
-    listen = partial(_capture, statements)
-    event.listen(database.read, "before_cursor_execute", listen)
-    try:
-        with UnitOfWork(database, write=False) as uow:
-            found = uow.contacts.contacts_of("c1", [7, 8, 9])
-    finally:
-        event.remove(database.read, "before_cursor_execute", listen)
+    with statements_sent(database.read) as statements, UnitOfWork(database, write=False) as uow:
+        found = uow.contacts.contacts_of("c1", [7, 8, 9])
     assert found == {7: "x-7", 8: "x-8"}  # c2's participant 7 is another firm's contact
     assert len([s for s, _ in statements if s.lstrip().upper().startswith("SELECT")]) == 1
 
@@ -800,17 +753,12 @@ def test_applying_a_calls_answers_costs_the_same_statements_for_two_elements_as_
     counts = []
     for first, size in ((100, 2), (200, 10)):
         results = _answered(database, first, size)
-        statements: list[tuple[str, Any]] = []
-        listen = partial(_capture, statements)
-        event.listen(database.write, "before_cursor_execute", listen)
 
         def apply(uow: UnitOfWork, answered: list[ElementResult] = results) -> None:
             apply_batch(uow, answered, "p", "dispatcher:p", now_us())
 
-        try:
+        with statements_sent(database.write) as statements:
             run_in_transaction(database, apply)
-        finally:
-            event.remove(database.write, "before_cursor_execute", listen)
         counts.append(len(statements))
         with UnitOfWork(database, write=False) as uow:
             linked = [uow.links.get_link("c1", RecordRef(1, n)) for n in range(first, first + size)]

@@ -4,16 +4,15 @@ retention period, are most of the table)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
-from sqlalchemy import event, insert
+from sqlalchemy import insert
 from xerolink_poster.adapters.database import Database, now_us
 from xerolink_poster.adapters.repositories.gauges import GaugeReadings
 from xerolink_poster.adapters.tables import OutboxRow
 from xerolink_poster.domain.states import OutboxState
 
 from tests.fixtures.outbox import ready_row
+from tests.fixtures.statements import query_plan, statements_sent
 
 
 def _entries(database: Database, states: list[tuple[str, OutboxState]]) -> None:
@@ -39,19 +38,11 @@ def test_counting_the_open_outbox_reads_no_done_entry_on_sqlite(database: Databa
     """As `state != 'done'`, SQLite read the whole of `ix_outbox_ready`, done entries and all, at
     every export of the gauges: it must read the ranges on either side of 'done' only."""
     _entries(database, [("t1", OutboxState.DONE)])
-    statements: list[tuple[str, Any]] = []
-
-    def capture(_conn: Any, _cursor: Any, sql: str, parameters: Any, *_: Any) -> None:
-        statements.append((sql, parameters))
-
-    event.listen(database.read, "before_cursor_execute", capture)
-    try:
+    with statements_sent(database.read) as statements:
         GaugeReadings(database).open_outbox()
-    finally:
-        event.remove(database.read, "before_cursor_execute", capture)
     ((sql, parameters),) = [s for s in statements if "FROM outbox" in s[0]]
     with database.read.connect() as conn:
-        plan = [str(row[3]) for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, parameters)]
+        plan = query_plan(conn, sql, parameters)
     reads = [step for step in plan if step.startswith(("SEARCH outbox", "SCAN outbox"))]
     ranges = ("(state<?)", "(state>?)")
     assert reads and all(step.startswith("SEARCH outbox") and step.endswith(ranges) for step in reads), plan

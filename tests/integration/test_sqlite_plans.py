@@ -19,13 +19,13 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from sqlalchemy import event
 from xero_emulator import EmulatorServer
 from xerolink.poster.v1 import poster_service_pb2 as poster_pb2
 from xerolink_mapper import samples
 from xerolink_poster.adapters.database import Database
 
 from tests.fixtures.poster import PosterFactory, connect, settings, stub_for, wait_settled
+from tests.fixtures.statements import query_plan, statements_sent
 
 # Tables whose rows grow with the work accepted: a plan may only seek them by key.
 GROWING = ("outbox", "link", "posting", "link_audit", "dependency_wait", "xero_snapshot", "contact_link")
@@ -41,21 +41,11 @@ MEANT = {
 @contextmanager
 def statements_of(db: Database) -> Iterator[dict[str, Any]]:
     """Every distinct statement sent to the driver while inside, with its first parameters."""
-    seen: dict[str, Any] = {}
-
-    def capture(_conn: Any, _cursor: Any, sql: str, parameters: Any, _context: Any, many: bool) -> None:
-        # An executemany's first row (SQLAlchemy's batched INSERT ... RETURNING passes one flat row).
-        nested = many and parameters and isinstance(parameters[0], (tuple, list, dict))
-        seen.setdefault(sql, parameters[0] if nested else parameters)
-
-    engines = {id(e): e for e in (db.write, db.read)}.values()
-    for engine in engines:
-        event.listen(engine, "before_cursor_execute", capture)
-    try:
-        yield seen
-    finally:
-        for engine in engines:
-            event.remove(engine, "before_cursor_execute", capture)
+    distinct: dict[str, Any] = {}
+    with statements_sent(db.write, db.read) as sent:
+        yield distinct
+    for sql, parameters in sent:
+        distinct.setdefault(sql, parameters)
 
 
 def misreads(plan: list[str]) -> list[str]:
@@ -108,7 +98,7 @@ def test_every_statement_of_accepting_and_draining_seeks_the_growing_tables_by_k
                 continue
             if any(marker in sql for marker in MEANT):
                 continue
-            plan = [str(row[3]) for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, parameters or ())]
+            plan = query_plan(conn, sql, parameters)
             if misreads(plan):
                 found[" ".join(sql.split())[:200]] = plan
     assert not found, "\n".join(f"{sql}\n    {plan}" for sql, plan in found.items())
