@@ -14,7 +14,7 @@ from xerolink.mapper.v1 import mapper_service_pb2 as mapper_pb2
 from xerolink.mapper.v1 import mapper_service_pb2_grpc as mapper_grpc
 from xerolink_mapper import samples
 
-from tests.fixtures.processes import child_env, console_script, free_port, running
+from tests.fixtures.processes import assert_froze_its_startup_heap, child_env, console_script, free_port, running
 
 SERVICE = "xerolink.mapper.v1.MapperService"
 
@@ -50,6 +50,7 @@ def test_console_script_serves_health_reflection_and_maps_then_stops_on_sigterm(
         assert proc.wait(timeout=15) == 0
         assert time.monotonic() - started < 12
     assert "shutting down" in log.read_text()
+    assert_froze_its_startup_heap(log.read_text())
 
 
 def test_console_script_listens_on_the_address_from_the_environment_and_streams_through_workers() -> None:

@@ -17,7 +17,7 @@ from xerolink.poster.v1 import poster_service_pb2_grpc as poster_grpc
 from xerolink_mapper import samples
 
 from tests.fixtures.poster import connect, wait_settled, xero_objects
-from tests.fixtures.processes import child_env, console_script, free_port, running
+from tests.fixtures.processes import assert_froze_its_startup_heap, child_env, console_script, free_port, running
 
 SERVICE = "xerolink.poster.v1.PosterService"
 
@@ -68,3 +68,4 @@ def test_poster_console_script_posts_a_bill_through_the_mapper_to_xero_and_stops
         assert poster.wait(timeout=15) == 0
         assert time.monotonic() - started < 12
     assert "shutting down" in log.read_text()
+    assert_froze_its_startup_heap(log.read_text())
