@@ -29,6 +29,7 @@ frozen = freeze_startup_heap()
 tracked_after = len(gc.get_objects())
 made_later = weakref.ref(cycle())
 gc.collect()
+frozen_again = freeze_startup_heap()  # a second call counts only what it froze itself
 print(json.dumps({
     "frozen": frozen,
     "tracked_before": tracked_before,
@@ -36,6 +37,8 @@ print(json.dumps({
     "dropped_freed": dropped() is None,
     "kept_alive": kept_ref() is kept,
     "later_garbage_freed": made_later() is None,
+    "frozen_again": frozen_again,
+    "frozen_in_all": gc.get_freeze_count(),
 }))
 """
 
@@ -60,3 +63,8 @@ def test_freezing_frees_start_up_garbage_keeps_the_live_objects_and_leaves_later
     assert found["tracked_after"] < found["tracked_before"] / 10
     # A cycle made after the freeze is the collector's to free, as before.
     assert found["later_garbage_freed"] is True
+    # The count logged is what the call froze, not the whole frozen generation (another call
+    # of it, or a library's own gc.freeze, would have inflated it).
+    assert isinstance(found["frozen_again"], int) and isinstance(found["frozen_in_all"], int)
+    assert found["frozen_again"] < found["frozen"] / 10
+    assert found["frozen_in_all"] == found["frozen"] + found["frozen_again"]
