@@ -14,14 +14,14 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, cast
 
 import pytest
 from sqlalchemy import event
 from sqlalchemy.exc import OperationalError
-from xerolink_poster.adapters.database import Database, now_us, open_database
+from xerolink_poster.adapters.database import Database, now_us
 from xerolink_poster.adapters.drift_tables import DriftRow
-from xerolink_poster.adapters.migrations import migrate
 from xerolink_poster.adapters.tables import OutboxRow
 from xerolink_poster.adapters.xero_client import XeroClient
 from xerolink_poster.domain.records import RecordRef
@@ -114,12 +114,14 @@ def _dispatcher(database: Database, **overrides: Any) -> Dispatcher:
     return Dispatcher(database, cast(XeroClient, None), DispatcherSettings(**values), "poster-a")
 
 
-@pytest.fixture
-def pg_database(postgres_url: str) -> Iterator[Database]:
-    db = open_database(postgres_url)
-    migrate(db)
-    yield db
-    db.dispose()
+@contextmanager
+def _running(dispatcher: Dispatcher) -> Iterator[Dispatcher]:
+    """The dispatcher's loop, running until the block ends, however it ends."""
+    dispatcher.start()
+    try:
+        yield dispatcher
+    finally:
+        dispatcher.stop()
 
 
 class Clock:
@@ -189,14 +191,14 @@ def _db_error() -> OperationalError:
 # -- the race the net exists for ---------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
 def test_the_race_the_net_exists_for_happens_on_postgresql_and_a_running_dispatcher_releases_it(
-    pg_database: Database,
+    database: Database,
 ) -> None:
     """A Post of the payment reads its bill pending and writes its entry waiting; meanwhile, in
     another transaction, the bill links and releases its waiters, before the payment's entry is
     committed, so it finds none. Both commit: the payment waits for a linked bill, and only the
     net can release it. A running dispatcher must, within a sweep's pause."""
-    database = pg_database
     _pending_bill(database)
     written = threading.Event()
     go_on = threading.Event()
@@ -222,22 +224,19 @@ def test_the_race_the_net_exists_for_happens_on_postgresql_and_a_running_dispatc
     assert _state(database, outbox_id) == OutboxState.WAITING, "the race was not caught"
 
     dispatcher = _dispatcher(database)
-    dispatcher.start()
-    try:
+    with _running(dispatcher):
         wait_for(_released(database, outbox_id), timeout=15.0, what="the net to release the payment")
-    finally:
-        dispatcher.stop()
     assert _state(database, outbox_id) == OutboxState.READY
     assert _link_state(database, PAYMENT) == LinkState.PENDING.value
 
 
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
 def test_a_race_after_a_sweep_blocked_for_a_minute_is_released_within_the_cap(
-    pg_database: Database, monkeypatch: pytest.MonkeyPatch
+    database: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The sweep before the race was blocked for a minute (the clock jumps 60 s inside it), so the
     next is put off for the cap, 30 s. The race happens right after. The payment must stay waiting
     no longer than the cap (plus a sweep): once the clock passes 30 s, it is released."""
-    database = pg_database
     _pending_bill(database)
     clock = Clock()
     monkeypatch.setattr(supervisor, "time", clock)
@@ -252,8 +251,7 @@ def test_a_race_after_a_sweep_blocked_for_a_minute_is_released_within_the_cap(
         real_sweep()
 
     dispatcher.release_satisfied_waits = sweep  # type: ignore[method-assign]
-    dispatcher.start()
-    try:
+    with _running(dispatcher):
         wait_for(lambda: sweeps.count() >= 1, timeout=10.0, what="the first sweep")
         # The race, committed in the order that leaves the payment waiting for a linked bill.
         outbox_id = run_in_transaction(database, _write_waiting_payment)
@@ -267,8 +265,6 @@ def test_a_race_after_a_sweep_blocked_for_a_minute_is_released_within_the_cap(
         assert _state(database, outbox_id) == OutboxState.WAITING
         clock.jump(SWEEP_PAUSE_CAP)
         wait_for(_released(database, outbox_id), timeout=10.0, what="the release once the cap passed")
-    finally:
-        dispatcher.stop()
 
 
 @pytest.mark.parametrize("linked_first", [True, False], ids=["bill-linked-before-start", "bill-linked-while-running"])
@@ -292,16 +288,13 @@ def test_a_waiting_payment_whose_bill_linked_is_released_by_a_running_dispatcher
         link_without_release()
     dispatcher = _dispatcher(database)
     sweeps = _count(dispatcher, "release_satisfied_waits")
-    dispatcher.start()
-    try:
+    with _running(dispatcher):
         if not linked_first:
             wait_for(lambda: sweeps.count() >= 1, timeout=10.0, what="the first sweep")
             time.sleep(0.3)
             assert _state(database, outbox_id) == OutboxState.WAITING
             link_without_release()
         wait_for(_released(database, outbox_id), timeout=15.0, what="the net to release the payment")
-    finally:
-        dispatcher.stop()
     assert _link_state(database, PAYMENT) == LinkState.PENDING.value
 
 
@@ -335,11 +328,8 @@ def test_many_waiting_on_unlinked_records_do_not_keep_one_whose_bill_linked_wait
         uow.links.change_state(bill, Event.POSTED, "dispatcher:other", now_us())
         uow.commit()
     dispatcher = _dispatcher(database)
-    dispatcher.start()
-    try:
+    with _running(dispatcher):
         wait_for(_released(database, outbox_id), timeout=15.0, what="the net to release the payment")
-    finally:
-        dispatcher.stop()
 
 
 # -- errors ------------------------------------------------------------------------------------------
@@ -363,12 +353,10 @@ def test_a_sweep_that_raises_is_tried_again(database: Database) -> None:
             raise _db_error()
 
     event.listen(database.read, "before_cursor_execute", fail_the_sweeps_read)
-    dispatcher = _dispatcher(database)
-    dispatcher.start()
     try:
-        wait_for(_released(database, outbox_id), timeout=15.0, what="a sweep after the failed ones")
+        with _running(_dispatcher(database)):
+            wait_for(_released(database, outbox_id), timeout=15.0, what="a sweep after the failed ones")
     finally:
-        dispatcher.stop()
         event.remove(database.read, "before_cursor_execute", fail_the_sweeps_read)
     assert failures["left"] == 0, "the injected failures were never hit: the sweep's read was not matched"
 
@@ -382,12 +370,9 @@ def test_a_failing_sweep_does_not_stop_the_dispatcher_starting_workers(database:
     sweeps = _count(dispatcher, "release_satisfied_waits", raising=_db_error())
     rounds = _count(dispatcher, "_start_workers")
     moves = _count(dispatcher, "write_app_moves")
-    dispatcher.start()
-    try:
+    with _running(dispatcher):
         wait_for(lambda: sweeps.count() >= 3, timeout=10.0, what="a few failed sweeps")
         time.sleep(1.0)
-    finally:
-        dispatcher.stop()
     assert rounds.count() >= 1, f"no worker round in {sweeps.count()} loops: the failing net starved them"
     assert moves.count() >= 1, "the app minute's moves were never written while the net failed"
 
@@ -433,12 +418,9 @@ def test_one_bad_row_under_the_net_does_not_stop_every_tenants_workers(database:
 
     dispatcher.release_satisfied_waits = sweep  # type: ignore[method-assign]
     rounds = _count(dispatcher, "_start_workers")
-    dispatcher.start()
-    try:
+    with _running(dispatcher):
         wait_for(lambda: sweeps.count() >= 3, timeout=10.0, what="a few sweeps")
         time.sleep(1.0)
-    finally:
-        dispatcher.stop()
     assert errors, "the bad row did not make the sweep fail"
     assert _state(database, outbox_id) == OutboxState.WAITING
     assert rounds.count() >= 1, f"no worker round in {sweeps.count()} loops: one bad row ({errors[0]}) starved them"
@@ -450,11 +432,8 @@ def test_a_failing_costly_sweep_keeps_to_its_share_of_the_thread(database: Datab
     thread; tried again every loop it takes most of it."""
     dispatcher = _dispatcher(database, poll_interval=0.02)
     sweeps = _count(dispatcher, "release_satisfied_waits", raising=_db_error(), cost=0.2)
-    dispatcher.start()
-    try:
+    with _running(dispatcher):
         time.sleep(6.0)
-    finally:
-        dispatcher.stop()
     busy = 0.2 * sweeps.count()
     # 5 % of 6 s is 0.3 s: allow ten times that for a slow machine.
     assert busy <= 3.0, f"{sweeps.count()} failed sweeps of 0.2 s in 6 s: {busy / 6:.0%} of the thread"
@@ -467,15 +446,12 @@ def test_a_failing_write_of_the_moves_does_not_stop_the_sweep_or_the_workers(dat
     sweeps = _count(dispatcher, "release_satisfied_waits")
     moves = _count(dispatcher, "write_app_moves", raising=_db_error())
     rounds = _count(dispatcher, "_start_workers")
-    dispatcher.start()
-    try:
+    with _running(dispatcher):
         wait_for(lambda: moves.count() >= 5, timeout=10.0, what="a few failed writes of the moves")
         started = time.monotonic()
         time.sleep(2.0)
         took = time.monotonic() - started
         swept = sweeps.since(started)
-    finally:
-        dispatcher.stop()
     # A cheap sweep every half second: at most about 4 in 2 s, however often the moves fail.
     assert swept <= took / 0.5 + 2, f"{swept} sweeps in {took:.1f} s: retried with the failing moves"
     assert rounds.count() >= 1, f"no worker round in {moves.count()} loops: the failing moves starved them"
@@ -498,15 +474,12 @@ def test_a_sweep_that_takes_no_time_on_the_clock_keeps_the_half_second(
     monkeypatch.setattr(supervisor, "time", Coarse())
     dispatcher = _dispatcher(database)
     sweeps = _count(dispatcher, "release_satisfied_waits")
-    dispatcher.start()
-    try:
+    with _running(dispatcher):
         wait_for(lambda: sweeps.count() >= 1, timeout=10.0, what="the first sweep")
         time.sleep(1.0)
         assert sweeps.count() == 1, "the clock did not move, yet the sweep ran again"
         frozen["at"] += 0.6
         wait_for(lambda: sweeps.count() >= 2, timeout=10.0, what="the sweep after half a second")
-    finally:
-        dispatcher.stop()
 
 
 def test_a_sweep_blocked_a_minute_puts_the_next_off_for_the_cap_and_no_longer(
@@ -528,8 +501,7 @@ def test_a_sweep_blocked_a_minute_puts_the_next_off_for_the_cap_and_no_longer(
 
     dispatcher.release_satisfied_waits = sweep  # type: ignore[method-assign]
     rounds = _count(dispatcher, "_start_workers")
-    dispatcher.start()
-    try:
+    with _running(dispatcher):
         wait_for(lambda: sweeps.count() >= 1, timeout=10.0, what="the first sweep")
         before = rounds.count()
         time.sleep(1.0)
@@ -539,8 +511,6 @@ def test_a_sweep_blocked_a_minute_puts_the_next_off_for_the_cap_and_no_longer(
         assert rounds.count() > before, "the worker rounds stopped while the sweep was put off"
         clock.jump(3.0)
         wait_for(lambda: sweeps.count() >= 2, timeout=10.0, what="the sweep once the cap passed")
-    finally:
-        dispatcher.stop()
 
 
 # -- stop --------------------------------------------------------------------------------------------
