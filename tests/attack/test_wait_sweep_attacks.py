@@ -90,6 +90,16 @@ def _link_bill(uow: UnitOfWork) -> list[int]:
     return outcomes.release_waiters(uow, "c1", BILL, now_us())
 
 
+def _link_bill_without_release(database: Database) -> None:
+    """The bill linked in a transaction that releases none of its waiters: what the race leaves,
+    and only the net can release them."""
+    with UnitOfWork(database) as uow:
+        bill = uow.links.get_link("c1", BILL)
+        assert bill is not None
+        uow.links.change_state(bill, Event.POSTED, "dispatcher:other", now_us())
+        uow.commit()
+
+
 def _state(database: Database, outbox_id: int) -> str:
     with UnitOfWork(database, write=False) as uow:
         row = uow.outbox.get_outbox(outbox_id)
@@ -255,11 +265,7 @@ def test_a_race_after_a_sweep_blocked_for_a_minute_is_released_within_the_cap(
         wait_for(lambda: sweeps.count() >= 1, timeout=10.0, what="the first sweep")
         # The race, committed in the order that leaves the payment waiting for a linked bill.
         outbox_id = run_in_transaction(database, _write_waiting_payment)
-        with UnitOfWork(database) as uow:
-            bill = uow.links.get_link("c1", BILL)
-            assert bill is not None
-            uow.links.change_state(bill, Event.POSTED, "dispatcher:other", now_us())
-            uow.commit()
+        _link_bill_without_release(database)
         time.sleep(1.5)
         assert sweeps.count() == 1, "a sweep came sooner than the pause after a blocked one"
         assert _state(database, outbox_id) == OutboxState.WAITING
@@ -277,15 +283,8 @@ def test_a_waiting_payment_whose_bill_linked_is_released_by_a_running_dispatcher
     _pending_bill(database)
     outbox_id = run_in_transaction(database, _write_waiting_payment)
 
-    def link_without_release() -> None:
-        with UnitOfWork(database) as uow:
-            bill = uow.links.get_link("c1", BILL)
-            assert bill is not None
-            uow.links.change_state(bill, Event.POSTED, "dispatcher:other", now_us())
-            uow.commit()
-
     if linked_first:
-        link_without_release()
+        _link_bill_without_release(database)
     dispatcher = _dispatcher(database)
     sweeps = _count(dispatcher, "release_satisfied_waits")
     with _running(dispatcher):
@@ -293,7 +292,7 @@ def test_a_waiting_payment_whose_bill_linked_is_released_by_a_running_dispatcher
             wait_for(lambda: sweeps.count() >= 1, timeout=10.0, what="the first sweep")
             time.sleep(0.3)
             assert _state(database, outbox_id) == OutboxState.WAITING
-            link_without_release()
+            _link_bill_without_release(database)
         wait_for(_released(database, outbox_id), timeout=15.0, what="the net to release the payment")
     assert _link_state(database, PAYMENT) == LinkState.PENDING.value
 
@@ -322,11 +321,7 @@ def test_many_waiting_on_unlinked_records_do_not_keep_one_whose_bill_linked_wait
             uow.outbox.add_waits(box.id or 0, "c1", [RecordRef(1, 10_000 + n)])
 
     run_in_transaction(database, many)
-    with UnitOfWork(database) as uow:
-        bill = uow.links.get_link("c1", BILL)
-        assert bill is not None
-        uow.links.change_state(bill, Event.POSTED, "dispatcher:other", now_us())
-        uow.commit()
+    _link_bill_without_release(database)
     dispatcher = _dispatcher(database)
     with _running(dispatcher):
         wait_for(_released(database, outbox_id), timeout=15.0, what="the net to release the payment")
@@ -340,11 +335,7 @@ def test_a_sweep_that_raises_is_tried_again(database: Database) -> None:
     (not be given up), and once the database answers, the payment is released."""
     _pending_bill(database)
     outbox_id = run_in_transaction(database, _write_waiting_payment)
-    with UnitOfWork(database) as uow:
-        bill = uow.links.get_link("c1", BILL)
-        assert bill is not None
-        uow.links.change_state(bill, Event.POSTED, "dispatcher:other", now_us())
-        uow.commit()
+    _link_bill_without_release(database)
     failures = {"left": 3}
 
     def fail_the_sweeps_read(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
