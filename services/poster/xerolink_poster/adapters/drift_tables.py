@@ -84,6 +84,8 @@ class WebhookEventRow(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("event_key", name="uq_webhook_event"),
         Index("ix_webhook_pending", "state", "id"),
+        # One object's events (pending_events_of), not every pending event (revision 0006).
+        Index("ix_webhook_object", "tenant_id", "category", "resource_id", "state"),
     )
     id: int | None = Field(default=None, primary_key=True)
     # SHA-256 of tenantId, eventCategory, eventType, resourceId and eventDateUtc.

@@ -172,6 +172,8 @@ class ContactLinkRow(SQLModel, table=True):
     """An Actionstep participant and the Xero contact found or created for it, once."""
 
     __tablename__ = "contact_link"
+    # The participant linked to a Xero contact (participant_of_contact), revision 0006.
+    __table_args__ = (Index("ix_contact_link_contact", "connection_id", "contact_id"),)
     connection_id: str = Field(primary_key=True, max_length=64)
     participant_id: int = Field(sa_column=Column(BigInteger, primary_key=True))
     contact_id: str = Field(max_length=64)
