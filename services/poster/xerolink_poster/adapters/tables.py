@@ -4,7 +4,7 @@ Schema changes go through adapters/migrations.py, never through create_all at st
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Boolean, Column, Index, LargeBinary, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, Column, Index, Integer, LargeBinary, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from xerolink_poster.domain.states import ConnectionState
@@ -273,6 +273,20 @@ class LinkDependencyRow(SQLModel, table=True):
     connection_id: str = Field(max_length=64)
     kind: int
     record_id: int = Field(sa_column=_big(nullable=False))
+
+
+class LinkObjectRow(SQLModel, table=True):
+    """A Xero object a link holds, keyed by the object's id in lower case (Xero's GUIDs compare
+    without case): the link of a Xero object is found by key (webhook events, drift checks, the
+    look-up after a lost answer), not by matching the JSON of every link of the connection
+    (revision 0007). Written in the transaction that gives the link the object, and never
+    removed: a link that lets an object go (posted again after an unlink) keeps the row, so
+    readers check the link's own `xero_objects`, which stays the truth."""
+
+    __tablename__ = "link_object"
+    connection_id: str = Field(primary_key=True, max_length=64)
+    xero_id: str = Field(primary_key=True, max_length=64)
+    link_id: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
 
 
 class OrphanRow(SQLModel, table=True):

@@ -13,7 +13,7 @@ from xerolink.xero.v1 import objects_pb2 as xero_pb2
 
 from xerolink_poster.adapters.drift_tables import DriftRow
 from xerolink_poster.adapters.operations import record_dependencies
-from xerolink_poster.adapters.tables import LinkDependencyRow, LinkRow, LinkSubjectRow, OrphanRow
+from xerolink_poster.adapters.tables import LinkDependencyRow, LinkObjectRow, LinkRow, LinkSubjectRow, OrphanRow
 from xerolink_poster.domain.link_filter import LinkFilter
 from xerolink_poster.domain.records import RecordRef
 
@@ -130,8 +130,14 @@ class LinkIndex:
         if wanted.updated_to_us:
             query = query.where(col(LinkRow.update_us) < wanted.updated_to_us)
         if wanted.xero_id:
+            # The links indexed as holding it (link_object), each checked against its own list.
             # The id is validated to letters, digits and '-', so it holds no LIKE wildcard.
-            query = query.where(col(LinkRow.xero_objects).contains(f'"xero_id": "{wanted.xero_id}"'))
+            holding = select(LinkObjectRow.link_id).where(
+                LinkObjectRow.connection_id == connection_id, LinkObjectRow.xero_id == wanted.xero_id.lower()
+            )
+            query = query.where(
+                col(LinkRow.id).in_(holding), col(LinkRow.xero_objects).contains(f'"xero_id": "{wanted.xero_id}"')
+            )
         if wanted.drifted:
             open_drift = select(DriftRow.id).where(DriftRow.link_id == LinkRow.id, DriftRow.state == "open")
             query = query.where(open_drift.exists())

@@ -11,11 +11,14 @@ from typing import Any
 
 from sqlalchemy import and_, bindparam, or_
 from sqlalchemy import select as core_select
+from sqlalchemy.dialects.postgresql import insert as postgres_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
 from xerolink_poster.adapters.repositories.bulk import bulk_update, insert_rows
 from xerolink_poster.adapters.repositories.link_index import LinkIndex
-from xerolink_poster.adapters.tables import AuditRow, LinkRow, OrphanRow, PostingRow
+from xerolink_poster.adapters.repositories.plan_hints import tested_only
+from xerolink_poster.adapters.tables import AuditRow, LinkObjectRow, LinkRow, OrphanRow, PostingRow
 from xerolink_poster.domain.records import RecordRef, XeroObjectRef
 from xerolink_poster.domain.states import Event, LinkState, Transition, transition
 from xerolink_poster.domain.stored_rows import StoredLink
@@ -33,6 +36,32 @@ _LINK_TABLE: Any = LinkRow.__table__  # type: ignore[attr-defined]
 _STORED_LINKS = core_select(*(_LINK_TABLE.c[f.name] for f in fields(StoredLink))).where(
     _LINK_TABLE.c.id.in_(bindparam("ids", expanding=True))
 )
+# Which link holds a Xero object, by key (index_objects).
+_LINK_OBJECTS: Any = LinkObjectRow.__table__  # type: ignore[attr-defined]
+# The ids of the links indexed as holding any of the objects (maybe one that held it). The
+# links are then read by primary key: their connection is only tested, or SQLite would read
+# every link of the connection along ix_link_list. Built once, with bound parameters.
+_HOLDING = core_select(_LINK_OBJECTS.c.link_id).where(
+    _LINK_OBJECTS.c.connection_id == bindparam("connection_id"),
+    _LINK_OBJECTS.c.xero_id.in_(bindparam("xero_ids", expanding=True)),
+)
+_LINKS_HOLDING = select(LinkRow).where(
+    col(LinkRow.id).in_(_HOLDING), tested_only(_LINK_TABLE.c.connection_id) == bindparam("connection")
+)
+_HELD_BY_OTHER_LINKS = core_select(_LINK_TABLE.c.xero_objects).where(
+    _LINK_TABLE.c.id.in_(_HOLDING),
+    tested_only(_LINK_TABLE.c.connection_id) == bindparam("connection"),
+    _LINK_TABLE.c.id != bindparam("except_link_id"),
+)
+
+
+def _holding(connection_id: str, xero_ids: Sequence[str]) -> dict[str, object]:
+    """The parameters of _HOLDING and the reads built on it (the index keeps ids in lower case)."""
+    return {
+        "connection_id": connection_id,
+        "connection": connection_id,
+        "xero_ids": sorted({x.lower() for x in xero_ids}),
+    }
 
 
 @dataclass
@@ -202,24 +231,39 @@ class SqlLinkRepository(LinkIndex):
     def xero_objects(link: LinkRow | StoredLink) -> list[XeroObjectRef]:
         return xero_objects(link)
 
-    @staticmethod
-    def set_xero_objects(link: LinkRow, objects: Sequence[XeroObjectRef]) -> None:
+    def set_xero_objects(self, link: LinkRow, objects: Sequence[XeroObjectRef]) -> None:
+        """Gives the link these objects, each indexed under it (`index_objects`)."""
         link.xero_objects = json.dumps([o.to_json() for o in objects])
+        assert link.id is not None, "a link gets objects once stored"
+        self.index_objects([(link.connection_id, link.id, o.xero_id) for o in objects])
+
+    def index_objects(self, held: Sequence[tuple[str, int, str]]) -> None:
+        """Records that each link (connection, link id) holds the Xero object, in the transaction
+        that gives it the object: the link holding an object is then found by key. One statement;
+        a row already there is kept (an object recorded again, or a retried answer)."""
+        rows = sorted(
+            {(connection_id, xero_id.lower(), link_id) for connection_id, link_id, xero_id in held if xero_id}
+        )
+        if not rows:
+            return
+        insert = sqlite_insert if self._is_sqlite else postgres_insert
+        self._session.execute(
+            insert(_LINK_OBJECTS).on_conflict_do_nothing(),
+            [{"connection_id": c, "xero_id": x, "link_id": i} for c, x, i in rows],
+        )
 
     def held_xero_ids(self, connection_id: str, xero_ids: Sequence[str], except_link_id: int) -> set[str]:
         """Which of these Xero ids another link of the connection holds, or an unlink left
-        orphaned: an uncertain call's look-up must never adopt one of them. Only the look-up
-        path asks (after a lost or garbled answer), so a match on the JSON text is enough."""
+        orphaned: an uncertain call's look-up must never adopt one of them. The links are found
+        by key (`link_object`), and each link's own list says whether it still holds the id."""
         wanted = [x for x in xero_ids if x]
         if not wanted:
             return set()
         held: set[str] = set()
-        links = select(LinkRow.id, LinkRow.xero_objects).where(
-            LinkRow.connection_id == connection_id,
-            LinkRow.id != except_link_id,
-            or_(*(col(LinkRow.xero_objects).contains(f'"{x}"') for x in wanted)),
+        lists = self._session.execute(
+            _HELD_BY_OTHER_LINKS, {**_holding(connection_id, wanted), "except_link_id": except_link_id}
         )
-        for _, objects in self._session.exec(links):
+        for (objects,) in lists:
             held.update(o["xero_id"] for o in json.loads(objects) if o["xero_id"] in wanted)
         orphans = select(OrphanRow.xero_id).where(
             OrphanRow.connection_id == connection_id, col(OrphanRow.xero_id).in_(wanted)
@@ -228,12 +272,10 @@ class SqlLinkRepository(LinkIndex):
         return held
 
     def link_holding(self, connection_id: str, xero_id: str) -> LinkRow | None:
-        """The link of the connection that holds this Xero object (drift checks of objects linked
-        before snapshots were kept; a match on the JSON text, then checked)."""
-        query = select(LinkRow).where(
-            LinkRow.connection_id == connection_id, col(LinkRow.xero_objects).contains(f'"{xero_id}"')
-        )
-        for link in self._session.exec(query):
+        """The link of the connection that holds this Xero object (webhook events and drift
+        checks of objects without a snapshot): found by key (`link_object`), then checked
+        against the link's own list."""
+        for link in self._session.exec(_LINKS_HOLDING, params=_holding(connection_id, [xero_id])):
             if any(o["xero_id"].lower() == xero_id.lower() for o in json.loads(link.xero_objects)):
                 return link
         return None
