@@ -288,6 +288,23 @@ def _drift_headline(figures: Figures, text: str) -> list[tuple[str, str]]:
     ]
 
 
+def _lookups_headline(figures: Figures, text: str) -> list[tuple[str, str]]:
+    rows = []
+    for registry in ("sqlite", "postgres"):
+        if registry not in figures:
+            continue
+        figure = figures[registry]
+        name = "SQLite" if registry == "sqlite" else "PostgreSQL"
+        rows.append(
+            (
+                f"A webhook event's object: its pending events / the link of an object no link holds, "
+                f"100,000 rows over 1,000, {name}",
+                f"x{figure['pending_events_of_ratio']} / x{figure['link_holding_foreign_ratio']} (1 is flat)",
+            )
+        )
+    return rows
+
+
 BENCHES = [
     Bench(
         "mapper_throughput",
@@ -362,6 +379,14 @@ BENCHES = [
         "edit 3 s after the previous record, so a poll's time is mostly what is left of its interval).",
     ),
     Bench(
+        "object_lookups",
+        "Finding what a webhook event is about",
+        "The reads a poster makes for every Xero webhook event, timed alone against the size of the registry: "
+        "one object's pending events, and the link holding a Xero object (one no link holds, as for the events of "
+        "objects made in Xero by someone else, and one a link holds), at 1,000 and 100,000 pending events and "
+        "links inserted directly. SQLite and PostgreSQL (when a server can be started).",
+    ),
+    Bench(
         "emulator_throughput",
         "Emulator speed",
         "How fast the local Xero emulator answers (sizes the tests and benches that run against it).",
@@ -383,6 +408,7 @@ HEADLINES: dict[str, Callable[[Figures, str], list[tuple[str, str]]]] = {
     "poster_fleet": _fleet_headline,
     "firm_month": _month_headline,
     "drift_watch": _drift_headline,
+    "object_lookups": _lookups_headline,
     "crash_suite": _crash_headline,
 }
 
