@@ -120,11 +120,9 @@ class FakeLinkRepository:
     def xero_objects(link: LinkRow | StoredLink) -> list[XeroObjectRef]:
         return [XeroObjectRef.from_json(item) for item in json.loads(link.xero_objects)]
 
-    def set_xero_objects(self, link: LinkRow, objects: Sequence[XeroObjectRef]) -> None:
+    @staticmethod
+    def set_xero_objects(link: LinkRow, objects: Sequence[XeroObjectRef]) -> None:
         link.xero_objects = json.dumps([o.to_json() for o in objects])
-
-    def index_objects(self, held: Sequence[tuple[str, int, str]]) -> None:
-        """Nothing to keep: the fake finds a link's objects in every link's list."""
 
     def held_xero_ids(self, connection_id: str, xero_ids: Sequence[str], except_link_id: int) -> set[str]:
         _unused("held_xero_ids (the dispatcher's look-up)")

@@ -60,7 +60,6 @@ def apply_batch(repos: Repositories, results: Sequence[ElementResult], holder: s
     snapshots: list[drift_snapshots.Posted] = []
     notes: list[dict[str, object]] = []
     answered: set[int] = set()
-    held: list[tuple[str, int, str]] = []
     for result in results:
         row = rows.get(result.outbox_id)
         # An entry answered twice keeps the first answer: applied one after the other, the
@@ -75,7 +74,6 @@ def apply_batch(repos: Repositories, results: Sequence[ElementResult], holder: s
             created = result.created
             objects = [o for o in repos.links.xero_objects(link) if o.local_ref != created.local_ref]
             objects += [created, *result.also]
-            held += [(link.connection_id, link.id, o.xero_id) for o in (created, *result.also)]
             if result.documents:
                 snapshots.append((link, result.documents))
             mapped = mapper_pb2.MapTransactionResponse()
@@ -130,7 +128,6 @@ def apply_batch(repos: Repositories, results: Sequence[ElementResult], holder: s
                 )
             )
     drift_snapshots.record_posted(repos, snapshots, now_us)
-    repos.links.index_objects(held)
     repos.outbox.update_outbox(outbox_updates)
     repos.links.update_links(link_updates)
     repos.links.apply_transitions(changes, actor, now_us)

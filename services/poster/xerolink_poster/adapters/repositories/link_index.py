@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from sqlalchemy import func
 from sqlmodel import Session, col, select
 from xerolink.actionstep.v1 import transaction_pb2
 from xerolink.xero.v1 import objects_pb2 as xero_pb2
@@ -130,14 +131,14 @@ class LinkIndex:
         if wanted.updated_to_us:
             query = query.where(col(LinkRow.update_us) < wanted.updated_to_us)
         if wanted.xero_id:
-            # The links indexed as holding it (link_object), each checked against its own list.
-            # The id is validated to letters, digits and '-', so it holds no LIKE wildcard.
+            # The links indexed as holding it (link_object), each checked against its own list,
+            # whatever the case (Xero's GUIDs compare without case). The id is validated to
+            # letters, digits and '-', so it holds no LIKE wildcard.
             holding = select(LinkObjectRow.link_id).where(
                 LinkObjectRow.connection_id == connection_id, LinkObjectRow.xero_id == wanted.xero_id.lower()
             )
-            query = query.where(
-                col(LinkRow.id).in_(holding), col(LinkRow.xero_objects).contains(f'"xero_id": "{wanted.xero_id}"')
-            )
+            named = func.lower(col(LinkRow.xero_objects)).contains(f'"xero_id": "{wanted.xero_id.lower()}"')
+            query = query.where(col(LinkRow.id).in_(holding), named)
         if wanted.drifted:
             open_drift = select(DriftRow.id).where(DriftRow.link_id == LinkRow.id, DriftRow.state == "open")
             query = query.where(open_drift.exists())

@@ -9,10 +9,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from sqlalchemy import and_, bindparam, or_
+from sqlalchemy import and_, bindparam, func, or_
 from sqlalchemy import select as core_select
-from sqlalchemy.dialects.postgresql import insert as postgres_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
 from xerolink_poster.adapters.repositories.bulk import bulk_update, insert_rows
@@ -36,7 +34,8 @@ _LINK_TABLE: Any = LinkRow.__table__  # type: ignore[attr-defined]
 _STORED_LINKS = core_select(*(_LINK_TABLE.c[f.name] for f in fields(StoredLink))).where(
     _LINK_TABLE.c.id.in_(bindparam("ids", expanding=True))
 )
-# Which link holds a Xero object, by key (index_objects).
+# Which link holds a Xero object, by key: a row for each object of each link's xero_objects,
+# written by a trigger on link (revision 0007) and never removed.
 _LINK_OBJECTS: Any = LinkObjectRow.__table__  # type: ignore[attr-defined]
 # The ids of the links indexed as holding any of the objects (maybe one that held it). The
 # links are then read by primary key: their connection is only tested, or SQLite would read
@@ -231,44 +230,30 @@ class SqlLinkRepository(LinkIndex):
     def xero_objects(link: LinkRow | StoredLink) -> list[XeroObjectRef]:
         return xero_objects(link)
 
-    def set_xero_objects(self, link: LinkRow, objects: Sequence[XeroObjectRef]) -> None:
-        """Gives the link these objects, each indexed under it (`index_objects`)."""
+    @staticmethod
+    def set_xero_objects(link: LinkRow, objects: Sequence[XeroObjectRef]) -> None:
+        # link_object follows in the same statement: a trigger indexes the column (revision 0007).
         link.xero_objects = json.dumps([o.to_json() for o in objects])
-        assert link.id is not None, "a link gets objects once stored"
-        self.index_objects([(link.connection_id, link.id, o.xero_id) for o in objects])
-
-    def index_objects(self, held: Sequence[tuple[str, int, str]]) -> None:
-        """Records that each link (connection, link id) holds the Xero object, in the transaction
-        that gives it the object: the link holding an object is then found by key. One statement;
-        a row already there is kept (an object recorded again, or a retried answer)."""
-        rows = sorted(
-            {(connection_id, xero_id.lower(), link_id) for connection_id, link_id, xero_id in held if xero_id}
-        )
-        if not rows:
-            return
-        insert = sqlite_insert if self._is_sqlite else postgres_insert
-        self._session.execute(
-            insert(_LINK_OBJECTS).on_conflict_do_nothing(),
-            [{"connection_id": c, "xero_id": x, "link_id": i} for c, x, i in rows],
-        )
 
     def held_xero_ids(self, connection_id: str, xero_ids: Sequence[str], except_link_id: int) -> set[str]:
         """Which of these Xero ids another link of the connection holds, or an unlink left
         orphaned: an uncertain call's look-up must never adopt one of them. The links are found
         by key (`link_object`), and each link's own list says whether it still holds the id."""
-        wanted = [x for x in xero_ids if x]
+        # Xero's GUIDs compare without case: an id is held whatever the case it is stored in,
+        # and is answered as asked.
+        wanted = {x.lower(): x for x in xero_ids if x}
         if not wanted:
             return set()
         held: set[str] = set()
         lists = self._session.execute(
-            _HELD_BY_OTHER_LINKS, {**_holding(connection_id, wanted), "except_link_id": except_link_id}
+            _HELD_BY_OTHER_LINKS, {**_holding(connection_id, list(wanted)), "except_link_id": except_link_id}
         )
         for (objects,) in lists:
-            held.update(o["xero_id"] for o in json.loads(objects) if o["xero_id"] in wanted)
+            held.update(wanted[o["xero_id"].lower()] for o in json.loads(objects) if o["xero_id"].lower() in wanted)
         orphans = select(OrphanRow.xero_id).where(
-            OrphanRow.connection_id == connection_id, col(OrphanRow.xero_id).in_(wanted)
+            OrphanRow.connection_id == connection_id, func.lower(OrphanRow.xero_id).in_(sorted(wanted))
         )
-        held.update(self._session.exec(orphans))
+        held.update(wanted[x.lower()] for x in self._session.exec(orphans))
         return held
 
     def link_holding(self, connection_id: str, xero_id: str) -> LinkRow | None:

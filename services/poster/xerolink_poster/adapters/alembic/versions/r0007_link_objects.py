@@ -9,7 +9,12 @@ most of them made in Xero by someone else; drift checks of links made before sna
 look-up after a lost answer; ListLinks by Xero id) matched the JSON text of every link of the
 connection, a read that grew with the firm's links. `link_object` (connection_id, xero_id,
 link_id) names each object a link holds, its id in lower case. The rows are filled here from
-every link's `xero_objects`, in batches by link id; no existing row changes.
+every link's `xero_objects`, in batches by link id; no existing row changes. From then on a
+trigger on `link` writes the row whenever a link is stored or its `xero_objects` set, in the same
+statement: whatever writes the column (this release, a replica of the previous one still running
+during a rolling upgrade, a hand edit) keeps the index whole. Both the fill and the trigger index
+an object whose `xero_id` is text of 1 to 64 characters (a Xero GUID is 36); anything else
+names no object.
 
 Frozen once released: change the schema in a new revision, never here.
 """
@@ -28,6 +33,41 @@ depends_on = None
 
 _BATCH = 2000
 
+# The objects of NEW, as the fill takes them: each element of a JSON array that is an object
+# whose xero_id is text of 1 to 64 characters.
+_SQLITE_INDEX = """
+    INSERT OR IGNORE INTO link_object (connection_id, xero_id, link_id)
+    SELECT NEW.connection_id, lower(json_extract(e.value, '$.xero_id')), NEW.id
+    FROM json_each(NEW.xero_objects) AS e
+    WHERE e.type = 'object' AND json_type(e.value, '$.xero_id') = 'text'
+      AND length(json_extract(e.value, '$.xero_id')) BETWEEN 1 AND 64;
+"""
+_SQLITE_WHEN = "NEW.xero_objects <> '[]' AND json_valid(NEW.xero_objects) AND json_type(NEW.xero_objects) = 'array'"
+_SQLITE_TRIGGERS = [
+    f"CREATE TRIGGER tr_link_objects_insert AFTER INSERT ON link WHEN {_SQLITE_WHEN} BEGIN {_SQLITE_INDEX} END",
+    f"CREATE TRIGGER tr_link_objects_update AFTER UPDATE OF xero_objects ON link WHEN {_SQLITE_WHEN} "
+    f"BEGIN {_SQLITE_INDEX} END",
+]
+_POSTGRES_FUNCTION = """
+CREATE FUNCTION link_objects_index() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF json_typeof(NEW.xero_objects::json) = 'array' THEN
+        INSERT INTO link_object (connection_id, xero_id, link_id)
+        SELECT NEW.connection_id, lower(e ->> 'xero_id'), NEW.id
+        FROM json_array_elements(NEW.xero_objects::json) AS e
+        WHERE json_typeof(e) = 'object' AND json_typeof(e -> 'xero_id') = 'string'
+          AND length(e ->> 'xero_id') BETWEEN 1 AND 64
+        ON CONFLICT DO NOTHING;
+    END IF;
+    RETURN NULL;
+END
+$$
+"""
+_POSTGRES_TRIGGER = """
+CREATE TRIGGER tr_link_objects AFTER INSERT OR UPDATE OF xero_objects ON link
+FOR EACH ROW WHEN (NEW.xero_objects <> '[]') EXECUTE FUNCTION link_objects_index()
+"""
+
 
 def upgrade() -> None:
     op.create_table(
@@ -40,13 +80,13 @@ def upgrade() -> None:
     link = sa.table(
         "link", sa.column("id", sa.Integer), sa.column("connection_id", sa.String), sa.column("xero_objects", sa.Text)
     )
-    held = sa.table(
-        "link_object",
-        sa.column("connection_id", sa.String),
-        sa.column("xero_id", sa.String),
-        sa.column("link_id", sa.Integer),
-    )
     bind = op.get_bind()
+    if bind.dialect.name == "sqlite":
+        for statement in _SQLITE_TRIGGERS:
+            op.execute(statement)
+    else:
+        op.execute(_POSTGRES_FUNCTION)
+        op.execute(_POSTGRES_TRIGGER)
     after = 0
     while True:
         rows = bind.execute(
@@ -58,15 +98,18 @@ def upgrade() -> None:
         if not rows:
             return
         found = {
-            (connection_id, str(item["xero_id"]).lower(), link_id)
+            (connection_id, item["xero_id"].lower(), link_id)
             for link_id, connection_id, objects in rows
             for item in _objects(objects)
-            # Every object xerolink records has a xero_id; anything else names no object.
-            if isinstance(item, dict) and item.get("xero_id")
+            if isinstance(item, dict) and isinstance(item.get("xero_id"), str) and 1 <= len(item["xero_id"]) <= 64
         }
         if found:
+            # A row the trigger wrote meanwhile (a poster writing during the upgrade) is kept.
             bind.execute(
-                held.insert(),
+                sa.text(
+                    "INSERT INTO link_object (connection_id, xero_id, link_id) "
+                    "VALUES (:connection_id, :xero_id, :link_id) ON CONFLICT DO NOTHING"
+                ),
                 [{"connection_id": c, "xero_id": x, "link_id": i} for c, x, i in sorted(found)],
             )
         after = rows[-1][0]
@@ -82,4 +125,10 @@ def _objects(text: str | None) -> list[object]:
 
 
 def downgrade() -> None:
+    if op.get_bind().dialect.name == "sqlite":
+        op.execute("DROP TRIGGER tr_link_objects_update")
+        op.execute("DROP TRIGGER tr_link_objects_insert")
+    else:
+        op.execute("DROP TRIGGER tr_link_objects ON link")
+        op.execute("DROP FUNCTION link_objects_index()")
     op.drop_table("link_object")

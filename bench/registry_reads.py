@@ -1,5 +1,5 @@
-"""Finding what a Xero webhook event is about, against the size of the registry: the reads a
-poster makes for every event, timed alone at each of --sizes.
+"""Reads a poster makes over and over, against the size of the registry: what it asks for every
+Xero webhook event, and a page of a connection's links, each timed alone at each of --sizes.
 
 Each size holds that many pending webhook events (spread over --tenants organisations, each of
 another object) and that many links, each holding one Xero object (spread over as many
@@ -10,15 +10,17 @@ connections), inserted directly. At each size the median time of:
 - `link_holding` of an object no link holds: the question every event of an object someone made
   in Xero asks, most events of a firm's organisation;
 - `link_holding` of an object a link holds (its JSON checked after the look-up);
+- `list_links`: a page of 50 of one connection's links, from the middle of its id range (what
+  ListLinks reads for each page);
 
 each in a read unit of work, and the ratio largest/smallest size (1 is flat).
 
-    python bench/object_lookups.py                               # SQLite, and PostgreSQL if it starts
-    python bench/object_lookups.py --registry sqlite --json
+    python bench/registry_reads.py                               # SQLite, and PostgreSQL if it starts
+    python bench/registry_reads.py --registry sqlite --json
 
 The reads are those of the poster at hand: run with PYTHONPATH set to another revision's source
-roots (bench/compare.py lists them) to measure that revision's reads on the same rows. A
-revision without the `link_object` index (before 0007) gets the links alone.
+roots (bench/compare.py lists them) to measure that revision's reads on the same rows (from
+revision 0007 on, the registry's trigger indexes the links' objects as they are inserted).
 """
 
 from __future__ import annotations
@@ -39,16 +41,18 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # the PostgreSQL helpers live with the tests
     sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import insert, inspect, text  # noqa: E402
+from sqlalchemy import insert, text  # noqa: E402
 from sqlmodel import SQLModel  # noqa: E402
 from xerolink_poster.adapters.database import Database, now_us, open_database  # noqa: E402
 from xerolink_poster.adapters.migrations import migrate  # noqa: E402
+from xerolink_poster.domain.link_filter import LinkFilter  # noqa: E402
 from xerolink_poster.service_layer.unit_of_work import UnitOfWork  # noqa: E402
 
 from bench.many_tenants import load_average, postgres_server  # noqa: E402
 from tests.fixtures.postgres import create_database  # noqa: E402
 
 CATEGORY = "INVOICE"
+PAGE = 50
 BATCH = 5000
 
 
@@ -60,7 +64,6 @@ def xero_id(n: int) -> str:
 def insert_rows(db: Database, first: int, count: int, tenants: int) -> None:
     """`count` pending events and `count` links, numbered from `first`."""
     tables = SQLModel.metadata.tables
-    indexed = inspect(db.write).has_table("link_object")
     now = now_us()
     for start in range(first, first + count, BATCH):
         numbers = range(start, min(start + BATCH, first + count))
@@ -106,14 +109,6 @@ def insert_rows(db: Database, first: int, count: int, tenants: int) -> None:
         with db.write.begin() as conn:
             conn.execute(insert(tables["webhook_event"]), events)
             conn.execute(insert(tables["link"]), links)
-            if indexed:
-                conn.execute(
-                    insert(tables["link_object"]),
-                    [
-                        {"connection_id": row["connection_id"], "xero_id": xero_id(n), "link_id": n + 1}
-                        for n, row in zip(numbers, links, strict=True)
-                    ],
-                )
     if not db.is_sqlite:
         with db.write.begin() as conn:
             conn.execute(text("ANALYZE"))
@@ -178,11 +173,19 @@ def measure(url: str, sizes: list[int], tenants: int, repeats: int) -> dict[str,
                 if link is None or link.id != held + 1:
                     raise SystemExit(f"the link holding object {held} was not found")
 
+            def page(_i: int, size: int = size) -> None:
+                # Link n + 1 is of connection firm-(n % tenants): firm-0's, from the middle on.
+                with UnitOfWork(db, write=False) as uow:
+                    links = uow.links.list_links("firm-0", LinkFilter(), size // 2, PAGE)
+                if len(links) != PAGE or any(link.connection_id != "firm-0" for link in links):
+                    raise SystemExit(f"a page of {len(links)} links, not {PAGE} of firm-0's")
+
             before = load_average()
             by_size[str(size)] = {
                 "pending_events_of_ms": round(median_ms(events, repeats), 3),
                 "link_holding_foreign_ms": round(median_ms(foreign, repeats), 3),
                 "link_holding_ours_ms": round(median_ms(ours, repeats), 3),
+                "list_links_page_ms": round(median_ms(page, repeats), 3),
                 "load_average_before": before,
                 "load_average_after": load_average(),
             }
@@ -191,7 +194,7 @@ def measure(url: str, sizes: list[int], tenants: int, repeats: int) -> dict[str,
     small, large = by_size[str(sizes[0])], by_size[str(sizes[-1])]
     ratios = {
         f"{name[:-3]}_ratio": round(large[name] / small[name], 2) if small[name] else None
-        for name in ("pending_events_of_ms", "link_holding_foreign_ms", "link_holding_ours_ms")
+        for name in ("pending_events_of_ms", "link_holding_foreign_ms", "link_holding_ours_ms", "list_links_page_ms")
     }
     return {**{f"rows_{size}": figures for size, figures in by_size.items()}, **ratios}
 
@@ -207,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON line last")
     args = parser.parse_args(argv)
     figures: dict[str, Any] = {}
-    with tempfile.TemporaryDirectory(prefix="xerolink-object-lookups-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="xerolink-registry-reads-") as tmp:
         if args.registry in ("sqlite", "both"):
             url = f"sqlite:///{os.path.join(tmp, 'registry.db')}"
             figures["sqlite"] = measure(url, args.sizes, args.tenants, args.repeats)
@@ -225,13 +228,15 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"[{registry}] {size:,} pending events and {size:,} links: one object's events "
                 f"{row['pending_events_of_ms']:.3f} ms, the link of an object no link holds "
-                f"{row['link_holding_foreign_ms']:.3f} ms, of one a link holds {row['link_holding_ours_ms']:.3f} ms "
+                f"{row['link_holding_foreign_ms']:.3f} ms, of one a link holds {row['link_holding_ours_ms']:.3f} ms, "
+                f"a page of {PAGE} links {row['list_links_page_ms']:.3f} ms "
                 f"(medians of {args.repeats}; load average {row['load_average_before']:.2f} before, "
                 f"{row['load_average_after']:.2f} after)"
             )
         print(
             f"[{registry}] {args.sizes[-1]:,} rows / {args.sizes[0]:,}: events x{figure['pending_events_of_ratio']}, "
-            f"no link x{figure['link_holding_foreign_ratio']}, a link x{figure['link_holding_ours_ratio']} (1 is flat)"
+            f"no link x{figure['link_holding_foreign_ratio']}, a link x{figure['link_holding_ours_ratio']}, "
+            f"a page of links x{figure['list_links_page_ratio']} (1 is flat)"
         )
     if args.json:
         print(json.dumps(figures))
