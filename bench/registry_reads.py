@@ -10,7 +10,7 @@ connections), inserted directly. At each size the median time of:
 - `link_holding` of an object no link holds: the question every event of an object someone made
   in Xero asks, most events of a firm's organisation;
 - `link_holding` of an object a link holds (its JSON checked after the look-up);
-- `list_links`: a page of 50 of one connection's links, from the middle of its id range (what
+- `list_links`: a page of 25 of one connection's links, from a quarter of its id range (what
   ListLinks reads for each page);
 
 each in a read unit of work, and the ratio largest/smallest size (1 is flat).
@@ -50,9 +50,10 @@ from xerolink_poster.service_layer.unit_of_work import UnitOfWork  # noqa: E402
 
 from bench.many_tenants import load_average, postgres_server  # noqa: E402
 from tests.fixtures.postgres import create_database  # noqa: E402
+from tests.fixtures.registry_rows import link_values  # noqa: E402
 
 CATEGORY = "INVOICE"
-PAGE = 50
+PAGE = 25
 BATCH = 5000
 
 
@@ -84,26 +85,13 @@ def insert_rows(db: Database, first: int, count: int, tenants: int) -> None:
             for n in numbers
         ]
         links = [
-            {
-                "id": n + 1,
-                "connection_id": f"firm-{n % tenants}",
-                "kind": 1,
-                "record_id": n + 1,
-                "link_group": 1,
-                "state": "linked",
-                "fingerprint": "f" * 64,
-                "generation": 1,
-                "attempts": 1,
-                "last_error": None,
-                "xero_objects": json.dumps(
-                    [{"type": 1, "xero_id": xero_id(n), "local_ref": "invoice", "number": f"INV-{n}"}]
-                ),
-                "waiting_on": "[]",
-                "outcome_unknown": False,
-                "posting_id": f"p-{n}",
-                "create_us": now,
-                "update_us": now,
-            }
+            link_values(
+                n + 1,
+                f"firm-{n % tenants}",
+                json.dumps([{"type": 1, "xero_id": xero_id(n), "local_ref": "invoice", "number": f"INV-{n}"}]),
+                create_us=now,
+                update_us=now,
+            )
             for n in numbers
         ]
         with db.write.begin() as conn:
@@ -174,9 +162,9 @@ def measure(url: str, sizes: list[int], tenants: int, repeats: int) -> dict[str,
                     raise SystemExit(f"the link holding object {held} was not found")
 
             def page(_i: int, size: int = size) -> None:
-                # Link n + 1 is of connection firm-(n % tenants): firm-0's, from the middle on.
+                # Link n + 1 is of connection firm-(n % tenants): firm-0's, from a quarter of the ids on.
                 with UnitOfWork(db, write=False) as uow:
-                    links = uow.links.list_links("firm-0", LinkFilter(), size // 2, PAGE)
+                    links = uow.links.list_links("firm-0", LinkFilter(), size // 4, PAGE)
                 if len(links) != PAGE or any(link.connection_id != "firm-0" for link in links):
                     raise SystemExit(f"a page of {len(links)} links, not {PAGE} of firm-0's")
 

@@ -29,8 +29,8 @@ from xerolink_poster.domain.link_filter import LinkFilter
 from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transaction
 
 from tests.fixtures.poster import EmulatorFactory, PosterFactory, connect, settings, stub_for, wait_for, wait_settled
+from tests.fixtures.registry_rows import link_values
 from tests.integration.test_link_objects import _held_in_json, _indexed
-from tests.integration.test_link_objects import _link as link_values
 from tests.integration.test_poster_exactly_once import _allocations, _application, _bill_and_credit, _settle
 from tests.integration.test_poster_webhooks import delivery, event, events_in, hooks, linked_bill, reads_of, send
 
@@ -200,8 +200,8 @@ def test_revision_0007_upgrades_a_registry_whose_link_names_an_id_longer_than_64
         _insert_links(
             db,
             [
-                link_values(db, 1, "firm-1", _objects(good)),
-                link_values(db, 2, "firm-1", _objects("x" * 70)),  # typed by hand, or pasted twice
+                link_values(1, "firm-1", _objects(good)),
+                link_values(2, "firm-1", _objects("x" * 70)),  # typed by hand, or pasted twice
             ],
         )
         migrate(db)
@@ -225,9 +225,9 @@ def test_revision_0007_indexes_an_object_named_in_two_cases_and_by_two_links_onc
         _insert_links(
             db,
             [
-                link_values(db, 1, "firm-1", _objects(upper, lower)),
-                link_values(db, 2, "firm-1", _objects(lower)),
-                link_values(db, 3, "firm-2", _objects(upper)),
+                link_values(1, "firm-1", _objects(upper, lower)),
+                link_values(2, "firm-1", _objects(lower)),
+                link_values(3, "firm-2", _objects(upper)),
             ],
         )
         migrate(db)
@@ -250,7 +250,7 @@ def test_revision_0007_indexes_an_object_named_in_two_cases_and_by_two_links_onc
 
 def _holding_link(db: Database, link_id: int, connection_id: str, xero_id: str) -> None:
     """A link holding the object (its trigger indexes it, as for every write of the column)."""
-    _insert_links(db, [link_values(db, link_id, connection_id, _objects(xero_id))])
+    _insert_links(db, [link_values(link_id, connection_id, _objects(xero_id))])
 
 
 def test_the_look_up_guard_sees_an_object_another_link_holds_when_xero_names_it_in_another_case(
@@ -328,7 +328,7 @@ def test_a_rolled_back_answer_leaves_no_row_and_the_retried_answer_writes_one(da
     """A unit of work that gave a link an object and then failed (its commit never happened)
     leaves no row; the same answer applied again, twice and in another case, leaves exactly one."""
     invoice = str(uuid.uuid4())
-    _insert_links(database, [link_values(database, 1, "firm-1", "[]")])
+    _insert_links(database, [link_values(1, "firm-1", "[]")])
 
     class Crash(Exception):
         pass
@@ -355,7 +355,7 @@ def test_two_posters_writing_one_links_objects_at_once_on_postgres_both_commit(d
     try:
         migrate(first)
         invoice = str(uuid.uuid4())
-        _insert_links(first, [link_values(first, 1, "firm-1", "[]")])
+        _insert_links(first, [link_values(1, "firm-1", "[]")])
         written, release = threading.Event(), threading.Event()
         errors: list[BaseException] = []
 

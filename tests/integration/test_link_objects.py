@@ -7,7 +7,6 @@ every object its links already held indexed."""
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from sqlalchemy import text
 from xero_emulator import EmulatorServer
@@ -18,6 +17,7 @@ from xerolink_poster.adapters.migrations import head_revision, migrate
 from xerolink_poster.service_layer.unit_of_work import UnitOfWork
 
 from tests.fixtures.poster import PosterFactory, connect, stub_for, wait_settled
+from tests.fixtures.registry_rows import link_values
 from tests.integration.test_poster_unlink import key_of, link, post_linked, unlink
 
 
@@ -80,54 +80,32 @@ def test_a_reposted_record_is_found_by_its_new_object_and_not_by_its_orphan(
         assert uow.links.link_holding("firm-2", second) is None
 
 
-def _link(db: Database, link_id: int, connection_id: str, objects: str) -> dict[str, Any]:
-    return {
-        "id": link_id,
-        "connection_id": connection_id,
-        "kind": 1,
-        "record_id": 1000 + link_id,
-        "link_group": 1,
-        "state": "linked",
-        "fingerprint": "f" * 64,
-        "generation": 1,
-        "attempts": 1,
-        "last_error": None,
-        "xero_objects": objects,
-        "waiting_on": "[]",
-        "outcome_unknown": False,
-        "posting_id": f"p-{link_id}",
-        "create_us": 1,
-        "update_us": 1,
-    }
-
-
 def test_revision_0007_indexes_every_object_the_links_already_held(database_url: str) -> None:
     db = open_database(database_url)
     try:
         migrate(db, "0006")
         invoice, payment = "5D8E1E6C-0001-4A8B-9C1D-AAAAAAAAAAAA", "0f1e2d3c-0002-4a8b-9c1d-bbbbbbbbbbbb"
         links = [
-            _link(db, 1, "firm-1", f'[{{"type": 1, "xero_id": "{invoice}", "local_ref": "inv", "number": "7"}}]'),
-            _link(db, 2, "firm-1", "[]"),
+            link_values(1, "firm-1", f'[{{"type": 1, "xero_id": "{invoice}", "local_ref": "inv", "number": "7"}}]'),
+            link_values(2, "firm-1", "[]"),
             # Two objects; and the same object id under another connection's link.
-            _link(
-                db,
+            link_values(
                 3,
                 "firm-1",
                 f'[{{"type": 1, "xero_id": "{payment}", "local_ref": "a"}}, '
                 f'{{"type": 2, "xero_id": "{payment.replace("0002", "0003")}", "local_ref": "b"}}]',
             ),
-            _link(db, 4, "firm-2", f'[{{"type": 1, "xero_id": "{invoice}", "local_ref": "inv"}}]'),
+            link_values(4, "firm-2", f'[{{"type": 1, "xero_id": "{invoice}", "local_ref": "inv"}}]'),
             # What an early version wrote names no Xero id: nothing to index.
-            _link(db, 5, "firm-2", '[{"type": 1, "id": "inv-1"}]'),
+            link_values(5, "firm-2", '[{"type": 1, "id": "inv-1"}]'),
             # Nor does a value that is not a list of objects, as a hand edit might leave.
-            _link(db, 6, "firm-2", "not json"),
-            _link(db, 7, "firm-2", '{"xero_id": "x"}'),
-            _link(db, 8, "firm-2", '[null, 1, {"xero_id": ""}]'),
+            link_values(6, "firm-2", "not json"),
+            link_values(7, "firm-2", '{"xero_id": "x"}'),
+            link_values(8, "firm-2", '[null, 1, {"xero_id": ""}]'),
         ]
         # More links than one batch of the revision's fill.
         links += [
-            _link(db, 10 + n, "firm-3", f'[{{"type": 1, "xero_id": "id-{n:05d}", "local_ref": "x"}}]')
+            link_values(10 + n, "firm-3", f'[{{"type": 1, "xero_id": "id-{n:05d}", "local_ref": "x"}}]')
             for n in range(4500)
         ]
         columns = ", ".join(links[0])
