@@ -304,7 +304,7 @@ def _lookups_headline(figures: Figures, text: str) -> list[tuple[str, str]]:
         )
         rows.append(
             (
-                f"A page of 50 of a connection's links, 100,000 rows over 1,000, {name}",
+                f"A page of 25 of a connection's links, 100,000 rows over 1,000, {name}",
                 f"x{figure['list_links_page_ratio']} (1 is flat)",
             )
         )
@@ -389,7 +389,7 @@ BENCHES = [
         "Reads that must not grow with the registry",
         "Reads a poster makes over and over, timed alone against the size of the registry: for every Xero "
         "webhook event, one object's pending events and the link holding a Xero object (one no link holds, as for "
-        "the events of objects made in Xero by someone else, and one a link holds); and a page of 50 of a "
+        "the events of objects made in Xero by someone else, and one a link holds); and a page of 25 of a "
         "connection's links (ListLinks); at 1,000 and 100,000 pending events and links inserted directly. SQLite "
         "and PostgreSQL (when a server can be started).",
     ),

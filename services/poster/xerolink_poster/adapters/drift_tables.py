@@ -52,6 +52,8 @@ class DriftRow(SQLModel, table=True):
         Index("ix_drift_list", "connection_id", "state", "id"),
         Index("ix_drift_link", "link_id", "state"),
         Index("ix_drift_object", "connection_id", "xero_id", "kind", "state"),
+        # A connection's drift in id order, whatever its state: ListDrift's pages (revision 0008).
+        Index("ix_drift_page", "connection_id", "id"),
     )
     id: int | None = Field(default=None, primary_key=True)
     connection_id: str = Field(max_length=64)

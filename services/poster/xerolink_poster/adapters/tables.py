@@ -61,6 +61,8 @@ class LinkRow(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("connection_id", "kind", "record_id", name="uq_link_record"),
         Index("ix_link_list", "connection_id", "link_group", "state", "id"),
+        # A connection's links in id order: ListLinks' pages (revision 0008).
+        Index("ix_link_page", "connection_id", "id"),
     )
     id: int | None = Field(default=None, primary_key=True)
     connection_id: str = Field(max_length=64)
@@ -91,7 +93,8 @@ class PostingRow(SQLModel, table=True):
 
     __tablename__ = "posting"
     __table_args__ = (
-        Index("ix_posting_list", "connection_id", "create_us"),
+        # ListPostings' order, newest first, the ties by id (revision 0008 added posting_id).
+        Index("ix_posting_list", "connection_id", "create_us", "posting_id"),
         Index("ix_posting_request", "connection_id", "request_id"),
     )
     posting_id: str = Field(primary_key=True, max_length=40)
