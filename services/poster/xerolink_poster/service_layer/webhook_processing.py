@@ -243,7 +243,7 @@ def _links(uow: UnitOfWork, connection_id: str, xero_id: str) -> bool:
     snapshot = uow.drift.snapshots_by_xero_ids(connection_id, [xero_id.lower()]).get(xero_id.lower())
     if snapshot is not None:
         return snapshot.active
-    link = uow.links.link_holding(connection_id, xero_id.lower())
+    link = uow.links.link_holding(connection_id, xero_id)
     return link is not None and link.state != LinkState.UNLINKED
 
 

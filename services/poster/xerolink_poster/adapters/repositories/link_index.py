@@ -134,10 +134,12 @@ class LinkIndex:
             # The links indexed as holding it (link_object), each checked against its own list,
             # whatever the case (Xero's GUIDs compare without case). The id is validated to
             # letters, digits and '-', so it holds no LIKE wildcard.
+            key = wanted.xero_id.lower()  # validated to ASCII letters, digits and '-'
             holding = select(LinkObjectRow.link_id).where(
-                LinkObjectRow.connection_id == connection_id, LinkObjectRow.xero_id == wanted.xero_id.lower()
+                LinkObjectRow.connection_id == connection_id, LinkObjectRow.xero_id == key
             )
-            named = func.lower(col(LinkRow.xero_objects)).contains(f'"xero_id": "{wanted.xero_id.lower()}"')
+            # The id quoted anywhere in the list, however the JSON is spaced.
+            named = func.lower(col(LinkRow.xero_objects)).contains(f'"{key}"')
             query = query.where(col(LinkRow.id).in_(holding), named)
         if wanted.drifted:
             open_drift = select(DriftRow.id).where(DriftRow.link_id == LinkRow.id, DriftRow.state == "open")

@@ -54,13 +54,31 @@ _HELD_BY_OTHER_LINKS = core_select(_LINK_TABLE.c.xero_objects).where(
 )
 
 
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def id_key(xero_id: str) -> str:
+    """A Xero id as link_object keys it: lower case in ASCII only (revision 0007; Xero's ids are
+    GUIDs, which compare without case)."""
+    return xero_id.translate(_ASCII_LOWER)
+
+
+def _listed_ids(objects: str | None) -> list[str]:
+    """The Xero ids a link's stored list names; a value that is not such a list (set by hand)
+    names none."""
+    try:
+        parsed = json.loads(objects or "[]")
+    except ValueError:
+        return []
+    if not isinstance(parsed, list):
+        return []
+    return [o["xero_id"] for o in parsed if isinstance(o, dict) and isinstance(o.get("xero_id"), str)]
+
+
 def _holding(connection_id: str, xero_ids: Sequence[str]) -> dict[str, object]:
-    """The parameters of _HOLDING and the reads built on it (the index keeps ids in lower case)."""
-    return {
-        "connection_id": connection_id,
-        "connection": connection_id,
-        "xero_ids": sorted({x.lower() for x in xero_ids}),
-    }
+    """The parameters of _HOLDING and the reads built on it."""
+    keys = sorted({id_key(x) for x in xero_ids})
+    return {"connection_id": connection_id, "connection": connection_id, "xero_ids": keys}
 
 
 @dataclass
@@ -241,7 +259,7 @@ class SqlLinkRepository(LinkIndex):
         by key (`link_object`), and each link's own list says whether it still holds the id."""
         # Xero's GUIDs compare without case: an id is held whatever the case it is stored in,
         # and is answered as asked.
-        wanted = {x.lower(): x for x in xero_ids if x}
+        wanted = {id_key(x): x for x in xero_ids if x}
         if not wanted:
             return set()
         held: set[str] = set()
@@ -249,11 +267,11 @@ class SqlLinkRepository(LinkIndex):
             _HELD_BY_OTHER_LINKS, {**_holding(connection_id, list(wanted)), "except_link_id": except_link_id}
         )
         for (objects,) in lists:
-            held.update(wanted[o["xero_id"].lower()] for o in json.loads(objects) if o["xero_id"].lower() in wanted)
+            held.update(wanted[id_key(x)] for x in _listed_ids(objects) if id_key(x) in wanted)
         orphans = select(OrphanRow.xero_id).where(
             OrphanRow.connection_id == connection_id, func.lower(OrphanRow.xero_id).in_(sorted(wanted))
         )
-        held.update(wanted[x.lower()] for x in self._session.exec(orphans))
+        held.update(wanted[id_key(x)] for x in self._session.exec(orphans) if id_key(x) in wanted)
         return held
 
     def link_holding(self, connection_id: str, xero_id: str) -> LinkRow | None:
@@ -261,7 +279,7 @@ class SqlLinkRepository(LinkIndex):
         checks of objects without a snapshot): found by key (`link_object`), then checked
         against the link's own list."""
         for link in self._session.exec(_LINKS_HOLDING, params=_holding(connection_id, [xero_id])):
-            if any(o["xero_id"].lower() == xero_id.lower() for o in json.loads(link.xero_objects)):
+            if any(id_key(x) == id_key(xero_id) for x in _listed_ids(link.xero_objects)):
                 return link
         return None
 

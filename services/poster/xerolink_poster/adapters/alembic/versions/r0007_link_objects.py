@@ -32,15 +32,24 @@ branch_labels = None
 depends_on = None
 
 _BATCH = 2000
+# Ids are lower-cased in ASCII only, as SQLite's lower() does: the length stays what was checked.
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 
-# The objects of NEW, as the fill takes them: each element of a JSON array that is an object
-# whose xero_id is text of 1 to 64 characters. The column is parsed once (json_each): a value
-# that is not JSON fails the write, as on PostgreSQL.
+# The objects of NEW, as the fill takes them: each element of a JSON array (json_each also walks
+# an object's members, whose keys are text) that is an object whose xero_id is text of 1 to 64
+# characters, lower-cased in ASCII only (Xero's ids are GUIDs; SQLite's lower() does no more).
+# The column is parsed once (json_each): a value that is not JSON fails the write, as on
+# PostgreSQL. ON CONFLICT DO NOTHING, not INSERT OR IGNORE: SQLite runs a trigger's statements
+# under the conflict policy of the statement that fired it, which would override OR IGNORE.
 _SQLITE_INDEX = """
-    INSERT OR IGNORE INTO link_object (connection_id, xero_id, link_id)
+    INSERT INTO link_object (connection_id, xero_id, link_id)
     SELECT NEW.connection_id, lower(x), NEW.id
-    FROM (SELECT json_extract(e.value, '$.xero_id') AS x FROM json_each(NEW.xero_objects) AS e WHERE e.type = 'object')
-    WHERE typeof(x) = 'text' AND length(x) BETWEEN 1 AND 64;
+    FROM (
+        SELECT json_extract(e.value, '$.xero_id') AS x FROM json_each(NEW.xero_objects) AS e
+        WHERE e.type = 'object' AND typeof(e.key) = 'integer'
+    )
+    WHERE typeof(x) = 'text' AND length(x) BETWEEN 1 AND 64
+    ON CONFLICT DO NOTHING;
 """
 _SQLITE_TRIGGERS = [
     f"CREATE TRIGGER tr_link_objects_insert AFTER INSERT ON link WHEN NEW.xero_objects <> '[]' "
@@ -55,7 +64,9 @@ DECLARE
 BEGIN
     IF json_typeof(objects) = 'array' THEN
         INSERT INTO link_object (connection_id, xero_id, link_id)
-        SELECT NEW.connection_id, lower(e ->> 'xero_id'), NEW.id
+        SELECT NEW.connection_id,
+               translate(e ->> 'xero_id', 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz'),
+               NEW.id
         FROM json_array_elements(objects) AS e
         WHERE json_typeof(e) = 'object' AND json_typeof(e -> 'xero_id') = 'string'
           AND length(e ->> 'xero_id') BETWEEN 1 AND 64
@@ -100,7 +111,7 @@ def upgrade() -> None:
         if not rows:
             return
         found = {
-            (connection_id, item["xero_id"].lower(), link_id)
+            (connection_id, item["xero_id"].translate(_ASCII_LOWER), link_id)
             for link_id, connection_id, objects in rows
             for item in _objects(objects)
             if isinstance(item, dict) and isinstance(item.get("xero_id"), str) and 1 <= len(item["xero_id"]) <= 64
