@@ -282,8 +282,8 @@ class LinkObjectRow(SQLModel, table=True):
     """A Xero object a link holds, keyed by the object's id in lower case (Xero's GUIDs compare
     without case): the link of a Xero object is found by key (webhook events, drift checks, the
     look-up after a lost answer), not by matching the JSON of every link of the connection
-    (revision 0007). Written in the transaction that gives the link the object, and never
-    removed: a link that lets an object go (posted again after an unlink) keeps the row, so
+    (revision 0007). Written by a trigger on `link` in the statement that sets its objects, and
+    never removed: a link that lets an object go (posted again after an unlink) keeps the row, so
     readers check the link's own `xero_objects`, which stays the truth."""
 
     __tablename__ = "link_object"

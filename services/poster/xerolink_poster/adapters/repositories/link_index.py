@@ -132,9 +132,10 @@ class LinkIndex:
             query = query.where(col(LinkRow.update_us) < wanted.updated_to_us)
         if wanted.xero_id:
             # The links indexed as holding it (link_object), each checked against its own list,
-            # whatever the case (Xero's GUIDs compare without case). The id is validated to
-            # letters, digits and '-', so it holds no LIKE wildcard.
-            key = wanted.xero_id.lower()  # validated to ASCII letters, digits and '-'
+            # whatever the case (Xero's GUIDs compare without case). The id is validated to ASCII
+            # letters, digits and '-': lower() keys it as link_object does, and it holds no LIKE
+            # wildcard.
+            key = wanted.xero_id.lower()
             holding = select(LinkObjectRow.link_id).where(
                 LinkObjectRow.connection_id == connection_id, LinkObjectRow.xero_id == key
             )
