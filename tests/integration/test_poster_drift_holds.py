@@ -175,6 +175,33 @@ def test_a_payment_for_a_bill_voided_in_xero_waits_and_unlinking_the_bill_resolv
     assert firm.observe_bill(invoice) == []
 
 
+def test_a_sweep_that_found_the_held_payment_before_its_bill_was_unlinked_leaves_it_waiting(
+    poster_factory: PosterFactory, emulator: EmulatorServer
+) -> None:
+    """The safety net for waits reads, then writes: an unlink between the two must not release an
+    entry whose bill is no longer linked (found once in CI: the payment was PENDING after the unlink)."""
+    firm = Firm(poster_factory(), emulator, 3250)
+    invoice = firm.linked_bill()
+    hand_edit(emulator, firm.tenant, "Invoices", invoice["InvoiceID"], {"Status": "VOIDED"})
+    firm.observe_bill(invoice)
+    firm.held()
+    dispatcher = firm.app.dispatcher
+    assert dispatcher is not None
+
+    found = dispatcher.satisfied_waits()
+    unlink(firm.app.db, "firm-1", RecordRef(BILL, firm.bill.header.id), "operator:test")
+    dispatcher.release_waits(found)
+    time.sleep(1.2)  # and the running sweep, twice a second, has had its turns
+
+    after = firm.payment_link()
+    assert (after.state, after.last_error.reason) == (poster_pb2.LINK_STATE_WAITING, "DEPENDENCY_NOT_LINKED")
+    with UnitOfWork(firm.app.db, write=False) as uow:
+        payment = uow.links.get_link("firm-1", RecordRef(PAYMENT, firm.payment.header.id))
+        assert payment is not None
+        assert "released" not in [a.event for a in uow.links.audit(payment.id or 0)]
+    assert firm.payment_calls() == []
+
+
 def test_accepting_xeros_version_fails_the_held_payment_saying_what_to_change_in_actionstep(
     poster_factory: PosterFactory, emulator: EmulatorServer
 ) -> None:

@@ -267,20 +267,34 @@ def record_waiting(
 def release_waiters(repos: Repositories, connection_id: str, record: RecordRef, now_us: int) -> list[int]:
     released: list[int] = []
     for outbox_id in repos.outbox.waiters_on(connection_id, record):
-        waits = [(c, w) for c, w in repos.outbox.connection_waits_of(outbox_id) if (c, w) != (connection_id, record)]
-        still_blocked = [
-            w for c, w in waits if (dep := repos.links.get_link(c, w)) is None or dep.state != LinkState.LINKED
-        ]
-        if still_blocked:
-            continue
-        if release_entry(repos, outbox_id, now_us, f"{record} linked"):
+        if release_entry(repos, outbox_id, now_us, f"{record} linked", just_linked=(connection_id, record)):
             released.append(outbox_id)
     return released
 
 
-def release_entry(repos: Repositories, outbox_id: int, now_us: int, detail: str) -> bool:
+def unlinked_waits(
+    repos: Repositories, outbox_id: int, just_linked: tuple[str, RecordRef] | None = None
+) -> list[tuple[str, RecordRef]]:
+    """What the entry still waits for: its records not linked now (`just_linked` counts as linked,
+    its link written in bulk this transaction)."""
+    return [
+        (c, w)
+        for c, w in repos.outbox.connection_waits_of(outbox_id)
+        if (c, w) != just_linked and ((dep := repos.links.get_link(c, w)) is None or dep.state != LinkState.LINKED)
+    ]
+
+
+def release_entry(
+    repos: Repositories,
+    outbox_id: int,
+    now_us: int,
+    detail: str,
+    just_linked: tuple[str, RecordRef] | None = None,
+) -> bool:
+    """Back to the queue, when every record the entry waits for is linked, checked in this
+    transaction: whoever found it waiting may have read before one of them was unlinked."""
     row = repos.outbox.get_outbox(outbox_id)
-    if row is None or row.state != OutboxState.WAITING:
+    if row is None or row.state != OutboxState.WAITING or unlinked_waits(repos, outbox_id, just_linked):
         return False
     link = repos.links.get_link_by_id(row.link_id)
     repos.outbox.clear_waits(outbox_id)

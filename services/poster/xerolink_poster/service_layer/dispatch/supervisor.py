@@ -8,7 +8,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import partial
 
@@ -278,16 +278,25 @@ class Dispatcher:
     def release_satisfied_waits(self) -> None:
         """The safety net for a dependency that linked while the waiting post was being written:
         a read finds waiting entries whose dependencies are all linked; only then a write
-        releases them (release_entry re-checks, so a race with another poster is harmless)."""
+        releases them."""
+        self.release_waits(self.satisfied_waits())
+
+    def satisfied_waits(self) -> list[int]:
+        """The sweep's read: waiting entries whose dependencies were all linked when it ran."""
         with UnitOfWork(self.db, write=False) as uow:
-            ready = uow.outbox.satisfied_waiting_entries()
-        if not ready:
+            return uow.outbox.satisfied_waiting_entries()
+
+    def release_waits(self, found: Sequence[int]) -> None:
+        """The sweep's write. What the read found may have changed since (another poster released
+        it, its document was unlinked or is being corrected, a drift holds it): release_entry
+        re-checks every wait in this transaction."""
+        if not found:
             return
 
         def sweep(uow: UnitOfWork) -> int:
             return sum(
                 outcomes.release_entry(uow, i, now_us(), "dependencies linked")
-                for i in ready
+                for i in found
                 if not _waits_on_a_correction(uow, i) and not drift_holds.still_held(uow, i)
             )
 
