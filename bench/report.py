@@ -311,6 +311,15 @@ def _lookups_headline(figures: Figures, text: str) -> list[tuple[str, str]]:
     return rows
 
 
+def _xero_call_headline(figures: Figures, text: str) -> list[tuple[str, str]]:
+    return [
+        (
+            "One Xero call of 50 invoices with its answer, the poster thread's CPU",
+            f"{figures['thread_cpu_ms_per_call']:.2f} ms",
+        )
+    ]
+
+
 BENCHES = [
     Bench(
         "mapper_throughput",
@@ -394,6 +403,12 @@ BENCHES = [
         "and PostgreSQL (when a server can be started).",
     ),
     Bench(
+        "xero_call",
+        "One Xero call's CPU in the poster",
+        "XeroClient.call of a PUT of 50 sales invoices against a loopback server answering what the emulator "
+        "answered to the same PUT, timed by the calling thread's CPU alone.",
+    ),
+    Bench(
         "emulator_throughput",
         "Emulator speed",
         "How fast the local Xero emulator answers (sizes the tests and benches that run against it).",
@@ -416,6 +431,7 @@ HEADLINES: dict[str, Callable[[Figures, str], list[tuple[str, str]]]] = {
     "firm_month": _month_headline,
     "drift_watch": _drift_headline,
     "registry_reads": _lookups_headline,
+    "xero_call": _xero_call_headline,
     "crash_suite": _crash_headline,
 }
 
