@@ -29,7 +29,9 @@ def test_a_payment_on_a_bill_never_posted_waits_with_its_reason() -> None:
     error = json.loads(link.last_error or "{}")
     assert error["reason"] == "DEPENDENCY_NOT_LINKED" and str(BILL) in error["message"]
     entry = open_entry(uow, PAYMENT)
-    assert entry.state == OutboxState.WAITING and uow.outbox.waits_of(entry.id or 0) == [BILL]
+    assert entry.state == OutboxState.WAITING and uow.outbox.connection_waits_of(entry.id or 0) == [
+        (connection.connection_id, BILL)
+    ]
     assert uow.links.audit(link.id or 0)[-1].event == "blocked"
 
 
@@ -44,7 +46,7 @@ def test_a_payment_on_a_pending_bill_waits_and_is_released_when_the_bill_links()
     released = xero_created(uow, BILL)
 
     assert released == [waiting.id]
-    assert waiting.state == OutboxState.READY and uow.outbox.waits_of(waiting.id or 0) == []
+    assert waiting.state == OutboxState.READY and uow.outbox.connection_waits_of(waiting.id or 0) == []
     link = link_of(uow, PAYMENT)
     assert (link.state, link.waiting_on, link.last_error) == (LinkState.PENDING, "[]", None)
     assert uow.links.audit(link.id or 0)[-1].event == "released"
@@ -67,7 +69,7 @@ def test_an_application_waits_for_both_its_documents_and_is_released_only_by_the
     connection = connected(uow)
     post_all(uow, [mapped(connection, SAMPLE[k]) for k in ("client_bill", "credit_note", "credit_note_application")])
     entry = open_entry(uow, APPLICATION)
-    assert uow.outbox.waits_of(entry.id or 0) == [BILL, CREDIT_NOTE]
+    assert uow.outbox.connection_waits_of(entry.id or 0) == [(connection.connection_id, r) for r in (BILL, CREDIT_NOTE)]
 
     assert xero_created(uow, BILL) == []
     assert entry.state == OutboxState.WAITING and link_of(uow, APPLICATION).state == LinkState.WAITING

@@ -203,5 +203,5 @@ def test_a_repost_closes_the_old_work_of_the_link() -> None:
     accepted(post(uow, connection, payment))
 
     assert uow.outbox.get_outbox(old.id or 0) is not None and old.state == OutboxState.DONE
-    assert uow.outbox.waits_of(old.id or 0) == []
+    assert uow.outbox.connection_waits_of(old.id or 0) == []
     assert open_entry(uow, payment_record).id != old.id

@@ -30,6 +30,10 @@ class FakeLinkRepository:
     def get_link(self, connection_id: str, record: RecordRef) -> LinkRow | None:
         return self._registry.link_of(connection_id, record)
 
+    def linked_now(self, connection_id: str, record: RecordRef) -> bool:
+        link = self._registry.link_of(connection_id, record)
+        return link is not None and link.state == LinkState.LINKED
+
     def links_for(self, connection_id: str, records: Sequence[RecordRef]) -> dict[RecordRef, LinkRow]:
         return {r: link for r in records if (link := self._registry.link_of(connection_id, r)) is not None}
 

@@ -56,6 +56,9 @@ class FakeOutboxRepository:
     def get_outbox(self, outbox_id: int) -> OutboxRow | None:
         return self._registry.outbox.get(outbox_id)
 
+    def lock_entry(self, outbox_id: int) -> OutboxRow | None:
+        return self._registry.outbox.get(outbox_id)
+
     def outbox_by_ids(self, ids: Sequence[int]) -> dict[int, OutboxRow]:
         return {i: self._registry.outbox[i] for i in ids if i in self._registry.outbox}
 
@@ -111,9 +114,6 @@ class FakeOutboxRepository:
         return sorted(
             {w.outbox_id for w in self._registry.waits if w.connection_id == connection_id and w.record == record}
         )
-
-    def waits_of(self, outbox_id: int) -> list[RecordRef]:
-        return sorted({w.record for w in self._registry.waits if w.outbox_id == outbox_id})
 
     def connection_waits_of(self, outbox_id: int) -> list[tuple[str, RecordRef]]:
         return sorted({(w.connection_id, w.record) for w in self._registry.waits if w.outbox_id == outbox_id})

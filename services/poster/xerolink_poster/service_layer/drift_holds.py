@@ -97,10 +97,8 @@ def is_held(link: LinkRow | None) -> bool:
 
 def still_held(repos: Repositories, outbox_id: int) -> bool:
     """Whether a waiting entry still waits on a linked document with a drift that blocks payment."""
-    row = repos.outbox.get_outbox(outbox_id)
-    if row is None:
-        return False
-    deps = [d for r in repos.outbox.waits_of(outbox_id) if (d := repos.links.get_link(row.connection_id, r))]
+    # Each record under the connection it is waited for in (the trust half's, for an office half).
+    deps = [d for c, r in repos.outbox.connection_waits_of(outbox_id) if (d := repos.links.get_link(c, r))]
     linked = [d for d in deps if d.state == LinkState.LINKED]
     drifts = repos.drift.open_drifts_of_links([d.id or 0 for d in linked])
     return any(blocking(drifts.get(d.id or 0, [])) for d in linked)

@@ -275,12 +275,13 @@ def release_waiters(repos: Repositories, connection_id: str, record: RecordRef, 
 def unlinked_waits(
     repos: Repositories, outbox_id: int, just_linked: tuple[str, RecordRef] | None = None
 ) -> list[tuple[str, RecordRef]]:
-    """What the entry still waits for: its records not linked now (`just_linked` counts as linked,
-    its link written in bulk this transaction)."""
+    """What the entry still waits for: its records not linked now, each held linked until the
+    transaction ends (`just_linked` counts as linked: its link was written in bulk by this
+    transaction)."""
     return [
         (c, w)
         for c, w in repos.outbox.connection_waits_of(outbox_id)
-        if (c, w) != just_linked and ((dep := repos.links.get_link(c, w)) is None or dep.state != LinkState.LINKED)
+        if (c, w) != just_linked and not repos.links.linked_now(c, w)
     ]
 
 
@@ -292,8 +293,10 @@ def release_entry(
     just_linked: tuple[str, RecordRef] | None = None,
 ) -> bool:
     """Back to the queue, when every record the entry waits for is linked, checked in this
-    transaction: whoever found it waiting may have read before one of them was unlinked."""
-    row = repos.outbox.get_outbox(outbox_id)
+    transaction with the entry and the records' links held (whoever found it waiting may have read
+    before another poster released it or one of the records was unlinked). Released by no one
+    while another transaction holds the entry: the sweep for satisfied waits comes back to it."""
+    row = repos.outbox.lock_entry(outbox_id)
     if row is None or row.state != OutboxState.WAITING or unlinked_waits(repos, outbox_id, just_linked):
         return False
     link = repos.links.get_link_by_id(row.link_id)

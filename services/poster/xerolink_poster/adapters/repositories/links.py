@@ -54,6 +54,22 @@ _HELD_BY_OTHER_LINKS = core_select(_LINK_TABLE.c.xero_objects).where(
 )
 
 
+# Whether a record is linked, asked before work waiting for it is released. FOR SHARE on
+# PostgreSQL holds the link against an unlink until the release commits (at READ COMMITTED a plain
+# read lets an unlink commit between the check and the write); SKIP LOCKED counts a link another
+# transaction is changing as not linked, so a release never waits on a lock (two transactions each
+# linking one of an entry's records and releasing it would wait on each other): the sweep for
+# satisfied waits releases it once that transaction ends. SQLite renders neither clause (its one
+# writer is alone).
+_LINK_STATE_HELD = (
+    core_select(_LINK_TABLE.c.state)
+    .where(
+        _LINK_TABLE.c.connection_id == bindparam("connection_id"),
+        _LINK_TABLE.c.kind == bindparam("kind"),
+        _LINK_TABLE.c.record_id == bindparam("record_id"),
+    )
+    .with_for_update(read=True, skip_locked=True)
+)
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 
 
@@ -110,6 +126,13 @@ class SqlLinkRepository(LinkIndex):
                 LinkRow.connection_id == connection_id, LinkRow.kind == record.kind, LinkRow.record_id == record.id
             )
         ).first()
+
+    def linked_now(self, connection_id: str, record: RecordRef) -> bool:
+        """Whether the record's link is linked, held so until the transaction ends (_LINK_STATE_HELD)."""
+        state = self._session.execute(
+            _LINK_STATE_HELD, {"connection_id": connection_id, "kind": record.kind, "record_id": record.id}
+        ).scalar()
+        return state == LinkState.LINKED.value
 
     def links_for(self, connection_id: str, records: Sequence[RecordRef]) -> dict[RecordRef, LinkRow]:
         """The links of many records, one query per kind: `kind = ? AND record_id IN (...)` is a

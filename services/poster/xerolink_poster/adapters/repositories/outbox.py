@@ -136,6 +136,12 @@ class SqlOutboxRepository:
     def get_outbox(self, outbox_id: int) -> OutboxRow | None:
         return self._session.get(OutboxRow, outbox_id)
 
+    def lock_entry(self, outbox_id: int) -> OutboxRow | None:
+        """The entry read again and held until the transaction ends, or None when it is gone or
+        another transaction holds it (FOR UPDATE SKIP LOCKED on PostgreSQL: whoever holds it is
+        changing it, and a release must not write over that from an older read)."""
+        return self._session.get(OutboxRow, outbox_id, with_for_update={"skip_locked": True}, populate_existing=True)
+
     def outbox_by_ids(self, ids: Sequence[int]) -> dict[int, OutboxRow]:
         if not ids:
             return {}
@@ -292,10 +298,6 @@ class SqlOutboxRepository:
                 )
             )
         )
-
-    def waits_of(self, outbox_id: int) -> list[RecordRef]:
-        rows = self._session.exec(select(DependencyWaitRow).where(DependencyWaitRow.outbox_id == outbox_id)).all()
-        return sorted({RecordRef(r.kind, r.record_id) for r in rows})
 
     def connection_waits_of(self, outbox_id: int) -> list[tuple[str, RecordRef]]:
         """What the entry waits for, each with the connection it is linked under (the office half

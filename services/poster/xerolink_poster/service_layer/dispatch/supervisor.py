@@ -326,12 +326,9 @@ def _waits_on_a_correction(uow: UnitOfWork, outbox_id: int) -> bool:
     """A document being corrected is linked but about to be voided and unlinked: work waiting for
     it stays waiting (released, it would only be found waiting again, and could be caught pending
     when the correction ends)."""
-    row = uow.outbox.get_outbox(outbox_id)
-    if row is None:
-        return False
-    for record in uow.outbox.waits_of(outbox_id):
-        dep = uow.links.get_link(row.connection_id, record)
-        if dep is not None and uow.corrections.under_correction(row.connection_id, record, dep.generation):
+    for connection_id, record in uow.outbox.connection_waits_of(outbox_id):  # each under its own connection
+        dep = uow.links.get_link(connection_id, record)
+        if dep is not None and uow.corrections.under_correction(connection_id, record, dep.generation):
             return True
     return False
 
