@@ -40,6 +40,9 @@ class FakeLinkRepository:
     def get_link_by_id(self, link_id: int) -> LinkRow | None:
         return self._registry.links.get(link_id)
 
+    def lock_link(self, link_id: int) -> LinkRow | None:
+        return self._registry.links.get(link_id)
+
     def links_by_ids(self, ids: Sequence[int]) -> dict[int, LinkRow]:
         return {i: self._registry.links[i] for i in ids if i in self._registry.links}
 

@@ -59,6 +59,9 @@ class FakeOutboxRepository:
     def lock_entry(self, outbox_id: int) -> OutboxRow | None:
         return self._registry.outbox.get(outbox_id)
 
+    def lock_waits(self, outbox_id: int) -> list[tuple[str, RecordRef]] | None:
+        return self.connection_waits_of(outbox_id)
+
     def outbox_by_ids(self, ids: Sequence[int]) -> dict[int, OutboxRow]:
         return {i: self._registry.outbox[i] for i in ids if i in self._registry.outbox}
 

@@ -273,16 +273,11 @@ def release_waiters(repos: Repositories, connection_id: str, record: RecordRef, 
 
 
 def unlinked_waits(
-    repos: Repositories, outbox_id: int, just_linked: tuple[str, RecordRef] | None = None
+    repos: Repositories, waits: Sequence[tuple[str, RecordRef]], just_linked: tuple[str, RecordRef] | None = None
 ) -> list[tuple[str, RecordRef]]:
-    """What the entry still waits for: its records not linked now, each held linked until the
-    transaction ends (`just_linked` counts as linked: its link was written in bulk by this
-    transaction)."""
-    return [
-        (c, w)
-        for c, w in repos.outbox.connection_waits_of(outbox_id)
-        if (c, w) != just_linked and not repos.links.linked_now(c, w)
-    ]
+    """Which of these records are not linked now, each one linked held so until the transaction
+    ends (`just_linked` counts as linked: this transaction wrote its link in bulk)."""
+    return [(c, w) for c, w in waits if (c, w) != just_linked and not repos.links.linked_now(c, w)]
 
 
 def release_entry(
@@ -293,18 +288,24 @@ def release_entry(
     just_linked: tuple[str, RecordRef] | None = None,
 ) -> bool:
     """Back to the queue, when every record the entry waits for is linked, checked in this
-    transaction with the entry and the records' links held (whoever found it waiting may have read
-    before another poster released it or one of the records was unlinked). Released by no one
-    while another transaction holds the entry: the sweep for satisfied waits comes back to it."""
+    transaction (whoever found it waiting may have read before another poster released it or one
+    of the records was unlinked). Every row it writes or relies on (the entry, its wait rows, its
+    link, the records' links) is taken first, each skipped when another transaction holds it, so
+    a release never waits on a lock and never takes part in a deadlock (an unlink of the payment
+    takes its link, wait rows and entry in another order): the entry is then left waiting, and the
+    sweep for satisfied waits comes back to it."""
     row = repos.outbox.lock_entry(outbox_id)
-    if row is None or row.state != OutboxState.WAITING or unlinked_waits(repos, outbox_id, just_linked):
+    if row is None or row.state != OutboxState.WAITING:
         return False
-    link = repos.links.get_link_by_id(row.link_id)
+    waits = repos.outbox.lock_waits(outbox_id)
+    link = repos.links.lock_link(row.link_id) if waits is not None else None
+    if waits is None or link is None or unlinked_waits(repos, waits, just_linked):
+        return False
     repos.outbox.clear_waits(outbox_id)
     row.state = OutboxState.READY
     row.available_us = now_us
     repos.outbox.save(row)
-    if link is None or link.state != LinkState.WAITING or link.posting_id != row.posting_id:
+    if link.state != LinkState.WAITING or link.posting_id != row.posting_id:
         return False
     link.waiting_on = "[]"
     link.last_error = None

@@ -152,6 +152,11 @@ class SqlLinkRepository(LinkIndex):
     def get_link_by_id(self, link_id: int) -> LinkRow | None:
         return self._session.get(LinkRow, link_id)
 
+    def lock_link(self, link_id: int) -> LinkRow | None:
+        """The link read again and held until the transaction ends, or None when it is gone or
+        another transaction holds it (FOR UPDATE SKIP LOCKED on PostgreSQL)."""
+        return self._session.get(LinkRow, link_id, with_for_update={"skip_locked": True}, populate_existing=True)
+
     def links_by_ids(self, ids: Sequence[int]) -> dict[int, LinkRow]:
         if not ids:
             return {}
