@@ -15,7 +15,6 @@ from typing import Any, cast
 import pytest
 from xerolink_poster.adapters.database import Database, now_us, open_database
 from xerolink_poster.adapters.migrations import migrate
-from xerolink_poster.adapters.tables import OutboxRow
 from xerolink_poster.adapters.xero_client import XeroClient
 from xerolink_poster.domain.records import RecordRef
 from xerolink_poster.domain.states import Event, LinkState, OutboxState
@@ -25,7 +24,7 @@ from xerolink_poster.service_layer.dispatch.supervisor import Dispatcher
 from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transaction
 from xerolink_poster.service_layer.unlinking import unlink, unlink_links
 
-from tests.fixtures.registry_rows import link_with_posting, unreachable_connection
+from tests.fixtures.registry_rows import link_with_posting, linked_record, unreachable_connection, waiting_entry
 from tests.fixtures.threads import Call
 
 BILL = RecordRef(1, 1)
@@ -71,35 +70,12 @@ def conflicts(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 
 def _linked(uow: UnitOfWork, record: RecordRef, connection_id: str = "c1") -> None:
-    link = link_with_posting(uow, record.id, connection_id)
-    link.xero_objects = f'[{{"type": 1, "xero_id": "inv-{connection_id}-{record.id}", "local_ref": "bill"}}]'
-    uow.links.change_state(link, Event.ACCEPTED, "caller:test", now_us())
-    uow.links.change_state(link, Event.POSTED, "dispatcher:test", now_us())
+    linked_record(uow, record, connection_id)
 
 
 def _waiting_payment(uow: UnitOfWork, waits: list[tuple[str, RecordRef]]) -> int:
     """The payment's link waiting and its outbox entry waiting for `waits`: its id."""
-    link = link_with_posting(uow, PAYMENT.id)
-    uow.links.change_state(link, Event.ACCEPTED, "caller:test", now_us())
-    uow.links.change_state(link, Event.BLOCKED, "caller:test", now_us(), "waiting")
-    now = now_us()
-    box = uow.outbox.add_outbox(
-        True,
-        OutboxRow(
-            tenant_id="t1",
-            connection_id="c1",
-            link_id=link.id or 0,
-            posting_id=link.posting_id,
-            operations=b"",
-            state=OutboxState.WAITING,
-            available_us=now,
-            create_us=now,
-        ),
-    )
-    uow.outbox.insert_waits(
-        [{"outbox_id": box.id, "connection_id": c, "kind": r.kind, "record_id": r.id} for c, r in waits]
-    )
-    return box.id or 0
+    return waiting_entry(uow, PAYMENT.id, waits)
 
 
 def _registry(database: Database, write: Callable[[UnitOfWork], int]) -> int:
