@@ -70,6 +70,10 @@ def _remember_request(earlier: Earlier, item: Mapped, record: RecordRef, answer:
         earlier.by_request[item.request_id] = _FirstRequest(record, item.fingerprint, answer)
 
 
+# States whose work a Post of other content (or a repost) replaces.
+_REPLACEABLE = (LinkState.WAITING, LinkState.FAILED, LinkState.UNLINKED)
+
+
 def _decide_against_links(
     repos: Repositories,
     connection: ConnectionRow,
@@ -93,6 +97,11 @@ def _decide_against_links(
     link = links.get(record)
     if link is None:  # a new record: its link is written by _write_accepted
         return Accept(item, record, outcome, None, Event.ACCEPTED, now)
+    if link.state in _REPLACEABLE:
+        # This Post may replace the link's work: read it again, held until the commit (a release
+        # committed since the first read would have the old entry claimed and sent while this Post
+        # closes it, and Xero's answer dropped: the payment twice in Xero).
+        link = repos.links.links_of(connection.connection_id, [record], lock=True).get(record, link)
     state = LinkState(link.state)
     same = link.fingerprint == item.fingerprint
     if same and state in (LinkState.PENDING, LinkState.WAITING, LinkState.LINKED):

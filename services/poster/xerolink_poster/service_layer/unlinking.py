@@ -50,7 +50,9 @@ def unlink(db: Database, connection_id: str, record: RecordRef, actor: str) -> L
 def unlink_record(repos: Repositories, connection_id: str, record: RecordRef, actor: str) -> LinkRow:
     """The single-record step in the caller's transaction, with the record's other half under
     another connection, if it has one: both or neither (a half being posted refuses both)."""
-    link = repos.links.get_link(connection_id, record)
+    # Held from the first read: a waiting entry released between a plain read and the write would
+    # be claimed and sent while this unlink closes it, and Xero's answer dropped.
+    link = repos.links.links_of(connection_id, [record], lock=True).get(record)
     if link is None:
         raise not_found(Reason.LINK_NOT_FOUND, f"{record} was never posted on connection {connection_id!r}")
     halves = [link, *other_halves(repos, connection_id, [record], lock=True).get(record, [])]

@@ -67,8 +67,9 @@ class LinkIndex:
             self._session.execute(_DEPENDENCIES.insert(), dependencies)
 
     def links_of(self, connection_id: str, records: Sequence[RecordRef], lock: bool) -> dict[RecordRef, LinkRow]:
-        """The links of these records; with `lock`, row-locked on PostgreSQL until the transaction
-        ends (SQLite's write transaction already excludes every other writer)."""
+        """The links of these records; with `lock`, read again (rows the session holds are
+        refreshed) and row-locked on PostgreSQL until the transaction ends (SQLite's write
+        transaction already excludes every other writer)."""
         if not records:
             return {}
         wanted = set(records)
@@ -77,7 +78,7 @@ class LinkIndex:
         )
         if lock and not self._is_sqlite:
             # Id order within each call; a deadlock across calls is retried by run_in_transaction.
-            query = query.order_by(col(LinkRow.id)).with_for_update()
+            query = query.order_by(col(LinkRow.id)).with_for_update().execution_options(populate_existing=True)
         rows = self._session.exec(query).all()
         return {ref: row for row in rows if (ref := RecordRef(row.kind, row.record_id)) in wanted}
 
