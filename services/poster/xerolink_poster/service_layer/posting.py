@@ -33,7 +33,13 @@ from xerolink_poster.service_layer.connection_lifecycle import check_postable
 from xerolink_poster.service_layer.connections import get_connection, request_id_violations
 from xerolink_poster.service_layer.group_commit import GroupQueue, Job
 from xerolink_poster.service_layer.ports import Repositories
-from xerolink_poster.service_layer.posting_decisions import Accept, Earlier, check_same_request, decide
+from xerolink_poster.service_layer.posting_decisions import (
+    Accept,
+    Earlier,
+    check_same_request,
+    decide,
+    hold_replaceable,
+)
 from xerolink_poster.service_layer.posting_values import (
     ItemFailure,
     Mapped,
@@ -467,7 +473,7 @@ def record_mapped(repos: Repositories, items: list[Mapped]) -> list[PostOutcome 
     for position, item in enumerate(items):
         by_connection.setdefault(item.connection.connection_id, []).append(position)
     results: list[PostOutcome | ItemFailure | None] = [None] * len(items)
-    for positions in by_connection.values():
+    for _, positions in sorted(by_connection.items()):  # connections in one order, as their links lock
         recorded = _record_connection(repos, [items[p] for p in positions])
         for position, outcome in zip(positions, recorded, strict=True):
             results[position] = outcome
@@ -483,6 +489,7 @@ def _record_connection(repos: Repositories, items: list[Mapped]) -> list[PostOut
     held = repos.connections.share_connection(connection.connection_id)
     members = _firm_members(repos, held)
     links = repos.links.links_for(connection.connection_id, sorted(wanted))
+    hold_replaceable(repos, connection.connection_id, records, links)
     earlier = Earlier()
     out: list[PostOutcome | ItemFailure | Accept] = []
     seen: dict[str, HeldConnection | None] = {connection.connection_id: held}

@@ -4,6 +4,7 @@ or refused."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from xerolink_common.errors import ErrorCode, FieldViolation, PreconditionViolation, XerolinkError, failed_precondition
@@ -70,8 +71,22 @@ def _remember_request(earlier: Earlier, item: Mapped, record: RecordRef, answer:
         earlier.by_request[item.request_id] = _FirstRequest(record, item.fingerprint, answer)
 
 
-# States whose work a Post of other content (or a repost) replaces.
-_REPLACEABLE = (LinkState.WAITING, LinkState.FAILED, LinkState.UNLINKED)
+# States whose work a Post of other content (or a repost) replaces: the caller reads these links
+# again, held until its commit, before deciding (posting._record_connection, hold_replaceable).
+REPLACEABLE = (LinkState.WAITING, LinkState.FAILED, LinkState.UNLINKED)
+
+
+def hold_replaceable(
+    repos: Repositories, connection_id: str, records: Sequence[RecordRef], links: dict[RecordRef, LinkRow]
+) -> None:
+    """Reads again, held until the transaction ends, the links of these records that a Post may
+    replace the work of, all in one statement in id order (so two batches lock them alike), and
+    updates `links` with what they hold now. Without it, a release committed since `links` was
+    read would have the old entry claimed and sent while this Post closes it, and Xero's answer
+    dropped: the payment twice in Xero."""
+    replaceable = sorted({r for r in records if (link := links.get(r)) is not None and link.state in REPLACEABLE})
+    if replaceable:
+        links.update(repos.links.links_of(connection_id, replaceable, lock=True))
 
 
 def _decide_against_links(
@@ -97,11 +112,6 @@ def _decide_against_links(
     link = links.get(record)
     if link is None:  # a new record: its link is written by _write_accepted
         return Accept(item, record, outcome, None, Event.ACCEPTED, now)
-    if link.state in _REPLACEABLE:
-        # This Post may replace the link's work: read it again, held until the commit (a release
-        # committed since the first read would have the old entry claimed and sent while this Post
-        # closes it, and Xero's answer dropped: the payment twice in Xero).
-        link = repos.links.links_of(connection.connection_id, [record], lock=True).get(record, link)
     state = LinkState(link.state)
     same = link.fingerprint == item.fingerprint
     if same and state in (LinkState.PENDING, LinkState.WAITING, LinkState.LINKED):

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import func
+from sqlalchemy import and_, func, or_
 from sqlmodel import Session, col, select
 from xerolink.actionstep.v1 import transaction_pb2
 from xerolink.xero.v1 import objects_pb2 as xero_pb2
@@ -73,9 +73,13 @@ class LinkIndex:
         if not records:
             return {}
         wanted = set(records)
-        query = select(LinkRow).where(
-            LinkRow.connection_id == connection_id, col(LinkRow.record_id).in_(sorted({r.id for r in records}))
-        )
+        ids: dict[int, set[int]] = {}
+        for record in wanted:
+            ids.setdefault(record.kind, set()).add(record.id)
+        # By kind and id: Actionstep numbers each kind apart, and a lock must not take another
+        # kind's record of the same number (another caller's, or the dispatcher's, for no reason).
+        by_kind = [and_(col(LinkRow.kind) == k, col(LinkRow.record_id).in_(sorted(i))) for k, i in sorted(ids.items())]
+        query = select(LinkRow).where(LinkRow.connection_id == connection_id, or_(*by_kind))
         if lock and not self._is_sqlite:
             # Id order within each call; a deadlock across calls is retried by run_in_transaction.
             query = query.order_by(col(LinkRow.id)).with_for_update().execution_options(populate_existing=True)
