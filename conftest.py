@@ -15,4 +15,5 @@ pytest_plugins = [
     "tests.fixtures.processes",
     "tests.fixtures.services",
     "tests.fixtures.poster",
+    "tests.fixtures.postgres_posters",
 ]

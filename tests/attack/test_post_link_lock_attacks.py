@@ -10,19 +10,17 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from xerolink.actionstep.v1 import transaction_pb2
 from xerolink.mapper.v1 import mapper_service_pb2 as mapper_pb2
-from xerolink_poster.adapters.database import Database, now_us, open_database
-from xerolink_poster.adapters.migrations import migrate
+from xerolink_poster.adapters.database import Database, now_us
 from xerolink_poster.adapters.repositories.link_index import LinkIndex
 from xerolink_poster.adapters.tables import LinkRow, OutboxRow, PostingRow
 from xerolink_poster.domain.records import RecordRef
 from xerolink_poster.domain.states import Event, LinkState, OutboxState
-from xerolink_poster.service_layer import unit_of_work
 from xerolink_poster.service_layer.posting import record_mapped
 from xerolink_poster.service_layer.posting_values import ItemFailure, Mapped
 from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transaction
@@ -37,35 +35,6 @@ NO_WAIT = 0.8
 # How long a transaction holding its first lock waits for the other to hold its own.
 HOLD = 0.3
 OLD = "f" * 64
-
-
-@pytest.fixture
-def pg(postgres_url: str) -> Iterator[Database]:
-    db = open_database(postgres_url)
-    migrate(db)
-    yield db
-    db.dispose()
-
-
-@pytest.fixture
-def other_poster(pg: Database) -> Iterator[Database]:
-    other = open_database(pg.url)
-    yield other
-    other.dispose()
-
-
-@pytest.fixture
-def conflicts(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The errors run_in_transaction rolled back (and retried), by SQLSTATE."""
-    seen: list[str] = []
-    real: Callable[[BaseException], bool] = getattr(unit_of_work, "retryable")  # noqa: B009
-
-    def recording(exc: BaseException) -> bool:
-        seen.append(str(getattr(getattr(exc, "orig", None), "sqlstate", type(exc).__name__)))
-        return real(exc)
-
-    monkeypatch.setattr(unit_of_work, "retryable", recording)
-    return seen
 
 
 # -- the registry ------------------------------------------------------------------------------

@@ -9,16 +9,15 @@ the entry's wait rows). Every wait has a timeout: a test fails, never hangs."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, cast
 
 import pytest
-from xerolink_poster.adapters.database import Database, now_us, open_database
-from xerolink_poster.adapters.migrations import migrate
+from xerolink_poster.adapters.database import Database, now_us
 from xerolink_poster.adapters.xero_client import XeroClient
 from xerolink_poster.domain.records import RecordRef
 from xerolink_poster.domain.states import Event, LinkState, OutboxState
-from xerolink_poster.service_layer import outcomes, unit_of_work, unlinking
+from xerolink_poster.service_layer import outcomes, unlinking
 from xerolink_poster.service_layer.dispatch.settings import DispatcherSettings
 from xerolink_poster.service_layer.dispatch.supervisor import Dispatcher
 from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transaction
@@ -36,37 +35,6 @@ NO_WAIT = 0.8
 
 
 # -- the registry ----------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def pg(postgres_url: str) -> Iterator[Database]:
-    """This poster's registry on the real PostgreSQL (row locks are the point: SQLite has one writer)."""
-    db = open_database(postgres_url)
-    migrate(db)
-    yield db
-    db.dispose()
-
-
-@pytest.fixture
-def other_poster(pg: Database) -> Iterator[Database]:
-    """Another poster's registry handle: its own engines and pools on the same registry."""
-    other = open_database(pg.url)
-    yield other
-    other.dispose()
-
-
-@pytest.fixture
-def conflicts(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The errors run_in_transaction rolled back and retried (a deadlock, a lock timeout), by SQLSTATE."""
-    seen: list[str] = []
-    real: Callable[[BaseException], bool] = getattr(unit_of_work, "retryable")  # noqa: B009
-
-    def recording(exc: BaseException) -> bool:
-        seen.append(str(getattr(getattr(exc, "orig", None), "sqlstate", type(exc).__name__)))
-        return real(exc)
-
-    monkeypatch.setattr(unit_of_work, "retryable", recording)
-    return seen
 
 
 def _linked(uow: UnitOfWork, record: RecordRef, connection_id: str = "c1") -> None:

@@ -7,14 +7,13 @@ many waiters on one bill released by several posters at once. Every wait has a t
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, cast
 
 import pytest
 from xerolink.actionstep.v1 import transaction_pb2
 from xerolink.mapper.v1 import mapper_service_pb2 as mapper_pb2
-from xerolink_poster.adapters.database import Database, now_us, open_database
-from xerolink_poster.adapters.migrations import migrate
+from xerolink_poster.adapters.database import Database, now_us
 from xerolink_poster.adapters.repositories.outbox import SqlOutboxRepository
 from xerolink_poster.adapters.xero_client import XeroClient
 from xerolink_poster.domain.records import RecordRef, XeroObjectRef
@@ -32,21 +31,6 @@ from tests.fixtures.threads import Call
 BILL = RecordRef(1, 1)
 PAYMENT = RecordRef(1, 2)
 NO_WAIT = 0.8  # PostgreSQL's deadlock_timeout is 1 s: longer is a lock wait, not a skip
-
-
-@pytest.fixture
-def pg(postgres_url: str) -> Iterator[Database]:
-    db = open_database(postgres_url)
-    migrate(db)
-    yield db
-    db.dispose()
-
-
-@pytest.fixture
-def other_poster(pg: Database) -> Iterator[Database]:
-    other = open_database(pg.url)
-    yield other
-    other.dispose()
 
 
 def _registry(database: Database, write: Callable[[UnitOfWork], Any]) -> Any:
