@@ -154,6 +154,27 @@ def _consistent(database: Database, record: RecordRef) -> None:
 # -- two batches replace the same waiting records in other orders --------------------------------
 
 
+def _meet_after_first_locks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two threads (not the test's) each take their first locked read of links, then wait up to
+    HOLD for the other to have taken its own: the interleaving concurrent callers meet by chance.
+    The wait breaks when the other is waiting on a lock this one holds (they lock in one order)."""
+    barrier = threading.Barrier(2)
+    locked_calls: dict[int, int] = {}
+    real = LinkIndex.links_of
+
+    def gated(self: LinkIndex, connection_id: str, records: Any, lock: bool) -> Any:
+        found = real(self, connection_id, records, lock)
+        me = threading.get_ident()
+        if lock and threading.current_thread() is not threading.main_thread():
+            locked_calls[me] = locked_calls.get(me, 0) + 1
+            if locked_calls[me] == 1:
+                with contextlib.suppress(threading.BrokenBarrierError):
+                    barrier.wait(timeout=HOLD)
+        return found
+
+    monkeypatch.setattr(LinkIndex, "links_of", gated)
+
+
 @pytest.mark.timeout(60)
 def test_two_batches_replacing_the_same_waiting_records_in_other_orders_neither_deadlock_nor_stall(
     pg: Database, other_poster: Database, conflicts: list[str], monkeypatch: pytest.MonkeyPatch
@@ -169,22 +190,7 @@ def test_two_batches_replacing_the_same_waiting_records_in_other_orders_neither_
     callers meet by chance.)"""
     p1, p2 = RecordRef(1, 11), RecordRef(1, 12)
     _registry(pg, lambda uow: [_waiting(uow, p1), _waiting(uow, p2)])
-    barrier = threading.Barrier(2, timeout=5.0)
-    locked_calls: dict[int, int] = {}
-    real = LinkIndex.links_of
-
-    def gated(self: LinkIndex, connection_id: str, records: Any, lock: bool) -> Any:
-        found = real(self, connection_id, records, lock)
-        me = threading.get_ident()
-        if lock and threading.current_thread() is not threading.main_thread():
-            locked_calls[me] = locked_calls.get(me, 0) + 1
-            if locked_calls[me] == 1:  # each holds its first lock and waits for the other to hold its own
-                # Broken: the other waits on a lock this one holds, as when they lock in one order.
-                with contextlib.suppress(threading.BrokenBarrierError):
-                    barrier.wait(timeout=HOLD)
-        return found
-
-    monkeypatch.setattr(LinkIndex, "links_of", gated)
+    _meet_after_first_locks(monkeypatch)
     forward = [_mapped(pg, p1, "a" * 64, 0), _mapped(pg, p2, "a" * 64, 1)]
     backward = [_mapped(pg, p2, "b" * 64, 0), _mapped(pg, p1, "b" * 64, 1)]
     calls = [
@@ -292,22 +298,7 @@ def test_a_batch_and_an_unlink_of_the_same_waiting_records_do_not_deadlock(
     posted once."""
     p1, p2 = RecordRef(1, 21), RecordRef(1, 22)
     _registry(pg, lambda uow: [_waiting(uow, p1), _waiting(uow, p2)])
-    barrier = threading.Barrier(2, timeout=5.0)
-    locked_calls: dict[int, int] = {}
-    real = LinkIndex.links_of
-
-    def gated(self: LinkIndex, connection_id: str, records: Any, lock: bool) -> Any:
-        found = real(self, connection_id, records, lock)
-        me = threading.get_ident()
-        if lock and threading.current_thread() is not threading.main_thread():
-            locked_calls[me] = locked_calls.get(me, 0) + 1
-            if locked_calls[me] == 1:  # each holds its first lock and waits for the other to hold its own
-                # Broken: the other waits on a lock this one holds, as when they lock in one order.
-                with contextlib.suppress(threading.BrokenBarrierError):
-                    barrier.wait(timeout=HOLD)
-        return found
-
-    monkeypatch.setattr(LinkIndex, "links_of", gated)
+    _meet_after_first_locks(monkeypatch)
 
     def saga() -> Any:
         def work(uow: UnitOfWork) -> Any:
