@@ -24,7 +24,7 @@ from xerolink_poster.domain.corrections import object_name
 from xerolink_poster.domain.records import RecordRef, XeroObjectRef
 from xerolink_poster.domain.states import Event, LinkState, OutboxState
 from xerolink_poster.service_layer.errors_json import error_json, parse_error
-from xerolink_poster.service_layer.outcomes import release_entry
+from xerolink_poster.service_layer.outcomes import dependency_links, release_entry
 from xerolink_poster.service_layer.ports import Repositories
 from xerolink_poster.service_layer.posting_writes import waiting_error
 
@@ -97,9 +97,7 @@ def is_held(link: LinkRow | None) -> bool:
 
 def still_held(repos: Repositories, outbox_id: int) -> bool:
     """Whether a waiting entry still waits on a linked document with a drift that blocks payment."""
-    # Each record under the connection it is waited for in (the trust half's, for an office half).
-    deps = [d for c, r in repos.outbox.connection_waits_of(outbox_id) if (d := repos.links.get_link(c, r))]
-    linked = [d for d in deps if d.state == LinkState.LINKED]
+    linked = [d for _, _, d in dependency_links(repos, outbox_id) if d.state == LinkState.LINKED]
     drifts = repos.drift.open_drifts_of_links([d.id or 0 for d in linked])
     return any(blocking(drifts.get(d.id or 0, [])) for d in linked)
 

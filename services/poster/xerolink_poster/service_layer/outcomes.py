@@ -272,6 +272,12 @@ def release_waiters(repos: Repositories, connection_id: str, record: RecordRef, 
     return released
 
 
+def dependency_links(repos: Repositories, outbox_id: int) -> list[tuple[str, RecordRef, LinkRow]]:
+    """The links of the records the entry waits for, each under the connection it is waited for
+    in (the trust half's, for an office half); records never posted are left out."""
+    return [(c, r, d) for c, r in repos.outbox.connection_waits_of(outbox_id) if (d := repos.links.get_link(c, r))]
+
+
 def unlinked_waits(
     repos: Repositories, waits: Sequence[tuple[str, RecordRef]], just_linked: tuple[str, RecordRef] | None = None
 ) -> list[tuple[str, RecordRef]]:

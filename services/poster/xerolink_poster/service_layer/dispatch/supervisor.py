@@ -326,11 +326,10 @@ def _waits_on_a_correction(uow: UnitOfWork, outbox_id: int) -> bool:
     """A document being corrected is linked but about to be voided and unlinked: work waiting for
     it stays waiting (released, it would only be found waiting again, and could be caught pending
     when the correction ends)."""
-    for connection_id, record in uow.outbox.connection_waits_of(outbox_id):  # each under its own connection
-        dep = uow.links.get_link(connection_id, record)
-        if dep is not None and uow.corrections.under_correction(connection_id, record, dep.generation):
-            return True
-    return False
+    return any(
+        uow.corrections.under_correction(connection_id, record, dep.generation)
+        for connection_id, record, dep in outcomes.dependency_links(uow, outbox_id)
+    )
 
 
 def _json_list(text: str) -> list[float]:
