@@ -53,6 +53,24 @@ def xero_state(
     return drift_resolution.XeroState(document, updated, differences)
 
 
+def resolve_in(
+    repos: Repositories,
+    connection_id: str,
+    drift_id: int,
+    resolution: str,
+    note: str,
+    element: dict[str, Any] | None,
+    actor: str,
+) -> Resolved:
+    """The resolution applied in the caller's transaction, given Xero's object as read (None when
+    Xero no longer has it)."""
+    row = drift_resolution.get_drift(repos, connection_id, drift_id)
+    if not drift_resolution.already_resolved(row, resolution):  # resolved meanwhile: answer it
+        found = xero_state(repos, repos.drift.get_snapshot(connection_id, row.xero_id), element)
+        drift_resolution.resolve(repos, row, resolution, note, found, actor, now_us())
+    return Resolved(row, repos.links.get_link_by_id(row.link_id))
+
+
 class DriftResolver:
     def __init__(self, db: Database, dispatcher: Dispatcher | None, lease_wait: float = 10.0) -> None:
         self.db = db
@@ -84,14 +102,9 @@ class DriftResolver:
                 exc.reason, f"{exc.message}; Xero must be read to resolve a drift: resolve again", 5.0
             ) from exc
 
-        def write(uow: UnitOfWork) -> Resolved:
-            row = drift_resolution.get_drift(uow, connection_id, drift_id)
-            if not drift_resolution.already_resolved(row, resolution):  # resolved meanwhile: answer it
-                found = xero_state(uow, uow.drift.get_snapshot(connection_id, row.xero_id), element)
-                drift_resolution.resolve(uow, row, resolution, note, found, actor, now_us())
-            return Resolved(row, uow.links.get_link_by_id(row.link_id))
-
-        resolved = run_in_transaction(self.db, write)
+        resolved = run_in_transaction(
+            self.db, lambda uow: resolve_in(uow, connection_id, drift_id, resolution, note, element, actor)
+        )
         if self.dispatcher is not None:
             self.dispatcher.changes.notify()
         return resolved
