@@ -62,6 +62,9 @@ class FakeOutboxRepository:
     def lock_waits(self, outbox_id: int) -> list[tuple[str, RecordRef]] | None:
         return self.connection_waits_of(outbox_id)
 
+    def lock_entries(self, ids: Sequence[int]) -> dict[int, OutboxRow]:
+        return self.outbox_by_ids(ids)
+
     def outbox_by_ids(self, ids: Sequence[int]) -> dict[int, OutboxRow]:
         return {i: self._registry.outbox[i] for i in ids if i in self._registry.outbox}
 

@@ -115,6 +115,27 @@ def held_on(repos: Repositories, connection_id: str, record: RecordRef) -> list[
     return held
 
 
+def held_on_locked(repos: Repositories, connection_id: str, record: RecordRef) -> list[tuple[OutboxRow, LinkRow]]:
+    """held_on, decided on rows held until the transaction ends, for a caller that writes them.
+    It takes the held entries' links, then the entries, each in id order (the links connection by
+    connection, in name order), as a Post or an unlink of the payment takes them: the link, then
+    its entries. So neither waits for the other in a cycle, and a Post that closed the held entry
+    since the plain read is seen here, not written over. Read again until no new hold appears."""
+    locked: set[int] = set()
+    while True:
+        found = held_on(repos, connection_id, record)
+        new = [(row, link) for row, link in found if (link.id or 0) not in locked]
+        if not new:
+            return found
+        by_connection: dict[str, set[RecordRef]] = {}
+        for _, link in new:
+            by_connection.setdefault(link.connection_id, set()).add(RecordRef(link.kind, link.record_id))
+        for name in sorted(by_connection):
+            repos.links.links_of(name, sorted(by_connection[name]), lock=True)
+        repos.outbox.lock_entries([row.id or 0 for row, _ in new])
+        locked.update(link.id or 0 for _, link in new)
+
+
 def fail_held(
     repos: Repositories,
     connection_id: str,
@@ -132,7 +153,7 @@ def fail_held(
     accepted = rules.drift_name(drift.connection_id, drift.id or 0)
     by_name = {rules.drift_name(r.connection_id, r.id or 0): r for r in resolved}
     blockers = blocking(resolved)
-    held = held_on(repos, connection_id, record)
+    held = held_on_locked(repos, connection_id, record)
     for row, link in held:
         cause = by_name.get(_held_on_drift(link)) or (blockers[0] if blockers else drift)
         name = rules.drift_name(cause.connection_id, cause.id or 0)
@@ -173,6 +194,6 @@ def release_held(repos: Repositories, connection_id: str, record: RecordRef, now
 
 def unheld_by_unlink(repos: Repositories, connection_id: str, record: RecordRef) -> None:
     """The document was unlinked: its held entries now wait for it to link again, and say so."""
-    for _, link in held_on(repos, connection_id, record):
+    for _, link in held_on_locked(repos, connection_id, record):
         link.last_error = waiting_error([record])
         repos.links.save(link)

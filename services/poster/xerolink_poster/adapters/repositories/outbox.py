@@ -142,6 +142,17 @@ class SqlOutboxRepository:
         changing it, and a release must not write over that from an older read)."""
         return self._session.get(OutboxRow, outbox_id, with_for_update={"skip_locked": True}, populate_existing=True)
 
+    def lock_entries(self, ids: Sequence[int]) -> dict[int, OutboxRow]:
+        """The entries read again (rows the session holds are refreshed) and held until the
+        transaction ends, in id order, waiting for whoever holds one (FOR UPDATE on PostgreSQL;
+        SQLite's write transaction already excludes every other writer)."""
+        if not ids:
+            return {}
+        query = select(OutboxRow).where(col(OutboxRow.id).in_(sorted(set(ids))))
+        if not self._is_sqlite:
+            query = query.order_by(col(OutboxRow.id)).with_for_update().execution_options(populate_existing=True)
+        return {r.id or 0: r for r in self._session.exec(query).all()}
+
     def outbox_by_ids(self, ids: Sequence[int]) -> dict[int, OutboxRow]:
         if not ids:
             return {}
