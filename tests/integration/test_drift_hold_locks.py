@@ -1,8 +1,10 @@
-"""Resolving a drift while a caller posts the held payment again (docs/drift.md "Holds and
-resolution"), on the real PostgreSQL where row locks are the point: accepting Xero's version fails
-the payments held on the document, and must decide that on the payment's link and entry as they
-are, held, not as it read them a moment before; and it takes them in the order a Post does (the
-link, then its entries), so the two never deadlock. Every wait has a timeout."""
+"""Resolving a drift while a caller posts the held payment again, or an operator unlinks the
+document (docs/drift.md "Resolving a drift"), on the real PostgreSQL where row locks are the
+point. A resolution decides on the rows as they are, held, not as it read them a moment before:
+accepting Xero's version fails the payments held on the document, but not one a Post has just
+queued again, and not over an unlink that resolved the drift first. It takes the rows in the order
+a Post and an unlink do (a link, then what hangs on it), so none of them deadlock. Every wait has a
+timeout."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from typing import Any
 import pytest
 from xerolink.actionstep.v1 import transaction_pb2
 from xerolink.mapper.v1 import mapper_service_pb2 as mapper_pb2
-from xerolink_common.errors import ErrorCode
+from xerolink_common.errors import ErrorCode, XerolinkError
 from xerolink_common.reasons import Reason
 from xerolink_poster.adapters.database import Database, now_us
 from xerolink_poster.adapters.drift_tables import DriftRow
@@ -21,12 +23,13 @@ from xerolink_poster.adapters.repositories.outbox import SqlOutboxRepository
 from xerolink_poster.domain import drift_holds as rules
 from xerolink_poster.domain.records import RecordRef
 from xerolink_poster.domain.states import LinkState, OutboxState
-from xerolink_poster.service_layer import drift_holds
+from xerolink_poster.service_layer import drift_holds, drift_resolution
 from xerolink_poster.service_layer.drift_resolving import resolve_in
 from xerolink_poster.service_layer.errors_json import error_json
 from xerolink_poster.service_layer.posting import record_mapped
 from xerolink_poster.service_layer.posting_values import Mapped
 from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transaction
+from xerolink_poster.service_layer.unlinking import unlink
 
 from tests.fixtures.registry_rows import linked_record, unreachable_connection, waiting_entry
 from tests.fixtures.threads import Call
@@ -221,3 +224,36 @@ def test_a_resolution_holding_the_held_payment_has_a_post_of_it_wait_and_then_re
     assert events[-2:] == ["drift_accepted", "retry_accepted"], events
     assert conflicts == []
 
+
+@pytest.mark.timeout(60)
+def test_a_resolution_that_read_the_drift_before_the_bill_was_unlinked_is_refused_not_written_over_the_unlink(
+    pg: Database, other_poster: Database, monkeypatch: pytest.MonkeyPatch, conflicts: list[str]
+) -> None:
+    """The bookkeeper accepts Xero's version and the resolution reads the drift, open. Right then
+    an operator unlinks the bill on poster B: the unlink resolves the drift as UNLINKED and has
+    the held payment wait for the bill to link again. The resolution must not go on from what it
+    read and record the drift resolved as ACCEPT_XERO over the unlink's resolution: it is answered
+    DRIFT_ALREADY_RESOLVED, as it would have been a moment later, and the payment keeps waiting."""
+    drift_id = _held_payment(pg)
+    read, go = _gate(monkeypatch, drift_resolution, "get_drift")
+    resolve = Call(lambda: _accept_xero(pg, drift_id))
+    assert read.wait(15.0), "the resolution never read the drift"
+    unlinked = Call(lambda: unlink(other_poster, "c1", BILL, "operator:test"), callers=True)
+    unlink_in_time = unlinked.answered_within(5.0)
+    go.set()
+    unlinked.result(timeout=30.0)
+    with pytest.raises(XerolinkError) as refused:
+        resolve.result(timeout=30.0)
+
+    assert unlink_in_time, "the unlink waited for a resolution that had only read"
+    assert refused.value.reason == Reason.DRIFT_ALREADY_RESOLVED, refused.value
+    with UnitOfWork(pg, write=False) as uow:
+        drift = uow.drift.get_drift("c1", drift_id)
+        assert drift is not None
+        assert (drift.state, drift.resolution, drift.resolved_by) == (rules.RESOLVED, rules.UNLINKED, "operator:test")
+        payment = uow.links.get_link("c1", PAYMENT)
+        assert payment is not None
+        assert payment.state == LinkState.WAITING.value
+        assert "DEPENDENCY_NOT_LINKED" in (payment.last_error or ""), payment.last_error
+        assert "drift_accepted" not in [a.event for a in uow.links.audit(payment.id or 0)]
+    assert conflicts == ["XerolinkError"]  # the refusal, seen once and not run again

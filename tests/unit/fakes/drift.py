@@ -59,7 +59,7 @@ class FakeDriftRepository:
             row.active = False
             row.update_us = now_us
 
-    def get_drift(self, connection_id: str, drift_id: int) -> DriftRow | None:
+    def get_drift(self, connection_id: str, drift_id: int, lock: bool = False) -> DriftRow | None:
         row = self.drifts.get(drift_id)
         return row if row is not None and row.connection_id == connection_id else None
 

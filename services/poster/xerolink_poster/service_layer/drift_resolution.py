@@ -83,6 +83,21 @@ def get_drift(repos: Repositories, connection_id: str, drift_id: int) -> DriftRo
     return drift
 
 
+def held_drift(repos: Repositories, connection_id: str, drift_id: int) -> DriftRow:
+    """The drift read again and held until the transaction ends, after its document's link: the
+    order an unlink of the document takes them (its link, then its drifts). A resolution that read
+    the drift open before an unlink resolved it then sees the unlink's resolution, instead of
+    answering and auditing its own over it, and never waits for the unlink in a cycle."""
+    drift = get_drift(repos, connection_id, drift_id)
+    link = repos.links.get_link_by_id(drift.link_id)
+    if link is not None:
+        repos.links.links_of(link.connection_id, [RecordRef(link.kind, link.record_id)], lock=True)
+    held = repos.drift.get_drift(connection_id, drift_id, lock=True)
+    if held is None:
+        raise drift_not_found(connection_id, drift_id)
+    return held
+
+
 def already_resolved(drift: DriftRow, resolution: str) -> bool:
     """True when the drift was resolved the same way (the request is answered with it, unchanged);
     FAILED_PRECONDITION when it was resolved another way; False while it is open."""

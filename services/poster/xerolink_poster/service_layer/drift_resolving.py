@@ -64,7 +64,7 @@ def resolve_in(
 ) -> Resolved:
     """The resolution applied in the caller's transaction, given Xero's object as read (None when
     Xero no longer has it)."""
-    row = drift_resolution.get_drift(repos, connection_id, drift_id)
+    row = drift_resolution.held_drift(repos, connection_id, drift_id)
     if not drift_resolution.already_resolved(row, resolution):  # resolved meanwhile: answer it
         found = xero_state(repos, repos.drift.get_snapshot(connection_id, row.xero_id), element)
         drift_resolution.resolve(repos, row, resolution, note, found, actor, now_us())

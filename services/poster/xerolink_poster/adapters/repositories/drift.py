@@ -120,8 +120,14 @@ class SqlDriftRepository:
         return set(self._session.exec(query).all())
 
     # -- drift ----------------------------------------------------------------------------------
-    def get_drift(self, connection_id: str, drift_id: int) -> DriftRow | None:
-        row = self._session.get(DriftRow, drift_id)
+    def get_drift(self, connection_id: str, drift_id: int, lock: bool = False) -> DriftRow | None:
+        """The drift; with `lock`, read again (the row the session holds is refreshed) and held
+        until the transaction ends (FOR UPDATE on PostgreSQL; SQLite's write transaction already
+        excludes every other writer)."""
+        if lock:  # SQLite's dialect writes no FOR UPDATE
+            row = self._session.get(DriftRow, drift_id, with_for_update=True, populate_existing=True)
+        else:
+            row = self._session.get(DriftRow, drift_id)
         return row if row is not None and row.connection_id == connection_id else None
 
     def open_drifts_of_object(self, connection_id: str, xero_id: str) -> list[DriftRow]:
