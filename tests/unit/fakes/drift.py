@@ -18,8 +18,12 @@ class FakeDriftRepository:
         self.snapshots: dict[tuple[str, str], XeroSnapshotRow] = {}
         self.drifts: dict[int, DriftRow] = {}
 
-    def get_snapshot(self, connection_id: str, xero_id: str) -> XeroSnapshotRow | None:
+    def get_snapshot(self, connection_id: str, xero_id: str, lock: bool = False) -> XeroSnapshotRow | None:
         return self.snapshots.get((connection_id, xero_id))
+
+    def snapshot_link_ids(self, connection_id: str, xero_ids: Sequence[str]) -> list[int]:
+        wanted = set(xero_ids)
+        return sorted({s.link_id for (c, x), s in self.snapshots.items() if c == connection_id and x in wanted})
 
     def put_snapshot(self, row: XeroSnapshotRow) -> None:
         """As the registry's: a snapshot replaced keeps its creation time."""

@@ -43,6 +43,9 @@ class FakeLinkRepository:
     def lock_link(self, link_id: int) -> LinkRow | None:
         return self._registry.links.get(link_id)
 
+    def lock_links(self, ids: Sequence[int]) -> dict[int, LinkRow]:
+        return self.links_by_ids(ids)
+
     def links_by_ids(self, ids: Sequence[int]) -> dict[int, LinkRow]:
         return {i: self._registry.links[i] for i in ids if i in self._registry.links}
 

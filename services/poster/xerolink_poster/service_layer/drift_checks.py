@@ -64,6 +64,11 @@ def record_observations(
         raise ValueError(f"source must be one of {SOURCES}, not {source!r}")
     changed: list[DriftRow] = []
     wanted = [o.xero_id.lower() for o in observed if o.xero_id]
+    # The objects' links first, held until the transaction ends, as a resolution and an unlink of
+    # them take them; then their snapshots and drifts, read as they are once those have committed
+    # (a drift read open and resolved meanwhile would be written over; a snapshot read before an
+    # accepted version would open its drift again).
+    uow.links.lock_links(uow.drift.snapshot_link_ids(connection_id, wanted))
     snapshots = uow.drift.snapshots_by_xero_ids(connection_id, wanted)
     for item in observed:
         xero_id = item.xero_id.lower()

@@ -117,21 +117,17 @@ def held_on(repos: Repositories, connection_id: str, record: RecordRef) -> list[
 
 def held_on_locked(repos: Repositories, connection_id: str, record: RecordRef) -> list[tuple[OutboxRow, LinkRow]]:
     """held_on, decided on rows held until the transaction ends, for a caller that writes them.
-    It takes the held entries' links, then the entries, each in id order (the links connection by
-    connection, in name order), as a Post or an unlink of the payment takes them: the link, then
-    its entries. So neither waits for the other in a cycle, and a Post that closed the held entry
-    since the plain read is seen here, not written over. Read again until no new hold appears."""
+    It takes the held entries' links, then the entries, each in id order, as a Post or an unlink
+    of the payment takes them: the link, then its entries. So neither waits for the other in a
+    cycle, and a Post that closed the held entry since the plain read is seen here, not written
+    over. Read again until no new hold appears."""
     locked: set[int] = set()
     while True:
         found = held_on(repos, connection_id, record)
         new = [(row, link) for row, link in found if (link.id or 0) not in locked]
         if not new:
             return found
-        by_connection: dict[str, set[RecordRef]] = {}
-        for _, link in new:
-            by_connection.setdefault(link.connection_id, set()).add(RecordRef(link.kind, link.record_id))
-        for name in sorted(by_connection):
-            repos.links.links_of(name, sorted(by_connection[name]), lock=True)
+        repos.links.lock_links([link.id or 0 for _, link in new])
         repos.outbox.lock_entries([row.id or 0 for row, _ in new])
         locked.update(link.id or 0 for _, link in new)
 

@@ -84,18 +84,30 @@ def get_drift(repos: Repositories, connection_id: str, drift_id: int) -> DriftRo
 
 
 def held_drift(repos: Repositories, connection_id: str, drift_id: int) -> DriftRow:
-    """The drift read again and held until the transaction ends, after its document's link: the
-    order an unlink of the document takes them (its link, then its drifts). A resolution that read
-    the drift open before an unlink resolved it then sees the unlink's resolution, instead of
+    """The drift read again and held until the transaction ends, after its document's link and
+    the links of the payments held on it, all in one statement in id order: the order an unlink
+    of the document (with its payments or not) takes them, links before drifts. A resolution that
+    read the drift open before an unlink resolved it then sees the unlink's resolution, instead of
     answering and auditing its own over it, and never waits for the unlink in a cycle."""
     drift = get_drift(repos, connection_id, drift_id)
     link = repos.links.get_link_by_id(drift.link_id)
-    if link is not None:
-        repos.links.links_of(link.connection_id, [RecordRef(link.kind, link.record_id)], lock=True)
-    held = repos.drift.get_drift(connection_id, drift_id, lock=True)
-    if held is None:
+    document = RecordRef(link.kind, link.record_id) if link is not None else None
+    held = drift_holds.held_on(repos, connection_id, document) if document is not None else []
+    applied_to = _applied_to(repos, drift)
+    repos.links.lock_links([drift.link_id, *(payment.id or 0 for _, payment in held), *applied_to])
+    locked = repos.drift.get_drift(connection_id, drift_id, lock=True)
+    if locked is None:
         raise drift_not_found(connection_id, drift_id)
-    return held
+    return locked
+
+
+def _applied_to(repos: Repositories, drift: DriftRow) -> list[int]:
+    """For a drift of a payment or allocation, the link of the document it is applied to, whose
+    snapshot accepting Xero's version rewrites (_accept); none for a document's drift."""
+    snapshot = repos.drift.get_snapshot(drift.connection_id, drift.xero_id)
+    applied = drift_rules.applied_entry(snapshot.object_type, json.loads(snapshot.document)) if snapshot else None
+    target = repos.drift.get_snapshot(drift.connection_id, applied[1].lower()) if applied else None
+    return [target.link_id] if target is not None else []
 
 
 def already_resolved(drift: DriftRow, resolution: str) -> bool:
@@ -115,7 +127,7 @@ def already_resolved(drift: DriftRow, resolution: str) -> bool:
 def _accept(repos: Repositories, drift: DriftRow, xero: XeroState, now_us: int) -> None:
     """Xero's state becomes the snapshot; an object Xero no longer has is compared no more, and a
     payment or allocation deleted there is no longer expected on its document."""
-    snapshot = repos.drift.get_snapshot(drift.connection_id, drift.xero_id)
+    snapshot = repos.drift.get_snapshot(drift.connection_id, drift.xero_id, lock=True)
     if snapshot is None:
         return
     posted = json.loads(snapshot.document)
@@ -132,7 +144,9 @@ def _accept(repos: Repositories, drift: DriftRow, xero: XeroState, now_us: int) 
         return
     _, document_id, key, entry = applied
     id_field = "PaymentID" if key == "Payments" else "AllocationID"
-    target = repos.drift.get_snapshot(drift.connection_id, document_id.lower())
+    # Read again, held: its link is held since held_drift, so a change of the document accepted
+    # meanwhile (a void) is kept, not written over.
+    target = repos.drift.get_snapshot(drift.connection_id, document_id.lower(), lock=True)
     if target is not None and target.active:
         kept = rules.without_entry(json.loads(target.document), key, id_field, str(entry.get(id_field, "")))
         target.document = json.dumps(kept, sort_keys=True)

@@ -66,7 +66,7 @@ def resolve_in(
     Xero no longer has it)."""
     row = drift_resolution.held_drift(repos, connection_id, drift_id)
     if not drift_resolution.already_resolved(row, resolution):  # resolved meanwhile: answer it
-        found = xero_state(repos, repos.drift.get_snapshot(connection_id, row.xero_id), element)
+        found = xero_state(repos, repos.drift.get_snapshot(connection_id, row.xero_id, lock=True), element)
         drift_resolution.resolve(repos, row, resolution, note, found, actor, now_us())
     return Resolved(row, repos.links.get_link_by_id(row.link_id))
 

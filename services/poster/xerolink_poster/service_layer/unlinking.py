@@ -199,8 +199,26 @@ def _validate(
 def _gather(
     uow: Repositories, connection_id: str, chosen: Sequence[RecordRef], cascade: bool, lock: bool
 ) -> tuple[dict[RecordRef, LinkRow], dict[RecordRef, list[RecordRef]]]:
-    """The chosen links and their dependents (all the way down when cascading), locked with `lock`."""
-    links = uow.links.links_of(connection_id, chosen, lock)
+    """The chosen links and their dependents (all the way down when cascading). With `lock` each
+    is held until the transaction ends, all taken in one statement in id order, as a Post, a
+    drift resolution and another unlink take theirs: found, locked, then found again on what is
+    held, until nothing new turns up. Taken as found (the chosen, then their dependents), an
+    invoice unlinked alone and one unlinked with its payments took the two in opposite orders."""
+    locked: set[int] = set()
+    while True:
+        links, dependents = _found(uow, connection_id, chosen, cascade)
+        new = sorted({link.id or 0 for link in links.values()} - locked)
+        if not lock or not new:
+            return links, dependents
+        uow.links.lock_links(new)
+        locked.update(new)
+
+
+def _found(
+    uow: Repositories, connection_id: str, chosen: Sequence[RecordRef], cascade: bool
+) -> tuple[dict[RecordRef, LinkRow], dict[RecordRef, list[RecordRef]]]:
+    """The chosen links and their dependents (all the way down when cascading), as read."""
+    links = uow.links.links_of(connection_id, chosen, lock=False)
     dependents: dict[RecordRef, list[RecordRef]] = {}
     frontier = [r for r in chosen if r in links]
     seen = set(chosen)
@@ -209,7 +227,7 @@ def _gather(
         dependents.update(found)
         new = sorted({d for ds in found.values() for d in ds} - seen)
         seen.update(new)
-        links.update(uow.links.links_of(connection_id, new, lock))
+        links.update(uow.links.links_of(connection_id, new, lock=False))
         frontier = [d for d in new if d in links] if cascade else []
     return links, dependents
 

@@ -28,8 +28,24 @@ class SqlDriftRepository:
         self._session = session
 
     # -- snapshots ------------------------------------------------------------------------------
-    def get_snapshot(self, connection_id: str, xero_id: str) -> XeroSnapshotRow | None:
+    def get_snapshot(self, connection_id: str, xero_id: str, lock: bool = False) -> XeroSnapshotRow | None:
+        """The object's snapshot; with `lock`, read again (the row the session holds is refreshed)
+        and held until the transaction ends (FOR UPDATE on PostgreSQL)."""
+        if lock:  # SQLite's dialect writes no FOR UPDATE
+            return self._session.get(
+                XeroSnapshotRow, (connection_id, xero_id), with_for_update=True, populate_existing=True
+            )
         return self._session.get(XeroSnapshotRow, (connection_id, xero_id))
+
+    def snapshot_link_ids(self, connection_id: str, xero_ids: Sequence[str]) -> list[int]:
+        """The links whose objects these are, by their snapshots, as values (no ORM rows are
+        loaded: a caller locks the links first, then reads the snapshots as they are then)."""
+        if not xero_ids:
+            return []
+        query = core_select(_SNAPSHOTS.c.link_id).where(
+            _SNAPSHOTS.c.connection_id == connection_id, _SNAPSHOTS.c.xero_id.in_(sorted(set(xero_ids)))
+        )
+        return sorted({link_id for (link_id,) in self._session.execute(query)})
 
     def put_snapshot(self, row: XeroSnapshotRow) -> None:
         """Adds the object's snapshot, or replaces the one it has (a later generation, or a state

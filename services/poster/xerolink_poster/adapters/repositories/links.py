@@ -157,6 +157,17 @@ class SqlLinkRepository(LinkIndex):
         another transaction holds it (FOR UPDATE SKIP LOCKED on PostgreSQL)."""
         return self._session.get(LinkRow, link_id, with_for_update={"skip_locked": True}, populate_existing=True)
 
+    def lock_links(self, ids: Sequence[int]) -> dict[int, LinkRow]:
+        """The links read again (rows the session holds are refreshed) and held until the
+        transaction ends, in id order, waiting for whoever holds one (FOR UPDATE on PostgreSQL;
+        SQLite's write transaction already excludes every other writer)."""
+        if not ids:
+            return {}
+        query = select(LinkRow).where(col(LinkRow.id).in_(sorted(set(ids))))
+        if not self._is_sqlite:
+            query = query.order_by(col(LinkRow.id)).with_for_update().execution_options(populate_existing=True)
+        return {r.id or 0: r for r in self._session.exec(query).all()}
+
     def links_by_ids(self, ids: Sequence[int]) -> dict[int, LinkRow]:
         if not ids:
             return {}
