@@ -573,3 +573,42 @@ def test_accepting_the_payments_deletion_never_deadlocks_with_an_unlink_of_its_b
     assert DEADLOCK not in conflicts, (
         f"the resolution and the unlink deadlocked: {conflicts}; answered after {deletion.took:.2f} s"
     )
+
+
+# -- Xero changed again between ResolveDrift's read and its write -----------------------------------
+
+
+def _with_payment(payment_id: str, updated: str) -> dict[str, Any]:
+    """The bill's invoice with 30.00 applied in Xero that xerolink did not make (a bank-feed match)."""
+    return {**_invoice(), "Payments": [{"PaymentID": payment_id, "Amount": "30.00"}], "UpdatedDateUTC": updated}
+
+
+@pytest.mark.timeout(60)
+def test_corrected_never_releases_a_payment_on_a_read_older_than_the_drift_it_resolves(
+    database: Database, conflicts: list[str]
+) -> None:
+    """A bank-feed match put 30.00 on the bill in Xero (ALLOCATION_ADDED_IN_XERO), and the caller's
+    payment of the same money is held on it. The bookkeeper removes the match in Xero and resolves
+    CORRECTED: ResolveDrift reads the invoice (no foreign money: as posted) through the tenant's
+    budget, which may wait seconds for the tenant's lease. Meanwhile the bank feed matches the money
+    again and the webhook records it: the same open drift, its differences now naming the new
+    payment, Xero's UpdatedDateUTC later than the read's. ResolveDrift's transaction then holds the
+    bill's link and the drift, "read again", and still decides on its older read: the drift is
+    resolved CORRECTED and the held payment released, to be sent on a bill Xero shows paid by the
+    bank feed: the money twice in Xero. The registry knows better than the read (the drift changed
+    after it); the caller must not be told the drift was corrected."""
+    drift_id = _held_payment(database, _with_payment("MATCH-A", "/Date(1767225600000+0000)/"))[
+        "ALLOCATION_ADDED_IN_XERO"
+    ]
+    read = {**_invoice(), "UpdatedDateUTC": "/Date(1767229200000+0000)/"}  # ResolveDrift's Xero read
+    _observe(database, _with_payment("MATCH-B", "/Date(1767232800000+0000)/"))  # the webhook, after it
+
+    with UnitOfWork(database, write=False) as uow:
+        drift = uow.drift.get_drift(C1, drift_id)
+        assert drift is not None and drift.state == rules.OPEN and "match-b" in drift.differences, drift
+    told = _answer(Call(lambda: _resolve(database, drift_id, rules.CORRECTED, read), callers=True))
+    state, entries, events = _agrees(database)
+    assert (told, state, events.count("released")) != ("applied", LinkState.PENDING.value, 1), (
+        f"resolved CORRECTED on a read older than the drift's last change; the payment was released to be "
+        f"sent over the new bank-feed match: {state} {entries}"
+    )

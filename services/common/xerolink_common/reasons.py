@@ -118,6 +118,10 @@ class Reason(StrEnum):
         "DRIFT_ALREADY_RESOLVED",
         "the drift was already resolved another way; read it (ListDrift) before resolving again",
     )
+    DRIFT_CHANGED_SINCE_READ = (
+        "DRIFT_CHANGED_SINCE_READ",
+        "Xero changed the drifted object again after ResolveDrift read it; resolve again, so it is read again",
+    )
     DRIFT_NOT_CORRECTED = (
         "DRIFT_NOT_CORRECTED",
         "a drift resolved as corrected still differs in Xero; the violations list the remaining differences",

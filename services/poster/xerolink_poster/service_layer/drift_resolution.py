@@ -29,6 +29,7 @@ from xerolink_poster.domain import drift as drift_rules
 from xerolink_poster.domain import drift_holds as rules
 from xerolink_poster.domain.records import RecordRef
 from xerolink_poster.service_layer import drift_holds
+from xerolink_poster.service_layer.drift_reads import updated_ms
 from xerolink_poster.service_layer.ports import Repositories
 
 MAX_NOTE = 1000
@@ -154,6 +155,27 @@ def _accept(repos: Repositories, drift: DriftRow, xero: XeroState, now_us: int) 
         repos.drift.put_snapshot(target)
 
 
+def _refuse_if_changed_since(open_drifts: Sequence[DriftRow], read_updated: str) -> None:
+    """ABORTED when a webhook or a poll recorded, on one of the object's open drifts, a state of
+    Xero later than the one ResolveDrift read (Xero's UpdatedDateUTC: "Last modified date UTC
+    format", Xero's OpenAPI description): deciding on the read would, say, release a payment held
+    on a bank-feed match that was made again after the read. Without a date on either side there
+    is nothing to compare."""
+    read_ms = updated_ms({"UpdatedDateUTC": read_updated}) if read_updated else None
+    if read_ms is None:
+        return
+    for row in open_drifts:
+        recorded = updated_ms({"UpdatedDateUTC": row.xero_updated}) if row.xero_updated else None
+        if recorded is not None and recorded > read_ms:
+            raise XerolinkError(
+                ErrorCode.ABORTED,
+                Reason.DRIFT_CHANGED_SINCE_READ,
+                f"Xero changed the object again after it was read to resolve the drift: "
+                f"{rules.drift_name(row.connection_id, row.id or 0)} records Xero's version of {row.xero_updated}, "
+                f"later than the one read ({read_updated}); read it (ListDrift) and resolve again",
+            )
+
+
 def resolve(
     repos: Repositories, drift: DriftRow, resolution: str, note: str, xero: XeroState, actor: str, now_us: int
 ) -> DriftRow:
@@ -161,6 +183,8 @@ def resolve(
     link = repos.links.get_link_by_id(drift.link_id)
     assert link is not None
     record = RecordRef(link.kind, link.record_id)
+    resolved = repos.drift.open_drifts_of_object(drift.connection_id, drift.xero_id)
+    _refuse_if_changed_since(resolved, xero.updated)
     if resolution == rules.CORRECTED and (xero.document is None or xero.differences):
         remaining = list(xero.differences) or [{"field": "(object)", "posted": "present", "xero": "not found"}]
         raise XerolinkError(
@@ -176,7 +200,6 @@ def resolve(
     if resolution == rules.ACCEPT_XERO:
         _accept(repos, drift, xero, now_us)
     label = drift_holds.document_label(repos, drift, link)
-    resolved = repos.drift.open_drifts_of_object(drift.connection_id, drift.xero_id)
     for row in resolved:
         row.state = rules.RESOLVED
         row.resolution = resolution
