@@ -21,9 +21,10 @@ class FakeDriftRepository:
     def get_snapshot(self, connection_id: str, xero_id: str, lock: bool = False) -> XeroSnapshotRow | None:
         return self.snapshots.get((connection_id, xero_id))
 
-    def snapshot_link_ids(self, connection_id: str, xero_ids: Sequence[str]) -> list[int]:
+    def snapshot_documents(self, connection_id: str, xero_ids: Sequence[str]) -> list[tuple[int, int, str]]:
         wanted = set(xero_ids)
-        return sorted({s.link_id for (c, x), s in self.snapshots.items() if c == connection_id and x in wanted})
+        found = [s for (c, x), s in self.snapshots.items() if c == connection_id and x in wanted]
+        return [(s.link_id, s.object_type, s.document) for s in found]
 
     def put_snapshot(self, row: XeroSnapshotRow) -> None:
         """As the registry's: a snapshot replaced keeps its creation time."""

@@ -64,11 +64,7 @@ def record_observations(
         raise ValueError(f"source must be one of {SOURCES}, not {source!r}")
     changed: list[DriftRow] = []
     wanted = [o.xero_id.lower() for o in observed if o.xero_id]
-    # The objects' links first, held until the transaction ends, as a resolution and an unlink of
-    # them take them; then their snapshots and drifts, read as they are once those have committed
-    # (a drift read open and resolved meanwhile would be written over; a snapshot read before an
-    # accepted version would open its drift again).
-    uow.links.lock_links(uow.drift.snapshot_link_ids(connection_id, wanted))
+    uow.links.lock_links(_links_written(uow, connection_id, wanted))
     snapshots = uow.drift.snapshots_by_xero_ids(connection_id, wanted)
     for item in observed:
         xero_id = item.xero_id.lower()
@@ -86,6 +82,19 @@ def record_observations(
             continue
         changed += _check(uow, snapshot, link, item, source, now_us, actor)
     return changed
+
+
+def _links_written(uow: Repositories, connection_id: str, xero_ids: Sequence[str]) -> list[int]:
+    """The links whose drifts the check may write: the observed objects', and those of the
+    payments and allocations their snapshots expect (settled from the document's view). They are
+    taken first, in one statement in id order, as a resolution and an unlink take theirs, and held
+    until the transaction ends; the snapshots and drifts are then read as they are once those have
+    committed. Read before them, a drift open then resolved would be written over, and a snapshot
+    replaced by an accepted version would have its drift opened again."""
+    documents = uow.drift.snapshot_documents(connection_id, xero_ids)
+    entries = sorted({e for _, object_type, doc in documents for e in rules.own_entries(object_type, json.loads(doc))})
+    held = uow.drift.snapshot_documents(connection_id, entries) if entries else []
+    return [link_id for link_id, _, _ in documents + held]
 
 
 # The status of a document xerolink posted and Xero still counts: what an adopted baseline holds

@@ -155,25 +155,25 @@ def _accept(repos: Repositories, drift: DriftRow, xero: XeroState, now_us: int) 
         repos.drift.put_snapshot(target)
 
 
-def _refuse_if_changed_since(open_drifts: Sequence[DriftRow], read_updated: str) -> None:
-    """ABORTED when a webhook or a poll recorded, on one of the object's open drifts, a state of
-    Xero later than the one ResolveDrift read (Xero's UpdatedDateUTC: "Last modified date UTC
-    format", Xero's OpenAPI description): deciding on the read would, say, release a payment held
-    on a bank-feed match that was made again after the read. Without a date on either side there
-    is nothing to compare."""
+def _refuse_if_changed_since(drift: DriftRow, recorded: Sequence[str], read_updated: str) -> None:
+    """ABORTED when a webhook or a poll recorded a state of the object later than the one
+    ResolveDrift read: `recorded` holds the UpdatedDateUTC of each state compared (the object's
+    snapshot keeps the last; an open drift, the one that last changed it), Xero's "Last modified
+    date UTC format" (Xero's OpenAPI description), so a later one means Xero changed the object
+    after the read. Deciding on the read would, say, release a payment held on a bank-feed match
+    that was made again after it. Without a date on either side there is nothing to compare."""
     read_ms = updated_ms({"UpdatedDateUTC": read_updated}) if read_updated else None
     if read_ms is None:
         return
-    for row in open_drifts:
-        recorded = updated_ms({"UpdatedDateUTC": row.xero_updated}) if row.xero_updated else None
-        if recorded is not None and recorded > read_ms:
-            raise XerolinkError(
-                ErrorCode.ABORTED,
-                Reason.DRIFT_CHANGED_SINCE_READ,
-                f"Xero changed the object again after it was read to resolve the drift: "
-                f"{rules.drift_name(row.connection_id, row.id or 0)} records Xero's version of {row.xero_updated}, "
-                f"later than the one read ({read_updated}); read it (ListDrift) and resolve again",
-            )
+    later = [t for t in recorded if t and (ms := updated_ms({"UpdatedDateUTC": t})) is not None and ms > read_ms]
+    if later:
+        raise XerolinkError(
+            ErrorCode.ABORTED,
+            Reason.DRIFT_CHANGED_SINCE_READ,
+            f"Xero changed the object of {rules.drift_name(drift.connection_id, drift.id or 0)} again after it was "
+            f"read to resolve the drift: xerolink has since compared Xero's version of {later[0]}, later than the "
+            f"one read ({read_updated}); read it (ListDrift) and resolve again",
+        )
 
 
 def resolve(
@@ -184,7 +184,9 @@ def resolve(
     assert link is not None
     record = RecordRef(link.kind, link.record_id)
     resolved = repos.drift.open_drifts_of_object(drift.connection_id, drift.xero_id)
-    _refuse_if_changed_since(resolved, xero.updated)
+    snapshot = repos.drift.get_snapshot(drift.connection_id, drift.xero_id, lock=True)
+    compared = [r.xero_updated for r in resolved] + ([snapshot.xero_updated] if snapshot is not None else [])
+    _refuse_if_changed_since(drift, compared, xero.updated)
     if resolution == rules.CORRECTED and (xero.document is None or xero.differences):
         remaining = list(xero.differences) or [{"field": "(object)", "posted": "present", "xero": "not found"}]
         raise XerolinkError(

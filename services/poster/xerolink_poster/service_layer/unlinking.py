@@ -51,8 +51,10 @@ def unlink_record(repos: Repositories, connection_id: str, record: RecordRef, ac
     """The single-record step in the caller's transaction, with the record's other half under
     another connection, if it has one: both or neither (a half being posted refuses both)."""
     # Held from the first read: a waiting entry released between a plain read and the write would
-    # be claimed and sent while this unlink closes it, and Xero's answer dropped.
-    link = repos.links.links_of(connection_id, [record], lock=True).get(record)
+    # be claimed and sent while this unlink closes it, and Xero's answer dropped. With it, in one
+    # id order, the links of the records referring to it: the payments held on a document, whose
+    # errors the unlink rewrites (drift_holds.unheld_by_unlink) and a drift resolution holds too.
+    link = _gather(repos, connection_id, [record], cascade=False, lock=True)[0].get(record)
     if link is None:
         raise not_found(Reason.LINK_NOT_FOUND, f"{record} was never posted on connection {connection_id!r}")
     halves = [link, *other_halves(repos, connection_id, [record], lock=True).get(record, [])]

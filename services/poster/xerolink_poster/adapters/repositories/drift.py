@@ -37,15 +37,15 @@ class SqlDriftRepository:
             )
         return self._session.get(XeroSnapshotRow, (connection_id, xero_id))
 
-    def snapshot_link_ids(self, connection_id: str, xero_ids: Sequence[str]) -> list[int]:
-        """The links whose objects these are, by their snapshots, as values (no ORM rows are
-        loaded: a caller locks the links first, then reads the snapshots as they are then)."""
+    def snapshot_documents(self, connection_id: str, xero_ids: Sequence[str]) -> list[tuple[int, int, str]]:
+        """(link id, object type, document) of these objects' snapshots, as values: no ORM rows
+        are loaded, so a caller can lock the links first and then read the snapshots as they are."""
         if not xero_ids:
             return []
-        query = core_select(_SNAPSHOTS.c.link_id).where(
+        query = core_select(_SNAPSHOTS.c.link_id, _SNAPSHOTS.c.object_type, _SNAPSHOTS.c.document).where(
             _SNAPSHOTS.c.connection_id == connection_id, _SNAPSHOTS.c.xero_id.in_(sorted(set(xero_ids)))
         )
-        return sorted({link_id for (link_id,) in self._session.execute(query)})
+        return [(link_id, object_type, document) for link_id, object_type, document in self._session.execute(query)]
 
     def put_snapshot(self, row: XeroSnapshotRow) -> None:
         """Adds the object's snapshot, or replaces the one it has (a later generation, or a state

@@ -71,6 +71,12 @@ def hold_refused(gate: Gate, creds: Credentials, results: Results, rejected: lis
     def write(uow: UnitOfWork) -> list[Refused]:
         now = now_us()
         connection_id = read[0][0].connection.connection_id
+        # The refused entries' links and their documents' links, in one statement in id order, as
+        # an unlink of the document with its payments and a drift resolution take them: the drift
+        # check takes the documents', and a hold writes the entries' links.
+        uow.links.lock_links(
+            [w.link.id for w, _ in read] + [dep.id or 0 for w, _ in read for _, dep, _, _ in w.documents]
+        )
         record_observations(uow, connection_id, list(observed.values()), SOURCE, now, d.actor)
         found = drift_holds.blocking_of_links(uow, [dep.id or 0 for w, _ in read for _, dep, _, _ in w.documents])
         still: list[Refused] = []
