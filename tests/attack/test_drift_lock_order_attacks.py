@@ -14,66 +14,68 @@ dispatcher holding the payment on the blocking drift (drift_holds.hold)."""
 from __future__ import annotations
 
 import json
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any, cast
 
 import grpc
 import pytest
-from sqlalchemy import text
 from xero_emulator import EmulatorServer
-from xerolink.actionstep.v1 import common_pb2, transaction_pb2
+from xerolink.actionstep.v1 import common_pb2
 from xerolink.poster.v1 import drift_pb2
 from xerolink.poster.v1 import poster_service_pb2 as poster_pb2
-from xerolink.poster.v1 import poster_service_pb2_grpc as poster_grpc
 from xerolink.xero.v1 import objects_pb2 as xero_pb2
-from xerolink_common.errors import XerolinkError
 from xerolink_common.grpc_errors import from_rpc_error
 from xerolink_common.reasons import Reason
-from xerolink_mapper import samples
-from xerolink_poster.adapters.database import Database, now_us, open_database
+from xerolink_poster.adapters.database import Database, now_us
 from xerolink_poster.adapters.repositories.links import SqlLinkRepository
 from xerolink_poster.adapters.tables import LinkRow, OutboxRow, PostingRow
 from xerolink_poster.adapters.xero_client import Credentials, XeroAnswer
 from xerolink_poster.domain import drift_holds as rules
 from xerolink_poster.domain.drift import trim
-from xerolink_poster.domain.kinds import ObjectType
 from xerolink_poster.domain.rate_limits import RateHeaders
 from xerolink_poster.domain.records import RecordRef
 from xerolink_poster.domain.states import Event, LinkState, OutboxState
 from xerolink_poster.domain.stored_rows import ClaimedEntry, StoredLink
-from xerolink_poster.entrypoints.bootstrap import PosterApp
-from xerolink_poster.service_layer import drift_holds, drift_resolving
+from xerolink_poster.service_layer import drift_resolving
 from xerolink_poster.service_layer.dispatch import refusals
 from xerolink_poster.service_layer.dispatch.results import Results
 from xerolink_poster.service_layer.dispatch.settings import DispatcherSettings
 from xerolink_poster.service_layer.dispatch.shared import Shared
 from xerolink_poster.service_layer.dispatch.work import Work
-from xerolink_poster.service_layer.drift_checks import Observed, new_snapshot, record_observations
-from xerolink_poster.service_layer.drift_resolving import Resolved, resolve_in
+from xerolink_poster.service_layer.drift_checks import new_snapshot
 from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transaction
 from xerolink_poster.service_layer.unlinking import unlink, unlink_links
 
-from tests.fixtures.hand_edits import bank_feed_match, hand_edit, observe
-from tests.fixtures.poster import PosterFactory, connect, stub_for, wait_for, wait_settled, xero_objects
-from tests.fixtures.registry_rows import link_with_posting, linked_record, unreachable_connection, waiting_entry
+from tests.fixtures.drift_firm import Firm
+from tests.fixtures.drift_races import (
+    BILL,
+    C1,
+    DEADLOCK,
+    HOLD,
+    INVOICE,
+    PAID,
+    PAYMENT,
+    PAYMENT_XERO_ID,
+    XERO_ID,
+    answer,
+    bill_with_our_payment,
+    depends,
+    gate,
+    held_payment,
+    invoice,
+    marked,
+    observe_invoice,
+    payment_state,
+    resolve_drift,
+)
+from tests.fixtures.hand_edits import bank_feed_match, hand_edit
+from tests.fixtures.poster import PosterFactory, wait_for
+from tests.fixtures.registry_rows import link_with_posting, linked_record, unreachable_connection
 from tests.fixtures.threads import Call
 
-C1 = "c1"
-BILL = RecordRef(1, 10)
-PAYMENT = RecordRef(1, 20)  # the caller's payment of the bill, held on its drift
-PAID = RecordRef(1, 30)  # a payment of the bill that xerolink made (linked)
-INVOICE = int(ObjectType.INVOICE)
-XERO_PAYMENT = int(ObjectType.PAYMENT)
-XERO_ID = f"inv-{C1}-{BILL.id}"  # the invoice linked_record gives the bill
-PAYMENT_XERO_ID = f"pay-{C1}-{PAID.id}"
-BOOKKEEPER = "caller:bookkeeper"
 OPERATOR = "operator:test"
-WEBHOOK = "dispatcher:webhooks"
-DEADLOCK = "40P01"
-HOLD = 0.5  # long enough for the other side to reach its lock, under deadlock_timeout (1 s)
 # Xero's UpdatedDateUTC of three moments, one hour apart (2026-01-01 00:00, 01:00, 02:00 UTC).
 T1, T2, T3 = 1767225600000, 1767229200000, 1767232800000
 
@@ -83,154 +85,7 @@ def _ms(ms: int) -> str:
     return f"/Date({ms}+0000)/"
 
 
-# -- two posters on one registry -------------------------------------------------------------------
-
-
-@pytest.fixture
-def other(database: Database) -> Iterator[Database]:
-    """Another poster's handle on the test's registry (its own engines and pools)."""
-    db = open_database(database.url)
-    yield db
-    db.dispose()
-
-
-@pytest.fixture
-def conflicts(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """What run_in_transaction rolled back and ran again (or gave up on), by SQLSTATE: a deadlock
-    is 40P01."""
-    from xerolink_poster.service_layer import unit_of_work
-
-    seen: list[str] = []
-    real: Callable[[BaseException], bool] = getattr(unit_of_work, "retryable")  # noqa: B009
-
-    def recording(exc: BaseException) -> bool:
-        seen.append(str(getattr(getattr(exc, "orig", None), "sqlstate", type(exc).__name__)))
-        return real(exc)
-
-    monkeypatch.setattr(unit_of_work, "retryable", recording)
-    return seen
-
-
-# -- gates -----------------------------------------------------------------------------------------
-
-_gated = threading.local()
-
-
-def _marked(fn: Callable[[], Any]) -> Callable[[], Any]:
-    """`fn`, run on a thread whose calls the gates pause."""
-
-    def run() -> Any:
-        _gated.on = True
-        return fn()
-
-    return run
-
-
-def _gate(
-    monkeypatch: pytest.MonkeyPatch, owner: object, name: str, when: Callable[..., bool] = lambda *a, **k: True
-) -> tuple[threading.Event, threading.Event]:
-    """Pauses the first call of `owner`.`name` made on a _marked thread (with arguments `when`
-    accepts), once it has answered, until `go` is set: (reached, go)."""
-    reached, go = threading.Event(), threading.Event()
-    real = getattr(owner, name)
-
-    def gated(*args: Any, **kwargs: Any) -> Any:
-        found = real(*args, **kwargs)
-        if getattr(_gated, "on", False) and not reached.is_set() and when(*args, **kwargs):
-            reached.set()
-            go.wait(15.0)
-        return found
-
-    monkeypatch.setattr(owner, name, gated)
-    return reached, go
-
-
 # -- the registry ----------------------------------------------------------------------------------
-
-
-def _invoice(status: str = "AUTHORISED", **extra: Any) -> dict[str, Any]:
-    """The bill's invoice as Xero's JSON holds it."""
-    return {
-        "InvoiceID": XERO_ID.upper(),
-        "Type": "ACCPAY",
-        "Status": status,
-        "Date": "2026-03-01",
-        "SubTotal": "100.00",
-        "TotalTax": "0.00",
-        "Total": "100.00",
-        "LineItems": [{"AccountCode": "400", "LineAmount": "100.00", "TaxAmount": "0.00"}],
-        **extra,
-    }
-
-
-def _observe(db: Database, element: dict[str, Any] | None, actor: str = WEBHOOK) -> Any:
-    """A webhook's (or poll's) transaction recording Xero's invoice as read."""
-    updated = str(element.get("UpdatedDateUTC", "")) if element else ""
-    seen = Observed(INVOICE, XERO_ID, element, updated)
-    return run_in_transaction(db, lambda uow: record_observations(uow, C1, [seen], "webhook", now_us(), actor))
-
-
-def _depends(db: Database, rows: list[tuple[int, RecordRef]]) -> None:
-    """link_dependency rows, as a Post writes them for a payment's posting (how an unlink finds
-    the payments of an invoice): (the dependent's link id, the record it refers to)."""
-    values = [{"l": link_id, "c": C1, "k": r.kind, "r": r.id} for link_id, r in rows]
-    with db.write.begin() as conn:
-        conn.execute(
-            text("INSERT INTO link_dependency (link_id, connection_id, kind, record_id) VALUES (:l, :c, :k, :r)"),
-            values,
-        )
-
-
-def _held_payment(db: Database, drifted: dict[str, Any]) -> dict[str, int]:
-    """The payment (posted first, waiting for the bill, depending on it), the bill linked with
-    its snapshot, a poll that finds the invoice as `drifted`, the payment held on the blocking
-    drift: drift ids by kind."""
-
-    def setup(uow: UnitOfWork) -> int:
-        uow.connections.add_connection(unreachable_connection(C1, "t1"))
-        waiting_entry(uow, PAYMENT.id, [(C1, BILL)])
-        bill = linked_record(uow, BILL)
-        posted = trim(INVOICE, _invoice())
-        uow.drift.add_snapshots([new_snapshot(C1, bill, INVOICE, posted, now_us())])
-        payment = uow.links.get_link(C1, PAYMENT)
-        assert payment is not None
-        return payment.id or 0
-
-    payment_id: int = run_in_transaction(db, setup)
-    _depends(db, [(payment_id, BILL)])
-    _observe(db, drifted, "dispatcher:poll")
-
-    def hold(uow: UnitOfWork) -> dict[str, int]:
-        drifts = uow.drift.open_drifts_of_object(C1, XERO_ID)
-        blocking = drift_holds.blocking(drifts)
-        assert blocking, [d.kind for d in drifts]
-        bill, payment = uow.links.get_link(C1, BILL), uow.links.get_link(C1, PAYMENT)
-        assert bill is not None and payment is not None
-        assert (payment.id or 0) < (bill.id or 0)
-        (entry,) = uow.outbox.open_outbox_of_link(payment.id or 0)
-        held = drift_holds.Hold(BILL, bill, blocking[0])
-        drift_holds.hold(uow, entry, payment, held, now_us(), "dispatcher:test")
-        return {d.kind: d.id or 0 for d in drifts}
-
-    found: dict[str, int] = run_in_transaction(db, hold)
-    return found
-
-
-def _resolve(db: Database, drift_id: int, resolution: str, element: dict[str, Any] | None) -> Resolved:
-    """ResolveDrift's transaction, given Xero's invoice as its read found it."""
-    resolved: Resolved = run_in_transaction(
-        db, lambda uow: resolve_in(uow, C1, drift_id, resolution, "", element, BOOKKEEPER)
-    )
-    return resolved
-
-
-def _answer(call: Call) -> str:
-    """What the caller of a resolution was told: "applied", or the reason it was refused."""
-    try:
-        call.result(timeout=30.0)
-    except XerolinkError as exc:
-        return str(exc.reason)
-    return "applied"
 
 
 def _drifts_of(db: Database, xero_id: str) -> list[tuple[int, str, str, str, str]]:
@@ -238,15 +93,6 @@ def _drifts_of(db: Database, xero_id: str) -> list[tuple[int, str, str, str, str
     with UnitOfWork(db, write=False) as uow:
         rows = uow.drift.list_drifts(C1, None, [], None, None, 100)
         return sorted((r.id or 0, r.kind, r.state, r.resolution, r.xero_updated) for r in rows if r.xero_id == xero_id)
-
-
-def _payment(db: Database) -> tuple[str, list[str], list[str]]:
-    """The held payment link's state, its open entries' states and its audit events."""
-    with UnitOfWork(db, write=False) as uow:
-        link = uow.links.get_link(C1, PAYMENT)
-        assert link is not None
-        entries = [str(r.state) for r in uow.outbox.open_outbox_of_link(link.id or 0)]
-        return str(link.state), entries, [a.event for a in uow.links.audit(link.id or 0)]
 
 
 # == 1. an unlink of the drifted bill alone, racing a resolution ===================================
@@ -265,14 +111,14 @@ def test_unlinking_the_drifted_bill_alone_never_deadlocks_with_a_resolution_hold
     bill's link and, resolving the drift UNLINKED, comes to the held payment (unheld_by_unlink
     takes its link to say it waits for the bill again). Nothing may wait in a cycle
     (docs/drift.md: "none of them waits for another in a cycle")."""
-    drift_id = _held_payment(database, _invoice("DRAFT"))["STATUS_CHANGED"]
-    reached, go = _gate(monkeypatch, SqlLinkRepository, "lock_links")
+    drift_id = held_payment(database, invoice("DRAFT"))["STATUS_CHANGED"]
+    reached, go = gate(monkeypatch, SqlLinkRepository, "lock_links")
     if how == "unlink":
-        unlinked = Call(_marked(lambda: unlink(other, C1, BILL, OPERATOR)), callers=True)
+        unlinked = Call(marked(lambda: unlink(other, C1, BILL, OPERATOR)), callers=True)
     else:
         records = [(BILL.kind, BILL.id)]
         unlinked = Call(
-            _marked(
+            marked(
                 lambda: unlink_links(
                     other, C1, records, validate_only=False, confirm=True, cascade=False, reason="", actor=OPERATOR
                 )
@@ -281,11 +127,11 @@ def test_unlinking_the_drifted_bill_alone_never_deadlocks_with_a_resolution_hold
         )
     assert reached.wait(15.0), "the unlink never held the bill's link"
 
-    resolve = Call(lambda: _resolve(database, drift_id, rules.ACCEPT_XERO, _invoice("DRAFT")), callers=True)
+    resolve = Call(lambda: resolve_drift(database, drift_id, rules.ACCEPT_XERO, invoice("DRAFT")), callers=True)
     resolve.answered_within(HOLD)  # it waits for the bill's link (PostgreSQL) or the writer (SQLite)
     go.set()
     unlinked.result(timeout=30.0)
-    told = _answer(resolve)
+    told = answer(resolve)
 
     assert told in ("applied", Reason.DRIFT_ALREADY_RESOLVED), told
     assert DEADLOCK not in conflicts, (
@@ -295,38 +141,6 @@ def test_unlinking_the_drifted_bill_alone_never_deadlocks_with_a_resolution_hold
 
 
 # == 2. a webhook of the invoice writing the drift of a payment an unlink just ended ================
-
-
-def _bill_with_our_payment(db: Database) -> int:
-    """The bill, linked, with xerolink's payment of 40.00 on it (linked, its own snapshot; the
-    bill's snapshot expects it): the payment's link id."""
-
-    def setup(uow: UnitOfWork) -> int:
-        uow.connections.add_connection(unreachable_connection(C1, "t1"))
-        bill = linked_record(uow, BILL)
-        paid = linked_record(uow, PAID)
-        paid.xero_objects = json.dumps([{"type": XERO_PAYMENT, "xero_id": PAYMENT_XERO_ID, "local_ref": "payment"}])
-        uow.links.save(paid)
-        payments = [{"PaymentID": PAYMENT_XERO_ID.upper(), "Amount": "40.00"}]
-        bill_doc = trim(INVOICE, {**_invoice(), "Payments": payments})
-        payment = {
-            "PaymentID": PAYMENT_XERO_ID.upper(),
-            "Invoice": {"InvoiceID": XERO_ID.upper()},
-            "Amount": "40.00",
-            "Status": "AUTHORISED",
-            "Date": "2026-03-02",
-        }
-        now = now_us()
-        uow.drift.add_snapshots(
-            [
-                new_snapshot(C1, bill, INVOICE, bill_doc, now),
-                new_snapshot(C1, paid, XERO_PAYMENT, trim(XERO_PAYMENT, payment), now),
-            ]
-        )
-        return paid.id or 0
-
-    paid_id: int = run_in_transaction(db, setup)
-    return paid_id
 
 
 @pytest.mark.timeout(60)
@@ -344,11 +158,11 @@ def test_a_webhook_of_the_invoice_never_leaves_an_open_drift_on_a_payment_unlink
     UNLINKED and stops comparing its objects"). docs/drift.md: "Every writer of a linked object's
     drift takes the object's link first". SQLite's one writer orders the two: either the unlink
     sees the drift and resolves it, or the webhook sees the payment unlinked."""
-    paid_id = _bill_with_our_payment(database)
-    reached, go = _gate(
+    paid_id = bill_with_our_payment(database)
+    reached, go = gate(
         monkeypatch, SqlLinkRepository, "get_link_by_id", lambda _self, link_id, *a, **k: link_id == paid_id
     )
-    webhook = Call(_marked(lambda: _observe(database, _invoice())))  # the invoice without the payment
+    webhook = Call(marked(lambda: observe_invoice(database, invoice())))  # the invoice without the payment
     assert reached.wait(15.0), "the webhook never came to xerolink's payment on the invoice"
 
     unlinked = Call(lambda: unlink(other, C1, PAID, OPERATOR), callers=True)
@@ -374,7 +188,7 @@ def test_a_webhook_of_the_invoice_never_leaves_an_open_drift_on_a_payment_unlink
 def _credited(credit_note_id: str, updated: int) -> dict[str, Any]:
     """The bill's invoice with 30.00 of a credit note xerolink did not make applied in Xero."""
     credits = [{"CreditNoteID": credit_note_id, "AppliedAmount": "30.00"}]
-    return _invoice(CreditNotes=credits, UpdatedDateUTC=_ms(updated))
+    return invoice(CreditNotes=credits, UpdatedDateUTC=_ms(updated))
 
 
 @pytest.mark.timeout(60)
@@ -391,15 +205,15 @@ def test_corrected_is_refused_when_xero_made_the_same_change_again_after_the_rea
     resolution is applied, the held payment released and sent in full over the credit: the money
     twice, the case DRIFT_CHANGED_SINCE_READ was made for (docs/drift.md "Xero changed again after
     the read": "a webhook or poll recorded a change after the read ... the resolution is refused")."""
-    drift_id = _held_payment(database, _credited("CN-A", T1))["ALLOCATION_ADDED_IN_XERO"]
-    read = _invoice(UpdatedDateUTC=_ms(T2))  # ResolveDrift's read: the allocation removed
-    _observe(database, _credited("CN-A", T3))  # the webhook of the allocation made again, after it
+    drift_id = held_payment(database, _credited("CN-A", T1))["ALLOCATION_ADDED_IN_XERO"]
+    read = invoice(UpdatedDateUTC=_ms(T2))  # ResolveDrift's read: the allocation removed
+    observe_invoice(database, _credited("CN-A", T3))  # the webhook of the allocation made again, after it
 
     with UnitOfWork(database, write=False) as uow:
         snapshot = uow.drift.get_snapshot(C1, XERO_ID)
         assert snapshot is not None and snapshot.xero_updated == _ms(T3), "the webhook's read was not recorded"
-    told = _answer(Call(lambda: _resolve(database, drift_id, rules.CORRECTED, read), callers=True))
-    state, entries, events = _payment(database)
+    told = answer(Call(lambda: resolve_drift(database, drift_id, rules.CORRECTED, read), callers=True))
+    state, entries, events = payment_state(database)
     recorded = [(d[1], d[2], d[4]) for d in _drifts_of(database, XERO_ID)]
     assert told == Reason.DRIFT_CHANGED_SINCE_READ, (
         f"answered {told!r} on a read of {_ms(T2)} though the webhook recorded Xero's {_ms(T3)} after it; "
@@ -432,17 +246,17 @@ def test_a_read_of_the_recorded_moment_in_another_of_xeros_forms_is_not_refused(
     approves it again and resolves CORRECTED. A read of Xero at that same moment (or one without
     an UpdatedDateUTC) is no change since the read: the resolution is applied and the payment
     released. One millisecond earlier is refused (the check is live)."""
-    drift_id = _held_payment(database, _invoice("DRAFT", UpdatedDateUTC=_ms(_MOMENT)))["STATUS_CHANGED"]
+    drift_id = held_payment(database, invoice("DRAFT", UpdatedDateUTC=_ms(_MOMENT)))["STATUS_CHANGED"]
     if read_as == "earlier":
-        read = _invoice(UpdatedDateUTC=_ms(_MOMENT - 1))
+        read = invoice(UpdatedDateUTC=_ms(_MOMENT - 1))
     elif read_as is None:
-        read = _invoice()  # no UpdatedDateUTC at all
+        read = invoice()  # no UpdatedDateUTC at all
     else:
-        read = _invoice(UpdatedDateUTC=read_as)
+        read = invoice(UpdatedDateUTC=read_as)
 
-    told = _answer(Call(lambda: _resolve(database, drift_id, rules.CORRECTED, read), callers=True))
+    told = answer(Call(lambda: resolve_drift(database, drift_id, rules.CORRECTED, read), callers=True))
 
-    state, _, events = _payment(database)
+    state, _, events = payment_state(database)
     if read_as == "earlier":
         assert (told, state) == (Reason.DRIFT_CHANGED_SINCE_READ, LinkState.WAITING.value)
     else:
@@ -453,66 +267,7 @@ def test_a_read_of_the_recorded_moment_in_another_of_xeros_forms_is_not_refused(
 
 # == 5-6. ResolveDrift over gRPC, real Xero changing again between its read and its write ==========
 
-BILL_KIND = common_pb2.TRANSACTION_KIND_CLIENT_BILL
-PAYMENT_KIND = common_pb2.TRANSACTION_KIND_CLIENT_BILL_PAYMENT
 CORRECTED = drift_pb2.DRIFT_RESOLUTION_CORRECTED
-
-
-class Firm:
-    """A real poster on loopback with one connection to an emulated organisation."""
-
-    def __init__(self, app: PosterApp, emulator: EmulatorServer, base: int) -> None:
-        self.app = app
-        self.emulator = emulator
-        self.stub: poster_grpc.PosterServiceStub = stub_for(app)
-        _, self.org = connect(self.stub, emulator)
-        sample = samples.sample_transactions(base)
-        self.bill: transaction_pb2.Transaction = sample["client_bill"]
-        self.payment: transaction_pb2.Transaction = sample["client_bill_payment"]
-
-    @property
-    def tenant(self) -> str:
-        return str(self.org["tenant_id"])
-
-    def post(self, transaction: transaction_pb2.Transaction) -> poster_pb2.Posting:
-        posting: poster_pb2.Posting = self.stub.PostTransaction(
-            poster_pb2.PostTransactionRequest(connection_id="firm-1", transaction=transaction)
-        ).posting
-        return posting
-
-    def link(self, kind: int, record_id: int) -> poster_pb2.Link:
-        record = common_pb2.RecordKey(kind=kind, id=record_id)  # type: ignore[arg-type]
-        link: poster_pb2.Link = self.stub.GetLink(poster_pb2.GetLinkRequest(connection_id="firm-1", record=record)).link
-        return link
-
-    def payment_link(self) -> poster_pb2.Link:
-        return self.link(PAYMENT_KIND, self.payment.header.id)
-
-    def linked_bill(self) -> dict[str, Any]:
-        assert wait_settled(self.stub, self.post(self.bill).name).state == poster_pb2.LINK_STATE_LINKED
-        invoice_id = self.link(BILL_KIND, self.bill.header.id).xero_objects[0].xero_id
-        [invoice] = [i for i in xero_objects(self.emulator, self.tenant, "Invoices") if i["InvoiceID"] == invoice_id]
-        return invoice
-
-    def observe_bill(self, invoice_id: str) -> list[str]:
-        """A webhook's follow-up read of the invoice: the kinds of the drifts it changed."""
-        found = observe(self.app, self.emulator, self.org, "Invoices", INVOICE, invoice_id)
-        return [d.kind for d in found]
-
-    def drifts(self) -> list[drift_pb2.Drift]:
-        return list(self.stub.ListDrift(drift_pb2.ListDriftRequest(connection_id="firm-1")).drifts)
-
-    def resolve(self, name: str, resolution: int) -> drift_pb2.Drift:
-        request = drift_pb2.ResolveDriftRequest(name=name, resolution=resolution, note="checked")  # type: ignore[arg-type]
-        drift: drift_pb2.Drift = self.stub.ResolveDrift(request, metadata=[("x-xerolink-actor", "bookkeeper")]).drift
-        return drift
-
-    def payment_calls(self) -> list[int]:
-        return [
-            r.status
-            for r in self.emulator.state.requests.entries(self.tenant)
-            if r.method in ("PUT", "POST") and "Payments" in r.path
-        ]
 
 
 def _meanwhile(monkeypatch: pytest.MonkeyPatch, change: Callable[[], None]) -> None:
@@ -553,7 +308,7 @@ def test_resolve_drift_over_grpc_is_aborted_when_the_bank_feed_matches_again_aft
     invoice = firm.linked_bill()
     match = {"InvoiceID": invoice["InvoiceID"], "Amount": str(invoice["AmountDue"]), "Date": "2026-07-02"}
     first = bank_feed_match(emulator, firm.tenant, {**match, "AccountCode": "090"})
-    assert firm.observe_bill(invoice["InvoiceID"]) == ["PAID_IN_XERO"]
+    assert firm.observe_bill(invoice) == ["PAID_IN_XERO"]
     [drift] = firm.drifts()
     firm.post(firm.payment)
     wait_for(lambda: firm.payment_link().last_error.reason == "XERO_DOCUMENT_CHANGED")
@@ -561,7 +316,7 @@ def test_resolve_drift_over_grpc_is_aborted_when_the_bank_feed_matches_again_aft
 
     def again() -> None:
         bank_feed_match(emulator, firm.tenant, {**match, "AccountCode": "090"})
-        firm.observe_bill(invoice["InvoiceID"])
+        firm.observe_bill(invoice)
 
     _meanwhile(monkeypatch, again)
     told = _refusal(lambda: firm.resolve(drift.name, CORRECTED))
@@ -589,13 +344,13 @@ def test_resolve_drift_over_grpc_is_aborted_when_the_same_edit_is_made_again_aft
     invoice = firm.linked_bill()
     posted_day = str(invoice["DateString"])[:10]  # the day xerolink posted
     hand_edit(emulator, firm.tenant, "Invoices", invoice["InvoiceID"], {"Date": "2026-08-01"})
-    assert firm.observe_bill(invoice["InvoiceID"]) == ["DATE_CHANGED"]
+    assert firm.observe_bill(invoice) == ["DATE_CHANGED"]
     [drift] = firm.drifts()
     hand_edit(emulator, firm.tenant, "Invoices", invoice["InvoiceID"], {"Date": posted_day})
 
     def again() -> None:
         hand_edit(emulator, firm.tenant, "Invoices", invoice["InvoiceID"], {"Date": "2026-08-01"})
-        firm.observe_bill(invoice["InvoiceID"])
+        firm.observe_bill(invoice)
 
     _meanwhile(monkeypatch, again)
     told = _refusal(lambda: firm.resolve(drift.name, CORRECTED))
@@ -683,7 +438,7 @@ def test_unlinking_500_records_cascading_through_credit_notes_and_refunds_locks_
             _linked(uow, _KINDS["credit"], 6000 + i, xero_pb2.OBJECT_TYPE_CREDIT_NOTE)
         return deps
 
-    _depends(database, run_in_transaction(database, setup))
+    depends(database, run_in_transaction(database, setup))
     taken: list[list[int]] = []
     real = SqlLinkRepository.lock_links
 
@@ -749,7 +504,7 @@ def _payment_being_sent(db: Database) -> tuple[Work, LinkRow]:
             ),
         )
         bill = linked_record(uow, BILL)
-        uow.drift.add_snapshots([new_snapshot(C1, bill, INVOICE, trim(INVOICE, _invoice()), now)])
+        uow.drift.add_snapshots([new_snapshot(C1, bill, INVOICE, trim(INVOICE, invoice()), now)])
         operation = xero_pb2.Operation(local_ref="payment")
         operation.payment.SetInParent()
         work = Work(
@@ -773,7 +528,7 @@ def _payment_being_sent(db: Database) -> tuple[Work, LinkRow]:
         return work, bill
 
     work, bill = run_in_transaction(db, setup)
-    _depends(db, [(work.link.id, BILL)])
+    depends(db, [(work.link.id, BILL)])
     return work, bill
 
 
@@ -789,7 +544,7 @@ class _VoidedBill:
 
     def call(self, creds: Credentials, method: str, path: str, **_: Any) -> XeroAnswer:
         assert (method, path) == ("GET", f"Invoices/{XERO_ID}"), (method, path)
-        return XeroAnswer(200, {"Invoices": [_invoice("VOIDED", UpdatedDateUTC=_ms(T2))]}, RateHeaders(), 0.0)
+        return XeroAnswer(200, {"Invoices": [invoice("VOIDED", UpdatedDateUTC=_ms(T2))]}, RateHeaders(), 0.0)
 
 
 @pytest.mark.timeout(60)
@@ -814,8 +569,8 @@ def test_holding_a_payment_xero_refused_never_deadlocks_with_an_unlink_of_its_bi
     results = Results(shared, DispatcherSettings(max_tenants=0))
     creds = Credentials("http://127.0.0.1:1", "t1", "token", C1)
     refused = [(work, ["Payment could not be made: Payments can only be made against Authorised documents."])]
-    reached, go = _gate(monkeypatch, refusals, "record_observations")
-    holding = Call(_marked(lambda: refusals.hold_refused(cast(Any, _VoidedBill()), creds, results, list(refused))))
+    reached, go = gate(monkeypatch, refusals, "record_observations")
+    holding = Call(marked(lambda: refusals.hold_refused(cast(Any, _VoidedBill()), creds, results, list(refused))))
     assert reached.wait(15.0), "the dispatcher never recorded the bill's drift"
 
     records = [(BILL.kind, BILL.id)]
@@ -828,7 +583,7 @@ def test_holding_a_payment_xero_refused_never_deadlocks_with_an_unlink_of_its_bi
     unlinked.answered_within(HOLD)  # it holds the payment's link and waits for the bill's
     go.set()
     unexplained = holding.result(timeout=30.0)
-    told = _answer(unlinked)
+    told = answer(unlinked)
 
     assert unexplained == [], "the refusal was not explained by the voided bill"
     assert told in ("applied", Reason.DEPENDENT_IN_PROGRESS), told

@@ -1,6 +1,6 @@
 """Attacks on ResolveDrift's row locks (docs/drift.md "Resolving a drift", "Rows held, in one
-order"): a resolution takes the drifted bill's link, then the drift, then each held payment's link,
-then its entry, and decides on what it holds. Here it races what else writes those rows: an
+order"): a resolution takes the drifted bill's link and the held payments' links, then the drift,
+then the payments' entries, and decides on what it holds. Here it races what else writes those rows: an
 operator unlinking the bill and its payment together, a webhook's (or poll's) drift detection of
 the same bill, a second resolution, an unlink of the held payment and the dispatcher's sweep of
 satisfied waits. Two posters (two Database handles) on one registry, both registries: SQLite's one
@@ -14,178 +14,49 @@ Xero (drift_checks.record_observations) and the dispatcher held the payment on t
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Callable, Iterator
 from typing import Any, cast
 
 import pytest
-from xerolink_common.errors import XerolinkError
 from xerolink_common.reasons import Reason
-from xerolink_poster.adapters.database import Database, now_us, open_database
+from xerolink_poster.adapters.database import Database
 from xerolink_poster.adapters.repositories.drift import SqlDriftRepository
 from xerolink_poster.adapters.repositories.outbox import SqlOutboxRepository
 from xerolink_poster.adapters.xero_client import XeroClient
 from xerolink_poster.domain import drift_holds as rules
-from xerolink_poster.domain.drift import trim
-from xerolink_poster.domain.kinds import ObjectType
-from xerolink_poster.domain.records import RecordRef
 from xerolink_poster.domain.states import LinkState, OutboxState
-from xerolink_poster.service_layer import drift_holds, drift_resolution
+from xerolink_poster.service_layer import drift_resolution
 from xerolink_poster.service_layer.dispatch.settings import DispatcherSettings
 from xerolink_poster.service_layer.dispatch.supervisor import Dispatcher
-from xerolink_poster.service_layer.drift_checks import Observed, new_snapshot, record_observations
-from xerolink_poster.service_layer.drift_resolving import Resolved, resolve_in
-from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transaction
+from xerolink_poster.service_layer.unit_of_work import UnitOfWork
 from xerolink_poster.service_layer.unlinking import unlink, unlink_links
 
-from tests.fixtures.registry_rows import linked_record, unreachable_connection, waiting_entry
+from tests.fixtures.drift_races import (
+    BILL,
+    BOOKKEEPER,
+    C1,
+    DEADLOCK,
+    HOLD,
+    PAID,
+    PAYMENT,
+    PAYMENT_XERO_ID,
+    WEBHOOK,
+    XERO_ID,
+    answer,
+    bill_with_our_payment,
+    gate,
+    held_payment,
+    invoice,
+    marked,
+    observe_invoice,
+    payment_state,
+    resolve_drift,
+)
 from tests.fixtures.threads import Call
 
-C1 = "c1"
-BILL = RecordRef(1, 10)
-PAYMENT = RecordRef(1, 20)
-PAID = RecordRef(1, 30)  # a payment of the bill that xerolink made (linked)
-INVOICE = int(ObjectType.INVOICE)
-XERO_PAYMENT = int(ObjectType.PAYMENT)
-XERO_ID = f"inv-{C1}-{BILL.id}"  # the invoice linked_record gives the bill
-PAYMENT_XERO_ID = f"pay-{C1}-{PAID.id}"
-BOOKKEEPER = "caller:bookkeeper"
-WEBHOOK = "dispatcher:webhooks"
 RESTORED = "XERO_RESTORED"  # drift_checks.RESTORED
-DEADLOCK = "40P01"
-HOLD = 0.5  # long enough for the other side to reach its lock, under deadlock_timeout (1 s)
-
-
-# -- two posters on one registry -------------------------------------------------------------------
-
-
-@pytest.fixture
-def other(database: Database) -> Iterator[Database]:
-    """Another poster's handle on the test's registry (its own engines and pools)."""
-    db = open_database(database.url)
-    yield db
-    db.dispose()
-
-
-@pytest.fixture
-def conflicts(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """What run_in_transaction rolled back and ran again (or gave up on), by SQLSTATE: a deadlock
-    is 40P01 (tests/fixtures/postgres_posters.py, for the parametrised `database`)."""
-    from xerolink_poster.service_layer import unit_of_work
-
-    seen: list[str] = []
-    real: Callable[[BaseException], bool] = getattr(unit_of_work, "retryable")  # noqa: B009
-
-    def recording(exc: BaseException) -> bool:
-        seen.append(str(getattr(getattr(exc, "orig", None), "sqlstate", type(exc).__name__)))
-        return real(exc)
-
-    monkeypatch.setattr(unit_of_work, "retryable", recording)
-    return seen
-
-
-# -- gates -----------------------------------------------------------------------------------------
-
-_gated = threading.local()
-
-
-def _marked(fn: Callable[[], Any]) -> Callable[[], Any]:
-    """`fn`, run on a thread whose calls the gates pause."""
-
-    def run() -> Any:
-        _gated.on = True
-        return fn()
-
-    return run
-
-
-def _gate(
-    monkeypatch: pytest.MonkeyPatch, owner: object, name: str, when: Callable[..., bool] = lambda *a, **k: True
-) -> tuple[threading.Event, threading.Event]:
-    """Pauses the first call of `owner`.`name` made on a _marked thread (with arguments `when`
-    accepts), once it has answered, until `go` is set: (reached, go)."""
-    reached, go = threading.Event(), threading.Event()
-    real = getattr(owner, name)
-
-    def gated(*args: Any, **kwargs: Any) -> Any:
-        found = real(*args, **kwargs)
-        if getattr(_gated, "on", False) and not reached.is_set() and when(*args, **kwargs):
-            reached.set()
-            go.wait(15.0)
-        return found
-
-    monkeypatch.setattr(owner, name, gated)
-    return reached, go
 
 
 # -- the registry ----------------------------------------------------------------------------------
-
-
-def _invoice(status: str = "AUTHORISED", date: str = "2026-03-01") -> dict[str, Any]:
-    """The bill's invoice as Xero's JSON holds it."""
-    return {
-        "InvoiceID": XERO_ID.upper(),
-        "Type": "ACCPAY",
-        "Status": status,
-        "Date": date,
-        "SubTotal": "100.00",
-        "TotalTax": "0.00",
-        "Total": "100.00",
-        "LineItems": [{"AccountCode": "400", "LineAmount": "100.00", "TaxAmount": "0.00"}],
-    }
-
-
-def _observe(db: Database, element: dict[str, Any], actor: str = WEBHOOK) -> Any:
-    """A webhook's (or poll's) transaction recording Xero's invoice as read."""
-    seen = Observed(INVOICE, XERO_ID, element, "")
-    return run_in_transaction(db, lambda uow: record_observations(uow, C1, [seen], "webhook", now_us(), actor))
-
-
-def _held_payment(db: Database, drifted: dict[str, Any]) -> dict[str, int]:
-    """The payment (posted first, waiting for the bill), the bill linked with its snapshot, a poll
-    that finds the invoice as `drifted`, the payment held on the blocking drift: drift ids by kind."""
-
-    def setup(uow: UnitOfWork) -> None:
-        uow.connections.add_connection(unreachable_connection(C1, "t1"))
-        waiting_entry(uow, PAYMENT.id, [(C1, BILL)])
-        bill = linked_record(uow, BILL)
-        posted = trim(INVOICE, _invoice())
-        uow.drift.add_snapshots([new_snapshot(C1, bill, INVOICE, posted, now_us())])
-
-    run_in_transaction(db, setup)
-    _observe(db, drifted, "dispatcher:poll")
-
-    def hold(uow: UnitOfWork) -> dict[str, int]:
-        drifts = uow.drift.open_drifts_of_object(C1, XERO_ID)
-        blocking = drift_holds.blocking(drifts)
-        assert blocking, [d.kind for d in drifts]
-        bill, payment = uow.links.get_link(C1, BILL), uow.links.get_link(C1, PAYMENT)
-        assert bill is not None and payment is not None
-        assert (payment.id or 0) < (bill.id or 0)
-        (entry,) = uow.outbox.open_outbox_of_link(payment.id or 0)
-        held = drift_holds.Hold(BILL, bill, blocking[0])
-        drift_holds.hold(uow, entry, payment, held, now_us(), "dispatcher:test")
-        return {d.kind: d.id or 0 for d in drifts}
-
-    found: dict[str, int] = run_in_transaction(db, hold)
-    return found
-
-
-def _resolve(db: Database, drift_id: int, resolution: str, element: dict[str, Any] | None) -> Resolved:
-    """ResolveDrift's transaction, given Xero's invoice as its read found it."""
-    resolved: Resolved = run_in_transaction(
-        db, lambda uow: resolve_in(uow, C1, drift_id, resolution, "", element, BOOKKEEPER)
-    )
-    return resolved
-
-
-def _answer(call: Call) -> str:
-    """What the caller of a resolution was told: "applied", or the reason it was refused."""
-    try:
-        call.result(timeout=30.0)
-    except XerolinkError as exc:
-        return str(exc.reason)
-    return "applied"
 
 
 def _drifts(db: Database) -> list[tuple[int, str, str, str, str]]:
@@ -195,19 +66,10 @@ def _drifts(db: Database) -> list[tuple[int, str, str, str, str]]:
         return sorted((r.id or 0, r.kind, r.state, r.resolution, r.resolved_by) for r in rows if r.xero_id == XERO_ID)
 
 
-def _payment(db: Database) -> tuple[str, list[str], list[str]]:
-    """The payment link's state, its open entries' states and its audit events."""
-    with UnitOfWork(db, write=False) as uow:
-        link = uow.links.get_link(C1, PAYMENT)
-        assert link is not None
-        entries = [str(r.state) for r in uow.outbox.open_outbox_of_link(link.id or 0)]
-        return str(link.state), entries, [a.event for a in uow.links.audit(link.id or 0)]
-
-
 def _agrees(db: Database) -> tuple[str, list[str], list[str]]:
     """The payment's link and entries agree: failed or unlinked with nothing left to send,
     pending with one ready entry, or waiting with one waiting entry."""
-    state, entries, _ = found = _payment(db)
+    state, entries, _ = found = payment_state(db)
     expected = {
         LinkState.FAILED.value: [],
         LinkState.UNLINKED.value: [],
@@ -232,9 +94,9 @@ def test_unlinking_the_bill_and_its_held_payment_together_never_deadlocks_with_a
     the payment, posted before its bill was linked, has the lower id: it holds the payment's link
     and waits for the bill's. The resolution then takes the held payment's link (the order the doc
     promises) and each waits for the other: PostgreSQL cancels one as a deadlock after a second."""
-    drift_id = _held_payment(database, _invoice("DRAFT"))["STATUS_CHANGED"]
-    reached, go = _gate(monkeypatch, drift_resolution, "held_drift")
-    resolve = Call(_marked(lambda: _resolve(database, drift_id, rules.ACCEPT_XERO, _invoice("DRAFT"))), callers=True)
+    drift_id = held_payment(database, invoice("DRAFT"))["STATUS_CHANGED"]
+    reached, go = gate(monkeypatch, drift_resolution, "held_drift")
+    resolve = Call(marked(lambda: resolve_drift(database, drift_id, rules.ACCEPT_XERO, invoice("DRAFT"))), callers=True)
     assert reached.wait(15.0), "the resolution never held the bill's drift"
 
     records = [(PAYMENT.kind, PAYMENT.id), (BILL.kind, BILL.id)]
@@ -246,7 +108,7 @@ def test_unlinking_the_bill_and_its_held_payment_together_never_deadlocks_with_a
     )
     unlinked.answered_within(HOLD)  # it waits for the bill's link (PostgreSQL) or the writer (SQLite)
     go.set()
-    told = _answer(resolve)
+    told = answer(resolve)
     unlinked.result(timeout=30.0)
 
     assert told in ("applied", Reason.DRIFT_ALREADY_RESOLVED), told
@@ -274,16 +136,16 @@ def test_a_webhook_that_read_the_drift_open_never_writes_its_own_resolution_over
     Xero was put back, while the payment was failed by an acceptance the drift no longer records.
     Whichever comes second must see the first: the caller's answer, the drift and the payment must
     tell one story (SQLite's one writer gives that: the resolution is refused DRIFT_ALREADY_RESOLVED)."""
-    drift_id = _held_payment(database, _invoice("DRAFT"))["STATUS_CHANGED"]
-    reached, go = _gate(monkeypatch, SqlDriftRepository, "open_drifts_of_object")
-    webhook = Call(_marked(lambda: _observe(other, _invoice())))
+    drift_id = held_payment(database, invoice("DRAFT"))["STATUS_CHANGED"]
+    reached, go = gate(monkeypatch, SqlDriftRepository, "open_drifts_of_object")
+    webhook = Call(marked(lambda: observe_invoice(other, invoice())))
     assert reached.wait(15.0), "the webhook never read the bill's open drifts"
 
-    resolve = Call(lambda: _resolve(database, drift_id, rules.ACCEPT_XERO, _invoice("DRAFT")), callers=True)
+    resolve = Call(lambda: resolve_drift(database, drift_id, rules.ACCEPT_XERO, invoice("DRAFT")), callers=True)
     resolve.answered_within(HOLD)
     go.set()
     webhook.result(timeout=30.0)
-    told = _answer(resolve)
+    told = answer(resolve)
 
     ((_, _, state, resolution, resolved_by),) = [d for d in _drifts(database) if d[0] == drift_id]
     _, _, events = _agrees(database)
@@ -312,16 +174,16 @@ def test_a_webhook_that_read_the_snapshot_before_xeros_version_was_accepted_neve
     payment posted on it is held again) and that says the opposite of the snapshot; a voided or
     un-approved bill is never modified again, so no later poll clears it. Xero holds exactly what
     was accepted: no drift may be open on it."""
-    drift_id = _held_payment(database, _invoice("DRAFT"))["STATUS_CHANGED"]
-    reached, go = _gate(monkeypatch, SqlDriftRepository, "snapshots_by_xero_ids")
-    webhook = Call(_marked(lambda: _observe(other, _invoice("DRAFT"))))
+    drift_id = held_payment(database, invoice("DRAFT"))["STATUS_CHANGED"]
+    reached, go = gate(monkeypatch, SqlDriftRepository, "snapshots_by_xero_ids")
+    webhook = Call(marked(lambda: observe_invoice(other, invoice("DRAFT"))))
     assert reached.wait(15.0), "the webhook never read the invoice's snapshot"
 
-    resolve = Call(lambda: _resolve(database, drift_id, rules.ACCEPT_XERO, _invoice("DRAFT")), callers=True)
+    resolve = Call(lambda: resolve_drift(database, drift_id, rules.ACCEPT_XERO, invoice("DRAFT")), callers=True)
     resolve.answered_within(HOLD)
     go.set()
     webhook.result(timeout=30.0)
-    told = _answer(resolve)
+    told = answer(resolve)
 
     assert told == "applied", told
     with UnitOfWork(database, write=False) as uow:
@@ -344,20 +206,20 @@ def test_corrected_and_the_webhook_of_the_correction_never_deadlock_over_the_bil
     for the webhook: a deadlock, one of them cancelled after a second and run again. The doc
     promises that what the resolution holds is taken in one order so that nothing waits in a
     cycle; a detection takes no link and the drifts in another order."""
-    _held_payment(database, _invoice("DRAFT", date="2026-03-05"))
+    held_payment(database, invoice("DRAFT", Date="2026-03-05"))
     with UnitOfWork(database, write=False) as uow:
         order = [d.id or 0 for d in uow.drift.open_drifts_of_object(C1, XERO_ID)]
     assert len(order) == 2, order
     second = order[-1]  # the drift the webhook resolves last: the resolution holds it first
-    reached, go = _gate(monkeypatch, drift_resolution, "held_drift")
-    resolve = Call(_marked(lambda: _resolve(database, second, rules.CORRECTED, _invoice())), callers=True)
+    reached, go = gate(monkeypatch, drift_resolution, "held_drift")
+    resolve = Call(marked(lambda: resolve_drift(database, second, rules.CORRECTED, invoice())), callers=True)
     assert reached.wait(15.0), "the resolution never held the drift"
 
-    webhook = Call(lambda: _observe(other, _invoice()))
+    webhook = Call(lambda: observe_invoice(other, invoice()))
     webhook.answered_within(HOLD)  # it waits for the drift the resolution holds (or the writer)
     go.set()
     webhook.result(timeout=30.0)
-    told = _answer(resolve)
+    told = answer(resolve)
 
     assert told in ("applied", Reason.DRIFT_ALREADY_RESOLVED), told
     assert all(d[2] == rules.RESOLVED for d in _drifts(database)), _drifts(database)
@@ -379,18 +241,18 @@ def test_accepting_one_drift_while_another_of_the_same_bill_is_resolved_correcte
     status drift, the other says the date drift was corrected. Each resolution resolves every open
     drift of the invoice. The first to hold the bill's link wins; the other reads the drift again
     after it and is refused DRIFT_ALREADY_RESOLVED: the payment fails once, nothing is released."""
-    drifts = _held_payment(database, _invoice("DRAFT", date="2026-03-05"))
-    reached, go = _gate(monkeypatch, drift_resolution, "held_drift")
+    drifts = held_payment(database, invoice("DRAFT", Date="2026-03-05"))
+    reached, go = gate(monkeypatch, drift_resolution, "held_drift")
     accept = Call(
-        _marked(lambda: _resolve(database, drifts["STATUS_CHANGED"], rules.ACCEPT_XERO, _invoice("DRAFT"))),
+        marked(lambda: resolve_drift(database, drifts["STATUS_CHANGED"], rules.ACCEPT_XERO, invoice("DRAFT"))),
         callers=True,
     )
     assert reached.wait(15.0), "the acceptance never held the drift"
-    corrected = Call(lambda: _resolve(other, drifts["DATE_CHANGED"], rules.CORRECTED, _invoice()), callers=True)
+    corrected = Call(lambda: resolve_drift(other, drifts["DATE_CHANGED"], rules.CORRECTED, invoice()), callers=True)
     corrected_in_time = corrected.answered_within(HOLD)
     go.set()
 
-    assert (_answer(accept), _answer(corrected)) == ("applied", Reason.DRIFT_ALREADY_RESOLVED)
+    assert (answer(accept), answer(corrected)) == ("applied", Reason.DRIFT_ALREADY_RESOLVED)
     assert not corrected_in_time, "the second resolution did not wait for the first"
     assert {(d[2], d[3]) for d in _drifts(database)} == {(rules.RESOLVED, rules.ACCEPT_XERO)}
     state, _, events = _agrees(database)
@@ -405,15 +267,15 @@ def test_unlinking_the_held_payment_while_xeros_version_is_accepted_leaves_it_un
     """The resolution holds the held payment's link and entry and is failing it when the operator
     unlinks the payment on another poster. The unlink waits, then unlinks the failed link: nothing
     of the payment is left to send, and nobody deadlocks."""
-    drift_id = _held_payment(database, _invoice("DRAFT"))["STATUS_CHANGED"]
-    reached, go = _gate(monkeypatch, SqlOutboxRepository, "lock_entries")
-    resolve = Call(_marked(lambda: _resolve(database, drift_id, rules.ACCEPT_XERO, _invoice("DRAFT"))), callers=True)
+    drift_id = held_payment(database, invoice("DRAFT"))["STATUS_CHANGED"]
+    reached, go = gate(monkeypatch, SqlOutboxRepository, "lock_entries")
+    resolve = Call(marked(lambda: resolve_drift(database, drift_id, rules.ACCEPT_XERO, invoice("DRAFT"))), callers=True)
     assert reached.wait(15.0), "the resolution never held the payment's entry"
     unlinked = Call(lambda: unlink(other, C1, PAYMENT, "operator:test"), callers=True)
     unlink_in_time = unlinked.answered_within(HOLD)
     go.set()
 
-    assert _answer(resolve) == "applied"
+    assert answer(resolve) == "applied"
     unlinked.result(timeout=30.0)
     assert not unlink_in_time, "the unlink did not wait for the resolution holding the payment"
     state, _, events = _agrees(database)
@@ -439,17 +301,17 @@ def test_the_sweep_never_releases_a_payment_a_resolution_is_failing_or_releasing
     when another poster's sweep of satisfied waits finds its entry (the bill is linked). The sweep
     must leave it to the resolution: the payment ends failed with nothing queued, or released once
     with one ready entry."""
-    drift_id = _held_payment(database, _invoice("DRAFT"))["STATUS_CHANGED"]
-    element = _invoice("DRAFT") if resolution == rules.ACCEPT_XERO else _invoice()
+    drift_id = held_payment(database, invoice("DRAFT"))["STATUS_CHANGED"]
+    element = invoice("DRAFT") if resolution == rules.ACCEPT_XERO else invoice()
     gated = "lock_entries" if resolution == rules.ACCEPT_XERO else "lock_entry"
-    reached, go = _gate(monkeypatch, SqlOutboxRepository, gated)
-    resolve = Call(_marked(lambda: _resolve(database, drift_id, resolution, element)), callers=True)
+    reached, go = gate(monkeypatch, SqlOutboxRepository, gated)
+    resolve = Call(marked(lambda: resolve_drift(database, drift_id, resolution, element)), callers=True)
     assert reached.wait(15.0), "the resolution never held the payment's entry"
     swept = Call(lambda: _sweep(other))
     swept.answered_within(HOLD)
     go.set()
 
-    assert _answer(resolve) == "applied"
+    assert answer(resolve) == "applied"
     swept.result(timeout=30.0)
     _sweep(other)
     state, _, events = _agrees(database)
@@ -468,30 +330,8 @@ def _voided_after_its_payment_was_deleted(db: Database) -> dict[str, int]:
     bill's snapshot expects it). In Xero the payment was deleted and then the bill voided (Xero
     voids a bill only once its payments are gone); a poll records both: VOIDED_IN_XERO on the
     bill, PAYMENT_DELETED_IN_XERO on the payment. Open drift ids by kind."""
-
-    def setup(uow: UnitOfWork) -> None:
-        uow.connections.add_connection(unreachable_connection(C1, "t1"))
-        bill = linked_record(uow, BILL)
-        paid = linked_record(uow, PAID)
-        paid.xero_objects = json.dumps([{"type": XERO_PAYMENT, "xero_id": PAYMENT_XERO_ID, "local_ref": "payment"}])
-        uow.links.save(paid)
-        payments = [{"PaymentID": PAYMENT_XERO_ID.upper(), "Amount": "40.00"}]
-        bill_doc = trim(INVOICE, {**_invoice(), "Payments": payments})
-        payment = {
-            "PaymentID": PAYMENT_XERO_ID.upper(),
-            "Invoice": {"InvoiceID": XERO_ID.upper()},
-            "Amount": "40.00",
-            "Status": "AUTHORISED",
-            "Date": "2026-03-02",
-        }
-        pay_doc = trim(XERO_PAYMENT, payment)
-        now = now_us()
-        uow.drift.add_snapshots(
-            [new_snapshot(C1, bill, INVOICE, bill_doc, now), new_snapshot(C1, paid, XERO_PAYMENT, pay_doc, now)]
-        )
-
-    run_in_transaction(db, setup)
-    _observe(db, _invoice("VOIDED"), "dispatcher:poll")
+    bill_with_our_payment(db)
+    observe_invoice(db, invoice("VOIDED"), "dispatcher:poll")
     with UnitOfWork(db, write=False) as uow:
         found = uow.drift.open_drifts_of_object(C1, XERO_ID) + uow.drift.open_drifts_of_object(C1, PAYMENT_XERO_ID)
         return {d.kind: d.id or 0 for d in found}
@@ -512,22 +352,24 @@ def test_accepting_the_payments_deletion_never_writes_the_bills_snapshot_back_ov
     payment posted on it, though the bookkeeper accepted it."""
     drifts = _voided_after_its_payment_was_deleted(database)
     assert set(drifts) == {"VOIDED_IN_XERO", "PAYMENT_DELETED_IN_XERO"}, drifts
-    reached, go = _gate(monkeypatch, SqlDriftRepository, "get_snapshot", lambda _r, _c, x, **_: x == XERO_ID)
+    reached, go = gate(monkeypatch, SqlDriftRepository, "get_snapshot", lambda _r, _c, x, **_: x == XERO_ID)
     deletion = Call(
-        _marked(lambda: _resolve(database, drifts["PAYMENT_DELETED_IN_XERO"], rules.ACCEPT_XERO, None)),
+        marked(lambda: resolve_drift(database, drifts["PAYMENT_DELETED_IN_XERO"], rules.ACCEPT_XERO, None)),
         callers=True,
     )
     assert reached.wait(15.0), "the payment's resolution never read the bill's snapshot"
-    void = Call(lambda: _resolve(other, drifts["VOIDED_IN_XERO"], rules.ACCEPT_XERO, _invoice("VOIDED")), callers=True)
+    void = Call(
+        lambda: resolve_drift(other, drifts["VOIDED_IN_XERO"], rules.ACCEPT_XERO, invoice("VOIDED")), callers=True
+    )
     void.answered_within(HOLD)
     go.set()
 
-    assert (_answer(deletion), _answer(void)) == ("applied", "applied")
+    assert (answer(deletion), answer(void)) == ("applied", "applied")
     with UnitOfWork(database, write=False) as uow:
         snapshot = uow.drift.get_snapshot(C1, XERO_ID)
         assert snapshot is not None
         status = json.loads(snapshot.document).get("Status")
-    _observe(database, _invoice("VOIDED"))  # the next webhook or poll of the voided bill
+    observe_invoice(database, invoice("VOIDED"))  # the next webhook or poll of the voided bill
     reopened = [d for d in _drifts(database) if d[2] == rules.OPEN]
     assert (status, reopened) == ("VOIDED", []), (
         f"the bill's snapshot says {status} after both were accepted; a read of the voided bill opened {reopened}"
@@ -545,9 +387,9 @@ def test_accepting_the_payments_deletion_never_deadlocks_with_an_unlink_of_its_b
     that took the payment's link first and the bill's only when it came to the snapshot would wait
     for the unlink while the unlink waits for it."""
     drifts = _voided_after_its_payment_was_deleted(database)
-    reached, go = _gate(monkeypatch, drift_resolution, "held_drift")
+    reached, go = gate(monkeypatch, drift_resolution, "held_drift")
     deletion = Call(
-        _marked(lambda: _resolve(database, drifts["PAYMENT_DELETED_IN_XERO"], rules.ACCEPT_XERO, None)),
+        marked(lambda: resolve_drift(database, drifts["PAYMENT_DELETED_IN_XERO"], rules.ACCEPT_XERO, None)),
         callers=True,
     )
     assert reached.wait(15.0), "the payment's resolution never held its drift"
@@ -567,7 +409,7 @@ def test_accepting_the_payments_deletion_never_deadlocks_with_an_unlink_of_its_b
     unlink_in_time = unlinked.answered_within(HOLD)
     go.set()
 
-    assert _answer(deletion) == "applied"
+    assert answer(deletion) == "applied"
     assert unlinked.result(timeout=30.0).unlinked == 2
     assert not unlink_in_time, "the unlink did not wait for the resolution holding the bill's link"
     assert DEADLOCK not in conflicts, (
@@ -580,7 +422,7 @@ def test_accepting_the_payments_deletion_never_deadlocks_with_an_unlink_of_its_b
 
 def _with_payment(payment_id: str, updated: str) -> dict[str, Any]:
     """The bill's invoice with 30.00 applied in Xero that xerolink did not make (a bank-feed match)."""
-    return {**_invoice(), "Payments": [{"PaymentID": payment_id, "Amount": "30.00"}], "UpdatedDateUTC": updated}
+    return {**invoice(), "Payments": [{"PaymentID": payment_id, "Amount": "30.00"}], "UpdatedDateUTC": updated}
 
 
 @pytest.mark.timeout(60)
@@ -597,16 +439,16 @@ def test_corrected_never_releases_a_payment_on_a_read_older_than_the_drift_it_re
     resolved CORRECTED and the held payment released, to be sent on a bill Xero shows paid by the
     bank feed: the money twice in Xero. The registry knows better than the read (the drift changed
     after it); the caller must not be told the drift was corrected."""
-    drift_id = _held_payment(database, _with_payment("MATCH-A", "/Date(1767225600000+0000)/"))[
+    drift_id = held_payment(database, _with_payment("MATCH-A", "/Date(1767225600000+0000)/"))[
         "ALLOCATION_ADDED_IN_XERO"
     ]
-    read = {**_invoice(), "UpdatedDateUTC": "/Date(1767229200000+0000)/"}  # ResolveDrift's Xero read
-    _observe(database, _with_payment("MATCH-B", "/Date(1767232800000+0000)/"))  # the webhook, after it
+    read = {**invoice(), "UpdatedDateUTC": "/Date(1767229200000+0000)/"}  # ResolveDrift's Xero read
+    observe_invoice(database, _with_payment("MATCH-B", "/Date(1767232800000+0000)/"))  # the webhook, after it
 
     with UnitOfWork(database, write=False) as uow:
         drift = uow.drift.get_drift(C1, drift_id)
         assert drift is not None and drift.state == rules.OPEN and "match-b" in drift.differences, drift
-    told = _answer(Call(lambda: _resolve(database, drift_id, rules.CORRECTED, read), callers=True))
+    told = answer(Call(lambda: resolve_drift(database, drift_id, rules.CORRECTED, read), callers=True))
     state, entries, events = _agrees(database)
     assert (told, state, events.count("released")) != ("applied", LinkState.PENDING.value, 1), (
         f"resolved CORRECTED on a read older than the drift's last change; the payment was released to be "

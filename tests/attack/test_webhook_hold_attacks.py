@@ -22,6 +22,7 @@ from xerolink_poster.service_layer.drift_reads import POLLED
 from xerolink_poster.service_layer.unit_of_work import UnitOfWork
 from xerolink_poster.service_layer.unlinking import unlink
 
+from tests.fixtures.drift_firm import BILL, Firm
 from tests.fixtures.hand_edits import bank_feed_match, hand_edit
 from tests.fixtures.poster import (
     EmulatorFactory,
@@ -33,7 +34,6 @@ from tests.fixtures.poster import (
     wait_for,
     wait_settled,
 )
-from tests.integration.test_poster_drift_holds import BILL, Firm
 from tests.integration.test_poster_drift_watch import open_kinds
 from tests.integration.test_poster_webhooks import delivery, event, events_in, hooks, linked_bill, reads_of, send
 

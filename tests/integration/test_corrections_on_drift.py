@@ -13,9 +13,9 @@ from xerolink.poster.v1 import correction_pb2, drift_pb2
 from xerolink.poster.v1 import poster_service_pb2 as poster_pb2
 from xerolink_common.grpc_errors import from_rpc_error
 
+from tests.fixtures.drift_firm import BILL, Firm
 from tests.fixtures.hand_edits import hand_edit
 from tests.fixtures.poster import PosterFactory, xero_objects
-from tests.integration.test_poster_drift_holds import BILL, Firm
 
 EDIT = correction_pb2.CORRECTION_INTENT_EDIT
 XEROLINK = correction_pb2.CORRECTION_ACTOR_XEROLINK

@@ -13,9 +13,9 @@ from xerolink.poster.v1 import poster_service_pb2 as poster_pb2
 from xerolink_mapper import samples
 
 from tests.fixtures.cli import run_cli
+from tests.fixtures.drift_firm import BILL, Firm
 from tests.fixtures.hand_edits import hand_edit
 from tests.fixtures.poster import PosterFactory, wait_for, wait_settled
-from tests.integration.test_poster_drift_holds import BILL, Firm
 
 
 def test_drift_resolve_confirms_a_correction_or_accepts_xeros_version(

@@ -10,111 +10,26 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
 
 import grpc
 import pytest
 from xero_emulator import EmulatorServer
-from xerolink.actionstep.v1 import common_pb2, transaction_pb2
+from xerolink.actionstep.v1 import common_pb2
 from xerolink.poster.v1 import drift_pb2
 from xerolink.poster.v1 import poster_service_pb2 as poster_pb2
-from xerolink.poster.v1 import poster_service_pb2_grpc as poster_grpc
-from xerolink.xero.v1 import objects_pb2 as xero_pb2
 from xerolink_common.grpc_errors import from_rpc_error
-from xerolink_mapper import samples
 from xerolink_poster.domain.records import RecordRef
-from xerolink_poster.entrypoints.bootstrap import PosterApp
 from xerolink_poster.service_layer.unit_of_work import UnitOfWork
 from xerolink_poster.service_layer.unlinking import unlink
 
-from tests.fixtures.hand_edits import bank_feed_match, hand_edit, observe
-from tests.fixtures.poster import PosterFactory, connect, stub_for, wait_for, wait_settled, xero_objects
+from tests.fixtures.drift_firm import Firm
+from tests.fixtures.hand_edits import hand_edit
+from tests.fixtures.poster import PosterFactory, wait_for, wait_settled
 
 BILL = common_pb2.TRANSACTION_KIND_CLIENT_BILL
 PAYMENT = common_pb2.TRANSACTION_KIND_CLIENT_BILL_PAYMENT
-INVOICE = xero_pb2.OBJECT_TYPE_INVOICE
 ACCEPT_XERO = drift_pb2.DRIFT_RESOLUTION_ACCEPT_XERO
 CORRECTED = drift_pb2.DRIFT_RESOLUTION_CORRECTED
-
-
-class Firm:
-    def __init__(self, app: PosterApp, emulator: EmulatorServer, base: int) -> None:
-        self.app = app
-        self.emulator = emulator
-        self.stub: poster_grpc.PosterServiceStub = stub_for(app)
-        _, self.org = connect(self.stub, emulator)
-        sample = samples.sample_transactions(base)
-        self.bill: transaction_pb2.Transaction = sample["client_bill"]
-        self.payment: transaction_pb2.Transaction = sample["client_bill_payment"]
-
-    @property
-    def tenant(self) -> str:
-        return str(self.org["tenant_id"])
-
-    def post(self, transaction: transaction_pb2.Transaction) -> poster_pb2.Posting:
-        posting: poster_pb2.Posting = self.stub.PostTransaction(
-            poster_pb2.PostTransactionRequest(connection_id="firm-1", transaction=transaction)
-        ).posting
-        return posting
-
-    def link(self, kind: int, record_id: int) -> poster_pb2.Link:
-        record = common_pb2.RecordKey(kind=kind, id=record_id)  # type: ignore[arg-type]
-        link: poster_pb2.Link = self.stub.GetLink(poster_pb2.GetLinkRequest(connection_id="firm-1", record=record)).link
-        return link
-
-    def payment_link(self) -> poster_pb2.Link:
-        return self.link(PAYMENT, self.payment.header.id)
-
-    def linked_bill(self) -> dict[str, Any]:
-        """Posts the bill, waits for its link; Xero's invoice."""
-        assert wait_settled(self.stub, self.post(self.bill).name).state == poster_pb2.LINK_STATE_LINKED
-        invoice_id = self.link(BILL, self.bill.header.id).xero_objects[0].xero_id
-        [invoice] = [i for i in xero_objects(self.emulator, self.tenant, "Invoices") if i["InvoiceID"] == invoice_id]
-        return invoice
-
-    def pay_in_full_by_bank_feed(self, invoice: dict[str, Any]) -> dict[str, Any]:
-        match = {"InvoiceID": invoice["InvoiceID"], "Amount": str(invoice["AmountDue"]), "Date": "2026-07-02"}
-        return bank_feed_match(self.emulator, self.tenant, {**match, "AccountCode": "090"})
-
-    def observe_bill(self, invoice: dict[str, Any]) -> list[str]:
-        """A webhook's follow-up read of the invoice: the kinds of the drifts it opened."""
-        found = observe(self.app, self.emulator, self.org, "Invoices", INVOICE, invoice["InvoiceID"])
-        return [d.kind for d in found]
-
-    def payment_calls(self) -> list[int]:
-        """The status Xero answered each payment xerolink sent with."""
-        return [
-            r.status
-            for r in self.emulator.state.requests.entries(self.tenant)
-            if r.method in ("PUT", "POST") and "Payments" in r.path
-        ]
-
-    def our_payments(self, besides: str = "") -> list[dict[str, Any]]:
-        return [
-            p
-            for p in xero_objects(self.emulator, self.tenant, "Payments")
-            if p["Status"] != "DELETED" and p["PaymentID"] != besides
-        ]
-
-    def held(self) -> poster_pb2.Link:
-        """Posts the payment; the link once it is held (and the dispatcher had every chance to send it)."""
-        self.post(self.payment)
-        wait_for(lambda: self.payment_link().last_error.reason == "XERO_DOCUMENT_CHANGED")
-        time.sleep(0.3)
-        link = self.payment_link()
-        assert link.state == poster_pb2.LINK_STATE_WAITING
-        return link
-
-    def drifts(self) -> list[drift_pb2.Drift]:
-        listed: list[drift_pb2.Drift] = list(
-            self.stub.ListDrift(drift_pb2.ListDriftRequest(connection_id="firm-1")).drifts
-        )
-        return listed
-
-    def resolve(self, name: str, resolution: int, note: str = "checked with the bookkeeper") -> drift_pb2.Drift:
-        request = drift_pb2.ResolveDriftRequest(name=name, resolution=resolution, note=note)  # type: ignore[arg-type]
-        drift: drift_pb2.Drift = self.stub.ResolveDrift(request, metadata=[("x-xerolink-actor", "bookkeeper")]).drift
-        return drift
 
 
 def test_a_payment_for_a_bill_paid_by_a_bank_feed_match_waits_and_is_never_sent(
