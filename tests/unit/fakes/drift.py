@@ -49,7 +49,9 @@ class FakeDriftRepository:
     def snapshots_by_xero_ids(self, connection_id: str, xero_ids: Sequence[str]) -> dict[str, XeroSnapshotRow]:
         return {x: s for x in xero_ids if (s := self.snapshots.get((connection_id, x))) is not None}
 
-    def snapshots_of_objects(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], XeroSnapshotRow]:
+    def snapshots_of_objects(
+        self, keys: Sequence[tuple[str, str]], lock: bool = False
+    ) -> dict[tuple[str, str], XeroSnapshotRow]:
         return {k: s for k in keys if (s := self.snapshots.get(k)) is not None}
 
     def snapshots_until(self, connection_id: str, last_day: str) -> list[XeroSnapshotRow]:

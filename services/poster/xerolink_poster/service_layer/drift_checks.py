@@ -64,7 +64,7 @@ def record_observations(
         raise ValueError(f"source must be one of {SOURCES}, not {source!r}")
     changed: list[DriftRow] = []
     wanted = [o.xero_id.lower() for o in observed if o.xero_id]
-    uow.links.lock_links(_links_written(uow, connection_id, wanted))
+    uow.links.lock_links(links_written(uow, connection_id, wanted))
     snapshots = uow.drift.snapshots_by_xero_ids(connection_id, wanted)
     for item in observed:
         xero_id = item.xero_id.lower()
@@ -84,7 +84,7 @@ def record_observations(
     return changed
 
 
-def _links_written(uow: Repositories, connection_id: str, xero_ids: Sequence[str]) -> list[int]:
+def links_written(uow: Repositories, connection_id: str, xero_ids: Sequence[str]) -> list[int]:
     """The links whose drifts the check may write: the observed objects', and those of the
     payments and allocations their snapshots expect (settled from the document's view). They are
     taken first, in one statement in id order, as a resolution and an unlink take theirs, and held

@@ -155,24 +155,41 @@ def _accept(repos: Repositories, drift: DriftRow, xero: XeroState, now_us: int) 
         repos.drift.put_snapshot(target)
 
 
-def _refuse_if_changed_since(drift: DriftRow, recorded: Sequence[str], read_updated: str) -> None:
-    """ABORTED when a webhook or a poll recorded a state of the object later than the one
-    ResolveDrift read: `recorded` holds the UpdatedDateUTC of each state compared (the object's
-    snapshot keeps the last; an open drift, the one that last changed it), Xero's "Last modified
-    date UTC format" (Xero's OpenAPI description), so a later one means Xero changed the object
-    after the read. Deciding on the read would, say, release a payment held on a bank-feed match
-    that was made again after it. Without a date on either side there is nothing to compare."""
+def recorded_state(repos: Repositories, connection_id: str, xero_id: str, lock: bool) -> str:
+    """What xerolink has recorded of the object in Xero: its snapshot (when it last changed, the
+    Xero version compared) and its open drifts. ResolveDrift takes it before its read of Xero and
+    again, held (`lock`), before it writes: any difference means a webhook, a poll, a posting or
+    another resolution recorded something after the read. An object no check changed gives the
+    same text (a check that finds nothing new writes nothing)."""
+    snapshot = repos.drift.get_snapshot(connection_id, xero_id, lock=lock)
+    drifts = repos.drift.open_drifts_of_object(connection_id, xero_id)
+    parts = [f"{snapshot.update_us}:{snapshot.xero_updated}:{snapshot.active}" if snapshot is not None else "-"]
+    parts += sorted(f"{d.id}:{d.kind}:{d.differences}:{d.xero_updated}" for d in drifts)
+    return "|".join(parts)
+
+
+def changed_since_read(drift: DriftRow, detail: str) -> XerolinkError:
+    """ABORTED: deciding on a read of Xero older than what xerolink has recorded since would, say,
+    release a payment held on a bank-feed match that was made again after the read."""
+    return XerolinkError(
+        ErrorCode.ABORTED,
+        Reason.DRIFT_CHANGED_SINCE_READ,
+        f"Xero's object of {rules.drift_name(drift.connection_id, drift.id or 0)} changed after it was read to "
+        f"resolve the drift ({detail}); read it (ListDrift) and resolve again",
+    )
+
+
+def _refuse_if_older(drift: DriftRow, snapshot_updated: str, read_updated: str) -> None:
+    """ABORTED when the snapshot records a version of the object later than the one read: its
+    UpdatedDateUTC is Xero's "Last modified date UTC format" (Xero's OpenAPI description), and the
+    snapshot keeps the one last compared, forwards or back (a Xero clock put back is followed).
+    Without a date on either side there is nothing to compare."""
     read_ms = updated_ms({"UpdatedDateUTC": read_updated}) if read_updated else None
-    if read_ms is None:
-        return
-    later = [t for t in recorded if t and (ms := updated_ms({"UpdatedDateUTC": t})) is not None and ms > read_ms]
-    if later:
-        raise XerolinkError(
-            ErrorCode.ABORTED,
-            Reason.DRIFT_CHANGED_SINCE_READ,
-            f"Xero changed the object of {rules.drift_name(drift.connection_id, drift.id or 0)} again after it was "
-            f"read to resolve the drift: xerolink has since compared Xero's version of {later[0]}, later than the "
-            f"one read ({read_updated}); read it (ListDrift) and resolve again",
+    recorded = updated_ms({"UpdatedDateUTC": snapshot_updated}) if snapshot_updated else None
+    if read_ms is not None and recorded is not None and recorded > read_ms:
+        raise changed_since_read(
+            drift,
+            f"xerolink has compared Xero's version of {snapshot_updated}, later than the one read, {read_updated}",
         )
 
 
@@ -185,8 +202,7 @@ def resolve(
     record = RecordRef(link.kind, link.record_id)
     resolved = repos.drift.open_drifts_of_object(drift.connection_id, drift.xero_id)
     snapshot = repos.drift.get_snapshot(drift.connection_id, drift.xero_id, lock=True)
-    compared = [r.xero_updated for r in resolved] + ([snapshot.xero_updated] if snapshot is not None else [])
-    _refuse_if_changed_since(drift, compared, xero.updated)
+    _refuse_if_older(drift, snapshot.xero_updated if snapshot is not None else "", xero.updated)
     if resolution == rules.CORRECTED and (xero.document is None or xero.differences):
         remaining = list(xero.differences) or [{"field": "(object)", "posted": "present", "xero": "not found"}]
         raise XerolinkError(

@@ -61,11 +61,15 @@ def resolve_in(
     note: str,
     element: dict[str, Any] | None,
     actor: str,
+    seen: str | None = None,
 ) -> Resolved:
     """The resolution applied in the caller's transaction, given Xero's object as read (None when
-    Xero no longer has it)."""
+    Xero no longer has it) and what xerolink had recorded of it before the read (`seen`,
+    drift_resolution.recorded_state; None: not checked)."""
     row = drift_resolution.held_drift(repos, connection_id, drift_id)
     if not drift_resolution.already_resolved(row, resolution):  # resolved meanwhile: answer it
+        if seen is not None and drift_resolution.recorded_state(repos, connection_id, row.xero_id, True) != seen:
+            raise drift_resolution.changed_since_read(row, "xerolink recorded a change of it since")
         found = xero_state(repos, repos.drift.get_snapshot(connection_id, row.xero_id, lock=True), element)
         drift_resolution.resolve(repos, row, resolution, note, found, actor, now_us())
     return Resolved(row, repos.links.get_link_by_id(row.link_id))
@@ -93,6 +97,7 @@ class DriftResolver:
                 return Resolved(drift, uow.links.get_link_by_id(drift.link_id))
             snapshot = uow.drift.get_snapshot(connection_id, drift.xero_id)
             posted = json.loads(snapshot.document) if snapshot is not None else {}
+            seen = drift_resolution.recorded_state(uow, connection_id, drift.xero_id, False)
         credit_note = str((posted.get("CreditNote") or {}).get("CreditNoteID", ""))
         try:
             with self._xero(connection) as (caller, creds):
@@ -103,7 +108,7 @@ class DriftResolver:
             ) from exc
 
         resolved = run_in_transaction(
-            self.db, lambda uow: resolve_in(uow, connection_id, drift_id, resolution, note, element, actor)
+            self.db, lambda uow: resolve_in(uow, connection_id, drift_id, resolution, note, element, actor, seen)
         )
         if self.dispatcher is not None:
             self.dispatcher.changes.notify()

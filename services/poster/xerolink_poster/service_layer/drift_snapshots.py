@@ -64,7 +64,9 @@ def record_posted(repos: Repositories, posted: Sequence[Posted], now_us: int) ->
         for values, entry in snapshots
         for xero_id in (values["xero_id"], *([entry[1].lower()] if entry is not None else []))
     ]
-    existing = repos.drift.snapshots_of_objects(wanted)
+    # Held, read again: a document's snapshot is rewritten to expect the payment, and a change
+    # of it a resolution accepted meanwhile (its date) must not be written back over.
+    existing = repos.drift.snapshots_of_objects(wanted, lock=True)
     new: list[dict[str, Any]] = []
     for connection_id, snapshots in made.items():
         held = {x: row for (c, x), row in existing.items() if c == connection_id}

@@ -202,15 +202,23 @@ def _gather(
     uow: Repositories, connection_id: str, chosen: Sequence[RecordRef], cascade: bool, lock: bool
 ) -> tuple[dict[RecordRef, LinkRow], dict[RecordRef, list[RecordRef]]]:
     """The chosen links and their dependents (all the way down when cascading). With `lock` each
-    is held until the transaction ends, all taken in one statement in id order, as a Post, a
-    drift resolution and another unlink take theirs: found, locked, then found again on what is
+    is held until the transaction ends, with the other halves of records kept in two
+    organisations, all taken in one statement in id order, as a Post, a drift resolution and
+    another unlink take theirs: found, locked, then found again on what is
     held, until nothing new turns up. Taken as found (the chosen, then their dependents), an
     invoice unlinked alone and one unlinked with its payments took the two in opposite orders."""
     locked: set[int] = set()
     while True:
         links, dependents = _found(uow, connection_id, chosen, cascade)
-        new = sorted({link.id or 0 for link in links.values()} - locked)
-        if not lock or not new:
+        if not lock:
+            return links, dependents
+        # With the other halves of records kept in two organisations (locked again by _plan and
+        # unlink_record: a lock held already is no wait), so an unlink from either side takes both
+        # halves in one order.
+        halves = other_halves(uow, connection_id, list(links), lock=False)
+        found = {link.id or 0 for link in links.values()} | {h.id or 0 for hs in halves.values() for h in hs}
+        new = sorted(found - locked)
+        if not new:
             return links, dependents
         uow.links.lock_links(new)
         locked.update(new)

@@ -89,10 +89,14 @@ class SqlDriftRepository:
         )
         return {row.xero_id: row for row in self._session.exec(query).all()}
 
-    def snapshots_of_objects(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], XeroSnapshotRow]:
+    def snapshots_of_objects(
+        self, keys: Sequence[tuple[str, str]], lock: bool = False
+    ) -> dict[tuple[str, str], XeroSnapshotRow]:
         """The snapshots of these (connection, Xero id) objects that exist, by key: which exist
         asked first, as values (the objects a call just created have none), then only those
-        loaded as rows, one statement each whatever the connections."""
+        loaded as rows, one statement each whatever the connections. With `lock`, the rows are
+        read again (rows the session holds are refreshed) and held until the transaction ends, in
+        key order (FOR UPDATE; SQLite's dialect writes none)."""
         if not keys:
             return {}
         found = sorted(
@@ -106,7 +110,11 @@ class SqlDriftRepository:
         if not found:
             return {}
         wanted = in_by_connection(col(XeroSnapshotRow.connection_id), col(XeroSnapshotRow.xero_id), found)
-        rows = self._session.exec(select(XeroSnapshotRow).where(wanted)).all()
+        query = select(XeroSnapshotRow).where(wanted)
+        if lock:
+            order = (col(XeroSnapshotRow.connection_id), col(XeroSnapshotRow.xero_id))
+            query = query.order_by(*order).with_for_update().execution_options(populate_existing=True)
+        rows = self._session.exec(query).all()
         return {(row.connection_id, row.xero_id): row for row in rows}
 
     def snapshots_until(self, connection_id: str, last_day: str) -> list[XeroSnapshotRow]:

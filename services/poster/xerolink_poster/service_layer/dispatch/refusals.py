@@ -18,7 +18,7 @@ from xerolink_poster.service_layer import drift_holds
 from xerolink_poster.service_layer.dispatch.gate import Gate
 from xerolink_poster.service_layer.dispatch.results import Results
 from xerolink_poster.service_layer.dispatch.work import Work
-from xerolink_poster.service_layer.drift_checks import Observed, record_observations
+from xerolink_poster.service_layer.drift_checks import Observed, links_written, record_observations
 from xerolink_poster.service_layer.drift_rereads import RereadFailed, read_object
 from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transaction
 
@@ -71,12 +71,12 @@ def hold_refused(gate: Gate, creds: Credentials, results: Results, rejected: lis
     def write(uow: UnitOfWork) -> list[Refused]:
         now = now_us()
         connection_id = read[0][0].connection.connection_id
-        # The refused entries' links and their documents' links, in one statement in id order, as
-        # an unlink of the document with its payments and a drift resolution take them: the drift
-        # check takes the documents', and a hold writes the entries' links.
-        uow.links.lock_links(
-            [w.link.id for w, _ in read] + [dep.id or 0 for w, _ in read for _, dep, _, _ in w.documents]
-        )
+        # The refused entries' links and every link the drift check takes (the documents' and
+        # their own payments' and allocations'), in one statement in id order, as an unlink of a
+        # document with its payments and a drift resolution take them: the hold writes the
+        # entries' links after the check.
+        checked = links_written(uow, connection_id, sorted(observed))
+        uow.links.lock_links([w.link.id for w, _ in read] + checked)
         record_observations(uow, connection_id, list(observed.values()), SOURCE, now, d.actor)
         found = drift_holds.blocking_of_links(uow, [dep.id or 0 for w, _ in read for _, dep, _, _ in w.documents])
         still: list[Refused] = []
