@@ -421,7 +421,7 @@ def test_unlinking_500_records_cascading_through_credit_notes_and_refunds_locks_
     linked have): 500 linked records, the most one request selects. The operator selects the 200
     documents and the 300 dependents with cascade. The unlink's gather finds them, locks them all
     in one statement in id order, finds them again and stops: 500 unlinked, every link locked
-    once, each statement's ids ascending, in a few seconds."""
+    once, each statement's ids ascending."""
     n = 100
 
     def setup(uow: UnitOfWork) -> list[tuple[int, RecordRef]]:
@@ -450,11 +450,9 @@ def test_unlinking_500_records_cascading_through_credit_notes_and_refunds_locks_
     records = [
         (k, base + i) for k, base in ((1, 5000), (3, 6000), (2, 7000), (4, 8000), (5, 9000)) for i in range(1, n + 1)
     ]
-    began = time.monotonic()
     result = unlink_links(
         database, C1, records, validate_only=False, confirm=True, cascade=True, reason="", actor=OPERATOR
     )
-    took = time.monotonic() - began
 
     with UnitOfWork(database, write=False) as uow:
         states = {
@@ -468,7 +466,6 @@ def test_unlinking_500_records_cascading_through_credit_notes_and_refunds_locks_
     assert states == {LinkState.UNLINKED.value}, states
     assert sorted(flat) == all_ids, "a link locked twice, or one never locked"
     assert all(call == sorted(call) for call in taken), "links locked out of id order"
-    assert took < 20.0, f"unlinking {5 * n} records took {took:.1f} s"
     assert conflicts == [], conflicts
 
 
