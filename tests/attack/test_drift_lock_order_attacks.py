@@ -30,7 +30,7 @@ from xerolink_common.grpc_errors import from_rpc_error
 from xerolink_common.reasons import Reason
 from xerolink_poster.adapters.database import Database, now_us
 from xerolink_poster.adapters.repositories.links import SqlLinkRepository
-from xerolink_poster.adapters.tables import LinkRow, OutboxRow, PostingRow
+from xerolink_poster.adapters.tables import LinkRow, PostingRow
 from xerolink_poster.adapters.xero_client import Credentials, XeroAnswer
 from xerolink_poster.domain import drift_holds as rules
 from xerolink_poster.domain.drift import trim
@@ -72,7 +72,7 @@ from tests.fixtures.drift_races import (
 )
 from tests.fixtures.hand_edits import bank_feed_match, hand_edit
 from tests.fixtures.poster import PosterFactory, wait_for
-from tests.fixtures.registry_rows import link_with_posting, linked_record, unreachable_connection
+from tests.fixtures.registry_rows import claimed_entry, link_with_posting, linked_record, unreachable_connection
 from tests.fixtures.threads import Call
 
 OPERATOR = "operator:test"
@@ -485,21 +485,7 @@ def _payment_being_sent(db: Database) -> tuple[Work, LinkRow]:
         uow.connections.add_connection(connection)
         now = now_us()
         payment = link_with_posting_of(uow, PAYMENT)
-        entry = uow.outbox.add_outbox(
-            True,
-            OutboxRow(
-                tenant_id="t1",
-                connection_id=C1,
-                link_id=payment.id or 0,
-                posting_id=payment.posting_id,
-                operations=b"",
-                state=OutboxState.READY,
-                claimed_by=HOLDER,
-                lease_until_us=now + 600_000_000,
-                available_us=now,
-                create_us=now,
-            ),
-        )
+        entry = claimed_entry(uow, payment, HOLDER)
         bill = linked_record(uow, BILL)
         uow.drift.add_snapshots([new_snapshot(C1, bill, INVOICE, trim(INVOICE, invoice()), now)])
         operation = xero_pb2.Operation(local_ref="payment")

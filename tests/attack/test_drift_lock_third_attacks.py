@@ -32,13 +32,13 @@ from xerolink_common.reasons import Reason
 from xerolink_poster.adapters.database import Database, now_us
 from xerolink_poster.adapters.repositories.drift import SqlDriftRepository
 from xerolink_poster.adapters.repositories.links import SqlLinkRepository
-from xerolink_poster.adapters.tables import LinkRow, OutboxRow, PostingRow
+from xerolink_poster.adapters.tables import LinkRow, PostingRow
 from xerolink_poster.adapters.xero_client import Credentials, XeroAnswer
 from xerolink_poster.domain import drift_holds as rules
 from xerolink_poster.domain.drift import trim
 from xerolink_poster.domain.rate_limits import RateHeaders
 from xerolink_poster.domain.records import RecordRef, XeroObjectRef
-from xerolink_poster.domain.states import Event, LinkState, OutboxState
+from xerolink_poster.domain.states import Event, LinkState
 from xerolink_poster.domain.stored_rows import ClaimedEntry, StoredLink
 from xerolink_poster.service_layer import drift_holds, drift_resolution
 from xerolink_poster.service_layer.dispatch import refusals
@@ -74,7 +74,7 @@ from tests.fixtures.drift_races import (
 )
 from tests.fixtures.hand_edits import hand_edit
 from tests.fixtures.poster import PosterFactory
-from tests.fixtures.registry_rows import link_with_posting, linked_record, unreachable_connection
+from tests.fixtures.registry_rows import claimed_entry, link_with_posting, linked_record, unreachable_connection
 from tests.fixtures.threads import Call
 
 OPERATOR = "operator:test"
@@ -107,26 +107,6 @@ def _snapshot(db: Database, xero_id: str) -> dict[str, Any]:
         return document
 
 
-def _claimed_entry(uow: UnitOfWork, link: LinkRow) -> OutboxRow:
-    """The link's outbox entry, ready and claimed by HOLDER's dispatcher (sent to Xero)."""
-    now = now_us()
-    return uow.outbox.add_outbox(
-        True,
-        OutboxRow(
-            tenant_id="t1",
-            connection_id=C1,
-            link_id=link.id or 0,
-            posting_id=link.posting_id,
-            operations=b"",
-            state=OutboxState.READY,
-            claimed_by=HOLDER,
-            lease_until_us=now + 600_000_000,
-            available_us=now,
-            create_us=now,
-        ),
-    )
-
-
 def _pending(uow: UnitOfWork, record: RecordRef) -> LinkRow:
     """The record's link accepted (pending), as a Post writes it."""
     link = link_with_posting(uow, record.id)
@@ -148,7 +128,7 @@ def _payment_answered_on_a_redated_bill(db: Database) -> tuple[int, int]:
         bill = linked_record(uow, BILL)
         uow.drift.add_snapshots([new_snapshot(C1, bill, INVOICE, trim(INVOICE, invoice()), now_us())])
         payment = _pending(uow, PAYMENT)
-        return _claimed_entry(uow, payment).id or 0
+        return claimed_entry(uow, payment, HOLDER).id or 0
 
     entry_id: int = run_in_transaction(db, setup)
     with UnitOfWork(db, write=False) as uow:
@@ -318,7 +298,7 @@ def _second_payment_being_sent(db: Database) -> Work:
             ]
         )
         second = _pending(uow, PAYMENT)
-        entry = _claimed_entry(uow, second)
+        entry = claimed_entry(uow, second, HOLDER)
         assert (first.id or 0) < (bill.id or 0) < (second.id or 0)
         operation = xero_pb2.Operation(local_ref="payment")
         operation.payment.SetInParent()
@@ -561,7 +541,7 @@ def _hold_next_payment(db: Database, i: int) -> int:
 
     def hold(uow: UnitOfWork) -> int:
         link = _pending(uow, record)
-        entry = _claimed_entry(uow, link)
+        entry = claimed_entry(uow, link, HOLDER)
         bill = uow.links.get_link(C1, bill_ref)
         assert bill is not None
         [drift] = drift_holds.blocking(uow.drift.open_drifts_of_object(C1, f"inv-{C1}-{BILLS + i}"))
