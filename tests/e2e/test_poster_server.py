@@ -17,7 +17,14 @@ from xerolink.poster.v1 import poster_service_pb2_grpc as poster_grpc
 from xerolink_mapper import samples
 
 from tests.fixtures.poster import connect, wait_settled, xero_objects
-from tests.fixtures.processes import assert_froze_its_startup_heap, child_env, console_script, free_port, running
+from tests.fixtures.processes import (
+    assert_froze_its_startup_heap,
+    assert_spaced_its_young_collections,
+    child_env,
+    console_script,
+    free_port,
+    running,
+)
 
 SERVICE = "xerolink.poster.v1.PosterService"
 
@@ -69,3 +76,4 @@ def test_poster_console_script_posts_a_bill_through_the_mapper_to_xero_and_stops
         assert time.monotonic() - started < 12
     assert "shutting down" in log.read_text()
     assert_froze_its_startup_heap(log.read_text())
+    assert_spaced_its_young_collections(log.read_text())

@@ -7,11 +7,13 @@ import json
 import subprocess
 import sys
 
+from xerolink_common.heap import YOUNG_THRESHOLD
+
 from tests.fixtures.processes import child_env
 
 _PROBE = """
 import gc, json, weakref
-from xerolink_common.heap import freeze_startup_heap
+from xerolink_common.heap import freeze_startup_heap, space_young_collections
 
 class Node:
     pass
@@ -39,6 +41,9 @@ print(json.dumps({
     "later_garbage_freed": made_later() is None,
     "frozen_again": frozen_again,
     "frozen_in_all": gc.get_freeze_count(),
+    "thresholds_before": gc.get_threshold(),
+    "thresholds_set": space_young_collections(),
+    "thresholds_after": gc.get_threshold(),
 }))
 """
 
@@ -68,3 +73,13 @@ def test_freezing_frees_start_up_garbage_keeps_the_live_objects_and_leaves_later
     assert isinstance(found["frozen_again"], int) and isinstance(found["frozen_in_all"], int)
     assert found["frozen_again"] < found["frozen"] / 10
     assert found["frozen_in_all"] == found["frozen"] + found["frozen_again"]
+
+
+def test_young_collections_wait_for_more_allocations_and_the_older_generations_keep_their_ratios() -> None:
+    found = _probe()
+    before, after = found["thresholds_before"], found["thresholds_after"]
+    assert isinstance(before, list) and isinstance(after, list)
+    # The interpreter's own default first, so the probe shows a change, not a setting already made.
+    assert before[0] < YOUNG_THRESHOLD
+    assert after == [YOUNG_THRESHOLD, before[1], before[2]]
+    assert found["thresholds_set"] == after

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Sequence
 
 from xerolink_common.grpc_server import serve_until_signalled
+from xerolink_common.heap import space_young_collections
 from xerolink_common.listening import bound, on_loopback
 from xerolink_common.logs import configure_logging
 from xerolink_common.security import server_security_from_env
@@ -43,6 +44,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         app.stop()
         telemetry.shutdown()
 
+    # The dispatcher's work in flight is what the collector's full passes were spending on.
+    thresholds = space_young_collections()
+    log.info("young collections every %d allocations (thresholds %d, %d, %d)", thresholds[0], *thresholds)
     serve_until_signalled(app.server, on_stop=stop)
 
 
