@@ -88,6 +88,7 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
+import gc
 import glob
 import json
 import os
@@ -119,6 +120,7 @@ from xero_emulator.request_log import ReceivedRequest  # noqa: E402
 from xerolink.poster.v1 import poster_service_pb2 as poster_pb2  # noqa: E402
 from xerolink.poster.v1 import poster_service_pb2_grpc as poster_grpc  # noqa: E402
 from xerolink_cli.connections import register_emulated_connection  # noqa: E402
+from xerolink_common.heap import freeze_startup_heap, space_young_collections  # noqa: E402
 from xerolink_mapper import samples  # noqa: E402
 from xerolink_poster.adapters import token_vault, xero_payloads  # noqa: E402
 from xerolink_poster.adapters.database import Database, now_us, open_database  # noqa: E402
@@ -644,7 +646,8 @@ def fairness(
 @contextmanager
 def in_process_dispatcher(bench: Bench, url: str, attach: Callable[[Database], None]) -> Iterator[Dispatcher]:
     """A Dispatcher in this process on the registry at `url`, configured as its poster process
-    would be, not started; `attach` sees its database first. Stopped and closed after the block."""
+    would be, the collector too (`collector_as_in_a_poster`), not started; `attach` sees its
+    database first. Stopped and closed after the block."""
     config = poster_config.load(bench.poster_env(url, free_port(), dispatcher=True))
     assert config.token_vault is not None
     token_vault.install(config.token_vault)
@@ -655,12 +658,30 @@ def in_process_dispatcher(bench: Bench, url: str, attach: Callable[[Database], N
     keeper = ConnectionKeeper(db, config.token_vault, config.xero_apps, identity, config.instance_id)
     dispatcher = Dispatcher(db, xero, config.dispatcher, config.instance_id, StateChanges(), None, keeper)
     try:
-        yield dispatcher
+        with collector_as_in_a_poster():
+            yield dispatcher
     finally:
         dispatcher.stop()
         xero.close()
         identity.close()
         db.dispose()
+
+
+@contextmanager
+def collector_as_in_a_poster() -> Iterator[None]:
+    """The collector as the poster's console script sets it once started (xerolink_common/heap.py:
+    what is alive frozen, young collections spaced), then as it was. Left at this process's
+    defaults, the dispatcher's full passes also examined the bench's own objects, the emulator's
+    organisations among them, which a poster does not hold. Those the emulator makes during the
+    drain are still examined."""
+    thresholds = gc.get_threshold()
+    freeze_startup_heap()
+    space_young_collections()
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
+        gc.unfreeze()
 
 
 class InProcessDrain(NamedTuple):
