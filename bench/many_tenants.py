@@ -28,7 +28,8 @@ started with initdb/pg_ctl, as tests/fixtures/postgres.py does, else SQLite with
    pays for it), per Xero call made: in all, by first word (BEGIN is SQLite's BEGIN IMMEDIATE),
    commits, and the statement shapes that dominate (parameters and column lists folded).
 2b. Where the dispatcher's CPU goes. Another registry with the same backlog as part 2 is drained
-   the same way in this process, without the listener, and the thread CPU (time.thread_time) spent
+   the same way in this process, without the listener and with the collector set as a poster sets
+   it (`collector_as_in_a_poster`), and the thread CPU (time.thread_time) spent
    in the dispatcher's parts is counted around the functions that hold them (bench/cpu_phases.py):
    the supervisor's rounds, the workers' turns (claims, hand-backs) and the jobs (prepare, contacts,
    building the elements, the Xero calls with their request and answer JSON, applying the answers
