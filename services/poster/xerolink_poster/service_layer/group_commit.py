@@ -32,6 +32,8 @@ class Job(Generic[P, R]):
     payload: P
     future: Future[R]
     taken: bool = field(default=False, repr=False)
+    # What its caller waits on while another leads (GroupQueue.run): woken when the job is taken.
+    waiter: threading.Condition | None = field(default=None, repr=False)
 
     def settle(self, result: R | BaseException) -> None:
         """Sets the result or the error once; a job settled already keeps its first outcome."""
@@ -65,27 +67,35 @@ class GroupQueue(Generic[P, R, F]):
         self.window = window
         self.max_size = max_size
         self._queue: deque[Job[P, R]] = deque()
-        self._cond = threading.Condition()
+        self._lock = threading.Lock()
+        # Each caller waiting behind the leader waits on a condition of its own, woken when its
+        # jobs are taken or when it is its turn to lead: one shared condition woke every caller
+        # for each arrival, and dozens wait at once behind the dispatcher's answer groups.
+        self._followers: deque[tuple[list[Job[P, R]], threading.Condition]] = deque()
+        # The leader waiting out its window, woken by arrivals.
+        self._arrivals = threading.Condition(self._lock)
         self._busy = False
-        # Handled groups and jobs, for the figures of the benchmark and the tests.
+        # Handled groups and jobs, and how often a waiting caller woke, for the figures of the
+        # benchmark and the tests.
         self.groups = 0
         self.jobs = 0
         self.largest = 0
+        self.wakeups = 0
 
     @property
     def waiting(self) -> int:
         """Jobs queued for the next group."""
-        with self._cond:
+        with self._lock:
             return len(self._queue)
 
     def run(self, jobs: list[Job[P, R]]) -> list[F]:
         """Queues the jobs and returns once they are taken into a group: at once, with the
         follow-up work of the groups this thread led, or empty when another thread took them."""
-        with self._cond:
+        with self._lock:
             self._queue.extend(jobs)
-            self._cond.notify_all()  # a leader waiting out its window counts these
-            while self._busy and not all(j.taken for j in jobs):
-                self._cond.wait()
+            if self._busy:
+                self._arrivals.notify()  # a leader waiting out its window counts these
+                self._follow(jobs)
             if all(j.taken for j in jobs):
                 return []
             self._busy = True
@@ -94,22 +104,41 @@ class GroupQueue(Generic[P, R, F]):
             while not all(j.taken for j in jobs):
                 follow_ups += self._handle_group(self._next_group())
         finally:
-            with self._cond:
+            with self._lock:
                 self._busy = False
-                self._cond.notify_all()
+                # The first caller still waiting for a job leads next.
+                for waiting, waiter in self._followers:
+                    if not all(j.taken for j in waiting):
+                        waiter.notify()
+                        break
         return follow_ups
 
+    def _follow(self, jobs: list[Job[P, R]]) -> None:
+        """Waits, holding the lock between wake-ups, until the jobs are taken or nobody leads."""
+        waiter = threading.Condition(self._lock)
+        for job in jobs:
+            job.waiter = waiter
+        following = (jobs, waiter)
+        self._followers.append(following)
+        try:
+            while self._busy and not all(j.taken for j in jobs):
+                waiter.wait()
+                self.wakeups += 1
+        finally:
+            self._followers.remove(following)
+
     def _next_group(self) -> list[Job[P, R]]:
-        with self._cond:
+        with self._lock:
             if self.window > 0:
                 deadline = time.monotonic() + self.window
                 while len(self._queue) < self.max_size and (left := deadline - time.monotonic()) > 0:
-                    self._cond.wait(left)
+                    self._arrivals.wait(left)
             group = [self._queue.popleft() for _ in range(min(len(self._queue), self.max_size))]
             for job in group:
                 job.taken = True
             # Callers whose jobs are in this group stop waiting to lead.
-            self._cond.notify_all()
+            for waiter in {id(job.waiter): job.waiter for job in group if job.waiter is not None}.values():
+                waiter.notify()
         self.groups += 1
         self.jobs += len(group)
         self.largest = max(self.largest, len(group))
