@@ -106,12 +106,15 @@ class GroupQueue(Generic[P, R, F]):
         finally:
             with self._lock:
                 self._busy = False
-                # The first caller still waiting for a job leads next.
-                for waiting, waiter in self._followers:
-                    if not all(j.taken for j in waiting):
-                        waiter.notify()
-                        break
+                self._hand_on()
         return follow_ups
+
+    def _hand_on(self) -> None:
+        """Wakes the first caller still waiting for a job, to lead next (the lock held)."""
+        for waiting, waiter in self._followers:
+            if not all(j.taken for j in waiting):
+                waiter.notify()
+                return
 
     def _follow(self, jobs: list[Job[P, R]]) -> None:
         """Waits, holding the lock between wake-ups, until the jobs are taken or nobody leads."""
@@ -122,10 +125,16 @@ class GroupQueue(Generic[P, R, F]):
         self._followers.append(following)
         try:
             while self._busy and not all(j.taken for j in jobs):
-                waiter.wait()
+                waiter.wait()  # holds the lock again when it returns or raises
                 self.wakeups += 1
-        finally:
+        except BaseException:
+            # Interrupted (a signal's handler raised) perhaps just after it was chosen to lead:
+            # the next caller leads instead, or nobody would until another arrived.
             self._followers.remove(following)
+            if not self._busy:
+                self._hand_on()
+            raise
+        self._followers.remove(following)
 
     def _next_group(self) -> list[Job[P, R]]:
         with self._lock:
