@@ -741,59 +741,12 @@ def test_a_post_interrupted_while_its_group_waits_to_be_written_strands_no_other
         _use_before(poster)
     writing = poster.writing
     assert writing is not None
-    held, go = threading.Event(), threading.Event()
-    leader_ident: list[int] = []
-
-    def hold(*_: Any) -> None:
-        if leader_ident and threading.get_ident() == leader_ident[0] and not held.is_set():
-            held.set()
-            go.wait(30)
-
-    results: dict[str, Any] = {}
-
-    def post(name: str, record: int) -> Callable[[], None]:
-        def run() -> None:
-            if name == "A":
-                leader_ident.append(threading.get_ident())
-            try:
-                results[name] = poster.post("firm-1", samples.client_bill(record), actor="caller:attack")
-            except BaseException as exc:
-                results[name] = exc
-
-        return run
-
-    event.listen(database.write, "before_cursor_execute", hold)
-    try:
-        a = threading.Thread(target=post("A", 201), daemon=True)
-        a.start()
-        assert held.wait(20), "A's write never started"
-        c = threading.Thread(target=post("C", 203), daemon=True)
-
-        def arrange() -> None:
-            _until(lambda: writing.waiting == 1, "B queued at the writer", 20)
-            c.start()
-            _until(lambda: writing.waiting == 2, "C queued at the writer", 20)
-            _signal_main()
-
-        def interrupted(_signum: int, _frame: FrameType | None) -> None:
-            go.set()
-            a.join(20)
-            assert not a.is_alive(), "A never returned"
-            raise Interrupt("Ctrl-C while the Post waits for its group's write")
-
-        with _on_sigusr1(interrupted):
-            _thread(arrange)
-            with pytest.raises(Interrupt):
-                poster.post("firm-1", samples.client_bill(202), actor="caller:attack")
-        c.join(HANG)
-        stranded = c.is_alive()
-        if stranded:
-            post("D", 204)()  # a later Post leads the writer and frees C
-            c.join(HANG)
-    finally:
-        go.set()
-        event.remove(database.write, "before_cursor_execute", hold)
-    assert not stranded, "Post C waits for ever at the writing stage: it was handed to B, which was interrupted"
+    results = _interrupt_the_caller_handed_the_stage(
+        database,
+        lambda: writing.waiting,
+        lambda record: poster.post("firm-1", samples.client_bill(record), actor="caller:attack"),
+        "Ctrl-C while the Post waits for its group's write",
+    )
     assert isinstance(results["A"], PostOutcome) and isinstance(results["C"], PostOutcome), results
 
 
@@ -855,6 +808,29 @@ def test_an_answer_call_interrupted_once_handed_the_group_strands_no_other_call(
     groups = AnswerGroups(database, HOLDER, ACTOR)
     if stage == "before":
         groups._queue = BEFORE.GroupQueue("dispatcher-answers", groups._apply_group, lambda exc: exc, 0.0, MAX_CALLS)
+    results = _interrupt_the_caller_handed_the_stage(
+        database,
+        lambda: groups.waiting,
+        lambda record: groups.apply([_answer(ids[record], record)]),
+        "Ctrl-C while the call waits for its group",
+        records=(6001, 6003, 6005, 6007),
+    )
+    assert results.get("A") is None and results.get("C") is None, results
+
+
+def _interrupt_the_caller_handed_the_stage(
+    database: Database,
+    waiting: Callable[[], int],
+    call: Callable[[int], object],
+    interruption: str,
+    records: tuple[int, int, int, int] = (201, 202, 203, 204),
+) -> dict[str, Any]:
+    """Callers A (a thread), B (the main thread) and C (a thread) call with the first three
+    records. A's transaction is held at its first statement; B and C queue behind it. B gets
+    SIGUSR1: its handler lets A go, waits for A to return (A hands the stage to B), then raises as
+    Ctrl-C would. C must still be handled and return with nothing else arriving; if it waits, a
+    fourth caller frees it and the test fails. Returns A's and C's results (or errors)."""
+    first, second, third, fourth = records
     held, go = threading.Event(), threading.Event()
     leader_ident: list[int] = []
 
@@ -865,13 +841,12 @@ def test_an_answer_call_interrupted_once_handed_the_group_strands_no_other_call(
 
     results: dict[str, Any] = {}
 
-    def call(name: str, record: int) -> Callable[[], None]:
+    def caller(name: str, record: int) -> Callable[[], None]:
         def run() -> None:
             if name == "A":
                 leader_ident.append(threading.get_ident())
             try:
-                groups.apply([_answer(ids[record], record)])
-                results[name] = None
+                results[name] = call(record)
             except BaseException as exc:
                 results[name] = exc
 
@@ -879,35 +854,34 @@ def test_an_answer_call_interrupted_once_handed_the_group_strands_no_other_call(
 
     event.listen(database.write, "before_cursor_execute", hold)
     try:
-        a = threading.Thread(target=call("A", 6001), daemon=True)
+        a = threading.Thread(target=caller("A", first), daemon=True)
         a.start()
         assert held.wait(20), "A's transaction never started"
-        c = threading.Thread(target=call("C", 6005), daemon=True)
+        c = threading.Thread(target=caller("C", third), daemon=True)
 
         def arrange() -> None:
-            _until(lambda: groups.waiting == 1, "B queued", 20)
+            _until(lambda: waiting() == 1, "B queued", 20)
             c.start()
-            _until(lambda: groups.waiting == 2, "C queued", 20)
+            _until(lambda: waiting() == 2, "C queued", 20)
             _signal_main()
 
         def interrupted(_signum: int, _frame: FrameType | None) -> None:
             go.set()
             a.join(20)
             assert not a.is_alive(), "A never returned"
-            raise Interrupt("Ctrl-C while the call waits for its group")
+            raise Interrupt(interruption)
 
         with _on_sigusr1(interrupted):
             _thread(arrange)
             with pytest.raises(Interrupt):
-                groups.apply([_answer(ids[6003], 6003)])
+                call(second)
         c.join(HANG)
         stranded = c.is_alive()
         if stranded:
-            call("D", 6007)()  # a later call leads and frees C
+            caller("D", fourth)()  # a later caller leads and frees C
             c.join(HANG)
     finally:
         go.set()
         event.remove(database.write, "before_cursor_execute", hold)
-    assert not stranded, "call C waits for ever: the stage was handed to B, which was interrupted"
-    assert results.get("A") is None and results.get("C") is None, results
-    assert _read(database, 6005, "c1").state == LinkState.LINKED
+    assert not stranded, "C waits for ever: the stage was handed to B, which was interrupted"
+    return results

@@ -29,9 +29,11 @@ from xerolink.poster.v1 import poster_service_pb2_grpc as poster_grpc
 from xerolink_mapper import samples
 
 from tests.fixtures.poster import connect, wait_for
+from tests.fixtures.probes import ANSWER_WHEN_ASKED
 from tests.fixtures.processes import child_env, console_script, free_port, running
 
-_PROBE = """
+_PROBE = (
+    """
 import collections, gc, json, os, sys, threading, time
 
 OUT = os.environ.get("HEAPPROBE_OUT")
@@ -48,29 +50,14 @@ def _report():
     return found
 
 
-def _asked_here():
-    # The test names the service's process id: a mapper's spawned stream workers (which take on
-    # their parent's sys.argv) and multiprocessing's resource tracker load this file too.
-    try:
-        with open(OUT + ".ask") as f:
-            return f.read().strip() == str(os.getpid())
-    except FileNotFoundError:
-        return False
-
-
-def _loop():
-    while True:
-        if _asked_here():
-            with open(OUT + ".tmp", "w") as f:
-                json.dump(_report(), f)
-            os.replace(OUT + ".tmp", OUT + ".json")
-            return
-        time.sleep(0.05)
-
+"""
+    + ANSWER_WHEN_ASKED
+    + """
 
 if OUT:
     threading.Thread(target=_loop, name="heap-probe", daemon=True).start()
 """
+)
 
 
 def _probe_dir(tmp_path: Path) -> Path:

@@ -49,12 +49,14 @@ from xerolink_mapper import samples
 
 from tests.fixtures.poster import connect, wait_for
 from tests.fixtures.postgres import end_sessions
+from tests.fixtures.probes import ANSWER_WHEN_ASKED
 from tests.fixtures.processes import child_env, console_script, free_port, running
 
 # CPython's default thresholds (gc.get_threshold() in a fresh interpreter).
 DEFAULT_YOUNG = 700
 
-_PROBE = r"""
+_PROBE = (
+    r"""
 import gc, json, os, sys, threading, time, weakref
 
 OUT = os.environ.get("YOUNGPROBE_OUT")
@@ -242,23 +244,9 @@ def _report():
     return found
 
 
-def _asked_here():
-    try:
-        with open(OUT + ".ask") as f:
-            return f.read().strip() == str(os.getpid())
-    except FileNotFoundError:
-        return False
-
-
-def _loop():
-    while True:
-        if _asked_here():
-            with open(OUT + ".tmp", "w") as f:
-                json.dump(_report(), f)
-            os.replace(OUT + ".tmp", OUT + ".json")
-            return
-        time.sleep(0.05)
-
+"""
+    + ANSWER_WHEN_ASKED
+    + r"""
 
 if OUT and os.path.basename(sys.argv[0]) == "xerolink-poster":
     if YOUNG:
@@ -267,6 +255,7 @@ if OUT and os.path.basename(sys.argv[0]) == "xerolink-poster":
     gc.callbacks.append(_on_collect)
     threading.Thread(target=_loop, name="young-probe", daemon=True).start()
 """
+)
 
 
 @dataclass(frozen=True)
