@@ -15,7 +15,7 @@ from xerolink_poster.adapters.tables import (
     TrackingCategoryLinkRow,
 )
 from xerolink_poster.domain.routing import HeldConnection
-from xerolink_poster.domain.stored_rows import HeldLease
+from xerolink_poster.domain.stored_rows import HeldLease, LeaseForCall
 
 from tests.unit.fakes.registry import Registry
 
@@ -123,6 +123,14 @@ class FakeLeaseRepository:
 
     def record_call(self, tenant_id: str, holder: str, now_us: int, ttl_us: int, minute_us: int, day_us: int) -> bool:
         _unused("record_call (rate limits)")
+
+    def lease_for_call(self, tenant_id: str, holder: str, now_us: int) -> LeaseForCall | None:
+        _unused("lease_for_call (rate limits)")
+
+    def log_call(
+        self, tenant_id: str, lease: LeaseForCall, at_us: int, ttl_us: int, minute_us: int, day_us: int
+    ) -> None:
+        _unused("log_call (rate limits)")
 
     def block_tenant(self, tenant_id: str, until_us: int) -> None:
         _unused("block_tenant")

@@ -63,3 +63,13 @@ class HeldLease:
     day_calls: int
     day_started_us: int
     blocked_until_us: int
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseForCall:
+    """A lease's call log, read (and held) before a Xero call, written back with the call."""
+
+    # JSON list of wall-clock seconds of the calls in the last (scaled) minute.
+    minute_log: str
+    day_started_us: int
+    day_calls: int

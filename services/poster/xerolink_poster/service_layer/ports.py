@@ -31,7 +31,7 @@ from xerolink_poster.domain.link_filter import LinkFilter
 from xerolink_poster.domain.records import RecordRef, XeroObjectRef
 from xerolink_poster.domain.routing import HeldConnection
 from xerolink_poster.domain.states import Event, Transition
-from xerolink_poster.domain.stored_rows import ClaimedEntry, HeldLease, StoredEntry, StoredLink
+from xerolink_poster.domain.stored_rows import ClaimedEntry, HeldLease, LeaseForCall, StoredEntry, StoredLink
 
 # The rows the repositories hand back are also what the service layer hands its callers, so
 # entrypoints name them from here, not from adapters (the layer contract in pyproject.toml).
@@ -204,6 +204,10 @@ class LeaseRepository(Protocol):
     def record_call(
         self, tenant_id: str, holder: str, now_us: int, ttl_us: int, minute_us: int, day_us: int
     ) -> bool: ...
+    def lease_for_call(self, tenant_id: str, holder: str, now_us: int) -> LeaseForCall | None: ...
+    def log_call(
+        self, tenant_id: str, lease: LeaseForCall, at_us: int, ttl_us: int, minute_us: int, day_us: int
+    ) -> None: ...
     def block_tenant(self, tenant_id: str, until_us: int) -> None: ...
     def count_app_call(self, now_us: int, window_us: int, moved: Mapping[int, int] | None = None) -> int: ...
     def add_app_calls(self, deltas: Mapping[int, int]) -> None: ...

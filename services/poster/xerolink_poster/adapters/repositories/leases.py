@@ -16,7 +16,7 @@ from sqlmodel import Session, col, select
 from xerolink_poster.adapters.repositories.bulk import expire_loaded
 from xerolink_poster.adapters.tables import AppCallBucketRow, TenantLeaseRow
 from xerolink_poster.domain.rate_limits import app_bucket_of, app_bucket_size
-from xerolink_poster.domain.stored_rows import HeldLease
+from xerolink_poster.domain.stored_rows import HeldLease, LeaseForCall
 
 
 class SqlLeaseRepository:
@@ -71,18 +71,33 @@ class SqlLeaseRepository:
     def record_call(self, tenant_id: str, holder: str, now_us: int, ttl_us: int, minute_us: int, day_us: int) -> bool:
         """Before each Xero call: checks the lease is still ours (renewing it) and logs the call in
         the lease row, so whoever holds the tenant next knows this call happened. False: the
-        lease was lost, do not call. Core statements (every call runs them): the row read as
-        values, locked on PostgreSQL until the transaction ends, then one UPDATE."""
+        lease was lost, do not call. `lease_for_call` then `log_call`, at the same moment."""
+        lease = self.lease_for_call(tenant_id, holder, now_us)
+        if lease is None:
+            return False
+        self.log_call(tenant_id, lease, now_us, ttl_us, minute_us, day_us)
+        return True
+
+    def lease_for_call(self, tenant_id: str, holder: str, now_us: int) -> LeaseForCall | None:
+        """The lease's call log, if `holder` still holds it at `now_us`: the row read as values,
+        locked on PostgreSQL until the transaction ends. None: the lease was lost, do not call."""
         lease = self._session.execute(
             _LEASE_FOR_CALL if self._is_sqlite else _LEASE_FOR_CALL_LOCKED, {"tenant_id": tenant_id}
         ).first()
         if lease is None or lease.holder != holder or lease.expires_us < now_us:
-            return False
-        log = [t for t in json.loads(lease.minute_log) if t > (now_us - minute_us) / 1e6]
-        log.append(now_us / 1e6)
+            return None
+        return LeaseForCall(lease.minute_log, lease.day_started_us, lease.day_calls)
+
+    def log_call(
+        self, tenant_id: str, lease: LeaseForCall, at_us: int, ttl_us: int, minute_us: int, day_us: int
+    ) -> None:
+        """Logs a call made at `at_us` in the lease read by `lease_for_call` in this transaction,
+        renewing the lease from then: one UPDATE."""
+        log = [t for t in json.loads(lease.minute_log) if t > (at_us - minute_us) / 1e6]
+        log.append(at_us / 1e6)
         day_started_us, day_calls = lease.day_started_us, lease.day_calls
-        if now_us - day_started_us >= day_us:
-            day_started_us, day_calls = now_us, 0
+        if at_us - day_started_us >= day_us:
+            day_started_us, day_calls = at_us, 0
         self._session.execute(
             _CALL_RECORDED,
             {
@@ -90,11 +105,10 @@ class SqlLeaseRepository:
                 "minute_log": json.dumps(log),
                 "day_started_us": day_started_us,
                 "day_calls": day_calls + 1,
-                "expires_us": now_us + ttl_us,
+                "expires_us": at_us + ttl_us,
             },
         )
         self._expire_held(tenant_id)
-        return True
 
     def block_tenant(self, tenant_id: str, until_us: int) -> None:
         self._session.execute(

@@ -137,23 +137,31 @@ class Gate:
             uow.leases.limit_lock_wait(self.d.db.call_lock_ms)
             now = now_us()
             counted_at[:] = [now]
-            ok = uow.leases.record_call(
-                self.tenant_id,
-                self.d.holder,
-                now,
-                int(self.settings.lease_ttl * US),
-                minute_us,
-                int(self.settings.limits.day_seconds * US),
-            )
+            lease = uow.leases.lease_for_call(self.tenant_id, self.d.holder, now)
+            if lease is None:
+                return False
             # With it, earlier calls' counts are moved to their answers' buckets (AppCallMoves).
-            if ok and uow.leases.count_app_call(now, minute_us, moves) > self.settings.limits.app_per_minute:
+            if uow.leases.count_app_call(now, minute_us, moves) > self.settings.limits.app_per_minute:
                 raise AppMinuteFull  # rolls the count back with the rest
-            if ok and mark_uncertain:
+            if mark_uncertain:
                 hints = {w.row.id: w.hint for w in mark_uncertain}
                 marked = uow.outbox.mark_uncertain(hints, now + int(self.settings.claim_ttl * US), self.d.holder, now)
                 if marked != len(hints):
                     raise ClaimsLost(self.tenant_id)  # rolls the count and the lease's renewal back
-            return ok
+            # Logged last, at the time every lock of the transaction is held: this call's time in
+            # the log whoever serves the tenant next starts its minute from (plus the HTTP timeout,
+            # for the sending). Taken before the waits for the lease row and the app minute (up
+            # to call_lock_ms each on PostgreSQL), it could be seconds before Xero counted it.
+            logged = now_us()
+            uow.leases.log_call(
+                self.tenant_id,
+                lease,
+                logged,
+                int(self.settings.lease_ttl * US),
+                minute_us,
+                int(self.settings.limits.day_seconds * US),
+            )
+            return True
 
         while True:
             self._wait_for_budget()
