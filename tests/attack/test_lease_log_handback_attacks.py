@@ -28,6 +28,7 @@ from tests.fixtures.poster import (
     EmulatorFactory,
     PosterFactory,
     connect,
+    record_refusals,
     scaled_limits,
     settings,
     stub_for,
@@ -117,17 +118,7 @@ def test_tenants_taking_turns_with_full_minutes_never_log_calls_in_the_future(
     # the tenants swap several times a (scaled) minute, and each swap is a hand back of a worker
     # that made no call. Xero lets each tenant call again a minute after its calls arrived.
     emulator = emulator_factory(minute_seconds=MINUTE, minute_limit=PER_MINUTE)
-    refused: list[str] = []
-    limiter = emulator.state.limiter
-    acquire = limiter.acquire
-
-    def counting_acquire(app_id: str, tenant: str) -> Any:
-        decision = acquire(app_id, tenant)
-        if not decision.allowed:
-            refused.append(f"{tenant}:{decision.problem}")
-        return decision
-
-    limiter.acquire = counting_acquire  # type: ignore[method-assign,assignment]
+    refused = record_refusals(emulator)
     http_timeout = 0.9
     app = poster_factory(
         settings(
@@ -344,17 +335,7 @@ def test_a_call_whose_count_waited_longer_than_http_timeout_is_not_refused_to_th
     # (as before the log was written last), the next holder's second call was refused.
     minute, per_minute, hold = 2.0, 2, 1.5
     emulator = emulator_factory(minute_seconds=minute, minute_limit=per_minute)
-    refused: list[str] = []
-    limiter = emulator.state.limiter
-    acquire = limiter.acquire
-
-    def counting_acquire(app_id: str, tenant: str) -> Any:
-        decision = acquire(app_id, tenant)
-        if not decision.allowed:
-            refused.append(f"{tenant}:{decision.problem}")
-        return decision
-
-    limiter.acquire = counting_acquire  # type: ignore[method-assign,assignment]
+    refused = record_refusals(emulator)
     dispatch = settings(
         idle_release=0.2, http_timeout=0.9, lease_ttl=4.0, limits=scaled_limits(minute, per_minute=per_minute)
     )

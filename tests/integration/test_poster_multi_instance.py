@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from typing import Any
 
 import pytest
 from xero_emulator.faults import FaultRule
@@ -19,6 +18,7 @@ from tests.fixtures.poster import (
     EmulatorFactory,
     PosterFactory,
     connect,
+    record_refusals,
     scaled_limits,
     settings,
     stub_for,
@@ -34,17 +34,7 @@ def test_three_posters_share_two_tenants_without_duplicates_or_refused_calls(
     poster_factory: PosterFactory, emulator_factory: EmulatorFactory
 ) -> None:
     emulator = emulator_factory(minute_seconds=1.0, minute_limit=PER_MINUTE)
-    refused: list[str] = []
-    limiter = emulator.state.limiter
-    acquire = limiter.acquire
-
-    def counting_acquire(app: str, tenant: str) -> Any:
-        decision = acquire(app, tenant)
-        if not decision.allowed:
-            refused.append(f"{tenant}:{decision.problem}")
-        return decision
-
-    limiter.acquire = counting_acquire  # type: ignore[method-assign]
+    refused = record_refusals(emulator)
     dispatch = settings(
         batch_size=2,
         limits=scaled_limits(1.0, per_minute=PER_MINUTE),
