@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import fields
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, or_, text, update
+from sqlalchemy import bindparam, case, delete, func, or_, text, update
 from sqlalchemy import select as core_select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
@@ -174,7 +174,10 @@ _BUCKETS: Any = AppCallBucketRow.__table__  # type: ignore[attr-defined]
 
 def _take_lease(dialect: Any) -> Any:
     """INSERT the lease, or take it over when it is free, expired or already the holder's,
-    returning it (nothing when another poster holds it)."""
+    returning it (nothing when another poster holds it). The holder's own renewal never moves
+    the expiry back: one that took its time, then waited for the row while the holder's call
+    logged and renewed it from later, would otherwise leave it expired while the call is at Xero,
+    for another poster to take."""
     statement = dialect.insert(_LEASES).values(
         tenant_id=bindparam("tenant"),
         holder=bindparam("taker"),
@@ -186,7 +189,18 @@ def _take_lease(dialect: Any) -> Any:
     )
     return statement.on_conflict_do_update(
         index_elements=[_LEASES.c.tenant_id],
-        set_={"holder": statement.excluded.holder, "expires_us": statement.excluded.expires_us},
+        set_={
+            "holder": statement.excluded.holder,
+            "expires_us": case(
+                (
+                    _LEASES.c.holder == statement.excluded.holder,
+                    (func.max if dialect is sqlite else func.greatest)(
+                        _LEASES.c.expires_us, statement.excluded.expires_us
+                    ),
+                ),
+                else_=statement.excluded.expires_us,
+            ),
+        },
         where=or_(_LEASES.c.expires_us < bindparam("now_us"), _LEASES.c.holder == statement.excluded.holder),
     ).returning(*(_LEASES.c[f.name] for f in fields(HeldLease)))
 
