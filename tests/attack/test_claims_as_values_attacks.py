@@ -1,6 +1,6 @@
 """Attacks on the dispatcher's claims read as values and on the Core statements of the drain:
 `SqlOutboxRepository.claim` (one UPDATE ... RETURNING the columns a job reads, as ClaimedEntry),
-`TenantWorker._works` (a job's links as StoredLink values), `SqlLeaseRepository.record_call` (the
+`TenantWorker._works` (a job's links as StoredLink values), `SqlLeaseRepository.lease_for_call` (the
 lease check before each Xero call, a Core SELECT and UPDATE), `records_with_waiters` and the audit
 rows of `apply_transitions` (Core statements). From outside, on both registries unless marked: a
 second poster claiming at the same time, a poster that crashed with entries claimed and marked
@@ -47,6 +47,7 @@ from xerolink_poster.service_layer.ports import StateChange
 from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transaction
 
 from tests.fixtures.gate import TestXero, tenant_worker
+from tests.fixtures.leases import record_call
 from tests.fixtures.poster import (
     EmulatorFactory,
     PosterFactory,
@@ -197,7 +198,7 @@ def _lease(database: Database) -> tuple[str, int, list[float], int, int, int]:
 
 def _record_call(database: Database, holder: str, at: int, ttl_us: int = 600 * US) -> bool:
     ok: bool = run_in_transaction(
-        database, lambda uow: uow.leases.record_call(TENANT, holder, at, ttl_us, MINUTE_US, DAY_US)
+        database, lambda uow: record_call(uow.leases, TENANT, holder, at, ttl_us, MINUTE_US, DAY_US)
     )
     return ok
 
@@ -383,7 +384,7 @@ def test_a_crashed_posters_claims_reach_the_next_holder_uncertain_with_their_hin
     hint = json.dumps(["a1b2c3d4-0000-0000-0000-000000000001"])
 
     def before_call(uow: UnitOfWork) -> bool:
-        ok = uow.leases.record_call(TENANT, HOLDER, now + US, 5 * US, MINUTE_US, DAY_US)
+        ok = record_call(uow.leases, TENANT, HOLDER, now + US, 5 * US, MINUTE_US, DAY_US)
         assert uow.outbox.mark_uncertain({ids[0]: hint, ids[1]: ""}, now + 300 * US, HOLDER, now + US) == 2
         return ok
 
@@ -476,7 +477,7 @@ def test_a_paused_jobs_create_call_is_refused_once_another_poster_posted_its_ent
     the invoice would be created a second time (a new batch makes a new Idempotency-Key, and
     Xero keeps keys only for a while), and A's answer is then dropped (the entry is no longer
     A's), leaving the accountant a second, unlinked invoice of the bill. The transaction before
-    the call (gate.py, Gate.call's `before`: record_call then outbox.mark_uncertain) checks only
+    the call (gate.py, Gate.call's `before`: lease_for_call, then outbox.mark_uncertain) checks only
     the lease, never that the entries it marks are still claimed by this poster and ready; it
     even marked the done entry uncertain. It now refuses the call (ClaimsLost) unless this
     poster's live claim still holds every entry."""
@@ -561,7 +562,7 @@ def test_the_lease_check_refuses_a_lost_expired_or_missing_lease_and_counts_noth
     assert not _record_call(database, OTHER, now + 2 * US), "another poster's call was allowed"
     assert not _record_call(database, HOLDER, now + 6 * US + 1), "a call was allowed on an expired lease"
     ok = run_in_transaction(
-        database, lambda uow: uow.leases.record_call("no-such-tenant", HOLDER, now, US, MINUTE_US, DAY_US)
+        database, lambda uow: record_call(uow.leases, "no-such-tenant", HOLDER, now, US, MINUTE_US, DAY_US)
     )
     assert not ok
     assert _lease(database) == stored
@@ -616,7 +617,7 @@ def test_a_lease_read_earlier_in_the_same_transaction_shows_the_call_and_keeps_i
         lease = uow.leases.get_lease(TENANT)  # the session's ORM row
         assert lease is not None and lease.day_calls == 0
         lease.blocked_until_us = blocked
-        ok = uow.leases.record_call(TENANT, HOLDER, now + US, 30 * US, MINUTE_US, DAY_US)
+        ok = record_call(uow.leases, TENANT, HOLDER, now + US, 30 * US, MINUTE_US, DAY_US)
         return ok, (lease.day_calls, json.loads(lease.minute_log), lease.expires_us, lease.blocked_until_us)
 
     ok, seen = run_in_transaction(database, check)

@@ -24,6 +24,7 @@ from xerolink_poster.adapters.migrations import migrate
 from xerolink_poster.adapters.write_turns import serve_callers_on_this_thread
 from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transaction
 
+from tests.fixtures.leases import record_call
 from tests.fixtures.poster import (
     EmulatorFactory,
     PosterFactory,
@@ -178,9 +179,9 @@ def test_a_correction_call_logged_while_a_stopping_poster_hands_its_tenant_back_
     # A correction borrows the tenant's worker on a gRPC thread (its transactions take no turn
     # among the dispatcher's on PostgreSQL, adapters/write_turns.py) and makes a call just as the
     # poster stops: the worker's loop ends on `stopping` and hands the tenant back without
-    # waiting for its borrowers. The correction's record_call and the hand back's release_lease
+    # waiting for its borrowers. The correction's call log and the hand back's release_lease
     # run at once. The schedule is fixed with a row lock held by an outside session: the
-    # correction's record_call queues on the lease row first, the hand back (which has read the
+    # correction's lease_for_call queues on the lease row first, the hand back (which has read the
     # log already, without a lock) queues second.
     emulator = emulator_factory()
     counted: dict[str, int] = {}
@@ -261,7 +262,7 @@ def test_a_correction_call_logged_while_a_stopping_poster_hands_its_tenant_back_
     # or the next holder (another poster) counts one call fewer than Xero does.
     assert len(logged) >= at_xero, (
         f"Xero counted {at_xero} calls of the tenant this minute, the lease's log holds {len(logged)}: "
-        "the correction's call, logged by record_call while the hand back waited for the row, was "
+        "the correction's call, logged while the hand back waited for the row, was "
         "overwritten by release_lease's UPDATE of the log it had read before"
     )
 
@@ -275,7 +276,7 @@ def test_release_lease_keeps_a_call_the_holder_logged_while_it_waited_for_the_ro
         holder, tenant, minute_us, day_us, ttl_us = "poster-a", "tenant-race", 60 * US, 86400 * US, 30 * US
         run_in_transaction(db, lambda uow: uow.leases.acquire_lease(tenant, holder, now_us(), ttl_us))
         first = now_us()
-        run_in_transaction(db, lambda uow: uow.leases.record_call(tenant, holder, first, ttl_us, minute_us, day_us))
+        run_in_transaction(db, lambda uow: record_call(uow.leases, tenant, holder, first, ttl_us, minute_us, day_us))
         recorded = threading.Event()
         commit = threading.Event()
         second: list[int] = []
@@ -287,7 +288,7 @@ def test_release_lease_keeps_a_call_the_holder_logged_while_it_waited_for_the_ro
             with UnitOfWork(db) as uow:
                 at = now_us()
                 second.append(at)
-                assert uow.leases.record_call(tenant, holder, at, ttl_us, minute_us, day_us)
+                assert record_call(uow.leases, tenant, holder, at, ttl_us, minute_us, day_us)
                 recorded.set()
                 commit.wait(30)
                 uow.commit()
@@ -314,7 +315,7 @@ def test_release_lease_keeps_a_call_the_holder_logged_while_it_waited_for_the_ro
         logged = sorted(json.loads(lease.minute_log))
         assert len(logged) == 2, (
             f"two calls were logged under the lease, the released log holds {logged} "
-            f"(record_call logged {second[0] / US:.3f} while release_lease waited for the row)"
+            f"(the call logged {second[0] / US:.3f} while release_lease waited for the row)"
         )
     finally:
         db.dispose()

@@ -150,7 +150,7 @@ def test_a_tenant_whose_day_is_used_up_is_served_again_once_xeros_day_has_passed
     # Xero's day slides: a day after the first calls it allows four more calls per organisation.
     # But each turn's worker stamps the lease's `day_calls` at its own start (Gate.__init__), so
     # it sees a whole day to wait, over a turn, and with the other tenant waiting it hands the
-    # tenant back at once. The lease's count is reset only by a call (record_call), which never
+    # tenant back at once. The lease's count is reset only by a call (log_call), which never
     # comes: neither tenant's day ever ends, and nothing is posted again.
     deadline = used_up + DAY + 4.0
     while time.monotonic() < deadline and invoices() == 4:

@@ -22,6 +22,7 @@ from xerolink_poster.service_layer.dispatch.supervisor import Dispatcher
 from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transaction
 
 from tests.fixtures.gate import TestXero, tenant_gate
+from tests.fixtures.leases import record_call
 
 US = 1_000_000
 TENANT, HOLDER = "tenant-moves", "poster-moves"
@@ -115,7 +116,7 @@ def test_counts_with_moves_and_the_loops_writes_of_two_posters_never_deadlock(po
         def before(uow: UnitOfWork) -> int:
             now = now_us()
             moved = {app_bucket_of(now - 2 * US, window): -1, app_bucket_of(now, window): 1}
-            assert uow.leases.record_call(tenant, tenant, now, 600 * US, window, 86_400 * US)
+            assert record_call(uow.leases, tenant, tenant, now, 600 * US, window, 86_400 * US)
             return uow.leases.count_app_call(now, window, moved)
 
         for _ in range(40):

@@ -27,6 +27,7 @@ from xerolink_poster.service_layer.outcomes import ElementResult, apply_batch
 from xerolink_poster.service_layer.ports import StateChange
 from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transaction
 
+from tests.fixtures.leases import record_call
 from tests.fixtures.registry_rows import link_with_posting, unreachable_connection
 from tests.fixtures.statements import Statement, query_plan, statements_sent
 
@@ -127,10 +128,10 @@ def test_one_holder_per_tenant_until_its_lease_expires_and_calls_are_logged_for_
     assert first is not None and first.holder == "a"
     assert second is None
     assert run_in_transaction(
-        database, lambda uow: uow.leases.record_call("t1", "a", now + 2, 5 * US, 60 * US, 86400 * US)
+        database, lambda uow: record_call(uow.leases, "t1", "a", now + 2, 5 * US, 60 * US, 86400 * US)
     )
     assert not run_in_transaction(
-        database, lambda uow: uow.leases.record_call("t1", "b", now + 3, 5 * US, 60 * US, 86400 * US)
+        database, lambda uow: record_call(uow.leases, "t1", "b", now + 3, 5 * US, 60 * US, 86400 * US)
     )
     later = now + 10 * US  # a's lease (renewed by its call) has expired
     taken = run_in_transaction(database, lambda uow: uow.leases.acquire_lease("t1", "b", later, 5 * US))
@@ -138,7 +139,7 @@ def test_one_holder_per_tenant_until_its_lease_expires_and_calls_are_logged_for_
     assert len(json.loads(taken.minute_log)) == 1  # b knows about a's call
     assert taken.day_calls == 1
     assert not run_in_transaction(
-        database, lambda uow: uow.leases.record_call("t1", "a", later + 1, 5 * US, 60 * US, 86400 * US)
+        database, lambda uow: record_call(uow.leases, "t1", "a", later + 1, 5 * US, 60 * US, 86400 * US)
     )
 
 

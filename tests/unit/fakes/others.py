@@ -121,9 +121,6 @@ class FakeLeaseRepository:
     def limit_lock_wait(self, ms: int) -> None:
         _unused("limit_lock_wait (rate limits)")
 
-    def record_call(self, tenant_id: str, holder: str, now_us: int, ttl_us: int, minute_us: int, day_us: int) -> bool:
-        _unused("record_call (rate limits)")
-
     def lease_for_call(self, tenant_id: str, holder: str, now_us: int) -> LeaseForCall | None:
         _unused("lease_for_call (rate limits)")
 

@@ -68,19 +68,11 @@ class SqlLeaseRepository:
         if ms and not self._is_sqlite:
             self._session.execute(text("SELECT set_config('lock_timeout', :ms, true)"), {"ms": str(ms)})
 
-    def record_call(self, tenant_id: str, holder: str, now_us: int, ttl_us: int, minute_us: int, day_us: int) -> bool:
-        """Before each Xero call: checks the lease is still ours (renewing it) and logs the call in
-        the lease row, so whoever holds the tenant next knows this call happened. False: the
-        lease was lost, do not call. `lease_for_call` then `log_call`, at the same moment."""
-        lease = self.lease_for_call(tenant_id, holder, now_us)
-        if lease is None:
-            return False
-        self.log_call(tenant_id, lease, now_us, ttl_us, minute_us, day_us)
-        return True
-
     def lease_for_call(self, tenant_id: str, holder: str, now_us: int) -> LeaseForCall | None:
-        """The lease's call log, if `holder` still holds it at `now_us`: the row read as values,
-        locked on PostgreSQL until the transaction ends. None: the lease was lost, do not call."""
+        """Before each Xero call: the lease's call log, if `holder` still holds it at `now_us`, the
+        row read as values, locked on PostgreSQL until the transaction ends. None: the lease was
+        lost, do not call. The call is then logged in it (`log_call`), so whoever holds the
+        tenant next knows this call happened."""
         lease = self._session.execute(
             _LEASE_FOR_CALL if self._is_sqlite else _LEASE_FOR_CALL_LOCKED, {"tenant_id": tenant_id}
         ).first()
