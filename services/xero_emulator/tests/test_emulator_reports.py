@@ -141,6 +141,10 @@ def test_two_categories_filter_together(tenant: Tenant) -> None:
 def test_bad_report_parameters_are_400(tenant: Tenant) -> None:
     for params in (
         {"fromDate": "July"},
+        # Present but empty is no date either (the parameter's format is date, in Xero's
+        # description and the emulator's own).
+        {"fromDate": ""},
+        {"toDate": ""},
         {"fromDate": "2026-08-01", "toDate": "2026-07-01"},
         {"trackingCategoryID": "0e2b7f5c-1111-4c2e-9a55-5e1f00d0b0b0"},
         {"trackingOptionID": "0e2b7f5c-1111-4c2e-9a55-5e1f00d0b0b0"},

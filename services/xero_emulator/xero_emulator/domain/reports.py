@@ -55,7 +55,9 @@ def money(value: int) -> str:
 
 
 def _date(value: str | None, name: str) -> dt.date | None:
-    if value is None or value == "":
+    """The parameter's date, None when it was not sent; sent, it must be a date (format: date),
+    empty included."""
+    if value is None:
         return None
     try:
         if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
