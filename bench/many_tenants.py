@@ -42,8 +42,9 @@ started with initdb/pg_ctl, as tests/fixtures/postgres.py does, else SQLite with
    `uow.outbox.claim` of a batch of 50 for one organisation (a different one each time; the unit
    of work is left without commit, so it rolls back and the queue stays the same size), of
    `uow.outbox.mark_uncertain` of those 50 as before their create call (timed alone, after the
-   claim, in the same unit), and of `uow.outbox.tenants_with_ready_work(now)` on a read unit; and
-   the ratio largest/smallest size.
+   claim, in the same unit), of `uow.outbox.release_claims` voiding such a claimed batch as a new
+   lease holder does (timed alone, after the claim), and of
+   `uow.outbox.tenants_with_ready_work(now)` on a read unit; and the ratio largest/smallest size.
    PostgreSQL's statistics are refreshed (ANALYZE) after the inserts, as autovacuum would.
 4. Fair across organisations, from the drain of part 1. Each organisation's time to its first
    element posted, from the first Xero call of the drain, against a fair share: a poster that makes
@@ -868,6 +869,14 @@ def flat(bench: Bench, kind: str) -> dict[str, Any]:
                     raise SystemExit(f"marked {marked} of the {CLAIM_BATCH} entries claimed")
                 return elapsed
 
+            def release(i: int) -> float:
+                tenant = f"flat-tenant-{i * 7 % args.flat_tenants}"
+                with UnitOfWork(db) as uow:  # rolls back, as the claim's
+                    uow.outbox.claim(tenant, "dead", CLAIM_BATCH, now_us(), 300_000_000)
+                    started = time.perf_counter()
+                    uow.outbox.release_claims(tenant)  # a new lease holder voids a dead poster's batch
+                    return (time.perf_counter() - started) * 1000
+
             def ready(_i: int) -> None:
                 with UnitOfWork(db, write=False) as uow:
                     uow.outbox.tenants_with_ready_work(now_us())
@@ -875,16 +884,19 @@ def flat(bench: Bench, kind: str) -> dict[str, Any]:
             with bench.loads.around(f"{kind}.flat.{size}") as loads:
                 claim_ms, claims = timed_median_ms(claim, args.repeats, args.repeat_budget)
                 mark_ms, marks = timed_median_ms(mark, args.repeats, args.repeat_budget)
+                release_ms, releases = timed_median_ms(release, args.repeats, args.repeat_budget)
                 ready_ms, readies = timed_median_ms(ready, args.repeats, args.repeat_budget)
             by_size[str(size)] = {
                 "claim_ms": round(claim_ms, 3),
                 "mark_uncertain_ms": round(mark_ms, 3),
+                "release_claims_ms": round(release_ms, 3),
                 "tenants_with_ready_work_ms": round(ready_ms, 3),
             }
             print(
                 f"[{kind}] {size:,} ready outbox rows over {args.flat_tenants} organisations: claim of "
                 f"{CLAIM_BATCH} for one organisation {claim_ms:.2f} ms (median of {claims}), "
                 f"marking them uncertain {mark_ms:.2f} ms (median of {marks}), "
+                f"voiding them at a lease taken {release_ms:.2f} ms (median of {releases}), "
                 f"tenants_with_ready_work {ready_ms:.2f} ms (median of {readies}) {Loads.text(loads)}"
             )
     finally:
@@ -894,6 +906,7 @@ def flat(bench: Bench, kind: str) -> dict[str, Any]:
         **{f"rows_{size}": values for size, values in by_size.items()},
         "claim_ratio": ratio(large["claim_ms"], small["claim_ms"]),
         "mark_uncertain_ratio": ratio(large["mark_uncertain_ms"], small["mark_uncertain_ms"]),
+        "release_claims_ratio": ratio(large["release_claims_ms"], small["release_claims_ms"]),
         "tenants_with_ready_work_ratio": ratio(
             large["tenants_with_ready_work_ms"], small["tenants_with_ready_work_ms"]
         ),
@@ -901,6 +914,7 @@ def flat(bench: Bench, kind: str) -> dict[str, Any]:
     print(
         f"[{kind}] flat in the backlog, {sizes[-1]:,} rows / {sizes[0]:,}: claim x{figures['claim_ratio']}, "
         f"marking uncertain x{figures['mark_uncertain_ratio']}, "
+        f"voiding claims x{figures['release_claims_ratio']}, "
         f"tenants_with_ready_work x{figures['tenants_with_ready_work_ratio']} (1 is flat)"
     )
     return figures
