@@ -11,7 +11,6 @@ without ANALYZE, and as the work SQLite does) and on an analysed PostgreSQL."""
 
 from __future__ import annotations
 
-import sqlite3
 from collections import Counter
 from typing import Any, cast
 
@@ -28,7 +27,7 @@ from xerolink_poster.domain.states import OutboxState
 from xerolink_poster.service_layer import metrics as poster_metrics
 
 from tests.fixtures.outbox import ready_row
-from tests.fixtures.statements import Statement, query_plan, statements_sent
+from tests.fixtures.statements import Statement, query_plan, sqlite_vm_steps, statements_sent
 
 OUTBOX: Table = OutboxRow.__table__  # type: ignore[attr-defined]
 Reading = tuple[str, str, int]
@@ -216,22 +215,7 @@ def test_on_sqlite_the_gauge_searches_by_state_over_a_large_done_backlog(databas
 
 def _vm_steps(database: Database) -> int:
     """SQLite virtual machine instructions (in thousands) the gauge's statement takes."""
-    sql, parameters = _gauge_statement(database)
-    steps = [0]
-
-    def tick() -> int:
-        steps[0] += 1
-        return 0
-
-    with database.read.connect() as conn:
-        raw: Any = conn.connection.driver_connection
-        assert isinstance(raw, sqlite3.Connection)
-        raw.set_progress_handler(tick, 1000)
-        try:
-            conn.exec_driver_sql(sql, parameters).fetchall()
-        finally:
-            raw.set_progress_handler(None, 0)
-    return steps[0]
+    return sqlite_vm_steps(database.read, *_gauge_statement(database))
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
