@@ -51,6 +51,30 @@ _UNCLAIM = (
 _WAIT_GROUPS = 500
 # What a claim returns of each entry, in the order of ClaimedEntry's fields.
 _CLAIMED = [_OUTBOX.c[f.name] for f in fields(ClaimedEntry)]
+# A tenant's entries a claim may take now: ready, available, and no live claim on them. Built
+# once, with bound parameters: building the claim for each batch cost about a third of it.
+_CLAIMABLE = core_select(_OUTBOX.c.id).where(
+    _OUTBOX.c.tenant_id == bindparam("tenant"),
+    _OUTBOX.c.state == OutboxState.READY,
+    _OUTBOX.c.available_us <= bindparam("now"),
+    _OUTBOX.c.lease_until_us < bindparam("now"),
+)
+_ANY_CLAIMABLE = _CLAIMABLE.limit(1)
+_CANDIDATES = _CLAIMABLE.order_by(_OUTBOX.c.available_us, _OUTBOX.c.id).limit(bindparam("limit"))
+
+
+def _claim_of(candidates: Any) -> Any:
+    return (
+        update(_OUTBOX)
+        .where(_OUTBOX.c.id.in_(candidates.scalar_subquery()))
+        .values(claimed_by=bindparam("holder"), lease_until_us=bindparam("until"))
+        .returning(*_CLAIMED)
+    )
+
+
+# SKIP LOCKED on PostgreSQL: concurrent claimers take different entries. SQLite has one writer.
+_CLAIM_SKIPPING_LOCKED = _claim_of(_CANDIDATES.with_for_update(skip_locked=True))
+_CLAIM_ON_SQLITE = _claim_of(_CANDIDATES)
 
 # Both PostgreSQL and SQLite run this form of a loose index scan (PostgreSQL's wiki, "Loose
 # indexscan"): each step asks the index for the first tenant after the previous one.
@@ -207,17 +231,10 @@ class SqlOutboxRepository:
             .values(tenant_id=tenant_id)
         )
 
-    def _claimable(self, tenant_id: str, now_us: int) -> Any:
-        return select(OutboxRow.id).where(
-            OutboxRow.tenant_id == tenant_id,
-            OutboxRow.state == OutboxState.READY,
-            col(OutboxRow.available_us) <= now_us,
-            col(OutboxRow.lease_until_us) < now_us,
-        )
-
     def has_claimable(self, tenant_id: str, now_us: int) -> bool:
         """Whether a claim now would take anything: a read, for polling without the write lock."""
-        return self._session.exec(self._claimable(tenant_id, now_us).limit(1)).first() is not None
+        found = self._session.execute(_ANY_CLAIMABLE, {"tenant": tenant_id, "now": now_us})
+        return found.first() is not None
 
     def claim(self, tenant_id: str, holder: str, limit: int, now_us: int, lease_us: int) -> list[ClaimedEntry]:
         """Claims up to `limit` ready entries of one tenant, the longest available first (an
@@ -226,17 +243,10 @@ class SqlOutboxRepository:
         so the claim reads about `limit` index entries, not the tenant's whole queue. One Core
         UPDATE returning the entries as values, in id order: the job only reads them, and ORM
         objects of them (a SELECT after the claim) cost more than the claim."""
-        candidates = (
-            self._claimable(tenant_id, now_us).order_by(col(OutboxRow.available_us), col(OutboxRow.id)).limit(limit)
-        )
-        if not self._is_sqlite:
-            candidates = candidates.with_for_update(skip_locked=True)
         claimed = self._session.execute(
-            update(_OUTBOX)
-            .where(_OUTBOX.c.id.in_(candidates.scalar_subquery()))
-            .values(claimed_by=holder, lease_until_us=now_us + lease_us)
-            .returning(*_CLAIMED)
-        )
+            _CLAIM_ON_SQLITE if self._is_sqlite else _CLAIM_SKIPPING_LOCKED,
+            {"tenant": tenant_id, "now": now_us, "limit": limit, "holder": holder, "until": now_us + lease_us},
+        ).all()
         return sorted((ClaimedEntry(*row) for row in claimed), key=lambda entry: entry.id)
 
     def release_claims(self, tenant_id: str) -> None:
