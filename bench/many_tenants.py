@@ -42,9 +42,11 @@ started with initdb/pg_ctl, as tests/fixtures/postgres.py does, else SQLite with
    `uow.outbox.claim` of a batch of 50 for one organisation (a different one each time; the unit
    of work is left without commit, so it rolls back and the queue stays the same size), of
    `uow.outbox.mark_uncertain` of those 50 as before their create call (timed alone, after the
-   claim, in the same unit), of `uow.outbox.release_claims` voiding such a claimed batch as a new
-   lease holder does (timed alone, after the claim), and of
-   `uow.outbox.tenants_with_ready_work(now)` on a read unit; and the ratio largest/smallest size.
+   claim, in the same unit), of `supervisor.take_lease` taking an organisation's lease that its
+   last holder handed back, as at every turn (timed alone), of `uow.outbox.release_claims` voiding
+   a claimed batch as a new holder does after a lease ran out (timed alone, after the claim; this
+   one reads the organisation's queue), and of `uow.outbox.tenants_with_ready_work(now)` on a read
+   unit; and the ratio largest/smallest size.
    PostgreSQL's statistics are refreshed (ANALYZE) after the inserts, as autovacuum would.
 4. Fair across organisations, from the drain of part 1. Each organisation's time to its first
    element posted, from the first Xero call of the drain, against a fair share: a poster that makes
@@ -141,7 +143,7 @@ from xerolink_poster.service_layer.dispatch.contacts import Contacts  # noqa: E4
 from xerolink_poster.service_layer.dispatch.gate import Gate  # noqa: E402
 from xerolink_poster.service_layer.dispatch.results import Results  # noqa: E402
 from xerolink_poster.service_layer.dispatch.state_changes import StateChanges  # noqa: E402
-from xerolink_poster.service_layer.dispatch.supervisor import Dispatcher  # noqa: E402
+from xerolink_poster.service_layer.dispatch.supervisor import Dispatcher, take_lease  # noqa: E402
 from xerolink_poster.service_layer.dispatch.tenant_loop import TenantWorker  # noqa: E402
 from xerolink_poster.service_layer.unit_of_work import UnitOfWork  # noqa: E402
 
@@ -156,6 +158,7 @@ APP_MINUTE_LIMIT = 10_000_000
 # Only the bench's processes read the tokens it seals.
 BENCH_TOKEN_KEY = "bench:" + base64.b64encode(b"many-tenants-bench-key-32-bytes!").decode()
 CLAIM_BATCH = 50
+LEASE_US = 30_000_000  # the dispatcher's default lease_ttl
 # Per organisation, more than 20 % from the median share counts as unfair.
 SHARE_TOLERANCE = 0.20
 
@@ -869,12 +872,23 @@ def flat(bench: Bench, kind: str) -> dict[str, Any]:
                     raise SystemExit(f"marked {marked} of the {CLAIM_BATCH} entries claimed")
                 return elapsed
 
+            def lease_taken(i: int) -> float:
+                tenant = f"flat-tenant-{i * 7 % args.flat_tenants}"
+                with UnitOfWork(db) as uow:  # rolls back, as the claim's
+                    now = now_us()
+                    uow.leases.acquire_lease(tenant, "last", now, LEASE_US)
+                    uow.leases.release_lease(tenant, "last")  # handed back at the end of its turn
+                    started = time.perf_counter()
+                    if take_lease(uow, tenant, "bench", now, LEASE_US) is None:
+                        raise SystemExit(f"the lease of {tenant}, handed back, was not taken")
+                    return (time.perf_counter() - started) * 1000
+
             def release(i: int) -> float:
                 tenant = f"flat-tenant-{i * 7 % args.flat_tenants}"
                 with UnitOfWork(db) as uow:  # rolls back, as the claim's
                     uow.outbox.claim(tenant, "dead", CLAIM_BATCH, now_us(), 300_000_000)
                     started = time.perf_counter()
-                    uow.outbox.release_claims(tenant)  # a new lease holder voids a dead poster's batch
+                    uow.outbox.release_claims(tenant)  # a lease that ran out: its holder's batch voided
                     return (time.perf_counter() - started) * 1000
 
             def ready(_i: int) -> None:
@@ -884,11 +898,13 @@ def flat(bench: Bench, kind: str) -> dict[str, Any]:
             with bench.loads.around(f"{kind}.flat.{size}") as loads:
                 claim_ms, claims = timed_median_ms(claim, args.repeats, args.repeat_budget)
                 mark_ms, marks = timed_median_ms(mark, args.repeats, args.repeat_budget)
+                taken_ms, takes = timed_median_ms(lease_taken, args.repeats, args.repeat_budget)
                 release_ms, releases = timed_median_ms(release, args.repeats, args.repeat_budget)
                 ready_ms, readies = timed_median_ms(ready, args.repeats, args.repeat_budget)
             by_size[str(size)] = {
                 "claim_ms": round(claim_ms, 3),
                 "mark_uncertain_ms": round(mark_ms, 3),
+                "lease_taken_ms": round(taken_ms, 3),
                 "release_claims_ms": round(release_ms, 3),
                 "tenants_with_ready_work_ms": round(ready_ms, 3),
             }
@@ -896,7 +912,8 @@ def flat(bench: Bench, kind: str) -> dict[str, Any]:
                 f"[{kind}] {size:,} ready outbox rows over {args.flat_tenants} organisations: claim of "
                 f"{CLAIM_BATCH} for one organisation {claim_ms:.2f} ms (median of {claims}), "
                 f"marking them uncertain {mark_ms:.2f} ms (median of {marks}), "
-                f"voiding them at a lease taken {release_ms:.2f} ms (median of {releases}), "
+                f"taking a lease handed back {taken_ms:.2f} ms (median of {takes}), "
+                f"voiding a batch's claims after a lease ran out {release_ms:.2f} ms (median of {releases}), "
                 f"tenants_with_ready_work {ready_ms:.2f} ms (median of {readies}) {Loads.text(loads)}"
             )
     finally:
@@ -906,6 +923,7 @@ def flat(bench: Bench, kind: str) -> dict[str, Any]:
         **{f"rows_{size}": values for size, values in by_size.items()},
         "claim_ratio": ratio(large["claim_ms"], small["claim_ms"]),
         "mark_uncertain_ratio": ratio(large["mark_uncertain_ms"], small["mark_uncertain_ms"]),
+        "lease_taken_ratio": ratio(large["lease_taken_ms"], small["lease_taken_ms"]),
         "release_claims_ratio": ratio(large["release_claims_ms"], small["release_claims_ms"]),
         "tenants_with_ready_work_ratio": ratio(
             large["tenants_with_ready_work_ms"], small["tenants_with_ready_work_ms"]
@@ -914,8 +932,9 @@ def flat(bench: Bench, kind: str) -> dict[str, Any]:
     print(
         f"[{kind}] flat in the backlog, {sizes[-1]:,} rows / {sizes[0]:,}: claim x{figures['claim_ratio']}, "
         f"marking uncertain x{figures['mark_uncertain_ratio']}, "
-        f"voiding claims x{figures['release_claims_ratio']}, "
-        f"tenants_with_ready_work x{figures['tenants_with_ready_work_ratio']} (1 is flat)"
+        f"taking a lease handed back x{figures['lease_taken_ratio']}, "
+        f"tenants_with_ready_work x{figures['tenants_with_ready_work_ratio']} (1 is flat); "
+        f"voiding a batch's claims after a lease ran out x{figures['release_claims_ratio']} (reads the tenant's queue)"
     )
     return figures
 

@@ -179,9 +179,9 @@ def _tenants_headline(figures: Figures, text: str) -> list[tuple[str, str]]:
         if flat:
             sizes = sorted(int(k.removeprefix("rows_")) for k in flat if k.startswith("rows_"))
             parts = [("Claim", "claim_ratio"), ("marking uncertain", "mark_uncertain_ratio")]
-            parts += [("voiding claims", "release_claims_ratio")]
+            parts += [("taking a lease handed back", "lease_taken_ratio")]
             parts += [("tenants_with_ready_work", "tenants_with_ready_work_ratio")]
-            # Older runs measured neither marking nor voiding: a row shows what its run measured.
+            # Older runs measured neither marking nor leases: a row shows what its run measured.
             measured = [(label, flat[key]) for label, key in parts if key in flat]
             rows.append(
                 (

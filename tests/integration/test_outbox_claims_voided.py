@@ -1,20 +1,20 @@
-"""A poster that takes a tenant's lease voids the claims left on the tenant's ready entries
-(`release_claims`): whoever made them died or lost the lease, and would otherwise keep them until
-their claim ran out. It runs at every lease taken, which in a drain of many organisations is
-every turn a worker takes, while the tenant may have a long queue: what it reads must follow the
-claims left, at most a few batches, not the tenant's queue."""
+"""A poster that takes a tenant's lease from a holder that did not hand it back voids the claims
+left on the tenant's ready entries (`release_claims`): whoever made them died or lost the lease,
+and would otherwise keep them until their claim ran out. Voiding reads every ready entry of the
+tenant, and a lease is taken at every turn a worker takes in a drain of many organisations, so a
+lease handed back (no claim of its holder in flight) is taken without it (`take_lease`)."""
 
 from __future__ import annotations
 
-import pytest
-from sqlalchemy import Table, insert, select, text
+from sqlalchemy import Table, insert, select
 from xerolink_poster.adapters.database import Database, now_us
 from xerolink_poster.adapters.tables import OutboxRow
 from xerolink_poster.domain.states import OutboxState
-from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transaction
+from xerolink_poster.service_layer.dispatch.supervisor import take_lease
+from xerolink_poster.service_layer.unit_of_work import run_in_transaction
 
 from tests.fixtures.outbox import ready_row
-from tests.fixtures.statements import Statement, sqlite_vm_steps, statements_sent
+from tests.fixtures.statements import statements_sent
 
 OUTBOX: Table = OutboxRow.__table__  # type: ignore[attr-defined]
 US = 1_000_000
@@ -60,36 +60,82 @@ def test_only_the_claims_on_the_tenants_ready_entries_are_voided(database: Datab
     assert [e.id for e in taken] == claimed + unclaimed
 
 
-def _release_statement(database: Database) -> Statement:
-    with statements_sent(database.write) as sent, UnitOfWork(database) as uow:
-        uow.outbox.release_claims("t1")  # left uncommitted: rolled back
-    (statement,) = [(sql, parameters) for sql, parameters in sent if sql.startswith("UPDATE outbox")]
-    return statement
+def _take(database: Database, holder: str, now: int, ttl_us: int = 30 * US) -> tuple[bool, list[str]]:
+    """`holder` takes t1's lease as a dispatcher does: whether it got it, and the statements sent."""
+    with statements_sent(database.write) as sent:
+        lease = run_in_transaction(database, lambda uow: take_lease(uow, "t1", holder, now, ttl_us))
+    return lease is not None, [" ".join(sql.split()) for sql, _ in sent]
 
 
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-def test_on_sqlite_voiding_claims_costs_the_same_with_fifty_times_the_tenants_queue(database: Database) -> None:
-    """Measured as the work SQLite does, which follows the rows read. The tenant's queue grows
-    from 1,000 to 51,000 ready entries; 50 of them are claimed each time (a dead poster's batch)."""
+def _claimed_under_a_lease(database: Database, holder: str, now: int, ttl_us: int = 30 * US) -> list[int]:
+    """`holder` takes t1's lease and claims its 50 entries, as a worker's first batch."""
+    _fill(database, 0, 50)
+    assert _take(database, holder, now, ttl_us)[0]
+    claimed = run_in_transaction(database, lambda uow: uow.outbox.claim("t1", holder, 50, now, 600 * US))
+    return [e.id for e in claimed]
+
+
+def test_a_lease_handed_back_is_taken_without_reading_the_tenants_queue(database: Database) -> None:
+    """A worker hands its tenant back once its jobs have ended, so no claim of it is in flight:
+    the next holder takes the lease without voiding, which would read every ready entry of the
+    tenant at every turn. A claim left anyway (its holder could not record a failure) is taken
+    again once it runs out, as before."""
+    now = now_us()
+    ids = _claimed_under_a_lease(database, "old", now)
+    _fill(database, 50, 5_000)
+    run_in_transaction(database, lambda uow: uow.leases.release_lease("t1", "old"))
+
+    taken, sent = _take(database, "new", now + US)
+
+    assert taken
+    assert not [sql for sql in sent if "outbox" in sql], sent
+    assert _claims(database, ids) == [("old", now + 600 * US)] * 50
+
+
+def test_a_lease_that_ran_out_has_its_holders_claims_voided(database: Database) -> None:
+    """Its holder died or was paused past it, and will never finish its batch: the new holder
+    voids the claims and may claim the entries at once (their uncertain mark, if any, makes it
+    look them up before creating)."""
+    now = now_us()
+    ids = _claimed_under_a_lease(database, "dead", now, ttl_us=5 * US)
+
+    taken, _ = _take(database, "new", now + 6 * US)
+
+    assert taken
+    assert _claims(database, ids) == [("", 0)] * 50
+    claimed = run_in_transaction(database, lambda uow: uow.outbox.claim("t1", "new", 50, now + 6 * US, 60 * US))
+    assert [e.id for e in claimed] == ids
+
+
+def test_a_tenant_never_leased_has_its_claims_voided(database: Database) -> None:
+    """No lease row says the claims' holder handed them back (a registry restored without its
+    leases, or claims written by hand): they are voided."""
     until = now_us() + 600 * US
-    _fill(database, 0, 50, claimed_by="dead", lease_until_us=until)
-    _fill(database, 50, 950)
-    small = sqlite_vm_steps(database.write, *_release_statement(database))
-    _fill(database, 1000, 50_000)
-    large = sqlite_vm_steps(database.write, *_release_statement(database))
-    assert large <= small + 2, (small, large)
+    ids = _fill(database, 0, 3, claimed_by="someone", lease_until_us=until)
+
+    taken, _ = _take(database, "new", now_us())
+
+    assert taken
+    assert _claims(database, ids) == [("", 0)] * 3
 
 
-@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
-def test_on_an_analysed_postgres_voiding_claims_reads_only_the_claimed_entries(database: Database) -> None:
-    until = now_us() + 600 * US
-    _fill(database, 0, 50, claimed_by="dead", lease_until_us=until)
-    _fill(database, 50, 60_000)
-    with database.write.begin() as conn:
-        conn.execute(text("ANALYZE outbox"))
-    sql, parameters = _release_statement(database)
-    with database.write.connect() as conn, conn.begin() as transaction:
-        plan = [str(row[0]) for row in conn.exec_driver_sql("EXPLAIN " + sql, parameters)]
-        transaction.rollback()
-    assert any("ix_outbox_claimed" in step for step in plan), plan
-    assert not any("Seq Scan" in step for step in plan), plan
+def test_a_lease_another_poster_holds_is_not_taken_and_its_claims_stay(database: Database) -> None:
+    now = now_us()
+    ids = _claimed_under_a_lease(database, "live", now)
+
+    taken, _ = _take(database, "new", now + US)
+
+    assert not taken
+    assert _claims(database, ids) == [("live", now + 600 * US)] * 50
+
+
+def test_a_holder_taking_back_the_lease_it_lost_voids_its_own_claims(database: Database) -> None:
+    """A poster paused past its lease takes it again (nobody took it meanwhile): its old batch is
+    not in flight any more as far as its new worker knows, so the claims are voided too."""
+    now = now_us()
+    ids = _claimed_under_a_lease(database, "p", now, ttl_us=5 * US)
+
+    taken, _ = _take(database, "p", now + 6 * US)
+
+    assert taken
+    assert _claims(database, ids) == [("", 0)] * 50

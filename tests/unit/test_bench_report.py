@@ -171,7 +171,7 @@ def test_the_headline_shows_marking_uncertain_beside_the_claim_when_a_run_of_par
         },
     }
     older = {"tenants": 200, "sqlite": {"flat": {**sizes, "claim_ratio": 1.04, "tenants_with_ready_work_ratio": 1.09}}}
-    voiding = {"claim_ratio": 1.04, "mark_uncertain_ratio": 1.1, "release_claims_ratio": 0.97}
+    voiding = {"claim_ratio": 1.04, "mark_uncertain_ratio": 1.1, "lease_taken_ratio": 0.97, "release_claims_ratio": 8.4}
     voided = {"tenants": 200, "sqlite": {"flat": {**sizes, **voiding, "tenants_with_ready_work_ratio": 1.09}}}
 
     rows = dict(HEADLINES["many_tenants"](marked, ""))
@@ -183,7 +183,8 @@ def test_the_headline_shows_marking_uncertain_beside_the_claim_when_a_run_of_par
     assert old_rows["Claim / tenants_with_ready_work at 100,000 ready rows over 1,000, SQLite"] == (
         "x1.04 / x1.09 (1 is flat)"
     )
-    with_voiding = (
-        "Claim / marking uncertain / voiding claims / tenants_with_ready_work at 100,000 ready rows over 1,000, SQLite"
+    with_leases = (
+        "Claim / marking uncertain / taking a lease handed back / tenants_with_ready_work at 100,000 ready rows "
+        "over 1,000, SQLite"
     )
-    assert new_rows[with_voiding] == "x1.04 / x1.1 / x0.97 / x1.09 (1 is flat)"
+    assert new_rows[with_leases] == "x1.04 / x1.1 / x0.97 / x1.09 (1 is flat)"

@@ -118,6 +118,9 @@ class FakeLeaseRepository:
     def release_lease(self, tenant_id: str, holder: str) -> None:
         _unused("release_lease")
 
+    def handed_back(self, tenant_id: str) -> bool:
+        _unused("handed_back")
+
     def limit_lock_wait(self, ms: int) -> None:
         _unused("limit_lock_wait (rate limits)")
 

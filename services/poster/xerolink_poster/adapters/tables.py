@@ -4,14 +4,10 @@ Schema changes go through adapters/migrations.py, never through create_all at st
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Boolean, Column, Index, Integer, LargeBinary, Text, UniqueConstraint, text
+from sqlalchemy import BigInteger, Boolean, Column, Index, Integer, LargeBinary, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from xerolink_poster.domain.states import ConnectionState, OutboxState
-
-# The ready entries some poster has claimed (a claim sets lease_until_us; an answer, a hand-back
-# or a voiding sets it to 0 or moves the entry on).
-CLAIMED_READY = f"state = '{OutboxState.READY.value}' AND lease_until_us > 0"
+from xerolink_poster.domain.states import ConnectionState
 
 
 def _big(**kwargs: object) -> Column[int]:
@@ -137,22 +133,7 @@ class OutboxRow(SQLModel, table=True):
     # A claim reads a tenant's ready entries in the order they became available and stops at the
     # batch, and the tenants with ready work are found by hopping from tenant to tenant (see
     # SqlOutboxRepository.tenants_with_ready_work): both cost the same however long the queue.
-    # A new lease holder voids the claims left on the tenant's ready entries: this partial index
-    # holds only those, a few batches at most, so it does not read the tenant's queue (revision
-    # 0009). Its predicate is written as literals in the statement too (CLAIMED_READY): neither
-    # SQLite nor a generic PostgreSQL plan can match a partial index to a bound parameter.
-    # lease_until_us is a column of it for SQLite's planner, which without statistics prefers
-    # ix_outbox_ready's two equalities to one.
-    __table_args__ = (
-        Index("ix_outbox_ready", "state", "tenant_id", "available_us", "id"),
-        Index(
-            "ix_outbox_claimed",
-            "tenant_id",
-            "lease_until_us",
-            sqlite_where=text(CLAIMED_READY),
-            postgresql_where=text(CLAIMED_READY),
-        ),
-    )
+    __table_args__ = (Index("ix_outbox_ready", "state", "tenant_id", "available_us", "id"),)
     id: int | None = Field(default=None, primary_key=True)
     tenant_id: str = Field(max_length=64)
     connection_id: str = Field(max_length=64)

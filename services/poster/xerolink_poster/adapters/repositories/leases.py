@@ -39,6 +39,17 @@ class SqlLeaseRepository:
         self._expire_held(tenant_id)
         return HeldLease(*got)
 
+    def handed_back(self, tenant_id: str) -> bool:
+        """Whether the tenant's lease was last handed back by its holder (`release_lease`), which
+        a worker does only once its jobs have ended: no claim it made is in flight. False for a
+        lease that ran out (its holder died, or lost it while paused) and for a tenant never
+        leased. Locked on PostgreSQL until the transaction ends, so that no poster takes the lease
+        and claims between this read and the caller's `acquire_lease`."""
+        expires = self._session.execute(
+            _LEASE_EXPIRY if self._is_sqlite else _LEASE_EXPIRY_LOCKED, {"tenant_id": tenant_id}
+        ).scalar()
+        return expires == 0
+
     def _expire_held(self, tenant_id: str) -> None:
         """The session's copy of the lease row, if a caller read one in this unit, is stale after a
         Core statement changed the row."""
@@ -205,6 +216,7 @@ def _add_calls(dialect: Any) -> Any:
 
 
 _TAKE_LEASE_SQLITE, _TAKE_LEASE_POSTGRES = _take_lease(sqlite), _take_lease(postgresql)
+# A lease handed back: expired, and marked so (0) for whoever takes it next (`handed_back`).
 _RELEASE_LEASE = (
     update(_LEASES)
     .where(_LEASES.c.tenant_id == bindparam("tenant"), _LEASES.c.holder == bindparam("giver"))
@@ -216,6 +228,8 @@ _LEASE_FOR_CALL = core_select(
     _LEASES.c.holder, _LEASES.c.expires_us, _LEASES.c.minute_log, _LEASES.c.day_started_us, _LEASES.c.day_calls
 ).where(_LEASES.c.tenant_id == bindparam("tenant_id"))
 _LEASE_FOR_CALL_LOCKED = _LEASE_FOR_CALL.with_for_update()
+_LEASE_EXPIRY = core_select(_LEASES.c.expires_us).where(_LEASES.c.tenant_id == bindparam("tenant_id"))
+_LEASE_EXPIRY_LOCKED = _LEASE_EXPIRY.with_for_update()
 _CALL_RECORDED = (
     update(_LEASES)
     .where(_LEASES.c.tenant_id == bindparam("key"))

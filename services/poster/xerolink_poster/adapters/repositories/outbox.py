@@ -13,7 +13,7 @@ from sqlmodel import Session, col, select
 
 from xerolink_poster.adapters.repositories.bulk import bulk_update, expire_loaded, insert_rows
 from xerolink_poster.adapters.repositories.plan_hints import tested_only
-from xerolink_poster.adapters.tables import CLAIMED_READY, DependencyWaitRow, LinkRow, OutboxRow
+from xerolink_poster.adapters.tables import DependencyWaitRow, LinkRow, OutboxRow
 from xerolink_poster.domain.records import RecordRef
 from xerolink_poster.domain.states import LinkState, OutboxState
 from xerolink_poster.domain.stored_rows import ClaimedEntry, StoredEntry
@@ -251,15 +251,19 @@ class SqlOutboxRepository:
 
     def release_claims(self, tenant_id: str) -> None:
         """Voids every claim on the tenant's open entries. Called by a poster that has just taken
-        the tenant's lease: only the lease holder calls Xero for a tenant, so whoever claimed them
-        before (a poster that died or lost the lease) will never finish them; without this they
-        would wait out their claim. A late answer of the old claimer is then dropped, and the
-        entries' uncertain mark makes the new holder look up before creating. It runs at every
-        lease taken, so it reads `ix_outbox_claimed`, which holds only claimed ready entries: its
-        predicate is the index's, as literals, or neither SQLite nor PostgreSQL would use it."""
+        the tenant's lease from a holder that did not hand it back: only the lease holder calls
+        Xero for a tenant, so whoever claimed them before (a poster that died or lost the lease)
+        will never finish them; without this they would wait out their claim. A late answer of the
+        old claimer is then dropped, and the entries' uncertain mark makes the new holder look up
+        before creating. It reads every ready entry of the tenant (no index holds the claimed
+        ones: one would be written at every claim and mark), which a lease handed back spares."""
         self._session.execute(
-            update(_OUTBOX)
-            .where(_OUTBOX.c.tenant_id == tenant_id, text(CLAIMED_READY))
+            update(OutboxRow)
+            .where(
+                col(OutboxRow.tenant_id) == tenant_id,
+                col(OutboxRow.state) == OutboxState.READY,
+                col(OutboxRow.lease_until_us) > 0,
+            )
             .values(claimed_by="", lease_until_us=0)
         )
 

@@ -45,6 +45,21 @@ SWEEP_SHARE = 0.05
 SWEEP_PAUSE_CAP = 30.0
 
 
+def take_lease(uow: UnitOfWork, tenant: str, holder: str, now: int, ttl_us: int) -> HeldLease | None:
+    """The tenant's lease, taken; None when another poster holds it. No worker of this process
+    runs the tenant (a closing one is still alive, and is never replaced), and no other poster
+    may. Claims left on its entries by a holder that did not hand it back belong to a dead or
+    deposed claimer, and are voided. A lease handed back left none in flight, and voiding reads
+    every ready entry of the tenant: at every turn, in a deep backlog, that grew with the queue."""
+    handed_back = uow.leases.handed_back(tenant)
+    lease = uow.leases.acquire_lease(tenant, holder, now, ttl_us)
+    if lease is None:
+        return None
+    if not handed_back:
+        uow.outbox.release_claims(tenant)
+    return lease
+
+
 def _step(run: Callable[[], object], what: str) -> None:
     """One step of the supervisor's loop; its failure is logged, and the loop goes on."""
     try:
@@ -251,14 +266,7 @@ class Dispatcher:
             worker.give_back()
 
     def _acquire(self, tenant: str, uow: UnitOfWork) -> HeldLease | None:
-        """The tenant's lease, taken; None when another poster holds it. No worker of this process
-        runs the tenant (a closing one is still alive, and is never replaced), and no other poster
-        may: claims left on its entries belong to a dead or deposed claimer, and are voided."""
-        lease = uow.leases.acquire_lease(tenant, self.holder, now_us(), int(self.settings.lease_ttl * US))
-        if lease is None:
-            return None
-        uow.outbox.release_claims(tenant)
-        return lease
+        return take_lease(uow, tenant, self.holder, now_us(), int(self.settings.lease_ttl * US))
 
     def _alive(self) -> list[TenantWorker]:
         return [w for w in self._workers.values() if w.is_alive()]
