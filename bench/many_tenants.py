@@ -141,9 +141,10 @@ from xerolink_poster.service_layer.dispatch import gate as gate_module  # noqa: 
 from xerolink_poster.service_layer.dispatch import preparing  # noqa: E402
 from xerolink_poster.service_layer.dispatch.contacts import Contacts  # noqa: E402
 from xerolink_poster.service_layer.dispatch.gate import Gate  # noqa: E402
+from xerolink_poster.service_layer.dispatch.leasing import take_lease  # noqa: E402
 from xerolink_poster.service_layer.dispatch.results import Results  # noqa: E402
 from xerolink_poster.service_layer.dispatch.state_changes import StateChanges  # noqa: E402
-from xerolink_poster.service_layer.dispatch.supervisor import Dispatcher, take_lease  # noqa: E402
+from xerolink_poster.service_layer.dispatch.supervisor import Dispatcher  # noqa: E402
 from xerolink_poster.service_layer.dispatch.tenant_loop import TenantWorker  # noqa: E402
 from xerolink_poster.service_layer.unit_of_work import UnitOfWork  # noqa: E402
 

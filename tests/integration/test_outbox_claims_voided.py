@@ -10,7 +10,7 @@ from sqlalchemy import Table, insert, select
 from xerolink_poster.adapters.database import Database, now_us
 from xerolink_poster.adapters.tables import OutboxRow
 from xerolink_poster.domain.states import OutboxState
-from xerolink_poster.service_layer.dispatch.supervisor import take_lease
+from xerolink_poster.service_layer.dispatch.leasing import take_lease
 from xerolink_poster.service_layer.unit_of_work import run_in_transaction
 
 from tests.fixtures.outbox import ready_row

@@ -15,7 +15,7 @@ from xerolink_poster.adapters.tables import (
     TrackingCategoryLinkRow,
 )
 from xerolink_poster.domain.routing import HeldConnection
-from xerolink_poster.domain.stored_rows import HeldLease, LeaseForCall
+from xerolink_poster.domain.stored_rows import HeldLease, LeaseForCall, PriorLease
 
 from tests.unit.fakes.registry import Registry
 
@@ -115,11 +115,11 @@ class FakeLeaseRepository:
     def held_by_others(self, tenant_ids: Sequence[str], holder: str, now_us: int) -> set[str]:
         _unused("held_by_others")
 
-    def release_lease(self, tenant_id: str, holder: str) -> None:
+    def release_lease(self, tenant_id: str, holder: str, claims_left: bool = False) -> None:
         _unused("release_lease")
 
-    def handed_back(self, tenant_id: str) -> bool:
-        _unused("handed_back")
+    def prior_lease(self, tenant_id: str) -> PriorLease | None:
+        _unused("prior_lease")
 
     def limit_lock_wait(self, ms: int) -> None:
         _unused("limit_lock_wait (rate limits)")

@@ -51,6 +51,19 @@ class ClaimedEntry:
 
 
 @dataclass(frozen=True, slots=True)
+class PriorLease:
+    """A tenant's lease row as found before a poster takes or renews it: who held it last, and
+    until when (0: its holder handed it back with no claim of its left)."""
+
+    holder: str
+    expires_us: int
+
+    @property
+    def handed_back(self) -> bool:
+        return self.expires_us == 0
+
+
+@dataclass(frozen=True, slots=True)
 class HeldLease:
     """A tenant's lease as a poster took or renewed it: what a new worker resumes from (the calls
     recorded under it and Xero's Retry-After)."""

@@ -16,7 +16,7 @@ from sqlmodel import Session, col, select
 from xerolink_poster.adapters.repositories.bulk import expire_loaded
 from xerolink_poster.adapters.tables import AppCallBucketRow, TenantLeaseRow
 from xerolink_poster.domain.rate_limits import app_bucket_of, app_bucket_size
-from xerolink_poster.domain.stored_rows import HeldLease, LeaseForCall
+from xerolink_poster.domain.stored_rows import HeldLease, LeaseForCall, PriorLease
 
 
 class SqlLeaseRepository:
@@ -39,16 +39,14 @@ class SqlLeaseRepository:
         self._expire_held(tenant_id)
         return HeldLease(*got)
 
-    def handed_back(self, tenant_id: str) -> bool:
-        """Whether the tenant's lease was last handed back by its holder (`release_lease`), which
-        a worker does only once its jobs have ended: no claim it made is in flight. False for a
-        lease that ran out (its holder died, or lost it while paused) and for a tenant never
-        leased. Locked on PostgreSQL until the transaction ends, so that no poster takes the lease
-        and claims between this read and the caller's `acquire_lease`."""
-        expires = self._session.execute(
-            _LEASE_EXPIRY if self._is_sqlite else _LEASE_EXPIRY_LOCKED, {"tenant_id": tenant_id}
-        ).scalar()
-        return expires == 0
+    def prior_lease(self, tenant_id: str) -> PriorLease | None:
+        """The tenant's lease row before this poster takes or renews it (None: never leased).
+        Locked on PostgreSQL until the transaction ends, so that no poster takes the lease and
+        claims between this read and the caller's `acquire_lease`."""
+        row = self._session.execute(
+            _PRIOR_LEASE if self._is_sqlite else _PRIOR_LEASE_LOCKED, {"tenant_id": tenant_id}
+        ).first()
+        return None if row is None else PriorLease(row.holder, row.expires_us)
 
     def _expire_held(self, tenant_id: str) -> None:
         """The session's copy of the lease row, if a caller read one in this unit, is stale after a
@@ -68,8 +66,12 @@ class SqlLeaseRepository:
         )
         return set(held)
 
-    def release_lease(self, tenant_id: str, holder: str) -> None:
-        self._session.execute(_RELEASE_LEASE, {"tenant": tenant_id, "giver": holder})
+    def release_lease(self, tenant_id: str, holder: str, claims_left: bool = False) -> None:
+        """Gives the lease back: expiry 0 says no claim of the holder is left, so the next holder
+        need not void any; `claims_left` (a job could not put its work back) writes an expiry
+        long past instead, and the next holder voids the claims as after a crash."""
+        expires = _CLAIMS_LEFT_EXPIRY if claims_left else 0
+        self._session.execute(_RELEASE_LEASE, {"tenant": tenant_id, "giver": holder, "expires": expires})
         self._expire_held(tenant_id)
 
     def limit_lock_wait(self, ms: int) -> None:
@@ -216,11 +218,13 @@ def _add_calls(dialect: Any) -> Any:
 
 
 _TAKE_LEASE_SQLITE, _TAKE_LEASE_POSTGRES = _take_lease(sqlite), _take_lease(postgresql)
-# A lease handed back: expired, and marked so (0) for whoever takes it next (`handed_back`).
+# A lease handed back: expired, and marked so (0) for whoever takes it next (PriorLease), or,
+# when its holder's claims may be left, expired long ago (1), as a lease that ran out.
+_CLAIMS_LEFT_EXPIRY = 1
 _RELEASE_LEASE = (
     update(_LEASES)
     .where(_LEASES.c.tenant_id == bindparam("tenant"), _LEASES.c.holder == bindparam("giver"))
-    .values(expires_us=0)
+    .values(expires_us=bindparam("expires"))
 )
 _ADD_APP_CALLS_SQLITE, _ADD_APP_CALLS_POSTGRES = _add_calls(sqlite), _add_calls(postgresql)
 _APP_CALLS_SINCE = core_select(func.sum(_BUCKETS.c.calls)).where(_BUCKETS.c.bucket_us > bindparam("since"))
@@ -228,8 +232,8 @@ _LEASE_FOR_CALL = core_select(
     _LEASES.c.holder, _LEASES.c.expires_us, _LEASES.c.minute_log, _LEASES.c.day_started_us, _LEASES.c.day_calls
 ).where(_LEASES.c.tenant_id == bindparam("tenant_id"))
 _LEASE_FOR_CALL_LOCKED = _LEASE_FOR_CALL.with_for_update()
-_LEASE_EXPIRY = core_select(_LEASES.c.expires_us).where(_LEASES.c.tenant_id == bindparam("tenant_id"))
-_LEASE_EXPIRY_LOCKED = _LEASE_EXPIRY.with_for_update()
+_PRIOR_LEASE = core_select(_LEASES.c.holder, _LEASES.c.expires_us).where(_LEASES.c.tenant_id == bindparam("tenant_id"))
+_PRIOR_LEASE_LOCKED = _PRIOR_LEASE.with_for_update()
 _CALL_RECORDED = (
     update(_LEASES)
     .where(_LEASES.c.tenant_id == bindparam("key"))

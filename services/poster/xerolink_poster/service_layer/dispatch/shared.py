@@ -41,9 +41,10 @@ class Shared(Protocol):
         """Tenants with ready work wait for a worker: every worker this poster may run is busy."""
         ...
 
-    def hand_back(self, tenant_id: str, worker: object) -> None:
+    def hand_back(self, tenant_id: str, worker: object, claims_left: bool = False) -> None:
         """Releases the tenant's lease as `worker` ends, unless a newer worker of this poster
-        serves the tenant by now (it holds the lease under the same holder name)."""
+        serves the tenant by now (it holds the lease under the same holder name); `claims_left`
+        when a job could not put its claims back, so that the next holder voids them."""
         ...
 
     def worker_failed(self, tenant_id: str) -> None:

@@ -20,6 +20,7 @@ from xerolink_poster.service_layer import drift_holds, outcomes
 from xerolink_poster.service_layer.connection_lifecycle import ConnectionKeeper
 from xerolink_poster.service_layer.dispatch.answer_groups import AnswerGroups
 from xerolink_poster.service_layer.dispatch.gate import LeaseLost
+from xerolink_poster.service_layer.dispatch.leasing import take_lease
 from xerolink_poster.service_layer.dispatch.settings import DispatcherSettings
 from xerolink_poster.service_layer.dispatch.state_changes import StateChanges
 from xerolink_poster.service_layer.dispatch.tenant_loop import TenantWorker
@@ -43,21 +44,6 @@ FAILED_WORKER_PAUSE_CAP = 30.0
 SWEEP_INTERVAL = 0.5
 SWEEP_SHARE = 0.05
 SWEEP_PAUSE_CAP = 30.0
-
-
-def take_lease(uow: UnitOfWork, tenant: str, holder: str, now: int, ttl_us: int) -> HeldLease | None:
-    """The tenant's lease, taken; None when another poster holds it. No worker of this process
-    runs the tenant (a closing one is still alive, and is never replaced), and no other poster
-    may. Claims left on its entries by a holder that did not hand it back belong to a dead or
-    deposed claimer, and are voided. A lease handed back left none in flight, and voiding reads
-    every ready entry of the tenant: at every turn, in a deep backlog, that grew with the queue."""
-    handed_back = uow.leases.handed_back(tenant)
-    lease = uow.leases.acquire_lease(tenant, holder, now, ttl_us)
-    if lease is None:
-        return None
-    if not handed_back:
-        uow.outbox.release_claims(tenant)
-    return lease
 
 
 def _step(run: Callable[[], object], what: str) -> None:
@@ -134,13 +120,13 @@ class Dispatcher:
     def others_waiting(self) -> bool:
         return self._others_waiting
 
-    def hand_back(self, tenant_id: str, worker: object) -> None:
+    def hand_back(self, tenant_id: str, worker: object, claims_left: bool = False) -> None:
         # Not under _workers_lock: a round holds it while its transaction takes leases, and
         # workers that ended meanwhile waited for the round, alive, each keeping a place a tenant
         # with work waited for. No newer worker can take the tenant over meanwhile: a worker is
         # replaced only once it is no longer alive, and it is alive until this returns.
         if self._workers.get(tenant_id) is worker:
-            run_in_transaction(self.db, lambda uow: uow.leases.release_lease(tenant_id, self.holder))
+            run_in_transaction(self.db, lambda uow: uow.leases.release_lease(tenant_id, self.holder, claims_left))
 
     def worker_failed(self, tenant_id: str) -> None:
         _, pause = self._paused.get(tenant_id, (0.0, 0.0))

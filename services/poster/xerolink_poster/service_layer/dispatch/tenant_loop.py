@@ -26,6 +26,7 @@ from xerolink_poster.service_layer.dispatch import preparing
 from xerolink_poster.service_layer.dispatch.contacts import Contacts
 from xerolink_poster.service_layer.dispatch.creating import Creator
 from xerolink_poster.service_layer.dispatch.gate import Gate, LeaseLost
+from xerolink_poster.service_layer.dispatch.leasing import renew_lease
 from xerolink_poster.service_layer.dispatch.lookups import LookUps
 from xerolink_poster.service_layer.dispatch.matters import Matters, tracked_category
 from xerolink_poster.service_layer.dispatch.results import Results
@@ -65,6 +66,8 @@ class TenantWorker(threading.Thread):
         self.creator = Creator(tenant_id, self.gate, self.results, retrack=self._retrack)
         self.lock = threading.Lock()  # guards the loan
         self.lease_lost = False
+        # A job could not put its claims back: the lease is handed back as one that ran out.
+        self.claims_left = False
         # Lent to work outside the outbox (see Dispatcher.tenant_calls): the worker keeps the
         # lease while lent, and once closing it is never lent again.
         self.borrowers = 0
@@ -119,10 +122,12 @@ class TenantWorker(threading.Thread):
             log.exception("tenant worker failed; handing the tenant back", extra={"tenant_id": self.tenant_id})
             self.d.worker_failed(self.tenant_id)
             self._wait_for_borrowers()
+            # A claim may have committed before the error was seen: the next holder voids claims.
+            self.claims_left = True
         with self.lock:
             self.closing = True
         try:
-            self.d.hand_back(self.tenant_id, self)
+            self.d.hand_back(self.tenant_id, self, self.claims_left)
         except Exception:
             # Left to expire (lease_ttl); this poster takes it again before that if it must.
             log.warning("could not hand tenant %s back", self.tenant_id, exc_info=True)
@@ -183,7 +188,11 @@ class TenantWorker(threading.Thread):
                         self._process(claimed)
                     except LeaseLost:
                         self.lease_lost = True
-                        self._unclaim([w.row for w in claimed])
+                        try:
+                            self._unclaim([w.row for w in claimed])
+                        except Exception:
+                            log.exception("could not put the work back", extra={"tenant_id": self.tenant_id})
+                            self.claims_left = True  # retried after the claim, or voided by the next holder
                     except Exception as exc:
                         log.exception("dispatch job failed", extra={"tenant_id": self.tenant_id})
                         self._record_failure([w.row for w in claimed], exc)
@@ -250,13 +259,12 @@ class TenantWorker(threading.Thread):
             )
         except Exception:
             log.exception("could not record the failure; the entries are retried after their claim expires")
+            self.claims_left = True  # the next holder voids them sooner
 
     def _renew(self) -> bool:
         lease = run_in_transaction(
             self.d.db,
-            lambda uow: uow.leases.acquire_lease(
-                self.tenant_id, self.d.holder, now_us(), int(self.settings.lease_ttl * US)
-            ),
+            lambda uow: renew_lease(uow, self.tenant_id, self.d.holder, now_us(), int(self.settings.lease_ttl * US)),
         )
         if lease is None:
             # Lent to nobody from now: the loop stops, but says it is closing only after its jobs
