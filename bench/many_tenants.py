@@ -42,7 +42,7 @@ started with initdb/pg_ctl, as tests/fixtures/postgres.py does, else SQLite with
    `uow.outbox.claim` of a batch of 50 for one organisation (a different one each time; the unit
    of work is left without commit, so it rolls back and the queue stays the same size), of
    `uow.outbox.mark_uncertain` of those 50 as before their create call (timed alone, after the
-   claim, in the same unit), of `supervisor.take_lease` taking an organisation's lease that its
+   claim, in the same unit), of `leasing.take_lease` taking an organisation's lease that its
    last holder handed back, as at every turn (timed alone), of `uow.outbox.release_claims` voiding
    a claimed batch as a new holder does after a lease ran out (timed alone, after the claim; this
    one reads the organisation's queue), and of `uow.outbox.tenants_with_ready_work(now)` on a read
