@@ -122,8 +122,6 @@ class TenantWorker(threading.Thread):
             log.exception("tenant worker failed; handing the tenant back", extra={"tenant_id": self.tenant_id})
             self.d.worker_failed(self.tenant_id)
             self._wait_for_borrowers()
-            # A claim may have committed before the error was seen: the next holder voids claims.
-            self.claims_left = True
         with self.lock:
             self.closing = True
         try:
