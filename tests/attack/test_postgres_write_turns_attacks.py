@@ -429,5 +429,8 @@ def test_two_posters_in_one_process_post_and_dispatch_with_no_write_unit_nested_
     assert states == [poster_pb2.LINK_STATE_LINKED] * 32
     assert watch.nested == [], watch.nested[0]
     if posters[0].db.write_turns is not None:  # before the change PostgreSQL had no turns to watch
-        assert watch.taken > 32, "the posters' writes took no turns: the watch proved nothing"
+        # Each tenant's turn takes several (its lease, a claim, the count before each call, the
+        # answers, the hand-back); how many depends on how the Posts fall into batches (28 to 43
+        # seen in runs of the same code), so only a floor that proves the watch saw them.
+        assert watch.taken >= 10, "the posters' writes took no turns: the watch proved nothing"
     assert watch.longest < 5.0, f"a write unit held its turn {watch.longest:.1f}s"
