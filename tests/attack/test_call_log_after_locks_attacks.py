@@ -77,11 +77,13 @@ def _counting(emulator: Any, hook: Any = None) -> list[tuple[str, bool, float]]:
     return seen
 
 
-def _connection(app: Any, connection_id: str) -> Any:
+def _connected(app: Any, emulator: Any, connection_id: str) -> tuple[str, Any]:
+    """A new organisation connected through `app`: its tenant id and its connection row."""
+    _, org = connect(stub_for(app), emulator, connection_id)
     with UnitOfWork(app.db, write=False) as uow:
         connection = uow.connections.get_connection(connection_id)
     assert connection is not None
-    return connection
+    return org["tenant_id"], connection
 
 
 def _outsider(database_url: str) -> Engine:
@@ -132,9 +134,7 @@ def test_a_call_whose_count_waited_is_logged_and_renewed_from_when_the_lock_was_
         settings(idle_release=0.2, lease_ttl=ttl, http_timeout=3.0), postgres=PostgresTimeouts(call_lock_ms=20_000)
     )
     assert app.dispatcher is not None
-    _, org = connect(stub_for(app), emulator, "firm-fresh")
-    tenant = org["tenant_id"]
-    connection = _connection(app, "firm-fresh")
+    tenant, connection = _connected(app, emulator, "firm-fresh")
     outsider = _outsider(database_url)
     lock = _WriteLockFromOutside(database_url, outsider)
     outcome: dict[str, Any] = {}
@@ -194,9 +194,7 @@ def test_counts_whose_lock_wait_ended_leave_no_entry_and_the_call_is_logged_and_
         settings(idle_release=0.2, lease_ttl=ttl, http_timeout=3.0), postgres=PostgresTimeouts(call_lock_ms=300)
     )
     assert app.dispatcher is not None
-    _, org = connect(stub_for(app), emulator, "firm-ended")
-    tenant = org["tenant_id"]
-    connection = _connection(app, "firm-ended")
+    tenant, connection = _connected(app, emulator, "firm-ended")
     outsider = _outsider(database_url)
     lock = _WriteLockFromOutside(database_url, outsider)
     outcome: dict[str, Any] = {}
@@ -263,9 +261,7 @@ def test_counts_refused_by_a_full_app_minute_leave_no_entry_and_the_call_is_logg
         )
     )
     assert app.dispatcher is not None
-    _, org = connect(stub_for(app), emulator, "firm-full")
-    tenant = org["tenant_id"]
-    connection = _connection(app, "firm-full")
+    tenant, connection = _connected(app, emulator, "firm-full")
     outsider = _outsider(database_url)
     outcome: dict[str, Any] = {}
     samples: list[Any] = []
@@ -337,9 +333,7 @@ def test_a_call_whose_count_waited_past_the_lease_is_made_under_a_live_lease_and
     first = poster_factory(dispatch, name="poster-a", postgres=PostgresTimeouts(call_lock_ms=10_000))
     second = poster_factory(dispatch, name="poster-b", postgres=PostgresTimeouts(call_lock_ms=10_000))
     assert first.dispatcher is not None and second.dispatcher is not None
-    _, org = connect(stub_for(first), emulator, "firm-past")
-    tenant = org["tenant_id"]
-    connection = _connection(first, "firm-past")
+    tenant, connection = _connected(first, emulator, "firm-past")
     lock = _WriteLockFromOutside(database_url, outsider)
     outcome: dict[str, Any] = {}
     other: threading.Thread | None = None

@@ -61,6 +61,19 @@ def _post(stub: Any, connection_id: str, first: int, count: int) -> list[str]:
     return [r.posting.name for r in results]
 
 
+def _one_bill_posted(app: Any, stub: Any, emulator: Any, connection_id: str, record: int) -> str:
+    """A new organisation connected, one bill posted to it and its worker's lease handed back:
+    the tenant id, with the lease's call log holding the bill's calls."""
+    _, org = connect(stub, emulator, connection_id)
+    posting = stub.PostTransaction(
+        poster_pb2.PostTransactionRequest(connection_id=connection_id, transaction=samples.client_bill(record))
+    ).posting
+    assert wait_settled(stub, posting.name, timeout=30).state == poster_pb2.LINK_STATE_LINKED
+    tenant: str = org["tenant_id"]
+    wait_for(lambda: _handed_back(app, tenant), timeout=20, what="the posting's worker handed back")
+    return tenant
+
+
 # -- 1. every hand back pushes the log one http_timeout later ---------------------------------------
 @pytest.mark.parametrize("database_url", ["sqlite", "postgres"], indirect=True)
 def test_a_worker_lent_and_handed_back_without_a_call_leaves_the_call_log_as_it_was(
@@ -75,13 +88,7 @@ def test_a_worker_lent_and_handed_back_without_a_call_leaves_the_call_log_as_it_
     dispatcher = app.dispatcher
     assert dispatcher is not None
     stub = stub_for(app)
-    _, org = connect(stub, emulator, "firm-idle")
-    tenant = org["tenant_id"]
-    posting = stub.PostTransaction(
-        poster_pb2.PostTransactionRequest(connection_id="firm-idle", transaction=samples.client_bill(8100))
-    ).posting
-    assert wait_settled(stub, posting.name, timeout=30).state == poster_pb2.LINK_STATE_LINKED
-    wait_for(lambda: _handed_back(app, tenant), timeout=20, what="the first hand back")
+    tenant = _one_bill_posted(app, stub, emulator, "firm-idle", 8100)
     before = sorted(json.loads(_lease(app, tenant).minute_log))
     assert before, "the posting's calls were logged"
 
@@ -206,13 +213,7 @@ def test_a_correction_call_logged_while_a_stopping_poster_hands_its_tenant_back_
     dispatcher = app.dispatcher
     assert dispatcher is not None
     stub = stub_for(app)
-    _, org = connect(stub, emulator, "firm-stop")
-    tenant = org["tenant_id"]
-    posting = stub.PostTransaction(
-        poster_pb2.PostTransactionRequest(connection_id="firm-stop", transaction=samples.client_bill(8200))
-    ).posting
-    assert wait_settled(stub, posting.name, timeout=30).state == poster_pb2.LINK_STATE_LINKED
-    wait_for(lambda: _handed_back(app, tenant), timeout=20, what="the posting's worker handed back")
+    tenant = _one_bill_posted(app, stub, emulator, "firm-stop", 8200)
     with UnitOfWork(app.db, write=False) as uow:
         connection = uow.connections.get_connection("firm-stop")
     assert connection is not None
