@@ -55,8 +55,11 @@ def money(value: int) -> str:
 
 
 def _date(value: str | None, name: str) -> dt.date | None:
-    """The parameter's date, None when it was not sent; sent, it must be a date (format: date),
-    empty included."""
+    """The parameter's date, None when it was not sent; sent, it must be a date, empty included.
+    Source: Xero's OpenAPI description (xero_accounting.yaml, components.parameters FromDate and
+    ToDate, `type: string, format: date`): an empty value is no full-date. That Xero answers a
+    value that is not a date with a 400 is the emulator's guess: the description lists only 200
+    for the reports, and no poster path sends a report date that is not one."""
     if value is None:
         return None
     try:
