@@ -20,6 +20,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlch
 from sqlmodel import Session
 
 from xerolink_poster.adapters.write_turns import WriteTurns, serving_callers
+from xerolink_poster.adapters.writer_file import WriterFile
 
 # The database's errors as the service layer names them, so it needs no import of SQLAlchemy.
 # Any error of the database (the transaction rolled back).
@@ -33,6 +34,11 @@ CONFLICTS: tuple[type[Exception], ...] = (IntegrityError, OperationalError)
 
 def now_us() -> int:
     return time.time_ns() // 1000
+
+
+# How long a SQLite connection waits for the file's write lock before "database is locked", and
+# a write for another process's writer file (writer_file.py) before going on without it.
+SQLITE_BUSY_TIMEOUT_S = 30
 
 
 # The largest value PostgreSQL takes for a timeout in milliseconds (an int4 setting).
@@ -112,6 +118,9 @@ class Database:
     callers_read: Engine | None = None
     # PostgreSQL: how long the transaction before a Xero call waits for a lock (PostgresTimeouts).
     call_lock_ms: int = 0
+    # SQLite in a file: the writer between processes (adapters/writer_file.py), held by every
+    # write transaction after its process's turn.
+    writer_file: WriterFile | None = None
 
     @property
     def is_sqlite(self) -> bool:
@@ -127,10 +136,14 @@ class Database:
     def dispose(self) -> None:
         for engine in {id(e): e for e in (self.write, self.read, self.callers_write, self.callers_read) if e}.values():
             engine.dispose()
+        if self.writer_file is not None:
+            self.writer_file.close()
 
 
 def _sqlite_engine(url: str, immediate: bool) -> Engine:
-    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=8, max_overflow=32)
+    engine = create_engine(
+        url, connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_S}, pool_size=8, max_overflow=32
+    )
 
     @event.listens_for(engine, "connect")
     def _connect(dbapi_connection: Any, _record: Any) -> None:
@@ -142,7 +155,7 @@ def _sqlite_engine(url: str, immediate: bool) -> Engine:
         # process; in WAL mode NORMAL may lose the last commits. About 0.3 ms a commit, shared by
         # every Post of a group.
         cursor.execute("PRAGMA synchronous=FULL")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_S * 1000}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
@@ -153,13 +166,19 @@ def _sqlite_engine(url: str, immediate: bool) -> Engine:
     return engine
 
 
+def _sqlite_path(url: str) -> str | None:
+    """The registry's file, or None for a database in memory."""
+    path = make_url(url).database
+    return None if not path or path == ":memory:" else path
+
+
 def _switch_to_wal(url: str) -> None:
     """Switches the file to WAL once, before any pool opens it: connections racing to switch a new
     file's journal mode can get "database is locked" without the busy handler being consulted."""
-    path = make_url(url).database
-    if not path or path == ":memory:":
+    path = _sqlite_path(url)
+    if path is None:
         return
-    with contextlib.closing(sqlite3.connect(path, timeout=30)) as conn:
+    with contextlib.closing(sqlite3.connect(path, timeout=SQLITE_BUSY_TIMEOUT_S)) as conn:
         conn.execute("PRAGMA journal_mode=WAL")
 
 
@@ -168,7 +187,14 @@ def open_database(url: str, timeouts: PostgresTimeouts | None = None) -> Databas
     when None)."""
     if url.startswith("sqlite"):
         _switch_to_wal(url)
-        return Database(url, _sqlite_engine(url, immediate=True), _sqlite_engine(url, immediate=False), WriteTurns())
+        path = _sqlite_path(url)
+        return Database(
+            url,
+            _sqlite_engine(url, immediate=True),
+            _sqlite_engine(url, immediate=False),
+            WriteTurns(),
+            writer_file=WriterFile(f"{path}-writer", SQLITE_BUSY_TIMEOUT_S) if path is not None else None,
+        )
     timeouts = timeouts or PostgresTimeouts()
     engine = create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
     # While the dispatcher drains, its threads hold every connection of the shared pool: a Post

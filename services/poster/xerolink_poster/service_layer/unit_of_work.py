@@ -76,6 +76,10 @@ class UnitOfWork:
                     # where its busy handler would sleep and poll; on PostgreSQL, the dispatcher's
                     # writes one at a time, which otherwise crowd a caller's out of the interpreter.
                     turns.acquire()
+                    if self.db.writer_file is not None:
+                        # Then between processes (adapters/writer_file.py): a wait that SQLite's
+                        # busy handler would sleep through.
+                        self.db.writer_file.take()
             self._session = self.db.session(self.write)
             repositories = SqlRepositories.on(self._session, self.db.is_sqlite)
         except BaseException:
@@ -120,7 +124,11 @@ class UnitOfWork:
         _open_here().discard(id(self.db))
         turns = self.db.write_turns
         if turns is not None and turns.held_here():
-            turns.release()
+            try:
+                if self.db.writer_file is not None:
+                    self.db.writer_file.let_go()
+            finally:
+                turns.release()
 
 
 def run_in_transaction(db: Database, work: Callable[[UnitOfWork], T], attempts: int = 5) -> T:
