@@ -193,7 +193,7 @@ def open_database(url: str, timeouts: PostgresTimeouts | None = None) -> Databas
             _sqlite_engine(url, immediate=True),
             _sqlite_engine(url, immediate=False),
             WriteTurns(),
-            writer_file=WriterFile(f"{path}-writer", SQLITE_BUSY_TIMEOUT_S) if path is not None else None,
+            writer_file=WriterFile(path, SQLITE_BUSY_TIMEOUT_S) if path is not None else None,
         )
     timeouts = timeouts or PostgresTimeouts()
     engine = create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)

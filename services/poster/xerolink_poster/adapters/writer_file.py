@@ -12,9 +12,11 @@ Each write unit of work holds an exclusive flock(2) on `<registry>-writer` from 
 IMMEDIATE to after its COMMIT or ROLLBACK, taken after its own process's turn. A process waiting
 for the file tries it every half millisecond, so it gets in between two transactions of another.
 SQLite's lock still decides who writes; the file only shortens the wait, and a program that
-knows nothing of it writes as before. The kernel lets go of the lock of a process that dies. A
-holder that never lets go (a paused process) delays a write by `wait_s` at most; the write then
-goes on to SQLite's lock and its busy timeout, as before the file."""
+knows nothing of it writes as before. So nothing about the file ever stops a write: a file that
+cannot be opened is done without (said once in the log), and a holder that never lets go (a
+paused process) delays the writes queued meanwhile by `wait_s` once, not each, after which they
+go on to SQLite's lock and its busy timeout as before the file. The kernel lets go of the lock
+of a process that dies."""
 
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ import logging
 import os
 import threading
 import time
+import weakref
 
 log = logging.getLogger(__name__)
 
@@ -30,18 +33,35 @@ log = logging.getLogger(__name__)
 # process polls (the one holding its turn).
 POLL_S = 0.0005
 
+# Every WriterFile of the process, for a forked child to drop (below).
+_ALL: weakref.WeakSet[WriterFile] = weakref.WeakSet()
+
 
 class WriterFile:
     """The lock file of one registry, for one Database (two Databases on one file in a process,
     as tests run two posters, conflict as two processes do: each opens its own description).
-    Only the thread holding the Database's write turn takes or lets go of it."""
+    Only the thread holding the Database's write turn takes or lets go of it.
 
-    def __init__(self, path: str, wait_s: float) -> None:
-        self.path = path
+    `registry`: the registry's own file. The lock file is named from its real path (SQLite
+    follows a symlink and writes its `-wal` beside the file it points to, so every name of the
+    registry must find the same lock) and made with its owner and mode, as SQLite makes `-wal`
+    and `-shm` (its unix VFS, `findCreateFileMode` and `robustFchown`), so whoever may write the
+    registry may open the lock."""
+
+    def __init__(self, registry: str, wait_s: float) -> None:
+        self.registry = os.path.realpath(registry)
+        self.path = f"{self.registry}-writer"
         self.wait_s = wait_s
-        self._fd: int | None = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        # The descriptor, in a list the finaliser shares: a Database dropped without dispose
+        # leaves none open, whichever the file was reopened to.
+        self._fd: list[int | None] = [None]
+        weakref.finalize(self, _close, self._fd)
+        self._unusable = False  # opening it failed, said in the log once
+        self._stuck = False  # a wait ran out, and the file was not seen free since
         self._waiting = 0
         self._count = threading.Lock()
+        _ALL.add(self)
+        self._open()
 
     @property
     def waiting(self) -> int:
@@ -49,10 +69,15 @@ class WriterFile:
         return self._waiting
 
     def take(self) -> bool:
-        """Holds the file once no other process does; False when `wait_s` passed first, and the
-        write goes on without it."""
+        """Holds the file once no other process does; False when it could not be had, and the
+        write goes on without it: the file cannot be opened, `wait_s` passed, or an earlier wait
+        ran out and the file has not been free since (its holder is stuck; the writes queued
+        behind it each waiting `wait_s` again would add up)."""
         if self._try():
+            self._stuck = False
             return True
+        if self._unusable or self._stuck:
+            return False
         deadline = time.monotonic() + self.wait_s
         with self._count:
             self._waiting += 1
@@ -62,8 +87,10 @@ class WriterFile:
                 if self._try():
                     return True
                 if time.monotonic() >= deadline:
+                    self._stuck = True
                     log.warning(
-                        "another process has held the registry's writer file %s for %.0f s; writing without it",
+                        "another process has held the registry's writer file %s for %.0f s; writing without it "
+                        "until it is free",
                         self.path,
                         self.wait_s,
                     )
@@ -73,20 +100,95 @@ class WriterFile:
                 self._waiting -= 1
 
     def let_go(self) -> None:
-        """Lets go of the file (nothing when it was not held: the wait ran out, or was interrupted)."""
-        if self._fd is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
+        """Lets go of the file (nothing when it was not held: it was not had, or the wait was
+        interrupted)."""
+        fd = self._fd[0]
+        if fd is not None:
+            fcntl.flock(fd, fcntl.LOCK_UN)
 
     def close(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        """Closes the descriptor; a write after it opens the file again (SQLAlchemy's engines
+        take writes after dispose too: a worker's answer that comes back as the poster stops)."""
+        _close(self._fd)
+
+    def _open(self) -> int | None:
+        try:
+            self._fd[0] = _open_like(self.path, self.registry)
+        except OSError as exc:
+            if not self._unusable:
+                log.warning(
+                    "cannot open the registry's writer file %s (%s); its writes wait for SQLite's lock alone",
+                    self.path,
+                    exc,
+                )
+            self._unusable = True
+            return None
+        self._unusable = False
+        return self._fd[0]
 
     def _try(self) -> bool:
-        if self._fd is None:
-            raise RuntimeError(f"the writer file {self.path} was closed (the database was disposed)")
+        for _ in range(3):  # the file replaced meanwhile: the lock is on the new one
+            fd = self._fd[0] if self._fd[0] is not None else self._open()
+            if fd is None:
+                return False
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return False
+            if _still_named(fd, self.path):
+                return True
+            # Deleted or replaced (an operator took it for a stale lock file): a process that
+            # opens the registry now locks the file under the name, so this one must too.
+            _close(self._fd)
+        return False
+
+
+def _open_like(path: str, registry: str) -> int:
+    """The lock file, made with the registry's mode and, for root, its owner."""
+    try:
+        like = os.stat(registry)
+    except OSError:
+        like = None
+    mode = like.st_mode & 0o666 if like is not None else 0o600
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, mode)
+    except FileExistsError:
         try:
-            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return False
-        return True
+            return os.open(path, os.O_RDWR)
+        except PermissionError:
+            return os.open(path, os.O_RDONLY)  # flock needs no write access
+    try:
+        os.fchmod(fd, mode)  # whatever the umask
+        if like is not None and os.geteuid() == 0:
+            os.fchown(fd, like.st_uid, like.st_gid)
+    except OSError:
+        log.warning("could not give %s the registry's mode and owner", path, exc_info=True)
+    return fd
+
+
+def _still_named(fd: int, path: str) -> bool:
+    try:
+        named = os.stat(path)
+    except FileNotFoundError:
+        return False
+    held = os.fstat(fd)
+    return (held.st_dev, held.st_ino) == (named.st_dev, named.st_ino)
+
+
+def _close(box: list[int | None]) -> None:
+    # Forgotten before it is closed: a thread still in a unit must not lock a number the process
+    # may have given to another file meanwhile.
+    fd, box[0] = box[0], None
+    if fd is not None:
+        os.close(fd)
+
+
+def _forget_in_child() -> None:
+    """A forked child shares its parent's open file descriptions, and a flock belongs to the
+    description: the child would take the file its parent holds, and its let-go would free the
+    parent's hold mid-transaction. The child opens its own on its first write."""
+    for writer in list(_ALL):
+        _close(writer._fd)
+
+
+os.register_at_fork(after_in_child=_forget_in_child)
