@@ -140,7 +140,7 @@ class Database:
             self.writer_file.close()
 
 
-def _sqlite_engine(url: str, immediate: bool) -> Engine:
+def _sqlite_engine(url: str, immediate: bool, writer_file: WriterFile | None = None) -> Engine:
     engine = create_engine(
         url, connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_S}, pool_size=8, max_overflow=32
     )
@@ -161,9 +161,27 @@ def _sqlite_engine(url: str, immediate: bool) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _begin(conn: Any) -> None:
+        if writer_file is not None:
+            _busy_timeout_left(conn, writer_file.waited_s)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
+
+
+def _busy_timeout_left(conn: Any, waited_s: float) -> None:
+    """SQLite's busy timeout for the transaction beginning, less the time it waited for the
+    writer file (writer_file.py): one wait for the writer in all, never the file's and then
+    SQLite's in full. The connection's own timeout (read once, whatever set it) comes back for
+    the next transaction."""
+    info = conn.connection.info
+    dbapi = conn.connection.dbapi_connection
+    full = info.get("busy_full_ms")
+    if full is None:
+        full = info["busy_full_ms"] = info["busy_ms"] = int(dbapi.execute("PRAGMA busy_timeout").fetchone()[0])
+    wanted = max(full - int(waited_s * 1000), 0)
+    if info["busy_ms"] != wanted:
+        dbapi.execute(f"PRAGMA busy_timeout={wanted}")
+        info["busy_ms"] = wanted
 
 
 def _sqlite_path(url: str) -> str | None:
@@ -188,12 +206,13 @@ def open_database(url: str, timeouts: PostgresTimeouts | None = None) -> Databas
     if url.startswith("sqlite"):
         _switch_to_wal(url)
         path = _sqlite_path(url)
+        writer_file = WriterFile(path, SQLITE_BUSY_TIMEOUT_S) if path is not None else None
         return Database(
             url,
-            _sqlite_engine(url, immediate=True),
+            _sqlite_engine(url, immediate=True, writer_file=writer_file),
             _sqlite_engine(url, immediate=False),
             WriteTurns(),
-            writer_file=WriterFile(path, SQLITE_BUSY_TIMEOUT_S) if path is not None else None,
+            writer_file=writer_file,
         )
     timeouts = timeouts or PostgresTimeouts()
     engine = create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
