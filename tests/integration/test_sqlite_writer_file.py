@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 from xerolink_poster.adapters.database import Database, open_database
 from xerolink_poster.adapters.migrations import migrate
 from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transaction
@@ -180,6 +181,26 @@ def test_a_holder_that_never_lets_go_delays_a_write_only_for_the_bound(registry:
         write = a_write(registry)
         assert write.result(10) == "written"
         assert write.took is not None and write.took >= 0.3
+
+
+def busy_timeout_ms(uow: UnitOfWork) -> int:
+    return int(uow._session.execute(text("PRAGMA busy_timeout")).scalar_one())
+
+
+def test_the_time_a_write_waited_for_the_file_is_taken_off_its_busy_timeout_for_that_write_only(
+    registry: Database,
+) -> None:
+    """One wait for the writer in all: a write that waited for the file waits that much less for
+    SQLite's lock (else a holder stuck in SQLite's busy handler made the next write wait twice
+    the busy timeout); the connection's own timeout comes back as it returns to the pool."""
+    assert registry.writer_file is not None
+    registry.writer_file.wait_s = 0.5
+    with held_elsewhere(writer_path(registry)):
+        waited = Call(lambda: run_in_transaction(registry, busy_timeout_ms))
+        shortened = waited.result(10)
+    assert shortened <= 30_000 - 500, shortened
+    later = [run_in_transaction(registry, busy_timeout_ms) for _ in range(12)]
+    assert later == [30_000] * 12, "a connection kept the shortened busy timeout"
 
 
 class Interrupted(Exception):

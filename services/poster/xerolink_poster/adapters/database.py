@@ -161,27 +161,33 @@ def _sqlite_engine(url: str, immediate: bool, writer_file: WriterFile | None = N
 
     @event.listens_for(engine, "begin")
     def _begin(conn: Any) -> None:
-        if writer_file is not None:
-            _busy_timeout_left(conn, writer_file.waited_s)
+        if writer_file is not None and writer_file.waited_s >= 0.001:
+            _shorten_busy_timeout(conn, writer_file.waited_s)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    if writer_file is not None:
+
+        @event.listens_for(engine, "checkin")
+        def _checkin(dbapi_connection: Any, record: Any) -> None:
+            full = record.info.pop("busy_restore_ms", None)
+            if full is not None and dbapi_connection is not None:
+                dbapi_connection.execute(f"PRAGMA busy_timeout={full}")
 
     return engine
 
 
-def _busy_timeout_left(conn: Any, waited_s: float) -> None:
+def _shorten_busy_timeout(conn: Any, waited_s: float) -> None:
     """SQLite's busy timeout for the transaction beginning, less the time it waited for the
     writer file (writer_file.py): one wait for the writer in all, never the file's and then
-    SQLite's in full. The connection's own timeout (read once, whatever set it) comes back for
-    the next transaction."""
+    SQLite's in full. The connection's own timeout (read here, whatever set it) comes back as it
+    returns to the pool."""
     info = conn.connection.info
     dbapi = conn.connection.dbapi_connection
-    full = info.get("busy_full_ms")
+    full = info.get("busy_restore_ms")
     if full is None:
-        full = info["busy_full_ms"] = info["busy_ms"] = int(dbapi.execute("PRAGMA busy_timeout").fetchone()[0])
-    wanted = max(full - int(waited_s * 1000), 0)
-    if info["busy_ms"] != wanted:
-        dbapi.execute(f"PRAGMA busy_timeout={wanted}")
-        info["busy_ms"] = wanted
+        full = int(dbapi.execute("PRAGMA busy_timeout").fetchone()[0])
+    dbapi.execute(f"PRAGMA busy_timeout={max(full - int(waited_s * 1000), 0)}")
+    info["busy_restore_ms"] = full
 
 
 def _sqlite_path(url: str) -> str | None:
