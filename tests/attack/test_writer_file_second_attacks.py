@@ -16,7 +16,6 @@ Which process holds the file is read from /proc/locks, as an operator would."""
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import queue
 import signal
@@ -31,26 +30,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event, text
+from sqlalchemy import event
 from xerolink_poster.adapters.database import Database, open_database
-from xerolink_poster.adapters.migrations import migrate
 from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transaction
 
 from tests.fixtures.poster import wait_for
 from tests.fixtures.processes import child_env
 from tests.fixtures.threads import Call, started
-
-ROWS = "CREATE TABLE IF NOT EXISTS attack_rows (id INTEGER PRIMARY KEY AUTOINCREMENT, writer TEXT, n INTEGER)"
-
-
-def registry_at(path: Path | str) -> Database:
-    """A migrated registry at `path`, with a table of the tests' own rows (no unique key on
-    (writer, n): a row written twice shows)."""
-    db = open_database(f"sqlite:///{path}")
-    migrate(db)
-    with sqlite3.connect(str(path), timeout=30) as conn:
-        conn.execute(ROWS)
-    return db
+from tests.fixtures.writer_file import (
+    a_write,
+    free_elsewhere,
+    insert_row,
+    registry_at,
+    registry_file,
+    rows_of,
+    writer_path,
+)
 
 
 @pytest.fixture
@@ -60,26 +55,6 @@ def registry(tmp_path: Path) -> Iterator[Database]:
         yield db
     finally:
         db.dispose()
-
-
-def registry_file(db: Database) -> Path:
-    return Path(db.url.removeprefix("sqlite:///"))
-
-
-def writer_path(db: Database) -> Path:
-    return Path(f"{registry_file(db)}-writer")
-
-
-def free_elsewhere(path: Path | str) -> bool:
-    """Whether another process could take the writer file at `path` now."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return True
-    except BlockingIOError:
-        return False
-    finally:
-        os.close(fd)
 
 
 def flock_holders(path: Path | str) -> set[int]:
@@ -99,24 +74,6 @@ def flock_holders(path: Path | str) -> set[int]:
             if len(fields) > at + 4 and fields[at + 4] == key:
                 holders.add(int(fields[at + 3]))
     return holders
-
-
-def insert_row(db: Database, writer: str, n: int, attempts: int = 5) -> str:
-    def work(uow: UnitOfWork) -> str:
-        uow._session.execute(text("INSERT INTO attack_rows (writer, n) VALUES (:w, :n)"), {"w": writer, "n": n})
-        return "written"
-
-    return run_in_transaction(db, work, attempts)
-
-
-def rows_of(path: Path | str, writer: str) -> list[int]:
-    with sqlite3.connect(str(path), timeout=30) as conn:
-        return [int(n) for (n,) in conn.execute("SELECT n FROM attack_rows WHERE writer = ? ORDER BY n", (writer,))]
-
-
-def a_write(db: Database, tenant: str = "tenant-1") -> Call:
-    """A write transaction of the poster's (a lease's row read) on a thread of its own."""
-    return Call(lambda: run_in_transaction(db, lambda uow: uow.leases.get_lease(tenant) or "written"))
 
 
 def busy_timeout(db: Database, ms: int) -> None:

@@ -9,7 +9,6 @@ locks of two open file descriptions conflict whatever process holds them."""
 
 from __future__ import annotations
 
-import fcntl
 import os
 import signal
 import sqlite3
@@ -19,7 +18,6 @@ import textwrap
 import threading
 import types
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -31,6 +29,7 @@ from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transa
 from tests.fixtures.poster import wait_for
 from tests.fixtures.processes import child_env
 from tests.fixtures.threads import Call
+from tests.fixtures.writer_file import a_write, free_elsewhere, held_elsewhere, writer_path
 
 
 @pytest.fixture
@@ -41,35 +40,6 @@ def registry(tmp_path: Path) -> Iterator[Database]:
         yield db
     finally:
         db.dispose()
-
-
-def writer_path(db: Database) -> Path:
-    """The documented name: the registry's file with `-writer` after it, beside `-wal`."""
-    assert db.url.startswith("sqlite:///")
-    return Path(db.url.removeprefix("sqlite:///") + "-writer")
-
-
-@contextmanager
-def held_elsewhere(path: Path) -> Iterator[None]:
-    """The writer file held as another process holds it (an open file description of its own)."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        yield
-    finally:
-        os.close(fd)  # closing the description lets the lock go
-
-
-def free_elsewhere(path: Path) -> bool:
-    """Whether another process could take the writer file now."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return True
-    except BlockingIOError:
-        return False
-    finally:
-        os.close(fd)
 
 
 def sqlite_writer_free(db: Database) -> bool:
@@ -83,11 +53,6 @@ def sqlite_writer_free(db: Database) -> bool:
         return False
     finally:
         conn.close()
-
-
-def a_write(db: Database, tenant: str = "tenant-1") -> Call:
-    """A write transaction of the poster's (a lease's row read and written) on a thread of its own."""
-    return Call(lambda: run_in_transaction(db, lambda uow: uow.leases.get_lease(tenant) or "written"))
 
 
 def test_a_write_unit_holds_the_writer_file_for_its_transaction_and_a_read_unit_never_does(
