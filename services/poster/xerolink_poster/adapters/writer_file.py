@@ -72,8 +72,7 @@ class WriterFile:
         self._mutex = threading.Lock()
         self._unusable = False  # it could not be opened or locked, said in the log
         self._stuck = False  # a wait ran out, and the file was not seen free since
-        self._waiting = 0
-        self._count = threading.Lock()
+        self._waiting = 0  # written only by the thread holding the turn: no lock
         _ALL.add(self)
         with self._mutex:
             self._open()
@@ -120,8 +119,7 @@ class WriterFile:
         if self._unusable:
             return False
         deadline = time.monotonic() + (STUCK_POLL_S if self._stuck else self.wait_s)
-        with self._count:
-            self._waiting += 1
+        self._waiting = 1
         try:
             while True:
                 time.sleep(POLL_S)
@@ -141,8 +139,7 @@ class WriterFile:
                         )
                     return False
         finally:
-            with self._count:
-                self._waiting -= 1
+            self._waiting = 0
 
     def _try(self) -> bool:
         """One try, without waiting (under the mutex)."""
