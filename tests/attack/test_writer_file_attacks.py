@@ -45,6 +45,7 @@ from tests.fixtures.writer_file import (
     insert_row,
     registry_at,
     rows_of,
+    waits_behind,
     writer_path,
 )
 
@@ -214,19 +215,25 @@ def test_the_writer_file_takes_the_registrys_owner_and_mode_as_sqlites_own_files
 
 def test_a_writer_file_another_user_made_does_not_stop_a_poster_opening_the_registry(tmp_path: Path) -> None:
     """The registry is the poster's; `registry.db-writer` was left, 0600, by a process of another
-    user. The poster (here uid 0 without CAP_DAC_OVERRIDE: owner bits apply to it as to any
-    user) opened and wrote the registry before the file existed; now open_database raises
+    user. The poster (as root, uid 0 without CAP_DAC_OVERRIDE, so that owner bits apply to it as
+    to any user; as any other user, its own file with no permission bits, which it cannot open
+    either) opened and wrote the registry before the file existed; now open_database raises
     PermissionError and the poster does not start, though the file only shortens waits."""
-    if os.geteuid() != 0 or shutil.which("setpriv") is None:
-        pytest.skip("needs root and setpriv to run a process that cannot open another user's file")
     db = registry_at(tmp_path / "registry.db")
     db.dispose()
     writer = writer_path(db)
-    os.chown(writer, 65534, 65534)  # as if a process of `nobody` had made it
-    os.chmod(writer, 0o600)
+    prefix: list[str] = []
+    if os.geteuid() == 0:
+        if shutil.which("setpriv") is None:
+            pytest.skip("as root, needs util-linux's setpriv to drop the permission bypass")
+        prefix = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
+        os.chown(writer, 65534, 65534)  # as if a process of `nobody` had made it
+        os.chmod(writer, 0o600)
+    else:
+        os.chmod(writer, 0o000)
     script = textwrap.dedent(POSTER_WRITER)
     done = subprocess.run(
-        ["setpriv", "--bounding-set=-dac_override,-dac_read_search", sys.executable, "-c", script, db.url, "p", "1"],
+        [*prefix, sys.executable, "-c", script, db.url, "p", "1"],
         env=child_env(),
         capture_output=True,
         text=True,
@@ -247,19 +254,7 @@ def test_a_poster_started_after_the_writer_file_was_deleted_still_waits_for_one_
     try:
         os.unlink(writer_path(running))
         later = open_database(running.url)
-        with UnitOfWork(running) as uow:
-            uow.leases.get_lease("tenant-1")
-            write = a_write(later)
-            waiting = later.writer_file
-            try:
-                wait_for(
-                    lambda: waiting is not None and waiting.waiting == 1,
-                    timeout=3,
-                    what="the later poster's write waiting for the running poster's writer file",
-                )
-            finally:
-                uow.commit()
-        assert write.result(40) == "written"
+        waits_behind(running, later, "the later poster's write waiting for the running poster's writer file")
     finally:
         running.dispose()
         if later is not None:
@@ -277,20 +272,16 @@ def test_a_registry_named_through_a_symlink_shares_the_writer_file_of_its_real_n
     through_link = registry_at(link)
     by_real_name = open_database(f"sqlite:///{real}")
     try:
-        with UnitOfWork(through_link) as uow:
-            uow.leases.get_lease("tenant-1")
+
+        def wal_beside_the_real_file() -> None:
             assert Path(f"{real}-wal").exists() and not Path(f"{link}-wal").exists()
-            write = a_write(by_real_name)
-            waiting = by_real_name.writer_file
-            try:
-                wait_for(
-                    lambda: waiting is not None and waiting.waiting == 1,
-                    timeout=3,
-                    what="a write by the real name waiting for the writer file held through the link",
-                )
-            finally:
-                uow.commit()
-        assert write.result(40) == "written"
+
+        waits_behind(
+            through_link,
+            by_real_name,
+            "a write by the real name waiting for the writer file held through the link",
+            wal_beside_the_real_file,
+        )
     finally:
         through_link.dispose()
         by_real_name.dispose()
