@@ -38,6 +38,49 @@ def test_unsupported_where_is_a_clear_400(tenant: Tenant) -> None:
     assert "Unsupported where clause" in response.json()["Message"]
 
 
+def test_where_clauses_joined_with_or_select_either(tenant: Tenant) -> None:
+    """Xero's where takes OR between conditions (its OpenAPI, GET /Invoices `Statuses`: "instead
+    of passing OR conditions into the Where filter"; XeroAPI/XeroAPI.Net#29), AND binding first."""
+    made = {
+        c["ContactNumber"]: c["ContactID"]
+        for c in tenant.put(
+            "Contacts",
+            {"Name": "Ann Or Bob", "ContactNumber": "P-1"},
+            {"Name": "Bob", "ContactNumber": "P-2"},
+            {"Name": "Cy", "ContactNumber": "P-3"},
+        ).json()["Contacts"]
+    }
+
+    def numbers(where: str) -> list[str]:
+        found = listed(tenant.client.get("/Contacts", params={"where": where}), "Contacts")
+        return sorted(str(c["ContactNumber"]) for c in found)
+
+    assert numbers('ContactNumber=="P-1" OR ContactNumber=="P-3"') == ["P-1", "P-3"]
+    assert numbers('ContactNumber=="P-2" || ContactNumber=="P-404"') == ["P-2"]
+    assert numbers('ContactNumber=="P-1" AND Name=="Cy" OR ContactNumber=="P-2"') == ["P-2"]
+    assert numbers('Name=="Ann Or Bob"') == ["P-1"]  # OR inside a quoted value is the value's
+    assert numbers('ContactNumber=="P-3" or ContactNumber=="P-1"') == ["P-1", "P-3"]
+    assert len(made) == 3
+
+
+def test_a_url_longer_than_xeros_limit_is_not_found(tenant: Tenant) -> None:
+    """Xero answers 404 "The resource you're looking for cannot be found" to a GET whose whole URL
+    is longer than 2,091 characters (XeroAPI/Xero-NetStandard#471; XeroAPI/xero-node#404)."""
+
+    def url_length(where: str) -> int:
+        return len(str(httpx.URL("https://api.xero.com/api.xro/2.0/Contacts", params={"where": where})))
+
+    clauses = [f'ContactNumber=="P-{n:04d}"' for n in range(80)]
+    fitting = max(k for k in range(1, 80) if url_length(" OR ".join(clauses[:k])) <= 2091)
+    fits, too_long = " OR ".join(clauses[:fitting]), " OR ".join(clauses[: fitting + 1])
+    assert url_length(too_long) > 2091
+
+    assert tenant.client.get("/Contacts", params={"where": fits}).status_code == 200
+    answer = tenant.client.get("/Contacts", params={"where": too_long})
+    assert answer.status_code == 404
+    assert answer.json()["Detail"] == "The resource you're looking for cannot be found"
+
+
 def test_get_by_id_and_by_number_and_ids_filter(tenant: Tenant) -> None:
     a = tenant.create("Invoices", invoice(InvoiceNumber="N-1"))
     b = tenant.create("Invoices", invoice(InvoiceNumber="N-2"))

@@ -20,6 +20,7 @@ class Request:
     headers: dict[str, str]  # lower-case names
     body: bytes = b""
     query_string: str = ""
+    target: str = ""  # the request line's target as sent: path and query, still percent-encoded
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name.lower())

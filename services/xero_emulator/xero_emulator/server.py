@@ -57,6 +57,7 @@ class _Handler(BaseHTTPRequestHandler):
             headers={k.lower(): v for k, v in self.headers.items()},
             body=body,
             query_string=parsed.query,
+            target=self.path,
         )
         try:
             response = self.server.gateway.handle(request)

@@ -1,7 +1,7 @@
-"""The part of Xero's `where` syntax xerolink uses: `Field=="value"` clauses joined with AND,
-values quoted, Guid("..."), numbers, true/false; dotted fields such as Contact.ContactID.
-OR, ordering expressions, method calls (StartsWith...) and comparisons other than == and != are
-refused with a clear error instead of being misread."""
+"""The part of Xero's `where` syntax xerolink uses: `Field=="value"` clauses joined with AND and
+OR (AND binding first), values quoted, Guid("..."), numbers, true/false; dotted fields such as
+Contact.ContactID. Parentheses, ordering expressions, method calls (StartsWith...) and comparisons
+other than == and != are refused with a clear error instead of being misread."""
 
 from __future__ import annotations
 
@@ -20,27 +20,38 @@ _CLAUSE = re.compile(
 )
 
 
-def parse_where(where: str) -> list[tuple[str, str, Any]]:
+Clause = tuple[str, str, Any]
+# Outside quoted values only: "Smith AND Co" and "Ann Or Bob" are one value each, as at Xero.
+_OUTSIDE_QUOTES = r'(?=(?:[^"]*"[^"]*")*[^"]*$)'
+_OR = re.compile(r"(?:\s+OR\s+|\s*\|\|\s*)" + _OUTSIDE_QUOTES, re.IGNORECASE)
+_AND = re.compile(r"\s+(?:AND|&&)\s+" + _OUTSIDE_QUOTES, re.IGNORECASE)
+
+
+def parse_where(where: str) -> list[list[Clause]]:
+    """The conditions ORed, each a list of clauses ANDed. Xero takes OR in `where`: its OpenAPI
+    (GET /Invoices, `Statuses`: "we recommend using these explicit parameters instead of passing
+    OR conditions into the Where filter") and XeroAPI/XeroAPI.Net#29 (`ContactNumber = "Foo" OR
+    Name = "Bar"` filters on both in Xero's API)."""
     if len(where) > 2000:
         raise BadRequest("The where clause is too long.")
-    clauses = []
-    # AND joins clauses only outside quoted values: "Smith AND Co" is one value, as at Xero.
-    for part in re.split(r'\s+(?:AND|&&)\s+(?=(?:[^"]*"[^"]*")*[^"]*$)', where.strip(), flags=re.IGNORECASE):
-        match = _CLAUSE.match(part)
-        if match is None:
-            raise BadRequest(
-                f"Unsupported where clause '{part}'. The emulator supports Field==\"value\" clauses joined with AND."
-            )
-        if match.group("str") is not None:
-            value: Any = match.group("str")
-        elif match.group("guid") is not None:
-            value = match.group("guid").lower()
-        elif match.group("num") is not None:
-            value = Decimal(match.group("num"))
-        else:
-            value = {"true": True, "false": False, "null": None}[match.group("bool")]
-        clauses.append((match.group("field"), match.group("op"), value))
-    return clauses
+    return [[_clause(part) for part in _AND.split(either)] for either in _OR.split(where.strip())]
+
+
+def _clause(part: str) -> Clause:
+    match = _CLAUSE.match(part)
+    if match is None:
+        raise BadRequest(
+            f"Unsupported where clause '{part}'. The emulator supports Field==\"value\" clauses joined with AND and OR."
+        )
+    if match.group("str") is not None:
+        value: Any = match.group("str")
+    elif match.group("guid") is not None:
+        value = match.group("guid").lower()
+    elif match.group("num") is not None:
+        value = Decimal(match.group("num"))
+    else:
+        value = {"true": True, "false": False, "null": None}[match.group("bool")]
+    return (match.group("field"), match.group("op"), value)
 
 
 def _lookup(obj: dict[str, Any], dotted: str) -> Any:
@@ -52,7 +63,12 @@ def _lookup(obj: dict[str, Any], dotted: str) -> Any:
     return value
 
 
-def matches(obj: dict[str, Any], clauses: list[tuple[str, str, Any]]) -> bool:
+def matches(obj: dict[str, Any], conditions: list[list[Clause]]) -> bool:
+    """Whether any condition holds: all of its clauses."""
+    return any(_all_hold(obj, clauses) for clauses in conditions)
+
+
+def _all_hold(obj: dict[str, Any], clauses: list[Clause]) -> bool:
     for field, op, expected in clauses:
         actual = _lookup(obj, field)
         if isinstance(actual, str) and isinstance(expected, str):
