@@ -121,6 +121,7 @@ from sqlalchemy import event, insert, text  # noqa: E402
 from xero_emulator import EmulatorConfig, EmulatorServer  # noqa: E402
 from xero_emulator.domain.organisation import RESOURCES, Organisation  # noqa: E402
 from xero_emulator.request_log import ReceivedRequest  # noqa: E402
+from xerolink.actionstep.v1 import transaction_pb2  # noqa: E402
 from xerolink.poster.v1 import poster_service_pb2 as poster_pb2  # noqa: E402
 from xerolink.poster.v1 import poster_service_pb2_grpc as poster_grpc  # noqa: E402
 from xerolink_cli.connections import register_emulated_connection  # noqa: E402
@@ -460,6 +461,16 @@ class Bench:
         self.client_id = str(org["client_id"])
         return org
 
+    def bill(self, record_id: int, n: int) -> transaction_pb2.Transaction:
+        """An organisation's n-th client bill, to one of --participants clients in turn (each its
+        own Xero contact: its number and name)."""
+        bill = samples.client_bill(record_id)
+        if self.args.participants > 1:
+            participant = bill.header.participant.participant_id + n % self.args.participants
+            bill.header.participant.participant_id = participant
+            bill.header.participant.display_name = f"Client {participant}"
+        return bill
+
     def load(self, url: str, prefix: str, tenants: int, per_tenant: int) -> dict[str, str]:
         """Connections to new organisations and their bills, accepted by a poster whose
         dispatcher is off; connection id -> tenant id."""
@@ -482,7 +493,7 @@ class Bench:
                 n, connection_id = n_connection
                 first = 1_000_000 * (n + 1)
                 for start in range(0, per_tenant, 500):
-                    bills = [samples.client_bill(first + i) for i in range(start, min(start + 500, per_tenant))]
+                    bills = [self.bill(first + i, i) for i in range(start, min(start + 500, per_tenant))]
                     stub.BatchPostTransactions(
                         poster_pb2.BatchPostTransactionsRequest(connection_id=connection_id, transactions=bills),
                         timeout=300,
@@ -1078,6 +1089,12 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small run (smoke): 20 organisations, SQLite only")
     parser.add_argument("--tenants", type=int, default=200, help="emulated organisations")
     parser.add_argument("--per-tenant", type=int, default=150, help="bills each organisation has to post")
+    parser.add_argument(
+        "--participants",
+        type=int,
+        default=1,
+        help="clients each organisation's bills go to in turn, each a Xero contact to find or create (1: all to one)",
+    )
     parser.add_argument(
         "--statement-per-tenant", type=int, default=100, help="bills each organisation has for the statement count"
     )
