@@ -60,6 +60,24 @@ def api_url(base_url: str, path: str, params: tuple[tuple[str, str], ...] | None
     return url if params is None else httpx.URL(url, params=dict(params))
 
 
+# Xero answers 404 "The resource you're looking for cannot be found" to a URL longer than this
+# (XeroAPI/Xero-NetStandard#471: GET Contacts?IDs=... past 2,091 characters; XeroAPI/xero-node#404).
+XERO_URL_MAX = 2091
+XERO_ORIGIN = "https://api.xero.com"
+
+
+def url_length(base_url: str, path: str, param: str) -> int:
+    """How long the URL of `path` with the query parameter `param` (its value still to come) is,
+    here and at Xero's own host, whichever is longer: the limit is Xero's."""
+    return max(len(str(api_url(url, path))) for url in (base_url, XERO_ORIGIN)) + len(f"?{param}=")
+
+
+def value_length(value: str) -> int:
+    """How many characters `value` takes as a query parameter's value in the URL httpx sends: each
+    character is encoded on its own, so the parts of a value add up to the whole."""
+    return len(httpx.URL("http://h/", params={"v": value}).raw_path) - len(b"/?v=")
+
+
 class XeroClient:
     def __init__(self, timeout: float = 10.0) -> None:
         self.timeout = timeout

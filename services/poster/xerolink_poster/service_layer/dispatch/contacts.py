@@ -1,5 +1,6 @@
-"""Participants become Xero contacts once, each its own: found by ContactNumber, adopted, or
-created (under a distinguishable name when another contact holds the display name)."""
+"""Participants become Xero contacts once, each its own: found by ContactNumber (a job's
+participants in one look-up), adopted, or created (under a distinguishable name when another
+contact holds the display name)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from xerolink_common.reasons import Reason
 from xerolink_poster.adapters import xero_payloads as payloads
 from xerolink_poster.adapters.database import now_us
 from xerolink_poster.adapters.tables import ContactLinkRow
-from xerolink_poster.adapters.xero_client import Credentials, Uncertain
+from xerolink_poster.adapters.xero_client import XERO_URL_MAX, Credentials, Uncertain, url_length, value_length
 from xerolink_poster.domain.retry import chunks
 from xerolink_poster.service_layer import tracing
 from xerolink_poster.service_layer.dispatch import answers
@@ -31,6 +32,9 @@ log = logging.getLogger(__name__)
 # contacts." (reported from Xero's API in Pinelab-studio/pinelab-vendure-plugins#505).
 NAME_TAKEN = "is already assigned to another contact"
 CONTACT_NAME_MAX = 255  # Contact.Name maxLength in Xero's OpenAPI description
+# Conditions ORed in one `where`: Xero takes OR there (its OpenAPI, GET /Invoices `Statuses`: "...
+# instead of passing OR conditions into the Where filter"; XeroAPI/XeroAPI.Net#29).
+OR = " OR "
 
 
 def distinguishable_name(name: str, number: str) -> str:
@@ -78,47 +82,81 @@ class Contacts:
         traced = [(w.row.trace_context, w.link) for members in pending.values() for w in members]
         with tracing.xero_call("Contacts", self.tenant_id, traced):
             to_create: dict[tuple[str, int], list[Work]] = {}
-            for key, members in pending.items():
-                contact = members[0].contact
-                assert contact is not None
-                try:
-                    found = self._find(self.gate.credentials(members[0].connection), contact.contact_number)
-                except (Uncertain, LookupFailed) as exc:
-                    self.results.retry(
-                        members, uncertain=False, reason=Reason.XERO_CONTACT_LOOKUP_FAILED, message=str(exc)
-                    )
-                    continue
-                if not found:
-                    to_create[key] = members
-                elif len(found) > 1:
-                    self.results.reject(
-                        members,
-                        [
-                            f"{len(found)} Xero contacts carry ContactNumber {contact.contact_number}: keep it on "
-                            "the one that is this participant's (clear it on the others), then post again"
-                        ],
-                    )
-                else:
-                    self._adopt(members, found[0])
-            by_connection: dict[str, list[tuple[str, int]]] = defaultdict(list)
-            for key in to_create:
-                by_connection[key[0]].append(key)
-            for keys in by_connection.values():
-                for chunk in chunks(keys, self.settings.batch_size):
-                    self._create([to_create[k] for k in chunk], renamed=False)
+            for keys in _by_connection(pending).values():
+                creds = self.gate.credentials(pending[keys[0]][0].connection)
+                for group in self._lookups(creds, keys, pending):
+                    numbers = [_number(pending[key]) for key in group]
+                    try:
+                        found = self._find(creds, numbers)
+                    except (Uncertain, LookupFailed) as exc:
+                        self.results.retry(
+                            [w for key in group for w in pending[key]],
+                            uncertain=False,
+                            reason=Reason.XERO_CONTACT_LOOKUP_FAILED,
+                            message=str(exc),
+                        )
+                        continue
+                    for key, number in zip(group, numbers, strict=True):
+                        self._found(key, pending[key], found.get(number, []), to_create)
+            for keys in _by_connection(to_create).values():
+                for batch in chunks(keys, self.settings.batch_size):
+                    self._create([to_create[k] for k in batch], renamed=False)
 
-    def _find(self, creds: Credentials, number: str) -> list[str]:
-        """The ids of the Xero contacts whose ContactNumber is exactly `number`."""
-        if not number:
-            return []
-        quoted = number.replace('"', "")
-        answer = self.gate.call(creds, "GET", "Contacts", params={"where": f'ContactNumber=="{quoted}"'})
+    def _found(
+        self,
+        key: tuple[str, int],
+        members: list[Work],
+        found: list[str],
+        to_create: dict[tuple[str, int], list[Work]],
+    ) -> None:
+        """A participant after its look-up: created when no contact carries its number, adopted
+        when one does, stopped when several do."""
+        if not found:
+            to_create[key] = members
+        elif len(found) > 1:
+            self.results.reject(
+                members,
+                [
+                    f"{len(found)} Xero contacts carry ContactNumber {_number(members)}: keep it on the one that "
+                    "is this participant's (clear it on the others), then post again"
+                ],
+            )
+        else:
+            self._adopt(members, found[0])
+
+    def _lookups(
+        self, creds: Credentials, keys: list[tuple[str, int]], pending: dict[tuple[str, int], list[Work]]
+    ) -> list[list[tuple[str, int]]]:
+        """The participants in groups of at most a batch whose numbers fill one look-up's URL no
+        further than Xero serves; a participant without a number needs no look-up (its own group)."""
+        fixed = url_length(creds.base_url, "Contacts", "where")
+        separator = value_length(OR)
+        groups: list[list[tuple[str, int]]] = []
+        group: list[tuple[str, int]] = []
+        length = fixed
+        for key in keys:
+            clause = _clause(_number(pending[key]))
+            more = value_length(clause) + (separator if group else 0)
+            if group and (length + more > XERO_URL_MAX or len(group) >= self.settings.batch_size):
+                groups.append(group)
+                group, length, more = [], fixed, more - separator
+            group.append(key)
+            length += more
+        return [*groups, group] if group else groups
+
+    def _find(self, creds: Credentials, numbers: list[str]) -> dict[str, list[str]]:
+        """The ids of the Xero contacts whose ContactNumber is exactly each of `numbers`, in one GET."""
+        clauses = [_clause(n) for n in numbers if n]
+        if not clauses:
+            return {}
+        answer = self.gate.call(creds, "GET", "Contacts", params={"where": OR.join(clauses)})
         check_lookup(answer)
-        return [
-            str(item["ContactID"])
-            for item in answer.body.get("Contacts") or []
-            if isinstance(item, dict) and item.get("ContactID") and item.get("ContactNumber") == number
-        ]
+        wanted = {n for n in numbers if n}
+        found: dict[str, list[str]] = defaultdict(list)
+        for item in answer.body.get("Contacts") or []:
+            if isinstance(item, dict) and item.get("ContactID") and item.get("ContactNumber") in wanted:
+                found[str(item["ContactNumber"])].append(str(item["ContactID"]))
+        return found
 
     def _adopt(self, members: list[Work], contact_id: str) -> None:
         """The contact that carries this participant's number, unless another participant's
@@ -225,3 +263,20 @@ class Contacts:
         )
         for w in members:
             w.contact_id = contact_id
+
+
+def _number(members: list[Work]) -> str:
+    contact = members[0].contact
+    assert contact is not None
+    return contact.contact_number
+
+
+def _clause(number: str) -> str:
+    return f'ContactNumber=="{number.replace(chr(34), "")}"'
+
+
+def _by_connection(groups: dict[tuple[str, int], list[Work]]) -> dict[str, list[tuple[str, int]]]:
+    by_connection: dict[str, list[tuple[str, int]]] = defaultdict(list)
+    for key in groups:
+        by_connection[key[0]].append(key)
+    return by_connection
