@@ -6,10 +6,13 @@ fix it names, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import httpx
+import pytest
 from xero_emulator.faults import FaultRule
+from xero_emulator.messages import Request, Response
 from xerolink.actionstep.v1 import billing_pb2, common_pb2, transaction_pb2
 from xerolink.mapper.v1 import mapper_service_pb2 as mapper_pb2
 from xerolink.poster.v1 import poster_service_pb2 as poster_pb2
@@ -136,6 +139,48 @@ def test_a_supplier_bill_whose_answer_was_lost_is_found_by_a_field_xero_keeps(
     assert link.xero_objects[0].xero_id == bills[0]["InvoiceID"]
     # The supplier's number stays readable, followed by the record's tag.
     assert bills[0]["InvoiceNumber"].startswith("SUP-88 [AS-SI-")
+
+
+@pytest.mark.parametrize(
+    "garbled",
+    [
+        pytest.param(b'{"Status":"OK","Invoices":["garbled"]}', id="elements-mangled"),
+        pytest.param(b'{"Status":"OK"}', id="no-list"),
+        pytest.param(b"<html><body>Bad gateway</body></html>", id="html-page"),
+    ],
+)
+def test_a_garbled_look_up_after_a_lost_answer_never_creates_the_bill_again(
+    poster_factory: PosterFactory, emulator_factory: EmulatorFactory, garbled: bytes
+) -> None:
+    """Defect: a 200 to the look-up that listed no invoices (mangled on the way) was read as "not
+    in Xero", and once the Idempotency-Key window had passed the bill was created a second time.
+    Xero answers a look-up that finds nothing with its list empty ("Invoices": []), so an answer
+    without the list proves nothing."""
+    emulator = emulator_factory(idempotency_minutes=0.01)
+    stub = stub_for(poster_factory(settings(http_timeout=5.0)))
+    _, org = connect(stub, emulator)
+    bill = samples.sample_transactions(5600)["supplier_invoice"]
+    dropped = FaultRule("drop_after_commit", count=1, methods=("PUT",), path_contains="Invoices")
+    emulator.faults.add(dropped)
+    mangled: list[str] = []
+    handle = emulator.gateway.handle
+
+    def garble_first_look_up(request: Request) -> Response:
+        if request.method == "GET" and request.path.endswith("/Invoices") and request.param("where") and not mangled:
+            mangled.append(request.path)
+            time.sleep(0.8)  # past the Idempotency-Key window: only the look-up stands between
+            return Response(200, garbled, {"Content-Type": "application/json"})
+        return handle(request)
+
+    emulator.gateway.handle = garble_first_look_up  # type: ignore[method-assign]
+
+    assert _settle(stub, bill) == [LINKED]
+
+    assert dropped.hits == 1 and len(mangled) == 1
+    bills = [i for i in xero_objects(emulator, org["tenant_id"], "Invoices") if i["Type"] == "ACCPAY"]
+    assert len(bills) == 1, f"the bill was created {len(bills)} times"
+    link = _link(stub, common_pb2.TRANSACTION_KIND_SUPPLIER_INVOICE, bill.header.id)
+    assert link.xero_objects[0].xero_id == bills[0]["InvoiceID"]
 
 
 def test_a_garbled_answer_to_a_batch_is_looked_up_and_nothing_is_failed_or_created_twice(

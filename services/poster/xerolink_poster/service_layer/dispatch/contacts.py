@@ -150,11 +150,10 @@ class Contacts:
         if not clauses:
             return {}
         answer = self.gate.call(creds, "GET", "Contacts", params={"where": OR.join(clauses)})
-        check_lookup(answer)
         wanted = {n for n in numbers if n}
         found: dict[str, list[str]] = defaultdict(list)
-        for item in answer.body.get("Contacts") or []:
-            if isinstance(item, dict) and item.get("ContactID") and item.get("ContactNumber") in wanted:
+        for item in check_lookup(answer, "Contacts"):
+            if item.get("ContactID") and item.get("ContactNumber") in wanted:
                 found[str(item["ContactNumber"])].append(str(item["ContactID"]))
         return found
 

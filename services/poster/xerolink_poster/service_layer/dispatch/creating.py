@@ -141,11 +141,9 @@ class Creator:
         credit note to one invoice are both legitimate: the look-up after an uncertain call tells
         ours apart by what the credit note held just before it (stored with the uncertain mark)."""
         answer = self.gate.call(creds, "GET", f"CreditNotes/{works[0].resolved['credit_note']}")
-        check_lookup(answer)
         ids = sorted(
             str(a.get("AllocationID", ""))
-            for note in answer.body.get("CreditNotes") or []
-            if isinstance(note, dict)
+            for note in check_lookup(answer, "CreditNotes", one=True)
             for a in note.get("Allocations") or []
             if isinstance(a, dict)
         )

@@ -32,9 +32,19 @@ class LookupFailed(Exception):
         self.rate_limited = rate_limited
 
 
-def check_lookup(answer: XeroAnswer) -> None:
+def check_lookup(answer: XeroAnswer, collection: str, one: bool = False) -> list[dict[str, Any]]:
+    """The objects a look-up's answer lists in `collection` (exactly one when `one`: read by id).
+    Xero answers a look-up that finds nothing with the list empty ("Invoices": [];
+    XeroAPI/xero-php-oauth2#356 reports its SDK refusing that empty list), so only a success whose
+    list holds objects alone says what Xero holds. Anything else (no list, a string where an
+    object was, a page that is no JSON) was garbled on the way: read as "none found" it had a bill
+    created twice, so it fails the look-up, to be made again."""
     if not answers.readable_lookup(answer):
         raise LookupFailed(f"Xero answered {answer.status} to a look-up", answer.status == 429)
+    items = answer.body.get(collection)
+    if not isinstance(items, list) or not all(isinstance(i, dict) for i in items) or (one and len(items) != 1):
+        raise LookupFailed(f"Xero's answer to a look-up listed no {collection} that could be read", False)
+    return items
 
 
 class LookUps:
@@ -104,14 +114,11 @@ class LookUps:
         OpenAPI, `page`: "Up to 100 ... with line items shown"), and an overpayment's tag is in
         its first line. BankTransfers declares no `page` and has no lines."""
         if resource == "BankTransfers":
-            answer = self.gate.call(creds, "GET", resource, params={"where": where})
-            check_lookup(answer)
-            return [i for i in answer.body.get(resource) or [] if isinstance(i, dict)]
+            return check_lookup(self.gate.call(creds, "GET", resource, params={"where": where}), resource)
         items: list[dict[str, Any]] = []
         for page in range(1, LOOKUP_PAGES + 1):
             answer = self.gate.call(creds, "GET", resource, params={"where": where, "page": str(page)})
-            check_lookup(answer)
-            found = [i for i in answer.body.get(resource) or [] if isinstance(i, dict)]
+            found = check_lookup(answer, resource)
             items += found
             if len(found) < XERO_PAGE_SIZE:
                 break
@@ -122,20 +129,18 @@ class LookUps:
         the uncertain call (`hint`) and no other link holds."""
         assert w.operation is not None
         answer = self.gate.call(creds, "GET", f"CreditNotes/{w.resolved['credit_note']}")
-        check_lookup(answer)
+        notes = check_lookup(answer, "CreditNotes", one=True)
         before = set(json.loads(w.row.lookup_hint)) if w.row.lookup_hint else set()
         amount = payloads.element_of(w.operation, "", "", w.resolved)["Amount"]
         allocations = {
             str(allocation.get("AllocationID", "")): allocation
-            for note in answer.body.get("CreditNotes") or []
-            if isinstance(note, dict)
+            for note in notes
             for allocation in note.get("Allocations") or []
             if isinstance(allocation, dict)
         }
         candidates = [
             str(allocation.get("AllocationID", ""))
-            for note in answer.body.get("CreditNotes") or []
-            if isinstance(note, dict)
+            for note in notes
             for allocation in note.get("Allocations") or []
             if isinstance(allocation, dict)
             and str((allocation.get("Invoice") or {}).get("InvoiceID", "")).lower() == w.resolved["invoice"].lower()
