@@ -86,14 +86,23 @@ class Contacts:
                 creds = self.gate.credentials(pending[keys[0]][0].connection)
                 for group in self._lookups(creds, keys, pending):
                     numbers = [_number(pending[key]) for key in group]
+                    members = [w for key in group for w in pending[key]]
                     try:
                         found = self._find(creds, numbers)
-                    except (Uncertain, LookupFailed) as exc:
+                    except Uncertain as exc:
                         self.results.retry(
-                            [w for key in group for w in pending[key]],
+                            members, uncertain=False, reason=Reason.XERO_CONTACT_LOOKUP_FAILED, message=str(exc)
+                        )
+                        continue
+                    except LookupFailed as exc:
+                        # Rate limited: waits out Xero's limit without using up the postings' attempts.
+                        self.results.retry(
+                            members,
                             uncertain=False,
                             reason=Reason.XERO_CONTACT_LOOKUP_FAILED,
                             message=str(exc),
+                            at=self.gate.blocked_until if exc.rate_limited else None,
+                            count=not exc.rate_limited,
                         )
                         continue
                     for key, number in zip(group, numbers, strict=True):
