@@ -24,7 +24,7 @@ Clause = tuple[str, str, Any]
 # Outside quoted values only: "Smith AND Co" and "Ann Or Bob" are one value each, as at Xero.
 _OUTSIDE_QUOTES = r'(?=(?:[^"]*"[^"]*")*[^"]*$)'
 _OR = re.compile(r"(?:\s+OR\s+|\s*\|\|\s*)" + _OUTSIDE_QUOTES, re.IGNORECASE)
-_AND = re.compile(r"\s+(?:AND|&&)\s+" + _OUTSIDE_QUOTES, re.IGNORECASE)
+_AND = re.compile(r"(?:\s+AND\s+|\s*&&\s*)" + _OUTSIDE_QUOTES, re.IGNORECASE)
 
 
 def parse_where(where: str) -> list[list[Clause]]:
