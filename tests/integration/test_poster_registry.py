@@ -644,10 +644,38 @@ def test_a_lost_leases_claims_are_let_go_in_one_statement_and_only_the_holders(d
     assert run_in_transaction(database, lambda uow: uow.outbox.unclaim([], "p")) == 0
 
 
+def test_contacts_are_linked_once_each_and_an_existing_link_is_kept(database: Database) -> None:
+    def row(connection_id: str, participant: int, contact: str, origin: str = "created") -> ContactLinkRow:
+        number = f"AS-{participant}"
+        return ContactLinkRow(
+            connection_id=connection_id,
+            participant_id=participant,
+            contact_id=contact,
+            contact_number=number,
+            create_us=now_us(),
+            origin=origin,
+        )
+
+    run_in_transaction(database, lambda uow: uow.contacts.add_contacts([row("c1", 7, "x-7")]))
+    run_in_transaction(
+        database,
+        lambda uow: uow.contacts.add_contacts(
+            [row("c1", 7, "other"), row("c1", 8, "x-8", "contact_number"), row("c1", 8, "again"), row("c2", 7, "y-7")]
+        ),
+    )
+
+    with UnitOfWork(database, write=False) as uow:
+        assert uow.contacts.contacts_of("c1", [7, 8, 9]) == {7: "x-7", 8: "x-8"}
+        assert uow.contacts.contacts_of("c2", [7]) == {7: "y-7"}
+        linked = uow.contacts.get_contact("c1", 8)
+        assert linked is not None and (linked.contact_number, linked.origin) == ("AS-8", "contact_number")
+        assert uow.contacts.participant_of_contact("c1", "x-8") == 8
+
+
 def test_a_batchs_contacts_are_read_in_one_query_by_connection_and_participant(database: Database) -> None:
     def fill(uow: UnitOfWork) -> None:
-        for connection_id, participant, contact in (("c1", 7, "x-7"), ("c1", 8, "x-8"), ("c2", 7, "y-7")):
-            uow.contacts.add_contact(
+        uow.contacts.add_contacts(
+            [
                 ContactLinkRow(
                     connection_id=connection_id,
                     participant_id=participant,
@@ -655,7 +683,9 @@ def test_a_batchs_contacts_are_read_in_one_query_by_connection_and_participant(d
                     contact_number=f"AS-{participant}",
                     create_us=now_us(),
                 )
-            )
+                for connection_id, participant, contact in (("c1", 7, "x-7"), ("c1", 8, "x-8"), ("c2", 7, "y-7"))
+            ]
+        )
 
     run_in_transaction(database, fill)
     with statements_sent(database.read) as statements, UnitOfWork(database, write=False) as uow:

@@ -7,7 +7,9 @@ from __future__ import annotations
 import logging
 import threading
 from collections import defaultdict
+from dataclasses import dataclass
 
+from xerolink.xero.v1 import objects_pb2 as xero_pb2
 from xerolink_common.reasons import Reason
 
 from xerolink_poster.adapters import xero_payloads as payloads
@@ -80,36 +82,47 @@ class Contacts:
         if not pending:
             return
         traced = [(w.row.trace_context, w.link) for members in pending.values() for w in members]
-        with tracing.xero_call("Contacts", self.tenant_id, traced):
-            to_create: dict[tuple[str, int], list[Work]] = {}
-            for keys in _by_connection(pending).values():
-                creds = self.gate.credentials(pending[keys[0]][0].connection)
-                for group in self._lookups(creds, keys, pending):
-                    numbers = [_number(pending[key]) for key in group]
-                    members = [w for key in group for w in pending[key]]
-                    try:
-                        found = self._find(creds, numbers)
-                    except Uncertain as exc:
-                        self.results.retry(
-                            members, uncertain=False, reason=Reason.XERO_CONTACT_LOOKUP_FAILED, message=str(exc)
-                        )
-                        continue
-                    except LookupFailed as exc:
-                        # Rate limited: waits out Xero's limit without using up the postings' attempts.
-                        self.results.retry(
-                            members,
-                            uncertain=False,
-                            reason=Reason.XERO_CONTACT_LOOKUP_FAILED,
-                            message=str(exc),
-                            at=self.gate.blocked_until if exc.rate_limited else None,
-                            count=not exc.rate_limited,
-                        )
-                        continue
-                    for key, number in zip(group, numbers, strict=True):
-                        self._found(key, pending[key], found.get(number, []), to_create)
-            for keys in _by_connection(to_create).values():
-                for batch in chunks(keys, self.settings.batch_size):
-                    self._create([to_create[k] for k in batch], renamed=False)
+        made: list[_Made] = []
+        try:
+            with tracing.xero_call("Contacts", self.tenant_id, traced):
+                self._find_or_create(pending, made)
+        finally:
+            # Linked together, in one transaction: one a participant was most of what a job of new
+            # clients cost. A contact Xero made is linked even when a later step failed.
+            self._link(made)
+
+    def _find_or_create(self, pending: dict[tuple[str, int], list[Work]], made: list[_Made]) -> None:
+        """Looks the participants up by number, a URL's worth a call, then creates the contacts
+        none carries, a batch a call; `made` gets each contact found or created."""
+        to_create: dict[tuple[str, int], list[Work]] = {}
+        for keys in _by_connection(pending).values():
+            creds = self.gate.credentials(pending[keys[0]][0].connection)
+            for group in self._lookups(creds, keys, pending):
+                numbers = [_number(pending[key]) for key in group]
+                members = [w for key in group for w in pending[key]]
+                try:
+                    found = self._find(creds, numbers)
+                except Uncertain as exc:
+                    self.results.retry(
+                        members, uncertain=False, reason=Reason.XERO_CONTACT_LOOKUP_FAILED, message=str(exc)
+                    )
+                    continue
+                except LookupFailed as exc:
+                    # Rate limited: waits out Xero's limit without using up the postings' attempts.
+                    self.results.retry(
+                        members,
+                        uncertain=False,
+                        reason=Reason.XERO_CONTACT_LOOKUP_FAILED,
+                        message=str(exc),
+                        at=self.gate.blocked_until if exc.rate_limited else None,
+                        count=not exc.rate_limited,
+                    )
+                    continue
+                for key, number in zip(group, numbers, strict=True):
+                    self._found(key, pending[key], found.get(number, []), to_create, made)
+        for keys in _by_connection(to_create).values():
+            for batch in chunks(keys, self.settings.batch_size):
+                self._create([to_create[k] for k in batch], False, made)
 
     def _found(
         self,
@@ -117,6 +130,7 @@ class Contacts:
         members: list[Work],
         found: list[str],
         to_create: dict[tuple[str, int], list[Work]],
+        made: list[_Made],
     ) -> None:
         """A participant after its look-up: created when no contact carries its number, adopted
         when one does, stopped when several do."""
@@ -131,7 +145,7 @@ class Contacts:
                 ],
             )
         else:
-            self._adopt(members, found[0])
+            self._adopt(members, found[0], made)
 
     def _lookups(
         self, creds: Credentials, keys: list[tuple[str, int]], pending: dict[tuple[str, int], list[Work]]
@@ -166,7 +180,7 @@ class Contacts:
                 found[str(item["ContactNumber"])].append(str(item["ContactID"]))
         return found
 
-    def _adopt(self, members: list[Work], contact_id: str) -> None:
+    def _adopt(self, members: list[Work], contact_id: str, made: list[_Made]) -> None:
         """The contact that carries this participant's number, unless another participant's
         link already holds it (its number was changed in Xero since)."""
         first = members[0]
@@ -182,9 +196,9 @@ class Contacts:
                 ],
             )
             return
-        self._link(members, contact_id, "contact_number")
+        made.append(_Made(members, contact_id, "contact_number"))
 
-    def _create(self, groups: list[list[Work]], renamed: bool) -> None:
+    def _create(self, groups: list[list[Work]], renamed: bool, made: list[_Made]) -> None:
         contacts = [g[0].contact for g in groups]
         elements = [payloads.contact_element(c) for c in contacts if c is not None]
         if renamed:
@@ -230,7 +244,7 @@ class Contacts:
                 else:
                     self.results.reject(members, ["; ".join(outcome.refused)])
             elif contact_id:
-                self._link(members, contact_id, "created_renamed" if renamed else "created")
+                made.append(_Made(members, contact_id, "created_renamed" if renamed else "created"))
             else:
                 # Created or not (an answer that names no contact, or a batch refused whole):
                 # the next attempt finds each contact by its number before creating it.
@@ -243,34 +257,55 @@ class Contacts:
                 message=f"contacts: {read.message or 'Xero named no contact'}",
             )
         if clashes:
-            self._create(clashes, renamed=True)
+            self._create(clashes, True, made)
 
-    def _link(self, members: list[Work], contact_id: str, origin: str) -> None:
-        first = members[0]
-        assert first.contact is not None
-        contact = first.contact
-        log.info(
-            "participant %s is Xero contact %s (%s)",
-            contact.participant_id,
-            contact_id,
-            origin,
-            extra={"tenant_id": self.tenant_id},
-        )
-        run_in_transaction(
-            self.d.db,
-            lambda uow: uow.contacts.add_contact(
-                ContactLinkRow(
-                    connection_id=first.connection.connection_id,
-                    participant_id=contact.participant_id,
-                    contact_id=contact_id,
-                    contact_number=contact.contact_number,
-                    create_us=now_us(),
-                    origin=origin,
-                )
-            ),
-        )
-        for w in members:
-            w.contact_id = contact_id
+    def _link(self, made: list[_Made]) -> None:
+        if not made:
+            return
+        for m in made:
+            log.info(
+                "participant %s is Xero contact %s (%s)",
+                m.contact.participant_id,
+                m.contact_id,
+                m.origin,
+                extra={"tenant_id": self.tenant_id},
+            )
+
+        def write(uow: UnitOfWork) -> None:
+            now = now_us()
+            uow.contacts.add_contacts(
+                [
+                    ContactLinkRow(
+                        connection_id=m.members[0].connection.connection_id,
+                        participant_id=m.contact.participant_id,
+                        contact_id=m.contact_id,
+                        contact_number=m.contact.contact_number,
+                        create_us=now,
+                        origin=m.origin,
+                    )
+                    for m in made
+                ]
+            )
+
+        run_in_transaction(self.d.db, write)
+        for m in made:
+            for w in m.members:
+                w.contact_id = m.contact_id
+
+
+@dataclass(frozen=True)
+class _Made:
+    """A participant's contact found or created, to be linked."""
+
+    members: list[Work]
+    contact_id: str
+    origin: str  # contact_link.origin: created, created_renamed, contact_number
+
+    @property
+    def contact(self) -> xero_pb2.Contact:
+        contact = self.members[0].contact
+        assert contact is not None
+        return contact
 
 
 def _number(members: list[Work]) -> str:
