@@ -73,9 +73,21 @@ def url_length(base_url: str, path: str, param: str) -> int:
 
 
 def value_length(value: str) -> int:
-    """How many characters `value` takes as a query parameter's value in the URL httpx sends: each
-    character is encoded on its own, so the parts of a value add up to the whole."""
-    return len(httpx.URL("http://h/", params={"v": value}).raw_path) - len(b"/?v=")
+    """How many characters `value` takes as a query parameter's value in the URL httpx sends. Each
+    character is encoded on its own, so the parts of a value add up to the whole, and each
+    character's length is found once (parsing a URL a value cost a look-up of fifty numbers 10 ms)."""
+    total = 0
+    for character in value:
+        length = _ENCODED.get(character)
+        if length is None:
+            length = len(httpx.URL("http://h/", params={"v": character}).raw_path) - len(b"/?v=")
+            if len(_ENCODED) < 4096:
+                _ENCODED[character] = length
+        total += length
+    return total
+
+
+_ENCODED: dict[str, int] = {}
 
 
 class XeroClient:
