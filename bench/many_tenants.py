@@ -18,6 +18,8 @@ started with initdb/pg_ctl, as tests/fixtures/postgres.py does, else SQLite with
    organisations. Xero's minute is scaled (--minute-seconds) so the per-tenant limits are far
    above what one poster can use, and the app limit is raised in both the emulator and the poster
    (XEROLINK_XERO_APP_MINUTE_LIMIT) so the app ceiling cannot be what holds the drain back.
+   Each organisation's bills go to --participants clients in turn (1 by default: all to one),
+   each a Xero contact the drain finds or creates before its first bill.
 2. SQL statements per Xero call. A second registry holding a backlog of its own (the same number
    of organisations, --statement-per-tenant bills each, on organisations of their own: the drain
    of part 1 posted the first registry's bills to Xero, so draining a copy of it would post them
