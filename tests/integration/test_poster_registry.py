@@ -657,18 +657,21 @@ def test_contacts_are_linked_once_each_and_an_existing_link_is_kept(database: Da
         )
 
     run_in_transaction(database, lambda uow: uow.contacts.add_contacts([row("c1", 7, "x-7")]))
-    run_in_transaction(
+    linked = run_in_transaction(
         database,
         lambda uow: uow.contacts.add_contacts(
             [row("c1", 7, "other"), row("c1", 8, "x-8", "contact_number"), row("c1", 8, "again"), row("c2", 7, "y-7")]
         ),
     )
 
+    # Each participant's contact as linked: the link already there, else the first row's.
+    assert linked == {("c1", 7): "x-7", ("c1", 8): "x-8", ("c2", 7): "y-7"}
+
     with UnitOfWork(database, write=False) as uow:
         assert uow.contacts.contacts_of("c1", [7, 8, 9]) == {7: "x-7", 8: "x-8"}
         assert uow.contacts.contacts_of("c2", [7]) == {7: "y-7"}
-        linked = uow.contacts.get_contact("c1", 8)
-        assert linked is not None and (linked.contact_number, linked.origin) == ("AS-8", "contact_number")
+        row_8 = uow.contacts.get_contact("c1", 8)
+        assert row_8 is not None and (row_8.contact_number, row_8.origin) == ("AS-8", "contact_number")
         assert uow.contacts.participant_of_contact("c1", "x-8") == 8
 
 

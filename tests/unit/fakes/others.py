@@ -84,9 +84,13 @@ class FakeContactRepository:
         contacts = self._registry.contacts.items()
         return next((p for (c, p), row in contacts if c == connection_id and row.contact_id == contact_id), None)
 
-    def add_contacts(self, rows: Sequence[ContactLinkRow]) -> None:
-        for row in rows:
-            self._registry.contacts.setdefault((row.connection_id, row.participant_id), row)
+    def add_contacts(self, rows: Sequence[ContactLinkRow]) -> dict[tuple[str, int], str]:
+        return {
+            (row.connection_id, row.participant_id): self._registry.contacts.setdefault(
+                (row.connection_id, row.participant_id), row
+            ).contact_id
+            for row in rows
+        }
 
     def forget_contacts(self, connection_id: str) -> None:
         self._registry.contacts = {k: v for k, v in self._registry.contacts.items() if k[0] != connection_id}

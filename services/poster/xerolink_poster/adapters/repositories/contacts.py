@@ -37,21 +37,25 @@ class SqlContactRepository:
         )
         return self._session.exec(query).first()
 
-    def add_contacts(self, rows: Sequence[ContactLinkRow]) -> None:
+    def add_contacts(self, rows: Sequence[ContactLinkRow]) -> dict[tuple[str, int], str]:
         """Links participants to their contacts, each once: a participant already linked keeps its
-        link. One read of those linked and one INSERT a connection: a read and an ORM flush a
-        participant were most of what a job of new clients cost."""
+        link. Returns the contact each row's participant is linked to now, (connection,
+        participant) -> contact id. One read and one INSERT a connection: a read and an ORM flush
+        a participant were most of what a job of new clients cost."""
         by_connection: dict[str, list[ContactLinkRow]] = defaultdict(list)
         for row in rows:
             by_connection[row.connection_id].append(row)
         fresh: list[dict[str, Any]] = []
+        linked: dict[tuple[str, int], str] = {}
         for connection_id, group in by_connection.items():
-            linked = set(self.contacts_of(connection_id, [r.participant_id for r in group]))
+            held = self.contacts_of(connection_id, [r.participant_id for r in group])
             for row in group:
-                if row.participant_id not in linked:
-                    linked.add(row.participant_id)
+                if row.participant_id not in held:
+                    held[row.participant_id] = row.contact_id
                     fresh.append(row.model_dump())
+                linked[(connection_id, row.participant_id)] = held[row.participant_id]
         insert_rows(self._session, ContactLinkRow, fresh)
+        return linked
 
     def forget_contacts(self, connection_id: str) -> None:
         self._session.execute(delete(ContactLinkRow).where(col(ContactLinkRow.connection_id) == connection_id))

@@ -151,7 +151,7 @@ class Contacts:
         self, creds: Credentials, keys: list[tuple[str, int]], pending: dict[tuple[str, int], list[Work]]
     ) -> list[list[tuple[str, int]]]:
         """The participants in groups of at most a batch whose numbers fill one look-up's URL no
-        further than Xero serves; a participant without a number needs no look-up (its own group)."""
+        further than Xero serves (a participant without a number is not asked for: none carries it)."""
         fixed = url_length(creds.base_url, "Contacts", "where")
         separator = value_length(OR)
         groups: list[list[tuple[str, int]]] = []
@@ -271,9 +271,9 @@ class Contacts:
                 extra={"tenant_id": self.tenant_id},
             )
 
-        def write(uow: UnitOfWork) -> None:
+        def write(uow: UnitOfWork) -> dict[tuple[str, int], str]:
             now = now_us()
-            uow.contacts.add_contacts(
+            return uow.contacts.add_contacts(
                 [
                     ContactLinkRow(
                         connection_id=m.members[0].connection.connection_id,
@@ -287,10 +287,13 @@ class Contacts:
                 ]
             )
 
-        run_in_transaction(self.d.db, write)
+        linked = run_in_transaction(self.d.db, write)
         for m in made:
+            # The participant's link as stored: one linked meanwhile keeps its contact, and its
+            # bills go there, never to the one just made.
+            contact_id = linked[(m.members[0].connection.connection_id, m.contact.participant_id)]
             for w in m.members:
-                w.contact_id = m.contact_id
+                w.contact_id = contact_id
 
 
 @dataclass(frozen=True)
