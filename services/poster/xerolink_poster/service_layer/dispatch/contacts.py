@@ -187,6 +187,16 @@ class Contacts:
         assert first.contact is not None
         with UnitOfWork(self.d.db, write=False) as uow:
             holder = uow.contacts.participant_of_contact(first.connection.connection_id, contact_id)
+        # Or this job's, not yet linked: the firm renumbered the contact between two look-ups.
+        connection_id = first.connection.connection_id
+        holder = next(
+            (
+                m.contact.participant_id
+                for m in made
+                if m.contact_id.lower() == contact_id.lower() and m.members[0].connection.connection_id == connection_id
+            ),
+            holder,
+        )
         if holder is not None and holder != first.contact.participant_id:
             self.results.reject(
                 members,
