@@ -176,8 +176,13 @@ class Contacts:
         wanted = {n for n in numbers if n}
         found: dict[str, list[str]] = defaultdict(list)
         for item in check_lookup(answer, "Contacts"):
-            if item.get("ContactID") and item.get("ContactNumber") in wanted:
-                found[str(item["ContactNumber"])].append(str(item["ContactID"]))
+            contact_id = item.get("ContactID")
+            if not isinstance(contact_id, str) or not contact_id:
+                # Xero names every contact it lists: one without its id was garbled on the way, and
+                # could be the participant's own (read as "none", it was created a second time).
+                raise LookupFailed("Xero's answer to a look-up listed a contact without its ContactID", False)
+            if item.get("ContactNumber") in wanted:
+                found[str(item["ContactNumber"])].append(contact_id)
         return found
 
     def _adopt(self, members: list[Work], contact_id: str, made: list[_Made]) -> None:
