@@ -15,10 +15,9 @@ import json
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-import httpx
 import pytest
 from hypothesis import given
 from hypothesis import settings as hypothesis_settings
@@ -39,13 +38,24 @@ from xerolink_poster.adapters.xero_client import XERO_ORIGIN, api_url, value_len
 from xerolink_poster.service_layer.dispatch.contacts import Contacts
 from xerolink_poster.service_layer.unit_of_work import run_in_transaction
 
+from tests.fixtures.contacts import (
+    Handler,
+    bill_to,
+    contact_numbers,
+    intercept,
+    invoice_contacts,
+    is_contact_lookup,
+    make_contacts,
+    post_all,
+    settle,
+    wait,
+)
 from tests.fixtures.poster import (
     EmulatorFactory,
     PosterFactory,
     connect,
     settings,
     stub_for,
-    wait_settled,
     xero_objects,
 )
 
@@ -53,32 +63,9 @@ LINKED = poster_pb2.LINK_STATE_LINKED
 FAILED = poster_pb2.LINK_STATE_FAILED
 BILL = common_pb2.TRANSACTION_KIND_CLIENT_BILL
 APPLICATION = common_pb2.TRANSACTION_KIND_CREDIT_NOTE_APPLICATION
-Handler = Callable[[Request], Response]
 
 
 # -- helpers -----------------------------------------------------------------------------------
-def _bill(record_id: int, participant_id: int, name: str = "") -> transaction_pb2.Transaction:
-    bill = samples.client_bill(record_id)
-    bill.header.participant.participant_id = participant_id
-    bill.header.participant.display_name = name or f"Client {participant_id}"
-    return bill
-
-
-def _post(stub: poster_grpc.PosterServiceStub, transactions: Sequence[transaction_pb2.Transaction]) -> list[str]:
-    results = stub.BatchPostTransactions(
-        poster_pb2.BatchPostTransactionsRequest(connection_id="firm-1", transactions=list(transactions))
-    ).results
-    return [r.posting.name for r in results]
-
-
-def _wait(stub: poster_grpc.PosterServiceStub, names: list[str]) -> list[int]:
-    return [wait_settled(stub, name, timeout=90).state for name in names]
-
-
-def _settle(stub: poster_grpc.PosterServiceStub, transactions: Sequence[transaction_pb2.Transaction]) -> list[int]:
-    return _wait(stub, _post(stub, transactions))
-
-
 def _link(stub: poster_grpc.PosterServiceStub, kind: int, record_id: int) -> poster_pb2.Link:
     link: poster_pb2.Link = stub.GetLink(
         poster_pb2.GetLinkRequest(connection_id="firm-1", record=common_pb2.RecordKey(kind=kind, id=record_id))  # type: ignore[arg-type]
@@ -86,52 +73,14 @@ def _link(stub: poster_grpc.PosterServiceStub, kind: int, record_id: int) -> pos
     return link
 
 
-def _make_contacts(emulator: EmulatorServer, org: dict[str, Any], contacts: list[dict[str, str]]) -> list[str]:
-    answer = httpx.put(
-        f"{emulator.base_url}/api.xro/2.0/Contacts",
-        json={"Contacts": contacts},
-        headers={"Authorization": f"Bearer {org['access_token']}", "xero-tenant-id": org["tenant_id"]},
-    )
-    assert answer.status_code == 200, answer.text
-    return [str(c["ContactID"]) for c in answer.json()["Contacts"]]
-
-
-def _numbers(emulator: EmulatorServer, tenant_id: str) -> Counter[str]:
-    return Counter(
-        str(c["ContactNumber"]) for c in xero_objects(emulator, tenant_id, "Contacts") if c.get("ContactNumber")
-    )
-
-
 def _contacts_by_id(emulator: EmulatorServer, tenant_id: str) -> dict[str, dict[str, Any]]:
     return {str(c["ContactID"]): c for c in xero_objects(emulator, tenant_id, "Contacts")}
-
-
-def _invoice_contacts(emulator: EmulatorServer, tenant_id: str) -> dict[str, str]:
-    return {i["InvoiceNumber"]: i["Contact"]["ContactID"] for i in xero_objects(emulator, tenant_id, "Invoices")}
 
 
 def _links(db: Database, connection_id: str = "firm-1") -> dict[int, tuple[str, str]]:
     with db.session(False) as session:
         rows = session.exec(select(ContactLinkRow).where(ContactLinkRow.connection_id == connection_id)).all()
         return {r.participant_id: (r.contact_id, r.origin) for r in rows}
-
-
-def _intercept(emulator: EmulatorServer, change: Callable[[Request, Handler], Response]) -> None:
-    gateway = emulator.gateway
-    handle = gateway.handle
-
-    def intercepted(request: Request) -> Response:
-        return change(request, handle)
-
-    gateway.handle = intercepted  # type: ignore[method-assign]
-
-
-def _is_contact_lookup(request: Request) -> bool:
-    return (
-        request.method == "GET"
-        and request.path.rstrip("/").lower().endswith("/contacts")
-        and bool(request.param("where"))
-    )
 
 
 def _link_row(participant: int, contact_id: str, origin: str = "created") -> ContactLinkRow:
@@ -149,7 +98,7 @@ def _each_bill_on_its_own_number(
     emulator: EmulatorServer, tenant: str, first_record: int, participants: list[int]
 ) -> None:
     by_id = _contacts_by_id(emulator, tenant)
-    invoices = _invoice_contacts(emulator, tenant)
+    invoices = invoice_contacts(emulator, tenant)
     for n, p in enumerate(participants):
         contact = by_id[invoices[f"INV-{first_record + n}"]]
         assert contact.get("ContactNumber") == f"AS-{p}", (p, contact)
@@ -168,11 +117,11 @@ def test_a_link_write_the_database_refuses_after_xero_made_the_contacts_adopts_t
     _, org = connect(stub, emulator)
     tenant = org["tenant_id"]
     participants = [7_000_000 + n for n in range(12)]
-    firms = _make_contacts(
+    firms = make_contacts(
         emulator, org, [{"Name": f"Firm's own {p}", "ContactNumber": f"AS-{p}"} for p in participants[:2]]
     )
     clash = participants[5]
-    [name_holder] = _make_contacts(emulator, org, [{"Name": f"Client {clash}"}])
+    [name_holder] = make_contacts(emulator, org, [{"Name": f"Client {clash}"}])
     refused: list[int] = []
     add_contacts = SqlContactRepository.add_contacts
 
@@ -184,13 +133,13 @@ def test_a_link_write_the_database_refuses_after_xero_made_the_contacts_adopts_t
 
     monkeypatch.setattr(SqlContactRepository, "add_contacts", refuse_once)
 
-    states = _settle(stub, [_bill(90_000 + n, p) for n, p in enumerate(participants)])
+    states = settle(stub, [bill_to(90_000 + n, p) for n, p in enumerate(participants)])
 
     assert refused == [len(participants)]
     assert states == [LINKED] * len(participants)
-    assert _numbers(emulator, tenant) == Counter(f"AS-{p}" for p in participants), "a contact was created twice"
+    assert contact_numbers(emulator, tenant) == Counter(f"AS-{p}" for p in participants), "a contact was created twice"
     _each_bill_on_its_own_number(emulator, tenant, 90_000, participants)
-    invoices = _invoice_contacts(emulator, tenant)
+    invoices = invoice_contacts(emulator, tenant)
     assert [invoices[f"INV-{90_000 + n}"] for n in range(2)] == firms
     assert name_holder not in invoices.values()
     by_id = _contacts_by_id(emulator, tenant)
@@ -228,15 +177,15 @@ def test_a_poster_dying_between_xeros_contacts_and_their_links_leaves_the_next_p
 
     monkeypatch.setattr(SqlContactRepository, "add_contacts", die_once)
 
-    names = _post(stub, [_bill(91_000 + n, p) for n, p in enumerate(participants)])
+    names = post_all(stub, [bill_to(91_000 + n, p) for n, p in enumerate(participants)])
     assert died.wait(30)
-    assert _numbers(emulator, tenant) == Counter(f"AS-{p}" for p in participants)
+    assert contact_numbers(emulator, tenant) == Counter(f"AS-{p}" for p in participants)
     first.stop(0)
     second = poster_factory(settings(batch_size=50, claim_ttl=2.0), name="poster-takes-over")
     stub2 = stub_for(second)
 
-    assert _wait(stub2, names) == [LINKED] * len(participants)
-    assert _numbers(emulator, tenant) == Counter(f"AS-{p}" for p in participants), "a contact was created twice"
+    assert wait(stub2, names) == [LINKED] * len(participants)
+    assert contact_numbers(emulator, tenant) == Counter(f"AS-{p}" for p in participants), "a contact was created twice"
     _each_bill_on_its_own_number(emulator, tenant, 91_000, participants)
     links = _links(second.db)
     assert {links[p][1] for p in participants} == {"contact_number"}
@@ -261,7 +210,7 @@ def test_a_participant_linked_by_another_poster_before_the_link_write_keeps_its_
 
     def other_poster_first(self: Contacts, made: Any) -> None:
         if made and not theirs:
-            [other] = _make_contacts(
+            [other] = make_contacts(
                 emulator, org, [{"Name": f"Other poster's {raced}", "ContactNumber": f"AS-{raced}"}]
             )
             theirs.append(other)
@@ -270,12 +219,12 @@ def test_a_participant_linked_by_another_poster_before_the_link_write_keeps_its_
 
     monkeypatch.setattr(Contacts, "_link", other_poster_first)
 
-    states = _settle(stub, [_bill(92_000 + n, p) for n, p in enumerate(participants)])
+    states = settle(stub, [bill_to(92_000 + n, p) for n, p in enumerate(participants)])
 
     assert states == [LINKED] * len(participants)
     links = _links(app.db)
     assert links[raced] == (theirs[0], "created"), "the link already there was replaced"
-    invoices = _invoice_contacts(emulator, tenant)
+    invoices = invoice_contacts(emulator, tenant)
     assert invoices[f"INV-{92_000 + participants.index(raced)}"] == theirs[0]
     assert {p: links[p][0] for p in participants} == {
         p: invoices[f"INV-{92_000 + n}"] for n, p in enumerate(participants)
@@ -311,7 +260,7 @@ def test_a_participant_linked_between_the_link_writes_read_and_its_insert_loses_
     def racing_read(self: SqlContactRepository, connection_id: str, participant_ids: Sequence[int]) -> dict[int, str]:
         held = contacts_of(self, connection_id, participant_ids)
         if getattr(inside, "adding", False) and not theirs:
-            [other] = _make_contacts(
+            [other] = make_contacts(
                 emulator, org, [{"Name": f"Other poster's {raced}", "ContactNumber": f"AS-{raced}"}]
             )
             theirs.append(other)
@@ -334,13 +283,13 @@ def test_a_participant_linked_between_the_link_writes_read_and_its_insert_loses_
     monkeypatch.setattr(SqlContactRepository, "contacts_of", racing_read)
     monkeypatch.setattr(SqlContactRepository, "add_contacts", adding)
 
-    states = _settle(stub, [_bill(93_000 + n, p) for n, p in enumerate(participants)])
+    states = settle(stub, [bill_to(93_000 + n, p) for n, p in enumerate(participants)])
 
     assert theirs, "the race was never run"
     assert states == [LINKED] * len(participants)
     links = _links(app.db)
     assert links[raced][0] == theirs[0]
-    invoices = _invoice_contacts(emulator, tenant)
+    invoices = invoice_contacts(emulator, tenant)
     assert {p: links[p][0] for p in participants} == {
         p: invoices[f"INV-{93_000 + n}"] for n, p in enumerate(participants)
     }
@@ -362,11 +311,11 @@ def test_a_contact_renumbered_between_two_lookups_of_one_job_is_never_booked_for
     tenant = org["tenant_id"]
     participants = [10**17 + n for n in range(100)]
     p1, p2 = participants[0], participants[-1]
-    [shared] = _make_contacts(emulator, org, [{"Name": "The firm's client", "ContactNumber": f"AS-{p1}"}])
+    [shared] = make_contacts(emulator, org, [{"Name": "The firm's client", "ContactNumber": f"AS-{p1}"}])
     wheres: list[str] = []
 
     def renumber_before_p2s_group(request: Request, handle: Handler) -> Response:
-        if _is_contact_lookup(request):
+        if is_contact_lookup(request):
             where = request.param("where") or ""
             wheres.append(where)
             if f'"AS-{p2}"' in where and f'"AS-{p1}"' not in where:
@@ -375,15 +324,15 @@ def test_a_contact_renumbered_between_two_lookups_of_one_job_is_never_booked_for
                     organisation.objects["Contacts"][shared]["ContactNumber"] = f"AS-{p2}"
         return handle(request)
 
-    _intercept(emulator, renumber_before_p2s_group)
+    intercept(emulator, renumber_before_p2s_group)
 
-    states = _settle(stub, [_bill(94_000 + n, p) for n, p in enumerate(participants)])
+    states = settle(stub, [bill_to(94_000 + n, p) for n, p in enumerate(participants)])
 
     p1_groups = [n for n, w in enumerate(wheres) if f'"AS-{p1}"' in w]
     p2_groups = [n for n, w in enumerate(wheres) if f'"AS-{p2}"' in w]
     assert p1_groups and p2_groups and p1_groups[0] < p2_groups[0], "P1 and P2 were not in two look-ups"
     assert states[0] == LINKED
-    invoices = _invoice_contacts(emulator, tenant)
+    invoices = invoice_contacts(emulator, tenant)
     assert invoices[f"INV-{94_000}"] == shared
     links = _links(app.db)
     holders = sorted(p for p, (contact, _) in links.items() if contact == shared)
@@ -405,12 +354,12 @@ def test_a_contact_lookup_listing_the_firms_contact_without_its_id_never_creates
     tenant = org["tenant_id"]
     participants = [11_000_000 + n for n in range(5)]
     firm = participants[2]
-    [firms] = _make_contacts(emulator, org, [{"Name": f"Firm's own {firm}", "ContactNumber": f"AS-{firm}"}])
+    [firms] = make_contacts(emulator, org, [{"Name": f"Firm's own {firm}", "ContactNumber": f"AS-{firm}"}])
     mangled: list[str] = []
 
     def unreadable_id_once(request: Request, handle: Handler) -> Response:
         response = handle(request)
-        if not _is_contact_lookup(request) or response.status != 200 or mangled:
+        if not is_contact_lookup(request) or response.status != 200 or mangled:
             return response
         body = json.loads(response.body)
         for item in body.get("Contacts") or []:
@@ -422,14 +371,14 @@ def test_a_contact_lookup_listing_the_firms_contact_without_its_id_never_creates
                     del item["ContactID"]
         return Response(200, json.dumps(body).encode(), dict(response.headers))
 
-    _intercept(emulator, unreadable_id_once)
+    intercept(emulator, unreadable_id_once)
 
-    states = _settle(stub, [_bill(95_000 + n, p) for n, p in enumerate(participants)])
+    states = settle(stub, [bill_to(95_000 + n, p) for n, p in enumerate(participants)])
 
     assert mangled == [firms]
-    assert _numbers(emulator, tenant)[f"AS-{firm}"] == 1, "a second contact was made for the firm's client"
+    assert contact_numbers(emulator, tenant)[f"AS-{firm}"] == 1, "a second contact was made for the firm's client"
     assert states == [LINKED] * len(participants)
-    assert _invoice_contacts(emulator, tenant)[f"INV-{95_000 + 2}"] == firms
+    assert invoice_contacts(emulator, tenant)[f"INV-{95_000 + 2}"] == firms
 
 
 @pytest.mark.parametrize("garble", ["id-null", "id-missing"])
@@ -464,9 +413,9 @@ def test_a_lookup_after_a_lost_answer_listing_the_bill_without_its_id_neither_cr
                 del item["InvoiceID"]
         return Response(response.status, json.dumps(body).encode(), dict(response.headers))
 
-    _intercept(emulator, unreadable_id_once)
+    intercept(emulator, unreadable_id_once)
 
-    assert _settle(stub, [bill]) == [LINKED]
+    assert settle(stub, [bill]) == [LINKED]
 
     assert dropped.hits == 1 and len(mangled) == 1
     bills = [i for i in xero_objects(emulator, org["tenant_id"], "Invoices") if i["Type"] == "ACCPAY"]
@@ -496,7 +445,7 @@ def test_a_credit_note_read_by_id_answering_zero_or_two_notes_after_a_lost_alloc
     stub = stub_for(poster_factory(settings(http_timeout=0.5)))
     _, org = connect(stub, emulator)
     kinds = samples.sample_transactions(97_000)
-    assert _settle(stub, [kinds["client_bill"], kinds["credit_note"]]) == [LINKED, LINKED]
+    assert settle(stub, [kinds["client_bill"], kinds["credit_note"]]) == [LINKED, LINKED]
     dropped = FaultRule("drop_after_commit", count=1, methods=("PUT",), path_contains="Allocations")
     emulator.faults.add(dropped)
     mangled: list[str] = []
@@ -511,9 +460,9 @@ def test_a_credit_note_read_by_id_answering_zero_or_two_notes_after_a_lost_alloc
         body["CreditNotes"] = body["CreditNotes"] * 2 if notes == 2 else []
         return Response(200, json.dumps(body).encode(), dict(response.headers))
 
-    _intercept(emulator, odd_count_once)
+    intercept(emulator, odd_count_once)
 
-    assert _settle(stub, [_application(97_101, 97_000, 5000)]) == [LINKED]
+    assert settle(stub, [_application(97_101, 97_000, 5000)]) == [LINKED]
 
     assert dropped.hits == 1 and len(mangled) == 1
     [note] = xero_objects(emulator, org["tenant_id"], "CreditNotes")

@@ -14,7 +14,6 @@ import json
 import threading
 import urllib.parse
 from collections import Counter
-from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any, cast
 
@@ -26,28 +25,40 @@ from hypothesis import strategies as st
 from xero_emulator.faults import FaultRule
 from xero_emulator.messages import Request, Response
 from xero_emulator.server import EmulatorServer
-from xerolink.actionstep.v1 import common_pb2, transaction_pb2
+from xerolink.actionstep.v1 import common_pb2
 from xerolink.poster.v1 import poster_service_pb2 as poster_pb2
 from xerolink.poster.v1 import poster_service_pb2_grpc as poster_grpc
-from xerolink_mapper import samples
 from xerolink_poster.adapters.xero_client import Credentials, XeroAnswer, api_url
 from xerolink_poster.domain.rate_limits import RateHeaders
 from xerolink_poster.service_layer.dispatch.contacts import Contacts
 
+from tests.fixtures.contacts import (
+    XERO_ORIGIN,
+    XERO_URL_MAX,
+    Handler,
+    bill_to,
+    contact_lookups,
+    contact_numbers,
+    intercept,
+    invoice_contacts,
+    is_contact_lookup,
+    make_contacts,
+    post_all,
+    settle,
+    url_at_xero,
+    wait,
+)
 from tests.fixtures.poster import (
     EmulatorFactory,
     PosterFactory,
     connect,
     settings,
     stub_for,
-    wait_settled,
     xero_objects,
 )
 
 LINKED = poster_pb2.LINK_STATE_LINKED
 FAILED = poster_pb2.LINK_STATE_FAILED
-XERO_URL_MAX = 2091
-XERO_ORIGIN = "https://api.xero.com"
 # Participant ids of every length Actionstep can send (int64, positive): one digit to nineteen.
 MIXED_IDS = (
     [n + 1 for n in range(40)]
@@ -58,93 +69,12 @@ MIXED_IDS = (
 
 
 # -- helpers -----------------------------------------------------------------------------------
-def _bill(record_id: int, participant_id: int, name: str = "") -> transaction_pb2.Transaction:
-    bill = samples.client_bill(record_id)
-    bill.header.participant.participant_id = participant_id
-    bill.header.participant.display_name = name or f"Client {participant_id}"
-    return bill
-
-
-def _post(
-    stub: poster_grpc.PosterServiceStub, bills: list[transaction_pb2.Transaction], connection_id: str = "firm-1"
-) -> list[str]:
-    results = stub.BatchPostTransactions(
-        poster_pb2.BatchPostTransactionsRequest(connection_id=connection_id, transactions=bills)
-    ).results
-    return [r.posting.name for r in results]
-
-
-def _wait(stub: poster_grpc.PosterServiceStub, names: list[str]) -> list[int]:
-    return [wait_settled(stub, name, timeout=90).state for name in names]
-
-
-def _settle(
-    stub: poster_grpc.PosterServiceStub, bills: list[transaction_pb2.Transaction], connection_id: str = "firm-1"
-) -> list[int]:
-    return _wait(stub, _post(stub, bills, connection_id))
-
-
-def _contact_lookups(emulator: EmulatorServer, tenant_id: str) -> list[Any]:
-    return [
-        r
-        for r in emulator.state.requests.entries(tenant_id)
-        if r.method == "GET" and r.path.rstrip("/").endswith("/Contacts")
-    ]
-
-
-def _url_at_xero(request: Any) -> str:
-    return str(httpx.URL(f"{XERO_ORIGIN}{request.path}", params=list(request.params)))
-
-
-def _make_contacts(emulator: EmulatorServer, org: dict[str, Any], contacts: list[dict[str, str]]) -> list[str]:
-    answer = httpx.put(
-        f"{emulator.base_url}/api.xro/2.0/Contacts",
-        json={"Contacts": contacts},
-        headers={"Authorization": f"Bearer {org['access_token']}", "xero-tenant-id": org["tenant_id"]},
-    )
-    assert answer.status_code == 200, answer.text
-    return [str(c["ContactID"]) for c in answer.json()["Contacts"]]
-
-
-def _numbers(emulator: EmulatorServer, tenant_id: str) -> Counter[str]:
-    return Counter(
-        str(c["ContactNumber"]) for c in xero_objects(emulator, tenant_id, "Contacts") if c.get("ContactNumber")
-    )
-
-
-def _invoice_contacts(emulator: EmulatorServer, tenant_id: str) -> dict[str, str]:
-    return {i["InvoiceNumber"]: i["Contact"]["ContactID"] for i in xero_objects(emulator, tenant_id, "Invoices")}
-
-
 def _by_number(emulator: EmulatorServer, tenant_id: str) -> dict[str, str]:
     return {
         str(c["ContactNumber"]): str(c["ContactID"])
         for c in xero_objects(emulator, tenant_id, "Contacts")
         if c.get("ContactNumber")
     }
-
-
-Handler = Callable[[Request], Response]
-
-
-def _intercept(emulator: EmulatorServer, change: Callable[[Request, Handler], Response]) -> None:
-    """Every request reaches `change(request, the emulator's own handler)`: what a proxy in front
-    of Xero, or Xero itself, could answer instead."""
-    gateway = emulator.gateway
-    handle = gateway.handle
-
-    def intercepted(request: Request) -> Response:
-        return change(request, handle)
-
-    gateway.handle = intercepted  # type: ignore[method-assign]
-
-
-def _is_contact_lookup(request: Request) -> bool:
-    return (
-        request.method == "GET"
-        and request.path.rstrip("/").lower().endswith("/contacts")
-        and bool(request.param("where"))
-    )
 
 
 def _link_error(stub: poster_grpc.PosterServiceStub, record_id: int) -> str:
@@ -164,25 +94,25 @@ def test_hundreds_of_participants_of_every_length_over_two_organisations_each_ge
     _, org1 = connect(stub, emulator, "firm-1")
     _, org2 = connect(stub, emulator, "firm-2")
     # The firm's own contacts, numbered before connecting, at the two ends of the id range.
-    adopted = _make_contacts(
+    adopted = make_contacts(
         emulator, org1, [{"Name": f"Firm's own {p}", "ContactNumber": f"AS-{p}"} for p in (MIXED_IDS[0], MIXED_IDS[-1])]
     )
     emulator.state.requests.clear()
 
-    names1 = _post(stub, [_bill(20_000 + n, p) for n, p in enumerate(MIXED_IDS)], "firm-1")
-    names2 = _post(stub, [_bill(30_000 + n, p, f"Other firm's {p}") for n, p in enumerate(MIXED_IDS)], "firm-2")
+    names1 = post_all(stub, [bill_to(20_000 + n, p) for n, p in enumerate(MIXED_IDS)], "firm-1")
+    names2 = post_all(stub, [bill_to(30_000 + n, p, f"Other firm's {p}") for n, p in enumerate(MIXED_IDS)], "firm-2")
 
-    assert _wait(stub, names1) == [LINKED] * len(MIXED_IDS)
-    assert _wait(stub, names2) == [LINKED] * len(MIXED_IDS)
+    assert wait(stub, names1) == [LINKED] * len(MIXED_IDS)
+    assert wait(stub, names2) == [LINKED] * len(MIXED_IDS)
     for org, first in ((org1, 20_000), (org2, 30_000)):
         tenant = org["tenant_id"]
-        lookups = _contact_lookups(emulator, tenant)
-        assert all(r.status == 200 for r in lookups), [(r.status, len(_url_at_xero(r))) for r in lookups]
-        assert max(len(_url_at_xero(r)) for r in lookups) <= XERO_URL_MAX
+        lookups = contact_lookups(emulator, tenant)
+        assert all(r.status == 200 for r in lookups), [(r.status, len(url_at_xero(r))) for r in lookups]
+        assert max(len(url_at_xero(r)) for r in lookups) <= XERO_URL_MAX
         assert 2 <= len(lookups) <= 6, len(lookups)
-        assert _numbers(emulator, tenant) == Counter(f"AS-{p}" for p in MIXED_IDS)
+        assert contact_numbers(emulator, tenant) == Counter(f"AS-{p}" for p in MIXED_IDS)
         by_number = _by_number(emulator, tenant)
-        invoices = _invoice_contacts(emulator, tenant)
+        invoices = invoice_contacts(emulator, tenant)
         assert {n: invoices[f"INV-{first + n}"] for n in range(len(MIXED_IDS))} == {
             n: by_number[f"AS-{p}"] for n, p in enumerate(MIXED_IDS)
         }
@@ -206,22 +136,20 @@ def test_answers_in_any_order_listing_unasked_and_case_different_numbers_book_ea
     tenant = org["tenant_id"]
     participants = [10**17 + n for n in range(120)]
     firm = {p: f"AS-{p}" for p in participants[::7]}  # the firm's own, in every group
-    firms_ids = _make_contacts(
-        emulator, org, [{"Name": f"Firm's own {p}", "ContactNumber": n} for p, n in firm.items()]
-    )
+    firms_ids = make_contacts(emulator, org, [{"Name": f"Firm's own {p}", "ContactNumber": n} for p, n in firm.items()])
     cased = participants[8]  # also the firm's, and a look-alike in lower case
-    [cased_exact, _cased_lower] = _make_contacts(
+    [cased_exact, _cased_lower] = make_contacts(
         emulator,
         org,
         [{"Name": "Exact", "ContactNumber": f"AS-{cased}"}, {"Name": "Lower", "ContactNumber": f"as-{cased}"}],
     )
     doubled = participants[64]
-    _make_contacts(emulator, org, [{"Name": "Twin one", "ContactNumber": f"AS-{doubled}"}])
-    _make_contacts(emulator, org, [{"Name": "Twin two", "ContactNumber": f"AS-{doubled}"}])
+    make_contacts(emulator, org, [{"Name": "Twin one", "ContactNumber": f"AS-{doubled}"}])
+    make_contacts(emulator, org, [{"Name": "Twin two", "ContactNumber": f"AS-{doubled}"}])
 
     def everything_reversed(request: Request, handle: Handler) -> Response:
         response = handle(request)
-        if not _is_contact_lookup(request) or response.status != 200:
+        if not is_contact_lookup(request) or response.status != 200:
             return response
         body = json.loads(response.body)
         every = [
@@ -232,17 +160,17 @@ def test_answers_in_any_order_listing_unasked_and_case_different_numbers_book_ea
         body["Contacts"] = list(reversed(every))
         return Response(200, json.dumps(body).encode(), dict(response.headers))
 
-    _intercept(emulator, everything_reversed)
+    intercept(emulator, everything_reversed)
 
-    states = _settle(stub, [_bill(40_000 + n, p) for n, p in enumerate(participants)])
+    states = settle(stub, [bill_to(40_000 + n, p) for n, p in enumerate(participants)])
 
     assert [p for p, s in zip(participants, states, strict=True) if s != LINKED] == [doubled]
     assert f"AS-{doubled}" in _link_error(stub, 40_000 + participants.index(doubled))
-    invoices = _invoice_contacts(emulator, tenant)
+    invoices = invoice_contacts(emulator, tenant)
     for (p, number), contact_id in zip(firm.items(), firms_ids, strict=True):
         assert invoices[f"INV-{40_000 + participants.index(p)}"] == contact_id, number
     assert invoices[f"INV-{40_000 + participants.index(cased)}"] == cased_exact
-    numbers = _numbers(emulator, tenant)
+    numbers = contact_numbers(emulator, tenant)
     expected = Counter(f"AS-{p}" for p in participants) + Counter({f"AS-{doubled}": 1, f"as-{cased}": 1})
     assert numbers == expected
     by_id = {str(c["ContactID"]): c for c in xero_objects(emulator, tenant, "Contacts")}
@@ -271,26 +199,26 @@ def test_a_garbled_lookup_answer_never_creates_a_second_contact_for_a_number_the
     tenant = org["tenant_id"]
     participants = [10**17 + n for n in range(150)]
     firm = participants[70:73]  # in the second look-up's group
-    firms_ids = _make_contacts(emulator, org, [{"Name": f"Firm's own {p}", "ContactNumber": f"AS-{p}"} for p in firm])
+    firms_ids = make_contacts(emulator, org, [{"Name": f"Firm's own {p}", "ContactNumber": f"AS-{p}"} for p in firm])
     mangled: list[str] = []
 
     def garble_once(request: Request, handle: Handler) -> Response:
         response = handle(request)
         where = request.param("where") or ""
-        if _is_contact_lookup(request) and f'"AS-{firm[0]}"' in where and not mangled and response.status == 200:
+        if is_contact_lookup(request) and f'"AS-{firm[0]}"' in where and not mangled and response.status == 200:
             mangled.append(where)
             return Response(200, garbled, {"Content-Type": "application/json"})
         return response
 
-    _intercept(emulator, garble_once)
+    intercept(emulator, garble_once)
 
-    states = _settle(stub, [_bill(50_000 + n, p) for n, p in enumerate(participants)])
+    states = settle(stub, [bill_to(50_000 + n, p) for n, p in enumerate(participants)])
 
     assert len(mangled) == 1
     assert states == [LINKED] * len(participants)
-    numbers = _numbers(emulator, tenant)
+    numbers = contact_numbers(emulator, tenant)
     assert {n: c for n, c in numbers.items() if c > 1} == {}, "contacts created twice"
-    invoices = _invoice_contacts(emulator, tenant)
+    invoices = invoice_contacts(emulator, tenant)
     assert [invoices[f"INV-{50_000 + participants.index(p)}"] for p in firm] == firms_ids
 
 
@@ -303,14 +231,14 @@ def test_one_failing_group_of_several_is_looked_up_again_alone_and_nobody_is_los
     _, org = connect(stub, emulator)
     tenant = org["tenant_id"]
     participants = [10**17 + n for n in range(200)]
-    firms = _make_contacts(
+    firms = make_contacts(
         emulator, org, [{"Name": f"Firm's own {p}", "ContactNumber": f"AS-{p}"} for p in participants[::25]]
     )
     emulator.state.requests.clear()
     seen: list[str] = []
 
     def refuse_two(request: Request, handle: Handler) -> Response:
-        if _is_contact_lookup(request):
+        if is_contact_lookup(request):
             seen.append(request.param("where") or "")
             if len(seen) == 2:
                 return Response(503, b'{"Title":"Service Unavailable"}', {"Content-Type": "application/json"})
@@ -322,17 +250,17 @@ def test_one_failing_group_of_several_is_looked_up_again_alone_and_nobody_is_los
                 )
         return handle(request)
 
-    _intercept(emulator, refuse_two)
+    intercept(emulator, refuse_two)
 
-    states = _settle(stub, [_bill(60_000 + n, p) for n, p in enumerate(participants)])
+    states = settle(stub, [bill_to(60_000 + n, p) for n, p in enumerate(participants)])
 
     assert states == [LINKED] * len(participants)
     asked = Counter(number for where in seen for number in (c.split('"')[1] for c in where.split(" OR ") if '"' in c))
     assert set(asked) == {f"AS-{p}" for p in participants}
     refused = {c.split('"')[1] for where in seen[1:3] for c in where.split(" OR ")}
     assert {n for n, times in asked.items() if times > 1} == refused  # only the refused groups again
-    assert _numbers(emulator, tenant) == Counter(f"AS-{p}" for p in participants)
-    invoices = _invoice_contacts(emulator, tenant)
+    assert contact_numbers(emulator, tenant) == Counter(f"AS-{p}" for p in participants)
+    invoices = invoice_contacts(emulator, tenant)
     assert [invoices[f"INV-{60_000 + n}"] for n in range(0, 200, 25)] == firms
 
 
@@ -347,11 +275,11 @@ def test_rate_limited_lookups_do_not_use_up_a_postings_attempts(
     limited = FaultRule("rate_limit", count=3, retry_after=1, methods=("GET",), path_contains="Contacts")
     emulator.faults.add(limited)
 
-    states = _settle(stub, [_bill(61_000 + n, 10**17 + n) for n in range(5)])
+    states = settle(stub, [bill_to(61_000 + n, 10**17 + n) for n in range(5)])
 
     assert limited.hits == 3
     assert states == [LINKED] * 5, [_link_error(stub, 61_000 + n) for n in range(5)]
-    assert _numbers(emulator, org["tenant_id"]) == Counter(f"AS-{10**17 + n}" for n in range(5))
+    assert contact_numbers(emulator, org["tenant_id"]) == Counter(f"AS-{10**17 + n}" for n in range(5))
 
 
 # -- concurrency and crashes ----------------------------------------------------------------------
@@ -370,7 +298,7 @@ def test_two_jobs_of_one_tenant_at_once_create_each_shared_participants_contact_
 
     def post(first: int) -> None:
         start.wait()
-        names[first] = _post(stub, [_bill(first + n, p) for n, p in enumerate(participants)])
+        names[first] = post_all(stub, [bill_to(first + n, p) for n, p in enumerate(participants)])
 
     threads = [threading.Thread(target=post, args=(first,)) for first in (70_000, 71_000)]
     for t in threads:
@@ -378,9 +306,9 @@ def test_two_jobs_of_one_tenant_at_once_create_each_shared_participants_contact_
     for t in threads:
         t.join()
 
-    assert _wait(stub, names[70_000] + names[71_000]) == [LINKED] * 180
-    assert _numbers(emulator, tenant) == Counter(f"AS-{p}" for p in participants)
-    invoices = _invoice_contacts(emulator, tenant)
+    assert wait(stub, names[70_000] + names[71_000]) == [LINKED] * 180
+    assert contact_numbers(emulator, tenant) == Counter(f"AS-{p}" for p in participants)
+    invoices = invoice_contacts(emulator, tenant)
     assert all(invoices[f"INV-{70_000 + n}"] == invoices[f"INV-{71_000 + n}"] for n in range(90))
 
 
@@ -397,11 +325,11 @@ def test_contacts_whose_creation_answer_was_lost_are_adopted_by_the_grouped_look
     lost = FaultRule(fault, count=1, methods=("PUT",), path_contains="Contacts")
     emulator.faults.add(lost)
 
-    states = _settle(stub, [_bill(80_000 + n, p) for n, p in enumerate(participants)])
+    states = settle(stub, [bill_to(80_000 + n, p) for n, p in enumerate(participants)])
 
     assert lost.hits == 1
     assert states == [LINKED] * len(participants)
-    assert _numbers(emulator, org["tenant_id"]) == Counter(f"AS-{p}" for p in participants)
+    assert contact_numbers(emulator, org["tenant_id"]) == Counter(f"AS-{p}" for p in participants)
 
 
 # -- the poster's groups, whatever the numbers ---------------------------------------------------
@@ -476,7 +404,7 @@ def test_a_number_with_a_quote_never_takes_the_contact_of_the_number_without_it(
 @pytest.fixture
 def numbered(emulator: EmulatorServer) -> tuple[EmulatorServer, dict[str, Any]]:
     org = emulator.create_organisation("Or Parsing")
-    _make_contacts(
+    make_contacts(
         emulator,
         org,
         [

@@ -5,60 +5,25 @@ that carries it, or a new one; a number two contacts carry stops only its own pa
 
 from __future__ import annotations
 
-from typing import Any
-
-import httpx
 from xero_emulator.faults import FaultRule
 from xero_emulator.server import EmulatorServer
-from xerolink.actionstep.v1 import common_pb2, transaction_pb2
+from xerolink.actionstep.v1 import common_pb2
 from xerolink.poster.v1 import poster_service_pb2 as poster_pb2
-from xerolink.poster.v1 import poster_service_pb2_grpc as poster_grpc
-from xerolink_mapper import samples
 
-from tests.fixtures.poster import PosterFactory, connect, settings, stub_for, wait_settled, xero_objects
+from tests.fixtures.contacts import (
+    XERO_URL_MAX,
+    bill_to,
+    contact_lookups,
+    make_contacts,
+    settle,
+    url_at_xero,
+)
+from tests.fixtures.poster import PosterFactory, connect, settings, stub_for, xero_objects
 
 LINKED = poster_pb2.LINK_STATE_LINKED
 FAILED = poster_pb2.LINK_STATE_FAILED
-# Xero answers 404 to a URL longer than this (XeroAPI/Xero-NetStandard#471).
-XERO_URL_MAX = 2091
 # Participant ids of 16 digits: numbers this long fill a URL in fewer than 50.
 FIRST_PARTICIPANT = 4_000_000_000_000_000
-
-
-def _bill(record_id: int, participant_id: int, name: str = "") -> transaction_pb2.Transaction:
-    bill = samples.client_bill(record_id)
-    bill.header.participant.participant_id = participant_id
-    bill.header.participant.display_name = name or f"Client {participant_id}"
-    return bill
-
-
-def _settle(stub: poster_grpc.PosterServiceStub, bills: list[transaction_pb2.Transaction]) -> list[int]:
-    results = stub.BatchPostTransactions(
-        poster_pb2.BatchPostTransactionsRequest(connection_id="firm-1", transactions=bills)
-    ).results
-    return [wait_settled(stub, r.posting.name, timeout=60).state for r in results]
-
-
-def _contact_lookups(emulator: EmulatorServer, tenant_id: str) -> list[Any]:
-    return [
-        r
-        for r in emulator.state.requests.entries(tenant_id)
-        if r.method == "GET" and r.path.rstrip("/").endswith("/Contacts")
-    ]
-
-
-def _url_at_xero(request: Any) -> str:
-    return str(httpx.URL(f"https://api.xero.com{request.path}", params=list(request.params)))
-
-
-def _make_contacts(emulator: EmulatorServer, org: dict[str, Any], contacts: list[dict[str, str]]) -> list[str]:
-    answer = httpx.put(
-        f"{emulator.base_url}/api.xro/2.0/Contacts",
-        json={"Contacts": contacts},
-        headers={"Authorization": f"Bearer {org['access_token']}", "xero-tenant-id": org["tenant_id"]},
-    )
-    assert answer.status_code == 200, answer.text
-    return [str(c["ContactID"]) for c in answer.json()["Contacts"]]
 
 
 def test_a_jobs_participants_are_looked_up_together_in_urls_xero_serves(
@@ -71,19 +36,19 @@ def test_a_jobs_participants_are_looked_up_together_in_urls_xero_serves(
     participants = [FIRST_PARTICIPANT + n for n in range(50)]
     # Three clients the firm entered in Xero before connecting and numbered to be adopted, and
     # one holding another participant's display name without a number: never taken by name.
-    adopted = _make_contacts(
+    adopted = make_contacts(
         emulator, org, [{"Name": f"Firm's own {p}", "ContactNumber": f"AS-{p}"} for p in participants[:3]]
     )
-    [same_name] = _make_contacts(emulator, org, [{"Name": f"Client {participants[10]}"}])
+    [same_name] = make_contacts(emulator, org, [{"Name": f"Client {participants[10]}"}])
     emulator.state.requests.clear()
 
-    states = _settle(stub, [_bill(7000 + n, p) for n, p in enumerate(participants)])
+    states = settle(stub, [bill_to(7000 + n, p) for n, p in enumerate(participants)])
 
     assert states == [LINKED] * 50
-    lookups = _contact_lookups(emulator, org["tenant_id"])
-    assert 2 <= len(lookups) <= 3, [_url_at_xero(r) for r in lookups]  # 50 before
+    lookups = contact_lookups(emulator, org["tenant_id"])
+    assert 2 <= len(lookups) <= 3, [url_at_xero(r) for r in lookups]  # 50 before
     assert all(r.status == 200 for r in lookups)
-    assert max(len(_url_at_xero(r)) for r in lookups) <= XERO_URL_MAX
+    assert max(len(url_at_xero(r)) for r in lookups) <= XERO_URL_MAX
     contacts = xero_objects(emulator, org["tenant_id"], "Contacts")
     numbers = [str(c["ContactNumber"]) for c in contacts if c.get("ContactNumber")]
     assert sorted(numbers) == sorted(f"AS-{p}" for p in participants)  # each participant's, once
@@ -104,10 +69,10 @@ def test_a_number_two_contacts_carry_stops_only_its_own_participant(
     stub = stub_for(poster_factory(settings(batch_size=50)))
     _, org = connect(stub, emulator)
     first, doubled, last = FIRST_PARTICIPANT, FIRST_PARTICIPANT + 1, FIRST_PARTICIPANT + 2
-    _make_contacts(emulator, org, [{"Name": "One", "ContactNumber": f"AS-{doubled}"}])
-    _make_contacts(emulator, org, [{"Name": "Two", "ContactNumber": f"AS-{doubled}"}])
+    make_contacts(emulator, org, [{"Name": "One", "ContactNumber": f"AS-{doubled}"}])
+    make_contacts(emulator, org, [{"Name": "Two", "ContactNumber": f"AS-{doubled}"}])
 
-    states = _settle(stub, [_bill(7101, first), _bill(7102, doubled), _bill(7103, last)])
+    states = settle(stub, [bill_to(7101, first), bill_to(7102, doubled), bill_to(7103, last)])
 
     assert states == [LINKED, FAILED, LINKED]
     record = common_pb2.RecordKey(kind=common_pb2.TRANSACTION_KIND_CLIENT_BILL, id=7102)
@@ -128,7 +93,7 @@ def test_a_failed_lookup_retries_its_participants_and_creates_each_contact_once(
     emulator.faults.add(failing)
     participants = [FIRST_PARTICIPANT + n for n in range(30)]
 
-    states = _settle(stub, [_bill(7200 + n, p) for n, p in enumerate(participants)])
+    states = settle(stub, [bill_to(7200 + n, p) for n, p in enumerate(participants)])
 
     assert failing.hits == 1
     assert states == [LINKED] * 30
