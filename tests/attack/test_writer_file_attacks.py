@@ -15,7 +15,6 @@ from __future__ import annotations
 import fcntl
 import gc
 import os
-import shutil
 import signal
 import sqlite3
 import subprocess
@@ -24,7 +23,6 @@ import textwrap
 import threading
 import time
 import types
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -45,18 +43,11 @@ from tests.fixtures.writer_file import (
     insert_row,
     registry_at,
     rows_of,
+    sqlite_registry,  # noqa: F401  (the `registry` fixture)
     waits_behind,
+    without_dac_override,
     writer_path,
 )
-
-
-@pytest.fixture
-def registry(tmp_path: Path) -> Iterator[Database]:
-    db = registry_at(tmp_path / "registry.db")
-    try:
-        yield db
-    finally:
-        db.dispose()
 
 
 def fds_under(directory: Path) -> list[str]:
@@ -222,11 +213,8 @@ def test_a_writer_file_another_user_made_does_not_stop_a_poster_opening_the_regi
     db = registry_at(tmp_path / "registry.db")
     db.dispose()
     writer = writer_path(db)
-    prefix: list[str] = []
+    prefix = without_dac_override()
     if os.geteuid() == 0:
-        if shutil.which("setpriv") is None:
-            pytest.skip("as root, needs util-linux's setpriv to drop the permission bypass")
-        prefix = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
         os.chown(writer, 65534, 65534)  # as if a process of `nobody` had made it
         os.chmod(writer, 0o600)
     else:

@@ -25,7 +25,6 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,17 +43,10 @@ from tests.fixtures.writer_file import (
     registry_at,
     registry_file,
     rows_of,
+    sqlite_registry,  # noqa: F401  (the `registry` fixture)
+    without_dac_override,
     writer_path,
 )
-
-
-@pytest.fixture
-def registry(tmp_path: Path) -> Iterator[Database]:
-    db = registry_at(tmp_path / "registry.db")
-    try:
-        yield db
-    finally:
-        db.dispose()
 
 
 def flock_holders(path: Path | str) -> set[int]:
@@ -85,15 +77,6 @@ def busy_timeout(db: Database, ms: int) -> None:
         dbapi_connection.execute(f"PRAGMA busy_timeout={ms}")
 
     db.write.dispose()  # the pooled connections were made with 30 s
-
-
-def without_dac_override() -> list[str]:
-    """How to start a process that file permissions apply to (root bypasses them)."""
-    if os.geteuid() != 0:
-        return []
-    if not os.path.exists("/usr/bin/setpriv"):
-        pytest.skip("needs setpriv to run a process that file permissions apply to")
-    return ["/usr/bin/setpriv", "--bounding-set=-dac_override,-dac_read_search"]
 
 
 def python(script: str, *args: str, prefix: list[str] | None = None) -> subprocess.Popen[str]:

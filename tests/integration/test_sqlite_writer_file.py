@@ -17,7 +17,6 @@ import sys
 import textwrap
 import threading
 import types
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,17 +28,13 @@ from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transa
 from tests.fixtures.poster import wait_for
 from tests.fixtures.processes import child_env
 from tests.fixtures.threads import Call
-from tests.fixtures.writer_file import a_write, free_elsewhere, held_elsewhere, writer_path
-
-
-@pytest.fixture
-def registry(tmp_path: Path) -> Iterator[Database]:
-    db = open_database(f"sqlite:///{tmp_path}/registry.db")
-    migrate(db)
-    try:
-        yield db
-    finally:
-        db.dispose()
+from tests.fixtures.writer_file import (  # noqa: F401  (sqlite_registry: the `registry` fixture)
+    a_write,
+    free_elsewhere,
+    held_elsewhere,
+    sqlite_registry,
+    writer_path,
+)
 
 
 def sqlite_writer_free(db: Database) -> bool:
