@@ -40,27 +40,32 @@ def test_unsupported_where_is_a_clear_400(tenant: Tenant) -> None:
 
 def test_where_clauses_joined_with_or_select_either(tenant: Tenant) -> None:
     """Xero's where takes OR between conditions (its OpenAPI, GET /Invoices `Statuses`: "instead
-    of passing OR conditions into the Where filter"; XeroAPI/XeroAPI.Net#29), AND binding first."""
-    made = {
-        c["ContactNumber"]: c["ContactID"]
-        for c in tenant.put(
-            "Contacts",
-            {"Name": "Ann Or Bob", "ContactNumber": "P-1"},
-            {"Name": "Bob", "ContactNumber": "P-2"},
-            {"Name": "Cy", "ContactNumber": "P-3"},
-        ).json()["Contacts"]
-    }
+    of passing OR conditions into the Where filter"; XeroAPI/XeroAPI.Net#29) and `&&` with or
+    without spaces (XeroAPI/xero-node#260, XeroAPI/Xero-Java#170). What no source shows (which of
+    AND and OR binds first, `||`, a lower-case `or`) is refused, never guessed."""
+    tenant.put(
+        "Contacts",
+        {"Name": "Ann OR Bob", "ContactNumber": "P-1"},
+        {"Name": "Bob", "ContactNumber": "P-2"},
+        {"Name": "Cy", "ContactNumber": "P-3"},
+    )
 
     def numbers(where: str) -> list[str]:
         found = listed(tenant.client.get("/Contacts", params={"where": where}), "Contacts")
         return sorted(str(c["ContactNumber"]) for c in found)
 
     assert numbers('ContactNumber=="P-1" OR ContactNumber=="P-3"') == ["P-1", "P-3"]
-    assert numbers('ContactNumber=="P-2" || ContactNumber=="P-404"') == ["P-2"]
-    assert numbers('ContactNumber=="P-1" AND Name=="Cy" OR ContactNumber=="P-2"') == ["P-2"]
-    assert numbers('Name=="Ann Or Bob"') == ["P-1"]  # OR inside a quoted value is the value's
-    assert numbers('ContactNumber=="P-3" or ContactNumber=="P-1"') == ["P-1", "P-3"]
-    assert len(made) == 3
+    assert numbers('ContactNumber=="P-2" OR ContactNumber=="P-404" OR Name=="Cy"') == ["P-2", "P-3"]
+    assert numbers('Name=="Ann OR Bob"') == ["P-1"]  # OR inside a quoted value is the value's
+    assert numbers('ContactNumber=="P-3"&&Name=="Cy"') == ["P-3"]
+    for unsourced in (
+        'ContactNumber=="P-1" AND Name=="Cy" OR ContactNumber=="P-2"',
+        'ContactNumber=="P-2" || ContactNumber=="P-3"',
+        'ContactNumber=="P-3" or ContactNumber=="P-1"',
+    ):
+        answer = tenant.client.get("/Contacts", params={"where": unsourced})
+        assert answer.status_code == 400, unsourced
+        assert "Unsupported where" in answer.json()["Message"]
 
 
 def test_a_url_longer_than_xeros_limit_is_not_found(tenant: Tenant) -> None:

@@ -1,7 +1,8 @@
-"""The part of Xero's `where` syntax xerolink uses: `Field=="value"` clauses joined with AND and
-OR (AND binding first), values quoted, Guid("..."), numbers, true/false; dotted fields such as
-Contact.ContactID. Parentheses, ordering expressions, method calls (StartsWith...) and comparisons
-other than == and != are refused with a clear error instead of being misread."""
+"""The part of Xero's `where` syntax xerolink uses: `Field=="value"` clauses joined with AND, or
+with OR, values quoted, Guid("..."), numbers, true/false; dotted fields such as
+Contact.ContactID. What the emulator has no Xero source for is refused with a clear error
+instead of being guessed: AND and OR in one `where` (which binds first), `||`, parentheses,
+ordering expressions, method calls (StartsWith...) and comparisons other than == and !=."""
 
 from __future__ import annotations
 
@@ -21,27 +22,40 @@ _CLAUSE = re.compile(
 
 
 Clause = tuple[str, str, Any]
-# Outside quoted values only: "Smith AND Co" and "Ann Or Bob" are one value each, as at Xero.
+# Outside quoted values only: "Smith AND Co" and "Ann OR Bob" are one value each, as at Xero.
 _OUTSIDE_QUOTES = r'(?=(?:[^"]*"[^"]*")*[^"]*$)'
-_OR = re.compile(r"(?:\s+OR\s+|\s*\|\|\s*)" + _OUTSIDE_QUOTES, re.IGNORECASE)
+# `&&` with or without spaces: XeroAPI/xero-node#260 (`Reference == "Sunday - Spend" && Status ==
+# "DELETED"`), XeroAPI/Xero-Java#170 (`Type=="ACCREC"&&Status!="DRAFT"&&Status!="SUBMITTED"`).
 _AND = re.compile(r"(?:\s+AND\s+|\s*&&\s*)" + _OUTSIDE_QUOTES, re.IGNORECASE)
+# OR as Xero's sources write it: its OpenAPI (GET /Invoices, `Statuses`: "we recommend using these
+# explicit parameters instead of passing OR conditions into the Where filter") and
+# XeroAPI/XeroAPI.Net#29 (`ContactNumber = "Foo" OR Name = "Bar"` filters on both in Xero's API).
+_OR = re.compile(r"\s+OR\s+" + _OUTSIDE_QUOTES)
+_PIPES = re.compile(r"\|\|" + _OUTSIDE_QUOTES)
 
 
 def parse_where(where: str) -> list[list[Clause]]:
-    """The conditions ORed, each a list of clauses ANDed. Xero takes OR in `where`: its OpenAPI
-    (GET /Invoices, `Statuses`: "we recommend using these explicit parameters instead of passing
-    OR conditions into the Where filter") and XeroAPI/XeroAPI.Net#29 (`ContactNumber = "Foo" OR
-    Name = "Bar"` filters on both in Xero's API)."""
+    """The conditions ORed, each a list of clauses ANDed: one condition of clauses ANDed, or
+    single clauses ORed. No Xero source here says whether AND or OR binds first, so a `where`
+    with both is refused, as is `||`, which none shows."""
     if len(where) > 2000:
         raise BadRequest("The where clause is too long.")
-    return [[_clause(part) for part in _AND.split(either)] for either in _OR.split(where.strip())]
+    if _PIPES.search(where):
+        raise BadRequest("Unsupported where operator '||'. The emulator supports OR between clauses.")
+    conditions = [[_clause(part) for part in _AND.split(either)] for either in _OR.split(where.strip())]
+    if len(conditions) > 1 and any(len(clauses) > 1 for clauses in conditions):
+        raise BadRequest(
+            "Unsupported where: AND and OR together. The emulator supports clauses joined with AND, or with OR."
+        )
+    return conditions
 
 
 def _clause(part: str) -> Clause:
     match = _CLAUSE.match(part)
     if match is None:
         raise BadRequest(
-            f"Unsupported where clause '{part}'. The emulator supports Field==\"value\" clauses joined with AND and OR."
+            f"Unsupported where clause '{part}'. The emulator supports Field==\"value\" clauses joined with AND, or "
+            "with OR."
         )
     if match.group("str") is not None:
         value: Any = match.group("str")
