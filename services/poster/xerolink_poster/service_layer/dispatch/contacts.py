@@ -69,13 +69,10 @@ class Contacts:
         for w in works:
             assert w.contact is not None
             by_participant[(w.connection.connection_id, w.contact.participant_id)].append(w)
-        participants: dict[str, list[int]] = defaultdict(list)
-        for cid, pid in by_participant:
-            participants[cid].append(pid)
         with UnitOfWork(self.d.db, write=False) as uow:
             # Linked since the job prepared (another job of the tenant, under the lock).
-            for cid, pids in participants.items():
-                for pid, contact_id in uow.contacts.contacts_of(cid, pids).items():
+            for cid, keys in _by_connection(by_participant).items():
+                for pid, contact_id in uow.contacts.contacts_of(cid, [pid for _, pid in keys]).items():
                     for w in by_participant[(cid, pid)]:
                         w.contact_id = contact_id
         pending = {key: members for key, members in by_participant.items() if not members[0].contact_id}
@@ -188,25 +185,25 @@ class Contacts:
     def _adopt(self, members: list[Work], contact_id: str, made: list[_Made]) -> None:
         """The contact that carries this participant's number, unless another participant's
         link already holds it (its number was changed in Xero since)."""
-        first = members[0]
-        assert first.contact is not None
-        with UnitOfWork(self.d.db, write=False) as uow:
-            holder = uow.contacts.participant_of_contact(first.connection.connection_id, contact_id)
-        # Or this job's, not yet linked: the firm renumbered the contact between two look-ups.
-        connection_id = first.connection.connection_id
+        contact = _contact(members)
+        connection_id = members[0].connection.connection_id
+        # This job's adoptions are not linked yet: the firm renumbered a contact between two look-ups.
         holder = next(
             (
                 m.contact.participant_id
                 for m in made
                 if m.contact_id.lower() == contact_id.lower() and m.members[0].connection.connection_id == connection_id
             ),
-            holder,
+            None,
         )
-        if holder is not None and holder != first.contact.participant_id:
+        if holder is None:
+            with UnitOfWork(self.d.db, write=False) as uow:
+                holder = uow.contacts.participant_of_contact(connection_id, contact_id)
+        if holder is not None and holder != contact.participant_id:
             self.results.reject(
                 members,
                 [
-                    f"the Xero contact with ContactNumber {first.contact.contact_number} is participant {holder}'s "
+                    f"the Xero contact with ContactNumber {contact.contact_number} is participant {holder}'s "
                     "contact: give it back its own number in Xero, then post again"
                 ],
             )
@@ -321,15 +318,18 @@ class _Made:
 
     @property
     def contact(self) -> xero_pb2.Contact:
-        contact = self.members[0].contact
-        assert contact is not None
-        return contact
+        return _contact(self.members)
+
+
+def _contact(members: list[Work]) -> xero_pb2.Contact:
+    """The participant's contact, as its postings carry it (each has one: ensure takes no other)."""
+    contact = members[0].contact
+    assert contact is not None
+    return contact
 
 
 def _number(members: list[Work]) -> str:
-    contact = members[0].contact
-    assert contact is not None
-    return contact.contact_number
+    return _contact(members).contact_number
 
 
 def _clause(number: str) -> str:

@@ -139,14 +139,12 @@ class LookUps:
             if isinstance(allocation, dict)
         }
         candidates = [
-            str(allocation.get("AllocationID", ""))
-            for note in notes
-            for allocation in note.get("Allocations") or []
-            if isinstance(allocation, dict)
-            and str((allocation.get("Invoice") or {}).get("InvoiceID", "")).lower() == w.resolved["invoice"].lower()
+            allocation_id
+            for allocation_id, allocation in allocations.items()
+            if str((allocation.get("Invoice") or {}).get("InvoiceID", "")).lower() == w.resolved["invoice"].lower()
             and not allocation.get("IsDeleted")
             and payloads.same_amount(allocation.get("Amount"), amount)
-            and str(allocation.get("AllocationID", "")) not in before
+            and allocation_id not in before
         ]
         free = self._unheld(w, candidates, taken)
         match = next((c for c in candidates if c in free), None)
