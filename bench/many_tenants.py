@@ -19,7 +19,9 @@ started with initdb/pg_ctl, as tests/fixtures/postgres.py does, else SQLite with
    above what one poster can use, and the app limit is raised in both the emulator and the poster
    (XEROLINK_XERO_APP_MINUTE_LIMIT) so the app ceiling cannot be what holds the drain back.
    Each organisation's bills go to --participants clients in turn (1 by default: all to one),
-   each a Xero contact the drain finds or creates before its first bill.
+   each a Xero contact the drain finds or creates before its first bill. With --lost-answers N,
+   the answers to the drain's first N create calls are lost after Xero made their elements, which
+   the poster then looks up before it makes them again (Xero calls and CPU then count the look-ups).
 2. SQL statements per Xero call. A second registry holding a backlog of its own (the same number
    of organisations, --statement-per-tenant bills each, on organisations of their own: the drain
    of part 1 posted the first registry's bills to Xero, so draining a copy of it would post them
@@ -122,6 +124,7 @@ import grpc  # noqa: E402
 from sqlalchemy import event, insert, text  # noqa: E402
 from xero_emulator import EmulatorConfig, EmulatorServer  # noqa: E402
 from xero_emulator.domain.organisation import RESOURCES, Organisation  # noqa: E402
+from xero_emulator.faults import FaultRule  # noqa: E402
 from xero_emulator.request_log import ReceivedRequest  # noqa: E402
 from xerolink.actionstep.v1 import transaction_pb2  # noqa: E402
 from xerolink.poster.v1 import poster_service_pb2 as poster_pb2  # noqa: E402
@@ -137,6 +140,7 @@ from xerolink_poster.adapters.repositories.outbox import SqlOutboxRepository  # 
 from xerolink_poster.adapters.tables import OutboxRow  # noqa: E402
 from xerolink_poster.adapters.xero_client import XeroClient  # noqa: E402
 from xerolink_poster.adapters.xero_identity import XeroIdentity  # noqa: E402
+from xerolink_poster.domain.states import OutboxState  # noqa: E402
 from xerolink_poster.entrypoints import config as poster_config  # noqa: E402
 from xerolink_poster.service_layer import drift_snapshots  # noqa: E402
 from xerolink_poster.service_layer.connection_lifecycle import ConnectionKeeper  # noqa: E402
@@ -557,13 +561,22 @@ def drain(
 
     port = free_port()
     env = bench.poster_env(url, port, dispatcher=True, batch_size=batch_size)
+    # --lost-answers: the first create calls' answers lost after Xero made their elements, each
+    # call's elements then looked up before they are made again.
+    lost = bench.emulator.faults.add(
+        FaultRule("drop_after_commit", count=args.lost_answers, methods=("PUT",), path_contains="Invoices")
+    )
     with (
+        lost_only_here(bench.emulator, lost),
         bench.loads.around(f"{kind}.{label}") as loads,
         running(console_script("xerolink-poster"), port, env, bench.workdir / f"{kind}-{label}.log") as poster,
     ):
         started = time.monotonic()
         cpu_before = cpu_seconds(poster.pid)
         ended, done = bench.wait_for_elements(orgs, total, args.drain_timeout, mark, lambda: poster.poll() is not None)
+        if lost.hits:
+            # Xero holds the elements of a call whose answer was lost before the poster knows it.
+            ended = wait_for_registry(url, started + args.drain_timeout)
         cpu = cpu_seconds(poster.pid) - cpu_before
     calls = bench.tap.total(bench.tap.calls, ids)
     refused = bench.tap.total(bench.tap.refused, ids)
@@ -579,6 +592,7 @@ def drain(
         "elements_per_call": ratio(done, calls),
         "drain_seconds": round(wall, 1),
         "elements_per_s": round(done / wall) if wall > 0 else None,
+        "answers_lost": lost.hits,
     }
     cut = "" if done >= total else f" (cut at {args.drain_timeout:.0f} s: {done} of {total})"
     print(
@@ -586,9 +600,36 @@ def drain(
         f"{wall:.1f} s{cut}; "
         f"poster CPU {figures['poster_cpu_ms_per_element']} ms per element ({cpu:.1f} s for {done}); "
         f"{calls} Xero calls ({refused} refused for rate), {figures['elements_per_call']} elements per call, "
-        f"{figures['elements_per_s']} elements/s {Loads.text(loads)}"
+        f"{figures['elements_per_s']} elements/s"
+        f"{f'; {lost.hits} answers lost, their elements looked up' if lost.hits else ''} {Loads.text(loads)}"
     )
     return figures, fairness(bench, kind, ids, ended, marks, loads, batch_size)
+
+
+def wait_for_registry(url: str, deadline: float) -> float:
+    """Polls the registry until none of its entries is open (or `deadline`); returns when."""
+    db = open_database(url)
+    try:
+        while True:
+            with db.read.connect() as connection:
+                open_entries = connection.execute(
+                    text("SELECT count(*) FROM outbox WHERE state <> :done"), {"done": OutboxState.DONE.value}
+                ).scalar_one()
+            now = time.monotonic()
+            if not open_entries or now > deadline:
+                return now
+            time.sleep(0.05)
+    finally:
+        db.dispose()
+
+
+@contextmanager
+def lost_only_here(emulator: EmulatorServer, rule: FaultRule) -> Iterator[None]:
+    """The rule applies to this drain alone."""
+    try:
+        yield
+    finally:
+        emulator.faults.set([r for r in emulator.faults.rules() if r is not rule])
 
 
 def fairness(
@@ -1096,6 +1137,12 @@ def main() -> None:
         type=int,
         default=1,
         help="clients each organisation's bills go to in turn, each a Xero contact to find or create (1: all to one)",
+    )
+    parser.add_argument(
+        "--lost-answers",
+        type=int,
+        default=0,
+        help="create calls of the drains whose answers are lost after Xero made their elements (the first ones)",
     )
     parser.add_argument(
         "--statement-per-tenant", type=int, default=100, help="bills each organisation has for the statement count"
