@@ -332,7 +332,7 @@ def test_a_repost_after_giving_up_on_an_unknown_outcome_looks_up_first_and_refus
     stub = stub_for(poster_factory(settings(max_attempts=3, http_timeout=0.5)))
     _, org = connect(stub, emulator)
     dropped = FaultRule("drop_after_commit", count=1, methods=("PUT",), path_contains="Invoices")
-    lookups_fail = FaultRule("error", status=503, count=4, methods=("GET",), path_contains="Invoices")
+    lookups_fail = FaultRule("error", status=503, methods=("GET",), path_contains="Invoices")
     emulator.faults.add(dropped)
     emulator.faults.add(lookups_fail)
 
@@ -340,7 +340,9 @@ def test_a_repost_after_giving_up_on_an_unknown_outcome_looks_up_first_and_refus
 
     for posting in postings:
         assert wait_settled(stub, posting.name, timeout=30).state == poster_pb2.LINK_STATE_FAILED
-    assert dropped.hits == 1 and lookups_fail.hits == 4
+    # Both looked up at each remaining attempt (together, or apart once their back-offs differ).
+    assert dropped.hits == 1 and lookups_fail.hits >= 2
+    emulator.faults.set([r for r in emulator.faults.rules() if r is not lookups_fail])
     invoices = {i["InvoiceID"] for i in xero_objects(emulator, org["tenant_id"], "Invoices")}
     assert len(invoices) == 2
     assert "Check Xero for the reference" in _link(stub, 91).last_error.message

@@ -381,12 +381,19 @@ def ids_of(body: str, answer: Element) -> tuple[str, str]:
 class Lookup:
     """How to find the object an uncertain call may have created: a GET of `resource` with a
     `where` clause on fields Xero keeps for the type, then `tagged` checks each answer carries
-    this record's tag exactly (Xero's string filters are case-insensitive)."""
+    this record's tag exactly (Xero's string filters are case-insensitive).
+
+    `clause` is the condition on the tag alone, which other records' look-ups of the same field
+    are ORed with in one GET (empty: looked up on its own, by `where`); what else `where` asks
+    (the type, a payment's amount) is then checked on each object listed, by `matches`."""
 
     resource: str
     where: str
     tag: str
     tag_path: tuple[str, ...]
+    clause: str = ""
+    type: str = ""
+    amount: Decimal | None = None
 
     def tagged(self, item: Element) -> bool:
         value: Any = item
@@ -398,6 +405,14 @@ class Lookup:
             else:
                 return False
         return isinstance(value, str) and value.strip() == self.tag.strip()
+
+    def matches(self, item: Element) -> bool:
+        """The object carries this record's tag and is what `where` asks for."""
+        if not self.tagged(item):
+            return False
+        if self.type and str(item.get("Type", "")).upper() != self.type:
+            return False
+        return self.amount is None or same_amount(item.get("Amount"), self.amount)
 
 
 def _quoted(value: str) -> str:
@@ -413,16 +428,19 @@ def lookup_of(operation: xero_pb2.Operation, tag: str, contact_id: str) -> Looku
     if body == "allocation":
         return None
     if body == "manual_journal":
-        return Lookup(resource, f'Narration=="{quoted}"', tag, ("Narration",))
+        clause = f'Narration=="{quoted}"'
+        return Lookup(resource, clause, tag, ("Narration",), clause)
     if body == "invoice":
         kind = xero_pb2.InvoiceType.Name(operation.invoice.type).removeprefix("INVOICE_TYPE_")
         field = "Reference" if operation.invoice.type == xero_pb2.INVOICE_TYPE_ACCREC else "InvoiceNumber"
-        return Lookup(resource, f'Type=="{kind}" AND {field}=="{quoted}"', tag, (field,))
+        clause = f'{field}=="{quoted}"'
+        return Lookup(resource, f'Type=="{kind}" AND {clause}', tag, (field,), clause, kind)
     if body == "credit_note":
         kind = xero_pb2.CreditNoteType.Name(operation.credit_note.type).removeprefix("CREDIT_NOTE_TYPE_")
         accrec = operation.credit_note.type == xero_pb2.CREDIT_NOTE_TYPE_ACCRECCREDIT
         field = "Reference" if accrec else "CreditNoteNumber"
-        return Lookup(resource, f'Type=="{kind}" AND {field}=="{quoted}"', tag, (field,))
+        clause = f'{field}=="{quoted}"'
+        return Lookup(resource, f'Type=="{kind}" AND {clause}', tag, (field,), clause, kind)
     if body == "bank_transaction" and operation.bank_transaction.type in _OVERPAYMENT_BANK_TYPES:
         # No Reference on overpayments: narrowed by type and contact, matched by the tagged line.
         kind = _BANK_TYPES[operation.bank_transaction.type]
@@ -430,8 +448,9 @@ def lookup_of(operation: xero_pb2.Operation, tag: str, contact_id: str) -> Looku
         return Lookup(resource, where, tag, ("LineItems", "0", "Description"))
     clause = f'Reference=="{quoted}"'
     if body == "payment":
-        clause += f" AND Amount=={_amount(operation.payment.amount)}"
-    return Lookup(resource, clause, tag, ("Reference",))
+        amount = _amount(operation.payment.amount)
+        return Lookup(resource, f"{clause} AND Amount=={amount}", tag, ("Reference",), clause, amount=amount)
+    return Lookup(resource, clause, tag, ("Reference",), clause)
 
 
 def created_objects(body: str, local_ref: str, answer: Element) -> list[XeroObjectRef]:

@@ -15,7 +15,7 @@ from xerolink_common.reasons import Reason
 from xerolink_poster.adapters import xero_payloads as payloads
 from xerolink_poster.adapters.database import now_us
 from xerolink_poster.adapters.tables import ContactLinkRow
-from xerolink_poster.adapters.xero_client import XERO_URL_MAX, Credentials, Uncertain, url_length, value_length
+from xerolink_poster.adapters.xero_client import Credentials, Uncertain, url_length
 from xerolink_poster.domain.retry import chunks
 from xerolink_poster.service_layer import tracing
 from xerolink_poster.service_layer.dispatch import answers
@@ -24,6 +24,7 @@ from xerolink_poster.service_layer.dispatch.lookups import LookupFailed, check_l
 from xerolink_poster.service_layer.dispatch.results import Results
 from xerolink_poster.service_layer.dispatch.settings import DispatcherSettings
 from xerolink_poster.service_layer.dispatch.shared import Shared
+from xerolink_poster.service_layer.dispatch.where_groups import OR, or_groups
 from xerolink_poster.service_layer.dispatch.work import Work
 from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transaction
 
@@ -34,9 +35,6 @@ log = logging.getLogger(__name__)
 # contacts." (reported from Xero's API in Pinelab-studio/pinelab-vendure-plugins#505).
 NAME_TAKEN = "is already assigned to another contact"
 CONTACT_NAME_MAX = 255  # Contact.Name maxLength in Xero's OpenAPI description
-# Conditions ORed in one `where`: Xero takes OR there (its OpenAPI, GET /Invoices `Statuses`: "...
-# instead of passing OR conditions into the Where filter"; XeroAPI/XeroAPI.Net#29).
-OR = " OR "
 
 
 def distinguishable_name(name: str, number: str) -> str:
@@ -149,20 +147,9 @@ class Contacts:
     ) -> list[list[tuple[str, int]]]:
         """The participants in groups of at most a batch whose numbers fill one look-up's URL no
         further than Xero serves (a participant without a number is not asked for: none carries it)."""
+        clauses = [_clause(_number(pending[key])) for key in keys]
         fixed = url_length(creds.base_url, "Contacts", "where")
-        separator = value_length(OR)
-        groups: list[list[tuple[str, int]]] = []
-        group: list[tuple[str, int]] = []
-        length = fixed
-        for key in keys:
-            clause = _clause(_number(pending[key]))
-            more = value_length(clause) + (separator if group else 0)
-            if group and (length + more > XERO_URL_MAX or len(group) >= self.settings.batch_size):
-                groups.append(group)
-                group, length, more = [], fixed, more - separator
-            group.append(key)
-            length += more
-        return [*groups, group] if group else groups
+        return [[keys[p] for p in group] for group in or_groups(fixed, clauses, self.settings.batch_size)]
 
     def _find(self, creds: Credentials, numbers: list[str]) -> dict[str, list[str]]:
         """The ids of the Xero contacts whose ContactNumber is exactly each of `numbers`, in one GET."""

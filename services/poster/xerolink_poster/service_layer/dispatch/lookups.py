@@ -5,18 +5,20 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from xerolink.xero.v1 import objects_pb2 as xero_pb2
 from xerolink_common.reasons import Reason
 
 from xerolink_poster.adapters import xero_payloads as payloads
-from xerolink_poster.adapters.xero_client import Credentials, Uncertain, XeroAnswer
+from xerolink_poster.adapters.xero_client import Credentials, Uncertain, XeroAnswer, url_length
 from xerolink_poster.domain.records import XeroObjectRef
 from xerolink_poster.service_layer.dispatch import answers
 from xerolink_poster.service_layer.dispatch.gate import Gate
 from xerolink_poster.service_layer.dispatch.results import Results
 from xerolink_poster.service_layer.dispatch.shared import Shared
+from xerolink_poster.service_layer.dispatch.where_groups import OR, or_groups
 from xerolink_poster.service_layer.dispatch.work import Work
 from xerolink_poster.service_layer.unit_of_work import UnitOfWork
 
@@ -24,6 +26,8 @@ log = logging.getLogger(__name__)
 # Xero pages lists by 100; a look-up reads at most this many pages (its `where` selects a few).
 XERO_PAGE_SIZE = 100
 LOOKUP_PAGES = 20
+# Records looked up in one GET at most: their objects fit in its first page.
+MAX_TOGETHER = 50
 
 
 class LookupFailed(Exception):
@@ -47,6 +51,17 @@ def check_lookup(answer: XeroAnswer, collection: str, one: bool = False) -> list
     return items
 
 
+@dataclass
+class _Get:
+    """One GET of a look-up: the records its answer is for, each with its look-up (None: an
+    allocation, read on its credit note), and the collection and `where` it lists ("": the note)."""
+
+    members: list[Work]
+    lookups: list[payloads.Lookup | None]
+    resource: str
+    where: str
+
+
 class LookUps:
     def __init__(self, shared: Shared, gate: Gate, results: Results) -> None:
         self.d = shared
@@ -55,20 +70,28 @@ class LookUps:
 
     def look_up(self, works: list[Work]) -> list[Work]:
         """Finds the objects uncertain calls may have created. Found: recorded as created. Not
-        found: returned, to be created now. Xero unreachable: retried later, still uncertain."""
+        found: returned, to be created now. Xero unreachable: retried later, still uncertain.
+        Records whose look-ups differ only in their tag are looked up together, one GET for as
+        many as fit in a URL (a lost answer to a call of 50 cost 50 GETs)."""
         to_create: list[Work] = []
         found: list[tuple[Work, list[XeroObjectRef]]] = []
         taken: set[str] = set()  # adopted in this pass, not yet written: held all the same
-        for w in works:
-            assert w.operation is not None
+        for get in self._plan(works, to_create):
+            members = get.members
             try:
-                match = self._find_existing(self.gate.credentials(w.connection), w, taken)
+                creds = self.gate.credentials(members[0].connection)
+                if get.resource:
+                    items = self._list_all(creds, get.resource, get.where)
+                else:
+                    items = self._allocations_of(creds, members[0])
             except Uncertain as exc:
-                self.results.retry([w], uncertain=True, reason=Reason.XERO_NO_ANSWER, message=f"look-up failed ({exc})")
+                self.results.retry(
+                    members, uncertain=True, reason=Reason.XERO_NO_ANSWER, message=f"look-up failed ({exc})"
+                )
                 continue
             except LookupFailed as exc:
                 self.results.retry(
-                    [w],
+                    members,
                     uncertain=True,
                     reason=Reason.XERO_LOOKUP_FAILED,
                     message=str(exc),
@@ -76,33 +99,61 @@ class LookUps:
                     count=not exc.rate_limited,
                 )
                 continue
-            if match is None:
-                to_create.append(w)
-            else:
-                log.info("found %s in Xero after an uncertain call: %s", w.identity, match[0].xero_id)
-                taken.add(match[0].xero_id)
-                found.append((w, match))
+            for w, lookup in zip(members, get.lookups, strict=True):
+                match = self._allocation(w, items, taken) if lookup is None else self._match(w, lookup, items, taken)
+                if match is None:
+                    to_create.append(w)
+                else:
+                    log.info("found %s in Xero after an uncertain call: %s", w.identity, match[0].xero_id)
+                    taken.add(match[0].xero_id)
+                    found.append((w, match))
         if found:
             self.results.write(found, [])
         return to_create
 
-    def _find_existing(self, creds: Credentials, w: Work, taken: set[str]) -> list[XeroObjectRef] | None:
-        """This record's object in Xero, found by fields Xero keeps (xero_payloads.lookup_of),
-        never one another link holds or an unlink left orphaned."""
+    def _plan(self, works: list[Work], to_create: list[Work]) -> list[_Get]:
+        """The GETs to make. An allocation is read on its credit note, alone; a record that was
+        never sent goes to `to_create`."""
+        planned: list[_Get] = []
+        together: dict[tuple[str, str, tuple[str, ...]], list[tuple[Work, payloads.Lookup]]] = {}
+        for w in works:
+            assert w.operation is not None
+            if w.body == "allocation":
+                planned.append(_Get([w], [None], "", ""))
+                continue
+            lookup = payloads.lookup_of(w.operation, w.reference, w.contact_id)
+            if lookup is None or (w.body == "bank_transaction" and not w.contact_id and "Contact" in lookup.where):
+                to_create.append(w)  # an overpayment whose contact was never linked was never sent
+            elif not lookup.clause:
+                planned.append(_Get([w], [lookup], lookup.resource, lookup.where))
+            else:
+                key = (w.connection.connection_id, lookup.resource, lookup.tag_path)
+                together.setdefault(key, []).append((w, lookup))
+        for (_, resource, _), pairs in together.items():
+            creds = self.gate.credentials(pairs[0][0].connection)
+            # The page comes after the `where` (`_list_all`).
+            fixed = url_length(creds.base_url, resource, "where") + len(f"&page={LOOKUP_PAGES}")
+            clauses = [lookup.clause for _, lookup in pairs]
+            for group in or_groups(fixed, clauses, MAX_TOGETHER):
+                chosen = [pairs[p] for p in group]
+                where = OR.join(clauses[p] for p in group)
+                planned.append(_Get([w for w, _ in chosen], [lookup for _, lookup in chosen], resource, where))
+        return planned
+
+    def _match(
+        self, w: Work, lookup: payloads.Lookup, items: list[dict[str, Any]], taken: set[str]
+    ) -> list[XeroObjectRef] | None:
+        """This record's object among those listed: its own tag, what its `where` asks, not deleted
+        or voided, and never one another link holds or an unlink left orphaned."""
         assert w.operation is not None
         body = w.body
-        if body == "allocation":
-            return self._find_allocation(creds, w, taken)
-        lookup = payloads.lookup_of(w.operation, w.reference, w.contact_id)
-        if lookup is None or (body == "bank_transaction" and not w.contact_id and "Contact" in lookup.where):
-            return None  # an overpayment whose contact was never linked was never sent
-        items = [
+        mine = [
             item
-            for item in self._list_all(creds, lookup.resource, lookup.where)
-            if str(item.get("Status", "")).upper() not in ("DELETED", "VOIDED") and lookup.tagged(item)
+            for item in items
+            if str(item.get("Status", "")).upper() not in ("DELETED", "VOIDED") and lookup.matches(item)
         ]
-        free = self._unheld(w, [payloads.ids_of(body, item)[0] for item in items], taken)
-        for item in items:
+        free = self._unheld(w, [payloads.ids_of(body, item)[0] for item in mine], taken)
+        for item in mine:
             if payloads.ids_of(body, item)[0] in free:
                 w.answer(item)
                 return payloads.created_objects(body, w.operation.local_ref, item)
@@ -124,12 +175,15 @@ class LookUps:
                 break
         return items
 
-    def _find_allocation(self, creds: Credentials, w: Work, taken: set[str]) -> list[XeroObjectRef] | None:
+    def _allocations_of(self, creds: Credentials, w: Work) -> list[dict[str, Any]]:
+        """The credit note the allocation was made on, as Xero holds it now."""
+        answer = self.gate.call(creds, "GET", f"CreditNotes/{w.resolved['credit_note']}")
+        return check_lookup(answer, "CreditNotes", one=True)
+
+    def _allocation(self, w: Work, notes: list[dict[str, Any]], taken: set[str]) -> list[XeroObjectRef] | None:
         """An allocation of this amount to this invoice that the credit note did not hold before
         the uncertain call (`hint`) and no other link holds."""
         assert w.operation is not None
-        answer = self.gate.call(creds, "GET", f"CreditNotes/{w.resolved['credit_note']}")
-        notes = check_lookup(answer, "CreditNotes", one=True)
         before = set(json.loads(w.row.lookup_hint)) if w.row.lookup_hint else set()
         amount = payloads.element_of(w.operation, "", "", w.resolved)["Amount"]
         allocations = {
