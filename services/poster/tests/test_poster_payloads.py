@@ -87,6 +87,26 @@ def test_a_payment_is_looked_up_by_reference_and_amount() -> None:
     assert lookup is not None
     assert (lookup.resource, lookup.where) == ("Payments", 'Reference=="AS-2 #2" AND Amount==500.00')
     assert lookup.tagged({"Reference": "AS-2 #2"}) and not lookup.tagged({"Reference": "as-2 #2"})
+    # Looked up with other records' tags, by Reference alone: the amount is checked on the object.
+    assert lookup.clause == 'Reference=="AS-2 #2"'
+    assert lookup.matches({"Reference": "AS-2 #2", "Amount": 500}) is True
+    assert lookup.matches({"Reference": "AS-2 #2", "Amount": "500.0"}) is True
+    assert lookup.matches({"Reference": "AS-2 #2", "Amount": 50}) is False
+    assert lookup.matches({"Reference": "AS-2 #3", "Amount": 500}) is False
+    # Its own tag and an amount that cannot be read: garbled, neither "this one" nor "not this one".
+    for garbled in ({}, {"Amount": None}, {"Amount": "garbled"}, {"Amount": [500]}):
+        assert lookup.matches({"Reference": "AS-2 #2", **garbled}) is None, garbled
+
+
+def test_a_grouped_invoice_look_up_checks_the_type_on_each_object_listed() -> None:
+    invoice = xero_pb2.Invoice(type=xero_pb2.INVOICE_TYPE_ACCREC, reference="AS-5")
+    lookup = payloads.lookup_of(xero_pb2.Operation(local_ref="invoice", invoice=invoice), "AS-5 #1", "")
+    assert lookup is not None
+    assert (lookup.clause, lookup.type) == ('Reference=="AS-5 #1"', "ACCREC")
+    assert lookup.matches({"Reference": "AS-5 #1", "Type": "ACCREC"}) is True
+    assert lookup.matches({"Reference": "AS-5 #1", "Type": "ACCPAY"}) is False
+    assert lookup.matches({"Reference": "AS-5 #1"}) is None
+    assert lookup.matches({"Reference": "AS-5 #1", "Type": 7}) is None
 
 
 def _document(kind: str, number: str) -> xero_pb2.Operation:

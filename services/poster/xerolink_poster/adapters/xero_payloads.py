@@ -406,13 +406,24 @@ class Lookup:
                 return False
         return isinstance(value, str) and value.strip() == self.tag.strip()
 
-    def matches(self, item: Element) -> bool:
-        """The object carries this record's tag and is what `where` asks for."""
+    def matches(self, item: Element) -> bool | None:
+        """Whether the object carries this record's tag and is what `where` asks for; None when it
+        carries the tag but its Type or Amount cannot be read (Xero lists both on every object of
+        these types: garbled on the way, it proves nothing)."""
         if not self.tagged(item):
             return False
-        if self.type and str(item.get("Type", "")).upper() != self.type:
-            return False
-        return self.amount is None or same_amount(item.get("Amount"), self.amount)
+        if self.type:
+            kind = item.get("Type")
+            if not isinstance(kind, str):
+                return None
+            if kind.upper() != self.type:
+                return False
+        if self.amount is None:
+            return True
+        try:
+            return Decimal(str(item.get("Amount"))) == self.amount
+        except InvalidOperation:
+            return None
 
 
 def _quoted(value: str) -> str:

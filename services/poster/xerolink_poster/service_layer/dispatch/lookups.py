@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,6 +63,27 @@ class _Get:
     where: str
 
 
+def _readable(get: _Get, items: list[dict[str, Any]]) -> None:
+    """Fails the look-up when an object carrying one of its records' tags cannot be read: its
+    Type or Amount (`Lookup.matches`), or its id, which Xero gives every object as a GUID (its
+    OpenAPI: InvoiceID, PaymentID, ... `format: uuid`). Garbled on the way, it could be the
+    record's own object: skipped as "not this one" it was created a second time."""
+    for w, lookup in zip(get.members, get.lookups, strict=True):
+        if lookup is None:
+            continue
+        for item in items:
+            verdict = lookup.matches(item)
+            if verdict is None or (verdict and not _is_xero_id(payloads.ids_of(w.body, item)[0])):
+                raise LookupFailed(f"Xero's answer to a look-up listed {w.identity}'s object garbled", False)
+
+
+def _is_xero_id(value: str) -> bool:
+    try:
+        return uuid.UUID(value).int != 0  # the zero GUID fills ids Xero did not issue
+    except ValueError:
+        return False
+
+
 class LookUps:
     def __init__(self, shared: Shared, gate: Gate, results: Results) -> None:
         self.d = shared
@@ -82,6 +104,7 @@ class LookUps:
                 creds = self.gate.credentials(members[0].connection)
                 if get.resource:
                     items = self._list_all(creds, get.resource, get.where)
+                    _readable(get, items)
                 else:
                     items = self._allocations_of(creds, members[0])
             except Uncertain as exc:
@@ -150,7 +173,7 @@ class LookUps:
         mine = [
             item
             for item in items
-            if str(item.get("Status", "")).upper() not in ("DELETED", "VOIDED") and lookup.matches(item)
+            if str(item.get("Status", "")).upper() not in ("DELETED", "VOIDED") and lookup.matches(item) is True
         ]
         free = self._unheld(w, [payloads.ids_of(body, item)[0] for item in mine], taken)
         for item in mine:
@@ -172,8 +195,9 @@ class LookUps:
             found = check_lookup(answer, resource)
             items += found
             if len(found) < XERO_PAGE_SIZE:
-                break
-        return items
+                return items
+        # What was not read may hold a record's object: taken as none, it would be created twice.
+        raise LookupFailed(f"a look-up of {resource} listed more than {LOOKUP_PAGES} pages", False)
 
     def _allocations_of(self, creds: Credentials, w: Work) -> list[dict[str, Any]]:
         """The credit note the allocation was made on, as Xero holds it now."""
