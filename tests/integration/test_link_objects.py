@@ -14,6 +14,7 @@ from xerolink.poster.v1 import poster_service_pb2 as poster_pb2
 from xerolink_mapper import samples
 from xerolink_poster.adapters.database import Database, open_database
 from xerolink_poster.adapters.migrations import head_revision, migrate
+from xerolink_poster.adapters.repositories.links import ORPHANED
 from xerolink_poster.service_layer.unit_of_work import UnitOfWork
 
 from tests.fixtures.poster import PosterFactory, connect, stub_for, wait_settled
@@ -77,6 +78,11 @@ def test_a_reposted_record_is_found_by_its_new_object_and_not_by_its_orphan(
         # The orphan is held as an orphan; the new object by its link, unless that link asks.
         assert uow.links.held_xero_ids("firm-1", [first, second], except_link_id=0) == {first, second}
         assert uow.links.held_xero_ids("firm-1", [second], except_link_id=holding.id or 0) == set()
+        # For a look-up's every record at once: each id with who holds it, as asked.
+        assert uow.links.holders("firm-1", [first, second.upper(), "no-such-id"]) == {
+            first: {ORPHANED},
+            second.upper(): {holding.id},
+        }
         assert uow.links.link_holding("firm-2", second) is None
 
 

@@ -137,6 +137,9 @@ class FakeLinkRepository:
     def held_xero_ids(self, connection_id: str, xero_ids: Sequence[str], except_link_id: int) -> set[str]:
         _unused("held_xero_ids (the dispatcher's look-up)")
 
+    def holders(self, connection_id: str, xero_ids: Sequence[str]) -> dict[str, set[int]]:
+        _unused("holders (the dispatcher's look-up)")
+
     def link_holding(self, connection_id: str, xero_id: str) -> LinkRow | None:
         for link in self._registry.links.values():
             if link.connection_id == connection_id and any(

@@ -47,11 +47,11 @@ _HOLDING = core_select(_LINK_OBJECTS.c.link_id).where(
 _LINKS_HOLDING = select(LinkRow).where(
     col(LinkRow.id).in_(_HOLDING), tested_only(_LINK_TABLE.c.connection_id) == bindparam("connection")
 )
-_HELD_BY_OTHER_LINKS = core_select(_LINK_TABLE.c.xero_objects).where(
-    _LINK_TABLE.c.id.in_(_HOLDING),
-    tested_only(_LINK_TABLE.c.connection_id) == bindparam("connection"),
-    _LINK_TABLE.c.id != bindparam("except_link_id"),
+_HOLDERS = core_select(_LINK_TABLE.c.id, _LINK_TABLE.c.xero_objects).where(
+    _LINK_TABLE.c.id.in_(_HOLDING), tested_only(_LINK_TABLE.c.connection_id) == bindparam("connection")
 )
+# What `holders` gives an object an unlink left orphaned: held by no link, and by no record to be.
+ORPHANED = -1
 
 
 # Whether a record is linked, asked before work waiting for it is released. FOR SHARE on
@@ -294,23 +294,30 @@ class SqlLinkRepository(LinkIndex):
 
     def held_xero_ids(self, connection_id: str, xero_ids: Sequence[str], except_link_id: int) -> set[str]:
         """Which of these Xero ids another link of the connection holds, or an unlink left
-        orphaned: an uncertain call's look-up must never adopt one of them. The links are found
-        by key (`link_object`), and each link's own list says whether it still holds the id."""
+        orphaned: an uncertain call's look-up must never adopt one of them."""
+        return {x for x, links in self.holders(connection_id, xero_ids).items() if links - {except_link_id}}
+
+    def holders(self, connection_id: str, xero_ids: Sequence[str]) -> dict[str, set[int]]:
+        """The links of the connection holding each of these Xero ids (ORPHANED for an id an
+        unlink left orphaned), in one read for a look-up's every record; ids no link holds are
+        left out. The links are found by key (`link_object`), and each link's own list says
+        whether it still holds the id."""
         # Xero's GUIDs compare without case: an id is held whatever the case it is stored in,
         # and is answered as asked.
         wanted = {id_key(x): x for x in xero_ids if x}
         if not wanted:
-            return set()
-        held: set[str] = set()
-        lists = self._session.execute(
-            _HELD_BY_OTHER_LINKS, {**_holding(connection_id, list(wanted)), "except_link_id": except_link_id}
-        )
-        for (objects,) in lists:
-            held.update(wanted[id_key(x)] for x in _listed_ids(objects) if id_key(x) in wanted)
+            return {}
+        held: dict[str, set[int]] = {}
+        for link_id, objects in self._session.execute(_HOLDERS, _holding(connection_id, list(wanted))):
+            for x in _listed_ids(objects):
+                if id_key(x) in wanted:
+                    held.setdefault(wanted[id_key(x)], set()).add(int(link_id))
         orphans = select(OrphanRow.xero_id).where(
             OrphanRow.connection_id == connection_id, func.lower(OrphanRow.xero_id).in_(sorted(wanted))
         )
-        held.update(wanted[id_key(x)] for x in self._session.exec(orphans) if id_key(x) in wanted)
+        for x in self._session.exec(orphans):
+            if id_key(x) in wanted:
+                held.setdefault(wanted[id_key(x)], set()).add(ORPHANED)
         return held
 
     def link_holding(self, connection_id: str, xero_id: str) -> LinkRow | None:

@@ -122,8 +122,16 @@ class LookUps:
                     count=not exc.rate_limited,
                 )
                 continue
-            for w, lookup in zip(members, get.lookups, strict=True):
-                match = self._allocation(w, items, taken) if lookup is None else self._match(w, lookup, items, taken)
+            candidates = [
+                self._allocations(w, items) if lookup is None else _listed(w, lookup, items)
+                for w, lookup in zip(members, get.lookups, strict=True)
+            ]
+            # Who holds what, for the GET's every record in one read (one a record was most of
+            # what a look-up cost the poster).
+            with UnitOfWork(self.d.db, write=False) as uow:
+                holders = uow.links.holders(members[0].connection.connection_id, [x for c in candidates for x, _ in c])
+            for w, mine in zip(members, candidates, strict=True):
+                match = _take(w, mine, holders, taken)
                 if match is None:
                     to_create.append(w)
                 else:
@@ -163,25 +171,6 @@ class LookUps:
                 planned.append(_Get([w for w, _ in chosen], [lookup for _, lookup in chosen], resource, where))
         return planned
 
-    def _match(
-        self, w: Work, lookup: payloads.Lookup, items: list[dict[str, Any]], taken: set[str]
-    ) -> list[XeroObjectRef] | None:
-        """This record's object among those listed: its own tag, what its `where` asks, not deleted
-        or voided, and never one another link holds or an unlink left orphaned."""
-        assert w.operation is not None
-        body = w.body
-        mine = [
-            item
-            for item in items
-            if str(item.get("Status", "")).upper() not in ("DELETED", "VOIDED") and lookup.matches(item) is True
-        ]
-        free = self._unheld(w, [payloads.ids_of(body, item)[0] for item in mine], taken)
-        for item in mine:
-            if payloads.ids_of(body, item)[0] in free:
-                w.answer(item)
-                return payloads.created_objects(body, w.operation.local_ref, item)
-        return None
-
     def _list_all(self, creds: Credentials, resource: str, where: str) -> list[dict[str, Any]]:
         """Every object `where` selects. Paged where Xero declares `page`: an unpaged list of
         invoices, credit notes, bank transactions or journals comes without its lines (Xero's
@@ -204,9 +193,10 @@ class LookUps:
         answer = self.gate.call(creds, "GET", f"CreditNotes/{w.resolved['credit_note']}")
         return check_lookup(answer, "CreditNotes", one=True)
 
-    def _allocation(self, w: Work, notes: list[dict[str, Any]], taken: set[str]) -> list[XeroObjectRef] | None:
-        """An allocation of this amount to this invoice that the credit note did not hold before
-        the uncertain call (`hint`) and no other link holds."""
+    def _allocations(self, w: Work, notes: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
+        """The allocations on the credit note that could be this record's: of this amount, to
+        this invoice, not deleted, and not held by the note just before the uncertain call
+        (`hint`)."""
         assert w.operation is not None
         before = set(json.loads(w.row.lookup_hint)) if w.row.lookup_hint else set()
         amount = payloads.element_of(w.operation, "", "", w.resolved)["Amount"]
@@ -216,27 +206,39 @@ class LookUps:
             for allocation in note.get("Allocations") or []
             if isinstance(allocation, dict)
         }
-        candidates = [
-            allocation_id
+        return [
+            (allocation_id, allocation)
             for allocation_id, allocation in allocations.items()
             if str((allocation.get("Invoice") or {}).get("InvoiceID", "")).lower() == w.resolved["invoice"].lower()
             and not allocation.get("IsDeleted")
             and payloads.same_amount(allocation.get("Amount"), amount)
             and allocation_id not in before
         ]
-        free = self._unheld(w, candidates, taken)
-        match = next((c for c in candidates if c in free), None)
-        if match is None:
-            return None
-        w.answer(allocations[match])
-        return [XeroObjectRef(xero_pb2.OBJECT_TYPE_ALLOCATION, match, w.operation.local_ref)]
 
-    def _unheld(self, w: Work, xero_ids: list[str], taken: set[str]) -> set[str]:
-        candidates = [x for x in xero_ids if x and x not in taken]
-        if not candidates:
-            return set()
-        with UnitOfWork(self.d.db, write=False) as uow:
-            held = uow.links.held_xero_ids(w.connection.connection_id, candidates, w.link.id)
-        if held:
-            log.warning("a look-up for %s passed over objects other links hold: %s", w.identity, sorted(held))
-        return set(candidates) - held
+
+def _listed(w: Work, lookup: payloads.Lookup, items: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
+    """The listed objects that could be this record's, with their ids: its own tag, what its
+    `where` asks, not deleted or voided."""
+    return [
+        (payloads.ids_of(w.body, item)[0], item)
+        for item in items
+        if str(item.get("Status", "")).upper() not in ("DELETED", "VOIDED") and lookup.matches(item) is True
+    ]
+
+
+def _take(
+    w: Work, candidates: list[tuple[str, dict[str, Any]]], holders: dict[str, set[int]], taken: set[str]
+) -> list[XeroObjectRef] | None:
+    """The first candidate this look-up has not adopted for another record and that no other
+    link holds nor an unlink left orphaned; recorded as the record's answer."""
+    assert w.operation is not None
+    held = sorted({x for x, _ in candidates if holders.get(x, set()) - {w.link.id}})
+    if held:
+        log.warning("a look-up for %s passed over objects other links hold: %s", w.identity, held)
+    for xero_id, item in candidates:
+        if xero_id and xero_id not in taken and xero_id not in held:
+            w.answer(item)
+            if w.body == "allocation":
+                return [XeroObjectRef(xero_pb2.OBJECT_TYPE_ALLOCATION, xero_id, w.operation.local_ref)]
+            return payloads.created_objects(w.body, w.operation.local_ref, item)
+    return None
