@@ -235,6 +235,9 @@ def create_bank_transfer(org: Organisation, element: dict[str, Any]) -> dict[str
         "ToIsReconciled": False,
         "HasAttachments": False,
         "CreatedDateUTC": ms_datetime(now_utc()),
+        # Xero's OpenAPI, BankTransfer.Status: "AUTHORISED or DELETED (read-only). New bank
+        # transfers will have a status of AUTHORISED."
+        "Status": "AUTHORISED",
     }
     return org.put("BankTransfers", transfer)
 
