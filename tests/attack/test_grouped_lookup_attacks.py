@@ -38,17 +38,10 @@ from xerolink_poster.service_layer.dispatch.lookups import LOOKUP_PAGES
 from xerolink_poster.service_layer.dispatch.where_groups import OR, or_groups
 
 from tests.fixtures.contacts import XERO_ORIGIN, XERO_URL_MAX, Handler, intercept, post_all, settle, wait
+from tests.fixtures.lookups import ID_FIELD, answer_listing, live_objects
 from tests.fixtures.poster import EmulatorFactory, PosterFactory, connect, settings, stub_for, xero_objects
 
 LINKED = poster_pb2.LINK_STATE_LINKED
-ID_FIELD = {
-    "Invoices": "InvoiceID",
-    "CreditNotes": "CreditNoteID",
-    "Payments": "PaymentID",
-    "BankTransactions": "BankTransactionID",
-    "BankTransfers": "BankTransferID",
-    "ManualJournals": "ManualJournalID",
-}
 # Where each collection's objects carry the record's tag (xero_payloads' module doc).
 TAG_FIELDS = ("Reference", "InvoiceNumber", "CreditNoteNumber", "Narration")
 
@@ -90,10 +83,6 @@ def _fit(text: str, units: int = 200) -> str:
     while len(text.encode("utf-16-le")) // 2 > units:
         text = text[:-1]
     return text
-
-
-def _live(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [i for i in items if str(i.get("Status", "")).upper() not in ("DELETED", "VOIDED")]
 
 
 def _tag_of(item: dict[str, Any]) -> str:
@@ -154,12 +143,6 @@ class Recorder:
         assert not over, f"look-ups of more than 50 records: {over}"
 
 
-def _answer(response: Response, collection: str, items: list[dict[str, Any]]) -> Response:
-    body = json.loads(response.body)
-    body[collection] = items
-    return Response(200, json.dumps(body).encode(), {k: v for k, v in response.headers.items()})
-
-
 def _assert_each_linked_to_its_own(
     stub: poster_grpc.PosterServiceStub,
     emulator: EmulatorServer,
@@ -170,7 +153,7 @@ def _assert_each_linked_to_its_own(
 ) -> dict[int, dict[str, Any]]:
     """Exactly one live object per record in `resource` (those `keep` selects), each record linked
     to the one carrying its own tag; returns each record's object."""
-    made = [i for i in _live(xero_objects(emulator, tenant_id, resource)) if keep(i)]
+    made = [i for i in live_objects(xero_objects(emulator, tenant_id, resource)) if keep(i)]
     by_id = {str(i[ID_FIELD[resource]]): i for i in made}
     tags = Counter(_tag_of(i) for i in made)
     doubled = {t: n for t, n in tags.items() if n > 1}
@@ -403,7 +386,7 @@ def test_a_grouped_answer_full_of_decoys_links_each_bill_to_its_own_invoice(
             listed += _decoys(item, "InvoiceID", "Reference", held)
             listed.append({**item, "InvoiceID": _fake_id(), "Type": "ACCPAY"})
         listed += list(reversed(real)) + real
-        return _answer(response, "Invoices", listed)
+        return answer_listing(response, "Invoices", listed)
 
     dropped = _drop_first(emulator, "Invoices")
     recorder = Recorder(emulator, decoyed)
@@ -424,9 +407,9 @@ def test_payments_listed_with_the_right_tag_and_the_wrong_amount_or_deleted_are_
 ) -> None:
     """Payments are grouped by Reference alone; the amount their old `where` asked for is now
     checked on each listed payment. An answer listing, before each real payment, a payment of
-    its tag with another amount (as 100 or 100.0 of a 100.00), a DELETED one of its amount, and
-    a payment of another tag with its amount: each record takes its own payment only. (One whose
-    amount cannot be read fails the look-up instead: see the mangled-field test below.)"""
+    its tag with another amount (as 100 or 100.0 of a 100.00), a DELETED one of its amount, a
+    payment of another tag with its amount, and one of its tag whose amount cannot be read:
+    each record takes its own payment only."""
     emulator, stub, tenant = _setup(poster_factory, emulator_factory)
     assert settle(stub, [_bill(34_000)]) == [LINKED]
     payments = [_payment(34_100 + n, 34_000, 100 * (n + 1), f"Instalment {n}") for n in range(15)]
@@ -443,9 +426,10 @@ def test_payments_listed_with_the_right_tag_and_the_wrong_amount_or_deleted_are_
                 {**item, "PaymentID": _fake_id(), "Amount": float(amount + 1)},
                 {**item, "PaymentID": _fake_id(), "Amount": str(amount * 100)},
                 {**item, "PaymentID": _fake_id(), "Status": "DELETED"},
+                {**item, "PaymentID": _fake_id(), "Amount": "garbled"},
                 {**real[(n + 1) % len(real)], "PaymentID": _fake_id(), "Amount": item["Amount"]},
             ]
-        return _answer(response, "Payments", listed + real)
+        return answer_listing(response, "Payments", listed + real)
 
     dropped = _drop_first(emulator, "Payments")
     recorder = Recorder(emulator, decoyed)
@@ -490,7 +474,7 @@ def _paged_with_padding(padding: int, resource: str = "Invoices") -> Callable[[R
         ]
         everything = pad + real
         start = (int(page) - 1) * 100 if page else 0
-        return _answer(response, resource, everything[start : start + 100] if page else everything)
+        return answer_listing(response, resource, everything[start : start + 100] if page else everything)
 
     return paged
 
@@ -539,9 +523,11 @@ def test_an_answer_with_more_pages_than_the_look_up_reads_is_never_taken_as_none
     recorder = Recorder(emulator, until_switched_off)
     names = post_all(stub, payments)
 
-    # Time to look up and, wrongly, create again; then the padding goes.
-    deadline = time.monotonic() + 5
+    # Time for a whole look-up and, wrongly, creating again; then the padding goes.
+    deadline = time.monotonic() + 30
     while time.monotonic() < deadline and len(recorder.writes) < 2:
+        if str(LOOKUP_PAGES) in {page for _, _, page, _ in recorder.of("Payments")}:
+            break
         time.sleep(0.05)
     padding["on"] = False
     states = wait(stub, names)
@@ -755,7 +741,9 @@ def test_a_listed_payment_whose_id_was_mangled_is_neither_adopted_nor_read_as_no
             return response
         real = json.loads(response.body)["Payments"]
         mangled.append(request.param("where") or "")
-        return _answer(response, "Payments", [_mangle_id(kind, i) if i["Reference"] == victim else i for i in real])
+        return answer_listing(
+            response, "Payments", [_mangle_id(kind, i) if i["Reference"] == victim else i for i in real]
+        )
 
     dropped = _drop_first(emulator, "Payments")
     recorder = Recorder(emulator, mangle_first)
@@ -801,7 +789,7 @@ def test_a_listed_object_whose_checked_field_was_mangled_is_never_read_as_none_f
         if not _is_lookup(request, resource) or response.status != 200 or mangled:
             return response
         mangled.append(request.param("where") or "")
-        return _answer(response, resource, [mangle(i) for i in json.loads(response.body)[resource]])
+        return answer_listing(response, resource, [mangle(i) for i in json.loads(response.body)[resource]])
 
     dropped = _drop_first(emulator, resource)
     recorder = Recorder(emulator, mangle_first)

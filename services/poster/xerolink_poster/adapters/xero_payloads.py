@@ -20,6 +20,7 @@ its Tracking element (`line_tracking`)."""
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -404,7 +405,7 @@ class Lookup:
                 value = value.get(part)
             else:
                 return False
-        return isinstance(value, str) and value.strip() == self.tag.strip()
+        return isinstance(value, str) and _canonical(value) == _canonical(self.tag)
 
     def matches(self, item: Element) -> bool | None:
         """Whether the object carries this record's tag and is what `where` asks for; None when it
@@ -424,6 +425,17 @@ class Lookup:
             return Decimal(str(item.get("Amount"))) == self.amount
         except InvalidOperation:
             return None
+
+
+# Characters that show nothing, which a store may drop from a text it keeps.
+_ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff"))
+
+
+def _canonical(text: str) -> str:
+    """A tag as compared with the one an object carries: composed (NFC), without characters that
+    show nothing, without surrounding spaces. A store may keep a text in another unicode form;
+    the record's id in every tag keeps two records' tags apart whatever the form."""
+    return unicodedata.normalize("NFC", text.translate(_ZERO_WIDTH)).strip()
 
 
 def _quoted(value: str) -> str:
@@ -462,6 +474,12 @@ def lookup_of(operation: xero_pb2.Operation, tag: str, contact_id: str) -> Looku
         amount = _amount(operation.payment.amount)
         return Lookup(resource, f"{clause} AND Amount=={amount}", tag, ("Reference",), clause, amount=amount)
     return Lookup(resource, clause, tag, ("Reference",), clause)
+
+
+def makes_overpayment(operation: xero_pb2.Operation) -> bool:
+    """Whether Xero makes an Overpayment with this operation's object (its id then on the answer's
+    BankTransaction.OverpaymentID)."""
+    return body_of(operation) == "bank_transaction" and operation.bank_transaction.type in _OVERPAYMENT_BANK_TYPES
 
 
 def created_objects(body: str, local_ref: str, answer: Element) -> list[XeroObjectRef]:

@@ -17,7 +17,7 @@ from xerolink_poster.domain.records import XeroObjectRef
 from xerolink_poster.service_layer import tracing
 from xerolink_poster.service_layer.dispatch import answers, refusals
 from xerolink_poster.service_layer.dispatch.gate import Gate
-from xerolink_poster.service_layer.dispatch.lookups import LookupFailed, check_lookup
+from xerolink_poster.service_layer.dispatch.lookups import LookupFailed, check_lookup, note_allocations
 from xerolink_poster.service_layer.dispatch.results import Results
 from xerolink_poster.service_layer.dispatch.work import Work
 from xerolink_poster.service_layer.drift_rereads import RereadFailed, read_object
@@ -141,12 +141,7 @@ class Creator:
         credit note to one invoice are both legitimate: the look-up after an uncertain call tells
         ours apart by what the credit note held just before it (stored with the uncertain mark)."""
         answer = self.gate.call(creds, "GET", f"CreditNotes/{works[0].resolved['credit_note']}")
-        ids = sorted(
-            str(a.get("AllocationID", ""))
-            for note in check_lookup(answer, "CreditNotes", one=True)
-            for a in note.get("Allocations") or []
-            if isinstance(a, dict)
-        )
+        ids = sorted(note_allocations(check_lookup(answer, "CreditNotes", one=True)))
         for w in works:
             w.hint = json.dumps(ids)
 

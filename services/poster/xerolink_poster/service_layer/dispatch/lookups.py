@@ -7,6 +7,7 @@ import json
 import logging
 import uuid
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from xerolink.xero.v1 import objects_pb2 as xero_pb2
@@ -63,18 +64,40 @@ class _Get:
     where: str
 
 
-def _readable(get: _Get, items: list[dict[str, Any]]) -> None:
-    """Fails the look-up when an object carrying one of its records' tags cannot be read: its
-    Type or Amount (`Lookup.matches`), or its id, which Xero gives every object as a GUID (its
-    OpenAPI: InvoiceID, PaymentID, ... `format: uuid`). Garbled on the way, it could be the
-    record's own object: skipped as "not this one" it was created a second time."""
-    for w, lookup in zip(get.members, get.lookups, strict=True):
-        if lookup is None:
-            continue
-        for item in items:
-            verdict = lookup.matches(item)
-            if verdict is None or (verdict and not _is_xero_id(payloads.ids_of(w.body, item)[0])):
-                raise LookupFailed(f"Xero's answer to a look-up listed {w.identity}'s object garbled", False)
+def note_allocations(notes: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The allocations of credit notes Xero answered with, by id. Each must be readable: its
+    AllocationID a GUID (Xero's OpenAPI, Allocation.AllocationID `format: uuid`; a credit note
+    read by id lists them, XeroAPI/xero-mcp-server#194 reading them there to delete one), the
+    invoice it is to and a numeric amount (both `required` in the OpenAPI's Allocation). One
+    that cannot be read fails the read (LookupFailed): left out
+    of what the note held before a call, a hand-made allocation looked like the call's; left out
+    of a look-up, the record's own was made again."""
+    allocations: dict[str, dict[str, Any]] = {}
+    for note in notes:
+        listed = note.get("Allocations") or []
+        if not isinstance(listed, list):
+            raise LookupFailed("Xero's answer listed a credit note's allocations garbled", False)
+        for allocation in listed:
+            invoice = allocation.get("Invoice") if isinstance(allocation, dict) else None
+            if (
+                not isinstance(allocation, dict)
+                or not _is_xero_id(str(allocation.get("AllocationID", "")))
+                or not isinstance(invoice, dict)
+                or not isinstance(invoice.get("InvoiceID"), str)
+                or not _is_amount(allocation.get("Amount"))
+            ):
+                raise LookupFailed("Xero's answer listed a credit note's allocation garbled", False)
+            allocations[str(allocation["AllocationID"])] = allocation
+    return allocations
+
+
+def _is_amount(value: object) -> bool:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str, Decimal)):
+        return False
+    try:
+        return Decimal(str(value)).is_finite()
+    except InvalidOperation:
+        return False
 
 
 def _is_xero_id(value: str) -> bool:
@@ -104,7 +127,6 @@ class LookUps:
                 creds = self.gate.credentials(members[0].connection)
                 if get.resource:
                     items = self._list_all(creds, get.resource, get.where)
-                    _readable(get, items)
                 else:
                     items = self._allocations_of(creds, members[0])
             except Uncertain as exc:
@@ -122,22 +144,34 @@ class LookUps:
                     count=not exc.rate_limited,
                 )
                 continue
-            candidates = [
-                self._allocations(w, items) if lookup is None else _listed(w, lookup, items)
+            listed = [
+                (self._allocations(w, items), False) if lookup is None else _listed(w, lookup, items)
                 for w, lookup in zip(members, get.lookups, strict=True)
             ]
             # Who holds what, for the GET's every record in one read (one a record was most of
             # what a look-up cost the poster).
             with UnitOfWork(self.d.db, write=False) as uow:
-                holders = uow.links.holders(members[0].connection.connection_id, [x for c in candidates for x, _ in c])
-            for w, mine in zip(members, candidates, strict=True):
-                match = _take(w, mine, holders, taken)
-                if match is None:
-                    to_create.append(w)
-                else:
+                holders = uow.links.holders(
+                    members[0].connection.connection_id, [x for candidates, _ in listed for x, _ in candidates]
+                )
+            garbled: list[Work] = []
+            for w, (candidates, unreadable) in zip(members, listed, strict=True):
+                match = _take(w, candidates, holders, taken)
+                if match is not None:
                     log.info("found %s in Xero after an uncertain call: %s", w.identity, match[0].xero_id)
                     taken.add(match[0].xero_id)
                     found.append((w, match))
+                elif unreadable:
+                    garbled.append(w)  # what could not be read may be its own: made again, not created
+                else:
+                    to_create.append(w)
+            if garbled:
+                self.results.retry(
+                    garbled,
+                    uncertain=True,
+                    reason=Reason.XERO_LOOKUP_FAILED,
+                    message="Xero's answer to a look-up listed an object carrying the record's tag garbled",
+                )
         if found:
             self.results.write(found, [])
         return to_create
@@ -191,7 +225,9 @@ class LookUps:
     def _allocations_of(self, creds: Credentials, w: Work) -> list[dict[str, Any]]:
         """The credit note the allocation was made on, as Xero holds it now."""
         answer = self.gate.call(creds, "GET", f"CreditNotes/{w.resolved['credit_note']}")
-        return check_lookup(answer, "CreditNotes", one=True)
+        notes = check_lookup(answer, "CreditNotes", one=True)
+        note_allocations(notes)  # every allocation readable, or the look-up fails
+        return notes
 
     def _allocations(self, w: Work, notes: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
         """The allocations on the credit note that could be this record's: of this amount, to
@@ -200,12 +236,7 @@ class LookUps:
         assert w.operation is not None
         before = set(json.loads(w.row.lookup_hint)) if w.row.lookup_hint else set()
         amount = payloads.element_of(w.operation, "", "", w.resolved)["Amount"]
-        allocations = {
-            str(allocation.get("AllocationID", "")): allocation
-            for note in notes
-            for allocation in note.get("Allocations") or []
-            if isinstance(allocation, dict)
-        }
+        allocations = note_allocations(notes)
         return [
             (allocation_id, allocation)
             for allocation_id, allocation in allocations.items()
@@ -216,14 +247,37 @@ class LookUps:
         ]
 
 
-def _listed(w: Work, lookup: payloads.Lookup, items: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
-    """The listed objects that could be this record's, with their ids: its own tag, what its
-    `where` asks, not deleted or voided."""
-    return [
-        (payloads.ids_of(w.body, item)[0], item)
-        for item in items
-        if str(item.get("Status", "")).upper() not in ("DELETED", "VOIDED") and lookup.matches(item) is True
-    ]
+def _listed(
+    w: Work, lookup: payloads.Lookup, items: list[dict[str, Any]]
+) -> tuple[list[tuple[str, dict[str, Any]]], bool]:
+    """The listed objects that could be this record's, with their ids (its own tag, what its
+    `where` asks, not deleted or voided), and whether an object carrying its tag could not be
+    read: its Type or Amount (`Lookup.matches`), its Status (each of these types has one, and a
+    deleted copy read as live was adopted: the record's money never posted), or, live, its id,
+    which Xero gives every object as a GUID (its OpenAPI: InvoiceID, PaymentID, ... `format:
+    uuid`), and the Overpayment's beside an overpayment transaction's. Garbled on the way, such
+    an object may be the record's own: with no readable one to take, the look-up is made again
+    (skipped as "not this one", the record was created a second time)."""
+    assert w.operation is not None
+    overpayment = payloads.makes_overpayment(w.operation)
+    candidates: list[tuple[str, dict[str, Any]]] = []
+    unreadable = False
+    for item in items:
+        verdict = lookup.matches(item)
+        if verdict is False:
+            continue
+        status = item.get("Status")
+        if verdict is None or not isinstance(status, str) or not status.strip():
+            unreadable = True
+            continue
+        if status.upper() in ("DELETED", "VOIDED"):
+            continue
+        xero_id = payloads.ids_of(w.body, item)[0]
+        if not _is_xero_id(xero_id) or (overpayment and not _is_xero_id(str(item.get("OverpaymentID", "")))):
+            unreadable = True
+            continue
+        candidates.append((xero_id, item))
+    return candidates, unreadable
 
 
 def _take(
