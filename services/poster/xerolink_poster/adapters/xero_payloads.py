@@ -359,13 +359,19 @@ def contact_element(contact: xero_pb2.Contact) -> Element:
     return element
 
 
-def same_amount(answered: object, sent: Decimal) -> bool:
-    """An amount Xero answered with against one xerolink sent, as numbers: Xero may write 100 or
-    100.0 where xerolink sent 100.00."""
+def amount_of(answered: object) -> Decimal | None:
+    """An amount Xero answered with, as a number (Xero may write 100 or 100.0 where xerolink sent
+    100.00); None when it is none (missing, text, a signalling NaN no comparison takes)."""
     try:
-        return Decimal(str(answered)) == sent
+        amount = Decimal(str(answered))
     except InvalidOperation:
-        return False
+        return None
+    return None if amount.is_snan() else amount
+
+
+def same_amount(answered: object, sent: Decimal) -> bool:
+    """An amount Xero answered with against one xerolink sent, as numbers."""
+    return amount_of(answered) == sent
 
 
 def object_type_of(body: str) -> int:
@@ -421,10 +427,8 @@ class Lookup:
                 return False
         if self.amount is None:
             return True
-        try:
-            return Decimal(str(item.get("Amount"))) == self.amount
-        except InvalidOperation:
-            return None
+        amount = amount_of(item.get("Amount"))
+        return None if amount is None else amount == self.amount
 
 
 # Characters that show nothing, which a store may drop from a text it keeps.

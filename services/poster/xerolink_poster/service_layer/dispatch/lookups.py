@@ -7,10 +7,8 @@ import json
 import logging
 import uuid
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from xerolink.xero.v1 import objects_pb2 as xero_pb2
 from xerolink_common.reasons import Reason
 
 from xerolink_poster.adapters import xero_payloads as payloads
@@ -92,12 +90,8 @@ def note_allocations(notes: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 
 def _is_amount(value: object) -> bool:
-    if isinstance(value, bool) or not isinstance(value, (int, float, str, Decimal)):
-        return False
-    try:
-        return Decimal(str(value)).is_finite()
-    except InvalidOperation:
-        return False
+    amount = payloads.amount_of(value)
+    return amount is not None and amount.is_finite()
 
 
 def _is_xero_id(value: str) -> bool:
@@ -223,27 +217,24 @@ class LookUps:
         raise LookupFailed(f"a look-up of {resource} listed more than {LOOKUP_PAGES} pages", False)
 
     def _allocations_of(self, creds: Credentials, w: Work) -> list[dict[str, Any]]:
-        """The credit note the allocation was made on, as Xero holds it now."""
+        """The allocations of the credit note the allocation was made on, as Xero holds it now
+        (every one readable, or the look-up fails)."""
         answer = self.gate.call(creds, "GET", f"CreditNotes/{w.resolved['credit_note']}")
-        notes = check_lookup(answer, "CreditNotes", one=True)
-        note_allocations(notes)  # every allocation readable, or the look-up fails
-        return notes
+        return list(note_allocations(check_lookup(answer, "CreditNotes", one=True)).values())
 
-    def _allocations(self, w: Work, notes: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
-        """The allocations on the credit note that could be this record's: of this amount, to
-        this invoice, not deleted, and not held by the note just before the uncertain call
-        (`hint`)."""
+    def _allocations(self, w: Work, allocations: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
+        """The credit note's allocations that could be this record's: of this amount, to this
+        invoice, not deleted, and not held by the note just before the uncertain call (`hint`)."""
         assert w.operation is not None
         before = set(json.loads(w.row.lookup_hint)) if w.row.lookup_hint else set()
         amount = payloads.element_of(w.operation, "", "", w.resolved)["Amount"]
-        allocations = note_allocations(notes)
         return [
-            (allocation_id, allocation)
-            for allocation_id, allocation in allocations.items()
-            if str((allocation.get("Invoice") or {}).get("InvoiceID", "")).lower() == w.resolved["invoice"].lower()
+            (str(allocation["AllocationID"]), allocation)
+            for allocation in allocations
+            if str(allocation["Invoice"]["InvoiceID"]).lower() == w.resolved["invoice"].lower()
             and not allocation.get("IsDeleted")
             and payloads.same_amount(allocation.get("Amount"), amount)
-            and allocation_id not in before
+            and str(allocation["AllocationID"]) not in before
         ]
 
 
@@ -292,7 +283,5 @@ def _take(
     for xero_id, item in candidates:
         if xero_id and xero_id not in taken and xero_id not in held:
             w.answer(item)
-            if w.body == "allocation":
-                return [XeroObjectRef(xero_pb2.OBJECT_TYPE_ALLOCATION, xero_id, w.operation.local_ref)]
             return payloads.created_objects(w.body, w.operation.local_ref, item)
     return None
