@@ -28,10 +28,11 @@ from xerolink_poster.adapters.migrations import current_revision, head_revision,
 from xerolink_poster.domain.link_filter import LinkFilter
 from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transaction
 
+from tests.fixtures.lookups import bill_and_credit, credit_application
 from tests.fixtures.poster import EmulatorFactory, PosterFactory, connect, settings, stub_for, wait_for, wait_settled
 from tests.fixtures.registry_rows import link_values
 from tests.integration.test_link_objects import _held_in_json, _indexed
-from tests.integration.test_poster_exactly_once import _allocations, _application, _bill_and_credit, _settle
+from tests.integration.test_poster_exactly_once import _allocations, _settle
 from tests.integration.test_poster_webhooks import delivery, event, events_in, hooks, linked_bill, reads_of, send
 
 LINKED = poster_pb2.LINK_STATE_LINKED
@@ -124,13 +125,13 @@ def test_objects_adopted_by_the_look_up_after_a_lost_answer_are_indexed(
     app = poster_factory(settings(http_timeout=0.5))
     stub = stub_for(app)
     _, org = connect(stub, emulator)
-    bill, credit = _bill_and_credit(8200)
+    bill, credit = bill_and_credit(8200)
     emulator.faults.add(FaultRule("drop_after_commit", count=1, methods=("PUT",), path_contains="Invoices"))
     assert _settle(stub, bill, credit) == [LINKED, LINKED]
-    assert _settle(stub, _application(8301, 8200, 5000)) == [LINKED]
+    assert _settle(stub, credit_application(8301, 8200, 5000)) == [LINKED]
     dropped = FaultRule("drop_after_commit", count=1, methods=("PUT",), path_contains="Allocations")
     emulator.faults.add(dropped)
-    assert _settle(stub, _application(8302, 8200, 5000)) == [LINKED]
+    assert _settle(stub, credit_application(8302, 8200, 5000)) == [LINKED]
     assert dropped.hits == 1
 
     assert _missing(app.db) == set()

@@ -33,7 +33,7 @@ from xerolink_mapper import samples
 from xerolink_poster.service_layer.dispatch import results as results_module
 
 from tests.fixtures.contacts import Handler, intercept, post_all, settle, wait
-from tests.fixtures.lookups import answer_listing, live_objects
+from tests.fixtures.lookups import answer_listing, bill_and_credit, credit_application, live_objects
 from tests.fixtures.poster import EmulatorFactory, PosterFactory, connect, settings, stub_for, xero_objects
 
 LINKED = poster_pb2.LINK_STATE_LINKED
@@ -164,20 +164,6 @@ def test_a_deleted_copy_listed_with_its_status_mangled_is_never_adopted(
 
 
 # -- allocations: the credit note's answer after a lost answer --------------------------------------
-def _bill_and_credit(base: int) -> tuple[transaction_pb2.Transaction, transaction_pb2.Transaction]:
-    kinds = samples.sample_transactions(base)
-    return kinds["client_bill"], kinds["credit_note"]
-
-
-def _application(record_id: int, base: int, cents: int) -> transaction_pb2.Transaction:
-    return transaction_pb2.Transaction(
-        header=samples.header(record_id),
-        credit_note_application=billing_pb2.CreditNoteApplication(
-            credit_note_id=base + 3, bill_id=base + 1, amount=samples.money(cents)
-        ),
-    )
-
-
 def _note(emulator: EmulatorServer, tenant: str) -> dict[str, Any]:
     [note] = xero_objects(emulator, tenant, "CreditNotes")
     return note
@@ -241,7 +227,7 @@ def test_an_allocations_look_up_answered_garbled_is_made_again_never_adopted_nor
     twice). It must be read again: one allocation, the record linked to its AllocationID."""
     emulator, stub, org = _setup(poster_factory, emulator_factory)
     tenant = org["tenant_id"]
-    bill, credit = _bill_and_credit(61_000)
+    bill, credit = bill_and_credit(61_000)
     assert settle(stub, [bill, credit]) == [LINKED, LINKED]
     note_id = _note(emulator, tenant)["CreditNoteID"]
     before = {a["AllocationID"] for a in _allocations(emulator, tenant)}
@@ -260,7 +246,7 @@ def test_an_allocations_look_up_answered_garbled_is_made_again_never_adopted_nor
 
     emulator.faults.add(FaultRule("drop_after_commit", count=1, methods=("PUT",), path_contains="Allocations"))
     writes = Writes(emulator, garble_first_read_after_the_call)
-    application = _application(61_100, 61_000, 5000)
+    application = credit_application(61_100, 61_000, 5000)
 
     [outcome] = settle(stub, [application])
 
@@ -286,7 +272,7 @@ def test_a_garbled_read_of_the_note_before_the_call_never_has_a_hand_made_alloca
     allocation. A read of the note that cannot name each allocation must not stand as "before"."""
     emulator, stub, org = _setup(poster_factory, emulator_factory)
     tenant = org["tenant_id"]
-    bill, credit = _bill_and_credit(62_000)
+    bill, credit = bill_and_credit(62_000)
     assert settle(stub, [bill, credit]) == [LINKED, LINKED]
     note = _note(emulator, tenant)
     invoice_id = xero_objects(emulator, tenant, "Invoices")[0]["InvoiceID"]
@@ -319,7 +305,7 @@ def test_a_garbled_read_of_the_note_before_the_call_never_has_a_hand_made_alloca
 
     Writes(emulator, garble_hint_and_lose_call)
 
-    [outcome] = settle(stub, [_application(62_100, 62_000, 5000)])
+    [outcome] = settle(stub, [credit_application(62_100, 62_000, 5000)])
 
     assert state == {"hint": 1, "lost": 1}, state
     ids = _ids(stub, APPLICATION, 62_100)

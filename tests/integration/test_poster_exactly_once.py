@@ -20,6 +20,7 @@ from xerolink.poster.v1 import poster_service_pb2_grpc as poster_grpc
 from xerolink_mapper import samples
 
 from tests.contract.xero_parameters import undeclared_requests
+from tests.fixtures.lookups import bill_and_credit, credit_application
 from tests.fixtures.poster import (
     EmulatorFactory,
     PosterFactory,
@@ -52,21 +53,6 @@ def _link(stub: poster_grpc.PosterServiceStub, kind: int, record_id: int) -> pos
     return link
 
 
-def _bill_and_credit(base: int) -> tuple[transaction_pb2.Transaction, transaction_pb2.Transaction]:
-    """A bill and a 110.00 credit note against it (samples: record base+1 and base+3)."""
-    kinds = samples.sample_transactions(base)
-    return kinds["client_bill"], kinds["credit_note"]
-
-
-def _application(record_id: int, base: int, cents: int) -> transaction_pb2.Transaction:
-    return transaction_pb2.Transaction(
-        header=samples.header(record_id),
-        credit_note_application=billing_pb2.CreditNoteApplication(
-            credit_note_id=base + 3, bill_id=base + 1, amount=samples.money(cents)
-        ),
-    )
-
-
 def _allocations(emulator: Any, tenant: str) -> list[dict[str, Any]]:
     [note] = xero_objects(emulator, tenant, "CreditNotes")
     return [a for a in note.get("Allocations") or [] if not a.get("IsDeleted")]
@@ -80,11 +66,11 @@ def test_two_equal_applications_of_one_credit_note_are_two_allocations(
     emulator = emulator_factory()
     stub = stub_for(poster_factory())
     _, org = connect(stub, emulator)
-    bill, credit = _bill_and_credit(4000)
+    bill, credit = bill_and_credit(4000)
     assert _settle(stub, bill, credit) == [LINKED, LINKED]
 
-    assert _settle(stub, _application(4101, 4000, 5000)) == [LINKED]
-    assert _settle(stub, _application(4102, 4000, 5000)) == [LINKED]
+    assert _settle(stub, credit_application(4101, 4000, 5000)) == [LINKED]
+    assert _settle(stub, credit_application(4102, 4000, 5000)) == [LINKED]
 
     allocations = _allocations(emulator, org["tenant_id"])
     assert len(allocations) == 2, "one application was lost"
@@ -103,13 +89,13 @@ def test_a_lost_answer_to_the_second_equal_allocation_creates_it_and_never_adopt
     emulator = emulator_factory(idempotency_minutes=0.01)
     stub = stub_for(poster_factory(settings(http_timeout=0.5)))
     _, org = connect(stub, emulator)
-    bill, credit = _bill_and_credit(4200)
+    bill, credit = bill_and_credit(4200)
     assert _settle(stub, bill, credit) == [LINKED, LINKED]
-    assert _settle(stub, _application(4301, 4200, 5000)) == [LINKED]
+    assert _settle(stub, credit_application(4301, 4200, 5000)) == [LINKED]
     dropped = FaultRule("drop_after_commit", count=1, methods=("PUT",), path_contains="Allocations")
     emulator.faults.add(dropped)
 
-    assert _settle(stub, _application(4302, 4200, 5000)) == [LINKED]
+    assert _settle(stub, credit_application(4302, 4200, 5000)) == [LINKED]
 
     assert dropped.hits == 1
     allocations = _allocations(emulator, org["tenant_id"])
