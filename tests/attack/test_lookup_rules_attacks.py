@@ -107,7 +107,15 @@ def _bill(record_id: int, reference: str = "") -> transaction_pb2.Transaction:
 
 
 # -- a listed copy whose Status was mangled --------------------------------------------------------
-STATUS_MANGLINGS = ["status-missing", "status-null", "status-number", "status-empty", "status-lowercase"]
+STATUS_MANGLINGS = [
+    "status-missing",
+    "status-null",
+    "status-number",
+    "status-empty",
+    "status-lowercase",
+    "status-padded",
+    "status-unknown",
+]
 
 
 def _mangle_status(kind: str, item: dict[str, Any]) -> dict[str, Any]:
@@ -119,6 +127,10 @@ def _mangle_status(kind: str, item: dict[str, Any]) -> dict[str, Any]:
         return {**item, "Status": 5}
     if kind == "status-empty":
         return {**item, "Status": ""}
+    if kind == "status-padded":
+        return {**item, "Status": " DELETED"}
+    if kind == "status-unknown":  # none of the values Xero's OpenAPI enumerates for Invoice.Status
+        return {**item, "Status": "REMOVED"}
     return {**item, "Status": "deleted"}
 
 
@@ -128,10 +140,11 @@ def test_a_deleted_copy_listed_with_its_status_mangled_is_never_adopted(
 ) -> None:
     """The answer to three bills is lost. Each look-up answer lists, before each bill's own
     invoice, a DELETED copy carrying its tag (another id) whose Status was mangled on the way
-    (missing, null, a number, empty, lower case). Xero lists a Status on every invoice: a copy
-    carrying the tag whose Status cannot be read may be deleted. Adopted, the bill is linked to an
-    object Xero does not hold live (its money never posted); the look-up must be made again (or
-    the copy passed over), and each bill linked to its own live invoice, created once."""
+    (missing, null, a number, empty, lower case, padded, a value Xero never gives). Xero lists a
+    Status on every invoice: a copy carrying the tag whose Status cannot be read may be deleted.
+    Adopted, the bill is linked to an object Xero does not hold live (its money never posted); the
+    look-up must be made again (or the copy passed over), and each bill linked to its own live
+    invoice, created once."""
     emulator, stub, org = _setup(poster_factory, emulator_factory)
     bills = [_bill(60_000 + n, f"Status {n}") for n in range(3)]
     copies: dict[str, str] = {}

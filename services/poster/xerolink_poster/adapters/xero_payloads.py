@@ -374,6 +374,31 @@ def same_amount(answered: object, sent: Decimal) -> bool:
     return amount_of(answered) == sent
 
 
+# Each type's Status values, as Xero's OpenAPI enumerates them (Invoice, CreditNote, Payment,
+# BankTransaction, BankTransfer, ManualJournal `Status`): (live, deleted or voided). A value in
+# neither, ManualJournal's ARCHIVED included (the OpenAPI does not say whether it still posts), is
+# no reading of the object's state.
+STATUSES: dict[str, tuple[frozenset[str], frozenset[str]]] = {
+    "invoice": (frozenset({"DRAFT", "SUBMITTED", "AUTHORISED", "PAID"}), frozenset({"DELETED", "VOIDED"})),
+    "credit_note": (frozenset({"DRAFT", "SUBMITTED", "AUTHORISED", "PAID"}), frozenset({"DELETED", "VOIDED"})),
+    "payment": (frozenset({"AUTHORISED"}), frozenset({"DELETED"})),
+    "bank_transaction": (frozenset({"AUTHORISED"}), frozenset({"DELETED", "VOIDED"})),
+    "bank_transfer": (frozenset({"AUTHORISED"}), frozenset({"DELETED"})),
+    "manual_journal": (frozenset({"DRAFT", "POSTED"}), frozenset({"DELETED", "VOIDED"})),
+}
+
+
+def is_live(body: str, answered: Element) -> bool | None:
+    """Whether an object Xero listed is live (True) or deleted or voided (False) by its Status;
+    None when its Status is none of its type's values (missing, not text, padded, unknown)."""
+    status = answered.get("Status")
+    if not isinstance(status, str):
+        return None
+    live, dead = STATUSES[body]
+    status = status.upper()  # the case Xero writes is its enum's; another case reads the same
+    return True if status in live else False if status in dead else None
+
+
 def object_type_of(body: str) -> int:
     return OBJECT_TYPE_BY_BODY[body]
 

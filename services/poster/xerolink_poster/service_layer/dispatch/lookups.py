@@ -244,7 +244,8 @@ def _listed(
     """The listed objects that could be this record's, with their ids (its own tag, what its
     `where` asks, not deleted or voided), and whether an object carrying its tag could not be
     read: its Type or Amount (`Lookup.matches`), its Status (each of these types has one, and a
-    deleted copy read as live was adopted: the record's money never posted), or, live, its id,
+    deleted copy read as live was adopted: the record's money never posted; `is_live` reads only
+    the values Xero's OpenAPI enumerates for the type), or, live, its id,
     which Xero gives every object as a GUID (its OpenAPI: InvoiceID, PaymentID, ... `format:
     uuid`), and the Overpayment's beside an overpayment transaction's. Garbled on the way, such
     an object may be the record's own: with no readable one to take, the look-up is made again
@@ -257,11 +258,11 @@ def _listed(
         verdict = lookup.matches(item)
         if verdict is False:
             continue
-        status = item.get("Status")
-        if verdict is None or not isinstance(status, str) or not status.strip():
+        live = payloads.is_live(w.body, item)
+        if verdict is None or live is None:
             unreadable = True
             continue
-        if status.upper() in ("DELETED", "VOIDED"):
+        if not live:
             continue
         xero_id = payloads.ids_of(w.body, item)[0]
         if not _is_xero_id(xero_id) or (overpayment and not _is_xero_id(str(item.get("OverpaymentID", "")))):
