@@ -22,6 +22,8 @@ started with initdb/pg_ctl, as tests/fixtures/postgres.py does, else SQLite with
    each a Xero contact the drain finds or creates before its first bill. With --lost-answers N,
    the answers to the drain's first N create calls are lost after Xero made their elements, which
    the poster then looks up before it makes them again (Xero calls and CPU then count the look-ups).
+   With --failed-calls N, Xero answers the first N create calls 503 having made nothing: their
+   elements are looked up, then sent again after a back-off.
 2. SQL statements per Xero call. A second registry holding a backlog of its own (the same number
    of organisations, --statement-per-tenant bills each, on organisations of their own: the drain
    of part 1 posted the first registry's bills to Xero, so draining a copy of it would post them
@@ -562,19 +564,23 @@ def drain(
     port = free_port()
     env = bench.poster_env(url, port, dispatcher=True, batch_size=batch_size)
     # --lost-answers: the first create calls' answers lost after Xero made their elements, each
-    # call's elements then looked up before they are made again.
+    # call's elements then looked up before they are made again. --failed-calls: the first create
+    # calls answered 503, nothing made; their elements looked up and sent again after a back-off.
     lost = bench.emulator.faults.add(
         FaultRule("drop_after_commit", count=args.lost_answers, methods=("PUT",), path_contains="Invoices")
     )
+    failed = bench.emulator.faults.add(
+        FaultRule("error", status=503, count=args.failed_calls, methods=("PUT",), path_contains="Invoices")
+    )
     with (
-        lost_only_here(bench.emulator, lost),
+        lost_only_here(bench.emulator, lost, failed),
         bench.loads.around(f"{kind}.{label}") as loads,
         running(console_script("xerolink-poster"), port, env, bench.workdir / f"{kind}-{label}.log") as poster,
     ):
         started = time.monotonic()
         cpu_before = cpu_seconds(poster.pid)
         ended, done = bench.wait_for_elements(orgs, total, args.drain_timeout, mark, lambda: poster.poll() is not None)
-        if lost.hits:
+        if lost.hits or failed.hits:
             # Xero holds the elements of a call whose answer was lost before the poster knows it.
             ended = wait_for_registry(url, started + args.drain_timeout)
         cpu = cpu_seconds(poster.pid) - cpu_before
@@ -593,6 +599,7 @@ def drain(
         "drain_seconds": round(wall, 1),
         "elements_per_s": round(done / wall) if wall > 0 else None,
         "answers_lost": lost.hits,
+        "calls_failed": failed.hits,
     }
     cut = "" if done >= total else f" (cut at {args.drain_timeout:.0f} s: {done} of {total})"
     print(
@@ -601,7 +608,9 @@ def drain(
         f"poster CPU {figures['poster_cpu_ms_per_element']} ms per element ({cpu:.1f} s for {done}); "
         f"{calls} Xero calls ({refused} refused for rate), {figures['elements_per_call']} elements per call, "
         f"{figures['elements_per_s']} elements/s"
-        f"{f'; {lost.hits} answers lost, their elements looked up' if lost.hits else ''} {Loads.text(loads)}"
+        f"{f'; {lost.hits} answers lost, their elements looked up' if lost.hits else ''}"
+        f"{f'; {failed.hits} calls answered 503, their elements looked up and sent again' if failed.hits else ''}"
+        f" {Loads.text(loads)}"
     )
     return figures, fairness(bench, kind, ids, ended, marks, loads, batch_size)
 
@@ -624,12 +633,12 @@ def wait_for_registry(url: str, deadline: float) -> float:
 
 
 @contextmanager
-def lost_only_here(emulator: EmulatorServer, rule: FaultRule) -> Iterator[None]:
-    """The rule applies to this drain alone."""
+def lost_only_here(emulator: EmulatorServer, *rules: FaultRule) -> Iterator[None]:
+    """The rules apply to this drain alone."""
     try:
         yield
     finally:
-        emulator.faults.set([r for r in emulator.faults.rules() if r is not rule])
+        emulator.faults.set([r for r in emulator.faults.rules() if all(r is not rule for rule in rules)])
 
 
 def fairness(
@@ -1143,6 +1152,12 @@ def main() -> None:
         type=int,
         default=0,
         help="create calls of the drains whose answers are lost after Xero made their elements (the first ones)",
+    )
+    parser.add_argument(
+        "--failed-calls",
+        type=int,
+        default=0,
+        help="create calls of the drains Xero answers 503 having made nothing (the first ones)",
     )
     parser.add_argument(
         "--statement-per-tenant", type=int, default=100, help="bills each organisation has for the statement count"
