@@ -13,7 +13,8 @@ IDEMPOTENCY_KEY_MAX = 128
 
 def backoff_delay(attempt: int, base: float, cap: float, random: Callable[[], float]) -> float:
     """Exponential backoff with equal jitter: half the step fixed, half random, so retries of
-    many elements spread out without ever retrying at once."""
+    many failures spread out without ever retrying at once. The entries of one failure share a
+    draw (`Results.retry`), so they come back together, in one claim and one call."""
     step: float = min(cap, base * float(2 ** max(attempt - 1, 0)))
     return step / 2 + random() * step / 2
 
