@@ -392,8 +392,8 @@ def is_live(body: str, answered: Element) -> bool | None:
     """Whether an object Xero listed is live (True) or deleted or voided (False) by its Status;
     None when its Status is none of its type's values (missing, not text, padded, unknown)."""
     status = answered.get("Status")
-    if not isinstance(status, str):
-        return None
+    if not isinstance(status, str) or not status.isascii():
+        return None  # upper() reads a dotless i or a long s as I or S: no value of Xero's
     live, dead = STATUSES[body]
     status = status.upper()  # the case Xero writes is its enum's; another case reads the same
     return True if status in live else False if status in dead else None
