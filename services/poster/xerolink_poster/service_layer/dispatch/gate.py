@@ -217,6 +217,14 @@ class Gate:
         if answer.status == 429:
             self.d.calls_refused += 1
             log.warning("Xero refused a call for rate (%s)", answer.rate.problem, extra={"tenant_id": self.tenant_id})
+            if answer.rate.retry_after is None:
+                # Xero names the wait in Retry-After (docs/poster.md); a 429 without it (from
+                # something in front of Xero, say) waits out a minute of Xero's, not nothing:
+                # the work it refused would be sent again at once, and again.
+                with self.lock:
+                    self.budget.blocked_until = max(
+                        self.budget.blocked_until, time.time() + self.settings.limits.minute_seconds
+                    )
             self._persist_block()
         if answer.status == 401 and not refreshed and self.d.keeper is not None and creds.connection_id:
             # The access token expired or was revoked early: refresh once and repeat the call
