@@ -16,7 +16,7 @@ from xerolink_poster.adapters.xero_client import Credentials, Uncertain, XeroAns
 from xerolink_poster.domain.records import XeroObjectRef
 from xerolink_poster.service_layer.dispatch import answers
 from xerolink_poster.service_layer.dispatch.gate import Gate
-from xerolink_poster.service_layer.dispatch.results import Results
+from xerolink_poster.service_layer.dispatch.results import Results, Retry
 from xerolink_poster.service_layer.dispatch.shared import Shared
 from xerolink_poster.service_layer.dispatch.where_groups import OR, or_groups
 from xerolink_poster.service_layer.dispatch.work import Work
@@ -114,58 +114,67 @@ class LookUps:
         many as fit in a URL (a lost answer to a call of 50 cost 50 GETs)."""
         to_create: list[Work] = []
         found: list[tuple[Work, list[XeroObjectRef]]] = []
+        # Written together once the pass ends: the entries of one failed call come back together
+        # however many GETs their look-ups took (Results.retry_together).
+        retries: list[Retry] = []
         taken: set[str] = set()  # adopted in this pass, not yet written: held all the same
-        for get in self._plan(works, to_create):
-            members = get.members
-            try:
-                creds = self.gate.credentials(members[0].connection)
-                if get.resource:
-                    items = self._list_all(creds, get.resource, get.where)
-                else:
-                    items = self._allocations_of(creds, members[0])
-            except Uncertain as exc:
-                self.results.retry(
-                    members, uncertain=True, reason=Reason.XERO_NO_ANSWER, message=f"look-up failed ({exc})"
-                )
-                continue
-            except LookupFailed as exc:
-                self.results.retry(
-                    members,
-                    uncertain=True,
-                    reason=Reason.XERO_LOOKUP_FAILED,
-                    message=str(exc),
-                    at=self.gate.blocked_until if exc.rate_limited else None,
-                    count=not exc.rate_limited,
-                )
-                continue
-            listed = [
-                (self._allocations(w, items), False) if lookup is None else _listed(w, lookup, items)
-                for w, lookup in zip(members, get.lookups, strict=True)
-            ]
-            # Who holds what, for the GET's every record in one read (one a record was most of
-            # what a look-up cost the poster).
-            with UnitOfWork(self.d.db, write=False) as uow:
-                holders = uow.links.holders(
-                    members[0].connection.connection_id, [x for candidates, _ in listed for x, _ in candidates]
-                )
-            garbled: list[Work] = []
-            for w, (candidates, unreadable) in zip(members, listed, strict=True):
-                match = _take(w, candidates, holders, taken)
-                if match is not None:
-                    log.info("found %s in Xero after an uncertain call: %s", w.identity, match[0].xero_id)
-                    taken.add(match[0].xero_id)
-                    found.append((w, match))
-                elif unreadable:
-                    garbled.append(w)  # what could not be read may be its own: made again, not created
-                else:
-                    to_create.append(w)
-            if garbled:
-                self.results.retry(
-                    garbled,
-                    uncertain=True,
-                    reason=Reason.XERO_LOOKUP_FAILED,
-                    message="Xero's answer to a look-up listed an object carrying the record's tag garbled",
-                )
+        try:
+            for get in self._plan(works, to_create):
+                members = get.members
+                try:
+                    creds = self.gate.credentials(members[0].connection)
+                    if get.resource:
+                        items = self._list_all(creds, get.resource, get.where)
+                    else:
+                        items = self._allocations_of(creds, members[0])
+                except Uncertain as exc:
+                    retries.append(Retry(members, True, Reason.XERO_NO_ANSWER, f"look-up failed ({exc})"))
+                    continue
+                except LookupFailed as exc:
+                    retries.append(
+                        Retry(
+                            members,
+                            True,
+                            Reason.XERO_LOOKUP_FAILED,
+                            str(exc),
+                            at=self.gate.blocked_until if exc.rate_limited else None,
+                            count=not exc.rate_limited,
+                        )
+                    )
+                    continue
+                listed = [
+                    (self._allocations(w, items), False) if lookup is None else _listed(w, lookup, items)
+                    for w, lookup in zip(members, get.lookups, strict=True)
+                ]
+                # Who holds what, for the GET's every record in one read (one a record was most of
+                # what a look-up cost the poster).
+                with UnitOfWork(self.d.db, write=False) as uow:
+                    holders = uow.links.holders(
+                        members[0].connection.connection_id, [x for candidates, _ in listed for x, _ in candidates]
+                    )
+                garbled: list[Work] = []
+                for w, (candidates, unreadable) in zip(members, listed, strict=True):
+                    match = _take(w, candidates, holders, taken)
+                    if match is not None:
+                        log.info("found %s in Xero after an uncertain call: %s", w.identity, match[0].xero_id)
+                        taken.add(match[0].xero_id)
+                        found.append((w, match))
+                    elif unreadable:
+                        garbled.append(w)  # what could not be read may be its own: made again, not created
+                    else:
+                        to_create.append(w)
+                if garbled:
+                    retries.append(
+                        Retry(
+                            garbled,
+                            True,
+                            Reason.XERO_LOOKUP_FAILED,
+                            "Xero's answer to a look-up listed an object carrying the record's tag garbled",
+                        )
+                    )
+        finally:
+            # Written even when the pass stops (its lease lost, say), as each GET's were before.
+            self.results.retry_together(retries)
         if found:
             self.results.write(found, [])
         return to_create

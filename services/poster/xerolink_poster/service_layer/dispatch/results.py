@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from xerolink_common.reasons import Reason
 
@@ -22,6 +23,19 @@ from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transa
 US = 1_000_000
 # After a call went unanswered, its entries wait this many HTTP timeouts before the look-up.
 NO_ANSWER_SETTLE_TIMEOUTS = 2
+
+
+@dataclass(frozen=True)
+class Retry:
+    """Entries back to the queue for one reason (Results.retry_together)."""
+
+    works: Sequence[Work]
+    uncertain: bool
+    reason: str
+    message: str
+    at: float | None = None
+    count: bool = True
+    alone: bool = False
 
 
 class Results:
@@ -116,27 +130,39 @@ class Results:
         count: bool = True,
         alone: bool = False,
     ) -> None:
-        # One draw of the jitter for the entries retried together (a call's, a look-up's): drawn
-        # apart, the entries of one failed call came back over the back-off's width, in as many
-        # claims and Xero calls as there were moments (a call of 20 in 10 to 14 calls and as many
-        # look-ups). Calls and tenants still spread: each failure draws its own.
+        self.retry_together([Retry(works, uncertain, reason, message, at, count, alone)])
+
+    def retry_together(self, retries: Sequence[Retry]) -> None:
+        """Entries back to the queue, in one transaction. Those retried together (a call's, a
+        job's look-ups') come back at one time: one draw of the jitter and the longest of their
+        back-offs. Drawn for each entry, and stepped by each one's attempts, the entries of one
+        failed call came back over the back-off's width, in as many claims, Xero calls and
+        look-ups as there were moments (a call of 20 in 10 to 14). Failures still spread: each
+        draws its own."""
+        if not retries:
+            return
         jitter = self.random.random()
 
         def write(uow: UnitOfWork) -> None:
             now = now_us()
-            self.preload(uow, works)
-            for w in works:
-                row, link = self.reload(uow, w)
+            self.preload(uow, [w for r in retries for w in r.works])
+            loaded = [(r, w, *self.reload(uow, w)) for r in retries for w in r.works]
+            attempts = [row.attempts + 1 for _, _, row, link in loaded if row is not None and link is not None]
+            delay = backoff_delay(
+                max(attempts, default=1), self.settings.backoff_base, self.settings.backoff_cap, lambda: jitter
+            )
+            for r, _w, row, link in loaded:
                 if row is None or link is None:
                     continue
-                row.alone = row.alone or alone
-                if count and row.attempts + 1 >= self.settings.max_attempts:
+                uncertain = r.uncertain
+                row.alone = row.alone or r.alone
+                if r.count and row.attempts + 1 >= self.settings.max_attempts:
                     outcomes.record_rejected(
                         uow,
                         row,
                         link,
-                        reason,
-                        f"{message}; gave up after {row.attempts + 1} attempts. "
+                        r.reason,
+                        f"{r.message}; gave up after {row.attempts + 1} attempts. "
                         + (
                             "Check Xero for the reference before posting again"
                             if row.uncertain or uncertain
@@ -148,15 +174,14 @@ class Results:
                         outcome_unknown=row.uncertain or uncertain,
                     )
                     continue
-                delay = backoff_delay(
-                    row.attempts + 1, self.settings.backoff_base, self.settings.backoff_cap, lambda: jitter
-                )
-                when = int(at * US) if at is not None else now + int(delay * US)
-                if uncertain and reason == Reason.XERO_NO_ANSWER:
+                # A wait Xero named that has passed (a 429 without Retry-After leaves the tenant's
+                # block in the past) is no wait: the back-off, not once more at once.
+                when = int(r.at * US) if r.at is not None and r.at * US > now else now + int(delay * US)
+                if uncertain and r.reason == Reason.XERO_NO_ANSWER:
                     # Xero may still be carrying out the call we gave up on: a look-up made
                     # before it lands finds nothing, and creating again then duplicates it.
                     when = max(when, now + int(NO_ANSWER_SETTLE_TIMEOUTS * self.settings.http_timeout * US))
-                outcomes.record_retry(uow, row, link, when, uncertain, count, reason, message)
+                outcomes.record_retry(uow, row, link, when, uncertain, r.count, r.reason, r.message)
 
         run_in_transaction(self.d.db, write)
         self.d.changes.notify()
