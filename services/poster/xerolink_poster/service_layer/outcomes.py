@@ -238,8 +238,9 @@ def record_retry(
     if count_attempt:
         row.attempts += 1
         link.attempts += 1
-    # The answer decides: a 429 or 401 applied nothing (and any earlier uncertain call was looked
-    # up and not found before this one); a timeout or 5xx may have applied it.
+    # The caller decides (Results.retry_together): a 429 or 401 applied nothing, and an earlier
+    # uncertain call stays marked unless this attempt looked it up; a timeout or 5xx may have
+    # applied it.
     row.uncertain = uncertain
     row.available_us = available_us
     row.claimed_by = ""

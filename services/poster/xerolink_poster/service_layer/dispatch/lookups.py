@@ -175,6 +175,8 @@ class LookUps:
         finally:
             # Written even when the pass stops (its lease lost, say), as each GET's were before.
             self.results.retry_together(retries)
+        for w in to_create:
+            w.looked_up = True
         if found:
             self.results.write(found, [])
         return to_create

@@ -138,7 +138,11 @@ class Results:
         back-offs. Drawn for each entry, and stepped by each one's attempts, the entries of one
         failed call came back over the back-off's width, in as many claims, Xero calls and
         look-ups as there were moments (a call of 20 in 10 to 14). Failures still spread: each
-        draws its own."""
+        draws its own.
+
+        `uncertain=False` says the attempt made nothing in Xero. It keeps the mark of an entry
+        whose earlier uncertain call this job did not look up (held back, say): cleared, the
+        entry was sent again without a look-up, and created twice."""
         if not retries:
             return
         jitter = self.random.random()
@@ -151,10 +155,10 @@ class Results:
             delay = backoff_delay(
                 max(attempts, default=1), self.settings.backoff_base, self.settings.backoff_cap, lambda: jitter
             )
-            for r, _w, row, link in loaded:
+            for r, w, row, link in loaded:
                 if row is None or link is None:
                     continue
-                uncertain = r.uncertain
+                uncertain = r.uncertain or (w.row.uncertain and not w.looked_up)
                 row.alone = row.alone or r.alone
                 if r.count and row.attempts + 1 >= self.settings.max_attempts:
                     outcomes.record_rejected(

@@ -46,6 +46,9 @@ class Work:
     number_note: str = ""
     # Xero's element for the object it created (or a look-up found): its drift snapshot.
     answered: dict[str, Any] | None = None
+    # This job looked the entry up and found nothing of it in Xero (or it was never sent): its
+    # uncertain mark from an earlier attempt is settled (Results.retry_together).
+    looked_up: bool = False
 
     def answer(self, element: dict[str, Any] | None) -> None:
         """Keeps Xero's element for the snapshot; an allocation's names its credit note, which
