@@ -101,7 +101,15 @@ class Creator:
                 )
                 return [], []
             except LookupFailed as exc:  # the credit note could not be read: nothing was sent
-                self.results.retry(works, uncertain=False, reason=Reason.XERO_LOOKUP_FAILED, message=str(exc))
+                # A 429 waits out Xero's limit without using up an attempt, as the look-ups do.
+                self.results.retry(
+                    works,
+                    uncertain=False,
+                    reason=Reason.XERO_LOOKUP_FAILED,
+                    message=str(exc),
+                    at=self.gate.blocked_until if exc.rate_limited else None,
+                    count=not exc.rate_limited,
+                )
                 return [], []
             read = answers.read_answer(answer, target.collection, works)
             for span, outcome in zip((call, *linked), read.outcomes(len(works)), strict=True):

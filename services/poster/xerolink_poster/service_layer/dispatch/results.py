@@ -134,11 +134,11 @@ class Results:
 
     def retry_together(self, retries: Sequence[Retry]) -> None:
         """Entries back to the queue, in one transaction. Those retried together (a call's, a
-        job's look-ups') come back at one time: one draw of the jitter and the longest of their
-        back-offs. Drawn for each entry, and stepped by each one's attempts, the entries of one
-        failed call came back over the back-off's width, in as many claims, Xero calls and
-        look-ups as there were moments (a call of 20 in 10 to 14). Failures still spread: each
-        draws its own.
+        job's look-ups') come back at one time: one draw of the jitter, the longest of their
+        back-offs, the latest of their waits. Drawn for each entry, and stepped by each one's
+        attempts, the entries of one failed call came back over the back-off's width, in as many
+        claims, Xero calls and look-ups as there were moments (a call of 20 in 10 to 14).
+        Failures still spread: each draws its own.
 
         `uncertain=False` says the attempt made nothing in Xero. It keeps the mark of an entry
         whose earlier uncertain call this job did not look up (held back, say): cleared, the
@@ -151,16 +151,35 @@ class Results:
             now = now_us()
             self.preload(uow, [w for r in retries for w in r.works])
             loaded = [(r, w, *self.reload(uow, w)) for r in retries for w in r.works]
-            attempts = [row.attempts + 1 for _, _, row, link in loaded if row is not None and link is not None]
+            given_up = {
+                id(w)
+                for r, w, row, link in loaded
+                if row is not None and link is not None and r.count and row.attempts + 1 >= self.settings.max_attempts
+            }
+            retried = [(r, w, row, link) for r, w, row, link in loaded if row is not None and link is not None]
+            # The step of the longest back-off among those that come back (not those given up).
+            attempts = [row.attempts + 1 for _, w, row, _ in retried if id(w) not in given_up]
             delay = backoff_delay(
                 max(attempts, default=1), self.settings.backoff_base, self.settings.backoff_cap, lambda: jitter
             )
-            for r, w, row, link in loaded:
-                if row is None or link is None:
-                    continue
+            waits: dict[int, tuple[int, bool]] = {}
+            for r, w, _, _ in retried:
                 uncertain = r.uncertain or (w.row.uncertain and not w.looked_up)
+                # A wait Xero named that has passed (a 429 without Retry-After leaves the tenant's
+                # block in the past) is no wait: the back-off, not once more at once.
+                when = int(r.at * US) if r.at is not None and r.at * US > now else now + int(delay * US)
+                if uncertain and r.reason == Reason.XERO_NO_ANSWER:
+                    # Xero may still be carrying out the call we gave up on: a look-up made
+                    # before it lands finds nothing, and creating again then duplicates it.
+                    when = max(when, now + int(NO_ANSWER_SETTLE_TIMEOUTS * self.settings.http_timeout * US))
+                waits[id(w)] = (when, uncertain)
+            # All at the latest of their times: one entry's longer wait (a GET of its look-up
+            # unanswered) took it into a claim of its own, and the call in two.
+            together = max((when for when, _ in waits.values()), default=now)
+            for r, w, row, link in retried:
+                _, uncertain = waits[id(w)]
                 row.alone = row.alone or r.alone
-                if r.count and row.attempts + 1 >= self.settings.max_attempts:
+                if id(w) in given_up:
                     outcomes.record_rejected(
                         uow,
                         row,
@@ -178,14 +197,7 @@ class Results:
                         outcome_unknown=row.uncertain or uncertain,
                     )
                     continue
-                # A wait Xero named that has passed (a 429 without Retry-After leaves the tenant's
-                # block in the past) is no wait: the back-off, not once more at once.
-                when = int(r.at * US) if r.at is not None and r.at * US > now else now + int(delay * US)
-                if uncertain and r.reason == Reason.XERO_NO_ANSWER:
-                    # Xero may still be carrying out the call we gave up on: a look-up made
-                    # before it lands finds nothing, and creating again then duplicates it.
-                    when = max(when, now + int(NO_ANSWER_SETTLE_TIMEOUTS * self.settings.http_timeout * US))
-                outcomes.record_retry(uow, row, link, when, uncertain, r.count, r.reason, r.message)
+                outcomes.record_retry(uow, row, link, together, uncertain, r.count, r.reason, r.message)
 
         run_in_transaction(self.d.db, write)
         self.d.changes.notify()
