@@ -21,7 +21,7 @@ from xerolink_poster.service_layer import tracing
 from xerolink_poster.service_layer.dispatch import answers
 from xerolink_poster.service_layer.dispatch.gate import Gate
 from xerolink_poster.service_layer.dispatch.lookups import LookupFailed, check_lookup
-from xerolink_poster.service_layer.dispatch.results import Results
+from xerolink_poster.service_layer.dispatch.results import Results, Retry
 from xerolink_poster.service_layer.dispatch.settings import DispatcherSettings
 from xerolink_poster.service_layer.dispatch.shared import Shared
 from xerolink_poster.service_layer.dispatch.where_groups import OR, or_groups
@@ -103,15 +103,15 @@ class Contacts:
                     )
                     continue
                 except LookupFailed as exc:
-                    # Rate limited: waits out Xero's limit without using up the postings' attempts.
-                    self.results.retry(
+                    failed = Retry.after_lookup(
                         members,
-                        uncertain=False,
-                        reason=Reason.XERO_CONTACT_LOOKUP_FAILED,
-                        message=str(exc),
-                        at=self.gate.blocked_until if exc.rate_limited else None,
-                        count=not exc.rate_limited,
+                        False,
+                        Reason.XERO_CONTACT_LOOKUP_FAILED,
+                        str(exc),
+                        exc.rate_limited,
+                        self.gate.blocked_until,
                     )
+                    self.results.retry_together([failed])
                     continue
                 for key, number in zip(group, numbers, strict=True):
                     self._found(key, pending[key], found.get(number, []), to_create, made)

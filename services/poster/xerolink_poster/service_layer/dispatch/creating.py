@@ -18,7 +18,7 @@ from xerolink_poster.service_layer import tracing
 from xerolink_poster.service_layer.dispatch import answers, refusals
 from xerolink_poster.service_layer.dispatch.gate import Gate
 from xerolink_poster.service_layer.dispatch.lookups import LookupFailed, check_lookup, note_allocations
-from xerolink_poster.service_layer.dispatch.results import Results
+from xerolink_poster.service_layer.dispatch.results import Results, Retry
 from xerolink_poster.service_layer.dispatch.work import Work
 from xerolink_poster.service_layer.drift_rereads import RereadFailed, read_object
 
@@ -101,15 +101,10 @@ class Creator:
                 )
                 return [], []
             except LookupFailed as exc:  # the credit note could not be read: nothing was sent
-                # A 429 waits out Xero's limit without using up an attempt, as the look-ups do.
-                self.results.retry(
-                    works,
-                    uncertain=False,
-                    reason=Reason.XERO_LOOKUP_FAILED,
-                    message=str(exc),
-                    at=self.gate.blocked_until if exc.rate_limited else None,
-                    count=not exc.rate_limited,
+                failed = Retry.after_lookup(
+                    works, False, Reason.XERO_LOOKUP_FAILED, str(exc), exc.rate_limited, self.gate.blocked_until
                 )
+                self.results.retry_together([failed])
                 return [], []
             read = answers.read_answer(answer, target.collection, works)
             for span, outcome in zip((call, *linked), read.outcomes(len(works)), strict=True):

@@ -132,13 +132,13 @@ class LookUps:
                     continue
                 except LookupFailed as exc:
                     retries.append(
-                        Retry(
+                        Retry.after_lookup(
                             members,
                             True,
                             Reason.XERO_LOOKUP_FAILED,
                             str(exc),
-                            at=self.gate.blocked_until if exc.rate_limited else None,
-                            count=not exc.rate_limited,
+                            exc.rate_limited,
+                            self.gate.blocked_until,
                         )
                     )
                     continue

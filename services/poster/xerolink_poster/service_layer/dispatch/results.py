@@ -37,6 +37,13 @@ class Retry:
     count: bool = True
     alone: bool = False
 
+    @classmethod
+    def after_lookup(
+        cls, works: Sequence[Work], uncertain: bool, reason: str, message: str, rate_limited: bool, blocked_until: float
+    ) -> Retry:
+        """After a read that failed: a 429 waits out the tenant's block without using up an attempt."""
+        return cls(works, uncertain, reason, message, blocked_until if rate_limited else None, not rate_limited)
+
 
 class Results:
     def __init__(self, shared: Shared, settings: DispatcherSettings) -> None:
