@@ -32,7 +32,7 @@ from xerolink.poster.v1 import poster_service_pb2_grpc as poster_grpc
 from xerolink_mapper import samples
 
 from tests.fixtures.contacts import Handler, intercept, post_all, settle, wait
-from tests.fixtures.lookups import ID_FIELD, answer_listing, live_objects
+from tests.fixtures.lookups import ID_FIELD, answer_listing, collection_of, is_lookup, live_objects, unavailable
 from tests.fixtures.poster import EmulatorFactory, PosterFactory, connect, settings, stub_for, wait_for, xero_objects
 from tests.integration.connection_helpers import connect_request, new_code, posters, write_apps
 from tests.integration.connection_helpers import stub as lifecycle_stub
@@ -54,18 +54,6 @@ def _link(stub: poster_grpc.PosterServiceStub, kind: int, record_id: int) -> Any
     return stub.GetLink(poster_pb2.GetLinkRequest(connection_id="firm-1", record=record)).link
 
 
-def _collection(request: Request) -> str:
-    return request.path.rstrip("/").rsplit("/", 1)[-1]
-
-
-def _is_lookup(request: Request, resource: str) -> bool:
-    return request.method == "GET" and _collection(request) == resource and bool(request.param("where"))
-
-
-def _unavailable() -> Response:
-    return Response.json(503, {"Title": "Service Unavailable", "Status": 503})
-
-
 class Calls:
     """The create calls (elements sent in each) and look-ups the poster made of each collection,
     behind `change`, which may answer a request itself (returning None lets Xero answer)."""
@@ -80,7 +68,7 @@ class Calls:
         intercept(emulator, self._handle)
 
     def _handle(self, request: Request, handle: Handler) -> Response:
-        resource = _collection(request)
+        resource = collection_of(request)
         with self.lock:
             if request.method == "PUT" and request.body:
                 sent = json.loads(request.body).get(resource)
@@ -148,16 +136,16 @@ def test_a_failed_call_whose_look_ups_take_several_gets_and_fail_comes_back_in_o
     refused: list[str] = []  # the look-ups Xero answered 503
 
     def outage(request: Request, puts: int, gets: int) -> Response | None:
-        if request.method == "PUT" and _collection(request) == resource and puts == 1:
-            return _unavailable()
-        if _is_lookup(request, resource) and puts == 1:
+        if request.method == "PUT" and collection_of(request) == resource and puts == 1:
+            return unavailable()
+        if is_lookup(request, resource) and puts == 1:
             # Down for the first round of look-ups (made within milliseconds; the next round
             # comes after a back-off of half a second at least).
             if not down_until:
                 down_until.append(time.monotonic() + 0.3)
             if time.monotonic() < down_until[0]:
                 refused.append(request.param("where") or "")
-                return _unavailable()
+                return unavailable()
         return None
 
     calls = Calls(emulator, outage)
@@ -192,10 +180,10 @@ def test_a_failed_call_mixing_entries_of_different_attempt_counts_comes_back_in_
     second = [samples.client_bill(71_100 + n) for n in range(4)]
 
     def answers(request: Request, puts: int, gets: int) -> Response | None:
-        if request.method != "PUT" or _collection(request) != "Invoices":
+        if request.method != "PUT" or collection_of(request) != "Invoices":
             return None
         if puts in (1, 3):
-            return _unavailable()
+            return unavailable()
         if puts == 2:
             return Response.json(
                 429,
@@ -236,10 +224,10 @@ def test_a_rate_limit_answered_to_entries_at_their_last_attempt_counts_none(
     bills = [samples.client_bill(75_000 + n) for n in range(4)]
 
     def answers(request: Request, puts: int, gets: int) -> Response | None:
-        if request.method != "PUT" or _collection(request) != "Invoices":
+        if request.method != "PUT" or collection_of(request) != "Invoices":
             return None
         if puts in (1, 2):
-            return _unavailable()
+            return unavailable()
         if puts == 3:
             return Response.json(
                 429,
@@ -290,7 +278,7 @@ def test_a_deleted_copy_whose_status_reads_live_only_through_unicode_case_mappin
 
     def garble(request: Request, handle: Handler) -> Response:
         response = handle(request)
-        if not _is_lookup(request, "Invoices") or response.status != 200:
+        if not is_lookup(request, "Invoices") or response.status != 200:
             return response
         real = json.loads(response.body)["Invoices"]
         listed = [
@@ -332,7 +320,7 @@ def test_a_rate_limit_answered_without_retry_after_is_not_retried_at_once_over_a
     started: list[float] = []
 
     def limited(request: Request, puts: int, gets: int) -> Response | None:
-        if request.method != "PUT" or _collection(request) != "Invoices":
+        if request.method != "PUT" or collection_of(request) != "Invoices":
             return None
         if not started:
             started.append(time.monotonic())

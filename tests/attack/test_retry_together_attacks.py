@@ -24,7 +24,14 @@ from xerolink.poster.v1 import poster_service_pb2_grpc as poster_grpc
 from xerolink_mapper import samples
 
 from tests.fixtures.contacts import Handler, intercept, post_all, settle, wait
-from tests.fixtures.lookups import bill_and_credit, credit_application, live_objects
+from tests.fixtures.lookups import (
+    bill_and_credit,
+    collection_of,
+    credit_application,
+    is_lookup,
+    live_objects,
+    unavailable,
+)
 from tests.fixtures.poster import (
     EmulatorFactory,
     PosterFactory,
@@ -45,18 +52,6 @@ APPLICATION = common_pb2.TRANSACTION_KIND_CREDIT_NOTE_APPLICATION
 def _link(stub: poster_grpc.PosterServiceStub, kind: int, record_id: int, connection_id: str = "firm-1") -> Any:
     record = common_pb2.RecordKey(kind=kind, id=record_id)  # type: ignore[arg-type]
     return stub.GetLink(poster_pb2.GetLinkRequest(connection_id=connection_id, record=record)).link
-
-
-def _collection(request: Request) -> str:
-    return request.path.rstrip("/").rsplit("/", 1)[-1]
-
-
-def _is_lookup(request: Request, resource: str) -> bool:
-    return request.method == "GET" and _collection(request) == resource and bool(request.param("where"))
-
-
-def _unavailable() -> Response:
-    return Response.json(503, {"Title": "Service Unavailable", "Status": 503})
 
 
 def _too_many(retry_after: str | None) -> Response:
@@ -147,13 +142,13 @@ def test_a_failed_call_whose_look_ups_time_out_and_fail_comes_back_in_one_call(
 
     def trouble(request: Request, handle: Handler) -> Response:
         with lock:
-            if request.method == "PUT" and _collection(request) == "Invoices":
+            if request.method == "PUT" and collection_of(request) == "Invoices":
                 sent = json.loads(request.body).get("Invoices")
                 creates.append(len(sent) if isinstance(sent, list) else 0)
                 if len(creates) == 1:
-                    return _unavailable()
+                    return unavailable()
                 return handle(request)
-            if not _is_lookup(request, "Invoices") or len(creates) != 1:
+            if not is_lookup(request, "Invoices") or len(creates) != 1:
                 return handle(request)
             where = request.param("where") or ""
             members = {i for i in ids if i in where}
@@ -165,7 +160,7 @@ def test_a_failed_call_whose_look_ups_time_out_and_fail_comes_back_in_one_call(
             answer = first_round[-1]
         if answer == "timeout":
             time.sleep(1.4)  # the poster gave up at its 1 s timeout
-        return _unavailable()
+        return unavailable()
 
     intercept(emulator, trouble)
 
@@ -204,12 +199,12 @@ def test_a_rate_limit_without_retry_after_stalls_no_other_tenant_and_outlives_th
     def limited(request: Request, handle: Handler) -> Response:
         tenant = request.header("xero-tenant-id")
         with lock:
-            if tenant == org1["tenant_id"] and _collection(request) != "Connections":
+            if tenant == org1["tenant_id"] and collection_of(request) != "Connections":
                 firm1_calls.append(time.monotonic())
             if (
                 tenant == org1["tenant_id"]
                 and request.method == "PUT"
-                and _collection(request) == "Invoices"
+                and collection_of(request) == "Invoices"
                 and not refused_at
             ):
                 refused_at.append(time.monotonic())
