@@ -14,17 +14,20 @@ import time
 import grpc
 import pytest
 from xero_emulator import EmulatorServer
+from xero_emulator.messages import Request, Response
 from xerolink.actionstep.v1 import common_pb2
 from xerolink.poster.v1 import drift_pb2
 from xerolink.poster.v1 import poster_service_pb2 as poster_pb2
 from xerolink_common.grpc_errors import from_rpc_error
 from xerolink_poster.domain.records import RecordRef
+from xerolink_poster.service_layer.drift_rereads import RATE_LIMIT_RETRIES
 from xerolink_poster.service_layer.unit_of_work import UnitOfWork
 from xerolink_poster.service_layer.unlinking import unlink
 
+from tests.fixtures.contacts import Handler, intercept
 from tests.fixtures.drift_firm import Firm
 from tests.fixtures.hand_edits import hand_edit
-from tests.fixtures.poster import PosterFactory, wait_for, wait_settled
+from tests.fixtures.poster import PosterFactory, settings, wait_for, wait_settled
 
 BILL = common_pb2.TRANSACTION_KIND_CLIENT_BILL
 PAYMENT = common_pb2.TRANSACTION_KIND_CLIENT_BILL_PAYMENT
@@ -222,3 +225,30 @@ def test_a_payment_xero_refuses_as_its_bill_changed_unseen_is_held_on_the_drift_
     assert [(w.kind, w.id) for w in link.waiting_on] == [(BILL, firm.bill.header.id)]
     time.sleep(0.3)
     assert len(firm.payment_calls()) == 1
+
+
+def test_a_rate_limited_read_of_the_changed_bill_uses_up_none_of_the_payments_attempts(
+    poster_factory: PosterFactory, emulator: EmulatorServer
+) -> None:
+    """Xero refuses the payment as its bill was voided, and answers the poster's reads of the bill
+    429 (with Retry-After) through two rounds of them. A rate limit counts no attempt: the
+    payment, allowed two, must still end held on the drift, not failed with XERO_RATE_LIMITED."""
+    firm = Firm(poster_factory(settings(max_attempts=2)), emulator, 3700)
+    invoice = firm.linked_bill()
+    hand_edit(emulator, firm.tenant, "Invoices", invoice["InvoiceID"], {"Status": "VOIDED"})
+    limited: list[str] = []
+
+    def slow_down(request: Request, handle: Handler) -> Response:
+        read = request.method == "GET" and request.path.rstrip("/").endswith(f"/Invoices/{invoice['InvoiceID']}")
+        if read and len(limited) < 2 * RATE_LIMIT_RETRIES:
+            limited.append(request.path)
+            return Response.json(429, {"Title": "Too Many Requests", "Status": 429}, {"Retry-After": "0"})
+        return handle(request)
+
+    intercept(emulator, slow_down)
+
+    link = firm.held()
+
+    assert len(limited) == 2 * RATE_LIMIT_RETRIES
+    assert link.last_error.reason == "XERO_DOCUMENT_CHANGED", link.last_error.message
+    assert firm.our_payments() == []

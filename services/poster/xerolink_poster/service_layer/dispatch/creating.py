@@ -213,11 +213,11 @@ class Creator:
             # creates only what is not there (alone, when the batch was refused whole).
             self.results.retry(unknown, uncertain=True, reason=read.reason, message=read.message, alone=read.alone)
         if unread:
-            self.results.retry(
-                [w for w, _ in unread],
-                uncertain=False,
-                reason=unread[0][1].reason,
-                message=f"Xero refused the invoice's number as in use, and reading who holds it failed: "
-                f"{unread[0][1].message}",
+            problem = unread[0][1]
+            message = f"Xero refused the invoice's number as in use, and reading who holds it failed: {problem.message}"
+            rate_limited = problem.reason == Reason.XERO_RATE_LIMITED
+            failed = Retry.after_lookup(
+                [w for w, _ in unread], False, problem.reason, message, rate_limited, self.gate.blocked_until
             )
+            self.results.retry_together([failed])
         return again, renumbered

@@ -10,13 +10,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from xerolink_common.reasons import Reason
+
 from xerolink_poster.adapters.database import now_us
 from xerolink_poster.adapters.drift_tables import DriftRow
 from xerolink_poster.adapters.xero_client import Credentials
 from xerolink_poster.domain import drift_holds as rules
 from xerolink_poster.service_layer import drift_holds
 from xerolink_poster.service_layer.dispatch.gate import Gate
-from xerolink_poster.service_layer.dispatch.results import Results
+from xerolink_poster.service_layer.dispatch.results import Results, Retry
 from xerolink_poster.service_layer.dispatch.work import Work
 from xerolink_poster.service_layer.drift_checks import Observed, links_written, record_observations
 from xerolink_poster.service_layer.drift_rereads import RereadFailed, read_object
@@ -54,11 +56,10 @@ def hold_refused(gate: Gate, creds: Credentials, results: Results, rejected: lis
             unread.append(w)
             problem = exc
     if unread and problem is not None:
-        results.retry(
-            unread,
-            uncertain=False,
-            reason=problem.reason,
-            message=f"Xero refused it as its document changed, and reading the document failed: {problem.message}",
+        message = f"Xero refused it as its document changed, and reading the document failed: {problem.message}"
+        rate_limited = problem.reason == Reason.XERO_RATE_LIMITED
+        results.retry_together(
+            [Retry.after_lookup(unread, False, problem.reason, message, rate_limited, gate.blocked_until)]
         )
     skipped = {id(w) for w in unread}
     read = [(w, m) for w, m in candidates if id(w) not in skipped]
