@@ -39,6 +39,11 @@ class RereadFailed(Exception):
         self.reason = reason
         self.message = message
 
+    @property
+    def rate_limited(self) -> bool:
+        """Xero kept answering 429: a wait for the tenant's block, not a failed attempt."""
+        return self.reason == Reason.XERO_RATE_LIMITED
+
 
 def _get(caller: XeroCaller, creds: Credentials, path: str, collection: str) -> dict[str, Any] | None:
     """Xero's element at `path`; None on a 404 (Xero no longer has it)."""

@@ -215,9 +215,8 @@ class Creator:
         if unread:
             problem = unread[0][1]
             message = f"Xero refused the invoice's number as in use, and reading who holds it failed: {problem.message}"
-            rate_limited = problem.reason == Reason.XERO_RATE_LIMITED
             failed = Retry.after_lookup(
-                [w for w, _ in unread], False, problem.reason, message, rate_limited, self.gate.blocked_until
+                [w for w, _ in unread], False, problem.reason, message, problem.rate_limited, self.gate.blocked_until
             )
             self.results.retry_together([failed])
         return again, renumbered

@@ -10,8 +10,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from xerolink_common.reasons import Reason
-
 from xerolink_poster.adapters.database import now_us
 from xerolink_poster.adapters.drift_tables import DriftRow
 from xerolink_poster.adapters.xero_client import Credentials
@@ -57,9 +55,8 @@ def hold_refused(gate: Gate, creds: Credentials, results: Results, rejected: lis
             problem = exc
     if unread and problem is not None:
         message = f"Xero refused it as its document changed, and reading the document failed: {problem.message}"
-        rate_limited = problem.reason == Reason.XERO_RATE_LIMITED
         results.retry_together(
-            [Retry.after_lookup(unread, False, problem.reason, message, rate_limited, gate.blocked_until)]
+            [Retry.after_lookup(unread, False, problem.reason, message, problem.rate_limited, gate.blocked_until)]
         )
     skipped = {id(w) for w in unread}
     read = [(w, m) for w, m in candidates if id(w) not in skipped]
