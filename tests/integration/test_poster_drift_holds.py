@@ -252,3 +252,36 @@ def test_a_rate_limited_read_of_the_changed_bill_uses_up_none_of_the_payments_at
     assert len(limited) == 2 * RATE_LIMIT_RETRIES
     assert link.last_error.reason == "XERO_DOCUMENT_CHANGED", link.last_error.message
     assert firm.our_payments() == []
+
+
+def test_a_rate_limited_read_of_the_orphan_holding_the_number_uses_up_none_of_the_bills_attempts(
+    poster_factory: PosterFactory, emulator: EmulatorServer
+) -> None:
+    """The bill, voided in Xero and unlinked, is posted again; Xero refuses its number as in use
+    (it keeps a voided invoice's number), and the poster reads the voided orphan to decide whether
+    the number is its own. Those reads are answered 429 (with Retry-After) through two rounds of
+    them. A rate limit counts no attempt: the bill, allowed two, must still be posted under its
+    repost number, not failed with XERO_RATE_LIMITED."""
+    firm = Firm(poster_factory(settings(max_attempts=2)), emulator, 3800)
+    invoice = firm.linked_bill()
+    hand_edit(emulator, firm.tenant, "Invoices", invoice["InvoiceID"], {"Status": "VOIDED"})
+    unlink(firm.app.db, "firm-1", RecordRef(BILL, firm.bill.header.id), "operator:test")
+    limited: list[str] = []
+
+    def slow_down(request: Request, handle: Handler) -> Response:
+        read = request.method == "GET" and request.path.rstrip("/").endswith(f"/Invoices/{invoice['InvoiceID']}")
+        if read and len(limited) < 2 * RATE_LIMIT_RETRIES:
+            limited.append(request.path)
+            return Response.json(429, {"Title": "Too Many Requests", "Status": 429}, {"Retry-After": "0"})
+        return handle(request)
+
+    intercept(emulator, slow_down)
+
+    posting = firm.post(firm.bill)
+    bill = wait_settled(firm.stub, posting.name)
+
+    assert len(limited) == 2 * RATE_LIMIT_RETRIES
+    assert bill.state == poster_pb2.LINK_STATE_LINKED, firm.link(BILL, firm.bill.header.id).last_error
+    [made] = firm.link(BILL, firm.bill.header.id).xero_objects
+    assert made.number == f"{invoice['InvoiceNumber']}-repost-{firm.bill.header.id}-2"
+    assert made.xero_id != invoice["InvoiceID"]
