@@ -179,6 +179,8 @@ def test_two_posters_on_one_database_refresh_once(
 
     answers = refresh_all([poster, second] * 3, "firm-1")
 
+    errors = [f"{a.code()}: {a.details()}" for a in answers if isinstance(a, grpc.RpcError)]
+    assert not errors, errors
     assert all(isinstance(a, connection_pb2.RefreshConnectionResponse) for a in answers), answers
     assert calls.refreshes == 1
     emulator.faults.clear()
