@@ -196,3 +196,19 @@ def test_order_by_update_lets_a_reader_page_through_changes_in_the_order_they_ha
     assert [i["InvoiceNumber"] for i in by_number] == ["O-2", "O-1", "O-0"]
     refused = tenant.client.get("/Invoices", params={"order": "UpdatedDateUTC SIDEWAYS"})
     assert refused.status_code == 400 and "order" in refused.json()["Message"]
+
+
+def test_invoices_asked_for_in_no_order_come_by_last_update_then_id(tenant: Tenant) -> None:
+    """XeroAPI/xero-mcp-server#21 (Xero's own): the default order of a list of invoices is
+    "Ascending by Updated date and Id". An invoice edited moves to the end, and the one after it
+    in a page that was full moves up onto that page."""
+    made = [tenant.create("Invoices", invoice(InvoiceNumber=f"D-{n}")) for n in range(3)]
+    settle()
+    tenant.post(f"/Invoices/{made[0]['InvoiceID']}", {"Reference": "changed"})
+    listed = tenant.client.get("/Invoices")
+    assert listed.status_code == 200, listed.text
+    numbers = [i["InvoiceNumber"] for i in listed.json()["Invoices"]]
+    unchanged = sorted(made[1:], key=lambda i: (stamp(i), i["InvoiceID"]))
+    assert numbers == [i["InvoiceNumber"] for i in unchanged] + ["D-0"]
+    asked = tenant.client.get("/Invoices", params={"order": "InvoiceNumber ASC"})
+    assert [i["InvoiceNumber"] for i in asked.json()["Invoices"]] == ["D-0", "D-1", "D-2"]

@@ -32,7 +32,7 @@ def list_objects(org: Organisation, request: Request, resource: str) -> list[Obj
     if since is not None:
         items = [i for i in items if _changed_at(i) >= since]
     items = filter_where(request, items)
-    order = request.param("order")
+    order = request.param("order") or DEFAULT_ORDER.get(resource)
     if order and resource in ORDERED:
         items = order_items(items, order)
     page = page_number(request)
@@ -45,6 +45,12 @@ def list_objects(org: Organisation, request: Request, resource: str) -> list[Obj
 # The lists whose GET takes `order` in Xero's OpenAPI ("Order by an any element") and the emulator
 # honours, as its own description lists them; others ignore it.
 ORDERED = frozenset(name for name, _, _, params, _, _ in COLLECTIONS if "order" in params)
+
+# The order of a list asked for in none. Xero's OpenAPI does not say; XeroAPI/xero-mcp-server#21
+# (Xero's own) lists invoices "Descending by Updated date rather than the default Ascending by
+# Updated date and Id". So an invoice edited while a caller reads the pages moves to the last page,
+# and those after it move up one. Other lists keep the order of creation (not known for them).
+DEFAULT_ORDER = {"Invoices": "UpdatedDateUTC ASC, InvoiceID ASC"}
 
 # Xero's OpenAPI, the `page` parameter of each list: "Up to 100 invoices will be returned in a
 # single API call with line items shown for each invoice" (likewise credit notes, bank
