@@ -12,7 +12,7 @@ from typing import Any
 from xerolink_common.reasons import Reason
 
 from xerolink_poster.adapters import xero_payloads as payloads
-from xerolink_poster.adapters.xero_client import Credentials, Uncertain, XeroAnswer, url_length
+from xerolink_poster.adapters.xero_client import Credentials, Uncertain, XeroAnswer, url_length, value_length
 from xerolink_poster.domain.records import XeroObjectRef
 from xerolink_poster.service_layer.dispatch import answers
 from xerolink_poster.service_layer.dispatch.gate import Gate
@@ -26,8 +26,24 @@ log = logging.getLogger(__name__)
 # Xero pages lists by 100; a look-up reads at most this many pages (its `where` selects a few).
 XERO_PAGE_SIZE = 100
 LOOKUP_PAGES = 20
+# Each paged list's own id, to name the order its pages come in (`_list_all`).
+_ID_FIELDS = {resource: id_field for resource, id_field, _ in payloads.RESOURCES.values()}
 # Records looked up in one GET at most: their objects fit in its first page.
 MAX_TOGETHER = 50
+
+
+def _id_of(item: dict[str, Any], id_field: str) -> str:
+    xero_id = item.get(id_field)
+    return xero_id.lower() if isinstance(xero_id, str) else ""
+
+
+def _order(resource: str) -> str:
+    return f"{_ID_FIELDS[resource]} ASC"
+
+
+def _paging_length(resource: str) -> int:
+    """How long the query after a look-up's `where` is at its last page (`_list_all`)."""
+    return len("&order=") + value_length(_order(resource)) + len(f"&page={LOOKUP_PAGES}")
 
 
 class LookupFailed(Exception):
@@ -201,8 +217,8 @@ class LookUps:
                 together.setdefault(key, []).append((w, lookup))
         for (_, resource, _), pairs in together.items():
             creds = self.gate.credentials(pairs[0][0].connection)
-            # The page comes after the `where` (`_list_all`).
-            fixed = url_length(creds.base_url, resource, "where") + len(f"&page={LOOKUP_PAGES}")
+            # The order and page come after the `where` (`_list_all`).
+            fixed = url_length(creds.base_url, resource, "where") + _paging_length(resource)
             clauses = [lookup.clause for _, lookup in pairs]
             for group in or_groups(fixed, clauses, MAX_TOGETHER):
                 chosen = [pairs[p] for p in group]
@@ -214,14 +230,24 @@ class LookUps:
         """Every object `where` selects. Paged where Xero declares `page`: an unpaged list of
         invoices, credit notes, bank transactions or journals comes without its lines (Xero's
         OpenAPI, `page`: "Up to 100 ... with line items shown"), and an overpayment's tag is in
-        its first line. BankTransfers declares no `page` and has no lines."""
+        its first line. BankTransfers declares no `page` and has no lines.
+
+        The pages come ordered by the object's id (`order`, "Order by an any element"): the
+        OpenAPI does not say what order a list takes without one, and an order an edit changes
+        (by last update, say) slides an object from a page not yet read onto one already read,
+        where the look-up never sees it. An id never changes. An object listed again on a later
+        page (one made meanwhile with a lower id pushed it on) is kept once; one listed twice on a
+        page is left to the checks of a garbled answer."""
         if resource == "BankTransfers":
             return check_lookup(self.gate.call(creds, "GET", resource, params={"where": where}), resource)
+        id_field = _ID_FIELDS[resource]
         items: list[dict[str, Any]] = []
+        seen: set[str] = set()
         for page in range(1, LOOKUP_PAGES + 1):
-            answer = self.gate.call(creds, "GET", resource, params={"where": where, "page": str(page)})
-            found = check_lookup(answer, resource)
-            items += found
+            params = {"where": where, "order": _order(resource), "page": str(page)}
+            found = check_lookup(self.gate.call(creds, "GET", resource, params=params), resource)
+            items += [i for i in found if _id_of(i, id_field) not in seen]
+            seen |= {_id_of(i, id_field) for i in found} - {""}
             if len(found) < XERO_PAGE_SIZE:
                 return items
         # What was not read may hold a record's object: taken as none, it would be created twice.
