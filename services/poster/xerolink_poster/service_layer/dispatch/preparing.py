@@ -113,6 +113,7 @@ def prepare(shared: Shared, results: Results, works: list[Work]) -> list[Work]:
                     outcomes.record_created(uow, row, link, last, True, now, shared.actor)
 
         run_in_transaction(shared.db, write)
+        results.handed_back([w for w, _ in waiting] + [w for w, _ in broken] + [w for w, _ in held.values()] + finished)
         shared.changes.notify()
     return ready
 

@@ -90,6 +90,8 @@ def hold_refused(gate: Gate, creds: Credentials, results: Results, rejected: lis
         return still
 
     unexplained = run_in_transaction(d.db, write)
+    left = {id(w) for w, _ in unexplained}
+    results.handed_back(w for w, _ in read if id(w) not in left)
     d.changes.notify()
     return others + unexplained
 

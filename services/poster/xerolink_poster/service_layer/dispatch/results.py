@@ -5,7 +5,7 @@ that skips entries no longer claimed by this poster."""
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from xerolink_common.reasons import Reason
@@ -58,6 +58,14 @@ class Results:
         uow.links.preload_links([w.link.id for w in works])
         uow.links.preload_postings([w.link.posting_id for w in works])
 
+    @staticmethod
+    def handed_back(works: Iterable[Work]) -> None:
+        """Marks entries whose outcome or retry is committed: the claim is no longer this job's.
+        Matched by poster name alone, a job failing later took over an entry another job of the
+        poster had claimed since, and both sent it (tenant_loop.TenantWorker._serve)."""
+        for w in works:
+            w.handed_back = True
+
     def reload(self, uow: UnitOfWork, w: Work) -> tuple[OutboxRow | None, LinkRow | None]:
         """The entry and its link as stored now; (None, None) when this poster no longer holds it."""
         row = uow.outbox.get_outbox(w.row.id)
@@ -90,6 +98,7 @@ class Results:
             for w, messages in rejected
         ]
         self.d.answers.apply(results)
+        self.handed_back([w for w, _ in created] + [w for w, _ in rejected])
         self.d.changes.notify()
 
     def refused_before_sending(self, works: Sequence[Work]) -> None:
@@ -125,6 +134,7 @@ class Results:
                     )
 
         run_in_transaction(self.d.db, write)
+        self.handed_back(works)
         self.d.changes.notify()
 
     def retry(
@@ -207,4 +217,5 @@ class Results:
                 outcomes.record_retry(uow, row, link, together, uncertain, r.count, r.reason, r.message)
 
         run_in_transaction(self.d.db, write)
+        self.handed_back(w for r in retries for w in r.works)
         self.d.changes.notify()

@@ -187,13 +187,13 @@ class TenantWorker(threading.Thread):
                     except LeaseLost:
                         self.lease_lost = True
                         try:
-                            self._unclaim([w.row for w in claimed])
+                            self._unclaim(_still_held(claimed))
                         except Exception:
                             log.exception("could not put the work back", extra={"tenant_id": self.tenant_id})
                             self.claims_left = True  # retried after the claim, or voided by the next holder
                     except Exception as exc:
                         log.exception("dispatch job failed", extra={"tenant_id": self.tenant_id})
-                        self._record_failure([w.row for w in claimed], exc)
+                        self._record_failure(_still_held(claimed), exc)
                     finally:
                         slots.release()
 
@@ -362,3 +362,9 @@ class TenantWorker(threading.Thread):
             connections[entry.connection_id] = connection
             out.append(Work(entry, link, connection))
         return out
+
+
+def _still_held(claimed: list[Work]) -> list[ClaimedEntry]:
+    """The job's entries it has not handed back: a claim is matched by poster name only, and an
+    entry handed back may be held by another of the tenant's jobs by now."""
+    return [w.row for w in claimed if not w.handed_back]
