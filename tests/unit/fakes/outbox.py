@@ -75,6 +75,9 @@ class FakeOutboxRepository:
     def open_outbox_of_link(self, link_id: int) -> Sequence[OutboxRow]:
         return [r for r in self._registry.outbox.values() if r.link_id == link_id and r.state != OutboxState.DONE]
 
+    def latest_available(self, link_id: int) -> int:
+        return max((r.available_us for r in self._registry.outbox.values() if r.link_id == link_id), default=0)
+
     def open_operations(self, connection_id: str) -> Iterator[tuple[int, bytes]]:
         for row in list(self._registry.outbox.values()):
             if row.connection_id == connection_id and row.state != OutboxState.DONE:

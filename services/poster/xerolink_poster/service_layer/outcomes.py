@@ -310,7 +310,7 @@ def release_entry(
         return False
     repos.outbox.clear_waits(outbox_id)
     row.state = OutboxState.READY
-    row.available_us = now_us
+    row.available_us = max(row.available_us, now_us)  # a repost's look-up may have to wait longer
     repos.outbox.save(row)
     if link.state != LinkState.WAITING or link.posting_id != row.posting_id:
         return False

@@ -142,8 +142,11 @@ def _decide_against_links(
             "so xerolink looks it up in Xero, then unlink or correct it to post the change",
             [PreconditionViolation(Reason.LINK_OUTCOME_UNKNOWN, _subject(connection, record), "may be in Xero")],
         )
-    # Xero may hold what the failed attempt sent: the repost's first call is a look-up.
+    # Xero may hold what the failed attempt sent: the repost's first call is a look-up, made no
+    # sooner than one of the given-up entry would have been (Xero may still be carrying out its
+    # last call: a look-up before that lands finds nothing, and the repost created it twice).
     look_up_first = state == LinkState.FAILED and link.outcome_unknown
+    not_before = repos.outbox.latest_available(link.id or 0) if look_up_first else 0
     link.outcome_unknown = False
     for old in repos.outbox.open_outbox_of_link(link.id or 0):
         old.state = OutboxState.DONE
@@ -156,7 +159,7 @@ def _decide_against_links(
     link.attempts = 0
     link.last_error = None
     event = Event.ACCEPTED if state == LinkState.WAITING else Event.RETRY_ACCEPTED
-    return Accept(item, record, outcome, link, event, now, look_up_first=look_up_first)
+    return Accept(item, record, outcome, link, event, now, look_up_first=look_up_first, not_before=not_before)
 
 
 @dataclass
@@ -172,6 +175,8 @@ class Accept:
     now: int
     # The outbox entry starts uncertain: a failed attempt's object may be in Xero.
     look_up_first: bool = False
+    # The entry is available no sooner than this (its look-up first waits for the last call).
+    not_before: int = 0
     waits: list[RecordRef] = field(default_factory=list)
     # Records of other connections it waits for (item.after not yet linked).
     foreign_waits: list[tuple[str, RecordRef]] = field(default_factory=list)

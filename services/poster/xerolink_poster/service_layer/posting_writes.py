@@ -113,7 +113,7 @@ def write_accepted(
             "posting_id": posting_id,
             "operations": accept.item.response.SerializeToString(),
             "state": OutboxState.WAITING if _all_waits(accept) else OutboxState.READY,
-            "available_us": accept.now,
+            "available_us": max(accept.now, accept.not_before),
             "claimed_by": "",
             "lease_until_us": 0,
             "attempts": 0,

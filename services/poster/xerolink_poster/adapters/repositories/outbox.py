@@ -7,7 +7,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import fields
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, or_, text, update
+from sqlalchemy import and_, bindparam, delete, func, or_, text, update
 from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 
@@ -195,6 +195,14 @@ class SqlOutboxRepository:
         return self._session.exec(
             select(OutboxRow).where(OutboxRow.link_id == link_id, OutboxRow.state != OutboxState.DONE)
         ).all()
+
+    def latest_available(self, link_id: int) -> int:
+        """The latest time any entry of the link, done ones included, was to be available: one given
+        up after an unanswered call keeps the time a look-up of it can be trusted (0: none)."""
+        found = self._session.execute(
+            select(func.max(OutboxRow.available_us)).where(col(OutboxRow.link_id) == link_id)
+        ).scalar()
+        return int(found or 0)
 
     def open_operations(self, connection_id: str) -> Iterator[tuple[int, bytes]]:
         """(link id, operations) of the connection's entries not done: ready, waiting or claimed

@@ -197,6 +197,9 @@ class Results:
                 _, uncertain = waits[id(w)]
                 row.alone = row.alone or r.alone
                 if id(w) in given_up:
+                    # Kept on the entry for a repost (posting_decisions): its look-up waits as this
+                    # entry's own would have, for the call Xero may still be carrying out.
+                    row.available_us = waits[id(w)][0]
                     outcomes.record_rejected(
                         uow,
                         row,
