@@ -25,6 +25,8 @@ from xerolink_poster.service_layer.drift_rereads import RereadFailed, read_objec
 # Xero's refusal of an ACCREC invoice whose number another invoice holds, a voided one included
 # (the OpenAPI's example answer to PUT Invoices; docs/emulator.md "Numbers").
 NUMBER_IN_USE = "Invoice # must be unique."
+# A gateway in front of Xero gave up waiting for it (RFC 9110, 15.6.5 "504 Gateway Timeout").
+GATEWAY_TIMEOUT = 504
 
 
 def _voided_under(element: dict[str, Any] | None, operation: xero_pb2.Operation) -> bool:
@@ -165,6 +167,16 @@ class Creator:
                 message="Xero asked to slow down",
                 at=self.gate.blocked_until,
                 count=False,
+            )
+            return [], []
+        if read.call == answers.UNAVAILABLE and answer.status == GATEWAY_TIMEOUT:
+            # A gateway stopped waiting for Xero (RFC 9110, 15.6.5), which may still carry out the
+            # call: looked up before it lands, the entries were created again. Waits as no answer.
+            self.results.retry(
+                works,
+                uncertain=True,
+                reason=Reason.XERO_NO_ANSWER,
+                message="a gateway answered 504: it stopped waiting for Xero, which may still carry out the call",
             )
             return [], []
         if read.call == answers.UNAVAILABLE:
