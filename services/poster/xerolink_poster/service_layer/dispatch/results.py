@@ -180,6 +180,7 @@ class Results:
                 max(attempts, default=1), self.settings.backoff_base, self.settings.backoff_cap, lambda: jitter
             )
             waits: dict[int, tuple[int, bool]] = {}
+            settles: dict[int, int] = {}
             for r, w, _, _ in retried:
                 uncertain = r.uncertain or (w.row.uncertain and not w.looked_up)
                 # A wait Xero named that has passed (a 429 without Retry-After leaves the tenant's
@@ -188,7 +189,8 @@ class Results:
                 if uncertain and r.reason == Reason.XERO_NO_ANSWER:
                     # Xero may still be carrying out the call we gave up on: a look-up made
                     # before it lands finds nothing, and creating again then duplicates it.
-                    when = max(when, now + int(NO_ANSWER_SETTLE_TIMEOUTS * self.settings.http_timeout * US))
+                    settles[id(w)] = now + int(NO_ANSWER_SETTLE_TIMEOUTS * self.settings.http_timeout * US)
+                    when = max(when, settles[id(w)])
                 waits[id(w)] = (when, uncertain)
             # All at the latest of their times: one entry's longer wait (a GET of its look-up
             # unanswered) took it into a claim of its own, and the call in two.
@@ -197,9 +199,9 @@ class Results:
                 _, uncertain = waits[id(w)]
                 row.alone = row.alone or r.alone
                 if id(w) in given_up:
-                    # Kept on the entry for a repost (posting_decisions): its look-up waits as this
-                    # entry's own would have, for the call Xero may still be carrying out.
-                    row.available_us = waits[id(w)][0]
+                    # Kept on the entry for a repost (posting_decisions): its look-up waits, as this
+                    # entry's would have, for the unanswered call Xero may still be carrying out.
+                    row.available_us = settles.get(id(w), row.available_us)
                     outcomes.record_rejected(
                         uow,
                         row,
