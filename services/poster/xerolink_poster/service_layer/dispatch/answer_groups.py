@@ -29,6 +29,19 @@ log = logging.getLogger(__name__)
 MAX_CALLS = 8
 
 
+class AnswersMayBeCommitted(Exception):
+    """Applying a call's answers failed at the commit, which may have gone through (a connection
+    lost before the database's reply): the entries may be handed back, and held by another job."""
+
+
+def _at_commit(exc: BaseException, committing: list[bool]) -> BaseException:
+    if committing and isinstance(exc, Exception):
+        wrapped = AnswersMayBeCommitted(f"the answers' commit may have gone through: {type(exc).__name__}: {exc}")
+        wrapped.__cause__ = exc
+        return wrapped
+    return exc
+
+
 class AnswerGroups:
     def __init__(self, db: Database, holder: str, actor: str, max_calls: int = MAX_CALLS) -> None:
         if max_calls < 1:
@@ -75,7 +88,7 @@ class AnswerGroups:
                         # the answers could be written over what this poster did since (a claim
                         # of an entry's next operation). Each call fails, as a call alone would.
                         for job in together:
-                            job.settle(exc)
+                            job.settle(_at_commit(exc, committing))
                         continue
                     log.warning("a group of %d calls' answers failed; applying them call by call", len(together))
                 else:
@@ -83,10 +96,11 @@ class AnswerGroups:
                         job.settle(None)
                     continue
             for job in together:
+                alone: list[bool] = []
                 try:
-                    self._write(job.payload, 1, [])
+                    self._write(job.payload, 1, alone)
                 except BaseException as exc:  # that call's alone, whatever it is
-                    job.settle(exc)
+                    job.settle(_at_commit(exc, alone))
                 else:
                     job.settle(None)
         return []

@@ -15,6 +15,7 @@ from xerolink_poster.adapters.tables import LinkRow, OutboxRow
 from xerolink_poster.domain.records import XeroObjectRef
 from xerolink_poster.domain.retry import backoff_delay
 from xerolink_poster.service_layer import drift_snapshots, outcomes
+from xerolink_poster.service_layer.dispatch.answer_groups import AnswersMayBeCommitted
 from xerolink_poster.service_layer.dispatch.settings import DispatcherSettings
 from xerolink_poster.service_layer.dispatch.shared import Shared
 from xerolink_poster.service_layer.dispatch.work import Work
@@ -97,8 +98,16 @@ class Results:
             )
             for w, messages in rejected
         ]
-        self.d.answers.apply(results)
-        self.handed_back([w for w, _ in created] + [w for w, _ in rejected])
+        answered = [w for w, _ in created] + [w for w, _ in rejected]
+        try:
+            self.d.answers.apply(results)
+        except AnswersMayBeCommitted:
+            # Perhaps written, and the entries handed back: the job's failure leaves them alone.
+            # If the commit did not go through they stay claimed until the claim runs out, then
+            # are looked up (marked uncertain before the call), never voided under another job.
+            self.handed_back(answered)
+            raise
+        self.handed_back(answered)
         self.d.changes.notify()
 
     def refused_before_sending(self, works: Sequence[Work]) -> None:
