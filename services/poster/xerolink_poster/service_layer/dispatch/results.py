@@ -24,6 +24,9 @@ from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transa
 US = 1_000_000
 # After a call went unanswered, its entries wait this many HTTP timeouts before the look-up.
 NO_ANSWER_SETTLE_TIMEOUTS = 2
+# The reasons after which a call may still be in flight at Xero: no answer (or a gateway's 504),
+# and a job that failed, which does not know whether its call went out or was answered.
+_SETTLE_AFTER = frozenset({Reason.XERO_NO_ANSWER, Reason.DISPATCH_ERROR})
 
 
 @dataclass(frozen=True)
@@ -195,7 +198,7 @@ class Results:
                 # A wait Xero named that has passed (a 429 without Retry-After leaves the tenant's
                 # block in the past) is no wait: the back-off, not once more at once.
                 when = int(r.at * US) if r.at is not None and r.at * US > now else now + int(delay * US)
-                if uncertain and r.reason == Reason.XERO_NO_ANSWER:
+                if uncertain and r.reason in _SETTLE_AFTER:
                     # Xero may still be carrying out the call we gave up on: a look-up made
                     # before it lands finds nothing, and creating again then duplicates it.
                     settles[id(w)] = now + int(NO_ANSWER_SETTLE_TIMEOUTS * self.settings.http_timeout * US)
