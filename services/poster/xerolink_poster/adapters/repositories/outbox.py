@@ -287,10 +287,17 @@ class SqlOutboxRepository:
         """Deletes up to `limit` done entries created before `before_us` (and any wait rows
         left on them), oldest first; returns how many. Links, postings and the audit trail stay:
         they are what callers read. Oldest by `create_us`, the order of `ix_outbox_done`, so a
-        batch reads only its own entries (in id order SQLite sorted every expired entry)."""
+        batch reads only its own entries (in id order SQLite sorted every expired entry). An entry
+        whose available time is not past `before_us` as well stays: one given up after an
+        unanswered call keeps there when a repost may look it up (`latest_available`), and a
+        payment accepted long ago and given up today lost it, and was paid twice."""
         query = (
             select(OutboxRow.id)
-            .where(OutboxRow.state == OutboxState.DONE, col(OutboxRow.create_us) < before_us)
+            .where(
+                OutboxRow.state == OutboxState.DONE,
+                col(OutboxRow.create_us) < before_us,
+                col(OutboxRow.available_us) < before_us,
+            )
             .order_by(col(OutboxRow.create_us))
             .limit(limit)
         )
