@@ -17,10 +17,9 @@ stopped waiting for an upstream server which may still carry the call out (RFC 9
 from __future__ import annotations
 
 import json
-import re
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 import httpx
@@ -42,15 +41,15 @@ from xerolink_poster.service_layer.dispatch.answer_groups import AnswerGroups
 from xerolink_poster.service_layer.dispatch.results import Results
 from xerolink_poster.service_layer.dispatch.tenant_loop import TenantWorker
 
-from tests.fixtures.contacts import Handler, intercept, post_all, wait
-from tests.fixtures.lookups import collection_of, live_objects
+from tests.fixtures.contacts import Handler, post_all, wait
+from tests.fixtures.lookups import is_lookup, live_objects
 from tests.fixtures.poster import EmulatorFactory, PosterFactory, connect, settings, stub_for, wait_for, xero_objects
+from tests.fixtures.recorded_xero import RecordedXero, is_create, sent, tagged, tags, too_many
 
 LINKED = poster_pb2.LINK_STATE_LINKED
 FAILED = poster_pb2.LINK_STATE_FAILED
 TRUST_RECEIPT = common_pb2.TRANSACTION_KIND_TRUST_RECEIPT
 BILL_PAYMENT = common_pb2.TRANSACTION_KIND_CLIENT_BILL_PAYMENT
-TAG = re.compile(r"\[AS-[A-Z]+-(\d+)\]")
 
 
 # -- records --------------------------------------------------------------------------------------
@@ -72,68 +71,6 @@ def _payment(record_id: int, bill_id: int, cents: int = 10000) -> transaction_pb
 
 
 # -- what Xero saw and holds ------------------------------------------------------------------------
-def _tags(text: str) -> set[int]:
-    return {int(t) for t in TAG.findall(text)}
-
-
-def _tagged(emulator: EmulatorServer, tenant: str, resource: str) -> dict[int, int]:
-    """How many live objects of `resource` carry each record's tag in their Reference."""
-    counts: dict[int, int] = {}
-    for item in live_objects(xero_objects(emulator, tenant, resource)):
-        for record in _tags(str(item.get("Reference", ""))):
-            counts[record] = counts.get(record, 0) + 1
-    return counts
-
-
-def _is_create(request: Request, resource: str) -> bool:
-    return request.method == "PUT" and collection_of(request) == resource
-
-
-def _is_lookup(request: Request, resource: str) -> bool:
-    return request.method == "GET" and collection_of(request) == resource and bool(request.param("where"))
-
-
-def _sent(request: Request, resource: str) -> list[int]:
-    """The record ids a create call carries, in order."""
-    elements = json.loads(request.body).get(resource) or []
-    return [min(_tags(json.dumps(e)), default=0) for e in elements]
-
-
-def _too_many(seconds: int) -> Response:
-    """Xero's 429, naming its wait (Retry-After, X-Rate-Limit-Problem; Xero's OpenAPI and docs)."""
-    return Response.json(
-        429,
-        {"Title": "Too Many Requests", "Status": 429},
-        {"Retry-After": str(seconds), "X-Rate-Limit-Problem": "minute"},
-    )
-
-
-class Xero:
-    """In front of the emulator: every create call (records carried, time) and look-up (records
-    asked for, time) is recorded, then `change` may answer instead (None: the emulator answers)."""
-
-    def __init__(self, emulator: EmulatorServer, change: Callable[[Request, Handler], Response | None]) -> None:
-        self.lock = threading.Lock()
-        self.creates: list[tuple[str, list[int], float]] = []
-        self.lookups: list[tuple[str, set[int], float]] = []
-        self.change = change
-        intercept(emulator, self._handle)
-
-    def _handle(self, request: Request, handle: Handler) -> Response:
-        resource = collection_of(request)
-        with self.lock:
-            if request.method == "PUT" and request.body:
-                self.creates.append((resource, _sent(request, resource), time.monotonic()))
-            if request.method == "GET" and request.param("where"):
-                self.lookups.append((resource, _tags(request.param("where") or ""), time.monotonic()))
-        answered = self.change(request, handle)
-        return answered if answered is not None else handle(request)
-
-    def created(self, resource: str) -> list[list[int]]:
-        with self.lock:
-            return [ids for r, ids, _ in self.creates if r == resource]
-
-
 # -- the registry ---------------------------------------------------------------------------------
 def _link(stub: poster_grpc.PosterServiceStub, kind: int, record_id: int) -> Any:
     record = common_pb2.RecordKey(kind=kind, id=record_id)  # type: ignore[arg-type]
@@ -186,10 +123,10 @@ def test_a_job_that_fails_writing_the_retry_of_an_unanswered_call_still_waits_fo
     started: list[float] = []
 
     def xero(request: Request, handle: Handler) -> Response | None:
-        if _is_create(request, "BankTransactions"):
-            sent = _sent(request, "BankTransactions")
+        if is_create(request, "BankTransactions"):
+            carried = sent(request, "BankTransactions")
             with lock:
-                first_on_a = sent == [a] and not started
+                first_on_a = carried == [a] and not started
                 if first_on_a:
                     started.append(time.monotonic())
             if first_on_a:
@@ -198,18 +135,18 @@ def test_a_job_that_fails_writing_the_retry_of_an_unanswered_call_still_waits_fo
                 handle(request)
                 timeline["the first call on A landed"] = time.monotonic() - started[0]
                 return Response.json(200, {})  # nobody reads it: the poster gave up
-            if sent == [b] and "B refused 429" not in timeline:
+            if carried == [b] and "B refused 429" not in timeline:
                 timeline["B refused 429"] = time.monotonic() - started[0]
-                return _too_many(3)
+                return too_many(3)
             return None
-        if _is_lookup(request, "BankTransactions") and started and a in _tags(request.param("where") or ""):
+        if is_lookup(request, "BankTransactions") and started and a in tags(request.param("where") or ""):
             answer = handle(request)
             timeline.setdefault("A looked up again", time.monotonic() - started[0])
             a_looked_up.set()
             return answer
         return None
 
-    calls = Xero(emulator, xero)
+    calls = RecordedXero(emulator, xero)
     failed = threading.Event()
     retry_together = Results.retry_together
 
@@ -229,7 +166,7 @@ def test_a_job_that_fails_writing_the_retry_of_an_unanswered_call_still_waits_fo
     states = wait(stub, [name_a, name_b])
 
     assert failed.is_set() and "B refused 429" in timeline, f"the scenario did not unfold: {timeline}"
-    made = _tagged(emulator, org["tenant_id"], "BankTransactions")
+    made = tagged(emulator, org["tenant_id"], "BankTransactions")
     assert made == {a: 1, b: 1}, (
         f"deposits per receipt {made}; {timeline}; create calls {calls.created('BankTransactions')}"
     )
@@ -281,7 +218,7 @@ def test_a_given_up_entry_is_not_purged_before_a_repost_may_look_it_up(
     timeline: dict[str, float] = {}
 
     def xero(request: Request, handle: Handler) -> Response | None:
-        if _is_create(request, "Payments"):
+        if is_create(request, "Payments"):
             with lock:
                 first = not started
                 if first:
@@ -292,14 +229,14 @@ def test_a_given_up_entry_is_not_purged_before_a_repost_may_look_it_up(
                 timeline["the first call landed"] = time.monotonic() - started[0]
                 return Response.json(200, {})  # nobody reads it: the poster gave up
             return None
-        if _is_lookup(request, "Payments") and started and p1 in _tags(request.param("where") or ""):
+        if is_lookup(request, "Payments") and started and p1 in tags(request.param("where") or ""):
             answer = handle(request)
             timeline.setdefault("payment 1 looked up", time.monotonic() - started[0])
             p1_looked_up.set()
             return answer
         return None
 
-    calls = Xero(emulator, xero)
+    calls = RecordedXero(emulator, xero)
     post_all(stub, [pay_1, pay_2])
     accepted = now_us()
     wait_for(
@@ -320,7 +257,7 @@ def test_a_given_up_entry_is_not_purged_before_a_repost_may_look_it_up(
 
     assert calls.created("Payments")[0] == [p1, p2], f"the scenario did not unfold: {calls.created('Payments')}"
     assert "Check Xero for the reference" in given_up.message, given_up
-    made = _tagged(emulator, org["tenant_id"], "Payments")
+    made = tagged(emulator, org["tenant_id"], "Payments")
     assert made.get(p1) == 1, f"payments per record {made}; {timeline}; create calls {calls.created('Payments')}"
     assert state == LINKED, _errors(stub, BILL_PAYMENT, [p1])
 
@@ -373,12 +310,12 @@ def test_a_job_told_its_committed_answer_failed_leaves_alone_the_entry_another_j
     snapshot: dict[str, Any] = {}
 
     def xero(request: Request, handle: Handler) -> Response | None:
-        if _is_create(request, "Payments") and rid in _sent(request, "Payments"):
+        if is_create(request, "Payments") and rid in sent(request, "Payments"):
             refund_sent.set()
             failure_recorded.wait(3)  # Xero takes a moment to answer the second job's call
         return None
 
-    calls = Xero(emulator, xero)
+    calls = RecordedXero(emulator, xero)
     write = AnswerGroups._write
 
     def commit_ack_lost(self: AnswerGroups, results: Any, count: int, committing: list[bool]) -> None:
@@ -415,7 +352,7 @@ def test_a_job_told_its_committed_answer_failed_leaves_alone_the_entry_another_j
     )
     tenant = org["tenant_id"]
     assert _overpayments_of(emulator, tenant, rid) == 1
-    assert _tagged(emulator, tenant, "Payments").get(rid) == 1, f"refunds paid: {calls.created('Payments')}"
+    assert tagged(emulator, tenant, "Payments").get(rid) == 1, f"refunds paid: {calls.created('Payments')}"
     assert state == LINKED
 
 
@@ -447,7 +384,7 @@ def test_payments_whose_call_a_gateway_answered_504_at_their_last_attempt_are_pa
     first: list[float] = []
 
     def gateway(request: Request, handle: Handler) -> Response | None:
-        if not _is_create(request, "Payments") or first:
+        if not is_create(request, "Payments") or first:
             return None
         first.append(time.monotonic())
 
@@ -459,7 +396,7 @@ def test_payments_whose_call_a_gateway_answered_504_at_their_last_attempt_are_pa
         threading.Thread(target=xero_finishes, daemon=True).start()
         return Response.json(504, {"Title": "Gateway Timeout", "Status": 504})
 
-    calls = Xero(emulator, gateway)
+    calls = RecordedXero(emulator, gateway)
     assert wait(stub, post_all(stub, [bill])) == [LINKED]
     post_all(stub, [pay_1, pay_2])
     wait_for(lambda: _link(stub, BILL_PAYMENT, p1).state == FAILED, timeout=20, interval=0.01, what="given up")
@@ -470,7 +407,7 @@ def test_payments_whose_call_a_gateway_answered_504_at_their_last_attempt_are_pa
     assert calls.created("Payments")[0] == [p1, p2], f"the scenario did not unfold: {calls.created('Payments')}"
     assert landed.wait(5), "Xero never carried out the first call"
     assert "Check Xero for the reference" in given_up.message, given_up
-    made = _tagged(emulator, org["tenant_id"], "Payments")
+    made = tagged(emulator, org["tenant_id"], "Payments")
     assert made.get(p1) == 1, f"payments per record {made}; create calls {calls.created('Payments')}"
     assert state == LINKED, _errors(stub, BILL_PAYMENT, [p1])
 
@@ -536,19 +473,19 @@ def test_receipts_whose_tags_fill_xeros_url_limit_without_the_order_are_looked_u
     seen: list[str] = []
 
     def xero(request: Request, handle: Handler) -> Response | None:
-        if _is_create(request, "BankTransactions") and not seen:
+        if is_create(request, "BankTransactions") and not seen:
             seen.extend(e.get("Reference", "") for e in json.loads(request.body)["BankTransactions"])
             return Response.json(503, {"Title": "Service Unavailable", "Status": 503})  # nothing made
-        if _is_lookup(request, "BankTransactions"):
+        if is_lookup(request, "BankTransactions"):
             answer = handle(request)
             with lock:
                 looked.append(
-                    (len(XERO_ORIGIN) + len(request.target), answer.status, _tags(request.param("where") or ""))
+                    (len(XERO_ORIGIN) + len(request.target), answer.status, tags(request.param("where") or ""))
                 )
             return answer
         return None
 
-    Xero(emulator, xero)
+    RecordedXero(emulator, xero)
     receipts = [
         transaction_pb2.Transaction(
             header=samples.header(r, reference=ref),
@@ -568,7 +505,7 @@ def test_receipts_whose_tags_fill_xeros_url_limit_without_the_order_are_looked_u
     too_long = [length for length, _, _ in looked if length > XERO_URL_MAX]
     assert not too_long, f"look-up URLs longer than Xero serves: {too_long}"
     assert {r for _, _, records in looked for r in records} == set(ids)
-    assert _tagged(emulator, org["tenant_id"], "BankTransactions") == dict.fromkeys(ids, 1)
+    assert tagged(emulator, org["tenant_id"], "BankTransactions") == dict.fromkeys(ids, 1)
     assert states == [LINKED] * len(ids), _errors(stub, TRUST_RECEIPT, ids)
 
 
@@ -596,10 +533,10 @@ def test_a_receipt_whose_look_ups_are_refused_or_time_out_at_a_gateway_is_not_de
     def xero(request: Request, handle: Handler) -> Response | None:
         with lock:
             creates = len(calls.created("BankTransactions"))
-        if _is_create(request, "BankTransactions") and creates == 1:
+        if is_create(request, "BankTransactions") and creates == 1:
             handle(request)  # carried out, then answered 503
             return Response.json(503, {"Title": "Service Unavailable", "Status": 503})
-        if _is_lookup(request, "BankTransactions") and len(refused) < 2:
+        if is_lookup(request, "BankTransactions") and len(refused) < 2:
             refused.append(status)
             if status == 400:
                 return Response.json(
@@ -609,7 +546,7 @@ def test_a_receipt_whose_look_ups_are_refused_or_time_out_at_a_gateway_is_not_de
             return Response.json(504, {"Title": "Gateway Timeout", "Status": 504})
         return None
 
-    calls = Xero(emulator, xero)
+    calls = RecordedXero(emulator, xero)
 
     [state] = wait(stub, post_all(stub, [receipt]))
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
 import sys
 import threading
 import time
@@ -39,15 +38,15 @@ from xerolink_poster.service_layer.dispatch import lookups as lookups_module
 from xerolink_poster.service_layer.dispatch.results import Results
 from xerolink_poster.service_layer.dispatch.tenant_loop import TenantWorker
 
-from tests.fixtures.contacts import Handler, intercept, post_all, wait
-from tests.fixtures.lookups import collection_of, live_objects, unavailable
-from tests.fixtures.poster import EmulatorFactory, PosterFactory, connect, settings, stub_for, wait_for, xero_objects
+from tests.fixtures.contacts import Handler, post_all, wait
+from tests.fixtures.lookups import collection_of, is_lookup, unavailable
+from tests.fixtures.poster import EmulatorFactory, PosterFactory, connect, settings, stub_for, wait_for
+from tests.fixtures.recorded_xero import RecordedXero, is_create, tagged, tags, too_many
 
 LINKED = poster_pb2.LINK_STATE_LINKED
 FAILED = poster_pb2.LINK_STATE_FAILED
 CLIENT_BILL = common_pb2.TRANSACTION_KIND_CLIENT_BILL
 TRUST_RECEIPT = common_pb2.TRANSACTION_KIND_TRUST_RECEIPT
-TAG = re.compile(r"\[AS-[A-Z]+-(\d+)\]")
 # Long enough that about eight tags fill a look-up's URL: a pass of 16 records takes two GETs.
 LONG = "Conveyance of 12 Harbour Street " * 6
 
@@ -73,70 +72,6 @@ def _long(make: Callable[[int, str], transaction_pb2.Transaction], base: int, co
 
 
 # -- what Xero saw ----------------------------------------------------------------------------------
-def _tags(text: str) -> set[int]:
-    """The record ids of the tags in a `where` or a body."""
-    return {int(t) for t in TAG.findall(text)}
-
-
-class Xero:
-    """In front of the emulator: records each create call (the record ids it carried, in order) and
-    each look-up (the record ids it asked for), per collection, then lets `change` answer instead
-    (None: the emulator answers)."""
-
-    def __init__(self, emulator: EmulatorServer, change: Callable[[Request, Handler], Response | None]) -> None:
-        self.lock = threading.Lock()
-        self.creates: list[tuple[str, list[int]]] = []
-        self.lookups: list[tuple[str, set[int], float]] = []
-        self.change = change
-        intercept(emulator, self._handle)
-
-    def _handle(self, request: Request, handle: Handler) -> Response:
-        resource = collection_of(request)
-        with self.lock:
-            if request.method == "PUT" and request.body:
-                sent = json.loads(request.body).get(resource)
-                if isinstance(sent, list):
-                    ids = [min(_tags(json.dumps(e)), default=0) for e in sent]
-                    self.creates.append((resource, ids))
-            if request.method == "GET" and request.param("where"):
-                self.lookups.append((resource, _tags(request.param("where") or ""), time.monotonic()))
-        answered = self.change(request, handle)
-        return answered if answered is not None else handle(request)
-
-    def created(self, resource: str) -> list[list[int]]:
-        with self.lock:
-            return [ids for r, ids in self.creates if r == resource]
-
-    def asked(self, resource: str) -> list[set[int]]:
-        with self.lock:
-            return [ids for r, ids, _ in self.lookups if r == resource]
-
-
-def _is_create(request: Request, resource: str) -> bool:
-    return request.method == "PUT" and collection_of(request) == resource
-
-
-def _is_lookup(request: Request, resource: str) -> bool:
-    return request.method == "GET" and collection_of(request) == resource and bool(request.param("where"))
-
-
-def _too_many(seconds: int) -> Response:
-    return Response.json(
-        429,
-        {"Title": "Too Many Requests", "Status": 429},
-        {"Retry-After": str(seconds), "X-Rate-Limit-Problem": "minute"},
-    )
-
-
-def _tagged(emulator: EmulatorServer, tenant: str, resource: str) -> dict[int, int]:
-    """How many live objects of `resource` carry each record's tag."""
-    counts: dict[int, int] = {}
-    for item in live_objects(xero_objects(emulator, tenant, resource)):
-        for record in _tags(str(item.get("Reference", ""))):
-            counts[record] = counts.get(record, 0) + 1
-    return counts
-
-
 # -- the registry ---------------------------------------------------------------------------------
 @dataclasses.dataclass(frozen=True)
 class Entry:
@@ -247,14 +182,14 @@ def test_a_job_failing_after_its_look_up_pass_wrote_its_retries_leaves_alone_wha
     two_puts = threading.Event()
 
     def xero(request: Request, handle: Handler) -> Response | None:
-        if _is_create(request, "BankTransactions"):
-            sent = sorted(_tags(request.body.decode()))
+        if is_create(request, "BankTransactions"):
+            carried = sorted(tags(request.body.decode()))
             with lock:
-                puts.append(sent)
+                puts.append(carried)
                 if len(puts) == 1:
                     return unavailable()  # the first call: nothing created, outcome unknown
                 slow = len(puts) == 2 and failing == "after-the-look-up-pass"
-                mine = bool(stolen and stolen[0] and set(sent) & first_get)
+                mine = bool(stolen and stolen[0] and set(carried) & first_get)
                 if mine and len([p for p in puts if set(p) & first_get]) >= 3:
                     two_puts.set()
             if slow:
@@ -262,9 +197,9 @@ def test_a_job_failing_after_its_look_up_pass_wrote_its_retries_leaves_alone_wha
             if mine:
                 two_puts.wait(3)  # both jobs that hold the receipts send them
             return None
-        if not _is_lookup(request, "BankTransactions"):
+        if not is_lookup(request, "BankTransactions"):
             return None
-        asked = _tags(request.param("where") or "")
+        asked = tags(request.param("where") or "")
         with lock:
             for record in asked:
                 asks[record] = asks.get(record, 0) + 1
@@ -285,7 +220,7 @@ def test_a_job_failing_after_its_look_up_pass_wrote_its_retries_leaves_alone_wha
             sibling_answered.wait(3)
         return None
 
-    Xero(emulator, xero)
+    RecordedXero(emulator, xero)
     failed_once = threading.Event()
     session_ended = OperationalError("SELECT", {}, Exception("server closed the connection unexpectedly"))
     holders = SqlLinkRepository.holders
@@ -331,7 +266,7 @@ def test_a_job_failing_after_its_look_up_pass_wrote_its_retries_leaves_alone_wha
 
     assert failed_once.is_set() and first_get and sibling_asked.is_set(), "the scenario did not unfold"
     assert failure_recorded.is_set(), "the job's failure was never recorded"
-    made = _tagged(emulator, org["tenant_id"], "BankTransactions")
+    made = tagged(emulator, org["tenant_id"], "BankTransactions")
     twice = {r: n for r, n in made.items() if n > 1}
     assert not twice, f"receipts deposited more than once {twice}; the create calls: {puts}"
     assert states == [LINKED] * len(ids), _errors(stub, TRUST_RECEIPT, ids)
@@ -355,7 +290,7 @@ def _mid_pass_failure(
     raised: BaseException,
     base: int,
     **dispatcher: Any,
-) -> tuple[PosterApp, poster_grpc.PosterServiceStub, dict[str, Any], EmulatorServer, Xero, list[int], set[int]]:
+) -> tuple[PosterApp, poster_grpc.PosterServiceStub, dict[str, Any], EmulatorServer, RecordedXero, list[int], set[int]]:
     """Sixteen bills with long references in one create call, answered 503; the look-up pass
     that follows takes two GETs: Xero answers the first 503, and `raised` is raised while the
     second GET's answer is read (`lookups._take`). Returns once raised, with the records of the
@@ -373,14 +308,14 @@ def _mid_pass_failure(
 
     def xero(request: Request, handle: Handler) -> Response | None:
         with lock:
-            if _is_create(request, "Invoices") and not calls.created("Invoices")[1:]:
+            if is_create(request, "Invoices") and not calls.created("Invoices")[1:]:
                 return unavailable()
-            if _is_lookup(request, "Invoices") and not first_get:
-                first_get.update(_tags(request.param("where") or ""))
+            if is_lookup(request, "Invoices") and not first_get:
+                first_get.update(tags(request.param("where") or ""))
                 return unavailable()
         return None
 
-    calls = Xero(emulator, xero)
+    calls = RecordedXero(emulator, xero)
     take = lookups_module._take
     done = threading.Event()
 
@@ -429,7 +364,7 @@ def test_a_bug_in_the_middle_of_a_look_up_pass_writes_its_collected_retries_once
     wait_for(
         lambda: all(_link(stub, CLIENT_BILL, r).state == LINKED for r in ids), timeout=30, what="every bill linked"
     )
-    made = _tagged(emulator, org["tenant_id"], "Invoices")
+    made = tagged(emulator, org["tenant_id"], "Invoices")
     assert made == dict.fromkeys(ids, 1), f"invoices per bill: {made}; create calls {calls.created('Invoices')}"
     final = _entries(app, ids)
     assert {r: e.link_attempts for r, e in final.items()} == dict.fromkeys(ids, 3), "attempts counted twice"
@@ -461,7 +396,7 @@ def test_an_interrupt_in_the_middle_of_a_look_up_pass_writes_its_collected_retri
         timeout=40,
         what="every bill linked",
     )
-    made = _tagged(emulator, org["tenant_id"], "Invoices")
+    made = tagged(emulator, org["tenant_id"], "Invoices")
     assert made == dict.fromkeys(ids, 1), f"invoices per bill: {made}; create calls {calls.created('Invoices')}"
     attempts = {r: e.link_attempts for r, e in _entries(app, ids).items()}
     assert attempts == {r: 3 if r in first_get else 2 for r in ids}, attempts
@@ -501,24 +436,24 @@ def test_entries_of_a_batch_refused_whole_stay_alone_through_failed_look_ups_and
     def xero(request: Request, handle: Handler) -> Response | None:
         with lock:
             puts = len(calls.created("Invoices"))
-            if _is_create(request, "Invoices") and puts == 1:
+            if is_create(request, "Invoices") and puts == 1:
                 body = json.loads(request.body)
                 body["Invoices"] = body["Invoices"][:2]  # Xero made these two, then refused the call
                 handle(dataclasses.replace(request, body=json.dumps(body).encode()))
                 return _refused_whole()
-            if _is_create(request, "Invoices") and puts > 1 and not alone_failed:
-                alone_failed.extend(_tags(request.body.decode()))
+            if is_create(request, "Invoices") and puts > 1 and not alone_failed:
+                alone_failed.extend(tags(request.body.decode()))
                 return unavailable()
-            if _is_lookup(request, "Invoices"):
-                gets.append(_tags(request.param("where") or ""))
+            if is_lookup(request, "Invoices"):
+                gets.append(tags(request.param("where") or ""))
                 if len(gets) == 1:
-                    return _too_many(1)
+                    return too_many(1)
                 if len(gets) == 2:
                     seen["before 503"] = _entries(app, ids)
                     return unavailable()
         return None
 
-    calls = Xero(emulator, xero)
+    calls = RecordedXero(emulator, xero)
     names = post_all(stub, bills)
 
     states = wait(stub, names)
@@ -528,7 +463,7 @@ def test_entries_of_a_batch_refused_whole_stay_alone_through_failed_look_ups_and
     assert len(gets) >= 4 and alone_failed, f"the scenario did not unfold: {gets}, {alone_failed}"
     assert all(len(c) == 1 for c in created[1:]), f"bills refused whole sent together again: {created}"
     assert sorted(r for c in created[1:] for r in c) == sorted(ids[2:] + alone_failed), created
-    made = _tagged(emulator, org["tenant_id"], "Invoices")
+    made = tagged(emulator, org["tenant_id"], "Invoices")
     assert made == dict.fromkeys(ids, 1), f"invoices per bill: {made}"
     assert states == [LINKED] * 4, _errors(stub, CLIENT_BILL, ids)
     before = seen["before 503"]
@@ -566,19 +501,19 @@ def test_retries_grouped_in_one_look_up_pass_keep_the_alone_flag_on_its_entries_
 
     def xero(request: Request, handle: Handler) -> Response | None:
         with lock:
-            if _is_create(request, "Invoices") and len(calls.created("Invoices")) == 1:
+            if is_create(request, "Invoices") and len(calls.created("Invoices")) == 1:
                 return _refused_whole()
-            if _is_create(request, "BankTransactions") and len(calls.created("BankTransactions")) == 1:
+            if is_create(request, "BankTransactions") and len(calls.created("BankTransactions")) == 1:
                 return unavailable()
-            if _is_create(request, "ManualJournals") and len(calls.created("ManualJournals")) == 1:
-                return _too_many(3)
-            if _is_lookup(request, "Invoices") or _is_lookup(request, "BankTransactions"):
+            if is_create(request, "ManualJournals") and len(calls.created("ManualJournals")) == 1:
+                return too_many(3)
+            if is_lookup(request, "Invoices") or is_lookup(request, "BankTransactions"):
                 looked.append(collection_of(request))
                 if len(looked) <= 2:
                     return unavailable()
         return None
 
-    calls = Xero(emulator, xero)
+    calls = RecordedXero(emulator, xero)
     retry_together = Results.retry_together
 
     def watched(self: Results, retries: Any) -> None:
@@ -597,14 +532,14 @@ def test_retries_grouped_in_one_look_up_pass_keep_the_alone_flag_on_its_entries_
     assert all(len(c) == 1 for c in calls.created("Invoices")[1:]), calls.created("Invoices")
     assert [sorted(c) for c in calls.created("BankTransactions")] == [b, b], calls.created("BankTransactions")
     assert states == [LINKED] * 9, _errors(stub, CLIENT_BILL, a)
-    assert _tagged(emulator, org["tenant_id"], "Invoices") == dict.fromkeys(a, 1)
-    assert _tagged(emulator, org["tenant_id"], "BankTransactions") == dict.fromkeys(b, 1)
+    assert tagged(emulator, org["tenant_id"], "Invoices") == dict.fromkeys(a, 1)
+    assert tagged(emulator, org["tenant_id"], "BankTransactions") == dict.fromkeys(b, 1)
 
 
 # == 3. giving up within a group ======================================================================
 def _joined(
     stub: poster_grpc.PosterServiceStub,
-    calls: Xero,
+    calls: RecordedXero,
     resource: str,
     first: list[transaction_pb2.Transaction],
     second: list[transaction_pb2.Transaction],
@@ -642,16 +577,16 @@ def test_a_call_failing_with_some_entries_at_their_last_attempt_fails_those_visi
     def xero(request: Request, handle: Handler) -> Response | None:
         with lock:
             puts = len(calls.created("Invoices"))
-        if _is_create(request, "Invoices") and puts == 1:
+        if is_create(request, "Invoices") and puts == 1:
             return unavailable()
-        if _is_create(request, "Invoices") and puts == 2:
-            return _too_many(3)
-        if _is_create(request, "Invoices") and puts == 3:
+        if is_create(request, "Invoices") and puts == 2:
+            return too_many(3)
+        if is_create(request, "Invoices") and puts == 3:
             handle(request)  # carried out, then answered 503
             return unavailable()
         return None
 
-    calls = Xero(emulator, xero)
+    calls = RecordedXero(emulator, xero)
     names = _joined(stub, calls, "Invoices", first, second, CLIENT_BILL)
 
     states = wait(stub, names)
@@ -675,7 +610,7 @@ def test_a_call_failing_with_some_entries_at_their_last_attempt_fails_those_visi
     assert again == [LINKED, LINKED], _errors(stub, CLIENT_BILL, a)
     assert calls.created("Invoices")[3:] == [], f"A created again: {calls.created('Invoices')}"
     assert any(ids & set(a) for ids in calls.asked("Invoices")[after:]), "A posted again without a look-up"
-    assert _tagged(emulator, org["tenant_id"], "Invoices") == dict.fromkeys(a + b, 1)
+    assert tagged(emulator, org["tenant_id"], "Invoices") == dict.fromkeys(a + b, 1)
 
 
 def test_an_entry_given_up_while_its_unanswered_call_may_still_land_is_not_deposited_twice_when_posted_again(
@@ -708,25 +643,25 @@ def test_an_entry_given_up_while_its_unanswered_call_may_still_land_is_not_depos
     def xero(request: Request, handle: Handler) -> Response | None:
         with lock:
             puts = len(calls.created("BankTransactions"))
-        if _is_create(request, "BankTransactions") and puts == 1:
+        if is_create(request, "BankTransactions") and puts == 1:
             return unavailable()
-        if _is_create(request, "BankTransactions") and puts == 2:
-            return _too_many(3)
-        if _is_create(request, "BankTransactions") and puts == 3:
+        if is_create(request, "BankTransactions") and puts == 2:
+            return too_many(3)
+        if is_create(request, "BankTransactions") and puts == 3:
             slow_started.append(time.monotonic())
             # Xero carries the call out late: after the poster's timeout, within two of them.
             repost_looked.wait(max(0.0, 1.9 * timeout - 0.05))
             handle(request)
             timeline["the slow call landed"] = time.monotonic() - slow_started[0]
             return Response.json(200, {})  # nobody reads it: the poster gave up
-        if _is_lookup(request, "BankTransactions") and slow_started and a in _tags(request.param("where") or ""):
+        if is_lookup(request, "BankTransactions") and slow_started and a in tags(request.param("where") or ""):
             answer = handle(request)
             timeline.setdefault("A looked up again", time.monotonic() - slow_started[0])
             repost_looked.set()
             return answer
         return None
 
-    calls = Xero(emulator, xero)
+    calls = RecordedXero(emulator, xero)
     names = _joined(stub, calls, "BankTransactions", [receipt_a], [receipt_b], TRUST_RECEIPT)
     wait_for(lambda: _link(stub, TRUST_RECEIPT, a).state == FAILED, timeout=30, interval=0.01, what="A given up")
     given_up = _link(stub, TRUST_RECEIPT, a).last_error
@@ -737,7 +672,7 @@ def test_an_entry_given_up_while_its_unanswered_call_may_still_land_is_not_depos
     created = calls.created("BankTransactions")
     assert [sorted(c) for c in created[:3]] == [[a], [b], [a, b]], f"the scenario did not unfold: {created}"
     assert "gave up after 2 attempts" in given_up.message, given_up
-    made = _tagged(emulator, org["tenant_id"], "BankTransactions")
+    made = tagged(emulator, org["tenant_id"], "BankTransactions")
     assert timeline["the slow call landed"] < 2 * timeout, timeline
     assert made == {a: 1, b: 1}, f"deposits per receipt {made}; {timeline}; create calls {created}"
     assert states == [LINKED, LINKED], _errors(stub, TRUST_RECEIPT, [a, b])
