@@ -227,6 +227,21 @@ def test_a_payment_xero_refuses_as_its_bill_changed_unseen_is_held_on_the_drift_
     assert len(firm.payment_calls()) == 1
 
 
+def _rate_limit_reads(emulator: EmulatorServer, invoice_id: str, times: int) -> list[str]:
+    """Xero answers the first `times` reads of the invoice 429 (with Retry-After); the paths read."""
+    limited: list[str] = []
+
+    def slow_down(request: Request, handle: Handler) -> Response:
+        read = request.method == "GET" and request.path.rstrip("/").endswith(f"/Invoices/{invoice_id}")
+        if read and len(limited) < times:
+            limited.append(request.path)
+            return Response.json(429, {"Title": "Too Many Requests", "Status": 429}, {"Retry-After": "0"})
+        return handle(request)
+
+    intercept(emulator, slow_down)
+    return limited
+
+
 def test_a_rate_limited_read_of_the_changed_bill_uses_up_none_of_the_payments_attempts(
     poster_factory: PosterFactory, emulator: EmulatorServer
 ) -> None:
@@ -236,16 +251,7 @@ def test_a_rate_limited_read_of_the_changed_bill_uses_up_none_of_the_payments_at
     firm = Firm(poster_factory(settings(max_attempts=2)), emulator, 3700)
     invoice = firm.linked_bill()
     hand_edit(emulator, firm.tenant, "Invoices", invoice["InvoiceID"], {"Status": "VOIDED"})
-    limited: list[str] = []
-
-    def slow_down(request: Request, handle: Handler) -> Response:
-        read = request.method == "GET" and request.path.rstrip("/").endswith(f"/Invoices/{invoice['InvoiceID']}")
-        if read and len(limited) < 2 * RATE_LIMIT_RETRIES:
-            limited.append(request.path)
-            return Response.json(429, {"Title": "Too Many Requests", "Status": 429}, {"Retry-After": "0"})
-        return handle(request)
-
-    intercept(emulator, slow_down)
+    limited = _rate_limit_reads(emulator, invoice["InvoiceID"], 2 * RATE_LIMIT_RETRIES)
 
     link = firm.held()
 
@@ -266,16 +272,7 @@ def test_a_rate_limited_read_of_the_orphan_holding_the_number_uses_up_none_of_th
     invoice = firm.linked_bill()
     hand_edit(emulator, firm.tenant, "Invoices", invoice["InvoiceID"], {"Status": "VOIDED"})
     unlink(firm.app.db, "firm-1", RecordRef(BILL, firm.bill.header.id), "operator:test")
-    limited: list[str] = []
-
-    def slow_down(request: Request, handle: Handler) -> Response:
-        read = request.method == "GET" and request.path.rstrip("/").endswith(f"/Invoices/{invoice['InvoiceID']}")
-        if read and len(limited) < 2 * RATE_LIMIT_RETRIES:
-            limited.append(request.path)
-            return Response.json(429, {"Title": "Too Many Requests", "Status": 429}, {"Retry-After": "0"})
-        return handle(request)
-
-    intercept(emulator, slow_down)
+    limited = _rate_limit_reads(emulator, invoice["InvoiceID"], 2 * RATE_LIMIT_RETRIES)
 
     posting = firm.post(firm.bill)
     bill = wait_settled(firm.stub, posting.name)
