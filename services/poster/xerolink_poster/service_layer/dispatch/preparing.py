@@ -20,7 +20,7 @@ from xerolink_poster.service_layer import drift_holds, outcomes
 from xerolink_poster.service_layer.dispatch.results import Results
 from xerolink_poster.service_layer.dispatch.shared import Shared
 from xerolink_poster.service_layer.dispatch.work import Work
-from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transaction
+from xerolink_poster.service_layer.unit_of_work import UnitOfWork
 
 
 def prepare(shared: Shared, results: Results, works: list[Work]) -> list[Work]:
@@ -112,8 +112,9 @@ def prepare(shared: Shared, results: Results, works: list[Work]) -> list[Work]:
                     assert last is not None
                     outcomes.record_created(uow, row, link, last, True, now, shared.actor)
 
-        run_in_transaction(shared.db, write)
-        results.handed_back([w for w, _ in waiting] + [w for w, _ in broken] + [w for w, _ in held.values()] + finished)
+        results.handing_back(
+            [w for w, _ in waiting] + [w for w, _ in broken] + [w for w, _ in held.values()] + finished, write
+        )
         shared.changes.notify()
     return ready
 

@@ -20,7 +20,7 @@ from xerolink_poster.service_layer.dispatch.results import Results, Retry
 from xerolink_poster.service_layer.dispatch.work import Work
 from xerolink_poster.service_layer.drift_checks import Observed, links_written, record_observations
 from xerolink_poster.service_layer.drift_rereads import RereadFailed, read_object
-from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transaction
+from xerolink_poster.service_layer.unit_of_work import UnitOfWork
 
 Refused = tuple[Work, list[str]]
 SOURCE = "posting"
@@ -89,9 +89,7 @@ def hold_refused(gate: Gate, creds: Credentials, results: Results, rejected: lis
                 drift_holds.hold(uow, row, link, hold, now, d.actor)
         return still
 
-    unexplained = run_in_transaction(d.db, write)
-    left = {id(w) for w, _ in unexplained}
-    results.handed_back(w for w, _ in read if id(w) not in left)
+    unexplained = results.handing_back([w for w, _ in read], write, kept=lambda still: {id(w) for w, _ in still})
     d.changes.notify()
     return others + unexplained
 

@@ -5,8 +5,9 @@ that skips entries no longer claimed by this poster."""
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from xerolink_common.reasons import Reason
 
@@ -22,6 +23,7 @@ from xerolink_poster.service_layer.dispatch.work import Work
 from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transaction
 
 US = 1_000_000
+T = TypeVar("T")
 # After a call went unanswered, its entries wait this many HTTP timeouts before the look-up.
 NO_ANSWER_SETTLE_TIMEOUTS = 2
 # The reasons after which a call may still be in flight at Xero: no answer (or a gateway's 504),
@@ -69,6 +71,35 @@ class Results:
         poster had claimed since, and both sent it (tenant_loop.TenantWorker._serve)."""
         for w in works:
             w.handed_back = True
+
+    def handing_back(
+        self,
+        works: Sequence[Work],
+        write: Callable[[UnitOfWork], T],
+        kept: Callable[[T], Collection[int]] = lambda _: (),
+    ) -> T:
+        """Runs `write`, which writes the outcome or retry of `works`, in one transaction, and marks
+        them handed back once it has committed, or once it failed at the commit, which may have
+        gone through (a connection lost before the database's reply): left unmarked, a job's failure
+        voided the claim another job had made since. `kept`: the `id()`s of the works a committed
+        write left with the job. A write that failed before its commit marks nothing."""
+        committing: list[bool] = []
+
+        def work(uow: UnitOfWork) -> T:
+            committing.clear()  # an attempt run again after a conflict starts over
+            result = write(uow)
+            committing.append(True)
+            return result
+
+        try:
+            result = run_in_transaction(self.d.db, work)
+        except BaseException:
+            if committing:
+                self.handed_back(works)
+            raise
+        left = kept(result)
+        self.handed_back(w for w in works if id(w) not in left)
+        return result
 
     def reload(self, uow: UnitOfWork, w: Work) -> tuple[OutboxRow | None, LinkRow | None]:
         """The entry and its link as stored now; (None, None) when this poster no longer holds it."""
@@ -145,8 +176,7 @@ class Results:
                         uow, row, link, reason, message, [], now, self.d.actor, outcome_unknown=row.uncertain
                     )
 
-        run_in_transaction(self.d.db, write)
-        self.handed_back(works)
+        self.handing_back(works, write)
         self.d.changes.notify()
 
     def retry(
@@ -233,6 +263,5 @@ class Results:
                     continue
                 outcomes.record_retry(uow, row, link, together, uncertain, r.count, r.reason, r.message)
 
-        run_in_transaction(self.d.db, write)
-        self.handed_back(w for r in retries for w in r.works)
+        self.handing_back([w for r in retries for w in r.works], write)
         self.d.changes.notify()
