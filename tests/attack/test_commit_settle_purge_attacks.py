@@ -19,15 +19,13 @@ from typing import Any
 import pytest
 from sqlalchemy import update
 from sqlalchemy.exc import OperationalError
-from sqlmodel import col, select
 from xero_emulator.messages import Request, Response
 from xerolink.actionstep.v1 import transaction_pb2, trust_pb2
 from xerolink.poster.v1 import poster_service_pb2 as poster_pb2
 from xerolink_common.reasons import Reason
 from xerolink_mapper import samples
 from xerolink_poster.adapters.database import now_us
-from xerolink_poster.adapters.tables import LinkRow, OutboxRow
-from xerolink_poster.entrypoints.bootstrap import PosterApp
+from xerolink_poster.adapters.tables import OutboxRow
 from xerolink_poster.service_layer.dispatch import results as results_module
 from xerolink_poster.service_layer.dispatch.answer_groups import AnswerGroups
 from xerolink_poster.service_layer.dispatch.tenant_loop import TenantWorker
@@ -38,6 +36,7 @@ from tests.fixtures.contacts import Handler, post_all, wait
 from tests.fixtures.lookups import is_lookup, unavailable
 from tests.fixtures.poster import EmulatorFactory, PosterFactory, connect, settings, stub_for, wait_for
 from tests.fixtures.recorded_xero import RecordedXero, is_create, sent, tagged
+from tests.fixtures.stored_rows import link_row, outbox_rows
 
 LINKED = poster_pb2.LINK_STATE_LINKED
 FAILED = poster_pb2.LINK_STATE_FAILED
@@ -51,22 +50,6 @@ def _receipt(record_id: int) -> transaction_pb2.Transaction:
         header=samples.header(record_id),
         trust_receipt=trust_pb2.TrustReceipt(amount=samples.money(500000), description="Deposit on purchase"),
     )
-
-
-def _link_row(app: PosterApp, record_id: int) -> LinkRow:
-    with app.db.session(write=False) as session:
-        return session.exec(select(LinkRow).where(col(LinkRow.record_id) == record_id)).one()
-
-
-def _outbox(app: PosterApp, record_id: int) -> list[OutboxRow]:
-    with app.db.session(write=False) as session:
-        return list(
-            session.exec(
-                select(OutboxRow)
-                .where(col(OutboxRow.link_id) == col(LinkRow.id), col(LinkRow.record_id) == record_id)
-                .order_by(col(OutboxRow.id))
-            ).all()
-        )
 
 
 # == 1. answers whose commit failed and did NOT go through ========================================
@@ -113,13 +96,13 @@ def test_answers_whose_commit_failed_without_going_through_are_looked_up_once_th
 
     [name] = post_all(stub, [receipt])
     wait_for(lambda: bool(lost_at), timeout=8, what="the answer's commit to fail")
-    [row] = _outbox(app, rid)
+    [row] = outbox_rows(app, rid)
     assert row.state == "ready" and row.uncertain and row.claimed_by == app.config.instance_id, (
         f"after the commit failed, R should be held, uncertain: {row}"
     )
     # Within the claim TTL (plus a poll and a look-up), R must link.
     wait_for(
-        lambda: _link_row(app, rid).state == "linked",
+        lambda: link_row(app, rid).state == "linked",
         timeout=claim_ttl + 5.0,
         what="R reclaimed after its claim ran out, looked up and linked",
     )
@@ -192,8 +175,8 @@ def test_a_job_told_its_committed_retry_failed_leaves_alone_the_entry_another_jo
             record_failure(self, claimed, exc)
         finally:
             if ack_lost.is_set() and not failure_recorded.is_set():
-                [row] = _outbox(app, rid)
-                error = json.loads(_link_row(app, rid).last_error or "{}")
+                [row] = outbox_rows(app, rid)
+                error = json.loads(link_row(app, rid).last_error or "{}")
                 snapshot.update(
                     second_claim_looking=second_claim_looking.is_set(),
                     claimed_by=row.claimed_by,
@@ -238,7 +221,7 @@ def test_done_entries_kept_for_their_available_time_do_not_stall_the_purge_of_th
     receipts = [_receipt(73_000 + i) for i in range(5)]
     states = wait(stub, post_all(stub, receipts))
     assert states == [LINKED] * 5
-    rows = [_outbox(app, r.header.id)[0] for r in receipts]
+    rows = [outbox_rows(app, r.header.id)[0] for r in receipts]
     assert all(r.state == "done" for r in rows)
     old = now_us() - 2 * 3600 * US
     far = now_us() + 10 * 365 * 86400 * US
@@ -253,5 +236,5 @@ def test_done_entries_kept_for_their_available_time_do_not_stall_the_purge_of_th
 
     purged = app.dispatcher.purge_done_outbox()
 
-    left = [r.header.id for r in receipts if _outbox(app, r.header.id)]
+    left = [r.header.id for r in receipts if outbox_rows(app, r.header.id)]
     assert purged == 3 and left == [73_000, 73_001], f"purged {purged}, left {left}"

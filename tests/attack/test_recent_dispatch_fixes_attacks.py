@@ -25,7 +25,6 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy.exc import OperationalError
-from sqlmodel import col, select
 from xero_emulator.messages import Request, Response
 from xero_emulator.server import EmulatorServer
 from xerolink.actionstep.v1 import billing_pb2, common_pb2, transaction_pb2, trust_pb2
@@ -35,8 +34,6 @@ from xerolink.poster.v1 import poster_service_pb2_grpc as poster_grpc
 from xerolink_common.reasons import Reason
 from xerolink_mapper import samples
 from xerolink_poster.adapters.database import now_us
-from xerolink_poster.adapters.tables import LinkRow, OutboxRow
-from xerolink_poster.entrypoints.bootstrap import PosterApp
 from xerolink_poster.service_layer.dispatch.answer_groups import AnswerGroups
 from xerolink_poster.service_layer.dispatch.results import Results
 from xerolink_poster.service_layer.dispatch.tenant_loop import TenantWorker
@@ -45,6 +42,7 @@ from tests.fixtures.contacts import Handler, post_all, wait
 from tests.fixtures.lookups import is_lookup, live_objects
 from tests.fixtures.poster import EmulatorFactory, PosterFactory, connect, settings, stub_for, wait_for, xero_objects
 from tests.fixtures.recorded_xero import RecordedXero, is_create, sent, tagged, tags, too_many
+from tests.fixtures.stored_rows import link_row, outbox_rows
 
 LINKED = poster_pb2.LINK_STATE_LINKED
 FAILED = poster_pb2.LINK_STATE_FAILED
@@ -79,18 +77,6 @@ def _link(stub: poster_grpc.PosterServiceStub, kind: int, record_id: int) -> Any
 
 def _errors(stub: poster_grpc.PosterServiceStub, kind: int, records: Iterable[int]) -> dict[int, str]:
     return {r: _link(stub, kind, r).last_error.message for r in records}
-
-
-def _outbox(app: PosterApp, record_id: int) -> list[OutboxRow]:
-    """The record's outbox entries as stored (every posting of it, done ones included)."""
-    with app.db.session(write=False) as session:
-        return list(
-            session.exec(
-                select(OutboxRow)
-                .where(col(OutboxRow.link_id) == col(LinkRow.id), col(LinkRow.record_id) == record_id)
-                .order_by(col(OutboxRow.id))
-            ).all()
-        )
 
 
 # == 2 + 4. a job failing after a call Xero did not answer ==========================================
@@ -246,10 +232,12 @@ def test_a_given_up_entry_is_not_purged_before_a_repost_may_look_it_up(
     wait_for(lambda: _link(stub, BILL_PAYMENT, p1).state == FAILED, timeout=20, interval=0.01, what="given up")
     receipt = samples.sample_transactions(99_500)["trust_receipt"]
     post_all(stub, [receipt])  # done at once, then purged once older than the retention
-    wait_for(lambda: _outbox(app, receipt.header.id) != [], timeout=5, interval=0.01, what="the receipt accepted")
-    wait_for(lambda: not _outbox(app, receipt.header.id), timeout=10, interval=0.01, what="a purge after the give-up")
+    wait_for(lambda: outbox_rows(app, receipt.header.id) != [], timeout=5, interval=0.01, what="the receipt accepted")
+    wait_for(
+        lambda: not outbox_rows(app, receipt.header.id), timeout=10, interval=0.01, what="a purge after the give-up"
+    )
     timeline["purged, reposted"] = time.monotonic() - started[0]
-    assert _outbox(app, p1), f"the given-up entry was purged before its settle was over: {timeline}"
+    assert outbox_rows(app, p1), f"the given-up entry was purged before its settle was over: {timeline}"
     given_up = _link(stub, BILL_PAYMENT, p1).last_error
 
     [again] = post_all(stub, [pay_1])  # the careless caller, at once
@@ -333,8 +321,8 @@ def test_a_job_told_its_committed_answer_failed_leaves_alone_the_entry_another_j
         try:
             record_failure(self, claimed, exc)
         finally:
-            [row] = _outbox(app, rid)
-            error = json.loads(_link_row(app, rid).last_error or "{}")
+            [row] = outbox_rows(app, rid)
+            error = json.loads(link_row(app, rid).last_error or "{}")
             snapshot.update(claimed_by=row.claimed_by, attempts=row.attempts, reason=error.get("reason", ""))
             failure_recorded.set()
 
@@ -354,11 +342,6 @@ def test_a_job_told_its_committed_answer_failed_leaves_alone_the_entry_another_j
     assert _overpayments_of(emulator, tenant, rid) == 1
     assert tagged(emulator, tenant, "Payments").get(rid) == 1, f"refunds paid: {calls.created('Payments')}"
     assert state == LINKED
-
-
-def _link_row(app: PosterApp, record_id: int) -> LinkRow:
-    with app.db.session(write=False) as session:
-        return session.exec(select(LinkRow).where(col(LinkRow.record_id) == record_id)).one()
 
 
 # == 4. a 504 to a payments call at its last attempt ==================================================
