@@ -220,7 +220,11 @@ def _failing_run(database: Database, what: str) -> tuple[list[int], Dispatcher]:
     assert run_in_transaction(database, partial_acquire(a, "t1")) is not None
     worker = _worker(a, "t1")
     # Entries as the claim read them, without links or connections (the job never reads them).
-    _patch(worker, "_works", lambda uow, rows: [cast(Work, SimpleNamespace(row=r, handed_back=False)) for r in rows])
+    _patch(
+        worker,
+        "_works",
+        lambda uow, rows: [cast(Work, SimpleNamespace(row=r, handed_back=False, commit_unknown=False)) for r in rows],
+    )
 
     def failing_job(claimed: list[Work]) -> None:
         if what == "unclaim":
@@ -264,7 +268,11 @@ def test_a_worker_whose_serve_raises_hands_back_after_its_jobs_and_leaves_no_cla
     a = _dispatcher(database, "poster-a", idle_release=5.0, batch_size=1)
     assert run_in_transaction(database, partial_acquire(a, "t1")) is not None
     worker = _worker(a, "t1")
-    _patch(worker, "_works", lambda uow, rows: [cast(Work, SimpleNamespace(row=r, handed_back=False)) for r in rows])
+    _patch(
+        worker,
+        "_works",
+        lambda uow, rows: [cast(Work, SimpleNamespace(row=r, handed_back=False, commit_unknown=False)) for r in rows],
+    )
     in_job = threading.Event()
     release = threading.Event()
     claims = {"n": 0}

@@ -65,12 +65,14 @@ class Results:
         uow.links.preload_postings([w.link.posting_id for w in works])
 
     @staticmethod
-    def handed_back(works: Iterable[Work]) -> None:
-        """Marks entries whose outcome or retry is committed: the claim is no longer this job's.
-        Matched by poster name alone, a job failing later took over an entry another job of the
-        poster had claimed since, and both sent it (tenant_loop.TenantWorker._serve)."""
+    def handed_back(works: Iterable[Work], commit_unknown: bool = False) -> None:
+        """Marks entries whose outcome or retry is committed (or may be: `commit_unknown`): the
+        claim is no longer this job's. Matched by poster name alone, a job failing later took over
+        an entry another job of the poster had claimed since, and both sent it
+        (tenant_loop.TenantWorker._serve)."""
         for w in works:
             w.handed_back = True
+            w.commit_unknown = w.commit_unknown or commit_unknown
 
     def handing_back(
         self,
@@ -95,7 +97,7 @@ class Results:
             result = run_in_transaction(self.d.db, work)
         except BaseException:
             if committing:
-                self.handed_back(works)
+                self.handed_back(works, commit_unknown=True)
             raise
         left = kept(result)
         self.handed_back(w for w in works if id(w) not in left)
@@ -137,9 +139,9 @@ class Results:
             self.d.answers.apply(results)
         except AnswersMayBeCommitted:
             # Perhaps written, and the entries handed back: the job's failure leaves them alone.
-            # If the commit did not go through they stay claimed until the claim runs out, then
-            # are looked up (marked uncertain before the call), never voided under another job.
-            self.handed_back(answered)
+            # If the commit did not go through they stay claimed until the tenant's claims are
+            # voided at its next taking, then are looked up (marked uncertain before the call).
+            self.handed_back(answered, commit_unknown=True)
             raise
         self.handed_back(answered)
         self.d.changes.notify()

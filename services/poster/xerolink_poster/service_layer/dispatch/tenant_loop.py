@@ -194,6 +194,12 @@ class TenantWorker(threading.Thread):
                     except Exception as exc:
                         log.exception("dispatch job failed", extra={"tenant_id": self.tenant_id})
                         self._record_failure(_still_held(claimed), exc)
+                        if any(w.commit_unknown for w in claimed):
+                            # A write that may not have committed left entries claimed: handed back
+                            # as a lease that ran out, the tenant's next taking voids its claims
+                            # (no job of this worker is in flight by then). Else they wait out
+                            # their claim (minutes) before their look-up.
+                            self.claims_left = True
                     finally:
                         slots.release()
 

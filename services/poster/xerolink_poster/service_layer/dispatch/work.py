@@ -52,6 +52,9 @@ class Work:
     # This job wrote the entry's outcome or retry and let go of it (Results.handed_back): another
     # job of this poster may have claimed it since, so this job's failure must not touch it.
     handed_back: bool = False
+    # Its write failed at a commit that may have gone through: if it did not, the entry is still
+    # claimed by this job, and only voiding the tenant's claims at its next taking frees it.
+    commit_unknown: bool = False
 
     def answer(self, element: dict[str, Any] | None) -> None:
         """Keeps Xero's element for the snapshot; an allocation's names its credit note, which
