@@ -9,12 +9,17 @@ Times are wall-clock seconds (the log survives a lease moving to another process
 
 from __future__ import annotations
 
+import math
 import threading
+import time
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 
 MINUTES_PER_DAY = 1440
+# The longest wait a Retry-After is taken for: a day, Xero's longest limit.
+MAX_RETRY_AFTER_SECONDS = 86_400.0
 
 
 @dataclass(frozen=True)
@@ -154,8 +159,9 @@ class RateHeaders:
     problem: str = ""
 
     @classmethod
-    def parse(cls, headers: dict[str, str]) -> RateHeaders:
-        """`Retry-After` is in seconds (whole seconds in HTTP, whatever the window's scale)."""
+    def parse(cls, headers: dict[str, str], now: float | None = None) -> RateHeaders:
+        """`Retry-After` is in seconds (whole seconds in HTTP, whatever the window's scale);
+        `now` (epoch seconds) reads one given as a date."""
         lower = {k.lower(): v for k, v in headers.items()}
 
         def number(name: str) -> int | None:
@@ -165,12 +171,9 @@ class RateHeaders:
             except ValueError:
                 return None
 
-        retry: float | None = None
-        if "retry-after" in lower:
-            try:
-                retry = float(lower["retry-after"])
-            except ValueError:
-                retry = 1.0
+        retry = (
+            _retry_after(lower["retry-after"], time.time() if now is None else now) if "retry-after" in lower else None
+        )
         return cls(
             minute_remaining=number("x-minlimit-remaining"),
             day_remaining=number("x-daylimit-remaining"),
@@ -178,6 +181,24 @@ class RateHeaders:
             retry_after=retry,
             problem=lower.get("x-rate-limit-problem", ""),
         )
+
+
+def _retry_after(value: str, now: float) -> float:
+    """Seconds to wait, from delay-seconds or an HTTP-date (RFC 9110, 10.2.3), at most a day:
+    Xero's longest limit is the day's (developer.xero.com/faq/limits), so a longer wait names
+    none of them, and `inf` became a block the clock could not hold. Anything else waits a
+    second, as a 429 without the header does not."""
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            seconds = parsedate_to_datetime(value).timestamp() - now
+        except (TypeError, ValueError, IndexError):
+            return 1.0
+        seconds = max(seconds, 0.0)
+    if math.isnan(seconds) or seconds < 0:
+        return 1.0
+    return min(seconds, MAX_RETRY_AFTER_SECONDS)
 
 
 def app_bucket_size(window_us: int) -> int:
