@@ -447,7 +447,7 @@ def test_a_job_whose_tenant_was_taken_over_calls_nothing_and_leaves_the_new_hold
     with pytest.raises(LeaseLost):
         worker.gate.call(creds, "PUT", "Invoices", body={"Invoices": [{"Reference": "r"}]}, mark_uncertain=works)
     worker._unclaim([w.row for w in works])
-    worker._record_failure([w.row for w in works], RuntimeError("the job failed"))
+    worker._record_failure(works, RuntimeError("the job failed"))
 
     assert xero.calls == 0
     after = _rows(database, ids)

@@ -223,7 +223,9 @@ def _failing_run(database: Database, what: str) -> tuple[list[int], Dispatcher]:
     _patch(
         worker,
         "_works",
-        lambda uow, rows: [cast(Work, SimpleNamespace(row=r, handed_back=False, commit_unknown=False)) for r in rows],
+        lambda uow, rows: [
+            cast(Work, SimpleNamespace(row=r, handed_back=False, commit_unknown=False, sending=False)) for r in rows
+        ],
     )
 
     def failing_job(claimed: list[Work]) -> None:
@@ -271,7 +273,9 @@ def test_a_worker_whose_serve_raises_hands_back_after_its_jobs_and_leaves_no_cla
     _patch(
         worker,
         "_works",
-        lambda uow, rows: [cast(Work, SimpleNamespace(row=r, handed_back=False, commit_unknown=False)) for r in rows],
+        lambda uow, rows: [
+            cast(Work, SimpleNamespace(row=r, handed_back=False, commit_unknown=False, sending=False)) for r in rows
+        ],
     )
     in_job = threading.Event()
     release = threading.Event()

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +40,7 @@ from xerolink_poster.entrypoints import config
 from xerolink_poster.service_layer import connections
 from xerolink_poster.service_layer.connection_tokens import ConnectionTokens
 from xerolink_poster.service_layer.dispatch.gate import Gate
-from xerolink_poster.service_layer.dispatch.results import Results
+from xerolink_poster.service_layer.dispatch.results import Results, Retry
 from xerolink_poster.service_layer.dispatch.settings import DispatcherSettings
 from xerolink_poster.service_layer.dispatch.supervisor import Dispatcher
 from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transaction
@@ -289,20 +289,21 @@ def test_a_bill_xero_created_while_its_link_was_locked_counts_no_failed_attempt(
     timeout. Found failing when every dispatcher session had the lock time: writing Xero's answer
     (Results.write) waited it out on every try and raised, and the job recorded a failure of the
     work (DISPATCH_ERROR, an attempt counted, a look-up) for a bill Xero holds. The answer's write
-    must wait for the lock and link at once. (The hook on Results.retry lets the other client go
+    must wait for the lock and link at once. (The hook on Results.retry_together lets the other client go
     if that failure is ever recorded again.)"""
     recorded: list[str] = []
     recording, let_go = threading.Event(), threading.Event()
-    original = Results.retry
+    original = Results.retry_together
 
-    def watched(self: Results, works: Any, uncertain: bool, reason: str, message: str, *args: Any, **kw: Any) -> None:
-        if reason == Reason.DISPATCH_ERROR and not recording.is_set():
-            recorded.append(message)
+    def watched(self: Results, retries: Sequence[Retry]) -> None:
+        failures = [r.message for r in retries if r.reason == Reason.DISPATCH_ERROR]
+        if failures and not recording.is_set():
+            recorded.append(failures[0])
             recording.set()
             let_go.wait(10)  # the other client lets go of the link now
-        original(self, works, uncertain, reason, message, *args, **kw)
+        original(self, retries)
 
-    monkeypatch.setattr(Results, "retry", watched)
+    monkeypatch.setattr(Results, "retry_together", watched)
     emulator = emulator_factory()
     slow = emulator.faults.add(FaultRule("latency", seconds=0.5, count=1, methods=("PUT",), path_contains="Invoices"))
     app = poster_factory(settings(), postgres=PostgresTimeouts(call_lock_ms=LOCK_MS))

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, make_url
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlmodel import Session
 
 from xerolink_poster.adapters.write_turns import WriteTurns, serving_callers
@@ -94,6 +94,13 @@ def lock_wait_ended(exc: BaseException) -> bool:
     """Whether a transaction rolled back because it waited for a lock longer than lock_timeout
     (SQLSTATE 55P03, lock_not_available: PostgreSQL's documentation, "PostgreSQL Error Codes")."""
     return isinstance(exc, OperationalError) and getattr(exc.orig, "sqlstate", None) == "55P03"
+
+
+def registry_unreachable(exc: BaseException) -> bool:
+    """Whether `exc` says the database could not be used (a connection refused or lost, a lock
+    waited out): SQLAlchemy's OperationalError and InterfaceError, which it raises for the DBAPI's
+    errors of those names, as against an error a statement's data caused."""
+    return isinstance(exc, (OperationalError, InterfaceError))
 
 
 def retryable(exc: BaseException) -> bool:

@@ -166,6 +166,8 @@ class Gate:
         while True:
             self._wait_for_budget()
             moves = self.d.app_moves.take()
+            for w in mark_uncertain:
+                w.sending = True  # from the mark on, a failure cannot say whether Xero has it
             try:
                 allowed = run_in_transaction(self.d.db, before)
             except BaseException as exc:

@@ -16,7 +16,7 @@ from typing import Any
 from xerolink_common.reasons import Reason
 
 from xerolink_poster.adapters import xero_payloads as payloads
-from xerolink_poster.adapters.database import now_us
+from xerolink_poster.adapters.database import now_us, registry_unreachable
 from xerolink_poster.adapters.tables import ConnectionRow
 from xerolink_poster.adapters.xero_client import Credentials, XeroAnswer
 from xerolink_poster.domain.retry import chunks
@@ -29,7 +29,7 @@ from xerolink_poster.service_layer.dispatch.gate import Gate, LeaseLost
 from xerolink_poster.service_layer.dispatch.leasing import renew_lease
 from xerolink_poster.service_layer.dispatch.lookups import LookUps
 from xerolink_poster.service_layer.dispatch.matters import Matters, tracked_category
-from xerolink_poster.service_layer.dispatch.results import Results
+from xerolink_poster.service_layer.dispatch.results import Results, Retry
 from xerolink_poster.service_layer.dispatch.settings import DispatcherSettings
 from xerolink_poster.service_layer.dispatch.shared import Shared
 from xerolink_poster.service_layer.dispatch.work import Work
@@ -183,27 +183,61 @@ class TenantWorker(threading.Thread):
 
                 def job(claimed: list[Work] = rows) -> None:
                     try:
-                        self._process(claimed)
-                    except LeaseLost:
-                        self.lease_lost = True
-                        try:
-                            self._unclaim(_still_held(claimed))
-                        except Exception:
-                            log.exception("could not put the work back", extra={"tenant_id": self.tenant_id})
-                            self.claims_left = True  # retried after the claim, or voided by the next holder
-                    except Exception as exc:
-                        log.exception("dispatch job failed", extra={"tenant_id": self.tenant_id})
-                        self._record_failure(_still_held(claimed), exc)
-                        if any(w.commit_unknown for w in claimed):
-                            # A write that may not have committed left entries claimed: handed back
-                            # as a lease that ran out, the tenant's next taking voids its claims
-                            # (no job of this worker is in flight by then). Else they wait out
-                            # their claim (minutes) before their look-up.
-                            self.claims_left = True
+                        self._run(claimed)
                     finally:
                         slots.release()
 
                 pool.submit(job)
+
+    def _run(self, claimed: list[Work]) -> None:
+        """One job's batch. A batch that fails before anything of it still held was sent runs
+        again as two halves apart: an entry the dispatcher cannot process (a bug its data
+        reaches) then fails alone, after about log2(batch) runs, and the rest are posted. Failed
+        together, every entry of the batch was given up with it, each time. Not when the registry
+        is unreachable, which no entry's data causes, nor once anything was sent: Xero may have
+        it, and only a look-up after the settle may send it again."""
+        try:
+            self._process(claimed)
+        except LeaseLost:
+            self.lease_lost = True
+            self._put_back(_still_held(claimed))
+        except Exception as exc:
+            if any(w.commit_unknown for w in claimed):
+                # A write that may not have committed left entries claimed: handed back as a
+                # lease that ran out, the tenant's next taking voids its claims (no job of this
+                # worker is in flight by then). Else they wait out their claim (minutes) before
+                # their look-up.
+                self.claims_left = True
+            held = [w for w in claimed if not w.handed_back]
+            if len(held) > 1 and not any(w.sending for w in held) and not registry_unreachable(exc):
+                log.warning(
+                    "dispatch job failed before sending; its entries run again in halves",
+                    exc_info=True,
+                    extra={"tenant_id": self.tenant_id},
+                )
+                halves = [held[: len(held) // 2], held[len(held) // 2 :]]
+                for n, half in enumerate(halves):
+                    if self.lease_lost or self.d.stopping:
+                        self._put_back([w.row for part in halves[n:] for w in part])
+                        return
+                    try:
+                        works = self._load([w.row for w in half])
+                    except Exception:
+                        log.exception("could not read the entries again", extra={"tenant_id": self.tenant_id})
+                        self.claims_left = True  # voided at the tenant's next taking
+                        return
+                    self._run(works)
+                return
+            log.exception("dispatch job failed", extra={"tenant_id": self.tenant_id})
+            self._record_failure(held, exc)
+
+    def _put_back(self, rows: list[ClaimedEntry]) -> None:
+        """Unclaims a job's entries when the lease is lost: the tenant's next worker takes them."""
+        try:
+            self._unclaim(rows)
+        except Exception:
+            log.exception("could not put the work back", extra={"tenant_id": self.tenant_id})
+            self.claims_left = True  # retried after the claim, or voided by the next holder
 
     @contextmanager
     def _no_loans_after_an_error(self) -> Iterator[None]:
@@ -249,18 +283,22 @@ class TenantWorker(threading.Thread):
         with UnitOfWork(self.d.db, write=False) as uow:
             return uow.outbox.has_claimable(self.tenant_id, now_us())
 
-    def _record_failure(self, claimed: list[ClaimedEntry], exc: Exception) -> None:
+    def _record_failure(self, held: list[Work], exc: Exception) -> None:
         """An unexpected error must not leave work silently pending: each entry gets the error as
         its visible reason, counts an attempt and backs off, and fails for good after the last
-        attempt. Whether a request went out is unknown, so the next attempt looks up first."""
+        attempt. An entry whose call may have gone out (`Work.sending`) is looked up first, after
+        the settle; one this job never sent keeps the mark it was claimed with."""
+        message = f"the dispatcher could not process it ({type(exc).__name__}: {str(exc)[:200]})"
         try:
-            works = self._load(claimed)
-            self.results.retry(
-                works,
-                uncertain=True,
-                reason=Reason.DISPATCH_ERROR,
-                message=f"the dispatcher could not process it ({type(exc).__name__}: {str(exc)[:200]})",
-            )
+            # Loaded again: what the job learned (a look-up that found nothing) is not trusted.
+            works = self._load([w.row for w in held])
+            sent = {w.row.id for w in held if w.sending}
+            retries = [
+                Retry(part, uncertain, Reason.DISPATCH_ERROR, message)
+                for uncertain in (True, False)
+                if (part := [w for w in works if (w.row.id in sent) == uncertain])
+            ]
+            self.results.retry_together(retries)
         except Exception:
             log.exception("could not record the failure; the entries are retried after their claim expires")
             self.claims_left = True  # the next holder voids them sooner

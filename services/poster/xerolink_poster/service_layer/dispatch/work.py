@@ -49,6 +49,9 @@ class Work:
     # This job looked the entry up and found nothing of it in Xero (or it was never sent): its
     # uncertain mark from an earlier attempt is settled (Results.retry_together).
     looked_up: bool = False
+    # Its element went into a call that changes Xero (gate.call, marked uncertain first): after
+    # a failure from then on, Xero may have it. Until then, nothing of it was sent by this job.
+    sending: bool = False
     # This job wrote the entry's outcome or retry and let go of it (Results.handed_back): another
     # job of this poster may have claimed it since, so this job's failure must not touch it.
     handed_back: bool = False
