@@ -34,7 +34,7 @@ from xerolink.poster.v1 import poster_service_pb2 as poster_pb2
 from xerolink.poster.v1 import poster_service_pb2_grpc as poster_grpc
 from xerolink_mapper import samples
 from xerolink_poster.adapters.xero_client import url_length, value_length
-from xerolink_poster.service_layer.dispatch.lookups import LOOKUP_PAGES
+from xerolink_poster.service_layer.dispatch.lookups import LOOKUP_PAGES, _order, _paging_length
 from xerolink_poster.service_layer.dispatch.where_groups import OR, or_groups
 
 from tests.fixtures.contacts import XERO_ORIGIN, XERO_URL_MAX, Handler, intercept, post_all, settle, wait
@@ -250,7 +250,7 @@ def test_groups_split_exactly_at_xeros_url_limit() -> None:
     """A group whose URL at Xero is exactly 2,091 characters is one GET; one character more is two.
     And a group never holds more than the most asked for."""
     base = "http://h:1"  # shorter than Xero's own host: the limit is measured at Xero
-    fixed = url_length(base, "Invoices", "where") + len(f"&page={LOOKUP_PAGES}")
+    fixed = url_length(base, "Invoices", "where") + _paging_length("Invoices")  # as LookUps counts it
 
     def clause(n: int, width: int) -> str:
         return f'Reference=="{"x" * width}{n:02d}"'
@@ -264,7 +264,8 @@ def test_groups_split_exactly_at_xeros_url_limit() -> None:
     assert or_groups(fixed, [first, over], 50) == [[0], [1]]
     # The URL httpx sends for the exact group, at Xero's host, is the limit.
     where = OR.join([first, exact])
-    sent = httpx.URL(f"{XERO_ORIGIN}/api.xro/2.0/Invoices", params={"where": where, "page": str(LOOKUP_PAGES)})
+    params = {"where": where, "order": _order("Invoices"), "page": str(LOOKUP_PAGES)}  # as _list_all sends it
+    sent = httpx.URL(f"{XERO_ORIGIN}/api.xro/2.0/Invoices", params=params)
     assert len(str(sent)) == XERO_URL_MAX
     # Fifty-one short clauses: two groups, of fifty and one.
     short = [clause(n, 0) for n in range(51)]
