@@ -224,17 +224,18 @@ class Results:
                 max(attempts, default=1), self.settings.backoff_base, self.settings.backoff_cap, lambda: jitter
             )
             waits: dict[int, tuple[int, bool]] = {}
-            settles: dict[int, int] = {}
+            # Xero may still be carrying out a call we gave up on: a look-up made before it lands
+            # finds nothing, and creating again then duplicates it. Its entries wait this long.
+            settle = now + int(NO_ANSWER_SETTLE_TIMEOUTS * self.settings.http_timeout * US)
+            settling: set[int] = set()
             for r, w, _, _ in retried:
                 uncertain = r.uncertain or (w.row.uncertain and not w.looked_up)
                 # A wait Xero named that has passed (a 429 without Retry-After leaves the tenant's
                 # block in the past) is no wait: the back-off, not once more at once.
                 when = int(r.at * US) if r.at is not None and r.at * US > now else now + int(delay * US)
                 if uncertain and r.reason in _SETTLE_AFTER:
-                    # Xero may still be carrying out the call we gave up on: a look-up made
-                    # before it lands finds nothing, and creating again then duplicates it.
-                    settles[id(w)] = now + int(NO_ANSWER_SETTLE_TIMEOUTS * self.settings.http_timeout * US)
-                    when = max(when, settles[id(w)])
+                    settling.add(id(w))
+                    when = max(when, settle)
                 waits[id(w)] = (when, uncertain)
             # All at the latest of their times: one entry's longer wait (a GET of its look-up
             # unanswered) took it into a claim of its own, and the call in two.
@@ -245,7 +246,7 @@ class Results:
                 if id(w) in given_up:
                     # Kept on the entry for a repost (posting_decisions): its look-up waits, as this
                     # entry's would have, for the unanswered call Xero may still be carrying out.
-                    row.available_us = settles.get(id(w), row.available_us)
+                    row.available_us = settle if id(w) in settling else row.available_us
                     outcomes.record_rejected(
                         uow,
                         row,
