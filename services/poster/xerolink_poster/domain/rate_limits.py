@@ -15,6 +15,7 @@ import time
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC
 from email.utils import parsedate_to_datetime
 
 MINUTES_PER_DAY = 1440
@@ -192,8 +193,10 @@ def _retry_after(value: str, now: float) -> float:
         seconds = float(value)
     except ValueError:
         try:
-            seconds = parsedate_to_datetime(value).timestamp() - now
-        except (TypeError, ValueError, IndexError):
+            when = parsedate_to_datetime(value)
+            # The asctime form and a -0000 zone come back without a zone: HTTP-dates are GMT.
+            seconds = when.replace(tzinfo=when.tzinfo or UTC).timestamp() - now
+        except (TypeError, ValueError, IndexError, OverflowError):  # overflow: a 20-digit field
             return 1.0
         seconds = max(seconds, 0.0)
     if math.isnan(seconds) or seconds < 0:

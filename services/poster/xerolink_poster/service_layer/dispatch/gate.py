@@ -12,7 +12,7 @@ from typing import Any
 
 from xerolink_poster.adapters.database import DatabaseError, lock_wait_ended, now_us
 from xerolink_poster.adapters.tables import ConnectionRow
-from xerolink_poster.adapters.xero_client import Credentials, Uncertain, XeroAnswer
+from xerolink_poster.adapters.xero_client import Credentials, XeroAnswer
 from xerolink_poster.adapters.xero_json import dumps
 from xerolink_poster.domain.rate_limits import TenantBudget
 from xerolink_poster.domain.retry import idempotency_key
@@ -204,7 +204,9 @@ class Gate:
             answer = self.d.xero.call(
                 creds, method, path, params=params, idempotency_key=key, content=content, extra_headers=headers
             )
-        except Uncertain:
+        except BaseException:
+            # Unanswered, or an answer that could not be read: the call's slot is given back
+            # whatever was raised (kept, five such answers stopped the tenant for good).
             with self.lock:
                 self.budget.release(time.time())
             self._recount(counted_at[0], minute_us)
