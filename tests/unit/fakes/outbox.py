@@ -47,10 +47,17 @@ class FakeOutboxRepository:
     def preload_outbox(self, ids: Sequence[int]) -> None:
         pass  # every row is in memory
 
-    def mark_uncertain(self, hints: dict[int, str], lease_until_us: int, holder: str, now_us: int) -> int:
+    def mark_uncertain(
+        self,
+        hints: dict[int, str],
+        lease_until_us: int,
+        holder: str,
+        now_us: int,
+        claims: dict[int, int] | None = None,
+    ) -> int:
         _unused("mark_uncertain")
 
-    def unclaim(self, ids: Sequence[int], holder: str) -> int:
+    def unclaim(self, ids: Sequence[int], holder: str, claims: dict[int, int] | None = None) -> int:
         _unused("unclaim")
 
     def get_outbox(self, outbox_id: int) -> OutboxRow | None:

@@ -48,6 +48,10 @@ class ClaimedEntry:
     # What the look-up after an uncertain call needs that Xero cannot carry.
     lookup_hint: str
     trace_context: str
+    # The claim's end as this claim set it: the claim's own token. A claim names the poster, and
+    # one of its jobs that waited past its claim must not send what another of its jobs claimed
+    # since (Work.claim_until_us). 0: not read with a claim.
+    lease_until_us: int = 0
 
 
 @dataclass(frozen=True, slots=True)

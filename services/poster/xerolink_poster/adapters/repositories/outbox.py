@@ -42,11 +42,14 @@ _MARK_UNCERTAIN = (
     )
     .values(uncertain=True, lookup_hint=bindparam("hint"), lease_until_us=bindparam("until"))
 )
+# The same, for the claim a job made (or last extended) only: `claimed` is that claim's end.
+_MARK_UNCERTAIN_OF_CLAIM = _MARK_UNCERTAIN.where(_OUTBOX.c.lease_until_us == bindparam("claimed"))
 _UNCLAIM = (
     update(_OUTBOX)
     .where(_OUTBOX.c.id.in_(bindparam("ids", expanding=True)), _OUTBOX.c.claimed_by == bindparam("holder"))
     .values(claimed_by="", lease_until_us=0)
 )
+_UNCLAIM_OF_CLAIM = _UNCLAIM.where(_OUTBOX.c.lease_until_us == bindparam("claimed"))
 # Groups of (connection, kind) asked for waiters in one statement (records_with_waiters).
 _WAIT_GROUPS = 500
 # What a claim returns of each entry, in the order of ClaimedEntry's fields.
@@ -128,34 +131,55 @@ class SqlOutboxRepository:
         if ids:
             self._preloaded += self._session.exec(select(OutboxRow).where(col(OutboxRow.id).in_(list(ids)))).all()
 
-    def mark_uncertain(self, hints: dict[int, str], lease_until_us: int, holder: str, now_us: int) -> int:
+    def mark_uncertain(
+        self,
+        hints: dict[int, str],
+        lease_until_us: int,
+        holder: str,
+        now_us: int,
+        claims: dict[int, int] | None = None,
+    ) -> int:
         """Marks entries uncertain before their create call, each with its look-up hint, and
         extends their claims: only those `holder`'s claim still holds (claimed by it, ready, the
-        claim not run out). Returns how many it marked: fewer than asked, and some entry is no
-        longer this poster's to send (another poster took the tenant over and may have posted
-        it). One UPDATE per distinct hint (a batch usually shares one). A Core statement, which
+        claim not run out) and, given `claims` (id: the claim's end as the job knows it), only
+        those still under the job's own claim. Returns how many it marked: fewer than asked, and
+        some entry is no longer this job's to send (another poster took the tenant over, or
+        another job of this one claimed it after the claim ran out, and may have posted it). One
+        UPDATE per distinct hint and claim (a batch usually shares one). A Core statement, which
         leaves rows the session holds as they were: it runs first in its unit."""
-        by_hint: dict[str, list[int]] = {}
+        groups: dict[tuple[str, int | None], list[int]] = {}
         for outbox_id, hint in hints.items():
-            by_hint.setdefault(hint, []).append(outbox_id)
+            groups.setdefault((hint, None if claims is None else claims[outbox_id]), []).append(outbox_id)
         marked = 0
-        for hint, ids in by_hint.items():
-            result = self._session.execute(
-                _MARK_UNCERTAIN,
-                {"ids": ids, "holder": holder, "now": now_us, "hint": hint, "until": lease_until_us},
-            )
+        for (hint, claimed), ids in groups.items():
+            values = {"ids": ids, "holder": holder, "now": now_us, "hint": hint, "until": lease_until_us}
+            if claimed is None:
+                result = self._session.execute(_MARK_UNCERTAIN, values)
+            else:
+                result = self._session.execute(_MARK_UNCERTAIN_OF_CLAIM, {**values, "claimed": claimed})
             marked += int(getattr(result, "rowcount", 0) or 0)
         return marked
 
-    def unclaim(self, ids: Sequence[int], holder: str) -> int:
+    def unclaim(self, ids: Sequence[int], holder: str, claims: dict[int, int] | None = None) -> int:
         """Lets go of the entries among `ids` that `holder` still claims (its lease was lost
         before their call): claimable at once. An entry another poster claimed since keeps its
-        claim. One UPDATE; returns how many it let go."""
+        claim, and given `claims` (id: the claim's end as the job knows it) so does one another
+        job of this poster claimed since. One UPDATE per claim; returns how many it let go."""
         if not ids:
             return 0
-        result = self._session.execute(_UNCLAIM, {"ids": list(ids), "holder": holder})
+        if claims is None:
+            result = self._session.execute(_UNCLAIM, {"ids": list(ids), "holder": holder})
+            let_go = int(getattr(result, "rowcount", 0) or 0)
+        else:
+            by_claim: dict[int, list[int]] = {}
+            for outbox_id in ids:
+                by_claim.setdefault(claims[outbox_id], []).append(outbox_id)
+            let_go = 0
+            for claimed, some in by_claim.items():
+                result = self._session.execute(_UNCLAIM_OF_CLAIM, {"ids": some, "holder": holder, "claimed": claimed})
+                let_go += int(getattr(result, "rowcount", 0) or 0)
         expire_loaded(self._session, OutboxRow, ids)
-        return int(getattr(result, "rowcount", 0) or 0)
+        return let_go
 
     def get_outbox(self, outbox_id: int) -> OutboxRow | None:
         return self._session.get(OutboxRow, outbox_id)

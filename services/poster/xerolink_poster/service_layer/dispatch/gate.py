@@ -129,6 +129,7 @@ class Gate:
             key = idempotency_key(creds.tenant_id, method, path, names or [f"{method} {path}"], content)
         minute_us = int(self.settings.limits.minute_seconds * US)
         counted_at: list[int] = []
+        marked_until: list[int] = []
         moves: dict[int, int] = {}
 
         def before(uow: UnitOfWork) -> bool:
@@ -145,8 +146,12 @@ class Gate:
                 raise AppMinuteFull  # rolls the count back with the rest
             if mark_uncertain:
                 hints = {w.row.id: w.hint for w in mark_uncertain}
-                marked = uow.outbox.mark_uncertain(hints, now + int(self.settings.claim_ttl * US), self.d.holder, now)
+                claims = {w.row.id: w.claim_until_us for w in mark_uncertain}
+                marked_until[:] = [now + int(self.settings.claim_ttl * US)]
+                marked = uow.outbox.mark_uncertain(hints, marked_until[0], self.d.holder, now, claims)
                 if marked != len(hints):
+                    # Another poster holds one now, or another job of this one claimed it after
+                    # this job's claim ran out (a long wait for Xero's budget) and may send it.
                     raise ClaimsLost(self.tenant_id)  # rolls the count and the lease's renewal back
             # Logged last, at the time every lock of the transaction is held: this call's time in
             # the log whoever serves the tenant next starts its minute from (plus the HTTP timeout,
@@ -200,6 +205,8 @@ class Gate:
             with self.lock:
                 self.budget.release(time.time())
             raise LeaseLost(self.tenant_id)
+        for w in mark_uncertain:
+            w.claim_until_us = marked_until[0]  # the mark extended the job's claim
         try:
             answer = self.d.xero.call(
                 creds, method, path, params=params, idempotency_key=key, content=content, extra_headers=headers

@@ -104,9 +104,13 @@ class Results:
         return result
 
     def reload(self, uow: UnitOfWork, w: Work) -> tuple[OutboxRow | None, LinkRow | None]:
-        """The entry and its link as stored now; (None, None) when this poster no longer holds it."""
+        """The entry and its link as stored now; (None, None) when this job no longer holds it:
+        not this poster's, or claimed since by another of its jobs (its claim's end differs)."""
         row = uow.outbox.get_outbox(w.row.id)
         if not outcomes.still_ours(row, self.d.holder):
+            return None, None
+        assert row is not None
+        if w.claim_until_us and row.lease_until_us != w.claim_until_us:
             return None, None
         return row, uow.links.get_link_by_id(w.link.id)
 

@@ -218,10 +218,10 @@ class TenantWorker(threading.Thread):
                 halves = [held[: len(held) // 2], held[len(held) // 2 :]]
                 for n, half in enumerate(halves):
                     if self.lease_lost or self.d.stopping:
-                        self._put_back([w.row for part in halves[n:] for w in part])
+                        self._put_back([w for part in halves[n:] for w in part])
                         return
                     try:
-                        works = self._load([w.row for w in half])
+                        works = self._reloaded(half)
                     except Exception:
                         log.exception("could not read the entries again", extra={"tenant_id": self.tenant_id})
                         self.claims_left = True  # voided at the tenant's next taking
@@ -231,10 +231,11 @@ class TenantWorker(threading.Thread):
             log.exception("dispatch job failed", extra={"tenant_id": self.tenant_id})
             self._record_failure(held, exc)
 
-    def _put_back(self, rows: list[ClaimedEntry]) -> None:
-        """Unclaims a job's entries when the lease is lost: the tenant's next worker takes them."""
+    def _put_back(self, works: list[Work]) -> None:
+        """Unclaims a job's entries when the lease is lost: the tenant's next worker takes them.
+        Only under the job's own claims: another job of this poster may hold one by now."""
         try:
-            self._unclaim(rows)
+            self._unclaim([w.row for w in works], {w.row.id: w.claim_until_us for w in works})
         except Exception:
             log.exception("could not put the work back", extra={"tenant_id": self.tenant_id})
             self.claims_left = True  # retried after the claim, or voided by the next holder
@@ -291,7 +292,7 @@ class TenantWorker(threading.Thread):
         message = f"the dispatcher could not process it ({type(exc).__name__}: {str(exc)[:200]})"
         try:
             # Loaded again: what the job learned (a look-up that found nothing) is not trusted.
-            works = self._load([w.row for w in held])
+            works = self._reloaded(held)
             sent = {w.row.id for w in held if w.sending}
             retries = [
                 Retry(part, uncertain, Reason.DISPATCH_ERROR, message)
@@ -314,8 +315,8 @@ class TenantWorker(threading.Thread):
             self.lease_lost = True
         return lease is not None
 
-    def _unclaim(self, rows: Sequence[ClaimedEntry]) -> None:
-        run_in_transaction(self.d.db, lambda uow: uow.outbox.unclaim([r.id for r in rows], self.d.holder))
+    def _unclaim(self, rows: Sequence[ClaimedEntry], claims: dict[int, int] | None = None) -> None:
+        run_in_transaction(self.d.db, lambda uow: uow.outbox.unclaim([r.id for r in rows], self.d.holder, claims))
 
     # -- one job -----------------------------------------------------------------------------
     def _process(self, claimed: list[Work]) -> None:
@@ -389,6 +390,14 @@ class TenantWorker(threading.Thread):
             )
         return usable
 
+    def _reloaded(self, works: list[Work]) -> list[Work]:
+        """The works' entries read again, each under the claim its work knew."""
+        fresh = self._load([w.row for w in works])
+        claims = {w.row.id: w.claim_until_us for w in works}
+        for w in fresh:
+            w.claim_until_us = claims[w.row.id]
+        return fresh
+
     def _load(self, rows: list[ClaimedEntry]) -> list[Work]:
         with UnitOfWork(self.d.db, write=False) as uow:
             return self._works(uow, rows)
@@ -408,7 +417,7 @@ class TenantWorker(threading.Thread):
         return out
 
 
-def _still_held(claimed: list[Work]) -> list[ClaimedEntry]:
-    """The job's entries it has not handed back: a claim is matched by poster name only, and an
-    entry handed back may be held by another of the tenant's jobs by now."""
-    return [w.row for w in claimed if not w.handed_back]
+def _still_held(claimed: list[Work]) -> list[Work]:
+    """The job's entries it has not handed back: an entry handed back may be held by another of
+    the tenant's jobs by now, under a claim of the same poster's name."""
+    return [w for w in claimed if not w.handed_back]

@@ -49,6 +49,10 @@ class Work:
     # This job looked the entry up and found nothing of it in Xero (or it was never sent): its
     # uncertain mark from an earlier attempt is settled (Results.retry_together).
     looked_up: bool = False
+    # The end of this job's claim on the entry (the claim's, then the last mark's that extended
+    # it): a claim names the poster, so a job that waited past its claim matches another job's
+    # claim of the entry by name. Marks and unclaims match this too (Gate.call, _put_back).
+    claim_until_us: int = 0
     # Its element went into a call that changes Xero (gate.call, marked uncertain first): after
     # a failure from then on, Xero may have it. Until then, nothing of it was sent by this job.
     sending: bool = False
@@ -58,6 +62,10 @@ class Work:
     # Its write failed at a commit that may have gone through: if it did not, the entry is still
     # claimed by this job, and only voiding the tenant's claims at its next taking frees it.
     commit_unknown: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.claim_until_us:
+            self.claim_until_us = self.row.lease_until_us
 
     def answer(self, element: dict[str, Any] | None) -> None:
         """Keeps Xero's element for the snapshot; an allocation's names its credit note, which
