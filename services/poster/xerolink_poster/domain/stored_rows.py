@@ -16,6 +16,8 @@ class StoredEntry:
     claimed_by: str
     # The mapper's answer (MapTransactionResponse), serialised: the operations the entry posts.
     operations: bytes
+    # The claim's end: which of the poster's jobs holds the entry (ElementResult.claims).
+    lease_until_us: int = 0
 
 
 @dataclass(frozen=True, slots=True)

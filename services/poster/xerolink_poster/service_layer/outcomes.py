@@ -40,6 +40,10 @@ class ElementResult:
     documents: tuple[drift_snapshots.Document, ...] = ()
     # Said in the link's audit with the object (a sales invoice posted under another number).
     note: str = ""
+    # The claim ends under which the entry is the answering job's (Work.claims): a job that
+    # waited past its claim must not write over the claim another job of the poster made since.
+    # Empty: any claim of the poster's.
+    claims: tuple[int, ...] = ()
 
 
 # The audit event of an object posted under another number than Actionstep gave (a note: the
@@ -66,6 +70,9 @@ def apply_batch(repos: Repositories, results: Sequence[ElementResult], holder: s
         # second would find the entry no longer held (both from this read would post it and
         # also fail it).
         if result.outbox_id in answered or not still_ours(row, holder):
+            continue
+        assert row is not None
+        if result.claims and row.lease_until_us not in result.claims:
             continue
         answered.add(result.outbox_id)
         assert row is not None

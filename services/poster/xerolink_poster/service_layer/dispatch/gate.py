@@ -130,9 +130,11 @@ class Gate:
         minute_us = int(self.settings.limits.minute_seconds * US)
         counted_at: list[int] = []
         marked_until: list[int] = []
+        committing: list[bool] = []
         moves: dict[int, int] = {}
 
         def before(uow: UnitOfWork) -> bool:
+            committing.clear()  # an attempt run again after a conflict starts over
             # A poster frozen inside its count holds the app-minute lock (until PostgreSQL ends
             # its session); waiting for it here would hold the dispatcher's turn as long.
             uow.leases.limit_lock_wait(self.d.db.call_lock_ms)
@@ -166,6 +168,7 @@ class Gate:
                 minute_us,
                 int(self.settings.limits.day_seconds * US),
             )
+            committing.append(True)
             return True
 
         while True:
@@ -176,6 +179,11 @@ class Gate:
             try:
                 allowed = run_in_transaction(self.d.db, before)
             except BaseException as exc:
+                if committing and marked_until:
+                    # It failed at the commit, which may have gone through: the entries may be
+                    # under the claim the mark extended, and the job's failure must find them.
+                    for w in mark_uncertain:
+                        w.claim_if_marked_us = marked_until[0]
                 self.d.app_moves.put_back(moves)  # not written: the transaction rolled back
                 if isinstance(exc, AppMinuteFull):
                     with self.lock:

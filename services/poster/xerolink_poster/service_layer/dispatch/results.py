@@ -110,7 +110,7 @@ class Results:
         if not outcomes.still_ours(row, self.d.holder):
             return None, None
         assert row is not None
-        if w.claim_until_us and row.lease_until_us != w.claim_until_us:
+        if w.claims and row.lease_until_us not in w.claims:
             return None, None
         return row, uow.links.get_link_by_id(w.link.id)
 
@@ -125,6 +125,7 @@ class Results:
                 also=tuple(objects[1:]),
                 documents=drift_snapshots.documents_of(objects, w.answered) if w.answered is not None else (),
                 note=w.number_note,
+                claims=w.claims,
             )
             for w, objects in created
         ]
@@ -135,6 +136,7 @@ class Results:
                     "Xero refused it; fix what Xero says in Actionstep or in Xero, then post it again",
                     messages,
                 ),
+                claims=w.claims,
             )
             for w, messages in rejected
         ]

@@ -393,9 +393,9 @@ class TenantWorker(threading.Thread):
     def _reloaded(self, works: list[Work]) -> list[Work]:
         """The works' entries read again, each under the claim its work knew."""
         fresh = self._load([w.row for w in works])
-        claims = {w.row.id: w.claim_until_us for w in works}
+        claims = {w.row.id: (w.claim_until_us, w.claim_if_marked_us) for w in works}
         for w in fresh:
-            w.claim_until_us = claims[w.row.id]
+            w.claim_until_us, w.claim_if_marked_us = claims[w.row.id]
         return fresh
 
     def _load(self, rows: list[ClaimedEntry]) -> list[Work]:

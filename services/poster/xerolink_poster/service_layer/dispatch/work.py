@@ -53,6 +53,8 @@ class Work:
     # it): a claim names the poster, so a job that waited past its claim matches another job's
     # claim of the entry by name. Marks and unclaims match this too (Gate.call, _put_back).
     claim_until_us: int = 0
+    # The end a mark whose commit failed in a way that may have gone through set, if it did.
+    claim_if_marked_us: int = 0
     # Its element went into a call that changes Xero (gate.call, marked uncertain first): after
     # a failure from then on, Xero may have it. Until then, nothing of it was sent by this job.
     sending: bool = False
@@ -66,6 +68,13 @@ class Work:
     def __post_init__(self) -> None:
         if not self.claim_until_us:
             self.claim_until_us = self.row.lease_until_us
+
+    @property
+    def claims(self) -> tuple[int, ...]:
+        """The claim ends under which the entry is this job's (none known: any of the poster's)."""
+        if not self.claim_until_us:
+            return ()
+        return (self.claim_until_us, self.claim_if_marked_us) if self.claim_if_marked_us else (self.claim_until_us,)
 
     def answer(self, element: dict[str, Any] | None) -> None:
         """Keeps Xero's element for the snapshot; an allocation's names its credit note, which
