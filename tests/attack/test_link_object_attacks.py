@@ -186,6 +186,7 @@ def test_objects_a_replica_of_the_previous_release_links_during_a_rolling_upgrad
 # --- the migration --------------------------------------------------------------------------
 
 
+@pytest.mark.empty_registry
 def test_revision_0007_upgrades_a_registry_whose_link_names_an_id_longer_than_64_characters(
     database_url: str,
 ) -> None:
@@ -215,6 +216,7 @@ def test_revision_0007_upgrades_a_registry_whose_link_names_an_id_longer_than_64
         db.dispose()
 
 
+@pytest.mark.empty_registry
 def test_revision_0007_indexes_an_object_named_in_two_cases_and_by_two_links_once_each(database_url: str) -> None:
     """A link naming one object twice in different case, and another link of the connection
     naming it too: one row per link, and each reader finds them whatever the case asked."""

@@ -184,6 +184,7 @@ def test_a_link_holding_an_id_with_a_non_ascii_capital_is_found_by_that_id(datab
     assert (found, held) == (dict.fromkeys(asked, True), {xero_id}), _indexed(database)
 
 
+@pytest.mark.empty_registry
 def test_revision_0007_upgrades_a_registry_whose_id_grows_when_lowered(database_url: str) -> None:
     """The fill checks an id's length (1 to 64) before lowering it with Python, whose lower()
     of "İ" is two characters: a link naming such an id of 40 characters gives a row of 80 for a

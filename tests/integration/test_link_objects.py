@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from sqlalchemy import text
 from xero_emulator import EmulatorServer
 from xerolink.poster.v1 import poster_service_pb2 as poster_pb2
@@ -86,6 +87,7 @@ def test_a_reposted_record_is_found_by_its_new_object_and_not_by_its_orphan(
         assert uow.links.link_holding("firm-2", second) is None
 
 
+@pytest.mark.empty_registry
 def test_revision_0007_indexes_every_object_the_links_already_held(database_url: str) -> None:
     db = open_database(database_url)
     try:

@@ -30,6 +30,9 @@ from xerolink_poster.adapters.schema_comparison import include_object
 from tests.fixtures.legacy_registry import create_legacy_registry, schema_sql
 from tests.fixtures.legacy_registry.rows import ROWS
 
+# Each test starts from an empty database: the migrations are what it tests.
+pytestmark = pytest.mark.empty_registry
+
 
 def _differences(db: Database) -> list[Any]:
     with db.read.connect() as conn:

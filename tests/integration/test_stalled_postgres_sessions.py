@@ -210,6 +210,7 @@ def test_a_xero_call_waits_out_a_held_app_minute_without_counting_an_attempt(
     assert len(emulator.state.organisation(org["tenant_id"]).objects["Invoices"]) == 1
 
 
+@pytest.mark.empty_registry
 def test_a_slow_migration_is_not_ended_by_the_idle_timeout(postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Alembic's Python between a migration's statements is idle time to PostgreSQL: on a busy
     machine it passed a short idle timeout, and PostgreSQL ended the poster's own migration at
