@@ -143,7 +143,7 @@ def test_a_garbled_look_up_after_a_lost_answer_never_creates_the_bill_again(
     Xero answers a look-up that finds nothing with its list empty ("Invoices": []), so an answer
     without the list proves nothing."""
     emulator = emulator_factory(idempotency_minutes=0.01)
-    stub = stub_for(poster_factory(settings(http_timeout=5.0)))
+    stub = stub_for(poster_factory(settings(http_timeout=2.5)))
     _, org = connect(stub, emulator)
     bill = samples.sample_transactions(5600)["supplier_invoice"]
     dropped = FaultRule("drop_after_commit", count=1, methods=("PUT",), path_contains="Invoices")
