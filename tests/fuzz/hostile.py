@@ -148,6 +148,10 @@ def hostile_transactions() -> dict[str, transaction_pb2.Transaction]:
         "int32 date": _with(bill, _set_date(2**31 - 1, 2**31 - 1, 2**31 - 1)),
         "currency not ISO": _with(bill, lambda t: setattr(t.header, "currency_code", "A$D")),
         "huge currency": _with(bill, lambda t: setattr(t.header, "currency_code", HUGE)),
+        # Capitals of other alphabets, and a newline a `$` anchor lets through: not ISO-4217.
+        "currency in Latin-1 capitals": _with(bill, lambda t: setattr(t.header, "currency_code", "ÀÉÎ")),
+        "currency in Greek capitals": _with(bill, lambda t: setattr(t.header, "currency_code", "ΑΒΓ")),
+        "currency ending in a newline": _with(bill, lambda t: setattr(t.header, "currency_code", "AUD\n")),
         "line currency differs": _with(bill, lambda t: setattr(t.client_bill.lines[0].amount, "currency_code", "USD")),
         "no lines": _with(bill, lambda t: t.client_bill.ClearField("lines")),
         "totals off by a cent": _with(

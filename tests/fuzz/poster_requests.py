@@ -220,6 +220,7 @@ def _connection_cases() -> None:
         _case(rpc, "connection id of a megabyte", _to(build, lambda k: HUGE))
         _case(rpc, "connection id with NUL", _to(build, lambda k: k.connection_id + "\x00"))
         _case(rpc, "path-like connection id", _to(build, lambda k: "../" + k.connection_id))
+        _case(rpc, "connection id ending in a newline", _to(build, lambda k: k.connection_id + "\n"))
         _case(rpc, "connection id in other case", _to(build, lambda k: k.connection_id.upper()), NOT_FOUND)
     # For ConnectOrganisation an unknown id is a new connection: only malformed ones are hostile.
     _case(
@@ -240,6 +241,13 @@ def _connection_cases() -> None:
         "ConnectOrganisation",
         "connection id with NUL",
         lambda k: _connect(k, {"connection_id": k.connection_id + "\x00"}),
+        INVALID,
+        "connection_id",
+    )
+    _case(
+        "ConnectOrganisation",
+        "connection id ending in a newline",
+        lambda k: _connect(k, {"connection_id": "fuzz-new-org\n"}),
         INVALID,
         "connection_id",
     )
@@ -612,6 +620,13 @@ _case(
     "StartBackfill",
     "total due not an ISO currency",
     lambda k: _backfill(k, _with_due(5000, "A$D")),
+    INVALID,
+    "bills[1].total_due",
+)
+_case(
+    "StartBackfill",
+    "total due currency ending in a newline",
+    lambda k: _backfill(k, _with_due(5000, "AUD\n")),
     INVALID,
     "bills[1].total_due",
 )

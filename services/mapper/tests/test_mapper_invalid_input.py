@@ -148,6 +148,14 @@ def test_a_line_in_another_currency_is_invalid() -> None:
     assert fields(error_of(bill([stray]))) == ["transaction.client_bill.lines[0].amount.currency_code"]
 
 
+# ISO 4217 codes are three ASCII capitals; str.isupper() alone also takes "ÀÉÎ" or "ΑΒΓ", which
+# were then read as a foreign currency and recorded as unsupported instead of refused.
+@pytest.mark.parametrize("code", ["ÀÉÎ", "ΑΒΓ", "AUDX", "AU", "aud", "A1D", ""])
+def test_a_currency_code_that_is_not_three_ascii_capitals_is_invalid(code: str) -> None:
+    err = error_of(bill([line("200", "GST", 100, 10)], currency_code=code))
+    assert fields(err) == ["transaction.header.currency_code"]
+
+
 def test_a_bill_needs_a_participant_to_become_a_contact() -> None:
     assert fields(error_of(bill([line("200", "GST", 100, 10)], participant=None))) == ["transaction.header.participant"]
 

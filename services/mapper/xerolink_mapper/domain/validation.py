@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from decimal import Decimal, InvalidOperation
 
@@ -16,6 +17,8 @@ EARLIEST_YEAR = 1970
 LATEST_YEAR = 2099
 # 10 billion in cents: larger amounts are a unit mistake (cents sent as thousandths...).
 MAX_CENTS = 1_000_000_000_000
+# ISO 4217's alphabetic codes are three ASCII capitals: str.isupper() would also take "ΑΒΓ".
+ISO_4217 = re.compile("[A-Z]{3}")
 
 
 def check_context(ctx: MappingContext, problems: Problems) -> None:
@@ -28,7 +31,7 @@ def check_context(ctx: MappingContext, problems: Problems) -> None:
             "the connection has no connected_at: set when the integration was connected so pre-integration "
             "transactions can be told apart",
         )
-    if len(ctx.base_currency_code) != 3:
+    if not ISO_4217.fullmatch(ctx.base_currency_code):
         problems.precondition(
             Reason.CONNECTION_NOT_READY,
             "context.base_currency_code",
@@ -95,7 +98,7 @@ def check_header(header: Header, ctx: MappingContext, problems: Problems) -> Non
         problems.field(f"{path}.posted_at", f"{header.posted_at.isoformat()} is not a plausible posting time")
     check_date(header.transaction_date, f"{path}.transaction_date", problems)
     code = header.currency_code
-    if len(code) != 3 or not code.isalpha() or not code.isupper():
+    if not ISO_4217.fullmatch(code):
         problems.field(f"{path}.currency_code", f"{code!r} is not an ISO-4217 code: send e.g. 'AUD'")
     check_rate(header, ctx, problems)
 
@@ -106,7 +109,7 @@ def check_rate(header: Header, ctx: MappingContext, problems: Problems) -> None:
     path = "transaction.header.currency_rate"
     foreign = header.currency_code != ctx.base_currency_code
     if not header.currency_rate:
-        if foreign and ctx.profile is Profile.EXTENDED and len(ctx.base_currency_code) == 3:
+        if foreign and ctx.profile is Profile.EXTENDED and ISO_4217.fullmatch(ctx.base_currency_code):
             problems.field(
                 path,
                 f"is required for a {header.currency_code} transaction in a {ctx.base_currency_code} organisation: "

@@ -77,7 +77,7 @@ def _check_shape(request: backfill_pb2.StartBackfillRequest) -> None:
                     "Actionstep's totalDue in cents: from 0 to the bill's inclusive total",
                 )
             )
-        if bill.total_due.currency_code and not _CURRENCY.match(bill.total_due.currency_code):
+        if bill.total_due.currency_code and not _CURRENCY.fullmatch(bill.total_due.currency_code):
             violations.append(
                 FieldViolation(f"bills[{i}].total_due.currency_code", "an ISO-4217 code such as AUD, or empty")
             )

@@ -51,7 +51,7 @@ def link_filter(request: poster_pb2.ListLinksRequest, group: int, state: str) ->
     end = _micros(request.update_time_end if end_set else None, "update_time_end", violations)
     if start and end and start >= end:
         violations.append(FieldViolation("update_time_end", "must be after update_time_start"))
-    if request.xero_id and not _XERO_ID.match(request.xero_id):
+    if request.xero_id and not _XERO_ID.fullmatch(request.xero_id):
         violations.append(FieldViolation("xero_id", "a Xero id: letters, digits and '-', at most 64 characters"))
     if violations:
         raise invalid_argument(

@@ -347,7 +347,7 @@ _BACKFILL_ID = re.compile(r"^[A-Za-z0-9-]{1,40}$")
 
 def backfill_id_of(name: str) -> str:
     prefix = "backfills/"
-    if not name.startswith(prefix) or not _BACKFILL_ID.match(name[len(prefix) :]):
+    if not name.startswith(prefix) or not _BACKFILL_ID.fullmatch(name[len(prefix) :]):
         raise invalid_argument(
             Reason.INVALID_BACKFILL_NAME,
             "name must be 'backfills/{backfill_id}' as StartBackfill returned it",

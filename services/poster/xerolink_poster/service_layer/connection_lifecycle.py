@@ -133,7 +133,7 @@ class ConnectionKeeper(ConnectionTokens):
     def connect(self, request: ConnectRequest) -> ConnectOutcome:
         with UnitOfWork(self.db, write=False) as uow:
             # A malformed id is refused by _validate_connect, never looked up.
-            well_formed = CONNECTION_ID.match(request.connection_id) is not None
+            well_formed = CONNECTION_ID.fullmatch(request.connection_id) is not None
             existing = uow.connections.get_connection(request.connection_id) if well_formed else None
         _validate_connect(request, existing is None)
         base_url = (existing.xero_base_url if existing else request.xero_base_url or DEFAULT_XERO_API).rstrip("/")
@@ -512,7 +512,7 @@ def _check_remap(changes: Mapping[str, str], context: mapper_pb2.MappingContext)
 
 def _validate_connect(request: ConnectRequest, new: bool) -> None:
     violations: list[FieldViolation] = []
-    if not CONNECTION_ID.match(request.connection_id):
+    if not CONNECTION_ID.fullmatch(request.connection_id):
         violations.append(FieldViolation("connection_id", "1-64 letters, digits, '-' or '_' (e.g. 'firm-42')"))
     if not request.authorization_code or len(request.authorization_code) > MAX_CODE:
         violations.append(

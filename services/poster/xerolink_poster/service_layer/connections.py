@@ -46,7 +46,7 @@ def require_connection_id(connection_id: str) -> None:
             "connection_id is required: the connection the request is about",
             [FieldViolation("connection_id", "required: the id the connection was created or connected with")],
         )
-    if not CONNECTION_ID.match(connection_id):
+    if not CONNECTION_ID.fullmatch(connection_id):
         raise invalid_argument(
             Reason.INVALID_CONNECTION_ID,
             "connection_id is not one a connection can have; use the id it was created or connected with",
@@ -174,7 +174,7 @@ def create_connection(
     """Creates the connection; `then` runs in the same transaction once the row is added (saving
     its routing), so a refusal there leaves nothing behind."""
     violations = []
-    if not CONNECTION_ID.match(connection_id):
+    if not CONNECTION_ID.fullmatch(connection_id):
         violations.append(
             FieldViolation("connection.connection_id", "1-64 letters, digits, '-' or '_' (e.g. 'firm-42')")
         )

@@ -49,7 +49,7 @@ class XeroState:
 
 
 def parse_name(name: str) -> tuple[str, int]:
-    match = _NAME.match(name)
+    match = _NAME.fullmatch(name)
     if match is None:
         raise invalid_argument(
             Reason.INVALID_DRIFT_NAME,

@@ -75,7 +75,7 @@ _RESOURCE_ID = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 
 def posting_id_of(name: str) -> str:
     prefix = "postings/"
-    if not name.startswith(prefix) or not _RESOURCE_ID.match(name[len(prefix) :]):
+    if not name.startswith(prefix) or not _RESOURCE_ID.fullmatch(name[len(prefix) :]):
         raise invalid_argument(
             Reason.INVALID_POSTING_NAME,
             "name must be 'postings/{posting_id}'",

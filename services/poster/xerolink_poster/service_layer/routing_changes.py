@@ -81,7 +81,7 @@ def routing_violations(
         )
 
     def target(field: str, name: str, what: str) -> ConnectionRow | None:
-        if not CONNECTION_ID.match(name):
+        if not CONNECTION_ID.fullmatch(name):
             violations.append(FieldViolation(field, "a connection id: 1-64 letters, digits, '-' or '_'"))
             return None
         if name == cid:
