@@ -541,14 +541,15 @@ def _joined(
     resource: str,
     first: list[transaction_pb2.Transaction],
     second: list[transaction_pb2.Transaction],
-    kind: int,
 ) -> list[str]:
     """`first` posted and failed once (its call answered 503 by the caller's `change`), then
-    `second` posted and answered 429 with Retry-After: 3: when the tenant's wait ends, both are
-    claimed together and sent in one call, `first` at its second attempt, `second` at its first."""
+    `second` posted and answered 429 with Retry-After: 4: when the tenant's wait ends, both are
+    claimed together and sent in one call, `first` at its second attempt, `second` at its first.
+    `second` is posted as soon as the first call reached Xero, not once its retry shows: `first`
+    comes back after its back-off (1.5 to 3 s), and `second` must be sent alone before that, which
+    a loaded machine did not always manage after polling for the retry."""
     names = post_all(stub, first)
-    wait_for(lambda: len(calls.created(resource)) >= 1, what="the first call")
-    wait_for(lambda: bool(_link(stub, kind, first[0].header.id).last_error.message), what="the first retried")
+    wait_for(lambda: len(calls.created(resource)) >= 1, interval=0.005, what="the first call")
     return names + post_all(stub, second)
 
 
@@ -563,7 +564,7 @@ def test_a_call_failing_with_some_entries_at_their_last_attempt_fails_those_visi
     found, never created again. A careless caller then posts A again at once: their first call
     must be a look-up, which finds them. Each bill in Xero once."""
     emulator = emulator_factory(idempotency_minutes=0.0005)
-    app = poster_factory(settings(http_timeout=1.0, backoff_base=2.0, backoff_cap=2.0, max_attempts=2))
+    app = poster_factory(settings(http_timeout=1.0, backoff_base=3.0, backoff_cap=3.0, max_attempts=2))
     stub = stub_for(app)
     _, org = connect(stub, emulator)
     first = [_bill(94_000 + n) for n in range(2)]
@@ -578,14 +579,14 @@ def test_a_call_failing_with_some_entries_at_their_last_attempt_fails_those_visi
         if is_create(request, "Invoices") and puts == 1:
             return unavailable()
         if is_create(request, "Invoices") and puts == 2:
-            return too_many(3)
+            return too_many(4)
         if is_create(request, "Invoices") and puts == 3:
             handle(request)  # carried out, then answered 503
             return unavailable()
         return None
 
     calls = RecordedXero(emulator, xero)
-    names = _joined(stub, calls, "Invoices", first, second, CLIENT_BILL)
+    names = _joined(stub, calls, "Invoices", first, second)
 
     states = wait(stub, names)
 
@@ -628,7 +629,7 @@ def test_an_entry_given_up_while_its_unanswered_call_may_still_land_is_not_depos
     once."""
     emulator = emulator_factory()  # Xero keeps Idempotency-Keys for minutes
     timeout = 1.5
-    app = poster_factory(settings(http_timeout=timeout, backoff_base=2.0, backoff_cap=2.0, max_attempts=2))
+    app = poster_factory(settings(http_timeout=timeout, backoff_base=3.0, backoff_cap=3.0, max_attempts=2))
     stub = stub_for(app)
     _, org = connect(stub, emulator)
     receipt_a, receipt_b = _receipt(95_000), _receipt(95_100)
@@ -644,7 +645,7 @@ def test_an_entry_given_up_while_its_unanswered_call_may_still_land_is_not_depos
         if is_create(request, "BankTransactions") and puts == 1:
             return unavailable()
         if is_create(request, "BankTransactions") and puts == 2:
-            return too_many(3)
+            return too_many(4)
         if is_create(request, "BankTransactions") and puts == 3:
             slow_started.append(time.monotonic())
             # Xero carries the call out late: after the poster's timeout, within two of them.
@@ -660,7 +661,7 @@ def test_an_entry_given_up_while_its_unanswered_call_may_still_land_is_not_depos
         return None
 
     calls = RecordedXero(emulator, xero)
-    names = _joined(stub, calls, "BankTransactions", [receipt_a], [receipt_b], TRUST_RECEIPT)
+    names = _joined(stub, calls, "BankTransactions", [receipt_a], [receipt_b])
     wait_for(lambda: _link(stub, TRUST_RECEIPT, a).state == FAILED, timeout=30, interval=0.01, what="A given up")
     given_up = _link(stub, TRUST_RECEIPT, a).last_error
     [again] = post_all(stub, [receipt_a])  # the careless caller, at once
