@@ -644,6 +644,30 @@ def test_a_lost_leases_claims_are_let_go_in_one_statement_and_only_the_holders(d
     assert run_in_transaction(database, lambda uow: uow.outbox.unclaim([], "p")) == 0
 
 
+def test_an_unclaim_under_a_jobs_claims_lets_go_under_any_end_the_job_may_hold(database: Database) -> None:
+    """A job knows each entry's claim by its ends: the claim's, and the one a mark whose commit
+    failed may have set. The unclaim lets go under either, and keeps an entry another job of the
+    same poster claimed since (another end)."""
+    now = now_us()
+    ids = _queue(database, [("t1", OutboxState.READY, now)] * 3)
+    run_in_transaction(database, lambda uow: uow.outbox.claim("t1", "p", 3, now, 60 * US))
+    marked_end, other_job = now + 120 * US, now + 90 * US
+    run_in_transaction(
+        database,
+        lambda uow: uow.outbox.update_outbox(
+            [{"id": ids[0], "lease_until_us": marked_end}, {"id": ids[2], "lease_until_us": other_job}]
+        ),
+    )
+    claims: dict[int, tuple[int, ...]] = {i: (now + 60 * US, marked_end) for i in ids}
+    let_go = run_in_transaction(database, lambda uow: uow.outbox.unclaim(ids, "p", claims))
+    with UnitOfWork(database, write=False) as uow:
+        rows = uow.outbox.outbox_by_ids(ids)
+    assert let_go == 2
+    assert [(rows[i].claimed_by, rows[i].lease_until_us) for i in ids] == [("", 0), ("", 0), ("p", other_job)]
+    # No end known (a work read without its claim): any of the holder's claims goes.
+    assert run_in_transaction(database, lambda uow: uow.outbox.unclaim([ids[2]], "p", {ids[2]: ()})) == 1
+
+
 def test_contacts_are_linked_once_each_and_an_existing_link_is_kept(database: Database) -> None:
     def row(connection_id: str, participant: int, contact: str, origin: str = "created") -> ContactLinkRow:
         number = f"AS-{participant}"

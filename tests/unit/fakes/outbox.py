@@ -57,7 +57,7 @@ class FakeOutboxRepository:
     ) -> int:
         _unused("mark_uncertain")
 
-    def unclaim(self, ids: Sequence[int], holder: str, claims: dict[int, int] | None = None) -> int:
+    def unclaim(self, ids: Sequence[int], holder: str, claims: dict[int, tuple[int, ...]] | None = None) -> int:
         _unused("unclaim")
 
     def get_outbox(self, outbox_id: int) -> OutboxRow | None:

@@ -49,7 +49,7 @@ _UNCLAIM = (
     .where(_OUTBOX.c.id.in_(bindparam("ids", expanding=True)), _OUTBOX.c.claimed_by == bindparam("holder"))
     .values(claimed_by="", lease_until_us=0)
 )
-_UNCLAIM_OF_CLAIM = _UNCLAIM.where(_OUTBOX.c.lease_until_us == bindparam("claimed"))
+_UNCLAIM_OF_CLAIM = _UNCLAIM.where(_OUTBOX.c.lease_until_us.in_(bindparam("claimed", expanding=True)))
 # Groups of (connection, kind) asked for waiters in one statement (records_with_waiters).
 _WAIT_GROUPS = 500
 # What a claim returns of each entry, in the order of ClaimedEntry's fields.
@@ -160,23 +160,26 @@ class SqlOutboxRepository:
             marked += int(getattr(result, "rowcount", 0) or 0)
         return marked
 
-    def unclaim(self, ids: Sequence[int], holder: str, claims: dict[int, int] | None = None) -> int:
+    def unclaim(self, ids: Sequence[int], holder: str, claims: dict[int, tuple[int, ...]] | None = None) -> int:
         """Lets go of the entries among `ids` that `holder` still claims (its lease was lost
         before their call): claimable at once. An entry another poster claimed since keeps its
-        claim, and given `claims` (id: the claim's end as the job knows it) so does one another
-        job of this poster claimed since. One UPDATE per claim; returns how many it let go."""
+        claim, and given `claims` (id: the ends its claim may have as the job knows it, Work.claims)
+        so does one another job of this poster claimed since. One UPDATE per distinct set of ends;
+        returns how many it let go."""
         if not ids:
             return 0
         if claims is None:
             result = self._session.execute(_UNCLAIM, {"ids": list(ids), "holder": holder})
             let_go = int(getattr(result, "rowcount", 0) or 0)
         else:
-            by_claim: dict[int, list[int]] = {}
+            by_claim: dict[tuple[int, ...], list[int]] = {}
             for outbox_id in ids:
                 by_claim.setdefault(claims[outbox_id], []).append(outbox_id)
             let_go = 0
-            for claimed, some in by_claim.items():
-                result = self._session.execute(_UNCLAIM_OF_CLAIM, {"ids": some, "holder": holder, "claimed": claimed})
+            for ends, some in by_claim.items():
+                values = {"ids": some, "holder": holder, "claimed": list(ends)}
+                # No end known (a Work read without its claim): any of the holder's claims.
+                result = self._session.execute(_UNCLAIM_OF_CLAIM if ends else _UNCLAIM, values)
                 let_go += int(getattr(result, "rowcount", 0) or 0)
         expire_loaded(self._session, OutboxRow, ids)
         return let_go

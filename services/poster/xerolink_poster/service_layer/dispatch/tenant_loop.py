@@ -235,7 +235,7 @@ class TenantWorker(threading.Thread):
         """Unclaims a job's entries when the lease is lost: the tenant's next worker takes them.
         Only under the job's own claims: another job of this poster may hold one by now."""
         try:
-            self._unclaim([w.row for w in works], {w.row.id: w.claim_until_us for w in works})
+            self._unclaim([w.row for w in works], {w.row.id: w.claims for w in works})
         except Exception:
             log.exception("could not put the work back", extra={"tenant_id": self.tenant_id})
             self.claims_left = True  # retried after the claim, or voided by the next holder
@@ -315,7 +315,7 @@ class TenantWorker(threading.Thread):
             self.lease_lost = True
         return lease is not None
 
-    def _unclaim(self, rows: Sequence[ClaimedEntry], claims: dict[int, int] | None = None) -> None:
+    def _unclaim(self, rows: Sequence[ClaimedEntry], claims: dict[int, tuple[int, ...]] | None = None) -> None:
         run_in_transaction(self.d.db, lambda uow: uow.outbox.unclaim([r.id for r in rows], self.d.holder, claims))
 
     # -- one job -----------------------------------------------------------------------------

@@ -51,7 +51,7 @@ class Work:
     looked_up: bool = False
     # The end of this job's claim on the entry (the claim's, then the last mark's that extended
     # it): a claim names the poster, so a job that waited past its claim matches another job's
-    # claim of the entry by name. Marks and unclaims match this too (Gate.call, _put_back).
+    # claim of the entry by name. Marks match this too (Gate.call), unclaims `claims` (_put_back).
     claim_until_us: int = 0
     # The end a mark whose commit failed in a way that may have gone through set, if it did.
     claim_if_marked_us: int = 0
