@@ -184,7 +184,10 @@ class Gate:
                     # under the claim the mark extended, and the job's failure must find them.
                     for w in mark_uncertain:
                         w.claim_if_marked_us = marked_until[0]
-                self.d.app_moves.put_back(moves)  # not written: the transaction rolled back
+                if not committing:
+                    self.d.app_moves.put_back(moves)  # not written: the transaction rolled back
+                # Else the commit may have written them: written twice, an earlier bucket would
+                # lose a call it holds. Dropped, a moved call stays in its count's bucket.
                 if isinstance(exc, AppMinuteFull):
                     with self.lock:
                         self.budget.cancel()
