@@ -19,6 +19,9 @@ LATEST_YEAR = 2099
 MAX_CENTS = 1_000_000_000_000
 # ISO 4217's alphabetic codes are three ASCII capitals: str.isupper() would also take "ΑΒΓ".
 ISO_4217 = re.compile("[A-Z]{3}")
+# A rate as Actionstep writes it: ASCII digits and a point. Decimal() also reads other scripts'
+# digits, "_" between digits and whitespace, and the text goes to Xero as it came: "0_65" is 65.
+PLAIN_RATE = re.compile(r"[0-9]+(\.[0-9]+)?")
 
 
 def check_context(ctx: MappingContext, problems: Problems) -> None:
@@ -119,12 +122,10 @@ def check_rate(header: Header, ctx: MappingContext, problems: Problems) -> None:
     if not foreign:
         problems.field(path, "must be empty for a transaction in the base currency")
         return
-    try:
-        rate = Decimal(header.currency_rate)
-    except InvalidOperation:
-        problems.field(path, f"{header.currency_rate!r} is not a decimal number")
+    if not PLAIN_RATE.fullmatch(header.currency_rate):
+        problems.field(path, f"{header.currency_rate!r} is not a decimal number such as '0.65' (ASCII digits)")
         return
-    if not rate.is_finite() or rate <= 0:
+    if Decimal(header.currency_rate) <= 0:
         problems.field(path, f"{header.currency_rate!r} must be a positive decimal number")
 
 
