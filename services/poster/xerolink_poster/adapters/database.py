@@ -103,10 +103,43 @@ def registry_unreachable(exc: BaseException) -> bool:
     return isinstance(exc, (OperationalError, InterfaceError))
 
 
+class CommitMayHaveGoneThrough(OperationalError):
+    """A COMMIT that failed without saying whether it went through: the connection dropped
+    before PostgreSQL's acknowledgement, say. The work may be in the registry, so it is never run
+    again as a lost race. An OperationalError still, as any registry that cannot be used."""
+
+    @classmethod
+    def of(cls, exc: Exception) -> CommitMayHaveGoneThrough:
+        if isinstance(exc, DBAPIError) and exc.orig is not None:
+            return cls(exc.statement, exc.params, exc.orig)
+        return cls("COMMIT", None, exc)
+
+
+# SQLite's COMMIT answered SQLITE_BUSY or SQLITE_LOCKED (the primary code, in the low byte):
+# the transaction is still open and uncommitted ("Result and Error Codes", sqlite.org/rescode.html).
+_SQLITE_NOT_COMMITTED = {5, 6}
+
+
+def commit_refused(exc: BaseException) -> bool:
+    """Whether a COMMIT that raised `exc` surely did not go through: PostgreSQL answered it with
+    an error (a SQLSTATE of any class but 08, connection exceptions), or SQLite's file was busy.
+    Anything else (a connection lost with no answer, an error of the client) leaves it unknown."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    if sqlstate:
+        return not str(sqlstate).startswith("08")
+    code = getattr(exc.orig, "sqlite_errorcode", None)
+    return isinstance(code, int) and code & 0xFF in _SQLITE_NOT_COMMITTED
+
+
 def retryable(exc: BaseException) -> bool:
     """Whether the transaction that raised `exc` rolled back, so that running it again on a fresh
     one is safe: a lost race (CONFLICTS), or a session PostgreSQL ended while it idled inside the
-    transaction (SQLSTATE 25P03, idle_in_transaction_session_timeout), which never committed."""
+    transaction (SQLSTATE 25P03, idle_in_transaction_session_timeout), which never committed. Not
+    a COMMIT that may have gone through: run again, its work would be written twice."""
+    if isinstance(exc, CommitMayHaveGoneThrough):
+        return False
     if isinstance(exc, CONFLICTS):
         return True
     return isinstance(exc, DBAPIError) and getattr(exc.orig, "sqlstate", None) == "25P03"

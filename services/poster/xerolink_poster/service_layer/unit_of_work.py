@@ -15,7 +15,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import TypeVar
 
-from xerolink_poster.adapters.database import Database, retryable
+from xerolink_poster.adapters.database import CommitMayHaveGoneThrough, Database, commit_refused, retryable
 from xerolink_poster.adapters.repositories.sql import SqlRepositories
 from xerolink_poster.service_layer.ports import (
     BackfillRepository,
@@ -134,12 +134,18 @@ class UnitOfWork:
 def run_in_transaction(db: Database, work: Callable[[UnitOfWork], T], attempts: int = 5) -> T:
     """Runs `work` in a write unit and commits; retries on a lost unique-key race, a
     serialisation failure or a session PostgreSQL ended as it idled in the transaction, which
-    leave nothing behind (the transaction rolled back)."""
+    leave nothing behind (the transaction rolled back). A COMMIT that fails without a refusal
+    raises CommitMayHaveGoneThrough and is not run again."""
     for attempt in range(1, attempts + 1):
         try:
             with UnitOfWork(db) as uow:
                 result = work(uow)
-                uow.commit()
+                try:
+                    uow.commit()
+                except Exception as exc:
+                    if not commit_refused(exc):
+                        raise CommitMayHaveGoneThrough.of(exc) from exc
+                    raise
                 return result
         except Exception as exc:
             if attempt == attempts or not retryable(exc):

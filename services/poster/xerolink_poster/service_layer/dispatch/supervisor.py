@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import partial
 
-from xerolink_poster.adapters.database import Database, now_us
+from xerolink_poster.adapters.database import CommitMayHaveGoneThrough, Database, now_us
 from xerolink_poster.adapters.xero_client import XeroClient
 from xerolink_poster.domain.rate_limits import AppCallMoves, SlidingWindow
 from xerolink_poster.domain.stored_rows import HeldLease
@@ -265,6 +265,8 @@ class Dispatcher:
             return
         try:
             run_in_transaction(self.db, lambda uow: uow.leases.add_app_calls(moves))
+        except CommitMayHaveGoneThrough:
+            raise  # written, perhaps: again, a bucket would lose a call it holds (as in Gate.call)
         except BaseException:
             self.app_moves.put_back(moves)
             raise
