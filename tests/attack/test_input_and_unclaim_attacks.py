@@ -14,14 +14,12 @@ and the app-minute moves dropped after a count whose commit may have gone throug
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
 import grpc
 import pytest
-from sqlalchemy import text
 from sqlalchemy.exc import InterfaceError, OperationalError
 from xerolink.actionstep.v1 import transaction_pb2
 from xerolink.mapper.v1 import mapper_service_pb2 as mapper_pb2
@@ -29,18 +27,18 @@ from xerolink.mapper.v1 import mapper_service_pb2_grpc as mapper_grpc
 from xerolink_mapper import samples
 from xerolink_poster.adapters.database import Database, now_us
 from xerolink_poster.adapters.repositories.leases import SqlLeaseRepository
-from xerolink_poster.adapters.xero_client import Credentials, XeroAnswer
-from xerolink_poster.domain.rate_limits import Limits, app_bucket_of
+from xerolink_poster.adapters.xero_client import Credentials
+from xerolink_poster.domain.rate_limits import app_bucket_of
 from xerolink_poster.domain.states import OutboxState
 from xerolink_poster.service_layer.dispatch import gate as gate_module
 from xerolink_poster.service_layer.dispatch.gate import Gate, LeaseLost
-from xerolink_poster.service_layer.dispatch.settings import DispatcherSettings
 from xerolink_poster.service_layer.dispatch.supervisor import Dispatcher
 from xerolink_poster.service_layer.dispatch.tenant_loop import TenantWorker
 from xerolink_poster.service_layer.dispatch.work import Work
 from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transaction
 
-from tests.fixtures.gate import TestXero, tenant_gate, tenant_worker
+from tests.fixtures.app_minute import WINDOW_US, NextBucketXero, buckets, next_bucket_gate
+from tests.fixtures.gate import TestXero, tenant_worker
 from tests.fixtures.outbox import ready_row
 from tests.fixtures.poster import settings
 from tests.fixtures.registry_rows import link_with_posting, unreachable_connection
@@ -48,9 +46,6 @@ from tests.fuzz.hostile import expect_error
 
 US = 1_000_000
 TENANT, HOLDER = "tenant-attack", "poster-attack"
-# Buckets of 0.1 s: a call answered 30 ms into the next bucket is surely counted in it.
-MINUTE_SECONDS = 6.0
-WINDOW_US = int(MINUTE_SECONDS * US)
 CREDS = Credentials("http://127.0.0.1:9/xero", TENANT, "access")
 ACK_LOST = "server closed the connection unexpectedly"
 
@@ -109,31 +104,8 @@ def test_a_currency_rate_that_is_not_a_plain_ascii_decimal_is_refused_by_the_map
 # -- the app minute's moves ------------------------------------------------------------------------------
 
 
-class _NextBucketXero(TestXero):
-    """Xero answering each call 30 ms into the bucket after the one the call reached it in."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.answered_buckets: list[int] = []
-
-    def answer(self, method: str, path: str) -> XeroAnswer:
-        next_bucket = app_bucket_of(now_us(), WINDOW_US) + WINDOW_US // 60
-        time.sleep(max(next_bucket + 30_000 - now_us(), 0) / US)
-        self.answered_buckets.append(next_bucket)
-        return super().answer(method, path)
-
-
-def _gate(database: Database) -> tuple[Gate, Dispatcher, _NextBucketXero]:
-    xero = _NextBucketXero()
-    dispatch = DispatcherSettings(limits=Limits(minute_seconds=MINUTE_SECONDS), lease_ttl=30.0)
-    gate, dispatcher = tenant_gate(database, xero, dispatch, TENANT, HOLDER)
-    return gate, dispatcher, xero
-
-
-def _buckets(database: Database) -> Counter[int]:
-    with database.session(write=False) as session:
-        rows = session.execute(text("SELECT bucket_us, calls FROM app_call_bucket WHERE calls <> 0"))
-        return Counter({int(bucket): int(calls) for bucket, calls in rows})
+def _gate(database: Database) -> tuple[Gate, Dispatcher, NextBucketXero]:
+    return next_bucket_gate(database, TENANT, HOLDER)
 
 
 class _AckLost:
@@ -179,7 +151,7 @@ def test_the_loops_moves_whose_commit_went_through_unacknowledged_are_not_writte
     dispatcher.write_app_moves()
 
     assert len(xero.answered_buckets) == 2
-    assert _buckets(database) == Counter(xero.answered_buckets)
+    assert buckets(database) == Counter(xero.answered_buckets)
 
 
 def test_a_count_that_failed_before_its_commit_hands_its_moves_to_the_next_count(
@@ -214,7 +186,7 @@ def test_a_count_that_failed_before_its_commit_hands_its_moves_to_the_next_count
     dispatcher.write_app_moves()
 
     assert failed and len(xero.answered_buckets) == 2
-    assert _buckets(database) == Counter(xero.answered_buckets)
+    assert buckets(database) == Counter(xero.answered_buckets)
     assert dispatcher.app_moves.take() == {}
 
 
@@ -250,23 +222,17 @@ def test_a_count_whose_commit_went_through_unacknowledged_is_not_run_again(
 
     assert ack.lost == 1
     assert len(counted) == 3, f"{len(counted)} counts for 3 calls: the unacknowledged count ran again"
-    buckets = _buckets(database)
-    assert all(calls > 0 for calls in buckets.values()), f"a bucket lost a call it holds: {buckets}"
+    stored = buckets(database)
+    assert all(calls > 0 for calls in stored.values()), f"a bucket lost a call it holds: {stored}"
     not_made = Counter([app_bucket_of(counted[1], WINDOW_US)]) if raised else Counter()
-    assert buckets == Counter(xero.answered_buckets) + not_made
+    assert stored == Counter(xero.answered_buckets) + not_made
 
 
 # -- a lost lease's put-back -----------------------------------------------------------------------------
 
 
-def test_a_lost_leases_put_back_frees_entries_a_mark_with_an_unacknowledged_commit_extended(
-    database: Database, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A create call's count marks the batch uncertain and extends its claim; the COMMIT goes
-    through, its acknowledgement is lost, the call is not made. The job then finds its lease
-    lost and puts its work back (TenantWorker._put_back). The entries are under the mark's end,
-    not the claim's: they must become claimable at once, not wait out the extended claim, and
-    keep the uncertain mark so the next holder looks them up first."""
+def _claimed_pair(database: Database) -> list[Work]:
+    """Two ready entries of the tenant's connection, claimed by HOLDER for 600 s, as its works."""
     now = now_us()
 
     def fill(uow: UnitOfWork) -> list[Work]:
@@ -281,6 +247,18 @@ def test_a_lost_leases_put_back_frees_entries_a_mark_with_an_unacknowledged_comm
         return TenantWorker._works(uow, uow.outbox.claim(TENANT, HOLDER, 10, now, 600 * US))
 
     works: list[Work] = run_in_transaction(database, fill)
+    return works
+
+
+def test_a_lost_leases_put_back_frees_entries_a_mark_with_an_unacknowledged_commit_extended(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A create call's count marks the batch uncertain and extends its claim; the COMMIT goes
+    through, its acknowledgement is lost, the call is not made. The job then finds its lease
+    lost and puts its work back (TenantWorker._put_back). The entries are under the mark's end,
+    not the claim's: they must become claimable at once, not wait out the extended claim, and
+    keep the uncertain mark so the next holder looks them up first."""
+    works = _claimed_pair(database)
     assert len(works) == 2
     ids = [w.row.id for w in works]
     assert run_in_transaction(database, lambda uow: uow.leases.acquire_lease(TENANT, HOLDER, now_us(), 30 * US))
@@ -320,20 +298,7 @@ def test_a_create_calls_entries_are_not_left_claimed_when_its_marks_commit_went_
     matches nothing. Whatever the job's failure path, the entries must not stay claimed by this
     poster under the extended claim (minutes of claim_ttl, with the worker believing its lease
     lost); and no call reaches Xero."""
-    now = now_us()
-
-    def fill(uow: UnitOfWork) -> list[Work]:
-        uow.connections.add_connection(unreachable_connection("c1", TENANT))
-        links = [link_with_posting(uow, r) for r in (1, 2)]
-        uow.outbox.insert_outbox(
-            [
-                {**ready_row(TENANT, "c1", n, 0, now), "state": OutboxState.READY.value, "link_id": link.id}
-                for n, link in enumerate(links)
-            ]
-        )
-        return TenantWorker._works(uow, uow.outbox.claim(TENANT, HOLDER, 10, now, 600 * US))
-
-    works: list[Work] = run_in_transaction(database, fill)
+    works = _claimed_pair(database)
     ids = [w.row.id for w in works]
     assert run_in_transaction(database, lambda uow: uow.leases.acquire_lease(TENANT, HOLDER, now_us(), 30 * US))
     xero = TestXero()

@@ -6,60 +6,29 @@ no other call follows is moved by the dispatcher's loop."""
 from __future__ import annotations
 
 import threading
-import time
 from collections import Counter
 from typing import Any
 
 import pytest
 from sqlalchemy import text
-from sqlalchemy.exc import OperationalError
 from xerolink_poster.adapters.database import Database, now_us, open_database
 from xerolink_poster.adapters.migrations import migrate
-from xerolink_poster.adapters.repositories.leases import SqlLeaseRepository
-from xerolink_poster.adapters.xero_client import Credentials, XeroAnswer
-from xerolink_poster.domain.rate_limits import Limits, app_bucket_of
-from xerolink_poster.service_layer.dispatch import gate as gate_module
+from xerolink_poster.adapters.xero_client import Credentials
+from xerolink_poster.domain.rate_limits import app_bucket_of
 from xerolink_poster.service_layer.dispatch.gate import Gate
-from xerolink_poster.service_layer.dispatch.settings import DispatcherSettings
 from xerolink_poster.service_layer.dispatch.supervisor import Dispatcher
 from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transaction
 
-from tests.fixtures.gate import TestXero, tenant_gate
+from tests.fixtures.app_minute import NextBucketXero, buckets, next_bucket_gate
 from tests.fixtures.leases import record_call
 
 US = 1_000_000
 TENANT, HOLDER = "tenant-moves", "poster-moves"
-# Buckets of 0.1 s: a call answered 30 ms after a bucket's start is surely counted in it.
-MINUTE_SECONDS = 6.0
-WINDOW_US = int(MINUTE_SECONDS * US)
 CREDS = Credentials("http://127.0.0.1:9/xero", TENANT, "access")
 
 
-class _NextBucketXero(TestXero):
-    """Xero answering each call 30 ms into the bucket after the one the call reached it in."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.answered_buckets: list[int] = []
-
-    def answer(self, method: str, path: str) -> XeroAnswer:
-        next_bucket = app_bucket_of(now_us(), WINDOW_US) + WINDOW_US // 60
-        time.sleep(max(next_bucket + 30_000 - now_us(), 0) / US)
-        self.answered_buckets.append(next_bucket)
-        return super().answer(method, path)
-
-
-def _gate(database: Database) -> tuple[Gate, Dispatcher, _NextBucketXero]:
-    xero = _NextBucketXero()
-    settings = DispatcherSettings(limits=Limits(minute_seconds=MINUTE_SECONDS), lease_ttl=30.0)
-    gate, dispatcher = tenant_gate(database, xero, settings, TENANT, HOLDER)
-    return gate, dispatcher, xero
-
-
-def _buckets(database: Database) -> Counter[int]:
-    with database.session(write=False) as session:
-        rows = session.execute(text("SELECT bucket_us, calls FROM app_call_bucket WHERE calls <> 0"))
-        return Counter({int(bucket): int(calls) for bucket, calls in rows})
+def _gate(database: Database) -> tuple[Gate, Dispatcher, NextBucketXero]:
+    return next_bucket_gate(database, TENANT, HOLDER)
 
 
 def test_a_call_answered_in_a_later_bucket_costs_no_write_transaction_of_its_own(
@@ -91,54 +60,13 @@ def test_each_call_ends_counted_once_in_the_bucket_of_its_answer(database: Datab
     gate, dispatcher, xero = _gate(database)
     for _ in range(4):
         gate.call(CREDS, "GET", "Invoices/x")
-    before_the_loop = _buckets(database)
+    before_the_loop = buckets(database)
     dispatcher.write_app_moves()
 
     assert sum(before_the_loop.values()) == 4
     assert before_the_loop != Counter(xero.answered_buckets), "the last call's move was written already"
-    assert _buckets(database) == Counter(xero.answered_buckets)
+    assert buckets(database) == Counter(xero.answered_buckets)
     assert dispatcher.app_moves.take() == {}
-
-
-def test_moves_written_by_a_count_whose_commit_was_not_acknowledged_are_not_written_again(
-    database: Database, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The second call's count carries the first call's move, and its COMMIT goes through but
-    the acknowledgement is lost (the connection drops): the call is not made. Put back as if
-    rolled back, the move went out again with the third call's count, and the first call's
-    bucket of count lost a second call: the app's shared minute then counts one call fewer than
-    Xero does, for up to a minute. A move whose write is unknown is dropped instead: the call
-    stays in the bucket it was counted in, a bucket earlier than its answer's."""
-    gate, dispatcher, xero = _gate(database)
-    counted: list[int] = []
-    count = SqlLeaseRepository.count_app_call
-
-    def noting_count(self: SqlLeaseRepository, now: int, window_us: int, moved: Any = None) -> int:
-        counted.append(now)
-        return count(self, now, window_us, moved)
-
-    real = run_in_transaction
-    lost: list[bool] = []
-
-    def ack_lost_on_the_second_count(db: Database, work: Any, *args: Any, **kwargs: Any) -> Any:
-        result = real(db, work, *args, **kwargs)  # committed
-        if len(counted) == 2 and not lost:
-            lost.append(True)
-            raise OperationalError("COMMIT", {}, Exception("server closed the connection unexpectedly"))
-        return result
-
-    monkeypatch.setattr(SqlLeaseRepository, "count_app_call", noting_count)
-    monkeypatch.setattr(gate_module, "run_in_transaction", ack_lost_on_the_second_count)
-    gate.call(CREDS, "GET", "Invoices/x")
-    with pytest.raises(OperationalError):
-        gate.call(CREDS, "GET", "Invoices/x")
-    gate.call(CREDS, "GET", "Invoices/x")
-    dispatcher.write_app_moves()
-
-    # Two calls made, each in its answer's bucket; the one counted and not made, in its count's.
-    assert len(xero.answered_buckets) == 2
-    expected = Counter(xero.answered_buckets) + Counter([app_bucket_of(counted[1], WINDOW_US)])
-    assert _buckets(database) == expected
 
 
 @pytest.mark.postgres
