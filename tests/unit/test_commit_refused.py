@@ -1,10 +1,12 @@
 """A COMMIT that raised is run again only when the database surely refused it: PostgreSQL
-answered with a SQLSTATE (not a connection exception), or SQLite's file was busy. A connection
+answered with an ERROR (not a connection exception) or ended the session while it idled in the
+transaction, or SQLite's file was busy. A connection
 lost before the acknowledgement may have committed: run again, its work would be written twice."""
 
 from __future__ import annotations
 
 import sqlite3
+from types import SimpleNamespace
 
 import pytest
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -12,11 +14,13 @@ from xerolink_poster.adapters.database import CommitMayHaveGoneThrough, commit_r
 
 
 class _PostgresError(Exception):
-    """What psycopg raises: its `sqlstate` is the server's, None for an error of the client."""
+    """What psycopg raises: its `sqlstate` is the server's, None for an error of the client, and
+    `diag.severity_nonlocalized` the server's severity."""
 
-    def __init__(self, sqlstate: str | None) -> None:
-        super().__init__(f"SQLSTATE {sqlstate}")
+    def __init__(self, sqlstate: str | None, severity: str = "ERROR") -> None:
+        super().__init__(f"{severity}: SQLSTATE {sqlstate}")
         self.sqlstate = sqlstate
+        self.diag = SimpleNamespace(severity_nonlocalized=severity)
 
 
 def _sqlite_error(code: int) -> sqlite3.OperationalError:
@@ -32,6 +36,9 @@ def _sqlite_error(code: int) -> sqlite3.OperationalError:
         (_PostgresError("40P01"), True),  # deadlock_detected
         (_PostgresError("23505"), True),  # a deferred unique key
         (_PostgresError("08006"), False),  # connection_failure
+        (_PostgresError("25P03", "FATAL"), True),  # ended idle in the transaction, before the COMMIT
+        (_PostgresError("57P01", "FATAL"), False),  # admin_shutdown: perhaps once the commit was done
+        (_PostgresError("58030", "PANIC"), False),  # the commit record's flush failed
         (_PostgresError(None), False),  # "server closed the connection unexpectedly"
         (_sqlite_error(5), True),  # SQLITE_BUSY
         (_sqlite_error(517), True),  # SQLITE_BUSY_SNAPSHOT

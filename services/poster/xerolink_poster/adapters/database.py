@@ -121,14 +121,21 @@ _SQLITE_NOT_COMMITTED = {5, 6}
 
 
 def commit_refused(exc: BaseException) -> bool:
-    """Whether a COMMIT that raised `exc` surely did not go through: PostgreSQL answered it with
-    an error (a SQLSTATE of any class but 08, connection exceptions), or SQLite's file was busy.
-    Anything else (a connection lost with no answer, an error of the client) leaves it unknown."""
+    """Whether a COMMIT that raised `exc` surely did not go through. On PostgreSQL: an ERROR (the
+    server refused the COMMIT and rolled back) of any class but 08, connection exceptions; or
+    25P03, the session ended while it idled in the transaction, before the COMMIT reached it. Not a
+    FATAL or PANIC otherwise: an error in the commit record's critical section is a PANIC, and a
+    session ended by an administrator (57P01) may be ended once its commit is done
+    (PostgreSQL's xact.c; "Error Message Reporting", severity levels). On SQLite: the file was busy
+    or locked. Anything else (no answer at all, an error of the client) leaves it unknown."""
     if not isinstance(exc, DBAPIError):
         return False
     sqlstate = getattr(exc.orig, "sqlstate", None)
     if sqlstate:
-        return not str(sqlstate).startswith("08")
+        if sqlstate == "25P03":
+            return True
+        severity = getattr(getattr(exc.orig, "diag", None), "severity_nonlocalized", None)
+        return severity == "ERROR" and not str(sqlstate).startswith("08")
     code = getattr(exc.orig, "sqlite_errorcode", None)
     return isinstance(code, int) and code & 0xFF in _SQLITE_NOT_COMMITTED
 

@@ -16,7 +16,7 @@ from typing import Any
 from xerolink_common.reasons import Reason
 
 from xerolink_poster.adapters import xero_payloads as payloads
-from xerolink_poster.adapters.database import now_us, registry_unreachable
+from xerolink_poster.adapters.database import CommitMayHaveGoneThrough, now_us, registry_unreachable
 from xerolink_poster.adapters.tables import ConnectionRow
 from xerolink_poster.adapters.xero_client import Credentials, XeroAnswer
 from xerolink_poster.domain.retry import chunks
@@ -114,11 +114,15 @@ class TenantWorker(threading.Thread):
         try:
             self._serve()
             self.d.worker_served(self.tenant_id)
-        except Exception:
+        except Exception as exc:
             # The registry failed outside a job (a session ended mid-statement, a restart): the
             # turn ends and the tenant goes back. Jobs in flight finished as the pool closed, and
             # a correction the worker was lent to gives it back first; the dispatcher serves the
             # tenant again after a pause, when it next finds its work ready.
+            if isinstance(exc, CommitMayHaveGoneThrough):
+                # A claim that may have committed: its entries are this poster's until the claim
+                # runs out (minutes), unless the tenant's next taking voids them.
+                self.claims_left = True
             log.exception("tenant worker failed; handing the tenant back", extra={"tenant_id": self.tenant_id})
             self.d.worker_failed(self.tenant_id)
             self._wait_for_borrowers()
