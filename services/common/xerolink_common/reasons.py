@@ -232,6 +232,11 @@ class Reason(StrEnum):
         "RECORD_LINKED_ELSEWHERE",
         "the record is linked under another connection of the firm's routing: unlink it there first",
     )
+    REGISTRY_COMMIT_UNCONFIRMED = (
+        "REGISTRY_COMMIT_UNCONFIRMED",
+        "the registry did not confirm the commit holding a post; it may be stored: post again under the same "
+        "request_id to learn which",
+    )
     REGISTRY_WRITE_FAILED = (
         "REGISTRY_WRITE_FAILED",
         "the registry refused the transaction holding a post; nothing of it was stored",

@@ -22,7 +22,7 @@ from xerolink_common.errors import (
 )
 from xerolink_common.reasons import Reason
 
-from xerolink_poster.adapters.database import Database, DatabaseError
+from xerolink_poster.adapters.database import CommitMayHaveGoneThrough, Database, DatabaseError
 from xerolink_poster.adapters.mapper_client import MapperClient
 from xerolink_poster.adapters.operations import record_dependencies
 from xerolink_poster.adapters.tables import ConnectionRow
@@ -335,9 +335,15 @@ class Poster:
 
     def _write_group(self, jobs: list[Job[Mapped, PostOutcome]]) -> list[None]:
         """The group's rows in one transaction; every caller hears only after the commit. A
-        database error fails every Post of the group and leaves nothing behind (rollback)."""
+        database error fails every Post of the group and leaves nothing behind (rollback); a
+        COMMIT the registry did not confirm may have stored them, and says so."""
         try:
             outcomes = run_in_transaction(self.db, lambda uow: record_mapped(uow, [j.payload for j in jobs]))
+        except CommitMayHaveGoneThrough:
+            log.exception("the registry did not confirm the commit of a group of %d posts", len(jobs))
+            for job in jobs:
+                job.settle(commit_unconfirmed(len(jobs)))
+            return []
         except DatabaseError:
             log.exception("the registry refused a group of %d posts; nothing of it was stored", len(jobs))
             for job in jobs:
@@ -560,6 +566,17 @@ def _ledgers(held: HeldConnection) -> int:
     context = mapper_pb2.MappingContext()
     context.ParseFromString(held.mapping_context)
     return int(context.ledgers)
+
+
+def commit_unconfirmed(group_size: int) -> XerolinkError:
+    return XerolinkError(
+        ErrorCode.UNAVAILABLE,
+        Reason.REGISTRY_COMMIT_UNCONFIRMED,
+        f"the registry did not confirm the commit holding this post (with {group_size - 1} others written "
+        "together): it may be stored and then posted to Xero. Post again under the same request_id: the answer is "
+        "the stored posting, or the post is stored then",
+        retry_after_seconds=1.0,
+    )
 
 
 def registry_write_failed(group_size: int) -> XerolinkError:
