@@ -32,6 +32,7 @@ from xerolink_poster.service_layer.posting import GroupSettings
 from xerolink_poster.service_layer.posting_values import PostOutcome
 from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transaction
 
+from tests.fixtures.commit_ack import AckLost
 from tests.fixtures.gate import TestXero
 from tests.fixtures.outbox import ready_row
 from tests.fixtures.poster import accepting_poster, settings
@@ -39,29 +40,6 @@ from tests.fixtures.registry_rows import link_with_posting, unreachable_connecti
 
 US = 1_000_000
 TENANT, HOLDER, NEXT = "tenant-replay", "poster-replay", "poster-next"
-ACK_LOST = "server closed the connection unexpectedly"
-
-
-class _AckLost:
-    """The COMMIT goes through and the connection drops before its acknowledgement, inside
-    `UnitOfWork.commit` (so inside `run_in_transaction`). `arm()` loses the next one."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.armed = False
-        self.lost = 0
-        real = UnitOfWork.commit
-
-        def commit(uow: UnitOfWork) -> None:
-            real(uow)
-            if self.armed:
-                self.armed = False
-                self.lost += 1
-                raise OperationalError("COMMIT", {}, Exception(ACK_LOST))
-
-        monkeypatch.setattr(UnitOfWork, "commit", commit)
-
-    def arm(self) -> None:
-        self.armed = True
 
 
 @pytest.fixture
@@ -89,7 +67,7 @@ def test_a_grouped_post_whose_commit_may_have_gone_through_is_not_answered_that_
     request_id (a fresh attempt); it must not be told so. And a retry under the same request_id
     must be answered with the stored posting (docs/poster.md)."""
     poster = accepting_poster(database, mapper, GroupSettings())
-    ack = _AckLost(monkeypatch)
+    ack = AckLost(monkeypatch)
     bill = samples.client_bill(7101)
     ack.arm()
     answer: PostOutcome | XerolinkError
@@ -120,7 +98,7 @@ def test_a_batch_whose_commit_went_through_unacknowledged_is_stored_once_when_po
     nothing: each bill one outbox entry, one posting."""
     poster = accepting_poster(database, mapper, GroupSettings())
     bills = [samples.client_bill(7200 + n) for n in range(3)]
-    ack = _AckLost(monkeypatch)
+    ack = AckLost(monkeypatch)
     ack.arm()
     with pytest.raises(CommitMayHaveGoneThrough):
         poster.post_many("firm-1", bills, actor="caller:attack")
@@ -174,7 +152,7 @@ def test_a_batch_whose_claims_commit_went_through_unacknowledged_is_not_left_cla
     assert lease is not None
     worker = TenantWorker(dispatcher, dispatch, TENANT, [], 0, time.time(), 0.0)
     dispatcher._workers[TENANT] = worker  # as Dispatcher._launch registers it
-    ack = _AckLost(monkeypatch)
+    ack = AckLost(monkeypatch)
     claims: list[Any] = []
     real_claim = TenantWorker._claim
 
@@ -234,6 +212,20 @@ def test_a_commit_answered_with_a_panic_is_not_taken_as_refused(sqlstate: str, m
     assert not commit_refused(exc), f"a PANIC at COMMIT ({sqlstate}) taken as a refusal"
 
 
+def _run_and_count(postgres_url: str, work: Any, prefix: str) -> tuple[Exception | None, int]:
+    """run_in_transaction(work) on a fresh registry connection: what it raised, and the leases
+    whose tenant starts with `prefix` written (one per run of `work`)."""
+    database = open_database(postgres_url)
+    raised: Exception | None = None
+    try:
+        run_in_transaction(database, work)
+    except Exception as exc:
+        raised = exc
+    written = _count(database, f"SELECT count(*) FROM tenant_lease WHERE tenant_id LIKE '{prefix}%'")
+    database.dispose()
+    return raised, written
+
+
 @pytest.mark.postgres
 def test_a_transaction_whose_commit_panicked_is_not_run_again(
     postgres_url: str, monkeypatch: pytest.MonkeyPatch
@@ -259,14 +251,7 @@ def test_a_transaction_whose_commit_panicked_is_not_run_again(
         runs.append(1)
         uow.leases.acquire_lease(f"panic-{len(runs)}", HOLDER, now_us(), 30 * US)
 
-    database = open_database(postgres_url)
-    raised: Exception | None = None
-    try:
-        run_in_transaction(database, work)
-    except Exception as exc:
-        raised = exc
-    written = _count(database, "SELECT count(*) FROM tenant_lease WHERE tenant_id LIKE 'panic-%'")
-    database.dispose()
+    raised, written = _run_and_count(postgres_url, work, "panic-")
     assert len(runs) == 1 and written == 1, f"run {len(runs)} times after a PANIC at COMMIT: {written} rows written"
     assert isinstance(raised, CommitMayHaveGoneThrough), repr(raised)
 
@@ -281,7 +266,6 @@ def test_a_commit_in_a_session_an_administrator_ended_is_not_run_again_blind(
     the two look alike. The work is not run again: it comes out as CommitMayHaveGoneThrough (the
     caller posts again under its request_id, or the dispatcher voids its claims), and it is
     never written twice."""
-    database = open_database(postgres_url)
     runs: list[int] = []
 
     def work(uow: UnitOfWork) -> None:
@@ -294,12 +278,6 @@ def test_a_commit_in_a_session_an_administrator_ended_is_not_run_again_blind(
                 other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
             time.sleep(0.3)
 
-    raised: BaseException | None = None
-    try:
-        run_in_transaction(database, work)
-    except Exception as exc:
-        raised = exc
-    written = _count(database, "SELECT count(*) FROM tenant_lease WHERE tenant_id LIKE 'admin-%'")
-    database.dispose()
+    raised, written = _run_and_count(postgres_url, work, "admin-")
     assert len(runs) == 1 and written == 0, f"{len(runs)} runs, {written} rows written, raised {raised!r}"
     assert isinstance(raised, CommitMayHaveGoneThrough), repr(raised)

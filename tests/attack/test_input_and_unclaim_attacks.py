@@ -38,6 +38,7 @@ from xerolink_poster.service_layer.dispatch.work import Work
 from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transaction
 
 from tests.fixtures.app_minute import WINDOW_US, NextBucketXero, buckets, next_bucket_gate
+from tests.fixtures.commit_ack import ACK_LOST, AckLost
 from tests.fixtures.gate import TestXero, tenant_worker
 from tests.fixtures.outbox import ready_row
 from tests.fixtures.poster import settings
@@ -47,7 +48,6 @@ from tests.fuzz.hostile import expect_error
 US = 1_000_000
 TENANT, HOLDER = "tenant-attack", "poster-attack"
 CREDS = Credentials("http://127.0.0.1:9/xero", TENANT, "access")
-ACK_LOST = "server closed the connection unexpectedly"
 
 
 # -- the mapper: a currency rate is a plain decimal ----------------------------------------------------
@@ -108,29 +108,6 @@ def _gate(database: Database) -> tuple[Gate, Dispatcher, NextBucketXero]:
     return next_bucket_gate(database, TENANT, HOLDER)
 
 
-class _AckLost:
-    """PostgreSQL's COMMIT going through and the connection dropping before its acknowledgement,
-    where that really happens: inside `UnitOfWork.commit`, so inside `run_in_transaction`.
-    psycopg raises OperationalError for it, as SQLAlchemy wraps it. `arm()` loses the next one."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.armed = False
-        self.lost = 0
-        real = UnitOfWork.commit
-
-        def commit(uow: UnitOfWork) -> None:
-            real(uow)
-            if self.armed:
-                self.armed = False
-                self.lost += 1
-                raise OperationalError("COMMIT", {}, Exception(ACK_LOST))
-
-        monkeypatch.setattr(UnitOfWork, "commit", commit)
-
-    def arm(self) -> None:
-        self.armed = True
-
-
 def test_the_loops_moves_whose_commit_went_through_unacknowledged_are_not_written_again(
     database: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -141,7 +118,7 @@ def test_the_loops_moves_whose_commit_went_through_unacknowledged_are_not_writte
     holds 2, one call Xero never counted, for a minute."""
     gate, dispatcher, xero = _gate(database)
     gate.call(CREDS, "GET", "Invoices/x")
-    ack = _AckLost(monkeypatch)
+    ack = AckLost(monkeypatch)
     ack.arm()
     with pytest.raises(OperationalError):
         dispatcher.write_app_moves()
@@ -209,7 +186,7 @@ def test_a_count_whose_commit_went_through_unacknowledged_is_not_run_again(
         return count(self, now, window_us, moved)
 
     monkeypatch.setattr(SqlLeaseRepository, "count_app_call", noting_count)
-    ack = _AckLost(monkeypatch)
+    ack = AckLost(monkeypatch)
     gate.call(CREDS, "GET", "Invoices/x")
     ack.arm()
     raised = False
@@ -303,7 +280,7 @@ def test_a_create_calls_entries_are_not_left_claimed_when_its_marks_commit_went_
     assert run_in_transaction(database, lambda uow: uow.leases.acquire_lease(TENANT, HOLDER, now_us(), 30 * US))
     xero = TestXero()
     worker = tenant_worker(database, xero, settings(), TENANT, HOLDER)
-    ack = _AckLost(monkeypatch)
+    ack = AckLost(monkeypatch)
     ack.arm()
     try:
         worker.gate.call(CREDS, "PUT", "Invoices", body={"Invoices": [{"Reference": "r"}]}, mark_uncertain=works)
