@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -26,7 +27,7 @@ from xerolink_common.errors import (
 )
 from xerolink_common.reasons import Reason
 
-from xerolink_poster.adapters.database import Database, now_us
+from xerolink_poster.adapters.database import CommitMayHaveGoneThrough, Database, now_us
 from xerolink_poster.adapters.tables import ConnectionRow
 from xerolink_poster.adapters.token_vault import Sealed, TokenKeyError, Tokens, TokenVault
 from xerolink_poster.adapters.xero_client import Credentials, Uncertain
@@ -171,9 +172,17 @@ class ConnectionTokens:
                     "with ConnectOrganisation to have its tokens refreshed",
                     [PreconditionViolation("XERO_APP", f"connections/{connection_id}", "no Xero app")],
                 )
-            claimed = run_in_transaction(self.db, partial(self._claim, connection_id, seen_version, now_us()))
+            # Each attempt claims under a name of its own: a claim whose commit went unconfirmed
+            # is read back by it, and this poster's other threads never take it for theirs.
+            attempt = f"{self.holder[:100]}:{uuid.uuid4().hex[:12]}"
+            try:
+                claimed = run_in_transaction(
+                    self.db, partial(self._claim, connection_id, seen_version, now_us(), attempt)
+                )
+            except CommitMayHaveGoneThrough:
+                claimed = self.get(connection_id).refresh_holder == attempt
             if claimed:
-                return RefreshOutcome(self._exchange(row), exchanged=True)
+                return RefreshOutcome(self._exchange(row, attempt), exchanged=True)
             if time.monotonic() > deadline:
                 raise unavailable(
                     Reason.REFRESH_IN_PROGRESS,
@@ -182,7 +191,7 @@ class ConnectionTokens:
                 )
             time.sleep(0.02)
 
-    def _exchange(self, row: ConnectionRow) -> ConnectionRow:
+    def _exchange(self, row: ConnectionRow, holder: str) -> ConnectionRow:
         cid = row.connection_id
         try:
             app = self.apps.get(row.xero_app)
@@ -191,7 +200,7 @@ class ConnectionTokens:
         except Uncertain as exc:
             # The refresh token may have rotated at Xero with the answer lost: keep the previous
             # one, which Xero honours during its grace period, and let the next attempt recover.
-            self._release(cid)
+            self._release(cid, holder)
             raise unavailable(
                 Reason.XERO_TOKEN_NO_ANSWER,
                 f"Xero's token endpoint did not answer ({exc}); retry: the previous refresh token stays valid "
@@ -204,40 +213,40 @@ class ConnectionTokens:
                     f"Xero refused the refresh ({exc}); an administrator must connect the organisation again "
                     "(ConnectOrganisation on this connection)"
                 )
-                self._release(cid, state=ConnectionState.NEEDS_RECONNECT, last_error=message)
+                self._release(cid, holder, state=ConnectionState.NEEDS_RECONNECT, last_error=message)
                 raise failed_precondition(
                     Reason.CONNECTION_NEEDS_RECONNECT,
                     message,
                     [PreconditionViolation("CONNECTION_STATE", f"connections/{cid}", ConnectionState.NEEDS_RECONNECT)],
                 ) from exc
-            self._release(cid)
+            self._release(cid, holder)
             raise unavailable(Reason.XERO_TOKEN_ERROR, f"Xero's token endpoint answered {exc}; retry shortly") from exc
         except AppNotConfigured as exc:
-            self._release(cid)
+            self._release(cid, holder)
             raise failed_precondition(
                 Reason.XERO_APP_NOT_CONFIGURED,
                 str(exc),
                 [PreconditionViolation("XERO_APP", row.xero_app or "default", str(exc))],
             ) from exc
         except BaseException:
-            self._release(cid)
+            self._release(cid, holder)
             raise
         values = self._token_values(cid, grant, tokens.refresh_token)
         stored = run_in_transaction(
             self.db,
-            lambda uow: uow.connections.store_tokens(cid, row.token_version, self.holder, values),
+            lambda uow: uow.connections.store_tokens(cid, row.token_version, holder, values),
         )
         if not stored:
             log.warning("refresh claim lapsed before the tokens were stored", extra={"connection_id": cid})
         log.info("refreshed the Xero tokens", extra={"connection_id": cid})
         return self.get(cid)
 
-    def _claim(self, connection_id: str, version: int, now: int, uow: UnitOfWork) -> bool:
+    def _claim(self, connection_id: str, version: int, now: int, holder: str, uow: UnitOfWork) -> bool:
         until = now + int(self.refresh_claim * US)
-        return uow.connections.claim_refresh(connection_id, version, self.holder, now, until)
+        return uow.connections.claim_refresh(connection_id, version, holder, now, until)
 
-    def _release(self, connection_id: str, **values: Any) -> None:
-        run_in_transaction(self.db, lambda uow: uow.connections.release_refresh(connection_id, self.holder, **values))
+    def _release(self, connection_id: str, holder: str, **values: Any) -> None:
+        run_in_transaction(self.db, lambda uow: uow.connections.release_refresh(connection_id, holder, **values))
 
     def _token_values(self, connection_id: str, grant: TokenGrant, previous_refresh: str = "") -> dict[str, Any]:
         sealed = self.vault.seal(Tokens(grant.access_token, grant.refresh_token or previous_refresh), connection_id)

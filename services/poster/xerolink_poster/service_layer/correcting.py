@@ -33,7 +33,7 @@ from xerolink_common.errors import (
 from xerolink_common.reasons import Reason
 
 from xerolink_poster.adapters.correction_tables import CorrectionRow
-from xerolink_poster.adapters.database import Database, DuplicateKey, now_us
+from xerolink_poster.adapters.database import CommitMayHaveGoneThrough, Database, DuplicateKey, now_us
 from xerolink_poster.adapters.tables import ConnectionRow
 from xerolink_poster.domain import correction_plans as plans
 from xerolink_poster.domain import corrections as dom
@@ -218,7 +218,7 @@ class Corrections:
 
         # A runner whose poster died holds the claim until it expires: wait that long, not more.
         deadline = time.monotonic() + self.lease_wait
-        while not run_in_transaction(self.db, take):
+        while not self._taken(take):
             if time.monotonic() < deadline:
                 time.sleep(0.2)
                 continue
@@ -228,6 +228,15 @@ class Corrections:
                 f"correction {saga.row.correction_id} is being applied by another request; "
                 "follow it with GetCorrection, or apply again once it stops",
             )
+
+    def _taken(self, take: Callable[[UnitOfWork], bool]) -> bool:
+        """The claim, taken. A claim whose COMMIT went unconfirmed is taken again: it renews for
+        the same runner, so a second take answers whether the first went through. Left unknown, it
+        held the saga off every retry until it expired (CORRECTION_RUNNING, by no one)."""
+        try:
+            return run_in_transaction(self.db, take)
+        except CommitMayHaveGoneThrough:
+            return run_in_transaction(self.db, take)
 
     def _finish(self, correction_id: str, runner: str) -> None:
         def write(uow: UnitOfWork) -> None:
