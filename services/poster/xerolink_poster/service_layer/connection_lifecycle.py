@@ -21,7 +21,7 @@ from xerolink_common.errors import (
 )
 from xerolink_common.reasons import Reason
 
-from xerolink_poster.adapters.database import now_us
+from xerolink_poster.adapters.database import CommitMayHaveGoneThrough, now_us
 from xerolink_poster.adapters.tables import ConnectionRow
 from xerolink_poster.adapters.xero_client import Uncertain
 from xerolink_poster.adapters.xero_identity import (
@@ -245,6 +245,10 @@ class ConnectionKeeper(ConnectionTokens):
         def write(uow: UnitOfWork) -> tuple[ConnectionRow, str, list[allocation.Warning]]:
             require_tenant_free(uow.connections, tenant_id, cid)
             row = uow.connections.lock_connection(cid)
+            if row is not None and row.token_box == tokens["token_box"]:
+                # This request's own write, taken again after its COMMIT went unconfirmed: it went
+                # through (no other write carries these sealed tokens).
+                return row, existing.xero_tenant_id if existing else "", []
             values, warned = values_for(row)
             previous = ""
             if row is None:
@@ -262,7 +266,12 @@ class ConnectionKeeper(ConnectionTokens):
             uow.connections.save(row)
             return row, previous, warned
 
-        _, previous, warned = run_in_transaction(self.db, write)
+        try:
+            _, previous, warned = run_in_transaction(self.db, write)
+        except CommitMayHaveGoneThrough:
+            # The code is spent at Xero, so the caller's retry would be refused: the write is taken
+            # again here, and finds itself stored or is made now.
+            _, previous, warned = run_in_transaction(self.db, write)
         for w in warned:
             log.warning("connected organisation: %s", w.code, extra={"connection_id": cid, "tenant_id": tenant_id})
         replaced = bool(previous) and previous != tenant_id
