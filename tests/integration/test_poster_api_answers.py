@@ -15,9 +15,12 @@ from xerolink.mapper.v1 import mapper_service_pb2 as mapper_pb2
 from xerolink.poster.v1 import backfill_pb2, connection_pb2, correction_pb2, unlink_pb2
 from xerolink.poster.v1 import poster_service_pb2 as poster_pb2
 from xerolink.xero.v1 import objects_pb2
+from xerolink_common.errors import ErrorCode
 from xerolink_common.grpc_errors import from_rpc_error
+from xerolink_common.reasons import Reason
 from xerolink_mapper import samples
 
+from tests.fixtures.commit_ack import AckLost
 from tests.fixtures.poster import PosterFactory, connect, stub_for, wait_settled
 
 BILL = common_pb2.TRANSACTION_KIND_CLIENT_BILL
@@ -82,6 +85,29 @@ def test_batch_results_say_what_happened_to_each_item(poster_factory: PosterFact
     assert outcomes == [poster_pb2.POST_OUTCOME_ACCEPTED, poster_pb2.POST_OUTCOME_NOT_SUPPORTED]
     assert results[1].decision.outcome == mapper_pb2.DECISION_OUTCOME_NOT_SUPPORTED
     assert results[1].decision.reason
+
+
+def test_a_batch_whose_commit_went_unconfirmed_is_answered_that_it_may_be_stored(
+    poster_factory: PosterFactory, emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The batch's COMMIT goes through and the connection drops before its acknowledgement. The
+    caller must not hear "an internal error occurred": the answer says the batch may be stored
+    and how to learn which, and the same batch again finds every bill stored, once."""
+    stub = stub_for(poster_factory(run_dispatcher=False))
+    connect(stub, emulator)
+    request = poster_pb2.BatchPostTransactionsRequest(
+        connection_id="firm-1", transactions=[samples.client_bill(6301), samples.client_bill(6302)]
+    )
+    ack = AckLost(monkeypatch)
+    ack.arm()
+    with pytest.raises(grpc.RpcError) as raised:
+        stub.BatchPostTransactions(request)
+    error = from_rpc_error(raised.value)
+
+    assert ack.lost == 1
+    assert (error.code, error.reason) == (ErrorCode.UNAVAILABLE, Reason.REGISTRY_COMMIT_UNCONFIRMED), error
+    again = stub.BatchPostTransactions(request).results
+    assert [r.post_outcome for r in again] == [poster_pb2.POST_OUTCOME_DUPLICATE] * 2
 
 
 def test_link_names_carry_the_kind_by_name_and_old_numeric_names_still_resolve(

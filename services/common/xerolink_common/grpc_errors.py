@@ -95,6 +95,14 @@ def from_rpc_error(error: grpc.RpcError) -> XerolinkError:
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def _explained(exc: Exception) -> XerolinkError | None:
+    """What an error of a layer this module does not know means to a caller, when it says so
+    (`as_xerolink_error`): the poster's registry commit that went unconfirmed, say."""
+    explain = getattr(exc, "as_xerolink_error", None)
+    explained = explain() if callable(explain) else None
+    return explained if isinstance(explained, XerolinkError) else None
+
+
 def translate_errors(method: F) -> F:
     """Decorates a unary servicer method: a XerolinkError becomes a rich status; any other
     exception becomes INTERNAL with no internals leaked (it is logged instead)."""
@@ -105,11 +113,12 @@ def translate_errors(method: F) -> F:
             return method(self, request, context)
         except XerolinkError as err:
             context.abort_with_status(to_status(err))
-        except Exception:
+        except Exception as exc:
             log.exception("unhandled error in %s", method.__name__)
             context.abort_with_status(
                 to_status(
-                    XerolinkError(
+                    _explained(exc)
+                    or XerolinkError(
                         ErrorCode.INTERNAL,
                         Reason.INTERNAL,
                         "an internal error occurred; it was logged, retry later or contact the operator",
@@ -129,10 +138,12 @@ def translate_stream_errors(method: F) -> F:
             yield from method(self, request, context)
         except XerolinkError as err:
             context.abort_with_status(to_status(err))
-        except Exception:
+        except Exception as exc:
             log.exception("unhandled error in %s", method.__name__)
             context.abort_with_status(
-                to_status(XerolinkError(ErrorCode.INTERNAL, Reason.INTERNAL, "an internal error occurred"))
+                to_status(
+                    _explained(exc) or XerolinkError(ErrorCode.INTERNAL, Reason.INTERNAL, "an internal error occurred")
+                )
             )
 
     return wrapper  # type: ignore[return-value]

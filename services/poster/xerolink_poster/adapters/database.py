@@ -18,6 +18,8 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlmodel import Session
+from xerolink_common.errors import ErrorCode, XerolinkError
+from xerolink_common.reasons import Reason
 
 from xerolink_poster.adapters.write_turns import WriteTurns, serving_callers
 from xerolink_poster.adapters.writer_file import WriterFile
@@ -107,6 +109,16 @@ class CommitMayHaveGoneThrough(OperationalError):
     """A COMMIT that failed without saying whether it went through: the connection dropped
     before PostgreSQL's acknowledgement, say. The work may be in the registry, so it is never run
     again as a lost race. An OperationalError still, as any registry that cannot be used."""
+
+    def as_xerolink_error(self) -> XerolinkError:
+        """What a caller whose request it ended is told (xerolink_common.grpc_errors)."""
+        return XerolinkError(
+            ErrorCode.UNAVAILABLE,
+            Reason.REGISTRY_COMMIT_UNCONFIRMED,
+            "the registry did not confirm the commit of this request's changes: they may be stored. Send the same "
+            "request again: it is answered with what was stored, or makes the changes then",
+            retry_after_seconds=1.0,
+        )
 
     @classmethod
     def of(cls, exc: Exception) -> CommitMayHaveGoneThrough:
