@@ -234,8 +234,8 @@ class Reason(StrEnum):
     )
     REGISTRY_COMMIT_UNCONFIRMED = (
         "REGISTRY_COMMIT_UNCONFIRMED",
-        "the registry did not confirm the commit holding a request's changes; they may be stored: send the same "
-        "request again (a post under the same request_id) to learn which",
+        "the registry did not confirm the commit holding a request's changes; they may be stored: read them back, "
+        "or send a post again under the same request_id to learn which",
     )
     REGISTRY_WRITE_FAILED = (
         "REGISTRY_WRITE_FAILED",

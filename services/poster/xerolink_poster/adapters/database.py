@@ -115,8 +115,8 @@ class CommitMayHaveGoneThrough(OperationalError):
         return XerolinkError(
             ErrorCode.UNAVAILABLE,
             Reason.REGISTRY_COMMIT_UNCONFIRMED,
-            "the registry did not confirm the commit of this request's changes: they may be stored. Send the same "
-            "request again: it is answered with what was stored, or makes the changes then",
+            "the registry did not confirm the commit of this request's changes: they may be stored. Read them back "
+            "before acting on them; a post or a batch of posts sent again is answered with what was stored",
             retry_after_seconds=1.0,
         )
 

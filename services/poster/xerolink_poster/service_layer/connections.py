@@ -24,7 +24,7 @@ from xerolink_poster.adapters.token_vault import Tokens, TokenVault
 from xerolink_poster.domain.matters import NAME_MAX
 from xerolink_poster.domain.states import ConnectionState
 from xerolink_poster.service_layer.ports import ConnectionRepository
-from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transaction
+from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_until_confirmed
 
 CONNECTION_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 MAX_URL = 2048
@@ -212,7 +212,10 @@ def create_connection(
     )
 
     def work(uow: UnitOfWork) -> ConnectionRow:
-        if uow.connections.get_connection(connection_id) is not None:
+        stored = uow.connections.get_connection(connection_id)
+        if stored is not None and stored.token_box == row.token_box:
+            return stored  # this request's own row, its COMMIT unconfirmed: no other write seals these tokens
+        if stored is not None:
             raise XerolinkError(
                 ErrorCode.ALREADY_EXISTS,
                 Reason.CONNECTION_EXISTS,
@@ -224,7 +227,7 @@ def create_connection(
             then(uow)
         return row
 
-    return run_in_transaction(db, work)
+    return run_until_confirmed(db, work)
 
 
 def require_tenant_free(connections: ConnectionRepository, tenant_id: str, connection_id: str) -> None:

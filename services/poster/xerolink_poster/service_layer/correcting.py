@@ -33,7 +33,7 @@ from xerolink_common.errors import (
 from xerolink_common.reasons import Reason
 
 from xerolink_poster.adapters.correction_tables import CorrectionRow
-from xerolink_poster.adapters.database import CommitMayHaveGoneThrough, Database, DuplicateKey, now_us
+from xerolink_poster.adapters.database import Database, DuplicateKey, now_us
 from xerolink_poster.adapters.tables import ConnectionRow
 from xerolink_poster.domain import correction_plans as plans
 from xerolink_poster.domain import corrections as dom
@@ -49,7 +49,7 @@ from xerolink_poster.service_layer.dispatch.supervisor import Dispatcher
 from xerolink_poster.service_layer.ports import Repositories, Saga
 from xerolink_poster.service_layer.record_halves import other_halves
 from xerolink_poster.service_layer.tenant_access import borrowed_tenant
-from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transaction
+from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transaction, run_until_confirmed
 
 log = logging.getLogger(__name__)
 __all__ = ["CorrectionView", "Corrections"]
@@ -168,8 +168,9 @@ class Corrections:
             if saga.row.state == dom.SagaState.COMPLETED:
                 return view_of(saga)
             runner = f"{self.runner_prefix}:{uuid.uuid4().hex[:12]}"
-            self._claim(saga, runner)
             try:
+                # Inside: a claim that went through unconfirmed, then failed, is given back.
+                self._claim(saga, runner)
                 self._run(saga, runner, connection_id, xeros, f"{actor} (correction {saga.row.correction_id})"[:128])
             finally:
                 self._finish(saga.row.correction_id, runner)
@@ -231,12 +232,9 @@ class Corrections:
 
     def _taken(self, take: Callable[[UnitOfWork], bool]) -> bool:
         """The claim, taken. A claim whose COMMIT went unconfirmed is taken again: it renews for
-        the same runner, so a second take answers whether the first went through. Left unknown, it
+        the same runner, so another take answers whether the first went through. Left unknown, it
         held the saga off every retry until it expired (CORRECTION_RUNNING, by no one)."""
-        try:
-            return run_in_transaction(self.db, take)
-        except CommitMayHaveGoneThrough:
-            return run_in_transaction(self.db, take)
+        return run_until_confirmed(self.db, take)
 
     def _finish(self, correction_id: str, runner: str) -> None:
         def write(uow: UnitOfWork) -> None:

@@ -153,3 +153,20 @@ def run_in_transaction(db: Database, work: Callable[[UnitOfWork], T], attempts: 
             log.debug("transaction conflict (%s), retrying", type(exc).__name__)
             time.sleep(random.uniform(0.001, 0.01) * attempt)
     raise AssertionError("unreachable")
+
+
+# Runs of a self-recognising write while its COMMIT goes unconfirmed (a registry failing over).
+CONFIRMING_RUNS = 5
+
+
+def run_until_confirmed(db: Database, work: Callable[[UnitOfWork], T]) -> T:
+    """Runs `work`, and again while its COMMIT goes unconfirmed, at most CONFIRMING_RUNS times.
+    Only for a `work` that recognises its own earlier write by something no other write carries
+    (a claim's runner, sealed tokens) and then writes nothing: running it again answers whether
+    the earlier one went through. The last run's CommitMayHaveGoneThrough is raised."""
+    for _ in range(CONFIRMING_RUNS - 1):
+        try:
+            return run_in_transaction(db, work)
+        except CommitMayHaveGoneThrough:
+            log.warning("a commit went unconfirmed; running the write again to learn whether it went through")
+    return run_in_transaction(db, work)
