@@ -12,6 +12,7 @@ from typing import Any
 
 from xerolink.mapper.v1 import mapper_service_pb2 as mapper_pb2
 from xerolink_common.errors import (
+    ErrorCode,
     FieldViolation,
     PreconditionViolation,
     XerolinkError,
@@ -58,7 +59,7 @@ from xerolink_poster.service_layer.connections import (
     require_tenant_free,
     url_ok,
 )
-from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transaction
+from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transaction, run_until_confirmed
 
 log = logging.getLogger(__name__)
 
@@ -242,13 +243,26 @@ class ConnectionKeeper(ConnectionTokens):
             )
             return values, warnings + tax_warnings(context, country)
 
+        # The row as the write found it ((version, sealed tokens, tenant) or None: absent), and
+        # whether the write is run again after its COMMIT went unconfirmed.
+        found: list[tuple[int, bytes | None, str] | None] = []
+        settling: list[bool] = []
+
         def write(uow: UnitOfWork) -> tuple[ConnectionRow, str, list[allocation.Warning]]:
             require_tenant_free(uow.connections, tenant_id, cid)
             row = uow.connections.lock_connection(cid)
+            state = None if row is None else (row.token_version, row.token_box, row.xero_tenant_id)
             if row is not None and row.token_box == tokens["token_box"]:
-                # This request's own write, taken again after its COMMIT went unconfirmed: it went
+                # This request's own write, run again after its COMMIT went unconfirmed: it went
                 # through (no other write carries these sealed tokens).
-                return row, existing.xero_tenant_id if existing else "", []
+                before = found[0] if found else None
+                return row, before[2] if before else "", []
+            if settling and state != found[0]:
+                # Neither this write nor the row it wrote over: another request changed the
+                # connection since (connected another organisation, disconnected, refreshed).
+                # Written now, this request's organisation and tokens would undo that change.
+                raise connect_overtaken(cid)
+            found[:] = [state]
             values, warned = values_for(row)
             previous = ""
             if row is None:
@@ -269,9 +283,13 @@ class ConnectionKeeper(ConnectionTokens):
         try:
             _, previous, warned = run_in_transaction(self.db, write)
         except CommitMayHaveGoneThrough:
-            # The code is spent at Xero, so the caller's retry would be refused: the write is taken
-            # again here, and finds itself stored or is made now.
-            _, previous, warned = run_in_transaction(self.db, write)
+            # The code is spent at Xero, so the caller's retry would be refused: the write is run
+            # again here, and finds itself stored, or the row as it left it and is made now.
+            settling.append(True)
+            try:
+                _, previous, warned = run_until_confirmed(self.db, write)
+            except CommitMayHaveGoneThrough as exc:
+                raise connect_overtaken(cid, confirmed=False) from exc
         for w in warned:
             log.warning("connected organisation: %s", w.code, extra={"connection_id": cid, "tenant_id": tenant_id})
         replaced = bool(previous) and previous != tenant_id
@@ -517,6 +535,23 @@ def _check_remap(changes: Mapping[str, str], context: mapper_pb2.MappingContext)
             "the allocation cannot be changed; fix the functions listed (use active accounts of the chart)",
             [FieldViolation(f"account_allocation[{f}]", why) for f, why in sorted(problems.items())],
         )
+
+
+def connect_overtaken(connection_id: str, confirmed: bool = True) -> XerolinkError:
+    """The answer to a connect whose write went unconfirmed and could not be settled: the
+    authorisation code is spent, so sending the request again would be refused."""
+    why = (
+        "another request changed the connection since, so it was not written again"
+        if confirmed
+        else "the registry did not confirm it again"
+    )
+    return XerolinkError(
+        ErrorCode.ABORTED,
+        Reason.REGISTRY_COMMIT_UNCONFIRMED,
+        f"the registry did not confirm the write of connection {connection_id!r}, and {why}. GetConnection "
+        "shows the connection; if it is not the organisation chosen, connect again with a new authorisation code "
+        "(this one is spent)",
+    )
 
 
 def _validate_connect(request: ConnectRequest, new: bool) -> None:
