@@ -18,9 +18,6 @@ from typing import Any
 
 import grpc
 import pytest
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
-from sqlalchemy.exc import OperationalError
 from xero_emulator import EmulatorServer
 from xerolink.actionstep.v1 import common_pb2
 from xerolink.poster.v1 import connection_pb2, correction_pb2
@@ -36,7 +33,7 @@ from xerolink_poster.service_layer.connection_tokens import ConnectionTokens
 from xerolink_poster.service_layer.correcting import Corrections
 from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transaction
 
-from tests.fixtures.commit_ack import ACK_LOST, AckLost
+from tests.fixtures.commit_ack import ACK_LOST, AckLost, LoseAcks, answer_or_error, described
 from tests.fixtures.poster import (
     EmulatorFactory,
     PosterFactory,
@@ -64,37 +61,6 @@ SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 CONNECT_WRITE = "ConnectionKeeper.connect.<locals>.write"
 
 
-class LoseAcks:
-    """Loses the acknowledgement of the first `count` COMMITs made inside `owner.name` (on the
-    thread running it), each after the real commit."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch, owner: Any, name: str, count: int = 1) -> None:
-        self.lost = 0
-        self._inside = threading.local()
-        self._lock = threading.Lock()
-        real_commit = UnitOfWork.commit
-        real = getattr(owner, name)
-
-        def commit(uow: UnitOfWork) -> None:
-            real_commit(uow)
-            if getattr(self._inside, "on", False):
-                with self._lock:
-                    lose = self.lost < count
-                    self.lost += lose
-                if lose:
-                    raise OperationalError("COMMIT", {}, Exception(ACK_LOST))
-
-        def wrapped(*args: Any, **kwargs: Any) -> Any:
-            self._inside.on = True
-            try:
-                return real(*args, **kwargs)
-            finally:
-                self._inside.on = False
-
-        monkeypatch.setattr(UnitOfWork, "commit", commit)
-        monkeypatch.setattr(owner, name, wrapped)
-
-
 class MeanwhileAfterConnectWrite:
     """ConnectOrganisation's first write commits, its acknowledgement is lost, and `meanwhile` runs
     (another request, answered) before the re-run that d52a25c makes."""
@@ -108,28 +74,11 @@ class MeanwhileAfterConnectWrite:
             result = real(db, work, attempts)
             if getattr(work, "__qualname__", "") == CONNECT_WRITE and not self.fired:
                 self.fired = True
-                self.answer = _answer_or_error(meanwhile)
+                self.answer = answer_or_error(meanwhile)
                 raise CommitMayHaveGoneThrough("COMMIT", {}, Exception(ACK_LOST))
             return result
 
         monkeypatch.setattr(f"{connection_lifecycle.__name__}.run_in_transaction", run)
-
-
-def _described(err: Any) -> tuple[grpc.StatusCode, str, str]:
-    reason = ""
-    status = rpc_status.from_call(err)
-    for detail in status.details if status is not None else []:
-        info = error_details_pb2.ErrorInfo()
-        if detail.Unpack(info):
-            reason = info.reason
-    return err.code(), reason, err.details()
-
-
-def _answer_or_error(call: Callable[[], Any]) -> Any:
-    try:
-        return call()
-    except grpc.RpcError as err:
-        return _described(err)
 
 
 def _connection(stub_: poster_grpc.PosterServiceStub, connection_id: str = "firm-1") -> poster_pb2.Connection:
@@ -170,7 +119,7 @@ def test_a_connect_rerun_never_undoes_a_later_connect_to_another_organisation(
     request_b = connect_request("firm-1", new_code(emulator, org_x), emulator, xero_tenant_id=org_y["tenant_id"])
     between = MeanwhileAfterConnectWrite(monkeypatch, lambda: stub_.ConnectOrganisation(request_b))
     request_a = connect_request("firm-1", new_code(emulator, org_x), emulator, xero_tenant_id=org_x["tenant_id"])
-    answer_a = _answer_or_error(lambda: stub_.ConnectOrganisation(request_a))
+    answer_a = answer_or_error(lambda: stub_.ConnectOrganisation(request_a))
     answer_b = between.answer
 
     assert isinstance(answer_b, connection_pb2.ConnectOrganisationResponse), answer_b
@@ -200,7 +149,7 @@ def test_a_connect_rerun_never_reconnects_a_connection_disconnected_after_its_wr
         monkeypatch,
         lambda: stub_.DisconnectConnection(connection_pb2.DisconnectConnectionRequest(connection_id="firm-1")),
     )
-    answer = _answer_or_error(
+    answer = answer_or_error(
         lambda: stub_.ConnectOrganisation(connect_request("firm-1", org["authorization_code"], emulator))
     )
 
@@ -226,10 +175,10 @@ def test_a_connect_rerun_never_puts_back_a_refresh_token_a_later_refresh_rotated
     stub_ = stub(lifecycle(write_apps(tmp_path / "xero-apps.json", org, emulator)))
     refresh = connection_pb2.RefreshConnectionRequest(connection_id="firm-1")
     between = MeanwhileAfterConnectWrite(monkeypatch, lambda: stub_.RefreshConnection(refresh, timeout=30))
-    _answer_or_error(lambda: stub_.ConnectOrganisation(connect_request("firm-1", org["authorization_code"], emulator)))
+    answer_or_error(lambda: stub_.ConnectOrganisation(connect_request("firm-1", org["authorization_code"], emulator)))
     assert isinstance(between.answer, connection_pb2.RefreshConnectionResponse) and between.answer.exchanged
 
-    after = _answer_or_error(lambda: stub_.RefreshConnection(refresh, timeout=30))
+    after = answer_or_error(lambda: stub_.RefreshConnection(refresh, timeout=30))
     assert isinstance(after, connection_pb2.RefreshConnectionResponse), (
         f"the refresh after the connect was refused: {after}; the re-run stored a refresh token Xero had rotated"
     )
@@ -269,11 +218,11 @@ def test_a_connect_whose_write_and_rerun_both_went_unconfirmed_is_not_sent_to_a_
     stub_ = stub(lifecycle(write_apps(tmp_path / "xero-apps.json", org, emulator)))
     lost = LoseAcks(monkeypatch, ConnectionKeeper, "connect", count=2)
     request = connect_request("firm-1", org["authorization_code"], emulator)
-    first = _answer_or_error(lambda: stub_.ConnectOrganisation(request))
+    first = answer_or_error(lambda: stub_.ConnectOrganisation(request))
     assert lost.lost == 2, first
     assert _connection(stub_).status.state == CONNECTED
     if isinstance(first, tuple):
-        again = _answer_or_error(lambda: stub_.ConnectOrganisation(request))
+        again = answer_or_error(lambda: stub_.ConnectOrganisation(request))
         assert isinstance(again, connection_pb2.ConnectOrganisationResponse), (
             f"told {first[0].name} / {first[1]}: {first[2]!r}; the same request again was answered {again}"
         )
@@ -296,12 +245,12 @@ def test_a_create_connection_sent_again_as_told_after_an_unconfirmed_commit_is_a
     def create() -> poster_pb2.Connection:
         return register_emulated_connection(stub_, "firm-1", emulator.base_url, org, samples.demo_context())
 
-    first = _answer_or_error(create)
+    first = answer_or_error(create)
     assert lost.lost == 1
     if isinstance(first, poster_pb2.Connection):  # the poster settled its own write: answered at once
         return
     assert first[:2] == (grpc.StatusCode.UNAVAILABLE, Reason.REGISTRY_COMMIT_UNCONFIRMED), first
-    again = _answer_or_error(create)
+    again = answer_or_error(create)
     assert isinstance(again, poster_pb2.Connection), f"told {first[2]!r}; the same request again: {again}"
 
 
@@ -332,7 +281,7 @@ def test_a_stream_ending_in_an_unconfirmed_commit_says_so_and_its_last_batch_sen
             responses.append(response)
             answered.set()
     assert ack.lost == 1 and len(responses) == 1
-    assert _described(raised.value)[:2] == (grpc.StatusCode.UNAVAILABLE, Reason.REGISTRY_COMMIT_UNCONFIRMED)
+    assert described(raised.value)[:2] == (grpc.StatusCode.UNAVAILABLE, Reason.REGISTRY_COMMIT_UNCONFIRMED)
     again = stub_.BatchPostTransactions(
         poster_pb2.BatchPostTransactionsRequest(connection_id="firm-1", transactions=second.transactions)
     ).results
@@ -358,7 +307,7 @@ def test_two_refreshes_of_one_poster_around_an_unconfirmed_claim_exchange_the_re
     answers = refresh_all([stub_, stub_], "firm-1")
     assert lost.lost == 1
     assert all(isinstance(a, connection_pb2.RefreshConnectionResponse) for a in answers), [
-        _described(a) if isinstance(a, grpc.RpcError) else a for a in answers
+        described(a) if isinstance(a, grpc.RpcError) else a for a in answers
     ]
     assert calls.refreshes == 1 and sum(a.exchanged for a in answers) == 1
     assert _connection(stub_).status.state == CONNECTED
@@ -390,12 +339,12 @@ def test_a_correction_whose_claim_and_its_retaking_both_went_unconfirmed_is_appl
         record=common_pb2.RecordKey(kind=BILL, id=8301),
         intent=correction_pb2.CORRECTION_INTENT_DELETE,
     )
-    first = _answer_or_error(lambda: stub_.ApplyCorrection(request, timeout=60))
+    first = answer_or_error(lambda: stub_.ApplyCorrection(request, timeout=60))
     assert lost.lost == 2, first
     if isinstance(first, correction_pb2.ApplyCorrectionResponse):  # the poster settled its claim itself
         again = first
     else:
         assert first[:2] == (grpc.StatusCode.UNAVAILABLE, Reason.REGISTRY_COMMIT_UNCONFIRMED), first
-        again = _answer_or_error(lambda: stub_.ApplyCorrection(request, timeout=60))
+        again = answer_or_error(lambda: stub_.ApplyCorrection(request, timeout=60))
         assert isinstance(again, correction_pb2.ApplyCorrectionResponse), f"told {first[2]!r}; sent again: {again}"
     assert again.correction.state == correction_pb2.CORRECTION_STATE_COMPLETED

@@ -11,7 +11,6 @@ SQLSTATE. Then it asks what a caller, or the tenant's work, sees next."""
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,9 +18,6 @@ from typing import Any
 
 import grpc
 import pytest
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
-from sqlalchemy.exc import OperationalError
 from xero_emulator import EmulatorServer
 from xerolink.actionstep.v1 import common_pb2
 from xerolink.poster.v1 import connection_pb2, correction_pb2, unlink_pb2
@@ -34,9 +30,8 @@ from xerolink_poster.service_layer.connection_tokens import ConnectionTokens
 from xerolink_poster.service_layer.correcting import Corrections
 from xerolink_poster.service_layer.dispatch.contacts import Contacts
 from xerolink_poster.service_layer.dispatch.supervisor import Dispatcher
-from xerolink_poster.service_layer.unit_of_work import UnitOfWork
 
-from tests.fixtures.commit_ack import ACK_LOST
+from tests.fixtures.commit_ack import LoseAcks, answer_or_error, described
 from tests.fixtures.poster import (
     EmulatorFactory,
     PosterFactory,
@@ -55,63 +50,11 @@ UNLINKED = poster_pb2.LINK_STATE_UNLINKED
 SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 
-class LoseAckInside:
-    """Loses the acknowledgement of the first COMMIT made inside `owner.name` (on the thread
-    running it), after the real commit: the change is stored, the writer hears it may not be."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch, owner: Any, name: str) -> None:
-        self.lost = 0
-        self.calls = 0
-        self._inside = threading.local()
-        self._lock = threading.Lock()
-        real_commit = UnitOfWork.commit
-        real = getattr(owner, name)
-
-        def commit(uow: UnitOfWork) -> None:
-            real_commit(uow)
-            if getattr(self._inside, "on", False):
-                with self._lock:
-                    first = self.lost == 0
-                    self.lost += first
-                if first:
-                    raise OperationalError("COMMIT", {}, Exception(ACK_LOST))
-
-        def wrapped(*args: Any, **kwargs: Any) -> Any:
-            with self._lock:
-                self.calls += 1
-            self._inside.on = True
-            try:
-                return real(*args, **kwargs)
-            finally:
-                self._inside.on = False
-
-        monkeypatch.setattr(UnitOfWork, "commit", commit)
-        monkeypatch.setattr(owner, name, wrapped)
-
-
-def _answer_or_error(call: Callable[[], Any]) -> Any:
-    """The RPC's answer, or (code, ErrorInfo reason, message) of the RpcError it raises."""
-    try:
-        return call()
-    except grpc.RpcError as err:
-        return _described(err)
-
-
 def _error(call: Callable[[], Any]) -> tuple[grpc.StatusCode, str, str]:
     """(code, ErrorInfo reason, message) of the RpcError `call` raises."""
     with pytest.raises(grpc.RpcError) as caught:
         call()
-    return _described(caught.value)
-
-
-def _described(err: Any) -> tuple[grpc.StatusCode, str, str]:
-    reason = ""
-    status = rpc_status.from_call(err)
-    for detail in status.details if status is not None else []:
-        info = error_details_pb2.ErrorInfo()
-        if detail.Unpack(info):
-            reason = info.reason
-    return err.code(), reason, err.details()
+    return described(caught.value)
 
 
 def _post(stub: poster_grpc.PosterServiceStub, bill_id: int) -> poster_pb2.Posting:
@@ -136,7 +79,7 @@ def test_a_round_whose_lease_taking_committed_unacknowledged_still_serves_the_te
     """Dispatcher._start_many takes the round's leases in one transaction: its acknowledgement
     lost, the leases are this poster's (lease_ttl, 30 s here) and no worker started. The next round
     must take them again (they are its own) and post the bill, not wait out the lease."""
-    lost = LoseAckInside(monkeypatch, Dispatcher, "_start_many")
+    lost = LoseAcks(monkeypatch, Dispatcher, "_start_many")
     stub = stub_for(poster_factory(settings(lease_ttl=30.0)))
     _, org = connect(stub, emulator)
     started = time.monotonic()
@@ -154,7 +97,7 @@ def test_a_hand_back_whose_commit_went_through_unacknowledged_leaves_the_tenant_
     ends. The next bill of the tenant must still be posted at once, and once."""
     stub = stub_for(poster_factory(settings(lease_ttl=30.0, idle_release=0.2)))
     _, org = connect(stub, emulator)
-    lost = LoseAckInside(monkeypatch, Dispatcher, "hand_back")
+    lost = LoseAcks(monkeypatch, Dispatcher, "hand_back")
     assert wait_settled(stub, _post(stub, 7311).name, timeout=15).state == LINKED
     wait_for(lambda: lost.lost == 1, timeout=10, what="the worker handed the tenant back")
     started = time.monotonic()
@@ -172,7 +115,7 @@ def test_a_contact_whose_link_committed_unacknowledged_is_not_created_again(
     """The job created the participant's contact in Xero, and its link's commit went through
     unacknowledged (Contacts._link). The job fails; the entry's next attempt must use the stored
     link: one contact in Xero, and the bill posted to it."""
-    lost = LoseAckInside(monkeypatch, Contacts, "_link")
+    lost = LoseAcks(monkeypatch, Contacts, "_link")
     stub = stub_for(poster_factory())
     _, org = connect(stub, emulator)
     assert wait_settled(stub, _post(stub, 7321).name, timeout=20).state == LINKED
@@ -194,7 +137,7 @@ def test_an_unlink_retried_after_its_commit_went_through_unacknowledged_is_answe
     stub = stub_for(poster_factory())
     connect(stub, emulator)
     assert wait_settled(stub, _post(stub, 7331).name).state == LINKED
-    lost = LoseAckInside(monkeypatch, unlinking, "unlink_links")
+    lost = LoseAcks(monkeypatch, unlinking, "unlink_links")
     request = unlink_pb2.UnlinkLinksRequest(
         connection_id="firm-1", records=[common_pb2.RecordKey(kind=BILL, id=7331)], confirm=True, reason="attack"
     )
@@ -202,7 +145,7 @@ def test_an_unlink_retried_after_its_commit_went_through_unacknowledged_is_answe
     try:
         first = stub.UnlinkLinks(request)
     except grpc.RpcError as err:
-        first = _described(err)
+        first = described(err)
     assert lost.lost == 1
     assert _link(stub, 7331).state == UNLINKED, f"the unlink was not stored; first answer {first}"
     again = stub.UnlinkLinks(request)
@@ -225,14 +168,14 @@ def test_a_correction_whose_claim_committed_unacknowledged_is_applied_by_the_cal
     stub = stub_for(poster_factory(settings(lease_ttl=30.0)))
     connect(stub, emulator)
     assert wait_settled(stub, _post(stub, 7341).name).state == LINKED
-    lost = LoseAckInside(monkeypatch, Corrections, "_claim")
+    lost = LoseAcks(monkeypatch, Corrections, "_claim")
     request = correction_pb2.ApplyCorrectionRequest(
         connection_id="firm-1",
         record=common_pb2.RecordKey(kind=BILL, id=7341),
         intent=correction_pb2.CORRECTION_INTENT_DELETE,
     )
     # The poster may read the unconfirmed claim back and apply at once; else the caller retries.
-    first = _answer_or_error(lambda: stub.ApplyCorrection(request, timeout=60))
+    first = answer_or_error(lambda: stub.ApplyCorrection(request, timeout=60))
     assert lost.lost == 1, first
     if isinstance(first, correction_pb2.ApplyCorrectionResponse):
         again = first.correction
@@ -240,7 +183,7 @@ def test_a_correction_whose_claim_committed_unacknowledged_is_applied_by_the_cal
         try:
             again = stub.ApplyCorrection(request, timeout=60).correction
         except grpc.RpcError as err:
-            pytest.fail(f"the retry of ApplyCorrection was refused: {_described(err)}; first answer {first}")
+            pytest.fail(f"the retry of ApplyCorrection was refused: {described(err)}; first answer {first}")
     assert again.state == correction_pb2.CORRECTION_STATE_COMPLETED, again
     assert _link(stub, 7341).state == UNLINKED
 
@@ -266,10 +209,10 @@ def test_connect_retried_with_its_code_after_its_commit_went_through_unacknowled
     emulator = emulator_factory()
     org = emulator.create_organisation("Retry Legal", region="AU")
     stub_ = stub(lifecycle(write_apps(tmp_path / "xero-apps.json", org, emulator)))
-    lost = LoseAckInside(monkeypatch, ConnectionKeeper, "connect")
+    lost = LoseAcks(monkeypatch, ConnectionKeeper, "connect")
     request = connect_request("firm-1", org["authorization_code"], emulator)
     # The poster may settle the unconfirmed write itself and answer at once; else the caller retries.
-    first = _answer_or_error(lambda: stub_.ConnectOrganisation(request))
+    first = answer_or_error(lambda: stub_.ConnectOrganisation(request))
     assert lost.lost == 1, first
     stored = stub_.GetConnection(poster_pb2.GetConnectionRequest(connection_id="firm-1")).connection
     assert stored.xero_tenant_id.lower() == org["tenant_id"].lower(), "the connection was stored"
@@ -278,7 +221,7 @@ def test_connect_retried_with_its_code_after_its_commit_went_through_unacknowled
         try:
             again = stub_.ConnectOrganisation(request)
         except grpc.RpcError as err:
-            code, reason, message = _described(err)
+            code, reason, message = described(err)
             pytest.fail(
                 f"the organisation is connected (its tokens stored) but the retry was answered {code.name} / "
                 f"{reason}: {message}; the first answer was {first[0].name}: {first[2]}"
@@ -301,14 +244,14 @@ def test_a_refresh_whose_claim_committed_unacknowledged_does_not_hold_the_next_r
     org = emulator.create_organisation("Refresh Legal", region="AU")
     stub_ = stub(lifecycle(write_apps(tmp_path / "xero-apps.json", org, emulator)))
     stub_.ConnectOrganisation(connect_request("firm-1", org["authorization_code"], emulator))
-    lost = LoseAckInside(monkeypatch, ConnectionTokens, "refresh")
+    lost = LoseAcks(monkeypatch, ConnectionTokens, "refresh")
     request = connection_pb2.RefreshConnectionRequest(connection_id="firm-1")
     started = time.monotonic()
-    answer = _answer_or_error(lambda: stub_.RefreshConnection(request, timeout=60))
+    answer = answer_or_error(lambda: stub_.RefreshConnection(request, timeout=60))
     assert lost.lost == 1, answer
     if not isinstance(answer, connection_pb2.RefreshConnectionResponse):  # else read back and refreshed at once
         started = time.monotonic()
-        answer = _answer_or_error(lambda: stub_.RefreshConnection(request, timeout=60))
+        answer = answer_or_error(lambda: stub_.RefreshConnection(request, timeout=60))
     took = time.monotonic() - started
     assert took < 5, f"the retry took {took:.1f} s (the unacknowledged claim lapsing), answered {answer}"
     assert isinstance(answer, connection_pb2.RefreshConnectionResponse) and answer.exchanged, answer
