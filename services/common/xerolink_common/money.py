@@ -3,9 +3,13 @@ strings. Nothing here touches float."""
 
 from __future__ import annotations
 
+import re
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 CENT = Decimal("0.01")
+# ISO 4217's alphabetic codes are three ASCII capitals (match with `fullmatch`: `$` lets a
+# trailing newline through); str.isupper() would also take "ΑΒΓ".
+ISO_4217 = re.compile("[A-Z]{3}")
 
 
 def cents_to_decimal(units: int) -> Decimal:

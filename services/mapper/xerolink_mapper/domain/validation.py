@@ -6,6 +6,7 @@ import re
 from datetime import date
 from decimal import Decimal, InvalidOperation
 
+from xerolink_common.money import ISO_4217
 from xerolink_common.reasons import Reason
 
 from xerolink_mapper.domain.model import AccountingMethod, Amount, Header, Ledgers, MappingContext, Profile
@@ -17,8 +18,6 @@ EARLIEST_YEAR = 1970
 LATEST_YEAR = 2099
 # 10 billion in cents: larger amounts are a unit mistake (cents sent as thousandths...).
 MAX_CENTS = 1_000_000_000_000
-# ISO 4217's alphabetic codes are three ASCII capitals: str.isupper() would also take "ΑΒΓ".
-ISO_4217 = re.compile("[A-Z]{3}")
 # A rate as Actionstep writes it: ASCII digits and a point. Decimal() also reads other scripts'
 # digits, "_" between digits and whitespace, and the text goes to Xero as it came: "0_65" is 65.
 PLAIN_RATE = re.compile(r"[0-9]+(\.[0-9]+)?")

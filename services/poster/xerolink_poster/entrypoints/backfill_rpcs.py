@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterator
 
 import grpc
@@ -12,6 +11,7 @@ from xerolink.poster.v1 import backfill_pb2
 from xerolink.type.v1 import errors_pb2
 from xerolink_common.errors import FieldViolation, invalid_argument, not_found
 from xerolink_common.grpc_errors import translate_errors, translate_stream_errors
+from xerolink_common.money import ISO_4217
 from xerolink_common.reasons import Reason
 from xerolink_common.security import current_caller, require_connection
 
@@ -55,9 +55,6 @@ _ITEM_STATE = {
 }
 
 
-_CURRENCY = re.compile(r"^[A-Z]{3}$")
-
-
 def _check_shape(request: backfill_pb2.StartBackfillRequest) -> None:
     """Values no Actionstep bill has, refused with the whole request (nothing recorded), unlike
     the facts about a bill that refuse it item by item (docs/backfill.md)."""
@@ -77,7 +74,7 @@ def _check_shape(request: backfill_pb2.StartBackfillRequest) -> None:
                     "Actionstep's totalDue in cents: from 0 to the bill's inclusive total",
                 )
             )
-        if bill.total_due.currency_code and not _CURRENCY.fullmatch(bill.total_due.currency_code):
+        if bill.total_due.currency_code and not ISO_4217.fullmatch(bill.total_due.currency_code):
             violations.append(
                 FieldViolation(f"bills[{i}].total_due.currency_code", "an ISO-4217 code such as AUD, or empty")
             )
