@@ -87,6 +87,8 @@ started with initdb/pg_ctl, as tests/fixtures/postgres.py does, else SQLite with
 --only acknowledgement measures part 5 alone (its own backlogs are loaded, no other): the floor,
 one poster, then the roles split. --only cost, --only statements, --only phases and --only flat
 measure part 1's drain (its fairness figures included), part 2, part 2b and part 3 alone.
+--sample-layers also samples part 1's draining poster with py-spy: its Python time by layer
+(bench/layer_samples.py).
 
 Nothing is asserted: a slow or unfair poster is measured as it is. Drains are bounded
 (--drain-timeout); a drain cut short reports what it reached. --json prints every figure as one
@@ -157,7 +159,7 @@ from xerolink_poster.service_layer.dispatch.supervisor import Dispatcher  # noqa
 from xerolink_poster.service_layer.dispatch.tenant_loop import TenantWorker  # noqa: E402
 from xerolink_poster.service_layer.unit_of_work import UnitOfWork  # noqa: E402
 
-from bench import poster_throughput  # noqa: E402
+from bench import layer_samples, poster_throughput  # noqa: E402
 from bench.cpu_phases import Phase, PhaseClock  # noqa: E402
 from tests.fixtures.outbox import ready_row  # noqa: E402
 from tests.fixtures.postgres import PostgresServer, create_database  # noqa: E402
@@ -577,9 +579,17 @@ def drain(
         bench.loads.around(f"{kind}.{label}") as loads,
         running(console_script("xerolink-poster"), port, env, bench.workdir / f"{kind}-{label}.log") as poster,
     ):
+        sampling = (
+            layer_samples.sampled(poster.pid, args.drain_timeout)
+            if args.sample_layers
+            else contextlib.nullcontext(layer_samples.Sampling())
+        )
         started = time.monotonic()
         cpu_before = cpu_seconds(poster.pid)
-        ended, done = bench.wait_for_elements(orgs, total, args.drain_timeout, mark, lambda: poster.poll() is not None)
+        with sampling as layers:
+            ended, done = bench.wait_for_elements(
+                orgs, total, args.drain_timeout, mark, lambda: poster.poll() is not None
+            )
         if lost.hits or failed.hits:
             # Xero holds the elements of a call whose answer was lost before the poster knows it.
             ended = wait_for_registry(url, started + args.drain_timeout)
@@ -601,6 +611,8 @@ def drain(
         "answers_lost": lost.hits,
         "calls_failed": failed.hits,
     }
+    if layers.figures:
+        figures["python_time_by_layer"] = layers.figures
     cut = "" if done >= total else f" (cut at {args.drain_timeout:.0f} s: {done} of {total})"
     print(
         f"[{kind}] {label}: {len(ids)} organisations x {per_tenant} bills, {batch_size} a call at most, drained in "
@@ -612,6 +624,9 @@ def drain(
         f"{f'; {failed.hits} calls answered 503, their elements looked up and sent again' if failed.hits else ''}"
         f" {Loads.text(loads)}"
     )
+    if args.sample_layers:
+        where = layer_samples.line(layers.figures) if layers.figures else f"not sampled: {layers.problem}"
+        print(f"[{kind}] {label}: the poster's Python time by layer (py-spy --gil): {where}")
     return figures, fairness(bench, kind, ids, ended, marks, loads, batch_size)
 
 
@@ -1193,6 +1208,11 @@ def main() -> None:
         "--only",
         choices=["cost", "statements", "phases", "flat", "acknowledgement"],
         help="measure only this part (1's drain, 2, 2b, 3 or 5), with its own backlog and no other",
+    )
+    parser.add_argument(
+        "--sample-layers",
+        action="store_true",
+        help="sample the draining poster with py-spy: its Python time by layer (bench/layer_samples.py)",
     )
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object on the last line")
     args = parser.parse_args()
