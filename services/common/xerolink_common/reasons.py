@@ -43,6 +43,10 @@ class Reason(StrEnum):
     )
     AUTHORIZATION_CODE_REFUSED = "AUTHORIZATION_CODE_REFUSED", "Xero refused the authorisation code"
     BACKFILL_NOT_FOUND = "BACKFILL_NOT_FOUND", "no backfill has the name asked for"
+    BACKFILL_INTERRUPTED = (
+        "BACKFILL_INTERRUPTED",
+        "a backfill's start stopped after some of its transactions were queued; the same request again finishes it",
+    )
     BACKFILL_TOO_LARGE = (
         "BACKFILL_TOO_LARGE",
         "a backfill request carries more bills or transactions than one backfill takes",
@@ -128,6 +132,7 @@ class Reason(StrEnum):
     )
     DRIFT_NOT_FOUND = "DRIFT_NOT_FOUND", "no drift of the connection has the name asked for"
     DUPLICATE_BILL = "DUPLICATE_BILL", "a backfill request names the same bill twice"
+    DUPLICATE_PAYMENT = "DUPLICATE_PAYMENT", "a backfill request names the same payment twice"
     ILLEGAL_LINK_TRANSITION = (
         "ILLEGAL_LINK_TRANSITION",
         "a link cannot take the event asked for in its current state",

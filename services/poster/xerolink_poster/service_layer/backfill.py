@@ -9,6 +9,7 @@ import hashlib
 import re
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -153,9 +154,10 @@ def _payments_problem(bill: BillInput) -> tuple[Reason, str] | None:
 
 
 def _payment_problem(
-    payment: transaction_pb2.Transaction, bill_id: int, path: str
+    payment: transaction_pb2.Transaction, bill_id: int, path: str, sent: Counter[int]
 ) -> tuple[Reason, str, FieldViolation] | None:
-    """(reason, sentence, the field at fault) when the payment cannot go with its bill."""
+    """(reason, sentence, the field at fault) when the payment cannot go with its bill; `sent`:
+    how many times the request names each payment."""
     if payment.WhichOneof("kind") != "client_bill_payment":
         return (
             Reason.NOT_A_BILL_PAYMENT,
@@ -167,6 +169,14 @@ def _payment_problem(
             Reason.PAYMENT_OF_ANOTHER_BILL,
             f"the payment is for bill {payment.client_bill_payment.bill_id}, not {bill_id}: send it with its own bill",
             FieldViolation(f"{path}.client_bill_payment.bill_id", f"{bill_id}, the id of the bill it is sent with"),
+        )
+    if sent[payment.header.id] > 1:
+        # Counted twice against the totalDue while posted once: the invoice would owe too much.
+        return (
+            Reason.DUPLICATE_PAYMENT,
+            f"payment {payment.header.id} appears {sent[payment.header.id]} times in the request; send it once, "
+            "with its own bill",
+            FieldViolation(f"{path}.header.id", "a payment the request names once"),
         )
     return None
 
@@ -196,6 +206,7 @@ def _groups(bills: Sequence[BillInput], connection: ConnectionRow) -> list[_Grou
     context = mapping_context(connection)
     connected = (context.connected_at.seconds, context.connected_at.nanos)
     seen: set[int] = set()
+    sent = Counter(p.header.id for b in bills for p in b.payments if p.WhichOneof("kind") == "client_bill_payment")
     groups = []
     for index, bill in enumerate(bills):
         group = _Group(index, _Item(index, bill.bill, _record(bill.bill)))
@@ -206,7 +217,7 @@ def _groups(bills: Sequence[BillInput], connection: ConnectionRow) -> list[_Grou
             problem = (Reason.DUPLICATE_BILL, f"bill {bill.bill.header.id} appears twice in the request; send it once")
         seen.add(bill.bill.header.id)
         payment_problems = [
-            _payment_problem(p.transaction, bill.bill.header.id, f"bills[{index}].payments[{n}]")
+            _payment_problem(p.transaction, bill.bill.header.id, f"bills[{index}].payments[{n}]", sent)
             for n, p in enumerate(group.payments)
         ]
         if problem is None and not any(payment_problems):
@@ -236,11 +247,55 @@ def _apply(items: list[_Item], outcomes: Sequence[PostOutcome | ItemFailure]) ->
             item.posting_id = outcome.posting.posting_id
 
 
-def _post(poster: Poster, connection_id: str, items: list[_Item], actor: str) -> None:
+def _refuse_unmappable(poster: Poster, connection_id: str, groups: list[_Group]) -> None:
+    """Asks the mapper about the payments of the bills still to post, recording nothing: one it
+    refuses refuses its bill with it before the bill is posted. Posted alone, the bill would owe
+    its whole total in Xero while Actionstep's totalDue is less."""
+    waiting = [(group, item) for group in groups if not group.bill.outcome for item in group.payments]
+    refused: set[int] = set()
+    for start in range(0, len(waiting), CHUNK):
+        chunk = waiting[start : start + CHUNK]
+        said = poster.mapping_refusals(connection_id, [i.transaction for _, i in chunk], pre_integration_backfill=True)
+        for (group, item), refusal in zip(chunk, said, strict=True):
+            if isinstance(refusal, XerolinkError):
+                error = bounded(refusal)
+                _refuse(item, error.code, error.reason, error.message, error.field_violations)
+            elif refusal is not None:
+                _refuse(item, ErrorCode.FAILED_PRECONDITION, refusal.reason_code, refusal.reason)
+            else:
+                continue
+            refused.add(group.index)
+    for group in groups:
+        if group.index in refused:
+            sentence = "a payment sent with it is refused; see the payment"
+            _refuse(group.bill, ErrorCode.FAILED_PRECONDITION, Reason.PAYMENT_REFUSED, sentence)
+            for item in group.payments:
+                if not item.outcome:
+                    _refuse(item, ErrorCode.FAILED_PRECONDITION, Reason.BILL_REFUSED, "refused with its bill")
+
+
+def _post(poster: Poster, connection_id: str, items: list[_Item], actor: str, queued: list[_Item]) -> None:
+    """Posts `items` a chunk at a time (each chunk committed on its own); adds to `queued` the
+    items each chunk queued."""
     for start in range(0, len(items), CHUNK):
         chunk = items[start : start + CHUNK]
         outcomes = poster.post_many(connection_id, [i.transaction for i in chunk], actor, pre_integration_backfill=True)
         _apply(chunk, outcomes)
+        queued.extend(i for i in chunk if i.outcome == bp.ACCEPTED)
+
+
+def _interrupted(error: XerolinkError, queued: Sequence[_Item]) -> XerolinkError:
+    """The error of a start that stopped after some of its transactions were queued: it says
+    so (the error it stopped at said nothing was recorded), and how to finish it."""
+    return XerolinkError(
+        error.code,
+        Reason.BACKFILL_INTERRUPTED,
+        f"the backfill stopped after {len(queued)} of its transactions were queued for Xero ({error.reason}: the "
+        "rest could not be posted); "
+        "no backfill was recorded yet: send the same request again (with the same request_id) to finish it, "
+        "which finds what was queued instead of posting it twice",
+        metadata={"queued": str(len(queued)), "stopped_at": str(error.reason)},
+    )
 
 
 def start_backfill(
@@ -258,19 +313,27 @@ def start_backfill(
     _check_request(bills)
     require_preflight(db, connection_id)
     groups = _groups(bills, connection)
-    _post(poster, connection_id, [g.bill for g in groups if not g.bill.outcome], actor)
-    payments = []
-    for group in groups:
-        for item in group.payments:
-            if item.outcome:
-                continue
-            if group.bill.outcome == bp.REFUSED:
-                _refuse(item, ErrorCode.FAILED_PRECONDITION, Reason.BILL_REFUSED, "its bill was refused; see the bill")
-            else:
-                payments.append(item)
-    # After the bills: a payment whose bill is not linked yet waits for it in the outbox.
-    _post(poster, connection_id, payments, actor)
-    return _record_backfill(db, connection_id, request_id, fingerprint, groups)
+    _refuse_unmappable(poster, connection_id, groups)
+    queued: list[_Item] = []
+    try:
+        _post(poster, connection_id, [g.bill for g in groups if not g.bill.outcome], actor, queued)
+        payments = []
+        for group in groups:
+            for item in group.payments:
+                if item.outcome:
+                    continue
+                if group.bill.outcome == bp.REFUSED:
+                    sentence = "its bill was refused; see the bill"
+                    _refuse(item, ErrorCode.FAILED_PRECONDITION, Reason.BILL_REFUSED, sentence)
+                else:
+                    payments.append(item)
+        # After the bills: a payment whose bill is not linked yet waits for it in the outbox.
+        _post(poster, connection_id, payments, actor, queued)
+    except XerolinkError as err:
+        if not queued:
+            raise
+        raise _interrupted(err, queued) from err
+    return _record_backfill(db, connection_id, request_id, fingerprint, groups, posted=bool(queued))
 
 
 def request_fingerprint(bills: Sequence[BillInput]) -> str:
@@ -285,16 +348,25 @@ def request_fingerprint(bills: Sequence[BillInput]) -> str:
     return digest.hexdigest()
 
 
-def _same_request(earlier: bt.BackfillRow, request_id: str, fingerprint: str) -> str:
+def _same_request(earlier: bt.BackfillRow, request_id: str, fingerprint: str, posted: bool = False) -> str:
     """The backfill a reused request_id started, when it names the same request (AIP-155);
-    another request under it is refused and changes nothing. Rows from before fingerprints
-    were kept (empty) are taken as the same request, as they were answered then."""
+    another request under it is refused and changes nothing, unless a start under the same
+    request_id at the same time recorded it first (`posted`: this request's transactions were
+    queued meanwhile, and the refusal says so). Rows from before fingerprints were kept (empty)
+    are taken as the same request, as they were answered then."""
     if earlier.fingerprint and earlier.fingerprint != fingerprint:
+        what = (
+            "its transactions were queued for Xero while another request under it was recorded first, so no "
+            "backfill follows them: send the same request again under a new request_id to follow it (what was "
+            "queued is found, not posted twice)"
+            if posted
+            else "nothing was posted: send a new request_id for a new request (reuse one only to retry the same "
+            "request)"
+        )
         raise XerolinkError(
             ErrorCode.ALREADY_EXISTS,
             Reason.REQUEST_ID_REUSED,
-            f"request_id {request_id!r} was already used for backfill {earlier.backfill_id} with other bills; "
-            "nothing was posted: send a new request_id for a new request (reuse one only to retry the same request)",
+            f"request_id {request_id!r} was already used for backfill {earlier.backfill_id} with other bills; {what}",
             field_violations=[
                 FieldViolation(
                     "request_id",
@@ -306,14 +378,19 @@ def _same_request(earlier: bt.BackfillRow, request_id: str, fingerprint: str) ->
     return earlier.backfill_id
 
 
-def _record_backfill(db: Database, connection_id: str, request_id: str, fingerprint: str, groups: list[_Group]) -> str:
+def _record_backfill(
+    db: Database, connection_id: str, request_id: str, fingerprint: str, groups: list[_Group], posted: bool
+) -> str:
     backfill_id = uuid.uuid4().hex
 
     def write(uow: UnitOfWork) -> str:
         if request_id:
+            # Starts under one request_id record one at a time: on PostgreSQL each would
+            # otherwise find none before either commits (the index is not unique).
+            uow.connections.lock_connection(connection_id)
             earlier = uow.backfills.backfill_by_request(connection_id, request_id)
             if earlier is not None:  # a concurrent start with the same key won
-                return _same_request(earlier, request_id, fingerprint)
+                return _same_request(earlier, request_id, fingerprint, posted)
         backfill = bt.BackfillRow(
             backfill_id=backfill_id,
             connection_id=connection_id,

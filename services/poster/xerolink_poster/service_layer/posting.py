@@ -402,6 +402,31 @@ class Poster:
                 results[index] = ItemFailure(err)
         return [r for r in results if r is not None]
 
+    def mapping_refusals(
+        self, connection_id: str, transactions: Sequence[transaction_pb2.Transaction], pre_integration_backfill: bool
+    ) -> list[XerolinkError | mapper_pb2.Decision | None]:
+        """What the mapper says of each transaction, recording nothing: its error, its decision
+        when it is not supported, None when it would be posted. Each is mapped under the
+        connection it is routed to (the first, for one split between two). The backfill asks
+        this of a bill's payments before the bill is posted (service_layer/backfill.py)."""
+        by_target: dict[str, list[int]] = {}
+        for index, transaction in enumerate(transactions):
+            by_target.setdefault(self._targets(connection_id, transaction)[0].connection_id, []).append(index)
+        out: list[XerolinkError | mapper_pb2.Decision | None] = [None] * len(transactions)
+        for target, positions in by_target.items():
+            _, context = self._connection(target)
+            if pre_integration_backfill:
+                shared, context = context, mapper_pb2.MappingContext()
+                context.CopyFrom(shared)
+                context.pre_integration_backfill = True
+            answers = self.mapper.map_many([transactions[p] for p in positions], context)
+            for position, answer in zip(positions, answers, strict=True):
+                if answer.WhichOneof("outcome") == "error":
+                    out[position] = _error_from_item(answer)
+                elif not answer.response.decision.supported:
+                    out[position] = answer.response.decision
+        return out
+
     def _post_many_to(
         self,
         connection_id: str,
