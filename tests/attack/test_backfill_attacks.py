@@ -257,6 +257,9 @@ def test_a_payment_the_mapper_refuses_refuses_its_bill_before_it_is_posted(
     [bill] = _item(final, BILL, 5300)
     assert (bill.outcome, bill.error.reason) == (REFUSED, Reason.PAYMENT_REFUSED), bill
     assert _invoices(emulator, org["tenant_id"]) == {}
+    # The mapper's field named where the request holds the payment, not as "transaction...".
+    fields = [v.field for i in final.items if i.record.kind == PAYMENT for v in i.error.field_violations]
+    assert fields and all(f.startswith("bills[0].payments[") for f in fields), fields
 
 
 # -- a start that fails part-way ---------------------------------------------------------------

@@ -59,6 +59,8 @@ class _Item:
     bill_index: int
     transaction: transaction_pb2.Transaction
     record: RecordRef
+    # Where the request holds it: "bills[0].bill", "bills[0].payments[1]".
+    path: str
     outcome: str = ""
     posting_id: str = ""
     error: str | None = None
@@ -100,7 +102,17 @@ def _record(transaction: transaction_pb2.Transaction) -> RecordRef:
 
 def _refuse(item: _Item, code: ErrorCode, reason: str, message: str, violations: Sequence[FieldViolation] = ()) -> None:
     item.outcome = bp.REFUSED
-    item.error = error_json(code, reason, message, [(v.field, v.description) for v in violations])
+    item.error = error_json(code, reason, message, [(_in_request(item, v.field), v.description) for v in violations])
+
+
+def _in_request(item: _Item, field: str) -> str:
+    """A field the mapper or the posting path named in one transaction ("transaction.header.id",
+    "transactions[3].header.id"), named where the request holds it ("bills[0].payments[1].header.id")."""
+    for prefix in ("transaction.", "transactions["):
+        if field.startswith(prefix):
+            rest = field[len(prefix) :] if prefix == "transaction." else field.partition("].")[2]
+            return f"{item.path}.{rest}" if rest else item.path
+    return field
 
 
 def _bill_problem(bill: BillInput, connected: tuple[int, int]) -> tuple[Reason, str] | None:
@@ -209,8 +221,10 @@ def _groups(bills: Sequence[BillInput], connection: ConnectionRow) -> list[_Grou
     sent = Counter(p.header.id for b in bills for p in b.payments if p.WhichOneof("kind") == "client_bill_payment")
     groups = []
     for index, bill in enumerate(bills):
-        group = _Group(index, _Item(index, bill.bill, _record(bill.bill)))
-        group.payments = [_Item(index, p, _record(p)) for p in bill.payments]
+        group = _Group(index, _Item(index, bill.bill, _record(bill.bill), f"bills[{index}].bill"))
+        group.payments = [
+            _Item(index, p, _record(p), f"bills[{index}].payments[{n}]") for n, p in enumerate(bill.payments)
+        ]
         groups.append(group)
         problem = _bill_problem(bill, connected)
         if problem is None and bill.bill.header.id in seen:
