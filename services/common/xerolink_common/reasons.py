@@ -101,6 +101,10 @@ class Reason(StrEnum):
         "automated correction does not cover the record's kind or its Xero objects",
     )
     CORRECTION_RUNNING = "CORRECTION_RUNNING", "another request is applying a correction of the record"
+    CORRECTION_UNFINISHED = (
+        "CORRECTION_UNFINISHED",
+        "a record whose correction has not completed is unlinked by applying the correction again, not by UnlinkLinks",
+    )
     DEPENDENCY_HAS_NO_DOCUMENT = (
         "DEPENDENCY_HAS_NO_DOCUMENT",
         "a record this one depends on is linked but names no Xero document to attach to",
@@ -174,6 +178,10 @@ class Reason(StrEnum):
     INVALID_REQUEST_ID = "INVALID_REQUEST_ID", "request_id cannot be stored as an idempotency key"
     INVALID_TRANSACTION = "INVALID_TRANSACTION", "the transaction cannot be posted; fix the fields listed"
     INVALID_UNLINK_REQUEST = "INVALID_UNLINK_REQUEST", "the unlink request is not valid; fix the fields listed"
+    INVOICE_NUMBER_KEPT = (
+        "INVOICE_NUMBER_KEPT",
+        "a correction found the invoice already voided in Xero, which keeps its number; the repost takes another",
+    )
     LINKED_DEPENDENTS = "LINKED_DEPENDENTS", "an unlink was asked for a record with linked payments or allocations"
     LINK_LOCKED = "LINK_LOCKED", "the record is linked to Xero with other content: unlink it before posting the change"
     LINK_NOT_FOUND = "LINK_NOT_FOUND", "the record was never posted on the connection"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
+from xerolink_common.reasons import Reason
 from xerolink_poster.adapters.correction_tables import CorrectionRow
 from xerolink_poster.adapters.tables import LinkRow
 from xerolink_poster.domain.corrections import Action, LinkFacts, SagaState, Step, StepState
@@ -29,6 +30,7 @@ class FakeCorrectionRepository:
             LinkState(link.state),
             tuple(FakeLinkRepository.xero_objects(link)),
             link.generation,
+            outcome_unknown=link.outcome_unknown,
         )
 
     def dependents(self, connection_id: str, document: RecordRef) -> list[LinkFacts]:
@@ -70,7 +72,10 @@ class FakeCorrectionRepository:
             s.xero_id.lower()
             for steps in self._registry.steps.values()
             for s in steps
-            if s.action == Action.RENAME_DOCUMENT and s.state == StepState.DONE and s.xero_id.lower() in wanted
+            if s.action == Action.RENAME_DOCUMENT
+            and s.state == StepState.DONE
+            and s.reason != Reason.INVOICE_NUMBER_KEPT
+            and s.xero_id.lower() in wanted
         }
 
     def load_steps(self, correction_id: str) -> tuple[Step, ...]:

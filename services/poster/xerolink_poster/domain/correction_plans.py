@@ -76,6 +76,12 @@ def check_target(link: LinkFacts | None, record: RecordRef, connection_id: str) 
             f"{record_name(record)} is {link.state.value}: wait until it is linked or failed (GetLink), "
             "then plan again",
         )
+    if link.state == LinkState.FAILED and link.outcome_unknown:
+        raise NotCorrectable(
+            Reason.LINK_OUTCOME_UNKNOWN,
+            f"{record_name(record)} gave up without knowing whether Xero created it, so Xero may hold it: post "
+            "the same content again so xerolink finds it in Xero (or creates it once), then correct it",
+        )
     if link.state == LinkState.FAILED:
         raise NotCorrectable(
             Reason.NOT_IN_XERO,
@@ -250,6 +256,12 @@ def plan_document(
             )
         elif d.state in (LinkState.PENDING, LinkState.WAITING):
             blockers.append(f"{record_name(d.record)} is being posted against it: wait until it settles, then retry")
+        elif d.state == LinkState.FAILED and d.outcome_unknown:
+            notes.append(
+                f"{record_name(d.record)} gave up without knowing whether Xero created it: Xero may hold it (an "
+                "object below that no linked record holds may be its own); post the same content again so "
+                "xerolink finds it, or delete it in Actionstep and remove it in Xero"
+            )
         elif d.state == LinkState.FAILED:
             notes.append(f"{record_name(d.record)} failed to post: it is not in Xero; delete or fix it in Actionstep")
     halves = halves or {}
@@ -258,8 +270,9 @@ def plan_document(
     steps: list[Step] = []
     for d in linked:
         steps += _delete_steps(d, statuses) + _halves_steps(halves.get(d.record, ()), statuses)
-    # Money on the document in Xero that no linked record of xerolink accounts for.
-    ours = {o.xero_id.lower() for d in dependents for o in d.objects}
+    # Money on the document in Xero that no linked record of xerolink accounts for. An unlinked
+    # dependent's objects are orphans: live in Xero, they are left to a person like hand-made ones.
+    ours = {o.xero_id.lower() for d in dependents if d.state != LinkState.UNLINKED for o in d.objects}
     ours_credit = [d.credit_note_id.lower() for d in linked if d.credit_note_id]
     hand_made: list[Step] = []
     for payment_id in xero.payment_ids:

@@ -112,6 +112,8 @@ class LinkFacts:
     # Waiting because its document drifted in Xero (docs/drift.md "Holds and resolution"): it
     # waits for the drift to be resolved, not for a posting to settle.
     held: bool = False
+    # Failed while a call's outcome was unknown: Xero may hold an object the link does not.
+    outcome_unknown: bool = False
 
 
 @dataclass(frozen=True)

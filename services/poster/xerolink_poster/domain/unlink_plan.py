@@ -55,6 +55,9 @@ class LinkFacts:
     objects: tuple[XeroObjectRef, ...] = ()
     # The link gave up while a call's outcome was unknown: Xero may hold an object it does not.
     outcome_unknown: bool = False
+    # A correction of this generation started and did not complete (running, or failed and
+    # waiting to be applied again).
+    under_correction: bool = False
 
 
 @dataclass
@@ -153,6 +156,17 @@ def _judge(outcome: Outcome, facts: LinkFacts) -> bool:
             Reason.POSTING_IN_PROGRESS,
             f"{name} is being posted to Xero right now and cannot be unlinked; wait until it is "
             "linked or failed (watch its posting), then unlink it",
+        )
+        return False
+    if facts.under_correction:
+        # Unlinked now, its Xero objects the correction has not undone yet stay live as orphans,
+        # and the correction applied again would act on whatever is posted for it next.
+        outcome.action = Action.REFUSED
+        outcome.error = XerolinkError(
+            ErrorCode.FAILED_PRECONDITION,
+            Reason.CORRECTION_UNFINISHED,
+            f"{name} has a correction that has not completed (GetCorrection shows where it stopped); apply it "
+            "again to finish it: it resumes at that step and unlinks the record itself",
         )
         return False
     if facts.state == LinkState.FAILED and facts.outcome_unknown:

@@ -34,10 +34,10 @@ from xerolink_common.reasons import Reason
 
 from xerolink_poster.adapters.correction_tables import CorrectionRow
 from xerolink_poster.adapters.database import Database, DuplicateKey, now_us
-from xerolink_poster.adapters.tables import ConnectionRow
+from xerolink_poster.adapters.tables import ConnectionRow, LinkRow
 from xerolink_poster.domain import correction_plans as plans
 from xerolink_poster.domain import corrections as dom
-from xerolink_poster.domain.records import RecordRef
+from xerolink_poster.domain.records import RecordRef, XeroObjectRef
 from xerolink_poster.domain.routing import SPLIT_KINDS
 from xerolink_poster.domain.states import LinkState
 from xerolink_poster.service_layer import unlinking
@@ -263,7 +263,7 @@ class Corrections:
                 log.warning("correction %s was taken over by another runner", correction_id)
                 return
             try:
-                outcome = self._perform(step, connection_id, saga.row.generation, xeros, actor)
+                outcome = self._perform(step, saga, steps, xeros, actor)
             except Exception as exc:  # recorded, so the saga never sits in_progress with no reason
                 log.exception("correction %s step %d failed unexpectedly", correction_id, position)
                 outcome = _Outcome(
@@ -290,10 +290,13 @@ class Corrections:
             if outcome.state == dom.StepState.FAILED:
                 return
 
-    def _perform(self, step: dom.Step, connection_id: str, generation: int, xeros: _Xeros, actor: str) -> _Outcome:
+    def _perform(self, step: dom.Step, saga: Saga, steps: Sequence[dom.Step], xeros: _Xeros, actor: str) -> _Outcome:
+        connection_id, generation = saga.row.connection_id, saga.row.generation
         if step.action == dom.Action.UNLINK:
             assert step.record is not None
-            return self._unlink(connection_id, step.record, actor)
+            own = RecordRef(saga.row.kind, saga.row.record_id)
+            ids = {s.xero_id for s in steps if s.record == step.record and s.xero_id}
+            return self._unlink(connection_id, step.record, actor, _planned(own, generation, step.record, ids))
         if step.action == dom.Action.RENAME_DOCUMENT:
             return self._rename(step, connection_id, generation, xeros.get(connection_id))
         try:
@@ -367,10 +370,11 @@ class Corrections:
             )
         except LeaseLost:
             return _LEASE_LOST
-        return _Outcome(dom.StepState.DONE, renamed.detail)
+        return _Outcome(dom.StepState.DONE, renamed.detail, renamed.reason)
 
-    def _unlink(self, connection_id: str, record: RecordRef, actor: str) -> _Outcome:
-        """Unlinks the record, with its other half under another connection if it has one."""
+    def _unlink(self, connection_id: str, record: RecordRef, actor: str, planned: Callable[[LinkRow], str]) -> _Outcome:
+        """Unlinks the record, with its other half under another connection if it has one: the
+        generation the saga planned to unlink, never one posted since."""
         with UnitOfWork(self.db, write=False) as uow:
             link = uow.links.get_link(connection_id, record)
             halves = [link, *other_halves(uow, connection_id, [record], lock=False).get(record, [])]
@@ -378,14 +382,42 @@ class Corrections:
         if states == {LinkState.UNLINKED}:
             return _Outcome(dom.StepState.DONE, "already unlinked")
         try:
-            unlinking.unlink(self.db, connection_id, record, actor)
+            unlinked = unlinking.unlink_as_planned(self.db, connection_id, record, actor, planned)
         except XerolinkError as exc:
             return _Outcome(dom.StepState.FAILED, exc.message, exc.reason)
+        if isinstance(unlinked, str):
+            return _Outcome(dom.StepState.DONE, unlinked)
         with UnitOfWork(self.db, write=False) as uow:
             rows = [uow.links.get_link(h.connection_id, record) for h in halves if h is not None]
             orphans = ", ".join(o.xero_id for r in rows if r is not None for o in uow.links.xero_objects(r))
         both = " with its other half" if len(rows) > 1 else ""
         return _Outcome(dom.StepState.DONE, f"unlinked{both}; its Xero objects are recorded as orphaned ({orphans})")
+
+
+def _planned(own: RecordRef, generation: int, record: RecordRef, undone: set[str]) -> Callable[[LinkRow], str]:
+    """Why the record's link, as held when its unlink step runs, is not what the saga planned to
+    unlink ("" when it is). The saga's own record: its generation. A payment or allocation the
+    saga undid: the Xero objects its steps undid, which a link posted again since (a new
+    generation, after its own correction or a plain unlink) no longer holds. Unlinked by record
+    alone, that new posting's work was closed and it never reached Xero."""
+
+    def check(link: LinkRow) -> str:
+        if record == own:
+            if link.generation == generation:
+                return ""
+            return (
+                f"already unlinked: generation {generation} was unlinked since, and generation {link.generation} "
+                "posted after it is left alone"
+            )
+        held = {XeroObjectRef.from_json(o).xero_id for o in json.loads(link.xero_objects)}
+        if not undone or undone & held:
+            return ""
+        return (
+            f"already unlinked: the Xero objects this correction undid ({', '.join(sorted(undone))}) are no longer "
+            f"its link's (generation {link.generation}, posted again since), which is left alone"
+        )
+
+    return check
 
 
 class _Xeros:

@@ -48,9 +48,11 @@ class XeroRefused(Exception):
 
 @dataclass(frozen=True)
 class Undone:
-    """What an undo did: a sentence for the step's detail."""
+    """What an undo did: a sentence for the step's detail, and a reason when it did not do what
+    the step is for but nothing is left for it to do."""
 
     detail: str
+    reason: str = ""
 
 
 class CorrectionXero:
@@ -193,7 +195,8 @@ class CorrectionXero:
         if shown.status == "VOIDED":
             return Undone(
                 f"already voided in Xero under {number}: Xero does not let a voided invoice be renamed, so {number} "
-                "stays taken and the edited bill cannot be posted again under it"
+                "stays taken and the edited bill is posted again under another number",
+                Reason.INVOICE_NUMBER_KEPT,
             )
         body = {"Invoices": [{"InvoiceID": invoice_id, "InvoiceNumber": new_number}]}
         try:

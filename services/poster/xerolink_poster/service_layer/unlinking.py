@@ -12,7 +12,7 @@ two links are unlinked together, in the same transaction (service_layer/record_h
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from xerolink_common.errors import FieldViolation, failed_precondition, invalid_argument, not_found
@@ -47,9 +47,27 @@ def unlink(db: Database, connection_id: str, record: RecordRef, actor: str) -> L
     return run_in_transaction(db, lambda uow: unlink_record(uow, connection_id, record, actor))
 
 
+def unlink_as_planned(
+    db: Database, connection_id: str, record: RecordRef, actor: str, planned: Callable[[LinkRow], str]
+) -> LinkRow | str:
+    """Unlinks the record when `planned` finds its link the one the caller planned to unlink;
+    otherwise unlinks nothing and returns why (unlink_planned_record)."""
+    return run_in_transaction(db, lambda uow: unlink_planned_record(uow, connection_id, record, actor, planned))
+
+
 def unlink_record(repos: Repositories, connection_id: str, record: RecordRef, actor: str) -> LinkRow:
     """The single-record step in the caller's transaction, with the record's other half under
     another connection, if it has one: both or neither (a half being posted refuses both)."""
+    unlinked = unlink_planned_record(repos, connection_id, record, actor, lambda _link: "")
+    assert isinstance(unlinked, LinkRow)  # every generation is the one planned
+    return unlinked
+
+
+def unlink_planned_record(
+    repos: Repositories, connection_id: str, record: RecordRef, actor: str, planned: Callable[[LinkRow], str]
+) -> LinkRow | str:
+    """unlink_record, when `planned` (given the link as held) finds it the generation the caller
+    planned to unlink ("" from it); otherwise nothing is unlinked and its sentence is returned."""
     # Held from the first read: a waiting entry released between a plain read and the write would
     # be claimed and sent while this unlink closes it, and Xero's answer dropped. With it, in one
     # id order, the links of the records referring to it: the payments held on a document, whose
@@ -57,6 +75,8 @@ def unlink_record(repos: Repositories, connection_id: str, record: RecordRef, ac
     link = _gather(repos, connection_id, [record], cascade=False, lock=True)[0].get(record)
     if link is None:
         raise not_found(Reason.LINK_NOT_FOUND, f"{record} was never posted on connection {connection_id!r}")
+    if other := planned(link):
+        return other
     halves = [link, *other_halves(repos, connection_id, [record], lock=True).get(record, [])]
     for half in halves:
         if half.state == LinkState.PENDING:
@@ -281,7 +301,12 @@ def _plan(
 
 
 def _facts(repos: Repositories, link: LinkRow) -> LinkFacts:
-    return LinkFacts(LinkState(link.state), tuple(repos.links.xero_objects(link)), link.outcome_unknown)
+    state = LinkState(link.state)
+    record = RecordRef(link.kind, link.record_id)
+    correcting = state != LinkState.UNLINKED and repos.corrections.under_correction(
+        link.connection_id, record, link.generation
+    )
+    return LinkFacts(state, tuple(repos.links.xero_objects(link)), link.outcome_unknown, correcting)
 
 
 def preview_unlink(repos: Repositories, connection_id: str, chosen: Sequence[RecordRef], cascade: bool) -> UnlinkResult:

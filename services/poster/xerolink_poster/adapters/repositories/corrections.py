@@ -65,6 +65,7 @@ class SqlCorrectionRepository:
             link.generation,
             self._credit_note_of(link),
             held=link.state == LinkState.WAITING and _reason_of(link.last_error) == Reason.XERO_DOCUMENT_CHANGED,
+            outcome_unknown=link.outcome_unknown,
         )
 
     def _operations(self, link: LinkRow) -> list[xero_pb2.Operation]:
@@ -148,13 +149,15 @@ class SqlCorrectionRepository:
         return self._session.exec(query).first() is not None
 
     def renamed_documents(self, xero_ids: Sequence[str]) -> set[str]:
-        """Which of these Xero documents a correction renamed before voiding (their numbers are free)."""
+        """Which of these Xero documents a correction renamed before voiding (their numbers are
+        free): not one found voided already, which keeps its number."""
         if not xero_ids:
             return set()
         rows = self._session.exec(
             select(CorrectionStepRow.xero_id).where(
                 CorrectionStepRow.action == Action.RENAME_DOCUMENT.value,
                 CorrectionStepRow.state == StepState.DONE.value,
+                CorrectionStepRow.reason != Reason.INVOICE_NUMBER_KEPT.value,
                 col(CorrectionStepRow.xero_id).in_(sorted(set(xero_ids))),
             )
         ).all()
