@@ -49,6 +49,9 @@ CLIENT_BILL = common_pb2.TRANSACTION_KIND_CLIENT_BILL
 TRUST_RECEIPT = common_pb2.TRANSACTION_KIND_TRUST_RECEIPT
 # Long enough that about eight tags fill a look-up's URL: a pass of 16 records takes two GETs.
 LONG = "Conveyance of 12 Harbour Street " * 6
+# The longest the emulator holds a call back while the scenario waits for another job (what it
+# waits for comes within a back-off of at most 0.5 s: this is only a bound).
+HOLD = 2.0
 
 
 # -- records ----------------------------------------------------------------------------------------
@@ -164,8 +167,10 @@ def test_a_job_failing_after_its_look_up_pass_wrote_its_retries_leaves_alone_wha
     deposited twice per receipt. Independent of Xero beyond a 5xx leaving a create's outcome
     unknown."""
     emulator = emulator_factory()  # Xero keeps Idempotency-Keys for minutes
+    # Above HOLD, so no held call times out. Each receipt of the failed job waits two of these
+    # (the settle of a DISPATCH_ERROR, results.NO_ANSWER_SETTLE_TIMEOUTS) before its look-up.
     app = poster_factory(
-        settings(http_timeout=4.0, backoff_base=0.05, backoff_cap=0.5, max_attempts=20, idle_release=5.0)
+        settings(http_timeout=HOLD + 0.5, backoff_base=0.05, backoff_cap=0.5, max_attempts=20, idle_release=5.0)
     )
     stub = stub_for(app)
     _, org = connect(stub, emulator)
@@ -193,9 +198,9 @@ def test_a_job_failing_after_its_look_up_pass_wrote_its_retries_leaves_alone_wha
                 if mine and len([p for p in puts if set(p) & first_get]) >= 3:
                     two_puts.set()
             if slow:
-                sibling_asked.wait(3)  # Xero takes a moment to answer the job's create call
+                sibling_asked.wait(HOLD)  # Xero takes a moment to answer the job's create call
             if mine:
-                two_puts.wait(3)  # both jobs that hold the receipts send them
+                two_puts.wait(HOLD)  # both jobs that hold the receipts send them
             return None
         if not is_lookup(request, "BankTransactions"):
             return None
@@ -209,15 +214,15 @@ def test_a_job_failing_after_its_look_up_pass_wrote_its_retries_leaves_alone_wha
             round_ = max((asks[r] for r in asked & first_get), default=0)
         if round_ == 2:  # the next job, which claimed the first GET's receipts again
             sibling_asked.set()
-            failure_recorded.wait(3)
+            failure_recorded.wait(HOLD)
             if stolen and stolen[0]:
-                third_asked.wait(3)
+                third_asked.wait(HOLD)
             response = handle(request)
             sibling_answered.set()
             return response
         if round_ == 3 and not sibling_answered.is_set():  # a third job claimed them meanwhile
             third_asked.set()
-            sibling_answered.wait(3)
+            sibling_answered.wait(HOLD)
         return None
 
     RecordedXero(emulator, xero)
@@ -241,7 +246,7 @@ def test_a_job_failing_after_its_look_up_pass_wrote_its_retries_leaves_alone_wha
     record_failure = TenantWorker._record_failure
 
     def descheduled(self: TenantWorker, claimed: Any, exc: Exception) -> None:
-        sibling_asked.wait(3)
+        sibling_asked.wait(HOLD)
         record_failure(self, claimed, exc)
 
     retry_together = Results.retry_together

@@ -293,8 +293,11 @@ def test_a_hand_edit_made_while_the_poller_is_between_pages_is_found(
 
     poll_to_the_end()  # the cursor now stands after the hand-entered invoices
     time.sleep(0.01)
+    # In the emulator's process: the admin API's own handler (emulator.state.hand_edit) without an
+    # HTTP client built for each of the 250 (6 s). The edits still come in the fillers' order of
+    # creation, which is the order of their listing; the two edits below go over HTTP.
     for filler in fillers:
-        hand_edit(emulator, tenant, "Invoices", filler, {"Reference": "checked"})
+        emulator.hand_edit(tenant, "Invoices", filler, {"Reference": "checked"})
     assert not poller.poll_connection(connection, invoices)  # pages 1 and 2, then the share is used
 
     hand_edit(emulator, tenant, "Invoices", invoice, {"Status": "VOIDED"})
