@@ -16,8 +16,10 @@ must settle in. Written from the rules in docs/link-states.md, not from the post
   a linked document, deletes its linked payments, voids the document and unlinks them all, but
   is blocked while a payment of it that no link holds (an orphan of an unlink) is live in Xero.
   Trust receipts (bank transactions) are not corrected. Corrected objects end DELETED or VOIDED
-  in Xero; a voided invoice still holds its number, so a bill posted again after its correction
-  fails like one posted again after an unlink."""
+  in Xero. An EDIT renames a client bill's invoice `<number>-void-<bill id>-<generation>` before
+  voiding it, so the bill posted again after its correction links under its own number as the
+  next generation; only one posted again after a plain unlink (its live orphan holds the number)
+  fails."""
 
 from __future__ import annotations
 
@@ -113,8 +115,8 @@ class LinkModel:
             return UNLINKED
         if r.stays_linked:
             return LINKED
-        if r.numbered and r.generation > 1:
-            return FAILED  # the orphan of an earlier generation holds the number
+        if r.numbered and r.orphans:
+            return FAILED  # a live orphan a plain unlink left holds the number
         if r.depends_on:
             return LINKED if self.settled_state(r.depends_on) == LINKED else WAITING
         return LINKED
