@@ -61,6 +61,12 @@ class SagaState(StrEnum):
 
 # Xero statuses that mean an object is already gone (nothing left to undo).
 GONE = frozenset({"DELETED", "VOIDED"})
+
+# Failed-step reasons that applying again does not get past: Xero refuses the change (a lock
+# date, a reconciled payment) or no longer has the object. A record whose correction stopped on
+# one may be unlinked by hand, its objects then orphans for a person to handle in Xero; one
+# stopped by what passes (Xero unavailable, rate limited, no answer) is finished by applying again.
+FAILED_FOR_GOOD = frozenset({Reason.XERO_REFUSED, Reason.XERO_OBJECT_MISSING, Reason.NUMBER_UNKNOWN})
 DELETABLE_DOCUMENT = frozenset({"DRAFT", "SUBMITTED"})
 VOIDABLE_DOCUMENT = frozenset({"AUTHORISED", "PAID"})
 # Xero's OpenAPI: Invoice.InvoiceNumber "Unique alpha numeric code" (ACCREC), maxLength 255.

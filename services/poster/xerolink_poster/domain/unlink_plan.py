@@ -55,8 +55,8 @@ class LinkFacts:
     objects: tuple[XeroObjectRef, ...] = ()
     # The link gave up while a call's outcome was unknown: Xero may hold an object it does not.
     outcome_unknown: bool = False
-    # A correction of this generation started and did not complete (running, or failed and
-    # waiting to be applied again).
+    # A correction of this generation is running, or failed on a step that applying again may
+    # get past (corrections.FAILED_FOR_GOOD: one Xero refuses for good does not count).
     under_correction: bool = False
 
 
@@ -166,7 +166,8 @@ def _judge(outcome: Outcome, facts: LinkFacts) -> bool:
             ErrorCode.FAILED_PRECONDITION,
             Reason.CORRECTION_UNFINISHED,
             f"{name} has a correction that has not completed (GetCorrection shows where it stopped); apply it "
-            "again to finish it: it resumes at that step and unlinks the record itself",
+            "again to finish it: it resumes at that step and unlinks the record itself (once Xero refuses a "
+            "step for good, the record can be unlinked here)",
         )
         return False
     if facts.state == LinkState.FAILED and facts.outcome_unknown:

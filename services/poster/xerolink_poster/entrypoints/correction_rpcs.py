@@ -54,7 +54,8 @@ def correction_message(view: CorrectionView) -> correction_pb2.Correction:
             detail=step.detail,
             xero_type=step.xero_type,
             xero_id=step.xero_id,
-            reason=step.reason,
+            # The contract's reason is a failure's; a done step's (INVOICE_NUMBER_KEPT) is the registry's.
+            reason=step.reason if step.state == dom.StepState.FAILED else "",
             attempts=step.attempts,
         )
         if step.record is not None:

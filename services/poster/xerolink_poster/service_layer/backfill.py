@@ -262,14 +262,15 @@ def _apply(items: list[_Item], outcomes: Sequence[PostOutcome | ItemFailure]) ->
 
 
 def _refuse_unmappable(poster: Poster, connection_id: str, groups: list[_Group]) -> None:
-    """Asks the mapper about the payments of the bills still to post, recording nothing: one it
-    refuses refuses its bill with it before the bill is posted. Posted alone, the bill would owe
-    its whole total in Xero while Actionstep's totalDue is less."""
+    """Asks what posting the payments of the bills still to post would answer, recording nothing
+    (the mapper's and the registry's refusals): a payment that would be refused refuses its bill
+    with it before the bill is posted. Posted alone, the bill would owe its whole total in Xero
+    while Actionstep's totalDue is less."""
     waiting = [(group, item) for group in groups if not group.bill.outcome for item in group.payments]
     refused: set[int] = set()
     for start in range(0, len(waiting), CHUNK):
         chunk = waiting[start : start + CHUNK]
-        said = poster.mapping_refusals(connection_id, [i.transaction for _, i in chunk], pre_integration_backfill=True)
+        said = poster.refusals(connection_id, [i.transaction for _, i in chunk], pre_integration_backfill=True)
         for (group, item), refusal in zip(chunk, said, strict=True):
             if isinstance(refusal, XerolinkError):
                 error = bounded(refusal)
@@ -298,7 +299,7 @@ def _post(poster: Poster, connection_id: str, items: list[_Item], actor: str, qu
         queued.extend(i for i in chunk if i.outcome == bp.ACCEPTED)
 
 
-def _interrupted(error: XerolinkError, queued: Sequence[_Item]) -> XerolinkError:
+def _interrupted(error: XerolinkError, queued: Sequence[_Item], request_id: str) -> XerolinkError:
     """The error of a start that stopped after some of its transactions were queued: it says
     so (the error it stopped at said nothing was recorded), and how to finish it."""
     return XerolinkError(
@@ -306,7 +307,8 @@ def _interrupted(error: XerolinkError, queued: Sequence[_Item]) -> XerolinkError
         Reason.BACKFILL_INTERRUPTED,
         f"the backfill stopped after {len(queued)} of its transactions were queued for Xero ({error.reason}: the "
         "rest could not be posted); "
-        "no backfill was recorded yet: send the same request again (with the same request_id) to finish it, "
+        "no backfill was recorded yet: send the same request again"
+        f"{f' (request_id {request_id!r})' if request_id else ''} to finish it, "
         "which finds what was queued instead of posting it twice",
         metadata={"queued": str(len(queued)), "stopped_at": str(error.reason)},
     )
@@ -346,7 +348,7 @@ def start_backfill(
     except XerolinkError as err:
         if not queued:
             raise
-        raise _interrupted(err, queued) from err
+        raise _interrupted(err, queued, request_id) from err
     return _record_backfill(db, connection_id, request_id, fingerprint, groups, posted=bool(queued))
 
 

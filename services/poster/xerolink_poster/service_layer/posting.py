@@ -402,29 +402,42 @@ class Poster:
                 results[index] = ItemFailure(err)
         return [r for r in results if r is not None]
 
-    def mapping_refusals(
+    def refusals(
         self, connection_id: str, transactions: Sequence[transaction_pb2.Transaction], pre_integration_backfill: bool
     ) -> list[XerolinkError | mapper_pb2.Decision | None]:
-        """What the mapper says of each transaction, recording nothing: its error, its decision
-        when it is not supported, None when it would be posted. Each is mapped under the
-        connection it is routed to (the first, for one split between two). The backfill asks
-        this of a bill's payments before the bill is posted (service_layer/backfill.py)."""
+        """What post_many would answer each transaction, recording nothing: its error (the
+        mapper's, the registry's such as a record locked under other content, or its routed
+        connection's when that cannot post), its decision when it is not supported, or None when
+        it would be accepted or found already posted. Mapped and decided as post_many does, in
+        a transaction rolled back; a transaction split between two organisations is judged under
+        the first. The backfill asks this of a bill's payments before the bill is posted
+        (service_layer/backfill.py)."""
         by_target: dict[str, list[int]] = {}
-        for index, transaction in enumerate(transactions):
-            by_target.setdefault(self._targets(connection_id, transaction)[0].connection_id, []).append(index)
         out: list[XerolinkError | mapper_pb2.Decision | None] = [None] * len(transactions)
+        for index, transaction in enumerate(transactions):
+            try:
+                target = self._targets(connection_id, transaction)[0].connection_id
+            except XerolinkError as err:
+                out[index] = err
+                continue
+            by_target.setdefault(target, []).append(index)
         for target, positions in by_target.items():
-            _, context = self._connection(target)
-            if pre_integration_backfill:
-                shared, context = context, mapper_pb2.MappingContext()
-                context.CopyFrom(shared)
-                context.pre_integration_backfill = True
-            answers = self.mapper.map_many([transactions[p] for p in positions], context)
-            for position, answer in zip(positions, answers, strict=True):
-                if answer.WhichOneof("outcome") == "error":
-                    out[position] = _error_from_item(answer)
-                elif not answer.response.decision.supported:
-                    out[position] = answer.response.decision
+            chosen = [transactions[p] for p in positions]
+            results: list[PostOutcome | ItemFailure | None]
+            try:
+                routed = self._routed_from(connection_id, target)
+                results, mapped = self._mapped(target, chosen, "backfill check", pre_integration_backfill, routed)
+                if mapped:
+                    with UnitOfWork(self.db) as uow:  # never committed: rolled back as it closes
+                        for item, recorded in zip(mapped, record_mapped(uow, mapped), strict=True):
+                            results[item.index] = recorded
+            except XerolinkError as err:  # the connection it is routed to cannot post now
+                results = [ItemFailure(err)] * len(positions)
+            for position, outcome in zip(positions, results, strict=True):
+                if isinstance(outcome, ItemFailure):
+                    out[position] = outcome.error
+                elif outcome is not None and outcome.posting is None:
+                    out[position] = outcome.decision
         return out
 
     def _post_many_to(
@@ -435,6 +448,23 @@ class Poster:
         pre_integration_backfill: bool,
         routed: RoutedFrom,
     ) -> list[PostOutcome | ItemFailure]:
+        results, mapped = self._mapped(connection_id, transactions, actor, pre_integration_backfill, routed)
+        if mapped:
+            recorded = run_in_transaction(self.db, lambda uow: record_mapped(uow, mapped))
+            for item, outcome in zip(mapped, recorded, strict=True):
+                results[item.index] = outcome
+        return [r for r in results if r is not None]
+
+    def _mapped(
+        self,
+        connection_id: str,
+        transactions: Sequence[transaction_pb2.Transaction],
+        actor: str,
+        pre_integration_backfill: bool,
+        routed: RoutedFrom,
+    ) -> tuple[list[PostOutcome | ItemFailure | None], list[Mapped]]:
+        """Each transaction's outcome where validation or the mapper decided it, and the mapped
+        items to record (each with its index in `transactions`)."""
         connection, context = self._connection(connection_id)
         if pre_integration_backfill:
             shared, context = context, mapper_pb2.MappingContext()
@@ -472,11 +502,7 @@ class Poster:
                     results[position] = self._not_supported(item)
                 else:
                     mapped.append(item)
-        if mapped:
-            recorded = run_in_transaction(self.db, lambda uow: record_mapped(uow, mapped))
-            for item, outcome in zip(mapped, recorded, strict=True):
-                results[item.index] = outcome
-        return [r for r in results if r is not None]
+        return results, mapped
 
     def _not_supported(self, mapped: Mapped) -> PostOutcome:
         """The mapper's refusal, which stores nothing; under a request_id that already names

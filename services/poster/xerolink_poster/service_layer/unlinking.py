@@ -303,7 +303,7 @@ def _plan(
 def _facts(repos: Repositories, link: LinkRow) -> LinkFacts:
     state = LinkState(link.state)
     record = RecordRef(link.kind, link.record_id)
-    correcting = state != LinkState.UNLINKED and repos.corrections.under_correction(
+    correcting = state != LinkState.UNLINKED and repos.corrections.correction_to_finish(
         link.connection_id, record, link.generation
     )
     return LinkFacts(state, tuple(repos.links.xero_objects(link)), link.outcome_unknown, correcting)
