@@ -52,6 +52,9 @@ from tests.fixtures.postgres import end_sessions
 from tests.fixtures.probes import ANSWER_WHEN_ASKED
 from tests.fixtures.processes import child_env, console_script, free_port, running
 
+# Counts of what the collector frees: another test worker's load changes the poster's paths.
+pytestmark = pytest.mark.serial
+
 # CPython's default thresholds (gc.get_threshold() in a fresh interpreter).
 DEFAULT_YOUNG = 700
 
