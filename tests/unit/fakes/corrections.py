@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from xerolink_common.reasons import Reason
 from xerolink_poster.adapters.correction_tables import CorrectionRow
 from xerolink_poster.adapters.tables import LinkRow
-from xerolink_poster.domain.corrections import FAILED_FOR_GOOD, Action, LinkFacts, SagaState, Step, StepState
+from xerolink_poster.domain.corrections import Action, LinkFacts, SagaState, Step, StepState
 from xerolink_poster.domain.kinds import LinkGroup
 from xerolink_poster.domain.records import RecordRef
 from xerolink_poster.domain.states import LinkState
@@ -65,13 +65,6 @@ class FakeCorrectionRepository:
     def under_correction(self, connection_id: str, record: RecordRef, generation: int) -> bool:
         saga = self.find_saga(connection_id, record, generation)
         return saga is not None and saga.row.state in (SagaState.RUNNING.value, SagaState.FAILED.value)
-
-    def correction_to_finish(self, connection_id: str, record: RecordRef, generation: int) -> bool:
-        saga = self.find_saga(connection_id, record, generation)
-        if saga is None or saga.row.state not in (SagaState.RUNNING.value, SagaState.FAILED.value):
-            return False
-        failed = [s.reason for s in saga.steps if s.state == StepState.FAILED]
-        return saga.row.state == SagaState.RUNNING.value or not any(r in FAILED_FOR_GOOD for r in failed)
 
     def renamed_documents(self, xero_ids: Sequence[str]) -> set[str]:
         wanted = {x.lower() for x in xero_ids}

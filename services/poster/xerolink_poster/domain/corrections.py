@@ -67,6 +67,18 @@ GONE = frozenset({"DELETED", "VOIDED"})
 # one may be unlinked by hand, its objects then orphans for a person to handle in Xero; one
 # stopped by what passes (Xero unavailable, rate limited, no answer) is finished by applying again.
 FAILED_FOR_GOOD = frozenset({Reason.XERO_REFUSED, Reason.XERO_OBJECT_MISSING, Reason.NUMBER_UNKNOWN})
+
+
+def to_finish(state: str, steps: Sequence[Step]) -> bool:
+    """Whether a saga in `state` with these steps is still to be finished by applying it again:
+    running, or failed on no step of FAILED_FOR_GOOD."""
+    if state == SagaState.RUNNING.value:
+        return True
+    return state == SagaState.FAILED.value and not any(
+        s.reason in FAILED_FOR_GOOD for s in steps if s.state == StepState.FAILED
+    )
+
+
 DELETABLE_DOCUMENT = frozenset({"DRAFT", "SUBMITTED"})
 VOIDABLE_DOCUMENT = frozenset({"AUTHORISED", "PAID"})
 # Xero's OpenAPI: Invoice.InvoiceNumber "Unique alpha numeric code" (ACCREC), maxLength 255.

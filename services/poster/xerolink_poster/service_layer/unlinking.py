@@ -20,6 +20,7 @@ from xerolink_common.reasons import Reason
 
 from xerolink_poster.adapters.database import Database, now_us
 from xerolink_poster.adapters.tables import LinkRow, OrphanRow
+from xerolink_poster.domain.corrections import to_finish
 from xerolink_poster.domain.drift_holds import RESOLVED, UNLINKED
 from xerolink_poster.domain.records import KNOWN_KINDS, RecordRef, parse_link_name
 from xerolink_poster.domain.states import Event, LinkState
@@ -303,9 +304,12 @@ def _plan(
 def _facts(repos: Repositories, link: LinkRow) -> LinkFacts:
     state = LinkState(link.state)
     record = RecordRef(link.kind, link.record_id)
-    correcting = state != LinkState.UNLINKED and repos.corrections.correction_to_finish(
-        link.connection_id, record, link.generation
+    saga = (
+        None
+        if state == LinkState.UNLINKED
+        else repos.corrections.find_saga(link.connection_id, record, link.generation)
     )
+    correcting = saga is not None and to_finish(saga.row.state, saga.steps)
     return LinkFacts(state, tuple(repos.links.xero_objects(link)), link.outcome_unknown, correcting)
 
 

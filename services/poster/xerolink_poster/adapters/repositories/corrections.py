@@ -17,7 +17,7 @@ from xerolink_poster.adapters import operations as deps
 from xerolink_poster.adapters.correction_tables import CorrectionRow, CorrectionStepRow
 from xerolink_poster.adapters.repositories.links import SqlLinkRepository
 from xerolink_poster.adapters.tables import LinkRow, OutboxRow
-from xerolink_poster.domain.corrections import FAILED_FOR_GOOD, Action, Actor, LinkFacts, SagaState, Step, StepState
+from xerolink_poster.domain.corrections import Action, Actor, LinkFacts, SagaState, Step, StepState
 from xerolink_poster.domain.kinds import LinkGroup
 from xerolink_poster.domain.records import RecordRef
 from xerolink_poster.domain.states import LinkState
@@ -147,29 +147,6 @@ class SqlCorrectionRepository:
             col(CorrectionRow.state).in_([SagaState.RUNNING.value, SagaState.FAILED.value]),
         )
         return self._session.exec(query).first() is not None
-
-    def correction_to_finish(self, connection_id: str, record: RecordRef, generation: int) -> bool:
-        """Whether a correction of this generation of the record's link is running, or failed on
-        a step that applying again may get past (not one of FAILED_FOR_GOOD)."""
-        row = self._session.exec(
-            select(CorrectionRow.correction_id, CorrectionRow.state).where(
-                CorrectionRow.connection_id == connection_id,
-                CorrectionRow.kind == record.kind,
-                CorrectionRow.record_id == record.id,
-                CorrectionRow.generation == generation,
-                col(CorrectionRow.state).in_([SagaState.RUNNING.value, SagaState.FAILED.value]),
-            )
-        ).first()
-        if row is None:
-            return False
-        if row[1] == SagaState.RUNNING.value:
-            return True
-        failed = self._session.exec(
-            select(CorrectionStepRow.reason).where(
-                CorrectionStepRow.correction_id == row[0], CorrectionStepRow.state == StepState.FAILED.value
-            )
-        ).all()
-        return not any(reason in FAILED_FOR_GOOD for reason in failed)
 
     def renamed_documents(self, xero_ids: Sequence[str]) -> set[str]:
         """Which of these Xero documents a correction renamed before voiding (their numbers are
