@@ -372,7 +372,7 @@ class Corrections:
             return _LEASE_LOST
         return _Outcome(dom.StepState.DONE, renamed.detail, renamed.reason)
 
-    def _unlink(self, connection_id: str, record: RecordRef, actor: str, planned: Callable[[LinkRow], str]) -> _Outcome:
+    def _unlink(self, connection_id: str, record: RecordRef, actor: str, planned: unlinking.Planned) -> _Outcome:
         """Unlinks the record, with its other half under another connection if it has one: the
         generation the saga planned to unlink, never one posted since."""
         with UnitOfWork(self.db, write=False) as uow:
@@ -394,14 +394,14 @@ class Corrections:
         return _Outcome(dom.StepState.DONE, f"unlinked{both}; its Xero objects are recorded as orphaned ({orphans})")
 
 
-def _planned(own: RecordRef, generation: int, record: RecordRef, undone: set[str]) -> Callable[[LinkRow], str]:
+def _planned(own: RecordRef, generation: int, record: RecordRef, undone: set[str]) -> unlinking.Planned:
     """Why the record's link, as held when its unlink step runs, is not what the saga planned to
     unlink ("" when it is). The saga's own record: its generation. A payment or allocation the
     saga undid: the Xero objects its steps undid, which a link posted again since (a new
     generation, after its own correction or a plain unlink) no longer holds. Unlinked by record
     alone, that new posting's work was closed and it never reached Xero."""
 
-    def check(link: LinkRow) -> str:
+    def check(link: LinkRow, objects: Sequence[XeroObjectRef]) -> str:
         if record == own:
             if link.generation == generation:
                 return ""
@@ -409,7 +409,7 @@ def _planned(own: RecordRef, generation: int, record: RecordRef, undone: set[str
                 f"already unlinked: generation {generation} was unlinked since, and generation {link.generation} "
                 "posted after it is left alone"
             )
-        held = {XeroObjectRef.from_json(o).xero_id for o in json.loads(link.xero_objects)}
+        held = {o.xero_id for o in objects}
         if not undone or undone & held:
             return ""
         return (

@@ -22,7 +22,7 @@ from xerolink_poster.adapters.database import Database, now_us
 from xerolink_poster.adapters.tables import LinkRow, OrphanRow
 from xerolink_poster.domain.corrections import to_finish
 from xerolink_poster.domain.drift_holds import RESOLVED, UNLINKED
-from xerolink_poster.domain.records import KNOWN_KINDS, RecordRef, parse_link_name
+from xerolink_poster.domain.records import KNOWN_KINDS, RecordRef, XeroObjectRef, parse_link_name
 from xerolink_poster.domain.states import Event, LinkState
 from xerolink_poster.domain.unlink_plan import (
     Action,
@@ -42,6 +42,8 @@ from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transa
 
 MAX_RECORDS = 500
 MAX_REASON = 500
+# Why a link (as held, with its Xero objects) is not the one the caller planned to unlink; "" when it is.
+Planned = Callable[[LinkRow, Sequence[XeroObjectRef]], str]
 
 
 def unlink(db: Database, connection_id: str, record: RecordRef, actor: str) -> LinkRow:
@@ -49,7 +51,7 @@ def unlink(db: Database, connection_id: str, record: RecordRef, actor: str) -> L
 
 
 def unlink_as_planned(
-    db: Database, connection_id: str, record: RecordRef, actor: str, planned: Callable[[LinkRow], str]
+    db: Database, connection_id: str, record: RecordRef, actor: str, planned: Planned
 ) -> LinkRow | str:
     """Unlinks the record when `planned` finds its link the one the caller planned to unlink;
     otherwise unlinks nothing and returns why (unlink_planned_record)."""
@@ -59,15 +61,15 @@ def unlink_as_planned(
 def unlink_record(repos: Repositories, connection_id: str, record: RecordRef, actor: str) -> LinkRow:
     """The single-record step in the caller's transaction, with the record's other half under
     another connection, if it has one: both or neither (a half being posted refuses both)."""
-    unlinked = unlink_planned_record(repos, connection_id, record, actor, lambda _link: "")
+    unlinked = unlink_planned_record(repos, connection_id, record, actor, lambda _link, _objects: "")
     assert isinstance(unlinked, LinkRow)  # every generation is the one planned
     return unlinked
 
 
 def unlink_planned_record(
-    repos: Repositories, connection_id: str, record: RecordRef, actor: str, planned: Callable[[LinkRow], str]
+    repos: Repositories, connection_id: str, record: RecordRef, actor: str, planned: Planned
 ) -> LinkRow | str:
-    """unlink_record, when `planned` (given the link as held) finds it the generation the caller
+    """unlink_record, when `planned` (given the link as held and its Xero objects) finds it the generation the caller
     planned to unlink ("" from it); otherwise nothing is unlinked and its sentence is returned."""
     # Held from the first read: a waiting entry released between a plain read and the write would
     # be claimed and sent while this unlink closes it, and Xero's answer dropped. With it, in one
@@ -76,7 +78,7 @@ def unlink_planned_record(
     link = _gather(repos, connection_id, [record], cascade=False, lock=True)[0].get(record)
     if link is None:
         raise not_found(Reason.LINK_NOT_FOUND, f"{record} was never posted on connection {connection_id!r}")
-    if other := planned(link):
+    if other := planned(link, repos.links.xero_objects(link)):
         return other
     halves = [link, *other_halves(repos, connection_id, [record], lock=True).get(record, [])]
     for half in halves:
