@@ -100,7 +100,7 @@ def test_a_payment_already_linked_elsewhere_refuses_its_new_bill_before_the_bill
     with other content. OLD-7102 reaches Xero owing its whole 936.55 while Actionstep says 636.55
     is due: the client is chased for 300.00 already paid, exactly what docs/backfill.md promises
     cannot happen ("a bill and its payments are refused together, so Xero never gets an invoice
-    with the wrong amount due"). From backfill._refuse_unmappable / Poster.mapping_refusals,
+    with the wrong amount due"). From backfill._refuse_unpostable / Poster.mapping_refusals (since renamed),
     which look at the mapper's answer only and not at what the registry's write (decide) will
     refuse."""
     stub = stub_for(poster_factory())

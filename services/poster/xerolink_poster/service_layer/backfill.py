@@ -238,14 +238,22 @@ def _groups(bills: Sequence[BillInput], connection: ConnectionRow) -> list[_Grou
             problem = _payments_problem(bill)
             if problem is None:
                 continue
-        reason, sentence = problem or (Reason.PAYMENT_REFUSED, "a payment sent with it is refused; see the payment")
-        _refuse(group.bill, ErrorCode.FAILED_PRECONDITION, reason, sentence)
         for item, own in zip(group.payments, payment_problems, strict=True):
             if own is not None:
                 _refuse(item, ErrorCode.INVALID_ARGUMENT, own[0], own[1], [own[2]])
-            else:
-                _refuse(item, ErrorCode.FAILED_PRECONDITION, Reason.BILL_REFUSED, "refused with its bill")
+        _refuse_group(group, *(problem or _PAYMENT_REFUSED))
     return groups
+
+
+_PAYMENT_REFUSED = (Reason.PAYMENT_REFUSED, "a payment sent with it is refused; see the payment")
+
+
+def _refuse_group(group: _Group, reason: Reason, sentence: str) -> None:
+    """Refuses the bill for `reason`, and with it each of its payments not refused for its own."""
+    _refuse(group.bill, ErrorCode.FAILED_PRECONDITION, reason, sentence)
+    for item in group.payments:
+        if not item.outcome:
+            _refuse(item, ErrorCode.FAILED_PRECONDITION, Reason.BILL_REFUSED, "refused with its bill")
 
 
 def _apply(items: list[_Item], outcomes: Sequence[PostOutcome | ItemFailure]) -> None:
@@ -261,7 +269,7 @@ def _apply(items: list[_Item], outcomes: Sequence[PostOutcome | ItemFailure]) ->
             item.posting_id = outcome.posting.posting_id
 
 
-def _refuse_unmappable(poster: Poster, connection_id: str, groups: list[_Group]) -> None:
+def _refuse_unpostable(poster: Poster, connection_id: str, groups: list[_Group]) -> None:
     """Asks what posting the payments of the bills still to post would answer, recording nothing
     (the mapper's and the registry's refusals): a payment that would be refused refuses its bill
     with it before the bill is posted. Posted alone, the bill would owe its whole total in Xero
@@ -282,11 +290,7 @@ def _refuse_unmappable(poster: Poster, connection_id: str, groups: list[_Group])
             refused.add(group.index)
     for group in groups:
         if group.index in refused:
-            sentence = "a payment sent with it is refused; see the payment"
-            _refuse(group.bill, ErrorCode.FAILED_PRECONDITION, Reason.PAYMENT_REFUSED, sentence)
-            for item in group.payments:
-                if not item.outcome:
-                    _refuse(item, ErrorCode.FAILED_PRECONDITION, Reason.BILL_REFUSED, "refused with its bill")
+            _refuse_group(group, *_PAYMENT_REFUSED)
 
 
 def _post(poster: Poster, connection_id: str, items: list[_Item], actor: str, queued: list[_Item]) -> None:
@@ -329,7 +333,7 @@ def start_backfill(
     _check_request(bills)
     require_preflight(db, connection_id)
     groups = _groups(bills, connection)
-    _refuse_unmappable(poster, connection_id, groups)
+    _refuse_unpostable(poster, connection_id, groups)
     queued: list[_Item] = []
     try:
         _post(poster, connection_id, [g.bill for g in groups if not g.bill.outcome], actor, queued)
