@@ -331,18 +331,21 @@ def test_the_same_request_again_after_a_failed_start_completes_it_once(
     assert _amount_due_mismatches(emulator, org["tenant_id"], bills) == {}
 
 
-def test_a_request_id_reused_concurrently_for_other_bills_is_refused_saying_what_was_queued(
+def test_a_request_id_reused_concurrently_for_other_bills_is_refused_before_anything_of_it_is_posted(
     poster_factory: PosterFactory, emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Two workers start backfills of different bills under one request_id at the same time.
-    Both pass the request_id look-up (nothing recorded yet) and both post their bills; the one
-    that records second is refused ALREADY_EXISTS REQUEST_ID_REUSED. Before the fix its refusal
-    said "nothing was posted" while its bill was queued and went to Xero. Now it says its
-    transactions were queued and how to follow them (the same request under a new request_id)."""
+    Both pass the request_id look-up (nothing recorded yet). DEFECT: both then posted their
+    bills, and the one that recorded second was refused REQUEST_ID_REUSED while its bill and
+    payment were already queued for Xero; a caller told "request_id reused" takes it that
+    nothing of that request happened. Now the request_id is claimed for one request before
+    anything is posted: the other request is refused with nothing of it queued, and the
+    winner's backfill ends as if it had run alone."""
     app = poster_factory()
     stub = stub_for(app)
-    connect(stub, emulator)
-    # Both starts are inside their first mapper call before either records anything.
+    _, org = connect(stub, emulator)
+    # Both starts are inside their first mapper call (the payments' check, before anything is
+    # posted) before either goes on.
     barrier = threading.Barrier(2, timeout=10)
     original = app.mapper.map_each
     entered = [0]
@@ -358,27 +361,88 @@ def test_a_request_id_reused_concurrently_for_other_bills_is_refused_saying_what
 
     monkeypatch.setattr(app.mapper, "map_each", together)
     answers: dict[int, backfill_pb2.Backfill | grpc.RpcError] = {}
+    bills = {5601: _simple(5601, 20000), 5602: _simple(5602, 30000)}
 
     def start(bill_id: int) -> None:
         try:
-            answers[bill_id] = _start(stub, [_simple(bill_id)], request_id="nightly-backfill")
+            answers[bill_id] = _start(stub, [bills[bill_id]], request_id="nightly-backfill")
         except grpc.RpcError as err:
             answers[bill_id] = err
 
-    threads = [threading.Thread(target=start, args=(b,)) for b in (5601, 5602)]
+    threads = [threading.Thread(target=start, args=(b,)) for b in bills]
     for t in threads:
         t.start()
     for t in threads:
         t.join(20)
 
+    assert entered[0] >= 2, "the two starts did not both reach the payments' check"
     refused = {b: a for b, a in answers.items() if isinstance(a, grpc.RpcError)}
     assert len(refused) == 1, answers
     [(loser, err)] = refused.items()
-    assert err.code() == grpc.StatusCode.ALREADY_EXISTS, err
-    if (BILL, loser) in _records(stub):
-        assert "nothing was posted" not in str(err.details()) and "were queued" in str(err.details()), err.details()
-    else:
-        assert "nothing was posted" in str(err.details()), err.details()
+    [(winner, started)] = ((b, a) for b, a in answers.items() if not isinstance(a, grpc.RpcError))
+    error = from_rpc_error(err)
+    assert err.code() == grpc.StatusCode.ALREADY_EXISTS, error
+    assert error.reason == Reason.REQUEST_ID_REUSED, error
+    assert "nothing of this request was posted" in error.message, error.message
+    records = _records(stub)
+    assert (BILL, loser) not in records and (PAYMENT, loser * 10 + 1) not in records, records
+    assert isinstance(started, backfill_pb2.Backfill)
+    final = _finish(stub, started.name)
+    assert final.state == DONE and final.linked == 2, final
+    assert _amount_due_mismatches(emulator, org["tenant_id"], [bills[winner]]) == {}
+    references = {i["Reference"] for i in xero_objects(emulator, org["tenant_id"], "Invoices")}
+    assert not any(str(loser) in r for r in references), references
+
+
+def test_a_start_refused_as_bad_input_leaves_its_request_id_free(
+    poster_factory: PosterFactory, emulator: EmulatorServer
+) -> None:
+    """GUARD. Bad input changes nothing, the request_id's claim included: a start refused
+    INVALID_ARGUMENT (no bills) under a request_id, then a valid request under the same
+    request_id, which is a new request for the caller, is started and ends DONE."""
+    stub = stub_for(poster_factory())
+    connect(stub, emulator)
+    with pytest.raises(grpc.RpcError) as err:
+        _start(stub, [], request_id="fixed-request")
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+    started = _start(stub, [_simple(5611, 20000)], request_id="fixed-request")
+
+    assert _finish(stub, started.name).state == DONE
+
+
+def test_another_request_under_the_request_id_of_an_interrupted_start_is_refused_and_posts_nothing(
+    poster_factory: PosterFactory, emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch, mapper_target: str
+) -> None:
+    """A start is interrupted after its bills were queued (BACKFILL_INTERRUPTED: "send the same
+    request again to finish it"), so nothing is recorded under its request_id. DEFECT: a
+    different request under that request_id was then started and recorded under it, and the
+    first request sent again was refused REQUEST_ID_REUSED: its bill stayed in Xero owing the
+    whole total, its payment never posted, and the answer told the caller to finish it in a way
+    that could not. The request_id is now claimed for the first request before anything of it
+    is posted: the other request is refused with nothing of it queued, and the first request
+    sent again finishes."""
+    app = poster_factory()
+    stub = stub_for(app)
+    _, org = connect(stub, emulator)
+    first = [_simple(5621, 20000)]
+    _mapper_lost_after(app, monkeypatch, calls=2)  # the payments' check, then the bills
+    with pytest.raises(grpc.RpcError) as interrupted:
+        _start(stub, first, request_id="migration-9")
+    assert from_rpc_error(interrupted.value).reason == Reason.BACKFILL_INTERRUPTED
+    _mapper_back(app, monkeypatch, mapper_target)
+
+    with pytest.raises(grpc.RpcError) as err:
+        _start(stub, [_simple(5622, 30000)], request_id="migration-9")
+    error = from_rpc_error(err.value)
+    assert err.value.code() == grpc.StatusCode.ALREADY_EXISTS, error
+    assert error.reason == Reason.REQUEST_ID_REUSED, error
+    records = _records(stub)
+    assert (BILL, 5622) not in records and (PAYMENT, 56221) not in records, records
+
+    final = _finish(stub, _start(stub, first, request_id="migration-9").name)
+    assert final.state == DONE and final.linked == 2, final
+    assert _amount_due_mismatches(emulator, org["tenant_id"], first) == {}
 
 
 # -- what the backfill must not adopt or cross ---------------------------------------------------

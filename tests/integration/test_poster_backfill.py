@@ -3,6 +3,7 @@ Xero emulator and the registry on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -341,6 +342,59 @@ def test_a_request_id_reused_for_other_bills_is_refused_and_posts_nothing(
         backfill_pb2.StartBackfillRequest(connection_id="firm-1", bills=[open_bill(9202, [])], request_id="r3")
     ).backfill
     assert again.name != first.name and again.accepted == 1
+
+
+def test_starts_of_other_bills_under_one_request_id_at_once_post_only_the_one_that_claimed_it(
+    poster_factory: PosterFactory, emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Four starts of different bills under one request_id, all inside the payments' check
+    (the last step before anything is posted) together: one claims the request_id and is
+    posted; the other three are refused REQUEST_ID_REUSED with nothing of them queued. On
+    PostgreSQL the claims are kept apart by the connection row's lock, not by the file's one
+    writer."""
+    app = poster_factory(run_dispatcher=False)
+    stub = stub_for(app)
+    connect(stub, emulator)
+    starts = 4
+    barrier = threading.Barrier(starts, timeout=10)
+    original = app.mapper.map_each
+    checks = [0]
+    lock = threading.Lock()
+
+    def together(requests: Any) -> Any:
+        with lock:
+            checks[0] += 1
+            first = checks[0] <= starts
+        if first:
+            barrier.wait()
+        return original(requests)
+
+    monkeypatch.setattr(app.mapper, "map_each", together)
+    answers: dict[int, backfill_pb2.Backfill | grpc.RpcError] = {}
+
+    def start(bill_id: int) -> None:
+        request = backfill_pb2.StartBackfillRequest(
+            connection_id="firm-1", bills=[open_bill(bill_id, [500])], request_id="nightly"
+        )
+        try:
+            answers[bill_id] = stub.StartBackfill(request, timeout=30).backfill
+        except grpc.RpcError as err:
+            answers[bill_id] = err
+
+    threads = [threading.Thread(target=start, args=(9301 + n,)) for n in range(starts)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+
+    started = [b for b, a in answers.items() if isinstance(a, backfill_pb2.Backfill)]
+    refused = {b: a for b, a in answers.items() if isinstance(a, grpc.RpcError)}
+    assert len(started) == 1 and len(refused) == starts - 1, answers
+    for err in refused.values():
+        assert err.code() == grpc.StatusCode.ALREADY_EXISTS, err
+        assert from_rpc_error(err).reason == "REQUEST_ID_REUSED", err
+    records = {link.record.id for link in stub.ListLinks(poster_pb2.ListLinksRequest(connection_id="firm-1")).links}
+    assert records == {started[0], started[0] * 10 + 1}, records
 
 
 def test_only_a_connections_callers_may_preflight_backfill_or_follow_its_backfills(

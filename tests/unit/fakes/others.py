@@ -106,6 +106,12 @@ class FakeBackfillRepository:
     def backfill_by_request(self, connection_id: str, request_id: str) -> BackfillRow | None:
         _unused("backfill_by_request")
 
+    def claim_request(self, connection_id: str, request_id: str, fingerprint: str, now_us: int) -> str:
+        _unused("claim_request")
+
+    def release_request(self, connection_id: str, request_id: str) -> None:
+        _unused("release_request")
+
     def items_of(self, backfill_id: str) -> list[BackfillItemRow]:
         _unused("items_of")
 

@@ -1,5 +1,6 @@
-"""The backfill's durable state (migration 7): one row per backfill operation and one per
-transaction it handled. Progress is not stored: it is read from the links of the postings."""
+"""The backfill's durable state: one row per backfill operation and one per transaction it
+handled, and the request_ids claimed by starts not yet recorded (revision 0009). Progress is not
+stored: it is read from the links of the postings."""
 
 from __future__ import annotations
 
@@ -35,4 +36,16 @@ class BackfillItemRow(SQLModel, table=True):
     error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
 
 
-TABLES = [BackfillRow.__table__, BackfillItemRow.__table__]  # type: ignore[attr-defined]
+class BackfillClaimRow(SQLModel, table=True):
+    """A request_id taken by a start before it posts anything, until its backfill is recorded:
+    another request under it is refused with nothing of it posted, and the claiming request,
+    sent again after a start that stopped part-way, finishes it."""
+
+    __tablename__ = "backfill_claim"
+    connection_id: str = Field(primary_key=True, max_length=64)
+    request_id: str = Field(primary_key=True, max_length=128)
+    fingerprint: str = Field(max_length=64)
+    create_us: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+TABLES = [BackfillRow.__table__, BackfillItemRow.__table__, BackfillClaimRow.__table__]  # type: ignore[attr-defined]

@@ -334,6 +334,10 @@ def start_backfill(
     require_preflight(db, connection_id)
     groups = _groups(bills, connection)
     _refuse_unpostable(poster, connection_id, groups)
+    if request_id:
+        recorded = _claim_request(db, connection_id, request_id, fingerprint)
+        if recorded:
+            return recorded
     queued: list[_Item] = []
     try:
         _post(poster, connection_id, [g.bill for g in groups if not g.bill.outcome], actor, queued)
@@ -370,10 +374,11 @@ def request_fingerprint(bills: Sequence[BillInput]) -> str:
 
 def _same_request(earlier: bt.BackfillRow, request_id: str, fingerprint: str, posted: bool = False) -> str:
     """The backfill a reused request_id started, when it names the same request (AIP-155);
-    another request under it is refused and changes nothing, unless a start under the same
-    request_id at the same time recorded it first (`posted`: this request's transactions were
-    queued meanwhile, and the refusal says so). Rows from before fingerprints were kept (empty)
-    are taken as the same request, as they were answered then."""
+    another request under it is refused and changes nothing, unless it was recorded while this
+    request's transactions were queued (`posted`): a start of a release that did not claim the
+    request_id (_claim_request), still running during a rolling upgrade, and the refusal says
+    so. Rows from before fingerprints were kept (empty) are taken as the same request, as they
+    were answered then."""
     if earlier.fingerprint and earlier.fingerprint != fingerprint:
         what = (
             "its transactions were queued for Xero while another request under it was recorded first, so no "
@@ -398,6 +403,36 @@ def _same_request(earlier: bt.BackfillRow, request_id: str, fingerprint: str, po
     return earlier.backfill_id
 
 
+def _claim_request(db: Database, connection_id: str, request_id: str, fingerprint: str) -> str:
+    """Claims the request_id for this request before anything of it is posted. Posted first and
+    recorded after, two requests under one request_id both reached Xero, and after a start that
+    stopped part-way another request could take the request_id from it. Returns the backfill
+    already recorded under it for this request ("" when the start goes on); another request
+    holding it, or recorded under it, is refused with nothing of this one posted."""
+
+    def claim(uow: UnitOfWork) -> str:
+        # Claims and records of one connection's request_ids one at a time, as _record_backfill.
+        uow.connections.lock_connection(connection_id)
+        earlier = uow.backfills.backfill_by_request(connection_id, request_id)
+        if earlier is not None:  # recorded since the look-up at the start
+            return _same_request(earlier, request_id, fingerprint)
+        if uow.backfills.claim_request(connection_id, request_id, fingerprint, now_us()) == fingerprint:
+            return ""
+        raise XerolinkError(
+            ErrorCode.ALREADY_EXISTS,
+            Reason.REQUEST_ID_REUSED,
+            f"request_id {request_id!r} is held by a request with other bills, which is being started or stopped "
+            "part-way (sending that request again finishes it); nothing of this request was posted: send a new "
+            "request_id for a new request (reuse one only to retry the same request)",
+            field_violations=[
+                FieldViolation("request_id", "held by a request with other bills; a new request needs a new request_id")
+            ],
+            metadata={"request_id": request_id},
+        )
+
+    return run_in_transaction(db, claim)
+
+
 def _record_backfill(
     db: Database, connection_id: str, request_id: str, fingerprint: str, groups: list[_Group], posted: bool
 ) -> str:
@@ -409,8 +444,9 @@ def _record_backfill(
             # otherwise find none before either commits (the index is not unique).
             uow.connections.lock_connection(connection_id)
             earlier = uow.backfills.backfill_by_request(connection_id, request_id)
-            if earlier is not None:  # a concurrent start with the same key won
+            if earlier is not None:  # a concurrent start of the same request won
                 return _same_request(earlier, request_id, fingerprint, posted)
+            uow.backfills.release_request(connection_id, request_id)
         backfill = bt.BackfillRow(
             backfill_id=backfill_id,
             connection_id=connection_id,

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from sqlmodel import Session, select
 
-from xerolink_poster.adapters.backfill_tables import BackfillItemRow, BackfillRow
+from xerolink_poster.adapters.backfill_tables import BackfillClaimRow, BackfillItemRow, BackfillRow
 
 
 class SqlBackfillRepository:
@@ -25,6 +25,25 @@ class SqlBackfillRepository:
             BackfillRow.connection_id == connection_id, BackfillRow.request_id == request_id
         )
         return self._session.exec(query).first()
+
+    def claim_request(self, connection_id: str, request_id: str, fingerprint: str, now_us: int) -> str:
+        """The fingerprint of the request holding the request_id: the one already claimed, or
+        `fingerprint`, claimed now. The caller holds the connection's row, so two claims of one
+        request_id never both find it free."""
+        held = self._session.get(BackfillClaimRow, (connection_id, request_id))
+        if held is not None:
+            return held.fingerprint
+        claim = BackfillClaimRow(
+            connection_id=connection_id, request_id=request_id, fingerprint=fingerprint, create_us=now_us
+        )
+        self._session.add(claim)
+        return fingerprint
+
+    def release_request(self, connection_id: str, request_id: str) -> None:
+        """The claim goes once the backfill is recorded under the request_id."""
+        held = self._session.get(BackfillClaimRow, (connection_id, request_id))
+        if held is not None:
+            self._session.delete(held)
 
     def items_of(self, backfill_id: str) -> list[BackfillItemRow]:
         query = select(BackfillItemRow).where(BackfillItemRow.backfill_id == backfill_id).order_by(BackfillItemRow.seq)  # type: ignore[arg-type]
