@@ -14,9 +14,11 @@ from typing import Any, cast
 import pytest
 from sqlalchemy import event
 from xerolink_common.errors import XerolinkError
+from xerolink_poster.adapters.correction_tables import CorrectionRow
 from xerolink_poster.adapters.database import Database, DatabaseError, now_us, open_database
 from xerolink_poster.adapters.tables import ContactLinkRow, LinkRow, OutboxRow
 from xerolink_poster.adapters.xero_client import XeroClient
+from xerolink_poster.domain.corrections import Action, Actor, SagaState, Step, StepState
 from xerolink_poster.domain.kinds import ObjectType
 from xerolink_poster.domain.records import RecordRef, XeroObjectRef
 from xerolink_poster.domain.states import Event, OutboxState
@@ -823,3 +825,41 @@ def test_applying_a_calls_answers_costs_the_same_statements_for_two_elements_as_
             assert {link.state for link in linked if link is not None} == {"linked"} and None not in linked
             assert len(uow.drift.snapshots_by_xero_ids("c1", [r.created.xero_id for r in results if r.created])) == size
     assert counts[0] == counts[1], counts
+
+
+def test_the_sagas_of_many_links_are_read_together_each_by_its_connection_record_and_generation(
+    database: Database,
+) -> None:
+    """An unlink plan reads whether each link's generation is under correction in one read.
+    Only the saga of the exact generation of the exact record under the connection is that
+    link's: not another generation's, not another kind's record of the same number, not
+    another connection's; and each comes with its own steps."""
+    bill, payment = RecordRef(1, 70), RecordRef(2, 70)
+
+    def saga(correction_id: str, connection_id: str, record: RecordRef, generation: int) -> None:
+        row = CorrectionRow(
+            correction_id=correction_id,
+            connection_id=connection_id,
+            kind=record.kind,
+            record_id=record.id,
+            generation=generation,
+            intent=1,
+            state=SagaState.FAILED.value,
+            create_us=now_us(),
+            update_us=now_us(),
+        )
+        step = Step(Action.UNLINK, Actor.XEROLINK, f"unlink {correction_id}", record, state=StepState.PENDING)
+        with UnitOfWork(database) as uow:
+            uow.corrections.add_saga(row, [step])
+            uow.commit()
+
+    saga("bill-g1", "c1", bill, 1)
+    saga("bill-g2", "c1", bill, 2)
+    saga("other-connection", "c2", payment, 1)
+    with UnitOfWork(database, write=False) as uow:
+        found = uow.corrections.sagas_of("c1", [(bill, 2), (payment, 1), (RecordRef(1, 71), 1)])
+        none = uow.corrections.sagas_of("c1", [])
+
+    assert {key: s.row.correction_id for key, s in found.items()} == {(bill, 2): "bill-g2"}
+    assert [s.description for s in found[(bill, 2)].steps] == ["unlink bill-g2"]
+    assert none == {}

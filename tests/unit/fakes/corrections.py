@@ -13,7 +13,7 @@ from xerolink_poster.domain.corrections import Action, LinkFacts, SagaState, Ste
 from xerolink_poster.domain.kinds import LinkGroup
 from xerolink_poster.domain.records import RecordRef
 from xerolink_poster.domain.states import LinkState
-from xerolink_poster.service_layer.ports import Saga
+from xerolink_poster.service_layer.ports import Generation, Saga
 
 from tests.unit.fakes.links import FakeLinkRepository
 from tests.unit.fakes.registry import Registry
@@ -61,6 +61,10 @@ class FakeCorrectionRepository:
             return None
         row = max(rows, key=lambda r: r.generation)
         return Saga(row, self.load_steps(row.correction_id))
+
+    def sagas_of(self, connection_id: str, links: Sequence[Generation]) -> dict[Generation, Saga]:
+        found = {key: self.find_saga(connection_id, key[0], key[1]) for key in set(links)}
+        return {key: saga for key, saga in found.items() if saga is not None}
 
     def under_correction(self, connection_id: str, record: RecordRef, generation: int) -> bool:
         saga = self.find_saga(connection_id, record, generation)

@@ -10,7 +10,7 @@ from typing import Any, Protocol
 from xerolink_poster.adapters.backfill_tables import BackfillItemRow, BackfillRow
 from xerolink_poster.adapters.correction_tables import CorrectionRow
 from xerolink_poster.adapters.drift_tables import DriftRow, PollCursorRow, WebhookEventRow, XeroSnapshotRow
-from xerolink_poster.adapters.repositories.corrections import Saga, notes_of
+from xerolink_poster.adapters.repositories.corrections import Generation, Saga, notes_of
 from xerolink_poster.adapters.repositories.link_index import IndexedPosting
 from xerolink_poster.adapters.repositories.links import StateChange
 from xerolink_poster.adapters.tables import (
@@ -46,6 +46,7 @@ __all__ = [
     "AuditRow",
     "ConnectionRow",
     "DriftRow",
+    "Generation",
     "IndexedPosting",
     "LinkRow",
     "MatterOptionLinkRow",
@@ -181,6 +182,9 @@ class CorrectionRepository(Protocol):
     def dependents(self, connection_id: str, document: RecordRef) -> list[LinkFacts]: ...
     def paid_document(self, link: LinkRow) -> LinkRow | None: ...
     def find_saga(self, connection_id: str, record: RecordRef, generation: int | None) -> Saga | None: ...
+    def sagas_of(
+        self, connection_id: str, links: Sequence[tuple[RecordRef, int]]
+    ) -> dict[tuple[RecordRef, int], Saga]: ...
     def under_correction(self, connection_id: str, record: RecordRef, generation: int) -> bool: ...
     def renamed_documents(self, xero_ids: Sequence[str]) -> set[str]: ...
     def load_steps(self, correction_id: str) -> tuple[Step, ...]: ...

@@ -292,27 +292,35 @@ def _plan(
     """The plan, and the links it speaks of by (connection, record): the request's connection's,
     and the other halves of records kept in two organisations under theirs."""
     links, dependents = _gather(repos, connection_id, chosen, cascade, lock)
-    facts = {r: _facts(repos, link) for r, link in links.items()}
+    facts = _facts(repos, links)
     planned = plan_unlink(chosen, facts, dependents, cascade)
     halves = other_halves(repos, connection_id, [o.record for o in planned], lock)
     if not halves:
         return planned, {(connection_id, r): link for r, link in links.items()}
     by_link = {(connection_id, r): link for r, link in links.items()}
     by_link.update({(h.connection_id, r): h for r, hs in halves.items() for h in hs})
-    other = {r: [(h.connection_id, _facts(repos, h)) for h in hs] for r, hs in halves.items()}
+    by_connection: dict[str, dict[RecordRef, LinkRow]] = {}
+    for r, hs in halves.items():
+        for h in hs:
+            by_connection.setdefault(h.connection_id, {})[r] = h
+    half_facts = {(c, r): f for c, held in by_connection.items() for r, f in _facts(repos, held).items()}
+    other = {r: [(h.connection_id, half_facts[(h.connection_id, r)]) for h in hs] for r, hs in halves.items()}
     return with_other_halves(planned, other), by_link
 
 
-def _facts(repos: Repositories, link: LinkRow) -> LinkFacts:
-    state = LinkState(link.state)
-    record = RecordRef(link.kind, link.record_id)
-    saga = (
-        None
-        if state == LinkState.UNLINKED
-        else repos.corrections.find_saga(link.connection_id, record, link.generation)
-    )
-    correcting = saga is not None and to_finish(saga.row.state, saga.steps)
-    return LinkFacts(state, tuple(repos.links.xero_objects(link)), link.outcome_unknown, correcting)
+def _facts(repos: Repositories, links: dict[RecordRef, LinkRow]) -> dict[RecordRef, LinkFacts]:
+    """What the plan reads of each of one connection's links: its state, its Xero objects, and
+    whether a correction of its generation is to be finished (the sagas in one read)."""
+    live = [(r, link.generation) for r, link in links.items() if LinkState(link.state) != LinkState.UNLINKED]
+    connection_id = next(iter(links.values())).connection_id if links else ""
+    sagas = repos.corrections.sagas_of(connection_id, live)
+    facts: dict[RecordRef, LinkFacts] = {}
+    for r, link in links.items():
+        saga = sagas.get((r, link.generation)) if LinkState(link.state) != LinkState.UNLINKED else None
+        correcting = saga is not None and to_finish(saga.row.state, saga.steps)
+        objects = tuple(repos.links.xero_objects(link))
+        facts[r] = LinkFacts(LinkState(link.state), objects, link.outcome_unknown, correcting)
+    return facts
 
 
 def preview_unlink(repos: Repositories, connection_id: str, chosen: Sequence[RecordRef], cascade: bool) -> UnlinkResult:

@@ -7,7 +7,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import update
+from sqlalchemy import and_, or_, update
 from sqlmodel import Session, col, select
 from xerolink.mapper.v1 import mapper_service_pb2 as mapper_pb2
 from xerolink.xero.v1 import objects_pb2 as xero_pb2
@@ -21,6 +21,9 @@ from xerolink_poster.domain.corrections import Action, Actor, LinkFacts, SagaSta
 from xerolink_poster.domain.kinds import LinkGroup
 from xerolink_poster.domain.records import RecordRef
 from xerolink_poster.domain.states import LinkState
+
+# One generation of a record's link: what a saga is of.
+Generation = tuple[RecordRef, int]
 
 
 @dataclass(frozen=True)
@@ -135,6 +138,27 @@ class SqlCorrectionRepository:
         if row is None:
             return None
         return Saga(row, self.load_steps(row.correction_id))
+
+    def sagas_of(self, connection_id: str, links: Sequence[Generation]) -> dict[Generation, Saga]:
+        """The saga of each of these generations of records' links that has one: one read (as
+        links_of reads links), then the steps of those found. A plan of many links read each
+        saga on its own."""
+        wanted = set(links)
+        if not wanted:
+            return {}
+        ids: dict[int, set[int]] = {}
+        for record, _ in wanted:
+            ids.setdefault(record.kind, set()).add(record.id)
+        by_kind = [
+            and_(col(CorrectionRow.kind) == k, col(CorrectionRow.record_id).in_(sorted(i)))
+            for k, i in sorted(ids.items())
+        ]
+        query = select(CorrectionRow).where(CorrectionRow.connection_id == connection_id, or_(*by_kind))
+        return {
+            key: Saga(row, self.load_steps(row.correction_id))
+            for row in self._session.exec(query).all()
+            if (key := (RecordRef(row.kind, row.record_id), row.generation)) in wanted
+        }
 
     def under_correction(self, connection_id: str, record: RecordRef, generation: int) -> bool:
         """Whether a correction of this generation of the record's link has started and not
