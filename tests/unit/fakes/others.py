@@ -109,7 +109,7 @@ class FakeBackfillRepository:
     def claim_request(self, connection_id: str, request_id: str, fingerprint: str, now_us: int) -> str:
         _unused("claim_request")
 
-    def release_request(self, connection_id: str, request_id: str) -> None:
+    def release_request(self, connection_id: str, request_id: str, fingerprint: str) -> None:
         _unused("release_request")
 
     def items_of(self, backfill_id: str) -> list[BackfillItemRow]:

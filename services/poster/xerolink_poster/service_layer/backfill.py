@@ -6,6 +6,7 @@ links. Running it again finds the same content already posted and queues nothing
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import time
 import uuid
@@ -36,6 +37,8 @@ MAX_BILLS = 1000
 MAX_TRANSACTIONS = 5000
 # Transactions per post_many call: one mapper batch and one registry transaction each.
 CHUNK = 500
+
+log = logging.getLogger(__name__)
 
 OPEN = "open"
 BILL_KIND = common_pb2.TRANSACTION_KIND_CLIENT_BILL
@@ -269,6 +272,12 @@ def _apply(items: list[_Item], outcomes: Sequence[PostOutcome | ItemFailure]) ->
             item.posting_id = outcome.posting.posting_id
 
 
+# Failures that say nothing of the transaction, only that the mapper or the registry could not
+# answer now: the start stops there (BACKFILL_INTERRUPTED once something was queued) instead of
+# recording the transaction refused.
+_TRANSIENT = (ErrorCode.UNAVAILABLE, ErrorCode.ABORTED)
+
+
 def _refuse_unpostable(poster: Poster, connection_id: str, groups: list[_Group]) -> None:
     """Asks what posting the payments of the bills still to post would answer, recording nothing
     (the mapper's and the registry's refusals): a payment that would be refused refuses its bill
@@ -280,6 +289,8 @@ def _refuse_unpostable(poster: Poster, connection_id: str, groups: list[_Group])
         chunk = waiting[start : start + CHUNK]
         said = poster.refusals(connection_id, [i.transaction for _, i in chunk], pre_integration_backfill=True)
         for (group, item), refusal in zip(chunk, said, strict=True):
+            if isinstance(refusal, XerolinkError) and refusal.code in _TRANSIENT:
+                raise refusal  # nothing is posted yet: the start fails whole, to be sent again
             if isinstance(refusal, XerolinkError):
                 error = bounded(refusal)
                 _refuse(item, error.code, error.reason, error.message, error.field_violations)
@@ -301,6 +312,11 @@ def _post(poster: Poster, connection_id: str, items: list[_Item], actor: str, qu
         outcomes = poster.post_many(connection_id, [i.transaction for i in chunk], actor, pre_integration_backfill=True)
         _apply(chunk, outcomes)
         queued.extend(i for i in chunk if i.outcome == bp.ACCEPTED)
+        for outcome in outcomes:
+            if isinstance(outcome, ItemFailure) and outcome.error.code in _TRANSIENT:
+                # Not the transaction's refusal (a division's connection lost its mapper, say):
+                # recorded REFUSED, sending the request again would answer that record for ever.
+                raise outcome.error
 
 
 def _interrupted(error: XerolinkError, queued: Sequence[_Item], request_id: str) -> XerolinkError:
@@ -355,6 +371,8 @@ def start_backfill(
         _post(poster, connection_id, payments, actor, queued)
     except XerolinkError as err:
         if not queued:
+            if request_id:  # nothing of it was posted: the request_id is free, as if never sent
+                _release_claim(db, connection_id, request_id, fingerprint)
             raise
         raise _interrupted(err, queued, request_id) from err
     return _record_backfill(db, connection_id, request_id, fingerprint, groups, posted=bool(queued))
@@ -421,16 +439,27 @@ def _claim_request(db: Database, connection_id: str, request_id: str, fingerprin
         raise XerolinkError(
             ErrorCode.ALREADY_EXISTS,
             Reason.REQUEST_ID_REUSED,
-            f"request_id {request_id!r} is held by a request with other bills, which is being started or stopped "
-            "part-way (sending that request again finishes it); nothing of this request was posted: send a new "
-            "request_id for a new request (reuse one only to retry the same request)",
+            f"request_id {request_id!r} is held by another request (other bills, or the same bills in another "
+            "order), which is being started or stopped part-way: sending that request again, as it was sent, "
+            "finishes it; nothing of this request was posted by this call: send a new request_id for a new "
+            "request (reuse one only to retry the same request)",
             field_violations=[
-                FieldViolation("request_id", "held by a request with other bills; a new request needs a new request_id")
+                FieldViolation("request_id", "held by another request; a new request needs a new request_id")
             ],
             metadata={"request_id": request_id},
         )
 
     return run_in_transaction(db, claim)
+
+
+def _release_claim(db: Database, connection_id: str, request_id: str, fingerprint: str) -> None:
+    """Frees the request_id of a start that posted nothing. Best effort: the caller must see
+    why the start failed, and a claim left behind holds the request_id only for the request
+    that failed, which sending it again finishes."""
+    try:
+        run_in_transaction(db, lambda uow: uow.backfills.release_request(connection_id, request_id, fingerprint))
+    except Exception:  # the start's own error is the answer
+        log.warning("could not free request_id %r of connection %s", request_id, connection_id, exc_info=True)
 
 
 def _record_backfill(
@@ -446,7 +475,7 @@ def _record_backfill(
             earlier = uow.backfills.backfill_by_request(connection_id, request_id)
             if earlier is not None:  # a concurrent start of the same request won
                 return _same_request(earlier, request_id, fingerprint, posted)
-            uow.backfills.release_request(connection_id, request_id)
+            uow.backfills.release_request(connection_id, request_id, fingerprint)
         backfill = bt.BackfillRow(
             backfill_id=backfill_id,
             connection_id=connection_id,

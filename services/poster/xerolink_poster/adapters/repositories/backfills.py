@@ -39,10 +39,11 @@ class SqlBackfillRepository:
         self._session.add(claim)
         return fingerprint
 
-    def release_request(self, connection_id: str, request_id: str) -> None:
-        """The claim goes once the backfill is recorded under the request_id."""
+    def release_request(self, connection_id: str, request_id: str, fingerprint: str) -> None:
+        """The request's claim goes once its backfill is recorded, or its start posted nothing;
+        another request's claim under the request_id stays."""
         held = self._session.get(BackfillClaimRow, (connection_id, request_id))
-        if held is not None:
+        if held is not None and held.fingerprint == fingerprint:
             self._session.delete(held)
 
     def items_of(self, backfill_id: str) -> list[BackfillItemRow]:
