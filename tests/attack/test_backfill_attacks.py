@@ -13,8 +13,7 @@ docstring tells what happened before) or guarded behaviour that already held ("G
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -35,6 +34,7 @@ from xerolink_common.reasons import Reason
 from xerolink_mapper import samples
 from xerolink_poster.entrypoints import bootstrap
 
+from tests.fixtures.backfill_starts import at_once, meeting_at_the_mapper
 from tests.fixtures.hand_edits import bank_feed_match, observe
 from tests.fixtures.poster import PosterFactory, connect, stub_for, wait_for, xero_objects
 
@@ -344,42 +344,19 @@ def test_a_request_id_reused_concurrently_for_other_bills_is_refused_before_anyt
     app = poster_factory()
     stub = stub_for(app)
     _, org = connect(stub, emulator)
-    # Both starts are inside their first mapper call (the payments' check, before anything is
-    # posted) before either goes on.
-    barrier = threading.Barrier(2, timeout=10)
-    original = app.mapper.map_each
-    entered = [0]
-    lock = threading.Lock()
-
-    def together(requests: Sequence[tuple[transaction_pb2.Transaction, mapper_pb2.MappingContext]]) -> Any:
-        with lock:
-            entered[0] += 1
-            first = entered[0] <= 2
-        if first:
-            barrier.wait()
-        return original(requests)
-
-    monkeypatch.setattr(app.mapper, "map_each", together)
-    answers: dict[int, backfill_pb2.Backfill | grpc.RpcError] = {}
+    entered = meeting_at_the_mapper(app, monkeypatch, 2)
     bills = {5601: _simple(5601, 20000), 5602: _simple(5602, 30000)}
 
-    def start(bill_id: int) -> None:
-        try:
-            answers[bill_id] = _start(stub, [bills[bill_id]], request_id="nightly-backfill")
-        except grpc.RpcError as err:
-            answers[bill_id] = err
+    def start(bill_id: int) -> Callable[[], backfill_pb2.Backfill]:
+        return lambda: _start(stub, [bills[bill_id]], request_id="nightly-backfill")
 
-    threads = [threading.Thread(target=start, args=(b,)) for b in bills]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(20)
+    answers = at_once({str(b): start(b) for b in bills})
 
     assert entered[0] >= 2, "the two starts did not both reach the payments' check"
-    refused = {b: a for b, a in answers.items() if isinstance(a, grpc.RpcError)}
+    refused = {int(b): a for b, a in answers.items() if isinstance(a, grpc.RpcError)}
     assert len(refused) == 1, answers
     [(loser, err)] = refused.items()
-    [(winner, started)] = ((b, a) for b, a in answers.items() if not isinstance(a, grpc.RpcError))
+    [(winner, started)] = ((int(b), a) for b, a in answers.items() if not isinstance(a, grpc.RpcError))
     error = from_rpc_error(err)
     assert err.code() == grpc.StatusCode.ALREADY_EXISTS, error
     assert error.reason == Reason.REQUEST_ID_REUSED, error

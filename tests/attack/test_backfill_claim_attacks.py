@@ -16,17 +16,14 @@ PostgreSQL, the rest on SQLite (the claim's rules do not depend on the database)
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Sequence
-from typing import Any, TypeAlias
+from collections.abc import Callable
+from typing import Any
 
 import grpc
 import pytest
 from alembic import command
 from sqlalchemy import text
 from xero_emulator import EmulatorServer
-from xerolink.actionstep.v1 import transaction_pb2
-from xerolink.mapper.v1 import mapper_service_pb2 as mapper_pb2
 from xerolink.poster.v1 import backfill_pb2, connection_pb2
 from xerolink_common.grpc_errors import from_rpc_error
 from xerolink_common.reasons import Reason
@@ -50,6 +47,7 @@ from tests.attack.test_backfill_attacks import (
     _simple,
     _start,
 )
+from tests.fixtures.backfill_starts import Answer, at_once, meeting_at_the_mapper
 from tests.fixtures.poster import PosterFactory, connect, stub_for, xero_objects
 from tests.fixtures.routing import extended_context
 from tests.fixtures.routing import route as route_divisions
@@ -59,9 +57,6 @@ from tests.integration.test_registry_migrations import _differences
 SQLITE = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 BOTH = pytest.mark.parametrize("database_url", ["sqlite", "postgres"], indirect=True)
 
-Answer: TypeAlias = backfill_pb2.Backfill | grpc.RpcError
-
-
 # -- helpers -------------------------------------------------------------------------------------
 
 
@@ -70,45 +65,6 @@ def _claims(app: bootstrap.PosterApp) -> set[tuple[str, str]]:
     with app.db.read.connect() as conn:
         rows = conn.execute(text("SELECT connection_id, request_id FROM backfill_claim")).all()
     return {(str(r[0]), str(r[1])) for r in rows}
-
-
-def _together(app: bootstrap.PosterApp, monkeypatch: pytest.MonkeyPatch, starts: int) -> list[int]:
-    """The first `starts` mapper calls (each start's payments' check, the last step before the
-    claim) wait for each other, so the starts claim at the same moment. The list counts them."""
-    barrier = threading.Barrier(starts, timeout=10)
-    original = app.mapper.map_each
-    entered = [0]
-    lock = threading.Lock()
-
-    def together(requests: Sequence[tuple[transaction_pb2.Transaction, mapper_pb2.MappingContext]]) -> Any:
-        with lock:
-            entered[0] += 1
-            first = entered[0] <= starts
-        if first:
-            barrier.wait()
-        return original(requests)
-
-    monkeypatch.setattr(app.mapper, "map_each", together)
-    return entered
-
-
-def _run_all(calls: dict[str, Callable[[], backfill_pb2.Backfill]]) -> dict[str, Answer]:
-    """Each call on its own thread at once; its answer or its error by name."""
-    answers: dict[str, Answer] = {}
-
-    def run(name: str) -> None:
-        try:
-            answers[name] = calls[name]()
-        except grpc.RpcError as err:
-            answers[name] = err
-
-    threads = [threading.Thread(target=run, args=(name,)) for name in calls]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
-    assert set(answers) == set(calls), f"starts that never answered: {set(calls) - set(answers)}"
-    return answers
 
 
 def _reused(err: grpc.RpcError) -> None:
@@ -261,9 +217,9 @@ def test_the_same_request_sent_three_times_at_once_is_one_backfill_posted_once(
     stub = stub_for(app)
     _, org = connect(stub, emulator)
     bills = [_simple(7501, 20000), _simple(7502, 30000)]
-    entered = _together(app, monkeypatch, 3)
+    entered = meeting_at_the_mapper(app, monkeypatch, 3)
 
-    answers = _run_all({f"try-{n}": lambda: _start(stub, bills, request_id="slow-answer") for n in range(3)})
+    answers = at_once({f"try-{n}": lambda: _start(stub, bills, request_id="slow-answer") for n in range(3)})
 
     assert entered[0] >= 3, "the three starts did not meet at the payments' check"
     names = {a.name if isinstance(a, backfill_pb2.Backfill) else f"error {a.code()}" for a in answers.values()}
@@ -289,9 +245,9 @@ def test_a_retried_request_and_another_request_racing_for_one_request_id_post_on
     stub = stub_for(app)
     _, org = connect(stub, emulator)
     requests = {"a": [_simple(7601, 20000)], "b": [_simple(7602, 30000)]}
-    _together(app, monkeypatch, 3)
+    meeting_at_the_mapper(app, monkeypatch, 3)
 
-    answers = _run_all(
+    answers = at_once(
         {
             "a-1": lambda: _start(stub, requests["a"], request_id="race"),
             "a-2": lambda: _start(stub, requests["a"], request_id="race"),
@@ -333,12 +289,12 @@ def test_one_request_id_on_two_connections_at_once_is_two_independent_backfills(
     _, org1 = connect(stub, emulator, "firm-1")
     _, org2 = connect(stub, emulator, "firm-2")
     bills = {"firm-1": [_simple(7701, 20000)], "firm-2": [_simple(7702, 30000)]}
-    _together(app, monkeypatch, 2)
+    meeting_at_the_mapper(app, monkeypatch, 2)
 
     def start(connection_id: str) -> Callable[[], backfill_pb2.Backfill]:
         return lambda: _start(stub, bills[connection_id], connection_id, request_id="nightly")
 
-    answers = _run_all({c: start(c) for c in bills})
+    answers = at_once({c: start(c) for c in bills})
 
     for connection_id, org in (("firm-1", org1), ("firm-2", org2)):
         answer = answers[connection_id]

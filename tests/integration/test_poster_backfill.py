@@ -3,7 +3,6 @@ Xero emulator and the registry on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -23,6 +22,7 @@ from xerolink_common.grpc_errors import from_rpc_error
 from xerolink_mapper import samples
 from xerolink_poster.entrypoints import bootstrap
 
+from tests.fixtures.backfill_starts import at_once, meeting_at_the_mapper
 from tests.fixtures.poster import PosterFactory, connect, stub_for, xero_objects
 from tests.integration.test_poster_tenant_isolation import as_caller, poster  # noqa: F401  (fixture)
 
@@ -356,36 +356,15 @@ def test_starts_of_other_bills_under_one_request_id_at_once_post_only_the_one_th
     stub = stub_for(app)
     connect(stub, emulator)
     starts = 4
-    barrier = threading.Barrier(starts, timeout=10)
-    original = app.mapper.map_each
-    checks = [0]
-    lock = threading.Lock()
+    meeting_at_the_mapper(app, monkeypatch, starts)
 
-    def together(requests: Any) -> Any:
-        with lock:
-            checks[0] += 1
-            first = checks[0] <= starts
-        if first:
-            barrier.wait()
-        return original(requests)
-
-    monkeypatch.setattr(app.mapper, "map_each", together)
-    answers: dict[int, backfill_pb2.Backfill | grpc.RpcError] = {}
-
-    def start(bill_id: int) -> None:
+    def start(bill_id: int) -> Callable[[], backfill_pb2.Backfill]:
         request = backfill_pb2.StartBackfillRequest(
             connection_id="firm-1", bills=[open_bill(bill_id, [500])], request_id="nightly"
         )
-        try:
-            answers[bill_id] = stub.StartBackfill(request, timeout=30).backfill
-        except grpc.RpcError as err:
-            answers[bill_id] = err
+        return lambda: stub.StartBackfill(request, timeout=30).backfill
 
-    threads = [threading.Thread(target=start, args=(9301 + n,)) for n in range(starts)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
+    answers = {int(k): a for k, a in at_once({str(b): start(b) for b in range(9301, 9301 + starts)}).items()}
 
     started = [b for b, a in answers.items() if isinstance(a, backfill_pb2.Backfill)]
     refused = {b: a for b, a in answers.items() if isinstance(a, grpc.RpcError)}
