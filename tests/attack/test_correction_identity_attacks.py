@@ -208,11 +208,7 @@ def test_a_correction_under_one_connection_never_touches_the_same_record_of_anot
     one = Firm(stub, emulator)
     one.post("client_bill", "client_bill_payment")
     _, org_two = connect(stub, emulator, "firm-2")
-    for name in ("client_bill", "client_bill_payment"):
-        posting = stub.PostTransaction(
-            poster_pb2.PostTransactionRequest(connection_id="firm-2", transaction=one.sample[name])
-        ).posting
-        assert wait_settled(stub, posting.name).state == LINKED
+    one.post("client_bill", "client_bill_payment", connection_id="firm-2")
     request = correction_pb2.ApplyCorrectionRequest(connection_id="firm-2", record=key(BILL, one.bill), intent=DELETE)
 
     done = stub.ApplyCorrection(request, timeout=30).correction

@@ -302,11 +302,7 @@ def test_another_firms_unfinished_correction_of_the_same_numbers_refuses_nothing
     one = Firm(stub, emulator)
     one.post("client_bill", "client_bill_payment")
     _, org_two = connect(stub, emulator, "firm-2")
-    for name in ("client_bill", "client_bill_payment"):
-        posting = stub.PostTransaction(
-            poster_pb2.PostTransactionRequest(connection_id="firm-2", transaction=one.sample[name])
-        ).posting
-        assert wait_settled(stub, posting.name).state == LINKED
+    one.post("client_bill", "client_bill_payment", connection_id="firm-2")
     two_payment = (
         stub.GetLink(poster_pb2.GetLinkRequest(connection_id="firm-2", record=key(PAYMENT, one.payment)))
         .link.xero_objects[0]

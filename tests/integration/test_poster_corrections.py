@@ -65,10 +65,12 @@ class Firm:
         self.credit_note = self.sample["credit_note"].header.id
         self.application = self.sample["credit_note_application"].header.id
 
-    def post(self, *names: str) -> None:
+    def post(self, *names: str, connection_id: str = "firm-1") -> None:
+        """Posts these samples under the connection (another firm's, holding the same Actionstep
+        ids, when not firm-1's) and waits for each to be linked."""
         for name in names:
             posting = self.stub.PostTransaction(
-                poster_pb2.PostTransactionRequest(connection_id="firm-1", transaction=self.sample[name])
+                poster_pb2.PostTransactionRequest(connection_id=connection_id, transaction=self.sample[name])
             ).posting
             assert wait_settled(self.stub, posting.name).state == poster_pb2.LINK_STATE_LINKED, name
 
