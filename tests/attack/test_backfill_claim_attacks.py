@@ -141,6 +141,39 @@ def test_a_start_refused_because_the_connection_is_disconnected_claims_nothing(
 
 
 @SQLITE
+def test_a_retry_of_an_interrupted_start_that_queues_nothing_new_keeps_the_request_id(
+    poster_factory: PosterFactory, emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch, mapper_target: str
+) -> None:
+    """DEFECT: a start is interrupted after its bill was queued; the caller sends the same
+    request again, and that retry is interrupted too, after the bill (now ALREADY_DONE, so this
+    call queued nothing) and before the payment. The retry took "nothing queued by this call"
+    for "nothing of the request posted" and freed the claim: another request under the
+    request_id was then started, and the first request, whose bill is in Xero owing the whole
+    total, could no longer be finished under it. The claim is freed only by the start that made
+    it; the other request is refused, and the first request sent again finishes."""
+    app = poster_factory()
+    stub = stub_for(app)
+    _, org = connect(stub, emulator)
+    first = [_simple(7301, 20000)]
+    for _ in range(2):  # the start, then its retry: the payments' check and the bills, then lost
+        _mapper_lost_after(app, monkeypatch, calls=2)
+        with pytest.raises(grpc.RpcError):
+            _start(stub, first, request_id="retried")
+        _mapper_back(app, monkeypatch, mapper_target)
+    assert _claims(app) == {("firm-1", "retried")}
+
+    with pytest.raises(grpc.RpcError) as other:
+        _start(stub, [_simple(7302, 30000)], request_id="retried")
+    _reused(other.value)
+    assert (BILL, 7302) not in _records(stub)
+
+    final = _finish(stub, _start(stub, first, request_id="retried").name)
+    assert final.state == DONE and final.linked == 2, final
+    assert _amount_due_mismatches(emulator, org["tenant_id"], first) == {}
+    assert _claims(app) == set()
+
+
+@SQLITE
 def test_a_mapper_outage_at_the_payments_check_is_not_recorded_as_a_refused_backfill(
     poster_factory: PosterFactory, emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch, mapper_target: str
 ) -> None:

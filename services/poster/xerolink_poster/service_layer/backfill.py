@@ -350,8 +350,9 @@ def start_backfill(
     require_preflight(db, connection_id)
     groups = _groups(bills, connection)
     _refuse_unpostable(poster, connection_id, groups)
+    claimed = False  # whether this call made the request_id's claim, and so may free it
     if request_id:
-        recorded = _claim_request(db, connection_id, request_id, fingerprint)
+        recorded, claimed = _claim_request(db, connection_id, request_id, fingerprint)
         if recorded:
             return recorded
     queued: list[_Item] = []
@@ -371,7 +372,10 @@ def start_backfill(
         _post(poster, connection_id, payments, actor, queued)
     except XerolinkError as err:
         if not queued:
-            if request_id:  # nothing of it was posted: the request_id is free, as if never sent
+            if claimed:
+                # Nothing was posted by this call, and it made the claim: no earlier start of the
+                # request left anything queued under it, so the request_id is free, as if never
+                # sent. A retry that joined an earlier start's claim keeps it.
                 _release_claim(db, connection_id, request_id, fingerprint)
             raise
         raise _interrupted(err, queued, request_id) from err
@@ -421,21 +425,23 @@ def _same_request(earlier: bt.BackfillRow, request_id: str, fingerprint: str, po
     return earlier.backfill_id
 
 
-def _claim_request(db: Database, connection_id: str, request_id: str, fingerprint: str) -> str:
+def _claim_request(db: Database, connection_id: str, request_id: str, fingerprint: str) -> tuple[str, bool]:
     """Claims the request_id for this request before anything of it is posted. Posted first and
     recorded after, two requests under one request_id both reached Xero, and after a start that
     stopped part-way another request could take the request_id from it. Returns the backfill
-    already recorded under it for this request ("" when the start goes on); another request
-    holding it, or recorded under it, is refused with nothing of this one posted."""
+    already recorded under it for this request ("" when the start goes on), and whether this
+    call made the claim (not an earlier or concurrent start of the same request); another
+    request holding it, or recorded under it, is refused with nothing of this one posted."""
 
-    def claim(uow: UnitOfWork) -> str:
+    def claim(uow: UnitOfWork) -> tuple[str, bool]:
         # Claims and records of one connection's request_ids one at a time, as _record_backfill.
         uow.connections.lock_connection(connection_id)
         earlier = uow.backfills.backfill_by_request(connection_id, request_id)
         if earlier is not None:  # recorded since the look-up at the start
-            return _same_request(earlier, request_id, fingerprint)
-        if uow.backfills.claim_request(connection_id, request_id, fingerprint, now_us()) == fingerprint:
-            return ""
+            return _same_request(earlier, request_id, fingerprint), False
+        held, made = uow.backfills.claim_request(connection_id, request_id, fingerprint, now_us())
+        if held == fingerprint:
+            return "", made
         raise XerolinkError(
             ErrorCode.ALREADY_EXISTS,
             Reason.REQUEST_ID_REUSED,

@@ -26,18 +26,18 @@ class SqlBackfillRepository:
         )
         return self._session.exec(query).first()
 
-    def claim_request(self, connection_id: str, request_id: str, fingerprint: str, now_us: int) -> str:
-        """The fingerprint of the request holding the request_id: the one already claimed, or
-        `fingerprint`, claimed now. The caller holds the connection's row, so two claims of one
-        request_id never both find it free."""
+    def claim_request(self, connection_id: str, request_id: str, fingerprint: str, now_us: int) -> tuple[str, bool]:
+        """The fingerprint of the request holding the request_id, and whether this call claimed
+        it: the one already claimed, or `fingerprint`, claimed now. The caller holds the
+        connection's row, so two claims of one request_id never both find it free."""
         held = self._session.get(BackfillClaimRow, (connection_id, request_id))
         if held is not None:
-            return held.fingerprint
+            return held.fingerprint, False
         claim = BackfillClaimRow(
             connection_id=connection_id, request_id=request_id, fingerprint=fingerprint, create_us=now_us
         )
         self._session.add(claim)
-        return fingerprint
+        return fingerprint, True
 
     def release_request(self, connection_id: str, request_id: str, fingerprint: str) -> None:
         """The request's claim goes once its backfill is recorded, or its start posted nothing;
