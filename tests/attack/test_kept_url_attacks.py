@@ -385,6 +385,10 @@ def test_many_distinct_urls_evict_and_the_cache_stays_small() -> None:
     assert again == previous_url("https://api.xero.com", "Invoices", {"where": where.format(0), "page": "1"})
 
 
+# Alone: with the interpreter switching threads every microsecond it takes a core for 12 s, and
+# beside another worker's load one of its 480 loopback calls was once reset (ReadError), which
+# is not what it tests.
+@pytest.mark.serial
 def test_dispatcher_threads_sharing_one_client_each_send_their_own_url(rec: Recorder) -> None:
     api_url.cache_clear()
     client = XeroClient()
