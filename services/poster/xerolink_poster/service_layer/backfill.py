@@ -289,9 +289,9 @@ def _refuse_unpostable(poster: Poster, connection_id: str, groups: list[_Group])
         chunk = waiting[start : start + CHUNK]
         said = poster.refusals(connection_id, [i.transaction for _, i in chunk], pre_integration_backfill=True)
         for (group, item), refusal in zip(chunk, said, strict=True):
-            if isinstance(refusal, XerolinkError) and refusal.code in _TRANSIENT:
-                raise refusal  # nothing is posted yet: the start fails whole, to be sent again
             if isinstance(refusal, XerolinkError):
+                if refusal.code in _TRANSIENT:
+                    raise refusal  # nothing is posted yet: the start fails whole, to be sent again
                 error = bounded(refusal)
                 _refuse(item, error.code, error.reason, error.message, error.field_violations)
             elif refusal is not None:

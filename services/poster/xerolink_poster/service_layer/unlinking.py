@@ -316,7 +316,7 @@ def _facts(repos: Repositories, links: dict[RecordRef, LinkRow]) -> dict[RecordR
     sagas = repos.corrections.sagas_of(connection_id, live)
     facts: dict[RecordRef, LinkFacts] = {}
     for r, link in links.items():
-        saga = sagas.get((r, link.generation)) if LinkState(link.state) != LinkState.UNLINKED else None
+        saga = sagas.get((r, link.generation))  # an unlinked link's is never read
         correcting = saga is not None and to_finish(saga.row.state, saga.steps)
         objects = tuple(repos.links.xero_objects(link))
         facts[r] = LinkFacts(LinkState(link.state), objects, link.outcome_unknown, correcting)
