@@ -41,7 +41,15 @@ from xerolink_poster.domain.kinds import LinkGroup
 from xerolink_poster.domain.records import XeroObjectRef
 from xerolink_poster.domain.states import LinkState
 
-from tests.fixtures.poster import EmulatorFactory, PosterFactory, connect, stub_for, wait_for, wait_settled
+from tests.fixtures.poster import (
+    EmulatorFactory,
+    PosterFactory,
+    connect,
+    settings,
+    stub_for,
+    wait_for,
+    wait_settled,
+)
 from tests.fixtures.routing import sample as routed_sample
 from tests.integration.test_organisation_routing import pair  # noqa: F401 - the fixture
 from tests.integration.test_poster_corrections import Firm, key
@@ -621,15 +629,20 @@ def test_a_link_its_dead_saga_unlinked_is_already_unlinked_not_refused(
 
 
 @SQLITE
-def test_a_correction_running_right_now_refuses_the_unlink_until_it_completes(firm: Firm) -> None:
+def test_a_correction_running_right_now_refuses_the_unlink_until_it_completes(
+    poster_factory: PosterFactory, emulator: EmulatorServer
+) -> None:
     """GUARD: a payment's correction is running: its delete is on its way to Xero (Xero slow to
     answer). An UnlinkLinks sent meanwhile is refused CORRECTION_UNFINISHED (preview and apply),
     nothing changes; once the correction completes the payment is unlinked by it, deleted in
     Xero, and the request answers ALREADY_UNLINKED."""
+    # Xero answers the delete after 4 s, well within the poster's 10 s timeout: with the
+    # fixtures' 3 s timeout and a 3 s delay the call sometimes timed out and the correction failed.
+    firm = Firm(stub_for(poster_factory(settings(http_timeout=10.0))), emulator)
     firm.post("client_bill", "client_bill_payment")
     payment_id = firm.xero_id(PAYMENT, firm.payment, xero_pb2.OBJECT_TYPE_PAYMENT)
     firm.emulator.faults.add(
-        FaultRule("latency", seconds=3.0, count=1, methods=("POST",), path_contains=f"Payments/{payment_id}")
+        FaultRule("latency", seconds=4.0, count=1, methods=("POST",), path_contains=f"Payments/{payment_id}")
     )
     answers: list[correction_pb2.Correction] = []
     worker = threading.Thread(target=lambda: answers.append(firm.apply(PAYMENT, firm.payment, EDIT)))
