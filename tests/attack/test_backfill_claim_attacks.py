@@ -1,4 +1,4 @@
-"""Attacks on StartBackfill's claim of its request_id (revision 0009, table backfill_claim;
+"""Attacks on StartBackfill's claim of its request_id (revisions 0009 and 0010, table backfill_claim;
 service_layer/backfill.py: _claim_request, released by _record_backfill), from outside: careless
 and concurrent callers, a crash or a lost answer between the claim and the record, refusals
 before and after the claim, request_ids of other connections and of a firm's divisions, and
@@ -16,6 +16,7 @@ PostgreSQL, the rest on SQLite (the claim's rules do not depend on the database)
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -28,8 +29,10 @@ from xerolink.poster.v1 import backfill_pb2, connection_pb2
 from xerolink_common.grpc_errors import from_rpc_error
 from xerolink_common.reasons import Reason
 from xerolink_poster.adapters.database import open_database
-from xerolink_poster.adapters.migrations import alembic_config, current_revision, migrate
+from xerolink_poster.adapters.mapper_client import MapperClient
+from xerolink_poster.adapters.migrations import alembic_config, current_revision, head_revision, migrate
 from xerolink_poster.entrypoints import bootstrap
+from xerolink_poster.service_layer import backfill
 from xerolink_poster.service_layer.posting import Poster
 
 from tests.attack.test_backfill_attacks import (
@@ -170,6 +173,86 @@ def test_a_retry_of_an_interrupted_start_that_queues_nothing_new_keeps_the_reque
     final = _finish(stub, _start(stub, first, request_id="retried").name)
     assert final.state == DONE and final.linked == 2, final
     assert _amount_due_mismatches(emulator, org["tenant_id"], first) == {}
+    assert _claims(app) == set()
+
+
+@BOTH
+def test_the_start_that_made_the_claim_failing_keeps_it_for_a_joined_retry_that_queued_its_bill(
+    poster_factory: PosterFactory, emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DEFECT: a caller whose answer is slow sends the same request again while the first start
+    runs; the first made the claim, the retry joined it. The retry queues the bill and is
+    interrupted before the payment (BACKFILL_INTERRUPTED, "send the same request again to
+    finish it"); then the first start loses the mapper at the bills, having queued nothing
+    itself, and, as the start that made the claim, freed it. Another request then took the
+    request_id and was posted, and the first request, whose bill is in Xero owing the whole
+    total, was refused REQUEST_ID_REUSED. A start frees only its own hold on the claim: the
+    other request is refused with nothing of it posted, and the first request sent again
+    finishes."""
+    app = poster_factory()
+    stub = stub_for(app)
+    _, org = connect(stub, emulator)
+    first = [_simple(7351, 20000)]
+    dead = MapperClient("127.0.0.1:9")  # nothing listens: the client's real UNAVAILABLE
+    claim = backfill._claim_request
+    claimed: list[int] = []  # the starts' threads in the order they claimed: the first made it
+    one_at_a_time = threading.Lock()
+
+    def noting(*args: Any) -> tuple[str, bool]:
+        with one_at_a_time:
+            answer = claim(*args)
+            claimed.append(threading.get_ident())
+        return answer
+
+    monkeypatch.setattr(backfill, "_claim_request", noting)
+    barrier = threading.Barrier(2, timeout=10)
+    retry_ended = threading.Event()
+    original = app.mapper.map_each
+    calls: dict[int, int] = {}
+
+    def per_start(requests: Any) -> Any:
+        me = threading.get_ident()
+        calls[me] = calls.get(me, 0) + 1
+        if calls[me] == 1:  # the payments' check: both starts claim after it, together
+            barrier.wait()
+            return original(requests)
+        if me == claimed[0]:  # the start that made the claim loses the mapper at its bills
+            assert retry_ended.wait(20), "the joined retry never ended"
+            return dead.map_each(requests)
+        # The joined retry: its bills are posted, its payments meet the lost mapper.
+        if calls[me] == 2:
+            return original(requests)
+        try:
+            return dead.map_each(requests)
+        finally:
+            retry_ended.set()  # all it does after this is answer BACKFILL_INTERRUPTED
+
+    monkeypatch.setattr(app.mapper, "map_each", per_start)
+
+    def start() -> backfill_pb2.Backfill:
+        return _start(stub, first, request_id="joined")
+
+    answers = at_once({"first": start, "again": start})
+    monkeypatch.undo()
+    dead.close()
+
+    assert len(claimed) == 2, claimed
+    errors = {k: from_rpc_error(a) for k, a in answers.items() if isinstance(a, grpc.RpcError)}
+    assert sorted(e.reason for e in errors.values()) == sorted(
+        [Reason.MAPPER_UNAVAILABLE, Reason.BACKFILL_INTERRUPTED]
+    ), answers
+    assert (BILL, 7351) in _records(stub) and (PAYMENT, 73511) not in _records(stub)
+    assert _claims(app) == {("firm-1", "joined")}
+
+    with pytest.raises(grpc.RpcError) as other:
+        _start(stub, [_simple(7352, 30000)], request_id="joined")
+    _reused(other.value)
+    assert (BILL, 7352) not in _records(stub)
+
+    final = _finish(stub, _start(stub, first, request_id="joined").name)
+    assert final.state == DONE and final.linked == 2, final
+    assert _amount_due_mismatches(emulator, org["tenant_id"], first) == {}
+    assert "OLD-7352" not in _invoices(emulator, org["tenant_id"])
     assert _claims(app) == set()
 
 
@@ -560,9 +643,41 @@ def test_revision_0009_downgrades_with_claims_held_and_upgrades_to_the_table_cla
             tables = set(db.read.dialect.get_table_names(conn))
         assert "backfill_claim" not in tables and {"backfill", "backfill_item"} <= tables
 
-        assert migrate(db) == "0009" and current_revision(db) == "0009"
+        assert migrate(db) == head_revision() and current_revision(db) == head_revision()
         with db.read.connect() as conn:
             assert conn.execute(text("SELECT count(*) FROM backfill_claim")).scalar_one() == 0
+        assert _differences(db) == []
+    finally:
+        db.dispose()
+
+
+@BOTH
+def test_revision_0010_keeps_a_held_claim_through_its_downgrade_and_upgrade(database_url: str) -> None:
+    """GUARD: a claim held by two starts at 0010 stays through a downgrade to 0009 (only the
+    count goes) and an upgrade back, with one hold: a start of the claim's request, still
+    running or stopped part-way, keeps the request_id. The schema then matches the classes."""
+    db = open_database(database_url)
+    try:
+        migrate(db)
+        with db.write.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO backfill_claim (connection_id, request_id, fingerprint, create_us, holders) "
+                    "VALUES ('firm-1', 'held', :f, 1, 2)"
+                ),
+                {"f": "f" * 64},
+            )
+        with db.write.begin() as conn:
+            command.downgrade(alembic_config(conn), "0009")
+        with db.read.connect() as conn:
+            columns = {c["name"] for c in db.read.dialect.get_columns(conn, "backfill_claim")}
+            kept = conn.execute(text("SELECT connection_id, request_id FROM backfill_claim")).all()
+        assert "holders" not in columns and [tuple(r) for r in kept] == [("firm-1", "held")]
+
+        assert migrate(db) == head_revision()
+        with db.read.connect() as conn:
+            holders = conn.execute(text("SELECT holders FROM backfill_claim")).scalars().all()
+        assert holders == [1]
         assert _differences(db) == []
     finally:
         db.dispose()

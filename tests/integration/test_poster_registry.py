@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, text
 from xerolink_common.errors import XerolinkError
 from xerolink_poster.adapters.correction_tables import CorrectionRow
 from xerolink_poster.adapters.database import Database, DatabaseError, now_us, open_database
@@ -863,3 +863,42 @@ def test_the_sagas_of_many_links_are_read_together_each_by_its_connection_record
     assert {key: s.row.correction_id for key, s in found.items()} == {(bill, 2): "bill-g2"}
     assert [s.description for s in found[(bill, 2)].steps] == ["unlink bill-g2"]
     assert none == {}
+
+
+def test_a_request_ids_claim_is_held_by_each_start_of_its_request_and_goes_with_the_last_hold(
+    database: Database,
+) -> None:
+    """Starts of one request each hold the claim; another request's start holds nothing. A hold
+    dropped leaves the claim to the others, the last one dropped frees the request_id, and a
+    recorded backfill frees it whoever else holds it. Another request's fingerprint changes
+    nothing of a claim it does not hold."""
+    key = ("c1", "nightly")
+
+    def claim(fingerprint: str) -> tuple[str, bool]:
+        return run_in_transaction(database, lambda uow: uow.backfills.claim_request(*key, fingerprint, now_us()))
+
+    def drop(fingerprint: str) -> None:
+        run_in_transaction(database, lambda uow: uow.backfills.drop_hold(*key, fingerprint))
+
+    def holders() -> list[tuple[str, int]]:
+        with database.read.connect() as conn:
+            rows = conn.execute(text("SELECT fingerprint, holders FROM backfill_claim")).all()
+        return [(str(f), int(n)) for f, n in rows]
+
+    assert claim("a") == ("a", True) and claim("a") == ("a", True)
+    assert claim("b") == ("a", False)
+    assert holders() == [("a", 2)]
+    drop("b")
+    assert holders() == [("a", 2)]
+    drop("a")
+    assert holders() == [("a", 1)] and claim("b") == ("a", False)
+    drop("a")
+    assert holders() == []
+    drop("a")  # nothing held: nothing to drop
+    assert claim("b") == ("b", True) and holders() == [("b", 1)]
+
+    assert claim("b") == ("b", True)
+    run_in_transaction(database, lambda uow: uow.backfills.release_request(*key, "a"))
+    assert holders() == [("b", 2)]
+    run_in_transaction(database, lambda uow: uow.backfills.release_request(*key, "b"))
+    assert holders() == []

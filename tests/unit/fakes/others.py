@@ -109,6 +109,9 @@ class FakeBackfillRepository:
     def claim_request(self, connection_id: str, request_id: str, fingerprint: str, now_us: int) -> tuple[str, bool]:
         _unused("claim_request")
 
+    def drop_hold(self, connection_id: str, request_id: str, fingerprint: str) -> None:
+        _unused("drop_hold")
+
     def release_request(self, connection_id: str, request_id: str, fingerprint: str) -> None:
         _unused("release_request")
 

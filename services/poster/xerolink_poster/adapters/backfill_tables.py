@@ -1,10 +1,10 @@
 """The backfill's durable state: one row per backfill operation and one per transaction it
-handled, and the request_ids claimed by starts not yet recorded (revision 0009). Progress is not
+handled, and the request_ids claimed by starts not yet recorded (revisions 0009, 0010). Progress is not
 stored: it is read from the links of the postings."""
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Index, Text
+from sqlalchemy import BigInteger, Column, Index, Integer, Text
 from sqlmodel import Field, SQLModel
 
 
@@ -46,6 +46,10 @@ class BackfillClaimRow(SQLModel, table=True):
     request_id: str = Field(primary_key=True, max_length=128)
     fingerprint: str = Field(max_length=64)
     create_us: int = Field(sa_column=Column(BigInteger, nullable=False))
+    # The starts of the request that hold the claim (revision 0010): a start that fails having
+    # queued nothing drops its own hold, and the claim goes with the last one. A start that
+    # queued something, or crashed, never drops its hold, so the request can still be finished.
+    holders: int = Field(default=1, sa_column=Column(Integer, nullable=False, server_default="1"))
 
 
 TABLES = [BackfillRow.__table__, BackfillItemRow.__table__, BackfillClaimRow.__table__]  # type: ignore[attr-defined]

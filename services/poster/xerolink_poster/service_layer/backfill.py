@@ -350,9 +350,9 @@ def start_backfill(
     require_preflight(db, connection_id)
     groups = _groups(bills, connection)
     _refuse_unpostable(poster, connection_id, groups)
-    claimed = False  # whether this call made the request_id's claim, and so may free it
+    holding = False  # whether this call holds the request_id's claim, and so drops its hold
     if request_id:
-        recorded, claimed = _claim_request(db, connection_id, request_id, fingerprint)
+        recorded, holding = _claim_request(db, connection_id, request_id, fingerprint)
         if recorded:
             return recorded
     queued: list[_Item] = []
@@ -372,11 +372,11 @@ def start_backfill(
         _post(poster, connection_id, payments, actor, queued)
     except XerolinkError as err:
         if not queued:
-            if claimed:
-                # Nothing was posted by this call, and it made the claim: no earlier start of the
-                # request left anything queued under it, so the request_id is free, as if never
-                # sent. A retry that joined an earlier start's claim keeps it.
-                _release_claim(db, connection_id, request_id, fingerprint)
+            if holding:
+                # Nothing was posted by this call: it lets go of its hold. The claim goes with
+                # the last hold, so a start of the request that queued something (and never lets
+                # go), or one still running, keeps the request_id for the request.
+                _drop_hold(db, connection_id, request_id, fingerprint)
             raise
         raise _interrupted(err, queued, request_id) from err
     return _record_backfill(db, connection_id, request_id, fingerprint, groups, posted=bool(queued))
@@ -430,8 +430,9 @@ def _claim_request(db: Database, connection_id: str, request_id: str, fingerprin
     recorded after, two requests under one request_id both reached Xero, and after a start that
     stopped part-way another request could take the request_id from it. Returns the backfill
     already recorded under it for this request ("" when the start goes on), and whether this
-    call made the claim (not an earlier or concurrent start of the same request); another
-    request holding it, or recorded under it, is refused with nothing of this one posted."""
+    call holds the claim (made it, or joined an earlier or concurrent start of the same
+    request); another request holding it, or recorded under it, is refused with nothing of this
+    one posted."""
 
     def claim(uow: UnitOfWork) -> tuple[str, bool]:
         # Claims and records of one connection's request_ids one at a time, as _record_backfill.
@@ -439,9 +440,9 @@ def _claim_request(db: Database, connection_id: str, request_id: str, fingerprin
         earlier = uow.backfills.backfill_by_request(connection_id, request_id)
         if earlier is not None:  # recorded since the look-up at the start
             return _same_request(earlier, request_id, fingerprint), False
-        held, made = uow.backfills.claim_request(connection_id, request_id, fingerprint, now_us())
-        if held == fingerprint:
-            return "", made
+        _, holds = uow.backfills.claim_request(connection_id, request_id, fingerprint, now_us())
+        if holds:
+            return "", True
         raise XerolinkError(
             ErrorCode.ALREADY_EXISTS,
             Reason.REQUEST_ID_REUSED,
@@ -458,12 +459,17 @@ def _claim_request(db: Database, connection_id: str, request_id: str, fingerprin
     return run_in_transaction(db, claim)
 
 
-def _release_claim(db: Database, connection_id: str, request_id: str, fingerprint: str) -> None:
-    """Frees the request_id of a start that posted nothing. Best effort: the caller must see
-    why the start failed, and a claim left behind holds the request_id only for the request
-    that failed, which sending it again finishes."""
+def _drop_hold(db: Database, connection_id: str, request_id: str, fingerprint: str) -> None:
+    """Lets go of the hold on the request_id's claim of a start that posted nothing. Best
+    effort: the caller must see why the start failed, and a hold left behind keeps the
+    request_id only for the request that failed, which sending it again finishes."""
+
+    def drop(uow: UnitOfWork) -> None:
+        uow.connections.lock_connection(connection_id)  # one at a time with the claims
+        uow.backfills.drop_hold(connection_id, request_id, fingerprint)
+
     try:
-        run_in_transaction(db, lambda uow: uow.backfills.release_request(connection_id, request_id, fingerprint))
+        run_in_transaction(db, drop)
     except Exception:  # the start's own error is the answer
         log.warning("could not free request_id %r of connection %s", request_id, connection_id, exc_info=True)
 

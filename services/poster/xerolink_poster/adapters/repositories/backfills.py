@@ -27,22 +27,36 @@ class SqlBackfillRepository:
         return self._session.exec(query).first()
 
     def claim_request(self, connection_id: str, request_id: str, fingerprint: str, now_us: int) -> tuple[str, bool]:
-        """The fingerprint of the request holding the request_id, and whether this call claimed
-        it: the one already claimed, or `fingerprint`, claimed now. The caller holds the
+        """The fingerprint of the request holding the request_id, and whether this call holds
+        the claim now: it made it, or joined the same request's claim. The caller holds the
         connection's row, so two claims of one request_id never both find it free."""
-        held = self._session.get(BackfillClaimRow, (connection_id, request_id))
-        if held is not None:
+        held = self._session.get(BackfillClaimRow, (connection_id, request_id), populate_existing=True)
+        if held is None:
+            claim = BackfillClaimRow(
+                connection_id=connection_id, request_id=request_id, fingerprint=fingerprint, create_us=now_us
+            )
+            self._session.add(claim)
+            return fingerprint, True
+        if held.fingerprint != fingerprint:
             return held.fingerprint, False
-        claim = BackfillClaimRow(
-            connection_id=connection_id, request_id=request_id, fingerprint=fingerprint, create_us=now_us
-        )
-        self._session.add(claim)
+        held.holders += 1
         return fingerprint, True
 
+    def drop_hold(self, connection_id: str, request_id: str, fingerprint: str) -> None:
+        """A start of the request that queued nothing lets go of its hold; the claim goes with
+        the last hold. Another request's claim under the request_id stays."""
+        held = self._session.get(BackfillClaimRow, (connection_id, request_id), populate_existing=True)
+        if held is None or held.fingerprint != fingerprint:
+            return
+        if held.holders > 1:
+            held.holders -= 1
+        else:
+            self._session.delete(held)
+
     def release_request(self, connection_id: str, request_id: str, fingerprint: str) -> None:
-        """The request's claim goes once its backfill is recorded, or its start posted nothing;
-        another request's claim under the request_id stays."""
-        held = self._session.get(BackfillClaimRow, (connection_id, request_id))
+        """The request's claim goes once its backfill is recorded, whoever else holds it (they
+        find the record); another request's claim under the request_id stays."""
+        held = self._session.get(BackfillClaimRow, (connection_id, request_id), populate_existing=True)
         if held is not None and held.fingerprint == fingerprint:
             self._session.delete(held)
 
