@@ -28,7 +28,7 @@ from xero_emulator import EmulatorServer
 from xerolink.poster.v1 import backfill_pb2, connection_pb2
 from xerolink_common.grpc_errors import from_rpc_error
 from xerolink_common.reasons import Reason
-from xerolink_poster.adapters.database import open_database
+from xerolink_poster.adapters.database import Database, open_database
 from xerolink_poster.adapters.mapper_client import MapperClient
 from xerolink_poster.adapters.migrations import alembic_config, current_revision, head_revision, migrate
 from xerolink_poster.entrypoints import bootstrap
@@ -620,24 +620,30 @@ def test_a_backfill_whose_every_bill_is_refused_releases_its_claim_and_keeps_its
 # -- the revision --------------------------------------------------------------------------------
 
 
+def _downgraded_holding_a_claim(db: Database, revision: str, holders: int) -> None:
+    """A registry at head with request_id "held" of firm-1 claimed by `holders` starts,
+    downgraded to `revision`."""
+    migrate(db)
+    with db.write.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO backfill_claim (connection_id, request_id, fingerprint, create_us, holders) "
+                "VALUES ('firm-1', 'held', :f, 1, :n)"
+            ),
+            {"f": "f" * 64, "n": holders},
+        )
+    with db.write.begin() as conn:
+        command.downgrade(alembic_config(conn), revision)
+
+
 @BOTH
 def test_revision_0009_downgrades_with_claims_held_and_upgrades_to_the_table_classes(database_url: str) -> None:
-    """GUARD: a registry at 0009 with a claim held downgrades to 0008 (backfill_claim dropped,
+    """GUARD: a registry with a claim held downgrades to 0008 (backfill_claim dropped,
     the backfill tables kept) and upgrades back to head with an empty backfill_claim whose
     schema matches the table classes."""
     db = open_database(database_url)
     try:
-        migrate(db)
-        with db.write.begin() as conn:
-            conn.execute(
-                text(
-                    "INSERT INTO backfill_claim (connection_id, request_id, fingerprint, create_us) "
-                    "VALUES ('firm-1', 'held', :f, 1)"
-                ),
-                {"f": "f" * 64},
-            )
-        with db.write.begin() as conn:
-            command.downgrade(alembic_config(conn), "0008")
+        _downgraded_holding_a_claim(db, "0008", holders=1)
         assert current_revision(db) == "0008"
         with db.read.connect() as conn:
             tables = set(db.read.dialect.get_table_names(conn))
@@ -658,17 +664,7 @@ def test_revision_0010_keeps_a_held_claim_through_its_downgrade_and_upgrade(data
     running or stopped part-way, keeps the request_id. The schema then matches the classes."""
     db = open_database(database_url)
     try:
-        migrate(db)
-        with db.write.begin() as conn:
-            conn.execute(
-                text(
-                    "INSERT INTO backfill_claim (connection_id, request_id, fingerprint, create_us, holders) "
-                    "VALUES ('firm-1', 'held', :f, 1, 2)"
-                ),
-                {"f": "f" * 64},
-            )
-        with db.write.begin() as conn:
-            command.downgrade(alembic_config(conn), "0009")
+        _downgraded_holding_a_claim(db, "0009", holders=2)
         with db.read.connect() as conn:
             columns = {c["name"] for c in db.read.dialect.get_columns(conn, "backfill_claim")}
             kept = conn.execute(text("SELECT connection_id, request_id FROM backfill_claim")).all()
