@@ -18,7 +18,7 @@ from xerolink.mapper.v1 import mapper_service_pb2 as mapper_pb2
 from xerolink_mapper import samples
 from xerolink_mapper.adapters.mapping_calls import map_request
 from xerolink_mapper.domain import support_matrix as sm
-from xerolink_mapper.domain.decisions import BASE_CURRENCY_ONLY_KINDS
+from xerolink_mapper.domain.decisions import in_base_currency_only
 from xerolink_mapper.domain.mapping import map_transaction
 from xerolink_mapper.domain.model import (
     AccountingMethod,
@@ -88,8 +88,8 @@ def _actionstep_amounts(tx: Transaction) -> list[int]:
 def in_any_currency(draw: st.DrawFn) -> Transaction:
     """A transaction in the base currency, or (extended profile) in a foreign one with its rate."""
     tx = draw(transactions())
-    # Journals and transfers carry no currency in Xero: they are refused in a foreign one.
-    if tx.kind not in BASE_CURRENCY_ONLY_KINDS and draw(st.booleans()):
+    # Journals, transfers and receive or spend bank transactions are refused in a foreign one.
+    if not in_base_currency_only(tx.kind, EXTENDED.ledgers) and draw(st.booleans()):
         rate = draw(st.decimals(min_value="0.0001", max_value="10000", places=4))
         tx.header = replace(
             tx.header, currency_code=draw(st.sampled_from(["USD", "NZD", "GBP"])), currency_rate=str(rate)
@@ -215,7 +215,10 @@ def situations(draw: st.DrawFn) -> tuple[Transaction, object, set[str]]:
             (sm.PRE_INTEGRATION, before and not (backfill and tx.kind in {Kind.CLIENT_BILL, Kind.CLIENT_BILL_PAYMENT})),
             (sm.MULTI_CURRENCY_DATABASE, multi and compatible),
             (sm.FOREIGN_CURRENCY, foreign and compatible),
-            (sm.FOREIGN_CURRENCY_NOT_REPRESENTABLE, foreign and not compatible and tx.kind in BASE_CURRENCY_ONLY_KINDS),
+            (
+                sm.FOREIGN_CURRENCY_NOT_REPRESENTABLE,
+                foreign and not compatible and in_base_currency_only(tx.kind, ctx.ledgers),
+            ),
             (sm.CASH_ACCOUNTING, cash),
             (sm.GENERAL_RETAINERS_CONFIGURED, retainers),
         )

@@ -11,25 +11,30 @@ from typing import Any
 
 import pytest
 from mapper_factories import CONNECTED, cents, context, line, totals_of, transaction
+from xerolink_common.errors import XerolinkError
 from xerolink_mapper import support_matrix_doc
 from xerolink_mapper.domain import support_matrix as sm
 from xerolink_mapper.domain.decisions import BASE_CURRENCY_ONLY_KINDS
 from xerolink_mapper.domain.mapping import map_transaction
 from xerolink_mapper.domain.model import (
     AccountingMethod,
+    BankAmountBody,
+    BankEntryBody,
     DocumentBody,
     FundsBody,
     FundsDirection,
     GeneralJournalBody,
     JournalLine,
     Kind,
+    Ledgers,
     OpaqueBody,
+    PaymentBody,
     Profile,
     Transaction,
     TransferBody,
     TrustJournalBody,
 )
-from xerolink_mapper.domain.xero import MapOutcome
+from xerolink_mapper.domain.xero import MapOutcome, Payment
 
 # Read off the help article's "Supported Transactions" table ("Yes: Processed in Actionstep, posted
 # to Xero."), independently of the implementation's table.
@@ -145,9 +150,17 @@ def test_every_condition_of_the_table_is_exercised() -> None:
 
 
 def sample_of(kind: Kind, **header_changes: Any) -> Transaction:
-    """A valid transaction of a kind that becomes a manual journal or a bank transfer."""
+    """A valid transaction of a kind that becomes a manual journal, a bank transfer or a receive
+    or spend bank transaction."""
     amount = cents(10000, header_changes.get("currency_code", ""))
+    entry = (line("200", "GST", 10000, 1000),)
     body: Any = {
+        Kind.TRUST_RECEIPT: BankAmountBody(amount, "091"),
+        Kind.TRUST_PAYMENT: BankAmountBody(amount, "091"),
+        Kind.TRUST_INTEREST: BankAmountBody(amount, "091"),
+        Kind.BANK_DEPOSIT: BankEntryBody("090", entry, totals_of(entry)),
+        Kind.BANK_WITHDRAWAL: BankEntryBody("090", (line("420", "GST", 10000, 1000),), totals_of(entry)),
+        Kind.INVOICE_PAID_FROM_TRUST: PaymentBody(4001, amount, "091"),
         Kind.GENERAL_JOURNAL: GeneralJournalBody(
             "Reclassify",
             (
@@ -164,16 +177,41 @@ def sample_of(kind: Kind, **header_changes: Any) -> Transaction:
     return transaction(kind, body, **header_changes)
 
 
-@pytest.mark.parametrize("kind", sorted(BASE_CURRENCY_ONLY_KINDS, key=str))
-def test_a_foreign_journal_or_transfer_is_refused_in_the_extended_profile(kind: Kind) -> None:
-    """Xero keeps manual journals in the base currency and a bank transfer carries no rate:
-    posted, USD 100.00 would be booked as AUD 100.00."""
+@pytest.mark.parametrize("kind", sorted(BASE_CURRENCY_ONLY_KINDS | {Kind.INVOICE_PAID_FROM_TRUST}, key=str))
+def test_a_foreign_journal_transfer_or_bank_transaction_is_refused_in_the_extended_profile(kind: Kind) -> None:
+    """Xero keeps manual journals in the base currency, a bank transfer carries no rate, and a
+    receive or spend bank transaction is in its bank account's currency ("Setting currency is
+    only supported on overpayments": BankTransaction.CurrencyRate in Xero's OpenAPI
+    description): posted, USD 100.00 would be refused by Xero or booked as AUD 100.00."""
     tx = sample_of(kind, currency_code="USD", currency_rate="0.65")
     outcome = map_transaction(tx, context(Profile.EXTENDED))
     assert outcome.decision.reason_code == sm.FOREIGN_CURRENCY_NOT_REPRESENTABLE
     assert outcome.operations == ()
     in_base = map_transaction(sample_of(kind), context(Profile.EXTENDED))
     assert in_base.decision.supported
+
+
+def test_a_foreign_invoice_paid_from_trust_in_an_office_only_organisation_posts_its_payment() -> None:
+    """An organisation that keeps the office ledger alone posts only the payment half, which
+    carries the invoice's rate: no bank transaction is made, so the foreign currency is kept."""
+    tx = sample_of(Kind.INVOICE_PAID_FROM_TRUST, currency_code="USD", currency_rate="0.65")
+    outcome = map_transaction(tx, context(Profile.EXTENDED, ledgers=Ledgers.OFFICE))
+    assert outcome.decision.supported, outcome.decision
+    [payment] = [op.body for op in outcome.operations]
+    assert isinstance(payment, Payment) and payment.currency_rate == "0.65"
+
+
+@pytest.mark.parametrize("rate", ["0.6543215", "1.00000001"])
+def test_a_currency_rate_with_more_than_six_decimal_places_is_refused_naming_the_field(rate: str) -> None:
+    """Xero keeps a currency rate to six decimal places (Invoice.CurrencyRate, "max length =
+    [18].[6]", Xero's OpenAPI description): a rate it rounded would book other base-currency
+    amounts than Actionstep recorded. Trailing zeros are not places Xero loses."""
+    with pytest.raises(XerolinkError) as invalid:
+        map_transaction(bill(currency_code="USD", currency_rate=rate), context(Profile.EXTENDED))
+    [violation] = invalid.value.field_violations
+    assert violation.field == "transaction.header.currency_rate" and "six decimal places" in violation.description
+    kept = bill(currency_code="USD", currency_rate="0.6543210000")
+    assert map_transaction(kept, context(Profile.EXTENDED)).decision.supported
 
 
 @pytest.mark.parametrize("code", sorted(CONDITIONS))

@@ -43,7 +43,11 @@ def _foreign_currency(tx: Transaction, ctx: MappingContext) -> bool:
     return tx.header.currency_code != ctx.base_currency_code
 
 
-# Kinds that become manual journals or bank transfers: neither carries a currency and rate.
+# Kinds that become manual journals, bank transfers or receive and spend bank transactions. The
+# first two carry no currency and rate. A RECEIVE or SPEND is in its bank account's currency, which
+# this version cannot tell: "Setting currency is only supported on overpayments" (Xero's OpenAPI
+# description, BankTransaction.CurrencyRate), so a transaction in another currency would be
+# refused by Xero, or booked at face value in the account's.
 BASE_CURRENCY_ONLY_KINDS = frozenset(
     {
         Kind.GENERAL_JOURNAL,
@@ -52,12 +56,24 @@ BASE_CURRENCY_ONLY_KINDS = frozenset(
         Kind.OFFICE_BANK_TRANSFER,
         Kind.STATUTORY_FUNDS,
         Kind.ADVANCED_FUNDS,
+        Kind.TRUST_RECEIPT,
+        Kind.TRUST_PAYMENT,
+        Kind.TRUST_INTEREST,
+        Kind.BANK_DEPOSIT,
+        Kind.BANK_WITHDRAWAL,
     }
 )
 
 
+def in_base_currency_only(kind: Kind, ledgers: Ledgers) -> bool:
+    """Whether a transaction of `kind` can be posted in the base currency only. An invoice paid
+    from trust spends from the trust bank too, unless the organisation keeps the office ledger
+    alone and posts only the payment, which carries the invoice's rate."""
+    return kind in BASE_CURRENCY_ONLY_KINDS or (kind is Kind.INVOICE_PAID_FROM_TRUST and ledgers is not Ledgers.OFFICE)
+
+
 def _foreign_not_representable(tx: Transaction, ctx: MappingContext) -> bool:
-    return tx.kind in BASE_CURRENCY_ONLY_KINDS and _foreign_currency(tx, ctx)
+    return _foreign_currency(tx, ctx) and in_base_currency_only(tx.kind, ctx.ledgers)
 
 
 def _cash_accounting(_tx: Transaction, ctx: MappingContext) -> bool:

@@ -345,8 +345,9 @@ CONDITIONS: tuple[Condition, ...] = (
     Condition(
         FOREIGN_CURRENCY_NOT_REPRESENTABLE,
         "Xero keeps manual journals in the base currency and this version cannot tell the currencies "
-        "of the bank accounts a transfer joins, so a foreign-currency journal, transfer or funds "
-        "movement is not posted; convert it to the base currency in Actionstep, or enter it in Xero.",
+        "of bank accounts, so a foreign-currency journal, transfer, funds or trust movement, bank "
+        "deposit or withdrawal is not posted; convert it to the base currency in Actionstep, or enter "
+        "it in Xero.",
         (EXTENDED,),
     ),
     Condition(

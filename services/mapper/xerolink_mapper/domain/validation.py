@@ -21,6 +21,7 @@ MAX_CENTS = 1_000_000_000_000
 # A rate as Actionstep writes it: ASCII digits and a point. Decimal() also reads other scripts'
 # digits, "_" between digits and whitespace, and the text goes to Xero as it came: "0_65" is 65.
 PLAIN_RATE = re.compile(r"[0-9]+(\.[0-9]+)?")
+RATE_DECIMALS = 6  # the decimal places Xero keeps of a currency rate
 
 
 def check_context(ctx: MappingContext, problems: Problems) -> None:
@@ -126,6 +127,16 @@ def check_rate(header: Header, ctx: MappingContext, problems: Problems) -> None:
         return
     if Decimal(header.currency_rate) <= 0:
         problems.field(path, f"{header.currency_rate!r} must be a positive decimal number")
+        return
+    _, _, decimals = header.currency_rate.partition(".")
+    if len(decimals.rstrip("0")) > RATE_DECIMALS:
+        # Xero keeps six decimal places ("max length = [18].[6]": Invoice.CurrencyRate in Xero's
+        # OpenAPI description): a rate it rounds books other base-currency amounts than Actionstep's.
+        problems.field(
+            path,
+            f"{header.currency_rate!r} has more than six decimal places, which Xero keeps of a currency rate: "
+            "record it to six in Actionstep, or enter the transaction in Xero",
+        )
 
 
 def money(value: Amount | None, path: str, currency: str, problems: Problems, *, positive: bool) -> int:
