@@ -411,7 +411,11 @@ class Poster:
         it would be accepted or found already posted. Mapped and decided as post_many does, in
         a transaction rolled back; a transaction split between two organisations is judged under
         the first. The backfill asks this of a bill's payments before the bill is posted
-        (service_layer/backfill.py)."""
+        (service_layer/backfill.py). What post_many would raise for the whole call (the
+        connection itself cannot post: disconnected, say) is raised here too: it is no refusal
+        of a transaction."""
+        cached = self._cached_connection(connection_id)
+        whole = cached.refusal is not None or not cached.row.routing  # as post_many decides
         by_target: dict[str, list[int]] = {}
         out: list[XerolinkError | mapper_pb2.Decision | None] = [None] * len(transactions)
         for index, transaction in enumerate(transactions):
@@ -431,8 +435,10 @@ class Poster:
                     with UnitOfWork(self.db) as uow:  # never committed: rolled back as it closes
                         for item, recorded in zip(mapped, record_mapped(uow, mapped), strict=True):
                             results[item.index] = recorded
-            except XerolinkError as err:  # the connection it is routed to cannot post now
-                results = [ItemFailure(err)] * len(positions)
+            except XerolinkError as err:
+                if whole:
+                    raise
+                results = [ItemFailure(err)] * len(positions)  # the connection it is routed to
             for position, outcome in zip(positions, results, strict=True):
                 if isinstance(outcome, ItemFailure):
                     out[position] = outcome.error
