@@ -406,7 +406,8 @@ def test_a_bank_deposit_of_lines_each_rounded_reaches_xero_line_by_line(
     emulator: EmulatorServer, region_poster: PosterMaker, tmp_path: Path
 ) -> None:
     """Two deposit lines of 10.03 at 15 % GST carry 1.50 each; summed, 3.00 is not 15 % of 20.06
-    (3.01), which Xero refuses on a bank transaction. Each line goes as it is."""
+    (3.01), which Xero refuses on a bank transaction. Each line goes as it is, its amount with its
+    tax included (Inclusive), from which Xero's tax is Actionstep's 1.50."""
     poster, org, _ = _connect(emulator, region_poster, tmp_path, "NZ", _context(REGIONS["NZ"]))
     deposit = localise(samples.sample_transactions(7600)["bank_deposit"], REGIONS["NZ"])
     del deposit.bank_deposit.lines[:]
@@ -423,11 +424,16 @@ def test_a_bank_deposit_of_lines_each_rounded_reaches_xero_line_by_line(
     wait_for(lambda: bool(_links(poster)) and all(x.state in SETTLED for x in _links(poster)))
     assert [x.state for x in _links(poster)] == [poster_pb2.LINK_STATE_LINKED], _links(poster)
     [banked] = xero_objects(emulator, org["tenant_id"], "BankTransactions")
+    assert banked["LineAmountTypes"] == "Inclusive"
     assert [(line["LineAmount"], line["TaxAmount"]) for line in banked["LineItems"]] == [
-        (Decimal("10.03"), Decimal("1.50")),
-        (Decimal("10.03"), Decimal("1.50")),
+        (Decimal("11.53"), Decimal("1.50")),
+        (Decimal("11.53"), Decimal("1.50")),
     ]
-    assert banked["Total"] == Decimal("23.06")
+    assert (banked["SubTotal"], banked["TotalTax"], banked["Total"]) == (
+        Decimal("20.06"),
+        Decimal("3.00"),
+        Decimal("23.06"),
+    )
 
 
 def test_a_replacement_for_a_connection_whose_rates_were_never_read_holds_every_rate_setting(

@@ -15,9 +15,11 @@ from mapper_factories import CONNECTED, context
 from mapper_proto import to_proto
 from mapper_strategies import MAPPABLE_KINDS, transactions
 from xerolink.mapper.v1 import mapper_service_pb2 as mapper_pb2
+from xerolink.xero.v1 import objects_pb2 as xero_pb2
 from xerolink_mapper import samples
 from xerolink_mapper.adapters.mapping_calls import map_request
 from xerolink_mapper.domain import support_matrix as sm
+from xerolink_mapper.domain.aggregation import unit_amount
 from xerolink_mapper.domain.decisions import in_base_currency_only
 from xerolink_mapper.domain.mapping import map_transaction
 from xerolink_mapper.domain.model import (
@@ -41,6 +43,7 @@ from xerolink_mapper.domain.xero import (
     BankTransfer,
     CreditNote,
     Invoice,
+    LineAmountTypes,
     ManualJournal,
     Operation,
     Payment,
@@ -56,9 +59,12 @@ def _money_of(op: Operation) -> int:
     """The amount of money one Xero operation moves, read from its own fields."""
     body = op.body
     if isinstance(body, Invoice | CreditNote | BankTransaction):
-        lines = sum(i.line_amount + i.tax_amount for i in body.line_items)
+        tax = sum(i.tax_amount for i in body.line_items)
+        lines = sum(i.line_amount for i in body.line_items)
+        if body.line_amount_types is not LineAmountTypes.INCLUSIVE:  # Inclusive lines hold their tax
+            lines += tax
         assert lines == body.total == body.sub_total + body.total_tax, "a document's lines must add up to its total"
-        assert body.sub_total == sum(i.line_amount for i in body.line_items)
+        assert body.total_tax == tax
         return body.total
     if isinstance(body, Payment | Allocation | BankTransfer):
         return body.amount
@@ -153,13 +159,21 @@ def test_aggregation_sums_per_account_and_tax_type_without_dropping_or_inventing
 def test_a_bank_entry_keeps_each_line_with_its_own_amount_and_tax(tx: Transaction) -> None:
     """Xero refuses a bank transaction line whose tax is not its rate's on its amount
     (XeroAPI/xero-node#768); Actionstep's lines are each rounded, so summing them could be a cent
-    off. Each stays a line: same accounts, amounts and taxes, in order."""
+    off. Each stays a line: same accounts, amounts and taxes, in order, each amount with its tax
+    included (Inclusive), from which Xero's tax is Actionstep's (banking._tax_inclusive)."""
     assert isinstance(tx.body, BankEntryBody)
     (op,) = map_transaction(tx, EXTENDED).operations
     assert isinstance(op.body, BankTransaction)
-    sent = [(i.account_code, i.tax_type, i.line_amount, i.tax_amount) for i in op.body.line_items]
+    assert op.body.line_amount_types is LineAmountTypes.INCLUSIVE
+    sent = [(i.account_code, i.tax_type, i.line_amount, i.tax_amount, i.unit_amount) for i in op.body.line_items]
     assert sent == [
-        (line.gl_account, _tax_type(tx, line.tax_code), line.amount.cents, line.tax.cents)  # type: ignore[union-attr]
+        (
+            line.gl_account,
+            _tax_type(tx, line.tax_code),
+            line.amount.cents + line.tax.cents,  # type: ignore[union-attr]
+            line.tax.cents,  # type: ignore[union-attr]
+            unit_amount(line.amount.cents + line.tax.cents),  # type: ignore[union-attr]
+        )
         for line in tx.body.lines
     ]
 
@@ -262,7 +276,8 @@ def _proto_money_of(op: Any) -> int:
     kind = op.WhichOneof("body")
     body = getattr(op, kind)
     if kind in ("invoice", "credit_note", "bank_transaction"):
-        lines = sum(i.line_amount.units + i.tax_amount.units for i in body.line_items)
+        taxed = body.line_amount_types != xero_pb2.LINE_AMOUNT_TYPES_INCLUSIVE  # Inclusive lines hold their tax
+        lines = sum(i.line_amount.units + (i.tax_amount.units if taxed else 0) for i in body.line_items)
         assert lines == body.total.units == body.sub_total.units + body.total_tax.units
         return int(body.total.units)
     if kind in ("payment", "allocation", "bank_transfer"):
@@ -317,8 +332,9 @@ def _tracked_amounts(operations: tuple[Operation, ...]) -> Counter[tuple[int, st
     for op in operations:
         body = op.body
         if isinstance(body, Invoice | CreditNote | BankTransaction):
+            taxed = body.line_amount_types is not LineAmountTypes.INCLUSIVE
             for item in body.line_items:
-                out[(item.tracked_action_id, "line")] += item.line_amount + item.tax_amount
+                out[(item.tracked_action_id, "line")] += item.line_amount + (item.tax_amount if taxed else 0)
         elif isinstance(body, ManualJournal):
             for jl in body.journal_lines:
                 out[(jl.tracked_action_id, "debit" if jl.line_amount > 0 else "credit")] += jl.line_amount

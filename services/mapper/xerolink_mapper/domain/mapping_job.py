@@ -172,8 +172,10 @@ def bank_transaction(
     items: tuple[LineItem, ...],
     line_amount_types: LineAmountTypes,
 ) -> BankTransaction:
-    sub_total = sum(item.line_amount for item in items)
     tax_total = sum(item.tax_amount for item in items)
+    # Under Inclusive a LineAmount includes its tax: "SubTotal = Total - TotalTax" then.
+    lines = sum(item.line_amount for item in items)
+    sub_total = lines - tax_total if line_amount_types is LineAmountTypes.INCLUSIVE else lines
     return BankTransaction(
         type=type_,
         contact=job.contact(),

@@ -3,10 +3,13 @@ transfer also makes)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+from xerolink_mapper.domain.aggregation import unit_amount
 from xerolink_mapper.domain.allocations import OFFICE_BANK
 from xerolink_mapper.domain.mapping_job import KindMapper, MappingJob, bank_transaction, document_lines
 from xerolink_mapper.domain.model import BankEntryBody, Kind, TransferBody
-from xerolink_mapper.domain.xero import BankTransactionType, BankTransfer, LineAmountTypes, Operation
+from xerolink_mapper.domain.xero import BankTransactionType, BankTransfer, LineAmountTypes, LineItem, Operation
 
 
 def transfer(job: MappingJob, body: TransferBody, default_from: str | None) -> tuple[list[Operation], int]:
@@ -40,7 +43,20 @@ def _bank_entry(job: MappingJob, body: BankEntryBody, deposit: bool) -> tuple[li
     items, _sub, _tax, total = document_lines(job, body, purchase=not deposit, merge=False)
     type_ = BankTransactionType.RECEIVE if deposit else BankTransactionType.SPEND
     ref = "bank-deposit" if deposit else "bank-withdrawal"
-    return [Operation(ref, bank_transaction(job, type_, bank, items, LineAmountTypes.EXCLUSIVE))], total
+    lines = tuple(_tax_inclusive(item) for item in items)
+    return [Operation(ref, bank_transaction(job, type_, bank, lines, LineAmountTypes.INCLUSIVE))], total
+
+
+def _tax_inclusive(item: LineItem) -> LineItem:
+    """The line with its amount including its tax, for a bank transaction sent Inclusive. Xero
+    then works the tax out of the inclusive amount (amount x rate / (1 + rate), rounded), which
+    gives Actionstep's tax whether Actionstep worked it out of the exclusive amount or the
+    inclusive one: a tax rounded from the exclusive amount is within half a cent of its exact
+    value, and so within half a cent divided by (1 + rate) of what the inclusive amount gives. Sent
+    Exclusive, a line priced with tax included (1,100.05 at 10 %: tax 100.00, 1,000.05 without)
+    was refused, Xero's tax of 1,000.05 being 100.01."""
+    inclusive = item.line_amount + item.tax_amount
+    return replace(item, unit_amount=unit_amount(inclusive), line_amount=inclusive)
 
 
 def _bank_deposit(job: MappingJob, body: BankEntryBody) -> tuple[list[Operation], int]:
