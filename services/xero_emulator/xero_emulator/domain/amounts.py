@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -11,6 +12,11 @@ from xero_emulator.domain.errors import ValidationFailure
 CENT = Decimal("0.01")
 ZERO = Decimal("0.00")
 MAX_AMOUNT = Decimal("999999999999.99")
+# The decimal places a write keeps of a unit amount: two unless the request opts in to four with
+# unitdp=4 ("By default UnitPrice is rounded to two decimal places. You can use 4 decimal places
+# by adding the unitdp=4 querystring parameter": Purchase.UnitPrice, and the unitdp parameter, in
+# Xero's OpenAPI description). Set for the length of a write (xero_api/batches.py).
+UNIT_PLACES: ContextVar[int] = ContextVar("unit_places", default=2)
 
 
 def to_cents(value: Decimal) -> Decimal:

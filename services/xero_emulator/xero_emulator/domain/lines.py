@@ -7,7 +7,7 @@ from decimal import Decimal
 from functools import partial
 from typing import Any
 
-from xero_emulator.domain.amounts import ZERO, number, to_cents
+from xero_emulator.domain.amounts import UNIT_PLACES, ZERO, number, to_cents
 from xero_emulator.domain.chart import AP_CODE, AR_CODE, CLASS_FLAG
 from xero_emulator.domain.errors import Errors, ValidationFailure
 from xero_emulator.domain.organisation import Organisation, new_id
@@ -114,13 +114,16 @@ def _build_line(
     rate = tax_rate_for(org, item, account)
     tracking = line_tracking(org, item.get("Tracking"), f"Line {position}")
     quantity = number(item, "Quantity", places=4)
-    unit = number(item, "UnitAmount", places=4)
+    unit = number(item, "UnitAmount", places=UNIT_PLACES.get())
     given_line = number(item, "LineAmount")
     discount = number(item, "DiscountRate") or ZERO
+    # "LineAmount = Quantity * Unit Amount * ((100 - DiscountRate)/100) or LineAmount = (Quantity *
+    # UnitAmount) - DiscountAmount" (LineItem.LineAmount in Xero's OpenAPI description).
+    discount_amount = number(item, "DiscountAmount") or ZERO
     if quantity is None:
         quantity = Decimal("1.0000")
     if unit is not None:
-        line_amount = to_cents(quantity * unit * (100 - discount) / 100)
+        line_amount = to_cents(quantity * unit * (100 - discount) / 100) - discount_amount
         if given_line is not None and given_line != line_amount:
             raise ValidationFailure(
                 f"The line amount {given_line} does not match quantity {quantity} x unit amount {unit} ({line_amount})."
@@ -156,6 +159,8 @@ def _build_line(
     }
     if discount:
         line["DiscountRate"] = discount
+    if discount_amount:
+        line["DiscountAmount"] = discount_amount
     for optional in ("ItemCode",):
         if isinstance(item.get(optional), str):
             line[optional] = item[optional]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 
 from xero_emulator.domain import field_rules, settlement
+from xero_emulator.domain.amounts import UNIT_PLACES
 from xero_emulator.domain.errors import BadRequest, ValidationFailure
 from xero_emulator.domain.organisation import ID_FIELD, Organisation, is_guid
 from xero_emulator.jsonio import JsonError, loads
@@ -39,12 +40,33 @@ def write_batch(
     summarize: bool,
     provider: str,
     target: Obj | None = None,
+    unit_places: int = 2,
 ) -> Response:
     """Each element succeeds or fails alone. summarizeErrors=false: 200 with every element marked
     OK or ERROR. Otherwise any failure makes the call a 400 listing the failed elements, while the
     valid ones are still created (Xero's behaviour, which hides their IDs)."""
     results: list[Obj] = []
     failed: list[Obj] = []
+    places = UNIT_PLACES.set(unit_places)
+    try:
+        _write_each(org, spec, elements, method, summarize, target, results, failed)
+    finally:
+        UNIT_PLACES.reset(places)
+    if failed and summarize:
+        return validation_exception(failed)
+    return Response.json(200, envelope(spec.name, results, provider))
+
+
+def _write_each(
+    org: Organisation,
+    spec: ResourceSpec,
+    elements: list[Obj],
+    method: str,
+    summarize: bool,
+    target: Obj | None,
+    results: list[Obj],
+    failed: list[Obj],
+) -> None:
     for element in elements:
         try:
             obj = _write_one(org, spec, element, method, target)
@@ -63,9 +85,6 @@ def write_batch(
         if not summarize:
             out["StatusAttributeString"] = "OK"
         results.append(out)
-    if failed and summarize:
-        return validation_exception(failed)
-    return Response.json(200, envelope(spec.name, results, provider))
 
 
 def _write_one(org: Organisation, spec: ResourceSpec, element: Obj, method: str, target: Obj | None) -> Obj:

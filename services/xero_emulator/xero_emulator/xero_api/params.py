@@ -1,4 +1,5 @@
-"""The query parameters several operations read: true/false flags (summarizeErrors) and `page`."""
+"""The query parameters several operations read: true/false flags (summarizeErrors), `page` and
+`unitdp`."""
 
 from __future__ import annotations
 
@@ -28,3 +29,9 @@ def page_number(request: Request) -> int | None:
     if not value.isdigit() or not 1 <= int(value) <= MAX_PAGE:
         raise BadRequest(f"page must be a whole number from 1 to {MAX_PAGE}.")
     return int(value)
+
+
+def unit_places(request: Request) -> int:
+    """The decimal places a write keeps of unit amounts: 4 with unitdp=4, else 2 (Xero's OpenAPI
+    description, parameter unitdp: "You can opt in to use four decimal places")."""
+    return 4 if request.param("unitdp") == "4" else 2

@@ -9,7 +9,7 @@ from xero_emulator.messages import Request, Response, envelope
 from xero_emulator.xero_api import tracking_api
 from xero_emulator.xero_api.batches import allocate, request_elements, write_batch
 from xero_emulator.xero_api.lists import filter_where, list_objects
-from xero_emulator.xero_api.params import summarize_errors
+from xero_emulator.xero_api.params import summarize_errors, unit_places
 from xero_emulator.xero_api.resources import ALLOCATION_SOURCES, READ_ONLY, SPECS, Obj
 
 
@@ -61,7 +61,7 @@ def handle(org: Organisation, request: Request, parts: list[str], provider: str)
         return Response.json(200, envelope(resource, list_objects(org, request, resource), provider))
     if len(parts) == 1:
         elements = request_elements(request, resource)
-        return write_batch(org, spec, elements, method, summarize_errors(request), provider)
+        return write_batch(org, spec, elements, method, summarize_errors(request), provider, None, unit_places(request))
     if len(parts) == 2 and method == "GET":
         return Response.json(200, envelope(resource, [_one(org, resource, parts[1])], provider))
     if len(parts) == 2:  # POST to an item: update it
@@ -69,7 +69,9 @@ def handle(org: Organisation, request: Request, parts: list[str], provider: str)
         elements = request_elements(request, resource)
         if len(elements) != 1:
             raise BadRequest(f"POST to a single {resource[:-1]} takes exactly one element.")
-        return write_batch(org, spec, elements, method, summarize_errors(request), provider, target=target)
+        return write_batch(
+            org, spec, elements, method, summarize_errors(request), provider, target, unit_places(request)
+        )
     source = _one(org, resource, parts[1])
     if len(parts) == 3:
         return allocate(org, resource, source, request, provider)
