@@ -64,7 +64,15 @@ def test_no_reason_is_spelled_as_a_literal_anywhere_under_services() -> None:
 
 # Upper-snake names the docs use that are not reasons: gRPC codes, transaction kinds, settings,
 # protobuf enum values, support-matrix and preflight codes, precondition types.
-NOT_REASONS_PREFIXES = ("XEROLINK_", "OTEL_", "POST_OUTCOME_", "UNLINK_ACTION_", "LINK_STATE_", "BILL_STATUS_")
+NOT_REASONS_PREFIXES = (
+    "XEROLINK_",
+    "OTEL_",
+    "POST_OUTCOME_",
+    "UNLINK_ACTION_",
+    "LINK_STATE_",
+    "BILL_STATUS_",
+    "LINE_AMOUNT_TYPES_",
+)
 
 
 _OTHER_VOCABULARY = {
