@@ -110,6 +110,10 @@ class Reason(StrEnum):
         "a record this one depends on is linked but names no Xero document to attach to",
     )
     DEPENDENCY_NOT_LINKED = "DEPENDENCY_NOT_LINKED", "the record waits for records it depends on to be linked"
+    DOCUMENT_IN_ANOTHER_CURRENCY = (
+        "DOCUMENT_IN_ANOTHER_CURRENCY",
+        "a payment or allocation is in another currency than the Xero document it settles",
+    )
     DEPENDENT_IN_PROGRESS = (
         "DEPENDENT_IN_PROGRESS",
         "an unlink was asked for a record whose payments or allocations are being posted",

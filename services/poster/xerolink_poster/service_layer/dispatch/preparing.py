@@ -5,6 +5,8 @@ rejected, and finished ones link."""
 
 from __future__ import annotations
 
+import json
+
 from xerolink.mapper.v1 import mapper_service_pb2 as mapper_pb2
 from xerolink.xero.v1 import objects_pb2 as xero_pb2
 from xerolink_common.reasons import Reason
@@ -28,7 +30,7 @@ def prepare(shared: Shared, results: Results, works: list[Work]) -> list[Work]:
     documents are not linked start waiting, finished ones link. Returns the entries to send."""
     ready: list[Work] = []
     waiting: list[tuple[Work, list[RecordRef]]] = []
-    broken: list[tuple[Work, str]] = []
+    broken: list[tuple[Work, Reason, str]] = []
     finished: list[Work] = []
     with UnitOfWork(shared.db, write=False) as uow:
         for w in works:
@@ -73,7 +75,7 @@ def prepare(shared: Shared, results: Results, works: list[Work]) -> list[Work]:
                     wanted_name = xero_pb2.ObjectType.Name(wanted)  # type: ignore[arg-type]
                     problem = f"{record} is linked but holds no {wanted_name}"
             if problem:
-                broken.append((w, problem))
+                broken.append((w, Reason.DEPENDENCY_HAS_NO_DOCUMENT, problem))
                 continue
             if missing:
                 waiting.append((w, missing))
@@ -83,6 +85,9 @@ def prepare(shared: Shared, results: Results, works: list[Work]) -> list[Work]:
                 payloads.tag_base(w.operation), w.link.kind, w.link.record_id, w.link.generation
             )
             ready.append(w)
+        foreign = _in_other_currencies(uow, ready)
+        broken.extend((w, Reason.DOCUMENT_IN_ANOTHER_CURRENCY, problem) for w, problem in foreign.values())
+        ready = [w for w in ready if id(w) not in foreign]
         held = _held(uow, ready)
         ready = [w for w in ready if id(w) not in held]
         _known_contacts(uow, ready)
@@ -95,12 +100,10 @@ def prepare(shared: Shared, results: Results, works: list[Work]) -> list[Work]:
                 row, link = results.reload(uow, w)
                 if row is not None and link is not None:
                     outcomes.record_waiting(uow, row, link, missing, now, shared.actor)
-            for w, problem in broken:
+            for w, reason, problem in broken:
                 row, link = results.reload(uow, w)
                 if row is not None and link is not None:
-                    outcomes.record_rejected(
-                        uow, row, link, Reason.DEPENDENCY_HAS_NO_DOCUMENT, problem, [], now, shared.actor
-                    )
+                    outcomes.record_rejected(uow, row, link, reason, problem, [], now, shared.actor)
             for w, hold in held.values():
                 row, link = results.reload(uow, w)
                 if row is not None and link is not None:
@@ -113,10 +116,45 @@ def prepare(shared: Shared, results: Results, works: list[Work]) -> list[Work]:
                     outcomes.record_created(uow, row, link, last, True, now, shared.actor)
 
         results.handing_back(
-            [w for w, _ in waiting] + [w for w, _ in broken] + [w for w, _ in held.values()] + finished, write
+            [w for w, _ in waiting] + [w for w, _, _ in broken] + [w for w, _ in held.values()] + finished, write
         )
         shared.changes.notify()
     return ready
+
+
+def _in_other_currencies(uow: UnitOfWork, works: list[Work]) -> dict[int, tuple[Work, str]]:
+    """The payments and allocations in another currency than a Xero document they settle, as
+    Xero wrote the document's CurrencyCode in its answer (the drift snapshot). Xero reads a
+    payment's Amount in its invoice's currency ("Must be less than or equal to the outstanding
+    amount owing on the invoice", with BankAmount "in the currency of the bank account":
+    Payment in Xero's OpenAPI description), so AUD 500.00 paid on a USD invoice would be booked
+    as USD 500.00. Nothing is sent; a document without a snapshot is not checked. One read for
+    the batch. Keyed by id(work), with the sentence."""
+    settling = [(w, currency) for w in works if w.documents and (currency := _currency_of(w))]
+    keys = [(w.connection.connection_id, xero_id) for w, _ in settling for _, _, xero_id, _ in w.documents]
+    if not keys:
+        return {}
+    snapshots = uow.drift.snapshots_of_objects(keys)
+    found: dict[int, tuple[Work, str]] = {}
+    for w, currency in settling:
+        for record, _, xero_id, _ in w.documents:
+            snapshot = snapshots.get((w.connection.connection_id, xero_id))
+            written = json.loads(snapshot.document).get("CurrencyCode") if snapshot is not None else None
+            if written and written != currency:
+                found[id(w)] = (
+                    w,
+                    f"{record} is a {written} document in Xero and this {w.body} is in {currency}: Xero would "
+                    f"read its amount as {written}; post it in {written}, or enter it in Xero",
+                )
+                break
+    return found
+
+
+def _currency_of(w: Work) -> str:
+    """The currency of a payment's or allocation's amount ("" for other operations)."""
+    if w.body not in ("payment", "allocation"):
+        return ""
+    return str(getattr(w.operation, w.body).amount.currency_code)
 
 
 def _held(uow: UnitOfWork, works: list[Work]) -> dict[int, tuple[Work, drift_holds.Hold]]:
