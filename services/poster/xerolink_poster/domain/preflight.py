@@ -123,8 +123,10 @@ def multi_currency(facts: Facts) -> Check:
         "MULTI_CURRENCY_DATABASE",
         Status.WARNING,
         "The Actionstep database uses multiple currencies: the extended profile posts foreign-currency "
-        "documents only with their currency rate, and refuses foreign-currency journals, transfers and "
-        "funds movements; send the rate with each foreign-currency transaction.",
+        "documents and their payments only with their currency rate, and refuses foreign-currency journals, "
+        "transfers, funds and trust movements (trust receipts, payments, interest, invoices paid from trust), "
+        "bank deposits and withdrawals (FOREIGN_CURRENCY_NOT_REPRESENTABLE); send the rate with each "
+        "foreign-currency transaction.",
     )
 
 
