@@ -285,6 +285,15 @@ def _refuse_unpostable(poster: Poster, connection_id: str, groups: list[_Group])
     while Actionstep's totalDue is less."""
     waiting = [(group, item) for group in groups if not group.bill.outcome for item in group.payments]
     refused: set[int] = set()
+    for group, item in waiting:
+        paid_in, billed_in = item.transaction.header.currency_code, group.bill.transaction.header.currency_code
+        if paid_in != billed_in:
+            # Xero reads a payment's Amount in its invoice's currency (Payment in Xero's OpenAPI
+            # description): the dispatcher would reject it once the bill is in Xero, owing all.
+            sentence = f"the payment is in {paid_in} and its bill in {billed_in}: Xero would read it as {billed_in}"
+            _refuse(item, ErrorCode.FAILED_PRECONDITION, Reason.DOCUMENT_IN_ANOTHER_CURRENCY, sentence)
+            refused.add(group.index)
+    waiting = [(group, item) for group, item in waiting if not item.outcome]
     for start in range(0, len(waiting), CHUNK):
         chunk = waiting[start : start + CHUNK]
         said = poster.refusals(connection_id, [i.transaction for _, i in chunk], pre_integration_backfill=True)
