@@ -215,9 +215,14 @@ class Reconciliation:
                     )
                 dom.add(posted, moved)
             elif snap.xero_id in orphaned:
+                # As Xero holds it now: a corrector deletes or voids an orphan (docs/unlinking.md),
+                # and a deleted or voided object moves nothing (reconciliation's status rules).
+                resource = _RESOURCES.get(snap.object_type)
+                read = _first(reader.get(f"{resource}/{snap.xero_id}", resource)) if resource is not None else None
+                now = dom.with_payment_type(read, types_by_id) if read is not None else doc
                 causes.append(
                     dom.Cause(
-                        name_of(snap.link_id), snap.xero_id, snap.object_type, "orphaned", effect(snap.object_type, doc)
+                        name_of(snap.link_id), snap.xero_id, snap.object_type, "orphaned", effect(snap.object_type, now)
                     )
                 )
         causes += self._drift_causes(drifts, known, reader, effect, name_of, types_by_id)
