@@ -302,6 +302,19 @@ def plan_document(
                 xero_id=credit_id,
             )
         )
+    for what, applied_id in xero.applied:
+        if applied_id.lower() in ours:
+            continue
+        hand_made.append(
+            Step(
+                Action.MANUAL,
+                Actor.XERO_USER,
+                f"Remove the allocation of {what} {applied_id} from {object_name(document)} in Xero: no linked "
+                "Actionstep record holds it, and Xero voids no invoice with money applied to it",
+                xero_type=ObjectType.OVERPAYMENT if what == "overpayment" else ObjectType.UNSPECIFIED,
+                xero_id=applied_id,
+            )
+        )
     steps += hand_made
     blockers += [s.description for s in hand_made]
     rename = renamed_number(target, intent, xero)

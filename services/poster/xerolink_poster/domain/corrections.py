@@ -147,6 +147,10 @@ class XeroDocument:
     # Type (ACCREC, ACCPAY, ...) and InvoiceNumber / CreditNoteNumber as Xero shows them.
     doc_type: str = ""
     number: str = ""
+    # Overpayments and prepayments applied to an invoice, as ("overpayment" | "prepayment", id):
+    # money on it ("AmountCredited: Sum of all credit notes, over-payments and pre-payments
+    # applied to invoice", Invoice in Xero's OpenAPI description) that a void must wait for.
+    applied: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)

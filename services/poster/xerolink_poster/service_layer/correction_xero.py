@@ -31,6 +31,10 @@ _RESOURCES: dict[int, tuple[str, str]] = {
     xero_pb2.OBJECT_TYPE_CREDIT_NOTE: ("CreditNotes", "CreditNoteID"),
 }
 
+# The money applied to an invoice besides its payments and credit notes (Invoice.Overpayments,
+# Invoice.Prepayments in Xero's OpenAPI description): (field, id field, what it is).
+_APPLIED = (("Overpayments", "OverpaymentID", "overpayment"), ("Prepayments", "PrepaymentID", "prepayment"))
+
 
 class XeroTrouble(Exception):
     """No usable answer: Xero unreachable, failing, refusing credentials, or the answer lost.
@@ -126,12 +130,19 @@ class CorrectionXero:
         else:
             credits = tuple(str(c.get("CreditNoteID", "")) for c in doc.get("CreditNotes") or [])
         number_field = "CreditNoteNumber" if xero_type == xero_pb2.OBJECT_TYPE_CREDIT_NOTE else "InvoiceNumber"
+        applied = tuple(
+            (what, str(item.get(id_field, "")))
+            for field, id_field, what in _APPLIED
+            for item in doc.get(field) or []
+            if item.get(id_field)
+        )
         return XeroDocument(
             str(doc.get("Status", "")).upper(),
             payments,
             credits,
             str(doc.get("Type", "")).upper(),
             str(doc.get(number_field) or ""),
+            applied,
         )
 
     def status(self, xero_type: int, xero_id: str, parent_id: str = "") -> str:
