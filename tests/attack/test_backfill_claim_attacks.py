@@ -198,7 +198,7 @@ def test_the_start_that_made_the_claim_failing_keeps_it_for_a_joined_retry_that_
     claimed: list[int] = []  # the starts' threads in the order they claimed: the first made it
     one_at_a_time = threading.Lock()
 
-    def noting(*args: Any) -> tuple[str, bool]:
+    def noting(*args: Any) -> str:
         with one_at_a_time:
             answer = claim(*args)
             claimed.append(threading.get_ident())

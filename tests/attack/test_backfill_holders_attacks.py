@@ -109,7 +109,7 @@ class Starts:
         self.before_check: Callable[[int], object] = lambda start: None
         claim, drop = backfill._claim_request, backfill._drop_hold
 
-        def claiming(*args: Any) -> tuple[str, bool]:
+        def claiming(*args: Any) -> str:
             try:
                 return claim(*args)
             finally:
@@ -370,7 +370,7 @@ def test_the_last_hold_dropped_while_another_request_claims_posts_one_request_or
         bill_ids = {t.header.id for t, _ in requests}
         return dead.map_each(requests) if 9601 in bill_ids else live(requests)
 
-    def claiming(*args: Any) -> tuple[str, bool]:
+    def claiming(*args: Any) -> str:
         if dropping.is_set():  # B's claim: A holds the claim and is dropping its hold
             meeting.wait()
         return claim(*args)

@@ -868,13 +868,14 @@ def test_the_sagas_of_many_links_are_read_together_each_by_its_connection_record
 def test_a_request_ids_claim_is_held_by_each_start_of_its_request_and_goes_with_the_last_hold(
     database: Database,
 ) -> None:
-    """Starts of one request each hold the claim; another request's start holds nothing. A hold
+    """Starts of one request each hold the claim (the claim answers their own fingerprint);
+    another request's start holds nothing (it is answered the holder's). A hold
     dropped leaves the claim to the others, the last one dropped frees the request_id, and a
     recorded backfill frees it whoever else holds it. Another request's fingerprint changes
     nothing of a claim it does not hold."""
     key = ("c1", "nightly")
 
-    def claim(fingerprint: str) -> tuple[str, bool]:
+    def claim(fingerprint: str) -> str:
         return run_in_transaction(database, lambda uow: uow.backfills.claim_request(*key, fingerprint, now_us()))
 
     def drop(fingerprint: str) -> None:
@@ -885,19 +886,19 @@ def test_a_request_ids_claim_is_held_by_each_start_of_its_request_and_goes_with_
             rows = conn.execute(text("SELECT fingerprint, holders FROM backfill_claim")).all()
         return [(str(f), int(n)) for f, n in rows]
 
-    assert claim("a") == ("a", True) and claim("a") == ("a", True)
-    assert claim("b") == ("a", False)
+    assert claim("a") == "a" and claim("a") == "a"
+    assert claim("b") == "a"
     assert holders() == [("a", 2)]
     drop("b")
     assert holders() == [("a", 2)]
     drop("a")
-    assert holders() == [("a", 1)] and claim("b") == ("a", False)
+    assert holders() == [("a", 1)] and claim("b") == "a"
     drop("a")
     assert holders() == []
     drop("a")  # nothing held: nothing to drop
-    assert claim("b") == ("b", True) and holders() == [("b", 1)]
+    assert claim("b") == "b" and holders() == [("b", 1)]
 
-    assert claim("b") == ("b", True)
+    assert claim("b") == "b"
     run_in_transaction(database, lambda uow: uow.backfills.release_request(*key, "a"))
     assert holders() == [("b", 2)]
     run_in_transaction(database, lambda uow: uow.backfills.release_request(*key, "b"))

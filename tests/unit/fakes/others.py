@@ -106,7 +106,7 @@ class FakeBackfillRepository:
     def backfill_by_request(self, connection_id: str, request_id: str) -> BackfillRow | None:
         _unused("backfill_by_request")
 
-    def claim_request(self, connection_id: str, request_id: str, fingerprint: str, now_us: int) -> tuple[str, bool]:
+    def claim_request(self, connection_id: str, request_id: str, fingerprint: str, now_us: int) -> str:
         _unused("claim_request")
 
     def drop_hold(self, connection_id: str, request_id: str, fingerprint: str) -> None:

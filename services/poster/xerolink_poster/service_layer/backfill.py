@@ -359,9 +359,8 @@ def start_backfill(
     require_preflight(db, connection_id)
     groups = _groups(bills, connection)
     _refuse_unpostable(poster, connection_id, groups)
-    holding = False  # whether this call holds the request_id's claim, and so drops its hold
     if request_id:
-        recorded, holding = _claim_request(db, connection_id, request_id, fingerprint)
+        recorded = _claim_request(db, connection_id, request_id, fingerprint)
         if recorded:
             return recorded
     queued: list[_Item] = []
@@ -381,7 +380,7 @@ def start_backfill(
         _post(poster, connection_id, payments, actor, queued)
     except XerolinkError as err:
         if not queued:
-            if holding:
+            if request_id:  # this call holds the request_id's claim (_claim_request)
                 # Nothing was posted by this call: it lets go of its hold. The claim goes with
                 # the last hold, so a start of the request that queued something (and never lets
                 # go), or one still running, keeps the request_id for the request.
@@ -434,24 +433,22 @@ def _same_request(earlier: bt.BackfillRow, request_id: str, fingerprint: str, po
     return earlier.backfill_id
 
 
-def _claim_request(db: Database, connection_id: str, request_id: str, fingerprint: str) -> tuple[str, bool]:
+def _claim_request(db: Database, connection_id: str, request_id: str, fingerprint: str) -> str:
     """Claims the request_id for this request before anything of it is posted. Posted first and
     recorded after, two requests under one request_id both reached Xero, and after a start that
     stopped part-way another request could take the request_id from it. Returns the backfill
-    already recorded under it for this request ("" when the start goes on), and whether this
-    call holds the claim (made it, or joined an earlier or concurrent start of the same
-    request); another request holding it, or recorded under it, is refused with nothing of this
-    one posted."""
+    already recorded under it for this request, or "" when the start goes on holding the claim
+    (it made it, or joined an earlier or concurrent start of the same request); another request
+    holding it, or recorded under it, is refused with nothing of this one posted."""
 
-    def claim(uow: UnitOfWork) -> tuple[str, bool]:
+    def claim(uow: UnitOfWork) -> str:
         # Claims and records of one connection's request_ids one at a time, as _record_backfill.
         uow.connections.lock_connection(connection_id)
         earlier = uow.backfills.backfill_by_request(connection_id, request_id)
         if earlier is not None:  # recorded since the look-up at the start
-            return _same_request(earlier, request_id, fingerprint), False
-        _, holds = uow.backfills.claim_request(connection_id, request_id, fingerprint, now_us())
-        if holds:
-            return "", True
+            return _same_request(earlier, request_id, fingerprint)
+        if uow.backfills.claim_request(connection_id, request_id, fingerprint, now_us()) == fingerprint:
+            return ""
         raise XerolinkError(
             ErrorCode.ALREADY_EXISTS,
             Reason.REQUEST_ID_REUSED,

@@ -26,9 +26,10 @@ class SqlBackfillRepository:
         )
         return self._session.exec(query).first()
 
-    def claim_request(self, connection_id: str, request_id: str, fingerprint: str, now_us: int) -> tuple[str, bool]:
-        """The fingerprint of the request holding the request_id, and whether this call holds
-        the claim now: it made it, or joined the same request's claim. The caller holds the
+    def claim_request(self, connection_id: str, request_id: str, fingerprint: str, now_us: int) -> str:
+        """The fingerprint of the request holding the request_id: the one already claimed, or
+        `fingerprint`, claimed now. A call that gets its own `fingerprint` back holds the claim:
+        it made it, or joined the same request's claim (one more hold). The caller holds the
         connection's row, so two claims of one request_id never both find it free."""
         held = self._session.get(BackfillClaimRow, (connection_id, request_id), populate_existing=True)
         if held is None:
@@ -36,11 +37,11 @@ class SqlBackfillRepository:
                 connection_id=connection_id, request_id=request_id, fingerprint=fingerprint, create_us=now_us
             )
             self._session.add(claim)
-            return fingerprint, True
-        if held.fingerprint != fingerprint:
-            return held.fingerprint, False
-        held.holders += 1
-        return fingerprint, True
+        elif held.fingerprint == fingerprint:
+            held.holders += 1
+        else:
+            return held.fingerprint
+        return fingerprint
 
     def drop_hold(self, connection_id: str, request_id: str, fingerprint: str) -> None:
         """A start of the request that queued nothing lets go of its hold; the claim goes with
