@@ -217,9 +217,9 @@ class Reconciliation:
             elif snap.xero_id in orphaned:
                 # As Xero holds it now: a corrector deletes or voids an orphan (docs/unlinking.md),
                 # and a deleted or voided object moves nothing (reconciliation's status rules).
-                resource = _RESOURCES.get(snap.object_type)
-                read = _first(reader.get(f"{resource}/{snap.xero_id}", resource)) if resource is not None else None
-                now = dom.with_payment_type(read, types_by_id) if read is not None else doc
+                now = _as_xero_holds_it(reader, snap.object_type, snap.xero_id, types_by_id)
+                if now is None:
+                    now = doc
                 causes.append(
                     dom.Cause(
                         name_of(snap.link_id), snap.xero_id, snap.object_type, "orphaned", effect(snap.object_type, now)
@@ -251,8 +251,7 @@ class Reconciliation:
             if snap is None or resource is None or drift.xero_id in seen:
                 continue
             seen.add(drift.xero_id)
-            read = _first(reader.get(f"{resource}/{drift.xero_id}", resource))
-            current = dom.with_payment_type(read, types_by_id) if read is not None else None
+            current = _as_xero_holds_it(reader, drift.object_type, drift.xero_id, types_by_id)
             change: dict[str, Decimal] = {}
             dom.add(change, effect(drift.object_type, current))
             posted_doc = dom.with_payment_type(json.loads(snap.document), types_by_id)
@@ -304,6 +303,16 @@ def _not_linked(db: Any, drift: DriftRow, payment_id: str) -> bool:
     """Whether xerolink holds no snapshot of the payment: one Xero (or a person) made."""
     with UnitOfWork(db, write=False) as uow:
         return uow.drift.get_snapshot(drift.connection_id, payment_id.lower()) is None
+
+
+def _as_xero_holds_it(
+    reader: _Reader, object_type: int, xero_id: str, types_by_id: Mapping[str, str]
+) -> dict[str, Any] | None:
+    """The object read from Xero now, its payments typed (None when Xero answers nothing or the
+    type is not one reconciliation reads)."""
+    resource = _RESOURCES.get(object_type)
+    read = _first(reader.get(f"{resource}/{xero_id}", resource)) if resource is not None else None
+    return dom.with_payment_type(read, types_by_id) if read is not None else None
 
 
 def _first(items: list[dict[str, Any]]) -> dict[str, Any] | None:
