@@ -61,7 +61,9 @@ def handle(org: Organisation, request: Request, parts: list[str], provider: str)
         return Response.json(200, envelope(resource, list_objects(org, request, resource), provider))
     if len(parts) == 1:
         elements = request_elements(request, resource)
-        return write_batch(org, spec, elements, method, summarize_errors(request), provider, None, unit_places(request))
+        return write_batch(
+            org, spec, elements, method, summarize_errors(request), provider, unit_places=unit_places(request)
+        )
     if len(parts) == 2 and method == "GET":
         return Response.json(200, envelope(resource, [_one(org, resource, parts[1])], provider))
     if len(parts) == 2:  # POST to an item: update it
@@ -70,7 +72,7 @@ def handle(org: Organisation, request: Request, parts: list[str], provider: str)
         if len(elements) != 1:
             raise BadRequest(f"POST to a single {resource[:-1]} takes exactly one element.")
         return write_batch(
-            org, spec, elements, method, summarize_errors(request), provider, target, unit_places(request)
+            org, spec, elements, method, summarize_errors(request), provider, target, unit_places=unit_places(request)
         )
     source = _one(org, resource, parts[1])
     if len(parts) == 3:
