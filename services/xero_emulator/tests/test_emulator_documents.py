@@ -75,6 +75,30 @@ def test_accrec_invoice_numbers_are_unique_accpay_are_not(tenant: Tenant) -> Non
     assert len(found.json()["Invoices"]) == 2
 
 
+def test_accreccredit_numbers_are_unique_while_voided_and_free_once_deleted(tenant: Tenant) -> None:
+    """Xero's OpenAPI description: CreditNote.CreditNoteNumber is an "ACCRECCREDIT - Unique alpha
+    numeric code identifying credit note"; Xero's answer is "Credit Note # must be unique."
+    (XeroAPI/Xero-Net#257). A VOIDED one keeps its number, as a voided invoice does."""
+    taken = tenant.create("CreditNotes", credit_note(CreditNoteNumber="CN-7"))
+    assert errors_of(tenant.put("CreditNotes", credit_note(CreditNoteNumber="cn-7"))) == [
+        "Credit Note # must be unique."
+    ]
+    voided = tenant.post(f"/CreditNotes/{taken['CreditNoteID']}", {"CreditNotes": [{"Status": "VOIDED"}]})
+    assert voided.json()["CreditNotes"][0]["Status"] == "VOIDED"
+    assert errors_of(tenant.put("CreditNotes", credit_note(CreditNoteNumber="CN-7"))) == [
+        "Credit Note # must be unique."
+    ]
+    other = tenant.create("CreditNotes", credit_note(CreditNoteNumber="CN-8"))
+    renamed = tenant.post(f"/CreditNotes/{other['CreditNoteID']}", {"CreditNotes": [{"CreditNoteNumber": "CN-7"}]})
+    assert errors_of(renamed) == ["Credit Note # must be unique."]
+    draft = tenant.create("CreditNotes", credit_note(CreditNoteNumber="CN-9", status="DRAFT"))
+    tenant.post(f"/CreditNotes/{draft['CreditNoteID']}", {"CreditNotes": [{"Status": "DELETED"}]})
+    assert tenant.create("CreditNotes", credit_note(CreditNoteNumber="CN-9"))["CreditNoteNumber"] == "CN-9"
+    supplier = credit_note(kind="ACCPAYCREDIT", CreditNoteNumber="SC-1")
+    tenant.create("CreditNotes", supplier)
+    tenant.create("CreditNotes", supplier)
+
+
 def test_draft_can_be_deleted_authorised_only_voided(tenant: Tenant) -> None:
     draft = tenant.create("Invoices", invoice(status="DRAFT"))
     deleted = tenant.post(f"/Invoices/{draft['InvoiceID']}", {"Status": "DELETED"})

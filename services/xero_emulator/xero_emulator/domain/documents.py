@@ -157,7 +157,7 @@ def _check_authorise(org: Organisation, kind: DocumentKind, doc: dict[str, Any])
     org.check_lock_date(doc["_date"])
     if not kind.is_credit and "_due" not in doc:
         raise ValidationFailure("Due Date is required for an AUTHORISED invoice.")
-    if doc["Type"] == "ACCREC" and not kind.is_credit:
+    if doc["Type"] in NUMBERED_UNIQUE:
         _check_unique_number(org, kind, doc, doc.get(kind.number_field))
 
 
@@ -169,6 +169,12 @@ def _has_money_applied(kind: DocumentKind, doc: dict[str, Any]) -> bool:
 
 def _article(kind: DocumentKind) -> str:
     return "Credit note" if kind.is_credit else "Invoice"
+
+
+# Numbers Xero keeps unique (Invoice.InvoiceNumber "ACCREC - Unique alpha numeric code",
+# CreditNote.CreditNoteNumber "ACCRECCREDIT - Unique alpha numeric code"); ACCPAY and ACCPAYCREDIT
+# numbers are the supplier's and may repeat. A VOIDED document keeps its number; a DELETED one frees it.
+NUMBERED_UNIQUE = ("ACCREC", "ACCRECCREDIT")
 
 
 def _check_unique_number(org: Organisation, kind: DocumentKind, doc: dict[str, Any], number: Any) -> None:
@@ -207,7 +213,7 @@ def _apply_content(
     if amount_types is not None and (creating or "LineItems" in element or "LineAmountTypes" in element):
         source = {"LineItems": element.get("LineItems", doc.get("LineItems"))}
         lines = errors.check(lambda: build_lines(org, source, str(amount_types)))
-    if number and doc["Type"] == "ACCREC":
+    if number and doc["Type"] in NUMBERED_UNIQUE:
         errors.check(lambda: _check_unique_number(org, kind, doc, number))
     errors.raise_any()
     assert day is not None and lines is not None and amount_types is not None
