@@ -317,6 +317,21 @@ def element_of(
     }
 
 
+def unique_number(operation: xero_pb2.Operation) -> tuple[int, str, str] | None:
+    """(ObjectType, number field, number) of a document whose number Xero keeps unique, a VOIDED
+    one's included: an ACCREC invoice ("ACCREC - Unique alpha numeric code", Invoice.InvoiceNumber)
+    or an ACCRECCREDIT credit note ("ACCRECCREDIT - Unique alpha numeric code",
+    CreditNote.CreditNoteNumber), carrying a number. None otherwise: supplier numbers may repeat."""
+    body = body_of(operation)
+    if body == "invoice" and operation.invoice.type == xero_pb2.INVOICE_TYPE_ACCREC:
+        number = operation.invoice.invoice_number
+        return (xero_pb2.OBJECT_TYPE_INVOICE, "InvoiceNumber", number) if number else None
+    if body == "credit_note" and operation.credit_note.type == xero_pb2.CREDIT_NOTE_TYPE_ACCRECCREDIT:
+        number = operation.credit_note.credit_note_number
+        return (xero_pb2.OBJECT_TYPE_CREDIT_NOTE, "CreditNoteNumber", number) if number else None
+    return None
+
+
 def tag_base(operation: xero_pb2.Operation) -> str:
     """The mapper's value of the field that carries the record's tag (see the module doc), before
     the tag is added: the user's reference, or the supplier's number on bills and supplier

@@ -8,10 +8,10 @@ its payments and allocations in Xero, void or delete it, unlink it and them, the
 the payments in Actionstep, reverts the document to draft, deletes it or edits and reposts it, and
 pays it again. xerolink's steps come first; a person's steps follow.
 
-Editing a sales invoice adds one step before the void: Xero keeps a voided invoice's number and
-refuses a second ACCREC invoice with it, so the old invoice is renamed (void_number) while Xero
-still lets it be edited (approved, no payments), and the edited bill is posted again under the
-number the client holds.
+Editing a sales invoice or a client credit note adds one step before the void: Xero keeps a
+voided one's number and refuses a second ACCREC invoice (or ACCRECCREDIT credit note) with it, so
+the old document is renamed (void_number) while Xero still lets it be edited (approved, no
+payments or allocations), and the edited one is posted again under the number the client holds.
 
 An invoice paid from trust kept in two organisations (the spend linked under the trust
 organisation's connection, the payment under the office one) is one record: its other half's
@@ -31,6 +31,7 @@ from xerolink_poster.domain.corrections import (
     DELETABLE_DOCUMENT,
     DOCUMENT_TYPES,
     GONE,
+    UNIQUE_NUMBERED,
     VOIDABLE_DOCUMENT,
     Action,
     Actor,
@@ -151,18 +152,17 @@ def _delete_steps(link: LinkFacts, statuses: Mapping[str, str], connection_id: s
 
 
 def renamed_number(target: LinkFacts, intent: Intent, xero: XeroDocument) -> tuple[str, str] | None:
-    """(number, new number) when an edit must free the invoice's number before voiding it: an
-    ACCREC invoice that Xero still lets be edited once its payments are gone. None otherwise: a
-    deletion keeps the number on the voided invoice (the bill the client holds is cancelled, not
-    reissued), drafts are deleted (a deleted invoice's number is free), bills' numbers
-    (ACCPAY) are not unique. The number is the registry's (what Xero answered when the bill was
-    posted), as the step computes it when it runs."""
+    """(number, new number) when an edit must free the document's number before voiding it: an
+    ACCREC invoice or ACCRECCREDIT credit note that Xero still lets be edited once its payments
+    and allocations are gone. None otherwise: a deletion keeps the number on the voided document
+    (what the client holds is cancelled, not reissued), drafts are deleted (a deleted document's
+    number is free), suppliers' numbers (ACCPAY, ACCPAYCREDIT) are not unique. The number is the
+    registry's (what Xero answered when it was posted), as the step computes it when it runs."""
     document = document_of(target)
     number = document.number
     if (
         intent != Intent.EDIT
-        or document.type != ObjectType.INVOICE
-        or xero.doc_type != "ACCREC"
+        or (document.type, xero.doc_type) not in UNIQUE_NUMBERED
         or not number
         or xero.status not in VOIDABLE_DOCUMENT
     ):
@@ -171,15 +171,20 @@ def renamed_number(target: LinkFacts, intent: Intent, xero: XeroDocument) -> tup
 
 
 def _rename_step(target: LinkFacts, document: XeroObjectRef, number: str, new_number: str) -> Step:
+    label = _label(document)
     return Step(
         Action.RENAME_DOCUMENT,
         Actor.XEROLINK,
-        f"Rename invoice {number} in Xero to {new_number}, so the edited bill can be posted again under "
-        f"{number} (Xero keeps a voided invoice's number)",
+        f"Rename {label} {number} in Xero to {new_number}, so the edited {record_name(target.record)} can be "
+        f"posted again under {number} (Xero keeps a voided {label}'s number)",
         target.record,
         document.type,
         document.xero_id,
     )
+
+
+def _label(document: XeroObjectRef) -> str:
+    return "credit note" if document.type == ObjectType.CREDIT_NOTE else "invoice"
 
 
 def _halves_steps(halves: Sequence[OtherHalf], statuses: Mapping[str, str]) -> list[Step]:
@@ -318,16 +323,22 @@ def plan_document(
     steps += hand_made
     blockers += [s.description for s in hand_made]
     rename = renamed_number(target, intent, xero)
+    label = _label(document)
     if rename is not None:
         steps.append(_rename_step(target, document, *rename))
         notes.append(
-            f"the old invoice {rename[0]} is renamed {rename[1]} and voided in Xero, so the edited bill can be "
-            f"posted again under {rename[0]}: Xero keeps a voided invoice's number"
+            f"the old {label} {rename[0]} is renamed {rename[1]} and voided in Xero, so the edited {label} can be "
+            f"posted again under {rename[0]}: Xero keeps a voided {label}'s number"
         )
-    elif intent == Intent.EDIT and xero.status == "VOIDED" and xero.doc_type == "ACCREC" and xero.number:
+    elif (
+        intent == Intent.EDIT
+        and xero.status == "VOIDED"
+        and (document.type, xero.doc_type) in UNIQUE_NUMBERED
+        and xero.number
+    ):
         notes.append(
-            f"invoice {xero.number} was already voided in Xero under its own number; Xero does not let a voided "
-            f"invoice be renamed, so the edited bill cannot be posted again under {xero.number}"
+            f"{label} {xero.number} was already voided in Xero under its own number; Xero does not let a voided "
+            f"{label} be renamed, so the edited {label} cannot be posted again under {xero.number}"
         )
     steps.append(_document_step(target, document, xero.status))
     steps += [_unlink_step(d, halves.get(d.record, ())) for d in linked]

@@ -82,7 +82,11 @@ def to_finish(state: str, steps: Sequence[Step]) -> bool:
 DELETABLE_DOCUMENT = frozenset({"DRAFT", "SUBMITTED"})
 VOIDABLE_DOCUMENT = frozenset({"AUTHORISED", "PAID"})
 # Xero's OpenAPI: Invoice.InvoiceNumber "Unique alpha numeric code" (ACCREC), maxLength 255.
+# CreditNote.CreditNoteNumber (unique for ACCRECCREDIT) gives no length; it is held to the same.
 MAX_INVOICE_NUMBER = 255
+# The sales documents whose number Xero keeps unique, a voided one's included, by ObjectType and
+# the Type Xero shows (Invoice.InvoiceNumber, CreditNote.CreditNoteNumber).
+UNIQUE_NUMBERED = frozenset({(ObjectType.INVOICE, "ACCREC"), (ObjectType.CREDIT_NOTE, "ACCRECCREDIT")})
 DOCUMENT_TYPES = frozenset({ObjectType.INVOICE, ObjectType.CREDIT_NOTE})
 
 _KIND_NAMES: Mapping[int, str] = {
@@ -200,7 +204,8 @@ def document_of(link: LinkFacts) -> XeroObjectRef:
 
 
 def void_number(number: str, record: RecordRef, generation: int) -> str:
-    """The number a sales invoice takes before it is voided, so its own number can be used again.
+    """The number a sales invoice or client credit note takes before it is voided, so its own
+    number can be used again.
     It names the Actionstep record and the link generation, never the content, so every attempt
     (and a re-read after a lost answer) arrives at the same number, and each correction of the
     same bill gets its own; the original is shortened to keep within Xero's 255 characters."""

@@ -37,6 +37,7 @@ from xerolink_poster.adapters.database import Database, DuplicateKey, now_us
 from xerolink_poster.adapters.tables import ConnectionRow, LinkRow
 from xerolink_poster.domain import correction_plans as plans
 from xerolink_poster.domain import corrections as dom
+from xerolink_poster.domain.kinds import ObjectType
 from xerolink_poster.domain.records import RecordRef, XeroObjectRef
 from xerolink_poster.domain.routing import SPLIT_KINDS
 from xerolink_poster.domain.states import LinkState
@@ -335,37 +336,38 @@ class Corrections:
         return connection_id
 
     def _rename(self, step: dom.Step, connection_id: str, generation: int, xero: CorrectionXero) -> _Outcome:
-        """Frees the invoice's number before the void. The numbers come from the registry (the
-        number Xero gave the invoice when it was posted) and the saga's link generation, so a
-        resumed step renames to the same number the plan named."""
+        """Frees the invoice's or client credit note's number before the void. The numbers come
+        from the registry (the number Xero gave the document when it was posted) and the saga's
+        link generation, so a resumed step renames to the same number the plan named."""
         assert step.record is not None
         with UnitOfWork(self.db, write=False) as uow:
             link = uow.links.get_link(connection_id, step.record)
             facts = uow.corrections.link_facts(link) if link is not None else None
         number = dom.document_of(facts).number if facts is not None and dom.is_document(facts) else ""
+        label = "credit note" if step.xero_type == ObjectType.CREDIT_NOTE else "invoice"
         if not number:
             return _Outcome(
                 dom.StepState.FAILED,
-                f"the registry holds no invoice number for {dom.record_name(step.record)}; rename invoice "
+                f"the registry holds no {label} number for {dom.record_name(step.record)}; rename {label} "
                 f"{step.xero_id} in Xero by hand, then apply again",
                 Reason.NUMBER_UNKNOWN,
             )
         new_number = dom.void_number(number, step.record, generation)
         try:
-            renamed = xero.rename(step.xero_id, number, new_number)
+            renamed = xero.rename(step.xero_type, step.xero_id, number, new_number)
         except XeroTrouble as exc:
             return _Outcome(
                 dom.StepState.FAILED,
-                f"{exc.message}; apply again: xerolink reads the invoice to see whether it was renamed before "
+                f"{exc.message}; apply again: xerolink reads the {label} to see whether it was renamed before "
                 "sending anything again",
                 exc.reason,
             )
         except XeroRefused as exc:
             return _Outcome(
                 dom.StepState.FAILED,
-                f"Xero refused to rename invoice {number}: {exc} It keeps its number and stays linked, and nothing "
-                "after this step was done. Delete the payments or credit notes entered on it in Xero by hand, then "
-                "apply again",
+                f"Xero refused to rename {label} {number}: {exc} It keeps its number and stays linked, and nothing "
+                "after this step was done. Delete the payments, credit notes or allocations entered on it in Xero "
+                "by hand, then apply again",
                 Reason.XERO_REFUSED,
             )
         except LeaseLost:

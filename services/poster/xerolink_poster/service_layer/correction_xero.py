@@ -191,33 +191,34 @@ class CorrectionXero:
         return Undone(f"{change.lower()} in Xero (it was {status})")
 
     # -- rename ------------------------------------------------------------------------------
-    def rename(self, invoice_id: str, number: str, new_number: str) -> Undone:
-        """Gives an invoice new_number in place of number (Xero's updateInvoice, POST
-        Invoices/{InvoiceID}), read first so a rename whose answer was lost is found, not sent
-        twice. Xero allows it on an invoice without payments or credits applied; otherwise it
+    def rename(self, xero_type: int, xero_id: str, number: str, new_number: str) -> Undone:
+        """Gives an ACCREC invoice or ACCRECCREDIT credit note new_number in place of number
+        (Xero's updateInvoice, POST Invoices/{InvoiceID}; updateCreditNote, POST
+        CreditNotes/{CreditNoteID}), read first so a rename whose answer was lost is found, not
+        sent twice. Xero allows it on a document without payments or credits applied; otherwise it
         answers with a validation error, raised as XeroRefused and nothing changes."""
-        shown = self._invoice(invoice_id)
+        resource, id_field = _RESOURCES[xero_type]
+        number_field = "CreditNoteNumber" if xero_type == xero_pb2.OBJECT_TYPE_CREDIT_NOTE else "InvoiceNumber"
+        label = "credit note" if xero_type == xero_pb2.OBJECT_TYPE_CREDIT_NOTE else "invoice"
+        shown = self.document(xero_type, xero_id)
         if shown.number.lower() == new_number.lower():
             return Undone(f"already renamed {new_number} in Xero")
         if shown.status == "DELETED":
-            return Undone(f"already deleted in Xero: a deleted invoice's number {number} is free")
+            return Undone(f"already deleted in Xero: a deleted {label}'s number {number} is free")
         if shown.number.lower() != number.lower():
             return Undone(f"Xero shows it as {shown.number or 'unnumbered'}, not {number}: it does not hold {number}")
         if shown.status == "VOIDED":
             return Undone(
-                f"already voided in Xero under {number}: Xero does not let a voided invoice be renamed, so {number} "
-                "stays taken and the edited bill is posted again under another number",
+                f"already voided in Xero under {number}: Xero does not let a voided {label} be renamed, so {number} "
+                f"stays taken and the edited {label} is posted again under another number",
                 Reason.INVOICE_NUMBER_KEPT,
             )
-        body = {"Invoices": [{"InvoiceID": invoice_id, "InvoiceNumber": new_number}]}
+        body = {resource: [{id_field: xero_id, number_field: new_number}]}
         try:
-            self._write(f"Invoices/{invoice_id}", "Invoices", body)
+            self._write(f"{resource}/{xero_id}", resource, body)
         except XeroRefused:
             # An earlier attempt whose answer was lost may have renamed it after all.
-            if self._invoice(invoice_id).number.lower() == new_number.lower():
+            if self.document(xero_type, xero_id).number.lower() == new_number.lower():
                 return Undone(f"already renamed {new_number} in Xero")
             raise
         return Undone(f"renamed {number} to {new_number} in Xero (it was {shown.status})")
-
-    def _invoice(self, invoice_id: str) -> XeroDocument:
-        return self.document(xero_pb2.OBJECT_TYPE_INVOICE, invoice_id)

@@ -7,7 +7,6 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from xerolink.xero.v1 import objects_pb2 as xero_pb2
 from xerolink_common.reasons import Reason
 
 from xerolink_poster.adapters import xero_payloads as payloads
@@ -22,18 +21,23 @@ from xerolink_poster.service_layer.dispatch.results import Results, Retry
 from xerolink_poster.service_layer.dispatch.work import Work
 from xerolink_poster.service_layer.drift_rereads import RereadFailed, read_object
 
-# Xero's refusal of an ACCREC invoice whose number another invoice holds, a voided one included
-# (the OpenAPI's example answer to PUT Invoices; docs/emulator.md "Numbers").
-NUMBER_IN_USE = "Invoice # must be unique."
+# Xero's refusal of an ACCREC invoice or ACCRECCREDIT credit note whose number another holds, a
+# voided one included (the OpenAPI's example answer to PUT Invoices; "Credit Note # must be
+# unique.", XeroAPI/Xero-Net#257; docs/emulator.md "Numbers").
+NUMBERS_IN_USE = ("Invoice # must be unique.", "Credit Note # must be unique.")
 # A gateway in front of Xero gave up waiting for it (RFC 9110, 15.6.5 "504 Gateway Timeout").
 GATEWAY_TIMEOUT = 504
 
 
-def _voided_under(element: dict[str, Any] | None, operation: xero_pb2.Operation) -> bool:
-    """Xero's invoice is VOIDED and holds the operation's number."""
+def _voided_under(element: dict[str, Any] | None, field: str, number: str) -> bool:
+    """Xero's document is VOIDED and holds the number."""
     if element is None:
         return False
-    return element.get("Status") == "VOIDED" and element.get("InvoiceNumber") == operation.invoice.invoice_number
+    return element.get("Status") == "VOIDED" and element.get(field) == number
+
+
+def _number_in_use(refused: list[str]) -> bool:
+    return any(message in refused for message in NUMBERS_IN_USE)
 
 
 class Creator:
@@ -54,11 +58,11 @@ class Creator:
     def create(self, path: str, works: list[Work], retracked: bool = False) -> None:
         again, renumbered = self._create(path, works, retracked)
         if renumbered:
-            # Refused because this record's own orphaned invoice holds the number: sent again
+            # Refused because this record's own orphaned document holds the number: sent again
             # once under the number preparing gave it, not counted as an attempt.
             self.results.refused_before_sending(renumbered)
             for w in renumbered:
-                w.invoice_number, w.number_note = w.renumber_to, w.renumber_note
+                w.sent_number, w.number_note = w.renumber_to, w.renumber_note
             self.create(path, renumbered, retracked)
         if again and self.retrack is not None:
             self.results.refused_before_sending(again)
@@ -76,8 +80,9 @@ class Creator:
         for w in works:
             assert w.operation is not None
             element = payloads.element_of(w.operation, w.reference, w.contact_id, w.resolved, w.tracking)
-            if w.invoice_number:
-                element["InvoiceNumber"] = w.invoice_number
+            unique = payloads.unique_number(w.operation) if w.sent_number else None
+            if unique is not None:
+                element[unique[1]] = w.sent_number
             elements.append(element)
         body = {target.collection: elements}
         members = [(w.row.trace_context, w.link) for w in works]
@@ -116,20 +121,24 @@ class Creator:
     def _held_by_own_orphan(
         self, creds: Credentials, numbered: list[tuple[Work, list[str]]]
     ) -> tuple[list[Work], list[tuple[Work, RereadFailed]], list[tuple[Work, list[str]]]]:
-        """Of the sales invoices refused as their number is in use: those whose own orphaned
-        invoice holds it in Xero VOIDED (read now: the registry's number may be stale), to be sent
-        again under their repost number; those whose orphan could not be read; the rest, which stay
-        refused: the number belongs to something xerolink did not orphan from this record, or to
-        the orphan still live in Xero (a second live invoice for one bill would bill the client
-        twice; docs/unlinking.md says how to free the number)."""
+        """Of the sales invoices and client credit notes refused as their number is in use: those
+        whose own orphaned document holds it in Xero VOIDED (read now: the registry's number may be
+        stale), to be sent again under their repost number; those whose orphan could not be read;
+        the rest, which stay refused: the number belongs to something xerolink did not orphan from
+        this record, or to the orphan still live in Xero (a second live invoice for one bill would
+        bill the client twice, a second credit note credit them twice; docs/unlinking.md says how
+        to free the number)."""
         ours: list[Work] = []
         unread: list[tuple[Work, RereadFailed]] = []
         refused: list[tuple[Work, list[str]]] = []
         for w, messages in numbered:
             assert w.operation is not None
+            unique = payloads.unique_number(w.operation)
+            assert unique is not None
+            object_type, field, number = unique
             try:
                 held = any(
-                    _voided_under(read_object(self.gate, creds, xero_pb2.OBJECT_TYPE_INVOICE, x), w.operation)
+                    _voided_under(read_object(self.gate, creds, object_type, x), field, number)
                     for x in w.renumber_holders
                 )
             except RereadFailed as exc:
@@ -154,9 +163,9 @@ class Creator:
         self, works: list[Work], answer: XeroAnswer, read: answers.ReadAnswer, retracked: bool, creds: Credentials
     ) -> tuple[list[Work], list[Work]]:
         """Writes each entry's outcome; returns those Xero refused over their lines' tracking, to
-        be sent again once with the names Xero has now, and the sales invoices refused because
-        their own orphan holds their number, to be sent again once under another (the outcome of
-        neither is written yet). A
+        be sent again once with the names Xero has now, and the sales invoices and client credit
+        notes refused because their own orphan holds their number, to be sent again once under
+        another (the outcome of neither is written yet). A
         payment or allocation refused because its document changed in Xero is held on the drift
         a read of the document finds (refusals.py)."""
         if read.call == answers.RATE_LIMITED:
@@ -198,12 +207,7 @@ class Creator:
         again: list[Work] = []
         numbered: list[tuple[Work, list[str]]] = []
         for w, element in zip(works, read.elements, strict=True):
-            if (
-                element.refused is not None
-                and w.renumber_to
-                and not w.invoice_number
-                and NUMBER_IN_USE in element.refused
-            ):
+            if element.refused is not None and w.renumber_to and not w.sent_number and _number_in_use(element.refused):
                 numbered.append((w, element.refused))
             elif element.refused is not None and not retracked and w.tracking and refused_for_tracking(element.refused):
                 again.append(w)

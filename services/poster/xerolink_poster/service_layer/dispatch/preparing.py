@@ -175,37 +175,37 @@ def _held(uow: UnitOfWork, works: list[Work]) -> dict[int, tuple[Work, drift_hol
 
 
 def _renumber(uow: UnitOfWork, works: list[Work]) -> None:
-    """A sales invoice posted again after an unlink, whose own earlier generation's invoice was
-    left in Xero (orphaned) under the same number, is given repost_number to use if Xero refuses
-    its number as in use and the orphan is VOIDED (creating.py): Xero keeps a voided invoice's
-    number (docs/emulator.md "Numbers") and a voided invoice cannot be renamed (correction_plans
-    renames before voiding for that reason). Only this record's orphans count, and only those a
-    correction did not rename before voiding: a number held by another record, or by nothing
-    xerolink orphaned from this one, is never moved. The registry's number may be stale (the
-    orphan renamed by hand), so Xero's refusal and a read of the orphan decide."""
+    """A sales invoice or client credit note posted again after an unlink, whose own earlier
+    generation's document was left in Xero (orphaned) under the same number, is given
+    repost_number to use if Xero refuses its number as in use and the orphan is VOIDED
+    (creating.py): Xero keeps a voided document's number (docs/emulator.md "Numbers") and a voided
+    one cannot be renamed (correction_plans renames before voiding for that reason). Only this
+    record's orphans count, and only those a correction did not rename before voiding: a number
+    held by another record, or by nothing xerolink orphaned from this one, is never moved. The
+    registry's number may be stale (the orphan renamed by hand), so Xero's refusal and a read of
+    the orphan decide."""
     for w in works:
         assert w.operation is not None
-        if w.body != "invoice" or w.link.generation <= 1:
+        unique = payloads.unique_number(w.operation) if w.link.generation > 1 else None
+        if unique is None:
             continue
-        inv = w.operation.invoice
-        if inv.type != xero_pb2.INVOICE_TYPE_ACCREC or not inv.invoice_number:
-            continue
+        object_type, _, number = unique
         record = RecordRef(w.link.kind, w.link.record_id)
         orphans = [
             o
-            for o in uow.links.list_orphans(w.connection.connection_id, record, xero_pb2.OBJECT_TYPE_INVOICE, 0, 1000)
-            if o.number == inv.invoice_number and o.generation < w.link.generation
+            for o in uow.links.list_orphans(w.connection.connection_id, record, object_type, 0, 1000)
+            if o.number == number and o.generation < w.link.generation
         ]
         renamed = uow.corrections.renamed_documents([o.xero_id for o in orphans])
         holding = [o for o in orphans if o.xero_id.lower() not in renamed]
         if not holding:
             continue
-        w.renumber_to = repost_number(inv.invoice_number, record, w.link.generation)
+        what = "invoice" if object_type == xero_pb2.OBJECT_TYPE_INVOICE else "credit note"
+        w.renumber_to = repost_number(number, record, w.link.generation)
         w.renumber_holders = [o.xero_id for o in holding]
         w.renumber_note = (
-            f"posted as invoice {w.renumber_to}: its number {inv.invoice_number} is kept in Xero by its own "
-            f"voided invoice of an earlier generation ({', '.join(o.xero_id for o in holding)}), left when it "
-            "was unlinked"
+            f"posted as {what} {w.renumber_to}: its number {number} is kept in Xero by its own voided {what} "
+            f"of an earlier generation ({', '.join(o.xero_id for o in holding)}), left when it was unlinked"
         )
 
 

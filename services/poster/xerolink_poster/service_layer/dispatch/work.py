@@ -36,13 +36,14 @@ class Work:
     # The other records' documents it pays or allocates to: (record, its link, the Xero id used,
     # its ObjectType).
     documents: list[tuple[RecordRef, LinkRow, str, int]] = field(default_factory=list)
-    # A sales invoice posted again whose own orphaned invoice of an earlier generation holds its
-    # number (preparing._renumber): the number it is sent again under if Xero refuses that one as
-    # in use, and, once sent so, the number sent and the note saying so in the link's audit.
+    # A sales invoice or client credit note posted again whose own orphaned document of an earlier
+    # generation holds its number (preparing._renumber): the number it is sent again under if Xero
+    # refuses that one as in use, and, once sent so, the number sent and the note saying so in the
+    # link's audit.
     renumber_to: str = ""
     renumber_holders: list[str] = field(default_factory=list)
     renumber_note: str = ""
-    invoice_number: str = ""
+    sent_number: str = ""
     number_note: str = ""
     # Xero's element for the object it created (or a look-up found): its drift snapshot.
     answered: dict[str, Any] | None = None
