@@ -15,6 +15,7 @@ Client credentials come from the server's configuration, never from a request:
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -143,9 +144,7 @@ class XeroIdentity:
                 str(body.get("error_description") or ""),
                 response.status_code,
             )
-        return TokenGrant(
-            str(body["access_token"]), str(body.get("refresh_token") or ""), float(body.get("expires_in") or 1800)
-        )
+        return TokenGrant(str(body["access_token"]), str(body.get("refresh_token") or ""), _lifetime(body, response))
 
     # -- tenants and organisation ----------------------------------------------------------------
     def connections(self, base_url: str, access_token: str) -> list[dict[str, Any]]:
@@ -190,6 +189,25 @@ class XeroIdentity:
         if response.status_code != 200:
             raise XeroRefused(response.status_code, what)
         return response
+
+
+def _lifetime(body: dict[str, Any], response: httpx.Response) -> float:
+    """The access token's lifetime in seconds: `expires_in`, a number (RFC 6749, 5.1), 1800 when
+    absent (Xero's 30 minutes). An answer whose lifetime cannot be read is refused like one without
+    a token: the refresh token it carries is not kept, and the previous one stays valid during
+    Xero's grace period."""
+    value = body.get("expires_in")
+    if value is None:
+        return 1800.0
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = math.nan
+    if isinstance(value, bool) or not math.isfinite(seconds) or seconds <= 0:
+        raise TokenRefused(
+            "unreadable_answer", f"expires_in is {value!r}, not a number of seconds", response.status_code
+        )
+    return seconds
 
 
 def _json(response: httpx.Response) -> dict[str, Any]:
