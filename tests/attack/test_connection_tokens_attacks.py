@@ -11,6 +11,7 @@ SQLite (PostgreSQL where only its concurrency shows the attack)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ from xerolink_mapper import samples
 
 from tests.fixtures.contacts import Handler, intercept, post_all, wait
 from tests.fixtures.lookups import ID_FIELD, live_objects
-from tests.fixtures.poster import EmulatorFactory, xero_objects
+from tests.fixtures.poster import EmulatorFactory, wait_for, xero_objects
 from tests.integration.connection_helpers import (
     PosterMaker,
     TokenCalls,
@@ -83,6 +84,50 @@ def _maybe_connection(stub: poster_grpc.PosterServiceStub, connection_id: str) -
     except grpc.RpcError as err:
         assert err.code() == grpc.StatusCode.NOT_FOUND
         return None
+
+
+# -- the connection removed in Xero: 403 to every call ---------------------------------------------
+def test_work_answered_403_after_the_app_was_removed_in_xero_waits_for_the_reconnect(
+    emulator_factory: EmulatorFactory, sqlite_posters: PosterMaker, tmp_path: Path
+) -> None:
+    """DEFECT: the firm's adviser removes the app under Settings > Connected apps in Xero (or
+    Xero drops the connection). The access token stays valid, but every call for the tenant is
+    answered 403 AuthenticationUnsuccessful (XeroAPI/Xero-OpenAPI#585: "the token is valid but the
+    connection has been deleted"; the emulator's gateway does the same). docs/connections.md
+    promises that work of a connection that needs reconnecting waits, not counted as an attempt,
+    and is sent once it is connected again. A 403 is instead read as UNAUTHORISED
+    (`answers.call_verdict`), retried as an ordinary counted attempt (`Creator`, `Results.retry`)
+    and, after the last attempt, the bill is FAILED for good while the connection still says
+    CONNECTED: reconnecting the organisation does not send it, and the accountant must find and
+    repost every bill accepted during the outage."""
+    emulator = emulator_factory(access_token_minutes=30.0)
+    org = emulator.create_organisation("Harper Legal")
+    poster = lifecycle_stub(sqlite_posters(write_apps(tmp_path / "apps.json", org, emulator)))
+    poster.ConnectOrganisation(connect_request("firm-1", org["authorization_code"], emulator))
+    identity = emulator.state.identity
+    xero_app = identity.apps[org["client_id"]]
+    identity.disconnect(xero_app, xero_app.connections[org["tenant_id"]]["id"])
+
+    bill = samples.client_bill(76_001)
+    [name] = post_all(poster, [bill])
+    deadline = time.monotonic() + 12.0  # eight attempts of the test back-off take about 3 s
+    while time.monotonic() < deadline and _state(poster, name) != FAILED:
+        time.sleep(0.2)
+    given_up = _state(poster, name) == FAILED
+    why = poster.GetPosting(poster_pb2.GetPostingRequest(name=name)).posting.link.last_error.message
+    state_then = connection_pb2.ConnectionState.Name(_connection(poster).status.state)
+
+    identity.connect(xero_app, org["tenant_id"], "Harper Legal")  # the adviser consents again
+    poster.ConnectOrganisation(
+        connection_pb2.ConnectOrganisationRequest(connection_id="firm-1", authorization_code=new_code(emulator, org))
+    )
+    if not given_up:
+        wait_for(lambda: _state(poster, name) == LINKED, timeout=20, what="the bill sent after the reconnect")
+    made = _tagged(emulator, org["tenant_id"], "Invoices", "Reference", bill.header.id)
+    assert not given_up and made != [] and len(made) == 1, (
+        f"the bill was given up ({given_up}: {why!r}) while the connection said {state_then}; after "
+        f"reconnecting it is in Xero {len(made)} times"
+    )
 
 
 # -- a garbled answer of the token endpoint ------------------------------------------------------

@@ -65,6 +65,9 @@ class FakeConnectionRepository:
     def release_refresh(self, connection_id: str, holder: str, **values: Any) -> None:
         _unused("release_refresh (token refresh)")
 
+    def mark_needs_reconnect(self, connection_id: str, version: int, message: str) -> bool:
+        _unused("mark_needs_reconnect (a connection refused by Xero)")
+
     def store_tokens(self, connection_id: str, version: int, holder: str | None, values: dict[str, Any]) -> bool:
         _unused("store_tokens (token refresh)")
 

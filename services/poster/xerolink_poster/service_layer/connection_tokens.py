@@ -145,6 +145,16 @@ class ConnectionTokens:
             return None
         return self.credentials(fresh)
 
+    def refused(self, creds: Credentials, message: str) -> None:
+        """Xero refused a call made with `creds` in a way only a new consent mends (403 to a valid
+        token once the organisation's connection to the app was removed in Xero): the connection
+        needs reconnecting, and its work waits, not counted as an attempt. Left alone when its
+        tokens moved on since (a reconnect meanwhile)."""
+        if run_in_transaction(
+            self.db, lambda uow: uow.connections.mark_needs_reconnect(creds.connection_id, creds.token_version, message)
+        ):
+            log.warning("connection needs reconnecting: %s", message, extra={"connection_id": creds.connection_id})
+
     def refresh(self, connection_id: str, seen_version: int | None = None) -> RefreshOutcome:
         """Makes sure the connection holds a token newer than `seen_version` (default: the one
         stored now). Exactly one caller exchanges; the others wait for and reuse its result."""

@@ -13,6 +13,7 @@ from sqlmodel import Session, col, select
 
 from xerolink_poster.adapters.tables import ConnectionRow
 from xerolink_poster.domain.routing import HeldConnection
+from xerolink_poster.domain.states import ConnectionState
 
 # Built once, as every Post runs it (building a statement is CPU a Post can spare). FOR SHARE on
 # PostgreSQL; SQLite renders no lock clause (its write transaction already holds the only writer).
@@ -99,6 +100,20 @@ class SqlConnectionRepository:
             .where(col(ConnectionRow.connection_id) == connection_id, col(ConnectionRow.refresh_holder) == holder)
             .values(refresh_holder="", refresh_until_us=0, **values)
         )
+
+    def mark_needs_reconnect(self, connection_id: str, version: int, message: str) -> bool:
+        """Marks a connected connection as needing a new consent, unless its tokens moved on since
+        `version` (a reconnect or refresh after the refusal): False then, or when not connected."""
+        result = self._session.execute(
+            update(ConnectionRow)
+            .where(
+                col(ConnectionRow.connection_id) == connection_id,
+                col(ConnectionRow.token_version) == version,
+                col(ConnectionRow.state) == ConnectionState.CONNECTED,
+            )
+            .values(state=ConnectionState.NEEDS_RECONNECT, last_error=message)
+        )
+        return _rowcount(result) == 1
 
     def store_tokens(self, connection_id: str, version: int, holder: str | None, values: dict[str, Any]) -> bool:
         """Stores new tokens as version + 1, atomically with releasing the claim; False when the

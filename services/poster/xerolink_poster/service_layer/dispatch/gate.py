@@ -248,6 +248,15 @@ class Gate:
                         self.budget.blocked_until, time.time() + self.settings.limits.minute_seconds
                     )
             self._persist_block()
+        if answer.status == 403 and self.d.keeper is not None and creds.connection_id:
+            # Xero answers 403 AuthenticationUnsuccessful to a token that is still valid once the
+            # organisation's connection to the app is removed in Xero (XeroAPI/Xero-OpenAPI#585,
+            # XeroAPI/xero-php-oauth2#147): no refresh mends it, a new consent does.
+            self.d.keeper.refused(
+                creds,
+                f"Xero answered 403 to {method} {path}: the organisation's connection to the app was removed or "
+                "lacks a permission; an administrator must connect the organisation again (ConnectOrganisation)",
+            )
         if answer.status == 401 and not refreshed and self.d.keeper is not None and creds.connection_id:
             # The access token expired or was revoked early: refresh once and repeat the call
             # (a 401 changed nothing at Xero, and the Idempotency-Key stays the same).

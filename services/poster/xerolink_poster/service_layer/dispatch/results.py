@@ -4,7 +4,9 @@ that skips entries no longer claimed by this poster."""
 
 from __future__ import annotations
 
+import dataclasses
 import random
+import time
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
@@ -15,6 +17,7 @@ from xerolink_poster.adapters.database import now_us
 from xerolink_poster.adapters.tables import LinkRow, OutboxRow
 from xerolink_poster.domain.records import XeroObjectRef
 from xerolink_poster.domain.retry import backoff_delay
+from xerolink_poster.domain.states import ConnectionState
 from xerolink_poster.service_layer import drift_snapshots, outcomes
 from xerolink_poster.service_layer.dispatch.answer_groups import AnswersMayBeCommitted
 from xerolink_poster.service_layer.dispatch.settings import DispatcherSettings
@@ -24,6 +27,8 @@ from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transa
 
 US = 1_000_000
 T = TypeVar("T")
+# How often work of an unusable connection looks again whether it was reconnected.
+CONNECTION_RECHECK_SECONDS = 5.0
 # After a call went unanswered, its entries wait this many HTTP timeouts before the look-up.
 NO_ANSWER_SETTLE_TIMEOUTS = 2
 # The reasons after which a call may still be in flight at Xero: no answer (or a gateway's 504),
@@ -49,6 +54,40 @@ class Retry:
     ) -> Retry:
         """After a read that failed: a 429 waits out the tenant's block without using up an attempt."""
         return cls(works, uncertain, reason, message, blocked_until if rate_limited else None, not rate_limited)
+
+
+def _held_for_their_connections(uow: UnitOfWork, retries: Sequence[Retry]) -> list[Retry]:
+    """The retries, with the entries of a connection that is no longer connected (Xero refused its
+    tokens, or answered 403 once the organisation's connection to the app was removed in Xero)
+    waiting for it instead, not counted as an attempt: what failed was the connection, which a new
+    consent restores, not the entry (docs/connections.md). Read in the transaction that writes them,
+    so a connection marked while the call ran is seen."""
+    states: dict[str, str] = {}
+    for cid in {w.connection.connection_id for r in retries for w in r.works}:
+        row = uow.connections.get_connection(cid)
+        states[cid] = row.state if row is not None else ConnectionState.CONNECTED
+    if all(state == ConnectionState.CONNECTED for state in states.values()):
+        return list(retries)
+    out: list[Retry] = []
+    for r in retries:
+        usable = [w for w in r.works if states[w.connection.connection_id] == ConnectionState.CONNECTED]
+        if usable:
+            out.append(dataclasses.replace(r, works=usable))
+        for state in sorted({states[w.connection.connection_id] for w in r.works} - {ConnectionState.CONNECTED}):
+            held = [w for w in r.works if states[w.connection.connection_id] == state]
+            out.append(
+                Retry(
+                    held,
+                    r.uncertain,
+                    f"CONNECTION_{state.upper()}",
+                    f"the connection is {state.replace('_', ' ')} ({r.message}): connect the organisation again "
+                    "(ConnectOrganisation); the work is sent then",
+                    time.time() + CONNECTION_RECHECK_SECONDS,
+                    count=False,
+                    alone=r.alone,
+                )
+            )
+    return out
 
 
 class Results:
@@ -213,9 +252,11 @@ class Results:
         if not retries:
             return
         jitter = self.random.random()
+        asked = retries
 
         def write(uow: UnitOfWork) -> None:
             now = now_us()
+            retries = _held_for_their_connections(uow, asked)
             self.preload(uow, [w for r in retries for w in r.works])
             loaded = [(r, w, *self.reload(uow, w)) for r in retries for w in r.works]
             given_up = {

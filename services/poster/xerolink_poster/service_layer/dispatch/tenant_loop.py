@@ -29,7 +29,7 @@ from xerolink_poster.service_layer.dispatch.gate import Gate, LeaseLost
 from xerolink_poster.service_layer.dispatch.leasing import renew_lease
 from xerolink_poster.service_layer.dispatch.lookups import LookUps
 from xerolink_poster.service_layer.dispatch.matters import Matters, tracked_category
-from xerolink_poster.service_layer.dispatch.results import Results, Retry
+from xerolink_poster.service_layer.dispatch.results import CONNECTION_RECHECK_SECONDS, Results, Retry
 from xerolink_poster.service_layer.dispatch.settings import DispatcherSettings
 from xerolink_poster.service_layer.dispatch.shared import Shared
 from xerolink_poster.service_layer.dispatch.work import Work
@@ -39,8 +39,6 @@ log = logging.getLogger(__name__)
 US = 1_000_000
 # The longest pause between two polls of an idle tenant's queue.
 IDLE_POLL_CAP = 0.1
-# How often work of an unusable connection looks again whether it was reconnected.
-CONNECTION_RECHECK_SECONDS = 5.0
 
 
 class TenantWorker(threading.Thread):
