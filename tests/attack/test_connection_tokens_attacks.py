@@ -19,6 +19,7 @@ from typing import Any
 import grpc
 import pytest
 from google.rpc import error_details_pb2
+from xero_emulator.faults import FaultRule
 from xero_emulator.messages import Request, Response
 from xero_emulator.server import EmulatorServer
 from xerolink.poster.v1 import connection_pb2
@@ -76,6 +77,71 @@ def _connection(stub: poster_grpc.PosterServiceStub, connection_id: str = "firm-
 def _fields(err: grpc.RpcError) -> set[str]:
     [bad] = details_of(err, error_details_pb2.BadRequest)
     return {v.field for v in bad.field_violations}
+
+
+# -- a replacement organisation while an answer of the previous one is unknown ------------------
+def test_an_answer_lost_in_the_previous_organisation_is_not_posted_again_in_its_replacement(
+    emulator_factory: EmulatorFactory, sqlite_posters: PosterMaker, tmp_path: Path
+) -> None:
+    """DEFECT: a trust receipt is sent to organisation A; Xero creates it but the answer is lost,
+    so the entry is marked uncertain, to be looked up before it is sent again. Before that look-up
+    the firm connects the connection to organisation B (ConnectOrganisation naming B's tenant: a
+    demo company reset, a new file, or the wrong client's file corrected). `move_outbox` moves
+    every open entry to B, uncertain ones included; the look-up is then made in B, finds nothing,
+    and the receipt is deposited in B as well. A keeps a deposit no link names, so the money is in
+    two organisations' bank accounts (and, if A was the wrong client's file, in another client's
+    books) with nothing saying so. Xero: a token is per user and app, not per organisation
+    (XeroAPI/Xero-OpenAPI#585), so the new consent could still read A to look it up there."""
+    emulator = emulator_factory(access_token_minutes=30.0)
+    org = emulator.create_organisation("Harper Legal")
+    # The look-up waits out a back-off of 2 to 4 s: time to connect the replacement first.
+    poster = lifecycle_stub(
+        sqlite_posters(
+            write_apps(tmp_path / "apps.json", org, emulator), http_timeout=1.0, backoff_base=4.0, backoff_cap=4.0
+        )
+    )
+    poster.ConnectOrganisation(connect_request("firm-1", org["authorization_code"], emulator))
+    emulator.faults.add(
+        FaultRule(
+            "drop_after_commit",
+            count=1,
+            methods=("PUT",),
+            path_contains="BankTransactions",
+            tenant_id=org["tenant_id"],
+        )
+    )
+    record = samples.sample_transactions(75_000)["trust_receipt"]
+    [name] = post_all(poster, [record])
+    wait_for(
+        lambda: _tagged(emulator, org["tenant_id"], "BankTransactions", "Reference", record.header.id) != [],
+        what="the receipt created in A, its answer lost",
+    )
+
+    replacement = emulator.create_organisation("Harper Legal (new file)", client_id=org["client_id"])
+    answer = poster.ConnectOrganisation(
+        connection_pb2.ConnectOrganisationRequest(
+            connection_id="firm-1",
+            authorization_code=replacement["authorization_code"],
+            xero_tenant_id=replacement["tenant_id"],
+        )
+    )
+    assert answer.replaced_organisation and answer.previous_tenant_id == org["tenant_id"]
+    time.sleep(6.0)  # the back-off, the look-up and whatever it leads to
+    in_a = _tagged(emulator, org["tenant_id"], "BankTransactions", "Reference", record.header.id)
+    in_b = _tagged(emulator, replacement["tenant_id"], "BankTransactions", "Reference", record.header.id)
+
+    assert len(in_a) + len(in_b) == 1, (
+        f"the receipt is deposited in the previous organisation {in_a} and again in the replacement {in_b}; "
+        f"the posting is {poster_pb2.LinkState.Name(_state(poster, name))}"
+    )
+    # Not lost either: the record says where it may be, and posting it again creates it in B.
+    link = poster.GetPosting(poster_pb2.GetPostingRequest(name=name)).posting.link
+    assert link.state == FAILED and link.last_error.reason == "OUTCOME_UNKNOWN_IN_PREVIOUS_ORGANISATION", link
+    assert org["tenant_id"] in link.last_error.message and f"-{record.header.id}]" in link.last_error.message
+    [again] = wait(poster, post_all(poster, [record]))
+    assert again == LINKED
+    in_b = _tagged(emulator, replacement["tenant_id"], "BankTransactions", "Reference", record.header.id)
+    assert len(in_b) == 1 and _tagged(emulator, org["tenant_id"], "BankTransactions", "Reference", record.header.id)
 
 
 def _maybe_connection(stub: poster_grpc.PosterServiceStub, connection_id: str) -> Any:

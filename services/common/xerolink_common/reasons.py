@@ -193,6 +193,11 @@ class Reason(StrEnum):
         "LINK_OUTCOME_UNKNOWN",
         "the record's posting gave up without knowing whether Xero created it",
     )
+    OUTCOME_UNKNOWN_IN_PREVIOUS_ORGANISATION = (
+        "OUTCOME_UNKNOWN_IN_PREVIOUS_ORGANISATION",
+        "the connection was connected to another Xero organisation while the record's last call to the previous "
+        "one had no answer: the previous organisation may hold it",
+    )
     LINK_PARTIALLY_POSTED = (
         "LINK_PARTIALLY_POSTED",
         "the record failed after part of it reached Xero: unlink it before posting changed content",

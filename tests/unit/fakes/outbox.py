@@ -96,6 +96,9 @@ class FakeOutboxRepository:
                 self.clear_waits(row.id or 0)
                 row.state = OutboxState.DONE
 
+    def uncertain_outbox(self, connection_id: str) -> list[OutboxRow]:
+        _unused("uncertain_outbox")
+
     def move_outbox(self, connection_id: str, tenant_id: str) -> None:
         _unused("move_outbox")
 

@@ -22,6 +22,7 @@ from xerolink_common.errors import (
 )
 from xerolink_common.reasons import Reason
 
+from xerolink_poster.adapters import xero_payloads as payloads
 from xerolink_poster.adapters.database import CommitMayHaveGoneThrough, now_us
 from xerolink_poster.adapters.tables import ConnectionRow
 from xerolink_poster.adapters.xero_client import Uncertain
@@ -31,7 +32,9 @@ from xerolink_poster.adapters.xero_identity import (
     XeroRefused,
 )
 from xerolink_poster.domain import allocation, tax_types
+from xerolink_poster.domain.records import RecordRef, link_name
 from xerolink_poster.domain.states import ConnectionState
+from xerolink_poster.service_layer import outcomes
 from xerolink_poster.service_layer.connection_facts import (
     allocation_discrepancies,
     chart_entries,
@@ -125,6 +128,32 @@ class TaxRemap:
         context.purchase_tax_code_map.update(self.purchases)
         for name, tax_type in self.untaxed.items():
             setattr(context.untaxed_line_tax_types, name, tax_type)
+
+
+def _give_up_unknown_outcomes(uow: UnitOfWork, connection_id: str, previous: str, tenant_id: str) -> None:
+    """Entries whose last call to the previous organisation had no answer end failed, outcome
+    unknown, instead of following the connection: their look-up would be made in the new
+    organisation, find nothing there, and create them again, with the previous organisation
+    perhaps holding them too and nothing saying so. The message says where to look."""
+    now = now_us()
+    for row in uow.outbox.uncertain_outbox(connection_id):
+        link = uow.links.get_link_by_id(row.link_id)
+        if link is None:
+            continue
+        tag = f"[AS-{payloads.kind_code(link.kind)}-{link.record_id}]"
+        outcomes.record_rejected(
+            uow,
+            row,
+            link,
+            Reason.OUTCOME_UNKNOWN_IN_PREVIOUS_ORGANISATION,
+            f"connection {connection_id} was connected to Xero organisation {tenant_id} while the last call of "
+            f"{link_name(connection_id, RecordRef(link.kind, link.record_id))} to organisation {previous} had no "
+            f"answer: look in {previous} for the reference {tag} and void or delete what you find there, then "
+            "post the record again to create it in the new organisation",
+            [],
+            now,
+            outcome_unknown=True,
+        )
 
 
 @dataclass
@@ -273,6 +302,7 @@ class ConnectionKeeper(ConnectionTokens):
             if previous != tenant_id:
                 # Contacts found or created in the previous organisation do not exist in this one.
                 uow.contacts.forget_contacts(cid)
+                _give_up_unknown_outcomes(uow, cid, previous, tenant_id)
                 uow.outbox.move_outbox(cid, tenant_id)
             for name, value in values.items():
                 setattr(row, name, value)

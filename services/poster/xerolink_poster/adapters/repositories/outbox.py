@@ -253,6 +253,19 @@ class SqlOutboxRepository:
                 update(OutboxRow).where(col(OutboxRow.id).in_(box_ids)).values(state=OutboxState.DONE)
             )
 
+    def uncertain_outbox(self, connection_id: str) -> list[OutboxRow]:
+        """The connection's open entries whose last call had no certain answer (Xero may hold what
+        it made): rare, so the connection's entries are read without an index of their own."""
+        return list(
+            self._session.exec(
+                select(OutboxRow).where(
+                    col(OutboxRow.connection_id) == connection_id,
+                    col(OutboxRow.state) != OutboxState.DONE,
+                    col(OutboxRow.uncertain),
+                )
+            ).all()
+        )
+
     def move_outbox(self, connection_id: str, tenant_id: str) -> None:
         """Queued work follows the connection to its new organisation, so the new tenant's lease and
         rate budget govern it."""
