@@ -11,6 +11,7 @@ SQLite (PostgreSQL where only its concurrency shows the attack)."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,6 +20,8 @@ from typing import Any
 import grpc
 import pytest
 from google.rpc import error_details_pb2
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
 from xero_emulator.faults import FaultRule
 from xero_emulator.messages import Request, Response
 from xero_emulator.server import EmulatorServer
@@ -142,6 +145,81 @@ def test_an_answer_lost_in_the_previous_organisation_is_not_posted_again_in_its_
     assert again == LINKED
     in_b = _tagged(emulator, replacement["tenant_id"], "BankTransactions", "Reference", record.header.id)
     assert len(in_b) == 1 and _tagged(emulator, org["tenant_id"], "BankTransactions", "Reference", record.header.id)
+
+
+# -- two connections registered at once for one organisation ------------------------------------
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_two_connections_registered_at_once_for_one_organisation_are_not_both_live(
+    database_url: str, mapper_target: str, outsider: Engine, emulator_factory: EmulatorFactory, tmp_path: Path
+) -> None:
+    """DEFECT: one Xero organisation has one live connection (docs/connections.md,
+    TENANT_ALREADY_CONNECTED): two would share the contacts AS-<participant> and the tags
+    [AS-<kind>-<id>], so one firm's bill lands on the other's client and look-ups adopt the other's
+    objects. `require_tenant_free` reads the other connections of the tenant and the new row is
+    inserted in the same REPEATABLE READ transaction, but nothing locks the tenant: two
+    CreateConnection calls for firm-1 and firm-2 on one organisation, whose transactions overlap
+    (here another client holds the table in SHARE mode for a moment, as a CREATE INDEX of a
+    migration does, so both have checked before either inserts; without it the window is the
+    time between a check and its commit), each find no other and both commit."""
+    emulator = emulator_factory()
+    org = emulator.create_organisation("Harper Legal")
+    with posters(database_url, mapper_target) as make:
+        app = make(write_apps(tmp_path / "apps.json", org, emulator))
+        stubs = [lifecycle_stub(app), lifecycle_stub(app)]
+        answers: list[Any] = [None, None]
+
+        def create(index: int) -> None:
+            tokens = emulator.state.identity.tokens_for(emulator.state.identity.apps[org["client_id"]])
+            try:
+                answers[index] = stubs[index].CreateConnection(
+                    poster_pb2.CreateConnectionRequest(
+                        connection=poster_pb2.Connection(
+                            connection_id=f"firm-{index + 1}",
+                            xero_base_url=emulator.base_url,
+                            xero_tenant_id=org["tenant_id"],
+                            access_token=tokens["access_token"],
+                            refresh_token=tokens["refresh_token"],
+                            mapping_context=samples.demo_context(),
+                        )
+                    ),
+                    timeout=30,
+                )
+            except grpc.RpcError as err:
+                answers[index] = err
+
+        with outsider.connect() as held:
+            held.execute(text("BEGIN"))
+            held.execute(text("LOCK TABLE connection IN SHARE MODE"))
+            threads = [threading.Thread(target=create, args=(i,)) for i in range(2)]
+            for thread in threads:
+                thread.start()
+            wait_for(lambda: _waiting_inserts(outsider) == 2, timeout=10, what="both inserts waiting")
+            held.execute(text("COMMIT"))
+        for thread in threads:
+            thread.join(30)
+
+        live = [
+            c.connection_id
+            for c in (_maybe_connection(stubs[0], f"firm-{i}") for i in (1, 2))
+            if c is not None and c.status.state != connection_pb2.CONNECTION_STATE_DISCONNECTED
+        ]
+        said = [a.code().name if isinstance(a, grpc.RpcError) else a.connection.connection_id for a in answers]
+        assert len(live) == 1, f"live connections to one organisation: {live}; the two calls were answered {said}"
+        [refused] = [a for a in answers if isinstance(a, grpc.RpcError)]
+        assert refused.code() == grpc.StatusCode.FAILED_PRECONDITION, said
+        assert "TENANT_ALREADY_CONNECTED" in str(details_of(refused, error_details_pb2.ErrorInfo)), said
+
+
+def _waiting_inserts(outsider: Engine) -> int:
+    with outsider.connect() as conn:
+        return int(
+            conn.execute(
+                text(
+                    "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+                    "WHERE NOT l.granted AND a.datname = current_database() AND l.locktype = 'relation'"
+                )
+            ).scalar_one()
+        )
 
 
 def _maybe_connection(stub: poster_grpc.PosterServiceStub, connection_id: str) -> Any:

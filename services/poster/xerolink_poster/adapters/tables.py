@@ -4,7 +4,7 @@ Schema changes go through adapters/migrations.py, never through create_all at st
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Boolean, Column, Index, Integer, LargeBinary, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, Column, Index, Integer, LargeBinary, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from xerolink_poster.domain.states import ConnectionState
@@ -18,6 +18,17 @@ class ConnectionRow(SQLModel, table=True):
     """A connection between one Actionstep organisation and one Xero organisation (tenant)."""
 
     __tablename__ = "connection"
+    # One Xero organisation, one connected connection (connections.require_tenant_free): the check
+    # alone let two overlapping transactions each find the other absent and both commit (0011).
+    __table_args__ = (
+        Index(
+            "ux_connection_connected_tenant",
+            "xero_tenant_id",
+            unique=True,
+            sqlite_where=text("state = 'connected' AND xero_tenant_id != ''"),
+            postgresql_where=text("state = 'connected' AND xero_tenant_id != ''"),
+        ),
+    )
     connection_id: str = Field(primary_key=True, max_length=64)
     xero_base_url: str = Field(sa_column=Column(Text, nullable=False))
     xero_tenant_id: str = Field(max_length=64, index=True)

@@ -27,7 +27,7 @@ from xerolink_common.errors import (
 )
 from xerolink_common.reasons import Reason
 
-from xerolink_poster.adapters.database import CommitMayHaveGoneThrough, Database, now_us
+from xerolink_poster.adapters.database import CommitMayHaveGoneThrough, Database, DuplicateKey, now_us
 from xerolink_poster.adapters.tables import ConnectionRow
 from xerolink_poster.adapters.token_vault import Sealed, TokenKeyError, Tokens, TokenVault
 from xerolink_poster.adapters.xero_client import Credentials, Uncertain
@@ -41,6 +41,7 @@ from xerolink_poster.adapters.xero_identity import (
 from xerolink_poster.domain.states import ConnectionState
 from xerolink_poster.service_layer.connections import (
     require_connection_id,
+    require_tenant_free,
 )
 from xerolink_poster.service_layer.unit_of_work import UnitOfWork, run_in_transaction
 
@@ -242,10 +243,18 @@ class ConnectionTokens:
             self._release(cid, holder)
             raise
         values = self._token_values(cid, grant, tokens.refresh_token)
-        stored = run_in_transaction(
-            self.db,
-            lambda uow: uow.connections.store_tokens(cid, row.token_version, holder, values),
-        )
+        try:
+            stored = run_in_transaction(
+                self.db,
+                lambda uow: uow.connections.store_tokens(cid, row.token_version, holder, values),
+            )
+        except DuplicateKey:
+            # Connected again it would be a second connected connection to its organisation
+            # (revision 0011 marked it needs_reconnect for that): say so, not an internal error.
+            self._release(cid, holder)
+            with UnitOfWork(self.db, write=False) as uow:
+                require_tenant_free(uow.connections, row.xero_tenant_id, cid)
+            raise
         if not stored:
             log.warning("refresh claim lapsed before the tokens were stored", extra={"connection_id": cid})
         log.info("refreshed the Xero tokens", extra={"connection_id": cid})
