@@ -10,6 +10,28 @@ CENT = Decimal("0.01")
 # ISO 4217's alphabetic codes are three ASCII capitals (match with `fullmatch`: `$` lets a
 # trailing newline through); str.isupper() would also take "ΑΒΓ".
 ISO_4217 = re.compile("[A-Z]{3}")
+# The ISO 4217 alphabetic currency codes Xero knows: those its Accounting API's CurrencyCode lists
+# (Xero's OpenAPI description, components.schemas.CurrencyCode). A code of that shape Xero does not
+# list ("QQQ", or an ISO code such as SSP or XAU) is refused by Xero after the caller was told the
+# transaction is posted, so it is refused here instead. Current ISO 4217 codes first, then the
+# withdrawn ones Xero still lists (currencies replaced by the euro, and older codes of currencies
+# since redenominated).
+# fmt: off
+CURRENCY_CODES = frozenset({
+    "AED", "AFN", "ALL", "AMD", "ANG", "AOA", "ARS", "AUD", "AWG", "AZN", "BAM", "BBD", "BDT", "BGN", "BHD", "BIF",
+    "BMD", "BND", "BOB", "BRL", "BSD", "BTN", "BWP", "BYN", "BZD", "CAD", "CDF", "CHF", "CLF", "CLP", "CNY", "COP",
+    "CRC", "CUC", "CUP", "CVE", "CZK", "DJF", "DKK", "DOP", "DZD", "EGP", "ERN", "ETB", "EUR", "FJD", "FKP", "GBP",
+    "GEL", "GHS", "GIP", "GMD", "GNF", "GTQ", "GYD", "HKD", "HNL", "HTG", "HUF", "IDR", "ILS", "INR", "IQD", "IRR",
+    "ISK", "JMD", "JOD", "JPY", "KES", "KGS", "KHR", "KMF", "KPW", "KRW", "KWD", "KYD", "KZT", "LAK", "LBP", "LKR",
+    "LRD", "LSL", "LYD", "MAD", "MDL", "MGA", "MKD", "MMK", "MNT", "MOP", "MRU", "MUR", "MVR", "MWK", "MXN", "MXV",
+    "MYR", "MZN", "NAD", "NGN", "NIO", "NOK", "NPR", "NZD", "OMR", "PAB", "PEN", "PGK", "PHP", "PKR", "PLN", "PYG",
+    "QAR", "RON", "RSD", "RUB", "RWF", "SAR", "SBD", "SCR", "SDG", "SEK", "SGD", "SHP", "SLE", "SLL", "SOS", "SRD",
+    "STN", "SVC", "SYP", "SZL", "THB", "TJS", "TMT", "TND", "TOP", "TRY", "TTD", "TWD", "TZS", "UAH", "UGX", "USD",
+    "UYU", "UZS", "VES", "VND", "VUV", "WST", "XAF", "XCD", "XOF", "XPF", "YER", "ZAR", "ZMW",
+    # Withdrawn from ISO 4217, still listed by Xero.
+    "BYR", "EEK", "HRK", "LTL", "LVL", "MRO", "SKK", "STD", "VEF", "ZMK", "ZWD",
+})
+# fmt: on
 
 
 def cents_to_decimal(units: int) -> Decimal:

@@ -13,6 +13,7 @@ from xerolink_common.errors import ErrorCode, XerolinkError
 from xerolink_mapper.domain.mapping import map_transaction
 from xerolink_mapper.domain.model import (
     BankAmountBody,
+    BankEntryBody,
     DocumentBody,
     FundsBody,
     FundsDirection,
@@ -103,6 +104,21 @@ def test_a_missing_account_allocation_is_a_precondition_naming_the_function() ->
     assert map_transaction(named, context(account_allocation=allocation)).operations
 
 
+def test_office_lines_and_transfers_name_no_trust_account() -> None:
+    """Clients' money and the firm's never share an account: a deposit into the office bank with its
+    line on the trust liability, or an office transfer into the trust bank, is refused naming the
+    field. Trust interest's account is where interest is booked as income: office lines may use it."""
+    extended = context(Profile.EXTENDED)
+    deposit = [line("850", "NTR", 5000, 0)]
+    into_office = transaction(Kind.BANK_DEPOSIT, BankEntryBody("", tuple(deposit), totals_of(deposit)))
+    assert fields(error_of(into_office, extended)) == ["transaction.bank_deposit.lines[0].gl_account"]
+    to_trust = transaction(Kind.OFFICE_BANK_TRANSFER, TransferBody("090", "091", cents(100)))
+    assert fields(error_of(to_trust, extended)) == ["transaction.office_bank_transfer.to_bank_account"]
+    assert map_transaction(bill([line("270", "FRE", 100, 0)]), context()).operations
+    between_trust_accounts = transaction(Kind.TRUST_TRANSFER, TransferBody("091", "092", cents(100)))
+    assert map_transaction(between_trust_accounts, context()).operations
+
+
 @pytest.mark.parametrize("bad", [date(1899, 12, 31), date(2502, 1, 1), date(1, 1, 1)])
 def test_absurd_dates_are_invalid(bad: date) -> None:
     err = error_of(bill([line("200", "GST", 100, 10)], transaction_date=bad))
@@ -153,6 +169,14 @@ def test_a_line_in_another_currency_is_invalid() -> None:
 @pytest.mark.parametrize("code", ["ÀÉÎ", "ΑΒΓ", "AUDX", "AU", "aud", "A1D", ""])
 def test_a_currency_code_that_is_not_three_ascii_capitals_is_invalid(code: str) -> None:
     err = error_of(bill([line("200", "GST", 100, 10)], currency_code=code))
+    assert fields(err) == ["transaction.header.currency_code"]
+
+
+def test_a_currency_code_xero_does_not_list_is_invalid() -> None:
+    """Three capitals are not enough: Xero takes the ISO 4217 codes its CurrencyCode lists."""
+    err = error_of(
+        bill([line("200", "GST", 100, 10)], currency_code="QQQ", currency_rate="1.5"), context(Profile.EXTENDED)
+    )
     assert fields(err) == ["transaction.header.currency_code"]
 
 

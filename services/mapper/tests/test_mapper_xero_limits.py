@@ -8,6 +8,7 @@ import re
 from typing import Any
 
 import pytest
+from xerolink_common.money import CURRENCY_CODES
 from xerolink_mapper.domain import xero_fields
 
 from tests.contract.xero_description import xero_description
@@ -111,3 +112,10 @@ def test_the_matter_tracking_category_name_is_held_to_xero_s_limit() -> None:
     """MappingContext.matter_tracking.category_name becomes a TrackingCategory's name (the poster's)."""
     schemas = xero_description()["components"]["schemas"]
     assert _limit(schemas["TrackingCategory"]["properties"]["Name"]) == xero_fields.TRACKING_CATEGORY_NAME_LENGTH
+
+
+def test_the_currency_codes_the_mapper_takes_are_those_xero_lists() -> None:
+    """xerolink_common.money.CURRENCY_CODES holds the ISO 4217 codes Xero's CurrencyCode lists: one
+    Xero does not know would be refused after the caller was told it is posted."""
+    listed = set(xero_description()["components"]["schemas"]["CurrencyCode"]["enum"])
+    assert set(CURRENCY_CODES) == listed

@@ -326,10 +326,20 @@ def context_from_proto(message: mapper_pb2.MappingContext, problems: Problems) -
     if ledgers is None:
         problems.field("context.ledgers", f"{message.ledgers} is not a known OrganisationLedgers value")
         ledgers = Ledgers.UNSPECIFIED
+    listed: dict[str, int] = {}
     for index, account in enumerate(message.chart):
         if not account.code:
             # Keyed by code, an account without one would stand for no account at all.
             problems.field(f"context.chart[{index}].code", "is required: the Xero account code (e.g. '200')")
+        elif account.code in listed:
+            # Xero's codes are unique in a chart: one listed twice would be read as whichever came last.
+            problems.field(
+                f"context.chart[{index}].code",
+                f"{account.code!r} is listed already, as context.chart[{listed[account.code]}]: a Xero account "
+                "code is unique in its chart; send each account once",
+            )
+        else:
+            listed[account.code] = index
     chart = (
         {
             a.code: ChartAccount(

@@ -15,6 +15,13 @@ TRUST_INTEREST = AllocationFunction.TRUST_INTEREST
 STATUTORY_DEPOSIT = AllocationFunction.STATUTORY_DEPOSIT
 ADVANCED_FUNDS = AllocationFunction.ADVANCED_FUNDS
 ALLOCATION_FUNCTIONS = tuple(AllocationFunction)
+# The two ledgers, which never share an account. The trust functions' accounts hold clients' money
+# or what the firm owes them for it; the office bank holds the firm's own. Trust interest is neither:
+# its account is where interest is booked as income, which office transactions may book to as well.
+TRUST_FUNCTIONS = frozenset(
+    {TRUST_BANK, TRUST_LIABILITY, TRUST_TRANSFERS, TRUST_PAID_BY_FIRM, STATUTORY_DEPOSIT, ADVANCED_FUNDS}
+)
+OFFICE_FUNCTIONS = frozenset({OFFICE_BANK})
 # Lines that carry no Actionstep tax code take the organisation's tax type for them, from
 # MappingContext.untaxed (these are its field names): trust money is not the firm's supply;
 # trust interest is income the firm may not keep. Which tax type that is depends on the

@@ -9,6 +9,7 @@ from datetime import date
 from xerolink_common.reasons import Reason
 
 from xerolink_mapper.domain.aggregation import aggregate_lines, unit_amount
+from xerolink_mapper.domain.allocations import OFFICE_FUNCTIONS, TRUST_FUNCTIONS
 from xerolink_mapper.domain.model import Amount, BankEntryBody, DocumentBody, MappingContext, Totals, Transaction
 from xerolink_mapper.domain.problems import Problems
 from xerolink_mapper.domain.text import TextRule, check_text
@@ -71,13 +72,51 @@ class MappingJob:
 
     def allocated(self, function: str, why: str) -> str:
         code = self.ctx.account_allocation.get(function, "")
+        subject = f"context.account_allocation[{function}]"
+        unholdable = Problems()
         if not code:
             self.problems.precondition(
                 Reason.ACCOUNT_ALLOCATION_MISSING,
                 function,
                 f"no Xero account is allocated to {function!r} ({why}): add it to the connection's account allocation",
             )
+        elif not check_text(code, subject, ACCOUNT_CODE, unholdable):
+            # Without a chart nothing else would stop it: Xero would refuse it after the caller was told it is posted.
+            self.problems.precondition(
+                Reason.MAPPING_NOT_CONFIGURED,
+                subject,
+                f"{function} is allocated {code!r}, which Xero cannot hold as an account code (it "
+                f"{unholdable.fields[0].description}): re-map {function} to an account of the organisation's chart",
+            )
+        elif code in self.ctx.trust_accounts and code in self.ctx.office_accounts:
+            # One account for both ledgers: Xero could not tell clients' money from the firm's.
+            other = OFFICE_FUNCTIONS if function in TRUST_FUNCTIONS else TRUST_FUNCTIONS
+            others = ", ".join(f for f, c in self.ctx.account_allocation.items() if c == code and f in other)
+            self.problems.precondition(
+                Reason.MAPPING_NOT_CONFIGURED,
+                subject,
+                f"{function} is allocated account {code}, which is also allocated to {others}: clients' money "
+                "and the firm's would share one Xero account; allocate each its own account",
+            )
         return code
+
+    def kept_apart(self, code: str, path: str, trust: bool) -> None:
+        """Clients' money and the firm's never mix: an account a trust transaction names (`trust`)
+        must not be one the connection allocates to the office, and one an office transaction names
+        must not be one it allocates to trust (allocations.TRUST_FUNCTIONS)."""
+        other = self.ctx.office_accounts if trust else self.ctx.trust_accounts
+        if code not in other:
+            return
+        functions = OFFICE_FUNCTIONS if trust else TRUST_FUNCTIONS
+        owner = next(f for f, c in self.ctx.account_allocation.items() if c == code and f in functions)
+        if trust:
+            why = "clients' money is kept in trust accounts, never in the firm's office accounts; name a trust account"
+        else:
+            why = (
+                "an office transaction moves the firm's own money and never clients' money in a trust account; "
+                "name an office account, or record a movement of trust money as a trust transaction"
+            )
+        self.problems.field(path, f"is account {code}, which the connection allocates to {owner}: {why}")
 
     def untaxed(self, which: str) -> str:
         """The organisation's tax type for lines without a tax code (allocations.TRUST_MONEY, ...)."""
@@ -94,7 +133,10 @@ class MappingJob:
 
     def account(self, explicit: str, field: str, function: str, why: str) -> str:
         """The account the transaction names in `field`, else the one allocated to the function."""
-        return self.code(explicit, field) or self.allocated(function, why)
+        if not self.code(explicit, field):
+            return self.allocated(function, why)
+        self.kept_apart(explicit, f"{self.path}.{field}", function in TRUST_FUNCTIONS)
+        return explicit
 
     def contact(self) -> Contact:
         participant = self.tx.header.participant
@@ -158,6 +200,9 @@ def document_lines(
     job: MappingJob, body: DocumentBody | BankEntryBody, purchase: bool, *, merge: bool = True
 ) -> tuple[tuple[LineItem, ...], int, int, int]:
     tax_map, map_name = (job.ctx.purchase_tax_code_map, PURCHASE_MAP) if purchase else (job.ctx.tax_code_map, SALES_MAP)
+    if job.ctx.trust_accounts:  # documents, deposits and withdrawals are the office's
+        for i, line in enumerate(body.lines):
+            job.kept_apart(line.gl_account, f"{job.path}.lines[{i}].gl_account", trust=False)
     items, sub_total, tax_total = aggregate_lines(
         body.lines, f"{job.path}.lines", job.currency, tax_map, map_name, job.problems, merge=merge, matter=job.matter
     )

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import Enum
 
+from xerolink_mapper.domain.allocations import OFFICE_FUNCTIONS, TRUST_FUNCTIONS
+
 
 class ValueEnum(Enum):
     """An enum hashed by identity (members are singletons): Enum's own __hash__ is Python code,
@@ -366,6 +368,17 @@ class MappingContext:
     ledgers: Ledgers = Ledgers.UNSPECIFIED
     # (account code, role) pairs the chart allows, derived from `chart`.
     chart_usable: frozenset[tuple[str, str]] = field(init=False, repr=False, compare=False)
+    # The codes the allocation gives to the trust ledger's functions and to the office's, derived
+    # from `account_allocation` (allocations.TRUST_FUNCTIONS, OFFICE_FUNCTIONS).
+    trust_accounts: frozenset[str] = field(init=False, repr=False, compare=False)
+    office_accounts: frozenset[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "chart_usable", usable_accounts(self.chart) if self.chart is not None else frozenset())
+        allocation = self.account_allocation
+        object.__setattr__(
+            self, "trust_accounts", frozenset(c for f, c in allocation.items() if c and f in TRUST_FUNCTIONS)
+        )
+        object.__setattr__(
+            self, "office_accounts", frozenset(c for f, c in allocation.items() if c and f in OFFICE_FUNCTIONS)
+        )

@@ -457,5 +457,7 @@ BANK_TO_BANK_CONFLICT = (
     "Supported Transactions table (which it calls the complete list) says an office bank-to-bank "
     "transfer is not posted. The table wins: the actionstep-compatible profile does not post office "
     "bank-to-bank transfers (EXTENDED_ONLY); the extended profile posts them as a Xero BankTransfer. "
-    "Transfers that involve a trust account are trust transfers and are posted in both profiles."
+    "Transfers that involve a trust account are trust transfers and are posted in both profiles. A trust "
+    "transfer takes money out of a trust account: one out of the allocated office bank (between two office "
+    "accounts, say) is refused, never posted as a trust transfer in either profile."
 )

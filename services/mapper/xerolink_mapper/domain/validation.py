@@ -6,7 +6,7 @@ import re
 from datetime import date
 from decimal import Decimal, InvalidOperation
 
-from xerolink_common.money import ISO_4217
+from xerolink_common.money import CURRENCY_CODES, ISO_4217
 from xerolink_common.reasons import Reason
 
 from xerolink_mapper.domain.model import AccountingMethod, Amount, Header, Ledgers, MappingContext, Profile
@@ -101,8 +101,8 @@ def check_header(header: Header, ctx: MappingContext, problems: Problems) -> Non
         problems.field(f"{path}.posted_at", f"{header.posted_at.isoformat()} is not a plausible posting time")
     check_date(header.transaction_date, f"{path}.transaction_date", problems)
     code = header.currency_code
-    if not ISO_4217.fullmatch(code):
-        problems.field(f"{path}.currency_code", f"{code!r} is not an ISO-4217 code: send e.g. 'AUD'")
+    if code not in CURRENCY_CODES:
+        problems.field(f"{path}.currency_code", f"{code!r} is not an ISO-4217 code Xero knows: send e.g. 'AUD'")
     check_rate(header, ctx, problems)
 
 

@@ -33,6 +33,9 @@ def transfer(job: MappingJob, body: TransferBody, default_from: str | None) -> t
 
 
 def _office_bank_transfer(job: MappingJob, body: TransferBody) -> tuple[list[Operation], int]:
+    # A transfer that involves a trust account is a trust transfer.
+    job.kept_apart(body.from_account, f"{job.path}.from_bank_account", trust=False)
+    job.kept_apart(body.to_account, f"{job.path}.to_bank_account", trust=False)
     return transfer(job, body, None)
 
 

@@ -33,6 +33,8 @@ def _general_journal(job: MappingJob, body: GeneralJournalBody) -> tuple[list[Op
         if not line.gl_account:
             job.problems.field(f"{at}.gl_account", "is required: allocate the line to a general-ledger account")
         job.text(line.gl_account, f"{at}.gl_account", ACCOUNT_CODE)
+        # Trust money moves only by the trust kinds; a general journal is the office's.
+        job.kept_apart(line.gl_account, f"{at}.gl_account", trust=False)
         job.text(line.description, f"{at}.description", LINE_DESCRIPTION)
         debit = amount > 0
         if line.tax_code:
