@@ -130,6 +130,15 @@ class TaxRemap:
             setattr(context.untaxed_line_tax_types, name, tax_type)
 
 
+def _named(tenant_id: str, organisation: str) -> str:
+    """The tenant as an accountant knows it: the organisation's name (read at connect time) first."""
+    try:
+        name = json.loads(organisation or "{}").get("name")
+    except (ValueError, AttributeError):
+        name = None
+    return f"{name!r} ({tenant_id})" if isinstance(name, str) and name else tenant_id
+
+
 def _give_up_unknown_outcomes(uow: UnitOfWork, connection_id: str, previous: str, tenant_id: str) -> None:
     """Entries whose last call to the previous organisation had no answer end failed, outcome
     unknown, instead of following the connection: their look-up would be made in the new
@@ -302,7 +311,7 @@ class ConnectionKeeper(ConnectionTokens):
             if previous != tenant_id:
                 # Contacts found or created in the previous organisation do not exist in this one.
                 uow.contacts.forget_contacts(cid)
-                _give_up_unknown_outcomes(uow, cid, previous, tenant_id)
+                _give_up_unknown_outcomes(uow, cid, _named(previous, row.organisation), tenant_id)
                 uow.outbox.move_outbox(cid, tenant_id)
             for name, value in values.items():
                 setattr(row, name, value)
