@@ -394,7 +394,15 @@ class ConnectionKeeper(ConnectionTokens):
         if row.state == ConnectionState.DISCONNECTED:
             return row
         note = ""
-        if row.token_box is not None and row.xero_connection_id:
+        sharing = self._sharing_the_organisation(row)
+        if sharing:
+            # Xero's connection is the app's access to the organisation, which the other holds too
+            # (two of them are left only by revision 0011): removing it would stop that one posting.
+            note = (
+                f"connection {sharing[0]!r} is still connected to this Xero organisation, so the app's access to it "
+                "was left in place at Xero"
+            )
+        elif row.token_box is not None and row.xero_connection_id:
             try:
                 creds = self.credentials(row)
                 self.identity.disconnect(row.xero_base_url, creds.access_token, row.xero_connection_id)
@@ -422,6 +430,19 @@ class ConnectionKeeper(ConnectionTokens):
         with self._lock:
             self._cache.pop(connection_id, None)
         return self.get(connection_id)
+
+    def _sharing_the_organisation(self, row: ConnectionRow) -> list[str]:
+        """The other connections to the row's Xero organisation that are not disconnected."""
+        if not row.xero_tenant_id:
+            return []
+        with UnitOfWork(self.db, write=False) as uow:
+            return [
+                c
+                for c in uow.connections.connection_ids_of_tenant(row.xero_tenant_id)
+                if c != row.connection_id
+                and (other := uow.connections.get_connection(c)) is not None
+                and other.state != ConnectionState.DISCONNECTED
+            ]
 
     # -- allocation ----------------------------------------------------------------------------------
     def discrepancies(
