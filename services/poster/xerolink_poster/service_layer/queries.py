@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
-from xerolink_common.errors import FieldViolation, invalid_argument, not_found
+from xerolink_common.errors import FieldViolation, XerolinkError, invalid_argument, not_found
 from xerolink_common.reasons import Reason
 
 from xerolink_poster.adapters.database import Database
@@ -97,16 +97,8 @@ def list_postings(db: Database, connection_id: str, state: str, size: int, token
     # An unknown connection is refused, not answered with an empty page that looks like a
     # connection with nothing in it.
     get_connection(db, connection_id)
-    before: tuple[int, str] | None = None
-    if token:
-        created, _, posting_id = decode_token(token).partition(":")
-        if not posting_id or len(posting_id) > 64:
-            raise invalid_argument(
-                Reason.INVALID_PAGE_TOKEN,
-                "page_token is not valid; start again without it",
-                [FieldViolation("page_token", "use next_page_token")],
-            )
-        before = (_position(created), posting_id)
+    fingerprint = connection_filters(connection_id, f"postings|{state}")
+    before = posting_position(token, fingerprint) if token else None
     limit = page_size(size)
     with UnitOfWork(db, write=False) as uow:
         rows = uow.links.list_postings(connection_id, state, before, limit + 1)
@@ -114,8 +106,29 @@ def list_postings(db: Database, connection_id: str, state: str, size: int, token
     next_token = ""
     if len(rows) > limit:
         last = rows[limit - 1]
-        next_token = encode_token(f"{last.create_us}:{last.posting_id}")
+        next_token = encode_token(f"{last.create_us}:{last.posting_id}:{fingerprint}")
     return views, next_token
+
+
+def posting_position(token: str, fingerprint: str) -> tuple[int, str]:
+    """The (create time, posting id) after which a ListPostings page starts. Tokens carry the
+    digest of the connection and state filter they were issued for
+    ("{create_us}:{posting_id}:{digest}"): one used on another connection or with another state is
+    refused, and so is a token of any other shape: another listing's ("{id}:{digest}") or one
+    issued before ListPostings tokens named their query ("{create_us}:{posting_id}"). The two
+    cannot be told apart, and either read as a position would silently skip postings."""
+    parts = decode_token(token).split(":")
+    if len(parts) != 3 or not parts[1] or len(parts[1]) > 64:
+        raise invalid_argument(
+            Reason.INVALID_PAGE_TOKEN,
+            "page_token is not one ListPostings issued (tokens of other listings, and of versions before "
+            "ListPostings tokens named their connection and filters, are refused); start again without it",
+            [FieldViolation("page_token", "use next_page_token from the previous ListPostings page")],
+        )
+    created, posting_id, digest = parts
+    if digest != fingerprint:
+        raise _filters_changed()
+    return _position(created), posting_id
 
 
 def get_link(db: Database, connection_id: str, record: RecordRef, with_audit: bool) -> tuple[LinkRow, list[AuditRow]]:
@@ -138,18 +151,23 @@ def connection_filters(connection_id: str, fingerprint: str) -> str:
 
 def page_position(token: str, fingerprint: str) -> int:
     """The id after which a page starts. Tokens carry the digest of the filters they were issued
-    for ("{id}:{digest}"); one used with other filters is refused rather than silently skipping
-    or repeating links. Tokens of earlier versions ("{id}") are still accepted."""
+    for ("{id}:{digest}"); one used with other filters, or on another connection, is refused rather
+    than silently skipping or repeating links. So is a token of the versions before the digest
+    ("{id}"), which cannot say whose it is (docs/unlinking.md)."""
     if not token:
         return 0
     position, separator, digest = decode_token(token).partition(":")
-    if separator and digest != fingerprint:
-        raise invalid_argument(
-            Reason.PAGE_TOKEN_FILTER_MISMATCH,
-            "page_token was issued for other filters; repeat the filters of the first page or start again without it",
-            [FieldViolation("page_token", "use it only with the filters of the request that returned it")],
-        )
+    if not separator or digest != fingerprint:
+        raise _filters_changed()
     return _position(position)
+
+
+def _filters_changed() -> XerolinkError:
+    return invalid_argument(
+        Reason.PAGE_TOKEN_FILTER_MISMATCH,
+        "page_token was issued for other filters; repeat the filters of the first page or start again without it",
+        [FieldViolation("page_token", "use it only with the filters of the request that returned it")],
+    )
 
 
 def list_links(

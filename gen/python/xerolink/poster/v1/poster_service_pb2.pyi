@@ -549,7 +549,10 @@ class ListPostingsRequest(_message.Message):
     page_size: _builtins.int
     """Optional: 0 for the default page size."""
     page_token: _builtins.str
-    """Optional: next_page_token of the previous page."""
+    """Optional: next_page_token of the previous page, valid only on the same connection with the
+    same state; any other token (another connection's or state's, another listing's, or one
+    issued before this rule) is refused with INVALID_ARGUMENT naming page_token.
+    """
     def __init__(
         self,
         *,
