@@ -229,7 +229,7 @@ def test_each_preflight_check_fails_with_its_sentence_and_passes_when_fixed(
     broken = stub.RunPreflight(backfill_pb2.RunPreflightRequest(connection_id="broken", division_ids=[1]))
     fixed = stub.RunPreflight(backfill_pb2.RunPreflightRequest(connection_id="fixed", division_ids=[1]))
 
-    assert [c.check for c in broken.checks] == list(BROKEN)
+    assert [c.check for c in broken.checks] == [*BROKEN, "CONNECTION_STATE"]
     statuses = {c.check: c.status for c in broken.checks}
     assert statuses.pop(check) == backfill_pb2.PREFLIGHT_STATUS_FAIL
     assert set(statuses.values()) == {backfill_pb2.PREFLIGHT_STATUS_PASS}
@@ -280,6 +280,7 @@ def test_preflight_answers_with_the_profile_each_check_applies_in(
         "DIVISIONS": "OTHER_DIVISION",
         "ACCOUNT_ALLOCATION": "",
         "TAX_TYPES": "",
+        "CONNECTION_STATE": "",
     }
     [divisions] = [c for c in compat.checks if c.check == "DIVISIONS"]
     assert divisions.status == backfill_pb2.PREFLIGHT_STATUS_WARNING

@@ -10,7 +10,7 @@ from xerolink_mapper.domain.model import Profile as MapperProfile
 from xerolink_poster.domain import backfill_progress as bp
 from xerolink_poster.domain import preflight as pf
 from xerolink_poster.domain.allocation import Discrepancy
-from xerolink_poster.domain.states import LinkState
+from xerolink_poster.domain.states import ConnectionState, LinkState
 from xerolink_poster.domain.tax_types import Problem
 
 READY = pf.Facts(
@@ -29,6 +29,9 @@ BROKEN_ALLOCATION = Discrepancy("trust_bank", "091", "ACCOUNT_NOT_IN_CHART", "cr
 FOREIGN_TAX_TYPE = Problem(
     "tax_code_map[GST]", "OUTPUT", "TAX_TYPE_NOT_IN_ORGANISATION", "tax_code_map[GST] is OUTPUT: map it to OUTPUT2"
 )
+BRANCH = pf.RoutedDivision("branch")
+CUT_OFF = pf.RoutedDivision("branch", ConnectionState.DISCONNECTED)
+WARNED = pf.Status.WARNING
 
 
 def _statuses(facts: pf.Facts) -> dict[str, pf.Status]:
@@ -65,6 +68,13 @@ def test_ready_facts_pass_every_check() -> None:
         ({"allocation_discrepancies": None}, "ACCOUNT_ALLOCATION", pf.Status.WARNING, pf.Status.WARNING),
         ({"tax_problems": (FOREIGN_TAX_TYPE,)}, "TAX_TYPES", pf.Status.FAIL, pf.Status.FAIL),
         ({"tax_rates_read": False}, "TAX_TYPES", pf.Status.WARNING, pf.Status.WARNING),
+        ({"connection_state": ConnectionState.DISCONNECTED}, "CONNECTION_STATE", pf.Status.FAIL, pf.Status.FAIL),
+        ({"connection_state": ConnectionState.NEEDS_RECONNECT}, "CONNECTION_STATE", pf.Status.FAIL, pf.Status.FAIL),
+        # A division routed to its own organisation's connection posts there; one that cannot post
+        # there, or is not routed, is a warning.
+        ({"division_ids": (1, 2), "routed_divisions": {2: BRANCH}}, "DIVISIONS", pf.Status.PASS, pf.Status.PASS),
+        ({"division_ids": (1, 2, 3), "routed_divisions": {2: BRANCH}}, "DIVISIONS", WARNED, WARNED),
+        ({"division_ids": (1, 2), "routed_divisions": {2: CUT_OFF}}, "DIVISIONS", WARNED, WARNED),
     ],
 )
 def test_one_broken_fact_changes_only_its_own_check_in_each_profile(
@@ -85,12 +95,33 @@ def test_every_failure_and_warning_says_what_to_do() -> None:
         division_ids=(1, 2),
         allocation_discrepancies=(BROKEN_ALLOCATION,),
         tax_problems=(FOREIGN_TAX_TYPE,),
+        connection_state=ConnectionState.DISCONNECTED,
     )
-    verbs = ("set ", "remove ", "turn ", "keep ", "choose ", "create ", "map ")
+    verbs = ("set ", "remove ", "turn ", "keep ", "choose ", "create ", "map ", "connect ")
     for check in pf.run(broken):
         assert check.status is not pf.Status.PASS
         assert check.reason_code in check.message or check.status is pf.Status.WARNING
         assert any(verb in check.message for verb in verbs), check.check
+
+
+def test_the_divisions_check_says_where_routed_divisions_post_and_what_stops_them() -> None:
+    routed = dataclasses.replace(READY, division_ids=(1, 2), routed_divisions={2: BRANCH})
+    [passed] = [c for c in pf.run(routed) if c.check == "DIVISIONS"]
+    assert "division(s) 2 ('branch') post under their own" in passed.message
+    for state, reason in (
+        (ConnectionState.DISCONNECTED, "CONNECTION_DISCONNECTED"),
+        (ConnectionState.NEEDS_RECONNECT, "CONNECTION_NEEDS_RECONNECT"),
+    ):
+        cut_off = dataclasses.replace(routed, routed_divisions={2: pf.RoutedDivision("branch", state)})
+        [warned] = [c for c in pf.run(cut_off) if c.check == "DIVISIONS"]
+        assert (warned.status, warned.reason_code) == (pf.Status.WARNING, reason)
+        assert "division 2" in warned.message and "ConnectOrganisation" in warned.message
+    [needs] = [
+        c
+        for c in pf.run(dataclasses.replace(READY, connection_state=ConnectionState.NEEDS_RECONNECT))
+        if c.check == "CONNECTION_STATE"
+    ]
+    assert needs.reason_code == "CONNECTION_NEEDS_RECONNECT" and "ConnectOrganisation" in needs.message
 
 
 def test_the_settings_checks_name_each_thing_the_organisation_lacks() -> None:

@@ -2,20 +2,22 @@
 before anything is posted (Actionstep's "Before You Integrate with Xero" and "Limitations").
 
 A check FAILS when the mapper would refuse every transaction of the connection for that reason,
-or when a setting of the connection names something the Xero organisation does not have (an
-allocated account, a tax type), and WARNS when only some transactions are refused (each still
+when a setting of the connection names something the Xero organisation does not have (an
+allocated account, a tax type), or when the connection cannot post at all (disconnected, or
+waiting to be connected again), and WARNS when only some transactions are refused (each still
 gets the mapper's own decision) or when the Xero facts to check against were never read.
 The profiles each condition applies in follow the support matrix (docs/support-matrix.md)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from xerolink_common.reasons import Reason
 
 from xerolink_poster.domain.allocation import Discrepancy
+from xerolink_poster.domain.states import ConnectionState
 from xerolink_poster.domain.tax_types import Problem
 
 
@@ -47,10 +49,21 @@ CHECKS: dict[str, tuple[str, tuple[Profile, ...]]] = {
     "DIVISIONS": ("OTHER_DIVISION", BOTH),
     "ACCOUNT_ALLOCATION": (Reason.ACCOUNT_ALLOCATION_BROKEN, BOTH),
     "TAX_TYPES": (Reason.TAX_TYPE_NOT_IN_ORGANISATION, BOTH),
+    # Last, so the checks before it keep their places in the answer.
+    "CONNECTION_STATE": (Reason.CONNECTION_DISCONNECTED, BOTH),
 }
-# Checks of the connection's settings against the Xero organisation rather than of a support
-# matrix condition.
-SETTING_CHECKS = frozenset({"ACCOUNT_ALLOCATION", "TAX_TYPES"})
+# Checks of the connection itself (its settings against the Xero organisation, its state) rather
+# than of a support matrix condition.
+SETTING_CHECKS = frozenset({"ACCOUNT_ALLOCATION", "TAX_TYPES", "CONNECTION_STATE"})
+
+
+@dataclass(frozen=True)
+class RoutedDivision:
+    """A division the connection posts under its own organisation's connection
+    (ConnectionRouting.division_connections), and that connection's state."""
+
+    connection_id: str
+    state: str = ConnectionState.CONNECTED
 
 
 @dataclass(frozen=True)
@@ -72,6 +85,10 @@ class Facts:
     tax_rates_read: bool = False
     # The organisation's CountryCode, named in messages.
     country_code: str = ""
+    # The connection's state (ConnectionState): only a connected one gets anything into Xero.
+    connection_state: str = ConnectionState.CONNECTED
+    # The divisions the connection routes to their own organisations' connections, by division id.
+    routed_divisions: Mapping[int, RoutedDivision] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -83,9 +100,10 @@ class Check:
     message: str
 
 
-def _check(name: str, status: Status, message: str) -> Check:
-    reason_code, profiles = CHECKS[name]
-    return Check(name, status, reason_code, profiles, message)
+def _check(name: str, status: Status, message: str, reason_code: str = "") -> Check:
+    """The check's result; `reason_code` when its refusals carry another reason than CHECKS gives."""
+    default, profiles = CHECKS[name]
+    return Check(name, status, reason_code or default, profiles, message)
 
 
 def accounting_method(facts: Facts) -> Check:
@@ -166,17 +184,53 @@ def divisions(facts: Facts) -> Check:
             f"({_ids(facts.division_ids)}), so every transaction is refused (OTHER_DIVISION); link the "
             "division that posts to this Xero organisation.",
         )
-    others = sorted(set(facts.division_ids) - {linked})
+    # Divisions routed to their own organisations' connections post there (division_connections).
+    routed = {d: r for d, r in facts.routed_divisions.items() if d in facts.division_ids and d != linked}
+    others = sorted(set(facts.division_ids) - {linked} - set(routed))
+    posted = f" and division(s) {_routes(routed)} post under their own organisations' connections" if routed else ""
+    waiting = _cut_off(routed)
     if others:
         return _check(
             "DIVISIONS",
             Status.WARNING,
-            f"The organisation has {len(others) + 1} divisions and the Xero integration supports a single "
-            f"one: only division {linked} is posted and transactions of division(s) {_ids(others)} are "
-            "refused (OTHER_DIVISION); keep them out of Xero, or merge them into the linked division in "
-            "Actionstep.",
+            f"The organisation has {len(others) + len(routed) + 1} divisions and the Xero integration supports "
+            f"a single one: only division {linked}{posted} is posted and transactions of division(s) "
+            f"{_ids(others)} are refused (OTHER_DIVISION); keep them out of Xero, or merge them into the linked "
+            f"division in Actionstep{f'; {waiting}' if waiting else ''}.",
         )
+    if waiting:
+        disconnected = any(r.state == ConnectionState.DISCONNECTED for r in routed.values())
+        return _check(
+            "DIVISIONS",
+            Status.WARNING,
+            f"Division {linked} is linked{posted}, but {waiting}.",
+            Reason.CONNECTION_DISCONNECTED if disconnected else Reason.CONNECTION_NEEDS_RECONNECT,
+        )
+    if routed:
+        return _check("DIVISIONS", Status.PASS, f"Division {linked} is linked to this organisation{posted}.")
     return _check("DIVISIONS", Status.PASS, f"The organisation has a single division ({linked}), linked to Xero.")
+
+
+def _routes(routed: Mapping[int, RoutedDivision]) -> str:
+    return ", ".join(f"{d} ({r.connection_id!r})" for d, r in sorted(routed.items()))
+
+
+def _cut_off(routed: Mapping[int, RoutedDivision]) -> str:
+    """What becomes of the transactions of divisions routed to a connection that cannot post, and
+    what to do; "" when every such connection is connected."""
+    said = []
+    for division, to in sorted(routed.items()):
+        if to.state == ConnectionState.DISCONNECTED:
+            said.append(
+                f"transactions of division {division} are refused while connection {to.connection_id!r} is "
+                "disconnected (CONNECTION_DISCONNECTED)"
+            )
+        elif to.state == ConnectionState.NEEDS_RECONNECT:
+            said.append(
+                f"transactions of division {division} wait, reaching no Xero organisation, while connection "
+                f"{to.connection_id!r} needs to be connected again (CONNECTION_NEEDS_RECONNECT)"
+            )
+    return "; ".join([*said, "connect their organisations again with ConnectOrganisation"]) if said else ""
 
 
 def account_allocation(facts: Facts) -> Check:
@@ -226,6 +280,26 @@ def tax_types(facts: Facts) -> Check:
     )
 
 
+def connection_state(facts: Facts) -> Check:
+    if facts.connection_state == ConnectionState.DISCONNECTED:
+        return _check(
+            "CONNECTION_STATE",
+            Status.FAIL,
+            "The connection is disconnected, so every post is refused (CONNECTION_DISCONNECTED); connect the "
+            "organisation again with ConnectOrganisation, then run the preflight again.",
+        )
+    if facts.connection_state == ConnectionState.NEEDS_RECONNECT:
+        return _check(
+            "CONNECTION_STATE",
+            Status.FAIL,
+            "Xero no longer accepts the connection's tokens (GetConnection's last_error says why), so nothing "
+            "reaches Xero: posts are accepted but wait (CONNECTION_NEEDS_RECONNECT); connect the organisation "
+            "again with ConnectOrganisation, then run the preflight again.",
+            Reason.CONNECTION_NEEDS_RECONNECT,
+        )
+    return _check("CONNECTION_STATE", Status.PASS, "The connection is connected to its Xero organisation.")
+
+
 def _ids(ids: Sequence[int]) -> str:
     return ", ".join(str(i) for i in ids) or "none"
 
@@ -239,6 +313,7 @@ def run(facts: Facts) -> list[Check]:
         divisions(facts),
         account_allocation(facts),
         tax_types(facts),
+        connection_state(facts),
     ]
 
 

@@ -1,9 +1,10 @@
-"""RunPreflight: the connection's stored Actionstep facts (its mapping context) and the division ids
-the caller read from Actionstep, through the preflight rules. Reads only."""
+"""RunPreflight: the connection's stored Actionstep facts (its mapping context), its state and its
+division routing, and the division ids the caller read from Actionstep, through the preflight
+rules. Reads only."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from xerolink.mapper.v1 import mapper_service_pb2 as mapper_pb2
 from xerolink_common.errors import FieldViolation, PreconditionViolation, failed_precondition, invalid_argument
@@ -12,9 +13,17 @@ from xerolink_common.reasons import Reason
 from xerolink_poster.adapters.database import Database
 from xerolink_poster.adapters.tables import ConnectionRow
 from xerolink_poster.domain import preflight
-from xerolink_poster.service_layer.connection_facts import allocation_discrepancies, organisation_facts, tax_problems
+from xerolink_poster.domain.states import ConnectionState
+from xerolink_poster.service_layer.connection_facts import (
+    allocation_discrepancies,
+    check_postable,
+    organisation_facts,
+    tax_problems,
+)
 from xerolink_poster.service_layer.connections import get_connection
 from xerolink_poster.service_layer.posting_values import mapping_context
+from xerolink_poster.service_layer.routing_changes import routing_of
+from xerolink_poster.service_layer.unit_of_work import UnitOfWork
 
 _METHODS = {
     mapper_pb2.ACCOUNTING_METHOD_ACCRUAL: preflight.Method.ACCRUAL,
@@ -22,7 +31,12 @@ _METHODS = {
 }
 
 
-def facts_of(connection: ConnectionRow, division_ids: Sequence[int] | None) -> preflight.Facts:
+def facts_of(
+    connection: ConnectionRow,
+    division_ids: Sequence[int] | None,
+    routed: Mapping[int, preflight.RoutedDivision] | None = None,
+) -> preflight.Facts:
+    """`routed`: the divisions the connection posts under other connections (routed_divisions)."""
     context = mapping_context(connection)
     country = str(organisation_facts(connection).get("country_code") or "")
     # UNSPECIFIED is the compatible profile, as the mapper reads it.
@@ -38,7 +52,25 @@ def facts_of(connection: ConnectionRow, division_ids: Sequence[int] | None) -> p
         tax_problems=tuple(tax_problems(context, country)),
         tax_rates_read=len(context.tax_rates) > 0,
         country_code=country,
+        connection_state=connection.state,
+        routed_divisions=dict(routed or {}),
     )
+
+
+def routed_divisions(db: Database, connection: ConnectionRow) -> dict[int, preflight.RoutedDivision]:
+    """The divisions the connection routes to their own organisations' connections
+    (division_connections), with each such connection's state: a transaction of one of them is
+    posted there, not refused OTHER_DIVISION."""
+    routes = routing_of(connection).division_connections
+    if not routes:
+        return {}
+    with UnitOfWork(db, write=False) as uow:
+        rows = {cid: uow.connections.get_connection(cid) for cid in set(routes.values())}
+    return {
+        division: preflight.RoutedDivision(cid, row.state)
+        for division, cid in routes.items()
+        if (row := rows[cid]) is not None
+    }
 
 
 # An Actionstep organisation has a handful of divisions; far more is not a divisions list.
@@ -67,13 +99,19 @@ def run_preflight(
     db: Database, connection_id: str, division_ids: Sequence[int] | None
 ) -> tuple[preflight.Facts, list[preflight.Check]]:
     _check_divisions(division_ids or ())
-    facts = facts_of(get_connection(db, connection_id), division_ids)
+    connection = get_connection(db, connection_id)
+    facts = facts_of(connection, division_ids, routed_divisions(db, connection))
     return facts, preflight.run(facts)
 
 
 def require_preflight(db: Database, connection_id: str) -> None:
-    """FAILED_PRECONDITION naming every failed check: each would make the mapper refuse every
-    transaction, so a bulk operation would record nothing but refusals."""
+    """FAILED_PRECONDITION naming every failed check: each would make every transaction refused
+    (or, for a connection to be connected again, never reach Xero), so a bulk operation would
+    record nothing but refusals. A disconnected connection is refused as a post to it is
+    (CONNECTION_DISCONNECTED, saying to connect it again)."""
+    connection = get_connection(db, connection_id)
+    if connection.state == ConnectionState.DISCONNECTED:
+        check_postable(connection)
     _, checks = run_preflight(db, connection_id, None)
     failed = preflight.failed(checks)
     if failed:

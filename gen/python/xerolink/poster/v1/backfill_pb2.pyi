@@ -37,7 +37,9 @@ class _PreflightStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Prefl
     PREFLIGHT_STATUS_WARNING: _PreflightStatus.ValueType  # 2
     """Some transactions will be refused one by one; the rest post."""
     PREFLIGHT_STATUS_FAIL: _PreflightStatus.ValueType  # 3
-    """Every transaction of the connection will be refused until this is fixed."""
+    """Every transaction of the connection will be refused (or, for a connection to be connected
+    again, wait without reaching Xero) until this is fixed.
+    """
 
 class PreflightStatus(_PreflightStatus, metaclass=_PreflightStatusEnumTypeWrapper):
     """The result of one preflight check."""
@@ -48,7 +50,9 @@ PREFLIGHT_STATUS_PASS: PreflightStatus.ValueType  # 1
 PREFLIGHT_STATUS_WARNING: PreflightStatus.ValueType  # 2
 """Some transactions will be refused one by one; the rest post."""
 PREFLIGHT_STATUS_FAIL: PreflightStatus.ValueType  # 3
-"""Every transaction of the connection will be refused until this is fixed."""
+"""Every transaction of the connection will be refused (or, for a connection to be connected
+again, wait without reaching Xero) until this is fixed.
+"""
 Global___PreflightStatus: _TypeAlias = PreflightStatus  # noqa: Y015
 
 class _BillStatus:
@@ -157,15 +161,19 @@ class PreflightCheck(_message.Message):
     MESSAGE_FIELD_NUMBER: _builtins.int
     check: _builtins.str
     """"ACCOUNTING_METHOD", "MULTI_CURRENCY_DATABASE", "GENERAL_RETAINERS", "DIVISIONS",
-    "ACCOUNT_ALLOCATION" (allocated accounts against the organisation's chart) or "TAX_TYPES"
-    (the tax maps and untaxed_line_tax_types against the organisation's tax rates).
+    "ACCOUNT_ALLOCATION" (allocated accounts against the organisation's chart), "TAX_TYPES"
+    (the tax maps and untaxed_line_tax_types against the organisation's tax rates) or
+    "CONNECTION_STATE" (whether the connection can get anything into Xero).
     """
     status: Global___PreflightStatus.ValueType
     reason_code: _builtins.str
     """The support matrix's condition the check is about (e.g. "CASH_ACCOUNTING"), or for
-    ACCOUNT_ALLOCATION and TAX_TYPES the reason refusals carry (ACCOUNT_ALLOCATION_BROKEN,
-    TAX_TYPE_NOT_IN_ORGANISATION); transactions are refused with it while the check does not
-    pass. Empty when the check passes: nothing is refused.
+    ACCOUNT_ALLOCATION, TAX_TYPES and CONNECTION_STATE the reason refusals carry
+    (ACCOUNT_ALLOCATION_BROKEN, TAX_TYPE_NOT_IN_ORGANISATION, CONNECTION_DISCONNECTED;
+    CONNECTION_NEEDS_RECONNECT, with which work waits); transactions are refused with it while the
+    check does not pass. DIVISIONS carries CONNECTION_DISCONNECTED or CONNECTION_NEEDS_RECONNECT
+    when all that keeps a division's transactions out of Xero is the state of the connection the
+    division is routed to. Empty when the check passes: nothing is refused.
     """
     message: _builtins.str
     """One sentence: what was found and what to do."""
