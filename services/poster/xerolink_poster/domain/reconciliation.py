@@ -125,15 +125,30 @@ def imbalance(effect: Mapping[str, Decimal]) -> Decimal:
     return sum(effect.values(), ZERO)
 
 
+def counted(object_type: int, doc: Mapping[str, Any] | None) -> bool:
+    """Whether Xero counts the object in its ledger, by its status (whatever it moves: a journal
+    between two lines of one account counts and moves nothing)."""
+    if not doc:
+        return False
+    status = str(doc.get("Status") or "").upper()
+    if object_type in (INVOICE, CREDIT_NOTE):
+        return status in _LIVE_DOCUMENT
+    if object_type in (BANK_TRANSACTION, PAYMENT):
+        return status == "AUTHORISED"
+    if object_type == BANK_TRANSFER:
+        # BankTransfer.Status: AUTHORISED or DELETED (Xero's OpenAPI); a deleted one moves nothing.
+        return status in ("", "AUTHORISED")
+    if object_type == MANUAL_JOURNAL:
+        return status == "POSTED"
+    return False  # contacts, allocations (one control account, one value) and overpayments' own rows
+
+
 def ledger_effect(object_type: int, doc: Mapping[str, Any] | None, accounts: SystemAccounts) -> Effect:
     """What the object moves on each account, debit positive; {} when Xero does not count it."""
-    if not doc:
+    if not doc or not counted(object_type, doc):
         return {}
-    status = str(doc.get("Status") or "").upper()
     kind = str(doc.get("Type") or "").upper()
     if object_type in (INVOICE, CREDIT_NOTE):
-        if status not in _LIVE_DOCUMENT:
-            return {}
         sales = kind in ("ACCREC", "ACCRECCREDIT")
         # Sales invoices and supplier credits credit their lines; bills and sales credits debit.
         credit_lines = kind in {"ACCREC", "ACCPAYCREDIT"}
@@ -142,15 +157,11 @@ def ledger_effect(object_type: int, doc: Mapping[str, Any] | None, accounts: Sys
         entries = [(control, -sign * _dec(doc.get("Total"))), *_lines(doc, "LineItems", sign, accounts)]
         return _balanced(entries, _rate(doc))
     if object_type == BANK_TRANSACTION:
-        if status != "AUTHORISED":
-            return {}
         sign = -1 if kind.startswith("RECEIVE") else 1
         bank = _code(doc.get("BankAccount"))
         entries = [(bank, -sign * _dec(doc.get("Total"))), *_lines(doc, "LineItems", sign, accounts)]
         return _balanced(entries, _rate(doc))
     if object_type == PAYMENT:
-        if status != "AUTHORISED":
-            return {}
         payment_type = str(doc.get("PaymentType") or "ACCRECPAYMENT").upper()
         sign = 1 if payment_type in _MONEY_IN else -1
         control = accounts.receivable if payment_type in _RECEIVABLE_SIDE else accounts.payable
@@ -158,19 +169,14 @@ def ledger_effect(object_type: int, doc: Mapping[str, Any] | None, accounts: Sys
         base = amount if doc.get("BankAmount") else _base(amount, _rate(doc))
         return {c: a for c, a in ((_code(doc.get("Account")), sign * base), (control, -sign * base)) if a}
     if object_type == BANK_TRANSFER:
-        # BankTransfer.Status: AUTHORISED or DELETED (Xero's OpenAPI); a deleted one moves nothing.
-        if status not in ("", "AUTHORISED"):
-            return {}
         amount = _dec(doc.get("Amount"))
         moved: Effect = defaultdict(lambda: ZERO)
         moved[_code(doc.get("ToBankAccount"))] += amount
         moved[_code(doc.get("FromBankAccount"))] -= amount
         return {c: a for c, a in moved.items() if a}
     if object_type == MANUAL_JOURNAL:
-        if status != "POSTED":
-            return {}
         return _balanced(_lines(doc, "JournalLines", 1, accounts), Decimal(1))
-    return {}  # contacts, allocations (one control account, one value) and overpayments' own rows
+    return {}
 
 
 # The PaymentType of a payment by the Type of the document it pays (Xero's PaymentType enum), for
@@ -469,8 +475,10 @@ def trust_balances(lines: Iterable[tuple[int, Decimal]]) -> dict[int, Decimal]:
 
 def trust_lines(doc: Mapping[str, Any] | None, object_type: int, liability: str) -> list[tuple[str, Decimal]]:
     """The object's lines on the trust liability account: (its tracking option's name or id,
-    lowercased, or "", amount debit positive)."""
-    if not doc or not ledger_effect(object_type, doc, SystemAccounts("", "", "")):
+    lowercased, or "", amount debit positive). Every line of an object Xero counts, also of a
+    journal from one matter to another, whose two lines on the liability account net to nothing
+    on the account but move each matter's balance."""
+    if not doc or not counted(object_type, doc):
         return []
     key = "JournalLines" if object_type == MANUAL_JOURNAL else "LineItems"
     if object_type == BANK_TRANSACTION:
