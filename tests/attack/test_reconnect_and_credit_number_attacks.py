@@ -35,8 +35,9 @@ from xerolink.poster.v1 import poster_service_pb2_grpc as poster_grpc
 from xerolink.xero.v1 import objects_pb2 as xero_pb2
 from xerolink_mapper import samples
 
+from tests.attack.test_connection_tokens_attacks import _connection, _state, _tagged
 from tests.fixtures.contacts import Handler, intercept, post_all
-from tests.fixtures.lookups import ID_FIELD, live_objects
+from tests.fixtures.lookups import live_objects
 from tests.fixtures.poster import (
     EmulatorFactory,
     PosterFactory,
@@ -130,24 +131,6 @@ def _post(firm: Firm, *names: str) -> None:
 def _said(link: poster_pb2.Link) -> str:
     said = "; ".join(v.description for v in link.last_error.field_violations)
     return f"{link.last_error.reason}: {link.last_error.message} {said}"
-
-
-def _tagged(emulator: EmulatorServer, tenant_id: str, resource: str, field: str, record_id: int) -> list[str]:
-    tag = f"-{record_id}]"
-    return [
-        str(o[ID_FIELD[resource]])
-        for o in live_objects(xero_objects(emulator, tenant_id, resource))
-        if tag in str(o.get(field))
-    ]
-
-
-def _state(stub: poster_grpc.PosterServiceStub, name: str) -> poster_pb2.LinkState.ValueType:
-    posting: poster_pb2.Posting = stub.GetPosting(poster_pb2.GetPostingRequest(name=name)).posting
-    return posting.state
-
-
-def _connection(stub: poster_grpc.PosterServiceStub, connection_id: str = "firm-1") -> Any:
-    return stub.GetConnection(poster_pb2.GetConnectionRequest(connection_id=connection_id)).connection
 
 
 # -- 1. client credit note numbers ----------------------------------------------------------------
