@@ -375,7 +375,11 @@ class MappingContext:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "chart_usable", usable_accounts(self.chart) if self.chart is not None else frozenset())
-        allocation = self.account_allocation
+        # An organisation that keeps one ledger only names the other ledger's accounts by their
+        # codes in the other organisation (its trust transfers are refused by them): the same code
+        # there is another account, so the two ledgers' codes are kept apart only where both are kept.
+        both = self.ledgers not in (Ledgers.OFFICE, Ledgers.TRUST)
+        allocation = self.account_allocation if both else {}
         object.__setattr__(
             self, "trust_accounts", frozenset(c for f, c in allocation.items() if c and f in TRUST_FUNCTIONS)
         )
