@@ -137,6 +137,15 @@ class ConnectionTokens:
         """Xero answered 401 to `creds`: refresh once (whoever else saw the 401 too) and return the
         new credentials; None when the connection cannot refresh."""
         row = self.get(creds.connection_id)
+        if not row.xero_app and row.state == ConnectionState.CONNECTED:
+            # Fixed tokens, which nothing refreshes: Xero no longer takes them, and only a consent
+            # (ConnectOrganisation) gives the connection tokens again. Its work waits for that.
+            self.refused(
+                creds,
+                "Xero answered 401 to the connection's fixed tokens, which no Xero app refreshes; connect the "
+                "organisation (ConnectOrganisation)",
+            )
+            return None
         if not row.xero_app or row.state != ConnectionState.CONNECTED:
             return None
         try:
