@@ -37,7 +37,7 @@ from xerolink_poster.adapters.tables import AuditRow, LinkRow, OutboxRow, Postin
 from xerolink_poster.adapters.xero_client import Credentials, XeroClient
 from xerolink_poster.domain.kinds import ObjectType
 from xerolink_poster.domain.records import RecordRef, XeroObjectRef
-from xerolink_poster.domain.states import Event, LinkState, OutboxState
+from xerolink_poster.domain.states import ConnectionState, Event, LinkState, OutboxState
 from xerolink_poster.domain.stored_rows import ClaimedEntry, StoredLink
 from xerolink_poster.service_layer.dispatch.gate import LeaseLost
 from xerolink_poster.service_layer.dispatch.tenant_loop import TenantWorker
@@ -519,11 +519,14 @@ def test_a_jobs_links_and_connections_are_those_stored_at_the_claim(database: Da
     """The job reads its links as values (StoredLink) in the claim's transaction: each entry must
     get its own link's stored values (generation and record: the tag Xero finds the document
     by; its Xero objects: what is already created) and its own connection, entries of two
-    connections of one tenant in one claim included, in the claim's order."""
+    connections of one tenant in one claim included (one of them to be connected again: one
+    organisation has one connected connection), in the claim's order."""
 
     def fill(uow: UnitOfWork) -> list[int]:
         _connections(uow)
-        uow.connections.add_connection(unreachable_connection("c3", TENANT))
+        waiting = unreachable_connection("c3", TENANT)
+        waiting.state = ConnectionState.NEEDS_RECONNECT
+        uow.connections.add_connection(waiting)
         first = _links(uow, [11, 12], "c1", LinkState.PENDING.value)
         second = _links(uow, [11, 13], "c3", LinkState.PENDING.value)
         objects = json.dumps([{"type": 2, "xero_id": "x-1", "local_ref": "inv", "number": ""}])
