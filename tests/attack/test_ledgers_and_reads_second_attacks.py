@@ -6,7 +6,7 @@ an organisation of its own), what still mixes the ledgers (journals, transfers b
 accounts, codes written with a space), the currency codes of the samples and regions; then the
 page tokens of every listing, the preflight of a healthy connection before a backfill, and the
 per-matter trust balances of Reconcile (receipts, transfers, invoices paid from trust, journals
-between matters with reports by matter; without them docs/drift.md says what is left out).
+between matters with and without reports by matter).
 
 Real mapper and poster gRPC servers on loopback, the Xero emulator over HTTP, a SQLite registry.
 
@@ -360,6 +360,32 @@ def test_trust_receipts_payments_and_an_invoice_paid_from_trust_are_each_counted
 
     assert _matters(answer) == {7001: 340_000}
     assert trust.posted_total.units == trust.xero_liability.units == 340_000
+
+
+@pytestmark_sqlite
+def test_a_trust_journal_between_two_matters_moves_each_matters_balance_in_the_default_profile(
+    poster_factory: PosterFactory, emulator: EmulatorServer
+) -> None:
+    """DEFECT: docs/drift.md, "Trust" (as 5eefc53 rewrote it): every line of a counted object is
+    read, so "a trust journal from one matter to another ... moves the paying matter's balance down
+    and the receiving matter's up". In the default actionstep-compatible profile (the seed: "Trust
+    receipts, payments, journals, and transfers: Yes"), reports by matter cannot be on, so the
+    journal's two lines carry no tracking option and reconciliation gave both the link's matter
+    (the header's action, 7001): +300.00 and -300.00 on one matter. After a receipt of 5,000.00 to
+    7001 and a journal of 300.00 from 7001 to 7002, Reconcile answered {7001: 5,000.00} and nothing
+    for 7002, with trust "reconciled": the paying matter still showed money it no longer holds and
+    the receiving matter none of it. The per-matter trust ledger a trust account audit checks was
+    wrong for every matter-to-matter journal of every default-profile firm."""
+    stub = stub_for(poster_factory())
+    connect(stub, emulator)
+    sample = samples.sample_transactions(72_000)
+    for name in ("trust_receipt", "trust_journal"):
+        assert _post(stub, "firm-1", sample[name]).state == poster_pb2.LINK_STATE_LINKED, name
+
+    answer = _reconcile(stub)
+
+    assert answer.trust.posted_total.units == answer.trust.xero_liability.units == 500_000
+    assert _matters(answer) == {7001: 470_000, 7002: 30_000}
 
 
 @pytestmark_sqlite

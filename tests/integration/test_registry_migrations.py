@@ -98,7 +98,7 @@ def test_a_registry_of_the_old_runner_upgrades_to_head_losing_nothing(database_u
             # Stamped, not created again: the baseline's create_table would have failed on the old tables.
             assert conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == [head_revision()]
             for table, rows in ROWS.items():
-                assert _rows(conn, table) == _after_0004(table, _after_0003(table, rows)), table
+                assert _rows(conn, table) == _after_0012(table, _after_0004(table, _after_0003(table, rows))), table
             # What main's migration 9 guaranteed (every link has a known outcome) still holds.
             assert conn.execute(text("SELECT id, outcome_unknown FROM link ORDER BY id")).all() == [
                 (1, False),
@@ -132,6 +132,13 @@ def _after_0004(table: str, rows: list[dict[str, object]]) -> list[dict[str, obj
     if table != "connection":
         return rows
     return [{**row, "routing": None, "firm_group": ""} for row in rows]
+
+
+def _after_0012(table: str, rows: list[dict[str, object]]) -> list[dict[str, object]]:
+    """Revision 0012 gives each link subject no trust journal matters: it was posted before."""
+    if table != "link_subject":
+        return rows
+    return [{**row, "paying_action_id": 0, "receiving_action_id": 0} for row in rows]
 
 
 AU_UNTAXED = mapper_pb2.UntaxedLineTaxTypes(

@@ -199,5 +199,8 @@ class FakeMatterRepository:
     def unsettled_links_of_matter(self, connection_id: str, action_id: int, states: Sequence[str]) -> set[int]:
         _unused("unsettled_links_of_matter")
 
+    def journal_matters_of_links(self, link_ids: Sequence[int]) -> dict[int, tuple[int, int]]:
+        _unused("journal_matters_of_links")
+
     def actions_of_links(self, link_ids: Sequence[int]) -> dict[int, int]:
         _unused("actions_of_links")

@@ -273,6 +273,11 @@ class LinkSubjectRow(SQLModel, table=True):
     connection_id: str = Field(max_length=64)
     action_id: int = Field(default=0, sa_column=_big(nullable=False, default=0))
     participant_id: int = Field(default=0, sa_column=_big(nullable=False, default=0))
+    # A trust journal's matters: the one paying (its trust falls) and the one receiving, each
+    # line's matter where Xero's lines carry none (no reports by matter; revision 0012). 0 for
+    # every other record, and for journals last posted before.
+    paying_action_id: int = Field(default=0, sa_column=_big(nullable=False, default=0, server_default="0"))
+    receiving_action_id: int = Field(default=0, sa_column=_big(nullable=False, default=0, server_default="0"))
 
 
 class LinkDependencyRow(SQLModel, table=True):

@@ -473,6 +473,16 @@ def trust_balances(lines: Iterable[tuple[int, Decimal]]) -> dict[int, Decimal]:
     return {a: b for a, b in sorted(out.items()) if b}
 
 
+def line_matter(journal: tuple[int, int] | None, amount: Decimal) -> int:
+    """The matter of a trust journal's line on the trust liability that carries no tracking option:
+    a debit (the liability falls) is the paying matter's, a credit the receiving matter's; 0 when
+    the line is no such journal's."""
+    if journal is None or not amount:
+        return 0
+    paying, receiving = journal
+    return paying if amount > 0 else receiving
+
+
 def trust_lines(doc: Mapping[str, Any] | None, object_type: int, liability: str) -> list[tuple[str, Decimal]]:
     """The object's lines on the trust liability account: (its tracking option's name or id,
     lowercased, or "", amount debit positive). Every line of an object Xero counts, also of a

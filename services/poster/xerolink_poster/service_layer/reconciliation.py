@@ -188,6 +188,7 @@ class Reconciliation:
             links = {i: uow.links.get_link_by_id(i) for i in sorted(link_ids)}
             known = {s.xero_id: s for s in uow.drift.snapshots_by_xero_ids(cid, [d.xero_id for d in drifts]).values()}
             actions = uow.matters.actions_of_links(sorted(link_ids))
+            journals = uow.matters.journal_matters_of_links(sorted(link_ids))
             options = {key.lower(): o.action_id for o in _options(uow, cid) for key in (o.tracking_option_id, o.name)}
 
         def name_of(link_id: int) -> str:
@@ -228,7 +229,7 @@ class Reconciliation:
         causes += self._drift_causes(drifts, known, reader, effect, name_of, types_by_id)
         accounts = dom.compare(posted, xero, causes, names)
         until_end = [s for s in every if s.active and s.doc_date <= period[1]]
-        trust = self._trust(connection, until_end, actions, options, balances[last], system, types_by_id)
+        trust = self._trust(connection, until_end, (actions, journals), options, balances[last], system, types_by_id)
         return Report(accounts, trust, reader.sources, mapping_context(connection).base_currency_code)
 
     def _drift_causes(
@@ -270,12 +271,15 @@ class Reconciliation:
         self,
         connection: ConnectionRow,
         until_end: list[XeroSnapshotRow],
-        actions: Mapping[int, int],
+        matters: tuple[Mapping[int, int], Mapping[int, tuple[int, int]]],
         options: Mapping[str, int],
         at_end: Mapping[str, dom.TrialBalanceRow],
         system: dom.SystemAccounts,
         types_by_id: Mapping[str, str],
     ) -> TrustResult | None:
+        """`matters`: each link's matter (its record's header action), and each trust journal's
+        paying and receiving matters (dom.line_matter)."""
+        actions, journals = matters
         context = mapping_context(connection)
         liability = context.account_allocation.get(AllocationFunction.TRUST_LIABILITY, "")
         bank = context.account_allocation.get(AllocationFunction.TRUST_BANK, "")
@@ -286,7 +290,10 @@ class Reconciliation:
         for snap in until_end:
             doc = dom.with_payment_type(json.loads(snap.document), types_by_id)
             for option, amount in dom.trust_lines(doc, snap.object_type, liability):
-                lines.append((options.get(option) or actions.get(snap.link_id, 0), amount))
+                journal = journals.get(snap.link_id) if snap.object_type == dom.MANUAL_JOURNAL else None
+                lines.append(
+                    (options.get(option) or dom.line_matter(journal, amount) or actions.get(snap.link_id, 0), amount)
+                )
             dom.add(bank_moved, {bank: dom.ledger_effect(snap.object_type, doc, system).get(bank, dom.ZERO)})
         liability_row, bank_row = at_end.get(liability), at_end.get(bank)
         return TrustResult(

@@ -32,6 +32,14 @@ _SUBJECTS = LinkSubjectRow.__table__  # type: ignore[attr-defined]
 _DEPENDENCIES = LinkDependencyRow.__table__  # type: ignore[attr-defined]
 
 
+def _journal_matters(transaction: transaction_pb2.Transaction) -> dict[str, int]:
+    journal = transaction.trust_journal if transaction.WhichOneof("kind") == "trust_journal" else None
+    return {
+        "paying_action_id": journal.from_action_id if journal is not None else 0,
+        "receiving_action_id": journal.to_action_id if journal is not None else 0,
+    }
+
+
 class LinkIndex:
     """The index half of the links repository (SqlLinkRepository adds the links themselves)."""
 
@@ -54,6 +62,7 @@ class LinkIndex:
                 "connection_id": p.link.connection_id,
                 "action_id": p.transaction.header.action_id,
                 "participant_id": p.transaction.header.participant.participant_id,
+                **_journal_matters(p.transaction),
             }
             for p in postings
         ]

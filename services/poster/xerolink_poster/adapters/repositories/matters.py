@@ -106,6 +106,16 @@ class SqlMatterRepository:
         )
         return {link_id for link_id in self._session.exec(query) if link_id is not None}
 
+    def journal_matters_of_links(self, link_ids: Sequence[int]) -> dict[int, tuple[int, int]]:
+        """Each trust journal's (paying, receiving) matters, of the links that are trust journals
+        posted since revision 0012."""
+        if not link_ids:
+            return {}
+        query = select(LinkSubjectRow).where(
+            col(LinkSubjectRow.link_id).in_(sorted(set(link_ids))), col(LinkSubjectRow.receiving_action_id) != 0
+        )
+        return {row.link_id: (row.paying_action_id, row.receiving_action_id) for row in self._session.exec(query).all()}
+
     def actions_of_links(self, link_ids: Sequence[int]) -> dict[int, int]:
         """Each link's matter (its record's header action, link_subject); links without one are left out."""
         if not link_ids:
