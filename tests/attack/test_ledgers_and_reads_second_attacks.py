@@ -504,10 +504,14 @@ def test_preflight_is_not_ready_for_a_connection_whose_fixed_tokens_xero_no_long
     failed = _failed_checks(stub, "firm-1")
 
     assert [check for check, _ in failed] == ["CONNECTION_STATE"], failed
-    # Its work waits for the consent, not given up: nothing was counted against it.
-    posting = stub.GetPosting(poster_pb2.GetPostingRequest(name=answer.posting.name)).posting
-    assert posting.state == poster_pb2.LINK_STATE_PENDING, posting
-    assert posting.link.last_error.reason == "CONNECTION_NEEDS_RECONNECT", posting.link.last_error
+    # Its work waits for the consent, not given up: nothing was counted against it. (The
+    # connection is marked at the answer, the entry's wait written after: read until it is.)
+
+    def posting() -> Any:
+        return stub.GetPosting(poster_pb2.GetPostingRequest(name=answer.posting.name)).posting
+
+    wait_for(lambda: posting().link.last_error.reason == "CONNECTION_NEEDS_RECONNECT", timeout=20, what="the wait")
+    assert posting().state == poster_pb2.LINK_STATE_PENDING, posting()
 
 
 def _connection_state(stub: poster_grpc.PosterServiceStub, connection_id: str) -> int:
