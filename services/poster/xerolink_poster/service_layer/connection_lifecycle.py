@@ -58,6 +58,7 @@ from xerolink_poster.service_layer.connections import (
     CONNECTION_ID,
     MAX_URL,
     context_violations,
+    live_connections_of_tenant,
     name_ok,
     require_tenant_free,
     url_ok,
@@ -130,13 +131,10 @@ class TaxRemap:
             setattr(context.untaxed_line_tax_types, name, tax_type)
 
 
-def _named(tenant_id: str, organisation: str) -> str:
-    """The tenant as an accountant knows it: the organisation's name (read at connect time) first."""
-    try:
-        name = json.loads(organisation or "{}").get("name")
-    except (ValueError, AttributeError):
-        name = None
-    return f"{name!r} ({tenant_id})" if isinstance(name, str) and name else tenant_id
+def _named(row: ConnectionRow) -> str:
+    """The row's tenant as an accountant knows it: the organisation's name (read at connect time) first."""
+    name = organisation_facts(row).get("name")
+    return f"{name!r} ({row.xero_tenant_id})" if isinstance(name, str) and name else row.xero_tenant_id
 
 
 def _give_up_unknown_outcomes(uow: UnitOfWork, connection_id: str, previous: str, tenant_id: str) -> None:
@@ -311,7 +309,7 @@ class ConnectionKeeper(ConnectionTokens):
             if previous != tenant_id:
                 # Contacts found or created in the previous organisation do not exist in this one.
                 uow.contacts.forget_contacts(cid)
-                _give_up_unknown_outcomes(uow, cid, _named(previous, row.organisation), tenant_id)
+                _give_up_unknown_outcomes(uow, cid, _named(row), tenant_id)
                 uow.outbox.move_outbox(cid, tenant_id)
             for name, value in values.items():
                 setattr(row, name, value)
@@ -436,13 +434,7 @@ class ConnectionKeeper(ConnectionTokens):
         if not row.xero_tenant_id:
             return []
         with UnitOfWork(self.db, write=False) as uow:
-            return [
-                c
-                for c in uow.connections.connection_ids_of_tenant(row.xero_tenant_id)
-                if c != row.connection_id
-                and (other := uow.connections.get_connection(c)) is not None
-                and other.state != ConnectionState.DISCONNECTED
-            ]
+            return live_connections_of_tenant(uow.connections, row.xero_tenant_id, row.connection_id)
 
     # -- allocation ----------------------------------------------------------------------------------
     def discrepancies(

@@ -230,18 +230,23 @@ def create_connection(
     return run_until_confirmed(db, work)
 
 
-def require_tenant_free(connections: ConnectionRepository, tenant_id: str, connection_id: str) -> None:
-    """One Xero organisation, one live connection: a record's tag ([AS-<kind>-<id>]) and a
-    participant's contact number (AS-<id>) name Actionstep records of one connection, so two
-    connections posting to one organisation would share contacts (one firm's bill on another's
-    client) and take each other's objects for their own after a lost answer."""
-    others = [
+def live_connections_of_tenant(connections: ConnectionRepository, tenant_id: str, connection_id: str) -> list[str]:
+    """The connections to the Xero organisation, other than `connection_id`, that are not disconnected."""
+    return [
         c
         for c in connections.connection_ids_of_tenant(tenant_id)
         if c != connection_id
         and (other := connections.get_connection(c)) is not None
         and other.state != ConnectionState.DISCONNECTED
     ]
+
+
+def require_tenant_free(connections: ConnectionRepository, tenant_id: str, connection_id: str) -> None:
+    """One Xero organisation, one live connection: a record's tag ([AS-<kind>-<id>]) and a
+    participant's contact number (AS-<id>) name Actionstep records of one connection, so two
+    connections posting to one organisation would share contacts (one firm's bill on another's
+    client) and take each other's objects for their own after a lost answer."""
+    others = live_connections_of_tenant(connections, tenant_id, connection_id)
     if others:
         raise XerolinkError(
             ErrorCode.FAILED_PRECONDITION,
