@@ -43,6 +43,7 @@ from xerolink_poster.domain.corrections import (
     StepState,
     XeroDocument,
     document_of,
+    object_label,
     object_name,
     record_name,
     void_number,
@@ -171,7 +172,7 @@ def renamed_number(target: LinkFacts, intent: Intent, xero: XeroDocument) -> tup
 
 
 def _rename_step(target: LinkFacts, document: XeroObjectRef, number: str, new_number: str) -> Step:
-    label = _label(document)
+    label = object_label(document.type)
     return Step(
         Action.RENAME_DOCUMENT,
         Actor.XEROLINK,
@@ -181,10 +182,6 @@ def _rename_step(target: LinkFacts, document: XeroObjectRef, number: str, new_nu
         document.type,
         document.xero_id,
     )
-
-
-def _label(document: XeroObjectRef) -> str:
-    return "credit note" if document.type == ObjectType.CREDIT_NOTE else "invoice"
 
 
 def _halves_steps(halves: Sequence[OtherHalf], statuses: Mapping[str, str]) -> list[Step]:
@@ -323,7 +320,7 @@ def plan_document(
     steps += hand_made
     blockers += [s.description for s in hand_made]
     rename = renamed_number(target, intent, xero)
-    label = _label(document)
+    label = object_label(document.type)
     if rename is not None:
         steps.append(_rename_step(target, document, *rename))
         notes.append(

@@ -108,15 +108,22 @@ def record_name(record: RecordRef) -> str:
     return f"{_KIND_NAMES.get(record.kind, 'record')} {record.id}"
 
 
+_OBJECT_NAMES: Mapping[int, str] = {
+    ObjectType.PAYMENT: "payment",
+    ObjectType.BANK_TRANSACTION: "bank transaction",
+    ObjectType.ALLOCATION: "allocation",
+    ObjectType.INVOICE: "invoice",
+    ObjectType.CREDIT_NOTE: "credit note",
+}
+
+
+def object_label(object_type: int) -> str:
+    """What a person calls an object of this type ("invoice", "credit note", ...)."""
+    return _OBJECT_NAMES.get(object_type, "object")
+
+
 def object_name(obj: XeroObjectRef) -> str:
-    names: dict[int, str] = {
-        ObjectType.PAYMENT: "payment",
-        ObjectType.BANK_TRANSACTION: "bank transaction",
-        ObjectType.ALLOCATION: "allocation",
-        ObjectType.INVOICE: "invoice",
-        ObjectType.CREDIT_NOTE: "credit note",
-    }
-    label = names.get(obj.type, "object")
+    label = object_label(obj.type)
     return f"{label} {obj.number}" if obj.number else f"{label} {obj.xero_id}"
 
 

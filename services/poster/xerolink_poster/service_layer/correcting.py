@@ -37,7 +37,6 @@ from xerolink_poster.adapters.database import Database, DuplicateKey, now_us
 from xerolink_poster.adapters.tables import ConnectionRow, LinkRow
 from xerolink_poster.domain import correction_plans as plans
 from xerolink_poster.domain import corrections as dom
-from xerolink_poster.domain.kinds import ObjectType
 from xerolink_poster.domain.records import RecordRef, XeroObjectRef
 from xerolink_poster.domain.routing import SPLIT_KINDS
 from xerolink_poster.domain.states import LinkState
@@ -344,7 +343,7 @@ class Corrections:
             link = uow.links.get_link(connection_id, step.record)
             facts = uow.corrections.link_facts(link) if link is not None else None
         number = dom.document_of(facts).number if facts is not None and dom.is_document(facts) else ""
-        label = "credit note" if step.xero_type == ObjectType.CREDIT_NOTE else "invoice"
+        label = dom.object_label(step.xero_type)
         if not number:
             return _Outcome(
                 dom.StepState.FAILED,

@@ -17,7 +17,7 @@ from xerolink.xero.v1 import objects_pb2 as xero_pb2
 from xerolink_common.reasons import Reason
 
 from xerolink_poster.adapters.xero_client import Credentials, Uncertain, XeroAnswer
-from xerolink_poster.domain.corrections import GONE, XeroDocument, document_change
+from xerolink_poster.domain.corrections import GONE, XeroDocument, document_change, object_label
 from xerolink_poster.service_layer.dispatch import answers
 from xerolink_poster.service_layer.ports import XeroCaller
 
@@ -29,6 +29,10 @@ _RESOURCES: dict[int, tuple[str, str]] = {
     xero_pb2.OBJECT_TYPE_BANK_TRANSACTION: ("BankTransactions", "BankTransactionID"),
     xero_pb2.OBJECT_TYPE_INVOICE: ("Invoices", "InvoiceID"),
     xero_pb2.OBJECT_TYPE_CREDIT_NOTE: ("CreditNotes", "CreditNoteID"),
+}
+_NUMBER_FIELD: dict[int, str] = {
+    xero_pb2.OBJECT_TYPE_INVOICE: "InvoiceNumber",
+    xero_pb2.OBJECT_TYPE_CREDIT_NOTE: "CreditNoteNumber",
 }
 
 # The money applied to an invoice besides its payments and credit notes (Invoice.Overpayments,
@@ -129,7 +133,6 @@ class CorrectionXero:
             credits = tuple(str(a.get("AllocationID", "")) for a in live)
         else:
             credits = tuple(str(c.get("CreditNoteID", "")) for c in doc.get("CreditNotes") or [])
-        number_field = "CreditNoteNumber" if xero_type == xero_pb2.OBJECT_TYPE_CREDIT_NOTE else "InvoiceNumber"
         applied = tuple(
             (what, str(item.get(id_field, "")))
             for field, id_field, what in _APPLIED
@@ -141,7 +144,7 @@ class CorrectionXero:
             payments,
             credits,
             str(doc.get("Type", "")).upper(),
-            str(doc.get(number_field) or ""),
+            str(doc.get(_NUMBER_FIELD[xero_type]) or ""),
             applied,
         )
 
@@ -198,8 +201,7 @@ class CorrectionXero:
         sent twice. Xero allows it on a document without payments or credits applied; otherwise it
         answers with a validation error, raised as XeroRefused and nothing changes."""
         resource, id_field = _RESOURCES[xero_type]
-        number_field = "CreditNoteNumber" if xero_type == xero_pb2.OBJECT_TYPE_CREDIT_NOTE else "InvoiceNumber"
-        label = "credit note" if xero_type == xero_pb2.OBJECT_TYPE_CREDIT_NOTE else "invoice"
+        number_field, label = _NUMBER_FIELD[xero_type], object_label(xero_type)
         shown = self.document(xero_type, xero_id)
         if shown.number.lower() == new_number.lower():
             return Undone(f"already renamed {new_number} in Xero")
