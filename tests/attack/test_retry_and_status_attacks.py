@@ -30,7 +30,7 @@ from xerolink.poster.v1 import connection_pb2
 from xerolink.poster.v1 import poster_service_pb2 as poster_pb2
 from xerolink.poster.v1 import poster_service_pb2_grpc as poster_grpc
 from xerolink_mapper import samples
-from xerolink_poster.service_layer.dispatch import tenant_loop
+from xerolink_poster.service_layer.dispatch import results
 
 from tests.fixtures.contacts import Handler, intercept, post_all, settle, wait
 from tests.fixtures.lookups import ID_FIELD, answer_listing, collection_of, is_lookup, live_objects, unavailable
@@ -370,7 +370,7 @@ def test_work_held_back_while_disconnected_keeps_its_uncertain_mark_and_is_not_c
     # Held-back work is claimed again after this wait (5 s in the product), however soon the
     # organisation is connected again: a held-back entry then waits 1 s. Held back again if that
     # comes before the reconnection, it goes through the same retry, keeping or losing its mark.
-    monkeypatch.setattr(tenant_loop, "CONNECTION_RECHECK_SECONDS", 1.0)
+    monkeypatch.setattr(results, "CONNECTION_RECHECK_SECONDS", 1.0)
     emulator = emulator_factory(idempotency_minutes=0.0005)
     org = emulator.create_organisation("Harper Legal")
     record = samples.sample_transactions(74_000)[kind_name]

@@ -75,19 +75,26 @@ def _held_for_their_connections(uow: UnitOfWork, retries: Sequence[Retry]) -> li
             out.append(dataclasses.replace(r, works=usable))
         for state in sorted({states[w.connection.connection_id] for w in r.works} - {ConnectionState.CONNECTED}):
             held = [w for w in r.works if states[w.connection.connection_id] == state]
-            out.append(
-                Retry(
-                    held,
-                    r.uncertain,
-                    f"CONNECTION_{state.upper()}",
-                    f"the connection is {state.replace('_', ' ')} ({r.message}): connect the organisation again "
-                    "(ConnectOrganisation); the work is sent then",
-                    time.time() + CONNECTION_RECHECK_SECONDS,
-                    count=False,
-                    alone=r.alone,
-                )
-            )
+            out.append(connection_wait(held, state, r.uncertain, r.message, r.alone))
     return out
+
+
+def connection_wait(
+    works: Sequence[Work], state: str, uncertain: bool = False, detail: str = "", alone: bool = False
+) -> Retry:
+    """Entries of a connection in `state` (not connected) wait for it to be connected again, not
+    counted as an attempt; `detail` says what failed meanwhile."""
+    why = f" ({detail})" if detail else ""
+    return Retry(
+        works,
+        uncertain,
+        f"CONNECTION_{state.upper()}",
+        f"the connection is {state.replace('_', ' ')}{why}: connect the organisation again (ConnectOrganisation); "
+        "the work is sent then",
+        time.time() + CONNECTION_RECHECK_SECONDS,
+        count=False,
+        alone=alone,
+    )
 
 
 class Results:

@@ -29,7 +29,7 @@ from xerolink_poster.service_layer.dispatch.gate import Gate, LeaseLost
 from xerolink_poster.service_layer.dispatch.leasing import renew_lease
 from xerolink_poster.service_layer.dispatch.lookups import LookUps
 from xerolink_poster.service_layer.dispatch.matters import Matters, tracked_category
-from xerolink_poster.service_layer.dispatch.results import CONNECTION_RECHECK_SECONDS, Results, Retry
+from xerolink_poster.service_layer.dispatch.results import Results, Retry, connection_wait
 from xerolink_poster.service_layer.dispatch.settings import DispatcherSettings
 from xerolink_poster.service_layer.dispatch.shared import Shared
 from xerolink_poster.service_layer.dispatch.work import Work
@@ -380,16 +380,7 @@ class TenantWorker(threading.Thread):
         usable = [w for w in works if w.connection.state == ConnectionState.CONNECTED]
         held = [w for w in works if w.connection.state != ConnectionState.CONNECTED]
         if held:
-            state = held[0].connection.state
-            self.results.retry(
-                held,
-                uncertain=False,
-                reason=f"CONNECTION_{state.upper()}",
-                message=f"the connection is {state.replace('_', ' ')}: connect the organisation again "
-                "(ConnectOrganisation); the work is sent then",
-                at=time.time() + CONNECTION_RECHECK_SECONDS,
-                count=False,
-            )
+            self.results.retry_together([connection_wait(held, held[0].connection.state)])
         return usable
 
     def _reloaded(self, works: list[Work]) -> list[Work]:
