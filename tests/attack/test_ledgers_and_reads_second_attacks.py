@@ -38,14 +38,13 @@ from xerolink_common.errors import XerolinkError
 from xerolink_common.grpc_errors import from_rpc_error
 from xerolink_mapper import samples
 
+from tests.attack.test_mapper_outside_attacks import Answer, _map
 from tests.fixtures.poster import PosterFactory, connect, stub_for, wait_for, wait_settled
 from tests.fixtures.routing import extended_context, route
 
 COMPATIBLE = mapper_pb2.POLICY_PROFILE_ACTIONSTEP_COMPATIBLE
 EXTENDED = mapper_pb2.POLICY_PROFILE_EXTENDED
 MARCH = ("2026-03-01", "2026-03-31")
-
-Answer = mapper_pb2.MapTransactionResponse | XerolinkError
 
 
 # -- helpers --------------------------------------------------------------------------------------
@@ -58,18 +57,6 @@ def mapper(mapper_target: str) -> Iterator[mapper_grpc.MapperServiceStub]:
         yield mapper_grpc.MapperServiceStub(channel)
     finally:
         channel.close()
-
-
-def _map(
-    stub: mapper_grpc.MapperServiceStub, tx: transaction_pb2.Transaction, ctx: mapper_pb2.MappingContext
-) -> Answer:
-    try:
-        answer: mapper_pb2.MapTransactionResponse = stub.MapTransaction(
-            mapper_pb2.MapTransactionRequest(transaction=tx, context=ctx), timeout=30
-        )
-    except grpc.RpcError as err:
-        return from_rpc_error(err)
-    return answer
 
 
 def _mapped(answer: Answer) -> mapper_pb2.MapTransactionResponse:
