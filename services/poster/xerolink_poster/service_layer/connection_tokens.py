@@ -37,6 +37,7 @@ from xerolink_poster.adapters.xero_identity import (
     TokenRefused,
     XeroApps,
     XeroIdentity,
+    XeroRefused,
 )
 from xerolink_poster.domain.states import ConnectionState
 from xerolink_poster.service_layer.connections import (
@@ -252,6 +253,13 @@ class ConnectionTokens:
             self._release(cid, holder)
             raise
         values = self._token_values(cid, grant, tokens.refresh_token)
+        still_waiting = self._still_needs_reconnect(row, grant.access_token)
+        if still_waiting is not None:
+            # The rotated tokens are kept (the refresh token used is spent); the state is not.
+            values["state"] = ConnectionState.NEEDS_RECONNECT
+            values["last_error"] = (
+                row.last_error if still_waiting.reason == Reason.XERO_UNREACHABLE else still_waiting.message
+            )
         try:
             stored = run_in_transaction(
                 self.db,
@@ -267,7 +275,35 @@ class ConnectionTokens:
         if not stored:
             log.warning("refresh claim lapsed before the tokens were stored", extra={"connection_id": cid})
         log.info("refreshed the Xero tokens", extra={"connection_id": cid})
+        if still_waiting is not None:
+            raise still_waiting
         return self.get(cid)
+
+    def _still_needs_reconnect(self, row: ConnectionRow, access_token: str) -> XerolinkError | None:
+        """Why a connection that needs reconnecting stays so after its tokens were refreshed, or
+        None. Xero refreshes the token of an organisation whose connection to the app was removed
+        in Xero, and answers its calls 403 (XeroAPI/Xero-OpenAPI#585): only Xero's `GET
+        /connections`, the tenants the token may call, says whether the organisation is back."""
+        if row.state != ConnectionState.NEEDS_RECONNECT:
+            return None
+        cid, tenant = row.connection_id, row.xero_tenant_id
+        try:
+            listed = self.identity.connections(row.xero_base_url, access_token)
+        except (Uncertain, XeroRefused) as exc:
+            return unavailable(
+                Reason.XERO_UNREACHABLE,
+                f"refreshed connection {cid!r}'s tokens, but could not list Xero's connections to check that "
+                f"organisation {tenant} is connected to the app ({exc}); retry",
+                retry_after_seconds=1.0,
+            )
+        if any(str(t.get("tenantId", "")).lower() == tenant.lower() for t in listed):
+            return None
+        return failed_precondition(
+            Reason.CONNECTION_NEEDS_RECONNECT,
+            f"Xero no longer lists organisation {tenant} among the app's connections (it was removed in Xero); "
+            "an administrator must connect it again (ConnectOrganisation on this connection)",
+            [PreconditionViolation("CONNECTION_STATE", f"connections/{cid}", ConnectionState.NEEDS_RECONNECT)],
+        )
 
     def _claim(self, connection_id: str, version: int, now: int, holder: str, uow: UnitOfWork) -> bool:
         until = now + int(self.refresh_claim * US)
