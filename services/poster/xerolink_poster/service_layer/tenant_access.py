@@ -6,11 +6,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from xerolink_common.errors import failed_precondition, unavailable
+from xerolink_common.errors import PreconditionViolation, failed_precondition, unavailable
 from xerolink_common.reasons import Reason
 
 from xerolink_poster.adapters.tables import ConnectionRow
 from xerolink_poster.adapters.xero_client import Credentials
+from xerolink_poster.domain.states import ConnectionState
 from xerolink_poster.service_layer.dispatch.gate import LeaseLost
 from xerolink_poster.service_layer.dispatch.supervisor import Dispatcher
 from xerolink_poster.service_layer.dispatch.tenant_loop import TenantWorker
@@ -22,12 +23,28 @@ def borrowed_tenant(
 ) -> Iterator[tuple[TenantWorker, Credentials]]:
     """The tenant's worker and the connection's opened credentials, for the body's calls.
     FAILED_PRECONDITION when this poster runs no dispatcher (`elsewhere` says what to do
-    instead, e.g. "resolve drifts on a poster that runs it"); UNAVAILABLE (TENANT_BUSY) when
+    instead, e.g. "resolve drifts on a poster that runs it") or when the connection is not
+    connected; UNAVAILABLE (TENANT_BUSY) when
     another poster keeps the tenant longer than `lease_wait` seconds, or loses it mid-way."""
     if dispatcher is None:
         raise failed_precondition(
             Reason.DISPATCHER_OFF,
             f"this poster runs without its dispatcher (XEROLINK_DISPATCHER=off) and makes no Xero calls; {elsewhere}",
+        )
+    if connection.state != ConnectionState.CONNECTED:
+        # Xero refuses its calls (a 403 or a refused refresh made it so): only a consent mends that,
+        # and a retry told UNAVAILABLE would only be refused again.
+        reason = (
+            Reason.CONNECTION_DISCONNECTED
+            if connection.state == ConnectionState.DISCONNECTED
+            else Reason.CONNECTION_NEEDS_RECONNECT
+        )
+        why = f" ({connection.last_error})" if connection.last_error else ""
+        raise failed_precondition(
+            reason,
+            f"connection {connection.connection_id!r} is {connection.state}{why}: Xero takes none of its calls until "
+            "an administrator connects the organisation again (ConnectOrganisation)",
+            [PreconditionViolation("CONNECTION_STATE", f"connections/{connection.connection_id}", connection.state)],
         )
     try:
         with dispatcher.tenant_calls(connection.xero_tenant_id, lease_wait) as worker:
