@@ -198,6 +198,11 @@ class Reason(StrEnum):
         "the connection was connected to another Xero organisation while the record's last call to the previous "
         "one had no answer: the previous organisation may hold it",
     )
+    CORRECTION_LEFT_IN_PREVIOUS_ORGANISATION = (
+        "CORRECTION_LEFT_IN_PREVIOUS_ORGANISATION",
+        "the connection was connected to another Xero organisation before the record's correction was finished: "
+        "what is left of it is to be done by hand in the previous organisation",
+    )
     LINK_PARTIALLY_POSTED = (
         "LINK_PARTIALLY_POSTED",
         "the record failed after part of it reached Xero: unlink it before posting changed content",

@@ -66,6 +66,13 @@ class FakeCorrectionRepository:
         found = {key: self.find_saga(connection_id, key[0], key[1]) for key in set(links)}
         return {key: saga for key, saga in found.items() if saga is not None}
 
+    def open_sagas(self, connection_id: str) -> list[Saga]:
+        return [
+            Saga(row, self.load_steps(row.correction_id))
+            for row in self._registry.sagas.values()
+            if row.connection_id == connection_id and row.state in (SagaState.RUNNING.value, SagaState.FAILED.value)
+        ]
+
     def under_correction(self, connection_id: str, record: RecordRef, generation: int) -> bool:
         saga = self.find_saga(connection_id, record, generation)
         return saga is not None and saga.row.state in (SagaState.RUNNING.value, SagaState.FAILED.value)

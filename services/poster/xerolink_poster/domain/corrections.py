@@ -66,7 +66,21 @@ GONE = frozenset({"DELETED", "VOIDED"})
 # date, a reconciled payment) or no longer has the object. A record whose correction stopped on
 # one may be unlinked by hand, its objects then orphans for a person to handle in Xero; one
 # stopped by what passes (Xero unavailable, rate limited, no answer) is finished by applying again.
-FAILED_FOR_GOOD = frozenset({Reason.XERO_REFUSED, Reason.XERO_OBJECT_MISSING, Reason.NUMBER_UNKNOWN})
+FAILED_FOR_GOOD = frozenset(
+    {
+        Reason.XERO_REFUSED,
+        Reason.XERO_OBJECT_MISSING,
+        Reason.NUMBER_UNKNOWN,
+        # Its objects are in an organisation the connection no longer calls (connection_lifecycle).
+        Reason.CORRECTION_LEFT_IN_PREVIOUS_ORGANISATION,
+    }
+)
+
+
+def left_in_previous_organisation(steps: Sequence[Step]) -> bool:
+    """Whether the saga ended when its connection was connected to another organisation: its
+    objects are in the previous one, so applying again must send nothing to the new one."""
+    return any(s.reason == Reason.CORRECTION_LEFT_IN_PREVIOUS_ORGANISATION for s in steps)
 
 
 def to_finish(state: str, steps: Sequence[Step]) -> bool:

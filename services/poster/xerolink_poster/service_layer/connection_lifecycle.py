@@ -32,6 +32,7 @@ from xerolink_poster.adapters.xero_identity import (
     XeroRefused,
 )
 from xerolink_poster.domain import allocation, tax_types
+from xerolink_poster.domain import corrections as corrections_dom
 from xerolink_poster.domain.records import RecordRef, link_name
 from xerolink_poster.domain.states import ConnectionState
 from xerolink_poster.service_layer import outcomes
@@ -161,6 +162,39 @@ def _give_up_unknown_outcomes(uow: UnitOfWork, connection_id: str, previous: str
             now,
             outcome_unknown=True,
         )
+
+
+def _end_corrections_in_previous_organisation(
+    uow: UnitOfWork, connection_id: str, previous: str, tenant_id: str
+) -> None:
+    """Corrections not finished end where they stand: their objects are in the previous
+    organisation, which the connection no longer calls. Applied again, a step was sent to the new
+    organisation, found nothing there and was taken as done with (XERO_OBJECT_MISSING), leaving
+    the previous organisation with, say, an invoice renamed and its payment deleted but not voided,
+    and nothing saying so. Each step still to do says where, and what the saga did there already."""
+    now = now_us()
+    for saga in uow.corrections.open_sagas(connection_id):
+        done = "; ".join(s.detail for s in saga.steps if s.state == corrections_dom.StepState.DONE and s.detail)
+        already = f" This correction already did there: {done}." if done else ""
+        left = [
+            (position, step)
+            for position, step in enumerate(saga.steps, start=1)
+            if step.actor == corrections_dom.Actor.XEROLINK and step.state != corrections_dom.StepState.DONE
+        ]
+        for position, step in left:
+            uow.corrections.set_step(
+                saga.row.correction_id,
+                position,
+                corrections_dom.StepState.FAILED,
+                now,
+                f"connection {connection_id} was connected to Xero organisation {tenant_id} before this step was "
+                f"done in organisation {previous}: do it there by hand ({step.description}).{already} xerolink "
+                "no longer calls that organisation through this connection; once it is done there, unlink the "
+                "record (UnlinkLinks) to post it again in the new organisation",
+                Reason.CORRECTION_LEFT_IN_PREVIOUS_ORGANISATION,
+            )
+        if left:
+            uow.corrections.set_saga_state(saga.row.correction_id, corrections_dom.SagaState.FAILED.value, None, now)
 
 
 @dataclass
@@ -310,6 +344,7 @@ class ConnectionKeeper(ConnectionTokens):
                 # Contacts found or created in the previous organisation do not exist in this one.
                 uow.contacts.forget_contacts(cid)
                 _give_up_unknown_outcomes(uow, cid, _named(row), tenant_id)
+                _end_corrections_in_previous_organisation(uow, cid, _named(row), tenant_id)
                 uow.outbox.move_outbox(cid, tenant_id)
             for name, value in values.items():
                 setattr(row, name, value)

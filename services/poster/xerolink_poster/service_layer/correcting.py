@@ -133,7 +133,7 @@ class Corrections:
 
     def plan(self, connection_id: str, record: RecordRef, intent: dom.Intent) -> CorrectionView:
         connection, saga, target = self._facts(connection_id, record)
-        if saga is not None and target.state == LinkState.UNLINKED:
+        if saga is not None and (target.state == LinkState.UNLINKED or dom.left_in_previous_organisation(saga.steps)):
             return view_of(saga)
         with self._xeros(connection) as xeros:
             plan = self._plan(connection_id, target, intent, xeros)
@@ -162,6 +162,8 @@ class Corrections:
         connection, saga, target = self._facts(connection_id, record)
         if (finished := completed_answer(saga, intent)) is not None:
             return finished
+        if saga is not None and dom.left_in_previous_organisation(saga.steps):
+            return view_of(saga)  # what is left is for a person in the previous organisation
         with self._xeros(connection) as xeros:
             if saga is None:
                 saga = self._start(connection_id, target, intent, xeros)

@@ -160,6 +160,14 @@ class SqlCorrectionRepository:
             if (key := (RecordRef(row.kind, row.record_id), row.generation)) in wanted
         }
 
+    def open_sagas(self, connection_id: str) -> list[Saga]:
+        """The connection's sagas that are running or failed (finished or not by applying again)."""
+        query = select(CorrectionRow).where(
+            CorrectionRow.connection_id == connection_id,
+            col(CorrectionRow.state).in_([SagaState.RUNNING.value, SagaState.FAILED.value]),
+        )
+        return [Saga(row, self.load_steps(row.correction_id)) for row in self._session.exec(query).all()]
+
     def under_correction(self, connection_id: str, record: RecordRef, generation: int) -> bool:
         """Whether a correction of this generation of the record's link has started and not
         completed (running, or failed and waiting to be applied again)."""
