@@ -8,14 +8,27 @@ from xerolink_common.errors import ErrorCode, XerolinkError
 from xerolink_mapper import samples
 from xerolink_poster.adapters.correction_tables import CorrectionRow
 from xerolink_poster.domain.corrections import Action, Actor, Intent, SagaState, Step, StepState
-from xerolink_poster.domain.records import RecordRef
+from xerolink_poster.domain.kinds import ObjectType
+from xerolink_poster.domain.records import RecordRef, XeroObjectRef
 from xerolink_poster.domain.states import LinkState
 from xerolink_poster.service_layer.correcting import completed_answer, correction_target
+from xerolink_poster.service_layer.outcomes import record_created, record_rejected
 from xerolink_poster.service_layer.ports import Saga
+from xerolink_poster.service_layer.posting import kind_of
 from xerolink_poster.service_layer.unlinking import unlink_record
 
 from tests.unit.fakes import FakeUnitOfWork
-from tests.unit.fakes.posts import CONNECTION, NOW, accepted, connected, post, xero_created, xero_gave_up
+from tests.unit.fakes.posts import (
+    CONNECTION,
+    NOW,
+    accepted,
+    connected,
+    link_of,
+    open_entry,
+    post,
+    xero_created,
+    xero_gave_up,
+)
 
 SAMPLE = samples.sample_transactions(1100)
 BILL = RecordRef(1, 1101)
@@ -107,6 +120,31 @@ def test_a_failed_record_is_not_in_xero_and_is_refused() -> None:
     error = refusal(uow)
 
     assert (error.code, error.reason) == (ErrorCode.FAILED_PRECONDITION, "NOT_IN_XERO")
+
+
+def test_a_failed_record_part_of_which_reached_xero_names_what_xero_holds() -> None:
+    """An invoice paid from trust whose trust spend Xero made and whose payment it then refused
+    ends FAILED holding the spend. It was answered NOT_IN_XERO ("failed to post, so it is not in
+    Xero"): a person told so deleted it in Actionstep alone, and the money stayed withdrawn from
+    the trust bank in Xero."""
+    uow = FakeUnitOfWork()
+    posted_bill(uow)
+    xero_created(uow, BILL)
+    from_trust = SAMPLE["invoice_paid_from_trust"]
+    record = RecordRef(kind_of(from_trust), from_trust.header.id)
+    accepted(post(uow, connected(uow), from_trust))
+    spend = XeroObjectRef(int(ObjectType.BANK_TRANSACTION), "spend-1", "trust-spend", "")
+
+    def spend_made_then_payment_refused(u: FakeUnitOfWork) -> None:
+        record_created(u, open_entry(u, record), link_of(u, record), spend, finished=False, now_us=NOW)
+        record_rejected(u, open_entry(u, record), link_of(u, record), "XERO_VALIDATION", "over due", [], NOW)
+
+    uow.run(spend_made_then_payment_refused)
+
+    error = refusal(uow, record)
+
+    assert (error.code, error.reason) == (ErrorCode.FAILED_PRECONDITION, "LINK_PARTIALLY_POSTED")
+    assert "spend-1" in error.message and "UnlinkLinks" in error.message, error.message
 
 
 def test_an_unlinked_record_is_refused_unless_its_correction_unlinked_it() -> None:

@@ -84,6 +84,16 @@ def check_target(link: LinkFacts | None, record: RecordRef, connection_id: str) 
             f"{record_name(record)} gave up without knowing whether Xero created it, so Xero may hold it: post "
             "the same content again so xerolink finds it in Xero (or creates it once), then correct it",
         )
+    if link.state == LinkState.FAILED and link.objects:
+        # Xero made its first operations before refusing a later one (an invoice paid from trust:
+        # the trust spend, then the payment): not "not in Xero".
+        held = ", ".join(object_name(o) for o in link.objects)
+        raise NotCorrectable(
+            Reason.LINK_PARTIALLY_POSTED,
+            f"{record_name(record)} failed after part of it reached Xero, which holds {held}: post the same "
+            "content again once what stopped it is mended (what Xero holds is not sent again), or unlink it "
+            "(UnlinkLinks) and void or delete those in Xero by hand before correcting it in Actionstep",
+        )
     if link.state == LinkState.FAILED:
         raise NotCorrectable(
             Reason.NOT_IN_XERO,
