@@ -361,6 +361,11 @@ class Reason(StrEnum):
     )
     XERO_CONTACTS_FAILED = "XERO_CONTACTS_FAILED", "Xero refused the contacts the records name"
     XERO_CONTACT_LOOKUP_FAILED = "XERO_CONTACT_LOOKUP_FAILED", "looking up the records' contacts in Xero failed"
+    PAYMENT_NOT_PAYABLE_IN_XERO = (
+        "PAYMENT_NOT_PAYABLE_IN_XERO",
+        "Xero would refuse the record's payment as its document stands in Xero (not AUTHORISED, or owing less than "
+        "the payment), so nothing of the record was sent",
+    )
     XERO_DOCUMENT_CHANGED = (
         "XERO_DOCUMENT_CHANGED",
         "the document the work pays or allocates to was paid, voided, deleted or otherwise changed in Xero since "

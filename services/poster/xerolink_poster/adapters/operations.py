@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable, Mapping
 
 from xerolink.xero.v1 import objects_pb2 as xero_pb2
 
-from xerolink_poster.domain.dependencies import next_operation, resolve_target
+from xerolink_poster.domain.dependencies import later_operations, next_operation, resolve_target
 from xerolink_poster.domain.kinds import ObjectType
 from xerolink_poster.domain.records import RecordRef, XeroObjectRef
 
@@ -16,6 +16,7 @@ __all__ = [
     "OBJECT_TYPE_BY_BODY",
     "body_of",
     "document_refs",
+    "later_operations",
     "next_operation",
     "record_dependencies",
     "record_of",

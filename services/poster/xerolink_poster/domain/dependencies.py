@@ -26,6 +26,12 @@ def next_operation(operations: Sequence[OperationT], done: Iterable[XeroObjectRe
     return next((op for op in operations if op.local_ref not in performed), None)
 
 
+def later_operations(operations: Sequence[OperationT], done: Iterable[XeroObjectRef]) -> list[OperationT]:
+    """The operations not yet performed after the next one."""
+    performed = {obj.local_ref for obj in done}
+    return [op for op in operations if op.local_ref not in performed][1:]
+
+
 def resolve_target(
     local_ref: str | None,
     record: RecordRef | None,

@@ -13,7 +13,7 @@ from typing import Any
 from xerolink.xero.v1 import objects_pb2 as xero_pb2
 from xerolink_common.reasons import Reason
 
-from xerolink_poster.adapters.xero_client import Credentials, Uncertain
+from xerolink_poster.adapters.xero_client import Credentials, Uncertain, XeroAnswer
 from xerolink_poster.service_layer.dispatch import answers
 from xerolink_poster.service_layer.ports import XeroCaller
 
@@ -45,26 +45,67 @@ class RereadFailed(Exception):
         return self.reason == Reason.XERO_RATE_LIMITED
 
 
-def _get(caller: XeroCaller, creds: Credentials, path: str, collection: str) -> dict[str, Any] | None:
-    """Xero's element at `path`; None on a 404 (Xero no longer has it)."""
+# Invoices read in one GET by IDs: 50 ids of 36 characters keep the URL under the 2,091
+# characters past which Xero answers with an error (xero_client.py).
+INVOICE_BATCH = 50
+
+
+def read_invoices(caller: XeroCaller, creds: Credentials, xero_ids: list[str]) -> dict[str, dict[str, Any] | None]:
+    """Xero's current element of each invoice, by lower-case id (None: Xero no longer has it), a
+    GET of up to INVOICE_BATCH by IDs (Xero's OpenAPI: getInvoices, `IDs`), with `page` so that
+    Xero answers whole invoices, lines included, as a read by id does. An invoice the list leaves
+    out is read alone, so only Xero's 404 says it is gone."""
+    wanted = sorted({x.lower() for x in xero_ids})
+    found: dict[str, dict[str, Any] | None] = {}
+    for start in range(0, len(wanted), INVOICE_BATCH):
+        chunk = wanted[start : start + INVOICE_BATCH]
+        listed = _list(caller, creds, "Invoices", {"IDs": ",".join(chunk), "page": "1"})
+        found |= {
+            str(i.get("InvoiceID", "")).lower(): i for i in listed if str(i.get("InvoiceID", "")).lower() in chunk
+        }
+    for xero_id in wanted:
+        if xero_id not in found:
+            found[xero_id] = _get(caller, creds, f"Invoices/{xero_id}", "Invoices")
+    return found
+
+
+def _list(caller: XeroCaller, creds: Credentials, collection: str, params: dict[str, str]) -> list[dict[str, Any]]:
+    """The elements a GET of `collection` with `params` lists (none: an empty list)."""
+    answer = _answer(caller, creds, collection, params)
+    items = answer.body.get(collection) if answers.readable_lookup(answer) else None
+    if answers.call_verdict(answer) or not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+        raise RereadFailed(Reason.XERO_LOOKUP_FAILED, f"Xero answered {answer.status} to GET {collection}")
+    return items
+
+
+def _answer(caller: XeroCaller, creds: Credentials, path: str, params: dict[str, str] | None = None) -> XeroAnswer:
+    """Xero's answer to a GET, asked again while Xero answers 429 (the tenant's budget waits out
+    Retry-After); RereadFailed when no answer came or Xero refused the credentials."""
     for _ in range(RATE_LIMIT_RETRIES):
         try:
-            answer = caller.call(creds, "GET", path)
+            answer = caller.call(creds, "GET", path, params=params)
         except Uncertain as exc:
             raise RereadFailed(Reason.XERO_NO_ANSWER, f"no answer from Xero to GET {path} ({exc})") from exc
-        verdict = answers.call_verdict(answer, one_object=True)
-        if verdict != answers.RATE_LIMITED:  # a 429: the tenant's budget waits out Retry-After
+        verdict = answers.call_verdict(answer)
+        if verdict != answers.RATE_LIMITED:
             break
     else:
         raise RereadFailed(Reason.XERO_RATE_LIMITED, f"Xero kept asking to slow down (GET {path})")
-    if verdict == answers.MISSING:
-        return None
     if verdict == answers.UNAVAILABLE:
         raise RereadFailed(Reason.XERO_UNAVAILABLE, f"Xero answered {answer.status} to GET {path}")
     if verdict == answers.UNAUTHORISED:
         raise RereadFailed(
             Reason.XERO_UNAUTHORISED, f"Xero refused the connection's credentials ({answer.status}); reconnect it"
         )
+    return answer
+
+
+def _get(caller: XeroCaller, creds: Credentials, path: str, collection: str) -> dict[str, Any] | None:
+    """Xero's element at `path`; None on a 404 (Xero no longer has it)."""
+    answer = _answer(caller, creds, path)
+    verdict = answers.call_verdict(answer, one_object=True)
+    if verdict == answers.MISSING:
+        return None
     items = answer.body.get(collection) if answers.readable_lookup(answer) else None
     first = items[0] if isinstance(items, list) and items else None
     if verdict or not isinstance(first, dict):

@@ -9,6 +9,7 @@ import json
 
 from xerolink.mapper.v1 import mapper_service_pb2 as mapper_pb2
 from xerolink.xero.v1 import objects_pb2 as xero_pb2
+from xerolink_common.money import cents_to_decimal
 from xerolink_common.reasons import Reason
 
 from xerolink_poster.adapters import operations as deps
@@ -74,6 +75,28 @@ def prepare(shared: Shared, results: Results, works: list[Work]) -> list[Work]:
                 else:
                     wanted_name = xero_pb2.ObjectType.Name(wanted)  # type: ignore[arg-type]
                     problem = f"{record} is linked but holds no {wanted_name}"
+            # The documents the posting's later operations pay are checked before its first is
+            # sent: an invoice paid from trust sends its trust spend first, and a spend sent for
+            # an invoice held (paid in Xero since) or being corrected moved trust money for a
+            # payment that could not follow.
+            for later in deps.later_operations(mapped.operations, own):
+                for ref, wanted in deps.document_refs(later):
+                    record = deps.record_of(ref)
+                    if record is None:
+                        continue  # an object of this posting, made by an operation before it
+                    objects = linked_objects(record)
+                    found = deps.resolve(ref, wanted, own, linked_objects) if objects is not None else None
+                    dep = uow.links.get_link(w.connection.connection_id, record)
+                    if objects is None:
+                        missing += [] if record in missing else [record]
+                    elif found is None or dep is None:
+                        wanted_name = xero_pb2.ObjectType.Name(wanted)  # type: ignore[arg-type]
+                        problem = f"{record} is linked but holds no {wanted_name}"
+                    else:
+                        document = (record, dep, found.xero_id, found.type)
+                        w.later_documents.append(document)
+                        if deps.body_of(later) == "payment":
+                            w.later_payments.append((document, cents_to_decimal(later.payment.amount.units)))
             if problem:
                 broken.append((w, Reason.DEPENDENCY_HAS_NO_DOCUMENT, problem))
                 continue
@@ -158,15 +181,16 @@ def _currency_of(w: Work) -> str:
 
 
 def _held(uow: UnitOfWork, works: list[Work]) -> dict[int, tuple[Work, drift_holds.Hold]]:
-    """The entries whose documents drifted in Xero so that they cannot be paid: one query for the
-    open drifts of every document the batch uses. Keyed by id(work)."""
-    link_ids = [dep.id or 0 for w in works for _, dep, _, _ in w.documents]
+    """The entries whose documents drifted in Xero so that they cannot be paid, their later
+    operations' included: one query for the open drifts of every document the batch uses. Keyed
+    by id(work)."""
+    link_ids = [dep.id or 0 for w in works for _, dep, _, _ in (*w.documents, *w.later_documents)]
     if not link_ids:
         return {}
     found = drift_holds.blocking_of_links(uow, link_ids)
     held: dict[int, tuple[Work, drift_holds.Hold]] = {}
     for w in works:
-        for record, dep, xero_id, _ in w.documents:
+        for record, dep, xero_id, _ in (*w.documents, *w.later_documents):
             drift = next((d for d in found.get(dep.id or 0, []) if d.xero_id.lower() == xero_id.lower()), None)
             if drift is not None:
                 held[id(w)] = (w, drift_holds.Hold(record, dep, drift))

@@ -7,7 +7,7 @@ and holds the entry on the drift found, as if the drift had been known before se
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from xerolink_poster.adapters.database import now_us
@@ -17,7 +17,7 @@ from xerolink_poster.domain import drift_holds as rules
 from xerolink_poster.service_layer import drift_holds
 from xerolink_poster.service_layer.dispatch.gate import Gate
 from xerolink_poster.service_layer.dispatch.results import Results, Retry
-from xerolink_poster.service_layer.dispatch.work import Work
+from xerolink_poster.service_layer.dispatch.work import Document, Work
 from xerolink_poster.service_layer.drift_checks import Observed, links_written, record_observations
 from xerolink_poster.service_layer.drift_rereads import RereadFailed, read_object
 from xerolink_poster.service_layer.unit_of_work import UnitOfWork
@@ -62,8 +62,19 @@ def hold_refused(gate: Gate, creds: Credentials, results: Results, rejected: lis
     read = [(w, m) for w, m in candidates if id(w) not in skipped]
     chosen = {id(w) for w, _ in candidates}
     others = [(w, m) for w, m in rejected if id(w) not in chosen]
+    return others + hold_drifted(results, read, observed, lambda w: w.documents)
+
+
+Documents = Callable[[Work], Sequence[Document]]
+
+
+def hold_drifted(
+    results: Results, read: list[Refused], observed: dict[str, Observed], documents: Documents
+) -> list[Refused]:
+    """Records what was read of the documents as drift checks do, and holds each entry whose
+    documents (`documents` of it) drifted so that they cannot be paid; returns the others."""
     if not read:
-        return others
+        return []
     d = results.d
 
     def write(uow: UnitOfWork) -> list[Refused]:
@@ -76,11 +87,11 @@ def hold_refused(gate: Gate, creds: Credentials, results: Results, rejected: lis
         checked = links_written(uow, connection_id, sorted(observed))
         uow.links.lock_links([w.link.id for w, _ in read] + checked)
         record_observations(uow, connection_id, list(observed.values()), SOURCE, now, d.actor)
-        found = drift_holds.blocking_of_links(uow, [dep.id or 0 for w, _ in read for _, dep, _, _ in w.documents])
+        found = drift_holds.blocking_of_links(uow, [dep.id or 0 for w, _ in read for _, dep, _, _ in documents(w)])
         still: list[Refused] = []
         results.preload(uow, [w for w, _ in read])
         for w, messages in read:
-            hold = _hold_of(w, found)
+            hold = _hold_of(documents(w), found)
             if hold is None:
                 still.append((w, messages))
                 continue
@@ -91,11 +102,11 @@ def hold_refused(gate: Gate, creds: Credentials, results: Results, rejected: lis
 
     unexplained = results.handing_back([w for w, _ in read], write, kept=lambda still: {id(w) for w, _ in still})
     d.changes.notify()
-    return others + unexplained
+    return unexplained
 
 
-def _hold_of(w: Work, found: dict[int, list[DriftRow]]) -> drift_holds.Hold | None:
-    for record, dep, xero_id, _ in w.documents:
+def _hold_of(documents: Sequence[Document], found: dict[int, list[DriftRow]]) -> drift_holds.Hold | None:
+    for record, dep, xero_id, _ in documents:
         drift = next((x for x in found.get(dep.id or 0, []) if x.xero_id.lower() == xero_id.lower()), None)
         if drift is not None:
             return drift_holds.Hold(record, dep, drift)

@@ -22,7 +22,7 @@ from xerolink_poster.adapters.xero_client import Credentials, XeroAnswer
 from xerolink_poster.domain.retry import chunks
 from xerolink_poster.domain.states import ConnectionState
 from xerolink_poster.domain.stored_rows import ClaimedEntry
-from xerolink_poster.service_layer.dispatch import preparing
+from xerolink_poster.service_layer.dispatch import payable, preparing
 from xerolink_poster.service_layer.dispatch.contacts import Contacts
 from xerolink_poster.service_layer.dispatch.creating import Creator
 from xerolink_poster.service_layer.dispatch.gate import Gate, LeaseLost
@@ -324,6 +324,7 @@ class TenantWorker(threading.Thread):
     def _process(self, claimed: list[Work]) -> None:
         works = self._held_back(claimed)
         works = preparing.prepare(self.d, self.results, works)
+        works = payable.check_later_payments(self.gate, self.results, works)
         if not works:
             return
         uncertain = [w for w in works if w.row.uncertain]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from xerolink.xero.v1 import objects_pb2 as xero_pb2
@@ -12,6 +13,10 @@ from xerolink_poster.adapters.tables import ConnectionRow, LinkRow
 from xerolink_poster.domain.matters import LineTracking
 from xerolink_poster.domain.records import RecordRef
 from xerolink_poster.domain.stored_rows import ClaimedEntry, StoredLink
+
+# Another record's document an operation pays or allocates to: (the record, its link, the Xero id
+# used, its ObjectType).
+Document = tuple[RecordRef, LinkRow, str, int]
 
 
 @dataclass
@@ -33,9 +38,12 @@ class Work:
     # The option of each matter its lines carry, when the connection tracks matters; None when
     # it does not (xero_payloads.element_of).
     tracking: dict[int, LineTracking] | None = None
-    # The other records' documents it pays or allocates to: (record, its link, the Xero id used,
-    # its ObjectType).
-    documents: list[tuple[RecordRef, LinkRow, str, int]] = field(default_factory=list)
+    # The other records' documents it pays or allocates to.
+    documents: list[Document] = field(default_factory=list)
+    # The same for the posting's operations after this one: checked before this one is sent.
+    later_documents: list[Document] = field(default_factory=list)
+    # Of those, the documents later payments pay, with the amount each pays (payable.py).
+    later_payments: list[tuple[Document, Decimal]] = field(default_factory=list)
     # A sales invoice or client credit note posted again whose own orphaned document of an earlier
     # generation holds its number (preparing._renumber): the number it is sent again under if Xero
     # refuses that one as in use, and, once sent so, the number sent and the note saying so in the
