@@ -174,6 +174,8 @@ def _end_corrections_in_previous_organisation(
     and nothing saying so. Each step still to do says where, and what the saga did there already."""
     now = now_us()
     for saga in uow.corrections.open_sagas(connection_id):
+        if corrections_dom.left_in_previous_organisation(saga.steps):
+            continue  # ended on an earlier move: its steps name the organisation that holds its objects
         done = "; ".join(s.detail for s in saga.steps if s.state == corrections_dom.StepState.DONE and s.detail)
         already = f" This correction already did there: {done}." if done else ""
         left = [
