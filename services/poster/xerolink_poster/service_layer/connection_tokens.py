@@ -185,6 +185,18 @@ class ConnectionTokens:
             if seen_version is None:
                 seen_version = row.token_version
             if row.token_version > seen_version:
+                if row.state == ConnectionState.NEEDS_RECONNECT:
+                    # Another caller's refresh found the organisation gone: the same answer here.
+                    raise failed_precondition(
+                        Reason.CONNECTION_NEEDS_RECONNECT,
+                        f"connection {connection_id!r} needs reconnecting ({row.last_error}); connect the "
+                        "organisation again with ConnectOrganisation",
+                        [
+                            PreconditionViolation(
+                                "CONNECTION_STATE", f"connections/{connection_id}", ConnectionState.NEEDS_RECONNECT
+                            )
+                        ],
+                    )
                 return RefreshOutcome(row, exchanged=False)
             if not row.xero_app:
                 raise failed_precondition(
@@ -253,13 +265,14 @@ class ConnectionTokens:
             self._release(cid, holder)
             raise
         values = self._token_values(cid, grant, tokens.refresh_token)
-        still_waiting = self._still_needs_reconnect(row, grant.access_token)
-        if still_waiting is not None:
-            # The rotated tokens are kept (the refresh token used is spent); the state is not.
+        listed = self._organisation_listed(row, grant.access_token)
+        if listed is None:
+            # Unknown: the state stays as it is when the tokens are stored (a 403 may have marked
+            # the connection meanwhile); the rotated tokens are kept, as the old refresh token is spent.
+            del values["state"], values["last_error"]
+        elif not listed:
             values["state"] = ConnectionState.NEEDS_RECONNECT
-            values["last_error"] = (
-                row.last_error if still_waiting.reason == Reason.XERO_UNREACHABLE else still_waiting.message
-            )
+            values["last_error"] = self._not_listed(row).message
         try:
             stored = run_in_transaction(
                 self.db,
@@ -275,34 +288,44 @@ class ConnectionTokens:
         if not stored:
             log.warning("refresh claim lapsed before the tokens were stored", extra={"connection_id": cid})
         log.info("refreshed the Xero tokens", extra={"connection_id": cid})
-        if still_waiting is not None:
-            raise still_waiting
-        return self.get(cid)
-
-    def _still_needs_reconnect(self, row: ConnectionRow, access_token: str) -> XerolinkError | None:
-        """Why a connection that needs reconnecting stays so after its tokens were refreshed, or
-        None. Xero refreshes the token of an organisation whose connection to the app was removed
-        in Xero, and answers its calls 403 (XeroAPI/Xero-OpenAPI#585): only Xero's `GET
-        /connections`, the tenants the token may call, says whether the organisation is back."""
-        if row.state != ConnectionState.NEEDS_RECONNECT:
-            return None
-        cid, tenant = row.connection_id, row.xero_tenant_id
-        try:
-            listed = self.identity.connections(row.xero_base_url, access_token)
-        except (Uncertain, XeroRefused) as exc:
-            return unavailable(
+        fresh = self.get(cid)
+        if listed is False:
+            raise self._not_listed(row)
+        if listed is None and fresh.state != ConnectionState.CONNECTED:
+            raise unavailable(
                 Reason.XERO_UNREACHABLE,
                 f"refreshed connection {cid!r}'s tokens, but could not list Xero's connections to check that "
-                f"organisation {tenant} is connected to the app ({exc}); retry",
+                f"organisation {row.xero_tenant_id} is connected to the app; it stays {fresh.state}: retry",
                 retry_after_seconds=1.0,
             )
-        if any(str(t.get("tenantId", "")).lower() == tenant.lower() for t in listed):
+        return fresh
+
+    def _organisation_listed(self, row: ConnectionRow, access_token: str) -> bool | None:
+        """Whether Xero's `GET /connections` lists the connection's organisation for the new token;
+        None when it could not be read. Xero refreshes the token of an organisation whose connection
+        to the app was removed in Xero and answers its calls 403 (XeroAPI/Xero-OpenAPI#585), so the
+        refresh alone does not say the organisation is still connected: every refresh asks, and a
+        403 that marks the connection while a refresh is under way is never written over unasked."""
+        try:
+            tenants = self.identity.connections(row.xero_base_url, access_token)
+        except (Uncertain, XeroRefused) as exc:
+            log.warning(
+                "could not list Xero's connections after a refresh: %s", exc, extra={"connection_id": row.connection_id}
+            )
             return None
+        return any(str(t.get("tenantId", "")).lower() == row.xero_tenant_id.lower() for t in tenants)
+
+    @staticmethod
+    def _not_listed(row: ConnectionRow) -> XerolinkError:
         return failed_precondition(
             Reason.CONNECTION_NEEDS_RECONNECT,
-            f"Xero no longer lists organisation {tenant} among the app's connections (it was removed in Xero); "
-            "an administrator must connect it again (ConnectOrganisation on this connection)",
-            [PreconditionViolation("CONNECTION_STATE", f"connections/{cid}", ConnectionState.NEEDS_RECONNECT)],
+            f"Xero no longer lists organisation {row.xero_tenant_id} among the app's connections (it was removed in "
+            "Xero); an administrator must connect it again (ConnectOrganisation on this connection)",
+            [
+                PreconditionViolation(
+                    "CONNECTION_STATE", f"connections/{row.connection_id}", ConnectionState.NEEDS_RECONNECT
+                )
+            ],
         )
 
     def _claim(self, connection_id: str, version: int, now: int, holder: str, uow: UnitOfWork) -> bool:
