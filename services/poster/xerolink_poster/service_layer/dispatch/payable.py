@@ -9,15 +9,22 @@ Authorised documents", NOTES.md), and only up to what it owes: Payment.Amount "M
 or equal to the outstanding amount owing on the invoice", Invoice.AmountDue "Amount remaining to
 be paid on invoice" (Xero's OpenAPI description). A document in another status is recorded as the
 drift it is and the entry held on it, as a payment Xero refused is (refusals.py); a payment over
-the amount due is refused with Xero's figure, nothing sent. Entries whose last call had no answer
-are not checked here: their look-up comes first."""
+the amount due, counting what the batch's other payments and allocations pay on the invoice, is
+refused with Xero's figure, and one in another currency than the invoice (Xero reads
+Payment.Amount in the invoice's currency) is refused likewise, nothing sent. Entries whose last
+call had no answer are checked after their look-up, once it found nothing in Xero.
+
+Left out: payments of postings outside the batch still to be sent (a part-sent posting whose
+payment waits for a retry) are not counted."""
 
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from xerolink_common.money import cents_to_decimal
 from xerolink_common.reasons import Reason
 
 from xerolink_poster.adapters.database import now_us
@@ -37,24 +44,39 @@ PAYABLE = "AUTHORISED"
 
 def check_later_payments(gate: Gate, results: Results, works: list[Work]) -> list[Work]:
     """The works to send: those with no later payment, and those whose later payments Xero
-    would take as its documents stand now. The others are held, refused or retried."""
-    checked = [w for w in works if w.later_payments and not w.row.uncertain]
+    would take as their documents stand now, after what the batch's other works pay on them. The
+    others are held, refused or retried."""
+    checked = [w for w in works if w.later_payments]
     if not checked:
         return works
     by_connection: dict[str, list[Work]] = defaultdict(list)
     for w in checked:
         by_connection[w.connection.connection_id].append(w)
     stopped: set[int] = set()
-    for members in by_connection.values():
-        stopped |= _check(gate, results, members)
+    for cid, members in by_connection.items():
+        stopped |= _check(gate, results, members, _paid_first([w for w in works if w.connection.connection_id == cid]))
     return [w for w in works if id(w) not in stopped]
 
 
+def _paid_first(works: list[Work]) -> dict[str, Decimal]:
+    """What the batch's payments and allocations sent as they stand (their posting's next
+    operation) pay on each invoice, by lower-case Xero id: Xero takes them from what it owes."""
+    paying: dict[str, Decimal] = defaultdict(Decimal)
+    for w in works:
+        if w.operation is None or w.body not in ("payment", "allocation"):
+            continue
+        amount = cents_to_decimal(getattr(w.operation, w.body).amount.units)
+        for _, _, xero_id, object_type in w.documents:
+            if object_type == ObjectType.INVOICE:
+                paying[xero_id.lower()] += amount
+    return paying
+
+
 def _documents(w: Work) -> list[Document]:
-    return [document for document, _ in w.later_payments]
+    return [payment.document for payment in w.later_payments]
 
 
-def _check(gate: Gate, results: Results, works: list[Work]) -> set[int]:
+def _check(gate: Gate, results: Results, works: list[Work], paying: dict[str, Decimal]) -> set[int]:
     """Reads the documents of one connection's works; returns the ids of the works not to send."""
     creds = gate.credentials(works[0].connection)
     try:
@@ -67,84 +89,108 @@ def _check(gate: Gate, results: Results, works: list[Work]) -> set[int]:
             [Retry.after_lookup(works, False, exc.reason, message, exc.rate_limited, gate.blocked_until)]
         )
         return {id(w) for w in works}
-    # What the batch's earlier postings will pay on each document counts against its amount due.
-    paying: dict[str, Decimal] = defaultdict(Decimal)
-    unpayable = [(w, [problem]) for w in works if (problem := _unpayable(w, observed, paying))]
+    unpayable = [(w, problem) for w in works if (problem := _unpayable(w, observed, paying)) is not None]
     if not unpayable:
         return set()
     stopped = {id(w) for w, _ in unpayable}
     # Drifted documents (paid, voided, deleted in Xero) hold their entries, as a refusal would.
-    still = refusals.hold_drifted(results, unpayable, observed, _documents)
+    still = refusals.hold_drifted(results, [(w, [p.message]) for w, p in unpayable], observed, _documents)
     if still:
-        _refuse(results, still)
+        why = {id(w): p for w, p in unpayable}
+        _refuse(results, [(w, why[id(w)]) for w, _ in still])
     return stopped
 
 
 def _read(gate: Gate, creds: Credentials, documents: list[Document]) -> dict[str, Observed]:
     """Xero's current element of each document by lower-case id: invoices a GET of many, others
-    one a GET."""
+    one a GET. An AUTHORISED document whose AmountDue cannot be read fails the read: what it owes
+    is what the check needs, and is never guessed."""
     wanted = {xero_id.lower(): object_type for _, _, xero_id, object_type in documents}
     invoices = [x for x, t in wanted.items() if t == ObjectType.INVOICE]
     elements = read_invoices(gate, creds, invoices) if invoices else {}
     for xero_id, object_type in wanted.items():
         if object_type != ObjectType.INVOICE:
             elements[xero_id] = read_object(gate, creds, object_type, xero_id)
+    for xero_id, element in elements.items():
+        if element is not None and element.get("Status") == PAYABLE and _money(element.get("AmountDue")) is None:
+            raise RereadFailed(
+                Reason.XERO_LOOKUP_FAILED, f"Xero's answer gave document {xero_id} no AmountDue that could be read"
+            )
     return {
         x: Observed(wanted[x], x, element, str(element.get("UpdatedDateUTC", "")) if element else "")
         for x, element in elements.items()
     }
 
 
-def _unpayable(w: Work, observed: dict[str, Observed], paying: dict[str, Decimal]) -> str:
+@dataclass(frozen=True)
+class _Problem:
+    reason: Reason
+    message: str
+
+
+def _unpayable(w: Work, observed: dict[str, Observed], paying: dict[str, Decimal]) -> _Problem | None:
     """Why Xero would refuse one of the work's later payments, as its documents read now and
-    after what `paying` holds (the earlier postings' payments, by document); "" when it would
-    take them, which are then added to `paying`."""
-    for (record, _, xero_id, _), amount in w.later_payments:
+    after what `paying` holds (the batch's other payments, by document); None when it would take
+    them, which are then added to `paying`."""
+    for payment in w.later_payments:
+        record, _, xero_id, _ = payment.document
         seen = observed.get(xero_id.lower())
         element: dict[str, Any] | None = seen.document if seen is not None else None
         if element is None:
-            return f"{record}'s document {xero_id} is no longer in Xero: its payment cannot be made"
+            return _Problem(
+                Reason.PAYMENT_NOT_PAYABLE_IN_XERO,
+                f"{record}'s document {xero_id} is no longer in Xero: its payment cannot be made; nothing was sent",
+            )
         status = str(element.get("Status") or "")
         if status != PAYABLE:
-            return (
+            return _Problem(
+                Reason.PAYMENT_NOT_PAYABLE_IN_XERO,
                 f"{record}'s document {xero_id} is {status or 'of no status'} in Xero: Xero takes payments only on "
-                "AUTHORISED documents; nothing was sent"
+                "AUTHORISED documents; nothing was sent",
+            )
+        currency = str(element.get("CurrencyCode") or "")
+        if currency and currency != payment.currency:
+            # Xero reads Payment.Amount in the invoice's currency (BankAmount is the bank account's).
+            return _Problem(
+                Reason.DOCUMENT_IN_ANOTHER_CURRENCY,
+                f"{record} is a {currency} document in Xero and this posting pays it in {payment.currency}: Xero "
+                f"would read its amount as {currency}; nothing was sent. Post it in {currency}, or enter it in Xero",
             )
         due = _money(element.get("AmountDue"))
         earlier = paying[xero_id.lower()]
-        if due is not None and amount + earlier > due:
-            others = f", of which {earlier} is paid by postings sent before this one" if earlier else ""
-            return (
-                f"{record}'s document {xero_id} owes {due} in Xero{others}, and this posting pays {amount}: Xero "
-                "refuses a payment over the amount due; nothing was sent. Correct the amount in Actionstep and post "
-                "it again"
+        if due is not None and payment.amount + earlier > due:
+            others = f", of which {earlier} is paid by other postings sent with this one" if earlier else ""
+            return _Problem(
+                Reason.PAYMENT_NOT_PAYABLE_IN_XERO,
+                f"{record}'s document {xero_id} owes {due} in Xero{others}, and this posting pays {payment.amount}: "
+                "Xero refuses a payment over the amount due; nothing was sent. Correct the amount in Actionstep and "
+                "post it again",
             )
-    for (_, _, xero_id, _), amount in w.later_payments:
-        paying[xero_id.lower()] += amount
-    return ""
+    for payment in w.later_payments:
+        paying[payment.document[2].lower()] += payment.amount
+    return None
 
 
 def _money(value: object) -> Decimal | None:
     if value is None or isinstance(value, bool):
         return None
     try:
-        return Decimal(str(value))
+        found = Decimal(str(value))
     except InvalidOperation:
         return None
+    return found if found.is_finite() else None
 
 
-def _refuse(results: Results, refused: list[refusals.Refused]) -> None:
+def _refuse(results: Results, refused: list[tuple[Work, _Problem]]) -> None:
     """Refused for good before anything of them was sent: Xero would refuse the payment."""
 
     def write(uow: UnitOfWork) -> None:
         now = now_us()
         results.preload(uow, [w for w, _ in refused])
-        for w, messages in refused:
+        for w, problem in refused:
             row, link = results.reload(uow, w)
             if row is not None and link is not None:
-                outcomes.record_rejected(
-                    uow, row, link, Reason.PAYMENT_NOT_PAYABLE_IN_XERO, "; ".join(messages), [], now, results.d.actor
-                )
+                outcomes.record_rejected(uow, row, link, problem.reason, problem.message, [], now, results.d.actor)
 
     results.handing_back([w for w, _ in refused], write)
     results.d.changes.notify()

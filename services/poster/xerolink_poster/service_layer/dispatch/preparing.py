@@ -22,7 +22,7 @@ from xerolink_poster.domain.states import LinkState
 from xerolink_poster.service_layer import drift_holds, outcomes
 from xerolink_poster.service_layer.dispatch.results import Results
 from xerolink_poster.service_layer.dispatch.shared import Shared
-from xerolink_poster.service_layer.dispatch.work import Work
+from xerolink_poster.service_layer.dispatch.work import LaterPayment, Work
 from xerolink_poster.service_layer.unit_of_work import UnitOfWork
 
 
@@ -96,7 +96,10 @@ def prepare(shared: Shared, results: Results, works: list[Work]) -> list[Work]:
                         document = (record, dep, found.xero_id, found.type)
                         w.later_documents.append(document)
                         if deps.body_of(later) == "payment":
-                            w.later_payments.append((document, cents_to_decimal(later.payment.amount.units)))
+                            amount = later.payment.amount
+                            w.later_payments.append(
+                                LaterPayment(document, cents_to_decimal(amount.units), amount.currency_code)
+                            )
             if problem:
                 broken.append((w, Reason.DEPENDENCY_HAS_NO_DOCUMENT, problem))
                 continue

@@ -324,12 +324,13 @@ class TenantWorker(threading.Thread):
     def _process(self, claimed: list[Work]) -> None:
         works = self._held_back(claimed)
         works = preparing.prepare(self.d, self.results, works)
-        works = payable.check_later_payments(self.gate, self.results, works)
         if not works:
             return
         uncertain = [w for w in works if w.row.uncertain]
         if uncertain:
             works = [w for w in works if not w.row.uncertain] + self.lookups.look_up(uncertain)
+        # After the look-ups: a first operation they did not find in Xero is sent again, checked.
+        works = payable.check_later_payments(self.gate, self.results, works)
         needing_contacts = [w for w in works if w.contact is not None and not w.contact_id]
         if needing_contacts:
             with self.contacts.lock:

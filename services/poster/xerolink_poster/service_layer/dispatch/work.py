@@ -19,6 +19,15 @@ from xerolink_poster.domain.stored_rows import ClaimedEntry, StoredLink
 Document = tuple[RecordRef, LinkRow, str, int]
 
 
+@dataclass(frozen=True)
+class LaterPayment:
+    """A payment a posting makes after its next operation: its document and its amount."""
+
+    document: Document
+    amount: Decimal
+    currency: str
+
+
 @dataclass
 class Work:
     """One claimed entry and what the job learned about it."""
@@ -42,8 +51,8 @@ class Work:
     documents: list[Document] = field(default_factory=list)
     # The same for the posting's operations after this one: checked before this one is sent.
     later_documents: list[Document] = field(default_factory=list)
-    # Of those, the documents later payments pay, with the amount each pays (payable.py).
-    later_payments: list[tuple[Document, Decimal]] = field(default_factory=list)
+    # Of those, the documents later payments pay, with what each pays (payable.py).
+    later_payments: list[LaterPayment] = field(default_factory=list)
     # A sales invoice or client credit note posted again whose own orphaned document of an earlier
     # generation holds its number (preparing._renumber): the number it is sent again under if Xero
     # refuses that one as in use, and, once sent so, the number sent and the note saying so in the
