@@ -148,9 +148,17 @@ class XeroIdentity:
 
     # -- tenants and organisation ----------------------------------------------------------------
     def connections(self, base_url: str, access_token: str) -> list[dict[str, Any]]:
+        """The tenants the token may call. Xero answers a JSON array of 0 to n Connection
+        (getConnections in Xero's identity OpenAPI description): any other answer was garbled on
+        the way and says nothing of them (Uncertain), never "none"."""
         response = self._get(f"{base_url}/connections", access_token, None, "GET /connections")
-        body = xero_json.loads(response.content) if response.content else []
-        return [c for c in body if isinstance(c, dict)] if isinstance(body, list) else []
+        try:
+            body = xero_json.loads(response.content)
+        except ValueError as exc:
+            raise Uncertain("GET /connections: the answer is no JSON") from exc
+        if not isinstance(body, list):
+            raise Uncertain("GET /connections: the answer is not the array of connections Xero sends")
+        return [c for c in body if isinstance(c, dict)]
 
     def disconnect(self, base_url: str, access_token: str, xero_connection_id: str) -> bool:
         """True when Xero removed the tenant connection (or it was already gone)."""

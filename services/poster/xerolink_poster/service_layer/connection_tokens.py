@@ -37,7 +37,6 @@ from xerolink_poster.adapters.xero_identity import (
     TokenRefused,
     XeroApps,
     XeroIdentity,
-    XeroRefused,
 )
 from xerolink_poster.domain.states import ConnectionState
 from xerolink_poster.service_layer.connections import (
@@ -308,7 +307,7 @@ class ConnectionTokens:
         403 that marks the connection while a refresh is under way is never written over unasked."""
         try:
             tenants = self.identity.connections(row.xero_base_url, access_token)
-        except (Uncertain, XeroRefused) as exc:
+        except Exception as exc:  # whatever the answer, the rotated pair must still be stored
             log.warning(
                 "could not list Xero's connections after a refresh: %s", exc, extra={"connection_id": row.connection_id}
             )
