@@ -29,7 +29,7 @@ from tests.fixtures.drift_firm import Firm as DriftFirm
 from tests.fixtures.poster import PosterFactory, stub_for, wait_for, wait_settled, xero_objects
 from tests.integration.test_poster_corrections import Firm, rpc_error
 
-pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+pytestmark = pytest.mark.parametrize("database_url", ["sqlite", "postgres"], indirect=True)
 
 BILL = common_pb2.TRANSACTION_KIND_CLIENT_BILL
 PAYMENT = common_pb2.TRANSACTION_KIND_CLIENT_BILL_PAYMENT

@@ -11,9 +11,9 @@ from xerolink_poster.adapters.operations import record_dependencies
 from xerolink_poster.adapters.tables import AuditRow, LinkRow, OrphanRow, PostingRow
 from xerolink_poster.domain.link_filter import LinkFilter
 from xerolink_poster.domain.records import RecordRef, XeroObjectRef
-from xerolink_poster.domain.states import Event, LinkState, Transition, transition
+from xerolink_poster.domain.states import Event, LinkState, OutboxState, Transition, transition
 from xerolink_poster.domain.stored_rows import StoredLink
-from xerolink_poster.service_layer.ports import IndexedPosting, StateChange
+from xerolink_poster.service_layer.ports import IndexedPosting, OpenWork, StateChange
 
 from tests.fixtures.registry_rows import as_values
 from tests.unit.fakes.registry import Registry
@@ -190,6 +190,17 @@ class FakeLinkRepository:
             for target in wanted.intersection(targets):
                 found.setdefault(target, set()).add(RecordRef(link.kind, link.record_id))
         return {k: sorted(v) for k, v in found.items()}
+
+    def open_work_paying(self, connection_id: str, records: Iterable[RecordRef]) -> list[OpenWork]:
+        wanted = set(records)
+        return [
+            OpenWork(link_id, target, row.operations, link.xero_objects)
+            for link_id, targets in sorted(self._registry.dependencies.items())
+            if (link := self._registry.links[link_id]).connection_id == connection_id
+            for target in sorted(wanted.intersection(targets))
+            for row in self._registry.outbox.values()
+            if row.link_id == link_id and row.posting_id == link.posting_id and row.state != OutboxState.DONE
+        ]
 
     def add_orphans(self, rows: Sequence[OrphanRow]) -> None:
         for row in rows:

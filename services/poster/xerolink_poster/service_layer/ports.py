@@ -11,7 +11,7 @@ from xerolink_poster.adapters.backfill_tables import BackfillItemRow, BackfillRo
 from xerolink_poster.adapters.correction_tables import CorrectionRow
 from xerolink_poster.adapters.drift_tables import DriftRow, PollCursorRow, WebhookEventRow, XeroSnapshotRow
 from xerolink_poster.adapters.repositories.corrections import Generation, Saga, notes_of
-from xerolink_poster.adapters.repositories.link_index import IndexedPosting
+from xerolink_poster.adapters.repositories.link_index import IndexedPosting, OpenWork
 from xerolink_poster.adapters.repositories.links import StateChange
 from xerolink_poster.adapters.tables import (
     AuditRow,
@@ -50,6 +50,7 @@ __all__ = [
     "IndexedPosting",
     "LinkRow",
     "MatterOptionLinkRow",
+    "OpenWork",
     "PostingRow",
     "Saga",
     "StateChange",
@@ -99,6 +100,7 @@ class LinkRepository(Protocol):
     def index_postings(self, postings: Sequence[IndexedPosting]) -> None: ...
     def links_of(self, connection_id: str, records: Sequence[RecordRef], lock: bool) -> dict[RecordRef, LinkRow]: ...
     def dependents_of(self, connection_id: str, records: Iterable[RecordRef]) -> dict[RecordRef, list[RecordRef]]: ...
+    def open_work_paying(self, connection_id: str, records: Iterable[RecordRef]) -> list[OpenWork]: ...
     def add_orphans(self, rows: Sequence[OrphanRow]) -> None: ...
     def list_orphans(
         self, connection_id: str, record: RecordRef | None, object_type: int, after_id: int, limit: int

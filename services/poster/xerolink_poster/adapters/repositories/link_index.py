@@ -8,15 +8,24 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import and_, func, or_
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 from xerolink.actionstep.v1 import transaction_pb2
 from xerolink.xero.v1 import objects_pb2 as xero_pb2
 
 from xerolink_poster.adapters.drift_tables import DriftRow
 from xerolink_poster.adapters.operations import record_dependencies
-from xerolink_poster.adapters.tables import LinkDependencyRow, LinkObjectRow, LinkRow, LinkSubjectRow, OrphanRow
+from xerolink_poster.adapters.tables import (
+    LinkDependencyRow,
+    LinkObjectRow,
+    LinkRow,
+    LinkSubjectRow,
+    OrphanRow,
+    OutboxRow,
+)
 from xerolink_poster.domain.link_filter import LinkFilter
 from xerolink_poster.domain.records import RecordRef
+from xerolink_poster.domain.states import OutboxState
 
 
 @dataclass(frozen=True)
@@ -26,6 +35,17 @@ class IndexedPosting:
     operations: Sequence[xero_pb2.Operation]
     # The link was inserted in this transaction: it has nothing indexed to replace.
     fresh: bool = False
+
+
+@dataclass(frozen=True)
+class OpenWork:
+    """A link's open outbox work that pays or credits `document`: its operations (a serialized
+    MapTransactionResponse) and the link's Xero objects (JSON) so far."""
+
+    link_id: int
+    document: RecordRef
+    operations: bytes
+    xero_objects: str
 
 
 _SUBJECTS = LinkSubjectRow.__table__  # type: ignore[attr-defined]
@@ -116,6 +136,39 @@ class LinkIndex:
             if target in wanted:
                 found.setdefault(target, set()).add(RecordRef(dep_kind, dep_id))
         return {k: sorted(v) for k, v in found.items()}
+
+    def open_work_paying(self, connection_id: str, records: Iterable[RecordRef]) -> list[OpenWork]:
+        """The open outbox work (not done) of the links whose current posting pays or credits one
+        of `records`, with the Xero objects each link holds: one read by the dependency index."""
+        keys = sorted(set(records))
+        if not keys:
+            return []
+        # Five columns: SQLAlchemy's select (sqlmodel's types stop at four).
+        rows = self._session.execute(
+            sa_select(
+                col(LinkRow.id),
+                col(LinkDependencyRow.kind),
+                col(LinkDependencyRow.record_id),
+                col(OutboxRow.operations),
+                col(LinkRow.xero_objects),
+            )
+            .join(LinkRow, col(LinkRow.id) == col(LinkDependencyRow.link_id))
+            .join(
+                OutboxRow,
+                and_(col(OutboxRow.link_id) == col(LinkRow.id), col(OutboxRow.posting_id) == col(LinkRow.posting_id)),
+            )
+            .where(
+                col(LinkDependencyRow.connection_id) == connection_id,
+                col(LinkDependencyRow.record_id).in_(sorted({k.id for k in keys})),
+                col(OutboxRow.state) != OutboxState.DONE,
+            )
+        ).all()
+        wanted = set(keys)
+        return [
+            OpenWork(link_id or 0, RecordRef(kind, record_id), bytes(operations), objects)
+            for link_id, kind, record_id, operations, objects in rows
+            if RecordRef(kind, record_id) in wanted
+        ]
 
     def add_orphans(self, rows: Sequence[OrphanRow]) -> None:
         self._session.add_all(rows)

@@ -13,20 +13,24 @@ the amount due, counting what the batch's other payments and allocations pay on 
 refused with Xero's figure, and one in another currency than the invoice (Xero reads
 Payment.Amount in the invoice's currency) is refused likewise, nothing sent. Entries whose last
 call had no answer are checked after their look-up, once it found nothing in Xero.
-
-Left out: payments of postings outside the batch still to be sent (a part-sent posting whose
-payment waits for a retry) are not counted."""
+The payments postings outside the batch still have to make on the invoice (open outbox work:
+a part-sent posting whose payment waits for a retry, a receipt backing off) count likewise. When
+only what other postings pay stops a payment that fits the amount due alone, it waits for their
+answers (retried) instead of being refused, as Xero may refuse them."""
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from xerolink.mapper.v1 import mapper_service_pb2 as mapper_pb2
 from xerolink_common.money import cents_to_decimal
 from xerolink_common.reasons import Reason
 
+from xerolink_poster.adapters import operations as deps
 from xerolink_poster.adapters.database import now_us
 from xerolink_poster.adapters.xero_client import Credentials
 from xerolink_poster.domain.kinds import ObjectType
@@ -54,8 +58,42 @@ def check_later_payments(gate: Gate, results: Results, works: list[Work]) -> lis
         by_connection[w.connection.connection_id].append(w)
     stopped: set[int] = set()
     for cid, members in by_connection.items():
-        stopped |= _check(gate, results, members, _paid_first([w for w in works if w.connection.connection_id == cid]))
+        batch = [w for w in works if w.connection.connection_id == cid]
+        paying = _paid_first(batch)
+        for xero_id, amount in _paid_elsewhere(results, cid, members, {w.link.id for w in batch}).items():
+            paying[xero_id] += amount
+        stopped |= _check(gate, results, members, paying)
     return [w for w in works if id(w) not in stopped]
+
+
+def _paid_elsewhere(results: Results, connection_id: str, works: list[Work], batch: set[int]) -> dict[str, Decimal]:
+    """What postings outside the batch still have to pay on the works' documents, by lower-case
+    Xero id: the payments and allocations of their open work not made yet (an invoice paid from
+    trust whose spend is made and whose payment waits for a retry, a receipt backing off). Xero
+    takes them from what the invoice owes when they are sent. One read by the dependency index."""
+    by_record = {
+        document[0]: document[2].lower()
+        for w in works
+        for payment in w.later_payments
+        if (document := payment.document)[3] == ObjectType.INVOICE
+    }
+    with UnitOfWork(results.d.db, write=False) as uow:
+        open_work = uow.links.open_work_paying(connection_id, by_record)
+    paying: dict[str, Decimal] = defaultdict(Decimal)
+    for work in open_work:
+        if work.link_id in batch:
+            continue
+        mapped = mapper_pb2.MapTransactionResponse()
+        mapped.ParseFromString(work.operations)
+        made = {o.get("local_ref") for o in json.loads(work.xero_objects or "[]") if isinstance(o, dict)}
+        for op in mapped.operations:
+            body = deps.body_of(op)
+            if op.local_ref in made or body not in ("payment", "allocation"):
+                continue
+            refs = [deps.record_of(ref) for ref, wanted in deps.document_refs(op) if wanted == ObjectType.INVOICE]
+            if work.document in refs:
+                paying[by_record[work.document]] += cents_to_decimal(getattr(op, body).amount.units)
+    return paying
 
 
 def _paid_first(works: list[Work]) -> dict[str, Decimal]:
@@ -93,6 +131,12 @@ def _check(gate: Gate, results: Results, works: list[Work], paying: dict[str, De
     if not unpayable:
         return set()
     stopped = {id(w) for w, _ in unpayable}
+    waiting = [Retry([w], False, p.reason, p.message) for w, p in unpayable if p.wait]
+    if waiting:
+        results.retry_together(waiting)
+        unpayable = [(w, p) for w, p in unpayable if not p.wait]
+        if not unpayable:
+            return stopped
     # Drifted documents (paid, voided, deleted in Xero) hold their entries, as a refusal would.
     still = refusals.hold_drifted(results, [(w, [p.message]) for w, p in unpayable], observed, _documents)
     if still:
@@ -126,6 +170,9 @@ def _read(gate: Gate, creds: Credentials, documents: list[Document]) -> dict[str
 class _Problem:
     reason: Reason
     message: str
+    # Only what other postings of the batch pay stops it, and Xero may refuse those: it is
+    # checked again once they are answered, not refused for good.
+    wait: bool = False
 
 
 def _unpayable(w: Work, observed: dict[str, Observed], paying: dict[str, Decimal]) -> _Problem | None:
@@ -158,11 +205,18 @@ def _unpayable(w: Work, observed: dict[str, Observed], paying: dict[str, Decimal
             )
         due = _money(element.get("AmountDue"))
         earlier = paying[xero_id.lower()]
-        if due is not None and payment.amount + earlier > due:
-            others = f", of which {earlier} is paid by other postings sent with this one" if earlier else ""
+        if due is not None and payment.amount <= due < payment.amount + earlier:
             return _Problem(
                 Reason.PAYMENT_NOT_PAYABLE_IN_XERO,
-                f"{record}'s document {xero_id} owes {due} in Xero{others}, and this posting pays {payment.amount}: "
+                f"{record}'s document {xero_id} owes {due} in Xero, other postings sent now pay {earlier} on it and "
+                f"this one pays {payment.amount}: nothing of it was sent; it is checked again once Xero has "
+                "answered them",
+                wait=True,
+            )
+        if due is not None and payment.amount > due:
+            return _Problem(
+                Reason.PAYMENT_NOT_PAYABLE_IN_XERO,
+                f"{record}'s document {xero_id} owes {due} in Xero, and this posting pays {payment.amount}: "
                 "Xero refuses a payment over the amount due; nothing was sent. Correct the amount in Actionstep and "
                 "post it again",
             )
