@@ -175,7 +175,8 @@ def _article(kind: DocumentKind) -> str:
 # CreditNote.CreditNoteNumber "ACCRECCREDIT - Unique alpha numeric code"; the answers "Invoice # must
 # be unique." (the description's example) and "Credit Note # must be unique." (XeroAPI/Xero-Net#257));
 # ACCPAY and ACCPAYCREDIT numbers are the supplier's and may repeat. A VOIDED invoice keeps its
-# number, a DELETED one frees it (docs/emulator.md "Numbers"); that credit notes do the same, and
+# number, a DELETED one frees it (Xero's help article "Delete or void an invoice"; docs/emulator.md
+# "Numbers"); that credit notes do the same, and
 # that numbers compare without case, are the emulator's choices ("Known differences from Xero").
 NUMBERED_UNIQUE = ("ACCREC", "ACCRECCREDIT")
 
